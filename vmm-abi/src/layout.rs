@@ -1,0 +1,36 @@
+//! Guest-physical memory layout every Corral guest sees. The one place these
+//! addresses are defined: the hypervisor builds guests by it, guest-lib's
+//! linker script and entry code rely on it.
+//!
+//! ```text
+//! 0x0000_0000  page 0: never mapped in the guest's page tables (null guard)
+//! 0x0000_1000  boot info (BootInfoRaw), read-only by convention
+//! 0x0000_2000  guest page tables: PML4, PDPT, 4 page directories
+//! 0x0010_0000  the image's loadable segments (images link here)
+//!    ...       heap (from the end of the image to the stack)
+//! top - 64 KiB stack, growing down from the top of guest memory
+//! ```
+
+/// Size of a small page and the granularity of guest memory.
+pub const PAGE_SIZE: u64 = 0x1000;
+/// Guest-physical address of the boot info page.
+pub const BOOT_INFO_GPA: u64 = 0x1000;
+/// Guest-physical address of the guest's PML4; the PDPT and the page
+/// directories follow it page by page.
+pub const PAGE_TABLES_GPA: u64 = 0x2000;
+/// Number of page-table pages: PML4, PDPT and one directory per GiB mapped.
+pub const PAGE_TABLE_PAGES: u64 = 2 + GUEST_VIRTUAL_GIB;
+/// The guest page tables identity-map this many GiB with 2 MiB pages, so a
+/// guest can *address* more than it owns; EPT decides what it may touch.
+pub const GUEST_VIRTUAL_GIB: u64 = 4;
+/// Lowest address an image segment may load at.
+pub const IMAGE_BASE_GPA: u64 = 0x10_0000;
+/// Stack size reserved at the top of guest memory.
+pub const STACK_SIZE: u64 = 0x1_0000;
+/// Smallest guest memory the manifest may ask for.
+pub const MIN_MEMORY: u64 = 0x20_0000;
+/// Largest guest memory the manifest may ask for.
+pub const MAX_MEMORY: u64 = 0x4000_0000;
+
+const _: () = assert!(PAGE_TABLES_GPA + PAGE_TABLE_PAGES * PAGE_SIZE <= IMAGE_BASE_GPA);
+const _: () = assert!(IMAGE_BASE_GPA + STACK_SIZE < MIN_MEMORY);

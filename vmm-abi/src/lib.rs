@@ -1,0 +1,25 @@
+//! The one copy of the contract between the Corral hypervisor, its unikernel
+//! guests and its host tools: hypercalls, boot info, guest memory layout,
+//! the binary manifest and the run-report records.
+//!
+//! Everything here is plain data and pure functions so that each side (bare
+//! metal or host) links the same definitions. The wire formats are versioned
+//! by [`ABI_VERSION`]; a reader refuses a version it does not know.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod bootinfo;
+pub mod hypercall;
+pub mod layout;
+pub mod manifest;
+pub mod report;
+mod text;
+
+/// Version of every wire format in this crate. Bump it on any incompatible
+/// change; the hypervisor refuses a manifest and a guest refuses boot info
+/// carrying another version.
+pub const ABI_VERSION: u32 = 1;
+
+/// The 12-byte vendor signature returned by CPUID leaf
+/// [`hypercall::CPUID_LEAF_VENDOR`] in EBX, ECX, EDX.
+pub const HYPERVISOR_SIGNATURE: [u8; 12] = *b"CorralCorral";

@@ -1,0 +1,658 @@
+//! The binary manifest: what the host tool turns a TOML manifest into and
+//! what the hypervisor reads from a Multiboot2 module. Every field is checked
+//! by [`Manifest::parse`]; a bad one is refused with an error that names it.
+//!
+//! Wire layout (little endian): a [`HEADER_SIZE`]-byte header followed by
+//! `vm_count` records of [`RECORD_SIZE`] bytes each.
+//!
+//! | header offset | field |
+//! |---|---|
+//! | 0 | magic [`MANIFEST_MAGIC`] |
+//! | 8 | `abi_version` u32 |
+//! | 12 | `header_size` u32 |
+//! | 16 | `record_size` u32 |
+//! | 20 | `vm_count` u32 |
+//! | 24 | `flags` u32 (must be 0) |
+//! | 28 | reserved u32 (must be 0) |
+//!
+//! | record offset | field |
+//! |---|---|
+//! | 0 | `name` \[32\], NUL padded |
+//! | 32 | `image` \[32\], NUL padded |
+//! | 64 | `args` \[128\], NUL padded |
+//! | 192 | `memory` u64, bytes |
+//! | 200 | `budget` u64, guest instructions before the VM is stopped; 0 = none |
+//! | 208 | `core` u32 |
+//! | 212 | `flags` u32 (must be 0) |
+//! | 216 | reserved \[40\] (must be 0) |
+
+use crate::bootinfo::{ARGS_MAX, NAME_MAX};
+use crate::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
+use crate::text::{is_printable, is_valid_name, le, unpad};
+use core::fmt;
+
+/// First eight bytes of a binary manifest.
+pub const MANIFEST_MAGIC: [u8; 8] = *b"CORRALMF";
+/// Bytes in the header.
+pub const HEADER_SIZE: usize = 32;
+/// Bytes in one VM record.
+pub const RECORD_SIZE: usize = 256;
+/// Most VMs one manifest may name.
+pub const MAX_VMS: u32 = 4096;
+/// Highest core number a manifest may name (the hypervisor also checks the
+/// core exists on the machine).
+pub const MAX_CORES: u32 = 256;
+
+const R_NAME: usize = 0;
+const R_IMAGE: usize = 32;
+const R_ARGS: usize = 64;
+const R_MEMORY: usize = 192;
+const R_BUDGET: usize = 200;
+const R_CORE: usize = 208;
+const R_FLAGS: usize = 212;
+const R_RESERVED: usize = 216;
+const _: () = assert!(R_IMAGE == R_NAME + NAME_MAX && R_ARGS == R_IMAGE + NAME_MAX);
+const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 40 == RECORD_SIZE);
+
+/// A manifest field, named in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The header's magic bytes.
+    Magic,
+    /// The header's ABI version.
+    AbiVersion,
+    /// The header's size fields or the total length.
+    Size,
+    /// The VM count.
+    VmCount,
+    /// A flags word.
+    Flags,
+    /// Reserved bytes.
+    Reserved,
+    /// A VM's name.
+    Name,
+    /// A VM's image name.
+    Image,
+    /// A VM's argument string.
+    Args,
+    /// A VM's memory size.
+    Memory,
+    /// A VM's core.
+    Core,
+}
+
+impl Field {
+    /// The field's name as the TOML manifest spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::Magic => "magic",
+            Field::AbiVersion => "abi_version",
+            Field::Size => "size",
+            Field::VmCount => "vm_count",
+            Field::Flags => "flags",
+            Field::Reserved => "reserved",
+            Field::Name => "name",
+            Field::Image => "image",
+            Field::Args => "args",
+            Field::Memory => "memory",
+            Field::Core => "core",
+        }
+    }
+}
+
+/// What is wrong with a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The value is not what it must be.
+    Mismatch {
+        /// Value found.
+        found: u64,
+        /// Value required.
+        expected: u64,
+    },
+    /// The value is outside its range.
+    OutOfRange {
+        /// Value found.
+        found: u64,
+        /// Smallest allowed.
+        min: u64,
+        /// Largest allowed.
+        max: u64,
+    },
+    /// The value must be a multiple of this.
+    NotMultiple {
+        /// Value found.
+        found: u64,
+        /// Required divisor.
+        of: u64,
+    },
+    /// The text is empty or holds characters it may not.
+    BadText,
+    /// The text is longer than its field.
+    TooLong {
+        /// Longest allowed.
+        max: u64,
+    },
+    /// Another VM already has this name.
+    Duplicate {
+        /// Index of the VM that has it first.
+        first: u32,
+    },
+    /// Must be zero and is not.
+    NotZero,
+}
+
+/// A manifest that cannot be used, and exactly why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    /// Index of the VM record at fault, or `None` for the header.
+    pub vm: Option<u32>,
+    /// The field at fault.
+    pub field: Field,
+    /// What is wrong with it.
+    pub problem: Problem,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.vm {
+            Some(vm) => write!(f, "manifest vm {vm}: field `{}`: ", self.field.name())?,
+            None => write!(f, "manifest header: field `{}`: ", self.field.name())?,
+        }
+        match self.problem {
+            Problem::Mismatch { found, expected } => {
+                write!(f, "found {found:#x}, expected {expected:#x}")
+            }
+            Problem::OutOfRange { found, min, max } => {
+                write!(f, "{found} is outside {min}..={max}")
+            }
+            Problem::NotMultiple { found, of } => write!(f, "{found} is not a multiple of {of}"),
+            Problem::BadText => write!(
+                f,
+                "must be non-empty and use only the allowed characters (names: A-Z a-z 0-9 _ . -, starting with a letter or digit; args: printable ASCII)"
+            ),
+            Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
+            Problem::Duplicate { first } => write!(f, "same name as vm {first}"),
+            Problem::NotZero => write!(f, "must be zero"),
+        }
+    }
+}
+
+/// One VM as the manifest describes it (the working type; see
+/// [`VmSpec::encode`] and [`Manifest::parse`] for the wire form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmSpec<'a> {
+    /// Unique VM name.
+    pub name: &'a str,
+    /// Name of the image module to boot.
+    pub image: &'a str,
+    /// Argument string handed to the guest in its boot info.
+    pub args: &'a str,
+    /// Bytes of guest memory.
+    pub memory: u64,
+    /// Guest instructions allowed before the VM is stopped (0 = no limit).
+    pub budget: u64,
+    /// Physical core to run on.
+    pub core: u32,
+}
+
+fn err(vm: Option<u32>, field: Field, problem: Problem) -> ManifestError {
+    ManifestError { vm, field, problem }
+}
+
+fn text_field(vm: u32, field: Field, raw: &[u8], printable: bool) -> Result<&str, ManifestError> {
+    let content = unpad(raw).ok_or(err(Some(vm), field, Problem::BadText))?;
+    let ok = if printable {
+        is_printable(content)
+    } else {
+        is_valid_name(content)
+    };
+    if !ok {
+        return Err(err(Some(vm), field, Problem::BadText));
+    }
+    core::str::from_utf8(content).map_err(|_| err(Some(vm), field, Problem::BadText))
+}
+
+impl<'a> VmSpec<'a> {
+    /// Checks every field of this VM; `vm` is its index, for the error.
+    pub fn validate(&self, vm: u32) -> Result<(), ManifestError> {
+        let e = |field, problem| Err(err(Some(vm), field, problem));
+        for (field, text, max) in [
+            (Field::Name, self.name, NAME_MAX),
+            (Field::Image, self.image, NAME_MAX),
+            (Field::Args, self.args, ARGS_MAX),
+        ] {
+            if text.len() > max {
+                return e(field, Problem::TooLong { max: max as u64 });
+            }
+            let ok = if field == Field::Args {
+                is_printable(text.as_bytes())
+            } else {
+                is_valid_name(text.as_bytes())
+            };
+            if !ok {
+                return e(field, Problem::BadText);
+            }
+        }
+        if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
+            return e(
+                Field::Memory,
+                Problem::OutOfRange {
+                    found: self.memory,
+                    min: MIN_MEMORY,
+                    max: MAX_MEMORY,
+                },
+            );
+        }
+        if self.memory % PAGE_SIZE != 0 {
+            return e(
+                Field::Memory,
+                Problem::NotMultiple {
+                    found: self.memory,
+                    of: PAGE_SIZE,
+                },
+            );
+        }
+        if self.core >= MAX_CORES {
+            return e(
+                Field::Core,
+                Problem::OutOfRange {
+                    found: self.core.into(),
+                    min: 0,
+                    max: (MAX_CORES - 1).into(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The wire record for this VM, after [`VmSpec::validate`].
+    pub fn encode(&self, vm: u32) -> Result<[u8; RECORD_SIZE], ManifestError> {
+        self.validate(vm)?;
+        let mut r = [0u8; RECORD_SIZE];
+        r[R_NAME..R_NAME + self.name.len()].copy_from_slice(self.name.as_bytes());
+        r[R_IMAGE..R_IMAGE + self.image.len()].copy_from_slice(self.image.as_bytes());
+        r[R_ARGS..R_ARGS + self.args.len()].copy_from_slice(self.args.as_bytes());
+        le::put_u64(&mut r, R_MEMORY, self.memory);
+        le::put_u64(&mut r, R_BUDGET, self.budget);
+        le::put_u32(&mut r, R_CORE, self.core);
+        Ok(r)
+    }
+
+    fn decode(vm: u32, r: &'a [u8]) -> Result<Self, ManifestError> {
+        if le::u32_at(r, R_FLAGS) != 0 {
+            return Err(err(Some(vm), Field::Flags, Problem::NotZero));
+        }
+        if r[R_RESERVED..RECORD_SIZE].iter().any(|&b| b != 0) {
+            return Err(err(Some(vm), Field::Reserved, Problem::NotZero));
+        }
+        let spec = VmSpec {
+            name: text_field(vm, Field::Name, &r[R_NAME..R_IMAGE], false)?,
+            image: text_field(vm, Field::Image, &r[R_IMAGE..R_ARGS], false)?,
+            args: text_field(vm, Field::Args, &r[R_ARGS..R_MEMORY], true)?,
+            memory: le::u64_at(r, R_MEMORY),
+            budget: le::u64_at(r, R_BUDGET),
+            core: le::u32_at(r, R_CORE),
+        };
+        spec.validate(vm)?;
+        Ok(spec)
+    }
+}
+
+/// The header for a manifest of `vm_count` records.
+pub fn encode_header(vm_count: u32) -> [u8; HEADER_SIZE] {
+    let mut h = [0u8; HEADER_SIZE];
+    h[0..8].copy_from_slice(&MANIFEST_MAGIC);
+    le::put_u32(&mut h, 8, crate::ABI_VERSION);
+    le::put_u32(&mut h, 12, HEADER_SIZE as u32);
+    le::put_u32(&mut h, 16, RECORD_SIZE as u32);
+    le::put_u32(&mut h, 20, vm_count);
+    h
+}
+
+/// A checked binary manifest, borrowing the bytes it was parsed from.
+#[derive(Clone, Copy, Debug)]
+pub struct Manifest<'a> {
+    records: &'a [u8],
+}
+
+impl<'a> Manifest<'a> {
+    /// Checks a whole binary manifest: header, sizes, every VM record, and
+    /// that VM names are unique.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ManifestError> {
+        let h = |field, problem| Err(err(None, field, problem));
+        if bytes.len() < HEADER_SIZE {
+            return h(
+                Field::Size,
+                Problem::Mismatch {
+                    found: bytes.len() as u64,
+                    expected: HEADER_SIZE as u64,
+                },
+            );
+        }
+        if bytes[0..8] != MANIFEST_MAGIC {
+            return h(
+                Field::Magic,
+                Problem::Mismatch {
+                    found: u64::from_le_bytes(bytes[0..8].try_into().unwrap_or([0; 8])),
+                    expected: u64::from_le_bytes(MANIFEST_MAGIC),
+                },
+            );
+        }
+        let version = le::u32_at(bytes, 8);
+        if version != crate::ABI_VERSION {
+            return h(
+                Field::AbiVersion,
+                Problem::Mismatch {
+                    found: version.into(),
+                    expected: crate::ABI_VERSION.into(),
+                },
+            );
+        }
+        for (off, want) in [(12, HEADER_SIZE), (16, RECORD_SIZE)] {
+            let found = le::u32_at(bytes, off);
+            if found as usize != want {
+                return h(
+                    Field::Size,
+                    Problem::Mismatch {
+                        found: found.into(),
+                        expected: want as u64,
+                    },
+                );
+            }
+        }
+        let count = le::u32_at(bytes, 20);
+        if !(1..=MAX_VMS).contains(&count) {
+            return h(
+                Field::VmCount,
+                Problem::OutOfRange {
+                    found: count.into(),
+                    min: 1,
+                    max: MAX_VMS.into(),
+                },
+            );
+        }
+        if le::u32_at(bytes, 24) != 0 {
+            return h(Field::Flags, Problem::NotZero);
+        }
+        if le::u32_at(bytes, 28) != 0 {
+            return h(Field::Reserved, Problem::NotZero);
+        }
+        let want_len = HEADER_SIZE + count as usize * RECORD_SIZE;
+        if bytes.len() != want_len {
+            return h(
+                Field::Size,
+                Problem::Mismatch {
+                    found: bytes.len() as u64,
+                    expected: want_len as u64,
+                },
+            );
+        }
+        let manifest = Manifest {
+            records: &bytes[HEADER_SIZE..],
+        };
+        for (i, vm) in manifest.iter_checked().enumerate() {
+            let vm = vm?;
+            let i = i as u32;
+            if let Some(first) = manifest
+                .iter()
+                .take(i as usize)
+                .position(|o| o.name == vm.name)
+            {
+                return Err(err(
+                    Some(i),
+                    Field::Name,
+                    Problem::Duplicate {
+                        first: first as u32,
+                    },
+                ));
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Number of VMs.
+    pub fn len(&self) -> usize {
+        self.records.len() / RECORD_SIZE
+    }
+
+    /// Whether there are no VMs (never true for a parsed manifest).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter_checked(&self) -> impl Iterator<Item = Result<VmSpec<'a>, ManifestError>> + 'a {
+        let records = self.records;
+        records
+            .chunks_exact(RECORD_SIZE)
+            .enumerate()
+            .map(|(i, r)| VmSpec::decode(i as u32, r))
+    }
+
+    /// The VMs in manifest order (all were checked by [`Manifest::parse`]).
+    pub fn iter(&self) -> impl Iterator<Item = VmSpec<'a>> + 'a {
+        self.iter_checked().filter_map(Result::ok)
+    }
+
+    /// The VM at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<VmSpec<'a>> {
+        let start = index.checked_mul(RECORD_SIZE)?;
+        let r = self.records.get(start..start + RECORD_SIZE)?;
+        VmSpec::decode(index as u32, r).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    fn hello(name: &'static str) -> VmSpec<'static> {
+        VmSpec {
+            name,
+            image: "hello",
+            args: "",
+            memory: 0x20_0000,
+            budget: 0,
+            core: 0,
+        }
+    }
+
+    fn build(vms: &[VmSpec]) -> Vec<u8> {
+        let mut out = encode_header(vms.len() as u32).to_vec();
+        for (i, vm) in vms.iter().enumerate() {
+            out.extend_from_slice(&vm.encode(i as u32).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip() {
+        let vms = [
+            hello("a"),
+            VmSpec {
+                args: "mode=msr x=1",
+                budget: 5,
+                ..hello("b")
+            },
+        ];
+        let bytes = build(&vms);
+        let m = Manifest::parse(&bytes).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.iter().collect::<Vec<_>>(), vms);
+        assert_eq!(m.get(1), Some(vms[1]));
+        assert_eq!(m.get(2), None);
+    }
+
+    fn field_err(bytes: &[u8]) -> (Option<u32>, Field) {
+        let e = Manifest::parse(bytes).unwrap_err();
+        (e.vm, e.field)
+    }
+
+    #[test]
+    fn header_errors_name_the_field() {
+        let good = build(&[hello("a")]);
+        assert_eq!(field_err(&good[..10]), (None, Field::Size));
+        let mut b = good.clone();
+        b[0] = b'X';
+        assert_eq!(field_err(&b), (None, Field::Magic));
+        let mut b = good.clone();
+        b[8] = 2;
+        assert_eq!(field_err(&b), (None, Field::AbiVersion));
+        let mut b = good.clone();
+        b[16] = 1;
+        assert_eq!(field_err(&b), (None, Field::Size));
+        let mut b = good.clone();
+        le::put_u32(&mut b, 20, 0);
+        assert_eq!(field_err(&b), (None, Field::VmCount));
+        let mut b = good.clone();
+        le::put_u32(&mut b, 20, 2);
+        assert_eq!(field_err(&b), (None, Field::Size));
+        let mut b = good.clone();
+        b.push(0);
+        assert_eq!(field_err(&b), (None, Field::Size));
+        let mut b = good.clone();
+        b[24] = 1;
+        assert_eq!(field_err(&b), (None, Field::Flags));
+        let mut b = good;
+        b[29] = 1;
+        assert_eq!(field_err(&b), (None, Field::Reserved));
+    }
+
+    #[test]
+    fn record_errors_name_vm_and_field() {
+        let good = build(&[hello("a"), hello("b")]);
+        let rec = |i: usize, off: usize| HEADER_SIZE + i * RECORD_SIZE + off;
+        let cases: [(usize, &dyn Fn(&mut Vec<u8>), Field); 9] = [
+            (R_NAME, &|b| b[rec(1, R_NAME)] = 0, Field::Name),
+            (R_NAME, &|b| b[rec(1, R_NAME)] = b'@', Field::Name),
+            (R_NAME, &|b| b[rec(1, R_NAME + 5)] = b'z', Field::Name),
+            (R_IMAGE, &|b| b[rec(1, R_IMAGE)] = b' ', Field::Image),
+            (R_ARGS, &|b| b[rec(1, R_ARGS)] = b'\n', Field::Args),
+            (
+                R_MEMORY,
+                &|b| le::put_u64(b, rec(1, R_MEMORY), 0x20_0001),
+                Field::Memory,
+            ),
+            (
+                R_MEMORY,
+                &|b| le::put_u64(b, rec(1, R_MEMORY), u64::MAX),
+                Field::Memory,
+            ),
+            (
+                R_CORE,
+                &|b| le::put_u32(b, rec(1, R_CORE), MAX_CORES),
+                Field::Core,
+            ),
+            (R_FLAGS, &|b| b[rec(1, R_FLAGS)] = 1, Field::Flags),
+        ];
+        for (_, corrupt, field) in cases {
+            let mut b = good.clone();
+            corrupt(&mut b);
+            assert_eq!(field_err(&b), (Some(1), field));
+        }
+        let mut b = good.clone();
+        b[rec(1, R_RESERVED + 3)] = 1;
+        assert_eq!(field_err(&b), (Some(1), Field::Reserved));
+        let mut b = good;
+        b[rec(1, R_NAME)] = b'a';
+        let e = Manifest::parse(&b).unwrap_err();
+        assert_eq!(e.problem, Problem::Duplicate { first: 0 });
+    }
+
+    #[test]
+    fn encode_refuses_bad_specs() {
+        let long = "x".repeat(33);
+        let long: &'static str = std::boxed::Box::leak(long.into_boxed_str());
+        assert_eq!(hello(long).encode(0).unwrap_err().field, Field::Name);
+        let too_small = VmSpec {
+            memory: 4096,
+            ..hello("a")
+        };
+        assert_eq!(too_small.encode(0).unwrap_err().field, Field::Memory);
+    }
+
+    #[test]
+    fn errors_read_well() {
+        let e = ManifestError {
+            vm: Some(2),
+            field: Field::Memory,
+            problem: Problem::NotMultiple { found: 5, of: 4096 },
+        };
+        assert_eq!(
+            std::format!("{e}"),
+            "manifest vm 2: field `memory`: 5 is not a multiple of 4096"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1200)) {
+            let _ = Manifest::parse(&bytes);
+        }
+
+        #[test]
+        fn corrupting_one_byte_never_panics(pos in 0usize..(HEADER_SIZE + 2 * RECORD_SIZE), val: u8) {
+            let mut b = build(&[hello("a"), hello("b")]);
+            b[pos] = val;
+            if let Ok(m) = Manifest::parse(&b) {
+                for vm in m.iter() {
+                    vm.validate(0).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// How the boot loader names the Multiboot2 modules the hypervisor reads.
+/// The module command line holds one whitespace-separated token saying what
+/// the module is; other tokens (such as a path) are ignored.
+pub mod modules {
+    /// Token of the module that holds the binary manifest.
+    pub const MANIFEST_TOKEN: &str = "corral-manifest";
+    /// Prefix of the token of an image module: `image=<name>`.
+    pub const IMAGE_TOKEN_PREFIX: &str = "image=";
+
+    /// What a module's command line says it is.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ModuleKind<'a> {
+        /// The binary manifest.
+        Manifest,
+        /// The ELF image with this name.
+        Image(&'a str),
+        /// Something else (ignored).
+        Unknown,
+    }
+
+    /// Classifies a module by its command line.
+    pub fn classify(cmdline: &str) -> ModuleKind<'_> {
+        for token in cmdline.split_ascii_whitespace() {
+            if token == MANIFEST_TOKEN {
+                return ModuleKind::Manifest;
+            }
+            if let Some(name) = token.strip_prefix(IMAGE_TOKEN_PREFIX) {
+                if crate::text::is_valid_name(name.as_bytes()) {
+                    return ModuleKind::Image(name);
+                }
+            }
+        }
+        ModuleKind::Unknown
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn classify_modules() {
+            assert_eq!(classify("corral-manifest"), ModuleKind::Manifest);
+            assert_eq!(
+                classify("/boot/x.elf image=hello"),
+                ModuleKind::Image("hello")
+            );
+            assert_eq!(classify("image=@bad"), ModuleKind::Unknown);
+            assert_eq!(classify(""), ModuleKind::Unknown);
+        }
+    }
+}

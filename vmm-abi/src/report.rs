@@ -1,0 +1,472 @@
+//! Run-report records: the machine-readable lines the hypervisor prints on
+//! its console, one per event, and the parser the host tools read them with.
+//!
+//! A record is one line starting with [`RECORD_PREFIX`], then a kind, then
+//! `key=value` fields in a fixed order, separated by single spaces. A
+//! `reason=` field, when present, is last and runs to the end of the line.
+//! Guest console lines are always prefixed with the VM name by the
+//! hypervisor, so a guest can never forge a record.
+//!
+//! ```text
+//! @corral hv abi=1 cores=1
+//! @corral vm-start vm=0 name=hello image=hello core=0 memory=2097152
+//! @corral metric vm=0 name=hypercall_roundtrip value=412
+//! @corral vm-end vm=0 status=exited code=0 boot=18211 exits=vmcall:3,cpuid:1 reason=exited with code 0
+//! @corral done vms=1
+//! @corral fatal reason=CPU lacks VMX
+//! ```
+
+use core::fmt;
+
+/// Start of every record line.
+pub const RECORD_PREFIX: &str = "@corral ";
+/// Separates the source (a VM name, or [`HYPERVISOR_SOURCE`]) from the text
+/// on every ordinary console line: `hello | Hello, world`.
+pub const CONSOLE_SEPARATOR: &str = " | ";
+/// Source name of the hypervisor's own console lines.
+pub const HYPERVISOR_SOURCE: &str = "hv";
+
+/// VM-exit kinds as counted in reports. The hypervisor's exit decoder maps
+/// each decoded exit to one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// VMCALL (a hypercall).
+    Vmcall,
+    /// CPUID.
+    Cpuid,
+    /// HLT.
+    Hlt,
+    /// EPT violation (an access outside what EPT maps, or an MMIO access).
+    EptViolation,
+    /// EPT misconfiguration (a hypervisor bug, reported as such).
+    EptMisconfig,
+    /// Triple fault.
+    TripleFault,
+    /// I/O port access.
+    Io,
+    /// RDMSR.
+    MsrRead,
+    /// WRMSR.
+    MsrWrite,
+    /// VMX preemption timer expired.
+    PreemptionTimer,
+    /// An external interrupt arrived while the guest ran.
+    ExternalInterrupt,
+    /// A control-register access the hypervisor owns.
+    CrAccess,
+    /// An exception or NMI the hypervisor intercepts.
+    Exception,
+    /// A VM-entry failure.
+    EntryFailure,
+    /// Any other exit reason.
+    Other,
+}
+
+/// Number of [`ExitKind`]s.
+pub const EXIT_KINDS: usize = 15;
+
+/// Per-kind exit counters, indexed by `ExitKind as usize`.
+pub type ExitCounts = [u64; EXIT_KINDS];
+
+impl ExitKind {
+    /// Every kind, in index order.
+    pub const ALL: [ExitKind; EXIT_KINDS] = [
+        ExitKind::Vmcall,
+        ExitKind::Cpuid,
+        ExitKind::Hlt,
+        ExitKind::EptViolation,
+        ExitKind::EptMisconfig,
+        ExitKind::TripleFault,
+        ExitKind::Io,
+        ExitKind::MsrRead,
+        ExitKind::MsrWrite,
+        ExitKind::PreemptionTimer,
+        ExitKind::ExternalInterrupt,
+        ExitKind::CrAccess,
+        ExitKind::Exception,
+        ExitKind::EntryFailure,
+        ExitKind::Other,
+    ];
+
+    /// The name used as a key in reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ExitKind::Vmcall => "vmcall",
+            ExitKind::Cpuid => "cpuid",
+            ExitKind::Hlt => "hlt",
+            ExitKind::EptViolation => "ept_violation",
+            ExitKind::EptMisconfig => "ept_misconfig",
+            ExitKind::TripleFault => "triple_fault",
+            ExitKind::Io => "io",
+            ExitKind::MsrRead => "msr_read",
+            ExitKind::MsrWrite => "msr_write",
+            ExitKind::PreemptionTimer => "preemption_timer",
+            ExitKind::ExternalInterrupt => "external_interrupt",
+            ExitKind::CrAccess => "cr_access",
+            ExitKind::Exception => "exception",
+            ExitKind::EntryFailure => "entry_failure",
+            ExitKind::Other => "other",
+        }
+    }
+
+    /// The kind with this report name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// How a VM ended, or that it had not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmStatus {
+    /// The guest called exit.
+    Exited,
+    /// The hypervisor stopped the guest (see the reason).
+    Killed,
+    /// Still running when the report was made.
+    Running,
+}
+
+impl VmStatus {
+    /// The report spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            VmStatus::Exited => "exited",
+            VmStatus::Killed => "killed",
+            VmStatus::Running => "running",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        [VmStatus::Exited, VmStatus::Killed, VmStatus::Running]
+            .into_iter()
+            .find(|v| v.name() == s)
+    }
+}
+
+/// One report record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// The hypervisor is up: its ABI version and the cores it runs on.
+    Hypervisor {
+        /// [`crate::ABI_VERSION`].
+        abi: u32,
+        /// Cores started.
+        cores: u32,
+    },
+    /// The hypervisor cannot go on (for example the CPU lacks VMX).
+    Fatal {
+        /// One line saying why.
+        reason: &'a str,
+    },
+    /// A VM is being created.
+    VmStart {
+        /// Manifest index.
+        vm: u32,
+        /// VM name.
+        name: &'a str,
+        /// Image name.
+        image: &'a str,
+        /// Core it runs on.
+        core: u32,
+        /// Guest memory in bytes.
+        memory: u64,
+    },
+    /// A guest reported a benchmark value.
+    Metric {
+        /// Manifest index.
+        vm: u32,
+        /// Metric name.
+        name: &'a str,
+        /// Value.
+        value: u64,
+    },
+    /// A VM ended.
+    VmEnd {
+        /// Manifest index.
+        vm: u32,
+        /// How it ended.
+        status: VmStatus,
+        /// Exit code (0 unless the guest exited with another).
+        code: i64,
+        /// Instructions from the start of VM creation to the guest's first
+        /// line of `main` (0 if it never got there).
+        boot: u64,
+        /// VM exits by kind.
+        exits: ExitCounts,
+        /// Why it ended, in words.
+        reason: &'a str,
+    },
+    /// Every VM has ended; the hypervisor is stopping.
+    Done {
+        /// VMs run.
+        vms: u32,
+    },
+}
+
+struct Exits<'a>(&'a ExitCounts);
+
+impl fmt::Display for Exits<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (kind, &n) in ExitKind::ALL.iter().zip(self.0) {
+            if n > 0 {
+                if !first {
+                    f.write_str(",")?;
+                }
+                write!(f, "{}:{n}", kind.name())?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("-")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Record<'_> {
+    /// The record line, without the trailing newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(RECORD_PREFIX)?;
+        match self {
+            Record::Hypervisor { abi, cores } => write!(f, "hv abi={abi} cores={cores}"),
+            Record::Fatal { reason } => write!(f, "fatal reason={reason}"),
+            Record::VmStart {
+                vm,
+                name,
+                image,
+                core,
+                memory,
+            } => write!(
+                f,
+                "vm-start vm={vm} name={name} image={image} core={core} memory={memory}"
+            ),
+            Record::Metric { vm, name, value } => {
+                write!(f, "metric vm={vm} name={name} value={value}")
+            }
+            Record::VmEnd {
+                vm,
+                status,
+                code,
+                boot,
+                exits,
+                reason,
+            } => write!(
+                f,
+                "vm-end vm={vm} status={} code={code} boot={boot} exits={} reason={reason}",
+                status.name(),
+                Exits(exits)
+            ),
+            Record::Done { vms } => write!(f, "done vms={vms}"),
+        }
+    }
+}
+
+/// A line that starts like a record but does not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    /// The key (or `"kind"`) that is missing or malformed.
+    pub key: &'static str,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed report record: bad or missing `{}`", self.key)
+    }
+}
+
+struct Fields<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn text(&mut self, key: &'static str) -> Result<&'a str, RecordError> {
+        let bad = RecordError { key };
+        let after = self
+            .rest
+            .strip_prefix(key)
+            .and_then(|r| r.strip_prefix('='))
+            .ok_or(bad)?;
+        let end = after.find(' ').unwrap_or(after.len());
+        let (value, rest) = after.split_at(end);
+        self.rest = rest.strip_prefix(' ').unwrap_or(rest);
+        if value.is_empty() {
+            Err(bad)
+        } else {
+            Ok(value)
+        }
+    }
+
+    fn num<T: core::str::FromStr>(&mut self, key: &'static str) -> Result<T, RecordError> {
+        self.text(key)?.parse().map_err(|_| RecordError { key })
+    }
+
+    fn reason(&mut self) -> Result<&'a str, RecordError> {
+        let r = self
+            .rest
+            .strip_prefix("reason=")
+            .ok_or(RecordError { key: "reason" })?;
+        self.rest = "";
+        Ok(r)
+    }
+
+    fn end(&self) -> Result<(), RecordError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(RecordError { key: "end of line" })
+        }
+    }
+}
+
+fn parse_exits(text: &str) -> Result<ExitCounts, RecordError> {
+    let bad = RecordError { key: "exits" };
+    let mut counts = [0u64; EXIT_KINDS];
+    if text == "-" {
+        return Ok(counts);
+    }
+    for item in text.split(',') {
+        let (name, n) = item.split_once(':').ok_or(bad)?;
+        let kind = ExitKind::from_name(name).ok_or(bad)?;
+        counts[kind as usize] = n.parse().map_err(|_| bad)?;
+    }
+    Ok(counts)
+}
+
+/// Parses one console line: `None` if it is not a record (ordinary console
+/// text), otherwise the record or why it is malformed.
+pub fn parse_line(line: &str) -> Option<Result<Record<'_>, RecordError>> {
+    let body = line
+        .trim_end_matches(['\r', '\n'])
+        .strip_prefix(RECORD_PREFIX)?;
+    Some(parse_body(body))
+}
+
+fn parse_body(body: &str) -> Result<Record<'_>, RecordError> {
+    let (kind, rest) = body.split_once(' ').unwrap_or((body, ""));
+    let mut f = Fields { rest };
+    let record = match kind {
+        "hv" => Record::Hypervisor {
+            abi: f.num("abi")?,
+            cores: f.num("cores")?,
+        },
+        "fatal" => Record::Fatal {
+            reason: f.reason()?,
+        },
+        "vm-start" => Record::VmStart {
+            vm: f.num("vm")?,
+            name: f.text("name")?,
+            image: f.text("image")?,
+            core: f.num("core")?,
+            memory: f.num("memory")?,
+        },
+        "metric" => Record::Metric {
+            vm: f.num("vm")?,
+            name: f.text("name")?,
+            value: f.num("value")?,
+        },
+        "vm-end" => Record::VmEnd {
+            vm: f.num("vm")?,
+            status: VmStatus::from_name(f.text("status")?).ok_or(RecordError { key: "status" })?,
+            code: f.num("code")?,
+            boot: f.num("boot")?,
+            exits: parse_exits(f.text("exits")?)?,
+            reason: f.reason()?,
+        },
+        "done" => Record::Done { vms: f.num("vms")? },
+        _ => return Err(RecordError { key: "kind" }),
+    };
+    f.end()?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::string::ToString;
+
+    fn round_trip(r: Record<'_>) {
+        let line = r.to_string();
+        assert_eq!(parse_line(&line), Some(Ok(r)), "{line}");
+    }
+
+    #[test]
+    fn every_record_round_trips() {
+        let mut exits = [0; EXIT_KINDS];
+        exits[ExitKind::Vmcall as usize] = 3;
+        exits[ExitKind::EptViolation as usize] = 1;
+        round_trip(Record::Hypervisor { abi: 1, cores: 2 });
+        round_trip(Record::Fatal {
+            reason: "CPU lacks VMX (CPUID.1:ECX.VMX = 0)",
+        });
+        round_trip(Record::VmStart {
+            vm: 0,
+            name: "hello",
+            image: "hello",
+            core: 0,
+            memory: 0x20_0000,
+        });
+        round_trip(Record::Metric {
+            vm: 1,
+            name: "hypercall_roundtrip",
+            value: 412,
+        });
+        round_trip(Record::VmEnd {
+            vm: 2,
+            status: VmStatus::Killed,
+            code: -1,
+            boot: 0,
+            exits,
+            reason: "EPT violation: read at 0x200000",
+        });
+        round_trip(Record::VmEnd {
+            vm: 2,
+            status: VmStatus::Exited,
+            code: 0,
+            boot: 5,
+            exits: [0; EXIT_KINDS],
+            reason: "",
+        });
+        round_trip(Record::Done { vms: 4 });
+    }
+
+    #[test]
+    fn ordinary_lines_are_not_records() {
+        assert_eq!(parse_line("hello | Hello, world"), None);
+        assert_eq!(parse_line("@corralx"), None);
+    }
+
+    #[test]
+    fn malformed_records_name_the_key() {
+        let key = |l: &str| parse_line(l).unwrap().unwrap_err().key;
+        assert_eq!(key("@corral nope"), "kind");
+        assert_eq!(key("@corral hv abi=x cores=1"), "abi");
+        assert_eq!(key("@corral hv abi=1"), "cores");
+        assert_eq!(key("@corral hv abi=1 cores=1 extra=2"), "end of line");
+        assert_eq!(
+            key("@corral vm-end vm=0 status=gone code=0 boot=0 exits=- reason=x"),
+            "status"
+        );
+        assert_eq!(
+            key("@corral vm-end vm=0 status=exited code=0 boot=0 exits=warp:1 reason=x"),
+            "exits"
+        );
+        assert_eq!(key("@corral done vms="), "vms");
+    }
+
+    #[test]
+    fn kinds_have_unique_names() {
+        for (i, k) in ExitKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+            assert_eq!(ExitKind::from_name(k.name()), Some(*k));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "@corral [a-z=0-9 ,:-]{0,80}") {
+            let _ = parse_line(&s);
+        }
+    }
+}
