@@ -244,7 +244,7 @@ impl<'a> VmSpec<'a> {
                 },
             );
         }
-        if self.memory % PAGE_SIZE != 0 {
+        if !self.memory.is_multiple_of(PAGE_SIZE) {
             return e(
                 Field::Memory,
                 Problem::NotMultiple {
@@ -631,10 +631,10 @@ pub mod modules {
             if token == MANIFEST_TOKEN {
                 return ModuleKind::Manifest;
             }
-            if let Some(name) = token.strip_prefix(IMAGE_TOKEN_PREFIX) {
-                if crate::text::is_valid_name(name.as_bytes()) {
-                    return ModuleKind::Image(name);
-                }
+            if let Some(name) = token.strip_prefix(IMAGE_TOKEN_PREFIX)
+                && crate::text::is_valid_name(name.as_bytes())
+            {
+                return ModuleKind::Image(name);
             }
         }
         ModuleKind::Unknown
