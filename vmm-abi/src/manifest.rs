@@ -524,7 +524,8 @@ mod tests {
     fn record_errors_name_vm_and_field() {
         let good = build(&[hello("a"), hello("b")]);
         let rec = |i: usize, off: usize| HEADER_SIZE + i * RECORD_SIZE + off;
-        let cases: [(usize, &dyn Fn(&mut Vec<u8>), Field); 9] = [
+        type Corrupt<'a> = &'a dyn Fn(&mut Vec<u8>);
+        let cases: [(usize, Corrupt, Field); 9] = [
             (R_NAME, &|b| b[rec(1, R_NAME)] = 0, Field::Name),
             (R_NAME, &|b| b[rec(1, R_NAME)] = b'@', Field::Name),
             (R_NAME, &|b| b[rec(1, R_NAME + 5)] = b'z', Field::Name),
