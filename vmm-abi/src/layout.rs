@@ -3,9 +3,10 @@
 //! linker script and entry code rely on it.
 //!
 //! ```text
-//! 0x0000_0000  page 0: never mapped in the guest's page tables (null guard)
-//! 0x0000_1000  boot info (BootInfoRaw), read-only by convention
-//! 0x0000_2000  guest page tables: PML4, PDPT, 4 page directories
+//! 0x0000_0000  page 0: not present in the guest's page tables (null guard)
+//! 0x0000_1000  boot info (BootInfoRaw)
+//! 0x0000_2000  guest page tables: PML4, PDPT, 4 page directories, and one
+//!              page table for the first 2 MiB (so page 0 can be absent)
 //! 0x0010_0000  the image's loadable segments (images link here)
 //!    ...       heap (from the end of the image to the stack)
 //! top - 64 KiB stack, growing down from the top of guest memory
@@ -18,8 +19,9 @@ pub const BOOT_INFO_GPA: u64 = 0x1000;
 /// Guest-physical address of the guest's PML4; the PDPT and the page
 /// directories follow it page by page.
 pub const PAGE_TABLES_GPA: u64 = 0x2000;
-/// Number of page-table pages: PML4, PDPT and one directory per GiB mapped.
-pub const PAGE_TABLE_PAGES: u64 = 2 + GUEST_VIRTUAL_GIB;
+/// Number of page-table pages: PML4, PDPT, one directory per GiB mapped and
+/// one page table for the first 2 MiB.
+pub const PAGE_TABLE_PAGES: u64 = 2 + GUEST_VIRTUAL_GIB + 1;
 /// The guest page tables identity-map this many GiB with 2 MiB pages, so a
 /// guest can *address* more than it owns; EPT decides what it may touch.
 pub const GUEST_VIRTUAL_GIB: u64 = 4;

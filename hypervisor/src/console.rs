@@ -1,0 +1,114 @@
+//! Guest console text: bytes a guest writes are collected per VM into lines,
+//! made safe to print (control bytes escaped), and emitted with the VM name
+//! as prefix, so guest output can never pass for a hypervisor record.
+
+/// Longest line kept before it is emitted unfinished.
+pub const LINE_MAX: usize = 160;
+
+/// One VM's pending console line.
+pub struct LineBuffer {
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl Default for LineBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl LineBuffer {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        LineBuffer {
+            buf: [0; LINE_MAX],
+            len: 0,
+        }
+    }
+
+    fn push_byte(&mut self, b: u8, emit: &mut impl FnMut(&str)) {
+        let mut escaped = [0u8; 4];
+        let bytes: &[u8] = match b {
+            b'\t' | 0x20..=0x7e => core::slice::from_ref(&b),
+            _ => {
+                escaped = [b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+                &escaped
+            }
+        };
+        if self.len + bytes.len() > LINE_MAX {
+            self.flush(emit);
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Adds guest bytes; calls `emit` with every completed line (no newline).
+    pub fn push(&mut self, bytes: &[u8], emit: &mut impl FnMut(&str)) {
+        for &b in bytes {
+            match b {
+                b'\n' => self.flush_line(emit),
+                b'\r' => {}
+                _ => self.push_byte(b, emit),
+            }
+        }
+    }
+
+    fn flush_line(&mut self, emit: &mut impl FnMut(&str)) {
+        // Only printable ASCII is ever stored, so this cannot fail.
+        emit(core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?"));
+        self.len = 0;
+    }
+
+    /// Emits the unfinished line, if any.
+    pub fn flush(&mut self, emit: &mut impl FnMut(&str)) {
+        if self.len > 0 {
+            self.flush_line(emit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    fn run(chunks: &[&[u8]]) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut lb = LineBuffer::new();
+        let mut emit = |l: &str| lines.push(String::from(l));
+        for c in chunks {
+            lb.push(c, &mut emit);
+        }
+        lb.flush(&mut emit);
+        lines
+    }
+
+    #[test]
+    fn splits_lines_across_writes() {
+        assert_eq!(run(&[b"hel", b"lo\nwor", b"ld\r\n"]), ["hello", "world"]);
+        assert_eq!(run(&[b"\n"]), [""]);
+        assert_eq!(run(&[b"tail"]), ["tail"]);
+    }
+
+    #[test]
+    fn escapes_control_bytes_and_wraps_long_lines() {
+        assert_eq!(run(&[b"a\x1b[31m\xff"]), ["a\\x1b[31m\\xff"]);
+        let long = [b'x'; LINE_MAX + 5];
+        let lines = run(&[&long]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), LINE_MAX);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn output_is_always_printable(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            for line in run(&[&bytes]) {
+                proptest::prop_assert!(line.len() <= LINE_MAX);
+                proptest::prop_assert!(line.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)));
+            }
+        }
+    }
+}

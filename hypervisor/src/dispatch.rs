@@ -1,0 +1,471 @@
+//! The one exit dispatcher: takes an already-decoded [`Exit`] and runs its
+//! handler, one function per reason. It never touches hardware, so host
+//! tests feed it fabricated exits. Anything a guest is not allowed to do
+//! stops that guest with a [`StopReason`]; nothing here panics.
+
+use crate::cpuid::{self, CpuidResult};
+use crate::elf::ElfError;
+use crate::hypercall::{self, Call, Done, HypercallError, Services};
+use crate::mem::ept::EptError;
+use crate::mem::guest::GuestMemory;
+use crate::vmx::exit::{Access, Exit, ExitReason};
+use core::fmt;
+
+/// Guest general-purpose registers, saved on every exit (RSP and RIP live
+/// in the VMCS). The layout is used by the VM-entry assembly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestRegs {
+    /// RAX.
+    pub rax: u64,
+    /// RBX.
+    pub rbx: u64,
+    /// RCX.
+    pub rcx: u64,
+    /// RDX.
+    pub rdx: u64,
+    /// RSI.
+    pub rsi: u64,
+    /// RDI.
+    pub rdi: u64,
+    /// RBP.
+    pub rbp: u64,
+    /// R8.
+    pub r8: u64,
+    /// R9.
+    pub r9: u64,
+    /// R10.
+    pub r10: u64,
+    /// R11.
+    pub r11: u64,
+    /// R12.
+    pub r12: u64,
+    /// R13.
+    pub r13: u64,
+    /// R14.
+    pub r14: u64,
+    /// R15.
+    pub r15: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GuestRegs>() == 15 * 8);
+
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// Why a VM could not be started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// No contiguous host memory for the guest.
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: u64,
+    },
+    /// The image is unusable.
+    Image(ElfError),
+    /// EPT could not be built.
+    Ept(EptError),
+    /// The guest's memory is too small for its tables or boot info.
+    Layout,
+    /// A VMX instruction failed while preparing the VMCS.
+    Vmcs(&'static str),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::OutOfMemory { bytes } => {
+                write!(f, "no {bytes} bytes of contiguous host memory left")
+            }
+            StartError::Image(e) => write!(f, "bad image: {e}"),
+            StartError::Ept(e) => write!(f, "{e}"),
+            StartError::Layout => write!(f, "guest memory too small for its boot layout"),
+            StartError::Vmcs(what) => write!(f, "VMCS setup failed: {what}"),
+        }
+    }
+}
+
+/// Why a VM stopped. Everything but [`StopReason::Exited`] means it was killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest called exit.
+    Exited(i64),
+    /// The VM never ran.
+    StartFailed(StartError),
+    /// An access EPT does not allow.
+    EptViolation {
+        /// Address.
+        gpa: u64,
+        /// Access kind.
+        access: Access,
+        /// The address is beyond the guest's memory.
+        outside: bool,
+    },
+    /// A hypercall it may not make.
+    BadHypercall(HypercallError),
+    /// RDMSR/WRMSR of an MSR it was not granted.
+    DeniedMsr {
+        /// MSR number.
+        msr: u32,
+        /// WRMSR.
+        write: bool,
+    },
+    /// An I/O port it was not granted.
+    DeniedIo {
+        /// Port.
+        port: u16,
+        /// OUT.
+        write: bool,
+    },
+    /// A control-register access it may not make.
+    DeniedCr(u8),
+    /// The guest triple-faulted.
+    TripleFault {
+        /// RIP at the fault.
+        rip: u64,
+    },
+    /// An intercepted exception.
+    Exception {
+        /// Vector.
+        vector: u8,
+        /// RIP.
+        rip: u64,
+    },
+    /// HLT with interrupts off: nothing could ever wake it.
+    Halted,
+    /// Its instruction budget ran out.
+    BudgetExhausted {
+        /// The budget.
+        budget: u64,
+    },
+    /// An exit Corral does not serve.
+    Unexpected {
+        /// Basic exit reason.
+        reason: u16,
+        /// Its name if known.
+        name: Option<ExitReason>,
+    },
+    /// VM entry failed (bad guest state).
+    EntryFailed {
+        /// Basic reason.
+        reason: u16,
+        /// Qualification.
+        qualification: u64,
+    },
+    /// VMLAUNCH/VMRESUME itself failed.
+    LaunchFailed {
+        /// VM-instruction error number (0 if the VMCS pointer was invalid).
+        error: u32,
+    },
+    /// EPT misconfiguration: a hypervisor bug, reported as one.
+    EptMisconfig {
+        /// Address.
+        gpa: u64,
+    },
+}
+
+impl StopReason {
+    /// Whether the guest ended on its own (status "exited").
+    pub fn exited(&self) -> bool {
+        matches!(self, StopReason::Exited(_))
+    }
+
+    /// The exit code for the report (0 unless the guest exited with another).
+    pub fn code(&self) -> i64 {
+        match self {
+            StopReason::Exited(c) => *c,
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Exited(code) => write!(f, "exited with code {code}"),
+            StopReason::StartFailed(e) => write!(f, "cannot start: {e}"),
+            StopReason::EptViolation {
+                gpa,
+                access,
+                outside,
+            } => write!(
+                f,
+                "EPT violation: {} at guest-physical {gpa:#x} ({})",
+                access.name(),
+                if *outside {
+                    "outside its memory"
+                } else {
+                    "not permitted"
+                }
+            ),
+            StopReason::BadHypercall(e) => write!(f, "bad hypercall: {e}"),
+            StopReason::DeniedMsr { msr, write } => write!(
+                f,
+                "denied MSR {} {msr:#x}",
+                if *write { "write" } else { "read" }
+            ),
+            StopReason::DeniedIo { port, write } => write!(
+                f,
+                "denied I/O port {} {port:#x}",
+                if *write { "write" } else { "read" }
+            ),
+            StopReason::DeniedCr(cr) => write!(f, "denied access to CR{cr}"),
+            StopReason::TripleFault { rip } => write!(f, "triple fault at rip {rip:#x}"),
+            StopReason::Exception { vector, rip } => {
+                write!(f, "exception vector {vector} at rip {rip:#x}")
+            }
+            StopReason::Halted => write!(f, "halted with interrupts disabled (nothing can wake it)"),
+            StopReason::BudgetExhausted { budget } => {
+                write!(f, "instruction budget of {budget} exhausted")
+            }
+            StopReason::Unexpected { reason, name } => match name {
+                Some(n) => write!(f, "unexpected exit {n:?} (reason {reason})"),
+                None => write!(f, "unexpected exit reason {reason}"),
+            },
+            StopReason::EntryFailed {
+                reason,
+                qualification,
+            } => write!(
+                f,
+                "VM entry failed: reason {reason}, qualification {qualification:#x}"
+            ),
+            StopReason::LaunchFailed { error } => {
+                write!(f, "VM launch failed: VM-instruction error {error}")
+            }
+            StopReason::EptMisconfig { gpa } => {
+                write!(f, "EPT misconfiguration at {gpa:#x} (hypervisor bug)")
+            }
+        }
+    }
+}
+
+/// What the run loop does after an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Re-enter the guest at the same RIP.
+    Resume,
+    /// Re-enter after the exiting instruction.
+    Advance,
+    /// Stop the guest.
+    Stop(StopReason),
+}
+
+/// The state of the vCPU a handler may look at or change.
+pub struct Vcpu<'a, 'm> {
+    /// General-purpose registers.
+    pub regs: &'a mut GuestRegs,
+    /// RIP of the exiting instruction.
+    pub rip: u64,
+    /// RFLAGS.
+    pub rflags: u64,
+    /// The guest's memory.
+    pub mem: &'a GuestMemory<'m>,
+}
+
+/// What the dispatcher needs from the hypervisor besides the vCPU.
+pub trait Host: Services {
+    /// The real CPU's CPUID answer.
+    fn host_cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult;
+}
+
+/// Handles one decoded exit.
+pub fn dispatch(exit: &Exit, vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
+    match *exit {
+        Exit::Vmcall => on_vmcall(vcpu, host),
+        Exit::Cpuid => on_cpuid(vcpu, host),
+        Exit::Hlt => on_hlt(vcpu),
+        Exit::EptViolation { gpa, access } => Outcome::Stop(StopReason::EptViolation {
+            gpa,
+            access,
+            outside: gpa >= vcpu.mem.len(),
+        }),
+        Exit::EptMisconfig { gpa } => Outcome::Stop(StopReason::EptMisconfig { gpa }),
+        Exit::TripleFault => Outcome::Stop(StopReason::TripleFault { rip: vcpu.rip }),
+        Exit::Io { port, is_in, .. } => on_io(port, is_in),
+        Exit::MsrRead => on_msr(vcpu, false),
+        Exit::MsrWrite => on_msr(vcpu, true),
+        Exit::PreemptionTimer | Exit::ExternalInterrupt => Outcome::Resume,
+        Exit::CrAccess { cr } => Outcome::Stop(StopReason::DeniedCr(cr)),
+        Exit::Exception { vector } => Outcome::Stop(StopReason::Exception {
+            vector,
+            rip: vcpu.rip,
+        }),
+        Exit::EntryFailure {
+            reason,
+            qualification,
+        } => Outcome::Stop(StopReason::EntryFailed {
+            reason,
+            qualification,
+        }),
+        Exit::Unexpected { reason, name } => Outcome::Stop(StopReason::Unexpected { reason, name }),
+    }
+}
+
+fn on_vmcall(vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
+    let r = &*vcpu.regs;
+    let call = Call {
+        nr: r.rax,
+        args: [r.rdi, r.rsi, r.rdx],
+    };
+    match hypercall::handle(call, vcpu.mem, host) {
+        Ok(Done::Return(value)) => {
+            vcpu.regs.rax = value;
+            Outcome::Advance
+        }
+        Ok(Done::Exit(code)) => Outcome::Stop(StopReason::Exited(code)),
+        Err(e) => Outcome::Stop(StopReason::BadHypercall(e)),
+    }
+}
+
+fn on_cpuid(vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
+    let r = cpuid::filter(vcpu.regs.rax as u32, vcpu.regs.rcx as u32, |l, s| {
+        host.host_cpuid(l, s)
+    });
+    vcpu.regs.rax = r.eax.into();
+    vcpu.regs.rbx = r.ebx.into();
+    vcpu.regs.rcx = r.ecx.into();
+    vcpu.regs.rdx = r.edx.into();
+    Outcome::Advance
+}
+
+fn on_hlt(vcpu: &Vcpu<'_, '_>) -> Outcome {
+    if vcpu.rflags & RFLAGS_IF == 0 {
+        Outcome::Stop(StopReason::Halted)
+    } else {
+        // No interrupt sources are given to guests yet: treat HLT as a yield.
+        Outcome::Advance
+    }
+}
+
+fn on_io(port: u16, is_in: bool) -> Outcome {
+    // The I/O bitmaps deny every port; no grants exist yet.
+    Outcome::Stop(StopReason::DeniedIo {
+        port,
+        write: !is_in,
+    })
+}
+
+fn on_msr(vcpu: &Vcpu<'_, '_>, write: bool) -> Outcome {
+    // The MSR bitmap denies every MSR; no grants exist yet.
+    Outcome::Stop(StopReason::DeniedMsr {
+        msr: vcpu.regs.rcx as u32,
+        write,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypercall::tests::Recorder;
+    use vmm_abi::hypercall::Hypercall;
+
+    impl Host for Recorder {
+        fn host_cpuid(&self, leaf: u32, _: u32) -> CpuidResult {
+            CpuidResult {
+                eax: leaf,
+                ebx: 2,
+                ecx: 0x20,
+                edx: 4,
+            }
+        }
+    }
+
+    fn run(exit: Exit, regs: &mut GuestRegs, rflags: u64) -> (Outcome, Recorder) {
+        let mut backing = std::vec![b'z'; 0x10_0000];
+        let mem = GuestMemory::new(&mut backing);
+        let mut host = Recorder::default();
+        let mut vcpu = Vcpu {
+            regs,
+            rip: 0x10_0040,
+            rflags,
+            mem: &mem,
+        };
+        let out = dispatch(&exit, &mut vcpu, &mut host);
+        (out, host)
+    }
+
+    fn stop_text(exit: Exit, regs: &mut GuestRegs) -> std::string::String {
+        match run(exit, regs, 2).0 {
+            Outcome::Stop(r) => std::format!("{r}"),
+            other => panic!("expected a stop, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hypercalls_return_and_exit() {
+        let mut regs = GuestRegs {
+            rax: Hypercall::ConsoleWrite.number(),
+            rdi: 0x10,
+            rsi: 3,
+            ..GuestRegs::default()
+        };
+        let (out, host) = run(Exit::Vmcall, &mut regs, 2);
+        assert_eq!(out, Outcome::Advance);
+        assert_eq!(host.console, b"zzz");
+        assert_eq!(regs.rax, 0);
+        let mut regs = GuestRegs {
+            rax: Hypercall::Exit.number(),
+            rdi: 7,
+            ..GuestRegs::default()
+        };
+        assert_eq!(run(Exit::Vmcall, &mut regs, 2).0, Outcome::Stop(StopReason::Exited(7)));
+    }
+
+    #[test]
+    fn cpuid_is_filtered() {
+        let mut regs = GuestRegs {
+            rax: 1,
+            ..GuestRegs::default()
+        };
+        assert_eq!(run(Exit::Cpuid, &mut regs, 2).0, Outcome::Advance);
+        assert_eq!(regs.rcx & 0x20, 0, "VMX hidden");
+        assert_ne!(regs.rcx & (1 << 31), 0, "hypervisor bit");
+    }
+
+    #[test]
+    fn hostile_exits_stop_with_named_reasons() {
+        let mut regs = GuestRegs {
+            rax: 0xdead,
+            rcx: 0x1b,
+            ..GuestRegs::default()
+        };
+        assert_eq!(stop_text(Exit::Vmcall, &mut regs), "bad hypercall: unknown number 0xdead");
+        assert_eq!(stop_text(Exit::MsrRead, &mut regs), "denied MSR read 0x1b");
+        assert_eq!(stop_text(Exit::MsrWrite, &mut regs), "denied MSR write 0x1b");
+        let io = Exit::Io {
+            port: 0x3f8,
+            size: 1,
+            is_in: true,
+            string: false,
+        };
+        assert_eq!(stop_text(io, &mut regs), "denied I/O port read 0x3f8");
+        let ept = Exit::EptViolation {
+            gpa: 0x10_0000,
+            access: Access::Write,
+        };
+        assert_eq!(
+            stop_text(ept, &mut regs),
+            "EPT violation: write at guest-physical 0x100000 (outside its memory)"
+        );
+        let inside = Exit::EptViolation {
+            gpa: 0x1000,
+            access: Access::Fetch,
+        };
+        assert!(stop_text(inside, &mut regs).ends_with("(not permitted)"));
+        assert_eq!(stop_text(Exit::TripleFault, &mut regs), "triple fault at rip 0x100040");
+        assert!(stop_text(Exit::Hlt, &mut regs).starts_with("halted"));
+        let vmxon = Exit::Unexpected {
+            reason: 27,
+            name: Some(ExitReason::Vmxon),
+        };
+        assert_eq!(stop_text(vmxon, &mut regs), "unexpected exit Vmxon (reason 27)");
+    }
+
+    #[test]
+    fn benign_exits_resume() {
+        let mut regs = GuestRegs::default();
+        assert_eq!(run(Exit::PreemptionTimer, &mut regs, 2).0, Outcome::Resume);
+        assert_eq!(run(Exit::ExternalInterrupt, &mut regs, 2).0, Outcome::Resume);
+        assert_eq!(run(Exit::Hlt, &mut regs, 2 | RFLAGS_IF).0, Outcome::Advance);
+    }
+}

@@ -1,0 +1,227 @@
+//! Hypercall handling (the contract is in `vmm_abi::hypercall`). Arguments
+//! are guest input: every number, pointer and length is checked against the
+//! caller's own memory before use, and a bad one is a [`HypercallError`]
+//! that stops the guest.
+
+use crate::mem::guest::GuestMemory;
+use core::fmt;
+use vmm_abi::hypercall::{
+    Hypercall, MAX_CONSOLE_WRITE, MAX_METRIC_NAME, RESULT_OK, is_valid_metric_name,
+};
+
+/// What the hypervisor does for a guest's hypercalls (its console, its
+/// metrics, its boot timestamp).
+pub trait Services {
+    /// The guest wrote console bytes.
+    fn console(&mut self, bytes: &[u8]);
+    /// The guest reported a benchmark value.
+    fn metric(&mut self, name: &str, value: u64);
+    /// The guest reached `main`; `tsc` is what it read there.
+    fn main_started(&mut self, tsc: u64);
+}
+
+/// The register arguments of one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// RAX.
+    pub nr: u64,
+    /// RDI, RSI, RDX.
+    pub args: [u64; 3],
+}
+
+/// What a call leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// Return this value in RAX and continue after the VMCALL.
+    Return(u64),
+    /// The guest asked to end with this code.
+    Exit(i64),
+}
+
+/// A call the guest had no right to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HypercallError {
+    /// No hypercall has this number.
+    UnknownNumber(u64),
+    /// A buffer leaves the guest's memory.
+    Buffer {
+        /// The call.
+        call: Hypercall,
+        /// Buffer address.
+        gpa: u64,
+        /// Buffer length.
+        len: u64,
+    },
+    /// A length is above the call's limit.
+    TooLong {
+        /// The call.
+        call: Hypercall,
+        /// Length given.
+        len: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// A metric name is empty or has characters names may not.
+    BadMetricName,
+}
+
+impl fmt::Display for HypercallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HypercallError::UnknownNumber(n) => write!(f, "unknown number {n:#x}"),
+            HypercallError::Buffer { call, gpa, len } => write!(
+                f,
+                "{} buffer {gpa:#x} len {len} is outside guest memory",
+                call.name()
+            ),
+            HypercallError::TooLong { call, len, max } => {
+                write!(f, "{} length {len} exceeds {max}", call.name())
+            }
+            HypercallError::BadMetricName => write!(f, "metric name is not a valid name"),
+        }
+    }
+}
+
+fn buffer<'m>(
+    mem: &'m GuestMemory<'_>,
+    call: Hypercall,
+    gpa: u64,
+    len: u64,
+    max: u64,
+) -> Result<&'m [u8], HypercallError> {
+    if len > max {
+        return Err(HypercallError::TooLong { call, len, max });
+    }
+    mem.slice(gpa, len)
+        .map_err(|_| HypercallError::Buffer { call, gpa, len })
+}
+
+/// Runs one hypercall for the guest whose memory is `mem`.
+pub fn handle(
+    call: Call,
+    mem: &GuestMemory<'_>,
+    svc: &mut impl Services,
+) -> Result<Done, HypercallError> {
+    let [a0, a1, a2] = call.args;
+    let which = Hypercall::from_raw(call.nr).ok_or(HypercallError::UnknownNumber(call.nr))?;
+    match which {
+        Hypercall::Exit => return Ok(Done::Exit(a0 as i64)),
+        Hypercall::ConsoleWrite => {
+            svc.console(buffer(mem, which, a0, a1, MAX_CONSOLE_WRITE)?);
+        }
+        Hypercall::Null => {}
+        Hypercall::MainStarted => svc.main_started(a0),
+        Hypercall::Metric => {
+            let name = buffer(mem, which, a0, a1, MAX_METRIC_NAME)?;
+            if !is_valid_metric_name(name) {
+                return Err(HypercallError::BadMetricName);
+            }
+            let name = core::str::from_utf8(name).map_err(|_| HypercallError::BadMetricName)?;
+            svc.metric(name, a2);
+        }
+    }
+    Ok(Done::Return(RESULT_OK))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    #[derive(Default)]
+    pub(crate) struct Recorder {
+        pub console: Vec<u8>,
+        pub metrics: Vec<(String, u64)>,
+        pub started: Option<u64>,
+    }
+
+    impl Services for Recorder {
+        fn console(&mut self, bytes: &[u8]) {
+            self.console.extend_from_slice(bytes);
+        }
+        fn metric(&mut self, name: &str, value: u64) {
+            self.metrics.push((name.into(), value));
+        }
+        fn main_started(&mut self, tsc: u64) {
+            self.started = Some(tsc);
+        }
+    }
+
+    fn call(nr: Hypercall, args: [u64; 3]) -> Call {
+        Call {
+            nr: nr.number(),
+            args,
+        }
+    }
+
+    #[test]
+    fn good_calls() {
+        let mut backing = std::vec![0u8; 0x1000];
+        backing[0x100..0x105].copy_from_slice(b"hello");
+        backing[0x200..0x203].copy_from_slice(b"ops");
+        let mem = GuestMemory::new(&mut backing);
+        let mut r = Recorder::default();
+        assert_eq!(
+            handle(call(Hypercall::ConsoleWrite, [0x100, 5, 0]), &mem, &mut r),
+            Ok(Done::Return(RESULT_OK))
+        );
+        assert_eq!(r.console, b"hello");
+        handle(call(Hypercall::Metric, [0x200, 3, 42]), &mem, &mut r).unwrap();
+        assert_eq!(r.metrics, [(String::from("ops"), 42)]);
+        handle(call(Hypercall::MainStarted, [77, 0, 0]), &mem, &mut r).unwrap();
+        assert_eq!(r.started, Some(77));
+        assert_eq!(
+            handle(call(Hypercall::Null, [0; 3]), &mem, &mut r),
+            Ok(Done::Return(RESULT_OK))
+        );
+        assert_eq!(
+            handle(call(Hypercall::Exit, [u64::MAX, 0, 0]), &mem, &mut r),
+            Ok(Done::Exit(-1))
+        );
+    }
+
+    #[test]
+    fn hostile_calls_are_refused() {
+        let mut backing = std::vec![b'a'; 0x1000];
+        let mem = GuestMemory::new(&mut backing);
+        let mut r = Recorder::default();
+        let h = |c, r: &mut Recorder| handle(c, &mem, r).unwrap_err();
+        assert_eq!(h(Call { nr: 0xdead, args: [0; 3] }, &mut r), HypercallError::UnknownNumber(0xdead));
+        assert_eq!(h(Call { nr: u64::MAX, args: [0; 3] }, &mut r), HypercallError::UnknownNumber(u64::MAX));
+        assert!(matches!(
+            h(call(Hypercall::ConsoleWrite, [0x1000, 1, 0]), &mut r),
+            HypercallError::Buffer { gpa: 0x1000, len: 1, .. }
+        ));
+        assert!(matches!(
+            h(call(Hypercall::ConsoleWrite, [u64::MAX - 8, 64, 0]), &mut r),
+            HypercallError::Buffer { .. }
+        ));
+        assert!(matches!(
+            h(call(Hypercall::ConsoleWrite, [0, MAX_CONSOLE_WRITE + 1, 0]), &mut r),
+            HypercallError::TooLong { .. }
+        ));
+        assert!(matches!(
+            h(call(Hypercall::Metric, [0xff0, 0x20, 0]), &mut r),
+            HypercallError::Buffer { .. }
+        ));
+        assert_eq!(h(call(Hypercall::Metric, [0, 0, 0]), &mut r), HypercallError::BadMetricName);
+        assert!(r.console.is_empty() && r.metrics.is_empty(), "nothing leaked through");
+        let e = h(call(Hypercall::ConsoleWrite, [0x1000, 64, 0]), &mut r);
+        assert_eq!(
+            std::format!("{e}"),
+            "console_write buffer 0x1000 len 64 is outside guest memory"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_arguments_are_safe(nr in 0u64..8, a0: u64, a1 in proptest::prelude::any::<u64>(), a2: u64) {
+            let mut backing = std::vec![b'x'; 0x2000];
+            let mem = GuestMemory::new(&mut backing);
+            let mut r = Recorder::default();
+            let _ = handle(Call { nr, args: [a0, a1, a2] }, &mem, &mut r);
+            proptest::prop_assert!(r.console.len() as u64 <= MAX_CONSOLE_WRITE);
+        }
+    }
+}

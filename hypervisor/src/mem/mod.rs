@@ -1,0 +1,6 @@
+//! Memory: physical frames, EPT, guest memory views and guest page tables.
+
+pub mod ept;
+pub mod frames;
+pub mod guest;
+pub mod guest_tables;

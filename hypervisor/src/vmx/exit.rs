@@ -1,0 +1,423 @@
+//! The one VM-exit decoder: raw exit information read from the VMCS becomes
+//! a typed [`Exit`] here, once, and the dispatcher matches on that. Basic
+//! exit reasons are from Intel SDM Vol. 3D, Appendix C; qualifications from
+//! SDM Vol. 3C, 28.2.1.
+
+use vmm_abi::report::ExitKind;
+
+/// Basic exit reasons (SDM Appendix C) Corral names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ExitReason {
+    /// Exception or non-maskable interrupt.
+    ExceptionOrNmi = 0,
+    /// External interrupt.
+    ExternalInterrupt = 1,
+    /// Triple fault.
+    TripleFault = 2,
+    /// INIT signal.
+    Init = 3,
+    /// Start-up IPI.
+    Sipi = 4,
+    /// Task switch.
+    TaskSwitch = 9,
+    /// CPUID.
+    Cpuid = 10,
+    /// GETSEC.
+    Getsec = 11,
+    /// HLT.
+    Hlt = 12,
+    /// INVD.
+    Invd = 13,
+    /// INVLPG.
+    Invlpg = 14,
+    /// RDPMC.
+    Rdpmc = 15,
+    /// RDTSC.
+    Rdtsc = 16,
+    /// RSM.
+    Rsm = 17,
+    /// VMCALL.
+    Vmcall = 18,
+    /// VMCLEAR.
+    Vmclear = 19,
+    /// VMLAUNCH.
+    Vmlaunch = 20,
+    /// VMPTRLD.
+    Vmptrld = 21,
+    /// VMPTRST.
+    Vmptrst = 22,
+    /// VMREAD.
+    Vmread = 23,
+    /// VMRESUME.
+    Vmresume = 24,
+    /// VMWRITE.
+    Vmwrite = 25,
+    /// VMXOFF.
+    Vmxoff = 26,
+    /// VMXON.
+    Vmxon = 27,
+    /// Control-register access.
+    CrAccess = 28,
+    /// MOV DR.
+    DrAccess = 29,
+    /// I/O instruction.
+    Io = 30,
+    /// RDMSR.
+    Rdmsr = 31,
+    /// WRMSR.
+    Wrmsr = 32,
+    /// VM-entry failure: invalid guest state.
+    InvalidGuestState = 33,
+    /// VM-entry failure: MSR loading.
+    MsrLoading = 34,
+    /// MWAIT.
+    Mwait = 36,
+    /// Monitor trap flag.
+    MonitorTrapFlag = 37,
+    /// MONITOR.
+    Monitor = 39,
+    /// PAUSE.
+    Pause = 40,
+    /// VM-entry failure: machine-check event.
+    MachineCheck = 41,
+    /// EPT violation.
+    EptViolation = 48,
+    /// EPT misconfiguration.
+    EptMisconfig = 49,
+    /// INVEPT.
+    Invept = 50,
+    /// RDTSCP.
+    Rdtscp = 51,
+    /// VMX-preemption timer expired.
+    PreemptionTimer = 52,
+    /// INVVPID.
+    Invvpid = 53,
+    /// WBINVD.
+    Wbinvd = 54,
+    /// XSETBV.
+    Xsetbv = 55,
+    /// RDRAND.
+    Rdrand = 57,
+    /// INVPCID.
+    Invpcid = 58,
+    /// VMFUNC.
+    Vmfunc = 59,
+    /// RDSEED.
+    Rdseed = 61,
+    /// XSAVES.
+    Xsaves = 63,
+    /// XRSTORS.
+    Xrstors = 64,
+}
+
+impl ExitReason {
+    const ALL: [ExitReason; 50] = {
+        use ExitReason::*;
+        [
+            ExceptionOrNmi, ExternalInterrupt, TripleFault, Init, Sipi, TaskSwitch, Cpuid,
+            Getsec, Hlt, Invd, Invlpg, Rdpmc, Rdtsc, Rsm, Vmcall, Vmclear, Vmlaunch, Vmptrld,
+            Vmptrst, Vmread, Vmresume, Vmwrite, Vmxoff, Vmxon, CrAccess, DrAccess, Io, Rdmsr,
+            Wrmsr, InvalidGuestState, MsrLoading, Mwait, MonitorTrapFlag, Monitor, Pause,
+            MachineCheck, EptViolation, EptMisconfig, Invept, Rdtscp, PreemptionTimer, Invvpid,
+            Wbinvd, Xsetbv, Rdrand, Invpcid, Vmfunc, Rdseed, Xsaves, Xrstors,
+        ]
+    };
+
+    /// The reason with this basic number, if Corral names it.
+    pub fn from_raw(basic: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| *r as u16 == basic)
+    }
+}
+
+/// Bit 31 of the exit-reason field: the exit is a failed VM entry.
+const EXIT_REASON_ENTRY_FAILURE: u32 = 1 << 31;
+const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
+
+/// Exit information read from the VMCS, before decoding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawExit {
+    /// Exit reason field.
+    pub reason: u32,
+    /// Exit qualification.
+    pub qualification: u64,
+    /// Guest-physical address (EPT exits only).
+    pub guest_physical: u64,
+    /// VM-exit interruption information.
+    pub interrupt_info: u32,
+}
+
+/// Kind of guest memory access (from an EPT-violation qualification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Data read.
+    Read,
+    /// Data write.
+    Write,
+    /// Instruction fetch.
+    Fetch,
+}
+
+impl Access {
+    /// Lower-case word for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Fetch => "instruction fetch",
+        }
+    }
+}
+
+/// A decoded VM exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// VMCALL: a hypercall (arguments are in the guest registers).
+    Vmcall,
+    /// CPUID (leaf in EAX, subleaf in ECX).
+    Cpuid,
+    /// HLT.
+    Hlt,
+    /// An access EPT does not allow.
+    EptViolation {
+        /// Guest-physical address accessed.
+        gpa: u64,
+        /// What kind of access.
+        access: Access,
+    },
+    /// An EPT entry is malformed (a hypervisor bug).
+    EptMisconfig {
+        /// Guest-physical address being translated.
+        gpa: u64,
+    },
+    /// The guest triple-faulted.
+    TripleFault,
+    /// IN/OUT/INS/OUTS.
+    Io {
+        /// Port number.
+        port: u16,
+        /// Access size in bytes.
+        size: u8,
+        /// IN (true) or OUT (false).
+        is_in: bool,
+        /// String instruction (INS/OUTS).
+        string: bool,
+    },
+    /// RDMSR (MSR number in ECX).
+    MsrRead,
+    /// WRMSR (MSR number in ECX).
+    MsrWrite,
+    /// The preemption timer expired.
+    PreemptionTimer,
+    /// An external interrupt arrived.
+    ExternalInterrupt,
+    /// A control-register access the hypervisor owns.
+    CrAccess {
+        /// Control register number.
+        cr: u8,
+    },
+    /// An exception or NMI.
+    Exception {
+        /// Vector number.
+        vector: u8,
+    },
+    /// VM entry failed after the launch instruction (bad guest state).
+    EntryFailure {
+        /// Basic reason (33, 34 or 41).
+        reason: u16,
+        /// Exit qualification.
+        qualification: u64,
+    },
+    /// Any other exit: a named reason Corral does not serve, or a number it
+    /// does not know. Either way the guest is stopped.
+    Unexpected {
+        /// Basic exit reason number.
+        reason: u16,
+        /// Its name, when known.
+        name: Option<ExitReason>,
+    },
+}
+
+// EPT-violation qualification bits (SDM Table 28-7).
+const EPT_QUAL_WRITE: u64 = 1 << 1;
+const EPT_QUAL_FETCH: u64 = 1 << 2;
+// I/O qualification fields (SDM Table 28-5).
+const IO_QUAL_SIZE_MASK: u64 = 0x7;
+const IO_QUAL_IN: u64 = 1 << 3;
+const IO_QUAL_STRING: u64 = 1 << 4;
+const IO_QUAL_PORT_SHIFT: u64 = 16;
+// CR-access qualification (SDM Table 28-3).
+const CR_QUAL_NUMBER_MASK: u64 = 0xf;
+// VM-exit interruption information (SDM 25.9.2).
+const INTR_INFO_VECTOR_MASK: u32 = 0xff;
+
+/// Decodes raw exit information.
+pub fn decode(raw: &RawExit) -> Exit {
+    let basic = (raw.reason & EXIT_REASON_BASIC_MASK) as u16;
+    let name = ExitReason::from_raw(basic);
+    if raw.reason & EXIT_REASON_ENTRY_FAILURE != 0 {
+        return Exit::EntryFailure {
+            reason: basic,
+            qualification: raw.qualification,
+        };
+    }
+    let q = raw.qualification;
+    match name {
+        Some(ExitReason::Vmcall) => Exit::Vmcall,
+        Some(ExitReason::Cpuid) => Exit::Cpuid,
+        Some(ExitReason::Hlt) => Exit::Hlt,
+        Some(ExitReason::EptViolation) => Exit::EptViolation {
+            gpa: raw.guest_physical,
+            access: if q & EPT_QUAL_FETCH != 0 {
+                Access::Fetch
+            } else if q & EPT_QUAL_WRITE != 0 {
+                Access::Write
+            } else {
+                Access::Read
+            },
+        },
+        Some(ExitReason::EptMisconfig) => Exit::EptMisconfig {
+            gpa: raw.guest_physical,
+        },
+        Some(ExitReason::TripleFault) => Exit::TripleFault,
+        Some(ExitReason::Io) => Exit::Io {
+            port: (q >> IO_QUAL_PORT_SHIFT) as u16,
+            size: ((q & IO_QUAL_SIZE_MASK) + 1) as u8,
+            is_in: q & IO_QUAL_IN != 0,
+            string: q & IO_QUAL_STRING != 0,
+        },
+        Some(ExitReason::Rdmsr) => Exit::MsrRead,
+        Some(ExitReason::Wrmsr) => Exit::MsrWrite,
+        Some(ExitReason::PreemptionTimer) => Exit::PreemptionTimer,
+        Some(ExitReason::ExternalInterrupt) => Exit::ExternalInterrupt,
+        Some(ExitReason::CrAccess) => Exit::CrAccess {
+            cr: (q & CR_QUAL_NUMBER_MASK) as u8,
+        },
+        Some(ExitReason::ExceptionOrNmi) => Exit::Exception {
+            vector: (raw.interrupt_info & INTR_INFO_VECTOR_MASK) as u8,
+        },
+        Some(
+            r @ (ExitReason::InvalidGuestState
+            | ExitReason::MsrLoading
+            | ExitReason::MachineCheck),
+        ) => Exit::EntryFailure {
+            reason: r as u16,
+            qualification: q,
+        },
+        _ => Exit::Unexpected {
+            reason: basic,
+            name,
+        },
+    }
+}
+
+impl Exit {
+    /// The counter this exit is reported under.
+    pub fn kind(&self) -> ExitKind {
+        match self {
+            Exit::Vmcall => ExitKind::Vmcall,
+            Exit::Cpuid => ExitKind::Cpuid,
+            Exit::Hlt => ExitKind::Hlt,
+            Exit::EptViolation { .. } => ExitKind::EptViolation,
+            Exit::EptMisconfig { .. } => ExitKind::EptMisconfig,
+            Exit::TripleFault => ExitKind::TripleFault,
+            Exit::Io { .. } => ExitKind::Io,
+            Exit::MsrRead => ExitKind::MsrRead,
+            Exit::MsrWrite => ExitKind::MsrWrite,
+            Exit::PreemptionTimer => ExitKind::PreemptionTimer,
+            Exit::ExternalInterrupt => ExitKind::ExternalInterrupt,
+            Exit::CrAccess { .. } => ExitKind::CrAccess,
+            Exit::Exception { .. } => ExitKind::Exception,
+            Exit::EntryFailure { .. } => ExitKind::EntryFailure,
+            Exit::Unexpected { .. } => ExitKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(reason: u32, qualification: u64) -> RawExit {
+        RawExit {
+            reason,
+            qualification,
+            ..RawExit::default()
+        }
+    }
+
+    #[test]
+    fn simple_reasons() {
+        assert_eq!(decode(&raw(18, 0)), Exit::Vmcall);
+        assert_eq!(decode(&raw(10, 0)), Exit::Cpuid);
+        assert_eq!(decode(&raw(12, 0)), Exit::Hlt);
+        assert_eq!(decode(&raw(2, 0)), Exit::TripleFault);
+        assert_eq!(decode(&raw(31, 0)), Exit::MsrRead);
+        assert_eq!(decode(&raw(32, 0)), Exit::MsrWrite);
+        assert_eq!(decode(&raw(52, 0)), Exit::PreemptionTimer);
+        assert_eq!(decode(&raw(1, 0)), Exit::ExternalInterrupt);
+        assert_eq!(decode(&raw(28, 0x4)), Exit::CrAccess { cr: 4 });
+    }
+
+    #[test]
+    fn ept_violation_access_kinds() {
+        let ept = |q| {
+            decode(&RawExit {
+                reason: 48,
+                qualification: q,
+                guest_physical: 0x20_0000,
+                ..RawExit::default()
+            })
+        };
+        assert_eq!(ept(0x181), Exit::EptViolation { gpa: 0x20_0000, access: Access::Read });
+        assert_eq!(ept(0x182), Exit::EptViolation { gpa: 0x20_0000, access: Access::Write });
+        assert_eq!(ept(0x184), Exit::EptViolation { gpa: 0x20_0000, access: Access::Fetch });
+    }
+
+    #[test]
+    fn io_qualification() {
+        // IN AL, DX from port 0x3f8: size-1 = 0, IN, DX operand, port in 31:16.
+        assert_eq!(
+            decode(&raw(30, (0x3f8 << 16) | 0x8 | 0x40)),
+            Exit::Io { port: 0x3f8, size: 1, is_in: true, string: false }
+        );
+        // OUTSD to port 0x80.
+        assert_eq!(
+            decode(&raw(30, (0x80 << 16) | 0x3 | 0x10)),
+            Exit::Io { port: 0x80, size: 4, is_in: false, string: true }
+        );
+    }
+
+    #[test]
+    fn entry_failures_and_unknowns() {
+        assert_eq!(
+            decode(&raw(0x8000_0021, 0)),
+            Exit::EntryFailure { reason: 33, qualification: 0 }
+        );
+        assert_eq!(
+            decode(&raw(27, 0)),
+            Exit::Unexpected { reason: 27, name: Some(ExitReason::Vmxon) }
+        );
+        assert_eq!(decode(&raw(0xfff, 0)), Exit::Unexpected { reason: 0xfff, name: None });
+        assert_eq!(
+            decode(&RawExit { reason: 0, interrupt_info: 0x8000_0b06, ..RawExit::default() }),
+            Exit::Exception { vector: 6 }
+        );
+    }
+
+    #[test]
+    fn reason_numbers_round_trip() {
+        for r in ExitReason::ALL {
+            assert_eq!(ExitReason::from_raw(r as u16), Some(r));
+        }
+        assert_eq!(ExitReason::from_raw(5), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_is_total(reason: u32, qualification: u64, gpa: u64, info: u32) {
+            let e = decode(&RawExit { reason, qualification, guest_physical: gpa, interrupt_info: info });
+            let _ = e.kind();
+        }
+    }
+}
