@@ -29,13 +29,10 @@ impl LineBuffer {
     }
 
     fn push_byte(&mut self, b: u8, emit: &mut impl FnMut(&str)) {
-        let mut escaped = [0u8; 4];
+        let escaped = [b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
         let bytes: &[u8] = match b {
             b'\t' | 0x20..=0x7e => core::slice::from_ref(&b),
-            _ => {
-                escaped = [b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
-                &escaped
-            }
+            _ => &escaped,
         };
         if self.len + bytes.len() > LINE_MAX {
             self.flush(emit);
@@ -66,6 +63,57 @@ impl LineBuffer {
         if self.len > 0 {
             self.flush_line(emit);
         }
+    }
+}
+
+/// A fixed-capacity string for formatting without an allocator; text that
+/// does not fit is cut off (at a character boundary) rather than lost whole.
+pub struct StackStr<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for StackStr<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> StackStr<N> {
+    /// An empty string.
+    pub const fn new() -> Self {
+        StackStr {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Formats `args` into a new string.
+    pub fn format(args: core::fmt::Arguments<'_>) -> Self {
+        let mut s = Self::new();
+        let _ = core::fmt::write(&mut s, args);
+        s
+    }
+
+    /// The text so far.
+    pub fn as_str(&self) -> &str {
+        // Only whole UTF-8 characters are ever copied in.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl<const N: usize> core::fmt::Write for StackStr<N> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            let mut tmp = [0u8; 4];
+            let bytes = c.encode_utf8(&mut tmp).as_bytes();
+            if self.len + bytes.len() > N {
+                return Err(core::fmt::Error);
+            }
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+        Ok(())
     }
 }
 
@@ -100,6 +148,13 @@ mod tests {
         let lines = run(&[&long]);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].len(), LINE_MAX);
+    }
+
+    #[test]
+    fn stack_str_truncates_at_char_boundary() {
+        let s = StackStr::<8>::format(format_args!("ab{}", "cdé€xyz"));
+        assert_eq!(s.as_str(), "abcdé");
+        assert_eq!(StackStr::<16>::format(format_args!("{:#x}", 255)).as_str(), "0xff");
     }
 
     proptest::proptest! {

@@ -162,6 +162,8 @@ pub enum StopReason {
         /// Address.
         gpa: u64,
     },
+    /// A VMX instruction failed while running the VM (a hypervisor bug).
+    Internal(&'static str),
 }
 
 impl StopReason {
@@ -235,6 +237,7 @@ impl fmt::Display for StopReason {
             StopReason::EptMisconfig { gpa } => {
                 write!(f, "EPT misconfiguration at {gpa:#x} (hypervisor bug)")
             }
+            StopReason::Internal(what) => write!(f, "hypervisor error: {what}"),
         }
     }
 }

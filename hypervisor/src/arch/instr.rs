@@ -1,0 +1,303 @@
+//! Every privileged instruction the hypervisor executes, each in a small
+//! wrapper. Invariant for the whole module: the caller runs at CPL 0 in
+//! 64-bit mode with the hypervisor's identity map; the VMX wrappers also
+//! need VMX root operation (after [`vmxon`]). VMX wrappers capture the
+//! VMfail flags in the same `asm!` block as the instruction (SDM 31.2).
+
+use crate::cpuid::CpuidResult;
+use crate::vmx::fields::{Readable, Writable};
+use core::arch::asm;
+
+/// A failed VMX instruction (SDM 31.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmFail {
+    /// VMfailInvalid: no current VMCS (CF = 1).
+    Invalid,
+    /// VMfailValid: the error number is in the VM-instruction error field (ZF = 1).
+    Valid,
+}
+
+fn vm_result(cf: u8, zf: u8) -> Result<(), VmFail> {
+    match (cf, zf) {
+        (0, 0) => Ok(()),
+        (0, _) => Err(VmFail::Valid),
+        _ => Err(VmFail::Invalid),
+    }
+}
+
+/// Writes a byte to an I/O port.
+///
+/// # Safety
+/// The port must be one the hypervisor owns (the serial port, the PIC);
+/// writing it must not break memory safety.
+pub unsafe fn outb(port: u16, value: u8) {
+    // SAFETY: the caller guarantees the port is ours; OUT touches no memory.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Reads a byte from an I/O port.
+///
+/// # Safety
+/// As for [`outb`].
+pub unsafe fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: the caller guarantees the port is ours; IN touches no memory.
+    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Reads an MSR.
+///
+/// # Safety
+/// The MSR must exist on this CPU (otherwise RDMSR raises #GP).
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller guarantees the MSR exists; RDMSR touches no memory.
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Writes an MSR.
+///
+/// # Safety
+/// The MSR must exist and the value must be valid and keep the hypervisor's
+/// own state (paging, EFER) consistent.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller guarantees the write is valid and harmless to us.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
+    };
+}
+
+/// Reads CR0.
+pub fn read_cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR0 at CPL 0 has no side effects.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Reads CR3.
+pub fn read_cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 at CPL 0 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Reads CR4.
+pub fn read_cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 at CPL 0 has no side effects.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes CR0.
+///
+/// # Safety
+/// The value must keep protection, paging and caching as the hypervisor
+/// relies on (only VMX fixed bits are changed by the caller).
+pub unsafe fn write_cr0(v: u64) {
+    // SAFETY: the caller guarantees the new value keeps our environment intact.
+    unsafe { asm!("mov cr0, {}", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+/// Writes CR4.
+///
+/// # Safety
+/// As for [`write_cr0`].
+pub unsafe fn write_cr4(v: u64) {
+    // SAFETY: the caller guarantees the new value keeps our environment intact.
+    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+/// Executes CPUID.
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let (eax, ebx, ecx, edx): (u32, u32, u32, u32);
+    // SAFETY: CPUID only writes the four registers; RBX is reserved by LLVM
+    // so it is saved and restored around the instruction.
+    unsafe {
+        asm!(
+            "mov {tmp:r}, rbx",
+            "cpuid",
+            "xchg {tmp:r}, rbx",
+            tmp = out(reg) ebx,
+            inout("eax") leaf => eax,
+            inout("ecx") subleaf => ecx,
+            out("edx") edx,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    CpuidResult { eax, ebx, ecx, edx }
+}
+
+/// Reads the time-stamp counter (one tick per instruction under Bochs).
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDTSC only reads the counter.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// The 10-byte operand of LGDT/LIDT.
+#[repr(C, packed)]
+pub struct TablePointer {
+    /// Size in bytes minus one.
+    pub limit: u16,
+    /// Linear address.
+    pub base: u64,
+}
+
+/// Loads the GDT, reloads CS with `code` and the data segments with `data`.
+///
+/// # Safety
+/// `gdt` must describe a valid GDT that lives forever, with a 64-bit code
+/// descriptor at `code` and a data descriptor at `data`.
+pub unsafe fn load_gdt(gdt: &TablePointer, code: u16, data: u16) {
+    // SAFETY: the caller guarantees the table and selectors are valid; the
+    // far return reloads CS with the same flat 64-bit code segment.
+    unsafe {
+        asm!(
+            "lgdt [{gdt}]",
+            "push {code}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov ds, {data:x}",
+            "mov es, {data:x}",
+            "mov ss, {data:x}",
+            "mov fs, {data:x}",
+            "mov gs, {data:x}",
+            gdt = in(reg) gdt,
+            code = in(reg) u64::from(code),
+            data = in(reg) data,
+            tmp = out(reg) _,
+        )
+    };
+}
+
+/// Loads the task register.
+///
+/// # Safety
+/// `selector` must name an available 64-bit TSS descriptor in the loaded GDT.
+pub unsafe fn load_tr(selector: u16) {
+    // SAFETY: the caller guarantees the selector names a valid TSS.
+    unsafe { asm!("ltr {:x}", in(reg) selector, options(nostack, preserves_flags)) };
+}
+
+/// Loads the IDT.
+///
+/// # Safety
+/// `idt` must describe a valid IDT that lives forever.
+pub unsafe fn load_idt(idt: &TablePointer) {
+    // SAFETY: the caller guarantees the table is valid and permanent.
+    unsafe { asm!("lidt [{}]", in(reg) idt, options(nostack, preserves_flags)) };
+}
+
+/// Reads CR2 (the faulting address of the last page fault).
+pub fn read_cr2() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR2 at CPL 0 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Enters VMX root operation with the VMXON region at physical `region`.
+///
+/// # Safety
+/// `region` must be a 4 KiB-aligned page holding the VMCS revision id,
+/// owned by this CPU forever; CR0/CR4 must satisfy the VMX fixed bits.
+pub unsafe fn vmxon(region: u64) -> Result<(), VmFail> {
+    let (cf, zf): (u8, u8);
+    // SAFETY: the caller guarantees the region and control-register state.
+    unsafe {
+        asm!("vmxon [{r}]", "setc {cf}", "setz {zf}", r = in(reg) &region, cf = out(reg_byte) cf, zf = out(reg_byte) zf, options(nostack))
+    };
+    vm_result(cf, zf)
+}
+
+/// VMCLEAR: flushes the VMCS at physical `vmcs` and marks it clear.
+///
+/// # Safety
+/// `vmcs` must be a VMCS region owned by the caller.
+pub unsafe fn vmclear(vmcs: u64) -> Result<(), VmFail> {
+    let (cf, zf): (u8, u8);
+    // SAFETY: the caller guarantees the region is a VMCS it owns.
+    unsafe {
+        asm!("vmclear [{r}]", "setc {cf}", "setz {zf}", r = in(reg) &vmcs, cf = out(reg_byte) cf, zf = out(reg_byte) zf, options(nostack))
+    };
+    vm_result(cf, zf)
+}
+
+/// VMPTRLD: makes the VMCS at physical `vmcs` current.
+///
+/// # Safety
+/// `vmcs` must be a VMCS region owned by the caller, with its revision id.
+pub unsafe fn vmptrld(vmcs: u64) -> Result<(), VmFail> {
+    let (cf, zf): (u8, u8);
+    // SAFETY: the caller guarantees the region is a VMCS it owns.
+    unsafe {
+        asm!("vmptrld [{r}]", "setc {cf}", "setz {zf}", r = in(reg) &vmcs, cf = out(reg_byte) cf, zf = out(reg_byte) zf, options(nostack))
+    };
+    vm_result(cf, zf)
+}
+
+/// Reads a field of the current VMCS.
+pub fn vmread(field: impl Readable) -> Result<u64, VmFail> {
+    let (value, cf, zf): (u64, u8, u8);
+    // SAFETY: VMREAD only reads the current VMCS into a register; outside VMX
+    // operation or without a current VMCS it fails (reported) or raises #UD,
+    // which the module invariant rules out.
+    unsafe {
+        asm!("vmread {v}, {f}", "setc {cf}", "setz {zf}", f = in(reg) u64::from(field.encoding()), v = out(reg) value, cf = out(reg_byte) cf, zf = out(reg_byte) zf, options(nomem, nostack))
+    };
+    vm_result(cf, zf).map(|()| value)
+}
+
+/// Writes a field of the current VMCS.
+///
+/// # Safety
+/// The value must be one the hypervisor means the CPU to use; host-state
+/// and control fields decide what runs after the next VM exit.
+pub unsafe fn vmwrite(field: impl Writable, value: u64) -> Result<(), VmFail> {
+    let (cf, zf): (u8, u8);
+    // SAFETY: the caller vouches for the value; VMWRITE only changes the VMCS.
+    unsafe {
+        asm!("vmwrite {f}, {v}", "setc {cf}", "setz {zf}", f = in(reg) u64::from(field.encoding()), v = in(reg) value, cf = out(reg_byte) cf, zf = out(reg_byte) zf, options(nostack))
+    };
+    vm_result(cf, zf)
+}
+
+/// INVEPT type 2: invalidate EPT-derived mappings for all EPTPs.
+pub fn invept_all_contexts() -> Result<(), VmFail> {
+    const ALL_CONTEXTS: u64 = 2;
+    let descriptor = [0u64; 2];
+    let (cf, zf): (u8, u8);
+    // SAFETY: INVEPT only drops cached translations (capability checked
+    // before VMX is enabled); the descriptor is a valid 16-byte operand.
+    unsafe {
+        asm!("invept {t}, [{d}]", "setc {cf}", "setz {zf}", t = in(reg) ALL_CONTEXTS, d = in(reg) &descriptor, cf = out(reg_byte) cf, zf = out(reg_byte) zf, options(nostack))
+    };
+    vm_result(cf, zf)
+}
+
+/// Halts until the next interrupt (with interrupts off: forever).
+pub fn hlt() {
+    // SAFETY: HLT only stops the CPU.
+    unsafe { asm!("hlt", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Disables interrupts.
+pub fn cli() {
+    // SAFETY: the hypervisor runs with interrupts off; CLI keeps it so.
+    unsafe { asm!("cli", options(nomem, nostack)) };
+}
+
+/// `xchg bx, bx`: Bochs' magic breakpoint (its debugger then quits with
+/// status 0); a no-op on real hardware.
+pub fn magic_break() {
+    // SAFETY: exchanging BX with itself changes nothing.
+    unsafe { asm!("xchg bx, bx", options(nomem, nostack, preserves_flags)) };
+}

@@ -1,0 +1,189 @@
+//! Start-up and the top-level flow: console, CPU tables, boot information,
+//! frames, manifest, VMX; then each VM of the manifest in order on this
+//! core, a record for each, and power-off when all have ended.
+
+use super::instr::{self, outb};
+use super::{memory, serial, tables, vm, vmx};
+use crate::console::StackStr;
+use crate::multiboot::{self, BOOTLOADER_MAGIC, BootInformation, Region};
+use crate::vmx::caps;
+use vmm_abi::ABI_VERSION;
+use vmm_abi::manifest::Manifest;
+use vmm_abi::manifest::modules::{self, ModuleKind};
+use vmm_abi::report::{Record, VmStatus};
+
+/// Cores that run VMs (the boot core only, for now).
+const CORES: u32 = 1;
+/// Below 1 MiB lie the BIOS data, the EBDA and option ROMs.
+const LOW_MEMORY_END: u64 = 0x10_0000;
+const PIC1_DATA: u16 = 0x21;
+const PIC2_DATA: u16 = 0xa1;
+const PIC_MASK_ALL: u8 = 0xff;
+
+unsafe extern "C" {
+    static __hypervisor_start: u8;
+    static __hypervisor_end: u8;
+}
+
+/// Prints why the hypervisor cannot go on (a console line and a `fatal`
+/// record) and stops the machine.
+pub fn fatal(reason: &str) -> ! {
+    log::error!("{reason}");
+    serial::record(&Record::Fatal { reason });
+    power_off()
+}
+
+fn fatal_fmt(args: core::fmt::Arguments<'_>) -> ! {
+    fatal(StackStr::<240>::format(args).as_str())
+}
+
+/// Stops the machine: Bochs' magic breakpoint ends the emulator; on real
+/// hardware the core halts with interrupts off.
+pub fn power_off() -> ! {
+    instr::magic_break();
+    loop {
+        instr::cli();
+        instr::hlt();
+    }
+}
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    fatal_fmt(format_args!("hypervisor panic: {info}"))
+}
+
+fn mask_legacy_pic() {
+    // SAFETY: the 8259 PICs belong to the hypervisor; masking every line
+    // keeps legacy interrupts away from the host and the guests.
+    unsafe {
+        outb(PIC1_DATA, PIC_MASK_ALL);
+        outb(PIC2_DATA, PIC_MASK_ALL);
+    }
+}
+
+fn init_frames(info: &BootInformation<'_>, mbi: Region) {
+    for r in info.available() {
+        memory::add(*r);
+    }
+    // Only the addresses of the linker symbols are taken.
+    let (start, end) = (
+        &raw const __hypervisor_start as u64,
+        &raw const __hypervisor_end as u64,
+    );
+    memory::reserve(Region {
+        start: 0,
+        end: LOW_MEMORY_END,
+    });
+    memory::reserve(Region { start, end });
+    memory::reserve(mbi);
+    for m in info.modules() {
+        memory::reserve(m.region);
+    }
+}
+
+/// Entered from the boot assembly in long mode, on the boot stack.
+#[unsafe(no_mangle)]
+pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
+    serial::init();
+    serial::init_logger();
+    tables::init();
+    mask_legacy_pic();
+    log::info!(
+        "Corral hypervisor {} (ABI {ABI_VERSION})",
+        env!("CARGO_PKG_VERSION")
+    );
+    if magic != BOOTLOADER_MAGIC {
+        fatal_fmt(format_args!(
+            "not started by a Multiboot2 boot loader (magic {magic:#x})"
+        ));
+    }
+    // SAFETY: a Multiboot2 loader passes the address of its information
+    // structure, which starts with its total size (u32) and lies in RAM
+    // below 4 GiB (identity mapped).
+    let total = u64::from(unsafe { (mbi as *const u32).read() });
+    // SAFETY: as above; the structure is `total` bytes long and is reserved
+    // from the allocator before any frame is handed out.
+    let bytes = unsafe { core::slice::from_raw_parts(mbi as *const u8, total as usize) };
+    let info = multiboot::parse(bytes).unwrap_or_else(|e| fatal_fmt(format_args!("{e}")));
+    init_frames(
+        &info,
+        Region {
+            start: mbi,
+            end: mbi + total,
+        },
+    );
+    log::info!("{} MiB free for guests", memory::free_bytes() >> 20);
+
+    let mut manifest_bytes = None;
+    for m in info.modules() {
+        if modules::classify(m.cmdline) == ModuleKind::Manifest {
+            // SAFETY: a module the loader placed in RAM, reserved above.
+            manifest_bytes = Some(unsafe { memory::module_bytes(m.region) });
+        }
+    }
+    let Some(manifest_bytes) = manifest_bytes else {
+        fatal("no manifest module (one whose command line says `corral-manifest`)")
+    };
+    let manifest = Manifest::parse(manifest_bytes).unwrap_or_else(|e| fatal_fmt(format_args!("{e}")));
+    let image_of = |name: &str| {
+        info.modules().find_map(|m| match modules::classify(m.cmdline) {
+            // SAFETY: a module the loader placed in RAM, reserved above.
+            ModuleKind::Image(n) if n == name => Some(unsafe { memory::module_bytes(m.region) }),
+            _ => None,
+        })
+    };
+    for (i, vm) in manifest.iter().enumerate() {
+        if image_of(vm.image).is_none() {
+            fatal_fmt(format_args!(
+                "manifest vm {i} ('{}'): field `image`: no boot module holds image `{}`",
+                vm.name, vm.image
+            ));
+        }
+        if vm.core >= CORES {
+            fatal_fmt(format_args!(
+                "manifest vm {i} ('{}'): field `core`: core {} does not exist ({CORES} running)",
+                vm.name, vm.core
+            ));
+        }
+    }
+    serial::record(&Record::Hypervisor {
+        abi: ABI_VERSION,
+        cores: CORES,
+    });
+
+    let config = caps::check(&vmx::read_caps())
+        .unwrap_or_else(|r| fatal_fmt(format_args!("cannot run guests: {r}")));
+    let root = vmx::enable(config).unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX: {e}")));
+    log::info!("VMX on; running {} VMs", manifest.len());
+
+    for (i, spec) in manifest.iter().enumerate() {
+        let index = i as u32;
+        serial::record(&Record::VmStart {
+            vm: index,
+            name: spec.name,
+            image: spec.image,
+            core: spec.core,
+            memory: spec.memory,
+        });
+        let image = image_of(spec.image).unwrap_or(&[]);
+        let out = vm::run(&root, index, &spec, image);
+        let reason = StackStr::<200>::format(format_args!("{}", out.reason));
+        serial::record(&Record::VmEnd {
+            vm: index,
+            status: if out.reason.exited() {
+                VmStatus::Exited
+            } else {
+                VmStatus::Killed
+            },
+            code: out.reason.code(),
+            boot: out.boot,
+            exits: out.exits,
+            reason: reason.as_str(),
+        });
+    }
+    serial::record(&Record::Done {
+        vms: manifest.len() as u32,
+    });
+    power_off()
+}
