@@ -29,7 +29,12 @@ impl LineBuffer {
     }
 
     fn push_byte(&mut self, b: u8, emit: &mut impl FnMut(&str)) {
-        let escaped = [b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+        let escaped = [
+            b'\\',
+            b'x',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ];
         let bytes: &[u8] = match b {
             b'\t' | 0x20..=0x7e => core::slice::from_ref(&b),
             _ => &escaped,
@@ -154,7 +159,10 @@ mod tests {
     fn stack_str_truncates_at_char_boundary() {
         let s = StackStr::<8>::format(format_args!("ab{}", "cdé€xyz"));
         assert_eq!(s.as_str(), "abcdé");
-        assert_eq!(StackStr::<16>::format(format_args!("{:#x}", 255)).as_str(), "0xff");
+        assert_eq!(
+            StackStr::<16>::format(format_args!("{:#x}", 255)).as_str(),
+            "0xff"
+        );
     }
 
     proptest::proptest! {

@@ -53,7 +53,7 @@ pub fn filter(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> CpuidResult) -
             eax: ABI_VERSION,
             ..CpuidResult::default()
         },
-        CPUID_LEAF_VENDOR..=LEAF_HYPERVISOR_END => CpuidResult::default(),
+        l if (CPUID_LEAF_VENDOR..=LEAF_HYPERVISOR_END).contains(&l) => CpuidResult::default(),
         _ => host(leaf, subleaf),
     }
 }
@@ -66,7 +66,7 @@ mod tests {
         CpuidResult {
             eax: leaf,
             ebx: 1,
-            ecx: 0xffff_ffff & !FEATURE_ECX_HYPERVISOR,
+            ecx: !FEATURE_ECX_HYPERVISOR,
             edx: 3,
         }
     }

@@ -216,7 +216,9 @@ impl fmt::Display for StopReason {
             StopReason::Exception { vector, rip } => {
                 write!(f, "exception vector {vector} at rip {rip:#x}")
             }
-            StopReason::Halted => write!(f, "halted with interrupts disabled (nothing can wake it)"),
+            StopReason::Halted => {
+                write!(f, "halted with interrupts disabled (nothing can wake it)")
+            }
             StopReason::BudgetExhausted { budget } => {
                 write!(f, "instruction budget of {budget} exhausted")
             }
@@ -411,7 +413,10 @@ mod tests {
             rdi: 7,
             ..GuestRegs::default()
         };
-        assert_eq!(run(Exit::Vmcall, &mut regs, 2).0, Outcome::Stop(StopReason::Exited(7)));
+        assert_eq!(
+            run(Exit::Vmcall, &mut regs, 2).0,
+            Outcome::Stop(StopReason::Exited(7))
+        );
     }
 
     #[test]
@@ -432,9 +437,15 @@ mod tests {
             rcx: 0x1b,
             ..GuestRegs::default()
         };
-        assert_eq!(stop_text(Exit::Vmcall, &mut regs), "bad hypercall: unknown number 0xdead");
+        assert_eq!(
+            stop_text(Exit::Vmcall, &mut regs),
+            "bad hypercall: unknown number 0xdead"
+        );
         assert_eq!(stop_text(Exit::MsrRead, &mut regs), "denied MSR read 0x1b");
-        assert_eq!(stop_text(Exit::MsrWrite, &mut regs), "denied MSR write 0x1b");
+        assert_eq!(
+            stop_text(Exit::MsrWrite, &mut regs),
+            "denied MSR write 0x1b"
+        );
         let io = Exit::Io {
             port: 0x3f8,
             size: 1,
@@ -455,20 +466,29 @@ mod tests {
             access: Access::Fetch,
         };
         assert!(stop_text(inside, &mut regs).ends_with("(not permitted)"));
-        assert_eq!(stop_text(Exit::TripleFault, &mut regs), "triple fault at rip 0x100040");
+        assert_eq!(
+            stop_text(Exit::TripleFault, &mut regs),
+            "triple fault at rip 0x100040"
+        );
         assert!(stop_text(Exit::Hlt, &mut regs).starts_with("halted"));
         let vmxon = Exit::Unexpected {
             reason: 27,
             name: Some(ExitReason::Vmxon),
         };
-        assert_eq!(stop_text(vmxon, &mut regs), "unexpected exit Vmxon (reason 27)");
+        assert_eq!(
+            stop_text(vmxon, &mut regs),
+            "unexpected exit Vmxon (reason 27)"
+        );
     }
 
     #[test]
     fn benign_exits_resume() {
         let mut regs = GuestRegs::default();
         assert_eq!(run(Exit::PreemptionTimer, &mut regs, 2).0, Outcome::Resume);
-        assert_eq!(run(Exit::ExternalInterrupt, &mut regs, 2).0, Outcome::Resume);
+        assert_eq!(
+            run(Exit::ExternalInterrupt, &mut regs, 2).0,
+            Outcome::Resume
+        );
         assert_eq!(run(Exit::Hlt, &mut regs, 2 | RFLAGS_IF).0, Outcome::Advance);
     }
 }

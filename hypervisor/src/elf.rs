@@ -186,7 +186,9 @@ impl<'a> Image<'a> {
                 addr: s.addr,
                 size: s.mem_size,
             };
-            let dst = mem.slice_mut(s.addr, s.mem_size).map_err(|_| out_of_range)?;
+            let dst = mem
+                .slice_mut(s.addr, s.mem_size)
+                .map_err(|_| out_of_range)?;
             let (data, bss) = dst.split_at_mut(s.file_size as usize);
             let src = s.file_offset as usize;
             data.copy_from_slice(&self.file[src..src + s.file_size as usize]);
@@ -214,16 +216,17 @@ pub(crate) mod tests {
         f[32..40].copy_from_slice(&64u64.to_le_bytes());
         f[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
         f[56..58].copy_from_slice(&2u16.to_le_bytes());
-        let ph = |f: &mut Vec<u8>, i: usize, flags: u32, off: u64, addr: u64, fsz: u64, msz: u64| {
-            let p = 64 + i * PHDR_SIZE;
-            f[p..p + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
-            f[p + 4..p + 8].copy_from_slice(&flags.to_le_bytes());
-            f[p + 8..p + 16].copy_from_slice(&off.to_le_bytes());
-            f[p + 16..p + 24].copy_from_slice(&addr.to_le_bytes());
-            f[p + 24..p + 32].copy_from_slice(&addr.to_le_bytes());
-            f[p + 32..p + 40].copy_from_slice(&fsz.to_le_bytes());
-            f[p + 40..p + 48].copy_from_slice(&msz.to_le_bytes());
-        };
+        let ph =
+            |f: &mut Vec<u8>, i: usize, flags: u32, off: u64, addr: u64, fsz: u64, msz: u64| {
+                let p = 64 + i * PHDR_SIZE;
+                f[p..p + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+                f[p + 4..p + 8].copy_from_slice(&flags.to_le_bytes());
+                f[p + 8..p + 16].copy_from_slice(&off.to_le_bytes());
+                f[p + 16..p + 24].copy_from_slice(&addr.to_le_bytes());
+                f[p + 24..p + 32].copy_from_slice(&addr.to_le_bytes());
+                f[p + 32..p + 40].copy_from_slice(&fsz.to_le_bytes());
+                f[p + 40..p + 48].copy_from_slice(&msz.to_le_bytes());
+            };
         ph(&mut f, 0, PF_X | 4, 0x1000, 0x10_0000, 0x100, 0x100);
         ph(&mut f, 1, 6, 0x1100, 0x10_1000, 0x10, 0x2000);
         f[0x1000] = 0xcc;
@@ -243,7 +246,12 @@ pub(crate) mod tests {
         img.load(&mut mem).unwrap();
         assert_eq!(mem.slice(0x10_0000, 1).unwrap(), &[0xcc]);
         assert_eq!(mem.slice(0x10_1000, 1).unwrap(), &[0xab]);
-        assert!(mem.slice(0x10_1010, 0x1ff0).unwrap().iter().all(|&b| b == 0));
+        assert!(
+            mem.slice(0x10_1010, 0x1ff0)
+                .unwrap()
+                .iter()
+                .all(|&b| b == 0)
+        );
     }
 
     #[test]
@@ -259,16 +267,25 @@ pub(crate) mod tests {
         assert_eq!(check(&f, 0x20_0000), ElfError::NotExecutable);
         let mut f = good.clone();
         f[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(check(&f, 0x20_0000), ElfError::Truncated("program header table"));
+        assert_eq!(
+            check(&f, 0x20_0000),
+            ElfError::Truncated("program header table")
+        );
         let mut f = good.clone();
         f[64 + 24..64 + 32].copy_from_slice(&0x1000u64.to_le_bytes());
-        assert!(matches!(check(&f, 0x20_0000), ElfError::SegmentOutOfRange { .. }));
+        assert!(matches!(
+            check(&f, 0x20_0000),
+            ElfError::SegmentOutOfRange { .. }
+        ));
         let mut f = good.clone();
         f[64 + 8..64 + 16].copy_from_slice(&0x1_0000u64.to_le_bytes());
         assert_eq!(check(&f, 0x20_0000), ElfError::Truncated("segment"));
         let mut f = good.clone();
         f[64 + 40..64 + 48].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(check(&f, 0x20_0000), ElfError::SegmentOutOfRange { .. }));
+        assert!(matches!(
+            check(&f, 0x20_0000),
+            ElfError::SegmentOutOfRange { .. }
+        ));
         let mut f = good.clone();
         f[64 + 32..64 + 40].copy_from_slice(&0x200u64.to_le_bytes());
         assert_eq!(check(&f, 0x20_0000), ElfError::FileSizeTooLarge);
@@ -276,7 +293,10 @@ pub(crate) mod tests {
         f[24..32].copy_from_slice(&0x10_1000u64.to_le_bytes());
         assert_eq!(check(&f, 0x20_0000), ElfError::BadEntry(0x10_1000));
         // The data segment would run into the stack of a tiny guest.
-        assert!(matches!(check(&good, 0x11_0000), ElfError::SegmentOutOfRange { .. }));
+        assert!(matches!(
+            check(&good, 0x11_0000),
+            ElfError::SegmentOutOfRange { .. }
+        ));
     }
 
     proptest::proptest! {

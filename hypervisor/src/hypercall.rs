@@ -187,26 +187,57 @@ pub(crate) mod tests {
         let mem = GuestMemory::new(&mut backing);
         let mut r = Recorder::default();
         let h = |c, r: &mut Recorder| handle(c, &mem, r).unwrap_err();
-        assert_eq!(h(Call { nr: 0xdead, args: [0; 3] }, &mut r), HypercallError::UnknownNumber(0xdead));
-        assert_eq!(h(Call { nr: u64::MAX, args: [0; 3] }, &mut r), HypercallError::UnknownNumber(u64::MAX));
+        assert_eq!(
+            h(
+                Call {
+                    nr: 0xdead,
+                    args: [0; 3]
+                },
+                &mut r
+            ),
+            HypercallError::UnknownNumber(0xdead)
+        );
+        assert_eq!(
+            h(
+                Call {
+                    nr: u64::MAX,
+                    args: [0; 3]
+                },
+                &mut r
+            ),
+            HypercallError::UnknownNumber(u64::MAX)
+        );
         assert!(matches!(
             h(call(Hypercall::ConsoleWrite, [0x1000, 1, 0]), &mut r),
-            HypercallError::Buffer { gpa: 0x1000, len: 1, .. }
+            HypercallError::Buffer {
+                gpa: 0x1000,
+                len: 1,
+                ..
+            }
         ));
         assert!(matches!(
             h(call(Hypercall::ConsoleWrite, [u64::MAX - 8, 64, 0]), &mut r),
             HypercallError::Buffer { .. }
         ));
         assert!(matches!(
-            h(call(Hypercall::ConsoleWrite, [0, MAX_CONSOLE_WRITE + 1, 0]), &mut r),
+            h(
+                call(Hypercall::ConsoleWrite, [0, MAX_CONSOLE_WRITE + 1, 0]),
+                &mut r
+            ),
             HypercallError::TooLong { .. }
         ));
         assert!(matches!(
             h(call(Hypercall::Metric, [0xff0, 0x20, 0]), &mut r),
             HypercallError::Buffer { .. }
         ));
-        assert_eq!(h(call(Hypercall::Metric, [0, 0, 0]), &mut r), HypercallError::BadMetricName);
-        assert!(r.console.is_empty() && r.metrics.is_empty(), "nothing leaked through");
+        assert_eq!(
+            h(call(Hypercall::Metric, [0, 0, 0]), &mut r),
+            HypercallError::BadMetricName
+        );
+        assert!(
+            r.console.is_empty() && r.metrics.is_empty(),
+            "nothing leaked through"
+        );
         let e = h(call(Hypercall::ConsoleWrite, [0x1000, 64, 0]), &mut r);
         assert_eq!(
             std::format!("{e}"),

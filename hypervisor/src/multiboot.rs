@@ -115,7 +115,10 @@ pub fn parse(bytes: &[u8]) -> Result<BootInformation<'_>, Mb2Error> {
                 let text = &tag[16..];
                 let text = &text[..text.iter().position(|&c| c == 0).unwrap_or(text.len())];
                 let cmdline = core::str::from_utf8(text).map_err(|_| Mb2Error::BadTag(ty))?;
-                let slot = info.modules.get_mut(module_count).ok_or(Mb2Error::TooMany)?;
+                let slot = info
+                    .modules
+                    .get_mut(module_count)
+                    .ok_or(Mb2Error::TooMany)?;
                 *slot = Some(Module {
                     region: Region { start, end },
                     cmdline,
@@ -148,7 +151,9 @@ pub fn parse(bytes: &[u8]) -> Result<BootInformation<'_>, Mb2Error> {
             }
             _ => {}
         }
-        off = off.checked_add(size.next_multiple_of(8)).ok_or(Mb2Error::Truncated)?;
+        off = off
+            .checked_add(size.next_multiple_of(8))
+            .ok_or(Mb2Error::Truncated)?;
     }
     if !saw_map {
         return Err(Mb2Error::NoMemoryMap);
@@ -178,7 +183,7 @@ mod tests {
         out.extend_from_slice(&ty.to_le_bytes());
         out.extend_from_slice(&((8 + body.len()) as u32).to_le_bytes());
         out.extend_from_slice(body);
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
     }
@@ -193,7 +198,11 @@ mod tests {
         let mut mm = Vec::new();
         mm.extend_from_slice(&24u32.to_le_bytes());
         mm.extend_from_slice(&0u32.to_le_bytes());
-        for (base, len, ty) in [(0u64, 0x9f000u64, 1u32), (0xf0000, 0x10000, 2), (0x10_0000, 0xff0_0000, 1)] {
+        for (base, len, ty) in [
+            (0u64, 0x9f000u64, 1u32),
+            (0xf0000, 0x10000, 2),
+            (0x10_0000, 0xff0_0000, 1),
+        ] {
             mm.extend_from_slice(&base.to_le_bytes());
             mm.extend_from_slice(&len.to_le_bytes());
             mm.extend_from_slice(&ty.to_le_bytes());
@@ -213,9 +222,21 @@ mod tests {
         let mods: Vec<_> = info.modules().collect();
         assert_eq!(mods.len(), 1);
         assert_eq!(mods[0].cmdline, "image=hello");
-        assert_eq!(mods[0].region, Region { start: 0x20_0000, end: 0x20_1000 });
+        assert_eq!(
+            mods[0].region,
+            Region {
+                start: 0x20_0000,
+                end: 0x20_1000
+            }
+        );
         assert_eq!(info.available().len(), 2);
-        assert_eq!(info.available()[1], Region { start: 0x10_0000, end: 0x1000_0000 });
+        assert_eq!(
+            info.available()[1],
+            Region {
+                start: 0x10_0000,
+                end: 0x1000_0000
+            }
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ pub unsafe fn module_bytes(region: Region) -> &'static [u8] {
     // SAFETY: the caller guarantees the module is reserved RAM below 4 GiB,
     // never written by anyone.
     unsafe {
-        core::slice::from_raw_parts(region.start as *const u8, (region.end - region.start) as usize)
+        core::slice::from_raw_parts(
+            region.start as *const u8,
+            (region.end - region.start) as usize,
+        )
     }
 }
 

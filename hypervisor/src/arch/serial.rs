@@ -83,9 +83,10 @@ impl log::Log for Logger {
 
     fn log(&self, r: &log::Record<'_>) {
         match r.level() {
-            log::Level::Error | log::Level::Warn => {
-                line(HYPERVISOR_SOURCE, format_args!("{}: {}", r.level(), r.args()))
-            }
+            log::Level::Error | log::Level::Warn => line(
+                HYPERVISOR_SOURCE,
+                format_args!("{}: {}", r.level(), r.args()),
+            ),
             _ => line(HYPERVISOR_SOURCE, *r.args()),
         }
     }

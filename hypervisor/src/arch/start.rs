@@ -125,13 +125,17 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     let Some(manifest_bytes) = manifest_bytes else {
         fatal("no manifest module (one whose command line says `corral-manifest`)")
     };
-    let manifest = Manifest::parse(manifest_bytes).unwrap_or_else(|e| fatal_fmt(format_args!("{e}")));
+    let manifest =
+        Manifest::parse(manifest_bytes).unwrap_or_else(|e| fatal_fmt(format_args!("{e}")));
     let image_of = |name: &str| {
-        info.modules().find_map(|m| match modules::classify(m.cmdline) {
-            // SAFETY: a module the loader placed in RAM, reserved above.
-            ModuleKind::Image(n) if n == name => Some(unsafe { memory::module_bytes(m.region) }),
-            _ => None,
-        })
+        info.modules()
+            .find_map(|m| match modules::classify(m.cmdline) {
+                ModuleKind::Image(n) if n == name => {
+                    // SAFETY: a module the loader placed in RAM, reserved above.
+                    Some(unsafe { memory::module_bytes(m.region) })
+                }
+                _ => None,
+            })
     };
     for (i, vm) in manifest.iter().enumerate() {
         if image_of(vm.image).is_none() {
@@ -154,7 +158,8 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
 
     let config = caps::check(&vmx::read_caps())
         .unwrap_or_else(|r| fatal_fmt(format_args!("cannot run guests: {r}")));
-    let root = vmx::enable(config).unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX: {e}")));
+    let root =
+        vmx::enable(config).unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX: {e}")));
     log::info!("VMX on; running {} VMs", manifest.len());
 
     for (i, spec) in manifest.iter().enumerate() {

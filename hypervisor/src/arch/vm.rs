@@ -113,9 +113,17 @@ impl Vm {
         mem.write(BOOT_INFO_GPA, &raw.to_bytes())
             .map_err(|_| StartError::Layout)?;
 
-        let ept = self.ept.insert(Ept::new(&mut FrameTables).map_err(StartError::Ept)?);
-        ept.map(&mut FrameTables, 0, self.mem_base, self.mem_len, EptPerms::RWX)
-            .map_err(StartError::Ept)?;
+        let ept = self
+            .ept
+            .insert(Ept::new(&mut FrameTables).map_err(StartError::Ept)?);
+        ept.map(
+            &mut FrameTables,
+            0,
+            self.mem_base,
+            self.mem_len,
+            EptPerms::RWX,
+        )
+        .map_err(StartError::Ept)?;
         let eptp = ept.eptp();
         let vmcs = memory::alloc_zeroed_pages(1).ok_or(StartError::OutOfMemory {
             bytes: memory::PAGE,

@@ -7,7 +7,9 @@ use super::memory;
 use super::tables::{self, CODE_SELECTOR, DATA_SELECTOR, TSS_SELECTOR};
 use crate::dispatch::GuestRegs;
 use crate::msr::{self, EFER_LMA, EFER_LME};
-use crate::vmx::caps::{self, BASIC_TRUE_CONTROLS, CPUID_ECX_VMX, ProcBased, ProcBased2, RawCaps, VmxConfig};
+use crate::vmx::caps::{
+    self, BASIC_TRUE_CONTROLS, CPUID_ECX_VMX, ProcBased, ProcBased2, RawCaps, VmxConfig,
+};
 use crate::vmx::fields::{Control, Guest, Host};
 use core::arch::naked_asm;
 
@@ -61,13 +63,28 @@ pub fn read_caps() -> RawCaps {
         raw.basic = rdmsr(msr::IA32_VMX_BASIC);
         let true_msrs = raw.basic & BASIC_TRUE_CONTROLS != 0;
         let pick = |t, plain| if true_msrs { t } else { plain };
-        raw.pin = rdmsr(pick(msr::IA32_VMX_TRUE_PINBASED_CTLS, msr::IA32_VMX_PINBASED_CTLS));
-        raw.proc = rdmsr(pick(msr::IA32_VMX_TRUE_PROCBASED_CTLS, msr::IA32_VMX_PROCBASED_CTLS));
+        raw.pin = rdmsr(pick(
+            msr::IA32_VMX_TRUE_PINBASED_CTLS,
+            msr::IA32_VMX_PINBASED_CTLS,
+        ));
+        raw.proc = rdmsr(pick(
+            msr::IA32_VMX_TRUE_PROCBASED_CTLS,
+            msr::IA32_VMX_PROCBASED_CTLS,
+        ));
         raw.exit = rdmsr(pick(msr::IA32_VMX_TRUE_EXIT_CTLS, msr::IA32_VMX_EXIT_CTLS));
-        raw.entry = rdmsr(pick(msr::IA32_VMX_TRUE_ENTRY_CTLS, msr::IA32_VMX_ENTRY_CTLS));
+        raw.entry = rdmsr(pick(
+            msr::IA32_VMX_TRUE_ENTRY_CTLS,
+            msr::IA32_VMX_ENTRY_CTLS,
+        ));
         raw.misc = rdmsr(msr::IA32_VMX_MISC);
-        raw.cr0_fixed = (rdmsr(msr::IA32_VMX_CR0_FIXED0), rdmsr(msr::IA32_VMX_CR0_FIXED1));
-        raw.cr4_fixed = (rdmsr(msr::IA32_VMX_CR4_FIXED0), rdmsr(msr::IA32_VMX_CR4_FIXED1));
+        raw.cr0_fixed = (
+            rdmsr(msr::IA32_VMX_CR0_FIXED0),
+            rdmsr(msr::IA32_VMX_CR0_FIXED1),
+        );
+        raw.cr4_fixed = (
+            rdmsr(msr::IA32_VMX_CR4_FIXED0),
+            rdmsr(msr::IA32_VMX_CR4_FIXED1),
+        );
         if (raw.proc >> 32) as u32 & ProcBased::SECONDARY_CONTROLS.bits() != 0 {
             raw.proc2 = rdmsr(msr::IA32_VMX_PROCBASED_CTLS2);
             if (raw.proc2 >> 32) as u32 & ProcBased2::ENABLE_EPT.bits() != 0 {
@@ -169,7 +186,13 @@ pub fn prepare_vmcs(root: &VmxRoot, vmcs: u64, l: &Launch) -> Result<(), VmFail>
         vmwrite(Host::Cr3, instr::read_cr3())?;
         vmwrite(Host::Cr4, instr::read_cr4())?;
         vmwrite(Host::CsSelector, CODE_SELECTOR.into())?;
-        for f in [Host::SsSelector, Host::DsSelector, Host::EsSelector, Host::FsSelector, Host::GsSelector] {
+        for f in [
+            Host::SsSelector,
+            Host::DsSelector,
+            Host::EsSelector,
+            Host::FsSelector,
+            Host::GsSelector,
+        ] {
             vmwrite(f, DATA_SELECTOR.into())?;
         }
         vmwrite(Host::TrSelector, TSS_SELECTOR.into())?;
@@ -183,7 +206,10 @@ pub fn prepare_vmcs(root: &VmxRoot, vmcs: u64, l: &Launch) -> Result<(), VmFail>
         vmwrite(Host::SysenterEip, 0)?;
         vmwrite(Host::Ia32Efer, rdmsr(msr::IA32_EFER))?;
 
-        vmwrite(Guest::Cr0, cfg.fix_cr0(CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG))?;
+        vmwrite(
+            Guest::Cr0,
+            cfg.fix_cr0(CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG),
+        )?;
         vmwrite(Guest::Cr3, l.cr3)?;
         vmwrite(Guest::Cr4, cfg.fix_cr4(CR4_PAE | CR4_VMXE))?;
         vmwrite(Guest::Ia32Efer, EFER_LME | EFER_LMA)?;
@@ -192,11 +218,36 @@ pub fn prepare_vmcs(root: &VmxRoot, vmcs: u64, l: &Launch) -> Result<(), VmFail>
         vmwrite(Guest::CsLimit, FLAT_LIMIT)?;
         vmwrite(Guest::CsAccessRights, AR_CODE64)?;
         for (sel, base, limit, ar) in [
-            (Guest::SsSelector, Guest::SsBase, Guest::SsLimit, Guest::SsAccessRights),
-            (Guest::DsSelector, Guest::DsBase, Guest::DsLimit, Guest::DsAccessRights),
-            (Guest::EsSelector, Guest::EsBase, Guest::EsLimit, Guest::EsAccessRights),
-            (Guest::FsSelector, Guest::FsBase, Guest::FsLimit, Guest::FsAccessRights),
-            (Guest::GsSelector, Guest::GsBase, Guest::GsLimit, Guest::GsAccessRights),
+            (
+                Guest::SsSelector,
+                Guest::SsBase,
+                Guest::SsLimit,
+                Guest::SsAccessRights,
+            ),
+            (
+                Guest::DsSelector,
+                Guest::DsBase,
+                Guest::DsLimit,
+                Guest::DsAccessRights,
+            ),
+            (
+                Guest::EsSelector,
+                Guest::EsBase,
+                Guest::EsLimit,
+                Guest::EsAccessRights,
+            ),
+            (
+                Guest::FsSelector,
+                Guest::FsBase,
+                Guest::FsLimit,
+                Guest::FsAccessRights,
+            ),
+            (
+                Guest::GsSelector,
+                Guest::GsBase,
+                Guest::GsLimit,
+                Guest::GsAccessRights,
+            ),
         ] {
             vmwrite(sel, GUEST_DATA_SELECTOR)?;
             vmwrite(base, 0)?;

@@ -120,7 +120,7 @@ impl Ept {
         len: u64,
         perms: EptPerms,
     ) -> Result<(), EptError> {
-        if gpa % PAGE != 0 || hpa % PAGE != 0 || len % PAGE != 0 {
+        if !gpa.is_multiple_of(PAGE) || !hpa.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
             return Err(EptError::Misaligned);
         }
         let end = gpa.checked_add(len).ok_or(EptError::OutOfRange)?;
@@ -247,10 +247,17 @@ pub(crate) mod tests {
     fn maps_only_what_was_asked() {
         let mut m = MockTables::default();
         let mut ept = Ept::new(&mut m).unwrap();
-        ept.map(&mut m, 0, 0x80_0000, 0x20_0000 + 0x3000, EptPerms::RWX).unwrap();
+        ept.map(&mut m, 0, 0x80_0000, 0x20_0000 + 0x3000, EptPerms::RWX)
+            .unwrap();
         assert_eq!(ept.translate(&mut m, 0), Some((0x80_0000, EptPerms::RWX)));
-        assert_eq!(ept.translate(&mut m, 0x1234), Some((0x80_1234, EptPerms::RWX)));
-        assert_eq!(ept.translate(&mut m, 0x20_2fff), Some((0xa0_2fff, EptPerms::RWX)));
+        assert_eq!(
+            ept.translate(&mut m, 0x1234),
+            Some((0x80_1234, EptPerms::RWX))
+        );
+        assert_eq!(
+            ept.translate(&mut m, 0x20_2fff),
+            Some((0xa0_2fff, EptPerms::RWX))
+        );
         assert_eq!(ept.translate(&mut m, 0x20_3000), None);
         assert_eq!(ept.translate(&mut m, 0x4000_0000), None);
         assert_eq!(ept.translate(&mut m, u64::MAX), None);
@@ -265,7 +272,10 @@ pub(crate) mod tests {
     fn rejects_bad_requests() {
         let mut m = MockTables::default();
         let mut ept = Ept::new(&mut m).unwrap();
-        assert_eq!(ept.map(&mut m, 1, 0, PAGE, EptPerms::RWX), Err(EptError::Misaligned));
+        assert_eq!(
+            ept.map(&mut m, 1, 0, PAGE, EptPerms::RWX),
+            Err(EptError::Misaligned)
+        );
         assert_eq!(
             ept.map(&mut m, 1 << GPA_BITS, 0, PAGE, EptPerms::RWX),
             Err(EptError::OutOfRange)

@@ -66,7 +66,8 @@ impl<'a> GuestMemory<'a> {
 
     /// Copies `data` to `gpa`.
     pub fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), OutOfBounds> {
-        self.slice_mut(gpa, data.len() as u64)?.copy_from_slice(data);
+        self.slice_mut(gpa, data.len() as u64)?
+            .copy_from_slice(data);
         Ok(())
     }
 

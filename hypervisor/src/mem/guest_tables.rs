@@ -35,7 +35,7 @@ pub fn build(mem: &mut GuestMemory<'_>) -> Result<u64, OutOfBounds> {
         }
     }
     for i in 1..ENTRIES {
-        mem.write_u64(pt + i * ENTRY_BYTES, i * PAGE_SIZE | PRESENT | WRITABLE)?;
+        mem.write_u64(pt + i * ENTRY_BYTES, (i * PAGE_SIZE) | PRESENT | WRITABLE)?;
     }
     Ok(pml4)
 }
@@ -71,10 +71,17 @@ mod tests {
         let mut backing = std::vec![0u8; 0x20_0000];
         let mut mem = GuestMemory::new(&mut backing);
         let cr3 = build(&mut mem).unwrap();
-        assert!(PAGE_TABLES_GPA + PAGE_TABLE_PAGES * PAGE_SIZE <= IMAGE_BASE_GPA);
+        const { assert!(PAGE_TABLES_GPA + PAGE_TABLE_PAGES * PAGE_SIZE <= IMAGE_BASE_GPA) };
         assert_eq!(translate(&mem, cr3, 0), None);
         assert_eq!(translate(&mem, cr3, 0xfff), None);
-        for va in [0x1000, 0x10_0123, 0x1f_ffff, 0x20_0000, 0x4000_0000, 0xffff_fff8] {
+        for va in [
+            0x1000,
+            0x10_0123,
+            0x1f_ffff,
+            0x20_0000,
+            0x4000_0000,
+            0xffff_fff8,
+        ] {
             assert_eq!(translate(&mem, cr3, va), Some(va), "{va:#x}");
         }
         assert_eq!(translate(&mem, cr3, 0x1_0000_0000), None);

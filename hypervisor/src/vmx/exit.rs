@@ -115,12 +115,56 @@ impl ExitReason {
     const ALL: [ExitReason; 50] = {
         use ExitReason::*;
         [
-            ExceptionOrNmi, ExternalInterrupt, TripleFault, Init, Sipi, TaskSwitch, Cpuid,
-            Getsec, Hlt, Invd, Invlpg, Rdpmc, Rdtsc, Rsm, Vmcall, Vmclear, Vmlaunch, Vmptrld,
-            Vmptrst, Vmread, Vmresume, Vmwrite, Vmxoff, Vmxon, CrAccess, DrAccess, Io, Rdmsr,
-            Wrmsr, InvalidGuestState, MsrLoading, Mwait, MonitorTrapFlag, Monitor, Pause,
-            MachineCheck, EptViolation, EptMisconfig, Invept, Rdtscp, PreemptionTimer, Invvpid,
-            Wbinvd, Xsetbv, Rdrand, Invpcid, Vmfunc, Rdseed, Xsaves, Xrstors,
+            ExceptionOrNmi,
+            ExternalInterrupt,
+            TripleFault,
+            Init,
+            Sipi,
+            TaskSwitch,
+            Cpuid,
+            Getsec,
+            Hlt,
+            Invd,
+            Invlpg,
+            Rdpmc,
+            Rdtsc,
+            Rsm,
+            Vmcall,
+            Vmclear,
+            Vmlaunch,
+            Vmptrld,
+            Vmptrst,
+            Vmread,
+            Vmresume,
+            Vmwrite,
+            Vmxoff,
+            Vmxon,
+            CrAccess,
+            DrAccess,
+            Io,
+            Rdmsr,
+            Wrmsr,
+            InvalidGuestState,
+            MsrLoading,
+            Mwait,
+            MonitorTrapFlag,
+            Monitor,
+            Pause,
+            MachineCheck,
+            EptViolation,
+            EptMisconfig,
+            Invept,
+            Rdtscp,
+            PreemptionTimer,
+            Invvpid,
+            Wbinvd,
+            Xsetbv,
+            Rdrand,
+            Invpcid,
+            Vmfunc,
+            Rdseed,
+            Xsaves,
+            Xrstors,
         ]
     };
 
@@ -297,9 +341,7 @@ pub fn decode(raw: &RawExit) -> Exit {
             vector: (raw.interrupt_info & INTR_INFO_VECTOR_MASK) as u8,
         },
         Some(
-            r @ (ExitReason::InvalidGuestState
-            | ExitReason::MsrLoading
-            | ExitReason::MachineCheck),
+            r @ (ExitReason::InvalidGuestState | ExitReason::MsrLoading | ExitReason::MachineCheck),
         ) => Exit::EntryFailure {
             reason: r as u16,
             qualification: q,
@@ -369,9 +411,27 @@ mod tests {
                 ..RawExit::default()
             })
         };
-        assert_eq!(ept(0x181), Exit::EptViolation { gpa: 0x20_0000, access: Access::Read });
-        assert_eq!(ept(0x182), Exit::EptViolation { gpa: 0x20_0000, access: Access::Write });
-        assert_eq!(ept(0x184), Exit::EptViolation { gpa: 0x20_0000, access: Access::Fetch });
+        assert_eq!(
+            ept(0x181),
+            Exit::EptViolation {
+                gpa: 0x20_0000,
+                access: Access::Read
+            }
+        );
+        assert_eq!(
+            ept(0x182),
+            Exit::EptViolation {
+                gpa: 0x20_0000,
+                access: Access::Write
+            }
+        );
+        assert_eq!(
+            ept(0x184),
+            Exit::EptViolation {
+                gpa: 0x20_0000,
+                access: Access::Fetch
+            }
+        );
     }
 
     #[test]
@@ -379,12 +439,22 @@ mod tests {
         // IN AL, DX from port 0x3f8: size-1 = 0, IN, DX operand, port in 31:16.
         assert_eq!(
             decode(&raw(30, (0x3f8 << 16) | 0x8 | 0x40)),
-            Exit::Io { port: 0x3f8, size: 1, is_in: true, string: false }
+            Exit::Io {
+                port: 0x3f8,
+                size: 1,
+                is_in: true,
+                string: false
+            }
         );
         // OUTSD to port 0x80.
         assert_eq!(
             decode(&raw(30, (0x80 << 16) | 0x3 | 0x10)),
-            Exit::Io { port: 0x80, size: 4, is_in: false, string: true }
+            Exit::Io {
+                port: 0x80,
+                size: 4,
+                is_in: false,
+                string: true
+            }
         );
     }
 
@@ -392,15 +462,31 @@ mod tests {
     fn entry_failures_and_unknowns() {
         assert_eq!(
             decode(&raw(0x8000_0021, 0)),
-            Exit::EntryFailure { reason: 33, qualification: 0 }
+            Exit::EntryFailure {
+                reason: 33,
+                qualification: 0
+            }
         );
         assert_eq!(
             decode(&raw(27, 0)),
-            Exit::Unexpected { reason: 27, name: Some(ExitReason::Vmxon) }
+            Exit::Unexpected {
+                reason: 27,
+                name: Some(ExitReason::Vmxon)
+            }
         );
-        assert_eq!(decode(&raw(0xfff, 0)), Exit::Unexpected { reason: 0xfff, name: None });
         assert_eq!(
-            decode(&RawExit { reason: 0, interrupt_info: 0x8000_0b06, ..RawExit::default() }),
+            decode(&raw(0xfff, 0)),
+            Exit::Unexpected {
+                reason: 0xfff,
+                name: None
+            }
+        );
+        assert_eq!(
+            decode(&RawExit {
+                reason: 0,
+                interrupt_info: 0x8000_0b06,
+                ..RawExit::default()
+            }),
             Exit::Exception { vector: 6 }
         );
     }

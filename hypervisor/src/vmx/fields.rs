@@ -304,9 +304,33 @@ mod tests {
     #[test]
     fn encodings_match_their_class_and_width() {
         let map = |all: &[(u32, u32)]| all.to_vec();
-        check(&map(&Control::ALL.iter().map(|&(f, w)| (f as u32, w)).collect::<std::vec::Vec<_>>()), Control::TYPE);
-        check(&map(&ExitInfo::ALL.iter().map(|&(f, w)| (f as u32, w)).collect::<std::vec::Vec<_>>()), ExitInfo::TYPE);
-        check(&map(&Guest::ALL.iter().map(|&(f, w)| (f as u32, w)).collect::<std::vec::Vec<_>>()), Guest::TYPE);
-        check(&map(&Host::ALL.iter().map(|&(f, w)| (f as u32, w)).collect::<std::vec::Vec<_>>()), Host::TYPE);
+        check(
+            &map(&Control::ALL
+                .iter()
+                .map(|&(f, w)| (f as u32, w))
+                .collect::<std::vec::Vec<_>>()),
+            Control::TYPE,
+        );
+        check(
+            &map(&ExitInfo::ALL
+                .iter()
+                .map(|&(f, w)| (f as u32, w))
+                .collect::<std::vec::Vec<_>>()),
+            ExitInfo::TYPE,
+        );
+        check(
+            &map(&Guest::ALL
+                .iter()
+                .map(|&(f, w)| (f as u32, w))
+                .collect::<std::vec::Vec<_>>()),
+            Guest::TYPE,
+        );
+        check(
+            &map(&Host::ALL
+                .iter()
+                .map(|&(f, w)| (f as u32, w))
+                .collect::<std::vec::Vec<_>>()),
+            Host::TYPE,
+        );
     }
 }
