@@ -1,1 +1,20 @@
-//! Placeholder.
+//! Corral's host tool as a library: turns a TOML manifest into a bootable
+//! ISO (hypervisor, guest images, binary manifest), boots it in Bochs, shows
+//! the consoles and judges the run from the hypervisor's report records.
+//!
+//! The `corral` binary is a thin wrapper around [`cli::run_args`]; the
+//! integration tests call the same function.
+
+pub mod bench;
+pub mod bochs;
+pub mod cargo_build;
+pub mod cli;
+pub mod console;
+pub mod error;
+pub mod expect;
+pub mod iso;
+pub mod outcome;
+pub mod report;
+pub mod run;
+pub mod toml_manifest;
+pub mod tools;

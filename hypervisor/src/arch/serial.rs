@@ -18,6 +18,7 @@ const LINE_CONTROL_8N1: u8 = 0x03;
 const FIFO_ENABLE_CLEAR: u8 = 0xc7;
 const MODEM_DTR_RTS_OUT2: u8 = 0x0b;
 const LINE_STATUS_THR_EMPTY: u8 = 0x20;
+const LINE_STATUS_TRANSMITTER_EMPTY: u8 = 0x40;
 /// Divisor for 115200 baud.
 const DIVISOR_115200: u8 = 1;
 
@@ -60,6 +61,14 @@ pub fn init() {
         outb(COM1 + REG_FIFO_CONTROL, FIFO_ENABLE_CLEAR);
         outb(COM1 + REG_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
     }
+}
+
+/// Waits until every byte written so far has left the UART (so a power-off
+/// right after cannot cut the last line short).
+pub fn drain() {
+    let _guard = UART.lock();
+    // SAFETY: COM1 belongs to the hypervisor; reading LSR has no side effect.
+    while unsafe { inb(COM1 + REG_LINE_STATUS) } & LINE_STATUS_TRANSMITTER_EMPTY == 0 {}
 }
 
 /// Prints one console line `source | text`.

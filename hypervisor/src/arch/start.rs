@@ -40,6 +40,7 @@ fn fatal_fmt(args: core::fmt::Arguments<'_>) -> ! {
 /// Stops the machine: Bochs' magic breakpoint ends the emulator; on real
 /// hardware the core halts with interrupts off.
 pub fn power_off() -> ! {
+    serial::drain();
     instr::magic_break();
     loop {
         instr::cli();

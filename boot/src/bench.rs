@@ -1,0 +1,174 @@
+//! `corral bench`: runs `images/manifests/bench.toml` and prints the
+//! deterministic benchmark numbers (emulated instructions) it reports.
+
+use crate::cargo_build::workspace_root;
+use crate::error::{Error, Result};
+use crate::report::Report;
+use std::path::PathBuf;
+
+/// Metric the bench image reports: instructions per null hypercall round trip.
+pub const ROUNDTRIP_METRIC: &str = "hypercall_roundtrip";
+/// Optional metric: the same in hundredths of an instruction.
+pub const ROUNDTRIP_X100_METRIC: &str = "hypercall_roundtrip_x100";
+/// Optional metric: how many round trips the average is over.
+pub const ITERATIONS_METRIC: &str = "hypercall_iterations";
+
+/// The bench manifest of this workspace.
+pub fn manifest_path() -> PathBuf {
+    workspace_root()
+        .join("images")
+        .join("manifests")
+        .join("bench.toml")
+}
+
+/// The benchmark lines for a finished bench run's report.
+pub fn lines(report: &Report) -> Result<Vec<String>> {
+    let bench = report
+        .vms
+        .iter()
+        .find(|v| v.image == "bench")
+        .ok_or_else(|| Error::new("the bench manifest has no VM with image `bench`"))?;
+    let roundtrip = *bench.metrics.get(ROUNDTRIP_METRIC).ok_or_else(|| {
+        Error::new(format!(
+            "VM `{}` reported no `{ROUNDTRIP_METRIC}` metric",
+            bench.name
+        ))
+    })?;
+    let hello = report
+        .vms
+        .iter()
+        .find(|v| v.image == "hello")
+        .ok_or_else(|| Error::new("the bench manifest has no VM with image `hello`"))?;
+    if hello.boot_instructions == 0 {
+        return Err(Error::new(format!(
+            "VM `{}` reported no boot instruction count",
+            hello.name
+        )));
+    }
+    let roundtrip = match bench.metrics.get(ROUNDTRIP_X100_METRIC) {
+        Some(x100) => format!("{}.{:02}", x100 / 100, x100 % 100),
+        None => roundtrip.to_string(),
+    };
+    let over = match bench.metrics.get(ITERATIONS_METRIC) {
+        Some(n) => format!("average of {n}, emulated TSC"),
+        None => "emulated TSC".to_string(),
+    };
+    Ok(vec![
+        format!("null hypercall round trip   : {roundtrip} instructions ({over})"),
+        format!(
+            "hello VM start to main      : {} instructions",
+            hello.boot_instructions
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::VmReport;
+    use std::collections::BTreeMap;
+
+    fn vm(name: &str, image: &str, boot: u64, metrics: &[(&str, u64)]) -> VmReport {
+        VmReport {
+            name: name.into(),
+            image: image.into(),
+            core: 0,
+            status: "exited".into(),
+            exit_code: Some(0),
+            reason: String::new(),
+            boot_instructions: boot,
+            exits: BTreeMap::new(),
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            expect: "exit:0".into(),
+            ok: true,
+        }
+    }
+
+    fn report(vms: Vec<VmReport>) -> Report {
+        Report {
+            manifest: "bench.toml".into(),
+            completed: true,
+            fatal: None,
+            timed_out: false,
+            cpu_model: "corei7_icelake_u".into(),
+            cpus: 1,
+            error: None,
+            run_dir: None,
+            vms,
+        }
+    }
+
+    #[test]
+    fn prints_both_numbers() {
+        let r = report(vec![
+            vm(
+                "bench",
+                "bench",
+                10,
+                &[
+                    ("hypercall_roundtrip", 1234),
+                    ("hypercall_iterations", 10000),
+                ],
+            ),
+            vm("hello", "hello", 56789, &[]),
+        ]);
+        assert_eq!(
+            lines(&r).unwrap(),
+            [
+                "null hypercall round trip   : 1234 instructions (average of 10000, emulated TSC)",
+                "hello VM start to main      : 56789 instructions",
+            ]
+        );
+    }
+
+    #[test]
+    fn hundredths_are_shown_when_reported() {
+        let r = report(vec![
+            vm(
+                "bench",
+                "bench",
+                10,
+                &[
+                    ("hypercall_roundtrip", 217),
+                    ("hypercall_roundtrip_x100", 21705),
+                ],
+            ),
+            vm("hello", "hello", 5, &[]),
+        ]);
+        assert_eq!(
+            lines(&r).unwrap()[0],
+            "null hypercall round trip   : 217.05 instructions (emulated TSC)"
+        );
+    }
+
+    #[test]
+    fn missing_numbers_are_errors() {
+        let r = report(vec![
+            vm("bench", "bench", 10, &[]),
+            vm("hello", "hello", 5, &[]),
+        ]);
+        assert!(
+            lines(&r)
+                .unwrap_err()
+                .to_string()
+                .contains("hypercall_roundtrip")
+        );
+        let r = report(vec![
+            vm("bench", "bench", 10, &[("hypercall_roundtrip", 1)]),
+            vm("hello", "hello", 0, &[]),
+        ]);
+        assert!(
+            lines(&r)
+                .unwrap_err()
+                .to_string()
+                .contains("boot instruction")
+        );
+        let r = report(vec![vm("hello", "hello", 5, &[])]);
+        assert!(lines(&r).is_err());
+    }
+
+    #[test]
+    fn the_bench_manifest_exists() {
+        assert!(manifest_path().is_file());
+    }
+}

@@ -1,0 +1,318 @@
+//! The hypervisor's console as the host sees it: each COM1 line is cleaned
+//! of terminal control codes, classified (report record, `<source> | text`
+//! console line, or boot-loader noise) and rendered for the user.
+
+use vmm_abi::report::{
+    CONSOLE_SEPARATOR, HYPERVISOR_SOURCE, Record, RecordError, VmStatus, parse_line,
+};
+
+/// One console line, classified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// A report record (or a line that starts like one but is malformed).
+    Record(Result<Record<'a>, RecordError>),
+    /// `<source> | <text>`: a VM's or the hypervisor's own console output.
+    Console {
+        /// VM name or [`HYPERVISOR_SOURCE`].
+        source: &'a str,
+        /// The text after the separator.
+        text: &'a str,
+    },
+    /// Anything else (BIOS, boot loader, a hypervisor that is not talking
+    /// the protocol yet).
+    Noise(&'a str),
+    /// Nothing visible.
+    Blank,
+}
+
+/// Removes terminal escape sequences and control characters (boot loaders
+/// draw menus with them), keeping tabs.
+pub fn sanitize(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            // CSI (ESC [) runs through parameters to a final byte; other
+            // escapes are two characters long.
+            '\u{1b}' => {
+                if chars.next() == Some('[') {
+                    for c in chars.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_source(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(c) if c.is_ascii_alphanumeric())
+        && bytes.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// Classifies one sanitized line.
+pub fn classify(line: &str) -> Line<'_> {
+    if let Some(record) = parse_line(line) {
+        return Line::Record(record);
+    }
+    if line.trim().is_empty() {
+        return Line::Blank;
+    }
+    match line.split_once(CONSOLE_SEPARATOR) {
+        Some((source, text)) if is_source(source) => Line::Console { source, text },
+        _ => Line::Noise(line),
+    }
+}
+
+const RESET: &str = "\x1b[0m";
+const DIM: &str = "\x1b[2m";
+const RED: &str = "\x1b[1;31m";
+const PALETTE: [&str; 6] = [
+    "\x1b[36m", "\x1b[32m", "\x1b[35m", "\x1b[33m", "\x1b[34m", "\x1b[96m",
+];
+
+/// Renders classified lines for the user.
+#[derive(Clone, Debug)]
+pub struct Renderer {
+    names: Vec<String>,
+    width: usize,
+    colour: bool,
+    verbose: bool,
+    hypervisor_spoke: bool,
+}
+
+impl Renderer {
+    /// A renderer for a manifest's VMs (`names`, in manifest order); sources
+    /// are padded to `width`. `colour` adds ANSI colours; `verbose` shows
+    /// records and boot-loader noise too.
+    pub fn new(names: Vec<String>, width: usize, colour: bool, verbose: bool) -> Self {
+        Renderer {
+            names,
+            width,
+            colour,
+            verbose,
+            hypervisor_spoke: false,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn source_colour(&self, source: &str) -> &'static str {
+        if source == HYPERVISOR_SOURCE {
+            return DIM;
+        }
+        let index = self
+            .names
+            .iter()
+            .position(|n| n == source)
+            .unwrap_or_else(|| source.bytes().map(usize::from).sum::<usize>());
+        PALETTE[index % PALETTE.len()]
+    }
+
+    fn prefixed(&self, source: &str, text: &str) -> String {
+        let padded = format!("{source:>width$}", width = self.width);
+        format!(
+            "{}{CONSOLE_SEPARATOR}{text}",
+            self.paint(self.source_colour(source), &padded)
+        )
+    }
+
+    fn vm_name(&self, vm: u32) -> String {
+        self.names
+            .get(vm as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("vm{vm}"))
+    }
+
+    /// The text to print for `line` (`raw` is its sanitized text), or `None`
+    /// to hide it.
+    pub fn render(&mut self, raw: &str, line: &Line<'_>) -> Option<String> {
+        match line {
+            Line::Blank => None,
+            Line::Noise(text) => {
+                (self.verbose || self.hypervisor_spoke).then(|| self.paint(DIM, text))
+            }
+            Line::Console { source, text } => {
+                self.hypervisor_spoke = true;
+                Some(self.prefixed(source, text))
+            }
+            Line::Record(Err(e)) => {
+                self.hypervisor_spoke = true;
+                Some(self.prefixed(
+                    HYPERVISOR_SOURCE,
+                    &self.paint(RED, &format!("!! {e}: {raw}")),
+                ))
+            }
+            Line::Record(Ok(record)) => {
+                self.hypervisor_spoke = true;
+                if self.verbose {
+                    return Some(self.paint(DIM, raw));
+                }
+                self.summarize(record)
+            }
+        }
+    }
+
+    fn summarize(&self, record: &Record<'_>) -> Option<String> {
+        match *record {
+            Record::VmStart {
+                name,
+                image,
+                core,
+                memory,
+                ..
+            } => Some(self.prefixed(
+                name,
+                &format!(
+                    "-- starting image {image} on core {core} with {} KiB",
+                    memory >> 10
+                ),
+            )),
+            Record::VmEnd {
+                vm,
+                status,
+                code,
+                reason,
+                ..
+            } => {
+                let text = match (status, reason.is_empty()) {
+                    (VmStatus::Killed, false) => self.paint(RED, &format!("-- killed: {reason}")),
+                    (_, false) => format!("-- {reason}"),
+                    (_, true) => format!("-- {} (code {code})", status.name()),
+                };
+                Some(self.prefixed(&self.vm_name(vm), &text))
+            }
+            Record::Fatal { reason } => Some(self.prefixed(
+                HYPERVISOR_SOURCE,
+                &self.paint(RED, &format!("!! fatal: {reason}")),
+            )),
+            Record::Hypervisor { .. } | Record::Metric { .. } | Record::Done { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_escapes_and_controls() {
+        assert_eq!(sanitize("\x1b[2J\x1b[1;1HGNU GRUB\r"), "GNU GRUB");
+        assert_eq!(sanitize("a\tb\x07c\x1b7d"), "a\tbcd");
+        assert_eq!(sanitize("héllo"), "héllo");
+        assert_eq!(sanitize("\x1b["), "");
+    }
+
+    #[test]
+    fn lines_are_classified() {
+        assert_eq!(
+            classify("hello | Hello, world | again"),
+            Line::Console {
+                source: "hello",
+                text: "Hello, world | again"
+            }
+        );
+        assert_eq!(
+            classify("hv | corral up"),
+            Line::Console {
+                source: "hv",
+                text: "corral up"
+            }
+        );
+        assert!(matches!(
+            classify("@corral done vms=1"),
+            Line::Record(Ok(Record::Done { vms: 1 }))
+        ));
+        assert!(matches!(classify("@corral done"), Line::Record(Err(_))));
+        assert_eq!(
+            classify("Booting `corral'"),
+            Line::Noise("Booting `corral'")
+        );
+        assert_eq!(classify("a b | c"), Line::Noise("a b | c"));
+        assert_eq!(classify(" | c"), Line::Noise(" | c"));
+        assert_eq!(classify("   "), Line::Blank);
+    }
+
+    fn render(r: &mut Renderer, raw: &str) -> Option<String> {
+        r.render(raw, &classify(raw))
+    }
+
+    #[test]
+    fn rendering_pads_sources_and_summarizes_records() {
+        let mut r = Renderer::new(vec!["hello".into(), "badcall".into()], 7, false, false);
+        assert_eq!(render(&mut r, "GNU GRUB  version 2.06"), None);
+        assert_eq!(
+            render(&mut r, "hv | corral up").as_deref(),
+            Some("     hv | corral up")
+        );
+        assert_eq!(render(&mut r, "late noise").as_deref(), Some("late noise"));
+        assert_eq!(render(&mut r, "@corral hv abi=1 cores=1"), None);
+        assert_eq!(
+            render(
+                &mut r,
+                "@corral vm-start vm=0 name=hello image=hello core=0 memory=2097152"
+            )
+            .as_deref(),
+            Some("  hello | -- starting image hello on core 0 with 2048 KiB")
+        );
+        assert_eq!(
+            render(&mut r, "hello | Hello, world").as_deref(),
+            Some("  hello | Hello, world")
+        );
+        assert_eq!(
+            render(
+                &mut r,
+                "@corral vm-end vm=0 status=exited code=0 boot=5 exits=vmcall:2 reason=exited with code 0"
+            )
+            .as_deref(),
+            Some("  hello | -- exited with code 0")
+        );
+        assert_eq!(
+            render(
+                &mut r,
+                "@corral vm-end vm=1 status=killed code=-1 boot=5 exits=vmcall:2 reason=bad hypercall: unknown number 0xdead"
+            )
+            .as_deref(),
+            Some("badcall | -- killed: bad hypercall: unknown number 0xdead")
+        );
+        assert_eq!(render(&mut r, "@corral metric vm=0 name=x value=1"), None);
+        assert_eq!(render(&mut r, "@corral done vms=2"), None);
+        assert_eq!(
+            render(&mut r, "@corral fatal reason=no VMX").as_deref(),
+            Some("     hv | !! fatal: no VMX")
+        );
+        let bad = render(&mut r, "@corral done").unwrap();
+        assert!(
+            bad.contains("malformed report record") && bad.ends_with("@corral done"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn verbose_shows_everything_and_colour_is_optional() {
+        let mut r = Renderer::new(vec!["hello".into()], 5, true, true);
+        assert_eq!(
+            render(&mut r, "GRUB").as_deref(),
+            Some("\x1b[2mGRUB\x1b[0m")
+        );
+        assert_eq!(
+            render(&mut r, "@corral done vms=1").as_deref(),
+            Some("\x1b[2m@corral done vms=1\x1b[0m")
+        );
+        let line = render(&mut r, "hello | hi").unwrap();
+        assert_eq!(line, format!("{}hello{RESET} | hi", PALETTE[0]));
+    }
+}

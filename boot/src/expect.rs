@@ -1,0 +1,127 @@
+//! What a manifest expects of a VM (`exit:N`, `killed`, `killed:<text>`) and
+//! whether a VM's outcome meets it.
+
+use crate::outcome::VmOutcome;
+use std::fmt;
+use vmm_abi::report::VmStatus;
+
+/// A VM's expected end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expectation {
+    /// The guest exits by itself with this code.
+    Exit(i64),
+    /// The hypervisor stops the guest; if given, the reason contains this text.
+    Killed(Option<String>),
+}
+
+impl Default for Expectation {
+    fn default() -> Self {
+        Expectation::Exit(0)
+    }
+}
+
+/// How to spell an expectation, for error messages.
+pub const EXPECT_SYNTAX: &str = "use `exit:N`, `killed` or `killed:<part of the reason>`";
+
+impl Expectation {
+    /// Parses the manifest spelling; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "killed" {
+            return Ok(Expectation::Killed(None));
+        }
+        if let Some(part) = text.strip_prefix("killed:") {
+            if part.is_empty() {
+                return Err(format!(
+                    "`{text}` has no text after `killed:`; {EXPECT_SYNTAX}"
+                ));
+            }
+            return Ok(Expectation::Killed(Some(part.to_string())));
+        }
+        if let Some(code) = text.strip_prefix("exit:") {
+            return code
+                .trim()
+                .parse()
+                .map(Expectation::Exit)
+                .map_err(|_| format!("`{code}` in `{text}` is not an exit code; {EXPECT_SYNTAX}"));
+        }
+        Err(format!("`{text}` is not an expectation; {EXPECT_SYNTAX}"))
+    }
+
+    /// Whether `vm` ended as expected.
+    pub fn is_met(&self, vm: &VmOutcome) -> bool {
+        match self {
+            Expectation::Exit(code) => vm.status == VmStatus::Exited && vm.code == *code,
+            Expectation::Killed(None) => vm.status == VmStatus::Killed,
+            Expectation::Killed(Some(part)) => {
+                vm.status == VmStatus::Killed && vm.reason.contains(part.as_str())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::Exit(code) => write!(f, "exit:{code}"),
+            Expectation::Killed(None) => f.write_str("killed"),
+            Expectation::Killed(Some(part)) => write!(f, "killed:{part}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm(status: VmStatus, code: i64, reason: &str) -> VmOutcome {
+        VmOutcome {
+            status,
+            code,
+            reason: reason.to_string(),
+            ..VmOutcome::default()
+        }
+    }
+
+    #[test]
+    fn parses_and_prints_every_form() {
+        for (text, want) in [
+            ("exit:0", Expectation::Exit(0)),
+            ("exit:-3", Expectation::Exit(-3)),
+            ("killed", Expectation::Killed(None)),
+            (
+                "killed:EPT violation",
+                Expectation::Killed(Some("EPT violation".into())),
+            ),
+        ] {
+            let e = Expectation::parse(text).unwrap();
+            assert_eq!(e, want);
+            assert_eq!(e.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn refuses_bad_spellings() {
+        for text in ["", "exit", "exit:", "exit:x", "killed:", "dead", "Exit:0"] {
+            let e = Expectation::parse(text).unwrap_err();
+            assert!(e.contains("exit:N"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn judges_outcomes() {
+        let exited0 = vm(VmStatus::Exited, 0, "exited with code 0");
+        let exited1 = vm(VmStatus::Exited, 1, "exited with code 1");
+        let ept = vm(VmStatus::Killed, -1, "EPT violation: read at 0x200000");
+        let running = vm(VmStatus::Running, 0, "");
+        let exit0 = Expectation::Exit(0);
+        assert!(exit0.is_met(&exited0));
+        assert!(!exit0.is_met(&exited1));
+        assert!(!exit0.is_met(&ept));
+        assert!(!exit0.is_met(&running));
+        assert!(Expectation::Killed(None).is_met(&ept));
+        assert!(!Expectation::Killed(None).is_met(&exited0));
+        assert!(Expectation::Killed(Some("EPT violation".into())).is_met(&ept));
+        assert!(!Expectation::Killed(Some("triple fault".into())).is_met(&ept));
+        assert!(!Expectation::Killed(Some("exited".into())).is_met(&exited0));
+    }
+}

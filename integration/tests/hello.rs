@@ -1,0 +1,41 @@
+//! The hello guest boots, prints and exits with code 0 on two CPU models.
+
+use integration::{Outcome, manifest, run};
+
+fn assert_hello_ran(out: &Outcome) {
+    assert_eq!(out.code, 0, "{}", out.error_text());
+    assert_eq!(out.report["completed"], true);
+    let hello = out.vm("hello");
+    assert_eq!(hello["status"], "exited", "{hello:#}");
+    assert_eq!(hello["exit_code"], 0);
+    assert!(
+        hello["boot_instructions"].as_u64().unwrap_or(0) > 0,
+        "{hello:#}"
+    );
+    assert!(
+        hello["exits"]["vmcall"].as_u64().unwrap_or(0) > 0,
+        "{hello:#}"
+    );
+}
+
+#[test]
+fn hello_on_icelake() {
+    let out = run(
+        "hello-icelake",
+        &manifest("hello.toml"),
+        &["--timeout", "180"],
+    );
+    assert_eq!(out.report["cpu_model"], "corei7_icelake_u");
+    assert_hello_ran(&out);
+}
+
+#[test]
+fn hello_on_skylake_x() {
+    let out = run(
+        "hello-skylake",
+        &manifest("hello.toml"),
+        &["--cpu-model", "corei7_skylake_x", "--timeout", "180"],
+    );
+    assert_eq!(out.report["cpu_model"], "corei7_skylake_x");
+    assert_hello_ran(&out);
+}
