@@ -1,0 +1,81 @@
+//! Calls into the hypervisor: [`raw`], the one `vmcall` wrapper, and a typed
+//! wrapper per call of [`vmm_abi::hypercall::Hypercall`].
+//!
+//! Pointers passed to the hypervisor are guest-physical addresses, which in a
+//! Corral guest equal virtual ones (the boot page tables are an identity map).
+
+use core::fmt;
+use vmm_abi::hypercall::{Hypercall, MAX_CONSOLE_WRITE, is_valid_metric_name};
+
+/// Makes hypercall `nr` with arguments `a0`, `a1`, `a2` (RDI, RSI, RDX) and
+/// returns RAX.
+///
+/// Nothing is checked: an unknown number or a bad pointer gets this guest
+/// stopped by the hypervisor. Images use the typed wrappers below; this is
+/// for the hostile test images that probe the hypervisor's checks.
+#[inline]
+pub fn raw(nr: u64, a0: u64, a1: u64, a2: u64) -> u64 {
+    crate::arch::vmcall(nr, a0, a1, a2)
+}
+
+/// Ends this guest with `code`. Never returns.
+pub fn exit(code: i32) -> ! {
+    raw(Hypercall::Exit.number(), i64::from(code) as u64, 0, 0);
+    // The hypervisor never resumes a guest after Exit; if it ever did, end
+    // the guest the only other way there is.
+    crate::arch::invalid_opcode()
+}
+
+/// Writes `bytes` to this guest's console, in as many calls as
+/// [`MAX_CONSOLE_WRITE`] requires. An empty slice makes no call.
+pub fn console_write(bytes: &[u8]) {
+    for chunk in bytes.chunks(MAX_CONSOLE_WRITE as usize) {
+        raw(
+            Hypercall::ConsoleWrite.number(),
+            chunk.as_ptr() as u64,
+            chunk.len() as u64,
+            0,
+        );
+    }
+}
+
+/// Makes the call that does nothing; measures the round trip.
+#[inline]
+pub fn null() {
+    raw(Hypercall::Null.number(), 0, 0, 0);
+}
+
+/// Tells the hypervisor the image's main function is about to run, with the
+/// TSC read just before; the hypervisor reports the boot cost from it.
+pub fn main_started(tsc: u64) {
+    raw(Hypercall::MainStarted.number(), tsc, 0, 0);
+}
+
+/// Reports the benchmark value `value` under `name`.
+///
+/// The name is checked here first (1 to
+/// [`MAX_METRIC_NAME`](vmm_abi::hypercall::MAX_METRIC_NAME) bytes of
+/// `[A-Za-z0-9_.-]`, starting with a letter or digit), because the
+/// hypervisor stops a guest that sends an invalid one.
+pub fn metric(name: &str, value: u64) -> Result<(), InvalidMetricName> {
+    if !is_valid_metric_name(name.as_bytes()) {
+        return Err(InvalidMetricName);
+    }
+    raw(
+        Hypercall::Metric.number(),
+        name.as_ptr() as u64,
+        name.len() as u64,
+        value,
+    );
+    Ok(())
+}
+
+/// A metric name the hypervisor would refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidMetricName;
+
+impl fmt::Display for InvalidMetricName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid metric name")
+    }
+}
