@@ -65,6 +65,7 @@ pub fn lines(report: &Report) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::Totals;
     use crate::report::VmReport;
     use std::collections::BTreeMap;
 
@@ -72,11 +73,17 @@ mod tests {
         VmReport {
             name: name.into(),
             image: image.into(),
-            core: 0,
+            cores: Vec::new(),
+            core: Some(0),
+            apic_id: Some(0),
             status: "exited".into(),
             exit_code: Some(0),
             reason: String::new(),
             boot_instructions: boot,
+            restarts: 0,
+            restart_reasons: Vec::new(),
+            slices: 1,
+            memory: None,
             exits: BTreeMap::new(),
             metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             expect: "exit:0".into(),
@@ -92,6 +99,11 @@ mod tests {
             timed_out: false,
             cpu_model: "corei7_icelake_u".into(),
             cpus: 1,
+            cores: Some(1),
+            free_memory: None,
+            timeslice: 0,
+            totals: Totals::default(),
+            largest_fleet: BTreeMap::new(),
             error: None,
             run_dir: None,
             vms,

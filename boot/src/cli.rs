@@ -3,6 +3,7 @@
 
 use crate::bench;
 use crate::error::Error;
+use crate::fleet_bench;
 use crate::run::{RunOptions, RunResult, run};
 
 /// Usage text for `--help`.
@@ -12,17 +13,23 @@ corral: build, boot and judge Corral hypervisor runs in the Bochs emulator
 Usage:
   corral run MANIFEST.toml [OPTIONS]   boot the VMs of a TOML manifest
   corral bench [OPTIONS]               run images/manifests/bench.toml and print its numbers
+  corral fleet-bench [--sizes LIST] [OPTIONS]
+                                       boot fleets of LIST hello VMs (default 1,8,64,256) on
+                                       1 emulated CPU and print per-VM boot cost and memory
   corral --help                        show this text
 
 Options:
-  --report FILE       write a JSON run report to FILE (also when the run fails)
+  --report FILE       write a JSON run report to FILE (also when the run fails);
+                      for fleet-bench, the table as JSON
   --cpu-model MODEL   Bochs CPU model (overrides [run] cpu_model; default corei7_icelake_u)
-  --cpus N            emulated CPUs (overrides [run] cpus; default 1)
+  --cpus N            emulated CPUs (overrides [run] cpus; default 1; not for fleet-bench)
   --timeout SECS      wall-clock bound for the emulator (overrides [run] timeout; default 120)
-  --quiet             do not stream the consoles
+  --quiet             do not stream the consoles (fleet-bench never does unless --verbose)
   --verbose           also show report records and boot-loader output
+  --summary-only      end with the summary lines only, not the table of every VM
   --keep              keep the ISO and its inputs in the run directory
   --prebuilt DIR      skip the build: boot DIR/hypervisor with images DIR/<image>
+  --sizes LIST        fleet-bench: comma-separated fleet sizes
 
 Exit status: 0 if the run completed and every VM ended as its `expect` says,
 1 if it did not, 2 for a usage error.
@@ -49,6 +56,14 @@ enum Command {
     Help,
     Run(RunOptions),
     Bench(RunOptions),
+    FleetBench(RunOptions, Vec<u32>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Run,
+    Bench,
+    FleetBench,
 }
 
 fn number<T: std::str::FromStr>(option: &str, value: &str) -> Result<T, Error> {
@@ -61,10 +76,11 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
     let Some((&command, rest)) = args.split_first() else {
         return Err(Error::new("no command given (try `corral --help`)"));
     };
-    let bench = match command {
+    let kind = match command {
         "--help" | "-h" | "help" => return Ok(Command::Help),
-        "run" => false,
-        "bench" => true,
+        "run" => Kind::Run,
+        "bench" => Kind::Bench,
+        "fleet-bench" => Kind::FleetBench,
         other => {
             return Err(Error::new(format!(
                 "unknown command `{other}` (try `corral --help`)"
@@ -73,6 +89,7 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
     };
     let mut opts = RunOptions::default();
     let mut manifest = None;
+    let mut sizes = None;
     let mut i = 0;
     while i < rest.len() {
         let arg = rest[i];
@@ -83,7 +100,7 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
         };
         let takes_value = matches!(
             name,
-            "--report" | "--cpu-model" | "--cpus" | "--timeout" | "--prebuilt"
+            "--report" | "--cpu-model" | "--cpus" | "--timeout" | "--prebuilt" | "--sizes"
         );
         let value = if takes_value {
             match inline {
@@ -106,24 +123,45 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
             "--help" | "-h" => return Ok(Command::Help),
             "--report" => opts.report = Some(value.into()),
             "--cpu-model" => opts.cpu_model = Some(value.to_string()),
-            "--cpus" => opts.cpus = Some(number(name, value)?),
+            "--cpus" if kind != Kind::FleetBench => opts.cpus = Some(number(name, value)?),
             "--timeout" => opts.timeout_secs = Some(number(name, value)?),
             "--quiet" | "-q" => opts.quiet = true,
             "--verbose" | "-v" => opts.verbose = true,
+            "--summary-only" => opts.summary_only = true,
             "--keep" => opts.keep = true,
             "--prebuilt" => opts.prebuilt = Some(value.into()),
+            "--sizes" if kind == Kind::FleetBench => {
+                sizes = Some(fleet_bench::parse_sizes(value)?);
+            }
+            "--cpus" | "--sizes" => {
+                return Err(Error::new(format!(
+                    "`{name}` is not an option of `{command}`{}",
+                    if name == "--cpus" {
+                        " (it always runs on 1 emulated CPU)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
             _ if name.starts_with('-') && name.len() > 1 => {
                 return Err(Error::new(format!(
                     "unknown option `{name}` (try `corral --help`)"
                 )));
             }
-            _ if manifest.is_none() && !bench => manifest = Some(name),
+            _ if manifest.is_none() && kind == Kind::Run => manifest = Some(name),
             _ => return Err(Error::new(format!("unexpected argument `{name}`"))),
         }
     }
-    if bench {
-        opts.manifest = bench::manifest_path();
-        return Ok(Command::Bench(opts));
+    match kind {
+        Kind::Run => {}
+        Kind::Bench => {
+            opts.manifest = bench::manifest_path();
+            return Ok(Command::Bench(opts));
+        }
+        Kind::FleetBench => {
+            let sizes = sizes.unwrap_or_else(|| fleet_bench::DEFAULT_SIZES.to_vec());
+            return Ok(Command::FleetBench(opts, sizes));
+        }
     }
     opts.manifest = manifest
         .ok_or_else(|| Error::new("`run` needs a manifest file (corral run MANIFEST.toml)"))?
@@ -191,6 +229,24 @@ pub fn invoke(args: &[&str]) -> Invocation {
             }
             inv
         }
+        Command::FleetBench(opts, sizes) => match fleet_bench::run_sizes(&opts, &sizes) {
+            Ok(lines) => {
+                println!();
+                for line in lines {
+                    println!("{line}");
+                }
+                Invocation {
+                    code: 0,
+                    error: None,
+                    run: None,
+                }
+            }
+            Err(e) => Invocation {
+                code: EXIT_FAILED,
+                error: Some(e),
+                run: None,
+            },
+        },
     }
 }
 
@@ -214,7 +270,7 @@ mod tests {
 
     fn run_opts(args: &[&str]) -> RunOptions {
         match parse(args).unwrap() {
-            Command::Run(o) | Command::Bench(o) => o,
+            Command::Run(o) | Command::Bench(o) | Command::FleetBench(o, _) => o,
             Command::Help => panic!("help"),
         }
     }
@@ -238,6 +294,7 @@ mod tests {
             "--quiet",
             "--verbose",
             "--keep",
+            "--summary-only",
             "--prebuilt",
             "/b",
         ]);
@@ -251,12 +308,37 @@ mod tests {
                 timeout_secs: Some(30),
                 quiet: true,
                 verbose: true,
+                summary_only: true,
                 keep: true,
                 prebuilt: Some("/b".into()),
             }
         );
         let b = run_opts(&["bench", "--quiet"]);
         assert!(b.quiet && b.manifest.ends_with("images/manifests/bench.toml"));
+    }
+
+    #[test]
+    fn fleet_bench_takes_sizes() {
+        let Command::FleetBench(o, sizes) = parse(&["fleet-bench"]).unwrap() else {
+            panic!("not fleet-bench");
+        };
+        assert_eq!(sizes, [1, 8, 64, 256]);
+        assert_eq!(o.cpus, None);
+        let Command::FleetBench(o, sizes) =
+            parse(&["fleet-bench", "--sizes", "2,4", "--timeout=50", "--keep"]).unwrap()
+        else {
+            panic!("not fleet-bench");
+        };
+        assert_eq!(sizes, [2, 4]);
+        assert_eq!((o.timeout_secs, o.keep), (Some(50), true));
+        assert!(usage_error(&["fleet-bench", "--sizes", "0"]).contains("`--sizes`"));
+        assert!(usage_error(&["fleet-bench", "--cpus", "2"]).contains("1 emulated CPU"));
+        assert!(usage_error(&["fleet-bench", "x.toml"]).contains("unexpected argument"));
+        assert!(
+            usage_error(&["run", "m.toml", "--sizes", "1"])
+                .contains("`--sizes` is not an option of `run`")
+        );
+        assert_eq!(invoke(&["fleet-bench", "--sizes=x"]).code, EXIT_USAGE);
     }
 
     #[test]
@@ -315,11 +397,16 @@ mod tests {
         let bad_cpu = dir.join("cpu.toml");
         std::fs::write(
             &bad_cpu,
-            "[[vm]]\nname = \"a\"\nimage = \"hello\"\ncore = 1\n",
+            "[[vm]]\nname = \"a\"\nimage = \"hello\"\ncores = [1]\n",
         )
         .unwrap();
         let inv = invoke(&["run", bad_cpu.to_str().unwrap(), "--quiet"]);
-        assert!(inv.error.unwrap().to_string().contains("field `core`"));
+        assert!(
+            inv.error
+                .unwrap()
+                .to_string()
+                .ends_with("vm `a`: field `cores`: core 1 does not exist: this run has 1 CPU")
+        );
         let inv = invoke(&["run", bad_cpu.to_str().unwrap(), "--cpu-model", "z80"]);
         assert!(
             inv.error

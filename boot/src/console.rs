@@ -82,6 +82,7 @@ const PALETTE: [&str; 6] = [
 #[derive(Clone, Debug)]
 pub struct Renderer {
     names: Vec<String>,
+    restart_limits: Vec<u32>,
     width: usize,
     colour: bool,
     verbose: bool,
@@ -95,11 +96,18 @@ impl Renderer {
     pub fn new(names: Vec<String>, width: usize, colour: bool, verbose: bool) -> Self {
         Renderer {
             names,
+            restart_limits: Vec::new(),
             width,
             colour,
             verbose,
             hypervisor_spoke: false,
         }
+    }
+
+    /// Each VM's restart limit, in manifest order, shown with its restarts.
+    pub fn with_restart_limits(mut self, limits: Vec<u32>) -> Self {
+        self.restart_limits = limits;
+        self
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -172,15 +180,30 @@ impl Renderer {
                 name,
                 image,
                 core,
+                apic,
                 memory,
                 ..
             } => Some(self.prefixed(
                 name,
                 &format!(
-                    "-- starting image {image} on core {core} with {} KiB",
+                    "-- starting image {image} on core {core} (APIC {apic}) with {} KiB",
                     memory >> 10
                 ),
             )),
+            Record::VmRestart {
+                vm,
+                attempt,
+                reason,
+            } => {
+                let of = match self.restart_limits.get(vm as usize) {
+                    Some(limit) => format!("{attempt} of {limit}"),
+                    None => attempt.to_string(),
+                };
+                Some(self.prefixed(
+                    &self.vm_name(vm),
+                    &self.paint(RED, &format!("-- restarting ({of}): {reason}")),
+                ))
+            }
             Record::VmEnd {
                 vm,
                 status,
@@ -259,14 +282,14 @@ mod tests {
             Some("     hv | corral up")
         );
         assert_eq!(render(&mut r, "late noise").as_deref(), Some("late noise"));
-        assert_eq!(render(&mut r, "@corral hv abi=1 cores=1"), None);
+        assert_eq!(render(&mut r, "@corral hv abi=2 cores=1 free=1000"), None);
         assert_eq!(
             render(
                 &mut r,
-                "@corral vm-start vm=0 name=hello image=hello core=0 memory=2097152"
+                "@corral vm-start vm=0 name=hello image=hello core=1 apic=2 memory=262144"
             )
             .as_deref(),
-            Some("  hello | -- starting image hello on core 0 with 2048 KiB")
+            Some("  hello | -- starting image hello on core 1 (APIC 2) with 256 KiB")
         );
         assert_eq!(
             render(&mut r, "hello | Hello, world").as_deref(),
@@ -275,7 +298,7 @@ mod tests {
         assert_eq!(
             render(
                 &mut r,
-                "@corral vm-end vm=0 status=exited code=0 boot=5 exits=vmcall:2 reason=exited with code 0"
+                "@corral vm-end vm=0 status=exited code=0 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 reason=exited with code 0"
             )
             .as_deref(),
             Some("  hello | -- exited with code 0")
@@ -283,7 +306,7 @@ mod tests {
         assert_eq!(
             render(
                 &mut r,
-                "@corral vm-end vm=1 status=killed code=-1 boot=5 exits=vmcall:2 reason=bad hypercall: unknown number 0xdead"
+                "@corral vm-end vm=1 status=killed code=-1 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 reason=bad hypercall: unknown number 0xdead"
             )
             .as_deref(),
             Some("badcall | -- killed: bad hypercall: unknown number 0xdead")
@@ -298,6 +321,25 @@ mod tests {
         assert!(
             bad.contains("malformed report record") && bad.ends_with("@corral done"),
             "{bad}"
+        );
+    }
+
+    #[test]
+    fn restarts_show_the_attempt_and_the_limit() {
+        let names = vec!["web-0".to_string(), "web-1".to_string()];
+        let mut r = Renderer::new(names.clone(), 5, false, false).with_restart_limits(vec![0, 2]);
+        assert_eq!(
+            render(
+                &mut r,
+                "@corral vm-restart vm=1 attempt=1 reason=triple fault at rip 0x10003d"
+            )
+            .as_deref(),
+            Some("web-1 | -- restarting (1 of 2): triple fault at rip 0x10003d")
+        );
+        let mut r = Renderer::new(names, 5, false, false);
+        assert_eq!(
+            render(&mut r, "@corral vm-restart vm=0 attempt=3 reason=x").as_deref(),
+            Some("web-0 | -- restarting (3): x")
         );
     }
 

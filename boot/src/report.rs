@@ -3,7 +3,8 @@
 //! records the hypervisor printed.
 
 use crate::error::{Error, Result};
-use crate::outcome::{RunOutcome, VmOutcome};
+use crate::memory::{self, Totals};
+use crate::outcome::{MemoryUse, RunOutcome, VmOutcome};
 use crate::toml_manifest::{Manifest, VmConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,16 +17,28 @@ pub struct VmReport {
     pub name: String,
     /// Image name.
     pub image: String,
-    /// Core it was pinned to.
-    pub core: u32,
+    /// Cores the manifest lets it run on (empty: not pinned).
+    pub cores: Vec<u32>,
+    /// Core the hypervisor put it on (`None` if it never started).
+    pub core: Option<u32>,
+    /// Local APIC ID of that core.
+    pub apic_id: Option<u32>,
     /// `exited`, `killed` or `running`.
     pub status: String,
     /// Exit code, when the guest exited by itself.
     pub exit_code: Option<i64>,
     /// Why it ended (empty if it did not).
     pub reason: String,
-    /// Instructions from VM creation to the guest's `main`.
+    /// Instructions from VM creation to the guest's `main` (last run).
     pub boot_instructions: u64,
+    /// Times it was restarted.
+    pub restarts: u32,
+    /// Why each restarted run ended, in order.
+    pub restart_reasons: Vec<String>,
+    /// Times it was scheduled onto its core after another VM ran.
+    pub slices: u64,
+    /// Memory accounting (`None` until it ended).
+    pub memory: Option<MemoryUse>,
     /// Non-zero VM-exit counts by kind.
     pub exits: BTreeMap<String, u64>,
     /// Metrics the guest reported.
@@ -42,11 +55,17 @@ impl VmReport {
         VmReport {
             name: vm.name.clone(),
             image: vm.image.clone(),
-            core: vm.core,
+            cores: vm.core_list(),
+            core: outcome.placement.map(|(core, _)| core),
+            apic_id: outcome.placement.map(|(_, apic)| apic),
             status: outcome.status.name().to_string(),
             exit_code: outcome.exit_code(),
             reason: outcome.reason.clone(),
             boot_instructions: outcome.boot,
+            restarts: outcome.restarts,
+            restart_reasons: outcome.restart_reasons.clone(),
+            slices: outcome.slices,
+            memory: outcome.ended().then_some(outcome.memory),
             exits: outcome.exit_map(),
             metrics: outcome.metrics.clone(),
             expect: vm.expect.to_string(),
@@ -75,17 +94,35 @@ pub struct Report {
     pub cpu_model: String,
     /// Emulated CPUs.
     pub cpus: u32,
+    /// Cores the hypervisor started (from its `hv` record).
+    pub cores: Option<u32>,
+    /// Bytes of RAM free for VMs once the hypervisor was up.
+    pub free_memory: Option<u64>,
+    /// Instructions per scheduling slice asked for (0 = default).
+    pub timeslice: u64,
+    /// Memory totals over the VMs that ended.
+    pub totals: Totals,
+    /// For each image, how many of its VMs would fit in `free_memory`.
+    pub largest_fleet: BTreeMap<String, u64>,
     /// Why the tool failed, if it did (as printed after `corral: error:`).
     pub error: Option<String>,
     /// The staging directory with the ISO inputs and the emulator's logs.
     pub run_dir: Option<String>,
-    /// One entry per manifest VM, in manifest order.
+    /// One entry per manifest VM (clones expanded), in manifest order.
     pub vms: Vec<VmReport>,
 }
 
 impl Report {
     /// A report for `manifest` with what `outcome` says so far.
     pub fn new(manifest: &Manifest, cpu_model: &str, cpus: u32, outcome: &RunOutcome) -> Self {
+        let accounted: Vec<(&str, MemoryUse)> = manifest
+            .vms
+            .iter()
+            .zip(&outcome.vms)
+            .filter(|(_, o)| o.ended())
+            .map(|(vm, o)| (vm.image.as_str(), o.memory))
+            .collect();
+        let free = outcome.hypervisor.map(|h| h.free);
         Report {
             manifest: manifest.origin.clone(),
             completed: outcome.done,
@@ -93,6 +130,12 @@ impl Report {
             timed_out: false,
             cpu_model: cpu_model.to_string(),
             cpus,
+            cores: outcome.hypervisor.map(|h| h.cores),
+            free_memory: free,
+            timeslice: manifest.timeslice,
+            totals: memory::totals(&accounted),
+            largest_fleet: free
+                .map_or_else(BTreeMap::new, |f| memory::largest_fleet(f, &accounted)),
             error: None,
             run_dir: None,
             vms: manifest
@@ -113,6 +156,11 @@ impl Report {
             timed_out: false,
             cpu_model: String::new(),
             cpus: 0,
+            cores: None,
+            free_memory: None,
+            timeslice: 0,
+            totals: Totals::default(),
+            largest_fleet: BTreeMap::new(),
             error: Some(error.message().to_string()),
             run_dir: None,
             vms: Vec::new(),
@@ -139,34 +187,63 @@ impl Report {
         })
     }
 
+    /// The lines printed after the table: VM counts by result and memory.
+    pub fn summary(&self) -> Vec<String> {
+        let ok = self.vms.iter().filter(|v| v.ok).count();
+        let restarts: u32 = self.vms.iter().map(|v| v.restarts).sum();
+        let mut lines = vec![format!(
+            "{ok} of {} VMs ended as expected{}{}",
+            self.vms.len(),
+            match self.cores {
+                Some(c) => format!(" on {c} core{}", if c == 1 { "" } else { "s" }),
+                None => String::new(),
+            },
+            if restarts > 0 {
+                format!(
+                    " ({restarts} restart{})",
+                    if restarts == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        )];
+        lines.extend(memory::summary(
+            &self.totals,
+            self.free_memory,
+            &self.largest_fleet,
+        ));
+        lines
+    }
+
     /// The summary table, one row per VM, columns aligned.
     pub fn table(&self) -> String {
-        let header = [
-            "name",
-            "image",
-            "core",
-            "status",
-            "code",
-            "boot instr",
-            "exits",
-            "reason",
-            "result",
+        const COLUMNS: [(&str, bool); 11] = [
+            ("name", false),
+            ("image", false),
+            ("core", true),
+            ("status", false),
+            ("code", true),
+            ("boot instr", true),
+            ("exits", true),
+            ("slices", true),
+            ("restarts", true),
+            ("reason", false),
+            ("result", false),
         ];
-        let mut rows: Vec<[String; 9]> = vec![header.map(String::from)];
+        let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+        let mut rows: Vec<[String; 11]> = vec![COLUMNS.map(|(h, _)| h.to_string())];
         for vm in &self.vms {
             rows.push([
                 vm.name.clone(),
                 vm.image.clone(),
-                vm.core.to_string(),
+                dash(vm.core.map(|c| c.to_string())),
                 vm.status.clone(),
-                vm.exit_code.map_or("-".to_string(), |c| c.to_string()),
+                dash(vm.exit_code.map(|c| c.to_string())),
                 vm.boot_instructions.to_string(),
                 vm.exits_total().to_string(),
-                if vm.reason.is_empty() {
-                    "-".to_string()
-                } else {
-                    vm.reason.clone()
-                },
+                vm.slices.to_string(),
+                vm.restarts.to_string(),
+                dash((!vm.reason.is_empty()).then(|| vm.reason.clone())),
                 if vm.ok {
                     "OK".to_string()
                 } else {
@@ -174,20 +251,19 @@ impl Report {
                 },
             ]);
         }
-        let mut widths = [0usize; 9];
+        let mut widths = [0usize; 11];
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let numeric = [false, false, true, false, true, true, true, false, false];
         let mut out = String::new();
         for row in &rows {
             let cells: Vec<String> = row
                 .iter()
                 .zip(widths)
-                .zip(numeric)
-                .map(|((cell, w), right)| {
+                .zip(COLUMNS)
+                .map(|((cell, w), (_, right))| {
                     if right {
                         format!("{cell:>w$}")
                     } else {
@@ -210,8 +286,10 @@ mod tests {
 
     fn sample() -> Report {
         let manifest = parse(
-            "[[vm]]\nname = \"hello\"\nimage = \"hello\"\n\
+            "[run]\ncpus = 4\ntimeslice = 50000\n\
+             [[vm]]\nname = \"hello\"\nimage = \"hello\"\ncores = [1, 2]\n\
              [[vm]]\nname = \"esc\"\nimage = \"escape\"\nexpect = \"killed:EPT violation\"\n\
+             restart = \"on-failure\"\nrestart_limit = 1\n\
              [[vm]]\nname = \"late\"\nimage = \"hello\"\n",
             "m.toml",
             &["hello".into(), "escape".into()],
@@ -219,15 +297,18 @@ mod tests {
         .unwrap();
         let mut outcome = RunOutcome::new(3);
         for line in [
-            "@corral hv abi=1 cores=1",
-            "@corral vm-start vm=0 name=hello image=hello core=0 memory=2097152",
+            "@corral hv abi=2 cores=4 free=266338304",
+            "@corral vm-start vm=0 name=hello image=hello core=2 apic=2 memory=262144",
             "@corral metric vm=0 name=hypercall_roundtrip value=412",
-            "@corral vm-end vm=0 status=exited code=0 boot=18211 exits=vmcall:3,cpuid:1 reason=exited with code 0",
-            "@corral vm-end vm=1 status=killed code=-1 boot=100 exits=ept_violation:1 reason=EPT violation: read at guest-physical 0x200000",
+            "@corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=3 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 reason=exited with code 0",
+            "@corral vm-start vm=1 name=esc image=escape core=0 apic=0 memory=262144",
+            "@corral vm-restart vm=1 attempt=1 reason=EPT violation: read at guest-physical 0x40000",
+            "@corral vm-start vm=1 name=esc image=escape core=0 apic=0 memory=262144",
+            "@corral vm-end vm=1 status=killed code=-1 boot=100 restarts=1 slices=1 private=200704 shared=16384 overhead=20480 exits=ept_violation:2 reason=EPT violation: read at guest-physical 0x40000",
         ] {
             outcome.apply(&parse_line(line).unwrap().unwrap());
         }
-        Report::new(&manifest, "corei7_icelake_u", 1, &outcome)
+        Report::new(&manifest, "corei7_icelake_u", 4, &outcome)
     }
 
     #[test]
@@ -239,25 +320,56 @@ mod tests {
         assert_eq!(v["fatal"], serde_json::Value::Null);
         assert_eq!(v["timed_out"], false);
         assert_eq!(v["cpu_model"], "corei7_icelake_u");
-        assert_eq!(v["cpus"], 1);
+        assert_eq!(v["cpus"], 4);
+        assert_eq!(v["cores"], 4);
+        assert_eq!(v["free_memory"], 266_338_304);
+        assert_eq!(v["timeslice"], 50_000);
+        assert_eq!(
+            v["totals"],
+            serde_json::json!({"vms": 2, "private": 442_368, "shared": 36_864, "overhead": 45_056})
+        );
+        // hello: (266338304 - 20480) / (241664 + 24576) = 1000.3 -> 1000;
+        // escape: (266338304 - 16384) / (200704 + 20480) = 1204.0 -> 1204.
+        assert_eq!(
+            v["largest_fleet"],
+            serde_json::json!({"hello": 1000, "escape": 1204})
+        );
         let hello = &v["vms"][0];
         assert_eq!(hello["name"], "hello");
         assert_eq!(hello["image"], "hello");
-        assert_eq!(hello["core"], 0);
+        assert_eq!(hello["cores"], serde_json::json!([1, 2]));
+        assert_eq!(hello["core"], 2);
+        assert_eq!(hello["apic_id"], 2);
         assert_eq!(hello["status"], "exited");
         assert_eq!(hello["exit_code"], 0);
         assert_eq!(hello["reason"], "exited with code 0");
         assert_eq!(hello["boot_instructions"], 18211);
+        assert_eq!(hello["restarts"], 0);
+        assert_eq!(hello["restart_reasons"], serde_json::json!([]));
+        assert_eq!(hello["slices"], 3);
+        assert_eq!(
+            hello["memory"],
+            serde_json::json!({"private": 241_664, "shared": 20_480, "overhead": 24_576})
+        );
         assert_eq!(hello["exits"], serde_json::json!({"vmcall": 3, "cpuid": 1}));
         assert_eq!(hello["metrics"]["hypercall_roundtrip"], 412);
         assert_eq!(hello["expect"], "exit:0");
         assert_eq!(hello["ok"], true);
         let esc = &v["vms"][1];
+        assert_eq!(esc["cores"], serde_json::json!([]));
         assert_eq!(esc["status"], "killed");
         assert_eq!(esc["exit_code"], serde_json::Value::Null);
+        assert_eq!(esc["restarts"], 1);
+        assert_eq!(
+            esc["restart_reasons"],
+            serde_json::json!(["EPT violation: read at guest-physical 0x40000"])
+        );
         assert_eq!(esc["ok"], true);
         let late = &v["vms"][2];
         assert_eq!(late["status"], "running");
+        assert_eq!(late["core"], serde_json::Value::Null);
+        assert_eq!(late["apic_id"], serde_json::Value::Null);
+        assert_eq!(late["memory"], serde_json::Value::Null);
         assert_eq!(late["exits"], serde_json::json!({}));
         assert_eq!(late["ok"], false);
     }
@@ -281,13 +393,26 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(
             lines[0],
-            "name   image   core  status   code  boot instr  exits  reason                                          result"
+            "name   image   core  status   code  boot instr  exits  slices  restarts  reason                                         result"
         );
         assert_eq!(
             lines[1],
-            "hello  hello      0  exited      0       18211      4  exited with code 0                              OK"
+            "hello  hello      2  exited      0       18211      4       3         0  exited with code 0                             OK"
         );
-        assert!(lines[3].contains("running") && lines[3].ends_with("FAIL (expected exit:0)"));
+        assert!(lines[3].starts_with("late   hello      -  running     -"));
+        assert!(lines[3].ends_with("FAIL (expected exit:0)"));
+    }
+
+    #[test]
+    fn summary_counts_and_memory() {
+        let report = sample();
+        assert_eq!(
+            report.summary(),
+            [
+                "2 of 3 VMs ended as expected on 4 cores (1 restart)",
+                "memory: private 432 KiB, shared 36 KiB, overhead 44 KiB over 2 VMs; largest fleets that fit in 254 MiB: escape 1204, hello 1000",
+            ]
+        );
     }
 
     #[test]
@@ -297,5 +422,8 @@ mod tests {
         assert_eq!(v["error"], "cannot read manifest x.toml");
         assert_eq!(v["completed"], false);
         assert_eq!(v["vms"], serde_json::json!([]));
+        assert_eq!(v["cores"], serde_json::Value::Null);
+        assert_eq!(v["totals"]["vms"], 0);
+        assert_eq!(r.summary(), ["0 of 0 VMs ended as expected"]);
     }
 }

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Show report records and boot-loader output too.
     pub verbose: bool,
+    /// Print only the summary lines at the end, not the per-VM table.
+    pub summary_only: bool,
     /// Keep the ISO and its inputs after the run.
     pub keep: bool,
     /// Skip the build and boot `DIR/hypervisor` with images `DIR/<image>`.
@@ -165,7 +167,12 @@ fn run_manifest(
         run_dir: report.run_dir,
         ..Report::new(manifest, &settings.cpu_model, settings.cpus, &outcome)
     };
-    print!("{}", report.table());
+    if !opts.summary_only {
+        print!("{}", report.table());
+    }
+    for line in report.summary() {
+        println!("{line}");
+    }
     match judge(&outcome, &booted, &report, settings.timeout_secs) {
         Some(e) => RunResult::failed(report, e),
         None => RunResult {
@@ -250,7 +257,9 @@ fn boot(
     };
     let names = manifest.vms.iter().map(|v| v.name.clone()).collect();
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut renderer = Renderer::new(names, manifest.name_width(), colour, opts.verbose);
+    let limits = manifest.vms.iter().map(|v| v.restart_limit).collect();
+    let mut renderer = Renderer::new(names, manifest.name_width(), colour, opts.verbose)
+        .with_restart_limits(limits);
     let mut last_line = String::new();
     let files = RunFiles::in_dir(dir);
     let bound = Duration::from_secs(settings.timeout_secs);

@@ -13,8 +13,8 @@ pub(crate) fn vmcall(nr: u64, a0: u64, a1: u64, a2: u64) -> u64 {
     let result: u64;
     // SAFETY: `vmcall` exits to the hypervisor, which by the vmm-abi contract
     // preserves every register except RAX (declared as the output here) and
-    // either returns or stops this guest. No call of ABI version 1 writes
-    // guest memory: ConsoleWrite and Metric only read the buffers they are
+    // either returns or stops this guest. No call of the ABI writes guest
+    // memory: ConsoleWrite and Metric only read the buffers they are
     // given (the default asm memory clobber makes earlier writes to them
     // visible), so no Rust object can change behind the compiler's back. The
     // instruction does not touch the stack. Flags are not assumed preserved.

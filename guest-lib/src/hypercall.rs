@@ -51,6 +51,15 @@ pub fn main_started(tsc: u64) {
     raw(Hypercall::MainStarted.number(), tsc, 0, 0);
 }
 
+/// The local APIC ID of the physical core this guest is running on right
+/// now. A guest that is not pinned, or pinned to several cores, may get
+/// another answer later.
+pub fn core_id() -> u32 {
+    // The hypervisor answers an APIC ID, which fits in 32 bits (x2APIC IDs
+    // are 32-bit); the upper half of RAX is zero.
+    raw(Hypercall::CoreId.number(), 0, 0, 0) as u32
+}
+
 /// Reports the benchmark value `value` under `name`.
 ///
 /// The name is checked here first (1 to

@@ -1,6 +1,9 @@
 //! Loads a guest's ELF64 image (System V gABI, x86-64 psABI) into its memory.
 //! The image is operator input: every header field, offset and size is
 //! checked, and segments must lie between [`IMAGE_BASE_GPA`] and the stack.
+//! Read-only segments on pages of their own are *shared*: loaded once per
+//! image and mapped read-only into every VM of that image; the rest is
+//! loaded into each VM's private memory.
 
 use crate::mem::guest::GuestMemory;
 use core::fmt;
@@ -13,6 +16,7 @@ const TYPE_EXEC: u16 = 2;
 const MACHINE_X86_64: u16 = 62;
 const PT_LOAD: u32 = 1;
 const PF_X: u32 = 1;
+const PF_W: u32 = 2;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 /// Most program headers accepted.
@@ -82,6 +86,29 @@ pub struct Segment {
     pub file_size: u64,
     /// Executable.
     pub exec: bool,
+    /// Writable.
+    pub writable: bool,
+    /// Loaded once and shared read-only between VMs of the image.
+    pub shared: bool,
+}
+
+impl Segment {
+    /// The whole pages the segment touches.
+    pub fn pages(&self) -> (u64, u64) {
+        (
+            self.addr & !(PAGE_SIZE - 1),
+            (self.addr + self.mem_size).next_multiple_of(PAGE_SIZE),
+        )
+    }
+}
+
+/// Which segments [`Image::load`] copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Only the shared (read-only, page-aligned) segments.
+    Shared,
+    /// Only the segments each VM gets a private copy of.
+    Private,
 }
 
 /// A checked image, ready to load.
@@ -134,8 +161,11 @@ impl<'a> Image<'a> {
             if u32_at(ph, 0) != PT_LOAD {
                 continue;
             }
+            let flags = u32_at(ph, 4);
             let seg = Segment {
-                exec: u32_at(ph, 4) & PF_X != 0,
+                exec: flags & PF_X != 0,
+                writable: flags & PF_W != 0,
+                shared: false,
                 file_offset: u64_at(ph, 8),
                 addr: u64_at(ph, 24),
                 file_size: u64_at(ph, 32),
@@ -168,6 +198,22 @@ impl<'a> Image<'a> {
         if image.segments().next().is_none() {
             return Err(ElfError::Segments);
         }
+        // A read-only segment is shared when no other segment touches its pages.
+        for i in 0..image.segments.len() {
+            let Some(seg) = image.segments[i] else {
+                continue;
+            };
+            let (s, e) = seg.pages();
+            let alone = image.segments.iter().enumerate().all(|(j, o)| {
+                o.is_none_or(|o| {
+                    let (os, oe) = o.pages();
+                    i == j || oe <= s || e <= os
+                })
+            });
+            if let Some(seg) = image.segments[i].as_mut() {
+                seg.shared = !seg.writable && alone;
+            }
+        }
         if !entry_ok {
             return Err(ElfError::BadEntry(entry));
         }
@@ -179,21 +225,34 @@ impl<'a> Image<'a> {
         self.segments.iter().flatten().copied()
     }
 
-    /// Copies every segment into `mem` and zeroes the rest of each segment.
-    pub fn load(&self, mem: &mut GuestMemory<'_>) -> Result<(), ElfError> {
-        for s in self.segments() {
-            let out_of_range = ElfError::SegmentOutOfRange {
-                addr: s.addr,
-                size: s.mem_size,
-            };
-            let dst = mem
-                .slice_mut(s.addr, s.mem_size)
-                .map_err(|_| out_of_range)?;
-            let (data, bss) = dst.split_at_mut(s.file_size as usize);
-            let src = s.file_offset as usize;
-            data.copy_from_slice(&self.file[src..src + s.file_size as usize]);
-            bss.fill(0);
-        }
+    /// Bytes of the shared segments' pages.
+    pub fn shared_bytes(&self) -> u64 {
+        self.segments()
+            .filter(|s| s.shared)
+            .map(|s| s.pages().1 - s.pages().0)
+            .sum()
+    }
+
+    /// Copies the segments of `part` into `mem` and zeroes the rest of each.
+    pub fn load(&self, mem: &mut GuestMemory<'_>, part: Part) -> Result<(), ElfError> {
+        self.segments()
+            .filter(|s| s.shared == (part == Part::Shared))
+            .try_for_each(|s| self.load_segment(&s, mem))
+    }
+
+    /// Copies one segment into `mem` and zeroes the rest of it.
+    pub fn load_segment(&self, s: &Segment, mem: &mut GuestMemory<'_>) -> Result<(), ElfError> {
+        let out_of_range = ElfError::SegmentOutOfRange {
+            addr: s.addr,
+            size: s.mem_size,
+        };
+        let dst = mem
+            .slice_mut(s.addr, s.mem_size)
+            .map_err(|_| out_of_range)?;
+        let (data, bss) = dst.split_at_mut(s.file_size as usize);
+        let src = s.file_offset as usize;
+        data.copy_from_slice(&self.file[src..src + s.file_size as usize]);
+        bss.fill(0);
         Ok(())
     }
 }
@@ -241,17 +300,37 @@ pub(crate) mod tests {
         assert_eq!(img.entry, 0x10_0010);
         assert_eq!(img.end, 0x10_3000);
         assert_eq!(img.segments().count(), 2);
+        let segs: Vec<_> = img.segments().collect();
+        assert!(
+            segs[0].shared && !segs[1].shared,
+            "code shared, data private"
+        );
+        assert_eq!(img.shared_bytes(), 0x1000);
         let mut backing = std::vec![0xffu8; 0x20_0000];
         let mut mem = GuestMemory::new(&mut backing);
-        img.load(&mut mem).unwrap();
-        assert_eq!(mem.slice(0x10_0000, 1).unwrap(), &[0xcc]);
-        assert_eq!(mem.slice(0x10_1000, 1).unwrap(), &[0xab]);
-        assert!(
-            mem.slice(0x10_1010, 0x1ff0)
-                .unwrap()
-                .iter()
-                .all(|&b| b == 0)
-        );
+        img.load(&mut mem, Part::Private).unwrap();
+        let mut b = [0u8; 1];
+        mem.read(0x10_0000, &mut b).unwrap();
+        assert_eq!(b, [0xff], "shared part not loaded with the private part");
+        mem.read(0x10_1000, &mut b).unwrap();
+        assert_eq!(b, [0xab]);
+        let mut bss = std::vec![1u8; 0x1ff0];
+        mem.read(0x10_1010, &mut bss).unwrap();
+        assert!(bss.iter().all(|&b| b == 0));
+        img.load(&mut mem, Part::Shared).unwrap();
+        mem.read(0x10_0000, &mut b).unwrap();
+        assert_eq!(b, [0xcc]);
+    }
+
+    #[test]
+    fn read_only_segment_sharing_a_page_stays_private() {
+        let mut f = sample_elf();
+        // Move the data segment onto the code segment's page.
+        f[64 + PHDR_SIZE + 16..64 + PHDR_SIZE + 32]
+            .copy_from_slice(&[0x10_0800u64.to_le_bytes(), 0x10_0800u64.to_le_bytes()].concat());
+        let img = Image::parse(&f, 0x20_0000).unwrap();
+        assert!(img.segments().all(|s| !s.shared));
+        assert_eq!(img.shared_bytes(), 0);
     }
 
     #[test]
@@ -306,7 +385,8 @@ pub(crate) mod tests {
             f[pos] = val;
             if let Ok(img) = Image::parse(&f, 0x20_0000) {
                 let mut backing = std::vec![0u8; 0x20_0000];
-                let _ = img.load(&mut GuestMemory::new(&mut backing));
+                let _ = img.load(&mut GuestMemory::new(&mut backing), Part::Private);
+                let _ = img.load(&mut GuestMemory::new(&mut backing), Part::Shared);
             }
         }
     }

@@ -18,6 +18,8 @@ pub trait Services {
     fn metric(&mut self, name: &str, value: u64);
     /// The guest reached `main`; `tsc` is what it read there.
     fn main_started(&mut self, tsc: u64);
+    /// The local APIC ID of the core the guest runs on.
+    fn core_id(&self) -> u32;
 }
 
 /// The register arguments of one call.
@@ -82,18 +84,11 @@ impl fmt::Display for HypercallError {
     }
 }
 
-fn buffer<'m>(
-    mem: &'m GuestMemory<'_>,
-    call: Hypercall,
-    gpa: u64,
-    len: u64,
-    max: u64,
-) -> Result<&'m [u8], HypercallError> {
+fn check_len(call: Hypercall, len: u64, max: u64) -> Result<(), HypercallError> {
     if len > max {
         return Err(HypercallError::TooLong { call, len, max });
     }
-    mem.slice(gpa, len)
-        .map_err(|_| HypercallError::Buffer { call, gpa, len })
+    Ok(())
 }
 
 /// Runs one hypercall for the guest whose memory is `mem`.
@@ -107,12 +102,28 @@ pub fn handle(
     match which {
         Hypercall::Exit => return Ok(Done::Exit(a0 as i64)),
         Hypercall::ConsoleWrite => {
-            svc.console(buffer(mem, which, a0, a1, MAX_CONSOLE_WRITE)?);
+            check_len(which, a1, MAX_CONSOLE_WRITE)?;
+            // The whole buffer is checked before any of it reaches the console.
+            mem.for_each_chunk(a0, a1, |chunk| svc.console(chunk))
+                .map_err(|_| HypercallError::Buffer {
+                    call: which,
+                    gpa: a0,
+                    len: a1,
+                })?;
         }
         Hypercall::Null => {}
         Hypercall::MainStarted => svc.main_started(a0),
+        Hypercall::CoreId => return Ok(Done::Return(svc.core_id().into())),
         Hypercall::Metric => {
-            let name = buffer(mem, which, a0, a1, MAX_METRIC_NAME)?;
+            check_len(which, a1, MAX_METRIC_NAME)?;
+            let mut buf = [0u8; MAX_METRIC_NAME as usize];
+            let name = &mut buf[..a1 as usize];
+            mem.read(a0, name).map_err(|_| HypercallError::Buffer {
+                call: which,
+                gpa: a0,
+                len: a1,
+            })?;
+            let name = &*name;
             if !is_valid_metric_name(name) {
                 return Err(HypercallError::BadMetricName);
             }
@@ -146,6 +157,9 @@ pub(crate) mod tests {
         fn main_started(&mut self, tsc: u64) {
             self.started = Some(tsc);
         }
+        fn core_id(&self) -> u32 {
+            7
+        }
     }
 
     fn call(nr: Hypercall, args: [u64; 3]) -> Call {
@@ -174,6 +188,10 @@ pub(crate) mod tests {
         assert_eq!(
             handle(call(Hypercall::Null, [0; 3]), &mem, &mut r),
             Ok(Done::Return(RESULT_OK))
+        );
+        assert_eq!(
+            handle(call(Hypercall::CoreId, [0; 3]), &mem, &mut r),
+            Ok(Done::Return(7))
         );
         assert_eq!(
             handle(call(Hypercall::Exit, [u64::MAX, 0, 0]), &mem, &mut r),

@@ -17,4 +17,5 @@ pub mod hypercall;
 pub mod mem;
 pub mod msr;
 pub mod multiboot;
+pub mod sched;
 pub mod vmx;

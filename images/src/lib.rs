@@ -1,10 +1,14 @@
-//! What Corral's hostile test images do, decided from their argument strings.
-//! This is the plain logic of those images, kept apart from the instructions
-//! they execute so it can be tested on the host; the images themselves are
-//! the binaries in `src/bin/`.
+//! What Corral's images do, decided from their argument strings (and, for
+//! `hello`, its VM name). This is the plain logic of those images, kept apart
+//! from the instructions they execute so it can be tested on the host; the
+//! images themselves are the binaries in `src/bin/`. `fault` holds the one
+//! deliberate triple fault that `crash` and `hello` share.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
 pub mod badcall_plan;
 pub mod escape_plan;
+pub mod fault;
+pub mod hello_plan;
+pub mod spin_plan;

@@ -53,6 +53,50 @@ impl Outcome {
     pub fn error_text(&self) -> &str {
         self.error.as_deref().unwrap_or("")
     }
+
+    /// Every VM of the report, in manifest order.
+    pub fn vms(&self) -> &[Value] {
+        self.report["vms"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| panic!("no `vms` array in the report: {:#}", self.report))
+    }
+
+    /// The VMs whose names start with `prefix` (the clones of a fleet
+    /// entry: `prefix` = `"<entry>-"`).
+    pub fn vms_named(&self, prefix: &str) -> Vec<&Value> {
+        self.vms()
+            .iter()
+            .filter(|v| v["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .collect()
+    }
+
+    /// The hypervisor's serial console (COM1) of the run, as the emulator
+    /// wrote it to the run directory.
+    pub fn console(&self) -> String {
+        let dir = self.report["run_dir"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no run directory in the report: {:#}", self.report));
+        let path = Path::new(dir).join("com1.txt");
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// A number of a JSON report, or a panic naming the key and the value.
+pub fn num(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("`{key}` is not a number in {v:#}"))
+}
+
+/// Writes `text` as `name` in test `test`'s scratch directory and runs the
+/// tool on it without booting anything that the checks stop first.
+pub fn run_text(test: &str, name: &str, text: &str, args: &[&str]) -> Outcome {
+    let path = scratch(test).join(name);
+    std::fs::write(&path, text).expect("write the test manifest");
+    run(test, &path, args)
 }
 
 /// Runs `corral run MANIFEST ARGS... --report FILE --quiet` for test `test`
@@ -86,7 +130,15 @@ pub fn run(test: &str, manifest: &Path, args: &[&str]) -> Outcome {
 pub fn stub_build(test: &str, console: &str) -> PathBuf {
     let dir = scratch(&format!("{test}-build"));
     let elf = stub::hypervisor(console);
-    for name in ["hypervisor", "hello", "escape", "badcall", "crash", "bench"] {
+    for name in [
+        "hypervisor",
+        "hello",
+        "escape",
+        "badcall",
+        "crash",
+        "bench",
+        "spin",
+    ] {
         std::fs::write(dir.join(name), &elf).expect("write the stand-in ELF");
     }
     dir

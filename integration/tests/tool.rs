@@ -46,11 +46,11 @@ fn unknown_image_is_an_error_listing_known_images() {
 }
 
 const HELLO_CONSOLE: &str = "hv | stand-in hypervisor\n\
-@corral hv abi=1 cores=1\n\
-@corral vm-start vm=0 name=hello image=hello core=0 memory=2097152\n\
+@corral hv abi=2 cores=1 free=266338304\n\
+@corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144\n\
 hello | Hello, world\n\
 @corral metric vm=0 name=answer value=42\n\
-@corral vm-end vm=0 status=exited code=0 boot=1234 exits=vmcall:3,cpuid:1 reason=exited with code 0\n\
+@corral vm-end vm=0 status=exited code=0 boot=1234 restarts=0 slices=1 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 reason=exited with code 0\n\
 @corral done vms=1\n";
 
 #[test]
@@ -71,6 +71,67 @@ fn a_complete_run_is_reported() {
     assert_eq!(hello["exits"]["vmcall"], 3);
     assert_eq!(hello["metrics"]["answer"], 42);
     assert_eq!(hello["ok"], true);
+    assert_eq!(hello["core"], 0);
+    assert_eq!(hello["apic_id"], 0);
+    assert_eq!(hello["restarts"], 0);
+    assert_eq!(hello["slices"], 1);
+    assert_eq!(
+        hello["memory"],
+        serde_json::json!({"private": 241_664, "shared": 20_480, "overhead": 24_576})
+    );
+    assert_eq!(out.report["cores"], 1);
+    assert_eq!(out.report["free_memory"], 266_338_304);
+    assert_eq!(
+        out.report["totals"],
+        serde_json::json!({"vms": 1, "private": 241_664, "shared": 20_480, "overhead": 24_576})
+    );
+    // (266338304 - 20480) / (241664 + 24576) = 1000.3
+    assert_eq!(
+        out.report["largest_fleet"],
+        serde_json::json!({"hello": 1000})
+    );
+}
+
+/// A fleet of two with restarts, as a stand-in hypervisor would report it.
+const RESTART_CONSOLE: &str = "@corral hv abi=2 cores=1 free=266338304\n\
+@corral vm-start vm=0 name=web-0 image=hello core=0 apic=0 memory=262144\n\
+@corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 reason=exited with code 0\n\
+@corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
+@corral vm-restart vm=1 attempt=1 reason=triple fault at rip 0x10003d\n\
+@corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
+@corral vm-end vm=1 status=killed code=-1 boot=12 restarts=1 slices=2 private=4096 shared=8192 overhead=4096 exits=vmcall:4,triple_fault:2 reason=triple fault at rip 0x10003d\n\
+@corral done vms=2\n";
+
+#[test]
+fn clones_restarts_and_clone_expectations_are_reported() {
+    let dir = scratch("restart-stub");
+    let manifest = dir.join("fleet.toml");
+    std::fs::write(
+        &manifest,
+        "[[vm]]\nname = \"web\"\nimage = \"hello\"\ncount = 2\n\
+         restart = \"on-failure\"\nrestart_limit = 1\n\
+         expect_clone = { 1 = \"killed:triple fault\" }\n",
+    )
+    .unwrap();
+    let build = stub_build("restart-stub", RESTART_CONSOLE);
+    let out = run(
+        "restart-stub",
+        &manifest,
+        &["--prebuilt", build.to_str().unwrap(), "--timeout", "60"],
+    );
+    assert_eq!(out.code, 0, "{}", out.error_text());
+    let crashed = out.vm("web-1");
+    assert_eq!(crashed["status"], "killed");
+    assert_eq!(crashed["restarts"], 1);
+    assert_eq!(
+        crashed["restart_reasons"],
+        serde_json::json!(["triple fault at rip 0x10003d"])
+    );
+    assert_eq!(crashed["expect"], "killed:triple fault");
+    assert_eq!(crashed["ok"], true);
+    assert_eq!(out.vm("web-0")["expect"], "exit:0");
+    assert_eq!(out.report["totals"]["shared"], 8192);
+    assert_eq!(out.report["totals"]["private"], 8192);
 }
 
 #[test]

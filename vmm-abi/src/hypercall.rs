@@ -44,16 +44,19 @@ pub enum Hypercall {
     /// Report a named benchmark value. RDI: name address, RSI: name length
     /// (1..=[`MAX_METRIC_NAME`], a valid name), RDX: value.
     Metric = 4,
+    /// Returns the local APIC ID of the physical core the guest runs on.
+    CoreId = 5,
 }
 
 impl Hypercall {
     /// Every hypercall, in number order.
-    pub const ALL: [Hypercall; 5] = [
+    pub const ALL: [Hypercall; 6] = [
         Hypercall::Exit,
         Hypercall::ConsoleWrite,
         Hypercall::Null,
         Hypercall::MainStarted,
         Hypercall::Metric,
+        Hypercall::CoreId,
     ];
 
     /// The call with this number, if there is one.
@@ -64,6 +67,7 @@ impl Hypercall {
             2 => Hypercall::Null,
             3 => Hypercall::MainStarted,
             4 => Hypercall::Metric,
+            5 => Hypercall::CoreId,
             _ => return None,
         })
     }
@@ -81,6 +85,7 @@ impl Hypercall {
             Hypercall::Null => "null",
             Hypercall::MainStarted => "main_started",
             Hypercall::Metric => "metric",
+            Hypercall::CoreId => "core_id",
         }
     }
 }

@@ -7,7 +7,7 @@
 //! 0x0000_1000  boot info (BootInfoRaw)
 //! 0x0000_2000  guest page tables: PML4, PDPT, 4 page directories, and one
 //!              page table for the first 2 MiB (so page 0 can be absent)
-//! 0x0010_0000  the image's loadable segments (images link here)
+//! 0x0001_0000  the image's loadable segments (images link here)
 //!    ...       heap (from the end of the image to the stack)
 //! top - 64 KiB stack, growing down from the top of guest memory
 //! ```
@@ -24,13 +24,13 @@ pub const PAGE_TABLES_GPA: u64 = 0x2000;
 pub const PAGE_TABLE_PAGES: u64 = 2 + GUEST_VIRTUAL_GIB + 1;
 /// The guest page tables identity-map this many GiB with 2 MiB pages, so a
 /// guest can *address* more than it owns; EPT decides what it may touch.
-pub const GUEST_VIRTUAL_GIB: u64 = 4;
+pub const GUEST_VIRTUAL_GIB: u64 = 1;
 /// Lowest address an image segment may load at.
-pub const IMAGE_BASE_GPA: u64 = 0x10_0000;
+pub const IMAGE_BASE_GPA: u64 = 0x1_0000;
 /// Stack size reserved at the top of guest memory.
 pub const STACK_SIZE: u64 = 0x1_0000;
 /// Smallest guest memory the manifest may ask for.
-pub const MIN_MEMORY: u64 = 0x20_0000;
+pub const MIN_MEMORY: u64 = 0x4_0000;
 /// Largest guest memory the manifest may ask for.
 pub const MAX_MEMORY: u64 = 0x4000_0000;
 

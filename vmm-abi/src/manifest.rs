@@ -14,6 +14,7 @@
 //! | 20 | `vm_count` u32 |
 //! | 24 | `flags` u32 (must be 0) |
 //! | 28 | reserved u32 (must be 0) |
+//! | 32 | `timeslice` u64: instructions per scheduling slice, 0 = default |
 //!
 //! | record offset | field |
 //! |---|---|
@@ -22,9 +23,10 @@
 //! | 64 | `args` \[128\], NUL padded |
 //! | 192 | `memory` u64, bytes |
 //! | 200 | `budget` u64, guest instructions before the VM is stopped; 0 = none |
-//! | 208 | `core` u32 |
-//! | 212 | `flags` u32 (must be 0) |
-//! | 216 | reserved \[40\] (must be 0) |
+//! | 208 | `cores` u64: bit N = may run on core N; 0 = not pinned |
+//! | 216 | `flags` u32: bit 0 = restart on failure; other bits 0 |
+//! | 220 | `restart_limit` u32: most restarts (0 unless restarting) |
+//! | 224 | reserved \[32\] (must be 0) |
 
 use crate::bootinfo::{ARGS_MAX, NAME_MAX};
 use crate::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
@@ -34,25 +36,35 @@ use core::fmt;
 /// First eight bytes of a binary manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"CORRALMF";
 /// Bytes in the header.
-pub const HEADER_SIZE: usize = 32;
+pub const HEADER_SIZE: usize = 40;
 /// Bytes in one VM record.
 pub const RECORD_SIZE: usize = 256;
 /// Most VMs one manifest may name.
 pub const MAX_VMS: u32 = 4096;
-/// Highest core number a manifest may name (the hypervisor also checks the
-/// core exists on the machine).
-pub const MAX_CORES: u32 = 256;
+/// Cores a manifest can name (bits of `cores`); the hypervisor also checks
+/// that each named core exists and started.
+pub const MAX_CORES: u32 = 64;
+/// Most restarts one VM may be given.
+pub const MAX_RESTARTS: u32 = 1000;
+/// Shortest scheduling slice, in instructions.
+pub const MIN_TIMESLICE: u64 = 10_000;
+/// Longest scheduling slice, in instructions.
+pub const MAX_TIMESLICE: u64 = 1 << 40;
+/// Record flag: restart the VM when it ends other than by exiting 0.
+const FLAG_RESTART_ON_FAILURE: u32 = 1 << 0;
 
 const R_NAME: usize = 0;
 const R_IMAGE: usize = 32;
 const R_ARGS: usize = 64;
 const R_MEMORY: usize = 192;
 const R_BUDGET: usize = 200;
-const R_CORE: usize = 208;
-const R_FLAGS: usize = 212;
-const R_RESERVED: usize = 216;
+const R_CORES: usize = 208;
+const R_FLAGS: usize = 216;
+const R_RESTART_LIMIT: usize = 220;
+const R_RESERVED: usize = 224;
+const H_TIMESLICE: usize = 32;
 const _: () = assert!(R_IMAGE == R_NAME + NAME_MAX && R_ARGS == R_IMAGE + NAME_MAX);
-const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 40 == RECORD_SIZE);
+const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 32 == RECORD_SIZE);
 
 /// A manifest field, named in errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +89,14 @@ pub enum Field {
     Args,
     /// A VM's memory size.
     Memory,
-    /// A VM's core.
-    Core,
+    /// A VM's core set.
+    Cores,
+    /// A VM's restart policy.
+    Restart,
+    /// A VM's restart limit.
+    RestartLimit,
+    /// The scheduling slice.
+    Timeslice,
 }
 
 impl Field {
@@ -95,7 +113,10 @@ impl Field {
             Field::Image => "image",
             Field::Args => "args",
             Field::Memory => "memory",
-            Field::Core => "core",
+            Field::Cores => "cores",
+            Field::Restart => "restart",
+            Field::RestartLimit => "restart_limit",
+            Field::Timeslice => "timeslice",
         }
     }
 }
@@ -192,8 +213,21 @@ pub struct VmSpec<'a> {
     pub memory: u64,
     /// Guest instructions allowed before the VM is stopped (0 = no limit).
     pub budget: u64,
-    /// Physical core to run on.
-    pub core: u32,
+    /// Cores it may run on (bit N = core N); 0 = any (least loaded).
+    pub cores: u64,
+    /// What happens when it fails.
+    pub restart: Restart,
+    /// Most restarts (0 with [`Restart::Never`]).
+    pub restart_limit: u32,
+}
+
+/// What the hypervisor does when a VM ends other than by exiting with 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Leave it ended.
+    Never,
+    /// Start it again with fresh memory, up to its restart limit.
+    OnFailure,
 }
 
 fn err(vm: Option<u32>, field: Field, problem: Problem) -> ManifestError {
@@ -253,13 +287,22 @@ impl<'a> VmSpec<'a> {
                 },
             );
         }
-        if self.core >= MAX_CORES {
+        if self.restart_limit > MAX_RESTARTS {
             return e(
-                Field::Core,
+                Field::RestartLimit,
                 Problem::OutOfRange {
-                    found: self.core.into(),
+                    found: self.restart_limit.into(),
                     min: 0,
-                    max: (MAX_CORES - 1).into(),
+                    max: MAX_RESTARTS.into(),
+                },
+            );
+        }
+        if self.restart == Restart::Never && self.restart_limit != 0 {
+            return e(
+                Field::RestartLimit,
+                Problem::Mismatch {
+                    found: self.restart_limit.into(),
+                    expected: 0,
                 },
             );
         }
@@ -275,12 +318,19 @@ impl<'a> VmSpec<'a> {
         r[R_ARGS..R_ARGS + self.args.len()].copy_from_slice(self.args.as_bytes());
         le::put_u64(&mut r, R_MEMORY, self.memory);
         le::put_u64(&mut r, R_BUDGET, self.budget);
-        le::put_u32(&mut r, R_CORE, self.core);
+        le::put_u64(&mut r, R_CORES, self.cores);
+        let flags = match self.restart {
+            Restart::Never => 0,
+            Restart::OnFailure => FLAG_RESTART_ON_FAILURE,
+        };
+        le::put_u32(&mut r, R_FLAGS, flags);
+        le::put_u32(&mut r, R_RESTART_LIMIT, self.restart_limit);
         Ok(r)
     }
 
     fn decode(vm: u32, r: &'a [u8]) -> Result<Self, ManifestError> {
-        if le::u32_at(r, R_FLAGS) != 0 {
+        let flags = le::u32_at(r, R_FLAGS);
+        if flags & !FLAG_RESTART_ON_FAILURE != 0 {
             return Err(err(Some(vm), Field::Flags, Problem::NotZero));
         }
         if r[R_RESERVED..RECORD_SIZE].iter().any(|&b| b != 0) {
@@ -292,28 +342,53 @@ impl<'a> VmSpec<'a> {
             args: text_field(vm, Field::Args, &r[R_ARGS..R_MEMORY], true)?,
             memory: le::u64_at(r, R_MEMORY),
             budget: le::u64_at(r, R_BUDGET),
-            core: le::u32_at(r, R_CORE),
+            cores: le::u64_at(r, R_CORES),
+            restart: if flags & FLAG_RESTART_ON_FAILURE != 0 {
+                Restart::OnFailure
+            } else {
+                Restart::Never
+            },
+            restart_limit: le::u32_at(r, R_RESTART_LIMIT),
         };
         spec.validate(vm)?;
         Ok(spec)
     }
 }
 
-/// The header for a manifest of `vm_count` records.
-pub fn encode_header(vm_count: u32) -> [u8; HEADER_SIZE] {
+/// The header for a manifest of `vm_count` records with scheduling slices of
+/// `timeslice` instructions (0 = the hypervisor's default).
+pub fn encode_header(vm_count: u32, timeslice: u64) -> [u8; HEADER_SIZE] {
     let mut h = [0u8; HEADER_SIZE];
     h[0..8].copy_from_slice(&MANIFEST_MAGIC);
     le::put_u32(&mut h, 8, crate::ABI_VERSION);
     le::put_u32(&mut h, 12, HEADER_SIZE as u32);
     le::put_u32(&mut h, 16, RECORD_SIZE as u32);
     le::put_u32(&mut h, 20, vm_count);
+    le::put_u64(&mut h, H_TIMESLICE, timeslice);
     h
+}
+
+/// Checks a scheduling slice (0 = default).
+pub fn validate_timeslice(timeslice: u64) -> Result<(), ManifestError> {
+    if timeslice != 0 && !(MIN_TIMESLICE..=MAX_TIMESLICE).contains(&timeslice) {
+        return Err(err(
+            None,
+            Field::Timeslice,
+            Problem::OutOfRange {
+                found: timeslice,
+                min: MIN_TIMESLICE,
+                max: MAX_TIMESLICE,
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// A checked binary manifest, borrowing the bytes it was parsed from.
 #[derive(Clone, Copy, Debug)]
 pub struct Manifest<'a> {
     records: &'a [u8],
+    timeslice: u64,
 }
 
 impl<'a> Manifest<'a> {
@@ -388,8 +463,11 @@ impl<'a> Manifest<'a> {
                 },
             );
         }
+        let timeslice = le::u64_at(bytes, H_TIMESLICE);
+        validate_timeslice(timeslice)?;
         let manifest = Manifest {
             records: &bytes[HEADER_SIZE..],
+            timeslice,
         };
         for (i, vm) in manifest.iter_checked().enumerate() {
             let vm = vm?;
@@ -409,6 +487,11 @@ impl<'a> Manifest<'a> {
             }
         }
         Ok(manifest)
+    }
+
+    /// Instructions per scheduling slice (0 = the hypervisor's default).
+    pub fn timeslice(&self) -> u64 {
+        self.timeslice
     }
 
     /// Number of VMs.
@@ -455,12 +538,14 @@ mod tests {
             args: "",
             memory: 0x20_0000,
             budget: 0,
-            core: 0,
+            cores: 0,
+            restart: Restart::Never,
+            restart_limit: 0,
         }
     }
 
     fn build(vms: &[VmSpec]) -> Vec<u8> {
-        let mut out = encode_header(vms.len() as u32).to_vec();
+        let mut out = encode_header(vms.len() as u32, 0).to_vec();
         for (i, vm) in vms.iter().enumerate() {
             out.extend_from_slice(&vm.encode(i as u32).unwrap());
         }
@@ -474,6 +559,9 @@ mod tests {
             VmSpec {
                 args: "mode=msr x=1",
                 budget: 5,
+                cores: 0b1010,
+                restart: Restart::OnFailure,
+                restart_limit: 3,
                 ..hello("b")
             },
         ];
@@ -498,7 +586,7 @@ mod tests {
         b[0] = b'X';
         assert_eq!(field_err(&b), (None, Field::Magic));
         let mut b = good.clone();
-        b[8] = 2;
+        b[8] = 99;
         assert_eq!(field_err(&b), (None, Field::AbiVersion));
         let mut b = good.clone();
         b[16] = 1;
@@ -515,9 +603,12 @@ mod tests {
         let mut b = good.clone();
         b[24] = 1;
         assert_eq!(field_err(&b), (None, Field::Flags));
-        let mut b = good;
+        let mut b = good.clone();
         b[29] = 1;
         assert_eq!(field_err(&b), (None, Field::Reserved));
+        let mut b = good;
+        le::put_u64(&mut b, H_TIMESLICE, 5);
+        assert_eq!(field_err(&b), (None, Field::Timeslice));
     }
 
     #[test]
@@ -542,11 +633,11 @@ mod tests {
                 Field::Memory,
             ),
             (
-                R_CORE,
-                &|b| le::put_u32(b, rec(1, R_CORE), MAX_CORES),
-                Field::Core,
+                R_RESTART_LIMIT,
+                &|b| le::put_u32(b, rec(1, R_RESTART_LIMIT), 1),
+                Field::RestartLimit,
             ),
-            (R_FLAGS, &|b| b[rec(1, R_FLAGS)] = 1, Field::Flags),
+            (R_FLAGS, &|b| b[rec(1, R_FLAGS)] = 2, Field::Flags),
         ];
         for (_, corrupt, field) in cases {
             let mut b = good.clone();

@@ -8,10 +8,11 @@
 //! hypervisor, so a guest can never forge a record.
 //!
 //! ```text
-//! @corral hv abi=1 cores=1
-//! @corral vm-start vm=0 name=hello image=hello core=0 memory=2097152
+//! @corral hv abi=2 cores=4 free=264241152
+//! @corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144
 //! @corral metric vm=0 name=hypercall_roundtrip value=412
-//! @corral vm-end vm=0 status=exited code=0 boot=18211 exits=vmcall:3,cpuid:1 reason=exited with code 0
+//! @corral vm-restart vm=3 attempt=1 reason=triple fault at rip 0x10003d
+//! @corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=1 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 reason=exited with code 0
 //! @corral done vms=1
 //! @corral fatal reason=CPU lacks VMX
 //! ```
@@ -146,12 +147,15 @@ impl VmStatus {
 /// One report record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
-    /// The hypervisor is up: its ABI version and the cores it runs on.
+    /// The hypervisor is up: its ABI version, the cores it runs VMs on and
+    /// the memory left for VMs.
     Hypervisor {
         /// [`crate::ABI_VERSION`].
         abi: u32,
         /// Cores started.
         cores: u32,
+        /// Bytes of RAM free for VMs once the hypervisor is up.
+        free: u64,
     },
     /// The hypervisor cannot go on (for example the CPU lacks VMX).
     Fatal {
@@ -168,8 +172,19 @@ pub enum Record<'a> {
         image: &'a str,
         /// Core it runs on.
         core: u32,
+        /// Local APIC ID of that core.
+        apic: u32,
         /// Guest memory in bytes.
         memory: u64,
+    },
+    /// A VM failed and is being started again.
+    VmRestart {
+        /// Manifest index.
+        vm: u32,
+        /// Which restart this is (1 = first).
+        attempt: u32,
+        /// Why the previous run ended.
+        reason: &'a str,
     },
     /// A guest reported a benchmark value.
     Metric {
@@ -189,9 +204,19 @@ pub enum Record<'a> {
         /// Exit code (0 unless the guest exited with another).
         code: i64,
         /// Instructions from the start of VM creation to the guest's first
-        /// line of `main` (0 if it never got there).
+        /// line of `main` (0 if it never got there), for its last run.
         boot: u64,
-        /// VM exits by kind.
+        /// Times it was restarted.
+        restarts: u32,
+        /// Scheduling slices it ran (entries onto its core after another VM).
+        slices: u64,
+        /// Bytes of guest memory private to it.
+        private: u64,
+        /// Bytes of guest memory shared with VMs of the same image.
+        shared: u64,
+        /// Hypervisor bytes spent on it (VMCS, EPT tables, bookkeeping).
+        overhead: u64,
+        /// VM exits by kind (all runs).
         exits: ExitCounts,
         /// Why it ended, in words.
         reason: &'a str,
@@ -229,18 +254,26 @@ impl fmt::Display for Record<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(RECORD_PREFIX)?;
         match self {
-            Record::Hypervisor { abi, cores } => write!(f, "hv abi={abi} cores={cores}"),
+            Record::Hypervisor { abi, cores, free } => {
+                write!(f, "hv abi={abi} cores={cores} free={free}")
+            }
             Record::Fatal { reason } => write!(f, "fatal reason={reason}"),
             Record::VmStart {
                 vm,
                 name,
                 image,
                 core,
+                apic,
                 memory,
             } => write!(
                 f,
-                "vm-start vm={vm} name={name} image={image} core={core} memory={memory}"
+                "vm-start vm={vm} name={name} image={image} core={core} apic={apic} memory={memory}"
             ),
+            Record::VmRestart {
+                vm,
+                attempt,
+                reason,
+            } => write!(f, "vm-restart vm={vm} attempt={attempt} reason={reason}"),
             Record::Metric { vm, name, value } => {
                 write!(f, "metric vm={vm} name={name} value={value}")
             }
@@ -249,11 +282,16 @@ impl fmt::Display for Record<'_> {
                 status,
                 code,
                 boot,
+                restarts,
+                slices,
+                private,
+                shared,
+                overhead,
                 exits,
                 reason,
             } => write!(
                 f,
-                "vm-end vm={vm} status={} code={code} boot={boot} exits={} reason={reason}",
+                "vm-end vm={vm} status={} code={code} boot={boot} restarts={restarts} slices={slices} private={private} shared={shared} overhead={overhead} exits={} reason={reason}",
                 status.name(),
                 Exits(exits)
             ),
@@ -349,6 +387,7 @@ fn parse_body(body: &str) -> Result<Record<'_>, RecordError> {
         "hv" => Record::Hypervisor {
             abi: f.num("abi")?,
             cores: f.num("cores")?,
+            free: f.num("free")?,
         },
         "fatal" => Record::Fatal {
             reason: f.reason()?,
@@ -358,7 +397,13 @@ fn parse_body(body: &str) -> Result<Record<'_>, RecordError> {
             name: f.text("name")?,
             image: f.text("image")?,
             core: f.num("core")?,
+            apic: f.num("apic")?,
             memory: f.num("memory")?,
+        },
+        "vm-restart" => Record::VmRestart {
+            vm: f.num("vm")?,
+            attempt: f.num("attempt")?,
+            reason: f.reason()?,
         },
         "metric" => Record::Metric {
             vm: f.num("vm")?,
@@ -370,6 +415,11 @@ fn parse_body(body: &str) -> Result<Record<'_>, RecordError> {
             status: VmStatus::from_name(f.text("status")?).ok_or(RecordError { key: "status" })?,
             code: f.num("code")?,
             boot: f.num("boot")?,
+            restarts: f.num("restarts")?,
+            slices: f.num("slices")?,
+            private: f.num("private")?,
+            shared: f.num("shared")?,
+            overhead: f.num("overhead")?,
             exits: parse_exits(f.text("exits")?)?,
             reason: f.reason()?,
         },
@@ -396,7 +446,16 @@ mod tests {
         let mut exits = [0; EXIT_KINDS];
         exits[ExitKind::Vmcall as usize] = 3;
         exits[ExitKind::EptViolation as usize] = 1;
-        round_trip(Record::Hypervisor { abi: 1, cores: 2 });
+        round_trip(Record::Hypervisor {
+            abi: 2,
+            cores: 2,
+            free: 1 << 28,
+        });
+        round_trip(Record::VmRestart {
+            vm: 3,
+            attempt: 2,
+            reason: "triple fault at rip 0x1000",
+        });
         round_trip(Record::Fatal {
             reason: "CPU lacks VMX (CPUID.1:ECX.VMX = 0)",
         });
@@ -405,6 +464,7 @@ mod tests {
             name: "hello",
             image: "hello",
             core: 0,
+            apic: 0,
             memory: 0x20_0000,
         });
         round_trip(Record::Metric {
@@ -417,6 +477,11 @@ mod tests {
             status: VmStatus::Killed,
             code: -1,
             boot: 0,
+            restarts: 2,
+            slices: 7,
+            private: 1,
+            shared: 2,
+            overhead: 3,
             exits,
             reason: "EPT violation: read at 0x200000",
         });
@@ -425,6 +490,11 @@ mod tests {
             status: VmStatus::Exited,
             code: 0,
             boot: 5,
+            restarts: 0,
+            slices: 1,
+            private: 0,
+            shared: 0,
+            overhead: 0,
             exits: [0; EXIT_KINDS],
             reason: "",
         });
@@ -441,17 +511,20 @@ mod tests {
     fn malformed_records_name_the_key() {
         let key = |l: &str| parse_line(l).unwrap().unwrap_err().key;
         assert_eq!(key("@corral nope"), "kind");
-        assert_eq!(key("@corral hv abi=x cores=1"), "abi");
+        assert_eq!(key("@corral hv abi=x cores=1 free=0"), "abi");
         assert_eq!(key("@corral hv abi=1"), "cores");
-        assert_eq!(key("@corral hv abi=1 cores=1 extra=2"), "end of line");
         assert_eq!(
-            key("@corral vm-end vm=0 status=gone code=0 boot=0 exits=- reason=x"),
-            "status"
+            key("@corral hv abi=1 cores=1 free=0 extra=2"),
+            "end of line"
         );
-        assert_eq!(
-            key("@corral vm-end vm=0 status=exited code=0 boot=0 exits=warp:1 reason=x"),
-            "exits"
-        );
+        let end = |status: &str, exits: &str| {
+            std::format!(
+                "@corral vm-end vm=0 status={status} code=0 boot=0 restarts=0 slices=1 private=0 shared=0 overhead=0 exits={exits} reason=x"
+            )
+        };
+        assert!(parse_line(&end("exited", "-")).unwrap().is_ok());
+        assert_eq!(key(&end("gone", "-")), "status");
+        assert_eq!(key(&end("exited", "warp:1")), "exits");
         assert_eq!(key("@corral done vms="), "vms");
     }
 

@@ -1,7 +1,7 @@
 //! Hypervisor exception entry stubs and the report they lead to. Any CPU
-//! exception in the hypervisor is a bug: it is printed (vector, name, error
-//! code, RIP, CR2) as a console line and a `fatal` record, and the machine
-//! stops.
+//! exception in the hypervisor is a bug: it is printed (vector, name, core,
+//! error code, RIP, CR2) as a console line and a `fatal` record, and the
+//! machine stops. Every core's IDT points at the same stubs.
 
 use super::instr;
 use crate::console::StackStr;
@@ -57,9 +57,10 @@ extern "C" fn report(frame: &Frame) -> ! {
         .get(frame.vector as usize)
         .copied()
         .unwrap_or("unknown");
-    let text = StackStr::<160>::format(format_args!(
-        "CPU exception {} ({name}) in the hypervisor: error {:#x}, rip {:#x}, cs {:#x}, rflags {:#x}, cr2 {:#x}",
+    let text = StackStr::<200>::format(format_args!(
+        "CPU exception {} ({name}) in the hypervisor on core {}: error {:#x}, rip {:#x}, cs {:#x}, rflags {:#x}, cr2 {:#x}",
         frame.vector,
+        super::smp::current_core(),
         frame.error,
         frame.rip,
         frame.cs,

@@ -204,6 +204,14 @@ pub unsafe fn load_idt(idt: &TablePointer) {
     unsafe { asm!("lidt [{}]", in(reg) idt, options(nostack, preserves_flags)) };
 }
 
+/// Stores the GDT register (base and limit of the calling core's GDT).
+pub fn sgdt() -> TablePointer {
+    let mut gdtr = TablePointer { limit: 0, base: 0 };
+    // SAFETY: SGDT writes exactly the 10 bytes of `gdtr`, a local.
+    unsafe { asm!("sgdt [{}]", in(reg) &raw mut gdtr, options(nostack, preserves_flags)) };
+    gdtr
+}
+
 /// Reads CR2 (the faulting address of the last page fault).
 pub fn read_cr2() -> u64 {
     let v: u64;

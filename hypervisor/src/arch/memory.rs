@@ -6,7 +6,6 @@
 
 use crate::mem::ept::TableMemory;
 use crate::mem::frames::{FRAME_SIZE, FrameAllocator};
-use crate::mem::guest::GuestMemory;
 use crate::multiboot::Region;
 use spin::Mutex;
 
@@ -62,15 +61,25 @@ pub fn write_u32(addr: u64, value: u32) {
     unsafe { (addr as *mut u32).write_volatile(value) };
 }
 
-/// The guest memory backed by `len` bytes at physical `base`.
+/// The bytes of frames the caller owns.
 ///
 /// # Safety
-/// The frames must belong to one VM, be allocated from this allocator and
-/// stay allocated while the view lives; no other view may be alive.
-pub unsafe fn guest_memory<'a>(base: u64, len: u64) -> GuestMemory<'a> {
-    // SAFETY: the caller guarantees exclusive ownership of the range, which
-    // is identity mapped.
-    GuestMemory::new(unsafe { core::slice::from_raw_parts_mut(base as *mut u8, len as usize) })
+/// The frames must be allocated from this allocator, owned by the caller,
+/// and not referenced elsewhere while the slice lives.
+pub unsafe fn frames_mut<'a>(base: u64, len: u64) -> &'a mut [u8] {
+    // SAFETY: the caller guarantees exclusive ownership; frames are identity
+    // mapped below 4 GiB.
+    unsafe { core::slice::from_raw_parts_mut(base as *mut u8, len as usize) }
+}
+
+/// The bytes of frames that nobody writes any more (shared image pages).
+///
+/// # Safety
+/// The frames must be allocated from this allocator and never written
+/// again while the slice lives.
+pub unsafe fn frames<'a>(base: u64, len: u64) -> &'a [u8] {
+    // SAFETY: the caller guarantees the frames are immutable from now on.
+    unsafe { core::slice::from_raw_parts(base as *const u8, len as usize) }
 }
 
 /// The bytes of a boot module.

@@ -1,11 +1,17 @@
 //! Hardware access, compiled only for the bare-metal target: boot, console,
 //! CPU tables, physical memory, VMX, and the VM run loop.
 
+mod acpi;
 pub mod exceptions;
+pub mod images;
 pub mod instr;
+mod lapic;
 pub mod memory;
+pub mod run;
 pub mod serial;
+pub mod smp;
 pub mod start;
 pub mod tables;
+mod trampoline;
 pub mod vm;
 pub mod vmx;

@@ -1,19 +1,20 @@
 //! Start-up and the top-level flow: console, CPU tables, boot information,
-//! frames, manifest, VMX; then each VM of the manifest in order on this
-//! core, a record for each, and power-off when all have ended.
+//! frames, manifest, images, VMX capabilities, the other cores; then every
+//! core runs its share of the VMs (`run.rs`), and the boot core reports
+//! `done` and powers off when all have ended.
 
 use super::instr::{self, outb};
-use super::{memory, serial, tables, vm, vmx};
+use super::run::Plan;
+use super::{images, memory, serial, smp, tables, vmx};
 use crate::console::StackStr;
 use crate::multiboot::{self, BOOTLOADER_MAGIC, BootInformation, Region};
 use crate::vmx::caps;
+use spin::Once;
 use vmm_abi::ABI_VERSION;
 use vmm_abi::manifest::Manifest;
 use vmm_abi::manifest::modules::{self, ModuleKind};
-use vmm_abi::report::{Record, VmStatus};
+use vmm_abi::report::Record;
 
-/// Cores that run VMs (the boot core only, for now).
-const CORES: u32 = 1;
 /// Below 1 MiB lie the BIOS data, the EBDA and option ROMs.
 const LOW_MEMORY_END: u64 = 0x10_0000;
 const PIC1_DATA: u16 = 0x21;
@@ -83,6 +84,8 @@ fn init_frames(info: &BootInformation<'_>, mbi: Region) {
     }
 }
 
+static PLAN: Once<Plan> = Once::new();
+
 /// Entered from the boot assembly in long mode, on the boot stack.
 #[unsafe(no_mangle)]
 pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
@@ -114,7 +117,6 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
             end: mbi + total,
         },
     );
-    log::info!("{} MiB free for guests", memory::free_bytes() >> 20);
 
     let mut manifest_bytes = None;
     for m in info.modules() {
@@ -126,14 +128,14 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     let Some(manifest_bytes) = manifest_bytes else {
         fatal("no manifest module (one whose command line says `corral-manifest`)")
     };
-    let manifest =
+    let manifest: Manifest<'static> =
         Manifest::parse(manifest_bytes).unwrap_or_else(|e| fatal_fmt(format_args!("{e}")));
     let image_of = |name: &str| {
         info.modules()
             .find_map(|m| match modules::classify(m.cmdline) {
                 ModuleKind::Image(n) if n == name => {
                     // SAFETY: a module the loader placed in RAM, reserved above.
-                    Some(unsafe { memory::module_bytes(m.region) })
+                    Some((n, unsafe { memory::module_bytes(m.region) }))
                 }
                 _ => None,
             })
@@ -145,51 +147,64 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
                 vm.name, vm.image
             ));
         }
-        if vm.core >= CORES {
-            fatal_fmt(format_args!(
-                "manifest vm {i} ('{}'): field `core`: core {} does not exist ({CORES} running)",
-                vm.name, vm.core
-            ));
-        }
     }
-    serial::record(&Record::Hypervisor {
-        abi: ABI_VERSION,
-        cores: CORES,
-    });
+    if !images::load_all(manifest.iter().map(|v| v.image), image_of) {
+        fatal_fmt(format_args!(
+            "the manifest uses more than {} images",
+            images::MAX_IMAGES
+        ));
+    }
 
     let config = caps::check(&vmx::read_caps())
         .unwrap_or_else(|r| fatal_fmt(format_args!("cannot run guests: {r}")));
-    let root =
-        vmx::enable(config).unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX: {e}")));
-    log::info!("VMX on; running {} VMs", manifest.len());
-
-    for (i, spec) in manifest.iter().enumerate() {
-        let index = i as u32;
-        serial::record(&Record::VmStart {
-            vm: index,
-            name: spec.name,
-            image: spec.image,
-            core: spec.core,
-            memory: spec.memory,
-        });
-        let image = image_of(spec.image).unwrap_or(&[]);
-        let out = vm::run(&root, index, &spec, image);
-        let reason = StackStr::<200>::format(format_args!("{}", out.reason));
-        serial::record(&Record::VmEnd {
-            vm: index,
-            status: if out.reason.exited() {
-                VmStatus::Exited
-            } else {
-                VmStatus::Killed
-            },
-            code: out.reason.code(),
-            boot: out.boot,
-            exits: out.exits,
-            reason: reason.as_str(),
-        });
-    }
+    let timeslice = match manifest.timeslice() {
+        0 => vmx::DEFAULT_TIMESLICE,
+        t => t,
+    };
+    let shared = vmx::setup_shared(config, timeslice)
+        .unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX: {e}")));
+    let cores = smp::bring_up(&info, ap_main);
+    serial::record(&Record::Hypervisor {
+        abi: ABI_VERSION,
+        cores: cores.len() as u32,
+        free: memory::free_bytes(),
+    });
+    let plan = Plan::build(&manifest, cores, shared)
+        .unwrap_or_else(|e| fatal_fmt(format_args!("cannot plan the run: {e}")));
+    let plan = PLAN.call_once(|| plan);
+    plan.report_unplaced();
+    vmx::enable_core(&plan.shared)
+        .unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX on core 0: {e}")));
+    log::info!(
+        "running {} VMs on {} cores ({} MiB free)",
+        plan.count(),
+        plan.cores().len(),
+        memory::free_bytes() >> 20
+    );
+    plan.run_core(0);
+    plan.wait_all();
+    plan.print_summary();
     serial::record(&Record::Done {
-        vms: manifest.len() as u32,
+        vms: plan.count() as u32,
     });
     power_off()
+}
+
+/// Where each application processor goes once it is up: wait for the plan,
+/// enter VMX operation, run this core's VMs, then halt.
+extern "C" fn ap_main(core: u32) -> ! {
+    let plan = loop {
+        if let Some(p) = PLAN.get() {
+            break p;
+        }
+        core::hint::spin_loop();
+    };
+    if let Err(e) = vmx::enable_core(&plan.shared) {
+        fatal_fmt(format_args!("cannot enable VMX on core {core}: {e}"));
+    }
+    plan.run_core(core);
+    loop {
+        instr::cli();
+        instr::hlt();
+    }
 }

@@ -1,51 +1,145 @@
-//! One VM from creation to its end: host memory, image, boot info, guest
-//! page tables, EPT and VMCS; then the run loop (enter, decode the exit
-//! once, dispatch once, repeat) until the guest exits or is stopped; then
-//! every frame it held goes back to the allocator.
+//! One VM: its state across runs ([`VmState`]), its creation (private
+//! memory, the image's shared read-only pages, boot info, guest page tables,
+//! EPT, VMCS), a run slice (enter, decode the exit once, dispatch once,
+//! repeat until it stops or must yield the core), and its teardown, which
+//! returns every frame it held.
 
+use super::images::{CachedImage, SharedRange};
 use super::instr::{self, vmread, vmwrite};
 use super::memory::{self, FrameTables};
 use super::serial;
-use super::vmx::{self, Launch, VmxRoot};
+use super::smp;
+use super::vmx::{self, Launch, VmxShared};
 use crate::console::LineBuffer;
 use crate::cpuid::CpuidResult;
 use crate::dispatch::{self, GuestRegs, Host, Outcome, StartError, StopReason, Vcpu};
-use crate::elf::Image;
+use crate::elf::{Image, Part};
 use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
+use crate::mem::guest::GuestMemory;
 use crate::mem::guest_tables;
-use crate::vmx::exit::{self, RawExit};
+use crate::vmx::exit::{self, Exit, RawExit};
 use crate::vmx::fields::{ExitInfo, Guest};
 use vmm_abi::bootinfo::BootInfo;
-use vmm_abi::layout::{BOOT_INFO_GPA, STACK_SIZE};
+use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
 use vmm_abi::manifest::VmSpec;
 use vmm_abi::report::{EXIT_KINDS, ExitCounts, Record};
 
-/// Frames per 2 MiB: guest memory is 2 MiB aligned when possible so EPT
-/// can map it with large pages.
-const LARGE_PAGE_FRAMES: u64 = 512;
-/// Exit reasons whose qualification the decoder needs.
+/// Exit reasons whose guest-physical address the decoder needs.
 const EPT_VIOLATION: u32 = 48;
 const EPT_MISCONFIG: u32 = 49;
+const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
 /// SysV: a function is entered with RSP 8 below a 16-byte boundary.
 const ENTRY_STACK_BIAS: u64 = 8;
+/// Most pieces (private or shared ranges) in one guest's memory map.
+const MAX_PIECES: usize = 2 * super::images::MAX_SHARED + 1;
 
-/// How a VM ended.
-pub struct VmOutcome {
-    /// Why it stopped.
-    pub reason: StopReason,
-    /// Instructions from the start of creation to the guest's `main`.
-    pub boot: u64,
-    /// Exits by kind.
+/// A guest-physical range and what backs it.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    gpa: u64,
+    len: u64,
+    /// `None`: private, at this offset into the private frames;
+    /// `Some`: the image's shared range.
+    shared: Option<SharedRange>,
+    offset: u64,
+}
+
+/// The hardware resources of a VM that exists.
+pub struct Vm {
+    private_base: u64,
+    private_len: u64,
+    pieces: [Option<Piece>; MAX_PIECES],
+    ept: Option<Ept>,
+    vmcs: Option<u64>,
+}
+
+/// Everything the hypervisor keeps about one manifest VM, across restarts.
+/// Only the core the VM is assigned to ever touches it.
+pub struct VmState {
+    /// Manifest index.
+    pub index: u32,
+    /// Manifest entry.
+    pub spec: VmSpec<'static>,
+    /// Its image.
+    pub image: &'static CachedImage,
+    /// Core it runs on, if one of its cores is running.
+    pub core: Option<u32>,
+    /// Resources while it exists.
+    pub vm: Option<Vm>,
+    /// Guest registers between exits.
+    pub regs: GuestRegs,
+    /// VMLAUNCH done on the current VMCS.
+    pub launched: bool,
+    /// Times restarted.
+    pub restarts: u32,
+    /// Times scheduled onto its core after another VM.
+    pub slices: u64,
+    /// Exits by kind, over all runs.
     pub exits: ExitCounts,
+    /// Pending console text.
+    pub line: LineBuffer,
+    /// TSC the guest reported at `main` (this run).
+    pub main_tsc: Option<u64>,
+    /// TSC when this run's creation began.
+    pub created_tsc: u64,
+    /// TSC ticks this run has used (for the budget).
+    pub used: u64,
+    /// Bytes of private guest memory (last run).
+    pub private_bytes: u64,
+    /// Bytes of shared guest memory mapped (last run).
+    pub shared_bytes: u64,
+    /// Hypervisor bytes for it (last run).
+    pub overhead_bytes: u64,
+    /// It ended for good by exiting with 0.
+    pub ended_ok: bool,
+}
+
+impl VmState {
+    /// A VM that has not started.
+    pub fn new(index: u32, spec: VmSpec<'static>, image: &'static CachedImage) -> Self {
+        VmState {
+            index,
+            spec,
+            image,
+            core: None,
+            vm: None,
+            regs: GuestRegs::default(),
+            launched: false,
+            restarts: 0,
+            slices: 0,
+            exits: [0; EXIT_KINDS],
+            line: LineBuffer::new(),
+            main_tsc: None,
+            created_tsc: 0,
+            used: 0,
+            private_bytes: 0,
+            shared_bytes: 0,
+            overhead_bytes: 0,
+            ended_ok: false,
+        }
+    }
+
+    /// Instructions from the start of this run's creation to its `main`.
+    pub fn boot_instructions(&self) -> u64 {
+        self.main_tsc
+            .map_or(0, |t| t.saturating_sub(self.created_tsc))
+    }
+
+    /// Prints what is left of the guest's console line.
+    pub fn flush_console(&mut self) {
+        let name = self.spec.name;
+        self.line
+            .flush(&mut |l| serial::line(name, format_args!("{l}")));
+    }
 }
 
 /// The hypervisor's services for one running guest.
 struct VmHost<'a> {
     index: u32,
     name: &'a str,
-    line: LineBuffer,
-    main_tsc: Option<u64>,
+    line: &'a mut LineBuffer,
+    main_tsc: &'a mut Option<u64>,
 }
 
 impl Services for VmHost<'_> {
@@ -66,6 +160,10 @@ impl Services for VmHost<'_> {
     fn main_started(&mut self, tsc: u64) {
         self.main_tsc.get_or_insert(tsc);
     }
+
+    fn core_id(&self) -> u32 {
+        smp::current_apic_id()
+    }
 }
 
 impl Host for VmHost<'_> {
@@ -74,68 +172,28 @@ impl Host for VmHost<'_> {
     }
 }
 
-/// What a VM holds.
-struct Vm {
-    mem_base: u64,
-    mem_len: u64,
-    ept: Option<Ept>,
-    vmcs: Option<u64>,
-}
-
 impl Vm {
-    fn prepare(
-        &mut self,
-        root: &VmxRoot,
-        index: u32,
-        spec: &VmSpec<'_>,
-        image: &[u8],
-    ) -> Result<(), StartError> {
-        memory::fill(self.mem_base, self.mem_len, 0);
-        // SAFETY: the frames were just allocated for this VM alone and no
-        // other view of them exists; this one ends with this function.
-        let mut mem = unsafe { memory::guest_memory(self.mem_base, self.mem_len) };
-        let image = Image::parse(image, self.mem_len).map_err(StartError::Image)?;
-        image.load(&mut mem).map_err(StartError::Image)?;
-        let cr3 = guest_tables::build(&mut mem).map_err(|_| StartError::Layout)?;
-        let stack_top = self.mem_len;
-        let heap_start = image.end;
-        let info = BootInfo {
-            vm_index: index,
-            core: spec.core,
-            memory_size: self.mem_len,
-            heap_start,
-            heap_size: (stack_top - STACK_SIZE).saturating_sub(heap_start),
-            stack_top,
-            name: spec.name,
-            args: spec.args,
-        };
-        let raw = info.to_raw().map_err(|_| StartError::Layout)?;
-        mem.write(BOOT_INFO_GPA, &raw.to_bytes())
-            .map_err(|_| StartError::Layout)?;
-
-        let ept = self
-            .ept
-            .insert(Ept::new(&mut FrameTables).map_err(StartError::Ept)?);
-        ept.map(
-            &mut FrameTables,
-            0,
-            self.mem_base,
-            self.mem_len,
-            EptPerms::RWX,
-        )
-        .map_err(StartError::Ept)?;
-        let eptp = ept.eptp();
-        let vmcs = memory::alloc_zeroed_pages(1).ok_or(StartError::OutOfMemory {
-            bytes: memory::PAGE,
-        })?;
-        self.vmcs = Some(vmcs);
-        let launch = Launch {
-            eptp,
-            cr3,
-            rip: image.entry,
-            rsp: stack_top - ENTRY_STACK_BIAS,
-        };
-        vmx::prepare_vmcs(root, vmcs, &launch).map_err(|_| StartError::Vmcs("VMCS field write"))
+    /// The guest's memory as the hypervisor may see it.
+    ///
+    /// # Safety
+    /// The guest must not be running, and no other view of this VM's memory
+    /// may be alive while the returned one is.
+    unsafe fn memory(&self, size: u64) -> GuestMemory<'_> {
+        let mut view = GuestMemory::empty(size);
+        for p in self.pieces.iter().flatten() {
+            // Pieces were laid out without overlap and within MAX_REGIONS, so
+            // adding them cannot fail.
+            let _ = match p.shared {
+                // SAFETY: the VM owns its private frames; the caller
+                // guarantees nothing else views them now.
+                None => view.add_private(p.gpa, unsafe {
+                    memory::frames_mut(self.private_base + p.offset, p.len)
+                }),
+                // SAFETY: shared image frames are never written after load.
+                Some(s) => view.add_shared(p.gpa, unsafe { memory::frames(s.hpa, s.len) }),
+            };
+        }
+        view
     }
 
     fn destroy(self) {
@@ -148,65 +206,168 @@ impl Vm {
         if let Some(ept) = self.ept {
             ept.destroy(&mut FrameTables);
         }
-        memory::free(self.mem_base, self.mem_len / memory::PAGE);
+        memory::free(self.private_base, self.private_len / PAGE_SIZE);
     }
+}
 
-    fn run_loop(&self, host: &mut VmHost<'_>, exits: &mut ExitCounts, budget: u64) -> StopReason {
-        let mut regs = GuestRegs {
-            rdi: BOOT_INFO_GPA,
-            ..GuestRegs::default()
-        };
-        let started = instr::rdtsc();
-        let mut launched = false;
-        loop {
-            // SAFETY: this VM's VMCS was prepared and made current by
-            // `prepare`; `regs` is a live local.
-            let failed = unsafe { vmx::enter(&mut regs, u64::from(launched)) };
-            if failed != 0 {
-                let error = vmread(ExitInfo::InstructionError).unwrap_or(0) as u32;
-                return StopReason::LaunchFailed { error };
-            }
-            launched = true;
-            let Ok(raw) = read_exit() else {
-                return StopReason::Internal("VMREAD of the exit information failed");
-            };
-            let exit = exit::decode(&raw);
-            exits[exit.kind() as usize] += 1;
-            let (Ok(rip), Ok(rflags)) = (vmread(Guest::Rip), vmread(Guest::Rflags)) else {
-                return StopReason::Internal("VMREAD of guest RIP/RFLAGS failed");
-            };
-            // SAFETY: this VM's frames, owned by it; the guest is not running
-            // while the view lives (it ends before the next entry).
-            let mem = unsafe { memory::guest_memory(self.mem_base, self.mem_len) };
-            let mut vcpu = Vcpu {
-                regs: &mut regs,
-                rip,
-                rflags,
-                mem: &mem,
-            };
-            match dispatch::dispatch(&exit, &mut vcpu, host) {
-                Outcome::Resume => {}
-                Outcome::Advance => {
-                    let Ok(len) = vmread(ExitInfo::InstructionLength) else {
-                        return StopReason::Internal("VMREAD of the instruction length failed");
-                    };
-                    // SAFETY: moves the guest past the instruction it exited on.
-                    if unsafe { vmwrite(Guest::Rip, rip.wrapping_add(len)) }.is_err() {
-                        return StopReason::Internal("VMWRITE of guest RIP failed");
-                    }
-                }
-                Outcome::Stop(reason) => return reason,
-            }
-            if budget != 0 && instr::rdtsc().wrapping_sub(started) > budget {
-                return StopReason::BudgetExhausted { budget };
-            }
+/// Lays out guest-physical `0 .. size`: the image's shared ranges, and
+/// private pieces in the gaps, packed into one private allocation.
+fn layout(
+    size: u64,
+    shared: impl Iterator<Item = SharedRange>,
+) -> Option<([Option<Piece>; MAX_PIECES], u64)> {
+    let mut pieces = [None; MAX_PIECES];
+    let mut n = 0;
+    let mut at = 0;
+    let mut offset = 0;
+    let mut push = |p: Piece, n: &mut usize| -> Option<()> {
+        *pieces.get_mut(*n)? = Some(p);
+        *n += 1;
+        Some(())
+    };
+    for s in shared {
+        if s.gpa < at || s.gpa + s.len > size {
+            return None;
         }
+        if s.gpa > at {
+            push(
+                Piece {
+                    gpa: at,
+                    len: s.gpa - at,
+                    shared: None,
+                    offset,
+                },
+                &mut n,
+            )?;
+            offset += s.gpa - at;
+        }
+        push(
+            Piece {
+                gpa: s.gpa,
+                len: s.len,
+                shared: Some(s),
+                offset: 0,
+            },
+            &mut n,
+        )?;
+        at = s.gpa + s.len;
     }
+    if at < size {
+        push(
+            Piece {
+                gpa: at,
+                len: size - at,
+                shared: None,
+                offset,
+            },
+            &mut n,
+        )?;
+        offset += size - at;
+    }
+    Some((pieces, offset))
+}
+
+/// Creates the VM's resources for a fresh run and makes its VMCS current.
+pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
+    st.created_tsc = instr::rdtsc();
+    st.main_tsc = None;
+    st.used = 0;
+    st.launched = false;
+    st.regs = GuestRegs {
+        rdi: BOOT_INFO_GPA,
+        ..GuestRegs::default()
+    };
+    if let Some(e) = st.image.error {
+        return Err(StartError::Image(e));
+    }
+    let size = st.spec.memory;
+    let (pieces, private_len) = layout(size, st.image.shared()).ok_or(StartError::Layout)?;
+    let private_base = memory::alloc(private_len / PAGE_SIZE, 1)
+        .ok_or(StartError::OutOfMemory { bytes: private_len })?;
+    let vm = st.vm.insert(Vm {
+        private_base,
+        private_len,
+        pieces,
+        ept: None,
+        vmcs: None,
+    });
+    memory::fill(private_base, private_len, 0);
+    // SAFETY: the VM has not run yet and this is the only view.
+    let mut mem = unsafe { vm.memory(size) };
+    let image = Image::parse(st.image.file, size).map_err(StartError::Image)?;
+    image
+        .load(&mut mem, Part::Private)
+        .map_err(StartError::Image)?;
+    let cr3 = guest_tables::build(&mut mem).map_err(|_| StartError::Layout)?;
+    let info = BootInfo {
+        vm_index: st.index,
+        core: st.core.unwrap_or(0),
+        memory_size: size,
+        heap_start: image.end,
+        heap_size: (size - STACK_SIZE).saturating_sub(image.end),
+        stack_top: size,
+        name: st.spec.name,
+        args: st.spec.args,
+    };
+    let raw = info.to_raw().map_err(|_| StartError::Layout)?;
+    mem.write(BOOT_INFO_GPA, &raw.to_bytes())
+        .map_err(|_| StartError::Layout)?;
+
+    let ept = vm
+        .ept
+        .insert(Ept::new(&mut FrameTables).map_err(StartError::Ept)?);
+    for p in vm.pieces.iter().flatten() {
+        let (hpa, perms) = match p.shared {
+            None => (private_base + p.offset, EptPerms::RWX),
+            Some(s) if s.exec => (s.hpa, EptPerms::RX),
+            Some(s) => (s.hpa, EptPerms::READ),
+        };
+        ept.map(&mut FrameTables, p.gpa, hpa, p.len, perms)
+            .map_err(StartError::Ept)?;
+    }
+    let eptp = ept.eptp();
+    let tables = ept.table_count();
+    let vmcs = memory::alloc_zeroed_pages(1).ok_or(StartError::OutOfMemory { bytes: PAGE_SIZE })?;
+    vm.vmcs = Some(vmcs);
+    st.private_bytes = private_len;
+    st.shared_bytes = size - private_len;
+    st.overhead_bytes = (1 + tables) * PAGE_SIZE + core::mem::size_of::<VmState>() as u64;
+    let launch = Launch {
+        eptp,
+        cr3,
+        rip: image.entry,
+        rsp: size - ENTRY_STACK_BIAS,
+    };
+    vmx::prepare_vmcs(shared, vmcs, &launch).map_err(|_| StartError::Vmcs("VMCS field write"))
+}
+
+/// Frees the VM's resources (after a stop or a failed creation).
+pub fn destroy(st: &mut VmState) {
+    if let Some(vm) = st.vm.take() {
+        vm.destroy();
+    }
+}
+
+/// Makes the VM's VMCS current on this core.
+pub fn load(st: &VmState) -> Result<(), StopReason> {
+    let vmcs = st.vm.as_ref().and_then(|v| v.vmcs);
+    let vmcs = vmcs.ok_or(StopReason::Internal("VM has no VMCS"))?;
+    // SAFETY: the VMCS belongs to this VM, which is assigned to this core
+    // and was never current on another core.
+    unsafe { instr::vmptrld(vmcs) }.map_err(|_| StopReason::Internal("VMPTRLD failed"))
+}
+
+/// How a slice ended.
+pub enum SliceEnd {
+    /// Its slice is over and another VM waits for the core.
+    Preempted,
+    /// The VM stopped.
+    Stopped(StopReason),
 }
 
 fn read_exit() -> Result<RawExit, instr::VmFail> {
     let reason = vmread(ExitInfo::ExitReason)? as u32;
-    let basic = reason & 0xffff;
+    let basic = reason & EXIT_REASON_BASIC_MASK;
     let needs_gpa = basic == EPT_VIOLATION || basic == EPT_MISCONFIG;
     Ok(RawExit {
         reason,
@@ -220,41 +381,69 @@ fn read_exit() -> Result<RawExit, instr::VmFail> {
     })
 }
 
-/// Creates, runs and destroys one VM; returns how it ended.
-pub fn run(root: &VmxRoot, index: u32, spec: &VmSpec<'_>, image: &[u8]) -> VmOutcome {
-    let start = instr::rdtsc();
+/// Runs the VM (its VMCS current) until it stops, or until its slice ends
+/// while `others_waiting`.
+pub fn run_slice(st: &mut VmState, others_waiting: bool) -> SliceEnd {
+    let Some(vm) = st.vm.as_ref() else {
+        return SliceEnd::Stopped(StopReason::Internal("VM does not exist"));
+    };
+    let size = st.spec.memory;
+    let budget = st.spec.budget;
     let mut host = VmHost {
-        index,
-        name: spec.name,
-        line: LineBuffer::new(),
-        main_tsc: None,
+        index: st.index,
+        name: st.spec.name,
+        line: &mut st.line,
+        main_tsc: &mut st.main_tsc,
     };
-    let mut exits = [0; EXIT_KINDS];
-    let pages = spec.memory / memory::PAGE;
-    let base = memory::alloc(pages, LARGE_PAGE_FRAMES).or_else(|| memory::alloc(pages, 1));
-    let reason = match base {
-        None => StopReason::StartFailed(StartError::OutOfMemory { bytes: spec.memory }),
-        Some(mem_base) => {
-            let mut vm = Vm {
-                mem_base,
-                mem_len: spec.memory,
-                ept: None,
-                vmcs: None,
-            };
-            let reason = match vm.prepare(root, index, spec, image) {
-                Ok(()) => vm.run_loop(&mut host, &mut exits, spec.budget),
-                Err(e) => StopReason::StartFailed(e),
-            };
-            vm.destroy();
-            reason
+    loop {
+        let entered = instr::rdtsc();
+        // SAFETY: this VM's VMCS was prepared by `create` and made current by
+        // `load` on this core; `regs` is its live register file.
+        let failed = unsafe { vmx::enter(&mut st.regs, u64::from(st.launched)) };
+        st.used += instr::rdtsc().wrapping_sub(entered);
+        if failed != 0 {
+            let error = vmread(ExitInfo::InstructionError).unwrap_or(0) as u32;
+            return SliceEnd::Stopped(StopReason::LaunchFailed { error });
         }
-    };
-    let name = spec.name;
-    host.line
-        .flush(&mut |l| serial::line(name, format_args!("{l}")));
-    VmOutcome {
-        reason,
-        boot: host.main_tsc.map_or(0, |t| t.saturating_sub(start)),
-        exits,
+        st.launched = true;
+        let Ok(raw) = read_exit() else {
+            return SliceEnd::Stopped(StopReason::Internal(
+                "VMREAD of the exit information failed",
+            ));
+        };
+        let exit = exit::decode(&raw);
+        st.exits[exit.kind() as usize] += 1;
+        let (Ok(rip), Ok(rflags)) = (vmread(Guest::Rip), vmread(Guest::Rflags)) else {
+            return SliceEnd::Stopped(StopReason::Internal("VMREAD of guest RIP/RFLAGS failed"));
+        };
+        // SAFETY: the guest is not running; this view ends before the next entry.
+        let mem = unsafe { vm.memory(size) };
+        let mut vcpu = Vcpu {
+            regs: &mut st.regs,
+            rip,
+            rflags,
+            mem: &mem,
+        };
+        match dispatch::dispatch(&exit, &mut vcpu, &mut host) {
+            Outcome::Resume => {}
+            Outcome::Advance => {
+                let Ok(len) = vmread(ExitInfo::InstructionLength) else {
+                    return SliceEnd::Stopped(StopReason::Internal(
+                        "VMREAD of the instruction length failed",
+                    ));
+                };
+                // SAFETY: moves the guest past the instruction it exited on.
+                if unsafe { vmwrite(Guest::Rip, rip.wrapping_add(len)) }.is_err() {
+                    return SliceEnd::Stopped(StopReason::Internal("VMWRITE of guest RIP failed"));
+                }
+            }
+            Outcome::Stop(reason) => return SliceEnd::Stopped(reason),
+        }
+        if budget != 0 && st.used > budget {
+            return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
+        }
+        if exit == Exit::PreemptionTimer && others_waiting {
+            return SliceEnd::Preempted;
+        }
     }
 }

@@ -41,8 +41,9 @@ const GUEST_DATA_SELECTOR: u64 = 0x10;
 const GUEST_TSS_SELECTOR: u64 = 0x18;
 const FLAT_LIMIT: u64 = 0xffff_ffff;
 const TSS_LIMIT: u64 = 0x67;
-/// Guest instructions between preemption-timer exits (the scheduling slice).
-pub const TIME_SLICE_INSTRUCTIONS: u64 = 1 << 24;
+/// Instructions between preemption-timer exits (the scheduling slice) when
+/// the manifest does not say.
+pub const DEFAULT_TIMESLICE: u64 = 1_000_000;
 
 /// Reads the capability MSRs, only those this CPU has.
 pub fn read_caps() -> RawCaps {
@@ -95,25 +96,40 @@ pub fn read_caps() -> RawCaps {
     raw
 }
 
-/// VMX root operation on this core, with the pages every VM shares.
-pub struct VmxRoot {
+/// What every core's VMs share: the controls chosen for this CPU model, the
+/// deny-all I/O and MSR bitmaps, and the scheduling slice.
+pub struct VmxShared {
     /// The controls chosen for this CPU.
     pub config: VmxConfig,
     io_bitmaps: u64,
     msr_bitmap: u64,
+    /// Preemption-timer value giving one slice.
+    timer: u64,
 }
 
-/// Enters VMX root operation (SDM 24.7).
-pub fn enable(config: VmxConfig) -> Result<VmxRoot, &'static str> {
-    let vmxon_region = memory::alloc_zeroed_pages(1).ok_or("no memory for the VMXON region")?;
+/// Allocates the pages every VM shares; `timeslice` in instructions.
+pub fn setup_shared(config: VmxConfig, timeslice: u64) -> Result<VmxShared, &'static str> {
     // I/O bitmaps A and B (2 pages) and the MSR bitmap (1 page): every bit
     // set, so every port and every MSR access exits and is denied.
     let io_bitmaps = memory::alloc_zeroed_pages(2).ok_or("no memory for the I/O bitmaps")?;
     let msr_bitmap = memory::alloc_zeroed_pages(1).ok_or("no memory for the MSR bitmap")?;
     memory::fill(io_bitmaps, 2 * memory::PAGE, 0xff);
     memory::fill(msr_bitmap, memory::PAGE, 0xff);
+    let rate = u32::from(config.preemption_rate);
+    Ok(VmxShared {
+        config,
+        io_bitmaps,
+        msr_bitmap,
+        timer: (timeslice >> rate).clamp(1, u64::from(u32::MAX)),
+    })
+}
+
+/// Enters VMX root operation on the calling core (SDM 24.7).
+pub fn enable_core(shared: &VmxShared) -> Result<(), &'static str> {
+    let config = &shared.config;
+    let vmxon_region = memory::alloc_zeroed_pages(1).ok_or("no memory for the VMXON region")?;
     memory::write_u32(vmxon_region, config.revision);
-    // SAFETY: we run at CPL 0 on the boot CPU. The feature-control write
+    // SAFETY: we run at CPL 0 on this core. The feature-control write
     // happens only while the MSR is unlocked; CR0/CR4 get exactly the bits
     // VMX requires (FIXED0/FIXED1), which keep paging and protection on.
     // The VMXON region is a fresh page holding the revision id.
@@ -128,11 +144,7 @@ pub fn enable(config: VmxConfig) -> Result<VmxRoot, &'static str> {
         instr::write_cr4(config.fix_cr4(instr::read_cr4() | CR4_VMXE));
         instr::vmxon(vmxon_region).map_err(|_| "VMXON failed")?;
     }
-    Ok(VmxRoot {
-        config,
-        io_bitmaps,
-        msr_bitmap,
-    })
+    Ok(())
 }
 
 /// Where a new guest starts.
@@ -149,12 +161,10 @@ pub struct Launch {
 
 /// Makes `vmcs` (a fresh page) the current VMCS and fills it for a 64-bit
 /// guest. On error the caller frees the page.
-pub fn prepare_vmcs(root: &VmxRoot, vmcs: u64, l: &Launch) -> Result<(), VmFail> {
+pub fn prepare_vmcs(root: &VmxShared, vmcs: u64, l: &Launch) -> Result<(), VmFail> {
     memory::write_u32(vmcs, root.config.revision);
     let cfg = &root.config;
     let host = tables::host_tables();
-    let rate = u32::from(cfg.preemption_rate);
-    let timer = (TIME_SLICE_INSTRUCTIONS >> rate).min(u64::from(u32::MAX));
     // SAFETY: `vmcs` is a page this VM owns with the revision id; the
     // control values were adjusted against the capability MSRs; the host
     // state is the hypervisor's own (tables, current CR0/3/4 and EFER); the
@@ -279,7 +289,7 @@ pub fn prepare_vmcs(root: &VmxRoot, vmcs: u64, l: &Launch) -> Result<(), VmFail>
         vmwrite(Guest::SysenterCs, 0)?;
         vmwrite(Guest::SysenterEsp, 0)?;
         vmwrite(Guest::SysenterEip, 0)?;
-        vmwrite(Guest::PreemptionTimerValue, timer)?;
+        vmwrite(Guest::PreemptionTimerValue, root.timer)?;
     }
     instr::invept_all_contexts()
 }

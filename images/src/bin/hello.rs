@@ -1,5 +1,7 @@
 //! `hello`: greets with the VM's identity from the boot info and shows that
-//! the heap works.
+//! the heap works. With `crash-clone=K`, the VM whose name ends with `-K`
+//! triple-faults instead (see `images::hello_plan`), so a fleet can hold one
+//! failing clone.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -7,6 +9,8 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use guest_lib::println;
+use images::fault;
+use images::hello_plan::{self, Plan};
 
 guest_lib::entry!(hello);
 
@@ -14,8 +18,28 @@ guest_lib::entry!(hello);
 const KIB: u64 = 1024;
 /// How many squares to collect on the heap.
 const SQUARES: u64 = 8;
+/// Exit code for arguments it cannot use.
+const EXIT_BAD_ARGS: i32 = 2;
+/// Exit code if execution somehow continues past the triple fault.
+const EXIT_SURVIVED: i32 = 1;
 
 fn hello(info: &guest_lib::BootInfo) -> i32 {
+    match hello_plan::plan(info.args, info.name) {
+        Ok(Plan::Greet) => greet(info),
+        Ok(Plan::Crash { clone }) => {
+            println!("hello: I am clone {clone}, told to crash: triple-faulting");
+            fault::triple_fault();
+            println!("hello: survived a triple fault; the hypervisor did not stop me");
+            EXIT_SURVIVED
+        }
+        Err(e) => {
+            println!("hello: {e}");
+            EXIT_BAD_ARGS
+        }
+    }
+}
+
+fn greet(info: &guest_lib::BootInfo) -> i32 {
     println!(
         "Hello from Corral: vm {} (index {}, core {}), {} KiB",
         info.name,

@@ -1,0 +1,300 @@
+//! The TOML manifest a user writes: its checks (every error names the file
+//! and, where it can, the line or the VM and field), the expansion of fleets
+//! (`count`) into clones, and its translation to the binary manifest of
+//! `vmm_abi::manifest`.
+//!
+//! `raw` holds the serde model, `entry` turns one `[[vm]]` entry into VMs.
+
+mod entry;
+mod raw;
+
+use crate::bochs;
+use crate::error::{Error, Result};
+use crate::expect::Expectation;
+use std::path::Path;
+use vmm_abi::manifest::{
+    self, Field, MAX_TIMESLICE, MAX_VMS, MIN_TIMESLICE, ManifestError, Problem, RECORD_SIZE,
+    Restart, VmSpec, encode_header, validate_timeslice,
+};
+
+pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
+pub use raw::parse_size;
+
+/// Default Bochs CPU model.
+pub const DEFAULT_CPU_MODEL: &str = "corei7_icelake_u";
+/// Default wall-clock bound for the emulator, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+/// Default emulated machine memory, in MiB.
+pub const DEFAULT_MACHINE_MIB: u32 = 256;
+/// Most emulated CPUs a run may ask for.
+pub const MAX_CPUS: u32 = 16;
+/// Smallest and largest emulated machine memory, in MiB.
+pub const MACHINE_MIB_RANGE: (u32, u32) = (32, 2048);
+/// Longest wall-clock bound, in seconds (a day).
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// How the emulated machine is set up (`[run]`, or command-line overrides).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSettings {
+    /// Bochs CPU model.
+    pub cpu_model: String,
+    /// Emulated CPUs.
+    pub cpus: u32,
+    /// Wall-clock bound for the emulator, in seconds.
+    pub timeout_secs: u64,
+    /// Emulated machine memory, in MiB.
+    pub memory_mib: u32,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            cpu_model: DEFAULT_CPU_MODEL.to_string(),
+            cpus: 1,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
+            memory_mib: DEFAULT_MACHINE_MIB,
+        }
+    }
+}
+
+impl RunSettings {
+    /// Checks every setting; the error names the setting.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !bochs::CPU_MODELS.contains(&self.cpu_model.as_str()) {
+            return Err(format!(
+                "`cpu_model`: Bochs has no CPU model `{}` (known: {})",
+                self.cpu_model,
+                bochs::CPU_MODELS.join(", ")
+            ));
+        }
+        if !(1..=MAX_CPUS).contains(&self.cpus) {
+            return Err(format!("`cpus`: {} is outside 1..={MAX_CPUS}", self.cpus));
+        }
+        if !(1..=MAX_TIMEOUT_SECS).contains(&self.timeout_secs) {
+            return Err(format!(
+                "`timeout`: {} s is outside 1..={MAX_TIMEOUT_SECS}",
+                self.timeout_secs
+            ));
+        }
+        let (lo, hi) = MACHINE_MIB_RANGE;
+        if !(lo..=hi).contains(&self.memory_mib) {
+            return Err(format!(
+                "`memory`: {} MiB is outside {lo}..={hi}",
+                self.memory_mib
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One VM of the manifest, checked. An entry with `count = N` stands for N
+/// of these, its clones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Unique name (`<entry>-<i>` for clone i).
+    pub name: String,
+    /// The name of the `[[vm]]` entry it comes from.
+    pub entry: String,
+    /// Its clone index, if the entry has a `count`.
+    pub clone: Option<u32>,
+    /// Image (a binary of the `images` crate).
+    pub image: String,
+    /// Cores it may run on (bit N = core N); 0 = not pinned.
+    pub cores: u64,
+    /// Guest memory in bytes.
+    pub memory: u64,
+    /// Argument string.
+    pub args: String,
+    /// Guest-instruction budget (0 = none).
+    pub budget: u64,
+    /// What the hypervisor does when it fails.
+    pub restart: Restart,
+    /// Most restarts (0 with [`Restart::Never`]).
+    pub restart_limit: u32,
+    /// How its final run should end.
+    pub expect: Expectation,
+}
+
+impl VmConfig {
+    /// The vmm-abi working type for this VM.
+    pub fn spec(&self) -> VmSpec<'_> {
+        VmSpec {
+            name: &self.name,
+            image: &self.image,
+            args: &self.args,
+            memory: self.memory,
+            budget: self.budget,
+            cores: self.cores,
+            restart: self.restart,
+            restart_limit: self.restart_limit,
+        }
+    }
+
+    /// The cores it may run on, lowest first (empty if not pinned).
+    pub fn core_list(&self) -> Vec<u32> {
+        mask_cores(self.cores)
+    }
+}
+
+/// A checked manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// Where it came from, as shown in messages.
+    pub origin: String,
+    /// Machine settings.
+    pub run: RunSettings,
+    /// Instructions per scheduling slice (0 = the hypervisor's default).
+    pub timeslice: u64,
+    /// The VMs, in order, clones expanded.
+    pub vms: Vec<VmConfig>,
+}
+
+fn vm_error(origin: &str, name: &str, e: &ManifestError) -> Error {
+    Error::new(format!("{origin}: vm `{name}`: {e}"))
+}
+
+/// Reads and checks the manifest at `path`; `known_images` are the images
+/// that exist (the `images` crate's binaries).
+pub fn load(path: &Path, known_images: &[String]) -> Result<Manifest> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::new(format!("cannot read manifest {origin}: {e}")))?;
+    parse(&text, &origin, known_images)
+}
+
+/// Checks a manifest's text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manifest> {
+    let raw: raw::RawManifest =
+        toml::from_str(text).map_err(|e| raw::toml_error(origin, text, &e))?;
+    let defaults = RunSettings::default();
+    let run = RunSettings {
+        cpu_model: raw.run.cpu_model.unwrap_or(defaults.cpu_model),
+        cpus: raw.run.cpus.unwrap_or(defaults.cpus),
+        timeout_secs: raw.run.timeout.unwrap_or(defaults.timeout_secs),
+        memory_mib: raw.run.memory.unwrap_or(defaults.memory_mib),
+    };
+    run.check()
+        .map_err(|e| Error::new(format!("{origin}: [run] {e}")))?;
+    let timeslice = raw.run.timeslice.unwrap_or(0);
+    validate_timeslice(timeslice).map_err(|_| {
+        Error::new(format!(
+            "{origin}: [run] `timeslice`: {timeslice} is outside {MIN_TIMESLICE}..={MAX_TIMESLICE} instructions (0 = the hypervisor's default)"
+        ))
+    })?;
+    if raw.vm.is_empty() {
+        return Err(Error::new(format!(
+            "{origin}: no [[vm]] table (a manifest runs at least one VM)"
+        )));
+    }
+    if raw.vm.len() > MAX_VMS as usize {
+        return Err(Error::new(format!(
+            "{origin}: {} VMs, at most {MAX_VMS} allowed",
+            raw.vm.len()
+        )));
+    }
+    let mut vms: Vec<VmConfig> = Vec::with_capacity(raw.vm.len());
+    for raw_vm in raw.vm {
+        for config in entry::expand(origin, raw_vm, vms.len())? {
+            check_vm(origin, &config, vms.len() as u32, &vms, known_images)?;
+            vms.push(config);
+        }
+    }
+    Ok(Manifest {
+        origin: origin.to_string(),
+        run,
+        timeslice,
+        vms,
+    })
+}
+
+/// Checks VM `index` against vmm-abi's rules, the VMs before it (`earlier`)
+/// and the images that exist.
+fn check_vm(
+    origin: &str,
+    config: &VmConfig,
+    index: u32,
+    earlier: &[VmConfig],
+    known_images: &[String],
+) -> Result<()> {
+    config
+        .spec()
+        .validate(index)
+        .map_err(|e| vm_error(origin, &config.name, &e))?;
+    if let Some(first) = earlier.iter().position(|o| o.name == config.name) {
+        let e = ManifestError {
+            vm: Some(index),
+            field: Field::Name,
+            problem: Problem::Duplicate {
+                first: first as u32,
+            },
+        };
+        return Err(vm_error(origin, &config.name, &e));
+    }
+    if !known_images.contains(&config.image) {
+        return Err(Error::new(format!(
+            "{origin}: vm `{}`: field `image`: no image named `{}` (known images: {})",
+            config.entry,
+            config.image,
+            known_images.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// The binary manifest the hypervisor reads.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(manifest::HEADER_SIZE + self.vms.len() * RECORD_SIZE);
+        out.extend_from_slice(&encode_header(self.vms.len() as u32, self.timeslice));
+        for (i, vm) in self.vms.iter().enumerate() {
+            let record = vm
+                .spec()
+                .encode(i as u32)
+                .map_err(|e| vm_error(&self.origin, &vm.name, &e))?;
+            out.extend_from_slice(&record);
+        }
+        manifest::Manifest::parse(&out)
+            .map_err(|e| Error::new(format!("{}: encoded manifest refused: {e}", self.origin)))?;
+        Ok(out)
+    }
+
+    /// Each image the VMs use, once, in order of first use.
+    pub fn images(&self) -> Vec<&str> {
+        let mut images: Vec<&str> = Vec::new();
+        for vm in &self.vms {
+            if !images.contains(&vm.image.as_str()) {
+                images.push(&vm.image);
+            }
+        }
+        images
+    }
+
+    /// Checks that every core a VM is pinned to exists on a machine with
+    /// `cpus` CPUs; the error names the manifest entry and the core.
+    pub fn check_cores(&self, cpus: u32) -> Result<()> {
+        for vm in &self.vms {
+            if let Some(&core) = vm.core_list().iter().find(|&&c| c >= cpus) {
+                return Err(Error::new(format!(
+                    "{}: vm `{}`: field `cores`: core {core} does not exist: this run has {cpus} CPU{}",
+                    self.origin,
+                    vm.entry,
+                    if cpus == 1 { "" } else { "s" }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The widest VM name (at least that of the hypervisor's source).
+    pub fn name_width(&self) -> usize {
+        self.vms
+            .iter()
+            .map(|vm| vm.name.len())
+            .chain([vmm_abi::report::HYPERVISOR_SOURCE.len()])
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! Guest images, loaded once per image: the ELF is checked, and its shared
+//! (read-only, page-aligned) segments are copied into frames that every VM
+//! of that image maps read-only through its EPT. Built on the boot core
+//! before any VM starts; read-only afterwards, so every core may use it.
+
+use super::memory;
+use crate::elf::{ElfError, Image};
+use crate::mem::guest::GuestMemory;
+use spin::Once;
+use vmm_abi::layout::{MAX_MEMORY, PAGE_SIZE};
+
+/// Most distinct images one manifest may use.
+pub const MAX_IMAGES: usize = 64;
+/// Most shared ranges one image may have.
+pub const MAX_SHARED: usize = 4;
+
+/// A read-only range of an image, loaded once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedRange {
+    /// Guest-physical start (page aligned).
+    pub gpa: u64,
+    /// Host-physical start of its frames.
+    pub hpa: u64,
+    /// Bytes (whole pages).
+    pub len: u64,
+    /// Instruction fetches allowed (a code segment).
+    pub exec: bool,
+}
+
+/// One image, ready to be mapped into VMs.
+#[derive(Debug)]
+pub struct CachedImage {
+    /// Image name (the boot module's `image=` token).
+    pub name: &'static str,
+    /// The ELF file.
+    pub file: &'static [u8],
+    /// Why the image cannot be used, if it cannot.
+    pub error: Option<ElfError>,
+    shared: [Option<SharedRange>; MAX_SHARED],
+}
+
+impl CachedImage {
+    /// Its shared ranges, by address.
+    pub fn shared(&self) -> impl Iterator<Item = SharedRange> + '_ {
+        self.shared.iter().flatten().copied()
+    }
+
+    /// Bytes shared by every VM of this image.
+    pub fn shared_bytes(&self) -> u64 {
+        self.shared().map(|r| r.len).sum()
+    }
+}
+
+struct Table {
+    images: [Option<CachedImage>; MAX_IMAGES],
+}
+
+static TABLE: Once<Table> = Once::new();
+
+fn load(name: &'static str, file: &'static [u8]) -> CachedImage {
+    let mut out = CachedImage {
+        name,
+        file,
+        error: None,
+        shared: [None; MAX_SHARED],
+    };
+    let image = match Image::parse(file, MAX_MEMORY) {
+        Ok(i) => i,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
+    let mut ranges = image.segments().filter(|s| s.shared);
+    for slot in out.shared.iter_mut() {
+        let Some(seg) = ranges.next() else { break };
+        let (start, end) = seg.pages();
+        let len = end - start;
+        let Some(hpa) = memory::alloc_zeroed_pages(len / PAGE_SIZE) else {
+            out.error = Some(ElfError::Segments);
+            return out;
+        };
+        let mut view = GuestMemory::empty(end);
+        // SAFETY: the frames were just allocated for this image and nothing
+        // else refers to them yet; the view ends with this iteration.
+        let bytes = unsafe { memory::frames_mut(hpa, len) };
+        if view.add_private(start, bytes).is_err() || image.load_segment(&seg, &mut view).is_err() {
+            out.error = Some(ElfError::Segments);
+            return out;
+        }
+        *slot = Some(SharedRange {
+            gpa: start,
+            hpa,
+            len,
+            exec: seg.exec,
+        });
+    }
+    if ranges.next().is_some() {
+        // More read-only segments than ranges: load them privately instead.
+        out.shared.iter_mut().for_each(|s| *s = None);
+    }
+    out
+}
+
+/// Loads every image `names` yields (each once, first to last) with its
+/// bytes from `file_of`. Returns false if there are more than [`MAX_IMAGES`].
+pub fn load_all<'m>(
+    names: impl Iterator<Item = &'m str>,
+    file_of: impl Fn(&str) -> Option<(&'static str, &'static [u8])>,
+) -> bool {
+    let mut table = Table {
+        images: [const { None }; MAX_IMAGES],
+    };
+    let mut count = 0;
+    for name in names {
+        if table.images[..count]
+            .iter()
+            .flatten()
+            .any(|i| i.name == name)
+        {
+            continue;
+        }
+        let Some((name, file)) = file_of(name) else {
+            continue;
+        };
+        if count == MAX_IMAGES {
+            return false;
+        }
+        table.images[count] = Some(load(name, file));
+        count += 1;
+    }
+    TABLE.call_once(|| table);
+    true
+}
+
+/// Bytes of shared image pages, over all images.
+pub fn shared_total() -> u64 {
+    TABLE.get().map_or(0, |t| {
+        t.images
+            .iter()
+            .flatten()
+            .map(CachedImage::shared_bytes)
+            .sum()
+    })
+}
+
+/// The loaded image called `name`.
+pub fn get(name: &str) -> Option<&'static CachedImage> {
+    TABLE
+        .get()?
+        .images
+        .iter()
+        .flatten()
+        .find(|i| i.name == name)
+}
