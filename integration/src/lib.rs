@@ -1,11 +1,19 @@
 //! Helpers for the scenario tests: run the `corral` tool through its library
 //! entry point with a JSON report, read the report back, and make stand-in
 //! hypervisors for tests of the tool itself.
+//!
+//! Scenarios build the hypervisor and images from this workspace. With
+//! `CORRAL_PREBUILT=DIR` in the environment they boot `DIR/hypervisor` and
+//! `DIR/<image>` instead (the tool's `--prebuilt`), to test another build.
 
 pub mod stub;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+
+/// Environment variable naming a directory of prebuilt ELF files to boot
+/// instead of building (see the crate docs).
+pub const PREBUILT_ENV: &str = "CORRAL_PREBUILT";
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -106,7 +114,13 @@ pub fn run(test: &str, manifest: &Path, args: &[&str]) -> Outcome {
     let report_path = dir.join("report.json");
     let manifest = manifest.to_str().expect("UTF-8 manifest path");
     let report = report_path.to_str().expect("UTF-8 report path");
+    let prebuilt = std::env::var(PREBUILT_ENV).ok();
     let mut all = vec!["run", manifest];
+    if let Some(dir) = &prebuilt
+        && !args.contains(&"--prebuilt")
+    {
+        all.extend_from_slice(&["--prebuilt", dir]);
+    }
     all.extend_from_slice(args);
     all.extend_from_slice(&["--report", report, "--quiet"]);
     let inv = boot::cli::invoke(&all);

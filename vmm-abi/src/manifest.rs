@@ -355,6 +355,20 @@ impl<'a> VmSpec<'a> {
     }
 }
 
+/// Slots of the duplicate-name table: twice the most VMs, so probes stay short.
+const NAME_TABLE: usize = 2 * MAX_VMS as usize;
+/// An unused slot of that table (record indices are below `MAX_VMS`).
+const EMPTY_SLOT: u16 = u16::MAX;
+const _: () = assert!(MAX_VMS < EMPTY_SLOT as u32);
+
+/// FNV-1a over a name.
+fn name_hash(name: &[u8]) -> usize {
+    const OFFSET: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    name.iter()
+        .fold(OFFSET, |h, &b| (h ^ u32::from(b)).wrapping_mul(PRIME)) as usize
+}
+
 /// The header for a manifest of `vm_count` records with scheduling slices of
 /// `timeslice` instructions (0 = the hypervisor's default).
 pub fn encode_header(vm_count: u32, timeslice: u64) -> [u8; HEADER_SIZE] {
@@ -469,21 +483,25 @@ impl<'a> Manifest<'a> {
             records: &bytes[HEADER_SIZE..],
             timeslice,
         };
+        // Unique names, in O(n): open addressing over record indices.
+        let mut seen = [EMPTY_SLOT; NAME_TABLE];
         for (i, vm) in manifest.iter_checked().enumerate() {
             let vm = vm?;
-            let i = i as u32;
-            if let Some(first) = manifest
-                .iter()
-                .take(i as usize)
-                .position(|o| o.name == vm.name)
-            {
-                return Err(err(
-                    Some(i),
-                    Field::Name,
-                    Problem::Duplicate {
-                        first: first as u32,
-                    },
-                ));
+            let mut slot = name_hash(vm.name.as_bytes()) % NAME_TABLE;
+            loop {
+                let j = seen[slot];
+                if j == EMPTY_SLOT {
+                    seen[slot] = i as u16;
+                    break;
+                }
+                if manifest.raw_name(usize::from(j)) == vm.name.as_bytes() {
+                    return Err(err(
+                        Some(i as u32),
+                        Field::Name,
+                        Problem::Duplicate { first: j.into() },
+                    ));
+                }
+                slot = (slot + 1) % NAME_TABLE;
             }
         }
         Ok(manifest)
@@ -492,6 +510,12 @@ impl<'a> Manifest<'a> {
     /// Instructions per scheduling slice (0 = the hypervisor's default).
     pub fn timeslice(&self) -> u64 {
         self.timeslice
+    }
+
+    /// The name bytes of record `i` (which `parse` already checked).
+    fn raw_name(&self, i: usize) -> &'a [u8] {
+        let field = &self.records[i * RECORD_SIZE + R_NAME..i * RECORD_SIZE + R_IMAGE];
+        unpad(field).unwrap_or(field)
     }
 
     /// Number of VMs.
@@ -651,6 +675,26 @@ mod tests {
         b[rec(1, R_NAME)] = b'a';
         let e = Manifest::parse(&b).unwrap_err();
         assert_eq!(e.problem, Problem::Duplicate { first: 0 });
+    }
+
+    #[test]
+    fn many_vms_and_a_late_duplicate() {
+        let names: Vec<std::string::String> =
+            (0..MAX_VMS).map(|i| std::format!("vm-{i}")).collect();
+        let mut vms: Vec<VmSpec> = names
+            .iter()
+            .map(|n| VmSpec {
+                name: n,
+                ..hello("x")
+            })
+            .collect();
+        assert_eq!(Manifest::parse(&build(&vms)).unwrap().len(), MAX_VMS as usize);
+        vms[4000].name = "vm-17";
+        let e = Manifest::parse(&build(&vms)).unwrap_err();
+        assert_eq!(
+            (e.vm, e.problem),
+            (Some(4000), Problem::Duplicate { first: 17 })
+        );
     }
 
     #[test]

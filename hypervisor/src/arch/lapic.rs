@@ -20,8 +20,8 @@ const APIC_BASE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 const CPUID_EDX_APIC: u32 = 1 << 9;
 /// The hypervisor's page tables map this much physical memory 1:1.
 const IDENTITY_MAPPED_END: u64 = 1 << 32;
-/// Stands for "IA32_APIC_BASE not read yet" (a real value has EN set or
-/// is zero).
+/// Stands for "IA32_APIC_BASE not read yet" (never a real value: its
+/// reserved bits are zero).
 const NOT_READ: u64 = u64::MAX;
 
 /// xAPIC register offsets from the base (SDM Vol. 3A, table 11-1).

@@ -74,15 +74,17 @@ static CORES: Once<Cores> = Once::new();
 /// the cores that started, the boot core first. A core that fails to start
 /// is reported on the console and left out.
 ///
-/// Call once, on the boot core, after the frame allocator is filled (the
-/// stacks come from it) and before anything else uses the first MiB's page
-/// at [`trampoline::BASE`]. Later calls return the same cores.
+/// Call on the boot core, after `tables::init` and after the frame
+/// allocator is filled (the stacks come from it). The start-up code is
+/// copied to the page at 0x8000, which the allocator never hands out.
+/// Later calls return the same cores without starting anything.
 pub fn bring_up(info: &BootInformation<'_>, ap_main: extern "C" fn(u32) -> !) -> &'static [Core] {
     CORES.call_once(|| start_all(info, ap_main)).as_slice()
 }
 
 /// Corral's number for the core this runs on: the slot of the CPU tables
-/// it loaded (one SGDT, no memory access).
+/// it loaded (one SGDT instruction; VM exits restore the GDTR from the
+/// VMCS host state, which `tables::host_tables` fills per core).
 pub fn current_core() -> u32 {
     tables::current_slot() as u32
 }
@@ -274,9 +276,13 @@ fn start_each(candidates: &Candidates, cores: &mut Cores, ap_main: extern "C" fn
             Ok(()) => cores.push(u32::from(apic_id)),
             Err(why) => {
                 log::warn!("core with APIC id {apic_id} did not start ({why}); left out");
-                // Reset it so it cannot run the trampoline later; its stacks
-                // go to the next core.
-                let _ = lapic::send_init(apic_id);
+                // Reset it so it cannot go on later; then its stacks and
+                // its core number go to the next core.
+                if lapic::send_init(apic_id).is_err() {
+                    // It may still run on its stacks: they stay allocated.
+                    log::warn!("it could not be reset: no further cores started");
+                    break;
+                }
                 stacks = Some(s);
             }
         }
@@ -344,11 +350,5 @@ extern "C" fn ap_entry(index: u32, ist_top: u64, ap_main: extern "C" fn(u32) -> 
         start::fatal("an application processor was given a bad core number");
     }
     CHECKED_IN.store(index, Ordering::Release);
-    log::info!(
-        "TEMP core {} up (APIC id {}), host tables {:x?}",
-        current_core(),
-        current_apic_id(),
-        tables::host_tables()
-    );
     ap_main(index)
 }
