@@ -149,6 +149,18 @@ pub struct Flatness {
     pub ratio_permille: u64,
     /// `ratio_permille <= FLAT_LIMIT_PERMILLE`.
     pub flat: bool,
+    /// Average of the largest fleet over that of the smallest, in
+    /// thousandths: above 1000 the per-VM cost grows with N.
+    pub growth_permille: u64,
+}
+
+/// `a / b` in thousandths (`u64::MAX` if `b` is 0).
+fn ratio_permille(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        u64::MAX
+    } else {
+        u64::try_from(u128::from(a) * 1000 / u128::from(b)).unwrap_or(u64::MAX)
+    }
 }
 
 /// Flatness of the average boot cost across `rows`.
@@ -156,14 +168,19 @@ pub fn flatness(rows: &[Row]) -> Flatness {
     let avgs: Vec<u64> = rows.iter().map(Row::boot_avg_tenths).collect();
     let max = avgs.iter().copied().max().unwrap_or(0);
     let min = avgs.iter().copied().min().unwrap_or(0);
-    let ratio_permille = if min == 0 {
-        u64::MAX
-    } else {
-        (u128::from(max) * 1000 / u128::from(min)) as u64
-    };
+    let ratio = ratio_permille(max, min);
+    let smallest = rows
+        .iter()
+        .min_by_key(|r| r.vms)
+        .map_or(0, Row::boot_avg_tenths);
+    let largest = rows
+        .iter()
+        .max_by_key(|r| r.vms)
+        .map_or(0, Row::boot_avg_tenths);
     Flatness {
-        ratio_permille,
-        flat: ratio_permille <= FLAT_LIMIT_PERMILLE,
+        ratio_permille: ratio,
+        flat: ratio <= FLAT_LIMIT_PERMILLE,
+        growth_permille: ratio_permille(largest, smallest),
     }
 }
 
@@ -220,6 +237,21 @@ pub fn lines(rows: &[Row], cpu_model: &str) -> Vec<String> {
         permille(f.ratio_permille),
         permille(FLAT_LIMIT_PERMILLE)
     ));
+    let smallest = rows.iter().map(|r| r.vms).min().unwrap_or(0);
+    let largest = rows.iter().map(|r| r.vms).max().unwrap_or(0);
+    if largest > smallest {
+        out.push(format!(
+            "per-VM boot cost at N={largest} / at N={smallest} = {} ({})",
+            permille(f.growth_permille),
+            if f.growth_permille > FLAT_LIMIT_PERMILLE {
+                "it grows with N"
+            } else if f.growth_permille >= 1000 {
+                "no growth beyond the limit"
+            } else {
+                "cheaper per VM in bigger fleets"
+            }
+        ));
+    }
     out
 }
 
@@ -390,7 +422,8 @@ mod tests {
             f,
             Flatness {
                 ratio_permille: 1050,
-                flat: true
+                flat: true,
+                growth_permille: 1000
             }
         );
         let f = flatness(&[row(1, 1000), row(8, 8410)]);
@@ -398,11 +431,27 @@ mod tests {
             f,
             Flatness {
                 ratio_permille: 1051,
-                flat: false
+                flat: false,
+                growth_permille: 1051
             }
         );
+        // Cheaper in bigger fleets: not flat, but no growth.
+        let f = flatness(&[row(1, 1000), row(256, 256 * 880)]);
+        assert_eq!((f.flat, f.growth_permille), (false, 880));
         assert!(flatness(&[row(4, 400)]).flat);
         assert!(!flatness(&[row(1, 0), row(2, 4)]).flat);
+    }
+
+    #[test]
+    fn the_verdict_says_which_way_the_cost_moved() {
+        let last = |rows: &[Row]| lines(rows, "m").last().cloned().unwrap();
+        assert!(last(&[row(1, 1000), row(2, 2400)]).ends_with("= 1.200 (it grows with N)"));
+        assert!(
+            last(&[row(1, 1000), row(2, 1760)])
+                .ends_with("= 0.880 (cheaper per VM in bigger fleets)")
+        );
+        assert!(last(&[row(1, 1000), row(2, 2040)]).ends_with("(no growth beyond the limit)"));
+        assert!(last(&[row(3, 30)]).starts_with("per-VM boot cost flat as N grows: yes"));
     }
 
     #[test]
@@ -428,7 +477,7 @@ mod tests {
             },
         ];
         let out = lines(&rows, "corei7_icelake_u");
-        assert_eq!(out.len(), 5);
+        assert_eq!(out.len(), 6);
         assert_eq!(
             out[1],
             "  N  boot avg  boot min  boot max  boot total  private/VM  overhead/VM  shared"
@@ -444,6 +493,10 @@ mod tests {
         assert_eq!(
             out[4],
             "per-VM boot cost flat as N grows: yes (largest average / smallest = 1.000, limit 1.050)"
+        );
+        assert_eq!(
+            out[5],
+            "per-VM boot cost at N=256 / at N=1 = 1.000 (no growth beyond the limit)"
         );
     }
 }

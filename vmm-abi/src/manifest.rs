@@ -688,7 +688,10 @@ mod tests {
                 ..hello("x")
             })
             .collect();
-        assert_eq!(Manifest::parse(&build(&vms)).unwrap().len(), MAX_VMS as usize);
+        assert_eq!(
+            Manifest::parse(&build(&vms)).unwrap().len(),
+            MAX_VMS as usize
+        );
         vms[4000].name = "vm-17";
         let e = Manifest::parse(&build(&vms)).unwrap_err();
         assert_eq!(

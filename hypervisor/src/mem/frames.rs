@@ -49,72 +49,92 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
         (s, e.max(s))
     }
 
-    fn set(&mut self, frame: u64, free: bool) {
-        let (w, b) = ((frame / 64) as usize, frame % 64);
-        let was = self.free[w] & (1 << b) != 0;
-        if free && !was {
-            self.free[w] |= 1 << b;
-            self.free_frames += 1;
-        } else if !free && was {
-            self.free[w] &= !(1 << b);
-            self.free_frames -= 1;
+    /// Marks frames `start .. end` free or used, a word at a time.
+    fn set_range(&mut self, start: u64, end: u64, free: bool) {
+        let mut f = start;
+        while f < end {
+            let (w, bit) = ((f / 64) as usize, f % 64);
+            let n = (64 - bit).min(end - f);
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
+            let before = u64::from(self.free[w].count_ones());
+            if free {
+                self.free[w] |= mask;
+            } else {
+                self.free[w] &= !mask;
+            }
+            let after = u64::from(self.free[w].count_ones());
+            self.free_frames = self.free_frames + after - before;
+            f += n;
         }
     }
 
-    fn is_free(&self, frame: u64) -> bool {
-        self.free[(frame / 64) as usize] & (1 << (frame % 64)) != 0
+    /// The first frame in `from .. limit` whose bit equals `free`, or
+    /// `limit` (at most the end of the bitmap) if there is none. Looks at no
+    /// word beyond the one holding `limit`.
+    fn next(&self, from: u64, limit: u64, free: bool) -> u64 {
+        let limit = limit.min(WORDS as u64 * 64);
+        if from >= limit {
+            return limit;
+        }
+        let word = |w: usize| if free { self.free[w] } else { !self.free[w] };
+        let last = ((limit - 1) / 64) as usize;
+        let mut w = (from / 64) as usize;
+        let mut bits = word(w) & (u64::MAX << (from % 64));
+        while bits == 0 {
+            if w == last {
+                return limit;
+            }
+            w += 1;
+            bits = word(w);
+        }
+        (w as u64 * 64 + u64::from(bits.trailing_zeros())).min(limit)
     }
 
     /// Marks the whole frames inside `region` free.
     pub fn add(&mut self, region: Region) {
         let (s, e) = Self::frames(region, true);
-        for f in s..e {
-            self.set(f, true);
-        }
+        self.set_range(s, e, true);
     }
 
     /// Marks every frame touching `region` used.
     pub fn reserve(&mut self, region: Region) {
         let (s, e) = Self::frames(region, false);
-        for f in s..e {
-            self.set(f, false);
-        }
+        self.set_range(s, e, false);
     }
 
     /// Allocates `count` contiguous frames whose first frame number is a
     /// multiple of `align` frames; returns the physical address of the first.
+    /// First fit, scanning the bitmap a word (64 frames) at a time.
     pub fn alloc(&mut self, count: u64, align: u64) -> Option<u64> {
         if count == 0 || align == 0 {
             return None;
         }
         let total = WORDS as u64 * 64;
         let mut start = 0;
-        while start + count <= total {
-            // Skip whole used words quickly.
-            if self.free[(start / 64) as usize] == 0 {
-                start = (start / 64 + 1) * 64;
-                start = start.next_multiple_of(align);
-                continue;
+        loop {
+            start = self.next(start, total, true).next_multiple_of(align);
+            let end = start.checked_add(count)?;
+            if end > total {
+                return None;
             }
-            match (start..start + count).find(|&f| !self.is_free(f)) {
-                None => {
-                    for f in start..start + count {
-                        self.set(f, false);
-                    }
-                    return Some(start * FRAME_SIZE);
-                }
-                Some(used) => start = (used + 1).next_multiple_of(align),
+            let used = self.next(start, end, false);
+            if used >= end {
+                self.set_range(start, end, false);
+                return Some(start * FRAME_SIZE);
             }
+            start = used + 1;
         }
-        None
     }
 
     /// Returns `count` frames starting at `addr` to the free pool.
     pub fn free(&mut self, addr: u64, count: u64) {
         let first = addr / FRAME_SIZE;
-        for f in first..(first + count).min(WORDS as u64 * 64) {
-            self.set(f, true);
-        }
+        let end = first.saturating_add(count).min(WORDS as u64 * 64);
+        self.set_range(first.min(end), end, true);
     }
 }
 
@@ -162,7 +182,51 @@ mod tests {
         assert_eq!(a.free_frames(), 1);
     }
 
+    /// Naive first fit over one bool per frame: the reference model.
+    fn model_alloc(free: &mut [bool], count: u64, align: u64) -> Option<u64> {
+        let n = free.len() as u64;
+        let mut s = 0;
+        while s + count <= n {
+            if (s..s + count).all(|f| free[f as usize]) {
+                (s..s + count).for_each(|f| free[f as usize] = false);
+                return Some(s * FRAME_SIZE);
+            }
+            s += align;
+        }
+        None
+    }
+
     proptest! {
+        #[test]
+        fn matches_a_naive_first_fit(
+            ops in proptest::collection::vec((1u64..80, 1u64..4, proptest::bool::ANY), 1..60),
+            reserved in proptest::collection::vec(0u64..256, 0..20),
+        ) {
+            let mut a = Small::new();
+            a.add(region(0, Small::limit()));
+            let mut model = [true; 256];
+            for f in reserved {
+                a.reserve(region(f * FRAME_SIZE, f * FRAME_SIZE + 1));
+                model[f as usize] = false;
+            }
+            let mut live: std::vec::Vec<(u64, u64)> = std::vec::Vec::new();
+            for (count, align_log, free_one) in ops {
+                if free_one && !live.is_empty() {
+                    let (addr, n) = live.remove(0);
+                    a.free(addr, n);
+                    (addr / FRAME_SIZE..addr / FRAME_SIZE + n).for_each(|f| model[f as usize] = true);
+                } else {
+                    let align = 1 << (align_log - 1);
+                    let got = a.alloc(count, align);
+                    prop_assert_eq!(got, model_alloc(&mut model, count, align));
+                    if let Some(addr) = got {
+                        live.push((addr, count));
+                    }
+                }
+                prop_assert_eq!(a.free_frames(), model.iter().filter(|&&f| f).count() as u64);
+            }
+        }
+
         #[test]
         fn allocations_never_overlap(sizes in proptest::collection::vec(1u64..20, 1..30)) {
             let mut a = Small::new();
