@@ -83,6 +83,11 @@ impl Artifacts {
         }
     }
 
+    /// The directory holding the ELF files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The hypervisor ELF.
     pub fn hypervisor(&self) -> PathBuf {
         self.dir.join("hypervisor")
@@ -170,6 +175,10 @@ mod tests {
         assert_eq!(
             a.image("hello"),
             Path::new("/w/target/corral/x86_64-unknown-none/release/hello")
+        );
+        assert_eq!(
+            a.dir(),
+            Path::new("/w/target/corral/x86_64-unknown-none/release")
         );
     }
 }

@@ -4,12 +4,13 @@
 //! cost stayed flat as N grew. The manifests are generated in a run
 //! directory under `target/corral/runs/`.
 
-use crate::cargo_build::{target_dir, workspace_root};
+use crate::cargo_build::{self, target_dir, workspace_root};
 use crate::error::{Error, Result};
 use crate::iso;
 use crate::memory::human;
 use crate::report::Report;
 use crate::run::{RunOptions, run};
+use crate::tools;
 use serde::Serialize;
 use std::path::Path;
 use vmm_abi::manifest::MAX_VMS;
@@ -272,9 +273,21 @@ struct BenchReport<'a> {
 
 /// Runs every fleet size and returns the lines to print. `opts` carries the
 /// shared options (`--timeout`, `--cpu-model`, `--prebuilt`, `--keep`,
-/// `--verbose`, `--report`); each fleet's manifest is generated.
+/// `--verbose`, `--report`); each fleet's manifest is generated. The
+/// hypervisor and images are built once, so every row comes from the same
+/// build.
 pub fn run_sizes(opts: &RunOptions, sizes: &[u32]) -> Result<Vec<String>> {
     let root = workspace_root();
+    let prebuilt = match &opts.prebuilt {
+        Some(dir) => dir.clone(),
+        None => {
+            println!("fleet bench: building the hypervisor and images once for every fleet");
+            let note = |text: &str| println!("      {text}");
+            tools::ensure_emulator(&note)?;
+            tools::ensure_rust_target(&root, &note)?;
+            cargo_build::build(&root)?.dir().to_path_buf()
+        }
+    };
     let dir = iso::staging_dir(&target_dir(&root).join("runs"), "fleet-bench")?;
     println!("fleet bench: manifests in {}", dir.display());
     let mut rows = Vec::with_capacity(sizes.len());
@@ -291,6 +304,7 @@ pub fn run_sizes(opts: &RunOptions, sizes: &[u32]) -> Result<Vec<String>> {
             summary_only: true,
             cpus: None,
             timeout_secs: Some(timeout),
+            prebuilt: Some(prebuilt.clone()),
             ..opts.clone()
         };
         let result = run(&one);

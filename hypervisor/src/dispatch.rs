@@ -7,7 +7,7 @@ use crate::cpuid::{self, CpuidResult};
 use crate::elf::ElfError;
 use crate::hypercall::{self, Call, Done, HypercallError, Services};
 use crate::mem::ept::EptError;
-use crate::mem::guest::GuestMemory;
+use crate::mem::guest::MemoryAccess;
 use crate::vmx::exit::{Access, Exit, ExitReason};
 use core::fmt;
 
@@ -256,15 +256,15 @@ pub enum Outcome {
 }
 
 /// The state of the vCPU a handler may look at or change.
-pub struct Vcpu<'a, 'm> {
+pub struct Vcpu<'a, M: MemoryAccess> {
     /// General-purpose registers.
     pub regs: &'a mut GuestRegs,
     /// RIP of the exiting instruction.
     pub rip: u64,
     /// RFLAGS.
     pub rflags: u64,
-    /// The guest's memory.
-    pub mem: &'a GuestMemory<'m>,
+    /// The guest's memory (a view is built only when a handler needs it).
+    pub mem: &'a M,
 }
 
 /// What the dispatcher needs from the hypervisor besides the vCPU.
@@ -274,7 +274,11 @@ pub trait Host: Services {
 }
 
 /// Handles one decoded exit.
-pub fn dispatch(exit: &Exit, vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
+pub fn dispatch<M: MemoryAccess>(
+    exit: &Exit,
+    vcpu: &mut Vcpu<'_, M>,
+    host: &mut impl Host,
+) -> Outcome {
     match *exit {
         Exit::Vmcall => on_vmcall(vcpu, host),
         Exit::Cpuid => on_cpuid(vcpu, host),
@@ -282,7 +286,7 @@ pub fn dispatch(exit: &Exit, vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> O
         Exit::EptViolation { gpa, access } => Outcome::Stop(StopReason::EptViolation {
             gpa,
             access,
-            outside: gpa >= vcpu.mem.len(),
+            outside: gpa >= vcpu.mem.size(),
         }),
         Exit::EptMisconfig { gpa } => Outcome::Stop(StopReason::EptMisconfig { gpa }),
         Exit::TripleFault => Outcome::Stop(StopReason::TripleFault { rip: vcpu.rip }),
@@ -306,7 +310,7 @@ pub fn dispatch(exit: &Exit, vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> O
     }
 }
 
-fn on_vmcall(vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
+fn on_vmcall<M: MemoryAccess>(vcpu: &mut Vcpu<'_, M>, host: &mut impl Host) -> Outcome {
     let r = &*vcpu.regs;
     let call = Call {
         nr: r.rax,
@@ -322,7 +326,7 @@ fn on_vmcall(vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
     }
 }
 
-fn on_cpuid(vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
+fn on_cpuid<M: MemoryAccess>(vcpu: &mut Vcpu<'_, M>, host: &mut impl Host) -> Outcome {
     let r = cpuid::filter(vcpu.regs.rax as u32, vcpu.regs.rcx as u32, |l, s| {
         host.host_cpuid(l, s)
     });
@@ -333,7 +337,7 @@ fn on_cpuid(vcpu: &mut Vcpu<'_, '_>, host: &mut impl Host) -> Outcome {
     Outcome::Advance
 }
 
-fn on_hlt(vcpu: &Vcpu<'_, '_>) -> Outcome {
+fn on_hlt<M: MemoryAccess>(vcpu: &Vcpu<'_, M>) -> Outcome {
     if vcpu.rflags & RFLAGS_IF == 0 {
         Outcome::Stop(StopReason::Halted)
     } else {
@@ -350,7 +354,7 @@ fn on_io(port: u16, is_in: bool) -> Outcome {
     })
 }
 
-fn on_msr(vcpu: &Vcpu<'_, '_>, write: bool) -> Outcome {
+fn on_msr<M: MemoryAccess>(vcpu: &Vcpu<'_, M>, write: bool) -> Outcome {
     // The MSR bitmap denies every MSR; no grants exist yet.
     Outcome::Stop(StopReason::DeniedMsr {
         msr: vcpu.regs.rcx as u32,
@@ -362,6 +366,7 @@ fn on_msr(vcpu: &Vcpu<'_, '_>, write: bool) -> Outcome {
 mod tests {
     use super::*;
     use crate::hypercall::tests::Recorder;
+    use crate::mem::guest::GuestMemory;
     use vmm_abi::hypercall::Hypercall;
 
     impl Host for Recorder {

@@ -3,7 +3,7 @@
 //! caller's own memory before use, and a bad one is a [`HypercallError`]
 //! that stops the guest.
 
-use crate::mem::guest::GuestMemory;
+use crate::mem::guest::MemoryAccess;
 use core::fmt;
 use vmm_abi::hypercall::{
     Hypercall, MAX_CONSOLE_WRITE, MAX_METRIC_NAME, RESULT_OK, is_valid_metric_name,
@@ -91,10 +91,11 @@ fn check_len(call: Hypercall, len: u64, max: u64) -> Result<(), HypercallError> 
     Ok(())
 }
 
-/// Runs one hypercall for the guest whose memory is `mem`.
+/// Runs one hypercall for the guest whose memory is `mem` (only looked at
+/// by calls that pass buffers).
 pub fn handle(
     call: Call,
-    mem: &GuestMemory<'_>,
+    mem: &impl MemoryAccess,
     svc: &mut impl Services,
 ) -> Result<Done, HypercallError> {
     let [a0, a1, a2] = call.args;
@@ -104,7 +105,7 @@ pub fn handle(
         Hypercall::ConsoleWrite => {
             check_len(which, a1, MAX_CONSOLE_WRITE)?;
             // The whole buffer is checked before any of it reaches the console.
-            mem.for_each_chunk(a0, a1, |chunk| svc.console(chunk))
+            mem.with(|m| m.for_each_chunk(a0, a1, |chunk| svc.console(chunk)))
                 .map_err(|_| HypercallError::Buffer {
                     call: which,
                     gpa: a0,
@@ -118,11 +119,12 @@ pub fn handle(
             check_len(which, a1, MAX_METRIC_NAME)?;
             let mut buf = [0u8; MAX_METRIC_NAME as usize];
             let name = &mut buf[..a1 as usize];
-            mem.read(a0, name).map_err(|_| HypercallError::Buffer {
-                call: which,
-                gpa: a0,
-                len: a1,
-            })?;
+            mem.with(|m| m.read(a0, name))
+                .map_err(|_| HypercallError::Buffer {
+                    call: which,
+                    gpa: a0,
+                    len: a1,
+                })?;
             let name = &*name;
             if !is_valid_metric_name(name) {
                 return Err(HypercallError::BadMetricName);
@@ -137,6 +139,7 @@ pub fn handle(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::mem::guest::GuestMemory;
     use std::string::String;
     use std::vec::Vec;
 

@@ -1,7 +1,8 @@
-//! The one way an image triple-faults on purpose: load an empty IDT and
-//! execute `ud2`. The exception cannot be delivered, so the CPU escalates to
-//! a triple fault, which exits to the hypervisor; it must stop this guest
-//! (and only this guest).
+//! Deliberate faults for hostile images: a triple fault (load an empty IDT
+//! and execute `ud2`; the exception cannot be delivered, so the CPU
+//! escalates to a triple fault, which exits to the hypervisor), and a write
+//! to the image's own code, which the hypervisor shares read-only between
+//! the VMs of an image. Either must stop this guest, and only this guest.
 
 use core::arch::asm;
 
@@ -31,5 +32,23 @@ pub fn triple_fault() {
     unsafe {
         asm!("lidt [{idt}]", "ud2", idt = in(reg) &raw const idt,
             options(readonly, nostack, preserves_flags));
+    }
+}
+
+/// Writes to this image's own code: reads the first byte of a function and
+/// stores the same value back. The code page is shared read-only by every
+/// VM of the image, so the store is an EPT violation and the hypervisor must
+/// stop this guest. Returns only if it wrongly lets the write through; the
+/// byte is unchanged even then.
+pub fn write_own_code() {
+    let target = write_own_code as *const () as *mut u8;
+    // SAFETY: `target` is the first byte of this function, inside the
+    // image's loaded code (identity-mapped guest memory, readable). The store
+    // writes back the value just read, so even if the hypervisor allowed it
+    // no instruction would change; volatile keeps the compiler from removing
+    // the "useless" store, which is the whole point.
+    unsafe {
+        let byte = target.read_volatile();
+        target.write_volatile(byte);
     }
 }

@@ -1,14 +1,17 @@
 //! What the `hello` image does, decided from its arguments and its VM name.
 //!
-//! Argument: `crash-clone=K` (optional). A VM whose name ends with `-K` (clone
-//! K of a fleet, see the manifest's `count`) prints a line and triple-faults
-//! instead of greeting; every other VM greets as usual. Other words are
-//! ignored.
+//! Arguments (optional): `crash-clone=K` — the VM whose name ends with `-K`
+//! (clone K of a fleet, see the manifest's `count`) prints a line and
+//! triple-faults instead of greeting; `scribble-clone=K` — that clone writes
+//! to its own code, which every clone of the image shares read-only, and must
+//! be stopped for it. Every other VM greets as usual. Other words are ignored.
 
 use guest_lib::args::{Args, parse_u64};
 
 /// The argument key that picks the clone that crashes.
 pub const CRASH_CLONE_KEY: &str = "crash-clone";
+/// The argument key that picks the clone that writes to its shared code.
+pub const SCRIBBLE_CLONE_KEY: &str = "scribble-clone";
 
 /// What `hello` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,18 +23,28 @@ pub enum Plan {
         /// Its clone index.
         clone: u32,
     },
+    /// This VM is clone `clone`, the one told to write to its shared code.
+    Scribble {
+        /// Its clone index.
+        clone: u32,
+    },
 }
 
-/// `crash-clone=` has a value that is not a clone index.
+/// A `…-clone=` argument has a value that is not a clone index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadCrashClone<'a>(pub &'a str);
+pub struct BadClone<'a> {
+    /// The argument key.
+    pub key: &'static str,
+    /// Its value.
+    pub value: &'a str,
+}
 
-impl core::fmt::Display for BadCrashClone<'_> {
+impl core::fmt::Display for BadClone<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "`{CRASH_CLONE_KEY}={}` is not a clone index (a whole number below 2^32)",
-            self.0
+            "`{}={}` is not a clone index (a whole number below 2^32)",
+            self.key, self.value
         )
     }
 }
@@ -45,16 +58,24 @@ pub fn clone_index(name: &str) -> Option<u32> {
     suffix.parse().ok()
 }
 
-/// The plan for a VM named `name` with argument string `args`.
-pub fn plan<'a>(args: &'a str, name: &str) -> Result<Plan, BadCrashClone<'a>> {
-    let Some(text) = Args::new(args).value(CRASH_CLONE_KEY) else {
-        return Ok(Plan::Greet);
+/// The clone index named by argument `key`, if given.
+fn chosen<'a>(args: &'a str, key: &'static str) -> Result<Option<u32>, BadClone<'a>> {
+    let Some(value) = Args::new(args).value(key) else {
+        return Ok(None);
     };
-    let crash = parse_u64(text)
+    parse_u64(value)
         .and_then(|k| u32::try_from(k).ok())
-        .ok_or(BadCrashClone(text))?;
+        .map(Some)
+        .ok_or(BadClone { key, value })
+}
+
+/// The plan for a VM named `name` with argument string `args`.
+pub fn plan<'a>(args: &'a str, name: &str) -> Result<Plan, BadClone<'a>> {
+    let crash = chosen(args, CRASH_CLONE_KEY)?;
+    let scribble = chosen(args, SCRIBBLE_CLONE_KEY)?;
     Ok(match clone_index(name) {
-        Some(clone) if clone == crash => Plan::Crash { clone },
+        Some(clone) if Some(clone) == crash => Plan::Crash { clone },
+        Some(clone) if Some(clone) == scribble => Plan::Scribble { clone },
         _ => Plan::Greet,
     })
 }
@@ -95,14 +116,38 @@ mod tests {
     }
 
     #[test]
+    fn only_the_named_clone_scribbles() {
+        assert_eq!(
+            plan("scribble-clone=2", "web-2"),
+            Ok(Plan::Scribble { clone: 2 })
+        );
+        assert_eq!(plan("scribble-clone=2", "web-1"), Ok(Plan::Greet));
+        assert_eq!(
+            plan("crash-clone=1 scribble-clone=2", "web-1"),
+            Ok(Plan::Crash { clone: 1 })
+        );
+    }
+
+    #[test]
     fn bad_values_are_refused() {
-        assert_eq!(plan("crash-clone=x", "a-1"), Err(BadCrashClone("x")));
-        assert_eq!(plan("crash-clone=", "a-1"), Err(BadCrashClone("")));
+        let bad = |key, value| Err(BadClone { key, value });
+        assert_eq!(plan("crash-clone=x", "a-1"), bad(CRASH_CLONE_KEY, "x"));
+        assert_eq!(plan("crash-clone=", "a-1"), bad(CRASH_CLONE_KEY, ""));
         assert_eq!(
             plan("crash-clone=4294967296", "a-1"),
-            Err(BadCrashClone("4294967296"))
+            bad(CRASH_CLONE_KEY, "4294967296")
         );
-        let shown = alloc::format!("{}", BadCrashClone("x"));
+        assert_eq!(
+            plan("scribble-clone=-1", "a-1"),
+            bad(SCRIBBLE_CLONE_KEY, "-1")
+        );
+        let shown = alloc::format!(
+            "{}",
+            BadClone {
+                key: CRASH_CLONE_KEY,
+                value: "x"
+            }
+        );
         assert!(shown.contains("crash-clone=x"), "{shown}");
     }
 }

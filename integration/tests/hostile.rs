@@ -23,6 +23,15 @@ fn hostile_guests_are_stopped_and_the_rest_carry_on() {
     assert_killed(&out, "badcall-msr", &["MSR"]);
     assert_killed(&out, "badcall-io", &["I/O port"]);
     assert_killed(&out, "crash", &["triple fault"]);
+    assert_killed(&out, "hog", &["instruction budget of 2000000 exhausted"]);
+    // A clone writing its shared code is stopped; its siblings, which map the
+    // very same frames, run before and after it.
+    assert_killed(&out, "twin-1", &["EPT violation: write", "not permitted"]);
+    for sibling in ["twin-0", "twin-2"] {
+        assert_eq!(out.vm(sibling)["status"], "exited", "{sibling}");
+        assert_eq!(out.vm(sibling)["exit_code"], 0, "{sibling}");
+        assert!(out.vm(sibling)["memory"]["shared"].as_u64().unwrap_or(0) > 0);
+    }
     let hello = out.vm("hello");
     assert_eq!(hello["core"], out.vm("escape")["core"]);
     assert_eq!(hello["status"], "exited", "{hello:#}");

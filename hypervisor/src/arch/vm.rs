@@ -16,7 +16,7 @@ use crate::dispatch::{self, GuestRegs, Host, Outcome, StartError, StopReason, Vc
 use crate::elf::{Image, Part};
 use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
-use crate::mem::guest::GuestMemory;
+use crate::mem::guest::{GuestMemory, MemoryAccess};
 use crate::mem::guest_tables;
 use crate::vmx::exit::{self, Exit, RawExit};
 use crate::vmx::fields::{ExitInfo, Guest};
@@ -357,6 +357,24 @@ pub fn load(st: &VmState) -> Result<(), StopReason> {
     unsafe { instr::vmptrld(vmcs) }.map_err(|_| StopReason::Internal("VMPTRLD failed"))
 }
 
+/// A stopped VM's memory, viewed only when an exit handler asks.
+struct VmMemory<'v> {
+    vm: &'v Vm,
+    size: u64,
+}
+
+impl MemoryAccess for VmMemory<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&GuestMemory<'_>) -> R) -> R {
+        // SAFETY: handlers run between exits, so the guest is not running,
+        // and the view ends when `f` returns (one at a time).
+        f(&unsafe { self.vm.memory(self.size) })
+    }
+}
+
 /// How a slice ended.
 pub enum SliceEnd {
     /// Its slice is over and another VM waits for the core.
@@ -396,11 +414,14 @@ pub fn run_slice(st: &mut VmState, others_waiting: bool) -> SliceEnd {
         main_tsc: &mut st.main_tsc,
     };
     loop {
-        let entered = instr::rdtsc();
+        // Time is only measured for VMs with a budget.
+        let entered = if budget != 0 { instr::rdtsc() } else { 0 };
         // SAFETY: this VM's VMCS was prepared by `create` and made current by
         // `load` on this core; `regs` is its live register file.
         let failed = unsafe { vmx::enter(&mut st.regs, u64::from(st.launched)) };
-        st.used += instr::rdtsc().wrapping_sub(entered);
+        if budget != 0 {
+            st.used += instr::rdtsc().wrapping_sub(entered);
+        }
         if failed != 0 {
             let error = vmread(ExitInfo::InstructionError).unwrap_or(0) as u32;
             return SliceEnd::Stopped(StopReason::LaunchFailed { error });
@@ -416,8 +437,7 @@ pub fn run_slice(st: &mut VmState, others_waiting: bool) -> SliceEnd {
         let (Ok(rip), Ok(rflags)) = (vmread(Guest::Rip), vmread(Guest::Rflags)) else {
             return SliceEnd::Stopped(StopReason::Internal("VMREAD of guest RIP/RFLAGS failed"));
         };
-        // SAFETY: the guest is not running; this view ends before the next entry.
-        let mem = unsafe { vm.memory(size) };
+        let mem = VmMemory { vm, size };
         let mut vcpu = Vcpu {
             regs: &mut st.regs,
             rip,

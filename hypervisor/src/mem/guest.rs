@@ -54,6 +54,25 @@ impl Region<'_> {
     }
 }
 
+/// Access to a guest's memory for exit handlers, which mostly do not need
+/// it: the view is only built when a handler asks.
+pub trait MemoryAccess {
+    /// Size of the guest-physical address space.
+    fn size(&self) -> u64;
+    /// Runs `f` on a view of the guest's memory.
+    fn with<R>(&self, f: impl FnOnce(&GuestMemory<'_>) -> R) -> R;
+}
+
+impl MemoryAccess for GuestMemory<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&GuestMemory<'_>) -> R) -> R {
+        f(self)
+    }
+}
+
 /// One guest's memory.
 pub struct GuestMemory<'a> {
     regions: [Option<Region<'a>>; MAX_REGIONS],

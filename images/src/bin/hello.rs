@@ -1,7 +1,8 @@
 //! `hello`: greets with the VM's identity from the boot info and shows that
 //! the heap works. With `crash-clone=K`, the VM whose name ends with `-K`
-//! triple-faults instead (see `images::hello_plan`), so a fleet can hold one
-//! failing clone.
+//! triple-faults instead; with `scribble-clone=K` it writes to its own
+//! (shared, read-only) code (see `images::hello_plan`), so a fleet can hold
+//! one failing clone.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 extern crate alloc;
@@ -30,6 +31,12 @@ fn hello(info: &guest_lib::BootInfo) -> i32 {
             println!("hello: I am clone {clone}, told to crash: triple-faulting");
             fault::triple_fault();
             println!("hello: survived a triple fault; the hypervisor did not stop me");
+            EXIT_SURVIVED
+        }
+        Ok(Plan::Scribble { clone }) => {
+            println!("hello: I am clone {clone}, told to write to my shared code");
+            fault::write_own_code();
+            println!("hello: wrote to shared code; the hypervisor did not stop me");
             EXIT_SURVIVED
         }
         Err(e) => {
