@@ -43,6 +43,18 @@ struct Tss {
 }
 const _: () = assert!(size_of::<Tss>() == 104);
 
+/// A TSS with no stacks and no I/O permission bitmap (its offset points past
+/// the end of the segment).
+const EMPTY_TSS: Tss = Tss {
+    reserved0: 0,
+    rsp: [0; 3],
+    reserved1: 0,
+    ist: [0; 7],
+    reserved2: 0,
+    reserved3: 0,
+    iomap_base: size_of::<Tss>() as u16,
+};
+
 /// 64-bit IDT gate (SDM Vol. 3A, 6.14.1).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -78,15 +90,7 @@ struct Tables {
 /// All zero, so the whole array lives in `.bss`; [`load`] fills a slot.
 const EMPTY: Tables = Tables {
     gdt: [0; GDT_ENTRIES],
-    tss: Tss {
-        reserved0: 0,
-        rsp: [0; 3],
-        reserved1: 0,
-        ist: [0; 7],
-        reserved2: 0,
-        reserved3: 0,
-        iomap_base: 0,
-    },
+    tss: EMPTY_TSS,
     idt: [MISSING; IDT_ENTRIES],
 };
 
@@ -186,15 +190,7 @@ unsafe fn load(core: usize, ist_top: u64) {
     // SAFETY: the caller guarantees that only this core touches the slot
     // now, so the exclusive reference is unique.
     let t = unsafe { &mut *SLOTS.0[core].get() };
-    t.tss = Tss {
-        reserved0: 0,
-        rsp: [0; 3],
-        reserved1: 0,
-        ist: [0; 7],
-        reserved2: 0,
-        reserved3: 0,
-        iomap_base: size_of::<Tss>() as u16,
-    };
+    t.tss = EMPTY_TSS;
     t.tss.ist[usize::from(DOUBLE_FAULT_IST) - 1] = ist_top & !(STACK_ALIGN - 1);
     let [tss_low, tss_high] = tss_descriptor(core::ptr::addr_of!(t.tss) as u64);
     t.gdt = [0, GDT_CODE64, GDT_DATA, tss_low, tss_high];
