@@ -251,6 +251,9 @@ pub enum Outcome {
     Resume,
     /// Re-enter after the exiting instruction.
     Advance,
+    /// Move past the exiting instruction and give the core to another VM if
+    /// one waits (the guest is idle).
+    Yield,
     /// Stop the guest.
     Stop(StopReason),
 }
@@ -293,7 +296,7 @@ pub fn dispatch<M: MemoryAccess>(
         Exit::Io { port, is_in, .. } => on_io(port, is_in),
         Exit::MsrRead => on_msr(vcpu, false),
         Exit::MsrWrite => on_msr(vcpu, true),
-        Exit::PreemptionTimer | Exit::ExternalInterrupt => Outcome::Resume,
+        Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Resume,
         Exit::CrAccess { cr } => Outcome::Stop(StopReason::DeniedCr(cr)),
         Exit::Exception { vector } => Outcome::Stop(StopReason::Exception {
             vector,
@@ -341,8 +344,9 @@ fn on_hlt<M: MemoryAccess>(vcpu: &Vcpu<'_, M>) -> Outcome {
     if vcpu.rflags & RFLAGS_IF == 0 {
         Outcome::Stop(StopReason::Halted)
     } else {
-        // No interrupt sources are given to guests yet: treat HLT as a yield.
-        Outcome::Advance
+        // No interrupt sources are given to guests yet: HLT means "idle",
+        // so the core goes to another VM if one waits.
+        Outcome::Yield
     }
 }
 
@@ -494,6 +498,7 @@ mod tests {
             run(Exit::ExternalInterrupt, &mut regs, 2).0,
             Outcome::Resume
         );
-        assert_eq!(run(Exit::Hlt, &mut regs, 2 | RFLAGS_IF).0, Outcome::Advance);
+        assert_eq!(run(Exit::Hlt, &mut regs, 2 | RFLAGS_IF).0, Outcome::Yield);
+        assert_eq!(run(Exit::Nmi, &mut regs, 2).0, Outcome::Resume);
     }
 }

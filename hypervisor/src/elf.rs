@@ -211,7 +211,7 @@ impl<'a> Image<'a> {
                 })
             });
             if let Some(seg) = image.segments[i].as_mut() {
-                seg.shared = !seg.writable && alone;
+                seg.shared = !seg.writable && alone && seg.mem_size > 0;
             }
         }
         if !entry_ok {
@@ -235,8 +235,17 @@ impl<'a> Image<'a> {
 
     /// Copies the segments of `part` into `mem` and zeroes the rest of each.
     pub fn load(&self, mem: &mut GuestMemory<'_>, part: Part) -> Result<(), ElfError> {
+        self.load_where(mem, |s| s.shared == (part == Part::Shared))
+    }
+
+    /// Copies the segments `pick` selects into `mem`.
+    pub fn load_where(
+        &self,
+        mem: &mut GuestMemory<'_>,
+        pick: impl Fn(&Segment) -> bool,
+    ) -> Result<(), ElfError> {
         self.segments()
-            .filter(|s| s.shared == (part == Part::Shared))
+            .filter(|s| pick(s))
             .try_for_each(|s| self.load_segment(&s, mem))
     }
 

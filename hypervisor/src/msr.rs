@@ -46,6 +46,8 @@ pub const IA32_EFER: u32 = 0xc000_0080;
 pub const IA32_FS_BASE: u32 = 0xc000_0100;
 /// IA32_GS_BASE.
 pub const IA32_GS_BASE: u32 = 0xc000_0101;
+/// IA32_KERNEL_GS_BASE: what SWAPGS exchanges GS base with.
+pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
 /// IA32_EFER.LME: long mode enable.
 pub const EFER_LME: u64 = 1 << 8;

@@ -1,8 +1,10 @@
 //! The `spin` image's work: a CPU-bound loop of integer arithmetic with a
 //! checksum, cut into progress steps.
 //!
-//! Argument: `work=N` (optional, decimal or `0x` hex, at least 1): the loop's
-//! iterations, [`DEFAULT_WORK`] if not given.
+//! Arguments: `work=N` (optional, decimal or `0x` hex, at least 1): the
+//! loop's iterations, [`DEFAULT_WORK`] if not given; `exits` (flag): make a
+//! null hypercall every iteration, a guest that exits to the hypervisor all
+//! the time (it must still be preempted).
 
 use guest_lib::args::{Args, parse_u64};
 
@@ -25,6 +27,14 @@ impl core::fmt::Display for BadWork<'_> {
             self.0
         )
     }
+}
+
+/// The flag that makes every iteration exit to the hypervisor.
+pub const EXITS_FLAG: &str = "exits";
+
+/// Whether `args` asks for an exit every iteration.
+pub fn exits(args: &str) -> bool {
+    Args::new(args).flag(EXITS_FLAG)
 }
 
 /// The iterations asked for by `args`.
@@ -64,6 +74,13 @@ pub fn step_end(work: u64, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exits_flag() {
+        assert!(exits("work=5 exits"));
+        assert!(!exits("work=5"));
+        assert!(!exits("exits=0"));
+    }
 
     #[test]
     fn work_comes_from_the_arguments() {

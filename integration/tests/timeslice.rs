@@ -49,5 +49,14 @@ fn two_cpu_bound_guests_share_one_core() {
         a[0] < b[3] && b[0] < a[3],
         "progress did not interleave (spin-a at lines {a:?}, spin-b at {b:?})"
     );
+    // A guest that exits all the time never lets the preemption timer fire,
+    // yet it is still made to share the core (its slices end by the clock).
+    let busy = out.vm("spin-exits");
+    assert_eq!(busy["status"], "exited", "{busy:#}");
+    assert!(
+        num(busy, "slices") >= 2,
+        "spin-exits kept the core: {busy:#}"
+    );
+    assert!(num(&busy["exits"], "vmcall") >= 20_000, "{busy:#}");
     assert_eq!(out.code, 0, "{}", out.error_text());
 }

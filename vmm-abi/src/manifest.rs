@@ -190,7 +190,7 @@ impl fmt::Display for ManifestError {
             Problem::NotMultiple { found, of } => write!(f, "{found} is not a multiple of {of}"),
             Problem::BadText => write!(
                 f,
-                "must be non-empty and use only the allowed characters (names: A-Z a-z 0-9 _ . -, starting with a letter or digit; args: printable ASCII)"
+                "must be non-empty and use only the allowed characters (names: A-Z a-z 0-9 _ . -, starting with a letter or digit, and not `hv`; args: printable ASCII)"
             ),
             Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
             Problem::Duplicate { first } => write!(f, "same name as vm {first}"),
@@ -263,6 +263,7 @@ impl<'a> VmSpec<'a> {
                 is_printable(text.as_bytes())
             } else {
                 is_valid_name(text.as_bytes())
+                    && !(field == Field::Name && text == crate::report::HYPERVISOR_SOURCE)
             };
             if !ok {
                 return e(field, Problem::BadText);
@@ -544,7 +545,7 @@ impl<'a> Manifest<'a> {
     /// The VM at `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<VmSpec<'a>> {
         let start = index.checked_mul(RECORD_SIZE)?;
-        let r = self.records.get(start..start + RECORD_SIZE)?;
+        let r = self.records.get(start..start.checked_add(RECORD_SIZE)?)?;
         VmSpec::decode(index as u32, r).ok()
     }
 }
@@ -705,6 +706,9 @@ mod tests {
         let long = "x".repeat(33);
         let long: &'static str = std::boxed::Box::leak(long.into_boxed_str());
         assert_eq!(hello(long).encode(0).unwrap_err().field, Field::Name);
+        // Console lines from a VM named like the hypervisor would pass for its own.
+        assert_eq!(hello("hv").encode(0).unwrap_err().field, Field::Name);
+        assert!(hello("hv2").encode(0).is_ok());
         let too_small = VmSpec {
             memory: 4096,
             ..hello("a")

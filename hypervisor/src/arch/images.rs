@@ -4,7 +4,7 @@
 //! before any VM starts; read-only afterwards, so every core may use it.
 
 use super::memory;
-use crate::elf::{ElfError, Image};
+use crate::elf::{ElfError, Image, Segment};
 use crate::mem::guest::GuestMemory;
 use spin::Once;
 use vmm_abi::layout::{MAX_MEMORY, PAGE_SIZE};
@@ -40,6 +40,12 @@ pub struct CachedImage {
 }
 
 impl CachedImage {
+    /// Whether `seg` is loaded once here (so a VM must not load it itself).
+    pub fn shares(&self, seg: &Segment) -> bool {
+        let (start, _) = seg.pages();
+        self.shared().any(|r| r.gpa == start)
+    }
+
     /// Its shared ranges, by address.
     pub fn shared(&self) -> impl Iterator<Item = SharedRange> + '_ {
         self.shared.iter().flatten().copied()
@@ -71,33 +77,44 @@ fn load(name: &'static str, file: &'static [u8]) -> CachedImage {
             return out;
         }
     };
-    let mut ranges = image.segments().filter(|s| s.shared);
-    for slot in out.shared.iter_mut() {
-        let Some(seg) = ranges.next() else { break };
+    // Shared ranges in address order (VM memory maps are laid out by address).
+    let mut candidates = [None; MAX_SHARED];
+    for seg in image.segments().filter(|s| s.shared) {
+        // Beyond MAX_SHARED read-only segments, the rest stay private: each
+        // VM loads every segment not shared here (see `shares`).
+        let Some(free) = candidates.iter().position(Option::is_none) else {
+            break;
+        };
+        candidates[free] = Some(seg);
+    }
+    candidates.sort_unstable_by_key(|c| c.map_or(u64::MAX, |s| s.addr));
+    for (slot, seg) in out.shared.iter_mut().zip(candidates.iter().flatten()) {
         let (start, end) = seg.pages();
         let len = end - start;
         let Some(hpa) = memory::alloc_zeroed_pages(len / PAGE_SIZE) else {
             out.error = Some(ElfError::Segments);
-            return out;
+            break;
         };
         let mut view = GuestMemory::empty(end);
         // SAFETY: the frames were just allocated for this image and nothing
         // else refers to them yet; the view ends with this iteration.
         let bytes = unsafe { memory::frames_mut(hpa, len) };
-        if view.add_private(start, bytes).is_err() || image.load_segment(&seg, &mut view).is_err() {
-            out.error = Some(ElfError::Segments);
-            return out;
-        }
         *slot = Some(SharedRange {
             gpa: start,
             hpa,
             len,
             exec: seg.exec,
         });
+        if view.add_private(start, bytes).is_err() || image.load_segment(seg, &mut view).is_err() {
+            out.error = Some(ElfError::Segments);
+            break;
+        }
     }
-    if ranges.next().is_some() {
-        // More read-only segments than ranges: load them privately instead.
-        out.shared.iter_mut().for_each(|s| *s = None);
+    if out.error.is_some() {
+        // An unusable image holds no frames.
+        for r in out.shared.iter_mut().filter_map(Option::take) {
+            memory::free(r.hpa, r.len / PAGE_SIZE);
+        }
     }
     out
 }

@@ -220,6 +220,38 @@ pub fn read_cr2() -> u64 {
     v
 }
 
+/// Writes CR2.
+///
+/// # Safety
+/// CR2 only records page-fault addresses; the caller must not rely on its
+/// old value afterwards.
+pub unsafe fn write_cr2(v: u64) {
+    // SAFETY: CR2 is a plain register the CPU writes on page faults; the
+    // hypervisor never reads it except to report its own faults.
+    unsafe { asm!("mov cr2, {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
+}
+
+/// The 512-byte FXSAVE area (x87, MMX, SSE state), 16-byte aligned.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FxArea(pub [u8; 512]);
+
+/// Saves the x87/MMX/SSE state into `area` (FXSAVE64).
+pub fn fxsave(area: &mut FxArea) {
+    // SAFETY: `area` is a valid, 16-byte aligned 512-byte buffer; CR0.EM and
+    // CR0.TS are clear and CR4.OSFXSR set on every core (`vmx::enable_core`).
+    unsafe {
+        asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags))
+    };
+}
+
+/// Loads the x87/MMX/SSE state from `area` (FXRSTOR64).
+pub fn fxrstor(area: &FxArea) {
+    // SAFETY: as for `fxsave`; `area` holds a state produced by FXSAVE or the
+    // clean template (valid MXCSR, so no #GP).
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, preserves_flags)) };
+}
+
 /// Enters VMX root operation with the VMXON region at physical `region`.
 ///
 /// # Safety

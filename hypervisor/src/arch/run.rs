@@ -147,8 +147,21 @@ impl Plan {
         // SAFETY: each core's range of queue slots is its own (see `build`).
         let slots = unsafe { core::slice::from_raw_parts_mut(self.queues.add(start), len) };
         let mut queue = RunQueue::full(slots);
-        let mut loaded = None;
+        // The VM whose VMCS is current, and the VM whose CPU state (x87/SSE,
+        // CR2, KERNEL_GS_BASE) is in the registers; they differ after a VM
+        // is destroyed (its VMCS is cleared, its state still in the CPU).
+        let mut loaded: Option<u32> = None;
+        let mut state_owner: Option<u32> = None;
         while let Some(i) = queue.pop() {
+            if state_owner != Some(i)
+                && let Some(prev) = state_owner
+            {
+                // SAFETY: `prev` is assigned to this core (it ran here).
+                let prev = unsafe { self.state(prev as usize) };
+                if prev.vm.is_some() {
+                    prev.save_cpu_state();
+                }
+            }
             // SAFETY: VM `i` is in this core's queue, so it is assigned here.
             let st = unsafe { self.state(i as usize) };
             // A slice begins whenever the VM gets the core after another one
@@ -167,9 +180,14 @@ impl Plan {
             } else {
                 Ok(())
             };
+            if state_owner != Some(i) {
+                // A new run starts from the clean state `create` put in place.
+                st.restore_cpu_state();
+                state_owner = Some(i);
+            }
             let end = match ready {
                 Err(reason) => SliceEnd::Stopped(reason),
-                Ok(()) => vm::run_slice(st, !queue.is_empty()),
+                Ok(()) => vm::run_slice(st, !queue.is_empty(), self.shared.timeslice),
             };
             match end {
                 SliceEnd::Preempted => {

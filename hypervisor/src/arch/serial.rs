@@ -83,6 +83,20 @@ pub fn record(r: &Record<'_>) {
     let _ = writeln!(u, "{r}");
 }
 
+/// Prints a line and a record on the way down (a fatal error): takes the
+/// console lock if it can, and writes without it if it cannot (the core
+/// that failed may hold it), so a fatal error is always reported.
+pub fn emergency(text: &str, r: &Record<'_>) {
+    let mut unlocked = Uart;
+    let mut guard = UART.try_lock();
+    let out: &mut dyn Write = match guard.as_deref_mut() {
+        Some(u) => u,
+        None => &mut unlocked,
+    };
+    let _ = writeln!(out, "{HYPERVISOR_SOURCE}{CONSOLE_SEPARATOR}ERROR: {text}");
+    let _ = writeln!(out, "{r}");
+}
+
 struct Logger;
 
 impl log::Log for Logger {

@@ -29,8 +29,7 @@ unsafe extern "C" {
 /// Prints why the hypervisor cannot go on (a console line and a `fatal`
 /// record) and stops the machine.
 pub fn fatal(reason: &str) -> ! {
-    log::error!("{reason}");
-    serial::record(&Record::Fatal { reason });
+    serial::emergency(reason, &Record::Fatal { reason });
     power_off()
 }
 
@@ -171,8 +170,10 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     });
     let plan = Plan::build(&manifest, cores, shared)
         .unwrap_or_else(|e| fatal_fmt(format_args!("cannot plan the run: {e}")));
-    let plan = PLAN.call_once(|| plan);
+    // Before the plan is published: application processors start running
+    // their VMs as soon as they see it.
     plan.report_unplaced();
+    let plan = PLAN.call_once(|| plan);
     vmx::enable_core(&plan.shared)
         .unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX on core 0: {e}")));
     log::info!(

@@ -13,22 +13,32 @@ use super::vmx::{self, Launch, VmxShared};
 use crate::console::LineBuffer;
 use crate::cpuid::CpuidResult;
 use crate::dispatch::{self, GuestRegs, Host, Outcome, StartError, StopReason, Vcpu};
-use crate::elf::{Image, Part};
+use crate::elf::Image;
 use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
 use crate::mem::guest::{GuestMemory, MemoryAccess};
 use crate::mem::guest_tables;
-use crate::vmx::exit::{self, Exit, RawExit};
+use crate::msr;
+use crate::vmx::exit::{self, Exit, ExitReason, RawExit};
 use crate::vmx::fields::{ExitInfo, Guest};
 use vmm_abi::bootinfo::BootInfo;
 use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
 use vmm_abi::manifest::VmSpec;
 use vmm_abi::report::{EXIT_KINDS, ExitCounts, Record};
 
-/// Exit reasons whose guest-physical address the decoder needs.
-const EPT_VIOLATION: u32 = 48;
-const EPT_MISCONFIG: u32 = 49;
 const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
+/// Console bytes one run of a guest may print; the rest is dropped (and
+/// that is said once), so a chatty guest cannot hog the shared console.
+const CONSOLE_LIMIT: u64 = 1 << 20;
+/// Metric records one run of a guest may emit.
+const METRIC_LIMIT: u32 = 64;
+/// x87 control word after FNINIT.
+const FCW_INIT: u16 = 0x037f;
+/// MXCSR at reset: all exceptions masked.
+const MXCSR_INIT: u32 = 0x1f80;
+/// Offsets in the FXSAVE area (SDM Vol. 1, Table 10-2).
+const FX_FCW: usize = 0;
+const FX_MXCSR: usize = 24;
 /// SysV: a function is entered with RSP 8 below a 16-byte boundary.
 const ENTRY_STACK_BIAS: u64 = 8;
 /// Most pieces (private or shared ranges) in one guest's memory map.
@@ -93,6 +103,24 @@ pub struct VmState {
     pub overhead_bytes: u64,
     /// It ended for good by exiting with 0.
     pub ended_ok: bool,
+    /// Its x87/MMX/SSE registers while another VM has the core.
+    pub fx: instr::FxArea,
+    /// Its CR2 while another VM has the core.
+    pub cr2: u64,
+    /// Its IA32_KERNEL_GS_BASE while another VM has the core.
+    pub kernel_gs_base: u64,
+    /// Console bytes this run printed.
+    pub console_bytes: u64,
+    /// Metrics this run reported.
+    pub metrics: u32,
+}
+
+/// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
+fn clean_fx() -> instr::FxArea {
+    let mut fx = instr::FxArea([0; 512]);
+    fx.0[FX_FCW..FX_FCW + 2].copy_from_slice(&FCW_INIT.to_le_bytes());
+    fx.0[FX_MXCSR..FX_MXCSR + 4].copy_from_slice(&MXCSR_INIT.to_le_bytes());
+    fx
 }
 
 impl VmState {
@@ -117,6 +145,33 @@ impl VmState {
             shared_bytes: 0,
             overhead_bytes: 0,
             ended_ok: false,
+            fx: clean_fx(),
+            cr2: 0,
+            kernel_gs_base: 0,
+            console_bytes: 0,
+            metrics: 0,
+        }
+    }
+
+    /// Saves the guest CPU state the VMCS does not hold (x87/SSE, CR2,
+    /// KERNEL_GS_BASE) before another VM gets this core.
+    pub fn save_cpu_state(&mut self) {
+        instr::fxsave(&mut self.fx);
+        self.cr2 = instr::read_cr2();
+        // SAFETY: IA32_KERNEL_GS_BASE exists on every 64-bit CPU.
+        self.kernel_gs_base = unsafe { instr::rdmsr(msr::IA32_KERNEL_GS_BASE) };
+    }
+
+    /// Puts this VM's CPU state back (or the clean state of a new run), so
+    /// nothing of the VM that ran before leaks into it.
+    pub fn restore_cpu_state(&self) {
+        instr::fxrstor(&self.fx);
+        // SAFETY: CR2 and IA32_KERNEL_GS_BASE are guest-visible scratch state
+        // the hypervisor itself never uses (it runs without SWAPGS and reports
+        // its own page faults from the exception frame first).
+        unsafe {
+            instr::write_cr2(self.cr2);
+            instr::wrmsr(msr::IA32_KERNEL_GS_BASE, self.kernel_gs_base);
         }
     }
 
@@ -140,16 +195,39 @@ struct VmHost<'a> {
     name: &'a str,
     line: &'a mut LineBuffer,
     main_tsc: &'a mut Option<u64>,
+    console_bytes: &'a mut u64,
+    metrics: &'a mut u32,
 }
 
 impl Services for VmHost<'_> {
     fn console(&mut self, bytes: &[u8]) {
         let name = self.name;
+        let before = *self.console_bytes;
+        *self.console_bytes = before.saturating_add(bytes.len() as u64);
+        let room = CONSOLE_LIMIT.saturating_sub(before);
+        let allowed = &bytes[..bytes.len().min(room as usize)];
         self.line
-            .push(bytes, &mut |l| serial::line(name, format_args!("{l}")));
+            .push(allowed, &mut |l| serial::line(name, format_args!("{l}")));
+        if before < CONSOLE_LIMIT && *self.console_bytes > CONSOLE_LIMIT {
+            self.line
+                .flush(&mut |l| serial::line(name, format_args!("{l}")));
+            log::warn!(
+                "{name}: console limit of {CONSOLE_LIMIT} bytes reached; its further output is dropped"
+            );
+        }
     }
 
     fn metric(&mut self, name: &str, value: u64) {
+        *self.metrics = self.metrics.saturating_add(1);
+        if *self.metrics > METRIC_LIMIT {
+            if *self.metrics == METRIC_LIMIT + 1 {
+                log::warn!(
+                    "{}: more than {METRIC_LIMIT} metrics; the rest are dropped",
+                    self.name
+                );
+            }
+            return;
+        }
         serial::record(&Record::Metric {
             vm: self.index,
             name,
@@ -157,8 +235,10 @@ impl Services for VmHost<'_> {
         });
     }
 
-    fn main_started(&mut self, tsc: u64) {
-        self.main_tsc.get_or_insert(tsc);
+    fn main_started(&mut self, _guest_tsc: u64) {
+        // The host's clock at this exit, not the value the guest claims: the
+        // same counter (no TSC offsetting), but not the guest's to choose.
+        self.main_tsc.get_or_insert_with(instr::rdtsc);
     }
 
     fn core_id(&self) -> u32 {
@@ -200,8 +280,13 @@ impl Vm {
         if let Some(vmcs) = self.vmcs {
             // SAFETY: the VMCS belongs to this VM; clearing it makes it no
             // longer current before its page is reused.
-            let _ = unsafe { instr::vmclear(vmcs) };
-            memory::free(vmcs, 1);
+            if unsafe { instr::vmclear(vmcs) }.is_ok() {
+                memory::free(vmcs, 1);
+            } else {
+                // The CPU may still write cached VMCS data back to this page:
+                // better to lose 4 KiB than to hand it to another VM.
+                log::warn!("VMCLEAR of a stopped VM's VMCS failed; its page is not reused");
+            }
         }
         if let Some(ept) = self.ept {
             ept.destroy(&mut FrameTables);
@@ -273,6 +358,11 @@ pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
     st.main_tsc = None;
     st.used = 0;
     st.launched = false;
+    st.fx = clean_fx();
+    st.cr2 = 0;
+    st.kernel_gs_base = 0;
+    st.console_bytes = 0;
+    st.metrics = 0;
     st.regs = GuestRegs {
         rdi: BOOT_INFO_GPA,
         ..GuestRegs::default()
@@ -295,8 +385,9 @@ pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
     // SAFETY: the VM has not run yet and this is the only view.
     let mut mem = unsafe { vm.memory(size) };
     let image = Image::parse(st.image.file, size).map_err(StartError::Image)?;
+    let cached = st.image;
     image
-        .load(&mut mem, Part::Private)
+        .load_where(&mut mem, |seg| !cached.shares(seg))
         .map_err(StartError::Image)?;
     let cr3 = guest_tables::build(&mut mem).map_err(|_| StartError::Layout)?;
     let info = BootInfo {
@@ -315,7 +406,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
 
     let ept = vm
         .ept
-        .insert(Ept::new(&mut FrameTables).map_err(StartError::Ept)?);
+        .insert(Ept::new(&mut FrameTables, shared.config.ept_2m).map_err(StartError::Ept)?);
     for p in vm.pieces.iter().flatten() {
         let (hpa, perms) = match p.shared {
             None => (private_base + p.offset, EptPerms::RWX),
@@ -386,7 +477,8 @@ pub enum SliceEnd {
 fn read_exit() -> Result<RawExit, instr::VmFail> {
     let reason = vmread(ExitInfo::ExitReason)? as u32;
     let basic = reason & EXIT_REASON_BASIC_MASK;
-    let needs_gpa = basic == EPT_VIOLATION || basic == EPT_MISCONFIG;
+    let needs_gpa =
+        basic == ExitReason::EptViolation as u32 || basic == ExitReason::EptMisconfig as u32;
     Ok(RawExit {
         reason,
         qualification: vmread(ExitInfo::Qualification)?,
@@ -399,9 +491,21 @@ fn read_exit() -> Result<RawExit, instr::VmFail> {
     })
 }
 
-/// Runs the VM (its VMCS current) until it stops, or until its slice ends
-/// while `others_waiting`.
-pub fn run_slice(st: &mut VmState, others_waiting: bool) -> SliceEnd {
+/// Moves the guest past the instruction it exited on.
+fn skip_instruction(rip: u64) -> Result<(), StopReason> {
+    let len = vmread(ExitInfo::InstructionLength)
+        .map_err(|_| StopReason::Internal("VMREAD of the instruction length failed"))?;
+    // SAFETY: advances guest RIP by the length of its exiting instruction.
+    unsafe { vmwrite(Guest::Rip, rip.wrapping_add(len)) }
+        .map_err(|_| StopReason::Internal("VMWRITE of guest RIP failed"))
+}
+
+/// Runs the VM (its VMCS current, its CPU state loaded) until it stops, or
+/// until its slice of `timeslice` instructions is over or it goes idle
+/// while `others_waiting`. Time spent handling its exits counts against
+/// its slice and its budget, so a guest that exits all the time cannot keep
+/// the core (the preemption timer alone restarts at every entry).
+pub fn run_slice(st: &mut VmState, others_waiting: bool, timeslice: u64) -> SliceEnd {
     let Some(vm) = st.vm.as_ref() else {
         return SliceEnd::Stopped(StopReason::Internal("VM does not exist"));
     };
@@ -412,16 +516,17 @@ pub fn run_slice(st: &mut VmState, others_waiting: bool) -> SliceEnd {
         name: st.spec.name,
         line: &mut st.line,
         main_tsc: &mut st.main_tsc,
+        console_bytes: &mut st.console_bytes,
+        metrics: &mut st.metrics,
     };
+    // The clock is only read when something depends on it.
+    let timed = budget != 0 || others_waiting;
+    let slice_start = if timed { instr::rdtsc() } else { 0 };
+    let used_before = st.used;
     loop {
-        // Time is only measured for VMs with a budget.
-        let entered = if budget != 0 { instr::rdtsc() } else { 0 };
         // SAFETY: this VM's VMCS was prepared by `create` and made current by
         // `load` on this core; `regs` is its live register file.
         let failed = unsafe { vmx::enter(&mut st.regs, u64::from(st.launched)) };
-        if budget != 0 {
-            st.used += instr::rdtsc().wrapping_sub(entered);
-        }
         if failed != 0 {
             let error = vmread(ExitInfo::InstructionError).unwrap_or(0) as u32;
             return SliceEnd::Stopped(StopReason::LaunchFailed { error });
@@ -444,26 +549,25 @@ pub fn run_slice(st: &mut VmState, others_waiting: bool) -> SliceEnd {
             rflags,
             mem: &mem,
         };
-        match dispatch::dispatch(&exit, &mut vcpu, &mut host) {
-            Outcome::Resume => {}
-            Outcome::Advance => {
-                let Ok(len) = vmread(ExitInfo::InstructionLength) else {
-                    return SliceEnd::Stopped(StopReason::Internal(
-                        "VMREAD of the instruction length failed",
-                    ));
-                };
-                // SAFETY: moves the guest past the instruction it exited on.
-                if unsafe { vmwrite(Guest::Rip, rip.wrapping_add(len)) }.is_err() {
-                    return SliceEnd::Stopped(StopReason::Internal("VMWRITE of guest RIP failed"));
-                }
+        let idle = match dispatch::dispatch(&exit, &mut vcpu, &mut host) {
+            Outcome::Resume => false,
+            Outcome::Advance | Outcome::Yield if skip_instruction(rip).is_err() => {
+                return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
             }
+            Outcome::Advance => false,
+            Outcome::Yield => true,
             Outcome::Stop(reason) => return SliceEnd::Stopped(reason),
-        }
-        if budget != 0 && st.used > budget {
-            return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
-        }
-        if exit == Exit::PreemptionTimer && others_waiting {
-            return SliceEnd::Preempted;
+        };
+        if timed {
+            let elapsed = instr::rdtsc().wrapping_sub(slice_start);
+            st.used = used_before + elapsed;
+            if budget != 0 && st.used > budget {
+                return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
+            }
+            let slice_over = elapsed >= timeslice || exit == Exit::PreemptionTimer;
+            if others_waiting && (idle || slice_over) {
+                return SliceEnd::Preempted;
+            }
         }
     }
 }

@@ -18,9 +18,25 @@ const CR0_ET: u64 = 1 << 4;
 const CR0_NE: u64 = 1 << 5;
 const CR0_WP: u64 = 1 << 16;
 const CR0_PG: u64 = 1 << 31;
+const CR0_EM: u64 = 1 << 2;
+const CR0_TS: u64 = 1 << 3;
 const CR4_PAE: u64 = 1 << 5;
+const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+const CR4_LA57: u64 = 1 << 12;
 /// CR4.VMXE: owned by the hypervisor, hidden from the guest.
 const CR4_VMXE: u64 = 1 << 13;
+const CR4_SMXE: u64 = 1 << 14;
+const CR4_FSGSBASE: u64 = 1 << 16;
+const CR4_OSXSAVE: u64 = 1 << 18;
+const CR4_PKE: u64 = 1 << 22;
+const CR4_CET: u64 = 1 << 23;
+/// CR4 bits the hypervisor owns: a guest may not set them (its write exits
+/// and it is stopped) because the state they unlock is not switched between
+/// VMs (FS/GS base instructions and KERNEL_GS_BASE, XSAVE state, protection
+/// keys, shadow stacks) or is the hypervisor's (VMX, SMX, 5-level paging).
+const CR4_HOST_OWNED: u64 =
+    CR4_VMXE | CR4_SMXE | CR4_LA57 | CR4_FSGSBASE | CR4_OSXSAVE | CR4_PKE | CR4_CET;
 /// RFLAGS bit 1 is always set.
 const RFLAGS_FIXED: u64 = 1 << 1;
 /// DR7 after reset.
@@ -105,6 +121,8 @@ pub struct VmxShared {
     msr_bitmap: u64,
     /// Preemption-timer value giving one slice.
     timer: u64,
+    /// Instructions per slice.
+    pub timeslice: u64,
 }
 
 /// Allocates the pages every VM shares; `timeslice` in instructions.
@@ -121,6 +139,7 @@ pub fn setup_shared(config: VmxConfig, timeslice: u64) -> Result<VmxShared, &'st
         io_bitmaps,
         msr_bitmap,
         timer: (timeslice >> rate).clamp(1, u64::from(u32::MAX)),
+        timeslice,
     })
 }
 
@@ -129,19 +148,27 @@ pub fn enable_core(shared: &VmxShared) -> Result<(), &'static str> {
     let config = &shared.config;
     let vmxon_region = memory::alloc_zeroed_pages(1).ok_or("no memory for the VMXON region")?;
     memory::write_u32(vmxon_region, config.revision);
-    // SAFETY: we run at CPL 0 on this core. The feature-control write
-    // happens only while the MSR is unlocked; CR0/CR4 get exactly the bits
-    // VMX requires (FIXED0/FIXED1), which keep paging and protection on.
-    // The VMXON region is a fresh page holding the revision id.
+    // SAFETY: we run at CPL 0 on this core. IA32_FEATURE_CONTROL exists on
+    // every VMX CPU; it is read on this core (firmware may differ per core)
+    // and written only while unlocked. CR0/CR4 get the bits VMX requires
+    // (FIXED0/FIXED1), which keep paging and protection on, plus what
+    // FXSAVE/FXRSTOR of guest state need (EM and TS clear, OSFXSR set); the
+    // hypervisor itself never uses the FPU or SSE. The VMXON region is a
+    // fresh page holding the revision id.
     unsafe {
-        if config.must_enable_in_feature_control {
+        let control = instr::rdmsr(msr::IA32_FEATURE_CONTROL);
+        if control & caps::FEATURE_CONTROL_LOCKED == 0 {
             instr::wrmsr(
                 msr::IA32_FEATURE_CONTROL,
-                caps::FEATURE_CONTROL_LOCKED | caps::FEATURE_CONTROL_VMX_OUTSIDE_SMX,
+                control | caps::FEATURE_CONTROL_LOCKED | caps::FEATURE_CONTROL_VMX_OUTSIDE_SMX,
             );
+        } else if control & caps::FEATURE_CONTROL_VMX_OUTSIDE_SMX == 0 {
+            return Err("VMX is disabled by firmware on this core");
         }
-        instr::write_cr0(config.fix_cr0(instr::read_cr0()));
-        instr::write_cr4(config.fix_cr4(instr::read_cr4() | CR4_VMXE));
+        instr::write_cr0(config.fix_cr0(instr::read_cr0() & !(CR0_EM | CR0_TS)));
+        instr::write_cr4(
+            config.fix_cr4(instr::read_cr4() | CR4_VMXE | CR4_OSFXSR | CR4_OSXMMEXCPT),
+        );
         instr::vmxon(vmxon_region).map_err(|_| "VMXON failed")?;
     }
     Ok(())
@@ -178,6 +205,9 @@ pub fn prepare_vmcs(root: &VmxShared, vmcs: u64, l: &Launch) -> Result<(), VmFai
         vmwrite(Control::ExitControls, cfg.exit.into())?;
         vmwrite(Control::EntryControls, cfg.entry.into())?;
         vmwrite(Control::ExceptionBitmap, 0)?;
+        vmwrite(Control::PageFaultErrorCodeMask, 0)?;
+        vmwrite(Control::PageFaultErrorCodeMatch, 0)?;
+        vmwrite(Control::TscOffset, 0)?;
         vmwrite(Control::Cr3TargetCount, 0)?;
         vmwrite(Control::ExitMsrStoreCount, 0)?;
         vmwrite(Control::ExitMsrLoadCount, 0)?;
@@ -189,7 +219,7 @@ pub fn prepare_vmcs(root: &VmxShared, vmcs: u64, l: &Launch) -> Result<(), VmFai
         vmwrite(Control::EptPointer, l.eptp)?;
         vmwrite(Control::Cr0Mask, 0)?;
         vmwrite(Control::Cr0ReadShadow, 0)?;
-        vmwrite(Control::Cr4Mask, CR4_VMXE)?;
+        vmwrite(Control::Cr4Mask, CR4_HOST_OWNED)?;
         vmwrite(Control::Cr4ReadShadow, 0)?;
 
         vmwrite(Host::Cr0, instr::read_cr0())?;

@@ -24,6 +24,8 @@ const WALK_LEVELS: u64 = 4;
 const PAGE: u64 = 0x1000;
 /// 2 MiB.
 const LARGE_PAGE: u64 = 0x20_0000;
+/// Physical addresses have at most 52 bits (SDM 4.1.4, MAXPHYADDR).
+const MAX_PHYSICAL: u64 = 1 << 52;
 
 bitflags! {
     /// Access rights of an EPT mapping (SDM Table 29-6).
@@ -87,6 +89,8 @@ impl fmt::Display for EptError {
 pub struct Ept {
     root: u64,
     tables: u64,
+    /// The CPU allows 2 MiB EPT pages (IA32_VMX_EPT_VPID_CAP bit 16).
+    large_pages: bool,
 }
 
 fn index(gpa: u64, level: u64) -> usize {
@@ -94,10 +98,15 @@ fn index(gpa: u64, level: u64) -> usize {
 }
 
 impl Ept {
-    /// An empty hierarchy (nothing mapped).
-    pub fn new(mem: &mut impl TableMemory) -> Result<Self, EptError> {
+    /// An empty hierarchy (nothing mapped); `large_pages` when the CPU
+    /// allows 2 MiB EPT pages.
+    pub fn new(mem: &mut impl TableMemory, large_pages: bool) -> Result<Self, EptError> {
         let root = mem.alloc_table().ok_or(EptError::OutOfMemory)?;
-        Ok(Ept { root, tables: 1 })
+        Ok(Ept {
+            root,
+            tables: 1,
+            large_pages,
+        })
     }
 
     /// The EPT pointer for the VMCS: write-back, 4-level walk, this root.
@@ -124,13 +133,16 @@ impl Ept {
             return Err(EptError::Misaligned);
         }
         let end = gpa.checked_add(len).ok_or(EptError::OutOfRange)?;
-        if end > 1 << GPA_BITS || hpa.checked_add(len).is_none_or(|e| e & !ADDR_MASK > PAGE) {
+        if end > 1 << GPA_BITS || hpa.checked_add(len).is_none_or(|e| e > MAX_PHYSICAL) {
             return Err(EptError::OutOfRange);
         }
         let mut off = 0;
         while off < len {
             let (g, h) = (gpa + off, hpa + off);
-            let large = g % LARGE_PAGE == 0 && h % LARGE_PAGE == 0 && len - off >= LARGE_PAGE;
+            let large = self.large_pages
+                && g % LARGE_PAGE == 0
+                && h % LARGE_PAGE == 0
+                && len - off >= LARGE_PAGE;
             let leaf_level = if large { 1 } else { 0 };
             let table = self.walk_create(mem, g, leaf_level)?;
             let slot = &mut mem.table(table)[index(g, leaf_level)];
@@ -246,7 +258,7 @@ pub(crate) mod tests {
     #[test]
     fn maps_only_what_was_asked() {
         let mut m = MockTables::default();
-        let mut ept = Ept::new(&mut m).unwrap();
+        let mut ept = Ept::new(&mut m, true).unwrap();
         ept.map(&mut m, 0, 0x80_0000, 0x20_0000 + 0x3000, EptPerms::RWX)
             .unwrap();
         assert_eq!(ept.translate(&mut m, 0), Some((0x80_0000, EptPerms::RWX)));
@@ -269,15 +281,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn no_large_pages_without_the_capability() {
+        let mut m = MockTables::default();
+        let mut ept = Ept::new(&mut m, false).unwrap();
+        ept.map(&mut m, 0, 0x80_0000, 0x20_0000, EptPerms::RWX)
+            .unwrap();
+        // root, PDPT, PD and one full page table: 512 small pages.
+        assert_eq!(ept.table_count(), 4);
+        assert_eq!(
+            ept.translate(&mut m, 0x1f_f123),
+            Some((0x9f_f123, EptPerms::RWX))
+        );
+        ept.destroy(&mut m);
+        assert!(m.tables.is_empty());
+    }
+
+    #[test]
     fn rejects_bad_requests() {
         let mut m = MockTables::default();
-        let mut ept = Ept::new(&mut m).unwrap();
+        let mut ept = Ept::new(&mut m, true).unwrap();
         assert_eq!(
             ept.map(&mut m, 1, 0, PAGE, EptPerms::RWX),
             Err(EptError::Misaligned)
         );
         assert_eq!(
             ept.map(&mut m, 1 << GPA_BITS, 0, PAGE, EptPerms::RWX),
+            Err(EptError::OutOfRange)
+        );
+        assert_eq!(
+            ept.map(&mut m, 0, MAX_PHYSICAL - PAGE, 2 * PAGE, EptPerms::RWX),
             Err(EptError::OutOfRange)
         );
         ept.map(&mut m, 0x5000, 0x9000, PAGE, EptPerms::RX).unwrap();
@@ -290,7 +322,7 @@ pub(crate) mod tests {
             limit: Some(2),
             ..Default::default()
         };
-        let mut ept = Ept::new(&mut tight).unwrap();
+        let mut ept = Ept::new(&mut tight, true).unwrap();
         assert_eq!(
             ept.map(&mut tight, 0, 0, PAGE, EptPerms::RWX),
             Err(EptError::OutOfMemory)
@@ -301,7 +333,7 @@ pub(crate) mod tests {
         #[test]
         fn translation_matches_mapping(pages in 1u64..1200, hpa_page in 0u64..4096, probe in 0u64..0x100_0000) {
             let mut m = MockTables::default();
-            let mut ept = Ept::new(&mut m).unwrap();
+            let mut ept = Ept::new(&mut m, true).unwrap();
             let len = pages * PAGE;
             let hpa = hpa_page * PAGE;
             ept.map(&mut m, 0, hpa, len, EptPerms::RWX).unwrap();

@@ -4,6 +4,9 @@
 //! are guest memory the guest controls: every entry is read through
 //! [`GuestMemory`], so a table outside the guest's memory is an error, and
 //! the walk is always exactly four levels or fewer (no loop is possible).
+//! It assumes the guest is in 64-bit mode with 4-level paging (how Corral
+//! starts every guest); a caller must refuse a guest that left it (CR0.PG,
+//! EFER.LMA, CR4.LA57 in its VMCS) rather than decode what this returns.
 
 use super::guest::GuestMemory;
 use core::fmt;

@@ -23,6 +23,14 @@ bitflags! {
     pub struct ProcBased: u32 {
         /// HLT causes VM exits.
         const HLT_EXITING = 1 << 7;
+        /// RDPMC causes VM exits (host counters stay private).
+        const RDPMC_EXITING = 1 << 11;
+        /// MOV to CR8 causes VM exits (the real TPR stays the host's).
+        const CR8_LOAD_EXITING = 1 << 19;
+        /// MOV from CR8 causes VM exits.
+        const CR8_STORE_EXITING = 1 << 20;
+        /// MOV DR causes VM exits (debug registers are not switched per VM).
+        const MOV_DR_EXITING = 1 << 23;
         /// MWAIT causes VM exits.
         const MWAIT_EXITING = 1 << 10;
         /// I/O bitmaps decide which port accesses exit.
@@ -40,6 +48,8 @@ bitflags! {
     pub struct ProcBased2: u32 {
         /// Enable EPT.
         const ENABLE_EPT = 1 << 1;
+        /// WBINVD causes VM exits (a guest may not flush every core's caches).
+        const WBINVD_EXITING = 1 << 6;
         /// Unrestricted guest.
         const UNRESTRICTED_GUEST = 1 << 7;
     }
@@ -51,6 +61,9 @@ bitflags! {
         const HOST_ADDRESS_SPACE_SIZE = 1 << 9;
         /// Acknowledge the interrupt controller on an external-interrupt exit.
         const ACK_INTERRUPT_ON_EXIT = 1 << 15;
+        /// Save the guest's IA32_EFER on exit (so the next entry loads what
+        /// the guest last had).
+        const SAVE_IA32_EFER = 1 << 20;
         /// Load the host's IA32_EFER on exit.
         const LOAD_IA32_EFER = 1 << 21;
     }
@@ -81,6 +94,7 @@ const MISC_PREEMPTION_RATE_MASK: u64 = 0x1f;
 /// IA32_VMX_EPT_VPID_CAP bits Corral needs (SDM A.10).
 const EPT_CAP_WALK_4: u64 = 1 << 6;
 const EPT_CAP_WB: u64 = 1 << 14;
+const EPT_CAP_2M_PAGES: u64 = 1 << 16;
 const EPT_CAP_INVEPT: u64 = 1 << 20;
 const EPT_CAP_INVEPT_ALL: u64 = 1 << 26;
 
@@ -185,8 +199,8 @@ pub struct VmxConfig {
     pub entry: u32,
     /// The preemption timer counts down once every 2^rate TSC ticks.
     pub preemption_rate: u8,
-    /// IA32_FEATURE_CONTROL must be written (lock + VMX) before VMXON.
-    pub must_enable_in_feature_control: bool,
+    /// EPT may map 2 MiB pages.
+    pub ept_2m: bool,
     /// CR0 bits that must be 1 / may be 1 in VMX operation.
     pub cr0_fixed: (u64, u64),
     /// CR4 bits that must be 1 / may be 1 in VMX operation.
@@ -243,6 +257,10 @@ pub fn check(raw: &RawCaps) -> Result<VmxConfig, Refusal> {
     let proc = adjust(
         "primary",
         (ProcBased::HLT_EXITING
+            | ProcBased::RDPMC_EXITING
+            | ProcBased::CR8_LOAD_EXITING
+            | ProcBased::CR8_STORE_EXITING
+            | ProcBased::MOV_DR_EXITING
             | ProcBased::MWAIT_EXITING
             | ProcBased::MONITOR_EXITING
             | ProcBased::USE_IO_BITMAPS
@@ -253,7 +271,8 @@ pub fn check(raw: &RawCaps) -> Result<VmxConfig, Refusal> {
     )?;
     let proc2 = adjust(
         "secondary",
-        (ProcBased2::ENABLE_EPT | ProcBased2::UNRESTRICTED_GUEST).bits(),
+        (ProcBased2::ENABLE_EPT | ProcBased2::UNRESTRICTED_GUEST | ProcBased2::WBINVD_EXITING)
+            .bits(),
         raw.proc2,
     )?;
     for (bit, what) in [
@@ -270,6 +289,7 @@ pub fn check(raw: &RawCaps) -> Result<VmxConfig, Refusal> {
         "exit",
         (ExitControls::HOST_ADDRESS_SPACE_SIZE
             | ExitControls::ACK_INTERRUPT_ON_EXIT
+            | ExitControls::SAVE_IA32_EFER
             | ExitControls::LOAD_IA32_EFER)
             .bits(),
         raw.exit,
@@ -287,7 +307,7 @@ pub fn check(raw: &RawCaps) -> Result<VmxConfig, Refusal> {
         exit,
         entry,
         preemption_rate: (raw.misc & MISC_PREEMPTION_RATE_MASK) as u8,
-        must_enable_in_feature_control: !locked,
+        ept_2m: raw.ept_vpid & EPT_CAP_2M_PAGES != 0,
         cr0_fixed: raw.cr0_fixed,
         cr4_fixed: raw.cr4_fixed,
     })
@@ -325,7 +345,13 @@ mod tests {
         assert!(cfg.pin & PinBased::PREEMPTION_TIMER.bits() != 0);
         assert_eq!(cfg.pin & 0x16, 0x16, "default-1 bits kept");
         assert!(cfg.proc2 & ProcBased2::ENABLE_EPT.bits() != 0);
-        assert!(!cfg.must_enable_in_feature_control);
+        assert!(
+            !cfg.ept_2m,
+            "2 MiB EPT pages only when the capability says so"
+        );
+        let mut r = capable();
+        r.ept_vpid |= EPT_CAP_2M_PAGES;
+        assert!(check(&r).unwrap().ept_2m);
         assert_eq!(cfg.fix_cr4(0x20), 0x2020);
         assert_eq!(cfg.fix_cr0(0x10), 0x8000_0031);
     }
@@ -343,7 +369,7 @@ mod tests {
 
         let mut r = capable();
         r.feature_control = 0;
-        assert!(check(&r).unwrap().must_enable_in_feature_control);
+        assert!(check(&r).is_ok(), "unlocked: each core enables VMX itself");
 
         let mut r = capable();
         r.proc2 = ALL_ALLOWED & !((ProcBased2::ENABLE_EPT.bits() as u64) << 32);

@@ -260,7 +260,10 @@ pub enum Exit {
         /// Control register number.
         cr: u8,
     },
-    /// An exception or NMI.
+    /// A non-maskable interrupt meant for the host arrived while the guest
+    /// ran (NMI exiting is on); the guest did nothing wrong.
+    Nmi,
+    /// An exception (or a software interrupt) the guest raised.
     Exception {
         /// Vector number.
         vector: u8,
@@ -294,6 +297,10 @@ const IO_QUAL_PORT_SHIFT: u64 = 16;
 const CR_QUAL_NUMBER_MASK: u64 = 0xf;
 // VM-exit interruption information (SDM 25.9.2).
 const INTR_INFO_VECTOR_MASK: u32 = 0xff;
+const INTR_INFO_TYPE_SHIFT: u32 = 8;
+const INTR_INFO_TYPE_MASK: u32 = 0x7;
+/// Interruption type 2: NMI.
+const INTR_TYPE_NMI: u32 = 2;
 
 /// Decodes raw exit information.
 pub fn decode(raw: &RawExit) -> Exit {
@@ -337,6 +344,12 @@ pub fn decode(raw: &RawExit) -> Exit {
         Some(ExitReason::CrAccess) => Exit::CrAccess {
             cr: (q & CR_QUAL_NUMBER_MASK) as u8,
         },
+        Some(ExitReason::ExceptionOrNmi)
+            if (raw.interrupt_info >> INTR_INFO_TYPE_SHIFT) & INTR_INFO_TYPE_MASK
+                == INTR_TYPE_NMI =>
+        {
+            Exit::Nmi
+        }
         Some(ExitReason::ExceptionOrNmi) => Exit::Exception {
             vector: (raw.interrupt_info & INTR_INFO_VECTOR_MASK) as u8,
         },
@@ -369,7 +382,7 @@ impl Exit {
             Exit::PreemptionTimer => ExitKind::PreemptionTimer,
             Exit::ExternalInterrupt => ExitKind::ExternalInterrupt,
             Exit::CrAccess { .. } => ExitKind::CrAccess,
-            Exit::Exception { .. } => ExitKind::Exception,
+            Exit::Nmi | Exit::Exception { .. } => ExitKind::Exception,
             Exit::EntryFailure { .. } => ExitKind::EntryFailure,
             Exit::Unexpected { .. } => ExitKind::Other,
         }
@@ -488,6 +501,15 @@ mod tests {
                 ..RawExit::default()
             }),
             Exit::Exception { vector: 6 }
+        );
+        // Type 2 (NMI), vector 2, valid.
+        assert_eq!(
+            decode(&RawExit {
+                reason: 0,
+                interrupt_info: 0x8000_0202,
+                ..RawExit::default()
+            }),
+            Exit::Nmi
         );
     }
 

@@ -49,6 +49,8 @@ fields!(
         IoBitmapB = 0x2002 / 64,
         /// MSR bitmap address (64).
         MsrBitmap = 0x2004 / 64,
+        /// TSC offset (64).
+        TscOffset = 0x2010 / 64,
         /// EPT pointer (64).
         EptPointer = 0x201a / 64,
         /// Pin-based VM-execution controls (32).
@@ -57,6 +59,10 @@ fields!(
         ProcBased = 0x4002 / 32,
         /// Exception bitmap (32).
         ExceptionBitmap = 0x4004 / 32,
+        /// Page-fault error-code mask (32).
+        PageFaultErrorCodeMask = 0x4006 / 32,
+        /// Page-fault error-code match (32).
+        PageFaultErrorCodeMatch = 0x4008 / 32,
         /// CR3-target count (32).
         Cr3TargetCount = 0x400a / 32,
         /// VM-exit controls (32).

@@ -33,12 +33,20 @@ fn spin(info: &guest_lib::BootInfo) -> i32 {
         return EXIT_METRIC_FAILED;
     }
     println!("spin: {work} iterations, starting on APIC {apic_start}");
+    let exits = spin_plan::exits(info.args);
     let start = Instant::now();
     let mut x = SEED;
     let mut done = 0;
     for n in 1..=PROGRESS_STEPS {
         let end = spin_plan::step_end(work, n);
-        x = spin_plan::run(x, done, end);
+        if exits {
+            for i in done..end {
+                x = spin_plan::step(x, i);
+                hypercall::null();
+            }
+        } else {
+            x = spin_plan::run(x, done, end);
+        }
         done = end;
         println!(
             "spin: {}% ({done} of {work}) on APIC {}",
