@@ -18,4 +18,5 @@ pub mod mem;
 pub mod msr;
 pub mod multiboot;
 pub mod sched;
+pub mod virtio;
 pub mod vmx;

@@ -12,6 +12,10 @@ pub const FRAME_SIZE: u64 = 4096;
 pub struct FrameAllocator<const WORDS: usize> {
     free: [u64; WORDS],
     free_frames: u64,
+    /// No frame below this one is free: searches start here, so filling
+    /// memory from the bottom costs O(1) per allocation, not a scan over
+    /// everything already handed out.
+    first_free: u64,
 }
 
 impl<const WORDS: usize> Default for FrameAllocator<WORDS> {
@@ -26,6 +30,7 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
         FrameAllocator {
             free: [0; WORDS],
             free_frames: 0,
+            first_free: 0,
         }
     }
 
@@ -98,6 +103,7 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
     pub fn add(&mut self, region: Region) {
         let (s, e) = Self::frames(region, true);
         self.set_range(s, e, true);
+        self.first_free = self.first_free.min(s);
     }
 
     /// Marks every frame touching `region` used.
@@ -114,7 +120,9 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
             return None;
         }
         let total = WORDS as u64 * 64;
-        let mut start = 0;
+        self.first_free = self.next(self.first_free, total, true);
+        let first = self.first_free;
+        let mut start = first;
         loop {
             start = self.next(start, total, true).next_multiple_of(align);
             let end = start.checked_add(count)?;
@@ -124,6 +132,9 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
             let used = self.next(start, end, false);
             if used >= end {
                 self.set_range(start, end, false);
+                if start == first {
+                    self.first_free = end;
+                }
                 return Some(start * FRAME_SIZE);
             }
             start = used + 1;
@@ -135,6 +146,7 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
         let first = addr / FRAME_SIZE;
         let end = first.saturating_add(count).min(WORDS as u64 * 64);
         self.set_range(first.min(end), end, true);
+        self.first_free = self.first_free.min(first);
     }
 }
 
