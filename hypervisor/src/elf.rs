@@ -102,15 +102,6 @@ impl Segment {
     }
 }
 
-/// Which segments [`Image::load`] copies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
-    /// Only the shared (read-only, page-aligned) segments.
-    Shared,
-    /// Only the segments each VM gets a private copy of.
-    Private,
-}
-
 /// A checked image, ready to load.
 #[derive(Debug)]
 pub struct Image<'a> {
@@ -225,19 +216,6 @@ impl<'a> Image<'a> {
         self.segments.iter().flatten().copied()
     }
 
-    /// Bytes of the shared segments' pages.
-    pub fn shared_bytes(&self) -> u64 {
-        self.segments()
-            .filter(|s| s.shared)
-            .map(|s| s.pages().1 - s.pages().0)
-            .sum()
-    }
-
-    /// Copies the segments of `part` into `mem` and zeroes the rest of each.
-    pub fn load(&self, mem: &mut GuestMemory<'_>, part: Part) -> Result<(), ElfError> {
-        self.load_where(mem, |s| s.shared == (part == Part::Shared))
-    }
-
     /// Copies the segments `pick` selects into `mem`.
     pub fn load_where(
         &self,
@@ -314,10 +292,10 @@ pub(crate) mod tests {
             segs[0].shared && !segs[1].shared,
             "code shared, data private"
         );
-        assert_eq!(img.shared_bytes(), 0x1000);
+        assert_eq!(segs[0].pages(), (0x10_0000, 0x10_1000));
         let mut backing = std::vec![0xffu8; 0x20_0000];
         let mut mem = GuestMemory::new(&mut backing);
-        img.load(&mut mem, Part::Private).unwrap();
+        img.load_where(&mut mem, |s| !s.shared).unwrap();
         let mut b = [0u8; 1];
         mem.read(0x10_0000, &mut b).unwrap();
         assert_eq!(b, [0xff], "shared part not loaded with the private part");
@@ -326,7 +304,7 @@ pub(crate) mod tests {
         let mut bss = std::vec![1u8; 0x1ff0];
         mem.read(0x10_1010, &mut bss).unwrap();
         assert!(bss.iter().all(|&b| b == 0));
-        img.load(&mut mem, Part::Shared).unwrap();
+        img.load_where(&mut mem, |s| s.shared).unwrap();
         mem.read(0x10_0000, &mut b).unwrap();
         assert_eq!(b, [0xcc]);
     }
@@ -339,7 +317,6 @@ pub(crate) mod tests {
             .copy_from_slice(&[0x10_0800u64.to_le_bytes(), 0x10_0800u64.to_le_bytes()].concat());
         let img = Image::parse(&f, 0x20_0000).unwrap();
         assert!(img.segments().all(|s| !s.shared));
-        assert_eq!(img.shared_bytes(), 0);
     }
 
     #[test]
@@ -394,8 +371,8 @@ pub(crate) mod tests {
             f[pos] = val;
             if let Ok(img) = Image::parse(&f, 0x20_0000) {
                 let mut backing = std::vec![0u8; 0x20_0000];
-                let _ = img.load(&mut GuestMemory::new(&mut backing), Part::Private);
-                let _ = img.load(&mut GuestMemory::new(&mut backing), Part::Shared);
+                let _ = img.load_where(&mut GuestMemory::new(&mut backing), |s| !s.shared);
+                let _ = img.load_where(&mut GuestMemory::new(&mut backing), |s| s.shared);
             }
         }
     }

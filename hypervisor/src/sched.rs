@@ -44,15 +44,6 @@ pub struct RunQueue<'a> {
 }
 
 impl<'a> RunQueue<'a> {
-    /// An empty queue over `slots` (its capacity).
-    pub fn new(slots: &'a mut [u32]) -> Self {
-        RunQueue {
-            slots,
-            head: 0,
-            len: 0,
-        }
-    }
-
     /// A queue holding every entry of `slots`, first to last.
     pub fn full(slots: &'a mut [u32]) -> Self {
         let len = slots.len();
@@ -128,9 +119,8 @@ mod tests {
 
     #[test]
     fn queue_is_fifo_and_bounded() {
-        let mut slots = [0u32; 3];
-        let mut q = RunQueue::new(&mut slots);
-        assert!(q.push(1) && q.push(2) && q.push(3));
+        let mut slots = [1u32, 2, 3];
+        let mut q = RunQueue::full(&mut slots);
         assert!(!q.push(4));
         assert_eq!(q.pop(), Some(1));
         assert!(q.push(4));

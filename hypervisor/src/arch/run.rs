@@ -128,14 +128,10 @@ impl Plan {
             // SAFETY: only the boot core runs, before any core runs VMs.
             let st = unsafe { self.state(i) };
             if st.core.is_none() {
-                let mut text = StackStr::<REASON_BYTES>::new();
-                let _ = core::fmt::write(
-                    &mut text,
-                    format_args!(
-                        "cannot start: none of its cores ({:#x}) is running",
-                        st.spec.cores
-                    ),
-                );
+                let text = StackStr::<REASON_BYTES>::format(format_args!(
+                    "cannot start: none of its cores ({:#x}) is running",
+                    st.spec.cores
+                ));
                 end(st, VmStatus::Killed, 0, text.as_str());
             }
         }
