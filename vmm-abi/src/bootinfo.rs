@@ -2,6 +2,8 @@
 //! the hypervisor at [`crate::layout::BOOT_INFO_GPA`] (its address is passed
 //! in RDI at entry), and the checked view [`BootInfo`] a guest works with.
 
+use crate::devices::DeviceKind;
+use crate::layout::MAX_DEVICES;
 use crate::text::{is_printable, is_valid_name, le, unpad};
 use core::fmt;
 use core::mem::{offset_of, size_of};
@@ -41,15 +43,18 @@ pub struct BootInfoRaw {
     pub name: [u8; NAME_MAX],
     /// Argument string from the manifest, NUL padded.
     pub args: [u8; ARGS_MAX],
+    /// What sits in each device slot ([`DeviceKind`] as a byte).
+    pub devices: [u8; MAX_DEVICES],
 }
 
 /// Size of [`BootInfoRaw`] on the wire.
-pub const BOOT_INFO_SIZE: usize = 216;
+pub const BOOT_INFO_SIZE: usize = 224;
 const _: () = assert!(size_of::<BootInfoRaw>() == BOOT_INFO_SIZE);
 const _: () = assert!(offset_of!(BootInfoRaw, memory_size) == 16);
 const _: () = assert!(offset_of!(BootInfoRaw, name_len) == 48);
 const _: () = assert!(offset_of!(BootInfoRaw, name) == 56);
 const _: () = assert!(offset_of!(BootInfoRaw, args) == 56 + NAME_MAX);
+const _: () = assert!(offset_of!(BootInfoRaw, devices) == 56 + NAME_MAX + ARGS_MAX);
 
 impl BootInfoRaw {
     /// The little-endian bytes of this struct, laid out as `#[repr(C)]`
@@ -70,6 +75,8 @@ impl BootInfoRaw {
         b[n..n + NAME_MAX].copy_from_slice(&self.name);
         let a = offset_of!(Self, args);
         b[a..a + ARGS_MAX].copy_from_slice(&self.args);
+        let d = offset_of!(Self, devices);
+        b[d..d + MAX_DEVICES].copy_from_slice(&self.devices);
         b
     }
 
@@ -81,6 +88,9 @@ impl BootInfoRaw {
         let mut args = [0u8; ARGS_MAX];
         let a = offset_of!(Self, args);
         args.copy_from_slice(&b[a..a + ARGS_MAX]);
+        let mut devices = [0u8; MAX_DEVICES];
+        let d = offset_of!(Self, devices);
+        devices.copy_from_slice(&b[d..d + MAX_DEVICES]);
         BootInfoRaw {
             magic: le::u32_at(b, offset_of!(Self, magic)),
             abi_version: le::u32_at(b, offset_of!(Self, abi_version)),
@@ -94,6 +104,7 @@ impl BootInfoRaw {
             args_len: le::u32_at(b, offset_of!(Self, args_len)),
             name,
             args,
+            devices,
         }
     }
 }
@@ -114,6 +125,13 @@ pub enum BootInfoError {
     Text(&'static str),
     /// Heap or stack lie outside guest memory.
     Region(&'static str),
+    /// A device slot holds a kind this guest does not know.
+    Device {
+        /// The slot.
+        slot: usize,
+        /// The byte found there.
+        kind: u8,
+    },
 }
 
 impl fmt::Display for BootInfoError {
@@ -129,6 +147,9 @@ impl fmt::Display for BootInfoError {
             BootInfoError::Text(field) => write!(f, "boot info field `{field}` is not valid text"),
             BootInfoError::Region(field) => {
                 write!(f, "boot info field `{field}` lies outside guest memory")
+            }
+            BootInfoError::Device { slot, kind } => {
+                write!(f, "boot info device slot {slot} holds unknown kind {kind}")
             }
         }
     }
@@ -153,6 +174,8 @@ pub struct BootInfo<'a> {
     pub name: &'a str,
     /// The argument string the manifest gave this VM.
     pub args: &'a str,
+    /// What sits in each device slot (see [`crate::devices`]).
+    pub devices: [DeviceKind; MAX_DEVICES],
 }
 
 impl<'a> BootInfo<'a> {
@@ -179,6 +202,7 @@ impl<'a> BootInfo<'a> {
             args_len: self.args.len() as u32,
             name,
             args,
+            devices: self.devices.map(|d| d as u8),
         })
     }
 
@@ -220,6 +244,10 @@ impl<'a> BootInfo<'a> {
         if raw.stack_top > raw.memory_size {
             return Err(BootInfoError::Region("stack_top"));
         }
+        let mut devices = [DeviceKind::None; MAX_DEVICES];
+        for (slot, (&kind, out)) in raw.devices.iter().zip(&mut devices).enumerate() {
+            *out = DeviceKind::from_raw(kind).ok_or(BootInfoError::Device { slot, kind })?;
+        }
         Ok(BootInfo {
             vm_index: raw.vm_index,
             core: raw.core,
@@ -230,6 +258,7 @@ impl<'a> BootInfo<'a> {
             // Both were checked above to be ASCII.
             name: core::str::from_utf8(name).map_err(|_| BootInfoError::Text("name"))?,
             args: core::str::from_utf8(args).map_err(|_| BootInfoError::Text("args"))?,
+            devices,
         })
     }
 }
@@ -248,6 +277,7 @@ mod tests {
             stack_top: 0x40_0000,
             name: "hello",
             args: "mode=fast n=3",
+            devices: crate::devices::slots(1, true).unwrap(),
         }
     }
 
@@ -300,6 +330,12 @@ mod tests {
         assert_eq!(
             BootInfo::from_raw(&r),
             Err(BootInfoError::Region("stack_top"))
+        );
+        let mut r = good;
+        r.devices[5] = 9;
+        assert_eq!(
+            BootInfo::from_raw(&r),
+            Err(BootInfoError::Device { slot: 5, kind: 9 })
         );
         let long = [b'a'; NAME_MAX + 1];
         let info = BootInfo {

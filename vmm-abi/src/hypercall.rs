@@ -46,17 +46,34 @@ pub enum Hypercall {
     Metric = 4,
     /// Returns the local APIC ID of the physical core the guest runs on.
     CoreId = 5,
+    /// The guest has nothing to do until one of its devices has work: wait
+    /// until a link delivers a frame to one of its receive queues or
+    /// completes one of its transmissions, or until RDI TSC ticks have
+    /// passed (at most [`MAX_WAIT`]; larger values are capped). Returns
+    /// [`WAIT_WORK`] or [`WAIT_TIMEOUT`]. Work that arrived since the
+    /// previous call returns at once, so no wakeup is lost between a guest
+    /// finding its rings empty and calling this. Other VMs on the core run
+    /// meanwhile.
+    WaitForWork = 6,
 }
+
+/// [`Hypercall::WaitForWork`] returned because work is pending.
+pub const WAIT_WORK: u64 = 1;
+/// [`Hypercall::WaitForWork`] returned because its timeout passed.
+pub const WAIT_TIMEOUT: u64 = 0;
+/// Longest wait one [`Hypercall::WaitForWork`] may ask for, in TSC ticks.
+pub const MAX_WAIT: u64 = 1 << 40;
 
 impl Hypercall {
     /// Every hypercall, in number order.
-    pub const ALL: [Hypercall; 6] = [
+    pub const ALL: [Hypercall; 7] = [
         Hypercall::Exit,
         Hypercall::ConsoleWrite,
         Hypercall::Null,
         Hypercall::MainStarted,
         Hypercall::Metric,
         Hypercall::CoreId,
+        Hypercall::WaitForWork,
     ];
 
     /// The call with this number, if there is one.
@@ -68,6 +85,7 @@ impl Hypercall {
             3 => Hypercall::MainStarted,
             4 => Hypercall::Metric,
             5 => Hypercall::CoreId,
+            6 => Hypercall::WaitForWork,
             _ => return None,
         })
     }
@@ -86,6 +104,7 @@ impl Hypercall {
             Hypercall::MainStarted => "main_started",
             Hypercall::Metric => "metric",
             Hypercall::CoreId => "core_id",
+            Hypercall::WaitForWork => "wait_for_work",
         }
     }
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bootinfo;
+pub mod devices;
 pub mod hypercall;
 pub mod layout;
 pub mod manifest;
@@ -18,7 +19,7 @@ mod text;
 /// Version of every wire format in this crate. Bump it on any incompatible
 /// change; the hypervisor refuses a manifest and a guest refuses boot info
 /// carrying another version.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The 12-byte vendor signature returned by CPUID leaf
 /// [`hypercall::CPUID_LEAF_VENDOR`] in EBX, ECX, EDX.

@@ -2,8 +2,9 @@
 //! what the hypervisor reads from a Multiboot2 module. Every field is checked
 //! by [`Manifest::parse`]; a bad one is refused with an error that names it.
 //!
-//! Wire layout (little endian): a [`HEADER_SIZE`]-byte header followed by
-//! `vm_count` records of [`RECORD_SIZE`] bytes each.
+//! Wire layout (little endian): a [`HEADER_SIZE`]-byte header, `vm_count`
+//! VM records of [`RECORD_SIZE`] bytes each, then `link_count` link records
+//! of [`LINK_RECORD_SIZE`] bytes each.
 //!
 //! | header offset | field |
 //! |---|---|
@@ -13,7 +14,7 @@
 //! | 16 | `record_size` u32 |
 //! | 20 | `vm_count` u32 |
 //! | 24 | `flags` u32 (must be 0) |
-//! | 28 | reserved u32 (must be 0) |
+//! | 28 | `link_count` u32 |
 //! | 32 | `timeslice` u64: instructions per scheduling slice, 0 = default |
 //!
 //! | record offset | field |
@@ -26,9 +27,20 @@
 //! | 208 | `cores` u64: bit N = may run on core N; 0 = not pinned |
 //! | 216 | `flags` u32: bit 0 = restart on failure; other bits 0 |
 //! | 220 | `restart_limit` u32: most restarts (0 unless restarting) |
-//! | 224 | reserved \[32\] (must be 0) |
+//! | 224 | `net` u8: virtio-net ports (0..=[`MAX_NET_PORTS`]) |
+//! | 225 | `console` u8: 1 = a virtio-console, 0 = none |
+//! | 226 | reserved \[30\] (must be 0) |
+//!
+//! | link offset | field |
+//! |---|---|
+//! | 0 | `a_vm` u32: manifest index of one end's VM |
+//! | 4 | `b_vm` u32: the other end's VM |
+//! | 8 | `a_port` u8, 9 | `b_port` u8: net port numbers on those VMs |
+//! | 10 | reserved u16 (must be 0) |
+//! | 12 | `core` u32: the core that polls this link; it runs no VMs |
 
 use crate::bootinfo::{ARGS_MAX, NAME_MAX};
+use crate::devices::MAX_NET_PORTS;
 use crate::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
 use crate::text::{is_printable, is_valid_name, le, unpad};
 use core::fmt;
@@ -39,6 +51,10 @@ pub const MANIFEST_MAGIC: [u8; 8] = *b"CORRALMF";
 pub const HEADER_SIZE: usize = 40;
 /// Bytes in one VM record.
 pub const RECORD_SIZE: usize = 256;
+/// Bytes in one link record.
+pub const LINK_RECORD_SIZE: usize = 16;
+/// Most links one manifest may name.
+pub const MAX_LINKS: u32 = 256;
 /// Most VMs one manifest may name.
 pub const MAX_VMS: u32 = 4096;
 /// Cores a manifest can name (bits of `cores`); the hypervisor also checks
@@ -61,10 +77,19 @@ const R_BUDGET: usize = 200;
 const R_CORES: usize = 208;
 const R_FLAGS: usize = 216;
 const R_RESTART_LIMIT: usize = 220;
-const R_RESERVED: usize = 224;
+const R_NET: usize = 224;
+const R_CONSOLE: usize = 225;
+const R_RESERVED: usize = 226;
+const H_LINK_COUNT: usize = 28;
+const L_A_VM: usize = 0;
+const L_B_VM: usize = 4;
+const L_A_PORT: usize = 8;
+const L_B_PORT: usize = 9;
+const L_RESERVED: usize = 10;
+const L_CORE: usize = 12;
 const H_TIMESLICE: usize = 32;
 const _: () = assert!(R_IMAGE == R_NAME + NAME_MAX && R_ARGS == R_IMAGE + NAME_MAX);
-const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 32 == RECORD_SIZE);
+const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 30 == RECORD_SIZE);
 
 /// A manifest field, named in errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +122,18 @@ pub enum Field {
     RestartLimit,
     /// The scheduling slice.
     Timeslice,
+    /// A VM's virtio-net port count.
+    Net,
+    /// A VM's virtio-console switch.
+    Console,
+    /// The link count.
+    LinkCount,
+    /// A link's first end.
+    LinkA,
+    /// A link's second end.
+    LinkB,
+    /// A link's polling core.
+    LinkCore,
 }
 
 impl Field {
@@ -117,6 +154,12 @@ impl Field {
             Field::Restart => "restart",
             Field::RestartLimit => "restart_limit",
             Field::Timeslice => "timeslice",
+            Field::Net => "net",
+            Field::Console => "console",
+            Field::LinkCount => "link_count",
+            Field::LinkA => "a",
+            Field::LinkB => "b",
+            Field::LinkCore => "core",
         }
     }
 }
@@ -161,12 +204,28 @@ pub enum Problem {
     },
     /// Must be zero and is not.
     NotZero,
+    /// The port is already an end of this earlier link.
+    PortTaken {
+        /// Index of the link that has it first.
+        link: u32,
+    },
+    /// The VM does not have this net port.
+    NoPort {
+        /// Net ports the VM has.
+        ports: u8,
+    },
+    /// A VM runs on (is pinned only to) a core that polls links.
+    PollCore {
+        /// The core.
+        core: u32,
+    },
 }
 
 /// A manifest that cannot be used, and exactly why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ManifestError {
-    /// Index of the VM record at fault, or `None` for the header.
+    /// Index of the VM record at fault (of the link record, for the link
+    /// fields), or `None` for the header.
     pub vm: Option<u32>,
     /// The field at fault.
     pub field: Field,
@@ -176,7 +235,9 @@ pub struct ManifestError {
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let link = matches!(self.field, Field::LinkA | Field::LinkB | Field::LinkCore);
         match self.vm {
+            Some(i) if link => write!(f, "manifest link {i}: field `{}`: ", self.field.name())?,
             Some(vm) => write!(f, "manifest vm {vm}: field `{}`: ", self.field.name())?,
             None => write!(f, "manifest header: field `{}`: ", self.field.name())?,
         }
@@ -195,6 +256,12 @@ impl fmt::Display for ManifestError {
             Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
             Problem::Duplicate { first } => write!(f, "same name as vm {first}"),
             Problem::NotZero => write!(f, "must be zero"),
+            Problem::NoPort { ports } => write!(f, "that VM has {ports} net ports"),
+            Problem::PortTaken { link } => write!(f, "port is already an end of link {link}"),
+            Problem::PollCore { core } => write!(
+                f,
+                "core {core} polls links, so no VM may be pinned only to it"
+            ),
         }
     }
 }
@@ -219,6 +286,10 @@ pub struct VmSpec<'a> {
     pub restart: Restart,
     /// Most restarts (0 with [`Restart::Never`]).
     pub restart_limit: u32,
+    /// Its virtio-net ports (0..=[`MAX_NET_PORTS`]).
+    pub net_ports: u8,
+    /// Whether it has a virtio-console.
+    pub console: bool,
 }
 
 /// What the hypervisor does when a VM ends other than by exiting with 0.
@@ -228,6 +299,54 @@ pub enum Restart {
     Never,
     /// Start it again with fresh memory, up to its restart limit.
     OnFailure,
+}
+
+/// One end of a link: a VM's net port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRef {
+    /// Manifest index of the VM.
+    pub vm: u32,
+    /// Its net port.
+    pub port: u8,
+}
+
+/// Two net ports wired together, and the core that moves their frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkSpec {
+    /// One end.
+    pub a: PortRef,
+    /// The other end.
+    pub b: PortRef,
+    /// The core that polls both ends' rings (it runs no VMs).
+    pub core: u32,
+}
+
+impl LinkSpec {
+    /// The wire record for this link (checked against the VMs by
+    /// [`Manifest::parse`]).
+    pub fn encode(&self) -> [u8; LINK_RECORD_SIZE] {
+        let mut r = [0u8; LINK_RECORD_SIZE];
+        le::put_u32(&mut r, L_A_VM, self.a.vm);
+        le::put_u32(&mut r, L_B_VM, self.b.vm);
+        r[L_A_PORT] = self.a.port;
+        r[L_B_PORT] = self.b.port;
+        le::put_u32(&mut r, L_CORE, self.core);
+        r
+    }
+
+    fn decode(r: &[u8]) -> Self {
+        LinkSpec {
+            a: PortRef {
+                vm: le::u32_at(r, L_A_VM),
+                port: r[L_A_PORT],
+            },
+            b: PortRef {
+                vm: le::u32_at(r, L_B_VM),
+                port: r[L_B_PORT],
+            },
+            core: le::u32_at(r, L_CORE),
+        }
+    }
 }
 
 fn err(vm: Option<u32>, field: Field, problem: Problem) -> ManifestError {
@@ -298,6 +417,16 @@ impl<'a> VmSpec<'a> {
                 },
             );
         }
+        if self.net_ports > MAX_NET_PORTS {
+            return e(
+                Field::Net,
+                Problem::OutOfRange {
+                    found: self.net_ports.into(),
+                    min: 0,
+                    max: MAX_NET_PORTS.into(),
+                },
+            );
+        }
         if self.restart == Restart::Never && self.restart_limit != 0 {
             return e(
                 Field::RestartLimit,
@@ -326,6 +455,8 @@ impl<'a> VmSpec<'a> {
         };
         le::put_u32(&mut r, R_FLAGS, flags);
         le::put_u32(&mut r, R_RESTART_LIMIT, self.restart_limit);
+        r[R_NET] = self.net_ports;
+        r[R_CONSOLE] = u8::from(self.console);
         Ok(r)
     }
 
@@ -336,6 +467,17 @@ impl<'a> VmSpec<'a> {
         }
         if r[R_RESERVED..RECORD_SIZE].iter().any(|&b| b != 0) {
             return Err(err(Some(vm), Field::Reserved, Problem::NotZero));
+        }
+        if r[R_CONSOLE] > 1 {
+            return Err(err(
+                Some(vm),
+                Field::Console,
+                Problem::OutOfRange {
+                    found: r[R_CONSOLE].into(),
+                    min: 0,
+                    max: 1,
+                },
+            ));
         }
         let spec = VmSpec {
             name: text_field(vm, Field::Name, &r[R_NAME..R_IMAGE], false)?,
@@ -350,6 +492,8 @@ impl<'a> VmSpec<'a> {
                 Restart::Never
             },
             restart_limit: le::u32_at(r, R_RESTART_LIMIT),
+            net_ports: r[R_NET],
+            console: r[R_CONSOLE] == 1,
         };
         spec.validate(vm)?;
         Ok(spec)
@@ -370,15 +514,17 @@ fn name_hash(name: &[u8]) -> usize {
         .fold(OFFSET, |h, &b| (h ^ u32::from(b)).wrapping_mul(PRIME)) as usize
 }
 
-/// The header for a manifest of `vm_count` records with scheduling slices of
-/// `timeslice` instructions (0 = the hypervisor's default).
-pub fn encode_header(vm_count: u32, timeslice: u64) -> [u8; HEADER_SIZE] {
+/// The header for a manifest of `vm_count` VM records and `link_count` link
+/// records, with scheduling slices of `timeslice` instructions (0 = the
+/// hypervisor's default).
+pub fn encode_header(vm_count: u32, timeslice: u64, link_count: u32) -> [u8; HEADER_SIZE] {
     let mut h = [0u8; HEADER_SIZE];
     h[0..8].copy_from_slice(&MANIFEST_MAGIC);
     le::put_u32(&mut h, 8, crate::ABI_VERSION);
     le::put_u32(&mut h, 12, HEADER_SIZE as u32);
     le::put_u32(&mut h, 16, RECORD_SIZE as u32);
     le::put_u32(&mut h, 20, vm_count);
+    le::put_u32(&mut h, H_LINK_COUNT, link_count);
     le::put_u64(&mut h, H_TIMESLICE, timeslice);
     h
 }
@@ -403,7 +549,9 @@ pub fn validate_timeslice(timeslice: u64) -> Result<(), ManifestError> {
 #[derive(Clone, Copy, Debug)]
 pub struct Manifest<'a> {
     records: &'a [u8],
+    links: &'a [u8],
     timeslice: u64,
+    poll_cores: u64,
 }
 
 impl<'a> Manifest<'a> {
@@ -465,10 +613,19 @@ impl<'a> Manifest<'a> {
         if le::u32_at(bytes, 24) != 0 {
             return h(Field::Flags, Problem::NotZero);
         }
-        if le::u32_at(bytes, 28) != 0 {
-            return h(Field::Reserved, Problem::NotZero);
+        let link_count = le::u32_at(bytes, H_LINK_COUNT);
+        if link_count > MAX_LINKS {
+            return h(
+                Field::LinkCount,
+                Problem::OutOfRange {
+                    found: link_count.into(),
+                    min: 0,
+                    max: MAX_LINKS.into(),
+                },
+            );
         }
-        let want_len = HEADER_SIZE + count as usize * RECORD_SIZE;
+        let vm_bytes = count as usize * RECORD_SIZE;
+        let want_len = HEADER_SIZE + vm_bytes + link_count as usize * LINK_RECORD_SIZE;
         if bytes.len() != want_len {
             return h(
                 Field::Size,
@@ -480,9 +637,11 @@ impl<'a> Manifest<'a> {
         }
         let timeslice = le::u64_at(bytes, H_TIMESLICE);
         validate_timeslice(timeslice)?;
-        let manifest = Manifest {
-            records: &bytes[HEADER_SIZE..],
+        let mut manifest = Manifest {
+            records: &bytes[HEADER_SIZE..HEADER_SIZE + vm_bytes],
+            links: &bytes[HEADER_SIZE + vm_bytes..],
             timeslice,
+            poll_cores: 0,
         };
         // Unique names, in O(n): open addressing over record indices.
         let mut seen = [EMPTY_SLOT; NAME_TABLE];
@@ -505,7 +664,92 @@ impl<'a> Manifest<'a> {
                 slot = (slot + 1) % NAME_TABLE;
             }
         }
+        manifest.poll_cores = manifest.check_links()?;
         Ok(manifest)
+    }
+
+    /// Checks every link against the VMs; returns the cores that poll.
+    fn check_links(&self) -> Result<u64, ManifestError> {
+        let mut poll_cores = 0u64;
+        for (i, r) in self.links.chunks_exact(LINK_RECORD_SIZE).enumerate() {
+            let i = i as u32;
+            if r[L_RESERVED..L_CORE].iter().any(|&b| b != 0) {
+                return Err(err(Some(i), Field::LinkCore, Problem::NotZero));
+            }
+            let link = LinkSpec::decode(r);
+            for (field, end) in [(Field::LinkA, link.a), (Field::LinkB, link.b)] {
+                let Some(vm) = self.get(end.vm as usize) else {
+                    return Err(err(
+                        Some(i),
+                        field,
+                        Problem::OutOfRange {
+                            found: end.vm.into(),
+                            min: 0,
+                            max: self.len() as u64 - 1,
+                        },
+                    ));
+                };
+                if end.port >= vm.net_ports {
+                    return Err(err(
+                        Some(i),
+                        field,
+                        Problem::NoPort {
+                            ports: vm.net_ports,
+                        },
+                    ));
+                }
+            }
+            if link.a == link.b {
+                return Err(err(Some(i), Field::LinkB, Problem::PortTaken { link: i }));
+            }
+            for (j, earlier) in self.links().take(i as usize).enumerate() {
+                for (field, end) in [(Field::LinkA, link.a), (Field::LinkB, link.b)] {
+                    if earlier.a == end || earlier.b == end {
+                        return Err(err(
+                            Some(i),
+                            field,
+                            Problem::PortTaken { link: j as u32 },
+                        ));
+                    }
+                }
+            }
+            if link.core >= MAX_CORES {
+                return Err(err(
+                    Some(i),
+                    Field::LinkCore,
+                    Problem::OutOfRange {
+                        found: link.core.into(),
+                        min: 0,
+                        max: (MAX_CORES - 1).into(),
+                    },
+                ));
+            }
+            poll_cores |= 1 << link.core;
+        }
+        for (i, vm) in self.iter().enumerate() {
+            if vm.cores != 0 && vm.cores & !poll_cores == 0 {
+                let core = (vm.cores & poll_cores).trailing_zeros();
+                return Err(err(Some(i as u32), Field::Cores, Problem::PollCore { core }));
+            }
+        }
+        Ok(poll_cores)
+    }
+
+    /// The links, in manifest order (all checked by [`Manifest::parse`]).
+    pub fn links(&self) -> impl Iterator<Item = LinkSpec> + 'a {
+        self.links
+            .chunks_exact(LINK_RECORD_SIZE)
+            .map(LinkSpec::decode)
+    }
+
+    /// Number of links.
+    pub fn link_count(&self) -> usize {
+        self.links.len() / LINK_RECORD_SIZE
+    }
+
+    /// The cores that poll links (bit N = core N); they run no VMs.
+    pub fn poll_cores(&self) -> u64 {
+        self.poll_cores
     }
 
     /// Instructions per scheduling slice (0 = the hypervisor's default).
@@ -566,15 +810,121 @@ mod tests {
             cores: 0,
             restart: Restart::Never,
             restart_limit: 0,
+            net_ports: 0,
+            console: false,
         }
     }
 
     fn build(vms: &[VmSpec]) -> Vec<u8> {
-        let mut out = encode_header(vms.len() as u32, 0).to_vec();
+        build_linked(vms, &[])
+    }
+
+    fn build_linked(vms: &[VmSpec], links: &[LinkSpec]) -> Vec<u8> {
+        let mut out = encode_header(vms.len() as u32, 0, links.len() as u32).to_vec();
         for (i, vm) in vms.iter().enumerate() {
             out.extend_from_slice(&vm.encode(i as u32).unwrap());
         }
+        for l in links {
+            out.extend_from_slice(&l.encode());
+        }
         out
+    }
+
+    fn link(a: (u32, u8), b: (u32, u8), core: u32) -> LinkSpec {
+        LinkSpec {
+            a: PortRef { vm: a.0, port: a.1 },
+            b: PortRef { vm: b.0, port: b.1 },
+            core,
+        }
+    }
+
+    fn nf(name: &'static str, ports: u8) -> VmSpec<'static> {
+        VmSpec {
+            net_ports: ports,
+            console: true,
+            cores: 0b10,
+            ..hello(name)
+        }
+    }
+
+    #[test]
+    fn links_round_trip_and_name_poll_cores() {
+        let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
+        let links = [link((0, 0), (1, 0), 0), link((1, 1), (2, 0), 2)];
+        let bytes = build_linked(&vms, &links);
+        let m = Manifest::parse(&bytes).unwrap();
+        assert_eq!(m.iter().collect::<Vec<_>>(), vms);
+        assert_eq!(m.links().collect::<Vec<_>>(), links);
+        assert_eq!(m.link_count(), 2);
+        assert_eq!(m.poll_cores(), 0b101);
+    }
+
+    #[test]
+    fn bad_links_name_link_and_end() {
+        let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
+        let check = |links: &[LinkSpec]| {
+            let e = Manifest::parse(&build_linked(&vms, links)).unwrap_err();
+            (e.vm, e.field, e.problem)
+        };
+        assert_eq!(
+            check(&[link((0, 0), (7, 0), 0)]),
+            (
+                Some(0),
+                Field::LinkB,
+                Problem::OutOfRange {
+                    found: 7,
+                    min: 0,
+                    max: 2
+                }
+            )
+        );
+        assert_eq!(
+            check(&[link((0, 1), (1, 0), 0)]),
+            (Some(0), Field::LinkA, Problem::NoPort { ports: 1 })
+        );
+        assert_eq!(
+            check(&[link((0, 0), (1, 0), 0), link((1, 1), (1, 0), 0)]),
+            (Some(1), Field::LinkB, Problem::PortTaken { link: 0 })
+        );
+        assert_eq!(
+            check(&[link((1, 0), (1, 0), 0)]),
+            (Some(0), Field::LinkB, Problem::PortTaken { link: 0 })
+        );
+        assert_eq!(
+            check(&[link((0, 0), (1, 0), 64)]).1,
+            Field::LinkCore
+        );
+        // Every VM is pinned to core 1: polling there would leave them no core.
+        assert_eq!(
+            check(&[link((0, 0), (1, 0), 1)]),
+            (Some(0), Field::Cores, Problem::PollCore { core: 1 })
+        );
+        let mut bytes = build_linked(&vms, &[link((0, 0), (1, 0), 0)]);
+        let at = bytes.len() - LINK_RECORD_SIZE + L_RESERVED;
+        bytes[at] = 1;
+        assert_eq!(Manifest::parse(&bytes).unwrap_err().field, Field::LinkCore);
+        let e = ManifestError {
+            vm: Some(3),
+            field: Field::LinkA,
+            problem: Problem::NoPort { ports: 0 },
+        };
+        assert_eq!(
+            std::format!("{e}"),
+            "manifest link 3: field `a`: that VM has 0 net ports"
+        );
+    }
+
+    #[test]
+    fn device_fields_are_checked() {
+        let mut b = build(&[hello("a")]);
+        b[HEADER_SIZE + R_NET] = MAX_NET_PORTS + 1;
+        assert_eq!(field_err(&b), (Some(0), Field::Net));
+        let mut b = build(&[hello("a")]);
+        b[HEADER_SIZE + R_CONSOLE] = 2;
+        assert_eq!(field_err(&b), (Some(0), Field::Console));
+        let mut b = build(&[hello("a")]);
+        le::put_u32(&mut b, H_LINK_COUNT, MAX_LINKS + 1);
+        assert_eq!(field_err(&b), (None, Field::LinkCount));
     }
 
     #[test]
@@ -629,8 +979,8 @@ mod tests {
         b[24] = 1;
         assert_eq!(field_err(&b), (None, Field::Flags));
         let mut b = good.clone();
-        b[29] = 1;
-        assert_eq!(field_err(&b), (None, Field::Reserved));
+        b[28] = 1;
+        assert_eq!(field_err(&b), (None, Field::Size));
         let mut b = good;
         le::put_u64(&mut b, H_TIMESLICE, 5);
         assert_eq!(field_err(&b), (None, Field::Timeslice));

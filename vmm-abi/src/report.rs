@@ -144,6 +144,57 @@ impl VmStatus {
     }
 }
 
+/// One end of a link as reports name it: `vm.port` (`fw.1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortName<'a> {
+    /// The VM's name.
+    pub vm: &'a str,
+    /// Its net port.
+    pub port: u8,
+}
+
+impl fmt::Display for PortName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.vm, self.port)
+    }
+}
+
+impl<'a> PortName<'a> {
+    /// Parses `vm.port`, splitting at the last `.` (VM names may hold dots).
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let (vm, port) = text.rsplit_once('.')?;
+        if vm.is_empty() {
+            return None;
+        }
+        Some(PortName {
+            vm,
+            port: port.parse().ok()?,
+        })
+    }
+}
+
+/// What one direction of a link did with the frames its sender queued.
+/// Every frame the sender's ring handed over is in exactly one counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkFlow {
+    /// Frames delivered into the receiver's ring.
+    pub frames: u64,
+    /// Bytes of those frames (Ethernet frame, without the virtio header).
+    pub bytes: u64,
+    /// Frames dropped because the receiver had ended for good.
+    pub drop_peer: u64,
+    /// Frames dropped because they were larger than the receive buffer the
+    /// receiver posted (or than a maximum Ethernet frame).
+    pub drop_size: u64,
+}
+
+impl LinkFlow {
+    /// Frames the sender handed over: delivered plus dropped.
+    pub const fn handed(&self) -> u64 {
+        self.frames + self.drop_peer + self.drop_size
+    }
+}
+
 /// One report record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -221,6 +272,36 @@ pub enum Record<'a> {
         /// Why it ended, in words.
         reason: &'a str,
     },
+    /// A link's counters at the end of the run.
+    Link {
+        /// Manifest index of the link.
+        link: u32,
+        /// Its first end.
+        a: PortName<'a>,
+        /// Its second end.
+        b: PortName<'a>,
+        /// The core that polled it.
+        core: u32,
+        /// Frames from `a` to `b`.
+        ab: LinkFlow,
+        /// Frames from `b` to `a`.
+        ba: LinkFlow,
+        /// Instructions (TSC ticks) the polling core spent moving this
+        /// link's frames: the passes that moved at least one frame, not
+        /// the idle checks of empty rings.
+        busy: u64,
+    },
+    /// The steady-state window of a run with links: from the moment the
+    /// first link had carried a warm-up number of frames from `a` to `b`
+    /// until it had carried `frames` more.
+    Window {
+        /// Frames the first link carried from `a` to `b` in the window.
+        frames: u64,
+        /// VM exits of every VM in the window.
+        exits: u64,
+        /// Polling-core instructions spent moving frames, all links.
+        busy: u64,
+    },
     /// Every VM has ended; the hypervisor is stopping.
     Done {
         /// VMs run.
@@ -295,6 +376,31 @@ impl fmt::Display for Record<'_> {
                 status.name(),
                 Exits(exits)
             ),
+            Record::Link {
+                link,
+                a,
+                b,
+                core,
+                ab,
+                ba,
+                busy,
+            } => write!(
+                f,
+                "link link={link} a={a} b={b} core={core} ab_frames={} ab_bytes={} ab_drop_peer={} ab_drop_size={} ba_frames={} ba_bytes={} ba_drop_peer={} ba_drop_size={} busy={busy}",
+                ab.frames,
+                ab.bytes,
+                ab.drop_peer,
+                ab.drop_size,
+                ba.frames,
+                ba.bytes,
+                ba.drop_peer,
+                ba.drop_size
+            ),
+            Record::Window {
+                frames,
+                exits,
+                busy,
+            } => write!(f, "window frames={frames} exits={exits} busy={busy}"),
             Record::Done { vms } => write!(f, "done vms={vms}"),
         }
     }
@@ -337,6 +443,19 @@ impl<'a> Fields<'a> {
 
     fn num<T: core::str::FromStr>(&mut self, key: &'static str) -> Result<T, RecordError> {
         self.text(key)?.parse().map_err(|_| RecordError { key })
+    }
+
+    fn port(&mut self, key: &'static str) -> Result<PortName<'a>, RecordError> {
+        PortName::parse(self.text(key)?).ok_or(RecordError { key })
+    }
+
+    fn flow(&mut self, keys: [&'static str; 4]) -> Result<LinkFlow, RecordError> {
+        Ok(LinkFlow {
+            frames: self.num(keys[0])?,
+            bytes: self.num(keys[1])?,
+            drop_peer: self.num(keys[2])?,
+            drop_size: self.num(keys[3])?,
+        })
     }
 
     fn reason(&mut self) -> Result<&'a str, RecordError> {
@@ -423,6 +542,20 @@ fn parse_body(body: &str) -> Result<Record<'_>, RecordError> {
             exits: parse_exits(f.text("exits")?)?,
             reason: f.reason()?,
         },
+        "link" => Record::Link {
+            link: f.num("link")?,
+            a: f.port("a")?,
+            b: f.port("b")?,
+            core: f.num("core")?,
+            ab: f.flow(["ab_frames", "ab_bytes", "ab_drop_peer", "ab_drop_size"])?,
+            ba: f.flow(["ba_frames", "ba_bytes", "ba_drop_peer", "ba_drop_size"])?,
+            busy: f.num("busy")?,
+        },
+        "window" => Record::Window {
+            frames: f.num("frames")?,
+            exits: f.num("exits")?,
+            busy: f.num("busy")?,
+        },
         "done" => Record::Done { vms: f.num("vms")? },
         _ => return Err(RecordError { key: "kind" }),
     };
@@ -499,6 +632,50 @@ mod tests {
             reason: "",
         });
         round_trip(Record::Done { vms: 4 });
+        round_trip(Record::Link {
+            link: 1,
+            a: PortName {
+                vm: "fw.x",
+                port: 1,
+            },
+            b: PortName { vm: "nat", port: 0 },
+            core: 0,
+            ab: LinkFlow {
+                frames: 10,
+                bytes: 640,
+                drop_peer: 2,
+                drop_size: 1,
+            },
+            ba: LinkFlow::default(),
+            busy: 12345,
+        });
+        round_trip(Record::Window {
+            frames: 1000,
+            exits: 3,
+            busy: 250_000,
+        });
+    }
+
+    #[test]
+    fn port_names() {
+        assert_eq!(
+            PortName::parse("web.3.1"),
+            Some(PortName {
+                vm: "web.3",
+                port: 1
+            })
+        );
+        assert_eq!(PortName::parse("web"), None);
+        assert_eq!(PortName::parse(".1"), None);
+        assert_eq!(PortName::parse("web.x"), None);
+        assert_eq!(PortName::parse("web.300"), None);
+        let flow = LinkFlow {
+            frames: 5,
+            bytes: 0,
+            drop_peer: 2,
+            drop_size: 1,
+        };
+        assert_eq!(flow.handed(), 8);
     }
 
     #[test]
