@@ -162,6 +162,20 @@ pub enum StopReason {
         /// Address.
         gpa: u64,
     },
+    /// An access to a device's register page that cannot be carried out.
+    Mmio {
+        /// The device slot.
+        slot: u8,
+        /// Why.
+        fault: crate::mmio::MmioFault,
+    },
+    /// A virtqueue of one of its devices broke the rules.
+    Ring {
+        /// The device slot.
+        slot: u8,
+        /// What is wrong.
+        error: crate::virtio::net::NetError,
+    },
     /// A VMX instruction failed while running the VM (a hypervisor bug).
     Internal(&'static str),
 }
@@ -239,6 +253,8 @@ impl fmt::Display for StopReason {
             StopReason::EptMisconfig { gpa } => {
                 write!(f, "EPT misconfiguration at {gpa:#x} (hypervisor bug)")
             }
+            StopReason::Mmio { slot, fault } => write!(f, "device {slot} register access: {fault}"),
+            StopReason::Ring { slot, error } => write!(f, "device {slot} ring: {error}"),
             StopReason::Internal(what) => write!(f, "hypervisor error: {what}"),
         }
     }
@@ -254,6 +270,9 @@ pub enum Outcome {
     /// Move past the exiting instruction and give the core to another VM if
     /// one waits (the guest is idle).
     Yield,
+    /// Move past the exiting instruction and let the guest wait for work on
+    /// its devices for at most this many TSC ticks.
+    Wait(u64),
     /// Stop the guest.
     Stop(StopReason),
 }
@@ -325,6 +344,7 @@ fn on_vmcall<M: MemoryAccess>(vcpu: &mut Vcpu<'_, M>, host: &mut impl Host) -> O
             Outcome::Advance
         }
         Ok(Done::Exit(code)) => Outcome::Stop(StopReason::Exited(code)),
+        Ok(Done::Wait(ticks)) => Outcome::Wait(ticks),
         Err(e) => Outcome::Stop(StopReason::BadHypercall(e)),
     }
 }

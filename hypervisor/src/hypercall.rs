@@ -6,7 +6,7 @@
 use crate::mem::guest::MemoryAccess;
 use core::fmt;
 use vmm_abi::hypercall::{
-    Hypercall, MAX_CONSOLE_WRITE, MAX_METRIC_NAME, RESULT_OK, is_valid_metric_name,
+    Hypercall, MAX_CONSOLE_WRITE, MAX_WAIT, MAX_METRIC_NAME, RESULT_OK, is_valid_metric_name,
 };
 
 /// What the hypervisor does for a guest's hypercalls (its console, its
@@ -38,6 +38,10 @@ pub enum Done {
     Return(u64),
     /// The guest asked to end with this code.
     Exit(i64),
+    /// The guest waits for work on its devices for at most this many TSC
+    /// ticks (already capped at [`vmm_abi::hypercall::MAX_WAIT`]); the run
+    /// loop decides when it continues and what RAX says.
+    Wait(u64),
 }
 
 /// A call the guest had no right to make.
@@ -115,6 +119,7 @@ pub fn handle(
         Hypercall::Null => {}
         Hypercall::MainStarted => svc.main_started(a0),
         Hypercall::CoreId => return Ok(Done::Return(svc.core_id().into())),
+        Hypercall::WaitForWork => return Ok(Done::Wait(a0.min(MAX_WAIT))),
         Hypercall::Metric => {
             check_len(which, a1, MAX_METRIC_NAME)?;
             let mut buf = [0u8; MAX_METRIC_NAME as usize];

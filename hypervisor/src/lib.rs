@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod elf;
 pub mod hypercall;
 pub mod mem;
+pub mod mmio;
 pub mod msr;
 pub mod multiboot;
 pub mod sched;

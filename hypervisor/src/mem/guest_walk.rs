@@ -136,7 +136,7 @@ mod tests {
     fn identity_tables_translate_to_themselves() {
         let mut backing = std::vec![0u8; 0x4_0000];
         let (mem, cr3) = setup(&mut backing);
-        for va in [0x1000, 0x1_0042, 0x3_ffff, 0x20_0000, 0x3fff_ffff] {
+        for va in [0x1000, 0x1_0042, 0x3_ffff, 0x20_0000, 0x3fff_ffff, 0x4000_0000] {
             assert_eq!(translate(&mem, cr3, va), Ok(va), "{va:#x}");
         }
         assert_eq!(
@@ -144,9 +144,9 @@ mod tests {
             Err(WalkError::NotPresent { va: 0x10, level: 1 })
         );
         assert_eq!(
-            translate(&mem, cr3, 0x4000_0000),
+            translate(&mem, cr3, vmm_abi::layout::GUEST_VIRTUAL_GIB << 30),
             Err(WalkError::NotPresent {
-                va: 0x4000_0000,
+                va: vmm_abi::layout::GUEST_VIRTUAL_GIB << 30,
                 level: 3
             })
         );

@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod features;
+pub mod link;
 pub mod memory;
 pub mod mmio;
 pub mod net;

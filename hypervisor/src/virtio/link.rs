@@ -1,0 +1,209 @@
+//! One direction of a link: frames move from a sender's transmit queue to a receiver's receive queue, with every frame counted.
+//!
+//! [`pump`] is the whole data path of the polling core: it pops transmit
+//! chains, copies each frame (header replaced) into a receive chain, and
+//! completes both, publishing each ring's used idx once per batch. A frame
+//! that is too large for the buffer the receiver posted is dropped and
+//! counted (`drop_size`), and the receive chain is kept for the next frame;
+//! when the receiver has ended for good, frames are completed and counted
+//! as `drop_peer`. When the receiver has no buffer the sender's frames stay
+//! in its ring (backpressure): nothing is lost. A ring that breaks the rules
+//! is a [`LinkFault`] naming the side at fault, so only that guest is
+//! stopped.
+
+use super::memory::GuestRam;
+use super::net::{NET_HDR_LEN, NetError, receive_header, transmit_frame_len};
+use super::queue::{Chain, SplitQueue};
+use vmm_abi::devices::MAX_FRAME_BYTES;
+use vmm_abi::report::LinkFlow;
+
+/// Which end of a direction broke the rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The guest whose transmit queue is read.
+    Sender,
+    /// The guest whose receive queue is filled.
+    Receiver,
+}
+
+/// A ring that broke the rules, and whose it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkFault {
+    /// The side at fault.
+    pub side: Side,
+    /// What is wrong.
+    pub error: NetError,
+}
+
+fn sender(error: impl Into<NetError>) -> LinkFault {
+    LinkFault {
+        side: Side::Sender,
+        error: error.into(),
+    }
+}
+
+fn receiver(error: impl Into<NetError>) -> LinkFault {
+    LinkFault {
+        side: Side::Receiver,
+        error: error.into(),
+    }
+}
+
+/// The receiving end of a pump.
+pub enum Receiver<'a, D: GuestRam> {
+    /// A ready receive queue and its guest's memory.
+    Ready(&'a mut SplitQueue, &'a mut D),
+    /// The receiver ended for good: frames are dropped and counted.
+    Gone,
+}
+
+/// The state one direction keeps between pumps.
+#[derive(Clone, Debug, Default)]
+pub struct Direction {
+    /// What this direction did with the frames handed to it.
+    pub flow: LinkFlow,
+    tx: Chain,
+    rx: Chain,
+    /// `rx` holds a receive chain popped but not filled, from the
+    /// receiver's ring of this generation.
+    spare: Option<u32>,
+}
+
+impl Direction {
+    /// Forgets a receive chain kept from an earlier pump unless it came
+    /// from the receiver's ring of `generation` (a reset or restart gives
+    /// the receiver a new generation; its old chains mean nothing then).
+    fn check_spare(&mut self, generation: u32) {
+        if self.spare.is_some_and(|g| g != generation) {
+            self.spare = None;
+        }
+    }
+}
+
+/// Moves up to `budget` frames from `tx` (in `src`) to the receiver; the
+/// receiver's ring is of `rx_generation`. Returns the number of frames
+/// handed over (delivered or dropped).
+pub fn pump<S: GuestRam, D: GuestRam>(
+    dir: &mut Direction,
+    tx: &mut SplitQueue,
+    src: &mut S,
+    mut rx: Receiver<'_, D>,
+    rx_generation: u32,
+    budget: u32,
+) -> Result<u32, LinkFault> {
+    dir.check_spare(rx_generation);
+    let mut handed = 0;
+    let result = loop {
+        if handed == budget {
+            break Ok(());
+        }
+        match pump_one(dir, tx, src, &mut rx, rx_generation) {
+            Ok(true) => handed += 1,
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    // Publish what was completed, even when one side then broke the rules:
+    // the other side's buffers are done with and must be returned.
+    let tx_published = tx.publish_used(src).map_err(sender);
+    let rx_published = match &mut rx {
+        Receiver::Ready(q, mem) => q.publish_used(*mem).map_err(receiver),
+        Receiver::Gone => Ok(()),
+    };
+    result?;
+    tx_published?;
+    rx_published?;
+    Ok(handed)
+}
+
+/// Moves one frame; `false` when there is nothing to move (or nowhere to
+/// put it yet).
+fn pump_one<S: GuestRam, D: GuestRam>(
+    dir: &mut Direction,
+    tx: &mut SplitQueue,
+    src: &mut S,
+    rx: &mut Receiver<'_, D>,
+    rx_generation: u32,
+) -> Result<bool, LinkFault> {
+    let Receiver::Ready(rq, dst) = rx else {
+        if !tx.pop_avail_into(src, &mut dir.tx).map_err(sender)? {
+            return Ok(false);
+        }
+        transmit_frame_len(&dir.tx).map_err(sender)?;
+        tx.add_used(src, dir.tx.head(), 0).map_err(sender)?;
+        dir.flow.drop_peer += 1;
+        return Ok(true);
+    };
+    if dir.spare.is_none() {
+        // Check for a frame before taking a buffer, so an idle link does
+        // not hold one of the receiver's buffers.
+        if tx.avail_pending(src).map_err(sender)? == 0 {
+            return Ok(false);
+        }
+        if !rq.pop_avail_into(*dst, &mut dir.rx).map_err(receiver)? {
+            return Ok(false);
+        }
+        if !dir.rx.readable().is_empty() {
+            return Err(receiver(NetError::ReadableInReceive {
+                head: dir.rx.head(),
+            }));
+        }
+        dir.spare = Some(rx_generation);
+    }
+    if !tx.pop_avail_into(src, &mut dir.tx).map_err(sender)? {
+        return Ok(false);
+    }
+    let len = transmit_frame_len(&dir.tx).map_err(sender)?;
+    if len as usize > MAX_FRAME_BYTES || NET_HDR_LEN + len > dir.rx.writable_len() {
+        tx.add_used(src, dir.tx.head(), 0).map_err(sender)?;
+        dir.flow.drop_size += 1;
+        return Ok(true);
+    }
+    match copy_frame(&dir.tx, src, &dir.rx, &mut **dst, len) {
+        Ok(()) => {}
+        Err(fault) => {
+            if fault.side == Side::Receiver {
+                // The frame is done with on the sender's side; the receiver
+                // is to be stopped, so it counts as dropped for its sake.
+                tx.add_used(src, dir.tx.head(), 0).map_err(sender)?;
+                dir.flow.drop_peer += 1;
+            }
+            return Err(fault);
+        }
+    }
+    tx.add_used(src, dir.tx.head(), 0).map_err(sender)?;
+    dir.spare = None;
+    if let Err(e) = rq.add_used(*dst, dir.rx.head(), NET_HDR_LEN + len) {
+        dir.flow.drop_peer += 1;
+        return Err(receiver(e));
+    }
+    dir.flow.frames += 1;
+    dir.flow.bytes += u64::from(len);
+    Ok(true)
+}
+
+/// Writes the receive header and the `len`-byte frame of `tx` into `rx`.
+fn copy_frame<S: GuestRam, D: GuestRam>(
+    tx: &Chain,
+    src: &S,
+    rx: &Chain,
+    dst: &mut D,
+    len: u32,
+) -> Result<(), LinkFault> {
+    rx.write_at(dst, 0, &receive_header()).map_err(receiver)?;
+    let mut at = NET_HDR_LEN;
+    let mut written = Ok(());
+    tx.for_each_readable(src, NET_HDR_LEN, len, |piece| {
+        if written.is_ok() {
+            match rx.write_at(dst, at, piece) {
+                Ok(n) => at += n as u32,
+                Err(e) => written = Err(e),
+            }
+        }
+    })
+    .map_err(sender)?;
+    written.map_err(receiver)
+}
+
+#[cfg(test)]
+mod tests;
