@@ -7,6 +7,7 @@ pub mod images;
 pub mod instr;
 mod lapic;
 pub mod memory;
+pub mod net;
 pub mod run;
 pub mod serial;
 pub mod smp;

@@ -6,6 +6,7 @@
 
 use super::images;
 use super::memory;
+use super::net::Net;
 use super::serial;
 use super::smp::{Core, MAX_CPUS};
 use super::vm::{self, SliceEnd, VmState};
@@ -31,6 +32,14 @@ pub struct Plan {
     cores: &'static [Core],
     /// Controls and bitmaps every VM uses.
     pub shared: VmxShared,
+    /// Net ports, links and the signals between cores.
+    net: Net,
+    /// Cores that poll links (bit N = core N); they run no VMs.
+    poll_cores: u64,
+    /// Running cores that run VMs.
+    vm_cores: u32,
+    /// Cores that finished their VMs.
+    vm_finished: AtomicU32,
     finished: AtomicU32,
 }
 
@@ -67,6 +76,15 @@ impl Plan {
             // suitably aligned as a page); slot `i` is written once here.
             unsafe { states.add(i).write(VmState::new(i as u32, spec, image)) };
         }
+        let running = cores.iter().fold(0u64, |m, c| m | (1 << c.index));
+        let poll_cores = manifest.poll_cores();
+        if poll_cores & !running != 0 {
+            return Err("a link is polled by a core that is not running (see the `core` of each link)");
+        }
+        let vm_running = running & !poll_cores;
+        if vm_running == 0 {
+            return Err("every running core polls links: none is left to run VMs");
+        }
         let mut plan = Plan {
             states,
             count,
@@ -74,14 +92,25 @@ impl Plan {
             ranges: [(0, 0); MAX_CPUS],
             cores,
             shared,
+            net: Net::build(manifest)?,
+            poll_cores,
+            vm_cores: vm_running.count_ones(),
+            vm_finished: AtomicU32::new(0),
             finished: AtomicU32::new(0),
         };
-        let running = cores.iter().fold(0u64, |m, c| m | (1 << c.index));
         sched::assign(
-            running,
+            vm_running,
             count,
             // SAFETY: only the boot core runs now; states are initialised.
-            |i| unsafe { (*plan.states.add(i)).spec.cores },
+            // A pinned VM keeps only its cores that run VMs (the manifest
+            // guarantees it names at least one).
+            |i| unsafe {
+                match (*plan.states.add(i)).spec.cores {
+                    0 => 0,
+                    m if m & !poll_cores == 0 => m,
+                    m => m & !poll_cores,
+                }
+            },
             // SAFETY: as above.
             |i, core| unsafe { (*plan.states.add(i)).core = core },
         );
@@ -137,8 +166,16 @@ impl Plan {
         }
     }
 
-    /// Runs this core's VMs until all have ended for good.
+    /// Runs this core's VMs until all have ended for good, or, on a core
+    /// that polls links, moves frames until every VM core is done.
     pub fn run_core(&self, core: u32) {
+        if self.poll_cores & (1 << core) != 0 {
+            self.net.poll(core, || {
+                self.vm_finished.load(Ordering::Acquire) >= self.vm_cores
+            });
+            self.finished.fetch_add(1, Ordering::Release);
+            return;
+        }
         let (start, len) = self.ranges[core as usize];
         // SAFETY: each core's range of queue slots is its own (see `build`).
         let slots = unsafe { core::slice::from_raw_parts_mut(self.queues.add(start), len) };
@@ -148,7 +185,20 @@ impl Plan {
         // is destroyed (its VMCS is cleared, its state still in the CPU).
         let mut loaded: Option<u32> = None;
         let mut state_owner: Option<u32> = None;
+        // VMs passed over in a row because they still wait for work.
+        let mut passed = 0;
         while let Some(i) = queue.pop() {
+            // SAFETY: VM `i` is in this core's queue, so it is assigned here.
+            if !vm::wait_over(unsafe { self.state(i as usize) }, &self.net) {
+                queue.push(i);
+                passed += 1;
+                if passed >= queue.len() {
+                    passed = 0;
+                    core::hint::spin_loop();
+                }
+                continue;
+            }
+            passed = 0;
             if state_owner != Some(i)
                 && let Some(prev) = state_owner
             {
@@ -168,7 +218,7 @@ impl Plan {
                 }
                 st.slices += 1;
                 loaded = Some(i);
-                vm::create(st, &self.shared).map_err(StopReason::StartFailed)
+                vm::create(st, &self.shared, &self.net).map_err(StopReason::StartFailed)
             } else if loaded != Some(i) {
                 st.slices += 1;
                 loaded = Some(i);
@@ -183,19 +233,39 @@ impl Plan {
             }
             let end = match ready {
                 Err(reason) => SliceEnd::Stopped(reason),
-                Ok(()) => vm::run_slice(st, !queue.is_empty(), self.shared.timeslice),
+                Ok(()) => vm::run_slice(st, !queue.is_empty(), &self.shared, &self.net, core),
             };
             match end {
-                SliceEnd::Preempted => {
+                SliceEnd::Preempted | SliceEnd::Waiting => {
                     queue.push(i);
                 }
                 SliceEnd::Stopped(reason) => {
                     loaded = None;
-                    stopped(st, reason, &mut queue);
+                    stopped(st, reason, &mut queue, &self.net);
                 }
             }
         }
+        self.vm_finished.fetch_add(1, Ordering::Release);
         self.finished.fetch_add(1, Ordering::Release);
+    }
+
+    /// Prints every link's counters and the steady-state window (boot core,
+    /// after [`Plan::wait_all`]).
+    pub fn report_links(&self) {
+        self.net.report(|vm| {
+            // SAFETY: every core has finished; only the boot core runs now.
+            unsafe { self.state(vm as usize) }.spec.name
+        });
+        if self.net.link_count() > 0 {
+            let t = self.net.totals();
+            log::info!(
+                "links: {} frames ({} bytes) delivered, {} dropped (receiver gone), {} dropped (too large)",
+                t.frames,
+                t.bytes,
+                t.drop_peer,
+                t.drop_size
+            );
+        }
     }
 
     /// Waits until every core has finished its VMs.
@@ -252,9 +322,9 @@ fn start_record(st: &VmState, cores: &[Core]) {
 }
 
 /// A run of the VM ended: restart it or report its end.
-fn stopped(st: &mut VmState, reason: StopReason, queue: &mut RunQueue<'_>) {
+fn stopped(st: &mut VmState, reason: StopReason, queue: &mut RunQueue<'_>, net: &Net) {
     st.flush_console();
-    vm::destroy(st);
+    vm::destroy(st, net);
     let failed = reason != StopReason::Exited(0);
     if failed && st.spec.restart == Restart::OnFailure && st.restarts < st.spec.restart_limit {
         st.restarts += 1;
@@ -267,6 +337,8 @@ fn stopped(st: &mut VmState, reason: StopReason, queue: &mut RunQueue<'_>) {
             return;
         }
     }
+    // It will not run again: frames for its ports are dropped from now on.
+    net.detach(st.index, st.spec.net_ports, true);
     let status = if reason.exited() {
         VmStatus::Exited
     } else {

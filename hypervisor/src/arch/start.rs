@@ -184,6 +184,7 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     );
     plan.run_core(0);
     plan.wait_all();
+    plan.report_links();
     plan.print_summary();
     serial::record(&Record::Done {
         vms: plan.count() as u32,

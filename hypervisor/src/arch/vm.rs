@@ -7,6 +7,7 @@
 use super::images::{CachedImage, SharedRange};
 use super::instr::{self, vmread, vmwrite};
 use super::memory::{self, FrameTables};
+use super::net::{self, Net, PortEvent, RamPiece, RawRam};
 use super::serial;
 use super::smp;
 use super::vmx::{self, Launch, VmxShared};
@@ -18,11 +19,18 @@ use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
 use crate::mem::guest::{GuestMemory, MemoryAccess};
 use crate::mem::guest_tables;
+use crate::mmio::{self, MmioDevice, MmioFault};
 use crate::msr;
+use crate::virtio::console::{self as vconsole, ConsoleDevice};
+use crate::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
+use crate::virtio::net::NetError;
 use crate::vmx::exit::{self, Exit, ExitReason, RawExit};
 use crate::vmx::fields::{ExitInfo, Guest};
+use core::sync::atomic::Ordering;
 use vmm_abi::bootinfo::BootInfo;
-use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
+use vmm_abi::devices::{self, DeviceKind};
+use vmm_abi::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
+use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE, device_slot};
 use vmm_abi::manifest::VmSpec;
 use vmm_abi::report::{EXIT_KINDS, ExitCounts, Record};
 
@@ -113,6 +121,11 @@ pub struct VmState {
     pub console_bytes: u64,
     /// Metrics this run reported.
     pub metrics: u32,
+    /// Its virtio-console, if the manifest gave it one (this run).
+    pub console_dev: Option<Transport<ConsoleDevice>>,
+    /// It waits for work until this TSC (its `wait_for_work` yielded the
+    /// core to other VMs).
+    pub wait_deadline: Option<u64>,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -150,7 +163,15 @@ impl VmState {
             kernel_gs_base: 0,
             console_bytes: 0,
             metrics: 0,
+            console_dev: None,
+            wait_deadline: None,
         }
+    }
+
+    /// What sits in each of its device slots.
+    pub fn device_slots(&self) -> [DeviceKind; vmm_abi::layout::MAX_DEVICES] {
+        devices::slots(self.spec.net_ports, self.spec.console)
+            .unwrap_or([DeviceKind::None; vmm_abi::layout::MAX_DEVICES])
     }
 
     /// Saves the guest CPU state the VMCS does not hold (x87/SSE, CR2,
@@ -276,6 +297,24 @@ impl Vm {
         view
     }
 
+    /// The guest's memory as another core (or a device) reaches it.
+    fn raw_ram(&self) -> RawRam {
+        RawRam::new(self.pieces.iter().flatten().map(|p| match p.shared {
+            None => RamPiece {
+                gpa: p.gpa,
+                len: p.len,
+                hpa: self.private_base + p.offset,
+                writable: true,
+            },
+            Some(s) => RamPiece {
+                gpa: p.gpa,
+                len: p.len,
+                hpa: s.hpa,
+                writable: false,
+            },
+        }))
+    }
+
     fn destroy(self) {
         if let Some(vmcs) = self.vmcs {
             // SAFETY: the VMCS belongs to this VM; clearing it makes it no
@@ -353,7 +392,7 @@ fn layout(
 }
 
 /// Creates the VM's resources for a fresh run and makes its VMCS current.
-pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
+pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), StartError> {
     st.created_tsc = instr::rdtsc();
     st.main_tsc = None;
     st.used = 0;
@@ -371,6 +410,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
         return Err(StartError::Image(e));
     }
     let size = st.spec.memory;
+    let devices = st.device_slots();
     let (pieces, private_len) = layout(size, st.image.shared()).ok_or(StartError::Layout)?;
     let private_base = memory::alloc(private_len / PAGE_SIZE, 1)
         .ok_or(StartError::OutOfMemory { bytes: private_len })?;
@@ -399,6 +439,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
         stack_top: size,
         name: st.spec.name,
         args: st.spec.args,
+        devices,
     };
     let raw = info.to_raw().map_err(|_| StartError::Layout)?;
     mem.write(BOOT_INFO_GPA, &raw.to_bytes())
@@ -420,6 +461,12 @@ pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
     let tables = ept.table_count();
     let vmcs = memory::alloc_zeroed_pages(1).ok_or(StartError::OutOfMemory { bytes: PAGE_SIZE })?;
     vm.vmcs = Some(vmcs);
+    net.attach(st.index, st.spec.net_ports, size, vm.raw_ram());
+    st.console_dev = st
+        .spec
+        .console
+        .then(|| Transport::new(ConsoleDevice, TransportConfig::new(size)));
+    st.wait_deadline = None;
     st.private_bytes = private_len;
     st.shared_bytes = size - private_len;
     st.overhead_bytes = (1 + tables) * PAGE_SIZE + core::mem::size_of::<VmState>() as u64;
@@ -432,8 +479,12 @@ pub fn create(st: &mut VmState, shared: &VmxShared) -> Result<(), StartError> {
     vmx::prepare_vmcs(shared, vmcs, &launch).map_err(|_| StartError::Vmcs("VMCS field write"))
 }
 
-/// Frees the VM's resources (after a stop or a failed creation).
-pub fn destroy(st: &mut VmState) {
+/// Frees the VM's resources (after a stop or a failed creation); its net
+/// ports go down first, so no polling core touches the memory after.
+pub fn destroy(st: &mut VmState, net: &Net) {
+    net.detach(st.index, st.spec.net_ports, false);
+    st.console_dev = None;
+    st.wait_deadline = None;
     if let Some(vm) = st.vm.take() {
         vm.destroy();
     }
@@ -470,6 +521,8 @@ impl MemoryAccess for VmMemory<'_> {
 pub enum SliceEnd {
     /// Its slice is over and another VM waits for the core.
     Preempted,
+    /// It waits for work (until `wait_deadline`) and another VM may run.
+    Waiting,
     /// The VM stopped.
     Stopped(StopReason),
 }
@@ -495,35 +548,196 @@ fn read_exit() -> Result<RawExit, instr::VmFail> {
 fn skip_instruction(rip: u64) -> Result<(), StopReason> {
     let len = vmread(ExitInfo::InstructionLength)
         .map_err(|_| StopReason::Internal("VMREAD of the instruction length failed"))?;
-    // SAFETY: advances guest RIP by the length of its exiting instruction.
-    unsafe { vmwrite(Guest::Rip, rip.wrapping_add(len)) }
-        .map_err(|_| StopReason::Internal("VMWRITE of guest RIP failed"))
+    set_rip(rip.wrapping_add(len))
+}
+
+fn set_rip(rip: u64) -> Result<(), StopReason> {
+    // SAFETY: sets the guest's RIP in its current VMCS; a bad value can
+    // only hurt the guest.
+    unsafe { vmwrite(Guest::Rip, rip) }.map_err(|_| StopReason::Internal("VMWRITE of guest RIP failed"))
+}
+
+/// A net port's registers, for one emulated access.
+struct NetRegs<'a> {
+    port: &'a mut net::PortInner,
+    event: PortEvent,
+}
+
+impl MmioDevice for NetRegs<'_> {
+    fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
+        self.port.transport.read(offset, size)
+    }
+
+    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<(), MmioError> {
+        let effect = self.port.transport.write(offset, size, value)?;
+        self.event = self.port.after_write(effect);
+        Ok(())
+    }
+}
+
+/// The virtio-console's registers, for one emulated access; its output
+/// goes to the VM's console like `console_write`.
+struct ConsoleRegs<'a, 'h> {
+    dev: &'a mut Transport<ConsoleDevice>,
+    ram: RawRam,
+    host: &'a mut VmHost<'h>,
+    error: Option<NetError>,
+}
+
+impl MmioDevice for ConsoleRegs<'_, '_> {
+    fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
+        self.dev.read(offset, size)
+    }
+
+    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<(), MmioError> {
+        let effect = self.dev.write(offset, size, value)?;
+        let mut ram = self.ram;
+        let result: Result<(), NetError> = match effect {
+            WriteEffect::DriverOk => (0..2u16).try_for_each(|q| match self.dev.queue_mut(q) {
+                Some(queue) => queue.check_rings(&mut ram).map_err(NetError::Queue),
+                None => Ok(()),
+            }),
+            WriteEffect::Notify(q) if q == vconsole::TRANSMIT_QUEUE => {
+                match self.dev.queue_mut(q) {
+                    Some(queue) => {
+                        let host = &mut *self.host;
+                        vconsole::drain_transmit(queue, &mut ram, |bytes| host.console(bytes))
+                            .map(|_| ())
+                            .map_err(|e| match e {
+                                vconsole::ConsoleError::Queue(q) => NetError::Queue(q),
+                                vconsole::ConsoleError::WritableInTransmit { head } => {
+                                    NetError::WritableInTransmit { head }
+                                }
+                            })
+                    }
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+        Ok(())
+    }
+}
+
+/// Emulates an access to device slot `slot` at `offset`; returns the
+/// instruction length, or why the VM must stop.
+#[allow(clippy::too_many_arguments)]
+fn device_access(
+    st_index: u32,
+    kind: DeviceKind,
+    console_dev: Option<&mut Transport<ConsoleDevice>>,
+    vm: &Vm,
+    size: u64,
+    regs: &mut GuestRegs,
+    rip: u64,
+    access: crate::vmx::exit::Access,
+    slot: usize,
+    offset: u64,
+    net: &Net,
+    host: &mut VmHost<'_>,
+) -> Result<u8, StopReason> {
+    let slot_u8 = slot as u8;
+    let cr3 = vmread(Guest::Cr3).map_err(|_| StopReason::Internal("VMREAD of guest CR3 failed"))?;
+    let mem = VmMemory { vm, size };
+    let stop = |fault: MmioFault| StopReason::Mmio {
+        slot: slot_u8,
+        fault,
+    };
+    match kind {
+        DeviceKind::Net => {
+            let result = net.with_port(st_index, slot_u8, |port| {
+                let mut dev = NetRegs {
+                    port,
+                    event: PortEvent::None,
+                };
+                let len = mem.with(|m| mmio::emulate(m, cr3, rip, access, regs, offset, &mut dev));
+                (len, dev.event)
+            });
+            let Some((len, event)) = result else {
+                return Err(StopReason::Internal("a net port vanished"));
+            };
+            let len = len.map_err(stop)?;
+            if let PortEvent::BadRing(e) = event {
+                return Err(StopReason::Ring {
+                    slot: slot_u8,
+                    error: NetError::Queue(e),
+                });
+            }
+            Ok(len)
+        }
+        DeviceKind::Console => {
+            let Some(dev) = console_dev else {
+                return Err(StopReason::Internal("the console device vanished"));
+            };
+            let mut regs_dev = ConsoleRegs {
+                dev,
+                ram: vm.raw_ram(),
+                host,
+                error: None,
+            };
+            let len = mem
+                .with(|m| mmio::emulate(m, cr3, rip, access, regs, offset, &mut regs_dev))
+                .map_err(stop)?;
+            if let Some(error) = regs_dev.error {
+                return Err(StopReason::Ring {
+                    slot: slot_u8,
+                    error,
+                });
+            }
+            Ok(len)
+        }
+        DeviceKind::None => Err(StopReason::Internal("no device in that slot")),
+    }
 }
 
 /// Runs the VM (its VMCS current, its CPU state loaded) until it stops, or
-/// until its slice of `timeslice` instructions is over or it goes idle
-/// while `others_waiting`. Time spent handling its exits counts against
-/// its slice and its budget, so a guest that exits all the time cannot keep
-/// the core (the preemption timer alone restarts at every entry).
-pub fn run_slice(st: &mut VmState, others_waiting: bool, timeslice: u64) -> SliceEnd {
+/// until its slice of `timeslice` instructions is over, it goes idle or it
+/// waits for work while `others_waiting`. Time spent handling its exits
+/// counts against its slice and its budget, so a guest that exits all the
+/// time cannot keep the core (the preemption timer alone restarts at every
+/// entry).
+pub fn run_slice(
+    st: &mut VmState,
+    others_waiting: bool,
+    shared: &VmxShared,
+    net: &Net,
+    core: u32,
+) -> SliceEnd {
     let Some(vm) = st.vm.as_ref() else {
         return SliceEnd::Stopped(StopReason::Internal("VM does not exist"));
     };
     let size = st.spec.memory;
     let budget = st.spec.budget;
+    let timeslice = shared.timeslice;
+    let index = st.index;
+    let slots = st.device_slots();
+    let signals = net.signals(index);
     let mut host = VmHost {
-        index: st.index,
+        index,
         name: st.spec.name,
         line: &mut st.line,
         main_tsc: &mut st.main_tsc,
         console_bytes: &mut st.console_bytes,
         metrics: &mut st.metrics,
     };
+    let timer = shared.timer_value(!others_waiting && budget == 0);
+    // SAFETY: sets this VM's preemption-timer value in its current VMCS.
+    if unsafe { vmwrite(Guest::PreemptionTimerValue, timer) }.is_err() {
+        return SliceEnd::Stopped(StopReason::Internal("VMWRITE of the preemption timer failed"));
+    }
     // The clock is only read when something depends on it.
     let timed = budget != 0 || others_waiting;
     let slice_start = if timed { instr::rdtsc() } else { 0 };
     let used_before = st.used;
     loop {
+        if signals.fault.load(Ordering::Acquire)
+            && let Some((port, error)) = net.fault(index, st.spec.net_ports)
+        {
+            return SliceEnd::Stopped(StopReason::Ring { slot: port, error });
+        }
         // SAFETY: this VM's VMCS was prepared by `create` and made current by
         // `load` on this core; `regs` is its live register file.
         let failed = unsafe { vmx::enter(&mut st.regs, u64::from(st.launched)) };
@@ -532,6 +746,7 @@ pub fn run_slice(st: &mut VmState, others_waiting: bool, timeslice: u64) -> Slic
             return SliceEnd::Stopped(StopReason::LaunchFailed { error });
         }
         st.launched = true;
+        net::count_exit(core);
         let Ok(raw) = read_exit() else {
             return SliceEnd::Stopped(StopReason::Internal(
                 "VMREAD of the exit information failed",
@@ -542,22 +757,69 @@ pub fn run_slice(st: &mut VmState, others_waiting: bool, timeslice: u64) -> Slic
         let (Ok(rip), Ok(rflags)) = (vmread(Guest::Rip), vmread(Guest::Rflags)) else {
             return SliceEnd::Stopped(StopReason::Internal("VMREAD of guest RIP/RFLAGS failed"));
         };
-        let mem = VmMemory { vm, size };
-        let mut vcpu = Vcpu {
-            regs: &mut st.regs,
-            rip,
-            rflags,
-            mem: &mem,
+        let device = match exit {
+            Exit::EptViolation { gpa, access } => device_slot(gpa)
+                .and_then(|(slot, offset)| {
+                    let kind = *slots.get(slot)?;
+                    (kind != DeviceKind::None).then_some((slot, offset, kind, access))
+                }),
+            _ => None,
         };
-        let idle = match dispatch::dispatch(&exit, &mut vcpu, &mut host) {
-            Outcome::Resume => false,
-            Outcome::Advance | Outcome::Yield if skip_instruction(rip).is_err() => {
-                return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
+        let mut idle = false;
+        if let Some((slot, offset, kind, access)) = device {
+            let len = device_access(
+                index,
+                kind,
+                st.console_dev.as_mut(),
+                vm,
+                size,
+                &mut st.regs,
+                rip,
+                access,
+                slot,
+                offset,
+                net,
+                &mut host,
+            );
+            match len {
+                Ok(len) => {
+                    if let Err(r) = set_rip(rip.wrapping_add(u64::from(len))) {
+                        return SliceEnd::Stopped(r);
+                    }
+                }
+                Err(reason) => return SliceEnd::Stopped(reason),
             }
-            Outcome::Advance => false,
-            Outcome::Yield => true,
-            Outcome::Stop(reason) => return SliceEnd::Stopped(reason),
-        };
+        } else {
+            let mem = VmMemory { vm, size };
+            let mut vcpu = Vcpu {
+                regs: &mut st.regs,
+                rip,
+                rflags,
+                mem: &mem,
+            };
+            match dispatch::dispatch(&exit, &mut vcpu, &mut host) {
+                Outcome::Resume => {}
+                Outcome::Advance | Outcome::Yield | Outcome::Wait(_)
+                    if skip_instruction(rip).is_err() =>
+                {
+                    return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
+                }
+                Outcome::Advance => {}
+                Outcome::Yield => idle = true,
+                Outcome::Wait(ticks) => {
+                    if signals.work.swap(false, Ordering::Acquire) {
+                        st.regs.rax = WAIT_WORK;
+                    } else if others_waiting {
+                        st.wait_deadline = Some(instr::rdtsc().saturating_add(ticks));
+                        st.used = used_before + instr::rdtsc().wrapping_sub(slice_start);
+                        return SliceEnd::Waiting;
+                    } else {
+                        st.regs.rax = wait_alone(signals, ticks);
+                    }
+                }
+                Outcome::Stop(reason) => return SliceEnd::Stopped(reason),
+            }
+        }
         if timed {
             let elapsed = instr::rdtsc().wrapping_sub(slice_start);
             st.used = used_before + elapsed;
@@ -570,4 +832,39 @@ pub fn run_slice(st: &mut VmState, others_waiting: bool, timeslice: u64) -> Slic
             }
         }
     }
+}
+
+/// Waits on a core nobody else needs until the VM has work, a ring fault
+/// is flagged, or `ticks` pass; returns what `wait_for_work` answers.
+fn wait_alone(signals: &net::Signals, ticks: u64) -> u64 {
+    let deadline = instr::rdtsc().saturating_add(ticks);
+    loop {
+        if signals.work.swap(false, Ordering::Acquire) {
+            return WAIT_WORK;
+        }
+        if signals.fault.load(Ordering::Relaxed) || instr::rdtsc() >= deadline {
+            return WAIT_TIMEOUT;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Whether a VM that waits for work may run again: work arrived (RAX says
+/// so) or its deadline passed (RAX says timeout); a flagged fault also
+/// lets it run, to be stopped at once.
+pub fn wait_over(st: &mut VmState, net: &Net) -> bool {
+    let Some(deadline) = st.wait_deadline else {
+        return true;
+    };
+    let signals = net.signals(st.index);
+    let rax = if signals.work.swap(false, Ordering::Acquire) {
+        WAIT_WORK
+    } else if signals.fault.load(Ordering::Relaxed) || instr::rdtsc() >= deadline {
+        WAIT_TIMEOUT
+    } else {
+        return false;
+    };
+    st.regs.rax = rax;
+    st.wait_deadline = None;
+    true
 }

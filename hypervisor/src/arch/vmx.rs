@@ -60,6 +60,10 @@ const TSS_LIMIT: u64 = 0x67;
 /// Instructions between preemption-timer exits (the scheduling slice) when
 /// the manifest does not say.
 pub const DEFAULT_TIMESLICE: u64 = 1_000_000;
+/// Instructions between preemption-timer exits of a VM that has its core to
+/// itself and no budget: nobody waits for the core, so the timer only
+/// bounds how long a stop request (a broken ring) can go unseen.
+pub const LONE_TIMESLICE: u64 = 50_000_000;
 
 /// Reads the capability MSRs, only those this CPU has.
 pub fn read_caps() -> RawCaps {
@@ -121,8 +125,18 @@ pub struct VmxShared {
     msr_bitmap: u64,
     /// Preemption-timer value giving one slice.
     timer: u64,
+    /// Preemption-timer value for a VM alone on its core.
+    lone_timer: u64,
     /// Instructions per slice.
     pub timeslice: u64,
+}
+
+impl VmxShared {
+    /// The preemption-timer value for a slice: one scheduling slice when
+    /// the VM shares its core or has a budget, a long one otherwise.
+    pub fn timer_value(&self, alone: bool) -> u64 {
+        if alone { self.lone_timer } else { self.timer }
+    }
 }
 
 /// Allocates the pages every VM shares; `timeslice` in instructions.
@@ -139,6 +153,7 @@ pub fn setup_shared(config: VmxConfig, timeslice: u64) -> Result<VmxShared, &'st
         io_bitmaps,
         msr_bitmap,
         timer: (timeslice >> rate).clamp(1, u64::from(u32::MAX)),
+        lone_timer: (LONE_TIMESLICE.max(timeslice) >> rate).clamp(1, u64::from(u32::MAX)),
         timeslice,
     })
 }

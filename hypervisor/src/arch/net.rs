@@ -1,0 +1,647 @@
+//! Virtio-net ports and links at run time: each port's device state behind a lock, the polling loop that moves frames across links, and the signals between a polling core and the cores running VMs.
+//!
+//! A port's [`PortInner`] is touched by two cores: the core its VM runs on
+//! (register accesses, creation, teardown) and the core polling its link.
+//! Both take the port's lock; the polling core also holds its link's lock,
+//! always link first, then port `a`, then port `b`, and a VM's core never
+//! takes more than one port lock, so there is no cycle. Guest memory is
+//! reached through [`RawRam`], which exists only while the VM does (it is
+//! removed under the lock before the frames are freed).
+//!
+//! Polled mode: a port's queues get `VIRTQ_USED_F_NO_NOTIFY` (or the
+//! event-idx equivalent) when the driver sets `DRIVER_OK`, and no
+//! interrupt is ever sent; the guest polls its used rings. When a pump
+//! moves frames, both VMs' work flags are set, which ends a
+//! `wait_for_work` early. When a ring breaks the rules, its port is
+//! marked broken (the peer then sees it as gone) and its VM's fault flag
+//! is set; the VM's core stops it at its next exit.
+
+use super::instr;
+use super::memory;
+use crate::mem::guest::OutOfBounds;
+use crate::virtio::link::{self, Direction, LinkFault, Receiver, Side};
+use crate::virtio::memory::{Barrier, GuestRam};
+use crate::virtio::mmio::{Transport, TransportConfig, WriteEffect};
+use crate::virtio::net::{NetDevice, NetError, RECEIVE_QUEUE, TRANSMIT_QUEUE};
+use crate::virtio::queue::QueueError;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use spin::Mutex;
+use vmm_abi::devices::port_mac;
+use vmm_abi::layout::PAGE_SIZE;
+use vmm_abi::manifest::{LinkSpec, Manifest};
+use vmm_abi::report::{LinkFlow, PortName, Record};
+
+/// Most frames one direction moves per pump, so one busy link cannot
+/// starve the others on its polling core.
+const BATCH: u32 = 64;
+/// Frames link 0 carries from `a` to `b` before the steady-state window
+/// opens (rings filled, every guest past its start-up).
+pub const WINDOW_WARMUP: u64 = 256;
+/// Frames link 0 carries from `a` to `b` inside the window.
+pub const WINDOW_FRAMES: u64 = 1024;
+/// Most pieces (private or shared ranges) of one guest's memory.
+pub const MAX_RAM_PIECES: usize = 9;
+
+/// One guest-physical range of a VM and where it lies in host memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RamPiece {
+    /// Guest-physical start.
+    pub gpa: u64,
+    /// Bytes.
+    pub len: u64,
+    /// Host-physical (identity-mapped) start.
+    pub hpa: u64,
+    /// The hypervisor may write it (private memory, not shared image pages).
+    pub writable: bool,
+}
+
+/// A VM's memory seen from another core: raw ranges, checked on every
+/// access. Rings and buffers are read and written while the guest runs,
+/// as a device does (virtio's barriers order the two sides); all copies
+/// go through raw pointers, never through references to guest memory.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRam {
+    pieces: [RamPiece; MAX_RAM_PIECES],
+    count: usize,
+    /// The largest writable piece, tried first (the heap, where a guest's
+    /// rings and buffers are).
+    hot: RamPiece,
+}
+
+impl RawRam {
+    /// A view of the pieces given (at most [`MAX_RAM_PIECES`]; more are
+    /// ignored, which only makes accesses there fail).
+    pub fn new(pieces: impl Iterator<Item = RamPiece>) -> Self {
+        let mut ram = RawRam {
+            pieces: [RamPiece::default(); MAX_RAM_PIECES],
+            count: 0,
+            hot: RamPiece::default(),
+        };
+        for p in pieces.take(MAX_RAM_PIECES) {
+            ram.pieces[ram.count] = p;
+            ram.count += 1;
+            if p.writable && p.len > ram.hot.len {
+                ram.hot = p;
+            }
+        }
+        ram
+    }
+
+    /// The host address of `gpa .. gpa + len` if one piece holds it all.
+    #[inline]
+    fn locate(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
+        let inside = |p: &RamPiece| {
+            gpa >= p.gpa
+                && gpa - p.gpa <= p.len
+                && len <= p.len - (gpa - p.gpa)
+                && (p.writable || !write)
+        };
+        if inside(&self.hot) {
+            return Some(self.hot.hpa + (gpa - self.hot.gpa));
+        }
+        self.pieces[..self.count]
+            .iter()
+            .find(|p| inside(p))
+            .map(|p| p.hpa + (gpa - p.gpa))
+    }
+
+    /// Calls `f(host address, bytes)` for the pieces of `gpa .. gpa + len`
+    /// after checking all of it.
+    fn for_each(
+        &self,
+        gpa: u64,
+        len: u64,
+        write: bool,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<(), OutOfBounds> {
+        let bad = OutOfBounds { gpa, len };
+        if let Some(hpa) = self.locate(gpa, len, write) {
+            f(hpa, 0, len as usize);
+            return Ok(());
+        }
+        // Spanning pieces: check the whole range first, then copy.
+        let mut at = gpa;
+        let end = gpa.checked_add(len).ok_or(bad)?;
+        while at < end {
+            let p = self.pieces[..self.count]
+                .iter()
+                .find(|p| at >= p.gpa && at - p.gpa < p.len && (p.writable || !write))
+                .ok_or(bad)?;
+            at = p.gpa + p.len;
+        }
+        let mut at = gpa;
+        while at < end {
+            let Some(p) = self.pieces[..self.count]
+                .iter()
+                .find(|p| at >= p.gpa && at - p.gpa < p.len)
+            else {
+                return Err(bad);
+            };
+            let n = (p.gpa + p.len).min(end) - at;
+            f(p.hpa + (at - p.gpa), (at - gpa) as usize, n as usize);
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+impl GuestRam for RawRam {
+    fn read_bytes(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        let dst = out.as_mut_ptr();
+        self.for_each(gpa, out.len() as u64, false, |hpa, off, n| {
+            // SAFETY: `hpa .. hpa + n` lies in this VM's memory (checked by
+            // `for_each`), which stays allocated while this view exists (the
+            // port lock is held and the view is dropped before teardown);
+            // `off + n` is within `out`.
+            unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, dst.add(off), n) }
+        })
+    }
+
+    fn write_bytes(&mut self, gpa: u64, data: &[u8]) -> Result<(), OutOfBounds> {
+        let src = data.as_ptr();
+        self.for_each(gpa, data.len() as u64, true, |hpa, off, n| {
+            // SAFETY: as in `read_bytes`, and the range is private (writable)
+            // memory of this VM, never hypervisor memory or shared image pages.
+            unsafe { core::ptr::copy_nonoverlapping(src.add(off), hpa as *mut u8, n) }
+        })
+    }
+
+    fn read_chunks(&self, gpa: u64, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
+        self.for_each(gpa, len, false, |hpa, _, n| {
+            // SAFETY: as in `read_bytes`; the slice lives only for this call.
+            // The guest may change these bytes meanwhile; the hypervisor
+            // only copies them, never decides on them twice.
+            f(unsafe { core::slice::from_raw_parts(hpa as *const u8, n) })
+        })
+    }
+
+    fn check_writable(&mut self, gpa: u64, len: u64) -> Result<(), OutOfBounds> {
+        self.for_each(gpa, len, true, |_, _, _| ())
+    }
+
+    fn fence(&self, barrier: Barrier) {
+        fence(match barrier {
+            Barrier::Acquire => Ordering::Acquire,
+            Barrier::Release => Ordering::Release,
+            Barrier::Full => Ordering::SeqCst,
+        });
+    }
+}
+
+/// Where a port is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortState {
+    /// Its VM is not running or its driver is not ready: frames for it wait.
+    Down,
+    /// Both queues are set up and checked: frames move.
+    Up,
+    /// Its VM ended for good: frames for it are dropped and counted.
+    Gone,
+    /// One of its rings broke the rules; its VM is being stopped.
+    Broken,
+}
+
+/// The device state of one port.
+pub struct PortInner {
+    /// The virtio-mmio transport and net device.
+    pub transport: Transport<NetDevice>,
+    ram: Option<RawRam>,
+    state: PortState,
+    /// Changes whenever the rings may have changed (reset, restart).
+    generation: u32,
+    fault: Option<NetError>,
+}
+
+/// One net port of one VM.
+pub struct Port {
+    /// Manifest index of its VM.
+    pub vm: u32,
+    /// Port number on that VM.
+    pub port: u8,
+    inner: Mutex<PortInner>,
+}
+
+/// What a polling core keeps per link.
+#[derive(Default)]
+struct LinkState {
+    ab: Direction,
+    ba: Direction,
+    busy: u64,
+}
+
+/// One link: two ports and the core that polls them.
+pub struct Link {
+    spec: LinkSpec,
+    a: usize,
+    b: usize,
+    state: Mutex<LinkState>,
+}
+
+/// Flags a polling core raises for a VM's core.
+#[derive(Default)]
+pub struct Signals {
+    /// A pump completed buffers of this VM since it last waited.
+    pub work: AtomicBool,
+    /// One of its rings broke the rules (the port says which).
+    pub fault: AtomicBool,
+}
+
+/// The steady-state window of link 0.
+#[derive(Clone, Copy, Default)]
+struct Window {
+    start: Option<(u64, u64)>,
+    result: Option<(u64, u64)>,
+}
+
+/// Every port, link and signal of the run.
+pub struct Net {
+    ports: &'static [Port],
+    /// Per VM: index of its first port.
+    first_port: &'static [u32],
+    links: &'static [Link],
+    signals: &'static [Signals],
+    window: Mutex<Window>,
+}
+
+/// Exits taken on each core (each core adds only to its own).
+static EXITS: [AtomicU64; super::smp::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; super::smp::MAX_CPUS];
+
+/// Counts one exit on core `core`.
+#[inline]
+pub fn count_exit(core: u32) {
+    if let Some(c) = EXITS.get(core as usize) {
+        // Only this core writes its counter: no read-modify-write needed.
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
+fn total_exits() -> u64 {
+    EXITS.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+}
+
+/// A slice of `n` values made by `init`, in frames that are never freed.
+fn alloc_slice<T>(n: usize, mut init: impl FnMut(usize) -> T) -> Option<&'static [T]> {
+    if n == 0 {
+        return Some(&[]);
+    }
+    let bytes = (n * core::mem::size_of::<T>()) as u64;
+    let base = memory::alloc_zeroed_pages(bytes.div_ceil(PAGE_SIZE))? as *mut T;
+    const { assert!(core::mem::align_of::<T>() as u64 <= PAGE_SIZE) };
+    for i in 0..n {
+        // SAFETY: `base` has room for `n` values of T, is page aligned (at
+        // least T's alignment) and is written once per slot here.
+        unsafe { base.add(i).write(init(i)) };
+    }
+    // SAFETY: all `n` slots were initialised above; the frames are never
+    // freed or otherwise used, so the slice may live for the whole run.
+    Some(unsafe { core::slice::from_raw_parts(base, n) })
+}
+
+fn new_port(vm: u32, port: u8, memory: u64) -> Port {
+    Port {
+        vm,
+        port,
+        inner: Mutex::new(PortInner {
+            transport: Transport::new(
+                NetDevice::new(port_mac(vm, port)),
+                TransportConfig::new(memory),
+            ),
+            ram: None,
+            state: PortState::Down,
+            generation: 0,
+            fault: None,
+        }),
+    }
+}
+
+impl Net {
+    /// Builds the ports of every VM and the links between them.
+    pub fn build(manifest: &Manifest<'static>) -> Result<Net, &'static str> {
+        let vms = manifest.len();
+        let mut total = 0u32;
+        let first_port = alloc_slice(vms, |i| {
+            let first = total;
+            total += manifest.get(i).map_or(0, |s| u32::from(s.net_ports));
+            first
+        })
+        .ok_or("no memory for the port table")?;
+        let mut owner = (0u32, 0u8);
+        let ports = alloc_slice(total as usize, |p| {
+            while owner.0 as usize + 1 < vms && first_port[owner.0 as usize + 1] as usize <= p {
+                owner.0 += 1;
+            }
+            let vm = owner.0;
+            let port = (p - first_port[vm as usize] as usize) as u8;
+            let memory = manifest.get(vm as usize).map_or(0, |s| s.memory);
+            new_port(vm, port, memory)
+        })
+        .ok_or("no memory for the ports")?;
+        let mut specs_iter = manifest.links();
+        let links = alloc_slice(manifest.link_count(), |_| {
+            // `Manifest::parse` checked every link against the VMs.
+            let spec = specs_iter.next().unwrap_or(LinkSpec {
+                a: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
+                b: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
+                core: 0,
+            });
+            Link {
+                spec,
+                a: (first_port[spec.a.vm as usize] + u32::from(spec.a.port)) as usize,
+                b: (first_port[spec.b.vm as usize] + u32::from(spec.b.port)) as usize,
+                state: Mutex::new(LinkState::default()),
+            }
+        })
+        .ok_or("no memory for the links")?;
+        let signals =
+            alloc_slice(vms, |_| Signals::default()).ok_or("no memory for the VM signals")?;
+        Ok(Net {
+            ports,
+            first_port,
+            links,
+            signals,
+            window: Mutex::new(Window::default()),
+        })
+    }
+
+    /// VM `vm`'s signals.
+    pub fn signals(&self, vm: u32) -> &Signals {
+        &self.signals[vm as usize]
+    }
+
+    /// Port `port` of VM `vm`, if it has one.
+    pub fn port(&self, vm: u32, port: u8) -> Option<&Port> {
+        let first = *self.first_port.get(vm as usize)?;
+        let p = self.ports.get((first + u32::from(port)) as usize)?;
+        (p.vm == vm && p.port == port).then_some(p)
+    }
+
+    /// Whether any link is polled by `core`.
+    pub fn polls(&self, core: u32) -> bool {
+        self.links.iter().any(|l| l.spec.core == core)
+    }
+
+    /// A VM's run begins: its ports get fresh devices over its memory.
+    pub fn attach(&self, vm: u32, ports: u8, memory: u64, ram: RawRam) {
+        let signals = self.signals(vm);
+        signals.fault.store(false, Ordering::Relaxed);
+        signals.work.store(false, Ordering::Relaxed);
+        for port in 0..ports {
+            if let Some(p) = self.port(vm, port) {
+                let mut inner = p.inner.lock();
+                inner.transport = Transport::new(
+                    NetDevice::new(port_mac(vm, port)),
+                    TransportConfig::new(memory),
+                );
+                inner.ram = Some(ram);
+                inner.state = PortState::Down;
+                inner.generation = inner.generation.wrapping_add(1);
+                inner.fault = None;
+            }
+        }
+    }
+
+    /// A VM's run ended (before its memory is freed): its ports go down,
+    /// or away for good.
+    pub fn detach(&self, vm: u32, ports: u8, for_good: bool) {
+        for port in 0..ports {
+            if let Some(p) = self.port(vm, port) {
+                let mut inner = p.inner.lock();
+                inner.ram = None;
+                inner.state = if for_good {
+                    PortState::Gone
+                } else {
+                    PortState::Down
+                };
+                inner.generation = inner.generation.wrapping_add(1);
+            }
+        }
+    }
+
+    /// The first ring fault recorded on VM `vm`'s ports, as (port, error).
+    pub fn fault(&self, vm: u32, ports: u8) -> Option<(u8, NetError)> {
+        (0..ports).find_map(|port| {
+            let p = self.port(vm, port)?;
+            let fault = p.inner.lock().fault;
+            fault.map(|e| (port, e))
+        })
+    }
+
+    /// Runs `f` on a port's device state (a register access from its VM).
+    pub fn with_port<R>(&self, vm: u32, port: u8, f: impl FnOnce(&mut PortInner) -> R) -> Option<R> {
+        let p = self.port(vm, port)?;
+        Some(f(&mut p.inner.lock()))
+    }
+
+    /// Moves frames on `core`'s links until `finished()` says every VM has
+    /// ended. Idle passes cost no guest anything: nobody waits on this core.
+    pub fn poll(&self, core: u32, finished: impl Fn() -> bool) {
+        let first_link_here = self.links.first().is_some_and(|l| l.spec.core == core);
+        while !finished() {
+            let mut moved = 0;
+            for link in self.links.iter().filter(|l| l.spec.core == core) {
+                moved += self.service(link);
+            }
+            if first_link_here && moved > 0 {
+                self.track_window(core);
+            }
+            if moved == 0 {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// One pass over both directions of `link`; returns frames handed over.
+    fn service(&self, link: &Link) -> u32 {
+        let mut state = link.state.lock();
+        let start = instr::rdtsc();
+        let mut a = self.ports[link.a].inner.lock();
+        let mut b = self.ports[link.b].inner.lock();
+        let st = &mut *state;
+        let (va, vb) = (link.spec.a.vm, link.spec.b.vm);
+        let moved = self.direction(&mut st.ab, (&mut a, va), (&mut b, vb))
+            + self.direction(&mut st.ba, (&mut b, vb), (&mut a, va));
+        if moved > 0 {
+            st.busy += instr::rdtsc().wrapping_sub(start);
+        }
+        moved
+    }
+
+    /// Pumps `src`'s transmit queue into `dst`'s receive queue.
+    fn direction(
+        &self,
+        dir: &mut Direction,
+        (src, src_vm): (&mut PortInner, u32),
+        (dst, dst_vm): (&mut PortInner, u32),
+    ) -> u32 {
+        if src.state != PortState::Up {
+            return 0;
+        }
+        let (Some(mut sram), Some(tx)) = (src.ram, src.transport.queue_mut(TRANSMIT_QUEUE)) else {
+            return 0;
+        };
+        let mut dram = dst.ram;
+        let receiver = match (dst.state, dram.as_mut(), dst.transport.queue_mut(RECEIVE_QUEUE)) {
+            (PortState::Up, Some(ram), Some(rq)) => Receiver::Ready(rq, ram),
+            (PortState::Gone | PortState::Broken, _, _) => Receiver::Gone,
+            _ => return 0,
+        };
+        let generation = dst.generation;
+        match link::pump(dir, tx, &mut sram, receiver, generation, BATCH) {
+            Ok(0) => 0,
+            Ok(n) => {
+                self.wake(src_vm);
+                self.wake(dst_vm);
+                n
+            }
+            Err(LinkFault { side, error }) => {
+                let (culprit, vm, other) = match side {
+                    Side::Sender => (src, src_vm, dst_vm),
+                    Side::Receiver => (dst, dst_vm, src_vm),
+                };
+                culprit.state = PortState::Broken;
+                culprit.fault.get_or_insert(error);
+                self.signals[vm as usize]
+                    .fault
+                    .store(true, Ordering::Release);
+                self.wake(vm);
+                self.wake(other);
+                0
+            }
+        }
+    }
+
+    /// Tells VM `vm` that some of its buffers were completed.
+    fn wake(&self, vm: u32) {
+        let w = &self.signals[vm as usize].work;
+        if !w.load(Ordering::Relaxed) {
+            w.store(true, Ordering::Release);
+        }
+    }
+
+    fn track_window(&self, core: u32) {
+        let Some(link0) = self.links.first() else {
+            return;
+        };
+        let frames = link0.state.lock().ab.flow.frames;
+        let mut w = self.window.lock();
+        if w.start.is_none() && frames >= WINDOW_WARMUP {
+            w.start = Some((total_exits(), self.busy_on(core)));
+        } else if let (Some((exits, busy)), None) = (w.start, w.result)
+            && frames >= WINDOW_WARMUP + WINDOW_FRAMES
+        {
+            w.result = Some((
+                total_exits().wrapping_sub(exits),
+                self.busy_on(core).wrapping_sub(busy),
+            ));
+        }
+    }
+
+    fn busy_on(&self, core: u32) -> u64 {
+        self.links
+            .iter()
+            .filter(|l| l.spec.core == core)
+            .map(|l| l.state.lock().busy)
+            .sum()
+    }
+
+    /// Prints a `link` record per link and the `window` record, if the
+    /// window closed (boot core, after every core finished).
+    pub fn report(&self, name_of: impl Fn(u32) -> &'static str) {
+        for (i, link) in self.links.iter().enumerate() {
+            let st = link.state.lock();
+            serial_record(&Record::Link {
+                link: i as u32,
+                a: PortName {
+                    vm: name_of(link.spec.a.vm),
+                    port: link.spec.a.port,
+                },
+                b: PortName {
+                    vm: name_of(link.spec.b.vm),
+                    port: link.spec.b.port,
+                },
+                core: link.spec.core,
+                ab: st.ab.flow,
+                ba: st.ba.flow,
+                busy: st.busy,
+            });
+        }
+        if let Some((exits, busy)) = self.window.lock().result {
+            serial_record(&Record::Window {
+                frames: WINDOW_FRAMES,
+                exits,
+                busy,
+            });
+        }
+    }
+
+    /// Frames and drops of every link, for the summary.
+    pub fn totals(&self) -> LinkFlow {
+        let mut t = LinkFlow::default();
+        for link in self.links {
+            let st = link.state.lock();
+            for f in [st.ab.flow, st.ba.flow] {
+                t.frames += f.frames;
+                t.bytes += f.bytes;
+                t.drop_peer += f.drop_peer;
+                t.drop_size += f.drop_size;
+            }
+        }
+        t
+    }
+
+    /// Number of links.
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+}
+
+fn serial_record(r: &Record<'_>) {
+    super::serial::record(r);
+}
+
+/// What a register write did to a port, for its VM's core.
+pub enum PortEvent {
+    /// Nothing to do.
+    None,
+    /// The driver is ready but a ring is unusable: stop the VM.
+    BadRing(QueueError),
+}
+
+impl PortInner {
+    /// Applies the effect of a register write: at `DRIVER_OK`, checks both
+    /// rings, turns notifications off and brings the port up; at a reset,
+    /// takes it down.
+    pub fn after_write(&mut self, effect: WriteEffect) -> PortEvent {
+        match effect {
+            WriteEffect::DriverOk => {
+                let Some(mut ram) = self.ram else {
+                    return PortEvent::None;
+                };
+                for q in [RECEIVE_QUEUE, TRANSMIT_QUEUE] {
+                    let Some(queue) = self.transport.queue_mut(q) else {
+                        // A queue the driver did not set up: the port
+                        // stays down and its peer's frames wait.
+                        return PortEvent::None;
+                    };
+                    if let Err(e) = queue
+                        .check_rings(&mut ram)
+                        .and_then(|()| queue.set_no_notify(&mut ram, true))
+                    {
+                        return PortEvent::BadRing(e);
+                    }
+                }
+                self.state = PortState::Up;
+                self.generation = self.generation.wrapping_add(1);
+            }
+            WriteEffect::Reset | WriteEffect::DriverFailed => {
+                if self.state == PortState::Up {
+                    self.state = PortState::Down;
+                }
+                self.generation = self.generation.wrapping_add(1);
+            }
+            WriteEffect::None | WriteEffect::Notify(_) | WriteEffect::FeaturesRejected => {}
+        }
+        PortEvent::None
+    }
+}
