@@ -162,6 +162,7 @@ impl Plan {
                     st.spec.cores
                 ));
                 end(st, VmStatus::Killed, 0, text.as_str());
+                self.net.detach(st.index, st.spec.net_ports, true);
             }
         }
     }
