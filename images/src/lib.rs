@@ -11,4 +11,5 @@ pub mod badcall_plan;
 pub mod escape_plan;
 pub mod fault;
 pub mod hello_plan;
+pub mod nf;
 pub mod spin_plan;

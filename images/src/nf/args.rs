@@ -1,0 +1,128 @@
+//! Reading the network functions' `key=value` arguments, with an error that names the offending word.
+
+use core::fmt;
+use core::net::Ipv4Addr;
+use core::ops::RangeInclusive;
+use guest_lib::args::{Args, parse_u64};
+
+/// An argument a network function cannot use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgError<'a> {
+    /// The key of the word (`nat_ip`, `deny`, ...).
+    pub key: &'a str,
+    /// Its value, `None` when a required key is missing.
+    pub value: Option<&'a str>,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+impl<'a> ArgError<'a> {
+    /// The word `key=value` is wrong for the reason `problem`.
+    pub const fn bad(key: &'a str, value: &'a str, problem: &'static str) -> Self {
+        ArgError {
+            key,
+            value: Some(value),
+            problem,
+        }
+    }
+
+    /// The required key `key` is missing.
+    pub const fn missing(key: &'a str) -> Self {
+        ArgError {
+            key,
+            value: None,
+            problem: "is required",
+        }
+    }
+}
+
+impl fmt::Display for ArgError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.value {
+            Some(value) => write!(f, "`{}={}`: {}", self.key, value, self.problem),
+            None => write!(f, "`{}=`: {}", self.key, self.problem),
+        }
+    }
+}
+
+/// Parses a dotted-quad IPv4 address (`10.0.0.1`).
+pub fn parse_ipv4(text: &str) -> Option<Ipv4Addr> {
+    text.parse().ok()
+}
+
+/// The IPv4 address under `key`, `None` when the key is absent.
+pub fn ipv4_value<'a>(args: &Args<'a>, key: &'a str) -> Result<Option<Ipv4Addr>, ArgError<'a>> {
+    match args.value(key) {
+        None => Ok(None),
+        Some(text) => parse_ipv4(text).map(Some).ok_or(ArgError::bad(
+            key,
+            text,
+            "is not a dotted IPv4 address",
+        )),
+    }
+}
+
+/// The number under `key` (decimal or `0x` hex), which must lie in `range`;
+/// `None` when the key is absent.
+pub fn number_value<'a>(
+    args: &Args<'a>,
+    key: &'a str,
+    range: RangeInclusive<u64>,
+    problem: &'static str,
+) -> Result<Option<u64>, ArgError<'a>> {
+    match args.value(key) {
+        None => Ok(None),
+        Some(text) => parse_u64(text)
+            .filter(|n| range.contains(n))
+            .map(Some)
+            .ok_or(ArgError::bad(key, text, problem)),
+    }
+}
+
+/// The UDP/TCP port under `key`, `None` when the key is absent.
+pub fn port_value<'a>(args: &Args<'a>, key: &'a str) -> Result<Option<u16>, ArgError<'a>> {
+    Ok(number_value(
+        args,
+        key,
+        0..=u64::from(u16::MAX),
+        "is not a port (0..=65535)",
+    )?
+    .and_then(|n| u16::try_from(n).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn values_and_errors() {
+        let args = Args::new("ip=10.0.0.1 bad=10.0.0 port=80 big=70000 n=0x10");
+        assert_eq!(
+            ipv4_value(&args, "ip"),
+            Ok(Some(Ipv4Addr::new(10, 0, 0, 1)))
+        );
+        assert_eq!(ipv4_value(&args, "none"), Ok(None));
+        let e = ipv4_value(&args, "bad").unwrap_err();
+        assert_eq!(e.to_string(), "`bad=10.0.0`: is not a dotted IPv4 address");
+        assert_eq!(port_value(&args, "port"), Ok(Some(80)));
+        assert!(port_value(&args, "big").is_err());
+        assert_eq!(number_value(&args, "n", 1..=16, "x"), Ok(Some(16)));
+        assert!(number_value(&args, "n", 1..=15, "x").is_err());
+        assert_eq!(
+            ArgError::missing("count").to_string(),
+            "`count=`: is required"
+        );
+    }
+
+    #[test]
+    fn addresses_are_strict() {
+        assert_eq!(
+            parse_ipv4("192.168.0.199"),
+            Some(Ipv4Addr::new(192, 168, 0, 199))
+        );
+        for bad in ["", "1.2.3", "1.2.3.4.5", "256.0.0.1", "a.b.c.d", " 1.2.3.4"] {
+            assert_eq!(parse_ipv4(bad), None, "{bad}");
+        }
+    }
+}

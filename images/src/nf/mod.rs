@@ -1,0 +1,13 @@
+//! The network-function images' packet logic (parsers, builders, firewall, NAT, sink, generator and the shared run loop), host-tested and free of `unsafe`.
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod arp;
+pub mod checksum;
+pub mod control;
+pub mod firewall;
+pub mod function;
+pub mod nat;
+pub mod packet;
+pub mod pktgen;
+pub mod sink;
