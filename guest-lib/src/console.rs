@@ -64,9 +64,19 @@ impl<S: FnMut(&[u8]), const N: usize> Write for Buffered<S, N> {
     }
 }
 
+/// Sends a piece of output: through the virtio-console when one is open
+/// (feature `virtio-console`), otherwise with the console hypercall.
+fn emit(bytes: &[u8]) {
+    #[cfg(feature = "virtio-console")]
+    if crate::virtio::console::write(bytes) {
+        return;
+    }
+    crate::hypercall::console_write(bytes);
+}
+
 /// Formats `args` (and a newline when `newline`) to the console.
 fn print_to_console(args: fmt::Arguments<'_>, newline: bool) {
-    let mut out = Buffered::<_, BUFFER_SIZE>::new(crate::hypercall::console_write);
+    let mut out = Buffered::<_, BUFFER_SIZE>::new(emit);
     // Writing to `Buffered` never fails; an error could only come from a
     // `Display` impl, and then the output so far is still worth showing.
     let _ = out.write_fmt(args);

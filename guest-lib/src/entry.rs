@@ -83,6 +83,12 @@ mod bare_metal {
         if let Err(e) = crate::heap::init(&info) {
             refuse(format_args!("{e}"));
         }
+        #[cfg(feature = "virtio-console")]
+        if let Some(Err(e)) = crate::virtio::console::init(&info) {
+            crate::println!(
+                "guest-lib: virtio-console unusable ({e}); printing through the console hypercall"
+            );
+        }
         let tsc = crate::arch::rdtsc();
         hypercall::main_started(tsc);
         hypercall::exit(main(&info))

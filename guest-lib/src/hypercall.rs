@@ -5,7 +5,7 @@
 //! Corral guest equal virtual ones (the boot page tables are an identity map).
 
 use core::fmt;
-use vmm_abi::hypercall::{Hypercall, MAX_CONSOLE_WRITE, is_valid_metric_name};
+use vmm_abi::hypercall::{Hypercall, MAX_CONSOLE_WRITE, MAX_WAIT, WAIT_WORK, is_valid_metric_name};
 
 /// Makes hypercall `nr` with arguments `a0`, `a1`, `a2` (RDI, RSI, RDX) and
 /// returns RAX.
@@ -58,6 +58,25 @@ pub fn core_id() -> u32 {
     // The hypervisor answers an APIC ID, which fits in 32 bits (x2APIC IDs
     // are 32-bit); the upper half of RAX is zero.
     raw(Hypercall::CoreId.number(), 0, 0, 0) as u32
+}
+
+/// Waits until one of this guest's devices has work (a link delivered a
+/// frame to one of its receive queues or completed one of its
+/// transmissions) or `timeout_ticks` TSC ticks have passed; `true` means
+/// work is pending, `false` that the timeout passed.
+///
+/// Timeouts above [`MAX_WAIT`] are capped there (here, so the hypervisor
+/// sees a value it accepts as is). Work that arrived since the previous call
+/// makes it return at once, so a guest that found its rings empty and then
+/// calls this loses no wakeup. Each call is a VM exit: poll the rings for a
+/// while first (see `net::Idle` with feature `net`).
+pub fn wait_for_work(timeout_ticks: u64) -> bool {
+    raw(
+        Hypercall::WaitForWork.number(),
+        timeout_ticks.min(MAX_WAIT),
+        0,
+        0,
+    ) == WAIT_WORK
 }
 
 /// Reports the benchmark value `value` under `name`.

@@ -21,18 +21,24 @@
 //! # Cargo features
 //!
 //! Every component beyond the entry path is optional and costs nothing when
-//! left out. All three are on by default.
+//! left out. `console`, `alloc` and `time` are on by default. All virtio
+//! drivers touch device registers only through [`mmio`].
 //!
 //! | feature | provides |
 //! |---|---|
 //! | `console` | `print!` and `println!`: formatted output through [`hypercall::console_write`], buffered per call and sent in chunks of at most [`vmm_abi::hypercall::MAX_CONSOLE_WRITE`] bytes; the panic handler and the boot checks print why they stop |
 //! | `alloc` | a global allocator (`talc`) over the heap region the boot info describes, so images can use the `alloc` crate |
 //! | `time` | `time::rdtsc` and `time::Instant`, time in TSC ticks (one tick per instruction under the emulator) |
+//! | `net` (implies `alloc`, `time`) | `net::NetPort`, a polled virtio-net driver on `virtio-drivers` for the ports the boot info lists (fixed buffer pools, no allocation per packet, device values checked); `net::Idle`, spin-then-[`hypercall::wait_for_work`] idling; the end-of-stream control frame (`net::is_end_of_stream`) |
+//! | `smoltcp` (implies `net`) | `net::smoltcp::SmoltcpPort`, a `smoltcp::phy::Device` over a `NetPort` that flags the end-of-stream frame; `smoltcp` itself (0.14: Ethernet, IPv4, UDP, `alloc`) re-exported as `guest_lib::smoltcp` |
+//! | `virtio-console` (implies `console`, `alloc`, `time`) | `print!` through the virtio-console (one buffer and one notification per piece of output) when the boot info lists one; the console hypercall when it does not, and for good if the device fails |
 //!
-//! Always present: [`hypercall`] (the raw `vmcall` and typed wrappers),
-//! [`args`] (parsing the manifest's argument string), [`entry!`], and on the
-//! bare-metal target the panic handler, which prints `panic: <message>`
-//! (with `console`) and exits with [`exit_code::PANIC`].
+//! Always present: [`hypercall`] (the raw `vmcall` and typed wrappers,
+//! [`hypercall::wait_for_work`] among them), [`args`] (parsing the
+//! manifest's argument string), [`mmio`] (device-register loads and stores
+//! the hypervisor can emulate), [`entry!`], and on the bare-metal target the
+//! panic handler, which prints `panic: <message>` (with `console`) and
+//! exits with [`exit_code::PANIC`].
 //!
 //! Everything compiles on the host as well, so the workspace can be tested
 //! and linted there; the bare-metal-only items (`_start`, the panic handler,
@@ -50,9 +56,19 @@ pub mod entry;
 #[cfg(feature = "alloc")]
 pub mod heap;
 pub mod hypercall;
+pub mod mmio;
+#[cfg(feature = "net")]
+pub mod net;
 mod panic;
 #[cfg(feature = "time")]
 pub mod time;
+#[cfg(any(feature = "net", feature = "virtio-console"))]
+mod virtio;
+
+/// The `smoltcp` crate guest-lib is built with (feature `smoltcp`), so
+/// images use exactly the version `net::smoltcp` adapts to.
+#[cfg(feature = "smoltcp")]
+pub use ::smoltcp;
 
 /// The checked boot info an image's main function receives.
 pub type BootInfo = vmm_abi::bootinfo::BootInfo<'static>;
