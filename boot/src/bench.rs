@@ -107,6 +107,8 @@ mod tests {
             error: None,
             run_dir: None,
             vms,
+            links: Vec::new(),
+            window: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::bench;
 use crate::error::Error;
 use crate::fleet_bench;
+use crate::net_bench;
 use crate::run::{RunOptions, RunResult, run};
 
 /// Usage text for `--help`.
@@ -16,11 +17,14 @@ Usage:
   corral fleet-bench [--sizes LIST] [OPTIONS]
                                        boot fleets of LIST hello VMs (default 1,8,64,256) on
                                        1 emulated CPU and print per-VM boot cost and memory
+  corral net-bench [OPTIONS]           run the NFV pipeline of images/manifests/nfv-bench.toml
+                                       with 64- and 1500-byte frames, twice each, and print
+                                       VM exits and polling instructions per packet
   corral --help                        show this text
 
 Options:
   --report FILE       write a JSON run report to FILE (also when the run fails);
-                      for fleet-bench, the table as JSON
+                      for fleet-bench and net-bench, the table as JSON
   --cpu-model MODEL   Bochs CPU model (overrides [run] cpu_model; default corei7_icelake_u)
   --cpus N            emulated CPUs (overrides [run] cpus; default 1; not for fleet-bench)
   --timeout SECS      wall-clock bound for the emulator (overrides [run] timeout; default 120)
@@ -57,6 +61,7 @@ enum Command {
     Run(RunOptions),
     Bench(RunOptions),
     FleetBench(RunOptions, Vec<u32>),
+    NetBench(RunOptions),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,6 +69,7 @@ enum Kind {
     Run,
     Bench,
     FleetBench,
+    NetBench,
 }
 
 fn number<T: std::str::FromStr>(option: &str, value: &str) -> Result<T, Error> {
@@ -81,6 +87,7 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
         "run" => Kind::Run,
         "bench" => Kind::Bench,
         "fleet-bench" => Kind::FleetBench,
+        "net-bench" => Kind::NetBench,
         other => {
             return Err(Error::new(format!(
                 "unknown command `{other}` (try `corral --help`)"
@@ -162,6 +169,10 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
             let sizes = sizes.unwrap_or_else(|| fleet_bench::DEFAULT_SIZES.to_vec());
             return Ok(Command::FleetBench(opts, sizes));
         }
+        Kind::NetBench => {
+            opts.manifest = net_bench::manifest_path();
+            return Ok(Command::NetBench(opts));
+        }
     }
     opts.manifest = manifest
         .ok_or_else(|| Error::new("`run` needs a manifest file (corral run MANIFEST.toml)"))?
@@ -229,6 +240,27 @@ pub fn invoke(args: &[&str]) -> Invocation {
             }
             inv
         }
+        Command::NetBench(opts) => match net_bench::run_bench(&opts) {
+            Ok(outcome) => {
+                println!();
+                for line in &outcome.lines {
+                    println!("{line}");
+                }
+                let error = (!outcome.repeatable).then(|| {
+                    Error::new("two runs of the same frame size measured different numbers")
+                });
+                Invocation {
+                    code: if error.is_some() { EXIT_FAILED } else { 0 },
+                    error,
+                    run: None,
+                }
+            }
+            Err(e) => Invocation {
+                code: EXIT_FAILED,
+                error: Some(e),
+                run: None,
+            },
+        },
         Command::FleetBench(opts, sizes) => match fleet_bench::run_sizes(&opts, &sizes) {
             Ok(lines) => {
                 println!();
@@ -270,7 +302,10 @@ mod tests {
 
     fn run_opts(args: &[&str]) -> RunOptions {
         match parse(args).unwrap() {
-            Command::Run(o) | Command::Bench(o) | Command::FleetBench(o, _) => o,
+            Command::Run(o)
+            | Command::Bench(o)
+            | Command::FleetBench(o, _)
+            | Command::NetBench(o) => o,
             Command::Help => panic!("help"),
         }
     }
@@ -339,6 +374,26 @@ mod tests {
                 .contains("`--sizes` is not an option of `run`")
         );
         assert_eq!(invoke(&["fleet-bench", "--sizes=x"]).code, EXIT_USAGE);
+    }
+
+    #[test]
+    fn net_bench_runs_its_manifest() {
+        let o = run_opts(&[
+            "net-bench",
+            "--cpus",
+            "5",
+            "--timeout=900",
+            "--report",
+            "n.json",
+        ]);
+        assert!(o.manifest.ends_with("images/manifests/nfv-bench.toml"));
+        assert_eq!((o.cpus, o.timeout_secs), (Some(5), Some(900)));
+        assert_eq!(o.report, Some("n.json".into()));
+        assert!(usage_error(&["net-bench", "x.toml"]).contains("unexpected argument"));
+        assert!(
+            usage_error(&["net-bench", "--sizes", "64"])
+                .contains("`--sizes` is not an option of `net-bench`")
+        );
     }
 
     #[test]

@@ -222,7 +222,12 @@ impl Renderer {
                 HYPERVISOR_SOURCE,
                 &self.paint(RED, &format!("!! fatal: {reason}")),
             )),
-            Record::Hypervisor { .. } | Record::Metric { .. } | Record::Done { .. } => None,
+            // Links and the window are in the summary at the end.
+            Record::Hypervisor { .. }
+            | Record::Metric { .. }
+            | Record::Link { .. }
+            | Record::Window { .. }
+            | Record::Done { .. } => None,
         }
     }
 }
@@ -282,7 +287,7 @@ mod tests {
             Some("     hv | corral up")
         );
         assert_eq!(render(&mut r, "late noise").as_deref(), Some("late noise"));
-        assert_eq!(render(&mut r, "@corral hv abi=2 cores=1 free=1000"), None);
+        assert_eq!(render(&mut r, "@corral hv abi=3 cores=1 free=1000"), None);
         assert_eq!(
             render(
                 &mut r,
@@ -312,6 +317,17 @@ mod tests {
             Some("badcall | -- killed: bad hypercall: unknown number 0xdead")
         );
         assert_eq!(render(&mut r, "@corral metric vm=0 name=x value=1"), None);
+        assert_eq!(
+            render(&mut r, "@corral window frames=10 exits=0 busy=2500"),
+            None
+        );
+        assert_eq!(
+            render(
+                &mut r,
+                "@corral link link=0 a=hello.0 b=badcall.0 core=0 ab_frames=1 ab_bytes=64 ab_drop_peer=0 ab_drop_size=0 ba_frames=0 ba_bytes=0 ba_drop_peer=0 ba_drop_size=0 busy=300"
+            ),
+            None
+        );
         assert_eq!(render(&mut r, "@corral done vms=2"), None);
         assert_eq!(
             render(&mut r, "@corral fatal reason=no VMX").as_deref(),

@@ -4,13 +4,12 @@
 //! cost stayed flat as N grew. The manifests are generated in a run
 //! directory under `target/corral/runs/`.
 
-use crate::cargo_build::{self, target_dir, workspace_root};
+use crate::cargo_build::{target_dir, workspace_root};
 use crate::error::{Error, Result};
 use crate::iso;
 use crate::memory::human;
 use crate::report::Report;
-use crate::run::{RunOptions, run};
-use crate::tools;
+use crate::run::{RunOptions, build_once, run};
 use serde::Serialize;
 use std::path::Path;
 use vmm_abi::manifest::MAX_VMS;
@@ -278,16 +277,7 @@ struct BenchReport<'a> {
 /// build.
 pub fn run_sizes(opts: &RunOptions, sizes: &[u32]) -> Result<Vec<String>> {
     let root = workspace_root();
-    let prebuilt = match &opts.prebuilt {
-        Some(dir) => dir.clone(),
-        None => {
-            println!("fleet bench: building the hypervisor and images once for every fleet");
-            let note = |text: &str| println!("      {text}");
-            tools::ensure_emulator(&note)?;
-            tools::ensure_rust_target(&root, &note)?;
-            cargo_build::build(&root)?.dir().to_path_buf()
-        }
-    };
+    let prebuilt = build_once(opts, "fleet bench")?;
     let dir = iso::staging_dir(&target_dir(&root).join("runs"), "fleet-bench")?;
     println!("fleet bench: manifests in {}", dir.display());
     let mut rows = Vec::with_capacity(sizes.len());
@@ -392,7 +382,7 @@ mod tests {
         let m = parse(&manifest_text(n, 99), "f.toml", &["hello".to_string()]).unwrap();
         let mut outcome = RunOutcome::new(n as usize);
         outcome.apply(
-            &parse_line("@corral hv abi=2 cores=1 free=266338304")
+            &parse_line("@corral hv abi=3 cores=1 free=266338304")
                 .unwrap()
                 .unwrap(),
         );

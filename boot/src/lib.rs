@@ -15,6 +15,7 @@ pub mod expect;
 pub mod fleet_bench;
 pub mod iso;
 pub mod memory;
+pub mod net_bench;
 pub mod outcome;
 pub mod report;
 pub mod run;

@@ -1,10 +1,12 @@
 //! What the hypervisor's report records say happened, accumulated record by
 //! record as console lines arrive: per-VM status, exit counts and metrics,
-//! and whether the run finished (`done`) or was refused (`fatal`).
+//! per-link counters and the steady-state window, and whether the run
+//! finished (`done`) or was refused (`fatal`).
 
+use crate::toml_manifest::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use vmm_abi::report::{EXIT_KINDS, ExitCounts, ExitKind, Record, VmStatus};
+use vmm_abi::report::{EXIT_KINDS, ExitCounts, ExitKind, LinkFlow, Record, VmStatus};
 
 /// One VM as the records describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +107,34 @@ pub struct HypervisorInfo {
     pub free: u64,
 }
 
+/// A link's counters, from its `link` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkOutcome {
+    /// End `a` as the record names it (`vm.port`).
+    pub a: String,
+    /// End `b`.
+    pub b: String,
+    /// The core that polled it.
+    pub core: u32,
+    /// Frames from `a` to `b`.
+    pub ab: LinkFlow,
+    /// Frames from `b` to `a`.
+    pub ba: LinkFlow,
+    /// Polling-core instructions spent moving its frames.
+    pub busy: u64,
+}
+
+/// The steady-state window of a run with links, from the `window` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Window {
+    /// Frames link 0 carried from `a` to `b` in the window.
+    pub frames: u64,
+    /// VM exits of every VM in the window.
+    pub exits: u64,
+    /// Polling-core instructions spent moving frames in the window, all links.
+    pub busy: u64,
+}
+
 /// The whole run as far as the records tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -116,6 +146,13 @@ pub struct RunOutcome {
     pub done: bool,
     /// One entry per manifest VM, in manifest order.
     pub vms: Vec<VmOutcome>,
+    /// One entry per manifest link, in manifest order: `None` until its
+    /// `link` record arrived.
+    pub links: Vec<Option<LinkOutcome>>,
+    /// The ends of each manifest link (`vm.port`), to check records against.
+    link_ends: Vec<(String, String)>,
+    /// From the `window` record, once it arrived.
+    pub window: Option<Window>,
     /// Records that could not be used (malformed, or naming no such VM).
     pub warnings: Vec<String>,
 }
@@ -127,6 +164,26 @@ impl RunOutcome {
             vms: vec![VmOutcome::default(); vm_count],
             ..RunOutcome::default()
         }
+    }
+
+    /// The state before any record, for `manifest`'s VMs and links.
+    pub fn for_manifest(manifest: &Manifest) -> Self {
+        RunOutcome::new(manifest.vms.len()).with_links(
+            manifest
+                .links
+                .iter()
+                .map(|l| (l.a.to_string(), l.b.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The same outcome for a manifest whose links join these ends
+    /// (`vm.port`, in manifest order); `link` records are checked against
+    /// them.
+    pub fn with_links(mut self, ends: Vec<(String, String)>) -> Self {
+        self.links = vec![None; ends.len()];
+        self.link_ends = ends;
+        self
     }
 
     /// Whether the hypervisor has said its last word (`done` or `fatal`).
@@ -208,6 +265,50 @@ impl RunOutcome {
                     v.reason = reason.to_string();
                 }
             }
+            Record::Link {
+                link,
+                a,
+                b,
+                core,
+                ab,
+                ba,
+                busy,
+            } => {
+                let (a, b) = (a.to_string(), b.to_string());
+                let count = self.links.len();
+                let Some(slot) = self.links.get_mut(link as usize) else {
+                    self.warnings.push(format!(
+                        "`link` record names link {link}, but the manifest has {count}"
+                    ));
+                    return;
+                };
+                *slot = Some(LinkOutcome {
+                    a: a.clone(),
+                    b: b.clone(),
+                    core,
+                    ab,
+                    ba,
+                    busy,
+                });
+                if let Some((want_a, want_b)) = self.link_ends.get(link as usize)
+                    && (want_a != &a || want_b != &b)
+                {
+                    self.warnings.push(format!(
+                        "`link` record for link {link} joins {a} <-> {b}, but the manifest says {want_a} <-> {want_b}"
+                    ));
+                }
+            }
+            Record::Window {
+                frames,
+                exits,
+                busy,
+            } => {
+                self.window = Some(Window {
+                    frames,
+                    exits,
+                    busy,
+                });
+            }
             Record::Done { .. } => self.done = true,
         }
     }
@@ -225,7 +326,7 @@ mod tests {
     #[test]
     fn records_build_the_outcome() {
         let mut run = RunOutcome::new(2);
-        feed(&mut run, "@corral hv abi=2 cores=4 free=264241152");
+        feed(&mut run, "@corral hv abi=3 cores=4 free=264241152");
         feed(
             &mut run,
             "@corral vm-start vm=0 name=a image=hello core=2 apic=4 memory=262144",
@@ -250,7 +351,7 @@ mod tests {
         assert_eq!(
             run.hypervisor,
             Some(HypervisorInfo {
-                abi: 2,
+                abi: 3,
                 cores: 4,
                 free: 264_241_152
             })
@@ -291,5 +392,63 @@ mod tests {
         feed(&mut run, "@corral fatal reason=CPU lacks VMX");
         assert_eq!(run.fatal.as_deref(), Some("CPU lacks VMX"));
         assert!(run.finished());
+    }
+
+    const LINK0: &str = "@corral link link=0 a=gen.0 b=fw.0 core=0 ab_frames=90 ab_bytes=5760 ab_drop_peer=4 ab_drop_size=6 ba_frames=3 ba_bytes=192 ba_drop_peer=0 ba_drop_size=1 busy=27900";
+
+    #[test]
+    fn links_and_the_window_are_recorded() {
+        let ends = vec![
+            ("gen.0".to_string(), "fw.0".to_string()),
+            ("fw.1".to_string(), "sink.0".to_string()),
+        ];
+        let mut run = RunOutcome::new(3).with_links(ends);
+        assert_eq!(run.links, [None, None]);
+        feed(&mut run, LINK0);
+        feed(&mut run, "@corral window frames=50 exits=2 busy=15000");
+        let link = run.links[0].as_ref().unwrap();
+        assert_eq!(
+            (link.a.as_str(), link.b.as_str(), link.core),
+            ("gen.0", "fw.0", 0)
+        );
+        assert_eq!(
+            link.ab,
+            LinkFlow {
+                frames: 90,
+                bytes: 5760,
+                drop_peer: 4,
+                drop_size: 6
+            }
+        );
+        assert_eq!(link.ba.handed(), 4);
+        assert_eq!(link.busy, 27_900);
+        assert_eq!(run.links[1], None);
+        assert_eq!(
+            run.window,
+            Some(Window {
+                frames: 50,
+                exits: 2,
+                busy: 15_000
+            })
+        );
+        assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    }
+
+    #[test]
+    fn link_records_the_manifest_lacks_are_warned_about() {
+        let mut run = RunOutcome::new(2);
+        feed(&mut run, LINK0);
+        assert_eq!(
+            run.warnings,
+            ["`link` record names link 0, but the manifest has 0"]
+        );
+        let mut run =
+            RunOutcome::new(2).with_links(vec![("gen.1".to_string(), "fw.0".to_string())]);
+        feed(&mut run, LINK0);
+        assert_eq!(
+            run.warnings,
+            ["`link` record for link 0 joins gen.0 <-> fw.0, but the manifest says gen.1 <-> fw.0"]
+        );
+        assert!(run.links[0].is_some());
     }
 }

@@ -1,14 +1,15 @@
-//! The run report: the JSON written by `--report` and the summary table
-//! printed at the end of a run, both built from the manifest and the
-//! records the hypervisor printed.
+//! The run report: the JSON written by `--report` and the summary tables
+//! (VMs, links) printed at the end of a run, both built from the manifest
+//! and the records the hypervisor printed.
 
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
-use crate::outcome::{MemoryUse, RunOutcome, VmOutcome};
-use crate::toml_manifest::{Manifest, VmConfig};
+use crate::outcome::{LinkOutcome, MemoryUse, RunOutcome, VmOutcome, Window};
+use crate::toml_manifest::{LinkConfig, Manifest, VmConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use vmm_abi::report::LinkFlow;
 
 /// One VM in the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -79,6 +80,125 @@ impl VmReport {
     }
 }
 
+/// What one direction of a link did, in the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FlowReport {
+    /// Frames delivered to the receiver.
+    pub frames: u64,
+    /// Bytes of those frames (Ethernet frames, without the virtio header).
+    pub bytes: u64,
+    /// Frames dropped because the receiver had ended for good.
+    pub drop_peer: u64,
+    /// Frames dropped because they did not fit the receiver's buffer.
+    pub drop_size: u64,
+}
+
+impl From<LinkFlow> for FlowReport {
+    fn from(f: LinkFlow) -> Self {
+        FlowReport {
+            frames: f.frames,
+            bytes: f.bytes,
+            drop_peer: f.drop_peer,
+            drop_size: f.drop_size,
+        }
+    }
+}
+
+impl FlowReport {
+    /// Frames dropped for any reason.
+    pub fn drops(&self) -> u64 {
+        self.drop_peer + self.drop_size
+    }
+}
+
+/// One link in the report: its ends from the manifest, its counters from
+/// its `link` record (`None` if that never arrived).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkReport {
+    /// Index in the manifest.
+    pub link: u32,
+    /// End `a` (`vm.port`).
+    pub a: String,
+    /// End `b`.
+    pub b: String,
+    /// The core that polls it.
+    pub core: u32,
+    /// Frames from `a` to `b`.
+    pub ab: Option<FlowReport>,
+    /// Frames from `b` to `a`.
+    pub ba: Option<FlowReport>,
+    /// Polling-core instructions spent moving its frames.
+    pub busy: Option<u64>,
+}
+
+impl LinkReport {
+    /// The report entry for link `index` given its record, if any.
+    pub fn new(index: usize, link: &LinkConfig, outcome: Option<&LinkOutcome>) -> Self {
+        LinkReport {
+            link: index as u32,
+            a: link.a.to_string(),
+            b: link.b.to_string(),
+            core: link.core,
+            ab: outcome.map(|o| o.ab.into()),
+            ba: outcome.map(|o| o.ba.into()),
+            busy: outcome.map(|o| o.busy),
+        }
+    }
+
+    /// Frames it carried, both directions (0 without a record).
+    pub fn frames(&self) -> u64 {
+        self.ab.map_or(0, |f| f.frames) + self.ba.map_or(0, |f| f.frames)
+    }
+}
+
+/// `n / d` with two decimals (rounded to nearest), or `-` if `d` is 0.
+pub fn per(n: u64, d: u64) -> String {
+    match hundredths_wide(n, d) {
+        Some(h) => format!("{}.{:02}", h / 100, h % 100),
+        None => "-".to_string(),
+    }
+}
+
+/// `n / d` in hundredths, rounded to nearest; `None` if `d` is 0 or the
+/// result does not fit.
+pub fn hundredths(n: u64, d: u64) -> Option<u64> {
+    hundredths_wide(n, d).and_then(|h| u64::try_from(h).ok())
+}
+
+fn hundredths_wide(n: u64, d: u64) -> Option<u128> {
+    let (n, d) = (u128::from(n), u128::from(d));
+    (d != 0).then(|| (n * 100 + d / 2) / d)
+}
+
+/// Cells left- or right-aligned in columns two spaces apart, each line
+/// trimmed at its end.
+fn aligned(rows: &[Vec<String>], right: &[bool]) -> String {
+    let mut widths = vec![0usize; right.len()];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .zip(right)
+            .map(|((cell, &w), &right)| {
+                if right {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// The whole run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -110,6 +230,11 @@ pub struct Report {
     pub run_dir: Option<String>,
     /// One entry per manifest VM (clones expanded), in manifest order.
     pub vms: Vec<VmReport>,
+    /// One entry per manifest link, in manifest order.
+    pub links: Vec<LinkReport>,
+    /// The steady-state window of a run with links (`None` without its
+    /// record).
+    pub window: Option<Window>,
 }
 
 impl Report {
@@ -144,6 +269,13 @@ impl Report {
                 .zip(&outcome.vms)
                 .map(|(vm, o)| VmReport::new(vm, o))
                 .collect(),
+            links: manifest
+                .links
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LinkReport::new(i, l, outcome.links.get(i).and_then(Option::as_ref)))
+                .collect(),
+            window: outcome.window,
         }
     }
 
@@ -164,6 +296,8 @@ impl Report {
             error: Some(error.message().to_string()),
             run_dir: None,
             vms: Vec::new(),
+            links: Vec::new(),
+            window: None,
         }
     }
 
@@ -212,7 +346,60 @@ impl Report {
             self.free_memory,
             &self.largest_fleet,
         ));
+        if let Some(w) = self.window {
+            lines.push(format!(
+                "window: {} frames on link 0 a->b: {} VM exits ({} per frame), {} polling instructions ({} per frame)",
+                w.frames,
+                w.exits,
+                per(w.exits, w.frames),
+                w.busy,
+                per(w.busy, w.frames)
+            ));
+        }
         lines
+    }
+
+    /// The links table, one row per link (empty without links): frames
+    /// and drops each way, and polling instructions per frame moved.
+    pub fn link_table(&self) -> String {
+        if self.links.is_empty() {
+            return String::new();
+        }
+        let mut rows = vec![
+            [
+                "link",
+                "a",
+                "b",
+                "core",
+                "a->b",
+                "drops",
+                "b->a",
+                "drops",
+                "busy",
+                "instr/frame",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        let dash = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
+        for l in &self.links {
+            rows.push(vec![
+                l.link.to_string(),
+                l.a.clone(),
+                l.b.clone(),
+                l.core.to_string(),
+                dash(l.ab.map(|f| f.frames)),
+                dash(l.ab.map(|f| f.drops())),
+                dash(l.ba.map(|f| f.frames)),
+                dash(l.ba.map(|f| f.drops())),
+                dash(l.busy),
+                per(l.busy.unwrap_or(0), l.frames()),
+            ]);
+        }
+        aligned(
+            &rows,
+            &[true, false, false, true, true, true, true, true, true, true],
+        )
     }
 
     /// The summary table, one row per VM, columns aligned.
@@ -251,30 +438,8 @@ impl Report {
                 },
             ]);
         }
-        let mut widths = [0usize; 11];
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        for row in &rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .zip(COLUMNS)
-                .map(|((cell, w), (_, right))| {
-                    if right {
-                        format!("{cell:>w$}")
-                    } else {
-                        format!("{cell:<w$}")
-                    }
-                })
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
-        out
+        let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+        aligned(&rows, &COLUMNS.map(|(_, right)| right))
     }
 }
 
@@ -297,7 +462,7 @@ mod tests {
         .unwrap();
         let mut outcome = RunOutcome::new(3);
         for line in [
-            "@corral hv abi=2 cores=4 free=266338304",
+            "@corral hv abi=3 cores=4 free=266338304",
             "@corral vm-start vm=0 name=hello image=hello core=2 apic=2 memory=262144",
             "@corral metric vm=0 name=hypercall_roundtrip value=412",
             "@corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=3 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 reason=exited with code 0",
@@ -413,6 +578,82 @@ mod tests {
                 "memory: private 432 KiB, shared 36 KiB, overhead 44 KiB over 2 VMs; largest fleets that fit in 254 MiB: escape 1204, hello 1000",
             ]
         );
+    }
+
+    fn linked() -> Report {
+        let manifest = parse(
+            "[run]\ncpus = 2\n\
+             [[vm]]\nname = \"gen\"\nimage = \"hello\"\nnet = 1\n\
+             [[vm]]\nname = \"fw\"\nimage = \"hello\"\nnet = 2\n\
+             [[vm]]\nname = \"sink\"\nimage = \"hello\"\nnet = 1\n\
+             [[link]]\na = \"gen.0\"\nb = \"fw.0\"\n\
+             [[link]]\na = \"fw.1\"\nb = \"sink.0\"\n",
+            "m.toml",
+            &["hello".into()],
+        )
+        .unwrap();
+        let mut outcome = RunOutcome::for_manifest(&manifest);
+        for line in [
+            "@corral link link=0 a=gen.0 b=fw.0 core=0 ab_frames=1000 ab_bytes=64000 ab_drop_peer=2 ab_drop_size=1 ba_frames=0 ba_bytes=0 ba_drop_peer=0 ba_drop_size=0 busy=250005",
+            "@corral window frames=600 exits=3 busy=301000",
+        ] {
+            outcome.apply(&parse_line(line).unwrap().unwrap());
+        }
+        assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+        Report::new(&manifest, "corei7_icelake_u", 2, &outcome)
+    }
+
+    #[test]
+    fn links_and_the_window_are_reported() {
+        let report = linked();
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            v["links"][0],
+            serde_json::json!({
+                "link": 0, "a": "gen.0", "b": "fw.0", "core": 0,
+                "ab": {"frames": 1000, "bytes": 64000, "drop_peer": 2, "drop_size": 1},
+                "ba": {"frames": 0, "bytes": 0, "drop_peer": 0, "drop_size": 0},
+                "busy": 250_005
+            })
+        );
+        // No record for link 1: its ends, but no counters.
+        assert_eq!(
+            v["links"][1],
+            serde_json::json!({
+                "link": 1, "a": "fw.1", "b": "sink.0", "core": 0,
+                "ab": null, "ba": null, "busy": null
+            })
+        );
+        assert_eq!(
+            v["window"],
+            serde_json::json!({"frames": 600, "exits": 3, "busy": 301_000})
+        );
+        assert_eq!(
+            report.summary().last().map(String::as_str),
+            Some(
+                "window: 600 frames on link 0 a->b: 3 VM exits (0.01 per frame), 301000 polling instructions (501.67 per frame)"
+            )
+        );
+        assert_eq!(
+            report.link_table(),
+            "link  a      b       core  a->b  drops  b->a  drops    busy  instr/frame\n\
+             \x20  0  gen.0  fw.0       0  1000      3     0      0  250005       250.01\n\
+             \x20  1  fw.1   sink.0     0     -      -     -      -       -            -\n"
+        );
+        assert_eq!(sample().link_table(), "");
+        assert_eq!(sample().window, None);
+    }
+
+    #[test]
+    fn ratios_round_to_hundredths() {
+        assert_eq!(per(250_005, 1000), "250.01");
+        assert_eq!(per(250_004, 1000), "250.00");
+        assert_eq!(per(0, 7), "0.00");
+        assert_eq!(per(2, 3), "0.67");
+        assert_eq!(per(5, 0), "-");
+        assert_eq!(per(u64::MAX, 1), format!("{}.00", u64::MAX));
+        assert_eq!(hundredths(u64::MAX, 1), None);
+        assert_eq!(per(u64::MAX, u64::MAX), "1.00");
     }
 
     #[test]

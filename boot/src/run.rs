@@ -95,6 +95,21 @@ pub fn settings(manifest: &Manifest, opts: &RunOptions) -> Result<RunSettings> {
     Ok(s)
 }
 
+/// For tools that boot several manifests from one build: the directory
+/// of `--prebuilt`, or that of a fresh build of the hypervisor and images
+/// (`who` names the tool in its progress lines).
+pub fn build_once(opts: &RunOptions, who: &str) -> Result<PathBuf> {
+    if let Some(dir) = &opts.prebuilt {
+        return Ok(dir.clone());
+    }
+    let root = cargo_build::workspace_root();
+    println!("{who}: building the hypervisor and images once for every run");
+    let note = |text: &str| println!("      {text}");
+    tools::ensure_emulator(&note)?;
+    tools::ensure_rust_target(&root, &note)?;
+    Ok(cargo_build::build(&root)?.dir().to_path_buf())
+}
+
 /// Runs a manifest from start to end. Never panics on bad input: every
 /// failure is in the result.
 pub fn run(opts: &RunOptions) -> RunResult {
@@ -114,7 +129,7 @@ pub fn run(opts: &RunOptions) -> RunResult {
                 &manifest,
                 &s.cpu_model,
                 s.cpus,
-                &RunOutcome::new(manifest.vms.len()),
+                &RunOutcome::for_manifest(&manifest),
             );
             return RunResult::failed(report, e);
         }
@@ -128,7 +143,7 @@ fn run_manifest(
     settings: &RunSettings,
     opts: &RunOptions,
 ) -> RunResult {
-    let mut outcome = RunOutcome::new(manifest.vms.len());
+    let mut outcome = RunOutcome::for_manifest(manifest);
     let mut report = Report::new(manifest, &settings.cpu_model, settings.cpus, &outcome);
     let (dir, iso) = match prepare(root, manifest, opts.prebuilt.as_deref()) {
         Ok(staged) => staged,
@@ -170,6 +185,7 @@ fn run_manifest(
     if !opts.summary_only {
         print!("{}", report.table());
     }
+    print!("{}", report.link_table());
     for line in report.summary() {
         println!("{line}");
     }

@@ -79,6 +79,45 @@ impl Outcome {
             .collect()
     }
 
+    /// The report entry of the link from port `a` to port `b` (`vm.port`).
+    pub fn link(&self, a: &str, b: &str) -> &Value {
+        self.links()
+            .iter()
+            .find(|l| l["a"] == a && l["b"] == b)
+            .unwrap_or_else(|| panic!("no link {a} <-> {b} in the report: {:#}", self.report))
+    }
+
+    /// Every link of the report, in manifest order.
+    pub fn links(&self) -> &[Value] {
+        self.report["links"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| panic!("no `links` array in the report: {:#}", self.report))
+    }
+
+    /// Metric `name` of VM `vm`, or a panic naming both.
+    pub fn metric(&self, vm: &str, name: &str) -> u64 {
+        let v = self.vm(vm);
+        v["metrics"][name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("VM `{vm}` reported no metric `{name}`: {v:#}"))
+    }
+
+    /// The sum of VM `vm`'s metrics whose names start with `prefix`.
+    pub fn metric_sum(&self, vm: &str, prefix: &str) -> u64 {
+        let v = self.vm(vm);
+        v["metrics"]
+            .as_object()
+            .unwrap_or_else(|| panic!("VM `{vm}` has no metrics: {v:#}"))
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, n)| {
+                n.as_u64()
+                    .unwrap_or_else(|| panic!("{vm}: metric `{name}` is not a number"))
+            })
+            .sum()
+    }
+
     /// The hypervisor's serial console (COM1) of the run, as the emulator
     /// wrote it to the run directory.
     pub fn console(&self) -> String {
@@ -90,6 +129,14 @@ impl Outcome {
             std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+/// One direction of a link in a JSON report (`"ab"` or `"ba"`): frames
+/// delivered, and frames handed over (delivered or dropped).
+pub fn flow(link: &Value, dir: &str) -> (u64, u64) {
+    let f = &link[dir];
+    let frames = num(f, "frames");
+    (frames, frames + num(f, "drop_peer") + num(f, "drop_size"))
 }
 
 /// A number of a JSON report, or a panic naming the key and the value.
@@ -152,6 +199,13 @@ pub fn stub_build(test: &str, console: &str) -> PathBuf {
         "crash",
         "bench",
         "spin",
+        "pktgen",
+        "firewall",
+        "nat",
+        "forward",
+        "sink",
+        "echo",
+        "ringbad",
     ] {
         std::fs::write(dir.join(name), &elf).expect("write the stand-in ELF");
     }

@@ -46,7 +46,7 @@ fn unknown_image_is_an_error_listing_known_images() {
 }
 
 const HELLO_CONSOLE: &str = "hv | stand-in hypervisor\n\
-@corral hv abi=2 cores=1 free=266338304\n\
+@corral hv abi=3 cores=1 free=266338304\n\
 @corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144\n\
 hello | Hello, world\n\
 @corral metric vm=0 name=answer value=42\n\
@@ -93,7 +93,7 @@ fn a_complete_run_is_reported() {
 }
 
 /// A fleet of two with restarts, as a stand-in hypervisor would report it.
-const RESTART_CONSOLE: &str = "@corral hv abi=2 cores=1 free=266338304\n\
+const RESTART_CONSOLE: &str = "@corral hv abi=3 cores=1 free=266338304\n\
 @corral vm-start vm=0 name=web-0 image=hello core=0 apic=0 memory=262144\n\
 @corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 reason=exited with code 0\n\
 @corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
@@ -172,4 +172,48 @@ fn the_wall_clock_bound_stops_the_emulator() {
     );
     assert_eq!(out.report["timed_out"], true);
     assert_eq!(out.report["completed"], false);
+}
+
+/// Two VMs joined by a link, as a stand-in hypervisor would report them.
+const LINK_CONSOLE: &str = "@corral hv abi=3 cores=2 free=266338304\n\
+@corral vm-start vm=0 name=a image=hello core=1 apic=1 memory=262144\n\
+@corral vm-start vm=1 name=b image=hello core=1 apic=1 memory=262144\n\
+@corral window frames=100 exits=0 busy=24000\n\
+@corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 reason=exited with code 0\n\
+@corral vm-end vm=1 status=exited code=0 boot=12 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:4 reason=exited with code 0\n\
+@corral link link=0 a=a.0 b=b.0 core=0 ab_frames=150 ab_bytes=9600 ab_drop_peer=1 ab_drop_size=2 ba_frames=150 ba_bytes=9600 ba_drop_peer=0 ba_drop_size=0 busy=72000\n\
+@corral done vms=2\n";
+
+#[test]
+fn links_and_the_window_are_reported() {
+    let dir = scratch("link-stub");
+    let manifest = dir.join("link.toml");
+    std::fs::write(
+        &manifest,
+        "[run]\ncpus = 2\n\
+         [[vm]]\nname = \"a\"\nimage = \"hello\"\nnet = 1\ncores = [1]\n\
+         [[vm]]\nname = \"b\"\nimage = \"hello\"\nnet = 1\nconsole = true\ncores = [1]\n\
+         [[link]]\na = \"a.0\"\nb = \"b.0\"\n",
+    )
+    .unwrap();
+    let build = stub_build("link-stub", LINK_CONSOLE);
+    let out = run(
+        "link-stub",
+        &manifest,
+        &["--prebuilt", build.to_str().unwrap(), "--timeout", "120"],
+    );
+    assert_eq!(out.code, 0, "{}", out.error_text());
+    assert_eq!(
+        out.report["links"],
+        serde_json::json!([{
+            "link": 0, "a": "a.0", "b": "b.0", "core": 0,
+            "ab": {"frames": 150, "bytes": 9600, "drop_peer": 1, "drop_size": 2},
+            "ba": {"frames": 150, "bytes": 9600, "drop_peer": 0, "drop_size": 0},
+            "busy": 72000
+        }])
+    );
+    assert_eq!(
+        out.report["window"],
+        serde_json::json!({"frames": 100, "exits": 0, "busy": 24000})
+    );
 }

@@ -1,7 +1,8 @@
 //! One `[[vm]]` entry turned into the VMs it stands for: the core list
 //! becomes a bitmask, `count = N` becomes N clones `<name>-0` ...
 //! `<name>-<N-1>`, the restart policy gets its default limit, and each clone
-//! gets its expectation (`expect`, or its own from `expect_clone`).
+//! gets its expectation (`expect`, or its own from `expect_clone`). Every
+//! clone gets the entry's devices (`net`, `console`).
 
 use super::VmConfig;
 use super::raw::{RawRestart, RawVm};
@@ -148,6 +149,8 @@ pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result
         budget: raw.budget,
         restart,
         restart_limit,
+        net_ports: raw.net,
+        console: raw.console,
         expect,
     };
     Ok(match clones {

@@ -3,9 +3,11 @@
 //! (`count`) into clones, and its translation to the binary manifest of
 //! `vmm_abi::manifest`.
 //!
-//! `raw` holds the serde model, `entry` turns one `[[vm]]` entry into VMs.
+//! `raw` holds the serde model, `entry` turns one `[[vm]]` entry into VMs,
+//! `links` resolves and checks the `[[link]]` tables.
 
 mod entry;
+mod links;
 mod raw;
 
 use crate::bochs;
@@ -18,6 +20,7 @@ use vmm_abi::manifest::{
 };
 
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
+pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, poll_cores};
 pub use raw::parse_size;
 
 /// Default Bochs CPU model.
@@ -111,6 +114,10 @@ pub struct VmConfig {
     pub restart: Restart,
     /// Most restarts (0 with [`Restart::Never`]).
     pub restart_limit: u32,
+    /// Its virtio-net ports (`net`).
+    pub net_ports: u8,
+    /// Whether it has a virtio-console (`console`).
+    pub console: bool,
     /// How its final run should end.
     pub expect: Expectation,
 }
@@ -127,6 +134,8 @@ impl VmConfig {
             cores: self.cores,
             restart: self.restart,
             restart_limit: self.restart_limit,
+            net_ports: self.net_ports,
+            console: self.console,
         }
     }
 
@@ -147,6 +156,8 @@ pub struct Manifest {
     pub timeslice: u64,
     /// The VMs, in order, clones expanded.
     pub vms: Vec<VmConfig>,
+    /// The links between VMs' net ports, in order.
+    pub links: Vec<LinkConfig>,
 }
 
 fn vm_error(origin: &str, name: &str, e: &ManifestError) -> Error {
@@ -199,11 +210,13 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
             vms.push(config);
         }
     }
+    let links = links::resolve(origin, &raw.link, &vms)?;
     Ok(Manifest {
         origin: origin.to_string(),
         run,
         timeslice,
         vms,
+        links,
     })
 }
 
@@ -244,14 +257,25 @@ fn check_vm(
 impl Manifest {
     /// The binary manifest the hypervisor reads.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(manifest::HEADER_SIZE + self.vms.len() * RECORD_SIZE);
-        out.extend_from_slice(&encode_header(self.vms.len() as u32, self.timeslice));
+        let mut out = Vec::with_capacity(
+            manifest::HEADER_SIZE
+                + self.vms.len() * RECORD_SIZE
+                + self.links.len() * manifest::LINK_RECORD_SIZE,
+        );
+        out.extend_from_slice(&encode_header(
+            self.vms.len() as u32,
+            self.timeslice,
+            self.links.len() as u32,
+        ));
         for (i, vm) in self.vms.iter().enumerate() {
             let record = vm
                 .spec()
                 .encode(i as u32)
                 .map_err(|e| vm_error(&self.origin, &vm.name, &e))?;
             out.extend_from_slice(&record);
+        }
+        for link in &self.links {
+            out.extend_from_slice(&link.spec().encode());
         }
         manifest::Manifest::parse(&out)
             .map_err(|e| Error::new(format!("{}: encoded manifest refused: {e}", self.origin)))?;
@@ -269,8 +293,9 @@ impl Manifest {
         images
     }
 
-    /// Checks that every core a VM is pinned to exists on a machine with
-    /// `cpus` CPUs; the error names the manifest entry and the core.
+    /// Checks that every core a VM is pinned to or a link is polled on
+    /// exists on a machine with `cpus` CPUs, and that polling leaves a core
+    /// for VMs; the error names the manifest entry or link and the core.
     pub fn check_cores(&self, cpus: u32) -> Result<()> {
         for vm in &self.vms {
             if let Some(&core) = vm.core_list().iter().find(|&&c| c >= cpus) {
@@ -282,7 +307,7 @@ impl Manifest {
                 )));
             }
         }
-        Ok(())
+        links::check_cores(&self.origin, &self.links, cpus)
     }
 
     /// The widest VM name (at least that of the hypervisor's source).
@@ -298,3 +323,6 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod link_tests;

@@ -15,6 +15,8 @@ pub(super) struct RawManifest {
     pub run: RawRun,
     #[serde(default)]
     pub vm: Vec<RawVm>,
+    #[serde(default)]
+    pub link: Vec<RawLink>,
 }
 
 #[derive(Default, Deserialize)]
@@ -41,9 +43,25 @@ pub(super) struct RawVm {
     pub budget: u64,
     pub restart: Option<RawRestart>,
     pub restart_limit: Option<u32>,
+    /// Virtio-net ports.
+    #[serde(default)]
+    pub net: u8,
+    /// Whether it has a virtio-console.
+    #[serde(default)]
+    pub console: bool,
     pub expect: Option<String>,
     /// Clone index (a TOML key, so text) → expectation for that clone.
     pub expect_clone: Option<BTreeMap<String, String>>,
+}
+
+/// A `[[link]]` table: two net ports (`"<vm>.<port>"`) and the core that
+/// polls them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLink {
+    pub a: String,
+    pub b: String,
+    pub core: Option<u32>,
 }
 
 /// `restart = "never" | "on-failure"`.

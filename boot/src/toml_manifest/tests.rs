@@ -40,9 +40,12 @@ fn defaults_fill_in() {
             budget: 0,
             restart: Restart::Never,
             restart_limit: 0,
+            net_ports: 0,
+            console: false,
             expect: Expectation::Exit(0),
         }]
     );
+    assert!(m.links.is_empty());
     assert_eq!(m.name_width(), 5);
     assert!(m.vms[0].core_list().is_empty());
 }
@@ -528,4 +531,17 @@ fn the_shipped_manifests_are_valid() {
     let pinning = load("pinning.toml");
     let masks: Vec<u64> = pinning.vms.iter().map(|v| v.cores).collect();
     assert_eq!(masks, [1, 2, 4, 8, 0]);
+    let nfv = load("nfv.toml");
+    let ends: Vec<String> = nfv.links.iter().map(LinkConfig::ends).collect();
+    assert_eq!(
+        ends,
+        ["gen.0 <-> fw.0", "fw.1 <-> nat.0", "nat.1 <-> sink.0"]
+    );
+    assert!(nfv.links.iter().all(|l| l.core == 0));
+    assert!(nfv.vms.iter().all(|v| v.cores == 0b10));
+    assert_eq!(nfv.run.cpus, 2);
+    let ringbad = load("ringbad.toml");
+    assert_eq!(ringbad.links.len(), 3);
+    let echo = load("echo.toml");
+    assert_eq!(echo.links.len(), 1);
 }

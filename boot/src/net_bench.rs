@@ -1,0 +1,587 @@
+//! `corral net-bench`: runs the NFV pipeline of `images/manifests/nfv-bench.toml`
+//! once per frame size and run, with the generator's frame size rewritten
+//! in its arguments, and prints VM exits per packet in the steady-state
+//! window and polling instructions per packet on each link. The emulated
+//! TSC counts instructions, so every run of a size must give the same
+//! numbers; the bench fails if two do not.
+
+use crate::cargo_build::{target_dir, workspace_root};
+use crate::error::{Error, Result};
+use crate::iso;
+use crate::report::{Report, hundredths, per};
+use crate::run::{RunOptions, build_once, run};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Frame sizes measured, in bytes.
+pub const FRAME_SIZES: [u32; 2] = [64, 1500];
+/// Runs of each frame size; their numbers must be identical.
+pub const RUNS: u32 = 2;
+/// The image whose arguments get the frame size.
+pub const GENERATOR_IMAGE: &str = "pktgen";
+/// The generator's argument that sets the frame size (`size=64`).
+pub const SIZE_KEY: &str = "size";
+/// The generator's metric: data frames it sent.
+pub const SENT_METRIC: &str = "sent";
+/// Target: polling instructions per 64-byte packet on each link, below this.
+pub const TARGET_INSTRUCTIONS: u64 = 300;
+/// The frame size the instruction target is for.
+pub const TARGET_FRAME_SIZE: u32 = 64;
+
+/// The bench manifest of this workspace.
+pub fn manifest_path() -> PathBuf {
+    workspace_root()
+        .join("images")
+        .join("manifests")
+        .join("nfv-bench.toml")
+}
+
+/// `args` with its `size=` word set to `size` (added if it has none).
+fn with_size_word(args: &str, size: u32) -> String {
+    let word = format!("{SIZE_KEY}={size}");
+    let mut found = false;
+    let mut words: Vec<String> = args
+        .split_ascii_whitespace()
+        .map(|w| match w.split_once('=') {
+            Some((key, _)) if key == SIZE_KEY => {
+                found = true;
+                word.clone()
+            }
+            _ => w.to_string(),
+        })
+        .collect();
+    if !found {
+        words.push(word);
+    }
+    words.join(" ")
+}
+
+/// The bench manifest `template` (TOML text) with every generator VM's
+/// frame size set to `size` and, if given, the run's wall-clock bound set.
+pub fn with_frame_size(template: &str, size: u32, timeout_secs: Option<u64>) -> Result<String> {
+    let mut table: toml::Table =
+        toml::from_str(template).map_err(|e| Error::new(e.message().trim().to_string()))?;
+    let mut generators = 0;
+    if let Some(toml::Value::Array(vms)) = table.get_mut("vm") {
+        for vm in vms.iter_mut().filter_map(toml::Value::as_table_mut) {
+            if vm.get("image").and_then(toml::Value::as_str) != Some(GENERATOR_IMAGE) {
+                continue;
+            }
+            let args = vm.get("args").and_then(toml::Value::as_str).unwrap_or("");
+            let args = with_size_word(args, size);
+            vm.insert("args".to_string(), toml::Value::String(args));
+            generators += 1;
+        }
+    }
+    if generators == 0 {
+        return Err(Error::new(format!(
+            "no [[vm]] with image `{GENERATOR_IMAGE}` to give the frame size to"
+        )));
+    }
+    if let Some(secs) = timeout_secs {
+        let run = table
+            .entry("run")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(run) = run.as_table_mut() {
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+            run.insert("timeout".to_string(), toml::Value::Integer(secs));
+        }
+    }
+    toml::to_string(&table).map_err(|e| Error::new(format!("cannot write the manifest: {e}")))
+}
+
+/// What one link cost over a whole run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkCost {
+    /// `a <-> b`.
+    pub link: String,
+    /// Frames it carried, both directions.
+    pub frames: u64,
+    /// Polling-core instructions spent moving them.
+    pub busy: u64,
+}
+
+/// One run of one frame size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// Frame size asked of the generator, in bytes.
+    pub frame_size: u32,
+    /// Which run of this size (1-based).
+    pub run: u32,
+    /// Data frames the generator sent (its `sent` metric).
+    pub packets: u64,
+    /// Frames in the steady-state window.
+    pub window_frames: u64,
+    /// VM exits of all VMs in the window.
+    pub window_exits: u64,
+    /// Polling instructions of all links in the window.
+    pub window_busy: u64,
+    /// Each link's cost over the run, in manifest order.
+    pub links: Vec<LinkCost>,
+}
+
+impl Row {
+    /// The numbers of a passed run's report.
+    pub fn from_report(frame_size: u32, run: u32, report: &Report) -> Result<Self> {
+        let window = report.window.ok_or_else(|| {
+            Error::new("the run printed no `window` record (too few frames for the warm-up?)")
+        })?;
+        if window.frames == 0 {
+            return Err(Error::new("the window holds no frames"));
+        }
+        let mut links = Vec::with_capacity(report.links.len());
+        for l in &report.links {
+            let (Some(busy), Some(_), Some(_)) = (l.busy, l.ab, l.ba) else {
+                return Err(Error::new(format!(
+                    "link {} ({} <-> {}) printed no `link` record",
+                    l.link, l.a, l.b
+                )));
+            };
+            links.push(LinkCost {
+                link: format!("{} <-> {}", l.a, l.b),
+                frames: l.frames(),
+                busy,
+            });
+        }
+        if report.links.is_empty() {
+            return Err(Error::new("the bench manifest has no links"));
+        }
+        let packets = report
+            .vms
+            .iter()
+            .filter(|v| v.image == GENERATOR_IMAGE)
+            .map(|v| {
+                v.metrics.get(SENT_METRIC).copied().ok_or_else(|| {
+                    Error::new(format!(
+                        "VM `{}` reported no `{SENT_METRIC}` metric",
+                        v.name
+                    ))
+                })
+            })
+            .sum::<Result<u64>>()?;
+        Ok(Row {
+            frame_size,
+            run,
+            packets,
+            window_frames: window.frames,
+            window_exits: window.exits,
+            window_busy: window.busy,
+            links,
+        })
+    }
+
+    /// Whether `other` (another run of the same size) measured the same.
+    pub fn same_numbers(&self, other: &Row) -> bool {
+        Row {
+            run: 0,
+            ..self.clone()
+        } == Row {
+            run: 0,
+            ..other.clone()
+        }
+    }
+}
+
+/// Each frame size whose runs did not all measure the same.
+pub fn unrepeatable(rows: &[Row]) -> Vec<u32> {
+    let mut sizes: Vec<u32> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let differs = rows[..i]
+            .iter()
+            .any(|o| o.frame_size == r.frame_size && !o.same_numbers(r));
+        if differs && !sizes.contains(&r.frame_size) {
+            sizes.push(r.frame_size);
+        }
+    }
+    sizes
+}
+
+/// The table and verdicts printed at the end.
+pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
+    let mut header = vec![
+        "frame".to_string(),
+        "packets".to_string(),
+        "window".to_string(),
+        "exits/packet".to_string(),
+    ];
+    if let Some(first) = rows.first() {
+        header.extend(
+            first
+                .links
+                .iter()
+                .map(|l| format!("{} instr/packet", l.link)),
+        );
+    }
+    header.push("run".to_string());
+    let mut table = vec![header];
+    for r in rows {
+        let mut row = vec![
+            r.frame_size.to_string(),
+            r.packets.to_string(),
+            r.window_frames.to_string(),
+            per(r.window_exits, r.window_frames),
+        ];
+        row.extend(r.links.iter().map(|l| per(l.busy, l.frames)));
+        row.push(r.run.to_string());
+        table.push(row);
+    }
+    let columns = table.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = vec![format!(
+        "net bench: {setup}; instructions are emulated TSC ticks; exits/packet over the steady-state window, instr/packet = polling instructions / frames the link moved over the run"
+    )];
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        out.push(cells.join("  "));
+    }
+    let bad = unrepeatable(rows);
+    out.push(if bad.is_empty() {
+        format!("repeatable: yes (the {RUNS} runs of each frame size measured exactly the same)")
+    } else {
+        format!(
+            "repeatable: NO (runs differ for frame size {})",
+            bad.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    let worst_exits = rows
+        .iter()
+        .filter_map(|r| Some((hundredths(r.window_exits, r.window_frames)?, r)))
+        .max_by_key(|(h, r)| (*h, r.window_exits));
+    if let Some((worst, r)) = worst_exits {
+        out.push(format!(
+            "target 0.00 VM exits per packet: {} (most: {}.{:02}, {} exits in {} packets)",
+            if worst == 0 { "met" } else { "NOT met" },
+            worst / 100,
+            worst % 100,
+            r.window_exits,
+            r.window_frames
+        ));
+    }
+    let worst_link = rows
+        .iter()
+        .filter(|r| r.frame_size == TARGET_FRAME_SIZE)
+        .flat_map(|r| &r.links)
+        .filter_map(|l| hundredths(l.busy, l.frames))
+        .max();
+    if let Some(worst) = worst_link {
+        out.push(format!(
+            "target < {TARGET_INSTRUCTIONS} instructions per {TARGET_FRAME_SIZE}-byte packet per link: {} (most: {}.{:02})",
+            if worst < TARGET_INSTRUCTIONS * 100 {
+                "met"
+            } else {
+                "NOT met"
+            },
+            worst / 100,
+            worst % 100
+        ));
+    }
+    out
+}
+
+/// What the bench measured.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The lines to print.
+    pub lines: Vec<String>,
+    /// Every run of each size measured the same.
+    pub repeatable: bool,
+}
+
+#[derive(Serialize)]
+struct BenchReport<'a> {
+    cpu_model: &'a str,
+    cpus: u32,
+    rows: &'a [Row],
+    repeatable: bool,
+}
+
+/// Runs every frame size [`RUNS`] times from one build and returns what to
+/// print. `opts` carries the shared options (`--timeout`, `--cpu-model`,
+/// `--cpus`, `--prebuilt`, `--keep`, `--verbose`, `--report`).
+pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
+    let template_path = &opts.manifest;
+    let template = std::fs::read_to_string(template_path).map_err(|e| {
+        Error::new(format!(
+            "cannot read manifest {}: {e}",
+            template_path.display()
+        ))
+    })?;
+    let root = workspace_root();
+    let prebuilt = build_once(opts, "net bench")?;
+    let dir = iso::staging_dir(&target_dir(&root).join("runs"), "net-bench")?;
+    println!("net bench: manifests in {}", dir.display());
+    let mut rows = Vec::new();
+    let (mut cpu_model, mut cpus) = (String::new(), 0);
+    for size in FRAME_SIZES {
+        let text = with_frame_size(&template, size, opts.timeout_secs)
+            .map_err(|e| Error::new(format!("{}: {e}", template_path.display())))?;
+        let path = dir.join(format!("nfv-{size}.toml"));
+        write(&path, &text)?;
+        for n in 1..=RUNS {
+            println!("net bench: {size}-byte frames, run {n} of {RUNS}");
+            let one = RunOptions {
+                manifest: path.clone(),
+                report: None,
+                quiet: !opts.verbose,
+                summary_only: true,
+                prebuilt: Some(prebuilt.clone()),
+                ..opts.clone()
+            };
+            let result = run(&one);
+            let what = format!("{size}-byte frames, run {n}");
+            if let Some(e) = result.error {
+                return Err(
+                    Error::new(format!("{what}: {e}")).with_detail(e.detail().unwrap_or(""))
+                );
+            }
+            if !result.report.passed() {
+                return Err(Error::new(format!("{what}: the run did not pass")));
+            }
+            rows.push(
+                Row::from_report(size, n, &result.report)
+                    .map_err(|e| Error::new(format!("{what}: {e}")))?,
+            );
+            cpu_model.clone_from(&result.report.cpu_model);
+            cpus = result.report.cpus;
+        }
+    }
+    let repeatable = unrepeatable(&rows).is_empty();
+    if let Some(path) = &opts.report {
+        let report = BenchReport {
+            cpu_model: &cpu_model,
+            cpus,
+            rows: &rows,
+            repeatable,
+        };
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::new(format!("cannot encode the bench report: {e}")))?;
+        write(path, &(json + "\n"))?;
+    }
+    let setup = format!(
+        "{} on {cpu_model} x{cpus}",
+        template_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    Ok(Outcome {
+        lines: lines(&rows, &setup),
+        repeatable,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text)
+        .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::RunOutcome;
+    use crate::toml_manifest::parse;
+    use vmm_abi::report::parse_line;
+
+    const TEMPLATE: &str = "[run]\ncpus = 3\n\
+        [[vm]]\nname = \"gen\"\nimage = \"pktgen\"\nnet = 1\ncores = [1]\nargs = \"count=100 size=64 rate=0\"\n\
+        [[vm]]\nname = \"sink\"\nimage = \"sink\"\nnet = 1\ncores = [2]\n\
+        [[link]]\na = \"gen.0\"\nb = \"sink.0\"\n";
+
+    fn images() -> Vec<String> {
+        vec!["pktgen".to_string(), "sink".to_string()]
+    }
+
+    #[test]
+    fn the_size_is_rewritten_or_added() {
+        assert_eq!(
+            with_size_word("count=1 size=64 x", 1500),
+            "count=1 size=1500 x"
+        );
+        assert_eq!(with_size_word("", 64), "size=64");
+        assert_eq!(with_size_word("sizes=3", 64), "sizes=3 size=64");
+        let text = with_frame_size(TEMPLATE, 1500, Some(77)).unwrap();
+        let m = parse(&text, "g.toml", &images()).unwrap();
+        assert_eq!(m.vms[0].args, "count=100 size=1500 rate=0");
+        assert_eq!(m.vms[1].args, "");
+        assert_eq!(m.run.timeout_secs, 77);
+        assert_eq!(m.run.cpus, 3);
+        assert_eq!(m.links.len(), 1);
+        let text = with_frame_size(TEMPLATE, 64, None).unwrap();
+        assert_eq!(
+            parse(&text, "g.toml", &images()).unwrap().run.timeout_secs,
+            120
+        );
+    }
+
+    #[test]
+    fn templates_without_a_generator_are_refused() {
+        let e = with_frame_size("[[vm]]\nname = \"a\"\nimage = \"hello\"\n", 64, None);
+        assert!(e.unwrap_err().to_string().contains("image `pktgen`"));
+        assert!(with_frame_size("[[vm]\n", 64, None).is_err());
+    }
+
+    const SENT: &str = "@corral metric vm=0 name=sent value=1000";
+
+    fn report(records: &[&str]) -> Report {
+        let m = parse(TEMPLATE, "g.toml", &images()).unwrap();
+        let mut outcome = RunOutcome::for_manifest(&m);
+        for line in records {
+            outcome.apply(&parse_line(line).unwrap().unwrap());
+        }
+        Report::new(&m, "corei7_icelake_u", 3, &outcome)
+    }
+
+    const LINK: &str = "@corral link link=0 a=gen.0 b=sink.0 core=0 ab_frames=1000 ab_bytes=64000 ab_drop_peer=0 ab_drop_size=0 ba_frames=2 ba_bytes=120 ba_drop_peer=0 ba_drop_size=0 busy=255000";
+    const WINDOW: &str = "@corral window frames=500 exits=0 busy=120000";
+
+    #[test]
+    fn rows_come_from_reports() {
+        let r = Row::from_report(64, 1, &report(&[SENT, LINK, WINDOW])).unwrap();
+        assert_eq!(
+            r,
+            Row {
+                frame_size: 64,
+                run: 1,
+                packets: 1000,
+                window_frames: 500,
+                window_exits: 0,
+                window_busy: 120_000,
+                links: vec![LinkCost {
+                    link: "gen.0 <-> sink.0".into(),
+                    frames: 1002,
+                    busy: 255_000
+                }],
+            }
+        );
+        let e = Row::from_report(64, 1, &report(&[LINK, WINDOW])).unwrap_err();
+        assert!(
+            e.to_string().contains("VM `gen` reported no `sent` metric"),
+            "{e}"
+        );
+        let e = Row::from_report(64, 1, &report(&[SENT, LINK])).unwrap_err();
+        assert!(e.to_string().contains("no `window` record"), "{e}");
+        let e = Row::from_report(64, 1, &report(&[SENT, WINDOW])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("link 0 (gen.0 <-> sink.0) printed no `link` record"),
+            "{e}"
+        );
+        let e = Row::from_report(
+            64,
+            1,
+            &report(&[SENT, LINK, "@corral window frames=0 exits=0 busy=0"]),
+        );
+        assert!(e.unwrap_err().to_string().contains("no frames"));
+    }
+
+    fn row(size: u32, run: u32, exits: u64, busy: u64) -> Row {
+        Row {
+            frame_size: size,
+            run,
+            packets: 1000,
+            window_frames: 500,
+            window_exits: exits,
+            window_busy: 0,
+            links: vec![LinkCost {
+                link: "gen.0 <-> sink.0".into(),
+                frames: 1000,
+                busy,
+            }],
+        }
+    }
+
+    #[test]
+    fn runs_must_agree() {
+        let same = [row(64, 1, 0, 250_000), row(64, 2, 0, 250_000)];
+        assert!(unrepeatable(&same).is_empty());
+        let differ = [
+            row(64, 1, 0, 250_000),
+            row(64, 2, 0, 250_001),
+            row(1500, 1, 0, 9),
+            row(1500, 2, 1, 9),
+        ];
+        assert_eq!(unrepeatable(&differ), [64, 1500]);
+        let out = lines(&differ, "x");
+        assert!(
+            out.iter()
+                .any(|l| l == "repeatable: NO (runs differ for frame size 64, 1500)")
+        );
+    }
+
+    #[test]
+    fn the_table_and_verdicts() {
+        let rows = [
+            row(64, 1, 0, 250_004),
+            row(64, 2, 0, 250_004),
+            row(1500, 1, 0, 400_000),
+            row(1500, 2, 0, 400_000),
+        ];
+        let out = lines(&rows, "nfv-bench.toml on corei7_icelake_u x3");
+        assert!(out[0].starts_with("net bench: nfv-bench.toml on corei7_icelake_u x3; "));
+        assert_eq!(
+            out[1],
+            "frame  packets  window  exits/packet  gen.0 <-> sink.0 instr/packet  run"
+        );
+        assert_eq!(
+            out[2],
+            "   64     1000     500          0.00                         250.00    1"
+        );
+        assert_eq!(
+            out[5],
+            " 1500     1000     500          0.00                         400.00    2"
+        );
+        assert_eq!(
+            &out[6..],
+            [
+                "repeatable: yes (the 2 runs of each frame size measured exactly the same)",
+                "target 0.00 VM exits per packet: met (most: 0.00, 0 exits in 500 packets)",
+                "target < 300 instructions per 64-byte packet per link: met (most: 250.00)",
+            ]
+        );
+        let out = lines(&[row(64, 1, 5, 300_000)], "x");
+        assert_eq!(
+            &out[3..],
+            [
+                "repeatable: yes (the 2 runs of each frame size measured exactly the same)",
+                "target 0.00 VM exits per packet: NOT met (most: 0.01, 5 exits in 500 packets)",
+                "target < 300 instructions per 64-byte packet per link: NOT met (most: 300.00)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_bench_manifest_takes_every_size() {
+        let path = manifest_path();
+        assert!(path.ends_with("images/manifests/nfv-bench.toml"));
+        let root = workspace_root();
+        let known = crate::cargo_build::known_images(&root).unwrap();
+        let template = std::fs::read_to_string(&path).unwrap();
+        for size in FRAME_SIZES {
+            let text = with_frame_size(&template, size, None).unwrap();
+            let m = parse(&text, "nfv-bench.toml", &known).unwrap();
+            m.encode().unwrap();
+            m.check_cores(m.run.cpus).unwrap();
+            let generator = m.vms.iter().find(|v| v.image == GENERATOR_IMAGE).unwrap();
+            assert!(
+                generator
+                    .args
+                    .split_ascii_whitespace()
+                    .any(|w| w == format!("size={size}")),
+                "{}",
+                generator.args
+            );
+            assert!(!m.links.is_empty());
+        }
+    }
+}
