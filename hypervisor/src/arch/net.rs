@@ -18,13 +18,12 @@
 
 use super::instr;
 use super::memory;
-use crate::mem::guest::OutOfBounds;
+use crate::mem::raw::RawRam;
 use crate::virtio::link::{self, Direction, LinkFault, Receiver, Side};
-use crate::virtio::memory::{Barrier, GuestRam};
 use crate::virtio::mmio::{Transport, TransportConfig, WriteEffect};
 use crate::virtio::net::{NetDevice, NetError, RECEIVE_QUEUE, TRANSMIT_QUEUE};
 use crate::virtio::queue::QueueError;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 use vmm_abi::devices::port_mac;
 use vmm_abi::layout::PAGE_SIZE;
@@ -39,155 +38,6 @@ const BATCH: u32 = 64;
 pub const WINDOW_WARMUP: u64 = 256;
 /// Frames link 0 carries from `a` to `b` inside the window.
 pub const WINDOW_FRAMES: u64 = 1024;
-/// Most pieces (private or shared ranges) of one guest's memory.
-pub const MAX_RAM_PIECES: usize = 9;
-
-/// One guest-physical range of a VM and where it lies in host memory.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RamPiece {
-    /// Guest-physical start.
-    pub gpa: u64,
-    /// Bytes.
-    pub len: u64,
-    /// Host-physical (identity-mapped) start.
-    pub hpa: u64,
-    /// The hypervisor may write it (private memory, not shared image pages).
-    pub writable: bool,
-}
-
-/// A VM's memory seen from another core: raw ranges, checked on every
-/// access. Rings and buffers are read and written while the guest runs,
-/// as a device does (virtio's barriers order the two sides); all copies
-/// go through raw pointers, never through references to guest memory.
-#[derive(Clone, Copy, Debug)]
-pub struct RawRam {
-    pieces: [RamPiece; MAX_RAM_PIECES],
-    count: usize,
-    /// The largest writable piece, tried first (the heap, where a guest's
-    /// rings and buffers are).
-    hot: RamPiece,
-}
-
-impl RawRam {
-    /// A view of the pieces given (at most [`MAX_RAM_PIECES`]; more are
-    /// ignored, which only makes accesses there fail).
-    pub fn new(pieces: impl Iterator<Item = RamPiece>) -> Self {
-        let mut ram = RawRam {
-            pieces: [RamPiece::default(); MAX_RAM_PIECES],
-            count: 0,
-            hot: RamPiece::default(),
-        };
-        for p in pieces.take(MAX_RAM_PIECES) {
-            ram.pieces[ram.count] = p;
-            ram.count += 1;
-            if p.writable && p.len > ram.hot.len {
-                ram.hot = p;
-            }
-        }
-        ram
-    }
-
-    /// The host address of `gpa .. gpa + len` if one piece holds it all.
-    #[inline]
-    fn locate(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
-        let inside = |p: &RamPiece| {
-            gpa >= p.gpa
-                && gpa - p.gpa <= p.len
-                && len <= p.len - (gpa - p.gpa)
-                && (p.writable || !write)
-        };
-        if inside(&self.hot) {
-            return Some(self.hot.hpa + (gpa - self.hot.gpa));
-        }
-        self.pieces[..self.count]
-            .iter()
-            .find(|p| inside(p))
-            .map(|p| p.hpa + (gpa - p.gpa))
-    }
-
-    /// Calls `f(host address, bytes)` for the pieces of `gpa .. gpa + len`
-    /// after checking all of it.
-    fn for_each(
-        &self,
-        gpa: u64,
-        len: u64,
-        write: bool,
-        mut f: impl FnMut(u64, usize, usize),
-    ) -> Result<(), OutOfBounds> {
-        let bad = OutOfBounds { gpa, len };
-        if let Some(hpa) = self.locate(gpa, len, write) {
-            f(hpa, 0, len as usize);
-            return Ok(());
-        }
-        // Spanning pieces: check the whole range first, then copy.
-        let mut at = gpa;
-        let end = gpa.checked_add(len).ok_or(bad)?;
-        while at < end {
-            let p = self.pieces[..self.count]
-                .iter()
-                .find(|p| at >= p.gpa && at - p.gpa < p.len && (p.writable || !write))
-                .ok_or(bad)?;
-            at = p.gpa + p.len;
-        }
-        let mut at = gpa;
-        while at < end {
-            let Some(p) = self.pieces[..self.count]
-                .iter()
-                .find(|p| at >= p.gpa && at - p.gpa < p.len)
-            else {
-                return Err(bad);
-            };
-            let n = (p.gpa + p.len).min(end) - at;
-            f(p.hpa + (at - p.gpa), (at - gpa) as usize, n as usize);
-            at += n;
-        }
-        Ok(())
-    }
-}
-
-impl GuestRam for RawRam {
-    fn read_bytes(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
-        let dst = out.as_mut_ptr();
-        self.for_each(gpa, out.len() as u64, false, |hpa, off, n| {
-            // SAFETY: `hpa .. hpa + n` lies in this VM's memory (checked by
-            // `for_each`), which stays allocated while this view exists (the
-            // port lock is held and the view is dropped before teardown);
-            // `off + n` is within `out`.
-            unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, dst.add(off), n) }
-        })
-    }
-
-    fn write_bytes(&mut self, gpa: u64, data: &[u8]) -> Result<(), OutOfBounds> {
-        let src = data.as_ptr();
-        self.for_each(gpa, data.len() as u64, true, |hpa, off, n| {
-            // SAFETY: as in `read_bytes`, and the range is private (writable)
-            // memory of this VM, never hypervisor memory or shared image pages.
-            unsafe { core::ptr::copy_nonoverlapping(src.add(off), hpa as *mut u8, n) }
-        })
-    }
-
-    fn read_chunks(&self, gpa: u64, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
-        self.for_each(gpa, len, false, |hpa, _, n| {
-            // SAFETY: as in `read_bytes`; the slice lives only for this call.
-            // The guest may change these bytes meanwhile; the hypervisor
-            // only copies them, never decides on them twice.
-            f(unsafe { core::slice::from_raw_parts(hpa as *const u8, n) })
-        })
-    }
-
-    fn check_writable(&mut self, gpa: u64, len: u64) -> Result<(), OutOfBounds> {
-        self.for_each(gpa, len, true, |_, _, _| ())
-    }
-
-    fn fence(&self, barrier: Barrier) {
-        fence(match barrier {
-            Barrier::Acquire => Ordering::Acquire,
-            Barrier::Release => Ordering::Release,
-            Barrier::Full => Ordering::SeqCst,
-        });
-    }
-}
-
 /// Where a port is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortState {

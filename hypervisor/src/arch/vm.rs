@@ -7,7 +7,8 @@
 use super::images::{CachedImage, SharedRange};
 use super::instr::{self, vmread, vmwrite};
 use super::memory::{self, FrameTables};
-use super::net::{self, Net, PortEvent, RamPiece, RawRam};
+use super::net::{self, Net, PortEvent};
+use crate::mem::raw::{RamPiece, RawRam};
 use super::serial;
 use super::smp;
 use super::vmx::{self, Launch, VmxShared};
@@ -299,7 +300,11 @@ impl Vm {
 
     /// The guest's memory as another core (or a device) reaches it.
     fn raw_ram(&self) -> RawRam {
-        RawRam::new(self.pieces.iter().flatten().map(|p| match p.shared {
+        // SAFETY: the pieces are this VM's frames (private: its own
+        // allocation; shared: the image's read-only frames, never written),
+        // which stay allocated until `destroy`, and every copy of this view
+        // is dropped before then (ports are detached first).
+        unsafe { RawRam::new(self.pieces.iter().flatten().map(|p| match p.shared {
             None => RamPiece {
                 gpa: p.gpa,
                 len: p.len,
@@ -312,7 +317,7 @@ impl Vm {
                 hpa: s.hpa,
                 writable: false,
             },
-        }))
+        })) }
     }
 
     fn destroy(self) {

@@ -5,3 +5,4 @@ pub mod frames;
 pub mod guest;
 pub mod guest_tables;
 pub mod guest_walk;
+pub mod raw;

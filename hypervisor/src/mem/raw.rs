@@ -1,0 +1,236 @@
+//! A guest's memory reached through raw host addresses: the view a device (or a core other than the guest's) uses while the guest runs.
+//!
+//! Every access is checked against the pieces (guest-physical range, host
+//! address, writable or not) and copied through raw pointers, never
+//! through Rust references to memory the guest may change at the same
+//! time; virtio's barriers order the two sides.
+
+use super::guest::OutOfBounds;
+use crate::virtio::memory::{Barrier, GuestRam};
+use core::sync::atomic::{Ordering, fence};
+
+/// Most pieces (private or shared ranges) of one guest's memory.
+pub const MAX_RAM_PIECES: usize = 9;
+
+/// One guest-physical range of a VM and where it lies in host memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RamPiece {
+    /// Guest-physical start.
+    pub gpa: u64,
+    /// Bytes.
+    pub len: u64,
+    /// Host-physical (identity-mapped) start.
+    pub hpa: u64,
+    /// The hypervisor may write it (private memory, not shared image pages).
+    pub writable: bool,
+}
+
+/// A VM's memory seen from another core: raw ranges, checked on every
+/// access. Rings and buffers are read and written while the guest runs,
+/// as a device does (virtio's barriers order the two sides); all copies
+/// go through raw pointers, never through references to guest memory.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRam {
+    pieces: [RamPiece; MAX_RAM_PIECES],
+    count: usize,
+    /// The largest writable piece, tried first (the heap, where a guest's
+    /// rings and buffers are).
+    hot: RamPiece,
+}
+
+impl RawRam {
+    /// A view of the pieces given (at most [`MAX_RAM_PIECES`]; more are
+    /// ignored, which only makes accesses there fail).
+    ///
+    /// # Safety
+    /// Each piece's `hpa .. hpa + len` must be memory the caller may read
+    /// (and write, if `writable`) through raw pointers for as long as this
+    /// view or a copy of it is used, and no Rust reference to it may be
+    /// alive meanwhile.
+    pub unsafe fn new(pieces: impl Iterator<Item = RamPiece>) -> Self {
+        let mut ram = RawRam {
+            pieces: [RamPiece::default(); MAX_RAM_PIECES],
+            count: 0,
+            hot: RamPiece::default(),
+        };
+        for p in pieces.take(MAX_RAM_PIECES) {
+            ram.pieces[ram.count] = p;
+            ram.count += 1;
+            if p.writable && p.len > ram.hot.len {
+                ram.hot = p;
+            }
+        }
+        ram
+    }
+
+    /// The host address of `gpa .. gpa + len` if one piece holds it all.
+    #[inline]
+    fn locate(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
+        let inside = |p: &RamPiece| {
+            gpa >= p.gpa
+                && gpa - p.gpa <= p.len
+                && len <= p.len - (gpa - p.gpa)
+                && (p.writable || !write)
+        };
+        if inside(&self.hot) {
+            return Some(self.hot.hpa + (gpa - self.hot.gpa));
+        }
+        self.pieces[..self.count]
+            .iter()
+            .find(|p| inside(p))
+            .map(|p| p.hpa + (gpa - p.gpa))
+    }
+
+    /// Calls `f(host address, bytes)` for the pieces of `gpa .. gpa + len`
+    /// after checking all of it.
+    fn for_each(
+        &self,
+        gpa: u64,
+        len: u64,
+        write: bool,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<(), OutOfBounds> {
+        let bad = OutOfBounds { gpa, len };
+        if let Some(hpa) = self.locate(gpa, len, write) {
+            f(hpa, 0, len as usize);
+            return Ok(());
+        }
+        // Spanning pieces: check the whole range first, then copy.
+        let mut at = gpa;
+        let end = gpa.checked_add(len).ok_or(bad)?;
+        while at < end {
+            let p = self.pieces[..self.count]
+                .iter()
+                .find(|p| at >= p.gpa && at - p.gpa < p.len && (p.writable || !write))
+                .ok_or(bad)?;
+            at = p.gpa + p.len;
+        }
+        let mut at = gpa;
+        while at < end {
+            let Some(p) = self.pieces[..self.count]
+                .iter()
+                .find(|p| at >= p.gpa && at - p.gpa < p.len)
+            else {
+                return Err(bad);
+            };
+            let n = (p.gpa + p.len).min(end) - at;
+            f(p.hpa + (at - p.gpa), (at - gpa) as usize, n as usize);
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+impl GuestRam for RawRam {
+    fn read_bytes(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        let dst = out.as_mut_ptr();
+        self.for_each(gpa, out.len() as u64, false, |hpa, off, n| {
+            // SAFETY: `hpa .. hpa + n` lies in one piece (checked by
+            // `for_each`), readable for the life of this view (the contract
+            // of `new`); `off + n` is within `out`.
+            unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, dst.add(off), n) }
+        })
+    }
+
+    fn write_bytes(&mut self, gpa: u64, data: &[u8]) -> Result<(), OutOfBounds> {
+        let src = data.as_ptr();
+        self.for_each(gpa, data.len() as u64, true, |hpa, off, n| {
+            // SAFETY: as in `read_bytes`, and the range lies in a writable
+            // piece (private guest memory, never shared image pages).
+            unsafe { core::ptr::copy_nonoverlapping(src.add(off), hpa as *mut u8, n) }
+        })
+    }
+
+    fn read_chunks(&self, gpa: u64, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
+        self.for_each(gpa, len, false, |hpa, _, n| {
+            // SAFETY: as in `read_bytes`; the slice lives only for this call.
+            // The guest may change these bytes meanwhile; the hypervisor
+            // only copies them, never decides on them twice.
+            f(unsafe { core::slice::from_raw_parts(hpa as *const u8, n) })
+        })
+    }
+
+    fn check_writable(&mut self, gpa: u64, len: u64) -> Result<(), OutOfBounds> {
+        self.for_each(gpa, len, true, |_, _, _| ())
+    }
+
+    fn fence(&self, barrier: Barrier) {
+        fence(match barrier {
+            Barrier::Acquire => Ordering::Acquire,
+            Barrier::Release => Ordering::Release,
+            Barrier::Full => Ordering::SeqCst,
+        });
+    }
+}
+
+
+/// Views over test buffers.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    /// A writable view of all of `v` as guest-physical `0 .. v.len()`.
+    /// The caller must not use `v` itself while the view is in use.
+    pub fn over_vec(v: &mut [u8]) -> RawRam {
+        let piece = RamPiece {
+            gpa: 0,
+            len: v.len() as u64,
+            hpa: v.as_mut_ptr() as u64,
+            writable: true,
+        };
+        // SAFETY: the buffer outlives the tests' use of the view, and the
+        // tests do not touch it through references while a view is used.
+        unsafe { RawRam::new(core::iter::once(piece)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::over_vec;
+    use super::*;
+
+    fn split(v: &mut [u8]) -> RawRam {
+        // Three pieces: 0..0x100 writable, 0x100..0x200 read-only, 0x200.. writable.
+        let base = v.as_mut_ptr() as u64;
+        let pieces = [
+            RamPiece { gpa: 0, len: 0x100, hpa: base, writable: true },
+            RamPiece { gpa: 0x100, len: 0x100, hpa: base + 0x100, writable: false },
+            RamPiece { gpa: 0x200, len: 0x200, hpa: base + 0x200, writable: true },
+        ];
+        // SAFETY: as in `over_vec`.
+        unsafe { RawRam::new(pieces.into_iter()) }
+    }
+
+    #[test]
+    fn reads_and_writes_are_checked() {
+        let mut v = vec![0u8; 0x400];
+        let mut r = over_vec(&mut v);
+        r.write_bytes(0x10, &[1, 2, 3]).unwrap();
+        let mut out = [0u8; 3];
+        r.read_bytes(0x10, &mut out).unwrap();
+        assert_eq!(out, [1, 2, 3]);
+        assert!(r.read_bytes(0x3ff, &mut out).is_err());
+        assert!(r.write_bytes(u64::MAX - 1, &[0; 4]).is_err());
+        assert!(r.check_writable(0, 0x400).is_ok());
+        assert!(r.check_writable(0, 0x401).is_err());
+    }
+
+    #[test]
+    fn ranges_may_span_pieces_but_not_write_read_only_ones() {
+        let mut v = vec![0u8; 0x400];
+        let mut r = split(&mut v);
+        // A read across all three pieces.
+        let mut out = vec![0u8; 0x300];
+        r.read_bytes(0x80, &mut out).unwrap();
+        let mut chunks = 0;
+        r.read_chunks(0x80, 0x300, |_| chunks += 1).unwrap();
+        assert_eq!(chunks, 3);
+        // Writes stay out of the read-only piece, even partly.
+        assert!(r.write_bytes(0xf0, &[0; 0x20]).is_err());
+        assert!(r.write_bytes(0x1f0, &[0; 0x20]).is_err());
+        assert!(r.write_bytes(0x200, &[7; 0x20]).is_ok());
+        assert!(r.check_writable(0x100, 1).is_err());
+        // Beyond the last piece.
+        assert!(r.read_bytes(0x3f0, &mut [0; 0x20]).is_err());
+    }
+}
