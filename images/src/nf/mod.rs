@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod control;
 pub mod firewall;
 pub mod function;
+pub mod guest;
 pub mod nat;
 pub mod packet;
 pub mod pktgen;
