@@ -6,7 +6,7 @@
 use crate::mem::guest::MemoryAccess;
 use core::fmt;
 use vmm_abi::hypercall::{
-    Hypercall, MAX_CONSOLE_WRITE, MAX_WAIT, MAX_METRIC_NAME, RESULT_OK, is_valid_metric_name,
+    Hypercall, MAX_CONSOLE_WRITE, MAX_METRIC_NAME, MAX_WAIT, RESULT_OK, is_valid_metric_name,
 };
 
 /// What the hypervisor does for a guest's hypercalls (its console, its

@@ -189,7 +189,10 @@ mod tests {
             ..GuestRegs::default()
         };
         let mut dev = Recorder::default();
-        assert_eq!(run(&[0x89, 0x37], Access::Write, &mut regs, &mut dev), Ok(2));
+        assert_eq!(
+            run(&[0x89, 0x37], Access::Write, &mut regs, &mut dev),
+            Ok(2)
+        );
         assert_eq!(dev.writes, vec![(0x70, 4, 0xf)]);
     }
 
@@ -251,7 +254,9 @@ mod tests {
         dev.refuse = true;
         assert_eq!(
             run(&[0x8b, 0x07], Access::Read, &mut regs, &mut dev),
-            Err(MmioFault::Device(MmioError::UnknownRegister { offset: 0x70 }))
+            Err(MmioFault::Device(MmioError::UnknownRegister {
+                offset: 0x70
+            }))
         );
         assert_eq!(regs, GuestRegs::default());
     }

@@ -705,11 +705,7 @@ impl<'a> Manifest<'a> {
             for (j, earlier) in self.links().take(i as usize).enumerate() {
                 for (field, end) in [(Field::LinkA, link.a), (Field::LinkB, link.b)] {
                     if earlier.a == end || earlier.b == end {
-                        return Err(err(
-                            Some(i),
-                            field,
-                            Problem::PortTaken { link: j as u32 },
-                        ));
+                        return Err(err(Some(i), field, Problem::PortTaken { link: j as u32 }));
                     }
                 }
             }
@@ -729,7 +725,11 @@ impl<'a> Manifest<'a> {
         for (i, vm) in self.iter().enumerate() {
             if vm.cores != 0 && vm.cores & !poll_cores == 0 {
                 let core = (vm.cores & poll_cores).trailing_zeros();
-                return Err(err(Some(i as u32), Field::Cores, Problem::PollCore { core }));
+                return Err(err(
+                    Some(i as u32),
+                    Field::Cores,
+                    Problem::PollCore { core },
+                ));
             }
         }
         Ok(poll_cores)
@@ -890,10 +890,7 @@ mod tests {
             check(&[link((1, 0), (1, 0), 0)]),
             (Some(0), Field::LinkB, Problem::PortTaken { link: 0 })
         );
-        assert_eq!(
-            check(&[link((0, 0), (1, 0), 64)]).1,
-            Field::LinkCore
-        );
+        assert_eq!(check(&[link((0, 0), (1, 0), 64)]).1, Field::LinkCore);
         // Every VM is pinned to core 1: polling there would leave them no core.
         assert_eq!(
             check(&[link((0, 0), (1, 0), 1)]),

@@ -278,7 +278,12 @@ impl Net {
     }
 
     /// Runs `f` on a port's device state (a register access from its VM).
-    pub fn with_port<R>(&self, vm: u32, port: u8, f: impl FnOnce(&mut PortInner) -> R) -> Option<R> {
+    pub fn with_port<R>(
+        &self,
+        vm: u32,
+        port: u8,
+        f: impl FnOnce(&mut PortInner) -> R,
+    ) -> Option<R> {
         let p = self.port(vm, port)?;
         Some(f(&mut p.inner.lock()))
     }
@@ -327,17 +332,23 @@ impl Net {
         if src.state != PortState::Up {
             return 0;
         }
-        let (Some(mut sram), Some(tx)) = (src.ram, src.transport.queue_mut(TRANSMIT_QUEUE)) else {
+        // Borrowed in place: a view is a few hundred bytes, not worth a copy
+        // per pass.
+        let (Some(sram), Some(tx)) = (src.ram.as_mut(), src.transport.queue_mut(TRANSMIT_QUEUE))
+        else {
             return 0;
         };
-        let mut dram = dst.ram;
-        let receiver = match (dst.state, dram.as_mut(), dst.transport.queue_mut(RECEIVE_QUEUE)) {
+        let receiver = match (
+            dst.state,
+            dst.ram.as_mut(),
+            dst.transport.queue_mut(RECEIVE_QUEUE),
+        ) {
             (PortState::Up, Some(ram), Some(rq)) => Receiver::Ready(rq, ram),
             (PortState::Gone | PortState::Broken, _, _) => Receiver::Gone,
             _ => return 0,
         };
         let generation = dst.generation;
-        match link::pump(dir, tx, &mut sram, receiver, generation, BATCH) {
+        match link::pump_raw(dir, tx, sram, receiver, generation, BATCH) {
             Ok(0) => 0,
             Ok(n) => {
                 self.wake(src_vm);

@@ -79,7 +79,9 @@ impl Plan {
         let running = cores.iter().fold(0u64, |m, c| m | (1 << c.index));
         let poll_cores = manifest.poll_cores();
         if poll_cores & !running != 0 {
-            return Err("a link is polled by a core that is not running (see the `core` of each link)");
+            return Err(
+                "a link is polled by a core that is not running (see the `core` of each link)",
+            );
         }
         let vm_running = running & !poll_cores;
         if vm_running == 0 {

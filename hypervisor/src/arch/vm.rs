@@ -8,7 +8,6 @@ use super::images::{CachedImage, SharedRange};
 use super::instr::{self, vmread, vmwrite};
 use super::memory::{self, FrameTables};
 use super::net::{self, Net, PortEvent};
-use crate::mem::raw::{RamPiece, RawRam};
 use super::serial;
 use super::smp;
 use super::vmx::{self, Launch, VmxShared};
@@ -20,6 +19,7 @@ use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
 use crate::mem::guest::{GuestMemory, MemoryAccess};
 use crate::mem::guest_tables;
+use crate::mem::raw::{RamPiece, RawRam};
 use crate::mmio::{self, MmioDevice, MmioFault};
 use crate::msr;
 use crate::virtio::console::{self as vconsole, ConsoleDevice};
@@ -304,20 +304,22 @@ impl Vm {
         // allocation; shared: the image's read-only frames, never written),
         // which stay allocated until `destroy`, and every copy of this view
         // is dropped before then (ports are detached first).
-        unsafe { RawRam::new(self.pieces.iter().flatten().map(|p| match p.shared {
-            None => RamPiece {
-                gpa: p.gpa,
-                len: p.len,
-                hpa: self.private_base + p.offset,
-                writable: true,
-            },
-            Some(s) => RamPiece {
-                gpa: p.gpa,
-                len: p.len,
-                hpa: s.hpa,
-                writable: false,
-            },
-        })) }
+        unsafe {
+            RawRam::new(self.pieces.iter().flatten().map(|p| match p.shared {
+                None => RamPiece {
+                    gpa: p.gpa,
+                    len: p.len,
+                    hpa: self.private_base + p.offset,
+                    writable: true,
+                },
+                Some(s) => RamPiece {
+                    gpa: p.gpa,
+                    len: p.len,
+                    hpa: s.hpa,
+                    writable: false,
+                },
+            }))
+        }
     }
 
     fn destroy(self) {
@@ -559,7 +561,8 @@ fn skip_instruction(rip: u64) -> Result<(), StopReason> {
 fn set_rip(rip: u64) -> Result<(), StopReason> {
     // SAFETY: sets the guest's RIP in its current VMCS; a bad value can
     // only hurt the guest.
-    unsafe { vmwrite(Guest::Rip, rip) }.map_err(|_| StopReason::Internal("VMWRITE of guest RIP failed"))
+    unsafe { vmwrite(Guest::Rip, rip) }
+        .map_err(|_| StopReason::Internal("VMWRITE of guest RIP failed"))
 }
 
 /// A net port's registers, for one emulated access.
@@ -731,7 +734,9 @@ pub fn run_slice(
     let timer = shared.timer_value(!others_waiting && budget == 0);
     // SAFETY: sets this VM's preemption-timer value in its current VMCS.
     if unsafe { vmwrite(Guest::PreemptionTimerValue, timer) }.is_err() {
-        return SliceEnd::Stopped(StopReason::Internal("VMWRITE of the preemption timer failed"));
+        return SliceEnd::Stopped(StopReason::Internal(
+            "VMWRITE of the preemption timer failed",
+        ));
     }
     // The clock is only read when something depends on it.
     let timed = budget != 0 || others_waiting;
@@ -763,11 +768,10 @@ pub fn run_slice(
             return SliceEnd::Stopped(StopReason::Internal("VMREAD of guest RIP/RFLAGS failed"));
         };
         let device = match exit {
-            Exit::EptViolation { gpa, access } => device_slot(gpa)
-                .and_then(|(slot, offset)| {
-                    let kind = *slots.get(slot)?;
-                    (kind != DeviceKind::None).then_some((slot, offset, kind, access))
-                }),
+            Exit::EptViolation { gpa, access } => device_slot(gpa).and_then(|(slot, offset)| {
+                let kind = *slots.get(slot)?;
+                (kind != DeviceKind::None).then_some((slot, offset, kind, access))
+            }),
             _ => None,
         };
         let mut idle = false;

@@ -136,7 +136,14 @@ mod tests {
     fn identity_tables_translate_to_themselves() {
         let mut backing = std::vec![0u8; 0x4_0000];
         let (mem, cr3) = setup(&mut backing);
-        for va in [0x1000, 0x1_0042, 0x3_ffff, 0x20_0000, 0x3fff_ffff, 0x4000_0000] {
+        for va in [
+            0x1000,
+            0x1_0042,
+            0x3_ffff,
+            0x20_0000,
+            0x3fff_ffff,
+            0x4000_0000,
+        ] {
             assert_eq!(translate(&mem, cr3, va), Ok(va), "{va:#x}");
         }
         assert_eq!(

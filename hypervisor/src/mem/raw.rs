@@ -121,7 +121,164 @@ impl RawRam {
     }
 }
 
+/// A range of one guest's memory resolved to host memory once (a ring, or
+/// a buffer), so a data path indexes it with one bounds check per access
+/// instead of a lookup. It borrows the view it came from and cannot
+/// outlive it.
+#[derive(Clone, Copy, Debug)]
+pub struct HostRange<'a> {
+    gpa: u64,
+    hpa: u64,
+    len: u64,
+    writable: bool,
+    _view: core::marker::PhantomData<&'a RawRam>,
+}
+
+impl RawRam {
+    /// `gpa .. gpa + len` as one host range, if one piece holds it all (and
+    /// it is writable, if `write`).
+    #[inline]
+    pub fn resolve(&self, gpa: u64, len: u64, write: bool) -> Option<HostRange<'_>> {
+        let hpa = self.locate(gpa, len, write)?;
+        Some(HostRange {
+            gpa,
+            hpa,
+            len,
+            writable: write,
+            _view: core::marker::PhantomData,
+        })
+    }
+}
+
+impl HostRange<'_> {
+    /// The guest-physical address it starts at.
+    pub fn guest_addr(&self) -> u64 {
+        self.gpa
+    }
+
+    /// Bytes in the range.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The host address of `off .. off + n`, if inside.
+    #[inline]
+    fn at(&self, off: u64, n: u64) -> Option<u64> {
+        (off <= self.len && n <= self.len - off).then(|| self.hpa + off)
+    }
+
+    /// Reads the little-endian u16 at `off`.
+    #[inline]
+    pub fn read_u16(&self, off: u64) -> Option<u16> {
+        let hpa = self.at(off, 2)?;
+        // SAFETY: inside this range, which lies in one piece of the view it
+        // borrows (readable for the view's life, the contract of `new`).
+        Some(unsafe { (hpa as *const u16).read_unaligned() })
+    }
+
+    /// Reads the little-endian u64 at `off`.
+    #[inline]
+    pub fn read_u64(&self, off: u64) -> Option<u64> {
+        let hpa = self.at(off, 8)?;
+        // SAFETY: as in `read_u16`.
+        Some(unsafe { (hpa as *const u64).read_unaligned() })
+    }
+
+    /// Writes `value` at `off` (a writable range only).
+    #[inline]
+    pub fn write_u16(&self, off: u64, value: u16) -> Option<()> {
+        let hpa = self.at(off, 2).filter(|_| self.writable)?;
+        // SAFETY: inside this range, which lies in one writable piece of the
+        // view it borrows.
+        unsafe { (hpa as *mut u16).write_unaligned(value) };
+        Some(())
+    }
+
+    /// Writes `value` at `off` (a writable range only).
+    #[inline]
+    pub fn write_u32(&self, off: u64, value: u32) -> Option<()> {
+        let hpa = self.at(off, 4).filter(|_| self.writable)?;
+        // SAFETY: inside this range, which lies in one writable piece of the
+        // view it borrows.
+        unsafe { (hpa as *mut u32).write_unaligned(value) };
+        Some(())
+    }
+
+    /// Writes `value` at `off` (a writable range only).
+    #[inline]
+    pub fn write_u64(&self, off: u64, value: u64) -> Option<()> {
+        let hpa = self.at(off, 8).filter(|_| self.writable)?;
+        // SAFETY: as in `write_u32`.
+        unsafe { (hpa as *mut u64).write_unaligned(value) };
+        Some(())
+    }
+
+    /// Copies `n` bytes from `off` in this range to `to_off` in `to` (a
+    /// writable range). The ranges may overlap (a guest may hand the same
+    /// memory to both of its ports).
+    #[inline]
+    pub fn copy_to(&self, off: u64, to: &HostRange<'_>, to_off: u64, n: u64) -> Option<()> {
+        let from = self.at(off, n)?;
+        let dest = to.at(to_off, n).filter(|_| to.writable)?;
+        // SAFETY: both ends lie inside their ranges (readable, and writable
+        // for `to`); `copy` allows overlap.
+        unsafe { core::ptr::copy(from as *const u8, dest as *mut u8, n as usize) };
+        Some(())
+    }
+}
+
+/// Generates the fixed-size accessors: one bounds check and one unaligned
+/// load or store (x86 is little-endian, as virtio rings are).
+macro_rules! scalar_access {
+    ($read:ident, $write:ident, $t:ty) => {
+        #[inline]
+        fn $read(&self, gpa: u64) -> Result<$t, OutOfBounds> {
+            let len = core::mem::size_of::<$t>() as u64;
+            match self.locate(gpa, len, false) {
+                // SAFETY: `locate` found the whole value inside one piece,
+                // readable for the life of this view (the contract of `new`).
+                Some(hpa) => Ok(unsafe { (hpa as *const $t).read_unaligned() }),
+                None => {
+                    let mut b = [0u8; core::mem::size_of::<$t>()];
+                    self.read_bytes(gpa, &mut b)?;
+                    Ok(<$t>::from_le_bytes(b))
+                }
+            }
+        }
+
+        #[inline]
+        fn $write(&mut self, gpa: u64, value: $t) -> Result<(), OutOfBounds> {
+            let len = core::mem::size_of::<$t>() as u64;
+            match self.locate(gpa, len, true) {
+                Some(hpa) => {
+                    // SAFETY: as above, in a writable piece.
+                    unsafe { (hpa as *mut $t).write_unaligned(value) };
+                    Ok(())
+                }
+                None => self.write_bytes(gpa, &value.to_le_bytes()),
+            }
+        }
+    };
+}
+
 impl GuestRam for RawRam {
+    scalar_access!(read_u16, write_u16, u16);
+    scalar_access!(read_u32, write_u32, u32);
+    scalar_access!(read_u64, write_u64, u64);
+
+    #[inline]
+    fn check_readable(&self, gpa: u64, len: u64) -> Result<(), OutOfBounds> {
+        if self.locate(gpa, len, false).is_some() {
+            return Ok(());
+        }
+        self.for_each(gpa, len, false, |_, _, _| ())
+    }
+
     fn read_bytes(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
         let dst = out.as_mut_ptr();
         self.for_each(gpa, out.len() as u64, false, |hpa, off, n| {
@@ -163,7 +320,6 @@ impl GuestRam for RawRam {
     }
 }
 
-
 /// Views over test buffers.
 #[cfg(test)]
 pub mod testing {
@@ -193,12 +349,56 @@ mod tests {
         // Three pieces: 0..0x100 writable, 0x100..0x200 read-only, 0x200.. writable.
         let base = v.as_mut_ptr() as u64;
         let pieces = [
-            RamPiece { gpa: 0, len: 0x100, hpa: base, writable: true },
-            RamPiece { gpa: 0x100, len: 0x100, hpa: base + 0x100, writable: false },
-            RamPiece { gpa: 0x200, len: 0x200, hpa: base + 0x200, writable: true },
+            RamPiece {
+                gpa: 0,
+                len: 0x100,
+                hpa: base,
+                writable: true,
+            },
+            RamPiece {
+                gpa: 0x100,
+                len: 0x100,
+                hpa: base + 0x100,
+                writable: false,
+            },
+            RamPiece {
+                gpa: 0x200,
+                len: 0x200,
+                hpa: base + 0x200,
+                writable: true,
+            },
         ];
         // SAFETY: as in `over_vec`.
         unsafe { RawRam::new(pieces.into_iter()) }
+    }
+
+    #[test]
+    fn host_ranges_check_every_access() {
+        let mut v = vec![0u8; 0x400];
+        let mut w = vec![0u8; 0x400];
+        let r = split(&mut v);
+        let out = over_vec(&mut w);
+        // One piece must hold the whole range.
+        assert!(r.resolve(0x10, 0x20, true).is_some());
+        assert!(r.resolve(0xf0, 0x20, false).is_none());
+        assert!(r.resolve(0x110, 0x20, true).is_none());
+        assert!(r.resolve(0x110, 0x20, false).is_some());
+        let a = r.resolve(0x200, 0x10, true).unwrap();
+        assert_eq!(a.len(), 0x10);
+        a.write_u64(8, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(a.read_u64(8), Some(0x1122_3344_5566_7788));
+        assert_eq!(a.read_u16(14), Some(0x1122));
+        assert!(a.read_u64(9).is_none());
+        assert!(a.write_u32(13, 0).is_none());
+        assert!(a.read_u16(u64::MAX).is_none());
+        let ro = r.resolve(0x100, 0x10, false).unwrap();
+        assert!(ro.write_u64(0, 1).is_none());
+        let dest = out.resolve(0, 0x20, true).unwrap();
+        a.copy_to(8, &dest, 4, 8).unwrap();
+        assert_eq!(dest.read_u64(4), Some(0x1122_3344_5566_7788));
+        assert!(a.copy_to(8, &dest, 0x1c, 8).is_none());
+        assert!(a.copy_to(9, &dest, 0, 8).is_none());
+        assert!(dest.copy_to(0, &ro, 0, 4).is_none());
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub trait GuestRam {
     fn write_u32(&mut self, gpa: u64, value: u32) -> Result<(), OutOfBounds> {
         self.write_bytes(gpa, &value.to_le_bytes())
     }
+
+    /// Writes a little-endian u64.
+    fn write_u64(&mut self, gpa: u64, value: u64) -> Result<(), OutOfBounds> {
+        self.write_bytes(gpa, &value.to_le_bytes())
+    }
 }
 
 impl GuestRam for GuestMemory<'_> {

@@ -47,14 +47,14 @@ pub const USED_RING_ALIGN: u64 = 4;
 
 /// Both rings start with `le16 flags; le16 idx;` then their entries.
 const RING_FLAGS: u64 = 0;
-const RING_IDX: u64 = 2;
-const RING_ENTRIES: u64 = 4;
+pub(crate) const RING_IDX: u64 = 2;
+pub(crate) const RING_ENTRIES: u64 = 4;
 /// Available ring entry: `le16` descriptor head.
-const AVAIL_ENTRY_SIZE: u64 = 2;
+pub(crate) const AVAIL_ENTRY_SIZE: u64 = 2;
 /// Used ring entry: `struct virtq_used_elem { le32 id; le32 len; }`.
-const USED_ELEM_SIZE: u64 = 8;
+pub(crate) const USED_ELEM_SIZE: u64 = 8;
 /// Offset of `len` in a used element (`id` comes first).
-const USED_ELEM_LEN: usize = 4;
+pub(crate) const USED_ELEM_LEN: usize = 4;
 /// Ring flags, idx and event fields are `le16`.
 const RING_FIELD_SIZE: u64 = 2;
 /// Each ring ends with a `le16` event field (`used_event` in the available
@@ -329,24 +329,40 @@ impl Default for QueueLimits {
     }
 }
 
+/// What [`SplitQueue::pop_single`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Popped {
+    /// Nothing new is available.
+    Empty,
+    /// A chain of one descriptor, checked and popped.
+    Single {
+        /// Its index (the used element's id).
+        head: u16,
+        /// The descriptor.
+        desc: Descriptor,
+    },
+    /// A longer or indirect chain, not popped.
+    Chain,
+}
+
 /// One split virtqueue, from the device side.
 #[derive(Clone, Debug)]
 pub struct SplitQueue {
-    layout: QueueLayout,
-    event_idx: bool,
-    limits: QueueLimits,
+    pub(crate) layout: QueueLayout,
+    pub(crate) event_idx: bool,
+    pub(crate) limits: QueueLimits,
     /// Next available-ring entry the device will read.
-    last_avail_idx: u16,
+    pub(crate) last_avail_idx: u16,
     /// The driver's avail idx when last read (checked against the jump
     /// rule); re-read only once the device has caught up with it.
-    avail_idx_seen: u16,
+    pub(crate) avail_idx_seen: u16,
     /// Next used-ring entry the device will write.
-    used_idx: u16,
+    pub(crate) used_idx: u16,
     /// Used idx last written to the ring.
-    published_used: u16,
+    pub(crate) published_used: u16,
     /// Used idx when the device last decided whether to interrupt.
     signalled_used: u16,
-    no_notify: bool,
+    pub(crate) no_notify: bool,
 }
 
 fn ring_err(ring: RingPart, addr: u64, len: u64) -> impl FnOnce(OutOfBounds) -> QueueError {
@@ -464,6 +480,11 @@ impl SplitQueue {
     /// How many chains the driver has made available that the device has
     /// not popped yet.
     pub fn avail_pending<M: GuestRam>(&self, mem: &M) -> Result<u16, QueueError> {
+        // Chains seen at the last read of the idx and not popped yet need no
+        // new read.
+        if self.avail_idx_seen != self.last_avail_idx {
+            return Ok(self.avail_idx_seen.wrapping_sub(self.last_avail_idx));
+        }
         Ok(self.read_avail_idx(mem)?.wrapping_sub(self.last_avail_idx))
     }
 
@@ -473,6 +494,52 @@ impl SplitQueue {
     pub fn pop_avail<M: GuestRam>(&mut self, mem: &mut M) -> Result<Option<Chain>, QueueError> {
         let mut chain = Chain::default();
         Ok(self.pop_avail_into(mem, &mut chain)?.then_some(chain))
+    }
+
+    /// The data path's pop: the next available chain if it is one direct
+    /// descriptor (what a net driver posts per frame), checked as
+    /// [`SplitQueue::pop_avail_into`] would check it, without building a
+    /// [`Chain`]. A longer or indirect chain is left in place
+    /// ([`Popped::Chain`]) for `pop_avail_into`.
+    pub fn pop_single<M: GuestRam>(&mut self, mem: &mut M) -> Result<Popped, QueueError> {
+        if self.last_avail_idx == self.avail_idx_seen {
+            self.avail_idx_seen = self.read_avail_idx(mem)?;
+            if self.last_avail_idx == self.avail_idx_seen {
+                return Ok(Popped::Empty);
+            }
+            // As in `pop_avail_into`: entries after the idx.
+            mem.fence(Barrier::Acquire);
+        }
+        let entry = self.layout.avail_ring
+            + RING_ENTRIES
+            + AVAIL_ENTRY_SIZE * self.slot(self.last_avail_idx);
+        let head = self.read_ring_u16(mem, RingPart::Avail, entry)?;
+        let size = self.layout.size;
+        if head >= size {
+            return Err(QueueError::DescriptorIndexOutOfRange { index: head, size });
+        }
+        let table = self.desc_table();
+        let d = table.read(mem, head)?;
+        if d.has_next() || d.is_indirect() {
+            return Ok(Popped::Chain);
+        }
+        if d.len > table.max_bytes {
+            return Err(QueueError::ChainTooLarge {
+                limit: table.max_bytes,
+            });
+        }
+        let (addr, len) = (d.addr, d.len);
+        mem.check_readable(addr, len.into())
+            .map_err(|_| QueueError::BufferOutsideMemory { addr, len })?;
+        if d.is_writable() {
+            mem.check_writable(addr, len.into())
+                .map_err(|_| QueueError::BufferNotWritable { addr, len })?;
+        }
+        self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
+        if self.event_idx && !self.no_notify {
+            self.write_ring_u16(mem, self.avail_event_addr(), self.last_avail_idx)?;
+        }
+        Ok(Popped::Single { head, desc: d })
     }
 
     /// [`SplitQueue::pop_avail`] into a chain the caller keeps, so a data
@@ -534,10 +601,9 @@ impl SplitQueue {
             return Err(QueueError::DescriptorIndexOutOfRange { index: head, size });
         }
         let addr = self.layout.used_ring + RING_ENTRIES + USED_ELEM_SIZE * self.slot(self.used_idx);
-        let mut elem = [0u8; USED_ELEM_SIZE as usize];
-        elem[..USED_ELEM_LEN].copy_from_slice(&u32::from(head).to_le_bytes());
-        elem[USED_ELEM_LEN..].copy_from_slice(&len.to_le_bytes());
-        mem.write_bytes(addr, &elem)
+        // One 8-byte store: `id` (u32) in the low half, `len` in the high.
+        let elem = u64::from(head) | (u64::from(len) << (USED_ELEM_LEN * 8));
+        mem.write_u64(addr, elem)
             .map_err(ring_err(RingPart::Used, addr, USED_ELEM_SIZE))?;
         self.used_idx = self.used_idx.wrapping_add(1);
         Ok(())

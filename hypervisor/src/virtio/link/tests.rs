@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::mem::guest::GuestMemory;
+use crate::mem::raw::testing::over_vec;
 use crate::virtio::queue::{QueueError, QueueLimits, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
 use crate::virtio::testing::{DriverQueue, MEM_SIZE};
 use proptest::prelude::*;
@@ -28,6 +29,8 @@ struct Pair {
     next_rx: u16,
     /// Frames collected from the receiver's used ring so far.
     got: Vec<Vec<u8>>,
+    /// Pump through raw views with the fast path, as the polling core does.
+    raw: bool,
 }
 
 fn frame(len: usize, tag: u8) -> Vec<u8> {
@@ -51,6 +54,15 @@ impl Pair {
             next_tx: 0,
             next_rx: 0,
             got: Vec::new(),
+            raw: false,
+        }
+    }
+
+    /// A pair pumped through raw views (fast path first).
+    fn raw() -> Self {
+        Pair {
+            raw: true,
+            ..Pair::new()
         }
     }
 
@@ -83,6 +95,17 @@ impl Pair {
     }
 
     fn pump_gen(&mut self, budget: u32, generation: u32) -> Result<u32, LinkFault> {
+        if self.raw {
+            let (mut a, mut b) = (over_vec(&mut self.a), over_vec(&mut self.b));
+            return pump_raw(
+                &mut self.dir,
+                &mut self.tx,
+                &mut a,
+                Receiver::Ready(&mut self.rx, &mut b),
+                generation,
+                budget,
+            );
+        }
         let mut a = GuestMemory::new(&mut self.a);
         let mut b = GuestMemory::new(&mut self.b);
         pump(
@@ -129,82 +152,90 @@ impl Pair {
 
 #[test]
 fn frames_cross_with_header_replaced_and_counted() {
-    let mut p = Pair::new();
-    for _ in 0..4 {
-        p.post(2048);
-    }
-    let frames = [frame(64, 1), frame(100, 2), frame(MAX_FRAME_BYTES, 3)];
-    for f in &frames {
-        p.send(f);
-    }
-    assert_eq!(p.pump(u32::MAX), Ok(3));
-    assert_eq!(p.received(), frames.to_vec());
-    assert_eq!(p.tx_used(), 3);
-    assert_eq!(
-        p.dir.flow,
-        LinkFlow {
-            frames: 3,
-            bytes: 64 + 100 + MAX_FRAME_BYTES as u64,
-            drop_peer: 0,
-            drop_size: 0
+    for mut p in [Pair::new(), Pair::raw()] {
+        for _ in 0..4 {
+            p.post(2048);
         }
-    );
-    // Nothing more to do, and no receive buffer taken while idle.
-    assert_eq!(p.pump(u32::MAX), Ok(0));
-    assert!(p.dir.spare.is_none());
+        let frames = [frame(64, 1), frame(100, 2), frame(MAX_FRAME_BYTES, 3)];
+        for f in &frames {
+            p.send(f);
+        }
+        assert_eq!(p.pump(u32::MAX), Ok(3));
+        assert_eq!(p.received(), frames.to_vec());
+        assert_eq!(p.tx_used(), 3);
+        assert_eq!(
+            p.dir.flow,
+            LinkFlow {
+                frames: 3,
+                bytes: 64 + 100 + MAX_FRAME_BYTES as u64,
+                drop_peer: 0,
+                drop_size: 0
+            }
+        );
+        // Nothing more to do, and no receive buffer taken while idle.
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        assert!(p.dir.spare.is_none());
+    }
 }
 
 #[test]
 fn a_receiver_without_buffers_holds_frames_back() {
-    let mut p = Pair::new();
-    p.post(2048);
-    for i in 0..3 {
-        p.send(&frame(60, i));
+    for mut p in [Pair::new(), Pair::raw()] {
+        p.post(2048);
+        for i in 0..3 {
+            p.send(&frame(60, i));
+        }
+        assert_eq!(p.pump(u32::MAX), Ok(1));
+        assert_eq!(p.tx_used(), 1);
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        p.post(2048);
+        p.post(2048);
+        assert_eq!(p.pump(u32::MAX), Ok(2));
+        assert_eq!(
+            p.received(),
+            (0..3).map(|i| frame(60, i)).collect::<Vec<_>>()
+        );
+        assert_eq!(p.dir.flow.frames, 3);
     }
-    assert_eq!(p.pump(u32::MAX), Ok(1));
-    assert_eq!(p.tx_used(), 1);
-    assert_eq!(p.pump(u32::MAX), Ok(0));
-    p.post(2048);
-    p.post(2048);
-    assert_eq!(p.pump(u32::MAX), Ok(2));
-    assert_eq!(p.received(), (0..3).map(|i| frame(60, i)).collect::<Vec<_>>());
-    assert_eq!(p.dir.flow.frames, 3);
 }
 
 #[test]
 fn the_budget_bounds_a_pump() {
-    let mut p = Pair::new();
-    for i in 0..5 {
-        p.post(2048);
-        p.send(&frame(60, i));
+    for mut p in [Pair::new(), Pair::raw()] {
+        for i in 0..5 {
+            p.post(2048);
+            p.send(&frame(60, i));
+        }
+        assert_eq!(p.pump(2), Ok(2));
+        assert_eq!(p.pump(2), Ok(2));
+        assert_eq!(p.pump(2), Ok(1));
+        assert_eq!(p.received().len(), 5);
     }
-    assert_eq!(p.pump(2), Ok(2));
-    assert_eq!(p.pump(2), Ok(2));
-    assert_eq!(p.pump(2), Ok(1));
-    assert_eq!(p.received().len(), 5);
 }
 
 #[test]
 fn a_frame_too_large_for_the_buffer_is_dropped_and_the_buffer_kept() {
-    let mut p = Pair::new();
-    p.post(100);
-    p.send(&frame(200, 0));
-    p.send(&frame(50, 1));
-    assert_eq!(p.pump(u32::MAX), Ok(2));
-    assert_eq!(p.received(), vec![frame(50, 1)]);
-    assert_eq!(p.dir.flow.drop_size, 1);
-    assert_eq!(p.dir.flow.frames, 1);
-    assert_eq!(p.tx_used(), 2);
+    for mut p in [Pair::new(), Pair::raw()] {
+        p.post(100);
+        p.send(&frame(200, 0));
+        p.send(&frame(50, 1));
+        assert_eq!(p.pump(u32::MAX), Ok(2));
+        assert_eq!(p.received(), vec![frame(50, 1)]);
+        assert_eq!(p.dir.flow.drop_size, 1);
+        assert_eq!(p.dir.flow.frames, 1);
+        assert_eq!(p.tx_used(), 2);
+    }
 }
 
 #[test]
 fn frames_beyond_an_ethernet_frame_are_dropped() {
-    let mut p = Pair::new();
-    p.post(4096);
-    p.send(&frame(MAX_FRAME_BYTES + 1, 0));
-    assert_eq!(p.pump(u32::MAX), Ok(1));
-    assert_eq!(p.dir.flow.drop_size, 1);
-    assert!(p.received().is_empty());
+    for mut p in [Pair::new(), Pair::raw()] {
+        p.post(4096);
+        p.send(&frame(MAX_FRAME_BYTES + 1, 0));
+        assert_eq!(p.pump(u32::MAX), Ok(1));
+        assert_eq!(p.dir.flow.drop_size, 1);
+        assert!(p.received().is_empty());
+    }
 }
 
 #[test]
@@ -220,59 +251,61 @@ fn a_gone_receiver_drops_and_completes_every_frame() {
 
 #[test]
 fn a_bad_transmit_ring_blames_the_sender() {
-    let mut p = Pair::new();
-    p.post(2048);
-    {
-        let mut m = GuestMemory::new(&mut p.a);
-        p.tx_drv
-            .set_desc(&mut m, 0, MEM_SIZE as u64 - 8, 64, 0, 0);
-        p.tx_drv.publish(&mut m, 0);
+    for mut p in [Pair::new(), Pair::raw()] {
+        p.post(2048);
+        {
+            let mut m = GuestMemory::new(&mut p.a);
+            p.tx_drv.set_desc(&mut m, 0, MEM_SIZE as u64 - 8, 64, 0, 0);
+            p.tx_drv.publish(&mut m, 0);
+        }
+        let fault = p.pump(u32::MAX).unwrap_err();
+        assert_eq!(fault.side, Side::Sender);
+        assert!(matches!(fault.error, NetError::Queue(_)));
+        assert_eq!(p.dir.flow.handed(), 0);
     }
-    let fault = p.pump(u32::MAX).unwrap_err();
-    assert_eq!(fault.side, Side::Sender);
-    assert!(matches!(fault.error, NetError::Queue(_)));
-    assert_eq!(p.dir.flow.handed(), 0);
 }
 
 #[test]
 fn a_descriptor_loop_blames_the_sender() {
-    let mut p = Pair::new();
-    p.post(2048);
-    {
-        let mut m = GuestMemory::new(&mut p.a);
-        p.tx_drv
-            .set_desc(&mut m, 0, TX_BUFS, 64, VIRTQ_DESC_F_NEXT, 1);
-        p.tx_drv
-            .set_desc(&mut m, 1, TX_BUFS, 64, VIRTQ_DESC_F_NEXT, 0);
-        p.tx_drv.publish(&mut m, 0);
+    for mut p in [Pair::new(), Pair::raw()] {
+        p.post(2048);
+        {
+            let mut m = GuestMemory::new(&mut p.a);
+            p.tx_drv
+                .set_desc(&mut m, 0, TX_BUFS, 64, VIRTQ_DESC_F_NEXT, 1);
+            p.tx_drv
+                .set_desc(&mut m, 1, TX_BUFS, 64, VIRTQ_DESC_F_NEXT, 0);
+            p.tx_drv.publish(&mut m, 0);
+        }
+        let fault = p.pump(u32::MAX).unwrap_err();
+        assert_eq!(fault.side, Side::Sender);
+        assert!(matches!(
+            fault.error,
+            NetError::Queue(QueueError::ChainLoop { .. }) | NetError::Queue(_)
+        ));
     }
-    let fault = p.pump(u32::MAX).unwrap_err();
-    assert_eq!(fault.side, Side::Sender);
-    assert!(matches!(
-        fault.error,
-        NetError::Queue(QueueError::ChainLoop { .. }) | NetError::Queue(_)
-    ));
 }
 
 #[test]
 fn a_readable_receive_buffer_blames_the_receiver() {
-    let mut p = Pair::new();
-    {
-        let mut m = GuestMemory::new(&mut p.b);
-        p.rx_drv.set_desc(&mut m, 0, RX_BUFS, 2048, 0, 0);
-        p.rx_drv.publish(&mut m, 0);
-    }
-    p.send(&frame(64, 0));
-    let fault = p.pump(u32::MAX).unwrap_err();
-    assert_eq!(
-        fault,
-        LinkFault {
-            side: Side::Receiver,
-            error: NetError::ReadableInReceive { head: 0 }
+    for mut p in [Pair::new(), Pair::raw()] {
+        {
+            let mut m = GuestMemory::new(&mut p.b);
+            p.rx_drv.set_desc(&mut m, 0, RX_BUFS, 2048, 0, 0);
+            p.rx_drv.publish(&mut m, 0);
         }
-    );
-    // The sender's frame is still queued: it was never taken.
-    assert_eq!(p.tx_used(), 0);
+        p.send(&frame(64, 0));
+        let fault = p.pump(u32::MAX).unwrap_err();
+        assert_eq!(
+            fault,
+            LinkFault {
+                side: Side::Receiver,
+                error: NetError::ReadableInReceive { head: 0 }
+            }
+        );
+        // The sender's frame is still queued: it was never taken.
+        assert_eq!(p.tx_used(), 0);
+    }
 }
 
 #[test]
@@ -281,7 +314,7 @@ fn a_kept_buffer_of_an_old_generation_is_forgotten() {
     p.post(100);
     p.send(&frame(200, 0));
     assert_eq!(p.pump_gen(u32::MAX, 1), Ok(1));
-    assert_eq!(p.dir.spare, Some(1));
+    assert_eq!(p.dir.spare.map(Spare::generation), Some(1));
     // The receiver was reset: its kept chain belongs to a ring that is gone.
     p.dir.check_spare(2);
     assert!(p.dir.spare.is_none());
@@ -292,9 +325,10 @@ proptest! {
     /// handed over is delivered intact or counted as dropped, in order.
     #[test]
     fn every_frame_is_accounted_for(
-        steps in proptest::collection::vec((0usize..1600, 0u32..3, 1u32..4), 1..40)
+        steps in proptest::collection::vec((0usize..1600, 0u32..3, 1u32..4), 1..40),
+        raw: bool,
     ) {
-        let mut p = Pair::new();
+        let mut p = if raw { Pair::raw() } else { Pair::new() };
         let mut expected = Vec::new();
         let mut sent = 0u16;
         for (i, (len, posts, budget)) in steps.into_iter().enumerate() {
@@ -308,7 +342,7 @@ proptest! {
                 }
             }
             for _ in 0..posts {
-                let pending = p.next_rx - p.received().len() as u16;
+                let pending = p.next_rx - (p.received().len() as u16);
                 if pending < QSIZE {
                     p.post(2048);
                 }
@@ -325,13 +359,42 @@ proptest! {
         prop_assert_eq!(p.received(), expected);
         prop_assert_eq!(flow.drop_peer, 0);
     }
+
+    /// The fast path over raw views and the general path over checked
+    /// views do exactly the same to the rings and the counters.
+    #[test]
+    fn fast_and_general_paths_agree(
+        steps in proptest::collection::vec((0usize..1600, 0u32..3, 1u32..70), 1..40)
+    ) {
+        let mut pairs = [Pair::new(), Pair::raw()];
+        for (i, (len, posts, budget)) in steps.into_iter().enumerate() {
+            let mut results = Vec::new();
+            for p in &mut pairs {
+                if p.next_tx - p.tx_used() < QSIZE {
+                    p.send(&frame(len, i as u8));
+                }
+                for _ in 0..posts {
+                    if p.next_rx - (p.received().len() as u16) < QSIZE {
+                        p.post(2048);
+                    }
+                }
+                results.push(p.pump(budget));
+            }
+            prop_assert_eq!(results[0], results[1]);
+            let [g, r] = &mut pairs;
+            prop_assert_eq!(g.dir.flow, r.dir.flow);
+            prop_assert_eq!(g.tx_used(), r.tx_used());
+            prop_assert_eq!(g.received(), r.received());
+            prop_assert_eq!(g.dir.spare, r.dir.spare);
+        }
+    }
 }
 
 /// The data path over [`RawRam`] views (as the polling core runs it), ring
 /// after ring: indices wrap, every frame arrives intact.
 #[test]
 fn raw_views_carry_many_rings_of_frames() {
-    use crate::mem::raw::testing::over_vec as raw;
+    let raw = over_vec;
     let mut p = Pair::new();
     let rounds = 300u64;
     for round in 0..rounds {
@@ -340,7 +403,7 @@ fn raw_views_carry_many_rings_of_frames() {
             p.send(&frame(64, (round as u8).wrapping_add(i as u8)));
         }
         let (mut a, mut b) = (raw(&mut p.a), raw(&mut p.b));
-        let moved = pump(
+        let moved = pump_raw(
             &mut p.dir,
             &mut p.tx,
             &mut a,
@@ -350,12 +413,20 @@ fn raw_views_carry_many_rings_of_frames() {
         );
         assert_eq!(moved, Ok(u32::from(QSIZE)));
         let m = GuestMemory::new(&mut p.b);
-        let (id, len) = p.rx_drv.used_elem(&m, (p.rx_drv.used_idx(&m).wrapping_sub(1)) % QSIZE);
+        let (id, len) = p
+            .rx_drv
+            .used_elem(&m, (p.rx_drv.used_idx(&m).wrapping_sub(1)) % QSIZE);
         assert_eq!(len, NET_HDR_LEN + 64);
         let mut last = [0u8; 64];
-        m.read(RX_BUFS + u64::from(id) * SLOT + u64::from(NET_HDR_LEN), &mut last)
-            .unwrap();
-        assert_eq!(last.to_vec(), frame(64, (round as u8).wrapping_add(QSIZE as u8 - 1)));
+        m.read(
+            RX_BUFS + u64::from(id) * SLOT + u64::from(NET_HDR_LEN),
+            &mut last,
+        )
+        .unwrap();
+        assert_eq!(
+            last.to_vec(),
+            frame(64, (round as u8).wrapping_add(QSIZE as u8 - 1))
+        );
     }
     assert_eq!(p.dir.flow.frames, rounds * u64::from(QSIZE));
     assert_eq!(p.dir.flow.bytes, rounds * u64::from(QSIZE) * 64);
