@@ -150,10 +150,27 @@ impl RawRam {
     }
 }
 
-impl HostRange<'_> {
+impl<'a> HostRange<'a> {
     /// The guest-physical address it starts at.
     pub fn guest_addr(&self) -> u64 {
         self.gpa
+    }
+
+    /// The part `off .. off + len` of this range (writable only if this
+    /// range is and `write` asks for it), if inside.
+    #[inline]
+    pub fn sub(&self, off: u64, len: u64, write: bool) -> Option<HostRange<'a>> {
+        let hpa = self.at(off, len)?;
+        if write && !self.writable {
+            return None;
+        }
+        Some(HostRange {
+            gpa: self.gpa + off,
+            hpa,
+            len,
+            writable: write,
+            _view: core::marker::PhantomData,
+        })
     }
 
     /// Bytes in the range.
@@ -394,6 +411,12 @@ mod tests {
         let ro = r.resolve(0x100, 0x10, false).unwrap();
         assert!(ro.write_u64(0, 1).is_none());
         let dest = out.resolve(0, 0x20, true).unwrap();
+        let part = a.sub(8, 8, true).unwrap();
+        assert_eq!(part.guest_addr(), 0x208);
+        assert_eq!(part.read_u64(0), Some(0x1122_3344_5566_7788));
+        assert!(a.sub(9, 8, false).is_none());
+        assert!(ro.sub(0, 4, true).is_none());
+        assert!(ro.sub(0, 4, false).is_some());
         a.copy_to(8, &dest, 4, 8).unwrap();
         assert_eq!(dest.read_u64(4), Some(0x1122_3344_5566_7788));
         assert!(a.copy_to(8, &dest, 0x1c, 8).is_none());

@@ -104,14 +104,13 @@ impl Direction {
 }
 
 /// The receive header as two stores: bytes 0..8 and 8..12.
-fn header_words() -> (u64, u32) {
+const HEADER_WORDS: (u64, u32) = {
     let h = receive_header();
-    let mut lo = [0u8; 8];
-    let mut hi = [0u8; 4];
-    lo.copy_from_slice(&h[..8]);
-    hi.copy_from_slice(&h[8..]);
-    (u64::from_le_bytes(lo), u32::from_le_bytes(hi))
-}
+    (
+        u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
+        u32::from_le_bytes([h[8], h[9], h[10], h[11]]),
+    )
+};
 
 /// [`pump`] for the polling core's raw views: the fast path takes the
 /// common case (single-descriptor frames and buffers), the general path
@@ -126,12 +125,11 @@ pub fn pump_raw(
 ) -> Result<u32, LinkFault> {
     dir.check_spare(rx_generation);
     let (fast, stop) = match &mut rx {
-        Receiver::Ready(rq, dst) => fast::frames(dir, tx, src, rq, dst, rx_generation, budget),
+        Receiver::Ready(rq, dst) => fast::frames(dir, tx, src, rq, dst, budget),
         Receiver::Gone => (0, fast::Stop::General),
     };
-    if let (fast::Stop::Idle, Receiver::Ready(rq, dst)) = (stop, &mut rx) {
-        tx.publish_used(src).map_err(sender)?;
-        rq.publish_used(*dst).map_err(receiver)?;
+    if stop == fast::Stop::Idle {
+        // The fast path published what it did; nothing else is pending.
         return Ok(fast);
     }
     Ok(fast + pump(dir, tx, src, rx, rx_generation, budget - fast)?)
@@ -306,7 +304,7 @@ fn copy_single<S: GuestRam, D: GuestRam>(
     rx_addr: u64,
     len: u32,
 ) -> Result<(), LinkFault> {
-    let (lo, hi) = header_words();
+    let (lo, hi) = HEADER_WORDS;
     let hdr = u64::from(NET_HDR_LEN);
     let rx_bad = |_| {
         receiver(QueueError::BufferNotWritable {

@@ -222,9 +222,11 @@ pub fn read_transmit_frame<M: GuestRam>(
 
 /// The header in front of every received frame: no checksum or GSO
 /// information, one buffer.
-pub fn receive_header() -> [u8; NET_HDR_LEN as usize] {
+pub const fn receive_header() -> [u8; NET_HDR_LEN as usize] {
     let mut h = [0u8; NET_HDR_LEN as usize];
-    h[HDR_NUM_BUFFERS..].copy_from_slice(&RX_NUM_BUFFERS.to_le_bytes());
+    let n = RX_NUM_BUFFERS.to_le_bytes();
+    h[HDR_NUM_BUFFERS] = n[0];
+    h[HDR_NUM_BUFFERS + 1] = n[1];
     h
 }
 

@@ -7,7 +7,7 @@
 //! and names any fault. Its effects are the same as the general path's,
 //! which the tests check against each other.
 
-use super::{Direction, Spare, header_words};
+use super::{Direction, HEADER_WORDS};
 use crate::mem::raw::{HostRange, RawRam};
 use crate::virtio::net::NET_HDR_LEN;
 use crate::virtio::queue::{
@@ -23,10 +23,13 @@ const DESC_REST: u64 = 8;
 const DESC_FLAGS_SHIFT: u32 = 32;
 /// Bytes of a ring's idx or event field.
 const RING_FIELD: u64 = 2;
+/// Largest span of a queue's three areas resolved with one lookup.
+const MAX_SPAN: u64 = 64 * 1024;
 
-/// Reads the avail idx into the queue's view; whether it shows new
-/// entries. `None` if it jumped (left to the general path, which names it).
-fn has_new(avail: HostRange<'_>, q: &mut SplitQueue) -> Option<bool> {
+/// Entries the driver has published and the device not read (the avail
+/// idx read once per batch). `None` if it jumped (left to the general
+/// path, which names it).
+fn pending(avail: HostRange<'_>, q: &mut SplitQueue) -> Option<u16> {
     let idx = avail.read_u16(RING_IDX)?;
     if idx.wrapping_sub(q.last_avail_idx) > q.layout.size {
         return None;
@@ -34,17 +37,7 @@ fn has_new(avail: HostRange<'_>, q: &mut SplitQueue) -> Option<bool> {
     q.avail_idx_seen = idx;
     // Entries and descriptors are read after the idx (§2.7.13).
     fence(Ordering::Acquire);
-    Some(idx != q.last_avail_idx)
-}
-
-/// A queue's available ring, resolved.
-fn avail_ring<'a>(q: &SplitQueue, ram: &'a RawRam) -> Option<HostRange<'a>> {
-    let n = u64::from(q.layout.size);
-    ram.resolve(
-        q.layout.avail_ring,
-        RING_ENTRIES + AVAIL_ENTRY_SIZE * n + RING_FIELD,
-        false,
-    )
+    Some(idx.wrapping_sub(q.last_avail_idx))
 }
 
 /// One queue's three areas, resolved.
@@ -55,43 +48,73 @@ struct Rings<'a> {
 }
 
 impl<'a> Rings<'a> {
-    /// The queue's areas, with its available ring already resolved.
-    fn of(q: &SplitQueue, ram: &'a RawRam, avail: HostRange<'a>) -> Option<Self> {
+    /// The queue's three areas: one lookup for the span they share when it
+    /// is small (a driver allocates them together), else one each.
+    #[inline]
+    fn of(q: &SplitQueue, ram: &'a RawRam) -> Option<Self> {
         let l = q.layout;
         let n = u64::from(l.size);
-        Some(Rings {
-            desc: ram.resolve(l.desc_table, DESC_SIZE * n, false)?,
-            avail,
-            used: ram.resolve(
+        let areas = [
+            (l.desc_table, DESC_SIZE * n, false),
+            (
+                l.avail_ring,
+                RING_ENTRIES + AVAIL_ENTRY_SIZE * n + RING_FIELD,
+                false,
+            ),
+            (
                 l.used_ring,
                 RING_ENTRIES + USED_ELEM_SIZE * n + RING_FIELD,
                 true,
-            )?,
+            ),
+        ];
+        let lo = l.desc_table.min(l.avail_ring).min(l.used_ring);
+        let hi = areas
+            .iter()
+            .map(|&(a, len, _)| a.saturating_add(len))
+            .max()
+            .unwrap_or(lo);
+        if hi - lo <= MAX_SPAN
+            && let Some(span) = ram.resolve(lo, hi - lo, true)
+        {
+            let [d, a, u] = areas.map(|(at, len, write)| span.sub(at - lo, len, write));
+            return Some(Rings {
+                desc: d?,
+                avail: a?,
+                used: u?,
+            });
+        }
+        let [d, a, u] = areas.map(|(at, len, write)| ram.resolve(at, len, write));
+        Some(Rings {
+            desc: d?,
+            avail: a?,
+            used: u?,
         })
     }
 
-    /// Whether the driver has published entries the device has not read.
-    fn has_avail(&self, q: &mut SplitQueue) -> Option<bool> {
-        if q.last_avail_idx != q.avail_idx_seen {
-            return Some(true);
-        }
-        has_new(self.avail, q)
-    }
-
-    /// The next available descriptor, as (head, addr, len, flags), without
-    /// popping it.
-    fn peek(&self, q: &SplitQueue) -> Option<(u16, u64, u32, u16)> {
-        let slot = u64::from(q.last_avail_idx & (q.layout.size - 1));
+    /// The descriptor named by avail-ring entry `idx`, as (head, addr,
+    /// len, flags).
+    #[inline]
+    fn entry(&self, idx: u16, size: u16) -> Option<(u16, u64, u32, u16)> {
+        let slot = u64::from(idx & (size - 1));
         let head = self
             .avail
             .read_u16(RING_ENTRIES + AVAIL_ENTRY_SIZE * slot)?;
-        if head >= q.layout.size {
+        if head >= size {
             return None;
         }
         let at = DESC_SIZE * u64::from(head);
         let addr = self.desc.read_u64(at)?;
         let rest = self.desc.read_u64(at + DESC_REST)?;
         Some((head, addr, rest as u32, (rest >> DESC_FLAGS_SHIFT) as u16))
+    }
+
+    /// Writes used element `idx`: `head`, with `len` bytes written.
+    #[inline]
+    fn set_used(&self, idx: u16, size: u16, head: u16, len: u32) -> Option<()> {
+        let slot = u64::from(idx & (size - 1));
+        let elem = u64::from(head) | (u64::from(len) << (USED_ELEM_LEN * 8));
+        self.used
+            .write_u64(RING_ENTRIES + USED_ELEM_SIZE * slot, elem)
     }
 
     /// Makes the used elements written so far visible to the driver: the
@@ -103,17 +126,6 @@ impl<'a> Rings<'a> {
                 q.published_used = q.used_idx;
             }
         }
-    }
-
-    /// Writes the used element for `head` (`len` bytes written) and counts
-    /// it; published later by the general path.
-    fn push_used(&self, q: &mut SplitQueue, head: u16, len: u32) -> Option<()> {
-        let slot = u64::from(q.used_idx & (q.layout.size - 1));
-        let elem = u64::from(head) | (u64::from(len) << (USED_ELEM_LEN * 8));
-        self.used
-            .write_u64(RING_ENTRIES + USED_ELEM_SIZE * slot, elem)?;
-        q.used_idx = q.used_idx.wrapping_add(1);
-        Some(())
     }
 }
 
@@ -129,147 +141,98 @@ pub(super) enum Stop {
 
 /// Moves up to `budget` frames on the fast path; returns how many it
 /// handed over and why it stopped (with nothing half done).
+///
+/// It takes as many frames as both rings offer at once, then walks them
+/// with one descriptor pair per frame and updates every index and counter
+/// once at the end. At the first entry it does not take (a chain, a frame
+/// larger than the buffer, anything wrong) it stops before it; the general
+/// path then handles (or names) that entry.
 pub(super) fn frames(
     dir: &mut Direction,
     tx: &mut SplitQueue,
     src: &RawRam,
     rq: &mut SplitQueue,
     dst: &RawRam,
-    rx_generation: u32,
     budget: u32,
 ) -> (u32, Stop) {
-    // Keeping `avail_event` current is the general path's job.
-    if (tx.event_idx && !tx.no_notify) || (rq.event_idx && !rq.no_notify) {
+    // Keeping `avail_event` current, and a receive buffer kept from an
+    // earlier frame, are the general path's job.
+    if (tx.event_idx && !tx.no_notify) || (rq.event_idx && !rq.no_notify) || dir.spare.is_some() {
         return (0, Stop::General);
     }
     // An idle direction costs one lookup and one idx read.
-    let Some(tx_avail) = avail_ring(tx, src) else {
+    let Some(t) = Rings::of(tx, src) else {
         return (0, Stop::General);
     };
-    if tx.last_avail_idx == tx.avail_idx_seen {
-        match has_new(tx_avail, tx) {
-            Some(true) => {}
-            Some(false) => return (0, Stop::Idle),
-            None => return (0, Stop::General),
-        }
-    }
-    let rx_avail = avail_ring(rq, dst);
-    let (Some(t), Some(r)) = (
-        Rings::of(tx, src, tx_avail),
-        rx_avail.and_then(|a| Rings::of(rq, dst, a)),
-    ) else {
+    let tx_ready = match pending(t.avail, tx) {
+        Some(0) => return (0, Stop::Idle),
+        Some(n) => n,
+        None => return (0, Stop::General),
+    };
+    let Some(r) = Rings::of(rq, dst) else {
         return (0, Stop::General);
     };
-    let (hdr_lo, hdr_hi) = header_words();
+    let rx_ready = match pending(r.avail, rq) {
+        Some(0) => return (0, Stop::Idle),
+        Some(n) => n,
+        None => return (0, Stop::General),
+    };
+    let n = u32::from(tx_ready.min(rx_ready)).min(budget) as u16;
+    let (hdr_lo, hdr_hi) = HEADER_WORDS;
     let hdr = u64::from(NET_HDR_LEN);
-    let mut handed = 0;
-    let mut stop = Stop::General;
-    while handed < budget {
-        match t.has_avail(tx) {
-            Some(true) => {}
-            Some(false) => {
-                stop = Stop::Idle;
-                break;
-            }
-            None => break,
-        }
-        // A receive buffer: the one kept from before, or the next posted
-        // (popped here, kept as the spare only if no frame fills it now).
-        let (rx_head, rx_len, rx_buf, fresh) = match dir.spare {
-            Some(Spare::Single {
-                head, addr, len, ..
-            }) => {
-                let Some(buf) = dst.resolve(addr, len.into(), true) else {
-                    break;
-                };
-                (head, len, buf, false)
-            }
-            Some(Spare::Chain { .. }) => break,
-            None => {
-                match r.has_avail(rq) {
-                    Some(true) => {}
-                    Some(false) => {
-                        stop = Stop::Idle;
-                        break;
-                    }
-                    None => break,
-                }
-                let Some((head, addr, len, flags)) = r.peek(rq) else {
-                    break;
-                };
-                if flags != VIRTQ_DESC_F_WRITE || len > rq.limits.max_chain_bytes {
-                    break;
-                }
-                let Some(buf) = dst.resolve(addr, len.into(), true) else {
-                    break;
-                };
-                rq.last_avail_idx = rq.last_avail_idx.wrapping_add(1);
-                (head, len, buf, true)
-            }
-        };
-        // Keeps a freshly popped buffer for the next frame.
-        let keep = |dir: &mut Direction| {
-            if fresh {
-                dir.spare = Some(Spare::Single {
-                    head: rx_head,
-                    addr: rx_buf.guest_addr(),
-                    len: rx_len,
-                    generation: rx_generation,
-                });
-            }
-        };
-        // The frame: one readable descriptor, header first.
-        let Some((head, addr, len, flags)) = t.peek(tx) else {
-            keep(dir);
+    let (t_size, r_size) = (tx.layout.size, rq.layout.size);
+    let (t_max, r_max) = (tx.limits.max_chain_bytes, rq.limits.max_chain_bytes);
+    let mut bytes = 0u64;
+    let mut done = 0u16;
+    while done < n {
+        let Some((th, t_addr, t_len, t_flags)) =
+            t.entry(tx.last_avail_idx.wrapping_add(done), t_size)
+        else {
             break;
         };
-        let tx_buf = match src.resolve(addr, len.into(), false) {
-            Some(buf) if flags == 0 && len >= NET_HDR_LEN && len <= tx.limits.max_chain_bytes => {
-                buf
-            }
-            _ => {
-                keep(dir);
-                break;
-            }
+        let Some((rh, r_addr, r_len, r_flags)) =
+            r.entry(rq.last_avail_idx.wrapping_add(done), r_size)
+        else {
+            break;
         };
-        let frame = len - NET_HDR_LEN;
-        if frame as usize > MAX_FRAME_BYTES || len > rx_len {
-            keep(dir);
-            if t.push_used(tx, head, 0).is_none() {
-                break;
-            }
-            tx.last_avail_idx = tx.last_avail_idx.wrapping_add(1);
-            dir.flow.drop_size += 1;
-            handed += 1;
-            continue;
+        if t_flags != 0
+            || r_flags != VIRTQ_DESC_F_WRITE
+            || t_len < NET_HDR_LEN
+            || (t_len - NET_HDR_LEN) as usize > MAX_FRAME_BYTES
+            || t_len > r_len
+            || t_len > t_max
+            || r_len > r_max
+        {
+            break;
         }
-        // Bounds were checked by `resolve` (len fits both buffers), so these
-        // cannot fail; if one did, the general path would redo the frame.
+        let (Some(tx_buf), Some(rx_buf)) = (
+            src.resolve(t_addr, t_len.into(), false),
+            dst.resolve(r_addr, r_len.into(), true),
+        ) else {
+            break;
+        };
+        // In bounds by the checks above (t_len fits both buffers).
         let copied = rx_buf
             .write_u64(0, hdr_lo)
             .and_then(|()| rx_buf.write_u32(8, hdr_hi))
-            .and_then(|()| tx_buf.copy_to(hdr, &rx_buf, hdr, frame.into()));
-        if copied.is_none() || t.push_used(tx, head, 0).is_none() {
-            keep(dir);
+            .and_then(|()| tx_buf.copy_to(hdr, &rx_buf, hdr, u64::from(t_len) - hdr));
+        let used = copied
+            .and_then(|()| t.set_used(tx.used_idx.wrapping_add(done), t_size, th, 0))
+            .and_then(|()| r.set_used(rq.used_idx.wrapping_add(done), r_size, rh, t_len));
+        if used.is_none() {
             break;
         }
-        tx.last_avail_idx = tx.last_avail_idx.wrapping_add(1);
-        if r.push_used(rq, rx_head, len).is_none() {
-            // The used ring was resolved writable above; this cannot happen.
-            // Count the frame as the general path would for a receiver fault.
-            dir.flow.drop_peer += 1;
-            handed += 1;
-            break;
-        }
-        dir.spare = None;
-        dir.flow.frames += 1;
-        dir.flow.bytes += u64::from(frame);
-        handed += 1;
+        bytes += u64::from(t_len) - hdr;
+        done += 1;
     }
-    if handed == budget {
-        stop = Stop::Idle;
-    }
+    tx.last_avail_idx = tx.last_avail_idx.wrapping_add(done);
+    rq.last_avail_idx = rq.last_avail_idx.wrapping_add(done);
+    tx.used_idx = tx.used_idx.wrapping_add(done);
+    rq.used_idx = rq.used_idx.wrapping_add(done);
+    dir.flow.frames += u64::from(done);
+    dir.flow.bytes += bytes;
     t.publish(tx);
     r.publish(rq);
-    (handed, stop)
+    let stop = if done == n { Stop::Idle } else { Stop::General };
+    (u32::from(done), stop)
 }
