@@ -9,6 +9,9 @@ use super::guest::OutOfBounds;
 use crate::virtio::memory::{Barrier, GuestRam};
 use core::sync::atomic::{Ordering, fence};
 
+/// Bytes of the header [`RawRam::copy_behind_header`] writes: a u64 and a u32.
+const HEADER_BYTES: u64 = 12;
+
 /// Most pieces (private or shared ranges) of one guest's memory.
 pub const MAX_RAM_PIECES: usize = 9;
 
@@ -79,6 +82,43 @@ impl RawRam {
             .iter()
             .find(|p| inside(p))
             .map(|p| p.hpa + (gpa - p.gpa))
+    }
+
+    /// The data path's one copy, between two guests' buffers: checks that
+    /// `src_gpa .. + src_len` is readable here and `dst_gpa .. + dst_len`
+    /// writable in `dst`, then writes `header` (a u64 and a u32: 12 bytes)
+    /// at the start of the destination and copies the source's bytes after
+    /// its first 12 behind it. `None` (nothing written) if a buffer is out
+    /// of place or the source's payload does not fit the destination's.
+    #[inline]
+    pub fn copy_behind_header(
+        &self,
+        (src_gpa, src_len): (u64, u64),
+        dst: &RawRam,
+        (dst_gpa, dst_len): (u64, u64),
+        header: (u64, u32),
+    ) -> Option<()> {
+        let payload = src_len.checked_sub(HEADER_BYTES)?;
+        if payload > dst_len.checked_sub(HEADER_BYTES)? {
+            return None;
+        }
+        let from = self.locate(src_gpa, src_len, false)?;
+        let to = dst.locate(dst_gpa, dst_len, true)?;
+        // SAFETY: `from .. from + src_len` lies in a readable piece of this
+        // view and `to .. to + dst_len` in a writable piece of `dst` (both
+        // located above; live for the views' life, the contract of `new`);
+        // the header (12 bytes) and the payload fit both, as checked.
+        // `copy` allows overlap (a guest may give both ports one buffer).
+        unsafe {
+            (to as *mut u64).write_unaligned(header.0);
+            ((to + 8) as *mut u32).write_unaligned(header.1);
+            core::ptr::copy(
+                (from + HEADER_BYTES) as *const u8,
+                (to + HEADER_BYTES) as *mut u8,
+                payload as usize,
+            );
+        }
+        Some(())
     }
 
     /// Calls `f(host address, bytes)` for the pieces of `gpa .. gpa + len`
@@ -422,6 +462,48 @@ mod tests {
         assert!(a.copy_to(8, &dest, 0x1c, 8).is_none());
         assert!(a.copy_to(9, &dest, 0, 8).is_none());
         assert!(dest.copy_to(0, &ro, 0, 4).is_none());
+    }
+
+    #[test]
+    fn a_copy_behind_a_header_checks_both_buffers() {
+        let mut a = vec![0u8; 0x400];
+        let mut b = vec![0u8; 0x400];
+        for (i, x) in a.iter_mut().enumerate() {
+            *x = i as u8;
+        }
+        let src = over_vec(&mut a);
+        let ro = split(&mut b);
+        let hdr = (0x0807_0605_0403_0201, 0x0c0b_0a09);
+        assert!(
+            src.copy_behind_header((0x10, 12 + 8), &ro, (0x200, 0x20), hdr)
+                .is_some()
+        );
+        let mut out = [0u8; 20];
+        ro.read_bytes(0x200, &mut out).unwrap();
+        assert_eq!(out[..12], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(out[12..], [0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23]);
+        // Too big for the destination, destination read-only, source short
+        // or outside: nothing is written.
+        assert!(
+            src.copy_behind_header((0x10, 12 + 0x21), &ro, (0x200, 0x20 + 12), hdr)
+                .is_none()
+        );
+        assert!(
+            src.copy_behind_header((0x10, 20), &ro, (0x100, 0x20), hdr)
+                .is_none()
+        );
+        assert!(
+            src.copy_behind_header((0x10, 11), &ro, (0x200, 0x20), hdr)
+                .is_none()
+        );
+        assert!(
+            src.copy_behind_header((0x3f8, 20), &ro, (0x200, 0x20), hdr)
+                .is_none()
+        );
+        assert!(
+            src.copy_behind_header((0x10, 20), &ro, (0x3f0, 0x20), hdr)
+                .is_none()
+        );
     }
 
     #[test]

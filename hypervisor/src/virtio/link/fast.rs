@@ -9,6 +9,7 @@
 
 use super::{Direction, HEADER_WORDS};
 use crate::mem::raw::{HostRange, RawRam};
+use crate::virtio::memory::GuestRam;
 use crate::virtio::net::NET_HDR_LEN;
 use crate::virtio::queue::{
     AVAIL_ENTRY_SIZE, DESC_SIZE, RING_ENTRIES, RING_IDX, SplitQueue, USED_ELEM_LEN, USED_ELEM_SIZE,
@@ -161,6 +162,12 @@ pub(super) fn frames(
         return (0, Stop::General);
     }
     // An idle direction costs one lookup and one idx read.
+    if src
+        .read_u16(tx.layout.avail_ring + RING_IDX)
+        .is_ok_and(|idx| idx == tx.last_avail_idx)
+    {
+        return (0, Stop::Idle);
+    }
     let Some(t) = Rings::of(tx, src) else {
         return (0, Stop::General);
     };
@@ -178,7 +185,6 @@ pub(super) fn frames(
         None => return (0, Stop::General),
     };
     let n = u32::from(tx_ready.min(rx_ready)).min(budget) as u16;
-    let (hdr_lo, hdr_hi) = HEADER_WORDS;
     let hdr = u64::from(NET_HDR_LEN);
     let (t_size, r_size) = (tx.layout.size, rq.layout.size);
     let (t_max, r_max) = (tx.limits.max_chain_bytes, rq.limits.max_chain_bytes);
@@ -205,17 +211,12 @@ pub(super) fn frames(
         {
             break;
         }
-        let (Some(tx_buf), Some(rx_buf)) = (
-            src.resolve(t_addr, t_len.into(), false),
-            dst.resolve(r_addr, r_len.into(), true),
-        ) else {
-            break;
-        };
-        // In bounds by the checks above (t_len fits both buffers).
-        let copied = rx_buf
-            .write_u64(0, hdr_lo)
-            .and_then(|()| rx_buf.write_u32(8, hdr_hi))
-            .and_then(|()| tx_buf.copy_to(hdr, &rx_buf, hdr, u64::from(t_len) - hdr));
+        let copied = src.copy_behind_header(
+            (t_addr, t_len.into()),
+            dst,
+            (r_addr, r_len.into()),
+            HEADER_WORDS,
+        );
         let used = copied
             .and_then(|()| t.set_used(tx.used_idx.wrapping_add(done), t_size, th, 0))
             .and_then(|()| r.set_used(rq.used_idx.wrapping_add(done), r_size, rh, t_len));
