@@ -18,7 +18,10 @@ fn virtio_console_carries_the_guest_console() {
         assert_eq!(v["status"], "exited", "{v:#}");
         assert_eq!(v["exit_code"], 0, "{v:#}");
         let greeting = format!("{vm} | Hello from Corral: vm {vm} ");
-        assert!(console.contains(&greeting), "no `{greeting}` in:\n{console}");
+        assert!(
+            console.contains(&greeting),
+            "no `{greeting}` in:\n{console}"
+        );
         assert!(
             console.contains(&format!("{vm} | heap: ")),
             "no heap line from {vm}:\n{console}"
