@@ -403,12 +403,14 @@ impl Net {
         }
     }
 
-    /// Tells VM `vm` that some of its buffers were completed.
+    /// Tells VM `vm` that some of its buffers were completed. Always a
+    /// store: skipping it when the flag looks set could let the VM consume
+    /// that earlier flag before this batch's used idx is visible, and then
+    /// wait with no flag left for this batch.
     fn wake(&self, vm: u32) {
-        let w = &self.signals[vm as usize].work;
-        if !w.load(Ordering::Relaxed) {
-            w.store(true, Ordering::Release);
-        }
+        self.signals[vm as usize]
+            .work
+            .store(true, Ordering::Release);
     }
 
     fn track_window(&self, core: u32) {
@@ -506,7 +508,12 @@ impl PortInner {
     /// takes it down.
     pub fn after_write(&mut self, effect: WriteEffect) -> PortEvent {
         match effect {
-            WriteEffect::DriverOk => {
+            WriteEffect::DriverOk | WriteEffect::QueuesChanged => {
+                // Whatever the poller holds from the old rings is void.
+                self.generation = self.generation.wrapping_add(1);
+                if self.state == PortState::Up {
+                    self.state = PortState::Down;
+                }
                 let Some(mut ram) = self.ram else {
                     return PortEvent::None;
                 };

@@ -823,6 +823,13 @@ pub fn run_slice(
                         st.used = used_before + instr::rdtsc().wrapping_sub(slice_start);
                         return SliceEnd::Waiting;
                     } else {
+                        // A budget bounds the wait too.
+                        let ticks = if budget != 0 {
+                            let used = used_before + instr::rdtsc().wrapping_sub(slice_start);
+                            ticks.min(budget.saturating_sub(used))
+                        } else {
+                            ticks
+                        };
                         st.regs.rax = wait_alone(signals, ticks);
                     }
                 }

@@ -80,6 +80,10 @@ pub enum WriteEffect {
     FeaturesRejected,
     /// The driver set `FAILED`.
     DriverFailed,
+    /// After `DRIVER_OK`, the driver turned a queue off or on: a caller
+    /// that uses the queues must stop, and check them again before it
+    /// goes on.
+    QueuesChanged,
 }
 
 /// The transport's settings, chosen by the hypervisor.
@@ -344,7 +348,18 @@ impl<D: Device> Transport<D> {
                 let high = reg == Register::QueueDeviceHigh;
                 set_half(&mut self.idle_queue()?.1.device, high, value);
             }
-            Register::QueueReady => self.write_queue_ready(value)?,
+            Register::QueueReady => {
+                let before = self
+                    .selected()
+                    .map(|q| self.queues[usize::from(q)].queue.is_some());
+                self.write_queue_ready(value)?;
+                let after = self
+                    .selected()
+                    .map(|q| self.queues[usize::from(q)].queue.is_some());
+                if self.driver_ok() && before != after {
+                    return Ok(WriteEffect::QueuesChanged);
+                }
+            }
             Register::QueueNotify => return self.notify(value),
             Register::InterruptAck => {
                 if value & !InterruptStatus::all().bits() != 0 {

@@ -332,6 +332,31 @@ fn queue_registers_are_fixed_while_ready() {
 }
 
 #[test]
+fn turning_a_queue_off_or_on_after_driver_ok_is_reported() {
+    let mut t = transport();
+    let mut d = MmioDriver::default();
+    d.begin_init(&mut t, VIRTIO_F_VERSION_1).unwrap();
+    d.queue_set(&mut t, 0, 64, addrs(0x1_0000)).unwrap();
+    assert_eq!(d.finish_init(&mut t), Ok(WriteEffect::DriverOk));
+    // Before DRIVER_OK a queue change is nothing special; after it, the
+    // caller using the queue must hear of it.
+    t.write(offset::QUEUE_SEL, 4, 0).unwrap();
+    assert_eq!(
+        t.write(offset::QUEUE_READY, 4, 0),
+        Ok(WriteEffect::QueuesChanged)
+    );
+    assert!(t.queue(0).is_none());
+    // Writing the same value again changes nothing.
+    assert_eq!(t.write(offset::QUEUE_READY, 4, 0), Ok(WriteEffect::None));
+    t.write(offset::QUEUE_NUM, 4, 32).unwrap();
+    assert_eq!(
+        t.write(offset::QUEUE_READY, 4, 1),
+        Ok(WriteEffect::QueuesChanged)
+    );
+    assert_eq!(t.queue(0).map(|q| q.size()), Some(32));
+}
+
+#[test]
 fn queues_the_device_does_not_have() {
     let mut t = transport();
     let mut d = MmioDriver::default();
