@@ -305,7 +305,7 @@ pub fn dispatch<M: MemoryAccess>(
         Exit::Vmcall => on_vmcall(vcpu, host),
         Exit::Cpuid => on_cpuid(vcpu, host),
         Exit::Hlt => on_hlt(vcpu),
-        Exit::EptViolation { gpa, access } => Outcome::Stop(StopReason::EptViolation {
+        Exit::EptViolation { gpa, access, .. } => Outcome::Stop(StopReason::EptViolation {
             gpa,
             access,
             outside: gpa >= vcpu.mem.size(),
@@ -485,6 +485,7 @@ mod tests {
         let ept = Exit::EptViolation {
             gpa: 0x10_0000,
             access: Access::Write,
+            direct: true,
         };
         assert_eq!(
             stop_text(ept, &mut regs),
@@ -493,6 +494,7 @@ mod tests {
         let inside = Exit::EptViolation {
             gpa: 0x1000,
             access: Access::Fetch,
+            direct: true,
         };
         assert!(stop_text(inside, &mut regs).ends_with("(not permitted)"));
         assert_eq!(

@@ -768,7 +768,13 @@ pub fn run_slice(
             return SliceEnd::Stopped(StopReason::Internal("VMREAD of guest RIP/RFLAGS failed"));
         };
         let device = match exit {
-            Exit::EptViolation { gpa, access } => device_slot(gpa).and_then(|(slot, offset)| {
+            // Only the instruction's own access is emulated; a page walk
+            // through a device page stops the guest as an EPT violation.
+            Exit::EptViolation {
+                gpa,
+                access,
+                direct: true,
+            } => device_slot(gpa).and_then(|(slot, offset)| {
                 let kind = *slots.get(slot)?;
                 (kind != DeviceKind::None).then_some((slot, offset, kind, access))
             }),

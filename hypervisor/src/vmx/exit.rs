@@ -228,6 +228,10 @@ pub enum Exit {
         gpa: u64,
         /// What kind of access.
         access: Access,
+        /// The access was the instruction's own, to the address it named
+        /// (qualification bits 7 and 8), not a walk of the guest's page
+        /// tables.
+        direct: bool,
     },
     /// An EPT entry is malformed (a hypervisor bug).
     EptMisconfig {
@@ -288,6 +292,11 @@ pub enum Exit {
 // EPT-violation qualification bits (SDM Table 28-7).
 const EPT_QUAL_WRITE: u64 = 1 << 1;
 const EPT_QUAL_FETCH: u64 = 1 << 2;
+/// EPT-violation qualification: the guest linear address is valid.
+const EPT_QUAL_LINEAR_VALID: u64 = 1 << 7;
+/// EPT-violation qualification: the access was to the translated linear
+/// address (not to a paging-structure entry).
+const EPT_QUAL_TRANSLATED: u64 = 1 << 8;
 // I/O qualification fields (SDM Table 28-5).
 const IO_QUAL_SIZE_MASK: u64 = 0x7;
 const IO_QUAL_IN: u64 = 1 << 3;
@@ -326,6 +335,8 @@ pub fn decode(raw: &RawExit) -> Exit {
             } else {
                 Access::Read
             },
+            direct: q & (EPT_QUAL_LINEAR_VALID | EPT_QUAL_TRANSLATED)
+                == EPT_QUAL_LINEAR_VALID | EPT_QUAL_TRANSLATED,
         },
         Some(ExitReason::EptMisconfig) => Exit::EptMisconfig {
             gpa: raw.guest_physical,
@@ -428,21 +439,33 @@ mod tests {
             ept(0x181),
             Exit::EptViolation {
                 gpa: 0x20_0000,
-                access: Access::Read
+                access: Access::Read,
+                direct: true
             }
         );
         assert_eq!(
             ept(0x182),
             Exit::EptViolation {
                 gpa: 0x20_0000,
-                access: Access::Write
+                access: Access::Write,
+                direct: true
             }
         );
         assert_eq!(
             ept(0x184),
             Exit::EptViolation {
                 gpa: 0x20_0000,
-                access: Access::Fetch
+                access: Access::Fetch,
+                direct: true
+            }
+        );
+        // A walk of the guest's page tables (bit 8 clear).
+        assert_eq!(
+            ept(0x81),
+            Exit::EptViolation {
+                gpa: 0x20_0000,
+                access: Access::Read,
+                direct: false
             }
         );
     }
