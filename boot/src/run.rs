@@ -238,6 +238,10 @@ fn prepare(
     Ok((dir, iso))
 }
 
+/// Times the emulator is started when it dies before the machine prints
+/// anything (a start-up crash of Bochs, not of anything it runs).
+const EMULATOR_START_ATTEMPTS: u32 = 3;
+
 /// What the emulator run left behind.
 struct Booted {
     finish: Finish,
@@ -279,21 +283,39 @@ fn boot(
     let mut last_line = String::new();
     let files = RunFiles::in_dir(dir);
     let bound = Duration::from_secs(settings.timeout_secs);
-    let finish = bochs::run(&machine, &files, bound, &mut |raw| {
-        let clean = sanitize(raw);
-        let line = classify(&clean);
-        match &line {
-            Line::Record(Ok(record)) => outcome.apply(record),
-            Line::Blank => {}
-            _ => last_line.clone_from(&clean),
+    let mut attempt = 1;
+    let finish = loop {
+        let finish = bochs::run(&machine, &files, bound, &mut |raw| {
+            let clean = sanitize(raw);
+            let line = classify(&clean);
+            match &line {
+                Line::Record(Ok(record)) => outcome.apply(record),
+                Line::Blank => {}
+                _ => last_line.clone_from(&clean),
+            }
+            if !opts.quiet
+                && let Some(text) = renderer.render(&clean, &line)
+            {
+                println!("{text}");
+            }
+            outcome.finished()
+        })?;
+        // Bochs's headless display (RFB) occasionally crashes or fails to
+        // find a port while it starts, when several emulators start at
+        // once. Before the machine has printed a single byte nothing of the
+        // run has happened, so it is started again (and said so).
+        let silent = std::fs::metadata(&machine.com1).is_ok_and(|m| m.len() == 0);
+        let crashed = finish.status.is_some_and(|s| !s.success());
+        if !(silent && crashed && !finish.timed_out && attempt < EMULATOR_START_ATTEMPTS) {
+            break finish;
         }
-        if !opts.quiet
-            && let Some(text) = renderer.render(&clean, &line)
-        {
-            println!("{text}");
-        }
-        outcome.finished()
-    })?;
+        let status = finish.status.map_or_else(String::new, |s| s.to_string());
+        eprintln!(
+            "corral: the emulator stopped ({status}) before the machine printed anything; starting it again (attempt {} of {EMULATOR_START_ATTEMPTS})",
+            attempt + 1
+        );
+        attempt += 1;
+    };
     Ok(Booted {
         finish,
         last_line,
