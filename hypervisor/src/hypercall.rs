@@ -109,7 +109,7 @@ pub fn handle(
         Hypercall::ConsoleWrite => {
             check_len(which, a1, MAX_CONSOLE_WRITE)?;
             // The whole buffer is checked before any of it reaches the console.
-            mem.with(|m| m.for_each_chunk(a0, a1, |chunk| svc.console(chunk)))
+            mem.for_each_chunk(a0, a1, |chunk| svc.console(chunk))
                 .map_err(|_| HypercallError::Buffer {
                     call: which,
                     gpa: a0,
@@ -124,12 +124,11 @@ pub fn handle(
             check_len(which, a1, MAX_METRIC_NAME)?;
             let mut buf = [0u8; MAX_METRIC_NAME as usize];
             let name = &mut buf[..a1 as usize];
-            mem.with(|m| m.read(a0, name))
-                .map_err(|_| HypercallError::Buffer {
-                    call: which,
-                    gpa: a0,
-                    len: a1,
-                })?;
+            mem.read(a0, name).map_err(|_| HypercallError::Buffer {
+                call: which,
+                gpa: a0,
+                len: a1,
+            })?;
             let name = &*name;
             if !is_valid_metric_name(name) {
                 return Err(HypercallError::BadMetricName);

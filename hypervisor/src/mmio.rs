@@ -9,7 +9,7 @@
 //! stops the guest with a named [`MmioFault`].
 
 use crate::dispatch::GuestRegs;
-use crate::mem::guest::GuestMemory;
+use crate::mem::guest::MemoryAccess;
 use crate::mem::guest_walk::{self, MAX_INSTRUCTION};
 use crate::virtio::mmio::MmioError;
 use crate::vmx::exit::Access;
@@ -84,7 +84,7 @@ fn reg_mut(regs: &mut GuestRegs, num: u8) -> Option<&mut u64> {
 /// `mem`) to `offset` in `device`'s page, updating `regs` for a load.
 /// Returns the instruction length, by which RIP must advance.
 pub fn emulate(
-    mem: &GuestMemory<'_>,
+    mem: &impl MemoryAccess,
     cr3: u64,
     rip: u64,
     access: Access,
@@ -134,6 +134,7 @@ pub fn emulate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mem::guest::GuestMemory;
     use crate::mem::guest_tables;
     use vmm_abi::layout::{DEVICE_BASE_GPA, IMAGE_BASE_GPA};
 

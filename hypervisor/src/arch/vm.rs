@@ -17,7 +17,7 @@ use crate::dispatch::{self, GuestRegs, Host, Outcome, StartError, StopReason, Vc
 use crate::elf::Image;
 use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
-use crate::mem::guest::{GuestMemory, MemoryAccess};
+use crate::mem::guest::{GuestMemory, MemoryAccess, OutOfBounds};
 use crate::mem::guest_tables;
 use crate::mem::raw::{RamPiece, RawRam};
 use crate::mmio::{self, MmioDevice, MmioFault};
@@ -275,10 +275,12 @@ impl Host for VmHost<'_> {
 }
 
 impl Vm {
-    /// The guest's memory as the hypervisor may see it.
+    /// The guest's memory as slices, for building the VM (exit handlers use
+    /// the raw view instead: see `VmMemory`).
     ///
     /// # Safety
-    /// The guest must not be running, and no other view of this VM's memory
+    /// The guest must not be running, no polling core may reach its memory
+    /// (its ports are not attached), and no other view of this VM's memory
     /// may be alive while the returned one is.
     unsafe fn memory(&self, size: u64) -> GuestMemory<'_> {
         let mut view = GuestMemory::empty(size);
@@ -429,7 +431,8 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         vmcs: None,
     });
     memory::fill(private_base, private_len, 0);
-    // SAFETY: the VM has not run yet and this is the only view.
+    // SAFETY: the VM has not run yet, its ports are attached only at the end
+    // of `create` (after this view's last use), and this is the only view.
     let mut mem = unsafe { vm.memory(size) };
     let image = Image::parse(st.image.file, size).map_err(StartError::Image)?;
     let cached = st.image;
@@ -506,7 +509,9 @@ pub fn load(st: &VmState) -> Result<(), StopReason> {
     unsafe { instr::vmptrld(vmcs) }.map_err(|_| StopReason::Internal("VMPTRLD failed"))
 }
 
-/// A stopped VM's memory, viewed only when an exit handler asks.
+/// A VM's memory for its exit handlers: read through its raw view (built
+/// only when a handler reads), because a polling core may be writing the
+/// VM's rings at the same time.
 struct VmMemory<'v> {
     vm: &'v Vm,
     size: u64,
@@ -517,10 +522,12 @@ impl MemoryAccess for VmMemory<'_> {
         self.size
     }
 
-    fn with<R>(&self, f: impl FnOnce(&GuestMemory<'_>) -> R) -> R {
-        // SAFETY: handlers run between exits, so the guest is not running,
-        // and the view ends when `f` returns (one at a time).
-        f(&unsafe { self.vm.memory(self.size) })
+    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        MemoryAccess::read(&self.vm.raw_ram(), gpa, out)
+    }
+
+    fn for_each_chunk(&self, gpa: u64, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
+        MemoryAccess::for_each_chunk(&self.vm.raw_ram(), gpa, len, f)
     }
 }
 
@@ -661,7 +668,7 @@ fn device_access(
                     port,
                     event: PortEvent::None,
                 };
-                let len = mem.with(|m| mmio::emulate(m, cr3, rip, access, regs, offset, &mut dev));
+                let len = mmio::emulate(&mem, cr3, rip, access, regs, offset, &mut dev);
                 (len, dev.event)
             });
             let Some((len, event)) = result else {
@@ -686,9 +693,8 @@ fn device_access(
                 host,
                 error: None,
             };
-            let len = mem
-                .with(|m| mmio::emulate(m, cr3, rip, access, regs, offset, &mut regs_dev))
-                .map_err(stop)?;
+            let len =
+                mmio::emulate(&mem, cr3, rip, access, regs, offset, &mut regs_dev).map_err(stop)?;
             if let Some(error) = regs_dev.error {
                 return Err(StopReason::Ring {
                     slot: slot_u8,

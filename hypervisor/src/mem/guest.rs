@@ -54,13 +54,17 @@ impl Region<'_> {
     }
 }
 
-/// Access to a guest's memory for exit handlers, which mostly do not need
-/// it: the view is only built when a handler asks.
+/// Read access to a guest's memory for exit handlers (hypercall buffers,
+/// instruction bytes, page tables). Every range is checked; nothing hands
+/// out a reference into guest memory for longer than a call.
 pub trait MemoryAccess {
     /// Size of the guest-physical address space.
     fn size(&self) -> u64;
-    /// Runs `f` on a view of the guest's memory.
-    fn with<R>(&self, f: impl FnOnce(&GuestMemory<'_>) -> R) -> R;
+    /// Copies `gpa .. gpa + out.len()` into `out`.
+    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds>;
+    /// Checks all of `gpa .. gpa + len`, then passes it to `f` in order,
+    /// piece by piece.
+    fn for_each_chunk(&self, gpa: u64, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds>;
 }
 
 impl MemoryAccess for GuestMemory<'_> {
@@ -68,8 +72,12 @@ impl MemoryAccess for GuestMemory<'_> {
         self.size
     }
 
-    fn with<R>(&self, f: impl FnOnce(&GuestMemory<'_>) -> R) -> R {
-        f(self)
+    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        GuestMemory::read(self, gpa, out)
+    }
+
+    fn for_each_chunk(&self, gpa: u64, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
+        GuestMemory::for_each_chunk(self, gpa, len, f)
     }
 }
 

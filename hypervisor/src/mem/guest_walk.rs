@@ -2,13 +2,13 @@
 //! a guest linear address into a guest-physical one, e.g. to fetch the
 //! instruction at the guest's RIP when it touches an MMIO page. The tables
 //! are guest memory the guest controls: every entry is read through
-//! [`GuestMemory`], so a table outside the guest's memory is an error, and
+//! [`MemoryAccess`], so a table outside the guest's memory is an error, and
 //! the walk is always exactly four levels or fewer (no loop is possible).
 //! It assumes the guest is in 64-bit mode with 4-level paging (how Corral
 //! starts every guest); a caller must refuse a guest that left it (CR0.PG,
 //! EFER.LMA, CR4.LA57 in its VMCS) rather than decode what this returns.
 
-use super::guest::GuestMemory;
+use super::guest::MemoryAccess;
 use core::fmt;
 
 const PRESENT: u64 = 1 << 0;
@@ -67,7 +67,7 @@ fn canonical(va: u64) -> bool {
 }
 
 /// The guest-physical address `va` maps to under the tables at `cr3`.
-pub fn translate(mem: &GuestMemory<'_>, cr3: u64, va: u64) -> Result<u64, WalkError> {
+pub fn translate(mem: &impl MemoryAccess, cr3: u64, va: u64) -> Result<u64, WalkError> {
     if !canonical(va) {
         return Err(WalkError::NotCanonical(va));
     }
@@ -96,7 +96,7 @@ pub fn translate(mem: &GuestMemory<'_>, cr3: u64, va: u64) -> Result<u64, WalkEr
 /// into `out`; returns how many bytes could be read (0 if even the first
 /// byte has no translation or lies outside memory).
 pub fn fetch_instruction(
-    mem: &GuestMemory<'_>,
+    mem: &impl MemoryAccess,
     cr3: u64,
     rip: u64,
     out: &mut [u8; MAX_INSTRUCTION],
@@ -120,6 +120,7 @@ pub fn fetch_instruction(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mem::guest::GuestMemory;
     use crate::mem::guest_tables;
 
     fn setup(backing: &mut [u8]) -> (GuestMemory<'_>, u64) {

@@ -5,7 +5,7 @@
 //! through Rust references to memory the guest may change at the same
 //! time; virtio's barriers order the two sides.
 
-use super::guest::OutOfBounds;
+use super::guest::{MemoryAccess, OutOfBounds};
 use crate::virtio::memory::{Barrier, GuestRam};
 use core::sync::atomic::{Ordering, fence};
 
@@ -377,6 +377,45 @@ impl GuestRam for RawRam {
     }
 }
 
+/// Bytes copied at a time when exit handlers read through a raw view.
+const BOUNCE_BYTES: usize = 256;
+
+/// Exit handlers read a VM's memory through its raw view as well, since a
+/// polling core may be writing the VM's rings at the same time: every byte
+/// is copied out (through a small bounce buffer for `for_each_chunk`), so no
+/// reference into guest memory is ever made.
+impl MemoryAccess for RawRam {
+    fn size(&self) -> u64 {
+        self.pieces[..self.count]
+            .iter()
+            .map(|p| p.gpa + p.len)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        self.read_bytes(gpa, out)
+    }
+
+    fn for_each_chunk(
+        &self,
+        gpa: u64,
+        len: u64,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<(), OutOfBounds> {
+        self.for_each(gpa, len, false, |_, _, _| ())?;
+        let mut bounce = [0u8; BOUNCE_BYTES];
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(BOUNCE_BYTES as u64) as usize;
+            self.read_bytes(gpa + at, &mut bounce[..n])?;
+            f(&bounce[..n]);
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
 /// Views over test buffers.
 #[cfg(test)]
 pub mod testing {
@@ -504,6 +543,32 @@ mod tests {
             src.copy_behind_header((0x10, 20), &ro, (0x3f0, 0x20), hdr)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn exit_handlers_read_through_copies() {
+        let mut v = vec![0u8; 0x400];
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = i as u8;
+        }
+        let r = split(&mut v);
+        assert_eq!(MemoryAccess::size(&r), 0x400);
+        let mut got = Vec::new();
+        let mut pieces = 0;
+        MemoryAccess::for_each_chunk(&r, 0x10, 600, |c| {
+            pieces += 1;
+            got.extend_from_slice(c);
+        })
+        .unwrap();
+        assert_eq!(pieces, 3);
+        assert_eq!(got, v[0x10..0x10 + 600]);
+        // The whole range is checked before anything reaches `f`.
+        let mut called = false;
+        assert!(MemoryAccess::for_each_chunk(&r, 0x300, 0x200, |_| called = true).is_err());
+        assert!(!called);
+        let mut out = [0u8; 4];
+        MemoryAccess::read(&r, 0x3fc, &mut out).unwrap();
+        assert_eq!(out, [0xfc, 0xfd, 0xfe, 0xff]);
     }
 
     #[test]
