@@ -18,6 +18,7 @@
 
 use super::instr;
 use super::memory;
+use super::serial;
 use crate::mem::raw::RawRam;
 use crate::virtio::link::{self, Direction, LinkFault, Receiver, Side};
 use crate::virtio::mmio::{Transport, TransportConfig, WriteEffect};
@@ -234,11 +235,6 @@ impl Net {
         (p.vm == vm && p.port == port).then_some(p)
     }
 
-    /// Whether any link is polled by `core`.
-    pub fn polls(&self, core: u32) -> bool {
-        self.links.iter().any(|l| l.spec.core == core)
-    }
-
     /// A VM's run begins: its ports get fresh devices over its memory.
     pub fn attach(&self, vm: u32, ports: u8, memory: u64, ram: RawRam) {
         let signals = self.signals(vm);
@@ -444,7 +440,7 @@ impl Net {
     pub fn report(&self, name_of: impl Fn(u32) -> &'static str) {
         for (i, link) in self.links.iter().enumerate() {
             let st = link.state.lock();
-            serial_record(&Record::Link {
+            serial::record(&Record::Link {
                 link: i as u32,
                 a: PortName {
                     vm: name_of(link.spec.a.vm),
@@ -461,7 +457,7 @@ impl Net {
             });
         }
         if let Some((exits, busy)) = self.window.lock().result {
-            serial_record(&Record::Window {
+            serial::record(&Record::Window {
                 frames: WINDOW_FRAMES,
                 exits,
                 busy,
@@ -490,10 +486,6 @@ impl Net {
     }
 }
 
-fn serial_record(r: &Record<'_>) {
-    super::serial::record(r);
-}
-
 /// What a register write did to a port, for its VM's core.
 pub enum PortEvent {
     /// Nothing to do.
@@ -507,40 +499,36 @@ impl PortInner {
     /// rings, turns notifications off and brings the port up; at a reset,
     /// takes it down.
     pub fn after_write(&mut self, effect: WriteEffect) -> PortEvent {
-        match effect {
-            WriteEffect::DriverOk | WriteEffect::QueuesChanged => {
-                // Whatever the poller holds from the old rings is void.
-                self.generation = self.generation.wrapping_add(1);
-                if self.state == PortState::Up {
-                    self.state = PortState::Down;
-                }
-                let Some(mut ram) = self.ram else {
-                    return PortEvent::None;
-                };
-                for q in [RECEIVE_QUEUE, TRANSMIT_QUEUE] {
-                    let Some(queue) = self.transport.queue_mut(q) else {
-                        // A queue the driver did not set up: the port
-                        // stays down and its peer's frames wait.
-                        return PortEvent::None;
-                    };
-                    if let Err(e) = queue
-                        .check_rings(&mut ram)
-                        .and_then(|()| queue.set_no_notify(&mut ram, true))
-                    {
-                        return PortEvent::BadRing(e);
-                    }
-                }
-                self.state = PortState::Up;
-                self.generation = self.generation.wrapping_add(1);
+        let bring_up = match effect {
+            WriteEffect::None | WriteEffect::Notify(_) | WriteEffect::FeaturesRejected => {
+                return PortEvent::None;
             }
-            WriteEffect::Reset | WriteEffect::DriverFailed => {
-                if self.state == PortState::Up {
-                    self.state = PortState::Down;
-                }
-                self.generation = self.generation.wrapping_add(1);
-            }
-            WriteEffect::None | WriteEffect::Notify(_) | WriteEffect::FeaturesRejected => {}
+            WriteEffect::DriverOk | WriteEffect::QueuesChanged => true,
+            WriteEffect::Reset | WriteEffect::DriverFailed => false,
+        };
+        // The rings may have changed: whatever the poller holds from the old
+        // ones is void, and frames wait until the new ones check.
+        self.generation = self.generation.wrapping_add(1);
+        if self.state == PortState::Up {
+            self.state = PortState::Down;
         }
+        let Some(mut ram) = self.ram.filter(|_| bring_up) else {
+            return PortEvent::None;
+        };
+        for q in [RECEIVE_QUEUE, TRANSMIT_QUEUE] {
+            let Some(queue) = self.transport.queue_mut(q) else {
+                // A queue the driver did not set up: the port stays down
+                // and its peer's frames wait.
+                return PortEvent::None;
+            };
+            if let Err(e) = queue
+                .check_rings(&mut ram)
+                .and_then(|()| queue.set_no_notify(&mut ram, true))
+            {
+                return PortEvent::BadRing(e);
+            }
+        }
+        self.state = PortState::Up;
         PortEvent::None
     }
 }

@@ -13,7 +13,7 @@
 
 use super::memory::GuestRam;
 use super::net::{NET_HDR_LEN, NetError, receive_header, transmit_frame_len};
-use super::queue::{Chain, Descriptor, Popped, QueueError, SplitQueue, VIRTQ_DESC_F_WRITE};
+use super::queue::{Chain, Popped, SplitQueue};
 use crate::mem::raw::RawRam;
 use vmm_abi::devices::MAX_FRAME_BYTES;
 use vmm_abi::report::LinkFlow;
@@ -58,30 +58,6 @@ pub enum Receiver<'a, D: GuestRam> {
     Gone,
 }
 
-/// A receive buffer popped but not filled yet (the frame before it was
-/// dropped as too large, or no frame came), from the receiver's ring of
-/// generation `generation`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Spare {
-    /// One descriptor (the common case): head, buffer and its length.
-    Single {
-        head: u16,
-        addr: u64,
-        len: u32,
-        generation: u32,
-    },
-    /// A longer chain, kept in `Direction::rx`.
-    Chain { generation: u32 },
-}
-
-impl Spare {
-    fn generation(self) -> u32 {
-        match self {
-            Spare::Single { generation, .. } | Spare::Chain { generation } => generation,
-        }
-    }
-}
-
 /// The state one direction keeps between pumps.
 #[derive(Clone, Debug, Default)]
 pub struct Direction {
@@ -89,7 +65,10 @@ pub struct Direction {
     pub flow: LinkFlow,
     tx: Chain,
     rx: Chain,
-    spare: Option<Spare>,
+    /// `rx` holds a receive chain popped but not filled yet (the frame
+    /// before it was dropped as too large), from the receiver's ring of
+    /// this generation.
+    spare: Option<u32>,
 }
 
 impl Direction {
@@ -97,20 +76,11 @@ impl Direction {
     /// from the receiver's ring of `generation` (a reset or restart gives
     /// the receiver a new generation; its old buffers mean nothing then).
     fn check_spare(&mut self, generation: u32) {
-        if self.spare.is_some_and(|s| s.generation() != generation) {
+        if self.spare.is_some_and(|g| g != generation) {
             self.spare = None;
         }
     }
 }
-
-/// The receive header as two stores: bytes 0..8 and 8..12.
-const HEADER_WORDS: (u64, u32) = {
-    let h = receive_header();
-    (
-        u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
-        u32::from_le_bytes([h[8], h[9], h[10], h[11]]),
-    )
-};
 
 /// [`pump`] for the polling core's raw views: the fast path takes the
 /// common case (single-descriptor frames and buffers), the general path
@@ -189,91 +159,44 @@ fn pump_one<S: GuestRam, D: GuestRam>(
         dir.flow.drop_peer += 1;
         return Ok(true);
     };
-    let spare = match dir.spare {
-        Some(spare) => spare,
-        None => {
-            // Check for a frame before taking a buffer, so an idle link does
-            // not hold one of the receiver's buffers.
-            if tx.avail_pending(src).map_err(sender)? == 0 {
-                return Ok(false);
-            }
-            let spare = match rq.pop_single(*dst).map_err(receiver)? {
-                Popped::Empty => return Ok(false),
-                Popped::Single { head, desc } if desc.is_writable() => Spare::Single {
-                    head,
-                    addr: desc.addr,
-                    len: desc.len,
-                    generation: rx_generation,
-                },
-                Popped::Single { head, .. } => {
-                    return Err(receiver(NetError::ReadableInReceive { head }));
-                }
-                Popped::Chain => {
-                    rq.pop_avail_into(*dst, &mut dir.rx).map_err(receiver)?;
-                    if !dir.rx.readable().is_empty() {
-                        return Err(receiver(NetError::ReadableInReceive {
-                            head: dir.rx.head(),
-                        }));
-                    }
-                    Spare::Chain {
-                        generation: rx_generation,
-                    }
-                }
-            };
-            dir.spare = Some(spare);
-            spare
+    if dir.spare.is_none() {
+        // Check for a frame before taking a buffer, so an idle link does
+        // not hold one of the receiver's buffers.
+        if tx.avail_pending(src).map_err(sender)? == 0 {
+            return Ok(false);
         }
-    };
+        match rq.pop_single(*dst).map_err(receiver)? {
+            Popped::Empty => return Ok(false),
+            Popped::Single { head, desc } => dir.rx.set_single(head, desc),
+            Popped::Chain => {
+                rq.pop_avail_into(*dst, &mut dir.rx).map_err(receiver)?;
+            }
+        }
+        if !dir.rx.readable().is_empty() {
+            return Err(receiver(NetError::ReadableInReceive {
+                head: dir.rx.head(),
+            }));
+        }
+        dir.spare = Some(rx_generation);
+    }
     // The frame: one descriptor holding header and frame (the common
     // case), or a chain.
-    let (tx_head, tx_single) = match tx.pop_single(src).map_err(sender)? {
+    match tx.pop_single(src).map_err(sender)? {
         Popped::Empty => return Ok(false),
-        Popped::Single { head, desc } => {
-            dir.tx.set_single(head, desc);
-            (head, Some(desc.addr))
-        }
+        Popped::Single { head, desc } => dir.tx.set_single(head, desc),
         Popped::Chain => {
             tx.pop_avail_into(src, &mut dir.tx).map_err(sender)?;
-            (dir.tx.head(), None)
         }
-    };
+    }
+    let tx_head = dir.tx.head();
     let len = transmit_frame_len(&dir.tx).map_err(sender)?;
-    let room = match spare {
-        Spare::Single { len, .. } => len,
-        Spare::Chain { .. } => dir.rx.writable_len(),
-    };
-    if len as usize > MAX_FRAME_BYTES || NET_HDR_LEN + len > room {
+    if len as usize > MAX_FRAME_BYTES || NET_HDR_LEN + len > dir.rx.writable_len() {
         tx.add_used(src, tx_head, 0).map_err(sender)?;
         dir.flow.drop_size += 1;
         return Ok(true);
     }
-    let (rx_head, copied) = match (tx_single, spare) {
-        (Some(tx_addr), Spare::Single { head, addr, .. }) => {
-            (head, copy_single(src, tx_addr, &mut **dst, addr, len))
-        }
-        (
-            None,
-            Spare::Single {
-                head,
-                addr,
-                len: rx_len,
-                ..
-            },
-        ) => {
-            let desc = Descriptor {
-                addr,
-                len: rx_len,
-                flags: VIRTQ_DESC_F_WRITE,
-                next: 0,
-            };
-            dir.rx.set_single(head, desc);
-            (head, copy_frame(&dir.tx, src, &dir.rx, &mut **dst, len))
-        }
-        (_, Spare::Chain { .. }) => (
-            dir.rx.head(),
-            copy_frame(&dir.tx, src, &dir.rx, &mut **dst, len),
-        ),
-    };
+    let rx_head = dir.rx.head();
+    let copied = copy_frame(&dir.tx, src, &dir.rx, &mut **dst, len);
     if let Err(fault) = copied {
         if fault.side == Side::Receiver {
             // The frame is done with on the sender's side; the receiver is
@@ -292,43 +215,6 @@ fn pump_one<S: GuestRam, D: GuestRam>(
     dir.flow.frames += 1;
     dir.flow.bytes += u64::from(len);
     Ok(true)
-}
-
-/// The header and the frame between two single buffers (both checked when
-/// popped: the frame lies in the sender's memory, and header plus frame fit
-/// the receiver's writable buffer).
-fn copy_single<S: GuestRam, D: GuestRam>(
-    src: &S,
-    tx_addr: u64,
-    dst: &mut D,
-    rx_addr: u64,
-    len: u32,
-) -> Result<(), LinkFault> {
-    let (lo, hi) = HEADER_WORDS;
-    let hdr = u64::from(NET_HDR_LEN);
-    let rx_bad = |_| {
-        receiver(QueueError::BufferNotWritable {
-            addr: rx_addr,
-            len: NET_HDR_LEN + len,
-        })
-    };
-    dst.write_u64(rx_addr, lo).map_err(rx_bad)?;
-    dst.write_u32(rx_addr + 8, hi).map_err(rx_bad)?;
-    let mut at = rx_addr + hdr;
-    let mut written = Ok(());
-    src.read_chunks(tx_addr + hdr, len.into(), |piece| {
-        if written.is_ok() {
-            written = dst.write_bytes(at, piece);
-            at += piece.len() as u64;
-        }
-    })
-    .map_err(|_| {
-        sender(QueueError::BufferOutsideMemory {
-            addr: tx_addr,
-            len: NET_HDR_LEN + len,
-        })
-    })?;
-    written.map_err(rx_bad)
 }
 
 /// Writes the receive header and the `len`-byte frame of `tx` into `rx`.

@@ -502,44 +502,44 @@ impl SplitQueue {
     /// [`Chain`]. A longer or indirect chain is left in place
     /// ([`Popped::Chain`]) for `pop_avail_into`.
     pub fn pop_single<M: GuestRam>(&mut self, mem: &mut M) -> Result<Popped, QueueError> {
+        let Some(head) = self.next_head(mem)? else {
+            return Ok(Popped::Empty);
+        };
+        let Some(desc) = self.desc_table().single(mem, head)? else {
+            return Ok(Popped::Chain);
+        };
+        self.advance(mem)?;
+        Ok(Popped::Single { head, desc })
+    }
+
+    /// The head index in the next available-ring entry, reading the avail
+    /// idx again once the device has caught up with it; `None` if the driver
+    /// has published nothing new.
+    fn next_head<M: GuestRam>(&mut self, mem: &M) -> Result<Option<u16>, QueueError> {
         if self.last_avail_idx == self.avail_idx_seen {
             self.avail_idx_seen = self.read_avail_idx(mem)?;
             if self.last_avail_idx == self.avail_idx_seen {
-                return Ok(Popped::Empty);
+                return Ok(None);
             }
-            // As in `pop_avail_into`: entries after the idx.
+            // The ring entries and the descriptors they name must be read
+            // after the idx that published them (the driver wrote them
+            // first, §2.7.13).
             mem.fence(Barrier::Acquire);
         }
         let entry = self.layout.avail_ring
             + RING_ENTRIES
             + AVAIL_ENTRY_SIZE * self.slot(self.last_avail_idx);
-        let head = self.read_ring_u16(mem, RingPart::Avail, entry)?;
-        let size = self.layout.size;
-        if head >= size {
-            return Err(QueueError::DescriptorIndexOutOfRange { index: head, size });
-        }
-        let table = self.desc_table();
-        let d = table.read(mem, head)?;
-        if d.has_next() || d.is_indirect() {
-            return Ok(Popped::Chain);
-        }
-        if d.len > table.max_bytes {
-            return Err(QueueError::ChainTooLarge {
-                limit: table.max_bytes,
-            });
-        }
-        let (addr, len) = (d.addr, d.len);
-        mem.check_readable(addr, len.into())
-            .map_err(|_| QueueError::BufferOutsideMemory { addr, len })?;
-        if d.is_writable() {
-            mem.check_writable(addr, len.into())
-                .map_err(|_| QueueError::BufferNotWritable { addr, len })?;
-        }
+        self.read_ring_u16(mem, RingPart::Avail, entry).map(Some)
+    }
+
+    /// Consumes the available-ring entry `next_head` read.
+    fn advance<M: GuestRam>(&mut self, mem: &mut M) -> Result<(), QueueError> {
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
         if self.event_idx && !self.no_notify {
+            // Keep asking for a kick at the next new entry (§2.7.10).
             self.write_ring_u16(mem, self.avail_event_addr(), self.last_avail_idx)?;
         }
-        Ok(Popped::Single { head, desc: d })
+        Ok(())
     }
 
     /// [`SplitQueue::pop_avail`] into a chain the caller keeps, so a data
@@ -551,26 +551,11 @@ impl SplitQueue {
         mem: &mut M,
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
-        if self.last_avail_idx == self.avail_idx_seen {
-            self.avail_idx_seen = self.read_avail_idx(mem)?;
-            if self.last_avail_idx == self.avail_idx_seen {
-                return Ok(false);
-            }
-            // The ring entries and the descriptors they name must be read
-            // after the idx that published them (the driver wrote them
-            // first, §2.7.13).
-            mem.fence(Barrier::Acquire);
-        }
-        let entry = self.layout.avail_ring
-            + RING_ENTRIES
-            + AVAIL_ENTRY_SIZE * self.slot(self.last_avail_idx);
-        let head = self.read_ring_u16(mem, RingPart::Avail, entry)?;
+        let Some(head) = self.next_head(mem)? else {
+            return Ok(false);
+        };
         self.desc_table().walk(mem, head, chain)?;
-        self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
-        if self.event_idx && !self.no_notify {
-            // Keep asking for a kick at the next new entry (§2.7.10).
-            self.write_ring_u16(mem, self.avail_event_addr(), self.last_avail_idx)?;
-        }
+        self.advance(mem)?;
         Ok(true)
     }
 

@@ -7,16 +7,26 @@
 //! and names any fault. Its effects are the same as the general path's,
 //! which the tests check against each other.
 
-use super::{Direction, HEADER_WORDS};
+use super::Direction;
 use crate::mem::raw::{HostRange, RawRam};
 use crate::virtio::memory::GuestRam;
 use crate::virtio::net::NET_HDR_LEN;
+use crate::virtio::net::receive_header;
 use crate::virtio::queue::{
     AVAIL_ENTRY_SIZE, DESC_SIZE, RING_ENTRIES, RING_IDX, SplitQueue, USED_ELEM_LEN, USED_ELEM_SIZE,
     VIRTQ_DESC_F_WRITE,
 };
 use core::sync::atomic::{Ordering, fence};
 use vmm_abi::devices::MAX_FRAME_BYTES;
+
+/// The receive header as two stores: bytes 0..8 and 8..12.
+const HEADER_WORDS: (u64, u32) = {
+    let h = receive_header();
+    (
+        u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
+        u32::from_le_bytes([h[8], h[9], h[10], h[11]]),
+    )
+};
 
 /// Offset of the length/flags/next word in a descriptor.
 const DESC_REST: u64 = 8;

@@ -263,6 +263,19 @@ pub(super) struct DescTable {
     pub max_bytes: u32,
 }
 
+/// Checks that a descriptor's buffer lies in guest memory, and that the
+/// hypervisor may write it if the device is to.
+fn check_buffer<M: GuestRam>(mem: &mut M, d: &Descriptor) -> Result<(), QueueError> {
+    let (addr, len) = (d.addr, d.len);
+    mem.check_readable(addr, len.into())
+        .map_err(|_| QueueError::BufferOutsideMemory { addr, len })?;
+    if d.is_writable() {
+        mem.check_writable(addr, len.into())
+            .map_err(|_| QueueError::BufferNotWritable { addr, len })?;
+    }
+    Ok(())
+}
+
 impl DescTable {
     pub(super) fn read<M: GuestRam>(&self, mem: &M, index: u16) -> Result<Descriptor, QueueError> {
         let addr = self.addr + DESC_SIZE * u64::from(index);
@@ -283,6 +296,34 @@ impl DescTable {
         })
     }
 
+    /// Descriptor `head` if it is a whole chain by itself (no `NEXT`, not
+    /// indirect), checked as [`DescTable::walk`] checks every descriptor;
+    /// `None` if it starts a longer chain or is indirect (the walk handles
+    /// and names those).
+    pub(super) fn single<M: GuestRam>(
+        &self,
+        mem: &mut M,
+        head: u16,
+    ) -> Result<Option<Descriptor>, QueueError> {
+        if head >= self.size {
+            return Err(QueueError::DescriptorIndexOutOfRange {
+                index: head,
+                size: self.size,
+            });
+        }
+        let d = self.read(mem, head)?;
+        if d.has_next() || d.is_indirect() {
+            return Ok(None);
+        }
+        if d.len > self.max_bytes {
+            return Err(QueueError::ChainTooLarge {
+                limit: self.max_bytes,
+            });
+        }
+        check_buffer(mem, &d)?;
+        Ok(Some(d))
+    }
+
     /// Follows the chain from `head`, checking each step, into `chain` (whose
     /// contents are unspecified after an error).
     pub(super) fn walk<M: GuestRam>(
@@ -295,24 +336,11 @@ impl DescTable {
         let cap = self.max_len;
         // The common case first: a chain of one descriptor (what a net
         // driver posts per frame), checked exactly as the loop below would.
-        if head < size && cap > 0 {
-            let d = self.read(mem, head)?;
-            if !d.has_next() && !d.is_indirect() {
-                if d.len > self.max_bytes {
-                    return Err(QueueError::ChainTooLarge {
-                        limit: self.max_bytes,
-                    });
-                }
-                let (addr, len) = (d.addr, d.len);
-                mem.check_readable(addr, len.into())
-                    .map_err(|_| QueueError::BufferOutsideMemory { addr, len })?;
-                if d.is_writable() {
-                    mem.check_writable(addr, len.into())
-                        .map_err(|_| QueueError::BufferNotWritable { addr, len })?;
-                }
-                chain.set_single(head, d);
-                return Ok(());
-            }
+        if cap > 0
+            && let Some(d) = self.single(mem, head)?
+        {
+            chain.set_single(head, d);
+            return Ok(());
         }
         chain.restart(head);
         let mut total = 0u64;
@@ -337,12 +365,9 @@ impl DescTable {
                     limit: self.max_bytes,
                 });
             }
-            let (addr, len) = (d.addr, d.len);
-            mem.check_readable(addr, len.into())
-                .map_err(|_| QueueError::BufferOutsideMemory { addr, len })?;
+            check_buffer(mem, &d)?;
+            let len = d.len;
             if d.is_writable() {
-                mem.check_writable(addr, len.into())
-                    .map_err(|_| QueueError::BufferNotWritable { addr, len })?;
                 chain.writable_len += len;
             } else {
                 if chain.readable_count != chain.count {
