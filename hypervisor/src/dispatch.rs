@@ -8,7 +8,7 @@ use crate::elf::ElfError;
 use crate::hypercall::{self, Call, Done, HypercallError, Services};
 use crate::mem::ept::EptError;
 use crate::mem::guest::MemoryAccess;
-use crate::vmx::exit::{Access, Exit, ExitReason};
+use crate::vmx::exit::{Access, Event, Exit, ExitReason};
 use core::fmt;
 
 /// Guest general-purpose registers, saved on every exit (RSP and RIP live
@@ -138,6 +138,27 @@ pub enum StopReason {
         /// The budget.
         budget: u64,
     },
+    /// An instruction guests are denied on purpose.
+    DeniedInstruction {
+        /// The exit reason naming it.
+        reason: ExitReason,
+    },
+    /// An exit that happened while the CPU was delivering an event through
+    /// the guest's IDT (it is never emulated as the instruction's own
+    /// access; only benign exits re-deliver the event).
+    DuringDelivery {
+        /// The exit.
+        exit: Exit,
+        /// The event whose delivery it interrupted.
+        event: Event,
+    },
+    /// The guest touched a device page while not in 64-bit mode.
+    DeviceOutsideLongMode {
+        /// The device slot.
+        slot: u8,
+        /// The mode it was in.
+        mode: crate::vmx::mode::CpuMode,
+    },
     /// An exit Corral does not serve.
     Unexpected {
         /// Basic exit reason.
@@ -236,6 +257,27 @@ impl fmt::Display for StopReason {
             StopReason::BudgetExhausted { budget } => {
                 write!(f, "instruction budget of {budget} exhausted")
             }
+            StopReason::DeniedInstruction { reason } => write!(
+                f,
+                "denied instruction {} (exit reason {}): not available to guests",
+                reason.instruction(),
+                *reason as u16
+            ),
+            StopReason::DuringDelivery { exit, event } => {
+                match exit {
+                    Exit::EptViolation { gpa, access, .. } => write!(
+                        f,
+                        "EPT violation: {} at guest-physical {gpa:#x}",
+                        access.name()
+                    )?,
+                    other => write!(f, "{:?} exit", other.kind())?,
+                }
+                write!(f, " while delivering {event} through the guest's IDT")
+            }
+            StopReason::DeviceOutsideLongMode { slot, mode } => write!(
+                f,
+                "device {slot} register access from {mode}: device registers are emulated for 64-bit code only"
+            ),
             StopReason::Unexpected { reason, name } => match name {
                 Some(n) => write!(f, "unexpected exit {n:?} (reason {reason})"),
                 None => write!(f, "unexpected exit reason {reason}"),
@@ -273,6 +315,9 @@ pub enum Outcome {
     /// Move past the exiting instruction and let the guest wait for work on
     /// its devices for at most this many TSC ticks.
     Wait(u64),
+    /// Re-enter at the same RIP and deliver this event again: the exit cut
+    /// its delivery short for a reason of the host's (SDM 27.2.4).
+    Reinject(Event),
     /// Stop the guest.
     Stop(StopReason),
 }
@@ -287,6 +332,9 @@ pub struct Vcpu<'a, M: MemoryAccess> {
     pub rflags: u64,
     /// The guest's memory (a view is built only when a handler needs it).
     pub mem: &'a M,
+    /// The event the CPU was delivering through the guest's IDT when the
+    /// exit happened (IDT-vectoring information), if any.
+    pub delivering: Option<Event>,
 }
 
 /// What the dispatcher needs from the hypervisor besides the vCPU.
@@ -301,6 +349,18 @@ pub fn dispatch<M: MemoryAccess>(
     vcpu: &mut Vcpu<'_, M>,
     host: &mut impl Host,
 ) -> Outcome {
+    if let Some(event) = vcpu.delivering {
+        // The exit interrupted the delivery of an event: the instruction at
+        // RIP did not run, so no exit is handled as if it had. Exits that
+        // are the host's business re-deliver the event; anything else the
+        // guest caused while delivering stops it.
+        return match exit {
+            Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi => {
+                Outcome::Reinject(event)
+            }
+            _ => Outcome::Stop(StopReason::DuringDelivery { exit: *exit, event }),
+        };
+    }
     match *exit {
         Exit::Vmcall => on_vmcall(vcpu, host),
         Exit::Cpuid => on_cpuid(vcpu, host),
@@ -328,6 +388,7 @@ pub fn dispatch<M: MemoryAccess>(
             reason,
             qualification,
         }),
+        Exit::Denied { reason } => Outcome::Stop(StopReason::DeniedInstruction { reason }),
         Exit::Unexpected { reason, name } => Outcome::Stop(StopReason::Unexpected { reason, name }),
     }
 }
@@ -405,6 +466,15 @@ mod tests {
     }
 
     fn run(exit: Exit, regs: &mut GuestRegs, rflags: u64) -> (Outcome, Recorder) {
+        run_delivering(exit, regs, rflags, None)
+    }
+
+    fn run_delivering(
+        exit: Exit,
+        regs: &mut GuestRegs,
+        rflags: u64,
+        delivering: Option<Event>,
+    ) -> (Outcome, Recorder) {
         let mut backing = std::vec![b'z'; 0x10_0000];
         let mem = GuestMemory::new(&mut backing);
         let mut host = Recorder::default();
@@ -413,6 +483,7 @@ mod tests {
             rip: 0x10_0040,
             rflags,
             mem: &mem,
+            delivering,
         };
         let out = dispatch(&exit, &mut vcpu, &mut host);
         (out, host)
@@ -502,14 +573,60 @@ mod tests {
             "triple fault at rip 0x100040"
         );
         assert!(stop_text(Exit::Hlt, &mut regs).starts_with("halted"));
-        let vmxon = Exit::Unexpected {
-            reason: 27,
-            name: Some(ExitReason::Vmxon),
+        let vmxon = Exit::Denied {
+            reason: ExitReason::Vmxon,
         };
         assert_eq!(
             stop_text(vmxon, &mut regs),
-            "unexpected exit Vmxon (reason 27)"
+            "denied instruction VMXON (exit reason 27): not available to guests"
         );
+        let dr = Exit::Denied {
+            reason: ExitReason::DrAccess,
+        };
+        assert!(stop_text(dr, &mut regs).starts_with("denied instruction MOV to/from a debug"));
+    }
+
+    #[test]
+    fn exits_during_event_delivery_are_never_handled_as_the_instruction() {
+        use crate::vmx::exit::EventType;
+        let pf = Event {
+            kind: EventType::HardwareException,
+            vector: 14,
+            error_code: Some(2),
+        };
+        // The frame push of a #PF hits a device page: stopped, not emulated.
+        let mut regs = GuestRegs::default();
+        let ept = Exit::EptViolation {
+            gpa: 0x4000_0070,
+            access: Access::Write,
+            direct: true,
+        };
+        let (out, host) = run_delivering(ept, &mut regs, 2, Some(pf));
+        match out {
+            Outcome::Stop(r) => assert_eq!(
+                std::format!("{r}"),
+                "EPT violation: write at guest-physical 0x40000070 while delivering exception #PF (vector 14) through the guest's IDT"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(regs, GuestRegs::default(), "no register changed");
+        assert!(host.console.is_empty());
+        // A hypercall number in RAX is not a hypercall while delivering.
+        let mut regs = GuestRegs {
+            rax: vmm_abi::hypercall::Hypercall::Exit.number(),
+            ..GuestRegs::default()
+        };
+        assert!(matches!(
+            run_delivering(Exit::Vmcall, &mut regs, 2, Some(pf)).0,
+            Outcome::Stop(StopReason::DuringDelivery { .. })
+        ));
+        // The host's own exits deliver the event again.
+        for benign in [Exit::PreemptionTimer, Exit::ExternalInterrupt, Exit::Nmi] {
+            assert_eq!(
+                run_delivering(benign, &mut regs, 2, Some(pf)).0,
+                Outcome::Reinject(pf)
+            );
+        }
     }
 
     #[test]

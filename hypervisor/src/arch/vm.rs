@@ -25,8 +25,9 @@ use crate::msr;
 use crate::virtio::console::{self as vconsole, ConsoleDevice};
 use crate::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
 use crate::virtio::net::NetError;
-use crate::vmx::exit::{self, Exit, ExitReason, RawExit};
-use crate::vmx::fields::{ExitInfo, Guest};
+use crate::vmx::exit::{self, Event, Exit, ExitReason, RawExit};
+use crate::vmx::fields::{Control, ExitInfo, Guest};
+use crate::vmx::mode::CpuMode;
 use core::sync::atomic::Ordering;
 use vmm_abi::bootinfo::BootInfo;
 use vmm_abi::devices::{self, DeviceKind};
@@ -127,6 +128,8 @@ pub struct VmState {
     /// It waits for work until this TSC (its `wait_for_work` yielded the
     /// core to other VMs).
     pub wait_deadline: Option<u64>,
+    /// TSC when that wait began: the time it waits is charged to `used`.
+    pub wait_started: u64,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -166,6 +169,7 @@ impl VmState {
             metrics: 0,
             console_dev: None,
             wait_deadline: None,
+            wait_started: 0,
         }
     }
 
@@ -555,7 +559,40 @@ fn read_exit() -> Result<RawExit, instr::VmFail> {
             0
         },
         interrupt_info: vmread(ExitInfo::InterruptInfo)? as u32,
+        idt_vectoring: vmread(ExitInfo::IdtVectoringInfo)? as u32,
+        idt_vectoring_error: vmread(ExitInfo::IdtVectoringErrorCode)? as u32,
     })
+}
+
+/// The guest's processor mode, from its VMCS.
+fn guest_mode(rflags: u64) -> Result<CpuMode, StopReason> {
+    let (Ok(cr0), Ok(efer), Ok(cs_ar)) = (
+        vmread(Guest::Cr0),
+        vmread(Guest::Ia32Efer),
+        vmread(Guest::CsAccessRights),
+    ) else {
+        return Err(StopReason::Internal("VMREAD of the guest's mode failed"));
+    };
+    Ok(CpuMode::of(cr0, efer, cs_ar as u32, rflags))
+}
+
+/// Has the next VM entry deliver `event` again, as the CPU was doing when
+/// a host exit cut it short (SDM 27.2.4 and 28.2.4).
+fn reinject(event: &Event) -> Result<(), StopReason> {
+    let fail = |_| StopReason::Internal("VMWRITE of the VM-entry event fields failed");
+    // SAFETY: these control fields of the current VMCS only make the next
+    // entry deliver an event the guest's own IDT handles; the values come
+    // from the CPU's IDT-vectoring fields with reserved bits cleared.
+    unsafe {
+        if let Some(code) = event.error_code {
+            vmwrite(Control::EntryExceptionErrorCode, u64::from(code)).map_err(fail)?;
+        }
+        if event.needs_instruction_length() {
+            let len = vmread(ExitInfo::InstructionLength).map_err(fail)?;
+            vmwrite(Control::EntryInstructionLength, len).map_err(fail)?;
+        }
+        vmwrite(Control::EntryInterruptInfo, u64::from(event.entry_info())).map_err(fail)
+    }
 }
 
 /// Moves the guest past the instruction it exited on.
@@ -744,6 +781,11 @@ pub fn run_slice(
             "VMWRITE of the preemption timer failed",
         ));
     }
+    // Waiting for work is charged to the budget too: a wait that ran it
+    // out ends here, before the guest runs again.
+    if budget != 0 && st.used >= budget {
+        return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
+    }
     // The clock is only read when something depends on it.
     let timed = budget != 0 || others_waiting;
     let slice_start = if timed { instr::rdtsc() } else { 0 };
@@ -770,10 +812,14 @@ pub fn run_slice(
         };
         let exit = exit::decode(&raw);
         st.exits[exit.kind() as usize] += 1;
+        let delivering = exit::pending_event(&raw);
         let (Ok(rip), Ok(rflags)) = (vmread(Guest::Rip), vmread(Guest::Rflags)) else {
             return SliceEnd::Stopped(StopReason::Internal("VMREAD of guest RIP/RFLAGS failed"));
         };
         let device = match exit {
+            // An access made while delivering an event is not the
+            // instruction's: the dispatcher refuses it.
+            _ if delivering.is_some() => None,
             // Only the instruction's own access is emulated; a page walk
             // through a device page stops the guest as an EPT violation.
             Exit::EptViolation {
@@ -788,6 +834,17 @@ pub fn run_slice(
         };
         let mut idle = false;
         if let Some((slot, offset, kind, access)) = device {
+            // The decoder and the page walk speak 64-bit code only.
+            match guest_mode(rflags) {
+                Ok(CpuMode::Long64) => {}
+                Ok(mode) => {
+                    return SliceEnd::Stopped(StopReason::DeviceOutsideLongMode {
+                        slot: slot as u8,
+                        mode,
+                    });
+                }
+                Err(r) => return SliceEnd::Stopped(r),
+            }
             let len = device_access(
                 index,
                 kind,
@@ -817,9 +874,15 @@ pub fn run_slice(
                 rip,
                 rflags,
                 mem: &mem,
+                delivering,
             };
             match dispatch::dispatch(&exit, &mut vcpu, &mut host) {
                 Outcome::Resume => {}
+                Outcome::Reinject(event) => {
+                    if let Err(r) = reinject(&event) {
+                        return SliceEnd::Stopped(r);
+                    }
+                }
                 Outcome::Advance | Outcome::Yield | Outcome::Wait(_)
                     if skip_instruction(rip).is_err() =>
                 {
@@ -831,8 +894,17 @@ pub fn run_slice(
                     if signals.work.swap(false, Ordering::Acquire) {
                         st.regs.rax = WAIT_WORK;
                     } else if others_waiting {
-                        st.wait_deadline = Some(instr::rdtsc().saturating_add(ticks));
-                        st.used = used_before + instr::rdtsc().wrapping_sub(slice_start);
+                        let now = instr::rdtsc();
+                        st.used = used_before + now.wrapping_sub(slice_start);
+                        // The wait is charged to the budget (see
+                        // `wait_over`), so it ends when the budget would.
+                        let ticks = if budget != 0 {
+                            ticks.min(budget.saturating_sub(st.used))
+                        } else {
+                            ticks
+                        };
+                        st.wait_deadline = Some(now.saturating_add(ticks));
+                        st.wait_started = now;
                         return SliceEnd::Waiting;
                     } else {
                         // A budget bounds the wait too.
@@ -894,5 +966,9 @@ pub fn wait_over(st: &mut VmState, net: &Net) -> bool {
     };
     st.regs.rax = rax;
     st.wait_deadline = None;
+    // Waiting counts against its budget as if it had held the core.
+    st.used = st
+        .used
+        .saturating_add(instr::rdtsc().wrapping_sub(st.wait_started));
     true
 }

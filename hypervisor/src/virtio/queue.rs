@@ -127,6 +127,17 @@ pub enum QueueError {
         /// Its length.
         len: u64,
     },
+    /// A ring part the device must write (the used ring) lies in memory
+    /// the guest may read but the hypervisor may not write for it (the
+    /// image's shared read-only pages).
+    RingNotWritable {
+        /// Which part.
+        ring: RingPart,
+        /// Start of the range.
+        addr: u64,
+        /// Its length.
+        len: u64,
+    },
     /// The driver's avail idx moved more than the queue size past the
     /// device's position (buffers it cannot have).
     AvailIndexJump {
@@ -201,6 +212,19 @@ impl fmt::Display for QueueError {
                 "{} access {addr:#x} len {len} is outside guest memory",
                 ring.name()
             ),
+            QueueError::RingNotWritable { ring, addr, len } => write!(
+                f,
+                "{} at {addr:#x} len {len} is in read-only memory (the device must write it)",
+                ring.name()
+            ),
+            // Indices are free-running u16s: an idx less than half the
+            // range behind the device's went backwards.
+            QueueError::AvailIndexJump { from, to } if from.wrapping_sub(to) < HALF_INDEX_RANGE => {
+                write!(
+                    f,
+                    "avail idx went backwards from {from} to {to} (it may only grow)"
+                )
+            }
             QueueError::AvailIndexJump { from, to } => write!(
                 f,
                 "avail idx jumped from {from} to {to}, more than the queue size"
@@ -365,6 +389,9 @@ pub struct SplitQueue {
     pub(crate) no_notify: bool,
 }
 
+/// Half the range of a ring index: how far behind counts as backwards.
+const HALF_INDEX_RANGE: u16 = 0x8000;
+
 fn ring_err(ring: RingPart, addr: u64, len: u64) -> impl FnOnce(OutOfBounds) -> QueueError {
     move |_| QueueError::RingOutsideMemory { ring, addr, len }
 }
@@ -425,7 +452,13 @@ impl SplitQueue {
             } else {
                 mem.check_readable(addr, len)
             };
-            ok.map_err(|_| QueueError::RingOutsideMemory { ring, addr, len })?;
+            if ok.is_err() {
+                // Readable but not writable: read-only memory, not a hole.
+                if ring == RingPart::Used && mem.check_readable(addr, len).is_ok() {
+                    return Err(QueueError::RingNotWritable { ring, addr, len });
+                }
+                return Err(QueueError::RingOutsideMemory { ring, addr, len });
+            }
         }
         Ok(())
     }

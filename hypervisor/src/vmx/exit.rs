@@ -168,6 +168,80 @@ impl ExitReason {
         ]
     };
 
+    /// Instructions guests are denied on purpose (their exits are enabled
+    /// or unconditional, and no guest is given them).
+    pub fn denied(self) -> bool {
+        use ExitReason::*;
+        matches!(
+            self,
+            DrAccess
+                | Rdpmc
+                | Wbinvd
+                | Invd
+                | Monitor
+                | Mwait
+                | Getsec
+                | Vmclear
+                | Vmlaunch
+                | Vmptrld
+                | Vmptrst
+                | Vmread
+                | Vmresume
+                | Vmwrite
+                | Vmxoff
+                | Vmxon
+                | Invept
+                | Invvpid
+                | Vmfunc
+        )
+    }
+
+    /// The instruction (or access) this exit reason stands for, as a guest
+    /// author would name it.
+    pub fn instruction(self) -> &'static str {
+        use ExitReason::*;
+        match self {
+            DrAccess => "MOV to/from a debug register",
+            Rdpmc => "RDPMC",
+            Wbinvd => "WBINVD",
+            Invd => "INVD",
+            Monitor => "MONITOR",
+            Mwait => "MWAIT",
+            Getsec => "GETSEC",
+            Vmclear => "VMCLEAR",
+            Vmlaunch => "VMLAUNCH",
+            Vmptrld => "VMPTRLD",
+            Vmptrst => "VMPTRST",
+            Vmread => "VMREAD",
+            Vmresume => "VMRESUME",
+            Vmwrite => "VMWRITE",
+            Vmxoff => "VMXOFF",
+            Vmxon => "VMXON",
+            Invept => "INVEPT",
+            Invvpid => "INVVPID",
+            Vmfunc => "VMFUNC",
+            Vmcall => "VMCALL",
+            Cpuid => "CPUID",
+            Hlt => "HLT",
+            Invlpg => "INVLPG",
+            Rdtsc => "RDTSC",
+            Rdtscp => "RDTSCP",
+            Rsm => "RSM",
+            Pause => "PAUSE",
+            Xsetbv => "XSETBV",
+            Rdrand => "RDRAND",
+            Rdseed => "RDSEED",
+            Invpcid => "INVPCID",
+            Xsaves => "XSAVES",
+            Xrstors => "XRSTORS",
+            Rdmsr => "RDMSR",
+            Wrmsr => "WRMSR",
+            Io => "IN/OUT",
+            CrAccess => "MOV to/from a control register",
+            _ => "an event",
+        }
+    }
+
     /// The reason with this basic number, if Corral names it.
     pub fn from_raw(basic: u16) -> Option<Self> {
         Self::ALL.into_iter().find(|r| *r as u16 == basic)
@@ -189,6 +263,11 @@ pub struct RawExit {
     pub guest_physical: u64,
     /// VM-exit interruption information.
     pub interrupt_info: u32,
+    /// IDT-vectoring information: the event being delivered when the exit
+    /// happened, if bit 31 is set (SDM 25.9.3).
+    pub idt_vectoring: u32,
+    /// IDT-vectoring error code (meaningful when `idt_vectoring` says so).
+    pub idt_vectoring_error: u32,
 }
 
 /// Kind of guest memory access (from an EPT-violation qualification).
@@ -278,6 +357,13 @@ pub enum Exit {
         reason: u16,
         /// Exit qualification.
         qualification: u64,
+    },
+    /// An instruction guests are denied on purpose (debug registers,
+    /// performance counters, cache control, MONITOR/MWAIT, every VMX
+    /// instruction): the README lists them, and the guest is stopped.
+    Denied {
+        /// The exit reason, which names the instruction.
+        reason: ExitReason,
     },
     /// Any other exit: a named reason Corral does not serve, or a number it
     /// does not know. Either way the guest is stopped.
@@ -370,10 +456,133 @@ pub fn decode(raw: &RawExit) -> Exit {
             reason: r as u16,
             qualification: q,
         },
+        Some(r) if r.denied() => Exit::Denied { reason: r },
         _ => Exit::Unexpected {
             reason: basic,
             name,
         },
+    }
+}
+
+/// How an event was being delivered (IDT-vectoring interruption type,
+/// SDM Table 25-17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// External interrupt.
+    ExternalInterrupt,
+    /// Non-maskable interrupt.
+    Nmi,
+    /// Hardware exception (a fault or trap the CPU raised).
+    HardwareException,
+    /// Software interrupt (`INT n`).
+    SoftwareInterrupt,
+    /// Privileged software exception (`INT1`).
+    PrivilegedSoftwareException,
+    /// Software exception (`INT3`, `INTO`).
+    SoftwareException,
+}
+
+/// An event whose delivery through the guest's IDT was cut short by the
+/// exit (IDT-vectoring information valid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// How it was being delivered.
+    pub kind: EventType,
+    /// Its vector.
+    pub vector: u8,
+    /// Its error code, if it pushes one.
+    pub error_code: Option<u32>,
+}
+
+// IDT-vectoring information fields (SDM 25.9.3).
+const VECTORING_VALID: u32 = 1 << 31;
+const VECTORING_ERROR_VALID: u32 = 1 << 11;
+const INTR_TYPE_EXTERNAL: u32 = 0;
+const INTR_TYPE_HARDWARE_EXCEPTION: u32 = 3;
+const INTR_TYPE_SOFTWARE_INTERRUPT: u32 = 4;
+const INTR_TYPE_PRIVILEGED_SOFTWARE: u32 = 5;
+const INTR_TYPE_SOFTWARE_EXCEPTION: u32 = 6;
+
+/// Exception mnemonics by vector (SDM Vol. 3A, Table 6-1).
+const EXCEPTION_NAMES: [&str; 22] = [
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "", "#TS", "#NP", "#SS", "#GP",
+    "#PF", "", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+];
+
+/// The event being delivered when the exit happened, if any.
+pub fn pending_event(raw: &RawExit) -> Option<Event> {
+    let info = raw.idt_vectoring;
+    if info & VECTORING_VALID == 0 {
+        return None;
+    }
+    let kind = match (info >> INTR_INFO_TYPE_SHIFT) & INTR_INFO_TYPE_MASK {
+        INTR_TYPE_EXTERNAL => EventType::ExternalInterrupt,
+        INTR_TYPE_NMI => EventType::Nmi,
+        INTR_TYPE_HARDWARE_EXCEPTION => EventType::HardwareException,
+        INTR_TYPE_SOFTWARE_INTERRUPT => EventType::SoftwareInterrupt,
+        INTR_TYPE_PRIVILEGED_SOFTWARE => EventType::PrivilegedSoftwareException,
+        INTR_TYPE_SOFTWARE_EXCEPTION => EventType::SoftwareException,
+        // Type 1 is reserved and 7 ("other event") is never delivered
+        // through the IDT; call it what the CPU says it is not: an
+        // exception, which the caller refuses anyway.
+        _ => EventType::HardwareException,
+    };
+    Some(Event {
+        kind,
+        vector: (info & INTR_INFO_VECTOR_MASK) as u8,
+        error_code: (info & VECTORING_ERROR_VALID != 0).then_some(raw.idt_vectoring_error),
+    })
+}
+
+impl Event {
+    /// The VM-entry interruption-information value that delivers this
+    /// event again (SDM 27.2.4: copy valid bit, type, vector and the
+    /// error-code bit; everything else is zero).
+    pub fn entry_info(&self) -> u32 {
+        let ty = match self.kind {
+            EventType::ExternalInterrupt => INTR_TYPE_EXTERNAL,
+            EventType::Nmi => INTR_TYPE_NMI,
+            EventType::HardwareException => INTR_TYPE_HARDWARE_EXCEPTION,
+            EventType::SoftwareInterrupt => INTR_TYPE_SOFTWARE_INTERRUPT,
+            EventType::PrivilegedSoftwareException => INTR_TYPE_PRIVILEGED_SOFTWARE,
+            EventType::SoftwareException => INTR_TYPE_SOFTWARE_EXCEPTION,
+        };
+        let error = if self.error_code.is_some() {
+            VECTORING_ERROR_VALID
+        } else {
+            0
+        };
+        VECTORING_VALID | error | (ty << INTR_INFO_TYPE_SHIFT) | u32::from(self.vector)
+    }
+
+    /// Whether re-delivery needs the instruction length (software events
+    /// restart the `INT` instruction, SDM 27.2.4).
+    pub fn needs_instruction_length(&self) -> bool {
+        matches!(
+            self.kind,
+            EventType::SoftwareInterrupt
+                | EventType::PrivilegedSoftwareException
+                | EventType::SoftwareException
+        )
+    }
+}
+
+impl core::fmt::Display for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let v = self.vector;
+        match self.kind {
+            EventType::ExternalInterrupt => write!(f, "external interrupt {v}"),
+            EventType::Nmi => write!(f, "NMI"),
+            EventType::SoftwareInterrupt => write!(f, "software interrupt INT {v:#x}"),
+            EventType::HardwareException
+            | EventType::PrivilegedSoftwareException
+            | EventType::SoftwareException => {
+                match EXCEPTION_NAMES.get(usize::from(v)).filter(|n| !n.is_empty()) {
+                    Some(name) => write!(f, "exception {name} (vector {v})"),
+                    None => write!(f, "exception vector {v}"),
+                }
+            }
+        }
     }
 }
 
@@ -395,7 +604,7 @@ impl Exit {
             Exit::CrAccess { .. } => ExitKind::CrAccess,
             Exit::Nmi | Exit::Exception { .. } => ExitKind::Exception,
             Exit::EntryFailure { .. } => ExitKind::EntryFailure,
-            Exit::Unexpected { .. } => ExitKind::Other,
+            Exit::Denied { .. } | Exit::Unexpected { .. } => ExitKind::Other,
         }
     }
 }
@@ -505,9 +714,15 @@ mod tests {
         );
         assert_eq!(
             decode(&raw(27, 0)),
+            Exit::Denied {
+                reason: ExitReason::Vmxon
+            }
+        );
+        assert_eq!(
+            decode(&raw(17, 0)),
             Exit::Unexpected {
-                reason: 27,
-                name: Some(ExitReason::Vmxon)
+                reason: 17,
+                name: Some(ExitReason::Rsm)
             }
         );
         assert_eq!(
@@ -537,6 +752,56 @@ mod tests {
     }
 
     #[test]
+    fn events_being_delivered() {
+        // #PF (hardware exception 14) with error code 2.
+        let pf = pending_event(&RawExit {
+            idt_vectoring: 0x8000_0b0e,
+            idt_vectoring_error: 2,
+            ..RawExit::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            pf,
+            Event {
+                kind: EventType::HardwareException,
+                vector: 14,
+                error_code: Some(2)
+            }
+        );
+        assert_eq!(std::format!("{pf}"), "exception #PF (vector 14)");
+        assert_eq!(pf.entry_info(), 0x8000_0b0e);
+        assert!(!pf.needs_instruction_length());
+        // INT3: software exception 3, no error code.
+        let bp = pending_event(&RawExit {
+            idt_vectoring: 0x8000_0603,
+            ..RawExit::default()
+        })
+        .expect("valid");
+        assert_eq!(std::format!("{bp}"), "exception #BP (vector 3)");
+        assert!(bp.needs_instruction_length());
+        assert_eq!(pending_event(&RawExit::default()), None);
+    }
+
+    #[test]
+    fn denied_instructions_are_named() {
+        for (n, name) in [
+            (29, "MOV to/from a debug register"),
+            (15, "RDPMC"),
+            (54, "WBINVD"),
+            (13, "INVD"),
+            (39, "MONITOR"),
+            (36, "MWAIT"),
+            (19, "VMCLEAR"),
+            (50, "INVEPT"),
+        ] {
+            match decode(&raw(n, 0)) {
+                Exit::Denied { reason } => assert_eq!(reason.instruction(), name),
+                other => panic!("reason {n}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn reason_numbers_round_trip() {
         for r in ExitReason::ALL {
             assert_eq!(ExitReason::from_raw(r as u16), Some(r));
@@ -547,8 +812,28 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn decode_is_total(reason: u32, qualification: u64, gpa: u64, info: u32) {
-            let e = decode(&RawExit { reason, qualification, guest_physical: gpa, interrupt_info: info });
+            let e = decode(&RawExit { reason, qualification, guest_physical: gpa, interrupt_info: info, idt_vectoring: info, idt_vectoring_error: 0 });
             let _ = e.kind();
+        }
+
+        #[test]
+        fn vectoring_round_trips(info: u32, error: u32) {
+            let raw = RawExit { idt_vectoring: info, idt_vectoring_error: error, ..RawExit::default() };
+            match pending_event(&raw) {
+                None => proptest::prop_assert_eq!(info & VECTORING_VALID, 0),
+                Some(ev) => {
+                    let ty = (info >> INTR_INFO_TYPE_SHIFT) & INTR_INFO_TYPE_MASK;
+                    let again = ev.entry_info();
+                    proptest::prop_assert_eq!(again & 0xff, info & 0xff);
+                    proptest::prop_assert_eq!(again & VECTORING_ERROR_VALID, info & VECTORING_ERROR_VALID);
+                    // Reserved bits 30:12 are never passed back to the CPU.
+                    proptest::prop_assert_eq!(again & 0x7fff_f000, 0);
+                    if ty != 1 && ty != 7 {
+                        proptest::prop_assert_eq!((again >> 8) & 7, ty);
+                    }
+                    let _ = std::format!("{ev}");
+                }
+            }
         }
     }
 }

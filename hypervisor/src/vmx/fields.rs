@@ -77,6 +77,10 @@ fields!(
         EntryMsrLoadCount = 0x4014 / 32,
         /// VM-entry interruption-information field (32).
         EntryInterruptInfo = 0x4016 / 32,
+        /// VM-entry exception error code (32).
+        EntryExceptionErrorCode = 0x4018 / 32,
+        /// VM-entry instruction length (32).
+        EntryInstructionLength = 0x401a / 32,
         /// Secondary processor-based VM-execution controls (32).
         ProcBased2 = 0x401e / 32,
         /// CR0 guest/host mask (natural).
@@ -101,6 +105,10 @@ fields!(
         ExitReason = 0x4402 / 32,
         /// VM-exit interruption information (32).
         InterruptInfo = 0x4404 / 32,
+        /// IDT-vectoring information (32).
+        IdtVectoringInfo = 0x4408 / 32,
+        /// IDT-vectoring error code (32).
+        IdtVectoringErrorCode = 0x440a / 32,
         /// VM-exit instruction length (32).
         InstructionLength = 0x440c / 32,
         /// Exit qualification (natural).

@@ -429,6 +429,40 @@ fn avail_index_jump() {
         },
         "going back"
     );
+    assert_eq!(
+        std::format!("{e}"),
+        "avail idx went backwards from 0 to 65535 (it may only grow)"
+    );
+    assert_eq!(
+        std::format!("{}", QueueError::AvailIndexJump { from: 0, to: 9 }),
+        "avail idx jumped from 0 to 9, more than the queue size"
+    );
+}
+
+#[test]
+fn used_ring_in_read_only_memory_is_named() {
+    let mut low = vec![0u8; MEM_SIZE];
+    let shared = [0u8; 0x1000];
+    let mut m = GuestMemory::empty(MEM_SIZE as u64 + 0x1000);
+    m.add_private(0, &mut low).unwrap();
+    m.add_shared(MEM_SIZE as u64, &shared).unwrap();
+    let layout = QueueLayout {
+        size: 8,
+        desc_table: 0x100,
+        avail_ring: 0x200,
+        used_ring: MEM_SIZE as u64,
+    };
+    let q = SplitQueue::new(layout, false, QueueLimits::default()).unwrap();
+    let e = q.check_rings(&mut m).unwrap_err();
+    assert_eq!(
+        e,
+        QueueError::RingNotWritable {
+            ring: RingPart::Used,
+            addr: MEM_SIZE as u64,
+            len: 70
+        }
+    );
+    assert!(std::format!("{e}").contains("read-only memory"));
 }
 
 #[test]
