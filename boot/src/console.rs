@@ -287,7 +287,7 @@ mod tests {
             Some("     hv | corral up")
         );
         assert_eq!(render(&mut r, "late noise").as_deref(), Some("late noise"));
-        assert_eq!(render(&mut r, "@corral hv abi=3 cores=1 free=1000"), None);
+        assert_eq!(render(&mut r, "@corral hv abi=4 cores=1 free=1000"), None);
         assert_eq!(
             render(
                 &mut r,
@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(
             render(
                 &mut r,
-                "@corral link link=0 a=hello.0 b=badcall.0 core=0 ab_frames=1 ab_bytes=64 ab_drop_peer=0 ab_drop_size=0 ba_frames=0 ba_bytes=0 ba_drop_peer=0 ba_drop_size=0 busy=300"
+                "@corral link link=0 a=hello.0 b=badcall.0 core=0 ab_frames=1 ab_bytes=64 ab_drop_peer=0 ab_drop_size=0 ab_drop_stalled=0 ab_stalls=0 ba_frames=0 ba_bytes=0 ba_drop_peer=0 ba_drop_size=0 ba_drop_stalled=0 ba_stalls=0 busy=300"
             ),
             None
         );

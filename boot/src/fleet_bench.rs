@@ -382,7 +382,7 @@ mod tests {
         let m = parse(&manifest_text(n, 99), "f.toml", &["hello".to_string()]).unwrap();
         let mut outcome = RunOutcome::new(n as usize);
         outcome.apply(
-            &parse_line("@corral hv abi=3 cores=1 free=266338304")
+            &parse_line("@corral hv abi=4 cores=1 free=266338304")
                 .unwrap()
                 .unwrap(),
         );

@@ -442,7 +442,7 @@ mod tests {
         Report::new(&m, "corei7_icelake_u", 3, &outcome)
     }
 
-    const LINK: &str = "@corral link link=0 a=gen.0 b=sink.0 core=0 ab_frames=1000 ab_bytes=64000 ab_drop_peer=0 ab_drop_size=0 ba_frames=2 ba_bytes=120 ba_drop_peer=0 ba_drop_size=0 busy=255000";
+    const LINK: &str = "@corral link link=0 a=gen.0 b=sink.0 core=0 ab_frames=1000 ab_bytes=64000 ab_drop_peer=0 ab_drop_size=0 ab_drop_stalled=0 ab_stalls=0 ba_frames=2 ba_bytes=120 ba_drop_peer=0 ba_drop_size=0 ba_drop_stalled=0 ba_stalls=0 busy=255000";
     const WINDOW: &str = "@corral window frames=500 exits=0 busy=120000";
 
     #[test]

@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn records_build_the_outcome() {
         let mut run = RunOutcome::new(2);
-        feed(&mut run, "@corral hv abi=3 cores=4 free=264241152");
+        feed(&mut run, "@corral hv abi=4 cores=4 free=264241152");
         feed(
             &mut run,
             "@corral vm-start vm=0 name=a image=hello core=2 apic=4 memory=262144",
@@ -351,7 +351,7 @@ mod tests {
         assert_eq!(
             run.hypervisor,
             Some(HypervisorInfo {
-                abi: 3,
+                abi: 4,
                 cores: 4,
                 free: 264_241_152
             })
@@ -394,7 +394,7 @@ mod tests {
         assert!(run.finished());
     }
 
-    const LINK0: &str = "@corral link link=0 a=gen.0 b=fw.0 core=0 ab_frames=90 ab_bytes=5760 ab_drop_peer=4 ab_drop_size=6 ba_frames=3 ba_bytes=192 ba_drop_peer=0 ba_drop_size=1 busy=27900";
+    const LINK0: &str = "@corral link link=0 a=gen.0 b=fw.0 core=0 ab_frames=90 ab_bytes=5760 ab_drop_peer=4 ab_drop_size=6 ab_drop_stalled=0 ab_stalls=0 ba_frames=3 ba_bytes=192 ba_drop_peer=0 ba_drop_size=1 ba_drop_stalled=0 ba_stalls=0 busy=27900";
 
     #[test]
     fn links_and_the_window_are_recorded() {
@@ -417,7 +417,9 @@ mod tests {
                 frames: 90,
                 bytes: 5760,
                 drop_peer: 4,
-                drop_size: 6
+                drop_size: 6,
+                drop_stalled: 0,
+                stalls: 0
             }
         );
         assert_eq!(link.ba.handed(), 4);

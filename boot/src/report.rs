@@ -91,6 +91,11 @@ pub struct FlowReport {
     pub drop_peer: u64,
     /// Frames dropped because they did not fit the receiver's buffer.
     pub drop_size: u64,
+    /// Frames dropped because the receiver was stalled (up, but no receive
+    /// buffer for the link's hold time).
+    pub drop_stalled: u64,
+    /// Times the receiver was declared stalled.
+    pub stalls: u64,
 }
 
 impl From<LinkFlow> for FlowReport {
@@ -100,6 +105,8 @@ impl From<LinkFlow> for FlowReport {
             bytes: f.bytes,
             drop_peer: f.drop_peer,
             drop_size: f.drop_size,
+            drop_stalled: f.drop_stalled,
+            stalls: f.stalls,
         }
     }
 }
@@ -107,7 +114,7 @@ impl From<LinkFlow> for FlowReport {
 impl FlowReport {
     /// Frames dropped for any reason.
     pub fn drops(&self) -> u64 {
-        self.drop_peer + self.drop_size
+        self.drop_peer + self.drop_size + self.drop_stalled
     }
 }
 
@@ -462,7 +469,7 @@ mod tests {
         .unwrap();
         let mut outcome = RunOutcome::new(3);
         for line in [
-            "@corral hv abi=3 cores=4 free=266338304",
+            "@corral hv abi=4 cores=4 free=266338304",
             "@corral vm-start vm=0 name=hello image=hello core=2 apic=2 memory=262144",
             "@corral metric vm=0 name=hypercall_roundtrip value=412",
             "@corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=3 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 reason=exited with code 0",
@@ -594,7 +601,7 @@ mod tests {
         .unwrap();
         let mut outcome = RunOutcome::for_manifest(&manifest);
         for line in [
-            "@corral link link=0 a=gen.0 b=fw.0 core=0 ab_frames=1000 ab_bytes=64000 ab_drop_peer=2 ab_drop_size=1 ba_frames=0 ba_bytes=0 ba_drop_peer=0 ba_drop_size=0 busy=250005",
+            "@corral link link=0 a=gen.0 b=fw.0 core=0 ab_frames=1000 ab_bytes=64000 ab_drop_peer=2 ab_drop_size=1 ab_drop_stalled=0 ab_stalls=0 ba_frames=0 ba_bytes=0 ba_drop_peer=0 ba_drop_size=0 ba_drop_stalled=0 ba_stalls=0 busy=250005",
             "@corral window frames=600 exits=3 busy=301000",
         ] {
             outcome.apply(&parse_line(line).unwrap().unwrap());
@@ -611,8 +618,8 @@ mod tests {
             v["links"][0],
             serde_json::json!({
                 "link": 0, "a": "gen.0", "b": "fw.0", "core": 0,
-                "ab": {"frames": 1000, "bytes": 64000, "drop_peer": 2, "drop_size": 1},
-                "ba": {"frames": 0, "bytes": 0, "drop_peer": 0, "drop_size": 0},
+                "ab": {"frames": 1000, "bytes": 64000, "drop_peer": 2, "drop_size": 1, "drop_stalled": 0, "stalls": 0},
+                "ba": {"frames": 0, "bytes": 0, "drop_peer": 0, "drop_size": 0, "drop_stalled": 0, "stalls": 0},
                 "busy": 250_005
             })
         );

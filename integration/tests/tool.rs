@@ -46,7 +46,7 @@ fn unknown_image_is_an_error_listing_known_images() {
 }
 
 const HELLO_CONSOLE: &str = "hv | stand-in hypervisor\n\
-@corral hv abi=3 cores=1 free=266338304\n\
+@corral hv abi=4 cores=1 free=266338304\n\
 @corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144\n\
 hello | Hello, world\n\
 @corral metric vm=0 name=answer value=42\n\
@@ -93,7 +93,7 @@ fn a_complete_run_is_reported() {
 }
 
 /// A fleet of two with restarts, as a stand-in hypervisor would report it.
-const RESTART_CONSOLE: &str = "@corral hv abi=3 cores=1 free=266338304\n\
+const RESTART_CONSOLE: &str = "@corral hv abi=4 cores=1 free=266338304\n\
 @corral vm-start vm=0 name=web-0 image=hello core=0 apic=0 memory=262144\n\
 @corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 reason=exited with code 0\n\
 @corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
@@ -175,13 +175,13 @@ fn the_wall_clock_bound_stops_the_emulator() {
 }
 
 /// Two VMs joined by a link, as a stand-in hypervisor would report them.
-const LINK_CONSOLE: &str = "@corral hv abi=3 cores=2 free=266338304\n\
+const LINK_CONSOLE: &str = "@corral hv abi=4 cores=2 free=266338304\n\
 @corral vm-start vm=0 name=a image=hello core=1 apic=1 memory=262144\n\
 @corral vm-start vm=1 name=b image=hello core=1 apic=1 memory=262144\n\
 @corral window frames=100 exits=0 busy=24000\n\
 @corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 reason=exited with code 0\n\
 @corral vm-end vm=1 status=exited code=0 boot=12 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:4 reason=exited with code 0\n\
-@corral link link=0 a=a.0 b=b.0 core=0 ab_frames=150 ab_bytes=9600 ab_drop_peer=1 ab_drop_size=2 ba_frames=150 ba_bytes=9600 ba_drop_peer=0 ba_drop_size=0 busy=72000\n\
+@corral link link=0 a=a.0 b=b.0 core=0 ab_frames=150 ab_bytes=9600 ab_drop_peer=1 ab_drop_size=2 ab_drop_stalled=0 ab_stalls=0 ba_frames=150 ba_bytes=9600 ba_drop_peer=0 ba_drop_size=0 ba_drop_stalled=0 ba_stalls=0 busy=72000\n\
 @corral done vms=2\n";
 
 #[test]

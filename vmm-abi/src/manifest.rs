@@ -52,7 +52,7 @@ pub const HEADER_SIZE: usize = 40;
 /// Bytes in one VM record.
 pub const RECORD_SIZE: usize = 256;
 /// Bytes in one link record.
-pub const LINK_RECORD_SIZE: usize = 16;
+pub const LINK_RECORD_SIZE: usize = 24;
 /// Most links one manifest may name.
 pub const MAX_LINKS: u32 = 256;
 /// Most VMs one manifest may name.
@@ -87,6 +87,7 @@ const L_A_PORT: usize = 8;
 const L_B_PORT: usize = 9;
 const L_RESERVED: usize = 10;
 const L_CORE: usize = 12;
+const L_HOLD: usize = 16;
 const H_TIMESLICE: usize = 32;
 const _: () = assert!(R_IMAGE == R_NAME + NAME_MAX && R_ARGS == R_IMAGE + NAME_MAX);
 const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 30 == RECORD_SIZE);
@@ -319,7 +320,15 @@ pub struct LinkSpec {
     pub b: PortRef,
     /// The core that polls both ends' rings (it runs no VMs).
     pub core: u32,
+    /// Instructions (TSC ticks) a receiver whose port is up may go without
+    /// posting a receive buffer while frames wait for it; after that it
+    /// is stalled and frames for it are dropped and counted until it posts
+    /// one again. 0: never (frames wait in the sender's ring for good).
+    pub hold: u64,
 }
+
+/// The hold time of a link whose manifest entry does not set one.
+pub const DEFAULT_LINK_HOLD: u64 = 20_000_000;
 
 impl LinkSpec {
     /// The wire record for this link (checked against the VMs by
@@ -331,6 +340,7 @@ impl LinkSpec {
         r[L_A_PORT] = self.a.port;
         r[L_B_PORT] = self.b.port;
         le::put_u32(&mut r, L_CORE, self.core);
+        r[L_HOLD..L_HOLD + 8].copy_from_slice(&self.hold.to_le_bytes());
         r
     }
 
@@ -345,6 +355,8 @@ impl LinkSpec {
                 port: r[L_B_PORT],
             },
             core: le::u32_at(r, L_CORE),
+            hold: u64::from(le::u32_at(r, L_HOLD))
+                | (u64::from(le::u32_at(r, L_HOLD + 4)) << 32),
         }
     }
 }
@@ -835,6 +847,7 @@ mod tests {
             a: PortRef { vm: a.0, port: a.1 },
             b: PortRef { vm: b.0, port: b.1 },
             core,
+            hold: DEFAULT_LINK_HOLD + u64::from(core),
         }
     }
 

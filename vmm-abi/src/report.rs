@@ -186,12 +186,18 @@ pub struct LinkFlow {
     /// Frames dropped because they were larger than the receive buffer the
     /// receiver posted (or than a maximum Ethernet frame).
     pub drop_size: u64,
+    /// Frames dropped because the receiver was stalled: its port was up
+    /// but it had posted no receive buffer for the link's hold time.
+    pub drop_stalled: u64,
+    /// Times the receiver was declared stalled (each ends when it posts a
+    /// buffer again).
+    pub stalls: u64,
 }
 
 impl LinkFlow {
     /// Frames the sender handed over: delivered plus dropped.
     pub const fn handed(&self) -> u64 {
-        self.frames + self.drop_peer + self.drop_size
+        self.frames + self.drop_peer + self.drop_size + self.drop_stalled
     }
 }
 
@@ -386,15 +392,19 @@ impl fmt::Display for Record<'_> {
                 busy,
             } => write!(
                 f,
-                "link link={link} a={a} b={b} core={core} ab_frames={} ab_bytes={} ab_drop_peer={} ab_drop_size={} ba_frames={} ba_bytes={} ba_drop_peer={} ba_drop_size={} busy={busy}",
+                "link link={link} a={a} b={b} core={core} ab_frames={} ab_bytes={} ab_drop_peer={} ab_drop_size={} ab_drop_stalled={} ab_stalls={} ba_frames={} ba_bytes={} ba_drop_peer={} ba_drop_size={} ba_drop_stalled={} ba_stalls={} busy={busy}",
                 ab.frames,
                 ab.bytes,
                 ab.drop_peer,
                 ab.drop_size,
+                ab.drop_stalled,
+                ab.stalls,
                 ba.frames,
                 ba.bytes,
                 ba.drop_peer,
-                ba.drop_size
+                ba.drop_size,
+                ba.drop_stalled,
+                ba.stalls
             ),
             Record::Window {
                 frames,
@@ -449,12 +459,14 @@ impl<'a> Fields<'a> {
         PortName::parse(self.text(key)?).ok_or(RecordError { key })
     }
 
-    fn flow(&mut self, keys: [&'static str; 4]) -> Result<LinkFlow, RecordError> {
+    fn flow(&mut self, keys: [&'static str; 6]) -> Result<LinkFlow, RecordError> {
         Ok(LinkFlow {
             frames: self.num(keys[0])?,
             bytes: self.num(keys[1])?,
             drop_peer: self.num(keys[2])?,
             drop_size: self.num(keys[3])?,
+            drop_stalled: self.num(keys[4])?,
+            stalls: self.num(keys[5])?,
         })
     }
 
@@ -547,8 +559,22 @@ fn parse_body(body: &str) -> Result<Record<'_>, RecordError> {
             a: f.port("a")?,
             b: f.port("b")?,
             core: f.num("core")?,
-            ab: f.flow(["ab_frames", "ab_bytes", "ab_drop_peer", "ab_drop_size"])?,
-            ba: f.flow(["ba_frames", "ba_bytes", "ba_drop_peer", "ba_drop_size"])?,
+            ab: f.flow([
+                "ab_frames",
+                "ab_bytes",
+                "ab_drop_peer",
+                "ab_drop_size",
+                "ab_drop_stalled",
+                "ab_stalls",
+            ])?,
+            ba: f.flow([
+                "ba_frames",
+                "ba_bytes",
+                "ba_drop_peer",
+                "ba_drop_size",
+                "ba_drop_stalled",
+                "ba_stalls",
+            ])?,
             busy: f.num("busy")?,
         },
         "window" => Record::Window {
@@ -645,6 +671,8 @@ mod tests {
                 bytes: 640,
                 drop_peer: 2,
                 drop_size: 1,
+                drop_stalled: 7,
+                stalls: 1,
             },
             ba: LinkFlow::default(),
             busy: 12345,
@@ -674,8 +702,10 @@ mod tests {
             bytes: 0,
             drop_peer: 2,
             drop_size: 1,
+            drop_stalled: 3,
+            stalls: 1,
         };
-        assert_eq!(flow.handed(), 8);
+        assert_eq!(flow.handed(), 11);
     }
 
     #[test]

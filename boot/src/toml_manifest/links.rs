@@ -7,11 +7,16 @@ use super::VmConfig;
 use super::raw::RawLink;
 use crate::error::{Error, Result};
 use std::fmt;
-use vmm_abi::manifest::{LinkSpec, MAX_CORES, MAX_LINKS, PortRef};
+use vmm_abi::manifest::{DEFAULT_LINK_HOLD, LinkSpec, MAX_CORES, MAX_LINKS, PortRef};
 use vmm_abi::report::PortName;
 
 /// The core that polls a link whose table does not say.
 pub const DEFAULT_POLL_CORE: u32 = 0;
+/// Shortest hold time other than 0 (instructions): below a polling pass
+/// it would drop frames of receivers that are merely busy.
+pub const MIN_HOLD: u64 = 10_000;
+/// Longest hold time (instructions).
+pub const MAX_HOLD: u64 = 1 << 40;
 /// VM names listed in an "unknown VM" error before the list is cut short.
 const NAMES_SHOWN: usize = 8;
 
@@ -50,6 +55,9 @@ pub struct LinkConfig {
     pub b: LinkEnd,
     /// The core that polls both ends' rings; it runs no VMs.
     pub core: u32,
+    /// Instructions a receiver may go without posting buffers before it
+    /// counts as stalled (0: never).
+    pub hold: u64,
 }
 
 impl LinkConfig {
@@ -59,6 +67,7 @@ impl LinkConfig {
             a: self.a.port_ref(),
             b: self.b.port_ref(),
             core: self.core,
+            hold: self.hold,
         }
     }
 
@@ -181,7 +190,16 @@ pub(super) fn resolve(origin: &str, raw: &[RawLink], vms: &[VmConfig]) -> Result
                 ),
             ));
         }
-        links.push(LinkConfig { a, b, core });
+        let hold = r.hold.unwrap_or(DEFAULT_LINK_HOLD);
+        if hold != 0 && !(MIN_HOLD..=MAX_HOLD).contains(&hold) {
+            return Err(fail(
+                "hold",
+                format!(
+                    "{hold} instructions is outside {MIN_HOLD}..={MAX_HOLD} (0 means a stalled receiver's frames are never dropped)"
+                ),
+            ));
+        }
+        links.push(LinkConfig { a, b, core, hold });
     }
     check_pinning(origin, vms, &links)?;
     Ok(links)

@@ -62,6 +62,7 @@ pub(super) struct RawLink {
     pub a: String,
     pub b: String,
     pub core: Option<u32>,
+    pub hold: Option<u64>,
 }
 
 /// `restart = "never" | "on-failure"`.

@@ -20,7 +20,7 @@ use super::instr;
 use super::memory;
 use super::serial;
 use crate::mem::raw::RawRam;
-use crate::virtio::link::{self, Direction, LinkFault, Receiver, Side};
+use crate::virtio::link::{self, Direction, Hold, LinkFault, Receiver, Side};
 use crate::virtio::mmio::{Transport, TransportConfig, WriteEffect};
 use crate::virtio::net::{NetDevice, NetError, RECEIVE_QUEUE, TRANSMIT_QUEUE};
 use crate::virtio::queue::QueueError;
@@ -203,6 +203,7 @@ impl Net {
                 a: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
                 b: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
                 core: 0,
+                hold: 0,
             });
             Link {
                 spec,
@@ -341,8 +342,26 @@ impl Net {
         let mut b = self.ports[link.b].inner.lock();
         let st = &mut *state;
         let (va, vb) = (link.spec.a.vm, link.spec.b.vm);
-        let moved = self.direction(&mut st.ab, (&mut a, va), (&mut b, vb))
-            + self.direction(&mut st.ba, (&mut b, vb), (&mut a, va));
+        let hold = Hold {
+            now: start,
+            ticks: link.spec.hold,
+        };
+        let stalled = (st.ab.stalled(), st.ba.stalled());
+        let moved = self.direction(&mut st.ab, hold, (&mut a, va), (&mut b, vb))
+            + self.direction(&mut st.ba, hold, (&mut b, vb), (&mut a, va));
+        for (now, before, end) in [
+            (st.ab.stalled(), stalled.0, link.spec.b),
+            (st.ba.stalled(), stalled.1, link.spec.a),
+        ] {
+            if now && !before {
+                log::warn!(
+                    "link {vb}<->{va}: VM {} port {} stalled: no receive buffer for {} instructions while frames waited; frames for it are dropped (drop_stalled) until it posts one",
+                    end.vm,
+                    end.port,
+                    hold.ticks
+                );
+            }
+        }
         if moved > 0 {
             st.busy += instr::rdtsc().wrapping_sub(start);
         }
@@ -353,6 +372,7 @@ impl Net {
     fn direction(
         &self,
         dir: &mut Direction,
+        hold: Hold,
         (src, src_vm): (&mut PortInner, u32),
         (dst, dst_vm): (&mut PortInner, u32),
     ) -> u32 {
@@ -375,7 +395,7 @@ impl Net {
             _ => return 0,
         };
         let generation = dst.generation;
-        match link::pump_raw(dir, tx, sram, receiver, generation, BATCH) {
+        match link::pump_raw(dir, tx, sram, receiver, generation, BATCH, hold) {
             Ok(0) => 0,
             Ok(n) => {
                 self.wake(src_vm);

@@ -7,7 +7,11 @@
 //! counted (`drop_size`), and the receive chain is kept for the next frame;
 //! when the receiver has ended for good, frames are completed and counted
 //! as `drop_peer`. When the receiver has no buffer the sender's frames stay
-//! in its ring (backpressure): nothing is lost. A ring that breaks the rules
+//! in its ring (backpressure): nothing is lost, for the link's hold time.
+//! A receiver that has taken nothing for that long while frames waited is
+//! stalled ([`pump_raw`]): from then on the frames it cannot take are
+//! completed and counted as `drop_stalled`, until it posts a buffer again,
+//! when delivery resumes at once. A ring that breaks the rules
 //! is a [`LinkFault`] naming the side at fault, so only that guest is
 //! stopped.
 
@@ -69,6 +73,27 @@ pub struct Direction {
     /// before it was dropped as too large), from the receiver's ring of
     /// this generation.
     spare: Option<u32>,
+    /// The receiver's ring generation the stall state below belongs to.
+    stall_generation: Option<u32>,
+    /// Since when (TSC) frames have waited with the receiver taking none.
+    blocked_since: Option<u64>,
+    /// The receiver is stalled: frames it cannot take are dropped.
+    stalled: bool,
+}
+
+/// The clock and the hold time of a pump (see [`pump_raw`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// Now (TSC).
+    pub now: u64,
+    /// Ticks a receiver may take nothing while frames wait before it is
+    /// stalled; 0 = never.
+    pub ticks: u64,
+}
+
+impl Hold {
+    /// A pump that never declares a receiver stalled.
+    pub const NEVER: Hold = Hold { now: 0, ticks: 0 };
 }
 
 impl Direction {
@@ -79,13 +104,116 @@ impl Direction {
         if self.spare.is_some_and(|g| g != generation) {
             self.spare = None;
         }
+        if self.stall_generation != Some(generation) {
+            // A new ring (reset or restart) gets a fresh hold time.
+            self.stall_generation = Some(generation);
+            self.blocked_since = None;
+            self.stalled = false;
+        }
+    }
+
+    /// Whether the receiver is stalled now.
+    pub fn stalled(&self) -> bool {
+        self.stalled
     }
 }
 
 /// [`pump`] for the polling core's raw views: the fast path takes the
 /// common case (single-descriptor frames and buffers), the general path
-/// everything after the first frame it does not take, and publishes.
+/// everything after the first frame it does not take, and publishes; then
+/// the stall policy ([`stall_policy`]) runs.
 pub fn pump_raw(
+    dir: &mut Direction,
+    tx: &mut SplitQueue,
+    src: &mut RawRam,
+    rx: Receiver<'_, RawRam>,
+    rx_generation: u32,
+    budget: u32,
+    hold: Hold,
+) -> Result<u32, LinkFault> {
+    let ready = matches!(rx, Receiver::Ready(..));
+    let delivered_before = dir.flow.frames;
+    let moved = pump_both(dir, tx, src, rx, rx_generation, budget)?;
+    if !ready {
+        return Ok(moved);
+    }
+    let delivered = dir.flow.frames != delivered_before;
+    Ok(moved + stall_policy(dir, tx, src, delivered, budget - moved, hold)?)
+}
+
+/// The hold-time policy, after a pump to a ready receiver that `delivered`
+/// frames or not, with `budget` frames left: a receiver that took frames
+/// is not stalled; one that took none while frames waited for `hold.ticks`
+/// (counted from its last delivery or the first frame that found no buffer)
+/// becomes stalled, and then waiting frames (up to `budget`) are completed
+/// and counted as `drop_stalled`. Returns the frames dropped.
+pub fn stall_policy<S: GuestRam>(
+    dir: &mut Direction,
+    tx: &mut SplitQueue,
+    src: &mut S,
+    delivered: bool,
+    budget: u32,
+    hold: Hold,
+) -> Result<u32, LinkFault> {
+    if delivered {
+        // It took frames: not stalled, and if more wait, their hold time
+        // starts now.
+        dir.blocked_since = None;
+        dir.stalled = false;
+    }
+    if budget == 0 {
+        return Ok(0);
+    }
+    if tx.avail_pending(src).map_err(sender)? == 0 {
+        // Nothing waits: the receiver is not holding anyone up (a stalled
+        // one stays stalled until it posts a buffer).
+        dir.blocked_since = None;
+        return Ok(0);
+    }
+    let since = *dir.blocked_since.get_or_insert(hold.now);
+    if !dir.stalled {
+        if hold.ticks == 0 || hold.now.wrapping_sub(since) < hold.ticks {
+            return Ok(0);
+        }
+        dir.stalled = true;
+        dir.flow.stalls += 1;
+    }
+    let mut dropped = 0;
+    let result = loop {
+        if dropped == budget {
+            break Ok(());
+        }
+        match drop_one(dir, tx, src, |f| &mut f.drop_stalled) {
+            Ok(true) => dropped += 1,
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    let published = tx.publish_used(src).map_err(sender);
+    result?;
+    published?;
+    Ok(dropped)
+}
+
+/// Completes the sender's next frame without delivering it, counted by
+/// `counter`; `false` if there is none.
+fn drop_one<S: GuestRam>(
+    dir: &mut Direction,
+    tx: &mut SplitQueue,
+    src: &mut S,
+    counter: impl FnOnce(&mut LinkFlow) -> &mut u64,
+) -> Result<bool, LinkFault> {
+    if !tx.pop_avail_into(src, &mut dir.tx).map_err(sender)? {
+        return Ok(false);
+    }
+    transmit_frame_len(&dir.tx).map_err(sender)?;
+    tx.add_used(src, dir.tx.head(), 0).map_err(sender)?;
+    *counter(&mut dir.flow) += 1;
+    Ok(true)
+}
+
+/// The fast path, then the general path.
+fn pump_both(
     dir: &mut Direction,
     tx: &mut SplitQueue,
     src: &mut RawRam,
@@ -151,13 +279,7 @@ fn pump_one<S: GuestRam, D: GuestRam>(
     rx_generation: u32,
 ) -> Result<bool, LinkFault> {
     let Receiver::Ready(rq, dst) = rx else {
-        if !tx.pop_avail_into(src, &mut dir.tx).map_err(sender)? {
-            return Ok(false);
-        }
-        transmit_frame_len(&dir.tx).map_err(sender)?;
-        tx.add_used(src, dir.tx.head(), 0).map_err(sender)?;
-        dir.flow.drop_peer += 1;
-        return Ok(true);
+        return drop_one(dir, tx, src, |f| &mut f.drop_peer);
     };
     if dir.spare.is_none() {
         // Check for a frame before taking a buffer, so an idle link does

@@ -31,6 +31,8 @@ struct Pair {
     got: Vec<Vec<u8>>,
     /// Pump through raw views with the fast path, as the polling core does.
     raw: bool,
+    /// The clock and hold time pumps see.
+    hold: Hold,
 }
 
 fn frame(len: usize, tag: u8) -> Vec<u8> {
@@ -55,6 +57,7 @@ impl Pair {
             next_rx: 0,
             got: Vec::new(),
             raw: false,
+            hold: Hold::NEVER,
         }
     }
 
@@ -104,18 +107,30 @@ impl Pair {
                 Receiver::Ready(&mut self.rx, &mut b),
                 generation,
                 budget,
+                self.hold,
             );
         }
         let mut a = GuestMemory::new(&mut self.a);
         let mut b = GuestMemory::new(&mut self.b);
-        pump(
+        let before = self.dir.flow.frames;
+        let moved = pump(
             &mut self.dir,
             &mut self.tx,
             &mut a,
             Receiver::Ready(&mut self.rx, &mut b),
             generation,
             budget,
-        )
+        )?;
+        let delivered = self.dir.flow.frames != before;
+        Ok(moved
+            + stall_policy(
+                &mut self.dir,
+                &mut self.tx,
+                &mut a,
+                delivered,
+                budget - moved,
+                self.hold,
+            )?)
     }
 
     fn pump_gone(&mut self) -> Result<u32, LinkFault> {
@@ -169,13 +184,89 @@ fn frames_cross_with_header_replaced_and_counted() {
                 frames: 3,
                 bytes: 64 + 100 + MAX_FRAME_BYTES as u64,
                 drop_peer: 0,
-                drop_size: 0
+                drop_size: 0,
+                drop_stalled: 0,
+                stalls: 0
             }
         );
         // Nothing more to do, and no receive buffer taken while idle.
         assert_eq!(p.pump(u32::MAX), Ok(0));
         assert!(p.dir.spare.is_none());
     }
+}
+
+#[test]
+fn a_stalled_receiver_loses_frames_after_the_hold_and_gets_them_again_at_once() {
+    for mut p in [Pair::new(), Pair::raw()] {
+        p.hold = Hold { now: 0, ticks: 1000 };
+        p.post(2048);
+        for i in 0..3 {
+            p.send(&frame(60, i));
+        }
+        // One delivered; two wait for the receiver, within the hold time.
+        assert_eq!(p.pump(u32::MAX), Ok(1));
+        p.hold.now = 999;
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        assert!(!p.dir.stalled());
+        assert_eq!(p.tx_used(), 1);
+        // The hold time is over: stalled, and both are dropped and counted.
+        p.hold.now = 1000;
+        assert_eq!(p.pump(u32::MAX), Ok(2));
+        assert!(p.dir.stalled());
+        assert_eq!((p.dir.flow.drop_stalled, p.dir.flow.stalls), (2, 1));
+        assert_eq!(p.tx_used(), 3, "the sender's transmissions complete");
+        // While stalled, new frames are dropped at once.
+        p.send(&frame(60, 3));
+        p.hold.now = 1001;
+        assert_eq!(p.pump(u32::MAX), Ok(1));
+        assert_eq!(p.dir.flow.drop_stalled, 3);
+        // It posts a buffer: delivery resumes with the next frame.
+        p.post(2048);
+        p.send(&frame(60, 4));
+        assert_eq!(p.pump(u32::MAX), Ok(1));
+        assert!(!p.dir.stalled());
+        assert_eq!(p.received(), vec![frame(60, 0), frame(60, 4)]);
+        // A new stretch without buffers gets a whole hold time again.
+        p.send(&frame(60, 5));
+        p.hold.now = 5000;
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        p.hold.now = 5999;
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        p.hold.now = 6000;
+        assert_eq!(p.pump(u32::MAX), Ok(1));
+        assert_eq!((p.dir.flow.drop_stalled, p.dir.flow.stalls), (4, 2));
+        // Every frame the sender handed over is accounted for.
+        assert_eq!(p.dir.flow.handed(), 6);
+        assert_eq!(p.tx_used(), 6);
+    }
+}
+
+#[test]
+fn the_hold_does_not_count_while_the_sender_is_quiet_or_drops_are_off() {
+    for mut p in [Pair::new(), Pair::raw()] {
+        p.hold = Hold { now: 0, ticks: 1000 };
+        // No buffer and nothing to send for a long time: not stalled.
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        p.hold.now = 10_000;
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        assert!(!p.dir.stalled());
+        // A frame now waits a whole hold time from here.
+        p.send(&frame(60, 0));
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        p.hold.now = 10_999;
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        // A restarted receiver (new ring generation) starts over.
+        p.hold.now = 11_000;
+        assert_eq!(p.pump_gen(u32::MAX, 1), Ok(0));
+        assert!(!p.dir.stalled());
+    }
+    let mut p = Pair::raw();
+    p.hold = Hold { now: 0, ticks: 0 };
+    p.send(&frame(60, 0));
+    assert_eq!(p.pump(u32::MAX), Ok(0));
+    p.hold.now = u64::MAX;
+    assert_eq!(p.pump(u32::MAX), Ok(0), "hold 0: frames wait for good");
+    assert_eq!(p.dir.flow.drop_stalled, 0);
 }
 
 #[test]
@@ -413,6 +504,7 @@ fn raw_views_carry_many_rings_of_frames() {
             Receiver::Ready(&mut p.rx, &mut b),
             0,
             u32::MAX,
+            Hold::NEVER,
         );
         assert_eq!(moved, Ok(u32::from(QSIZE)));
         let m = GuestMemory::new(&mut p.b);
