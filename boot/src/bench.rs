@@ -86,6 +86,7 @@ mod tests {
             memory: None,
             exits: BTreeMap::new(),
             metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            console: Default::default(),
             expect: "exit:0".into(),
             ok: true,
         }

@@ -225,6 +225,7 @@ impl Renderer {
             // Links and the window are in the summary at the end.
             Record::Hypervisor { .. }
             | Record::Metric { .. }
+            | Record::VmProgress { .. }
             | Record::Link { .. }
             | Record::Window { .. }
             | Record::Done { .. } => None,
@@ -303,7 +304,7 @@ mod tests {
         assert_eq!(
             render(
                 &mut r,
-                "@corral vm-end vm=0 status=exited code=0 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 reason=exited with code 0"
+                "@corral vm-end vm=0 status=exited code=0 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 console=0 console_dropped=0 reason=exited with code 0"
             )
             .as_deref(),
             Some("  hello | -- exited with code 0")
@@ -311,7 +312,7 @@ mod tests {
         assert_eq!(
             render(
                 &mut r,
-                "@corral vm-end vm=1 status=killed code=-1 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 reason=bad hypercall: unknown number 0xdead"
+                "@corral vm-end vm=1 status=killed code=-1 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 console=0 console_dropped=0 reason=bad hypercall: unknown number 0xdead"
             )
             .as_deref(),
             Some("badcall | -- killed: bad hypercall: unknown number 0xdead")

@@ -388,7 +388,7 @@ mod tests {
         );
         for (i, boot) in boots.iter().enumerate() {
             let line = format!(
-                "@corral vm-end vm={i} status=exited code=0 boot={boot} restarts=0 slices=1 private={} shared=20480 overhead=16384 exits=vmcall:4 reason=exited with code 0",
+                "@corral vm-end vm={i} status=exited code=0 boot={boot} restarts=0 slices=1 private={} shared=20480 overhead=16384 exits=vmcall:4 console=0 console_dropped=0 reason=exited with code 0",
                 200_000 + i as u64
             );
             outcome.apply(&parse_line(&line).unwrap().unwrap());

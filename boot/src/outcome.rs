@@ -36,6 +36,17 @@ pub struct VmOutcome {
     pub exits: ExitCounts,
     /// Metrics the guest reported, by name.
     pub metrics: BTreeMap<String, u64>,
+    /// Console bytes printed and dropped (all runs).
+    pub console: ConsoleUse,
+}
+
+/// A VM's console output, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ConsoleUse {
+    /// Bytes printed.
+    pub bytes: u64,
+    /// Bytes dropped (over its rate or cap, or the console was full).
+    pub dropped: u64,
 }
 
 /// What one VM cost in memory, in bytes, as its `vm-end` record says.
@@ -61,6 +72,7 @@ impl Default for VmOutcome {
             boot: 0,
             restarts: 0,
             restart_reasons: Vec::new(),
+            console: ConsoleUse::default(),
             slices: 0,
             memory: MemoryUse::default(),
             exits: [0; EXIT_KINDS],
@@ -248,9 +260,15 @@ impl RunOutcome {
                 shared,
                 overhead,
                 exits,
+                console,
+                console_dropped,
                 reason,
             } => {
                 if let Some(v) = self.vm_mut(vm, "vm-end") {
+                    v.console = ConsoleUse {
+                        bytes: console,
+                        dropped: console_dropped,
+                    };
                     v.status = status;
                     v.code = code;
                     v.boot = boot;
@@ -263,6 +281,30 @@ impl RunOutcome {
                     };
                     v.exits = exits;
                     v.reason = reason.to_string();
+                }
+            }
+            Record::VmProgress {
+                vm,
+                boot,
+                restarts,
+                slices,
+                exits,
+                console,
+                console_dropped,
+            } => {
+                // Only a VM still running takes it: what it did so far, in
+                // case the run ends before it does.
+                if let Some(v) = self.vm_mut(vm, "vm-progress")
+                    && !v.ended()
+                {
+                    v.boot = boot;
+                    v.restarts = v.restarts.max(restarts);
+                    v.slices = slices;
+                    v.exits = exits;
+                    v.console = ConsoleUse {
+                        bytes: console,
+                        dropped: console_dropped,
+                    };
                 }
             }
             Record::Link {
@@ -343,7 +385,7 @@ mod tests {
         );
         feed(
             &mut run,
-            "@corral vm-end vm=0 status=exited code=3 boot=99 restarts=1 slices=5 private=241664 shared=20480 overhead=24576 exits=vmcall:4,cpuid:1 reason=exited with code 3",
+            "@corral vm-end vm=0 status=exited code=3 boot=99 restarts=1 slices=5 private=241664 shared=20480 overhead=24576 exits=vmcall:4,cpuid:1 console=0 console_dropped=0 reason=exited with code 3",
         );
         assert!(!run.finished());
         feed(&mut run, "@corral done vms=2");

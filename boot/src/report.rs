@@ -44,6 +44,8 @@ pub struct VmReport {
     pub exits: BTreeMap<String, u64>,
     /// Metrics the guest reported.
     pub metrics: BTreeMap<String, u64>,
+    /// Console bytes printed and dropped.
+    pub console: crate::outcome::ConsoleUse,
     /// What the manifest expected.
     pub expect: String,
     /// Whether the VM met the expectation.
@@ -69,6 +71,7 @@ impl VmReport {
             memory: outcome.ended().then_some(outcome.memory),
             exits: outcome.exit_map(),
             metrics: outcome.metrics.clone(),
+            console: outcome.console,
             expect: vm.expect.to_string(),
             ok: vm.expect.is_met(outcome),
         }
@@ -472,11 +475,11 @@ mod tests {
             "@corral hv abi=4 cores=4 free=266338304",
             "@corral vm-start vm=0 name=hello image=hello core=2 apic=2 memory=262144",
             "@corral metric vm=0 name=hypercall_roundtrip value=412",
-            "@corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=3 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 reason=exited with code 0",
+            "@corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=3 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 console=0 console_dropped=0 reason=exited with code 0",
             "@corral vm-start vm=1 name=esc image=escape core=0 apic=0 memory=262144",
             "@corral vm-restart vm=1 attempt=1 reason=EPT violation: read at guest-physical 0x40000",
             "@corral vm-start vm=1 name=esc image=escape core=0 apic=0 memory=262144",
-            "@corral vm-end vm=1 status=killed code=-1 boot=100 restarts=1 slices=1 private=200704 shared=16384 overhead=20480 exits=ept_violation:2 reason=EPT violation: read at guest-physical 0x40000",
+            "@corral vm-end vm=1 status=killed code=-1 boot=100 restarts=1 slices=1 private=200704 shared=16384 overhead=20480 exits=ept_violation:2 console=0 console_dropped=0 reason=EPT violation: read at guest-physical 0x40000",
         ] {
             outcome.apply(&parse_line(line).unwrap().unwrap());
         }

@@ -50,7 +50,7 @@ const HELLO_CONSOLE: &str = "hv | stand-in hypervisor\n\
 @corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144\n\
 hello | Hello, world\n\
 @corral metric vm=0 name=answer value=42\n\
-@corral vm-end vm=0 status=exited code=0 boot=1234 restarts=0 slices=1 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 reason=exited with code 0\n\
+@corral vm-end vm=0 status=exited code=0 boot=1234 restarts=0 slices=1 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 console=0 console_dropped=0 reason=exited with code 0\n\
 @corral done vms=1\n";
 
 #[test]
@@ -95,11 +95,11 @@ fn a_complete_run_is_reported() {
 /// A fleet of two with restarts, as a stand-in hypervisor would report it.
 const RESTART_CONSOLE: &str = "@corral hv abi=4 cores=1 free=266338304\n\
 @corral vm-start vm=0 name=web-0 image=hello core=0 apic=0 memory=262144\n\
-@corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 reason=exited with code 0\n\
+@corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 console=0 console_dropped=0 reason=exited with code 0\n\
 @corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
 @corral vm-restart vm=1 attempt=1 reason=triple fault at rip 0x10003d\n\
 @corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
-@corral vm-end vm=1 status=killed code=-1 boot=12 restarts=1 slices=2 private=4096 shared=8192 overhead=4096 exits=vmcall:4,triple_fault:2 reason=triple fault at rip 0x10003d\n\
+@corral vm-end vm=1 status=killed code=-1 boot=12 restarts=1 slices=2 private=4096 shared=8192 overhead=4096 exits=vmcall:4,triple_fault:2 console=0 console_dropped=0 reason=triple fault at rip 0x10003d\n\
 @corral done vms=2\n";
 
 #[test]
@@ -179,8 +179,8 @@ const LINK_CONSOLE: &str = "@corral hv abi=4 cores=2 free=266338304\n\
 @corral vm-start vm=0 name=a image=hello core=1 apic=1 memory=262144\n\
 @corral vm-start vm=1 name=b image=hello core=1 apic=1 memory=262144\n\
 @corral window frames=100 exits=0 busy=24000\n\
-@corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 reason=exited with code 0\n\
-@corral vm-end vm=1 status=exited code=0 boot=12 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:4 reason=exited with code 0\n\
+@corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 console=0 console_dropped=0 reason=exited with code 0\n\
+@corral vm-end vm=1 status=exited code=0 boot=12 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:4 console=0 console_dropped=0 reason=exited with code 0\n\
 @corral link link=0 a=a.0 b=b.0 core=0 ab_frames=150 ab_bytes=9600 ab_drop_peer=1 ab_drop_size=2 ab_drop_stalled=0 ab_stalls=0 ba_frames=150 ba_bytes=9600 ba_drop_peer=0 ba_drop_size=0 ba_drop_stalled=0 ba_stalls=0 busy=72000\n\
 @corral done vms=2\n";
 
@@ -207,8 +207,8 @@ fn links_and_the_window_are_reported() {
         out.report["links"],
         serde_json::json!([{
             "link": 0, "a": "a.0", "b": "b.0", "core": 0,
-            "ab": {"frames": 150, "bytes": 9600, "drop_peer": 1, "drop_size": 2},
-            "ba": {"frames": 150, "bytes": 9600, "drop_peer": 0, "drop_size": 0},
+            "ab": {"frames": 150, "bytes": 9600, "drop_peer": 1, "drop_size": 2, "drop_stalled": 0, "stalls": 0},
+            "ba": {"frames": 150, "bytes": 9600, "drop_peer": 0, "drop_size": 0, "drop_stalled": 0, "stalls": 0},
             "busy": 72000
         }])
     );

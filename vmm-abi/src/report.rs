@@ -275,8 +275,31 @@ pub enum Record<'a> {
         overhead: u64,
         /// VM exits by kind (all runs).
         exits: ExitCounts,
+        /// Console bytes it printed (all runs).
+        console: u64,
+        /// Console bytes dropped: over its rate or its cap, or while the
+        /// console was full (all runs).
+        console_dropped: u64,
         /// Why it ended, in words.
         reason: &'a str,
+    },
+    /// What a VM that is still running has done so far (sent now and then,
+    /// so a run cut short by its time bound still reports it).
+    VmProgress {
+        /// Manifest index.
+        vm: u32,
+        /// As in `vm-end`, for its current run.
+        boot: u64,
+        /// Times it was restarted so far.
+        restarts: u32,
+        /// Scheduling slices so far.
+        slices: u64,
+        /// VM exits by kind so far.
+        exits: ExitCounts,
+        /// Console bytes printed so far.
+        console: u64,
+        /// Console bytes dropped so far.
+        console_dropped: u64,
     },
     /// A link's counters at the end of the run.
     Link {
@@ -375,11 +398,26 @@ impl fmt::Display for Record<'_> {
                 shared,
                 overhead,
                 exits,
+                console,
+                console_dropped,
                 reason,
             } => write!(
                 f,
-                "vm-end vm={vm} status={} code={code} boot={boot} restarts={restarts} slices={slices} private={private} shared={shared} overhead={overhead} exits={} reason={reason}",
+                "vm-end vm={vm} status={} code={code} boot={boot} restarts={restarts} slices={slices} private={private} shared={shared} overhead={overhead} exits={} console={console} console_dropped={console_dropped} reason={reason}",
                 status.name(),
+                Exits(exits)
+            ),
+            Record::VmProgress {
+                vm,
+                boot,
+                restarts,
+                slices,
+                exits,
+                console,
+                console_dropped,
+            } => write!(
+                f,
+                "vm-progress vm={vm} boot={boot} restarts={restarts} slices={slices} exits={} console={console} console_dropped={console_dropped}",
                 Exits(exits)
             ),
             Record::Link {
@@ -552,7 +590,18 @@ fn parse_body(body: &str) -> Result<Record<'_>, RecordError> {
             shared: f.num("shared")?,
             overhead: f.num("overhead")?,
             exits: parse_exits(f.text("exits")?)?,
+            console: f.num("console")?,
+            console_dropped: f.num("console_dropped")?,
             reason: f.reason()?,
+        },
+        "vm-progress" => Record::VmProgress {
+            vm: f.num("vm")?,
+            boot: f.num("boot")?,
+            restarts: f.num("restarts")?,
+            slices: f.num("slices")?,
+            exits: parse_exits(f.text("exits")?)?,
+            console: f.num("console")?,
+            console_dropped: f.num("console_dropped")?,
         },
         "link" => Record::Link {
             link: f.num("link")?,
@@ -642,7 +691,18 @@ mod tests {
             shared: 2,
             overhead: 3,
             exits,
+            console: 10,
+            console_dropped: 4096,
             reason: "EPT violation: read at 0x200000",
+        });
+        round_trip(Record::VmProgress {
+            vm: 2,
+            boot: 52_000,
+            restarts: 1,
+            slices: 9,
+            exits,
+            console: 100,
+            console_dropped: 0,
         });
         round_trip(Record::VmEnd {
             vm: 2,
@@ -655,6 +715,8 @@ mod tests {
             shared: 0,
             overhead: 0,
             exits: [0; EXIT_KINDS],
+            console: 0,
+            console_dropped: 0,
             reason: "",
         });
         round_trip(Record::Done { vms: 4 });
@@ -726,7 +788,7 @@ mod tests {
         );
         let end = |status: &str, exits: &str| {
             std::format!(
-                "@corral vm-end vm=0 status={status} code=0 boot=0 restarts=0 slices=1 private=0 shared=0 overhead=0 exits={exits} reason=x"
+                "@corral vm-end vm=0 status={status} code=0 boot=0 restarts=0 slices=1 private=0 shared=0 overhead=0 exits={exits} console=0 console_dropped=0 reason=x"
             )
         };
         assert!(parse_line(&end("exited", "-")).unwrap().is_ok());

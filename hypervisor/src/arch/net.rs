@@ -329,6 +329,8 @@ impl Net {
                 self.track_window(core);
             }
             if moved == 0 {
+                // An idle pass: feed the console while nothing moves.
+                serial::pump();
                 core::hint::spin_loop();
             }
         }

@@ -191,6 +191,7 @@ impl Plan {
         // VMs passed over in a row because they still wait for work.
         let mut passed = 0;
         while let Some(i) = queue.pop() {
+            serial::pump();
             // SAFETY: VM `i` is in this core's queue, so it is assigned here.
             if !vm::wait_over(unsafe { self.state(i as usize) }, &self.net) {
                 queue.push(i);
@@ -274,6 +275,7 @@ impl Plan {
     /// Waits until every core has finished its VMs.
     pub fn wait_all(&self) {
         while self.finished.load(Ordering::Acquire) < self.cores.len() as u32 {
+            serial::pump();
             core::hint::spin_loop();
         }
     }
@@ -363,6 +365,8 @@ fn end(st: &mut VmState, status: VmStatus, code: i64, reason: &str) {
         shared: st.shared_bytes,
         overhead: st.overhead_bytes,
         exits: st.exits,
+        console: st.console.printed,
+        console_dropped: st.console.dropped,
         reason,
     });
 }

@@ -1,8 +1,9 @@
-//! The hypervisor console: COM1 (16550 UART), one lock for whole lines, the
-//! `log` backend (`hv | ...` lines) and the report-record printer.
+//! The hypervisor console: COM1 (16550 UART) fed from one queue of whole lines (hypervisor lines and records, and guest lines a VM's allowance let through), drained without waiting by whichever core has a moment; the `log` backend (`hv | ...` lines) and the report-record printer.
 
 use super::instr::{inb, outb};
+use crate::console::queue::{OutQueue, UART_FIFO};
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Mutex;
 use vmm_abi::report::{CONSOLE_SEPARATOR, HYPERVISOR_SOURCE, Record};
 
@@ -22,33 +23,71 @@ const LINE_STATUS_TRANSMITTER_EMPTY: u8 = 0x40;
 /// Divisor for 115200 baud.
 const DIVISOR_115200: u8 = 1;
 
+/// COM1 itself: a byte goes out only when the transmitter has room.
 struct Uart;
 
 impl Uart {
-    fn put(&mut self, byte: u8) {
-        // SAFETY: COM1 belongs to the hypervisor (guests are denied all ports).
-        unsafe {
-            while inb(COM1 + REG_LINE_STATUS) & LINE_STATUS_THR_EMPTY == 0 {}
-            outb(COM1 + REG_DATA, byte);
+    /// Whether the transmit holding register (and with the FIFO on, the
+    /// whole transmit FIFO) is empty.
+    fn ready() -> bool {
+        // SAFETY: COM1 belongs to the hypervisor (guests are denied all
+        // ports); reading LSR has no side effect on transmission.
+        unsafe { inb(COM1 + REG_LINE_STATUS) & LINE_STATUS_THR_EMPTY != 0 }
+    }
+
+    fn send(byte: u8) {
+        // SAFETY: as above; the caller saw the transmitter ready.
+        unsafe { outb(COM1 + REG_DATA, byte) }
+    }
+
+    /// Sends up to a FIFO-load from `q` if the transmitter is empty; never
+    /// waits. Returns the bytes sent.
+    fn send_ready(q: &mut OutQueue) -> usize {
+        if !Self::ready() {
+            return 0;
         }
+        let mut sent = 0;
+        while sent < UART_FIFO {
+            let Some(b) = q.pop() else { break };
+            Self::send(b);
+            sent += 1;
+        }
+        sent
+    }
+
+    /// Waits for the transmitter, then sends a FIFO-load from `q`.
+    fn send_waiting(q: &mut OutQueue) {
+        while !Self::ready() {
+            core::hint::spin_loop();
+        }
+        Self::send_ready(q);
     }
 }
 
-impl Write for Uart {
+/// Console text waiting for the UART (see [`crate::console::queue`]).
+static QUEUE: Mutex<OutQueue> = Mutex::new(OutQueue::new());
+/// Bytes in [`QUEUE`], readable without its lock (a hint: updated under it).
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Writes hypervisor text into the queue, draining the UART when full.
+struct QueueWriter<'a>(&'a mut OutQueue);
+
+impl Write for QueueWriter<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.put(b'\r');
-            }
-            self.put(b);
-        }
+        self.0.push_text(s.as_bytes(), &mut Uart::send_waiting);
         Ok(())
     }
 }
 
-static UART: Mutex<Uart> = Mutex::new(Uart);
+/// Runs `f` on the queue, then sends what the UART takes now.
+fn with_queue(f: impl FnOnce(&mut OutQueue)) {
+    let mut q = QUEUE.lock();
+    f(&mut q);
+    Uart::send_ready(&mut q);
+    PENDING.store(q.len(), Ordering::Relaxed);
+}
 
-/// Programs COM1 for 115200 8N1.
+/// Programs COM1 for 115200 8N1 with its FIFOs on.
 pub fn init() {
     // SAFETY: COM1 belongs to the hypervisor; this is the standard 16550
     // set-up sequence.
@@ -63,38 +102,102 @@ pub fn init() {
     }
 }
 
-/// Waits until every byte written so far has left the UART (so a power-off
-/// right after cannot cut the last line short).
+/// Whether console text waits for the UART.
+#[inline]
+pub fn pending() -> bool {
+    PENDING.load(Ordering::Relaxed) != 0
+}
+
+/// Moves a FIFO-load of waiting text to the UART if it has room; never
+/// waits (for the lock or the UART). Cores call it when they have a
+/// moment: between slices, after exits, in idle loops.
+#[inline]
+pub fn pump() {
+    if !pending() {
+        return;
+    }
+    if let Some(mut q) = QUEUE.try_lock() {
+        Uart::send_ready(&mut q);
+        PENDING.store(q.len(), Ordering::Relaxed);
+    }
+}
+
+/// Sends everything queued and waits until it has left the UART (so a
+/// power-off right after cannot cut the last line short).
 pub fn drain() {
-    let _guard = UART.lock();
+    let mut q = QUEUE.lock();
+    while !q.is_empty() {
+        Uart::send_waiting(&mut q);
+    }
+    PENDING.store(0, Ordering::Relaxed);
     // SAFETY: COM1 belongs to the hypervisor; reading LSR has no side effect.
     while unsafe { inb(COM1 + REG_LINE_STATUS) } & LINE_STATUS_TRANSMITTER_EMPTY == 0 {}
 }
 
-/// Prints one console line `source | text`.
+/// Queues one hypervisor console line `source | text`.
 pub fn line(source: &str, text: fmt::Arguments<'_>) {
-    let mut u = UART.lock();
-    let _ = writeln!(u, "{source}{CONSOLE_SEPARATOR}{text}");
+    with_queue(|q| {
+        let _ = writeln!(QueueWriter(q), "{source}{CONSOLE_SEPARATOR}{text}");
+    });
 }
 
-/// Prints one report record.
+/// Queues one guest console line `vm | text` if the console has room for
+/// it without eating into the hypervisor's reserve; `false` if not (the
+/// caller counts it as dropped).
+pub fn guest_line(vm: &str, text: &str) -> bool {
+    let mut queued = false;
+    with_queue(|q| {
+        queued = q.push_guest_line(&[
+            vm.as_bytes(),
+            CONSOLE_SEPARATOR.as_bytes(),
+            text.as_bytes(),
+        ]);
+    });
+    queued
+}
+
+/// Queues one report record.
 pub fn record(r: &Record<'_>) {
-    let mut u = UART.lock();
-    let _ = writeln!(u, "{r}");
+    with_queue(|q| {
+        let _ = writeln!(QueueWriter(q), "{r}");
+    });
 }
 
 /// Prints a line and a record on the way down (a fatal error): takes the
-/// console lock if it can, and writes without it if it cannot (the core
-/// that failed may hold it), so a fatal error is always reported.
+/// console lock if it can (sending what waits first, then these), and
+/// writes straight to the UART without it if it cannot (the core that
+/// failed may hold it), so a fatal error is always reported.
 pub fn emergency(text: &str, r: &Record<'_>) {
-    let mut unlocked = Uart;
-    let mut guard = UART.try_lock();
-    let out: &mut dyn Write = match guard.as_deref_mut() {
-        Some(u) => u,
-        None => &mut unlocked,
-    };
-    let _ = writeln!(out, "{HYPERVISOR_SOURCE}{CONSOLE_SEPARATOR}ERROR: {text}");
-    let _ = writeln!(out, "{r}");
+    struct Direct;
+    impl Write for Direct {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let mut q = OutQueue::new();
+            for chunk in s.as_bytes().chunks(UART_FIFO) {
+                q.push_text(chunk, &mut |_| {});
+                while !q.is_empty() {
+                    Uart::send_waiting(&mut q);
+                }
+            }
+            Ok(())
+        }
+    }
+    match QUEUE.try_lock() {
+        Some(mut q) => {
+            let _ = writeln!(
+                QueueWriter(&mut q),
+                "{HYPERVISOR_SOURCE}{CONSOLE_SEPARATOR}ERROR: {text}"
+            );
+            let _ = writeln!(QueueWriter(&mut q), "{r}");
+            while !q.is_empty() {
+                Uart::send_waiting(&mut q);
+            }
+            PENDING.store(0, Ordering::Relaxed);
+        }
+        None => {
+            let _ = writeln!(Direct, "{HYPERVISOR_SOURCE}{CONSOLE_SEPARATOR}ERROR: {text}");
+            let _ = writeln!(Direct, "{r}");
+        }
+    }
 }
 
 struct Logger;

@@ -12,6 +12,9 @@ use super::serial;
 use super::smp;
 use super::vmx::{self, Launch, VmxShared};
 use crate::console::LineBuffer;
+use crate::console::quota::{
+    Admit, CONSOLE_BURST, CONSOLE_CAP, CONSOLE_RATE, ConsoleQuota, RATE_PERIOD,
+};
 use crate::cpuid::CpuidResult;
 use crate::dispatch::{self, GuestRegs, Host, Outcome, StartError, StopReason, Vcpu};
 use crate::elf::Image;
@@ -37,11 +40,10 @@ use vmm_abi::manifest::VmSpec;
 use vmm_abi::report::{EXIT_KINDS, ExitCounts, Record};
 
 const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
-/// Console bytes one run of a guest may print; the rest is dropped (and
-/// that is said once), so a chatty guest cannot hog the shared console.
-const CONSOLE_LIMIT: u64 = 1 << 20;
-/// Metric records one run of a guest may emit.
+/// Metric records one VM may emit over its whole life (restarts included).
 const METRIC_LIMIT: u32 = 64;
+/// Instructions a VM runs between two `vm-progress` records.
+const PROGRESS_EVERY: u64 = 100_000_000;
 /// x87 control word after FNINIT.
 const FCW_INIT: u16 = 0x037f;
 /// MXCSR at reset: all exceptions masked.
@@ -119,10 +121,15 @@ pub struct VmState {
     pub cr2: u64,
     /// Its IA32_KERNEL_GS_BASE while another VM has the core.
     pub kernel_gs_base: u64,
-    /// Console bytes this run printed.
-    pub console_bytes: u64,
-    /// Metrics this run reported.
+    /// Its console account (all runs: the cap does not reset on restart).
+    pub console: ConsoleQuota,
+    /// Metrics it reported (all runs).
     pub metrics: u32,
+    /// Instructions it has run, exit handling included (all runs): what
+    /// its console allowance grows with.
+    pub ran: u64,
+    /// `ran` at its last `vm-progress` record.
+    pub progress_ran: u64,
     /// Its virtio-console, if the manifest gave it one (this run).
     pub console_dev: Option<Transport<ConsoleDevice>>,
     /// It waits for work until this TSC (its `wait_for_work` yielded the
@@ -165,8 +172,10 @@ impl VmState {
             fx: clean_fx(),
             cr2: 0,
             kernel_gs_base: 0,
-            console_bytes: 0,
+            console: ConsoleQuota::default(),
             metrics: 0,
+            ran: 0,
+            progress_ran: 0,
             console_dev: None,
             wait_deadline: None,
             wait_started: 0,
@@ -209,9 +218,42 @@ impl VmState {
 
     /// Prints what is left of the guest's console line.
     pub fn flush_console(&mut self) {
-        let name = self.spec.name;
-        self.line
-            .flush(&mut |l| serial::line(name, format_args!("{l}")));
+        let (name, ran, quota) = (self.spec.name, self.ran, &mut self.console);
+        self.line.flush(&mut |l| guest_line(name, l, quota, ran));
+    }
+
+    /// Sends a `vm-progress` record if it has run long enough since the
+    /// last one, so a run cut short still reports what it did.
+    pub fn maybe_progress(&mut self) {
+        if self.ran.wrapping_sub(self.progress_ran) < PROGRESS_EVERY {
+            return;
+        }
+        self.progress_ran = self.ran;
+        serial::record(&Record::VmProgress {
+            vm: self.index,
+            boot: self.boot_instructions(),
+            restarts: self.restarts,
+            slices: self.slices,
+            exits: self.exits,
+            console: self.console.printed,
+            console_dropped: self.console.dropped,
+        });
+    }
+}
+
+/// One finished guest console line: printed if the VM's allowance and the
+/// console's room let it, else dropped and counted (said once per VM).
+fn guest_line(name: &str, text: &str, quota: &mut ConsoleQuota, ran: u64) {
+    let len = text.len() as u64 + 1;
+    let verdict = match quota.admit(len, ran) {
+        Admit::Print if serial::guest_line(name, text) => return,
+        Admit::Print => quota.unprint(len),
+        other => other,
+    };
+    if verdict == Admit::FirstDrop {
+        log::warn!(
+            "{name}: console output beyond its allowance ({CONSOLE_BURST} bytes, then {CONSOLE_RATE} per {RATE_PERIOD} instructions it runs, {CONSOLE_CAP} in all) or while the console is full is dropped and counted"
+        );
     }
 }
 
@@ -221,26 +263,23 @@ struct VmHost<'a> {
     name: &'a str,
     line: &'a mut LineBuffer,
     main_tsc: &'a mut Option<u64>,
-    console_bytes: &'a mut u64,
+    console: &'a mut ConsoleQuota,
     metrics: &'a mut u32,
+    /// `ran` when this slice began, and the TSC then.
+    ran_before: u64,
+    entered: u64,
 }
 
 impl Services for VmHost<'_> {
     fn console(&mut self, bytes: &[u8]) {
-        let name = self.name;
-        let before = *self.console_bytes;
-        *self.console_bytes = before.saturating_add(bytes.len() as u64);
-        let room = CONSOLE_LIMIT.saturating_sub(before);
-        let allowed = &bytes[..bytes.len().min(room as usize)];
+        // Escaping and queueing happen here, in its exit, on its time; the
+        // UART is fed later by whichever core has a moment.
+        let ran = self
+            .ran_before
+            .saturating_add(instr::rdtsc().wrapping_sub(self.entered));
+        let (name, quota) = (self.name, &mut *self.console);
         self.line
-            .push(allowed, &mut |l| serial::line(name, format_args!("{l}")));
-        if before < CONSOLE_LIMIT && *self.console_bytes > CONSOLE_LIMIT {
-            self.line
-                .flush(&mut |l| serial::line(name, format_args!("{l}")));
-            log::warn!(
-                "{name}: console limit of {CONSOLE_LIMIT} bytes reached; its further output is dropped"
-            );
-        }
+            .push(bytes, &mut |l| guest_line(name, l, quota, ran));
     }
 
     fn metric(&mut self, name: &str, value: u64) {
@@ -413,8 +452,6 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     st.fx = clean_fx();
     st.cr2 = 0;
     st.kernel_gs_base = 0;
-    st.console_bytes = 0;
-    st.metrics = 0;
     st.regs = GuestRegs {
         rdi: BOOT_INFO_GPA,
         ..GuestRegs::default()
@@ -749,9 +786,26 @@ fn device_access(
 /// waits for work while `others_waiting`. Time spent handling its exits
 /// counts against its slice and its budget, so a guest that exits all the
 /// time cannot keep the core (the preemption timer alone restarts at every
-/// entry).
+/// entry). The slice's instructions are added to the VM's `ran`.
 pub fn run_slice(
     st: &mut VmState,
+    others_waiting: bool,
+    shared: &VmxShared,
+    net: &Net,
+    core: u32,
+) -> SliceEnd {
+    let entered = instr::rdtsc();
+    let end = slice(st, entered, others_waiting, shared, net, core);
+    st.ran = st
+        .ran
+        .saturating_add(instr::rdtsc().wrapping_sub(entered));
+    st.maybe_progress();
+    end
+}
+
+fn slice(
+    st: &mut VmState,
+    entered: u64,
     others_waiting: bool,
     shared: &VmxShared,
     net: &Net,
@@ -771,10 +825,14 @@ pub fn run_slice(
         name: st.spec.name,
         line: &mut st.line,
         main_tsc: &mut st.main_tsc,
-        console_bytes: &mut st.console_bytes,
+        console: &mut st.console,
         metrics: &mut st.metrics,
+        ran_before: st.ran,
+        entered,
     };
-    let timer = shared.timer_value(!others_waiting && budget == 0);
+    // Alone on its core, it is interrupted now and then while console text
+    // waits, so this core feeds the UART even if the guest never exits.
+    let timer = shared.timer_value(!others_waiting && budget == 0, serial::pending());
     // SAFETY: sets this VM's preemption-timer value in its current VMCS.
     if unsafe { vmwrite(Guest::PreemptionTimerValue, timer) }.is_err() {
         return SliceEnd::Stopped(StopReason::Internal(
@@ -805,6 +863,7 @@ pub fn run_slice(
         }
         st.launched = true;
         net::count_exit(core);
+        serial::pump();
         let Ok(raw) = read_exit() else {
             return SliceEnd::Stopped(StopReason::Internal(
                 "VMREAD of the exit information failed",
@@ -945,6 +1004,7 @@ fn wait_alone(signals: &net::Signals, ticks: u64) -> u64 {
         if signals.fault.load(Ordering::Relaxed) || instr::rdtsc() >= deadline {
             return WAIT_TIMEOUT;
         }
+        serial::pump();
         core::hint::spin_loop();
     }
 }

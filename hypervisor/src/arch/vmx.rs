@@ -64,6 +64,10 @@ pub const DEFAULT_TIMESLICE: u64 = 1_000_000;
 /// itself and no budget: nobody waits for the core, so the timer only
 /// bounds how long a stop request (a broken ring) can go unseen.
 pub const LONE_TIMESLICE: u64 = 50_000_000;
+/// Instructions between timer exits of a VM alone on its core while
+/// console text waits: about what a 115200-baud UART needs to send a
+/// 16-byte FIFO-load at 100 M instructions per second.
+pub const DRAIN_TIMESLICE: u64 = 150_000;
 
 /// Reads the capability MSRs, only those this CPU has.
 pub fn read_caps() -> RawCaps {
@@ -127,6 +131,8 @@ pub struct VmxShared {
     timer: u64,
     /// Preemption-timer value for a VM alone on its core.
     lone_timer: u64,
+    /// Preemption-timer value for a VM alone while console text waits.
+    drain_timer: u64,
     /// Instructions per slice.
     pub timeslice: u64,
 }
@@ -134,8 +140,14 @@ pub struct VmxShared {
 impl VmxShared {
     /// The preemption-timer value for a slice: one scheduling slice when
     /// the VM shares its core or has a budget, a long one otherwise.
-    pub fn timer_value(&self, alone: bool) -> u64 {
-        if alone { self.lone_timer } else { self.timer }
+    /// While console text waits, a VM alone on its core gets a short one
+    /// (about as long as the UART takes to send a FIFO-load).
+    pub fn timer_value(&self, alone: bool, console_pending: bool) -> u64 {
+        match (alone, console_pending) {
+            (true, false) => self.lone_timer,
+            (true, true) => self.timer.min(self.drain_timer),
+            (false, _) => self.timer,
+        }
     }
 }
 
@@ -154,6 +166,7 @@ pub fn setup_shared(config: VmxConfig, timeslice: u64) -> Result<VmxShared, &'st
         msr_bitmap,
         timer: (timeslice >> rate).clamp(1, u64::from(u32::MAX)),
         lone_timer: (LONE_TIMESLICE.max(timeslice) >> rate).clamp(1, u64::from(u32::MAX)),
+        drain_timer: (DRAIN_TIMESLICE >> rate).clamp(1, u64::from(u32::MAX)),
         timeslice,
     })
 }

@@ -1,6 +1,11 @@
 //! Guest console text: bytes a guest writes are collected per VM into lines,
 //! made safe to print (control bytes escaped), and emitted with the VM name
 //! as prefix, so guest output can never pass for a hypervisor record.
+//! [`quota`] decides how much of it a VM may print, [`queue`] holds what
+//! waits for the UART.
+
+pub mod queue;
+pub mod quota;
 
 /// Longest line kept before it is emitted unfinished.
 pub const LINE_MAX: usize = 160;
