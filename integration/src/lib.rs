@@ -136,7 +136,10 @@ impl Outcome {
 pub fn flow(link: &Value, dir: &str) -> (u64, u64) {
     let f = &link[dir];
     let frames = num(f, "frames");
-    (frames, frames + num(f, "drop_peer") + num(f, "drop_size"))
+    (
+        frames,
+        frames + num(f, "drop_peer") + num(f, "drop_size") + num(f, "drop_stalled"),
+    )
 }
 
 /// A number of a JSON report, or a panic naming the key and the value.

@@ -6,7 +6,9 @@
 //! Arguments: `mode=oob` (a descriptor whose buffer starts at the end of
 //! guest memory), `mode=loop` (two descriptors chained to each other with
 //! `NEXT`), or `mode=idx` (the available index jumps ahead by more than the
-//! queue size); `kick` also writes `QueueNotify` after publishing (by
+//! queue size); or `mode=mute`, a silent receiver: the port comes up but no
+//! receive buffer is ever posted, and it exits 0 after `survive` ticks
+//! (its link peer must not be stalled by it for good); `kick` also writes `QueueNotify` after publishing (by
 //! default it relies on the polling core, as polled mode intends);
 //! `survive=T` is how many TSC ticks to wait for the stop (default
 //! 2,000,000,000). Exit codes: 1 if it is still running after that (the
@@ -155,6 +157,7 @@ enum Mode {
     OutOfBounds,
     Loop,
     IndexJump,
+    Mute,
 }
 
 impl Mode {
@@ -163,6 +166,7 @@ impl Mode {
             "oob" => Mode::OutOfBounds,
             "loop" => Mode::Loop,
             "idx" => Mode::IndexJump,
+            "mute" => Mode::Mute,
             _ => return None,
         })
     }
@@ -196,7 +200,7 @@ impl Regs {
 fn ringbad(info: &BootInfo) -> i32 {
     let args = Args::new(info.args);
     let Some(mode) = args.value("mode").and_then(Mode::parse) else {
-        println!("ringbad: needs mode=oob, mode=loop or mode=idx");
+        println!("ringbad: needs mode=oob, mode=loop, mode=idx or mode=mute");
         return EXIT_BAD_ARGS;
     };
     let survive = match args.value("survive").map(parse_u64) {
@@ -217,6 +221,15 @@ fn ringbad(info: &BootInfo) -> i32 {
     let Some([_rx, tx]) = set_up(&regs) else {
         return EXIT_NO_DEVICE;
     };
+    if let Mode::Mute = mode {
+        println!("ringbad: port up; posting no receive buffer for {survive} ticks");
+        let start = Instant::now();
+        while start.elapsed_ticks() < survive {
+            wait_for_work(WAIT_TICKS);
+        }
+        println!("ringbad: silent receiver done");
+        return 0;
+    }
 
     corrupt(tx, mode, info.memory_size);
     println!(
@@ -239,6 +252,7 @@ fn name(mode: Mode) -> &'static str {
         Mode::OutOfBounds => "descriptor buffer outside guest memory",
         Mode::Loop => "descriptor chain loop",
         Mode::IndexJump => "available index beyond the queue size",
+        Mode::Mute => "no receive buffers",
     }
 }
 
@@ -369,6 +383,7 @@ fn corrupt(tx: *mut QueueMem, mode: Mode, memory_size: u64) {
             }],
             QUEUE_SIZE as u16 + 1,
         ),
+        Mode::Mute => (&[], 0),
     };
     for (i, desc) in descs.iter().enumerate() {
         // SAFETY: see the function's doc; `i` < 2 <= QUEUE_SIZE.

@@ -348,17 +348,31 @@ pub fn serve_sink<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mut F)
             return EXIT_BAD_ARGS;
         }
     };
+    let pause = match super::pause::plan(info.args) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("{image}: {e}");
+            return EXIT_BAD_ARGS;
+        }
+    };
     let Some(port) = open(image, info, 0) else {
         return EXIT_DEVICE;
     };
     let activity = Activity::new();
-    let mut port = Watched::new(port, &activity);
+    let mut port = super::pause::Pausing::new(
+        Watched::new(port, &activity),
+        pause,
+        guest_lib::time::rdtsc,
+    );
     let mut waiter = Waiter::new(idle_ticks, &activity);
     let result = run_sink(&mut port, f, || waiter.wait());
+    if pause.is_some() && guest_lib::hypercall::metric("after_pause", port.after_pause).is_err() {
+        return EXIT_BAD_ARGS;
+    }
     match result {
         Ok(run) => {
             report_run(image, f, &run, false);
-            finish_run(image, &run, &mut [&mut *port.port], idle_ticks)
+            finish_run(image, &run, &mut [&mut *port.port.port], idle_ticks)
         }
         Err(error) => run_failed(image, f, &error),
     }

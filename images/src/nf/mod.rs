@@ -10,5 +10,6 @@ pub mod function;
 pub mod guest;
 pub mod nat;
 pub mod packet;
+pub mod pause;
 pub mod pktgen;
 pub mod sink;
