@@ -13,6 +13,57 @@ pub const ROUNDTRIP_X100_METRIC: &str = "hypercall_roundtrip_x100";
 /// Optional metric: how many round trips the average is over.
 pub const ITERATIONS_METRIC: &str = "hypercall_iterations";
 
+/// The console benchmark's halves: the quiet VM's neighbour is busy, then
+/// a console spammer (`images/manifests/console-bench-<half>.toml`).
+pub const CONSOLE_HALVES: [&str; 2] = ["busy", "spam"];
+/// The VM the console benchmark measures, and its neighbour.
+const QUIET_VM: &str = "quiet";
+const NEIGHBOUR_VM: &str = "neighbour";
+/// The metric the quiet VM (`spin`) reports: TSC ticks from start to done.
+const ELAPSED_METRIC: &str = "elapsed_ticks";
+
+/// The manifest of one console-benchmark half.
+pub fn console_manifest(half: &str) -> PathBuf {
+    workspace_root()
+        .join("images")
+        .join("manifests")
+        .join(format!("console-bench-{half}.toml"))
+}
+
+/// The console benchmark's lines: the quiet VM's slices and instructions
+/// to finish beside a busy neighbour and beside a spammer, and what the
+/// spammer printed and had dropped.
+pub fn console_lines(busy: &Report, spam: &Report) -> Result<Vec<String>> {
+    let vm = |r: &Report, name: &str| {
+        r.vms
+            .iter()
+            .find(|v| v.name == name)
+            .cloned()
+            .ok_or_else(|| Error::new(format!("the console benchmark has no VM `{name}`")))
+    };
+    let quiet = |r: &Report| -> Result<(u64, u64)> {
+        let q = vm(r, QUIET_VM)?;
+        let ticks = *q
+            .metrics
+            .get(ELAPSED_METRIC)
+            .ok_or_else(|| Error::new(format!("VM `{QUIET_VM}` reported no `{ELAPSED_METRIC}`")))?;
+        Ok((q.slices, ticks))
+    };
+    let (busy_slices, busy_ticks) = quiet(busy)?;
+    let (spam_slices, spam_ticks) = quiet(spam)?;
+    let spammer = vm(spam, NEIGHBOUR_VM)?;
+    let ratio = spam_ticks as f64 / busy_ticks.max(1) as f64;
+    Ok(vec![
+        format!(
+            "quiet VM beside a busy VM   : {busy_slices} slices, {busy_ticks} instructions to finish"
+        ),
+        format!(
+            "quiet VM beside a spammer   : {spam_slices} slices, {spam_ticks} instructions to finish ({ratio:.3}x); the spammer printed {} bytes, {} dropped",
+            spammer.console.bytes, spammer.console.dropped
+        ),
+    ])
+}
+
 /// The bench manifest of this workspace.
 pub fn manifest_path() -> PathBuf {
     workspace_root()
@@ -111,6 +162,27 @@ mod tests {
             links: Vec::new(),
             window: None,
         }
+    }
+
+    #[test]
+    fn console_lines_compare_the_quiet_vm() {
+        let busy = report(vec![
+            vm("quiet", "spin", 1, &[("elapsed_ticks", 1000)]),
+            vm("neighbour", "holes", 1, &[]),
+        ]);
+        let mut spammer = vm("neighbour", "holes", 1, &[]);
+        spammer.console.bytes = 7;
+        spammer.console.dropped = 9;
+        let spam = report(vec![
+            vm("quiet", "spin", 1, &[("elapsed_ticks", 1010)]),
+            spammer,
+        ]);
+        let lines = console_lines(&busy, &spam).unwrap();
+        assert!(lines[0].ends_with("1 slices, 1000 instructions to finish"));
+        assert!(lines[1].contains("1010 instructions to finish (1.010x)"));
+        assert!(lines[1].ends_with("printed 7 bytes, 9 dropped"));
+        let no_metric = report(vec![vm("quiet", "spin", 1, &[])]);
+        assert!(console_lines(&no_metric, &spam).is_err());
     }
 
     #[test]

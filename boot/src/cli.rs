@@ -197,6 +197,30 @@ fn finish_run(opts: &RunOptions, result: RunResult) -> Invocation {
     }
 }
 
+/// Runs both halves of the console benchmark (a quiet VM beside a busy
+/// one, then beside a spammer) and returns its lines.
+fn console_bench(opts: &RunOptions) -> crate::error::Result<Vec<String>> {
+    let mut reports = Vec::new();
+    for half in bench::CONSOLE_HALVES {
+        let half_opts = RunOptions {
+            manifest: bench::console_manifest(half),
+            report: None,
+            ..opts.clone()
+        };
+        let result = run(&half_opts);
+        if let Some(e) = result.error.clone() {
+            return Err(e);
+        }
+        if !result.passed() {
+            return Err(Error::new(format!(
+                "the console benchmark's {half} half did not end as expected"
+            )));
+        }
+        reports.push(result.report);
+    }
+    bench::console_lines(&reports[0], &reports[1])
+}
+
 /// Runs the command `args` (without the program name) and says what it did;
 /// prints progress and consoles, but not the final error line.
 pub fn invoke(args: &[&str]) -> Invocation {
@@ -225,7 +249,10 @@ pub fn invoke(args: &[&str]) -> Invocation {
             if inv.error.is_none()
                 && let Some(result) = &inv.run
             {
-                match bench::lines(&result.report) {
+                match bench::lines(&result.report).and_then(|mut lines| {
+                    lines.extend(console_bench(&opts)?);
+                    Ok(lines)
+                }) {
                     Ok(lines) => {
                         println!();
                         for line in lines {

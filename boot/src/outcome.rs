@@ -366,6 +366,42 @@ mod tests {
     }
 
     #[test]
+    fn a_vm_that_never_ended_keeps_what_it_did() {
+        let mut run = RunOutcome::new(1);
+        feed(
+            &mut run,
+            "@corral vm-start vm=0 name=a image=spin core=0 apic=0 memory=262144",
+        );
+        feed(
+            &mut run,
+            "@corral vm-progress vm=0 boot=52000 restarts=1 slices=40 exits=vmcall:9,preemption_timer:30 console=300 console_dropped=7",
+        );
+        let a = &run.vms[0];
+        assert_eq!(a.status, VmStatus::Running);
+        assert_eq!((a.boot, a.slices, a.restarts), (52_000, 40, 1));
+        assert_eq!(a.exits_total(), 39);
+        assert_eq!(
+            a.console,
+            ConsoleUse {
+                bytes: 300,
+                dropped: 7
+            }
+        );
+        // Its end wins over any progress record that comes after.
+        feed(
+            &mut run,
+            "@corral vm-end vm=0 status=killed code=0 boot=52000 restarts=1 slices=41 private=0 shared=0 overhead=0 exits=vmcall:10 console=310 console_dropped=7 reason=instruction budget of 5 exhausted",
+        );
+        feed(
+            &mut run,
+            "@corral vm-progress vm=0 boot=1 restarts=0 slices=1 exits=vmcall:1 console=0 console_dropped=0",
+        );
+        let a = &run.vms[0];
+        assert_eq!((a.slices, a.exits_total(), a.console.bytes), (41, 10, 310));
+        assert!(run.warnings.is_empty());
+    }
+
+    #[test]
     fn records_build_the_outcome() {
         let mut run = RunOutcome::new(2);
         feed(&mut run, "@corral hv abi=4 cores=4 free=264241152");

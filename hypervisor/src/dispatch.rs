@@ -355,9 +355,7 @@ pub fn dispatch<M: MemoryAccess>(
         // are the host's business re-deliver the event; anything else the
         // guest caused while delivering stops it.
         return match exit {
-            Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi => {
-                Outcome::Reinject(event)
-            }
+            Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Reinject(event),
             _ => Outcome::Stop(StopReason::DuringDelivery { exit: *exit, event }),
         };
     }

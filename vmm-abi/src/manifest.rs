@@ -355,8 +355,7 @@ impl LinkSpec {
                 port: r[L_B_PORT],
             },
             core: le::u32_at(r, L_CORE),
-            hold: u64::from(le::u32_at(r, L_HOLD))
-                | (u64::from(le::u32_at(r, L_HOLD + 4)) << 32),
+            hold: u64::from(le::u32_at(r, L_HOLD)) | (u64::from(le::u32_at(r, L_HOLD + 4)) << 32),
         }
     }
 }

@@ -352,14 +352,14 @@ impl Net {
         let moved = self.direction(&mut st.ab, hold, (&mut a, va), (&mut b, vb))
             + self.direction(&mut st.ba, hold, (&mut b, vb), (&mut a, va));
         for (now, before, end) in [
-            (st.ab.stalled(), stalled.0, link.spec.b),
-            (st.ba.stalled(), stalled.1, link.spec.a),
+            (st.ab.stalled(), stalled.0, "b"),
+            (st.ba.stalled(), stalled.1, "a"),
         ] {
             if now && !before {
+                let index = self.links.iter().position(|l| core::ptr::eq(l, link));
                 log::warn!(
-                    "link {vb}<->{va}: VM {} port {} stalled: no receive buffer for {} instructions while frames waited; frames for it are dropped (drop_stalled) until it posts one",
-                    end.vm,
-                    end.port,
+                    "link {}: its end {end} stalled: no receive buffer for {} instructions while frames waited; frames for it are dropped (drop_stalled) until it posts one",
+                    index.unwrap_or(0),
                     hold.ticks
                 );
             }
@@ -497,6 +497,8 @@ impl Net {
                 t.bytes += f.bytes;
                 t.drop_peer += f.drop_peer;
                 t.drop_size += f.drop_size;
+                t.drop_stalled += f.drop_stalled;
+                t.stalls += f.stalls;
             }
         }
         t

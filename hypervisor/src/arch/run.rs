@@ -263,11 +263,13 @@ impl Plan {
         if self.net.link_count() > 0 {
             let t = self.net.totals();
             log::info!(
-                "links: {} frames ({} bytes) delivered, {} dropped (receiver gone), {} dropped (too large)",
+                "links: {} frames ({} bytes) delivered, {} dropped (receiver gone), {} dropped (too large), {} dropped (receiver stalled, {} stalls)",
                 t.frames,
                 t.bytes,
                 t.drop_peer,
-                t.drop_size
+                t.drop_size,
+                t.drop_stalled,
+                t.stalls
             );
         }
     }

@@ -147,11 +147,7 @@ pub fn line(source: &str, text: fmt::Arguments<'_>) {
 pub fn guest_line(vm: &str, text: &str) -> bool {
     let mut queued = false;
     with_queue(|q| {
-        queued = q.push_guest_line(&[
-            vm.as_bytes(),
-            CONSOLE_SEPARATOR.as_bytes(),
-            text.as_bytes(),
-        ]);
+        queued = q.push_guest_line(&[vm.as_bytes(), CONSOLE_SEPARATOR.as_bytes(), text.as_bytes()]);
     });
     queued
 }
@@ -194,7 +190,10 @@ pub fn emergency(text: &str, r: &Record<'_>) {
             PENDING.store(0, Ordering::Relaxed);
         }
         None => {
-            let _ = writeln!(Direct, "{HYPERVISOR_SOURCE}{CONSOLE_SEPARATOR}ERROR: {text}");
+            let _ = writeln!(
+                Direct,
+                "{HYPERVISOR_SOURCE}{CONSOLE_SEPARATOR}ERROR: {text}"
+            );
             let _ = writeln!(Direct, "{r}");
         }
     }

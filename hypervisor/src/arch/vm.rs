@@ -44,6 +44,9 @@ const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
 const METRIC_LIMIT: u32 = 64;
 /// Instructions a VM runs between two `vm-progress` records.
 const PROGRESS_EVERY: u64 = 100_000_000;
+/// Shortest slice a VM that owes time gets (the shortest `timeslice` a
+/// manifest may set).
+const MIN_SLICE: u64 = 10_000;
 /// x87 control word after FNINIT.
 const FCW_INIT: u16 = 0x037f;
 /// MXCSR at reset: all exceptions masked.
@@ -130,6 +133,10 @@ pub struct VmState {
     pub ran: u64,
     /// `ran` at its last `vm-progress` record.
     pub progress_ran: u64,
+    /// Instructions it used beyond its slices while sharing its core (an
+    /// exit that ended long after the slice did): its next slices are
+    /// shorter by that much, so core-mates get their share.
+    pub debt: u64,
     /// Its virtio-console, if the manifest gave it one (this run).
     pub console_dev: Option<Transport<ConsoleDevice>>,
     /// It waits for work until this TSC (its `wait_for_work` yielded the
@@ -176,6 +183,7 @@ impl VmState {
             metrics: 0,
             ran: 0,
             progress_ran: 0,
+            debt: 0,
             console_dev: None,
             wait_deadline: None,
             wait_started: 0,
@@ -796,9 +804,17 @@ pub fn run_slice(
 ) -> SliceEnd {
     let entered = instr::rdtsc();
     let end = slice(st, entered, others_waiting, shared, net, core);
-    st.ran = st
-        .ran
-        .saturating_add(instr::rdtsc().wrapping_sub(entered));
+    let elapsed = instr::rdtsc().wrapping_sub(entered);
+    st.ran = st.ran.saturating_add(elapsed);
+    // What it used beyond its fair share of a shared core is repaid from
+    // its next slices (deficit round robin); alone, it owes nobody.
+    st.debt = if others_waiting {
+        st.debt
+            .saturating_add(elapsed)
+            .saturating_sub(shared.timeslice)
+    } else {
+        0
+    };
     st.maybe_progress();
     end
 }
@@ -816,7 +832,6 @@ fn slice(
     };
     let size = st.spec.memory;
     let budget = st.spec.budget;
-    let timeslice = shared.timeslice;
     let index = st.index;
     let slots = st.device_slots();
     let signals = net.signals(index);
@@ -832,7 +847,12 @@ fn slice(
     };
     // Alone on its core, it is interrupted now and then while console text
     // waits, so this core feeds the UART even if the guest never exits.
-    let timer = shared.timer_value(!others_waiting && budget == 0, serial::pending());
+    let timeslice = shared.timeslice.saturating_sub(st.debt).max(MIN_SLICE);
+    let timer = if others_waiting {
+        shared.timer_for(timeslice)
+    } else {
+        shared.timer_value(budget == 0, serial::pending())
+    };
     // SAFETY: sets this VM's preemption-timer value in its current VMCS.
     if unsafe { vmwrite(Guest::PreemptionTimerValue, timer) }.is_err() {
         return SliceEnd::Stopped(StopReason::Internal(

@@ -140,6 +140,12 @@ pub struct VmxShared {
 impl VmxShared {
     /// The preemption-timer value for a slice: one scheduling slice when
     /// the VM shares its core or has a budget, a long one otherwise.
+    /// The preemption-timer value for a slice of `ticks` instructions (a
+    /// VM that overran its last slices gets a shorter one).
+    pub fn timer_for(&self, ticks: u64) -> u64 {
+        (ticks >> self.config.preemption_rate).clamp(1, u64::from(u32::MAX))
+    }
+
     /// While console text waits, a VM alone on its core gets a short one
     /// (about as long as the UART takes to send a FIFO-load).
     pub fn timer_value(&self, alone: bool, console_pending: bool) -> u64 {

@@ -128,7 +128,9 @@ mod tests {
         // Hypervisor text beyond the whole queue: the writer drains.
         let mut sent = Vec::new();
         let big = [b'h'; QUEUE_BYTES];
-        q.push_text(&big, &mut |q| sent.extend((0..UART_FIFO).filter_map(|_| q.pop())));
+        q.push_text(&big, &mut |q| {
+            sent.extend((0..UART_FIFO).filter_map(|_| q.pop()))
+        });
         let rest = drain(&mut q);
         assert_eq!(sent.len() + rest.len(), queued * 102 + QUEUE_BYTES);
         assert!(rest.ends_with(b"hhh"));

@@ -577,7 +577,10 @@ impl core::fmt::Display for Event {
             EventType::HardwareException
             | EventType::PrivilegedSoftwareException
             | EventType::SoftwareException => {
-                match EXCEPTION_NAMES.get(usize::from(v)).filter(|n| !n.is_empty()) {
+                match EXCEPTION_NAMES
+                    .get(usize::from(v))
+                    .filter(|n| !n.is_empty())
+                {
                     Some(name) => write!(f, "exception {name} (vector {v})"),
                     None => write!(f, "exception vector {v}"),
                 }

@@ -87,14 +87,26 @@ mod tests {
     fn modes_by_control_bits() {
         let long = CR0_PE | CR0_PG;
         assert_eq!(CpuMode::of(long, EFER_LMA, CODE | AR_L, 2), CpuMode::Long64);
-        assert_eq!(CpuMode::of(long, EFER_LMA, CODE | AR_DB, 2), CpuMode::Compat32);
+        assert_eq!(
+            CpuMode::of(long, EFER_LMA, CODE | AR_DB, 2),
+            CpuMode::Compat32
+        );
         assert_eq!(CpuMode::of(long, EFER_LMA, CODE, 2), CpuMode::Compat16);
-        assert_eq!(CpuMode::of(CR0_PE, 0, CODE | AR_DB, 2), CpuMode::Protected32);
+        assert_eq!(
+            CpuMode::of(CR0_PE, 0, CODE | AR_DB, 2),
+            CpuMode::Protected32
+        );
         assert_eq!(CpuMode::of(CR0_PE, 0, CODE, 2), CpuMode::Protected16);
-        assert_eq!(CpuMode::of(CR0_PE, 0, CODE, RFLAGS_VM), CpuMode::Virtual8086);
+        assert_eq!(
+            CpuMode::of(CR0_PE, 0, CODE, RFLAGS_VM),
+            CpuMode::Virtual8086
+        );
         assert_eq!(CpuMode::of(0, 0, CODE | AR_L, 2), CpuMode::Real);
         // L without LMA means nothing (SDM: CS.L is ignored outside IA-32e).
-        assert_eq!(CpuMode::of(CR0_PE | CR0_PG, 0, CODE | AR_L | AR_DB, 2), CpuMode::Protected32);
+        assert_eq!(
+            CpuMode::of(CR0_PE | CR0_PG, 0, CODE | AR_L | AR_DB, 2),
+            CpuMode::Protected32
+        );
     }
 
     proptest::proptest! {

@@ -146,9 +146,7 @@ fn holes(info: &BootInfo) -> i32 {
         "spam" => return spam(count, code),
         "busy" => return busy(count),
         _ => {
-            println!(
-                "holes: needs mode=wait, compat16, compat32, pfpush, idtdev, spam or busy"
-            );
+            println!("holes: needs mode=wait, compat16, compat32, pfpush, idtdev, spam or busy");
             return EXIT_BAD_ARGS;
         }
     }

@@ -359,11 +359,8 @@ pub fn serve_sink<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mut F)
         return EXIT_DEVICE;
     };
     let activity = Activity::new();
-    let mut port = super::pause::Pausing::new(
-        Watched::new(port, &activity),
-        pause,
-        guest_lib::time::rdtsc,
-    );
+    let mut port =
+        super::pause::Pausing::new(Watched::new(port, &activity), pause, guest_lib::time::rdtsc);
     let mut waiter = Waiter::new(idle_ticks, &activity);
     let result = run_sink(&mut port, f, || waiter.wait());
     if pause.is_some() && guest_lib::hypercall::metric("after_pause", port.after_pause).is_err() {

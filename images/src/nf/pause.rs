@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn pauses_after_k_frames_for_t_ticks_then_takes_the_rest() {
         let now = Cell::new(0u64);
-        let plan = PausePlan { after: 2, ticks: 100 };
+        let plan = PausePlan {
+            after: 2,
+            ticks: 100,
+        };
         let mut p = Pausing::new(Frames(5), Some(plan), || now.get());
         let mut buf = [0u8; 64];
         let mut took = Vec::new();

@@ -198,7 +198,10 @@ fn frames_cross_with_header_replaced_and_counted() {
 #[test]
 fn a_stalled_receiver_loses_frames_after_the_hold_and_gets_them_again_at_once() {
     for mut p in [Pair::new(), Pair::raw()] {
-        p.hold = Hold { now: 0, ticks: 1000 };
+        p.hold = Hold {
+            now: 0,
+            ticks: 1000,
+        };
         p.post(2048);
         for i in 0..3 {
             p.send(&frame(60, i));
@@ -244,7 +247,10 @@ fn a_stalled_receiver_loses_frames_after_the_hold_and_gets_them_again_at_once() 
 #[test]
 fn the_hold_does_not_count_while_the_sender_is_quiet_or_drops_are_off() {
     for mut p in [Pair::new(), Pair::raw()] {
-        p.hold = Hold { now: 0, ticks: 1000 };
+        p.hold = Hold {
+            now: 0,
+            ticks: 1000,
+        };
         // No buffer and nothing to send for a long time: not stalled.
         assert_eq!(p.pump(u32::MAX), Ok(0));
         p.hold.now = 10_000;

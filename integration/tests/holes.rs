@@ -1,0 +1,106 @@
+//! Five holes a hostile guest tried, closed (`holes.toml`, `stall.toml`,
+//! `spam.toml`): each guest is stopped with the reason that names what it
+//! tried (or its peer proceeds), every other VM ends as expected, and the
+//! hypervisor finishes the run.
+
+use integration::{flow, manifest, num, run};
+
+#[test]
+fn hostile_cpu_tricks_are_stopped_by_name() {
+    let out = run("holes", &manifest("holes.toml"), &["--timeout", "300"]);
+    assert_eq!(out.code, 0, "{}", out.error_text());
+    assert_eq!(out.report["completed"], true, "no `done` record");
+    for (vm, reason) in [
+        // Waiting for work on a shared core is charged to the budget, and
+        // the waiter does not outlive its core-mates.
+        ("waiter", "instruction budget of 5000000 exhausted"),
+        (
+            "compat16",
+            "device 0 register access from 16-bit compatibility mode: device registers are emulated for 64-bit code only",
+        ),
+        (
+            "compat32",
+            "device 0 register access from 32-bit compatibility mode: device registers are emulated for 64-bit code only",
+        ),
+        // The fault frame's push is not the faulting store: nothing is
+        // written to the device, the exception is not skipped.
+        (
+            "pfpush",
+            "EPT violation: write at guest-physical 0x400000f8 while delivering exception #PF (vector 14) through the guest's IDT",
+        ),
+        (
+            "idtdev",
+            "EPT violation: read at guest-physical 0x40000030 while delivering exception #BP (vector 3) through the guest's IDT",
+        ),
+    ] {
+        let v = out.vm(vm);
+        assert_eq!(v["status"], "killed", "{v:#}");
+        assert_eq!(v["reason"], reason, "{v:#}");
+    }
+    let hello = out.vm("hello");
+    assert_eq!(
+        (&hello["status"], &hello["exit_code"]),
+        (&"exited".into(), &0.into())
+    );
+}
+
+#[test]
+fn stalled_receivers_do_not_stall_their_senders() {
+    let out = run("stall", &manifest("stall.toml"), &["--timeout", "600"]);
+    assert_eq!(out.code, 0, "{}", out.error_text());
+    assert_eq!(out.report["completed"], true, "no `done` record");
+    for vm in ["mute", "gen-mute", "pause", "gen-pause"] {
+        let v = out.vm(vm);
+        assert_eq!(v["status"], "exited", "{vm}: {v:#}");
+        assert_eq!(v["exit_code"], 0, "{vm}: {v:#}");
+    }
+    // A receiver that never posts a buffer: every frame its sender handed
+    // over (and the end frame) was dropped as stalled, once.
+    let mute = out.link("gen-mute.0", "mute.0");
+    let (delivered, handed) = flow(mute, "ab");
+    assert_eq!(delivered, 0, "{mute:#}");
+    assert_eq!(handed, out.metric("gen-mute", "sent") + 1, "{mute:#}");
+    assert_eq!(num(&mute["ab"], "drop_stalled"), handed, "{mute:#}");
+    assert_eq!(num(&mute["ab"], "stalls"), 1, "{mute:#}");
+    // A receiver that stops, then reads again: what was sent while it was
+    // stalled is dropped and counted, what came after arrives.
+    let pause = out.link("gen-pause.0", "pause.0");
+    let (delivered, handed) = flow(pause, "ab");
+    assert_eq!(handed, out.metric("gen-pause", "sent") + 1, "{pause:#}");
+    assert!(num(&pause["ab"], "drop_stalled") > 0, "{pause:#}");
+    assert!(num(&pause["ab"], "stalls") >= 1, "{pause:#}");
+    let received = out.metric("pause", "received");
+    assert_eq!(
+        delivered,
+        received + 1,
+        "the end frame arrived too: {pause:#}"
+    );
+    assert!(
+        out.metric("pause", "after_pause") > 1,
+        "frames arrived after the receiver resumed"
+    );
+}
+
+#[test]
+fn a_console_spammer_gets_its_share_and_no_more() {
+    let out = run("spam", &manifest("spam.toml"), &["--timeout", "300"]);
+    assert_eq!(out.code, 0, "{}", out.error_text());
+    assert_eq!(out.report["completed"], true, "no `done` record");
+    let spammer = out.vm("spammer");
+    assert_eq!(spammer["exit_code"], 1, "{spammer:#}");
+    assert_eq!(spammer["restarts"], 2, "{spammer:#}");
+    let console = &spammer["console"];
+    // One allowance over all three runs: a fresh 4 KiB burst per run
+    // would have printed at least 12 KiB.
+    assert!(num(console, "bytes") < 3 * 4096, "{console:#}");
+    assert!(num(console, "dropped") > 1_000_000, "{console:#}");
+    for vm in ["quiet", "hello"] {
+        let v = out.vm(vm);
+        assert_eq!(v["exit_code"], 0, "{vm}: {v:#}");
+        assert_eq!(num(&v["console"], "dropped"), 0, "{vm}: {v:#}");
+    }
+    assert!(
+        out.console().contains("hello | Hello from Corral"),
+        "hello's lines got through"
+    );
+}
