@@ -1,9 +1,9 @@
 //! The hypervisor console: COM1 (16550 UART) fed from one queue of whole lines (hypervisor lines and records, and guest lines a VM's allowance let through), drained without waiting by whichever core has a moment; the `log` backend (`hv | ...` lines) and the report-record printer.
 
-use super::instr::{inb, outb};
+use super::instr::{inb, outb, rdtsc};
 use crate::console::queue::{OutQueue, UART_FIFO};
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 use vmm_abi::report::{CONSOLE_SEPARATOR, HYPERVISOR_SOURCE, Record};
 
@@ -68,6 +68,13 @@ impl Uart {
 static QUEUE: Mutex<OutQueue> = Mutex::new(OutQueue::new());
 /// Bytes in [`QUEUE`], readable without its lock (a hint: updated under it).
 static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// TSC before which [`pump`] does not ask the UART again.
+static NEXT_TRY: AtomicU64 = AtomicU64::new(0);
+/// Instructions a 115200-baud UART takes to send a 16-byte FIFO-load at
+/// 100 M instructions per second (10 bits per byte): about 139,000.
+const FIFO_TICKS: u64 = 120_000;
+/// Instructions before asking again a UART that had no room.
+const RETRY_TICKS: u64 = 10_000;
 
 /// Writes hypervisor text into the queue, draining the UART when full.
 struct QueueWriter<'a>(&'a mut OutQueue);
@@ -110,15 +117,19 @@ pub fn pending() -> bool {
 
 /// Moves a FIFO-load of waiting text to the UART if it has room; never
 /// waits (for the lock or the UART). Cores call it when they have a
-/// moment: between slices, after exits, in idle loops.
+/// moment: between slices, after exits, in idle loops. Once a FIFO-load
+/// went out, the UART is not asked again until it can have sent it, so a
+/// call in between costs a load and a clock read.
 #[inline]
 pub fn pump() {
-    if !pending() {
+    if !pending() || rdtsc() < NEXT_TRY.load(Ordering::Relaxed) {
         return;
     }
     if let Some(mut q) = QUEUE.try_lock() {
-        Uart::send_ready(&mut q);
+        let sent = Uart::send_ready(&mut q);
         PENDING.store(q.len(), Ordering::Relaxed);
+        let wait = if sent == 0 { RETRY_TICKS } else { FIFO_TICKS };
+        NEXT_TRY.store(rdtsc().saturating_add(wait), Ordering::Relaxed);
     }
 }
 

@@ -595,6 +595,7 @@ fn read_exit() -> Result<RawExit, instr::VmFail> {
     let basic = reason & EXIT_REASON_BASIC_MASK;
     let needs_gpa =
         basic == ExitReason::EptViolation as u32 || basic == ExitReason::EptMisconfig as u32;
+    let idt_vectoring = vmread(ExitInfo::IdtVectoringInfo)? as u32;
     Ok(RawExit {
         reason,
         qualification: vmread(ExitInfo::Qualification)?,
@@ -604,8 +605,14 @@ fn read_exit() -> Result<RawExit, instr::VmFail> {
             0
         },
         interrupt_info: vmread(ExitInfo::InterruptInfo)? as u32,
-        idt_vectoring: vmread(ExitInfo::IdtVectoringInfo)? as u32,
-        idt_vectoring_error: vmread(ExitInfo::IdtVectoringErrorCode)? as u32,
+        idt_vectoring,
+        // The error code means something only when the information says
+        // one was pushed: skip the VMREAD on the common path.
+        idt_vectoring_error: if exit::vectoring_has_error_code(idt_vectoring) {
+            vmread(ExitInfo::IdtVectoringErrorCode)? as u32
+        } else {
+            0
+        },
     })
 }
 

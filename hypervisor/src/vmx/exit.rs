@@ -509,6 +509,12 @@ const EXCEPTION_NAMES: [&str; 22] = [
     "#PF", "", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 ];
 
+/// Whether IDT-vectoring information `info` says an event with an error
+/// code was being delivered (only then is the error-code field read).
+pub fn vectoring_has_error_code(info: u32) -> bool {
+    info & (VECTORING_VALID | VECTORING_ERROR_VALID) == VECTORING_VALID | VECTORING_ERROR_VALID
+}
+
 /// The event being delivered when the exit happened, if any.
 pub fn pending_event(raw: &RawExit) -> Option<Event> {
     let info = raw.idt_vectoring;
@@ -773,6 +779,9 @@ mod tests {
         );
         assert_eq!(std::format!("{pf}"), "exception #PF (vector 14)");
         assert_eq!(pf.entry_info(), 0x8000_0b0e);
+        assert!(vectoring_has_error_code(0x8000_0b0e));
+        assert!(!vectoring_has_error_code(0x0000_0b0e), "not valid");
+        assert!(!vectoring_has_error_code(0x8000_0603));
         assert!(!pf.needs_instruction_length());
         // INT3: software exception 3, no error code.
         let bp = pending_event(&RawExit {
