@@ -104,3 +104,21 @@ fn a_console_spammer_gets_its_share_and_no_more() {
         "hello's lines got through"
     );
 }
+
+#[test]
+fn a_run_cut_short_reports_what_its_running_vms_did() {
+    // Far more work than the time bound allows: the run is cut short with
+    // `spin` still running, and the report carries its progress records.
+    let manifest = "[run]\ncpus = 1\n\n[[vm]]\nname = \"long\"\nimage = \"spin\"\nargs = \"work=100000000000\"\nexpect = \"exit:0\"\n";
+    let out = integration::run_text("cut-short", "cut.toml", manifest, &["--timeout", "30"]);
+    assert_ne!(out.code, 0, "the run cannot have met its expectation");
+    assert_eq!(out.report["timed_out"], true, "{:#}", out.report);
+    let long = out.vm("long");
+    assert_eq!(long["status"], "running", "{long:#}");
+    assert!(num(long, "boot_instructions") > 0, "{long:#}");
+    assert!(num(long, "slices") >= 1, "{long:#}");
+    let exits: u64 = long["exits"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
+    assert!(exits > 0, "{long:#}");
+}

@@ -31,7 +31,7 @@ use crate::virtio::net::NetError;
 use crate::vmx::exit::{self, Event, Exit, ExitReason, RawExit};
 use crate::vmx::fields::{Control, ExitInfo, Guest};
 use crate::vmx::mode::CpuMode;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use vmm_abi::bootinfo::BootInfo;
 use vmm_abi::devices::{self, DeviceKind};
 use vmm_abi::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
@@ -42,8 +42,14 @@ use vmm_abi::report::{EXIT_KINDS, ExitCounts, Record};
 const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
 /// Metric records one VM may emit over its whole life (restarts included).
 const METRIC_LIMIT: u32 = 64;
-/// Instructions a VM runs between two `vm-progress` records.
-const PROGRESS_EVERY: u64 = 100_000_000;
+/// Least time (TSC) between two `vm-progress` records of one VM.
+const PROGRESS_EVERY: u64 = 50_000_000;
+/// Least time (TSC) between two `vm-progress` records from one core, so a
+/// core with many VMs never fills the console with them.
+const PROGRESS_CORE_GAP: u64 = 20_000_000;
+/// When each core last sent a `vm-progress` record (only that core writes
+/// its entry).
+static CORE_PROGRESS: [AtomicU64; smp::MAX_CPUS] = [const { AtomicU64::new(0) }; smp::MAX_CPUS];
 /// Shortest slice a VM that owes time gets (the shortest `timeslice` a
 /// manifest may set).
 const MIN_SLICE: u64 = 10_000;
@@ -131,8 +137,9 @@ pub struct VmState {
     /// Instructions it has run, exit handling included (all runs): what
     /// its console allowance grows with.
     pub ran: u64,
-    /// `ran` at its last `vm-progress` record.
-    pub progress_ran: u64,
+    /// TSC of its last `vm-progress` record, and what it had done then
+    /// (slices plus exits), so an idle VM sends none.
+    pub progress_at: (u64, u64),
     /// Instructions it used beyond its slices while sharing its core (an
     /// exit that ended long after the slice did): its next slices are
     /// shorter by that much, so core-mates get their share.
@@ -182,7 +189,7 @@ impl VmState {
             console: ConsoleQuota::default(),
             metrics: 0,
             ran: 0,
-            progress_ran: 0,
+            progress_at: (0, 0),
             debt: 0,
             console_dev: None,
             wait_deadline: None,
@@ -230,13 +237,24 @@ impl VmState {
         self.line.flush(&mut |l| guest_line(name, l, quota, ran));
     }
 
-    /// Sends a `vm-progress` record if it has run long enough since the
-    /// last one, so a run cut short still reports what it did.
-    pub fn maybe_progress(&mut self) {
-        if self.ran.wrapping_sub(self.progress_ran) < PROGRESS_EVERY {
+    /// Sends a `vm-progress` record if it did something since its last one
+    /// and neither it nor its core `core` sent one lately, so a run cut
+    /// short by its time bound still reports what each VM did.
+    pub fn maybe_progress(&mut self, core: u32) {
+        let Some(core_last) = CORE_PROGRESS.get(core as usize) else {
+            return;
+        };
+        let now = instr::rdtsc();
+        let done = self.slices + self.exits.iter().sum::<u64>();
+        let (last, last_done) = self.progress_at;
+        if done == last_done
+            || now.wrapping_sub(last) < PROGRESS_EVERY
+            || now.wrapping_sub(core_last.load(Ordering::Relaxed)) < PROGRESS_CORE_GAP
+        {
             return;
         }
-        self.progress_ran = self.ran;
+        self.progress_at = (now, done);
+        core_last.store(now, Ordering::Relaxed);
         serial::record(&Record::VmProgress {
             vm: self.index,
             boot: self.boot_instructions(),
@@ -822,7 +840,7 @@ pub fn run_slice(
     } else {
         0
     };
-    st.maybe_progress();
+    st.maybe_progress(core);
     end
 }
 
@@ -1016,6 +1034,12 @@ fn slice(
             if others_waiting && (idle || slice_over) {
                 return SliceEnd::Preempted;
             }
+        }
+        if exit == Exit::PreemptionTimer && !others_waiting {
+            // Alone on its core: the slice ends here only so that the run
+            // loop gets a moment (progress records); it is scheduled again
+            // at once.
+            return SliceEnd::Preempted;
         }
     }
 }
