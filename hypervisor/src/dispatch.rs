@@ -8,7 +8,7 @@ use crate::elf::ElfError;
 use crate::hypercall::{self, Call, Done, HypercallError, Services};
 use crate::mem::ept::EptError;
 use crate::mem::guest::MemoryAccess;
-use crate::vmx::exit::{Access, Event, Exit, ExitReason};
+use crate::vmx::exit::{Access, Event, EventType, Exit, ExitReason};
 use core::fmt;
 
 /// Guest general-purpose registers, saved on every exit (RSP and RIP live
@@ -355,7 +355,11 @@ pub fn dispatch<M: MemoryAccess>(
         // are the host's business re-deliver the event; anything else the
         // guest caused while delivering stops it.
         return match exit {
-            Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Reinject(event),
+            Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi
+                if !matches!(event.kind, EventType::Reserved(_)) =>
+            {
+                Outcome::Reinject(event)
+            }
             _ => Outcome::Stop(StopReason::DuringDelivery { exit: *exit, event }),
         };
     }
@@ -586,7 +590,6 @@ mod tests {
 
     #[test]
     fn exits_during_event_delivery_are_never_handled_as_the_instruction() {
-        use crate::vmx::exit::EventType;
         let pf = Event {
             kind: EventType::HardwareException,
             vector: 14,
@@ -625,6 +628,16 @@ mod tests {
                 Outcome::Reinject(pf)
             );
         }
+        // An event type the CPU should never report is not re-delivered.
+        let odd = Event {
+            kind: EventType::Reserved(7),
+            vector: 0,
+            error_code: None,
+        };
+        assert!(matches!(
+            run_delivering(Exit::PreemptionTimer, &mut regs, 2, Some(odd)).0,
+            Outcome::Stop(StopReason::DuringDelivery { .. })
+        ));
     }
 
     #[test]

@@ -355,10 +355,16 @@ impl Net {
             (st.ab.stalled(), stalled.0, "b"),
             (st.ba.stalled(), stalled.1, "a"),
         ] {
-            if now && !before {
+            // Said once per direction; later stalls are counted in the
+            // `link` record only, so a guest cannot flood the console.
+            let first = match end {
+                "b" => st.ab.flow.stalls == 1,
+                _ => st.ba.flow.stalls == 1,
+            };
+            if now && !before && first {
                 let index = self.links.iter().position(|l| core::ptr::eq(l, link));
                 log::warn!(
-                    "link {}: its end {end} stalled: no receive buffer for {} instructions while frames waited; frames for it are dropped (drop_stalled) until it posts one",
+                    "link {}: its end {end} stalled: no receive buffer for {} instructions while frames waited; frames for it are dropped (drop_stalled) until it posts one (later stalls of this end are only counted)",
                     index.unwrap_or(0),
                     hold.ticks
                 );
@@ -379,6 +385,7 @@ impl Net {
         (dst, dst_vm): (&mut PortInner, u32),
     ) -> u32 {
         if src.state != PortState::Up {
+            dir.sender_down();
             return 0;
         }
         // Borrowed in place: a view is a few hundred bytes, not worth a copy

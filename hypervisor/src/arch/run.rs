@@ -203,6 +203,18 @@ impl Plan {
                 continue;
             }
             passed = 0;
+            // A VM that owes a whole slice or more (its exits ran long past
+            // its slices) sits this turn out while others wait, so however
+            // long one exit takes, its core-mates get their share.
+            {
+                // SAFETY: VM `i` is in this core's queue, so it is assigned here.
+                let st = unsafe { self.state(i as usize) };
+                if !queue.is_empty() && st.debt >= self.shared.timeslice {
+                    st.debt -= self.shared.timeslice;
+                    queue.push(i);
+                    continue;
+                }
+            }
             if state_owner != Some(i)
                 && let Some(prev) = state_owner
             {

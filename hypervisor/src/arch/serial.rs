@@ -75,6 +75,9 @@ static NEXT_TRY: AtomicU64 = AtomicU64::new(0);
 const FIFO_TICKS: u64 = 120_000;
 /// Instructions before asking again a UART that had no room.
 const RETRY_TICKS: u64 = 10_000;
+/// Attempts `drain` makes at the queue's lock before it gives up on it
+/// (another core sends at most a FIFO-load while holding it).
+const DRAIN_LOCK_TRIES: u32 = 10_000_000;
 
 /// Writes hypervisor text into the queue, draining the UART when full.
 struct QueueWriter<'a>(&'a mut OutQueue);
@@ -115,6 +118,13 @@ pub fn pending() -> bool {
     PENDING.load(Ordering::Relaxed) != 0
 }
 
+/// Whether console text waits and no core has fed the UART for a while
+/// (a core running a lone VM then asks for timer exits to feed it).
+#[inline]
+pub fn needs_feeding() -> bool {
+    pending() && rdtsc() > NEXT_TRY.load(Ordering::Relaxed).saturating_add(FIFO_TICKS)
+}
+
 /// Moves a FIFO-load of waiting text to the UART if it has room; never
 /// waits (for the lock or the UART). Cores call it when they have a
 /// moment: between slices, after exits, in idle loops. Once a FIFO-load
@@ -134,13 +144,23 @@ pub fn pump() {
 }
 
 /// Sends everything queued and waits until it has left the UART (so a
-/// power-off right after cannot cut the last line short).
+/// power-off right after cannot cut the last line short). If the queue's
+/// lock cannot be had (a core failed while holding it: the fatal path
+/// wrote straight to the UART instead), it only waits for the UART.
 pub fn drain() {
-    let mut q = QUEUE.lock();
-    while !q.is_empty() {
-        Uart::send_waiting(&mut q);
+    let mut tries = 0u32;
+    let mut guard = QUEUE.try_lock();
+    while guard.is_none() && tries < DRAIN_LOCK_TRIES {
+        core::hint::spin_loop();
+        tries += 1;
+        guard = QUEUE.try_lock();
     }
-    PENDING.store(0, Ordering::Relaxed);
+    if let Some(mut q) = guard {
+        while !q.is_empty() {
+            Uart::send_waiting(&mut q);
+        }
+        PENDING.store(0, Ordering::Relaxed);
+    }
     // SAFETY: COM1 belongs to the hypervisor; reading LSR has no side effect.
     while unsafe { inb(COM1 + REG_LINE_STATUS) } & LINE_STATUS_TRANSMITTER_EMPTY == 0 {}
 }

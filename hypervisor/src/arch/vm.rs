@@ -37,7 +37,7 @@ use vmm_abi::devices::{self, DeviceKind};
 use vmm_abi::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
 use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE, device_slot};
 use vmm_abi::manifest::VmSpec;
-use vmm_abi::report::{EXIT_KINDS, ExitCounts, Record};
+use vmm_abi::report::{CONSOLE_SEPARATOR, EXIT_KINDS, ExitCounts, Record};
 
 const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
 /// Metric records one VM may emit over its whole life (restarts included).
@@ -50,6 +50,8 @@ const PROGRESS_CORE_GAP: u64 = 20_000_000;
 /// When each core last sent a `vm-progress` record (only that core writes
 /// its entry).
 static CORE_PROGRESS: [AtomicU64; smp::MAX_CPUS] = [const { AtomicU64::new(0) }; smp::MAX_CPUS];
+/// Bytes a console line ends with on the wire (CR LF).
+const LINE_END_BYTES: usize = 2;
 /// Shortest slice a VM that owes time gets (the shortest `timeslice` a
 /// manifest may set).
 const MIN_SLICE: u64 = 10_000;
@@ -270,7 +272,8 @@ impl VmState {
 /// One finished guest console line: printed if the VM's allowance and the
 /// console's room let it, else dropped and counted (said once per VM).
 fn guest_line(name: &str, text: &str, quota: &mut ConsoleQuota, ran: u64) {
-    let len = text.len() as u64 + 1;
+    // Charged for what it takes of the console: prefix, text and CR LF.
+    let len = (name.len() + CONSOLE_SEPARATOR.len() + text.len() + LINE_END_BYTES) as u64;
     let verdict = match quota.admit(len, ran) {
         Admit::Print if serial::guest_line(name, text) => return,
         Admit::Print => quota.unprint(len),
@@ -304,6 +307,13 @@ impl Services for VmHost<'_> {
             .ran_before
             .saturating_add(instr::rdtsc().wrapping_sub(self.entered));
         let (name, quota) = (self.name, &mut *self.console);
+        if !quota.can_print(ran) {
+            // Nothing could be printed: drop the bytes without the work of
+            // escaping them (and whatever line was being assembled).
+            let pending = self.line.discard() as u64;
+            quota.drop(bytes.len() as u64 + pending);
+            return;
+        }
         self.line
             .push(bytes, &mut |l| guest_line(name, l, quota, ran));
     }
@@ -876,7 +886,7 @@ fn slice(
     let timer = if others_waiting {
         shared.timer_for(timeslice)
     } else {
-        shared.timer_value(budget == 0, serial::pending())
+        shared.timer_value(budget == 0, serial::needs_feeding())
     };
     // SAFETY: sets this VM's preemption-timer value in its current VMCS.
     if unsafe { vmwrite(Guest::PreemptionTimerValue, timer) }.is_err() {

@@ -146,13 +146,14 @@ impl VmxShared {
         (ticks >> self.config.preemption_rate).clamp(1, u64::from(u32::MAX))
     }
 
-    /// While console text waits, a VM alone on its core gets a short one
-    /// (about as long as the UART takes to send a FIFO-load).
-    pub fn timer_value(&self, alone: bool, console_pending: bool) -> u64 {
-        match (alone, console_pending) {
+    /// While console text waits and no core has fed the UART lately, a VM
+    /// alone on its core gets a short one (about as long as the UART takes
+    /// to send a FIFO-load), so its core does.
+    pub fn timer_value(&self, long: bool, feed_console: bool) -> u64 {
+        match (long, feed_console) {
+            (_, true) => self.timer.min(self.drain_timer),
             (true, false) => self.lone_timer,
-            (true, true) => self.timer.min(self.drain_timer),
-            (false, _) => self.timer,
+            (false, false) => self.timer,
         }
     }
 }

@@ -68,6 +68,11 @@ impl LineBuffer {
         self.len = 0;
     }
 
+    /// Forgets the unfinished line; returns how many bytes it held.
+    pub fn discard(&mut self) -> usize {
+        core::mem::take(&mut self.len)
+    }
+
     /// Emits the unfinished line, if any.
     pub fn flush(&mut self, emit: &mut impl FnMut(&str)) {
         if self.len > 0 {

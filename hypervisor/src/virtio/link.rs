@@ -112,6 +112,12 @@ impl Direction {
         }
     }
 
+    /// The sender is not up (not started, restarting, or reset): nothing
+    /// of its waits, so the receiver holds nobody up.
+    pub fn sender_down(&mut self) {
+        self.blocked_since = None;
+    }
+
     /// Whether the receiver is stalled now.
     pub fn stalled(&self) -> bool {
         self.stalled

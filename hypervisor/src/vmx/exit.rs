@@ -480,6 +480,9 @@ pub enum EventType {
     PrivilegedSoftwareException,
     /// Software exception (`INT3`, `INTO`).
     SoftwareException,
+    /// A type the SDM reserves (1) or that is never delivered through the
+    /// IDT (7): never re-delivered.
+    Reserved(u8),
 }
 
 /// An event whose delivery through the guest's IDT was cut short by the
@@ -528,10 +531,7 @@ pub fn pending_event(raw: &RawExit) -> Option<Event> {
         INTR_TYPE_SOFTWARE_INTERRUPT => EventType::SoftwareInterrupt,
         INTR_TYPE_PRIVILEGED_SOFTWARE => EventType::PrivilegedSoftwareException,
         INTR_TYPE_SOFTWARE_EXCEPTION => EventType::SoftwareException,
-        // Type 1 is reserved and 7 ("other event") is never delivered
-        // through the IDT; call it what the CPU says it is not: an
-        // exception, which the caller refuses anyway.
-        _ => EventType::HardwareException,
+        other => EventType::Reserved(other as u8),
     };
     Some(Event {
         kind,
@@ -552,6 +552,7 @@ impl Event {
             EventType::SoftwareInterrupt => INTR_TYPE_SOFTWARE_INTERRUPT,
             EventType::PrivilegedSoftwareException => INTR_TYPE_PRIVILEGED_SOFTWARE,
             EventType::SoftwareException => INTR_TYPE_SOFTWARE_EXCEPTION,
+            EventType::Reserved(ty) => u32::from(ty) & INTR_INFO_TYPE_MASK,
         };
         let error = if self.error_code.is_some() {
             VECTORING_ERROR_VALID
@@ -580,6 +581,7 @@ impl core::fmt::Display for Event {
             EventType::ExternalInterrupt => write!(f, "external interrupt {v}"),
             EventType::Nmi => write!(f, "NMI"),
             EventType::SoftwareInterrupt => write!(f, "software interrupt INT {v:#x}"),
+            EventType::Reserved(ty) => write!(f, "an event of reserved type {ty}, vector {v}"),
             EventType::HardwareException
             | EventType::PrivilegedSoftwareException
             | EventType::SoftwareException => {
