@@ -307,15 +307,21 @@ impl Services for VmHost<'_> {
             .ran_before
             .saturating_add(instr::rdtsc().wrapping_sub(self.entered));
         let (name, quota) = (self.name, &mut *self.console);
-        if !quota.can_print(ran) {
-            // Nothing could be printed: drop the bytes without the work of
-            // escaping them (and whatever line was being assembled).
+        // Only what its bucket could still print is worth escaping: a line
+        // is charged at least its raw bytes, so the rest is dropped as is,
+        // and one exit never escapes more than a burst.
+        let printable = usize::try_from(quota.printable(ran)).unwrap_or(usize::MAX);
+        let (now, beyond) = bytes.split_at(bytes.len().min(printable));
+        if printable == 0 {
+            // Whatever line was being assembled cannot be printed either.
             let pending = self.line.discard() as u64;
-            quota.drop(bytes.len() as u64 + pending);
-            return;
+            quota.drop(pending);
         }
         self.line
-            .push(bytes, &mut |l| guest_line(name, l, quota, ran));
+            .push(now, &mut |l| guest_line(name, l, quota, ran));
+        if !beyond.is_empty() {
+            quota.drop(beyond.len() as u64);
+        }
     }
 
     fn metric(&mut self, name: &str, value: u64) {

@@ -71,11 +71,12 @@ impl ConsoleQuota {
         }
     }
 
-    /// Whether anything at all could be printed now, after `ran`
-    /// instructions (callers skip the work of making lines when not).
-    pub fn can_print(&mut self, ran: u64) -> bool {
+    /// The most guest bytes that could be printed now, after `ran`
+    /// instructions: a line is charged at least its raw bytes, so bytes
+    /// beyond this can be dropped without the work of escaping them.
+    pub fn printable(&mut self, ran: u64) -> u64 {
         self.refill(ran);
-        self.tokens > 0 && self.printed < CONSOLE_CAP
+        self.tokens.min(CONSOLE_CAP.saturating_sub(self.printed))
     }
 
     /// Decides on a line that takes `len` bytes of console from a VM that
@@ -120,9 +121,9 @@ mod tests {
         let mut q = ConsoleQuota::default();
         assert_eq!(q.admit(CONSOLE_BURST, 0), Admit::Print);
         assert_eq!(q.admit(1, 0), Admit::FirstDrop);
-        assert!(!q.can_print(RATE_PERIOD - 1));
+        assert_eq!(q.printable(RATE_PERIOD - 1), 0);
         assert_eq!(q.admit(1, RATE_PERIOD - 1), Admit::Drop);
-        assert!(q.can_print(RATE_PERIOD));
+        assert_eq!(q.printable(RATE_PERIOD), CONSOLE_RATE);
         assert_eq!(q.admit(CONSOLE_RATE, RATE_PERIOD), Admit::Print);
         assert_eq!(q.admit(1, RATE_PERIOD), Admit::Drop);
         assert_eq!((q.printed, q.dropped), (CONSOLE_BURST + CONSOLE_RATE, 3));
