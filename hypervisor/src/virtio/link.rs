@@ -150,7 +150,8 @@ pub fn pump_raw(
 /// The hold-time policy, after a pump to a ready receiver that `delivered`
 /// frames or not, with `budget` frames left: a receiver that took frames
 /// is not stalled; one that took none while frames waited for `hold.ticks`
-/// (counted from its last delivery or the first frame that found no buffer)
+/// (counted from the first pass after its last delivery that found frames
+/// waiting and no buffer)
 /// becomes stalled, and then waiting frames (up to `budget`) are completed
 /// and counted as `drop_stalled`. Returns the frames dropped.
 pub fn stall_policy<S: GuestRam>(
@@ -162,10 +163,12 @@ pub fn stall_policy<S: GuestRam>(
     hold: Hold,
 ) -> Result<u32, LinkFault> {
     if delivered {
-        // It took frames: not stalled, and if more wait, their hold time
-        // starts now.
+        // It took frames: not stalled. If more wait, their hold time starts
+        // with the next pass that delivers none (the busy path reads no
+        // extra index for this).
         dir.blocked_since = None;
         dir.stalled = false;
+        return Ok(0);
     }
     if budget == 0 {
         return Ok(0);

@@ -206,14 +206,17 @@ fn a_stalled_receiver_loses_frames_after_the_hold_and_gets_them_again_at_once() 
         for i in 0..3 {
             p.send(&frame(60, i));
         }
-        // One delivered; two wait for the receiver, within the hold time.
+        // One delivered; two wait for the receiver: the hold time starts
+        // with the first pass that delivers none.
         assert_eq!(p.pump(u32::MAX), Ok(1));
-        p.hold.now = 999;
+        p.hold.now = 10;
+        assert_eq!(p.pump(u32::MAX), Ok(0));
+        p.hold.now = 1009;
         assert_eq!(p.pump(u32::MAX), Ok(0));
         assert!(!p.dir.stalled());
         assert_eq!(p.tx_used(), 1);
         // The hold time is over: stalled, and both are dropped and counted.
-        p.hold.now = 1000;
+        p.hold.now = 1010;
         assert_eq!(p.pump(u32::MAX), Ok(2));
         assert!(p.dir.stalled());
         assert_eq!((p.dir.flow.drop_stalled, p.dir.flow.stalls), (2, 1));
