@@ -139,11 +139,18 @@ pub fn pump_raw(
 ) -> Result<u32, LinkFault> {
     let ready = matches!(rx, Receiver::Ready(..));
     let delivered_before = dir.flow.frames;
-    let moved = pump_both(dir, tx, src, rx, rx_generation, budget)?;
+    let (moved, idle) = pump_both(dir, tx, src, rx, rx_generation, budget)?;
     if !ready {
         return Ok(moved);
     }
     let delivered = dir.flow.frames != delivered_before;
+    if idle {
+        // The fast path saw the sender's ring empty: nobody waits (and a
+        // delivery ended any stall). No ring is read again for this.
+        dir.blocked_since = None;
+        dir.stalled &= !delivered;
+        return Ok(moved);
+    }
     Ok(moved + stall_policy(dir, tx, src, delivered, budget - moved, hold)?)
 }
 
@@ -221,7 +228,8 @@ fn drop_one<S: GuestRam>(
     Ok(true)
 }
 
-/// The fast path, then the general path.
+/// The fast path, then the general path; the frames handed over, and
+/// whether the fast path found the sender's ring empty.
 fn pump_both(
     dir: &mut Direction,
     tx: &mut SplitQueue,
@@ -229,17 +237,22 @@ fn pump_both(
     mut rx: Receiver<'_, RawRam>,
     rx_generation: u32,
     budget: u32,
-) -> Result<u32, LinkFault> {
+) -> Result<(u32, bool), LinkFault> {
     dir.check_spare(rx_generation);
     let (fast, stop) = match &mut rx {
         Receiver::Ready(rq, dst) => fast::frames(dir, tx, src, rq, dst, budget),
         Receiver::Gone => (0, fast::Stop::General),
     };
-    if stop == fast::Stop::Idle {
+    match stop {
         // The fast path published what it did; nothing else is pending.
-        return Ok(fast);
+        fast::Stop::Empty => return Ok((fast, true)),
+        fast::Stop::Idle => return Ok((fast, false)),
+        fast::Stop::General => {}
     }
-    Ok(fast + pump(dir, tx, src, rx, rx_generation, budget - fast)?)
+    Ok((
+        fast + pump(dir, tx, src, rx, rx_generation, budget - fast)?,
+        false,
+    ))
 }
 
 /// Moves up to `budget` frames from `tx` (in `src`) to the receiver; the

@@ -143,8 +143,10 @@ impl<'a> Rings<'a> {
 /// Why the fast path stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Stop {
-    /// The budget is used up, or the sender or the receiver has nothing
-    /// more right now: nothing is left for the general path but publishing.
+    /// The sender's ring holds nothing new: nothing is left to do.
+    Empty,
+    /// The budget is used up, or the receiver has no buffer right now:
+    /// nothing is left for the general path but publishing.
     Idle,
     /// Something the general path must handle (or name) comes next.
     General,
@@ -176,13 +178,13 @@ pub(super) fn frames(
         .read_u16(tx.layout.avail_ring + RING_IDX)
         .is_ok_and(|idx| idx == tx.last_avail_idx)
     {
-        return (0, Stop::Idle);
+        return (0, Stop::Empty);
     }
     let Some(t) = Rings::of(tx, src) else {
         return (0, Stop::General);
     };
     let tx_ready = match pending(t.avail, tx) {
-        Some(0) => return (0, Stop::Idle),
+        Some(0) => return (0, Stop::Empty),
         Some(n) => n,
         None => return (0, Stop::General),
     };
