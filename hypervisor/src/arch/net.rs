@@ -348,32 +348,30 @@ impl Net {
             now: start,
             ticks: link.spec.hold,
         };
-        let stalled = (st.ab.stalled(), st.ba.stalled());
+        let stalls = (st.ab.flow.stalls, st.ba.flow.stalls);
         let moved = self.direction(&mut st.ab, hold, (&mut a, va), (&mut b, vb))
             + self.direction(&mut st.ba, hold, (&mut b, vb), (&mut a, va));
-        for (now, before, end) in [
-            (st.ab.stalled(), stalled.0, "b"),
-            (st.ba.stalled(), stalled.1, "a"),
-        ] {
-            // Said once per direction; later stalls are counted in the
-            // `link` record only, so a guest cannot flood the console.
-            let first = match end {
-                "b" => st.ab.flow.stalls == 1,
-                _ => st.ba.flow.stalls == 1,
-            };
-            if now && !before && first {
-                let index = self.links.iter().position(|l| core::ptr::eq(l, link));
-                log::warn!(
-                    "link {}: its end {end} stalled: no receive buffer for {} instructions while frames waited; frames for it are dropped (drop_stalled) until it posts one (later stalls of this end are only counted)",
-                    index.unwrap_or(0),
-                    hold.ticks
-                );
-            }
+        // A first stall of an end is said once; later ones are counted in
+        // the `link` record only, so a guest cannot flood the console.
+        if st.ab.flow.stalls != stalls.0 && stalls.0 == 0 {
+            self.say_stalled(link, "b", hold.ticks);
+        }
+        if st.ba.flow.stalls != stalls.1 && stalls.1 == 0 {
+            self.say_stalled(link, "a", hold.ticks);
         }
         if moved > 0 {
             st.busy += instr::rdtsc().wrapping_sub(start);
         }
         moved
+    }
+
+    #[cold]
+    fn say_stalled(&self, link: &Link, end: &str, hold: u64) {
+        let index = self.links.iter().position(|l| core::ptr::eq(l, link));
+        log::warn!(
+            "link {}: its end {end} stalled: no receive buffer for {hold} instructions while frames waited; frames for it are dropped (drop_stalled) until it posts one (later stalls of this end are only counted)",
+            index.unwrap_or(0),
+        );
     }
 
     /// Pumps `src`'s transmit queue into `dst`'s receive queue.

@@ -139,19 +139,13 @@ pub fn pump_raw(
 ) -> Result<u32, LinkFault> {
     let ready = matches!(rx, Receiver::Ready(..));
     let delivered_before = dir.flow.frames;
-    let (moved, idle) = pump_both(dir, tx, src, rx, rx_generation, budget)?;
+    let (moved, waiting) = pump_both(dir, tx, src, rx, rx_generation, budget)?;
     if !ready {
         return Ok(moved);
     }
     let delivered = dir.flow.frames != delivered_before;
-    if idle {
-        // The fast path saw the sender's ring empty: nobody waits (and a
-        // delivery ended any stall). No ring is read again for this.
-        dir.blocked_since = None;
-        dir.stalled &= !delivered;
-        return Ok(moved);
-    }
-    Ok(moved + stall_policy(dir, tx, src, delivered, budget - moved, hold)?)
+    let left = budget - moved;
+    Ok(moved + stall_policy(dir, tx, src, delivered, waiting, left, hold)?)
 }
 
 /// The hold-time policy, after a pump to a ready receiver that `delivered`
@@ -161,11 +155,15 @@ pub fn pump_raw(
 /// waiting and no buffer)
 /// becomes stalled, and then waiting frames (up to `budget`) are completed
 /// and counted as `drop_stalled`. Returns the frames dropped.
+///
+/// `waiting` says whether frames wait in the sender's ring, when the pump
+/// already knows (the fast path saw it), so no index is read again.
 pub fn stall_policy<S: GuestRam>(
     dir: &mut Direction,
     tx: &mut SplitQueue,
     src: &mut S,
     delivered: bool,
+    waiting: Option<bool>,
     budget: u32,
     hold: Hold,
 ) -> Result<u32, LinkFault> {
@@ -180,7 +178,11 @@ pub fn stall_policy<S: GuestRam>(
     if budget == 0 {
         return Ok(0);
     }
-    if tx.avail_pending(src).map_err(sender)? == 0 {
+    let waiting = match waiting {
+        Some(w) => w,
+        None => tx.avail_pending(src).map_err(sender)? != 0,
+    };
+    if !waiting {
         // Nothing waits: the receiver is not holding anyone up (a stalled
         // one stays stalled until it posts a buffer).
         dir.blocked_since = None;
@@ -229,7 +231,7 @@ fn drop_one<S: GuestRam>(
 }
 
 /// The fast path, then the general path; the frames handed over, and
-/// whether the fast path found the sender's ring empty.
+/// whether frames still wait in the sender's ring if the fast path knows.
 fn pump_both(
     dir: &mut Direction,
     tx: &mut SplitQueue,
@@ -237,7 +239,7 @@ fn pump_both(
     mut rx: Receiver<'_, RawRam>,
     rx_generation: u32,
     budget: u32,
-) -> Result<(u32, bool), LinkFault> {
+) -> Result<(u32, Option<bool>), LinkFault> {
     dir.check_spare(rx_generation);
     let (fast, stop) = match &mut rx {
         Receiver::Ready(rq, dst) => fast::frames(dir, tx, src, rq, dst, budget),
@@ -245,13 +247,14 @@ fn pump_both(
     };
     match stop {
         // The fast path published what it did; nothing else is pending.
-        fast::Stop::Empty => return Ok((fast, true)),
-        fast::Stop::Idle => return Ok((fast, false)),
+        fast::Stop::Empty => return Ok((fast, Some(false))),
+        fast::Stop::NoBuffer => return Ok((fast, Some(true))),
+        fast::Stop::Idle => return Ok((fast, None)),
         fast::Stop::General => {}
     }
     Ok((
         fast + pump(dir, tx, src, rx, rx_generation, budget - fast)?,
-        false,
+        None,
     ))
 }
 

@@ -145,7 +145,9 @@ impl<'a> Rings<'a> {
 pub(super) enum Stop {
     /// The sender's ring holds nothing new: nothing is left to do.
     Empty,
-    /// The budget is used up, or the receiver has no buffer right now:
+    /// Frames wait but the receiver has no buffer right now.
+    NoBuffer,
+    /// The budget is used up, or either side has nothing more right now:
     /// nothing is left for the general path but publishing.
     Idle,
     /// Something the general path must handle (or name) comes next.
@@ -192,7 +194,7 @@ pub(super) fn frames(
         return (0, Stop::General);
     };
     let rx_ready = match pending(r.avail, rq) {
-        Some(0) => return (0, Stop::Idle),
+        Some(0) => return (0, Stop::NoBuffer),
         Some(n) => n,
         None => return (0, Stop::General),
     };

@@ -128,6 +128,7 @@ impl Pair {
                 &mut self.tx,
                 &mut a,
                 delivered,
+                None,
                 budget - moved,
                 self.hold,
             )?)
