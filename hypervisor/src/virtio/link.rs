@@ -79,6 +79,8 @@ pub struct Direction {
     blocked_since: Option<u64>,
     /// The receiver is stalled: frames it cannot take are dropped.
     stalled: bool,
+    /// The fast path's last call found the sender's ring empty.
+    sender_empty: bool,
 }
 
 /// The clock and the hold time of a pump (see [`pump_raw`]).
@@ -241,14 +243,15 @@ fn pump_both(
     budget: u32,
 ) -> Result<(u32, Option<bool>), LinkFault> {
     dir.check_spare(rx_generation);
+    dir.sender_empty = false;
     let (fast, stop) = match &mut rx {
         Receiver::Ready(rq, dst) => fast::frames(dir, tx, src, rq, dst, budget),
         Receiver::Gone => (0, fast::Stop::General),
     };
     match stop {
-        // The fast path published what it did; nothing else is pending.
-        fast::Stop::Empty => return Ok((fast, Some(false))),
-        fast::Stop::NoBuffer => return Ok((fast, Some(true))),
+        // The fast path published what it did; nothing else is pending
+        // if it found the sender's ring empty.
+        fast::Stop::Idle if dir.sender_empty => return Ok((fast, Some(false))),
         fast::Stop::Idle => return Ok((fast, None)),
         fast::Stop::General => {}
     }

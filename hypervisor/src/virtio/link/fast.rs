@@ -143,12 +143,8 @@ impl<'a> Rings<'a> {
 /// Why the fast path stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Stop {
-    /// The sender's ring holds nothing new: nothing is left to do.
-    Empty,
-    /// Frames wait but the receiver has no buffer right now.
-    NoBuffer,
-    /// The budget is used up, or either side has nothing more right now:
-    /// nothing is left for the general path but publishing.
+    /// The budget is used up, or the sender or the receiver has nothing
+    /// more right now: nothing is left for the general path but publishing.
     Idle,
     /// Something the general path must handle (or name) comes next.
     General,
@@ -180,13 +176,17 @@ pub(super) fn frames(
         .read_u16(tx.layout.avail_ring + RING_IDX)
         .is_ok_and(|idx| idx == tx.last_avail_idx)
     {
-        return (0, Stop::Empty);
+        dir.sender_empty = true;
+        return (0, Stop::Idle);
     }
     let Some(t) = Rings::of(tx, src) else {
         return (0, Stop::General);
     };
     let tx_ready = match pending(t.avail, tx) {
-        Some(0) => return (0, Stop::Empty),
+        Some(0) => {
+            dir.sender_empty = true;
+            return (0, Stop::Idle);
+        }
         Some(n) => n,
         None => return (0, Stop::General),
     };
@@ -194,7 +194,7 @@ pub(super) fn frames(
         return (0, Stop::General);
     };
     let rx_ready = match pending(r.avail, rq) {
-        Some(0) => return (0, Stop::NoBuffer),
+        Some(0) => return (0, Stop::Idle),
         Some(n) => n,
         None => return (0, Stop::General),
     };
