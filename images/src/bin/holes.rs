@@ -11,6 +11,8 @@
 //!   CPU pushes the fault's frame onto the device page; that push must not
 //!   be emulated as the faulting instruction's store.
 //! - `idtdev`: loads an IDT based at device page 0 and executes `int3`.
+//! - `rdpmc`, `movdr`, `wbinvd`: instructions guests are denied on purpose
+//!   (a performance counter, debug register 7, a cache flush).
 //! - `spam`: `count=N` console writes of 4 KiB of bytes that all need
 //!   escaping, then exits with `code=` (default 0).
 //! - `busy`: `count=N` rounds of arithmetic, no output, exits 0.
@@ -143,10 +145,13 @@ fn holes(info: &BootInfo) -> i32 {
         "compat32" => compat(false),
         "pfpush" => fault_frame_on_device(),
         "idtdev" => idt_on_device(),
+        "rdpmc" | "movdr" | "wbinvd" => denied(mode),
         "spam" => return spam(count, code),
         "busy" => return busy(count),
         _ => {
-            println!("holes: needs mode=wait, compat16, compat32, pfpush, idtdev, spam or busy");
+            println!(
+                "holes: needs mode=wait, compat16, compat32, pfpush, idtdev, rdpmc, movdr, wbinvd, spam or busy"
+            );
             return EXIT_BAD_ARGS;
         }
     }
@@ -291,6 +296,24 @@ fn idt_on_device() {
             idtr = in(reg) &raw const pointer,
             options(nostack),
         );
+    }
+}
+
+/// Executes one instruction guests are denied.
+fn denied(mode: &str) {
+    println!("holes: executing a denied instruction ({mode})");
+    // SAFETY: each is a CPL0 instruction that touches no memory: RDPMC
+    // reads counter 0 into EDX:EAX, MOV from DR7 reads a register, WBINVD
+    // writes back caches (harmless to this guest's data). The hypervisor
+    // is meant to stop the guest at each; if it does not, nothing Rust
+    // relies on changed.
+    unsafe {
+        match mode {
+            "rdpmc" => asm!("rdpmc", in("ecx") 0u32, out("eax") _, out("edx") _,
+                options(nomem, nostack, preserves_flags)),
+            "movdr" => asm!("mov {0}, dr7", out(reg) _, options(nomem, nostack, preserves_flags)),
+            _ => asm!("wbinvd", options(nostack, preserves_flags)),
+        }
     }
 }
 
