@@ -44,20 +44,31 @@ pub fn free(addr: u64, count: u64) {
 /// `count` contiguous zeroed pages.
 pub fn alloc_zeroed_pages(count: u64) -> Option<u64> {
     let addr = alloc(count, 1)?;
-    fill(addr, count * PAGE, 0);
+    // SAFETY: the frames were just allocated: this call owns them and no
+    // reference to them exists.
+    unsafe { fill(addr, count * PAGE, 0) };
     Some(addr)
 }
 
 /// Fills `len` bytes at physical `addr` with `byte`.
-pub fn fill(addr: u64, len: u64, byte: u8) {
-    // SAFETY: callers pass only frames they allocated (owned, identity
-    // mapped, below 4 GiB), so the range is valid and unaliased.
+///
+/// # Safety
+/// `addr .. addr + len` must be frames the caller allocated from this
+/// allocator and still owns (identity mapped), and no reference to them
+/// may be alive: nothing else may read or write them during the call.
+pub unsafe fn fill(addr: u64, len: u64, byte: u8) {
+    // SAFETY: the caller guarantees the range is owned, mapped and
+    // unaliased.
     unsafe { core::ptr::write_bytes(addr as *mut u8, byte, len as usize) };
 }
 
-/// Writes a u32 at the start of a page the caller owns.
-pub fn write_u32(addr: u64, value: u32) {
-    // SAFETY: as for `fill`; the address is page aligned.
+/// Writes a u32 at the start of a page.
+///
+/// # Safety
+/// As for [`fill`], for the 4 bytes at `addr`, which must be 4-byte
+/// aligned.
+pub unsafe fn write_u32(addr: u64, value: u32) {
+    // SAFETY: the caller guarantees an owned, aligned, unaliased word.
     unsafe { (addr as *mut u32).write_volatile(value) };
 }
 

@@ -513,7 +513,9 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         ept: None,
         vmcs: None,
     });
-    memory::fill(private_base, private_len, 0);
+    // SAFETY: the VM's private frames were just allocated for it; no view
+    // of them exists yet (the one below is made after this).
+    unsafe { memory::fill(private_base, private_len, 0) };
     // SAFETY: the VM has not run yet, its ports are attached only at the end
     // of `create` (after this view's last use), and this is the only view.
     let mut mem = unsafe { vm.memory(size) };

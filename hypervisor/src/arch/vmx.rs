@@ -12,6 +12,7 @@ use crate::vmx::caps::{
 };
 use crate::vmx::fields::{Control, Guest, Host};
 use core::arch::naked_asm;
+use core::mem::offset_of;
 
 const CR0_PE: u64 = 1 << 0;
 const CR0_ET: u64 = 1 << 4;
@@ -164,8 +165,12 @@ pub fn setup_shared(config: VmxConfig, timeslice: u64) -> Result<VmxShared, &'st
     // set, so every port and every MSR access exits and is denied.
     let io_bitmaps = memory::alloc_zeroed_pages(2).ok_or("no memory for the I/O bitmaps")?;
     let msr_bitmap = memory::alloc_zeroed_pages(1).ok_or("no memory for the MSR bitmap")?;
-    memory::fill(io_bitmaps, 2 * memory::PAGE, 0xff);
-    memory::fill(msr_bitmap, memory::PAGE, 0xff);
+    // SAFETY: both allocations were just made here; nothing else refers to
+    // them until their addresses go into a VMCS.
+    unsafe {
+        memory::fill(io_bitmaps, 2 * memory::PAGE, 0xff);
+        memory::fill(msr_bitmap, memory::PAGE, 0xff);
+    }
     let rate = u32::from(config.preemption_rate);
     Ok(VmxShared {
         config,
@@ -182,7 +187,9 @@ pub fn setup_shared(config: VmxConfig, timeslice: u64) -> Result<VmxShared, &'st
 pub fn enable_core(shared: &VmxShared) -> Result<(), &'static str> {
     let config = &shared.config;
     let vmxon_region = memory::alloc_zeroed_pages(1).ok_or("no memory for the VMXON region")?;
-    memory::write_u32(vmxon_region, config.revision);
+    // SAFETY: the VMXON region was just allocated (page aligned) on this
+    // core and is not yet handed to the CPU.
+    unsafe { memory::write_u32(vmxon_region, config.revision) };
     // SAFETY: we run at CPL 0 on this core. IA32_FEATURE_CONTROL exists on
     // every VMX CPU; it is read on this core (firmware may differ per core)
     // and written only while unlocked. CR0/CR4 get the bits VMX requires
@@ -224,7 +231,9 @@ pub struct Launch {
 /// Makes `vmcs` (a fresh page) the current VMCS and fills it for a 64-bit
 /// guest. On error the caller frees the page.
 pub fn prepare_vmcs(root: &VmxShared, vmcs: u64, l: &Launch) -> Result<(), VmFail> {
-    memory::write_u32(vmcs, root.config.revision);
+    // SAFETY: the VMCS page belongs to this VM, is page aligned, and is not
+    // current on any core while its revision is written.
+    unsafe { memory::write_u32(vmcs, root.config.revision) };
     let cfg = &root.config;
     let host = tables::host_tables();
     // SAFETY: `vmcs` is a page this VM owns with the revision id; the
@@ -390,21 +399,21 @@ pub unsafe extern "C" fn enter(regs: *mut GuestRegs, launched: u64) -> u64 {
         "vmwrite rax, rcx",
         "jbe 4f",
         "test rsi, rsi",
-        "mov rax, [rdi + 0]",
-        "mov rbx, [rdi + 8]",
-        "mov rcx, [rdi + 16]",
-        "mov rdx, [rdi + 24]",
-        "mov rsi, [rdi + 32]",
-        "mov rbp, [rdi + 48]",
-        "mov r8, [rdi + 56]",
-        "mov r9, [rdi + 64]",
-        "mov r10, [rdi + 72]",
-        "mov r11, [rdi + 80]",
-        "mov r12, [rdi + 88]",
-        "mov r13, [rdi + 96]",
-        "mov r14, [rdi + 104]",
-        "mov r15, [rdi + 112]",
-        "mov rdi, [rdi + 40]",
+        "mov rax, [rdi + {rax}]",
+        "mov rbx, [rdi + {rbx}]",
+        "mov rcx, [rdi + {rcx}]",
+        "mov rdx, [rdi + {rdx}]",
+        "mov rsi, [rdi + {rsi}]",
+        "mov rbp, [rdi + {rbp}]",
+        "mov r8, [rdi + {r8}]",
+        "mov r9, [rdi + {r9}]",
+        "mov r10, [rdi + {r10}]",
+        "mov r11, [rdi + {r11}]",
+        "mov r12, [rdi + {r12}]",
+        "mov r13, [rdi + {r13}]",
+        "mov r14, [rdi + {r14}]",
+        "mov r15, [rdi + {r15}]",
+        "mov rdi, [rdi + {rdi}]",
         "jnz 3f",
         "vmlaunch",
         "jmp 4f",
@@ -425,22 +434,22 @@ pub unsafe extern "C" fn enter(regs: *mut GuestRegs, launched: u64) -> u64 {
         "5:",
         "push rdi",
         "mov rdi, [rsp + 8]",
-        "mov [rdi + 0], rax",
-        "mov [rdi + 8], rbx",
-        "mov [rdi + 16], rcx",
-        "mov [rdi + 24], rdx",
-        "mov [rdi + 32], rsi",
-        "mov [rdi + 48], rbp",
-        "mov [rdi + 56], r8",
-        "mov [rdi + 64], r9",
-        "mov [rdi + 72], r10",
-        "mov [rdi + 80], r11",
-        "mov [rdi + 88], r12",
-        "mov [rdi + 96], r13",
-        "mov [rdi + 104], r14",
-        "mov [rdi + 112], r15",
+        "mov [rdi + {rax}], rax",
+        "mov [rdi + {rbx}], rbx",
+        "mov [rdi + {rcx}], rcx",
+        "mov [rdi + {rdx}], rdx",
+        "mov [rdi + {rsi}], rsi",
+        "mov [rdi + {rbp}], rbp",
+        "mov [rdi + {r8}], r8",
+        "mov [rdi + {r9}], r9",
+        "mov [rdi + {r10}], r10",
+        "mov [rdi + {r11}], r11",
+        "mov [rdi + {r12}], r12",
+        "mov [rdi + {r13}], r13",
+        "mov [rdi + {r14}], r14",
+        "mov [rdi + {r15}], r15",
         "pop rax",
-        "mov [rdi + 40], rax",
+        "mov [rdi + {rdi}], rax",
         "pop rdi",
         "pop r15",
         "pop r14",
@@ -452,5 +461,20 @@ pub unsafe extern "C" fn enter(regs: *mut GuestRegs, launched: u64) -> u64 {
         "ret",
         host_rsp = const HOST_RSP,
         host_rip = const HOST_RIP,
+        rax = const offset_of!(GuestRegs, rax),
+        rbx = const offset_of!(GuestRegs, rbx),
+        rcx = const offset_of!(GuestRegs, rcx),
+        rdx = const offset_of!(GuestRegs, rdx),
+        rsi = const offset_of!(GuestRegs, rsi),
+        rdi = const offset_of!(GuestRegs, rdi),
+        rbp = const offset_of!(GuestRegs, rbp),
+        r8 = const offset_of!(GuestRegs, r8),
+        r9 = const offset_of!(GuestRegs, r9),
+        r10 = const offset_of!(GuestRegs, r10),
+        r11 = const offset_of!(GuestRegs, r11),
+        r12 = const offset_of!(GuestRegs, r12),
+        r13 = const offset_of!(GuestRegs, r13),
+        r14 = const offset_of!(GuestRegs, r14),
+        r15 = const offset_of!(GuestRegs, r15),
     )
 }
