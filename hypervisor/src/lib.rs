@@ -19,5 +19,6 @@ pub mod mmio;
 pub mod msr;
 pub mod multiboot;
 pub mod sched;
+pub mod vcpu;
 pub mod virtio;
 pub mod vmx;

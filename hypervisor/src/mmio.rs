@@ -8,9 +8,9 @@
 //! Anything that is not a plain load or store of the kind a driver uses
 //! stops the guest with a named [`MmioFault`].
 
-use crate::dispatch::GuestRegs;
 use crate::mem::guest::MemoryAccess;
 use crate::mem::guest_walk::{self, MAX_INSTRUCTION};
+use crate::vcpu::regs::GuestRegs;
 use crate::virtio::mmio::MmioError;
 use crate::vmx::exit::Access;
 use crate::vmx::mmio_decode::{self, DecodeError, Op};

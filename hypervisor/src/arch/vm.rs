@@ -16,7 +16,7 @@ use crate::console::quota::{
     Admit, CONSOLE_BURST, CONSOLE_CAP, CONSOLE_RATE, ConsoleQuota, RATE_PERIOD,
 };
 use crate::cpuid::CpuidResult;
-use crate::dispatch::{self, GuestRegs, Host, Outcome, StartError, StopReason, Vcpu};
+use crate::dispatch::{self, Host, Outcome, Vcpu};
 use crate::elf::Image;
 use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
@@ -25,6 +25,8 @@ use crate::mem::guest_tables;
 use crate::mem::raw::{RamPiece, RawRam};
 use crate::mmio::{self, MmioDevice, MmioFault};
 use crate::msr;
+use crate::vcpu::regs::GuestRegs;
+use crate::vcpu::stop::{StartError, StopReason};
 use crate::virtio::console::{self as vconsole, ConsoleDevice};
 use crate::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
 use crate::virtio::net::NetError;

@@ -5,8 +5,8 @@
 use super::instr::{self, VmFail, rdmsr, vmwrite};
 use super::memory;
 use super::tables::{self, CODE_SELECTOR, DATA_SELECTOR, TSS_SELECTOR};
-use crate::dispatch::GuestRegs;
 use crate::msr::{self, EFER_LMA, EFER_LME};
+use crate::vcpu::regs::GuestRegs;
 use crate::vmx::caps::{
     self, BASIC_TRUE_CONTROLS, CPUID_ECX_VMX, ProcBased, ProcBased2, RawCaps, VmxConfig,
 };
