@@ -1,53 +1,53 @@
-//! Model-specific register numbers the hypervisor uses (Intel SDM Vol. 4).
+//! Model-specific register numbers the hypervisor uses (Intel SDM Vol. 4), taken from the `x86` crate under the names Corral uses.
 
 /// IA32_FEATURE_CONTROL: lock and VMX-enable bits set by firmware.
-pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
+pub const IA32_FEATURE_CONTROL: u32 = x86::msr::IA32_FEATURE_CONTROL;
 /// IA32_SYSENTER_CS.
-pub const IA32_SYSENTER_CS: u32 = 0x174;
+pub const IA32_SYSENTER_CS: u32 = x86::msr::IA32_SYSENTER_CS;
 /// IA32_SYSENTER_ESP.
-pub const IA32_SYSENTER_ESP: u32 = 0x175;
+pub const IA32_SYSENTER_ESP: u32 = x86::msr::IA32_SYSENTER_ESP;
 /// IA32_SYSENTER_EIP.
-pub const IA32_SYSENTER_EIP: u32 = 0x176;
+pub const IA32_SYSENTER_EIP: u32 = x86::msr::IA32_SYSENTER_EIP;
 /// IA32_VMX_BASIC: VMCS revision, size, memory type, TRUE-controls support.
-pub const IA32_VMX_BASIC: u32 = 0x480;
+pub const IA32_VMX_BASIC: u32 = x86::msr::IA32_VMX_BASIC;
 /// IA32_VMX_PINBASED_CTLS.
-pub const IA32_VMX_PINBASED_CTLS: u32 = 0x481;
+pub const IA32_VMX_PINBASED_CTLS: u32 = x86::msr::IA32_VMX_PINBASED_CTLS;
 /// IA32_VMX_PROCBASED_CTLS.
-pub const IA32_VMX_PROCBASED_CTLS: u32 = 0x482;
+pub const IA32_VMX_PROCBASED_CTLS: u32 = x86::msr::IA32_VMX_PROCBASED_CTLS;
 /// IA32_VMX_EXIT_CTLS.
-pub const IA32_VMX_EXIT_CTLS: u32 = 0x483;
+pub const IA32_VMX_EXIT_CTLS: u32 = x86::msr::IA32_VMX_EXIT_CTLS;
 /// IA32_VMX_ENTRY_CTLS.
-pub const IA32_VMX_ENTRY_CTLS: u32 = 0x484;
+pub const IA32_VMX_ENTRY_CTLS: u32 = x86::msr::IA32_VMX_ENTRY_CTLS;
 /// IA32_VMX_MISC: preemption-timer rate and more.
-pub const IA32_VMX_MISC: u32 = 0x485;
+pub const IA32_VMX_MISC: u32 = x86::msr::IA32_VMX_MISC;
 /// IA32_VMX_CR0_FIXED0.
-pub const IA32_VMX_CR0_FIXED0: u32 = 0x486;
+pub const IA32_VMX_CR0_FIXED0: u32 = x86::msr::IA32_VMX_CR0_FIXED0;
 /// IA32_VMX_CR0_FIXED1.
-pub const IA32_VMX_CR0_FIXED1: u32 = 0x487;
+pub const IA32_VMX_CR0_FIXED1: u32 = x86::msr::IA32_VMX_CR0_FIXED1;
 /// IA32_VMX_CR4_FIXED0.
-pub const IA32_VMX_CR4_FIXED0: u32 = 0x488;
+pub const IA32_VMX_CR4_FIXED0: u32 = x86::msr::IA32_VMX_CR4_FIXED0;
 /// IA32_VMX_CR4_FIXED1.
-pub const IA32_VMX_CR4_FIXED1: u32 = 0x489;
+pub const IA32_VMX_CR4_FIXED1: u32 = x86::msr::IA32_VMX_CR4_FIXED1;
 /// IA32_VMX_PROCBASED_CTLS2.
-pub const IA32_VMX_PROCBASED_CTLS2: u32 = 0x48b;
+pub const IA32_VMX_PROCBASED_CTLS2: u32 = x86::msr::IA32_VMX_PROCBASED_CTLS2;
 /// IA32_VMX_EPT_VPID_CAP.
-pub const IA32_VMX_EPT_VPID_CAP: u32 = 0x48c;
+pub const IA32_VMX_EPT_VPID_CAP: u32 = x86::msr::IA32_VMX_EPT_VPID_CAP;
 /// IA32_VMX_TRUE_PINBASED_CTLS.
-pub const IA32_VMX_TRUE_PINBASED_CTLS: u32 = 0x48d;
+pub const IA32_VMX_TRUE_PINBASED_CTLS: u32 = x86::msr::IA32_VMX_TRUE_PINBASED_CTLS;
 /// IA32_VMX_TRUE_PROCBASED_CTLS.
-pub const IA32_VMX_TRUE_PROCBASED_CTLS: u32 = 0x48e;
+pub const IA32_VMX_TRUE_PROCBASED_CTLS: u32 = x86::msr::IA32_VMX_TRUE_PROCBASED_CTLS;
 /// IA32_VMX_TRUE_EXIT_CTLS.
-pub const IA32_VMX_TRUE_EXIT_CTLS: u32 = 0x48f;
+pub const IA32_VMX_TRUE_EXIT_CTLS: u32 = x86::msr::IA32_VMX_TRUE_EXIT_CTLS;
 /// IA32_VMX_TRUE_ENTRY_CTLS.
-pub const IA32_VMX_TRUE_ENTRY_CTLS: u32 = 0x490;
+pub const IA32_VMX_TRUE_ENTRY_CTLS: u32 = x86::msr::IA32_VMX_TRUE_ENTRY_CTLS;
 /// IA32_EFER.
-pub const IA32_EFER: u32 = 0xc000_0080;
+pub const IA32_EFER: u32 = x86::msr::IA32_EFER;
 /// IA32_FS_BASE.
-pub const IA32_FS_BASE: u32 = 0xc000_0100;
+pub const IA32_FS_BASE: u32 = x86::msr::IA32_FS_BASE;
 /// IA32_GS_BASE.
-pub const IA32_GS_BASE: u32 = 0xc000_0101;
+pub const IA32_GS_BASE: u32 = x86::msr::IA32_GS_BASE;
 /// IA32_KERNEL_GS_BASE: what SWAPGS exchanges GS base with.
-pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
+pub const IA32_KERNEL_GS_BASE: u32 = x86::msr::IA32_KERNEL_GSBASE;
 
 /// IA32_EFER.LME: long mode enable.
 pub const EFER_LME: u64 = 1 << 8;

@@ -1,6 +1,9 @@
 //! VMCS fields by name (Intel SDM Vol. 3D, Appendix B). Fields are grouped
 //! by class; the read-only exit-information fields get no write accessor.
-//! Each encoding's width and type bits are checked by the tests below.
+//! Encodings come from the `x86` crate's `vmx::vmcs` constants; each one's
+//! width and type bits are checked by the tests below.
+
+use x86::vmx::vmcs::{control, guest, host, ro};
 
 /// A field the hypervisor may write (and read).
 pub trait Writable: Copy {
@@ -15,7 +18,7 @@ pub trait Readable: Copy {
 }
 
 macro_rules! fields {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, { $($(#[$vdoc:meta])* $var:ident = $enc:literal / $width:literal,)* }) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, { $($(#[$vdoc:meta])* $var:ident = $enc:path => $width:literal,)* }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(u32)]
@@ -42,55 +45,55 @@ fields!(
     /// VM-execution, exit and entry control fields.
     Control, 0, {
         /// Virtual-processor identifier (16).
-        Vpid = 0x0000 / 16,
+        Vpid = control::VPID => 16,
         /// I/O bitmap A address (64).
-        IoBitmapA = 0x2000 / 64,
+        IoBitmapA = control::IO_BITMAP_A_ADDR_FULL => 64,
         /// I/O bitmap B address (64).
-        IoBitmapB = 0x2002 / 64,
+        IoBitmapB = control::IO_BITMAP_B_ADDR_FULL => 64,
         /// MSR bitmap address (64).
-        MsrBitmap = 0x2004 / 64,
+        MsrBitmap = control::MSR_BITMAPS_ADDR_FULL => 64,
         /// TSC offset (64).
-        TscOffset = 0x2010 / 64,
+        TscOffset = control::TSC_OFFSET_FULL => 64,
         /// EPT pointer (64).
-        EptPointer = 0x201a / 64,
+        EptPointer = control::EPTP_FULL => 64,
         /// Pin-based VM-execution controls (32).
-        PinBased = 0x4000 / 32,
+        PinBased = control::PINBASED_EXEC_CONTROLS => 32,
         /// Primary processor-based VM-execution controls (32).
-        ProcBased = 0x4002 / 32,
+        ProcBased = control::PRIMARY_PROCBASED_EXEC_CONTROLS => 32,
         /// Exception bitmap (32).
-        ExceptionBitmap = 0x4004 / 32,
+        ExceptionBitmap = control::EXCEPTION_BITMAP => 32,
         /// Page-fault error-code mask (32).
-        PageFaultErrorCodeMask = 0x4006 / 32,
+        PageFaultErrorCodeMask = control::PAGE_FAULT_ERR_CODE_MASK => 32,
         /// Page-fault error-code match (32).
-        PageFaultErrorCodeMatch = 0x4008 / 32,
+        PageFaultErrorCodeMatch = control::PAGE_FAULT_ERR_CODE_MATCH => 32,
         /// CR3-target count (32).
-        Cr3TargetCount = 0x400a / 32,
+        Cr3TargetCount = control::CR3_TARGET_COUNT => 32,
         /// VM-exit controls (32).
-        ExitControls = 0x400c / 32,
+        ExitControls = control::VMEXIT_CONTROLS => 32,
         /// VM-exit MSR-store count (32).
-        ExitMsrStoreCount = 0x400e / 32,
+        ExitMsrStoreCount = control::VMEXIT_MSR_STORE_COUNT => 32,
         /// VM-exit MSR-load count (32).
-        ExitMsrLoadCount = 0x4010 / 32,
+        ExitMsrLoadCount = control::VMEXIT_MSR_LOAD_COUNT => 32,
         /// VM-entry controls (32).
-        EntryControls = 0x4012 / 32,
+        EntryControls = control::VMENTRY_CONTROLS => 32,
         /// VM-entry MSR-load count (32).
-        EntryMsrLoadCount = 0x4014 / 32,
+        EntryMsrLoadCount = control::VMENTRY_MSR_LOAD_COUNT => 32,
         /// VM-entry interruption-information field (32).
-        EntryInterruptInfo = 0x4016 / 32,
+        EntryInterruptInfo = control::VMENTRY_INTERRUPTION_INFO_FIELD => 32,
         /// VM-entry exception error code (32).
-        EntryExceptionErrorCode = 0x4018 / 32,
+        EntryExceptionErrorCode = control::VMENTRY_EXCEPTION_ERR_CODE => 32,
         /// VM-entry instruction length (32).
-        EntryInstructionLength = 0x401a / 32,
+        EntryInstructionLength = control::VMENTRY_INSTRUCTION_LEN => 32,
         /// Secondary processor-based VM-execution controls (32).
-        ProcBased2 = 0x401e / 32,
+        ProcBased2 = control::SECONDARY_PROCBASED_EXEC_CONTROLS => 32,
         /// CR0 guest/host mask (natural).
-        Cr0Mask = 0x6000 / 64,
+        Cr0Mask = control::CR0_GUEST_HOST_MASK => 64,
         /// CR4 guest/host mask (natural).
-        Cr4Mask = 0x6002 / 64,
+        Cr4Mask = control::CR4_GUEST_HOST_MASK => 64,
         /// CR0 read shadow (natural).
-        Cr0ReadShadow = 0x6004 / 64,
+        Cr0ReadShadow = control::CR0_READ_SHADOW => 64,
         /// CR4 read shadow (natural).
-        Cr4ReadShadow = 0x6006 / 64,
+        Cr4ReadShadow = control::CR4_READ_SHADOW => 64,
     }
 );
 
@@ -98,23 +101,23 @@ fields!(
     /// Read-only VM-exit information fields.
     ExitInfo, 1, {
         /// Guest-physical address of an EPT violation or misconfiguration (64).
-        GuestPhysicalAddress = 0x2400 / 64,
+        GuestPhysicalAddress = ro::GUEST_PHYSICAL_ADDR_FULL => 64,
         /// VM-instruction error (32).
-        InstructionError = 0x4400 / 32,
+        InstructionError = ro::VM_INSTRUCTION_ERROR => 32,
         /// Exit reason (32).
-        ExitReason = 0x4402 / 32,
+        ExitReason = ro::EXIT_REASON => 32,
         /// VM-exit interruption information (32).
-        InterruptInfo = 0x4404 / 32,
+        InterruptInfo = ro::VMEXIT_INTERRUPTION_INFO => 32,
         /// IDT-vectoring information (32).
-        IdtVectoringInfo = 0x4408 / 32,
+        IdtVectoringInfo = ro::IDT_VECTORING_INFO => 32,
         /// IDT-vectoring error code (32).
-        IdtVectoringErrorCode = 0x440a / 32,
+        IdtVectoringErrorCode = ro::IDT_VECTORING_ERR_CODE => 32,
         /// VM-exit instruction length (32).
-        InstructionLength = 0x440c / 32,
+        InstructionLength = ro::VMEXIT_INSTRUCTION_LEN => 32,
         /// Exit qualification (natural).
-        Qualification = 0x6400 / 64,
+        Qualification = ro::EXIT_QUALIFICATION => 64,
         /// Guest linear address (natural).
-        GuestLinearAddress = 0x640a / 64,
+        GuestLinearAddress = ro::GUEST_LINEAR_ADDR => 64,
     }
 );
 
@@ -122,111 +125,111 @@ fields!(
     /// Guest-state fields.
     Guest, 2, {
         /// ES selector (16).
-        EsSelector = 0x0800 / 16,
+        EsSelector = guest::ES_SELECTOR => 16,
         /// CS selector (16).
-        CsSelector = 0x0802 / 16,
+        CsSelector = guest::CS_SELECTOR => 16,
         /// SS selector (16).
-        SsSelector = 0x0804 / 16,
+        SsSelector = guest::SS_SELECTOR => 16,
         /// DS selector (16).
-        DsSelector = 0x0806 / 16,
+        DsSelector = guest::DS_SELECTOR => 16,
         /// FS selector (16).
-        FsSelector = 0x0808 / 16,
+        FsSelector = guest::FS_SELECTOR => 16,
         /// GS selector (16).
-        GsSelector = 0x080a / 16,
+        GsSelector = guest::GS_SELECTOR => 16,
         /// LDTR selector (16).
-        LdtrSelector = 0x080c / 16,
+        LdtrSelector = guest::LDTR_SELECTOR => 16,
         /// TR selector (16).
-        TrSelector = 0x080e / 16,
+        TrSelector = guest::TR_SELECTOR => 16,
         /// VMCS link pointer (64).
-        VmcsLinkPointer = 0x2800 / 64,
+        VmcsLinkPointer = guest::LINK_PTR_FULL => 64,
         /// IA32_DEBUGCTL (64).
-        Ia32Debugctl = 0x2802 / 64,
+        Ia32Debugctl = guest::IA32_DEBUGCTL_FULL => 64,
         /// IA32_EFER (64).
-        Ia32Efer = 0x2806 / 64,
+        Ia32Efer = guest::IA32_EFER_FULL => 64,
         /// ES limit (32).
-        EsLimit = 0x4800 / 32,
+        EsLimit = guest::ES_LIMIT => 32,
         /// CS limit (32).
-        CsLimit = 0x4802 / 32,
+        CsLimit = guest::CS_LIMIT => 32,
         /// SS limit (32).
-        SsLimit = 0x4804 / 32,
+        SsLimit = guest::SS_LIMIT => 32,
         /// DS limit (32).
-        DsLimit = 0x4806 / 32,
+        DsLimit = guest::DS_LIMIT => 32,
         /// FS limit (32).
-        FsLimit = 0x4808 / 32,
+        FsLimit = guest::FS_LIMIT => 32,
         /// GS limit (32).
-        GsLimit = 0x480a / 32,
+        GsLimit = guest::GS_LIMIT => 32,
         /// LDTR limit (32).
-        LdtrLimit = 0x480c / 32,
+        LdtrLimit = guest::LDTR_LIMIT => 32,
         /// TR limit (32).
-        TrLimit = 0x480e / 32,
+        TrLimit = guest::TR_LIMIT => 32,
         /// GDTR limit (32).
-        GdtrLimit = 0x4810 / 32,
+        GdtrLimit = guest::GDTR_LIMIT => 32,
         /// IDTR limit (32).
-        IdtrLimit = 0x4812 / 32,
+        IdtrLimit = guest::IDTR_LIMIT => 32,
         /// ES access rights (32).
-        EsAccessRights = 0x4814 / 32,
+        EsAccessRights = guest::ES_ACCESS_RIGHTS => 32,
         /// CS access rights (32).
-        CsAccessRights = 0x4816 / 32,
+        CsAccessRights = guest::CS_ACCESS_RIGHTS => 32,
         /// SS access rights (32).
-        SsAccessRights = 0x4818 / 32,
+        SsAccessRights = guest::SS_ACCESS_RIGHTS => 32,
         /// DS access rights (32).
-        DsAccessRights = 0x481a / 32,
+        DsAccessRights = guest::DS_ACCESS_RIGHTS => 32,
         /// FS access rights (32).
-        FsAccessRights = 0x481c / 32,
+        FsAccessRights = guest::FS_ACCESS_RIGHTS => 32,
         /// GS access rights (32).
-        GsAccessRights = 0x481e / 32,
+        GsAccessRights = guest::GS_ACCESS_RIGHTS => 32,
         /// LDTR access rights (32).
-        LdtrAccessRights = 0x4820 / 32,
+        LdtrAccessRights = guest::LDTR_ACCESS_RIGHTS => 32,
         /// TR access rights (32).
-        TrAccessRights = 0x4822 / 32,
+        TrAccessRights = guest::TR_ACCESS_RIGHTS => 32,
         /// Interruptibility state (32).
-        InterruptibilityState = 0x4824 / 32,
+        InterruptibilityState = guest::INTERRUPTIBILITY_STATE => 32,
         /// Activity state (32).
-        ActivityState = 0x4826 / 32,
+        ActivityState = guest::ACTIVITY_STATE => 32,
         /// IA32_SYSENTER_CS (32).
-        SysenterCs = 0x482a / 32,
+        SysenterCs = guest::IA32_SYSENTER_CS => 32,
         /// VMX-preemption timer value (32).
-        PreemptionTimerValue = 0x482e / 32,
+        PreemptionTimerValue = guest::VMX_PREEMPTION_TIMER_VALUE => 32,
         /// CR0 (natural).
-        Cr0 = 0x6800 / 64,
+        Cr0 = guest::CR0 => 64,
         /// CR3 (natural).
-        Cr3 = 0x6802 / 64,
+        Cr3 = guest::CR3 => 64,
         /// CR4 (natural).
-        Cr4 = 0x6804 / 64,
+        Cr4 = guest::CR4 => 64,
         /// ES base (natural).
-        EsBase = 0x6806 / 64,
+        EsBase = guest::ES_BASE => 64,
         /// CS base (natural).
-        CsBase = 0x6808 / 64,
+        CsBase = guest::CS_BASE => 64,
         /// SS base (natural).
-        SsBase = 0x680a / 64,
+        SsBase = guest::SS_BASE => 64,
         /// DS base (natural).
-        DsBase = 0x680c / 64,
+        DsBase = guest::DS_BASE => 64,
         /// FS base (natural).
-        FsBase = 0x680e / 64,
+        FsBase = guest::FS_BASE => 64,
         /// GS base (natural).
-        GsBase = 0x6810 / 64,
+        GsBase = guest::GS_BASE => 64,
         /// LDTR base (natural).
-        LdtrBase = 0x6812 / 64,
+        LdtrBase = guest::LDTR_BASE => 64,
         /// TR base (natural).
-        TrBase = 0x6814 / 64,
+        TrBase = guest::TR_BASE => 64,
         /// GDTR base (natural).
-        GdtrBase = 0x6816 / 64,
+        GdtrBase = guest::GDTR_BASE => 64,
         /// IDTR base (natural).
-        IdtrBase = 0x6818 / 64,
+        IdtrBase = guest::IDTR_BASE => 64,
         /// DR7 (natural).
-        Dr7 = 0x681a / 64,
+        Dr7 = guest::DR7 => 64,
         /// RSP (natural).
-        Rsp = 0x681c / 64,
+        Rsp = guest::RSP => 64,
         /// RIP (natural).
-        Rip = 0x681e / 64,
+        Rip = guest::RIP => 64,
         /// RFLAGS (natural).
-        Rflags = 0x6820 / 64,
+        Rflags = guest::RFLAGS => 64,
         /// Pending debug exceptions (natural).
-        PendingDebugExceptions = 0x6822 / 64,
+        PendingDebugExceptions = guest::PENDING_DBG_EXCEPTIONS => 64,
         /// IA32_SYSENTER_ESP (natural).
-        SysenterEsp = 0x6824 / 64,
+        SysenterEsp = guest::IA32_SYSENTER_ESP => 64,
         /// IA32_SYSENTER_EIP (natural).
-        SysenterEip = 0x6826 / 64,
+        SysenterEip = guest::IA32_SYSENTER_EIP => 64,
     }
 );
 
@@ -234,47 +237,47 @@ fields!(
     /// Host-state fields (loaded by the CPU on every VM exit).
     Host, 3, {
         /// ES selector (16).
-        EsSelector = 0x0c00 / 16,
+        EsSelector = host::ES_SELECTOR => 16,
         /// CS selector (16).
-        CsSelector = 0x0c02 / 16,
+        CsSelector = host::CS_SELECTOR => 16,
         /// SS selector (16).
-        SsSelector = 0x0c04 / 16,
+        SsSelector = host::SS_SELECTOR => 16,
         /// DS selector (16).
-        DsSelector = 0x0c06 / 16,
+        DsSelector = host::DS_SELECTOR => 16,
         /// FS selector (16).
-        FsSelector = 0x0c08 / 16,
+        FsSelector = host::FS_SELECTOR => 16,
         /// GS selector (16).
-        GsSelector = 0x0c0a / 16,
+        GsSelector = host::GS_SELECTOR => 16,
         /// TR selector (16).
-        TrSelector = 0x0c0c / 16,
+        TrSelector = host::TR_SELECTOR => 16,
         /// IA32_EFER (64).
-        Ia32Efer = 0x2c02 / 64,
+        Ia32Efer = host::IA32_EFER_FULL => 64,
         /// IA32_SYSENTER_CS (32).
-        SysenterCs = 0x4c00 / 32,
+        SysenterCs = host::IA32_SYSENTER_CS => 32,
         /// CR0 (natural).
-        Cr0 = 0x6c00 / 64,
+        Cr0 = host::CR0 => 64,
         /// CR3 (natural).
-        Cr3 = 0x6c02 / 64,
+        Cr3 = host::CR3 => 64,
         /// CR4 (natural).
-        Cr4 = 0x6c04 / 64,
+        Cr4 = host::CR4 => 64,
         /// FS base (natural).
-        FsBase = 0x6c06 / 64,
+        FsBase = host::FS_BASE => 64,
         /// GS base (natural).
-        GsBase = 0x6c08 / 64,
+        GsBase = host::GS_BASE => 64,
         /// TR base (natural).
-        TrBase = 0x6c0a / 64,
+        TrBase = host::TR_BASE => 64,
         /// GDTR base (natural).
-        GdtrBase = 0x6c0c / 64,
+        GdtrBase = host::GDTR_BASE => 64,
         /// IDTR base (natural).
-        IdtrBase = 0x6c0e / 64,
+        IdtrBase = host::IDTR_BASE => 64,
         /// IA32_SYSENTER_ESP (natural).
-        SysenterEsp = 0x6c10 / 64,
+        SysenterEsp = host::IA32_SYSENTER_ESP => 64,
         /// IA32_SYSENTER_EIP (natural).
-        SysenterEip = 0x6c12 / 64,
+        SysenterEip = host::IA32_SYSENTER_EIP => 64,
         /// RSP (natural).
-        Rsp = 0x6c14 / 64,
+        Rsp = host::RSP => 64,
         /// RIP (natural).
-        Rip = 0x6c16 / 64,
+        Rip = host::RIP => 64,
     }
 );
 
