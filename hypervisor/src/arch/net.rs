@@ -20,9 +20,10 @@ use super::instr;
 use super::memory;
 use super::serial;
 use crate::mem::raw::RawRam;
+use crate::virtio::error::RingError;
 use crate::virtio::link::{self, Direction, Hold, LinkFault, Receiver, Side};
 use crate::virtio::mmio::{Transport, TransportConfig, WriteEffect};
-use crate::virtio::net::{NetDevice, NetError, RECEIVE_QUEUE, TRANSMIT_QUEUE};
+use crate::virtio::net::{NetDevice, RECEIVE_QUEUE, TRANSMIT_QUEUE};
 use crate::virtio::queue::QueueError;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
@@ -68,7 +69,7 @@ pub struct PortInner {
     state: PortState,
     /// Changes whenever the rings may have changed (reset, restart).
     generation: u32,
-    fault: Option<NetError>,
+    fault: Option<RingError>,
 }
 
 /// One net port of one VM.
@@ -274,7 +275,7 @@ impl Net {
     }
 
     /// The first ring fault recorded on VM `vm`'s ports, as (port, error).
-    pub fn fault(&self, vm: u32, ports: u8) -> Option<(u8, NetError)> {
+    pub fn fault(&self, vm: u32, ports: u8) -> Option<(u8, RingError)> {
         (0..ports).find_map(|port| {
             let p = self.port(vm, port)?;
             let fault = p.inner.lock().fault;

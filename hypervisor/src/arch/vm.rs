@@ -28,8 +28,8 @@ use crate::msr;
 use crate::vcpu::regs::GuestRegs;
 use crate::vcpu::stop::{StartError, StopReason};
 use crate::virtio::console::{self as vconsole, ConsoleDevice};
+use crate::virtio::error::RingError;
 use crate::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
-use crate::virtio::net::NetError;
 use crate::vmx::exit::{self, Event, Exit, ExitReason, RawExit};
 use crate::vmx::fields::{Control, ExitInfo, Guest};
 use crate::vmx::mode::CpuMode;
@@ -723,7 +723,7 @@ struct ConsoleRegs<'a, 'h> {
     dev: &'a mut Transport<ConsoleDevice>,
     ram: RawRam,
     host: &'a mut VmHost<'h>,
-    error: Option<NetError>,
+    error: Option<RingError>,
 }
 
 impl MmioDevice for ConsoleRegs<'_, '_> {
@@ -734,9 +734,9 @@ impl MmioDevice for ConsoleRegs<'_, '_> {
     fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<(), MmioError> {
         let effect = self.dev.write(offset, size, value)?;
         let mut ram = self.ram;
-        let result: Result<(), NetError> = match effect {
+        let result: Result<(), RingError> = match effect {
             WriteEffect::DriverOk => (0..2u16).try_for_each(|q| match self.dev.queue_mut(q) {
-                Some(queue) => queue.check_rings(&mut ram).map_err(NetError::Queue),
+                Some(queue) => queue.check_rings(&mut ram).map_err(RingError::Queue),
                 None => Ok(()),
             }),
             WriteEffect::Notify(q) if q == vconsole::TRANSMIT_QUEUE => {
@@ -745,12 +745,6 @@ impl MmioDevice for ConsoleRegs<'_, '_> {
                         let host = &mut *self.host;
                         vconsole::drain_transmit(queue, &mut ram, |bytes| host.console(bytes))
                             .map(|_| ())
-                            .map_err(|e| match e {
-                                vconsole::ConsoleError::Queue(q) => NetError::Queue(q),
-                                vconsole::ConsoleError::WritableInTransmit { head } => {
-                                    NetError::WritableInTransmit { head }
-                                }
-                            })
                     }
                     None => Ok(()),
                 }
@@ -805,7 +799,7 @@ fn device_access(
             if let PortEvent::BadRing(e) = event {
                 return Err(StopReason::Ring {
                     slot: slot_u8,
-                    error: NetError::Queue(e),
+                    error: RingError::Queue(e),
                 });
             }
             Ok(len)

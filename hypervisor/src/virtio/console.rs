@@ -3,11 +3,11 @@
 //! the guest transmits is drained into a byte sink (the hypervisor's
 //! per-VM console).
 
+use super::error::RingError;
 use super::features::COMMON_FEATURES;
 use super::memory::GuestRam;
 use super::mmio::Device;
-use super::queue::{QueueError, SplitQueue};
-use core::fmt;
+use super::queue::SplitQueue;
 
 /// Virtio device ID of a console (§5.3.1).
 pub const VIRTIO_ID_CONSOLE: u32 = 3;
@@ -50,38 +50,6 @@ impl Device for ConsoleDevice {
     fn write_config(&mut self, _offset: usize, _data: &[u8]) {}
 }
 
-/// A transmit queue the console cannot drain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsoleError {
-    /// The chain itself is bad.
-    Queue(QueueError),
-    /// A device-writable buffer in the transmit queue (§5.3.6.1).
-    WritableInTransmit {
-        /// The chain's head.
-        head: u16,
-    },
-}
-
-impl From<QueueError> for ConsoleError {
-    fn from(e: QueueError) -> Self {
-        ConsoleError::Queue(e)
-    }
-}
-
-impl fmt::Display for ConsoleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ConsoleError::Queue(e) => e.fmt(f),
-            ConsoleError::WritableInTransmit { head } => {
-                write!(
-                    f,
-                    "console transmit chain {head} has a device-writable buffer"
-                )
-            }
-        }
-    }
-}
-
 /// What one drain moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Drained {
@@ -100,14 +68,14 @@ pub fn drain_transmit<M: GuestRam>(
     queue: &mut SplitQueue,
     mem: &mut M,
     mut sink: impl FnMut(&[u8]),
-) -> Result<Drained, ConsoleError> {
+) -> Result<Drained, RingError> {
     let mut done = Drained::default();
     for _ in 0..queue.size() {
         let Some(chain) = queue.pop_avail(mem)? else {
             break;
         };
         if !chain.writable().is_empty() {
-            return Err(ConsoleError::WritableInTransmit { head: chain.head() });
+            return Err(RingError::WritableInTransmit { head: chain.head() });
         }
         let n = chain.for_each_readable(mem, 0, chain.readable_len(), &mut sink)?;
         queue.add_used(mem, chain.head(), 0)?;
@@ -124,7 +92,7 @@ mod tests {
     use crate::mem::guest::GuestMemory;
     use crate::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
     use crate::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect, offset};
-    use crate::virtio::queue::{QueueLimits, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+    use crate::virtio::queue::{QueueError, QueueLimits, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
     use crate::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
 
     /// virtio-drivers 0.13's console asks for event idx, indirect
@@ -203,13 +171,13 @@ mod tests {
         tx.set_desc(&mut m, 0, 0x8000, 2, VIRTQ_DESC_F_WRITE, 0);
         tx.publish(&mut m, 0);
         let e = drain_transmit(&mut q, &mut m, |_| ()).unwrap_err();
-        assert_eq!(e, ConsoleError::WritableInTransmit { head: 0 });
+        assert_eq!(e, RingError::WritableInTransmit { head: 0 });
         assert!(!e.to_string().is_empty());
         tx.set_desc(&mut m, 1, u64::MAX, 2, 0, 0);
         tx.publish(&mut m, 1);
         assert!(matches!(
             drain_transmit(&mut q, &mut m, |_| ()),
-            Err(ConsoleError::Queue(QueueError::BufferOutsideMemory { .. }))
+            Err(RingError::Queue(QueueError::BufferOutsideMemory { .. }))
         ));
     }
 

@@ -15,8 +15,9 @@
 //! is a [`LinkFault`] naming the side at fault, so only that guest is
 //! stopped.
 
+use super::error::RingError;
 use super::memory::GuestRam;
-use super::net::{NET_HDR_LEN, NetError, receive_header, transmit_frame_len};
+use super::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
 use super::queue::{Chain, Popped, SplitQueue};
 use crate::mem::raw::RawRam;
 use vmm_abi::devices::MAX_FRAME_BYTES;
@@ -37,17 +38,17 @@ pub struct LinkFault {
     /// The side at fault.
     pub side: Side,
     /// What is wrong.
-    pub error: NetError,
+    pub error: RingError,
 }
 
-fn sender(error: impl Into<NetError>) -> LinkFault {
+fn sender(error: impl Into<RingError>) -> LinkFault {
     LinkFault {
         side: Side::Sender,
         error: error.into(),
     }
 }
 
-fn receiver(error: impl Into<NetError>) -> LinkFault {
+fn receiver(error: impl Into<RingError>) -> LinkFault {
     LinkFault {
         side: Side::Receiver,
         error: error.into(),
@@ -323,7 +324,7 @@ fn pump_one<S: GuestRam, D: GuestRam>(
             }
         }
         if !dir.rx.readable().is_empty() {
-            return Err(receiver(NetError::ReadableInReceive {
+            return Err(receiver(RingError::ReadableInReceive {
                 head: dir.rx.head(),
             }));
         }

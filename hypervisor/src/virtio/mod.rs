@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod console;
+pub mod error;
 pub mod features;
 pub mod link;
 pub mod memory;

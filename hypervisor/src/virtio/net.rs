@@ -5,11 +5,11 @@
 //! helpers here strip it from transmitted chains and write it in front of
 //! received frames, so links only ever move Ethernet frames.
 
+use super::error::RingError;
 use super::features::COMMON_FEATURES;
 use super::memory::GuestRam;
 use super::mmio::Device;
-use super::queue::{Chain, QueueError};
-use core::fmt;
+use super::queue::Chain;
 
 /// Virtio device ID of a network card (§5.1.1).
 pub const VIRTIO_ID_NET: u32 = 1;
@@ -117,88 +117,17 @@ impl Device for NetDevice {
     fn write_config(&mut self, _offset: usize, _data: &[u8]) {}
 }
 
-/// A frame the rings cannot carry as asked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetError {
-    /// The chain itself is bad.
-    Queue(QueueError),
-    /// A transmit chain shorter than the header.
-    TransmitTooShort {
-        /// The chain's head.
-        head: u16,
-        /// Its readable length.
-        len: u32,
-    },
-    /// A device-writable buffer in a transmit chain.
-    WritableInTransmit {
-        /// The chain's head.
-        head: u16,
-    },
-    /// A device-readable buffer in a receive chain.
-    ReadableInReceive {
-        /// The chain's head.
-        head: u16,
-    },
-    /// A receive chain too small for the header and the frame (the frame is
-    /// dropped; this is a counter, not a reason to stop the guest).
-    ReceiveBufferTooSmall {
-        /// The chain's head.
-        head: u16,
-        /// Bytes needed.
-        need: u32,
-        /// Bytes the chain has.
-        have: u32,
-    },
-    /// The frame does not fit the caller's buffer.
-    FrameTooLarge {
-        /// Frame length.
-        len: u32,
-        /// Room.
-        max: usize,
-    },
-}
-
-impl From<QueueError> for NetError {
-    fn from(e: QueueError) -> Self {
-        NetError::Queue(e)
-    }
-}
-
-impl fmt::Display for NetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            NetError::Queue(e) => e.fmt(f),
-            NetError::TransmitTooShort { head, len } => write!(
-                f,
-                "transmit chain {head} has {len} bytes, less than the {NET_HDR_LEN}-byte header"
-            ),
-            NetError::WritableInTransmit { head } => {
-                write!(f, "transmit chain {head} has a device-writable buffer")
-            }
-            NetError::ReadableInReceive { head } => {
-                write!(f, "receive chain {head} has a device-readable buffer")
-            }
-            NetError::ReceiveBufferTooSmall { head, need, have } => {
-                write!(f, "receive chain {head} has {have} bytes, {need} needed")
-            }
-            NetError::FrameTooLarge { len, max } => {
-                write!(f, "frame of {len} bytes does not fit {max}")
-            }
-        }
-    }
-}
-
 /// The length of the frame in a transmit chain (after the header). The
 /// header's contents are ignored: with no offloads negotiated there is
 /// nothing in it the device may use (§5.1.6.2.2).
-pub fn transmit_frame_len(tx: &Chain) -> Result<u32, NetError> {
+pub fn transmit_frame_len(tx: &Chain) -> Result<u32, RingError> {
     let head = tx.head();
     if !tx.writable().is_empty() {
-        return Err(NetError::WritableInTransmit { head });
+        return Err(RingError::WritableInTransmit { head });
     }
     tx.readable_len()
         .checked_sub(NET_HDR_LEN)
-        .ok_or(NetError::TransmitTooShort {
+        .ok_or(RingError::TransmitTooShort {
             head,
             len: tx.readable_len(),
         })
@@ -211,12 +140,12 @@ pub fn read_transmit_frame<M: GuestRam>(
     tx: &Chain,
     mem: &M,
     out: &mut [u8],
-) -> Result<usize, NetError> {
+) -> Result<usize, RingError> {
     let len = transmit_frame_len(tx)?;
     let max = out.len();
     let out = out
         .get_mut(..len as usize)
-        .ok_or(NetError::FrameTooLarge { len, max })?;
+        .ok_or(RingError::FrameTooLarge { len, max })?;
     Ok(tx.read_at(mem, NET_HDR_LEN, out)?)
 }
 
@@ -231,14 +160,14 @@ pub const fn receive_header() -> [u8; NET_HDR_LEN as usize] {
 }
 
 /// Checks that a receive chain can take a frame of `len` bytes.
-fn check_receive(rx: &Chain, len: u32) -> Result<(), NetError> {
+fn check_receive(rx: &Chain, len: u32) -> Result<(), RingError> {
     let head = rx.head();
     if !rx.readable().is_empty() {
-        return Err(NetError::ReadableInReceive { head });
+        return Err(RingError::ReadableInReceive { head });
     }
     let need = NET_HDR_LEN + len;
     if rx.writable_len() < need {
-        return Err(NetError::ReceiveBufferTooSmall {
+        return Err(RingError::ReceiveBufferTooSmall {
             head,
             need,
             have: rx.writable_len(),
@@ -253,8 +182,8 @@ pub fn write_receive_frame<M: GuestRam>(
     rx: &Chain,
     mem: &mut M,
     frame: &[u8],
-) -> Result<u32, NetError> {
-    let len = u32::try_from(frame.len()).map_err(|_| NetError::FrameTooLarge {
+) -> Result<u32, RingError> {
+    let len = u32::try_from(frame.len()).map_err(|_| RingError::FrameTooLarge {
         len: u32::MAX,
         max: u32::MAX as usize,
     })?;
@@ -270,7 +199,9 @@ mod tests {
     use crate::mem::guest::GuestMemory;
     use crate::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
     use crate::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect};
-    use crate::virtio::queue::{QueueLimits, SplitQueue, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+    use crate::virtio::queue::{
+        QueueError, QueueLimits, SplitQueue, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+    };
     use crate::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
 
     const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
@@ -442,7 +373,7 @@ mod tests {
         assert_eq!(buf[..n], payload[..]);
         assert_eq!(
             read_transmit_frame(&tx, &m, &mut buf[..100]),
-            Err(NetError::FrameTooLarge {
+            Err(RingError::FrameTooLarge {
                 len: 1514,
                 max: 100
             })
@@ -486,19 +417,19 @@ mod tests {
         let mut m = GuestMemory::new(&mut backing);
         assert_eq!(
             transmit_frame_len(&c[0]),
-            Err(NetError::TransmitTooShort { head: 0, len: 11 })
+            Err(RingError::TransmitTooShort { head: 0, len: 11 })
         );
         assert_eq!(
             transmit_frame_len(&c[1]),
-            Err(NetError::WritableInTransmit { head: 1 })
+            Err(RingError::WritableInTransmit { head: 1 })
         );
         assert_eq!(
             write_receive_frame(&c[1], &mut m, &[0; 4]),
-            Err(NetError::ReadableInReceive { head: 1 })
+            Err(RingError::ReadableInReceive { head: 1 })
         );
         assert_eq!(
             write_receive_frame(&c[2], &mut m, &[0; 9]),
-            Err(NetError::ReceiveBufferTooSmall {
+            Err(RingError::ReceiveBufferTooSmall {
                 head: 3,
                 need: 21,
                 have: 20
@@ -506,8 +437,8 @@ mod tests {
         );
         assert_eq!(write_receive_frame(&c[2], &mut m, &[0; 8]), Ok(20));
         for e in [
-            NetError::TransmitTooShort { head: 0, len: 11 },
-            NetError::Queue(QueueError::ChainLoop { index: 1 }),
+            RingError::TransmitTooShort { head: 0, len: 11 },
+            RingError::Queue(QueueError::ChainLoop { index: 1 }),
         ] {
             assert!(!e.to_string().is_empty());
         }

@@ -361,7 +361,7 @@ fn a_bad_transmit_ring_blames_the_sender() {
         }
         let fault = p.pump(u32::MAX).unwrap_err();
         assert_eq!(fault.side, Side::Sender);
-        assert!(matches!(fault.error, NetError::Queue(_)));
+        assert!(matches!(fault.error, RingError::Queue(_)));
         assert_eq!(p.dir.flow.handed(), 0);
     }
 }
@@ -382,7 +382,7 @@ fn a_descriptor_loop_blames_the_sender() {
         assert_eq!(fault.side, Side::Sender);
         assert!(matches!(
             fault.error,
-            NetError::Queue(QueueError::ChainLoop { .. }) | NetError::Queue(_)
+            RingError::Queue(QueueError::ChainLoop { .. }) | RingError::Queue(_)
         ));
     }
 }
@@ -401,7 +401,7 @@ fn a_readable_receive_buffer_blames_the_receiver() {
             fault,
             LinkFault {
                 side: Side::Receiver,
-                error: NetError::ReadableInReceive { head: 0 }
+                error: RingError::ReadableInReceive { head: 0 }
             }
         );
         // The sender's frame is still queued: it was never taken.

@@ -1,0 +1,76 @@
+//! The one error type for a device's rings (net and console alike): the queue's own checks, chains pointing the wrong way, frames that do not fit; a guest whose ring has one is stopped with it.
+
+use super::net::NET_HDR_LEN;
+use super::queue::QueueError;
+use core::fmt;
+
+/// What is wrong with a ring or a buffer on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingError {
+    /// The chain itself is bad.
+    Queue(QueueError),
+    /// A transmit chain shorter than the header.
+    TransmitTooShort {
+        /// The chain's head.
+        head: u16,
+        /// Its readable length.
+        len: u32,
+    },
+    /// A device-writable buffer in a transmit chain.
+    WritableInTransmit {
+        /// The chain's head.
+        head: u16,
+    },
+    /// A device-readable buffer in a receive chain.
+    ReadableInReceive {
+        /// The chain's head.
+        head: u16,
+    },
+    /// A receive chain too small for the header and the frame (the frame is
+    /// dropped; this is a counter, not a reason to stop the guest).
+    ReceiveBufferTooSmall {
+        /// The chain's head.
+        head: u16,
+        /// Bytes needed.
+        need: u32,
+        /// Bytes the chain has.
+        have: u32,
+    },
+    /// The frame does not fit the caller's buffer.
+    FrameTooLarge {
+        /// Frame length.
+        len: u32,
+        /// Room.
+        max: usize,
+    },
+}
+
+impl From<QueueError> for RingError {
+    fn from(e: QueueError) -> Self {
+        RingError::Queue(e)
+    }
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            RingError::Queue(e) => e.fmt(f),
+            RingError::TransmitTooShort { head, len } => write!(
+                f,
+                "transmit chain {head} has {len} bytes, less than the {NET_HDR_LEN}-byte header"
+            ),
+            RingError::WritableInTransmit { head } => {
+                write!(f, "transmit chain {head} has a device-writable buffer")
+            }
+            RingError::ReadableInReceive { head } => {
+                write!(f, "receive chain {head} has a device-readable buffer")
+            }
+            RingError::ReceiveBufferTooSmall { head, need, have } => {
+                write!(f, "receive chain {head} has {have} bytes, {need} needed")
+            }
+            RingError::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes does not fit {max}")
+            }
+        }
+    }
+}
