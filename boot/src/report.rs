@@ -73,7 +73,9 @@ impl VmReport {
             metrics: outcome.metrics.clone(),
             console: outcome.console,
             expect: vm.expect.to_string(),
-            ok: vm.expect.is_met(outcome),
+            ok: vm
+                .expect
+                .is_met(outcome.status, outcome.code, &outcome.reason),
         }
     }
 
