@@ -7,6 +7,7 @@
 use crate::mem::ept::TableMemory;
 use crate::mem::frames::{FRAME_SIZE, FrameAllocator};
 use crate::multiboot::Region;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 /// Bytes in a page.
@@ -109,22 +110,77 @@ pub unsafe fn module_bytes(region: Region) -> &'static [u8] {
     }
 }
 
-/// EPT tables live in frames from the global allocator.
+/// Frames that hold EPT tables (bit N = frame N): the only frames
+/// [`FrameTables`] reads or writes entries of.
+static EPT_TABLE_FRAMES: [AtomicU64; FRAME_WORDS] = [const { AtomicU64::new(0) }; FRAME_WORDS];
+/// Entries in an EPT table.
+const TABLE_ENTRIES: usize = 512;
+
+/// The word and bit of `hpa`'s frame in [`EPT_TABLE_FRAMES`], if it is a
+/// page-aligned address below 4 GiB.
+fn table_bit(hpa: u64) -> Option<(&'static AtomicU64, u64)> {
+    if !hpa.is_multiple_of(PAGE) {
+        return None;
+    }
+    let frame = hpa / PAGE;
+    let word = EPT_TABLE_FRAMES.get(usize::try_from(frame / 64).ok()?)?;
+    Some((word, 1 << (frame % 64)))
+}
+
+/// Whether `hpa` is a live EPT table frame.
+fn is_table(hpa: u64) -> bool {
+    table_bit(hpa).is_some_and(|(word, bit)| word.load(Ordering::Acquire) & bit != 0)
+}
+
+/// EPT tables live in frames from the global allocator, marked as tables
+/// while they are: entries are read and written by value, only in marked
+/// frames, and no Rust reference into one ever exists (the CPU is their
+/// only other reader).
 pub struct FrameTables;
 
 impl TableMemory for FrameTables {
     fn alloc_table(&mut self) -> Option<u64> {
-        alloc_zeroed_pages(1)
+        let hpa = alloc_zeroed_pages(1)?;
+        match table_bit(hpa) {
+            Some((word, bit)) => {
+                word.fetch_or(bit, Ordering::Release);
+                Some(hpa)
+            }
+            None => {
+                free(hpa, 1);
+                None
+            }
+        }
     }
 
     fn free_table(&mut self, hpa: u64) {
-        free(hpa, 1);
+        let was_table = table_bit(hpa)
+            .is_some_and(|(word, bit)| word.fetch_and(!bit, Ordering::AcqRel) & bit != 0);
+        if was_table {
+            free(hpa, 1);
+        } else {
+            log::error!("refused to free {hpa:#x} as an EPT table: it is not one (hypervisor bug)");
+        }
     }
 
-    fn table(&mut self, hpa: u64) -> &mut [u64; 512] {
-        // SAFETY: `hpa` is a table this allocator handed to one EPT, which
-        // the caller (that EPT, borrowed mutably) owns exclusively; it is
-        // page aligned and identity mapped.
-        unsafe { &mut *(hpa as *mut [u64; 512]) }
+    fn entry(&self, table: u64, index: usize) -> u64 {
+        if index >= TABLE_ENTRIES || !is_table(table) {
+            return 0;
+        }
+        // SAFETY: `table` is a live EPT table frame (marked above, page
+        // aligned, identity mapped below 4 GiB) and `index` is inside it;
+        // entries are only ever accessed by value, so no reference aliases
+        // this read.
+        unsafe { (table as *const u64).add(index).read_volatile() }
+    }
+
+    fn set_entry(&mut self, table: u64, index: usize, value: u64) -> bool {
+        if index >= TABLE_ENTRIES || !is_table(table) {
+            return false;
+        }
+        // SAFETY: as in `entry`; the frame belongs to the EPT that is
+        // borrowed mutably by the caller, and is only written by value.
+        unsafe { (table as *mut u64).add(index).write_volatile(value) };
+        true
     }
 }

@@ -50,14 +50,20 @@ const LARGE: u64 = 1 << 7;
 const IGNORE_PAT: u64 = 1 << 6;
 
 /// Where EPT tables live: allocation of zeroed 4 KiB tables and access to
-/// them by host-physical address.
+/// their entries by value (no reference into a table is ever handed out;
+/// an address that is not a live table of this memory is refused).
 pub trait TableMemory {
     /// A new zeroed table's host-physical address, or `None` when out of memory.
     fn alloc_table(&mut self) -> Option<u64>;
     /// Returns a table to the pool.
     fn free_table(&mut self, hpa: u64);
-    /// The table at `hpa` (which this memory allocated).
-    fn table(&mut self, hpa: u64) -> &mut [u64; ENTRIES];
+    /// Entry `index` of the table at `table`; 0 (not present) if `table` is
+    /// not a live table of this memory or `index` is out of range.
+    fn entry(&self, table: u64, index: usize) -> u64;
+    /// Sets entry `index` of the table at `table`; `false` (and nothing
+    /// written) if `table` is not a live table of this memory or `index` is
+    /// out of range.
+    fn set_entry(&mut self, table: u64, index: usize, value: u64) -> bool;
 }
 
 /// Why a mapping could not be made.
@@ -71,6 +77,9 @@ pub enum EptError {
     OutOfRange,
     /// Part of the range is mapped already.
     AlreadyMapped(u64),
+    /// An entry points at something that is not a table of this EPT's
+    /// memory (a hypervisor bug, reported as one).
+    NotATable(u64),
 }
 
 impl fmt::Display for EptError {
@@ -80,6 +89,12 @@ impl fmt::Display for EptError {
             EptError::Misaligned => write!(f, "EPT mapping is not page aligned"),
             EptError::OutOfRange => write!(f, "EPT mapping beyond 48-bit guest-physical space"),
             EptError::AlreadyMapped(gpa) => write!(f, "guest-physical {gpa:#x} is mapped twice"),
+            EptError::NotATable(hpa) => {
+                write!(
+                    f,
+                    "EPT entry points at {hpa:#x}, not an EPT table (hypervisor bug)"
+                )
+            }
         }
     }
 }
@@ -145,15 +160,18 @@ impl Ept {
                 && len - off >= LARGE_PAGE;
             let leaf_level = if large { 1 } else { 0 };
             let table = self.walk_create(mem, g, leaf_level)?;
-            let slot = &mut mem.table(table)[index(g, leaf_level)];
-            if *slot != 0 {
+            let i = index(g, leaf_level);
+            if mem.entry(table, i) != 0 {
                 return Err(EptError::AlreadyMapped(g));
             }
-            *slot = h
+            let leaf = h
                 | perms.bits()
                 | (MEMORY_TYPE_WB << LEAF_MEMORY_TYPE_SHIFT)
                 | IGNORE_PAT
                 | if large { LARGE } else { 0 };
+            if !mem.set_entry(table, i, leaf) {
+                return Err(EptError::NotATable(table));
+            }
             off += if large { LARGE_PAGE } else { PAGE };
         }
         Ok(())
@@ -169,11 +187,15 @@ impl Ept {
     ) -> Result<u64, EptError> {
         let mut table = self.root;
         for level in (leaf_level + 1..WALK_LEVELS).rev() {
-            let entry = mem.table(table)[index(gpa, level)];
+            let entry = mem.entry(table, index(gpa, level));
             table = if entry == 0 {
                 let next = mem.alloc_table().ok_or(EptError::OutOfMemory)?;
                 self.tables += 1;
-                mem.table(table)[index(gpa, level)] = next | EptPerms::RWX.bits();
+                if !mem.set_entry(table, index(gpa, level), next | EptPerms::RWX.bits()) {
+                    mem.free_table(next);
+                    self.tables -= 1;
+                    return Err(EptError::NotATable(table));
+                }
                 next
             } else if entry & LARGE != 0 {
                 return Err(EptError::AlreadyMapped(gpa));
@@ -191,7 +213,7 @@ impl Ept {
         }
         let mut table = self.root;
         for level in (0..WALK_LEVELS).rev() {
-            let entry = mem.table(table)[index(gpa, level)];
+            let entry = mem.entry(table, index(gpa, level));
             if entry & EptPerms::RWX.bits() == 0 {
                 return None;
             }
@@ -211,7 +233,7 @@ impl Ept {
         fn free_level(mem: &mut impl TableMemory, table: u64, level: u64) {
             if level > 0 {
                 for i in 0..ENTRIES {
-                    let entry = mem.table(table)[i];
+                    let entry = mem.entry(table, i);
                     if entry & EptPerms::RWX.bits() != 0 && entry & LARGE == 0 {
                         free_level(mem, entry & ADDR_MASK, level - 1);
                     }
@@ -250,8 +272,21 @@ pub(crate) mod tests {
         fn free_table(&mut self, hpa: u64) {
             assert!(self.tables.remove(&hpa).is_some(), "double free {hpa:#x}");
         }
-        fn table(&mut self, hpa: u64) -> &mut [u64; ENTRIES] {
-            self.tables.get_mut(&hpa).expect("unknown table")
+        fn entry(&self, table: u64, index: usize) -> u64 {
+            self.tables
+                .get(&table)
+                .and_then(|t| t.get(index))
+                .copied()
+                .unwrap_or(0)
+        }
+        fn set_entry(&mut self, table: u64, index: usize, value: u64) -> bool {
+            match self.tables.get_mut(&table).and_then(|t| t.get_mut(index)) {
+                Some(e) => {
+                    *e = value;
+                    true
+                }
+                None => false,
+            }
         }
     }
 
