@@ -135,6 +135,8 @@ pub enum Field {
     LinkB,
     /// A link's polling core.
     LinkCore,
+    /// A link's hold time.
+    LinkHold,
 }
 
 impl Field {
@@ -161,6 +163,7 @@ impl Field {
             Field::LinkA => "a",
             Field::LinkB => "b",
             Field::LinkCore => "core",
+            Field::LinkHold => "hold",
         }
     }
 }
@@ -236,7 +239,10 @@ pub struct ManifestError {
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let link = matches!(self.field, Field::LinkA | Field::LinkB | Field::LinkCore);
+        let link = matches!(
+            self.field,
+            Field::LinkA | Field::LinkB | Field::LinkCore | Field::LinkHold
+        );
         match self.vm {
             Some(i) if link => write!(f, "manifest link {i}: field `{}`: ", self.field.name())?,
             Some(vm) => write!(f, "manifest vm {vm}: field `{}`: ", self.field.name())?,
@@ -329,6 +335,11 @@ pub struct LinkSpec {
 
 /// The hold time of a link whose manifest entry does not set one.
 pub const DEFAULT_LINK_HOLD: u64 = 20_000_000;
+/// Shortest hold time other than 0 (instructions): below a polling pass it
+/// would drop frames of receivers that are merely busy.
+pub const MIN_LINK_HOLD: u64 = 10_000;
+/// Longest hold time (instructions).
+pub const MAX_LINK_HOLD: u64 = 1 << 40;
 
 impl LinkSpec {
     /// The wire record for this link (checked against the VMs by
@@ -731,6 +742,17 @@ impl<'a> Manifest<'a> {
                     },
                 ));
             }
+            if link.hold != 0 && !(MIN_LINK_HOLD..=MAX_LINK_HOLD).contains(&link.hold) {
+                return Err(err(
+                    Some(i),
+                    Field::LinkHold,
+                    Problem::OutOfRange {
+                        found: link.hold,
+                        min: MIN_LINK_HOLD,
+                        max: MAX_LINK_HOLD,
+                    },
+                ));
+            }
             poll_cores |= 1 << link.core;
         }
         for (i, vm) in self.iter().enumerate() {
@@ -903,6 +925,19 @@ mod tests {
             (Some(0), Field::LinkB, Problem::PortTaken { link: 0 })
         );
         assert_eq!(check(&[link((0, 0), (1, 0), 64)]).1, Field::LinkCore);
+        let short = LinkSpec {
+            hold: MIN_LINK_HOLD - 1,
+            ..link((0, 0), (1, 0), 0)
+        };
+        assert_eq!(check(&[short]).1, Field::LinkHold);
+        let never = LinkSpec {
+            hold: 0,
+            ..link((0, 0), (1, 0), 0)
+        };
+        assert!(
+            Manifest::parse(&build_linked(&vms, &[never])).is_ok(),
+            "hold 0 (never drop) is allowed"
+        );
         // Every VM is pinned to core 1: polling there would leave them no core.
         assert_eq!(
             check(&[link((0, 0), (1, 0), 1)]),

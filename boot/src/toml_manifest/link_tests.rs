@@ -226,6 +226,15 @@ fn link_fields_are_checked() {
     assert!(e.contains("missing field `b`"), "{e}");
     let e = err(&pipeline("[1]", "[[link]]\na = \"gen.0\"\nb = 1\n"));
     assert!(e.starts_with("m.toml:"), "{e}");
+    let e = err(&pipeline("[1]", &link("gen.0", "fw.0", "hold = 5\n")));
+    assert_eq!(
+        e,
+        "m.toml: link 0 (gen.0 <-> fw.0): field `hold`: 5 instructions is outside 10000..=1099511627776 (0 means a stalled receiver's frames are never dropped)"
+    );
+    let m = ok(&pipeline("[1]", &link("gen.0", "fw.0", "hold = 0\n")));
+    assert_eq!(m.links[0].hold, 0);
+    let m = ok(&pipeline("[1]", &link("gen.0", "fw.0", "")));
+    assert_eq!(m.links[0].hold, vmm_abi::manifest::DEFAULT_LINK_HOLD);
 }
 
 #[test]

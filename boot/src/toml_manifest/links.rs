@@ -7,16 +7,13 @@ use super::VmConfig;
 use super::raw::RawLink;
 use crate::error::{Error, Result};
 use std::fmt;
-use vmm_abi::manifest::{DEFAULT_LINK_HOLD, LinkSpec, MAX_CORES, MAX_LINKS, PortRef};
+use vmm_abi::manifest::{
+    DEFAULT_LINK_HOLD, LinkSpec, MAX_CORES, MAX_LINK_HOLD, MAX_LINKS, MIN_LINK_HOLD, PortRef,
+};
 use vmm_abi::report::PortName;
 
 /// The core that polls a link whose table does not say.
 pub const DEFAULT_POLL_CORE: u32 = 0;
-/// Shortest hold time other than 0 (instructions): below a polling pass
-/// it would drop frames of receivers that are merely busy.
-pub const MIN_HOLD: u64 = 10_000;
-/// Longest hold time (instructions).
-pub const MAX_HOLD: u64 = 1 << 40;
 /// VM names listed in an "unknown VM" error before the list is cut short.
 const NAMES_SHOWN: usize = 8;
 
@@ -191,11 +188,11 @@ pub(super) fn resolve(origin: &str, raw: &[RawLink], vms: &[VmConfig]) -> Result
             ));
         }
         let hold = r.hold.unwrap_or(DEFAULT_LINK_HOLD);
-        if hold != 0 && !(MIN_HOLD..=MAX_HOLD).contains(&hold) {
+        if hold != 0 && !(MIN_LINK_HOLD..=MAX_LINK_HOLD).contains(&hold) {
             return Err(fail(
                 "hold",
                 format!(
-                    "{hold} instructions is outside {MIN_HOLD}..={MAX_HOLD} (0 means a stalled receiver's frames are never dropped)"
+                    "{hold} instructions is outside {MIN_LINK_HOLD}..={MAX_LINK_HOLD} (0 means a stalled receiver's frames are never dropped)"
                 ),
             ));
         }

@@ -55,6 +55,14 @@ impl Uart {
         sent
     }
 
+    /// Waits for the transmitter, then sends one byte.
+    fn send_one(byte: u8) {
+        while !Self::ready() {
+            core::hint::spin_loop();
+        }
+        Self::send(byte);
+    }
+
     /// Waits for the transmitter, then sends a FIFO-load from `q`.
     fn send_waiting(q: &mut OutQueue) {
         while !Self::ready() {
@@ -195,15 +203,16 @@ pub fn record(r: &Record<'_>) {
 /// writes straight to the UART without it if it cannot (the core that
 /// failed may hold it), so a fatal error is always reported.
 pub fn emergency(text: &str, r: &Record<'_>) {
+    /// Straight to the UART, a byte at a time (no queue: this may run on
+    /// an exception stack while another core holds the queue).
     struct Direct;
     impl Write for Direct {
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            let mut q = OutQueue::new();
-            for chunk in s.as_bytes().chunks(UART_FIFO) {
-                q.push_text(chunk, &mut |_| {});
-                while !q.is_empty() {
-                    Uart::send_waiting(&mut q);
+            for b in s.bytes() {
+                if b == b'\n' {
+                    Uart::send_one(b'\r');
                 }
+                Uart::send_one(b);
             }
             Ok(())
         }

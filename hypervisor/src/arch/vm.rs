@@ -873,6 +873,11 @@ fn slice(
     let budget = st.spec.budget;
     let index = st.index;
     let slots = st.device_slots();
+    // Waiting for work is charged to the budget too: a wait that ran it
+    // out ends here, before the guest runs again.
+    if budget != 0 && st.used >= budget {
+        return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
+    }
     let signals = net.signals(index);
     let mut host = VmHost {
         index,
@@ -884,9 +889,9 @@ fn slice(
         ran_before: st.ran,
         entered,
     };
+    let timeslice = shared.timeslice.saturating_sub(st.debt).max(MIN_SLICE);
     // Alone on its core, it is interrupted now and then while console text
     // waits, so this core feeds the UART even if the guest never exits.
-    let timeslice = shared.timeslice.saturating_sub(st.debt).max(MIN_SLICE);
     let timer = if others_waiting {
         shared.timer_for(timeslice)
     } else {
@@ -897,11 +902,6 @@ fn slice(
         return SliceEnd::Stopped(StopReason::Internal(
             "VMWRITE of the preemption timer failed",
         ));
-    }
-    // Waiting for work is charged to the budget too: a wait that ran it
-    // out ends here, before the guest runs again.
-    if budget != 0 && st.used >= budget {
-        return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
     }
     // The clock is only read when something depends on it.
     let timed = budget != 0 || others_waiting;
@@ -1016,22 +1016,14 @@ fn slice(
                         st.used = used_before + now.wrapping_sub(slice_start);
                         // The wait is charged to the budget (see
                         // `wait_over`), so it ends when the budget would.
-                        let ticks = if budget != 0 {
-                            ticks.min(budget.saturating_sub(st.used))
-                        } else {
-                            ticks
-                        };
+                        let ticks = within_budget(ticks, budget, st.used);
                         st.wait_deadline = Some(now.saturating_add(ticks));
                         st.wait_started = now;
                         return SliceEnd::Waiting;
                     } else {
                         // A budget bounds the wait too.
-                        let ticks = if budget != 0 {
-                            let used = used_before + instr::rdtsc().wrapping_sub(slice_start);
-                            ticks.min(budget.saturating_sub(used))
-                        } else {
-                            ticks
-                        };
+                        let used = used_before + instr::rdtsc().wrapping_sub(slice_start);
+                        let ticks = within_budget(ticks, budget, used);
                         st.regs.rax = wait_alone(signals, ticks);
                     }
                 }
@@ -1055,6 +1047,16 @@ fn slice(
             // at once.
             return SliceEnd::Preempted;
         }
+    }
+}
+
+/// A wait of `ticks`, cut to what is left of `budget` after `used` (0 = no
+/// budget).
+fn within_budget(ticks: u64, budget: u64, used: u64) -> u64 {
+    if budget == 0 {
+        ticks
+    } else {
+        ticks.min(budget.saturating_sub(used))
     }
 }
 

@@ -213,7 +213,7 @@ impl fmt::Display for StopReason {
             StopReason::DeniedInstruction { reason } => write!(
                 f,
                 "denied instruction {} (exit reason {}): not available to guests",
-                reason.instruction(),
+                reason.denied_instruction().unwrap_or("an instruction"),
                 *reason as u16
             ),
             StopReason::DuringDelivery { exit, event } => {

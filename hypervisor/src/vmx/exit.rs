@@ -168,39 +168,12 @@ impl ExitReason {
         ]
     };
 
-    /// Instructions guests are denied on purpose (their exits are enabled
-    /// or unconditional, and no guest is given them).
-    pub fn denied(self) -> bool {
+    /// The instruction, as a guest author would name it, if guests are
+    /// denied it on purpose (its exit is enabled or unconditional, and no
+    /// guest is given it); `None` for every other reason.
+    pub fn denied_instruction(self) -> Option<&'static str> {
         use ExitReason::*;
-        matches!(
-            self,
-            DrAccess
-                | Rdpmc
-                | Wbinvd
-                | Invd
-                | Monitor
-                | Mwait
-                | Getsec
-                | Vmclear
-                | Vmlaunch
-                | Vmptrld
-                | Vmptrst
-                | Vmread
-                | Vmresume
-                | Vmwrite
-                | Vmxoff
-                | Vmxon
-                | Invept
-                | Invvpid
-                | Vmfunc
-        )
-    }
-
-    /// The instruction (or access) this exit reason stands for, as a guest
-    /// author would name it.
-    pub fn instruction(self) -> &'static str {
-        use ExitReason::*;
-        match self {
+        Some(match self {
             DrAccess => "MOV to/from a debug register",
             Rdpmc => "RDPMC",
             Wbinvd => "WBINVD",
@@ -220,26 +193,8 @@ impl ExitReason {
             Invept => "INVEPT",
             Invvpid => "INVVPID",
             Vmfunc => "VMFUNC",
-            Vmcall => "VMCALL",
-            Cpuid => "CPUID",
-            Hlt => "HLT",
-            Invlpg => "INVLPG",
-            Rdtsc => "RDTSC",
-            Rdtscp => "RDTSCP",
-            Rsm => "RSM",
-            Pause => "PAUSE",
-            Xsetbv => "XSETBV",
-            Rdrand => "RDRAND",
-            Rdseed => "RDSEED",
-            Invpcid => "INVPCID",
-            Xsaves => "XSAVES",
-            Xrstors => "XRSTORS",
-            Rdmsr => "RDMSR",
-            Wrmsr => "WRMSR",
-            Io => "IN/OUT",
-            CrAccess => "MOV to/from a control register",
-            _ => "an event",
-        }
+            _ => return None,
+        })
     }
 
     /// The reason with this basic number, if Corral names it.
@@ -456,7 +411,7 @@ pub fn decode(raw: &RawExit) -> Exit {
             reason: r as u16,
             qualification: q,
         },
-        Some(r) if r.denied() => Exit::Denied { reason: r },
+        Some(r) if r.denied_instruction().is_some() => Exit::Denied { reason: r },
         _ => Exit::Unexpected {
             reason: basic,
             name,
@@ -809,7 +764,7 @@ mod tests {
             (50, "INVEPT"),
         ] {
             match decode(&raw(n, 0)) {
-                Exit::Denied { reason } => assert_eq!(reason.instruction(), name),
+                Exit::Denied { reason } => assert_eq!(reason.denied_instruction(), Some(name)),
                 other => panic!("reason {n}: {other:?}"),
             }
         }
