@@ -171,6 +171,7 @@ impl ExitReason {
     /// The instruction, as a guest author would name it, if guests are
     /// denied it on purpose (its exit is enabled or unconditional, and no
     /// guest is given it); `None` for every other reason.
+    #[inline]
     pub fn denied_instruction(self) -> Option<&'static str> {
         use ExitReason::*;
         Some(match self {
