@@ -7,8 +7,6 @@
 //! the privileged-instruction wrappers and the VMX run loop.
 #![cfg_attr(not(test), no_std)]
 
-#[cfg(target_os = "none")]
-pub mod arch;
 pub mod console;
 pub mod cpuid;
 pub mod dispatch;
@@ -18,6 +16,8 @@ pub mod mem;
 pub mod mmio;
 pub mod msr;
 pub mod multiboot;
+#[cfg(target_os = "none")]
+pub mod platform;
 pub mod sched;
 pub mod vcpu;
 pub mod virtio;

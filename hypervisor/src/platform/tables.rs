@@ -4,7 +4,7 @@
 //! stack (IST 1). A core's number is the slot its loaded GDT lives in.
 
 use super::instr::{self, TablePointer};
-use super::smp::MAX_CPUS;
+use super::percpu::MAX_CORES;
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 
@@ -96,7 +96,7 @@ const EMPTY: Tables = Tables {
 
 /// Every core's tables, indexed by core number. The CPU reads (and marks
 /// the TSS busy in) this memory.
-struct Slots([UnsafeCell<Tables>; MAX_CPUS]);
+struct Slots([UnsafeCell<Tables>; MAX_CORES]);
 
 // SAFETY: slot `i` is written only by [`load`], which runs on core `i`
 // alone, before that core uses the tables and before any other code could
@@ -105,7 +105,7 @@ struct Slots([UnsafeCell<Tables>; MAX_CPUS]);
 // touches a slot; Rust code only takes addresses.
 unsafe impl Sync for Slots {}
 
-static SLOTS: Slots = Slots([const { UnsafeCell::new(EMPTY) }; MAX_CPUS]);
+static SLOTS: Slots = Slots([const { UnsafeCell::new(EMPTY) }; MAX_CORES]);
 
 /// The boot core's double-fault stack (needed before the frame allocator
 /// exists; the other cores get theirs from the allocator).
@@ -136,7 +136,7 @@ pub fn current_slot() -> usize {
     let base = instr::sgdt().base;
     let offset = base.wrapping_sub(first);
     let index = (offset / size_of::<Tables>() as u64) as usize;
-    if offset.is_multiple_of(size_of::<Tables>() as u64) && index < MAX_CPUS {
+    if offset.is_multiple_of(size_of::<Tables>() as u64) && index < MAX_CORES {
         index
     } else {
         0
@@ -232,7 +232,7 @@ pub fn init() {
 }
 
 /// Builds and loads the tables of application processor `core` (slot
-/// `core`, 1 ≤ `core` < [`MAX_CPUS`]), with its double-fault stack ending
+/// `core`, 1 ≤ `core` < [`MAX_CORES`]), with its double-fault stack ending
 /// at `ist_top`. Returns false (and changes nothing) for a bad number.
 ///
 /// # Safety
@@ -240,7 +240,7 @@ pub fn init() {
 /// uses slot `core`; `ist_top` is the top of a stack of at least
 /// [`IST_STACK_SIZE`] bytes owned by this core forever.
 pub unsafe fn init_ap(core: usize, ist_top: u64) -> bool {
-    if core == 0 || core >= MAX_CPUS {
+    if core == 0 || core >= MAX_CORES {
         return false;
     }
     // SAFETY: forwarded from the caller.

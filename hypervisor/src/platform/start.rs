@@ -3,10 +3,10 @@
 //! core runs its share of the VMs (`run.rs`), and the boot core reports
 //! `done` and powers off when all have ended.
 
+use super::halt::{fatal, fatal_fmt, power_off};
 use super::instr::{self, outb};
 use super::run::Plan;
 use super::{images, memory, serial, smp, tables, vmx};
-use crate::console::StackStr;
 use crate::multiboot::{self, BOOTLOADER_MAGIC, BootInformation, Region};
 use crate::vmx::caps;
 use spin::Once;
@@ -24,34 +24,6 @@ const PIC_MASK_ALL: u8 = 0xff;
 unsafe extern "C" {
     static __hypervisor_start: u8;
     static __hypervisor_end: u8;
-}
-
-/// Prints why the hypervisor cannot go on (a console line and a `fatal`
-/// record) and stops the machine.
-pub fn fatal(reason: &str) -> ! {
-    serial::emergency(reason, &Record::Fatal { reason });
-    power_off()
-}
-
-fn fatal_fmt(args: core::fmt::Arguments<'_>) -> ! {
-    fatal(StackStr::<240>::format(args).as_str())
-}
-
-/// Stops the machine: Bochs' magic breakpoint ends the emulator; on real
-/// hardware the core halts with interrupts off.
-pub fn power_off() -> ! {
-    serial::drain();
-    instr::magic_break();
-    loop {
-        instr::cli();
-        instr::hlt();
-    }
-}
-
-#[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    fatal_fmt(format_args!("hypervisor panic: {info}"))
 }
 
 fn mask_legacy_pic() {

@@ -1,7 +1,7 @@
 //! The firmware's ACPI tables, read in place with the `acpi` crate (no
 //! allocation): the MADT's local APIC entries are the machine's cores.
 
-use super::start;
+use super::halt;
 use crate::console::StackStr;
 use crate::multiboot::{RootTable, Rsdp};
 use acpi::madt::{Madt, MadtEntry};
@@ -45,7 +45,7 @@ impl AcpiHandler for IdentityMapped {
             .checked_add(size as u64)
             .is_some_and(|end| end <= IDENTITY_MAPPED_END);
         let Some(ptr) = NonNull::new(physical_address as *mut T).filter(|_| inside) else {
-            start::fatal(
+            halt::fatal(
                 StackStr::<120>::format(format_args!(
                     "ACPI table at {start:#x} ({size} bytes) lies outside the identity-mapped 4 GiB"
                 ))

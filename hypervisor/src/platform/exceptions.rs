@@ -67,7 +67,7 @@ extern "C" fn report(frame: &Frame) -> ! {
         frame.rflags,
         instr::read_cr2()
     ));
-    super::start::fatal(text.as_str())
+    super::halt::fatal(text.as_str())
 }
 
 #[unsafe(naked)]

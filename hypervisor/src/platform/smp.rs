@@ -2,15 +2,13 @@
 //! application processors with INIT-SIPI-SIPI, give each its own stack and
 //! CPU tables, and identify the current core.
 
+use super::percpu::MAX_CORES;
 use super::trampoline::{self, Launch};
-use super::{acpi, instr, lapic, memory, start, tables};
+use super::{acpi, halt, instr, lapic, memory, tables};
 use crate::multiboot::{BootInformation, Region};
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Once;
-
-/// Most cores Corral runs on.
-pub const MAX_CPUS: usize = 64;
 
 /// A core that started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +45,7 @@ static CHECKED_IN: AtomicU32 = AtomicU32::new(NOBODY);
 
 /// The cores that started, the boot core first.
 struct Cores {
-    list: [Core; MAX_CPUS],
+    list: [Core; MAX_CORES],
     count: usize,
 }
 
@@ -96,7 +94,7 @@ pub fn current_apic_id() -> u32 {
 
 /// The application processors' local APIC IDs, in MADT order.
 struct Candidates {
-    apic_ids: [u8; MAX_CPUS],
+    apic_ids: [u8; MAX_CORES],
     count: usize,
     /// Enabled entries that cannot be started or do not fit.
     skipped: usize,
@@ -127,7 +125,7 @@ fn start_all(info: &BootInformation<'_>, ap_main: extern "C" fn(u32) -> !) -> Co
         list: [Core {
             index: 0,
             apic_id: 0,
-        }; MAX_CPUS],
+        }; MAX_CORES],
         count: 0,
     };
     cores.push(boot_apic_id);
@@ -149,7 +147,7 @@ fn find_application_processors(
         "the boot loader passed no valid ACPI RSDP",
     ))?;
     let mut found = Candidates {
-        apic_ids: [0; MAX_CPUS],
+        apic_ids: [0; MAX_CORES],
         count: 0,
         skipped: 0,
         lapic_id_register,
@@ -172,7 +170,7 @@ fn find_application_processors(
         }
         *seen = true;
         // One slot is the boot core's.
-        if found.count + 1 < MAX_CPUS {
+        if found.count + 1 < MAX_CORES {
             found.apic_ids[found.count] = id;
             found.count += 1;
         } else {
@@ -187,7 +185,7 @@ fn find_application_processors(
     }
     if found.skipped > 0 {
         log::warn!(
-            "{} enabled cores left out (APIC id above {:#x} or more than {MAX_CPUS} cores)",
+            "{} enabled cores left out (APIC id above {:#x} or more than {MAX_CORES} cores)",
             found.skipped,
             XAPIC_BROADCAST - 1
         );
@@ -347,7 +345,7 @@ extern "C" fn ap_entry(index: u32, ist_top: u64, ap_main: extern "C" fn(u32) -> 
     // IST stack for anything else; the IST stack was allocated for this
     // core and is never freed once it has checked in.
     if !unsafe { tables::init_ap(index as usize, ist_top) } {
-        start::fatal("an application processor was given a bad core number");
+        halt::fatal("an application processor was given a bad core number");
     }
     CHECKED_IN.store(index, Ordering::Release);
     ap_main(index)

@@ -8,6 +8,7 @@ use super::images::{CachedImage, SharedRange};
 use super::instr::{self, vmread, vmwrite};
 use super::memory::{self, FrameTables};
 use super::net::{self, Net, PortEvent};
+use super::percpu::PerCore;
 use super::serial;
 use super::smp;
 use super::vmx::{self, Launch, VmxShared};
@@ -33,7 +34,7 @@ use crate::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
 use crate::vmx::exit::{self, Event, Exit, ExitReason, RawExit};
 use crate::vmx::fields::{Control, ExitInfo, Guest};
 use crate::vmx::mode::CpuMode;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use vmm_abi::bootinfo::BootInfo;
 use vmm_abi::devices::{self, DeviceKind};
 use vmm_abi::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
@@ -51,7 +52,7 @@ const PROGRESS_EVERY: u64 = 50_000_000;
 const PROGRESS_CORE_GAP: u64 = 20_000_000;
 /// When each core last sent a `vm-progress` record (only that core writes
 /// its entry).
-static CORE_PROGRESS: [AtomicU64; smp::MAX_CPUS] = [const { AtomicU64::new(0) }; smp::MAX_CPUS];
+static CORE_PROGRESS: PerCore = PerCore::new();
 /// Bytes a console line ends with on the wire (CR LF).
 const LINE_END_BYTES: usize = 2;
 /// Shortest slice a VM that owes time gets (the shortest `timeslice` a
@@ -245,20 +246,17 @@ impl VmState {
     /// and neither it nor its core `core` sent one lately, so a run cut
     /// short by its time bound still reports what each VM did.
     pub fn maybe_progress(&mut self, core: u32) {
-        let Some(core_last) = CORE_PROGRESS.get(core as usize) else {
-            return;
-        };
         let now = instr::rdtsc();
         let done = self.slices + self.exits.iter().sum::<u64>();
         let (last, last_done) = self.progress_at;
         if done == last_done
             || now.wrapping_sub(last) < PROGRESS_EVERY
-            || now.wrapping_sub(core_last.load(Ordering::Relaxed)) < PROGRESS_CORE_GAP
+            || now.wrapping_sub(CORE_PROGRESS.get(core)) < PROGRESS_CORE_GAP
         {
             return;
         }
         self.progress_at = (now, done);
-        core_last.store(now, Ordering::Relaxed);
+        CORE_PROGRESS.set(core, now);
         serial::record(&Record::VmProgress {
             vm: self.index,
             boot: self.boot_instructions(),

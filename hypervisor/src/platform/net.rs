@@ -18,6 +18,7 @@
 
 use super::instr;
 use super::memory;
+use super::percpu::PerCore;
 use super::serial;
 use crate::mem::raw::RawRam;
 use crate::virtio::error::RingError;
@@ -25,7 +26,7 @@ use crate::virtio::link::{self, Direction, Hold, LinkFault, Receiver, Side};
 use crate::virtio::mmio::{Transport, TransportConfig, WriteEffect};
 use crate::virtio::net::{NetDevice, RECEIVE_QUEUE, TRANSMIT_QUEUE};
 use crate::virtio::queue::QueueError;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 use vmm_abi::devices::port_mac;
 use vmm_abi::layout::PAGE_SIZE;
@@ -124,20 +125,16 @@ pub struct Net {
 }
 
 /// Exits taken on each core (each core adds only to its own).
-static EXITS: [AtomicU64; super::smp::MAX_CPUS] =
-    [const { AtomicU64::new(0) }; super::smp::MAX_CPUS];
+static EXITS: PerCore = PerCore::new();
 
 /// Counts one exit on core `core`.
 #[inline]
 pub fn count_exit(core: u32) {
-    if let Some(c) = EXITS.get(core as usize) {
-        // Only this core writes its counter: no read-modify-write needed.
-        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
+    EXITS.bump(core);
 }
 
 fn total_exits() -> u64 {
-    EXITS.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    EXITS.total()
 }
 
 /// A slice of `n` values made by `init`, in frames that are never freed.

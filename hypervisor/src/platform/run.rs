@@ -7,8 +7,9 @@
 use super::images;
 use super::memory;
 use super::net::Net;
+use super::percpu::MAX_CORES;
 use super::serial;
-use super::smp::{Core, MAX_CPUS};
+use super::smp::Core;
 use super::vm::{self, SliceEnd, VmState};
 use super::vmx::VmxShared;
 use crate::console::StackStr;
@@ -28,7 +29,7 @@ pub struct Plan {
     count: usize,
     queues: *mut u32,
     /// Per core: offset and length of its queue in `queues`.
-    ranges: [(usize, usize); MAX_CPUS],
+    ranges: [(usize, usize); MAX_CORES],
     cores: &'static [Core],
     /// Controls and bitmaps every VM uses.
     pub shared: VmxShared,
@@ -91,7 +92,7 @@ impl Plan {
             states,
             count,
             queues,
-            ranges: [(0, 0); MAX_CPUS],
+            ranges: [(0, 0); MAX_CORES],
             cores,
             shared,
             net: Net::build(manifest)?,

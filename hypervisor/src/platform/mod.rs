@@ -3,11 +3,13 @@
 
 mod acpi;
 pub mod exceptions;
+pub mod halt;
 pub mod images;
 pub mod instr;
 mod lapic;
 pub mod memory;
 pub mod net;
+pub mod percpu;
 pub mod run;
 pub mod serial;
 pub mod smp;
