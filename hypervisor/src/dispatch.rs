@@ -1,14 +1,21 @@
 //! The one exit dispatcher: takes an already-decoded [`Exit`] and runs its
-//! handler, one function per reason. It never touches hardware, so host
-//! tests feed it fabricated exits. Anything a guest is not allowed to do
-//! stops that guest with a [`StopReason`]; nothing here panics.
+//! handler, one function per reason; device-page accesses go to the VM's
+//! [`Bus`]. It never touches hardware, so host tests feed it fabricated
+//! exits. Anything a guest is not allowed to do stops that guest with a
+//! [`StopReason`]; nothing here panics.
+#![forbid(unsafe_code)]
 
 use crate::cpuid::{self, CpuidResult};
+use crate::devices::bus::{Bus, Effect};
+use crate::emulate;
 use crate::hypercall::{self, Call, Done, Services};
 use crate::mem::guest::MemoryAccess;
+use crate::vcpu::hw::GuestCpu;
 use crate::vcpu::regs::GuestRegs;
 use crate::vcpu::stop::StopReason;
-use crate::vmx::exit::{Event, EventType, Exit};
+use crate::vmx::exit::{Access, Event, EventType, Exit};
+use crate::vmx::mode::CpuMode;
+use vmm_abi::layout::device_slot;
 
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
@@ -20,6 +27,9 @@ pub enum Outcome {
     Resume,
     /// Re-enter after the exiting instruction.
     Advance,
+    /// Re-enter after an emulated instruction of this many bytes (exits
+    /// for device accesses carry no instruction length).
+    AdvanceBy(u8),
     /// Move past the exiting instruction and give the core to another VM if
     /// one waits (the guest is idle).
     Yield,
@@ -34,7 +44,7 @@ pub enum Outcome {
 }
 
 /// The state of the vCPU a handler may look at or change.
-pub struct Vcpu<'a, M: MemoryAccess> {
+pub struct Vcpu<'a, M: MemoryAccess, C: GuestCpu> {
     /// General-purpose registers.
     pub regs: &'a mut GuestRegs,
     /// RIP of the exiting instruction.
@@ -46,18 +56,21 @@ pub struct Vcpu<'a, M: MemoryAccess> {
     /// The event the CPU was delivering through the guest's IDT when the
     /// exit happened (IDT-vectoring information), if any.
     pub delivering: Option<Event>,
+    /// Guest state read on demand (mode, CR3) for device accesses.
+    pub cpu: &'a mut C,
 }
 
-/// What the dispatcher needs from the hypervisor besides the vCPU.
-pub trait Host: Services {
+/// What the dispatcher needs from the hypervisor besides the vCPU: the
+/// hypercall services, the VM's devices, the real CPUID.
+pub trait Host: Services + Bus {
     /// The real CPU's CPUID answer.
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult;
 }
 
 /// Handles one decoded exit.
-pub fn dispatch<M: MemoryAccess>(
+pub fn dispatch<M: MemoryAccess, C: GuestCpu>(
     exit: &Exit,
-    vcpu: &mut Vcpu<'_, M>,
+    vcpu: &mut Vcpu<'_, M, C>,
     host: &mut impl Host,
 ) -> Outcome {
     if let Some(event) = vcpu.delivering {
@@ -78,6 +91,17 @@ pub fn dispatch<M: MemoryAccess>(
         Exit::Vmcall => on_vmcall(vcpu, host),
         Exit::Cpuid => on_cpuid(vcpu, host),
         Exit::Hlt => on_hlt(vcpu),
+        // Only the instruction's own access is emulated; a page walk
+        // through a device page stops the guest as an EPT violation.
+        Exit::EptViolation {
+            gpa,
+            access,
+            direct: true,
+        } if let Some((slot, offset)) = device_slot(gpa)
+            && host.has_device(slot) =>
+        {
+            on_device(vcpu, host, slot, offset, access)
+        }
         Exit::EptViolation { gpa, access, .. } => Outcome::Stop(StopReason::EptViolation {
             gpa,
             access,
@@ -106,7 +130,10 @@ pub fn dispatch<M: MemoryAccess>(
     }
 }
 
-fn on_vmcall<M: MemoryAccess>(vcpu: &mut Vcpu<'_, M>, host: &mut impl Host) -> Outcome {
+fn on_vmcall<M: MemoryAccess, C: GuestCpu>(
+    vcpu: &mut Vcpu<'_, M, C>,
+    host: &mut impl Host,
+) -> Outcome {
     let r = &*vcpu.regs;
     let call = Call {
         nr: r.rax,
@@ -123,7 +150,10 @@ fn on_vmcall<M: MemoryAccess>(vcpu: &mut Vcpu<'_, M>, host: &mut impl Host) -> O
     }
 }
 
-fn on_cpuid<M: MemoryAccess>(vcpu: &mut Vcpu<'_, M>, host: &mut impl Host) -> Outcome {
+fn on_cpuid<M: MemoryAccess, C: GuestCpu>(
+    vcpu: &mut Vcpu<'_, M, C>,
+    host: &mut impl Host,
+) -> Outcome {
     let r = cpuid::filter(vcpu.regs.rax as u32, vcpu.regs.rcx as u32, |l, s| {
         host.host_cpuid(l, s)
     });
@@ -134,13 +164,56 @@ fn on_cpuid<M: MemoryAccess>(vcpu: &mut Vcpu<'_, M>, host: &mut impl Host) -> Ou
     Outcome::Advance
 }
 
-fn on_hlt<M: MemoryAccess>(vcpu: &Vcpu<'_, M>) -> Outcome {
+fn on_hlt<M: MemoryAccess, C: GuestCpu>(vcpu: &Vcpu<'_, M, C>) -> Outcome {
     if vcpu.rflags & RFLAGS_IF == 0 {
         Outcome::Stop(StopReason::Halted)
     } else {
         // No interrupt sources are given to guests yet: HLT means "idle",
         // so the core goes to another VM if one waits.
         Outcome::Yield
+    }
+}
+
+/// An access to device slot `slot`'s register page at `offset`: the
+/// instruction at RIP is fetched, decoded and carried out on the device.
+fn on_device<M: MemoryAccess, C: GuestCpu>(
+    vcpu: &mut Vcpu<'_, M, C>,
+    host: &mut impl Host,
+    slot: usize,
+    offset: u64,
+    access: Access,
+) -> Outcome {
+    let slot_u8 = slot as u8;
+    // The decoder and the page walk speak 64-bit code only.
+    match vcpu.cpu.mode(vcpu.rflags) {
+        Ok(CpuMode::Long64) => {}
+        Ok(mode) => {
+            return Outcome::Stop(StopReason::DeviceOutsideLongMode {
+                slot: slot_u8,
+                mode,
+            });
+        }
+        Err(r) => return Outcome::Stop(r),
+    }
+    let cr3 = match vcpu.cpu.cr3() {
+        Ok(cr3) => cr3,
+        Err(r) => return Outcome::Stop(r),
+    };
+    let (mem, rip, regs) = (vcpu.mem, vcpu.rip, &mut *vcpu.regs);
+    let done = host.with_device(slot, |dev| {
+        emulate::emulate(mem, cr3, rip, access, regs, offset, dev)
+    });
+    match done {
+        None => Outcome::Stop(StopReason::Internal("a device vanished")),
+        Some(Err(fault)) => Outcome::Stop(StopReason::Mmio {
+            slot: slot_u8,
+            fault,
+        }),
+        Some(Ok((_, Effect::Fault(error)))) => Outcome::Stop(StopReason::Ring {
+            slot: slot_u8,
+            error,
+        }),
+        Some(Ok((len, Effect::None))) => Outcome::AdvanceBy(len),
     }
 }
 
@@ -152,7 +225,7 @@ fn on_io(port: u16, is_in: bool) -> Outcome {
     })
 }
 
-fn on_msr<M: MemoryAccess>(vcpu: &Vcpu<'_, M>, write: bool) -> Outcome {
+fn on_msr<M: MemoryAccess, C: GuestCpu>(vcpu: &Vcpu<'_, M, C>, write: bool) -> Outcome {
     // The MSR bitmap denies every MSR; no grants exist yet.
     Outcome::Stop(StopReason::DeniedMsr {
         msr: vcpu.regs.rcx as u32,
@@ -167,6 +240,33 @@ mod tests {
     use crate::mem::guest::GuestMemory;
     use crate::vmx::exit::{Access, ExitReason};
     use vmm_abi::hypercall::Hypercall;
+
+    impl Bus for Recorder {
+        fn has_device(&self, _: usize) -> bool {
+            false
+        }
+
+        fn with_device<R>(
+            &mut self,
+            _: usize,
+            _: impl FnOnce(&mut dyn crate::devices::bus::BusDevice) -> R,
+        ) -> Option<R> {
+            None
+        }
+    }
+
+    /// A guest in 64-bit mode whose CR3 nobody asks for here.
+    struct Long64;
+
+    impl GuestCpu for Long64 {
+        fn mode(&mut self, _: u64) -> Result<CpuMode, StopReason> {
+            Ok(CpuMode::Long64)
+        }
+
+        fn cr3(&mut self) -> Result<u64, StopReason> {
+            Ok(0)
+        }
+    }
 
     impl Host for Recorder {
         fn host_cpuid(&self, leaf: u32, _: u32) -> CpuidResult {
@@ -198,6 +298,7 @@ mod tests {
             rflags,
             mem: &mem,
             delivering,
+            cpu: &mut Long64,
         };
         let out = dispatch(&exit, &mut vcpu, &mut host);
         (out, host)

@@ -9,11 +9,12 @@
 
 pub mod console;
 pub mod cpuid;
+pub mod devices;
 pub mod dispatch;
 pub mod elf;
+pub mod emulate;
 pub mod hypercall;
 pub mod mem;
-pub mod mmio;
 pub mod msr;
 pub mod multiboot;
 #[cfg(target_os = "none")]

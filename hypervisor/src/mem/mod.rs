@@ -4,5 +4,4 @@ pub mod ept;
 pub mod frames;
 pub mod guest;
 pub mod guest_tables;
-pub mod guest_walk;
 pub mod raw;

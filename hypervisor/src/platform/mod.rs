@@ -16,5 +16,6 @@ pub mod smp;
 pub mod start;
 pub mod tables;
 mod trampoline;
+mod vcpu;
 pub mod vm;
 pub mod vmx;

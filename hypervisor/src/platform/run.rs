@@ -10,10 +10,11 @@ use super::net::Net;
 use super::percpu::MAX_CORES;
 use super::serial;
 use super::smp::Core;
-use super::vm::{self, SliceEnd, VmState};
+use super::vm::{self, VmState};
 use super::vmx::VmxShared;
 use crate::console::StackStr;
 use crate::sched::{self, RunQueue};
+use crate::vcpu::slice::SliceEnd;
 use crate::vcpu::stop::StopReason;
 use core::sync::atomic::{AtomicU32, Ordering};
 use vmm_abi::layout::PAGE_SIZE;
@@ -210,8 +211,8 @@ impl Plan {
             {
                 // SAFETY: VM `i` is in this core's queue, so it is assigned here.
                 let st = unsafe { self.state(i as usize) };
-                if !queue.is_empty() && st.debt >= self.shared.timeslice {
-                    st.debt -= self.shared.timeslice;
+                if !queue.is_empty() && st.cpu.debt >= self.shared.timeslice {
+                    st.cpu.debt -= self.shared.timeslice;
                     queue.push(i);
                     continue;
                 }
@@ -379,7 +380,7 @@ fn end(st: &mut VmState, status: VmStatus, code: i64, reason: &str) {
         private: st.private_bytes,
         shared: st.shared_bytes,
         overhead: st.overhead_bytes,
-        exits: st.exits,
+        exits: st.cpu.exits,
         console: st.console.printed,
         console_dropped: st.console.dropped,
         reason,

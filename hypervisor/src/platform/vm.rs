@@ -1,48 +1,47 @@
 //! One VM: its state across runs ([`VmState`]), its creation (private
 //! memory, the image's shared read-only pages, boot info, guest page tables,
-//! EPT, VMCS), a run slice (enter, decode the exit once, dispatch once,
-//! repeat until it stops or must yield the core), and its teardown, which
-//! returns every frame it held.
+//! EPT, VMCS), a run slice (the exit loop of `vcpu::slice` over this VM's
+//! VMCS, devices and signals), and its teardown, which returns every frame
+//! it held.
 
 use super::images::{CachedImage, SharedRange};
-use super::instr::{self, vmread, vmwrite};
+use super::instr;
 use super::memory::{self, FrameTables};
 use super::net::{self, Net, PortEvent};
 use super::percpu::PerCore;
 use super::serial;
 use super::smp;
+use super::vcpu::{Tsc, VmxVcpu};
 use super::vmx::{self, Launch, VmxShared};
 use crate::console::LineBuffer;
 use crate::console::quota::{
     Admit, CONSOLE_BURST, CONSOLE_CAP, CONSOLE_RATE, ConsoleQuota, RATE_PERIOD,
 };
 use crate::cpuid::CpuidResult;
-use crate::dispatch::{self, Host, Outcome, Vcpu};
+use crate::devices::bus::{Bus, BusDevice, Effect};
+use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hypercall::Services;
 use crate::mem::ept::{Ept, EptPerms};
 use crate::mem::guest::{GuestMemory, MemoryAccess, OutOfBounds};
 use crate::mem::guest_tables;
 use crate::mem::raw::{RamPiece, RawRam};
-use crate::mmio::{self, MmioDevice, MmioFault};
 use crate::msr;
+use crate::vcpu::hw::Clock;
 use crate::vcpu::regs::GuestRegs;
+use crate::vcpu::slice::{self, SliceEnd, SliceParams, VcpuState, VmEnv, Wakeups};
 use crate::vcpu::stop::{StartError, StopReason};
 use crate::virtio::console::{self as vconsole, ConsoleDevice};
 use crate::virtio::error::RingError;
 use crate::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
-use crate::vmx::exit::{self, Event, Exit, ExitReason, RawExit};
-use crate::vmx::fields::{Control, ExitInfo, Guest};
-use crate::vmx::mode::CpuMode;
 use core::sync::atomic::Ordering;
 use vmm_abi::bootinfo::BootInfo;
 use vmm_abi::devices::{self, DeviceKind};
 use vmm_abi::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
-use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE, device_slot};
+use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
 use vmm_abi::manifest::VmSpec;
-use vmm_abi::report::{CONSOLE_SEPARATOR, EXIT_KINDS, ExitCounts, Record};
+use vmm_abi::report::{CONSOLE_SEPARATOR, Record};
 
-const EXIT_REASON_BASIC_MASK: u32 = 0xffff;
 /// Metric records one VM may emit over its whole life (restarts included).
 const METRIC_LIMIT: u32 = 64;
 /// Least time (TSC) between two `vm-progress` records of one VM.
@@ -55,9 +54,6 @@ const PROGRESS_CORE_GAP: u64 = 20_000_000;
 static CORE_PROGRESS: PerCore = PerCore::new();
 /// Bytes a console line ends with on the wire (CR LF).
 const LINE_END_BYTES: usize = 2;
-/// Shortest slice a VM that owes time gets (the shortest `timeslice` a
-/// manifest may set).
-const MIN_SLICE: u64 = 10_000;
 /// x87 control word after FNINIT.
 const FCW_INIT: u16 = 0x037f;
 /// MXCSR at reset: all exceptions masked.
@@ -103,24 +99,20 @@ pub struct VmState {
     pub core: Option<u32>,
     /// Resources while it exists.
     pub vm: Option<Vm>,
-    /// Guest registers between exits.
-    pub regs: GuestRegs,
+    /// Registers, budget and slice accounts, exit counts, waits.
+    pub cpu: VcpuState,
     /// VMLAUNCH done on the current VMCS.
     pub launched: bool,
     /// Times restarted.
     pub restarts: u32,
     /// Times scheduled onto its core after another VM.
     pub slices: u64,
-    /// Exits by kind, over all runs.
-    pub exits: ExitCounts,
     /// Pending console text.
     pub line: LineBuffer,
     /// TSC the guest reported at `main` (this run).
     pub main_tsc: Option<u64>,
     /// TSC when this run's creation began.
     pub created_tsc: u64,
-    /// TSC ticks this run has used (for the budget).
-    pub used: u64,
     /// Bytes of private guest memory (last run).
     pub private_bytes: u64,
     /// Bytes of shared guest memory mapped (last run).
@@ -139,23 +131,11 @@ pub struct VmState {
     pub console: ConsoleQuota,
     /// Metrics it reported (all runs).
     pub metrics: u32,
-    /// Instructions it has run, exit handling included (all runs): what
-    /// its console allowance grows with.
-    pub ran: u64,
     /// TSC of its last `vm-progress` record, and what it had done then
     /// (slices plus exits), so an idle VM sends none.
     pub progress_at: (u64, u64),
-    /// Instructions it used beyond its slices while sharing its core (an
-    /// exit that ended long after the slice did): its next slices are
-    /// shorter by that much, so core-mates get their share.
-    pub debt: u64,
     /// Its virtio-console, if the manifest gave it one (this run).
     pub console_dev: Option<Transport<ConsoleDevice>>,
-    /// It waits for work until this TSC (its `wait_for_work` yielded the
-    /// core to other VMs).
-    pub wait_deadline: Option<u64>,
-    /// TSC when that wait began: the time it waits is charged to `used`.
-    pub wait_started: u64,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -175,15 +155,13 @@ impl VmState {
             image,
             core: None,
             vm: None,
-            regs: GuestRegs::default(),
+            cpu: VcpuState::default(),
             launched: false,
             restarts: 0,
             slices: 0,
-            exits: [0; EXIT_KINDS],
             line: LineBuffer::new(),
             main_tsc: None,
             created_tsc: 0,
-            used: 0,
             private_bytes: 0,
             shared_bytes: 0,
             overhead_bytes: 0,
@@ -193,12 +171,8 @@ impl VmState {
             kernel_gs_base: 0,
             console: ConsoleQuota::default(),
             metrics: 0,
-            ran: 0,
             progress_at: (0, 0),
-            debt: 0,
             console_dev: None,
-            wait_deadline: None,
-            wait_started: 0,
         }
     }
 
@@ -238,7 +212,7 @@ impl VmState {
 
     /// Prints what is left of the guest's console line.
     pub fn flush_console(&mut self) {
-        let (name, ran, quota) = (self.spec.name, self.ran, &mut self.console);
+        let (name, ran, quota) = (self.spec.name, self.cpu.ran, &mut self.console);
         self.line.flush(&mut |l| guest_line(name, l, quota, ran));
     }
 
@@ -247,7 +221,7 @@ impl VmState {
     /// short by its time bound still reports what each VM did.
     pub fn maybe_progress(&mut self, core: u32) {
         let now = instr::rdtsc();
-        let done = self.slices + self.exits.iter().sum::<u64>();
+        let done = self.slices + self.cpu.exits.iter().sum::<u64>();
         let (last, last_done) = self.progress_at;
         if done == last_done
             || now.wrapping_sub(last) < PROGRESS_EVERY
@@ -262,7 +236,7 @@ impl VmState {
             boot: self.boot_instructions(),
             restarts: self.restarts,
             slices: self.slices,
-            exits: self.exits,
+            exits: self.cpu.exits,
             console: self.console.printed,
             console_dropped: self.console.dropped,
         });
@@ -286,8 +260,9 @@ fn guest_line(name: &str, text: &str, quota: &mut ConsoleQuota, ran: u64) {
     }
 }
 
-/// The hypervisor's services for one running guest.
-struct VmHost<'a> {
+/// A running guest's console, metrics and `main` report: what its
+/// hypercalls and its virtio-console write to.
+struct GuestOut<'a> {
     index: u32,
     name: &'a str,
     line: &'a mut LineBuffer,
@@ -299,7 +274,7 @@ struct VmHost<'a> {
     entered: u64,
 }
 
-impl Services for VmHost<'_> {
+impl Services for GuestOut<'_> {
     fn console(&mut self, bytes: &[u8]) {
         // Escaping and queueing happen here, in its exit, on its time; the
         // UART is fed later by whichever core has a moment.
@@ -353,9 +328,130 @@ impl Services for VmHost<'_> {
     }
 }
 
+/// Everything the exit loop reaches around one running guest: its
+/// console, its devices (the bus), its signals from the polling cores,
+/// the clock and the core's console feeding.
+struct VmHost<'a> {
+    out: GuestOut<'a>,
+    index: u32,
+    core: u32,
+    ports: u8,
+    slots: [DeviceKind; vmm_abi::layout::MAX_DEVICES],
+    net: &'a Net,
+    signals: &'a net::Signals,
+    console_dev: Option<&'a mut Transport<ConsoleDevice>>,
+    ram: RawRam,
+    shared: &'a VmxShared,
+}
+
+impl Services for VmHost<'_> {
+    fn console(&mut self, bytes: &[u8]) {
+        self.out.console(bytes);
+    }
+
+    fn metric(&mut self, name: &str, value: u64) {
+        self.out.metric(name, value);
+    }
+
+    fn main_started(&mut self, guest_tsc: u64) {
+        self.out.main_started(guest_tsc);
+    }
+
+    fn core_id(&self) -> u32 {
+        self.out.core_id()
+    }
+}
+
 impl Host for VmHost<'_> {
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
         instr::cpuid(leaf, subleaf)
+    }
+}
+
+impl Bus for VmHost<'_> {
+    fn has_device(&self, slot: usize) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|kind| *kind != DeviceKind::None)
+    }
+
+    fn with_device<R>(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&mut dyn BusDevice) -> R,
+    ) -> Option<R> {
+        match *self.slots.get(slot)? {
+            DeviceKind::Net => self
+                .net
+                .with_port(self.index, slot as u8, |port| f(&mut NetRegs { port })),
+            DeviceKind::Console => {
+                let dev = self.console_dev.as_deref_mut()?;
+                Some(f(&mut ConsoleRegs {
+                    dev,
+                    ram: self.ram,
+                    out: &mut self.out,
+                }))
+            }
+            DeviceKind::None => None,
+        }
+    }
+}
+
+impl Clock for VmHost<'_> {
+    #[inline]
+    fn now(&self) -> u64 {
+        instr::rdtsc()
+    }
+}
+
+impl Wakeups for VmHost<'_> {
+    #[inline]
+    fn take_work(&mut self) -> bool {
+        self.signals.work.swap(false, Ordering::Acquire)
+    }
+
+    #[inline]
+    fn fault_flagged(&self) -> bool {
+        self.signals.fault.load(Ordering::Relaxed)
+    }
+}
+
+impl VmEnv for VmHost<'_> {
+    #[inline]
+    fn after_exit(&mut self) {
+        net::count_exit(self.core);
+        serial::pump();
+    }
+
+    #[inline]
+    fn ring_fault(&mut self) -> Option<StopReason> {
+        if !self.signals.fault.load(Ordering::Acquire) {
+            return None;
+        }
+        let (slot, error) = self.net.fault(self.index, self.ports)?;
+        Some(StopReason::Ring { slot, error })
+    }
+
+    fn wait_alone(&mut self, ticks: u64) -> u64 {
+        let deadline = instr::rdtsc().saturating_add(ticks);
+        loop {
+            if self.take_work() {
+                return WAIT_WORK;
+            }
+            if self.fault_flagged() || instr::rdtsc() >= deadline {
+                return WAIT_TIMEOUT;
+            }
+            serial::pump();
+            core::hint::spin_loop();
+        }
+    }
+
+    fn timer_for(&self, ticks: u64) -> u64 {
+        self.shared.timer_for(ticks)
+    }
+
+    fn timer_alone(&self, unbudgeted: bool) -> u64 {
+        self.shared.timer_value(unbudgeted, serial::needs_feeding())
     }
 }
 
@@ -489,15 +585,14 @@ fn layout(
 pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), StartError> {
     st.created_tsc = instr::rdtsc();
     st.main_tsc = None;
-    st.used = 0;
     st.launched = false;
     st.fx = clean_fx();
     st.cr2 = 0;
     st.kernel_gs_base = 0;
-    st.regs = GuestRegs {
+    st.cpu.new_run(GuestRegs {
         rdi: BOOT_INFO_GPA,
         ..GuestRegs::default()
-    };
+    });
     if let Some(e) = st.image.error {
         return Err(StartError::Image(e));
     }
@@ -561,7 +656,6 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         .spec
         .console
         .then(|| Transport::new(ConsoleDevice, TransportConfig::new(size)));
-    st.wait_deadline = None;
     st.private_bytes = private_len;
     st.shared_bytes = size - private_len;
     st.overhead_bytes = (1 + tables) * PAGE_SIZE + core::mem::size_of::<VmState>() as u64;
@@ -579,7 +673,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
 pub fn destroy(st: &mut VmState, net: &Net) {
     net.detach(st.index, st.spec.net_ports, false);
     st.console_dev = None;
-    st.wait_deadline = None;
+    st.cpu.wait_deadline = None;
     if let Some(vm) = st.vm.take() {
         vm.destroy();
     }
@@ -616,120 +710,39 @@ impl MemoryAccess for VmMemory<'_> {
     }
 }
 
-/// How a slice ended.
-pub enum SliceEnd {
-    /// Its slice is over and another VM waits for the core.
-    Preempted,
-    /// It waits for work (until `wait_deadline`) and another VM may run.
-    Waiting,
-    /// The VM stopped.
-    Stopped(StopReason),
-}
-
-fn read_exit() -> Result<RawExit, instr::VmFail> {
-    let reason = vmread(ExitInfo::ExitReason)? as u32;
-    let basic = reason & EXIT_REASON_BASIC_MASK;
-    let needs_gpa =
-        basic == ExitReason::EptViolation as u32 || basic == ExitReason::EptMisconfig as u32;
-    let idt_vectoring = vmread(ExitInfo::IdtVectoringInfo)? as u32;
-    Ok(RawExit {
-        reason,
-        qualification: vmread(ExitInfo::Qualification)?,
-        guest_physical: if needs_gpa {
-            vmread(ExitInfo::GuestPhysicalAddress)?
-        } else {
-            0
-        },
-        interrupt_info: vmread(ExitInfo::InterruptInfo)? as u32,
-        idt_vectoring,
-        // The error code means something only when the information says
-        // one was pushed: skip the VMREAD on the common path.
-        idt_vectoring_error: if exit::vectoring_has_error_code(idt_vectoring) {
-            vmread(ExitInfo::IdtVectoringErrorCode)? as u32
-        } else {
-            0
-        },
-    })
-}
-
-/// The guest's processor mode, from its VMCS.
-fn guest_mode(rflags: u64) -> Result<CpuMode, StopReason> {
-    let (Ok(cr0), Ok(efer), Ok(cs_ar)) = (
-        vmread(Guest::Cr0),
-        vmread(Guest::Ia32Efer),
-        vmread(Guest::CsAccessRights),
-    ) else {
-        return Err(StopReason::Internal("VMREAD of the guest's mode failed"));
-    };
-    Ok(CpuMode::of(cr0, efer, cs_ar as u32, rflags))
-}
-
-/// Has the next VM entry deliver `event` again, as the CPU was doing when
-/// a host exit cut it short (SDM 27.2.4 and 28.2.4).
-fn reinject(event: &Event) -> Result<(), StopReason> {
-    let fail = |_| StopReason::Internal("VMWRITE of the VM-entry event fields failed");
-    // SAFETY: these control fields of the current VMCS only make the next
-    // entry deliver an event the guest's own IDT handles; the values come
-    // from the CPU's IDT-vectoring fields with reserved bits cleared.
-    unsafe {
-        if let Some(code) = event.error_code {
-            vmwrite(Control::EntryExceptionErrorCode, u64::from(code)).map_err(fail)?;
-        }
-        if event.needs_instruction_length() {
-            let len = vmread(ExitInfo::InstructionLength).map_err(fail)?;
-            vmwrite(Control::EntryInstructionLength, len).map_err(fail)?;
-        }
-        vmwrite(Control::EntryInterruptInfo, u64::from(event.entry_info())).map_err(fail)
-    }
-}
-
-/// Moves the guest past the instruction it exited on.
-fn skip_instruction(rip: u64) -> Result<(), StopReason> {
-    let len = vmread(ExitInfo::InstructionLength)
-        .map_err(|_| StopReason::Internal("VMREAD of the instruction length failed"))?;
-    set_rip(rip.wrapping_add(len))
-}
-
-fn set_rip(rip: u64) -> Result<(), StopReason> {
-    // SAFETY: sets the guest's RIP in its current VMCS; a bad value can
-    // only hurt the guest.
-    unsafe { vmwrite(Guest::Rip, rip) }
-        .map_err(|_| StopReason::Internal("VMWRITE of guest RIP failed"))
-}
-
 /// A net port's registers, for one emulated access.
 struct NetRegs<'a> {
     port: &'a mut net::PortInner,
-    event: PortEvent,
 }
 
-impl MmioDevice for NetRegs<'_> {
+impl BusDevice for NetRegs<'_> {
     fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
         self.port.transport.read(offset, size)
     }
 
-    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<(), MmioError> {
+    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<Effect, MmioError> {
         let effect = self.port.transport.write(offset, size, value)?;
-        self.event = self.port.after_write(effect);
-        Ok(())
+        Ok(match self.port.after_write(effect) {
+            PortEvent::None => Effect::None,
+            PortEvent::BadRing(e) => Effect::Fault(RingError::Queue(e)),
+        })
     }
 }
 
 /// The virtio-console's registers, for one emulated access; its output
 /// goes to the VM's console like `console_write`.
-struct ConsoleRegs<'a, 'h> {
+struct ConsoleRegs<'a, 'o> {
     dev: &'a mut Transport<ConsoleDevice>,
     ram: RawRam,
-    host: &'a mut VmHost<'h>,
-    error: Option<RingError>,
+    out: &'a mut GuestOut<'o>,
 }
 
-impl MmioDevice for ConsoleRegs<'_, '_> {
+impl BusDevice for ConsoleRegs<'_, '_> {
     fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
         self.dev.read(offset, size)
     }
 
-    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<(), MmioError> {
+    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<Effect, MmioError> {
         let effect = self.dev.write(offset, size, value)?;
         let mut ram = self.ram;
         let result: Result<(), RingError> = match effect {
@@ -740,8 +753,8 @@ impl MmioDevice for ConsoleRegs<'_, '_> {
             WriteEffect::Notify(q) if q == vconsole::TRANSMIT_QUEUE => {
                 match self.dev.queue_mut(q) {
                     Some(queue) => {
-                        let host = &mut *self.host;
-                        vconsole::drain_transmit(queue, &mut ram, |bytes| host.console(bytes))
+                        let out = &mut *self.out;
+                        vconsole::drain_transmit(queue, &mut ram, |bytes| out.console(bytes))
                             .map(|_| ())
                     }
                     None => Ok(()),
@@ -749,116 +762,14 @@ impl MmioDevice for ConsoleRegs<'_, '_> {
             }
             _ => Ok(()),
         };
-        if let Err(e) = result {
-            self.error = Some(e);
-        }
-        Ok(())
+        Ok(result.map_or_else(Effect::Fault, |()| Effect::None))
     }
 }
 
-/// Emulates an access to device slot `slot` at `offset`; returns the
-/// instruction length, or why the VM must stop.
-#[allow(clippy::too_many_arguments)]
-fn device_access(
-    st_index: u32,
-    kind: DeviceKind,
-    console_dev: Option<&mut Transport<ConsoleDevice>>,
-    vm: &Vm,
-    size: u64,
-    regs: &mut GuestRegs,
-    rip: u64,
-    access: crate::vmx::exit::Access,
-    slot: usize,
-    offset: u64,
-    net: &Net,
-    host: &mut VmHost<'_>,
-) -> Result<u8, StopReason> {
-    let slot_u8 = slot as u8;
-    let cr3 = vmread(Guest::Cr3).map_err(|_| StopReason::Internal("VMREAD of guest CR3 failed"))?;
-    let mem = VmMemory { vm, size };
-    let stop = |fault: MmioFault| StopReason::Mmio {
-        slot: slot_u8,
-        fault,
-    };
-    match kind {
-        DeviceKind::Net => {
-            let result = net.with_port(st_index, slot_u8, |port| {
-                let mut dev = NetRegs {
-                    port,
-                    event: PortEvent::None,
-                };
-                let len = mmio::emulate(&mem, cr3, rip, access, regs, offset, &mut dev);
-                (len, dev.event)
-            });
-            let Some((len, event)) = result else {
-                return Err(StopReason::Internal("a net port vanished"));
-            };
-            let len = len.map_err(stop)?;
-            if let PortEvent::BadRing(e) = event {
-                return Err(StopReason::Ring {
-                    slot: slot_u8,
-                    error: RingError::Queue(e),
-                });
-            }
-            Ok(len)
-        }
-        DeviceKind::Console => {
-            let Some(dev) = console_dev else {
-                return Err(StopReason::Internal("the console device vanished"));
-            };
-            let mut regs_dev = ConsoleRegs {
-                dev,
-                ram: vm.raw_ram(),
-                host,
-                error: None,
-            };
-            let len =
-                mmio::emulate(&mem, cr3, rip, access, regs, offset, &mut regs_dev).map_err(stop)?;
-            if let Some(error) = regs_dev.error {
-                return Err(StopReason::Ring {
-                    slot: slot_u8,
-                    error,
-                });
-            }
-            Ok(len)
-        }
-        DeviceKind::None => Err(StopReason::Internal("no device in that slot")),
-    }
-}
-
-/// Runs the VM (its VMCS current, its CPU state loaded) until it stops, or
-/// until its slice of `timeslice` instructions is over, it goes idle or it
-/// waits for work while `others_waiting`. Time spent handling its exits
-/// counts against its slice and its budget, so a guest that exits all the
-/// time cannot keep the core (the preemption timer alone restarts at every
-/// entry). The slice's instructions are added to the VM's `ran`.
+/// Runs one slice of the VM (its VMCS current, its CPU state loaded) with
+/// the exit loop of `vcpu::slice`; see there.
 pub fn run_slice(
     st: &mut VmState,
-    others_waiting: bool,
-    shared: &VmxShared,
-    net: &Net,
-    core: u32,
-) -> SliceEnd {
-    let entered = instr::rdtsc();
-    let end = slice(st, entered, others_waiting, shared, net, core);
-    let elapsed = instr::rdtsc().wrapping_sub(entered);
-    st.ran = st.ran.saturating_add(elapsed);
-    // What it used beyond its fair share of a shared core is repaid from
-    // its next slices (deficit round robin); alone, it owes nobody.
-    st.debt = if others_waiting {
-        st.debt
-            .saturating_add(elapsed)
-            .saturating_sub(shared.timeslice)
-    } else {
-        0
-    };
-    st.maybe_progress(core);
-    end
-}
-
-fn slice(
-    st: &mut VmState,
-    entered: u64,
     others_waiting: bool,
     shared: &VmxShared,
     net: &Net,
@@ -867,233 +778,64 @@ fn slice(
     let Some(vm) = st.vm.as_ref() else {
         return SliceEnd::Stopped(StopReason::Internal("VM does not exist"));
     };
-    let size = st.spec.memory;
-    let budget = st.spec.budget;
-    let index = st.index;
-    let slots = st.device_slots();
-    // Waiting for work is charged to the budget too: a wait that ran it
-    // out ends here, before the guest runs again.
-    if budget != 0 && st.used >= budget {
-        return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
-    }
-    let signals = net.signals(index);
-    let mut host = VmHost {
-        index,
-        name: st.spec.name,
-        line: &mut st.line,
-        main_tsc: &mut st.main_tsc,
-        console: &mut st.console,
-        metrics: &mut st.metrics,
-        ran_before: st.ran,
-        entered,
+    let mem = VmMemory {
+        vm,
+        size: st.spec.memory,
     };
-    let timeslice = shared.timeslice.saturating_sub(st.debt).max(MIN_SLICE);
-    // Alone on its core, it is interrupted now and then while console text
-    // waits, so this core feeds the UART even if the guest never exits.
-    let timer = if others_waiting {
-        shared.timer_for(timeslice)
-    } else {
-        shared.timer_value(budget == 0, serial::needs_feeding())
+    let mut env = VmHost {
+        index: st.index,
+        core,
+        ports: st.spec.net_ports,
+        slots: st.device_slots(),
+        net,
+        signals: net.signals(st.index),
+        console_dev: st.console_dev.as_mut(),
+        ram: vm.raw_ram(),
+        shared,
+        out: GuestOut {
+            index: st.index,
+            name: st.spec.name,
+            line: &mut st.line,
+            main_tsc: &mut st.main_tsc,
+            console: &mut st.console,
+            metrics: &mut st.metrics,
+            ran_before: st.cpu.ran,
+            entered: instr::rdtsc(),
+        },
     };
-    // SAFETY: sets this VM's preemption-timer value in its current VMCS.
-    if unsafe { vmwrite(Guest::PreemptionTimerValue, timer) }.is_err() {
-        return SliceEnd::Stopped(StopReason::Internal(
-            "VMWRITE of the preemption timer failed",
-        ));
-    }
-    // The clock is only read when something depends on it.
-    let timed = budget != 0 || others_waiting;
-    let slice_start = if timed { instr::rdtsc() } else { 0 };
-    let used_before = st.used;
-    loop {
-        if signals.fault.load(Ordering::Acquire)
-            && let Some((port, error)) = net.fault(index, st.spec.net_ports)
-        {
-            return SliceEnd::Stopped(StopReason::Ring { slot: port, error });
-        }
-        // SAFETY: this VM's VMCS was prepared by `create` and made current by
-        // `load` on this core; `regs` is its live register file.
-        let failed = unsafe { vmx::enter(&mut st.regs, u64::from(st.launched)) };
-        if failed != 0 {
-            let error = vmread(ExitInfo::InstructionError).unwrap_or(0) as u32;
-            return SliceEnd::Stopped(StopReason::LaunchFailed { error });
-        }
-        st.launched = true;
-        net::count_exit(core);
-        serial::pump();
-        let Ok(raw) = read_exit() else {
-            return SliceEnd::Stopped(StopReason::Internal(
-                "VMREAD of the exit information failed",
-            ));
-        };
-        let exit = exit::decode(&raw);
-        st.exits[exit.kind() as usize] += 1;
-        let delivering = exit::pending_event(&raw);
-        let (Ok(rip), Ok(rflags)) = (vmread(Guest::Rip), vmread(Guest::Rflags)) else {
-            return SliceEnd::Stopped(StopReason::Internal("VMREAD of guest RIP/RFLAGS failed"));
-        };
-        let device = match exit {
-            // An access made while delivering an event is not the
-            // instruction's: the dispatcher refuses it.
-            _ if delivering.is_some() => None,
-            // Only the instruction's own access is emulated; a page walk
-            // through a device page stops the guest as an EPT violation.
-            Exit::EptViolation {
-                gpa,
-                access,
-                direct: true,
-            } => device_slot(gpa).and_then(|(slot, offset)| {
-                let kind = *slots.get(slot)?;
-                (kind != DeviceKind::None).then_some((slot, offset, kind, access))
-            }),
-            _ => None,
-        };
-        let mut idle = false;
-        if let Some((slot, offset, kind, access)) = device {
-            // The decoder and the page walk speak 64-bit code only.
-            match guest_mode(rflags) {
-                Ok(CpuMode::Long64) => {}
-                Ok(mode) => {
-                    return SliceEnd::Stopped(StopReason::DeviceOutsideLongMode {
-                        slot: slot as u8,
-                        mode,
-                    });
-                }
-                Err(r) => return SliceEnd::Stopped(r),
-            }
-            let len = device_access(
-                index,
-                kind,
-                st.console_dev.as_mut(),
-                vm,
-                size,
-                &mut st.regs,
-                rip,
-                access,
-                slot,
-                offset,
-                net,
-                &mut host,
-            );
-            match len {
-                Ok(len) => {
-                    if let Err(r) = set_rip(rip.wrapping_add(u64::from(len))) {
-                        return SliceEnd::Stopped(r);
-                    }
-                }
-                Err(reason) => return SliceEnd::Stopped(reason),
-            }
-        } else {
-            let mem = VmMemory { vm, size };
-            let mut vcpu = Vcpu {
-                regs: &mut st.regs,
-                rip,
-                rflags,
-                mem: &mem,
-                delivering,
-            };
-            match dispatch::dispatch(&exit, &mut vcpu, &mut host) {
-                Outcome::Resume => {}
-                Outcome::Reinject(event) => {
-                    if let Err(r) = reinject(&event) {
-                        return SliceEnd::Stopped(r);
-                    }
-                }
-                Outcome::Advance | Outcome::Yield | Outcome::Wait(_)
-                    if skip_instruction(rip).is_err() =>
-                {
-                    return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
-                }
-                Outcome::Advance => {}
-                Outcome::Yield => idle = true,
-                Outcome::Wait(ticks) => {
-                    if signals.work.swap(false, Ordering::Acquire) {
-                        st.regs.rax = WAIT_WORK;
-                    } else if others_waiting {
-                        let now = instr::rdtsc();
-                        st.used = used_before + now.wrapping_sub(slice_start);
-                        // The wait is charged to the budget (see
-                        // `wait_over`), so it ends when the budget would.
-                        let ticks = within_budget(ticks, budget, st.used);
-                        st.wait_deadline = Some(now.saturating_add(ticks));
-                        st.wait_started = now;
-                        return SliceEnd::Waiting;
-                    } else {
-                        // A budget bounds the wait too.
-                        let used = used_before + instr::rdtsc().wrapping_sub(slice_start);
-                        let ticks = within_budget(ticks, budget, used);
-                        st.regs.rax = wait_alone(signals, ticks);
-                    }
-                }
-                Outcome::Stop(reason) => return SliceEnd::Stopped(reason),
-            }
-        }
-        if timed {
-            let elapsed = instr::rdtsc().wrapping_sub(slice_start);
-            st.used = used_before + elapsed;
-            if budget != 0 && st.used > budget {
-                return SliceEnd::Stopped(StopReason::BudgetExhausted { budget });
-            }
-            let slice_over = elapsed >= timeslice || exit == Exit::PreemptionTimer;
-            if others_waiting && (idle || slice_over) {
-                return SliceEnd::Preempted;
-            }
-        }
-        if exit == Exit::PreemptionTimer && !others_waiting {
-            // Alone on its core: the slice ends here only so that the run
-            // loop gets a moment (progress records); it is scheduled again
-            // at once.
-            return SliceEnd::Preempted;
-        }
-    }
+    let mut hw = VmxVcpu {
+        launched: &mut st.launched,
+    };
+    let params = SliceParams {
+        timeslice: shared.timeslice,
+        budget: st.spec.budget,
+        others_waiting,
+    };
+    let end = slice::run_slice(&mut hw, &mut env, &mem, &mut st.cpu, params);
+    st.maybe_progress(core);
+    end
 }
 
-/// A wait of `ticks`, cut to what is left of `budget` after `used` (0 = no
-/// budget).
-fn within_budget(ticks: u64, budget: u64, used: u64) -> u64 {
-    if budget == 0 {
-        ticks
-    } else {
-        ticks.min(budget.saturating_sub(used))
-    }
-}
-
-/// Waits on a core nobody else needs until the VM has work, a ring fault
-/// is flagged, or `ticks` pass; returns what `wait_for_work` answers.
-fn wait_alone(signals: &net::Signals, ticks: u64) -> u64 {
-    let deadline = instr::rdtsc().saturating_add(ticks);
-    loop {
-        if signals.work.swap(false, Ordering::Acquire) {
-            return WAIT_WORK;
-        }
-        if signals.fault.load(Ordering::Relaxed) || instr::rdtsc() >= deadline {
-            return WAIT_TIMEOUT;
-        }
-        serial::pump();
-        core::hint::spin_loop();
-    }
-}
-
-/// Whether a VM that waits for work may run again: work arrived (RAX says
-/// so) or its deadline passed (RAX says timeout); a flagged fault also
-/// lets it run, to be stopped at once.
+/// Whether a VM that waits for work may run again (see
+/// `vcpu::slice::wait_over`).
 pub fn wait_over(st: &mut VmState, net: &Net) -> bool {
-    let Some(deadline) = st.wait_deadline else {
+    if st.cpu.wait_deadline.is_none() {
         return true;
-    };
-    let signals = net.signals(st.index);
-    let rax = if signals.work.swap(false, Ordering::Acquire) {
-        WAIT_WORK
-    } else if signals.fault.load(Ordering::Relaxed) || instr::rdtsc() >= deadline {
-        WAIT_TIMEOUT
-    } else {
-        return false;
-    };
-    st.regs.rax = rax;
-    st.wait_deadline = None;
-    // Waiting counts against its budget as if it had held the core.
-    st.used = st
-        .used
-        .saturating_add(instr::rdtsc().wrapping_sub(st.wait_started));
-    true
+    }
+    let mut signals = Signals(net.signals(st.index));
+    slice::wait_over(&mut st.cpu, &Tsc, &mut signals)
+}
+
+/// A VM's signals from the polling cores, as the scheduler's wait check
+/// reads them.
+struct Signals<'a>(&'a net::Signals);
+
+impl Wakeups for Signals<'_> {
+    fn take_work(&mut self) -> bool {
+        self.0.work.swap(false, Ordering::Acquire)
+    }
+
+    fn fault_flagged(&self) -> bool {
+        self.0.fault.load(Ordering::Relaxed)
+    }
 }

@@ -141,7 +141,7 @@ pub enum StopReason {
         /// The device slot.
         slot: u8,
         /// Why.
-        fault: crate::mmio::MmioFault,
+        fault: crate::emulate::MmioFault,
     },
     /// A virtqueue of one of its devices broke the rules.
     Ring {

@@ -4,5 +4,4 @@
 pub mod caps;
 pub mod exit;
 pub mod fields;
-pub mod mmio_decode;
 pub mod mode;

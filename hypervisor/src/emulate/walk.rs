@@ -8,7 +8,7 @@
 //! starts every guest); a caller must refuse a guest that left it (CR0.PG,
 //! EFER.LMA, CR4.LA57 in its VMCS) rather than decode what this returns.
 
-use super::guest::MemoryAccess;
+use crate::mem::guest::MemoryAccess;
 use core::fmt;
 
 const PRESENT: u64 = 1 << 0;

@@ -4,16 +4,17 @@
 //! an EPT violation. The exit gives the guest-physical address and whether
 //! it was a read or a write, but not the value or the register: those come
 //! from the instruction at RIP, fetched through the guest's own page tables
-//! ([`crate::mem::guest_walk`]) and decoded ([`crate::vmx::mmio_decode`]).
+//! ([`crate::emulate::walk`]) and decoded ([`crate::emulate::decode`]).
 //! Anything that is not a plain load or store of the kind a driver uses
 //! stops the guest with a named [`MmioFault`].
 
+use super::decode::{self, DecodeError, Op};
+use super::walk::{self, MAX_INSTRUCTION};
+use crate::devices::bus::{BusDevice, Effect};
 use crate::mem::guest::MemoryAccess;
-use crate::mem::guest_walk::{self, MAX_INSTRUCTION};
 use crate::vcpu::regs::GuestRegs;
 use crate::virtio::mmio::MmioError;
 use crate::vmx::exit::Access;
-use crate::vmx::mmio_decode::{self, DecodeError, Op};
 use core::fmt;
 
 /// Register number of RSP in the decoder's numbering (it lives in the VMCS).
@@ -51,14 +52,6 @@ impl fmt::Display for MmioFault {
     }
 }
 
-/// A device's register page as the emulation sees it.
-pub trait MmioDevice {
-    /// Reads `size` bytes at `offset` in the page.
-    fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError>;
-    /// Writes the low `size` bytes of `value` at `offset` in the page.
-    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<(), MmioError>;
-}
-
 fn reg_mut(regs: &mut GuestRegs, num: u8) -> Option<&mut u64> {
     Some(match num {
         0 => &mut regs.rax,
@@ -82,7 +75,8 @@ fn reg_mut(regs: &mut GuestRegs, num: u8) -> Option<&mut u64> {
 
 /// Carries out the access at `rip` (guest page tables at `cr3`, memory
 /// `mem`) to `offset` in `device`'s page, updating `regs` for a load.
-/// Returns the instruction length, by which RIP must advance.
+/// Returns the instruction length, by which RIP must advance, and what a
+/// write asked of the hypervisor.
 pub fn emulate(
     mem: &impl MemoryAccess,
     cr3: u64,
@@ -90,31 +84,32 @@ pub fn emulate(
     access: Access,
     regs: &mut GuestRegs,
     offset: u64,
-    device: &mut impl MmioDevice,
-) -> Result<u8, MmioFault> {
+    device: &mut (impl BusDevice + ?Sized),
+) -> Result<(u8, Effect), MmioFault> {
     let mut bytes = [0u8; MAX_INSTRUCTION];
-    let got = guest_walk::fetch_instruction(mem, cr3, rip, &mut bytes);
+    let got = walk::fetch_instruction(mem, cr3, rip, &mut bytes);
     if got == 0 {
         return Err(MmioFault::Fetch { rip });
     }
-    let decoded = mmio_decode::decode(&bytes[..got]).map_err(MmioFault::Decode)?;
+    let decoded = decode::decode(&bytes[..got]).map_err(MmioFault::Decode)?;
     let uses_rsp = match decoded.op {
         Op::Load { reg, .. } => reg.num == REG_RSP && !reg.high_byte,
         Op::Store {
-            src: mmio_decode::Source::Reg(reg),
+            src: decode::Source::Reg(reg),
         } => reg.num == REG_RSP && !reg.high_byte,
         Op::Store { .. } => false,
     };
     if uses_rsp {
         return Err(MmioFault::StackPointer);
     }
-    match (decoded.op, access) {
+    let effect = match (decoded.op, access) {
         (Op::Load { reg, .. }, Access::Read) => {
             let value = device
                 .read(offset, decoded.size)
                 .map_err(MmioFault::Device)?;
             let slot = reg_mut(regs, reg.num).ok_or(MmioFault::StackPointer)?;
             *slot = decoded.apply_load(*slot, u64::from(value));
+            Effect::None
         }
         (Op::Store { .. }, Access::Write) => {
             let snapshot = *regs;
@@ -124,11 +119,11 @@ pub fn emulate(
             });
             device
                 .write(offset, decoded.size, value as u32)
-                .map_err(MmioFault::Device)?;
+                .map_err(MmioFault::Device)?
         }
         _ => return Err(MmioFault::AccessMismatch),
-    }
-    Ok(decoded.len)
+    };
+    Ok((decoded.len, effect))
 }
 
 #[cfg(test)]
@@ -149,7 +144,7 @@ mod tests {
         refuse: bool,
     }
 
-    impl MmioDevice for Recorder {
+    impl BusDevice for Recorder {
         fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
             self.reads.push((offset, size));
             if self.refuse {
@@ -158,12 +153,12 @@ mod tests {
             Ok(self.value)
         }
 
-        fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<(), MmioError> {
+        fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<Effect, MmioError> {
             self.writes.push((offset, size, value));
             if self.refuse {
                 return Err(MmioError::UnknownRegister { offset });
             }
-            Ok(())
+            Ok(Effect::None)
         }
     }
 
@@ -178,7 +173,10 @@ mod tests {
         let mut mem = GuestMemory::new(&mut backing);
         let cr3 = guest_tables::build(&mut mem).unwrap();
         mem.write(IMAGE_BASE_GPA, code).unwrap();
-        emulate(&mem, cr3, IMAGE_BASE_GPA, access, regs, 0x70, dev)
+        emulate(&mem, cr3, IMAGE_BASE_GPA, access, regs, 0x70, dev).map(|(len, effect)| {
+            assert_eq!(effect, Effect::None, "the recorder asks for nothing");
+            len
+        })
     }
 
     #[test]
