@@ -51,6 +51,38 @@ pub fn alloc_zeroed_pages(count: u64) -> Option<u64> {
     Some(addr)
 }
 
+/// `n` values made by `init`, moved into frames that are never freed and
+/// returned as the caller's own slice for the rest of the run (tables built
+/// once at boot). `no_memory` if memory ran out; the first error of `init`
+/// abandons the frames (they are never read).
+pub fn leak_slice<T, E>(
+    n: usize,
+    mut init: impl FnMut(usize) -> Result<T, E>,
+    no_memory: E,
+) -> Result<&'static mut [T], E> {
+    if n == 0 {
+        return Ok(&mut []);
+    }
+    const { assert!(core::mem::align_of::<T>() as u64 <= PAGE) };
+    let Some(bytes) = n.checked_mul(core::mem::size_of::<T>()) else {
+        return Err(no_memory);
+    };
+    let Some(base) = alloc_zeroed_pages((bytes as u64).div_ceil(PAGE)) else {
+        return Err(no_memory);
+    };
+    let base = base as *mut T;
+    for i in 0..n {
+        let value = init(i)?;
+        // SAFETY: `base` has room for `n` values of T, is page aligned (at
+        // least T's alignment) and is written once per slot here.
+        unsafe { base.add(i).write(value) };
+    }
+    // SAFETY: all `n` slots were initialised above; the frames were just
+    // allocated, so no other reference to them exists, and they are never
+    // freed, so the slice may live for the whole run.
+    Ok(unsafe { core::slice::from_raw_parts_mut(base, n) })
+}
+
 /// Fills `len` bytes at physical `addr` with `byte`.
 ///
 /// # Safety

@@ -1,8 +1,10 @@
 //! Running the manifest: every VM is assigned to one core for its whole
-//! life, and each core runs its VMs round-robin, switching when the VMX
-//! preemption timer ends a slice and another VM waits. A VM that fails and
-//! may restart goes back into its core's queue and comes back with fresh
-//! memory. The boot core waits for every core, then reports `done`.
+//! life, and that core owns its state (no other core touches it while VMs
+//! run). Each core asks its scheduler (`sched::round_robin`) what to run,
+//! switching when the VMX preemption timer ends a slice and another VM
+//! waits. A VM that fails and may restart goes back into its core's queue
+//! and comes back with fresh memory. The boot core waits for every core,
+//! then reports `done`.
 
 use super::images;
 use super::memory;
@@ -13,24 +15,34 @@ use super::smp::Core;
 use super::vm::{self, VmState};
 use super::vmx::VmxShared;
 use crate::console::StackStr;
-use crate::sched::{self, RunQueue};
+use crate::sched::assign;
+use crate::sched::round_robin::RoundRobin;
+use crate::sched::{Next, Ran, RunView, Scheduler};
 use crate::vcpu::slice::SliceEnd;
 use crate::vcpu::stop::StopReason;
 use core::sync::atomic::{AtomicU32, Ordering};
-use vmm_abi::layout::PAGE_SIZE;
+use spin::Mutex;
 use vmm_abi::manifest::{Manifest, Restart};
 use vmm_abi::report::{Record, VmStatus};
 
 /// Bytes reserved for one stop reason in a record.
 const REASON_BYTES: usize = 200;
 
+/// The VMs one core owns, and its queue of their positions.
+struct CoreVms {
+    vms: &'static mut [VmState],
+    queue: &'static mut [u32],
+}
+
 /// The run, shared by every core.
 pub struct Plan {
-    states: *mut VmState,
+    /// Per core: the VMs it owns. A core holds its own lock for its whole
+    /// run (nobody else takes it then); the boot core takes them only
+    /// after every core has finished, for the reports.
+    owned: [Mutex<Option<CoreVms>>; MAX_CORES],
+    /// VMs none of whose cores runs (reported at the start).
+    unplaced: Mutex<&'static mut [VmState]>,
     count: usize,
-    queues: *mut u32,
-    /// Per core: offset and length of its queue in `queues`.
-    ranges: [(usize, usize); MAX_CORES],
     cores: &'static [Core],
     /// Controls and bitmaps every VM uses.
     pub shared: VmxShared,
@@ -45,39 +57,39 @@ pub struct Plan {
     finished: AtomicU32,
 }
 
-// SAFETY: `states[i]` is only ever touched by the core VM `i` is assigned
-// to (the assignment is fixed before any core starts running VMs), and each
-// core's queue slice is disjoint from the others'. Everything else in a
-// Plan is read-only after `build`, or atomic.
-unsafe impl Sync for Plan {}
-// SAFETY: as above; the raw pointers only refer to frames the plan owns.
-unsafe impl Send for Plan {}
-
 fn reason_text(r: &StopReason) -> StackStr<REASON_BYTES> {
     StackStr::format(format_args!("{r}"))
 }
 
+/// A core's VMs as its scheduler sees them.
+struct View<'a> {
+    vms: &'a mut [VmState],
+    net: &'a Net,
+}
+
+impl RunView for View<'_> {
+    fn ready(&mut self, vm: u32) -> bool {
+        self.vms
+            .get_mut(vm as usize)
+            .is_some_and(|st| vm::wait_over(st, self.net))
+    }
+
+    fn debt(&mut self, vm: u32) -> &mut u64 {
+        &mut self.vms[vm as usize].cpu.debt
+    }
+}
+
+const NO_MEMORY: &str = "no memory for VM state";
+
 impl Plan {
-    /// Lays out the run: state for every VM (from the frame allocator), the
-    /// core of each, and each core's queue in manifest order.
+    /// Lays out the run: the core of each VM, each core's VMs (their state
+    /// in frames that core owns, in manifest order) and its queue.
     pub fn build(
         manifest: &Manifest<'static>,
         cores: &'static [Core],
         shared: VmxShared,
     ) -> Result<Plan, &'static str> {
         let count = manifest.len();
-        let state_bytes = (count * core::mem::size_of::<VmState>()) as u64;
-        let states = memory::alloc_zeroed_pages(state_bytes.div_ceil(PAGE_SIZE))
-            .ok_or("no memory for VM state")? as *mut VmState;
-        let queue_bytes = (count * core::mem::size_of::<u32>()) as u64;
-        let queues = memory::alloc_zeroed_pages(queue_bytes.div_ceil(PAGE_SIZE))
-            .ok_or("no memory for run queues")? as *mut u32;
-        for (i, spec) in manifest.iter().enumerate() {
-            let image = images::get(spec.image).ok_or("an image vanished")?;
-            // SAFETY: `states` has room for `count` states (allocated above,
-            // suitably aligned as a page); slot `i` is written once here.
-            unsafe { states.add(i).write(VmState::new(i as u32, spec, image)) };
-        }
         let running = cores.iter().fold(0u64, |m, c| m | (1 << c.index));
         let poll_cores = manifest.poll_cores();
         if poll_cores & !running != 0 {
@@ -89,11 +101,40 @@ impl Plan {
         if vm_running == 0 {
             return Err("every running core polls links: none is left to run VMs");
         }
-        let mut plan = Plan {
-            states,
+        let placed = memory::leak_slice(count, |_| Ok(None::<u32>), NO_MEMORY)?;
+        assign::assign(
+            vm_running,
             count,
-            queues,
-            ranges: [(0, 0); MAX_CORES],
+            // A pinned VM keeps only its cores that run VMs (the manifest
+            // guarantees it names at least one).
+            |i| match manifest.get(i).map_or(0, |s| s.cores) {
+                0 => 0,
+                m if m & !poll_cores == 0 => m,
+                m => m & !poll_cores,
+            },
+            |i, core| placed[i] = core,
+        );
+        let placed: &[Option<u32>] = placed;
+        // Manifest indices grouped by core (core 0 first, the unplaced
+        // last), so each core's VMs are one run of the state array.
+        let groups = (0..MAX_CORES as u32).map(Some).chain([None]);
+        let mut order = groups.flat_map(|c| (0..count).filter(move |&i| placed[i] == c));
+        let all = memory::leak_slice(
+            count,
+            |_| {
+                let i = order.next().ok_or("the plan lost a VM")?;
+                let spec = manifest.get(i).ok_or("a manifest entry vanished")?;
+                let image = images::get(spec.image).ok_or("an image vanished")?;
+                let mut st = VmState::new(i as u32, spec, image);
+                st.core = placed[i];
+                Ok(st)
+            },
+            NO_MEMORY,
+        )?;
+        let mut plan = Plan {
+            owned: core::array::from_fn(|_| Mutex::new(None)),
+            unplaced: Mutex::new(&mut []),
+            count,
             cores,
             shared,
             net: Net::build(manifest)?,
@@ -102,51 +143,22 @@ impl Plan {
             vm_finished: AtomicU32::new(0),
             finished: AtomicU32::new(0),
         };
-        sched::assign(
-            vm_running,
-            count,
-            // SAFETY: only the boot core runs now; states are initialised.
-            // A pinned VM keeps only its cores that run VMs (the manifest
-            // guarantees it names at least one).
-            |i| unsafe {
-                match (*plan.states.add(i)).spec.cores {
-                    0 => 0,
-                    m if m & !poll_cores == 0 => m,
-                    m => m & !poll_cores,
-                }
-            },
-            // SAFETY: as above.
-            |i, core| unsafe { (*plan.states.add(i)).core = core },
-        );
-        let mut next = 0;
-        for c in cores {
-            let start = next;
-            for i in 0..count {
-                // SAFETY: as above; `next` < count because each VM is queued once.
-                unsafe {
-                    if (*plan.states.add(i)).core == Some(c.index) {
-                        plan.queues.add(next).write(i as u32);
-                        next += 1;
-                    }
-                }
+        let mut rest = all;
+        for (core, slot) in plan.owned.iter_mut().enumerate() {
+            let n = rest
+                .iter()
+                .take_while(|st| st.core == Some(core as u32))
+                .count();
+            if n == 0 {
+                continue;
             }
-            plan.ranges[c.index as usize] = (start, next - start);
+            let (vms, after) = rest.split_at_mut(n);
+            rest = after;
+            let queue = memory::leak_slice(n, |k| Ok(k as u32), NO_MEMORY)?;
+            *slot.get_mut() = Some(CoreVms { vms, queue });
         }
+        *plan.unplaced.get_mut() = rest;
         Ok(plan)
-    }
-
-    /// The state of VM `i`.
-    ///
-    /// # Safety
-    /// Only the core VM `i` is assigned to may call this (or the boot core
-    /// before any core runs VMs), and it may hold one such reference at a time
-    /// per VM.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn state(&self, i: usize) -> &mut VmState {
-        debug_assert!(i < self.count);
-        // SAFETY: the caller guarantees exclusive access to slot `i`, which
-        // `build` initialised.
-        unsafe { &mut *self.states.add(i) }
     }
 
     /// The cores running VMs.
@@ -157,17 +169,13 @@ impl Plan {
     /// Reports the VMs none of whose cores is running (boot core, before
     /// the cores start).
     pub fn report_unplaced(&self) {
-        for i in 0..self.count {
-            // SAFETY: only the boot core runs, before any core runs VMs.
-            let st = unsafe { self.state(i) };
-            if st.core.is_none() {
-                let text = StackStr::<REASON_BYTES>::format(format_args!(
-                    "cannot start: none of its cores ({:#x}) is running",
-                    st.spec.cores
-                ));
-                end(st, VmStatus::Killed, 0, text.as_str());
-                self.net.detach(st.index, st.spec.net_ports, true);
-            }
+        for st in self.unplaced.lock().iter_mut() {
+            let text = StackStr::<REASON_BYTES>::format(format_args!(
+                "cannot start: none of its cores ({:#x}) is running",
+                st.spec.cores
+            ));
+            end(st, VmStatus::Killed, 0, text.as_str());
+            self.net.detach(st.index, st.spec.net_ports, true);
         }
     }
 
@@ -181,53 +189,45 @@ impl Plan {
             self.finished.fetch_add(1, Ordering::Release);
             return;
         }
-        let (start, len) = self.ranges[core as usize];
-        // SAFETY: each core's range of queue slots is its own (see `build`).
-        let slots = unsafe { core::slice::from_raw_parts_mut(self.queues.add(start), len) };
-        let mut queue = RunQueue::full(slots);
+        // This core's own VMs: nobody else takes the lock while it runs.
+        if let Some(slot) = self.owned.get(core as usize)
+            && let Some(own) = slot.lock().as_mut()
+        {
+            self.run_vms(own.vms, own.queue, core);
+        }
+        self.vm_finished.fetch_add(1, Ordering::Release);
+        self.finished.fetch_add(1, Ordering::Release);
+    }
+
+    fn run_vms(&self, vms: &mut [VmState], queue: &mut [u32], core: u32) {
+        let mut sched = RoundRobin::new(queue, self.shared.timeslice);
         // The VM whose VMCS is current, and the VM whose CPU state (x87/SSE,
         // CR2, KERNEL_GS_BASE) is in the registers; they differ after a VM
         // is destroyed (its VMCS is cleared, its state still in the CPU).
         let mut loaded: Option<u32> = None;
         let mut state_owner: Option<u32> = None;
-        // VMs passed over in a row because they still wait for work.
-        let mut passed = 0;
-        while let Some(i) = queue.pop() {
+        loop {
             serial::pump();
-            // SAFETY: VM `i` is in this core's queue, so it is assigned here.
-            if !vm::wait_over(unsafe { self.state(i as usize) }, &self.net) {
-                queue.push(i);
-                passed += 1;
-                if passed >= queue.len() {
-                    passed = 0;
+            let (i, others_waiting) = match sched.next(&mut View {
+                vms: &mut *vms,
+                net: &self.net,
+            }) {
+                Next::Run { vm, others_waiting } => (vm, others_waiting),
+                Next::Idle => {
                     core::hint::spin_loop();
-                }
-                continue;
-            }
-            passed = 0;
-            // A VM that owes a whole slice or more (its exits ran long past
-            // its slices) sits this turn out while others wait, so however
-            // long one exit takes, its core-mates get their share.
-            {
-                // SAFETY: VM `i` is in this core's queue, so it is assigned here.
-                let st = unsafe { self.state(i as usize) };
-                if !queue.is_empty() && st.cpu.debt >= self.shared.timeslice {
-                    st.cpu.debt -= self.shared.timeslice;
-                    queue.push(i);
                     continue;
                 }
-            }
+                Next::Done => break,
+            };
             if state_owner != Some(i)
                 && let Some(prev) = state_owner
             {
-                // SAFETY: `prev` is assigned to this core (it ran here).
-                let prev = unsafe { self.state(prev as usize) };
+                let prev = &mut vms[prev as usize];
                 if prev.vm.is_some() {
                     prev.save_cpu_state();
                 }
             }
-            // SAFETY: VM `i` is in this core's queue, so it is assigned here.
-            let st = unsafe { self.state(i as usize) };
+            let st = &mut vms[i as usize];
             // A slice begins whenever the VM gets the core after another one
             // (or after its own restart).
             let ready = if st.vm.is_none() {
@@ -251,28 +251,45 @@ impl Plan {
             }
             let end = match ready {
                 Err(reason) => SliceEnd::Stopped(reason),
-                Ok(()) => vm::run_slice(st, !queue.is_empty(), &self.shared, &self.net, core),
+                Ok(()) => vm::run_slice(st, others_waiting, &self.shared, &self.net, core),
             };
             match end {
-                SliceEnd::Preempted | SliceEnd::Waiting => {
-                    queue.push(i);
+                SliceEnd::Preempted => {
+                    sched.result(i, Ran::Preempted);
+                }
+                SliceEnd::Waiting => {
+                    sched.result(i, Ran::Waiting);
                 }
                 SliceEnd::Stopped(reason) => {
                     loaded = None;
-                    stopped(st, reason, &mut queue, &self.net);
+                    stopped(st, reason, |ran| sched.result(i, ran), &self.net);
                 }
             }
         }
-        self.vm_finished.fetch_add(1, Ordering::Release);
-        self.finished.fetch_add(1, Ordering::Release);
+    }
+
+    /// Runs `f` on every VM's state (boot core, after [`Plan::wait_all`]:
+    /// every core has let go of its VMs).
+    fn each_vm(&self, mut f: impl FnMut(&VmState)) {
+        for slot in &self.owned {
+            if let Some(own) = slot.lock().as_ref() {
+                own.vms.iter().for_each(&mut f);
+            }
+        }
+        self.unplaced.lock().iter().for_each(f);
     }
 
     /// Prints every link's counters and the steady-state window (boot core,
     /// after [`Plan::wait_all`]).
     pub fn report_links(&self) {
         self.net.report(|vm| {
-            // SAFETY: every core has finished; only the boot core runs now.
-            unsafe { self.state(vm as usize) }.spec.name
+            let mut name = "?";
+            self.each_vm(|st| {
+                if st.index == vm {
+                    name = st.spec.name;
+                }
+            });
+            name
         });
         if self.net.link_count() > 0 {
             let t = self.net.totals();
@@ -299,14 +316,12 @@ impl Plan {
     /// Prints the end-of-run summary (boot core, after [`Plan::wait_all`]).
     pub fn print_summary(&self) {
         let (mut exited, mut restarts, mut private, mut overhead) = (0, 0u64, 0u64, 0u64);
-        for i in 0..self.count {
-            // SAFETY: every core has finished; only the boot core runs now.
-            let st = unsafe { self.state(i) };
+        self.each_vm(|st| {
             exited += usize::from(st.ended_ok);
             restarts += u64::from(st.restarts);
             private += st.private_bytes;
             overhead += st.overhead_bytes;
-        }
+        });
         log::info!(
             "all {} VMs ended: {exited} exited 0, {} did not; {restarts} restarts",
             self.count,
@@ -342,8 +357,9 @@ fn start_record(st: &VmState, cores: &[Core]) {
     });
 }
 
-/// A run of the VM ended: restart it or report its end.
-fn stopped(st: &mut VmState, reason: StopReason, queue: &mut RunQueue<'_>, net: &Net) {
+/// A run of the VM ended: restart it (if `requeue` takes it back) or
+/// report its end.
+fn stopped(st: &mut VmState, reason: StopReason, mut requeue: impl FnMut(Ran) -> bool, net: &Net) {
     st.flush_console();
     vm::destroy(st, net);
     let failed = reason != StopReason::Exited(0);
@@ -354,10 +370,11 @@ fn stopped(st: &mut VmState, reason: StopReason, queue: &mut RunQueue<'_>, net: 
             attempt: st.restarts,
             reason: reason_text(&reason).as_str(),
         });
-        if queue.push(st.index) {
+        if requeue(Ran::Restarting) {
             return;
         }
     }
+    requeue(Ran::Ended);
     // It will not run again: frames for its ports are dropped from now on.
     net.detach(st.index, st.spec.net_ports, true);
     let status = if reason.exited() {

@@ -340,7 +340,7 @@ struct VmHost<'a> {
     net: &'a Net,
     signals: &'a net::Signals,
     console_dev: Option<&'a mut Transport<ConsoleDevice>>,
-    ram: RawRam,
+    vm: &'a Vm,
     shared: &'a VmxShared,
 }
 
@@ -388,7 +388,7 @@ impl Bus for VmHost<'_> {
                 let dev = self.console_dev.as_deref_mut()?;
                 Some(f(&mut ConsoleRegs {
                     dev,
-                    ram: self.ram,
+                    ram: self.vm.raw_ram(),
                     out: &mut self.out,
                 }))
             }
@@ -790,7 +790,7 @@ pub fn run_slice(
         net,
         signals: net.signals(st.index),
         console_dev: st.console_dev.as_mut(),
-        ram: vm.raw_ram(),
+        vm,
         shared,
         out: GuestOut {
             index: st.index,

@@ -1,10 +1,6 @@
-//! Scheduling decisions that need no hardware: which core each VM runs on,
-//! and the round-robin run queue of one core. VMs stay on their core for
-//! their whole life (no migration); pinned VMs go to the least loaded of
-//! the cores they name, the others to the least loaded running core.
+//! Core assignment: which core each VM runs on for its whole life (no migration); pinned VMs go to the least loaded of the cores they name, the others to the least loaded running core.
 
-/// Most cores the assignment handles (bits of a core mask).
-pub const MAX_CORES: usize = 64;
+use super::MAX_CORES;
 
 /// Assigns VMs `0..n` to running cores. `mask_of(i)` is VM `i`'s core mask
 /// (0 = any core); `place(i, core)` receives its core, or `None` when none
@@ -36,57 +32,6 @@ pub fn assign(
     }
 }
 
-/// A fixed-capacity FIFO of VM indices: one core's run queue.
-pub struct RunQueue<'a> {
-    slots: &'a mut [u32],
-    head: usize,
-    len: usize,
-}
-
-impl<'a> RunQueue<'a> {
-    /// A queue holding every entry of `slots`, first to last.
-    pub fn full(slots: &'a mut [u32]) -> Self {
-        let len = slots.len();
-        RunQueue {
-            slots,
-            head: 0,
-            len,
-        }
-    }
-
-    /// Entries waiting.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Appends `vm`; `false` if the queue is full.
-    pub fn push(&mut self, vm: u32) -> bool {
-        if self.len == self.slots.len() {
-            return false;
-        }
-        let at = (self.head + self.len) % self.slots.len();
-        self.slots[at] = vm;
-        self.len += 1;
-        true
-    }
-
-    /// Takes the oldest entry.
-    pub fn pop(&mut self) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        let vm = self.slots[self.head];
-        self.head = (self.head + 1) % self.slots.len();
-        self.len -= 1;
-        Some(vm)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,26 +60,6 @@ mod tests {
         assert_eq!(got[0], None, "core 1 is not running");
         assert_eq!(got[1], Some(2));
         assert_eq!(&got[2..], &[Some(0), Some(0)]);
-    }
-
-    #[test]
-    fn queue_is_fifo_and_bounded() {
-        let mut slots = [1u32, 2, 3];
-        let mut q = RunQueue::full(&mut slots);
-        assert!(!q.push(4));
-        assert_eq!(q.pop(), Some(1));
-        assert!(q.push(4));
-        assert_eq!(
-            (q.pop(), q.pop(), q.pop(), q.pop()),
-            (Some(2), Some(3), Some(4), None)
-        );
-        assert!(q.is_empty());
-        let mut slots = [5u32, 6];
-        let mut q = RunQueue::full(&mut slots);
-        assert_eq!(
-            (q.len(), q.pop(), q.pop(), q.pop()),
-            (2, Some(5), Some(6), None)
-        );
     }
 
     proptest::proptest! {
