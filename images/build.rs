@@ -1,5 +1,5 @@
 //! Links the bare-metal builds of the images with guest-lib's linker script,
-//! which places them at `vmm_abi::layout::IMAGE_BASE_GPA`. Host builds (for
+//! which places them at `vmm_abi::corral::layout::IMAGE_BASE_GPA`. Host builds (for
 //! `cargo test` and `cargo clippy`) link normally.
 
 use std::env;

@@ -1,12 +1,12 @@
 //! The x86 instructions guest-lib needs, each in one small wrapper: `vmcall`,
 //! `rdtsc`, `ud2`, and the `mov` forms for device registers. Guests run at CPL0 in 64-bit mode (see
-//! `vmm_abi::layout` and the entry contract), which all of these require or
+//! `vmm_abi::corral::layout` and the entry contract), which all of these require or
 //! allow.
 
 use core::arch::asm;
 
 /// Executes `vmcall` with the Corral register convention (see
-/// [`vmm_abi::hypercall`]): RAX = number, RDI/RSI/RDX = arguments, result in
+/// [`vmm_abi::corral::hypercall`]): RAX = number, RDI/RSI/RDX = arguments, result in
 /// RAX.
 #[inline]
 pub(crate) fn vmcall(nr: u64, a0: u64, a1: u64, a2: u64) -> u64 {

@@ -8,7 +8,7 @@
 //! are not split across calls unless they are longer than the buffer.
 
 use core::fmt::{self, Write};
-use vmm_abi::hypercall::MAX_CONSOLE_WRITE;
+use vmm_abi::corral::hypercall::MAX_CONSOLE_WRITE;
 
 /// Bytes buffered per `print!` call before a console hypercall is made.
 pub const BUFFER_SIZE: usize = 256;

@@ -51,7 +51,7 @@ mod bare_metal {
     use super::Main;
     use crate::{BootInfo, BootInfoRaw, exit_code, hypercall};
     use core::fmt;
-    use vmm_abi::layout::BOOT_INFO_GPA;
+    use vmm_abi::corral::layout::BOOT_INFO_GPA;
 
     /// Runs the image: the body of the `_start` that
     /// [`entry!`](crate::entry!) emits.
@@ -68,7 +68,7 @@ mod bare_metal {
             ));
         }
         // SAFETY: the caller passes the hypervisor's boot-info pointer, just
-        // checked to be the boot-info page of `vmm_abi::layout`. The
+        // checked to be the boot-info page of `vmm_abi::corral::layout`. The
         // hypervisor wrote a `BootInfoRaw` there before starting this guest
         // and never changes it, the guest writes nothing below the image (the
         // heap and stack lie above it), the page is identity-mapped, the

@@ -5,7 +5,7 @@
 //! the allocator is never contended; it only makes the static `Sync`.
 
 use core::fmt;
-use vmm_abi::layout::STACK_SIZE;
+use vmm_abi::corral::layout::STACK_SIZE;
 
 /// Why the heap the boot info describes cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

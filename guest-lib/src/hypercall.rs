@@ -1,11 +1,13 @@
 //! Calls into the hypervisor: [`raw`], the one `vmcall` wrapper, and a typed
-//! wrapper per call of [`vmm_abi::hypercall::Hypercall`].
+//! wrapper per call of [`vmm_abi::corral::hypercall::Hypercall`].
 //!
 //! Pointers passed to the hypervisor are guest-physical addresses, which in a
 //! Corral guest equal virtual ones (the boot page tables are an identity map).
 
 use core::fmt;
-use vmm_abi::hypercall::{Hypercall, MAX_CONSOLE_WRITE, MAX_WAIT, WAIT_WORK, is_valid_metric_name};
+use vmm_abi::corral::hypercall::{
+    Hypercall, MAX_CONSOLE_WRITE, MAX_WAIT, WAIT_WORK, is_valid_metric_name,
+};
 
 /// Makes hypercall `nr` with arguments `a0`, `a1`, `a2` (RDI, RSI, RDX) and
 /// returns RAX.
@@ -82,7 +84,7 @@ pub fn wait_for_work(timeout_ticks: u64) -> bool {
 /// Reports the benchmark value `value` under `name`.
 ///
 /// The name is checked here first (1 to
-/// [`MAX_METRIC_NAME`](vmm_abi::hypercall::MAX_METRIC_NAME) bytes of
+/// [`MAX_METRIC_NAME`](vmm_abi::corral::hypercall::MAX_METRIC_NAME) bytes of
 /// `[A-Za-z0-9_.-]`, starting with a letter or digit), because the
 /// hypervisor stops a guest that sends an invalid one.
 pub fn metric(name: &str, value: u64) -> Result<(), InvalidMetricName> {

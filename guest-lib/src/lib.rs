@@ -16,7 +16,7 @@
 //! reports [`hypercall::main_started`] and calls the function; its return
 //! value becomes the exit code. Images link with `guest.ld` (next to this
 //! crate's `Cargo.toml`), which places them at
-//! [`vmm_abi::layout::IMAGE_BASE_GPA`].
+//! [`vmm_abi::corral::layout::IMAGE_BASE_GPA`].
 //!
 //! # Cargo features
 //!
@@ -26,7 +26,7 @@
 //!
 //! | feature | provides |
 //! |---|---|
-//! | `console` | `print!` and `println!`: formatted output through [`hypercall::console_write`], buffered per call and sent in chunks of at most [`vmm_abi::hypercall::MAX_CONSOLE_WRITE`] bytes; the panic handler and the boot checks print why they stop |
+//! | `console` | `print!` and `println!`: formatted output through [`hypercall::console_write`], buffered per call and sent in chunks of at most [`vmm_abi::corral::hypercall::MAX_CONSOLE_WRITE`] bytes; the panic handler and the boot checks print why they stop |
 //! | `alloc` | a global allocator (`talc`) over the heap region the boot info describes, so images can use the `alloc` crate |
 //! | `time` | `time::rdtsc` and `time::Instant`, time in TSC ticks (one tick per instruction under the emulator) |
 //! | `net` (implies `alloc`, `time`) | `net::NetPort`, a polled virtio-net driver on `virtio-drivers` for the ports the boot info lists (fixed buffer pools, no allocation per packet, device values checked); `net::Idle`, spin-then-[`hypercall::wait_for_work`] idling; the end-of-stream control frame (`net::is_end_of_stream`) |
@@ -71,8 +71,8 @@ mod virtio;
 pub use ::smoltcp;
 
 /// The checked boot info an image's main function receives.
-pub type BootInfo = vmm_abi::bootinfo::BootInfo<'static>;
-pub use vmm_abi::bootinfo::BootInfoRaw;
+pub type BootInfo = vmm_abi::corral::bootinfo::BootInfo<'static>;
+pub use vmm_abi::corral::bootinfo::BootInfoRaw;
 
 /// Exit codes guest-lib itself ends a guest with.
 pub mod exit_code {

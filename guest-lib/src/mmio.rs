@@ -1,6 +1,6 @@
 //! Loads and stores for device registers that the hypervisor can emulate.
 //!
-//! Every access to a device page (`vmm_abi::layout::device_gpa`) leaves the
+//! Every access to a device page (`vmm_abi::corral::layout::device_gpa`) leaves the
 //! guest through an EPT violation, and the hypervisor decodes the faulting
 //! instruction; it understands `mov` and `movzx` of 1, 2 and 4 bytes with a
 //! register and a memory operand, and stops the guest on anything else. A

@@ -16,7 +16,7 @@
 //! ```no_run
 //! # fn run(info: &guest_lib::BootInfo) -> Result<(), guest_lib::net::NetError> {
 //! use guest_lib::net::{Idle, NetPort};
-//! use vmm_abi::devices::MAX_FRAME_BYTES;
+//! use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 //! let mut port = NetPort::open(info, 0)?;
 //! let mut idle = Idle::new(Idle::DEFAULT_SPIN_TICKS, 1_000_000_000);
 //! let mut frame = [0u8; MAX_FRAME_BYTES];
@@ -68,7 +68,7 @@ pub use idle::Idle;
 pub use port::NetPort;
 
 use virtio_drivers::PAGE_SIZE;
-use vmm_abi::devices::RX_BUFFER_BYTES;
+use vmm_abi::corral::devices::RX_BUFFER_BYTES;
 
 /// Entries in each of a port's two rings, and buffers in each pool. The
 /// device allows up to 256; 128 keeps two ports well inside a 4 MiB guest.

@@ -1,8 +1,9 @@
 //! The CPUID a guest sees: the host's answers, filtered. VMX is hidden, the
 //! hypervisor-present bit is set, and leaves 0x4000_0000.. name Corral and
-//! its ABI version (see `vmm_abi::hypercall::CPUID_LEAF_VENDOR`).
+//! its ABI version (see `vmm_abi::corral::hypercall::CPUID_LEAF_VENDOR`).
+#![forbid(unsafe_code)]
 
-use vmm_abi::hypercall::{CPUID_LEAF_ABI, CPUID_LEAF_VENDOR};
+use vmm_abi::corral::hypercall::{CPUID_LEAF_ABI, CPUID_LEAF_VENDOR};
 use vmm_abi::{ABI_VERSION, HYPERVISOR_SIGNATURE};
 
 /// The four registers CPUID returns.

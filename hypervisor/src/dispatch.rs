@@ -15,7 +15,7 @@ use crate::vcpu::regs::GuestRegs;
 use crate::vcpu::stop::StopReason;
 use crate::vmx::exit::{Access, Event, EventType, Exit};
 use crate::vmx::mode::CpuMode;
-use vmm_abi::layout::device_slot;
+use vmm_abi::corral::layout::device_slot;
 
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
@@ -239,7 +239,7 @@ mod tests {
     use crate::hypercall::tests::Recorder;
     use crate::mem::guest::GuestMemory;
     use crate::vmx::exit::{Access, ExitReason};
-    use vmm_abi::hypercall::Hypercall;
+    use vmm_abi::corral::hypercall::Hypercall;
 
     impl Bus for Recorder {
         fn has_device(&self, _: usize) -> bool {
@@ -427,7 +427,7 @@ mod tests {
         assert!(host.console.is_empty());
         // A hypercall number in RAX is not a hypercall while delivering.
         let mut regs = GuestRegs {
-            rax: vmm_abi::hypercall::Hypercall::Exit.number(),
+            rax: vmm_abi::corral::hypercall::Hypercall::Exit.number(),
             ..GuestRegs::default()
         };
         assert!(matches!(

@@ -4,10 +4,11 @@
 //! Read-only segments on pages of their own are *shared*: loaded once per
 //! image and mapped read-only into every VM of that image; the rest is
 //! loaded into each VM's private memory.
+#![forbid(unsafe_code)]
 
 use crate::mem::guest::GuestMemory;
 use core::fmt;
-use vmm_abi::layout::{IMAGE_BASE_GPA, PAGE_SIZE, STACK_SIZE};
+use vmm_abi::corral::layout::{IMAGE_BASE_GPA, PAGE_SIZE, STACK_SIZE};
 
 const ELF_MAGIC: [u8; 4] = *b"\x7fELF";
 const CLASS_64: u8 = 2;

@@ -1,11 +1,12 @@
-//! Hypercall handling (the contract is in `vmm_abi::hypercall`). Arguments
+//! Hypercall handling (the contract is in `vmm_abi::corral::hypercall`). Arguments
 //! are guest input: every number, pointer and length is checked against the
 //! caller's own memory before use, and a bad one is a [`HypercallError`]
 //! that stops the guest.
+#![forbid(unsafe_code)]
 
 use crate::mem::guest::MemoryAccess;
 use core::fmt;
-use vmm_abi::hypercall::{
+use vmm_abi::corral::hypercall::{
     Hypercall, MAX_CONSOLE_WRITE, MAX_METRIC_NAME, MAX_WAIT, RESULT_OK, is_valid_metric_name,
 };
 
@@ -39,7 +40,7 @@ pub enum Done {
     /// The guest asked to end with this code.
     Exit(i64),
     /// The guest waits for work on its devices for at most this many TSC
-    /// ticks (already capped at [`vmm_abi::hypercall::MAX_WAIT`]); the run
+    /// ticks (already capped at [`vmm_abi::corral::hypercall::MAX_WAIT`]); the run
     /// loop decides when it continues and what RAX says.
     Wait(u64),
 }

@@ -1,11 +1,13 @@
 //! Corral, a bare-metal VT-x/EPT hypervisor for unikernel guests.
 //!
-//! The crate is split by what can be tested on a development host. The
-//! modules at the top (memory, ELF, VMX logic, exit dispatch, hypercalls)
-//! are plain Rust with no hardware access and are unit-tested on the host;
-//! `arch` (compiled only for `x86_64-unknown-none`) holds the boot code,
-//! the privileged-instruction wrappers and the VMX run loop.
+//! The crate is split by what can be tested on a development host. Every
+//! module but `platform` is plain Rust with no hardware access, unit-tested
+//! on the host, and `forbid(unsafe_code)`; `platform` (compiled only for
+//! `x86_64-unknown-none`) holds the boot code, the privileged-instruction
+//! wrappers, the VMCS-backed vCPU and the per-core run loop. The only other
+//! `unsafe` is `mem::raw`, the one raw view of guest memory.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
 pub mod console;
 pub mod cpuid;
@@ -18,6 +20,7 @@ pub mod mem;
 pub mod msr;
 pub mod multiboot;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod platform;
 pub mod sched;
 pub mod vcpu;

@@ -1,4 +1,5 @@
 //! Model-specific register numbers the hypervisor uses (Intel SDM Vol. 4), taken from the `x86` crate under the names Corral uses.
+#![forbid(unsafe_code)]
 
 /// IA32_FEATURE_CONTROL: lock and VMX-enable bits set by firmware.
 pub const IA32_FEATURE_CONTROL: u32 = x86::msr::IA32_FEATURE_CONTROL;

@@ -2,6 +2,7 @@
 //! memory map, the modules (guest images, the manifest) and the copy of the
 //! ACPI RSDP. Works on a byte slice so it is host-tested; every offset is
 //! bounds-checked.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 use guest_lib::args::{Arg, Args};
-use vmm_abi::hypercall::Hypercall;
+use vmm_abi::corral::hypercall::Hypercall;
 
 /// A hypercall number no ABI version uses.
 pub const UNKNOWN_HYPERCALL: u64 = 0xdead;

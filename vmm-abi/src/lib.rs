@@ -1,6 +1,7 @@
 //! The one copy of the contract between the Corral hypervisor, its unikernel
-//! guests and its host tools: hypercalls, boot info, guest memory layout,
-//! the binary manifest and the run-report records.
+//! guests and its host tools: Corral's guest ABI ([`corral`]: hypercalls,
+//! boot info, guest memory layout, device slots), the binary manifest and
+//! the run-report records.
 //!
 //! Everything here is plain data and pure functions so that each side (bare
 //! metal or host) links the same definitions. The wire formats are versioned
@@ -8,10 +9,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-pub mod bootinfo;
-pub mod devices;
-pub mod hypercall;
-pub mod layout;
+pub mod corral;
 pub mod manifest;
 pub mod report;
 mod text;
@@ -22,5 +20,5 @@ mod text;
 pub const ABI_VERSION: u32 = 4;
 
 /// The 12-byte vendor signature returned by CPUID leaf
-/// [`hypercall::CPUID_LEAF_VENDOR`] in EBX, ECX, EDX.
+/// [`corral::hypercall::CPUID_LEAF_VENDOR`] in EBX, ECX, EDX.
 pub const HYPERVISOR_SIGNATURE: [u8; 12] = *b"CorralCorral";

@@ -39,9 +39,9 @@
 //! | 10 | reserved u16 (must be 0) |
 //! | 12 | `core` u32: the core that polls this link; it runs no VMs |
 
-use crate::bootinfo::{ARGS_MAX, NAME_MAX};
-use crate::devices::MAX_NET_PORTS;
-use crate::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
+use crate::corral::bootinfo::{ARGS_MAX, NAME_MAX};
+use crate::corral::devices::MAX_NET_PORTS;
+use crate::corral::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
 use crate::text::{is_printable, is_valid_name, le, unpad};
 use core::fmt;
 

@@ -9,7 +9,7 @@ use super::raw::{RawRestart, RawVm};
 use crate::error::{Error, Result};
 use crate::expect::Expectation;
 use std::collections::BTreeMap;
-use vmm_abi::bootinfo::NAME_MAX;
+use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::manifest::{MAX_CORES, MAX_VMS, Restart};
 
 /// Guest memory when an entry does not say, in bytes.

@@ -11,7 +11,7 @@ use crate::virtio::{CorralHal, PageBuf};
 use core::ptr::NonNull;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::{DeviceType, Transport};
-use vmm_abi::devices::{MAX_FRAME_BYTES, NET_HEADER_BYTES, RX_BUFFER_BYTES};
+use vmm_abi::corral::devices::{MAX_FRAME_BYTES, NET_HEADER_BYTES, RX_BUFFER_BYTES};
 
 /// `VIRTIO_F_VERSION_1` (virtio 1.2 §6): the modern interface and the
 /// 12-byte net header.

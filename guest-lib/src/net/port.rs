@@ -8,8 +8,8 @@ use crate::BootInfo;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, Ordering};
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
-use vmm_abi::devices::DeviceKind;
-use vmm_abi::layout::{DEVICE_STRIDE, MAX_DEVICES, device_gpa};
+use vmm_abi::corral::devices::DeviceKind;
+use vmm_abi::corral::layout::{DEVICE_STRIDE, MAX_DEVICES, device_gpa};
 
 /// One bit per device slot that has a live driver, so no two transports
 /// ever drive the same register page.
@@ -82,7 +82,7 @@ impl NetPort {
     }
 
     /// The port's MAC address, as the device reports it
-    /// (`vmm_abi::devices::port_mac` of this VM and port).
+    /// (`vmm_abi::corral::devices::port_mac` of this VM and port).
     pub fn mac(&self) -> [u8; 6] {
         self.driver.mac()
     }
@@ -90,7 +90,7 @@ impl NetPort {
     /// Queues one frame (copied); `Ok(false)` if the transmit ring is full
     /// right now (the caller retries later). Reclaims completed
     /// transmissions first. Frames longer than
-    /// [`MAX_FRAME_BYTES`](vmm_abi::devices::MAX_FRAME_BYTES) are refused.
+    /// [`MAX_FRAME_BYTES`](vmm_abi::corral::devices::MAX_FRAME_BYTES) are refused.
     pub fn send(&mut self, frame: &[u8]) -> Result<bool, NetError> {
         self.driver.send(frame)
     }
@@ -100,7 +100,7 @@ impl NetPort {
     ///
     /// A frame longer than `buf` is dropped with
     /// [`NetError::FrameTooLong`]; a `buf` of
-    /// [`MAX_FRAME_BYTES`](vmm_abi::devices::MAX_FRAME_BYTES) always fits
+    /// [`MAX_FRAME_BYTES`](vmm_abi::corral::devices::MAX_FRAME_BYTES) always fits
     /// what a link carries.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
         self.driver.recv(buf)

@@ -7,7 +7,7 @@
 use super::{NetError, NetPort, is_end_of_stream};
 use ::smoltcp::phy::{self, DeviceCapabilities, Medium};
 use ::smoltcp::time::Instant;
-use vmm_abi::devices::MAX_FRAME_BYTES;
+use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 
 /// TSC ticks per microsecond of smoltcp time: a nominal rate, the
 /// emulator's (one tick per instruction at 100 M instructions per second).

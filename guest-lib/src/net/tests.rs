@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::vec::Vec;
 use virtio_drivers::transport::{DeviceStatus, DeviceType};
-use vmm_abi::devices::{MAX_FRAME_BYTES, NET_HEADER_BYTES, RX_BUFFER_BYTES};
+use vmm_abi::corral::devices::{MAX_FRAME_BYTES, NET_HEADER_BYTES, RX_BUFFER_BYTES};
 
 fn setup(state: State) -> (Result<Driver<FakeTransport>, NetError>, Device, Shared) {
     let shared = Rc::new(RefCell::new(state));

@@ -15,8 +15,8 @@ use virtio_drivers::device::common::Feature;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceStatus, DeviceType, Transport};
-use vmm_abi::devices::DeviceKind;
-use vmm_abi::layout::{DEVICE_STRIDE, device_gpa};
+use vmm_abi::corral::devices::DeviceKind;
+use vmm_abi::corral::layout::{DEVICE_STRIDE, device_gpa};
 
 /// transmitq of port 0 (§5.3.2).
 const TRANSMIT_QUEUE: u16 = 1;

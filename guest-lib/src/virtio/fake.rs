@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::vec::Vec;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{Error, PhysAddr};
-use vmm_abi::devices::{NET_HEADER_BYTES, RX_BUFFER_BYTES};
+use vmm_abi::corral::devices::{NET_HEADER_BYTES, RX_BUFFER_BYTES};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub(crate) const VERSION_1: u64 = 1 << 32;

@@ -3,6 +3,7 @@
 //! as prefix, so guest output can never pass for a hypervisor record.
 //! [`quota`] decides how much of it a VM may print, [`queue`] holds what
 //! waits for the UART.
+#![forbid(unsafe_code)]
 
 pub mod queue;
 pub mod quota;

@@ -131,7 +131,7 @@ mod tests {
     use super::*;
     use crate::mem::guest::GuestMemory;
     use crate::mem::guest_tables;
-    use vmm_abi::layout::{DEVICE_BASE_GPA, IMAGE_BASE_GPA};
+    use vmm_abi::corral::layout::{DEVICE_BASE_GPA, IMAGE_BASE_GPA};
 
     const MEM: usize = 0x4_0000;
 

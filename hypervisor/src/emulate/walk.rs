@@ -152,9 +152,9 @@ mod tests {
             Err(WalkError::NotPresent { va: 0x10, level: 1 })
         );
         assert_eq!(
-            translate(&mem, cr3, vmm_abi::layout::GUEST_VIRTUAL_GIB << 30),
+            translate(&mem, cr3, vmm_abi::corral::layout::GUEST_VIRTUAL_GIB << 30),
             Err(WalkError::NotPresent {
-                va: vmm_abi::layout::GUEST_VIRTUAL_GIB << 30,
+                va: vmm_abi::corral::layout::GUEST_VIRTUAL_GIB << 30,
                 level: 3
             })
         );

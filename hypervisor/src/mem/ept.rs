@@ -2,6 +2,7 @@
 //! guest-physical to host-physical addresses, built over a small
 //! [`TableMemory`] trait so the builder is host-tested. A VM's EPT maps only
 //! the memory the hypervisor gives it; everything else faults.
+#![forbid(unsafe_code)]
 
 use bitflags::bitflags;
 use core::fmt;

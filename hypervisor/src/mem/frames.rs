@@ -2,6 +2,7 @@
 //! set = free), filled from the firmware memory map minus what is in use.
 //! Allocates runs of contiguous frames first-fit and frees them again, so a
 //! stopped VM's memory is reused.
+#![forbid(unsafe_code)]
 
 use crate::multiboot::Region;
 

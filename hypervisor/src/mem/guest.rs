@@ -3,6 +3,7 @@
 //! read-only with other VMs of the same image. Every guest-supplied address
 //! and length goes through this type before use; a range must be covered
 //! completely by regions, and may span several.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

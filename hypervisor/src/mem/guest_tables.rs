@@ -3,9 +3,10 @@
 //! [`GUEST_VIRTUAL_GIB`] GiB (2 MiB pages), with the first 2 MiB mapped by
 //! 4 KiB pages so that page 0 is absent and a null dereference faults.
 //! The guest may address more than it owns; EPT decides what it can touch.
+#![forbid(unsafe_code)]
 
 use super::guest::{GuestMemory, OutOfBounds};
-use vmm_abi::layout::{GUEST_VIRTUAL_GIB, PAGE_SIZE, PAGE_TABLES_GPA};
+use vmm_abi::corral::layout::{GUEST_VIRTUAL_GIB, PAGE_SIZE, PAGE_TABLES_GPA};
 
 const PRESENT: u64 = 1 << 0;
 const WRITABLE: u64 = 1 << 1;
@@ -66,7 +67,7 @@ pub fn build(mem: &mut GuestMemory<'_>) -> Result<u64, OutOfBounds> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vmm_abi::layout::{IMAGE_BASE_GPA, PAGE_TABLE_PAGES};
+    use vmm_abi::corral::layout::{IMAGE_BASE_GPA, PAGE_TABLE_PAGES};
 
     fn read(mem: &GuestMemory<'_>, gpa: u64) -> u64 {
         let mut b = [0u8; 8];

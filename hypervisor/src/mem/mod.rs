@@ -4,4 +4,5 @@ pub mod ept;
 pub mod frames;
 pub mod guest;
 pub mod guest_tables;
+#[allow(unsafe_code)]
 pub mod raw;

@@ -7,7 +7,7 @@ use super::memory;
 use crate::elf::{ElfError, Image, Segment};
 use crate::mem::guest::GuestMemory;
 use spin::Once;
-use vmm_abi::layout::{MAX_MEMORY, PAGE_SIZE};
+use vmm_abi::corral::layout::{MAX_MEMORY, PAGE_SIZE};
 
 /// Most distinct images one manifest may use.
 pub const MAX_IMAGES: usize = 64;

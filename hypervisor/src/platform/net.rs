@@ -28,8 +28,8 @@ use crate::virtio::net::{NetDevice, RECEIVE_QUEUE, TRANSMIT_QUEUE};
 use crate::virtio::queue::QueueError;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
-use vmm_abi::devices::port_mac;
-use vmm_abi::layout::PAGE_SIZE;
+use vmm_abi::corral::devices::port_mac;
+use vmm_abi::corral::layout::PAGE_SIZE;
 use vmm_abi::manifest::{LinkSpec, Manifest};
 use vmm_abi::report::{LinkFlow, PortName, Record};
 

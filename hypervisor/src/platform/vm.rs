@@ -35,10 +35,10 @@ use crate::virtio::console::{self as vconsole, ConsoleDevice};
 use crate::virtio::error::RingError;
 use crate::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
 use core::sync::atomic::Ordering;
-use vmm_abi::bootinfo::BootInfo;
-use vmm_abi::devices::{self, DeviceKind};
-use vmm_abi::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
-use vmm_abi::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
+use vmm_abi::corral::bootinfo::BootInfo;
+use vmm_abi::corral::devices::{self, DeviceKind};
+use vmm_abi::corral::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
+use vmm_abi::corral::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
 use vmm_abi::manifest::VmSpec;
 use vmm_abi::report::{CONSOLE_SEPARATOR, Record};
 
@@ -177,9 +177,9 @@ impl VmState {
     }
 
     /// What sits in each of its device slots.
-    pub fn device_slots(&self) -> [DeviceKind; vmm_abi::layout::MAX_DEVICES] {
+    pub fn device_slots(&self) -> [DeviceKind; vmm_abi::corral::layout::MAX_DEVICES] {
         devices::slots(self.spec.net_ports, self.spec.console)
-            .unwrap_or([DeviceKind::None; vmm_abi::layout::MAX_DEVICES])
+            .unwrap_or([DeviceKind::None; vmm_abi::corral::layout::MAX_DEVICES])
     }
 
     /// Saves the guest CPU state the VMCS does not hold (x87/SSE, CR2,
@@ -336,7 +336,7 @@ struct VmHost<'a> {
     index: u32,
     core: u32,
     ports: u8,
-    slots: [DeviceKind; vmm_abi::layout::MAX_DEVICES],
+    slots: [DeviceKind; vmm_abi::corral::layout::MAX_DEVICES],
     net: &'a Net,
     signals: &'a net::Signals,
     console_dev: Option<&'a mut Transport<ConsoleDevice>>,

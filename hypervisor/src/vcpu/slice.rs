@@ -11,7 +11,7 @@ use super::stop::StopReason;
 use crate::dispatch::{self, Host, Outcome, Vcpu};
 use crate::mem::guest::MemoryAccess;
 use crate::vmx::exit::{self, Exit};
-use vmm_abi::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
+use vmm_abi::corral::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
 use vmm_abi::report::{EXIT_KINDS, ExitCounts};
 
 /// Shortest slice, however much a VM owes: the shortest `timeslice` a

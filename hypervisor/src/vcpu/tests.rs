@@ -20,8 +20,8 @@ use crate::vmx::mode::CpuMode;
 use core::cell::Cell;
 use std::collections::VecDeque;
 use std::vec::Vec;
-use vmm_abi::hypercall::{Hypercall, WAIT_TIMEOUT, WAIT_WORK};
-use vmm_abi::layout::{IMAGE_BASE_GPA, device_gpa};
+use vmm_abi::corral::hypercall::{Hypercall, WAIT_TIMEOUT, WAIT_WORK};
+use vmm_abi::corral::layout::{IMAGE_BASE_GPA, device_gpa};
 use vmm_abi::report::ExitKind;
 
 /// EPT-violation qualification: a data write (SDM table 28-7).

@@ -20,7 +20,7 @@ use super::memory::GuestRam;
 use super::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
 use super::queue::{Chain, Popped, SplitQueue};
 use crate::mem::raw::RawRam;
-use vmm_abi::devices::MAX_FRAME_BYTES;
+use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::report::LinkFlow;
 
 /// Which end of a direction broke the rules.

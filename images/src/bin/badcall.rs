@@ -10,7 +10,7 @@ use images::badcall_plan::{
     APIC_BASE_DEFAULT, BAD_POINTER_LEN, HOST_SERIAL_PORT, IA32_APIC_BASE, POST_CODE_PORT, Step,
     UNKNOWN_HYPERCALL, WRAPPING_POINTER, steps,
 };
-use vmm_abi::hypercall::Hypercall;
+use vmm_abi::corral::hypercall::Hypercall;
 
 guest_lib::entry!(badcall);
 

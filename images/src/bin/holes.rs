@@ -26,8 +26,8 @@ use core::arch::{asm, global_asm};
 use guest_lib::args::{Args, parse_u64};
 use guest_lib::hypercall::{console_write, metric, wait_for_work};
 use guest_lib::{BootInfo, println};
-use vmm_abi::devices::DeviceKind;
-use vmm_abi::layout::device_gpa;
+use vmm_abi::corral::devices::DeviceKind;
+use vmm_abi::corral::layout::device_gpa;
 
 guest_lib::entry!(holes);
 

@@ -27,8 +27,8 @@ use guest_lib::hypercall::wait_for_work;
 use guest_lib::println;
 use guest_lib::time::Instant;
 use guest_lib::{BootInfo, mmio};
-use vmm_abi::devices::{DeviceKind, NET_HEADER_BYTES};
-use vmm_abi::layout::device_gpa;
+use vmm_abi::corral::devices::{DeviceKind, NET_HEADER_BYTES};
+use vmm_abi::corral::layout::device_gpa;
 
 guest_lib::entry!(ringbad);
 

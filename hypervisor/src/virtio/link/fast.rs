@@ -17,7 +17,7 @@ use crate::virtio::queue::{
     VIRTQ_DESC_F_WRITE,
 };
 use core::sync::atomic::{Ordering, fence};
-use vmm_abi::devices::MAX_FRAME_BYTES;
+use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 
 /// The receive header as two stores: bytes 0..8 and 8..12.
 const HEADER_WORDS: (u64, u32) = {

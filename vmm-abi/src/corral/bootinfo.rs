@@ -1,9 +1,9 @@
 //! The boot info a guest receives: a raw `#[repr(C)]` wire struct written by
-//! the hypervisor at [`crate::layout::BOOT_INFO_GPA`] (its address is passed
+//! the hypervisor at [`crate::corral::layout::BOOT_INFO_GPA`] (its address is passed
 //! in RDI at entry), and the checked view [`BootInfo`] a guest works with.
 
-use crate::devices::DeviceKind;
-use crate::layout::MAX_DEVICES;
+use crate::corral::devices::DeviceKind;
+use crate::corral::layout::MAX_DEVICES;
 use crate::text::{is_printable, is_valid_name, le, unpad};
 use core::fmt;
 use core::mem::{offset_of, size_of};
@@ -174,7 +174,7 @@ pub struct BootInfo<'a> {
     pub name: &'a str,
     /// The argument string the manifest gave this VM.
     pub args: &'a str,
-    /// What sits in each device slot (see [`crate::devices`]).
+    /// What sits in each device slot (see [`crate::corral::devices`]).
     pub devices: [DeviceKind; MAX_DEVICES],
 }
 
@@ -277,7 +277,7 @@ mod tests {
             stack_top: 0x40_0000,
             name: "hello",
             args: "mode=fast n=3",
-            devices: crate::devices::slots(1, true).unwrap(),
+            devices: crate::corral::devices::slots(1, true).unwrap(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! A VM has up to [`MAX_NET_PORTS`] virtio-net ports and optionally one
 //! virtio-console. They fill device slots in a fixed order: net ports first
 //! (port N in slot N), then the console. Slot N is the virtio-mmio register
-//! page at [`crate::layout::device_gpa`]`(N)`; the boot info lists each
+//! page at [`crate::corral::layout::device_gpa`]`(N)`; the boot info lists each
 //! slot's [`DeviceKind`], so a guest never probes.
 //!
 //! Links and the polled mode: the manifest wires one VM's net port to
@@ -11,10 +11,10 @@
 //! link pinned to it, moving frames between them. The device therefore
 //! sets `VIRTQ_USED_F_NO_NOTIFY` (or, with `VIRTIO_F_EVENT_IDX`, an
 //! `avail_event` that suppresses kicks) and never interrupts: a guest polls
-//! its used rings and calls [`crate::hypercall::Hypercall::WaitForWork`]
+//! its used rings and calls [`crate::corral::hypercall::Hypercall::WaitForWork`]
 //! only when it has nothing to do.
 
-use crate::layout::MAX_DEVICES;
+use crate::corral::layout::MAX_DEVICES;
 
 /// Most virtio-net ports one VM may have.
 pub const MAX_NET_PORTS: u8 = 4;
