@@ -6,18 +6,9 @@
 use vmm_abi::corral::hypercall::{CPUID_LEAF_ABI, CPUID_LEAF_VENDOR};
 use vmm_abi::{ABI_VERSION, HYPERVISOR_SIGNATURE};
 
-/// The four registers CPUID returns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CpuidResult {
-    /// EAX.
-    pub eax: u32,
-    /// EBX.
-    pub ebx: u32,
-    /// ECX.
-    pub ecx: u32,
-    /// EDX.
-    pub edx: u32,
-}
+/// The four registers CPUID returns (`raw-cpuid`'s type, which its
+/// decoder reads, under the name the hypervisor uses).
+pub use raw_cpuid::CpuIdResult as CpuidResult;
 
 const LEAF_MAX: u32 = 0;
 const LEAF_FEATURES: u32 = 1;
@@ -153,56 +144,188 @@ pub fn filter(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> CpuidResult) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raw_cpuid::{CpuId, Hypervisor};
 
+    /// An Intel host with every feature bit set (but "running under a
+    /// hypervisor"), leaves up to 0x1f and 0x8000_0021, and its leaf number
+    /// in EAX of every other leaf.
     fn host(leaf: u32, _: u32) -> CpuidResult {
-        CpuidResult {
-            eax: leaf,
-            ebx: u32::MAX,
-            ecx: !FEATURE_ECX_HYPERVISOR,
-            edx: u32::MAX,
+        let genuine_intel = |i: usize| {
+            let s = b"GenuineIntel";
+            u32::from_le_bytes([s[i * 4], s[i * 4 + 1], s[i * 4 + 2], s[i * 4 + 3]])
+        };
+        match leaf {
+            LEAF_MAX => CpuidResult {
+                eax: 0x1f,
+                ebx: genuine_intel(0),
+                ecx: genuine_intel(2),
+                edx: genuine_intel(1),
+            },
+            LEAF_EXT_MAX => CpuidResult {
+                eax: 0x8000_0021,
+                ..ZERO
+            },
+            _ => CpuidResult {
+                eax: leaf,
+                ebx: u32::MAX,
+                ecx: !FEATURE_ECX_HYPERVISOR,
+                edx: u32::MAX,
+            },
         }
     }
 
-    const VMX: u32 = 1 << 5;
-    const XSAVE: u32 = 1 << 26;
-    const OSXSAVE: u32 = 1 << 27;
-    const AVX: u32 = 1 << 28;
-    const MSR: u32 = 1 << 5;
-    const RDTSCP: u32 = 1 << 27;
+    /// The guest's CPUID over [`host`], decoded by raw-cpuid.
+    fn guest() -> CpuId {
+        CpuId::with_cpuid_fn(|leaf, subleaf| filter(leaf, subleaf, host))
+    }
 
     #[test]
     fn only_listed_features_show() {
-        let r = filter(LEAF_FEATURES, 0, host);
-        for bit in [VMX, XSAVE, OSXSAVE, AVX] {
-            assert_eq!(r.ecx & bit, 0, "leaf 1 ECX bit {bit:#x}");
-        }
-        assert_eq!(r.edx & MSR, 0);
-        assert_eq!(r.ebx & 0xff00_0000, 0, "no host APIC ID");
-        assert_ne!(r.edx & (1 << 25), 0, "SSE stays");
-        assert_eq!(filter(LEAF_EXT_FEATURES, 0, host).edx & RDTSCP, 0);
+        let guest = guest();
+        let f = guest.get_feature_info().unwrap();
+        assert!(!f.has_vmx() && !f.has_xsave() && !f.has_oxsave() && !f.has_avx());
+        assert!(!f.has_msr());
+        assert_eq!(f.initial_local_apic_id(), 0, "no host APIC ID");
+        assert!(f.has_sse(), "SSE stays");
+        let ext = guest.get_extended_processor_and_feature_identifiers();
+        assert!(!ext.unwrap().has_rdtscp());
         assert_eq!(filter(0xa, 0, host), ZERO, "no performance monitoring");
         assert_eq!(filter(0xb, 0, host), ZERO, "no topology");
         assert_eq!(filter(0xd, 0, host), ZERO, "no XSAVE state");
         assert_eq!(filter(LEAF_EXTENDED_FEATURES, 1, host), ZERO);
-        let big = |l: u32, _: u32| CpuidResult {
-            eax: if l == LEAF_MAX { 0x1f } else { 0x8000_0021 },
-            ..ZERO
-        };
-        assert_eq!(filter(LEAF_MAX, 0, big).eax, GUEST_MAX_LEAF);
-        assert_eq!(filter(LEAF_EXT_MAX, 0, big).eax, GUEST_MAX_EXT_LEAF);
+        assert_eq!(filter(LEAF_MAX, 0, host).eax, GUEST_MAX_LEAF);
+        assert_eq!(filter(LEAF_EXT_MAX, 0, host).eax, GUEST_MAX_EXT_LEAF);
         assert_eq!(filter(0x8000_0007, 0, host), ZERO);
+    }
+
+    /// Every feature the allow-lists name reaches the guest, and a sample
+    /// of those they leave out does not, each by raw-cpuid's name for it
+    /// (so a mask with a wrong bit fails here).
+    #[test]
+    fn allow_lists_match_their_names() {
+        let guest = guest();
+        let f = guest.get_feature_info().unwrap();
+        let leaf1_ecx = [
+            f.has_sse3(),
+            f.has_pclmulqdq(),
+            f.has_ssse3(),
+            f.has_cmpxchg16b(),
+            f.has_sse41(),
+            f.has_sse42(),
+            f.has_movbe(),
+            f.has_popcnt(),
+            f.has_aesni(),
+            f.has_rdrand(),
+        ];
+        let leaf1_edx = [
+            f.has_fpu(),
+            f.has_de(),
+            f.has_pse(),
+            f.has_tsc(),
+            f.has_pae(),
+            f.has_cmpxchg8b(),
+            f.has_pge(),
+            f.has_cmov(),
+            f.has_pat(),
+            f.has_pse36(),
+            f.has_clflush(),
+            f.has_mmx(),
+            f.has_fxsave_fxstor(),
+            f.has_sse(),
+            f.has_sse2(),
+        ];
+        let e = guest.get_extended_feature_info().unwrap();
+        let leaf7_ebx = [
+            e.has_bmi1(),
+            e.has_smep(),
+            e.has_bmi2(),
+            e.has_rep_movsb_stosb(),
+            e.has_adx(),
+            e.has_smap(),
+            e.has_clflushopt(),
+            e.has_sha(),
+        ];
+        let x = guest
+            .get_extended_processor_and_feature_identifiers()
+            .unwrap();
+        let ext1 = [
+            x.has_lahf_sahf(),
+            x.has_lzcnt(),
+            x.has_prefetchw(),
+            x.has_syscall_sysret(),
+            x.has_execute_disable(),
+            x.has_1gib_pages(),
+            x.has_64bit_mode(),
+        ];
+        for (listed, allowed_bits) in [
+            (&leaf1_ecx[..], LEAF1_ECX_ALLOWED.count_ones()),
+            (&leaf1_edx[..], LEAF1_EDX_ALLOWED.count_ones()),
+            (&leaf7_ebx[..], LEAF7_EBX_ALLOWED.count_ones()),
+            (
+                &ext1[..],
+                EXT1_ECX_ALLOWED.count_ones() + EXT1_EDX_ALLOWED.count_ones(),
+            ),
+        ] {
+            assert!(listed.iter().all(|&shown| shown), "{listed:?}");
+            assert_eq!(
+                listed.len() as u32,
+                allowed_bits,
+                "a mask allows a bit its list does not name"
+            );
+        }
+        let left_out = [
+            f.has_vmx(),
+            f.has_smx(),
+            f.has_monitor_mwait(),
+            f.has_xsave(),
+            f.has_oxsave(),
+            f.has_avx(),
+            f.has_fma(),
+            f.has_f16c(),
+            f.has_pcid(),
+            f.has_x2apic(),
+            f.has_tsc_deadline(),
+            f.has_pdcm(),
+            f.has_msr(),
+            f.has_apic(),
+            f.has_mtrr(),
+            f.has_mce(),
+            f.has_mca(),
+            f.has_sysenter_sysexit(),
+            f.has_ds(),
+            f.has_acpi(),
+            f.has_htt(),
+            f.has_tm(),
+            f.has_pbe(),
+            f.has_vme(),
+            e.has_fsgsbase(),
+            e.has_avx2(),
+            e.has_invpcid(),
+            e.has_rtm(),
+            e.has_mpx(),
+            e.has_sgx(),
+            e.has_avx512f(),
+            e.has_pku(),
+            x.has_rdtscp(),
+        ];
+        assert!(left_out.iter().all(|&shown| !shown), "{left_out:?}");
     }
 
     #[test]
     fn hides_vmx_and_names_corral() {
-        let r = filter(1, 0, host);
-        assert_eq!(r.ecx & VMX, 0);
-        assert_eq!(r.ecx & FEATURE_ECX_HYPERVISOR, FEATURE_ECX_HYPERVISOR);
+        let guest = guest();
+        let f = guest.get_feature_info().unwrap();
+        assert!(!f.has_vmx());
+        assert!(f.has_hypervisor());
         let v = filter(CPUID_LEAF_VENDOR, 0, host);
+        let Hypervisor::Unknown(ebx, ecx, edx) = guest.get_hypervisor_info().unwrap().identify()
+        else {
+            panic!("Corral identifies as another hypervisor");
+        };
         let mut sig = [0u8; 12];
-        sig[0..4].copy_from_slice(&v.ebx.to_le_bytes());
-        sig[4..8].copy_from_slice(&v.ecx.to_le_bytes());
-        sig[8..12].copy_from_slice(&v.edx.to_le_bytes());
+        sig[0..4].copy_from_slice(&ebx.to_le_bytes());
+        sig[4..8].copy_from_slice(&ecx.to_le_bytes());
+        sig[8..12].copy_from_slice(&edx.to_le_bytes());
         assert_eq!(&sig, b"CorralCorral");
         assert_eq!(v.eax, CPUID_LEAF_ABI);
         assert_eq!(filter(CPUID_LEAF_ABI, 0, host).eax, ABI_VERSION);

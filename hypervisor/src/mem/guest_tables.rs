@@ -6,14 +6,18 @@
 #![forbid(unsafe_code)]
 
 use super::guest::{GuestMemory, OutOfBounds};
+use core::mem::size_of;
 use vmm_abi::corral::layout::{GUEST_VIRTUAL_GIB, PAGE_SIZE, PAGE_TABLES_GPA};
+use x86_64::structures::paging::page_table::PageTableEntry;
+use x86_64::structures::paging::{PageSize, PageTableFlags, Size1GiB, Size2MiB};
 
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const HUGE: u64 = 1 << 7;
-const ENTRY_BYTES: u64 = 8;
-const ENTRIES: u64 = 512;
-const TWO_MIB: u64 = 0x20_0000;
+/// A table entry's bits for a writable next-level table or 4 KiB page.
+const PRESENT_WRITABLE: u64 = PageTableFlags::PRESENT
+    .union(PageTableFlags::WRITABLE)
+    .bits();
+/// A writable 2 MiB page.
+const PRESENT_WRITABLE_HUGE: u64 = PRESENT_WRITABLE | PageTableFlags::HUGE_PAGE.bits();
+const ENTRY_BYTES: usize = size_of::<PageTableEntry>();
 
 /// Fills one table page: entry `i` = `entry(i)`.
 fn fill_table(
@@ -22,7 +26,7 @@ fn fill_table(
     entry: impl Fn(u64) -> u64,
 ) -> Result<(), OutOfBounds> {
     let page = mem.slice_mut(gpa, PAGE_SIZE)?;
-    for (i, slot) in page.chunks_exact_mut(ENTRY_BYTES as usize).enumerate() {
+    for (i, slot) in page.chunks_exact_mut(ENTRY_BYTES).enumerate() {
         slot.copy_from_slice(&entry(i as u64).to_le_bytes());
     }
     Ok(())
@@ -34,32 +38,30 @@ pub fn build(mem: &mut GuestMemory<'_>) -> Result<u64, OutOfBounds> {
     let pdpt = pml4 + PAGE_SIZE;
     let pd = |gib: u64| pdpt + PAGE_SIZE * (1 + gib);
     let pt = pd(GUEST_VIRTUAL_GIB);
-    fill_table(mem, pml4, |i| {
-        if i == 0 { pdpt | PRESENT | WRITABLE } else { 0 }
+    fill_table(mem, pml4, |i| match i {
+        0 => pdpt | PRESENT_WRITABLE,
+        _ => 0,
     })?;
     fill_table(mem, pdpt, |i| {
         if i < GUEST_VIRTUAL_GIB {
-            pd(i) | PRESENT | WRITABLE
+            pd(i) | PRESENT_WRITABLE
         } else {
             0
         }
     })?;
     for gib in 0..GUEST_VIRTUAL_GIB {
         fill_table(mem, pd(gib), |i| {
-            let addr = (gib * ENTRIES + i) * TWO_MIB;
+            let addr = gib * Size1GiB::SIZE + i * Size2MiB::SIZE;
             if addr == 0 {
-                pt | PRESENT | WRITABLE
+                pt | PRESENT_WRITABLE
             } else {
-                addr | PRESENT | WRITABLE | HUGE
+                addr | PRESENT_WRITABLE_HUGE
             }
         })?;
     }
-    fill_table(mem, pt, |i| {
-        if i == 0 {
-            0
-        } else {
-            (i * PAGE_SIZE) | PRESENT | WRITABLE
-        }
+    fill_table(mem, pt, |i| match i {
+        0 => 0,
+        _ => (i * PAGE_SIZE) | PRESENT_WRITABLE,
     })?;
     Ok(pml4)
 }
@@ -68,6 +70,8 @@ pub fn build(mem: &mut GuestMemory<'_>) -> Result<u64, OutOfBounds> {
 mod tests {
     use super::*;
     use vmm_abi::corral::layout::{IMAGE_BASE_GPA, PAGE_TABLE_PAGES};
+    use x86_64::structures::paging::page_table::PageTableLevel;
+    use x86_64::{PhysAddr, VirtAddr};
 
     fn read(mem: &GuestMemory<'_>, gpa: u64) -> u64 {
         let mut b = [0u8; 8];
@@ -78,16 +82,20 @@ mod tests {
     /// Walks the tables like the CPU would.
     fn translate(mem: &GuestMemory<'_>, cr3: u64, va: u64) -> Option<u64> {
         let mut table = cr3;
-        for level in (0..4).rev() {
-            let e = read(mem, table + ((va >> (12 + 9 * level)) & 0x1ff) * 8);
-            if e & PRESENT == 0 {
+        let mut level = Some(PageTableLevel::Four);
+        while let Some(l) = level {
+            let index = u64::from(VirtAddr::new(va).page_table_index(l));
+            let e = read(mem, table + index * ENTRY_BYTES as u64);
+            let flags = PageTableFlags::from_bits_truncate(e);
+            if !flags.contains(PageTableFlags::PRESENT) {
                 return None;
             }
-            if level == 0 || e & HUGE != 0 {
-                let size = PAGE_SIZE << (9 * level);
-                return Some((e & 0x000f_ffff_ffff_f000 & !(size - 1)) + va % size);
+            let size = l.entry_address_space_alignment();
+            if l == PageTableLevel::One || flags.contains(PageTableFlags::HUGE_PAGE) {
+                return Some(PhysAddr::new_truncate(e).align_down(size).as_u64() + va % size);
             }
-            table = e & 0x000f_ffff_ffff_f000;
+            table = PhysAddr::new_truncate(e).align_down(PAGE_SIZE).as_u64();
+            level = l.next_lower_level();
         }
         None
     }

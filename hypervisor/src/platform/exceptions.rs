@@ -1,11 +1,15 @@
 //! Hypervisor exception entry stubs and the report they lead to. Any CPU
 //! exception in the hypervisor is a bug: it is printed (vector, name, core,
 //! error code, RIP, CR2) as a console line and a `fatal` record, and the
-//! machine stops. Every core's IDT points at the same stubs.
+//! machine stops. Every core's IDT (the `x86_64` crate's table, filled by
+//! [`install`]) points at the same stubs.
 
 use super::instr;
 use crate::console::StackStr;
 use core::arch::naked_asm;
+use x86_64::VirtAddr;
+use x86_64::structures::gdt::SegmentSelector;
+use x86_64::structures::idt::InterruptDescriptorTable;
 
 /// Stack contents when the common handler runs.
 #[repr(C)]
@@ -81,6 +85,13 @@ extern "C" fn common() {
     )
 }
 
+/// A stub's address, as an IDT gate takes it.
+fn entry(stub: extern "C" fn()) -> VirtAddr {
+    VirtAddr::new(stub as usize as u64)
+}
+
+/// Defines one entry stub per exception: it pushes a zero where the CPU
+/// pushes no error code, then the vector, and joins [`common`].
 macro_rules! stub {
     ($name:ident, $vector:literal, error_code) => {
         #[unsafe(naked)]
@@ -96,41 +107,71 @@ macro_rules! stub {
     };
 }
 
-stub!(v0, 0);
-stub!(v1, 1);
-stub!(v2, 2);
-stub!(v3, 3);
-stub!(v4, 4);
-stub!(v5, 5);
-stub!(v6, 6);
-stub!(v7, 7);
-stub!(v8, 8, error_code);
-stub!(v9, 9);
-stub!(v10, 10, error_code);
-stub!(v11, 11, error_code);
-stub!(v12, 12, error_code);
-stub!(v13, 13, error_code);
-stub!(v14, 14, error_code);
-stub!(v15, 15);
-stub!(v16, 16);
-stub!(v17, 17, error_code);
-stub!(v18, 18);
-stub!(v19, 19);
-stub!(v20, 20);
-stub!(v21, 21, error_code);
-stub!(v22, 22);
-stub!(v23, 23);
-stub!(v24, 24);
-stub!(v25, 25);
-stub!(v26, 26);
-stub!(v27, 27);
-stub!(v28, 28);
-stub!(v29, 29, error_code);
-stub!(v30, 30, error_code);
-stub!(v31, 31);
+/// The stubs, each named after its `InterruptDescriptorTable` field, and
+/// [`install`], which points every field at its stub.
+macro_rules! exceptions {
+    ($($vector:literal $field:ident $($error:ident)?;)*) => {
+        $(stub!($field, $vector $(, $error)?);)*
 
-/// Entry stubs for vectors 0..32, in order.
-pub static STUBS: [extern "C" fn(); 32] = [
-    v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20,
-    v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31,
-];
+        /// Points each architectural exception vector of `idt` at its stub,
+        /// in code segment `code`; the double fault switches to the TSS
+        /// stack `double_fault_stack`. Vectors the CPU never raises (9, the
+        /// coprocessor segment overrun of the 386, and the reserved 15,
+        /// 22-27 and 31) have no field to fill and stay absent.
+        ///
+        /// # Safety
+        /// `code` must be the hypervisor's 64-bit code segment in the GDT
+        /// that is loaded whenever `idt` is, and `double_fault_stack` an
+        /// index of a stack set in that GDT's TSS.
+        pub unsafe fn install(
+            idt: &mut InterruptDescriptorTable,
+            code: SegmentSelector,
+            double_fault_stack: u16,
+        ) {
+            $(
+                // SAFETY: the stub is a hypervisor function that never
+                // returns into the interrupted code (it reports and stops);
+                // the caller vouches for `code`.
+                unsafe {
+                    idt.$field
+                        .set_handler_addr(entry($field))
+                        .set_code_selector(code);
+                }
+            )*
+            // SAFETY: the caller vouches for the stack index; a double fault
+            // then runs on a stack of its own even if the stack overflowed.
+            unsafe {
+                idt.double_fault
+                    .set_handler_addr(entry(double_fault))
+                    .set_code_selector(code)
+                    .set_stack_index(double_fault_stack);
+            }
+        }
+    };
+}
+
+exceptions! {
+    0 divide_error;
+    1 debug;
+    2 non_maskable_interrupt;
+    3 breakpoint;
+    4 overflow;
+    5 bound_range_exceeded;
+    6 invalid_opcode;
+    7 device_not_available;
+    10 invalid_tss error_code;
+    11 segment_not_present error_code;
+    12 stack_segment_fault error_code;
+    13 general_protection_fault error_code;
+    14 page_fault error_code;
+    16 x87_floating_point;
+    17 alignment_check error_code;
+    18 machine_check;
+    19 simd_floating_point;
+    20 virtualization;
+    21 cp_protection_exception error_code;
+    28 hv_injection_exception;
+    29 vmm_communication_exception error_code;
+    30 security_exception error_code;
+}
+stub!(double_fault, 8, error_code);

@@ -1,12 +1,19 @@
-//! Every privileged instruction the hypervisor executes, each in a small
-//! wrapper. Invariant for the whole module: the caller runs at CPL 0 in
-//! 64-bit mode with the hypervisor's identity map; the VMX wrappers also
-//! need VMX root operation (after [`vmxon`]). VMX wrappers capture the
-//! VMfail flags in the same `asm!` block as the instruction (SDM 31.2).
+//! Every privileged instruction the hypervisor executes (but the
+//! descriptor-table loads in `tables.rs`), each in a small wrapper that
+//! states its contract: port I/O, MSRs, control registers, HLT and CLI
+//! through the `x86_64` crate, CPUID through `raw-cpuid`, the rest (RDTSC,
+//! FXSAVE/FXRSTOR, the CR2 write, VMX) written here. Invariant for the whole
+//! module: the caller runs at CPL 0 in 64-bit mode with the hypervisor's
+//! identity map; the VMX wrappers also need VMX root operation (after
+//! [`vmxon`]). VMX wrappers capture the VMfail flags in the same `asm!`
+//! block as the instruction (SDM 31.2).
 
 use crate::cpuid::CpuidResult;
 use crate::vmx::fields::{Readable, Writable};
 use core::arch::asm;
+use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
+use x86_64::registers::model_specific::Msr;
+use x86_64::structures::port::{PortRead, PortWrite};
 
 /// A failed VMX instruction (SDM 31.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,9 +39,7 @@ fn vm_result(cf: u8, zf: u8) -> Result<(), VmFail> {
 /// writing it must not break memory safety.
 pub unsafe fn outb(port: u16, value: u8) {
     // SAFETY: the caller guarantees the port is ours; OUT touches no memory.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    };
+    unsafe { u8::write_to_port(port, value) };
 }
 
 /// Reads a byte from an I/O port.
@@ -42,12 +47,8 @@ pub unsafe fn outb(port: u16, value: u8) {
 /// # Safety
 /// As for [`outb`].
 pub unsafe fn inb(port: u16) -> u8 {
-    let value: u8;
     // SAFETY: the caller guarantees the port is ours; IN touches no memory.
-    unsafe {
-        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    };
-    value
+    unsafe { u8::read_from_port(port) }
 }
 
 /// Reads an MSR.
@@ -55,12 +56,8 @@ pub unsafe fn inb(port: u16) -> u8 {
 /// # Safety
 /// The MSR must exist on this CPU (otherwise RDMSR raises #GP).
 pub unsafe fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
     // SAFETY: the caller guarantees the MSR exists; RDMSR touches no memory.
-    unsafe {
-        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    };
-    (u64::from(hi) << 32) | u64::from(lo)
+    unsafe { Msr::new(msr).read() }
 }
 
 /// Writes an MSR.
@@ -70,33 +67,24 @@ pub unsafe fn rdmsr(msr: u32) -> u64 {
 /// own state (paging, EFER) consistent.
 pub unsafe fn wrmsr(msr: u32, value: u64) {
     // SAFETY: the caller guarantees the write is valid and harmless to us.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
-    };
+    unsafe { Msr::new(msr).write(value) };
 }
 
 /// Reads CR0.
 pub fn read_cr0() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR0 at CPL 0 has no side effects.
-    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    Cr0::read_raw()
 }
 
-/// Reads CR3.
+/// Reads CR3: the page-table base and the PWT/PCD bits, as the VMCS host
+/// state takes it.
 pub fn read_cr3() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR3 at CPL 0 has no side effects.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    let (frame, low_bits) = Cr3::read_raw();
+    frame.start_address().as_u64() | u64::from(low_bits)
 }
 
 /// Reads CR4.
 pub fn read_cr4() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR4 at CPL 0 has no side effects.
-    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    Cr4::read_raw()
 }
 
 /// Writes CR0.
@@ -106,7 +94,7 @@ pub fn read_cr4() -> u64 {
 /// relies on (only VMX fixed bits are changed by the caller).
 pub unsafe fn write_cr0(v: u64) {
     // SAFETY: the caller guarantees the new value keeps our environment intact.
-    unsafe { asm!("mov cr0, {}", in(reg) v, options(nostack, preserves_flags)) };
+    unsafe { Cr0::write_raw(v) };
 }
 
 /// Writes CR4.
@@ -115,27 +103,13 @@ pub unsafe fn write_cr0(v: u64) {
 /// As for [`write_cr0`].
 pub unsafe fn write_cr4(v: u64) {
     // SAFETY: the caller guarantees the new value keeps our environment intact.
-    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) };
+    unsafe { Cr4::write_raw(v) };
 }
 
-/// Executes CPUID.
+/// Executes CPUID (through raw-cpuid's reader, which also decodes the
+/// answers for the host feature checks).
 pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
-    let (eax, ebx, ecx, edx): (u32, u32, u32, u32);
-    // SAFETY: CPUID only writes the four registers; RBX is reserved by LLVM
-    // so it is saved and restored around the instruction.
-    unsafe {
-        asm!(
-            "mov {tmp:r}, rbx",
-            "cpuid",
-            "xchg {tmp:r}, rbx",
-            tmp = out(reg) ebx,
-            inout("eax") leaf => eax,
-            inout("ecx") subleaf => ecx,
-            out("edx") edx,
-            options(nomem, nostack, preserves_flags)
-        )
-    };
-    CpuidResult { eax, ebx, ecx, edx }
+    raw_cpuid::native_cpuid::cpuid_count(leaf, subleaf)
 }
 
 /// Reads the time-stamp counter (one tick per instruction under Bochs).
@@ -148,79 +122,12 @@ pub fn rdtsc() -> u64 {
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
-/// The 10-byte operand of LGDT/LIDT.
-#[repr(C, packed)]
-pub struct TablePointer {
-    /// Size in bytes minus one.
-    pub limit: u16,
-    /// Linear address.
-    pub base: u64,
-}
-
-/// Loads the GDT, reloads CS with `code` and the data segments with `data`.
-///
-/// # Safety
-/// `gdt` must describe a valid GDT that lives forever, with a 64-bit code
-/// descriptor at `code` and a data descriptor at `data`.
-pub unsafe fn load_gdt(gdt: &TablePointer, code: u16, data: u16) {
-    // SAFETY: the caller guarantees the table and selectors are valid; the
-    // far return reloads CS with the same flat 64-bit code segment.
-    unsafe {
-        asm!(
-            "lgdt [{gdt}]",
-            "push {code}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov ds, {data:x}",
-            "mov es, {data:x}",
-            "mov ss, {data:x}",
-            "mov fs, {data:x}",
-            "mov gs, {data:x}",
-            gdt = in(reg) gdt,
-            code = in(reg) u64::from(code),
-            data = in(reg) data,
-            tmp = out(reg) _,
-        )
-    };
-}
-
-/// Loads the task register.
-///
-/// # Safety
-/// `selector` must name an available 64-bit TSS descriptor in the loaded GDT.
-pub unsafe fn load_tr(selector: u16) {
-    // SAFETY: the caller guarantees the selector names a valid TSS.
-    unsafe { asm!("ltr {:x}", in(reg) selector, options(nostack, preserves_flags)) };
-}
-
-/// Loads the IDT.
-///
-/// # Safety
-/// `idt` must describe a valid IDT that lives forever.
-pub unsafe fn load_idt(idt: &TablePointer) {
-    // SAFETY: the caller guarantees the table is valid and permanent.
-    unsafe { asm!("lidt [{}]", in(reg) idt, options(nostack, preserves_flags)) };
-}
-
-/// Stores the GDT register (base and limit of the calling core's GDT).
-pub fn sgdt() -> TablePointer {
-    let mut gdtr = TablePointer { limit: 0, base: 0 };
-    // SAFETY: SGDT writes exactly the 10 bytes of `gdtr`, a local.
-    unsafe { asm!("sgdt [{}]", in(reg) &raw mut gdtr, options(nostack, preserves_flags)) };
-    gdtr
-}
-
 /// Reads CR2 (the faulting address of the last page fault).
 pub fn read_cr2() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR2 at CPL 0 has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    Cr2::read_raw()
 }
 
-/// Writes CR2.
+/// Writes CR2 (the `x86_64` crate only reads it).
 ///
 /// # Safety
 /// CR2 only records page-fault addresses; the caller must not rely on its
@@ -333,19 +240,16 @@ pub fn invept_all_contexts() -> Result<(), VmFail> {
 
 /// Halts until the next interrupt (with interrupts off: forever).
 pub fn hlt() {
-    // SAFETY: HLT only stops the CPU.
-    unsafe { asm!("hlt", options(nomem, nostack, preserves_flags)) };
+    x86_64::instructions::hlt();
 }
 
-/// Disables interrupts.
+/// Disables interrupts (the hypervisor runs with them off; this keeps it so).
 pub fn cli() {
-    // SAFETY: the hypervisor runs with interrupts off; CLI keeps it so.
-    unsafe { asm!("cli", options(nomem, nostack)) };
+    x86_64::instructions::interrupts::disable();
 }
 
 /// `xchg bx, bx`: Bochs' magic breakpoint (its debugger then quits with
 /// status 0); a no-op on real hardware.
 pub fn magic_break() {
-    // SAFETY: exchanging BX with itself changes nothing.
-    unsafe { asm!("xchg bx, bx", options(nomem, nostack, preserves_flags)) };
+    x86_64::instructions::bochs_breakpoint();
 }

@@ -5,19 +5,14 @@
 
 use super::instr;
 use core::sync::atomic::{AtomicU64, Ordering};
+use raw_cpuid::CpuId;
+// IA32_APIC_BASE: the APIC's base address and mode (SDM Vol. 3A, 11.4.4);
+// IA32_X2APIC_APICID: the local APIC ID in x2APIC mode (11.12.1).
+use x86::msr::{IA32_APIC_BASE, IA32_X2APIC_APICID};
+use x86_64::registers::model_specific::ApicBaseFlags;
 
-/// IA32_APIC_BASE: the APIC's base address and mode (SDM Vol. 3A, 11.4.4).
-const IA32_APIC_BASE: u32 = 0x1b;
-/// IA32_X2APIC_APICID: the local APIC ID in x2APIC mode (SDM Vol. 3A, 11.12.1).
-const IA32_X2APIC_APICID: u32 = 0x802;
-/// IA32_APIC_BASE.EXTD: x2APIC mode.
-const APIC_BASE_X2APIC: u64 = 1 << 10;
-/// IA32_APIC_BASE.EN: the APIC is globally enabled.
-const APIC_BASE_ENABLE: u64 = 1 << 11;
 /// IA32_APIC_BASE bits 12 and up: the physical base of the register page.
 const APIC_BASE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
-/// CPUID.1:EDX.APIC: the core has a local APIC.
-const CPUID_EDX_APIC: u32 = 1 << 9;
 /// The hypervisor's page tables map this much physical memory 1:1.
 const IDENTITY_MAPPED_END: u64 = 1 << 32;
 /// Stands for "IA32_APIC_BASE not read yet" (never a real value: its
@@ -55,7 +50,7 @@ fn apic_base_msr() -> u64 {
     if cached != NOT_READ {
         return cached;
     }
-    let value = if instr::cpuid(1, 0).edx & CPUID_EDX_APIC != 0 {
+    let value = if has_local_apic() {
         // SAFETY: CPUID says the core has a local APIC, so IA32_APIC_BASE
         // exists (SDM Vol. 3A, 11.4.4); reading it has no side effect.
         unsafe { instr::rdmsr(IA32_APIC_BASE) }
@@ -64,6 +59,16 @@ fn apic_base_msr() -> u64 {
     };
     APIC_BASE.store(value, Ordering::Relaxed);
     value
+}
+
+/// Whether CPUID says this core has a local APIC. Asked once, at boot:
+/// kept out of line, so the APIC ID read the `core_id` hypercall inlines
+/// stays as small as it was.
+#[cold]
+fn has_local_apic() -> bool {
+    CpuId::with_cpuid_fn(instr::cpuid)
+        .get_feature_info()
+        .is_some_and(|f| f.has_apic())
 }
 
 /// Why the local APIC cannot start other cores.
@@ -89,17 +94,25 @@ impl core::fmt::Display for Unusable {
     }
 }
 
+/// IA32_APIC_BASE decoded: its mode bits and the register page.
+fn apic_base() -> (ApicBaseFlags, u64) {
+    let msr = apic_base_msr();
+    (
+        ApicBaseFlags::from_bits_truncate(msr),
+        msr & APIC_BASE_ADDRESS,
+    )
+}
+
 /// The physical base of the xAPIC registers, if IPIs can be sent through
 /// them.
 pub fn xapic_base() -> Result<u64, Unusable> {
-    let msr = apic_base_msr();
-    if msr & APIC_BASE_ENABLE == 0 {
+    let (mode, base) = apic_base();
+    if !mode.contains(ApicBaseFlags::LAPIC_ENABLE) {
         return Err(Unusable::Disabled);
     }
-    if msr & APIC_BASE_X2APIC != 0 {
+    if mode.contains(ApicBaseFlags::X2APIC_ENABLE) {
         return Err(Unusable::X2Apic);
     }
-    let base = msr & APIC_BASE_ADDRESS;
     if base + REG_ICR_HIGH >= IDENTITY_MAPPED_END {
         return Err(Unusable::Unmapped(base));
     }
@@ -128,11 +141,11 @@ fn write(base: u64, reg: u64, value: u32) {
 
 /// The local APIC ID of the calling core (0 without a usable APIC).
 pub fn id() -> u32 {
-    let msr = apic_base_msr();
-    if msr & APIC_BASE_ENABLE == 0 {
+    let (mode, _) = apic_base();
+    if !mode.contains(ApicBaseFlags::LAPIC_ENABLE) {
         return 0;
     }
-    if msr & APIC_BASE_X2APIC != 0 {
+    if mode.contains(ApicBaseFlags::X2APIC_ENABLE) {
         // SAFETY: in x2APIC mode IA32_X2APIC_APICID exists (SDM Vol. 3A,
         // 11.12.1); reading it has no side effect.
         return unsafe { instr::rdmsr(IA32_X2APIC_APICID) } as u32;

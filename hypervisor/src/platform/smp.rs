@@ -81,7 +81,7 @@ pub fn bring_up(info: &BootInformation<'_>, ap_main: extern "C" fn(u32) -> !) ->
 }
 
 /// Corral's number for the core this runs on: the slot of the CPU tables
-/// it loaded (one SGDT instruction; VM exits restore the GDTR from the
+/// it loaded (one SIDT instruction; VM exits restore the IDTR base from the
 /// VMCS host state, which `tables::host_tables` fills per core).
 pub fn current_core() -> u32 {
     tables::current_slot() as u32

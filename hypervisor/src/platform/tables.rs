@@ -1,12 +1,18 @@
 //! Each core's own GDT, TSS and IDT (one slot per core). CPU exceptions in
 //! the hypervisor are reported on the console (vector, error code, RIP, CR2)
 //! and stop the machine; the double-fault handler runs on the core's own
-//! stack (IST 1). A core's number is the slot its loaded GDT lives in.
+//! stack (IST 1). A core's number is the slot its loaded IDT lives in.
+//! The tables are the `x86_64` crate's types, loaded with its instructions.
 
-use super::instr::{self, TablePointer};
 use super::percpu::MAX_CORES;
 use core::cell::UnsafeCell;
-use core::mem::size_of;
+use core::mem::{MaybeUninit, size_of};
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, FS, GS, SS, Segment};
+use x86_64::instructions::tables::{load_tss, sgdt, sidt};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
+use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
 
 /// Kernel code selector.
 pub const CODE_SELECTOR: u16 = 0x08;
@@ -15,88 +21,29 @@ pub const DATA_SELECTOR: u16 = 0x10;
 /// TSS selector.
 pub const TSS_SELECTOR: u16 = 0x18;
 
-const GDT_CODE64: u64 = 0x00af_9a00_0000_ffff;
-const GDT_DATA: u64 = 0x00cf_9200_0000_ffff;
-const TSS_TYPE_AVAILABLE_64: u64 = 0x89;
-const IDT_INTERRUPT_GATE: u8 = 0x8e;
-const DOUBLE_FAULT_VECTOR: usize = 8;
-const DOUBLE_FAULT_IST: u8 = 1;
+/// The double fault's stack: IST 1 (index 0 of the TSS's stack table).
+const DOUBLE_FAULT_IST_INDEX: u16 = 0;
 /// Bytes of each core's double-fault stack.
 pub const IST_STACK_SIZE: usize = 16 * 1024;
-const EXCEPTION_VECTORS: usize = 32;
+/// Null, code, data and the two halves of the TSS descriptor.
 const GDT_ENTRIES: usize = 5;
-const IDT_ENTRIES: usize = 256;
 /// The System V ABI keeps stacks 16-byte aligned.
 const STACK_ALIGN: u64 = 16;
 
-/// 64-bit task-state segment (SDM Vol. 3A, 8.7).
-#[repr(C, packed(4))]
-#[derive(Clone, Copy)]
-struct Tss {
-    reserved0: u32,
-    rsp: [u64; 3],
-    reserved1: u64,
-    ist: [u64; 7],
-    reserved2: u64,
-    reserved3: u16,
-    iomap_base: u16,
-}
-const _: () = assert!(size_of::<Tss>() == 104);
-
-/// A TSS with no stacks and no I/O permission bitmap (its offset points past
-/// the end of the segment).
-const EMPTY_TSS: Tss = Tss {
-    reserved0: 0,
-    rsp: [0; 3],
-    reserved1: 0,
-    ist: [0; 7],
-    reserved2: 0,
-    reserved3: 0,
-    iomap_base: size_of::<Tss>() as u16,
-};
-
-/// 64-bit IDT gate (SDM Vol. 3A, 6.14.1).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Gate {
-    offset_low: u16,
-    selector: u16,
-    ist: u8,
-    attributes: u8,
-    offset_mid: u16,
-    offset_high: u32,
-    reserved: u32,
-}
-const _: () = assert!(size_of::<Gate>() == 16);
-
-const MISSING: Gate = Gate {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    attributes: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    reserved: 0,
-};
-
-/// One core's tables. The GDT comes first: its address identifies the slot.
+/// One core's tables. The IDT comes first: its address (what SIDT
+/// returns) identifies the slot.
 #[repr(C, align(16))]
 struct Tables {
-    gdt: [u64; GDT_ENTRIES],
-    tss: Tss,
-    idt: [Gate; IDT_ENTRIES],
+    idt: InterruptDescriptorTable,
+    gdt: GlobalDescriptorTable<GDT_ENTRIES>,
+    tss: TaskStateSegment,
 }
 
-/// All zero, so the whole array lives in `.bss`; [`load`] fills a slot.
-const EMPTY: Tables = Tables {
-    gdt: [0; GDT_ENTRIES],
-    tss: EMPTY_TSS,
-    idt: [MISSING; IDT_ENTRIES],
-};
-
-/// Every core's tables, indexed by core number. The CPU reads (and marks
-/// the TSS busy in) this memory.
-struct Slots([UnsafeCell<Tables>; MAX_CORES]);
+/// Every core's tables, indexed by core number; a slot is filled by [`load`]
+/// on its core (until then it is zeros, so the whole array lives in
+/// `.bss`). The CPU reads this memory and marks the TSS busy in the GDT
+/// (whose entries the `x86_64` crate keeps as atomics for that reason).
+struct Slots([UnsafeCell<MaybeUninit<Tables>>; MAX_CORES]);
 
 // SAFETY: slot `i` is written only by [`load`], which runs on core `i`
 // alone, before that core uses the tables and before any other code could
@@ -105,7 +52,7 @@ struct Slots([UnsafeCell<Tables>; MAX_CORES]);
 // touches a slot; Rust code only takes addresses.
 unsafe impl Sync for Slots {}
 
-static SLOTS: Slots = Slots([const { UnsafeCell::new(EMPTY) }; MAX_CORES]);
+static SLOTS: Slots = Slots([const { UnsafeCell::new(MaybeUninit::zeroed()) }; MAX_CORES]);
 
 /// The boot core's double-fault stack (needed before the frame allocator
 /// exists; the other cores get theirs from the allocator).
@@ -129,11 +76,11 @@ pub struct HostTables {
     pub tss: u64,
 }
 
-/// The slot whose GDT the calling core has loaded: its core number. Before
-/// [`init`] (the boot GDT is loaded) this is 0, the boot core.
+/// The slot whose IDT the calling core has loaded: its core number. Before
+/// [`init`] (no IDT of ours is loaded) this is 0, the boot core.
 pub fn current_slot() -> usize {
     let first = SLOTS.0.as_ptr() as u64;
-    let base = instr::sgdt().base;
+    let base = sidt().base.as_u64();
     let offset = base.wrapping_sub(first);
     let index = (offset / size_of::<Tables>() as u64) as usize;
     if offset.is_multiple_of(size_of::<Tables>() as u64) && index < MAX_CORES {
@@ -143,42 +90,30 @@ pub fn current_slot() -> usize {
     }
 }
 
-/// The calling core's tables' addresses (what its VMCS host state needs).
+/// The calling core's tables' addresses (what its VMCS host state needs):
+/// the GDT it has loaded, and its slot's IDT and TSS.
 pub fn host_tables() -> HostTables {
-    let t = SLOTS.0[current_slot()].get();
-    // SAFETY: only addresses are taken; nothing is read or written.
-    unsafe {
-        HostTables {
-            gdt: core::ptr::addr_of!((*t).gdt) as u64,
-            idt: core::ptr::addr_of!((*t).idt) as u64,
-            tss: core::ptr::addr_of!((*t).tss) as u64,
-        }
+    let t = SLOTS.0[current_slot()].get().cast::<Tables>();
+    // SAFETY: only addresses inside the slot are computed; nothing is read
+    // or written, so it does not matter whether the slot is filled yet.
+    let (idt, tss) = unsafe { (&raw const (*t).idt as u64, &raw const (*t).tss as u64) };
+    HostTables {
+        gdt: sgdt().base.as_u64(),
+        idt,
+        tss,
     }
 }
 
-fn gate(handler: u64, ist: u8) -> Gate {
-    Gate {
-        offset_low: handler as u16,
-        selector: CODE_SELECTOR,
-        ist,
-        attributes: IDT_INTERRUPT_GATE,
-        offset_mid: (handler >> 16) as u16,
-        offset_high: (handler >> 32) as u32,
-        reserved: 0,
-    }
-}
-
-fn tss_descriptor(tss: u64) -> [u64; 2] {
-    let limit = size_of::<Tss>() as u64 - 1;
-    [
-        (limit & 0xffff)
-            | ((tss & 0xff_ffff) << 16)
-            | (TSS_TYPE_AVAILABLE_64 << 40)
-            | (((limit >> 16) & 0xf) << 48)
-            | (((tss >> 24) & 0xff) << 56),
-        tss >> 32,
-    ]
-}
+// [`load`] appends code, data and TSS descriptors in this order: they
+// land at the selectors the VMCS host state names (checked at build time,
+// with a placeholder for the TSS's two entries).
+const _: () = {
+    let mut gdt = GlobalDescriptorTable::<GDT_ENTRIES>::empty();
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
+    let tss = gdt.append(Descriptor::SystemSegment(0, 0));
+    assert!(code.0 == CODE_SELECTOR && data.0 == DATA_SELECTOR && tss.0 == TSS_SELECTOR);
+};
 
 /// Fills slot `core` and loads it on the calling core.
 ///
@@ -187,37 +122,43 @@ fn tss_descriptor(tss: u64) -> [u64; 2] {
 /// or filling that slot; `ist_top` must be the top of a stack of at least
 /// [`IST_STACK_SIZE`] bytes this core owns forever.
 unsafe fn load(core: usize, ist_top: u64) {
+    let mut tss = TaskStateSegment::new();
+    tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST_INDEX)] =
+        VirtAddr::new(ist_top & !(STACK_ALIGN - 1));
     // SAFETY: the caller guarantees that only this core touches the slot
-    // now, so the exclusive reference is unique.
-    let t = unsafe { &mut *SLOTS.0[core].get() };
-    t.tss = EMPTY_TSS;
-    t.tss.ist[usize::from(DOUBLE_FAULT_IST) - 1] = ist_top & !(STACK_ALIGN - 1);
-    let [tss_low, tss_high] = tss_descriptor(core::ptr::addr_of!(t.tss) as u64);
-    t.gdt = [0, GDT_CODE64, GDT_DATA, tss_low, tss_high];
-    t.idt = [MISSING; IDT_ENTRIES];
-    for (vector, &handler) in super::exceptions::STUBS.iter().enumerate() {
-        let ist = if vector == DOUBLE_FAULT_VECTOR {
-            DOUBLE_FAULT_IST
-        } else {
-            0
-        };
-        t.idt[vector] = gate(handler as usize as u64, ist);
-    }
-    debug_assert_eq!(super::exceptions::STUBS.len(), EXCEPTION_VECTORS);
-    let gdt_ptr = TablePointer {
-        limit: (size_of::<[u64; GDT_ENTRIES]>() - 1) as u16,
-        base: t.gdt.as_ptr() as u64,
+    // now, so the exclusive reference is unique; the whole slot is written
+    // before it is used.
+    let t = unsafe {
+        (*SLOTS.0[core].get()).write(Tables {
+            idt: InterruptDescriptorTable::new(),
+            gdt: GlobalDescriptorTable::empty(),
+            tss,
+        })
     };
-    let idt_ptr = TablePointer {
-        limit: (size_of::<[Gate; IDT_ENTRIES]>() - 1) as u16,
-        base: t.idt.as_ptr() as u64,
-    };
+    // SAFETY: the TSS lives in a static for ever, so the descriptor's base
+    // stays valid.
+    let tss_descriptor = unsafe { Descriptor::tss_segment_unchecked(&raw const t.tss) };
+    let code = t.gdt.append(Descriptor::kernel_code_segment());
+    let data = t.gdt.append(Descriptor::kernel_data_segment());
+    let tss = t.gdt.append(tss_descriptor);
+    // SAFETY: the exception stubs are the hypervisor's entry points in the
+    // code segment `code` of this GDT; IST index 0 is the double-fault
+    // stack just set in this core's TSS.
+    unsafe { super::exceptions::install(&mut t.idt, code, DOUBLE_FAULT_IST_INDEX) };
     // SAFETY: the tables live in a static forever and were just filled with
-    // a flat code/data pair, an available TSS and exception gates.
+    // a flat code/data pair, an available TSS and exception gates; the far
+    // return in `CS::set_reg` reloads CS with the same flat 64-bit code
+    // segment the boot GDT had at that selector.
     unsafe {
-        instr::load_gdt(&gdt_ptr, CODE_SELECTOR, DATA_SELECTOR);
-        instr::load_tr(TSS_SELECTOR);
-        instr::load_idt(&idt_ptr);
+        t.gdt.load_unsafe();
+        CS::set_reg(code);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        SS::set_reg(data);
+        FS::set_reg(data);
+        GS::set_reg(data);
+        load_tss(tss);
+        t.idt.load_unsafe();
     }
 }
 

@@ -6,6 +6,7 @@ use crate::multiboot::Region;
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{Ordering, fence};
+use x86_64::structures::gdt::DescriptorFlags;
 
 /// Physical address of the trampoline page. The frame allocator reserves
 /// all of the first MiB, so nothing else lives here once the boot loader
@@ -24,9 +25,9 @@ pub const SIPI_VECTOR: u8 = (BASE / PAGE_SIZE) as u8;
 const CODE32_SELECTOR: u16 = 0x08;
 const DATA_SELECTOR: u16 = 0x10;
 const CODE64_SELECTOR: u16 = 0x18;
-const GDT_CODE32: u64 = 0x00cf_9a00_0000_ffff;
-const GDT_DATA: u64 = 0x00cf_9200_0000_ffff;
-const GDT_CODE64: u64 = 0x00af_9a00_0000_ffff;
+const GDT_CODE32: u64 = DescriptorFlags::KERNEL_CODE32.bits();
+const GDT_DATA: u64 = DescriptorFlags::KERNEL_DATA.bits();
+const GDT_CODE64: u64 = DescriptorFlags::KERNEL_CODE64.bits();
 const GDT_ENTRIES: usize = 4;
 /// Bytes of one GDT descriptor (selector = index * this).
 const DESCRIPTOR_SIZE: u16 = 8;
