@@ -9,6 +9,7 @@
 
 pub mod console;
 pub mod cpuid;
+pub mod datapath;
 pub mod dispatch;
 pub mod elf;
 pub mod hypercall;

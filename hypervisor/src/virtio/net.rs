@@ -312,12 +312,12 @@ mod tests {
         let txq = a.t.queue_mut(TRANSMIT_QUEUE).unwrap();
         let rxq = b.t.queue_mut(RECEIVE_QUEUE).unwrap();
         // The link's data path moves them (a chain and a single buffer).
-        let mut dir = crate::virtio::link::Direction::default();
-        let moved = crate::virtio::link::pump(
+        let mut dir = crate::datapath::direction::Direction::default();
+        let moved = crate::datapath::direction::pump(
             &mut dir,
             txq,
             &mut ma,
-            crate::virtio::link::Receiver::Ready(rxq, &mut mb),
+            crate::datapath::direction::Receiver::Ready(rxq, &mut mb),
             0,
             u32::MAX,
         );

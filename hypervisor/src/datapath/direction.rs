@@ -15,11 +15,11 @@
 //! is a [`LinkFault`] naming the side at fault, so only that guest is
 //! stopped.
 
-use super::error::RingError;
-use super::memory::GuestRam;
-use super::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
-use super::queue::{Chain, Popped, SplitQueue};
 use crate::mem::raw::RawRam;
+use crate::virtio::error::RingError;
+use crate::virtio::memory::GuestRam;
+use crate::virtio::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
+use crate::virtio::queue::{Chain, Popped, SplitQueue};
 use vmm_abi::devices::MAX_FRAME_BYTES;
 use vmm_abi::report::LinkFlow;
 
