@@ -315,11 +315,14 @@ mod tests {
         let mut dir = crate::datapath::direction::Direction::default();
         let moved = crate::datapath::direction::pump(
             &mut dir,
-            txq,
-            &mut ma,
-            crate::datapath::direction::Receiver::Ready(rxq, &mut mb),
+            &mut crate::datapath::virtio::VirtioTx::new(txq, &mut ma),
+            crate::datapath::endpoint::Receiver::Ready(crate::datapath::virtio::VirtioRx::new(
+                rxq, &mut mb,
+            )),
             0,
             u32::MAX,
+            crate::datapath::direction::Hold::NEVER,
+            &mut crate::datapath::policy::PassAll,
         );
         assert_eq!(moved, Ok(2));
         assert_eq!(dir.flow.frames, 2);
