@@ -11,6 +11,7 @@
 
 pub mod console;
 pub mod cpuid;
+pub mod datapath;
 pub mod devices;
 pub mod dispatch;
 pub mod elf;

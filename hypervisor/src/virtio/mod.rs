@@ -8,11 +8,10 @@
 pub mod console;
 pub mod error;
 pub mod features;
-pub mod link;
 pub mod memory;
 pub mod mmio;
 pub mod net;
 pub mod queue;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;

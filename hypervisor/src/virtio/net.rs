@@ -312,14 +312,17 @@ mod tests {
         let txq = a.t.queue_mut(TRANSMIT_QUEUE).unwrap();
         let rxq = b.t.queue_mut(RECEIVE_QUEUE).unwrap();
         // The link's data path moves them (a chain and a single buffer).
-        let mut dir = crate::virtio::link::Direction::default();
-        let moved = crate::virtio::link::pump(
+        let mut dir = crate::datapath::direction::Direction::default();
+        let moved = crate::datapath::direction::pump(
             &mut dir,
-            txq,
-            &mut ma,
-            crate::virtio::link::Receiver::Ready(rxq, &mut mb),
+            &mut crate::datapath::virtio::VirtioTx::new(txq, &mut ma),
+            crate::datapath::endpoint::Receiver::Ready(crate::datapath::virtio::VirtioRx::new(
+                rxq, &mut mb,
+            )),
             0,
             u32::MAX,
+            crate::datapath::direction::Hold::NEVER,
+            &mut crate::datapath::policy::PassAll,
         );
         assert_eq!(moved, Ok(2));
         assert_eq!(dir.flow.frames, 2);

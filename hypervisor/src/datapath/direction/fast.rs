@@ -3,7 +3,7 @@
 //! It handles the common case only (one transmit descriptor holding header
 //! and frame, one writable receive descriptor, no `avail_event` to keep up)
 //! and stops, leaving every index as it was, at the first thing it does not
-//! handle or that looks wrong; the general [`super::pump`] then carries on
+//! handle or that looks wrong; the general path then carries on
 //! and names any fault. Its effects are the same as the general path's,
 //! which the tests check against each other.
 
@@ -158,8 +158,8 @@ pub(super) enum Stop {
 /// once at the end. At the first entry it does not take (a chain, a frame
 /// larger than the buffer, anything wrong) it stops before it; the general
 /// path then handles (or names) that entry.
-pub(super) fn frames(
-    dir: &mut Direction,
+pub(super) fn frames<F, B>(
+    dir: &mut Direction<F, B>,
     tx: &mut SplitQueue,
     src: &RawRam,
     rq: &mut SplitQueue,

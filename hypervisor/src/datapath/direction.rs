@@ -1,78 +1,45 @@
-//! One direction of a link: frames move from a sender's transmit queue to a receiver's receive queue, with every frame counted.
+//! One direction of a link: frames move from a sender's [`FrameSource`] to a receiver's [`FrameSink`], with every frame counted.
 //!
-//! [`pump`] is the whole data path of the polling core: it pops transmit
-//! chains, copies each frame (header replaced) into a receive chain, and
+//! [`pump`] is the whole data path of the polling core: it takes the
+//! sender's frames, copies each into a buffer of the receiver, and
 //! completes both, publishing each ring's used idx once per batch. A frame
 //! that is too large for the buffer the receiver posted is dropped and
-//! counted (`drop_size`), and the receive chain is kept for the next frame;
+//! counted (`drop_size`), and the receive buffer is kept for the next frame;
 //! when the receiver has ended for good, frames are completed and counted
 //! as `drop_peer`. When the receiver has no buffer the sender's frames stay
 //! in its ring (backpressure): nothing is lost, for the link's hold time.
 //! A receiver that has taken nothing for that long while frames waited is
-//! stalled ([`pump_raw`]): from then on the frames it cannot take are
+//! stalled ([`stall_policy`]): from then on the frames it cannot take are
 //! completed and counted as `drop_stalled`, until it posts a buffer again,
 //! when delivery resumes at once. A ring that breaks the rules
 //! is a [`LinkFault`] naming the side at fault, so only that guest is
 //! stopped.
+//!
+//! Two virtio rings over raw views go through the fast path first
+//! (`direction/fast.rs`); everything it leaves goes through the general
+//! path here, the one place a [`FramePolicy`] judges a frame (on the
+//! receiver's copy, see [`super::policy`]).
 
-use super::error::RingError;
-use super::memory::GuestRam;
-use super::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
-use super::queue::{Chain, Popped, SplitQueue};
-use crate::mem::raw::RawRam;
+use super::endpoint::{FrameSink, FrameSource, LinkFault, Receiver, Side, receiver, sender};
+use super::policy::{FrameCopy, FramePolicy, Verdict};
+use crate::virtio::queue::Chain;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::report::LinkFlow;
 
-/// Which end of a direction broke the rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// The guest whose transmit queue is read.
-    Sender,
-    /// The guest whose receive queue is filled.
-    Receiver,
-}
-
-/// A ring that broke the rules, and whose it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinkFault {
-    /// The side at fault.
-    pub side: Side,
-    /// What is wrong.
-    pub error: RingError,
-}
-
-fn sender(error: impl Into<RingError>) -> LinkFault {
-    LinkFault {
-        side: Side::Sender,
-        error: error.into(),
-    }
-}
-
-fn receiver(error: impl Into<RingError>) -> LinkFault {
-    LinkFault {
-        side: Side::Receiver,
-        error: error.into(),
-    }
-}
-
-/// The receiving end of a pump.
-pub enum Receiver<'a, D: GuestRam> {
-    /// A ready receive queue and its guest's memory.
-    Ready(&'a mut SplitQueue, &'a mut D),
-    /// The receiver ended for good: frames are dropped and counted.
-    Gone,
-}
-
-/// The state one direction keeps between pumps.
+/// The state one direction keeps between pumps; `F` and `B` are what its
+/// source keeps of a frame and its sink of a buffer (descriptor chains,
+/// for two virtio ports).
 #[derive(Clone, Debug, Default)]
-pub struct Direction {
+pub struct Direction<F = Chain, B = Chain> {
     /// What this direction did with the frames handed to it.
     pub flow: LinkFlow,
-    tx: Chain,
-    rx: Chain,
-    /// `rx` holds a receive chain popped but not filled yet (the frame
-    /// before it was dropped as too large), from the receiver's ring of
-    /// this generation.
+    /// Frames its policy dropped (not in the link record until a policy
+    /// other than [`super::policy::PassAll`] exists).
+    pub dropped_by_policy: u64,
+    tx: F,
+    rx: B,
+    /// `rx` holds a receive buffer taken but not filled yet (the frame
+    /// before it was dropped), from the receiver's ring of this generation.
     spare: Option<u32>,
     /// The receiver's ring generation the stall state below belongs to.
     stall_generation: Option<u32>,
@@ -84,7 +51,7 @@ pub struct Direction {
     sender_empty: bool,
 }
 
-/// The clock and the hold time of a pump (see [`pump_raw`]).
+/// The clock and the hold time of a pump (see [`stall_policy`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hold {
     /// Now (TSC).
@@ -99,7 +66,7 @@ impl Hold {
     pub const NEVER: Hold = Hold { now: 0, ticks: 0 };
 }
 
-impl Direction {
+impl<F, B> Direction<F, B> {
     /// Forgets a receive buffer kept from an earlier pump unless it came
     /// from the receiver's ring of `generation` (a reset or restart gives
     /// the receiver a new generation; its old buffers mean nothing then).
@@ -125,30 +92,40 @@ impl Direction {
     pub fn stalled(&self) -> bool {
         self.stalled
     }
+
+    /// Whether a receive buffer is kept for the next frame.
+    pub fn keeps_buffer(&self) -> bool {
+        self.spare.is_some()
+    }
 }
 
-/// [`pump`] for the polling core's raw views: the fast path takes the
-/// common case (single-descriptor frames and buffers), the general path
-/// everything after the first frame it does not take, and publishes; then
-/// the stall policy ([`stall_policy`]) runs.
-pub fn pump_raw(
-    dir: &mut Direction,
-    tx: &mut SplitQueue,
-    src: &mut RawRam,
-    rx: Receiver<'_, RawRam>,
+/// Moves up to `budget` frames from `src` to the receiver, whose ring is
+/// of `rx_generation`, then applies the hold-time policy
+/// ([`stall_policy`]) if the receiver is ready; `policy` judges each
+/// frame delivered. Returns the frames handed over (delivered or dropped).
+///
+/// Two virtio rings over raw views take the fast path first (the common
+/// case: single-descriptor frames and buffers); the general path takes
+/// everything after the first frame the fast path does not, and publishes.
+#[inline]
+pub fn pump<S: FrameSource, K: FrameSink, P: FramePolicy>(
+    dir: &mut Direction<S::Frame, K::Buffer>,
+    src: &mut S,
+    rx: Receiver<K>,
     rx_generation: u32,
     budget: u32,
     hold: Hold,
+    policy: &mut P,
 ) -> Result<u32, LinkFault> {
     let ready = matches!(rx, Receiver::Ready(..));
     let delivered_before = dir.flow.frames;
-    let (moved, waiting) = pump_both(dir, tx, src, rx, rx_generation, budget)?;
+    let (moved, waiting) = pump_both(dir, src, rx, rx_generation, budget, policy)?;
     if !ready {
         return Ok(moved);
     }
     let delivered = dir.flow.frames != delivered_before;
     let left = budget - moved;
-    Ok(moved + stall_policy(dir, tx, src, delivered, waiting, left, hold)?)
+    Ok(moved + stall_policy(dir, src, delivered, waiting, left, hold)?)
 }
 
 /// The hold-time policy, after a pump to a ready receiver that `delivered`
@@ -161,9 +138,8 @@ pub fn pump_raw(
 ///
 /// `waiting` says whether frames wait in the sender's ring, when the pump
 /// already knows (the fast path saw it), so no index is read again.
-pub fn stall_policy<S: GuestRam>(
-    dir: &mut Direction,
-    tx: &mut SplitQueue,
+pub fn stall_policy<S: FrameSource, B>(
+    dir: &mut Direction<S::Frame, B>,
     src: &mut S,
     delivered: bool,
     waiting: Option<bool>,
@@ -183,7 +159,7 @@ pub fn stall_policy<S: GuestRam>(
     }
     let waiting = match waiting {
         Some(w) => w,
-        None => tx.avail_pending(src).map_err(sender)? != 0,
+        None => src.waiting().map_err(sender)?,
     };
     if !waiting {
         // Nothing waits: the receiver is not holding anyone up (a stalled
@@ -204,13 +180,13 @@ pub fn stall_policy<S: GuestRam>(
         if dropped == budget {
             break Ok(());
         }
-        match drop_one(dir, tx, src, |f| &mut f.drop_stalled) {
+        match drop_one(dir, src, |f| &mut f.drop_stalled) {
             Ok(true) => dropped += 1,
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
-    let published = tx.publish_used(src).map_err(sender);
+    let published = src.publish().map_err(sender);
     result?;
     published?;
     Ok(dropped)
@@ -218,36 +194,39 @@ pub fn stall_policy<S: GuestRam>(
 
 /// Completes the sender's next frame without delivering it, counted by
 /// `counter`; `false` if there is none.
-fn drop_one<S: GuestRam>(
-    dir: &mut Direction,
-    tx: &mut SplitQueue,
+fn drop_one<S: FrameSource, B>(
+    dir: &mut Direction<S::Frame, B>,
     src: &mut S,
     counter: impl FnOnce(&mut LinkFlow) -> &mut u64,
 ) -> Result<bool, LinkFault> {
-    if !tx.pop_avail_into(src, &mut dir.tx).map_err(sender)? {
+    if src.take(&mut dir.tx).map_err(sender)?.is_none() {
         return Ok(false);
     }
-    transmit_frame_len(&dir.tx).map_err(sender)?;
-    tx.add_used(src, dir.tx.head(), 0).map_err(sender)?;
+    src.complete(&dir.tx).map_err(sender)?;
     *counter(&mut dir.flow) += 1;
     Ok(true)
 }
 
-/// The fast path, then the general path; the frames handed over, and
-/// whether frames still wait in the sender's ring if the fast path knows.
-fn pump_both(
-    dir: &mut Direction,
-    tx: &mut SplitQueue,
-    src: &mut RawRam,
-    mut rx: Receiver<'_, RawRam>,
+/// The fast path (if both ends offer raw rings and the policy inspects
+/// nothing), then the general path; the frames handed over, and whether
+/// frames still wait in the sender's ring if the fast path knows.
+#[inline]
+fn pump_both<S: FrameSource, K: FrameSink, P: FramePolicy>(
+    dir: &mut Direction<S::Frame, K::Buffer>,
+    src: &mut S,
+    mut rx: Receiver<K>,
     rx_generation: u32,
     budget: u32,
+    policy: &mut P,
 ) -> Result<(u32, Option<bool>), LinkFault> {
     dir.check_spare(rx_generation);
     dir.sender_empty = false;
     let (fast, stop) = match &mut rx {
-        Receiver::Ready(rq, dst) => fast::frames(dir, tx, src, rq, dst, budget),
-        Receiver::Gone => (0, fast::Stop::General),
+        Receiver::Ready(sink) if !P::INSPECTS => match (src.raw_ring(), sink.raw_ring()) {
+            (Some(t), Some(r)) => fast::frames(dir, t.queue, t.ram, r.queue, r.ram, budget),
+            _ => (0, fast::Stop::General),
+        },
+        _ => (0, fast::Stop::General),
     };
     match stop {
         // The fast path published what it did; nothing else is pending
@@ -257,21 +236,21 @@ fn pump_both(
         fast::Stop::General => {}
     }
     Ok((
-        fast + pump(dir, tx, src, rx, rx_generation, budget - fast)?,
+        fast + general(dir, src, rx, rx_generation, budget - fast, policy)?,
         None,
     ))
 }
 
-/// Moves up to `budget` frames from `tx` (in `src`) to the receiver; the
-/// receiver's ring is of `rx_generation`. Returns the number of frames
-/// handed over (delivered or dropped).
-pub fn pump<S: GuestRam, D: GuestRam>(
-    dir: &mut Direction,
-    tx: &mut SplitQueue,
+/// The general path: moves up to `budget` frames from `src` to the
+/// receiver, whose ring is of `rx_generation`, one call per step. Returns
+/// the number of frames handed over (delivered or dropped).
+fn general<S: FrameSource, K: FrameSink, P: FramePolicy>(
+    dir: &mut Direction<S::Frame, K::Buffer>,
     src: &mut S,
-    mut rx: Receiver<'_, D>,
+    mut rx: Receiver<K>,
     rx_generation: u32,
     budget: u32,
+    policy: &mut P,
 ) -> Result<u32, LinkFault> {
     dir.check_spare(rx_generation);
     let mut handed = 0;
@@ -279,7 +258,7 @@ pub fn pump<S: GuestRam, D: GuestRam>(
         if handed == budget {
             break Ok(());
         }
-        match pump_one(dir, tx, src, &mut rx, rx_generation) {
+        match pump_one(dir, src, &mut rx, rx_generation, policy) {
             Ok(true) => handed += 1,
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
@@ -287,9 +266,9 @@ pub fn pump<S: GuestRam, D: GuestRam>(
     };
     // Publish what was completed, even when one side then broke the rules:
     // the other side's buffers are done with and must be returned.
-    let tx_published = tx.publish_used(src).map_err(sender);
+    let tx_published = src.publish().map_err(sender);
     let rx_published = match &mut rx {
-        Receiver::Ready(q, mem) => q.publish_used(*mem).map_err(receiver),
+        Receiver::Ready(sink) => sink.publish().map_err(receiver),
         Receiver::Gone => Ok(()),
     };
     result?;
@@ -300,66 +279,60 @@ pub fn pump<S: GuestRam, D: GuestRam>(
 
 /// Moves one frame; `false` when there is nothing to move (or nowhere to
 /// put it yet).
-fn pump_one<S: GuestRam, D: GuestRam>(
-    dir: &mut Direction,
-    tx: &mut SplitQueue,
+fn pump_one<S: FrameSource, K: FrameSink, P: FramePolicy>(
+    dir: &mut Direction<S::Frame, K::Buffer>,
     src: &mut S,
-    rx: &mut Receiver<'_, D>,
+    rx: &mut Receiver<K>,
     rx_generation: u32,
+    policy: &mut P,
 ) -> Result<bool, LinkFault> {
-    let Receiver::Ready(rq, dst) = rx else {
-        return drop_one(dir, tx, src, |f| &mut f.drop_peer);
+    let Receiver::Ready(sink) = rx else {
+        return drop_one(dir, src, |f| &mut f.drop_peer);
     };
     if dir.spare.is_none() {
         // Check for a frame before taking a buffer, so an idle link does
         // not hold one of the receiver's buffers.
-        if tx.avail_pending(src).map_err(sender)? == 0 {
+        if !src.waiting().map_err(sender)? {
             return Ok(false);
         }
-        match rq.pop_single(*dst).map_err(receiver)? {
-            Popped::Empty => return Ok(false),
-            Popped::Single { head, desc } => dir.rx.set_single(head, desc),
-            Popped::Chain => {
-                rq.pop_avail_into(*dst, &mut dir.rx).map_err(receiver)?;
-            }
-        }
-        if !dir.rx.readable().is_empty() {
-            return Err(receiver(RingError::ReadableInReceive {
-                head: dir.rx.head(),
-            }));
+        if !sink.take(&mut dir.rx).map_err(receiver)? {
+            return Ok(false);
         }
         dir.spare = Some(rx_generation);
     }
-    // The frame: one descriptor holding header and frame (the common
-    // case), or a chain.
-    match tx.pop_single(src).map_err(sender)? {
-        Popped::Empty => return Ok(false),
-        Popped::Single { head, desc } => dir.tx.set_single(head, desc),
-        Popped::Chain => {
-            tx.pop_avail_into(src, &mut dir.tx).map_err(sender)?;
-        }
-    }
-    let tx_head = dir.tx.head();
-    let len = transmit_frame_len(&dir.tx).map_err(sender)?;
-    if len as usize > MAX_FRAME_BYTES || NET_HDR_LEN + len > dir.rx.writable_len() {
-        tx.add_used(src, tx_head, 0).map_err(sender)?;
+    let Some(len) = src.take(&mut dir.tx).map_err(sender)? else {
+        return Ok(false);
+    };
+    if len as usize > MAX_FRAME_BYTES || !sink.fits(&dir.rx, len) {
+        src.complete(&dir.tx).map_err(sender)?;
         dir.flow.drop_size += 1;
         return Ok(true);
     }
-    let rx_head = dir.rx.head();
-    let copied = copy_frame(&dir.tx, src, &dir.rx, &mut **dst, len);
+    let copied = copy_frame(src, &dir.tx, sink, &dir.rx, len);
     if let Err(fault) = copied {
         if fault.side == Side::Receiver {
             // The frame is done with on the sender's side; the receiver is
             // to be stopped, so it counts as dropped for its sake.
-            tx.add_used(src, tx_head, 0).map_err(sender)?;
+            src.complete(&dir.tx).map_err(sender)?;
             dir.flow.drop_peer += 1;
         }
         return Err(fault);
     }
-    tx.add_used(src, tx_head, 0).map_err(sender)?;
+    // The policy point: the frame is in the receiver's buffer, out of the
+    // sender's reach, and not handed over yet.
+    let verdict = if P::INSPECTS {
+        policy.judge(&FrameCopy::new(&*sink, &dir.rx, len))
+    } else {
+        Verdict::Pass
+    };
+    src.complete(&dir.tx).map_err(sender)?;
+    if verdict == Verdict::Drop {
+        // The buffer is kept for the next frame, as for a frame too large.
+        dir.dropped_by_policy += 1;
+        return Ok(true);
+    }
     dir.spare = None;
-    if let Err(e) = rq.add_used(*dst, rx_head, NET_HDR_LEN + len) {
+    if let Err(e) = sink.complete(&dir.rx, len) {
         dir.flow.drop_peer += 1;
         return Err(receiver(e));
     }
@@ -368,21 +341,21 @@ fn pump_one<S: GuestRam, D: GuestRam>(
     Ok(true)
 }
 
-/// Writes the receive header and the `len`-byte frame of `tx` into `rx`.
-fn copy_frame<S: GuestRam, D: GuestRam>(
-    tx: &Chain,
+/// Writes the `len`-byte frame `frame` of `src` into `buffer` of `sink`.
+fn copy_frame<S: FrameSource, K: FrameSink>(
     src: &S,
-    rx: &Chain,
-    dst: &mut D,
+    frame: &S::Frame,
+    sink: &mut K,
+    buffer: &K::Buffer,
     len: u32,
 ) -> Result<(), LinkFault> {
-    rx.write_at(dst, 0, &receive_header()).map_err(receiver)?;
-    let mut at = NET_HDR_LEN;
+    sink.start(buffer).map_err(receiver)?;
+    let mut at = 0;
     let mut written = Ok(());
-    tx.for_each_readable(src, NET_HDR_LEN, len, |piece| {
+    src.read(frame, len, |piece| {
         if written.is_ok() {
-            match rx.write_at(dst, at, piece) {
-                Ok(n) => at += n as u32,
+            match sink.write(buffer, at, piece) {
+                Ok(n) => at += n,
                 Err(e) => written = Err(e),
             }
         }

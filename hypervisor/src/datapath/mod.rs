@@ -1,0 +1,28 @@
+//! The data path: frames moved across links by a polling core, as host-tested logic over endpoint traits.
+//!
+//! - [`endpoint`]: [`endpoint::FrameSource`] and [`endpoint::FrameSink`]
+//!   (one direction's two ends) and [`endpoint::LinkEnd`] (a port of a
+//!   link as the poller sees it). A virtio-net port implements them
+//!   ([`virtio`], [`port`]); a NIC queue is the next implementation.
+//! - [`direction`]: one direction of a link: the fast path between two
+//!   virtio rings, the general path over any endpoints, the hold-time
+//!   (stall) policy, the counters.
+//! - [`policy`]: the per-frame policy point, where a packet hook will
+//!   judge the receiver's copy of each frame; [`policy::PassAll`] today.
+//! - [`port`]: a port's device state and life (down, up, gone, broken),
+//!   its generation, and the signals its VM waits on.
+//! - [`poll`]: every port and link of the run and the polling loop:
+//!   pacing, blame, wakeups, stall notices, the window, the records. It
+//!   reaches the machine only through its `Tables` and `PollEnv` traits
+//!   (`platform/net.rs` implements them).
+#![forbid(unsafe_code)]
+
+pub mod direction;
+pub mod endpoint;
+pub mod policy;
+pub mod poll;
+pub mod port;
+pub mod virtio;
+
+#[cfg(test)]
+mod testing;

@@ -1,0 +1,88 @@
+//! The per-frame policy point of a link direction: where a packet hook will judge each frame, on the receiver's copy.
+//!
+//! The pump copies a frame into the receiver's buffer first and asks the
+//! direction's [`FramePolicy`] only then, before the buffer is handed to
+//! the receiver: the bytes judged are the bytes delivered, and the sender,
+//! whose buffer they came from, can no longer change them (it never sees
+//! the receiver's memory). A frame the policy drops completes on the
+//! sender's side and is counted; the receiver's buffer serves the next
+//! frame. The receiver itself could write that buffer meanwhile, which
+//! only misleads a policy about its own traffic; a hook that sends the
+//! frame on elsewhere (XDP's `TX`/`REDIRECT`) will need a hypervisor copy
+//! of the bytes it read instead.
+//!
+//! Today every direction runs [`PassAll`], which inspects nothing: the
+//! pump skips the call at compile time and the fast path runs as before.
+//! A policy that inspects frames makes the pump take the general path,
+//! the one place where [`FramePolicy::judge`] is called.
+
+use super::endpoint::FrameSink;
+
+/// What a policy decided about one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Deliver it.
+    Pass,
+    /// Drop it: the sender's frame completes, the receiver gets nothing.
+    Drop,
+}
+
+/// The receiver's copy of a frame, written into its buffer and not yet
+/// handed to it: what a policy judges.
+pub struct FrameCopy<'a, K: FrameSink> {
+    sink: &'a K,
+    buffer: &'a K::Buffer,
+    len: u32,
+}
+
+impl<'a, K: FrameSink> FrameCopy<'a, K> {
+    /// The frame of `len` bytes in `buffer` of `sink`.
+    pub(super) fn new(sink: &'a K, buffer: &'a K::Buffer, len: u32) -> Self {
+        FrameCopy { sink, buffer, len }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies its bytes `at .. at + out.len()` into `out` (a copy checked
+    /// against the frame and the receiver's memory, never a reference into
+    /// it); `None` if that is not all inside the frame.
+    pub fn read(&self, at: u32, out: &mut [u8]) -> Option<()> {
+        let n = u32::try_from(out.len()).ok()?;
+        if at.checked_add(n)? > self.len {
+            return None;
+        }
+        self.sink.read(self.buffer, at, out).ok()
+    }
+}
+
+/// A per-frame policy on one direction of a link.
+pub trait FramePolicy {
+    /// Whether it looks at frames at all. A policy that does not is never
+    /// called, and the fast path (which has no policy point) may run.
+    const INSPECTS: bool;
+
+    /// Judges the receiver's copy of one frame.
+    fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict;
+}
+
+/// The policy of every direction until hooks exist: deliver everything,
+/// look at nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassAll;
+
+impl FramePolicy for PassAll {
+    const INSPECTS: bool = false;
+
+    #[inline(always)]
+    fn judge<K: FrameSink>(&mut self, _frame: &FrameCopy<'_, K>) -> Verdict {
+        Verdict::Pass
+    }
+}

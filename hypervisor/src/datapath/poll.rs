@@ -1,0 +1,437 @@
+//! Every port, link and VM signal of a run, and the polling loop that moves frames across the links: pacing, blame, wakeups, stall notices, counters and the steady-state window.
+//!
+//! A polling core runs [`Net::poll`]: for each of its links it locks the
+//! link, then port `a`, then port `b` (a VM's core takes one port lock at a
+//! time, for its register accesses, so there is no cycle) and pumps both
+//! directions, at most [`BATCH`] frames each. When a pump moves frames,
+//! both VMs' work flags are set, which ends a `wait_for_work` early. When
+//! a ring breaks the rules, its port takes the blame (the peer then sees
+//! it as gone) and its VM's fault flag is set; the VM's core stops it at
+//! its next exit.
+//!
+//! What touches the machine comes in through two small traits: [`Tables`]
+//! (where the tables live: frames never freed, on the hypervisor) and
+//! [`PollEnv`] (the clock, the exit count, what to do on an idle pass,
+//! where notices and records go). Tests drive it with fakes of both.
+
+use super::direction::{self, Direction, Hold};
+use super::endpoint::{LinkEnd, LinkFault, Side};
+use super::policy::PassAll;
+use super::port::{Port, PortInner, Signals};
+use crate::mem::raw::RawRam;
+use crate::virtio::error::RingError;
+use core::sync::atomic::Ordering;
+use spin::Mutex;
+use vmm_abi::manifest::LinkSpec;
+use vmm_abi::report::{LinkFlow, PortName, Record};
+
+/// Most frames one direction moves per pump, so one busy link cannot
+/// starve the others on its polling core.
+pub const BATCH: u32 = 64;
+/// A pass that moved fewer frames than this is a small burst: the link
+/// waits [`BURST_WAIT`] before its next pass.
+pub const BURST: u32 = BATCH / 2;
+/// Instructions a link with a small burst waits before its next pass.
+pub const BURST_WAIT: u64 = 10_000;
+/// Links of one polling core whose bursts are paced (the rest, if any, are
+/// passed every time).
+pub const MAX_LINKS_PER_CORE: usize = 64;
+/// Frames link 0 carries from `a` to `b` before the steady-state window
+/// opens (rings filled, every guest past its start-up).
+pub const WINDOW_WARMUP: u64 = 256;
+/// Frames link 0 carries from `a` to `b` inside the window.
+pub const WINDOW_FRAMES: u64 = 1024;
+
+/// Where the data path's tables are made: once, at boot, for the whole run.
+pub trait Tables<'t> {
+    /// A slice of `n` values made by `init` (in index order), or `None` if
+    /// there is no room.
+    fn slice<T: 't>(&mut self, n: usize, init: impl FnMut(usize) -> T) -> Option<&'t [T]>;
+}
+
+/// What the polling loop needs of the machine it runs on.
+pub trait PollEnv {
+    /// Now, in TSC ticks (instructions, under the emulator).
+    fn now(&self) -> u64;
+    /// VM exits taken on every core so far (the window counts them).
+    fn exits(&self) -> u64;
+    /// A pass moved nothing: a moment to spare (feed the console).
+    fn idle(&self);
+    /// End `end` (`'a'` or `'b'`) of link `link` was stalled for the first
+    /// time: no receive buffer for `hold` ticks while frames waited.
+    fn first_stall(&self, link: usize, end: char, hold: u64);
+    /// Prints a report record.
+    fn record(&self, record: &Record<'_>);
+}
+
+/// What a polling core keeps per link.
+#[derive(Default)]
+struct LinkState {
+    ab: Direction,
+    ba: Direction,
+    busy: u64,
+}
+
+/// One link: two ports and the core that polls them.
+pub struct Link {
+    spec: LinkSpec,
+    a: usize,
+    b: usize,
+    state: Mutex<LinkState>,
+}
+
+/// The steady-state window of link 0.
+#[derive(Clone, Copy, Default)]
+struct Window {
+    start: Option<(u64, u64)>,
+    result: Option<(u64, u64)>,
+}
+
+/// Every port, link and signal of the run.
+pub struct Net<'t> {
+    ports: &'t [Port],
+    /// Per VM: index of its first port.
+    first_port: &'t [u32],
+    links: &'t [Link],
+    signals: &'t [Signals],
+    window: Mutex<Window>,
+}
+
+impl<'t> Net<'t> {
+    /// Builds the ports of `vms` VMs (VM `i` has `vm(i)` = (ports, memory
+    /// bytes)) and the `link_count` links `links` (checked against the VMs
+    /// already, by the manifest), in `tables`.
+    pub fn build(
+        tables: &mut impl Tables<'t>,
+        vms: usize,
+        vm: impl Fn(usize) -> (u8, u64),
+        links: impl Iterator<Item = LinkSpec>,
+        link_count: usize,
+    ) -> Result<Self, &'static str> {
+        let mut total = 0u32;
+        let first_port = tables
+            .slice(vms, |i| {
+                let first = total;
+                total += u32::from(vm(i).0);
+                first
+            })
+            .ok_or("no memory for the port table")?;
+        let mut owner = 0u32;
+        let ports = tables
+            .slice(total as usize, |p| {
+                while owner as usize + 1 < vms && first_port[owner as usize + 1] as usize <= p {
+                    owner += 1;
+                }
+                let port = (p - first_port[owner as usize] as usize) as u8;
+                Port::new(owner, port, vm(owner as usize).1)
+            })
+            .ok_or("no memory for the ports")?;
+        let mut specs = links;
+        let links = tables
+            .slice(link_count, |_| {
+                let spec = specs.next().unwrap_or(LinkSpec {
+                    a: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
+                    b: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
+                    core: 0,
+                    hold: 0,
+                });
+                let index = |p: vmm_abi::manifest::PortRef| {
+                    (first_port[p.vm as usize] + u32::from(p.port)) as usize
+                };
+                Link {
+                    spec,
+                    a: index(spec.a),
+                    b: index(spec.b),
+                    state: Mutex::new(LinkState::default()),
+                }
+            })
+            .ok_or("no memory for the links")?;
+        let signals = tables
+            .slice(vms, |_| Signals::default())
+            .ok_or("no memory for the VM signals")?;
+        Ok(Net {
+            ports,
+            first_port,
+            links,
+            signals,
+            window: Mutex::new(Window::default()),
+        })
+    }
+
+    /// VM `vm`'s signals.
+    pub fn signals(&self, vm: u32) -> &Signals {
+        &self.signals[vm as usize]
+    }
+
+    /// Port `port` of VM `vm`, if it has one.
+    pub fn port(&self, vm: u32, port: u8) -> Option<&Port> {
+        let first = *self.first_port.get(vm as usize)?;
+        let p = self.ports.get((first + u32::from(port)) as usize)?;
+        (p.vm == vm && p.port == port).then_some(p)
+    }
+
+    /// A VM's run begins: its signals are cleared and its ports get fresh
+    /// devices over its memory.
+    pub fn attach(&self, vm: u32, ports: u8, memory: u64, ram: RawRam) {
+        let signals = self.signals(vm);
+        signals.fault.store(false, Ordering::Relaxed);
+        signals.work.store(false, Ordering::Relaxed);
+        for port in 0..ports {
+            if let Some(p) = self.port(vm, port) {
+                p.attach(memory, ram);
+            }
+        }
+    }
+
+    /// A VM's run ended (before its memory is freed): its ports go down,
+    /// or away for good.
+    pub fn detach(&self, vm: u32, ports: u8, for_good: bool) {
+        for port in 0..ports {
+            if let Some(p) = self.port(vm, port) {
+                p.detach(for_good);
+            }
+        }
+    }
+
+    /// The first ring fault recorded on VM `vm`'s ports, as (port, error).
+    pub fn fault(&self, vm: u32, ports: u8) -> Option<(u8, RingError)> {
+        (0..ports).find_map(|port| {
+            let fault = self.port(vm, port)?.with(|p| p.fault());
+            fault.map(|e| (port, e))
+        })
+    }
+
+    /// Runs `f` on a port's device state (a register access from its VM).
+    pub fn with_port<R>(
+        &self,
+        vm: u32,
+        port: u8,
+        f: impl FnOnce(&mut PortInner) -> R,
+    ) -> Option<R> {
+        Some(self.port(vm, port)?.with(f))
+    }
+
+    /// Moves frames on `core`'s links until `finished()` says every VM has
+    /// ended. Idle passes cost no guest anything: nobody waits on this core.
+    ///
+    /// Frames move in bursts: a link whose last pass moved fewer than
+    /// [`BURST`] frames is passed over until [`BURST_WAIT`] instructions
+    /// have gone by, so each pass's fixed cost (locks, ring lookups, the
+    /// other direction) is shared by more frames and the guests' ring
+    /// indices are read less often. That adds at most `BURST_WAIT`
+    /// instructions of latency per link; a full pass is repeated at once.
+    pub fn poll(&self, core: u32, env: &impl PollEnv, finished: impl Fn() -> bool) {
+        let first_link_here = self.links.first().is_some_and(|l| l.spec.core == core);
+        // When each link may be passed again (the TSC), in link order.
+        let mut resume = [0u64; MAX_LINKS_PER_CORE];
+        while !finished() {
+            let mut moved = 0;
+            let now = env.now();
+            for (i, link) in self
+                .links
+                .iter()
+                .filter(|l| l.spec.core == core)
+                .enumerate()
+            {
+                let slot = resume.get_mut(i);
+                if slot.as_ref().is_some_and(|&&mut at| now < at) {
+                    continue;
+                }
+                let n = self.service(link, env);
+                moved += n;
+                if let Some(at) = slot {
+                    *at = if n < BURST { now + BURST_WAIT } else { 0 };
+                }
+            }
+            if first_link_here && moved > 0 {
+                self.track_window(core, env);
+            }
+            if moved == 0 {
+                env.idle();
+            }
+        }
+    }
+
+    /// One pass over both directions of `link`; returns frames handed over.
+    fn service(&self, link: &Link, env: &impl PollEnv) -> u32 {
+        let mut state = link.state.lock();
+        let start = env.now();
+        let mut a = self.ports[link.a].inner.lock();
+        let mut b = self.ports[link.b].inner.lock();
+        let st = &mut *state;
+        let (va, vb) = (link.spec.a.vm, link.spec.b.vm);
+        let hold = Hold {
+            now: start,
+            ticks: link.spec.hold,
+        };
+        let stalls = (st.ab.flow.stalls, st.ba.flow.stalls);
+        let moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb))
+            + self.direction(&mut st.ba, hold, (&mut *b, vb), (&mut *a, va));
+        // A first stall of an end is said once; later ones are counted in
+        // the `link` record only, so a guest cannot flood the console.
+        if st.ab.flow.stalls != stalls.0 && stalls.0 == 0 {
+            self.say_stalled(link, 'b', env);
+        }
+        if st.ba.flow.stalls != stalls.1 && stalls.1 == 0 {
+            self.say_stalled(link, 'a', env);
+        }
+        if moved > 0 {
+            st.busy += env.now().wrapping_sub(start);
+        }
+        moved
+    }
+
+    #[cold]
+    fn say_stalled(&self, link: &Link, end: char, env: &impl PollEnv) {
+        let index = self.links.iter().position(|l| core::ptr::eq(l, link));
+        env.first_stall(index.unwrap_or(0), end, link.spec.hold);
+    }
+
+    /// Pumps `src`'s frames into `dst`, the direction's policy judging
+    /// each (today [`PassAll`] everywhere; a hook table will choose one
+    /// per direction here). Wakes both VMs when frames moved; blames the
+    /// end at fault when a ring broke the rules.
+    fn direction<A: LinkEnd, B: LinkEnd>(
+        &self,
+        dir: &mut Direction<A::Frame, B::Buffer>,
+        hold: Hold,
+        (src, src_vm): (&mut A, u32),
+        (dst, dst_vm): (&mut B, u32),
+    ) -> u32 {
+        let pumped = {
+            let Some(mut source) = src.source() else {
+                dir.sender_down();
+                return 0;
+            };
+            let Some((receiver, generation)) = dst.sink() else {
+                return 0;
+            };
+            direction::pump(
+                dir,
+                &mut source,
+                receiver,
+                generation,
+                BATCH,
+                hold,
+                &mut PassAll,
+            )
+        };
+        match pumped {
+            Ok(0) => 0,
+            Ok(n) => {
+                self.wake(src_vm);
+                self.wake(dst_vm);
+                n
+            }
+            Err(LinkFault { side, error }) => {
+                let (vm, other) = match side {
+                    Side::Sender => {
+                        src.blame(error);
+                        (src_vm, dst_vm)
+                    }
+                    Side::Receiver => {
+                        dst.blame(error);
+                        (dst_vm, src_vm)
+                    }
+                };
+                self.signals[vm as usize]
+                    .fault
+                    .store(true, Ordering::Release);
+                self.wake(vm);
+                self.wake(other);
+                0
+            }
+        }
+    }
+
+    /// Tells VM `vm` that some of its buffers were completed. Always a
+    /// store: skipping it when the flag looks set could let the VM consume
+    /// that earlier flag before this batch's used idx is visible, and then
+    /// wait with no flag left for this batch.
+    fn wake(&self, vm: u32) {
+        self.signals[vm as usize]
+            .work
+            .store(true, Ordering::Release);
+    }
+
+    fn track_window(&self, core: u32, env: &impl PollEnv) {
+        let Some(link0) = self.links.first() else {
+            return;
+        };
+        let frames = link0.state.lock().ab.flow.frames;
+        let mut w = self.window.lock();
+        if w.start.is_none() && frames >= WINDOW_WARMUP {
+            w.start = Some((env.exits(), self.busy_on(core)));
+        } else if let (Some((exits, busy)), None) = (w.start, w.result)
+            && frames >= WINDOW_WARMUP + WINDOW_FRAMES
+        {
+            w.result = Some((
+                env.exits().wrapping_sub(exits),
+                self.busy_on(core).wrapping_sub(busy),
+            ));
+        }
+    }
+
+    fn busy_on(&self, core: u32) -> u64 {
+        self.links
+            .iter()
+            .filter(|l| l.spec.core == core)
+            .map(|l| l.state.lock().busy)
+            .sum()
+    }
+
+    /// Gives a `link` record per link and the `window` record, if the
+    /// window closed, to `env` (boot core, after every core finished).
+    pub fn report(&self, env: &impl PollEnv, name_of: impl Fn(u32) -> &'static str) {
+        for (i, link) in self.links.iter().enumerate() {
+            let st = link.state.lock();
+            env.record(&Record::Link {
+                link: i as u32,
+                a: PortName {
+                    vm: name_of(link.spec.a.vm),
+                    port: link.spec.a.port,
+                },
+                b: PortName {
+                    vm: name_of(link.spec.b.vm),
+                    port: link.spec.b.port,
+                },
+                core: link.spec.core,
+                ab: st.ab.flow,
+                ba: st.ba.flow,
+                busy: st.busy,
+            });
+        }
+        if let Some((exits, busy)) = self.window.lock().result {
+            env.record(&Record::Window {
+                frames: WINDOW_FRAMES,
+                exits,
+                busy,
+            });
+        }
+    }
+
+    /// Frames and drops of every link, for the summary.
+    pub fn totals(&self) -> LinkFlow {
+        let mut t = LinkFlow::default();
+        for link in self.links {
+            let st = link.state.lock();
+            for f in [st.ab.flow, st.ba.flow] {
+                t.frames += f.frames;
+                t.bytes += f.bytes;
+                t.drop_peer += f.drop_peer;
+                t.drop_size += f.drop_size;
+                t.drop_stalled += f.drop_stalled;
+                t.stalls += f.stalls;
+            }
+        }
+        t
+    }
+
+    /// Number of links.
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,630 @@
+//! Tests of the poller driven by fake guests' rings, a fake clock and fake tables: frames both ways, waiting, blame, restarts, stalls, pacing, wakeups, the window and the records.
+
+use super::*;
+use crate::datapath::port::PortEvent;
+use crate::datapath::port::PortState;
+use crate::datapath::testing::{Guest, SLOT, frame, reset};
+use crate::virtio::queue::QueueError;
+use crate::virtio::testing::MEM_SIZE;
+use core::cell::{Cell, RefCell};
+use vmm_abi::manifest::PortRef;
+
+const MEMORY: u64 = MEM_SIZE as u64;
+
+/// Tables on the test's heap, never freed (like the hypervisor's frames).
+struct Heap;
+
+impl Tables<'static> for Heap {
+    fn slice<T: 'static>(
+        &mut self,
+        n: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Option<&'static [T]> {
+        Some((0..n).map(init).collect::<Vec<_>>().leak())
+    }
+}
+
+/// Tables with no room for anything but `left` slices.
+struct Full {
+    left: usize,
+}
+
+impl Tables<'static> for Full {
+    fn slice<T: 'static>(
+        &mut self,
+        n: usize,
+        init: impl FnMut(usize) -> T,
+    ) -> Option<&'static [T]> {
+        self.left = self.left.checked_sub(1)?;
+        Heap.slice(n, init)
+    }
+}
+
+/// A record the poller gave, kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kept {
+    Link {
+        link: u32,
+        a: (String, u8),
+        b: (String, u8),
+        core: u32,
+        ab: LinkFlow,
+        ba: LinkFlow,
+        busy: u64,
+    },
+    Window {
+        frames: u64,
+        exits: u64,
+        busy: u64,
+    },
+    Other,
+}
+
+/// The machine, faked: a clock that moves one tick per reading (plus
+/// what the test adds), an exit count the test sets, and everything the
+/// poller says kept.
+#[derive(Default)]
+struct FakeEnv {
+    now: Cell<u64>,
+    exits: Cell<u64>,
+    idles: Cell<u32>,
+    stalls: RefCell<Vec<(usize, char, u64)>>,
+    records: RefCell<Vec<Kept>>,
+}
+
+impl FakeEnv {
+    fn advance(&self, ticks: u64) {
+        self.now.set(self.now.get() + ticks);
+    }
+}
+
+impl PollEnv for FakeEnv {
+    fn now(&self) -> u64 {
+        let t = self.now.get();
+        self.now.set(t + 1);
+        t
+    }
+
+    fn exits(&self) -> u64 {
+        self.exits.get()
+    }
+
+    fn idle(&self) {
+        self.idles.set(self.idles.get() + 1);
+    }
+
+    fn first_stall(&self, link: usize, end: char, hold: u64) {
+        self.stalls.borrow_mut().push((link, end, hold));
+    }
+
+    fn record(&self, record: &Record<'_>) {
+        let kept = match *record {
+            Record::Link {
+                link,
+                a,
+                b,
+                core,
+                ab,
+                ba,
+                busy,
+            } => Kept::Link {
+                link,
+                a: (a.vm.to_string(), a.port),
+                b: (b.vm.to_string(), b.port),
+                core,
+                ab,
+                ba,
+                busy,
+            },
+            Record::Window {
+                frames,
+                exits,
+                busy,
+            } => Kept::Window {
+                frames,
+                exits,
+                busy,
+            },
+            _ => Kept::Other,
+        };
+        self.records.borrow_mut().push(kept);
+    }
+}
+
+fn link(a: (u32, u8), b: (u32, u8), core: u32, hold: u64) -> LinkSpec {
+    LinkSpec {
+        a: PortRef { vm: a.0, port: a.1 },
+        b: PortRef { vm: b.0, port: b.1 },
+        core,
+        hold,
+    }
+}
+
+/// VMs with `ports` ports each and the links given.
+fn build(ports: &[u8], links: &[LinkSpec]) -> Net<'static> {
+    Net::build(
+        &mut Heap,
+        ports.len(),
+        |i| (ports[i], MEMORY),
+        links.iter().copied(),
+        links.len(),
+    )
+    .unwrap()
+}
+
+/// VM `vm` (re)starts with `g`'s memory and its driver gets ready.
+fn running(net: &Net<'_>, vm: u32, g: &Guest) {
+    net.attach(vm, 1, MEMORY, g.ram);
+    let event = net.with_port(vm, 0, |p| g.bring_up(p)).unwrap();
+    assert!(matches!(event, PortEvent::None));
+}
+
+/// Two VMs with one port each, linked (VM 0 is `a`), both running with
+/// their drivers ready.
+struct Two {
+    net: Net<'static>,
+    env: FakeEnv,
+    a: Guest,
+    b: Guest,
+}
+
+impl Two {
+    fn new(hold: u64) -> Self {
+        let net = build(&[1, 1], &[link((0, 0), (1, 0), 0, hold)]);
+        let two = Two {
+            net,
+            env: FakeEnv::default(),
+            a: Guest::new(),
+            b: Guest::new(),
+        };
+        running(&two.net, 0, &two.a);
+        running(&two.net, 1, &two.b);
+        two
+    }
+
+    fn service(&self) -> u32 {
+        self.net.service(&self.net.links[0], &self.env)
+    }
+
+    fn flows(&self) -> (LinkFlow, LinkFlow) {
+        let st = self.net.links[0].state.lock();
+        (st.ab.flow, st.ba.flow)
+    }
+
+    fn state(&self, vm: u32) -> PortState {
+        self.net.with_port(vm, 0, |p| p.state()).unwrap()
+    }
+
+    /// Takes VM `vm`'s work flag, as its `wait_for_work` does.
+    fn work(&self, vm: u32) -> bool {
+        self.net.signals(vm).work.swap(false, Ordering::Acquire)
+    }
+
+    fn fault_flag(&self, vm: u32) -> bool {
+        self.net.signals(vm).fault.load(Ordering::Acquire)
+    }
+}
+
+#[test]
+fn build_lays_out_ports_per_vm_and_links_between_them() {
+    let net = build(
+        &[2, 0, 1],
+        &[link((0, 1), (2, 0), 1, 0), link((0, 0), (2, 0), 0, 0)],
+    );
+    assert_eq!(net.link_count(), 2);
+    let p = net.port(0, 1).unwrap();
+    assert_eq!((p.vm, p.port), (0, 1));
+    let p = net.port(2, 0).unwrap();
+    assert_eq!((p.vm, p.port), (2, 0));
+    assert!(net.port(1, 0).is_none(), "VM 1 has no ports");
+    assert!(net.port(0, 2).is_none());
+    assert!(net.port(3, 0).is_none());
+    assert_eq!((net.links[0].a, net.links[0].b), (1, 2));
+    assert_eq!((net.links[1].a, net.links[1].b), (0, 2));
+    // Every port starts down, with its own MAC.
+    assert_eq!(net.with_port(0, 1, |p| p.state()), Some(PortState::Down));
+    assert_eq!(
+        net.with_port(2, 0, |p| p.transport.device().mac()),
+        Some(vmm_abi::corral::devices::port_mac(2, 0))
+    );
+    assert_eq!(net.with_port(1, 0, |_| ()), None);
+    // Each table that does not fit is named.
+    let no_room = |left| {
+        Net::build(
+            &mut Full { left },
+            1,
+            |_| (1, MEMORY),
+            core::iter::empty(),
+            0,
+        )
+        .err()
+    };
+    assert_eq!(no_room(0), Some("no memory for the port table"));
+    assert_eq!(no_room(1), Some("no memory for the ports"));
+    assert_eq!(no_room(2), Some("no memory for the links"));
+    assert_eq!(no_room(3), Some("no memory for the VM signals"));
+    assert!(no_room(4).is_none());
+}
+
+#[test]
+fn frames_cross_both_ways_counted_and_both_vms_are_woken() {
+    let mut t = Two::new(0);
+    let (to_b, to_a) = (
+        [frame(60, 1), frame(100, 2), frame(200, 3)],
+        [frame(64, 9), frame(90, 8)],
+    );
+    for f in &to_b {
+        t.a.send(f);
+        t.b.post(SLOT);
+    }
+    for f in &to_a {
+        t.b.send(f);
+        t.a.post(SLOT);
+    }
+    assert_eq!(t.service(), 5);
+    assert_eq!(t.b.received(), to_b.to_vec());
+    assert_eq!(t.a.received(), to_a.to_vec());
+    assert_eq!((t.a.tx_used(), t.b.tx_used()), (3, 2));
+    let (ab, ba) = t.flows();
+    assert_eq!((ab.frames, ab.bytes), (3, 360));
+    assert_eq!((ba.frames, ba.bytes), (2, 154));
+    assert!(t.work(0) && t.work(1));
+    assert!(!t.fault_flag(0) && !t.fault_flag(1));
+    // A pass that moves nothing wakes nobody.
+    assert_eq!(t.service(), 0);
+    assert!(!t.work(0) && !t.work(1));
+    let total = t.net.totals();
+    assert_eq!((total.frames, total.bytes), (5, 514));
+    assert_eq!(total.handed(), 5);
+}
+
+#[test]
+fn frames_wait_while_either_end_is_down_and_move_once_both_are_up() {
+    let net = build(&[1, 1], &[link((0, 0), (1, 0), 0, 0)]);
+    let mut t = Two {
+        net,
+        env: FakeEnv::default(),
+        a: Guest::new(),
+        b: Guest::new(),
+    };
+    // VM 0 runs and sends; VM 1 is attached but its driver is not ready.
+    running(&t.net, 0, &t.a);
+    t.net.attach(1, 1, MEMORY, t.b.ram);
+    t.a.send(&frame(60, 0));
+    t.b.post(SLOT);
+    assert_eq!(t.service(), 0);
+    assert_eq!(t.a.tx_used(), 0, "the frame waits in the sender's ring");
+    assert!(!t.work(0) && !t.work(1));
+    // It gets ready: the frame goes.
+    t.net.with_port(1, 0, |p| t.b.bring_up(p));
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.b.received(), vec![frame(60, 0)]);
+    // The sender resets its device and starts its rings over: its frames
+    // wait until it is ready again.
+    t.net.with_port(0, 0, reset);
+    assert_eq!(t.state(0), PortState::Down);
+    t.a.restart_driver();
+    t.a.send(&frame(60, 1));
+    t.b.post(SLOT);
+    assert_eq!(t.service(), 0);
+    t.net.with_port(0, 0, |p| t.a.bring_up(p));
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.b.received(), vec![frame(60, 0), frame(60, 1)]);
+}
+
+#[test]
+fn frames_for_a_vm_gone_for_good_are_completed_and_counted() {
+    let mut t = Two::new(0);
+    t.net.detach(1, 1, true);
+    assert_eq!(t.state(1), PortState::Gone);
+    for i in 0..4 {
+        t.a.send(&frame(64, i));
+    }
+    assert_eq!(t.service(), 4);
+    assert_eq!(t.a.tx_used(), 4, "the sender gets its buffers back");
+    assert_eq!(t.flows().0.drop_peer, 4);
+    assert!(t.work(0), "the sender is woken for its completions");
+    assert!(t.b.received().is_empty());
+}
+
+#[test]
+fn a_bad_transmit_ring_is_blamed_on_the_sender_alone() {
+    let mut t = Two::new(0);
+    t.b.post(SLOT);
+    // A frame whose buffer lies past the end of the sender's memory.
+    t.a.send_raw(MEMORY - 8, 64, 0);
+    assert_eq!(t.service(), 0);
+    assert_eq!(t.state(0), PortState::Broken);
+    assert_eq!(t.state(1), PortState::Up);
+    assert!(t.fault_flag(0) && !t.fault_flag(1));
+    assert!(t.work(0) && t.work(1), "both are woken: one to be stopped");
+    assert!(matches!(
+        t.net.fault(0, 1),
+        Some((0, RingError::Queue(QueueError::BufferOutsideMemory { .. })))
+    ));
+    assert_eq!(t.net.fault(1, 1), None);
+    // Frames to the broken port are dropped, not left waiting.
+    t.b.send(&frame(60, 0));
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.flows().1.drop_peer, 1);
+    assert_eq!(t.b.tx_used(), 1);
+    assert!(t.a.received().is_empty());
+}
+
+#[test]
+fn a_bad_receive_ring_is_blamed_on_the_receiver_alone() {
+    let mut t = Two::new(0);
+    t.b.post_flags(SLOT, 0);
+    t.a.send(&frame(60, 0));
+    assert_eq!(t.service(), 0);
+    assert_eq!(t.state(1), PortState::Broken);
+    assert_eq!(t.state(0), PortState::Up);
+    assert!(t.fault_flag(1) && !t.fault_flag(0));
+    assert_eq!(
+        t.net.fault(1, 1),
+        Some((0, RingError::ReadableInReceive { head: 0 }))
+    );
+    // The sender's frame is now dropped for the broken receiver's sake.
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.flows().0.drop_peer, 1);
+    assert_eq!(t.a.tx_used(), 1);
+}
+
+#[test]
+fn a_restart_clears_the_fault_and_the_signals() {
+    let mut t = Two::new(0);
+    t.b.post_flags(SLOT, 0);
+    t.a.send(&frame(60, 0));
+    assert_eq!(t.service(), 0);
+    assert!(t.fault_flag(1));
+    assert!(t.net.fault(1, 1).is_some());
+    // Its core stops it (the memory goes first) and starts it again.
+    t.net.detach(1, 1, false);
+    assert_eq!(t.state(1), PortState::Down);
+    t.b = Guest::new();
+    running(&t.net, 1, &t.b);
+    assert!(!t.fault_flag(1) && !t.work(1));
+    assert_eq!(t.net.fault(1, 1), None);
+    assert_eq!(t.state(1), PortState::Up);
+    // The frame that waited meanwhile is delivered to the new run.
+    t.b.post(SLOT);
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.b.received(), vec![frame(60, 0)]);
+    assert!(t.work(0) && t.work(1));
+}
+
+#[test]
+fn a_restart_forgets_a_buffer_kept_from_the_old_ring() {
+    let mut t = Two::new(0);
+    // A frame too large for the receiver's buffer: dropped, the buffer kept.
+    t.b.post(64);
+    t.a.send(&frame(100, 0));
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.flows().0.drop_size, 1);
+    assert!(t.net.links[0].state.lock().ab.keeps_buffer());
+    // The receiver restarts with fresh memory and a new driver, which
+    // posts a whole slot where the kept 64-byte buffer was.
+    t.net.detach(1, 1, false);
+    t.b = Guest::new();
+    running(&t.net, 1, &t.b);
+    t.b.post(SLOT);
+    t.a.send(&frame(60, 7));
+    assert_eq!(t.service(), 1);
+    assert_eq!(
+        t.b.received(),
+        vec![frame(60, 7)],
+        "not dropped as too large"
+    );
+    assert_eq!(t.flows().0.drop_size, 1);
+    assert!(!t.net.links[0].state.lock().ab.keeps_buffer());
+    assert_eq!(t.flows().0.handed(), 2);
+}
+
+#[test]
+fn a_stalled_receiver_is_said_once_per_end_and_counted_every_time() {
+    let mut t = Two::new(1000);
+    t.a.send(&frame(60, 0));
+    assert_eq!(t.service(), 0, "no buffer: the frame waits");
+    t.env.advance(500);
+    assert_eq!(t.service(), 0);
+    t.env.advance(500);
+    assert_eq!(t.service(), 1, "held for 1000 ticks: stalled, dropped");
+    assert_eq!(t.flows().0.drop_stalled, 1);
+    assert_eq!(t.flows().0.stalls, 1);
+    assert_eq!(t.a.tx_used(), 1);
+    assert!(t.work(0));
+    assert_eq!(*t.env.stalls.borrow(), vec![(0, 'b', 1000)]);
+    // It posts a buffer: delivery resumes at once.
+    t.b.post(SLOT);
+    t.a.send(&frame(60, 1));
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.b.received(), vec![frame(60, 1)]);
+    // It stalls again: counted, not said again.
+    t.a.send(&frame(60, 2));
+    assert_eq!(t.service(), 0);
+    t.env.advance(2000);
+    assert_eq!(t.service(), 1);
+    assert_eq!(t.flows().0.stalls, 2);
+    assert_eq!(t.env.stalls.borrow().len(), 1);
+    // The other end stalls for the first time: said, for end a.
+    t.b.send(&frame(60, 3));
+    assert_eq!(t.service(), 0);
+    t.env.advance(2000);
+    assert_eq!(t.service(), 1);
+    assert_eq!(*t.env.stalls.borrow(), vec![(0, 'b', 1000), (0, 'a', 1000)]);
+    assert_eq!(t.net.totals().stalls, 3);
+}
+
+#[test]
+fn a_pass_moves_at_most_a_batch_each_way() {
+    let mut t = Two::new(0);
+    for i in 0..100 {
+        t.a.send(&frame(60, i));
+        t.b.post(SLOT);
+    }
+    assert_eq!(t.service(), BATCH);
+    assert_eq!(t.service(), 100 - BATCH);
+    assert_eq!(t.b.received().len(), 100);
+}
+
+#[test]
+fn a_small_burst_waits_and_a_full_pass_goes_again_at_once() {
+    let net = build(&[1, 1], &[link((0, 0), (1, 0), 0, 0)]);
+    let guests = RefCell::new([Guest::new(), Guest::new()]);
+    {
+        let mut g = guests.borrow_mut();
+        let [a, b] = &mut *g;
+        running(&net, 0, a);
+        running(&net, 1, b);
+        for i in 0..40 {
+            a.send(&frame(60, i));
+            b.post(SLOT);
+        }
+    }
+    let env = FakeEnv::default();
+    let calls = Cell::new(0);
+    // Before each pass: what the passes so far did, and what comes next.
+    net.poll(0, &env, || {
+        let mut g = guests.borrow_mut();
+        let [a, b] = &mut *g;
+        let received = b.received().len();
+        calls.set(calls.get() + 1);
+        match calls.get() {
+            1 => assert_eq!(received, 0),
+            2 => {
+                // A full pass (40 >= BURST): the next goes at once.
+                assert_eq!(received, 40);
+                for i in 0..5 {
+                    a.send(&frame(60, i));
+                    b.post(SLOT);
+                }
+            }
+            3 => {
+                // A small burst (5): the link waits BURST_WAIT.
+                assert_eq!(received, 45);
+                a.send(&frame(60, 9));
+                b.post(SLOT);
+            }
+            4 => {
+                assert_eq!(received, 45, "passed over");
+                env.advance(BURST_WAIT);
+            }
+            _ => {
+                assert_eq!(received, 46);
+                return true;
+            }
+        }
+        false
+    });
+    assert_eq!(calls.get(), 5);
+    assert_eq!(env.idles.get(), 1, "the pass that skipped the link");
+}
+
+#[test]
+fn the_poller_serves_only_its_own_cores_links_and_idles_until_finished() {
+    let net = build(&[1, 1], &[link((0, 0), (1, 0), 1, 0)]);
+    let (mut a, mut b) = (Guest::new(), Guest::new());
+    running(&net, 0, &a);
+    running(&net, 1, &b);
+    a.send(&frame(60, 0));
+    b.post(SLOT);
+    let env = FakeEnv::default();
+    let passes = Cell::new(0);
+    net.poll(0, &env, || {
+        passes.set(passes.get() + 1);
+        passes.get() > 3
+    });
+    assert_eq!(env.idles.get(), 3, "core 0 has no links: every pass idle");
+    assert!(b.received().is_empty());
+    let passes = Cell::new(0);
+    net.poll(1, &env, || {
+        passes.set(passes.get() + 1);
+        passes.get() > 1
+    });
+    assert_eq!(b.received(), vec![frame(60, 0)]);
+    assert_eq!(env.idles.get(), 3);
+    assert_eq!(a.tx_used(), 1);
+}
+
+#[test]
+fn the_window_counts_exits_and_busy_time_over_link_0s_frames_and_is_reported() {
+    let net = build(
+        &[1, 1, 1],
+        &[link((0, 0), (1, 0), 0, 0), link((2, 0), (1, 0), 1, 0)],
+    );
+    let guests = RefCell::new([Guest::new(), Guest::new()]);
+    {
+        let g = guests.borrow();
+        for (vm, guest) in g.iter().enumerate() {
+            running(&net, vm as u32, guest);
+        }
+    }
+    let env = FakeEnv::default();
+    let passes = Cell::new(0);
+    // Before each pass: 64 frames (a whole batch) wait, 64 buffers too,
+    // and every core took 3 more exits.
+    net.poll(0, &env, || {
+        let mut g = guests.borrow_mut();
+        let [a, b] = &mut *g;
+        if passes.get() == 25 {
+            return true;
+        }
+        passes.set(passes.get() + 1);
+        assert!(a.in_flight() == 0 && b.posted() == 0);
+        for i in 0..64 {
+            a.send(&frame(60, i));
+            b.post(SLOT);
+        }
+        env.exits.set(env.exits.get() + 3);
+        false
+    });
+    let frames = net.links[0].state.lock().ab.flow.frames;
+    assert_eq!(frames, 25 * 64);
+    // The window opened at the pass that reached frame 256 (the 4th) and
+    // closed at the one that reached 1280 (the 20th): 16 passes later,
+    // 16 * 3 exits, and the busy time of those 16 passes (each 1 tick on
+    // the fake clock: one reading before, one after).
+    net.report(&env, |vm| ["gen", "sink", "idle"][vm as usize]);
+    let records = env.records.borrow();
+    assert_eq!(records.len(), 3);
+    assert_eq!(
+        records[0],
+        Kept::Link {
+            link: 0,
+            a: ("gen".into(), 0),
+            b: ("sink".into(), 0),
+            core: 0,
+            ab: LinkFlow {
+                frames: 25 * 64,
+                bytes: 25 * 64 * 60,
+                ..LinkFlow::default()
+            },
+            ba: LinkFlow::default(),
+            busy: 25,
+        }
+    );
+    assert!(matches!(
+        &records[1],
+        Kept::Link {
+            link: 1,
+            core: 1,
+            busy: 0,
+            ..
+        }
+    ));
+    assert_eq!(
+        records[2],
+        Kept::Window {
+            frames: WINDOW_FRAMES,
+            exits: 16 * 3,
+            busy: 16,
+        }
+    );
+}
+
+#[test]
+fn no_window_record_while_the_window_is_open() {
+    let t = Two::new(0);
+    t.net.report(&t.env, |_| "vm");
+    assert_eq!(t.env.records.borrow().len(), 1, "the link record only");
+}
