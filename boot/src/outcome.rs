@@ -404,7 +404,11 @@ mod tests {
     #[test]
     fn records_build_the_outcome() {
         let mut run = RunOutcome::new(2);
-        feed(&mut run, "@corral hv abi=4 cores=4 free=264241152");
+        let abi = vmm_abi::ABI_VERSION;
+        feed(
+            &mut run,
+            &format!("@corral hv abi={abi} cores=4 free=264241152"),
+        );
         feed(
             &mut run,
             "@corral vm-start vm=0 name=a image=hello core=2 apic=4 memory=262144",
@@ -429,7 +433,7 @@ mod tests {
         assert_eq!(
             run.hypervisor,
             Some(HypervisorInfo {
-                abi: 4,
+                abi,
                 cores: 4,
                 free: 264_241_152
             })
