@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
 use crate::outcome::{LinkOutcome, MemoryUse, RunOutcome, VmOutcome, Window};
+use crate::table::{self, Align};
 use crate::toml_manifest::{LinkConfig, Manifest, VmConfig};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -159,35 +160,6 @@ pub fn hundredths(n: u64, d: u64) -> Option<u64> {
 fn hundredths_wide(n: u64, d: u64) -> Option<u128> {
     let (n, d) = (u128::from(n), u128::from(d));
     (d != 0).then(|| (n * 100 + d / 2) / d)
-}
-
-/// Cells left- or right-aligned in columns two spaces apart, each line
-/// trimmed at its end.
-fn aligned(rows: &[Vec<String>], right: &[bool]) -> String {
-    let mut widths = vec![0usize; right.len()];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .zip(right)
-            .map(|((cell, &w), &right)| {
-                if right {
-                    format!("{cell:>w$}")
-                } else {
-                    format!("{cell:<w$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// The whole run.
@@ -387,26 +359,30 @@ impl Report {
                 per(l.busy.unwrap_or(0), l.frames()),
             ]);
         }
-        aligned(
+        use Align::{Left, Right};
+        table::text(
             &rows,
-            &[true, false, false, true, true, true, true, true, true, true],
+            &[
+                Right, Left, Left, Right, Right, Right, Right, Right, Right, Right,
+            ],
         )
     }
 
     /// The summary table, one row per VM, columns aligned.
     pub fn table(&self) -> String {
-        const COLUMNS: [(&str, bool); 11] = [
-            ("name", false),
-            ("image", false),
-            ("core", true),
-            ("status", false),
-            ("code", true),
-            ("boot instr", true),
-            ("exits", true),
-            ("slices", true),
-            ("restarts", true),
-            ("reason", false),
-            ("result", false),
+        use Align::{Left, Right};
+        const COLUMNS: [(&str, Align); 11] = [
+            ("name", Left),
+            ("image", Left),
+            ("core", Right),
+            ("status", Left),
+            ("code", Right),
+            ("boot instr", Right),
+            ("exits", Right),
+            ("slices", Right),
+            ("restarts", Right),
+            ("reason", Left),
+            ("result", Left),
         ];
         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
         let mut rows: Vec<[String; 11]> = vec![COLUMNS.map(|(h, _)| h.to_string())];
@@ -430,7 +406,7 @@ impl Report {
             ]);
         }
         let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-        aligned(&rows, &COLUMNS.map(|(_, right)| right))
+        table::text(&rows, &COLUMNS.map(|(_, align)| align))
     }
 }
 
