@@ -10,6 +10,7 @@ use crate::iso;
 use crate::memory::human;
 use crate::report::Report;
 use crate::run::{RunOptions, build_once, run};
+use crate::table::{self, Align};
 use serde::Serialize;
 use std::path::Path;
 use vmm_abi::manifest::MAX_VMS;
@@ -200,9 +201,9 @@ pub fn lines(rows: &[Row], cpu_model: &str) -> Vec<String> {
         "overhead/VM",
         "shared",
     ];
-    let mut table: Vec<[String; 8]> = vec![header.map(String::from)];
+    let mut cells = vec![header.map(String::from).to_vec()];
     for r in rows {
-        table.push([
+        cells.push(vec![
             r.vms.to_string(),
             tenths(r.boot_avg_tenths()),
             r.boot_min.to_string(),
@@ -213,23 +214,10 @@ pub fn lines(rows: &[Row], cpu_model: &str) -> Vec<String> {
             human(r.shared),
         ]);
     }
-    let mut widths = [0usize; 8];
-    for row in &table {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
     let mut out = vec![format!(
         "fleet bench: N {IMAGE} VMs ({VM_MEMORY} each, not pinned) on 1 emulated CPU ({cpu_model}); boot = emulated instructions from creating the VM to guest main"
     )];
-    for row in &table {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:>w$}"))
-            .collect();
-        out.push(cells.join("  "));
-    }
+    out.extend(table::lines(&cells, &[Align::Right; 8]));
     let f = flatness(rows);
     out.push(format!(
         "per-VM boot cost flat as N grows: {} (largest average / smallest = {}, limit {})",

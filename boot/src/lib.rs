@@ -19,5 +19,6 @@ pub mod net_bench;
 pub mod outcome;
 pub mod report;
 pub mod run;
+pub mod table;
 pub mod toml_manifest;
 pub mod tools;

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::iso;
 use crate::report::{Report, hundredths, per};
 use crate::run::{RunOptions, build_once, run};
+use crate::table::{self, Align};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -213,7 +214,7 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
         );
     }
     header.push("run".to_string());
-    let mut table = vec![header];
+    let mut cells = vec![header];
     for r in rows {
         let mut row = vec![
             r.frame_size.to_string(),
@@ -223,26 +224,13 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
         ];
         row.extend(r.links.iter().map(|l| per(l.busy, l.frames)));
         row.push(r.run.to_string());
-        table.push(row);
+        cells.push(row);
     }
-    let columns = table.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; columns];
-    for row in &table {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
+    let columns = cells.iter().map(Vec::len).max().unwrap_or(0);
     let mut out = vec![format!(
         "net bench: {setup}; instructions are emulated TSC ticks; exits/packet over the steady-state window, instr/packet = polling instructions / frames the link moved over the run"
     )];
-    for row in &table {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:>w$}"))
-            .collect();
-        out.push(cells.join("  "));
-    }
+    out.extend(table::lines(&cells, &vec![Align::Right; columns]));
     let bad = unrepeatable(rows);
     out.push(if bad.is_empty() {
         format!("repeatable: yes (the {RUNS} runs of each frame size measured exactly the same)")

@@ -217,6 +217,7 @@ impl RunOutcome {
 
     /// Takes one record into account.
     pub fn apply(&mut self, record: &Record<'_>) {
+        let kind = record.kind();
         match *record {
             Record::Hypervisor { abi, cores, free } => {
                 if abi != vmm_abi::ABI_VERSION {
@@ -229,7 +230,7 @@ impl RunOutcome {
             }
             Record::Fatal { reason } => self.fatal = Some(reason.to_string()),
             Record::VmStart { vm, core, apic, .. } => {
-                if let Some(v) = self.vm_mut(vm, "vm-start") {
+                if let Some(v) = self.vm_mut(vm, kind) {
                     v.started = true;
                     v.placement = Some((core, apic));
                 }
@@ -239,13 +240,13 @@ impl RunOutcome {
                 attempt,
                 reason,
             } => {
-                if let Some(v) = self.vm_mut(vm, "vm-restart") {
+                if let Some(v) = self.vm_mut(vm, kind) {
                     v.restarts = v.restarts.max(attempt);
                     v.restart_reasons.push(reason.to_string());
                 }
             }
             Record::Metric { vm, name, value } => {
-                if let Some(v) = self.vm_mut(vm, "metric") {
+                if let Some(v) = self.vm_mut(vm, kind) {
                     v.metrics.insert(name.to_string(), value);
                 }
             }
@@ -264,7 +265,7 @@ impl RunOutcome {
                 console_dropped,
                 reason,
             } => {
-                if let Some(v) = self.vm_mut(vm, "vm-end") {
+                if let Some(v) = self.vm_mut(vm, kind) {
                     v.console = ConsoleUse {
                         bytes: console,
                         dropped: console_dropped,
@@ -294,7 +295,7 @@ impl RunOutcome {
             } => {
                 // Only a VM still running takes it: what it did so far, in
                 // case the run ends before it does.
-                if let Some(v) = self.vm_mut(vm, "vm-progress")
+                if let Some(v) = self.vm_mut(vm, kind)
                     && !v.ended()
                 {
                     v.boot = boot;
@@ -320,7 +321,7 @@ impl RunOutcome {
                 let count = self.links.len();
                 let Some(slot) = self.links.get_mut(link as usize) else {
                     self.warnings.push(format!(
-                        "`link` record names link {link}, but the manifest has {count}"
+                        "`{kind}` record names link {link}, but the manifest has {count}"
                     ));
                     return;
                 };
@@ -336,7 +337,7 @@ impl RunOutcome {
                     && (want_a != &a || want_b != &b)
                 {
                     self.warnings.push(format!(
-                        "`link` record for link {link} joins {a} <-> {b}, but the manifest says {want_a} <-> {want_b}"
+                        "`{kind}` record for link {link} joins {a} <-> {b}, but the manifest says {want_a} <-> {want_b}"
                     ));
                 }
             }
@@ -404,7 +405,11 @@ mod tests {
     #[test]
     fn records_build_the_outcome() {
         let mut run = RunOutcome::new(2);
-        feed(&mut run, "@corral hv abi=4 cores=4 free=264241152");
+        let abi = vmm_abi::ABI_VERSION;
+        feed(
+            &mut run,
+            &format!("@corral hv abi={abi} cores=4 free=264241152"),
+        );
         feed(
             &mut run,
             "@corral vm-start vm=0 name=a image=hello core=2 apic=4 memory=262144",
@@ -429,7 +434,7 @@ mod tests {
         assert_eq!(
             run.hypervisor,
             Some(HypervisorInfo {
-                abi: 4,
+                abi,
                 cores: 4,
                 free: 264_241_152
             })

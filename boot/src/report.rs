@@ -5,8 +5,10 @@
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
 use crate::outcome::{LinkOutcome, MemoryUse, RunOutcome, VmOutcome, Window};
+use crate::table::{self, Align};
 use crate::toml_manifest::{LinkConfig, Manifest, VmConfig};
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::Path;
 use vmm_abi::report::LinkFlow;
@@ -85,42 +87,18 @@ impl VmReport {
     }
 }
 
-/// What one direction of a link did, in the report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FlowReport {
-    /// Frames delivered to the receiver.
-    pub frames: u64,
-    /// Bytes of those frames (Ethernet frames, without the virtio header).
-    pub bytes: u64,
-    /// Frames dropped because the receiver had ended for good.
-    pub drop_peer: u64,
-    /// Frames dropped because they did not fit the receiver's buffer.
-    pub drop_size: u64,
-    /// Frames dropped because the receiver was stalled (up, but no receive
-    /// buffer for the link's hold time).
-    pub drop_stalled: u64,
-    /// Times the receiver was declared stalled.
-    pub stalls: u64,
-}
-
-impl From<LinkFlow> for FlowReport {
-    fn from(f: LinkFlow) -> Self {
-        FlowReport {
-            frames: f.frames,
-            bytes: f.bytes,
-            drop_peer: f.drop_peer,
-            drop_size: f.drop_size,
-            drop_stalled: f.drop_stalled,
-            stalls: f.stalls,
-        }
+/// Writes one direction of a link (`None`: no record arrived) as a JSON
+/// object whose keys are the counters' names in its record
+/// ([`LinkFlow::FIELDS`]), in that order.
+fn flow_json<S: Serializer>(flow: &Option<LinkFlow>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    let Some(flow) = flow else {
+        return s.serialize_none();
+    };
+    let mut map = s.serialize_map(Some(LinkFlow::FIELDS.len()))?;
+    for (name, n) in LinkFlow::FIELDS.iter().zip(flow.values()) {
+        map.serialize_entry(name, &n)?;
     }
-}
-
-impl FlowReport {
-    /// Frames dropped for any reason.
-    pub fn drops(&self) -> u64 {
-        self.drop_peer + self.drop_size + self.drop_stalled
-    }
+    map.end()
 }
 
 /// One link in the report: its ends from the manifest, its counters from
@@ -136,9 +114,11 @@ pub struct LinkReport {
     /// The core that polls it.
     pub core: u32,
     /// Frames from `a` to `b`.
-    pub ab: Option<FlowReport>,
+    #[serde(serialize_with = "flow_json")]
+    pub ab: Option<LinkFlow>,
     /// Frames from `b` to `a`.
-    pub ba: Option<FlowReport>,
+    #[serde(serialize_with = "flow_json")]
+    pub ba: Option<LinkFlow>,
     /// Polling-core instructions spent moving its frames.
     pub busy: Option<u64>,
 }
@@ -151,8 +131,8 @@ impl LinkReport {
             a: link.a.to_string(),
             b: link.b.to_string(),
             core: link.core,
-            ab: outcome.map(|o| o.ab.into()),
-            ba: outcome.map(|o| o.ba.into()),
+            ab: outcome.map(|o| o.ab),
+            ba: outcome.map(|o| o.ba),
             busy: outcome.map(|o| o.busy),
         }
     }
@@ -180,35 +160,6 @@ pub fn hundredths(n: u64, d: u64) -> Option<u64> {
 fn hundredths_wide(n: u64, d: u64) -> Option<u128> {
     let (n, d) = (u128::from(n), u128::from(d));
     (d != 0).then(|| (n * 100 + d / 2) / d)
-}
-
-/// Cells left- or right-aligned in columns two spaces apart, each line
-/// trimmed at its end.
-fn aligned(rows: &[Vec<String>], right: &[bool]) -> String {
-    let mut widths = vec![0usize; right.len()];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .zip(right)
-            .map(|((cell, &w), &right)| {
-                if right {
-                    format!("{cell:>w$}")
-                } else {
-                    format!("{cell:<w$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// The whole run.
@@ -401,33 +352,37 @@ impl Report {
                 l.b.clone(),
                 l.core.to_string(),
                 dash(l.ab.map(|f| f.frames)),
-                dash(l.ab.map(|f| f.drops())),
+                dash(l.ab.map(|f| f.dropped())),
                 dash(l.ba.map(|f| f.frames)),
-                dash(l.ba.map(|f| f.drops())),
+                dash(l.ba.map(|f| f.dropped())),
                 dash(l.busy),
                 per(l.busy.unwrap_or(0), l.frames()),
             ]);
         }
-        aligned(
+        use Align::{Left, Right};
+        table::text(
             &rows,
-            &[true, false, false, true, true, true, true, true, true, true],
+            &[
+                Right, Left, Left, Right, Right, Right, Right, Right, Right, Right,
+            ],
         )
     }
 
     /// The summary table, one row per VM, columns aligned.
     pub fn table(&self) -> String {
-        const COLUMNS: [(&str, bool); 11] = [
-            ("name", false),
-            ("image", false),
-            ("core", true),
-            ("status", false),
-            ("code", true),
-            ("boot instr", true),
-            ("exits", true),
-            ("slices", true),
-            ("restarts", true),
-            ("reason", false),
-            ("result", false),
+        use Align::{Left, Right};
+        const COLUMNS: [(&str, Align); 11] = [
+            ("name", Left),
+            ("image", Left),
+            ("core", Right),
+            ("status", Left),
+            ("code", Right),
+            ("boot instr", Right),
+            ("exits", Right),
+            ("slices", Right),
+            ("restarts", Right),
+            ("reason", Left),
+            ("result", Left),
         ];
         let dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
         let mut rows: Vec<[String; 11]> = vec![COLUMNS.map(|(h, _)| h.to_string())];
@@ -451,7 +406,7 @@ impl Report {
             ]);
         }
         let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-        aligned(&rows, &COLUMNS.map(|(_, right)| right))
+        table::text(&rows, &COLUMNS.map(|(_, align)| align))
     }
 }
 

@@ -62,6 +62,24 @@ impl Outcome {
         self.error.as_deref().unwrap_or("")
     }
 
+    /// Asserts that the tool exited with status 0, showing its error.
+    #[track_caller]
+    pub fn assert_succeeded(&self) {
+        assert_eq!(self.code, 0, "{}", self.error_text());
+    }
+
+    /// Asserts that the run completed (a `done` record arrived), showing
+    /// the tool's error.
+    #[track_caller]
+    pub fn assert_completed(&self) {
+        assert_eq!(
+            self.report["completed"],
+            true,
+            "no `done` record: {}",
+            self.error_text()
+        );
+    }
+
     /// Every VM of the report, in manifest order.
     pub fn vms(&self) -> &[Value] {
         self.report["vms"]
@@ -149,12 +167,63 @@ pub fn num(v: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("`{key}` is not a number in {v:#}"))
 }
 
+/// Asserts that VM entry `vm` of a report exited by itself with `code`.
+#[track_caller]
+pub fn assert_exited(vm: &Value, code: i64) {
+    assert_eq!(vm["status"], "exited", "{vm:#}");
+    assert_eq!(vm["exit_code"], code, "{vm:#}");
+}
+
+/// Asserts that VM entry `vm` of a report was stopped by the hypervisor
+/// with a reason that contains each of `parts`; returns the reason.
+#[track_caller]
+pub fn assert_killed<'v>(vm: &'v Value, parts: &[&str]) -> &'v str {
+    assert_eq!(vm["status"], "killed", "{vm:#}");
+    let reason = vm["reason"].as_str().unwrap_or("");
+    for part in parts {
+        assert!(
+            reason.contains(part),
+            "{}: `{reason}` lacks `{part}`",
+            vm["name"]
+        );
+    }
+    reason
+}
+
+/// Writes `text` as `name` in test `test`'s scratch directory; returns its
+/// path.
+pub fn write_manifest(test: &str, name: &str, text: &str) -> PathBuf {
+    let path = scratch(test).join(name);
+    std::fs::write(&path, text).expect("write the test manifest");
+    path
+}
+
 /// Writes `text` as `name` in test `test`'s scratch directory and runs the
 /// tool on it without booting anything that the checks stop first.
 pub fn run_text(test: &str, name: &str, text: &str, args: &[&str]) -> Outcome {
-    let path = scratch(test).join(name);
-    std::fs::write(&path, text).expect("write the test manifest");
-    run(test, &path, args)
+    run(test, &write_manifest(test, name, text), args)
+}
+
+/// Runs `text` as a manifest the tool must refuse before it stages a run
+/// (nothing built or booted), and returns the tool's error message.
+#[track_caller]
+pub fn refused(test: &str, text: &str) -> String {
+    let out = run_text(test, "m.toml", text, &[]);
+    assert_ne!(out.code, 0, "{test}: accepted");
+    assert_eq!(out.report["completed"], false);
+    assert!(
+        out.report["run_dir"].is_null(),
+        "{test}: got as far as staging a run"
+    );
+    out.error_text().to_string()
+}
+
+/// Runs `manifest` with `--timeout timeout` on a stand-in hypervisor that
+/// prints `console` (see [`stub_build`]).
+pub fn run_stub(test: &str, manifest: &Path, console: &str, timeout: &str) -> Outcome {
+    let build = stub_build(test, console);
+    let build = build.to_str().expect("UTF-8 build path");
+    run(test, manifest, &["--prebuilt", build, "--timeout", timeout])
 }
 
 /// Runs `corral run MANIFEST ARGS... --report FILE --quiet` for test `test`

@@ -1,6 +1,6 @@
 //! A guest with a virtio-console prints through it: same text as a guest on the console hypercall, carried by register accesses and a ring instead of hypercalls.
 
-use integration::{manifest, run};
+use integration::{assert_exited, manifest, run};
 use serde_json::Value;
 
 /// Exits of one kind (0 when the report lists none of that kind).
@@ -11,12 +11,10 @@ fn exits(v: &Value, kind: &str) -> u64 {
 #[test]
 fn virtio_console_carries_the_guest_console() {
     let out = run("console", &manifest("console.toml"), &["--timeout", "180"]);
-    assert_eq!(out.code, 0, "{}", out.error_text());
+    out.assert_succeeded();
     let console = out.console();
     for vm in ["plain", "vcon"] {
-        let v = out.vm(vm);
-        assert_eq!(v["status"], "exited", "{v:#}");
-        assert_eq!(v["exit_code"], 0, "{v:#}");
+        assert_exited(out.vm(vm), 0);
         let greeting = format!("{vm} | Hello from Corral: vm {vm} ");
         assert!(
             console.contains(&greeting),

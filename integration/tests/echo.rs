@@ -2,16 +2,15 @@
 //! client resolves the server by ARP, and every datagram it sends comes
 //! back exactly once; the link's counters match both guests'.
 
-use integration::{flow, manifest, run};
+use integration::{assert_exited, flow, manifest, run};
 
 #[test]
 fn every_datagram_comes_back_once() {
     let out = run("echo", &manifest("echo.toml"), &["--timeout", "900"]);
-    assert_eq!(out.code, 0, "{}", out.error_text());
-    assert_eq!(out.report["completed"], true);
+    out.assert_succeeded();
+    out.assert_completed();
     for vm in out.vms() {
-        assert_eq!(vm["status"], "exited", "{vm:#}");
-        assert_eq!(vm["exit_code"], 0, "{vm:#}");
+        assert_exited(vm, 0);
     }
     let sent = out.metric("client", "sent");
     assert!(sent > 0);

@@ -3,7 +3,7 @@
 //! each on a core whose APIC ID the report gives consistently, and the
 //! memory totals add up.
 
-use integration::{Outcome, manifest, num, run};
+use integration::{Outcome, assert_exited, manifest, num, run};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -79,12 +79,11 @@ fn assert_totals_add_up(out: &Outcome) {
 #[test]
 fn sixty_four_clones_on_four_cores() {
     let out = run("fleet", &manifest("fleet.toml"), &["--timeout", "900"]);
-    assert_eq!(out.report["completed"], true, "{}", out.error_text());
+    out.assert_completed();
     assert_eq!(out.report["cores"], CPUS);
     assert_eq!(out.vms().len(), 64);
     for vm in out.vms() {
-        assert_eq!(vm["status"], "exited", "{vm:#}");
-        assert_eq!(vm["exit_code"], 0, "{vm:#}");
+        assert_exited(vm, 0);
         assert!(core(vm) < CPUS, "{vm:#}");
     }
     let on_core0 = out.vms_named("core0-");
@@ -108,5 +107,5 @@ fn sixty_four_clones_on_four_cores() {
     );
     assert_apic_ids_match_cores(&out);
     assert_totals_add_up(&out);
-    assert_eq!(out.code, 0, "{}", out.error_text());
+    out.assert_succeeded();
 }

@@ -1,13 +1,12 @@
 //! The hello guest boots, prints and exits with code 0 on two CPU models.
 
-use integration::{Outcome, manifest, run};
+use integration::{Outcome, assert_exited, manifest, run};
 
 fn assert_hello_ran(out: &Outcome) {
-    assert_eq!(out.code, 0, "{}", out.error_text());
-    assert_eq!(out.report["completed"], true);
+    out.assert_succeeded();
+    out.assert_completed();
     let hello = out.vm("hello");
-    assert_eq!(hello["status"], "exited", "{hello:#}");
-    assert_eq!(hello["exit_code"], 0);
+    assert_exited(hello, 0);
     assert!(
         hello["boot_instructions"].as_u64().unwrap_or(0) > 0,
         "{hello:#}"

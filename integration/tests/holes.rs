@@ -3,13 +3,13 @@
 //! tried (or its peer proceeds), every other VM ends as expected, and the
 //! hypervisor finishes the run.
 
-use integration::{flow, manifest, num, run};
+use integration::{assert_exited, assert_killed, flow, manifest, num, run};
 
 #[test]
 fn hostile_cpu_tricks_are_stopped_by_name() {
     let out = run("holes", &manifest("holes.toml"), &["--timeout", "300"]);
-    assert_eq!(out.code, 0, "{}", out.error_text());
-    assert_eq!(out.report["completed"], true, "no `done` record");
+    out.assert_succeeded();
+    out.assert_completed();
     for (vm, reason) in [
         // Waiting for work on a shared core is charged to the budget, and
         // the waiter does not outlive its core-mates.
@@ -46,25 +46,18 @@ fn hostile_cpu_tricks_are_stopped_by_name() {
         ),
     ] {
         let v = out.vm(vm);
-        assert_eq!(v["status"], "killed", "{v:#}");
-        assert_eq!(v["reason"], reason, "{v:#}");
+        assert_eq!(assert_killed(v, &[]), reason, "{v:#}");
     }
-    let hello = out.vm("hello");
-    assert_eq!(
-        (&hello["status"], &hello["exit_code"]),
-        (&"exited".into(), &0.into())
-    );
+    assert_exited(out.vm("hello"), 0);
 }
 
 #[test]
 fn stalled_receivers_do_not_stall_their_senders() {
     let out = run("stall", &manifest("stall.toml"), &["--timeout", "600"]);
-    assert_eq!(out.code, 0, "{}", out.error_text());
-    assert_eq!(out.report["completed"], true, "no `done` record");
+    out.assert_succeeded();
+    out.assert_completed();
     for vm in ["mute", "gen-mute", "pause", "gen-pause"] {
-        let v = out.vm(vm);
-        assert_eq!(v["status"], "exited", "{vm}: {v:#}");
-        assert_eq!(v["exit_code"], 0, "{vm}: {v:#}");
+        assert_exited(out.vm(vm), 0);
     }
     // A receiver that never posts a buffer: every frame its sender handed
     // over (and the end frame) was dropped as stalled, once.
@@ -96,10 +89,10 @@ fn stalled_receivers_do_not_stall_their_senders() {
 #[test]
 fn a_console_spammer_gets_its_share_and_no_more() {
     let out = run("spam", &manifest("spam.toml"), &["--timeout", "300"]);
-    assert_eq!(out.code, 0, "{}", out.error_text());
-    assert_eq!(out.report["completed"], true, "no `done` record");
+    out.assert_succeeded();
+    out.assert_completed();
     let spammer = out.vm("spammer");
-    assert_eq!(spammer["exit_code"], 1, "{spammer:#}");
+    assert_exited(spammer, 1);
     assert_eq!(spammer["restarts"], 2, "{spammer:#}");
     let console = &spammer["console"];
     // One allowance over all three runs: a fresh 4 KiB burst per run
@@ -108,7 +101,7 @@ fn a_console_spammer_gets_its_share_and_no_more() {
     assert!(num(console, "dropped") > 1_000_000, "{console:#}");
     for vm in ["quiet", "hello"] {
         let v = out.vm(vm);
-        assert_eq!(v["exit_code"], 0, "{vm}: {v:#}");
+        assert_exited(v, 0);
         assert_eq!(num(&v["console"], "dropped"), 0, "{vm}: {v:#}");
     }
     assert!(

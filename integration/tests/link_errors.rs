@@ -2,19 +2,7 @@
 //! command: each is refused before anything is built or booted, with a
 //! message that names the link (or VM) and what is wrong.
 
-use integration::run_text;
-
-/// Runs `text` as a manifest and returns the tool's error message.
-fn refused(test: &str, text: &str) -> String {
-    let out = run_text(test, "m.toml", text, &[]);
-    assert_ne!(out.code, 0, "{test}: accepted");
-    assert_eq!(out.report["completed"], false);
-    assert!(
-        out.report["run_dir"].is_null(),
-        "{test}: got as far as staging a run"
-    );
-    out.error_text().to_string()
-}
+use integration::refused;
 
 /// Two hello VMs with net ports (`a` has 1, `b` has 2) on core 1 of a
 /// 2-CPU run, then `links`.

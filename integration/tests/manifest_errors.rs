@@ -2,19 +2,7 @@
 //! each is refused before anything is built or booted, with a message that
 //! names the VM and the field.
 
-use integration::run_text;
-
-/// Runs `text` as a manifest and returns the tool's error message.
-fn refused(test: &str, text: &str) -> String {
-    let out = run_text(test, "m.toml", text, &[]);
-    assert_ne!(out.code, 0, "{test}: accepted");
-    assert_eq!(out.report["completed"], false);
-    assert!(
-        out.report["run_dir"].is_null(),
-        "{test}: got as far as staging a run"
-    );
-    out.error_text().to_string()
-}
+use integration::refused;
 
 #[test]
 fn a_core_the_run_does_not_have() {

@@ -2,7 +2,7 @@
 //! link per hop, polled on core 0, VMs on core 1): every frame pktgen sent
 //! is accounted for exactly, by the guests' counters and the links' alike.
 
-use integration::{Outcome, flow, manifest, num, run};
+use integration::{Outcome, assert_exited, flow, manifest, num, run};
 use serde_json::Value;
 
 /// Frames the pipeline carries besides pktgen's data: its end-of-stream
@@ -64,11 +64,10 @@ fn assert_hop(out: &Outcome, a: &str, b: &str, handed: u64, received: u64) -> Va
 #[test]
 fn every_frame_is_accounted_for() {
     let out = run("nfv", &manifest("nfv.toml"), &["--timeout", "900"]);
-    assert_eq!(out.code, 0, "{}", out.error_text());
-    assert_eq!(out.report["completed"], true);
+    out.assert_succeeded();
+    out.assert_completed();
     for vm in out.vms() {
-        assert_eq!(vm["status"], "exited", "{vm:#}");
-        assert_eq!(vm["exit_code"], 0, "{vm:#}");
+        assert_exited(vm, 0);
         assert_eq!(vm["core"], 1, "VMs run on core 1, core 0 polls: {vm:#}");
     }
 

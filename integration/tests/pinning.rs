@@ -3,12 +3,12 @@
 //! start and end (`CoreId`); both must equal the APIC ID the report gives
 //! for the VM, and a pinned VM's core is the one the manifest names.
 
-use integration::{manifest, num, run};
+use integration::{assert_exited, manifest, num, run};
 
 #[test]
 fn guests_run_on_the_cores_they_are_pinned_to() {
     let out = run("pinning", &manifest("pinning.toml"), &["--timeout", "900"]);
-    assert_eq!(out.report["completed"], true, "{}", out.error_text());
+    out.assert_completed();
     assert_eq!(out.report["cores"], 4);
     let mut apic_ids = Vec::new();
     for (name, pinned) in [
@@ -19,8 +19,7 @@ fn guests_run_on_the_cores_they_are_pinned_to() {
         ("free", None),
     ] {
         let vm = out.vm(name);
-        assert_eq!(vm["status"], "exited", "{vm:#}");
-        assert_eq!(vm["exit_code"], 0, "{vm:#}");
+        assert_exited(vm, 0);
         let core = num(vm, "core");
         match pinned {
             Some(c) => {
@@ -49,5 +48,5 @@ fn guests_run_on_the_cores_they_are_pinned_to() {
         checksums.windows(2).all(|w| w[0] == w[1]),
         "the same work gives the same checksum on every core: {checksums:?}"
     );
-    assert_eq!(out.code, 0, "{}", out.error_text());
+    out.assert_succeeded();
 }

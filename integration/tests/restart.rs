@@ -2,20 +2,14 @@
 //! every time. With `restart = "on-failure"` and a limit of 2 it runs three
 //! times and ends killed; its siblings exit 0.
 
-use integration::{manifest, num, run};
+use integration::{assert_exited, assert_killed, manifest, num, run};
 
 #[test]
 fn a_crashing_clone_restarts_up_to_its_limit() {
     let out = run("restart", &manifest("restart.toml"), &["--timeout", "600"]);
-    assert_eq!(out.report["completed"], true, "{}", out.error_text());
+    out.assert_completed();
     let crashed = out.vm("web-1");
-    assert_eq!(crashed["status"], "killed", "{crashed:#}");
-    assert!(
-        crashed["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("triple fault")),
-        "{crashed:#}"
-    );
+    assert_killed(crashed, &["triple fault"]);
     assert_eq!(num(crashed, "restarts"), 2, "{crashed:#}");
     let reasons = crashed["restart_reasons"]
         .as_array()
@@ -29,9 +23,8 @@ fn a_crashing_clone_restarts_up_to_its_limit() {
     );
     for name in ["web-0", "web-2", "web-3"] {
         let vm = out.vm(name);
-        assert_eq!(vm["status"], "exited", "{vm:#}");
-        assert_eq!(vm["exit_code"], 0, "{vm:#}");
+        assert_exited(vm, 0);
         assert_eq!(num(vm, "restarts"), 0, "{vm:#}");
     }
-    assert_eq!(out.code, 0, "{}", out.error_text());
+    out.assert_succeeded();
 }

@@ -3,7 +3,7 @@
 //! times and preempted by the VMX preemption timer, and their progress lines
 //! interleave on the console.
 
-use integration::{manifest, num, run};
+use integration::{assert_exited, manifest, num, run};
 
 /// Console lines of `vm` that report progress, by position in `console`.
 fn progress_lines(console: &str, vm: &str) -> Vec<usize> {
@@ -23,12 +23,11 @@ fn two_cpu_bound_guests_share_one_core() {
         &manifest("timeslice.toml"),
         &["--timeout", "600"],
     );
-    assert_eq!(out.report["completed"], true, "{}", out.error_text());
+    out.assert_completed();
     assert_eq!(out.report["timeslice"], 1_000_000);
     for name in ["spin-a", "spin-b"] {
         let vm = out.vm(name);
-        assert_eq!(vm["status"], "exited", "{vm:#}");
-        assert_eq!(vm["exit_code"], 0, "{vm:#}");
+        assert_exited(vm, 0);
         assert_eq!(vm["core"], 0, "{vm:#}");
         assert!(num(vm, "slices") >= 2, "{name} was scheduled once: {vm:#}");
         assert!(
@@ -58,5 +57,5 @@ fn two_cpu_bound_guests_share_one_core() {
         "spin-exits kept the core: {busy:#}"
     );
     assert!(num(&busy["exits"], "vmcall") >= 20_000, "{busy:#}");
-    assert_eq!(out.code, 0, "{}", out.error_text());
+    out.assert_succeeded();
 }

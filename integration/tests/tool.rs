@@ -2,7 +2,7 @@
 //! anything boots, and the boot pipeline driven by a stand-in hypervisor
 //! that prints a fixed console (completion, a refusal, a timeout).
 
-use integration::{manifest, run, scratch, stub_build};
+use integration::{assert_exited, manifest, run, run_stub, write_manifest};
 
 #[test]
 fn missing_manifest_is_an_error() {
@@ -19,9 +19,11 @@ fn missing_manifest_is_an_error() {
 
 #[test]
 fn bad_toml_is_an_error_naming_its_line() {
-    let dir = scratch("bad-toml");
-    let path = dir.join("bad.toml");
-    std::fs::write(&path, "[[vm]]\nname = \"a\"\nimage = hello\n").unwrap();
+    let path = write_manifest(
+        "bad-toml",
+        "bad.toml",
+        "[[vm]]\nname = \"a\"\nimage = hello\n",
+    );
     let out = run("bad-toml", &path, &[]);
     assert_ne!(out.code, 0);
     assert!(
@@ -33,9 +35,11 @@ fn bad_toml_is_an_error_naming_its_line() {
 
 #[test]
 fn unknown_image_is_an_error_listing_known_images() {
-    let dir = scratch("unknown-image");
-    let path = dir.join("m.toml");
-    std::fs::write(&path, "[[vm]]\nname = \"a\"\nimage = \"nosuch\"\n").unwrap();
+    let path = write_manifest(
+        "unknown-image",
+        "m.toml",
+        "[[vm]]\nname = \"a\"\nimage = \"nosuch\"\n",
+    );
     let out = run("unknown-image", &path, &[]);
     assert_ne!(out.code, 0);
     let e = out.error_text();
@@ -46,7 +50,7 @@ fn unknown_image_is_an_error_listing_known_images() {
 }
 
 const HELLO_CONSOLE: &str = "hv | stand-in hypervisor\n\
-@corral hv abi=4 cores=1 free=266338304\n\
+@corral hv abi=5 cores=1 free=266338304\n\
 @corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144\n\
 hello | Hello, world\n\
 @corral metric vm=0 name=answer value=42\n\
@@ -55,18 +59,12 @@ hello | Hello, world\n\
 
 #[test]
 fn a_complete_run_is_reported() {
-    let build = stub_build("complete", HELLO_CONSOLE);
-    let out = run(
-        "complete",
-        &manifest("hello.toml"),
-        &["--prebuilt", build.to_str().unwrap(), "--timeout", "60"],
-    );
-    assert_eq!(out.code, 0, "{}", out.error_text());
-    assert_eq!(out.report["completed"], true);
+    let out = run_stub("complete", &manifest("hello.toml"), HELLO_CONSOLE, "60");
+    out.assert_succeeded();
+    out.assert_completed();
     assert_eq!(out.report["timed_out"], false);
     let hello = out.vm("hello");
-    assert_eq!(hello["status"], "exited");
-    assert_eq!(hello["exit_code"], 0);
+    assert_exited(hello, 0);
     assert_eq!(hello["boot_instructions"], 1234);
     assert_eq!(hello["exits"]["vmcall"], 3);
     assert_eq!(hello["metrics"]["answer"], 42);
@@ -93,7 +91,7 @@ fn a_complete_run_is_reported() {
 }
 
 /// A fleet of two with restarts, as a stand-in hypervisor would report it.
-const RESTART_CONSOLE: &str = "@corral hv abi=4 cores=1 free=266338304\n\
+const RESTART_CONSOLE: &str = "@corral hv abi=5 cores=1 free=266338304\n\
 @corral vm-start vm=0 name=web-0 image=hello core=0 apic=0 memory=262144\n\
 @corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 console=0 console_dropped=0 reason=exited with code 0\n\
 @corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
@@ -104,22 +102,15 @@ const RESTART_CONSOLE: &str = "@corral hv abi=4 cores=1 free=266338304\n\
 
 #[test]
 fn clones_restarts_and_clone_expectations_are_reported() {
-    let dir = scratch("restart-stub");
-    let manifest = dir.join("fleet.toml");
-    std::fs::write(
-        &manifest,
+    let manifest = write_manifest(
+        "restart-stub",
+        "fleet.toml",
         "[[vm]]\nname = \"web\"\nimage = \"hello\"\ncount = 2\n\
          restart = \"on-failure\"\nrestart_limit = 1\n\
          expect_clone = { 1 = \"killed:triple fault\" }\n",
-    )
-    .unwrap();
-    let build = stub_build("restart-stub", RESTART_CONSOLE);
-    let out = run(
-        "restart-stub",
-        &manifest,
-        &["--prebuilt", build.to_str().unwrap(), "--timeout", "60"],
     );
-    assert_eq!(out.code, 0, "{}", out.error_text());
+    let out = run_stub("restart-stub", &manifest, RESTART_CONSOLE, "60");
+    out.assert_succeeded();
     let crashed = out.vm("web-1");
     assert_eq!(crashed["status"], "killed");
     assert_eq!(crashed["restarts"], 1);
@@ -136,14 +127,11 @@ fn clones_restarts_and_clone_expectations_are_reported() {
 
 #[test]
 fn a_fatal_record_is_a_refusal() {
-    let build = stub_build(
-        "fatal",
-        "hv | stand-in hypervisor\n@corral fatal reason=CPU lacks VMX (CPUID.1:ECX.VMX = 0)\n",
-    );
-    let out = run(
+    let out = run_stub(
         "fatal",
         &manifest("hello.toml"),
-        &["--prebuilt", build.to_str().unwrap(), "--timeout", "60"],
+        "hv | stand-in hypervisor\n@corral fatal reason=CPU lacks VMX (CPUID.1:ECX.VMX = 0)\n",
+        "60",
     );
     assert_ne!(out.code, 0);
     assert_eq!(
@@ -158,12 +146,7 @@ fn a_fatal_record_is_a_refusal() {
 #[test]
 fn the_wall_clock_bound_stops_the_emulator() {
     // The BIOS alone takes several seconds, so one second is never enough.
-    let build = stub_build("timeout", HELLO_CONSOLE);
-    let out = run(
-        "timeout",
-        &manifest("hello.toml"),
-        &["--prebuilt", build.to_str().unwrap(), "--timeout", "1"],
-    );
+    let out = run_stub("timeout", &manifest("hello.toml"), HELLO_CONSOLE, "1");
     assert_ne!(out.code, 0);
     assert!(
         out.error_text().starts_with("timed out after 1 s"),
@@ -175,7 +158,7 @@ fn the_wall_clock_bound_stops_the_emulator() {
 }
 
 /// Two VMs joined by a link, as a stand-in hypervisor would report them.
-const LINK_CONSOLE: &str = "@corral hv abi=4 cores=2 free=266338304\n\
+const LINK_CONSOLE: &str = "@corral hv abi=5 cores=2 free=266338304\n\
 @corral vm-start vm=0 name=a image=hello core=1 apic=1 memory=262144\n\
 @corral vm-start vm=1 name=b image=hello core=1 apic=1 memory=262144\n\
 @corral window frames=100 exits=0 busy=24000\n\
@@ -186,23 +169,16 @@ const LINK_CONSOLE: &str = "@corral hv abi=4 cores=2 free=266338304\n\
 
 #[test]
 fn links_and_the_window_are_reported() {
-    let dir = scratch("link-stub");
-    let manifest = dir.join("link.toml");
-    std::fs::write(
-        &manifest,
+    let manifest = write_manifest(
+        "link-stub",
+        "link.toml",
         "[run]\ncpus = 2\n\
          [[vm]]\nname = \"a\"\nimage = \"hello\"\nnet = 1\ncores = [1]\n\
          [[vm]]\nname = \"b\"\nimage = \"hello\"\nnet = 1\nconsole = true\ncores = [1]\n\
          [[link]]\na = \"a.0\"\nb = \"b.0\"\n",
-    )
-    .unwrap();
-    let build = stub_build("link-stub", LINK_CONSOLE);
-    let out = run(
-        "link-stub",
-        &manifest,
-        &["--prebuilt", build.to_str().unwrap(), "--timeout", "120"],
     );
-    assert_eq!(out.code, 0, "{}", out.error_text());
+    let out = run_stub("link-stub", &manifest, LINK_CONSOLE, "120");
+    out.assert_succeeded();
     assert_eq!(
         out.report["links"],
         serde_json::json!([{

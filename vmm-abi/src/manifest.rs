@@ -2,22 +2,31 @@
 //! what the hypervisor reads from a Multiboot2 module. Every field is checked
 //! by [`Manifest::parse`]; a bad one is refused with an error that names it.
 //!
-//! Wire layout (little endian): a [`HEADER_SIZE`]-byte header, `vm_count`
-//! VM records of [`RECORD_SIZE`] bytes each, then `link_count` link records
-//! of [`LINK_RECORD_SIZE`] bytes each.
+//! Wire layout (little endian): a [`HEADER_SIZE`]-byte header, a table of
+//! `section_count` entries of [`SECTION_ENTRY_SIZE`] bytes, then the
+//! sections' records. Each kind of record has a section of its own (VMs and
+//! links today; NIC queues, policy hooks, capability grants and guest ABIs
+//! will be kinds of their own), so a new kind is a new table entry and
+//! never widens the header. Every byte after the table belongs to exactly
+//! one section; [`encode`] writes the sections in table order.
 //!
 //! | header offset | field |
 //! |---|---|
 //! | 0 | magic [`MANIFEST_MAGIC`] |
 //! | 8 | `abi_version` u32 |
-//! | 12 | `header_size` u32 |
-//! | 16 | `record_size` u32 |
-//! | 20 | `vm_count` u32 |
-//! | 24 | `flags` u32 (must be 0) |
-//! | 28 | `link_count` u32 |
-//! | 32 | `timeslice` u64: instructions per scheduling slice, 0 = default |
+//! | 12 | `header_size` u32 (= [`HEADER_SIZE`]) |
+//! | 16 | `section_count` u32: table entries (1..=[`MAX_SECTIONS`]) |
+//! | 20 | `flags` u32 (must be 0) |
+//! | 24 | `timeslice` u64: instructions per scheduling slice, 0 = default |
 //!
-//! | record offset | field |
+//! | section entry offset | field |
+//! |---|---|
+//! | 0 | `kind` u32: [`SectionKind`]: 1 = VMs (exactly one section), 2 = links (at most one); 3..=6 set aside for NIC queues, hooks, grants, guest ABIs; any other is refused |
+//! | 4 | `offset` u32: first byte of its records, from the start of the manifest, at or after the end of the table |
+//! | 8 | `count` u32: records (VMs 1..=[`MAX_VMS`], links 0..=[`MAX_LINKS`]) |
+//! | 12 | `record_size` u32: bytes per record, its kind's ([`RECORD_SIZE`], [`LINK_RECORD_SIZE`]) |
+//!
+//! | VM record offset | field |
 //! |---|---|
 //! | 0 | `name` \[32\], NUL padded |
 //! | 32 | `image` \[32\], NUL padded |
@@ -31,24 +40,32 @@
 //! | 225 | `console` u8: 1 = a virtio-console, 0 = none |
 //! | 226 | reserved \[30\] (must be 0) |
 //!
-//! | link offset | field |
+//! | link record offset | field |
 //! |---|---|
 //! | 0 | `a_vm` u32: manifest index of one end's VM |
 //! | 4 | `b_vm` u32: the other end's VM |
 //! | 8 | `a_port` u8, 9 | `b_port` u8: net port numbers on those VMs |
 //! | 10 | reserved u16 (must be 0) |
 //! | 12 | `core` u32: the core that polls this link; it runs no VMs |
+//! | 16 | `hold` u64: [`LinkSpec::hold`] (0 or [`MIN_LINK_HOLD`]..=[`MAX_LINK_HOLD`]) |
+
+mod error;
+mod section;
+#[cfg(test)]
+mod tests;
+
+pub use error::{Field, ManifestError, Place, Problem};
+pub use section::{MAX_SECTIONS, SECTION_ENTRY_SIZE, SECTION_KINDS, Section, SectionKind};
 
 use crate::corral::bootinfo::{ARGS_MAX, NAME_MAX};
 use crate::corral::devices::MAX_NET_PORTS;
 use crate::corral::layout::{MAX_MEMORY, MIN_MEMORY, PAGE_SIZE};
 use crate::text::{is_printable, is_valid_name, le, unpad};
-use core::fmt;
 
 /// First eight bytes of a binary manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"CORRALMF";
 /// Bytes in the header.
-pub const HEADER_SIZE: usize = 40;
+pub const HEADER_SIZE: usize = 32;
 /// Bytes in one VM record.
 pub const RECORD_SIZE: usize = 256;
 /// Bytes in one link record.
@@ -69,6 +86,13 @@ pub const MAX_TIMESLICE: u64 = 1 << 40;
 /// Record flag: restart the VM when it ends other than by exiting 0.
 const FLAG_RESTART_ON_FAILURE: u32 = 1 << 0;
 
+const H_MAGIC: usize = 0;
+const H_ABI_VERSION: usize = 8;
+const H_HEADER_SIZE: usize = 12;
+const H_SECTION_COUNT: usize = 16;
+const H_FLAGS: usize = 20;
+const H_TIMESLICE: usize = 24;
+const _: () = assert!(H_TIMESLICE + 8 == HEADER_SIZE);
 const R_NAME: usize = 0;
 const R_IMAGE: usize = 32;
 const R_ARGS: usize = 64;
@@ -80,7 +104,6 @@ const R_RESTART_LIMIT: usize = 220;
 const R_NET: usize = 224;
 const R_CONSOLE: usize = 225;
 const R_RESERVED: usize = 226;
-const H_LINK_COUNT: usize = 28;
 const L_A_VM: usize = 0;
 const L_B_VM: usize = 4;
 const L_A_PORT: usize = 8;
@@ -88,190 +111,9 @@ const L_B_PORT: usize = 9;
 const L_RESERVED: usize = 10;
 const L_CORE: usize = 12;
 const L_HOLD: usize = 16;
-const H_TIMESLICE: usize = 32;
 const _: () = assert!(R_IMAGE == R_NAME + NAME_MAX && R_ARGS == R_IMAGE + NAME_MAX);
 const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 30 == RECORD_SIZE);
-
-/// A manifest field, named in errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Field {
-    /// The header's magic bytes.
-    Magic,
-    /// The header's ABI version.
-    AbiVersion,
-    /// The header's size fields or the total length.
-    Size,
-    /// The VM count.
-    VmCount,
-    /// A flags word.
-    Flags,
-    /// Reserved bytes.
-    Reserved,
-    /// A VM's name.
-    Name,
-    /// A VM's image name.
-    Image,
-    /// A VM's argument string.
-    Args,
-    /// A VM's memory size.
-    Memory,
-    /// A VM's core set.
-    Cores,
-    /// A VM's restart policy.
-    Restart,
-    /// A VM's restart limit.
-    RestartLimit,
-    /// The scheduling slice.
-    Timeslice,
-    /// A VM's virtio-net port count.
-    Net,
-    /// A VM's virtio-console switch.
-    Console,
-    /// The link count.
-    LinkCount,
-    /// A link's first end.
-    LinkA,
-    /// A link's second end.
-    LinkB,
-    /// A link's polling core.
-    LinkCore,
-    /// A link's hold time.
-    LinkHold,
-}
-
-impl Field {
-    /// The field's name as the TOML manifest spells it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Field::Magic => "magic",
-            Field::AbiVersion => "abi_version",
-            Field::Size => "size",
-            Field::VmCount => "vm_count",
-            Field::Flags => "flags",
-            Field::Reserved => "reserved",
-            Field::Name => "name",
-            Field::Image => "image",
-            Field::Args => "args",
-            Field::Memory => "memory",
-            Field::Cores => "cores",
-            Field::Restart => "restart",
-            Field::RestartLimit => "restart_limit",
-            Field::Timeslice => "timeslice",
-            Field::Net => "net",
-            Field::Console => "console",
-            Field::LinkCount => "link_count",
-            Field::LinkA => "a",
-            Field::LinkB => "b",
-            Field::LinkCore => "core",
-            Field::LinkHold => "hold",
-        }
-    }
-}
-
-/// What is wrong with a field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Problem {
-    /// The value is not what it must be.
-    Mismatch {
-        /// Value found.
-        found: u64,
-        /// Value required.
-        expected: u64,
-    },
-    /// The value is outside its range.
-    OutOfRange {
-        /// Value found.
-        found: u64,
-        /// Smallest allowed.
-        min: u64,
-        /// Largest allowed.
-        max: u64,
-    },
-    /// The value must be a multiple of this.
-    NotMultiple {
-        /// Value found.
-        found: u64,
-        /// Required divisor.
-        of: u64,
-    },
-    /// The text is empty or holds characters it may not.
-    BadText,
-    /// The text is longer than its field.
-    TooLong {
-        /// Longest allowed.
-        max: u64,
-    },
-    /// Another VM already has this name.
-    Duplicate {
-        /// Index of the VM that has it first.
-        first: u32,
-    },
-    /// Must be zero and is not.
-    NotZero,
-    /// The port is already an end of this earlier link.
-    PortTaken {
-        /// Index of the link that has it first.
-        link: u32,
-    },
-    /// The VM does not have this net port.
-    NoPort {
-        /// Net ports the VM has.
-        ports: u8,
-    },
-    /// A VM runs on (is pinned only to) a core that polls links.
-    PollCore {
-        /// The core.
-        core: u32,
-    },
-}
-
-/// A manifest that cannot be used, and exactly why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ManifestError {
-    /// Index of the VM record at fault (of the link record, for the link
-    /// fields), or `None` for the header.
-    pub vm: Option<u32>,
-    /// The field at fault.
-    pub field: Field,
-    /// What is wrong with it.
-    pub problem: Problem,
-}
-
-impl fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let link = matches!(
-            self.field,
-            Field::LinkA | Field::LinkB | Field::LinkCore | Field::LinkHold
-        );
-        match self.vm {
-            Some(i) if link => write!(f, "manifest link {i}: field `{}`: ", self.field.name())?,
-            Some(vm) => write!(f, "manifest vm {vm}: field `{}`: ", self.field.name())?,
-            None => write!(f, "manifest header: field `{}`: ", self.field.name())?,
-        }
-        match self.problem {
-            Problem::Mismatch { found, expected } => {
-                write!(f, "found {found:#x}, expected {expected:#x}")
-            }
-            Problem::OutOfRange { found, min, max } => {
-                write!(f, "{found} is outside {min}..={max}")
-            }
-            Problem::NotMultiple { found, of } => write!(f, "{found} is not a multiple of {of}"),
-            Problem::BadText => write!(
-                f,
-                "must be non-empty and use only the allowed characters (names: A-Z a-z 0-9 _ . -, starting with a letter or digit, and not `hv`; args: printable ASCII)"
-            ),
-            Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
-            Problem::Duplicate { first } => write!(f, "same name as vm {first}"),
-            Problem::NotZero => write!(f, "must be zero"),
-            Problem::NoPort { ports } => write!(f, "that VM has {ports} net ports"),
-            Problem::PortTaken { link } => write!(f, "port is already an end of link {link}"),
-            Problem::PollCore { core } => write!(
-                f,
-                "core {core} polls links, so no VM may be pinned only to it"
-            ),
-        }
-    }
-}
+const _: () = assert!(L_HOLD + 8 == LINK_RECORD_SIZE);
 
 /// One VM as the manifest describes it (the working type; see
 /// [`VmSpec::encode`] and [`Manifest::parse`] for the wire form).
@@ -536,19 +378,97 @@ fn name_hash(name: &[u8]) -> usize {
         .fold(OFFSET, |h, &b| (h ^ u32::from(b)).wrapping_mul(PRIME)) as usize
 }
 
-/// The header for a manifest of `vm_count` VM records and `link_count` link
-/// records, with scheduling slices of `timeslice` instructions (0 = the
-/// hypervisor's default).
-pub fn encode_header(vm_count: u32, timeslice: u64, link_count: u32) -> [u8; HEADER_SIZE] {
-    let mut h = [0u8; HEADER_SIZE];
-    h[0..8].copy_from_slice(&MANIFEST_MAGIC);
-    le::put_u32(&mut h, 8, crate::ABI_VERSION);
-    le::put_u32(&mut h, 12, HEADER_SIZE as u32);
-    le::put_u32(&mut h, 16, RECORD_SIZE as u32);
-    le::put_u32(&mut h, 20, vm_count);
-    le::put_u32(&mut h, H_LINK_COUNT, link_count);
-    le::put_u64(&mut h, H_TIMESLICE, timeslice);
-    h
+/// Bytes of the manifest [`encode`] writes for `vm_count` VMs and
+/// `link_count` links: header, section table (a link section only with
+/// links), VM records, link records.
+pub const fn encoded_len(vm_count: usize, link_count: usize) -> usize {
+    let sections = if link_count == 0 { 1 } else { 2 };
+    section::table_end(sections) + vm_count * RECORD_SIZE + link_count * LINK_RECORD_SIZE
+}
+
+/// Writes the binary manifest of `vms` and `links` with scheduling slices
+/// of `timeslice` instructions (0 = the hypervisor's default) into `out`,
+/// which must be [`encoded_len`] bytes long. Every VM and the slice are
+/// checked first, and the result is parsed before it is returned, so what
+/// this writes [`Manifest::parse`] accepts; an error names what is wrong
+/// as the parser would.
+pub fn encode(
+    timeslice: u64,
+    vms: &[VmSpec<'_>],
+    links: &[LinkSpec],
+    out: &mut [u8],
+) -> Result<(), ManifestError> {
+    let h = |field, problem| Err(err(None, field, problem));
+    for (kind, count) in [
+        (SectionKind::Vms, vms.len()),
+        (SectionKind::Links, links.len()),
+    ] {
+        let (min, max, field) = kind.counts();
+        if !(min as usize..=max as usize).contains(&count) {
+            return h(
+                field,
+                Problem::OutOfRange {
+                    found: count as u64,
+                    min: min.into(),
+                    max: max.into(),
+                },
+            );
+        }
+    }
+    validate_timeslice(timeslice)?;
+    let want = encoded_len(vms.len(), links.len());
+    if out.len() != want {
+        return h(
+            Field::Size,
+            Problem::Mismatch {
+                found: out.len() as u64,
+                expected: want as u64,
+            },
+        );
+    }
+    // The counts are checked above, so the manifest is about 1 MiB at
+    // most and every count and offset fits a u32.
+    let sections = if links.is_empty() { 1 } else { 2 };
+    let start = section::table_end(sections);
+    let vm_bytes = vms.len() * RECORD_SIZE;
+    let table = [
+        Section {
+            kind: SectionKind::Vms as u32,
+            offset: start as u32,
+            count: vms.len() as u32,
+            record_size: RECORD_SIZE as u32,
+        },
+        Section {
+            kind: SectionKind::Links as u32,
+            offset: (start + vm_bytes) as u32,
+            count: links.len() as u32,
+            record_size: LINK_RECORD_SIZE as u32,
+        },
+    ];
+    out.fill(0);
+    out[H_MAGIC..H_MAGIC + 8].copy_from_slice(&MANIFEST_MAGIC);
+    le::put_u32(out, H_ABI_VERSION, crate::ABI_VERSION);
+    le::put_u32(out, H_HEADER_SIZE, HEADER_SIZE as u32);
+    le::put_u32(out, H_SECTION_COUNT, sections);
+    le::put_u64(out, H_TIMESLICE, timeslice);
+    for (i, s) in (0..sections).zip(&table) {
+        let at = section::table_end(i);
+        out[at..at + SECTION_ENTRY_SIZE].copy_from_slice(&s.encode());
+    }
+    for (i, (vm, r)) in vms
+        .iter()
+        .zip(out[start..].chunks_exact_mut(RECORD_SIZE))
+        .enumerate()
+    {
+        r.copy_from_slice(&vm.encode(i as u32)?);
+    }
+    for (link, r) in links
+        .iter()
+        .zip(out[start + vm_bytes..].chunks_exact_mut(LINK_RECORD_SIZE))
+    {
+        r.copy_from_slice(&link.encode());
+    }
+    Manifest::parse(out).map(|_| ())
 }
 
 /// Checks a scheduling slice (0 = default).
@@ -577,8 +497,8 @@ pub struct Manifest<'a> {
 }
 
 impl<'a> Manifest<'a> {
-    /// Checks a whole binary manifest: header, sizes, every VM record, and
-    /// that VM names are unique.
+    /// Checks a whole binary manifest: header, section table, every VM
+    /// record, that VM names are unique, and every link.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ManifestError> {
         let h = |field, problem| Err(err(None, field, problem));
         if bytes.len() < HEADER_SIZE {
@@ -590,16 +510,16 @@ impl<'a> Manifest<'a> {
                 },
             );
         }
-        if bytes[0..8] != MANIFEST_MAGIC {
+        if bytes[H_MAGIC..H_MAGIC + 8] != MANIFEST_MAGIC {
             return h(
                 Field::Magic,
                 Problem::Mismatch {
-                    found: u64::from_le_bytes(bytes[0..8].try_into().unwrap_or([0; 8])),
+                    found: le::u64_at(bytes, H_MAGIC),
                     expected: u64::from_le_bytes(MANIFEST_MAGIC),
                 },
             );
         }
-        let version = le::u32_at(bytes, 8);
+        let version = le::u32_at(bytes, H_ABI_VERSION);
         if version != crate::ABI_VERSION {
             return h(
                 Field::AbiVersion,
@@ -609,59 +529,36 @@ impl<'a> Manifest<'a> {
                 },
             );
         }
-        for (off, want) in [(12, HEADER_SIZE), (16, RECORD_SIZE)] {
-            let found = le::u32_at(bytes, off);
-            if found as usize != want {
-                return h(
-                    Field::Size,
-                    Problem::Mismatch {
-                        found: found.into(),
-                        expected: want as u64,
-                    },
-                );
-            }
-        }
-        let count = le::u32_at(bytes, 20);
-        if !(1..=MAX_VMS).contains(&count) {
-            return h(
-                Field::VmCount,
-                Problem::OutOfRange {
-                    found: count.into(),
-                    min: 1,
-                    max: MAX_VMS.into(),
-                },
-            );
-        }
-        if le::u32_at(bytes, 24) != 0 {
-            return h(Field::Flags, Problem::NotZero);
-        }
-        let link_count = le::u32_at(bytes, H_LINK_COUNT);
-        if link_count > MAX_LINKS {
-            return h(
-                Field::LinkCount,
-                Problem::OutOfRange {
-                    found: link_count.into(),
-                    min: 0,
-                    max: MAX_LINKS.into(),
-                },
-            );
-        }
-        let vm_bytes = count as usize * RECORD_SIZE;
-        let want_len = HEADER_SIZE + vm_bytes + link_count as usize * LINK_RECORD_SIZE;
-        if bytes.len() != want_len {
+        let header_size = le::u32_at(bytes, H_HEADER_SIZE);
+        if header_size as usize != HEADER_SIZE {
             return h(
                 Field::Size,
                 Problem::Mismatch {
-                    found: bytes.len() as u64,
-                    expected: want_len as u64,
+                    found: header_size.into(),
+                    expected: HEADER_SIZE as u64,
+                },
+            );
+        }
+        if le::u32_at(bytes, H_FLAGS) != 0 {
+            return h(Field::Flags, Problem::NotZero);
+        }
+        let count = le::u32_at(bytes, H_SECTION_COUNT);
+        if !(1..=MAX_SECTIONS).contains(&count) {
+            return h(
+                Field::SectionCount,
+                Problem::OutOfRange {
+                    found: count.into(),
+                    min: 1,
+                    max: MAX_SECTIONS.into(),
                 },
             );
         }
         let timeslice = le::u64_at(bytes, H_TIMESLICE);
         validate_timeslice(timeslice)?;
+        let sections = section::locate(bytes, count)?;
         let mut manifest = Manifest {
-            records: &bytes[HEADER_SIZE..HEADER_SIZE + vm_bytes],
-            links: &bytes[HEADER_SIZE + vm_bytes..],
+            records: &bytes[sections.range(SectionKind::Vms)],
+            links: &bytes[sections.range(SectionKind::Links)],
             timeslice,
             poll_cores: 0,
         };
@@ -824,321 +721,6 @@ impl<'a> Manifest<'a> {
         let start = index.checked_mul(RECORD_SIZE)?;
         let r = self.records.get(start..start.checked_add(RECORD_SIZE)?)?;
         VmSpec::decode(index as u32, r).ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    extern crate std;
-    use std::vec::Vec;
-
-    fn hello(name: &'static str) -> VmSpec<'static> {
-        VmSpec {
-            name,
-            image: "hello",
-            args: "",
-            memory: 0x20_0000,
-            budget: 0,
-            cores: 0,
-            restart: Restart::Never,
-            restart_limit: 0,
-            net_ports: 0,
-            console: false,
-        }
-    }
-
-    fn build(vms: &[VmSpec]) -> Vec<u8> {
-        build_linked(vms, &[])
-    }
-
-    fn build_linked(vms: &[VmSpec], links: &[LinkSpec]) -> Vec<u8> {
-        let mut out = encode_header(vms.len() as u32, 0, links.len() as u32).to_vec();
-        for (i, vm) in vms.iter().enumerate() {
-            out.extend_from_slice(&vm.encode(i as u32).unwrap());
-        }
-        for l in links {
-            out.extend_from_slice(&l.encode());
-        }
-        out
-    }
-
-    fn link(a: (u32, u8), b: (u32, u8), core: u32) -> LinkSpec {
-        LinkSpec {
-            a: PortRef { vm: a.0, port: a.1 },
-            b: PortRef { vm: b.0, port: b.1 },
-            core,
-            hold: DEFAULT_LINK_HOLD + u64::from(core),
-        }
-    }
-
-    fn nf(name: &'static str, ports: u8) -> VmSpec<'static> {
-        VmSpec {
-            net_ports: ports,
-            console: true,
-            cores: 0b10,
-            ..hello(name)
-        }
-    }
-
-    #[test]
-    fn links_round_trip_and_name_poll_cores() {
-        let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
-        let links = [link((0, 0), (1, 0), 0), link((1, 1), (2, 0), 2)];
-        let bytes = build_linked(&vms, &links);
-        let m = Manifest::parse(&bytes).unwrap();
-        assert_eq!(m.iter().collect::<Vec<_>>(), vms);
-        assert_eq!(m.links().collect::<Vec<_>>(), links);
-        assert_eq!(m.link_count(), 2);
-        assert_eq!(m.poll_cores(), 0b101);
-    }
-
-    #[test]
-    fn bad_links_name_link_and_end() {
-        let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
-        let check = |links: &[LinkSpec]| {
-            let e = Manifest::parse(&build_linked(&vms, links)).unwrap_err();
-            (e.vm, e.field, e.problem)
-        };
-        assert_eq!(
-            check(&[link((0, 0), (7, 0), 0)]),
-            (
-                Some(0),
-                Field::LinkB,
-                Problem::OutOfRange {
-                    found: 7,
-                    min: 0,
-                    max: 2
-                }
-            )
-        );
-        assert_eq!(
-            check(&[link((0, 1), (1, 0), 0)]),
-            (Some(0), Field::LinkA, Problem::NoPort { ports: 1 })
-        );
-        assert_eq!(
-            check(&[link((0, 0), (1, 0), 0), link((1, 1), (1, 0), 0)]),
-            (Some(1), Field::LinkB, Problem::PortTaken { link: 0 })
-        );
-        assert_eq!(
-            check(&[link((1, 0), (1, 0), 0)]),
-            (Some(0), Field::LinkB, Problem::PortTaken { link: 0 })
-        );
-        assert_eq!(check(&[link((0, 0), (1, 0), 64)]).1, Field::LinkCore);
-        let short = LinkSpec {
-            hold: MIN_LINK_HOLD - 1,
-            ..link((0, 0), (1, 0), 0)
-        };
-        assert_eq!(check(&[short]).1, Field::LinkHold);
-        let never = LinkSpec {
-            hold: 0,
-            ..link((0, 0), (1, 0), 0)
-        };
-        assert!(
-            Manifest::parse(&build_linked(&vms, &[never])).is_ok(),
-            "hold 0 (never drop) is allowed"
-        );
-        // Every VM is pinned to core 1: polling there would leave them no core.
-        assert_eq!(
-            check(&[link((0, 0), (1, 0), 1)]),
-            (Some(0), Field::Cores, Problem::PollCore { core: 1 })
-        );
-        let mut bytes = build_linked(&vms, &[link((0, 0), (1, 0), 0)]);
-        let at = bytes.len() - LINK_RECORD_SIZE + L_RESERVED;
-        bytes[at] = 1;
-        assert_eq!(Manifest::parse(&bytes).unwrap_err().field, Field::LinkCore);
-        let e = ManifestError {
-            vm: Some(3),
-            field: Field::LinkA,
-            problem: Problem::NoPort { ports: 0 },
-        };
-        assert_eq!(
-            std::format!("{e}"),
-            "manifest link 3: field `a`: that VM has 0 net ports"
-        );
-    }
-
-    #[test]
-    fn device_fields_are_checked() {
-        let mut b = build(&[hello("a")]);
-        b[HEADER_SIZE + R_NET] = MAX_NET_PORTS + 1;
-        assert_eq!(field_err(&b), (Some(0), Field::Net));
-        let mut b = build(&[hello("a")]);
-        b[HEADER_SIZE + R_CONSOLE] = 2;
-        assert_eq!(field_err(&b), (Some(0), Field::Console));
-        let mut b = build(&[hello("a")]);
-        le::put_u32(&mut b, H_LINK_COUNT, MAX_LINKS + 1);
-        assert_eq!(field_err(&b), (None, Field::LinkCount));
-    }
-
-    #[test]
-    fn round_trip() {
-        let vms = [
-            hello("a"),
-            VmSpec {
-                args: "mode=msr x=1",
-                budget: 5,
-                cores: 0b1010,
-                restart: Restart::OnFailure,
-                restart_limit: 3,
-                ..hello("b")
-            },
-        ];
-        let bytes = build(&vms);
-        let m = Manifest::parse(&bytes).unwrap();
-        assert_eq!(m.len(), 2);
-        assert_eq!(m.iter().collect::<Vec<_>>(), vms);
-        assert_eq!(m.get(1), Some(vms[1]));
-        assert_eq!(m.get(2), None);
-    }
-
-    fn field_err(bytes: &[u8]) -> (Option<u32>, Field) {
-        let e = Manifest::parse(bytes).unwrap_err();
-        (e.vm, e.field)
-    }
-
-    #[test]
-    fn header_errors_name_the_field() {
-        let good = build(&[hello("a")]);
-        assert_eq!(field_err(&good[..10]), (None, Field::Size));
-        let mut b = good.clone();
-        b[0] = b'X';
-        assert_eq!(field_err(&b), (None, Field::Magic));
-        let mut b = good.clone();
-        b[8] = 99;
-        assert_eq!(field_err(&b), (None, Field::AbiVersion));
-        let mut b = good.clone();
-        b[16] = 1;
-        assert_eq!(field_err(&b), (None, Field::Size));
-        let mut b = good.clone();
-        le::put_u32(&mut b, 20, 0);
-        assert_eq!(field_err(&b), (None, Field::VmCount));
-        let mut b = good.clone();
-        le::put_u32(&mut b, 20, 2);
-        assert_eq!(field_err(&b), (None, Field::Size));
-        let mut b = good.clone();
-        b.push(0);
-        assert_eq!(field_err(&b), (None, Field::Size));
-        let mut b = good.clone();
-        b[24] = 1;
-        assert_eq!(field_err(&b), (None, Field::Flags));
-        let mut b = good.clone();
-        b[28] = 1;
-        assert_eq!(field_err(&b), (None, Field::Size));
-        let mut b = good;
-        le::put_u64(&mut b, H_TIMESLICE, 5);
-        assert_eq!(field_err(&b), (None, Field::Timeslice));
-    }
-
-    #[test]
-    fn record_errors_name_vm_and_field() {
-        let good = build(&[hello("a"), hello("b")]);
-        let rec = |i: usize, off: usize| HEADER_SIZE + i * RECORD_SIZE + off;
-        type Corrupt<'a> = &'a dyn Fn(&mut Vec<u8>);
-        let cases: [(usize, Corrupt, Field); 9] = [
-            (R_NAME, &|b| b[rec(1, R_NAME)] = 0, Field::Name),
-            (R_NAME, &|b| b[rec(1, R_NAME)] = b'@', Field::Name),
-            (R_NAME, &|b| b[rec(1, R_NAME + 5)] = b'z', Field::Name),
-            (R_IMAGE, &|b| b[rec(1, R_IMAGE)] = b' ', Field::Image),
-            (R_ARGS, &|b| b[rec(1, R_ARGS)] = b'\n', Field::Args),
-            (
-                R_MEMORY,
-                &|b| le::put_u64(b, rec(1, R_MEMORY), 0x20_0001),
-                Field::Memory,
-            ),
-            (
-                R_MEMORY,
-                &|b| le::put_u64(b, rec(1, R_MEMORY), u64::MAX),
-                Field::Memory,
-            ),
-            (
-                R_RESTART_LIMIT,
-                &|b| le::put_u32(b, rec(1, R_RESTART_LIMIT), 1),
-                Field::RestartLimit,
-            ),
-            (R_FLAGS, &|b| b[rec(1, R_FLAGS)] = 2, Field::Flags),
-        ];
-        for (_, corrupt, field) in cases {
-            let mut b = good.clone();
-            corrupt(&mut b);
-            assert_eq!(field_err(&b), (Some(1), field));
-        }
-        let mut b = good.clone();
-        b[rec(1, R_RESERVED + 3)] = 1;
-        assert_eq!(field_err(&b), (Some(1), Field::Reserved));
-        let mut b = good;
-        b[rec(1, R_NAME)] = b'a';
-        let e = Manifest::parse(&b).unwrap_err();
-        assert_eq!(e.problem, Problem::Duplicate { first: 0 });
-    }
-
-    #[test]
-    fn many_vms_and_a_late_duplicate() {
-        let names: Vec<std::string::String> =
-            (0..MAX_VMS).map(|i| std::format!("vm-{i}")).collect();
-        let mut vms: Vec<VmSpec> = names
-            .iter()
-            .map(|n| VmSpec {
-                name: n,
-                ..hello("x")
-            })
-            .collect();
-        assert_eq!(
-            Manifest::parse(&build(&vms)).unwrap().len(),
-            MAX_VMS as usize
-        );
-        vms[4000].name = "vm-17";
-        let e = Manifest::parse(&build(&vms)).unwrap_err();
-        assert_eq!(
-            (e.vm, e.problem),
-            (Some(4000), Problem::Duplicate { first: 17 })
-        );
-    }
-
-    #[test]
-    fn encode_refuses_bad_specs() {
-        let long = "x".repeat(33);
-        let long: &'static str = std::boxed::Box::leak(long.into_boxed_str());
-        assert_eq!(hello(long).encode(0).unwrap_err().field, Field::Name);
-        // Console lines from a VM named like the hypervisor would pass for its own.
-        assert_eq!(hello("hv").encode(0).unwrap_err().field, Field::Name);
-        assert!(hello("hv2").encode(0).is_ok());
-        let too_small = VmSpec {
-            memory: 4096,
-            ..hello("a")
-        };
-        assert_eq!(too_small.encode(0).unwrap_err().field, Field::Memory);
-    }
-
-    #[test]
-    fn errors_read_well() {
-        let e = ManifestError {
-            vm: Some(2),
-            field: Field::Memory,
-            problem: Problem::NotMultiple { found: 5, of: 4096 },
-        };
-        assert_eq!(
-            std::format!("{e}"),
-            "manifest vm 2: field `memory`: 5 is not a multiple of 4096"
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1200)) {
-            let _ = Manifest::parse(&bytes);
-        }
-
-        #[test]
-        fn corrupting_one_byte_never_panics(pos in 0usize..(HEADER_SIZE + 2 * RECORD_SIZE), val: u8) {
-            let mut b = build(&[hello("a"), hello("b")]);
-            b[pos] = val;
-            if let Ok(m) = Manifest::parse(&b) {
-                for vm in m.iter() {
-                    vm.validate(0).unwrap();
-                }
-            }
-        }
     }
 }
 

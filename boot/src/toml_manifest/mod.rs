@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::expect::Expectation;
 use std::path::Path;
 use vmm_abi::manifest::{
-    self, Field, MAX_TIMESLICE, MAX_VMS, MIN_TIMESLICE, ManifestError, Problem, RECORD_SIZE,
-    Restart, VmSpec, encode_header, validate_timeslice,
+    self, Field, LinkSpec, MAX_TIMESLICE, MAX_VMS, MIN_TIMESLICE, ManifestError, Place, Problem,
+    Restart, VmSpec, validate_timeslice,
 };
 
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
@@ -257,28 +257,15 @@ fn check_vm(
 impl Manifest {
     /// The binary manifest the hypervisor reads.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(
-            manifest::HEADER_SIZE
-                + self.vms.len() * RECORD_SIZE
-                + self.links.len() * manifest::LINK_RECORD_SIZE,
-        );
-        out.extend_from_slice(&encode_header(
-            self.vms.len() as u32,
-            self.timeslice,
-            self.links.len() as u32,
-        ));
-        for (i, vm) in self.vms.iter().enumerate() {
-            let record = vm
-                .spec()
-                .encode(i as u32)
-                .map_err(|e| vm_error(&self.origin, &vm.name, &e))?;
-            out.extend_from_slice(&record);
-        }
-        for link in &self.links {
-            out.extend_from_slice(&link.spec().encode());
-        }
-        manifest::Manifest::parse(&out)
-            .map_err(|e| Error::new(format!("{}: encoded manifest refused: {e}", self.origin)))?;
+        let vms: Vec<VmSpec<'_>> = self.vms.iter().map(VmConfig::spec).collect();
+        let links: Vec<LinkSpec> = self.links.iter().map(LinkConfig::spec).collect();
+        let mut out = vec![0; manifest::encoded_len(vms.len(), links.len())];
+        manifest::encode(self.timeslice, &vms, &links, &mut out).map_err(|e| match e.place() {
+            Place::Vm(i) if let Some(vm) = self.vms.get(i as usize) => {
+                vm_error(&self.origin, &vm.name, &e)
+            }
+            _ => Error::new(format!("{}: encoded manifest refused: {e}", self.origin)),
+        })?;
         Ok(out)
     }
 

@@ -1,0 +1,299 @@
+//! What is wrong with a binary manifest: the field at fault, where it is
+//! (header, section table entry, VM record or link record) and the problem.
+
+use core::fmt;
+
+/// A manifest field, named in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The header's magic bytes.
+    Magic,
+    /// The header's ABI version.
+    AbiVersion,
+    /// The header's size field, or the total length (bytes no section
+    /// claims, a table that does not fit).
+    Size,
+    /// The number of VMs (a VM section's record count).
+    VmCount,
+    /// A flags word.
+    Flags,
+    /// Reserved bytes.
+    Reserved,
+    /// A VM's name.
+    Name,
+    /// A VM's image name.
+    Image,
+    /// A VM's argument string.
+    Args,
+    /// A VM's memory size.
+    Memory,
+    /// A VM's core set.
+    Cores,
+    /// A VM's restart policy.
+    Restart,
+    /// A VM's restart limit.
+    RestartLimit,
+    /// The scheduling slice.
+    Timeslice,
+    /// A VM's virtio-net port count.
+    Net,
+    /// A VM's virtio-console switch.
+    Console,
+    /// The number of links (a link section's record count).
+    LinkCount,
+    /// A link's first end.
+    LinkA,
+    /// A link's second end.
+    LinkB,
+    /// A link's polling core.
+    LinkCore,
+    /// A link's hold time.
+    LinkHold,
+    /// The header's count of section table entries.
+    SectionCount,
+    /// A section's kind.
+    SectionKind,
+    /// A section's place in the manifest (its offset and length).
+    SectionOffset,
+    /// A section's record size.
+    SectionRecordSize,
+}
+
+impl Field {
+    /// The field's name as the TOML manifest spells it (wire-only fields:
+    /// as the layout table in [`crate::manifest`] does).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::Magic => "magic",
+            Field::AbiVersion => "abi_version",
+            Field::Size => "size",
+            Field::VmCount => "vm_count",
+            Field::Flags => "flags",
+            Field::Reserved => "reserved",
+            Field::Name => "name",
+            Field::Image => "image",
+            Field::Args => "args",
+            Field::Memory => "memory",
+            Field::Cores => "cores",
+            Field::Restart => "restart",
+            Field::RestartLimit => "restart_limit",
+            Field::Timeslice => "timeslice",
+            Field::Net => "net",
+            Field::Console => "console",
+            Field::LinkCount => "link_count",
+            Field::LinkA => "a",
+            Field::LinkB => "b",
+            Field::LinkCore => "core",
+            Field::LinkHold => "hold",
+            Field::SectionCount => "section_count",
+            Field::SectionKind => "kind",
+            Field::SectionOffset => "offset",
+            Field::SectionRecordSize => "record_size",
+        }
+    }
+}
+
+/// What is wrong with a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The value is not what it must be.
+    Mismatch {
+        /// Value found.
+        found: u64,
+        /// Value required.
+        expected: u64,
+    },
+    /// The value is outside its range.
+    OutOfRange {
+        /// Value found.
+        found: u64,
+        /// Smallest allowed.
+        min: u64,
+        /// Largest allowed.
+        max: u64,
+    },
+    /// The value must be a multiple of this.
+    NotMultiple {
+        /// Value found.
+        found: u64,
+        /// Required divisor.
+        of: u64,
+    },
+    /// The text is empty or holds characters it may not.
+    BadText,
+    /// The text is longer than its field.
+    TooLong {
+        /// Longest allowed.
+        max: u64,
+    },
+    /// Another VM already has this name.
+    Duplicate {
+        /// Index of the VM that has it first.
+        first: u32,
+    },
+    /// Must be zero and is not.
+    NotZero,
+    /// The port is already an end of this earlier link.
+    PortTaken {
+        /// Index of the link that has it first.
+        link: u32,
+    },
+    /// The VM does not have this net port.
+    NoPort {
+        /// Net ports the VM has.
+        ports: u8,
+    },
+    /// A VM runs on (is pinned only to) a core that polls links.
+    PollCore {
+        /// The core.
+        core: u32,
+    },
+    /// A section of a kind this hypervisor does not know.
+    UnknownSection {
+        /// The kind found.
+        kind: u32,
+    },
+    /// A second section of a kind that may appear once.
+    DuplicateSection {
+        /// Index of the section table entry that has it first.
+        first: u32,
+    },
+    /// The section's records are not the size its kind's records are.
+    RecordSize {
+        /// Bytes per record found.
+        found: u32,
+        /// Bytes per record of this kind.
+        expected: u32,
+    },
+    /// The section's bytes do not lie within the area after the section
+    /// table.
+    OutOfBounds {
+        /// First byte of the section.
+        start: u64,
+        /// End of the section (exclusive).
+        end: u64,
+        /// First byte after the section table.
+        min: u64,
+        /// Length of the manifest.
+        max: u64,
+    },
+    /// The section shares bytes with an earlier one.
+    Overlap {
+        /// Index of the earlier section table entry.
+        section: u32,
+    },
+    /// Bytes after the section table that belong to no section.
+    Unclaimed {
+        /// First such byte.
+        start: u64,
+        /// End of the run (exclusive).
+        end: u64,
+    },
+}
+
+/// Where in the manifest an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The header (or the manifest as a whole).
+    Header,
+    /// Entry N of the section table.
+    Section(u32),
+    /// VM record N.
+    Vm(u32),
+    /// Link record N.
+    Link(u32),
+}
+
+/// A manifest that cannot be used, and exactly why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    /// Index of the record at fault: of the VM record, of the link record
+    /// for the link fields, of the section table entry for the section
+    /// fields and the record counts; `None` for the header. See
+    /// [`ManifestError::place`].
+    pub vm: Option<u32>,
+    /// The field at fault.
+    pub field: Field,
+    /// What is wrong with it.
+    pub problem: Problem,
+}
+
+impl ManifestError {
+    /// Where the error is, from its index and field.
+    pub const fn place(&self) -> Place {
+        let Some(i) = self.vm else {
+            return Place::Header;
+        };
+        match self.field {
+            Field::LinkA | Field::LinkB | Field::LinkCore | Field::LinkHold => Place::Link(i),
+            Field::SectionKind
+            | Field::SectionOffset
+            | Field::SectionRecordSize
+            | Field::VmCount
+            | Field::LinkCount => Place::Section(i),
+            _ => Place::Vm(i),
+        }
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = self.field.name();
+        match self.place() {
+            Place::Header => write!(f, "manifest header: field `{field}`: ")?,
+            Place::Section(i) => write!(f, "manifest section {i}: field `{field}`: ")?,
+            Place::Vm(i) => write!(f, "manifest vm {i}: field `{field}`: ")?,
+            Place::Link(i) => write!(f, "manifest link {i}: field `{field}`: ")?,
+        }
+        match self.problem {
+            Problem::Mismatch { found, expected } => {
+                write!(f, "found {found:#x}, expected {expected:#x}")
+            }
+            Problem::OutOfRange { found, min, max } => {
+                write!(f, "{found} is outside {min}..={max}")
+            }
+            Problem::NotMultiple { found, of } => write!(f, "{found} is not a multiple of {of}"),
+            Problem::BadText => write!(
+                f,
+                "must be non-empty and use only the allowed characters (names: A-Z a-z 0-9 _ . -, starting with a letter or digit, and not `hv`; args: printable ASCII)"
+            ),
+            Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
+            Problem::Duplicate { first } => write!(f, "same name as vm {first}"),
+            Problem::NotZero => write!(f, "must be zero"),
+            Problem::NoPort { ports } => write!(f, "that VM has {ports} net ports"),
+            Problem::PortTaken { link } => write!(f, "port is already an end of link {link}"),
+            Problem::PollCore { core } => write!(
+                f,
+                "core {core} polls links, so no VM may be pinned only to it"
+            ),
+            Problem::UnknownSection { kind } => {
+                write!(f, "unknown section kind {kind} (this hypervisor knows ")?;
+                for (i, k) in super::SectionKind::ALL.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{} = {}", *k as u32, k.name())?;
+                }
+                f.write_str(")")
+            }
+            Problem::DuplicateSection { first } => {
+                write!(f, "same kind as section {first}; each kind appears once")
+            }
+            Problem::RecordSize { found, expected } => write!(
+                f,
+                "records of {found} bytes, but this kind's records are {expected} bytes"
+            ),
+            Problem::OutOfBounds {
+                start,
+                end,
+                min,
+                max,
+            } => write!(
+                f,
+                "bytes {start}..{end} are not within {min}..{max} (after the section table, within the manifest)"
+            ),
+            Problem::Overlap { section } => write!(f, "shares bytes with section {section}"),
+            Problem::Unclaimed { start, end } => {
+                write!(f, "bytes {start}..{end} belong to no section")
+            }
+        }
+    }
+}

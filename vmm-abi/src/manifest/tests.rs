@@ -1,0 +1,829 @@
+//! Tests of the binary manifest: round trips, every refusal by name, and
+//! arbitrary or mutated bytes.
+
+use super::*;
+extern crate std;
+use std::vec::Vec;
+
+fn hello(name: &'static str) -> VmSpec<'static> {
+    VmSpec {
+        name,
+        image: "hello",
+        args: "",
+        memory: 0x20_0000,
+        budget: 0,
+        cores: 0,
+        restart: Restart::Never,
+        restart_limit: 0,
+        net_ports: 0,
+        console: false,
+    }
+}
+
+fn build(vms: &[VmSpec]) -> Vec<u8> {
+    build_linked(vms, &[])
+}
+
+/// A section table entry for `count` records of `kind` at `offset`.
+fn entry(kind: SectionKind, offset: usize, count: usize) -> Section {
+    Section {
+        kind: kind as u32,
+        offset: offset as u32,
+        count: count as u32,
+        record_size: kind.record_size() as u32,
+    }
+}
+
+/// A header for `table`, the table, then `data` (no checks: tests build
+/// what the parser must refuse with this).
+fn assemble(table: &[Section], data: &[u8]) -> Vec<u8> {
+    let mut out = std::vec![0u8; HEADER_SIZE];
+    out[..8].copy_from_slice(&MANIFEST_MAGIC);
+    le::put_u32(&mut out, H_ABI_VERSION, crate::ABI_VERSION);
+    le::put_u32(&mut out, H_HEADER_SIZE, HEADER_SIZE as u32);
+    le::put_u32(&mut out, H_SECTION_COUNT, table.len() as u32);
+    for s in table {
+        out.extend_from_slice(&s.encode());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+fn vm_records(vms: &[VmSpec]) -> Vec<u8> {
+    vms.iter()
+        .enumerate()
+        .flat_map(|(i, vm)| vm.encode(i as u32).unwrap())
+        .collect()
+}
+
+fn link_records(links: &[LinkSpec]) -> Vec<u8> {
+    links.iter().flat_map(|l| l.encode()).collect()
+}
+
+/// The canonical layout [`encode`] writes, without its checks of the links
+/// (so tests can build bad ones): VMs, then links if there are any.
+fn build_linked(vms: &[VmSpec], links: &[LinkSpec]) -> Vec<u8> {
+    let mut data = vm_records(vms);
+    data.extend(link_records(links));
+    if links.is_empty() {
+        assemble(
+            &[entry(SectionKind::Vms, section::table_end(1), vms.len())],
+            &data,
+        )
+    } else {
+        let start = section::table_end(2);
+        assemble(
+            &[
+                entry(SectionKind::Vms, start, vms.len()),
+                entry(
+                    SectionKind::Links,
+                    start + vms.len() * RECORD_SIZE,
+                    links.len(),
+                ),
+            ],
+            &data,
+        )
+    }
+}
+
+/// Where record `i` starts in `build(..)` (one section).
+fn rec(i: usize, off: usize) -> usize {
+    section::table_end(1) + i * RECORD_SIZE + off
+}
+
+/// Overwrites table entry `i` of `bytes`.
+fn set_entry(bytes: &mut [u8], i: u32, s: Section) {
+    let at = section::table_end(i);
+    bytes[at..at + SECTION_ENTRY_SIZE].copy_from_slice(&s.encode());
+}
+
+fn link(a: (u32, u8), b: (u32, u8), core: u32) -> LinkSpec {
+    LinkSpec {
+        a: PortRef { vm: a.0, port: a.1 },
+        b: PortRef { vm: b.0, port: b.1 },
+        core,
+        hold: DEFAULT_LINK_HOLD + u64::from(core),
+    }
+}
+
+fn nf(name: &'static str, ports: u8) -> VmSpec<'static> {
+    VmSpec {
+        net_ports: ports,
+        console: true,
+        cores: 0b10,
+        ..hello(name)
+    }
+}
+
+#[test]
+fn links_round_trip_and_name_poll_cores() {
+    let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
+    let links = [link((0, 0), (1, 0), 0), link((1, 1), (2, 0), 2)];
+    let bytes = build_linked(&vms, &links);
+    let m = Manifest::parse(&bytes).unwrap();
+    assert_eq!(m.iter().collect::<Vec<_>>(), vms);
+    assert_eq!(m.links().collect::<Vec<_>>(), links);
+    assert_eq!(m.link_count(), 2);
+    assert_eq!(m.poll_cores(), 0b101);
+}
+
+#[test]
+fn bad_links_name_link_and_end() {
+    let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
+    let check = |links: &[LinkSpec]| {
+        let e = Manifest::parse(&build_linked(&vms, links)).unwrap_err();
+        (e.vm, e.field, e.problem)
+    };
+    assert_eq!(
+        check(&[link((0, 0), (7, 0), 0)]),
+        (
+            Some(0),
+            Field::LinkB,
+            Problem::OutOfRange {
+                found: 7,
+                min: 0,
+                max: 2
+            }
+        )
+    );
+    assert_eq!(
+        check(&[link((0, 1), (1, 0), 0)]),
+        (Some(0), Field::LinkA, Problem::NoPort { ports: 1 })
+    );
+    assert_eq!(
+        check(&[link((0, 0), (1, 0), 0), link((1, 1), (1, 0), 0)]),
+        (Some(1), Field::LinkB, Problem::PortTaken { link: 0 })
+    );
+    assert_eq!(
+        check(&[link((1, 0), (1, 0), 0)]),
+        (Some(0), Field::LinkB, Problem::PortTaken { link: 0 })
+    );
+    assert_eq!(check(&[link((0, 0), (1, 0), 64)]).1, Field::LinkCore);
+    let short = LinkSpec {
+        hold: MIN_LINK_HOLD - 1,
+        ..link((0, 0), (1, 0), 0)
+    };
+    assert_eq!(check(&[short]).1, Field::LinkHold);
+    let never = LinkSpec {
+        hold: 0,
+        ..link((0, 0), (1, 0), 0)
+    };
+    assert!(
+        Manifest::parse(&build_linked(&vms, &[never])).is_ok(),
+        "hold 0 (never drop) is allowed"
+    );
+    // Every VM is pinned to core 1: polling there would leave them no core.
+    assert_eq!(
+        check(&[link((0, 0), (1, 0), 1)]),
+        (Some(0), Field::Cores, Problem::PollCore { core: 1 })
+    );
+    let mut bytes = build_linked(&vms, &[link((0, 0), (1, 0), 0)]);
+    let at = bytes.len() - LINK_RECORD_SIZE + L_RESERVED;
+    bytes[at] = 1;
+    assert_eq!(Manifest::parse(&bytes).unwrap_err().field, Field::LinkCore);
+    let e = ManifestError {
+        vm: Some(3),
+        field: Field::LinkA,
+        problem: Problem::NoPort { ports: 0 },
+    };
+    assert_eq!(
+        std::format!("{e}"),
+        "manifest link 3: field `a`: that VM has 0 net ports"
+    );
+}
+
+#[test]
+fn device_fields_are_checked() {
+    let mut b = build(&[hello("a")]);
+    b[rec(0, R_NET)] = MAX_NET_PORTS + 1;
+    assert_eq!(field_err(&b), (Some(0), Field::Net));
+    let mut b = build(&[hello("a")]);
+    b[rec(0, R_CONSOLE)] = 2;
+    assert_eq!(field_err(&b), (Some(0), Field::Console));
+}
+
+#[test]
+fn round_trip() {
+    let vms = [
+        hello("a"),
+        VmSpec {
+            args: "mode=msr x=1",
+            budget: 5,
+            cores: 0b1010,
+            restart: Restart::OnFailure,
+            restart_limit: 3,
+            ..hello("b")
+        },
+    ];
+    let bytes = build(&vms);
+    let m = Manifest::parse(&bytes).unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m.iter().collect::<Vec<_>>(), vms);
+    assert_eq!(m.get(1), Some(vms[1]));
+    assert_eq!(m.get(2), None);
+}
+
+fn field_err(bytes: &[u8]) -> (Option<u32>, Field) {
+    let e = Manifest::parse(bytes).unwrap_err();
+    (e.vm, e.field)
+}
+
+#[test]
+fn header_errors_name_the_field() {
+    let good = build(&[hello("a")]);
+    assert_eq!(field_err(&good[..10]), (None, Field::Size));
+    let mut b = good.clone();
+    b[0] = b'X';
+    assert_eq!(field_err(&b), (None, Field::Magic));
+    let mut b = good.clone();
+    b[8] = 99;
+    assert_eq!(field_err(&b), (None, Field::AbiVersion));
+    let mut b = good.clone();
+    b[H_HEADER_SIZE] = 40;
+    assert_eq!(field_err(&b), (None, Field::Size));
+    let mut b = good.clone();
+    b[H_FLAGS] = 1;
+    assert_eq!(field_err(&b), (None, Field::Flags));
+    let mut b = good;
+    le::put_u64(&mut b, H_TIMESLICE, 5);
+    assert_eq!(field_err(&b), (None, Field::Timeslice));
+}
+
+#[test]
+fn section_counts_and_the_table_are_checked() {
+    let good = build(&[hello("a")]);
+    for count in [0, MAX_SECTIONS + 1, u32::MAX] {
+        let mut b = good.clone();
+        le::put_u32(&mut b, H_SECTION_COUNT, count);
+        let e = Manifest::parse(&b).unwrap_err();
+        assert_eq!((e.vm, e.field), (None, Field::SectionCount), "{count}");
+    }
+    // A table longer than the manifest.
+    let mut b = good.clone();
+    le::put_u32(&mut b, H_SECTION_COUNT, MAX_SECTIONS);
+    b.truncate(section::table_end(3));
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err().problem,
+        Problem::Mismatch {
+            found: section::table_end(3) as u64,
+            expected: section::table_end(MAX_SECTIONS) as u64
+        }
+    );
+    // The VM count lives in the VM section's entry.
+    let mut b = good.clone();
+    set_entry(&mut b, 0, entry(SectionKind::Vms, section::table_end(1), 0));
+    assert_eq!(field_err(&b), (Some(0), Field::VmCount));
+    let mut b = good;
+    set_entry(&mut b, 0, entry(SectionKind::Vms, section::table_end(1), 2));
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err(),
+        ManifestError {
+            vm: Some(0),
+            field: Field::SectionOffset,
+            problem: Problem::OutOfBounds {
+                start: section::table_end(1) as u64,
+                end: (section::table_end(1) + 2 * RECORD_SIZE) as u64,
+                min: section::table_end(1) as u64,
+                max: (section::table_end(1) + RECORD_SIZE) as u64,
+            }
+        }
+    );
+    let vms = [nf("a", 1), nf("b", 1)];
+    let mut b = build_linked(&vms, &[link((0, 0), (1, 0), 0)]);
+    let links_at = section::table_end(2) + 2 * RECORD_SIZE;
+    set_entry(
+        &mut b,
+        1,
+        entry(SectionKind::Links, links_at, MAX_LINKS as usize + 1),
+    );
+    assert_eq!(field_err(&b), (Some(1), Field::LinkCount));
+}
+
+#[test]
+fn unknown_section_kinds_are_refused() {
+    let vms = vm_records(&[hello("a")]);
+    let start = section::table_end(2);
+    // 3 is set aside for NIC queues: not a kind this version knows.
+    for kind in [0, 3, 6, u32::MAX] {
+        let unknown = Section {
+            kind,
+            offset: (start + RECORD_SIZE) as u32,
+            count: 0,
+            record_size: 8,
+        };
+        let b = assemble(&[entry(SectionKind::Vms, start, 1), unknown], &vms);
+        let e = Manifest::parse(&b).unwrap_err();
+        assert_eq!(
+            e,
+            ManifestError {
+                vm: Some(1),
+                field: Field::SectionKind,
+                problem: Problem::UnknownSection { kind }
+            }
+        );
+    }
+}
+
+#[test]
+fn duplicate_sections_are_refused() {
+    let vms = vm_records(&[hello("a"), hello("b")]);
+    let start = section::table_end(2);
+    let b = assemble(
+        &[
+            entry(SectionKind::Vms, start, 1),
+            entry(SectionKind::Vms, start + RECORD_SIZE, 1),
+        ],
+        &vms,
+    );
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err(),
+        ManifestError {
+            vm: Some(1),
+            field: Field::SectionKind,
+            problem: Problem::DuplicateSection { first: 0 }
+        }
+    );
+    let start = section::table_end(3);
+    let b = assemble(
+        &[
+            entry(SectionKind::Vms, start, 2),
+            entry(SectionKind::Links, start + 2 * RECORD_SIZE, 0),
+            entry(SectionKind::Links, start + 2 * RECORD_SIZE, 0),
+        ],
+        &vms,
+    );
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err().problem,
+        Problem::DuplicateSection { first: 1 }
+    );
+}
+
+#[test]
+fn wrong_record_sizes_are_refused() {
+    let good = build_linked(&[nf("a", 1), nf("b", 1)], &[link((0, 0), (1, 0), 0)]);
+    let start = section::table_end(2);
+    for (i, kind, size) in [
+        (0, SectionKind::Vms, RECORD_SIZE as u32 - 1),
+        (0, SectionKind::Vms, 0),
+        (1, SectionKind::Links, RECORD_SIZE as u32),
+        (1, SectionKind::Links, 16),
+    ] {
+        let mut b = good.clone();
+        let offset = if i == 0 {
+            start
+        } else {
+            start + 2 * RECORD_SIZE
+        };
+        let count = if i == 0 { 2 } else { 1 };
+        set_entry(
+            &mut b,
+            i,
+            Section {
+                record_size: size,
+                ..entry(kind, offset, count)
+            },
+        );
+        assert_eq!(
+            Manifest::parse(&b).unwrap_err(),
+            ManifestError {
+                vm: Some(i),
+                field: Field::SectionRecordSize,
+                problem: Problem::RecordSize {
+                    found: size,
+                    expected: kind.record_size() as u32
+                }
+            }
+        );
+    }
+}
+
+#[test]
+fn sections_outside_the_data_area_are_refused() {
+    let vms = vm_records(&[hello("a")]);
+    let start = section::table_end(1);
+    let len = (start + RECORD_SIZE) as u64;
+    for offset in [0, HEADER_SIZE, start - 1, start + 1, u32::MAX as usize] {
+        let b = assemble(&[entry(SectionKind::Vms, offset, 1)], &vms);
+        let e = Manifest::parse(&b).unwrap_err();
+        assert_eq!(
+            e,
+            ManifestError {
+                vm: Some(0),
+                field: Field::SectionOffset,
+                problem: Problem::OutOfBounds {
+                    start: offset as u64,
+                    end: (offset + RECORD_SIZE) as u64,
+                    min: start as u64,
+                    max: len,
+                }
+            },
+            "{offset}"
+        );
+    }
+    // A zero-count section still has to point into the data area.
+    let b = assemble(
+        &[
+            entry(SectionKind::Vms, section::table_end(2), 1),
+            entry(
+                SectionKind::Links,
+                section::table_end(2) + RECORD_SIZE + 1,
+                0,
+            ),
+        ],
+        &vms,
+    );
+    assert_eq!(field_err(&b), (Some(1), Field::SectionOffset));
+}
+
+#[test]
+fn overlapping_sections_are_refused() {
+    let vms = [nf("a", 1), nf("b", 1)];
+    let mut data = vm_records(&vms);
+    data.extend(link_records(&[link((0, 0), (1, 0), 0)]));
+    let start = section::table_end(2);
+    // The link section starts inside the second VM record.
+    let b = assemble(
+        &[
+            entry(SectionKind::Vms, start, 2),
+            entry(SectionKind::Links, start + RECORD_SIZE + 8, 1),
+        ],
+        &data,
+    );
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err(),
+        ManifestError {
+            vm: Some(1),
+            field: Field::SectionOffset,
+            problem: Problem::Overlap { section: 0 }
+        }
+    );
+    // The VM section (second in the table) starts inside the links.
+    let b = assemble(
+        &[
+            entry(SectionKind::Links, start, 1),
+            entry(SectionKind::Vms, start + 8, 1),
+        ],
+        &data,
+    );
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err().problem,
+        Problem::Overlap { section: 0 }
+    );
+}
+
+#[test]
+fn unclaimed_bytes_are_refused() {
+    let vms = vm_records(&[hello("a")]);
+    let start = section::table_end(1);
+    let mut b = build(&[hello("a")]);
+    b.push(0);
+    let end = (start + RECORD_SIZE) as u64;
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err(),
+        ManifestError {
+            vm: None,
+            field: Field::Size,
+            problem: Problem::Unclaimed {
+                start: end,
+                end: end + 1
+            }
+        }
+    );
+    // A gap in front of the records.
+    let mut data = std::vec![0u8; 8];
+    data.extend_from_slice(&vms);
+    let b = assemble(&[entry(SectionKind::Vms, start + 8, 1)], &data);
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err().problem,
+        Problem::Unclaimed {
+            start: start as u64,
+            end: start as u64 + 8
+        }
+    );
+}
+
+#[test]
+fn a_manifest_without_vms_is_refused() {
+    let start = section::table_end(1);
+    let b = assemble(&[entry(SectionKind::Links, start, 0)], &[]);
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err(),
+        ManifestError {
+            vm: None,
+            field: Field::VmCount,
+            problem: Problem::OutOfRange {
+                found: 0,
+                min: 1,
+                max: MAX_VMS.into()
+            }
+        }
+    );
+}
+
+#[test]
+fn sections_may_come_in_any_order() {
+    let vms = [nf("gen", 1), nf("sink", 1)];
+    let links = [link((0, 0), (1, 0), 0)];
+    let start = section::table_end(2);
+    let mut data = link_records(&links);
+    data.extend(vm_records(&vms));
+    let b = assemble(
+        &[
+            entry(SectionKind::Vms, start + LINK_RECORD_SIZE, 2),
+            entry(SectionKind::Links, start, 1),
+        ],
+        &data,
+    );
+    let m = Manifest::parse(&b).unwrap();
+    assert_eq!(m.iter().collect::<Vec<_>>(), vms);
+    assert_eq!(m.links().collect::<Vec<_>>(), links);
+    // An empty link section is the same as none.
+    let b = assemble(
+        &[
+            entry(SectionKind::Links, section::table_end(2), 0),
+            entry(SectionKind::Vms, section::table_end(2), 2),
+        ],
+        &vm_records(&vms),
+    );
+    let m = Manifest::parse(&b).unwrap();
+    assert_eq!((m.len(), m.link_count()), (2, 0));
+}
+
+#[test]
+fn encode_writes_the_canonical_layout() {
+    let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
+    let links = [link((0, 0), (1, 0), 0), link((1, 1), (2, 0), 2)];
+    for links in [&links[..], &[]] {
+        let mut out = std::vec![0xAAu8; encoded_len(vms.len(), links.len())];
+        encode(0, &vms, links, &mut out).unwrap();
+        assert_eq!(out, build_linked(&vms, links));
+    }
+    let mut out = std::vec![0u8; encoded_len(1, 0)];
+    encode(2_000_000, &[hello("a")], &[], &mut out).unwrap();
+    assert_eq!(Manifest::parse(&out).unwrap().timeslice(), 2_000_000);
+}
+
+#[test]
+fn encode_refuses_what_parse_would() {
+    let enc = |ts: u64, vms: &[VmSpec], links: &[LinkSpec], len: usize| {
+        let mut out = std::vec![0u8; len];
+        let e = encode(ts, vms, links, &mut out).unwrap_err();
+        (e.vm, e.field)
+    };
+    assert_eq!(enc(0, &[], &[], encoded_len(0, 0)), (None, Field::VmCount));
+    let many = std::vec![link((0, 0), (1, 0), 0); MAX_LINKS as usize + 1];
+    let vms = [nf("a", 1), nf("b", 1)];
+    assert_eq!(
+        enc(0, &vms, &many, encoded_len(2, many.len())),
+        (None, Field::LinkCount)
+    );
+    assert_eq!(
+        enc(0, &vms, &[], encoded_len(2, 0) + 1),
+        (None, Field::Size)
+    );
+    assert_eq!(
+        enc(5, &vms, &[], encoded_len(2, 0)),
+        (None, Field::Timeslice)
+    );
+    assert_eq!(
+        enc(0, &[hello("a"), hello("hv")], &[], encoded_len(2, 0)),
+        (Some(1), Field::Name)
+    );
+    let dup = [link((0, 0), (1, 0), 0), link((0, 0), (1, 0), 0)];
+    assert_eq!(
+        enc(0, &vms, &dup, encoded_len(2, 2)),
+        (Some(1), Field::LinkA)
+    );
+}
+
+#[test]
+fn record_errors_name_vm_and_field() {
+    let good = build(&[hello("a"), hello("b")]);
+    type Corrupt<'a> = &'a dyn Fn(&mut Vec<u8>);
+    let cases: [(usize, Corrupt, Field); 9] = [
+        (R_NAME, &|b| b[rec(1, R_NAME)] = 0, Field::Name),
+        (R_NAME, &|b| b[rec(1, R_NAME)] = b'@', Field::Name),
+        (R_NAME, &|b| b[rec(1, R_NAME + 5)] = b'z', Field::Name),
+        (R_IMAGE, &|b| b[rec(1, R_IMAGE)] = b' ', Field::Image),
+        (R_ARGS, &|b| b[rec(1, R_ARGS)] = b'\n', Field::Args),
+        (
+            R_MEMORY,
+            &|b| le::put_u64(b, rec(1, R_MEMORY), 0x20_0001),
+            Field::Memory,
+        ),
+        (
+            R_MEMORY,
+            &|b| le::put_u64(b, rec(1, R_MEMORY), u64::MAX),
+            Field::Memory,
+        ),
+        (
+            R_RESTART_LIMIT,
+            &|b| le::put_u32(b, rec(1, R_RESTART_LIMIT), 1),
+            Field::RestartLimit,
+        ),
+        (R_FLAGS, &|b| b[rec(1, R_FLAGS)] = 2, Field::Flags),
+    ];
+    for (_, corrupt, field) in cases {
+        let mut b = good.clone();
+        corrupt(&mut b);
+        assert_eq!(field_err(&b), (Some(1), field));
+    }
+    let mut b = good.clone();
+    b[rec(1, R_RESERVED + 3)] = 1;
+    assert_eq!(field_err(&b), (Some(1), Field::Reserved));
+    let mut b = good;
+    b[rec(1, R_NAME)] = b'a';
+    let e = Manifest::parse(&b).unwrap_err();
+    assert_eq!(e.problem, Problem::Duplicate { first: 0 });
+}
+
+#[test]
+fn many_vms_and_a_late_duplicate() {
+    let names: Vec<std::string::String> = (0..MAX_VMS).map(|i| std::format!("vm-{i}")).collect();
+    let mut vms: Vec<VmSpec> = names
+        .iter()
+        .map(|n| VmSpec {
+            name: n,
+            ..hello("x")
+        })
+        .collect();
+    assert_eq!(
+        Manifest::parse(&build(&vms)).unwrap().len(),
+        MAX_VMS as usize
+    );
+    vms[4000].name = "vm-17";
+    let e = Manifest::parse(&build(&vms)).unwrap_err();
+    assert_eq!(
+        (e.vm, e.problem),
+        (Some(4000), Problem::Duplicate { first: 17 })
+    );
+}
+
+#[test]
+fn encode_refuses_bad_specs() {
+    let long = "x".repeat(33);
+    let long: &'static str = std::boxed::Box::leak(long.into_boxed_str());
+    assert_eq!(hello(long).encode(0).unwrap_err().field, Field::Name);
+    // Console lines from a VM named like the hypervisor would pass for its own.
+    assert_eq!(hello("hv").encode(0).unwrap_err().field, Field::Name);
+    assert!(hello("hv2").encode(0).is_ok());
+    let too_small = VmSpec {
+        memory: 4096,
+        ..hello("a")
+    };
+    assert_eq!(too_small.encode(0).unwrap_err().field, Field::Memory);
+}
+
+#[test]
+fn errors_read_well() {
+    let e = ManifestError {
+        vm: Some(2),
+        field: Field::Memory,
+        problem: Problem::NotMultiple { found: 5, of: 4096 },
+    };
+    assert_eq!(e.place(), Place::Vm(2));
+    assert_eq!(
+        std::format!("{e}"),
+        "manifest vm 2: field `memory`: 5 is not a multiple of 4096"
+    );
+    let section = |field, problem| ManifestError {
+        vm: Some(1),
+        field,
+        problem,
+    };
+    for (e, text) in [
+        (
+            section(Field::SectionKind, Problem::UnknownSection { kind: 9 }),
+            "manifest section 1: field `kind`: unknown section kind 9 (this hypervisor knows 1 = vms, 2 = links)",
+        ),
+        (
+            section(Field::SectionKind, Problem::DuplicateSection { first: 0 }),
+            "manifest section 1: field `kind`: same kind as section 0; each kind appears once",
+        ),
+        (
+            section(
+                Field::SectionRecordSize,
+                Problem::RecordSize {
+                    found: 16,
+                    expected: 24,
+                },
+            ),
+            "manifest section 1: field `record_size`: records of 16 bytes, but this kind's records are 24 bytes",
+        ),
+        (
+            section(
+                Field::SectionOffset,
+                Problem::OutOfBounds {
+                    start: 8,
+                    end: 264,
+                    min: 64,
+                    max: 320,
+                },
+            ),
+            "manifest section 1: field `offset`: bytes 8..264 are not within 64..320 (after the section table, within the manifest)",
+        ),
+        (
+            section(Field::SectionOffset, Problem::Overlap { section: 0 }),
+            "manifest section 1: field `offset`: shares bytes with section 0",
+        ),
+        (
+            section(
+                Field::LinkCount,
+                Problem::OutOfRange {
+                    found: 300,
+                    min: 0,
+                    max: 256,
+                },
+            ),
+            "manifest section 1: field `link_count`: 300 is outside 0..=256",
+        ),
+        (
+            ManifestError {
+                vm: None,
+                field: Field::Size,
+                problem: Problem::Unclaimed {
+                    start: 320,
+                    end: 321,
+                },
+            },
+            "manifest header: field `size`: bytes 320..321 belong to no section",
+        ),
+    ] {
+        assert_eq!(std::format!("{e}"), text);
+    }
+    assert_eq!(
+        ManifestError {
+            vm: Some(4),
+            field: Field::LinkHold,
+            problem: Problem::NotZero
+        }
+        .place(),
+        Place::Link(4)
+    );
+}
+
+/// A manifest with a valid header and arbitrary table entries and data,
+/// the entries drawn near the values that matter (known kinds and sizes,
+/// offsets around the data area).
+fn arbitrary_tables() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let kind = prop_oneof![Just(1u32), Just(2u32), 0u32..8, any::<u32>()];
+    let size = prop_oneof![
+        Just(RECORD_SIZE as u32),
+        Just(LINK_RECORD_SIZE as u32),
+        0u32..300,
+        any::<u32>()
+    ];
+    let count = prop_oneof![0u32..4, any::<u32>()];
+    let offset = prop_oneof![0u32..1200, any::<u32>()];
+    let entry =
+        (kind, offset, count, size).prop_map(|(kind, offset, count, record_size)| Section {
+            kind,
+            offset,
+            count,
+            record_size,
+        });
+    (
+        proptest::collection::vec(entry, 1..5),
+        proptest::collection::vec(any::<u8>(), 0..1100),
+    )
+        .prop_map(|(table, data)| assemble(&table, &data))
+}
+
+proptest::proptest! {
+    #[test]
+    fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1200)) {
+        let _ = Manifest::parse(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_section_tables_never_panic(bytes in arbitrary_tables()) {
+        if let Ok(m) = Manifest::parse(&bytes) {
+            proptest::prop_assert!(!m.is_empty());
+            for (i, vm) in m.iter().enumerate() {
+                vm.validate(i as u32).unwrap();
+            }
+            proptest::prop_assert_eq!(m.links().count(), m.link_count());
+        }
+    }
+
+    #[test]
+    fn corrupting_one_byte_never_panics(pos in 0usize..(section::table_end(2) + 2 * RECORD_SIZE + LINK_RECORD_SIZE), val: u8) {
+        let mut b = build_linked(&[nf("a", 1), nf("b", 1)], &[link((0, 0), (1, 0), 0)]);
+        b[pos] = val;
+        if let Ok(m) = Manifest::parse(&b) {
+            for vm in m.iter() {
+                vm.validate(0).unwrap();
+            }
+            for l in m.links() {
+                proptest::prop_assert!(l.a.vm < 2 && l.b.vm < 2);
+            }
+        }
+    }
+
+    #[test]
+    fn truncating_never_panics(len in 0usize..(section::table_end(2) + 2 * RECORD_SIZE + LINK_RECORD_SIZE)) {
+        let b = build_linked(&[nf("a", 1), nf("b", 1)], &[link((0, 0), (1, 0), 0)]);
+        proptest::prop_assert!(Manifest::parse(&b[..len]).is_err());
+    }
+}
