@@ -77,7 +77,8 @@ fn sig_word(i: usize) -> u32 {
     u32::from_le_bytes([s[i * 4], s[i * 4 + 1], s[i * 4 + 2], s[i * 4 + 3]])
 }
 
-const ZERO: CpuidResult = CpuidResult {
+/// A leaf answered with all four registers zero (hidden or absent).
+pub const ZERO: CpuidResult = CpuidResult {
     eax: 0,
     ebx: 0,
     ecx: 0,

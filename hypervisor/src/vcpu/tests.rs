@@ -239,7 +239,7 @@ impl Bus for FakeEnv<'_> {
 
 impl Host for FakeEnv<'_> {
     fn host_cpuid(&self, _: u32, _: u32) -> CpuidResult {
-        CpuidResult::default()
+        crate::cpuid::ZERO
     }
 }
 
