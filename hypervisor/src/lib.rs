@@ -25,5 +25,4 @@ pub mod multiboot;
 pub mod platform;
 pub mod sched;
 pub mod vcpu;
-pub mod virtio;
 pub mod vmx;

@@ -22,7 +22,7 @@
 
 use super::endpoint::{FrameSink, FrameSource, LinkFault, Receiver, Side, receiver, sender};
 use super::policy::{FrameCopy, FramePolicy, Verdict};
-use crate::virtio::queue::Chain;
+use crate::devices::virtio::queue::Chain;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::report::LinkFlow;
 

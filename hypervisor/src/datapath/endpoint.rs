@@ -11,8 +11,8 @@
 //! that names the side at fault, so only that end is taken out.
 
 use crate::mem::raw::RawRam;
-use crate::virtio::error::RingError;
-use crate::virtio::queue::SplitQueue;
+use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::queue::SplitQueue;
 
 /// Where the frames of one direction come from: a transmit queue.
 pub trait FrameSource {

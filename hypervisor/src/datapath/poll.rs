@@ -19,7 +19,7 @@ use super::endpoint::{LinkEnd, LinkFault, Side};
 use super::policy::PassAll;
 use super::port::{Port, PortInner, Signals};
 use crate::mem::raw::RawRam;
-use crate::virtio::error::RingError;
+use crate::devices::virtio::error::RingError;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::manifest::LinkSpec;

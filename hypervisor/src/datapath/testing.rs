@@ -3,12 +3,12 @@
 use super::port::{PortEvent, PortInner};
 use crate::mem::raw::RawRam;
 use crate::mem::raw::testing::over_vec;
-use crate::virtio::features::VIRTIO_F_VERSION_1;
-use crate::virtio::memory::GuestRam;
-use crate::virtio::mmio::{WriteEffect, offset};
-use crate::virtio::net::{NET_HDR_LEN, RECEIVE_QUEUE, TRANSMIT_QUEUE, receive_header};
-use crate::virtio::queue::{DESC_SIZE, QueueLayout, VIRTQ_DESC_F_WRITE};
-use crate::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
+use crate::devices::virtio::features::VIRTIO_F_VERSION_1;
+use crate::devices::virtio::memory::GuestRam;
+use crate::devices::virtio::mmio::{WriteEffect, offset};
+use crate::devices::virtio::net::{NET_HDR_LEN, RECEIVE_QUEUE, TRANSMIT_QUEUE, receive_header};
+use crate::devices::virtio::queue::{DESC_SIZE, QueueLayout, VIRTQ_DESC_F_WRITE};
+use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
 
 /// Entries of each fake ring.
 pub const QSIZE: u16 = 128;

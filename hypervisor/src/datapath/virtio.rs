@@ -10,10 +10,10 @@
 use super::endpoint::{FrameSink, FrameSource, RawRing};
 use crate::mem::guest::GuestMemory;
 use crate::mem::raw::RawRam;
-use crate::virtio::error::RingError;
-use crate::virtio::memory::GuestRam;
-use crate::virtio::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
-use crate::virtio::queue::{Chain, Popped, QueueError, SplitQueue};
+use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::memory::GuestRam;
+use crate::devices::virtio::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
+use crate::devices::virtio::queue::{Chain, Popped, QueueError, SplitQueue};
 
 /// A guest-memory view a virtio endpoint can work over, and whether it
 /// is the raw view the fast path needs.

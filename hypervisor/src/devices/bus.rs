@@ -7,8 +7,8 @@
 //! hypervisor as an [`Effect`]. New device kinds (a NIC queue's doorbell,
 //! a block device, a second ABI's devices) plug in here.
 
-use crate::virtio::error::RingError;
-use crate::virtio::mmio::MmioError;
+use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::mmio::MmioError;
 
 /// What a register write asks of the hypervisor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use super::walk::{self, MAX_INSTRUCTION};
 use crate::devices::bus::{BusDevice, Effect};
 use crate::mem::guest::MemoryAccess;
 use crate::vcpu::regs::GuestRegs;
-use crate::virtio::mmio::MmioError;
+use crate::devices::virtio::mmio::MmioError;
 use crate::vmx::exit::Access;
 use core::fmt;
 

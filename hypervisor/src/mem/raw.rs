@@ -6,7 +6,7 @@
 //! time; virtio's barriers order the two sides.
 
 use super::guest::{MemoryAccess, OutOfBounds};
-use crate::virtio::memory::{Barrier, GuestRam};
+use crate::devices::virtio::memory::{Barrier, GuestRam};
 use core::sync::atomic::{Ordering, fence};
 
 /// Bytes of the header [`RawRam::copy_behind_header`] writes: a u64 and a u32.

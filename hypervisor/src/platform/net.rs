@@ -10,7 +10,7 @@ use super::percpu::PerCore;
 use super::serial;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::mem::raw::RawRam;
-use crate::virtio::error::RingError;
+use crate::devices::virtio::error::RingError;
 use vmm_abi::corral::layout::PAGE_SIZE;
 use vmm_abi::manifest::Manifest;
 use vmm_abi::report::{LinkFlow, Record};

@@ -148,7 +148,7 @@ pub enum StopReason {
         /// The device slot.
         slot: u8,
         /// What is wrong.
-        error: crate::virtio::error::RingError,
+        error: crate::devices::virtio::error::RingError,
     },
     /// A VMX instruction failed while running the VM (a hypervisor bug).
     Internal(&'static str),

@@ -9,10 +9,10 @@
 
 use super::Direction;
 use crate::mem::raw::{HostRange, RawRam};
-use crate::virtio::memory::GuestRam;
-use crate::virtio::net::NET_HDR_LEN;
-use crate::virtio::net::receive_header;
-use crate::virtio::queue::{
+use crate::devices::virtio::memory::GuestRam;
+use crate::devices::virtio::net::NET_HDR_LEN;
+use crate::devices::virtio::net::receive_header;
+use crate::devices::virtio::queue::{
     AVAIL_ENTRY_SIZE, DESC_SIZE, RING_ENTRIES, RING_IDX, SplitQueue, USED_ELEM_LEN, USED_ELEM_SIZE,
     VIRTQ_DESC_F_WRITE,
 };

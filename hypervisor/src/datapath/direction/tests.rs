@@ -8,13 +8,13 @@ use crate::datapath::virtio::{VirtioRx, VirtioTx};
 use crate::mem::guest::GuestMemory;
 use crate::mem::raw::RawRam;
 use crate::mem::raw::testing::over_vec;
-use crate::virtio::error::RingError;
-use crate::virtio::memory::GuestRam;
-use crate::virtio::net::{NET_HDR_LEN, receive_header};
-use crate::virtio::queue::{
+use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::memory::GuestRam;
+use crate::devices::virtio::net::{NET_HDR_LEN, receive_header};
+use crate::devices::virtio::queue::{
     QueueError, QueueLimits, SplitQueue, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
-use crate::virtio::testing::{DriverQueue, MEM_SIZE};
+use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE};
 use proptest::prelude::*;
 
 const QSIZE: u16 = 16;

@@ -4,8 +4,8 @@ use super::*;
 use crate::datapath::port::PortEvent;
 use crate::datapath::port::PortState;
 use crate::datapath::testing::{Guest, SLOT, frame, reset};
-use crate::virtio::queue::QueueError;
-use crate::virtio::testing::MEM_SIZE;
+use crate::devices::virtio::queue::QueueError;
+use crate::devices::virtio::testing::MEM_SIZE;
 use core::cell::{Cell, RefCell};
 use vmm_abi::manifest::PortRef;
 

@@ -3,9 +3,9 @@
 use super::*;
 use crate::datapath::testing::{Guest, reset};
 use crate::mem::raw::testing::over_vec;
-use crate::virtio::net::{RECEIVE_QUEUE, TRANSMIT_QUEUE};
-use crate::virtio::queue::VIRTQ_USED_F_NO_NOTIFY;
-use crate::virtio::testing::MEM_SIZE;
+use crate::devices::virtio::net::{RECEIVE_QUEUE, TRANSMIT_QUEUE};
+use crate::devices::virtio::queue::VIRTQ_USED_F_NO_NOTIFY;
+use crate::devices::virtio::testing::MEM_SIZE;
 
 const MEMORY: u64 = MEM_SIZE as u64;
 
@@ -106,7 +106,7 @@ fn a_reset_takes_it_down_with_a_new_generation_until_it_is_ready_again() {
 }
 
 fn offset_of_queue_sel() -> u64 {
-    crate::virtio::mmio::offset::QUEUE_SEL
+    crate::devices::virtio::mmio::offset::QUEUE_SEL
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn detach_takes_it_down_for_a_restart_or_away_for_good() {
     // A restart: a fresh device (the driver starts from nothing).
     port.attach(MEMORY, g.ram);
     assert_eq!(
-        port.with(|p| p.transport.read(crate::virtio::mmio::offset::STATUS, 4)),
+        port.with(|p| p.transport.read(crate::devices::virtio::mmio::offset::STATUS, 4)),
         Ok(0)
     );
     port.with(|p| g.bring_up(p));

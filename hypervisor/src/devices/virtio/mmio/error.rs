@@ -2,7 +2,7 @@
 //! §4.2.2.2 and §3.1.1), each with the text the guest is stopped with.
 
 use super::registers::name_at;
-use crate::virtio::queue::QueueError;
+use crate::devices::virtio::queue::QueueError;
 use core::fmt;
 
 /// A register access or value that breaks the virtio-mmio rules. Each stops

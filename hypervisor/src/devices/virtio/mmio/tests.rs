@@ -3,9 +3,9 @@
 //! accesses.
 
 use super::*;
-use crate::virtio::features::COMMON_FEATURES;
-use crate::virtio::queue::{QueueError, RingPart};
-use crate::virtio::testing::{MmioDriver, QueueAddrs};
+use crate::devices::virtio::features::COMMON_FEATURES;
+use crate::devices::virtio::queue::{QueueError, RingPart};
+use crate::devices::virtio::testing::{MmioDriver, QueueAddrs};
 
 /// A device with two queues and 6 bytes of configuration.
 struct TestDevice {

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::mem::guest::GuestMemory;
-use crate::virtio::testing::{DriverQueue, MEM_SIZE};
+use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE};
 use proptest::strategy::Strategy as _;
 
 const BUF: u64 = 0x2000;

@@ -197,12 +197,12 @@ pub fn write_receive_frame<M: GuestRam>(
 mod tests {
     use super::*;
     use crate::mem::guest::GuestMemory;
-    use crate::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
-    use crate::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect};
-    use crate::virtio::queue::{
+    use crate::devices::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
+    use crate::devices::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect};
+    use crate::devices::virtio::queue::{
         QueueError, QueueLimits, SplitQueue, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
     };
-    use crate::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
+    use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
 
     const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
     /// What virtio-drivers 0.13's net driver asks for.

@@ -7,7 +7,7 @@ use super::{
     DESC_SIZE, MAX_CHAIN_DESCRIPTORS, QueueError, RingPart, VIRTQ_DESC_F_INDIRECT,
     VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
-use crate::virtio::memory::GuestRam;
+use crate::devices::virtio::memory::GuestRam;
 
 const DESC_ADDR: usize = 0;
 const DESC_LEN: usize = 8;

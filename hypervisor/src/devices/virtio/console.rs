@@ -90,10 +90,10 @@ pub fn drain_transmit<M: GuestRam>(
 mod tests {
     use super::*;
     use crate::mem::guest::GuestMemory;
-    use crate::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
-    use crate::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect, offset};
-    use crate::virtio::queue::{QueueError, QueueLimits, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
-    use crate::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
+    use crate::devices::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
+    use crate::devices::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect, offset};
+    use crate::devices::virtio::queue::{QueueError, QueueLimits, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+    use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
 
     /// virtio-drivers 0.13's console asks for event idx, indirect
     /// descriptors, SIZE (bit 0), EMERG_WRITE (bit 2) and VERSION_1.
