@@ -9,7 +9,7 @@ use crate::cpuid::{self, CpuidResult};
 use crate::devices::bus::{Bus, Effect};
 use crate::emulate;
 use crate::hypercall::{self, Call, Done, Services};
-use crate::mem::guest::MemoryAccess;
+use crate::mem::access::GuestRead;
 use crate::vcpu::hw::GuestCpu;
 use crate::vcpu::regs::GuestRegs;
 use crate::vcpu::stop::StopReason;
@@ -44,7 +44,7 @@ pub enum Outcome {
 }
 
 /// The state of the vCPU a handler may look at or change.
-pub struct Vcpu<'a, M: MemoryAccess, C: GuestCpu> {
+pub struct Vcpu<'a, M: GuestRead, C: GuestCpu> {
     /// General-purpose registers.
     pub regs: &'a mut GuestRegs,
     /// RIP of the exiting instruction.
@@ -68,7 +68,7 @@ pub trait Host: Services + Bus {
 }
 
 /// Handles one decoded exit.
-pub fn dispatch<M: MemoryAccess, C: GuestCpu>(
+pub fn dispatch<M: GuestRead, C: GuestCpu>(
     exit: &Exit,
     vcpu: &mut Vcpu<'_, M, C>,
     host: &mut impl Host,
@@ -130,7 +130,7 @@ pub fn dispatch<M: MemoryAccess, C: GuestCpu>(
     }
 }
 
-fn on_vmcall<M: MemoryAccess, C: GuestCpu>(
+fn on_vmcall<M: GuestRead, C: GuestCpu>(
     vcpu: &mut Vcpu<'_, M, C>,
     host: &mut impl Host,
 ) -> Outcome {
@@ -150,10 +150,7 @@ fn on_vmcall<M: MemoryAccess, C: GuestCpu>(
     }
 }
 
-fn on_cpuid<M: MemoryAccess, C: GuestCpu>(
-    vcpu: &mut Vcpu<'_, M, C>,
-    host: &mut impl Host,
-) -> Outcome {
+fn on_cpuid<M: GuestRead, C: GuestCpu>(vcpu: &mut Vcpu<'_, M, C>, host: &mut impl Host) -> Outcome {
     let r = cpuid::filter(vcpu.regs.rax as u32, vcpu.regs.rcx as u32, |l, s| {
         host.host_cpuid(l, s)
     });
@@ -164,7 +161,7 @@ fn on_cpuid<M: MemoryAccess, C: GuestCpu>(
     Outcome::Advance
 }
 
-fn on_hlt<M: MemoryAccess, C: GuestCpu>(vcpu: &Vcpu<'_, M, C>) -> Outcome {
+fn on_hlt<M: GuestRead, C: GuestCpu>(vcpu: &Vcpu<'_, M, C>) -> Outcome {
     if vcpu.rflags & RFLAGS_IF == 0 {
         Outcome::Stop(StopReason::Halted)
     } else {
@@ -176,7 +173,7 @@ fn on_hlt<M: MemoryAccess, C: GuestCpu>(vcpu: &Vcpu<'_, M, C>) -> Outcome {
 
 /// An access to device slot `slot`'s register page at `offset`: the
 /// instruction at RIP is fetched, decoded and carried out on the device.
-fn on_device<M: MemoryAccess, C: GuestCpu>(
+fn on_device<M: GuestRead, C: GuestCpu>(
     vcpu: &mut Vcpu<'_, M, C>,
     host: &mut impl Host,
     slot: usize,
@@ -225,7 +222,7 @@ fn on_io(port: u16, is_in: bool) -> Outcome {
     })
 }
 
-fn on_msr<M: MemoryAccess, C: GuestCpu>(vcpu: &Vcpu<'_, M, C>, write: bool) -> Outcome {
+fn on_msr<M: GuestRead, C: GuestCpu>(vcpu: &Vcpu<'_, M, C>, write: bool) -> Outcome {
     // The MSR bitmap denies every MSR; no grants exist yet.
     Outcome::Stop(StopReason::DeniedMsr {
         msr: vcpu.regs.rcx as u32,

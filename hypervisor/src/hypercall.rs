@@ -4,7 +4,7 @@
 //! that stops the guest.
 #![forbid(unsafe_code)]
 
-use crate::mem::guest::MemoryAccess;
+use crate::mem::access::{Gpa, GuestRead};
 use core::fmt;
 use vmm_abi::corral::hypercall::{
     Hypercall, MAX_CONSOLE_WRITE, MAX_METRIC_NAME, MAX_WAIT, RESULT_OK, is_valid_metric_name,
@@ -100,7 +100,7 @@ fn check_len(call: Hypercall, len: u64, max: u64) -> Result<(), HypercallError> 
 /// by calls that pass buffers).
 pub fn handle(
     call: Call,
-    mem: &impl MemoryAccess,
+    mem: &impl GuestRead,
     svc: &mut impl Services,
 ) -> Result<Done, HypercallError> {
     let [a0, a1, a2] = call.args;
@@ -110,7 +110,7 @@ pub fn handle(
         Hypercall::ConsoleWrite => {
             check_len(which, a1, MAX_CONSOLE_WRITE)?;
             // The whole buffer is checked before any of it reaches the console.
-            mem.for_each_chunk(a0, a1, |chunk| svc.console(chunk))
+            mem.read_chunks(Gpa(a0), a1, |chunk| svc.console(chunk))
                 .map_err(|_| HypercallError::Buffer {
                     call: which,
                     gpa: a0,
@@ -125,11 +125,12 @@ pub fn handle(
             check_len(which, a1, MAX_METRIC_NAME)?;
             let mut buf = [0u8; MAX_METRIC_NAME as usize];
             let name = &mut buf[..a1 as usize];
-            mem.read(a0, name).map_err(|_| HypercallError::Buffer {
-                call: which,
-                gpa: a0,
-                len: a1,
-            })?;
+            mem.read(Gpa(a0), name)
+                .map_err(|_| HypercallError::Buffer {
+                    call: which,
+                    gpa: a0,
+                    len: a1,
+                })?;
             let name = &*name;
             if !is_valid_metric_name(name) {
                 return Err(HypercallError::BadMetricName);

@@ -10,9 +10,9 @@
 //! behalf of that ring's owner; the pump turns it into a [`LinkFault`]
 //! that names the side at fault, so only that end is taken out.
 
-use crate::mem::raw::RawRam;
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::queue::SplitQueue;
+use crate::mem::raw::RawRam;
 
 /// Where the frames of one direction come from: a transmit queue.
 pub trait FrameSource {

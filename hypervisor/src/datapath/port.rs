@@ -20,11 +20,11 @@
 
 use super::endpoint::{LinkEnd, Receiver};
 use super::virtio::{VirtioRx, VirtioTx};
-use crate::mem::raw::RawRam;
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::mmio::{Transport, TransportConfig, WriteEffect};
 use crate::devices::virtio::net::{NetDevice, RECEIVE_QUEUE, TRANSMIT_QUEUE};
 use crate::devices::virtio::queue::{Chain, QueueError};
+use crate::mem::raw::RawRam;
 use core::sync::atomic::AtomicBool;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;

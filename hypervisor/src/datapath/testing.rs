@@ -1,14 +1,14 @@
 //! Fake guests for the data path's tests: memory reached only through a raw view (as the polling core reaches it), a driver that posts frames and buffers on its two rings, and the register writes that bring a port up.
 
 use super::port::{PortEvent, PortInner};
-use crate::mem::raw::RawRam;
-use crate::mem::raw::testing::over_vec;
 use crate::devices::virtio::features::VIRTIO_F_VERSION_1;
-use crate::devices::virtio::memory::GuestRam;
 use crate::devices::virtio::mmio::{WriteEffect, offset};
 use crate::devices::virtio::net::{NET_HDR_LEN, RECEIVE_QUEUE, TRANSMIT_QUEUE, receive_header};
 use crate::devices::virtio::queue::{DESC_SIZE, QueueLayout, VIRTQ_DESC_F_WRITE};
 use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
+use crate::mem::access::{Gpa, GuestRam, GuestRead};
+use crate::mem::raw::RawRam;
+use crate::mem::raw::testing::over_vec;
 
 /// Entries of each fake ring.
 pub const QSIZE: u16 = 128;
@@ -65,19 +65,19 @@ impl Guest {
 
     fn set_desc(&mut self, ring: QueueLayout, index: u16, addr: u64, len: u32, flags: u16) {
         let at = ring.desc_table + DESC_SIZE * u64::from(index);
-        self.ram.write_u64(at, addr).unwrap();
-        self.ram.write_u32(at + 8, len).unwrap();
-        self.ram.write_u16(at + 12, flags).unwrap();
-        self.ram.write_u16(at + 14, 0).unwrap();
+        self.ram.write_u64(Gpa(at), addr).unwrap();
+        self.ram.write_u32(Gpa(at + 8), len).unwrap();
+        self.ram.write_u16(Gpa(at + 12), flags).unwrap();
+        self.ram.write_u16(Gpa(at + 14), 0).unwrap();
     }
 
     fn publish(&mut self, ring: QueueLayout, avail: u16, head: u16) {
         let slot = u64::from(avail % ring.size);
         self.ram
-            .write_u16(ring.avail_ring + 4 + 2 * slot, head)
+            .write_u16(Gpa(ring.avail_ring + 4 + 2 * slot), head)
             .unwrap();
         self.ram
-            .write_u16(ring.avail_ring + 2, avail.wrapping_add(1))
+            .write_u16(Gpa(ring.avail_ring + 2), avail.wrapping_add(1))
             .unwrap();
     }
 
@@ -86,10 +86,10 @@ impl Guest {
         let d = self.tx_avail % QSIZE;
         let addr = TX_BUFS + u64::from(d) * u64::from(SLOT);
         self.ram
-            .write_bytes(addr, &[0; NET_HDR_LEN as usize])
+            .write(Gpa(addr), &[0; NET_HDR_LEN as usize])
             .unwrap();
         self.ram
-            .write_bytes(addr + u64::from(NET_HDR_LEN), data)
+            .write(Gpa(addr + u64::from(NET_HDR_LEN)), data)
             .unwrap();
         self.set_desc(self.tx, d, addr, NET_HDR_LEN + data.len() as u32, 0);
         self.publish(self.tx, self.tx_avail, d);
@@ -123,7 +123,7 @@ impl Guest {
     /// The driver starts over after a reset: zeroed rings, indices at 0,
     /// nothing received yet.
     pub fn restart_driver(&mut self) {
-        self.ram.write_bytes(TX_RING, &[0; 0x2000]).unwrap();
+        self.ram.write(Gpa(TX_RING), &[0; 0x2000]).unwrap();
         self.tx_avail = 0;
         self.rx_avail = 0;
         self.got.clear();
@@ -141,18 +141,18 @@ impl Guest {
 
     /// The transmit ring's used idx: frames the device completed.
     pub fn tx_used(&self) -> u16 {
-        self.ram.read_u16(self.tx.used_ring + 2).unwrap()
+        self.ram.read_u16(Gpa(self.tx.used_ring + 2)).unwrap()
     }
 
     /// The receive ring's used idx: buffers the device filled.
     pub fn rx_used(&self) -> u16 {
-        self.ram.read_u16(self.rx.used_ring + 2).unwrap()
+        self.ram.read_u16(Gpa(self.rx.used_ring + 2)).unwrap()
     }
 
     /// The receive ring's used flags (`VIRTQ_USED_F_NO_NOTIFY` when the
     /// device polls).
     pub fn rx_used_flags(&self) -> u16 {
-        self.ram.read_u16(self.rx.used_ring).unwrap()
+        self.ram.read_u16(Gpa(self.rx.used_ring)).unwrap()
     }
 
     /// Every frame received so far, in order, each header checked.
@@ -160,11 +160,11 @@ impl Guest {
         let n = self.rx_used();
         for i in self.got.len() as u16..n {
             let at = self.rx.used_ring + 4 + 8 * u64::from(i % QSIZE);
-            let id = self.ram.read_u32(at).unwrap();
-            let len = self.ram.read_u32(at + 4).unwrap();
+            let id = self.ram.read_u32(Gpa(at)).unwrap();
+            let len = self.ram.read_u32(Gpa(at + 4)).unwrap();
             let addr = RX_BUFS + u64::from(id) * u64::from(SLOT);
             let mut buf = vec![0; len as usize];
-            self.ram.read_bytes(addr, &mut buf).unwrap();
+            self.ram.read(Gpa(addr), &mut buf).unwrap();
             assert_eq!(buf[..NET_HDR_LEN as usize], receive_header());
             self.got.push(buf.split_off(NET_HDR_LEN as usize));
         }

@@ -8,12 +8,12 @@
 //! also offer their rings to the fast path.
 
 use super::endpoint::{FrameSink, FrameSource, RawRing};
-use crate::mem::guest::GuestMemory;
-use crate::mem::raw::RawRam;
 use crate::devices::virtio::error::RingError;
-use crate::devices::virtio::memory::GuestRam;
 use crate::devices::virtio::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
 use crate::devices::virtio::queue::{Chain, Popped, QueueError, SplitQueue};
+use crate::mem::access::{Gpa, GuestRam};
+use crate::mem::guest::GuestMemory;
+use crate::mem::raw::RawRam;
 
 /// A guest-memory view a virtio endpoint can work over, and whether it
 /// is the raw view the fast path needs.
@@ -170,7 +170,7 @@ impl<M: RingMemory> FrameSink for VirtioRx<'_, M> {
             }
             let n = ((d.len - skip) as usize).min(out.len() - done);
             self.mem
-                .read_bytes(d.addr + u64::from(skip), &mut out[done..done + n])
+                .read(Gpa(d.addr + u64::from(skip)), &mut out[done..done + n])
                 .map_err(|_| QueueError::BufferOutsideMemory {
                     addr: d.addr,
                     len: d.len,

@@ -11,9 +11,9 @@
 use super::decode::{self, DecodeError, Op};
 use super::walk::{self, MAX_INSTRUCTION};
 use crate::devices::bus::{BusDevice, Effect};
-use crate::mem::guest::MemoryAccess;
-use crate::vcpu::regs::GuestRegs;
 use crate::devices::virtio::mmio::MmioError;
+use crate::mem::access::GuestRead;
+use crate::vcpu::regs::GuestRegs;
 use crate::vmx::exit::Access;
 use core::fmt;
 
@@ -78,7 +78,7 @@ fn reg_mut(regs: &mut GuestRegs, num: u8) -> Option<&mut u64> {
 /// Returns the instruction length, by which RIP must advance, and what a
 /// write asked of the hypervisor.
 pub fn emulate(
-    mem: &impl MemoryAccess,
+    mem: &impl GuestRead,
     cr3: u64,
     rip: u64,
     access: Access,

@@ -2,13 +2,13 @@
 //! a guest linear address into a guest-physical one, e.g. to fetch the
 //! instruction at the guest's RIP when it touches an MMIO page. The tables
 //! are guest memory the guest controls: every entry is read through
-//! [`MemoryAccess`], so a table outside the guest's memory is an error, and
+//! [`GuestRead`], so a table outside the guest's memory is an error, and
 //! the walk is always exactly four levels or fewer (no loop is possible).
 //! It assumes the guest is in 64-bit mode with 4-level paging (how Corral
 //! starts every guest); a caller must refuse a guest that left it (CR0.PG,
 //! EFER.LMA, CR4.LA57 in its VMCS) rather than decode what this returns.
 
-use crate::mem::guest::MemoryAccess;
+use crate::mem::access::{Gpa, GuestRead};
 use core::fmt;
 
 const PRESENT: u64 = 1 << 0;
@@ -67,7 +67,7 @@ fn canonical(va: u64) -> bool {
 }
 
 /// The guest-physical address `va` maps to under the tables at `cr3`.
-pub fn translate(mem: &impl MemoryAccess, cr3: u64, va: u64) -> Result<u64, WalkError> {
+pub fn translate(mem: &impl GuestRead, cr3: u64, va: u64) -> Result<u64, WalkError> {
     if !canonical(va) {
         return Err(WalkError::NotCanonical(va));
     }
@@ -76,7 +76,7 @@ pub fn translate(mem: &impl MemoryAccess, cr3: u64, va: u64) -> Result<u64, Walk
         let index = (va >> (12 + 9 * (level - 1))) & 0x1ff;
         let gpa = table + index * ENTRY_BYTES;
         let mut raw = [0u8; ENTRY_BYTES as usize];
-        mem.read(gpa, &mut raw)
+        mem.read(Gpa(gpa), &mut raw)
             .map_err(|_| WalkError::TableOutsideMemory { gpa })?;
         let entry = u64::from_le_bytes(raw);
         if entry & PRESENT == 0 {
@@ -96,7 +96,7 @@ pub fn translate(mem: &impl MemoryAccess, cr3: u64, va: u64) -> Result<u64, Walk
 /// into `out`; returns how many bytes could be read (0 if even the first
 /// byte has no translation or lies outside memory).
 pub fn fetch_instruction(
-    mem: &impl MemoryAccess,
+    mem: &impl GuestRead,
     cr3: u64,
     rip: u64,
     out: &mut [u8; MAX_INSTRUCTION],
@@ -109,7 +109,7 @@ pub fn fetch_instruction(
         };
         let in_page = (SMALL_PAGE - (va & (SMALL_PAGE - 1))) as usize;
         let n = in_page.min(MAX_INSTRUCTION - got);
-        if mem.read(gpa, &mut out[got..got + n]).is_err() {
+        if mem.read(Gpa(gpa), &mut out[got..got + n]).is_err() {
             break;
         }
         got += n;

@@ -5,30 +5,10 @@
 //! completely by regions, and may span several.
 #![forbid(unsafe_code)]
 
-use core::fmt;
+use super::access::{Barrier, Gpa, GuestRam, GuestRead, OutOfBounds};
 
 /// Most regions one view holds.
 pub const MAX_REGIONS: usize = 16;
-
-/// A guest-physical range that is not (entirely) inside the guest's memory,
-/// or that the hypervisor may not write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OutOfBounds {
-    /// Start of the range.
-    pub gpa: u64,
-    /// Its length.
-    pub len: u64,
-}
-
-impl fmt::Display for OutOfBounds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "guest-physical {:#x} len {} is outside guest memory",
-            self.gpa, self.len
-        )
-    }
-}
 
 enum Backing<'a> {
     Private(&'a mut [u8]),
@@ -52,33 +32,6 @@ struct Region<'a> {
 impl Region<'_> {
     fn end(&self) -> u64 {
         self.gpa + self.backing.bytes().len() as u64
-    }
-}
-
-/// Read access to a guest's memory for exit handlers (hypercall buffers,
-/// instruction bytes, page tables). Every range is checked; nothing hands
-/// out a reference into guest memory for longer than a call.
-pub trait MemoryAccess {
-    /// Size of the guest-physical address space.
-    fn size(&self) -> u64;
-    /// Copies `gpa .. gpa + out.len()` into `out`.
-    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds>;
-    /// Checks all of `gpa .. gpa + len`, then passes it to `f` in order,
-    /// piece by piece.
-    fn for_each_chunk(&self, gpa: u64, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds>;
-}
-
-impl MemoryAccess for GuestMemory<'_> {
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
-        GuestMemory::read(self, gpa, out)
-    }
-
-    fn for_each_chunk(&self, gpa: u64, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
-        GuestMemory::for_each_chunk(self, gpa, len, f)
     }
 }
 
@@ -231,6 +184,36 @@ impl<'a> GuestMemory<'a> {
     }
 }
 
+/// Exit handlers and tests read a `GuestMemory` through the trait family.
+impl GuestRead for GuestMemory<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read(&self, gpa: Gpa, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        GuestMemory::read(self, gpa.0, out)
+    }
+
+    fn read_chunks(&self, gpa: Gpa, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
+        self.for_each_chunk(gpa.0, len, f)
+    }
+}
+
+/// Device models run over a `GuestMemory` in tests and at load time.
+impl GuestRam for GuestMemory<'_> {
+    fn write(&mut self, gpa: Gpa, data: &[u8]) -> Result<(), OutOfBounds> {
+        GuestMemory::write(self, gpa.0, data)
+    }
+
+    fn check_writable(&mut self, gpa: Gpa, len: u64) -> Result<(), OutOfBounds> {
+        self.slice_mut(gpa.0, len).map(|_| ())
+    }
+
+    fn fence(&self, barrier: Barrier) {
+        barrier.issue();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +290,32 @@ mod tests {
                 proptest::prop_assert_eq!(total, 0);
             }
         }
+    }
+
+    #[test]
+    fn little_endian_and_checked() {
+        let mut backing = [0u8; 16];
+        let mut m = GuestMemory::new(&mut backing);
+        m.write_u32(Gpa(4), 0x1122_3344).unwrap();
+        m.write_u16(Gpa(8), 0xaabb).unwrap();
+        assert_eq!(m.read_u16(Gpa(4)).unwrap(), 0x3344);
+        assert_eq!(m.read_u32(Gpa(4)).unwrap(), 0x1122_3344);
+        assert_eq!(m.read_u64(Gpa(4)).unwrap(), 0xaabb_1122_3344);
+        assert!(m.read_u64(Gpa(9)).is_err());
+        assert!(m.write_u16(Gpa(15), 0).is_err());
+        assert!(m.check_readable(Gpa(16), 0).is_ok());
+        assert!(m.check_readable(Gpa(u64::MAX), 2).is_err());
+        assert!(m.check_writable(Gpa(0), 16).is_ok());
+        assert!(m.check_writable(Gpa(8), 9).is_err());
+        m.fence(Barrier::Full);
+    }
+
+    #[test]
+    fn shared_memory_is_readable_not_writable() {
+        let shared = [7u8; 8];
+        let mut m = GuestMemory::empty(8);
+        m.add_shared(0, &shared).unwrap();
+        assert!(m.check_readable(Gpa(0), 8).is_ok());
+        assert!(m.check_writable(Gpa(0), 1).is_err());
     }
 }

@@ -5,7 +5,8 @@
 //! The guest may address more than it owns; EPT decides what it can touch.
 #![forbid(unsafe_code)]
 
-use super::guest::{GuestMemory, OutOfBounds};
+use super::access::OutOfBounds;
+use super::guest::GuestMemory;
 use core::mem::size_of;
 use vmm_abi::corral::layout::{GUEST_VIRTUAL_GIB, PAGE_SIZE, PAGE_TABLES_GPA};
 use x86_64::structures::paging::page_table::PageTableEntry;

@@ -1,5 +1,6 @@
 //! Memory: physical frames, EPT, guest memory views and guest page tables.
 
+pub mod access;
 pub mod ept;
 pub mod frames;
 pub mod guest;

@@ -5,12 +5,12 @@
 //! through Rust references to memory the guest may change at the same
 //! time; virtio's barriers order the two sides.
 
-use super::guest::{MemoryAccess, OutOfBounds};
-use crate::devices::virtio::memory::{Barrier, GuestRam};
-use core::sync::atomic::{Ordering, fence};
+use super::access::{Barrier, Gpa, GuestRam, GuestRead, Hpa, OutOfBounds};
 
-/// Bytes of the header [`RawRam::copy_behind_header`] writes: a u64 and a u32.
-const HEADER_BYTES: u64 = 12;
+/// Bytes of the prefix [`RawRam::copy_behind_prefix`] writes: a u64 and a
+/// u32, two stores (what the prefix means is the caller's business; the
+/// data path's is a virtio-net header).
+const PREFIX_BYTES: u64 = 12;
 
 /// Most pieces (private or shared ranges) of one guest's memory.
 pub const MAX_RAM_PIECES: usize = 9;
@@ -19,11 +19,11 @@ pub const MAX_RAM_PIECES: usize = 9;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RamPiece {
     /// Guest-physical start.
-    pub gpa: u64,
+    pub gpa: Gpa,
     /// Bytes.
     pub len: u64,
     /// Host-physical (identity-mapped) start.
-    pub hpa: u64,
+    pub hpa: Hpa,
     /// The hypervisor may write it (private memory, not shared image pages).
     pub writable: bool,
 }
@@ -70,36 +70,36 @@ impl RawRam {
     #[inline]
     fn locate(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
         let inside = |p: &RamPiece| {
-            gpa >= p.gpa
-                && gpa - p.gpa <= p.len
-                && len <= p.len - (gpa - p.gpa)
+            gpa >= p.gpa.0
+                && gpa - p.gpa.0 <= p.len
+                && len <= p.len - (gpa - p.gpa.0)
                 && (p.writable || !write)
         };
         if inside(&self.hot) {
-            return Some(self.hot.hpa + (gpa - self.hot.gpa));
+            return Some(self.hot.hpa.0 + (gpa - self.hot.gpa.0));
         }
         self.pieces[..self.count]
             .iter()
             .find(|p| inside(p))
-            .map(|p| p.hpa + (gpa - p.gpa))
+            .map(|p| p.hpa.0 + (gpa - p.gpa.0))
     }
 
     /// The data path's one copy, between two guests' buffers: checks that
     /// `src_gpa .. + src_len` is readable here and `dst_gpa .. + dst_len`
-    /// writable in `dst`, then writes `header` (a u64 and a u32: 12 bytes)
+    /// writable in `dst`, then writes `prefix` (a u64 and a u32: 12 bytes)
     /// at the start of the destination and copies the source's bytes after
     /// its first 12 behind it. `None` (nothing written) if a buffer is out
     /// of place or the source's payload does not fit the destination's.
     #[inline]
-    pub fn copy_behind_header(
+    pub fn copy_behind_prefix(
         &self,
         (src_gpa, src_len): (u64, u64),
         dst: &RawRam,
         (dst_gpa, dst_len): (u64, u64),
-        header: (u64, u32),
+        prefix: (u64, u32),
     ) -> Option<()> {
-        let payload = src_len.checked_sub(HEADER_BYTES)?;
-        if payload > dst_len.checked_sub(HEADER_BYTES)? {
+        let payload = src_len.checked_sub(PREFIX_BYTES)?;
+        if payload > dst_len.checked_sub(PREFIX_BYTES)? {
             return None;
         }
         let from = self.locate(src_gpa, src_len, false)?;
@@ -107,14 +107,14 @@ impl RawRam {
         // SAFETY: `from .. from + src_len` lies in a readable piece of this
         // view and `to .. to + dst_len` in a writable piece of `dst` (both
         // located above; live for the views' life, the contract of `new`);
-        // the header (12 bytes) and the payload fit both, as checked.
+        // the prefix (12 bytes) and the payload fit both, as checked.
         // `copy` allows overlap (a guest may give both ports one buffer).
         unsafe {
-            (to as *mut u64).write_unaligned(header.0);
-            ((to + 8) as *mut u32).write_unaligned(header.1);
+            (to as *mut u64).write_unaligned(prefix.0);
+            ((to + 8) as *mut u32).write_unaligned(prefix.1);
             core::ptr::copy(
-                (from + HEADER_BYTES) as *const u8,
-                (to + HEADER_BYTES) as *mut u8,
+                (from + PREFIX_BYTES) as *const u8,
+                (to + PREFIX_BYTES) as *mut u8,
                 payload as usize,
             );
         }
@@ -141,20 +141,20 @@ impl RawRam {
         while at < end {
             let p = self.pieces[..self.count]
                 .iter()
-                .find(|p| at >= p.gpa && at - p.gpa < p.len && (p.writable || !write))
+                .find(|p| at >= p.gpa.0 && at - p.gpa.0 < p.len && (p.writable || !write))
                 .ok_or(bad)?;
-            at = p.gpa + p.len;
+            at = p.gpa.0 + p.len;
         }
         let mut at = gpa;
         while at < end {
             let Some(p) = self.pieces[..self.count]
                 .iter()
-                .find(|p| at >= p.gpa && at - p.gpa < p.len)
+                .find(|p| at >= p.gpa.0 && at - p.gpa.0 < p.len)
             else {
                 return Err(bad);
             };
-            let n = (p.gpa + p.len).min(end) - at;
-            f(p.hpa + (at - p.gpa), (at - gpa) as usize, n as usize);
+            let n = (p.gpa.0 + p.len).min(end) - at;
+            f(p.hpa.0 + (at - p.gpa.0), (at - gpa) as usize, n as usize);
             at += n;
         }
         Ok(())
@@ -248,12 +248,13 @@ impl<'a> HostRange<'a> {
     }
 }
 
-/// Generates the fixed-size accessors: one bounds check and one unaligned
-/// load or store (x86 is little-endian, as virtio rings are).
-macro_rules! scalar_access {
-    ($read:ident, $write:ident, $t:ty) => {
+/// Generates a fixed-size reader: one bounds check and one unaligned load
+/// (x86 is little-endian, as virtio rings are).
+macro_rules! scalar_read {
+    ($read:ident, $t:ty) => {
         #[inline]
-        fn $read(&self, gpa: u64) -> Result<$t, OutOfBounds> {
+        fn $read(&self, gpa: Gpa) -> Result<$t, OutOfBounds> {
+            let gpa = gpa.0;
             let len = core::mem::size_of::<$t>() as u64;
             match self.locate(gpa, len, false) {
                 // SAFETY: `locate` found the whole value inside one piece,
@@ -261,41 +262,66 @@ macro_rules! scalar_access {
                 Some(hpa) => Ok(unsafe { (hpa as *const $t).read_unaligned() }),
                 None => {
                     let mut b = [0u8; core::mem::size_of::<$t>()];
-                    self.read_bytes(gpa, &mut b)?;
+                    GuestRead::read(self, Gpa(gpa), &mut b)?;
                     Ok(<$t>::from_le_bytes(b))
                 }
-            }
-        }
-
-        #[inline]
-        fn $write(&mut self, gpa: u64, value: $t) -> Result<(), OutOfBounds> {
-            let len = core::mem::size_of::<$t>() as u64;
-            match self.locate(gpa, len, true) {
-                Some(hpa) => {
-                    // SAFETY: as above, in a writable piece.
-                    unsafe { (hpa as *mut $t).write_unaligned(value) };
-                    Ok(())
-                }
-                None => self.write_bytes(gpa, &value.to_le_bytes()),
             }
         }
     };
 }
 
-impl GuestRam for RawRam {
-    scalar_access!(read_u16, write_u16, u16);
-    scalar_access!(read_u32, write_u32, u32);
-    scalar_access!(read_u64, write_u64, u64);
+/// Generates a fixed-size writer: one bounds check and one unaligned store.
+macro_rules! scalar_write {
+    ($write:ident, $t:ty) => {
+        #[inline]
+        fn $write(&mut self, gpa: Gpa, value: $t) -> Result<(), OutOfBounds> {
+            let gpa = gpa.0;
+            let len = core::mem::size_of::<$t>() as u64;
+            match self.locate(gpa, len, true) {
+                Some(hpa) => {
+                    // SAFETY: `locate` found the whole value inside one
+                    // writable piece, live for this view (the contract of
+                    // `new`).
+                    unsafe { (hpa as *mut $t).write_unaligned(value) };
+                    Ok(())
+                }
+                None => GuestRam::write(self, Gpa(gpa), &value.to_le_bytes()),
+            }
+        }
+    };
+}
+
+/// Bytes copied at a time by [`GuestRead::read_chunks`].
+const BOUNCE_BYTES: usize = 256;
+
+/// Exit handlers and the data path read a VM's memory through its raw view,
+/// since a polling core may be writing the VM's rings at the same time:
+/// every byte is copied out (through a small bounce buffer for
+/// `read_chunks`), so no reference into guest memory is ever made.
+impl GuestRead for RawRam {
+    scalar_read!(read_u16, u16);
+    scalar_read!(read_u32, u32);
+    scalar_read!(read_u64, u64);
+
+    fn size(&self) -> u64 {
+        self.pieces[..self.count]
+            .iter()
+            .map(|p| p.gpa.0 + p.len)
+            .max()
+            .unwrap_or(0)
+    }
 
     #[inline]
-    fn check_readable(&self, gpa: u64, len: u64) -> Result<(), OutOfBounds> {
+    fn check_readable(&self, gpa: Gpa, len: u64) -> Result<(), OutOfBounds> {
+        let gpa = gpa.0;
         if self.locate(gpa, len, false).is_some() {
             return Ok(());
         }
         self.for_each(gpa, len, false, |_, _, _| ())
     }
 
-    fn read_bytes(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
+    fn read(&self, gpa: Gpa, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        let gpa = gpa.0;
         let dst = out.as_mut_ptr();
         self.for_each(gpa, out.len() as u64, false, |hpa, off, n| {
             // SAFETY: `hpa .. hpa + n` lies in one piece (checked by
@@ -305,72 +331,45 @@ impl GuestRam for RawRam {
         })
     }
 
-    fn write_bytes(&mut self, gpa: u64, data: &[u8]) -> Result<(), OutOfBounds> {
-        let src = data.as_ptr();
-        self.for_each(gpa, data.len() as u64, true, |hpa, off, n| {
-            // SAFETY: as in `read_bytes`, and the range lies in a writable
-            // piece (private guest memory, never shared image pages).
-            unsafe { core::ptr::copy_nonoverlapping(src.add(off), hpa as *mut u8, n) }
-        })
-    }
-
-    fn read_chunks(&self, gpa: u64, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
-        // The guest may write these bytes while they are read, so no
-        // reference into them is made: they are copied out through a
-        // bounce buffer first (the general path only; the fast path copies
-        // guest to guest with one checked copy).
-        MemoryAccess::for_each_chunk(self, gpa, len, f)
-    }
-
-    fn check_writable(&mut self, gpa: u64, len: u64) -> Result<(), OutOfBounds> {
-        self.for_each(gpa, len, true, |_, _, _| ())
-    }
-
-    fn fence(&self, barrier: Barrier) {
-        fence(match barrier {
-            Barrier::Acquire => Ordering::Acquire,
-            Barrier::Release => Ordering::Release,
-            Barrier::Full => Ordering::SeqCst,
-        });
-    }
-}
-
-/// Bytes copied at a time when exit handlers read through a raw view.
-const BOUNCE_BYTES: usize = 256;
-
-/// Exit handlers read a VM's memory through its raw view as well, since a
-/// polling core may be writing the VM's rings at the same time: every byte
-/// is copied out (through a small bounce buffer for `for_each_chunk`), so no
-/// reference into guest memory is ever made.
-impl MemoryAccess for RawRam {
-    fn size(&self) -> u64 {
-        self.pieces[..self.count]
-            .iter()
-            .map(|p| p.gpa + p.len)
-            .max()
-            .unwrap_or(0)
-    }
-
-    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
-        self.read_bytes(gpa, out)
-    }
-
-    fn for_each_chunk(
-        &self,
-        gpa: u64,
-        len: u64,
-        mut f: impl FnMut(&[u8]),
-    ) -> Result<(), OutOfBounds> {
+    fn read_chunks(&self, gpa: Gpa, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
+        let gpa = gpa.0;
         self.for_each(gpa, len, false, |_, _, _| ())?;
         let mut bounce = [0u8; BOUNCE_BYTES];
         let mut at = 0;
         while at < len {
             let n = (len - at).min(BOUNCE_BYTES as u64) as usize;
-            self.read_bytes(gpa + at, &mut bounce[..n])?;
+            GuestRead::read(self, Gpa(gpa + at), &mut bounce[..n])?;
             f(&bounce[..n]);
             at += n as u64;
         }
         Ok(())
+    }
+}
+
+impl GuestRam for RawRam {
+    scalar_write!(write_u16, u16);
+    scalar_write!(write_u32, u32);
+    scalar_write!(write_u64, u64);
+
+    fn write(&mut self, gpa: Gpa, data: &[u8]) -> Result<(), OutOfBounds> {
+        let gpa = gpa.0;
+        let src = data.as_ptr();
+        self.for_each(gpa, data.len() as u64, true, |hpa, off, n| {
+            // SAFETY: `hpa .. hpa + n` lies in one writable piece (private
+            // guest memory, never shared image pages; checked by
+            // `for_each`), live for this view (the contract of `new`);
+            // `off + n` is within `data`.
+            unsafe { core::ptr::copy_nonoverlapping(src.add(off), hpa as *mut u8, n) }
+        })
+    }
+
+    fn check_writable(&mut self, gpa: Gpa, len: u64) -> Result<(), OutOfBounds> {
+        let gpa = gpa.0;
+        self.for_each(gpa, len, true, |_, _, _| ())
+    }
+
+    fn fence(&self, barrier: Barrier) {
+        barrier.issue();
     }
 }
 
@@ -383,9 +382,9 @@ pub mod testing {
     /// The caller must not use `v` itself while the view is in use.
     pub fn over_vec(v: &mut [u8]) -> RawRam {
         let piece = RamPiece {
-            gpa: 0,
+            gpa: Gpa(0),
             len: v.len() as u64,
-            hpa: v.as_mut_ptr() as u64,
+            hpa: Hpa(v.as_mut_ptr() as u64),
             writable: true,
         };
         // SAFETY: the buffer outlives the tests' use of the view, and the
@@ -404,21 +403,21 @@ mod tests {
         let base = v.as_mut_ptr() as u64;
         let pieces = [
             RamPiece {
-                gpa: 0,
+                gpa: Gpa(0),
                 len: 0x100,
-                hpa: base,
+                hpa: Hpa(base),
                 writable: true,
             },
             RamPiece {
-                gpa: 0x100,
+                gpa: Gpa(0x100),
                 len: 0x100,
-                hpa: base + 0x100,
+                hpa: Hpa(base + 0x100),
                 writable: false,
             },
             RamPiece {
-                gpa: 0x200,
+                gpa: Gpa(0x200),
                 len: 0x200,
-                hpa: base + 0x200,
+                hpa: Hpa(base + 0x200),
                 writable: true,
             },
         ];
@@ -464,33 +463,33 @@ mod tests {
         let ro = split(&mut b);
         let hdr = (0x0807_0605_0403_0201, 0x0c0b_0a09);
         assert!(
-            src.copy_behind_header((0x10, 12 + 8), &ro, (0x200, 0x20), hdr)
+            src.copy_behind_prefix((0x10, 12 + 8), &ro, (0x200, 0x20), hdr)
                 .is_some()
         );
         let mut out = [0u8; 20];
-        ro.read_bytes(0x200, &mut out).unwrap();
+        ro.read(Gpa(0x200), &mut out).unwrap();
         assert_eq!(out[..12], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         assert_eq!(out[12..], [0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23]);
         // Too big for the destination, destination read-only, source short
         // or outside: nothing is written.
         assert!(
-            src.copy_behind_header((0x10, 12 + 0x21), &ro, (0x200, 0x20 + 12), hdr)
+            src.copy_behind_prefix((0x10, 12 + 0x21), &ro, (0x200, 0x20 + 12), hdr)
                 .is_none()
         );
         assert!(
-            src.copy_behind_header((0x10, 20), &ro, (0x100, 0x20), hdr)
+            src.copy_behind_prefix((0x10, 20), &ro, (0x100, 0x20), hdr)
                 .is_none()
         );
         assert!(
-            src.copy_behind_header((0x10, 11), &ro, (0x200, 0x20), hdr)
+            src.copy_behind_prefix((0x10, 11), &ro, (0x200, 0x20), hdr)
                 .is_none()
         );
         assert!(
-            src.copy_behind_header((0x3f8, 20), &ro, (0x200, 0x20), hdr)
+            src.copy_behind_prefix((0x3f8, 20), &ro, (0x200, 0x20), hdr)
                 .is_none()
         );
         assert!(
-            src.copy_behind_header((0x10, 20), &ro, (0x3f0, 0x20), hdr)
+            src.copy_behind_prefix((0x10, 20), &ro, (0x3f0, 0x20), hdr)
                 .is_none()
         );
     }
@@ -502,10 +501,10 @@ mod tests {
             *x = i as u8;
         }
         let r = split(&mut v);
-        assert_eq!(MemoryAccess::size(&r), 0x400);
+        assert_eq!(GuestRead::size(&r), 0x400);
         let mut got = Vec::new();
         let mut pieces = 0;
-        MemoryAccess::for_each_chunk(&r, 0x10, 600, |c| {
+        GuestRead::read_chunks(&r, Gpa(0x10), 600, |c| {
             pieces += 1;
             got.extend_from_slice(c);
         })
@@ -514,10 +513,10 @@ mod tests {
         assert_eq!(got, v[0x10..0x10 + 600]);
         // The whole range is checked before anything reaches `f`.
         let mut called = false;
-        assert!(MemoryAccess::for_each_chunk(&r, 0x300, 0x200, |_| called = true).is_err());
+        assert!(GuestRead::read_chunks(&r, Gpa(0x300), 0x200, |_| called = true).is_err());
         assert!(!called);
         let mut out = [0u8; 4];
-        MemoryAccess::read(&r, 0x3fc, &mut out).unwrap();
+        GuestRead::read(&r, Gpa(0x3fc), &mut out).unwrap();
         assert_eq!(out, [0xfc, 0xfd, 0xfe, 0xff]);
     }
 
@@ -525,14 +524,14 @@ mod tests {
     fn reads_and_writes_are_checked() {
         let mut v = vec![0u8; 0x400];
         let mut r = over_vec(&mut v);
-        r.write_bytes(0x10, &[1, 2, 3]).unwrap();
+        r.write(Gpa(0x10), &[1, 2, 3]).unwrap();
         let mut out = [0u8; 3];
-        r.read_bytes(0x10, &mut out).unwrap();
+        r.read(Gpa(0x10), &mut out).unwrap();
         assert_eq!(out, [1, 2, 3]);
-        assert!(r.read_bytes(0x3ff, &mut out).is_err());
-        assert!(r.write_bytes(u64::MAX - 1, &[0; 4]).is_err());
-        assert!(r.check_writable(0, 0x400).is_ok());
-        assert!(r.check_writable(0, 0x401).is_err());
+        assert!(r.read(Gpa(0x3ff), &mut out).is_err());
+        assert!(r.write(Gpa(u64::MAX - 1), &[0; 4]).is_err());
+        assert!(r.check_writable(Gpa(0), 0x400).is_ok());
+        assert!(r.check_writable(Gpa(0), 0x401).is_err());
     }
 
     #[test]
@@ -541,21 +540,21 @@ mod tests {
         let mut r = split(&mut v);
         // A read across all three pieces.
         let mut out = vec![0u8; 0x300];
-        r.read_bytes(0x80, &mut out).unwrap();
+        r.read(Gpa(0x80), &mut out).unwrap();
         // In copies (bounce-buffer sized), never a view into the memory.
         let mut copied = Vec::new();
-        r.read_chunks(0x80, 0x300, |c| {
+        r.read_chunks(Gpa(0x80), 0x300, |c| {
             assert!(c.len() <= BOUNCE_BYTES);
             copied.extend_from_slice(c);
         })
         .unwrap();
         assert_eq!(copied, out);
         // Writes stay out of the read-only piece, even partly.
-        assert!(r.write_bytes(0xf0, &[0; 0x20]).is_err());
-        assert!(r.write_bytes(0x1f0, &[0; 0x20]).is_err());
-        assert!(r.write_bytes(0x200, &[7; 0x20]).is_ok());
-        assert!(r.check_writable(0x100, 1).is_err());
+        assert!(r.write(Gpa(0xf0), &[0; 0x20]).is_err());
+        assert!(r.write(Gpa(0x1f0), &[0; 0x20]).is_err());
+        assert!(r.write(Gpa(0x200), &[7; 0x20]).is_ok());
+        assert!(r.check_writable(Gpa(0x100), 1).is_err());
         // Beyond the last piece.
-        assert!(r.read_bytes(0x3f0, &mut [0; 0x20]).is_err());
+        assert!(r.read(Gpa(0x3f0), &mut [0; 0x20]).is_err());
     }
 }

@@ -19,11 +19,15 @@ use crate::console::quota::{
 };
 use crate::cpuid::CpuidResult;
 use crate::devices::bus::{Bus, BusDevice, Effect};
+use crate::devices::virtio::console::{self as vconsole, ConsoleDevice};
+use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
 use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hypercall::Services;
+use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
 use crate::mem::ept::{Ept, EptPerms};
-use crate::mem::guest::{GuestMemory, MemoryAccess, OutOfBounds};
+use crate::mem::guest::GuestMemory;
 use crate::mem::guest_tables;
 use crate::mem::raw::{RamPiece, RawRam};
 use crate::msr;
@@ -31,9 +35,6 @@ use crate::vcpu::hw::Clock;
 use crate::vcpu::regs::GuestRegs;
 use crate::vcpu::slice::{self, SliceEnd, SliceParams, VcpuState, VmEnv, Wakeups};
 use crate::vcpu::stop::{StartError, StopReason};
-use crate::devices::virtio::console::{self as vconsole, ConsoleDevice};
-use crate::devices::virtio::error::RingError;
-use crate::devices::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
 use core::sync::atomic::Ordering;
 use vmm_abi::corral::bootinfo::BootInfo;
 use vmm_abi::corral::devices::{self, DeviceKind};
@@ -490,15 +491,15 @@ impl Vm {
         unsafe {
             RawRam::new(self.pieces.iter().flatten().map(|p| match p.shared {
                 None => RamPiece {
-                    gpa: p.gpa,
+                    gpa: Gpa(p.gpa),
                     len: p.len,
-                    hpa: self.private_base + p.offset,
+                    hpa: Hpa(self.private_base + p.offset),
                     writable: true,
                 },
                 Some(s) => RamPiece {
-                    gpa: p.gpa,
+                    gpa: Gpa(p.gpa),
                     len: p.len,
-                    hpa: s.hpa,
+                    hpa: Hpa(s.hpa),
                     writable: false,
                 },
             }))
@@ -696,17 +697,17 @@ struct VmMemory<'v> {
     size: u64,
 }
 
-impl MemoryAccess for VmMemory<'_> {
+impl GuestRead for VmMemory<'_> {
     fn size(&self) -> u64 {
         self.size
     }
 
-    fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
-        MemoryAccess::read(&self.vm.raw_ram(), gpa, out)
+    fn read(&self, gpa: Gpa, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        GuestRead::read(&self.vm.raw_ram(), gpa, out)
     }
 
-    fn for_each_chunk(&self, gpa: u64, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
-        MemoryAccess::for_each_chunk(&self.vm.raw_ram(), gpa, len, f)
+    fn read_chunks(&self, gpa: Gpa, len: u64, f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
+        GuestRead::read_chunks(&self.vm.raw_ram(), gpa, len, f)
     }
 }
 

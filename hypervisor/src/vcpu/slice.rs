@@ -9,7 +9,7 @@ use super::hw::{Clock, VcpuHw};
 use super::regs::GuestRegs;
 use super::stop::StopReason;
 use crate::dispatch::{self, Host, Outcome, Vcpu};
-use crate::mem::guest::MemoryAccess;
+use crate::mem::access::GuestRead;
 use crate::vmx::exit::{self, Exit};
 use vmm_abi::corral::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
 use vmm_abi::report::{EXIT_KINDS, ExitCounts};
@@ -116,7 +116,7 @@ pub trait VmEnv: Host + Clock + Wakeups {
 /// Runs the VM (its state loaded) until it stops, or its slice is over, it
 /// goes idle or waits for work while `others_waiting`. The slice's ticks
 /// are added to `ran`; what it used beyond its slice becomes debt.
-pub fn run_slice<H: VcpuHw, E: VmEnv, M: MemoryAccess>(
+pub fn run_slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
     hw: &mut H,
     env: &mut E,
     mem: &M,
@@ -137,7 +137,7 @@ pub fn run_slice<H: VcpuHw, E: VmEnv, M: MemoryAccess>(
     end
 }
 
-fn slice<H: VcpuHw, E: VmEnv, M: MemoryAccess>(
+fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
     hw: &mut H,
     env: &mut E,
     mem: &M,

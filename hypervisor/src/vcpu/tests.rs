@@ -8,13 +8,13 @@ use super::slice::{
 use super::stop::StopReason;
 use crate::cpuid::CpuidResult;
 use crate::devices::bus::{Bus, BusDevice, Effect};
+use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::mmio::MmioError;
+use crate::devices::virtio::queue::QueueError;
 use crate::dispatch::Host;
 use crate::hypercall::Services;
 use crate::mem::guest::GuestMemory;
 use crate::mem::guest_tables;
-use crate::devices::virtio::error::RingError;
-use crate::devices::virtio::mmio::MmioError;
-use crate::devices::virtio::queue::QueueError;
 use crate::vmx::exit::{Event, EventType, ExitReason, RawExit};
 use crate::vmx::mode::CpuMode;
 use core::cell::Cell;

@@ -8,14 +8,14 @@
 //! which the tests check against each other.
 
 use super::Direction;
-use crate::mem::raw::{HostRange, RawRam};
-use crate::devices::virtio::memory::GuestRam;
 use crate::devices::virtio::net::NET_HDR_LEN;
 use crate::devices::virtio::net::receive_header;
 use crate::devices::virtio::queue::{
     AVAIL_ENTRY_SIZE, DESC_SIZE, RING_ENTRIES, RING_IDX, SplitQueue, USED_ELEM_LEN, USED_ELEM_SIZE,
     VIRTQ_DESC_F_WRITE,
 };
+use crate::mem::access::{Gpa, GuestRead};
+use crate::mem::raw::{HostRange, RawRam};
 use core::sync::atomic::{Ordering, fence};
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 
@@ -173,7 +173,7 @@ pub(super) fn frames<F, B>(
     }
     // An idle direction costs one lookup and one idx read.
     if src
-        .read_u16(tx.layout.avail_ring + RING_IDX)
+        .read_u16(Gpa(tx.layout.avail_ring + RING_IDX))
         .is_ok_and(|idx| idx == tx.last_avail_idx)
     {
         dir.sender_empty = true;
@@ -225,7 +225,7 @@ pub(super) fn frames<F, B>(
         {
             break;
         }
-        let copied = src.copy_behind_header(
+        let copied = src.copy_behind_prefix(
             (t_addr, t_len.into()),
             dst,
             (r_addr, r_len.into()),

@@ -5,16 +5,16 @@ use crate::datapath::endpoint::LinkFault;
 use crate::datapath::policy::PassAll;
 use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
 use crate::datapath::virtio::{VirtioRx, VirtioTx};
-use crate::mem::guest::GuestMemory;
-use crate::mem::raw::RawRam;
-use crate::mem::raw::testing::over_vec;
 use crate::devices::virtio::error::RingError;
-use crate::devices::virtio::memory::GuestRam;
 use crate::devices::virtio::net::{NET_HDR_LEN, receive_header};
 use crate::devices::virtio::queue::{
     QueueError, QueueLimits, SplitQueue, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
 use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE};
+use crate::mem::access::{Gpa, GuestRam};
+use crate::mem::guest::GuestMemory;
+use crate::mem::raw::RawRam;
+use crate::mem::raw::testing::over_vec;
 use proptest::prelude::*;
 
 const QSIZE: u16 = 16;
@@ -563,7 +563,7 @@ impl FramePolicy for Scribbler {
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict {
         let slot = self.seen.len() as u64 % u64::from(QSIZE);
         self.sender
-            .write_bytes(TX_BUFS + slot * SLOT, &[0xee; SLOT as usize])
+            .write(Gpa(TX_BUFS + slot * SLOT), &[0xee; SLOT as usize])
             .unwrap();
         let mut bytes = vec![0; frame.len() as usize];
         frame.read(0, &mut bytes).unwrap();

@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::datapath::testing::{Guest, reset};
-use crate::mem::raw::testing::over_vec;
 use crate::devices::virtio::net::{RECEIVE_QUEUE, TRANSMIT_QUEUE};
 use crate::devices::virtio::queue::VIRTQ_USED_F_NO_NOTIFY;
 use crate::devices::virtio::testing::MEM_SIZE;
+use crate::mem::raw::testing::over_vec;
 
 const MEMORY: u64 = MEM_SIZE as u64;
 
@@ -123,7 +123,9 @@ fn detach_takes_it_down_for_a_restart_or_away_for_good() {
     // A restart: a fresh device (the driver starts from nothing).
     port.attach(MEMORY, g.ram);
     assert_eq!(
-        port.with(|p| p.transport.read(crate::devices::virtio::mmio::offset::STATUS, 4)),
+        port.with(|p| p
+            .transport
+            .read(crate::devices::virtio::mmio::offset::STATUS, 4)),
         Ok(0)
     );
     port.with(|p| g.bring_up(p));

@@ -5,9 +5,9 @@
 
 use super::error::RingError;
 use super::features::COMMON_FEATURES;
-use super::memory::GuestRam;
 use super::mmio::Device;
 use super::queue::SplitQueue;
+use crate::mem::access::GuestRam;
 
 /// Virtio device ID of a console (§5.3.1).
 pub const VIRTIO_ID_CONSOLE: u32 = 3;
@@ -89,11 +89,17 @@ pub fn drain_transmit<M: GuestRam>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::guest::GuestMemory;
-    use crate::devices::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
-    use crate::devices::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect, offset};
-    use crate::devices::virtio::queue::{QueueError, QueueLimits, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+    use crate::devices::virtio::features::{
+        VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1,
+    };
+    use crate::devices::virtio::mmio::{
+        CONFIG_OFFSET, Transport, TransportConfig, WriteEffect, offset,
+    };
+    use crate::devices::virtio::queue::{
+        QueueError, QueueLimits, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+    };
     use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
+    use crate::mem::guest::GuestMemory;
 
     /// virtio-drivers 0.13's console asks for event idx, indirect
     /// descriptors, SIZE (bit 0), EMERG_WRITE (bit 2) and VERSION_1.

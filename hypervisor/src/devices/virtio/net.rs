@@ -7,9 +7,9 @@
 
 use super::error::RingError;
 use super::features::COMMON_FEATURES;
-use super::memory::GuestRam;
 use super::mmio::Device;
 use super::queue::Chain;
+use crate::mem::access::GuestRam;
 
 /// Virtio device ID of a network card (§5.1.1).
 pub const VIRTIO_ID_NET: u32 = 1;
@@ -196,13 +196,15 @@ pub fn write_receive_frame<M: GuestRam>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::guest::GuestMemory;
-    use crate::devices::virtio::features::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1};
+    use crate::devices::virtio::features::{
+        VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1,
+    };
     use crate::devices::virtio::mmio::{CONFIG_OFFSET, Transport, TransportConfig, WriteEffect};
     use crate::devices::virtio::queue::{
         QueueError, QueueLimits, SplitQueue, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
     };
     use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
+    use crate::mem::guest::GuestMemory;
 
     const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
     /// What virtio-drivers 0.13's net driver asks for.

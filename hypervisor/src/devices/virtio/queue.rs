@@ -7,8 +7,8 @@
 //! device), and each way a driver can break the rules has a named
 //! [`QueueError`] the hypervisor stops that guest with.
 
-use super::memory::{Barrier, GuestRam};
-use crate::mem::guest::OutOfBounds;
+use crate::mem::access::OutOfBounds;
+use crate::mem::access::{Barrier, Gpa, GuestRam};
 use chain::DescTable;
 use core::fmt;
 
@@ -448,13 +448,13 @@ impl SplitQueue {
     pub fn check_rings<M: GuestRam>(&self, mem: &mut M) -> Result<(), QueueError> {
         for (ring, addr, len, _) in self.layout.parts() {
             let ok = if ring == RingPart::Used {
-                mem.check_writable(addr, len)
+                mem.check_writable(Gpa(addr), len)
             } else {
-                mem.check_readable(addr, len)
+                mem.check_readable(Gpa(addr), len)
             };
             if ok.is_err() {
                 // Readable but not writable: read-only memory, not a hole.
-                if ring == RingPart::Used && mem.check_readable(addr, len).is_ok() {
+                if ring == RingPart::Used && mem.check_readable(Gpa(addr), len).is_ok() {
                     return Err(QueueError::RingNotWritable { ring, addr, len });
                 }
                 return Err(QueueError::RingOutsideMemory { ring, addr, len });
@@ -473,7 +473,7 @@ impl SplitQueue {
         ring: RingPart,
         addr: u64,
     ) -> Result<u16, QueueError> {
-        mem.read_u16(addr)
+        mem.read_u16(Gpa(addr))
             .map_err(ring_err(ring, addr, RING_FIELD_SIZE))
     }
 
@@ -483,7 +483,7 @@ impl SplitQueue {
         addr: u64,
         value: u16,
     ) -> Result<(), QueueError> {
-        mem.write_u16(addr, value)
+        mem.write_u16(Gpa(addr), value)
             .map_err(ring_err(RingPart::Used, addr, RING_FIELD_SIZE))
     }
 
@@ -621,7 +621,7 @@ impl SplitQueue {
         let addr = self.layout.used_ring + RING_ENTRIES + USED_ELEM_SIZE * self.slot(self.used_idx);
         // One 8-byte store: `id` (u32) in the low half, `len` in the high.
         let elem = u64::from(head) | (u64::from(len) << (USED_ELEM_LEN * 8));
-        mem.write_u64(addr, elem)
+        mem.write_u64(Gpa(addr), elem)
             .map_err(ring_err(RingPart::Used, addr, USED_ELEM_SIZE))?;
         self.used_idx = self.used_idx.wrapping_add(1);
         Ok(())

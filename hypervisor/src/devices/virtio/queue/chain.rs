@@ -7,7 +7,7 @@ use super::{
     DESC_SIZE, MAX_CHAIN_DESCRIPTORS, QueueError, RingPart, VIRTQ_DESC_F_INDIRECT,
     VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
-use crate::devices::virtio::memory::GuestRam;
+use crate::mem::access::{Gpa, GuestRam};
 
 const DESC_ADDR: usize = 0;
 const DESC_LEN: usize = 8;
@@ -177,7 +177,7 @@ impl Chain {
             }
             let n = (d.len - skip).min(left);
             let gpa = d.addr + u64::from(skip);
-            mem.read_chunks(gpa, n.into(), &mut f).map_err(|_| {
+            mem.read_chunks(Gpa(gpa), n.into(), &mut f).map_err(|_| {
                 QueueError::BufferOutsideMemory {
                     addr: d.addr,
                     len: d.len,
@@ -233,7 +233,7 @@ impl Chain {
             }
             let room = (d.len - skip) as usize;
             let n = room.min(data.len() - written);
-            mem.write_bytes(d.addr + u64::from(skip), &data[written..written + n])
+            mem.write(Gpa(d.addr + u64::from(skip)), &data[written..written + n])
                 .map_err(|_| QueueError::BufferNotWritable {
                     addr: d.addr,
                     len: d.len,
@@ -267,10 +267,10 @@ pub(super) struct DescTable {
 /// hypervisor may write it if the device is to.
 fn check_buffer<M: GuestRam>(mem: &mut M, d: &Descriptor) -> Result<(), QueueError> {
     let (addr, len) = (d.addr, d.len);
-    mem.check_readable(addr, len.into())
+    mem.check_readable(Gpa(addr), len.into())
         .map_err(|_| QueueError::BufferOutsideMemory { addr, len })?;
     if d.is_writable() {
-        mem.check_writable(addr, len.into())
+        mem.check_writable(Gpa(addr), len.into())
             .map_err(|_| QueueError::BufferNotWritable { addr, len })?;
     }
     Ok(())
@@ -285,8 +285,8 @@ impl DescTable {
             len: DESC_SIZE,
         };
         // Two 8-byte loads: the address, then length, flags and next.
-        let buf = mem.read_u64(addr + DESC_ADDR as u64).map_err(bad)?;
-        let rest = mem.read_u64(addr + DESC_LEN as u64).map_err(bad)?;
+        let buf = mem.read_u64(Gpa(addr + DESC_ADDR as u64)).map_err(bad)?;
+        let rest = mem.read_u64(Gpa(addr + DESC_LEN as u64)).map_err(bad)?;
         let bits = |at: usize| rest >> ((at - DESC_LEN) * 8);
         Ok(Descriptor {
             addr: buf,

@@ -3,8 +3,8 @@
 //! named error, and a property test over random rings.
 
 use super::*;
-use crate::mem::guest::GuestMemory;
 use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE};
+use crate::mem::guest::GuestMemory;
 use proptest::strategy::Strategy as _;
 
 const BUF: u64 = 0x2000;
