@@ -11,7 +11,6 @@ use super::serial;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::devices::virtio::error::RingError;
 use crate::mem::raw::RawRam;
-use vmm_abi::corral::layout::PAGE_SIZE;
 use vmm_abi::manifest::Manifest;
 use vmm_abi::report::{LinkFlow, Record};
 
@@ -35,20 +34,8 @@ impl Tables<'static> for FrameTables {
         n: usize,
         mut init: impl FnMut(usize) -> T,
     ) -> Option<&'static [T]> {
-        if n == 0 {
-            return Some(&[]);
-        }
-        let bytes = (n * core::mem::size_of::<T>()) as u64;
-        let base = memory::alloc_zeroed_pages(bytes.div_ceil(PAGE_SIZE))? as *mut T;
-        const { assert!(core::mem::align_of::<T>() as u64 <= PAGE_SIZE) };
-        for i in 0..n {
-            // SAFETY: `base` has room for `n` values of T, is page aligned (at
-            // least T's alignment) and is written once per slot here.
-            unsafe { base.add(i).write(init(i)) };
-        }
-        // SAFETY: all `n` slots were initialised above; the frames are never
-        // freed or otherwise used, so the slice may live for the whole run.
-        Some(unsafe { core::slice::from_raw_parts(base, n) })
+        let made = memory::leak_slice(n, |i| Ok::<T, ()>(init(i)), ());
+        made.ok().map(|s| &*s)
     }
 }
 
