@@ -24,8 +24,11 @@ pub type Main = fn(&BootInfo) -> i32;
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
-        /// Where the hypervisor starts this image.
+        /// Where the hypervisor starts this image (the one `unsafe` a
+        /// well-behaved image has: images `deny(unsafe_code)` and this shim
+        /// is allowed it).
         #[cfg(target_os = "none")]
+        #[allow(unsafe_code)]
         #[unsafe(no_mangle)]
         extern "C" fn _start(boot_info: *const $crate::BootInfoRaw) -> ! {
             // SAFETY: `_start` is the image's ELF entry point and nothing

@@ -4,11 +4,13 @@
 //! images themselves are the binaries in `src/bin/`. `fault` holds the one
 //! deliberate triple fault that `crash` and `hello` share.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
 pub mod badcall_plan;
 pub mod escape_plan;
+#[allow(unsafe_code)]
 pub mod fault;
 pub mod hello_plan;
 pub mod nf;

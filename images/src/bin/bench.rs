@@ -1,6 +1,7 @@
 //! `bench`: measures the hypercall round trip with `Null` calls and reports
 //! it as metrics, in TSC ticks (instructions, under the emulator).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 use guest_lib::hypercall::{self, InvalidMetricName};
 use guest_lib::println;

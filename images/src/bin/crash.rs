@@ -2,6 +2,7 @@
 //! delivered, so the CPU triple-faults and the hypervisor must stop this
 //! guest (and only this guest).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 use guest_lib::println;
 use images::fault;

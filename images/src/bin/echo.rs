@@ -17,6 +17,7 @@
 //! before it have left), 2 for unusable arguments or the idle timeout, 3
 //! when port 0 cannot be opened or the echo socket cannot be set up.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 

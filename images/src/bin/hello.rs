@@ -4,6 +4,7 @@
 //! (shared, read-only) code (see `images::hello_plan`), so a fleet can hold
 //! one failing clone.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 

@@ -1,5 +1,6 @@
 //! `nat`: source NAT from port 0 to port 1, rewriting each UDP flow's source to `nat_ip=A.B.C.D` (required) and a port from `port_base=N` (default 20000) on, until the end-of-stream frame; frames from port 1 go back unchanged; `idle=N` sets the idle timeout in TSC ticks.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 use guest_lib::println;
 use images::nf::guest::{EXIT_BAD_ARGS, serve_function};

@@ -1,5 +1,6 @@
 //! `pktgen`: sends `count=N` tagged UDP frames on port 0 (`flows=`, `size=`, `src_ip=`, `dst_ip=`, `dport=`, `deny_port=P every=K`), then the end-of-stream frame; with `mode=echo` it first resolves `dst_ip` by ARP and keeps at most `window=W` (default 32) datagrams unanswered, exiting 0 only if each got exactly one reply; `idle=N` sets the idle timeout in TSC ticks.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 use guest_lib::args::Args;
 use guest_lib::net::{Idle, NetError, NetPort};

@@ -4,6 +4,7 @@
 //! APIC ID it ends on (`apic_end`), the checksum and the elapsed TSC ticks,
 //! and exits 0.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
 
 use guest_lib::hypercall::{self, InvalidMetricName};
 use guest_lib::println;
