@@ -22,6 +22,7 @@ pub mod endpoint;
 pub mod policy;
 pub mod poll;
 pub mod port;
+pub mod switch;
 pub mod virtio;
 
 #[cfg(test)]

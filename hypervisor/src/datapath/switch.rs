@@ -1,0 +1,386 @@
+//! A NIC's polling core as an L2 switch between the wire and the guest ports attached to it: delivery by destination MAC, anti-spoofing on transmit, every drop counted.
+//!
+//! The wire is reached through [`WireRx`] and [`WireTx`] (a NIC driver's
+//! receive and transmit rings of hypervisor-owned buffers: `shared`
+//! mode, one copy each way); each attached guest port is a
+//! [`LinkEnd`], the same view of a virtio-net port the links use.
+//!
+//! - Wire to guests ([`Switch::from_wire`]): a broadcast or multicast
+//!   frame goes to every attached port that is up, a unicast frame to the
+//!   port with that MAC; unknown unicast is dropped and counted. A port
+//!   with no receive buffer posted loses the frame (`drop_no_buffer`):
+//!   the wire does not wait.
+//! - Guests to the wire ([`Switch::to_wire`]): a frame whose source MAC
+//!   is not its port's own is dropped (`drop_spoofed`); one the wire
+//!   cannot carry (shorter than an Ethernet header, longer than
+//!   [`MAX_WIRE_FRAME`]) is dropped (`drop_size`). The header checked is
+//!   the copy already in the NIC's buffer, so the guest cannot change it
+//!   afterwards. When the NIC's transmit ring is full, frames wait in the
+//!   guest's ring.
+//!
+//! A ring that breaks the rules is blamed on its port, as on links.
+#![forbid(unsafe_code)]
+
+use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
+use crate::devices::virtio::error::RingError;
+
+/// Bytes in a MAC address.
+pub const MAC_LEN: usize = 6;
+/// Bytes of an Ethernet header (destination, source, type).
+pub const ETH_HEADER: u32 = 14;
+/// Longest frame the wire carries (a 1500-byte payload, no FCS, no VLAN
+/// tag).
+pub const MAX_WIRE_FRAME: u32 = 1514;
+/// Most guest ports one NIC serves.
+pub const MAX_SWITCH_PORTS: usize = 16;
+/// Byte offset of the source MAC in an Ethernet header.
+const SRC_MAC: usize = MAC_LEN;
+/// The group bit of a MAC's first byte: broadcast or multicast.
+const GROUP_BIT: u8 = 0x01;
+
+/// A NIC's receive ring as the switch uses it.
+pub trait WireRx {
+    /// The next good frame received: its slot and length (without FCS),
+    /// or `None`. Bad frames are the driver's to drop and count.
+    fn next(&mut self) -> Option<(u16, u32)>;
+    /// Calls `f` with bytes `0 .. len` of the frame in `slot`, in order,
+    /// in pieces (copies: the buffer is the NIC's memory).
+    fn read(&self, slot: u16, len: u32, f: impl FnMut(&[u8]));
+    /// Gives `slot` back to the NIC.
+    fn recycle(&mut self, slot: u16);
+    /// Makes the recycled slots the NIC's again (one register write).
+    fn flush(&mut self);
+}
+
+/// A NIC's transmit ring as the switch uses it.
+pub trait WireTx {
+    /// A free slot, or `None` while the ring is full. A slot claimed and
+    /// not posted is claimed again by the next call (a dropped frame's
+    /// slot serves the next one).
+    fn claim(&mut self) -> Option<u16>;
+    /// Writes `bytes` at byte `at` of the frame in `slot` (the caller keeps
+    /// `at + bytes.len()` within [`MAX_WIRE_FRAME`]).
+    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]);
+    /// Queues the frame of `len` bytes in `slot` for sending.
+    fn post(&mut self, slot: u16, len: u32);
+    /// Hands the queued frames to the NIC (one register write).
+    fn flush(&mut self);
+}
+
+/// What one attached port did through the switch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortFlow {
+    /// Frames from the wire delivered into its receive ring.
+    pub rx_frames: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames it sent that went onto the wire.
+    pub tx_frames: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Frames for it lost because it had no receive buffer posted.
+    pub drop_no_buffer: u64,
+    /// Frames for it larger than the buffer it posted, or frames it sent
+    /// that the wire cannot carry.
+    pub drop_size: u64,
+    /// Frames it sent from a MAC other than its own.
+    pub drop_spoofed: u64,
+    /// Frames for it after it ended for good.
+    pub drop_peer: u64,
+}
+
+/// What the switch did that belongs to no port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireFlow {
+    /// Frames received from the wire.
+    pub rx_frames: u64,
+    /// Unicast frames from the wire for no attached MAC.
+    pub drop_unknown: u64,
+    /// Frames from the wire too short for an Ethernet header.
+    pub drop_runt: u64,
+    /// Passes that found the transmit ring full with frames waiting.
+    pub tx_full: u64,
+}
+
+/// One attached port as the switch keeps it.
+pub struct SwitchPort<B> {
+    /// Its MAC: frames to it are delivered, frames from it must carry it.
+    pub mac: [u8; MAC_LEN],
+    /// A receive buffer taken and not filled, and its ring's generation.
+    kept: Option<(B, u32)>,
+    /// Its counters.
+    pub flow: PortFlow,
+}
+
+impl<B> SwitchPort<B> {
+    /// A port with `mac`, nothing counted yet.
+    pub fn new(mac: [u8; MAC_LEN]) -> Self {
+        SwitchPort {
+            mac,
+            kept: None,
+            flow: PortFlow::default(),
+        }
+    }
+}
+
+/// The attached guest ports, each behind whatever lock the caller keeps.
+pub trait Attached {
+    /// A port's device state.
+    type End: LinkEnd;
+    /// Runs `f` on port `i`'s device state.
+    fn with<R>(&self, i: usize, f: impl FnOnce(&mut Self::End) -> R) -> R;
+}
+
+/// A ring that broke the rules: the port (index in the switch) and why.
+pub type Blame = (usize, RingError);
+
+/// One NIC's switch state: its ports and the wire's counters.
+pub struct Switch<B> {
+    /// The attached ports, in attachment order.
+    pub ports: heapless::Vec<SwitchPort<B>, MAX_SWITCH_PORTS>,
+    /// The wire's counters.
+    pub wire: WireFlow,
+}
+
+impl<B> Default for Switch<B> {
+    fn default() -> Self {
+        Switch {
+            ports: heapless::Vec::new(),
+            wire: WireFlow::default(),
+        }
+    }
+}
+
+/// Whether `mac` is a group (broadcast or multicast) address.
+pub fn is_group(mac: &[u8]) -> bool {
+    mac.first().is_some_and(|b| b & GROUP_BIT != 0)
+}
+
+impl<B: Default> Switch<B> {
+    /// Attaches a port with `mac`; `false` if the switch is full.
+    pub fn attach(&mut self, mac: [u8; MAC_LEN]) -> bool {
+        self.ports.push(SwitchPort::new(mac)).is_ok()
+    }
+
+    /// Moves up to `budget` frames from the wire to the ports; returns
+    /// frames taken from the wire, and calls `woken(i)` for each port that
+    /// got one and `blamed` for each ring that broke the rules.
+    pub fn from_wire<W: WireRx, A: Attached>(
+        &mut self,
+        wire: &mut W,
+        ports: &A,
+        budget: u32,
+        mut woken: impl FnMut(usize),
+        mut blamed: impl FnMut(Blame),
+    ) -> u32
+    where
+        A::End: LinkEnd<Buffer = B>,
+    {
+        let mut taken = 0;
+        while taken < budget {
+            let Some((slot, len)) = wire.next() else {
+                break;
+            };
+            taken += 1;
+            self.wire.rx_frames += 1;
+            let mut dst = [0u8; MAC_LEN];
+            let mut got = 0usize;
+            wire.read(slot, len.min(MAC_LEN as u32), |piece| {
+                let n = piece.len().min(MAC_LEN - got);
+                dst[got..got + n].copy_from_slice(&piece[..n]);
+                got += n;
+            });
+            if len < ETH_HEADER || got < MAC_LEN {
+                self.wire.drop_runt += 1;
+            } else if is_group(&dst) {
+                for i in 0..self.ports.len() {
+                    self.deliver(i, wire, slot, len, ports, &mut woken, &mut blamed);
+                }
+            } else if let Some(i) = self.ports.iter().position(|p| p.mac == dst) {
+                self.deliver(i, wire, slot, len, ports, &mut woken, &mut blamed);
+            } else {
+                self.wire.drop_unknown += 1;
+            }
+            wire.recycle(slot);
+        }
+        if taken > 0 {
+            wire.flush();
+        }
+        taken
+    }
+
+    /// Copies the wire's frame in `slot` into port `i`'s next receive
+    /// buffer, if it is up and has one.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver<W: WireRx, A: Attached>(
+        &mut self,
+        i: usize,
+        wire: &W,
+        slot: u16,
+        len: u32,
+        ports: &A,
+        woken: &mut impl FnMut(usize),
+        blamed: &mut impl FnMut(Blame),
+    ) where
+        A::End: LinkEnd<Buffer = B>,
+    {
+        let Some(port) = self.ports.get_mut(i) else {
+            return;
+        };
+        let result = ports.with(i, |end| -> Result<bool, RingError> {
+            let Some((receiver, generation)) = end.sink() else {
+                // Down: its driver is not ready; the wire does not wait.
+                port.flow.drop_no_buffer += 1;
+                return Ok(false);
+            };
+            let mut sink = match receiver {
+                Receiver::Ready(sink) => sink,
+                Receiver::Gone => {
+                    port.flow.drop_peer += 1;
+                    return Ok(false);
+                }
+            };
+            let buffer = match port.kept.take() {
+                Some((b, g)) if g == generation => b,
+                _ => {
+                    let mut b = B::default();
+                    if !sink.take(&mut b)? {
+                        port.flow.drop_no_buffer += 1;
+                        return Ok(false);
+                    }
+                    b
+                }
+            };
+            if !sink.fits(&buffer, len) {
+                port.flow.drop_size += 1;
+                port.kept = Some((buffer, generation));
+                return Ok(false);
+            }
+            sink.start(&buffer)?;
+            let mut at = 0u32;
+            let mut short = false;
+            let mut failed = None;
+            wire.read(slot, len, |piece| {
+                if failed.is_some() || short {
+                    return;
+                }
+                match sink.write(&buffer, at, piece) {
+                    Ok(n) => {
+                        short = n as usize != piece.len();
+                        at += n;
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if short || at != len {
+                // `fits` said it would: the buffer is not what it said.
+                port.flow.drop_size += 1;
+                port.kept = Some((buffer, generation));
+                return Ok(false);
+            }
+            sink.complete(&buffer, len)?;
+            sink.publish()?;
+            port.flow.rx_frames += 1;
+            port.flow.rx_bytes += u64::from(len);
+            Ok(true)
+        });
+        match result {
+            Ok(true) => woken(i),
+            Ok(false) => {}
+            Err(e) => {
+                ports.with(i, |end| end.blame(e));
+                blamed((i, e));
+            }
+        }
+    }
+
+    /// Moves up to `budget` frames from each port to the wire; returns the
+    /// frames taken from the ports (sent or dropped).
+    pub fn to_wire<W: WireTx, A: Attached>(
+        &mut self,
+        wire: &mut W,
+        ports: &A,
+        budget: u32,
+        mut woken: impl FnMut(usize),
+        mut blamed: impl FnMut(Blame),
+    ) -> u32 {
+        let mut taken = 0;
+        let mut posted = false;
+        for (i, port) in self.ports.iter_mut().enumerate() {
+            let mut full = false;
+            let result = ports.with(i, |end| -> Result<u32, RingError> {
+                let Some(mut source) = end.source() else {
+                    return Ok(0);
+                };
+                let mut n = 0;
+                let mut frame = Default::default();
+                while n < budget {
+                    if !source.waiting()? {
+                        break;
+                    }
+                    let Some(slot) = wire.claim() else {
+                        full = true;
+                        break;
+                    };
+                    let Some(len) = source.take(&mut frame)? else {
+                        break;
+                    };
+                    n += 1;
+                    if !(ETH_HEADER..=MAX_WIRE_FRAME).contains(&len) {
+                        port.flow.drop_size += 1;
+                        source.complete(&frame)?;
+                        continue;
+                    }
+                    let mut header = [0u8; ETH_HEADER as usize];
+                    let mut at = 0u32;
+                    source.read(&frame, len, |piece| {
+                        let h = (at as usize).min(header.len());
+                        let n = piece.len().min(header.len() - h);
+                        header[h..h + n].copy_from_slice(&piece[..n]);
+                        wire.write(slot, at, piece);
+                        at += piece.len() as u32;
+                    })?;
+                    source.complete(&frame)?;
+                    if header[SRC_MAC..SRC_MAC + MAC_LEN] != port.mac || at != len {
+                        // The slot was not posted: the next frame reuses it.
+                        port.flow.drop_spoofed += u64::from(at == len);
+                        port.flow.drop_size += u64::from(at != len);
+                        continue;
+                    }
+                    wire.post(slot, len);
+                    posted = true;
+                    port.flow.tx_frames += 1;
+                    port.flow.tx_bytes += u64::from(len);
+                }
+                if n > 0 {
+                    source.publish()?;
+                }
+                Ok(n)
+            });
+            if full {
+                self.wire.tx_full += 1;
+            }
+            match result {
+                Ok(0) => {}
+                Ok(n) => {
+                    taken += n;
+                    woken(i);
+                }
+                Err(e) => {
+                    ports.with(i, |end| end.blame(e));
+                    blamed((i, e));
+                }
+            }
+        }
+        if posted {
+            wire.flush();
+        }
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests;

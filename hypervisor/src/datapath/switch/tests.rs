@@ -1,0 +1,390 @@
+//! Tests of the NIC switch driven by a fake wire and fake guests: delivery by MAC, broadcast, unknown unicast, anti-spoofing, sizes, ports down or gone, a full transmit ring, blame.
+
+use super::*;
+use crate::datapath::port::{Port, PortInner};
+use crate::datapath::testing::{Guest, SLOT, frame};
+use crate::devices::virtio::testing::MEM_SIZE;
+use proptest::prelude::*;
+use std::collections::VecDeque;
+use vmm_abi::corral::devices::port_mac;
+
+const MEMORY: u64 = MEM_SIZE as u64;
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// The wire, faked: frames waiting in receive slots, transmit slots.
+#[derive(Default)]
+struct FakeWire {
+    rx: VecDeque<(u16, Vec<u8>)>,
+    slots: Vec<Vec<u8>>,
+    recycled: Vec<u16>,
+    rx_flushes: u32,
+    tx_free: usize,
+    claimed: Option<u16>,
+    tx_bufs: Vec<Vec<u8>>,
+    posted: Vec<Vec<u8>>,
+    sent: Vec<Vec<u8>>,
+    tx_flushes: u32,
+}
+
+impl FakeWire {
+    fn new(tx_free: usize) -> Self {
+        FakeWire {
+            tx_free,
+            tx_bufs: vec![vec![0; MAX_WIRE_FRAME as usize]; 4],
+            ..FakeWire::default()
+        }
+    }
+
+    fn arrive(&mut self, f: Vec<u8>) {
+        let slot = self.slots.len() as u16;
+        self.slots.push(f.clone());
+        self.rx.push_back((slot, f));
+    }
+}
+
+impl WireRx for FakeWire {
+    fn next(&mut self) -> Option<(u16, u32)> {
+        let (slot, f) = self.rx.pop_front()?;
+        Some((slot, f.len() as u32))
+    }
+
+    fn read(&self, slot: u16, len: u32, mut f: impl FnMut(&[u8])) {
+        // In pieces of 5, as a driver's bounce buffer would.
+        for piece in self.slots[slot as usize][..len as usize].chunks(5) {
+            f(piece);
+        }
+    }
+
+    fn recycle(&mut self, slot: u16) {
+        self.recycled.push(slot);
+    }
+
+    fn flush(&mut self) {
+        self.rx_flushes += 1;
+    }
+}
+
+impl WireTx for FakeWire {
+    fn claim(&mut self) -> Option<u16> {
+        if let Some(s) = self.claimed {
+            return Some(s);
+        }
+        if self.tx_free == 0 {
+            return None;
+        }
+        self.tx_free -= 1;
+        let s = (self.posted.len() % 4) as u16;
+        self.claimed = Some(s);
+        Some(s)
+    }
+
+    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]) {
+        assert_eq!(self.claimed, Some(slot), "write to an unclaimed slot");
+        let at = at as usize;
+        self.tx_bufs[slot as usize][at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    fn post(&mut self, slot: u16, len: u32) {
+        assert_eq!(self.claimed.take(), Some(slot), "post of an unclaimed slot");
+        self.posted
+            .push(self.tx_bufs[slot as usize][..len as usize].to_vec());
+    }
+
+    fn flush(&mut self) {
+        self.tx_flushes += 1;
+        self.sent.append(&mut self.posted);
+    }
+}
+
+/// Ports of VMs 0.. (port 0 each), and their guests.
+struct Ports {
+    ports: Vec<Port>,
+}
+
+impl Attached for Ports {
+    type End = PortInner;
+    fn with<R>(&self, i: usize, f: impl FnOnce(&mut PortInner) -> R) -> R {
+        self.ports[i].with(f)
+    }
+}
+
+struct Rig {
+    wire: FakeWire,
+    guests: Vec<Guest>,
+    ports: Ports,
+    switch: Switch<crate::devices::virtio::queue::Chain>,
+}
+
+impl Rig {
+    /// `n` guests, each port up with `posted` receive buffers.
+    fn new(n: u32, posted: u32) -> Rig {
+        let mut guests = Vec::new();
+        let mut ports = Vec::new();
+        let mut switch = Switch::default();
+        for vm in 0..n {
+            let g = Guest::new();
+            let p = Port::new(vm, 0, MEMORY);
+            p.attach(MEMORY, g.ram);
+            p.with(|inner| g.bring_up(inner));
+            assert!(switch.attach(port_mac(vm, 0)));
+            guests.push(g);
+            ports.push(p);
+        }
+        for g in &mut guests {
+            for _ in 0..posted {
+                g.post(SLOT);
+            }
+        }
+        Rig {
+            wire: FakeWire::new(64),
+            guests,
+            ports: Ports { ports },
+            switch,
+        }
+    }
+
+    fn from_wire(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
+        let (mut woken, mut blamed) = (Vec::new(), Vec::new());
+        let n = self.switch.from_wire(
+            &mut self.wire,
+            &self.ports,
+            64,
+            |i| woken.push(i),
+            |b| blamed.push(b),
+        );
+        (n, woken, blamed)
+    }
+
+    fn to_wire(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
+        let (mut woken, mut blamed) = (Vec::new(), Vec::new());
+        let n = self.switch.to_wire(
+            &mut self.wire,
+            &self.ports,
+            64,
+            |i| woken.push(i),
+            |b| blamed.push(b),
+        );
+        (n, woken, blamed)
+    }
+}
+
+/// An Ethernet frame from `src` to `dst` of `len` bytes, tagged.
+fn eth(dst: [u8; 6], src: [u8; 6], len: usize, tag: u8) -> Vec<u8> {
+    let mut f = frame(len, tag);
+    f[..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f
+}
+
+const OUTSIDE: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
+
+#[test]
+fn unicast_goes_to_the_port_with_that_mac_only() {
+    let mut rig = Rig::new(3, 4);
+    let f = eth(port_mac(1, 0), OUTSIDE, 60, 7);
+    rig.wire.arrive(f.clone());
+    let (n, woken, blamed) = rig.from_wire();
+    assert_eq!((n, woken, blamed), (1, vec![1], vec![]));
+    assert_eq!(rig.guests[1].received(), vec![f]);
+    assert!(rig.guests[0].received().is_empty());
+    assert!(rig.guests[2].received().is_empty());
+    assert_eq!(rig.wire.recycled, vec![0]);
+    assert_eq!(rig.wire.rx_flushes, 1);
+    assert_eq!(rig.switch.ports[1].flow.rx_frames, 1);
+    assert_eq!(rig.switch.ports[1].flow.rx_bytes, 60);
+}
+
+#[test]
+fn broadcast_and_multicast_go_to_every_port() {
+    let mut rig = Rig::new(3, 4);
+    let b = eth(BROADCAST, OUTSIDE, 42, 1);
+    let m = eth([0x01, 0x00, 0x5e, 0, 0, 1], OUTSIDE, 64, 2);
+    rig.wire.arrive(b.clone());
+    rig.wire.arrive(m.clone());
+    let (n, woken, _) = rig.from_wire();
+    assert_eq!(n, 2);
+    assert_eq!(woken, vec![0, 1, 2, 0, 1, 2]);
+    for g in &mut rig.guests {
+        assert_eq!(g.received(), vec![b.clone(), m.clone()]);
+    }
+}
+
+#[test]
+fn unknown_unicast_and_runts_are_dropped_and_counted() {
+    let mut rig = Rig::new(2, 4);
+    rig.wire.arrive(eth([0x02, 0, 0, 0, 0, 9], OUTSIDE, 60, 0));
+    rig.wire.arrive(vec![0xff; 10]);
+    let (n, woken, _) = rig.from_wire();
+    assert_eq!((n, woken.len()), (2, 0));
+    assert_eq!(rig.switch.wire.drop_unknown, 1);
+    assert_eq!(rig.switch.wire.drop_runt, 1);
+    assert_eq!(rig.switch.wire.rx_frames, 2);
+    assert_eq!(rig.wire.recycled, vec![0, 1], "every slot goes back");
+}
+
+#[test]
+fn a_port_without_buffers_loses_the_frame_and_the_wire_goes_on() {
+    let mut rig = Rig::new(2, 0);
+    rig.guests[1].post(SLOT);
+    rig.wire.arrive(eth(BROADCAST, OUTSIDE, 60, 3));
+    let (n, woken, _) = rig.from_wire();
+    assert_eq!((n, woken), (1, vec![1]));
+    assert_eq!(rig.switch.ports[0].flow.drop_no_buffer, 1);
+    assert_eq!(rig.guests[1].received().len(), 1);
+}
+
+#[test]
+fn a_buffer_too_small_is_kept_for_the_next_frame() {
+    let mut rig = Rig::new(1, 0);
+    rig.guests[0].post(64);
+    rig.wire.arrive(eth(BROADCAST, OUTSIDE, 200, 1));
+    let small = eth(BROADCAST, OUTSIDE, 40, 2);
+    rig.wire.arrive(small.clone());
+    rig.from_wire();
+    assert_eq!(rig.switch.ports[0].flow.drop_size, 1);
+    assert_eq!(rig.guests[0].received(), vec![small]);
+    assert_eq!(
+        rig.guests[0].posted(),
+        0,
+        "one buffer served the second frame"
+    );
+}
+
+#[test]
+fn frames_for_a_port_that_is_gone_count_as_drop_peer() {
+    let mut rig = Rig::new(2, 4);
+    rig.ports.ports[0].detach(true);
+    rig.wire.arrive(eth(BROADCAST, OUTSIDE, 60, 3));
+    rig.from_wire();
+    assert_eq!(rig.switch.ports[0].flow.drop_peer, 1);
+    assert_eq!(rig.switch.ports[1].flow.rx_frames, 1);
+}
+
+#[test]
+fn frames_from_a_guest_reach_the_wire_intact() {
+    let mut rig = Rig::new(2, 0);
+    let a = eth(OUTSIDE, port_mac(0, 0), 60, 1);
+    let b = eth(BROADCAST, port_mac(1, 0), 1514, 2);
+    rig.guests[0].send(&a);
+    rig.guests[1].send(&b);
+    let (n, woken, blamed) = rig.to_wire();
+    assert_eq!((n, woken, blamed), (2, vec![0, 1], vec![]));
+    assert_eq!(rig.wire.sent, vec![a, b]);
+    assert_eq!(rig.wire.tx_flushes, 1, "one doorbell per pass");
+    assert_eq!(rig.guests[0].in_flight(), 0);
+    assert_eq!(rig.switch.ports[1].flow.tx_bytes, 1514);
+}
+
+#[test]
+fn a_guest_cannot_send_from_another_mac() {
+    let mut rig = Rig::new(2, 0);
+    rig.guests[0].send(&eth(OUTSIDE, port_mac(1, 0), 60, 1));
+    rig.guests[0].send(&eth(OUTSIDE, [0x02, 9, 9, 9, 9, 9], 60, 2));
+    let good = eth(OUTSIDE, port_mac(0, 0), 60, 3);
+    rig.guests[0].send(&good);
+    let (n, _, _) = rig.to_wire();
+    assert_eq!(n, 3);
+    assert_eq!(rig.switch.ports[0].flow.drop_spoofed, 2);
+    assert_eq!(rig.wire.sent, vec![good]);
+    assert_eq!(rig.guests[0].in_flight(), 0, "dropped frames are completed");
+}
+
+#[test]
+fn frames_the_wire_cannot_carry_are_dropped() {
+    let mut rig = Rig::new(1, 0);
+    rig.guests[0].send(&[0x02; 10]);
+    rig.guests[0].send(&eth(OUTSIDE, port_mac(0, 0), 1515, 1));
+    rig.to_wire();
+    assert_eq!(rig.switch.ports[0].flow.drop_size, 2);
+    assert!(rig.wire.sent.is_empty());
+}
+
+#[test]
+fn a_full_transmit_ring_leaves_frames_in_the_guest_ring() {
+    let mut rig = Rig::new(1, 0);
+    rig.wire = FakeWire::new(1);
+    for tag in 0..3 {
+        rig.guests[0].send(&eth(OUTSIDE, port_mac(0, 0), 60, tag));
+    }
+    let (n, _, _) = rig.to_wire();
+    assert_eq!(n, 1);
+    assert_eq!(rig.switch.wire.tx_full, 1);
+    assert_eq!(rig.guests[0].in_flight(), 2, "two frames still wait");
+    rig.wire.tx_free = 8;
+    rig.to_wire();
+    assert_eq!(rig.wire.sent.len(), 3);
+}
+
+#[test]
+fn a_broken_receive_ring_is_blamed_on_its_port_only() {
+    let mut rig = Rig::new(2, 0);
+    // A buffer the device may not write: the guest broke the rules.
+    rig.guests[0].post_flags(SLOT, 0);
+    rig.guests[1].post(SLOT);
+    rig.wire.arrive(eth(BROADCAST, OUTSIDE, 60, 1));
+    let (_, woken, blamed) = rig.from_wire();
+    assert_eq!(blamed.len(), 1);
+    assert_eq!(blamed[0].0, 0);
+    assert_eq!(woken, vec![1]);
+    assert_eq!(rig.guests[1].received().len(), 1);
+    assert!(rig.ports.ports[0].with(|p| p.fault()).is_some());
+}
+
+#[test]
+fn a_broken_transmit_ring_is_blamed_on_its_port() {
+    let mut rig = Rig::new(1, 0);
+    rig.guests[0].send_raw(MEMORY + 0x1000, 64, 0);
+    let (_, _, blamed) = rig.to_wire();
+    assert_eq!(blamed.len(), 1);
+    assert!(rig.wire.sent.is_empty());
+    assert!(rig.ports.ports[0].with(|p| p.fault()).is_some());
+}
+
+proptest! {
+    /// Whatever arrives from the wire, every slot goes back to the NIC,
+    /// and every frame is delivered, or dropped and counted, never both.
+    #[test]
+    fn every_wire_frame_is_accounted_for(
+        frames in proptest::collection::vec(
+            (0u8..4, proptest::collection::vec(any::<u8>(), 0..200)), 0..40),
+        posted in 0u32..8,
+    ) {
+        let mut rig = Rig::new(2, posted);
+        for (kind, mut f) in frames.clone() {
+            let dst = match kind {
+                0 => BROADCAST,
+                1 => port_mac(0, 0),
+                2 => port_mac(1, 0),
+                _ => [0x02, 1, 2, 3, 4, 5],
+            };
+            if f.len() >= 6 {
+                f[..6].copy_from_slice(&dst);
+            }
+            rig.wire.arrive(f);
+        }
+        let mut total = 0;
+        loop {
+            let (n, _, blamed) = rig.from_wire();
+            prop_assert!(blamed.is_empty());
+            if n == 0 { break; }
+            total += n;
+        }
+        prop_assert_eq!(total as usize, frames.len());
+        prop_assert_eq!(rig.wire.recycled.len(), frames.len());
+        let w = rig.switch.wire;
+        prop_assert_eq!(w.rx_frames as usize, frames.len());
+        let mut per_port = 0;
+        for (i, p) in rig.switch.ports.iter().enumerate() {
+            let f = p.flow;
+            prop_assert_eq!(rig.guests[i].received().len() as u64, f.rx_frames);
+            per_port += f.rx_frames + f.drop_no_buffer + f.drop_size + f.drop_peer;
+        }
+        // Each frame is a runt, unknown, or counted once per port it was for.
+        let expected: u64 = frames.iter().map(|(kind, f)| {
+            if f.len() < ETH_HEADER as usize { 0 } else {
+                match kind { 0 => 2, 1 | 2 => 1, _ => 0 }
+            }
+        }).sum();
+        prop_assert_eq!(per_port, expected);
+    }
+}
