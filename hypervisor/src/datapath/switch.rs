@@ -5,12 +5,12 @@
 //! mode, one copy each way); each attached guest port is a
 //! [`LinkEnd`], the same view of a virtio-net port the links use.
 //!
-//! - Wire to guests ([`Switch::from_wire`]): a broadcast or multicast
+//! - Wire to guests ([`Switch::inbound`]): a broadcast or multicast
 //!   frame goes to every attached port that is up, a unicast frame to the
 //!   port with that MAC; unknown unicast is dropped and counted. A port
 //!   with no receive buffer posted loses the frame (`drop_no_buffer`):
 //!   the wire does not wait.
-//! - Guests to the wire ([`Switch::to_wire`]): a frame whose source MAC
+//! - Guests to the wire ([`Switch::outbound`]): a frame whose source MAC
 //!   is not its port's own is dropped (`drop_spoofed`); one the wire
 //!   cannot carry (shorter than an Ethernet header, longer than
 //!   [`MAX_WIRE_FRAME`]) is dropped (`drop_size`). The header checked is
@@ -165,7 +165,7 @@ impl<B: Default> Switch<B> {
     /// Moves up to `budget` frames from the wire to the ports; returns
     /// frames taken from the wire, and calls `woken(i)` for each port that
     /// got one and `blamed` for each ring that broke the rules.
-    pub fn from_wire<W: WireRx, A: Attached>(
+    pub fn inbound<W: WireRx, A: Attached>(
         &mut self,
         wire: &mut W,
         ports: &A,
@@ -299,7 +299,7 @@ impl<B: Default> Switch<B> {
 
     /// Moves up to `budget` frames from each port to the wire; returns the
     /// frames taken from the ports (sent or dropped).
-    pub fn to_wire<W: WireTx, A: Attached>(
+    pub fn outbound<W: WireTx, A: Attached>(
         &mut self,
         wire: &mut W,
         ports: &A,

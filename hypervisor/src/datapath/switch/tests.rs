@@ -143,9 +143,9 @@ impl Rig {
         }
     }
 
-    fn from_wire(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
+    fn inbound(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
         let (mut woken, mut blamed) = (Vec::new(), Vec::new());
-        let n = self.switch.from_wire(
+        let n = self.switch.inbound(
             &mut self.wire,
             &self.ports,
             64,
@@ -155,9 +155,9 @@ impl Rig {
         (n, woken, blamed)
     }
 
-    fn to_wire(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
+    fn outbound(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
         let (mut woken, mut blamed) = (Vec::new(), Vec::new());
-        let n = self.switch.to_wire(
+        let n = self.switch.outbound(
             &mut self.wire,
             &self.ports,
             64,
@@ -183,7 +183,7 @@ fn unicast_goes_to_the_port_with_that_mac_only() {
     let mut rig = Rig::new(3, 4);
     let f = eth(port_mac(1, 0), OUTSIDE, 60, 7);
     rig.wire.arrive(f.clone());
-    let (n, woken, blamed) = rig.from_wire();
+    let (n, woken, blamed) = rig.inbound();
     assert_eq!((n, woken, blamed), (1, vec![1], vec![]));
     assert_eq!(rig.guests[1].received(), vec![f]);
     assert!(rig.guests[0].received().is_empty());
@@ -201,7 +201,7 @@ fn broadcast_and_multicast_go_to_every_port() {
     let m = eth([0x01, 0x00, 0x5e, 0, 0, 1], OUTSIDE, 64, 2);
     rig.wire.arrive(b.clone());
     rig.wire.arrive(m.clone());
-    let (n, woken, _) = rig.from_wire();
+    let (n, woken, _) = rig.inbound();
     assert_eq!(n, 2);
     assert_eq!(woken, vec![0, 1, 2, 0, 1, 2]);
     for g in &mut rig.guests {
@@ -214,7 +214,7 @@ fn unknown_unicast_and_runts_are_dropped_and_counted() {
     let mut rig = Rig::new(2, 4);
     rig.wire.arrive(eth([0x02, 0, 0, 0, 0, 9], OUTSIDE, 60, 0));
     rig.wire.arrive(vec![0xff; 10]);
-    let (n, woken, _) = rig.from_wire();
+    let (n, woken, _) = rig.inbound();
     assert_eq!((n, woken.len()), (2, 0));
     assert_eq!(rig.switch.wire.drop_unknown, 1);
     assert_eq!(rig.switch.wire.drop_runt, 1);
@@ -227,7 +227,7 @@ fn a_port_without_buffers_loses_the_frame_and_the_wire_goes_on() {
     let mut rig = Rig::new(2, 0);
     rig.guests[1].post(SLOT);
     rig.wire.arrive(eth(BROADCAST, OUTSIDE, 60, 3));
-    let (n, woken, _) = rig.from_wire();
+    let (n, woken, _) = rig.inbound();
     assert_eq!((n, woken), (1, vec![1]));
     assert_eq!(rig.switch.ports[0].flow.drop_no_buffer, 1);
     assert_eq!(rig.guests[1].received().len(), 1);
@@ -240,7 +240,7 @@ fn a_buffer_too_small_is_kept_for_the_next_frame() {
     rig.wire.arrive(eth(BROADCAST, OUTSIDE, 200, 1));
     let small = eth(BROADCAST, OUTSIDE, 40, 2);
     rig.wire.arrive(small.clone());
-    rig.from_wire();
+    rig.inbound();
     assert_eq!(rig.switch.ports[0].flow.drop_size, 1);
     assert_eq!(rig.guests[0].received(), vec![small]);
     assert_eq!(
@@ -255,7 +255,7 @@ fn frames_for_a_port_that_is_gone_count_as_drop_peer() {
     let mut rig = Rig::new(2, 4);
     rig.ports.ports[0].detach(true);
     rig.wire.arrive(eth(BROADCAST, OUTSIDE, 60, 3));
-    rig.from_wire();
+    rig.inbound();
     assert_eq!(rig.switch.ports[0].flow.drop_peer, 1);
     assert_eq!(rig.switch.ports[1].flow.rx_frames, 1);
 }
@@ -267,7 +267,7 @@ fn frames_from_a_guest_reach_the_wire_intact() {
     let b = eth(BROADCAST, port_mac(1, 0), 1514, 2);
     rig.guests[0].send(&a);
     rig.guests[1].send(&b);
-    let (n, woken, blamed) = rig.to_wire();
+    let (n, woken, blamed) = rig.outbound();
     assert_eq!((n, woken, blamed), (2, vec![0, 1], vec![]));
     assert_eq!(rig.wire.sent, vec![a, b]);
     assert_eq!(rig.wire.tx_flushes, 1, "one doorbell per pass");
@@ -282,7 +282,7 @@ fn a_guest_cannot_send_from_another_mac() {
     rig.guests[0].send(&eth(OUTSIDE, [0x02, 9, 9, 9, 9, 9], 60, 2));
     let good = eth(OUTSIDE, port_mac(0, 0), 60, 3);
     rig.guests[0].send(&good);
-    let (n, _, _) = rig.to_wire();
+    let (n, _, _) = rig.outbound();
     assert_eq!(n, 3);
     assert_eq!(rig.switch.ports[0].flow.drop_spoofed, 2);
     assert_eq!(rig.wire.sent, vec![good]);
@@ -294,7 +294,7 @@ fn frames_the_wire_cannot_carry_are_dropped() {
     let mut rig = Rig::new(1, 0);
     rig.guests[0].send(&[0x02; 10]);
     rig.guests[0].send(&eth(OUTSIDE, port_mac(0, 0), 1515, 1));
-    rig.to_wire();
+    rig.outbound();
     assert_eq!(rig.switch.ports[0].flow.drop_size, 2);
     assert!(rig.wire.sent.is_empty());
 }
@@ -306,12 +306,12 @@ fn a_full_transmit_ring_leaves_frames_in_the_guest_ring() {
     for tag in 0..3 {
         rig.guests[0].send(&eth(OUTSIDE, port_mac(0, 0), 60, tag));
     }
-    let (n, _, _) = rig.to_wire();
+    let (n, _, _) = rig.outbound();
     assert_eq!(n, 1);
     assert_eq!(rig.switch.wire.tx_full, 1);
     assert_eq!(rig.guests[0].in_flight(), 2, "two frames still wait");
     rig.wire.tx_free = 8;
-    rig.to_wire();
+    rig.outbound();
     assert_eq!(rig.wire.sent.len(), 3);
 }
 
@@ -322,7 +322,7 @@ fn a_broken_receive_ring_is_blamed_on_its_port_only() {
     rig.guests[0].post_flags(SLOT, 0);
     rig.guests[1].post(SLOT);
     rig.wire.arrive(eth(BROADCAST, OUTSIDE, 60, 1));
-    let (_, woken, blamed) = rig.from_wire();
+    let (_, woken, blamed) = rig.inbound();
     assert_eq!(blamed.len(), 1);
     assert_eq!(blamed[0].0, 0);
     assert_eq!(woken, vec![1]);
@@ -334,7 +334,7 @@ fn a_broken_receive_ring_is_blamed_on_its_port_only() {
 fn a_broken_transmit_ring_is_blamed_on_its_port() {
     let mut rig = Rig::new(1, 0);
     rig.guests[0].send_raw(MEMORY + 0x1000, 64, 0);
-    let (_, _, blamed) = rig.to_wire();
+    let (_, _, blamed) = rig.outbound();
     assert_eq!(blamed.len(), 1);
     assert!(rig.wire.sent.is_empty());
     assert!(rig.ports.ports[0].with(|p| p.fault()).is_some());
@@ -364,7 +364,7 @@ proptest! {
         }
         let mut total = 0;
         loop {
-            let (n, _, blamed) = rig.from_wire();
+            let (n, _, blamed) = rig.inbound();
             prop_assert!(blamed.is_empty());
             if n == 0 { break; }
             total += n;
