@@ -7,6 +7,10 @@
 use super::{NetError, NetPort, is_end_of_stream};
 use ::smoltcp::phy::{self, DeviceCapabilities, Medium};
 use ::smoltcp::time::Instant;
+use ::smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, Ipv4Address,
+};
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 
 /// TSC ticks per microsecond of smoltcp time: a nominal rate, the
@@ -24,6 +28,34 @@ pub fn timestamp(tsc: u64) -> Instant {
 /// smoltcp's clock now.
 pub fn now() -> Instant {
     timestamp(crate::time::rdtsc())
+}
+
+/// Bytes of a gratuitous ARP frame: an Ethernet header and an IPv4 ARP
+/// packet, no padding (the NIC pads short frames).
+pub const GRATUITOUS_ARP_LEN: usize = 14 + 28;
+
+/// A gratuitous ARP request announcing that `ip` is at `mac`: broadcast,
+/// sender and target address both `ip`. Switches and NAT gateways that
+/// learn addresses only from ARP (an emulator's slirp does) can then reach
+/// a server that has not spoken first.
+pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Address) -> [u8; GRATUITOUS_ARP_LEN] {
+    let mut buf = [0u8; GRATUITOUS_ARP_LEN];
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(mac),
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Arp,
+    };
+    let arp = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: EthernetAddress(mac),
+        source_protocol_addr: ip,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: ip,
+    };
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+    buf
 }
 
 /// Counts of what went through a [`SmoltcpPort`].
@@ -92,6 +124,17 @@ impl SmoltcpPort {
     /// [`NetPort::tx_in_flight`]).
     pub fn port(&mut self) -> &mut NetPort {
         &mut self.port
+    }
+
+    /// Sends a gratuitous ARP for `ip` ([`gratuitous_arp`]); `false` if
+    /// the transmit ring was full.
+    pub fn announce(&mut self, ip: Ipv4Address) -> Result<bool, NetError> {
+        let frame = gratuitous_arp(self.port.mac(), ip);
+        let sent = self.port.send(&frame)?;
+        if sent {
+            self.stats.sent += 1;
+        }
+        Ok(sent)
     }
 
     /// Gives the port back.
@@ -221,6 +264,29 @@ impl phy::Device for SmoltcpPort {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gratuitous_arp_announces_the_address_to_everyone() {
+        let mac = [0x02, 0x43, 0, 0, 1, 0];
+        let ip = Ipv4Address::new(10, 0, 2, 15);
+        let buf = gratuitous_arp(mac, ip);
+        let frame = EthernetFrame::new_checked(&buf[..]).unwrap();
+        let eth = EthernetRepr::parse(&frame).unwrap();
+        assert_eq!(eth.dst_addr, EthernetAddress::BROADCAST);
+        assert_eq!(eth.src_addr, EthernetAddress(mac));
+        assert_eq!(eth.ethertype, EthernetProtocol::Arp);
+        let arp = ArpRepr::parse(&ArpPacket::new_checked(frame.payload()).unwrap()).unwrap();
+        assert_eq!(
+            arp,
+            ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Request,
+                source_hardware_addr: EthernetAddress(mac),
+                source_protocol_addr: ip,
+                target_hardware_addr: EthernetAddress([0; 6]),
+                target_protocol_addr: ip,
+            }
+        );
+    }
 
     #[test]
     fn time_is_monotonic_and_in_range() {

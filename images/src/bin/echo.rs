@@ -12,6 +12,7 @@
 //! | `port=P` | the UDP port to echo on (1..=65535) | `7` |
 //! | `idle=T` | TSC ticks without any traffic before giving up | 2,000,000,000 |
 //! | `spin=T` | ticks to keep polling before waiting in the hypervisor | 5,000 |
+//! | `announce=0` | do not send a gratuitous ARP for its address at start | sent |
 //!
 //! Exit codes: 0 after the end-of-stream frame (once the echoes queued
 //! before it have left), 2 for unusable arguments or the idle timeout, 3
@@ -73,6 +74,7 @@ struct Settings {
     port: u16,
     idle_ticks: u64,
     spin_ticks: u64,
+    announce: bool,
 }
 
 /// An argument word echo cannot use.
@@ -96,7 +98,21 @@ fn settings(text: &str) -> Result<Settings, BadArg<'_>> {
         port: DEFAULT_PORT,
         idle_ticks: DEFAULT_IDLE_TICKS,
         spin_ticks: Idle::DEFAULT_SPIN_TICKS,
+        announce: true,
     };
+    if let Some(value) = args.value("announce") {
+        s.announce = match value {
+            "0" => false,
+            "1" => true,
+            _ => {
+                return Err(BadArg {
+                    key: "announce",
+                    value,
+                    problem: "must be 0 or 1",
+                });
+            }
+        };
+    }
     if let Some(value) = args.value("ip") {
         let bad = |problem| BadArg {
             key: "ip",
@@ -181,6 +197,14 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
         "echo: listening on {}/{} udp port {}, mac {:02x?}",
         s.ip, s.prefix, s.port, mac
     );
+
+    // Gateways that learn addresses only from ARP (slirp) can then reach
+    // this server before it has spoken; a full ring only loses the hint.
+    if s.announce
+        && let Err(e) = dev.announce(s.ip)
+    {
+        println!("echo: gratuitous ARP: {e}");
+    }
 
     let mut idle = Idle::new(s.spin_ticks, s.idle_ticks);
     let mut datagram = [0u8; MAX_DATAGRAM];
