@@ -13,5 +13,6 @@ pub mod escape_plan;
 #[allow(unsafe_code)]
 pub mod fault;
 pub mod hello_plan;
+pub mod http;
 pub mod nf;
 pub mod spin_plan;

@@ -1,0 +1,311 @@
+//! HTTP/1.1 for `httpd`: the request-head parser (bytes from the network, so every malformed input is an answer, never a panic) and the response writer.
+//!
+//! Only what a small static server needs: `GET` and `HEAD`, no request
+//! bodies (a request that announces one is refused: the server would
+//! have to read and discard it), persistent connections by HTTP/1.1's
+//! default or `Connection: keep-alive` on HTTP/1.0, `Connection: close`.
+#![forbid(unsafe_code)]
+
+use core::fmt::{self, Write};
+
+/// Largest request head (request line and headers) the server reads.
+pub const MAX_HEAD: usize = 4096;
+/// Most header lines one request may have.
+pub const MAX_HEADERS: usize = 64;
+
+/// A request method the server serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`: the status line, headers and body.
+    Get,
+    /// `HEAD`: as `GET`, without the body.
+    Head,
+}
+
+/// A complete, well-formed request head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// Its method.
+    pub method: Method,
+    /// The path asked for (the request target up to any `?`).
+    pub path: &'a str,
+    /// Whether the connection stays open after the answer.
+    pub keep_alive: bool,
+    /// Bytes of the head, the blank line included: where the next
+    /// request (pipelined) starts.
+    pub head_len: usize,
+}
+
+/// Why a request cannot be served; each maps to a status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// The head is not HTTP: 400.
+    BadRequest(&'static str),
+    /// A method other than `GET` or `HEAD`: 405.
+    MethodNotAllowed,
+    /// The request announces a body: 411/413 territory; answered 400.
+    HasBody,
+    /// The head is longer than [`MAX_HEAD`] or has more than
+    /// [`MAX_HEADERS`] lines: 431.
+    HeadTooLarge,
+    /// An HTTP version other than 1.0 or 1.1: 505.
+    VersionNotSupported,
+}
+
+impl HttpError {
+    /// The status this error is answered with.
+    pub const fn status(self) -> Status {
+        match self {
+            HttpError::BadRequest(_) | HttpError::HasBody => Status::BadRequest,
+            HttpError::MethodNotAllowed => Status::MethodNotAllowed,
+            HttpError::HeadTooLarge => Status::HeadTooLarge,
+            HttpError::VersionNotSupported => Status::VersionNotSupported,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::BadRequest(why) => write!(f, "bad request: {why}"),
+            HttpError::MethodNotAllowed => f.write_str("only GET and HEAD are served"),
+            HttpError::HasBody => f.write_str("requests with a body are not served"),
+            HttpError::HeadTooLarge => write!(
+                f,
+                "request head longer than {MAX_HEAD} bytes or {MAX_HEADERS} header lines"
+            ),
+            HttpError::VersionNotSupported => f.write_str("only HTTP/1.0 and HTTP/1.1"),
+        }
+    }
+}
+
+/// A response status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// 200.
+    Ok,
+    /// 400.
+    BadRequest,
+    /// 404.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 431.
+    HeadTooLarge,
+    /// 505.
+    VersionNotSupported,
+}
+
+impl Status {
+    /// Its code and reason phrase.
+    pub const fn line(self) -> (u16, &'static str) {
+        match self {
+            Status::Ok => (200, "OK"),
+            Status::BadRequest => (400, "Bad Request"),
+            Status::NotFound => (404, "Not Found"),
+            Status::MethodNotAllowed => (405, "Method Not Allowed"),
+            Status::HeadTooLarge => (431, "Request Header Fields Too Large"),
+            Status::VersionNotSupported => (505, "HTTP Version Not Supported"),
+        }
+    }
+}
+
+/// The end of a request head.
+const HEAD_END: &[u8] = b"\r\n\r\n";
+
+/// Parses the request head at the start of `buf`: `Ok(None)` while it is
+/// incomplete (read more), the request once the blank line has arrived,
+/// or why it cannot be served (answer, then close).
+pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
+    let Some(end) = buf.windows(HEAD_END.len()).position(|w| w == HEAD_END) else {
+        return if buf.len() >= MAX_HEAD {
+            Err(HttpError::HeadTooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    let head_len = end + HEAD_END.len();
+    if head_len > MAX_HEAD {
+        return Err(HttpError::HeadTooLarge);
+    }
+    let head = core::str::from_utf8(&buf[..end])
+        .map_err(|_| HttpError::BadRequest("the head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HttpError::BadRequest(
+            "the request line is not `METHOD TARGET VERSION`",
+        ));
+    };
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+            return Err(HttpError::MethodNotAllowed);
+        }
+        _ => return Err(HttpError::BadRequest("the method is not a token")),
+    };
+    let mut keep_alive = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        v if v.starts_with("HTTP/") => return Err(HttpError::VersionNotSupported),
+        _ => return Err(HttpError::BadRequest("the version is not HTTP/x.y")),
+    };
+    if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control()) {
+        return Err(HttpError::BadRequest("the target is not an absolute path"));
+    }
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    for (n, line) in lines.enumerate() {
+        if n >= MAX_HEADERS {
+            return Err(HttpError::HeadTooLarge);
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(HttpError::BadRequest("a header line has no `:`"));
+        };
+        if name.is_empty() || name.contains([' ', '\t']) {
+            return Err(HttpError::BadRequest(
+                "a header name is empty or has spaces",
+            ));
+        }
+        let value = value.trim_matches([' ', '\t']);
+        if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if value != "0" {
+                return Err(HttpError::HasBody);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(HttpError::HasBody);
+        }
+    }
+    Ok(Some(Request {
+        method,
+        path,
+        keep_alive,
+        head_len,
+    }))
+}
+
+/// Writes a response head for a body of `body_len` bytes of
+/// `content_type` to `out`.
+pub fn write_head(
+    out: &mut impl Write,
+    status: Status,
+    content_type: &str,
+    body_len: usize,
+    keep_alive: bool,
+) -> fmt::Result {
+    let (code, reason) = status.line();
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\nServer: corral-httpd\r\nContent-Type: {content_type}\r\nContent-Length: {body_len}\r\nConnection: {connection}\r\n\r\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_simple_get_is_parsed() {
+        let r = parse_request(b"GET /stats?x=1 HTTP/1.1\r\nHost: a\r\n\r\nGET")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.method, Method::Get);
+        assert_eq!(r.path, "/stats");
+        assert!(r.keep_alive);
+        assert_eq!(r.head_len, 36);
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more() {
+        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost"), Ok(None));
+        assert_eq!(parse_request(b""), Ok(None));
+    }
+
+    #[test]
+    fn connection_headers_decide_keep_alive() {
+        let p = |s: &str| parse_request(s.as_bytes()).unwrap().unwrap().keep_alive;
+        assert!(!p("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(!p("GET / HTTP/1.0\r\n\r\n"));
+        assert!(p("GET / HTTP/1.0\r\nconnection: Keep-Alive\r\n\r\n"));
+        assert!(p("HEAD / HTTP/1.1\r\n\r\n"));
+    }
+
+    #[test]
+    fn every_bad_head_gets_its_status() {
+        let e = |s: &[u8]| parse_request(s).unwrap_err().status();
+        assert_eq!(e(b"POST / HTTP/1.1\r\n\r\n"), Status::MethodNotAllowed);
+        assert_eq!(e(b"get / HTTP/1.1\r\n\r\n"), Status::BadRequest);
+        assert_eq!(e(b"GET / HTTP/2.0\r\n\r\n"), Status::VersionNotSupported);
+        assert_eq!(e(b"GET / FTP\r\n\r\n"), Status::BadRequest);
+        assert_eq!(e(b"GET x HTTP/1.1\r\n\r\n"), Status::BadRequest);
+        assert_eq!(e(b"GET / HTTP/1.1 x\r\n\r\n"), Status::BadRequest);
+        assert_eq!(e(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"), Status::BadRequest);
+        assert_eq!(
+            e(b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
+            Status::BadRequest
+        );
+        assert_eq!(e(b"GET /\xff HTTP/1.1\r\n\r\n"), Status::BadRequest);
+        assert_eq!(e(&[b'a'; MAX_HEAD]), Status::HeadTooLarge);
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "a: b\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert_eq!(e(many.as_bytes()), Status::HeadTooLarge);
+    }
+
+    #[test]
+    fn the_head_names_length_and_connection() {
+        let mut s = String::new();
+        write_head(&mut s, Status::NotFound, "text/plain", 9, false).unwrap();
+        assert_eq!(
+            s,
+            "HTTP/1.1 404 Not Found\r\nServer: corral-httpd\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    proptest! {
+        /// Any bytes: an answer, never a panic, and a parsed request never
+        /// claims more bytes than it was given.
+        #[test]
+        fn any_bytes_are_answered(buf in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(Some(r)) = parse_request(&buf) {
+                prop_assert!(r.head_len <= buf.len());
+                prop_assert!(r.path.starts_with('/'));
+            }
+        }
+
+        /// Well-formed requests with arbitrary paths and headers parse.
+        #[test]
+        fn well_formed_requests_parse(
+            path in "/[a-z0-9/._-]{0,40}",
+            headers in proptest::collection::vec(("[A-Za-z-]{1,12}", "[ -~]{0,30}"), 0..10),
+        ) {
+            let mut text = format!("GET {path} HTTP/1.1\r\n");
+            for (n, v) in &headers {
+                let lower = n.to_ascii_lowercase();
+                if ["connection", "content-length", "transfer-encoding"].contains(&lower.as_str()) {
+                    continue;
+                }
+                text.push_str(&format!("{n}: {v}\r\n"));
+            }
+            text.push_str("\r\n");
+            let r = parse_request(text.as_bytes()).unwrap().unwrap();
+            prop_assert_eq!(r.path, path.as_str());
+            prop_assert_eq!(r.head_len, text.len());
+            prop_assert!(r.keep_alive);
+        }
+    }
+}
