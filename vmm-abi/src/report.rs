@@ -219,6 +219,55 @@ impl LinkFlow {
     }
 }
 
+counters! {
+    /// What a NIC's polling core did on the wire side. Every frame the NIC
+    /// received is in `rx_frames` or `rx_errors`; every good one is then
+    /// delivered to at least one port, or in `drop_unknown` or `drop_runt`.
+    pub struct NicFlow {
+        /// Good frames received from the wire.
+        pub rx_frames: u64,
+        /// Bytes of those frames (without FCS).
+        pub rx_bytes: u64,
+        /// Frames the NIC received with errors, spanning buffers, or longer
+        /// than a buffer: dropped by the driver.
+        pub rx_errors: u64,
+        /// Unicast frames for no attached port's MAC.
+        pub drop_unknown: u64,
+        /// Frames shorter than an Ethernet header.
+        pub drop_runt: u64,
+        /// Frames sent onto the wire.
+        pub tx_frames: u64,
+        /// Bytes of those frames.
+        pub tx_bytes: u64,
+        /// Passes that found the transmit ring full while frames waited.
+        pub tx_full: u64,
+    }
+}
+
+counters! {
+    /// What one guest port attached to a NIC did through it.
+    pub struct NicPortFlow {
+        /// Frames from the wire delivered into its receive ring.
+        pub rx_frames: u64,
+        /// Bytes of those frames.
+        pub rx_bytes: u64,
+        /// Frames it sent that went onto the wire.
+        pub tx_frames: u64,
+        /// Bytes of those frames.
+        pub tx_bytes: u64,
+        /// Frames for it lost because its port was down or had no receive
+        /// buffer posted (the wire does not wait).
+        pub drop_no_buffer: u64,
+        /// Frames for it larger than its buffer, or frames it sent that the
+        /// wire cannot carry.
+        pub drop_size: u64,
+        /// Frames it sent from a MAC other than its own.
+        pub drop_spoofed: u64,
+        /// Frames for it after it ended for good.
+        pub drop_peer: u64,
+    }
+}
+
 records! {
     /// One report record.
     pub enum Record<'a> {
@@ -337,6 +386,27 @@ records! {
             /// link's frames: the passes that moved at least one frame, not
             /// the idle checks of empty rings.
             busy: u64,
+        },
+        /// A NIC's counters at the end of the run.
+        Nic = "nic" {
+            /// Manifest index of the NIC.
+            nic: u32,
+            /// Its name.
+            name: &'a str,
+            /// The core that polled it.
+            core: u32,
+            /// What it did.
+            wire: NicFlow,
+        },
+        /// One guest port attached to a NIC: its counters at the end of the
+        /// run.
+        NicPort = "nic-port" {
+            /// Manifest index of the NIC.
+            nic: u32,
+            /// The guest port.
+            port: PortName<'a>,
+            /// What it did through the NIC.
+            flow: NicPortFlow,
         },
         /// The steady-state window of a run with links: from the moment the
         /// first link had carried a warm-up number of frames from `a` to `b`

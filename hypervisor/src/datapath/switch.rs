@@ -23,6 +23,7 @@
 
 use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
 use crate::devices::virtio::error::RingError;
+use vmm_abi::report::{NicFlow, NicPortFlow};
 
 /// Bytes in a MAC address.
 pub const MAC_LEN: usize = 6;
@@ -67,41 +68,6 @@ pub trait WireTx {
     fn flush(&mut self);
 }
 
-/// What one attached port did through the switch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PortFlow {
-    /// Frames from the wire delivered into its receive ring.
-    pub rx_frames: u64,
-    /// Bytes of those frames.
-    pub rx_bytes: u64,
-    /// Frames it sent that went onto the wire.
-    pub tx_frames: u64,
-    /// Bytes of those frames.
-    pub tx_bytes: u64,
-    /// Frames for it lost because it had no receive buffer posted.
-    pub drop_no_buffer: u64,
-    /// Frames for it larger than the buffer it posted, or frames it sent
-    /// that the wire cannot carry.
-    pub drop_size: u64,
-    /// Frames it sent from a MAC other than its own.
-    pub drop_spoofed: u64,
-    /// Frames for it after it ended for good.
-    pub drop_peer: u64,
-}
-
-/// What the switch did that belongs to no port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WireFlow {
-    /// Frames received from the wire.
-    pub rx_frames: u64,
-    /// Unicast frames from the wire for no attached MAC.
-    pub drop_unknown: u64,
-    /// Frames from the wire too short for an Ethernet header.
-    pub drop_runt: u64,
-    /// Passes that found the transmit ring full with frames waiting.
-    pub tx_full: u64,
-}
-
 /// One attached port as the switch keeps it.
 pub struct SwitchPort<B> {
     /// Its MAC: frames to it are delivered, frames from it must carry it.
@@ -109,7 +75,7 @@ pub struct SwitchPort<B> {
     /// A receive buffer taken and not filled, and its ring's generation.
     kept: Option<(B, u32)>,
     /// Its counters.
-    pub flow: PortFlow,
+    pub flow: NicPortFlow,
 }
 
 impl<B> SwitchPort<B> {
@@ -118,7 +84,7 @@ impl<B> SwitchPort<B> {
         SwitchPort {
             mac,
             kept: None,
-            flow: PortFlow::default(),
+            flow: NicPortFlow::default(),
         }
     }
 }
@@ -139,14 +105,14 @@ pub struct Switch<B> {
     /// The attached ports, in attachment order.
     pub ports: heapless::Vec<SwitchPort<B>, MAX_SWITCH_PORTS>,
     /// The wire's counters.
-    pub wire: WireFlow,
+    pub wire: NicFlow,
 }
 
 impl<B> Default for Switch<B> {
     fn default() -> Self {
         Switch {
             ports: heapless::Vec::new(),
-            wire: WireFlow::default(),
+            wire: NicFlow::default(),
         }
     }
 }
@@ -183,6 +149,7 @@ impl<B: Default> Switch<B> {
             };
             taken += 1;
             self.wire.rx_frames += 1;
+            self.wire.rx_bytes += u64::from(len);
             let mut dst = [0u8; MAC_LEN];
             let mut got = 0usize;
             wire.read(slot, len.min(MAC_LEN as u32), |piece| {
@@ -352,6 +319,8 @@ impl<B: Default> Switch<B> {
                     }
                     wire.post(slot, len);
                     posted = true;
+                    self.wire.tx_frames += 1;
+                    self.wire.tx_bytes += u64::from(len);
                     port.flow.tx_frames += 1;
                     port.flow.tx_bytes += u64::from(len);
                 }

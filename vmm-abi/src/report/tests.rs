@@ -100,6 +100,25 @@ fn every_record_round_trips() {
         ba: LinkFlow::default(),
         busy: 12345,
     });
+    round_trip(Record::Nic {
+        nic: 0,
+        name: "uplink",
+        core: 1,
+        wire: NicFlow {
+            rx_frames: 5,
+            drop_unknown: 1,
+            ..NicFlow::default()
+        },
+    });
+    round_trip(Record::NicPort {
+        nic: 0,
+        port: PortName { vm: "web", port: 0 },
+        flow: NicPortFlow {
+            tx_frames: 3,
+            drop_spoofed: 2,
+            ..NicPortFlow::default()
+        },
+    });
     round_trip(Record::Window {
         frames: 1000,
         exits: 3,
@@ -277,6 +296,35 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
             "@corral link link=1 a=fw.x.1 b=nat.0 core=0 ab_frames=10 ab_bytes=640 ab_drop_peer=2 ab_drop_size=1 ab_drop_stalled=7 ab_stalls=1 ba_frames=4 ba_bytes=0 ba_drop_peer=0 ba_drop_size=0 ba_drop_stalled=0 ba_stalls=0 busy=12345",
         ),
         (
+            Record::Nic {
+                nic: 0,
+                name: "uplink",
+                core: 1,
+                wire: NicFlow {
+                    rx_frames: 5,
+                    rx_bytes: 300,
+                    drop_unknown: 1,
+                    tx_frames: 2,
+                    tx_bytes: 120,
+                    ..NicFlow::default()
+                },
+            },
+            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0",
+        ),
+        (
+            Record::NicPort {
+                nic: 0,
+                port: PortName { vm: "web", port: 0 },
+                flow: NicPortFlow {
+                    rx_frames: 4,
+                    rx_bytes: 240,
+                    drop_spoofed: 1,
+                    ..NicPortFlow::default()
+                },
+            },
+            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=0 flow_tx_bytes=0 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0",
+        ),
+        (
             Record::Window {
                 frames: 1000,
                 exits: 3,
@@ -434,7 +482,21 @@ fn record(m: &Material) -> Record<'_> {
             ba: flow(4),
             busy: n(7),
         },
-        8 => Record::Window {
+        8 => Record::Nic {
+            nic: n(0) as u32,
+            name: &m.words[1],
+            core: n(1) as u32,
+            wire: NicFlow::from_values(m.n),
+        },
+        9 => Record::NicPort {
+            nic: n(2) as u32,
+            port: PortName {
+                vm: &m.words[0],
+                port: m.ports[0],
+            },
+            flow: NicPortFlow::from_values(m.n),
+        },
+        10 => Record::Window {
             frames: n(0),
             exits: n(1),
             busy: n(2),

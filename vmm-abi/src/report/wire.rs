@@ -2,7 +2,7 @@
 //! field type, and the macros that declare a record (or a group of
 //! counters) once and generate its type, printer, parser and names.
 
-use super::{EXIT_KINDS, ExitCounts, ExitKind, LinkFlow, PortName, VmStatus};
+use super::{EXIT_KINDS, ExitCounts, ExitKind, PortName, VmStatus};
 use core::fmt;
 
 /// A line that starts like a record but does not parse.
@@ -203,28 +203,35 @@ impl<'a> Codec<'a> for ExitCounts {
     }
 }
 
-/// A link direction: each counter as `key_counter=n`, in
-/// [`LinkFlow::FIELDS`] order.
-impl<'a> Codec<'a> for LinkFlow {
-    type Value = LinkFlow;
-    fn put(value: &LinkFlow, key: &'static str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (name, n)) in LinkFlow::FIELDS.iter().zip(value.values()).enumerate() {
-            let sep = if i == 0 { "" } else { " " };
-            write!(f, "{sep}{key}_{name}={n}")?;
-        }
-        Ok(())
+/// Writes a set of counters: each as `key_counter=n`, in `names` order.
+pub(super) fn put_counters(
+    names: &[&str],
+    values: &[u64],
+    key: &'static str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    for (i, (name, n)) in names.iter().zip(values).enumerate() {
+        let sep = if i == 0 { "" } else { " " };
+        write!(f, "{sep}{key}_{name}={n}")?;
     }
-    fn take(fields: &mut Fields<'a>, key: &'static str) -> Result<LinkFlow, RecordError> {
-        let mut values = [0u64; LinkFlow::FIELDS.len()];
-        for (v, &name) in values.iter_mut().zip(&LinkFlow::FIELDS) {
-            let bad = RecordError {
-                key,
-                part: Some(name),
-            };
-            *v = fields.value(key, Some(name))?.parse().map_err(|_| bad)?;
-        }
-        Ok(LinkFlow::from_values(values))
+    Ok(())
+}
+
+/// Reads a set of counters written by [`put_counters`].
+pub(super) fn take_counters<'a, const N: usize>(
+    fields: &mut Fields<'a>,
+    key: &'static str,
+    names: &[&'static str; N],
+) -> Result<[u64; N], RecordError> {
+    let mut values = [0u64; N];
+    for (v, &name) in values.iter_mut().zip(names) {
+        let bad = RecordError {
+            key,
+            part: Some(name),
+        };
+        *v = fields.value(key, Some(name))?.parse().map_err(|_| bad)?;
     }
+    Ok(values)
 }
 
 /// The number of identifiers given.
@@ -275,6 +282,25 @@ macro_rules! counters {
             ) -> Self {
                 let [$($field),*] = values;
                 $name { $($field),* }
+            }
+        }
+
+        /// Each counter as `key_counter=n`, in [`Self::FIELDS`] order.
+        impl<'a> $crate::report::wire::Codec<'a> for $name {
+            type Value = $name;
+            fn put(
+                value: &$name,
+                key: &'static str,
+                f: &mut core::fmt::Formatter<'_>,
+            ) -> core::fmt::Result {
+                $crate::report::wire::put_counters(&$name::FIELDS, &value.values(), key, f)
+            }
+            fn take(
+                fields: &mut $crate::report::wire::Fields<'a>,
+                key: &'static str,
+            ) -> Result<$name, $crate::report::RecordError> {
+                $crate::report::wire::take_counters(fields, key, &$name::FIELDS)
+                    .map($name::from_values)
             }
         }
     };

@@ -273,6 +273,10 @@ fn frames_from_a_guest_reach_the_wire_intact() {
     assert_eq!(rig.wire.tx_flushes, 1, "one doorbell per pass");
     assert_eq!(rig.guests[0].in_flight(), 0);
     assert_eq!(rig.switch.ports[1].flow.tx_bytes, 1514);
+    assert_eq!(
+        (rig.switch.wire.tx_frames, rig.switch.wire.tx_bytes),
+        (2, 1574)
+    );
 }
 
 #[test]
