@@ -161,6 +161,7 @@ mod tests {
             vms,
             links: Vec::new(),
             window: None,
+            nics: Vec::new(),
         }
     }
 

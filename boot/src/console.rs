@@ -227,6 +227,8 @@ impl Renderer {
             | Record::Metric { .. }
             | Record::VmProgress { .. }
             | Record::Link { .. }
+            | Record::Nic { .. }
+            | Record::NicPort { .. }
             | Record::Window { .. }
             | Record::Done { .. } => None,
         }

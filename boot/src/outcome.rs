@@ -6,7 +6,9 @@
 use crate::toml_manifest::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use vmm_abi::report::{EXIT_KINDS, ExitCounts, ExitKind, LinkFlow, Record, VmStatus};
+use vmm_abi::report::{
+    EXIT_KINDS, ExitCounts, ExitKind, LinkFlow, NicFlow, NicPortFlow, Record, VmStatus,
+};
 
 /// One VM as the records describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +138,23 @@ pub struct LinkOutcome {
     pub busy: u64,
 }
 
+/// Most NICs a record may name (more is a malformed record).
+const MAX_NIC_RECORDS: u32 = 64;
+
+/// A NIC's counters, from its `nic` and `nic-port` records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NicOutcome {
+    /// Its name, from its `nic` record (empty before).
+    pub name: String,
+    /// The core that polled it.
+    pub core: u32,
+    /// The wire side, once its `nic` record arrived.
+    pub wire: Option<NicFlow>,
+    /// Each attached guest port (`vm.port`) and what it did, in record
+    /// order.
+    pub ports: Vec<(String, NicPortFlow)>,
+}
+
 /// The steady-state window of a run with links, from the `window` record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Window {
@@ -165,6 +184,8 @@ pub struct RunOutcome {
     link_ends: Vec<(String, String)>,
     /// From the `window` record, once it arrived.
     pub window: Option<Window>,
+    /// From `nic` and `nic-port` records, by NIC index.
+    pub nics: Vec<NicOutcome>,
     /// Records that could not be used (malformed, or naming no such VM).
     pub warnings: Vec<String>,
 }
@@ -213,6 +234,20 @@ impl RunOutcome {
             ));
             None
         }
+    }
+
+    fn nic_mut(&mut self, nic: u32, kind: &str) -> Option<&mut NicOutcome> {
+        if nic >= MAX_NIC_RECORDS {
+            self.warnings.push(format!(
+                "`{kind}` record names nic {nic}, beyond the {MAX_NIC_RECORDS} a run can have"
+            ));
+            return None;
+        }
+        let i = nic as usize;
+        if self.nics.len() <= i {
+            self.nics.resize(i + 1, NicOutcome::default());
+        }
+        self.nics.get_mut(i)
     }
 
     /// Takes one record into account.
@@ -339,6 +374,23 @@ impl RunOutcome {
                     self.warnings.push(format!(
                         "`{kind}` record for link {link} joins {a} <-> {b}, but the manifest says {want_a} <-> {want_b}"
                     ));
+                }
+            }
+            Record::Nic {
+                nic,
+                name,
+                core,
+                wire,
+            } => {
+                if let Some(n) = self.nic_mut(nic, kind) {
+                    n.name = name.to_string();
+                    n.core = core;
+                    n.wire = Some(wire);
+                }
+            }
+            Record::NicPort { nic, port, flow } => {
+                if let Some(n) = self.nic_mut(nic, kind) {
+                    n.ports.push((port.to_string(), flow));
                 }
             }
             Record::Window {

@@ -4,14 +4,14 @@
 
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
-use crate::outcome::{LinkOutcome, MemoryUse, RunOutcome, VmOutcome, Window};
+use crate::outcome::{LinkOutcome, MemoryUse, NicOutcome, RunOutcome, VmOutcome, Window};
 use crate::table::{self, Align};
 use crate::toml_manifest::{LinkConfig, Manifest, VmConfig};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::Path;
-use vmm_abi::report::LinkFlow;
+use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow};
 
 /// One VM in the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -99,6 +99,53 @@ fn flow_json<S: Serializer>(flow: &Option<LinkFlow>, s: S) -> std::result::Resul
         map.serialize_entry(name, &n)?;
     }
     map.end()
+}
+
+/// One NIC in the report, from its `nic` and `nic-port` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NicReport {
+    /// Index in the manifest.
+    pub nic: u32,
+    /// Its name.
+    pub name: String,
+    /// The core that polled it.
+    pub core: u32,
+    /// The wire side's counters (`None` without its `nic` record).
+    pub wire: Option<BTreeMap<&'static str, u64>>,
+    /// Each attached guest port and its counters.
+    pub ports: Vec<NicPortReport>,
+}
+
+/// One guest port attached to a NIC, in the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NicPortReport {
+    /// The port (`vm.port`).
+    pub port: String,
+    /// Its counters, by name.
+    #[serde(flatten)]
+    pub flow: BTreeMap<&'static str, u64>,
+}
+
+impl NicReport {
+    /// The report entry for NIC `index` from what its records said.
+    pub fn new(index: usize, o: &NicOutcome) -> Self {
+        NicReport {
+            nic: index as u32,
+            name: o.name.clone(),
+            core: o.core,
+            wire: o
+                .wire
+                .map(|w| NicFlow::FIELDS.into_iter().zip(w.values()).collect()),
+            ports: o
+                .ports
+                .iter()
+                .map(|(port, f)| NicPortReport {
+                    port: port.clone(),
+                    flow: NicPortFlow::FIELDS.into_iter().zip(f.values()).collect(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One link in the report: its ends from the manifest, its counters from
@@ -198,6 +245,8 @@ pub struct Report {
     /// The steady-state window of a run with links (`None` without its
     /// record).
     pub window: Option<Window>,
+    /// One entry per NIC that reported, by index.
+    pub nics: Vec<NicReport>,
 }
 
 impl Report {
@@ -239,6 +288,12 @@ impl Report {
                 .map(|(i, l)| LinkReport::new(i, l, outcome.links.get(i).and_then(Option::as_ref)))
                 .collect(),
             window: outcome.window,
+            nics: outcome
+                .nics
+                .iter()
+                .enumerate()
+                .map(|(i, n)| NicReport::new(i, n))
+                .collect(),
         }
     }
 
@@ -261,6 +316,7 @@ impl Report {
             vms: Vec::new(),
             links: Vec::new(),
             window: None,
+            nics: Vec::new(),
         }
     }
 
@@ -568,6 +624,38 @@ mod tests {
         }
         assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
         Report::new(&manifest, "corei7_icelake_u", 2, &outcome)
+    }
+
+    #[test]
+    fn nics_are_reported_from_their_records() {
+        let manifest = parse(
+            "[[vm]]\nname = \"web\"\nimage = \"hello\"\nnet = 1\n",
+            "m.toml",
+            &["hello".into()],
+        )
+        .unwrap();
+        let mut outcome = RunOutcome::for_manifest(&manifest);
+        for line in [
+            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0",
+            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0",
+            "@corral nic-port nic=99 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0",
+        ] {
+            outcome.apply(&parse_line(line).unwrap().unwrap());
+        }
+        assert_eq!(outcome.warnings.len(), 1, "nic 99 is refused");
+        let report = Report::new(&manifest, "corei7_icelake_u", 1, &outcome);
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            v["nics"],
+            serde_json::json!([{
+                "nic": 0, "name": "uplink", "core": 1,
+                "wire": {"rx_frames": 5, "rx_bytes": 300, "rx_errors": 0, "drop_unknown": 1,
+                         "drop_runt": 0, "tx_frames": 2, "tx_bytes": 120, "tx_full": 0},
+                "ports": [{"port": "web.0", "rx_frames": 4, "rx_bytes": 240, "tx_frames": 2,
+                           "tx_bytes": 120, "drop_no_buffer": 0, "drop_size": 0,
+                           "drop_spoofed": 1, "drop_peer": 0}]
+            }])
+        );
     }
 
     #[test]
