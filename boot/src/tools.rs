@@ -181,6 +181,37 @@ pub fn ensure_rust_target(workspace: &Path, progress: &dyn Fn(&str)) -> Result<(
     Ok(())
 }
 
+/// Makes sure `program` is in `PATH`, installing Debian package `package`
+/// with apt-get if not (host clients the scenario tests use, like `curl`;
+/// clang for hooks). Returns its path.
+pub fn ensure_program(program: &str, package: &str, progress: &dyn Fn(&str)) -> Result<PathBuf> {
+    if let Some(path) = find_in_path(program) {
+        return Ok(path);
+    }
+    let root = is_root();
+    progress(&format!(
+        "{program} is missing: installing {package} with apt-get{}",
+        if root { "" } else { " (sudo -n)" }
+    ));
+    let fail = |(why, detail): (String, String)| {
+        Error::new(format!(
+            "{program} is missing and could not be installed: {why}"
+        ))
+        .with_detail(detail)
+    };
+    apt_get(root, &["update"]).map_err(fail)?;
+    apt_get(
+        root,
+        &["install", "-y", "-o", "DPkg::Lock::Timeout=600", package],
+    )
+    .map_err(fail)?;
+    find_in_path(program).ok_or_else(|| {
+        Error::new(format!(
+            "{program} is missing and could not be installed: not in PATH after installing {package}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +220,14 @@ mod tests {
     fn finds_programs_in_path() {
         assert!(find_in_path("sh").is_some());
         assert!(find_in_path("no-such-program-corral").is_none());
+    }
+
+    #[test]
+    fn a_program_in_path_needs_no_installing() {
+        let said = std::cell::Cell::new(false);
+        let path = ensure_program("sh", "dash", &|_| said.set(true)).unwrap();
+        assert!(path.ends_with("sh"));
+        assert!(!said.get(), "nothing to install, nothing said");
     }
 
     #[test]

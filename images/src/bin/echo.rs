@@ -12,6 +12,7 @@
 //! | `port=P` | the UDP port to echo on (1..=65535) | `7` |
 //! | `idle=T` | TSC ticks without any traffic before giving up | 2,000,000,000 |
 //! | `spin=T` | ticks to keep polling before waiting in the hypervisor | 5,000 |
+//! | `quit=WORD` | a datagram holding exactly WORD is echoed and then ends the server like the end-of-stream frame (for clients that cannot send raw frames, e.g. from the host through a NAT) | none |
 //! | `announce=0` | do not send a gratuitous ARP for its address at start | sent |
 //!
 //! Exit codes: 0 after the end-of-stream frame (once the echoes queued
@@ -68,7 +69,8 @@ const SOCKET_BYTES: usize = SOCKET_PACKETS * MAX_DATAGRAM;
 const DRAIN_TICKS: u64 = 200_000_000;
 
 /// What the arguments ask for.
-struct Settings {
+struct Settings<'a> {
+    quit: Option<&'a str>,
     ip: Ipv4Addr,
     prefix: u8,
     port: u16,
@@ -90,9 +92,10 @@ impl fmt::Display for BadArg<'_> {
     }
 }
 
-fn settings(text: &str) -> Result<Settings, BadArg<'_>> {
+fn settings(text: &str) -> Result<Settings<'_>, BadArg<'_>> {
     let args = Args::new(text);
     let mut s = Settings {
+        quit: args.value("quit"),
         ip: DEFAULT_IP,
         prefix: DEFAULT_PREFIX,
         port: DEFAULT_PORT,
@@ -210,6 +213,7 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
     let mut datagram = [0u8; MAX_DATAGRAM];
     let mut echoed: u64 = 0;
     let mut end_seen: Option<Instant> = None;
+    let mut quit = false;
     let code = loop {
         let received = dev.stats().received;
         iface.poll(now(), &mut dev, &mut sockets);
@@ -224,14 +228,20 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
             if socket.send_slice(&datagram[..len], meta).is_ok() {
                 echoed += 1;
             }
+            quit |= s.quit.is_some_and(|w| w.as_bytes() == &datagram[..len]);
             work = true;
         }
         if let Some(e) = dev.take_error() {
             println!("echo: port {NET_PORT}: {e}");
         }
-        if dev.end_of_stream() {
+        if dev.end_of_stream() || quit {
             let since = *end_seen.get_or_insert_with(|| {
-                println!("echo: end of stream after {echoed} datagrams");
+                let what = if quit {
+                    "quit datagram"
+                } else {
+                    "end of stream"
+                };
+                println!("echo: {what} after {echoed} datagrams");
                 Instant::now()
             });
             let drained =
