@@ -20,6 +20,7 @@ pub mod hypercall;
 pub mod mem;
 pub mod msr;
 pub mod multiboot;
+pub mod nic;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod platform;

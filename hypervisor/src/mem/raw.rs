@@ -381,8 +381,14 @@ pub mod testing {
     /// A writable view of all of `v` as guest-physical `0 .. v.len()`.
     /// The caller must not use `v` itself while the view is in use.
     pub fn over_vec(v: &mut [u8]) -> RawRam {
+        over_vec_at(v, 0)
+    }
+
+    /// As [`over_vec`], with `v` at guest-physical `gpa .. gpa + v.len()`
+    /// (a NIC's DMA area at a bus address above 4 GiB, say).
+    pub fn over_vec_at(v: &mut [u8], gpa: u64) -> RawRam {
         let piece = RamPiece {
-            gpa: Gpa(0),
+            gpa: Gpa(gpa),
             len: v.len() as u64,
             hpa: Hpa(v.as_mut_ptr() as u64),
             writable: true,

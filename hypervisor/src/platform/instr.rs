@@ -51,6 +51,24 @@ pub unsafe fn inb(port: u16) -> u8 {
     unsafe { u8::read_from_port(port) }
 }
 
+/// Writes a dword to an I/O port.
+///
+/// # Safety
+/// As for [`outb`] (PCI configuration space: 0xCF8/0xCFC).
+pub unsafe fn outl(port: u16, value: u32) {
+    // SAFETY: the caller guarantees the port is ours; OUT touches no memory.
+    unsafe { u32::write_to_port(port, value) };
+}
+
+/// Reads a dword from an I/O port.
+///
+/// # Safety
+/// As for [`outb`].
+pub unsafe fn inl(port: u16) -> u32 {
+    // SAFETY: the caller guarantees the port is ours; IN touches no memory.
+    unsafe { u32::read_from_port(port) }
+}
+
 /// Reads an MSR.
 ///
 /// # Safety

@@ -12,6 +12,8 @@ use spin::Mutex;
 
 /// Bytes in a page.
 pub const PAGE: u64 = FRAME_SIZE;
+/// The boot page tables map physical memory 1:1 up to here (`boot.s`).
+pub const IDENTITY_MAPPED_END: u64 = 1 << 32;
 /// Bitmap words for 4 GiB of frames.
 const FRAME_WORDS: usize = 16 * 1024;
 

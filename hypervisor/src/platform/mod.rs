@@ -1,5 +1,6 @@
 //! Hardware access, compiled only for the bare-metal target: boot, console,
-//! CPU tables, physical memory, VMX, and the VM run loop.
+//! CPU tables, physical memory, VMX, the VM run loop, and PCI with the
+//! physical NIC.
 
 mod acpi;
 pub mod exceptions;
@@ -9,6 +10,7 @@ pub mod instr;
 mod lapic;
 pub mod memory;
 pub mod net;
+pub mod pci;
 pub mod percpu;
 pub mod run;
 pub mod serial;

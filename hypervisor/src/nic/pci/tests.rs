@@ -1,0 +1,215 @@
+//! PCI enumeration, BAR sizing and enabling against a fake configuration space; the address parser by example and by property.
+
+use super::*;
+use crate::nic::fake::{FakeConfig, FakeFunction};
+
+fn addr(bus: u8, dev: u8, func: u8) -> PciAddress {
+    PciAddress::new(bus, dev, func).unwrap()
+}
+
+/// BAR0 of the 82540EM in Bochs: 32-bit memory at 0xc0000000, 128 KiB.
+fn e1000_function() -> FakeFunction {
+    FakeFunction::new(0x8086, 0x100E, 0).bar(0, 0xc000_0000, !(128 * 1024 - 1))
+}
+
+fn machine() -> FakeConfig {
+    let mut cs = FakeConfig::default();
+    cs.functions
+        .insert(addr(0, 0, 0), FakeFunction::new(0x8086, 0x1237, 0));
+    // A multi-function device (header type bit 7) with the NIC as function 3.
+    cs.functions
+        .insert(addr(0, 1, 0), FakeFunction::new(0x8086, 0x7000, 0x80));
+    cs.functions.insert(addr(0, 1, 3), e1000_function());
+    // A single-function device whose function 1 would alias: not scanned.
+    cs.functions
+        .insert(addr(0, 4, 0), FakeFunction::new(0x1234, 0x1111, 0));
+    cs.functions.insert(addr(0, 4, 1), e1000_function());
+    cs.functions.insert(addr(3, 2, 0), e1000_function());
+    cs
+}
+
+#[test]
+fn enumeration_sees_functions_of_multi_function_devices_only() {
+    let cs = machine();
+    let mut seen = Vec::new();
+    for_each_function(&cs, |at, id| {
+        seen.push((at.to_string(), id.device));
+        ControlFlow::Continue(())
+    });
+    assert_eq!(
+        seen,
+        vec![
+            ("00:00.0".to_string(), 0x1237),
+            ("00:01.0".to_string(), 0x7000),
+            ("00:01.3".to_string(), 0x100E),
+            ("00:04.0".to_string(), 0x1111),
+            ("03:02.0".to_string(), 0x100E),
+        ]
+    );
+    assert_eq!(find(&cs, ID_82540EM), Some(addr(0, 1, 3)));
+    let other = PciId {
+        vendor: VENDOR_INTEL,
+        device: 0x100F,
+    };
+    assert_eq!(find(&cs, other), None);
+    assert_eq!(find(&FakeConfig::default(), ID_82540EM), None);
+}
+
+#[test]
+fn a_32_bit_bar_is_sized_with_decoding_off_and_restored() {
+    let mut cs = machine();
+    let at = addr(0, 1, 3);
+    cs.functions.get_mut(&at).unwrap().header[1] = COMMAND_MEMORY | (0x0290 << 16);
+    let bar = memory_bar0(&mut cs, at).unwrap();
+    assert_eq!(
+        bar,
+        MemoryBar {
+            base: 0xc000_0000,
+            size: 0x2_0000,
+            is_64: false,
+            prefetchable: false
+        }
+    );
+    let probes: Vec<_> = cs
+        .writes
+        .iter()
+        .filter(|w| w.1 == CFG_BAR0 && w.2 == BAR_SIZE_PROBE)
+        .collect();
+    assert_eq!(probes.len(), 1);
+    assert!(!probes[0].3, "memory decoding was on during the probe");
+    let f = &cs.functions[&at];
+    assert_eq!(f.header[4], 0xc000_0000);
+    assert_eq!(f.header[1], COMMAND_MEMORY, "command restored");
+    // Status bits (write-one-to-clear) were never written as ones.
+    assert!(
+        cs.writes
+            .iter()
+            .filter(|w| w.1 == CFG_COMMAND)
+            .all(|w| w.2 >> 16 == 0)
+    );
+    assert!(bar.check_below(at, 1 << 32).is_ok());
+    assert!(bar.check_below(at, 0xc001_0000).is_err());
+}
+
+#[test]
+fn a_64_bit_bar_above_4_gib_is_refused_by_the_check() {
+    let mut cs = FakeConfig::default();
+    let at = addr(0, 2, 0);
+    let f = FakeFunction::new(0x8086, 0x100E, 0)
+        .bar(
+            0,
+            BAR_TYPE_64 | BAR_PREFETCHABLE,
+            !(1024 * 1024 - 1) & BAR_MEM_ADDR_MASK,
+        )
+        .bar(1, 0x8, u32::MAX);
+    cs.functions.insert(at, f);
+    let bar = memory_bar0(&mut cs, at).unwrap();
+    assert_eq!(
+        bar,
+        MemoryBar {
+            base: 0x8_0000_0000,
+            size: 0x10_0000,
+            is_64: true,
+            prefetchable: true
+        }
+    );
+    let e = bar.check_below(at, 1 << 32).unwrap_err();
+    assert!(matches!(e, PciError::BarAboveLimit { .. }));
+    assert!(e.to_string().contains("00:02.0 BAR0"), "{e}");
+    // The high half was restored after its probe.
+    assert_eq!(cs.functions[&at].header[5], 0x8);
+}
+
+#[test]
+fn unusable_bars_are_named() {
+    let at = addr(0, 2, 0);
+    let cases = [
+        (
+            FakeFunction::new(0x8086, 0x100E, 0).bar(0, 0xc001, !0x3f),
+            PciError::BarIsIo { at },
+        ),
+        (
+            FakeFunction::new(0x8086, 0x100E, 0).bar(0, 0xc000_0002, !0xfff),
+            PciError::BarReservedType { at, ty: 1 },
+        ),
+        (
+            FakeFunction::new(0x8086, 0x100E, 0),
+            PciError::BarNotImplemented { at },
+        ),
+        (
+            FakeFunction::new(0x8086, 0x100E, 0).bar(0, 0, !0xfff),
+            PciError::BarUnassigned { at },
+        ),
+    ];
+    for (f, want) in cases {
+        let mut cs = FakeConfig::default();
+        cs.functions.insert(at, f);
+        let e = memory_bar0(&mut cs, at).unwrap_err();
+        assert_eq!(e, want);
+        assert!(e.to_string().starts_with("00:02.0"), "{e}");
+    }
+}
+
+#[test]
+fn enabling_sets_memory_bus_master_and_intx_disable() {
+    let mut cs = machine();
+    let at = addr(3, 2, 0);
+    cs.functions.get_mut(&at).unwrap().header[1] = 1 | (0xffff << 16);
+    enable_memory_and_dma(&mut cs, at);
+    let (_, _, value, _) = *cs.writes.last().unwrap();
+    assert_eq!(
+        value,
+        1 | COMMAND_MEMORY | COMMAND_BUS_MASTER | COMMAND_INTX_DISABLE
+    );
+}
+
+#[test]
+fn addresses_parse_and_print() {
+    let a: PciAddress = "00:02.0".parse().unwrap();
+    assert_eq!(a, addr(0, 2, 0));
+    assert_eq!(a.to_string(), "00:02.0");
+    assert_eq!((a.bus(), a.dev(), a.func()), (0, 2, 0));
+    assert_eq!("ff:1f.7".parse::<PciAddress>().unwrap(), addr(255, 31, 7));
+    assert_eq!(
+        "0:2.0".parse::<PciAddress>().unwrap().to_string(),
+        "00:02.0"
+    );
+    assert_eq!("0A:1B.3".parse::<PciAddress>().unwrap(), addr(10, 27, 3));
+    for (s, e) in [
+        ("00:20.0", PciAddressError::Device(0x20)),
+        ("00:02.8", PciAddressError::Function(8)),
+        ("", PciAddressError::Syntax),
+        ("00:02", PciAddressError::Syntax),
+        ("000:02.0", PciAddressError::Syntax),
+        ("00:02.00", PciAddressError::Syntax),
+        ("0x0:02.0", PciAddressError::Syntax),
+        ("+0:02.0", PciAddressError::Syntax),
+        ("00:02.a", PciAddressError::Syntax),
+        ("auto", PciAddressError::Syntax),
+    ] {
+        assert_eq!(s.parse::<PciAddress>(), Err(e), "{s}");
+        assert!(!e.to_string().is_empty());
+    }
+    assert_eq!(PciAddress::new(0, 32, 0), None);
+    assert_eq!(PciAddress::new(0, 0, 8), None);
+}
+
+proptest::proptest! {
+    #[test]
+    fn parsing_never_panics(s in "\\PC{0,12}") {
+        let _ = s.parse::<PciAddress>();
+    }
+
+    #[test]
+    fn parsing_near_misses_never_panics(s in "[0-9a-fA-F:.x+-]{0,10}") {
+        if let Ok(a) = s.parse::<PciAddress>() {
+            proptest::prop_assert_eq!(a.to_string().parse::<PciAddress>(), Ok(a));
+        }
+    }
+
+    #[test]
+    fn addresses_round_trip(bus: u8, dev in 0u8..32, func in 0u8..8) {
+        let a = addr(bus, dev, func);
+        proptest::prop_assert_eq!(a.to_string().parse::<PciAddress>(), Ok(a));
+    }
+}
