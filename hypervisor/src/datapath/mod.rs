@@ -9,6 +9,10 @@
 //!   (stall) policy, the counters.
 //! - [`policy`]: the per-frame policy point, where a packet hook will
 //!   judge the receiver's copy of each frame; [`policy::PassAll`] today.
+//! - [`switch`]: a NIC's polling core as an L2 switch between the wire
+//!   and the guest ports attached to it (delivery by MAC, anti-spoofing,
+//!   every drop counted), over the [`switch::WireRx`]/[`switch::WireTx`]
+//!   traits; [`nic`] puts any [`crate::nic::NicDevice`] behind them.
 //! - [`port`]: a port's device state and life (down, up, gone, broken),
 //!   its generation, and the signals its VM waits on.
 //! - [`poll`]: every port and link of the run and the polling loop:
@@ -19,6 +23,7 @@
 
 pub mod direction;
 pub mod endpoint;
+pub mod nic;
 pub mod policy;
 pub mod poll;
 pub mod port;

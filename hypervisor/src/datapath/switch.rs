@@ -59,9 +59,10 @@ pub trait WireTx {
     /// not posted is claimed again by the next call (a dropped frame's
     /// slot serves the next one).
     fn claim(&mut self) -> Option<u16>;
-    /// Writes `bytes` at byte `at` of the frame in `slot` (the caller keeps
-    /// `at + bytes.len()` within [`MAX_WIRE_FRAME`]).
-    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]);
+    /// Writes `bytes` at byte `at` of the frame in `slot`; returns how
+    /// many fitted (the caller keeps `at + bytes.len()` within
+    /// [`MAX_WIRE_FRAME`], so all do unless the slot is not what it said).
+    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]) -> u32;
     /// Queues the frame of `len` bytes in `slot` for sending.
     fn post(&mut self, slot: u16, len: u32);
     /// Hands the queued frames to the NIC (one register write).
@@ -307,8 +308,7 @@ impl<B: Default> Switch<B> {
                         let h = (at as usize).min(header.len());
                         let n = piece.len().min(header.len() - h);
                         header[h..h + n].copy_from_slice(&piece[..n]);
-                        wire.write(slot, at, piece);
-                        at += piece.len() as u32;
+                        at += wire.write(slot, at, piece);
                     })?;
                     source.complete(&frame)?;
                     if header[SRC_MAC..SRC_MAC + MAC_LEN] != port.mac || at != len {

@@ -21,7 +21,7 @@ pub mod e1000;
 pub mod pci;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 
 use crate::mem::access::OutOfBounds;
 use core::fmt;

@@ -78,10 +78,11 @@ impl WireTx for FakeWire {
         Some(s)
     }
 
-    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]) {
+    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]) -> u32 {
         assert_eq!(self.claimed, Some(slot), "write to an unclaimed slot");
         let at = at as usize;
         self.tx_bufs[slot as usize][at..at + bytes.len()].copy_from_slice(bytes);
+        bytes.len() as u32
     }
 
     fn post(&mut self, slot: u16, len: u32) {
