@@ -391,7 +391,10 @@ impl fmt::Display for ManifestError {
                 write!(f, "no nic {found}: the manifest has {nics} NICs")
             }
             Problem::NicPort { port } => {
-                write!(f, "a NIC end has no ports, so its port must be 0, not {port}")
+                write!(
+                    f,
+                    "a NIC end has no ports, so its port must be 0, not {port}"
+                )
             }
             Problem::NicToNic => write!(
                 f,
@@ -402,7 +405,10 @@ impl fmt::Display for ManifestError {
                 "nic {nic} is polled on core {core}, so every link to it is polled there too"
             ),
             Problem::NicAttached { link } => {
-                write!(f, "this port is already attached to that NIC by link {link}")
+                write!(
+                    f,
+                    "this port is already attached to that NIC by link {link}"
+                )
             }
         }
     }

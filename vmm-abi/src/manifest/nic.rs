@@ -72,7 +72,11 @@ impl PciAddress {
 impl fmt::Display for PciAddress {
     /// `bb:dd.f` in hexadecimal, as `lspci` writes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02x}:{:02x}.{:x}", self.bus, self.device, self.function)
+        write!(
+            f,
+            "{:02x}:{:02x}.{:x}",
+            self.bus, self.device, self.function
+        )
     }
 }
 

@@ -577,7 +577,10 @@ fn encode_refuses_what_parse_would() {
         let e = encode(ts, vms, &[], links, &mut out).unwrap_err();
         (e.vm, e.field)
     };
-    assert_eq!(enc(0, &[], &[], encoded_len(0, 0, 0)), (None, Field::VmCount));
+    assert_eq!(
+        enc(0, &[], &[], encoded_len(0, 0, 0)),
+        (None, Field::VmCount)
+    );
     let many = std::vec![link((0, 0), (1, 0), 0); MAX_LINKS as usize + 1];
     let vms = [nf("a", 1), nf("b", 1)];
     assert_eq!(
@@ -899,7 +902,10 @@ fn nic_vms() -> [VmSpec<'static>; 3] {
 /// Where NIC record `i` starts in `build_full(vms, nics, links)`.
 fn nic_at(vms: usize, links: usize, i: usize) -> usize {
     let sections = 2 + u32::from(links > 0);
-    section::table_end(sections) + vms * RECORD_SIZE + links * LINK_RECORD_SIZE + i * NIC_RECORD_SIZE
+    section::table_end(sections)
+        + vms * RECORD_SIZE
+        + links * LINK_RECORD_SIZE
+        + i * NIC_RECORD_SIZE
 }
 
 #[test]
@@ -1007,11 +1013,13 @@ fn bad_nic_fields_name_the_nic_and_field() {
         check(&[nic("up", 0), nic("lan", 0), nic("up", 0)]),
         (Some(2), Field::NicName, Problem::Duplicate { first: 0 })
     );
-    let at = |device| NicPci::At(PciAddress {
-        bus: 0,
-        device,
-        function: 0,
-    });
+    let at = |device| {
+        NicPci::At(PciAddress {
+            bus: 0,
+            device,
+            function: 0,
+        })
+    };
     assert_eq!(
         check(&[
             NicSpec {
@@ -1074,7 +1082,13 @@ fn bad_nic_fields_name_the_nic_and_field() {
         );
     }
     // More than four NICs: the section's count.
-    let five = [nic("a", 0), nic("b", 0), nic("c", 0), nic("d", 0), nic("e", 0)];
+    let five = [
+        nic("a", 0),
+        nic("b", 0),
+        nic("c", 0),
+        nic("d", 0),
+        nic("e", 0),
+    ];
     assert_eq!(
         check(&five),
         (
@@ -1312,8 +1326,16 @@ fn arbitrary_link_record() -> impl proptest::strategy::Strategy<Value = Vec<u8>>
     use proptest::prelude::*;
     let index = prop_oneof![0u32..4, any::<u32>()];
     let kind = prop_oneof![0u8..2, any::<u8>()];
-    (index.clone(), index, 0u8..3, 0u8..3, kind.clone(), kind, 0u32..4).prop_map(
-        |(a, b, ap, bp, ak, bk, core)| {
+    (
+        index.clone(),
+        index,
+        0u8..3,
+        0u8..3,
+        kind.clone(),
+        kind,
+        0u32..4,
+    )
+        .prop_map(|(a, b, ap, bp, ak, bk, core)| {
             let mut r = std::vec![0u8; LINK_RECORD_SIZE];
             le::put_u32(&mut r, 0, a);
             le::put_u32(&mut r, 4, b);
@@ -1324,8 +1346,7 @@ fn arbitrary_link_record() -> impl proptest::strategy::Strategy<Value = Vec<u8>>
             le::put_u32(&mut r, 12, core);
             le::put_u64(&mut r, 16, DEFAULT_LINK_HOLD);
             r
-        },
-    )
+        })
 }
 
 proptest::proptest! {
