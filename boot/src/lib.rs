@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod bochs;
+pub mod bochs_nics;
 pub mod cargo_build;
 pub mod cli;
 pub mod console;

@@ -3,6 +3,7 @@
 //! judge the run from the hypervisor's records.
 
 use crate::bochs::{self, Finish, Machine, RunFiles};
+use crate::bochs_nics::Card;
 use crate::cargo_build::{self, Artifacts, target_dir};
 use crate::console::{Line, Renderer, classify, sanitize};
 use crate::error::{Error, Result};
@@ -92,6 +93,14 @@ pub fn settings(manifest: &Manifest, opts: &RunOptions) -> Result<RunSettings> {
     s.check()
         .map_err(|e| Error::new(format!("{}: {e}", manifest.origin)))?;
     manifest.check_cores(s.cpus)?;
+    if manifest
+        .nics
+        .iter()
+        .any(|n| matches!(n.backend, toml_manifest::Backend::Tap { .. }))
+    {
+        let root = toml_manifest::running_as_root().unwrap_or(false);
+        toml_manifest::check_backends(&manifest.origin, &manifest.nics, root)?;
+    }
     Ok(s)
 }
 
@@ -274,6 +283,7 @@ fn boot(
         iso,
         com1: dir.join("com1.txt"),
         log: dir.join("bochs.log"),
+        cards: Card::for_nics(&manifest.nics, dir),
     };
     let names = manifest.vms.iter().map(|v| v.name.clone()).collect();
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -4,8 +4,8 @@
 //!
 //! Wire layout (little endian): a [`HEADER_SIZE`]-byte header, a table of
 //! `section_count` entries of [`SECTION_ENTRY_SIZE`] bytes, then the
-//! sections' records. Each kind of record has a section of its own (VMs and
-//! links today; NIC queues, policy hooks, capability grants and guest ABIs
+//! sections' records. Each kind of record has a section of its own (VMs,
+//! links and NICs today; policy hooks, capability grants and guest ABIs
 //! will be kinds of their own), so a new kind is a new table entry and
 //! never widens the header. Every byte after the table belongs to exactly
 //! one section; [`encode`] writes the sections in table order.
@@ -21,10 +21,10 @@
 //!
 //! | section entry offset | field |
 //! |---|---|
-//! | 0 | `kind` u32: [`SectionKind`]: 1 = VMs (exactly one section), 2 = links (at most one); 3..=6 set aside for NIC queues, hooks, grants, guest ABIs; any other is refused |
+//! | 0 | `kind` u32: [`SectionKind`]: 1 = VMs (exactly one section), 2 = links, 3 = NICs (at most one each); 4..=6 set aside for hooks, grants, guest ABIs; any other is refused |
 //! | 4 | `offset` u32: first byte of its records, from the start of the manifest, at or after the end of the table |
-//! | 8 | `count` u32: records (VMs 1..=[`MAX_VMS`], links 0..=[`MAX_LINKS`]) |
-//! | 12 | `record_size` u32: bytes per record, its kind's ([`RECORD_SIZE`], [`LINK_RECORD_SIZE`]) |
+//! | 8 | `count` u32: records (VMs 1..=[`MAX_VMS`], links 0..=[`MAX_LINKS`], NICs 0..=[`MAX_NICS`]) |
+//! | 12 | `record_size` u32: bytes per record, its kind's ([`RECORD_SIZE`], [`LINK_RECORD_SIZE`], [`NIC_RECORD_SIZE`]) |
 //!
 //! | VM record offset | field |
 //! |---|---|
@@ -42,19 +42,38 @@
 //!
 //! | link record offset | field |
 //! |---|---|
-//! | 0 | `a_vm` u32: manifest index of one end's VM |
-//! | 4 | `b_vm` u32: the other end's VM |
-//! | 8 | `a_port` u8, 9 | `b_port` u8: net port numbers on those VMs |
-//! | 10 | reserved u16 (must be 0) |
-//! | 12 | `core` u32: the core that polls this link; it runs no VMs |
+//! | 0 | `a_vm` u32: one end: the manifest index of its VM, or of its NIC in the NIC section (`a_kind` says which) |
+//! | 4 | `b_vm` u32: the other end, the same way |
+//! | 8 | `a_port` u8, 9 | `b_port` u8: net port numbers on those VMs (0 for a NIC end) |
+//! | 10 | `a_kind` u8, 11 | `b_kind` u8: 0 = a VM's net port, 1 = a NIC; not both ends NICs |
+//! | 12 | `core` u32: the core that polls this link; it runs no VMs; a link to a NIC is polled on the NIC's core |
 //! | 16 | `hold` u64: [`LinkSpec::hold`] (0 or [`MIN_LINK_HOLD`]..=[`MAX_LINK_HOLD`]) |
+//!
+//! | NIC record offset | field |
+//! |---|---|
+//! | 0 | `name` \[32\], NUL padded (the rules of VM names; unique among NICs) |
+//! | 32 | `pci` u32: `bus << 16 \| device << 8 \| function` (device 0..=31, function 0..=7; unique), or [`NIC_PCI_AUTO`]: the n-th supported NIC found in bus order that no record names by address |
+//! | 36 | `mac` \[6\]: all zero = the NIC's own (from its EEPROM); else unicast (low bit of byte 0 clear) |
+//! | 42 | `mode` u8: [`NicMode`]: 1 = shared (copy), 2 = owned (mediated zero-copy) |
+//! | 43 | reserved u8 (must be 0) |
+//! | 44 | `core` u32: the core that polls the NIC (< [`MAX_CORES`]); it runs no VMs |
+//! | 48 | reserved \[16\] (must be 0) |
 
 mod error;
+mod link;
+mod nic;
 mod section;
 #[cfg(test)]
 mod tests;
 
 pub use error::{Field, ManifestError, Place, Problem};
+pub use link::{
+    DEFAULT_LINK_HOLD, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD, MAX_LINKS,
+    MIN_LINK_HOLD, PortRef,
+};
+pub use nic::{
+    MAX_NICS, NIC_PCI_AUTO, NIC_RECORD_SIZE, NicMode, NicPci, NicSpec, PciAddress, is_unicast,
+};
 pub use section::{MAX_SECTIONS, SECTION_ENTRY_SIZE, SECTION_KINDS, Section, SectionKind};
 
 use crate::corral::bootinfo::{ARGS_MAX, NAME_MAX};
@@ -68,10 +87,6 @@ pub const MANIFEST_MAGIC: [u8; 8] = *b"CORRALMF";
 pub const HEADER_SIZE: usize = 32;
 /// Bytes in one VM record.
 pub const RECORD_SIZE: usize = 256;
-/// Bytes in one link record.
-pub const LINK_RECORD_SIZE: usize = 24;
-/// Most links one manifest may name.
-pub const MAX_LINKS: u32 = 256;
 /// Most VMs one manifest may name.
 pub const MAX_VMS: u32 = 4096;
 /// Cores a manifest can name (bits of `cores`); the hypervisor also checks
@@ -104,16 +119,8 @@ const R_RESTART_LIMIT: usize = 220;
 const R_NET: usize = 224;
 const R_CONSOLE: usize = 225;
 const R_RESERVED: usize = 226;
-const L_A_VM: usize = 0;
-const L_B_VM: usize = 4;
-const L_A_PORT: usize = 8;
-const L_B_PORT: usize = 9;
-const L_RESERVED: usize = 10;
-const L_CORE: usize = 12;
-const L_HOLD: usize = 16;
 const _: () = assert!(R_IMAGE == R_NAME + NAME_MAX && R_ARGS == R_IMAGE + NAME_MAX);
 const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 30 == RECORD_SIZE);
-const _: () = assert!(L_HOLD + 8 == LINK_RECORD_SIZE);
 
 /// One VM as the manifest describes it (the working type; see
 /// [`VmSpec::encode`] and [`Manifest::parse`] for the wire form).
@@ -148,69 +155,6 @@ pub enum Restart {
     Never,
     /// Start it again with fresh memory, up to its restart limit.
     OnFailure,
-}
-
-/// One end of a link: a VM's net port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PortRef {
-    /// Manifest index of the VM.
-    pub vm: u32,
-    /// Its net port.
-    pub port: u8,
-}
-
-/// Two net ports wired together, and the core that moves their frames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinkSpec {
-    /// One end.
-    pub a: PortRef,
-    /// The other end.
-    pub b: PortRef,
-    /// The core that polls both ends' rings (it runs no VMs).
-    pub core: u32,
-    /// Instructions (TSC ticks) a receiver whose port is up may go without
-    /// posting a receive buffer while frames wait for it; after that it
-    /// is stalled and frames for it are dropped and counted until it posts
-    /// one again. 0: never (frames wait in the sender's ring for good).
-    pub hold: u64,
-}
-
-/// The hold time of a link whose manifest entry does not set one.
-pub const DEFAULT_LINK_HOLD: u64 = 20_000_000;
-/// Shortest hold time other than 0 (instructions): below a polling pass it
-/// would drop frames of receivers that are merely busy.
-pub const MIN_LINK_HOLD: u64 = 10_000;
-/// Longest hold time (instructions).
-pub const MAX_LINK_HOLD: u64 = 1 << 40;
-
-impl LinkSpec {
-    /// The wire record for this link (checked against the VMs by
-    /// [`Manifest::parse`]).
-    pub fn encode(&self) -> [u8; LINK_RECORD_SIZE] {
-        let mut r = [0u8; LINK_RECORD_SIZE];
-        le::put_u32(&mut r, L_A_VM, self.a.vm);
-        le::put_u32(&mut r, L_B_VM, self.b.vm);
-        r[L_A_PORT] = self.a.port;
-        r[L_B_PORT] = self.b.port;
-        le::put_u32(&mut r, L_CORE, self.core);
-        r[L_HOLD..L_HOLD + 8].copy_from_slice(&self.hold.to_le_bytes());
-        r
-    }
-
-    fn decode(r: &[u8]) -> Self {
-        LinkSpec {
-            a: PortRef {
-                vm: le::u32_at(r, L_A_VM),
-                port: r[L_A_PORT],
-            },
-            b: PortRef {
-                vm: le::u32_at(r, L_B_VM),
-                port: r[L_B_PORT],
-            },
-            core: le::u32_at(r, L_CORE),
-            hold: u64::from(le::u32_at(r, L_HOLD)) | (u64::from(le::u32_at(r, L_HOLD + 4)) << 32),
-        }
-    }
 }
 
 fn err(vm: Option<u32>, field: Field, problem: Problem) -> ManifestError {
@@ -378,31 +322,38 @@ fn name_hash(name: &[u8]) -> usize {
         .fold(OFFSET, |h, &b| (h ^ u32::from(b)).wrapping_mul(PRIME)) as usize
 }
 
-/// Bytes of the manifest [`encode`] writes for `vm_count` VMs and
-/// `link_count` links: header, section table (a link section only with
-/// links), VM records, link records.
-pub const fn encoded_len(vm_count: usize, link_count: usize) -> usize {
-    let sections = if link_count == 0 { 1 } else { 2 };
-    section::table_end(sections) + vm_count * RECORD_SIZE + link_count * LINK_RECORD_SIZE
+/// Bytes of the manifest [`encode`] writes for `vm_count` VMs, `nic_count`
+/// NICs and `link_count` links: header, section table (a link section only
+/// with links, a NIC section only with NICs), VM records, link records, NIC
+/// records.
+pub const fn encoded_len(vm_count: usize, nic_count: usize, link_count: usize) -> usize {
+    let sections = 1 + (link_count > 0) as u32 + (nic_count > 0) as u32;
+    section::table_end(sections)
+        + vm_count * RECORD_SIZE
+        + link_count * LINK_RECORD_SIZE
+        + nic_count * NIC_RECORD_SIZE
 }
 
-/// Writes the binary manifest of `vms` and `links` with scheduling slices
-/// of `timeslice` instructions (0 = the hypervisor's default) into `out`,
-/// which must be [`encoded_len`] bytes long. Every VM and the slice are
-/// checked first, and the result is parsed before it is returned, so what
-/// this writes [`Manifest::parse`] accepts; an error names what is wrong
-/// as the parser would.
+/// Writes the binary manifest of `vms`, `nics` and `links` with scheduling
+/// slices of `timeslice` instructions (0 = the hypervisor's default) into
+/// `out`, which must be [`encoded_len`] bytes long. Every VM, every NIC and
+/// the slice are checked first, and the result is parsed before it is
+/// returned, so what this writes [`Manifest::parse`] accepts; an error
+/// names what is wrong as the parser would.
 pub fn encode(
     timeslice: u64,
     vms: &[VmSpec<'_>],
+    nics: &[NicSpec<'_>],
     links: &[LinkSpec],
     out: &mut [u8],
 ) -> Result<(), ManifestError> {
     let h = |field, problem| Err(err(None, field, problem));
-    for (kind, count) in [
+    let counts = [
         (SectionKind::Vms, vms.len()),
         (SectionKind::Links, links.len()),
-    ] {
+        (SectionKind::Nics, nics.len()),
+    ];
+    for (kind, count) in counts {
         let (min, max, field) = kind.counts();
         if !(min as usize..=max as usize).contains(&count) {
             return h(
@@ -416,7 +367,7 @@ pub fn encode(
         }
     }
     validate_timeslice(timeslice)?;
-    let want = encoded_len(vms.len(), links.len());
+    let want = encoded_len(vms.len(), nics.len(), links.len());
     if out.len() != want {
         return h(
             Field::Size,
@@ -427,46 +378,48 @@ pub fn encode(
         );
     }
     // The counts are checked above, so the manifest is about 1 MiB at
-    // most and every count and offset fits a u32.
-    let sections = if links.is_empty() { 1 } else { 2 };
-    let start = section::table_end(sections);
-    let vm_bytes = vms.len() * RECORD_SIZE;
-    let table = [
-        Section {
-            kind: SectionKind::Vms as u32,
-            offset: start as u32,
-            count: vms.len() as u32,
-            record_size: RECORD_SIZE as u32,
-        },
-        Section {
-            kind: SectionKind::Links as u32,
-            offset: (start + vm_bytes) as u32,
-            count: links.len() as u32,
-            record_size: LINK_RECORD_SIZE as u32,
-        },
-    ];
+    // most and every count and offset fits a u32. Sections in kind order,
+    // VMs always, the others only when they have records.
+    let present = counts
+        .iter()
+        .filter(|&&(kind, count)| kind == SectionKind::Vms || count > 0);
+    let sections = present.clone().count() as u32;
+    let mut at = section::table_end(sections);
     out.fill(0);
     out[H_MAGIC..H_MAGIC + 8].copy_from_slice(&MANIFEST_MAGIC);
     le::put_u32(out, H_ABI_VERSION, crate::ABI_VERSION);
     le::put_u32(out, H_HEADER_SIZE, HEADER_SIZE as u32);
     le::put_u32(out, H_SECTION_COUNT, sections);
     le::put_u64(out, H_TIMESLICE, timeslice);
-    for (i, s) in (0..sections).zip(&table) {
-        let at = section::table_end(i);
-        out[at..at + SECTION_ENTRY_SIZE].copy_from_slice(&s.encode());
-    }
-    for (i, (vm, r)) in vms
-        .iter()
-        .zip(out[start..].chunks_exact_mut(RECORD_SIZE))
-        .enumerate()
-    {
-        r.copy_from_slice(&vm.encode(i as u32)?);
-    }
-    for (link, r) in links
-        .iter()
-        .zip(out[start + vm_bytes..].chunks_exact_mut(LINK_RECORD_SIZE))
-    {
-        r.copy_from_slice(&link.encode());
+    for (i, &(kind, count)) in present.enumerate() {
+        let entry = Section {
+            kind: kind as u32,
+            offset: at as u32,
+            count: count as u32,
+            record_size: kind.record_size() as u32,
+        };
+        let e = section::table_end(i as u32);
+        out[e..e + SECTION_ENTRY_SIZE].copy_from_slice(&entry.encode());
+        let size = kind.record_size();
+        let records = out[at..at + count * size].chunks_exact_mut(size);
+        match kind {
+            SectionKind::Vms => {
+                for (i, (vm, r)) in vms.iter().zip(records).enumerate() {
+                    r.copy_from_slice(&vm.encode(i as u32)?);
+                }
+            }
+            SectionKind::Links => {
+                for (link, r) in links.iter().zip(records) {
+                    r.copy_from_slice(&link.encode());
+                }
+            }
+            SectionKind::Nics => {
+                for (i, (nic, r)) in nics.iter().zip(records).enumerate() {
+                    r.copy_from_slice(&nic.encode(i as u32)?);
+                }
+            }
+        }
+        at += count * size;
     }
     Manifest::parse(out).map(|_| ())
 }
@@ -492,13 +445,15 @@ pub fn validate_timeslice(timeslice: u64) -> Result<(), ManifestError> {
 pub struct Manifest<'a> {
     records: &'a [u8],
     links: &'a [u8],
+    nics: &'a [u8],
     timeslice: u64,
     poll_cores: u64,
 }
 
 impl<'a> Manifest<'a> {
     /// Checks a whole binary manifest: header, section table, every VM
-    /// record, that VM names are unique, and every link.
+    /// record, that VM names are unique, every NIC (names and addresses
+    /// unique), and every link against both.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ManifestError> {
         let h = |field, problem| Err(err(None, field, problem));
         if bytes.len() < HEADER_SIZE {
@@ -559,6 +514,7 @@ impl<'a> Manifest<'a> {
         let mut manifest = Manifest {
             records: &bytes[sections.range(SectionKind::Vms)],
             links: &bytes[sections.range(SectionKind::Links)],
+            nics: &bytes[sections.range(SectionKind::Nics)],
             timeslice,
             poll_cores: 0,
         };
@@ -583,78 +539,17 @@ impl<'a> Manifest<'a> {
                 slot = (slot + 1) % NAME_TABLE;
             }
         }
-        manifest.poll_cores = manifest.check_links()?;
+        let nic_cores = nic::check_nics(manifest.nics)?;
+        manifest.poll_cores = nic_cores | manifest.check_links()?;
+        manifest.check_pinning()?;
         Ok(manifest)
     }
 
-    /// Checks every link against the VMs; returns the cores that poll.
-    fn check_links(&self) -> Result<u64, ManifestError> {
-        let mut poll_cores = 0u64;
-        for (i, r) in self.links.chunks_exact(LINK_RECORD_SIZE).enumerate() {
-            let i = i as u32;
-            if r[L_RESERVED..L_CORE].iter().any(|&b| b != 0) {
-                return Err(err(Some(i), Field::LinkCore, Problem::NotZero));
-            }
-            let link = LinkSpec::decode(r);
-            for (field, end) in [(Field::LinkA, link.a), (Field::LinkB, link.b)] {
-                let Some(vm) = self.get(end.vm as usize) else {
-                    return Err(err(
-                        Some(i),
-                        field,
-                        Problem::OutOfRange {
-                            found: end.vm.into(),
-                            min: 0,
-                            max: self.len() as u64 - 1,
-                        },
-                    ));
-                };
-                if end.port >= vm.net_ports {
-                    return Err(err(
-                        Some(i),
-                        field,
-                        Problem::NoPort {
-                            ports: vm.net_ports,
-                        },
-                    ));
-                }
-            }
-            if link.a == link.b {
-                return Err(err(Some(i), Field::LinkB, Problem::PortTaken { link: i }));
-            }
-            for (j, earlier) in self.links().take(i as usize).enumerate() {
-                for (field, end) in [(Field::LinkA, link.a), (Field::LinkB, link.b)] {
-                    if earlier.a == end || earlier.b == end {
-                        return Err(err(Some(i), field, Problem::PortTaken { link: j as u32 }));
-                    }
-                }
-            }
-            if link.core >= MAX_CORES {
-                return Err(err(
-                    Some(i),
-                    Field::LinkCore,
-                    Problem::OutOfRange {
-                        found: link.core.into(),
-                        min: 0,
-                        max: (MAX_CORES - 1).into(),
-                    },
-                ));
-            }
-            if link.hold != 0 && !(MIN_LINK_HOLD..=MAX_LINK_HOLD).contains(&link.hold) {
-                return Err(err(
-                    Some(i),
-                    Field::LinkHold,
-                    Problem::OutOfRange {
-                        found: link.hold,
-                        min: MIN_LINK_HOLD,
-                        max: MAX_LINK_HOLD,
-                    },
-                ));
-            }
-            poll_cores |= 1 << link.core;
-        }
+    /// A VM pinned only to cores that poll links or NICs could never run.
+    fn check_pinning(&self) -> Result<(), ManifestError> {
         for (i, vm) in self.iter().enumerate() {
-            if vm.cores != 0 && vm.cores & !poll_cores == 0 {
-                let core = (vm.cores & poll_cores).trailing_zeros();
+            if vm.cores != 0 && vm.cores & !self.poll_cores == 0 {
+                let core = (vm.cores & self.poll_cores).trailing_zeros();
                 return Err(err(
                     Some(i as u32),
                     Field::Cores,
@@ -662,14 +557,15 @@ impl<'a> Manifest<'a> {
                 ));
             }
         }
-        Ok(poll_cores)
+        Ok(())
     }
 
     /// The links, in manifest order (all checked by [`Manifest::parse`]).
     pub fn links(&self) -> impl Iterator<Item = LinkSpec> + 'a {
         self.links
             .chunks_exact(LINK_RECORD_SIZE)
-            .map(LinkSpec::decode)
+            .enumerate()
+            .filter_map(|(i, r)| LinkSpec::decode(i as u32, r).ok())
     }
 
     /// Number of links.
@@ -677,7 +573,28 @@ impl<'a> Manifest<'a> {
         self.links.len() / LINK_RECORD_SIZE
     }
 
-    /// The cores that poll links (bit N = core N); they run no VMs.
+    /// The NICs, in manifest order (all checked by [`Manifest::parse`]); a
+    /// link's [`LinkEndRef::Nic`] is an index into this order.
+    pub fn nics(&self) -> impl Iterator<Item = NicSpec<'a>> + 'a {
+        self.nics
+            .chunks_exact(NIC_RECORD_SIZE)
+            .enumerate()
+            .filter_map(|(i, r)| NicSpec::decode(i as u32, r).ok())
+    }
+
+    /// Number of NICs.
+    pub fn nic_count(&self) -> usize {
+        self.nics.len() / NIC_RECORD_SIZE
+    }
+
+    /// The NIC at `index`, if there is one.
+    pub fn nic(&self, index: usize) -> Option<NicSpec<'a>> {
+        let start = index.checked_mul(NIC_RECORD_SIZE)?;
+        let r = self.nics.get(start..start.checked_add(NIC_RECORD_SIZE)?)?;
+        NicSpec::decode(index as u32, r).ok()
+    }
+
+    /// The cores that poll links or NICs (bit N = core N); they run no VMs.
     pub fn poll_cores(&self) -> u64 {
         self.poll_cores
     }

@@ -33,6 +33,11 @@ fn link(a: &str, b: &str, extra: &str) -> String {
     format!("[[link]]\na = \"{a}\"\nb = \"{b}\"\n{extra}")
 }
 
+/// A VM end's (VM index, port).
+fn vp(end: &LinkEnd) -> (u32, u8) {
+    end.port().map_or((u32::MAX, 0), |p| (p.vm, p.port))
+}
+
 fn two_links() -> String {
     format!(
         "{}{}",
@@ -80,16 +85,13 @@ fn links_resolve_against_vm_names() {
     let m = ok(&pipeline("[1]", &two_links()));
     assert_eq!(m.links.len(), 2);
     let l = &m.links[0];
-    assert_eq!((l.a.vm, l.a.port, l.b.vm, l.b.port), (0, 0, 1, 0));
+    assert_eq!((vp(&l.a), vp(&l.b)), ((0, 0), (1, 0)));
     assert_eq!(l.core, DEFAULT_POLL_CORE);
     assert_eq!(l.ends(), "gen.0 <-> fw.0");
     let l = &m.links[1];
-    assert_eq!(
-        (l.a.vm, l.a.port, l.b.vm, l.b.port, l.core),
-        (1, 1, 2, 0, 0)
-    );
+    assert_eq!((vp(&l.a), vp(&l.b), l.core), ((1, 1), (2, 0), 0));
     assert_eq!(l.a.to_string(), "fw.1");
-    assert_eq!(poll_cores(&m.links), 1);
+    assert_eq!(poll_cores(&m.links, &m.nics), 1);
     m.check_cores(2).unwrap();
     let bytes = m.encode().unwrap();
     let parsed = manifest::Manifest::parse(&bytes).unwrap();
@@ -107,11 +109,8 @@ fn links_reach_clones_and_dotted_names() {
         link("web-1.0", "lb.v2.1", "core = 2\n"),
         link("lb.v2.0", "web-0.0", "core = 2\n"),
     ));
-    assert_eq!(
-        (m.links[0].a.vm, m.links[0].b.vm, m.links[0].b.port),
-        (1, 2, 1)
-    );
-    assert_eq!((m.links[1].a.vm, m.links[1].b.vm), (2, 0));
+    assert_eq!((vp(&m.links[0].a), vp(&m.links[0].b)), ((1, 0), (2, 1)));
+    assert_eq!((vp(&m.links[1].a).0, vp(&m.links[1].b).0), (2, 0));
     assert_eq!(m.links[1].ends(), "lb.v2.0 <-> web-0.0");
     m.encode().unwrap();
     m.check_cores(3).unwrap();
@@ -124,7 +123,7 @@ fn link_ends_must_name_a_port() {
         assert_eq!(
             e,
             format!(
-                "m.toml: link 0 (gen.0 <-> {bad}): field `b`: `{bad}` is not `<vm>.<port>` (a VM name, a dot and a port number, such as `fw.0`)"
+                "m.toml: link 0 (gen.0 <-> {bad}): field `b`: `{bad}` is not `<vm>.<port>` (a VM name, a dot and a port number, such as `fw.0`) or `nic:<name>`"
             )
         );
     }

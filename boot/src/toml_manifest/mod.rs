@@ -4,10 +4,12 @@
 //! `vmm_abi::manifest`.
 //!
 //! `raw` holds the serde model, `entry` turns one `[[vm]]` entry into VMs,
+//! `nics` checks the `[[nic]]` tables and places their emulated cards,
 //! `links` resolves and checks the `[[link]]` tables.
 
 mod entry;
 mod links;
+mod nics;
 mod raw;
 
 use crate::bochs;
@@ -15,12 +17,16 @@ use crate::error::{Error, Result};
 use crate::expect::Expectation;
 use std::path::Path;
 use vmm_abi::manifest::{
-    self, Field, LinkSpec, MAX_TIMESLICE, MAX_VMS, MIN_TIMESLICE, ManifestError, Place, Problem,
-    Restart, VmSpec, validate_timeslice,
+    self, Field, LinkSpec, MAX_TIMESLICE, MAX_VMS, MIN_TIMESLICE, ManifestError, NicSpec, Place,
+    Problem, Restart, VmSpec, validate_timeslice,
 };
 
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
-pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, poll_cores};
+pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, NIC_END_PREFIX, PortEnd, poll_cores};
+pub use nics::{
+    Backend, EMULATED_SLOTS, Forward, MAX_FORWARDS, NicConfig, Proto, check_backends,
+    generated_mac, mac_text, parse_mac, parse_pci, running_as_root, slot_address,
+};
 pub use raw::parse_size;
 
 /// Default Bochs CPU model.
@@ -156,8 +162,10 @@ pub struct Manifest {
     pub timeslice: u64,
     /// The VMs, in order, clones expanded.
     pub vms: Vec<VmConfig>,
-    /// The links between VMs' net ports, in order.
+    /// The links between VMs' net ports and NICs, in order.
     pub links: Vec<LinkConfig>,
+    /// The NICs, in order (each with its emulated card).
+    pub nics: Vec<NicConfig>,
 }
 
 fn vm_error(origin: &str, name: &str, e: &ManifestError) -> Error {
@@ -210,13 +218,15 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
             vms.push(config);
         }
     }
-    let links = links::resolve(origin, &raw.link, &vms)?;
+    let nics = nics::resolve(origin, &raw.nic, DEFAULT_POLL_CORE)?;
+    let links = links::resolve(origin, &raw.link, &vms, &nics)?;
     Ok(Manifest {
         origin: origin.to_string(),
         run,
         timeslice,
         vms,
         links,
+        nics,
     })
 }
 
@@ -259,10 +269,15 @@ impl Manifest {
     pub fn encode(&self) -> Result<Vec<u8>> {
         let vms: Vec<VmSpec<'_>> = self.vms.iter().map(VmConfig::spec).collect();
         let links: Vec<LinkSpec> = self.links.iter().map(LinkConfig::spec).collect();
-        let mut out = vec![0; manifest::encoded_len(vms.len(), links.len())];
-        manifest::encode(self.timeslice, &vms, &links, &mut out).map_err(|e| match e.place() {
+        let nics: Vec<NicSpec<'_>> = self.nics.iter().map(NicConfig::spec).collect();
+        let mut out = vec![0; manifest::encoded_len(vms.len(), nics.len(), links.len())];
+        let encoded = manifest::encode(self.timeslice, &vms, &nics, &links, &mut out);
+        encoded.map_err(|e| match e.place() {
             Place::Vm(i) if let Some(vm) = self.vms.get(i as usize) => {
                 vm_error(&self.origin, &vm.name, &e)
+            }
+            Place::Nic(i) if let Some(nic) = self.nics.get(i as usize) => {
+                Error::new(format!("{}: nic `{}`: {e}", self.origin, nic.name))
             }
             _ => Error::new(format!("{}: encoded manifest refused: {e}", self.origin)),
         })?;
@@ -280,9 +295,10 @@ impl Manifest {
         images
     }
 
-    /// Checks that every core a VM is pinned to or a link is polled on
-    /// exists on a machine with `cpus` CPUs, and that polling leaves a core
-    /// for VMs; the error names the manifest entry or link and the core.
+    /// Checks that every core a VM is pinned to or a link or NIC is polled
+    /// on exists on a machine with `cpus` CPUs, and that polling leaves a
+    /// core for VMs; the error names the manifest entry, link or NIC and the
+    /// core.
     pub fn check_cores(&self, cpus: u32) -> Result<()> {
         for vm in &self.vms {
             if let Some(&core) = vm.core_list().iter().find(|&&c| c >= cpus) {
@@ -294,7 +310,7 @@ impl Manifest {
                 )));
             }
         }
-        links::check_cores(&self.origin, &self.links, cpus)
+        links::check_cores(&self.origin, &self.links, &self.nics, cpus)
     }
 
     /// The widest VM name (at least that of the hypervisor's source).
@@ -313,3 +329,6 @@ mod tests;
 
 #[cfg(test)]
 mod link_tests;
+
+#[cfg(test)]
+mod nic_tests;

@@ -17,6 +17,8 @@ pub(super) struct RawManifest {
     pub vm: Vec<RawVm>,
     #[serde(default)]
     pub link: Vec<RawLink>,
+    #[serde(default)]
+    pub nic: Vec<RawNic>,
 }
 
 #[derive(Default, Deserialize)]
@@ -63,6 +65,37 @@ pub(super) struct RawLink {
     pub b: String,
     pub core: Option<u32>,
     pub hold: Option<u64>,
+}
+
+/// A `[[nic]]` table: a physical NIC (an emulated e1000 card) and its
+/// emulator backend.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNic {
+    pub name: String,
+    pub pci: Option<String>,
+    pub mac: Option<String>,
+    pub mode: Option<RawNicMode>,
+    pub core: Option<u32>,
+    pub backend: Option<RawBackend>,
+    pub forward: Option<Vec<String>>,
+    pub tap: Option<String>,
+}
+
+/// `mode = "shared" | "owned"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawNicMode {
+    Shared,
+    Owned,
+}
+
+/// `backend = "slirp" | "tap"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawBackend {
+    Slirp,
+    Tap,
 }
 
 /// `restart = "never" | "on-failure"`.

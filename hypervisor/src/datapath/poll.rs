@@ -22,7 +22,7 @@ use crate::devices::virtio::error::RingError;
 use crate::mem::raw::RawRam;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
-use vmm_abi::manifest::LinkSpec;
+use vmm_abi::manifest::{LinkSpec, PortRef};
 use vmm_abi::report::{LinkFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -72,9 +72,34 @@ struct LinkState {
     busy: u64,
 }
 
+/// A link between two VM ports, as this build polls it.
+#[derive(Clone, Copy)]
+struct VmLink {
+    a: PortRef,
+    b: PortRef,
+    core: u32,
+    hold: u64,
+}
+
+impl VmLink {
+    /// The link's VM ports; `None` if an end is a NIC (not polled by this
+    /// build yet).
+    fn of(spec: LinkSpec) -> Option<Self> {
+        Some(VmLink {
+            a: spec.a.vm_port()?,
+            b: spec.b.vm_port()?,
+            core: spec.core,
+            hold: spec.hold,
+        })
+    }
+}
+
+/// What a link to a NIC makes [`Net::build`] answer.
+pub const NIC_LINKS_UNSUPPORTED: &str = "links to NICs are not supported by this build yet";
+
 /// One link: two ports and the core that polls them.
 pub struct Link {
-    spec: LinkSpec,
+    spec: VmLink,
     a: usize,
     b: usize,
     state: Mutex<LinkState>,
@@ -100,7 +125,8 @@ pub struct Net<'t> {
 impl<'t> Net<'t> {
     /// Builds the ports of `vms` VMs (VM `i` has `vm(i)` = (ports, memory
     /// bytes)) and the `link_count` links `links` (checked against the VMs
-    /// already, by the manifest), in `tables`.
+    /// already, by the manifest), in `tables`. A link with a NIC end is
+    /// refused ([`NIC_LINKS_UNSUPPORTED`]): NICs are not driven yet.
     pub fn build(
         tables: &mut impl Tables<'t>,
         vms: usize,
@@ -127,17 +153,20 @@ impl<'t> Net<'t> {
             })
             .ok_or("no memory for the ports")?;
         let mut specs = links;
+        let mut nic_end = false;
         let links = tables
             .slice(link_count, |_| {
-                let spec = specs.next().unwrap_or(LinkSpec {
-                    a: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
-                    b: vmm_abi::manifest::PortRef { vm: 0, port: 0 },
-                    core: 0,
-                    hold: 0,
+                let none = PortRef { vm: 0, port: 0 };
+                let spec = specs.next().and_then(VmLink::of).unwrap_or_else(|| {
+                    nic_end = true;
+                    VmLink {
+                        a: none,
+                        b: none,
+                        core: 0,
+                        hold: 0,
+                    }
                 });
-                let index = |p: vmm_abi::manifest::PortRef| {
-                    (first_port[p.vm as usize] + u32::from(p.port)) as usize
-                };
+                let index = |p: PortRef| (first_port[p.vm as usize] + u32::from(p.port)) as usize;
                 Link {
                     spec,
                     a: index(spec.a),
@@ -146,6 +175,9 @@ impl<'t> Net<'t> {
                 }
             })
             .ok_or("no memory for the links")?;
+        if nic_end {
+            return Err(NIC_LINKS_UNSUPPORTED);
+        }
         let signals = tables
             .slice(vms, |_| Signals::default())
             .ok_or("no memory for the VM signals")?;

@@ -94,12 +94,12 @@ impl Plan {
         let poll_cores = manifest.poll_cores();
         if poll_cores & !running != 0 {
             return Err(
-                "a link is polled by a core that is not running (see the `core` of each link)",
+                "a link or NIC is polled by a core that is not running (see the `core` of each link and NIC)",
             );
         }
         let vm_running = running & !poll_cores;
         if vm_running == 0 {
-            return Err("every running core polls links: none is left to run VMs");
+            return Err("every running core polls links or NICs: none is left to run VMs");
         }
         let placed = memory::leak_slice(count, |_| Ok(None::<u32>), NO_MEMORY)?;
         assign::assign(

@@ -1,5 +1,5 @@
 //! What is wrong with a binary manifest: the field at fault, where it is
-//! (header, section table entry, VM record or link record) and the problem.
+//! (header, section table entry, VM, link or NIC record) and the problem.
 
 use core::fmt;
 
@@ -57,6 +57,20 @@ pub enum Field {
     SectionOffset,
     /// A section's record size.
     SectionRecordSize,
+    /// The number of NICs (a NIC section's record count).
+    NicCount,
+    /// A NIC's name.
+    NicName,
+    /// A NIC's PCI address.
+    NicPci,
+    /// A NIC's MAC address.
+    NicMac,
+    /// A NIC's data mode.
+    NicMode,
+    /// A NIC's polling core.
+    NicCore,
+    /// A NIC record's reserved bytes.
+    NicReserved,
 }
 
 impl Field {
@@ -89,6 +103,13 @@ impl Field {
             Field::SectionKind => "kind",
             Field::SectionOffset => "offset",
             Field::SectionRecordSize => "record_size",
+            Field::NicCount => "nic_count",
+            Field::NicName => "name",
+            Field::NicPci => "pci",
+            Field::NicMac => "mac",
+            Field::NicMode => "mode",
+            Field::NicCore => "core",
+            Field::NicReserved => "reserved",
         }
     }
 }
@@ -126,9 +147,9 @@ pub enum Problem {
         /// Longest allowed.
         max: u64,
     },
-    /// Another VM already has this name.
+    /// Another VM (for a NIC's name: another NIC) already has this name.
     Duplicate {
-        /// Index of the VM that has it first.
+        /// Index of the VM (NIC) that has it first.
         first: u32,
     },
     /// Must be zero and is not.
@@ -189,6 +210,50 @@ pub enum Problem {
         /// End of the run (exclusive).
         end: u64,
     },
+    /// Not a PCI address (top byte set, device above 31 or function above
+    /// 7) nor [`super::NIC_PCI_AUTO`].
+    BadPci {
+        /// The value found.
+        found: u32,
+    },
+    /// Another NIC already has this PCI address.
+    DuplicatePci {
+        /// Index of the NIC that has it first.
+        first: u32,
+    },
+    /// A MAC that is all zero or has the group (multicast) bit set.
+    NotUnicast,
+    /// A link end's kind byte is neither a VM's port (0) nor a NIC (1).
+    EndKind {
+        /// The kind found.
+        kind: u8,
+    },
+    /// A link end names a NIC the manifest does not have.
+    NoNic {
+        /// The NIC index found.
+        found: u32,
+        /// NICs the manifest has.
+        nics: u32,
+    },
+    /// A NIC link end's port byte is not 0.
+    NicPort {
+        /// The port found.
+        port: u8,
+    },
+    /// Both ends of a link are NICs.
+    NicToNic,
+    /// A link to a NIC is polled on a core other than the NIC's.
+    NicCore {
+        /// The NIC's index.
+        nic: u32,
+        /// The core that polls it.
+        core: u32,
+    },
+    /// This VM port is already attached to the same NIC by an earlier link.
+    NicAttached {
+        /// Index of that link.
+        link: u32,
+    },
 }
 
 /// Where in the manifest an error is.
@@ -202,14 +267,17 @@ pub enum Place {
     Vm(u32),
     /// Link record N.
     Link(u32),
+    /// NIC record N.
+    Nic(u32),
 }
 
 /// A manifest that cannot be used, and exactly why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ManifestError {
     /// Index of the record at fault: of the VM record, of the link record
-    /// for the link fields, of the section table entry for the section
-    /// fields and the record counts; `None` for the header. See
+    /// for the link fields, of the NIC record for the NIC fields, of the
+    /// section table entry for the section fields and the record counts;
+    /// `None` for the header. See
     /// [`ManifestError::place`].
     pub vm: Option<u32>,
     /// The field at fault.
@@ -230,7 +298,14 @@ impl ManifestError {
             | Field::SectionOffset
             | Field::SectionRecordSize
             | Field::VmCount
-            | Field::LinkCount => Place::Section(i),
+            | Field::LinkCount
+            | Field::NicCount => Place::Section(i),
+            Field::NicName
+            | Field::NicPci
+            | Field::NicMac
+            | Field::NicMode
+            | Field::NicCore
+            | Field::NicReserved => Place::Nic(i),
             _ => Place::Vm(i),
         }
     }
@@ -244,6 +319,7 @@ impl fmt::Display for ManifestError {
             Place::Section(i) => write!(f, "manifest section {i}: field `{field}`: ")?,
             Place::Vm(i) => write!(f, "manifest vm {i}: field `{field}`: ")?,
             Place::Link(i) => write!(f, "manifest link {i}: field `{field}`: ")?,
+            Place::Nic(i) => write!(f, "manifest nic {i}: field `{field}`: ")?,
         }
         match self.problem {
             Problem::Mismatch { found, expected } => {
@@ -258,7 +334,10 @@ impl fmt::Display for ManifestError {
                 "must be non-empty and use only the allowed characters (names: A-Z a-z 0-9 _ . -, starting with a letter or digit, and not `hv`; args: printable ASCII)"
             ),
             Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
-            Problem::Duplicate { first } => write!(f, "same name as vm {first}"),
+            Problem::Duplicate { first } => match self.place() {
+                Place::Nic(_) => write!(f, "same name as nic {first}"),
+                _ => write!(f, "same name as vm {first}"),
+            },
             Problem::NotZero => write!(f, "must be zero"),
             Problem::NoPort { ports } => write!(f, "that VM has {ports} net ports"),
             Problem::PortTaken { link } => write!(f, "port is already an end of link {link}"),
@@ -293,6 +372,43 @@ impl fmt::Display for ManifestError {
             Problem::Overlap { section } => write!(f, "shares bytes with section {section}"),
             Problem::Unclaimed { start, end } => {
                 write!(f, "bytes {start}..{end} belong to no section")
+            }
+            Problem::BadPci { found } => write!(
+                f,
+                "{found:#x} is neither a PCI address (bus << 16 | device << 8 | function, device 0..=31, function 0..=7) nor {:#x} (auto)",
+                super::NIC_PCI_AUTO
+            ),
+            Problem::DuplicatePci { first } => write!(f, "same PCI address as nic {first}"),
+            Problem::NotUnicast => write!(
+                f,
+                "not a unicast MAC (all zero, or the group bit, the low bit of the first byte, set)"
+            ),
+            Problem::EndKind { kind } => write!(
+                f,
+                "end kind {kind} is neither 0 (a VM's net port) nor 1 (a NIC)"
+            ),
+            Problem::NoNic { found, nics } => {
+                write!(f, "no nic {found}: the manifest has {nics} NICs")
+            }
+            Problem::NicPort { port } => {
+                write!(
+                    f,
+                    "a NIC end has no ports, so its port must be 0, not {port}"
+                )
+            }
+            Problem::NicToNic => write!(
+                f,
+                "both ends are NICs; a link joins a VM's net port to another or to a NIC"
+            ),
+            Problem::NicCore { nic, core } => write!(
+                f,
+                "nic {nic} is polled on core {core}, so every link to it is polled there too"
+            ),
+            Problem::NicAttached { link } => {
+                write!(
+                    f,
+                    "this port is already attached to that NIC by link {link}"
+                )
             }
         }
     }

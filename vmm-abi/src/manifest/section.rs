@@ -1,10 +1,12 @@
 //! The manifest's section table: one entry per kind of record (VMs, links,
-//! and the kinds to come), each saying where its records are, how many and
+//! NICs, and the kinds to come), each saying where its records are, how many and
 //! how large; and the checks that place every section before a record is
 //! read.
 
 use super::error::{Field, ManifestError, Problem};
-use super::{HEADER_SIZE, LINK_RECORD_SIZE, MAX_LINKS, MAX_VMS, RECORD_SIZE, err};
+use super::{
+    HEADER_SIZE, LINK_RECORD_SIZE, MAX_LINKS, MAX_NICS, MAX_VMS, NIC_RECORD_SIZE, RECORD_SIZE, err,
+};
 use crate::text::le;
 use core::ops::Range;
 
@@ -21,10 +23,10 @@ const S_COUNT: usize = 8;
 const S_RECORD_SIZE: usize = 12;
 const _: () = assert!(S_RECORD_SIZE + 4 == SECTION_ENTRY_SIZE);
 
-/// The kinds of section this ABI version knows. Numbers 3 to 6 are set
-/// aside for physical NIC queues, policy hooks, capability grants and
-/// guest ABIs; a new kind is a new variant (and an [`crate::ABI_VERSION`]
-/// bump), never a new header field.
+/// The kinds of section this ABI version knows. Numbers 4 to 6 are set
+/// aside for policy hooks, capability grants and guest ABIs; a new kind is
+/// a new variant (and an [`crate::ABI_VERSION`] bump), never a new header
+/// field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum SectionKind {
@@ -33,20 +35,25 @@ pub enum SectionKind {
     Vms = 1,
     /// Link records ([`super::LINK_RECORD_SIZE`] bytes each); optional.
     Links = 2,
+    /// Physical NIC records ([`super::NIC_RECORD_SIZE`] bytes each);
+    /// optional.
+    Nics = 3,
 }
 
 /// Number of [`SectionKind`]s.
-pub const SECTION_KINDS: usize = 2;
+pub const SECTION_KINDS: usize = 3;
 
 impl SectionKind {
     /// Every kind, in number order.
-    pub const ALL: [SectionKind; SECTION_KINDS] = [SectionKind::Vms, SectionKind::Links];
+    pub const ALL: [SectionKind; SECTION_KINDS] =
+        [SectionKind::Vms, SectionKind::Links, SectionKind::Nics];
 
     /// The kind with this wire number.
     pub const fn from_u32(kind: u32) -> Option<Self> {
         match kind {
             1 => Some(SectionKind::Vms),
             2 => Some(SectionKind::Links),
+            3 => Some(SectionKind::Nics),
             _ => None,
         }
     }
@@ -56,6 +63,7 @@ impl SectionKind {
         match self {
             SectionKind::Vms => "vms",
             SectionKind::Links => "links",
+            SectionKind::Nics => "nics",
         }
     }
 
@@ -64,6 +72,7 @@ impl SectionKind {
         match self {
             SectionKind::Vms => RECORD_SIZE,
             SectionKind::Links => LINK_RECORD_SIZE,
+            SectionKind::Nics => NIC_RECORD_SIZE,
         }
     }
 
@@ -73,6 +82,7 @@ impl SectionKind {
         match self {
             SectionKind::Vms => (1, MAX_VMS, Field::VmCount),
             SectionKind::Links => (0, MAX_LINKS, Field::LinkCount),
+            SectionKind::Nics => (0, MAX_NICS, Field::NicCount),
         }
     }
 

@@ -99,8 +99,8 @@ fn set_entry(bytes: &mut [u8], i: u32, s: Section) {
 
 fn link(a: (u32, u8), b: (u32, u8), core: u32) -> LinkSpec {
     LinkSpec {
-        a: PortRef { vm: a.0, port: a.1 },
-        b: PortRef { vm: b.0, port: b.1 },
+        a: LinkEndRef::Vm(PortRef { vm: a.0, port: a.1 }),
+        b: LinkEndRef::Vm(PortRef { vm: b.0, port: b.1 }),
         core,
         hold: DEFAULT_LINK_HOLD + u64::from(core),
     }
@@ -178,9 +178,16 @@ fn bad_links_name_link_and_end() {
         (Some(0), Field::Cores, Problem::PollCore { core: 1 })
     );
     let mut bytes = build_linked(&vms, &[link((0, 0), (1, 0), 0)]);
-    let at = bytes.len() - LINK_RECORD_SIZE + L_RESERVED;
-    bytes[at] = 1;
-    assert_eq!(Manifest::parse(&bytes).unwrap_err().field, Field::LinkCore);
+    let at = bytes.len() - LINK_RECORD_SIZE + link::L_B_KIND;
+    bytes[at] = 2;
+    assert_eq!(
+        Manifest::parse(&bytes).unwrap_err(),
+        ManifestError {
+            vm: Some(0),
+            field: Field::LinkB,
+            problem: Problem::EndKind { kind: 2 }
+        }
+    );
     let e = ManifestError {
         vm: Some(3),
         field: Field::LinkA,
@@ -303,8 +310,8 @@ fn section_counts_and_the_table_are_checked() {
 fn unknown_section_kinds_are_refused() {
     let vms = vm_records(&[hello("a")]);
     let start = section::table_end(2);
-    // 3 is set aside for NIC queues: not a kind this version knows.
-    for kind in [0, 3, 6, u32::MAX] {
+    // 4 is set aside for hooks: not a kind this version knows.
+    for kind in [0, 4, 6, u32::MAX] {
         let unknown = Section {
             kind,
             offset: (start + RECORD_SIZE) as u32,
@@ -554,12 +561,12 @@ fn encode_writes_the_canonical_layout() {
     let vms = [nf("gen", 1), nf("fw", 2), nf("sink", 1)];
     let links = [link((0, 0), (1, 0), 0), link((1, 1), (2, 0), 2)];
     for links in [&links[..], &[]] {
-        let mut out = std::vec![0xAAu8; encoded_len(vms.len(), links.len())];
-        encode(0, &vms, links, &mut out).unwrap();
+        let mut out = std::vec![0xAAu8; encoded_len(vms.len(), 0, links.len())];
+        encode(0, &vms, &[], links, &mut out).unwrap();
         assert_eq!(out, build_linked(&vms, links));
     }
-    let mut out = std::vec![0u8; encoded_len(1, 0)];
-    encode(2_000_000, &[hello("a")], &[], &mut out).unwrap();
+    let mut out = std::vec![0u8; encoded_len(1, 0, 0)];
+    encode(2_000_000, &[hello("a")], &[], &[], &mut out).unwrap();
     assert_eq!(Manifest::parse(&out).unwrap().timeslice(), 2_000_000);
 }
 
@@ -567,31 +574,34 @@ fn encode_writes_the_canonical_layout() {
 fn encode_refuses_what_parse_would() {
     let enc = |ts: u64, vms: &[VmSpec], links: &[LinkSpec], len: usize| {
         let mut out = std::vec![0u8; len];
-        let e = encode(ts, vms, links, &mut out).unwrap_err();
+        let e = encode(ts, vms, &[], links, &mut out).unwrap_err();
         (e.vm, e.field)
     };
-    assert_eq!(enc(0, &[], &[], encoded_len(0, 0)), (None, Field::VmCount));
+    assert_eq!(
+        enc(0, &[], &[], encoded_len(0, 0, 0)),
+        (None, Field::VmCount)
+    );
     let many = std::vec![link((0, 0), (1, 0), 0); MAX_LINKS as usize + 1];
     let vms = [nf("a", 1), nf("b", 1)];
     assert_eq!(
-        enc(0, &vms, &many, encoded_len(2, many.len())),
+        enc(0, &vms, &many, encoded_len(2, 0, many.len())),
         (None, Field::LinkCount)
     );
     assert_eq!(
-        enc(0, &vms, &[], encoded_len(2, 0) + 1),
+        enc(0, &vms, &[], encoded_len(2, 0, 0) + 1),
         (None, Field::Size)
     );
     assert_eq!(
-        enc(5, &vms, &[], encoded_len(2, 0)),
+        enc(5, &vms, &[], encoded_len(2, 0, 0)),
         (None, Field::Timeslice)
     );
     assert_eq!(
-        enc(0, &[hello("a"), hello("hv")], &[], encoded_len(2, 0)),
+        enc(0, &[hello("a"), hello("hv")], &[], encoded_len(2, 0, 0)),
         (Some(1), Field::Name)
     );
     let dup = [link((0, 0), (1, 0), 0), link((0, 0), (1, 0), 0)];
     assert_eq!(
-        enc(0, &vms, &dup, encoded_len(2, 2)),
+        enc(0, &vms, &dup, encoded_len(2, 0, 2)),
         (Some(1), Field::LinkA)
     );
 }
@@ -694,7 +704,7 @@ fn errors_read_well() {
     for (e, text) in [
         (
             section(Field::SectionKind, Problem::UnknownSection { kind: 9 }),
-            "manifest section 1: field `kind`: unknown section kind 9 (this hypervisor knows 1 = vms, 2 = links)",
+            "manifest section 1: field `kind`: unknown section kind 9 (this hypervisor knows 1 = vms, 2 = links, 3 = nics)",
         ),
         (
             section(Field::SectionKind, Problem::DuplicateSection { first: 0 }),
@@ -767,10 +777,11 @@ fn errors_read_well() {
 /// offsets around the data area).
 fn arbitrary_tables() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
     use proptest::prelude::*;
-    let kind = prop_oneof![Just(1u32), Just(2u32), 0u32..8, any::<u32>()];
+    let kind = prop_oneof![Just(1u32), Just(2u32), Just(3u32), 0u32..8, any::<u32>()];
     let size = prop_oneof![
         Just(RECORD_SIZE as u32),
         Just(LINK_RECORD_SIZE as u32),
+        Just(NIC_RECORD_SIZE as u32),
         0u32..300,
         any::<u32>()
     ];
@@ -804,6 +815,7 @@ proptest::proptest! {
                 vm.validate(i as u32).unwrap();
             }
             proptest::prop_assert_eq!(m.links().count(), m.link_count());
+            proptest::prop_assert_eq!(m.nics().count(), m.nic_count());
         }
     }
 
@@ -816,7 +828,9 @@ proptest::proptest! {
                 vm.validate(0).unwrap();
             }
             for l in m.links() {
-                proptest::prop_assert!(l.a.vm < 2 && l.b.vm < 2);
+                for end in [l.a, l.b] {
+                    proptest::prop_assert!(matches!(end, LinkEndRef::Vm(p) if p.vm < 2));
+                }
             }
         }
     }
@@ -825,5 +839,583 @@ proptest::proptest! {
     fn truncating_never_panics(len in 0usize..(section::table_end(2) + 2 * RECORD_SIZE + LINK_RECORD_SIZE)) {
         let b = build_linked(&[nf("a", 1), nf("b", 1)], &[link((0, 0), (1, 0), 0)]);
         proptest::prop_assert!(Manifest::parse(&b[..len]).is_err());
+    }
+}
+
+// ---- NICs and links to them ----
+
+fn nic(name: &'static str, core: u32) -> NicSpec<'static> {
+    NicSpec {
+        name,
+        pci: NicPci::Auto,
+        mac: None,
+        mode: NicMode::Shared,
+        core,
+    }
+}
+
+fn nic_records(nics: &[NicSpec]) -> Vec<u8> {
+    nics.iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.encode(i as u32).unwrap())
+        .collect()
+}
+
+/// The canonical layout [`encode`] writes (VMs, links, NICs), without its
+/// checks of links and NICs.
+fn build_full(vms: &[VmSpec], nics: &[NicSpec], links: &[LinkSpec]) -> Vec<u8> {
+    let sections = 1 + u32::from(!links.is_empty()) + u32::from(!nics.is_empty());
+    let mut at = section::table_end(sections);
+    let mut table = std::vec![entry(SectionKind::Vms, at, vms.len())];
+    at += vms.len() * RECORD_SIZE;
+    if !links.is_empty() {
+        table.push(entry(SectionKind::Links, at, links.len()));
+        at += links.len() * LINK_RECORD_SIZE;
+    }
+    if !nics.is_empty() {
+        table.push(entry(SectionKind::Nics, at, nics.len()));
+    }
+    let mut data = vm_records(vms);
+    data.extend(link_records(links));
+    data.extend(nic_records(nics));
+    assemble(&table, &data)
+}
+
+fn vm_end(vm: u32, port: u8) -> LinkEndRef {
+    LinkEndRef::Vm(PortRef { vm, port })
+}
+
+fn nic_link(a: LinkEndRef, b: LinkEndRef, core: u32) -> LinkSpec {
+    LinkSpec {
+        a,
+        b,
+        core,
+        hold: DEFAULT_LINK_HOLD,
+    }
+}
+
+/// Three VMs pinned to core 1 (web with 2 ports, db and gen with 1).
+fn nic_vms() -> [VmSpec<'static>; 3] {
+    [nf("web", 2), nf("db", 1), nf("gen", 1)]
+}
+
+/// Where NIC record `i` starts in `build_full(vms, nics, links)`.
+fn nic_at(vms: usize, links: usize, i: usize) -> usize {
+    let sections = 2 + u32::from(links > 0);
+    section::table_end(sections)
+        + vms * RECORD_SIZE
+        + links * LINK_RECORD_SIZE
+        + i * NIC_RECORD_SIZE
+}
+
+#[test]
+fn nics_round_trip_and_poll_their_cores() {
+    let vms = nic_vms();
+    let nics = [
+        NicSpec {
+            pci: NicPci::At(PciAddress {
+                bus: 0,
+                device: 2,
+                function: 0,
+            }),
+            mac: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            ..nic("uplink", 0)
+        },
+        NicSpec {
+            mode: NicMode::Owned,
+            ..nic("lan", 2)
+        },
+    ];
+    // Two VMs share the uplink (either end may be the NIC); gen owns the
+    // lan NIC.
+    let links = [
+        nic_link(vm_end(0, 0), LinkEndRef::Nic(0), 0),
+        nic_link(LinkEndRef::Nic(0), vm_end(1, 0), 0),
+        nic_link(vm_end(2, 0), LinkEndRef::Nic(1), 2),
+    ];
+    let bytes = build_full(&vms, &nics, &links);
+    let m = Manifest::parse(&bytes).unwrap();
+    assert_eq!(m.nics().collect::<Vec<_>>(), nics);
+    assert_eq!(m.nic_count(), 2);
+    assert_eq!(m.nic(1), Some(nics[1]));
+    assert_eq!(m.nic(2), None);
+    assert_eq!(m.links().collect::<Vec<_>>(), links);
+    assert_eq!(m.poll_cores(), 0b101);
+    assert_eq!(links[1].a.nic(), Some(0));
+    assert_eq!(links[1].b.vm_port(), Some(PortRef { vm: 1, port: 0 }));
+    assert_eq!(links[1].a.vm_port(), None);
+    // A NIC without links still takes its core from the VMs.
+    let lone = [nic("spare", 3)];
+    let m_bytes = build_full(&vms, &lone, &[]);
+    assert_eq!(Manifest::parse(&m_bytes).unwrap().poll_cores(), 0b1000);
+    // encode writes the same bytes.
+    let mut out = std::vec![0u8; encoded_len(3, 2, 3)];
+    encode(0, &vms, &nics, &links, &mut out).unwrap();
+    assert_eq!(out, bytes);
+    let mut out = std::vec![0u8; encoded_len(3, 1, 0)];
+    encode(0, &vms, &lone, &[], &mut out).unwrap();
+    assert_eq!(out, m_bytes);
+}
+
+#[test]
+fn pci_addresses_and_macs() {
+    let a = PciAddress {
+        bus: 1,
+        device: 31,
+        function: 7,
+    };
+    assert_eq!(a.to_u32(), 0x01_1f_07);
+    assert_eq!(PciAddress::from_u32(0x01_1f_07), Some(a));
+    assert_eq!(std::format!("{a}"), "01:1f.7");
+    for bad in [0x00_20_00, 0x00_02_08, 0x0100_0000, NIC_PCI_AUTO] {
+        assert_eq!(PciAddress::from_u32(bad), None, "{bad:#x}");
+    }
+    assert_eq!(NicPci::Auto.to_u32(), NIC_PCI_AUTO);
+    assert!(is_unicast([0x52, 0, 0, 0, 0, 1]));
+    assert!(!is_unicast([0x01, 0, 0x5e, 0, 0, 1]));
+    assert_eq!(NicMode::from_u8(2), Some(NicMode::Owned));
+    assert_eq!(NicMode::from_u8(0), None);
+    assert_eq!(NicMode::Shared.name(), "shared");
+}
+
+#[test]
+fn bad_nic_fields_name_the_nic_and_field() {
+    let vms = nic_vms();
+    let check = |nics: &[NicSpec]| {
+        let e = Manifest::parse(&build_full(&vms, nics, &[])).unwrap_err();
+        (e.vm, e.field, e.problem)
+    };
+    // Through the record bytes, since encode refuses these.
+    let corrupt = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = build_full(&vms, &[nic("a", 0), nic("b", 0)], &[]);
+        f(&mut b);
+        let e = Manifest::parse(&b).unwrap_err();
+        (e.vm, e.field, e.problem)
+    };
+    let second = nic_at(3, 0, 1);
+    assert_eq!(
+        corrupt(&|b| b[second] = b'@'),
+        (Some(1), Field::NicName, Problem::BadText)
+    );
+    assert_eq!(
+        corrupt(&|b| b[second] = 0),
+        (Some(1), Field::NicName, Problem::BadText)
+    );
+    assert_eq!(
+        corrupt(&|b| b[second + 5] = b'x'),
+        (Some(1), Field::NicName, Problem::BadText)
+    );
+    assert_eq!(
+        corrupt(&|b| b[second..second + 2].copy_from_slice(b"hv")),
+        (Some(1), Field::NicName, Problem::BadText)
+    );
+    assert_eq!(
+        check(&[nic("up", 0), nic("lan", 0), nic("up", 0)]),
+        (Some(2), Field::NicName, Problem::Duplicate { first: 0 })
+    );
+    let at = |device| {
+        NicPci::At(PciAddress {
+            bus: 0,
+            device,
+            function: 0,
+        })
+    };
+    assert_eq!(
+        check(&[
+            NicSpec {
+                pci: at(3),
+                ..nic("a", 0)
+            },
+            nic("b", 0),
+            NicSpec {
+                pci: at(3),
+                ..nic("c", 0)
+            }
+        ]),
+        (Some(2), Field::NicPci, Problem::DuplicatePci { first: 0 })
+    );
+    // Two auto NICs are two different NICs.
+    assert!(Manifest::parse(&build_full(&vms, &[nic("a", 0), nic("b", 0)], &[])).is_ok());
+    for raw in [0x00_20_00u32, 0x00_00_08, 0x0100_0000, 0xFFFF_FFFE] {
+        assert_eq!(
+            corrupt(&|b| le::put_u32(b, second + 32, raw)),
+            (Some(1), Field::NicPci, Problem::BadPci { found: raw })
+        );
+    }
+    for mac in [[1u8, 0, 0x5e, 0, 0, 1], [0xff; 6]] {
+        assert_eq!(
+            corrupt(&|b| b[second + 36..second + 42].copy_from_slice(&mac)),
+            (Some(1), Field::NicMac, Problem::NotUnicast)
+        );
+    }
+    for mode in [0u8, 3, 0xff] {
+        assert_eq!(
+            corrupt(&|b| b[second + 42] = mode),
+            (
+                Some(1),
+                Field::NicMode,
+                Problem::OutOfRange {
+                    found: mode.into(),
+                    min: 1,
+                    max: 2
+                }
+            )
+        );
+    }
+    assert_eq!(
+        corrupt(&|b| le::put_u32(b, second + 44, 64)),
+        (
+            Some(1),
+            Field::NicCore,
+            Problem::OutOfRange {
+                found: 64,
+                min: 0,
+                max: 63
+            }
+        )
+    );
+    for off in [43, 48, 63] {
+        assert_eq!(
+            corrupt(&|b| b[second + off] = 1),
+            (Some(1), Field::NicReserved, Problem::NotZero),
+            "{off}"
+        );
+    }
+    // More than four NICs: the section's count.
+    let five = [
+        nic("a", 0),
+        nic("b", 0),
+        nic("c", 0),
+        nic("d", 0),
+        nic("e", 0),
+    ];
+    assert_eq!(
+        check(&five),
+        (
+            Some(1),
+            Field::NicCount,
+            Problem::OutOfRange {
+                found: 5,
+                min: 0,
+                max: MAX_NICS.into()
+            }
+        )
+    );
+}
+
+#[test]
+fn encode_refuses_bad_nics() {
+    let vms = nic_vms();
+    let enc = |nics: &[NicSpec]| {
+        let mut out = std::vec![0u8; encoded_len(3, nics.len(), 0)];
+        let e = encode(0, &vms, nics, &[], &mut out).unwrap_err();
+        (e.vm, e.field, e.problem)
+    };
+    let zero_mac = NicSpec {
+        mac: Some([0; 6]),
+        ..nic("b", 0)
+    };
+    assert_eq!(
+        enc(&[nic("a", 0), zero_mac]),
+        (Some(1), Field::NicMac, Problem::NotUnicast)
+    );
+    let bad_pci = NicSpec {
+        pci: NicPci::At(PciAddress {
+            bus: 0,
+            device: 40,
+            function: 0,
+        }),
+        ..nic("a", 0)
+    };
+    assert_eq!(enc(&[bad_pci]).1, Field::NicPci);
+    let long: &'static str = std::boxed::Box::leak("n".repeat(33).into_boxed_str());
+    assert_eq!(
+        enc(&[nic(long, 0)]),
+        (Some(0), Field::NicName, Problem::TooLong { max: 32 })
+    );
+    assert_eq!(
+        enc(&[nic("a", 0); 5]),
+        (
+            None,
+            Field::NicCount,
+            Problem::OutOfRange {
+                found: 5,
+                min: 0,
+                max: 4
+            }
+        )
+    );
+    assert_eq!(
+        enc(&[nic("a", 0), nic("a", 0)]),
+        (Some(1), Field::NicName, Problem::Duplicate { first: 0 })
+    );
+}
+
+#[test]
+fn bad_links_to_nics_name_link_and_end() {
+    let vms = nic_vms();
+    let nics = [nic("uplink", 0), nic("lan", 2)];
+    let check = |links: &[LinkSpec]| {
+        let e = Manifest::parse(&build_full(&vms, &nics, links)).unwrap_err();
+        (e.vm, e.field, e.problem)
+    };
+    assert_eq!(
+        check(&[nic_link(vm_end(0, 0), LinkEndRef::Nic(2), 0)]),
+        (Some(0), Field::LinkB, Problem::NoNic { found: 2, nics: 2 })
+    );
+    assert_eq!(
+        check(&[nic_link(LinkEndRef::Nic(0), LinkEndRef::Nic(1), 0)]),
+        (Some(0), Field::LinkB, Problem::NicToNic)
+    );
+    assert_eq!(
+        check(&[nic_link(LinkEndRef::Nic(0), LinkEndRef::Nic(0), 0)]),
+        (Some(0), Field::LinkB, Problem::NicToNic)
+    );
+    assert_eq!(
+        check(&[nic_link(vm_end(0, 0), LinkEndRef::Nic(1), 0)]),
+        (
+            Some(0),
+            Field::LinkCore,
+            Problem::NicCore { nic: 1, core: 2 }
+        )
+    );
+    let ok = nic_link(vm_end(0, 0), LinkEndRef::Nic(0), 0);
+    assert_eq!(
+        check(&[ok, nic_link(LinkEndRef::Nic(0), vm_end(0, 0), 0)]),
+        (Some(1), Field::LinkB, Problem::NicAttached { link: 0 })
+    );
+    // The same port to another NIC: an ordinary port already taken.
+    assert_eq!(
+        check(&[ok, nic_link(vm_end(0, 0), LinkEndRef::Nic(1), 2)]),
+        (Some(1), Field::LinkA, Problem::PortTaken { link: 0 })
+    );
+    assert_eq!(
+        check(&[ok, nic_link(vm_end(0, 0), vm_end(1, 0), 3)]),
+        (Some(1), Field::LinkA, Problem::PortTaken { link: 0 })
+    );
+    // A NIC end's port byte must be 0.
+    let mut b = build_full(&vms, &nics, &[ok]);
+    let rec = section::table_end(3) + 3 * RECORD_SIZE;
+    b[rec + link::L_B_PORT] = 1;
+    assert_eq!(
+        Manifest::parse(&b).unwrap_err(),
+        ManifestError {
+            vm: Some(0),
+            field: Field::LinkB,
+            problem: Problem::NicPort { port: 1 }
+        }
+    );
+    // No NIC section at all: any NIC end is out of range.
+    let e = Manifest::parse(&build_full(&vms, &[], &[ok])).unwrap_err();
+    assert_eq!(e.problem, Problem::NoNic { found: 0, nics: 0 });
+    // Every VM is pinned to core 1; a NIC polled there leaves them none.
+    let e = Manifest::parse(&build_full(&vms, &[nic("x", 1)], &[])).unwrap_err();
+    assert_eq!(
+        (e.vm, e.field, e.problem),
+        (Some(0), Field::Cores, Problem::PollCore { core: 1 })
+    );
+}
+
+#[test]
+fn nic_errors_read_well() {
+    let nic_err = |field, problem| {
+        std::format!(
+            "{}",
+            ManifestError {
+                vm: Some(1),
+                field,
+                problem
+            }
+        )
+    };
+    for (text, want) in [
+        (
+            nic_err(Field::NicName, Problem::Duplicate { first: 0 }),
+            "manifest nic 1: field `name`: same name as nic 0",
+        ),
+        (
+            nic_err(Field::NicPci, Problem::DuplicatePci { first: 0 }),
+            "manifest nic 1: field `pci`: same PCI address as nic 0",
+        ),
+        (
+            nic_err(Field::NicPci, Problem::BadPci { found: 0x2000 }),
+            "manifest nic 1: field `pci`: 0x2000 is neither a PCI address (bus << 16 | device << 8 | function, device 0..=31, function 0..=7) nor 0xffffffff (auto)",
+        ),
+        (
+            nic_err(Field::NicMac, Problem::NotUnicast),
+            "manifest nic 1: field `mac`: not a unicast MAC (all zero, or the group bit, the low bit of the first byte, set)",
+        ),
+        (
+            nic_err(Field::LinkB, Problem::NoNic { found: 3, nics: 2 }),
+            "manifest link 1: field `b`: no nic 3: the manifest has 2 NICs",
+        ),
+        (
+            nic_err(Field::LinkB, Problem::NicToNic),
+            "manifest link 1: field `b`: both ends are NICs; a link joins a VM's net port to another or to a NIC",
+        ),
+        (
+            nic_err(Field::LinkA, Problem::NicPort { port: 2 }),
+            "manifest link 1: field `a`: a NIC end has no ports, so its port must be 0, not 2",
+        ),
+        (
+            nic_err(Field::LinkA, Problem::EndKind { kind: 7 }),
+            "manifest link 1: field `a`: end kind 7 is neither 0 (a VM's net port) nor 1 (a NIC)",
+        ),
+        (
+            nic_err(Field::LinkCore, Problem::NicCore { nic: 0, core: 2 }),
+            "manifest link 1: field `core`: nic 0 is polled on core 2, so every link to it is polled there too",
+        ),
+        (
+            nic_err(Field::LinkA, Problem::NicAttached { link: 0 }),
+            "manifest link 1: field `a`: this port is already attached to that NIC by link 0",
+        ),
+        (
+            nic_err(
+                Field::NicCount,
+                Problem::OutOfRange {
+                    found: 5,
+                    min: 0,
+                    max: 4,
+                },
+            ),
+            "manifest section 1: field `nic_count`: 5 is outside 0..=4",
+        ),
+    ] {
+        assert_eq!(text, want);
+    }
+}
+
+/// A NIC record drawn near the values that matter.
+fn arbitrary_nic_record() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let name = prop_oneof![
+        Just(b"up".to_vec()),
+        Just(b"lan".to_vec()),
+        Just(b"hv".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..33)
+    ];
+    let pci = prop_oneof![
+        Just(NIC_PCI_AUTO),
+        Just(0x00_02_00u32),
+        Just(0x00_03_00u32),
+        any::<u32>()
+    ];
+    let mac = prop_oneof![
+        Just([0u8; 6]),
+        Just([0x52u8, 0x54, 0, 0x12, 0x34, 0x56]),
+        any::<[u8; 6]>()
+    ];
+    let reserved = prop_oneof![4 => Just(0u8), 1 => any::<u8>()];
+    (name, pci, mac, 0u8..4, 0u32..4, reserved).prop_map(
+        |(name, pci, mac, mode, core, reserved)| {
+            let mut r = std::vec![0u8; NIC_RECORD_SIZE];
+            let n = name.len().min(32);
+            r[..n].copy_from_slice(&name[..n]);
+            le::put_u32(&mut r, 32, pci);
+            r[36..42].copy_from_slice(&mac);
+            r[42] = mode;
+            le::put_u32(&mut r, 44, core);
+            r[50] = reserved;
+            r
+        },
+    )
+}
+
+/// A link record with ends of any kind, index, port and core.
+fn arbitrary_link_record() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let index = prop_oneof![0u32..4, any::<u32>()];
+    let kind = prop_oneof![0u8..2, any::<u8>()];
+    (
+        index.clone(),
+        index,
+        0u8..3,
+        0u8..3,
+        kind.clone(),
+        kind,
+        0u32..4,
+    )
+        .prop_map(|(a, b, ap, bp, ak, bk, core)| {
+            let mut r = std::vec![0u8; LINK_RECORD_SIZE];
+            le::put_u32(&mut r, 0, a);
+            le::put_u32(&mut r, 4, b);
+            r[8] = ap;
+            r[9] = bp;
+            r[10] = ak;
+            r[11] = bk;
+            le::put_u32(&mut r, 12, core);
+            le::put_u64(&mut r, 16, DEFAULT_LINK_HOLD);
+            r
+        })
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_nic_sections_never_panic(
+        nics in proptest::collection::vec(arbitrary_nic_record(), 0..6),
+        links in proptest::collection::vec(arbitrary_link_record(), 0..5),
+    ) {
+        let vms = [nf("a", 2), nf("b", 1)];
+        let vms = [VmSpec { cores: 0, ..vms[0] }, VmSpec { cores: 0, ..vms[1] }];
+        let start = section::table_end(3);
+        let link_at = start + 2 * RECORD_SIZE;
+        let nic_at = link_at + links.len() * LINK_RECORD_SIZE;
+        let mut data = vm_records(&vms);
+        data.extend(links.concat());
+        data.extend(nics.concat());
+        let b = assemble(
+            &[
+                entry(SectionKind::Vms, start, 2),
+                entry(SectionKind::Links, link_at, links.len()),
+                entry(SectionKind::Nics, nic_at, nics.len()),
+            ],
+            &data,
+        );
+        if let Ok(m) = Manifest::parse(&b) {
+            proptest::prop_assert_eq!(m.nics().count(), m.nic_count());
+            proptest::prop_assert_eq!(m.links().count(), m.link_count());
+            for (i, n) in m.nics().enumerate() {
+                n.validate(i as u32).unwrap();
+                proptest::prop_assert!(m.poll_cores() & (1 << n.core) != 0);
+            }
+            for l in m.links() {
+                proptest::prop_assert!(l.a.nic().is_none() || l.b.nic().is_none());
+                for end in [l.a, l.b] {
+                    match end {
+                        LinkEndRef::Nic(n) => {
+                            let nic = m.nic(n as usize);
+                            proptest::prop_assert_eq!(nic.map(|x| x.core), Some(l.core));
+                        }
+                        LinkEndRef::Vm(p) => {
+                            let vm = m.get(p.vm as usize);
+                            proptest::prop_assert!(vm.is_some_and(|v| p.port < v.net_ports));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn corrupting_a_nic_manifest_never_panics(
+        pos in 0usize..(section::table_end(3) + 2 * RECORD_SIZE + 2 * LINK_RECORD_SIZE + 2 * NIC_RECORD_SIZE),
+        val: u8,
+    ) {
+        let vms = [nf("a", 1), nf("b", 1)];
+        let nics = [nic("up", 0), nic("lan", 2)];
+        let links = [
+            nic_link(vm_end(0, 0), LinkEndRef::Nic(0), 0),
+            nic_link(vm_end(1, 0), LinkEndRef::Nic(1), 2),
+        ];
+        let mut b = build_full(&vms, &nics, &links);
+        Manifest::parse(&b).unwrap();
+        b[pos] = val;
+        if let Ok(m) = Manifest::parse(&b) {
+            for l in m.links() {
+                if let Some(n) = l.a.nic().or(l.b.nic()) {
+                    proptest::prop_assert!((n as usize) < m.nic_count());
+                }
+            }
+        }
     }
 }

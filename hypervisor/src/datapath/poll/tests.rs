@@ -7,7 +7,7 @@ use crate::datapath::testing::{Guest, SLOT, frame, reset};
 use crate::devices::virtio::queue::QueueError;
 use crate::devices::virtio::testing::MEM_SIZE;
 use core::cell::{Cell, RefCell};
-use vmm_abi::manifest::PortRef;
+use vmm_abi::manifest::{LinkEndRef, PortRef};
 
 const MEMORY: u64 = MEM_SIZE as u64;
 
@@ -133,8 +133,8 @@ impl PollEnv for FakeEnv {
 
 fn link(a: (u32, u8), b: (u32, u8), core: u32, hold: u64) -> LinkSpec {
     LinkSpec {
-        a: PortRef { vm: a.0, port: a.1 },
-        b: PortRef { vm: b.0, port: b.1 },
+        a: LinkEndRef::Vm(PortRef { vm: a.0, port: a.1 }),
+        b: LinkEndRef::Vm(PortRef { vm: b.0, port: b.1 }),
         core,
         hold,
     }
@@ -244,6 +244,22 @@ fn build_lays_out_ports_per_vm_and_links_between_them() {
     assert_eq!(no_room(2), Some("no memory for the links"));
     assert_eq!(no_room(3), Some("no memory for the VM signals"));
     assert!(no_room(4).is_none());
+}
+
+#[test]
+fn a_link_to_a_nic_is_refused_by_name() {
+    let to_nic = LinkSpec {
+        b: LinkEndRef::Nic(0),
+        ..link((0, 0), (1, 0), 0, 0)
+    };
+    let built = Net::build(
+        &mut Heap,
+        2,
+        |_| (1, MEMORY),
+        [link((0, 0), (1, 0), 0, 0), to_nic].into_iter(),
+        2,
+    );
+    assert_eq!(built.err(), Some(super::NIC_LINKS_UNSUPPORTED));
 }
 
 #[test]
