@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 
 /// The host address every forward binds (never all interfaces).
 pub const FORWARD_HOST: &str = "127.0.0.1";
-/// The guest address slirp gives the first guest (and forwards reach).
-pub const FORWARD_GUEST: &str = "10.0.2.15";
 /// The first line of a slirp configuration file Bochs accepts.
 pub const SLIRP_HEADER: &str = "# slirp config";
 
@@ -115,9 +113,10 @@ pub fn slirp_config(forwards: &[Forward]) -> String {
         format!("{SLIRP_HEADER}\n# written by corral from the manifest's [[nic]] table\n");
     for f in forwards {
         text.push_str(&format!(
-            "hostfwd = {}:{FORWARD_HOST}:{}-{FORWARD_GUEST}:{}\n",
+            "hostfwd = {}:{FORWARD_HOST}:{}-{}:{}\n",
             f.proto.name(),
             f.host,
+            f.addr,
             f.guest
         ));
     }
@@ -127,7 +126,7 @@ pub fn slirp_config(forwards: &[Forward]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::toml_manifest::{Proto, slot_address};
+    use crate::toml_manifest::{DEFAULT_FORWARD_GUEST, Proto, slot_address};
     use vmm_abi::manifest::NicMode;
 
     fn nic(name: &str, card: u8, slot: u8, backend: Backend) -> NicConfig {
@@ -149,11 +148,13 @@ mod tests {
             Forward {
                 proto: Proto::Udp,
                 host: 5555,
+                addr: DEFAULT_FORWARD_GUEST,
                 guest: 7,
             },
             Forward {
                 proto: Proto::Tcp,
                 host: 8080,
+                addr: DEFAULT_FORWARD_GUEST,
                 guest: 80,
             },
         ];
@@ -207,11 +208,13 @@ mod tests {
             Forward {
                 proto: Proto::Udp,
                 host: 5555,
+                addr: DEFAULT_FORWARD_GUEST,
                 guest: 7,
             },
             Forward {
                 proto: Proto::Tcp,
                 host: 8080,
+                addr: DEFAULT_FORWARD_GUEST,
                 guest: 80,
             },
         ]);

@@ -90,11 +90,13 @@ fn every_nic_field_is_read_and_encoded() {
                 Forward {
                     proto: Proto::Udp,
                     host: 5555,
+                    addr: DEFAULT_FORWARD_GUEST,
                     guest: 7
                 },
                 Forward {
                     proto: Proto::Tcp,
                     host: 8080,
+                    addr: DEFAULT_FORWARD_GUEST,
                     guest: 80
                 }
             ]
@@ -161,7 +163,7 @@ fn bad_nic_fields_are_named() {
         ),
         (
             "forward = [\"udp:5555\"]\n",
-            "m.toml: nic `up`: field `forward`: `udp:5555` is not `proto:hostport:guestport` (such as `udp:5555:7` or `tcp:8080:80`)",
+            "m.toml: nic `up`: field `forward`: `udp:5555` is not `proto:hostport:[guestaddr:]guestport` (such as `udp:5555:7` or `tcp:8080:10.0.2.16:80`)",
         ),
         (
             "forward = [\"sctp:1:2\"]\n",
@@ -202,6 +204,12 @@ fn bad_nic_fields_are_named() {
     ] {
         assert_eq!(e(extra), want, "{extra}");
     }
+    // A forward may name another guest on slirp's network, not one off it.
+    assert_eq!(
+        e("forward = [\"tcp:8080:10.0.3.1:80\"]\n"),
+        "m.toml: nic `up`: field `forward`: `tcp:8080:10.0.3.1:80`: guest address `10.0.3.1` is not an address on slirp's 10.0.2.0/24"
+    );
+    ok(&with(&nic("up", "forward = [\"tcp:8080:10.0.2.16:80\"]\n")));
     // Both ports of a forward may be 1 and 65535, and `udp` and `tcp` may
     // share a host port.
     ok(&with(&nic(

@@ -8,6 +8,7 @@
 use super::raw::{RawBackend, RawNic, RawNicMode};
 use crate::error::{Error, Result};
 use std::fmt;
+use std::net::Ipv4Addr;
 use vmm_abi::manifest::{MAX_CORES, MAX_NICS, NicMode, NicPci, NicSpec, PciAddress, is_unicast};
 
 /// Most `forward` rules per NIC (Bochs's slirp takes at most 5 `hostfwd`).
@@ -56,21 +57,30 @@ impl Proto {
     }
 }
 
-/// One slirp port forward: the host's 127.0.0.1:`host` to the guest's
-/// `guest` port.
+/// One slirp port forward: the host's 127.0.0.1:`host` to port `guest`
+/// of the guest at `addr` on slirp's network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forward {
     /// Protocol.
     pub proto: Proto,
     /// Port on the host's 127.0.0.1.
     pub host: u16,
-    /// Port on the guest (slirp's 10.0.2.15).
+    /// The guest's address ([`DEFAULT_FORWARD_GUEST`] unless written).
+    pub addr: Ipv4Addr,
+    /// Port on the guest.
     pub guest: u16,
 }
 
+/// The guest a forward reaches unless it names one: slirp's first guest.
+pub const DEFAULT_FORWARD_GUEST: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+
 impl fmt::Display for Forward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.proto.name(), self.host, self.guest)
+        write!(f, "{}:{}:", self.proto.name(), self.host)?;
+        if self.addr != DEFAULT_FORWARD_GUEST {
+            write!(f, "{}:", self.addr)?;
+        }
+        write!(f, "{}", self.guest)
     }
 }
 
@@ -160,18 +170,29 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
-/// Parses `"udp:5555:7"` (proto:hostport:guestport).
+/// Parses `"udp:5555:7"` (proto:hostport:guestport) or
+/// `"tcp:8080:10.0.2.16:80"` (proto:hostport:guestaddr:guestport).
 fn parse_forward(text: &str) -> std::result::Result<Forward, String> {
     let shape = || {
         format!(
-            "`{text}` is not `proto:hostport:guestport` (such as `udp:5555:7` or `tcp:8080:80`)"
+            "`{text}` is not `proto:hostport:[guestaddr:]guestport` (such as `udp:5555:7` or `tcp:8080:10.0.2.16:80`)"
         )
     };
-    let mut parts = text.split(':');
-    let (Some(proto), Some(host), Some(guest), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(shape());
+    let parts: Vec<&str> = text.split(':').collect();
+    let (proto, host, addr, guest) = match parts[..] {
+        [proto, host, guest] => (proto, host, None, guest),
+        [proto, host, addr, guest] => (proto, host, Some(addr), guest),
+        _ => return Err(shape()),
+    };
+    let addr = match addr {
+        None => DEFAULT_FORWARD_GUEST,
+        Some(a) => a
+            .parse::<Ipv4Addr>()
+            .ok()
+            .filter(|ip| ip.octets()[..3] == DEFAULT_FORWARD_GUEST.octets()[..3])
+            .ok_or_else(|| {
+                format!("`{text}`: guest address `{a}` is not an address on slirp's 10.0.2.0/24")
+            })?,
     };
     let proto = match proto {
         "udp" => Proto::Udp,
@@ -196,6 +217,7 @@ fn parse_forward(text: &str) -> std::result::Result<Forward, String> {
     Ok(Forward {
         proto,
         host: port(host, "host")?,
+        addr,
         guest: port(guest, "guest")?,
     })
 }

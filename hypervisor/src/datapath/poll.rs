@@ -18,12 +18,15 @@ use super::direction::{self, Direction, Hold};
 use super::endpoint::{LinkEnd, LinkFault, Side};
 use super::policy::PassAll;
 use super::port::{Port, PortInner, Signals};
+use super::switch::{Attached, MAX_SWITCH_PORTS, Switch, WireRx, WireTx};
 use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::queue::Chain;
 use crate::mem::raw::RawRam;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
-use vmm_abi::manifest::{LinkSpec, PortRef};
-use vmm_abi::report::{LinkFlow, PortName, Record};
+use vmm_abi::corral::devices::port_mac;
+use vmm_abi::manifest::{LinkSpec, MAX_NICS, PortRef};
+use vmm_abi::report::{LinkFlow, NicFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
 /// starve the others on its polling core.
@@ -81,29 +84,59 @@ struct VmLink {
     hold: u64,
 }
 
-impl VmLink {
-    /// The link's VM ports; `None` if an end is a NIC (not polled by this
-    /// build yet).
-    fn of(spec: LinkSpec) -> Option<Self> {
-        Some(VmLink {
-            a: spec.a.vm_port()?,
-            b: spec.b.vm_port()?,
-            core: spec.core,
-            hold: spec.hold,
-        })
-    }
-}
-
-/// What a link to a NIC makes [`Net::build`] answer.
-pub const NIC_LINKS_UNSUPPORTED: &str = "links to NICs are not supported by this build yet";
-
-/// One link: two ports and the core that polls them.
+/// One link: two ports and the core that polls them. A link between a
+/// VM port and a NIC is kept in its manifest place (so record indices stay
+/// the manifest's) but moves no frames itself: its port is attached to
+/// the NIC's switch.
 pub struct Link {
     spec: VmLink,
     a: usize,
     b: usize,
+    /// The NIC at the other end, for a link to a NIC.
+    nic: Option<u32>,
     state: Mutex<LinkState>,
 }
+
+impl Link {
+    /// Whether this link joins two VM ports (and moves frames itself).
+    fn between_vms(&self) -> bool {
+        self.nic.is_none()
+    }
+}
+
+/// One NIC of the run as the data path sees it: the guest ports attached
+/// to it and the switch between them and the wire.
+pub struct NicSlot<'t> {
+    name: &'t str,
+    core: u32,
+    /// Indices of the attached ports, in link order.
+    ports: heapless::Vec<usize, MAX_SWITCH_PORTS>,
+    switch: Mutex<Switch<Chain>>,
+}
+
+impl NicSlot<'_> {
+    /// The core that polls it.
+    pub fn core(&self) -> u32 {
+        self.core
+    }
+}
+
+/// The attached ports of one NIC, as its switch reaches them.
+struct NicPorts<'a> {
+    ports: &'a [Port],
+    list: &'a [usize],
+}
+
+impl Attached for NicPorts<'_> {
+    type End = PortInner;
+    fn with<R>(&self, i: usize, f: impl FnOnce(&mut PortInner) -> R) -> R {
+        self.ports[self.list[i]].with(f)
+    }
+}
+
+/// Too many guest ports linked to one NIC.
+pub const NIC_PORTS_FULL: &str =
+    "a NIC has more guest ports linked to it than its switch serves (16)";
 
 /// The steady-state window of link 0.
 #[derive(Clone, Copy, Default)]
@@ -118,6 +151,7 @@ pub struct Net<'t> {
     /// Per VM: index of its first port.
     first_port: &'t [u32],
     links: &'t [Link],
+    nics: &'t [NicSlot<'t>],
     signals: &'t [Signals],
     window: Mutex<Window>,
 }
@@ -125,14 +159,16 @@ pub struct Net<'t> {
 impl<'t> Net<'t> {
     /// Builds the ports of `vms` VMs (VM `i` has `vm(i)` = (ports, memory
     /// bytes)) and the `link_count` links `links` (checked against the VMs
-    /// already, by the manifest), in `tables`. A link with a NIC end is
-    /// refused ([`NIC_LINKS_UNSUPPORTED`]): NICs are not driven yet.
+    /// already, by the manifest), and the `nic_count` NICs `nics` (name,
+    /// polling core) whose links attach guest ports to them, in `tables`.
     pub fn build(
         tables: &mut impl Tables<'t>,
         vms: usize,
         vm: impl Fn(usize) -> (u8, u64),
         links: impl Iterator<Item = LinkSpec>,
         link_count: usize,
+        nics: impl Iterator<Item = (&'t str, u32)>,
+        nic_count: usize,
     ) -> Result<Self, &'static str> {
         let mut total = 0u32;
         let first_port = tables
@@ -153,31 +189,77 @@ impl<'t> Net<'t> {
             })
             .ok_or("no memory for the ports")?;
         let mut specs = links;
-        let mut nic_end = false;
+        let index = |p: PortRef| (first_port[p.vm as usize] + u32::from(p.port)) as usize;
+        // Per NIC: the ports linked to it, in link order.
+        let mut attached: [heapless::Vec<(usize, PortRef), MAX_SWITCH_PORTS>; MAX_NICS as usize] =
+            Default::default();
+        let mut overflow = false;
         let links = tables
             .slice(link_count, |_| {
                 let none = PortRef { vm: 0, port: 0 };
-                let spec = specs.next().and_then(VmLink::of).unwrap_or_else(|| {
-                    nic_end = true;
-                    VmLink {
-                        a: none,
-                        b: none,
-                        core: 0,
-                        hold: 0,
-                    }
-                });
-                let index = |p: PortRef| (first_port[p.vm as usize] + u32::from(p.port)) as usize;
+                let Some(spec) = specs.next() else {
+                    return Link {
+                        spec: VmLink {
+                            a: none,
+                            b: none,
+                            core: 0,
+                            hold: 0,
+                        },
+                        a: 0,
+                        b: 0,
+                        nic: None,
+                        state: Mutex::new(LinkState::default()),
+                    };
+                };
+                let (a, b, nic) = match (spec.a.vm_port(), spec.b.vm_port()) {
+                    (Some(a), Some(b)) => (a, b, None),
+                    (Some(p), None) => (p, p, spec.b.nic()),
+                    (None, Some(p)) => (p, p, spec.a.nic()),
+                    // Refused by the manifest's checks.
+                    (None, None) => (none, none, None),
+                };
+                if let Some(n) = nic {
+                    let pushed = attached
+                        .get_mut(n as usize)
+                        .is_some_and(|list| list.push((index(a), a)).is_ok());
+                    overflow |= !pushed;
+                }
                 Link {
-                    spec,
-                    a: index(spec.a),
-                    b: index(spec.b),
+                    spec: VmLink {
+                        a,
+                        b,
+                        core: spec.core,
+                        hold: spec.hold,
+                    },
+                    a: index(a),
+                    b: index(b),
+                    nic,
                     state: Mutex::new(LinkState::default()),
                 }
             })
             .ok_or("no memory for the links")?;
-        if nic_end {
-            return Err(NIC_LINKS_UNSUPPORTED);
+        if overflow {
+            return Err(NIC_PORTS_FULL);
         }
+        let mut nic_specs = nics;
+        let nics = tables
+            .slice(nic_count.min(MAX_NICS as usize), |i| {
+                let (name, core) = nic_specs.next().unwrap_or(("", 0));
+                let mut switch = Switch::default();
+                let mut ports = heapless::Vec::new();
+                for &(port, p) in &attached[i] {
+                    // Both lists hold at most MAX_SWITCH_PORTS.
+                    let _ = ports.push(port);
+                    switch.attach(port_mac(p.vm, p.port));
+                }
+                NicSlot {
+                    name,
+                    core,
+                    ports,
+                    switch: Mutex::new(switch),
+                }
+            })
+            .ok_or("no memory for the NICs")?;
         let signals = tables
             .slice(vms, |_| Signals::default())
             .ok_or("no memory for the VM signals")?;
@@ -185,6 +267,7 @@ impl<'t> Net<'t> {
             ports,
             first_port,
             links,
+            nics,
             signals,
             window: Mutex::new(Window::default()),
         })
@@ -252,17 +335,35 @@ impl<'t> Net<'t> {
     /// other direction) is shared by more frames and the guests' ring
     /// indices are read less often. That adds at most `BURST_WAIT`
     /// instructions of latency per link; a full pass is repeated at once.
-    pub fn poll(&self, core: u32, env: &impl PollEnv, finished: impl Fn() -> bool) {
-        let first_link_here = self.links.first().is_some_and(|l| l.spec.core == core);
+    ///
+    /// `wires` are the NICs this core polls ([`Net::nics_on`]), in manifest
+    /// order (`None` for one that is not there): each pass also runs each
+    /// NIC's switch both ways.
+    pub fn poll<W: WireRx + WireTx>(
+        &self,
+        core: u32,
+        env: &impl PollEnv,
+        wires: &mut [Option<W>],
+        finished: impl Fn() -> bool,
+    ) {
+        let first_link_here = self
+            .links
+            .first()
+            .is_some_and(|l| l.spec.core == core && l.between_vms());
         // When each link may be passed again (the TSC), in link order.
         let mut resume = [0u64; MAX_LINKS_PER_CORE];
         while !finished() {
             let mut moved = 0;
+            for (nic, wire) in self.nics_on(core).zip(wires.iter_mut()) {
+                if let Some(wire) = wire {
+                    moved += self.service_nic(nic, wire);
+                }
+            }
             let now = env.now();
             for (i, link) in self
                 .links
                 .iter()
-                .filter(|l| l.spec.core == core)
+                .filter(|l| l.spec.core == core && l.between_vms())
                 .enumerate()
             {
                 let slot = resume.get_mut(i);
@@ -282,6 +383,41 @@ impl<'t> Net<'t> {
                 env.idle();
             }
         }
+    }
+
+    /// Every NIC, in manifest order.
+    pub fn nics(&self) -> impl Iterator<Item = &NicSlot<'t>> {
+        self.nics.iter()
+    }
+
+    /// The NICs `core` polls, in manifest order.
+    pub fn nics_on(&self, core: u32) -> impl Iterator<Item = &NicSlot<'t>> {
+        self.nics.iter().filter(move |n| n.core == core)
+    }
+
+    /// One pass of `nic`'s switch both ways; returns frames taken.
+    fn service_nic<W: WireRx + WireTx>(&self, nic: &NicSlot<'t>, wire: &mut W) -> u32 {
+        let mut switch = nic.switch.lock();
+        let ports = NicPorts {
+            ports: self.ports,
+            list: &nic.ports,
+        };
+        let vm_of = |i: usize| nic.ports.get(i).map(|&p| self.ports[p].vm);
+        let woken = |i: usize| {
+            if let Some(vm) = vm_of(i) {
+                self.wake(vm);
+            }
+        };
+        let blamed = |(i, _): (usize, RingError)| {
+            if let Some(vm) = vm_of(i) {
+                self.signals[vm as usize]
+                    .fault
+                    .store(true, Ordering::Release);
+                self.wake(vm);
+            }
+        };
+        switch.inbound(wire, &ports, BATCH, woken, blamed)
+            + switch.outbound(wire, &ports, BATCH, woken, blamed)
     }
 
     /// One pass over both directions of `link`; returns frames handed over.
@@ -407,15 +543,26 @@ impl<'t> Net<'t> {
     fn busy_on(&self, core: u32) -> u64 {
         self.links
             .iter()
-            .filter(|l| l.spec.core == core)
+            .filter(|l| l.spec.core == core && l.between_vms())
             .map(|l| l.state.lock().busy)
             .sum()
     }
 
-    /// Gives a `link` record per link and the `window` record, if the
-    /// window closed, to `env` (boot core, after every core finished).
-    pub fn report(&self, env: &impl PollEnv, name_of: impl Fn(u32) -> &'static str) {
+    /// Gives a `link` record per link between VMs, a `nic` record per NIC
+    /// (its switch's counters completed by `wire_flow(nic, counters)`,
+    /// where the driver adds its own) with a `nic-port` record per
+    /// attached port, and the `window` record, if the window closed, to
+    /// `env` (boot core, after every core finished).
+    pub fn report(
+        &self,
+        env: &impl PollEnv,
+        name_of: impl Fn(u32) -> &'static str,
+        wire_flow: impl Fn(usize, NicFlow) -> NicFlow,
+    ) {
         for (i, link) in self.links.iter().enumerate() {
+            if !link.between_vms() {
+                continue;
+            }
             let st = link.state.lock();
             env.record(&Record::Link {
                 link: i as u32,
@@ -433,6 +580,26 @@ impl<'t> Net<'t> {
                 busy: st.busy,
             });
         }
+        for (n, nic) in self.nics.iter().enumerate() {
+            let switch = nic.switch.lock();
+            env.record(&Record::Nic {
+                nic: n as u32,
+                name: nic.name,
+                core: nic.core,
+                wire: wire_flow(n, switch.wire),
+            });
+            for (&p, sp) in nic.ports.iter().zip(&switch.ports) {
+                let port = &self.ports[p];
+                env.record(&Record::NicPort {
+                    nic: n as u32,
+                    port: PortName {
+                        vm: name_of(port.vm),
+                        port: port.port,
+                    },
+                    flow: sp.flow,
+                });
+            }
+        }
         if let Some((exits, busy)) = self.window.lock().result {
             env.record(&Record::Window {
                 frames: WINDOW_FRAMES,
@@ -445,7 +612,7 @@ impl<'t> Net<'t> {
     /// Frames and drops of every link, for the summary.
     pub fn totals(&self) -> LinkFlow {
         let mut t = LinkFlow::default();
-        for link in self.links {
+        for link in self.links.iter().filter(|l| l.between_vms()) {
             let st = link.state.lock();
             for f in [st.ab.flow, st.ba.flow] {
                 t.frames += f.frames;
@@ -462,6 +629,11 @@ impl<'t> Net<'t> {
     /// Number of links.
     pub fn link_count(&self) -> usize {
         self.links.len()
+    }
+
+    /// Number of NICs.
+    pub fn nic_count(&self) -> usize {
+        self.nics.len()
     }
 }
 

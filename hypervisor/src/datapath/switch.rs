@@ -69,6 +69,36 @@ pub trait WireTx {
     fn flush(&mut self);
 }
 
+impl<W: WireRx + ?Sized> WireRx for &mut W {
+    fn next(&mut self) -> Option<(u16, u32)> {
+        (**self).next()
+    }
+    fn read(&self, slot: u16, len: u32, f: impl FnMut(&[u8])) {
+        (**self).read(slot, len, f);
+    }
+    fn recycle(&mut self, slot: u16) {
+        (**self).recycle(slot);
+    }
+    fn flush(&mut self) {
+        WireRx::flush(&mut **self);
+    }
+}
+
+impl<W: WireTx + ?Sized> WireTx for &mut W {
+    fn claim(&mut self) -> Option<u16> {
+        (**self).claim()
+    }
+    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]) -> u32 {
+        (**self).write(slot, at, bytes)
+    }
+    fn post(&mut self, slot: u16, len: u32) {
+        (**self).post(slot, len);
+    }
+    fn flush(&mut self) {
+        WireTx::flush(&mut **self);
+    }
+}
+
 /// One attached port as the switch keeps it.
 pub struct SwitchPort<B> {
     /// Its MAC: frames to it are delivered, frames from it must carry it.

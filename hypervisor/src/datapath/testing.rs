@@ -1,4 +1,4 @@
-//! Fake guests for the data path's tests: memory reached only through a raw view (as the polling core reaches it), a driver that posts frames and buffers on its two rings, and the register writes that bring a port up.
+//! Fake guests and a fake wire for the data path's tests: memory reached only through a raw view (as the polling core reaches it), a driver that posts frames and buffers on its two rings, and the register writes that bring a port up.
 
 use super::port::{PortEvent, PortInner};
 use crate::devices::virtio::features::VIRTIO_F_VERSION_1;
@@ -9,6 +9,7 @@ use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
 use crate::mem::raw::testing::over_vec;
+use std::collections::VecDeque;
 
 /// Entries of each fake ring.
 pub const QSIZE: u16 = 128;
@@ -204,4 +205,102 @@ pub fn reset(port: &mut PortInner) -> PortEvent {
     let effect = port.transport.write(offset::STATUS, 4, 0).unwrap();
     assert_eq!(effect, WriteEffect::Reset);
     port.after_write(effect)
+}
+
+/// The wire, faked: frames waiting in receive slots, transmit slots.
+#[derive(Default)]
+pub struct FakeWire {
+    /// Frames waiting in the receive ring: slot and bytes.
+    pub rx: VecDeque<(u16, Vec<u8>)>,
+    /// Every frame that arrived, by slot.
+    pub slots: Vec<Vec<u8>>,
+    /// Slots given back, in order.
+    pub recycled: Vec<u16>,
+    /// Receive doorbells.
+    pub rx_flushes: u32,
+    /// Frames the transmit ring still takes.
+    pub tx_free: usize,
+    /// The slot claimed and not posted.
+    pub claimed: Option<u16>,
+    /// Transmit buffers.
+    pub tx_bufs: Vec<Vec<u8>>,
+    /// Frames posted, not flushed yet.
+    pub posted: Vec<Vec<u8>>,
+    /// Frames on the wire, in order.
+    pub sent: Vec<Vec<u8>>,
+    /// Transmit doorbells.
+    pub tx_flushes: u32,
+}
+
+impl FakeWire {
+    /// A wire with room for `tx_free` frames to be sent.
+    pub fn new(tx_free: usize) -> Self {
+        FakeWire {
+            tx_free,
+            tx_bufs: vec![vec![0; crate::datapath::switch::MAX_WIRE_FRAME as usize]; 4],
+            ..FakeWire::default()
+        }
+    }
+
+    /// `f` arrives from the wire.
+    pub fn arrive(&mut self, f: Vec<u8>) {
+        let slot = self.slots.len() as u16;
+        self.slots.push(f.clone());
+        self.rx.push_back((slot, f));
+    }
+}
+
+impl crate::datapath::switch::WireRx for FakeWire {
+    fn next(&mut self) -> Option<(u16, u32)> {
+        let (slot, f) = self.rx.pop_front()?;
+        Some((slot, f.len() as u32))
+    }
+
+    fn read(&self, slot: u16, len: u32, mut f: impl FnMut(&[u8])) {
+        // In pieces of 5, as a driver's bounce buffer would.
+        for piece in self.slots[slot as usize][..len as usize].chunks(5) {
+            f(piece);
+        }
+    }
+
+    fn recycle(&mut self, slot: u16) {
+        self.recycled.push(slot);
+    }
+
+    fn flush(&mut self) {
+        self.rx_flushes += 1;
+    }
+}
+
+impl crate::datapath::switch::WireTx for FakeWire {
+    fn claim(&mut self) -> Option<u16> {
+        if let Some(s) = self.claimed {
+            return Some(s);
+        }
+        if self.tx_free == 0 {
+            return None;
+        }
+        self.tx_free -= 1;
+        let s = (self.posted.len() % 4) as u16;
+        self.claimed = Some(s);
+        Some(s)
+    }
+
+    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]) -> u32 {
+        assert_eq!(self.claimed, Some(slot), "write to an unclaimed slot");
+        let at = at as usize;
+        self.tx_bufs[slot as usize][at..at + bytes.len()].copy_from_slice(bytes);
+        bytes.len() as u32
+    }
+
+    fn post(&mut self, slot: u16, len: u32) {
+        assert_eq!(self.claimed.take(), Some(slot), "post of an unclaimed slot");
+        self.posted
+            .push(self.tx_bufs[slot as usize][..len as usize].to_vec());
+    }
+
+    fn flush(&mut self) {
+        self.tx_flushes += 1;
+        self.sent.append(&mut self.posted);
+    }
 }

@@ -378,5 +378,63 @@ pub fn enable_memory_and_dma(cs: &mut impl ConfigSpace, at: PciAddress) {
     );
 }
 
+/// What a manifest asks of one NIC's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// The next supported NIC in bus order that no other NIC names.
+    Auto,
+    /// The NIC at this address.
+    At(PciAddress),
+}
+
+/// Why a NIC cannot be given the device it asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResolveError {
+    /// No supported NIC at the address it names.
+    NotThere(PciAddress),
+    /// Every supported NIC found is taken by others.
+    NoneLeft {
+        /// Supported NICs found in all.
+        found: usize,
+    },
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::NotThere(at) => write!(f, "no supported NIC at {at}"),
+            ResolveError::NoneLeft { found } => write!(
+                f,
+                "`auto` found no free supported NIC ({found} found, all taken)"
+            ),
+        }
+    }
+}
+
+/// Gives each wanted NIC (in manifest order) one of the devices `found`
+/// (supported NICs, in bus order): an address named explicitly gets that
+/// device; each `Auto` gets the first device in bus order that no
+/// explicit address names and no earlier `Auto` took. `out[i]` is NIC
+/// `i`'s; the first NIC that cannot be served is the error, with its
+/// index.
+pub fn resolve(
+    found: &[PciAddress],
+    wanted: &[Wanted],
+    out: &mut [Option<PciAddress>],
+) -> Result<(), (usize, ResolveError)> {
+    let named = |at: &PciAddress| wanted.contains(&Wanted::At(*at));
+    let mut free = found.iter().filter(|at| !named(at));
+    for (i, (w, slot)) in wanted.iter().zip(out.iter_mut()).enumerate() {
+        *slot = Some(match *w {
+            Wanted::At(at) if found.contains(&at) => at,
+            Wanted::At(at) => return Err((i, ResolveError::NotThere(at))),
+            Wanted::Auto => *free
+                .next()
+                .ok_or((i, ResolveError::NoneLeft { found: found.len() }))?,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,13 +6,73 @@
 
 use super::instr;
 use super::memory;
+use super::pci::{self, MachineE1000};
 use super::percpu::PerCore;
 use super::serial;
+use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::devices::virtio::error::RingError;
 use crate::mem::raw::RawRam;
-use vmm_abi::manifest::Manifest;
+use crate::nic::MacAddr;
+use crate::nic::pci::{PciAddress, Wanted, resolve};
+use spin::Mutex;
+use vmm_abi::manifest::{MAX_NICS, Manifest, NicMode, NicPci};
 use vmm_abi::report::{LinkFlow, Record};
+
+/// The run's NICs, by manifest index: set up on the boot core, then each
+/// locked by its polling core for the whole run (nobody else touches it
+/// until the boot core reports, after every core finished).
+static WIRES: [Mutex<Option<Wire<MachineE1000>>>; MAX_NICS as usize] =
+    [const { Mutex::new(None) }; MAX_NICS as usize];
+
+/// A NIC the manifest names cannot be used; the details are logged.
+const NIC_UNUSABLE: &str = "a NIC of the manifest cannot be used (see the line above)";
+
+/// Finds and sets up every NIC of `manifest` (boot core, before any core
+/// polls): each gets the 82540EM its `pci` names (or, for `auto`, the
+/// next free one in bus order), its MAC, and is left to its polling core.
+pub fn bring_up_nics(manifest: &Manifest<'static>) -> Result<(), &'static str> {
+    let count = manifest.nic_count().min(MAX_NICS as usize);
+    if count == 0 {
+        return Ok(());
+    }
+    let found = pci::supported();
+    let mut wanted = [Wanted::Auto; MAX_NICS as usize];
+    for (w, spec) in wanted.iter_mut().zip(manifest.nics()) {
+        if let NicPci::At(a) = spec.pci {
+            *w = PciAddress::new(a.bus, a.device, a.function).map_or(Wanted::Auto, Wanted::At);
+        }
+    }
+    let mut at = [None; MAX_NICS as usize];
+    if let Err((i, e)) = resolve(&found, &wanted[..count], &mut at[..count]) {
+        let name = manifest.nic(i).map_or("?", |n| n.name);
+        log::error!("nic {name}: {e}");
+        return Err(NIC_UNUSABLE);
+    }
+    for (i, spec) in manifest.nics().take(count).enumerate() {
+        if spec.mode == NicMode::Owned {
+            log::error!(
+                "nic {}: mode `owned` (mediated zero-copy) is not supported by this build yet; use `shared`",
+                spec.name
+            );
+            return Err(NIC_UNUSABLE);
+        }
+        let Some(addr) = at[i] else {
+            return Err(NIC_UNUSABLE);
+        };
+        match pci::probe_at(addr, spec.mac.map(MacAddr)) {
+            Ok(nic) => {
+                log::info!("nic {}: at {addr}, polled by core {}", spec.name, spec.core);
+                *WIRES[i].lock() = Some(Wire::new(nic));
+            }
+            Err(e) => {
+                log::error!("nic {} at {addr}: {e}", spec.name);
+                return Err(NIC_UNUSABLE);
+            }
+        }
+    }
+    Ok(())
+}
 
 pub use crate::datapath::port::{Port, PortEvent, PortInner, PortState, Signals};
 
@@ -84,6 +144,8 @@ impl Net {
             |i| manifest.get(i).map_or((0, 0), |s| (s.net_ports, s.memory)),
             manifest.links(),
             manifest.link_count(),
+            manifest.nics().map(|n| (n.name, n.core)),
+            manifest.nic_count(),
         )
         .map(Net)
     }
@@ -127,13 +189,37 @@ impl Net {
     /// Moves frames on `core`'s links until `finished()` says every VM has
     /// ended (see [`poll::Net::poll`]).
     pub fn poll(&self, core: u32, finished: impl Fn() -> bool) {
-        self.0.poll(core, &Machine, finished);
+        // This core's NICs, locked for the whole run (only it polls them).
+        let mut guards: heapless::Vec<_, { MAX_NICS as usize }> = heapless::Vec::new();
+        for (slot, nic) in WIRES.iter().zip(self.0.nics()) {
+            if nic.core() == core {
+                // At most MAX_NICS guards.
+                let _ = guards.push(slot.lock());
+            }
+        }
+        let mut wires: heapless::Vec<Option<&mut Wire<MachineE1000>>, { MAX_NICS as usize }> =
+            heapless::Vec::new();
+        for guard in guards.iter_mut() {
+            let _ = wires.push(guard.as_mut());
+        }
+        self.0.poll(core, &Machine, &mut wires, finished);
     }
 
     /// Prints a `link` record per link and the `window` record, if the
     /// window closed (boot core, after every core finished).
     pub fn report(&self, name_of: impl Fn(u32) -> &'static str) {
-        self.0.report(&Machine, name_of);
+        self.0.report(&Machine, name_of, |n, flow| {
+            let wire = WIRES.get(n).map(|w| w.lock());
+            match wire.as_deref() {
+                Some(Some(w)) => {
+                    if let Some(e) = w.error {
+                        log::error!("nic {n}: the driver answered with an error: {e}");
+                    }
+                    w.flow(flow)
+                }
+                _ => flow,
+            }
+        });
     }
 
     /// Frames and drops of every link, for the summary.

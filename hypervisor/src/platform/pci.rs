@@ -1,7 +1,8 @@
-//! PCI and the physical NIC on the machine: configuration space through ports 0xCF8/0xCFC, an e1000's registers as 32-bit MMIO over its BAR0, its DMA area in frames from the allocator, and [`probe`], which finds the first 82540EM, enables it and sets it up.
+//! PCI and the physical NIC on the machine: configuration space through ports 0xCF8/0xCFC, an e1000's registers as 32-bit MMIO over its BAR0, its DMA area in frames from the allocator, [`supported`], which lists the 82540EMs, and [`probe_at`], which enables one and sets it up.
 //!
-//! Nothing here is wired into boot yet; the data path's integration calls
-//! [`probe`] once, on one core, and the polling core owns the result.
+//! `platform/net.rs` finds the NICs ([`supported`]) and sets each up
+//! ([`probe_at`]) once, on the boot core; each NIC's polling core then
+//! owns it.
 
 use super::instr;
 use super::memory::{self, IDENTITY_MAPPED_END, PAGE};
@@ -9,7 +10,7 @@ use crate::mem::access::{Gpa, Hpa};
 use crate::mem::raw::{RamPiece, RawRam};
 use crate::nic::e1000::E1000;
 use crate::nic::pci::{self, ID_82540EM, MemoryBar, PciAddress, PciError};
-use crate::nic::{ConfigSpace, NicDevice, NicError, Regs};
+use crate::nic::{ConfigSpace, MacAddr, NicDevice, NicError, Regs};
 use spin::Mutex;
 
 /// CONFIG_ADDRESS: selects the dword CONFIG_DATA reaches (PCI 3.0,
@@ -143,21 +144,33 @@ pub fn dma_area(bytes: u64) -> Option<(RawRam, u64)> {
 /// the default ring size.
 pub type MachineE1000 = E1000<MmioRegs, RawRam>;
 
-/// Finds the first 82540EM (8086:100E), enables memory decoding and bus
-/// mastering with INTx off, and sets it up with the MAC in its EEPROM.
-/// `Ok(None)` if there is none; an error names what failed (the DMA area
-/// is then abandoned, never freed).
-pub fn probe() -> Result<Option<MachineE1000>, NicError> {
+/// Most supported NICs one scan lists.
+pub const MAX_FOUND: usize = 8;
+
+/// Every 82540EM (8086:100E) on the machine, in bus order (at most
+/// [`MAX_FOUND`]).
+pub fn supported() -> heapless::Vec<PciAddress, MAX_FOUND> {
+    let mut found = heapless::Vec::new();
+    pci::for_each_function(&PortConfigSpace, |at, id| {
+        if id == ID_82540EM && found.push(at).is_err() {
+            return core::ops::ControlFlow::Break(());
+        }
+        core::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+/// Enables the 82540EM at `at` (memory decoding and bus mastering, INTx
+/// off) and sets it up, with `mac` or the MAC in its EEPROM. An error
+/// names what failed (the DMA area is then abandoned, never freed).
+pub fn probe_at(at: PciAddress, mac: Option<MacAddr>) -> Result<MachineE1000, NicError> {
     let mut cs = PortConfigSpace;
-    let Some(at) = pci::find(&cs, ID_82540EM) else {
-        return Ok(None);
-    };
     let bar = pci::memory_bar0(&mut cs, at)?;
     let regs = MmioRegs::new(at, bar)?;
     let bytes = MachineE1000::DMA_BYTES;
     let (dma, base) = dma_area(bytes).ok_or(NicError::NoDmaMemory { bytes })?;
     pci::enable_memory_and_dma(&mut cs, at);
-    let mut nic = E1000::new(regs, dma, base, None)?;
+    let mut nic = E1000::new(regs, dma, base, mac)?;
     log::info!(
         "nic {at}: 82540EM, BAR0 {:#x} (+{:#x}), MAC {}, link {}",
         bar.base,
@@ -165,5 +178,5 @@ pub fn probe() -> Result<Option<MachineE1000>, NicError> {
         nic.mac(),
         if nic.link_up() { "up" } else { "down" }
     );
-    Ok(Some(nic))
+    Ok(nic)
 }

@@ -137,7 +137,10 @@ impl Plan {
             count,
             cores,
             shared,
-            net: Net::build(manifest)?,
+            net: {
+                super::net::bring_up_nics(manifest)?;
+                Net::build(manifest)?
+            },
             poll_cores,
             vm_cores: vm_running.count_ones(),
             vm_finished: AtomicU32::new(0),

@@ -3,10 +3,11 @@
 use super::*;
 use crate::datapath::port::PortEvent;
 use crate::datapath::port::PortState;
-use crate::datapath::testing::{Guest, SLOT, frame, reset};
+use crate::datapath::testing::{FakeWire, Guest, SLOT, frame, reset};
 use crate::devices::virtio::queue::QueueError;
 use crate::devices::virtio::testing::MEM_SIZE;
 use core::cell::{Cell, RefCell};
+use vmm_abi::corral::devices::port_mac;
 use vmm_abi::manifest::{LinkEndRef, PortRef};
 
 const MEMORY: u64 = MEM_SIZE as u64;
@@ -148,6 +149,8 @@ fn build(ports: &[u8], links: &[LinkSpec]) -> Net<'static> {
         |i| (ports[i], MEMORY),
         links.iter().copied(),
         links.len(),
+        core::iter::empty(),
+        0,
     )
     .unwrap()
 }
@@ -236,30 +239,100 @@ fn build_lays_out_ports_per_vm_and_links_between_them() {
             |_| (1, MEMORY),
             core::iter::empty(),
             0,
+            core::iter::empty(),
+            0,
         )
         .err()
     };
     assert_eq!(no_room(0), Some("no memory for the port table"));
     assert_eq!(no_room(1), Some("no memory for the ports"));
     assert_eq!(no_room(2), Some("no memory for the links"));
-    assert_eq!(no_room(3), Some("no memory for the VM signals"));
-    assert!(no_room(4).is_none());
+    assert_eq!(no_room(3), Some("no memory for the NICs"));
+    assert_eq!(no_room(4), Some("no memory for the VM signals"));
+    assert!(no_room(5).is_none());
+}
+
+/// VMs 0 and 1 (one port each) linked to NIC 0 on core 1; VM 1 also
+/// linked to VM 2.
+fn with_nic() -> Net<'static> {
+    let to_nic = |vm| LinkSpec {
+        b: LinkEndRef::Nic(0),
+        ..link((vm, 0), (vm, 0), 1, 0)
+    };
+    let links = [to_nic(0), link((2, 0), (3, 0), 0, 0), to_nic(1)];
+    Net::build(
+        &mut Heap,
+        4,
+        |_| (1, MEMORY),
+        links.into_iter(),
+        3,
+        [("uplink", 1)].into_iter(),
+        1,
+    )
+    .unwrap()
 }
 
 #[test]
-fn a_link_to_a_nic_is_refused_by_name() {
-    let to_nic = LinkSpec {
-        b: LinkEndRef::Nic(0),
-        ..link((0, 0), (1, 0), 0, 0)
-    };
-    let built = Net::build(
-        &mut Heap,
-        2,
-        |_| (1, MEMORY),
-        [link((0, 0), (1, 0), 0, 0), to_nic].into_iter(),
-        2,
+fn a_nic_switches_frames_for_the_ports_linked_to_it() {
+    let net = with_nic();
+    assert_eq!(net.nic_count(), 1);
+    assert_eq!(net.nics_on(1).count(), 1);
+    assert_eq!(net.nics_on(0).count(), 0);
+    let mut guests = [Guest::new(), Guest::new()];
+    for (vm, g) in guests.iter_mut().enumerate() {
+        running(&net, vm as u32, g);
+        g.post(SLOT);
+    }
+    let outside = [0x52, 0x55, 10, 0, 2, 2];
+    let mut to_1 = frame(60, 4);
+    to_1[..6].copy_from_slice(&port_mac(1, 0));
+    let mut from_0 = frame(70, 5);
+    from_0[6..12].copy_from_slice(&port_mac(0, 0));
+    from_0[..6].copy_from_slice(&outside);
+    guests[0].send(&from_0);
+    let mut wire = Some(FakeWire::new(8));
+    wire.as_mut().unwrap().arrive(to_1.clone());
+    let env = FakeEnv::default();
+    let passes = Cell::new(0);
+    net.poll(1, &env, core::slice::from_mut(&mut wire), || {
+        passes.set(passes.get() + 1);
+        passes.get() > 2
+    });
+    assert_eq!(guests[1].received(), vec![to_1]);
+    assert!(guests[0].received().is_empty());
+    assert_eq!(wire.unwrap().sent, vec![from_0]);
+    assert!(net.signals(1).work.load(Ordering::Acquire), "VM 1 woken");
+    assert!(net.signals(0).work.load(Ordering::Acquire), "VM 0 woken");
+    // Records: the VM link only as `link 1`, the NIC and its two ports.
+    net.report(
+        &env,
+        |vm| ["a", "b", "c", "d"][vm as usize],
+        |_, mut f| {
+            f.rx_errors = 7;
+            f
+        },
     );
-    assert_eq!(built.err(), Some(super::NIC_LINKS_UNSUPPORTED));
+    let records = env.records.borrow();
+    assert!(
+        matches!(records[0], Kept::Link { link: 1, .. }),
+        "{records:?}"
+    );
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(matches!(records[1], Kept::Other));
+}
+
+#[test]
+fn a_nic_core_does_not_pump_links_to_its_nic_as_links() {
+    let net = with_nic();
+    let env = FakeEnv::default();
+    let passes = Cell::new(0);
+    let mut wires: [Option<FakeWire>; 0] = [];
+    net.poll(1, &env, &mut wires, || {
+        passes.set(passes.get() + 1);
+        passes.get() > 2
+    });
+    assert_eq!(net.totals(), LinkFlow::default());
+    assert_eq!(net.link_count(), 3);
 }
 
 #[test]
@@ -500,7 +573,7 @@ fn a_small_burst_waits_and_a_full_pass_goes_again_at_once() {
     let env = FakeEnv::default();
     let calls = Cell::new(0);
     // Before each pass: what the passes so far did, and what comes next.
-    net.poll(0, &env, || {
+    net.poll(0, &env, &mut [] as &mut [Option<FakeWire>], || {
         let mut g = guests.borrow_mut();
         let [a, b] = &mut *g;
         let received = b.received().len();
@@ -546,14 +619,14 @@ fn the_poller_serves_only_its_own_cores_links_and_idles_until_finished() {
     b.post(SLOT);
     let env = FakeEnv::default();
     let passes = Cell::new(0);
-    net.poll(0, &env, || {
+    net.poll(0, &env, &mut [] as &mut [Option<FakeWire>], || {
         passes.set(passes.get() + 1);
         passes.get() > 3
     });
     assert_eq!(env.idles.get(), 3, "core 0 has no links: every pass idle");
     assert!(b.received().is_empty());
     let passes = Cell::new(0);
-    net.poll(1, &env, || {
+    net.poll(1, &env, &mut [] as &mut [Option<FakeWire>], || {
         passes.set(passes.get() + 1);
         passes.get() > 1
     });
@@ -579,7 +652,7 @@ fn the_window_counts_exits_and_busy_time_over_link_0s_frames_and_is_reported() {
     let passes = Cell::new(0);
     // Before each pass: 64 frames (a whole batch) wait, 64 buffers too,
     // and every core took 3 more exits.
-    net.poll(0, &env, || {
+    net.poll(0, &env, &mut [] as &mut [Option<FakeWire>], || {
         let mut g = guests.borrow_mut();
         let [a, b] = &mut *g;
         if passes.get() == 25 {
@@ -600,7 +673,7 @@ fn the_window_counts_exits_and_busy_time_over_link_0s_frames_and_is_reported() {
     // closed at the one that reached 1280 (the 20th): 16 passes later,
     // 16 * 3 exits, and the busy time of those 16 passes (each 1 tick on
     // the fake clock: one reading before, one after).
-    net.report(&env, |vm| ["gen", "sink", "idle"][vm as usize]);
+    net.report(&env, |vm| ["gen", "sink", "idle"][vm as usize], |_, f| f);
     let records = env.records.borrow();
     assert_eq!(records.len(), 3);
     assert_eq!(
@@ -641,6 +714,6 @@ fn the_window_counts_exits_and_busy_time_over_link_0s_frames_and_is_reported() {
 #[test]
 fn no_window_record_while_the_window_is_open() {
     let t = Two::new(0);
-    t.net.report(&t.env, |_| "vm");
+    t.net.report(&t.env, |_| "vm", |_, f| f);
     assert_eq!(t.env.records.borrow().len(), 1, "the link record only");
 }

@@ -2,100 +2,13 @@
 
 use super::*;
 use crate::datapath::port::{Port, PortInner};
-use crate::datapath::testing::{Guest, SLOT, frame};
+use crate::datapath::testing::{FakeWire, Guest, SLOT, frame};
 use crate::devices::virtio::testing::MEM_SIZE;
 use proptest::prelude::*;
-use std::collections::VecDeque;
 use vmm_abi::corral::devices::port_mac;
 
 const MEMORY: u64 = MEM_SIZE as u64;
 const BROADCAST: [u8; 6] = [0xff; 6];
-
-/// The wire, faked: frames waiting in receive slots, transmit slots.
-#[derive(Default)]
-struct FakeWire {
-    rx: VecDeque<(u16, Vec<u8>)>,
-    slots: Vec<Vec<u8>>,
-    recycled: Vec<u16>,
-    rx_flushes: u32,
-    tx_free: usize,
-    claimed: Option<u16>,
-    tx_bufs: Vec<Vec<u8>>,
-    posted: Vec<Vec<u8>>,
-    sent: Vec<Vec<u8>>,
-    tx_flushes: u32,
-}
-
-impl FakeWire {
-    fn new(tx_free: usize) -> Self {
-        FakeWire {
-            tx_free,
-            tx_bufs: vec![vec![0; MAX_WIRE_FRAME as usize]; 4],
-            ..FakeWire::default()
-        }
-    }
-
-    fn arrive(&mut self, f: Vec<u8>) {
-        let slot = self.slots.len() as u16;
-        self.slots.push(f.clone());
-        self.rx.push_back((slot, f));
-    }
-}
-
-impl WireRx for FakeWire {
-    fn next(&mut self) -> Option<(u16, u32)> {
-        let (slot, f) = self.rx.pop_front()?;
-        Some((slot, f.len() as u32))
-    }
-
-    fn read(&self, slot: u16, len: u32, mut f: impl FnMut(&[u8])) {
-        // In pieces of 5, as a driver's bounce buffer would.
-        for piece in self.slots[slot as usize][..len as usize].chunks(5) {
-            f(piece);
-        }
-    }
-
-    fn recycle(&mut self, slot: u16) {
-        self.recycled.push(slot);
-    }
-
-    fn flush(&mut self) {
-        self.rx_flushes += 1;
-    }
-}
-
-impl WireTx for FakeWire {
-    fn claim(&mut self) -> Option<u16> {
-        if let Some(s) = self.claimed {
-            return Some(s);
-        }
-        if self.tx_free == 0 {
-            return None;
-        }
-        self.tx_free -= 1;
-        let s = (self.posted.len() % 4) as u16;
-        self.claimed = Some(s);
-        Some(s)
-    }
-
-    fn write(&mut self, slot: u16, at: u32, bytes: &[u8]) -> u32 {
-        assert_eq!(self.claimed, Some(slot), "write to an unclaimed slot");
-        let at = at as usize;
-        self.tx_bufs[slot as usize][at..at + bytes.len()].copy_from_slice(bytes);
-        bytes.len() as u32
-    }
-
-    fn post(&mut self, slot: u16, len: u32) {
-        assert_eq!(self.claimed.take(), Some(slot), "post of an unclaimed slot");
-        self.posted
-            .push(self.tx_bufs[slot as usize][..len as usize].to_vec());
-    }
-
-    fn flush(&mut self) {
-        self.tx_flushes += 1;
-        self.sent.append(&mut self.posted);
-    }
-}
 
 /// Ports of VMs 0.. (port 0 each), and their guests.
 struct Ports {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::nic::fake::{FakeConfig, FakeFunction};
+use proptest::prelude::*;
 
 fn addr(bus: u8, dev: u8, func: u8) -> PciAddress {
     PciAddress::new(bus, dev, func).unwrap()
@@ -211,5 +212,78 @@ proptest::proptest! {
     fn addresses_round_trip(bus: u8, dev in 0u8..32, func in 0u8..8) {
         let a = addr(bus, dev, func);
         proptest::prop_assert_eq!(a.to_string().parse::<PciAddress>(), Ok(a));
+    }
+}
+
+fn at(dev: u8) -> PciAddress {
+    PciAddress::new(0, dev, 0).unwrap()
+}
+
+#[test]
+fn named_addresses_are_kept_and_auto_takes_the_rest_in_bus_order() {
+    let found = [at(2), at(3), at(4)];
+    let mut out = [None; 3];
+    resolve(
+        &found,
+        &[Wanted::Auto, Wanted::At(at(2)), Wanted::Auto],
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, [Some(at(3)), Some(at(2)), Some(at(4))]);
+}
+
+#[test]
+fn a_missing_device_or_too_many_autos_name_the_nic() {
+    let found = [at(2)];
+    let mut out = [None; 2];
+    assert_eq!(
+        resolve(&found, &[Wanted::Auto, Wanted::At(at(5))], &mut out),
+        Err((1, ResolveError::NotThere(at(5))))
+    );
+    assert_eq!(
+        resolve(&found, &[Wanted::Auto, Wanted::Auto], &mut out),
+        Err((1, ResolveError::NoneLeft { found: 1 }))
+    );
+    assert_eq!(
+        resolve(&[], &[Wanted::Auto], &mut out)
+            .unwrap_err()
+            .1
+            .to_string(),
+        "`auto` found no free supported NIC (0 found, all taken)"
+    );
+}
+
+proptest! {
+    /// Whatever is found and wanted: no device is given twice, every
+    /// device given was found, and a named address gets exactly that.
+    #[test]
+    fn resolution_never_gives_a_device_twice(
+        found in proptest::collection::btree_set(0u8..8, 0..6),
+        wanted in proptest::collection::vec(proptest::option::of(0u8..8), 0..5),
+    ) {
+        let found: Vec<PciAddress> = found.into_iter().map(at).collect();
+        let wanted: Vec<Wanted> = wanted
+            .into_iter()
+            .map(|w| w.map_or(Wanted::Auto, |d| Wanted::At(at(d))))
+            .collect();
+        let mut out = vec![None; wanted.len()];
+        if resolve(&found, &wanted, &mut out).is_ok() {
+            let given: Vec<PciAddress> = out.iter().map(|o| o.unwrap()).collect();
+            for (i, g) in given.iter().enumerate() {
+                prop_assert!(found.contains(g));
+                if let Wanted::At(a) = wanted[i] {
+                    prop_assert_eq!(*g, a);
+                }
+            }
+            let mut sorted = given.clone();
+            sorted.sort();
+            sorted.dedup();
+            // Two NICs naming the same address would share it: the manifest
+            // refuses duplicate addresses, so only then may a device repeat.
+            let dup_named = wanted.iter().enumerate().any(|(i, w)| {
+                matches!(w, Wanted::At(_)) && wanted[..i].contains(w)
+            });
+            prop_assert!(dup_named || sorted.len() == given.len());
+        }
     }
 }
