@@ -138,8 +138,10 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
             TCTL,
             TCTL_EN | TCTL_PSP | TCTL_CT_STANDARD | TCTL_COLD_FULL_DUPLEX,
         );
-        nic.regs
-            .write(RCTL, RCTL_EN | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC);
+        nic.regs.write(
+            RCTL,
+            RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC,
+        );
         nic.fcs_in_length = nic.regs.read(RCTL) & RCTL_SECRC == 0;
         Ok(nic)
     }
@@ -189,7 +191,10 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
     }
 
     /// Receive address 0 = our MAC (valid), 1..3 cleared, multicast table
-    /// cleared: the filter passes our unicast and broadcast (`RCTL.BAM`).
+    /// cleared. The receiver runs promiscuous (`RCTL.UPE`/`MPE`, set at
+    /// enable): the NIC serves a switch whose guests have MACs of their
+    /// own, more than the four receive-address pairs, and the switch
+    /// filters by destination itself.
     fn program_filters(&mut self) {
         for n in 1..RA_PAIRS {
             self.regs.write(RAH0 + n * RA_STRIDE, 0);

@@ -93,6 +93,10 @@ pub const IMC_ALL: u32 = 0xFFFF_FFFF;
 
 /// RCTL.EN: receiver enable.
 pub const RCTL_EN: u32 = 1 << 1;
+/// RCTL.UPE: unicast promiscuous (every unicast frame passes the filter).
+pub const RCTL_UPE: u32 = 1 << 3;
+/// RCTL.MPE: multicast promiscuous.
+pub const RCTL_MPE: u32 = 1 << 4;
 /// RCTL.BAM: broadcast accept mode.
 pub const RCTL_BAM: u32 = 1 << 15;
 /// RCTL.BSIZE = 00 with RCTL.BSEX = 0: 2048-byte receive buffers.

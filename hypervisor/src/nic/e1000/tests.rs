@@ -63,7 +63,7 @@ fn set_up_programs_every_register_even_after_garbage() {
     assert_eq!(ctrl & (CTRL_RST | CTRL_PHY_RST), 0);
     assert_eq!(
         fake.reg(RCTL),
-        RCTL_EN | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC
+        RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC
     );
     assert_eq!(
         fake.reg(TCTL),
