@@ -1,4 +1,4 @@
-//! `pktgen`: sends `count=N` tagged UDP frames on port 0 (`flows=`, `size=`, `src_ip=`, `dst_ip=`, `dport=`, `deny_port=P every=K`), then the end-of-stream frame; with `mode=echo` it first resolves `dst_ip` by ARP and keeps at most `window=W` (default 32) datagrams unanswered, exiting 0 only if each got exactly one reply; `idle=N` sets the idle timeout in TSC ticks.
+//! `pktgen`: sends `count=N` tagged UDP frames on port 0 (`flows=`, `size=`, `src_ip=`, `dst_ip=`, `dport=`, `deny_port=P every=K`; `src_mac=` to send them, and the end frame, from another MAC than the port's own, as a guest lying about its address would), then the end-of-stream frame; with `mode=echo` it first resolves `dst_ip` by ARP and keeps at most `window=W` (default 32) datagrams unanswered, exiting 0 only if each got exactly one reply; `idle=N` sets the idle timeout in TSC ticks.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -6,7 +6,7 @@ use guest_lib::args::Args;
 use guest_lib::net::{Idle, NetError, NetPort};
 use guest_lib::println;
 use guest_lib::time::Instant;
-use images::nf::args::{ArgError, number_value};
+use images::nf::args::{ArgError, mac_value, number_value};
 use images::nf::arp::{ARP_FRAME_LEN, Arp, ArpOp};
 use images::nf::control::end_frame;
 use images::nf::guest::{
@@ -30,6 +30,8 @@ const ARP_TRIES: u64 = 5;
 /// What the arguments ask for, beyond the plan.
 struct Settings {
     plan: Plan,
+    /// The source MAC of one-way frames, if not the port's own.
+    src_mac: Option<Mac>,
     idle_ticks: u64,
     window: u64,
 }
@@ -44,6 +46,7 @@ impl Settings {
         )?
         .unwrap_or(DEFAULT_WINDOW);
         Ok(Settings {
+            src_mac: mac_value(&Args::new(args), "src_mac")?,
             plan: Plan::from_args(args)?,
             idle_ticks: guest::idle_ticks(args)?,
             window,
@@ -124,8 +127,13 @@ fn send_waiting(
 
 /// Sends the end-of-stream frame announcing `sent` frames and waits until
 /// every transmission completed; prints what failed.
-fn finish(port: &mut NetPort, sent: &mut Sent, idle_ticks: u64) -> Result<bool, NetError> {
-    let end = end_frame(port.mac(), sent.total());
+fn finish(
+    port: &mut NetPort,
+    src_mac: Mac,
+    sent: &mut Sent,
+    idle_ticks: u64,
+) -> Result<bool, NetError> {
+    let end = end_frame(src_mac, sent.total());
     if !send_waiting(port, &end, idle_ticks, sent)? {
         println!("{IMAGE}: the end frame could not be queued within {idle_ticks} idle ticks");
         return Ok(false);
@@ -141,7 +149,8 @@ fn finish(port: &mut NetPort, sent: &mut Sent, idle_ticks: u64) -> Result<bool, 
 /// the end frame.
 fn one_way(port: &mut NetPort, settings: &Settings) -> Result<i32, NetError> {
     let plan = &settings.plan;
-    let mut generator = Generator::new(*plan, port.mac(), BROADCAST);
+    let src_mac = settings.src_mac.unwrap_or(port.mac());
+    let mut generator = Generator::new(*plan, src_mac, BROADCAST);
     let mut sent = Sent::default();
     let mut buf = [0u8; MAX_FRAME_LEN];
     let start = Instant::now();
@@ -159,7 +168,7 @@ fn one_way(port: &mut NetPort, settings: &Settings) -> Result<i32, NetError> {
         sent.add(plan.kind(seq));
     }
     let ticks = start.elapsed_ticks();
-    let finished = finish(port, &mut sent, settings.idle_ticks)?;
+    let finished = finish(port, src_mac, &mut sent, settings.idle_ticks)?;
     let mut reporter = Reporter::new();
     sent.metrics(plan, &mut |n, v| reporter.emit(n, v));
     reporter.emit("send_ticks", ticks);
@@ -236,7 +245,7 @@ impl<'p> Echo<'p> {
             }
         };
         let ticks = start.elapsed_ticks();
-        let finished = finish(self.port, &mut self.sent, self.idle_ticks)?;
+        let finished = finish(self.port, self.mac, &mut self.sent, self.idle_ticks)?;
         let m = &self.matcher;
         let mut reporter = Reporter::new();
         self.sent

@@ -90,10 +90,75 @@ pub fn port_value<'a>(args: &Args<'a>, key: &'a str) -> Result<Option<u16>, ArgE
     .and_then(|n| u16::try_from(n).ok()))
 }
 
+/// Parses `aa:bb:cc:dd:ee:ff` (two hexadecimal digits per byte).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The MAC address under `key`, `None` when the key is absent.
+pub fn mac_value<'a>(args: &Args<'a>, key: &'a str) -> Result<Option<[u8; 6]>, ArgError<'a>> {
+    match args.value(key) {
+        None => Ok(None),
+        Some(text) => parse_mac(text).map(Some).ok_or(ArgError::bad(
+            key,
+            text,
+            "is not a MAC address (aa:bb:cc:dd:ee:ff)",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::string::ToString;
+
+    #[test]
+    fn macs_parse_exactly() {
+        assert_eq!(
+            parse_mac("02:43:0a:FF:00:99"),
+            Some([0x02, 0x43, 0x0a, 0xff, 0x00, 0x99])
+        );
+        for bad in [
+            "",
+            "02:43:0a:ff:00",
+            "02:43:0a:ff:00:99:11",
+            "2:43:0a:ff:00:99",
+            "02:43:0a:ff:00:+9",
+            "02-43-0a-ff-00-99",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+        let args = Args::new("src_mac=zz");
+        assert_eq!(
+            mac_value(&args, "src_mac").unwrap_err().to_string(),
+            "`src_mac=zz`: is not a MAC address (aa:bb:cc:dd:ee:ff)"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_printed_mac_parses_back(mac in proptest::prelude::any::<[u8; 6]>()) {
+            let text = alloc::format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+            );
+            proptest::prop_assert_eq!(parse_mac(&text), Some(mac));
+        }
+
+        #[test]
+        fn any_text_is_a_mac_or_refused(text in "[0-9a-fA-F:x+ -]{0,20}") {
+            let _ = parse_mac(&text);
+        }
+    }
 
     #[test]
     fn values_and_errors() {

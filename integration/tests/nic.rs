@@ -1,0 +1,202 @@
+//! The physical NIC (Bochs's e1000 on slirp) as a link endpoint: real host clients (a UDP socket, `curl`) reach unikernels behind it, and a guest that lies about its MAC is stopped at the switch.
+
+use integration::{assert_exited, num, run, write_manifest};
+use serde_json::Value;
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long the clients keep trying to reach a server that is booting
+/// (the emulator boots the machine first: tens of seconds).
+const READY_WITHIN: Duration = Duration::from_secs(400);
+/// Datagrams sent once the echo server answered.
+const DATAGRAMS: usize = 20;
+
+/// A port on 127.0.0.1 nobody listens on right now (for a forward).
+fn free_port() -> u16 {
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    let port = udp.local_addr().unwrap().port();
+    // The same number must be free for TCP too (both forwards use it).
+    match TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => port,
+        Err(_) => free_port(),
+    }
+}
+
+/// The `nic` entry of a report.
+fn nic<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["nics"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == name))
+        .unwrap_or_else(|| panic!("no nic `{name}` in the report: {report:#}"))
+}
+
+/// The attached port `port` of a `nic` entry.
+fn nic_port<'a>(nic: &'a Value, port: &str) -> &'a Value {
+    nic["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["port"] == port))
+        .unwrap_or_else(|| panic!("no port `{port}` on {nic:#}"))
+}
+
+fn curl() -> PathBuf {
+    boot::tools::ensure_program("curl", "curl", &|m| eprintln!("nic test: {m}"))
+        .expect("curl is needed to test the HTTP server")
+}
+
+/// `curl` GET of `path` on `port`: (status code, body); retries while the
+/// server is not up yet.
+fn get(curl: &PathBuf, port: u16, path: &str) -> (u16, String) {
+    let out = Command::new(curl)
+        .args(["-sS", "--max-time", "30", "--retry", "20", "--retry-all-errors"])
+        .args(["--retry-delay", "2", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (body, code) = text.rsplit_once('\n').expect("curl printed the status");
+    (code.parse().expect("a status code"), body.to_string())
+}
+
+#[test]
+fn host_clients_reach_unikernels_behind_the_nic() {
+    let (udp_port, tcp_port) = (free_port(), free_port());
+    let manifest = write_manifest(
+        "nic-clients",
+        "wire.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=7 quit=bye idle=100000000000\"\n\
+             [[vm]]\nname = \"web\"\nimage = \"httpd\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.16/24 requests=3 idle=100000000000\"\n\
+             [[nic]]\nname = \"uplink\"\n\
+             forward = [\"udp:{udp_port}:7\", \"tcp:{tcp_port}:10.0.2.16:80\"]\n\
+             [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n\
+             [[link]]\na = \"web.0\"\nb = \"nic:uplink\"\n"
+        ),
+    );
+    let curl = curl();
+    let (done, report) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let out = run("nic-clients", &manifest, &[]);
+        let _ = done.send(());
+        out
+    });
+
+    // UDP: probe until the echo server answers, then every datagram comes
+    // back, in order.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let server = ("127.0.0.1", udp_port);
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    let mut probes = 0;
+    loop {
+        assert!(
+            start.elapsed() < READY_WITHIN && report.try_recv().is_err(),
+            "the echo server never answered"
+        );
+        probes += 1;
+        sock.send_to(b"probe", server).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], b"probe");
+            break;
+        }
+    }
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..DATAGRAMS {
+        let msg = format!("datagram {i} {}", "x".repeat(i * 50));
+        sock.send_to(msg.as_bytes(), server).unwrap();
+        // Late answers to probes may come first.
+        let got = loop {
+            let (n, _) = sock.recv_from(&mut buf).expect("an echo");
+            if &buf[..n] != b"probe" {
+                break buf[..n].to_vec();
+            }
+        };
+        assert_eq!(got, msg.as_bytes(), "datagram {i}");
+    }
+    sock.send_to(b"bye", server).unwrap();
+
+    // HTTP with curl: the page, the counters as JSON, a missing page.
+    let (code, page) = get(&curl, tcp_port, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("Hello from web"), "{page}");
+    let (code, stats) = get(&curl, tcp_port, "/stats");
+    assert_eq!(code, 200);
+    let stats: Value = serde_json::from_str(&stats).expect("/stats is JSON");
+    assert_eq!(stats["vm"], "web");
+    assert!(num(&stats, "requests") >= 2, "{stats}");
+    let (code, _) = get(&curl, tcp_port, "/no-such-page");
+    assert_eq!(code, 404);
+
+    let out = runner.join().expect("the run");
+    out.assert_succeeded();
+    out.assert_completed();
+    assert_exited(out.vm("echo"), 0);
+    assert_exited(out.vm("web"), 0);
+    // Every datagram after the probes, and `bye`, was echoed once; probes
+    // that arrived before the server was up were lost on the way.
+    let echoed = out.metric("echo", "echoed");
+    assert!(echoed > DATAGRAMS as u64, "echoed {echoed}");
+    assert!(echoed <= (DATAGRAMS + probes + 1) as u64, "echoed {echoed}");
+    assert_eq!(out.metric("web", "requests"), 3);
+    assert_eq!(out.metric("web", "bad_requests"), 0);
+
+    let uplink = nic(&out.report, "uplink");
+    let wire = &uplink["wire"];
+    for key in ["drop_runt", "rx_errors"] {
+        assert_eq!(num(wire, key), 0, "{uplink:#}");
+    }
+    let echo = nic_port(uplink, "echo.0");
+    let web = nic_port(uplink, "web.0");
+    assert!(num(echo, "rx_frames") > DATAGRAMS as u64, "{uplink:#}");
+    assert!(num(echo, "tx_frames") > DATAGRAMS as u64, "{uplink:#}");
+    assert!(num(web, "rx_frames") > 3 && num(web, "tx_frames") > 3, "{uplink:#}");
+    for port in [echo, web] {
+        assert_eq!(num(port, "drop_spoofed"), 0, "{uplink:#}");
+    }
+    // What the guests sent is what went onto the wire.
+    assert_eq!(
+        num(wire, "tx_frames"),
+        num(echo, "tx_frames") + num(web, "tx_frames"),
+        "{uplink:#}"
+    );
+}
+
+#[test]
+fn a_guest_lying_about_its_mac_never_reaches_the_wire() {
+    let manifest = write_manifest(
+        "nic-spoof",
+        "spoof.toml",
+        "[run]\ncpus = 2\ntimeout = 300\n\
+         [[vm]]\nname = \"honest\"\nimage = \"pktgen\"\nnet = 1\nargs = \"count=10\"\n\
+         [[vm]]\nname = \"liar\"\nimage = \"pktgen\"\nnet = 1\n\
+         args = \"count=10 src_mac=02:43:00:00:00:00\"\n\
+         [[nic]]\nname = \"uplink\"\n\
+         [[link]]\na = \"honest.0\"\nb = \"nic:uplink\"\n\
+         [[link]]\na = \"liar.0\"\nb = \"nic:uplink\"\n",
+    );
+    let out = run("nic-spoof", &manifest, &[]);
+    out.assert_succeeded();
+    assert_exited(out.vm("honest"), 0);
+    assert_exited(out.vm("liar"), 0);
+    let uplink = nic(&out.report, "uplink");
+    let honest = nic_port(uplink, "honest.0");
+    let liar = nic_port(uplink, "liar.0");
+    // The liar claims the honest guest's MAC: all 10 frames and its end
+    // frame are dropped at the switch; the honest one's all go out.
+    assert_eq!(num(liar, "drop_spoofed"), 11, "{uplink:#}");
+    assert_eq!(num(liar, "tx_frames"), 0, "{uplink:#}");
+    assert_eq!(num(honest, "drop_spoofed"), 0, "{uplink:#}");
+    assert_eq!(num(honest, "tx_frames"), 11, "{uplink:#}");
+    assert_eq!(num(&uplink["wire"], "tx_frames"), 11, "{uplink:#}");
+}
