@@ -50,7 +50,14 @@ fn curl() -> PathBuf {
 /// server is not up yet.
 fn get(curl: &PathBuf, port: u16, path: &str) -> (u16, String) {
     let out = Command::new(curl)
-        .args(["-sS", "--max-time", "30", "--retry", "20", "--retry-all-errors"])
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "--retry",
+            "20",
+            "--retry-all-errors",
+        ])
         .args(["--retry-delay", "2", "-w", "\n%{http_code}"])
         .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
@@ -111,7 +118,8 @@ fn host_clients_reach_unikernels_behind_the_nic() {
             break;
         }
     }
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     for i in 0..DATAGRAMS {
         let msg = format!("datagram {i} {}", "x".repeat(i * 50));
         sock.send_to(msg.as_bytes(), server).unwrap();
@@ -160,7 +168,10 @@ fn host_clients_reach_unikernels_behind_the_nic() {
     let web = nic_port(uplink, "web.0");
     assert!(num(echo, "rx_frames") > DATAGRAMS as u64, "{uplink:#}");
     assert!(num(echo, "tx_frames") > DATAGRAMS as u64, "{uplink:#}");
-    assert!(num(web, "rx_frames") > 3 && num(web, "tx_frames") > 3, "{uplink:#}");
+    assert!(
+        num(web, "rx_frames") > 3 && num(web, "tx_frames") > 3,
+        "{uplink:#}"
+    );
     for port in [echo, web] {
         assert_eq!(num(port, "drop_spoofed"), 0, "{uplink:#}");
     }
@@ -178,8 +189,8 @@ fn a_guest_lying_about_its_mac_never_reaches_the_wire() {
         "nic-spoof",
         "spoof.toml",
         "[run]\ncpus = 2\ntimeout = 300\n\
-         [[vm]]\nname = \"honest\"\nimage = \"pktgen\"\nnet = 1\nargs = \"count=10\"\n\
-         [[vm]]\nname = \"liar\"\nimage = \"pktgen\"\nnet = 1\n\
+         [[vm]]\nname = \"honest\"\nimage = \"pktgen\"\nmemory = \"2M\"\nnet = 1\nargs = \"count=10\"\n\
+         [[vm]]\nname = \"liar\"\nimage = \"pktgen\"\nmemory = \"2M\"\nnet = 1\n\
          args = \"count=10 src_mac=02:43:00:00:00:00\"\n\
          [[nic]]\nname = \"uplink\"\n\
          [[link]]\na = \"honest.0\"\nb = \"nic:uplink\"\n\
