@@ -48,6 +48,8 @@
 //! | 10 | `a_kind` u8, 11 | `b_kind` u8: 0 = a VM's net port, 1 = a NIC; not both ends NICs |
 //! | 12 | `core` u32: the core that polls this link; it runs no VMs; a link to a NIC is polled on the NIC's core |
 //! | 16 | `hold` u64: [`LinkSpec::hold`] (0 or [`MIN_LINK_HOLD`]..=[`MAX_LINK_HOLD`]) |
+//! | 24 | `flags` u32: bit 0 = [`LINK_FLAG_BRIDGE`] (the VM end bridges frames of machines behind it; only on a link to a NIC); other bits 0 |
+//! | 28 | reserved u32 (must be 0) |
 //!
 //! | NIC record offset | field |
 //! |---|---|
@@ -68,7 +70,7 @@ mod tests;
 
 pub use error::{Field, ManifestError, Place, Problem};
 pub use link::{
-    DEFAULT_LINK_HOLD, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD, MAX_LINKS,
+    DEFAULT_LINK_HOLD, LINK_FLAG_BRIDGE, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD, MAX_LINKS,
     MIN_LINK_HOLD, PortRef,
 };
 pub use nic::{

@@ -101,6 +101,9 @@ pub struct LinkConfig {
     /// Instructions a receiver may go without posting buffers before it
     /// counts as stalled (0: never).
     pub hold: u64,
+    /// The VM end bridges frames of machines behind it (a link to a NIC
+    /// only): the NIC's switch learns their addresses.
+    pub bridge: bool,
 }
 
 impl LinkConfig {
@@ -111,6 +114,7 @@ impl LinkConfig {
             b: self.b.end_ref(),
             core: self.core,
             hold: self.hold,
+            bridge: self.bridge,
         }
     }
 
@@ -299,7 +303,20 @@ pub(super) fn resolve(
                 ),
             ));
         }
-        links.push(LinkConfig { a, b, core, hold });
+        let bridge = r.bridge.unwrap_or(false);
+        if bridge && nic.is_none() {
+            return Err(fail(
+                "bridge",
+                "only a link to a NIC bridges (its VM end forwards frames of machines behind it, and the NIC's switch learns their addresses)".to_string(),
+            ));
+        }
+        links.push(LinkConfig {
+            a,
+            b,
+            core,
+            hold,
+            bridge,
+        });
     }
     check_pinning(origin, vms, &links, nics)?;
     Ok(links)

@@ -340,6 +340,16 @@ fn links_to_nics_are_checked() {
     ));
     assert!(m.links.iter().all(|l| l.core == 2));
     m.encode().unwrap();
+    // A link to a NIC may bridge; one between VMs may not.
+    let m = ok(&with(
+        &(up.clone() + &link("web.0", "nic:uplink", "bridge = true\n")),
+    ));
+    assert!(m.links[0].bridge && m.links[0].spec().bridge);
+    let e = err(&with(&link("web.0", "db.0", "bridge = true\n")));
+    assert_eq!(
+        e,
+        "m.toml: link 0 (web.0 <-> db.0): field `bridge`: only a link to a NIC bridges (its VM end forwards frames of machines behind it, and the NIC's switch learns their addresses)"
+    );
     // The old end syntax error now mentions NICs.
     let e = err(&with(&(up + &link("web", "nic:uplink", ""))));
     assert!(e.ends_with("`web` is not `<vm>.<port>` (a VM name, a dot and a port number, such as `fw.0`) or `nic:<name>`"), "{e}");

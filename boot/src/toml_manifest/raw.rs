@@ -65,6 +65,7 @@ pub(super) struct RawLink {
     pub b: String,
     pub core: Option<u32>,
     pub hold: Option<u64>,
+    pub bridge: Option<bool>,
 }
 
 /// A `[[nic]]` table: a physical NIC (an emulated e1000 card) and its

@@ -191,8 +191,8 @@ impl<'t> Net<'t> {
         let mut specs = links;
         let index = |p: PortRef| (first_port[p.vm as usize] + u32::from(p.port)) as usize;
         // Per NIC: the ports linked to it, in link order.
-        let mut attached: [heapless::Vec<(usize, PortRef), MAX_SWITCH_PORTS>; MAX_NICS as usize] =
-            Default::default();
+        let mut attached: [heapless::Vec<(usize, PortRef, bool), MAX_SWITCH_PORTS>;
+            MAX_NICS as usize] = Default::default();
         let mut overflow = false;
         let links = tables
             .slice(link_count, |_| {
@@ -221,7 +221,7 @@ impl<'t> Net<'t> {
                 if let Some(n) = nic {
                     let pushed = attached
                         .get_mut(n as usize)
-                        .is_some_and(|list| list.push((index(a), a)).is_ok());
+                        .is_some_and(|list| list.push((index(a), a, spec.bridge)).is_ok());
                     overflow |= !pushed;
                 }
                 Link {
@@ -247,10 +247,10 @@ impl<'t> Net<'t> {
                 let (name, core) = nic_specs.next().unwrap_or(("", 0));
                 let mut switch = Switch::default();
                 let mut ports = heapless::Vec::new();
-                for &(port, p) in &attached[i] {
+                for &(port, p, bridge) in &attached[i] {
                     // Both lists hold at most MAX_SWITCH_PORTS.
                     let _ = ports.push(port);
-                    switch.attach(port_mac(p.vm, p.port));
+                    switch.attach(port_mac(p.vm, p.port), bridge);
                 }
                 NicSlot {
                     name,

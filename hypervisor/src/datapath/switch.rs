@@ -11,7 +11,11 @@
 //!   with no receive buffer posted loses the frame (`drop_no_buffer`):
 //!   the wire does not wait.
 //! - Guests to the wire ([`Switch::outbound`]): a frame whose source MAC
-//!   is not its port's own is dropped (`drop_spoofed`); one the wire
+//!   is not its port's own is dropped (`drop_spoofed`), unless the port
+//!   bridges (a transparent network function in front of other guests):
+//!   it may send from any unicast address that is no other port's own,
+//!   and the switch learns those addresses, so frames from the wire for
+//!   them go to it; one the wire
 //!   cannot carry (shorter than an Ethernet header, longer than
 //!   [`MAX_WIRE_FRAME`]) is dropped (`drop_size`). The header checked is
 //!   the copy already in the NIC's buffer, so the guest cannot change it
@@ -34,6 +38,12 @@ pub const ETH_HEADER: u32 = 14;
 pub const MAX_WIRE_FRAME: u32 = 1514;
 /// Most guest ports one NIC serves.
 pub const MAX_SWITCH_PORTS: usize = 16;
+/// Addresses learned behind bridging ports, per NIC (the oldest is
+/// forgotten first when the table is full).
+pub const MAX_LEARNED: usize = 64;
+/// New addresses one port's pass learns (more are learned from their next
+/// frames).
+const LEARN_PER_PASS: usize = 8;
 /// Byte offset of the source MAC in an Ethernet header.
 const SRC_MAC: usize = MAC_LEN;
 /// The group bit of a MAC's first byte: broadcast or multicast.
@@ -103,6 +113,10 @@ impl<W: WireTx + ?Sized> WireTx for &mut W {
 pub struct SwitchPort<B> {
     /// Its MAC: frames to it are delivered, frames from it must carry it.
     pub mac: [u8; MAC_LEN],
+    /// It bridges frames of machines behind it (a transparent network
+    /// function): it may send from any unicast address but another
+    /// port's own, and the switch learns those addresses for it.
+    pub bridge: bool,
     /// A receive buffer taken and not filled, and its ring's generation.
     kept: Option<(B, u32)>,
     /// Its counters.
@@ -111,9 +125,10 @@ pub struct SwitchPort<B> {
 
 impl<B> SwitchPort<B> {
     /// A port with `mac`, nothing counted yet.
-    pub fn new(mac: [u8; MAC_LEN]) -> Self {
+    pub fn new(mac: [u8; MAC_LEN], bridge: bool) -> Self {
         SwitchPort {
             mac,
+            bridge,
             kept: None,
             flow: NicPortFlow::default(),
         }
@@ -137,6 +152,10 @@ pub struct Switch<B> {
     pub ports: heapless::Vec<SwitchPort<B>, MAX_SWITCH_PORTS>,
     /// The wire's counters.
     pub wire: NicFlow,
+    /// Addresses seen behind bridging ports, and the port.
+    learned: [Option<([u8; MAC_LEN], usize)>; MAX_LEARNED],
+    /// Where the next new address goes.
+    next_learned: usize,
 }
 
 impl<B> Default for Switch<B> {
@@ -144,8 +163,23 @@ impl<B> Default for Switch<B> {
         Switch {
             ports: heapless::Vec::new(),
             wire: NicFlow::default(),
+            learned: [None; MAX_LEARNED],
+            next_learned: 0,
         }
     }
+}
+
+/// Whether port `i` (`mac`, bridging or not) may send from `src`: its own
+/// address, or, for a bridging port, any unicast address that is no
+/// other port's own.
+fn may_send_from<B>(ports: &[SwitchPort<B>], i: usize, src: &[u8]) -> bool {
+    let Some(port) = ports.get(i) else {
+        return false;
+    };
+    if src == port.mac {
+        return true;
+    }
+    port.bridge && !is_group(src) && !ports.iter().any(|p| p.mac == src)
 }
 
 /// Whether `mac` is a group (broadcast or multicast) address.
@@ -154,9 +188,33 @@ pub fn is_group(mac: &[u8]) -> bool {
 }
 
 impl<B: Default> Switch<B> {
-    /// Attaches a port with `mac`; `false` if the switch is full.
-    pub fn attach(&mut self, mac: [u8; MAC_LEN]) -> bool {
-        self.ports.push(SwitchPort::new(mac)).is_ok()
+    /// Attaches a port with `mac` (bridging or not); `false` if the switch
+    /// is full.
+    pub fn attach(&mut self, mac: [u8; MAC_LEN], bridge: bool) -> bool {
+        self.ports.push(SwitchPort::new(mac, bridge)).is_ok()
+    }
+
+    /// The port a unicast frame for `dst` goes to: the port with that
+    /// address, else the bridging port it was learned behind.
+    pub fn port_for(&self, dst: &[u8]) -> Option<usize> {
+        self.ports.iter().position(|p| p.mac == dst).or_else(|| {
+            self.learned
+                .iter()
+                .flatten()
+                .find(|(mac, _)| mac == dst)
+                .map(|&(_, i)| i)
+        })
+    }
+
+    /// Remembers that `src` is behind port `i` (moving it if it was
+    /// behind another; the oldest address is forgotten when full).
+    fn learn(&mut self, src: [u8; MAC_LEN], i: usize) {
+        if let Some(entry) = self.learned.iter_mut().flatten().find(|(m, _)| *m == src) {
+            entry.1 = i;
+            return;
+        }
+        self.learned[self.next_learned] = Some((src, i));
+        self.next_learned = (self.next_learned + 1) % MAX_LEARNED;
     }
 
     /// Moves up to `budget` frames from the wire to the ports; returns
@@ -194,7 +252,7 @@ impl<B: Default> Switch<B> {
                 for i in 0..self.ports.len() {
                     self.deliver(i, wire, slot, len, ports, &mut woken, &mut blamed);
                 }
-            } else if let Some(i) = self.ports.iter().position(|p| p.mac == dst) {
+            } else if let Some(i) = self.port_for(&dst) {
                 self.deliver(i, wire, slot, len, ports, &mut woken, &mut blamed);
             } else {
                 self.wire.drop_unknown += 1;
@@ -307,8 +365,12 @@ impl<B: Default> Switch<B> {
     ) -> u32 {
         let mut taken = 0;
         let mut posted = false;
-        for (i, port) in self.ports.iter_mut().enumerate() {
+        for i in 0..self.ports.len() {
             let mut full = false;
+            // What this pass did, applied to the switch after it.
+            let mut flow = NicPortFlow::default();
+            let mut learned: heapless::Vec<[u8; MAC_LEN], LEARN_PER_PASS> = heapless::Vec::new();
+            let all = &self.ports;
             let result = ports.with(i, |end| -> Result<u32, RingError> {
                 let Some(mut source) = end.source() else {
                     return Ok(0);
@@ -328,7 +390,7 @@ impl<B: Default> Switch<B> {
                     };
                     n += 1;
                     if !(ETH_HEADER..=MAX_WIRE_FRAME).contains(&len) {
-                        port.flow.drop_size += 1;
+                        flow.drop_size += 1;
                         source.complete(&frame)?;
                         continue;
                     }
@@ -341,24 +403,42 @@ impl<B: Default> Switch<B> {
                         at += wire.write(slot, at, piece);
                     })?;
                     source.complete(&frame)?;
-                    if header[SRC_MAC..SRC_MAC + MAC_LEN] != port.mac || at != len {
+                    let src = &header[SRC_MAC..SRC_MAC + MAC_LEN];
+                    if at != len || !may_send_from(all, i, src) {
                         // The slot was not posted: the next frame reuses it.
-                        port.flow.drop_spoofed += u64::from(at == len);
-                        port.flow.drop_size += u64::from(at != len);
+                        flow.drop_spoofed += u64::from(at == len);
+                        flow.drop_size += u64::from(at != len);
                         continue;
+                    }
+                    if all[i].bridge && src != all[i].mac {
+                        let mut mac = [0u8; MAC_LEN];
+                        mac.copy_from_slice(src);
+                        if !learned.contains(&mac) {
+                            // More new addresses than this holds are learned
+                            // from their next frames.
+                            let _ = learned.push(mac);
+                        }
                     }
                     wire.post(slot, len);
                     posted = true;
-                    self.wire.tx_frames += 1;
-                    self.wire.tx_bytes += u64::from(len);
-                    port.flow.tx_frames += 1;
-                    port.flow.tx_bytes += u64::from(len);
+                    flow.tx_frames += 1;
+                    flow.tx_bytes += u64::from(len);
                 }
                 if n > 0 {
                     source.publish()?;
                 }
                 Ok(n)
             });
+            let port = &mut self.ports[i].flow;
+            port.tx_frames += flow.tx_frames;
+            port.tx_bytes += flow.tx_bytes;
+            port.drop_size += flow.drop_size;
+            port.drop_spoofed += flow.drop_spoofed;
+            self.wire.tx_frames += flow.tx_frames;
+            self.wire.tx_bytes += flow.tx_bytes;
+            for mac in learned {
+                self.learn(mac, i);
+            }
             if full {
                 self.wire.tx_full += 1;
             }

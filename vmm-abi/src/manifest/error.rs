@@ -49,6 +49,10 @@ pub enum Field {
     LinkCore,
     /// A link's hold time.
     LinkHold,
+    /// A link's flags.
+    LinkFlags,
+    /// A link's reserved bytes.
+    LinkReserved,
     /// The header's count of section table entries.
     SectionCount,
     /// A section's kind.
@@ -99,6 +103,8 @@ impl Field {
             Field::LinkB => "b",
             Field::LinkCore => "core",
             Field::LinkHold => "hold",
+            Field::LinkFlags => "flags",
+            Field::LinkReserved => "reserved",
             Field::SectionCount => "section_count",
             Field::SectionKind => "kind",
             Field::SectionOffset => "offset",
@@ -242,6 +248,13 @@ pub enum Problem {
     },
     /// Both ends of a link are NICs.
     NicToNic,
+    /// Flag bits this ABI version does not know.
+    UnknownFlags {
+        /// The unknown bits.
+        flags: u32,
+    },
+    /// The bridge flag on a link with no NIC end.
+    BridgeWithoutNic,
     /// A link to a NIC is polled on a core other than the NIC's.
     NicCore {
         /// The NIC's index.
@@ -293,7 +306,12 @@ impl ManifestError {
             return Place::Header;
         };
         match self.field {
-            Field::LinkA | Field::LinkB | Field::LinkCore | Field::LinkHold => Place::Link(i),
+            Field::LinkA
+            | Field::LinkB
+            | Field::LinkCore
+            | Field::LinkHold
+            | Field::LinkFlags
+            | Field::LinkReserved => Place::Link(i),
             Field::SectionKind
             | Field::SectionOffset
             | Field::SectionRecordSize
@@ -396,6 +414,11 @@ impl fmt::Display for ManifestError {
                     "a NIC end has no ports, so its port must be 0, not {port}"
                 )
             }
+            Problem::UnknownFlags { flags } => write!(f, "unknown flag bits {flags:#x}"),
+            Problem::BridgeWithoutNic => write!(
+                f,
+                "`bridge` is only for a link between a VM's net port and a NIC"
+            ),
             Problem::NicToNic => write!(
                 f,
                 "both ends are NICs; a link joins a VM's net port to another or to a NIC"

@@ -7,7 +7,7 @@ use super::{MAX_CORES, Manifest, err};
 use crate::text::le;
 
 /// Bytes in one link record.
-pub const LINK_RECORD_SIZE: usize = 24;
+pub const LINK_RECORD_SIZE: usize = 32;
 /// Most links one manifest may name.
 pub const MAX_LINKS: u32 = 256;
 /// The hold time of a link whose manifest entry does not set one.
@@ -26,7 +26,17 @@ pub(super) const L_A_KIND: usize = 10;
 pub(super) const L_B_KIND: usize = 11;
 pub(super) const L_CORE: usize = 12;
 pub(super) const L_HOLD: usize = 16;
-const _: () = assert!(L_HOLD + 8 == LINK_RECORD_SIZE);
+pub(super) const L_FLAGS: usize = 24;
+pub(super) const L_RESERVED: usize = 28;
+const _: () = assert!(L_HOLD + 8 == L_FLAGS && L_RESERVED + 4 == LINK_RECORD_SIZE);
+
+/// Link flag: the VM end forwards frames of machines behind it (a
+/// transparent network function on a link to a NIC): the NIC's switch
+/// learns the source addresses it sends from and delivers frames for them
+/// to it. Only on a link between a VM port and a NIC.
+pub const LINK_FLAG_BRIDGE: u32 = 1 << 0;
+/// Every link flag this ABI version knows.
+const LINK_FLAGS: u32 = LINK_FLAG_BRIDGE;
 
 /// End kind on the wire: a VM's net port.
 const KIND_VM: u8 = 0;
@@ -92,6 +102,9 @@ pub struct LinkSpec {
     /// is stalled and frames for it are dropped and counted until it posts
     /// one again. 0: never (frames wait in the sender's ring for good).
     pub hold: u64,
+    /// The VM end bridges frames of machines behind it
+    /// ([`LINK_FLAG_BRIDGE`]; only on a link to a NIC).
+    pub bridge: bool,
 }
 
 /// A link record as it is on the wire, before its ends' kinds are checked.
@@ -99,6 +112,8 @@ struct RawLink {
     ends: [(u32, u8, u8); 2],
     core: u32,
     hold: u64,
+    flags: u32,
+    reserved: u32,
 }
 
 impl RawLink {
@@ -110,6 +125,8 @@ impl RawLink {
             ],
             core: le::u32_at(r, L_CORE),
             hold: le::u64_at(r, L_HOLD),
+            flags: le::u32_at(r, L_FLAGS),
+            reserved: le::u32_at(r, L_RESERVED),
         }
     }
 }
@@ -129,6 +146,8 @@ impl LinkSpec {
         r[L_B_KIND] = b_kind;
         le::put_u32(&mut r, L_CORE, self.core);
         le::put_u64(&mut r, L_HOLD, self.hold);
+        let flags = if self.bridge { LINK_FLAG_BRIDGE } else { 0 };
+        le::put_u32(&mut r, L_FLAGS, flags);
         r
     }
 
@@ -153,11 +172,28 @@ impl LinkSpec {
         if a.nic().is_some() && b.nic().is_some() {
             return Err(err(Some(link), Field::LinkB, Problem::NicToNic));
         }
+        if raw.flags & !LINK_FLAGS != 0 {
+            return Err(err(
+                Some(link),
+                Field::LinkFlags,
+                Problem::UnknownFlags {
+                    flags: raw.flags & !LINK_FLAGS,
+                },
+            ));
+        }
+        let bridge = raw.flags & LINK_FLAG_BRIDGE != 0;
+        if bridge && a.nic().is_none() && b.nic().is_none() {
+            return Err(err(Some(link), Field::LinkFlags, Problem::BridgeWithoutNic));
+        }
+        if raw.reserved != 0 {
+            return Err(err(Some(link), Field::LinkReserved, Problem::NotZero));
+        }
         Ok(LinkSpec {
             a,
             b,
             core: raw.core,
             hold: raw.hold,
+            bridge,
         })
     }
 }

@@ -103,6 +103,7 @@ fn link(a: (u32, u8), b: (u32, u8), core: u32) -> LinkSpec {
         b: LinkEndRef::Vm(PortRef { vm: b.0, port: b.1 }),
         core,
         hold: DEFAULT_LINK_HOLD + u64::from(core),
+        bridge: false,
     }
 }
 
@@ -891,6 +892,7 @@ fn nic_link(a: LinkEndRef, b: LinkEndRef, core: u32) -> LinkSpec {
         b,
         core,
         hold: DEFAULT_LINK_HOLD,
+        bridge: false,
     }
 }
 
@@ -1418,4 +1420,56 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_bridge_link_round_trips_and_its_flag_is_checked() {
+    let vms = nic_vms();
+    let nics = [nic("uplink", 0)];
+    let bridged = LinkSpec {
+        bridge: true,
+        ..nic_link(vm_end(0, 0), LinkEndRef::Nic(0), 0)
+    };
+    let bytes = build_full(&vms, &nics, &[bridged]);
+    let m = Manifest::parse(&bytes).unwrap();
+    assert_eq!(m.links().next(), Some(bridged));
+
+    let check = |bytes: &[u8]| {
+        let e = Manifest::parse(bytes).unwrap_err();
+        (e.vm, e.field, e.problem)
+    };
+    // Between two VM ports there is nothing to learn for.
+    let between_vms = LinkSpec {
+        bridge: true,
+        ..nic_link(vm_end(0, 0), vm_end(1, 0), 0)
+    };
+    assert_eq!(
+        check(&build_full(&vms, &nics, &[between_vms])),
+        (Some(0), Field::LinkFlags, Problem::BridgeWithoutNic)
+    );
+    // Unknown flag bits and reserved bytes are refused.
+    let table_end = bytes.len() - NIC_RECORD_SIZE - LINK_RECORD_SIZE;
+    let mut flags = bytes.clone();
+    flags[table_end + 24] |= 0x80;
+    assert_eq!(
+        check(&flags),
+        (Some(0), Field::LinkFlags, Problem::UnknownFlags { flags: 0x80 })
+    );
+    let mut reserved = bytes.clone();
+    reserved[table_end + 30] = 1;
+    assert_eq!(
+        check(&reserved),
+        (Some(0), Field::LinkReserved, Problem::NotZero)
+    );
+    assert_eq!(
+        std::format!(
+            "{}",
+            ManifestError {
+                vm: Some(0),
+                field: Field::LinkFlags,
+                problem: Problem::BridgeWithoutNic
+            }
+        ),
+        "manifest link 0: field `flags`: `bridge` is only for a link between a VM's net port and a NIC"
+    );
 }

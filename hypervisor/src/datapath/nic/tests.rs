@@ -51,7 +51,7 @@ fn rig(vms: u32) -> Rig {
         for _ in 0..16 {
             g.post(SLOT);
         }
-        assert!(switch.attach(port_mac(vm, 0)));
+        assert!(switch.attach(port_mac(vm, 0), false));
         guests.push(g);
         ports.push(p);
     }

@@ -138,6 +138,7 @@ fn link(a: (u32, u8), b: (u32, u8), core: u32, hold: u64) -> LinkSpec {
         b: LinkEndRef::Vm(PortRef { vm: b.0, port: b.1 }),
         core,
         hold,
+        bridge: false,
     }
 }
 

@@ -40,7 +40,7 @@ impl Rig {
             let p = Port::new(vm, 0, MEMORY);
             p.attach(MEMORY, g.ram);
             p.with(|inner| g.bring_up(inner));
-            assert!(switch.attach(port_mac(vm, 0)));
+            assert!(switch.attach(port_mac(vm, 0), false));
             guests.push(g);
             ports.push(p);
         }
@@ -256,6 +256,64 @@ fn a_broken_transmit_ring_is_blamed_on_its_port() {
     assert_eq!(blamed.len(), 1);
     assert!(rig.wire.sent.is_empty());
     assert!(rig.ports.ports[0].with(|p| p.fault()).is_some());
+}
+
+/// An address behind a bridging port (a guest past a network function).
+const BEHIND: [u8; 6] = [0x02, 0x43, 0x00, 0x00, 0x09, 0x00];
+
+#[test]
+fn a_bridging_port_sends_for_machines_behind_it_and_gets_their_frames() {
+    let mut rig = Rig::new(2, 4);
+    rig.switch.ports[0].bridge = true;
+    let out = eth(OUTSIDE, BEHIND, 60, 1);
+    rig.guests[0].send(&out);
+    rig.outbound();
+    assert_eq!(rig.wire.sent, vec![out]);
+    assert_eq!(rig.switch.port_for(&BEHIND), Some(0));
+    let back = eth(BEHIND, OUTSIDE, 60, 2);
+    rig.wire.arrive(back.clone());
+    rig.inbound();
+    assert_eq!(rig.guests[0].received(), vec![back]);
+    assert!(rig.guests[1].received().is_empty());
+    assert_eq!(rig.switch.wire.drop_unknown, 0);
+}
+
+#[test]
+fn a_bridging_port_cannot_take_a_port_or_group_address() {
+    let mut rig = Rig::new(2, 4);
+    rig.switch.ports[0].bridge = true;
+    rig.guests[0].send(&eth(OUTSIDE, port_mac(1, 0), 60, 1));
+    rig.guests[0].send(&eth(OUTSIDE, BROADCAST, 60, 2));
+    let own = eth(OUTSIDE, port_mac(0, 0), 60, 3);
+    rig.guests[0].send(&own);
+    // A port that does not bridge learns nothing and may not send for
+    // others.
+    rig.guests[1].send(&eth(OUTSIDE, BEHIND, 60, 4));
+    rig.outbound();
+    assert_eq!(rig.wire.sent, vec![own]);
+    assert_eq!(rig.switch.ports[0].flow.drop_spoofed, 2);
+    assert_eq!(rig.switch.ports[1].flow.drop_spoofed, 1);
+    assert_eq!(rig.switch.port_for(&BEHIND), None);
+    assert_eq!(rig.switch.port_for(&port_mac(1, 0)), Some(1));
+}
+
+#[test]
+fn a_learned_address_moves_and_the_oldest_is_forgotten_when_full() {
+    let mut rig = Rig::new(2, 0);
+    rig.switch.ports[0].bridge = true;
+    rig.switch.ports[1].bridge = true;
+    rig.guests[0].send(&eth(OUTSIDE, BEHIND, 60, 1));
+    rig.outbound();
+    rig.guests[1].send(&eth(OUTSIDE, BEHIND, 60, 2));
+    rig.outbound();
+    assert_eq!(rig.switch.port_for(&BEHIND), Some(1), "it moved");
+    rig.wire = FakeWire::new(1000);
+    for n in 0..MAX_LEARNED as u8 {
+        rig.guests[0].send(&eth(OUTSIDE, [0x02, 0x77, 0, 0, 0, n], 60, n));
+        rig.outbound();
+    }
+    assert_eq!(rig.switch.port_for(&BEHIND), None, "the oldest went");
+    assert_eq!(rig.switch.port_for(&[0x02, 0x77, 0, 0, 0, 63]), Some(0));
 }
 
 proptest! {
