@@ -211,3 +211,81 @@ fn a_guest_lying_about_its_mac_never_reaches_the_wire() {
     assert_eq!(num(honest, "tx_frames"), 11, "{uplink:#}");
     assert_eq!(num(&uplink["wire"], "tx_frames"), 11, "{uplink:#}");
 }
+
+#[test]
+fn a_firewall_stands_between_the_wire_and_a_server() {
+    let (open_port, blocked_port) = (free_port(), free_port());
+    let manifest = write_manifest(
+        "nic-nf",
+        "nf.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"fw\"\nimage = \"firewall\"\nmemory = \"4M\"\nnet = 2\n\
+             args = \"deny=blocked:dport=9999 end=idle idle=500000000\"\n\
+             [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=7 quit=bye idle=100000000000\"\n\
+             [[nic]]\nname = \"uplink\"\n\
+             forward = [\"udp:{open_port}:7\", \"udp:{blocked_port}:9999\"]\n\
+             [[link]]\na = \"fw.0\"\nb = \"nic:uplink\"\nbridge = true\n\
+             [[link]]\na = \"fw.1\"\nb = \"echo.0\"\n"
+        ),
+    );
+    let (done, report) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let out = run("nic-nf", &manifest, &[]);
+        let _ = done.send(());
+        out
+    });
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    loop {
+        assert!(
+            start.elapsed() < READY_WITHIN && report.try_recv().is_err(),
+            "the echo server behind the firewall never answered"
+        );
+        sock.send_to(b"probe", ("127.0.0.1", open_port)).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], b"probe");
+            break;
+        }
+    }
+    const BLOCKED: u64 = 5;
+    for i in 0..BLOCKED {
+        sock.send_to(
+            format!("blocked {i}").as_bytes(),
+            ("127.0.0.1", blocked_port),
+        )
+        .unwrap();
+    }
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for i in 0..5 {
+        let msg = format!("through the firewall {i}");
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", open_port))
+            .unwrap();
+        let got = loop {
+            let (n, _) = sock.recv_from(&mut buf).expect("an echo");
+            if &buf[..n] != b"probe" {
+                break buf[..n].to_vec();
+            }
+        };
+        assert_eq!(got, msg.as_bytes());
+    }
+    sock.send_to(b"bye", ("127.0.0.1", open_port)).unwrap();
+
+    let out = runner.join().expect("the run");
+    out.assert_succeeded();
+    assert_exited(out.vm("echo"), 0);
+    assert_exited(out.vm("fw"), 0);
+    // Every datagram to the blocked port died at the firewall, and none of
+    // them reached the server.
+    assert_eq!(out.metric("fw", "drop_blocked"), BLOCKED);
+    let uplink = nic(&out.report, "uplink");
+    let fw = nic_port(uplink, "fw.0");
+    assert_eq!(num(fw, "drop_spoofed"), 0, "{uplink:#}");
+    assert!(num(fw, "rx_frames") >= BLOCKED + 6, "{uplink:#}");
+    assert!(num(fw, "tx_frames") >= 6, "{uplink:#}");
+    assert_eq!(num(&uplink["wire"], "drop_unknown"), 0, "{uplink:#}");
+}

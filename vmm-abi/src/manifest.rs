@@ -70,8 +70,8 @@ mod tests;
 
 pub use error::{Field, ManifestError, Place, Problem};
 pub use link::{
-    DEFAULT_LINK_HOLD, LINK_FLAG_BRIDGE, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD, MAX_LINKS,
-    MIN_LINK_HOLD, PortRef,
+    DEFAULT_LINK_HOLD, LINK_FLAG_BRIDGE, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD,
+    MAX_LINKS, MIN_LINK_HOLD, PortRef,
 };
 pub use nic::{
     MAX_NICS, NIC_PCI_AUTO, NIC_RECORD_SIZE, NicMode, NicPci, NicSpec, PciAddress, is_unicast,

@@ -43,6 +43,27 @@ pub fn idle_ticks(args: &str) -> Result<u64, ArgError<'_>> {
     .unwrap_or(DEFAULT_IDLE_TICKS))
 }
 
+/// The argument word that makes the idle timeout the normal end of a run:
+/// `end=idle`, for a function at the wire, where no end-of-stream frame
+/// ever comes (a host's clients cannot send one).
+pub const END_KEY: &str = "end";
+/// The value of [`END_KEY`] that ends a run by its idle timeout.
+pub const END_ON_IDLE: &str = "idle";
+
+/// Whether the idle timeout ends the run normally (`end=idle`); an error
+/// for any other `end=` value.
+pub fn ends_on_idle(args: &str) -> Result<bool, ArgError<'_>> {
+    match Args::new(args).value(END_KEY) {
+        None => Ok(false),
+        Some(END_ON_IDLE) => Ok(true),
+        Some(other) => Err(ArgError::bad(
+            END_KEY,
+            other,
+            "must be `idle` (the idle timeout then ends the run with exit 0)",
+        )),
+    }
+}
+
 /// Counts the work the ports of a run did (frames received or queued), so
 /// the idle timeout restarts after each stretch of work.
 #[derive(Debug, Default)]
@@ -278,7 +299,13 @@ fn report_run<F: Function + ?Sized>(image: &str, f: &F, run: &RunEnd, run_metric
 
 /// The exit code of a run that returned, after draining `ports` if the
 /// stream ended; prints why when it is not [`EXIT_OK`].
-fn finish_run(image: &str, run: &RunEnd, ports: &mut [&mut NetPort], idle_ticks: u64) -> i32 {
+fn finish_run(
+    image: &str,
+    run: &RunEnd,
+    ports: &mut [&mut NetPort],
+    idle_ticks: u64,
+    end_on_idle: bool,
+) -> i32 {
     match run.end {
         EndCause::EndOfStream { .. } => {
             if drain(ports, idle_ticks) {
@@ -293,6 +320,15 @@ fn finish_run(image: &str, run: &RunEnd, ports: &mut [&mut NetPort], idle_ticks:
         EndCause::EndStalled { .. } => {
             println!("{image}: the end frame could not be sent within {idle_ticks} idle ticks");
             EXIT_INCOMPLETE
+        }
+        EndCause::IdleTimeout if end_on_idle => {
+            println!("{image}: no traffic for {idle_ticks} ticks: the end (end=idle)");
+            if drain(ports, idle_ticks) {
+                EXIT_OK
+            } else {
+                println!("{image}: transmissions not completed after {idle_ticks} idle ticks");
+                EXIT_INCOMPLETE
+            }
         }
         EndCause::IdleTimeout => {
             println!("{image}: no end-of-stream frame within {idle_ticks} idle ticks");
@@ -314,13 +350,14 @@ fn run_failed<F: Function + ?Sized>(image: &str, f: &F, error: &RunError<NetErro
 /// port 1 (out) until the end-of-stream frame went through, then metrics,
 /// a summary line, and the exit code once port transmissions completed.
 pub fn serve_function<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mut F) -> i32 {
-    let idle_ticks = match idle_ticks(info.args) {
-        Ok(ticks) => ticks,
-        Err(e) => {
-            println!("{image}: {e}");
-            return EXIT_BAD_ARGS;
-        }
-    };
+    let (idle_ticks, end_on_idle) =
+        match idle_ticks(info.args).and_then(|t| Ok((t, ends_on_idle(info.args)?))) {
+            Ok(both) => both,
+            Err(e) => {
+                println!("{image}: {e}");
+                return EXIT_BAD_ARGS;
+            }
+        };
     let (Some(p0), Some(p1)) = (open(image, info, 0), open(image, info, 1)) else {
         return EXIT_DEVICE;
     };
@@ -332,7 +369,13 @@ pub fn serve_function<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mu
         Ok(run) => {
             report_run(image, f, &run, true);
             let [w0, w1] = &mut ports;
-            finish_run(image, &run, &mut [&mut *w0.port, &mut *w1.port], idle_ticks)
+            finish_run(
+                image,
+                &run,
+                &mut [&mut *w0.port, &mut *w1.port],
+                idle_ticks,
+                end_on_idle,
+            )
         }
         Err(error) => run_failed(image, f, &error),
     }
@@ -369,9 +412,21 @@ pub fn serve_sink<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mut F)
     match result {
         Ok(run) => {
             report_run(image, f, &run, false);
-            finish_run(image, &run, &mut [&mut *port.port.port], idle_ticks)
+            finish_run(image, &run, &mut [&mut *port.port.port], idle_ticks, false)
         }
         Err(error) => run_failed(image, f, &error),
+    }
+}
+
+#[cfg(test)]
+mod end_tests {
+    use super::*;
+
+    #[test]
+    fn end_idle_is_the_only_end_word() {
+        assert_eq!(ends_on_idle("deny=a:dport=1"), Ok(false));
+        assert_eq!(ends_on_idle("end=idle idle=5"), Ok(true));
+        assert!(ends_on_idle("end=never").is_err());
     }
 }
 

@@ -1453,7 +1453,11 @@ fn a_bridge_link_round_trips_and_its_flag_is_checked() {
     flags[table_end + 24] |= 0x80;
     assert_eq!(
         check(&flags),
-        (Some(0), Field::LinkFlags, Problem::UnknownFlags { flags: 0x80 })
+        (
+            Some(0),
+            Field::LinkFlags,
+            Problem::UnknownFlags { flags: 0x80 }
+        )
     );
     let mut reserved = bytes.clone();
     reserved[table_end + 30] = 1;
