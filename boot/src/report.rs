@@ -184,6 +184,13 @@ impl LinkReport {
         }
     }
 
+    /// Whether one end is a NIC (its frames are in the NIC's records).
+    pub fn to_nic(&self) -> bool {
+        [&self.a, &self.b]
+            .iter()
+            .any(|e| e.starts_with(crate::toml_manifest::NIC_END_PREFIX))
+    }
+
     /// Frames it carried, both directions (0 without a record).
     pub fn frames(&self) -> u64 {
         self.ab.map_or(0, |f| f.frames) + self.ba.map_or(0, |f| f.frames)
@@ -381,7 +388,7 @@ impl Report {
     /// The links table, one row per link (empty without links): frames
     /// and drops each way, and polling instructions per frame moved.
     pub fn link_table(&self) -> String {
-        if self.links.is_empty() {
+        if self.links.iter().all(LinkReport::to_nic) {
             return String::new();
         }
         let mut rows = vec![
@@ -401,7 +408,8 @@ impl Report {
             .to_vec(),
         ];
         let dash = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
-        for l in &self.links {
+        // A link to a NIC is counted in the NIC's table.
+        for l in self.links.iter().filter(|l| !l.to_nic()) {
             rows.push(vec![
                 l.link.to_string(),
                 l.a.clone(),
@@ -422,6 +430,64 @@ impl Report {
                 Right, Left, Left, Right, Right, Right, Right, Right, Right, Right,
             ],
         )
+    }
+
+    /// The NICs' tables: a line per NIC for the wire, then a row per
+    /// attached port (empty without NICs).
+    pub fn nic_table(&self) -> String {
+        if self.nics.is_empty() {
+            return String::new();
+        }
+        let mut text = String::new();
+        let mut rows = vec![
+            [
+                "nic",
+                "port",
+                "from wire",
+                "to wire",
+                "no buffer",
+                "too large",
+                "spoofed",
+                "gone",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        let get = |m: &BTreeMap<&'static str, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+        for n in &self.nics {
+            if let Some(w) = &n.wire {
+                text.push_str(&format!(
+                    "nic {} (core {}): {} frames in ({} with errors, {} for no port, {} runts), {} out ({} passes found the ring full)\n",
+                    n.name,
+                    n.core,
+                    get(w, "rx_frames"),
+                    get(w, "rx_errors"),
+                    get(w, "drop_unknown"),
+                    get(w, "drop_runt"),
+                    get(w, "tx_frames"),
+                    get(w, "tx_full"),
+                ));
+            }
+            for p in &n.ports {
+                let f = &p.flow;
+                rows.push(vec![
+                    n.name.clone(),
+                    p.port.clone(),
+                    get(f, "rx_frames").to_string(),
+                    get(f, "tx_frames").to_string(),
+                    get(f, "drop_no_buffer").to_string(),
+                    get(f, "drop_size").to_string(),
+                    get(f, "drop_spoofed").to_string(),
+                    get(f, "drop_peer").to_string(),
+                ]);
+            }
+        }
+        use Align::{Left, Right};
+        text.push_str(&table::text(
+            &rows,
+            &[Left, Left, Right, Right, Right, Right, Right, Right],
+        ));
+        text
     }
 
     /// The summary table, one row per VM, columns aligned.
@@ -643,6 +709,13 @@ mod tests {
             outcome.apply(&parse_line(line).unwrap().unwrap());
         }
         assert_eq!(outcome.warnings.len(), 1, "nic 99 is refused");
+        let shown = Report::new(&manifest, "corei7_icelake_u", 1, &outcome).nic_table();
+        assert_eq!(
+            shown,
+            "nic uplink (core 1): 5 frames in (0 with errors, 1 for no port, 0 runts), 2 out (0 passes found the ring full)\n\
+             nic     port   from wire  to wire  no buffer  too large  spoofed  gone\n\
+             uplink  web.0          4        2          0          0        1     0\n"
+        );
         let report = Report::new(&manifest, "corei7_icelake_u", 1, &outcome);
         let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(

@@ -195,6 +195,7 @@ fn run_manifest(
         print!("{}", report.table());
     }
     print!("{}", report.link_table());
+    print!("{}", report.nic_table());
     for line in report.summary() {
         println!("{line}");
     }
