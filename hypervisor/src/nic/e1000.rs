@@ -23,6 +23,7 @@
 //! TDT write, so [`NicDevice::tx_flush`] returns with the frames sent.
 #![forbid(unsafe_code)]
 
+pub mod owned;
 pub mod regs;
 
 use super::{MacAddr, NicCounters, NicDevice, NicError, Regs, RxFrame};
@@ -78,7 +79,15 @@ pub struct E1000<R: Regs, M: GuestRam, const N: usize = DEFAULT_RING> {
     /// Slots were posted since TDT was last written.
     tx_dirty: bool,
     counters: NicCounters,
+    /// The caller-buffer rings, when set up for them ([`E1000::new_owned`]).
+    zc: Option<owned::Rings<N>>,
 }
+
+/// RCTL while receiving: enabled, promiscuous (see `program_filters`),
+/// broadcast, 2048-byte buffers, FCS stripped.
+const RCTL_RUNNING: u32 = RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC;
+/// TCTL while transmitting.
+const TCTL_RUNNING: u32 = TCTL_EN | TCTL_PSP | TCTL_CT_STANDARD | TCTL_COLD_FULL_DUPLEX;
 
 /// Bytes 8..16 of a transmit descriptor: length and CMD, the rest (CSO,
 /// STA, CSS, special) zero.
@@ -101,7 +110,24 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
     /// bus address `base` (128-byte aligned, [`Self::DMA_BYTES`] writable
     /// bytes), every interrupt masked, receive and transmit enabled. The
     /// MAC is `mac` if given, else the EEPROM's.
-    pub fn new(regs: R, mut dma: M, base: u64, mac: Option<MacAddr>) -> Result<Self, NicError> {
+    pub fn new(regs: R, dma: M, base: u64, mac: Option<MacAddr>) -> Result<Self, NicError> {
+        Self::set_up(regs, dma, base, mac, false)
+    }
+
+    /// As [`E1000::new`], for buffers the caller provides
+    /// ([`super::ZeroCopy`]): the receive ring starts empty, and the copy
+    /// calls of [`NicDevice`] answer [`NicError::WrongMode`].
+    pub fn new_owned(regs: R, dma: M, base: u64, mac: Option<MacAddr>) -> Result<Self, NicError> {
+        Self::set_up(regs, dma, base, mac, true)
+    }
+
+    fn set_up(
+        regs: R,
+        mut dma: M,
+        base: u64,
+        mac: Option<MacAddr>,
+        owned: bool,
+    ) -> Result<Self, NicError> {
         let () = Self::RING_CHECK;
         if !base.is_multiple_of(DMA_ALIGN) {
             return Err(NicError::DmaMisaligned { base });
@@ -123,6 +149,7 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
             tx_claimed: false,
             tx_dirty: false,
             counters: NicCounters::default(),
+            zc: owned.then(owned::Rings::default),
         };
         nic.reset()?;
         nic.mac = match mac {
@@ -134,14 +161,8 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
         let ctrl = nic.regs.read(CTRL) & !(CTRL_RST | CTRL_PHY_RST);
         nic.regs.write(CTRL, ctrl | CTRL_SLU | CTRL_ASDE);
         nic.regs.write(TIPG, TIPG_STANDARD);
-        nic.regs.write(
-            TCTL,
-            TCTL_EN | TCTL_PSP | TCTL_CT_STANDARD | TCTL_COLD_FULL_DUPLEX,
-        );
-        nic.regs.write(
-            RCTL,
-            RCTL_EN | RCTL_UPE | RCTL_MPE | RCTL_BAM | RCTL_BSIZE_2048 | RCTL_SECRC,
-        );
+        nic.regs.write(TCTL, TCTL_RUNNING);
+        nic.regs.write(RCTL, RCTL_RUNNING);
         nic.fcs_in_length = nic.regs.read(RCTL) & RCTL_SECRC == 0;
         Ok(nic)
     }
@@ -213,6 +234,9 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
     /// left in them): receive descriptors point at their buffers, all given
     /// to the device but one; transmit descriptors are empty.
     fn program_rings(&mut self) -> Result<(), NicError> {
+        if self.zc.is_some() {
+            return self.program_empty_rings();
+        }
         for i in 0..N as u16 {
             self.rx_give(i)?;
             let d = self.tx_desc(i);
@@ -384,6 +408,9 @@ impl<R: Regs, M: GuestRam, const N: usize> NicDevice for E1000<R, M, N> {
     }
 
     fn rx_peek(&mut self) -> Result<Option<RxFrame>, NicError> {
+        if self.zc.is_some() {
+            return Err(NicError::WrongMode { call: "rx_peek" });
+        }
         if let Some(frame) = self.rx_peeked {
             return Ok(Some(frame));
         }
@@ -448,6 +475,9 @@ impl<R: Regs, M: GuestRam, const N: usize> NicDevice for E1000<R, M, N> {
     }
 
     fn tx_claim(&mut self) -> Option<u16> {
+        if self.zc.is_some() {
+            return None;
+        }
         if self.tx_claimed {
             return Some(self.tx_next);
         }

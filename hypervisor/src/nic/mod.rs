@@ -15,6 +15,9 @@
 //! - [`NicDevice`]: what the data path drives (a receive queue and a
 //!   transmit queue, polled); another NIC (virtio-net-pci, igb) implements
 //!   the same trait.
+//! - [`ZeroCopy`]: the same rings with buffers the caller provides (the
+//!   `owned` mode's mediated zero-copy: a guest's checked buffers), and
+//!   the revocation that takes every such buffer back.
 #![forbid(unsafe_code)]
 
 pub mod e1000;
@@ -139,6 +142,53 @@ pub trait NicDevice {
     fn quiesce(&mut self) -> Result<(), NicError>;
 }
 
+/// Bytes of an Ethernet header (destination, source, type): what a
+/// [`ZeroCopy`] transmit copies into the hypervisor's own memory.
+pub const ETH_HEADER_BYTES: usize = 14;
+/// The most bytes the device may write into a receive buffer the caller
+/// gives ([`ZeroCopy::zc_rx_give`]): its receive buffer size. The caller
+/// gives only buffers with this many writable bytes at the address, all
+/// in memory their owner may have written.
+pub const ZC_RX_BYTES: u64 = 2048;
+
+/// A NIC's rings with buffers the caller provides (`owned` mode): the
+/// device reads and writes them by bus address, so the caller checks each
+/// before giving it and gets it back only through
+/// [`ZeroCopy::zc_rx_taken`], [`ZeroCopy::zc_tx_taken`] or
+/// [`ZeroCopy::zc_revoke`]. A `cookie` names a buffer to its caller.
+pub trait ZeroCopy {
+    /// Gives the device a receive buffer at bus address `bus`
+    /// ([`ZC_RX_BYTES`] writable bytes there); `false` while the ring is
+    /// full.
+    fn zc_rx_give(&mut self, bus: u64, cookie: u16) -> Result<bool, NicError>;
+    /// The oldest given receive buffer the device is done with: its cookie
+    /// and the frame's length, or `None` for a frame the device marked bad
+    /// (the buffer holds nothing useful; counted).
+    fn zc_rx_taken(&mut self) -> Result<Option<(u16, Option<u32>)>, NicError>;
+    /// Hands the given receive buffers to the device (one register write).
+    fn zc_rx_flush(&mut self);
+    /// Queues a frame: its Ethernet `header`, copied into the
+    /// hypervisor's memory so what was checked is what is sent, then
+    /// `body_len` bytes at bus address `body`; `false` while the ring lacks
+    /// room.
+    fn zc_tx_give(
+        &mut self,
+        header: &[u8; ETH_HEADER_BYTES],
+        body: u64,
+        body_len: u32,
+        cookie: u16,
+    ) -> Result<bool, NicError>;
+    /// The next frame the device has finished sending: its cookie.
+    fn zc_tx_taken(&mut self) -> Result<Option<u16>, NicError>;
+    /// Hands the queued frames to the device (one register write).
+    fn zc_tx_flush(&mut self);
+    /// Stops the device and takes every buffer back: when it returns, no
+    /// descriptor holds a caller's address and the device touches none of
+    /// them; it then runs again with empty rings. Outstanding cookies are
+    /// never returned.
+    fn zc_revoke(&mut self) -> Result<(), NicError>;
+}
+
 /// What went wrong with a NIC: each names the register, descriptor or
 /// field involved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +256,12 @@ pub enum NicError {
     },
     /// A PCI problem while finding or enabling the device.
     Pci(pci::PciError),
+    /// A call of the other mode's interface (copy calls on a NIC set up
+    /// for caller buffers, or the reverse).
+    WrongMode {
+        /// The call.
+        call: &'static str,
+    },
 }
 
 impl From<OutOfBounds> for NicError {
@@ -256,6 +312,12 @@ impl fmt::Display for NicError {
                 write!(f, "TX descriptor length {len} (must be 1 ..= {max})")
             }
             NicError::Pci(e) => write!(f, "PCI: {e}"),
+            NicError::WrongMode { call } => {
+                write!(
+                    f,
+                    "{call} is not for this NIC's mode (copy or caller buffers)"
+                )
+            }
         }
     }
 }
