@@ -24,6 +24,7 @@
 pub mod direction;
 pub mod endpoint;
 pub mod nic;
+pub mod owned;
 pub mod policy;
 pub mod poll;
 pub mod port;

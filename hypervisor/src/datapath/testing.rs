@@ -8,7 +8,7 @@ use crate::devices::virtio::queue::{DESC_SIZE, QueueLayout, VIRTQ_DESC_F_WRITE};
 use crate::devices::virtio::testing::{DriverQueue, MEM_SIZE, MmioDriver};
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
-use crate::mem::raw::testing::over_vec;
+use crate::mem::raw::testing::{over_vec, over_vec_at};
 use std::collections::VecDeque;
 
 /// Entries of each fake ring.
@@ -119,6 +119,41 @@ impl Guest {
         self.set_desc(self.rx, d, addr, len, flags);
         self.publish(self.rx, self.rx_avail, d);
         self.rx_avail = self.rx_avail.wrapping_add(1);
+    }
+
+    /// Posts one receive descriptor of `len` bytes at `addr` with `flags`
+    /// (anything, good or bad); its descriptor index.
+    pub fn post_raw(&mut self, addr: u64, len: u32, flags: u16) -> u16 {
+        let d = self.rx_avail % QSIZE;
+        self.set_desc(self.rx, d, addr, len, flags);
+        self.publish(self.rx, self.rx_avail, d);
+        self.rx_avail = self.rx_avail.wrapping_add(1);
+        d
+    }
+
+    /// The receive ring's used entries so far: (descriptor, length).
+    pub fn rx_used_entries(&self) -> Vec<(u32, u32)> {
+        (0..self.rx_used())
+            .map(|i| {
+                let at = self.rx.used_ring + 4 + 8 * u64::from(i % QSIZE);
+                (
+                    self.ram.read_u32(Gpa(at)).unwrap(),
+                    self.ram.read_u32(Gpa(at + 4)).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// A view of this guest's memory addressed by host address (as a
+    /// NIC's DMA reaches it): guest-physical `g` is at `bus_base() + g`.
+    pub fn bus_view(&mut self) -> RawRam {
+        let base = self.bus_base();
+        over_vec_at(&mut self._mem, base)
+    }
+
+    /// The host address of guest-physical 0.
+    pub fn bus_base(&self) -> u64 {
+        self._mem.as_ptr() as u64
     }
 
     /// The driver starts over after a reset: zeroed rings, indices at 0,

@@ -189,6 +189,12 @@ impl RawRam {
 }
 
 impl<'a> HostRange<'a> {
+    /// Its host-physical start: what a device is given to reach it by DMA.
+    #[inline]
+    pub fn hpa(&self) -> u64 {
+        self.hpa
+    }
+
     /// The part `off .. off + len` of this range (writable only if this
     /// range is and `write` asks for it), if inside.
     #[inline]

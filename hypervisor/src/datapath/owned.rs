@@ -1,0 +1,435 @@
+//! A NIC in `owned` mode: it serves exactly one guest port, and the guest's own virtio buffers go into the NIC's descriptors (mediated zero-copy), each checked first; revocation takes them all back before the guest's memory can go to anyone else.
+//!
+//! Receive: each buffer the guest posts must be one device-writable
+//! descriptor with room for the virtio-net header and the largest frame
+//! the NIC accepts, and [`ZC_RX_BYTES`] bytes from just behind the header
+//! must lie in the guest's writable memory (the most the NIC can ever
+//! write there), else the guest broke the rules and its port is blamed.
+//! The NIC writes the frame behind the header; when it is done, the
+//! header is written and the chain completed with the frame's length. A
+//! frame longer than the guest's buffer is not delivered (`drop_size`);
+//! one the NIC marked bad neither (the driver counts it).
+//!
+//! Transmit: a frame must sit in one device-readable descriptor behind its
+//! header, wholly in the guest's memory. Its Ethernet header is copied
+//! first and checked there (the source must be the port's MAC, else
+//! `drop_spoofed`); the NIC sends that copy followed by the rest from the
+//! guest's buffer, so what was checked is what goes out.
+//!
+//! Revocation: when the port goes down, changes its rings (a new
+//! generation) or goes away, the NIC is quiesced and every descriptor
+//! cleared ([`ZeroCopy::zc_revoke`]) before anything else happens; the
+//! held chains are forgotten (the guest's rings are being reset or are
+//! gone). [`Owned::revoked`] tells the VM's core that the NIC holds
+//! nothing of a given generation, which it waits for before the guest's
+//! memory is freed.
+#![forbid(unsafe_code)]
+
+use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
+use super::port::{PortInner, PortState};
+use super::switch::{ETH_HEADER, MAC_LEN, MAX_WIRE_FRAME};
+use crate::devices::virtio::error::RingError;
+use crate::devices::virtio::net::{NET_HDR_LEN, receive_header};
+use crate::devices::virtio::queue::{Chain, QueueError, VIRTQ_DESC_F_WRITE};
+use crate::mem::access::{Gpa, GuestRam, GuestRead};
+use crate::mem::raw::RawRam;
+use crate::nic::{ETH_HEADER_BYTES, NicError, ZC_RX_BYTES, ZeroCopy};
+use vmm_abi::report::NicPortFlow;
+
+/// Buffers of each ring the NIC may hold at once (cookies `0 .. SLOTS`).
+pub const SLOTS: usize = 64;
+/// Bytes a receive buffer must offer behind the virtio-net header: the
+/// longest frame the NIC accepts without long-packet mode (1522 bytes,
+/// VLAN-tagged) and its FCS, should the NIC keep it.
+pub const MIN_RX_ROOM: u32 = 1522 + 4;
+/// Byte offset of the source MAC in an Ethernet header.
+const SRC_MAC: usize = MAC_LEN;
+
+/// A guest receive buffer the NIC holds.
+#[derive(Clone, Copy)]
+struct RxHeld {
+    head: u16,
+    gpa: u64,
+    room: u32,
+}
+
+/// A guest frame popped that the NIC had no room for yet.
+#[derive(Clone, Copy)]
+struct TxPending {
+    head: u16,
+    header: [u8; ETH_HEADER_BYTES],
+    body: u64,
+    body_len: u32,
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Buffers completed back to the guest (frames in, frames sent).
+    pub moved: u32,
+    /// The guest's port broke a rule (its VM is to be stopped).
+    pub blamed: Option<RingError>,
+}
+
+/// The owned NIC's view of its one port.
+pub struct Owned {
+    rx: [Option<RxHeld>; SLOTS],
+    tx: [Option<u16>; SLOTS],
+    /// A receive chain popped that the NIC had no room for yet.
+    rx_pending: Option<RxHeld>,
+    /// A checked frame popped that the NIC had no room for yet.
+    tx_pending: Option<TxPending>,
+    /// The port generation the NIC holds buffers of; `None`: none.
+    given_from: Option<u32>,
+    /// See [`Owned::revoked`].
+    revoked: Option<u32>,
+    /// The port's counters.
+    pub flow: NicPortFlow,
+    /// The first error the driver answered with (the NIC is then left
+    /// alone).
+    pub error: Option<NicError>,
+}
+
+impl Default for Owned {
+    fn default() -> Self {
+        Owned {
+            rx: [None; SLOTS],
+            tx: [None; SLOTS],
+            rx_pending: None,
+            tx_pending: None,
+            given_from: None,
+            revoked: None,
+            flow: NicPortFlow::default(),
+            error: None,
+        }
+    }
+}
+
+/// A free cookie in `slots`.
+fn free<T>(slots: &[Option<T>]) -> Option<u16> {
+    slots.iter().position(Option::is_none).map(|i| i as u16)
+}
+
+impl Owned {
+    /// `Some(g)` while the NIC holds no buffer of the port, `g` being the
+    /// port's generation when that was last seen (so the guest memory of
+    /// a port that went down as generation `g` may be freed); `None` while
+    /// it holds some.
+    pub fn revoked(&self) -> Option<u32> {
+        self.revoked
+    }
+
+    /// The NIC now holds a buffer of generation `generation`.
+    fn hold(&mut self, generation: u32) {
+        self.given_from = Some(generation);
+        self.revoked = None;
+    }
+
+    /// One pass over the NIC and the port (`mac` its address): revocation
+    /// if the port changed, then receive completions and refills, transmit
+    /// completions and new frames, at most `budget` new frames.
+    pub fn pass<Z: ZeroCopy>(
+        &mut self,
+        nic: &mut Z,
+        port: &mut PortInner,
+        mac: [u8; MAC_LEN],
+        budget: u32,
+    ) -> Pass {
+        if self.error.is_some() {
+            return Pass::default();
+        }
+        match self.pass_inner(nic, port, mac, budget) {
+            Ok(pass) => pass,
+            Err(Stop::Nic(e)) => {
+                self.error.get_or_insert(e);
+                Pass::default()
+            }
+            Err(Stop::Guest(e)) => {
+                port.blame(e);
+                Pass {
+                    moved: 0,
+                    blamed: Some(e),
+                }
+            }
+        }
+    }
+
+    fn pass_inner<Z: ZeroCopy>(
+        &mut self,
+        nic: &mut Z,
+        port: &mut PortInner,
+        mac: [u8; MAC_LEN],
+        budget: u32,
+    ) -> Result<Pass, Stop> {
+        let generation = port.generation();
+        let up = port.state() == PortState::Up;
+        if let Some(g) = self.given_from
+            && (!up || g != generation)
+        {
+            nic.zc_revoke()?;
+            self.rx = [None; SLOTS];
+            self.tx = [None; SLOTS];
+            self.rx_pending = None;
+            self.tx_pending = None;
+            self.given_from = None;
+        }
+        if self.given_from.is_none() {
+            self.revoked = Some(generation);
+        }
+        if !up {
+            return Ok(Pass::default());
+        }
+        let mut moved = self.receive(nic, port, generation)?;
+        moved += self.transmit(nic, port, mac, budget, generation)?;
+        Ok(Pass {
+            moved,
+            blamed: None,
+        })
+    }
+
+    /// Receive completions, then refills.
+    fn receive<Z: ZeroCopy>(
+        &mut self,
+        nic: &mut Z,
+        port: &mut PortInner,
+        generation: u32,
+    ) -> Result<u32, Stop> {
+        let Some((Receiver::Ready(mut sink), _)) = port.sink() else {
+            return Ok(0);
+        };
+        let Some(ring) = sink.raw_ring() else {
+            return Ok(0);
+        };
+        let mut ram = *ring.ram;
+        let queue = ring.queue;
+        let mut moved = 0;
+        while let Some((cookie, len)) = nic.zc_rx_taken()? {
+            let Some(held) = self.rx.get_mut(usize::from(cookie)).and_then(Option::take) else {
+                continue;
+            };
+            let used = match len {
+                Some(len) if len <= held.room => {
+                    ram.write(Gpa(held.gpa), &receive_header()).map_err(|_| {
+                        guest(QueueError::BufferNotWritable {
+                            addr: held.gpa,
+                            len: NET_HDR_LEN,
+                        })
+                    })?;
+                    self.flow.rx_frames += 1;
+                    self.flow.rx_bytes += u64::from(len);
+                    NET_HDR_LEN + len
+                }
+                Some(_) => {
+                    self.flow.drop_size += 1;
+                    0
+                }
+                None => 0,
+            };
+            queue.add_used(&mut ram, held.head, used).map_err(guest)?;
+            moved += 1;
+        }
+        queue.publish_used(&mut ram).map_err(guest)?;
+        // Refill: every buffer the guest posted, while the NIC has room.
+        while let Some(cookie) = free(&self.rx) {
+            let held = match self.rx_pending.take() {
+                Some(h) => h,
+                None => {
+                    let mut chain = Chain::default();
+                    if !queue.pop_avail_into(&mut ram, &mut chain).map_err(guest)? {
+                        break;
+                    }
+                    match rx_buffer(&chain)? {
+                        Some(h) => h,
+                        None => {
+                            // Too small for a frame: back, empty, counted.
+                            self.flow.drop_size += 1;
+                            queue.add_used(&mut ram, chain.head(), 0).map_err(guest)?;
+                            queue.publish_used(&mut ram).map_err(guest)?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let bus = ram
+                .resolve(held.gpa + u64::from(NET_HDR_LEN), ZC_RX_BYTES, true)
+                .map(|r| r.hpa())
+                .ok_or_else(|| {
+                    guest(QueueError::BufferNotWritable {
+                        addr: held.gpa,
+                        len: NET_HDR_LEN + ZC_RX_BYTES as u32,
+                    })
+                })?;
+            if !nic.zc_rx_give(bus, cookie)? {
+                self.rx_pending = Some(held);
+                break;
+            }
+            self.rx[usize::from(cookie)] = Some(held);
+            self.hold(generation);
+        }
+        nic.zc_rx_flush();
+        Ok(moved)
+    }
+
+    /// Transmit completions, then new frames.
+    fn transmit<Z: ZeroCopy>(
+        &mut self,
+        nic: &mut Z,
+        port: &mut PortInner,
+        mac: [u8; MAC_LEN],
+        budget: u32,
+        generation: u32,
+    ) -> Result<u32, Stop> {
+        let Some(mut source) = port.source() else {
+            return Ok(0);
+        };
+        let Some(ring) = source.raw_ring() else {
+            return Ok(0);
+        };
+        let mut ram = *ring.ram;
+        let queue = ring.queue;
+        let mut moved = 0;
+        while let Some(cookie) = nic.zc_tx_taken()? {
+            if let Some(head) = self.tx.get_mut(usize::from(cookie)).and_then(Option::take) {
+                queue.add_used(&mut ram, head, 0).map_err(guest)?;
+                moved += 1;
+            }
+        }
+        let mut taken = 0;
+        while taken < budget {
+            let Some(cookie) = free(&self.tx) else {
+                break;
+            };
+            let frame = match self.tx_pending.take() {
+                Some(f) => f,
+                None => {
+                    let mut chain = Chain::default();
+                    if !queue.pop_avail_into(&mut ram, &mut chain).map_err(guest)? {
+                        break;
+                    }
+                    taken += 1;
+                    let head = chain.head();
+                    match self.checked_frame(&chain, &ram, mac)? {
+                        Some(f) => f,
+                        None => {
+                            queue.add_used(&mut ram, head, 0).map_err(guest)?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            if !nic.zc_tx_give(&frame.header, frame.body, frame.body_len, cookie)? {
+                // No room: it goes on a later pass, after completions.
+                self.tx_pending = Some(frame);
+                break;
+            }
+            self.tx[usize::from(cookie)] = Some(frame.head);
+            self.hold(generation);
+            let len = ETH_HEADER + frame.body_len;
+            self.flow.tx_frames += 1;
+            self.flow.tx_bytes += u64::from(len);
+        }
+        nic.zc_tx_flush();
+        queue.publish_used(&mut ram).map_err(guest)?;
+        Ok(moved + taken)
+    }
+
+    /// The frame of a transmit chain, checked: `None` (counted) for one the
+    /// wire cannot carry or from another MAC; an error for a rule broken.
+    fn checked_frame(
+        &mut self,
+        chain: &Chain,
+        ram: &RawRam,
+        mac: [u8; MAC_LEN],
+    ) -> Result<Option<TxPending>, Stop> {
+        let Some((gpa, len)) = tx_frame(chain)? else {
+            self.flow.drop_size += 1;
+            return Ok(None);
+        };
+        let mut header = [0u8; ETH_HEADER_BYTES];
+        ram.read(Gpa(gpa), &mut header)
+            .map_err(|_| guest(QueueError::BufferOutsideMemory { addr: gpa, len }))?;
+        if header[SRC_MAC..SRC_MAC + MAC_LEN] != mac {
+            self.flow.drop_spoofed += 1;
+            return Ok(None);
+        }
+        let body_len = len - ETH_HEADER;
+        let body_gpa = gpa + u64::from(ETH_HEADER);
+        let body = if body_len == 0 {
+            0
+        } else {
+            ram.resolve(body_gpa, body_len.into(), false)
+                .map(|r| r.hpa())
+                .ok_or_else(|| {
+                    guest(QueueError::BufferOutsideMemory {
+                        addr: body_gpa,
+                        len: body_len,
+                    })
+                })?
+        };
+        Ok(Some(TxPending {
+            head: chain.head(),
+            header,
+            body,
+            body_len,
+        }))
+    }
+}
+
+/// Why a pass stopped.
+enum Stop {
+    /// The NIC's driver failed (the hypervisor's problem).
+    Nic(NicError),
+    /// The guest's ring broke a rule.
+    Guest(RingError),
+}
+
+impl From<NicError> for Stop {
+    fn from(e: NicError) -> Self {
+        Stop::Nic(e)
+    }
+}
+
+fn guest(e: QueueError) -> Stop {
+    Stop::Guest(RingError::Queue(e))
+}
+
+/// The receive buffer a chain offers: one device-writable descriptor with
+/// room for the header and [`MIN_RX_ROOM`]; `None` if it is too small; an
+/// error if it is readable (a rule broken).
+fn rx_buffer(chain: &Chain) -> Result<Option<RxHeld>, Stop> {
+    let [d] = chain.descriptors() else {
+        return Ok(None);
+    };
+    if d.flags & VIRTQ_DESC_F_WRITE == 0 {
+        return Err(Stop::Guest(RingError::ReadableInReceive {
+            head: chain.head(),
+        }));
+    }
+    let room = d.len.saturating_sub(NET_HDR_LEN);
+    Ok((room >= MIN_RX_ROOM).then_some(RxHeld {
+        head: chain.head(),
+        gpa: d.addr,
+        room,
+    }))
+}
+
+/// The frame a transmit chain holds: its guest address (behind the
+/// header) and length, if it is one device-readable descriptor with a
+/// frame the wire carries; `None` otherwise; an error if it is writable.
+fn tx_frame(chain: &Chain) -> Result<Option<(u64, u32)>, Stop> {
+    let [d] = chain.descriptors() else {
+        return Ok(None);
+    };
+    if d.flags & VIRTQ_DESC_F_WRITE != 0 {
+        return Err(Stop::Guest(RingError::WritableInTransmit {
+            head: chain.head(),
+        }));
+    }
+    let len = d.len.saturating_sub(NET_HDR_LEN);
+    Ok((ETH_HEADER..=MAX_WIRE_FRAME)
+        .contains(&len)
+        .then_some((d.addr + u64::from(NET_HDR_LEN), len)))
+}
+
+#[cfg(test)]
+mod tests;
