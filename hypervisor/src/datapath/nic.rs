@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 use super::switch::{WireRx, WireTx};
-use crate::nic::{NicDevice, NicError};
+use crate::nic::{ETH_HEADER_BYTES, NicDevice, NicError, ZeroCopy};
 use vmm_abi::report::NicFlow;
 
 /// A NIC driven by the switch.
@@ -87,6 +87,38 @@ impl<N: NicDevice> WireTx for Wire<N> {
 
     fn flush(&mut self) {
         self.nic.tx_flush();
+    }
+}
+
+/// The owned mode reaches the driver's caller-buffer rings through the
+/// same wrapper (its errors are the owned pump's to keep).
+impl<N: ZeroCopy> ZeroCopy for Wire<N> {
+    fn zc_rx_give(&mut self, bus: u64, cookie: u16) -> Result<bool, NicError> {
+        self.nic.zc_rx_give(bus, cookie)
+    }
+    fn zc_rx_taken(&mut self) -> Result<Option<(u16, Option<u32>)>, NicError> {
+        self.nic.zc_rx_taken()
+    }
+    fn zc_rx_flush(&mut self) {
+        self.nic.zc_rx_flush();
+    }
+    fn zc_tx_give(
+        &mut self,
+        header: &[u8; ETH_HEADER_BYTES],
+        body: u64,
+        body_len: u32,
+        cookie: u16,
+    ) -> Result<bool, NicError> {
+        self.nic.zc_tx_give(header, body, body_len, cookie)
+    }
+    fn zc_tx_taken(&mut self) -> Result<Option<u16>, NicError> {
+        self.nic.zc_tx_taken()
+    }
+    fn zc_tx_flush(&mut self) {
+        self.nic.zc_tx_flush();
+    }
+    fn zc_revoke(&mut self) -> Result<(), NicError> {
+        self.nic.zc_revoke()
     }
 }
 

@@ -20,9 +20,9 @@
 //! generation) or goes away, the NIC is quiesced and every descriptor
 //! cleared ([`ZeroCopy::zc_revoke`]) before anything else happens; the
 //! held chains are forgotten (the guest's rings are being reset or are
-//! gone). [`Owned::revoked`] tells the VM's core that the NIC holds
-//! nothing of a given generation, which it waits for before the guest's
-//! memory is freed.
+//! gone). [`Owned::holds`] tells the VM's core whether the NIC still holds
+//! any of them; after taking the port down it waits until it does not
+//! before the guest's memory is freed.
 #![forbid(unsafe_code)]
 
 use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
@@ -81,8 +81,6 @@ pub struct Owned {
     tx_pending: Option<TxPending>,
     /// The port generation the NIC holds buffers of; `None`: none.
     given_from: Option<u32>,
-    /// See [`Owned::revoked`].
-    revoked: Option<u32>,
     /// The port's counters.
     pub flow: NicPortFlow,
     /// The first error the driver answered with (the NIC is then left
@@ -98,7 +96,6 @@ impl Default for Owned {
             rx_pending: None,
             tx_pending: None,
             given_from: None,
-            revoked: None,
             flow: NicPortFlow::default(),
             error: None,
         }
@@ -111,18 +108,16 @@ fn free<T>(slots: &[Option<T>]) -> Option<u16> {
 }
 
 impl Owned {
-    /// `Some(g)` while the NIC holds no buffer of the port, `g` being the
-    /// port's generation when that was last seen (so the guest memory of
-    /// a port that went down as generation `g` may be freed); `None` while
-    /// it holds some.
-    pub fn revoked(&self) -> Option<u32> {
-        self.revoked
+    /// Whether the NIC holds any of the port's buffers. After the port
+    /// went down, the guest's memory may be freed once this is `false`:
+    /// a down port is never given to the NIC.
+    pub fn holds(&self) -> bool {
+        self.given_from.is_some()
     }
 
     /// The NIC now holds a buffer of generation `generation`.
     fn hold(&mut self, generation: u32) {
         self.given_from = Some(generation);
-        self.revoked = None;
     }
 
     /// One pass over the NIC and the port (`mac` its address): revocation
@@ -172,9 +167,6 @@ impl Owned {
             self.rx_pending = None;
             self.tx_pending = None;
             self.given_from = None;
-        }
-        if self.given_from.is_none() {
-            self.revoked = Some(generation);
         }
         if !up {
             return Ok(Pass::default());

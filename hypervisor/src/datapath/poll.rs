@@ -18,14 +18,17 @@ use super::direction::{self, Direction, Hold};
 use super::endpoint::{LinkEnd, LinkFault, Side};
 use super::policy::PassAll;
 use super::port::{Port, PortInner, Signals};
+use super::owned::Owned;
 use super::switch::{Attached, MAX_SWITCH_PORTS, Switch, WireRx, WireTx};
+use crate::nic::ZeroCopy;
+use core::sync::atomic::AtomicBool;
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::queue::Chain;
 use crate::mem::raw::RawRam;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{LinkSpec, MAX_NICS, PortRef};
+use vmm_abi::manifest::{LinkSpec, MAX_NICS, NicMode, PortRef};
 use vmm_abi::report::{LinkFlow, NicFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -109,9 +112,14 @@ impl Link {
 pub struct NicSlot<'t> {
     name: &'t str,
     core: u32,
+    mode: NicMode,
     /// Indices of the attached ports, in link order.
     ports: heapless::Vec<usize, MAX_SWITCH_PORTS>,
     switch: Mutex<Switch<Chain>>,
+    /// The owned mode's pump (its one port).
+    owned: Mutex<Owned>,
+    /// The NIC holds buffers of its owned port (set under that port's lock).
+    holds: AtomicBool,
 }
 
 impl NicSlot<'_> {
@@ -133,6 +141,10 @@ impl Attached for NicPorts<'_> {
         self.ports[self.list[i]].with(f)
     }
 }
+
+/// An owned NIC with other than one guest port linked to it.
+pub const NIC_OWNED_ONE_PORT: &str =
+    "a NIC in owned mode serves exactly one guest port: link one VM port to it, or use shared mode";
 
 /// Too many guest ports linked to one NIC.
 pub const NIC_PORTS_FULL: &str =
@@ -160,14 +172,15 @@ impl<'t> Net<'t> {
     /// Builds the ports of `vms` VMs (VM `i` has `vm(i)` = (ports, memory
     /// bytes)) and the `link_count` links `links` (checked against the VMs
     /// already, by the manifest), and the `nic_count` NICs `nics` (name,
-    /// polling core) whose links attach guest ports to them, in `tables`.
+    /// polling core, mode) whose links attach guest ports to them, in
+    /// `tables`.
     pub fn build(
         tables: &mut impl Tables<'t>,
         vms: usize,
         vm: impl Fn(usize) -> (u8, u64),
         links: impl Iterator<Item = LinkSpec>,
         link_count: usize,
-        nics: impl Iterator<Item = (&'t str, u32)>,
+        nics: impl Iterator<Item = (&'t str, u32, NicMode)>,
         nic_count: usize,
     ) -> Result<Self, &'static str> {
         let mut total = 0u32;
@@ -242,9 +255,11 @@ impl<'t> Net<'t> {
             return Err(NIC_PORTS_FULL);
         }
         let mut nic_specs = nics;
+        let mut owned_wrong = false;
         let nics = tables
             .slice(nic_count.min(MAX_NICS as usize), |i| {
-                let (name, core) = nic_specs.next().unwrap_or(("", 0));
+                let (name, core, mode) = nic_specs.next().unwrap_or(("", 0, NicMode::Shared));
+                owned_wrong |= mode == NicMode::Owned && attached[i].len() != 1;
                 let mut switch = Switch::default();
                 let mut ports = heapless::Vec::new();
                 for &(port, p, bridge) in &attached[i] {
@@ -255,11 +270,17 @@ impl<'t> Net<'t> {
                 NicSlot {
                     name,
                     core,
+                    mode,
                     ports,
                     switch: Mutex::new(switch),
+                    owned: Mutex::new(Owned::default()),
+                    holds: AtomicBool::new(false),
                 }
             })
             .ok_or("no memory for the NICs")?;
+        if owned_wrong {
+            return Err(NIC_OWNED_ONE_PORT);
+        }
         let signals = tables
             .slice(vms, |_| Signals::default())
             .ok_or("no memory for the VM signals")?;
@@ -339,7 +360,7 @@ impl<'t> Net<'t> {
     /// `wires` are the NICs this core polls ([`Net::nics_on`]), in manifest
     /// order (`None` for one that is not there): each pass also runs each
     /// NIC's switch both ways.
-    pub fn poll<W: WireRx + WireTx>(
+    pub fn poll<W: WireRx + WireTx + ZeroCopy>(
         &self,
         core: u32,
         env: &impl PollEnv,
@@ -395,8 +416,12 @@ impl<'t> Net<'t> {
         self.nics.iter().filter(move |n| n.core == core)
     }
 
-    /// One pass of `nic`'s switch both ways; returns frames taken.
-    fn service_nic<W: WireRx + WireTx>(&self, nic: &NicSlot<'t>, wire: &mut W) -> u32 {
+    /// One pass of `nic` both ways (its switch, or its owned port's pump);
+    /// returns frames taken.
+    fn service_nic<W: WireRx + WireTx + ZeroCopy>(&self, nic: &NicSlot<'t>, wire: &mut W) -> u32 {
+        if nic.mode == NicMode::Owned {
+            return self.service_owned(nic, wire);
+        }
         let mut switch = nic.switch.lock();
         let ports = NicPorts {
             ports: self.ports,
@@ -418,6 +443,48 @@ impl<'t> Net<'t> {
         };
         switch.inbound(wire, &ports, BATCH, woken, blamed)
             + switch.outbound(wire, &ports, BATCH, woken, blamed)
+    }
+
+    /// One pass of an owned NIC's pump over its one port.
+    fn service_owned<Z: ZeroCopy>(&self, nic: &NicSlot<'t>, wire: &mut Z) -> u32 {
+        let Some(&p) = nic.ports.first() else {
+            return 0;
+        };
+        let port = &self.ports[p];
+        let mac = port_mac(port.vm, port.port);
+        let mut owned = nic.owned.lock();
+        let pass = port.with(|inner| {
+            let pass = owned.pass(wire, inner, mac, BATCH);
+            // Under the port's lock: a VM core that takes the port down
+            // next sees what the NIC holds of it.
+            nic.holds.store(owned.holds(), Ordering::Release);
+            pass
+        });
+        if pass.blamed.is_some() {
+            self.signals[port.vm as usize]
+                .fault
+                .store(true, Ordering::Release);
+            self.wake(port.vm);
+        } else if pass.moved > 0 {
+            self.wake(port.vm);
+        }
+        pass.moved
+    }
+
+    /// The first driver error an owned NIC's pump met, if any.
+    pub fn owned_error(&self, nic: usize) -> Option<crate::nic::NicError> {
+        self.nics.get(nic).and_then(|n| n.owned.lock().error)
+    }
+
+    /// Whether an owned NIC still holds buffers of one of VM `vm`'s ports
+    /// (after they went down, its memory is freed only once this is
+    /// `false`; the NIC's polling core revokes them at its next pass).
+    pub fn nic_holds(&self, vm: u32) -> bool {
+        self.nics.iter().any(|n| {
+            n.mode == NicMode::Owned
+                && n.ports.iter().any(|&p| self.ports[p].vm == vm)
+                && n.holds.load(Ordering::Acquire)
+        })
     }
 
     /// One pass over both directions of `link`; returns frames handed over.
@@ -582,13 +649,28 @@ impl<'t> Net<'t> {
         }
         for (n, nic) in self.nics.iter().enumerate() {
             let switch = nic.switch.lock();
+            let owned = nic.owned.lock();
+            let flows = |i: usize| match nic.mode {
+                NicMode::Owned => owned.flow,
+                NicMode::Shared => switch.ports.get(i).map(|p| p.flow).unwrap_or_default(),
+            };
+            let wire = match nic.mode {
+                NicMode::Owned => NicFlow {
+                    rx_frames: owned.flow.rx_frames,
+                    rx_bytes: owned.flow.rx_bytes,
+                    tx_frames: owned.flow.tx_frames,
+                    tx_bytes: owned.flow.tx_bytes,
+                    ..NicFlow::default()
+                },
+                NicMode::Shared => switch.wire,
+            };
             env.record(&Record::Nic {
                 nic: n as u32,
                 name: nic.name,
                 core: nic.core,
-                wire: wire_flow(n, switch.wire),
+                wire: wire_flow(n, wire),
             });
-            for (&p, sp) in nic.ports.iter().zip(&switch.ports) {
+            for (i, &p) in nic.ports.iter().enumerate() {
                 let port = &self.ports[p];
                 env.record(&Record::NicPort {
                     nic: n as u32,
@@ -596,7 +678,7 @@ impl<'t> Net<'t> {
                         vm: name_of(port.vm),
                         port: port.port,
                     },
-                    flow: sp.flow,
+                    flow: flows(i),
                 });
             }
         }

@@ -109,6 +109,36 @@ impl<W: WireTx + ?Sized> WireTx for &mut W {
     }
 }
 
+impl<W: crate::nic::ZeroCopy + ?Sized> crate::nic::ZeroCopy for &mut W {
+    fn zc_rx_give(&mut self, bus: u64, cookie: u16) -> Result<bool, crate::nic::NicError> {
+        (**self).zc_rx_give(bus, cookie)
+    }
+    fn zc_rx_taken(&mut self) -> Result<Option<(u16, Option<u32>)>, crate::nic::NicError> {
+        (**self).zc_rx_taken()
+    }
+    fn zc_rx_flush(&mut self) {
+        (**self).zc_rx_flush();
+    }
+    fn zc_tx_give(
+        &mut self,
+        header: &[u8; crate::nic::ETH_HEADER_BYTES],
+        body: u64,
+        body_len: u32,
+        cookie: u16,
+    ) -> Result<bool, crate::nic::NicError> {
+        (**self).zc_tx_give(header, body, body_len, cookie)
+    }
+    fn zc_tx_taken(&mut self) -> Result<Option<u16>, crate::nic::NicError> {
+        (**self).zc_tx_taken()
+    }
+    fn zc_tx_flush(&mut self) {
+        (**self).zc_tx_flush();
+    }
+    fn zc_revoke(&mut self) -> Result<(), crate::nic::NicError> {
+        (**self).zc_revoke()
+    }
+}
+
 /// One attached port as the switch keeps it.
 pub struct SwitchPort<B> {
     /// Its MAC: frames to it are delivered, frames from it must carry it.

@@ -339,3 +339,31 @@ impl crate::datapath::switch::WireTx for FakeWire {
         self.sent.append(&mut self.posted);
     }
 }
+
+/// The fake wire has no caller-buffer rings (it stands for a NIC in shared
+/// mode): every call answers [`crate::nic::NicError::WrongMode`].
+impl crate::nic::ZeroCopy for FakeWire {
+    fn zc_rx_give(&mut self, _: u64, _: u16) -> Result<bool, crate::nic::NicError> {
+        Err(crate::nic::NicError::WrongMode { call: "zc_rx_give" })
+    }
+    fn zc_rx_taken(&mut self) -> Result<Option<(u16, Option<u32>)>, crate::nic::NicError> {
+        Err(crate::nic::NicError::WrongMode { call: "zc_rx_taken" })
+    }
+    fn zc_rx_flush(&mut self) {}
+    fn zc_tx_give(
+        &mut self,
+        _: &[u8; crate::nic::ETH_HEADER_BYTES],
+        _: u64,
+        _: u32,
+        _: u16,
+    ) -> Result<bool, crate::nic::NicError> {
+        Err(crate::nic::NicError::WrongMode { call: "zc_tx_give" })
+    }
+    fn zc_tx_taken(&mut self) -> Result<Option<u16>, crate::nic::NicError> {
+        Err(crate::nic::NicError::WrongMode { call: "zc_tx_taken" })
+    }
+    fn zc_tx_flush(&mut self) {}
+    fn zc_revoke(&mut self) -> Result<(), crate::nic::NicError> {
+        Err(crate::nic::NicError::WrongMode { call: "zc_revoke" })
+    }
+}

@@ -50,19 +50,18 @@ pub fn bring_up_nics(manifest: &Manifest<'static>) -> Result<(), &'static str> {
         return Err(NIC_UNUSABLE);
     }
     for (i, spec) in manifest.nics().take(count).enumerate() {
-        if spec.mode == NicMode::Owned {
-            log::error!(
-                "nic {}: mode `owned` (mediated zero-copy) is not supported by this build yet; use `shared`",
-                spec.name
-            );
-            return Err(NIC_UNUSABLE);
-        }
         let Some(addr) = at[i] else {
             return Err(NIC_UNUSABLE);
         };
-        match pci::probe_at(addr, spec.mac.map(MacAddr)) {
+        let owned = spec.mode == NicMode::Owned;
+        match pci::probe_at(addr, spec.mac.map(MacAddr), owned) {
             Ok(nic) => {
-                log::info!("nic {}: at {addr}, polled by core {}", spec.name, spec.core);
+                log::info!(
+                    "nic {}: at {addr}, {} mode, polled by core {}",
+                    spec.name,
+                    spec.mode.name(),
+                    spec.core
+                );
                 *WIRES[i].lock() = Some(Wire::new(nic));
             }
             Err(e) => {
@@ -144,7 +143,7 @@ impl Net {
             |i| manifest.get(i).map_or((0, 0), |s| (s.net_ports, s.memory)),
             manifest.links(),
             manifest.link_count(),
-            manifest.nics().map(|n| (n.name, n.core)),
+            manifest.nics().map(|n| (n.name, n.core, n.mode)),
             manifest.nic_count(),
         )
         .map(Net)
@@ -169,6 +168,13 @@ impl Net {
     /// or away for good.
     pub fn detach(&self, vm: u32, ports: u8, for_good: bool) {
         self.0.detach(vm, ports, for_good);
+        // An owned NIC may still hold the VM's buffers: its polling core
+        // revokes them at its next pass (the ports are down now, so none
+        // are given again). Only then may the memory go to anyone else.
+        while self.0.nic_holds(vm) {
+            serial::pump();
+            core::hint::spin_loop();
+        }
     }
 
     /// The first ring fault recorded on VM `vm`'s ports, as (port, error).
@@ -212,7 +218,7 @@ impl Net {
             let wire = WIRES.get(n).map(|w| w.lock());
             match wire.as_deref() {
                 Some(Some(w)) => {
-                    if let Some(e) = w.error {
+                    if let Some(e) = w.error.or(self.0.owned_error(n)) {
                         log::error!("nic {n}: the driver answered with an error: {e}");
                     }
                     w.flow(flow)

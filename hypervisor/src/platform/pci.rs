@@ -161,16 +161,25 @@ pub fn supported() -> heapless::Vec<PciAddress, MAX_FOUND> {
 }
 
 /// Enables the 82540EM at `at` (memory decoding and bus mastering, INTx
-/// off) and sets it up, with `mac` or the MAC in its EEPROM. An error
-/// names what failed (the DMA area is then abandoned, never freed).
-pub fn probe_at(at: PciAddress, mac: Option<MacAddr>) -> Result<MachineE1000, NicError> {
+/// off) and sets it up, with `mac` or the MAC in its EEPROM, for its own
+/// buffers or (`owned`) for buffers its caller gives. An error names what
+/// failed (the DMA area is then abandoned, never freed).
+pub fn probe_at(
+    at: PciAddress,
+    mac: Option<MacAddr>,
+    owned: bool,
+) -> Result<MachineE1000, NicError> {
     let mut cs = PortConfigSpace;
     let bar = pci::memory_bar0(&mut cs, at)?;
     let regs = MmioRegs::new(at, bar)?;
     let bytes = MachineE1000::DMA_BYTES;
     let (dma, base) = dma_area(bytes).ok_or(NicError::NoDmaMemory { bytes })?;
     pci::enable_memory_and_dma(&mut cs, at);
-    let mut nic = E1000::new(regs, dma, base, mac)?;
+    let mut nic = if owned {
+        E1000::new_owned(regs, dma, base, mac)?
+    } else {
+        E1000::new(regs, dma, base, mac)?
+    };
     log::info!(
         "nic {at}: 82540EM, BAR0 {:#x} (+{:#x}), MAC {}, link {}",
         bar.base,

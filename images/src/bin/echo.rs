@@ -13,6 +13,7 @@
 //! | `idle=T` | TSC ticks without any traffic before giving up | 2,000,000,000 |
 //! | `spin=T` | ticks to keep polling before waiting in the hypervisor | 5,000 |
 //! | `quit=WORD` | a datagram holding exactly WORD is echoed and then ends the server like the end-of-stream frame (for clients that cannot send raw frames, e.g. from the host through a NAT) | none |
+//! | `crash_after=N` | triple-fault after echoing N datagrams (a server that fails in the middle of traffic, for restart tests) | never |
 //! | `announce=0` | do not send a gratuitous ARP for its address at start | sent |
 //!
 //! Exit codes: 0 after the end-of-stream frame (once the echoes queued
@@ -71,6 +72,7 @@ const DRAIN_TICKS: u64 = 200_000_000;
 /// What the arguments ask for.
 struct Settings<'a> {
     quit: Option<&'a str>,
+    crash_after: Option<u64>,
     ip: Ipv4Addr,
     prefix: u8,
     port: u16,
@@ -96,6 +98,7 @@ fn settings(text: &str) -> Result<Settings<'_>, BadArg<'_>> {
     let args = Args::new(text);
     let mut s = Settings {
         quit: args.value("quit"),
+        crash_after: None,
         ip: DEFAULT_IP,
         prefix: DEFAULT_PREFIX,
         port: DEFAULT_PORT,
@@ -141,6 +144,13 @@ fn settings(text: &str) -> Result<Settings<'_>, BadArg<'_>> {
                 value,
                 problem: "must be a UDP port, 1..=65535",
             })?;
+    }
+    if let Some(value) = args.value("crash_after") {
+        s.crash_after = Some(parse_u64(value).ok_or(BadArg {
+            key: "crash_after",
+            value,
+            problem: "must be a number of datagrams",
+        })?);
     }
     for (key, field) in [("idle", &mut s.idle_ticks), ("spin", &mut s.spin_ticks)] {
         if let Some(value) = args.value(key) {
@@ -230,6 +240,10 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
             }
             quit |= s.quit.is_some_and(|w| w.as_bytes() == &datagram[..len]);
             work = true;
+            if s.crash_after.is_some_and(|n| echoed >= n) {
+                println!("echo: crashing after {echoed} datagrams (crash_after)");
+                images::fault::triple_fault();
+            }
         }
         if let Some(e) = dev.take_error() {
             println!("echo: port {NET_PORT}: {e}");

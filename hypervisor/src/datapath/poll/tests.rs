@@ -8,7 +8,7 @@ use crate::devices::virtio::queue::QueueError;
 use crate::devices::virtio::testing::MEM_SIZE;
 use core::cell::{Cell, RefCell};
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{LinkEndRef, PortRef};
+use vmm_abi::manifest::{LinkEndRef, NicMode, PortRef};
 
 const MEMORY: u64 = MEM_SIZE as u64;
 
@@ -267,7 +267,7 @@ fn with_nic() -> Net<'static> {
         |_| (1, MEMORY),
         links.into_iter(),
         3,
-        [("uplink", 1)].into_iter(),
+        [("uplink", 1, NicMode::Shared)].into_iter(),
         1,
     )
     .unwrap()
@@ -717,4 +717,42 @@ fn no_window_record_while_the_window_is_open() {
     let t = Two::new(0);
     t.net.report(&t.env, |_| "vm", |_, f| f);
     assert_eq!(t.env.records.borrow().len(), 1, "the link record only");
+}
+
+#[test]
+fn an_owned_nic_serves_exactly_one_port() {
+    let to_nic = |vm| LinkSpec {
+        b: LinkEndRef::Nic(0),
+        ..link((vm, 0), (vm, 0), 1, 0)
+    };
+    let build = |links: &[LinkSpec]| {
+        Net::build(
+            &mut Heap,
+            2,
+            |_| (1, MEMORY),
+            links.iter().copied(),
+            links.len(),
+            [("lan", 1, NicMode::Owned)].into_iter(),
+            1,
+        )
+    };
+    assert_eq!(
+        build(&[to_nic(0), to_nic(1)]).err(),
+        Some(super::NIC_OWNED_ONE_PORT)
+    );
+    assert_eq!(build(&[]).err(), Some(super::NIC_OWNED_ONE_PORT));
+    let net = build(&[to_nic(1)]).unwrap();
+    assert!(!net.nic_holds(1), "nothing given yet");
+    // Its pump runs on its core: with a wire that has no caller-buffer
+    // rings it keeps the driver's error and gives nothing.
+    let g = Guest::new();
+    running(&net, 1, &g);
+    let env = FakeEnv::default();
+    let passes = Cell::new(0);
+    net.poll(1, &env, &mut [Some(FakeWire::new(1))], || {
+        passes.set(passes.get() + 1);
+        passes.get() > 2
+    });
+    assert!(net.owned_error(0).is_some());
+    assert!(!net.nic_holds(1));
 }
