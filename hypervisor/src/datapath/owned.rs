@@ -115,6 +115,15 @@ impl Owned {
         self.given_from.is_some()
     }
 
+    /// Forgets every buffer the NIC held (after a revocation).
+    fn forget(&mut self) {
+        self.rx = [None; SLOTS];
+        self.tx = [None; SLOTS];
+        self.rx_pending = None;
+        self.tx_pending = None;
+        self.given_from = None;
+    }
+
     /// The NIC now holds a buffer of generation `generation`.
     fn hold(&mut self, generation: u32) {
         self.given_from = Some(generation);
@@ -136,7 +145,12 @@ impl Owned {
         match self.pass_inner(nic, port, mac, budget) {
             Ok(pass) => pass,
             Err(Stop::Nic(e)) => {
+                // The NIC is left alone from now on; first it is made to
+                // let go of the guest's memory, if it still can.
                 self.error.get_or_insert(e);
+                if nic.zc_revoke().is_ok() {
+                    self.forget();
+                }
                 Pass::default()
             }
             Err(Stop::Guest(e)) => {
@@ -162,11 +176,7 @@ impl Owned {
             && (!up || g != generation)
         {
             nic.zc_revoke()?;
-            self.rx = [None; SLOTS];
-            self.tx = [None; SLOTS];
-            self.rx_pending = None;
-            self.tx_pending = None;
-            self.given_from = None;
+            self.forget();
         }
         if !up {
             return Ok(Pass::default());

@@ -16,15 +16,15 @@
 
 use super::direction::{self, Direction, Hold};
 use super::endpoint::{LinkEnd, LinkFault, Side};
+use super::owned::Owned;
 use super::policy::PassAll;
 use super::port::{Port, PortInner, Signals};
-use super::owned::Owned;
 use super::switch::{Attached, MAX_SWITCH_PORTS, Switch, WireRx, WireTx};
-use crate::nic::ZeroCopy;
-use core::sync::atomic::AtomicBool;
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::queue::Chain;
 use crate::mem::raw::RawRam;
+use crate::nic::ZeroCopy;
+use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
@@ -68,6 +68,9 @@ pub trait PollEnv {
     fn first_stall(&self, link: usize, end: char, hold: u64);
     /// Prints a report record.
     fn record(&self, record: &Record<'_>);
+    /// NIC `nic`'s driver failed with `error` (said once; the NIC is left
+    /// alone from then on).
+    fn nic_failed(&self, nic: usize, error: crate::nic::NicError);
 }
 
 /// What a polling core keeps per link.
@@ -377,7 +380,7 @@ impl<'t> Net<'t> {
             let mut moved = 0;
             for (nic, wire) in self.nics_on(core).zip(wires.iter_mut()) {
                 if let Some(wire) = wire {
-                    moved += self.service_nic(nic, wire);
+                    moved += self.service_nic(nic, wire, env);
                 }
             }
             let now = env.now();
@@ -418,9 +421,14 @@ impl<'t> Net<'t> {
 
     /// One pass of `nic` both ways (its switch, or its owned port's pump);
     /// returns frames taken.
-    fn service_nic<W: WireRx + WireTx + ZeroCopy>(&self, nic: &NicSlot<'t>, wire: &mut W) -> u32 {
+    fn service_nic<W: WireRx + WireTx + ZeroCopy>(
+        &self,
+        nic: &NicSlot<'t>,
+        wire: &mut W,
+        env: &impl PollEnv,
+    ) -> u32 {
         if nic.mode == NicMode::Owned {
-            return self.service_owned(nic, wire);
+            return self.service_owned(nic, wire, env);
         }
         let mut switch = nic.switch.lock();
         let ports = NicPorts {
@@ -446,13 +454,19 @@ impl<'t> Net<'t> {
     }
 
     /// One pass of an owned NIC's pump over its one port.
-    fn service_owned<Z: ZeroCopy>(&self, nic: &NicSlot<'t>, wire: &mut Z) -> u32 {
+    fn service_owned<Z: ZeroCopy>(
+        &self,
+        nic: &NicSlot<'t>,
+        wire: &mut Z,
+        env: &impl PollEnv,
+    ) -> u32 {
         let Some(&p) = nic.ports.first() else {
             return 0;
         };
         let port = &self.ports[p];
         let mac = port_mac(port.vm, port.port);
         let mut owned = nic.owned.lock();
+        let had_error = owned.error.is_some();
         let pass = port.with(|inner| {
             let pass = owned.pass(wire, inner, mac, BATCH);
             // Under the port's lock: a VM core that takes the port down
@@ -460,6 +474,10 @@ impl<'t> Net<'t> {
             nic.holds.store(owned.holds(), Ordering::Release);
             pass
         });
+        if let (false, Some(e)) = (had_error, owned.error) {
+            let index = self.nics.iter().position(|n| core::ptr::eq(n, nic));
+            env.nic_failed(index.unwrap_or(0), e);
+        }
         if pass.blamed.is_some() {
             self.signals[port.vm as usize]
                 .fault

@@ -347,7 +347,9 @@ impl crate::nic::ZeroCopy for FakeWire {
         Err(crate::nic::NicError::WrongMode { call: "zc_rx_give" })
     }
     fn zc_rx_taken(&mut self) -> Result<Option<(u16, Option<u32>)>, crate::nic::NicError> {
-        Err(crate::nic::NicError::WrongMode { call: "zc_rx_taken" })
+        Err(crate::nic::NicError::WrongMode {
+            call: "zc_rx_taken",
+        })
     }
     fn zc_rx_flush(&mut self) {}
     fn zc_tx_give(
@@ -360,7 +362,9 @@ impl crate::nic::ZeroCopy for FakeWire {
         Err(crate::nic::NicError::WrongMode { call: "zc_tx_give" })
     }
     fn zc_tx_taken(&mut self) -> Result<Option<u16>, crate::nic::NicError> {
-        Err(crate::nic::NicError::WrongMode { call: "zc_tx_taken" })
+        Err(crate::nic::NicError::WrongMode {
+            call: "zc_tx_taken",
+        })
     }
     fn zc_tx_flush(&mut self) {}
     fn zc_revoke(&mut self) -> Result<(), crate::nic::NicError> {

@@ -1,6 +1,7 @@
 /* Corral hypervisor entry (AT&T syntax): the Multiboot2 header, the 32-bit
  * entry GRUB jumps to, the hypervisor's own boot page tables (identity map
- * of the first 4 GiB with 2 MiB pages) and the switch to long mode. It then
+ * of the first 4 GiB with 2 MiB pages, the first 2 MiB in 4 KiB pages with
+ * a guard page below the boot stack) and the switch to long mode. It then
  * calls corral_main(magic, mbi) on the boot stack. */
 
 .set MB2_MAGIC,        0xe85250d6
@@ -14,7 +15,9 @@
 .set GDT_CODE64,       0x08
 .set GDT_DATA,         0x10
 .set PD_ENTRIES,       2048
-.set BOOT_STACK_SIZE,  0x10000
+.set BOOT_STACK_SIZE,  0x40000
+.set PT_ENTRIES,       512
+.set PAGE_SHIFT,       12
 
 .section .multiboot2, "a"
 .balign 8
@@ -60,6 +63,24 @@ _start:
     inc %ecx
     cmp $PD_ENTRIES, %ecx
     jne 2b
+
+    /* The first 2 MiB in 4 KiB pages, so the page below the boot stack
+     * can be left out: a stack overflow then faults on that guard page
+     * instead of running into these tables. */
+    xor %ecx, %ecx
+3:  mov %ecx, %eax
+    shl $PAGE_SHIFT, %eax
+    or $PTE_PRESENT_RW, %eax
+    mov %eax, boot_pt0(,%ecx,8)
+    inc %ecx
+    cmp $PT_ENTRIES, %ecx
+    jne 3b
+    mov $boot_stack_guard, %eax
+    shr $PAGE_SHIFT, %eax
+    movl $0, boot_pt0(,%eax,8)
+    mov $boot_pt0, %eax
+    or $PTE_PRESENT_RW, %eax
+    mov %eax, boot_pd
 
     mov $boot_pml4, %eax
     mov %eax, %cr3
@@ -110,6 +131,11 @@ boot_pdpt:
     .skip 4096
 boot_pd:
     .skip 4096 * 4
+boot_pt0:
+    .skip 4096
+/* Left out of the page tables (see above). */
+boot_stack_guard:
+    .skip 4096
 .global boot_stack_bottom
 boot_stack_bottom:
     .skip BOOT_STACK_SIZE

@@ -75,6 +75,10 @@ pub fn bring_up_nics(manifest: &Manifest<'static>) -> Result<(), &'static str> {
 
 pub use crate::datapath::port::{Port, PortEvent, PortInner, PortState, Signals};
 
+/// Instructions a VM's core waits for an owned NIC to let go of the VM's
+/// buffers (a polling pass takes far fewer).
+const REVOKE_WAIT: u64 = 2_000_000_000;
+
 /// Exits taken on each core (each core adds only to its own).
 static EXITS: PerCore = PerCore::new();
 
@@ -129,6 +133,11 @@ impl PollEnv for Machine {
     fn record(&self, record: &Record<'_>) {
         serial::record(record);
     }
+
+    #[cold]
+    fn nic_failed(&self, nic: usize, error: crate::nic::NicError) {
+        log::error!("nic {nic}: the driver failed: {error}; the NIC is left alone from now on");
+    }
 }
 
 /// Every port, link and signal of the run ([`poll::Net`] on the machine).
@@ -166,15 +175,27 @@ impl Net {
 
     /// A VM's run ended (before its memory is freed): its ports go down,
     /// or away for good.
-    pub fn detach(&self, vm: u32, ports: u8, for_good: bool) {
+    /// Returns whether the VM's memory may be freed: `false` if an owned
+    /// NIC still holds its buffers after [`REVOKE_WAIT`] instructions (a
+    /// NIC that cannot be stopped), and then the memory must be kept out
+    /// of the allocator for the rest of the run.
+    pub fn detach(&self, vm: u32, ports: u8, for_good: bool) -> bool {
         self.0.detach(vm, ports, for_good);
         // An owned NIC may still hold the VM's buffers: its polling core
         // revokes them at its next pass (the ports are down now, so none
         // are given again). Only then may the memory go to anyone else.
+        let start = instr::rdtsc();
         while self.0.nic_holds(vm) {
+            if instr::rdtsc().wrapping_sub(start) > REVOKE_WAIT {
+                log::error!(
+                    "vm {vm}: an owned NIC still holds its buffers after {REVOKE_WAIT} instructions; its memory is kept out of use for the rest of the run"
+                );
+                return false;
+            }
             serial::pump();
             core::hint::spin_loop();
         }
+        true
     }
 
     /// The first ring fault recorded on VM `vm`'s ports, as (port, error).

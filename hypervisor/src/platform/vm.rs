@@ -672,11 +672,15 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
 /// Frees the VM's resources (after a stop or a failed creation); its net
 /// ports go down first, so no polling core touches the memory after.
 pub fn destroy(st: &mut VmState, net: &Net) {
-    net.detach(st.index, st.spec.net_ports, false);
+    let free = net.detach(st.index, st.spec.net_ports, false);
     st.console_dev = None;
     st.cpu.wait_deadline = None;
     if let Some(vm) = st.vm.take() {
-        vm.destroy();
+        // If a NIC may still write its memory, `vm` is dropped without
+        // `destroy`: its frames never go back to the allocator.
+        if free {
+            vm.destroy();
+        }
     }
 }
 

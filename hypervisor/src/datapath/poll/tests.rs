@@ -71,6 +71,7 @@ struct FakeEnv {
     idles: Cell<u32>,
     stalls: RefCell<Vec<(usize, char, u64)>>,
     records: RefCell<Vec<Kept>>,
+    nic_errors: RefCell<Vec<(usize, crate::nic::NicError)>>,
 }
 
 impl FakeEnv {
@@ -96,6 +97,10 @@ impl PollEnv for FakeEnv {
 
     fn first_stall(&self, link: usize, end: char, hold: u64) {
         self.stalls.borrow_mut().push((link, end, hold));
+    }
+
+    fn nic_failed(&self, nic: usize, error: crate::nic::NicError) {
+        self.nic_errors.borrow_mut().push((nic, error));
     }
 
     fn record(&self, record: &Record<'_>) {
@@ -755,4 +760,7 @@ fn an_owned_nic_serves_exactly_one_port() {
     });
     assert!(net.owned_error(0).is_some());
     assert!(!net.nic_holds(1));
+    // Said once, however many passes.
+    assert_eq!(env.nic_errors.borrow().len(), 1);
+    assert_eq!(env.nic_errors.borrow()[0].0, 0);
 }

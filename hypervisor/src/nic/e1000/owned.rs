@@ -11,10 +11,11 @@
 //! most `N - 1` are in flight; a frame's cookie sits on its last slot.
 //! Chains are never longer than two and always end in EOP.
 //!
-//! Revocation disables both queues, waits until their heads stop, clears
-//! every descriptor and both rings' registers, then enables the queues
-//! again with empty rings: from then on no descriptor holds a caller's
-//! address.
+//! Revocation disables both queues, waits until their heads stop, moves
+//! the tails onto the heads (the device then owns no descriptor), clears
+//! every descriptor, then enables the queues again with empty rings that
+//! start where the heads are: from then on no descriptor holds a caller's
+//! address, and the device never met a cleared descriptor it owned.
 #![forbid(unsafe_code)]
 
 use super::regs::*;
@@ -241,8 +242,28 @@ impl<R: Regs, M: GuestRam, const N: usize> ZeroCopy for E1000<R, M, N> {
         self.regs.write(TCTL, TCTL_RUNNING & !TCTL_EN);
         self.wait_stopped(RDH, "RDH")?;
         self.wait_stopped(TDH, "TDH")?;
-        self.program_empty_rings()?;
-        self.zc = Some(Rings::default());
+        // The device gets no descriptor before any is cleared: tails meet
+        // the heads (a device that receives while disabled then finds no
+        // buffer rather than a cleared descriptor, which Bochs would walk
+        // the whole ring over). The heads stay where they are.
+        let (rdh, tdh) = (self.regs.read(RDH), self.regs.read(TDH));
+        self.regs.write(RDT, rdh);
+        self.regs.write(TDT, tdh);
+        for i in 0..N as u16 {
+            for d in [self.rx_desc(i), self.tx_desc(i)] {
+                self.dma.write_u64(d, 0)?;
+                self.dma.write_u64(Gpa(d.0 + DESC_LENGTH), 0)?;
+            }
+        }
+        self.dma.fence(Barrier::Release);
+        let at = |head: u32| (head as usize % N) as u16;
+        self.zc = Some(Rings {
+            rx_head: at(rdh),
+            rx_tail: at(rdh),
+            tx_head: at(tdh),
+            tx_tail: at(tdh),
+            ..Rings::default()
+        });
         self.rx_discarding = false;
         self.regs.write(TCTL, TCTL_RUNNING);
         self.regs.write(RCTL, RCTL_RUNNING);
