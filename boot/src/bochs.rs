@@ -5,6 +5,7 @@
 
 use crate::bochs_nics::{self, Card, CardBackend};
 use crate::error::{Error, Result};
+use crate::netns;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -71,6 +72,9 @@ pub struct Machine {
     pub log: PathBuf,
     /// Its e1000 cards, in card order (the manifest's NICs).
     pub cards: Vec<Card>,
+    /// The network namespace the emulator runs in (`ip netns exec`), the
+    /// one its tap devices live in; `None`: the tool's own.
+    pub netns: Option<String>,
 }
 
 impl Machine {
@@ -196,6 +200,20 @@ fn read_new(file: &mut File, buf: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
+/// The command that starts the emulator on `files`: `bochs-bin -q -f RC
+/// -rc COMMANDS`, inside the machine's network namespace if it has one
+/// (`ip netns exec NAME bochs-bin ...`, which becomes the emulator itself,
+/// so stopping the child stops the emulator).
+pub fn emulator_command(machine: &Machine, files: &RunFiles) -> Command {
+    let mut cmd = netns::command(machine.netns.as_deref(), BOCHS);
+    cmd.arg("-q")
+        .arg("-f")
+        .arg(&files.bochsrc)
+        .arg("-rc")
+        .arg(&files.commands);
+    cmd
+}
+
 /// Boots `machine` and waits for it, at most `bound` of wall-clock time.
 /// Every complete COM1 line goes to `on_line`, which returns `true` once the
 /// hypervisor has said its last word; the emulator then gets a short grace
@@ -221,18 +239,19 @@ pub fn run(
     let err = File::create(&files.stderr)
         .map_err(|e| Error::new(format!("cannot create {}: {e}", files.stderr.display())))?;
     let dir = files.bochsrc.parent().unwrap_or(Path::new("."));
-    let mut child = Command::new(BOCHS)
-        .arg("-q")
-        .arg("-f")
-        .arg(&files.bochsrc)
-        .arg("-rc")
-        .arg(&files.commands)
+    let mut cmd = emulator_command(machine, files);
+    let mut child = cmd
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .spawn()
-        .map_err(|e| Error::new(format!("cannot start {BOCHS}: {e}")))?;
+        .map_err(|e| {
+            let how = machine.netns.as_ref().map_or_else(String::new, |ns| {
+                format!(" in network namespace `{ns}` (ip netns exec)")
+            });
+            Error::new(format!("cannot start {BOCHS}{how}: {e}"))
+        })?;
 
     let watched = watch(&mut child, &mut com1, bound, on_line);
     if watched.is_err() {
@@ -325,7 +344,46 @@ mod tests {
             com1: "/r/com1.txt".into(),
             log: "/r/bochs.log".into(),
             cards: Vec::new(),
+            netns: None,
         }
+    }
+
+    #[test]
+    fn the_emulator_starts_in_the_namespace_of_its_taps() {
+        let files = RunFiles::in_dir(Path::new("/r"));
+        let args = |c: &Command| {
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        let plain = emulator_command(&machine(1), &files);
+        assert_eq!(plain.get_program(), BOCHS);
+        assert_eq!(
+            args(&plain),
+            ["-q", "-f", "/r/bochsrc", "-rc", "/r/bochs-commands"]
+        );
+        let inside = emulator_command(
+            &Machine {
+                netns: Some("corral-t7".into()),
+                ..machine(1)
+            },
+            &files,
+        );
+        assert_eq!(inside.get_program(), "ip");
+        assert_eq!(
+            args(&inside),
+            [
+                "netns",
+                "exec",
+                "corral-t7",
+                BOCHS,
+                "-q",
+                "-f",
+                "/r/bochsrc",
+                "-rc",
+                "/r/bochs-commands"
+            ]
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Card {
                         script: dir.join(format!("slirp-{}.conf", n.card)),
                         forwards: forwards.clone(),
                     },
-                    Backend::Tap { device } => CardBackend::Tap {
+                    Backend::Tap { device, .. } => CardBackend::Tap {
                         device: device.clone(),
                     },
                 },
@@ -167,6 +167,7 @@ mod tests {
                     3,
                     Backend::Tap {
                         device: "corral0".into(),
+                        netns: Some("corral-t1".into()),
                     },
                 )
             },

@@ -17,6 +17,7 @@ pub mod fleet_bench;
 pub mod iso;
 pub mod memory;
 pub mod net_bench;
+pub mod netns;
 pub mod outcome;
 pub mod report;
 pub mod run;

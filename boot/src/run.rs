@@ -8,6 +8,7 @@ use crate::cargo_build::{self, Artifacts, target_dir};
 use crate::console::{Line, Renderer, classify, sanitize};
 use crate::error::{Error, Result};
 use crate::iso;
+use crate::netns;
 use crate::outcome::RunOutcome;
 use crate::report::Report;
 use crate::toml_manifest::{self, Manifest, RunSettings};
@@ -100,6 +101,11 @@ pub fn settings(manifest: &Manifest, opts: &RunOptions) -> Result<RunSettings> {
     {
         let root = toml_manifest::running_as_root().unwrap_or(false);
         toml_manifest::check_backends(&manifest.origin, &manifest.nics, root)?;
+        // The namespace and the tap devices must be there before the
+        // emulator starts (Bochs would make a tap device of its own, with
+        // no address, and `ip netns exec` cannot enter a missing namespace).
+        tools::ensure_program(netns::IP, netns::IP_PACKAGE, &detail)?;
+        toml_manifest::check_tap_devices(&manifest.origin, &manifest.nics, &netns::Host)?;
     }
     Ok(s)
 }
@@ -274,8 +280,12 @@ fn boot(
     outcome: &mut RunOutcome,
 ) -> Result<Booted> {
     progress(&format!(
-        "[3/4] booting in Bochs (cpu {} x{}, bound {} s)",
-        settings.cpu_model, settings.cpus, settings.timeout_secs
+        "[3/4] booting in Bochs (cpu {} x{}, bound {} s{})",
+        settings.cpu_model,
+        settings.cpus,
+        settings.timeout_secs,
+        toml_manifest::emulator_netns(&manifest.nics)
+            .map_or_else(String::new, |ns| format!(", network namespace {ns}"))
     ));
     let machine = Machine {
         cpu_model: settings.cpu_model.clone(),
@@ -285,6 +295,7 @@ fn boot(
         com1: dir.join("com1.txt"),
         log: dir.join("bochs.log"),
         cards: Card::for_nics(&manifest.nics, dir),
+        netns: toml_manifest::emulator_netns(&manifest.nics).map(str::to_string),
     };
     let names = manifest.vms.iter().map(|v| v.name.clone()).collect();
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

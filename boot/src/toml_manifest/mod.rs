@@ -24,8 +24,9 @@ use vmm_abi::manifest::{
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
 pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, NIC_END_PREFIX, PortEnd, poll_cores};
 pub use nics::{
-    Backend, DEFAULT_FORWARD_GUEST, EMULATED_SLOTS, Forward, MAX_FORWARDS, NicConfig, Proto,
-    check_backends, generated_mac, mac_text, parse_mac, parse_pci, running_as_root, slot_address,
+    Backend, DEFAULT_FORWARD_GUEST, DeviceState, EMULATED_SLOTS, Forward, HostNet, MAX_FORWARDS,
+    MAX_NETNS_NAME, NETNS_DIR, NicConfig, Proto, check_backends, check_tap_devices, emulator_netns,
+    generated_mac, mac_text, parse_mac, parse_pci, running_as_root, slot_address,
 };
 pub use raw::parse_size;
 

@@ -105,9 +105,11 @@ fn every_nic_field_is_read_and_encoded() {
     assert_eq!(
         lan.backend,
         Backend::Tap {
-            device: "corral0".into()
+            device: "corral0".into(),
+            netns: None
         }
     );
+    assert_eq!(emulator_netns(&m.nics), None);
     assert_eq!(lan.mode, vmm_abi::manifest::NicMode::Owned);
     // Links to NICs are polled on the NIC's core unless they say.
     assert_eq!((m.links[0].core, m.links[1].core), (0, 2));
@@ -195,7 +197,35 @@ fn bad_nic_fields_are_named() {
         ),
         (
             "backend = \"tap\"\ntap = \"a,b\"\n",
-            "m.toml: nic `up`: field `tap`: `a,b` is not a tap device name (1..=15 of A-Z a-z 0-9 _ . -)",
+            "m.toml: nic `up`: field `tap`: `a,b` is not a tap device name (1..=15 of A-Z a-z 0-9 _ . -, not `.` or `..`)",
+        ),
+        (
+            "backend = \"tap\"\ntap = \"..\"\n",
+            "m.toml: nic `up`: field `tap`: `..` is not a tap device name (1..=15 of A-Z a-z 0-9 _ . -, not `.` or `..`)",
+        ),
+        (
+            "netns = \"ns\"\n",
+            "m.toml: nic `up`: field `netns`: only with `backend = \"tap\"` (it names the network namespace of the tap device; this NIC uses slirp)",
+        ),
+        (
+            "backend = \"slirp\"\nnetns = \"ns\"\nforward = [\"udp:1:1\"]\n",
+            "m.toml: nic `up`: field `netns`: only with `backend = \"tap\"` (it names the network namespace of the tap device; this NIC uses slirp)",
+        ),
+        (
+            "backend = \"tap\"\ntap = \"t\"\nnetns = \"\"\n",
+            "m.toml: nic `up`: field `netns`: `` is not a network namespace name (1..=15 of A-Z a-z 0-9 _ . -, not `.` or `..`)",
+        ),
+        (
+            "backend = \"tap\"\ntap = \"t\"\nnetns = \"corral-test-12345\"\n",
+            "m.toml: nic `up`: field `netns`: `corral-test-12345` is not a network namespace name (1..=15 of A-Z a-z 0-9 _ . -, not `.` or `..`)",
+        ),
+        (
+            "backend = \"tap\"\ntap = \"t\"\nnetns = \"a/b\"\n",
+            "m.toml: nic `up`: field `netns`: `a/b` is not a network namespace name (1..=15 of A-Z a-z 0-9 _ . -, not `.` or `..`)",
+        ),
+        (
+            "backend = \"tap\"\ntap = \"t\"\nnetns = \"..\"\n",
+            "m.toml: nic `up`: field `netns`: `..` is not a network namespace name (1..=15 of A-Z a-z 0-9 _ . -, not `.` or `..`)",
         ),
         (
             "backend = \"tap\"\ntap = \"t\"\nforward = [\"udp:1:1\"]\n",
@@ -431,4 +461,146 @@ fn addresses_and_macs_parse() {
     );
     assert_eq!(generated_mac(3), [0x52, 0x54, 0, 0x12, 0x34, 0x53]);
     assert_eq!(slot_address(4).to_string(), "00:05.0");
+}
+
+#[test]
+fn tap_nics_share_one_namespace() {
+    let tap = |dev: &str, ns: Option<&str>| {
+        let ns = ns.map_or_else(String::new, |n| format!("netns = \"{n}\"\n"));
+        format!("backend = \"tap\"\ntap = \"{dev}\"\n{ns}")
+    };
+    // Read, at its longest, and every tap NIC names the same one; a slirp
+    // NIC beside them names none.
+    let m = ok(&with(
+        &(nic("a", &tap("t0", Some("corral-t123456.")))
+            + &nic("b", &tap("t1", Some("corral-t123456.")))
+            + &nic("c", "")),
+    ));
+    assert_eq!(
+        m.nics[0].backend,
+        Backend::Tap {
+            device: "t0".into(),
+            netns: Some("corral-t123456.".into())
+        }
+    );
+    assert_eq!(emulator_netns(&m.nics), Some("corral-t123456."));
+    let slirp_first = ok(&with(&(nic("c", "") + &nic("a", &tap("t0", Some("x"))))));
+    assert_eq!(emulator_netns(&slirp_first.nics), Some("x"));
+    assert_eq!(emulator_netns(&ok(&with(&nic("c", ""))).nics), None);
+    ok(&with(
+        &(nic("a", &tap("t0", None)) + &nic("b", &tap("t1", None))),
+    ));
+    for (a, b, want) in [
+        (
+            Some("ns1"),
+            Some("ns2"),
+            "m.toml: nic `b`: field `netns`: `ns2`, but tap NIC `a` names `ns1`; the emulator runs in one network namespace, so every tap NIC names the same one or none does",
+        ),
+        (
+            Some("ns1"),
+            None,
+            "m.toml: nic `b`: field `netns`: left out, but tap NIC `a` names `ns1`; the emulator runs in one network namespace, so every tap NIC names the same one or none does",
+        ),
+        (
+            None,
+            Some("ns2"),
+            "m.toml: nic `b`: field `netns`: `ns2`, but tap NIC `a` names none; the emulator runs in one network namespace, so every tap NIC names the same one or none does",
+        ),
+    ] {
+        assert_eq!(
+            err(&with(&(nic("a", &tap("t0", a)) + &nic("b", &tap("t1", b))))),
+            want
+        );
+    }
+}
+
+/// A host with the namespaces and devices a test says.
+struct FakeHost {
+    namespaces: Vec<&'static str>,
+    /// (namespace, device, state)
+    devices: Vec<(Option<&'static str>, &'static str, DeviceState)>,
+    broken: bool,
+}
+
+impl HostNet for FakeHost {
+    fn netns_exists(&self, name: &str) -> bool {
+        self.namespaces.contains(&name)
+    }
+
+    fn device(
+        &self,
+        netns: Option<&str>,
+        device: &str,
+    ) -> std::result::Result<DeviceState, String> {
+        if self.broken {
+            return Err("`ip -d link show dev t0`: permission denied".into());
+        }
+        Ok(self
+            .devices
+            .iter()
+            .find(|(ns, d, _)| *ns == netns && *d == device)
+            .map_or(DeviceState::Missing, |(_, _, s)| s.clone()))
+    }
+}
+
+#[test]
+fn tap_devices_are_looked_for_before_boot() {
+    let inside = ok(&with(
+        &(nic("up", "") + &nic("lan", "backend = \"tap\"\ntap = \"t0\"\nnetns = \"ns\"\n")),
+    ));
+    let outside = ok(&with(&nic("lan", "backend = \"tap\"\ntap = \"t0\"\n")));
+    let host = |namespaces, devices| FakeHost {
+        namespaces,
+        devices,
+        broken: false,
+    };
+    let check = |m: &Manifest, h: &FakeHost| {
+        check_tap_devices("m.toml", &m.nics, h).map_err(|e| e.to_string())
+    };
+    // All there.
+    let good = host(vec!["ns"], vec![(Some("ns"), "t0", DeviceState::Tap)]);
+    check(&inside, &good).unwrap();
+    // Slirp NICs need nothing.
+    check(&ok(&with(&nic("up", ""))), &host(vec![], vec![])).unwrap();
+    assert_eq!(
+        check(&inside, &host(vec![], vec![])).unwrap_err(),
+        "m.toml: nic `lan`: field `netns`: no network namespace `ns` (/run/netns/ns does not exist); create it with `ip netns add ns` and the tap device in it with `ip -n ns tuntap add dev t0 mode tap`, then give it an address and bring it up (`ip -n ns addr add 10.0.9.1/24 dev t0`, `ip -n ns link set t0 up`)"
+    );
+    // The device on the host does not count for a namespace.
+    assert_eq!(
+        check(
+            &inside,
+            &host(vec!["ns"], vec![(None, "t0", DeviceState::Tap)])
+        )
+        .unwrap_err(),
+        "m.toml: nic `lan`: field `tap`: no device `t0` in network namespace `ns`; create it with `ip -n ns tuntap add dev t0 mode tap`, then give it an address and bring it up (`ip -n ns addr add 10.0.9.1/24 dev t0`, `ip -n ns link set t0 up`)"
+    );
+    assert_eq!(
+        check(&outside, &good).unwrap_err(),
+        "m.toml: nic `lan`: field `tap`: no device `t0` in this host's network namespace; create it with `ip tuntap add dev t0 mode tap`, then give it an address and bring it up (`ip addr add 10.0.9.1/24 dev t0`, `ip link set t0 up`)"
+    );
+    check(
+        &outside,
+        &host(vec![], vec![(None, "t0", DeviceState::Tap)]),
+    )
+    .unwrap();
+    assert_eq!(
+        check(
+            &inside,
+            &host(
+                vec!["ns"],
+                vec![(Some("ns"), "t0", DeviceState::Other("veth".into()))]
+            )
+        )
+        .unwrap_err(),
+        "m.toml: nic `lan`: field `tap`: `t0` in network namespace `ns` is not a tap device (`ip -n ns -d link show t0`: `veth`); name a tap device (`ip -n ns tuntap add dev NAME mode tap` makes one)"
+    );
+    let broken = FakeHost {
+        broken: true,
+        ..host(vec!["ns"], vec![])
+    };
+    assert_eq!(
+        check(&inside, &broken).unwrap_err(),
+        "m.toml: nic `lan`: field `tap`: cannot look for device `t0` in network namespace `ns`: `ip -d link show dev t0`: permission denied"
+    );
 }

@@ -1,6 +1,7 @@
 //! `[[nic]]` tables: a physical NIC the hypervisor drives (in the emulator,
 //! an e1000 card the tool adds to the machine) and how the emulator
-//! connects it to the host (slirp with port forwards, or a tap device).
+//! connects it to the host (slirp with port forwards, or a tap device,
+//! perhaps in a network namespace the emulator then runs in).
 //! Every field is checked here, with errors that name the file, the NIC
 //! and the field; each NIC also gets its emulator slot, so `pci = "auto"`
 //! becomes the concrete address the binary manifest carries.
@@ -15,6 +16,10 @@ use vmm_abi::manifest::{MAX_CORES, MAX_NICS, NicMode, NicPci, NicSpec, PciAddres
 pub const MAX_FORWARDS: usize = 5;
 /// Longest tap device name (Linux's `IFNAMSIZ` less its NUL).
 pub const MAX_TAP_NAME: usize = 15;
+/// Longest network namespace name the manifest takes.
+pub const MAX_NETNS_NAME: usize = 15;
+/// Where `ip netns` keeps the namespaces it names.
+pub const NETNS_DIR: &str = "/run/netns";
 /// PCI slots the emulated machine has for e1000 cards (`slot1`..`slot4`).
 pub const EMULATED_SLOTS: u8 = MAX_NICS as u8;
 
@@ -96,6 +101,9 @@ pub enum Backend {
     Tap {
         /// Its name.
         device: String,
+        /// The network namespace it lives in, which the emulator then
+        /// runs in (`None`: the tool's own).
+        netns: Option<String>,
     },
 }
 
@@ -222,13 +230,26 @@ fn parse_forward(text: &str) -> std::result::Result<Forward, String> {
     })
 }
 
-/// Whether `name` can be a tap device here: 1..=15 bytes of letters,
-/// digits, `_`, `.` and `-` (so it cannot break the bochsrc line).
-fn is_tap_name(name: &str) -> bool {
-    (1..=MAX_TAP_NAME).contains(&name.len())
+/// Whether `name` is 1..=`max` bytes of letters, digits, `_`, `.` and `-`,
+/// and not `.` or `..` (so it cannot break the bochsrc line, a command line
+/// or a path).
+fn is_plain_name(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len())
+        && name != "."
+        && name != ".."
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Whether `name` can be a tap device here.
+fn is_tap_name(name: &str) -> bool {
+    is_plain_name(name, MAX_TAP_NAME)
+}
+
+/// Whether `name` can be a network namespace here.
+fn is_netns_name(name: &str) -> bool {
+    is_plain_name(name, MAX_NETNS_NAME)
 }
 
 /// The backend of one `[[nic]]` table.
@@ -239,6 +260,13 @@ fn backend(raw: &RawNic, fail: &dyn Fn(&str, String) -> Error) -> Result<Backend
                 return Err(fail(
                     "tap",
                     "only with `backend = \"tap\"` (this NIC uses slirp)".to_string(),
+                ));
+            }
+            if raw.netns.is_some() {
+                return Err(fail(
+                    "netns",
+                    "only with `backend = \"tap\"` (it names the network namespace of the tap device; this NIC uses slirp)"
+                        .to_string(),
                 ));
             }
             let list = raw.forward.as_deref().unwrap_or_default();
@@ -289,12 +317,23 @@ fn backend(raw: &RawNic, fail: &dyn Fn(&str, String) -> Error) -> Result<Backend
                 return Err(fail(
                     "tap",
                     format!(
-                        "`{device}` is not a tap device name (1..={MAX_TAP_NAME} of A-Z a-z 0-9 _ . -)"
+                        "`{device}` is not a tap device name (1..={MAX_TAP_NAME} of A-Z a-z 0-9 _ . -, not `.` or `..`)"
+                    ),
+                ));
+            }
+            if let Some(ns) = &raw.netns
+                && !is_netns_name(ns)
+            {
+                return Err(fail(
+                    "netns",
+                    format!(
+                        "`{ns}` is not a network namespace name (1..={MAX_NETNS_NAME} of A-Z a-z 0-9 _ . -, not `.` or `..`)"
                     ),
                 ));
             }
             Ok(Backend::Tap {
                 device: device.clone(),
+                netns: raw.netns.clone(),
             })
         }
     }
@@ -460,15 +499,39 @@ pub(super) fn resolve(origin: &str, raw: &[RawNic], default_core: u32) -> Result
                 }
             }
         }
-        if let Backend::Tap { device } = &p.backend
-            && let Some(other) = parsed
+        if let Backend::Tap { device, netns } = &p.backend {
+            if let Some(other) = parsed
                 .iter()
-                .find(|o| matches!(&o.backend, Backend::Tap { device: d } if d == device))
-        {
-            return Err(fail(
-                "tap",
-                format!("NIC `{}` uses tap device `{device}` already", other.name),
-            ));
+                .find(|o| matches!(&o.backend, Backend::Tap { device: d, .. } if d == device))
+            {
+                return Err(fail(
+                    "tap",
+                    format!("NIC `{}` uses tap device `{device}` already", other.name),
+                ));
+            }
+            // The emulator runs in one namespace: every tap NIC names the
+            // same one, or none does.
+            let other = parsed.iter().find_map(|o| match &o.backend {
+                Backend::Tap { netns: theirs, .. } if theirs != netns => Some((o, theirs)),
+                _ => None,
+            });
+            if let Some((other, theirs)) = other {
+                let said = |ns: &Option<String>| {
+                    ns.as_ref()
+                        .map_or_else(|| "none".to_string(), |n| format!("`{n}`"))
+                };
+                return Err(fail(
+                    "netns",
+                    format!(
+                        "{}, but tap NIC `{}` names {}; the emulator runs in one network namespace, so every tap NIC names the same one or none does",
+                        netns
+                            .as_ref()
+                            .map_or_else(|| "left out".to_string(), |n| format!("`{n}`")),
+                        other.name,
+                        said(theirs)
+                    ),
+                ));
+            }
         }
         parsed.push(p);
     }
@@ -536,13 +599,104 @@ pub fn running_as_root() -> Option<bool> {
 /// Refuses a tap backend unless `root`: only root can open a tap device.
 pub fn check_backends(origin: &str, nics: &[NicConfig], root: bool) -> Result<()> {
     for nic in nics {
-        if let Backend::Tap { device } = &nic.backend
+        if let Backend::Tap { device, .. } = &nic.backend
             && !root
         {
             return Err(Error::new(format!(
                 "{origin}: nic `{}`: field `backend`: the tap backend (device `{device}`) needs root, and this tool is not running as root; run it as root or use `backend = \"slirp\"`",
                 nic.name
             )));
+        }
+    }
+    Ok(())
+}
+
+/// The network namespace the emulator runs in: the one the tap NICs name
+/// (they all name the same one, or none does), if any.
+pub fn emulator_netns(nics: &[NicConfig]) -> Option<&str> {
+    nics.iter().find_map(|n| match &n.backend {
+        Backend::Tap { netns, .. } => netns.as_deref(),
+        Backend::Slirp { .. } => None,
+    })
+}
+
+/// What the host says about a tap NIC's device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceState {
+    /// No device of that name.
+    Missing,
+    /// A tap device.
+    Tap,
+    /// A device of another kind; its `ip -d link show` detail line.
+    Other(String),
+}
+
+/// Questions about the host's network the checks before boot ask (the
+/// real answers come from `/run/netns` and `ip`; tests give their own).
+pub trait HostNet {
+    /// Whether network namespace `name` exists.
+    fn netns_exists(&self, name: &str) -> bool;
+    /// The device `device` in namespace `netns` (`None`: the tool's own).
+    fn device(&self, netns: Option<&str>, device: &str)
+    -> std::result::Result<DeviceState, String>;
+}
+
+/// Checks that each tap NIC's namespace and device exist and that the
+/// device is a tap; the errors name the NIC and the field and say what to
+/// run to create what is missing.
+pub fn check_tap_devices(origin: &str, nics: &[NicConfig], host: &dyn HostNet) -> Result<()> {
+    for nic in nics {
+        let Backend::Tap { device, netns } = &nic.backend else {
+            continue;
+        };
+        let fail = |field: &str, e: String| {
+            Error::new(format!(
+                "{origin}: nic `{}`: field `{field}`: {e}",
+                nic.name
+            ))
+        };
+        let (ip, place) = match netns {
+            Some(ns) => (format!("ip -n {ns}"), format!("network namespace `{ns}`")),
+            None => (
+                "ip".to_string(),
+                "this host's network namespace".to_string(),
+            ),
+        };
+        let steps = format!(
+            "`{ip} tuntap add dev {device} mode tap`, then give it an address and bring it up (`{ip} addr add 10.0.9.1/24 dev {device}`, `{ip} link set {device} up`)"
+        );
+        if let Some(ns) = netns
+            && !host.netns_exists(ns)
+        {
+            return Err(fail(
+                "netns",
+                format!(
+                    "no network namespace `{ns}` ({NETNS_DIR}/{ns} does not exist); create it with `ip netns add {ns}` and the tap device in it with {steps}"
+                ),
+            ));
+        }
+        match host.device(netns.as_deref(), device) {
+            Ok(DeviceState::Tap) => {}
+            Ok(DeviceState::Missing) => {
+                return Err(fail(
+                    "tap",
+                    format!("no device `{device}` in {place}; create it with {steps}"),
+                ));
+            }
+            Ok(DeviceState::Other(detail)) => {
+                return Err(fail(
+                    "tap",
+                    format!(
+                        "`{device}` in {place} is not a tap device (`{ip} -d link show {device}`: `{detail}`); name a tap device (`{ip} tuntap add dev NAME mode tap` makes one)"
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(fail(
+                    "tap",
+                    format!("cannot look for device `{device}` in {place}: {e}"),
+                ));
+            }
         }
     }
     Ok(())

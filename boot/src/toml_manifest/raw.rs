@@ -81,6 +81,7 @@ pub(super) struct RawNic {
     pub backend: Option<RawBackend>,
     pub forward: Option<Vec<String>>,
     pub tap: Option<String>,
+    pub netns: Option<String>,
 }
 
 /// `mode = "shared" | "owned"`.
