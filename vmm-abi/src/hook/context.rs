@@ -498,7 +498,10 @@ mod tests {
         assert_eq!(HookKind::Slice.context_size(), 40);
         assert!(HookKind::Restart.field_at(16, 8).is_some());
         assert!(HookKind::Restart.field_at(12, 4).is_none(), "padding");
-        assert!(HookKind::Restart.field_at(16, 4).is_none(), "part of a field");
+        assert!(
+            HookKind::Restart.field_at(16, 4).is_none(),
+            "part of a field"
+        );
         for k in HookKind::ALL {
             assert_eq!(HookKind::from_u32(k as u32), Some(k));
         }
@@ -520,7 +523,10 @@ mod tests {
             ..Default::default()
         };
         let b = c.to_bytes();
-        assert_eq!(b[RESTART_EXIT_CODE..RESTART_EXIT_CODE + 8], (-3i64).to_le_bytes());
+        assert_eq!(
+            b[RESTART_EXIT_CODE..RESTART_EXIT_CODE + 8],
+            (-3i64).to_le_bytes()
+        );
         assert_eq!(b[RESTART_RESTARTS], 2);
         assert_eq!(exit_fail(5) >> 32, 5);
     }

@@ -303,7 +303,10 @@ mod tests {
     fn round_trip_bytes() {
         let i = Insn::new(ATOMIC_DW, 1, 2, -8, -1);
         assert_eq!(Insn::from_bytes(i.to_bytes()), i);
-        assert_eq!(i.to_bytes(), [0xdb, 0x21, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            i.to_bytes(),
+            [0xdb, 0x21, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
     }
 
     #[test]

@@ -112,7 +112,10 @@ impl fmt::Display for MapError {
             MapError::UnknownKind(k) => write!(f, "unknown map kind {k}"),
             MapError::KeySize(n) => write!(f, "key of {n} bytes (1 to {MAX_KEY_SIZE})"),
             MapError::ArrayKeySize(n) => {
-                write!(f, "array key of {n} bytes (an array's key is a 4-byte index)")
+                write!(
+                    f,
+                    "array key of {n} bytes (an array's key is a 4-byte index)"
+                )
             }
             MapError::ValueSize(n) => {
                 write!(f, "value of {n} bytes (1 to {MAX_VALUE_SIZE})")
@@ -207,11 +210,26 @@ mod tests {
     #[test]
     fn limits() {
         assert_eq!(def(MapKind::Hash, 8, 8, 1024).validate(), Ok(()));
-        assert_eq!(def(MapKind::Hash, 0, 8, 1).validate(), Err(MapError::KeySize(0)));
-        assert_eq!(def(MapKind::Hash, 65, 8, 1).validate(), Err(MapError::KeySize(65)));
-        assert_eq!(def(MapKind::Array, 8, 8, 1).validate(), Err(MapError::ArrayKeySize(8)));
-        assert_eq!(def(MapKind::Array, 4, 257, 1).validate(), Err(MapError::ValueSize(257)));
-        assert_eq!(def(MapKind::Array, 4, 8, 0).validate(), Err(MapError::Entries(0)));
+        assert_eq!(
+            def(MapKind::Hash, 0, 8, 1).validate(),
+            Err(MapError::KeySize(0))
+        );
+        assert_eq!(
+            def(MapKind::Hash, 65, 8, 1).validate(),
+            Err(MapError::KeySize(65))
+        );
+        assert_eq!(
+            def(MapKind::Array, 8, 8, 1).validate(),
+            Err(MapError::ArrayKeySize(8))
+        );
+        assert_eq!(
+            def(MapKind::Array, 4, 257, 1).validate(),
+            Err(MapError::ValueSize(257))
+        );
+        assert_eq!(
+            def(MapKind::Array, 4, 8, 0).validate(),
+            Err(MapError::Entries(0))
+        );
         assert_eq!(
             def(MapKind::Array, 4, 8, 65537).validate(),
             Err(MapError::Entries(65537))

@@ -307,7 +307,14 @@ impl Flow<'_> {
     }
 
     /// A store of `size` bytes of kind `value` at `base + off`.
-    fn store(&mut self, base: u8, off: i16, size: usize, value: Kind, st: &mut State) -> Result<(), Rule> {
+    fn store(
+        &mut self,
+        base: u8,
+        off: i16,
+        size: usize,
+        value: Kind,
+        st: &mut State,
+    ) -> Result<(), Rule> {
         match read(st, base)? {
             Kind::Stack(o) => {
                 let at = self.stack_range(i64::from(o), off, size)?;

@@ -278,7 +278,10 @@ impl fmt::Display for Rule {
             Rule::HelperArg { reg, what } => write!(f, "helper argument r{reg} must be {what}"),
             Rule::ContextWrite => f.write_str("the context is read-only"),
             Rule::ContextField { off, size } => {
-                write!(f, "context load of {size} bytes at offset {off} is not a field")
+                write!(
+                    f,
+                    "context load of {size} bytes at offset {off} is not a field"
+                )
             }
             Rule::MaybeNull { reg } => write!(
                 f,
@@ -288,10 +291,9 @@ impl fmt::Display for Rule {
                 f,
                 "r{reg} holds different kinds of value on different paths"
             ),
-            Rule::TooManyBranches => write!(
-                f,
-                "more than {MAX_PENDING} jump targets pending at once"
-            ),
+            Rule::TooManyBranches => {
+                write!(f, "more than {MAX_PENDING} jump targets pending at once")
+            }
         }
     }
 }

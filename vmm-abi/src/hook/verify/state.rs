@@ -82,7 +82,10 @@ impl State {
     /// Register `r`'s kind (an out-of-range number reads as uninitialised;
     /// the structural pass refused those already).
     pub(super) fn reg(&self, r: u8) -> Kind {
-        self.regs.get(usize::from(r)).copied().unwrap_or(Kind::Uninit)
+        self.regs
+            .get(usize::from(r))
+            .copied()
+            .unwrap_or(Kind::Uninit)
     }
 
     /// Sets register `r`'s kind.
@@ -101,9 +104,8 @@ impl State {
 
     /// The first uninitialised byte of `off .. off + size`, if any.
     pub(super) fn first_uninit(&self, off: i64, size: usize) -> Option<i64> {
-        (off..off + size as i64).find(|&o| {
-            Self::byte(o).is_none_or(|b| self.init[b / 64] & (1u64 << (b % 64)) == 0)
-        })
+        (off..off + size as i64)
+            .find(|&o| Self::byte(o).is_none_or(|b| self.init[b / 64] & (1u64 << (b % 64)) == 0))
     }
 
     /// Marks `off .. off + size` written with a value of kind `k`: an

@@ -71,7 +71,13 @@ fn written(r: u8) -> Result<(), Rule> {
     Ok(())
 }
 
-fn one(prog: &[Insn], i: usize, kind: HookKind, maps: &[MapDef], halves: &Halves) -> Result<(), Rule> {
+fn one(
+    prog: &[Insn],
+    i: usize,
+    kind: HookKind,
+    maps: &[MapDef],
+    halves: &Halves,
+) -> Result<(), Rule> {
     let insn = prog[i];
     let code = insn.code;
     match insn.class() {

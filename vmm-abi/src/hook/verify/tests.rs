@@ -4,7 +4,7 @@ extern crate std;
 
 use super::*;
 use crate::hook::asm::*;
-use crate::hook::context::{RESTART_REASON, RESTART_RESTARTS, REASON_TRIPLE_FAULT, XDP_DATA};
+use crate::hook::context::{REASON_TRIPLE_FAULT, RESTART_REASON, RESTART_RESTARTS, XDP_DATA};
 use crate::hook::insn::*;
 use crate::hook::map::{MapError, MapKind};
 use std::format;
@@ -78,7 +78,10 @@ fn too_many_maps() {
 
 #[test]
 fn bad_map_definition() {
-    let bad = MapDef { key_size: 0, ..HASH };
+    let bad = MapDef {
+        key_size: 0,
+        ..HASH
+    };
     let e = refused(&RET0, &[ARRAY, bad]);
     assert_eq!(
         e.rule,
@@ -92,7 +95,10 @@ fn bad_map_definition() {
 
 #[test]
 fn register_above_ten() {
-    assert_eq!(rule(&[mov64_imm(11, 0), exit()]), Rule::BadRegister { reg: 11 });
+    assert_eq!(
+        rule(&[mov64_imm(11, 0), exit()]),
+        Rule::BadRegister { reg: 11 }
+    );
     assert_eq!(
         rule(&[mov64_reg(0, 15), exit()]),
         Rule::BadRegister { reg: 15 }
@@ -185,7 +191,10 @@ fn lddw_second_half_malformed() {
 fn unknown_pseudo_source() {
     let [mut first, second] = lddw(0, 0);
     first.src = 2; // BPF_PSEUDO_MAP_VALUE: not supported
-    assert_eq!(rule(&[first, second, exit()]), Rule::UnknownPseudo { src: 2 });
+    assert_eq!(
+        rule(&[first, second, exit()]),
+        Rule::UnknownPseudo { src: 2 }
+    );
 }
 
 #[test]
@@ -209,7 +218,10 @@ fn back_edge() {
             rule: Rule::BackEdge { target: 3 }
         }
     );
-    assert_eq!(e.to_string(), "insn 7: back edge to insn 3 (loops are not allowed)");
+    assert_eq!(
+        e.to_string(),
+        "insn 7: back edge to insn 3 (loops are not allowed)"
+    );
     // A jump to itself is a back edge too.
     assert_eq!(
         rule(&[mov64_imm(0, 0), jmp_imm(BPF_JEQ, 0, 0, -1), exit()]),
@@ -253,7 +265,12 @@ fn unknown_helper() {
 
 #[test]
 fn helper_not_allowed_for_kind() {
-    let p = [mov64_imm(1, 1), mov64_imm(2, 0), call(BPF_FUNC_REDIRECT), exit()];
+    let p = [
+        mov64_imm(1, 1),
+        mov64_imm(2, 0),
+        call(BPF_FUNC_REDIRECT),
+        exit(),
+    ];
     assert!(verify(&p, HookKind::Packet, &[]).is_ok());
     let e = verify(&p, HookKind::Exit, &[]).unwrap_err();
     assert_eq!(
@@ -280,7 +297,15 @@ fn falls_off_the_end() {
     );
     // Through a conditional jump's fall-through path.
     assert_eq!(
-        refused(&[mov64_imm(0, 0), jmp_imm(BPF_JEQ, 1, 0, 1), exit(), mov64_imm(0, 1)], &[]),
+        refused(
+            &[
+                mov64_imm(0, 0),
+                jmp_imm(BPF_JEQ, 1, 0, 1),
+                exit(),
+                mov64_imm(0, 1)
+            ],
+            &[]
+        ),
         VerifyError {
             insn: 3,
             rule: Rule::FallsOffEnd
@@ -356,7 +381,12 @@ fn r0_not_set_at_exit() {
 
 #[test]
 fn pointer_arithmetic() {
-    let p = [mov64_reg(2, 10), alu64_imm(BPF_MUL, 2, 2), mov64_imm(0, 0), exit()];
+    let p = [
+        mov64_reg(2, 10),
+        alu64_imm(BPF_MUL, 2, 2),
+        mov64_imm(0, 0),
+        exit(),
+    ];
     assert_eq!(rule(&p), Rule::PointerArithmetic { reg: 2 });
     // A variable offset on the stack pointer.
     let p = [
@@ -374,7 +404,12 @@ fn pointer_arithmetic() {
 
 #[test]
 fn pointer_moved_outside_region() {
-    let p = [mov64_reg(2, 10), alu64_imm(BPF_ADD, 2, -600), mov64_imm(0, 0), exit()];
+    let p = [
+        mov64_reg(2, 10),
+        alu64_imm(BPF_ADD, 2, -600),
+        mov64_imm(0, 0),
+        exit(),
+    ];
     assert_eq!(rule(&p), Rule::PointerOffset { reg: 2, off: -600 });
     let p = [alu64_imm(BPF_ADD, 1, 25), mov64_imm(0, 0), exit()];
     assert_eq!(rule(&p), Rule::PointerOffset { reg: 1, off: 25 });
@@ -384,7 +419,10 @@ fn pointer_moved_outside_region() {
 fn map_handle_dereferenced() {
     let p = prog(&[&ld_map(1, 0), &[ldx(BPF_DW, 0, 1, 0), exit()]]);
     assert_eq!(rule(&p), Rule::MapHandleUse { reg: 1 });
-    let p = prog(&[&ld_map(1, 0), &[alu64_imm(BPF_ADD, 1, 8), mov64_imm(0, 0), exit()]]);
+    let p = prog(&[
+        &ld_map(1, 0),
+        &[alu64_imm(BPF_ADD, 1, 8), mov64_imm(0, 0), exit()],
+    ]);
     assert_eq!(rule(&p), Rule::MapHandleUse { reg: 1 });
 }
 
@@ -397,7 +435,10 @@ const KEY: [Insn; 3] = [
 
 #[test]
 fn map_helper_without_map_handle() {
-    let p = prog(&[&KEY, &[mov64_imm(1, 0), call(BPF_FUNC_MAP_LOOKUP_ELEM), exit()]]);
+    let p = prog(&[
+        &KEY,
+        &[mov64_imm(1, 0), call(BPF_FUNC_MAP_LOOKUP_ELEM), exit()],
+    ]);
     let e = refused(&p, &[ARRAY]);
     assert_eq!(e.rule, Rule::NotMapHandle);
     assert_eq!(e.insn, 4);
@@ -407,7 +448,11 @@ fn map_helper_without_map_handle() {
         &ld_map(6, 0),
         &[stx(BPF_DW, 10, 6, -16)],
         &KEY,
-        &[ldx(BPF_DW, 1, 10, -16), call(BPF_FUNC_MAP_LOOKUP_ELEM), exit()],
+        &[
+            ldx(BPF_DW, 1, 10, -16),
+            call(BPF_FUNC_MAP_LOOKUP_ELEM),
+            exit(),
+        ],
     ]);
     assert!(check(&p, &[ARRAY]).is_ok());
 }
@@ -442,7 +487,12 @@ fn helper_reads_uninitialised_key() {
 fn context_store() {
     let p = [st(BPF_W, 1, 0, 0), mov64_imm(0, 0), exit()];
     assert_eq!(rule(&p), Rule::ContextWrite);
-    let p = [mov64_imm(2, 1), atomic_add(BPF_W, 1, 2, 4), mov64_imm(0, 0), exit()];
+    let p = [
+        mov64_imm(2, 1),
+        atomic_add(BPF_W, 1, 2, 4),
+        mov64_imm(0, 0),
+        exit(),
+    ];
     assert_eq!(rule(&p), Rule::ContextWrite);
 }
 
@@ -635,12 +685,11 @@ mod properties {
 
     /// Opcodes the verifier allows, plus a few it refuses.
     const CODES: &[u8] = &[
-        0x07, 0x0f, 0x17, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x47, 0x4f, 0x57, 0x5f, 0x67, 0x6f,
-        0x77, 0x7f, 0x87, 0x97, 0x9f, 0xa7, 0xaf, 0xb7, 0xbf, 0xc7, 0xcf, 0x04, 0x0c, 0x34,
-        0x3c, 0x94, 0x9c, 0xb4, 0xbc, 0xd4, 0xdc, 0x05, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x45,
-        0x55, 0x5d, 0x65, 0xa5, 0xb5, 0xc5, 0xd5, 0x16, 0x1e, 0x56, 0x85, 0x95, 0x18, 0x61,
-        0x69, 0x71, 0x79, 0x62, 0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb, 0x20,
-        0x28, 0x30, 0x40, 0xff, 0x00,
+        0x07, 0x0f, 0x17, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x47, 0x4f, 0x57, 0x5f, 0x67, 0x6f, 0x77,
+        0x7f, 0x87, 0x97, 0x9f, 0xa7, 0xaf, 0xb7, 0xbf, 0xc7, 0xcf, 0x04, 0x0c, 0x34, 0x3c, 0x94,
+        0x9c, 0xb4, 0xbc, 0xd4, 0xdc, 0x05, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x45, 0x55, 0x5d, 0x65,
+        0xa5, 0xb5, 0xc5, 0xd5, 0x16, 0x1e, 0x56, 0x85, 0x95, 0x18, 0x61, 0x69, 0x71, 0x79, 0x62,
+        0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb, 0x20, 0x28, 0x30, 0x40, 0xff, 0x00,
     ];
 
     fn insn() -> impl Strategy<Value = Insn> {
