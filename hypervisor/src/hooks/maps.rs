@@ -324,7 +324,7 @@ impl<'a> MapSet<'a> {
 
     fn window_at(m: &Map<'_>, rel: usize, len: usize, cpu: u32) -> Option<usize> {
         let stride = m.layout.stride;
-        let (slot, inner) = (rel / stride, rel % stride);
+        let (slot, inner) = (rel.checked_div(stride)?, rel.checked_rem(stride)?);
         if inner + len > m.def.value_size as usize || !m.occupied(slot) {
             return None;
         }

@@ -1,5 +1,7 @@
 //! Map tests: layout and arena checks, array, per-core array and hash semantics (flags, full, delete), the dump, and the hash map against a model under random operations.
 
+#![forbid(unsafe_code)]
+
 use super::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;

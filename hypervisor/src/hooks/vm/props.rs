@@ -1,5 +1,7 @@
 //! Property tests of the interpreter: ALU and jump semantics against a reference written the obvious way, random programs that pass the verifier always end (returned or aborted, never a panic), and arbitrary unverified instruction streams never panic it either.
 
+#![forbid(unsafe_code)]
+
 use super::tests::{ENV, maps_for, prog, unchecked};
 use super::*;
 use crate::hooks::layout::{MAP_BASE, PACKET_BASE, xdp_md};

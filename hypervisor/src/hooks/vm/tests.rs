@@ -1,5 +1,7 @@
 //! Interpreter tests: an XDP-style filter over real frames with an array counter, hash map update/lookup/delete, a restart policy, helpers, and every fault (out-of-region accesses, stale map values, a read-only context, malformed programs the verifier would have refused).
 
+#![forbid(unsafe_code)]
+
 use super::*;
 use crate::hooks::layout::{PACKET_BASE, xdp_md};
 use crate::hooks::maps::bytes_needed;

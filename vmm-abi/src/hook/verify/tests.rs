@@ -1,5 +1,7 @@
 //! Verifier tests: hostile programs each refused by its own rule, programs that pass (with spills, joins and NULL checks), messages, and random instruction streams that must never panic it.
 
+#![forbid(unsafe_code)]
+
 extern crate std;
 
 use super::*;
