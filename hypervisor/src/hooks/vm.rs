@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 
 mod alu;
+#[cfg(test)]
+mod fixture;
 mod helpers;
 mod mem;
 #[cfg(test)]

@@ -570,3 +570,29 @@ fn map_set_must_cover_the_program() {
         }
     );
 }
+
+// ------------------------------------------------------------ clang's output
+
+#[test]
+fn clang_compiled_xdp_program_verifies_and_runs() {
+    let ports = MapDef {
+        kind: MapKind::Hash,
+        key_size: 2,
+        value_size: 8,
+        max_entries: 64,
+    };
+    let mut insns = [Insn::default(); 61];
+    let n = decode_into(&super::fixture::CLANG_XDP, &mut insns).unwrap();
+    let p = Verified::new(&insns[..n], HookKind::Packet, &[COUNTER, ports]).unwrap();
+    let mut maps = maps_for(&[COUNTER, ports], 1);
+    for (port, verdict) in [(9, XDP_DROP), (53, XDP_PASS), (9, XDP_DROP), (9, XDP_DROP)] {
+        assert_eq!(ret(filter(&p, &mut maps, frame(17, port, 64))), verdict);
+    }
+    assert_eq!(ret(filter(&p, &mut maps, frame(17, 9, 40))), XDP_PASS);
+    assert_eq!(drops(&maps), 3);
+    let seen = |port: u16| {
+        let v = maps.lookup(1, &port.to_le_bytes(), 0)?;
+        Some(u64::from_le_bytes(v.try_into().ok()?))
+    };
+    assert_eq!((seen(9), seen(53), seen(80)), (Some(3), Some(1), None));
+}

@@ -725,3 +725,13 @@ mod properties {
         }
     }
 }
+
+/// The verifier runs on a hypervisor core's stack (64 KiB at boot): its
+/// table of pending states must stay small.
+#[test]
+fn verifier_state_fits_a_small_stack() {
+    let state = core::mem::size_of::<super::state::State>();
+    let pending = core::mem::size_of::<super::state::Pending>();
+    assert!(state <= 400, "{state} bytes per state");
+    assert!(pending <= 16 * 1024, "{pending} bytes of pending states");
+}
