@@ -16,6 +16,7 @@ pub mod devices;
 pub mod dispatch;
 pub mod elf;
 pub mod emulate;
+pub mod hooks;
 pub mod hypercall;
 pub mod mem;
 pub mod msr;

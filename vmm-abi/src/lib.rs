@@ -1,7 +1,8 @@
 //! The one copy of the contract between the Corral hypervisor, its unikernel
 //! guests and its host tools: Corral's guest ABI ([`corral`]: hypercalls,
-//! boot info, guest memory layout, device slots), the binary manifest and
-//! the run-report records.
+//! boot info, guest memory layout, device slots), the binary manifest, the
+//! run-report records and operator hooks ([`hook`]: eBPF encoding, hook
+//! contexts, maps and the verifier).
 //!
 //! Everything here is plain data and pure functions so that each side (bare
 //! metal or host) links the same definitions. The wire formats are versioned
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod corral;
+pub mod hook;
 pub mod manifest;
 pub mod report;
 mod text;

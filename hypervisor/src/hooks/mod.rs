@@ -1,0 +1,47 @@
+//! Operator hooks (eBPF): programs verified by `vmm_abi::hook::verify` run in a lean interpreter ([`vm`]) over a checked virtual address space ([`layout`]), with their maps in a caller-provided arena ([`maps`]).
+//!
+//! The flow for the integration: decode the program and its map table
+//! from the manifest, [`Verified::new`] it (the verifier runs again here,
+//! whatever the host tool said), size the maps with
+//! [`maps::bytes_needed`] and build a [`maps::MapSet`] over an arena
+//! allocated at boot, then per event build the context bytes (for packet
+//! hooks [`layout::xdp_md`]) and call [`vm::run`]. Nothing here allocates.
+
+#![forbid(unsafe_code)]
+
+pub mod layout;
+pub mod maps;
+pub mod vm;
+
+use vmm_abi::hook::{HookKind, Insn, MapDef, ProgInfo, VerifyError, verify};
+
+/// A program the verifier accepted, with what it learnt about it. The
+/// only way to run a program is through one of these.
+#[derive(Clone, Copy, Debug)]
+pub struct Verified<'p> {
+    insns: &'p [Insn],
+    info: ProgInfo,
+}
+
+impl<'p> Verified<'p> {
+    /// Verifies `insns` as a hook of `kind` whose map table is `maps`.
+    pub fn new(insns: &'p [Insn], kind: HookKind, maps: &[MapDef]) -> Result<Self, VerifyError> {
+        let info = verify(insns, kind, maps)?;
+        Ok(Verified { insns, info })
+    }
+
+    /// Its instructions.
+    pub fn insns(&self) -> &'p [Insn] {
+        self.insns
+    }
+
+    /// What the verifier learnt.
+    pub fn info(&self) -> &ProgInfo {
+        &self.info
+    }
+
+    /// The hook kind it was verified for.
+    pub fn kind(&self) -> HookKind {
+        self.info.kind
+    }
+}

@@ -1,0 +1,85 @@
+//! The program's memory: every address translated to one region (context, stack, packet, a map value) and bounds-checked there; anything else is no memory at all.
+
+#![forbid(unsafe_code)]
+
+use crate::hooks::layout::*;
+use crate::hooks::maps::MapSet;
+use vmm_abi::hook::STACK_SIZE;
+
+/// The regions of one run.
+pub(super) struct Mem<'r, 'a> {
+    pub ctx: &'r [u8],
+    pub stack: [u8; STACK_SIZE],
+    pub packet: &'r mut [u8],
+    pub maps: &'r mut MapSet<'a>,
+    /// The core whose per-core map copies the program sees.
+    pub cpu: u32,
+}
+
+/// What an address is: its region and the offset in it.
+enum Place {
+    Ctx(usize),
+    Stack(usize),
+    Packet(usize),
+    /// Map, offset in its value window.
+    Map(usize, usize),
+}
+
+fn place(addr: u64) -> Option<Place> {
+    let off = (addr & ((1 << REGION_SHIFT) - 1)) as usize;
+    Some(match addr >> REGION_SHIFT {
+        REGION_CTX => Place::Ctx(off),
+        REGION_STACK => Place::Stack(off),
+        REGION_PACKET => Place::Packet(off),
+        REGION_MAPS => Place::Map(off >> MAP_WINDOW_SHIFT, off & ((1 << MAP_WINDOW_SHIFT) - 1)),
+        _ => return None,
+    })
+}
+
+fn range(b: &[u8], at: usize, len: usize) -> Option<&[u8]> {
+    b.get(at..at.checked_add(len)?)
+}
+
+fn range_mut(b: &mut [u8], at: usize, len: usize) -> Option<&mut [u8]> {
+    b.get_mut(at..at.checked_add(len)?)
+}
+
+impl Mem<'_, '_> {
+    /// The `len` bytes at `addr`, if they lie inside one region.
+    pub fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        match place(addr)? {
+            Place::Ctx(o) => range(self.ctx, o, len),
+            Place::Stack(o) => range(&self.stack, o, len),
+            Place::Packet(o) => range(self.packet, o, len),
+            Place::Map(m, o) => self.maps.window(m, o, len, self.cpu),
+        }
+    }
+
+    /// The `len` bytes at `addr`, if they lie inside one writable region
+    /// (not the context).
+    pub fn bytes_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        match place(addr)? {
+            Place::Ctx(_) => None,
+            Place::Stack(o) => range_mut(&mut self.stack, o, len),
+            Place::Packet(o) => range_mut(self.packet, o, len),
+            Place::Map(m, o) => self.maps.window_mut(m, o, len, self.cpu),
+        }
+    }
+
+    /// A little-endian load of `size` bytes.
+    #[inline]
+    pub fn load(&self, addr: u64, size: usize) -> Option<u64> {
+        let b = self.bytes(addr, size)?;
+        Some(b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x)))
+    }
+
+    /// A little-endian store of the low `size` bytes of `v`.
+    #[inline]
+    pub fn store(&mut self, addr: u64, size: usize, v: u64) -> Option<()> {
+        let b = self.bytes_mut(addr, size)?;
+        for (i, d) in b.iter_mut().enumerate() {
+            *d = v.checked_shr(8 * i as u32).unwrap_or(0) as u8;
+        }
+        Some(())
+    }
+}
