@@ -29,7 +29,7 @@ use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
 use vmm_abi::manifest::{LinkSpec, MAX_NICS, NicMode, PortRef};
-use vmm_abi::report::{LinkFlow, NicFlow, PortName, Record};
+use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
 /// starve the others on its polling core.
@@ -39,6 +39,9 @@ pub const BATCH: u32 = 64;
 pub const BURST: u32 = BATCH / 2;
 /// Instructions a link with a small burst waits before its next pass.
 pub const BURST_WAIT: u64 = 10_000;
+/// Busy passes (that moved frames) between two calls of
+/// [`PollEnv::idle`] anyway.
+pub const BUSY_PASSES_PER_IDLE: u32 = 64;
 /// Links of one polling core whose bursts are paced (the rest, if any, are
 /// passed every time).
 pub const MAX_LINKS_PER_CORE: usize = 64;
@@ -376,6 +379,7 @@ impl<'t> Net<'t> {
             .is_some_and(|l| l.spec.core == core && l.between_vms());
         // When each link may be passed again (the TSC), in link order.
         let mut resume = [0u64; MAX_LINKS_PER_CORE];
+        let mut busy_passes = 0u32;
         while !finished() {
             let mut moved = 0;
             for (nic, wire) in self.nics_on(core).zip(wires.iter_mut()) {
@@ -403,7 +407,11 @@ impl<'t> Net<'t> {
             if first_link_here && moved > 0 {
                 self.track_window(core, env);
             }
-            if moved == 0 {
+            busy_passes = if moved == 0 { 0 } else { busy_passes.wrapping_add(1) };
+            // An idle pass feeds the console; so does every
+            // BUSY_PASSES_PER_IDLE-th busy one, so a core that always has
+            // frames to move never starves it.
+            if moved == 0 || busy_passes.is_multiple_of(BUSY_PASSES_PER_IDLE) {
                 env.idle();
             }
         }
@@ -666,21 +674,24 @@ impl<'t> Net<'t> {
             });
         }
         for (n, nic) in self.nics.iter().enumerate() {
-            let switch = nic.switch.lock();
-            let owned = nic.owned.lock();
+            // Copies, so no lock is held while `wire_flow` runs.
+            let switch_ports: heapless::Vec<NicPortFlow, MAX_SWITCH_PORTS> =
+                nic.switch.lock().ports.iter().map(|p| p.flow).collect();
+            let switch_wire = nic.switch.lock().wire;
+            let owned_flow = nic.owned.lock().flow;
             let flows = |i: usize| match nic.mode {
-                NicMode::Owned => owned.flow,
-                NicMode::Shared => switch.ports.get(i).map(|p| p.flow).unwrap_or_default(),
+                NicMode::Owned => owned_flow,
+                NicMode::Shared => switch_ports.get(i).copied().unwrap_or_default(),
             };
             let wire = match nic.mode {
                 NicMode::Owned => NicFlow {
-                    rx_frames: owned.flow.rx_frames,
-                    rx_bytes: owned.flow.rx_bytes,
-                    tx_frames: owned.flow.tx_frames,
-                    tx_bytes: owned.flow.tx_bytes,
+                    rx_frames: owned_flow.rx_frames,
+                    rx_bytes: owned_flow.rx_bytes,
+                    tx_frames: owned_flow.tx_frames,
+                    tx_bytes: owned_flow.tx_bytes,
                     ..NicFlow::default()
                 },
-                NicMode::Shared => switch.wire,
+                NicMode::Shared => switch_wire,
             };
             env.record(&Record::Nic {
                 nic: n as u32,

@@ -235,15 +235,18 @@ impl Net {
     /// Prints a `link` record per link and the `window` record, if the
     /// window closed (boot core, after every core finished).
     pub fn report(&self, name_of: impl Fn(u32) -> &'static str) {
+        for n in 0..self.0.nic_count() {
+            let wire_error = WIRES
+                .get(n)
+                .and_then(|w| w.lock().as_ref().and_then(|w| w.error));
+            if let Some(e) = wire_error.or(self.0.owned_error(n)) {
+                log::error!("nic {n}: the driver answered with an error: {e}");
+            }
+        }
         self.0.report(&Machine, name_of, |n, flow| {
             let wire = WIRES.get(n).map(|w| w.lock());
             match wire.as_deref() {
-                Some(Some(w)) => {
-                    if let Some(e) = w.error.or(self.0.owned_error(n)) {
-                        log::error!("nic {n}: the driver answered with an error: {e}");
-                    }
-                    w.flow(flow)
-                }
+                Some(Some(w)) => w.flow(flow),
                 _ => flow,
             }
         });
