@@ -289,3 +289,67 @@ fn a_firewall_stands_between_the_wire_and_a_server() {
     assert!(num(fw, "tx_frames") >= 6, "{uplink:#}");
     assert_eq!(num(&uplink["wire"], "drop_unknown"), 0, "{uplink:#}");
 }
+
+#[test]
+fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic() {
+    let port = free_port();
+    // The server fails after 5 echoes, each of its two runs: the NIC held
+    // its buffers (owned mode, zero-copy) and must let go of them before
+    // its memory is freed and given to the restarted run.
+    let manifest = write_manifest(
+        "nic-owned",
+        "owned.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=7 crash_after=5 idle=100000000000\"\n\
+             restart = \"on-failure\"\nrestart_limit = 1\nexpect = \"killed\"\n\
+             [[nic]]\nname = \"uplink\"\nmode = \"owned\"\n\
+             forward = [\"udp:{port}:7\"]\n\
+             [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n"
+        ),
+    );
+    let (done, report) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let out = run("nic-owned", &manifest, &[]);
+        let _ = done.send(());
+        out
+    });
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    let mut answered = 0u32;
+    let mut sent = 0u32;
+    // One datagram at a time, each given two seconds to come back, until
+    // the run is over (both runs failed) or the bound: datagrams sent while
+    // the server restarts are lost, the others come back.
+    while report.try_recv().is_err() {
+        assert!(start.elapsed() < READY_WITHIN, "the run never ended");
+        let msg = format!("datagram {sent} {}", "z".repeat((sent as usize % 8) * 150));
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+        sent += 1;
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            assert!(buf[..n].starts_with(b"datagram "), "an echo");
+            answered += 1;
+        }
+    }
+    let out = runner.join().expect("the run");
+    out.assert_succeeded();
+    out.assert_completed();
+    let echo = out.vm("echo");
+    integration::assert_killed(echo, &["triple fault"]);
+    assert_eq!(echo["restarts"], 1, "{echo:#}");
+    // Each run echoed 5 datagrams through the NIC's zero-copy rings: the
+    // second only because the NIC was given its new buffers.
+    assert!(answered > 5, "{answered} echoes over both runs");
+    assert!(
+        answered <= 10,
+        "{answered} echoes, but each run crashes after 5"
+    );
+    let uplink = nic(&out.report, "uplink");
+    assert_eq!(num(&uplink["wire"], "rx_errors"), 0, "{uplink:#}");
+    let port = nic_port(uplink, "echo.0");
+    assert!(num(port, "tx_frames") >= u64::from(answered), "{uplink:#}");
+    assert_eq!(num(port, "drop_spoofed"), 0, "{uplink:#}");
+}

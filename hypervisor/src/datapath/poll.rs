@@ -407,7 +407,11 @@ impl<'t> Net<'t> {
             if first_link_here && moved > 0 {
                 self.track_window(core, env);
             }
-            busy_passes = if moved == 0 { 0 } else { busy_passes.wrapping_add(1) };
+            busy_passes = if moved == 0 {
+                0
+            } else {
+                busy_passes.wrapping_add(1)
+            };
             // An idle pass feeds the console; so does every
             // BUSY_PASSES_PER_IDLE-th busy one, so a core that always has
             // frames to move never starves it.

@@ -227,6 +227,14 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
     let code = loop {
         let received = dev.stats().received;
         iface.poll(now(), &mut dev, &mut sockets);
+        // Fail once the echoes so far have left (crash_after).
+        if s.crash_after.is_some_and(|n| echoed >= n)
+            && sockets.get::<udp::Socket>(handle).send_queue() == 0
+            && dev.port().tx_in_flight() == 0
+        {
+            println!("echo: crashing after {echoed} datagrams (crash_after)");
+            images::fault::triple_fault();
+        }
         let socket = sockets.get_mut::<udp::Socket>(handle);
         let mut work = dev.stats().received != received;
         while socket.can_recv() && socket.can_send() {
@@ -240,11 +248,8 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
             }
             quit |= s.quit.is_some_and(|w| w.as_bytes() == &datagram[..len]);
             work = true;
-            if s.crash_after.is_some_and(|n| echoed >= n) {
-                println!("echo: crashing after {echoed} datagrams (crash_after)");
-                images::fault::triple_fault();
-            }
         }
+
         if let Some(e) = dev.take_error() {
             println!("echo: port {NET_PORT}: {e}");
         }
