@@ -291,8 +291,9 @@ fn a_firewall_stands_between_the_wire_and_a_server() {
 }
 
 #[test]
-fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic() {
-    let port = free_port();
+fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic_beside_a_shared_one() {
+    let (port, web_port) = (free_port(), free_port());
+    let curl = curl();
     // The server fails after 5 echoes, each of its two runs: the NIC held
     // its buffers (owned mode, zero-copy) and must let go of them before
     // its memory is freed and given to the restarted run.
@@ -304,9 +305,14 @@ fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic() {
              [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
              args = \"ip=10.0.2.15/24 port=7 crash_after=5 idle=100000000000\"\n\
              restart = \"on-failure\"\nrestart_limit = 1\nexpect = \"killed\"\n\
+             [[vm]]\nname = \"web\"\nimage = \"httpd\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 requests=1 idle=100000000000\"\n\
              [[nic]]\nname = \"uplink\"\nmode = \"owned\"\n\
              forward = [\"udp:{port}:7\"]\n\
-             [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n"
+             [[nic]]\nname = \"lan\"\n\
+             forward = [\"tcp:{web_port}:80\"]\n\
+             [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n\
+             [[link]]\na = \"web.0\"\nb = \"nic:lan\"\n"
         ),
     );
     let (done, report) = mpsc::channel();
@@ -315,6 +321,10 @@ fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic() {
         let _ = done.send(());
         out
     });
+    // A second card, in shared mode, beside it in the same machine.
+    let (code, page) = get(&curl, web_port, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("Hello from web"), "{page}");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let start = Instant::now();
@@ -352,4 +362,7 @@ fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic() {
     let port = nic_port(uplink, "echo.0");
     assert!(num(port, "tx_frames") >= u64::from(answered), "{uplink:#}");
     assert_eq!(num(port, "drop_spoofed"), 0, "{uplink:#}");
+    assert_exited(out.vm("web"), 0);
+    let lan = nic(&out.report, "lan");
+    assert!(num(nic_port(lan, "web.0"), "tx_frames") > 0, "{lan:#}");
 }
