@@ -72,6 +72,21 @@ fn get(curl: &PathBuf, port: u16, path: &str) -> (u16, String) {
     (code.parse().expect("a status code"), body.to_string())
 }
 
+/// `curl ARGS` (the server is up): its standard output.
+fn curl_output(curl: &PathBuf, args: &[&str]) -> String {
+    let out = Command::new(curl)
+        .args(["-sS", "--max-time", "60"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn host_clients_reach_unikernels_behind_the_nic() {
     let (udp_port, tcp_port) = (free_port(), free_port());
@@ -83,7 +98,7 @@ fn host_clients_reach_unikernels_behind_the_nic() {
              [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
              args = \"ip=10.0.2.15/24 port=7 quit=bye idle=100000000000\"\n\
              [[vm]]\nname = \"web\"\nimage = \"httpd\"\nmemory = \"4M\"\nnet = 1\n\
-             args = \"ip=10.0.2.16/24 requests=3 idle=100000000000\"\n\
+             args = \"ip=10.0.2.16/24 requests=9 idle=100000000000\"\n\
              [[nic]]\nname = \"uplink\"\n\
              forward = [\"udp:{udp_port}:7\", \"tcp:{tcp_port}:10.0.2.16:80\"]\n\
              [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n\
@@ -145,6 +160,48 @@ fn host_clients_reach_unikernels_behind_the_nic() {
     assert!(num(&stats, "requests") >= 2, "{stats}");
     let (code, _) = get(&curl, tcp_port, "/no-such-page");
     assert_eq!(code, 404);
+    // Three requests over one connection (keep-alive): only the first
+    // transfer connects.
+    let url = format!("http://127.0.0.1:{tcp_port}/");
+    let reused = curl_output(
+        &curl,
+        &[
+            "-w",
+            "%{http_code} %{num_connects}\n",
+            "-o",
+            "/dev/null",
+            &url,
+            "-o",
+            "/dev/null",
+            &url,
+            "-o",
+            "/dev/null",
+            &url,
+        ],
+    );
+    assert_eq!(reused, "200 1\n200 0\n200 0\n");
+    // Three at once, each on its own connection.
+    let parallel = curl_output(
+        &curl,
+        &[
+            "--parallel",
+            "--parallel-immediate",
+            "--parallel-max",
+            "3",
+            "-w",
+            "%{http_code}\n",
+            "-o",
+            "/dev/null",
+            &url,
+            "-o",
+            "/dev/null",
+            &url,
+            "-o",
+            "/dev/null",
+            &url,
+        ],
+    );
+    assert_eq!(parallel, "200\n200\n200\n");
 
     let out = runner.join().expect("the run");
     out.assert_succeeded();
@@ -156,8 +213,11 @@ fn host_clients_reach_unikernels_behind_the_nic() {
     let echoed = out.metric("echo", "echoed");
     assert!(echoed > DATAGRAMS as u64, "echoed {echoed}");
     assert!(echoed <= (DATAGRAMS + probes + 1) as u64, "echoed {echoed}");
-    assert_eq!(out.metric("web", "requests"), 3);
+    assert_eq!(out.metric("web", "requests"), 9);
     assert_eq!(out.metric("web", "bad_requests"), 0);
+    // One connection each for the three single requests, one for the
+    // keep-alive three, three for the parallel ones.
+    assert_eq!(out.metric("web", "connections"), 7);
 
     let uplink = nic(&out.report, "uplink");
     let wire = &uplink["wire"];
