@@ -426,3 +426,62 @@ fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic_beside_a_shared_one() 
     let lan = nic(&out.report, "lan");
     assert!(num(nic_port(lan, "web.0"), "tx_frames") > 0, "{lan:#}");
 }
+
+#[test]
+fn an_owned_nic_stops_a_guest_whose_buffer_the_nic_could_overrun() {
+    let port = free_port();
+    // `ringbad mode=rxwin` posts a receive buffer that ends inside its
+    // memory but too close to the end for the NIC's 2 KiB write window;
+    // the owned NIC must refuse it by name, and the echo server behind the
+    // other (shared) NIC goes on serving.
+    let manifest = write_manifest(
+        "nic-owned-bad",
+        "bad.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"bad\"\nimage = \"ringbad\"\nmemory = \"2M\"\nnet = 1\n\
+             args = \"mode=rxwin\"\nexpect = \"killed:device 0 ring\"\n\
+             [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=7 quit=bye idle=100000000000\"\n\
+             [[nic]]\nname = \"lan\"\nmode = \"owned\"\n\
+             [[nic]]\nname = \"uplink\"\n\
+             forward = [\"udp:{port}:7\"]\n\
+             [[link]]\na = \"bad.0\"\nb = \"nic:lan\"\n\
+             [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n"
+        ),
+    );
+    let (done, report) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let out = run("nic-owned-bad", &manifest, &[]);
+        let _ = done.send(());
+        out
+    });
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    let mut echoed = 0;
+    while echoed < 5 {
+        assert!(
+            start.elapsed() < READY_WITHIN && report.try_recv().is_err(),
+            "the echo server never answered"
+        );
+        sock.send_to(b"still here", ("127.0.0.1", port)).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], b"still here");
+            echoed += 1;
+        }
+    }
+    sock.send_to(b"bye", ("127.0.0.1", port)).unwrap();
+    let out = runner.join().expect("the run");
+    out.assert_succeeded();
+    integration::assert_killed(
+        out.vm("bad"),
+        &[
+            "device 0 ring",
+            "the NIC may write 2048 bytes",
+            "beyond the guest's writable memory",
+        ],
+    );
+    assert_exited(out.vm("echo"), 0);
+}

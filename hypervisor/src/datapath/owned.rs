@@ -255,12 +255,11 @@ impl Owned {
             let bus = ram
                 .resolve(held.gpa + u64::from(NET_HDR_LEN), ZC_RX_BYTES, true)
                 .map(|r| r.hpa())
-                .ok_or_else(|| {
-                    guest(QueueError::BufferNotWritable {
-                        addr: held.gpa,
-                        len: NET_HDR_LEN + ZC_RX_BYTES as u32,
-                    })
-                })?;
+                .ok_or(Stop::Guest(RingError::NicWindowOutside {
+                    head: held.head,
+                    addr: held.gpa,
+                    window: ZC_RX_BYTES,
+                }))?;
             if !nic.zc_rx_give(bus, cookie)? {
                 self.rx_pending = Some(held);
                 break;

@@ -6,7 +6,10 @@
 //! Arguments: `mode=oob` (a descriptor whose buffer starts at the end of
 //! guest memory), `mode=loop` (two descriptors chained to each other with
 //! `NEXT`), or `mode=idx` (the available index jumps ahead by more than the
-//! queue size); or `mode=mute`, a silent receiver: the port comes up but no
+//! queue size); `mode=rxwin` posts a receive buffer that ends just inside
+//! guest memory, too close to its end for the 2 KiB a NIC may write behind
+//! its header (a link takes it; an owned NIC must refuse it and stop the
+//! guest); or `mode=mute`, a silent receiver: the port comes up but no
 //! receive buffer is ever posted, and it exits 0 after `survive` ticks
 //! (its link peer must not be stalled by it for good); `kick` also writes `QueueNotify` after publishing (by
 //! default it relies on the polling core, as polled mode intends);
@@ -88,6 +91,11 @@ const VERSION_1_WORD: u32 = 1;
 const VERSION_1_BIT: u32 = 1;
 /// `VIRTQ_DESC_F_NEXT` (§2.7.5).
 const DESC_F_NEXT: u16 = 1;
+/// `VIRTQ_DESC_F_WRITE` (§2.7.5): the device writes the buffer.
+const DESC_F_WRITE: u16 = 2;
+/// Bytes of the `rxwin` receive buffer: room for a full frame behind the
+/// header, but less than the header plus a NIC's 2 KiB write window.
+const RX_WINDOW_BUFFER: u32 = 1600;
 /// receiveq1 and transmitq1 (§5.1.2).
 const RECEIVE_QUEUE: u32 = 0;
 const TRANSMIT_QUEUE: u32 = 1;
@@ -157,6 +165,7 @@ enum Mode {
     OutOfBounds,
     Loop,
     IndexJump,
+    RxWindow,
     Mute,
 }
 
@@ -166,6 +175,7 @@ impl Mode {
             "oob" => Mode::OutOfBounds,
             "loop" => Mode::Loop,
             "idx" => Mode::IndexJump,
+            "rxwin" => Mode::RxWindow,
             "mute" => Mode::Mute,
             _ => return None,
         })
@@ -200,7 +210,7 @@ impl Regs {
 fn ringbad(info: &BootInfo) -> i32 {
     let args = Args::new(info.args);
     let Some(mode) = args.value("mode").and_then(Mode::parse) else {
-        println!("ringbad: needs mode=oob, mode=loop, mode=idx or mode=mute");
+        println!("ringbad: needs mode=oob, mode=loop, mode=idx, mode=rxwin or mode=mute");
         return EXIT_BAD_ARGS;
     };
     let survive = match args.value("survive").map(parse_u64) {
@@ -218,7 +228,7 @@ fn ringbad(info: &BootInfo) -> i32 {
     let regs = Regs {
         base: device_gpa(PORT) as usize,
     };
-    let Some([_rx, tx]) = set_up(&regs) else {
+    let Some([rx, tx]) = set_up(&regs) else {
         return EXIT_NO_DEVICE;
     };
     if let Mode::Mute = mode {
@@ -231,9 +241,10 @@ fn ringbad(info: &BootInfo) -> i32 {
         return 0;
     }
 
-    corrupt(tx, mode, info.memory_size);
+    let ring = if let Mode::RxWindow = mode { rx } else { tx };
+    corrupt(ring, mode, info.memory_size);
     println!(
-        "ringbad: published a corrupt transmit ring ({}); waiting to be stopped",
+        "ringbad: published a corrupt ring ({}); waiting to be stopped",
         name(mode)
     );
     if args.flag("kick") {
@@ -252,6 +263,7 @@ fn name(mode: Mode) -> &'static str {
         Mode::OutOfBounds => "descriptor buffer outside guest memory",
         Mode::Loop => "descriptor chain loop",
         Mode::IndexJump => "available index beyond the queue size",
+        Mode::RxWindow => "receive buffer too close to the end of memory for a NIC",
         Mode::Mute => "no receive buffers",
     }
 }
@@ -337,7 +349,7 @@ fn set_up_queue(regs: &Regs, queue: u32) -> Option<*mut QueueMem> {
     Some(mem)
 }
 
-/// Writes the corrupt descriptors of `mode` into `tx` and publishes them.
+/// Writes the corrupt descriptors of `mode` into the queue `tx` and publishes them.
 /// Addresses are guest-physical, which equal virtual ones (identity map).
 ///
 /// Every access to `tx` here is sound for the same reasons: `tx` is the
@@ -382,6 +394,15 @@ fn corrupt(tx: *mut QueueMem, mode: Mode, memory_size: u64) {
                 next: 0,
             }],
             QUEUE_SIZE as u16 + 1,
+        ),
+        Mode::RxWindow => (
+            &[Desc {
+                addr: memory_size - u64::from(RX_WINDOW_BUFFER),
+                len: RX_WINDOW_BUFFER,
+                flags: DESC_F_WRITE,
+                next: 0,
+            }],
+            1,
         ),
         Mode::Mute => (&[], 0),
     };

@@ -216,7 +216,10 @@ fn small_and_bad_buffers_are_judged() {
     assert!(
         matches!(
             pass.blamed,
-            Some(RingError::Queue(QueueError::BufferNotWritable { .. }))
+            Some(RingError::NicWindowOutside {
+                window: ZC_RX_BYTES,
+                ..
+            })
         ),
         "{pass:?}"
     );

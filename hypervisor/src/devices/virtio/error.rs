@@ -43,6 +43,16 @@ pub enum RingError {
         /// Room.
         max: usize,
     },
+    /// A receive buffer on an owned NIC whose window (the bytes the NIC
+    /// may write behind the header) leaves the guest's writable memory.
+    NicWindowOutside {
+        /// The chain's head.
+        head: u16,
+        /// The buffer's guest-physical address.
+        addr: u64,
+        /// Bytes the NIC may write behind the header.
+        window: u64,
+    },
 }
 
 impl From<QueueError> for RingError {
@@ -71,6 +81,10 @@ impl fmt::Display for RingError {
             RingError::FrameTooLarge { len, max } => {
                 write!(f, "frame of {len} bytes does not fit {max}")
             }
+            RingError::NicWindowOutside { head, addr, window } => write!(
+                f,
+                "receive chain {head} at {addr:#x}: the NIC may write {window} bytes behind its {NET_HDR_LEN}-byte header, beyond the guest's writable memory"
+            ),
         }
     }
 }
