@@ -149,6 +149,56 @@ impl Outcome {
     }
 }
 
+/// The `nics` entry named `name` of a JSON report.
+pub fn nic<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["nics"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == name))
+        .unwrap_or_else(|| panic!("no nic `{name}` in the report: {report:#}"))
+}
+
+/// The attached port `port` (`vm.port`) of a `nics` entry.
+pub fn nic_port<'a>(nic: &'a Value, port: &str) -> &'a Value {
+    nic["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["port"] == port))
+        .unwrap_or_else(|| panic!("no port `{port}` on {nic:#}"))
+}
+
+/// A run of the tool going on in another thread while the test plays a
+/// client: [`Background::over`] says whether it has ended,
+/// [`Background::finish`] waits for its outcome.
+pub struct Background {
+    done: std::sync::mpsc::Receiver<()>,
+    thread: std::thread::JoinHandle<Outcome>,
+}
+
+impl Background {
+    /// Starts `corral run MANIFEST ARGS...` for test `test` (see [`run`]).
+    pub fn start(test: &'static str, manifest: PathBuf, args: &'static [&'static str]) -> Self {
+        let (tx, done) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let out = run(test, &manifest, args);
+            let _ = tx.send(());
+            out
+        });
+        Background { done, thread }
+    }
+
+    /// Whether the run has ended.
+    pub fn over(&self) -> bool {
+        !matches!(
+            self.done.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Empty)
+        )
+    }
+
+    /// Waits for the run to end; its outcome.
+    pub fn finish(self) -> Outcome {
+        self.thread.join().expect("the run's thread")
+    }
+}
+
 /// One direction of a link in a JSON report (`"ab"` or `"ba"`): frames
 /// delivered, and frames handed over (delivered or dropped).
 pub fn flow(link: &Value, dir: &str) -> (u64, u64) {

@@ -1,11 +1,10 @@
 //! The physical NIC (Bochs's e1000 on slirp) as a link endpoint: real host clients (a UDP socket, `curl`) reach unikernels behind it, and a guest that lies about its MAC is stopped at the switch.
 
-use integration::{assert_exited, num, run, write_manifest};
+use integration::{Background, assert_exited, nic, nic_port, num, run, write_manifest};
 use serde_json::Value;
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long the clients keep trying to reach a server that is booting
@@ -23,22 +22,6 @@ fn free_port() -> u16 {
         Ok(_) => port,
         Err(_) => free_port(),
     }
-}
-
-/// The `nic` entry of a report.
-fn nic<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["nics"]
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["name"] == name))
-        .unwrap_or_else(|| panic!("no nic `{name}` in the report: {report:#}"))
-}
-
-/// The attached port `port` of a `nic` entry.
-fn nic_port<'a>(nic: &'a Value, port: &str) -> &'a Value {
-    nic["ports"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["port"] == port))
-        .unwrap_or_else(|| panic!("no port `{port}` on {nic:#}"))
 }
 
 fn curl() -> PathBuf {
@@ -70,6 +53,43 @@ fn get(curl: &PathBuf, port: u16, path: &str) -> (u16, String) {
     );
     let (body, code) = text.rsplit_once('\n').expect("curl printed the status");
     (code.parse().expect("a status code"), body.to_string())
+}
+
+/// Sends `probe` to the UDP server at 127.0.0.1:`port` every two seconds
+/// until it comes back (the server booted); panics if `run` ends first or
+/// the bound passes. The socket is left with a ten-second read timeout;
+/// returns the probes sent.
+fn probe(sock: &UdpSocket, port: u16, probe: &[u8], run: &Background) -> usize {
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    let mut sent = 0;
+    loop {
+        assert!(
+            start.elapsed() < READY_WITHIN && !run.over(),
+            "the server at port {port} never answered"
+        );
+        sock.send_to(probe, ("127.0.0.1", port)).unwrap();
+        sent += 1;
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], probe);
+            break;
+        }
+    }
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sent
+}
+
+/// The next datagram on `sock` other than a late answer to `probe`.
+fn next_echo(sock: &UdpSocket, probe: &[u8]) -> Vec<u8> {
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("an echo");
+        if &buf[..n] != probe {
+            return buf[..n].to_vec();
+        }
+    }
 }
 
 /// `curl ARGS` (the server is up): its standard output.
@@ -106,46 +126,18 @@ fn host_clients_reach_unikernels_behind_the_nic() {
         ),
     );
     let curl = curl();
-    let (done, report) = mpsc::channel();
-    let runner = std::thread::spawn(move || {
-        let out = run("nic-clients", &manifest, &[]);
-        let _ = done.send(());
-        out
-    });
+    let runner = Background::start("nic-clients", manifest, &[]);
 
     // UDP: probe until the echo server answers, then every datagram comes
     // back, in order.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let server = ("127.0.0.1", udp_port);
-    let start = Instant::now();
-    let mut buf = [0u8; 2048];
-    let mut probes = 0;
-    loop {
-        assert!(
-            start.elapsed() < READY_WITHIN && report.try_recv().is_err(),
-            "the echo server never answered"
-        );
-        probes += 1;
-        sock.send_to(b"probe", server).unwrap();
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            assert_eq!(&buf[..n], b"probe");
-            break;
-        }
-    }
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let probes = probe(&sock, udp_port, b"probe", &runner);
     for i in 0..DATAGRAMS {
         let msg = format!("datagram {i} {}", "x".repeat(i * 50));
         sock.send_to(msg.as_bytes(), server).unwrap();
         // Late answers to probes may come first.
-        let got = loop {
-            let (n, _) = sock.recv_from(&mut buf).expect("an echo");
-            if &buf[..n] != b"probe" {
-                break buf[..n].to_vec();
-            }
-        };
-        assert_eq!(got, msg.as_bytes(), "datagram {i}");
+        assert_eq!(next_echo(&sock, b"probe"), msg.as_bytes(), "datagram {i}");
     }
     sock.send_to(b"bye", server).unwrap();
 
@@ -203,7 +195,7 @@ fn host_clients_reach_unikernels_behind_the_nic() {
     );
     assert_eq!(parallel, "200\n200\n200\n");
 
-    let out = runner.join().expect("the run");
+    let out = runner.finish();
     out.assert_succeeded();
     out.assert_completed();
     assert_exited(out.vm("echo"), 0);
@@ -290,27 +282,9 @@ fn a_firewall_stands_between_the_wire_and_a_server() {
              [[link]]\na = \"fw.1\"\nb = \"echo.0\"\n"
         ),
     );
-    let (done, report) = mpsc::channel();
-    let runner = std::thread::spawn(move || {
-        let out = run("nic-nf", &manifest, &[]);
-        let _ = done.send(());
-        out
-    });
+    let runner = Background::start("nic-nf", manifest, &[]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let start = Instant::now();
-    let mut buf = [0u8; 2048];
-    loop {
-        assert!(
-            start.elapsed() < READY_WITHIN && report.try_recv().is_err(),
-            "the echo server behind the firewall never answered"
-        );
-        sock.send_to(b"probe", ("127.0.0.1", open_port)).unwrap();
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            assert_eq!(&buf[..n], b"probe");
-            break;
-        }
-    }
+    probe(&sock, open_port, b"probe", &runner);
     const BLOCKED: u64 = 5;
     for i in 0..BLOCKED {
         sock.send_to(
@@ -319,23 +293,15 @@ fn a_firewall_stands_between_the_wire_and_a_server() {
         )
         .unwrap();
     }
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     for i in 0..5 {
         let msg = format!("through the firewall {i}");
         sock.send_to(msg.as_bytes(), ("127.0.0.1", open_port))
             .unwrap();
-        let got = loop {
-            let (n, _) = sock.recv_from(&mut buf).expect("an echo");
-            if &buf[..n] != b"probe" {
-                break buf[..n].to_vec();
-            }
-        };
-        assert_eq!(got, msg.as_bytes());
+        assert_eq!(next_echo(&sock, b"probe"), msg.as_bytes());
     }
     sock.send_to(b"bye", ("127.0.0.1", open_port)).unwrap();
 
-    let out = runner.join().expect("the run");
+    let out = runner.finish();
     out.assert_succeeded();
     assert_exited(out.vm("echo"), 0);
     assert_exited(out.vm("fw"), 0);
@@ -375,12 +341,7 @@ fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic_beside_a_shared_one() 
              [[link]]\na = \"web.0\"\nb = \"nic:lan\"\n"
         ),
     );
-    let (done, report) = mpsc::channel();
-    let runner = std::thread::spawn(move || {
-        let out = run("nic-owned", &manifest, &[]);
-        let _ = done.send(());
-        out
-    });
+    let runner = Background::start("nic-owned", manifest, &[]);
     // A second card, in shared mode, beside it in the same machine.
     let (code, page) = get(&curl, web_port, "/");
     assert_eq!(code, 200);
@@ -394,7 +355,7 @@ fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic_beside_a_shared_one() 
     // One datagram at a time, each given two seconds to come back, until
     // the run is over (both runs failed) or the bound: datagrams sent while
     // the server restarts are lost, the others come back.
-    while report.try_recv().is_err() {
+    while !runner.over() {
         assert!(start.elapsed() < READY_WITHIN, "the run never ended");
         let msg = format!("datagram {sent} {}", "z".repeat((sent as usize % 8) * 150));
         sock.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
@@ -404,7 +365,7 @@ fn an_owned_nic_lets_go_of_a_guest_that_fails_mid_traffic_beside_a_shared_one() 
             answered += 1;
         }
     }
-    let out = runner.join().expect("the run");
+    let out = runner.finish();
     out.assert_succeeded();
     out.assert_completed();
     let echo = out.vm("echo");
@@ -450,30 +411,13 @@ fn an_owned_nic_stops_a_guest_whose_buffer_the_nic_could_overrun() {
              [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n"
         ),
     );
-    let (done, report) = mpsc::channel();
-    let runner = std::thread::spawn(move || {
-        let out = run("nic-owned-bad", &manifest, &[]);
-        let _ = done.send(());
-        out
-    });
+    let runner = Background::start("nic-owned-bad", manifest, &[]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let start = Instant::now();
-    let mut buf = [0u8; 2048];
-    let mut echoed = 0;
-    while echoed < 5 {
-        assert!(
-            start.elapsed() < READY_WITHIN && report.try_recv().is_err(),
-            "the echo server never answered"
-        );
-        sock.send_to(b"still here", ("127.0.0.1", port)).unwrap();
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            assert_eq!(&buf[..n], b"still here");
-            echoed += 1;
-        }
+    for _ in 0..5 {
+        probe(&sock, port, b"still here", &runner);
     }
     sock.send_to(b"bye", ("127.0.0.1", port)).unwrap();
-    let out = runner.join().expect("the run");
+    let out = runner.finish();
     out.assert_succeeded();
     integration::assert_killed(
         out.vm("bad"),

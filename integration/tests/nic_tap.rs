@@ -7,7 +7,7 @@
 //! Needs root (tap devices and namespaces). Not root: the scenario is
 //! skipped and only the tool's refusal is checked.
 
-use integration::{assert_exited, num, refused, run, scratch, write_manifest};
+use integration::{assert_exited, nic, nic_port, num, refused, run, scratch, write_manifest};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -265,22 +265,6 @@ fn fetch(ns: &Netns, curl: &Path, dir: &Path, paths: &[&str]) -> Vec<Fetched> {
             }
         })
         .collect()
-}
-
-/// The `nic` entry of a report.
-fn nic<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["nics"]
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["name"] == name))
-        .unwrap_or_else(|| panic!("no nic `{name}` in the report: {report:#}"))
-}
-
-/// The attached port `port` of a `nic` entry.
-fn nic_port<'a>(nic: &'a Value, port: &str) -> &'a Value {
-    nic["ports"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["port"] == port))
-        .unwrap_or_else(|| panic!("no port `{port}` on {nic:#}"))
 }
 
 #[test]

@@ -244,19 +244,25 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
             self.dma.write_u64(Gpa(d.0 + DESC_LENGTH), 0)?;
         }
         self.dma.fence(Barrier::Release);
+        self.point_rings(Self::prev(0).into());
+        Ok(())
+    }
+
+    /// Points the ring registers at the descriptors, both heads at 0, the
+    /// transmit tail at 0 and the receive tail at `rdt`.
+    fn point_rings(&mut self, rdt: u32) {
         let rx = self.base + Self::RX_RING;
         let tx = self.base + Self::TX_RING;
         self.regs.write(RDBAL, rx as u32);
         self.regs.write(RDBAH, (rx >> 32) as u32);
         self.regs.write(RDLEN, Self::RING_BYTES as u32);
         self.regs.write(RDH, 0);
-        self.regs.write(RDT, Self::prev(0).into());
+        self.regs.write(RDT, rdt);
         self.regs.write(TDBAL, tx as u32);
         self.regs.write(TDBAH, (tx >> 32) as u32);
         self.regs.write(TDLEN, Self::RING_BYTES as u32);
         self.regs.write(TDH, 0);
         self.regs.write(TDT, 0);
-        Ok(())
     }
 
     /// Whether the receive lengths include the FCS (`RCTL.SECRC` did not

@@ -61,6 +61,13 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
     /// Clears every descriptor of both rings and points the rings'
     /// registers at them, empty (`RDH == RDT`, `TDH == TDT`).
     pub(super) fn program_empty_rings(&mut self) -> Result<(), NicError> {
+        self.clear_descriptors()?;
+        self.point_rings(0);
+        Ok(())
+    }
+
+    /// Clears every descriptor of both rings (no address left in any).
+    fn clear_descriptors(&mut self) -> Result<(), NicError> {
         for i in 0..N as u16 {
             for d in [self.rx_desc(i), self.tx_desc(i)] {
                 self.dma.write_u64(d, 0)?;
@@ -68,18 +75,6 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
             }
         }
         self.dma.fence(Barrier::Release);
-        let rx = self.base + Self::RX_RING;
-        let tx = self.base + Self::TX_RING;
-        self.regs.write(RDBAL, rx as u32);
-        self.regs.write(RDBAH, (rx >> 32) as u32);
-        self.regs.write(RDLEN, Self::RING_BYTES as u32);
-        self.regs.write(RDH, 0);
-        self.regs.write(RDT, 0);
-        self.regs.write(TDBAL, tx as u32);
-        self.regs.write(TDBAH, (tx >> 32) as u32);
-        self.regs.write(TDLEN, Self::RING_BYTES as u32);
-        self.regs.write(TDH, 0);
-        self.regs.write(TDT, 0);
         Ok(())
     }
 
@@ -249,13 +244,7 @@ impl<R: Regs, M: GuestRam, const N: usize> ZeroCopy for E1000<R, M, N> {
         let (rdh, tdh) = (self.regs.read(RDH), self.regs.read(TDH));
         self.regs.write(RDT, rdh);
         self.regs.write(TDT, tdh);
-        for i in 0..N as u16 {
-            for d in [self.rx_desc(i), self.tx_desc(i)] {
-                self.dma.write_u64(d, 0)?;
-                self.dma.write_u64(Gpa(d.0 + DESC_LENGTH), 0)?;
-            }
-        }
-        self.dma.fence(Barrier::Release);
+        self.clear_descriptors()?;
         let at = |head: u32| (head as usize % N) as u16;
         self.zc = Some(Rings {
             rx_head: at(rdh),
