@@ -322,10 +322,10 @@ impl Hex<'_> {
             Hex::Text(t) => (&[], t.as_bytes()),
         };
         let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-        bytes
-            .iter()
-            .copied()
-            .chain(text.chunks_exact(2).map(move |p| digit(p[0]) << 4 | digit(p[1])))
+        bytes.iter().copied().chain(
+            text.chunks_exact(2)
+                .map(move |p| digit(p[0]) << 4 | digit(p[1])),
+        )
     }
 }
 

@@ -165,7 +165,10 @@ impl HookName {
         let mut bytes = [0; NAME_MAX];
         let n = name.len().min(NAME_MAX);
         bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
-        HookName { bytes, len: n as u8 }
+        HookName {
+            bytes,
+            len: n as u8,
+        }
     }
 
     /// The name.

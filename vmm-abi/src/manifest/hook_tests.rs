@@ -194,7 +194,10 @@ fn names_targets_and_maps() {
     assert!(matches!(e.problem, Problem::BadMap { index: 0, .. }), "{e}");
     // A map the program names but the table lacks: the verifier's rule.
     let e = encode_hooks(&[hook("h", LinkDir::AToB, &m, &[])]).unwrap_err();
-    assert!(std::format!("{e}").starts_with("manifest: hook `h`: insn 5: "), "{e}");
+    assert!(
+        std::format!("{e}").starts_with("manifest: hook `h`: insn 5: "),
+        "{e}"
+    );
     let e = encode_hooks(&[hook(&"x".repeat(33), LinkDir::AToB, &p, &[])]).unwrap_err();
     assert_eq!(e.field, Field::HookName);
     let e = encode_hooks(&[hook("h", LinkDir::AToB, &p[..7], &[])]).unwrap_err();

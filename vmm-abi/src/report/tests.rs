@@ -162,9 +162,20 @@ fn every_record_round_trips() {
             value: Hex::Bytes(&[]),
         }
     );
-    assert_eq!(line, "@corral hook-entry hook=0 map=0 core=0 key=0fa0 value=-");
-    assert!(parse_line("@corral hook-entry hook=0 map=0 core=0 key=0fa value=-").unwrap().is_err());
-    assert!(parse_line("@corral hook-entry hook=0 map=0 core=0 key=zz value=-").unwrap().is_err());
+    assert_eq!(
+        line,
+        "@corral hook-entry hook=0 map=0 core=0 key=0fa0 value=-"
+    );
+    assert!(
+        parse_line("@corral hook-entry hook=0 map=0 core=0 key=0fa value=-")
+            .unwrap()
+            .is_err()
+    );
+    assert!(
+        parse_line("@corral hook-entry hook=0 map=0 core=0 key=zz value=-")
+            .unwrap()
+            .is_err()
+    );
 }
 
 #[test]
