@@ -11,6 +11,7 @@
 
 pub mod layout;
 pub mod maps;
+pub mod packet;
 pub mod vm;
 
 use vmm_abi::hook::{HookKind, Insn, MapDef, ProgInfo, VerifyError, verify};

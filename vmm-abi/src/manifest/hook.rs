@@ -220,15 +220,15 @@ impl<'a> RawHook<'a> {
 /// The run `(offset, count)` of hook `hook` in a blob of `total` records of
 /// `size` bytes, which must start at `expected` (where the previous hook's
 /// run ended) and hold `min..=max` records.
-fn run<'a>(
+fn run(
     hook: u32,
     field: Field,
     (offset, count): (u32, u32),
     expected: u32,
     (min, max): (u32, u32),
-    blob: &'a [u8],
+    blob: &[u8],
     size: usize,
-) -> Result<&'a [u8], ManifestError> {
+) -> Result<&[u8], ManifestError> {
     let e = |problem| Err(err(Some(hook), field, problem));
     if !(min..=max).contains(&count) {
         return e(Problem::OutOfRange {
