@@ -6,6 +6,7 @@
 //! [`maps::bytes_needed`] and build a [`maps::MapSet`] over an arena
 //! allocated at boot, then per event build the context bytes (for packet
 //! hooks [`layout::xdp_md`]) and call [`vm::run`]. Nothing here allocates.
+//! [`packet`] does all of that for a packet hook on a link direction.
 
 #![forbid(unsafe_code)]
 
