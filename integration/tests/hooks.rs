@@ -13,7 +13,8 @@ fn gen_arg(key: &str) -> u64 {
     let known = boot::cargo_build::known_images(&root).expect("images crate");
     let m = boot::toml_manifest::load(&manifest("hooks.toml"), &known).expect("hooks.toml");
     let pktgen = m.vms.iter().find(|v| v.name == "gen").expect("VM gen");
-    pktgen.args
+    pktgen
+        .args
         .split_ascii_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
         .unwrap_or_else(|| panic!("pktgen has no `{key}=`"))
