@@ -162,6 +162,7 @@ mod tests {
             links: Vec::new(),
             window: None,
             nics: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 

@@ -229,6 +229,9 @@ impl Renderer {
             | Record::Link { .. }
             | Record::Nic { .. }
             | Record::NicPort { .. }
+            | Record::Hook { .. }
+            | Record::HookMap { .. }
+            | Record::HookEntry { .. }
             | Record::Window { .. }
             | Record::Done { .. } => None,
         }

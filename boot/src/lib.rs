@@ -14,6 +14,7 @@ pub mod console;
 pub mod error;
 pub mod expect;
 pub mod fleet_bench;
+pub mod hook_object;
 pub mod iso;
 pub mod memory;
 pub mod net_bench;

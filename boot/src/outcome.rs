@@ -7,7 +7,7 @@ use crate::toml_manifest::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use vmm_abi::report::{
-    EXIT_KINDS, ExitCounts, ExitKind, LinkFlow, NicFlow, NicPortFlow, Record, VmStatus,
+    EXIT_KINDS, ExitCounts, ExitKind, HookFlow, LinkFlow, NicFlow, NicPortFlow, Record, VmStatus,
 };
 
 /// One VM as the records describe it.
@@ -155,6 +155,42 @@ pub struct NicOutcome {
     pub ports: Vec<(String, NicPortFlow)>,
 }
 
+/// Most hooks a record may name (more is a malformed record).
+const MAX_HOOK_RECORDS: u32 = 64;
+/// Most maps of one hook a record may name.
+const MAX_HOOK_MAP_RECORDS: u32 = 64;
+
+/// One map of a hook, from its `hook-map` and `hook-entry` records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookMapOutcome {
+    /// `array`, `hash` or `percpu_array` (empty until its `hook-map`).
+    pub kind: String,
+    /// Entries present.
+    pub entries: u64,
+    /// Entries whose value is not all zero.
+    pub nonzero: u64,
+    /// Entries the report shows (the first nonzero ones).
+    pub shown: u64,
+    /// Those entries: (core, key hex, value hex), in record order.
+    pub values: Vec<(u32, String, String)>,
+}
+
+/// A packet hook's counters and maps, from its `hook`, `hook-map` and
+/// `hook-entry` records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookOutcome {
+    /// Its name, from its `hook` record (empty before).
+    pub name: String,
+    /// The link and direction it judged (`a->b`).
+    pub link: u32,
+    /// `a->b` or `b->a`.
+    pub dir: String,
+    /// Its counters, once its `hook` record arrived.
+    pub flow: Option<HookFlow>,
+    /// Its maps, by index in its map table.
+    pub maps: Vec<HookMapOutcome>,
+}
+
 /// The steady-state window of a run with links, from the `window` record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Window {
@@ -186,6 +222,8 @@ pub struct RunOutcome {
     pub window: Option<Window>,
     /// From `nic` and `nic-port` records, by NIC index.
     pub nics: Vec<NicOutcome>,
+    /// From `hook`, `hook-map` and `hook-entry` records, by hook index.
+    pub hooks: Vec<HookOutcome>,
     /// Records that could not be used (malformed, or naming no such VM).
     pub warnings: Vec<String>,
 }
@@ -248,6 +286,35 @@ impl RunOutcome {
             self.nics.resize(i + 1, NicOutcome::default());
         }
         self.nics.get_mut(i)
+    }
+
+    fn hook_mut(&mut self, hook: u32, kind: &str) -> Option<&mut HookOutcome> {
+        if hook >= MAX_HOOK_RECORDS {
+            self.warnings.push(format!(
+                "`{kind}` record names hook {hook}, beyond the {MAX_HOOK_RECORDS} a run can have"
+            ));
+            return None;
+        }
+        let i = hook as usize;
+        if self.hooks.len() <= i {
+            self.hooks.resize(i + 1, HookOutcome::default());
+        }
+        self.hooks.get_mut(i)
+    }
+
+    fn hook_map_mut(&mut self, hook: u32, map: u32, kind: &str) -> Option<&mut HookMapOutcome> {
+        if map >= MAX_HOOK_MAP_RECORDS {
+            self.warnings.push(format!(
+                "`{kind}` record names map {map} of hook {hook}, beyond the {MAX_HOOK_MAP_RECORDS} a hook can have"
+            ));
+            return None;
+        }
+        let h = self.hook_mut(hook, kind)?;
+        let i = map as usize;
+        if h.maps.len() <= i {
+            h.maps.resize(i + 1, HookMapOutcome::default());
+        }
+        h.maps.get_mut(i)
     }
 
     /// Takes one record into account.
@@ -391,6 +458,46 @@ impl RunOutcome {
             Record::NicPort { nic, port, flow } => {
                 if let Some(n) = self.nic_mut(nic, kind) {
                     n.ports.push((port.to_string(), flow));
+                }
+            }
+            Record::Hook {
+                hook,
+                name,
+                link,
+                dir,
+                flow,
+            } => {
+                if let Some(h) = self.hook_mut(hook, kind) {
+                    h.name = name.to_string();
+                    h.link = link;
+                    h.dir = dir.to_string();
+                    h.flow = Some(flow);
+                }
+            }
+            Record::HookMap {
+                hook,
+                map,
+                kind: map_kind,
+                entries,
+                nonzero,
+                shown,
+            } => {
+                if let Some(m) = self.hook_map_mut(hook, map, kind) {
+                    m.kind = map_kind.to_string();
+                    m.entries = entries;
+                    m.nonzero = nonzero;
+                    m.shown = shown;
+                }
+            }
+            Record::HookEntry {
+                hook,
+                map,
+                core,
+                key,
+                value,
+            } => {
+                if let Some(m) = self.hook_map_mut(hook, map, kind) {
+                    m.values.push((core, key.to_string(), value.to_string()));
                 }
             }
             Record::Window {

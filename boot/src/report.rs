@@ -4,14 +4,17 @@
 
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
-use crate::outcome::{LinkOutcome, MemoryUse, NicOutcome, RunOutcome, VmOutcome, Window};
+use crate::outcome::{
+    HookOutcome, LinkOutcome, MemoryUse, NicOutcome, RunOutcome, VmOutcome, Window,
+};
 use crate::table::{self, Align};
+use crate::toml_manifest::HookConfig;
 use crate::toml_manifest::{LinkConfig, Manifest, VmConfig};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::Path;
-use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow};
+use vmm_abi::report::{HookFlow, LinkFlow, NicFlow, NicPortFlow};
 
 /// One VM in the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -148,6 +151,122 @@ impl NicReport {
     }
 }
 
+/// One entry of a hook's map in the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HookEntryReport {
+    /// The core whose copy this is (per-core arrays; 0 otherwise).
+    pub core: u32,
+    /// The key, as hex bytes (an array's index as a little-endian u32).
+    pub key: String,
+    /// The value, as hex bytes.
+    pub value: String,
+    /// The value read as a little-endian number, when it is 1 to 8 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+}
+
+/// One map of a hook in the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HookMapReport {
+    /// `array`, `hash` or `percpu_array`.
+    pub kind: String,
+    /// Entries present (an array's length).
+    pub entries: u64,
+    /// Entries whose value is not all zero.
+    pub nonzero: u64,
+    /// The first nonzero entries (all of them unless `nonzero` is larger).
+    pub values: Vec<HookEntryReport>,
+}
+
+/// One hook in the report: what the manifest says, what its records said.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HookReport {
+    /// Its name.
+    pub name: String,
+    /// `packet`.
+    pub kind: &'static str,
+    /// Where it was attached, as the manifest writes it.
+    pub attach: String,
+    /// The file its program came from.
+    pub file: String,
+    /// Its program's name in the object.
+    pub program: String,
+    /// Frames it ran on (0 without its `hook` record).
+    pub runs: u64,
+    /// Its verdicts by name (`None` without its `hook` record).
+    pub verdicts: Option<BTreeMap<&'static str, u64>>,
+    /// eBPF instructions it executed, all runs.
+    pub instructions: u64,
+    /// Its maps by name.
+    pub maps: BTreeMap<String, HookMapReport>,
+}
+
+/// Little-endian bytes of 1 to 8 hex-encoded bytes as a number.
+fn hex_number(hex: &str) -> Option<u64> {
+    if hex.is_empty() || hex.len() > 16 || !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut n = 0u64;
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        n |= u64::from(byte) << (8 * i);
+    }
+    Some(n)
+}
+
+impl HookReport {
+    /// The report entry for hook `config` from what its records said.
+    pub fn new(config: &HookConfig, o: Option<&HookOutcome>) -> Self {
+        let flow = o.and_then(|o| o.flow);
+        let maps = config
+            .map_names()
+            .enumerate()
+            .map(|(i, name)| {
+                let m = o.and_then(|o| o.maps.get(i));
+                let report = HookMapReport {
+                    kind: m.map_or_else(
+                        || config.program.maps[i].1.kind.name().to_string(),
+                        |m| m.kind.clone(),
+                    ),
+                    entries: m.map_or(0, |m| m.entries),
+                    nonzero: m.map_or(0, |m| m.nonzero),
+                    values: m
+                        .map(|m| {
+                            m.values
+                                .iter()
+                                .map(|(core, key, value)| HookEntryReport {
+                                    core: *core,
+                                    key: key.clone(),
+                                    value: value.clone(),
+                                    number: hex_number(value),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                (name.to_string(), report)
+            })
+            .collect();
+        HookReport {
+            name: config.name.clone(),
+            kind: config.kind.name(),
+            attach: config.attach.clone(),
+            file: config.file.display().to_string(),
+            program: config.program.program.clone(),
+            runs: flow.map_or(0, |f| f.runs),
+            verdicts: flow.map(|f| {
+                HookFlow::FIELDS
+                    .into_iter()
+                    .zip(f.values())
+                    .filter(|(k, _)| !matches!(*k, "runs" | "insns"))
+                    .collect()
+            }),
+            instructions: flow.map_or(0, |f| f.insns),
+            maps,
+        }
+    }
+}
+
 /// One link in the report: its ends from the manifest, its counters from
 /// its `link` record (`None` if that never arrived).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -254,6 +373,8 @@ pub struct Report {
     pub window: Option<Window>,
     /// One entry per NIC that reported, by index.
     pub nics: Vec<NicReport>,
+    /// One entry per manifest hook, in manifest order.
+    pub hooks: Vec<HookReport>,
 }
 
 impl Report {
@@ -301,6 +422,12 @@ impl Report {
                 .enumerate()
                 .map(|(i, n)| NicReport::new(i, n))
                 .collect(),
+            hooks: manifest
+                .hooks
+                .iter()
+                .enumerate()
+                .map(|(i, h)| HookReport::new(h, outcome.hooks.get(i)))
+                .collect(),
         }
     }
 
@@ -324,6 +451,7 @@ impl Report {
             links: Vec::new(),
             window: None,
             nics: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 
@@ -430,6 +558,61 @@ impl Report {
                 Right, Left, Left, Right, Right, Right, Right, Right, Right, Right,
             ],
         )
+    }
+
+    /// A line per hook: its verdicts and its maps' nonzero entries (empty
+    /// without hooks).
+    pub fn hook_summary(&self) -> String {
+        let mut text = String::new();
+        for h in &self.hooks {
+            let Some(v) = &h.verdicts else {
+                text.push_str(&format!(
+                    "hook {} ({}): no record (the run ended before its report)\n",
+                    h.name, h.attach
+                ));
+                continue;
+            };
+            let get = |k: &str| v.get(k).copied().unwrap_or(0);
+            text.push_str(&format!(
+                "hook {} ({}): {} runs: {} pass, {} drop, {} aborted, {} faults, {} tx, {} redirect; {} instructions ({:.1} per run)\n",
+                h.name,
+                h.attach,
+                h.runs,
+                get("pass"),
+                get("drop"),
+                get("aborted"),
+                get("faults"),
+                get("tx"),
+                get("redirect"),
+                h.instructions,
+                h.instructions as f64 / h.runs.max(1) as f64,
+            ));
+            for (name, m) in &h.maps {
+                let shown: Vec<String> = m
+                    .values
+                    .iter()
+                    .map(|e| match e.number {
+                        Some(n) => format!("{}={n}", e.key),
+                        None => format!("{}={}", e.key, e.value),
+                    })
+                    .collect();
+                let more = if m.nonzero > m.values.len() as u64 {
+                    format!(" (+{} more)", m.nonzero - m.values.len() as u64)
+                } else {
+                    String::new()
+                };
+                text.push_str(&format!(
+                    "  map {name} ({}): {}{more}\n",
+                    m.kind,
+                    if shown.is_empty() {
+                        "all zero".to_string()
+                    } else {
+                        shown.join(" ")
+                    }
+                ));
+            }
+        }
+        text
     }
 
     /// The NICs' tables: a line per NIC for the wire, then a row per

@@ -202,6 +202,7 @@ fn run_manifest(
     }
     print!("{}", report.link_table());
     print!("{}", report.nic_table());
+    print!("{}", report.hook_summary());
     for line in report.summary() {
         println!("{line}");
     }

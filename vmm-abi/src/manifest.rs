@@ -5,8 +5,9 @@
 //! Wire layout (little endian): a [`HEADER_SIZE`]-byte header, a table of
 //! `section_count` entries of [`SECTION_ENTRY_SIZE`] bytes, then the
 //! sections' records. Each kind of record has a section of its own (VMs,
-//! links and NICs today; policy hooks, capability grants and guest ABIs
-//! will be kinds of their own), so a new kind is a new table entry and
+//! links, NICs and hooks today, with the hooks' code and map definitions
+//! in two blob sections of fixed-size records; capability grants and guest
+//! ABIs will be kinds of their own), so a new kind is a new table entry and
 //! never widens the header. Every byte after the table belongs to exactly
 //! one section; [`encode`] writes the sections in table order.
 //!
@@ -21,10 +22,10 @@
 //!
 //! | section entry offset | field |
 //! |---|---|
-//! | 0 | `kind` u32: [`SectionKind`]: 1 = VMs (exactly one section), 2 = links, 3 = NICs (at most one each); 4..=6 set aside for hooks, grants, guest ABIs; any other is refused |
+//! | 0 | `kind` u32: [`SectionKind`]: 1 = VMs (exactly one section), 2 = links, 3 = NICs, 4 = hooks, 7 = hook code, 8 = hook maps (at most one each); 5, 6 set aside for grants, guest ABIs; any other is refused |
 //! | 4 | `offset` u32: first byte of its records, from the start of the manifest, at or after the end of the table |
-//! | 8 | `count` u32: records (VMs 1..=[`MAX_VMS`], links 0..=[`MAX_LINKS`], NICs 0..=[`MAX_NICS`]) |
-//! | 12 | `record_size` u32: bytes per record, its kind's ([`RECORD_SIZE`], [`LINK_RECORD_SIZE`], [`NIC_RECORD_SIZE`]) |
+//! | 8 | `count` u32: records (VMs 1..=[`MAX_VMS`], links 0..=[`MAX_LINKS`], NICs 0..=[`MAX_NICS`], hooks 0..=[`MAX_HOOKS`], hook code 0..=[`MAX_HOOK_INSNS`], hook maps 0..=[`MAX_HOOK_MAPS`]) |
+//! | 12 | `record_size` u32: bytes per record, its kind's ([`RECORD_SIZE`], [`LINK_RECORD_SIZE`], [`NIC_RECORD_SIZE`], [`HOOK_RECORD_SIZE`], 8 = one eBPF instruction, 16 = one [`crate::hook::MapDef`]) |
 //!
 //! | VM record offset | field |
 //! |---|---|
@@ -60,8 +61,29 @@
 //! | 43 | reserved u8 (must be 0) |
 //! | 44 | `core` u32: the core that polls the NIC (< [`MAX_CORES`]); it runs no VMs |
 //! | 48 | reserved \[16\] (must be 0) |
+//!
+//! | hook record offset | field |
+//! |---|---|
+//! | 0 | `name` \[32\], NUL padded (the rules of VM names; unique among hooks) |
+//! | 32 | `kind` u8: [`crate::hook::HookKind`]: 1 = packet (2 restart, 3 exit, 4 slice are refused until built) |
+//! | 33 | `attach` u8: 1 = one direction of a link between two VM ports (NIC queues, VMs and cores are refused until built) |
+//! | 34 | `direction` u8: [`LinkDir`]: 0 = a->b, 1 = b->a; at most one hook per link direction |
+//! | 35 | reserved u8 (must be 0) |
+//! | 36 | `target` u32: the link's manifest index |
+//! | 40 | `insn_offset` u32, 44 `insn_count` u32 (1..=4096): its run of the hook code section (kind 7), starting where the previous hook's run ended |
+//! | 48 | `map_offset` u32, 52 `map_count` u32 (0..=16): its run of the hook map section (kind 8), the same way; `lddw src=1 imm=i` names the run's map `i` |
+//! | 56 | reserved \[8\] (must be 0) |
+//!
+//! Hook code records are eBPF instructions in the Linux encoding
+//! ([`crate::hook::Insn::to_bytes`]); hook map records are
+//! [`crate::hook::MapDef::to_bytes`]. The hooks' runs cover both sections
+//! exactly, and every program is verified ([`crate::hook::verify`]) with its
+//! map table when the manifest is parsed.
 
 mod error;
+mod hook;
+#[cfg(test)]
+mod hook_tests;
 mod link;
 mod nic;
 mod section;
@@ -69,6 +91,10 @@ mod section;
 mod tests;
 
 pub use error::{Field, ManifestError, Place, Problem};
+pub use hook::{
+    HOOK_RECORD_SIZE, HookAttach, HookName, HookSpec, LinkDir, MAX_HOOK_INSNS, MAX_HOOK_MAPS,
+    MAX_HOOKS, check_program,
+};
 pub use link::{
     DEFAULT_LINK_HOLD, LINK_FLAG_BRIDGE, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD,
     MAX_LINKS, MIN_LINK_HOLD, PortRef,
@@ -336,6 +362,25 @@ pub const fn encoded_len(vm_count: usize, nic_count: usize, link_count: usize) -
         + nic_count * NIC_RECORD_SIZE
 }
 
+/// Bytes of the manifest [`encode_with_hooks`] writes: [`encoded_len`]
+/// plus the hook records, their code and their map definitions, each
+/// section only when it has records.
+pub fn encoded_len_with_hooks(
+    vm_count: usize,
+    nic_count: usize,
+    link_count: usize,
+    hooks: &[HookSpec<'_>],
+) -> usize {
+    let code: usize = hooks.iter().map(|h| h.code.len()).sum();
+    let maps: usize = hooks.iter().map(|h| h.maps.len()).sum();
+    let extra_sections = [hooks.len(), code, maps].iter().filter(|&&n| n > 0).count();
+    encoded_len(vm_count, nic_count, link_count)
+        + extra_sections * SECTION_ENTRY_SIZE
+        + hooks.len() * HOOK_RECORD_SIZE
+        + code
+        + maps
+}
+
 /// Writes the binary manifest of `vms`, `nics` and `links` with scheduling
 /// slices of `timeslice` instructions (0 = the hypervisor's default) into
 /// `out`, which must be [`encoded_len`] bytes long. Every VM, every NIC and
@@ -349,11 +394,61 @@ pub fn encode(
     links: &[LinkSpec],
     out: &mut [u8],
 ) -> Result<(), ManifestError> {
+    encode_with_hooks(timeslice, vms, nics, links, &[], out)
+}
+
+/// [`encode`] with hooks: `out` must be [`encoded_len_with_hooks`] bytes
+/// long. Each hook's name, code and map bytes are checked first (an error
+/// names the hook by index); its program is verified by the parse that
+/// ends this, so a refused program comes back as the verifier's
+/// [`Problem::Verify`].
+pub fn encode_with_hooks(
+    timeslice: u64,
+    vms: &[VmSpec<'_>],
+    nics: &[NicSpec<'_>],
+    links: &[LinkSpec],
+    hooks: &[HookSpec<'_>],
+    out: &mut [u8],
+) -> Result<(), ManifestError> {
     let h = |field, problem| Err(err(None, field, problem));
+    for (i, hook) in hooks.iter().enumerate() {
+        let e = |field, problem| Err(err(Some(i as u32), field, problem));
+        if hook.name.len() > NAME_MAX {
+            return e(
+                Field::HookName,
+                Problem::TooLong {
+                    max: NAME_MAX as u64,
+                },
+            );
+        }
+        if !is_valid_name(hook.name.as_bytes()) {
+            return e(Field::HookName, Problem::BadText);
+        }
+        for (field, bytes, size, max) in [
+            (Field::HookCode, hook.code, 8, crate::hook::MAX_INSNS),
+            (Field::HookMaps, hook.maps, 16, crate::hook::MAX_MAPS),
+        ] {
+            if !bytes.len().is_multiple_of(size) || bytes.len() / size > max {
+                return e(
+                    field,
+                    Problem::OutOfRange {
+                        found: (bytes.len() / size) as u64,
+                        min: 0,
+                        max: max as u64,
+                    },
+                );
+            }
+        }
+    }
+    let code_bytes: usize = hooks.iter().map(|h| h.code.len()).sum();
+    let map_bytes: usize = hooks.iter().map(|h| h.maps.len()).sum();
     let counts = [
         (SectionKind::Vms, vms.len()),
         (SectionKind::Links, links.len()),
         (SectionKind::Nics, nics.len()),
+        (SectionKind::Hooks, hooks.len()),
+        (SectionKind::HookCode, code_bytes / 8),
+        (SectionKind::HookMaps, map_bytes / 16),
     ];
     for (kind, count) in counts {
         let (min, max, field) = kind.counts();
@@ -369,7 +464,7 @@ pub fn encode(
         }
     }
     validate_timeslice(timeslice)?;
-    let want = encoded_len(vms.len(), nics.len(), links.len());
+    let want = encoded_len_with_hooks(vms.len(), nics.len(), links.len(), hooks);
     if out.len() != want {
         return h(
             Field::Size,
@@ -420,6 +515,29 @@ pub fn encode(
                     r.copy_from_slice(&nic.encode(i as u32)?);
                 }
             }
+            SectionKind::Hooks => {
+                let mut next = (0u32, 0u32);
+                for (hook, r) in hooks.iter().zip(records) {
+                    r.copy_from_slice(&hook.encode(next.0, next.1));
+                    next.0 += hook.insn_count() as u32;
+                    next.1 += hook.map_count() as u32;
+                }
+            }
+            SectionKind::HookCode | SectionKind::HookMaps => {
+                let mut blob = out[at..at + count * size].iter_mut();
+                for hook in hooks {
+                    let bytes = if kind == SectionKind::HookCode {
+                        hook.code
+                    } else {
+                        hook.maps
+                    };
+                    // `bytes` first: zip stops on it without taking
+                    // another byte of the blob.
+                    for (&b, d) in bytes.iter().zip(blob.by_ref()) {
+                        *d = b;
+                    }
+                }
+            }
         }
         at += count * size;
     }
@@ -448,6 +566,9 @@ pub struct Manifest<'a> {
     records: &'a [u8],
     links: &'a [u8],
     nics: &'a [u8],
+    hooks: &'a [u8],
+    hook_code: &'a [u8],
+    hook_maps: &'a [u8],
     timeslice: u64,
     poll_cores: u64,
 }
@@ -455,7 +576,8 @@ pub struct Manifest<'a> {
 impl<'a> Manifest<'a> {
     /// Checks a whole binary manifest: header, section table, every VM
     /// record, that VM names are unique, every NIC (names and addresses
-    /// unique), and every link against both.
+    /// unique), every link against both, and every hook (its record, its
+    /// link, its program verified with its maps).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ManifestError> {
         let h = |field, problem| Err(err(None, field, problem));
         if bytes.len() < HEADER_SIZE {
@@ -517,6 +639,9 @@ impl<'a> Manifest<'a> {
             records: &bytes[sections.range(SectionKind::Vms)],
             links: &bytes[sections.range(SectionKind::Links)],
             nics: &bytes[sections.range(SectionKind::Nics)],
+            hooks: &bytes[sections.range(SectionKind::Hooks)],
+            hook_code: &bytes[sections.range(SectionKind::HookCode)],
+            hook_maps: &bytes[sections.range(SectionKind::HookMaps)],
             timeslice,
             poll_cores: 0,
         };
@@ -544,6 +669,7 @@ impl<'a> Manifest<'a> {
         let nic_cores = nic::check_nics(manifest.nics)?;
         manifest.poll_cores = nic_cores | manifest.check_links()?;
         manifest.check_pinning()?;
+        manifest.check_hooks()?;
         Ok(manifest)
     }
 

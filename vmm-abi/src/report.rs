@@ -268,6 +268,89 @@ counters! {
     }
 }
 
+counters! {
+    /// What a packet hook did with the frames it judged. Every run is in
+    /// exactly one of the verdict counters.
+    pub struct HookFlow {
+        /// Frames the program ran on.
+        pub runs: u64,
+        /// Runs that returned `XDP_PASS`: the frame was delivered.
+        pub pass: u64,
+        /// Runs that returned `XDP_DROP`: the frame was dropped.
+        pub drop: u64,
+        /// Runs that returned `XDP_ABORTED` or a value the XDP contract does
+        /// not know: the frame was dropped.
+        pub aborted: u64,
+        /// Runs the interpreter aborted (an access outside every region, a
+        /// helper refused): counted, the frame dropped, nothing else stops.
+        pub faults: u64,
+        /// Runs that returned `XDP_TX`: dropped (sending a frame back is not
+        /// built yet).
+        pub tx: u64,
+        /// Runs that returned `XDP_REDIRECT`: dropped (redirecting is not
+        /// built yet).
+        pub redirect: u64,
+        /// eBPF instructions executed, all runs.
+        pub insns: u64,
+    }
+}
+
+impl HookFlow {
+    /// Frames the hook dropped, for any reason.
+    pub const fn dropped(&self) -> u64 {
+        self.drop + self.aborted + self.faults + self.tx + self.redirect
+    }
+}
+
+/// Bytes written as lowercase hexadecimal, two digits a byte (a map key or
+/// value in a report). The hypervisor prints bytes; the parser gives back
+/// the checked text (an even number of hex digits, or `-` for none).
+#[derive(Clone, Copy, Debug)]
+pub enum Hex<'a> {
+    /// The bytes (what a printer is handed).
+    Bytes(&'a [u8]),
+    /// Their hex digits (what the parser returns).
+    Text(&'a str),
+}
+
+impl Hex<'_> {
+    /// The bytes, decoded.
+    pub fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let (bytes, text): (&[u8], &[u8]) = match self {
+            Hex::Bytes(b) => (b, &[]),
+            Hex::Text(t) if *t == "-" => (&[], &[]),
+            Hex::Text(t) => (&[], t.as_bytes()),
+        };
+        let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        bytes.iter().copied().chain(
+            text.chunks_exact(2)
+                .map(move |p| digit(p[0]) << 4 | digit(p[1])),
+        )
+    }
+}
+
+impl PartialEq for Hex<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes().eq(other.bytes())
+    }
+}
+
+impl Eq for Hex<'_> {}
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut any = false;
+        for b in self.bytes() {
+            write!(f, "{b:02x}")?;
+            any = true;
+        }
+        if !any {
+            f.write_str("-")?;
+        }
+        Ok(())
+    }
+}
+
 records! {
     /// One report record.
     pub enum Record<'a> {
@@ -407,6 +490,50 @@ records! {
             port: PortName<'a>,
             /// What it did through the NIC.
             flow: NicPortFlow,
+        },
+        /// A packet hook's counters at the end of the run.
+        Hook = "hook" {
+            /// Manifest index of the hook.
+            hook: u32,
+            /// Its name.
+            name: &'a str,
+            /// The link it is attached to.
+            link: u32,
+            /// The direction it judges: `a->b` or `b->a`.
+            dir: &'a str,
+            /// What it did.
+            flow: HookFlow,
+        },
+        /// One map of a hook at the end of the run: its kind, its entries,
+        /// and how many `hook-entry` records follow for it.
+        HookMap = "hook-map" {
+            /// Manifest index of the hook.
+            hook: u32,
+            /// Index in the hook's map table.
+            map: u32,
+            /// `array`, `hash` or `percpu_array`.
+            kind: &'a str,
+            /// Entries present (a hash map's keys; an array's length, per
+            /// core for a per-core array).
+            entries: u64,
+            /// Entries whose value is not all zero.
+            nonzero: u64,
+            /// `hook-entry` records that follow (the first nonzero entries,
+            /// at most a bounded number).
+            shown: u64,
+        },
+        /// One entry of a hook's map whose value is not all zero.
+        HookEntry = "hook-entry" {
+            /// Manifest index of the hook.
+            hook: u32,
+            /// Index in the hook's map table.
+            map: u32,
+            /// The core whose copy this is (per-core arrays), else 0.
+            core: u32,
+            /// The key (an array's index as a little-endian u32).
+            key: Hex<'a>,
+            /// The value.
+            value: Hex<'a>,
         },
         /// The steady-state window of a run with links: from the moment the
         /// first link had carried a warm-up number of frames from `a` to `b`

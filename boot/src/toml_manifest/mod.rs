@@ -5,9 +5,11 @@
 //!
 //! `raw` holds the serde model, `entry` turns one `[[vm]]` entry into VMs,
 //! `nics` checks the `[[nic]]` tables and places their emulated cards,
-//! `links` resolves and checks the `[[link]]` tables.
+//! `links` resolves and checks the `[[link]]` tables, `hooks` the
+//! `[[hook]]` tables (their programs compiled, loaded and verified).
 
 mod entry;
+mod hooks;
 mod links;
 mod nics;
 mod raw;
@@ -22,6 +24,7 @@ use vmm_abi::manifest::{
 };
 
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
+pub use hooks::{HookConfig, LINK_ATTACH_PREFIX};
 pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, NIC_END_PREFIX, PortEnd, poll_cores};
 pub use nics::{
     Backend, DEFAULT_FORWARD_GUEST, DeviceState, EMULATED_SLOTS, Forward, HostNet, MAX_FORWARDS,
@@ -167,6 +170,8 @@ pub struct Manifest {
     pub links: Vec<LinkConfig>,
     /// The NICs, in order (each with its emulated card).
     pub nics: Vec<NicConfig>,
+    /// The hooks, in order (programs loaded and verified).
+    pub hooks: Vec<HookConfig>,
 }
 
 fn vm_error(origin: &str, name: &str, e: &ManifestError) -> Error {
@@ -221,6 +226,9 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
     }
     let nics = nics::resolve(origin, &raw.nic, DEFAULT_POLL_CORE)?;
     let links = links::resolve(origin, &raw.link, &vms, &nics)?;
+    let base = Path::new(origin).parent().unwrap_or(Path::new("."));
+    let progress = |m: &str| eprintln!("{m}");
+    let hooks = hooks::resolve(origin, base, &raw.hook, &links, &progress)?;
     Ok(Manifest {
         origin: origin.to_string(),
         run,
@@ -228,6 +236,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
         vms,
         links,
         nics,
+        hooks,
     })
 }
 
@@ -271,14 +280,26 @@ impl Manifest {
         let vms: Vec<VmSpec<'_>> = self.vms.iter().map(VmConfig::spec).collect();
         let links: Vec<LinkSpec> = self.links.iter().map(LinkConfig::spec).collect();
         let nics: Vec<NicSpec<'_>> = self.nics.iter().map(NicConfig::spec).collect();
-        let mut out = vec![0; manifest::encoded_len(vms.len(), nics.len(), links.len())];
-        let encoded = manifest::encode(self.timeslice, &vms, &nics, &links, &mut out);
+        let bytes: Vec<_> = self.hooks.iter().map(HookConfig::bytes).collect();
+        let hooks: Vec<_> = self
+            .hooks
+            .iter()
+            .zip(&bytes)
+            .map(|(h, b)| h.spec(b))
+            .collect();
+        let mut out =
+            vec![0; manifest::encoded_len_with_hooks(vms.len(), nics.len(), links.len(), &hooks)];
+        let encoded =
+            manifest::encode_with_hooks(self.timeslice, &vms, &nics, &links, &hooks, &mut out);
         encoded.map_err(|e| match e.place() {
             Place::Vm(i) if let Some(vm) = self.vms.get(i as usize) => {
                 vm_error(&self.origin, &vm.name, &e)
             }
             Place::Nic(i) if let Some(nic) = self.nics.get(i as usize) => {
                 Error::new(format!("{}: nic `{}`: {e}", self.origin, nic.name))
+            }
+            Place::Hook(i) if let Some(hook) = self.hooks.get(i as usize) => {
+                Error::new(format!("{}: hook `{}`: {e}", self.origin, hook.name))
             }
             _ => Error::new(format!("{}: encoded manifest refused: {e}", self.origin)),
         })?;
@@ -330,6 +351,9 @@ mod tests;
 
 #[cfg(test)]
 mod link_tests;
+
+#[cfg(test)]
+mod hook_tests;
 
 #[cfg(test)]
 mod nic_tests;

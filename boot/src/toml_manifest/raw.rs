@@ -19,6 +19,20 @@ pub(super) struct RawManifest {
     pub link: Vec<RawLink>,
     #[serde(default)]
     pub nic: Vec<RawNic>,
+    #[serde(default)]
+    pub hook: Vec<RawHook>,
+}
+
+/// A `[[hook]]` table: an operator's eBPF program and where it runs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHook {
+    pub name: String,
+    pub kind: String,
+    pub attach: String,
+    pub source: Option<String>,
+    pub object: Option<String>,
+    pub program: Option<String>,
 }
 
 #[derive(Default, Deserialize)]

@@ -33,8 +33,9 @@ use vmm_abi::report::LinkFlow;
 pub struct Direction<F = Chain, B = Chain> {
     /// What this direction did with the frames handed to it.
     pub flow: LinkFlow,
-    /// Frames its policy dropped (not in the link record until a policy
-    /// other than [`super::policy::PassAll`] exists).
+    /// Frames its policy dropped (not in the link record: a packet hook's
+    /// drops are in its own `hook` record, so the link's counters sum to
+    /// the frames the hook passed).
     pub dropped_by_policy: u64,
     tx: F,
     rx: B,

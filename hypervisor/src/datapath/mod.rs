@@ -7,8 +7,8 @@
 //! - [`direction`]: one direction of a link: the fast path between two
 //!   virtio rings, the general path over any endpoints, the hold-time
 //!   (stall) policy, the counters.
-//! - [`policy`]: the per-frame policy point, where a packet hook will
-//!   judge the receiver's copy of each frame; [`policy::PassAll`] today.
+//! - [`policy`]: the per-frame policy point, where a packet hook judges
+//!   the receiver's copy of each frame; [`policy::PassAll`] elsewhere.
 //! - [`switch`]: a NIC's polling core as an L2 switch between the wire
 //!   and the guest ports attached to it (delivery by MAC, anti-spoofing,
 //!   every drop counted), over the [`switch::WireRx`]/[`switch::WireTx`]

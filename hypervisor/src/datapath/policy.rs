@@ -1,4 +1,4 @@
-//! The per-frame policy point of a link direction: where a packet hook will judge each frame, on the receiver's copy.
+//! The per-frame policy point of a link direction: where a packet hook judges each frame, on the receiver's copy.
 //!
 //! The pump copies a frame into the receiver's buffer first and asks the
 //! direction's [`FramePolicy`] only then, before the buffer is handed to
@@ -11,10 +11,11 @@
 //! frame on elsewhere (XDP's `TX`/`REDIRECT`) will need a hypervisor copy
 //! of the bytes it read instead.
 //!
-//! Today every direction runs [`PassAll`], which inspects nothing: the
-//! pump skips the call at compile time and the fast path runs as before.
-//! A policy that inspects frames makes the pump take the general path,
-//! the one place where [`FramePolicy::judge`] is called.
+//! A direction without a hook runs [`PassAll`], which inspects nothing:
+//! the pump skips the call at compile time and the fast path runs as
+//! before. A policy that inspects frames (a packet hook,
+//! `crate::hooks::packet`) makes the pump take the general path, the one
+//! place where [`FramePolicy::judge`] is called.
 
 use super::endpoint::FrameSink;
 
@@ -73,8 +74,8 @@ pub trait FramePolicy {
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict;
 }
 
-/// The policy of every direction until hooks exist: deliver everything,
-/// look at nothing.
+/// The policy of a direction without a hook: deliver everything, look at
+/// nothing.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PassAll;
 

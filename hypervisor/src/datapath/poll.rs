@@ -22,13 +22,14 @@ use super::port::{Port, PortInner, Signals};
 use super::switch::{Attached, MAX_SWITCH_PORTS, Switch, WireRx, WireTx};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::queue::Chain;
+use crate::hooks::packet::PacketHook;
 use crate::mem::raw::RawRam;
 use crate::nic::ZeroCopy;
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{LinkSpec, MAX_NICS, NicMode, PortRef};
+use vmm_abi::manifest::{LinkDir, LinkSpec, MAX_NICS, NicMode, PortRef};
 use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -172,6 +173,8 @@ pub struct Net<'t> {
     nics: &'t [NicSlot<'t>],
     signals: &'t [Signals],
     window: Mutex<Window>,
+    /// The packet hooks, each on one direction of a link between VMs.
+    hooks: &'t [PacketHook<'t>],
 }
 
 impl<'t> Net<'t> {
@@ -297,7 +300,42 @@ impl<'t> Net<'t> {
             nics,
             signals,
             window: Mutex::new(Window::default()),
+            hooks: &[],
         })
+    }
+
+    /// Attaches packet hooks (each on a direction of a link between VMs,
+    /// checked by the manifest); each sees the sender's port index as
+    /// `ingress_ifindex`.
+    pub fn set_hooks(&mut self, hooks: &'t [PacketHook<'t>]) {
+        for h in hooks {
+            if let Some(link) = self.links.get(h.link as usize) {
+                h.set_ingress(match h.dir {
+                    LinkDir::AToB => link.a as u32,
+                    LinkDir::BToA => link.b as u32,
+                });
+            }
+        }
+        self.hooks = hooks;
+    }
+
+    /// The packet hooks.
+    pub fn hooks(&self) -> &'t [PacketHook<'t>] {
+        self.hooks
+    }
+
+    /// The hooks on `link`'s two directions (a→b, b→a).
+    fn hooks_on(&self, link: &Link) -> [Option<&'t PacketHook<'t>>; 2] {
+        if self.hooks.is_empty() {
+            return [None, None];
+        }
+        let index = self.links.iter().position(|l| core::ptr::eq(l, link));
+        let on = |dir| {
+            self.hooks
+                .iter()
+                .find(|h| Some(h.link as usize) == index && h.dir == dir)
+        };
+        [on(LinkDir::AToB), on(LinkDir::BToA)]
     }
 
     /// VM `vm`'s signals.
@@ -530,8 +568,9 @@ impl<'t> Net<'t> {
             ticks: link.spec.hold,
         };
         let stalls = (st.ab.flow.stalls, st.ba.flow.stalls);
-        let moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb))
-            + self.direction(&mut st.ba, hold, (&mut *b, vb), (&mut *a, va));
+        let [hab, hba] = self.hooks_on(link);
+        let moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb), hab)
+            + self.direction(&mut st.ba, hold, (&mut *b, vb), (&mut *a, va), hba);
         // A first stall of an end is said once; later ones are counted in
         // the `link` record only, so a guest cannot flood the console.
         if st.ab.flow.stalls != stalls.0 && stalls.0 == 0 {
@@ -553,15 +592,16 @@ impl<'t> Net<'t> {
     }
 
     /// Pumps `src`'s frames into `dst`, the direction's policy judging
-    /// each (today [`PassAll`] everywhere; a hook table will choose one
-    /// per direction here). Wakes both VMs when frames moved; blames the
-    /// end at fault when a ring broke the rules.
+    /// each: its packet hook (locked for the pump) if it has one, else
+    /// [`PassAll`] (and the fast path). Wakes both VMs when frames moved;
+    /// blames the end at fault when a ring broke the rules.
     fn direction<A: LinkEnd, B: LinkEnd>(
         &self,
         dir: &mut Direction<A::Frame, B::Buffer>,
         hold: Hold,
         (src, src_vm): (&mut A, u32),
         (dst, dst_vm): (&mut B, u32),
+        hook: Option<&PacketHook<'t>>,
     ) -> u32 {
         let pumped = {
             let Some(mut source) = src.source() else {
@@ -571,15 +611,26 @@ impl<'t> Net<'t> {
             let Some((receiver, generation)) = dst.sink() else {
                 return 0;
             };
-            direction::pump(
-                dir,
-                &mut source,
-                receiver,
-                generation,
-                BATCH,
-                hold,
-                &mut PassAll,
-            )
+            match hook {
+                None => direction::pump(
+                    dir,
+                    &mut source,
+                    receiver,
+                    generation,
+                    BATCH,
+                    hold,
+                    &mut PassAll,
+                ),
+                Some(h) => direction::pump(
+                    dir,
+                    &mut source,
+                    receiver,
+                    generation,
+                    BATCH,
+                    hold,
+                    &mut *h.lock(),
+                ),
+            }
         };
         match pumped {
             Ok(0) => 0,

@@ -6,11 +6,13 @@
 //! [`maps::bytes_needed`] and build a [`maps::MapSet`] over an arena
 //! allocated at boot, then per event build the context bytes (for packet
 //! hooks [`layout::xdp_md`]) and call [`vm::run`]. Nothing here allocates.
+//! [`packet`] does all of that for a packet hook on a link direction.
 
 #![forbid(unsafe_code)]
 
 pub mod layout;
 pub mod maps;
+pub mod packet;
 pub mod vm;
 
 use vmm_abi::hook::{HookKind, Insn, MapDef, ProgInfo, VerifyError, verify};

@@ -12,11 +12,14 @@ use super::serial;
 use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::devices::virtio::error::RingError;
+use crate::hooks::maps::bytes_needed;
+use crate::hooks::packet::PacketHook;
 use crate::mem::raw::RawRam;
 use crate::nic::MacAddr;
 use crate::nic::pci::{PciAddress, Wanted, resolve};
 use spin::Mutex;
-use vmm_abi::manifest::{MAX_NICS, Manifest, NicMode, NicPci};
+use vmm_abi::hook::{MAX_MAPS, MapDef, MapKind};
+use vmm_abi::manifest::{HookAttach, MAX_NICS, Manifest, NicMode, NicPci};
 use vmm_abi::report::{LinkFlow, Record};
 
 /// The run's NICs, by manifest index: set up on the boot core, then each
@@ -140,13 +143,78 @@ impl PollEnv for Machine {
     }
 }
 
+/// No memory for a hook's program, maps or table.
+const HOOK_MEMORY: &str = "no memory for the packet hooks";
+/// A hook could not be built (the details are logged).
+const HOOK_UNUSABLE: &str = "a hook of the manifest cannot be built (see the line above)";
+
+/// What `bpf_ktime_get_ns` returns: the TSC (under the emulator, one tick
+/// per instruction; not calibrated to nanoseconds).
+fn hook_clock() -> u64 {
+    instr::rdtsc()
+}
+
+/// Builds every hook of `manifest` (boot core, before any core polls): its
+/// program copied into frames never freed and verified again, its maps in
+/// an arena of their own (per-core arrays sized for cores up to its link's
+/// polling core, the only core it runs on).
+fn build_hooks(
+    manifest: &Manifest<'static>,
+) -> Result<&'static [PacketHook<'static>], &'static str> {
+    let mut specs = manifest.hooks();
+    let hooks = memory::leak_slice(
+        manifest.hook_count(),
+        |_| {
+            let spec = specs.next().ok_or(HOOK_UNUSABLE)?;
+            let HookAttach::Link { link, dir } = spec.attach;
+            let core = manifest.links().nth(link as usize).map_or(0, |l| l.core);
+            let mut code = spec.insns();
+            let insns = memory::leak_slice(
+                spec.insn_count(),
+                |_| code.next().ok_or(HOOK_UNUSABLE),
+                HOOK_MEMORY,
+            )?;
+            let mut defs = [MapDef {
+                kind: MapKind::Array,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+            }; MAX_MAPS];
+            let mut count = 0;
+            for (slot, def) in defs.iter_mut().zip(spec.map_defs()) {
+                *slot = def;
+                count += 1;
+            }
+            let defs = &defs[..count];
+            let fail = |what: &dyn core::fmt::Display| {
+                log::error!("hook {}: {what}", spec.name);
+                HOOK_UNUSABLE
+            };
+            let bytes = bytes_needed(defs, core + 1).map_err(|e| fail(&e))?;
+            let arena = memory::leak_slice(bytes, |_| Ok(0u8), HOOK_MEMORY)?;
+            let hook = PacketHook::new(spec.name, link, dir, core, insns, defs, arena, hook_clock)
+                .map_err(|e| fail(&e))?;
+            log::info!(
+                "hook {}: {} instructions, {count} maps ({bytes} bytes), on link {link} {} (core {core})",
+                spec.name,
+                spec.insn_count(),
+                dir.name()
+            );
+            Ok(hook)
+        },
+        HOOK_MEMORY,
+    )?;
+    Ok(hooks)
+}
+
 /// Every port, link and signal of the run ([`poll::Net`] on the machine).
 pub struct Net(poll::Net<'static>);
 
 impl Net {
-    /// Builds the ports of every VM and the links between them.
+    /// Builds the ports of every VM, the links between them and the
+    /// packet hooks on them.
     pub fn build(manifest: &Manifest<'static>) -> Result<Net, &'static str> {
-        poll::Net::build(
+        let mut net = poll::Net::build(
             &mut FrameTables,
             manifest.len(),
             |i| manifest.get(i).map_or((0, 0), |s| (s.net_ports, s.memory)),
@@ -154,8 +222,9 @@ impl Net {
             manifest.link_count(),
             manifest.nics().map(|n| (n.name, n.core, n.mode)),
             manifest.nic_count(),
-        )
-        .map(Net)
+        )?;
+        net.set_hooks(build_hooks(manifest)?);
+        Ok(Net(net))
     }
 
     /// VM `vm`'s signals.
@@ -250,6 +319,23 @@ impl Net {
                 _ => flow,
             }
         });
+        for (i, hook) in self.0.hooks().iter().enumerate() {
+            hook.report(i as u32, serial::record);
+            let f = hook.flow();
+            log::info!(
+                "hook {}: {} runs: {} pass, {} dropped ({} drop, {} aborted, {} faults, {} tx, {} redirect), {} instructions",
+                hook.name,
+                f.runs,
+                f.pass,
+                f.dropped(),
+                f.drop,
+                f.aborted,
+                f.faults,
+                f.tx,
+                f.redirect,
+                f.insns
+            );
+        }
     }
 
     /// Frames and drops of every link, for the summary.

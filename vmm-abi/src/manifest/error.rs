@@ -75,6 +75,30 @@ pub enum Field {
     NicCore,
     /// A NIC record's reserved bytes.
     NicReserved,
+    /// The number of hooks (a hook section's record count).
+    HookCount,
+    /// A hook's name.
+    HookName,
+    /// A hook's kind.
+    HookKind,
+    /// A hook's attach kind or direction.
+    HookAttach,
+    /// A hook's target (the link it is attached to).
+    HookTarget,
+    /// A hook's program: its run of the hook code section, or the program
+    /// itself.
+    HookCode,
+    /// A hook's map table: its run of the hook map section, or a
+    /// definition in it.
+    HookMaps,
+    /// A hook record's reserved bytes.
+    HookReserved,
+    /// The number of instructions of all hooks (the hook code section's
+    /// record count).
+    HookCodeCount,
+    /// The number of map definitions of all hooks (the hook map section's
+    /// record count).
+    HookMapCount,
 }
 
 impl Field {
@@ -116,6 +140,16 @@ impl Field {
             Field::NicMode => "mode",
             Field::NicCore => "core",
             Field::NicReserved => "reserved",
+            Field::HookCount => "hook_count",
+            Field::HookName => "name",
+            Field::HookKind => "kind",
+            Field::HookAttach => "attach",
+            Field::HookTarget => "attach",
+            Field::HookCode => "program",
+            Field::HookMaps => "maps",
+            Field::HookReserved => "reserved",
+            Field::HookCodeCount => "hook_code_count",
+            Field::HookMapCount => "hook_map_count",
         }
     }
 }
@@ -267,6 +301,61 @@ pub enum Problem {
         /// Index of that link.
         link: u32,
     },
+    /// A hook kind this hypervisor does not run (only packet hooks are
+    /// built).
+    HookKind {
+        /// The kind found.
+        kind: u8,
+    },
+    /// A hook attach kind this hypervisor does not know (only a link
+    /// direction is built).
+    AttachKind {
+        /// The attach kind found.
+        kind: u8,
+    },
+    /// A hook names a link the manifest does not have.
+    NoLink {
+        /// The link index found.
+        found: u32,
+        /// Links the manifest has.
+        links: u32,
+    },
+    /// A hook on a link with a NIC end (hooks on NIC queues are not built).
+    HookOnNic {
+        /// The link.
+        link: u32,
+    },
+    /// An earlier hook is attached to the same link direction.
+    HookAttached {
+        /// Index of that hook.
+        hook: u32,
+    },
+    /// A hook's run of a blob section is not where it must be: right after
+    /// the previous hook's run, within the section.
+    HookSpan {
+        /// First record of the run.
+        start: u32,
+        /// Records in the run.
+        count: u32,
+        /// Where it must start.
+        expected: u32,
+        /// Records the section has.
+        total: u32,
+    },
+    /// A hook's map definition breaks a limit.
+    BadMap {
+        /// Its index in the hook's map table.
+        index: u32,
+        /// What is wrong.
+        error: crate::hook::MapError,
+    },
+    /// The verifier refused a hook's program.
+    Verify {
+        /// The hook's name.
+        name: super::hook::HookName,
+        /// The rule and the instruction.
+        error: crate::hook::VerifyError,
+    },
 }
 
 /// Where in the manifest an error is.
@@ -282,6 +371,8 @@ pub enum Place {
     Link(u32),
     /// NIC record N.
     Nic(u32),
+    /// Hook record N.
+    Hook(u32),
 }
 
 /// A manifest that cannot be used, and exactly why.
@@ -324,6 +415,14 @@ impl ManifestError {
             | Field::NicMode
             | Field::NicCore
             | Field::NicReserved => Place::Nic(i),
+            Field::HookName
+            | Field::HookKind
+            | Field::HookAttach
+            | Field::HookTarget
+            | Field::HookCode
+            | Field::HookMaps
+            | Field::HookReserved => Place::Hook(i),
+            Field::HookCount | Field::HookCodeCount | Field::HookMapCount => Place::Section(i),
             _ => Place::Vm(i),
         }
     }
@@ -332,12 +431,18 @@ impl ManifestError {
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let field = self.field.name();
+        if let Problem::Verify { name, error } = self.problem {
+            // The verifier's own words, after the hook's name:
+            // hook `fw-v6`: insn 7: back edge to insn 3 (loops are not allowed)
+            return write!(f, "manifest: hook `{name}`: {error}");
+        }
         match self.place() {
             Place::Header => write!(f, "manifest header: field `{field}`: ")?,
             Place::Section(i) => write!(f, "manifest section {i}: field `{field}`: ")?,
             Place::Vm(i) => write!(f, "manifest vm {i}: field `{field}`: ")?,
             Place::Link(i) => write!(f, "manifest link {i}: field `{field}`: ")?,
             Place::Nic(i) => write!(f, "manifest nic {i}: field `{field}`: ")?,
+            Place::Hook(i) => write!(f, "manifest hook {i}: field `{field}`: ")?,
         }
         match self.problem {
             Problem::Mismatch { found, expected } => {
@@ -354,6 +459,7 @@ impl fmt::Display for ManifestError {
             Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
             Problem::Duplicate { first } => match self.place() {
                 Place::Nic(_) => write!(f, "same name as nic {first}"),
+                Place::Hook(_) => write!(f, "same name as hook {first}"),
                 _ => write!(f, "same name as vm {first}"),
             },
             Problem::NotZero => write!(f, "must be zero"),
@@ -427,6 +533,36 @@ impl fmt::Display for ManifestError {
                 f,
                 "nic {nic} is polled on core {core}, so every link to it is polled there too"
             ),
+            Problem::HookKind { kind } => write!(
+                f,
+                "hook kind {kind}: only 1 (packet) is built; restart (2), exit (3) and slice (4) hooks are not yet"
+            ),
+            Problem::AttachKind { kind } => write!(
+                f,
+                "attach kind {kind}: only 1 (one direction of a link) is built"
+            ),
+            Problem::NoLink { found, links } => {
+                write!(f, "no link {found}: the manifest has {links} links")
+            }
+            Problem::HookOnNic { link } => write!(
+                f,
+                "link {link} has a NIC end; hooks on NIC queues are not built yet"
+            ),
+            Problem::HookAttached { hook } => {
+                write!(f, "that link direction already has hook {hook}")
+            }
+            Problem::HookSpan {
+                start,
+                count,
+                expected,
+                total,
+            } => write!(
+                f,
+                "records {start}..{} must start at {expected} (where the previous hook's end) and lie within the section's {total}",
+                u64::from(start) + u64::from(count)
+            ),
+            Problem::BadMap { index, error } => write!(f, "map {index}: {error}"),
+            Problem::Verify { name, error } => write!(f, "hook `{name}`: {error}"),
             Problem::NicAttached { link } => {
                 write!(
                     f,

@@ -5,8 +5,11 @@
 
 use super::error::{Field, ManifestError, Problem};
 use super::{
-    HEADER_SIZE, LINK_RECORD_SIZE, MAX_LINKS, MAX_NICS, MAX_VMS, NIC_RECORD_SIZE, RECORD_SIZE, err,
+    HEADER_SIZE, HOOK_RECORD_SIZE, LINK_RECORD_SIZE, MAX_HOOK_INSNS, MAX_HOOK_MAPS, MAX_HOOKS,
+    MAX_LINKS, MAX_NICS, MAX_VMS, NIC_RECORD_SIZE, RECORD_SIZE, err,
 };
+use crate::hook::insn::INSN_SIZE;
+use crate::hook::map::MAP_DEF_SIZE;
 use crate::text::le;
 use core::ops::Range;
 
@@ -23,10 +26,9 @@ const S_COUNT: usize = 8;
 const S_RECORD_SIZE: usize = 12;
 const _: () = assert!(S_RECORD_SIZE + 4 == SECTION_ENTRY_SIZE);
 
-/// The kinds of section this ABI version knows. Numbers 4 to 6 are set
-/// aside for policy hooks, capability grants and guest ABIs; a new kind is
-/// a new variant (and an [`crate::ABI_VERSION`] bump), never a new header
-/// field.
+/// The kinds of section this ABI version knows. Numbers 5 and 6 are set
+/// aside for capability grants and guest ABIs; a new kind is a new variant
+/// (and an [`crate::ABI_VERSION`] bump), never a new header field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum SectionKind {
@@ -38,15 +40,29 @@ pub enum SectionKind {
     /// Physical NIC records ([`super::NIC_RECORD_SIZE`] bytes each);
     /// optional.
     Nics = 3,
+    /// Hook records ([`super::HOOK_RECORD_SIZE`] bytes each); optional.
+    Hooks = 4,
+    /// The hooks' instructions, one 8-byte eBPF instruction per record,
+    /// each hook's run after the previous one's; present with hooks.
+    HookCode = 7,
+    /// The hooks' map definitions, one 16-byte definition per record, each
+    /// hook's run after the previous one's; present when a hook has maps.
+    HookMaps = 8,
 }
 
 /// Number of [`SectionKind`]s.
-pub const SECTION_KINDS: usize = 3;
+pub const SECTION_KINDS: usize = 6;
 
 impl SectionKind {
     /// Every kind, in number order.
-    pub const ALL: [SectionKind; SECTION_KINDS] =
-        [SectionKind::Vms, SectionKind::Links, SectionKind::Nics];
+    pub const ALL: [SectionKind; SECTION_KINDS] = [
+        SectionKind::Vms,
+        SectionKind::Links,
+        SectionKind::Nics,
+        SectionKind::Hooks,
+        SectionKind::HookCode,
+        SectionKind::HookMaps,
+    ];
 
     /// The kind with this wire number.
     pub const fn from_u32(kind: u32) -> Option<Self> {
@@ -54,6 +70,9 @@ impl SectionKind {
             1 => Some(SectionKind::Vms),
             2 => Some(SectionKind::Links),
             3 => Some(SectionKind::Nics),
+            4 => Some(SectionKind::Hooks),
+            7 => Some(SectionKind::HookCode),
+            8 => Some(SectionKind::HookMaps),
             _ => None,
         }
     }
@@ -64,6 +83,9 @@ impl SectionKind {
             SectionKind::Vms => "vms",
             SectionKind::Links => "links",
             SectionKind::Nics => "nics",
+            SectionKind::Hooks => "hooks",
+            SectionKind::HookCode => "hook code",
+            SectionKind::HookMaps => "hook maps",
         }
     }
 
@@ -73,6 +95,9 @@ impl SectionKind {
             SectionKind::Vms => RECORD_SIZE,
             SectionKind::Links => LINK_RECORD_SIZE,
             SectionKind::Nics => NIC_RECORD_SIZE,
+            SectionKind::Hooks => HOOK_RECORD_SIZE,
+            SectionKind::HookCode => INSN_SIZE,
+            SectionKind::HookMaps => MAP_DEF_SIZE,
         }
     }
 
@@ -83,11 +108,22 @@ impl SectionKind {
             SectionKind::Vms => (1, MAX_VMS, Field::VmCount),
             SectionKind::Links => (0, MAX_LINKS, Field::LinkCount),
             SectionKind::Nics => (0, MAX_NICS, Field::NicCount),
+            SectionKind::Hooks => (0, MAX_HOOKS, Field::HookCount),
+            SectionKind::HookCode => (0, MAX_HOOK_INSNS, Field::HookCodeCount),
+            SectionKind::HookMaps => (0, MAX_HOOK_MAPS, Field::HookMapCount),
         }
     }
 
+    /// Its place in [`SectionKind::ALL`].
     const fn index(self) -> usize {
-        self as usize - 1
+        match self {
+            SectionKind::Vms => 0,
+            SectionKind::Links => 1,
+            SectionKind::Nics => 2,
+            SectionKind::Hooks => 3,
+            SectionKind::HookCode => 4,
+            SectionKind::HookMaps => 5,
+        }
     }
 }
 

@@ -311,8 +311,9 @@ fn section_counts_and_the_table_are_checked() {
 fn unknown_section_kinds_are_refused() {
     let vms = vm_records(&[hello("a")]);
     let start = section::table_end(2);
-    // 4 is set aside for hooks: not a kind this version knows.
-    for kind in [0, 4, 6, u32::MAX] {
+    // 5 and 6 are set aside for grants and guest ABIs: not kinds this
+    // version knows.
+    for kind in [0, 5, 6, 9, u32::MAX] {
         let unknown = Section {
             kind,
             offset: (start + RECORD_SIZE) as u32,
@@ -705,7 +706,7 @@ fn errors_read_well() {
     for (e, text) in [
         (
             section(Field::SectionKind, Problem::UnknownSection { kind: 9 }),
-            "manifest section 1: field `kind`: unknown section kind 9 (this hypervisor knows 1 = vms, 2 = links, 3 = nics)",
+            "manifest section 1: field `kind`: unknown section kind 9 (this hypervisor knows 1 = vms, 2 = links, 3 = nics, 4 = hooks, 7 = hook code, 8 = hook maps)",
         ),
         (
             section(Field::SectionKind, Problem::DuplicateSection { first: 0 }),

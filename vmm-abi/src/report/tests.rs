@@ -124,6 +124,58 @@ fn every_record_round_trips() {
         exits: 3,
         busy: 250_000,
     });
+    round_trip(Record::Hook {
+        hook: 0,
+        name: "drop-port",
+        link: 0,
+        dir: "a->b",
+        flow: HookFlow {
+            runs: 10,
+            pass: 9,
+            drop: 1,
+            insns: 300,
+            ..HookFlow::default()
+        },
+    });
+    round_trip(Record::HookMap {
+        hook: 0,
+        map: 1,
+        kind: "array",
+        entries: 1,
+        nonzero: 1,
+        shown: 1,
+    });
+    round_trip(Record::HookEntry {
+        hook: 0,
+        map: 1,
+        core: 0,
+        key: Hex::Bytes(&[0, 0, 0, 0]),
+        value: Hex::Bytes(&[0xc8, 0, 0, 0, 0, 0, 0, 0]),
+    });
+    let line = std::format!(
+        "{}",
+        Record::HookEntry {
+            hook: 0,
+            map: 0,
+            core: 0,
+            key: Hex::Bytes(&[0x0f, 0xa0]),
+            value: Hex::Bytes(&[]),
+        }
+    );
+    assert_eq!(
+        line,
+        "@corral hook-entry hook=0 map=0 core=0 key=0fa0 value=-"
+    );
+    assert!(
+        parse_line("@corral hook-entry hook=0 map=0 core=0 key=0fa value=-")
+            .unwrap()
+            .is_err()
+    );
+    assert!(
+        parse_line("@corral hook-entry hook=0 map=0 core=0 key=zz value=-")
+            .unwrap()
+            .is_err()
+    );
 }
 
 #[test]
@@ -325,6 +377,44 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
             "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=0 flow_tx_bytes=0 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0",
         ),
         (
+            Record::Hook {
+                hook: 0,
+                name: "drop-port",
+                link: 2,
+                dir: "b->a",
+                flow: HookFlow {
+                    runs: 10,
+                    pass: 8,
+                    drop: 1,
+                    faults: 1,
+                    insns: 250,
+                    ..HookFlow::default()
+                },
+            },
+            "@corral hook hook=0 name=drop-port link=2 dir=b->a flow_runs=10 flow_pass=8 flow_drop=1 flow_aborted=0 flow_faults=1 flow_tx=0 flow_redirect=0 flow_insns=250",
+        ),
+        (
+            Record::HookMap {
+                hook: 0,
+                map: 0,
+                kind: "hash",
+                entries: 3,
+                nonzero: 3,
+                shown: 3,
+            },
+            "@corral hook-map hook=0 map=0 kind=hash entries=3 nonzero=3 shown=3",
+        ),
+        (
+            Record::HookEntry {
+                hook: 0,
+                map: 0,
+                core: 0,
+                key: Hex::Bytes(&[0x27, 0x0f]),
+                value: Hex::Bytes(&[200, 0, 0, 0, 0, 0, 0, 0]),
+            },
+            "@corral hook-entry hook=0 map=0 core=0 key=270f value=c800000000000000",
+        ),
+        (
             Record::Window {
                 frames: 1000,
                 exits: 3,
@@ -496,7 +586,29 @@ fn record(m: &Material) -> Record<'_> {
             },
             flow: NicPortFlow::from_values(m.n),
         },
-        10 => Record::Window {
+        10 => Record::Hook {
+            hook: n(0) as u32,
+            name: &m.words[0],
+            link: n(1) as u32,
+            dir: &m.words[1],
+            flow: HookFlow::from_values(m.n),
+        },
+        11 => Record::HookMap {
+            hook: n(0) as u32,
+            map: n(1) as u32,
+            kind: &m.words[2],
+            entries: n(2),
+            nonzero: n(3),
+            shown: n(4),
+        },
+        12 => Record::HookEntry {
+            hook: n(0) as u32,
+            map: n(1) as u32,
+            core: n(2) as u32,
+            key: Hex::Bytes(m.words[0].as_bytes()),
+            value: Hex::Bytes(m.words[1].as_bytes()),
+        },
+        13 => Record::Window {
             frames: n(0),
             exits: n(1),
             busy: n(2),

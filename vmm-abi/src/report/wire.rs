@@ -2,7 +2,7 @@
 //! field type, and the macros that declare a record (or a group of
 //! counters) once and generate its type, printer, parser and names.
 
-use super::{EXIT_KINDS, ExitCounts, ExitKind, PortName, VmStatus};
+use super::{EXIT_KINDS, ExitCounts, ExitKind, Hex, PortName, VmStatus};
 use core::fmt;
 
 /// A line that starts like a record but does not parse.
@@ -163,6 +163,23 @@ impl<'a> Codec<'a> for PortName<'a> {
     }
     fn take(fields: &mut Fields<'a>, key: &'static str) -> Result<PortName<'a>, RecordError> {
         PortName::parse(fields.value(key, None)?).ok_or(RecordError::key(key))
+    }
+}
+
+/// Bytes as hex digits, or `-` for none.
+impl<'a> Codec<'a> for Hex<'a> {
+    type Value = Hex<'a>;
+    fn put(value: &Hex<'a>, key: &'static str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{key}={value}")
+    }
+    fn take(fields: &mut Fields<'a>, key: &'static str) -> Result<Hex<'a>, RecordError> {
+        let text = fields.value(key, None)?;
+        let hex = text.len().is_multiple_of(2) && text.bytes().all(|c| c.is_ascii_hexdigit());
+        if text == "-" || hex {
+            Ok(Hex::Text(text))
+        } else {
+            Err(RecordError::key(key))
+        }
     }
 }
 

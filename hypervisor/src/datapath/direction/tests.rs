@@ -645,3 +645,36 @@ fn a_policy_that_passes_everything_changes_nothing_and_pass_all_is_never_asked()
     assert_eq!(plain.dir.flow, looked.dir.flow);
     assert_eq!(looked.dir.dropped_by_policy, 0);
 }
+
+#[test]
+fn a_packet_hook_judges_each_frame_and_counts_its_verdicts() {
+    use crate::hooks::packet::tests::{first_byte_verdict, hook};
+    let h = hook(first_byte_verdict());
+    for raw in [false, true] {
+        let mut p = if raw { Pair::raw() } else { Pair::new() };
+        let frames: Vec<_> = [2u8, 1, 2, 9, 0, 2]
+            .iter()
+            .map(|&b| {
+                let mut f = frame(64, b);
+                f[0] = b;
+                f
+            })
+            .collect();
+        for f in &frames {
+            p.send(f);
+        }
+        for _ in 0..6 {
+            p.post(2048);
+        }
+        assert_eq!(p.pump_with(u32::MAX, 0, &mut *h.lock()), Ok(6));
+        let passed: Vec<_> = frames.iter().filter(|f| f[0] == 2).cloned().collect();
+        assert_eq!(p.received(), passed);
+        assert_eq!(p.dir.dropped_by_policy, 3);
+        assert_eq!(p.tx_used(), 6);
+    }
+    let f = h.flow();
+    assert_eq!(
+        (f.runs, f.pass, f.drop, f.faults, f.aborted),
+        (12, 6, 2, 2, 2)
+    );
+}

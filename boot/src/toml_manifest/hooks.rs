@@ -1,0 +1,245 @@
+//! `[[hook]]` tables: a name, a kind, where it is attached
+//! (`link:<vm>.<port>-><vm>.<port>`, the direction from the first port to
+//! the second), and its program: C compiled with clang (`source`) or an
+//! object (`object`), with `program` choosing among several. The program
+//! is loaded ([`crate::hook_object`]) and verified here, so a hook the
+//! hypervisor would refuse fails before anything is built or booted, the
+//! error naming the hook, the instruction and the rule.
+
+use super::links::LinkConfig;
+use super::raw::RawHook;
+use crate::error::{Error, Result};
+use crate::hook_object::{self, HookProgram};
+use std::path::{Path, PathBuf};
+use vmm_abi::corral::bootinfo::NAME_MAX;
+use vmm_abi::hook::{HookKind, MAX_INSNS, MapDef, verify};
+use vmm_abi::manifest::{HookAttach, HookSpec, LinkDir, MAX_HOOKS};
+
+/// How an attach target names one direction of a link.
+pub const LINK_ATTACH_PREFIX: &str = "link:";
+
+/// One hook of the manifest, checked, with its program loaded and verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookConfig {
+    /// Unique name.
+    pub name: String,
+    /// Its kind (packet hooks only, for now).
+    pub kind: HookKind,
+    /// The attach target as written (`link:gen.0->fw.0`).
+    pub attach: String,
+    /// The link's manifest index.
+    pub link: u32,
+    /// Which direction of it.
+    pub dir: LinkDir,
+    /// The file its program came from (a C source or an object).
+    pub file: PathBuf,
+    /// The program and its maps.
+    pub program: HookProgram,
+}
+
+/// A hook's program and maps in their wire forms, for [`HookSpec`].
+pub struct HookBytes {
+    code: Vec<u8>,
+    maps: Vec<u8>,
+}
+
+impl HookConfig {
+    /// Its program's and maps' wire bytes.
+    pub fn bytes(&self) -> HookBytes {
+        HookBytes {
+            code: self
+                .program
+                .insns
+                .iter()
+                .flat_map(|i| i.to_bytes())
+                .collect(),
+            maps: self
+                .program
+                .maps
+                .iter()
+                .flat_map(|(_, d)| d.to_bytes())
+                .collect(),
+        }
+    }
+
+    /// The vmm-abi working type, over `bytes` (from [`HookConfig::bytes`]).
+    pub fn spec<'a>(&'a self, bytes: &'a HookBytes) -> HookSpec<'a> {
+        HookSpec {
+            name: &self.name,
+            kind: self.kind,
+            attach: HookAttach::Link {
+                link: self.link,
+                dir: self.dir,
+            },
+            code: &bytes.code,
+            maps: &bytes.maps,
+        }
+    }
+
+    /// Its maps' names, in map-table order.
+    pub fn map_names(&self) -> impl Iterator<Item = &str> {
+        self.program.maps.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// The link and direction `attach` names: `link:X->Y` where X and Y are
+/// the two ports of one link.
+fn resolve_attach(
+    attach: &str,
+    links: &[LinkConfig],
+) -> std::result::Result<(u32, LinkDir), String> {
+    let Some(rest) = attach.strip_prefix(LINK_ATTACH_PREFIX) else {
+        let kind = attach.split(':').next().unwrap_or(attach);
+        return Err(match kind {
+            "nic" => "hooks on NIC queues are not built yet; attach to a link between two VMs (`link:<vm>.<port>-><vm>.<port>`)".to_string(),
+            "vm" | "core" => format!("`{kind}:` targets are for restart, exit and slice hooks, which are not built yet"),
+            _ => format!("`{attach}` is not `link:<vm>.<port>-><vm>.<port>`"),
+        });
+    };
+    let Some((from, to)) = rest.split_once("->") else {
+        return Err(format!(
+            "`{attach}` does not say a direction: write `link:<from port>-><to port>`, such as `link:gen.0->fw.0`"
+        ));
+    };
+    if ["a", "b"].contains(&from) || ["a", "b"].contains(&to) {
+        return Err(format!(
+            "`{attach}` names the direction by end name; name the ports instead, such as `link:gen.0->fw.0`"
+        ));
+    }
+    for (i, l) in links.iter().enumerate() {
+        let (a, b) = (l.a.to_string(), l.b.to_string());
+        let dir = if (from, to) == (a.as_str(), b.as_str()) {
+            LinkDir::AToB
+        } else if (from, to) == (b.as_str(), a.as_str()) {
+            LinkDir::BToA
+        } else {
+            continue;
+        };
+        if l.a.nic().is_some() || l.b.nic().is_some() {
+            return Err(format!(
+                "link {i} ({}) has a NIC end; hooks on NIC queues are not built yet",
+                l.ends()
+            ));
+        }
+        return Ok((i as u32, dir));
+    }
+    let known: Vec<String> = links.iter().map(LinkConfig::ends).collect();
+    Err(if known.is_empty() {
+        format!("no link joins `{from}` and `{to}` (the manifest has no [[link]] table)")
+    } else {
+        format!(
+            "no link joins `{from}` and `{to}` (links: {})",
+            known.join(", ")
+        )
+    })
+}
+
+/// Resolves, loads and verifies every `[[hook]]` table; paths are relative
+/// to `base` (the manifest's directory).
+pub(super) fn resolve(
+    origin: &str,
+    base: &Path,
+    raw: &[RawHook],
+    links: &[LinkConfig],
+    progress: &dyn Fn(&str),
+) -> Result<Vec<HookConfig>> {
+    if raw.len() > MAX_HOOKS as usize {
+        return Err(Error::new(format!(
+            "{origin}: {} hooks, at most {MAX_HOOKS} allowed",
+            raw.len()
+        )));
+    }
+    let mut hooks: Vec<HookConfig> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let fail = |field: &str, e: String| {
+            Error::new(format!("{origin}: hook `{}`: field `{field}`: {e}", r.name))
+        };
+        let name_ok = !r.name.is_empty()
+            && r.name.len() <= NAME_MAX
+            && r.name.as_bytes()[0].is_ascii_alphanumeric()
+            && r.name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+        if !name_ok {
+            return Err(fail(
+                "name",
+                format!(
+                    "must be 1 to {NAME_MAX} of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+                ),
+            ));
+        }
+        if hooks.iter().any(|h| h.name == r.name) {
+            return Err(fail("name", "another hook has this name".to_string()));
+        }
+        let kind = match r.kind.as_str() {
+            "packet" => HookKind::Packet,
+            "restart" | "exit" | "slice" => {
+                return Err(fail(
+                    "kind",
+                    format!(
+                        "`{}` hooks are not built yet; only `packet` hooks run",
+                        r.kind
+                    ),
+                ));
+            }
+            other => {
+                return Err(fail(
+                    "kind",
+                    format!("`{other}` is not a hook kind (packet, restart, exit, slice)"),
+                ));
+            }
+        };
+        let (link, dir) = resolve_attach(&r.attach, links).map_err(|e| fail("attach", e))?;
+        if let Some(h) = hooks.iter().find(|h| h.link == link && h.dir == dir) {
+            return Err(fail(
+                "attach",
+                format!(
+                    "hook `{}` is already attached to `{}`; one hook per link direction",
+                    h.name, h.attach
+                ),
+            ));
+        }
+        let (file, is_source) = match (&r.source, &r.object) {
+            (Some(s), None) => (base.join(s), true),
+            (None, Some(o)) => (base.join(o), false),
+            _ => {
+                return Err(fail(
+                    "source",
+                    "give exactly one of `source` (a C file clang compiles) and `object` (a BPF ELF object)"
+                        .to_string(),
+                ));
+            }
+        };
+        let program =
+            hook_object::from_file(&r.name, &file, is_source, r.program.as_deref(), progress)
+                .map_err(|e| Error::new(format!("{origin}: hook `{}`: {e}", r.name)))?;
+        if program.insns.len() > MAX_INSNS {
+            return Err(Error::new(format!(
+                "{origin}: hook `{}`: {} instructions, at most {MAX_INSNS} (in {}, program `{}`)",
+                r.name,
+                program.insns.len(),
+                file.display(),
+                program.program
+            )));
+        }
+        let defs: Vec<MapDef> = program.maps.iter().map(|(_, d)| *d).collect();
+        verify(&program.insns, kind, &defs).map_err(|e| {
+            Error::new(format!(
+                "{origin}: hook `{}`: {e} (in {}, program `{}`)",
+                r.name,
+                file.display(),
+                program.program
+            ))
+        })?;
+        hooks.push(HookConfig {
+            name: r.name.clone(),
+            kind,
+            attach: r.attach.clone(),
+            link,
+            dir,
+            file,
+            program,
+        });
+    }
+    Ok(hooks)
+}

@@ -1,0 +1,267 @@
+//! A packet hook on one direction of a link: the program, its maps and its counters, and the [`FramePolicy`] that runs it on each frame.
+//!
+//! The pump asks the direction's policy about each frame after copying it
+//! into the receiver's buffer ([`crate::datapath::policy`]). A packet hook
+//! copies those bytes once more, into a buffer of its own, and runs the
+//! program over that copy with an `xdp_md` context: nothing the program
+//! reads can change while it runs, and the interpreter reaches no memory
+//! but the copy, the context, its stack and its maps.
+//!
+//! Verdicts: `XDP_PASS` delivers the frame; `XDP_DROP`, `XDP_ABORTED`, any
+//! value the XDP contract does not know, and a run the interpreter aborted
+//! drop it (the sender's frame completes, the receiver's buffer serves the
+//! next one). `XDP_TX` and `XDP_REDIRECT` are counted and dropped: sending
+//! a frame back or elsewhere is not built yet. Writes a program makes to
+//! the packet change the hook's copy only (the receiver gets the frame as
+//! sent). Every run is counted in exactly one verdict counter
+//! ([`HookFlow`]); a fault never stops anything but that run.
+//!
+//! Concurrency: a hook runs only on its link's polling core, which holds
+//! the hook's lock for a whole pump (at most one batch of frames); the boot
+//! core takes it once more to report, after every core finished. A
+//! `spin::Mutex` around the hook's state (maps included) is therefore
+//! enough, and it is never contended while frames move.
+
+#![forbid(unsafe_code)]
+
+use super::Verified;
+use super::layout::xdp_md;
+use super::maps::{MapSet, MapSetError};
+use super::vm::{self, HookEnv, Outcome};
+use crate::datapath::endpoint::FrameSink;
+use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
+use core::fmt;
+use spin::Mutex;
+use vmm_abi::corral::devices::MAX_FRAME_BYTES;
+use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
+use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, MapKind, VerifyError};
+use vmm_abi::manifest::LinkDir;
+use vmm_abi::report::{Hex, HookFlow, Record};
+
+/// Most `hook-entry` records one map gets in the report (its first
+/// entries whose value is not all zero).
+pub const MAX_ENTRIES_SHOWN: usize = 32;
+
+/// Why a hook could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The verifier refused the program (it had passed the manifest's
+    /// parse, so this is a hypervisor bug or memory gone bad).
+    Verify(VerifyError),
+    /// Its maps could not be laid out.
+    Maps(MapSetError),
+    /// Not a packet hook.
+    Kind(HookKind),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Verify(e) => write!(f, "{e}"),
+            BuildError::Maps(e) => write!(f, "maps: {e}"),
+            BuildError::Kind(k) => write!(f, "a {} hook is not a packet hook", k.name()),
+        }
+    }
+}
+
+/// What a run needs of the machine: the clock and the core.
+struct Env {
+    clock: fn() -> u64,
+    core: u32,
+}
+
+impl HookEnv for Env {
+    fn ktime_ns(&self) -> u64 {
+        (self.clock)()
+    }
+    fn core(&self) -> u32 {
+        self.core
+    }
+}
+
+/// A hook's working state: what its lock guards.
+pub struct HookRun<'t> {
+    prog: Verified<'t>,
+    maps: MapSet<'t>,
+    /// Its counters.
+    pub flow: HookFlow,
+    /// The sender's port, `xdp_md.ingress_ifindex`.
+    ingress: u32,
+    env: Env,
+    /// The hook's copy of the frame being judged.
+    frame: [u8; MAX_FRAME_BYTES],
+}
+
+impl<'t> HookRun<'t> {
+    /// Runs the program on `bytes` (the hook's copy of a frame) and
+    /// counts the verdict.
+    fn run(&mut self, len: usize) -> Verdict {
+        let f = &mut self.flow;
+        f.runs += 1;
+        let Some(ctx) = xdp_md(len, self.ingress, 0, 0) else {
+            f.faults += 1;
+            return Verdict::Drop;
+        };
+        let Some(packet) = self.frame.get_mut(..len) else {
+            f.faults += 1;
+            return Verdict::Drop;
+        };
+        let outcome = vm::run(
+            &self.prog,
+            &ctx.to_bytes(),
+            Some(packet),
+            &mut self.maps,
+            &self.env,
+        );
+        f.insns += u64::from(outcome.executed());
+        let Outcome::Returned { ret, .. } = outcome else {
+            f.faults += 1;
+            return Verdict::Drop;
+        };
+        match ret {
+            XDP_PASS => {
+                f.pass += 1;
+                return Verdict::Pass;
+            }
+            XDP_DROP => f.drop += 1,
+            XDP_TX => f.tx += 1,
+            XDP_REDIRECT => f.redirect += 1,
+            // XDP_ABORTED, and any value the contract does not know.
+            _ => f.aborted += 1,
+        }
+        Verdict::Drop
+    }
+
+    /// Its maps (for the report and tests).
+    pub fn maps(&self) -> &MapSet<'t> {
+        &self.maps
+    }
+}
+
+impl FramePolicy for HookRun<'_> {
+    const INSPECTS: bool = true;
+
+    fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict {
+        let len = frame.len() as usize;
+        let copied = self.frame.get_mut(..len).and_then(|out| frame.read(0, out));
+        if copied.is_none() {
+            self.flow.runs += 1;
+            self.flow.faults += 1;
+            return Verdict::Drop;
+        }
+        self.run(len)
+    }
+}
+
+/// A packet hook attached to one direction of a link.
+pub struct PacketHook<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// The link's manifest index.
+    pub link: u32,
+    /// The direction it judges.
+    pub dir: LinkDir,
+    run: Mutex<HookRun<'t>>,
+}
+
+impl<'t> PacketHook<'t> {
+    /// Builds hook `name` on `link`'s direction `dir`, polled by core
+    /// `core`: `insns` (verified again here) with the map table `defs`,
+    /// whose maps live in `arena` (at least [`super::maps::bytes_needed`]
+    /// for `core + 1` cores); `clock` is what `bpf_ktime_get_ns` returns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &'t str,
+        link: u32,
+        dir: LinkDir,
+        core: u32,
+        insns: &'t [Insn],
+        defs: &[MapDef],
+        arena: &'t mut [u8],
+        clock: fn() -> u64,
+    ) -> Result<Self, BuildError> {
+        let prog = Verified::new(insns, HookKind::Packet, defs).map_err(BuildError::Verify)?;
+        let maps = MapSet::new(defs, core + 1, arena).map_err(BuildError::Maps)?;
+        Ok(PacketHook {
+            name,
+            link,
+            dir,
+            run: Mutex::new(HookRun {
+                prog,
+                maps,
+                flow: HookFlow::default(),
+                ingress: 0,
+                env: Env { clock, core },
+                frame: [0; MAX_FRAME_BYTES],
+            }),
+        })
+    }
+
+    /// Sets the port `xdp_md.ingress_ifindex` names (the sender's).
+    pub fn set_ingress(&self, port: u32) {
+        self.run.lock().ingress = port;
+    }
+
+    /// Its working state, locked (its link's polling core, for a pump; the
+    /// boot core, to report).
+    pub fn lock(&self) -> spin::MutexGuard<'_, HookRun<'t>> {
+        self.run.lock()
+    }
+
+    /// Its counters.
+    pub fn flow(&self) -> HookFlow {
+        self.run.lock().flow
+    }
+
+    /// Gives its `hook` record, then a `hook-map` record per map followed
+    /// by `hook-entry` records for its first [`MAX_ENTRIES_SHOWN`] entries
+    /// whose value is not all zero; `index` is its manifest index.
+    pub fn report(&self, index: u32, mut record: impl FnMut(&Record<'_>)) {
+        let run = self.run.lock();
+        record(&Record::Hook {
+            hook: index,
+            name: self.name,
+            link: self.link,
+            dir: self.dir.name(),
+            flow: run.flow,
+        });
+        for map in 0..run.maps.len().min(MAX_MAPS) {
+            let Some(def) = run.maps.def(map).copied() else {
+                continue;
+            };
+            let nonzero = || {
+                run.maps
+                    .dump(map)
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e.value.iter().any(|&b| b != 0))
+            };
+            let count = nonzero().count();
+            let shown = count.min(MAX_ENTRIES_SHOWN);
+            let entries = match def.kind {
+                MapKind::PerCpuArray => run.maps.entries(map) * (run.env.core as usize + 1),
+                _ => run.maps.entries(map),
+            };
+            record(&Record::HookMap {
+                hook: index,
+                map: map as u32,
+                kind: def.kind.name(),
+                entries: entries as u64,
+                nonzero: count as u64,
+                shown: shown as u64,
+            });
+            for e in nonzero().take(shown) {
+                record(&Record::HookEntry {
+                    hook: index,
+                    map: map as u32,
+                    core: e.cpu.unwrap_or(0),
+                    key: Hex::Bytes(e.key()),
+                    value: Hex::Bytes(e.value),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

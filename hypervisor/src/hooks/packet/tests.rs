@@ -1,0 +1,125 @@
+//! Packet hook tests: every verdict counted once per run, faults counted
+//! and dropped, maps reported as records with their nonzero entries.
+
+#![forbid(unsafe_code)]
+
+use super::*;
+use crate::hooks::maps::bytes_needed;
+use std::vec;
+use std::vec::Vec;
+use vmm_abi::hook::asm::*;
+use vmm_abi::hook::context::{XDP_DATA, XDP_DATA_END};
+use vmm_abi::hook::insn::*;
+
+fn clock() -> u64 {
+    42
+}
+
+/// Returns the frame's first byte as its verdict, except 9 (which makes
+/// it load from address 0: a fault) and 1 (a drop, counted in array map
+/// 0 at index 0); an empty frame passes.
+pub(crate) fn first_byte_verdict() -> Vec<Insn> {
+    let mut p = vec![
+        ldx(BPF_W, 2, 1, XDP_DATA as i16),
+        ldx(BPF_W, 3, 1, XDP_DATA_END as i16),
+        mov64_imm(0, XDP_PASS as i32),
+        mov64_reg(4, 2),
+        alu64_imm(BPF_ADD, 4, 1),
+        jmp_reg(BPF_JGT, 4, 3, 15), // -> exit (21)
+        ldx(BPF_B, 6, 2, 0),
+        jmp_imm(BPF_JNE, 6, 9, 2),
+        mov64_imm(5, 0),
+        ldx(BPF_B, 0, 5, 0),       // fault
+        jmp_imm(BPF_JNE, 6, 1, 9), // -> mov r0, r6 (20)
+        st(BPF_W, 10, -4, 0),
+    ];
+    p.extend(ld_map(1, 0));
+    p.extend([
+        mov64_reg(2, 10),
+        alu64_imm(BPF_ADD, 2, -4),
+        call(BPF_FUNC_MAP_LOOKUP_ELEM),
+        jmp_imm(BPF_JEQ, 0, 0, 2),
+        mov64_imm(1, 1),
+        atomic_add(BPF_DW, 0, 1, 0),
+        mov64_reg(0, 6), // 20
+        exit(),          // 21
+    ]);
+    p
+}
+
+pub(crate) const COUNTER: MapDef = MapDef {
+    kind: MapKind::Array,
+    key_size: 4,
+    value_size: 8,
+    max_entries: 4,
+};
+
+/// A hook of `insns` with the counter map, leaked for the test.
+pub(crate) fn hook(insns: Vec<Insn>) -> PacketHook<'static> {
+    let defs = [COUNTER];
+    let arena = vec![0u8; bytes_needed(&defs, 1).unwrap()].leak();
+    PacketHook::new("h", 0, LinkDir::AToB, 0, insns.leak(), &defs, arena, clock).unwrap()
+}
+
+fn judge(h: &PacketHook<'_>, frame: &[u8]) -> Verdict {
+    let mut run = h.lock();
+    run.frame[..frame.len()].copy_from_slice(frame);
+    run.run(frame.len())
+}
+
+#[test]
+fn every_verdict_is_counted_once() {
+    let h = hook(first_byte_verdict());
+    let verdicts: Vec<Verdict> = [2u8, 1, 0, 3, 4, 7, 9, 2, 1]
+        .iter()
+        .map(|&b| judge(&h, &[b, 0xaa, 0xbb]))
+        .collect();
+    use Verdict::{Drop, Pass};
+    assert_eq!(
+        verdicts,
+        [Pass, Drop, Drop, Drop, Drop, Drop, Drop, Pass, Drop]
+    );
+    assert_eq!(judge(&h, &[]), Pass, "an empty frame passes");
+    let f = h.flow();
+    assert_eq!(
+        (
+            f.runs, f.pass, f.drop, f.aborted, f.faults, f.tx, f.redirect
+        ),
+        (10, 3, 2, 2, 1, 1, 1)
+    );
+    assert_eq!(f.runs, f.pass + f.dropped());
+    assert!(f.insns > 10 * 5, "{f:?}");
+}
+
+#[test]
+fn the_report_lists_the_counters_and_the_nonzero_entries() {
+    let h = hook(first_byte_verdict());
+    for _ in 0..5 {
+        judge(&h, &[1]);
+    }
+    judge(&h, &[2]);
+    // A drop runs 19 instructions (lookup, add included), a pass 11.
+    let mut lines = Vec::new();
+    h.report(3, |r| lines.push(std::format!("{r}")));
+    assert_eq!(
+        lines,
+        [
+            "@corral hook hook=3 name=h link=0 dir=a->b flow_runs=6 flow_pass=1 flow_drop=5 flow_aborted=0 flow_faults=0 flow_tx=0 flow_redirect=0 flow_insns=106",
+            "@corral hook-map hook=3 map=0 kind=array entries=4 nonzero=1 shown=1",
+            "@corral hook-entry hook=3 map=0 core=0 key=00000000 value=0500000000000000",
+        ]
+    );
+}
+
+#[test]
+fn a_program_the_verifier_refuses_is_not_built() {
+    let defs = [COUNTER];
+    let arena = vec![0u8; bytes_needed(&defs, 1).unwrap()].leak();
+    let looped = vec![mov64_imm(0, 2), ja(-2), exit()].leak();
+    let e = PacketHook::new("h", 0, LinkDir::AToB, 0, looped, &defs, arena, clock);
+    assert!(matches!(e, Err(BuildError::Verify(_))));
+    let small = vec![0u8; 8].leak();
+    let ok = vec![mov64_imm(0, 2), exit()].leak();
+    let e = PacketHook::new("h", 0, LinkDir::AToB, 0, ok, &defs, small, clock);
+    assert!(matches!(e, Err(BuildError::Maps(_))));
+}
