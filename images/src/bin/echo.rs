@@ -36,6 +36,7 @@ use guest_lib::smoltcp::iface::{Config, Interface, SocketSet};
 use guest_lib::smoltcp::socket::udp::{self, PacketMetadata};
 use guest_lib::smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use guest_lib::time::{Instant, rdtsc};
+use images::nf::args::parse_cidr;
 
 guest_lib::entry!(echo);
 
@@ -58,8 +59,6 @@ const DEFAULT_PREFIX: u8 = 24;
 const DEFAULT_PORT: u16 = 7;
 /// Default idle timeout, ticks.
 const DEFAULT_IDLE_TICKS: u64 = 2_000_000_000;
-/// Longest IPv4 prefix.
-const MAX_PREFIX: u64 = 32;
 /// Largest UDP payload in one 1500-byte IPv4 packet.
 const MAX_DATAGRAM: usize = 1472;
 /// Datagrams each socket buffer holds.
@@ -125,15 +124,7 @@ fn settings(text: &str) -> Result<Settings<'_>, BadArg<'_>> {
             value,
             problem,
         };
-        let (addr, prefix) = value
-            .split_once('/')
-            .ok_or(bad("needs a prefix length, as in 10.0.0.2/24"))?;
-        s.ip = addr
-            .parse()
-            .map_err(|_| bad("is not a dotted IPv4 address"))?;
-        s.prefix = parse_u64(prefix)
-            .filter(|&p| p <= MAX_PREFIX)
-            .ok_or(bad("prefix length must be 0..=32"))? as u8;
+        (s.ip, s.prefix) = parse_cidr(value).map_err(bad)?;
     }
     if let Some(value) = args.value("port") {
         s.port = parse_u64(value)

@@ -38,6 +38,7 @@ use guest_lib::smoltcp::socket::tcp;
 use guest_lib::smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use guest_lib::time::rdtsc;
 use images::http::{self, MAX_HEAD, Method, Status};
+use images::nf::args::parse_cidr;
 
 guest_lib::entry!(httpd);
 
@@ -83,16 +84,8 @@ fn settings(text: &str) -> Result<Settings, String> {
         idle_ticks: DEFAULT_IDLE_TICKS,
     };
     if let Some(value) = args.value("ip") {
-        let (addr, prefix) = value.split_once('/').ok_or_else(|| {
-            alloc::format!("`ip={value}`: needs a prefix length, as in 10.0.2.15/24")
-        })?;
-        s.ip = addr
-            .parse()
-            .map_err(|_| alloc::format!("`ip={value}`: is not a dotted IPv4 address"))?;
-        s.prefix = parse_u64(prefix)
-            .filter(|&p| p <= 32)
-            .ok_or_else(|| alloc::format!("`ip={value}`: prefix length must be 0..=32"))?
-            as u8;
+        (s.ip, s.prefix) =
+            parse_cidr(value).map_err(|problem| alloc::format!("`ip={value}`: {problem}"))?;
     }
     if let Some(value) = args.value("port") {
         s.port = parse_u64(value)

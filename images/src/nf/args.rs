@@ -90,6 +90,22 @@ pub fn port_value<'a>(args: &Args<'a>, key: &'a str) -> Result<Option<u16>, ArgE
     .and_then(|n| u16::try_from(n).ok()))
 }
 
+/// Longest IPv4 prefix.
+const MAX_PREFIX: u64 = 32;
+
+/// Parses `A.B.C.D/N` (an interface's address and prefix length), or says
+/// what is wrong with it.
+pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), &'static str> {
+    let (addr, prefix) = text
+        .split_once('/')
+        .ok_or("needs a prefix length, as in 10.0.2.15/24")?;
+    let addr = parse_ipv4(addr).ok_or("is not a dotted IPv4 address")?;
+    let prefix = guest_lib::args::parse_u64(prefix)
+        .filter(|&p| p <= MAX_PREFIX)
+        .ok_or("prefix length must be 0..=32")?;
+    Ok((addr, prefix as u8))
+}
+
 /// Parses `aa:bb:cc:dd:ee:ff` (two hexadecimal digits per byte).
 pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
@@ -122,6 +138,27 @@ mod tests {
     use alloc::string::ToString;
 
     #[test]
+    fn cidrs_parse_or_say_why_not() {
+        assert_eq!(
+            parse_cidr("10.0.2.15/24"),
+            Ok((Ipv4Addr::new(10, 0, 2, 15), 24))
+        );
+        assert_eq!(
+            parse_cidr("10.0.2.15"),
+            Err("needs a prefix length, as in 10.0.2.15/24")
+        );
+        assert_eq!(parse_cidr("10.0.2/24"), Err("is not a dotted IPv4 address"));
+        assert_eq!(
+            parse_cidr("10.0.2.15/33"),
+            Err("prefix length must be 0..=32")
+        );
+        assert_eq!(
+            parse_cidr("10.0.2.15/x"),
+            Err("prefix length must be 0..=32")
+        );
+    }
+
+    #[test]
     fn macs_parse_exactly() {
         assert_eq!(
             parse_mac("02:43:0a:FF:00:99"),
@@ -152,6 +189,17 @@ mod tests {
                 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
             );
             proptest::prop_assert_eq!(parse_mac(&text), Some(mac));
+        }
+
+        #[test]
+        fn any_text_is_a_cidr_or_refused(text in "[0-9./x]{0,24}") {
+            if let Ok((addr, prefix)) = parse_cidr(&text) {
+                proptest::prop_assert!(prefix <= 32);
+                proptest::prop_assert_eq!(
+                    parse_cidr(&alloc::format!("{addr}/{prefix}")),
+                    Ok((addr, prefix))
+                );
+            }
         }
 
         #[test]
