@@ -161,6 +161,7 @@ mod tests {
             vms,
             links: Vec::new(),
             window: None,
+            nic_window: None,
             nics: Vec::new(),
             hooks: Vec::new(),
         }

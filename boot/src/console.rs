@@ -233,6 +233,7 @@ impl Renderer {
             | Record::HookMap { .. }
             | Record::HookEntry { .. }
             | Record::Window { .. }
+            | Record::NicWindow { .. }
             | Record::Done { .. } => None,
         }
     }

@@ -202,6 +202,22 @@ pub struct Window {
     pub busy: u64,
 }
 
+/// The steady-state window of NIC 0 in a run without links between VMs,
+/// from the `nic-window` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct NicWindow {
+    /// Frames from the wire delivered to its ports in the window.
+    pub frames: u64,
+    /// VM exits of every VM in the window.
+    pub exits: u64,
+    /// Polling instructions spent on receive halves in the window.
+    pub rx_busy: u64,
+    /// Frames sent onto the wire in the window.
+    pub tx_frames: u64,
+    /// Polling instructions spent on transmit halves in the window.
+    pub tx_busy: u64,
+}
+
 /// The whole run as far as the records tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -220,6 +236,8 @@ pub struct RunOutcome {
     link_ends: Vec<(String, String)>,
     /// From the `window` record, once it arrived.
     pub window: Option<Window>,
+    /// From the `nic-window` record, once it arrived.
+    pub nic_window: Option<NicWindow>,
     /// From `nic` and `nic-port` records, by NIC index.
     pub nics: Vec<NicOutcome>,
     /// From `hook`, `hook-map` and `hook-entry` records, by hook index.
@@ -509,6 +527,22 @@ impl RunOutcome {
                     frames,
                     exits,
                     busy,
+                });
+            }
+            Record::NicWindow {
+                nic: _,
+                frames,
+                exits,
+                rx_busy,
+                tx_frames,
+                tx_busy,
+            } => {
+                self.nic_window = Some(NicWindow {
+                    frames,
+                    exits,
+                    rx_busy,
+                    tx_frames,
+                    tx_busy,
                 });
             }
             Record::Done { .. } => self.done = true,

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
 use crate::outcome::{
-    HookOutcome, LinkOutcome, MemoryUse, NicOutcome, RunOutcome, VmOutcome, Window,
+    HookOutcome, LinkOutcome, MemoryUse, NicOutcome, NicWindow, RunOutcome, VmOutcome, Window,
 };
 use crate::table::{self, Align};
 use crate::toml_manifest::HookConfig;
@@ -371,6 +371,9 @@ pub struct Report {
     /// The steady-state window of a run with links (`None` without its
     /// record).
     pub window: Option<Window>,
+    /// The steady-state window of NIC 0 in a run without links between VMs
+    /// (`None` without its record).
+    pub nic_window: Option<NicWindow>,
     /// One entry per NIC that reported, by index.
     pub nics: Vec<NicReport>,
     /// One entry per manifest hook, in manifest order.
@@ -416,6 +419,7 @@ impl Report {
                 .map(|(i, l)| LinkReport::new(i, l, outcome.links.get(i).and_then(Option::as_ref)))
                 .collect(),
             window: outcome.window,
+            nic_window: outcome.nic_window,
             nics: outcome
                 .nics
                 .iter()
@@ -450,6 +454,7 @@ impl Report {
             vms: Vec::new(),
             links: Vec::new(),
             window: None,
+            nic_window: None,
             nics: Vec::new(),
             hooks: Vec::new(),
         }
@@ -508,6 +513,19 @@ impl Report {
                 per(w.exits, w.frames),
                 w.busy,
                 per(w.busy, w.frames)
+            ));
+        }
+        if let Some(w) = self.nic_window {
+            lines.push(format!(
+                "nic window: {} frames from the wire: {} VM exits ({} per frame); receive {} polling instructions ({} per frame), transmit {} for {} frames ({} per frame)",
+                w.frames,
+                w.exits,
+                per(w.exits, w.frames),
+                w.rx_busy,
+                per(w.rx_busy, w.frames),
+                w.tx_busy,
+                w.tx_frames,
+                per(w.tx_busy, w.tx_frames)
             ));
         }
         lines
@@ -632,6 +650,7 @@ impl Report {
                 "too large",
                 "spoofed",
                 "gone",
+                "ring fault",
             ]
             .map(String::from)
             .to_vec(),
@@ -662,13 +681,14 @@ impl Report {
                     get(f, "drop_size").to_string(),
                     get(f, "drop_spoofed").to_string(),
                     get(f, "drop_peer").to_string(),
+                    get(f, "drop_fault").to_string(),
                 ]);
             }
         }
         use Align::{Left, Right};
         text.push_str(&table::text(
             &rows,
-            &[Left, Left, Right, Right, Right, Right, Right, Right],
+            &[Left, Left, Right, Right, Right, Right, Right, Right, Right],
         ));
         text
     }
@@ -885,9 +905,9 @@ mod tests {
         .unwrap();
         let mut outcome = RunOutcome::for_manifest(&manifest);
         for line in [
-            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0",
-            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0",
-            "@corral nic-port nic=99 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0",
+            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0 wire_rx_busy=0 wire_tx_busy=0",
+            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0",
+            "@corral nic-port nic=99 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0",
         ] {
             outcome.apply(&parse_line(line).unwrap().unwrap());
         }
@@ -896,8 +916,8 @@ mod tests {
         assert_eq!(
             shown,
             "nic uplink (core 1): 5 frames in (0 with errors, 1 for no port, 0 runts), 2 out (0 passes found the ring full)\n\
-             nic     port   from wire  to wire  no buffer  too large  spoofed  gone\n\
-             uplink  web.0          4        2          0          0        1     0\n"
+             nic     port   from wire  to wire  no buffer  too large  spoofed  gone  ring fault\n\
+             uplink  web.0          4        2          0          0        1     0           0\n"
         );
         let report = Report::new(&manifest, "corei7_icelake_u", 1, &outcome);
         let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
@@ -906,10 +926,11 @@ mod tests {
             serde_json::json!([{
                 "nic": 0, "name": "uplink", "core": 1,
                 "wire": {"rx_frames": 5, "rx_bytes": 300, "rx_errors": 0, "drop_unknown": 1,
-                         "drop_runt": 0, "tx_frames": 2, "tx_bytes": 120, "tx_full": 0},
+                         "drop_runt": 0, "tx_frames": 2, "tx_bytes": 120, "tx_full": 0,
+                         "rx_busy": 0, "tx_busy": 0},
                 "ports": [{"port": "web.0", "rx_frames": 4, "rx_bytes": 240, "tx_frames": 2,
                            "tx_bytes": 120, "drop_no_buffer": 0, "drop_size": 0,
-                           "drop_spoofed": 1, "drop_peer": 0}]
+                           "drop_spoofed": 1, "drop_peer": 0, "drop_fault": 0}]
             }])
         );
     }

@@ -241,6 +241,14 @@ counters! {
         pub tx_bytes: u64,
         /// Passes that found the transmit ring full while frames waited.
         pub tx_full: u64,
+        /// Polling-core instructions (TSC ticks) spent on the receive half
+        /// of the passes whose receive half did work (took frames from the
+        /// wire, or gave the NIC buffers): what `corral nic-bench` divides
+        /// by `rx_frames`.
+        pub rx_busy: u64,
+        /// The same for the transmit half (took frames from guests, or
+        /// completed sent ones), divided by `tx_frames`.
+        pub tx_busy: u64,
     }
 }
 
@@ -265,6 +273,9 @@ counters! {
         pub drop_spoofed: u64,
         /// Frames for it after it ended for good.
         pub drop_peer: u64,
+        /// Frames lost because its ring broke a rule while they moved (the
+        /// port is blamed and its VM stopped).
+        pub drop_fault: u64,
     }
 }
 
@@ -545,6 +556,23 @@ records! {
             exits: u64,
             /// Polling-core instructions spent moving frames, all links.
             busy: u64,
+        },
+        /// The steady-state window of the first NIC in a run without links
+        /// between VMs: from the moment its ports had been delivered a
+        /// warm-up number of frames from the wire until `frames` more.
+        NicWindow = "nic-window" {
+            /// Manifest index of the NIC.
+            nic: u32,
+            /// Frames from the wire delivered to its ports in the window.
+            frames: u64,
+            /// VM exits of every VM in the window.
+            exits: u64,
+            /// The NIC's `rx_busy` spent in the window.
+            rx_busy: u64,
+            /// Frames it sent onto the wire in the window.
+            tx_frames: u64,
+            /// The NIC's `tx_busy` spent in the window.
+            tx_busy: u64,
         },
         /// Every VM has ended; the hypervisor is stopping.
         Done = "done" {

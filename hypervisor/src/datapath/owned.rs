@@ -86,6 +86,20 @@ pub struct Owned {
     /// The first error the driver answered with (the NIC is then left
     /// alone).
     pub error: Option<NicError>,
+    /// Clock ticks spent in receive halves that did work (frames taken or
+    /// buffers given), and in transmit halves that did (frames taken or
+    /// completed).
+    pub busy: Busy,
+}
+
+/// Clock ticks a NIC's polling core spent on each direction's halves of
+/// passes that did work there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Busy {
+    /// Wire to guest.
+    pub rx: u64,
+    /// Guest to wire.
+    pub tx: u64,
 }
 
 impl Default for Owned {
@@ -98,6 +112,7 @@ impl Default for Owned {
             given_from: None,
             flow: NicPortFlow::default(),
             error: None,
+            busy: Busy::default(),
         }
     }
 }
@@ -131,18 +146,20 @@ impl Owned {
 
     /// One pass over the NIC and the port (`mac` its address): revocation
     /// if the port changed, then receive completions and refills, transmit
-    /// completions and new frames, at most `budget` new frames.
+    /// completions and new frames, at most `budget` new frames. `clock`
+    /// times each half for [`Owned::busy`].
     pub fn pass<Z: ZeroCopy>(
         &mut self,
         nic: &mut Z,
         port: &mut PortInner,
         mac: [u8; MAC_LEN],
         budget: u32,
+        clock: &impl Fn() -> u64,
     ) -> Pass {
         if self.error.is_some() {
             return Pass::default();
         }
-        match self.pass_inner(nic, port, mac, budget) {
+        match self.pass_inner(nic, port, mac, budget, clock) {
             Ok(pass) => pass,
             Err(Stop::Nic(e)) => {
                 // The NIC is left alone from now on; first it is made to
@@ -169,6 +186,7 @@ impl Owned {
         port: &mut PortInner,
         mac: [u8; MAC_LEN],
         budget: u32,
+        clock: &impl Fn() -> u64,
     ) -> Result<Pass, Stop> {
         let generation = port.generation();
         let up = port.state() == PortState::Up;
@@ -181,26 +199,36 @@ impl Owned {
         if !up {
             return Ok(Pass::default());
         }
-        let mut moved = self.receive(nic, port, generation)?;
-        moved += self.transmit(nic, port, mac, budget, generation)?;
+        let start = clock();
+        let (received, worked) = self.receive(nic, port, generation)?;
+        let middle = clock();
+        let sent = self.transmit(nic, port, mac, budget, generation)?;
+        if worked {
+            self.busy.rx += middle.wrapping_sub(start);
+        }
+        if sent > 0 {
+            self.busy.tx += clock().wrapping_sub(middle);
+        }
+        let moved = received + sent;
         Ok(Pass {
             moved,
             blamed: None,
         })
     }
 
-    /// Receive completions, then refills.
+    /// Receive completions, then refills: (buffers completed, whether
+    /// anything was done).
     fn receive<Z: ZeroCopy>(
         &mut self,
         nic: &mut Z,
         port: &mut PortInner,
         generation: u32,
-    ) -> Result<u32, Stop> {
+    ) -> Result<(u32, bool), Stop> {
         let Some((Receiver::Ready(mut sink), _)) = port.sink() else {
-            return Ok(0);
+            return Ok((0, false));
         };
         let Some(ring) = sink.raw_ring() else {
-            return Ok(0);
+            return Ok((0, false));
         };
         let mut ram = *ring.ram;
         let queue = ring.queue;
@@ -211,12 +239,13 @@ impl Owned {
             };
             let used = match len {
                 Some(len) if len <= held.room => {
-                    ram.write(Gpa(held.gpa), &receive_header()).map_err(|_| {
-                        guest(QueueError::BufferNotWritable {
+                    if ram.write(Gpa(held.gpa), &receive_header()).is_err() {
+                        self.flow.drop_fault += 1;
+                        return Err(guest(QueueError::BufferNotWritable {
                             addr: held.gpa,
                             len: NET_HDR_LEN,
-                        })
-                    })?;
+                        }));
+                    }
                     self.flow.rx_frames += 1;
                     self.flow.rx_bytes += u64::from(len);
                     NET_HDR_LEN + len
@@ -232,6 +261,7 @@ impl Owned {
         }
         queue.publish_used(&mut ram).map_err(guest)?;
         // Refill: every buffer the guest posted, while the NIC has room.
+        let mut given = false;
         while let Some(cookie) = free(&self.rx) {
             let held = match self.rx_pending.take() {
                 Some(h) => h,
@@ -266,9 +296,10 @@ impl Owned {
             }
             self.rx[usize::from(cookie)] = Some(held);
             self.hold(generation);
+            given = true;
         }
         nic.zc_rx_flush();
-        Ok(moved)
+        Ok((moved, moved > 0 || given))
     }
 
     /// Transmit completions, then new frames.
@@ -309,7 +340,9 @@ impl Owned {
                     }
                     taken += 1;
                     let head = chain.head();
-                    match self.checked_frame(&chain, &ram, mac)? {
+                    let checked = self.checked_frame(&chain, &ram, mac);
+                    self.flow.drop_fault += u64::from(checked.is_err());
+                    match checked? {
                         Some(f) => f,
                         None => {
                             queue.add_used(&mut ram, head, 0).map_err(guest)?;

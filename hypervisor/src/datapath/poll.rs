@@ -1,4 +1,4 @@
-//! Every port, link and VM signal of a run, and the polling loop that moves frames across the links: pacing, blame, wakeups, stall notices, counters and the steady-state window.
+//! Every port, link and VM signal of a run, and the polling loop that moves frames across the links: pacing, blame, wakeups, stall notices, counters and the steady-state windows.
 //!
 //! A polling core runs [`Net::poll`]: for each of its links it locks the
 //! link, then port `a`, then port `b` (a VM's core takes one port lock at a
@@ -51,6 +51,11 @@ pub const MAX_LINKS_PER_CORE: usize = 64;
 pub const WINDOW_WARMUP: u64 = 256;
 /// Frames link 0 carries from `a` to `b` inside the window.
 pub const WINDOW_FRAMES: u64 = 1024;
+/// In a run without links between VMs: frames from the wire NIC 0 delivers
+/// to its ports before its steady-state window opens.
+pub const NIC_WINDOW_WARMUP: u64 = 32;
+/// Frames from the wire NIC 0 delivers inside its window.
+pub const NIC_WINDOW_FRAMES: u64 = 256;
 
 /// Where the data path's tables are made: once, at boot, for the whole run.
 pub trait Tables<'t> {
@@ -134,6 +139,56 @@ impl NicSlot<'_> {
     pub fn core(&self) -> u32 {
         self.core
     }
+
+    /// Its counters as the steady-state window reads them.
+    fn meter(&self) -> NicMeter {
+        match self.mode {
+            NicMode::Owned => {
+                let o = self.owned.lock();
+                NicMeter {
+                    delivered: o.flow.rx_frames,
+                    rx_busy: o.busy.rx,
+                    tx_frames: o.flow.tx_frames,
+                    tx_busy: o.busy.tx,
+                    exits: 0,
+                }
+            }
+            NicMode::Shared => {
+                let s = self.switch.lock();
+                NicMeter {
+                    delivered: s.ports.iter().map(|p| p.flow.rx_frames).sum(),
+                    rx_busy: s.wire.rx_busy,
+                    tx_frames: s.wire.tx_frames,
+                    tx_busy: s.wire.tx_busy,
+                    exits: 0,
+                }
+            }
+        }
+    }
+}
+
+/// What NIC 0's steady-state window counts (at its start, then over it).
+#[derive(Clone, Copy, Default)]
+struct NicMeter {
+    /// Frames from the wire delivered to its ports.
+    delivered: u64,
+    rx_busy: u64,
+    tx_frames: u64,
+    tx_busy: u64,
+    /// VM exits of every VM.
+    exits: u64,
+}
+
+impl NicMeter {
+    fn since(&self, start: &NicMeter) -> NicMeter {
+        NicMeter {
+            delivered: self.delivered.wrapping_sub(start.delivered),
+            rx_busy: self.rx_busy.wrapping_sub(start.rx_busy),
+            tx_frames: self.tx_frames.wrapping_sub(start.tx_frames),
+            tx_busy: self.tx_busy.wrapping_sub(start.tx_busy),
+            exits: self.exits.wrapping_sub(start.exits),
+        }
+    }
 }
 
 /// The attached ports of one NIC, as its switch reaches them.
@@ -164,6 +219,13 @@ struct Window {
     result: Option<(u64, u64)>,
 }
 
+/// The steady-state window of NIC 0, in a run without links between VMs.
+#[derive(Clone, Copy, Default)]
+struct NicWindow {
+    start: Option<NicMeter>,
+    result: Option<NicMeter>,
+}
+
 /// Every port, link and signal of the run.
 pub struct Net<'t> {
     ports: &'t [Port],
@@ -173,6 +235,7 @@ pub struct Net<'t> {
     nics: &'t [NicSlot<'t>],
     signals: &'t [Signals],
     window: Mutex<Window>,
+    nic_window: Mutex<NicWindow>,
     /// The packet hooks, each on one direction of a link between VMs.
     hooks: &'t [PacketHook<'t>],
 }
@@ -300,6 +363,7 @@ impl<'t> Net<'t> {
             nics,
             signals,
             window: Mutex::new(Window::default()),
+            nic_window: Mutex::new(NicWindow::default()),
             hooks: &[],
         })
     }
@@ -415,6 +479,11 @@ impl<'t> Net<'t> {
             .links
             .first()
             .is_some_and(|l| l.spec.core == core && l.between_vms());
+        // NIC 0's window, if no link between VMs has one.
+        let nic_window = self
+            .nics
+            .first()
+            .filter(|n| n.core == core && !self.links.iter().any(Link::between_vms));
         // When each link may be passed again (the TSC), in link order.
         let mut resume = [0u64; MAX_LINKS_PER_CORE];
         let mut busy_passes = 0u32;
@@ -422,7 +491,11 @@ impl<'t> Net<'t> {
             let mut moved = 0;
             for (nic, wire) in self.nics_on(core).zip(wires.iter_mut()) {
                 if let Some(wire) = wire {
-                    moved += self.service_nic(nic, wire, env);
+                    let n = self.service_nic(nic, wire, env);
+                    moved += n;
+                    if n > 0 && nic_window.is_some_and(|w| core::ptr::eq(w, nic)) {
+                        self.track_nic_window(nic, env);
+                    }
                 }
             }
             let now = env.now();
@@ -499,8 +572,17 @@ impl<'t> Net<'t> {
                 self.wake(vm);
             }
         };
-        switch.inbound(wire, &ports, BATCH, woken, blamed)
-            + switch.outbound(wire, &ports, BATCH, woken, blamed)
+        let start = env.now();
+        let inbound = switch.inbound(wire, &ports, BATCH, woken, blamed);
+        let middle = env.now();
+        let outbound = switch.outbound(wire, &ports, BATCH, woken, blamed);
+        if inbound > 0 {
+            switch.wire.rx_busy += middle.wrapping_sub(start);
+        }
+        if outbound > 0 {
+            switch.wire.tx_busy += env.now().wrapping_sub(middle);
+        }
+        inbound + outbound
     }
 
     /// One pass of an owned NIC's pump over its one port.
@@ -518,7 +600,7 @@ impl<'t> Net<'t> {
         let mut owned = nic.owned.lock();
         let had_error = owned.error.is_some();
         let pass = port.with(|inner| {
-            let pass = owned.pass(wire, inner, mac, BATCH);
+            let pass = owned.pass(wire, inner, mac, BATCH, &|| env.now());
             // Under the port's lock: a VM core that takes the port down
             // next sees what the NIC holds of it.
             nic.holds.store(owned.holds(), Ordering::Release);
@@ -688,6 +770,24 @@ impl<'t> Net<'t> {
         }
     }
 
+    fn track_nic_window(&self, nic: &NicSlot<'t>, env: &impl PollEnv) {
+        let mut w = self.nic_window.lock();
+        if w.result.is_some() {
+            return;
+        }
+        let now = NicMeter {
+            exits: env.exits(),
+            ..nic.meter()
+        };
+        match w.start {
+            None if now.delivered >= NIC_WINDOW_WARMUP => w.start = Some(now),
+            Some(start) if now.delivered >= start.delivered + NIC_WINDOW_FRAMES => {
+                w.result = Some(now.since(&start));
+            }
+            _ => {}
+        }
+    }
+
     fn busy_on(&self, core: u32) -> u64 {
         self.links
             .iter()
@@ -733,7 +833,10 @@ impl<'t> Net<'t> {
             let switch_ports: heapless::Vec<NicPortFlow, MAX_SWITCH_PORTS> =
                 nic.switch.lock().ports.iter().map(|p| p.flow).collect();
             let switch_wire = nic.switch.lock().wire;
-            let owned_flow = nic.owned.lock().flow;
+            let (owned_flow, owned_busy) = {
+                let owned = nic.owned.lock();
+                (owned.flow, owned.busy)
+            };
             let flows = |i: usize| match nic.mode {
                 NicMode::Owned => owned_flow,
                 NicMode::Shared => switch_ports.get(i).copied().unwrap_or_default(),
@@ -744,6 +847,8 @@ impl<'t> Net<'t> {
                     rx_bytes: owned_flow.rx_bytes,
                     tx_frames: owned_flow.tx_frames,
                     tx_bytes: owned_flow.tx_bytes,
+                    rx_busy: owned_busy.rx,
+                    tx_busy: owned_busy.tx,
                     ..NicFlow::default()
                 },
                 NicMode::Shared => switch_wire,
@@ -771,6 +876,16 @@ impl<'t> Net<'t> {
                 frames: WINDOW_FRAMES,
                 exits,
                 busy,
+            });
+        }
+        if let Some(m) = self.nic_window.lock().result {
+            env.record(&Record::NicWindow {
+                nic: 0,
+                frames: m.delivered,
+                exits: m.exits,
+                rx_busy: m.rx_busy,
+                tx_frames: m.tx_frames,
+                tx_busy: m.tx_busy,
             });
         }
     }

@@ -22,7 +22,8 @@
 //!   afterwards. When the NIC's transmit ring is full, frames wait in the
 //!   guest's ring.
 //!
-//! A ring that breaks the rules is blamed on its port, as on links.
+//! A ring that breaks the rules is blamed on its port, as on links; a
+//! frame lost with it is counted (`drop_fault`).
 #![forbid(unsafe_code)]
 
 use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
@@ -377,6 +378,8 @@ impl<B: Default> Switch<B> {
             Ok(true) => woken(i),
             Ok(false) => {}
             Err(e) => {
+                // The frame was on its way into this port's ring.
+                port.flow.drop_fault += 1;
                 ports.with(i, |end| end.blame(e));
                 blamed((i, e));
             }
@@ -415,13 +418,18 @@ impl<B: Default> Switch<B> {
                         full = true;
                         break;
                     };
+                    // A frame is waiting: lost to a ring fault until it
+                    // is counted otherwise below.
+                    flow.drop_fault += 1;
                     let Some(len) = source.take(&mut frame)? else {
+                        flow.drop_fault -= 1;
                         break;
                     };
                     n += 1;
                     if !(ETH_HEADER..=MAX_WIRE_FRAME).contains(&len) {
-                        flow.drop_size += 1;
                         source.complete(&frame)?;
+                        flow.drop_fault -= 1;
+                        flow.drop_size += 1;
                         continue;
                     }
                     let mut header = [0u8; ETH_HEADER as usize];
@@ -433,6 +441,7 @@ impl<B: Default> Switch<B> {
                         at += wire.write(slot, at, piece);
                     })?;
                     source.complete(&frame)?;
+                    flow.drop_fault -= 1;
                     let src = &header[SRC_MAC..SRC_MAC + MAC_LEN];
                     if at != len || !may_send_from(all, i, src) {
                         // The slot was not posted: the next frame reuses it.
@@ -464,6 +473,7 @@ impl<B: Default> Switch<B> {
             port.tx_bytes += flow.tx_bytes;
             port.drop_size += flow.drop_size;
             port.drop_spoofed += flow.drop_spoofed;
+            port.drop_fault += flow.drop_fault;
             self.wire.tx_frames += flow.tx_frames;
             self.wire.tx_bytes += flow.tx_bytes;
             for mac in learned {

@@ -124,6 +124,14 @@ fn every_record_round_trips() {
         exits: 3,
         busy: 250_000,
     });
+    round_trip(Record::NicWindow {
+        nic: 0,
+        frames: 256,
+        exits: 0,
+        rx_busy: 51_200,
+        tx_frames: 256,
+        tx_busy: 40_960,
+    });
     round_trip(Record::Hook {
         hook: 0,
         name: "drop-port",
@@ -361,7 +369,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                     ..NicFlow::default()
                 },
             },
-            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0",
+            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0 wire_rx_busy=0 wire_tx_busy=0",
         ),
         (
             Record::NicPort {
@@ -374,7 +382,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                     ..NicPortFlow::default()
                 },
             },
-            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=0 flow_tx_bytes=0 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0",
+            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=0 flow_tx_bytes=0 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0",
         ),
         (
             Record::Hook {
@@ -421,6 +429,17 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                 busy: 250_000,
             },
             "@corral window frames=1000 exits=3 busy=250000",
+        ),
+        (
+            Record::NicWindow {
+                nic: 0,
+                frames: 256,
+                exits: 1,
+                rx_busy: 51_200,
+                tx_frames: 256,
+                tx_busy: 40_960,
+            },
+            "@corral nic-window nic=0 frames=256 exits=1 rx_busy=51200 tx_frames=256 tx_busy=40960",
         ),
         (Record::Done { vms: 4 }, "@corral done vms=4"),
     ]
@@ -576,7 +595,7 @@ fn record(m: &Material) -> Record<'_> {
             nic: n(0) as u32,
             name: &m.words[1],
             core: n(1) as u32,
-            wire: NicFlow::from_values(m.n),
+            wire: NicFlow::from_values(core::array::from_fn(|i| m.n[i % m.n.len()])),
         },
         9 => Record::NicPort {
             nic: n(2) as u32,
@@ -584,7 +603,7 @@ fn record(m: &Material) -> Record<'_> {
                 vm: &m.words[0],
                 port: m.ports[0],
             },
-            flow: NicPortFlow::from_values(m.n),
+            flow: NicPortFlow::from_values(core::array::from_fn(|i| m.n[i % m.n.len()])),
         },
         10 => Record::Hook {
             hook: n(0) as u32,
@@ -612,6 +631,14 @@ fn record(m: &Material) -> Record<'_> {
             frames: n(0),
             exits: n(1),
             busy: n(2),
+        },
+        14 => Record::NicWindow {
+            nic: n(0) as u32,
+            frames: n(1),
+            exits: n(2),
+            rx_busy: n(3),
+            tx_frames: n(4),
+            tx_busy: n(5),
         },
         _ => Record::Done { vms: n(0) as u32 },
     }

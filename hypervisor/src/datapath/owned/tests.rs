@@ -133,7 +133,11 @@ fn rig(buffers: u64) -> Rig {
 impl Rig {
     fn pass(&mut self) -> Pass {
         let (nic, owned) = (&mut self.nic, &mut self.owned);
-        self.port.with(|p| owned.pass(nic, p, port_mac(0, 0), 64))
+        // A clock that moves one tick per reading.
+        let ticks = core::cell::Cell::new(0u64);
+        let clock = || ticks.replace(ticks.get() + 1);
+        self.port
+            .with(|p| owned.pass(nic, p, port_mac(0, 0), 64, &clock))
     }
 
     /// Frames in the guest's receive ring: (descriptor, frame bytes).
@@ -184,6 +188,11 @@ fn the_nic_writes_into_the_guests_buffers_and_reads_its_frames() {
     r.pass();
     assert_eq!(r.guest.in_flight(), 0);
     assert!(r.owned.error.is_none());
+    // Each half that did work took one tick: receive gave buffers, then
+    // took frames; transmit sent, then completed. Idle halves are free.
+    assert_eq!(r.owned.busy, Busy { rx: 2, tx: 2 });
+    r.pass();
+    assert_eq!(r.owned.busy, Busy { rx: 2, tx: 2 });
 }
 
 #[test]

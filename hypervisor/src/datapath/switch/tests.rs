@@ -246,6 +246,10 @@ fn a_broken_receive_ring_is_blamed_on_its_port_only() {
     assert_eq!(woken, vec![1]);
     assert_eq!(rig.guests[1].received().len(), 1);
     assert!(rig.ports.ports[0].with(|p| p.fault()).is_some());
+    // The frame it lost is counted against it, not the other port.
+    assert_eq!(rig.switch.ports[0].flow.drop_fault, 1);
+    assert_eq!(rig.switch.ports[1].flow.drop_fault, 0);
+    assert_eq!(rig.switch.ports[1].flow.rx_frames, 1);
 }
 
 #[test]
@@ -256,6 +260,8 @@ fn a_broken_transmit_ring_is_blamed_on_its_port() {
     assert_eq!(blamed.len(), 1);
     assert!(rig.wire.sent.is_empty());
     assert!(rig.ports.ports[0].with(|p| p.fault()).is_some());
+    assert_eq!(rig.switch.ports[0].flow.drop_fault, 1);
+    assert_eq!(rig.switch.ports[0].flow.tx_frames, 0);
 }
 
 /// An address behind a bridging port (a guest past a network function).
@@ -353,7 +359,7 @@ proptest! {
         for (i, p) in rig.switch.ports.iter().enumerate() {
             let f = p.flow;
             prop_assert_eq!(rig.guests[i].received().len() as u64, f.rx_frames);
-            per_port += f.rx_frames + f.drop_no_buffer + f.drop_size + f.drop_peer;
+            per_port += f.rx_frames + f.drop_no_buffer + f.drop_size + f.drop_peer + f.drop_fault;
         }
         // Each frame is a runt, unknown, or counted once per port it was for.
         let expected: u64 = frames.iter().map(|(kind, f)| {
