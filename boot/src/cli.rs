@@ -5,6 +5,7 @@ use crate::bench;
 use crate::error::Error;
 use crate::fleet_bench;
 use crate::net_bench;
+use crate::nic_bench;
 use crate::run::{RunOptions, RunResult, run};
 
 /// Usage text for `--help`.
@@ -20,11 +21,15 @@ Usage:
   corral net-bench [OPTIONS]           run the NFV pipeline of images/manifests/nfv-bench.toml
                                        with 64- and 1500-byte frames, twice each, and print
                                        VM exits and polling instructions per packet
+  corral nic-bench [OPTIONS]           run images/manifests/nic-bench.toml (a host UDP client,
+                                       slirp, the e1000, echo) in shared and owned mode with
+                                       64- and 1500-byte frames, twice each, and print the NIC
+                                       path's instructions per frame each way and VM exits
   corral --help                        show this text
 
 Options:
   --report FILE       write a JSON run report to FILE (also when the run fails);
-                      for fleet-bench and net-bench, the table as JSON
+                      for fleet-bench, net-bench and nic-bench, the table as JSON
   --cpu-model MODEL   Bochs CPU model (overrides [run] cpu_model; default corei7_icelake_u)
   --cpus N            emulated CPUs (overrides [run] cpus; default 1; not for fleet-bench)
   --timeout SECS      wall-clock bound for the emulator (overrides [run] timeout; default 120)
@@ -62,6 +67,7 @@ enum Command {
     Bench(RunOptions),
     FleetBench(RunOptions, Vec<u32>),
     NetBench(RunOptions),
+    NicBench(RunOptions),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,6 +76,7 @@ enum Kind {
     Bench,
     FleetBench,
     NetBench,
+    NicBench,
 }
 
 fn number<T: std::str::FromStr>(option: &str, value: &str) -> Result<T, Error> {
@@ -88,6 +95,7 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
         "bench" => Kind::Bench,
         "fleet-bench" => Kind::FleetBench,
         "net-bench" => Kind::NetBench,
+        "nic-bench" => Kind::NicBench,
         other => {
             return Err(Error::new(format!(
                 "unknown command `{other}` (try `corral --help`)"
@@ -172,6 +180,10 @@ fn parse(args: &[&str]) -> Result<Command, Error> {
         Kind::NetBench => {
             opts.manifest = net_bench::manifest_path();
             return Ok(Command::NetBench(opts));
+        }
+        Kind::NicBench => {
+            opts.manifest = nic_bench::manifest_path();
+            return Ok(Command::NicBench(opts));
         }
     }
     opts.manifest = manifest
@@ -267,27 +279,14 @@ pub fn invoke(args: &[&str]) -> Invocation {
             }
             inv
         }
-        Command::NetBench(opts) => match net_bench::run_bench(&opts) {
-            Ok(outcome) => {
-                println!();
-                for line in &outcome.lines {
-                    println!("{line}");
-                }
-                let error = (!outcome.repeatable).then(|| {
-                    Error::new("two runs of the same frame size measured different numbers")
-                });
-                Invocation {
-                    code: if error.is_some() { EXIT_FAILED } else { 0 },
-                    error,
-                    run: None,
-                }
-            }
-            Err(e) => Invocation {
-                code: EXIT_FAILED,
-                error: Some(e),
-                run: None,
-            },
-        },
+        Command::NetBench(opts) => repeatable_bench(
+            net_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
+            "two runs of the same frame size measured different numbers",
+        ),
+        Command::NicBench(opts) => repeatable_bench(
+            nic_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
+            "two runs of the same mode and frame size measured different numbers",
+        ),
         Command::FleetBench(opts, sizes) => match fleet_bench::run_sizes(&opts, &sizes) {
             Ok(lines) => {
                 println!();
@@ -322,6 +321,30 @@ pub fn run_args(args: &[&str]) -> i32 {
     inv.code
 }
 
+/// Prints a bench's lines; it failed if its runs did not repeat
+/// (`differ` says how).
+fn repeatable_bench(result: Result<(Vec<String>, bool), Error>, differ: &str) -> Invocation {
+    match result {
+        Ok((lines, repeatable)) => {
+            println!();
+            for line in &lines {
+                println!("{line}");
+            }
+            let error = (!repeatable).then(|| Error::new(differ));
+            Invocation {
+                code: if error.is_some() { EXIT_FAILED } else { 0 },
+                error,
+                run: None,
+            }
+        }
+        Err(e) => Invocation {
+            code: EXIT_FAILED,
+            error: Some(e),
+            run: None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +355,8 @@ mod tests {
             Command::Run(o)
             | Command::Bench(o)
             | Command::FleetBench(o, _)
-            | Command::NetBench(o) => o,
+            | Command::NetBench(o)
+            | Command::NicBench(o) => o,
             Command::Help => panic!("help"),
         }
     }
@@ -421,6 +445,15 @@ mod tests {
             usage_error(&["net-bench", "--sizes", "64"])
                 .contains("`--sizes` is not an option of `net-bench`")
         );
+    }
+
+    #[test]
+    fn nic_bench_runs_its_manifest() {
+        let o = run_opts(&["nic-bench", "--timeout=600", "--report", "n.json"]);
+        assert!(o.manifest.ends_with("images/manifests/nic-bench.toml"));
+        assert_eq!(o.timeout_secs, Some(600));
+        assert_eq!(o.report, Some("n.json".into()));
+        assert!(usage_error(&["nic-bench", "x.toml"]).contains("unexpected argument"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod iso;
 pub mod memory;
 pub mod net_bench;
 pub mod netns;
+pub mod nic_bench;
 pub mod outcome;
 pub mod report;
 pub mod run;

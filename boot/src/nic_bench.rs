@@ -1,0 +1,450 @@
+//! `corral nic-bench`: runs `images/manifests/nic-bench.toml` (a host UDP client, Bochs's slirp, the e1000, `echo`) in `shared` and `owned` mode with 64- and 1500-byte frames, twice each, and prints the polling core's instructions per frame on the receive and transmit halves and VM exits per frame over the NIC's steady-state window.
+//!
+//! The client sends one datagram at a time and waits for its echo, so
+//! every pass of the NIC's polling core that does work handles exactly one
+//! frame each way whatever the host's timing: the numbers are those of a
+//! frame that has a pass to itself (no batching), and two runs must print
+//! the same. The emulated TSC counts instructions.
+
+use crate::cargo_build::{target_dir, workspace_root};
+use crate::error::{Error, Result};
+use crate::iso;
+use crate::report::{Report, hundredths, per};
+use crate::run::{RunOptions, RunResult, build_once, run};
+use crate::table::{self, Align};
+use serde::Serialize;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Frame sizes measured (Ethernet frame without FCS), in bytes.
+pub const FRAME_SIZES: [u32; 2] = [64, 1500];
+/// The NIC modes measured.
+pub const MODES: [&str; 2] = ["shared", "owned"];
+/// Runs of each case; their numbers must be identical.
+pub const RUNS: u32 = 2;
+/// Bytes of Ethernet, IPv4 and UDP headers in front of a datagram.
+pub const HEADERS: u32 = 14 + 20 + 8;
+/// Datagrams sent once the server answered: the NIC window's warm-up and
+/// its frames (32 + 256, `datapath::poll`), and some to spare.
+pub const DATAGRAMS: u32 = 32 + 256 + 16;
+/// The word that ends the echo server (its `quit=` argument).
+pub const QUIT_WORD: &str = "nic-bench-done";
+/// Target: exits per frame.
+pub const TARGET_EXITS: u64 = 0;
+/// Targets: instructions per 64-byte frame per direction, by mode.
+pub const TARGETS: [(&str, u64); 2] = [("owned", 150), ("shared", 350)];
+/// The frame size the instruction targets are for.
+pub const TARGET_FRAME_SIZE: u32 = 64;
+/// How long the client waits for the booting server to answer.
+const READY_WITHIN: Duration = Duration::from_secs(600);
+/// How long the client waits for one echo once the server answered.
+const ECHO_WITHIN: Duration = Duration::from_secs(30);
+
+/// The bench manifest of this workspace.
+pub fn manifest_path() -> PathBuf {
+    workspace_root()
+        .join("images")
+        .join("manifests")
+        .join("nic-bench.toml")
+}
+
+/// The bench manifest `template` (TOML text) with its one NIC set to
+/// `mode` and forwarding UDP from host port `port` to the echo port, and,
+/// if given, the run's wall-clock bound.
+pub fn with_case(
+    template: &str,
+    mode: &str,
+    port: u16,
+    timeout_secs: Option<u64>,
+) -> Result<String> {
+    let mut table: toml::Table =
+        toml::from_str(template).map_err(|e| Error::new(e.message().trim().to_string()))?;
+    let nics = match table.get_mut("nic") {
+        Some(toml::Value::Array(nics)) if nics.len() == 1 => nics,
+        _ => return Err(Error::new("the bench manifest needs exactly one [[nic]]")),
+    };
+    let nic = nics[0]
+        .as_table_mut()
+        .ok_or_else(|| Error::new("[[nic]] is not a table"))?;
+    let echo_port = nic
+        .get("forward")
+        .and_then(toml::Value::as_array)
+        .and_then(|f| f.first())
+        .and_then(toml::Value::as_str)
+        .and_then(|f| f.rsplit_once(':'))
+        .map(|(_, guest)| guest.to_string())
+        .ok_or_else(|| Error::new("[[nic]] needs a `forward = [\"udp:HOST:GUEST\"]`"))?;
+    nic.insert("mode".into(), toml::Value::String(mode.into()));
+    nic.insert(
+        "forward".into(),
+        toml::Value::Array(vec![toml::Value::String(format!("udp:{port}:{echo_port}"))]),
+    );
+    if let Some(secs) = timeout_secs {
+        let run = table
+            .entry("run")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(run) = run.as_table_mut() {
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+            run.insert("timeout".to_string(), toml::Value::Integer(secs));
+        }
+    }
+    toml::to_string(&table).map_err(|e| Error::new(format!("cannot write the manifest: {e}")))
+}
+
+/// The payload of datagram `i` for `size`-byte frames: its number, then
+/// filler, `size - HEADERS` bytes in all (at least the number).
+pub fn payload(i: u32, size: u32) -> Vec<u8> {
+    let mut p = format!("{i:08} ").into_bytes();
+    let len = (size.saturating_sub(HEADERS) as usize).max(p.len());
+    p.resize(len, b'a' + (i % 26) as u8);
+    p
+}
+
+/// The client: waits until the server at 127.0.0.1:`port` answers a
+/// probe, sends [`DATAGRAMS`] datagrams for `size`-byte frames one at a
+/// time, each checked when it comes back, then the quit word. Gives up
+/// when `over` says the run ended, or at the time bounds.
+fn client(port: u16, size: u32, over: &mpsc::Receiver<()>) -> Result<()> {
+    let fail = |what: String| Error::new(format!("client: {what}"));
+    let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| fail(format!("bind: {e}")))?;
+    let server = ("127.0.0.1", port);
+    let ended = || !matches!(over.try_recv(), Err(mpsc::TryRecvError::Empty));
+    let probe = b"probe";
+    let mut buf = vec![0u8; 2048];
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| fail(e.to_string()))?;
+    let start = Instant::now();
+    loop {
+        if ended() {
+            return Err(fail("the run ended before the server answered".into()));
+        }
+        if start.elapsed() > READY_WITHIN {
+            return Err(fail(format!(
+                "no answer from 127.0.0.1:{port} within {} s",
+                READY_WITHIN.as_secs()
+            )));
+        }
+        sock.send_to(probe, server)
+            .map_err(|e| fail(format!("send: {e}")))?;
+        if let Ok((n, _)) = sock.recv_from(&mut buf)
+            && &buf[..n] == probe
+        {
+            break;
+        }
+    }
+    sock.set_read_timeout(Some(ECHO_WITHIN))
+        .map_err(|e| fail(e.to_string()))?;
+    for i in 0..DATAGRAMS {
+        let msg = payload(i, size);
+        sock.send_to(&msg, server)
+            .map_err(|e| fail(format!("send: {e}")))?;
+        loop {
+            let (n, _) = sock.recv_from(&mut buf).map_err(|e| {
+                fail(format!(
+                    "datagram {i} of {DATAGRAMS} did not come back: {e}"
+                ))
+            })?;
+            // Late answers to probes may come first.
+            if &buf[..n] == probe {
+                continue;
+            }
+            if buf[..n] != msg[..] {
+                return Err(fail(format!(
+                    "datagram {i} came back changed ({n} bytes, sent {})",
+                    msg.len()
+                )));
+            }
+            break;
+        }
+    }
+    sock.send_to(QUIT_WORD.as_bytes(), server)
+        .map_err(|e| fail(format!("send: {e}")))?;
+    Ok(())
+}
+
+/// One run of one case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// `shared` or `owned`.
+    pub mode: String,
+    /// Frame size, bytes.
+    pub frame_size: u32,
+    /// Which run of this case (1-based).
+    pub run: u32,
+    /// Frames from the wire delivered in the window.
+    pub rx_frames: u64,
+    /// Receive-half instructions in the window.
+    pub rx_busy: u64,
+    /// Frames sent onto the wire in the window.
+    pub tx_frames: u64,
+    /// Transmit-half instructions in the window.
+    pub tx_busy: u64,
+    /// VM exits in the window.
+    pub exits: u64,
+}
+
+impl Row {
+    /// The numbers of a passed run's report.
+    pub fn from_report(mode: &str, frame_size: u32, run: u32, report: &Report) -> Result<Self> {
+        let w = report.nic_window.ok_or_else(|| {
+            Error::new("the run printed no `nic-window` record (too few frames for the warm-up?)")
+        })?;
+        if w.frames == 0 || w.tx_frames == 0 {
+            return Err(Error::new("the NIC window holds no frames"));
+        }
+        Ok(Row {
+            mode: mode.to_string(),
+            frame_size,
+            run,
+            rx_frames: w.frames,
+            rx_busy: w.rx_busy,
+            tx_frames: w.tx_frames,
+            tx_busy: w.tx_busy,
+            exits: w.exits,
+        })
+    }
+
+    fn case(&self) -> (String, u32) {
+        (self.mode.clone(), self.frame_size)
+    }
+
+    /// Whether `other` (another run of the same case) measured the same.
+    pub fn same_numbers(&self, other: &Row) -> bool {
+        Row {
+            run: 0,
+            ..self.clone()
+        } == Row {
+            run: 0,
+            ..other.clone()
+        }
+    }
+}
+
+/// Each case (`mode size`) whose runs did not all measure the same.
+pub fn unrepeatable(rows: &[Row]) -> Vec<String> {
+    let mut cases: Vec<String> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let differs = rows[..i]
+            .iter()
+            .any(|o| o.case() == r.case() && !o.same_numbers(r));
+        let name = format!("{} {}", r.mode, r.frame_size);
+        if differs && !cases.contains(&name) {
+            cases.push(name);
+        }
+    }
+    cases
+}
+
+/// The table and verdicts printed at the end.
+pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
+    let header = [
+        "mode",
+        "frame",
+        "window",
+        "exits/frame",
+        "rx instr/frame",
+        "tx instr/frame",
+        "run",
+    ];
+    let mut cells = vec![header.map(String::from).to_vec()];
+    for r in rows {
+        cells.push(vec![
+            r.mode.clone(),
+            r.frame_size.to_string(),
+            r.rx_frames.to_string(),
+            per(r.exits, r.rx_frames),
+            per(r.rx_busy, r.rx_frames),
+            per(r.tx_busy, r.tx_frames),
+            r.run.to_string(),
+        ]);
+    }
+    let mut out = vec![format!(
+        "nic bench: {setup}; instructions are emulated TSC ticks of the NIC's polling core over its steady-state window, one frame per pass each way (a lockstep UDP client through slirp)"
+    )];
+    let mut align = vec![Align::Left];
+    align.extend([Align::Right; 6]);
+    out.extend(table::lines(&cells, &align));
+    let bad = unrepeatable(rows);
+    out.push(if bad.is_empty() {
+        format!("repeatable: yes (the {RUNS} runs of each case measured exactly the same)")
+    } else {
+        format!("repeatable: NO (runs differ for {})", bad.join(", "))
+    });
+    let worst_exits = rows
+        .iter()
+        .filter_map(|r| Some((hundredths(r.exits, r.rx_frames)?, r)))
+        .max_by_key(|(h, r)| (*h, r.exits));
+    if let Some((worst, r)) = worst_exits {
+        out.push(format!(
+            "target {TARGET_EXITS}.00 VM exits per frame: {} (most: {}.{:02}, {} exits in {} frames)",
+            if worst <= TARGET_EXITS * 100 {
+                "met"
+            } else {
+                "NOT met"
+            },
+            worst / 100,
+            worst % 100,
+            r.exits,
+            r.rx_frames
+        ));
+    }
+    for (mode, target) in TARGETS {
+        let worst = rows
+            .iter()
+            .filter(|r| r.mode == mode && r.frame_size == TARGET_FRAME_SIZE)
+            .flat_map(|r| {
+                [
+                    hundredths(r.rx_busy, r.rx_frames),
+                    hundredths(r.tx_busy, r.tx_frames),
+                ]
+            })
+            .flatten()
+            .max();
+        if let Some(worst) = worst {
+            out.push(format!(
+                "target {mode} <= {target} instructions per {TARGET_FRAME_SIZE}-byte frame per direction: {} (most: {}.{:02})",
+                if worst <= target * 100 { "met" } else { "NOT met" },
+                worst / 100,
+                worst % 100
+            ));
+        }
+    }
+    out
+}
+
+/// What the bench measured.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The lines to print.
+    pub lines: Vec<String>,
+    /// Every run of each case measured the same.
+    pub repeatable: bool,
+}
+
+#[derive(Serialize)]
+struct BenchReport<'a> {
+    cpu_model: &'a str,
+    cpus: u32,
+    rows: &'a [Row],
+    repeatable: bool,
+}
+
+/// A UDP port on 127.0.0.1 nobody uses right now, for the forward.
+fn free_port() -> Result<u16> {
+    let sock = UdpSocket::bind("127.0.0.1:0")
+        .map_err(|e| Error::new(format!("cannot find a free UDP port: {e}")))?;
+    sock.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::new(format!("cannot find a free UDP port: {e}")))
+}
+
+/// One run: the emulator in a thread, the client here.
+fn one_run(opts: &RunOptions, size: u32, port: u16) -> (RunResult, Result<()>) {
+    let (done_tx, done) = mpsc::channel();
+    let opts = opts.clone();
+    let runner = std::thread::spawn(move || {
+        let result = run(&opts);
+        let _ = done_tx.send(());
+        result
+    });
+    let client = client(port, size, &done);
+    match runner.join() {
+        Ok(result) => (result, client),
+        Err(_) => (
+            RunResult {
+                report: Report::unread("nic-bench", &Error::new("the run's thread panicked")),
+                error: Some(Error::new("the run's thread panicked")),
+            },
+            client,
+        ),
+    }
+}
+
+/// Runs every mode and frame size [`RUNS`] times from one build and
+/// returns what to print. `opts` carries the shared options.
+pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
+    let template_path = &opts.manifest;
+    let template = std::fs::read_to_string(template_path).map_err(|e| {
+        Error::new(format!(
+            "cannot read manifest {}: {e}",
+            template_path.display()
+        ))
+    })?;
+    let root = workspace_root();
+    let prebuilt = build_once(opts, "nic bench")?;
+    let dir = iso::staging_dir(&target_dir(&root).join("runs"), "nic-bench")?;
+    println!("nic bench: manifests in {}", dir.display());
+    let mut rows = Vec::new();
+    let (mut cpu_model, mut cpus) = (String::new(), 0);
+    for mode in MODES {
+        for size in FRAME_SIZES {
+            for n in 1..=RUNS {
+                let port = free_port()?;
+                let text = with_case(&template, mode, port, opts.timeout_secs)
+                    .map_err(|e| Error::new(format!("{}: {e}", template_path.display())))?;
+                let path = dir.join(format!("nic-{mode}-{size}-{n}.toml"));
+                write(&path, &text)?;
+                println!(
+                    "nic bench: {mode} mode, {size}-byte frames, run {n} of {RUNS} ({DATAGRAMS} datagrams through 127.0.0.1:{port})"
+                );
+                let one = RunOptions {
+                    manifest: path.clone(),
+                    report: None,
+                    quiet: !opts.verbose,
+                    summary_only: true,
+                    prebuilt: Some(prebuilt.clone()),
+                    ..opts.clone()
+                };
+                let (result, client) = one_run(&one, size, port);
+                let what = format!("{mode} mode, {size}-byte frames, run {n}");
+                if let Some(e) = result.error {
+                    return Err(
+                        Error::new(format!("{what}: {e}")).with_detail(e.detail().unwrap_or(""))
+                    );
+                }
+                client.map_err(|e| Error::new(format!("{what}: {e}")))?;
+                if !result.report.passed() {
+                    return Err(Error::new(format!("{what}: the run did not pass")));
+                }
+                rows.push(
+                    Row::from_report(mode, size, n, &result.report)
+                        .map_err(|e| Error::new(format!("{what}: {e}")))?,
+                );
+                cpu_model.clone_from(&result.report.cpu_model);
+                cpus = result.report.cpus;
+            }
+        }
+    }
+    let repeatable = unrepeatable(&rows).is_empty();
+    if let Some(path) = &opts.report {
+        let report = BenchReport {
+            cpu_model: &cpu_model,
+            cpus,
+            rows: &rows,
+            repeatable,
+        };
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::new(format!("cannot encode the bench report: {e}")))?;
+        write(path, &(json + "\n"))?;
+    }
+    let setup = format!(
+        "{} on {cpu_model} x{cpus}",
+        template_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    Ok(Outcome {
+        lines: lines(&rows, &setup),
+        repeatable,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text)
+        .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests;
