@@ -83,6 +83,9 @@ const PALETTE: [&str; 6] = [
 pub struct Renderer {
     names: Vec<String>,
     restart_limits: Vec<u32>,
+    /// Per VM: the name of its restart hook, which decides instead of the
+    /// limit.
+    restart_hooks: Vec<Option<String>>,
     width: usize,
     colour: bool,
     verbose: bool,
@@ -97,6 +100,7 @@ impl Renderer {
         Renderer {
             names,
             restart_limits: Vec::new(),
+            restart_hooks: Vec::new(),
             width,
             colour,
             verbose,
@@ -107,6 +111,13 @@ impl Renderer {
     /// Each VM's restart limit, in manifest order, shown with its restarts.
     pub fn with_restart_limits(mut self, limits: Vec<u32>) -> Self {
         self.restart_limits = limits;
+        self
+    }
+
+    /// Per VM, the name of its restart hook (if it has one): its restarts
+    /// are shown as the hook's decision, not against a limit.
+    pub fn with_restart_hooks(mut self, hooks: Vec<Option<String>>) -> Self {
+        self.restart_hooks = hooks;
         self
     }
 
@@ -195,9 +206,11 @@ impl Renderer {
                 attempt,
                 reason,
             } => {
-                let of = match self.restart_limits.get(vm as usize) {
-                    Some(limit) => format!("{attempt} of {limit}"),
-                    None => attempt.to_string(),
+                let hook = self.restart_hooks.get(vm as usize).and_then(Option::as_ref);
+                let of = match (hook, self.restart_limits.get(vm as usize)) {
+                    (Some(h), _) => format!("{attempt}, as its restart hook `{h}` says"),
+                    (None, Some(limit)) => format!("{attempt} of {limit}"),
+                    (None, None) => attempt.to_string(),
                 };
                 Some(self.prefixed(
                     &self.vm_name(vm),
@@ -230,6 +243,7 @@ impl Renderer {
             | Record::Nic { .. }
             | Record::NicPort { .. }
             | Record::Hook { .. }
+            | Record::VmHook { .. }
             | Record::HookMap { .. }
             | Record::HookEntry { .. }
             | Record::Window { .. }
@@ -359,10 +373,17 @@ mod tests {
             .as_deref(),
             Some("web-1 | -- restarting (1 of 2): triple fault at rip 0x10003d")
         );
-        let mut r = Renderer::new(names, 5, false, false);
+        let mut r = Renderer::new(names.clone(), 5, false, false);
         assert_eq!(
             render(&mut r, "@corral vm-restart vm=0 attempt=3 reason=x").as_deref(),
             Some("web-0 | -- restarting (3): x")
+        );
+        let mut r = Renderer::new(names, 5, false, false)
+            .with_restart_limits(vec![0, 0])
+            .with_restart_hooks(vec![None, Some("twice".to_string())]);
+        assert_eq!(
+            render(&mut r, "@corral vm-restart vm=1 attempt=2 reason=x").as_deref(),
+            Some("web-1 | -- restarting (2, as its restart hook `twice` says): x")
         );
     }
 

@@ -15,7 +15,7 @@ use aya_obj::{EbpfSectionKind, Map, Object, ProgramSection};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vmm_abi::hook::{Insn, MapDef, MapKind};
+use vmm_abi::hook::{HookKind, Insn, MapDef, MapKind};
 
 /// Flags clang compiles a hook's C source with (BTF maps need `-g`).
 pub const CLANG_FLAGS: [&str; 6] = [
@@ -103,15 +103,50 @@ fn section_name(section: &ProgramSection) -> &'static str {
         ProgramSection::SocketFilter => "socket",
         ProgramSection::KProbe | ProgramSection::KRetProbe => "kprobe",
         ProgramSection::TracePoint => "tracepoint",
+        ProgramSection::RawTracePoint => "raw_tp",
         _ => "other",
     }
 }
 
-/// Picks the packet program named by `program` (`name` or
+/// The section a program of `kind` must be in: XDP for packet hooks
+/// (`SEC("xdp")`), a tracepoint for restart and exit hooks
+/// (`SEC("tracepoint/corral/restart")`, `SEC("tracepoint/corral/exit")`:
+/// aya-obj reads only the section kinds Linux has, and a tracepoint
+/// program is the one that takes a context struct and returns a number).
+fn section_for(kind: HookKind) -> (&'static str, &'static str) {
+    match kind {
+        HookKind::Packet => ("xdp", "an XDP program (SEC(\"xdp\"))"),
+        HookKind::Restart => (
+            "tracepoint",
+            "a tracepoint program (SEC(\"tracepoint/corral/restart\"))",
+        ),
+        HookKind::Exit => (
+            "tracepoint",
+            "a tracepoint program (SEC(\"tracepoint/corral/exit\"))",
+        ),
+        HookKind::Slice => (
+            "tracepoint",
+            "a tracepoint program (SEC(\"tracepoint/corral/slice\"))",
+        ),
+    }
+}
+
+/// "a packet hook", "an exit hook", ...
+pub fn a_hook(kind: HookKind) -> String {
+    let article = if kind.name().starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {} hook", kind.name())
+}
+
+/// Picks the program of a `kind` hook named by `program` (`name` or
 /// `section/name`), or the only one.
 fn pick<'o>(
     obj: &'o Object,
     program: Option<&str>,
+    kind: HookKind,
 ) -> std::result::Result<(&'o String, &'o aya_obj::Program), String> {
     let mut names: Vec<&String> = obj.programs.keys().collect();
     names.sort();
@@ -156,10 +191,12 @@ fn pick<'o>(
             }
         },
     };
-    if !matches!(prog.section, ProgramSection::Xdp { .. }) {
+    let (section, what) = section_for(kind);
+    if section_name(&prog.section) != section {
         return Err(format!(
-            "program `{name}` is a `{}` program; a packet hook takes an XDP program (SEC(\"xdp\"))",
-            section_name(&prog.section)
+            "program `{name}` is a `{}` program; {} takes {what}",
+            section_name(&prog.section),
+            a_hook(kind)
         ));
     }
     Ok((name, prog))
@@ -183,12 +220,16 @@ fn map_def(name: &str, map: &Map) -> std::result::Result<MapDef, String> {
     Ok(def)
 }
 
-/// Takes the packet program `program` (or the only one) out of the BPF ELF
-/// object `bytes`: its instructions with map loads resolved, and its map
-/// table.
-pub fn load(bytes: &[u8], program: Option<&str>) -> std::result::Result<HookProgram, String> {
+/// Takes the program `program` (or the only one) of a `kind` hook out of
+/// the BPF ELF object `bytes`: its instructions with map loads resolved,
+/// and its map table.
+pub fn load(
+    bytes: &[u8],
+    program: Option<&str>,
+    kind: HookKind,
+) -> std::result::Result<HookProgram, String> {
     let mut obj = Object::parse(bytes).map_err(|e| format!("not a BPF object: {e}"))?;
-    let (name, prog) = pick(&obj, program)?;
+    let (name, prog) = pick(&obj, program, kind)?;
     let (name, key) = (name.clone(), prog.function_key());
     let program_sections: HashSet<usize> = obj.programs.values().map(|p| p.section_index).collect();
     let text_sections: HashSet<usize> = obj
@@ -250,6 +291,7 @@ pub fn from_file(
     path: &Path,
     is_source: bool,
     program: Option<&str>,
+    kind: HookKind,
     progress: &dyn Fn(&str),
 ) -> Result<HookProgram> {
     let bytes = if is_source {
@@ -258,7 +300,7 @@ pub fn from_file(
         std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))
     }
     .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
-    load(&bytes, program).map_err(|e| Error::new(format!("{}: {e}", path.display())))
+    load(&bytes, program, kind).map_err(|e| Error::new(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -278,7 +320,7 @@ mod tests {
 
     #[test]
     fn the_example_hook_loads_and_verifies() {
-        let p = load(&compiled("drop_port.bpf.c"), None).unwrap();
+        let p = load(&compiled("drop_port.bpf.c"), None, HookKind::Packet).unwrap();
         assert_eq!(p.program, "drop_port");
         let names: Vec<&str> = p.maps.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["drops", "ports"]);
@@ -295,25 +337,57 @@ mod tests {
         verify(&p.insns, HookKind::Packet, &defs).unwrap();
         // Named explicitly, with or without its section.
         assert_eq!(
-            load(&compiled("drop_port.bpf.c"), Some("xdp/drop_port")).unwrap(),
+            load(
+                &compiled("drop_port.bpf.c"),
+                Some("xdp/drop_port"),
+                HookKind::Packet
+            )
+            .unwrap(),
             p
         );
-        let e = load(&compiled("drop_port.bpf.c"), Some("tc/drop_port")).unwrap_err();
+        let e = load(
+            &compiled("drop_port.bpf.c"),
+            Some("tc/drop_port"),
+            HookKind::Packet,
+        )
+        .unwrap_err();
         assert!(e.contains("is in a `xdp` section, not `tc`"), "{e}");
-        let e = load(&compiled("drop_port.bpf.c"), Some("nope")).unwrap_err();
+        let e = load(&compiled("drop_port.bpf.c"), Some("nope"), HookKind::Packet).unwrap_err();
         assert!(e.contains("no program `nope`"), "{e}");
     }
 
     #[test]
     fn the_loop_is_refused_by_the_verifier() {
-        let p = load(&compiled("loop.bpf.c"), None).unwrap();
+        let p = load(&compiled("loop.bpf.c"), None, HookKind::Packet).unwrap();
         let e = verify(&p.insns, HookKind::Packet, &[]).unwrap_err();
         assert!(e.to_string().contains("back edge"), "{e}");
     }
 
     #[test]
+    fn restart_and_exit_hooks_load_from_tracepoint_sections() {
+        for (file, kind, map) in [
+            ("restart_twice.bpf.c", HookKind::Restart, "stops"),
+            ("deny_hypercall.bpf.c", HookKind::Exit, "exits"),
+        ] {
+            let p = load(&compiled(file), None, kind).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let names: Vec<&str> = p.maps.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, [map]);
+            let defs: Vec<MapDef> = p.maps.iter().map(|(_, d)| *d).collect();
+            verify(&p.insns, kind, &defs).unwrap_or_else(|e| panic!("{file}: {e}"));
+            // Not a packet hook, and a packet hook is not one of these.
+            let e = load(&compiled(file), None, HookKind::Packet).unwrap_err();
+            assert!(e.contains("a packet hook takes an XDP program"), "{e}");
+        }
+        let e = load(&compiled("drop_port.bpf.c"), None, HookKind::Exit).unwrap_err();
+        assert!(
+            e.contains("is a `xdp` program; an exit hook takes a tracepoint program (SEC(\"tracepoint/corral/exit\"))"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn not_an_object() {
-        let e = load(b"hello", None).unwrap_err();
+        let e = load(b"hello", None, HookKind::Packet).unwrap_err();
         assert!(e.starts_with("not a BPF object"), "{e}");
     }
 }

@@ -7,7 +7,8 @@ use crate::toml_manifest::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use vmm_abi::report::{
-    EXIT_KINDS, ExitCounts, ExitKind, HookFlow, LinkFlow, NicFlow, NicPortFlow, Record, VmStatus,
+    EXIT_KINDS, ExitCounts, ExitKind, HookFlow, LinkFlow, NicFlow, NicPortFlow, Record, VmHookFlow,
+    VmStatus,
 };
 
 /// One VM as the records describe it.
@@ -185,8 +186,11 @@ pub struct HookOutcome {
     pub link: u32,
     /// `a->b` or `b->a`.
     pub dir: String,
-    /// Its counters, once its `hook` record arrived.
+    /// Its counters, once its `hook` record arrived (a packet hook).
     pub flow: Option<HookFlow>,
+    /// Its counters, once its `vm-hook` record arrived (a restart or exit
+    /// hook), with the VM it is attached to.
+    pub vm_flow: Option<(String, VmHookFlow)>,
     /// Its maps, by index in its map table.
     pub maps: Vec<HookMapOutcome>,
 }
@@ -490,6 +494,18 @@ impl RunOutcome {
                     h.link = link;
                     h.dir = dir.to_string();
                     h.flow = Some(flow);
+                }
+            }
+            Record::VmHook {
+                hook,
+                name,
+                kind: _,
+                vm,
+                flow,
+            } => {
+                if let Some(h) = self.hook_mut(hook, kind) {
+                    h.name = name.to_string();
+                    h.vm_flow = Some((vm.to_string(), flow));
                 }
             }
             Record::HookMap {

@@ -14,7 +14,8 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::Path;
-use vmm_abi::report::{HookFlow, LinkFlow, NicFlow, NicPortFlow};
+use vmm_abi::hook::HookKind;
+use vmm_abi::report::{HookFlow, LinkFlow, NicFlow, NicPortFlow, VmHookFlow};
 
 /// One VM in the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -214,10 +215,28 @@ fn hex_number(hex: &str) -> Option<u64> {
     Some(n)
 }
 
+/// A restart or exit hook's answers by name: a restart hook's `allow` is
+/// `restart` and its `deny` `stay_down`; only an exit hook can `fail`.
+fn vm_verdicts(kind: HookKind, f: &VmHookFlow) -> BTreeMap<&'static str, u64> {
+    let mut v = BTreeMap::new();
+    if kind == HookKind::Restart {
+        v.insert("restart", f.allow);
+        v.insert("stay_down", f.deny);
+    } else {
+        v.insert("allow", f.allow);
+        v.insert("deny", f.deny);
+        v.insert("fail", f.fail);
+    }
+    v.insert("bad", f.bad);
+    v.insert("faults", f.faults);
+    v
+}
+
 impl HookReport {
     /// The report entry for hook `config` from what its records said.
     pub fn new(config: &HookConfig, o: Option<&HookOutcome>) -> Self {
         let flow = o.and_then(|o| o.flow);
+        let vm_flow = o.and_then(|o| o.vm_flow.as_ref()).map(|(_, f)| *f);
         let maps = config
             .map_names()
             .enumerate()
@@ -253,15 +272,19 @@ impl HookReport {
             attach: config.attach.clone(),
             file: config.file.display().to_string(),
             program: config.program.program.clone(),
-            runs: flow.map_or(0, |f| f.runs),
-            verdicts: flow.map(|f| {
-                HookFlow::FIELDS
-                    .into_iter()
-                    .zip(f.values())
-                    .filter(|(k, _)| !matches!(*k, "runs" | "insns"))
-                    .collect()
-            }),
-            instructions: flow.map_or(0, |f| f.insns),
+            runs: flow.map_or(0, |f| f.runs) + vm_flow.map_or(0, |f| f.runs),
+            verdicts: match (flow, vm_flow) {
+                (Some(f), _) => Some(
+                    HookFlow::FIELDS
+                        .into_iter()
+                        .zip(f.values())
+                        .filter(|(k, _)| !matches!(*k, "runs" | "insns"))
+                        .collect(),
+                ),
+                (None, Some(f)) => Some(vm_verdicts(config.kind, &f)),
+                (None, None) => None,
+            },
+            instructions: flow.map_or(0, |f| f.insns) + vm_flow.map_or(0, |f| f.insns),
             maps,
         }
     }
@@ -591,7 +614,25 @@ impl Report {
                 continue;
             };
             let get = |k: &str| v.get(k).copied().unwrap_or(0);
-            text.push_str(&format!(
+            if h.kind != "packet" {
+                let order: &[&str] = if h.kind == "restart" {
+                    &["restart", "stay_down", "bad", "faults"]
+                } else {
+                    &["allow", "deny", "fail", "bad", "faults"]
+                };
+                let answers: Vec<String> =
+                    order.iter().map(|k| format!("{} {k}", get(k))).collect();
+                text.push_str(&format!(
+                    "hook {} ({}): {} runs: {}; {} instructions ({:.1} per run)\n",
+                    h.name,
+                    h.attach,
+                    h.runs,
+                    answers.join(", "),
+                    h.instructions,
+                    h.instructions as f64 / h.runs.max(1) as f64,
+                ));
+            } else {
+                text.push_str(&format!(
                 "hook {} ({}): {} runs: {} pass, {} drop, {} aborted, {} faults, {} tx, {} redirect; {} instructions ({:.1} per run)\n",
                 h.name,
                 h.attach,
@@ -605,6 +646,7 @@ impl Report {
                 h.instructions,
                 h.instructions as f64 / h.runs.max(1) as f64,
             ));
+            }
             for (name, m) in &h.maps {
                 let shown: Vec<String> = m
                     .values

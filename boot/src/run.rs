@@ -302,7 +302,8 @@ fn boot(
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let limits = manifest.vms.iter().map(|v| v.restart_limit).collect();
     let mut renderer = Renderer::new(names, manifest.name_width(), colour, opts.verbose)
-        .with_restart_limits(limits);
+        .with_restart_limits(limits)
+        .with_restart_hooks(manifest.restart_hooks());
     let mut last_line = String::new();
     let files = RunFiles::in_dir(dir);
     let bound = Duration::from_secs(settings.timeout_secs);

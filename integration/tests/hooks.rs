@@ -1,8 +1,9 @@
-//! Packet hooks end to end (issue 11): an operator's XDP program in C
+//! Operator hooks end to end (issue 11): an XDP program in C
 //! (`images/hooks/drop_port.bpf.c`), named in the manifest, compiled by
 //! the tool, verified twice and run on the polling core for every frame
-//! pktgen sends to the sink; and a program with a loop, refused before
-//! anything is built or booted.
+//! pktgen sends to the sink; restart and exit hooks deciding for their
+//! VMs (`images/manifests/vm-hooks.toml`); and programs or targets that
+//! are refused before anything is built or booted.
 
 use integration::{assert_exited, flow, manifest, num, refused, run};
 use serde_json::Value;
@@ -95,4 +96,90 @@ fn a_hook_with_a_loop_is_refused_before_boot() {
     assert!(e.contains(": back edge to insn "), "{e}");
     assert!(e.contains(" (loops are not allowed)"), "{e}");
     assert!(e.contains("loop.bpf.c, program `sum_bytes`"), "{e}");
+}
+
+/// The hook named `name` in the report.
+fn hook<'r>(report: &'r Value, name: &str) -> &'r Value {
+    report["hooks"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["name"] == name))
+        .unwrap_or_else(|| panic!("no hook `{name}` in the report: {:#}", report["hooks"]))
+}
+
+#[test]
+fn restart_and_exit_hooks_decide_for_their_vms_only() {
+    let out = run(
+        "vm-hooks",
+        &manifest("vm-hooks.toml"),
+        &["--timeout", "300"],
+    );
+    out.assert_succeeded();
+    out.assert_completed();
+    // A triple fault is restarted twice by the hook (the VM has no restart
+    // policy of its own), then left down; an unknown hypercall is not
+    // restarted at all.
+    let crash = out.vm("crash");
+    integration::assert_killed(crash, &["triple fault"]);
+    assert_eq!(crash["restarts"], 2, "{crash:#}");
+    let bad = out.vm("bad");
+    integration::assert_killed(bad, &["bad hypercall"]);
+    assert_eq!(bad["restarts"], 0, "{bad:#}");
+    let twice = hook(&out.report, "twice");
+    assert_eq!(twice["kind"], "restart");
+    assert_eq!(twice["attach"], "vm:crash");
+    assert_eq!(num(twice, "runs"), 3, "{twice:#}");
+    assert_eq!(num(&twice["verdicts"], "restart"), 2, "{twice:#}");
+    assert_eq!(num(&twice["verdicts"], "stay_down"), 1, "{twice:#}");
+    // Its map counted three stops of reason class 1 (triple fault).
+    assert_eq!(entry(twice, "stops", "01000000"), Some(3), "{twice:#}");
+    let other = hook(&out.report, "twice-bad");
+    assert_eq!(num(other, "runs"), 1, "{other:#}");
+    assert_eq!(num(&other["verdicts"], "stay_down"), 1, "{other:#}");
+    // Reason class 3: a bad hypercall.
+    assert_eq!(entry(other, "stops", "03000000"), Some(1), "{other:#}");
+
+    // The exit hook stops `quiet` at its first `metric` hypercall, by name;
+    // `loud`, the same image without the hook, reports all its metrics.
+    let quiet = out.vm("quiet");
+    integration::assert_killed(quiet, &["hook `no-metrics` denied hypercall 4"]);
+    assert!(
+        quiet["metrics"].as_object().is_none_or(|m| m.is_empty()),
+        "{quiet:#}"
+    );
+    assert_exited(out.vm("loud"), 0);
+    assert!(out.metric("loud", "elapsed_ticks") > 0);
+    let filter = hook(&out.report, "no-metrics");
+    assert_eq!(filter["kind"], "exit");
+    let v = &filter["verdicts"];
+    assert_eq!(num(v, "deny"), 1, "{filter:#}");
+    assert_eq!(
+        num(v, "fail") + num(v, "bad") + num(v, "faults"),
+        0,
+        "{filter:#}"
+    );
+    // Every exit it allowed was a hypercall (reason 18 = 0x12), counted in
+    // its map; the VM's exits are the allowed ones and the denied one.
+    let allowed = num(v, "allow");
+    assert!(allowed > 0, "{filter:#}");
+    assert_eq!(
+        entry(filter, "exits", "12000000"),
+        Some(allowed),
+        "{filter:#}"
+    );
+    assert_eq!(num(filter, "runs"), allowed + 1, "{filter:#}");
+}
+
+#[test]
+fn a_hook_on_a_vm_the_manifest_lacks_is_refused_before_boot() {
+    let source = integration::root().join("images/hooks/deny_hypercall.bpf.c");
+    let text = format!(
+        "[[vm]]\nname = \"a\"\nimage = \"hello\"\n\
+         [[hook]]\nname = \"f\"\nkind = \"exit\"\nattach = \"vm:b\"\nsource = \"{}\"\n",
+        source.display()
+    );
+    let e = refused("hook-novm", &text);
+    assert!(
+        e.contains("hook `f`: field `attach`: no VM `b` (VMs: a)"),
+        "{e}"
+    );
 }

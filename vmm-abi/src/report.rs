@@ -306,6 +306,31 @@ counters! {
     }
 }
 
+counters! {
+    /// What a restart or an exit hook answered. Every run is in exactly one
+    /// of `allow`, `deny`, `fail`, `bad` and `faults`. For a restart hook,
+    /// `allow` is "restart it" and `deny` "leave it down"; `fail` is an exit
+    /// hook's "fail this hypercall with an error code".
+    pub struct VmHookFlow {
+        /// Events the program ran on.
+        pub runs: u64,
+        /// Runs that allowed (the exit's handler ran; the VM restarted).
+        pub allow: u64,
+        /// Runs that denied (the VM was stopped; it stayed down).
+        pub deny: u64,
+        /// Runs that failed a hypercall with an error code (exit hooks).
+        pub fail: u64,
+        /// Runs that returned a value the contract does not know: an exit
+        /// hook's counts as a deny (fails closed), a restart hook's leaves
+        /// the decision to the manifest's policy.
+        pub bad: u64,
+        /// Runs the interpreter aborted: counted as `bad`'s fallback too.
+        pub faults: u64,
+        /// eBPF instructions executed, all runs.
+        pub insns: u64,
+    }
+}
+
 impl HookFlow {
     /// Frames the hook dropped, for any reason.
     pub const fn dropped(&self) -> u64 {
@@ -514,6 +539,19 @@ records! {
             dir: &'a str,
             /// What it did.
             flow: HookFlow,
+        },
+        /// A restart or exit hook's counters at the end of the run.
+        VmHook = "vm-hook" {
+            /// Manifest index of the hook.
+            hook: u32,
+            /// Its name.
+            name: &'a str,
+            /// `restart` or `exit`.
+            kind: &'a str,
+            /// The VM it is attached to.
+            vm: &'a str,
+            /// What it answered.
+            flow: VmHookFlow,
         },
         /// One map of a hook at the end of the run: its kind, its entries,
         /// and how many `hook-entry` records follow for it.

@@ -50,7 +50,13 @@ fn a_packet_hook_is_loaded_and_encoded() {
     )
     .unwrap();
     let h = &m.hooks[0];
-    assert_eq!((h.link, h.dir), (0, manifest::LinkDir::BToA));
+    assert_eq!(
+        h.target,
+        manifest::HookAttach::Link {
+            link: 0,
+            dir: manifest::LinkDir::BToA
+        }
+    );
     assert_eq!(h.map_names().collect::<Vec<_>>(), ["drops", "ports"]);
     let bytes = m.encode().unwrap();
     let parsed = manifest::Manifest::parse(&bytes).unwrap();
@@ -104,12 +110,16 @@ fn attach_targets_are_checked() {
 #[test]
 fn kinds_names_and_files_are_checked() {
     let s = source("drop_port.bpf.c");
-    let restart = hook("h", "link:gen.0->sink.0", &s).replace("packet", "restart");
-    let e = err(&with_hooks(&restart));
+    let slice = hook("h", "link:gen.0->sink.0", &s).replace("packet", "slice");
+    let e = err(&with_hooks(&slice));
     assert!(
-        e.contains("field `kind`: `restart` hooks are not built yet"),
+        e.contains("field `kind`: `slice` hooks are not built yet"),
         "{e}"
     );
+    let e = err(&with_hooks(
+        &hook("h", "link:gen.0->sink.0", &s).replace("packet", "spin"),
+    ));
+    assert!(e.contains("`spin` is not a hook kind"), "{e}");
     let e = err(&with_hooks(&hook("-h", "link:gen.0->sink.0", &s)));
     assert!(e.contains("field `name`"), "{e}");
     let e = err(&with_hooks(&hook("h", "link:gen.0->sink.0", "")));
@@ -129,4 +139,86 @@ fn kinds_names_and_files_are_checked() {
         e.contains("no program `xdp/other` in the object (it has: xdp/drop_port)"),
         "{e}"
     );
+}
+
+fn vm_hook(name: &str, kind: &str, attach: &str, file: &str) -> String {
+    format!(
+        "[[hook]]\nname = \"{name}\"\nkind = \"{kind}\"\nattach = \"{attach}\"\n{}\n",
+        source(file)
+    )
+}
+
+#[test]
+fn restart_and_exit_hooks_attach_to_vms() {
+    let text = with_hooks(&format!(
+        "{}{}",
+        vm_hook("twice", "restart", "vm:sink", "restart_twice.bpf.c"),
+        vm_hook("filter", "exit", "vm:sink", "deny_hypercall.bpf.c"),
+    ));
+    let m = parse(&text, "m.toml", &images()).unwrap();
+    assert_eq!(m.hooks[0].target, manifest::HookAttach::Vm { vm: 1 });
+    assert_eq!(m.hooks[1].kind, vmm_abi::hook::HookKind::Exit);
+    let parsed_bytes = m.encode().unwrap();
+    let parsed = manifest::Manifest::parse(&parsed_bytes).unwrap();
+    let specs: Vec<_> = parsed.hooks().collect();
+    assert_eq!(specs[1].attach, manifest::HookAttach::Vm { vm: 1 });
+    // One of each kind per VM.
+    let e = err(&with_hooks(&format!(
+        "{}{}",
+        vm_hook("a", "exit", "vm:sink", "deny_hypercall.bpf.c"),
+        vm_hook("b", "exit", "vm:sink", "deny_hypercall.bpf.c"),
+    )));
+    assert!(
+        e.contains("hook `b`: field `attach`: hook `a` is already attached to `vm:sink`; one exit hook per VM"),
+        "{e}"
+    );
+    let e = err(&with_hooks(&vm_hook(
+        "a",
+        "exit",
+        "link:gen.0->sink.0",
+        "deny_hypercall.bpf.c",
+    )));
+    assert!(
+        e.contains("an exit hook is attached to a VM: write `vm:<name>`"),
+        "{e}"
+    );
+    let e = err(&with_hooks(&vm_hook(
+        "a",
+        "restart",
+        "vm:nobody",
+        "restart_twice.bpf.c",
+    )));
+    assert!(e.contains("no VM `nobody` (VMs: gen, sink)"), "{e}");
+    // A packet program is not a restart hook.
+    let e = err(&with_hooks(&vm_hook(
+        "a",
+        "restart",
+        "vm:gen",
+        "drop_port.bpf.c",
+    )));
+    assert!(
+        e.contains("a restart hook takes a tracepoint program"),
+        "{e}"
+    );
+    let e = err(&with_hooks(&hook(
+        "h",
+        "vm:gen",
+        &source("drop_port.bpf.c"),
+    )));
+    assert!(e.contains("a packet hook goes on `link:"), "{e}");
+}
+
+#[test]
+fn a_hook_on_a_cloned_entry_names_one_clone() {
+    let text = "[[vm]]\nname = \"web\"\nimage = \"sink\"\ncount = 3\n".to_string()
+        + &vm_hook("twice", "restart", "vm:web", "restart_twice.bpf.c");
+    let e = err(&text);
+    assert!(
+        e.contains("`web` has clones (web-0 .. web-2); a hook attaches to one VM: name a clone, such as `vm:web-0`"),
+        "{e}"
+    );
+    let text = "[[vm]]\nname = \"web\"\nimage = \"sink\"\ncount = 3\n".to_string()
+        + &vm_hook("twice", "restart", "vm:web-2", "restart_twice.bpf.c");
+    let m = parse(&text, "m.toml", &images()).unwrap();
+    assert_eq!(m.hooks[0].target, manifest::HookAttach::Vm { vm: 2 });
 }

@@ -1,11 +1,13 @@
-//! `[[hook]]` tables: a name, a kind, where it is attached
-//! (`link:<vm>.<port>-><vm>.<port>`, the direction from the first port to
-//! the second), and its program: C compiled with clang (`source`) or an
-//! object (`object`), with `program` choosing among several. The program
+//! `[[hook]]` tables: a name, a kind, where it is attached (a packet
+//! hook on `link:<vm>.<port>-><vm>.<port>`, the direction from the first
+//! port to the second; a restart or exit hook on `vm:<name>`), and its
+//! program: C compiled with clang (`source`) or an object (`object`), with
+//! `program` choosing among several. The program
 //! is loaded ([`crate::hook_object`]) and verified here, so a hook the
 //! hypervisor would refuse fails before anything is built or booted, the
 //! error naming the hook, the instruction and the rule.
 
+use super::VmConfig;
 use super::links::LinkConfig;
 use super::raw::RawHook;
 use crate::error::{Error, Result};
@@ -17,20 +19,20 @@ use vmm_abi::manifest::{HookAttach, HookSpec, LinkDir, MAX_HOOKS};
 
 /// How an attach target names one direction of a link.
 pub const LINK_ATTACH_PREFIX: &str = "link:";
+/// How an attach target names a VM.
+pub const VM_ATTACH_PREFIX: &str = "vm:";
 
 /// One hook of the manifest, checked, with its program loaded and verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HookConfig {
     /// Unique name.
     pub name: String,
-    /// Its kind (packet hooks only, for now).
+    /// Its kind (packet, restart or exit).
     pub kind: HookKind,
-    /// The attach target as written (`link:gen.0->fw.0`).
+    /// The attach target as written (`link:gen.0->fw.0`, `vm:web`).
     pub attach: String,
-    /// The link's manifest index.
-    pub link: u32,
-    /// Which direction of it.
-    pub dir: LinkDir,
+    /// The attach target resolved: a link direction or a VM.
+    pub target: HookAttach,
     /// The file its program came from (a C source or an object).
     pub file: PathBuf,
     /// The program and its maps.
@@ -67,10 +69,7 @@ impl HookConfig {
         HookSpec {
             name: &self.name,
             kind: self.kind,
-            attach: HookAttach::Link {
-                link: self.link,
-                dir: self.dir,
-            },
+            attach: self.target,
             code: &bytes.code,
             maps: &bytes.maps,
         }
@@ -80,6 +79,46 @@ impl HookConfig {
     pub fn map_names(&self) -> impl Iterator<Item = &str> {
         self.program.maps.iter().map(|(n, _)| n.as_str())
     }
+}
+
+/// The VM `attach` names (`vm:NAME`), for a hook of `kind`.
+fn resolve_vm(
+    attach: &str,
+    kind: HookKind,
+    vms: &[VmConfig],
+) -> std::result::Result<HookAttach, String> {
+    let Some(name) = attach.strip_prefix(VM_ATTACH_PREFIX) else {
+        return Err(format!(
+            "{} is attached to a VM: write `vm:<name>`, not `{attach}`",
+            hook_object::a_hook(kind)
+        ));
+    };
+    if let Some(i) = vms.iter().position(|v| v.name == name) {
+        return Ok(HookAttach::Vm { vm: i as u32 });
+    }
+    let clones: Vec<&str> = vms
+        .iter()
+        .filter(|v| {
+            v.name
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|v| v.name.as_str())
+        .collect();
+    Err(match clones.as_slice() {
+        [] => format!(
+            "no VM `{name}` (VMs: {})",
+            vms.iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        [first, .., last] => format!(
+            "`{name}` has clones ({first} .. {last}); a hook attaches to one VM: name a clone, such as `vm:{first}`"
+        ),
+        [only] => format!("`{name}` has one clone: name it, `vm:{only}`"),
+    })
 }
 
 /// The link and direction `attach` names: `link:X->Y` where X and Y are
@@ -92,7 +131,7 @@ fn resolve_attach(
         let kind = attach.split(':').next().unwrap_or(attach);
         return Err(match kind {
             "nic" => "hooks on NIC queues are not built yet; attach to a link between two VMs (`link:<vm>.<port>-><vm>.<port>`)".to_string(),
-            "vm" | "core" => format!("`{kind}:` targets are for restart, exit and slice hooks, which are not built yet"),
+            "vm" | "core" => format!("`{kind}:` targets are for restart, exit and slice hooks; a packet hook goes on `link:<vm>.<port>-><vm>.<port>`"),
             _ => format!("`{attach}` is not `link:<vm>.<port>-><vm>.<port>`"),
         });
     };
@@ -140,7 +179,7 @@ pub(super) fn resolve(
     origin: &str,
     base: &Path,
     raw: &[RawHook],
-    links: &[LinkConfig],
+    (vms, links): (&[VmConfig], &[LinkConfig]),
     progress: &dyn Fn(&str),
 ) -> Result<Vec<HookConfig>> {
     if raw.len() > MAX_HOOKS as usize {
@@ -173,13 +212,13 @@ pub(super) fn resolve(
         }
         let kind = match r.kind.as_str() {
             "packet" => HookKind::Packet,
-            "restart" | "exit" | "slice" => {
+            "restart" => HookKind::Restart,
+            "exit" => HookKind::Exit,
+            "slice" => {
                 return Err(fail(
                     "kind",
-                    format!(
-                        "`{}` hooks are not built yet; only `packet` hooks run",
-                        r.kind
-                    ),
+                    "`slice` hooks are not built yet; packet, restart and exit hooks run"
+                        .to_string(),
                 ));
             }
             other => {
@@ -189,13 +228,25 @@ pub(super) fn resolve(
                 ));
             }
         };
-        let (link, dir) = resolve_attach(&r.attach, links).map_err(|e| fail("attach", e))?;
-        if let Some(h) = hooks.iter().find(|h| h.link == link && h.dir == dir) {
+        let target = match kind {
+            HookKind::Packet => {
+                resolve_attach(&r.attach, links).map(|(link, dir)| HookAttach::Link { link, dir })
+            }
+            _ => resolve_vm(&r.attach, kind, vms),
+        }
+        .map_err(|e| fail("attach", e))?;
+        if let Some(h) = hooks.iter().find(|h| h.target == target && h.kind == kind) {
             return Err(fail(
                 "attach",
                 format!(
-                    "hook `{}` is already attached to `{}`; one hook per link direction",
-                    h.name, h.attach
+                    "hook `{}` is already attached to `{}`; one {kind} hook per {}",
+                    h.name,
+                    h.attach,
+                    if kind == HookKind::Packet {
+                        "link direction"
+                    } else {
+                        "VM"
+                    }
                 ),
             ));
         }
@@ -210,9 +261,15 @@ pub(super) fn resolve(
                 ));
             }
         };
-        let program =
-            hook_object::from_file(&r.name, &file, is_source, r.program.as_deref(), progress)
-                .map_err(|e| Error::new(format!("{origin}: hook `{}`: {e}", r.name)))?;
+        let program = hook_object::from_file(
+            &r.name,
+            &file,
+            is_source,
+            r.program.as_deref(),
+            kind,
+            progress,
+        )
+        .map_err(|e| Error::new(format!("{origin}: hook `{}`: {e}", r.name)))?;
         if program.insns.len() > MAX_INSNS {
             return Err(Error::new(format!(
                 "{origin}: hook `{}`: {} instructions, at most {MAX_INSNS} (in {}, program `{}`)",
@@ -235,8 +292,7 @@ pub(super) fn resolve(
             name: r.name.clone(),
             kind,
             attach: r.attach.clone(),
-            link,
-            dir,
+            target,
             file,
             program,
         });

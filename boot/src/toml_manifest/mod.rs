@@ -228,7 +228,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
     let links = links::resolve(origin, &raw.link, &vms, &nics)?;
     let base = Path::new(origin).parent().unwrap_or(Path::new("."));
     let progress = |m: &str| eprintln!("{m}");
-    let hooks = hooks::resolve(origin, base, &raw.hook, &links, &progress)?;
+    let hooks = hooks::resolve(origin, base, &raw.hook, (&vms, &links), &progress)?;
     Ok(Manifest {
         origin: origin.to_string(),
         run,
@@ -333,6 +333,21 @@ impl Manifest {
             }
         }
         links::check_cores(&self.origin, &self.links, &self.nics, cpus)
+    }
+
+    /// Per VM, the name of its restart hook, if it has one.
+    pub fn restart_hooks(&self) -> Vec<Option<String>> {
+        (0..self.vms.len())
+            .map(|i| {
+                self.hooks
+                    .iter()
+                    .find(|h| {
+                        h.kind == vmm_abi::hook::HookKind::Restart
+                            && h.target == manifest::HookAttach::Vm { vm: i as u32 }
+                    })
+                    .map(|h| h.name.clone())
+            })
+            .collect()
     }
 
     /// The widest VM name (at least that of the hypervisor's source).

@@ -15,6 +15,7 @@
 
 mod dump;
 mod hash;
+
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ use vmm_abi::hook::map::{
     BPF_ANY, BPF_EXIST, BPF_NOEXIST, E2BIG, EEXIST, EINVAL, ENOENT, MapDef, MapError, MapKind,
 };
 use vmm_abi::manifest::MAX_CORES;
+use vmm_abi::report::{Hex, Record};
 
 /// Why a map set cannot be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,5 +396,50 @@ impl<'a> MapSet<'a> {
             &m.keys[..],
             &m.values[..],
         ))
+    }
+}
+
+/// Most `hook-entry` records one map gets in the report (its first
+/// entries whose value is not all zero).
+pub const MAX_ENTRIES_SHOWN: usize = 32;
+
+/// Gives hook `hook`'s maps to the report: a `hook-map` record per map,
+/// each followed by `hook-entry` records for its first
+/// [`MAX_ENTRIES_SHOWN`] entries whose value is not all zero (`cores`:
+/// the cores its per-core arrays hold a copy for).
+pub fn report(hook: u32, maps: &MapSet<'_>, cores: u32, mut record: impl FnMut(&Record<'_>)) {
+    for map in 0..maps.len().min(MAX_MAPS) {
+        let Some(def) = maps.def(map).copied() else {
+            continue;
+        };
+        let nonzero = || {
+            maps.dump(map)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.value.iter().any(|&b| b != 0))
+        };
+        let count = nonzero().count();
+        let shown = count.min(MAX_ENTRIES_SHOWN);
+        let entries = match def.kind {
+            MapKind::PerCpuArray => maps.entries(map) * cores as usize,
+            _ => maps.entries(map),
+        };
+        record(&Record::HookMap {
+            hook,
+            map: map as u32,
+            kind: def.kind.name(),
+            entries: entries as u64,
+            nonzero: count as u64,
+            shown: shown as u64,
+        });
+        for e in nonzero().take(shown) {
+            record(&Record::HookEntry {
+                hook,
+                map: map as u32,
+                core: e.cpu.unwrap_or(0),
+                key: Hex::Bytes(e.key()),
+                value: Hex::Bytes(e.value),
+            });
+        }
     }
 }

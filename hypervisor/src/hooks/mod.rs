@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod layout;
+pub mod lifecycle;
 pub mod maps;
 pub mod packet;
 pub mod vm;

@@ -34,13 +34,9 @@ use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
-use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, MapKind, VerifyError};
+use vmm_abi::hook::{HookKind, Insn, MapDef, VerifyError};
 use vmm_abi::manifest::LinkDir;
-use vmm_abi::report::{Hex, HookFlow, Record};
-
-/// Most `hook-entry` records one map gets in the report (its first
-/// entries whose value is not all zero).
-pub const MAX_ENTRIES_SHOWN: usize = 32;
+use vmm_abi::report::{HookFlow, Record};
 
 /// Why a hook could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +157,8 @@ pub struct PacketHook<'t> {
     pub link: u32,
     /// The direction it judges.
     pub dir: LinkDir,
+    /// Its manifest index (for its records; 0 until [`PacketHook::at_index`]).
+    pub index: u32,
     run: Mutex<HookRun<'t>>,
 }
 
@@ -186,6 +184,7 @@ impl<'t> PacketHook<'t> {
             name,
             link,
             dir,
+            index: 0,
             run: Mutex::new(HookRun {
                 prog,
                 maps,
@@ -195,6 +194,11 @@ impl<'t> PacketHook<'t> {
                 frame: [0; MAX_FRAME_BYTES],
             }),
         })
+    }
+
+    /// The same hook, as manifest hook `index`.
+    pub fn at_index(self, index: u32) -> Self {
+        PacketHook { index, ..self }
     }
 
     /// Sets the port `xdp_md.ingress_ifindex` names (the sender's).
@@ -214,7 +218,7 @@ impl<'t> PacketHook<'t> {
     }
 
     /// Gives its `hook` record, then a `hook-map` record per map followed
-    /// by `hook-entry` records for its first [`MAX_ENTRIES_SHOWN`] entries
+    /// by `hook-entry` records for its first [`super::maps::MAX_ENTRIES_SHOWN`] entries
     /// whose value is not all zero; `index` is its manifest index.
     pub fn report(&self, index: u32, mut record: impl FnMut(&Record<'_>)) {
         let run = self.run.lock();
@@ -225,41 +229,7 @@ impl<'t> PacketHook<'t> {
             dir: self.dir.name(),
             flow: run.flow,
         });
-        for map in 0..run.maps.len().min(MAX_MAPS) {
-            let Some(def) = run.maps.def(map).copied() else {
-                continue;
-            };
-            let nonzero = || {
-                run.maps
-                    .dump(map)
-                    .into_iter()
-                    .flatten()
-                    .filter(|e| e.value.iter().any(|&b| b != 0))
-            };
-            let count = nonzero().count();
-            let shown = count.min(MAX_ENTRIES_SHOWN);
-            let entries = match def.kind {
-                MapKind::PerCpuArray => run.maps.entries(map) * (run.env.core as usize + 1),
-                _ => run.maps.entries(map),
-            };
-            record(&Record::HookMap {
-                hook: index,
-                map: map as u32,
-                kind: def.kind.name(),
-                entries: entries as u64,
-                nonzero: count as u64,
-                shown: shown as u64,
-            });
-            for e in nonzero().take(shown) {
-                record(&Record::HookEntry {
-                    hook: index,
-                    map: map as u32,
-                    core: e.cpu.unwrap_or(0),
-                    key: Hex::Bytes(e.key()),
-                    value: Hex::Bytes(e.value),
-                });
-            }
-        }
+        super::maps::report(index, &run.maps, run.env.core + 1, record);
     }
 }
 

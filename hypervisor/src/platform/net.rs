@@ -12,14 +12,15 @@ use super::serial;
 use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::devices::virtio::error::RingError;
+use crate::hooks::lifecycle::VmHook;
 use crate::hooks::maps::bytes_needed;
 use crate::hooks::packet::PacketHook;
 use crate::mem::raw::RawRam;
 use crate::nic::MacAddr;
 use crate::nic::pci::{PciAddress, Wanted, resolve};
 use spin::Mutex;
-use vmm_abi::hook::{MAX_MAPS, MapDef, MapKind};
-use vmm_abi::manifest::{HookAttach, MAX_NICS, Manifest, NicMode, NicPci};
+use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, MapKind};
+use vmm_abi::manifest::{HookAttach, HookSpec, MAX_NICS, Manifest, NicMode, NicPci};
 use vmm_abi::report::{LinkFlow, Record};
 
 /// The run's NICs, by manifest index: set up on the boot core, then each
@@ -144,7 +145,7 @@ impl PollEnv for Machine {
 }
 
 /// No memory for a hook's program, maps or table.
-const HOOK_MEMORY: &str = "no memory for the packet hooks";
+const HOOK_MEMORY: &str = "no memory for the hooks";
 /// A hook could not be built (the details are logged).
 const HOOK_UNUSABLE: &str = "a hook of the manifest cannot be built (see the line above)";
 
@@ -154,50 +155,94 @@ fn hook_clock() -> u64 {
     instr::rdtsc()
 }
 
-/// Builds every hook of `manifest` (boot core, before any core polls): its
-/// program copied into frames never freed and verified again, its maps in
-/// an arena of their own (per-core arrays sized for cores up to its link's
-/// polling core, the only core it runs on).
-fn build_hooks(
+/// A hook's program copied into frames never freed, its map table and
+/// an arena for its maps (sized for `cores` cores); `None` (logged) if it
+/// cannot be built.
+struct HookParts {
+    insns: &'static [Insn],
+    defs: [MapDef; MAX_MAPS],
+    count: usize,
+    arena: &'static mut [u8],
+}
+
+impl HookParts {
+    fn new(spec: &HookSpec<'static>, cores: u32) -> Result<Self, &'static str> {
+        let mut code = spec.insns();
+        let insns = memory::leak_slice(
+            spec.insn_count(),
+            |_| code.next().ok_or(HOOK_UNUSABLE),
+            HOOK_MEMORY,
+        )?;
+        let mut defs = [MapDef {
+            kind: MapKind::Array,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+        }; MAX_MAPS];
+        let mut count = 0;
+        for (slot, def) in defs.iter_mut().zip(spec.map_defs()) {
+            *slot = def;
+            count += 1;
+        }
+        let bytes = bytes_needed(&defs[..count], cores).map_err(|e| hook_failed(spec, &e))?;
+        let arena = memory::leak_slice(bytes, |_| Ok(0u8), HOOK_MEMORY)?;
+        Ok(HookParts {
+            insns,
+            defs,
+            count,
+            arena,
+        })
+    }
+}
+
+#[cold]
+fn hook_failed(spec: &HookSpec<'_>, what: &dyn core::fmt::Display) -> &'static str {
+    log::error!("hook {}: {what}", spec.name);
+    HOOK_UNUSABLE
+}
+
+/// Builds every packet hook of `manifest` (boot core, before any core
+/// polls): its program verified again, its maps in an arena of their own
+/// (per-core arrays sized for cores up to its link's polling core, the
+/// only core it runs on).
+fn build_packet_hooks(
     manifest: &Manifest<'static>,
 ) -> Result<&'static [PacketHook<'static>], &'static str> {
-    let mut specs = manifest.hooks();
+    let count = manifest
+        .hooks()
+        .filter(|h| matches!(h.attach, HookAttach::Link { .. }))
+        .count();
+    let mut specs = manifest
+        .hooks()
+        .enumerate()
+        .filter_map(|(i, h)| match h.attach {
+            HookAttach::Link { link, dir } => Some((i as u32, h, link, dir)),
+            HookAttach::Vm { .. } => None,
+        });
     let hooks = memory::leak_slice(
-        manifest.hook_count(),
+        count,
         |_| {
-            let spec = specs.next().ok_or(HOOK_UNUSABLE)?;
-            let HookAttach::Link { link, dir } = spec.attach;
+            let (index, spec, link, dir) = specs.next().ok_or(HOOK_UNUSABLE)?;
             let core = manifest.links().nth(link as usize).map_or(0, |l| l.core);
-            let mut code = spec.insns();
-            let insns = memory::leak_slice(
-                spec.insn_count(),
-                |_| code.next().ok_or(HOOK_UNUSABLE),
-                HOOK_MEMORY,
-            )?;
-            let mut defs = [MapDef {
-                kind: MapKind::Array,
-                key_size: 4,
-                value_size: 4,
-                max_entries: 1,
-            }; MAX_MAPS];
-            let mut count = 0;
-            for (slot, def) in defs.iter_mut().zip(spec.map_defs()) {
-                *slot = def;
-                count += 1;
-            }
-            let defs = &defs[..count];
-            let fail = |what: &dyn core::fmt::Display| {
-                log::error!("hook {}: {what}", spec.name);
-                HOOK_UNUSABLE
-            };
-            let bytes = bytes_needed(defs, core + 1).map_err(|e| fail(&e))?;
-            let arena = memory::leak_slice(bytes, |_| Ok(0u8), HOOK_MEMORY)?;
-            let hook = PacketHook::new(spec.name, link, dir, core, insns, defs, arena, hook_clock)
-                .map_err(|e| fail(&e))?;
+            let parts = HookParts::new(&spec, core + 1)?;
+            let defs = &parts.defs[..parts.count];
+            let hook = PacketHook::new(
+                spec.name,
+                link,
+                dir,
+                core,
+                parts.insns,
+                defs,
+                parts.arena,
+                hook_clock,
+            )
+            .map_err(|e| hook_failed(&spec, &e))?
+            .at_index(index);
             log::info!(
-                "hook {}: {} instructions, {count} maps ({bytes} bytes), on link {link} {} (core {core})",
+                "hook {}: {} instructions, {} maps, on link {link} {} (core {core})",
                 spec.name,
                 spec.insn_count(),
+                parts.count,
                 dir.name()
             );
             Ok(hook)
@@ -207,13 +252,66 @@ fn build_hooks(
     Ok(hooks)
 }
 
-/// Every port, link and signal of the run ([`poll::Net`] on the machine).
-pub struct Net(poll::Net<'static>);
+/// Builds every restart and exit hook of `manifest` (boot core): as
+/// [`build_packet_hooks`], with per-core arrays for `cores` cores (the
+/// VM's clones may run on any of them).
+fn build_vm_hooks(
+    manifest: &Manifest<'static>,
+    cores: u32,
+) -> Result<&'static [VmHook<'static>], &'static str> {
+    let count = manifest
+        .hooks()
+        .filter(|h| matches!(h.attach, HookAttach::Vm { .. }))
+        .count();
+    let mut specs = manifest
+        .hooks()
+        .enumerate()
+        .filter_map(|(i, h)| match h.attach {
+            HookAttach::Vm { vm } => Some((i as u32, h, vm)),
+            HookAttach::Link { .. } => None,
+        });
+    let hooks = memory::leak_slice(
+        count,
+        |_| {
+            let (index, spec, vm) = specs.next().ok_or(HOOK_UNUSABLE)?;
+            let parts = HookParts::new(&spec, cores)?;
+            let defs = &parts.defs[..parts.count];
+            let hook = VmHook::new(
+                spec.name,
+                index,
+                spec.kind,
+                vm,
+                cores,
+                parts.insns,
+                defs,
+                parts.arena,
+                hook_clock,
+            )
+            .map_err(|e| hook_failed(&spec, &e))?;
+            log::info!(
+                "hook {}: {} hook, {} instructions, {} maps, on vm {}",
+                spec.name,
+                spec.kind.name(),
+                spec.insn_count(),
+                parts.count,
+                manifest.get(vm as usize).map_or("?", |v| v.name)
+            );
+            Ok(hook)
+        },
+        HOOK_MEMORY,
+    )?;
+    Ok(hooks)
+}
+
+/// Every port, link and signal of the run ([`poll::Net`] on the machine),
+/// and the restart and exit hooks of its VMs.
+pub struct Net(poll::Net<'static>, &'static [VmHook<'static>]);
 
 impl Net {
-    /// Builds the ports of every VM, the links between them and the
-    /// packet hooks on them.
-    pub fn build(manifest: &Manifest<'static>) -> Result<Net, &'static str> {
+    /// Builds the ports of every VM, the links between them, the packet
+    /// hooks on them and the VMs' restart and exit hooks (per-core maps
+    /// for `cores` cores).
+    pub fn build(manifest: &Manifest<'static>, cores: u32) -> Result<Net, &'static str> {
         let mut net = poll::Net::build(
             &mut FrameTables,
             manifest.len(),
@@ -223,8 +321,13 @@ impl Net {
             manifest.nics().map(|n| (n.name, n.core, n.mode)),
             manifest.nic_count(),
         )?;
-        net.set_hooks(build_hooks(manifest)?);
-        Ok(Net(net))
+        net.set_hooks(build_packet_hooks(manifest)?);
+        Ok(Net(net, build_vm_hooks(manifest, cores)?))
+    }
+
+    /// VM `vm`'s hook of `kind` (restart or exit), if it has one.
+    pub fn vm_hook(&self, vm: u32, kind: HookKind) -> Option<&'static VmHook<'static>> {
+        self.1.iter().find(|h| h.vm == vm && h.kind == kind)
     }
 
     /// VM `vm`'s signals.
@@ -312,15 +415,30 @@ impl Net {
                 log::error!("nic {n}: the driver answered with an error: {e}");
             }
         }
-        self.0.report(&Machine, name_of, |n, flow| {
+        self.0.report(&Machine, &name_of, |n, flow| {
             let wire = WIRES.get(n).map(|w| w.lock());
             match wire.as_deref() {
                 Some(Some(w)) => w.flow(flow),
                 _ => flow,
             }
         });
-        for (i, hook) in self.0.hooks().iter().enumerate() {
-            hook.report(i as u32, serial::record);
+        for hook in self.1 {
+            hook.report(name_of(hook.vm), serial::record);
+            let f = hook.flow();
+            log::info!(
+                "hook {}: {} runs: {} allow, {} deny, {} fail, {} bad answers, {} faults, {} instructions",
+                hook.name,
+                f.runs,
+                f.allow,
+                f.deny,
+                f.fail,
+                f.bad,
+                f.faults,
+                f.insns
+            );
+        }
+        for hook in self.0.hooks() {
+            hook.report(hook.index, serial::record);
             let f = hook.flow();
             log::info!(
                 "hook {}: {} runs: {} pass, {} dropped ({} drop, {} aborted, {} faults, {} tx, {} redirect), {} instructions",

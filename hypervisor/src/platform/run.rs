@@ -15,6 +15,7 @@ use super::smp::Core;
 use super::vm::{self, VmState};
 use super::vmx::VmxShared;
 use crate::console::StackStr;
+use crate::hooks::lifecycle::restart_decision;
 use crate::sched::assign;
 use crate::sched::round_robin::RoundRobin;
 use crate::sched::{Next, Ran, RunView, Scheduler};
@@ -22,6 +23,8 @@ use crate::vcpu::slice::SliceEnd;
 use crate::vcpu::stop::StopReason;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
+use vmm_abi::hook::HookKind;
+use vmm_abi::hook::context::RestartCtx;
 use vmm_abi::manifest::{Manifest, Restart};
 use vmm_abi::report::{Record, VmStatus};
 
@@ -139,7 +142,8 @@ impl Plan {
             shared,
             net: {
                 super::net::bring_up_nics(manifest)?;
-                Net::build(manifest)?
+                let core_slots = cores.iter().map(|c| c.index + 1).max().unwrap_or(1);
+                Net::build(manifest, core_slots)?
             },
             poll_cores,
             vm_cores: vm_running.count_ones(),
@@ -265,7 +269,7 @@ impl Plan {
                 }
                 SliceEnd::Stopped(reason) => {
                     loaded = None;
-                    stopped(st, reason, |ran| sched.result(i, ran), &self.net);
+                    stopped(st, reason, |ran| sched.result(i, ran), &self.net, core);
                 }
             }
         }
@@ -362,11 +366,34 @@ fn start_record(st: &VmState, cores: &[Core]) {
 
 /// A run of the VM ended: restart it (if `requeue` takes it back) or
 /// report its end.
-fn stopped(st: &mut VmState, reason: StopReason, mut requeue: impl FnMut(Ran) -> bool, net: &Net) {
+fn stopped(
+    st: &mut VmState,
+    reason: StopReason,
+    mut requeue: impl FnMut(Ran) -> bool,
+    net: &Net,
+    core: u32,
+) {
     st.flush_console();
+    let instructions = st.cpu.ran_this_run();
     vm::destroy(st, net);
     let failed = reason != StopReason::Exited(0);
-    if failed && st.spec.restart == Restart::OnFailure && st.restarts < st.spec.restart_limit {
+    // A restart hook, if the VM has one, decides; else the policy.
+    let hook = net.vm_hook(st.index, HookKind::Restart);
+    let ask = || {
+        let (status, class) = reason.hook_class();
+        let ctx = RestartCtx {
+            vm: st.index,
+            clone: 0,
+            status,
+            exit_code: reason.code(),
+            reason: class,
+            restarts: st.restarts,
+            instructions,
+        };
+        hook.map(|h| h.restart(&ctx, core))
+    };
+    let policy = (st.spec.restart == Restart::OnFailure, st.spec.restart_limit);
+    if restart_decision(failed, st.restarts, policy, ask) {
         st.restarts += 1;
         serial::record(&Record::VmRestart {
             vm: st.index,

@@ -24,6 +24,7 @@ use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
 use crate::dispatch::Host;
 use crate::elf::Image;
+use crate::hooks::lifecycle::{ExitAnswer, VmHook};
 use crate::hypercall::Services;
 use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
 use crate::mem::ept::{Ept, EptPerms};
@@ -40,6 +41,8 @@ use vmm_abi::corral::bootinfo::BootInfo;
 use vmm_abi::corral::devices::{self, DeviceKind};
 use vmm_abi::corral::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
 use vmm_abi::corral::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
+use vmm_abi::hook::HookKind;
+use vmm_abi::hook::context::ExitCtx;
 use vmm_abi::manifest::VmSpec;
 use vmm_abi::report::{CONSOLE_SEPARATOR, Record};
 
@@ -343,6 +346,8 @@ struct VmHost<'a> {
     console_dev: Option<&'a mut Transport<ConsoleDevice>>,
     vm: &'a Vm,
     shared: &'a VmxShared,
+    /// The VM's exit hook, if it has one.
+    exit_hook: Option<&'static VmHook<'static>>,
 }
 
 impl Services for VmHost<'_> {
@@ -418,6 +423,16 @@ impl Wakeups for VmHost<'_> {
 }
 
 impl VmEnv for VmHost<'_> {
+    #[inline]
+    fn exit_hook(&self) -> Option<&'static str> {
+        self.exit_hook.map(|h| h.name)
+    }
+
+    fn filter_exit(&mut self, ctx: &ExitCtx) -> ExitAnswer {
+        self.exit_hook
+            .map_or(ExitAnswer::Allow, |h| h.filter(ctx, self.core))
+    }
+
     #[inline]
     fn after_exit(&mut self) {
         net::count_exit(self.core);
@@ -797,6 +812,7 @@ pub fn run_slice(
         console_dev: st.console_dev.as_mut(),
         vm,
         shared,
+        exit_hook: net.vm_hook(st.index, HookKind::Exit),
         out: GuestOut {
             index: st.index,
             name: st.spec.name,

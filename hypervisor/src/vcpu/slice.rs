@@ -9,9 +9,11 @@ use super::hw::{Clock, VcpuHw};
 use super::regs::GuestRegs;
 use super::stop::StopReason;
 use crate::dispatch::{self, Host, Outcome, Vcpu};
+use crate::hooks::lifecycle::ExitAnswer;
 use crate::mem::access::GuestRead;
-use crate::vmx::exit::{self, Exit};
+use crate::vmx::exit::{self, Exit, ExitReason, RawExit};
 use vmm_abi::corral::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
+use vmm_abi::hook::context::ExitCtx;
 use vmm_abi::report::{EXIT_KINDS, ExitCounts};
 
 /// Shortest slice, however much a VM owes: the shortest `timeslice` a
@@ -27,6 +29,8 @@ pub struct VcpuState {
     pub used: u64,
     /// Ticks it has run over all runs, exit handling included.
     pub ran: u64,
+    /// `ran` when this run began.
+    pub run_start: u64,
     /// Ticks it used beyond its slices while sharing its core (an exit that
     /// ended long after the slice did): its next slices are shorter by that
     /// much, so core-mates get their share (deficit round robin).
@@ -46,6 +50,7 @@ impl Default for VcpuState {
             regs: GuestRegs::default(),
             used: 0,
             ran: 0,
+            run_start: 0,
             debt: 0,
             exits: [0; EXIT_KINDS],
             wait_deadline: None,
@@ -55,11 +60,17 @@ impl Default for VcpuState {
 }
 
 impl VcpuState {
+    /// Ticks this run has run so far, exit handling included.
+    pub fn ran_this_run(&self) -> u64 {
+        self.ran.wrapping_sub(self.run_start)
+    }
+
     /// Ready for a new run: registers and the run's accounts cleared
     /// (what it ran, owes and its exit counts carry over).
     pub fn new_run(&mut self, regs: GuestRegs) {
         self.regs = regs;
         self.used = 0;
+        self.run_start = self.ran;
         self.wait_deadline = None;
     }
 }
@@ -111,6 +122,43 @@ pub trait VmEnv: Host + Clock + Wakeups {
     fn timer_for(&self, ticks: u64) -> u64;
     /// The preemption-timer value for a VM alone on its core.
     fn timer_alone(&self, unbudgeted: bool) -> u64;
+    /// The name of the VM's exit hook, if it has one: then
+    /// [`VmEnv::filter_exit`] is asked about each of its exits.
+    fn exit_hook(&self) -> Option<&'static str> {
+        None
+    }
+    /// What the VM's exit hook says about an exit.
+    fn filter_exit(&mut self, _ctx: &ExitCtx) -> ExitAnswer {
+        ExitAnswer::Allow
+    }
+}
+
+/// What an exit hook sees of an exit: `None` for the hypervisor's own
+/// exits (the preemption timer, external interrupts), which it is not
+/// asked about.
+pub fn exit_context(raw: &RawExit, regs: &GuestRegs, rip: u64) -> Option<ExitCtx> {
+    let basic = (raw.reason & 0xffff) as u16;
+    let name = ExitReason::from_raw(basic);
+    let vmcall = name == Some(ExitReason::Vmcall);
+    let ept = matches!(
+        name,
+        Some(ExitReason::EptViolation | ExitReason::EptMisconfig)
+    );
+    match name {
+        Some(ExitReason::PreemptionTimer | ExitReason::ExternalInterrupt) => None,
+        _ => Some(ExitCtx {
+            reason: u32::from(basic),
+            qualification: raw.qualification,
+            rip,
+            hypercall: if vmcall { regs.rax } else { 0 },
+            args: if vmcall {
+                [regs.rdi, regs.rsi, regs.rdx]
+            } else {
+                [0; 3]
+            },
+            gpa: if ept { raw.guest_physical } else { 0 },
+        }),
+    }
 }
 
 /// Runs the VM (its state loaded) until it stops, or its slice is over, it
@@ -163,6 +211,7 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
     }
     // The clock is only read when something depends on it.
     let timed = budget != 0 || p.others_waiting;
+    let exit_hook = env.exit_hook();
     let slice_start = if timed { env.now() } else { 0 };
     let used_before = st.used;
     loop {
@@ -192,7 +241,30 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
             cpu: &mut *hw,
         };
         let mut idle = false;
-        match dispatch::dispatch(&exit, &mut vcpu, env) {
+        let filtered = match (exit_hook, exit_context(&raw, vcpu.regs, rip)) {
+            (Some(hook), Some(ctx)) => match env.filter_exit(&ctx) {
+                ExitAnswer::Allow => None,
+                ExitAnswer::Deny => {
+                    return SliceEnd::Stopped(StopReason::HookDenied {
+                        hook,
+                        reason: ctx.reason as u16,
+                        hypercall: (ctx.reason == u32::from(ExitReason::Vmcall as u16))
+                            .then_some(ctx.hypercall),
+                    });
+                }
+                // Not performed: the guest gets the code as the result.
+                ExitAnswer::Fail(code) => {
+                    vcpu.regs.rax = u64::from(code);
+                    Some(Outcome::Advance)
+                }
+            },
+            _ => None,
+        };
+        let outcome = match filtered {
+            Some(o) => o,
+            None => dispatch::dispatch(&exit, &mut vcpu, env),
+        };
+        match outcome {
             Outcome::Resume => {}
             Outcome::Reinject(event) => {
                 if let Err(r) = hw.reinject(&event) {

@@ -152,6 +152,15 @@ pub enum StopReason {
     },
     /// A VMX instruction failed while running the VM (a hypervisor bug).
     Internal(&'static str),
+    /// Its exit hook denied one of its exits.
+    HookDenied {
+        /// The hook's name.
+        hook: &'static str,
+        /// The exit's basic reason.
+        reason: u16,
+        /// The hypercall number, for a VMCALL exit.
+        hypercall: Option<u64>,
+    },
 }
 
 impl StopReason {
@@ -166,6 +175,37 @@ impl StopReason {
             StopReason::Exited(c) => *c,
             _ => 0,
         }
+    }
+
+    /// How a restart hook sees this stop: its status and reason class
+    /// (`vmm_abi::hook::context`'s `STATUS_*` and `REASON_*`).
+    pub fn hook_class(&self) -> (u32, u32) {
+        use vmm_abi::hook::context::*;
+        let reason = match self {
+            StopReason::Exited(_) => return (STATUS_EXITED, REASON_NONE),
+            StopReason::StartFailed(_) => return (STATUS_START_FAILED, REASON_OTHER),
+            StopReason::TripleFault { .. } | StopReason::Exception { .. } => REASON_TRIPLE_FAULT,
+            StopReason::EptViolation { .. } | StopReason::DuringDelivery { .. } => {
+                REASON_EPT_VIOLATION
+            }
+            StopReason::BadHypercall(_) => REASON_BAD_HYPERCALL,
+            StopReason::DeniedMsr { .. }
+            | StopReason::DeniedIo { .. }
+            | StopReason::DeniedCr(_)
+            | StopReason::DeniedInstruction { .. } => REASON_DENIED,
+            StopReason::DeviceOutsideLongMode { .. }
+            | StopReason::Mmio { .. }
+            | StopReason::Ring { .. } => REASON_DEVICE,
+            StopReason::BudgetExhausted { .. } => REASON_BUDGET,
+            StopReason::Halted => REASON_HALTED,
+            StopReason::HookDenied { .. } => REASON_HOOK_DENIED,
+            StopReason::Unexpected { .. }
+            | StopReason::EntryFailed { .. }
+            | StopReason::LaunchFailed { .. }
+            | StopReason::EptMisconfig { .. }
+            | StopReason::Internal(_) => REASON_OTHER,
+        };
+        (STATUS_STOPPED, reason)
     }
 }
 
@@ -251,6 +291,15 @@ impl fmt::Display for StopReason {
             StopReason::Mmio { slot, fault } => write!(f, "device {slot} register access: {fault}"),
             StopReason::Ring { slot, error } => write!(f, "device {slot} ring: {error}"),
             StopReason::Internal(what) => write!(f, "hypervisor error: {what}"),
+            StopReason::HookDenied {
+                hook,
+                reason,
+                hypercall,
+            } => match (hypercall, ExitReason::from_raw(*reason)) {
+                (Some(n), _) => write!(f, "hook `{hook}` denied hypercall {n}"),
+                (None, Some(r)) => write!(f, "hook `{hook}` denied exit {r:?} (reason {reason})"),
+                (None, None) => write!(f, "hook `{hook}` denied exit reason {reason}"),
+            },
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::mmio::MmioError;
 use crate::devices::virtio::queue::QueueError;
 use crate::dispatch::Host;
+use crate::hooks::lifecycle::ExitAnswer;
 use crate::hypercall::Services;
 use crate::mem::guest::GuestMemory;
 use crate::mem::guest_tables;
@@ -22,6 +23,7 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 use vmm_abi::corral::hypercall::{Hypercall, WAIT_TIMEOUT, WAIT_WORK};
 use vmm_abi::corral::layout::{IMAGE_BASE_GPA, device_gpa};
+use vmm_abi::hook::context::ExitCtx;
 use vmm_abi::report::ExitKind;
 
 /// EPT-violation qualification: a data write (SDM table 28-7).
@@ -196,6 +198,9 @@ struct FakeEnv<'c> {
     console: Vec<u8>,
     exits_seen: u32,
     waited: Vec<u64>,
+    /// An exit hook: what it answers, and every context it was shown.
+    filter: Option<fn(&ExitCtx) -> ExitAnswer>,
+    filtered: Vec<ExitCtx>,
 }
 
 impl<'c> FakeEnv<'c> {
@@ -208,6 +213,8 @@ impl<'c> FakeEnv<'c> {
             console: Vec::new(),
             exits_seen: 0,
             waited: Vec::new(),
+            filter: None,
+            filtered: Vec::new(),
         }
     }
 }
@@ -288,6 +295,15 @@ impl VmEnv for FakeEnv<'_> {
         } else {
             ALONE_TIMER
         }
+    }
+
+    fn exit_hook(&self) -> Option<&'static str> {
+        self.filter.map(|_| "filter")
+    }
+
+    fn filter_exit(&mut self, ctx: &ExitCtx) -> ExitAnswer {
+        self.filtered.push(*ctx);
+        self.filter.map_or(ExitAnswer::Allow, |f| f(ctx))
     }
 }
 
@@ -718,4 +734,79 @@ fn an_exit_during_event_delivery_reinjects_or_stops() {
         matches!(end, SliceEnd::Stopped(StopReason::DuringDelivery { .. })),
         "{end:?}"
     );
+}
+
+/// Fails a hypercall whose first argument is 1 with code 22, denies one
+/// whose first argument is 2, allows everything else.
+fn by_first_argument(ctx: &ExitCtx) -> ExitAnswer {
+    match ctx.args[0] {
+        1 => ExitAnswer::Fail(22),
+        2 => ExitAnswer::Deny,
+        _ => ExitAnswer::Allow,
+    }
+}
+
+#[test]
+fn an_exit_hook_sees_the_guests_exits_and_allows_fails_or_denies() {
+    let mut st = VcpuState::default();
+    let end = run(
+        [
+            hypercall(Hypercall::Null, 0),
+            hypercall(Hypercall::Null, 1),
+            bare(ExitReason::PreemptionTimer),
+        ],
+        &mut st,
+        params(1_000_000, 0, false),
+        |_, env| env.filter = Some(by_first_argument),
+        |cpu, env| {
+            // Both hypercalls were shown, the timer (the hypervisor's own
+            // exit) was not; both advanced past the VMCALL.
+            assert_eq!(env.filtered.len(), 2);
+            assert_eq!(env.filtered[1].reason, ExitReason::Vmcall as u32);
+            assert_eq!(env.filtered[1].hypercall, Hypercall::Null.number());
+            assert_eq!(env.filtered[1].args, [1, 0, 0]);
+            assert_eq!(env.filtered[1].rip, RIP + INSN_LEN);
+            assert_eq!(cpu.rip, RIP + 2 * INSN_LEN);
+        },
+    );
+    assert_eq!(end, SliceEnd::Preempted);
+    // The failed hypercall was not performed: the guest got the code.
+    assert_eq!(st.regs.rax, 22);
+    let end = run(
+        [hypercall(Hypercall::Null, 2)],
+        &mut st,
+        params(1_000_000, 0, false),
+        |_, env| env.filter = Some(by_first_argument),
+        |_, _| {},
+    );
+    let SliceEnd::Stopped(reason) = end else {
+        panic!("{end:?}");
+    };
+    assert_eq!(
+        reason,
+        StopReason::HookDenied {
+            hook: "filter",
+            reason: ExitReason::Vmcall as u16,
+            hypercall: Some(Hypercall::Null.number()),
+        }
+    );
+    assert_eq!(
+        std::format!("{reason}"),
+        std::format!(
+            "hook `filter` denied hypercall {}",
+            Hypercall::Null.number()
+        )
+    );
+    // Without a hook nothing is asked.
+    let end = run(
+        nulls(2),
+        &mut VcpuState::default(),
+        params(1_000_000, 0, false),
+        |_, _| {},
+        |_, env| assert!(env.filtered.is_empty()),
+    );
+    assert!(!matches!(
+        end,
+        SliceEnd::Stopped(StopReason::HookDenied { .. })
+    ));
 }

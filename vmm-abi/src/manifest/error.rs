@@ -307,11 +307,26 @@ pub enum Problem {
         /// The kind found.
         kind: u8,
     },
-    /// A hook attach kind this hypervisor does not know (only a link
-    /// direction is built).
+    /// A hook attach kind this hypervisor does not know (1: a link
+    /// direction, 2: a VM).
     AttachKind {
         /// The attach kind found.
         kind: u8,
+    },
+    /// A hook attached where its kind cannot be: packet hooks go on link
+    /// directions, restart and exit hooks on VMs.
+    AttachMismatch {
+        /// The hook kind.
+        kind: u8,
+        /// The attach kind found.
+        attach: u8,
+    },
+    /// A hook names a VM the manifest does not have.
+    NoVm {
+        /// The VM index found.
+        found: u32,
+        /// VMs the manifest has.
+        vms: u32,
     },
     /// A hook names a link the manifest does not have.
     NoLink {
@@ -325,7 +340,8 @@ pub enum Problem {
         /// The link.
         link: u32,
     },
-    /// An earlier hook is attached to the same link direction.
+    /// An earlier hook of the same kind is attached to the same link
+    /// direction or VM.
     HookAttached {
         /// Index of that hook.
         hook: u32,
@@ -535,12 +551,19 @@ impl fmt::Display for ManifestError {
             ),
             Problem::HookKind { kind } => write!(
                 f,
-                "hook kind {kind}: only 1 (packet) is built; restart (2), exit (3) and slice (4) hooks are not yet"
+                "hook kind {kind}: packet (1), restart (2) and exit (3) hooks are built; slice (4) hooks are not yet"
             ),
             Problem::AttachKind { kind } => write!(
                 f,
-                "attach kind {kind}: only 1 (one direction of a link) is built"
+                "attach kind {kind}: 1 (one direction of a link) and 2 (a VM) are built"
             ),
+            Problem::AttachMismatch { kind, attach } => write!(
+                f,
+                "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1), restart (2) and exit (3) hooks on VMs (2)"
+            ),
+            Problem::NoVm { found, vms } => {
+                write!(f, "no VM {found}: the manifest has {vms} VMs")
+            }
             Problem::NoLink { found, links } => {
                 write!(f, "no link {found}: the manifest has {links} links")
             }
@@ -549,7 +572,7 @@ impl fmt::Display for ManifestError {
                 "link {link} has a NIC end; hooks on NIC queues are not built yet"
             ),
             Problem::HookAttached { hook } => {
-                write!(f, "that link direction already has hook {hook}")
+                write!(f, "hook {hook} of the same kind is attached there already")
             }
             Problem::HookSpan {
                 start,

@@ -5,6 +5,9 @@
 //! instructions and of map definitions, and the runs follow one another in
 //! hook order, so every byte of both blobs belongs to exactly one hook.
 //!
+//! A packet hook is attached to one direction of a link, a restart or an
+//! exit hook to a VM (slice hooks are not built: refused).
+//!
 //! Every hook's program is verified here ([`verify`]) with its map table,
 //! so a manifest that parses holds only programs the hypervisor may run
 //! (it verifies them again when it builds them).
@@ -43,6 +46,9 @@ const _: () = assert!(K_KIND == K_NAME + NAME_MAX && K_RESERVED_2 + 8 == HOOK_RE
 
 /// Attach kind on the wire: one direction of a link between two VM ports.
 const ATTACH_LINK: u8 = 1;
+/// Attach kind on the wire: a VM (every clone of it), for restart and exit
+/// hooks.
+const ATTACH_VM: u8 = 2;
 
 /// One direction of a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,6 +88,23 @@ pub enum HookAttach {
         /// Which direction's frames it judges.
         dir: LinkDir,
     },
+    /// A VM, every clone of it (a restart or an exit hook).
+    Vm {
+        /// Manifest index of the VM.
+        vm: u32,
+    },
+}
+
+impl HookAttach {
+    /// Whether a hook of `kind` may be attached here: packet hooks to
+    /// links, restart and exit hooks to VMs.
+    pub const fn fits(&self, kind: HookKind) -> bool {
+        matches!(
+            (self, kind),
+            (HookAttach::Link { .. }, HookKind::Packet)
+                | (HookAttach::Vm { .. }, HookKind::Restart | HookKind::Exit)
+        )
+    }
 }
 
 /// One hook as the manifest describes it: a name, a kind, where it is
@@ -91,7 +114,7 @@ pub enum HookAttach {
 pub struct HookSpec<'a> {
     /// Unique hook name (the rules of VM names).
     pub name: &'a str,
-    /// Its kind (only [`HookKind::Packet`] is built).
+    /// Its kind ([`HookKind::Slice`] is not built: refused).
     pub kind: HookKind,
     /// Where it is attached.
     pub attach: HookAttach,
@@ -140,10 +163,17 @@ impl<'a> HookSpec<'a> {
         let n = name.len().min(NAME_MAX);
         r[K_NAME..K_NAME + n].copy_from_slice(&name[..n]);
         r[K_KIND] = self.kind as u8;
-        let HookAttach::Link { link, dir } = self.attach;
-        r[K_ATTACH] = ATTACH_LINK;
-        r[K_DIRECTION] = dir as u8;
-        le::put_u32(&mut r, K_TARGET, link);
+        match self.attach {
+            HookAttach::Link { link, dir } => {
+                r[K_ATTACH] = ATTACH_LINK;
+                r[K_DIRECTION] = dir as u8;
+                le::put_u32(&mut r, K_TARGET, link);
+            }
+            HookAttach::Vm { vm } => {
+                r[K_ATTACH] = ATTACH_VM;
+                le::put_u32(&mut r, K_TARGET, vm);
+            }
+        }
         le::put_u32(&mut r, K_INSN_OFFSET, insn_offset);
         le::put_u32(&mut r, K_INSN_COUNT, self.insn_count() as u32);
         le::put_u32(&mut r, K_MAP_OFFSET, map_offset);
@@ -272,22 +302,42 @@ impl<'a> HookSpec<'a> {
             return e(Field::HookName, Problem::BadText);
         };
         let kind = match HookKind::from_u32(raw.kind.into()) {
-            Some(HookKind::Packet) => HookKind::Packet,
+            Some(k @ (HookKind::Packet | HookKind::Restart | HookKind::Exit)) => k,
             _ => return e(Field::HookKind, Problem::HookKind { kind: raw.kind }),
         };
-        if raw.attach != ATTACH_LINK {
-            return e(Field::HookAttach, Problem::AttachKind { kind: raw.attach });
-        }
-        let Some(dir) = LinkDir::from_u8(raw.direction) else {
+        let (attach, max_direction) = match raw.attach {
+            ATTACH_LINK => (
+                LinkDir::from_u8(raw.direction).map(|dir| HookAttach::Link {
+                    link: raw.target,
+                    dir,
+                }),
+                1,
+            ),
+            ATTACH_VM => (
+                (raw.direction == 0).then_some(HookAttach::Vm { vm: raw.target }),
+                0,
+            ),
+            _ => return e(Field::HookAttach, Problem::AttachKind { kind: raw.attach }),
+        };
+        let Some(attach) = attach else {
             return e(
                 Field::HookAttach,
                 Problem::OutOfRange {
                     found: raw.direction.into(),
                     min: 0,
-                    max: 1,
+                    max: max_direction,
                 },
             );
         };
+        if !attach.fits(kind) {
+            return e(
+                Field::HookAttach,
+                Problem::AttachMismatch {
+                    kind: kind as u8,
+                    attach: raw.attach,
+                },
+            );
+        }
         if raw.reserved {
             return e(Field::HookReserved, Problem::NotZero);
         }
@@ -325,10 +375,7 @@ impl<'a> HookSpec<'a> {
         Ok(HookSpec {
             name,
             kind,
-            attach: HookAttach::Link {
-                link: raw.target,
-                dir,
-            },
+            attach,
             code,
             maps,
         })
@@ -362,11 +409,13 @@ pub fn check_program(hook: &HookSpec<'_>) -> Result<(), VerifyError> {
 
 impl<'a> Manifest<'a> {
     /// Checks every hook: its record and runs, a unique name, its target (a
-    /// link between two VM ports, at most one hook per direction), and its
-    /// program (verified). The runs must cover both blobs exactly.
+    /// link between two VM ports, at most one hook per direction; a VM, at
+    /// most one hook of each kind), and its program (verified). The runs
+    /// must cover both blobs exactly.
     pub(super) fn check_hooks(&self) -> Result<(), ManifestError> {
         let mut next = (0u32, 0u32);
-        let mut seen: [Option<(&str, HookAttach)>; MAX_HOOKS as usize] = [None; MAX_HOOKS as usize];
+        let mut seen: [Option<(&str, HookKind, HookAttach)>; MAX_HOOKS as usize] =
+            [None; MAX_HOOKS as usize];
         for (i, r) in self.hooks.chunks_exact(HOOK_RECORD_SIZE).enumerate() {
             let i = i as u32;
             let e = |field, problem| Err(err(Some(i), field, problem));
@@ -375,32 +424,46 @@ impl<'a> Manifest<'a> {
                 next.0 + hook.insn_count() as u32,
                 next.1 + hook.map_count() as u32,
             );
-            let HookAttach::Link { link, .. } = hook.attach;
-            let Some(spec) = self.links().nth(link as usize) else {
-                return e(
-                    Field::HookTarget,
-                    Problem::NoLink {
-                        found: link,
-                        links: self.link_count() as u32,
-                    },
-                );
-            };
-            if spec.a.vm_port().is_none() || spec.b.vm_port().is_none() {
-                return e(Field::HookTarget, Problem::HookOnNic { link });
+            match hook.attach {
+                HookAttach::Link { link, .. } => {
+                    let Some(spec) = self.links().nth(link as usize) else {
+                        return e(
+                            Field::HookTarget,
+                            Problem::NoLink {
+                                found: link,
+                                links: self.link_count() as u32,
+                            },
+                        );
+                    };
+                    if spec.a.vm_port().is_none() || spec.b.vm_port().is_none() {
+                        return e(Field::HookTarget, Problem::HookOnNic { link });
+                    }
+                }
+                HookAttach::Vm { vm } => {
+                    if vm as usize >= self.len() {
+                        return e(
+                            Field::HookTarget,
+                            Problem::NoVm {
+                                found: vm,
+                                vms: self.len() as u32,
+                            },
+                        );
+                    }
+                }
             }
             for (j, earlier) in seen.iter().take(i as usize).enumerate() {
-                let Some((name, attach)) = earlier else {
+                let Some((name, kind, attach)) = earlier else {
                     continue;
                 };
                 if *name == hook.name {
                     return e(Field::HookName, Problem::Duplicate { first: j as u32 });
                 }
-                if *attach == hook.attach {
+                if (*kind, *attach) == (hook.kind, hook.attach) {
                     return e(Field::HookTarget, Problem::HookAttached { hook: j as u32 });
                 }
             }
             if let Some(slot) = seen.get_mut(i as usize) {
-                *slot = Some((hook.name, hook.attach));
+                *slot = Some((hook.name, hook.kind, hook.attach));
             }
             if let Err(error) = check_program(&hook) {
                 return e(

@@ -144,11 +144,47 @@ fn every_record_field_is_checked() {
     let problem = |f: fn(&mut [u8])| with_record(f).unwrap_err();
     let e = problem(|r| r[0] = b'@');
     assert_eq!((e.field, e.problem), (Field::HookName, Problem::BadText));
+    let e = problem(|r| r[32] = 4);
+    assert_eq!(e.problem, Problem::HookKind { kind: 4 });
+    assert!(std::format!("{e}").contains("slice (4) hooks are not yet"));
+    let e = problem(|r| r[32] = 5);
+    assert_eq!(e.problem, Problem::HookKind { kind: 5 });
+    // A restart hook on a link direction; a packet hook on a VM.
     let e = problem(|r| r[32] = 2);
-    assert_eq!(e.problem, Problem::HookKind { kind: 2 });
-    assert!(std::format!("{e}").contains("restart (2), exit (3) and slice (4) hooks are not yet"));
+    assert_eq!(e.problem, Problem::AttachMismatch { kind: 2, attach: 1 });
     let e = problem(|r| r[33] = 2);
-    assert_eq!(e.problem, Problem::AttachKind { kind: 2 });
+    assert_eq!(e.problem, Problem::AttachMismatch { kind: 1, attach: 2 });
+    assert!(std::format!("{e}").contains("restart (2) and exit (3) hooks on VMs"));
+    let e = problem(|r| r[33] = 3);
+    assert_eq!(e.problem, Problem::AttachKind { kind: 3 });
+    // A VM target has no direction.
+    let e = problem(|r| {
+        r[32] = 3;
+        r[33] = 2;
+        r[34] = 1;
+    });
+    assert_eq!(
+        e.problem,
+        Problem::OutOfRange {
+            found: 1,
+            min: 0,
+            max: 0
+        }
+    );
+    let e = problem(|r| {
+        r[32] = 3;
+        r[33] = 2;
+        r[36] = 2;
+    });
+    assert_eq!(e.problem, Problem::NoVm { found: 2, vms: 2 });
+    assert_eq!(
+        with_record(|r| {
+            r[32] = 3;
+            r[33] = 2;
+            r[36] = 1;
+        }),
+        Ok(())
+    );
     let e = problem(|r| r[34] = 2);
     assert_eq!(e.field, Field::HookAttach);
     let e = problem(|r| r[35] = 1);
@@ -301,4 +337,35 @@ proptest::proptest! {
         bytes.extend(data);
         let _ = Manifest::parse(&bytes);
     }
+}
+
+fn on_vm<'a>(name: &'a str, kind: HookKind, vm: u32, code: &'a [u8]) -> HookSpec<'a> {
+    HookSpec {
+        name,
+        kind,
+        attach: HookAttach::Vm { vm },
+        code,
+        maps: &[],
+    }
+}
+
+#[test]
+fn restart_and_exit_hooks_go_on_vms_one_of_each_kind() {
+    let p = pass();
+    let hooks = [
+        on_vm("again", HookKind::Restart, 1, &p),
+        on_vm("filter", HookKind::Exit, 1, &p),
+        on_vm("other", HookKind::Exit, 0, &p),
+        hook("fw", LinkDir::AToB, &p, &[]),
+    ];
+    let bytes = encode_hooks(&hooks).unwrap();
+    let parsed = Manifest::parse(&bytes).unwrap();
+    assert_eq!(parsed.hooks().collect::<Vec<_>>(), hooks);
+    let e = encode_hooks(&[
+        on_vm("a", HookKind::Exit, 1, &p),
+        on_vm("b", HookKind::Exit, 1, &p),
+    ])
+    .unwrap_err();
+    assert_eq!(e.problem, Problem::HookAttached { hook: 0 });
+    assert!(std::format!("{e}").contains("same kind is attached there already"));
 }

@@ -402,6 +402,22 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
             "@corral hook hook=0 name=drop-port link=2 dir=b->a flow_runs=10 flow_pass=8 flow_drop=1 flow_aborted=0 flow_faults=1 flow_tx=0 flow_redirect=0 flow_insns=250",
         ),
         (
+            Record::VmHook {
+                hook: 1,
+                name: "twice",
+                kind: "restart",
+                vm: "crash",
+                flow: VmHookFlow {
+                    runs: 3,
+                    allow: 2,
+                    deny: 1,
+                    insns: 30,
+                    ..VmHookFlow::default()
+                },
+            },
+            "@corral vm-hook hook=1 name=twice kind=restart vm=crash flow_runs=3 flow_allow=2 flow_deny=1 flow_fail=0 flow_bad=0 flow_faults=0 flow_insns=30",
+        ),
+        (
             Record::HookMap {
                 hook: 0,
                 map: 0,
@@ -612,7 +628,14 @@ fn record(m: &Material) -> Record<'_> {
             dir: &m.words[1],
             flow: HookFlow::from_values(m.n),
         },
-        11 => Record::HookMap {
+        11 => Record::VmHook {
+            hook: n(0) as u32,
+            name: &m.words[0],
+            kind: &m.words[1],
+            vm: &m.words[2],
+            flow: VmHookFlow::from_values(core::array::from_fn(|i| m.n[i % m.n.len()])),
+        },
+        12 => Record::HookMap {
             hook: n(0) as u32,
             map: n(1) as u32,
             kind: &m.words[2],
@@ -620,19 +643,19 @@ fn record(m: &Material) -> Record<'_> {
             nonzero: n(3),
             shown: n(4),
         },
-        12 => Record::HookEntry {
+        13 => Record::HookEntry {
             hook: n(0) as u32,
             map: n(1) as u32,
             core: n(2) as u32,
             key: Hex::Bytes(m.words[0].as_bytes()),
             value: Hex::Bytes(m.words[1].as_bytes()),
         },
-        13 => Record::Window {
+        14 => Record::Window {
             frames: n(0),
             exits: n(1),
             busy: n(2),
         },
-        14 => Record::NicWindow {
+        15 => Record::NicWindow {
             nic: n(0) as u32,
             frames: n(1),
             exits: n(2),

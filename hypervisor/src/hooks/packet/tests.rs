@@ -7,6 +7,7 @@ use super::*;
 use crate::hooks::maps::bytes_needed;
 use std::vec;
 use std::vec::Vec;
+use vmm_abi::hook::MapKind;
 use vmm_abi::hook::asm::*;
 use vmm_abi::hook::context::{XDP_DATA, XDP_DATA_END};
 use vmm_abi::hook::insn::*;

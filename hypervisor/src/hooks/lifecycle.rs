@@ -1,0 +1,240 @@
+//! Restart and exit hooks on a VM: the program, its maps and its counters, what each answer means ([`RestartAnswer`], [`ExitAnswer`]), and the restart decision with or without a hook.
+//!
+//! A restart hook runs when a run of the VM ends other than by exiting 0
+//! and answers restart or stay down; an exit hook runs on each of the VM's
+//! exits before the handler does (seccomp-style) and answers allow, deny,
+//! or, for a hypercall, fail it with an error code. Answers the contract
+//! does not know, and runs the interpreter aborted, are counted: a restart
+//! hook's leave the decision to the manifest's `restart` policy, an exit
+//! hook's deny (the filter fails closed). Nothing a program does stops
+//! anything but what its answer says.
+//!
+//! Concurrency: a hook is shared by the clones of its VM, which may run on
+//! several cores; its state sits behind a `spin::Mutex`, held for one run
+//! (a bounded number of instructions: programs have no loops).
+
+#![forbid(unsafe_code)]
+
+use super::Verified;
+use super::maps::MapSet;
+use super::packet::BuildError;
+use super::vm::{self, HookEnv, Outcome};
+use spin::Mutex;
+use vmm_abi::hook::context::{
+    EXIT_ALLOW, EXIT_DENY, EXIT_FAIL, EXIT_REASON_VMCALL, ExitCtx, RESTART_RESTART,
+    RESTART_STAY_DOWN, RestartCtx,
+};
+use vmm_abi::hook::{HookKind, Insn, MapDef};
+use vmm_abi::manifest::MAX_RESTARTS;
+use vmm_abi::report::{Record, VmHookFlow};
+
+/// What a restart hook said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartAnswer {
+    /// Restart the VM.
+    Restart,
+    /// Leave it down.
+    StayDown,
+    /// No usable answer: the manifest's policy decides.
+    Policy,
+}
+
+/// What an exit hook said about one exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitAnswer {
+    /// Let the handler run.
+    Allow,
+    /// Stop the VM.
+    Deny,
+    /// Do not perform the hypercall; the guest gets this code in RAX.
+    Fail(u32),
+}
+
+/// Whether a run that ended (`failed`: other than by exiting 0) is
+/// restarted, given the manifest's policy (`on_failure`, `limit`), the
+/// restarts so far and, if a restart hook is attached, its answer (asked
+/// only for a failed run). A hook decides on its own within
+/// [`MAX_RESTARTS`]; without one, or when it gave no usable answer, the
+/// policy does.
+pub fn restart_decision(
+    failed: bool,
+    restarts: u32,
+    (on_failure, limit): (bool, u32),
+    hook: impl FnOnce() -> Option<RestartAnswer>,
+) -> bool {
+    if !failed {
+        return false;
+    }
+    let policy = on_failure && restarts < limit;
+    match hook() {
+        Some(RestartAnswer::Restart) => restarts < MAX_RESTARTS,
+        Some(RestartAnswer::StayDown) => false,
+        Some(RestartAnswer::Policy) | None => policy,
+    }
+}
+
+/// The clock and core a run sees.
+struct Env {
+    clock: fn() -> u64,
+    core: u32,
+}
+
+impl HookEnv for Env {
+    fn ktime_ns(&self) -> u64 {
+        (self.clock)()
+    }
+    fn core(&self) -> u32 {
+        self.core
+    }
+}
+
+/// What a hook's lock guards.
+struct State<'t> {
+    prog: Verified<'t>,
+    maps: MapSet<'t>,
+    flow: VmHookFlow,
+    /// Cores its per-core maps are sized for.
+    cores: u32,
+}
+
+impl State<'_> {
+    /// Runs the program over `ctx` on `core`: its return value, or `None`
+    /// if the interpreter aborted it (counted).
+    fn run(&mut self, ctx: &[u8], core: u32, clock: fn() -> u64) -> Option<u64> {
+        self.flow.runs += 1;
+        let env = Env {
+            clock,
+            core: core.min(self.cores.saturating_sub(1)),
+        };
+        let outcome = vm::run(&self.prog, ctx, None, &mut self.maps, &env);
+        self.flow.insns += u64::from(outcome.executed());
+        match outcome {
+            Outcome::Returned { ret, .. } => Some(ret),
+            _ => {
+                self.flow.faults += 1;
+                None
+            }
+        }
+    }
+}
+
+/// A restart or exit hook attached to a VM.
+pub struct VmHook<'t> {
+    /// Its name.
+    pub name: &'t str,
+    /// `Restart` or `Exit`.
+    pub kind: HookKind,
+    /// Manifest index of the VM.
+    pub vm: u32,
+    /// Its manifest index (for its records).
+    pub index: u32,
+    clock: fn() -> u64,
+    state: Mutex<State<'t>>,
+}
+
+impl<'t> VmHook<'t> {
+    /// Builds hook `name` (manifest index `index`) of `kind` on VM `vm`:
+    /// `insns` (verified again here) with the map table `defs`, whose maps
+    /// live in `arena` (at least [`super::maps::bytes_needed`] for `cores`
+    /// cores); `clock` is what `bpf_ktime_get_ns` returns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &'t str,
+        index: u32,
+        kind: HookKind,
+        vm: u32,
+        cores: u32,
+        insns: &'t [Insn],
+        defs: &[MapDef],
+        arena: &'t mut [u8],
+        clock: fn() -> u64,
+    ) -> Result<Self, BuildError> {
+        if !matches!(kind, HookKind::Restart | HookKind::Exit) {
+            return Err(BuildError::Kind(kind));
+        }
+        let prog = Verified::new(insns, kind, defs).map_err(BuildError::Verify)?;
+        let maps = MapSet::new(defs, cores.max(1), arena).map_err(BuildError::Maps)?;
+        Ok(VmHook {
+            name,
+            kind,
+            vm,
+            index,
+            clock,
+            state: Mutex::new(State {
+                prog,
+                maps,
+                flow: VmHookFlow::default(),
+                cores: cores.max(1),
+            }),
+        })
+    }
+
+    /// Asks a restart hook about a run that ended, on `core`.
+    pub fn restart(&self, ctx: &RestartCtx, core: u32) -> RestartAnswer {
+        let mut st = self.state.lock();
+        let answer = match st.run(&ctx.to_bytes(), core, self.clock) {
+            Some(RESTART_RESTART) => RestartAnswer::Restart,
+            Some(RESTART_STAY_DOWN) => RestartAnswer::StayDown,
+            Some(_) => {
+                st.flow.bad += 1;
+                return RestartAnswer::Policy;
+            }
+            None => return RestartAnswer::Policy,
+        };
+        match answer {
+            RestartAnswer::Restart => st.flow.allow += 1,
+            _ => st.flow.deny += 1,
+        }
+        answer
+    }
+
+    /// Asks an exit hook about one exit, on `core`. Failing is for
+    /// hypercalls only; any other answer it does not know denies.
+    pub fn filter(&self, ctx: &ExitCtx, core: u32) -> ExitAnswer {
+        let mut st = self.state.lock();
+        let Some(ret) = st.run(&ctx.to_bytes(), core, self.clock) else {
+            return ExitAnswer::Deny;
+        };
+        let answer = match ret {
+            EXIT_ALLOW => ExitAnswer::Allow,
+            EXIT_DENY => ExitAnswer::Deny,
+            r if r as u32 == EXIT_FAIL && ctx.reason == EXIT_REASON_VMCALL => {
+                ExitAnswer::Fail((r >> 32) as u32)
+            }
+            _ => {
+                st.flow.bad += 1;
+                return ExitAnswer::Deny;
+            }
+        };
+        match answer {
+            ExitAnswer::Allow => st.flow.allow += 1,
+            ExitAnswer::Deny => st.flow.deny += 1,
+            ExitAnswer::Fail(_) => st.flow.fail += 1,
+        }
+        answer
+    }
+
+    /// Its counters.
+    pub fn flow(&self) -> VmHookFlow {
+        self.state.lock().flow
+    }
+
+    /// Gives its `vm-hook` record (`vm_name` the VM's name), then a
+    /// `hook-map` record per map and `hook-entry` records for its first
+    /// [`super::maps::MAX_ENTRIES_SHOWN`] entries whose value is not all
+    /// zero.
+    pub fn report(&self, vm_name: &str, mut record: impl FnMut(&Record<'_>)) {
+        let st = self.state.lock();
+        record(&Record::VmHook {
+            hook: self.index,
+            name: self.name,
+            kind: self.kind.name(),
+            vm: vm_name,
+            flow: st.flow,
+        });
+        super::maps::report(self.index, &st.maps, st.cores, record);
+    }
+}
+
+#[cfg(test)]
+mod tests;
