@@ -96,22 +96,57 @@ pub fn lines(report: &Report) -> Result<Vec<String>> {
             hello.name
         )));
     }
+    let x100 = |v: &crate::report::VmReport| {
+        v.metrics
+            .get(ROUNDTRIP_X100_METRIC)
+            .copied()
+            .or_else(|| v.metrics.get(ROUNDTRIP_METRIC).map(|r| r * 100))
+    };
+    let plain = x100(bench).unwrap_or(roundtrip * 100);
     let roundtrip = match bench.metrics.get(ROUNDTRIP_X100_METRIC) {
-        Some(x100) => format!("{}.{:02}", x100 / 100, x100 % 100),
+        Some(_) => format!("{}.{:02}", plain / 100, plain % 100),
         None => roundtrip.to_string(),
     };
     let over = match bench.metrics.get(ITERATIONS_METRIC) {
         Some(n) => format!("average of {n}, emulated TSC"),
         None => "emulated TSC".to_string(),
     };
-    Ok(vec![
+    let mut lines = vec![
         format!("null hypercall round trip   : {roundtrip} instructions ({over})"),
         format!(
             "hello VM start to main      : {} instructions",
             hello.boot_instructions
         ),
-    ])
+    ];
+    // The same loop in a VM with an exit hook, if the manifest has one.
+    if let Some(hooked) = report.vms.iter().find(|v| v.name == HOOKED_VM) {
+        let with = x100(hooked).ok_or_else(|| {
+            Error::new(format!(
+                "VM `{HOOKED_VM}` reported no `{ROUNDTRIP_METRIC}` metric"
+            ))
+        })?;
+        let hook = report
+            .hooks
+            .iter()
+            .find(|h| h.attach == format!("vm:{HOOKED_VM}"))
+            .ok_or_else(|| Error::new(format!("VM `{HOOKED_VM}` has no exit hook")))?;
+        let added = with.saturating_sub(plain);
+        lines.push(format!(
+            "  with exit hook {}      : {}.{:02} instructions (+{}.{:02}; the hook ran {} interpreter instructions per exit)",
+            hook.name,
+            with / 100,
+            with % 100,
+            added / 100,
+            added % 100,
+            crate::report::per(hook.instructions, hook.runs)
+        ));
+    }
+    Ok(lines)
 }
+
+/// The VM of the bench manifest that runs the hypercall loop with an exit
+/// hook attached.
+pub const HOOKED_VM: &str = "bench-hooked";
 
 #[cfg(test)]
 mod tests {
@@ -186,6 +221,51 @@ mod tests {
         assert!(lines[1].ends_with("printed 7 bytes, 9 dropped"));
         let no_metric = report(vec![vm("quiet", "spin", 1, &[])]);
         assert!(console_lines(&no_metric, &spam).is_err());
+    }
+
+    #[test]
+    fn the_hooked_loop_is_compared_with_the_plain_one() {
+        let mut r = report(vec![
+            vm(
+                "bench",
+                "bench",
+                10,
+                &[
+                    ("hypercall_roundtrip", 285),
+                    ("hypercall_roundtrip_x100", 28_568),
+                ],
+            ),
+            vm("hello", "hello", 56789, &[]),
+            vm(
+                "bench-hooked",
+                "bench",
+                10,
+                &[
+                    ("hypercall_roundtrip", 700),
+                    ("hypercall_roundtrip_x100", 70_012),
+                ],
+            ),
+        ]);
+        let missing = lines(&r).unwrap_err();
+        assert!(
+            missing.to_string().contains("has no exit hook"),
+            "{missing}"
+        );
+        r.hooks.push(crate::report::HookReport {
+            name: "allow-exits".into(),
+            kind: "exit",
+            attach: "vm:bench-hooked".into(),
+            file: "allow_exits.bpf.c".into(),
+            program: "allow_exits".into(),
+            runs: 10,
+            verdicts: None,
+            instructions: 60,
+            maps: BTreeMap::new(),
+        });
+        assert_eq!(
+            lines(&r).unwrap()[2],
+            "  with exit hook allow-exits      : 700.12 instructions (+414.44; the hook ran 6.00 interpreter instructions per exit)"
+        );
     }
 
     #[test]

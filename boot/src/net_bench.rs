@@ -28,6 +28,14 @@ pub const SENT_METRIC: &str = "sent";
 pub const TARGET_INSTRUCTIONS: u64 = 300;
 /// The frame size the instruction target is for.
 pub const TARGET_FRAME_SIZE: u32 = 64;
+/// The packet hook the hooked runs put on the first link's a→b direction:
+/// an 11-instruction XDP program (`images/hooks/pass_ipv4.bpf.c`).
+pub const HOOK_FILE: &str = "pass_ipv4.bpf.c";
+/// Its name in the hooked runs' manifests.
+pub const HOOK_NAME: &str = "pass-ipv4";
+/// Target: instructions a hook run by the interpreter adds per 64-byte
+/// packet on its link, at most.
+pub const TARGET_HOOK_ADDED: u64 = 300;
 
 /// The bench manifest of this workspace.
 pub fn manifest_path() -> PathBuf {
@@ -55,6 +63,48 @@ fn with_size_word(args: &str, size: u32) -> String {
         words.push(word);
     }
     words.join(" ")
+}
+
+/// The hook source the hooked runs use.
+pub fn hook_source() -> PathBuf {
+    workspace_root()
+        .join("images")
+        .join("hooks")
+        .join(HOOK_FILE)
+}
+
+/// Manifest text `text` with a packet hook `name` (C source `source`)
+/// on its first link's direction from `a` to `b`.
+pub fn with_hook(text: &str, name: &str, source: &Path) -> Result<String> {
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| Error::new(e.message().trim().to_string()))?;
+    let link = table
+        .get("link")
+        .and_then(toml::Value::as_array)
+        .and_then(|l| l.first())
+        .and_then(toml::Value::as_table)
+        .ok_or_else(|| Error::new("no [[link]] to put the hook on"))?;
+    let end = |k: &str| {
+        link.get(k)
+            .and_then(toml::Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Error::new(format!("the first [[link]] has no `{k}`")))
+    };
+    let attach = format!("link:{}->{}", end("a")?, end("b")?);
+    let mut hook = toml::Table::new();
+    for (k, v) in [
+        ("name", name.to_string()),
+        ("kind", "packet".to_string()),
+        ("attach", attach),
+        ("source", source.display().to_string()),
+    ] {
+        hook.insert(k.to_string(), toml::Value::String(v));
+    }
+    table.insert(
+        "hook".to_string(),
+        toml::Value::Array(vec![toml::Value::Table(hook)]),
+    );
+    toml::to_string(&table).map_err(|e| Error::new(format!("cannot write the manifest: {e}")))
 }
 
 /// The bench manifest `template` (TOML text) with every generator VM's
@@ -119,6 +169,9 @@ pub struct Row {
     pub window_busy: u64,
     /// Each link's cost over the run, in manifest order.
     pub links: Vec<LinkCost>,
+    /// The hook on the first link's a→b direction, if the run had one:
+    /// its name and the interpreter instructions it executed per run.
+    pub hook: Option<(String, String)>,
 }
 
 impl Row {
@@ -160,6 +213,10 @@ impl Row {
                 })
             })
             .sum::<Result<u64>>()?;
+        let hook = report
+            .hooks
+            .first()
+            .map(|h| (h.name.clone(), per(h.instructions, h.runs)));
         Ok(Row {
             frame_size,
             run,
@@ -168,6 +225,7 @@ impl Row {
             window_exits: window.exits,
             window_busy: window.busy,
             links,
+            hook,
         })
     }
 
@@ -187,9 +245,10 @@ impl Row {
 pub fn unrepeatable(rows: &[Row]) -> Vec<u32> {
     let mut sizes: Vec<u32> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let differs = rows[..i]
-            .iter()
-            .any(|o| o.frame_size == r.frame_size && !o.same_numbers(r));
+        let differs = rows[..i].iter().any(|o| {
+            (o.frame_size, o.hook.is_some()) == (r.frame_size, r.hook.is_some())
+                && !o.same_numbers(r)
+        });
         if differs && !sizes.contains(&r.frame_size) {
             sizes.push(r.frame_size);
         }
@@ -216,8 +275,12 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
     header.push("run".to_string());
     let mut cells = vec![header];
     for r in rows {
+        let frame = match &r.hook {
+            Some((name, _)) => format!("{} +{name}", r.frame_size),
+            None => r.frame_size.to_string(),
+        };
         let mut row = vec![
-            r.frame_size.to_string(),
+            frame,
             r.packets.to_string(),
             r.window_frames.to_string(),
             per(r.window_exits, r.window_frames),
@@ -259,7 +322,7 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
     }
     let worst_link = rows
         .iter()
-        .filter(|r| r.frame_size == TARGET_FRAME_SIZE)
+        .filter(|r| r.frame_size == TARGET_FRAME_SIZE && r.hook.is_none())
         .flat_map(|r| &r.links)
         .filter_map(|l| hundredths(l.busy, l.frames))
         .max();
@@ -273,6 +336,45 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
             },
             worst / 100,
             worst % 100
+        ));
+    }
+    out.extend(hook_lines(rows));
+    out
+}
+
+/// The hooked runs' verdict: what the hook added per packet on its link
+/// (link 0), against the unhooked runs of the same frame size.
+fn hook_lines(rows: &[Row]) -> Vec<String> {
+    let link0 = |r: &Row| r.links.first().and_then(|l| hundredths(l.busy, l.frames));
+    let mut out = Vec::new();
+    for hooked in rows.iter().filter(|r| r.hook.is_some() && r.run == 1) {
+        let plain = rows
+            .iter()
+            .find(|r| r.hook.is_none() && r.frame_size == hooked.frame_size);
+        let (Some((name, per_run)), Some(with), Some(without)) =
+            (hooked.hook.as_ref(), link0(hooked), plain.and_then(link0))
+        else {
+            continue;
+        };
+        let added = with.saturating_sub(without);
+        let link = hooked.links.first().map_or("", |l| l.link.as_str());
+        let target = if hooked.frame_size == TARGET_FRAME_SIZE {
+            format!(
+                "; target interpreter <= {TARGET_HOOK_ADDED} added: {}",
+                if added <= TARGET_HOOK_ADDED * 100 {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            )
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "hook {name} on {link} ({per_run} interpreter instructions per run): +{}.{:02} instructions per {}-byte packet on its link{target}",
+            added / 100,
+            added % 100,
+            hooked.frame_size
         ));
     }
     out
@@ -319,31 +421,31 @@ pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
         write(&path, &text)?;
         for n in 1..=RUNS {
             println!("net bench: {size}-byte frames, run {n} of {RUNS}");
-            let one = RunOptions {
-                manifest: path.clone(),
-                report: None,
-                quiet: !opts.verbose,
-                summary_only: true,
-                prebuilt: Some(prebuilt.clone()),
-                ..opts.clone()
-            };
-            let result = run(&one);
-            let what = format!("{size}-byte frames, run {n}");
-            if let Some(e) = result.error {
-                return Err(
-                    Error::new(format!("{what}: {e}")).with_detail(e.detail().unwrap_or(""))
-                );
-            }
-            if !result.report.passed() {
-                return Err(Error::new(format!("{what}: the run did not pass")));
-            }
-            rows.push(
-                Row::from_report(size, n, &result.report)
-                    .map_err(|e| Error::new(format!("{what}: {e}")))?,
-            );
-            cpu_model.clone_from(&result.report.cpu_model);
-            cpus = result.report.cpus;
+            let (row, report) = measured(opts, &prebuilt, &path, (size, n), "")?;
+            rows.push(row);
+            cpu_model.clone_from(&report.cpu_model);
+            cpus = report.cpus;
         }
+    }
+    // The same pipeline with a packet hook on link 0's a→b direction, at
+    // the target frame size.
+    let hooked = with_frame_size(&template, TARGET_FRAME_SIZE, opts.timeout_secs)
+        .and_then(|text| with_hook(&text, HOOK_NAME, &hook_source()))
+        .map_err(|e| Error::new(format!("{}: {e}", template_path.display())))?;
+    let path = dir.join(format!("nfv-{TARGET_FRAME_SIZE}-hooked.toml"));
+    write(&path, &hooked)?;
+    for n in 1..=RUNS {
+        println!(
+            "net bench: {TARGET_FRAME_SIZE}-byte frames with hook {HOOK_NAME} on link 0, run {n} of {RUNS}"
+        );
+        let (row, _) = measured(
+            opts,
+            &prebuilt,
+            &path,
+            (TARGET_FRAME_SIZE, n),
+            " with the hook",
+        )?;
+        rows.push(row);
     }
     let repeatable = unrepeatable(&rows).is_empty();
     if let Some(path) = &opts.report {
@@ -367,6 +469,37 @@ pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
         lines: lines(&rows, &setup),
         repeatable,
     })
+}
+
+/// Runs the manifest at `path` once (run `n` of `size`-byte frames,
+/// `note` saying what else is special) from the build in `prebuilt`; its
+/// row and report.
+fn measured(
+    opts: &RunOptions,
+    prebuilt: &Path,
+    path: &Path,
+    (size, n): (u32, u32),
+    note: &str,
+) -> Result<(Row, Report)> {
+    let one = RunOptions {
+        manifest: path.to_path_buf(),
+        report: None,
+        quiet: !opts.verbose,
+        summary_only: true,
+        prebuilt: Some(prebuilt.to_path_buf()),
+        ..opts.clone()
+    };
+    let result = run(&one);
+    let what = format!("{size}-byte frames{note}, run {n}");
+    if let Some(e) = result.error {
+        return Err(Error::new(format!("{what}: {e}")).with_detail(e.detail().unwrap_or("")));
+    }
+    if !result.report.passed() {
+        return Err(Error::new(format!("{what}: the run did not pass")));
+    }
+    let row = Row::from_report(size, n, &result.report)
+        .map_err(|e| Error::new(format!("{what}: {e}")))?;
+    Ok((row, result.report))
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -450,6 +583,7 @@ mod tests {
                     frames: 1002,
                     busy: 255_000
                 }],
+                hook: None,
             }
         );
         let e = Row::from_report(64, 1, &report(&[LINK, WINDOW])).unwrap_err();
@@ -486,7 +620,49 @@ mod tests {
                 frames: 1000,
                 busy,
             }],
+            hook: None,
         }
+    }
+
+    #[test]
+    fn a_hooked_run_is_compared_with_the_plain_one() {
+        let hooked = |run, busy| Row {
+            hook: Some(("pass-ipv4".to_string(), "9.00".to_string())),
+            ..row(64, run, 0, busy)
+        };
+        let rows = [
+            row(64, 1, 0, 250_000),
+            row(64, 2, 0, 250_000),
+            hooked(1, 290_500),
+            hooked(2, 290_500),
+        ];
+        assert!(unrepeatable(&rows).is_empty(), "hooked and plain are apart");
+        let out = lines(&rows, "x");
+        assert!(out[4].starts_with("64 +pass-ipv4     1000"), "{out:#?}");
+        assert_eq!(
+            out.last().unwrap(),
+            "hook pass-ipv4 on gen.0 <-> sink.0 (9.00 interpreter instructions per run): +40.50 instructions per 64-byte packet on its link; target interpreter <= 300 added: met"
+        );
+        // The plain target is judged on plain runs only.
+        assert!(
+            out.iter()
+                .any(|l| l.ends_with("per link: met (most: 250.00)")),
+            "{out:#?}"
+        );
+        let differ = [hooked(1, 290_500), hooked(2, 290_501)];
+        assert_eq!(unrepeatable(&differ), [64]);
+    }
+
+    #[test]
+    fn the_hook_goes_on_the_first_links_first_direction() {
+        let text = with_hook(TEMPLATE, "h", Path::new("/x/pass.bpf.c")).unwrap();
+        let m: toml::Table = toml::from_str(&text).unwrap();
+        let hook = &m["hook"].as_array().unwrap()[0];
+        assert_eq!(hook["attach"].as_str(), Some("link:gen.0->sink.0"));
+        assert_eq!(hook["kind"].as_str(), Some("packet"));
+        assert_eq!(hook["source"].as_str(), Some("/x/pass.bpf.c"));
+        assert!(with_hook("[[vm]]\nname = \"a\"\n", "h", Path::new("x")).is_err());
+        assert!(hook_source().exists());
     }
 
     #[test]

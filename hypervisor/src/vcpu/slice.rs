@@ -232,6 +232,14 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
             Ok(v) => v,
             Err(r) => return SliceEnd::Stopped(r),
         };
+        // A hypercall the exit hook failed is skipped (not dispatched).
+        let skip = match exit_hook {
+            None => false,
+            Some(hook) => match ask_exit_hook(env, hook, &raw, &mut st.regs, rip) {
+                Ok(skip) => skip,
+                Err(stop) => return SliceEnd::Stopped(stop),
+            },
+        };
         let mut vcpu = Vcpu {
             regs: &mut st.regs,
             rip,
@@ -241,67 +249,50 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
             cpu: &mut *hw,
         };
         let mut idle = false;
-        let filtered = match (exit_hook, exit_context(&raw, vcpu.regs, rip)) {
-            (Some(hook), Some(ctx)) => match env.filter_exit(&ctx) {
-                ExitAnswer::Allow => None,
-                ExitAnswer::Deny => {
-                    return SliceEnd::Stopped(StopReason::HookDenied {
-                        hook,
-                        reason: ctx.reason as u16,
-                        hypercall: (ctx.reason == u32::from(ExitReason::Vmcall as u16))
-                            .then_some(ctx.hypercall),
-                    });
-                }
-                // Not performed: the guest gets the code as the result.
-                ExitAnswer::Fail(code) => {
-                    vcpu.regs.rax = u64::from(code);
-                    Some(Outcome::Advance)
-                }
-            },
-            _ => None,
-        };
-        let outcome = match filtered {
-            Some(o) => o,
-            None => dispatch::dispatch(&exit, &mut vcpu, env),
-        };
-        match outcome {
-            Outcome::Resume => {}
-            Outcome::Reinject(event) => {
-                if let Err(r) = hw.reinject(&event) {
-                    return SliceEnd::Stopped(r);
-                }
-            }
-            Outcome::AdvanceBy(len) => {
-                if let Err(r) = hw.set_rip(rip.wrapping_add(u64::from(len))) {
-                    return SliceEnd::Stopped(r);
-                }
-            }
-            Outcome::Advance | Outcome::Yield | Outcome::Wait(_)
-                if hw.skip_instruction(rip).is_err() =>
-            {
+        if skip {
+            if hw.skip_instruction(rip).is_err() {
                 return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
             }
-            Outcome::Advance => {}
-            Outcome::Yield => idle = true,
-            Outcome::Wait(ticks) => {
-                if env.take_work() {
-                    st.regs.rax = WAIT_WORK;
-                } else if p.others_waiting {
-                    let now = env.now();
-                    st.used = used_before + now.wrapping_sub(slice_start);
-                    // The wait is charged to the budget (see `wait_over`),
-                    // so it ends when the budget would.
-                    let ticks = within_budget(ticks, budget, st.used);
-                    st.wait_deadline = Some(now.saturating_add(ticks));
-                    st.wait_started = now;
-                    return SliceEnd::Waiting;
-                } else {
-                    // A budget bounds the wait too.
-                    let used = used_before + env.now().wrapping_sub(slice_start);
-                    st.regs.rax = env.wait_alone(within_budget(ticks, budget, used));
+        } else {
+            match dispatch::dispatch(&exit, &mut vcpu, env) {
+                Outcome::Resume => {}
+                Outcome::Reinject(event) => {
+                    if let Err(r) = hw.reinject(&event) {
+                        return SliceEnd::Stopped(r);
+                    }
                 }
+                Outcome::AdvanceBy(len) => {
+                    if let Err(r) = hw.set_rip(rip.wrapping_add(u64::from(len))) {
+                        return SliceEnd::Stopped(r);
+                    }
+                }
+                Outcome::Advance | Outcome::Yield | Outcome::Wait(_)
+                    if hw.skip_instruction(rip).is_err() =>
+                {
+                    return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
+                }
+                Outcome::Advance => {}
+                Outcome::Yield => idle = true,
+                Outcome::Wait(ticks) => {
+                    if env.take_work() {
+                        st.regs.rax = WAIT_WORK;
+                    } else if p.others_waiting {
+                        let now = env.now();
+                        st.used = used_before + now.wrapping_sub(slice_start);
+                        // The wait is charged to the budget (see `wait_over`),
+                        // so it ends when the budget would.
+                        let ticks = within_budget(ticks, budget, st.used);
+                        st.wait_deadline = Some(now.saturating_add(ticks));
+                        st.wait_started = now;
+                        return SliceEnd::Waiting;
+                    } else {
+                        // A budget bounds the wait too.
+                        let used = used_before + env.now().wrapping_sub(slice_start);
+                        st.regs.rax = env.wait_alone(within_budget(ticks, budget, used));
+                    }
+                }
+                Outcome::Stop(reason) => return SliceEnd::Stopped(reason),
             }
-            Outcome::Stop(reason) => return SliceEnd::Stopped(reason),
         }
         if timed {
             let elapsed = env.now().wrapping_sub(slice_start);
@@ -319,6 +310,38 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
             // loop gets a moment (progress records); it is scheduled again
             // at once.
             return SliceEnd::Preempted;
+        }
+    }
+}
+
+/// Asks the VM's exit hook `hook` about an exit: `Ok(false)` to let the
+/// handler run, `Ok(true)` when the hook failed a hypercall (it is not
+/// performed: the guest gets the code in RAX and is advanced past it),
+/// `Err` naming the hook when it denied the exit. Out of line: a VM
+/// without a hook pays nothing for it.
+#[cold]
+#[inline(never)]
+fn ask_exit_hook<E: VmEnv>(
+    env: &mut E,
+    hook: &'static str,
+    raw: &RawExit,
+    regs: &mut GuestRegs,
+    rip: u64,
+) -> Result<bool, StopReason> {
+    let Some(ctx) = exit_context(raw, regs, rip) else {
+        return Ok(false);
+    };
+    match env.filter_exit(&ctx) {
+        ExitAnswer::Allow => Ok(false),
+        ExitAnswer::Deny => Err(StopReason::HookDenied {
+            hook,
+            reason: ctx.reason as u16,
+            hypercall: (ctx.reason == u32::from(ExitReason::Vmcall as u16))
+                .then_some(ctx.hypercall),
+        }),
+        ExitAnswer::Fail(code) => {
+            regs.rax = u64::from(code);
+            Ok(true)
         }
     }
 }

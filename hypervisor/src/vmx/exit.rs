@@ -354,6 +354,7 @@ const INTR_INFO_TYPE_MASK: u32 = 0x7;
 const INTR_TYPE_NMI: u32 = 2;
 
 /// Decodes raw exit information.
+#[inline]
 pub fn decode(raw: &RawExit) -> Exit {
     let basic = (raw.reason & EXIT_REASON_BASIC_MASK) as u16;
     let name = ExitReason::from_raw(basic);
