@@ -197,6 +197,7 @@ mod tests {
             links: Vec::new(),
             window: None,
             nic_window: None,
+            paging: None,
             nics: Vec::new(),
             hooks: Vec::new(),
         }

@@ -248,6 +248,7 @@ impl Renderer {
             | Record::HookEntry { .. }
             | Record::Window { .. }
             | Record::NicWindow { .. }
+            | Record::Paging { .. }
             | Record::Done { .. } => None,
         }
     }

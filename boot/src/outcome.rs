@@ -222,6 +222,17 @@ pub struct NicWindow {
     pub tx_busy: u64,
 }
 
+/// The hypervisor's own pages after boot (W^X), from the `paging` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Paging {
+    /// Executable 4 KiB pages.
+    pub exec: u64,
+    /// Writable 4 KiB pages.
+    pub writable: u64,
+    /// Pages both writable and executable (0 is W^X).
+    pub writable_exec: u64,
+}
+
 /// The whole run as far as the records tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -242,6 +253,8 @@ pub struct RunOutcome {
     pub window: Option<Window>,
     /// From the `nic-window` record, once it arrived.
     pub nic_window: Option<NicWindow>,
+    /// From the `paging` record, once it arrived.
+    pub paging: Option<Paging>,
     /// From `nic` and `nic-port` records, by NIC index.
     pub nics: Vec<NicOutcome>,
     /// From `hook`, `hook-map` and `hook-entry` records, by hook index.
@@ -559,6 +572,17 @@ impl RunOutcome {
                     rx_busy,
                     tx_frames,
                     tx_busy,
+                });
+            }
+            Record::Paging {
+                exec,
+                writable,
+                writable_exec,
+            } => {
+                self.paging = Some(Paging {
+                    exec,
+                    writable,
+                    writable_exec,
                 });
             }
             Record::Done { .. } => self.done = true,

@@ -5,7 +5,8 @@
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
 use crate::outcome::{
-    HookOutcome, LinkOutcome, MemoryUse, NicOutcome, NicWindow, RunOutcome, VmOutcome, Window,
+    HookOutcome, LinkOutcome, MemoryUse, NicOutcome, NicWindow, Paging, RunOutcome, VmOutcome,
+    Window,
 };
 use crate::table::{self, Align};
 use crate::toml_manifest::HookConfig;
@@ -397,6 +398,9 @@ pub struct Report {
     /// The steady-state window of NIC 0 in a run without links between VMs
     /// (`None` without its record).
     pub nic_window: Option<NicWindow>,
+    /// The hypervisor's own pages after boot (W^X; `None` without its
+    /// record).
+    pub paging: Option<Paging>,
     /// One entry per NIC that reported, by index.
     pub nics: Vec<NicReport>,
     /// One entry per manifest hook, in manifest order.
@@ -443,6 +447,7 @@ impl Report {
                 .collect(),
             window: outcome.window,
             nic_window: outcome.nic_window,
+            paging: outcome.paging,
             nics: outcome
                 .nics
                 .iter()
@@ -478,6 +483,7 @@ impl Report {
             links: Vec::new(),
             window: None,
             nic_window: None,
+            paging: None,
             nics: Vec::new(),
             hooks: Vec::new(),
         }

@@ -1,4 +1,4 @@
-//! The hello guest boots, prints and exits with code 0 on two CPU models.
+//! The hello guest boots, prints and exits with code 0 on two CPU models, on a hypervisor that maps no page both writable and executable (W^X).
 
 use integration::{Outcome, assert_exited, manifest, run};
 
@@ -14,6 +14,17 @@ fn assert_hello_ran(out: &Outcome) {
     assert!(
         hello["exits"]["vmcall"].as_u64().unwrap_or(0) > 0,
         "{hello:#}"
+    );
+    // W^X: once every core is up, the hypervisor's code is its only
+    // executable memory (tens of pages) and nothing is both writable and
+    // executable.
+    let paging = &out.report["paging"];
+    assert_eq!(paging["writable_exec"], 0, "{paging:#}");
+    let exec = paging["exec"].as_u64().unwrap_or(0);
+    assert!((1..1024).contains(&exec), "{paging:#}");
+    assert!(
+        paging["writable"].as_u64().unwrap_or(0) > 1 << 19,
+        "{paging:#}"
     );
 }
 

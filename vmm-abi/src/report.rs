@@ -612,6 +612,16 @@ records! {
             /// The NIC's `tx_busy` spent in the window.
             tx_busy: u64,
         },
+        /// The hypervisor's own pages once every core is up (W^X), in
+        /// 4 KiB pages: `writable_exec` must be 0.
+        Paging = "paging" {
+            /// Executable pages (its code).
+            exec: u64,
+            /// Writable pages.
+            writable: u64,
+            /// Pages both writable and executable.
+            writable_exec: u64,
+        },
         /// Every VM has ended; the hypervisor is stopping.
         Done = "done" {
             /// VMs run.

@@ -223,8 +223,8 @@ fn pump_both<S: FrameSource, K: FrameSink, P: FramePolicy>(
     dir.check_spare(rx_generation);
     dir.sender_empty = false;
     let (fast, stop) = match &mut rx {
-        Receiver::Ready(sink) if !P::INSPECTS => match (src.raw_ring(), sink.raw_ring()) {
-            (Some(t), Some(r)) => fast::frames(dir, t.queue, t.ram, r.queue, r.ram, budget),
+        Receiver::Ready(sink) => match (src.raw_ring(), sink.raw_ring()) {
+            (Some(t), Some(r)) => fast::frames(dir, t.queue, t.ram, r.queue, r.ram, budget, policy),
             _ => (0, fast::Stop::General),
         },
         _ => (0, fast::Stop::General),

@@ -72,6 +72,19 @@ pub trait FramePolicy {
 
     /// Judges the receiver's copy of one frame.
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict;
+
+    /// A buffer of the policy's own (at least `MAX_FRAME_BYTES`) the fast
+    /// path copies a frame into before [`FramePolicy::judge_own`]; `None`
+    /// keeps the policy off the fast path.
+    fn own_buffer(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+
+    /// Judges the first `len` bytes of [`FramePolicy::own_buffer`]. That
+    /// copy is the only one: a frame that passes is delivered from it.
+    fn judge_own(&mut self, _len: usize) -> Verdict {
+        Verdict::Pass
+    }
 }
 
 /// The policy of a direction without a hook: deliver everything, look at

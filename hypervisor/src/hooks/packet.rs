@@ -137,6 +137,14 @@ impl<'t> HookRun<'t> {
 impl FramePolicy for HookRun<'_> {
     const INSPECTS: bool = true;
 
+    fn own_buffer(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.frame)
+    }
+
+    fn judge_own(&mut self, len: usize) -> Verdict {
+        self.run(len)
+    }
+
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict {
         let len = frame.len() as usize;
         let copied = self.frame.get_mut(..len).and_then(|out| frame.read(0, out));

@@ -5,5 +5,6 @@ pub mod ept;
 pub mod frames;
 pub mod guest;
 pub mod guest_tables;
+pub mod host_pages;
 #[allow(unsafe_code)]
 pub mod raw;

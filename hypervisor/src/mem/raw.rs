@@ -246,6 +246,37 @@ impl<'a> HostRange<'a> {
 
     /// Writes `value` at `off` (a writable range only).
     #[inline]
+    pub fn write_u32(&self, off: u64, value: u32) -> Option<()> {
+        let hpa = self.at(off, 4).filter(|_| self.writable)?;
+        // SAFETY: as in `write_u16`.
+        unsafe { (hpa as *mut u32).write_unaligned(value) };
+        Some(())
+    }
+
+    /// Copies `out.len()` bytes from `off` into `out` (hypervisor memory:
+    /// the guest cannot change the copy).
+    #[inline]
+    pub fn read_into(&self, off: u64, out: &mut [u8]) -> Option<()> {
+        let hpa = self.at(off, out.len() as u64)?;
+        // SAFETY: `hpa .. hpa + out.len()` is inside this range, which lies
+        // in one piece of the view it borrows; `out` is the hypervisor's own
+        // and cannot overlap guest memory it borrows nothing from.
+        unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, out.as_mut_ptr(), out.len()) };
+        Some(())
+    }
+
+    /// Copies `data` to `off` (a writable range only).
+    #[inline]
+    pub fn write_from(&self, off: u64, data: &[u8]) -> Option<()> {
+        let hpa = self.at(off, data.len() as u64).filter(|_| self.writable)?;
+        // SAFETY: inside this range, which lies in one writable piece of the
+        // view it borrows; `data` is the hypervisor's own memory.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), hpa as *mut u8, data.len()) };
+        Some(())
+    }
+
+    /// Writes `value` at `off` (a writable range only).
+    #[inline]
     pub fn write_u64(&self, off: u64, value: u64) -> Option<()> {
         let hpa = self.at(off, 8).filter(|_| self.writable)?;
         // SAFETY: as in `write_u32`.

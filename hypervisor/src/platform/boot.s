@@ -2,7 +2,8 @@
  * entry GRUB jumps to, the hypervisor's own boot page tables (identity map
  * of the first 4 GiB with 2 MiB pages, the first 2 MiB in 4 KiB pages with
  * a guard page below the boot stack) and the switch to long mode. It then
- * calls corral_main(magic, mbi) on the boot stack. */
+ * calls corral_main(magic, mbi) on the boot stack, which gives every page
+ * its rights (W^X, platform/paging.rs) before anything else runs. */
 
 .set MB2_MAGIC,        0xe85250d6
 .set MB2_ARCH_I386,    0
@@ -125,6 +126,10 @@ boot_gdt_ptr:
 
 .section .bss.boot, "aw", @nobits
 .balign 4096
+/* Rewritten with each page's rights by platform/paging.rs. */
+.global boot_pd
+.global boot_pt0
+.global boot_stack_guard
 boot_pml4:
     .skip 4096
 boot_pdpt:

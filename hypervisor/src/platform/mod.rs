@@ -10,6 +10,7 @@ pub mod instr;
 mod lapic;
 pub mod memory;
 pub mod net;
+pub mod paging;
 pub mod pci;
 pub mod percpu;
 pub mod run;

@@ -6,7 +6,7 @@
 use super::halt::{fatal, fatal_fmt, power_off};
 use super::instr::{self, outb};
 use super::run::Plan;
-use super::{images, memory, serial, smp, tables, vmx};
+use super::{images, memory, paging, serial, smp, tables, vmx};
 use crate::multiboot::{self, BOOTLOADER_MAGIC, BootInformation, Region};
 use crate::vmx::caps;
 use spin::Once;
@@ -63,6 +63,8 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     serial::init();
     serial::init_logger();
     tables::init();
+    // W^X before anything else: code read-execute, data never executable.
+    paging::protect();
     mask_legacy_pic();
     log::info!(
         "Corral hypervisor {} (ABI {ABI_VERSION})",
@@ -135,6 +137,20 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     let shared = vmx::setup_shared(config, timeslice)
         .unwrap_or_else(|e| fatal_fmt(format_args!("cannot enable VMX: {e}")));
     let cores = smp::bring_up(&info, ap_main);
+    // Every core is up: the start-up page is data from now on.
+    paging::seal();
+    let pages = paging::audit();
+    serial::record(&Record::Paging {
+        exec: pages.exec,
+        writable: pages.writable,
+        writable_exec: pages.writable_exec,
+    });
+    if pages.writable_exec != 0 {
+        fatal_fmt(format_args!(
+            "{} pages are both writable and executable after boot",
+            pages.writable_exec
+        ));
+    }
     serial::record(&Record::Hypervisor {
         abi: ABI_VERSION,
         cores: cores.len() as u32,
@@ -173,6 +189,9 @@ extern "C" fn ap_main(core: u32) -> ! {
         }
         core::hint::spin_loop();
     };
+    // The start-up page was sealed before the plan was published; this
+    // core may still hold its old (writable, executable) translation.
+    paging::flush();
     if let Err(e) = vmx::enable_core(&plan.shared) {
         fatal_fmt(format_args!("cannot enable VMX on core {core}: {e}"));
     }

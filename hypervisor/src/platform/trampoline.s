@@ -15,6 +15,8 @@
 .set AP_CR4_PAE,       1 << 5
 .set AP_MSR_EFER,      0xc0000080
 .set AP_EFER_LME,      1 << 8
+.set AP_EFER_NXE,      1 << 11
+.set AP_CR0_WP,        1 << 16
 .set AP_SEGMENT_SHIFT, 4
 .set AP_APIC_ID_SHIFT, 24
 
@@ -53,10 +55,10 @@ ap_protected:
     movl %eax, %cr3
     movl $AP_MSR_EFER, %ecx
     rdmsr
-    orl $AP_EFER_LME, %eax
+    orl $(AP_EFER_LME | AP_EFER_NXE), %eax  /* NXE: the tables have NX bits */
     wrmsr
     movl %cr0, %eax
-    orl $AP_CR0_PG, %eax
+    orl $(AP_CR0_PG | AP_CR0_WP), %eax      /* WP: read-only binds ring 0 too */
     movl %eax, %cr0                   /* long mode, compatibility submode */
     leal (ap_long - corral_ap_trampoline_start)(%ebx), %eax
     movl %eax, {far_offset}(%ebx)

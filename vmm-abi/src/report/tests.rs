@@ -457,6 +457,14 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
             },
             "@corral nic-window nic=0 frames=256 exits=1 rx_busy=51200 tx_frames=256 tx_busy=40960",
         ),
+        (
+            Record::Paging {
+                exec: 64,
+                writable: 1_048_000,
+                writable_exec: 0,
+            },
+            "@corral paging exec=64 writable=1048000 writable_exec=0",
+        ),
         (Record::Done { vms: 4 }, "@corral done vms=4"),
     ]
 }
@@ -662,6 +670,11 @@ fn record(m: &Material) -> Record<'_> {
             rx_busy: n(3),
             tx_frames: n(4),
             tx_busy: n(5),
+        },
+        16 => Record::Paging {
+            exec: n(0),
+            writable: n(1),
+            writable_exec: n(2),
         },
         _ => Record::Done { vms: n(0) as u32 },
     }

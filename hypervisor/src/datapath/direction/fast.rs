@@ -8,6 +8,7 @@
 //! which the tests check against each other.
 
 use super::Direction;
+use crate::datapath::policy::{FramePolicy, Verdict};
 use crate::devices::virtio::net::NET_HDR_LEN;
 use crate::devices::virtio::net::receive_header;
 use crate::devices::virtio::queue::{
@@ -158,17 +159,23 @@ pub(super) enum Stop {
 /// once at the end. At the first entry it does not take (a chain, a frame
 /// larger than the buffer, anything wrong) it stops before it; the general
 /// path then handles (or names) that entry.
-pub(super) fn frames<F, B>(
+pub(super) fn frames<F, B, P: FramePolicy>(
     dir: &mut Direction<F, B>,
     tx: &mut SplitQueue,
     src: &RawRam,
     rq: &mut SplitQueue,
     dst: &RawRam,
     budget: u32,
+    policy: &mut P,
 ) -> (u32, Stop) {
-    // Keeping `avail_event` current, and a receive buffer kept from an
-    // earlier frame, are the general path's job.
-    if (tx.event_idx && !tx.no_notify) || (rq.event_idx && !rq.no_notify) || dir.spare.is_some() {
+    // Keeping `avail_event` current, a receive buffer kept from an earlier
+    // frame, and a policy without a buffer of its own are the general
+    // path's job.
+    if (tx.event_idx && !tx.no_notify)
+        || (rq.event_idx && !rq.no_notify)
+        || dir.spare.is_some()
+        || (P::INSPECTS && policy.own_buffer().is_none())
+    {
         return (0, Stop::General);
     }
     // An idle direction costs one lookup and one idx read.
@@ -198,20 +205,22 @@ pub(super) fn frames<F, B>(
         Some(n) => n,
         None => return (0, Stop::General),
     };
-    let n = u32::from(tx_ready.min(rx_ready)).min(budget) as u16;
+    // Frames taken (`t_done`) and buffers filled (`r_done`): the same
+    // without a policy; a frame the policy drops keeps its buffer.
+    let tx_limit = u32::from(tx_ready).min(budget) as u16;
     let hdr = u64::from(NET_HDR_LEN);
     let (t_size, r_size) = (tx.layout.size, rq.layout.size);
     let (t_max, r_max) = (tx.limits.max_chain_bytes, rq.limits.max_chain_bytes);
     let mut bytes = 0u64;
-    let mut done = 0u16;
-    while done < n {
+    let (mut t_done, mut r_done) = (0u16, 0u16);
+    while t_done < tx_limit && r_done < rx_ready {
         let Some((th, t_addr, t_len, t_flags)) =
-            t.entry(tx.last_avail_idx.wrapping_add(done), t_size)
+            t.entry(tx.last_avail_idx.wrapping_add(t_done), t_size)
         else {
             break;
         };
         let Some((rh, r_addr, r_len, r_flags)) =
-            r.entry(rq.last_avail_idx.wrapping_add(done), r_size)
+            r.entry(rq.last_avail_idx.wrapping_add(r_done), r_size)
         else {
             break;
         };
@@ -225,29 +234,84 @@ pub(super) fn frames<F, B>(
         {
             break;
         }
-        let copied = src.copy_behind_prefix(
-            (t_addr, t_len.into()),
-            dst,
-            (r_addr, r_len.into()),
-            HEADER_WORDS,
-        );
-        let used = copied
-            .and_then(|()| t.set_used(tx.used_idx.wrapping_add(done), t_size, th, 0))
-            .and_then(|()| r.set_used(rq.used_idx.wrapping_add(done), r_size, rh, t_len));
-        if used.is_none() {
+        let delivered = if P::INSPECTS {
+            match judged(policy, src, (t_addr, t_len), dst, (r_addr, r_len)) {
+                Some(v) => v,
+                None => break,
+            }
+        } else {
+            let copied = src.copy_behind_prefix(
+                (t_addr, t_len.into()),
+                dst,
+                (r_addr, r_len.into()),
+                HEADER_WORDS,
+            );
+            if copied.is_none() {
+                break;
+            }
+            true
+        };
+        // The ring ranges were resolved whole and the slots are inside
+        // them: these writes do not fail once the checks above passed.
+        if t.set_used(tx.used_idx.wrapping_add(t_done), t_size, th, 0)
+            .is_none()
+        {
             break;
         }
+        t_done += 1;
+        if !delivered {
+            dir.dropped_by_policy += 1;
+            continue;
+        }
+        if r.set_used(rq.used_idx.wrapping_add(r_done), r_size, rh, t_len)
+            .is_none()
+        {
+            break;
+        }
+        r_done += 1;
         bytes += u64::from(t_len) - hdr;
-        done += 1;
     }
-    tx.last_avail_idx = tx.last_avail_idx.wrapping_add(done);
-    rq.last_avail_idx = rq.last_avail_idx.wrapping_add(done);
-    tx.used_idx = tx.used_idx.wrapping_add(done);
-    rq.used_idx = rq.used_idx.wrapping_add(done);
-    dir.flow.frames += u64::from(done);
+    tx.last_avail_idx = tx.last_avail_idx.wrapping_add(t_done);
+    rq.last_avail_idx = rq.last_avail_idx.wrapping_add(r_done);
+    tx.used_idx = tx.used_idx.wrapping_add(t_done);
+    rq.used_idx = rq.used_idx.wrapping_add(r_done);
+    dir.flow.frames += u64::from(r_done);
     dir.flow.bytes += bytes;
     t.publish(tx);
     r.publish(rq);
-    let stop = if done == n { Stop::Idle } else { Stop::General };
-    (u32::from(done), stop)
+    let stop = if t_done == tx_limit || r_done == rx_ready {
+        Stop::Idle
+    } else {
+        Stop::General
+    };
+    (u32::from(t_done), stop)
+}
+
+/// The policy point of the fast path: the frame behind the sender's header
+/// is copied into the policy's own buffer (out of the sender's reach) and
+/// judged there; a frame that passes is written from that copy, behind the
+/// receive header, into the receiver's buffer. `None` (nothing judged) if
+/// a buffer is out of place: the general path then names it. `Some(false)`
+/// for a frame the policy drops.
+fn judged<P: FramePolicy>(
+    policy: &mut P,
+    src: &RawRam,
+    (t_addr, t_len): (u64, u32),
+    dst: &RawRam,
+    (r_addr, r_len): (u64, u32),
+) -> Option<bool> {
+    let hdr = u64::from(NET_HDR_LEN);
+    let len = (t_len - NET_HDR_LEN) as usize;
+    let from = src.resolve(t_addr, t_len.into(), false)?;
+    let to = dst.resolve(r_addr, r_len.into(), true)?;
+    let own = policy.own_buffer()?.get_mut(..len)?;
+    from.read_into(hdr, own)?;
+    if policy.judge_own(len) == Verdict::Drop {
+        return Some(false);
+    }
+    let own = policy.own_buffer()?.get(..len)?;
+    to.write_u64(0, HEADER_WORDS.0)?;
+    to.write_u32(8, HEADER_WORDS.1)?;
+    to.write_from(hdr, own)?;
+    Some(true)
 }

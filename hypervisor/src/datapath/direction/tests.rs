@@ -678,3 +678,62 @@ fn a_packet_hook_judges_each_frame_and_counts_its_verdicts() {
         (12, 6, 2, 2, 2)
     );
 }
+
+/// [`Scribbler`] on the fast path: it judges its own copy of each frame
+/// while overwriting the sender's buffer, and what passes is delivered from
+/// that copy.
+struct OwnScribbler {
+    sender: RawRam,
+    buf: Vec<u8>,
+    seen: Vec<Vec<u8>>,
+}
+
+impl FramePolicy for OwnScribbler {
+    const INSPECTS: bool = true;
+
+    fn judge<K: FrameSink>(&mut self, _frame: &FrameCopy<'_, K>) -> Verdict {
+        panic!("the fast path judges its own copy");
+    }
+
+    fn own_buffer(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.buf)
+    }
+
+    fn judge_own(&mut self, len: usize) -> Verdict {
+        let slot = self.seen.len() as u64 % u64::from(QSIZE);
+        self.sender
+            .write(Gpa(TX_BUFS + slot * SLOT), &[0xee; SLOT as usize])
+            .unwrap();
+        let bytes = self.buf[..len].to_vec();
+        let odd = bytes.first().is_some_and(|b| b % 2 == 1);
+        self.seen.push(bytes);
+        if odd { Verdict::Drop } else { Verdict::Pass }
+    }
+}
+
+#[test]
+fn the_fast_path_judges_and_delivers_the_policys_own_copy() {
+    let mut p = Pair::raw();
+    let frames: Vec<_> = (0..6).map(|i| frame(60 + i, i as u8)).collect();
+    for f in &frames {
+        p.send(f);
+    }
+    for _ in 0..4 {
+        p.post(2048);
+    }
+    let sender = over_vec(&mut p.a);
+    let mut policy = OwnScribbler {
+        sender,
+        buf: vec![0; vmm_abi::corral::devices::MAX_FRAME_BYTES],
+        seen: Vec::new(),
+    };
+    assert_eq!(p.pump_with(u32::MAX, 0, &mut policy), Ok(6));
+    assert_eq!(policy.seen, frames);
+    let even: Vec<_> = frames.iter().step_by(2).cloned().collect();
+    assert_eq!(p.received(), even, "delivered as judged, not as scribbled");
+    assert_eq!(p.dir.dropped_by_policy, 3);
+    assert_eq!(p.dir.flow.frames, 3);
+    assert_eq!(p.tx_used(), 6);
+    // A fourth buffer is left: the drops kept theirs.
+    assert!(!p.dir.keeps_buffer(), "the fast path keeps no buffer aside");
+}

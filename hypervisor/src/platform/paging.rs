@@ -1,0 +1,104 @@
+//! W^X on the machine: writes the rights [`crate::mem::host_pages`] gives each of the hypervisor's pages into the boot page tables, turns on EFER.NXE and CR0.WP, seals the start-up page once every core is up, and audits the tables.
+//!
+//! The boot page tables (`boot.s`) are the only page tables the
+//! hypervisor runs on, on every core; they are written here only on the
+//! boot core, before the other cores start ([`protect`]) and once after
+//! they all have ([`seal`]), and each other core flushes its TLB before it
+//! runs anything ([`flush`]).
+
+use super::trampoline;
+use crate::mem::host_pages::{self, Audit, Layout, SMALL_PAGES};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+
+/// Entries in the boot page directory (4 GiB of 2 MiB pages).
+const PD_ENTRIES: usize = 2048;
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static boot_stack_guard: u8;
+    static boot_pt0: u8;
+    static boot_pd: u8;
+}
+
+/// The image's layout from the linker script's symbols.
+fn layout() -> Layout {
+    // Only the addresses of the linker and boot.s symbols are taken.
+    let addr = |p: *const u8| p as u64;
+    Layout {
+        text: addr(&raw const __text_start)..addr(&raw const __text_end),
+        rodata: addr(&raw const __rodata_start)..addr(&raw const __rodata_end),
+        guard: addr(&raw const boot_stack_guard),
+        trampoline: Some(trampoline::BASE),
+    }
+}
+
+/// Entry `index` of a table of u64 entries at `table`.
+fn entry(table: *const u8, index: usize) -> *mut u64 {
+    table.cast::<u64>().cast_mut().wrapping_add(index)
+}
+
+/// Writes the small-page table for `layout`.
+fn write_small(layout: &Layout) {
+    let table = &raw const boot_pt0;
+    for i in 0..SMALL_PAGES {
+        // SAFETY: `boot_pt0` is boot.s's 4 KiB table of 512 entries (so
+        // `i` is inside it), in .bss, written only by the boot core while
+        // no other core runs, or (`seal`) only for the start-up page,
+        // which no core uses any more. Every entry keeps its page's
+        // identity mapping; the hypervisor's code and stack stay mapped
+        // (their rights are read-execute and read-write).
+        unsafe { entry(table, i).write_volatile(host_pages::small_page(i, layout)) };
+    }
+}
+
+/// Flushes this core's TLB (reloads CR3).
+pub fn flush() {
+    let (frame, flags) = Cr3::read();
+    // SAFETY: the same tables and flags are loaded again; only cached
+    // translations are dropped.
+    unsafe { Cr3::write(frame, flags) };
+}
+
+/// Gives every page its rights, on the boot core before any other core
+/// starts: EFER.NXE first (an NX bit without it is a reserved bit), then
+/// the entries, a TLB flush, and CR0.WP so read-only binds ring 0.
+pub fn protect() {
+    // SAFETY: NXE only makes the NX bit of page-table entries meaningful;
+    // no entry has it set yet.
+    unsafe { Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE)) };
+    write_small(&layout());
+    let pd = &raw const boot_pd;
+    // Entry 0 points at the small-page table; the rest are 2 MiB pages.
+    for i in 1..PD_ENTRIES {
+        // SAFETY: `boot_pd` is boot.s's directory of 2048 entries; each
+        // keeps its identity mapping and becomes read-write, no-execute
+        // (no code lives above 2 MiB). Boot core only, others not started.
+        unsafe { entry(pd, i).write_volatile(host_pages::large_page(i)) };
+    }
+    flush();
+    // SAFETY: write protection only makes ring 0 honour read-only entries;
+    // the hypervisor writes none of its code or read-only data.
+    unsafe { Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT)) };
+}
+
+/// Once every core is up: the start-up page becomes plain data (boot core;
+/// each other core flushes its TLB before it runs anything).
+pub fn seal() {
+    write_small(&layout().sealed());
+    flush();
+}
+
+/// Counts the mapped pages that are executable, writable, and both.
+pub fn audit() -> Audit {
+    let (pt, pd) = (&raw const boot_pt0, &raw const boot_pd);
+    // SAFETY: reads of boot.s's tables, inside their bounds; nobody writes
+    // them any more (after `seal`).
+    let small = (0..SMALL_PAGES).map(|i| unsafe { entry(pt, i).read_volatile() });
+    // SAFETY: as above.
+    let large = (1..PD_ENTRIES).map(|i| unsafe { entry(pd, i).read_volatile() });
+    host_pages::audit(small, large)
+}
