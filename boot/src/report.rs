@@ -699,6 +699,7 @@ impl Report {
                 "spoofed",
                 "gone",
                 "ring fault",
+                "hook",
             ]
             .map(String::from)
             .to_vec(),
@@ -707,13 +708,14 @@ impl Report {
         for n in &self.nics {
             if let Some(w) = &n.wire {
                 text.push_str(&format!(
-                    "nic {} (core {}): {} frames in ({} with errors, {} for no port, {} runts), {} out ({} passes found the ring full)\n",
+                    "nic {} (core {}): {} frames in ({} with errors, {} for no port, {} runts, {} dropped by its hook), {} out ({} passes found the ring full)\n",
                     n.name,
                     n.core,
                     get(w, "rx_frames"),
                     get(w, "rx_errors"),
                     get(w, "drop_unknown"),
                     get(w, "drop_runt"),
+                    get(w, "drop_hook"),
                     get(w, "tx_frames"),
                     get(w, "tx_full"),
                 ));
@@ -730,13 +732,16 @@ impl Report {
                     get(f, "drop_spoofed").to_string(),
                     get(f, "drop_peer").to_string(),
                     get(f, "drop_fault").to_string(),
+                    get(f, "drop_hook").to_string(),
                 ]);
             }
         }
         use Align::{Left, Right};
         text.push_str(&table::text(
             &rows,
-            &[Left, Left, Right, Right, Right, Right, Right, Right, Right],
+            &[
+                Left, Left, Right, Right, Right, Right, Right, Right, Right, Right,
+            ],
         ));
         text
     }
@@ -953,9 +958,9 @@ mod tests {
         .unwrap();
         let mut outcome = RunOutcome::for_manifest(&manifest);
         for line in [
-            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0 wire_rx_busy=0 wire_tx_busy=0",
-            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0",
-            "@corral nic-port nic=99 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0",
+            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0 wire_rx_busy=0 wire_tx_busy=0 wire_drop_hook=0",
+            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0 flow_drop_hook=0",
+            "@corral nic-port nic=99 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=2 flow_tx_bytes=120 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0 flow_drop_hook=0",
         ] {
             outcome.apply(&parse_line(line).unwrap().unwrap());
         }
@@ -963,9 +968,9 @@ mod tests {
         let shown = Report::new(&manifest, "corei7_icelake_u", 1, &outcome).nic_table();
         assert_eq!(
             shown,
-            "nic uplink (core 1): 5 frames in (0 with errors, 1 for no port, 0 runts), 2 out (0 passes found the ring full)\n\
-             nic     port   from wire  to wire  no buffer  too large  spoofed  gone  ring fault\n\
-             uplink  web.0          4        2          0          0        1     0           0\n"
+            "nic uplink (core 1): 5 frames in (0 with errors, 1 for no port, 0 runts, 0 dropped by its hook), 2 out (0 passes found the ring full)\n\
+             nic     port   from wire  to wire  no buffer  too large  spoofed  gone  ring fault  hook\n\
+             uplink  web.0          4        2          0          0        1     0           0     0\n"
         );
         let report = Report::new(&manifest, "corei7_icelake_u", 1, &outcome);
         let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
@@ -975,10 +980,11 @@ mod tests {
                 "nic": 0, "name": "uplink", "core": 1,
                 "wire": {"rx_frames": 5, "rx_bytes": 300, "rx_errors": 0, "drop_unknown": 1,
                          "drop_runt": 0, "tx_frames": 2, "tx_bytes": 120, "tx_full": 0,
-                         "rx_busy": 0, "tx_busy": 0},
+                         "rx_busy": 0, "tx_busy": 0, "drop_hook": 0},
                 "ports": [{"port": "web.0", "rx_frames": 4, "rx_bytes": 240, "tx_frames": 2,
                            "tx_bytes": 120, "drop_no_buffer": 0, "drop_size": 0,
-                           "drop_spoofed": 1, "drop_peer": 0, "drop_fault": 0}]
+                           "drop_spoofed": 1, "drop_peer": 0, "drop_fault": 0,
+                           "drop_hook": 0}]
             }])
         );
     }

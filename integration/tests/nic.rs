@@ -429,3 +429,71 @@ fn an_owned_nic_stops_a_guest_whose_buffer_the_nic_could_overrun() {
     );
     assert_exited(out.vm("echo"), 0);
 }
+
+#[test]
+fn a_hook_on_the_nics_receive_queue_drops_one_port_before_any_guest_sees_it() {
+    let (echo_port, denied_port) = (free_port(), free_port());
+    let hook_source = integration::root().join("images/hooks/drop_port.bpf.c");
+    let manifest = write_manifest(
+        "nic-hook",
+        "nic-hook.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=7 quit=bye idle=100000000000\"\n\
+             [[nic]]\nname = \"uplink\"\n\
+             forward = [\"udp:{echo_port}:7\", \"udp:{denied_port}:9999\"]\n\
+             [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n\
+             [[hook]]\nname = \"drop-9999\"\nkind = \"packet\"\nattach = \"nic:uplink:rx\"\n\
+             source = \"{}\"\n",
+            hook_source.display()
+        ),
+    );
+    let runner = Background::start("nic-hook", manifest, &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let probes = probe(&sock, echo_port, b"probe", &runner);
+    // Datagrams to the denied port go through slirp to the NIC, where the
+    // hook drops them; the echo port's come back, every one.
+    const DENIED: u64 = 7;
+    for i in 0..DENIED {
+        sock.send_to(format!("denied {i}").as_bytes(), ("127.0.0.1", denied_port))
+            .unwrap();
+    }
+    for i in 0..DATAGRAMS {
+        let msg = format!("datagram {i}");
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", echo_port))
+            .unwrap();
+        assert_eq!(next_echo(&sock, b"probe"), msg.as_bytes(), "datagram {i}");
+    }
+    sock.send_to(b"bye", ("127.0.0.1", echo_port)).unwrap();
+    let out = runner.finish();
+    out.assert_succeeded();
+    out.assert_completed();
+    assert_exited(out.vm("echo"), 0);
+    let hook = out.report["hooks"]
+        .as_array()
+        .and_then(|h| h.first())
+        .expect("the hook in the report")
+        .clone();
+    assert_eq!(hook["attach"], "nic:uplink:rx");
+    assert_eq!(num(&hook["verdicts"], "drop"), DENIED, "{hook:#}");
+    let ports = hook["maps"]["ports"]["values"].as_array().expect("ports");
+    let denied = ports
+        .iter()
+        .find(|e| e["key"] == "0f27")
+        .map(|e| num(e, "number"));
+    assert_eq!(denied, Some(DENIED), "{hook:#}");
+    let uplink = nic(&out.report, "uplink");
+    assert_eq!(num(&uplink["wire"], "drop_hook"), DENIED, "{uplink:#}");
+    // Every frame the NIC received was judged once: passed or dropped.
+    assert_eq!(
+        num(&hook, "runs"),
+        num(&uplink["wire"], "rx_frames") - num(&uplink["wire"], "drop_runt"),
+        "{hook:#} {uplink:#}"
+    );
+    // The echo port's datagrams and `bye` were echoed; probes sent while
+    // the server booted may or may not have been.
+    let echoed = out.metric("echo", "echoed");
+    assert!(echoed > DATAGRAMS as u64, "echoed {echoed}");
+    assert!(echoed <= (DATAGRAMS + probes + 1) as u64, "echoed {echoed}");
+}

@@ -93,7 +93,7 @@ mod tests;
 pub use error::{Field, ManifestError, Place, Problem};
 pub use hook::{
     HOOK_RECORD_SIZE, HookAttach, HookName, HookSpec, LinkDir, MAX_HOOK_INSNS, MAX_HOOK_MAPS,
-    MAX_HOOKS, check_program,
+    MAX_HOOKS, NicDir, check_program,
 };
 pub use link::{
     DEFAULT_LINK_HOLD, LINK_FLAG_BRIDGE, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD,

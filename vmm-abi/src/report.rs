@@ -222,7 +222,8 @@ impl LinkFlow {
 counters! {
     /// What a NIC's polling core did on the wire side. Every frame the NIC
     /// received is in `rx_frames` or `rx_errors`; every good one is then
-    /// delivered to at least one port, or in `drop_unknown` or `drop_runt`.
+    /// delivered to at least one port, or in `drop_unknown`, `drop_runt` or
+    /// `drop_hook`.
     pub struct NicFlow {
         /// Good frames received from the wire.
         pub rx_frames: u64,
@@ -249,6 +250,9 @@ counters! {
         /// The same for the transmit half (took frames from guests, or
         /// completed sent ones), divided by `tx_frames`.
         pub tx_busy: u64,
+        /// Good frames from the wire the NIC's receive hook dropped (not
+        /// delivered to any port).
+        pub drop_hook: u64,
     }
 }
 
@@ -276,6 +280,8 @@ counters! {
         /// Frames lost because its ring broke a rule while they moved (the
         /// port is blamed and its VM stopped).
         pub drop_fault: u64,
+        /// Frames it sent that the NIC's transmit hook dropped.
+        pub drop_hook: u64,
     }
 }
 

@@ -94,7 +94,7 @@ fn attach_targets_are_checked() {
     let e = err(&with_hooks(&hook("h", "link:gen.0", &s)));
     assert!(e.contains("does not say a direction"), "{e}");
     let e = err(&with_hooks(&hook("h", "nic:uplink:rx", &s)));
-    assert!(e.contains("hooks on NIC queues are not built yet"), "{e}");
+    assert!(e.contains("no NIC `uplink` (NICs: none)"), "{e}");
     let two = format!(
         "{}{}",
         hook("h", "link:gen.0->sink.0", &s),
@@ -221,4 +221,68 @@ fn a_hook_on_a_cloned_entry_names_one_clone() {
         + &vm_hook("twice", "restart", "vm:web-2", "restart_twice.bpf.c");
     let m = parse(&text, "m.toml", &images()).unwrap();
     assert_eq!(m.hooks[0].target, manifest::HookAttach::Vm { vm: 2 });
+}
+
+/// echo behind a shared NIC `up` and an owned NIC `own`, then `hooks`.
+fn with_nics(hooks: &str) -> String {
+    format!(
+        "[run]\ncpus = 2\n\
+         [[vm]]\nname = \"gen\"\nimage = \"pktgen\"\nnet = 1\ncores = [1]\n\
+         [[vm]]\nname = \"sink\"\nimage = \"sink\"\nnet = 1\ncores = [1]\n\
+         [[nic]]\nname = \"up\"\n\
+         [[nic]]\nname = \"own\"\nmode = \"owned\"\n\
+         [[link]]\na = \"gen.0\"\nb = \"nic:up\"\n\
+         [[link]]\na = \"sink.0\"\nb = \"nic:own\"\n{hooks}"
+    )
+}
+
+#[test]
+fn packet_hooks_attach_to_a_shared_nics_queue() {
+    let s = source("drop_port.bpf.c");
+    let m = parse(
+        &with_nics(&format!(
+            "{}{}",
+            hook("in", "nic:up:rx", &s),
+            hook("out", "nic:up:tx", &s)
+        )),
+        "m.toml",
+        &images(),
+    )
+    .unwrap();
+    assert_eq!(
+        m.hooks[0].target,
+        manifest::HookAttach::Nic {
+            nic: 0,
+            dir: manifest::NicDir::Rx
+        }
+    );
+    assert_eq!(
+        m.hooks[1].target,
+        manifest::HookAttach::Nic {
+            nic: 0,
+            dir: manifest::NicDir::Tx
+        }
+    );
+    let bytes = m.encode().unwrap();
+    assert_eq!(manifest::Manifest::parse(&bytes).unwrap().hook_count(), 2);
+    let e = err(&with_nics(&hook("h", "nic:own:rx", &s)));
+    assert!(e.contains("NIC `own` is in owned mode"), "{e}");
+    let e = err(&with_nics(&hook("h", "nic:up:sideways", &s)));
+    assert!(e.contains("`sideways` is not a NIC queue direction"), "{e}");
+    let e = err(&with_nics(&hook("h", "nic:up", &s)));
+    assert!(e.contains("does not say a direction"), "{e}");
+    let e = err(&with_nics(&hook("h", "nic:down:rx", &s)));
+    assert!(e.contains("no NIC `down` (NICs: up, own)"), "{e}");
+    let e = err(&with_nics(&hook("h", "link:gen.0->nic:up", &s)));
+    assert!(
+        e.contains("attach the hook to the NIC's queue instead"),
+        "{e}"
+    );
+    let two = format!(
+        "{}{}",
+        hook("a", "nic:up:rx", &s),
+        hook("b", "nic:up:rx", &s)
+    );
+    let e = err(&with_nics(&two));
+    assert!(e.contains("one packet hook per NIC queue direction"), "{e}");
 }

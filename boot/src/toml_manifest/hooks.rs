@@ -1,6 +1,7 @@
 //! `[[hook]]` tables: a name, a kind, where it is attached (a packet
 //! hook on `link:<vm>.<port>-><vm>.<port>`, the direction from the first
-//! port to the second; a restart or exit hook on `vm:<name>`), and its
+//! port to the second, or on `nic:<name>:rx|tx`, a shared NIC's frames
+//! from or to the wire; a restart or exit hook on `vm:<name>`), and its
 //! program: C compiled with clang (`source`) or an object (`object`), with
 //! `program` choosing among several. The program
 //! is loaded ([`crate::hook_object`]) and verified here, so a hook the
@@ -9,18 +10,59 @@
 
 use super::VmConfig;
 use super::links::LinkConfig;
+use super::nics::NicConfig;
 use super::raw::RawHook;
 use crate::error::{Error, Result};
 use crate::hook_object::{self, HookProgram};
 use std::path::{Path, PathBuf};
 use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::hook::{HookKind, MAX_INSNS, MapDef, verify};
-use vmm_abi::manifest::{HookAttach, HookSpec, LinkDir, MAX_HOOKS};
+use vmm_abi::manifest::{HookAttach, HookSpec, LinkDir, MAX_HOOKS, NicDir, NicMode};
 
 /// How an attach target names one direction of a link.
 pub const LINK_ATTACH_PREFIX: &str = "link:";
 /// How an attach target names a VM.
 pub const VM_ATTACH_PREFIX: &str = "vm:";
+/// How an attach target names one direction of a NIC's queue.
+pub const NIC_ATTACH_PREFIX: &str = "nic:";
+
+/// The NIC queue direction `attach` names: `nic:NAME:rx` or `nic:NAME:tx`.
+fn resolve_nic(attach: &str, nics: &[NicConfig]) -> std::result::Result<HookAttach, String> {
+    let rest = attach.strip_prefix(NIC_ATTACH_PREFIX).unwrap_or(attach);
+    let Some((name, dir)) = rest.rsplit_once(':') else {
+        return Err(format!(
+            "`{attach}` does not say a direction: write `nic:<name>:rx` (frames from the wire) or `nic:<name>:tx` (frames to it)"
+        ));
+    };
+    let dir = match dir {
+        "rx" => NicDir::Rx,
+        "tx" => NicDir::Tx,
+        other => {
+            return Err(format!(
+                "`{other}` is not a NIC queue direction: `rx` (frames from the wire) or `tx` (frames to it)"
+            ));
+        }
+    };
+    let Some(i) = nics.iter().position(|n| n.name == name) else {
+        return Err(format!(
+            "no NIC `{name}` (NICs: {})",
+            if nics.is_empty() {
+                "none".to_string()
+            } else {
+                nics.iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    };
+    if nics[i].mode == NicMode::Owned {
+        return Err(format!(
+            "NIC `{name}` is in owned mode: its frames go straight between the NIC and the guest's memory, so there is no copy for a hook to judge; use `mode = \"shared\"`"
+        ));
+    }
+    Ok(HookAttach::Nic { nic: i as u32, dir })
+}
 
 /// One hook of the manifest, checked, with its program loaded and verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,8 +172,10 @@ fn resolve_attach(
     let Some(rest) = attach.strip_prefix(LINK_ATTACH_PREFIX) else {
         let kind = attach.split(':').next().unwrap_or(attach);
         return Err(match kind {
-            "nic" => "hooks on NIC queues are not built yet; attach to a link between two VMs (`link:<vm>.<port>-><vm>.<port>`)".to_string(),
-            "vm" | "core" => format!("`{kind}:` targets are for restart, exit and slice hooks; a packet hook goes on `link:<vm>.<port>-><vm>.<port>`"),
+            "nic" => "NIC queues are named `nic:<name>:rx` or `nic:<name>:tx`".to_string(),
+            "vm" | "core" => format!(
+                "`{kind}:` targets are for restart, exit and slice hooks; a packet hook goes on `link:<vm>.<port>-><vm>.<port>`"
+            ),
             _ => format!("`{attach}` is not `link:<vm>.<port>-><vm>.<port>`"),
         });
     };
@@ -156,7 +200,7 @@ fn resolve_attach(
         };
         if l.a.nic().is_some() || l.b.nic().is_some() {
             return Err(format!(
-                "link {i} ({}) has a NIC end; hooks on NIC queues are not built yet",
+                "link {i} ({}) has a NIC end; attach the hook to the NIC's queue instead (`nic:<name>:rx` or `nic:<name>:tx`)",
                 l.ends()
             ));
         }
@@ -179,7 +223,7 @@ pub(super) fn resolve(
     origin: &str,
     base: &Path,
     raw: &[RawHook],
-    (vms, links): (&[VmConfig], &[LinkConfig]),
+    (vms, links, nics): (&[VmConfig], &[LinkConfig], &[NicConfig]),
     progress: &dyn Fn(&str),
 ) -> Result<Vec<HookConfig>> {
     if raw.len() > MAX_HOOKS as usize {
@@ -229,6 +273,9 @@ pub(super) fn resolve(
             }
         };
         let target = match kind {
+            HookKind::Packet if r.attach.starts_with(NIC_ATTACH_PREFIX) => {
+                resolve_nic(&r.attach, nics)
+            }
             HookKind::Packet => {
                 resolve_attach(&r.attach, links).map(|(link, dir)| HookAttach::Link { link, dir })
             }
@@ -242,10 +289,10 @@ pub(super) fn resolve(
                     "hook `{}` is already attached to `{}`; one {kind} hook per {}",
                     h.name,
                     h.attach,
-                    if kind == HookKind::Packet {
-                        "link direction"
-                    } else {
-                        "VM"
+                    match target {
+                        HookAttach::Link { .. } => "link direction",
+                        HookAttach::Nic { .. } => "NIC queue direction",
+                        HookAttach::Vm { .. } => "VM",
                     }
                 ),
             ));

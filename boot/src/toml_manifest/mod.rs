@@ -228,7 +228,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
     let links = links::resolve(origin, &raw.link, &vms, &nics)?;
     let base = Path::new(origin).parent().unwrap_or(Path::new("."));
     let progress = |m: &str| eprintln!("{m}");
-    let hooks = hooks::resolve(origin, base, &raw.hook, (&vms, &links), &progress)?;
+    let hooks = hooks::resolve(origin, base, &raw.hook, (&vms, &links, &nics), &progress)?;
     Ok(Manifest {
         origin: origin.to_string(),
         run,

@@ -29,7 +29,7 @@ use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{LinkDir, LinkSpec, MAX_NICS, NicMode, PortRef};
+use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicDir, NicMode, PortRef};
 use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -368,19 +368,33 @@ impl<'t> Net<'t> {
         })
     }
 
-    /// Attaches packet hooks (each on a direction of a link between VMs,
-    /// checked by the manifest); each sees the sender's port index as
-    /// `ingress_ifindex`.
+    /// Attaches packet hooks (each on a direction of a link between VMs
+    /// or of a shared NIC's queue, checked by the manifest); one on a link
+    /// sees the sender's port index as `ingress_ifindex`.
     pub fn set_hooks(&mut self, hooks: &'t [PacketHook<'t>]) {
         for h in hooks {
-            if let Some(link) = self.links.get(h.link as usize) {
-                h.set_ingress(match h.dir {
+            let HookAttach::Link { link, dir } = h.attach else {
+                continue;
+            };
+            if let Some(link) = self.links.get(link as usize) {
+                h.set_ingress(match dir {
                     LinkDir::AToB => link.a as u32,
                     LinkDir::BToA => link.b as u32,
                 });
             }
         }
         self.hooks = hooks;
+    }
+
+    /// The hook on NIC `nic`'s queue direction `dir`, if any.
+    fn nic_hook(&self, nic: usize, dir: NicDir) -> Option<&'t PacketHook<'t>> {
+        self.hooks.iter().find(|h| {
+            h.attach
+                == HookAttach::Nic {
+                    nic: nic as u32,
+                    dir,
+                }
+        })
     }
 
     /// The packet hooks.
@@ -395,9 +409,10 @@ impl<'t> Net<'t> {
         }
         let index = self.links.iter().position(|l| core::ptr::eq(l, link));
         let on = |dir| {
-            self.hooks
-                .iter()
-                .find(|h| Some(h.link as usize) == index && h.dir == dir)
+            self.hooks.iter().find(|h| match h.attach {
+                HookAttach::Link { link, dir: d } => Some(link as usize) == index && d == dir,
+                _ => false,
+            })
         };
         [on(LinkDir::AToB), on(LinkDir::BToA)]
     }
@@ -572,10 +587,23 @@ impl<'t> Net<'t> {
                 self.wake(vm);
             }
         };
+        let (rx_hook, tx_hook) = if self.hooks.is_empty() {
+            (None, None)
+        } else {
+            let index = self.nics.iter().position(|n| core::ptr::eq(n, nic));
+            let on = |dir| index.and_then(|i| self.nic_hook(i, dir));
+            (on(NicDir::Rx), on(NicDir::Tx))
+        };
         let start = env.now();
-        let inbound = switch.inbound(wire, &ports, BATCH, woken, blamed);
+        let inbound = match rx_hook {
+            None => switch.inbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),
+            Some(h) => switch.inbound(wire, &ports, BATCH, woken, blamed, &mut *h.lock()),
+        };
         let middle = env.now();
-        let outbound = switch.outbound(wire, &ports, BATCH, woken, blamed);
+        let outbound = match tx_hook {
+            None => switch.outbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),
+            Some(h) => switch.outbound(wire, &ports, BATCH, woken, blamed, &mut *h.lock()),
+        };
         if inbound > 0 {
             switch.wire.rx_busy += middle.wrapping_sub(start);
         }

@@ -23,10 +23,15 @@
 //!   guest's ring.
 //!
 //! A ring that breaks the rules is blamed on its port, as on links; a
-//! frame lost with it is counted (`drop_fault`).
+//! frame lost with it is counted (`drop_fault`). A hook on the NIC's
+//! queue (a [`FramePolicy`] with a buffer of its own) judges each frame
+//! from the wire before it is delivered (`drop_hook` on the wire) and each
+//! frame to it after the anti-spoofing check (`drop_hook` on the port),
+//! on a copy the guests cannot reach.
 #![forbid(unsafe_code)]
 
 use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
+use super::policy::{FramePolicy, Verdict};
 use crate::devices::virtio::error::RingError;
 use vmm_abi::report::{NicFlow, NicPortFlow};
 
@@ -251,13 +256,14 @@ impl<B: Default> Switch<B> {
     /// Moves up to `budget` frames from the wire to the ports; returns
     /// frames taken from the wire, and calls `woken(i)` for each port that
     /// got one and `blamed` for each ring that broke the rules.
-    pub fn inbound<W: WireRx, A: Attached>(
+    pub fn inbound<W: WireRx, A: Attached, P: FramePolicy>(
         &mut self,
         wire: &mut W,
         ports: &A,
         budget: u32,
         mut woken: impl FnMut(usize),
         mut blamed: impl FnMut(Blame),
+        policy: &mut P,
     ) -> u32
     where
         A::End: LinkEnd<Buffer = B>,
@@ -279,6 +285,8 @@ impl<B: Default> Switch<B> {
             });
             if len < ETH_HEADER || got < MAC_LEN {
                 self.wire.drop_runt += 1;
+            } else if P::INSPECTS && !judge_wire(wire, slot, len, policy) {
+                self.wire.drop_hook += 1;
             } else if is_group(&dst) {
                 for i in 0..self.ports.len() {
                     self.deliver(i, wire, slot, len, ports, &mut woken, &mut blamed);
@@ -388,13 +396,14 @@ impl<B: Default> Switch<B> {
 
     /// Moves up to `budget` frames from each port to the wire; returns the
     /// frames taken from the ports (sent or dropped).
-    pub fn outbound<W: WireTx, A: Attached>(
+    pub fn outbound<W: WireTx, A: Attached, P: FramePolicy>(
         &mut self,
         wire: &mut W,
         ports: &A,
         budget: u32,
         mut woken: impl FnMut(usize),
         mut blamed: impl FnMut(Blame),
+        policy: &mut P,
     ) -> u32 {
         let mut taken = 0;
         let mut posted = false;
@@ -434,11 +443,24 @@ impl<B: Default> Switch<B> {
                     }
                     let mut header = [0u8; ETH_HEADER as usize];
                     let mut at = 0u32;
+                    // The hook's own copy, made from the same pieces as the
+                    // NIC's: what it judges is what is sent.
+                    let mut own = if P::INSPECTS {
+                        policy.own_buffer()
+                    } else {
+                        None
+                    };
+                    let mut own_at = 0usize;
                     source.read(&frame, len, |piece| {
                         let h = (at as usize).min(header.len());
                         let n = piece.len().min(header.len() - h);
                         header[h..h + n].copy_from_slice(&piece[..n]);
                         at += wire.write(slot, at, piece);
+                        if let Some(o) = own.as_deref_mut() {
+                            let n = piece.len().min(o.len().saturating_sub(own_at));
+                            o[own_at..own_at + n].copy_from_slice(&piece[..n]);
+                            own_at += n;
+                        }
                     })?;
                     source.complete(&frame)?;
                     flow.drop_fault -= 1;
@@ -447,6 +469,13 @@ impl<B: Default> Switch<B> {
                         // The slot was not posted: the next frame reuses it.
                         flow.drop_spoofed += u64::from(at == len);
                         flow.drop_size += u64::from(at != len);
+                        continue;
+                    }
+                    if P::INSPECTS
+                        && (own_at != len as usize || policy.judge_own(own_at) == Verdict::Drop)
+                    {
+                        // Not posted: the next frame reuses the slot.
+                        flow.drop_hook += 1;
                         continue;
                     }
                     if all[i].bridge && src != all[i].mac {
@@ -474,6 +503,7 @@ impl<B: Default> Switch<B> {
             port.drop_size += flow.drop_size;
             port.drop_spoofed += flow.drop_spoofed;
             port.drop_fault += flow.drop_fault;
+            port.drop_hook += flow.drop_hook;
             self.wire.tx_frames += flow.tx_frames;
             self.wire.tx_bytes += flow.tx_bytes;
             for mac in learned {
@@ -499,6 +529,22 @@ impl<B: Default> Switch<B> {
         }
         taken
     }
+}
+
+/// Runs `policy` (a NIC queue's hook) on a copy of the wire's frame in
+/// `slot` in its own buffer; whether the frame passes. A policy without a
+/// buffer of its own, or a frame longer than it, cannot be judged: dropped.
+fn judge_wire<W: WireRx, P: FramePolicy>(wire: &W, slot: u16, len: u32, policy: &mut P) -> bool {
+    let Some(own) = policy.own_buffer().and_then(|o| o.get_mut(..len as usize)) else {
+        return false;
+    };
+    let mut at = 0usize;
+    wire.read(slot, len, |piece| {
+        let n = piece.len().min(own.len() - at);
+        own[at..at + n].copy_from_slice(&piece[..n]);
+        at += n;
+    });
+    at == len as usize && policy.judge_own(at) == Verdict::Pass
 }
 
 #[cfg(test)]

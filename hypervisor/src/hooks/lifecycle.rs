@@ -24,7 +24,7 @@ use vmm_abi::hook::context::{
     EXIT_ALLOW, EXIT_DENY, EXIT_FAIL, EXIT_REASON_VMCALL, ExitCtx, RESTART_RESTART,
     RESTART_STAY_DOWN, RestartCtx,
 };
-use vmm_abi::hook::{HookKind, Insn, MapDef};
+use vmm_abi::hook::{HookKind, Insn, MapDef, STACK_SIZE};
 use vmm_abi::manifest::MAX_RESTARTS;
 use vmm_abi::report::{Record, VmHookFlow};
 
@@ -95,6 +95,8 @@ struct State<'t> {
     flow: VmHookFlow,
     /// Cores its per-core maps are sized for.
     cores: u32,
+    /// The program's stack, reused from run to run.
+    stack: [u8; STACK_SIZE],
 }
 
 impl State<'_> {
@@ -106,7 +108,8 @@ impl State<'_> {
             clock,
             core: core.min(self.cores.saturating_sub(1)),
         };
-        let outcome = vm::run(&self.prog, ctx, None, &mut self.maps, &env);
+        let outcome =
+            vm::run_with_stack(&self.prog, ctx, None, &mut self.maps, &env, &mut self.stack);
         self.flow.insns += u64::from(outcome.executed());
         match outcome {
             Outcome::Returned { ret, .. } => Some(ret),
@@ -165,6 +168,7 @@ impl<'t> VmHook<'t> {
                 maps,
                 flow: VmHookFlow::default(),
                 cores: cores.max(1),
+                stack: [0; STACK_SIZE],
             }),
         })
     }

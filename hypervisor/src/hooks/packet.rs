@@ -34,8 +34,8 @@ use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
-use vmm_abi::hook::{HookKind, Insn, MapDef, VerifyError};
-use vmm_abi::manifest::LinkDir;
+use vmm_abi::hook::{HookKind, Insn, MapDef, STACK_SIZE, VerifyError};
+use vmm_abi::manifest::HookAttach;
 use vmm_abi::report::{HookFlow, Record};
 
 /// Why a hook could not be built.
@@ -86,6 +86,8 @@ pub struct HookRun<'t> {
     env: Env,
     /// The hook's copy of the frame being judged.
     frame: [u8; MAX_FRAME_BYTES],
+    /// The program's stack, reused from run to run.
+    stack: [u8; STACK_SIZE],
 }
 
 impl<'t> HookRun<'t> {
@@ -102,12 +104,13 @@ impl<'t> HookRun<'t> {
             f.faults += 1;
             return Verdict::Drop;
         };
-        let outcome = vm::run(
+        let outcome = vm::run_with_stack(
             &self.prog,
             &ctx.to_bytes(),
             Some(packet),
             &mut self.maps,
             &self.env,
+            &mut self.stack,
         );
         f.insns += u64::from(outcome.executed());
         let Outcome::Returned { ret, .. } = outcome else {
@@ -157,29 +160,27 @@ impl FramePolicy for HookRun<'_> {
     }
 }
 
-/// A packet hook attached to one direction of a link.
+/// A packet hook attached to one direction of a link or of a NIC's queue.
 pub struct PacketHook<'t> {
     /// Its name.
     pub name: &'t str,
-    /// The link's manifest index.
-    pub link: u32,
-    /// The direction it judges.
-    pub dir: LinkDir,
+    /// Where it is: a link direction or a NIC queue direction.
+    pub attach: HookAttach,
     /// Its manifest index (for its records; 0 until [`PacketHook::at_index`]).
     pub index: u32,
     run: Mutex<HookRun<'t>>,
 }
 
 impl<'t> PacketHook<'t> {
-    /// Builds hook `name` on `link`'s direction `dir`, polled by core
-    /// `core`: `insns` (verified again here) with the map table `defs`,
+    /// Builds hook `name` at `attach` (a link or NIC queue direction),
+    /// polled by core `core`: `insns` (verified again here) with the map
+    /// table `defs`,
     /// whose maps live in `arena` (at least [`super::maps::bytes_needed`]
     /// for `core + 1` cores); `clock` is what `bpf_ktime_get_ns` returns.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &'t str,
-        link: u32,
-        dir: LinkDir,
+        attach: HookAttach,
         core: u32,
         insns: &'t [Insn],
         defs: &[MapDef],
@@ -190,8 +191,7 @@ impl<'t> PacketHook<'t> {
         let maps = MapSet::new(defs, core + 1, arena).map_err(BuildError::Maps)?;
         Ok(PacketHook {
             name,
-            link,
-            dir,
+            attach,
             index: 0,
             run: Mutex::new(HookRun {
                 prog,
@@ -200,6 +200,7 @@ impl<'t> PacketHook<'t> {
                 ingress: 0,
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
+                stack: [0; STACK_SIZE],
             }),
         })
     }
@@ -230,11 +231,17 @@ impl<'t> PacketHook<'t> {
     /// whose value is not all zero; `index` is its manifest index.
     pub fn report(&self, index: u32, mut record: impl FnMut(&Record<'_>)) {
         let run = self.run.lock();
+        // A link's index and `a->b`/`b->a`, or a NIC's index and `rx`/`tx`.
+        let (place, dir) = match self.attach {
+            HookAttach::Link { link, dir } => (link, dir.name()),
+            HookAttach::Nic { nic, dir } => (nic, dir.name()),
+            HookAttach::Vm { vm } => (vm, "-"),
+        };
         record(&Record::Hook {
             hook: index,
             name: self.name,
-            link: self.link,
-            dir: self.dir.name(),
+            link: place,
+            dir,
             flow: run.flow,
         });
         super::maps::report(index, &run.maps, run.env.core + 1, record);

@@ -183,16 +183,30 @@ impl fmt::Display for Fault {
     }
 }
 
-/// Runs `prog` once: `ctx` is its context (the kind's size; read-only),
-/// `packet` the frame of a packet hook (read-write; `None` for the other
-/// kinds), `maps` its map set (built from the defs it was verified with),
-/// `env` the helpers' view of the machine.
+/// [`run_with_stack`] with a fresh, zeroed stack.
 pub fn run(
     prog: &Verified<'_>,
     ctx: &[u8],
     packet: Option<&mut [u8]>,
     maps: &mut MapSet<'_>,
     env: &impl HookEnv,
+) -> Outcome {
+    run_with_stack(prog, ctx, packet, maps, env, &mut [0; STACK_SIZE])
+}
+
+/// Runs `prog` once: `ctx` is its context (the kind's size; read-only),
+/// `packet` the frame of a packet hook (read-write; `None` for the other
+/// kinds), `maps` its map set (built from the defs it was verified with),
+/// `env` the helpers' view of the machine, `stack` its stack: the
+/// caller's, which may hold an earlier run's bytes (the verifier proves a
+/// program writes every stack byte before it reads it).
+pub fn run_with_stack(
+    prog: &Verified<'_>,
+    ctx: &[u8],
+    packet: Option<&mut [u8]>,
+    maps: &mut MapSet<'_>,
+    env: &impl HookEnv,
+    stack: &mut [u8; STACK_SIZE],
 ) -> Outcome {
     let before = |kind| {
         Outcome::Aborted(Fault {
@@ -223,7 +237,7 @@ pub fn run(
         regs: [0; 16],
         mem: Mem {
             ctx,
-            stack: [0; STACK_SIZE],
+            stack,
             packet,
             maps,
             cpu,
@@ -383,34 +397,34 @@ impl Machine<'_, '_, '_> {
         let mode = insn.code & MODE_MASK;
         let base = if class == BPF_LDX { insn.src } else { insn.dst };
         let addr = self.reg(base).wrapping_add(i64::from(insn.off) as u64);
-        let load = FaultKind::Load {
+        let load = || FaultKind::Load {
             addr,
             size: size as u8,
         };
-        let store = FaultKind::Store {
+        let store = || FaultKind::Store {
             addr,
             size: size as u8,
         };
         match (class, mode) {
             (BPF_LDX, BPF_MEM) => {
-                let v = self.mem.load(addr, size).ok_or(load)?;
+                let v = self.mem.load(addr, size).ok_or_else(load)?;
                 self.set(insn.dst, v);
             }
             (BPF_ST, BPF_MEM) => {
                 let v = i64::from(insn.imm) as u64;
-                self.mem.store(addr, size, v).ok_or(store)?;
+                self.mem.store(addr, size, v).ok_or_else(store)?;
             }
             (BPF_STX, BPF_MEM) => {
                 let v = self.reg(insn.src);
-                self.mem.store(addr, size, v).ok_or(store)?;
+                self.mem.store(addr, size, v).ok_or_else(store)?;
             }
             (BPF_STX, BPF_ATOMIC) if insn.imm == i32::from(BPF_ADD) && (size == 4 || size == 8) => {
                 // Both checked before either happens: a store that cannot
                 // happen faults as a store.
-                self.mem.bytes_mut(addr, size).ok_or(store)?;
-                let old = self.mem.load(addr, size).ok_or(load)?;
+                self.mem.bytes_mut(addr, size).ok_or_else(store)?;
+                let old = self.mem.load(addr, size).ok_or_else(load)?;
                 let v = old.wrapping_add(self.reg(insn.src));
-                self.mem.store(addr, size, v).ok_or(store)?;
+                self.mem.store(addr, size, v).ok_or_else(store)?;
             }
             _ => return Err(FaultKind::BadInstruction { code: insn.code }),
         }

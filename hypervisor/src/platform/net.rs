@@ -202,34 +202,36 @@ fn hook_failed(spec: &HookSpec<'_>, what: &dyn core::fmt::Display) -> &'static s
 }
 
 /// Builds every packet hook of `manifest` (boot core, before any core
-/// polls): its program verified again, its maps in an arena of their own
-/// (per-core arrays sized for cores up to its link's polling core, the
-/// only core it runs on).
+/// polls), on a link or a NIC queue: its program verified again, its maps
+/// in an arena of their own (per-core arrays sized for cores up to its
+/// polling core, the only core it runs on).
 fn build_packet_hooks(
     manifest: &Manifest<'static>,
 ) -> Result<&'static [PacketHook<'static>], &'static str> {
-    let count = manifest
-        .hooks()
-        .filter(|h| matches!(h.attach, HookAttach::Link { .. }))
-        .count();
+    let packet = |h: &HookSpec<'_>| !matches!(h.attach, HookAttach::Vm { .. });
+    let count = manifest.hooks().filter(packet).count();
     let mut specs = manifest
         .hooks()
         .enumerate()
-        .filter_map(|(i, h)| match h.attach {
-            HookAttach::Link { link, dir } => Some((i as u32, h, link, dir)),
-            HookAttach::Vm { .. } => None,
-        });
+        .filter(|(_, h)| packet(h))
+        .map(|(i, h)| (i as u32, h));
     let hooks = memory::leak_slice(
         count,
         |_| {
-            let (index, spec, link, dir) = specs.next().ok_or(HOOK_UNUSABLE)?;
-            let core = manifest.links().nth(link as usize).map_or(0, |l| l.core);
+            let (index, spec) = specs.next().ok_or(HOOK_UNUSABLE)?;
+            // The core that polls its link or NIC, the only core it runs on.
+            let core = match spec.attach {
+                HookAttach::Link { link, .. } => {
+                    manifest.links().nth(link as usize).map_or(0, |l| l.core)
+                }
+                HookAttach::Nic { nic, .. } => manifest.nic(nic as usize).map_or(0, |n| n.core),
+                HookAttach::Vm { .. } => 0,
+            };
             let parts = HookParts::new(&spec, core + 1)?;
             let defs = &parts.defs[..parts.count];
             let hook = PacketHook::new(
                 spec.name,
-                link,
-                dir,
+                spec.attach,
                 core,
                 parts.insns,
                 defs,
@@ -239,11 +241,11 @@ fn build_packet_hooks(
             .map_err(|e| hook_failed(&spec, &e))?
             .at_index(index);
             log::info!(
-                "hook {}: {} instructions, {} maps, on link {link} {} (core {core})",
+                "hook {}: {} instructions, {} maps, on {:?} (core {core})",
                 spec.name,
                 spec.insn_count(),
                 parts.count,
-                dir.name()
+                spec.attach
             );
             Ok(hook)
         },
@@ -268,7 +270,7 @@ fn build_vm_hooks(
         .enumerate()
         .filter_map(|(i, h)| match h.attach {
             HookAttach::Vm { vm } => Some((i as u32, h, vm)),
-            HookAttach::Link { .. } => None,
+            HookAttach::Link { .. } | HookAttach::Nic { .. } => None,
         });
     let hooks = memory::leak_slice(
         count,

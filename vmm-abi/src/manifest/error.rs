@@ -335,7 +335,13 @@ pub enum Problem {
         /// Links the manifest has.
         links: u32,
     },
-    /// A hook on a link with a NIC end (hooks on NIC queues are not built).
+    /// A hook on a NIC in owned mode (frames go straight between the NIC
+    /// and the guest's memory: there is no copy to judge).
+    HookOnOwnedNic {
+        /// The NIC.
+        nic: u32,
+    },
+    /// A hook on a link with a NIC end (the NIC's queue is the place).
     HookOnNic {
         /// The link.
         link: u32,
@@ -555,11 +561,11 @@ impl fmt::Display for ManifestError {
             ),
             Problem::AttachKind { kind } => write!(
                 f,
-                "attach kind {kind}: 1 (one direction of a link) and 2 (a VM) are built"
+                "attach kind {kind}: 1 (one direction of a link), 2 (a VM) and 3 (one direction of a NIC's queue) are built"
             ),
             Problem::AttachMismatch { kind, attach } => write!(
                 f,
-                "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1), restart (2) and exit (3) hooks on VMs (2)"
+                "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1) or NIC queues (3), restart (2) and exit (3) hooks on VMs (2)"
             ),
             Problem::NoVm { found, vms } => {
                 write!(f, "no VM {found}: the manifest has {vms} VMs")
@@ -569,7 +575,11 @@ impl fmt::Display for ManifestError {
             }
             Problem::HookOnNic { link } => write!(
                 f,
-                "link {link} has a NIC end; hooks on NIC queues are not built yet"
+                "link {link} has a NIC end; attach the hook to the NIC's queue instead"
+            ),
+            Problem::HookOnOwnedNic { nic } => write!(
+                f,
+                "NIC {nic} is in owned mode: its frames go straight between the NIC and the guest's memory, so there is no copy for a hook to judge; use shared mode"
             ),
             Problem::HookAttached { hook } => {
                 write!(f, "hook {hook} of the same kind is attached there already")

@@ -5,8 +5,9 @@
 //! instructions and of map definitions, and the runs follow one another in
 //! hook order, so every byte of both blobs belongs to exactly one hook.
 //!
-//! A packet hook is attached to one direction of a link, a restart or an
-//! exit hook to a VM (slice hooks are not built: refused).
+//! A packet hook is attached to one direction of a link or of a NIC's
+//! queue (a NIC in shared mode), a restart or an exit hook to a VM (slice
+//! hooks are not built: refused).
 //!
 //! Every hook's program is verified here ([`verify`]) with its map table,
 //! so a manifest that parses holds only programs the hypervisor may run
@@ -49,6 +50,38 @@ const ATTACH_LINK: u8 = 1;
 /// Attach kind on the wire: a VM (every clone of it), for restart and exit
 /// hooks.
 const ATTACH_VM: u8 = 2;
+/// Attach kind on the wire: one direction of a NIC's queue (a packet
+/// hook); the direction byte is 0 for receive (wire to guests), 1 for
+/// transmit.
+const ATTACH_NIC: u8 = 3;
+
+/// One direction of a NIC's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NicDir {
+    /// Frames from the wire to the guests.
+    Rx = 0,
+    /// Frames from the guests to the wire.
+    Tx = 1,
+}
+
+impl NicDir {
+    /// The direction a wire byte names.
+    pub const fn from_u8(raw: u8) -> Option<Self> {
+        match raw {
+            0 => Some(NicDir::Rx),
+            1 => Some(NicDir::Tx),
+            _ => None,
+        }
+    }
+
+    /// `rx` or `tx`, as attach targets and reports write it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            NicDir::Rx => "rx",
+            NicDir::Tx => "tx",
+        }
+    }
+}
 
 /// One direction of a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,6 +126,13 @@ pub enum HookAttach {
         /// Manifest index of the VM.
         vm: u32,
     },
+    /// One direction of a NIC's queue (a packet hook).
+    Nic {
+        /// Manifest index of the NIC.
+        nic: u32,
+        /// Which direction's frames it judges.
+        dir: NicDir,
+    },
 }
 
 impl HookAttach {
@@ -101,8 +141,10 @@ impl HookAttach {
     pub const fn fits(&self, kind: HookKind) -> bool {
         matches!(
             (self, kind),
-            (HookAttach::Link { .. }, HookKind::Packet)
-                | (HookAttach::Vm { .. }, HookKind::Restart | HookKind::Exit)
+            (
+                HookAttach::Link { .. } | HookAttach::Nic { .. },
+                HookKind::Packet
+            ) | (HookAttach::Vm { .. }, HookKind::Restart | HookKind::Exit)
         )
     }
 }
@@ -172,6 +214,11 @@ impl<'a> HookSpec<'a> {
             HookAttach::Vm { vm } => {
                 r[K_ATTACH] = ATTACH_VM;
                 le::put_u32(&mut r, K_TARGET, vm);
+            }
+            HookAttach::Nic { nic, dir } => {
+                r[K_ATTACH] = ATTACH_NIC;
+                r[K_DIRECTION] = dir as u8;
+                le::put_u32(&mut r, K_TARGET, nic);
             }
         }
         le::put_u32(&mut r, K_INSN_OFFSET, insn_offset);
@@ -317,6 +364,13 @@ impl<'a> HookSpec<'a> {
                 (raw.direction == 0).then_some(HookAttach::Vm { vm: raw.target }),
                 0,
             ),
+            ATTACH_NIC => (
+                NicDir::from_u8(raw.direction).map(|dir| HookAttach::Nic {
+                    nic: raw.target,
+                    dir,
+                }),
+                1,
+            ),
             _ => return e(Field::HookAttach, Problem::AttachKind { kind: raw.attach }),
         };
         let Some(attach) = attach else {
@@ -437,6 +491,20 @@ impl<'a> Manifest<'a> {
                     };
                     if spec.a.vm_port().is_none() || spec.b.vm_port().is_none() {
                         return e(Field::HookTarget, Problem::HookOnNic { link });
+                    }
+                }
+                HookAttach::Nic { nic, .. } => {
+                    let Some(spec) = self.nic(nic as usize) else {
+                        return e(
+                            Field::HookTarget,
+                            Problem::NoNic {
+                                found: nic,
+                                nics: self.nic_count() as u32,
+                            },
+                        );
+                    };
+                    if spec.mode != super::NicMode::Shared {
+                        return e(Field::HookTarget, Problem::HookOnOwnedNic { nic });
                     }
                 }
                 HookAttach::Vm { vm } => {

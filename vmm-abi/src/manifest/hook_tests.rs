@@ -155,8 +155,11 @@ fn every_record_field_is_checked() {
     let e = problem(|r| r[33] = 2);
     assert_eq!(e.problem, Problem::AttachMismatch { kind: 1, attach: 2 });
     assert!(std::format!("{e}").contains("restart (2) and exit (3) hooks on VMs"));
+    // A NIC queue, in a manifest without NICs.
     let e = problem(|r| r[33] = 3);
-    assert_eq!(e.problem, Problem::AttachKind { kind: 3 });
+    assert_eq!(e.problem, Problem::NoNic { found: 0, nics: 0 });
+    let e = problem(|r| r[33] = 4);
+    assert_eq!(e.problem, Problem::AttachKind { kind: 4 });
     // A VM target has no direction.
     let e = problem(|r| {
         r[32] = 3;
@@ -262,6 +265,33 @@ fn a_hook_on_a_nic_link_is_refused() {
     let mut out = std::vec![0u8; encoded_len_with_hooks(1, 1, 1, &hooks)];
     let e = encode_with_hooks(0, &vms, &nics, &links, &hooks, &mut out).unwrap_err();
     assert_eq!(e.problem, Problem::HookOnNic { link: 0 });
+    assert!(std::format!("{e}").contains("attach the hook to the NIC's queue instead"));
+    // The NIC's queue is the place, in both directions, once each.
+    let on_nic = |name, dir| HookSpec {
+        name,
+        kind: HookKind::Packet,
+        attach: HookAttach::Nic { nic: 0, dir },
+        code: &p,
+        maps: &[],
+    };
+    let hooks = [on_nic("in", NicDir::Rx), on_nic("out", NicDir::Tx)];
+    let mut out = std::vec![0u8; encoded_len_with_hooks(1, 1, 1, &hooks)];
+    encode_with_hooks(0, &vms, &nics, &links, &hooks, &mut out).unwrap();
+    let parsed = Manifest::parse(&out).unwrap();
+    assert_eq!(parsed.hooks().collect::<Vec<_>>(), hooks);
+    let twice = [on_nic("in", NicDir::Rx), on_nic("again", NicDir::Rx)];
+    let mut out = std::vec![0u8; encoded_len_with_hooks(1, 1, 1, &twice)];
+    let e = encode_with_hooks(0, &vms, &nics, &links, &twice, &mut out).unwrap_err();
+    assert_eq!(e.problem, Problem::HookAttached { hook: 0 });
+    // Not on an owned NIC.
+    let owned = [NicSpec {
+        mode: NicMode::Owned,
+        ..nics[0]
+    }];
+    let one = [on_nic("in", NicDir::Rx)];
+    let mut out = std::vec![0u8; encoded_len_with_hooks(1, 1, 1, &one)];
+    let e = encode_with_hooks(0, &vms, &owned, &links, &one, &mut out).unwrap_err();
+    assert_eq!(e.problem, Problem::HookOnOwnedNic { nic: 0 });
 }
 
 /// A valid manifest with hooks, then arbitrary bytes in the hook sections.

@@ -369,7 +369,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                     ..NicFlow::default()
                 },
             },
-            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0 wire_rx_busy=0 wire_tx_busy=0",
+            "@corral nic nic=0 name=uplink core=1 wire_rx_frames=5 wire_rx_bytes=300 wire_rx_errors=0 wire_drop_unknown=1 wire_drop_runt=0 wire_tx_frames=2 wire_tx_bytes=120 wire_tx_full=0 wire_rx_busy=0 wire_tx_busy=0 wire_drop_hook=0",
         ),
         (
             Record::NicPort {
@@ -382,7 +382,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                     ..NicPortFlow::default()
                 },
             },
-            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=0 flow_tx_bytes=0 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0",
+            "@corral nic-port nic=0 port=web.0 flow_rx_frames=4 flow_rx_bytes=240 flow_tx_frames=0 flow_tx_bytes=0 flow_drop_no_buffer=0 flow_drop_size=0 flow_drop_spoofed=1 flow_drop_peer=0 flow_drop_fault=0 flow_drop_hook=0",
         ),
         (
             Record::Hook {

@@ -1,6 +1,7 @@
 //! The switch over the real e1000 driver and the fake device modelled on Bochs: frames from the wire reach guests' virtio rings and guests' frames reach the wire, with the driver's drops in the counters.
 
 use super::*;
+use crate::datapath::policy::PassAll;
 use crate::datapath::port::{Port, PortInner};
 use crate::datapath::switch::{Attached, Switch};
 use crate::datapath::testing::{Guest, SLOT, frame};
@@ -66,12 +67,22 @@ fn rig(vms: u32) -> Rig {
 
 impl Rig {
     fn pass(&mut self) -> (u32, u32) {
-        let i = self
-            .switch
-            .inbound(&mut self.wire, &self.ports, 64, |_| {}, |b| panic!("{b:?}"));
-        let o = self
-            .switch
-            .outbound(&mut self.wire, &self.ports, 64, |_| {}, |b| panic!("{b:?}"));
+        let i = self.switch.inbound(
+            &mut self.wire,
+            &self.ports,
+            64,
+            |_| {},
+            |b| panic!("{b:?}"),
+            &mut PassAll,
+        );
+        let o = self.switch.outbound(
+            &mut self.wire,
+            &self.ports,
+            64,
+            |_| {},
+            |b| panic!("{b:?}"),
+            &mut PassAll,
+        );
         (i, o)
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the NIC switch driven by a fake wire and fake guests: delivery by MAC, broadcast, unknown unicast, anti-spoofing, sizes, ports down or gone, a full transmit ring, blame.
 
 use super::*;
+use crate::datapath::policy::{FrameCopy, PassAll};
 use crate::datapath::port::{Port, PortInner};
 use crate::datapath::testing::{FakeWire, Guest, SLOT, frame};
 use crate::devices::virtio::testing::MEM_SIZE;
@@ -58,6 +59,14 @@ impl Rig {
     }
 
     fn inbound(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
+        self.inbound_with(&mut PassAll)
+    }
+
+    fn outbound(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
+        self.outbound_with(&mut PassAll)
+    }
+
+    fn inbound_with(&mut self, policy: &mut impl FramePolicy) -> (u32, Vec<usize>, Vec<Blame>) {
         let (mut woken, mut blamed) = (Vec::new(), Vec::new());
         let n = self.switch.inbound(
             &mut self.wire,
@@ -65,11 +74,12 @@ impl Rig {
             64,
             |i| woken.push(i),
             |b| blamed.push(b),
+            policy,
         );
         (n, woken, blamed)
     }
 
-    fn outbound(&mut self) -> (u32, Vec<usize>, Vec<Blame>) {
+    fn outbound_with(&mut self, policy: &mut impl FramePolicy) -> (u32, Vec<usize>, Vec<Blame>) {
         let (mut woken, mut blamed) = (Vec::new(), Vec::new());
         let n = self.switch.outbound(
             &mut self.wire,
@@ -77,6 +87,7 @@ impl Rig {
             64,
             |i| woken.push(i),
             |b| blamed.push(b),
+            policy,
         );
         (n, woken, blamed)
     }
@@ -369,4 +380,92 @@ proptest! {
         }).sum();
         prop_assert_eq!(per_port, expected);
     }
+}
+
+/// A NIC queue hook in miniature: judges its own copy of each frame and
+/// drops every second one.
+struct EverySecond {
+    buf: Vec<u8>,
+    seen: Vec<Vec<u8>>,
+}
+
+impl EverySecond {
+    fn new() -> Self {
+        EverySecond {
+            buf: vec![0; 2048],
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl FramePolicy for EverySecond {
+    const INSPECTS: bool = true;
+
+    fn judge<K: FrameSink>(&mut self, _: &FrameCopy<'_, K>) -> Verdict {
+        panic!("a NIC queue hook judges its own copy")
+    }
+
+    fn own_buffer(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.buf)
+    }
+
+    fn judge_own(&mut self, len: usize) -> Verdict {
+        self.seen.push(self.buf[..len].to_vec());
+        if self.seen.len().is_multiple_of(2) {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+#[test]
+fn a_receive_hook_judges_each_wire_frame_once_before_delivery() {
+    let mut rig = Rig::new(2, 4);
+    let frames: Vec<_> = (0..4)
+        .map(|i| eth(port_mac(0, 0), OUTSIDE, 60 + i, i as u8))
+        .collect();
+    for f in &frames {
+        rig.wire.arrive(f.clone());
+    }
+    let bcast = eth(BROADCAST, OUTSIDE, 60, 9);
+    rig.wire.arrive(bcast.clone());
+    let mut hook = EverySecond::new();
+    let (n, _, blamed) = rig.inbound_with(&mut hook);
+    assert_eq!((n, blamed.len()), (5, 0));
+    // It saw every frame once (the broadcast too, once for both ports).
+    let mut all = frames.clone();
+    all.push(bcast.clone());
+    assert_eq!(hook.seen, all);
+    assert_eq!(
+        rig.guests[0].received(),
+        vec![frames[0].clone(), frames[2].clone(), bcast.clone()]
+    );
+    assert_eq!(rig.guests[1].received(), vec![bcast]);
+    assert_eq!(rig.switch.wire.drop_hook, 2);
+    assert_eq!(rig.switch.wire.rx_frames, 5);
+}
+
+#[test]
+fn a_transmit_hook_judges_frames_after_the_spoofing_check() {
+    let mut rig = Rig::new(1, 0);
+    let frames: Vec<_> = (0..4)
+        .map(|i| eth(OUTSIDE, port_mac(0, 0), 60 + i, i as u8))
+        .collect();
+    rig.guests[0].send(&frames[0]);
+    // A spoofed frame is dropped before the hook sees it.
+    rig.guests[0].send(&eth(OUTSIDE, [0x02, 9, 9, 9, 9, 9], 60, 7));
+    for f in &frames[1..] {
+        rig.guests[0].send(f);
+    }
+    let mut hook = EverySecond::new();
+    let (n, _, _) = rig.outbound_with(&mut hook);
+    assert_eq!(n, 5);
+    assert_eq!(hook.seen, frames);
+    assert_eq!(rig.wire.sent, vec![frames[0].clone(), frames[2].clone()]);
+    let flow = rig.switch.ports[0].flow;
+    assert_eq!(
+        (flow.tx_frames, flow.drop_hook, flow.drop_spoofed),
+        (2, 2, 1)
+    );
 }

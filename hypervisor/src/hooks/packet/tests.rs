@@ -11,6 +11,7 @@ use vmm_abi::hook::MapKind;
 use vmm_abi::hook::asm::*;
 use vmm_abi::hook::context::{XDP_DATA, XDP_DATA_END};
 use vmm_abi::hook::insn::*;
+use vmm_abi::manifest::LinkDir;
 
 fn clock() -> u64 {
     42
@@ -59,8 +60,14 @@ pub(crate) const COUNTER: MapDef = MapDef {
 pub(crate) fn hook(insns: Vec<Insn>) -> PacketHook<'static> {
     let defs = [COUNTER];
     let arena = vec![0u8; bytes_needed(&defs, 1).unwrap()].leak();
-    PacketHook::new("h", 0, LinkDir::AToB, 0, insns.leak(), &defs, arena, clock).unwrap()
+    PacketHook::new("h", LINK0, 0, insns.leak(), &defs, arena, clock).unwrap()
 }
+
+/// Link 0's a->b direction.
+const LINK0: HookAttach = HookAttach::Link {
+    link: 0,
+    dir: LinkDir::AToB,
+};
 
 fn judge(h: &PacketHook<'_>, frame: &[u8]) -> Verdict {
     let mut run = h.lock();
@@ -117,10 +124,10 @@ fn a_program_the_verifier_refuses_is_not_built() {
     let defs = [COUNTER];
     let arena = vec![0u8; bytes_needed(&defs, 1).unwrap()].leak();
     let looped = vec![mov64_imm(0, 2), ja(-2), exit()].leak();
-    let e = PacketHook::new("h", 0, LinkDir::AToB, 0, looped, &defs, arena, clock);
+    let e = PacketHook::new("h", LINK0, 0, looped, &defs, arena, clock);
     assert!(matches!(e, Err(BuildError::Verify(_))));
     let small = vec![0u8; 8].leak();
     let ok = vec![mov64_imm(0, 2), exit()].leak();
-    let e = PacketHook::new("h", 0, LinkDir::AToB, 0, ok, &defs, small, clock);
+    let e = PacketHook::new("h", LINK0, 0, ok, &defs, small, clock);
     assert!(matches!(e, Err(BuildError::Maps(_))));
 }

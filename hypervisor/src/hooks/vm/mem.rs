@@ -9,7 +9,10 @@ use vmm_abi::hook::STACK_SIZE;
 /// The regions of one run.
 pub(super) struct Mem<'r, 'a> {
     pub ctx: &'r [u8],
-    pub stack: [u8; STACK_SIZE],
+    /// The program's stack: the caller's, reused from run to run (the
+    /// verifier proves every stack byte is written before it is read, so
+    /// nothing of an earlier run can be seen).
+    pub stack: &'r mut [u8; STACK_SIZE],
     pub packet: &'r mut [u8],
     pub maps: &'r mut MapSet<'a>,
     /// The core whose per-core map copies the program sees.
@@ -49,7 +52,7 @@ impl Mem<'_, '_> {
     pub fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
         match place(addr)? {
             Place::Ctx(o) => range(self.ctx, o, len),
-            Place::Stack(o) => range(&self.stack, o, len),
+            Place::Stack(o) => range(&self.stack[..], o, len),
             Place::Packet(o) => range(self.packet, o, len),
             Place::Map(m, o) => self.maps.window(m, o, len, self.cpu),
         }
@@ -60,26 +63,30 @@ impl Mem<'_, '_> {
     pub fn bytes_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
         match place(addr)? {
             Place::Ctx(_) => None,
-            Place::Stack(o) => range_mut(&mut self.stack, o, len),
+            Place::Stack(o) => range_mut(&mut self.stack[..], o, len),
             Place::Packet(o) => range_mut(self.packet, o, len),
             Place::Map(m, o) => self.maps.window_mut(m, o, len, self.cpu),
         }
     }
 
-    /// A little-endian load of `size` bytes.
+    /// A little-endian load of `size` (1, 2, 4 or 8) bytes.
     #[inline]
     pub fn load(&self, addr: u64, size: usize) -> Option<u64> {
         let b = self.bytes(addr, size)?;
-        Some(b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x)))
+        Some(match *b {
+            [x] => u64::from(x),
+            [a, b] => u64::from(u16::from_le_bytes([a, b])),
+            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+            _ => return None,
+        })
     }
 
-    /// A little-endian store of the low `size` bytes of `v`.
+    /// A little-endian store of the low `size` (1, 2, 4 or 8) bytes of `v`.
     #[inline]
     pub fn store(&mut self, addr: u64, size: usize, v: u64) -> Option<()> {
         let b = self.bytes_mut(addr, size)?;
-        for (i, d) in b.iter_mut().enumerate() {
-            *d = v.checked_shr(8 * i as u32).unwrap_or(0) as u8;
-        }
+        b.copy_from_slice(v.to_le_bytes().get(..size)?);
         Some(())
     }
 }
