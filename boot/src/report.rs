@@ -216,13 +216,21 @@ fn hex_number(hex: &str) -> Option<u64> {
     Some(n)
 }
 
-/// A restart or exit hook's answers by name: a restart hook's `allow` is
-/// `restart` and its `deny` `stay_down`; only an exit hook can `fail`.
+/// A restart, exit or slice hook's answers by name: a restart hook's
+/// `allow` is `restart` and its `deny` `stay_down`; a slice hook's are
+/// `set`, `default` and `clamped` (its `bad`); only an exit hook can
+/// `fail`.
 fn vm_verdicts(kind: HookKind, f: &VmHookFlow) -> BTreeMap<&'static str, u64> {
     let mut v = BTreeMap::new();
     if kind == HookKind::Restart {
         v.insert("restart", f.allow);
         v.insert("stay_down", f.deny);
+    } else if kind == HookKind::Slice {
+        v.insert("set", f.allow);
+        v.insert("default", f.deny);
+        v.insert("clamped", f.bad);
+        v.insert("faults", f.faults);
+        return v;
     } else {
         v.insert("allow", f.allow);
         v.insert("deny", f.deny);
@@ -623,6 +631,8 @@ impl Report {
             if h.kind != "packet" {
                 let order: &[&str] = if h.kind == "restart" {
                     &["restart", "stay_down", "bad", "faults"]
+                } else if h.kind == "slice" {
+                    &["set", "default", "clamped", "faults"]
                 } else {
                     &["allow", "deny", "fail", "bad", "faults"]
                 };

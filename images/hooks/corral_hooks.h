@@ -6,7 +6,9 @@
 // corral_restart_ctx *ctx)` and returns CORRAL_RESTART or
 // CORRAL_STAY_DOWN; an exit hook is `SEC("tracepoint/corral/exit")`, takes
 // a `struct corral_exit_ctx *` and returns CORRAL_EXIT_ALLOW,
-// CORRAL_EXIT_DENY or, for a hypercall, CORRAL_EXIT_FAIL(code). The
+// CORRAL_EXIT_DENY or, for a hypercall, CORRAL_EXIT_FAIL(code); a slice
+// hook is `SEC("tracepoint/corral/slice")`, takes a `struct
+// corral_slice_ctx *` and returns a slice length (0: the manifest's). The
 // tracepoint section is only how the object says "a program over a
 // context struct"; nothing here is a Linux tracepoint.
 #ifndef CORRAL_HOOKS_H
@@ -60,5 +62,19 @@ struct corral_exit_ctx {
 #define CORRAL_EXIT_ALLOW 0
 #define CORRAL_EXIT_DENY 1
 #define CORRAL_EXIT_FAIL(code) (2ULL | ((__u64)(__u32)(code) << 32))
+
+struct corral_slice_ctx {
+    __u32 vm;        // the VM's manifest index
+    __u32 core;      // the core it is put on
+    __u64 slices;    // slices so far
+    __u64 used;      // instructions it used so far
+    __u64 waited;    // instructions it spent waiting for work
+    __u32 last_exit; // VMX basic reason of its last exit
+    __u32 pad0;
+};
+
+// A slice hook's answer: the slice length in instructions, or this for
+// the manifest's.
+#define CORRAL_SLICE_DEFAULT 0
 
 #endif

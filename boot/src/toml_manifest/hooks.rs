@@ -1,7 +1,7 @@
 //! `[[hook]]` tables: a name, a kind, where it is attached (a packet
 //! hook on `link:<vm>.<port>-><vm>.<port>`, the direction from the first
 //! port to the second, or on `nic:<name>:rx|tx`, a shared NIC's frames
-//! from or to the wire; a restart or exit hook on `vm:<name>`), and its
+//! from or to the wire; a restart, exit or slice hook on `vm:<name>`), and its
 //! program: C compiled with clang (`source`) or an object (`object`), with
 //! `program` choosing among several. The program
 //! is loaded ([`crate::hook_object`]) and verified here, so a hook the
@@ -258,13 +258,7 @@ pub(super) fn resolve(
             "packet" => HookKind::Packet,
             "restart" => HookKind::Restart,
             "exit" => HookKind::Exit,
-            "slice" => {
-                return Err(fail(
-                    "kind",
-                    "`slice` hooks are not built yet; packet, restart and exit hooks run"
-                        .to_string(),
-                ));
-            }
+            "slice" => HookKind::Slice,
             other => {
                 return Err(fail(
                     "kind",

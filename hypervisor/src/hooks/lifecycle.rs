@@ -1,4 +1,4 @@
-//! Restart and exit hooks on a VM: the program, its maps and its counters, what each answer means ([`RestartAnswer`], [`ExitAnswer`]), and the restart decision with or without a hook.
+//! Restart, exit and slice hooks on a VM: the program, its maps and its counters, what each answer means ([`RestartAnswer`], [`ExitAnswer`], a slice length), and the restart decision with or without a hook.
 //!
 //! A restart hook runs when a run of the VM ends other than by exiting 0
 //! and answers restart or stay down; an exit hook runs on each of the VM's
@@ -22,7 +22,7 @@ use super::vm::{self, HookEnv, Outcome};
 use spin::Mutex;
 use vmm_abi::hook::context::{
     EXIT_ALLOW, EXIT_DENY, EXIT_FAIL, EXIT_REASON_VMCALL, ExitCtx, RESTART_RESTART,
-    RESTART_STAY_DOWN, RestartCtx,
+    RESTART_STAY_DOWN, RestartCtx, SLICE_DEFAULT, SliceCtx,
 };
 use vmm_abi::hook::{HookKind, Insn, MapDef, STACK_SIZE};
 use vmm_abi::manifest::MAX_RESTARTS;
@@ -121,11 +121,11 @@ impl State<'_> {
     }
 }
 
-/// A restart or exit hook attached to a VM.
+/// A restart, exit or slice hook attached to a VM.
 pub struct VmHook<'t> {
     /// Its name.
     pub name: &'t str,
-    /// `Restart` or `Exit`.
+    /// `Restart`, `Exit` or `Slice`.
     pub kind: HookKind,
     /// Manifest index of the VM.
     pub vm: u32,
@@ -152,7 +152,7 @@ impl<'t> VmHook<'t> {
         arena: &'t mut [u8],
         clock: fn() -> u64,
     ) -> Result<Self, BuildError> {
-        if !matches!(kind, HookKind::Restart | HookKind::Exit) {
+        if !matches!(kind, HookKind::Restart | HookKind::Exit | HookKind::Slice) {
             return Err(BuildError::Kind(kind));
         }
         let prog = Verified::new(insns, kind, defs).map_err(BuildError::Verify)?;
@@ -216,6 +216,35 @@ impl<'t> VmHook<'t> {
             ExitAnswer::Fail(_) => st.flow.fail += 1,
         }
         answer
+    }
+
+    /// Asks a slice hook how long the VM's next slice is, on `core`:
+    /// `default` for an answer of 0 or a run the interpreter aborted (the
+    /// manifest's slice); an answer outside `range` is clamped into it and
+    /// counted (`bad`): the system stays sound whatever the hook says.
+    pub fn slice(
+        &self,
+        ctx: &SliceCtx,
+        core: u32,
+        default: u64,
+        range: core::ops::RangeInclusive<u64>,
+    ) -> u64 {
+        let mut st = self.state.lock();
+        match st.run(&ctx.to_bytes(), core, self.clock) {
+            None => default,
+            Some(SLICE_DEFAULT) => {
+                st.flow.deny += 1;
+                default
+            }
+            Some(ticks) if range.contains(&ticks) => {
+                st.flow.allow += 1;
+                ticks
+            }
+            Some(ticks) => {
+                st.flow.bad += 1;
+                ticks.clamp(*range.start(), *range.end())
+            }
+        }
     }
 
     /// Its counters.

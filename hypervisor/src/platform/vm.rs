@@ -42,8 +42,9 @@ use vmm_abi::corral::devices::{self, DeviceKind};
 use vmm_abi::corral::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
 use vmm_abi::corral::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
 use vmm_abi::hook::HookKind;
-use vmm_abi::hook::context::ExitCtx;
+use vmm_abi::hook::context::{ExitCtx, SliceCtx};
 use vmm_abi::manifest::VmSpec;
+use vmm_abi::manifest::{MAX_TIMESLICE, MIN_TIMESLICE};
 use vmm_abi::report::{CONSOLE_SEPARATOR, Record};
 
 /// Metric records one VM may emit over its whole life (restarts included).
@@ -827,8 +828,23 @@ pub fn run_slice(
     let mut hw = VmxVcpu {
         launched: &mut st.launched,
     };
+    // A slice hook, if the VM has one, says how long this slice is.
+    let timeslice = match net.vm_hook(st.index, HookKind::Slice) {
+        None => shared.timeslice,
+        Some(h) => {
+            let ctx = SliceCtx {
+                vm: st.index,
+                core,
+                slices: st.slices,
+                used: st.cpu.ran,
+                waited: st.cpu.waited,
+                last_exit: st.cpu.last_exit & 0xffff,
+            };
+            h.slice(&ctx, core, shared.timeslice, MIN_TIMESLICE..=MAX_TIMESLICE)
+        }
+    };
     let params = SliceParams {
-        timeslice: shared.timeslice,
+        timeslice,
         budget: st.spec.budget,
         others_waiting,
     };

@@ -42,6 +42,10 @@ pub struct VcpuState {
     pub wait_deadline: Option<u64>,
     /// When that wait began: the time it waits is charged to `used`.
     pub wait_started: u64,
+    /// Ticks it spent waiting for work, over all runs.
+    pub waited: u64,
+    /// The basic reason of its last exit.
+    pub last_exit: u32,
 }
 
 impl Default for VcpuState {
@@ -55,6 +59,8 @@ impl Default for VcpuState {
             exits: [0; EXIT_KINDS],
             wait_deadline: None,
             wait_started: 0,
+            waited: 0,
+            last_exit: 0,
         }
     }
 }
@@ -228,6 +234,7 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
         };
         let exit = exit::decode(&raw);
         st.exits[exit.kind() as usize] += 1;
+        st.last_exit = raw.reason;
         let (rip, rflags) = match hw.rip_rflags() {
             Ok(v) => v,
             Err(r) => return SliceEnd::Stopped(r),
@@ -373,8 +380,8 @@ pub fn wait_over(st: &mut VcpuState, clock: &impl Clock, wakeups: &mut impl Wake
     };
     st.regs.rax = rax;
     st.wait_deadline = None;
-    st.used = st
-        .used
-        .saturating_add(clock.now().wrapping_sub(st.wait_started));
+    let waited = clock.now().wrapping_sub(st.wait_started);
+    st.used = st.used.saturating_add(waited);
+    st.waited = st.waited.saturating_add(waited);
     true
 }

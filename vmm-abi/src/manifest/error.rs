@@ -557,7 +557,7 @@ impl fmt::Display for ManifestError {
             ),
             Problem::HookKind { kind } => write!(
                 f,
-                "hook kind {kind}: packet (1), restart (2) and exit (3) hooks are built; slice (4) hooks are not yet"
+                "hook kind {kind}: not one of packet (1), restart (2), exit (3) and slice (4)"
             ),
             Problem::AttachKind { kind } => write!(
                 f,
@@ -565,7 +565,7 @@ impl fmt::Display for ManifestError {
             ),
             Problem::AttachMismatch { kind, attach } => write!(
                 f,
-                "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1) or NIC queues (3), restart (2) and exit (3) hooks on VMs (2)"
+                "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1) or NIC queues (3), restart (2), exit (3) and slice (4) hooks on VMs (2)"
             ),
             Problem::NoVm { found, vms } => {
                 write!(f, "no VM {found}: the manifest has {vms} VMs")

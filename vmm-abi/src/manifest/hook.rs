@@ -6,8 +6,7 @@
 //! hook order, so every byte of both blobs belongs to exactly one hook.
 //!
 //! A packet hook is attached to one direction of a link or of a NIC's
-//! queue (a NIC in shared mode), a restart or an exit hook to a VM (slice
-//! hooks are not built: refused).
+//! queue (a NIC in shared mode), a restart, exit or slice hook to a VM.
 //!
 //! Every hook's program is verified here ([`verify`]) with its map table,
 //! so a manifest that parses holds only programs the hypervisor may run
@@ -121,7 +120,7 @@ pub enum HookAttach {
         /// Which direction's frames it judges.
         dir: LinkDir,
     },
-    /// A VM, every clone of it (a restart or an exit hook).
+    /// A VM, every clone of it (a restart, exit or slice hook).
     Vm {
         /// Manifest index of the VM.
         vm: u32,
@@ -144,7 +143,10 @@ impl HookAttach {
             (
                 HookAttach::Link { .. } | HookAttach::Nic { .. },
                 HookKind::Packet
-            ) | (HookAttach::Vm { .. }, HookKind::Restart | HookKind::Exit)
+            ) | (
+                HookAttach::Vm { .. },
+                HookKind::Restart | HookKind::Exit | HookKind::Slice
+            )
         )
     }
 }
@@ -156,7 +158,7 @@ impl HookAttach {
 pub struct HookSpec<'a> {
     /// Unique hook name (the rules of VM names).
     pub name: &'a str,
-    /// Its kind ([`HookKind::Slice`] is not built: refused).
+    /// Its kind.
     pub kind: HookKind,
     /// Where it is attached.
     pub attach: HookAttach,
@@ -349,7 +351,7 @@ impl<'a> HookSpec<'a> {
             return e(Field::HookName, Problem::BadText);
         };
         let kind = match HookKind::from_u32(raw.kind.into()) {
-            Some(k @ (HookKind::Packet | HookKind::Restart | HookKind::Exit)) => k,
+            Some(k) => k,
             _ => return e(Field::HookKind, Problem::HookKind { kind: raw.kind }),
         };
         let (attach, max_direction) = match raw.attach {

@@ -144,17 +144,18 @@ fn every_record_field_is_checked() {
     let problem = |f: fn(&mut [u8])| with_record(f).unwrap_err();
     let e = problem(|r| r[0] = b'@');
     assert_eq!((e.field, e.problem), (Field::HookName, Problem::BadText));
+    // A slice hook on a link direction.
     let e = problem(|r| r[32] = 4);
-    assert_eq!(e.problem, Problem::HookKind { kind: 4 });
-    assert!(std::format!("{e}").contains("slice (4) hooks are not yet"));
+    assert_eq!(e.problem, Problem::AttachMismatch { kind: 4, attach: 1 });
     let e = problem(|r| r[32] = 5);
     assert_eq!(e.problem, Problem::HookKind { kind: 5 });
+    assert!(std::format!("{e}").contains("not one of packet (1)"));
     // A restart hook on a link direction; a packet hook on a VM.
     let e = problem(|r| r[32] = 2);
     assert_eq!(e.problem, Problem::AttachMismatch { kind: 2, attach: 1 });
     let e = problem(|r| r[33] = 2);
     assert_eq!(e.problem, Problem::AttachMismatch { kind: 1, attach: 2 });
-    assert!(std::format!("{e}").contains("restart (2) and exit (3) hooks on VMs"));
+    assert!(std::format!("{e}").contains("exit (3) and slice (4) hooks on VMs"));
     // A NIC queue, in a manifest without NICs.
     let e = problem(|r| r[33] = 3);
     assert_eq!(e.problem, Problem::NoNic { found: 0, nics: 0 });
@@ -386,6 +387,7 @@ fn restart_and_exit_hooks_go_on_vms_one_of_each_kind() {
         on_vm("again", HookKind::Restart, 1, &p),
         on_vm("filter", HookKind::Exit, 1, &p),
         on_vm("other", HookKind::Exit, 0, &p),
+        on_vm("slices", HookKind::Slice, 0, &p),
         hook("fw", LinkDir::AToB, &p, &[]),
     ];
     let bytes = encode_hooks(&hooks).unwrap();

@@ -170,3 +170,36 @@ fn only_restart_and_exit_hooks_are_built_here_and_they_report() {
         ]
     );
 }
+
+#[test]
+fn a_slice_hook_sets_clamps_or_defers_to_the_default() {
+    use vmm_abi::hook::context::SLICE_USED;
+    // Returns the VM's instructions used so far as the slice length.
+    let h = build(
+        HookKind::Slice,
+        vec![ldx(BPF_DW, 0, 1, SLICE_USED as i16), exit()].leak(),
+    );
+    let ask = |used| {
+        let ctx = SliceCtx {
+            used,
+            ..SliceCtx::default()
+        };
+        h.slice(&ctx, 0, 5_000, 1_000..=9_000)
+    };
+    assert_eq!(ask(0), 5_000, "0 means the manifest's slice");
+    assert_eq!(ask(2_000), 2_000);
+    assert_eq!(ask(20_000), 9_000, "clamped into the range");
+    assert_eq!(ask(10), 1_000);
+    let f = h.flow();
+    assert_eq!((f.runs, f.allow, f.deny, f.bad), (4, 1, 1, 2));
+    // A run the interpreter aborts gives the default.
+    let broken = build(
+        HookKind::Slice,
+        vec![mov64_imm(2, 0), ldx(BPF_W, 0, 2, 0), exit()].leak(),
+    );
+    assert_eq!(
+        broken.slice(&SliceCtx::default(), 0, 5_000, 1_000..=9_000),
+        5_000
+    );
+    assert_eq!(broken.flow().faults, 1);
+}
