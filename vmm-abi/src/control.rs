@@ -1,0 +1,491 @@
+//! The control protocol of a running host (issue 12's first part): framed, versioned, checksummed messages — commands, answers and events — declared once here, transport-agnostic, with named errors for every malformed frame and a session that refuses replayed or out-of-order ones.
+//!
+//! A frame is, little-endian: the magic `CC`, the protocol version, the
+//! message kind, a sequence number (u32), the payload length (u16, at most
+//! [`MAX_PAYLOAD`]), the payload, and a CRC-32 (IEEE) of everything before
+//! it. Text in a payload is a length byte and that many UTF-8 bytes.
+//! [`next_frame`] reads one frame from the front of a byte stream: a frame,
+//! "need more bytes", or an error with how many bytes to skip so a reader
+//! on a serial line finds the next frame (nothing here can panic on any
+//! input). [`Session`] checks the sequence numbers of one direction.
+
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+/// The first two bytes of every frame.
+pub const MAGIC: [u8; 2] = *b"CC";
+/// The protocol version this crate speaks.
+pub const CONTROL_VERSION: u8 = 1;
+/// Bytes before the payload.
+pub const HEADER: usize = 10;
+/// Bytes after it (the CRC-32).
+pub const TRAILER: usize = 4;
+/// Most payload bytes in one frame.
+pub const MAX_PAYLOAD: usize = 1024;
+/// Most bytes of one frame.
+pub const MAX_FRAME: usize = HEADER + MAX_PAYLOAD + TRAILER;
+
+const K_LIST: u8 = 1;
+const K_STOP: u8 = 2;
+const K_RESTART: u8 = 3;
+const K_SCALE: u8 = 4;
+const K_STATS: u8 = 5;
+const K_END: u8 = 6;
+const K_DONE: u8 = 64;
+const K_ERROR: u8 = 65;
+const K_VM_ROW: u8 = 66;
+const K_VM_ENDED: u8 = 128;
+const K_CONSOLE: u8 = 129;
+
+/// One message. Commands go from the operator to the hypervisor; every
+/// command gets [`Message::Done`] or [`Message::Error`] back (after any
+/// rows it asked for), under the command's sequence number; events come
+/// unasked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// Command: list the VMs (answered with a [`Message::VmRow`] each).
+    List,
+    /// Command: stop a VM.
+    Stop {
+        /// Its name.
+        vm: &'a str,
+    },
+    /// Command: restart a VM with fresh memory.
+    Restart {
+        /// Its name.
+        vm: &'a str,
+    },
+    /// Command: scale a manifest entry to `count` clones.
+    Scale {
+        /// The entry's name.
+        entry: &'a str,
+        /// Clones wanted.
+        count: u32,
+    },
+    /// Command: counters of every VM, link and NIC.
+    Stats,
+    /// Command: end the run (write the report, power off).
+    End,
+    /// Answer: the command was carried out.
+    Done,
+    /// Answer: it was not, and why (`no VM named web-9`).
+    Error {
+        /// What went wrong.
+        text: &'a str,
+    },
+    /// Answer row: one VM.
+    VmRow {
+        /// Its index.
+        vm: u32,
+        /// Its name.
+        name: &'a str,
+        /// 0 running, 1 exited, 2 killed.
+        status: u8,
+        /// Restarts so far.
+        restarts: u32,
+    },
+    /// Event: a VM ended.
+    VmEnded {
+        /// Its index.
+        vm: u32,
+        /// Its exit code (0 unless it exited with another).
+        code: i64,
+    },
+    /// Event: a line a VM printed.
+    Console {
+        /// Its index.
+        vm: u32,
+        /// The line.
+        text: &'a str,
+    },
+}
+
+impl Message<'_> {
+    fn kind(&self) -> u8 {
+        match self {
+            Message::List => K_LIST,
+            Message::Stop { .. } => K_STOP,
+            Message::Restart { .. } => K_RESTART,
+            Message::Scale { .. } => K_SCALE,
+            Message::Stats => K_STATS,
+            Message::End => K_END,
+            Message::Done => K_DONE,
+            Message::Error { .. } => K_ERROR,
+            Message::VmRow { .. } => K_VM_ROW,
+            Message::VmEnded { .. } => K_VM_ENDED,
+            Message::Console { .. } => K_CONSOLE,
+        }
+    }
+}
+
+/// Why bytes are not a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The first bytes are not [`MAGIC`].
+    Magic,
+    /// A protocol version this side does not speak.
+    Version {
+        /// The version found.
+        found: u8,
+    },
+    /// A payload longer than [`MAX_PAYLOAD`].
+    TooLong {
+        /// The length found.
+        len: u16,
+    },
+    /// The CRC-32 does not match.
+    Checksum {
+        /// What the frame says.
+        found: u32,
+        /// What its bytes give.
+        computed: u32,
+    },
+    /// A message kind this side does not know.
+    Kind {
+        /// The kind found.
+        kind: u8,
+    },
+    /// The payload does not hold what its kind says.
+    Payload {
+        /// The kind.
+        kind: u8,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A message does not fit the buffer (encoding) or [`MAX_PAYLOAD`].
+    NoRoom,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Magic => write!(f, "not a control frame (no `CC` magic)"),
+            FrameError::Version { found } => write!(
+                f,
+                "control protocol version {found}; this side speaks {CONTROL_VERSION}"
+            ),
+            FrameError::TooLong { len } => {
+                write!(f, "payload of {len} bytes, at most {MAX_PAYLOAD}")
+            }
+            FrameError::Checksum { found, computed } => write!(
+                f,
+                "checksum {found:#010x} does not match the frame's {computed:#010x}"
+            ),
+            FrameError::Kind { kind } => write!(f, "unknown message kind {kind}"),
+            FrameError::Payload { kind, why } => write!(f, "message kind {kind}: {why}"),
+            FrameError::NoRoom => write!(f, "the message does not fit a frame"),
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib computes it) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// Writes payload bytes, refusing to run past the end.
+struct Writer<'b> {
+    out: &'b mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, b: &[u8]) -> Result<(), FrameError> {
+        let end = self.at.checked_add(b.len()).ok_or(FrameError::NoRoom)?;
+        self.out
+            .get_mut(self.at..end)
+            .ok_or(FrameError::NoRoom)?
+            .copy_from_slice(b);
+        self.at = end;
+        Ok(())
+    }
+
+    fn text(&mut self, t: &str) -> Result<(), FrameError> {
+        let len = u8::try_from(t.len()).map_err(|_| FrameError::NoRoom)?;
+        self.bytes(&[len])?;
+        self.bytes(t.as_bytes())
+    }
+}
+
+/// Encodes `msg` with sequence number `seq` into `out`; returns the
+/// frame's length.
+pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, FrameError> {
+    let mut w = Writer { out, at: HEADER };
+    match *msg {
+        Message::List | Message::Stats | Message::End | Message::Done => {}
+        Message::Stop { vm } | Message::Restart { vm } => w.text(vm)?,
+        Message::Scale { entry, count } => {
+            w.text(entry)?;
+            w.bytes(&count.to_le_bytes())?;
+        }
+        Message::Error { text } => w.text(text)?,
+        Message::VmRow {
+            vm,
+            name,
+            status,
+            restarts,
+        } => {
+            w.bytes(&vm.to_le_bytes())?;
+            w.text(name)?;
+            w.bytes(&[status])?;
+            w.bytes(&restarts.to_le_bytes())?;
+        }
+        Message::VmEnded { vm, code } => {
+            w.bytes(&vm.to_le_bytes())?;
+            w.bytes(&code.to_le_bytes())?;
+        }
+        Message::Console { vm, text } => {
+            w.bytes(&vm.to_le_bytes())?;
+            w.text(text)?;
+        }
+    }
+    let payload = w.at - HEADER;
+    if payload > MAX_PAYLOAD {
+        return Err(FrameError::NoRoom);
+    }
+    let end = w.at;
+    let out = w.out;
+    let header = out.get_mut(..HEADER).ok_or(FrameError::NoRoom)?;
+    header[0..2].copy_from_slice(&MAGIC);
+    header[2] = CONTROL_VERSION;
+    header[3] = msg.kind();
+    header[4..8].copy_from_slice(&seq.to_le_bytes());
+    header[8..10].copy_from_slice(&(payload as u16).to_le_bytes());
+    let crc = crc32(&out[..end]);
+    let tail = out.get_mut(end..end + TRAILER).ok_or(FrameError::NoRoom)?;
+    tail.copy_from_slice(&crc.to_le_bytes());
+    Ok(end + TRAILER)
+}
+
+/// Reads payload fields, refusing to run past the end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    kind: u8,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, why: &'static str) -> FrameError {
+        FrameError::Payload {
+            kind: self.kind,
+            why,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
+        if self.bytes.len() < n {
+            return Err(self.bad("it ends early"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn text(&mut self) -> Result<&'a str, FrameError> {
+        let len = self.take(1)?[0];
+        let b = self.take(usize::from(len))?;
+        core::str::from_utf8(b).map_err(|_| self.bad("text that is not UTF-8"))
+    }
+
+    fn name(&mut self) -> Result<&'a str, FrameError> {
+        let t = self.text()?;
+        if t.is_empty() {
+            return Err(self.bad("an empty name"));
+        }
+        Ok(t)
+    }
+
+    fn done(self) -> Result<(), FrameError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(self.bad("bytes after its last field"))
+        }
+    }
+}
+
+/// A frame read from a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its message.
+    pub msg: Message<'a>,
+}
+
+/// What the front of a byte stream holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next<'a> {
+    /// A whole frame, `len` bytes long.
+    Frame(Frame<'a>, usize),
+    /// The start of a frame: more bytes are needed.
+    NeedMore,
+    /// Not a frame: skip `skip` bytes (at least 1) and look again.
+    Bad(FrameError, usize),
+}
+
+/// Reads the frame at the front of `bytes`.
+pub fn next_frame(bytes: &[u8]) -> Next<'_> {
+    if bytes.is_empty() {
+        return Next::NeedMore;
+    }
+    // Resynchronise on the magic: skip to the next byte that could start it.
+    let magic_ok = bytes.iter().zip(MAGIC).all(|(&b, m)| b == m);
+    if !magic_ok {
+        let skip = bytes
+            .iter()
+            .skip(1)
+            .position(|&b| b == MAGIC[0])
+            .map_or(bytes.len(), |p| p + 1);
+        return Next::Bad(FrameError::Magic, skip);
+    }
+    if bytes.len() < HEADER {
+        return Next::NeedMore;
+    }
+    if bytes[2] != CONTROL_VERSION {
+        return Next::Bad(FrameError::Version { found: bytes[2] }, 1);
+    }
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if usize::from(len) > MAX_PAYLOAD {
+        return Next::Bad(FrameError::TooLong { len }, 1);
+    }
+    let end = HEADER + usize::from(len);
+    if bytes.len() < end + TRAILER {
+        return Next::NeedMore;
+    }
+    let found = u32::from_le_bytes([bytes[end], bytes[end + 1], bytes[end + 2], bytes[end + 3]]);
+    let computed = crc32(&bytes[..end]);
+    if found != computed {
+        return Next::Bad(FrameError::Checksum { found, computed }, 1);
+    }
+    let seq = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    match decode_payload(bytes[3], &bytes[HEADER..end]) {
+        Ok(msg) => Next::Frame(Frame { seq, msg }, end + TRAILER),
+        // A whole, intact frame whose content is wrong: skip all of it.
+        Err(e) => Next::Bad(e, end + TRAILER),
+    }
+}
+
+fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
+    let mut r = Reader {
+        bytes: payload,
+        kind,
+    };
+    let msg = match kind {
+        K_LIST => Message::List,
+        K_STATS => Message::Stats,
+        K_END => Message::End,
+        K_DONE => Message::Done,
+        K_STOP => Message::Stop { vm: r.name()? },
+        K_RESTART => Message::Restart { vm: r.name()? },
+        K_SCALE => Message::Scale {
+            entry: r.name()?,
+            count: r.u32()?,
+        },
+        K_ERROR => Message::Error { text: r.text()? },
+        K_VM_ROW => {
+            let vm = r.u32()?;
+            let name = r.name()?;
+            let status = r.take(1)?[0];
+            if status > 2 {
+                return Err(r.bad("a VM status other than 0, 1 or 2"));
+            }
+            Message::VmRow {
+                vm,
+                name,
+                status,
+                restarts: r.u32()?,
+            }
+        }
+        K_VM_ENDED => {
+            let vm = r.u32()?;
+            let b = r.take(8)?;
+            let mut code = [0; 8];
+            code.copy_from_slice(b);
+            Message::VmEnded {
+                vm,
+                code: i64::from_le_bytes(code),
+            }
+        }
+        K_CONSOLE => Message::Console {
+            vm: r.u32()?,
+            text: r.text()?,
+        },
+        _ => return Err(FrameError::Kind { kind }),
+    };
+    r.done()?;
+    Ok(msg)
+}
+
+/// Why a session refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqError {
+    /// A sequence number already seen (a replay).
+    Replayed {
+        /// The next one expected.
+        expected: u32,
+        /// The one found.
+        found: u32,
+    },
+    /// A sequence number beyond the next (frames in between were lost or
+    /// reordered).
+    Skipped {
+        /// The next one expected.
+        expected: u32,
+        /// The one found.
+        found: u32,
+    },
+}
+
+impl fmt::Display for SeqError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeqError::Replayed { expected, found } => write!(
+                f,
+                "frame {found} was already seen (expected {expected}): refused as a replay"
+            ),
+            SeqError::Skipped { expected, found } => write!(
+                f,
+                "frame {found} came before frame {expected}: refused as out of order"
+            ),
+        }
+    }
+}
+
+/// One direction of a connection: sequence numbers must go up by one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    next: u32,
+}
+
+impl Session {
+    /// Accepts `seq` if it is the next one.
+    pub fn accept(&mut self, seq: u32) -> Result<(), SeqError> {
+        let (expected, found) = (self.next, seq);
+        // Within half the number space behind is a replay, ahead a skip.
+        match found.wrapping_sub(expected) {
+            0 => {
+                self.next = self.next.wrapping_add(1);
+                Ok(())
+            }
+            d if d < 1 << 31 => Err(SeqError::Skipped { expected, found }),
+            _ => Err(SeqError::Replayed { expected, found }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+//! Control protocol tests: every message round-trips, the CRC is zlib's, every malformed frame is refused by name, arbitrary bytes never panic and a stream resynchronises, sessions refuse replays and skips.
+
+extern crate std;
+
+use super::*;
+use proptest::prelude::*;
+use std::vec;
+use std::vec::Vec;
+
+fn all() -> Vec<Message<'static>> {
+    vec![
+        Message::List,
+        Message::Stop { vm: "web-9" },
+        Message::Restart { vm: "db" },
+        Message::Scale {
+            entry: "web",
+            count: 64,
+        },
+        Message::Stats,
+        Message::End,
+        Message::Done,
+        Message::Error {
+            text: "no VM named web-9",
+        },
+        Message::VmRow {
+            vm: 3,
+            name: "web-3",
+            status: 2,
+            restarts: 1,
+        },
+        Message::VmEnded { vm: 3, code: -5 },
+        Message::Console {
+            vm: 0,
+            text: "hello from web",
+        },
+    ]
+}
+
+fn framed(msg: &Message<'_>, seq: u32) -> Vec<u8> {
+    let mut out = vec![0u8; MAX_FRAME];
+    let n = encode(msg, seq, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn every_message_round_trips() {
+    for (i, m) in all().iter().enumerate() {
+        let f = framed(m, i as u32 + 7);
+        assert_eq!(
+            next_frame(&f),
+            Next::Frame(
+                Frame {
+                    seq: i as u32 + 7,
+                    msg: *m
+                },
+                f.len()
+            ),
+            "{m:?}"
+        );
+    }
+}
+
+#[test]
+fn the_checksum_is_zlibs_crc32() {
+    assert_eq!(crc32(b""), 0);
+    assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+}
+
+#[test]
+fn malformed_frames_are_refused_by_name() {
+    let good = framed(&Message::Stop { vm: "web" }, 1);
+    // Every truncation needs more bytes; nothing is read as a frame.
+    for n in 0..good.len() {
+        assert_eq!(next_frame(&good[..n]), Next::NeedMore, "{n} bytes");
+    }
+    let mut bad = good.clone();
+    bad[2] = 9;
+    assert_eq!(
+        next_frame(&bad),
+        Next::Bad(FrameError::Version { found: 9 }, 1)
+    );
+    let mut bad = good.clone();
+    bad[8] = 0xff;
+    bad[9] = 0xff;
+    assert_eq!(
+        next_frame(&bad),
+        Next::Bad(FrameError::TooLong { len: 0xffff }, 1)
+    );
+    let mut bad = good.clone();
+    bad[11] ^= 1;
+    assert!(matches!(
+        next_frame(&bad),
+        Next::Bad(FrameError::Checksum { .. }, 1)
+    ));
+    // A valid frame of an unknown kind, and one whose payload lies.
+    let mut unknown = good.clone();
+    unknown[3] = 200;
+    let end = unknown.len() - TRAILER;
+    let crc = crc32(&unknown[..end]).to_le_bytes();
+    unknown[end..].copy_from_slice(&crc);
+    assert_eq!(
+        next_frame(&unknown),
+        Next::Bad(FrameError::Kind { kind: 200 }, unknown.len())
+    );
+    let mut lying = good.clone();
+    lying[HEADER] = 200; // the name's length runs past the payload
+    let crc = crc32(&lying[..end]).to_le_bytes();
+    lying[end..].copy_from_slice(&crc);
+    let Next::Bad(e, skip) = next_frame(&lying) else {
+        panic!("accepted");
+    };
+    assert_eq!(skip, lying.len());
+    assert_eq!(std::format!("{e}"), "message kind 2: it ends early");
+    // Garbage before a frame is skipped to the next possible magic.
+    let mut stream = b"xyzC".to_vec();
+    stream.extend_from_slice(&good);
+    assert_eq!(next_frame(&stream), Next::Bad(FrameError::Magic, 3));
+    // `CC` there, then no version: one byte on.
+    assert_eq!(
+        next_frame(&stream[3..]),
+        Next::Bad(FrameError::Version { found: b'C' }, 1)
+    );
+    assert!(matches!(next_frame(&stream[4..]), Next::Frame(_, _)));
+    // Too long to encode.
+    let long = "x".repeat(300);
+    assert_eq!(
+        encode(&Message::Error { text: &long }, 0, &mut [0u8; MAX_FRAME]),
+        Err(FrameError::NoRoom)
+    );
+    assert_eq!(
+        encode(&Message::List, 0, &mut [0u8; 5]),
+        Err(FrameError::NoRoom)
+    );
+}
+
+#[test]
+fn sessions_refuse_replays_and_skips() {
+    let mut s = Session::default();
+    assert_eq!(s.accept(0), Ok(()));
+    assert_eq!(s.accept(1), Ok(()));
+    assert_eq!(
+        s.accept(1),
+        Err(SeqError::Replayed {
+            expected: 2,
+            found: 1
+        })
+    );
+    assert_eq!(
+        s.accept(5),
+        Err(SeqError::Skipped {
+            expected: 2,
+            found: 5
+        })
+    );
+    assert_eq!(s.accept(2), Ok(()));
+    assert!(
+        std::format!(
+            "{}",
+            SeqError::Replayed {
+                expected: 2,
+                found: 1
+            }
+        )
+        .contains("replay")
+    );
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_and_always_make_progress(bytes in proptest::collection::vec(any::<u8>(), 0..2200)) {
+        let mut at = 0;
+        let mut steps = 0;
+        while at < bytes.len() {
+            steps += 1;
+            prop_assert!(steps <= bytes.len() + 1);
+            match next_frame(&bytes[at..]) {
+                Next::Frame(_, n) | Next::Bad(_, n) => {
+                    prop_assert!(n >= 1);
+                    at += n;
+                }
+                Next::NeedMore => break,
+            }
+        }
+    }
+
+    #[test]
+    fn any_single_byte_change_is_caught(i in 0usize..11, at in 0usize..64, flip in 1u8..=255) {
+        let msgs = all();
+        let f = framed(&msgs[i % msgs.len()], 3);
+        let at = at % f.len();
+        let mut bad = f.clone();
+        bad[at] ^= flip;
+        match next_frame(&bad) {
+            Next::Frame(fr, _) => prop_assert!(false, "accepted a changed frame: {:?}", fr),
+            Next::Bad(..) | Next::NeedMore => {}
+        }
+    }
+
+    #[test]
+    fn frames_in_a_stream_are_all_found(seqs in proptest::collection::vec(any::<u32>(), 1..8), junk in proptest::collection::vec(any::<u8>(), 0..16)) {
+        let msgs = all();
+        let mut stream = Vec::new();
+        for (k, s) in seqs.iter().enumerate() {
+            // Junk without the magic's first byte between frames.
+            stream.extend(junk.iter().map(|b| if *b == MAGIC[0] { 0 } else { *b }));
+            stream.extend(framed(&msgs[k % msgs.len()], *s));
+        }
+        let mut found = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            match next_frame(&stream[at..]) {
+                Next::Frame(f, n) => { found.push(f.seq); at += n; }
+                Next::Bad(_, n) => at += n,
+                Next::NeedMore => break,
+            }
+        }
+        prop_assert_eq!(found, seqs);
+    }
+}
