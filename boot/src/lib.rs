@@ -6,6 +6,7 @@
 //! integration tests call the same function.
 
 pub mod bench;
+pub mod bench_io;
 pub mod bochs;
 pub mod bochs_nics;
 pub mod cargo_build;

@@ -5,6 +5,7 @@
 //! TSC counts instructions, so every run of a size must give the same
 //! numbers; the bench fails if two do not.
 
+use crate::bench_io;
 use crate::cargo_build::{target_dir, workspace_root};
 use crate::error::{Error, Result};
 use crate::iso;
@@ -389,25 +390,12 @@ pub struct Outcome {
     pub repeatable: bool,
 }
 
-#[derive(Serialize)]
-struct BenchReport<'a> {
-    cpu_model: &'a str,
-    cpus: u32,
-    rows: &'a [Row],
-    repeatable: bool,
-}
-
 /// Runs every frame size [`RUNS`] times from one build and returns what to
 /// print. `opts` carries the shared options (`--timeout`, `--cpu-model`,
 /// `--cpus`, `--prebuilt`, `--keep`, `--verbose`, `--report`).
 pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
     let template_path = &opts.manifest;
-    let template = std::fs::read_to_string(template_path).map_err(|e| {
-        Error::new(format!(
-            "cannot read manifest {}: {e}",
-            template_path.display()
-        ))
-    })?;
+    let template = bench_io::read_template(template_path)?;
     let root = workspace_root();
     let prebuilt = build_once(opts, "net bench")?;
     let dir = iso::staging_dir(&target_dir(&root).join("runs"), "net-bench")?;
@@ -418,7 +406,7 @@ pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
         let text = with_frame_size(&template, size, opts.timeout_secs)
             .map_err(|e| Error::new(format!("{}: {e}", template_path.display())))?;
         let path = dir.join(format!("nfv-{size}.toml"));
-        write(&path, &text)?;
+        bench_io::write(&path, &text)?;
         for n in 1..=RUNS {
             println!("net bench: {size}-byte frames, run {n} of {RUNS}");
             let (row, report) = measured(opts, &prebuilt, &path, (size, n), "")?;
@@ -433,7 +421,7 @@ pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
         .and_then(|text| with_hook(&text, HOOK_NAME, &hook_source()))
         .map_err(|e| Error::new(format!("{}: {e}", template_path.display())))?;
     let path = dir.join(format!("nfv-{TARGET_FRAME_SIZE}-hooked.toml"));
-    write(&path, &hooked)?;
+    bench_io::write(&path, &hooked)?;
     for n in 1..=RUNS {
         println!(
             "net bench: {TARGET_FRAME_SIZE}-byte frames with hook {HOOK_NAME} on link 0, run {n} of {RUNS}"
@@ -448,23 +436,13 @@ pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
         rows.push(row);
     }
     let repeatable = unrepeatable(&rows).is_empty();
-    if let Some(path) = &opts.report {
-        let report = BenchReport {
-            cpu_model: &cpu_model,
-            cpus,
-            rows: &rows,
-            repeatable,
-        };
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::new(format!("cannot encode the bench report: {e}")))?;
-        write(path, &(json + "\n"))?;
-    }
-    let setup = format!(
-        "{} on {cpu_model} x{cpus}",
-        template_path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    );
+    let setup = bench_io::finish(
+        opts.report.as_deref(),
+        template_path,
+        (&cpu_model, cpus),
+        &rows,
+        repeatable,
+    )?;
     Ok(Outcome {
         lines: lines(&rows, &setup),
         repeatable,
@@ -489,22 +467,10 @@ fn measured(
         prebuilt: Some(prebuilt.to_path_buf()),
         ..opts.clone()
     };
-    let result = run(&one);
     let what = format!("{size}-byte frames{note}, run {n}");
-    if let Some(e) = result.error {
-        return Err(Error::new(format!("{what}: {e}")).with_detail(e.detail().unwrap_or("")));
-    }
-    if !result.report.passed() {
-        return Err(Error::new(format!("{what}: the run did not pass")));
-    }
-    let row = Row::from_report(size, n, &result.report)
-        .map_err(|e| Error::new(format!("{what}: {e}")))?;
-    Ok((row, result.report))
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text)
-        .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
+    let report = bench_io::passed(run(&one), &what)?;
+    let row = Row::from_report(size, n, &report).map_err(|e| Error::new(format!("{what}: {e}")))?;
+    Ok((row, report))
 }
 
 #[cfg(test)]

@@ -86,9 +86,12 @@ pub struct Owned {
     /// The first error the driver answered with (the NIC is then left
     /// alone).
     pub error: Option<NicError>,
-    /// Clock ticks spent in receive halves that did work (frames taken or
-    /// buffers given), and in transmit halves that did (frames taken or
-    /// completed).
+    /// Clock ticks spent on each frame's own steps: a receive completion
+    /// or refill, a transmit or its completion, and the publish or doorbell
+    /// after them. Not the pass's fixed cost (its revocation check and ring
+    /// views), which in lockstep traffic falls on the completion and the
+    /// refill together or apart as the guest's ring writes meet the
+    /// passes, and so is not repeatable.
     pub busy: Busy,
 }
 
@@ -199,16 +202,8 @@ impl Owned {
         if !up {
             return Ok(Pass::default());
         }
-        let start = clock();
-        let (received, worked) = self.receive(nic, port, generation)?;
-        let middle = clock();
-        let sent = self.transmit(nic, port, mac, budget, generation)?;
-        if worked {
-            self.busy.rx += middle.wrapping_sub(start);
-        }
-        if sent > 0 {
-            self.busy.tx += clock().wrapping_sub(middle);
-        }
+        let received = self.receive(nic, port, generation, clock)?;
+        let sent = self.transmit(nic, port, mac, budget, generation, clock)?;
         let moved = received + sent;
         Ok(Pass {
             moved,
@@ -216,24 +211,30 @@ impl Owned {
         })
     }
 
-    /// Receive completions, then refills: (buffers completed, whether
-    /// anything was done).
+    /// Receive completions, then refills; returns the buffers completed.
+    /// Each completion, each refill and each publish or doorbell that
+    /// follows them is timed into `busy.rx`.
     fn receive<Z: ZeroCopy>(
         &mut self,
         nic: &mut Z,
         port: &mut PortInner,
         generation: u32,
-    ) -> Result<(u32, bool), Stop> {
+        clock: &impl Fn() -> u64,
+    ) -> Result<u32, Stop> {
         let Some((Receiver::Ready(mut sink), _)) = port.sink() else {
-            return Ok((0, false));
+            return Ok(0);
         };
         let Some(ring) = sink.raw_ring() else {
-            return Ok((0, false));
+            return Ok(0);
         };
         let mut ram = *ring.ram;
         let queue = ring.queue;
         let mut moved = 0;
-        while let Some((cookie, len)) = nic.zc_rx_taken()? {
+        loop {
+            let t0 = clock();
+            let Some((cookie, len)) = nic.zc_rx_taken()? else {
+                break;
+            };
             let Some(held) = self.rx.get_mut(usize::from(cookie)).and_then(Option::take) else {
                 continue;
             };
@@ -258,11 +259,20 @@ impl Owned {
             };
             queue.add_used(&mut ram, held.head, used).map_err(guest)?;
             moved += 1;
+            self.busy.rx += clock().wrapping_sub(t0);
         }
+        let t0 = clock();
         queue.publish_used(&mut ram).map_err(guest)?;
+        if moved > 0 {
+            self.busy.rx += clock().wrapping_sub(t0);
+        }
         // Refill: every buffer the guest posted, while the NIC has room.
         let mut given = false;
-        while let Some(cookie) = free(&self.rx) {
+        loop {
+            let t0 = clock();
+            let Some(cookie) = free(&self.rx) else {
+                break;
+            };
             let held = match self.rx_pending.take() {
                 Some(h) => h,
                 None => {
@@ -297,12 +307,19 @@ impl Owned {
             self.rx[usize::from(cookie)] = Some(held);
             self.hold(generation);
             given = true;
+            self.busy.rx += clock().wrapping_sub(t0);
         }
+        let t0 = clock();
         nic.zc_rx_flush();
-        Ok((moved, moved > 0 || given))
+        if given {
+            self.busy.rx += clock().wrapping_sub(t0);
+        }
+        Ok(moved)
     }
 
-    /// Transmit completions, then new frames.
+    /// Transmit completions, then new frames; returns the buffers
+    /// completed and the frames taken. Each of those, and each doorbell or
+    /// publish that follows them, is timed into `busy.tx`.
     fn transmit<Z: ZeroCopy>(
         &mut self,
         nic: &mut Z,
@@ -310,6 +327,7 @@ impl Owned {
         mac: [u8; MAC_LEN],
         budget: u32,
         generation: u32,
+        clock: &impl Fn() -> u64,
     ) -> Result<u32, Stop> {
         let Some(mut source) = port.source() else {
             return Ok(0);
@@ -320,14 +338,20 @@ impl Owned {
         let mut ram = *ring.ram;
         let queue = ring.queue;
         let mut moved = 0;
-        while let Some(cookie) = nic.zc_tx_taken()? {
+        loop {
+            let t0 = clock();
+            let Some(cookie) = nic.zc_tx_taken()? else {
+                break;
+            };
             if let Some(head) = self.tx.get_mut(usize::from(cookie)).and_then(Option::take) {
                 queue.add_used(&mut ram, head, 0).map_err(guest)?;
                 moved += 1;
+                self.busy.tx += clock().wrapping_sub(t0);
             }
         }
         let mut taken = 0;
         while taken < budget {
+            let t0 = clock();
             let Some(cookie) = free(&self.tx) else {
                 break;
             };
@@ -346,6 +370,7 @@ impl Owned {
                         Some(f) => f,
                         None => {
                             queue.add_used(&mut ram, head, 0).map_err(guest)?;
+                            self.busy.tx += clock().wrapping_sub(t0);
                             continue;
                         }
                     }
@@ -361,9 +386,14 @@ impl Owned {
             let len = ETH_HEADER + frame.body_len;
             self.flow.tx_frames += 1;
             self.flow.tx_bytes += u64::from(len);
+            self.busy.tx += clock().wrapping_sub(t0);
         }
+        let t0 = clock();
         nic.zc_tx_flush();
         queue.publish_used(&mut ram).map_err(guest)?;
+        if moved + taken > 0 {
+            self.busy.tx += clock().wrapping_sub(t0);
+        }
         Ok(moved + taken)
     }
 

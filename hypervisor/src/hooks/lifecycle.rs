@@ -15,10 +15,11 @@
 
 #![forbid(unsafe_code)]
 
+use super::Env;
 use super::Verified;
 use super::maps::MapSet;
 use super::packet::BuildError;
-use super::vm::{self, HookEnv, Outcome};
+use super::vm::{self, Outcome};
 use spin::Mutex;
 use vmm_abi::hook::context::{
     EXIT_ALLOW, EXIT_DENY, EXIT_FAIL, EXIT_REASON_VMCALL, ExitCtx, RESTART_RESTART,
@@ -70,21 +71,6 @@ pub fn restart_decision(
         Some(RestartAnswer::Restart) => restarts < MAX_RESTARTS,
         Some(RestartAnswer::StayDown) => false,
         Some(RestartAnswer::Policy) | None => policy,
-    }
-}
-
-/// The clock and core a run sees.
-struct Env {
-    clock: fn() -> u64,
-    core: u32,
-}
-
-impl HookEnv for Env {
-    fn ktime_ns(&self) -> u64 {
-        (self.clock)()
-    }
-    fn core(&self) -> u32 {
-        self.core
     }
 }
 

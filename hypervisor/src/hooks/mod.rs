@@ -16,7 +16,24 @@ pub mod maps;
 pub mod packet;
 pub mod vm;
 
+use vm::HookEnv;
 use vmm_abi::hook::{HookKind, Insn, MapDef, ProgInfo, VerifyError, verify};
+
+/// What a run needs of the machine: the clock (`bpf_ktime_get_ns`) and
+/// the core it runs on (`bpf_get_smp_processor_id`, per-core maps).
+struct Env {
+    clock: fn() -> u64,
+    core: u32,
+}
+
+impl HookEnv for Env {
+    fn ktime_ns(&self) -> u64 {
+        (self.clock)()
+    }
+    fn core(&self) -> u32 {
+        self.core
+    }
+}
 
 /// A program the verifier accepted, with what it learnt about it. The
 /// only way to run a program is through one of these.

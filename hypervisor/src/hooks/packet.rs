@@ -24,10 +24,11 @@
 
 #![forbid(unsafe_code)]
 
+use super::Env;
 use super::Verified;
 use super::layout::xdp_md;
 use super::maps::{MapSet, MapSetError};
-use super::vm::{self, HookEnv, Outcome};
+use super::vm::{self, Outcome};
 use crate::datapath::endpoint::FrameSink;
 use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
 use core::fmt;
@@ -57,21 +58,6 @@ impl fmt::Display for BuildError {
             BuildError::Maps(e) => write!(f, "maps: {e}"),
             BuildError::Kind(k) => write!(f, "a {} hook is not a packet hook", k.name()),
         }
-    }
-}
-
-/// What a run needs of the machine: the clock and the core.
-struct Env {
-    clock: fn() -> u64,
-    core: u32,
-}
-
-impl HookEnv for Env {
-    fn ktime_ns(&self) -> u64 {
-        (self.clock)()
-    }
-    fn core(&self) -> u32 {
-        self.core
     }
 }
 

@@ -188,11 +188,14 @@ fn the_nic_writes_into_the_guests_buffers_and_reads_its_frames() {
     r.pass();
     assert_eq!(r.guest.in_flight(), 0);
     assert!(r.owned.error.is_none());
-    // Each half that did work took one tick: receive gave buffers, then
-    // took frames; transmit sent, then completed. Idle halves are free.
-    assert_eq!(r.owned.busy, Busy { rx: 2, tx: 2 });
+    // Each frame's own step took one tick (a reading on each side), and so
+    // did each publish or doorbell after work: receive gave 4 buffers and
+    // rang (5), then completed 2 frames and published (3); transmit sent
+    // one frame and rang (2), then completed it and published (2). Idle
+    // passes are free.
+    assert_eq!(r.owned.busy, Busy { rx: 8, tx: 4 });
     r.pass();
-    assert_eq!(r.owned.busy, Busy { rx: 2, tx: 2 });
+    assert_eq!(r.owned.busy, Busy { rx: 8, tx: 4 });
 }
 
 #[test]
