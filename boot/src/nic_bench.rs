@@ -282,7 +282,7 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
     out.extend(table::lines(&cells, &align));
     let bad = unrepeatable(rows);
     out.push(if bad.is_empty() {
-        format!("repeatable: yes (the {RUNS} runs of each case measured exactly the same)")
+        format!("repeatable: yes (the {RUNS} runs of each case printed the same numbers)")
     } else {
         format!("repeatable: NO (runs differ for {})", bad.join(", "))
     });

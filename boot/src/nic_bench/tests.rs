@@ -150,7 +150,7 @@ fn the_table_and_verdicts() {
     assert_eq!(
         &out[6..],
         [
-            "repeatable: yes (the 2 runs of each case measured exactly the same)",
+            "repeatable: yes (the 2 runs of each case printed the same numbers)",
             "target 0.00 VM exits per frame: met (most: 0.00, 0 exits in 256 frames)",
             "target owned <= 150 instructions per 64-byte frame per direction: met (most: 140.00)",
             "target shared <= 350 instructions per 64-byte frame per direction: met (most: 300.00)",
@@ -160,7 +160,7 @@ fn the_table_and_verdicts() {
     assert_eq!(
         &out[3..],
         [
-            "repeatable: yes (the 2 runs of each case measured exactly the same)",
+            "repeatable: yes (the 2 runs of each case printed the same numbers)",
             "target 0.00 VM exits per frame: NOT met (most: 0.01, 3 exits in 256 frames)",
             "target owned <= 150 instructions per 64-byte frame per direction: NOT met (most: 151.00)",
         ]
