@@ -60,6 +60,17 @@ pub fn finish<R: Serialize>(
     ))
 }
 
+/// Sets `[run] timeout` of a manifest's TOML `table` to `secs`.
+pub fn set_timeout(table: &mut toml::Table, secs: u64) {
+    let run = table
+        .entry("run")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(run) = run.as_table_mut() {
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        run.insert("timeout".to_string(), toml::Value::Integer(secs));
+    }
+}
+
 /// Writes `text` to `path`, naming the file in the error.
 pub fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text)

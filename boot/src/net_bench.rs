@@ -131,13 +131,7 @@ pub fn with_frame_size(template: &str, size: u32, timeout_secs: Option<u64>) -> 
         )));
     }
     if let Some(secs) = timeout_secs {
-        let run = table
-            .entry("run")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(run) = run.as_table_mut() {
-            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-            run.insert("timeout".to_string(), toml::Value::Integer(secs));
-        }
+        bench_io::set_timeout(&mut table, secs);
     }
     toml::to_string(&table).map_err(|e| Error::new(format!("cannot write the manifest: {e}")))
 }

@@ -86,13 +86,7 @@ pub fn with_case(
         toml::Value::Array(vec![toml::Value::String(format!("udp:{port}:{echo_port}"))]),
     );
     if let Some(secs) = timeout_secs {
-        let run = table
-            .entry("run")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(run) = run.as_table_mut() {
-            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-            run.insert("timeout".to_string(), toml::Value::Integer(secs));
-        }
+        bench_io::set_timeout(&mut table, secs);
     }
     toml::to_string(&table).map_err(|e| Error::new(format!("cannot write the manifest: {e}")))
 }
