@@ -214,17 +214,30 @@ impl Writer<'_> {
         self.bytes(&[len])?;
         self.bytes(t.as_bytes())
     }
+
+    /// A name: text that may not be empty (what the reader refuses is
+    /// never written).
+    fn name(&mut self, t: &str, kind: u8) -> Result<(), FrameError> {
+        if t.is_empty() {
+            return Err(FrameError::Payload {
+                kind,
+                why: "an empty name",
+            });
+        }
+        self.text(t)
+    }
 }
 
 /// Encodes `msg` with sequence number `seq` into `out`; returns the
 /// frame's length.
 pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, FrameError> {
     let mut w = Writer { out, at: HEADER };
+    let kind = msg.kind();
     match *msg {
         Message::List | Message::Stats | Message::End | Message::Done => {}
-        Message::Stop { vm } | Message::Restart { vm } => w.text(vm)?,
+        Message::Stop { vm } | Message::Restart { vm } => w.name(vm, kind)?,
         Message::Scale { entry, count } => {
-            w.text(entry)?;
+            w.name(entry, kind)?;
             w.bytes(&count.to_le_bytes())?;
         }
         Message::Error { text } => w.text(text)?,
@@ -234,8 +247,14 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             status,
             restarts,
         } => {
+            if status > 2 {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: "a VM status other than 0, 1 or 2",
+                });
+            }
             w.bytes(&vm.to_le_bytes())?;
-            w.text(name)?;
+            w.name(name, kind)?;
             w.bytes(&[status])?;
             w.bytes(&restarts.to_le_bytes())?;
         }

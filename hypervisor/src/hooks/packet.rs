@@ -12,8 +12,8 @@
 //! drop it (the sender's frame completes, the receiver's buffer serves the
 //! next one). `XDP_TX` and `XDP_REDIRECT` are counted and dropped: sending
 //! a frame back or elsewhere is not built yet. Writes a program makes to
-//! the packet change the hook's copy only (the receiver gets the frame as
-//! sent). Every run is counted in exactly one verdict counter
+//! the packet change a copy of its own only (the receiver gets the frame
+//! as sent, on every path). Every run is counted in exactly one verdict counter
 //! ([`HookFlow`]); a fault never stops anything but that run.
 //!
 //! Concurrency: a hook runs only on its link's polling core, which holds
@@ -34,7 +34,7 @@ use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
 use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
-use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
+use vmm_abi::hook::insn::{BPF_ST, BPF_STX, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 use vmm_abi::hook::{HookKind, Insn, MapDef, STACK_SIZE, VerifyError};
 use vmm_abi::manifest::HookAttach;
 use vmm_abi::report::{HookFlow, Record};
@@ -70,8 +70,15 @@ pub struct HookRun<'t> {
     /// The sender's port, `xdp_md.ingress_ifindex`.
     ingress: u32,
     env: Env,
-    /// The hook's copy of the frame being judged.
+    /// The hook's copy of the frame being judged (on a link's fast path
+    /// and a NIC queue, the copy that is delivered if it passes: the
+    /// program never writes it).
     frame: [u8; MAX_FRAME_BYTES],
+    /// The program's copy of it, when it may store anything (its writes
+    /// change this copy only).
+    work: [u8; MAX_FRAME_BYTES],
+    /// Whether the program has store instructions.
+    stores: bool,
     /// The program's stack, reused from run to run.
     stack: [u8; STACK_SIZE],
 }
@@ -86,9 +93,18 @@ impl<'t> HookRun<'t> {
             f.faults += 1;
             return Verdict::Drop;
         };
-        let Some(packet) = self.frame.get_mut(..len) else {
+        let (Some(frame), Some(work)) = (self.frame.get_mut(..len), self.work.get_mut(..len))
+        else {
             f.faults += 1;
             return Verdict::Drop;
+        };
+        // A program that may store gets a copy, so what is delivered is
+        // the frame as sent whatever it writes.
+        let packet = if self.stores {
+            work.copy_from_slice(frame);
+            work
+        } else {
+            frame
         };
         let outcome = vm::run_with_stack(
             &self.prog,
@@ -186,6 +202,8 @@ impl<'t> PacketHook<'t> {
                 ingress: 0,
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
+                work: [0; MAX_FRAME_BYTES],
+                stores: insns.iter().any(|i| matches!(i.class(), BPF_ST | BPF_STX)),
                 stack: [0; STACK_SIZE],
             }),
         })

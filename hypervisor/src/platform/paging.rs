@@ -6,8 +6,10 @@
 //! they all have ([`seal`]), and each other core flushes its TLB before it
 //! runs anything ([`flush`]).
 
-use super::trampoline;
-use crate::mem::host_pages::{self, Audit, Layout, SMALL_PAGES};
+use super::halt::fatal;
+use super::{instr, trampoline};
+use crate::mem::host_pages::{self, Audit, LARGE_PAGE, Layout, SMALL_PAGE, SMALL_PAGES};
+use raw_cpuid::CpuId;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
@@ -41,18 +43,20 @@ fn entry(table: *const u8, index: usize) -> *mut u64 {
     table.cast::<u64>().cast_mut().wrapping_add(index)
 }
 
-/// Writes the small-page table for `layout`.
-fn write_small(layout: &Layout) {
+/// Writes small-page entry `i` for `layout`.
+fn write_small(layout: &Layout, i: usize) {
     let table = &raw const boot_pt0;
-    for i in 0..SMALL_PAGES {
-        // SAFETY: `boot_pt0` is boot.s's 4 KiB table of 512 entries (so
-        // `i` is inside it), in .bss, written only by the boot core while
-        // no other core runs, or (`seal`) only for the start-up page,
-        // which no core uses any more. Every entry keeps its page's
-        // identity mapping; the hypervisor's code and stack stay mapped
-        // (their rights are read-execute and read-write).
-        unsafe { entry(table, i).write_volatile(host_pages::small_page(i, layout)) };
+    if i >= SMALL_PAGES {
+        return;
     }
+    // SAFETY: `boot_pt0` is boot.s's 4 KiB table of 512 entries (`i` is
+    // inside it), in .bss. The boot core writes every entry only while no
+    // other core runs (`protect`), and afterwards only the start-up page's
+    // (`seal`), which no core uses any more. Every entry keeps its page's
+    // identity mapping; the hypervisor's code and stack stay mapped (their
+    // rights are read-execute and read-write; `protect` checked they lie
+    // in these small pages).
+    unsafe { entry(table, i).write_volatile(host_pages::small_page(i, layout)) };
 }
 
 /// Flushes this core's TLB (reloads CR3).
@@ -67,10 +71,25 @@ pub fn flush() {
 /// starts: EFER.NXE first (an NX bit without it is a reserved bit), then
 /// the entries, a TLB flush, and CR0.WP so read-only binds ring 0.
 pub fn protect() {
+    let layout = layout();
+    // The linker script asserts these; a hypervisor built otherwise must
+    // not go on with its code behind no-execute large pages.
+    if layout.rodata.end > LARGE_PAGE || layout.text.end > LARGE_PAGE || layout.guard >= LARGE_PAGE
+    {
+        fatal("W^X: the hypervisor's code, read-only data or stack guard lies above 2 MiB");
+    }
+    let nx = CpuId::with_cpuid_fn(instr::cpuid)
+        .get_extended_processor_and_feature_identifiers()
+        .is_some_and(|f| f.has_execute_disable());
+    if !nx {
+        fatal("W^X: this CPU has no execute-disable bit (CPUID 0x80000001 EDX bit 20)");
+    }
     // SAFETY: NXE only makes the NX bit of page-table entries meaningful;
-    // no entry has it set yet.
+    // no entry has it set yet, and the CPU has the feature (checked above).
     unsafe { Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE)) };
-    write_small(&layout());
+    for i in 0..SMALL_PAGES {
+        write_small(&layout, i);
+    }
     let pd = &raw const boot_pd;
     // Entry 0 points at the small-page table; the rest are 2 MiB pages.
     for i in 1..PD_ENTRIES {
@@ -86,9 +105,11 @@ pub fn protect() {
 }
 
 /// Once every core is up: the start-up page becomes plain data (boot core;
-/// each other core flushes its TLB before it runs anything).
+/// each other core flushes its TLB before it runs anything). Only its
+/// entry is written: the other cores are using the table.
 pub fn seal() {
-    write_small(&layout().sealed());
+    let sealed = layout().sealed();
+    write_small(&sealed, (trampoline::BASE / SMALL_PAGE) as usize);
     flush();
 }
 

@@ -139,10 +139,17 @@ pub trait VmEnv: Host + Clock + Wakeups {
     }
 }
 
-/// What an exit hook sees of an exit: `None` for the hypervisor's own
-/// exits (the preemption timer, external interrupts), which it is not
-/// asked about.
-pub fn exit_context(raw: &RawExit, regs: &GuestRegs, rip: u64) -> Option<ExitCtx> {
+/// What an exit hook sees of an exit (`exit`, decoded from `raw`): `None`
+/// for exits the guest did not cause — the preemption timer, external
+/// interrupts and NMIs (the host's), and failed VM entries (the
+/// hypervisor's, reported as such) — which it is not asked about.
+pub fn exit_context(raw: &RawExit, exit: &Exit, regs: &GuestRegs, rip: u64) -> Option<ExitCtx> {
+    if matches!(
+        exit,
+        Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi | Exit::EntryFailure { .. }
+    ) {
+        return None;
+    }
     let basic = (raw.reason & 0xffff) as u16;
     let name = ExitReason::from_raw(basic);
     let vmcall = name == Some(ExitReason::Vmcall);
@@ -242,7 +249,7 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
         // A hypercall the exit hook failed is skipped (not dispatched).
         let skip = match exit_hook {
             None => false,
-            Some(hook) => match ask_exit_hook(env, hook, &raw, &mut st.regs, rip) {
+            Some(hook) => match ask_exit_hook(env, hook, (&raw, &exit), &mut st.regs, rip) {
                 Ok(skip) => skip,
                 Err(stop) => return SliceEnd::Stopped(stop),
             },
@@ -331,11 +338,11 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
 fn ask_exit_hook<E: VmEnv>(
     env: &mut E,
     hook: &'static str,
-    raw: &RawExit,
+    (raw, exit): (&RawExit, &Exit),
     regs: &mut GuestRegs,
     rip: u64,
 ) -> Result<bool, StopReason> {
-    let Some(ctx) = exit_context(raw, regs, rip) else {
+    let Some(ctx) = exit_context(raw, exit, regs, rip) else {
         return Ok(false);
     };
     match env.filter_exit(&ctx) {

@@ -797,6 +797,24 @@ fn an_exit_hook_sees_the_guests_exits_and_allows_fails_or_denies() {
             Hypercall::Null.number()
         )
     );
+    // A host NMI is not the guest's doing: the hook is not asked about it
+    // (a hook that denies everything would otherwise stop the VM).
+    let mut nmi = raw(ExitReason::ExceptionOrNmi);
+    nmi.interrupt_info = (1 << 31) | (2 << 8) | 2; // valid, type NMI, vector 2
+    let end = run(
+        [
+            Step {
+                exit: nmi,
+                regs: None,
+            },
+            bare(ExitReason::PreemptionTimer),
+        ],
+        &mut VcpuState::default(),
+        params(1_000_000, 0, false),
+        |_, env| env.filter = Some(|_| ExitAnswer::Deny),
+        |_, env| assert!(env.filtered.is_empty(), "{:?}", env.filtered),
+    );
+    assert_eq!(end, SliceEnd::Preempted);
     // Without a hook nothing is asked.
     let end = run(
         nulls(2),

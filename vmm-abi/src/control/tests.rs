@@ -122,6 +122,25 @@ fn malformed_frames_are_refused_by_name() {
         Next::Bad(FrameError::Version { found: b'C' }, 1)
     );
     assert!(matches!(next_frame(&stream[4..]), Next::Frame(_, _)));
+    // What the reader would refuse is not written either.
+    let mut buf = [0u8; MAX_FRAME];
+    assert!(matches!(
+        encode(&Message::Stop { vm: "" }, 0, &mut buf),
+        Err(FrameError::Payload { kind: 2, .. })
+    ));
+    assert!(matches!(
+        encode(
+            &Message::VmRow {
+                vm: 0,
+                name: "a",
+                status: 3,
+                restarts: 0
+            },
+            0,
+            &mut buf
+        ),
+        Err(FrameError::Payload { kind: 66, .. })
+    ));
     // Too long to encode.
     let long = "x".repeat(300);
     assert_eq!(

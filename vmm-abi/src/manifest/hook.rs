@@ -135,8 +135,8 @@ pub enum HookAttach {
 }
 
 impl HookAttach {
-    /// Whether a hook of `kind` may be attached here: packet hooks to
-    /// links, restart and exit hooks to VMs.
+    /// Whether a hook of `kind` may be attached here: packet hooks to link
+    /// or NIC queue directions, restart, exit and slice hooks to VMs.
     pub const fn fits(&self, kind: HookKind) -> bool {
         matches!(
             (self, kind),

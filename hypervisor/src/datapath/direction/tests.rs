@@ -737,3 +737,28 @@ fn the_fast_path_judges_and_delivers_the_policys_own_copy() {
     // A fourth buffer is left: the drops kept theirs.
     assert!(!p.dir.keeps_buffer(), "the fast path keeps no buffer aside");
 }
+
+#[test]
+fn a_hook_that_writes_the_frame_changes_its_own_copy_only_on_both_paths() {
+    use crate::hooks::packet::tests::hook;
+    use vmm_abi::hook::asm::{exit, ldx, mov64_imm, st};
+    use vmm_abi::hook::context::XDP_DATA;
+    use vmm_abi::hook::insn::{BPF_B, BPF_W, XDP_PASS};
+    // Overwrites the frame's first byte, then passes it.
+    let scribble = vec![
+        ldx(BPF_W, 2, 1, XDP_DATA as i16),
+        st(BPF_B, 2, 0, 0x5a),
+        mov64_imm(0, XDP_PASS as i32),
+        exit(),
+    ];
+    let h = hook(scribble);
+    for raw in [false, true] {
+        let mut p = if raw { Pair::raw() } else { Pair::new() };
+        let f = frame(64, 7);
+        p.send(&f);
+        p.post(2048);
+        assert_eq!(p.pump_with(u32::MAX, 0, &mut *h.lock()), Ok(1));
+        assert_eq!(p.received(), vec![f], "raw path: {raw}");
+    }
+    assert_eq!(h.flow().pass, 2);
+}
