@@ -60,6 +60,20 @@ pub fn finish<R: Serialize>(
     ))
 }
 
+/// The zero-exit target's verdict over runs of (exits, units) counted in
+/// their windows: the worst run's exits per `unit` (`frame`, `packet`).
+pub fn exits_verdict(runs: impl Iterator<Item = (u64, u64)>, unit: &str) -> Option<String> {
+    let (worst, (exits, units)) = runs
+        .filter_map(|(e, n)| Some((crate::report::hundredths(e, n)?, (e, n))))
+        .max_by_key(|(h, (e, _))| (*h, *e))?;
+    Some(format!(
+        "target 0.00 VM exits per {unit}: {} (most: {}.{:02}, {exits} exits in {units} {unit}s)",
+        if worst == 0 { "met" } else { "NOT met" },
+        worst / 100,
+        worst % 100,
+    ))
+}
+
 /// Sets `[run] timeout` of a manifest's TOML `table` to `secs`.
 pub fn set_timeout(table: &mut toml::Table, secs: u64) {
     let run = table

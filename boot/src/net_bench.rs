@@ -301,20 +301,10 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
                 .join(", ")
         )
     });
-    let worst_exits = rows
-        .iter()
-        .filter_map(|r| Some((hundredths(r.window_exits, r.window_frames)?, r)))
-        .max_by_key(|(h, r)| (*h, r.window_exits));
-    if let Some((worst, r)) = worst_exits {
-        out.push(format!(
-            "target 0.00 VM exits per packet: {} (most: {}.{:02}, {} exits in {} packets)",
-            if worst == 0 { "met" } else { "NOT met" },
-            worst / 100,
-            worst % 100,
-            r.window_exits,
-            r.window_frames
-        ));
-    }
+    out.extend(bench_io::exits_verdict(
+        rows.iter().map(|r| (r.window_exits, r.window_frames)),
+        "packet",
+    ));
     let worst_link = rows
         .iter()
         .filter(|r| r.frame_size == TARGET_FRAME_SIZE && r.hook.is_none())

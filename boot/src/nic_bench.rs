@@ -280,20 +280,10 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
     } else {
         format!("repeatable: NO (runs differ for {})", bad.join(", "))
     });
-    let worst_exits = rows
-        .iter()
-        .filter_map(|r| Some((hundredths(r.exits, r.rx_frames)?, r)))
-        .max_by_key(|(h, r)| (*h, r.exits));
-    if let Some((worst, r)) = worst_exits {
-        out.push(format!(
-            "target 0.00 VM exits per frame: {} (most: {}.{:02}, {} exits in {} frames)",
-            if worst == 0 { "met" } else { "NOT met" },
-            worst / 100,
-            worst % 100,
-            r.exits,
-            r.rx_frames
-        ));
-    }
+    out.extend(bench_io::exits_verdict(
+        rows.iter().map(|r| (r.exits, r.rx_frames)),
+        "frame",
+    ));
     for (mode, target) in TARGETS {
         let worst = rows
             .iter()
