@@ -392,6 +392,7 @@ impl Machine<'_, '_, '_> {
     }
 
     /// `LDX`, `ST`, `STX` and atomic add.
+    #[inline(always)]
     fn memory(&mut self, class: u8, insn: Insn) -> Result<(), FaultKind> {
         let size = access_size(insn.code);
         let mode = insn.code & MODE_MASK;

@@ -49,6 +49,7 @@ fn range_mut(b: &mut [u8], at: usize, len: usize) -> Option<&mut [u8]> {
 
 impl Mem<'_, '_> {
     /// The `len` bytes at `addr`, if they lie inside one region.
+    #[inline(always)]
     pub fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
         match place(addr)? {
             Place::Ctx(o) => range(self.ctx, o, len),
@@ -70,7 +71,7 @@ impl Mem<'_, '_> {
     }
 
     /// A little-endian load of `size` (1, 2, 4 or 8) bytes.
-    #[inline]
+    #[inline(always)]
     pub fn load(&self, addr: u64, size: usize) -> Option<u64> {
         let b = self.bytes(addr, size)?;
         Some(match *b {
@@ -83,7 +84,7 @@ impl Mem<'_, '_> {
     }
 
     /// A little-endian store of the low `size` (1, 2, 4 or 8) bytes of `v`.
-    #[inline]
+    #[inline(always)]
     pub fn store(&mut self, addr: u64, size: usize, v: u64) -> Option<()> {
         let b = self.bytes_mut(addr, size)?;
         b.copy_from_slice(v.to_le_bytes().get(..size)?);
