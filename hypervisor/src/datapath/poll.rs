@@ -29,7 +29,7 @@ use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicDir, NicMode, PortRef};
+use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicMode, PortRef};
 use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -132,6 +132,8 @@ pub struct NicSlot<'t> {
     owned: Mutex<Owned>,
     /// The NIC holds buffers of its owned port (set under that port's lock).
     holds: AtomicBool,
+    /// Its manifest index.
+    index: usize,
 }
 
 impl NicSlot<'_> {
@@ -236,8 +238,12 @@ pub struct Net<'t> {
     signals: &'t [Signals],
     window: Mutex<Window>,
     nic_window: Mutex<NicWindow>,
-    /// The packet hooks, each on one direction of a link between VMs.
+    /// The packet hooks, each on one direction of a link between VMs or
+    /// of a NIC's queue.
     hooks: &'t [PacketHook<'t>],
+    /// Per NIC, the hooks on its receive and transmit queues (looked up
+    /// once, when the hooks are attached).
+    nic_hooks: [[Option<&'t PacketHook<'t>>; 2]; MAX_NICS as usize],
 }
 
 impl<'t> Net<'t> {
@@ -347,6 +353,7 @@ impl<'t> Net<'t> {
                     switch: Mutex::new(switch),
                     owned: Mutex::new(Owned::default()),
                     holds: AtomicBool::new(false),
+                    index: i,
                 }
             })
             .ok_or("no memory for the NICs")?;
@@ -365,6 +372,7 @@ impl<'t> Net<'t> {
             window: Mutex::new(Window::default()),
             nic_window: Mutex::new(NicWindow::default()),
             hooks: &[],
+            nic_hooks: [[None; 2]; MAX_NICS as usize],
         })
     }
 
@@ -373,8 +381,15 @@ impl<'t> Net<'t> {
     /// sees the sender's port index as `ingress_ifindex`.
     pub fn set_hooks(&mut self, hooks: &'t [PacketHook<'t>]) {
         for h in hooks {
-            let HookAttach::Link { link, dir } = h.attach else {
-                continue;
+            let (link, dir) = match h.attach {
+                HookAttach::Link { link, dir } => (link, dir),
+                HookAttach::Nic { nic, dir } => {
+                    if let Some(slot) = self.nic_hooks.get_mut(nic as usize) {
+                        slot[dir as usize] = Some(h);
+                    }
+                    continue;
+                }
+                HookAttach::Vm { .. } => continue,
             };
             if let Some(link) = self.links.get(link as usize) {
                 h.set_ingress(match dir {
@@ -384,17 +399,6 @@ impl<'t> Net<'t> {
             }
         }
         self.hooks = hooks;
-    }
-
-    /// The hook on NIC `nic`'s queue direction `dir`, if any.
-    fn nic_hook(&self, nic: usize, dir: NicDir) -> Option<&'t PacketHook<'t>> {
-        self.hooks.iter().find(|h| {
-            h.attach
-                == HookAttach::Nic {
-                    nic: nic as u32,
-                    dir,
-                }
-        })
     }
 
     /// The packet hooks.
@@ -587,13 +591,7 @@ impl<'t> Net<'t> {
                 self.wake(vm);
             }
         };
-        let (rx_hook, tx_hook) = if self.hooks.is_empty() {
-            (None, None)
-        } else {
-            let index = self.nics.iter().position(|n| core::ptr::eq(n, nic));
-            let on = |dir| index.and_then(|i| self.nic_hook(i, dir));
-            (on(NicDir::Rx), on(NicDir::Tx))
-        };
+        let [rx_hook, tx_hook] = self.nic_hooks.get(nic.index).copied().unwrap_or_default();
         let start = env.now();
         let inbound = match rx_hook {
             None => switch.inbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),
@@ -635,8 +633,7 @@ impl<'t> Net<'t> {
             pass
         });
         if let (false, Some(e)) = (had_error, owned.error) {
-            let index = self.nics.iter().position(|n| core::ptr::eq(n, nic));
-            env.nic_failed(index.unwrap_or(0), e);
+            env.nic_failed(nic.index, e);
         }
         if pass.blamed.is_some() {
             self.signals[port.vm as usize]

@@ -411,6 +411,7 @@ impl<B: Default> Switch<B> {
             let mut full = false;
             // What this pass did, applied to the switch after it.
             let mut flow = NicPortFlow::default();
+            let mut in_flight = false;
             let mut learned: heapless::Vec<[u8; MAC_LEN], LEARN_PER_PASS> = heapless::Vec::new();
             let all = &self.ports;
             let result = ports.with(i, |end| -> Result<u32, RingError> {
@@ -427,17 +428,17 @@ impl<B: Default> Switch<B> {
                         full = true;
                         break;
                     };
-                    // A frame is waiting: lost to a ring fault until it
-                    // is counted otherwise below.
-                    flow.drop_fault += 1;
+                    // A frame is waiting: lost to a ring fault if the ring
+                    // breaks a rule before it is counted otherwise.
+                    in_flight = true;
                     let Some(len) = source.take(&mut frame)? else {
-                        flow.drop_fault -= 1;
+                        in_flight = false;
                         break;
                     };
                     n += 1;
                     if !(ETH_HEADER..=MAX_WIRE_FRAME).contains(&len) {
                         source.complete(&frame)?;
-                        flow.drop_fault -= 1;
+                        in_flight = false;
                         flow.drop_size += 1;
                         continue;
                     }
@@ -463,7 +464,7 @@ impl<B: Default> Switch<B> {
                         }
                     })?;
                     source.complete(&frame)?;
-                    flow.drop_fault -= 1;
+                    in_flight = false;
                     let src = &header[SRC_MAC..SRC_MAC + MAC_LEN];
                     if at != len || !may_send_from(all, i, src) {
                         // The slot was not posted: the next frame reuses it.
@@ -502,7 +503,7 @@ impl<B: Default> Switch<B> {
             port.tx_bytes += flow.tx_bytes;
             port.drop_size += flow.drop_size;
             port.drop_spoofed += flow.drop_spoofed;
-            port.drop_fault += flow.drop_fault;
+            port.drop_fault += u64::from(result.is_err() && in_flight);
             port.drop_hook += flow.drop_hook;
             self.wire.tx_frames += flow.tx_frames;
             self.wire.tx_bytes += flow.tx_bytes;
