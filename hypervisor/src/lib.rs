@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod console;
+pub mod control;
 pub mod cpuid;
 pub mod datapath;
 pub mod devices;

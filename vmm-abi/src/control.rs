@@ -26,6 +26,18 @@ pub const MAX_PAYLOAD: usize = 1024;
 /// Most bytes of one frame.
 pub const MAX_FRAME: usize = HEADER + MAX_PAYLOAD + TRAILER;
 
+/// A VM row's status: created or waiting to be (it has not ended).
+pub const VM_RUNNING: u8 = 0;
+/// A VM row's status: it exited (its code in the report).
+pub const VM_EXITED: u8 = 1;
+/// A VM row's status: the hypervisor stopped it (a fault, its budget).
+pub const VM_KILLED: u8 = 2;
+/// A VM row's status: the operator stopped it.
+pub const VM_STOPPED: u8 = 3;
+/// A VM row's core when none of its cores runs.
+pub const NO_CORE: u32 = u32::MAX;
+const BAD_STATUS: &str = "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
+
 const K_LIST: u8 = 1;
 const K_STOP: u8 = 2;
 const K_RESTART: u8 = 3;
@@ -80,8 +92,11 @@ pub enum Message<'a> {
         vm: u32,
         /// Its name.
         name: &'a str,
-        /// 0 running, 1 exited, 2 killed.
+        /// Its state: [`VM_RUNNING`], [`VM_EXITED`], [`VM_KILLED`] or
+        /// [`VM_STOPPED`].
         status: u8,
+        /// The core it runs on ([`NO_CORE`]: none).
+        core: u32,
         /// Restarts so far.
         restarts: u32,
     },
@@ -245,17 +260,19 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             vm,
             name,
             status,
+            core,
             restarts,
         } => {
-            if status > 2 {
+            if status > VM_STOPPED {
                 return Err(FrameError::Payload {
                     kind,
-                    why: "a VM status other than 0, 1 or 2",
+                    why: BAD_STATUS,
                 });
             }
             w.bytes(&vm.to_le_bytes())?;
             w.name(name, kind)?;
             w.bytes(&[status])?;
+            w.bytes(&core.to_le_bytes())?;
             w.bytes(&restarts.to_le_bytes())?;
         }
         Message::VmEnded { vm, code } => {
@@ -419,13 +436,14 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
             let vm = r.u32()?;
             let name = r.name()?;
             let status = r.take(1)?[0];
-            if status > 2 {
-                return Err(r.bad("a VM status other than 0, 1 or 2"));
+            if status > VM_STOPPED {
+                return Err(r.bad(BAD_STATUS));
             }
             Message::VmRow {
                 vm,
                 name,
                 status,
+                core: r.u32()?,
                 restarts: r.u32()?,
             }
         }
@@ -491,6 +509,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session expecting sequence number 0.
+    pub const fn new() -> Self {
+        Session { next: 0 }
+    }
+
+    /// The sequence number it expects next.
+    pub fn expected(&self) -> u32 {
+        self.next
+    }
+
     /// Accepts `seq` if it is the next one.
     pub fn accept(&mut self, seq: u32) -> Result<(), SeqError> {
         let (expected, found) = (self.next, seq);

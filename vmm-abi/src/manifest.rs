@@ -17,7 +17,7 @@
 //! | 8 | `abi_version` u32 |
 //! | 12 | `header_size` u32 (= [`HEADER_SIZE`]) |
 //! | 16 | `section_count` u32: table entries (1..=[`MAX_SECTIONS`]) |
-//! | 20 | `flags` u32 (must be 0) |
+//! | 20 | `flags` u32: bit 0 = [`FLAG_SERVICE`] (the host keeps running and takes commands on its control channel; core 0 is its control core and runs no VMs); other bits 0 |
 //! | 24 | `timeslice` u64: instructions per scheduling slice, 0 = default |
 //!
 //! | section entry offset | field |
@@ -126,6 +126,10 @@ pub const MAX_RESTARTS: u32 = 1000;
 pub const MIN_TIMESLICE: u64 = 10_000;
 /// Longest scheduling slice, in instructions.
 pub const MAX_TIMESLICE: u64 = 1 << 40;
+/// Header flag: a service run. The hypervisor keeps running when its VMs
+/// end and takes commands (`crate::control`) until told to end; core 0
+/// serves the control channel and runs no VMs.
+pub const FLAG_SERVICE: u32 = 1 << 0;
 /// Record flag: restart the VM when it ends other than by exiting 0.
 const FLAG_RESTART_ON_FAILURE: u32 = 1 << 0;
 
@@ -397,6 +401,24 @@ pub fn encode(
     encode_with_hooks(timeslice, vms, nics, links, &[], out)
 }
 
+/// Marks an encoded manifest as a service run ([`FLAG_SERVICE`]) and
+/// checks it again (a VM pinned only to core 0 is refused then).
+pub fn mark_service(out: &mut [u8]) -> Result<(), ManifestError> {
+    if out.len() < HEADER_SIZE {
+        return Err(err(
+            None,
+            Field::Size,
+            Problem::Mismatch {
+                found: out.len() as u64,
+                expected: HEADER_SIZE as u64,
+            },
+        ));
+    }
+    let flags = le::u32_at(out, H_FLAGS) | FLAG_SERVICE;
+    le::put_u32(out, H_FLAGS, flags);
+    Manifest::parse(out).map(|_| ())
+}
+
 /// [`encode`] with hooks: `out` must be [`encoded_len_with_hooks`] bytes
 /// long. Each hook's name, code and map bytes are checked first (an error
 /// names the hook by index); its program is verified by the parse that
@@ -571,6 +593,7 @@ pub struct Manifest<'a> {
     hook_maps: &'a [u8],
     timeslice: u64,
     poll_cores: u64,
+    service: bool,
 }
 
 impl<'a> Manifest<'a> {
@@ -618,7 +641,8 @@ impl<'a> Manifest<'a> {
                 },
             );
         }
-        if le::u32_at(bytes, H_FLAGS) != 0 {
+        let flags = le::u32_at(bytes, H_FLAGS);
+        if flags & !FLAG_SERVICE != 0 {
             return h(Field::Flags, Problem::NotZero);
         }
         let count = le::u32_at(bytes, H_SECTION_COUNT);
@@ -644,6 +668,7 @@ impl<'a> Manifest<'a> {
             hook_maps: &bytes[sections.range(SectionKind::HookMaps)],
             timeslice,
             poll_cores: 0,
+            service: flags & FLAG_SERVICE != 0,
         };
         // Unique names, in O(n): open addressing over record indices.
         let mut seen = [EMPTY_SLOT; NAME_TABLE];
@@ -673,11 +698,13 @@ impl<'a> Manifest<'a> {
         Ok(manifest)
     }
 
-    /// A VM pinned only to cores that poll links or NICs could never run.
+    /// A VM pinned only to cores that poll links or NICs (or, in a service
+    /// run, the control core) could never run.
     fn check_pinning(&self) -> Result<(), ManifestError> {
+        let no_vms = self.poll_cores | self.control_cores();
         for (i, vm) in self.iter().enumerate() {
-            if vm.cores != 0 && vm.cores & !self.poll_cores == 0 {
-                let core = (vm.cores & self.poll_cores).trailing_zeros();
+            if vm.cores != 0 && vm.cores & !no_vms == 0 {
+                let core = (vm.cores & no_vms).trailing_zeros();
                 return Err(err(
                     Some(i as u32),
                     Field::Cores,
@@ -725,6 +752,17 @@ impl<'a> Manifest<'a> {
     /// The cores that poll links or NICs (bit N = core N); they run no VMs.
     pub fn poll_cores(&self) -> u64 {
         self.poll_cores
+    }
+
+    /// Whether this is a service run ([`FLAG_SERVICE`]).
+    pub fn service(&self) -> bool {
+        self.service
+    }
+
+    /// The cores that serve the control channel (bit N = core N): core 0
+    /// in a service run, none otherwise. They run no VMs.
+    pub fn control_cores(&self) -> u64 {
+        u64::from(self.service)
     }
 
     /// Instructions per scheduling slice (0 = the hypervisor's default).

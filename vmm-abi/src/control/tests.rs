@@ -26,6 +26,7 @@ fn all() -> Vec<Message<'static>> {
             vm: 3,
             name: "web-3",
             status: 2,
+            core: 1,
             restarts: 1,
         },
         Message::VmEnded { vm: 3, code: -5 },
@@ -133,7 +134,8 @@ fn malformed_frames_are_refused_by_name() {
             &Message::VmRow {
                 vm: 0,
                 name: "a",
-                status: 3,
+                status: 4,
+                core: 0,
                 restarts: 0
             },
             0,

@@ -204,7 +204,8 @@ pub enum Problem {
         /// Net ports the VM has.
         ports: u8,
     },
-    /// A VM runs on (is pinned only to) a core that polls links.
+    /// A VM runs on (is pinned only to) a core that polls links or serves
+    /// the control channel.
     PollCore {
         /// The core.
         core: u32,
@@ -489,7 +490,7 @@ impl fmt::Display for ManifestError {
             Problem::PortTaken { link } => write!(f, "port is already an end of link {link}"),
             Problem::PollCore { core } => write!(
                 f,
-                "core {core} polls links, so no VM may be pinned only to it"
+                "core {core} polls links or NICs or (in a service run) serves the control channel, so no VM may be pinned only to it"
             ),
             Problem::UnknownSection { kind } => {
                 write!(f, "unknown section kind {kind} (this hypervisor knows ")?;

@@ -250,7 +250,7 @@ fn header_errors_name_the_field() {
     b[H_HEADER_SIZE] = 40;
     assert_eq!(field_err(&b), (None, Field::Size));
     let mut b = good.clone();
-    b[H_FLAGS] = 1;
+    b[H_FLAGS] = 2;
     assert_eq!(field_err(&b), (None, Field::Flags));
     let mut b = good;
     le::put_u64(&mut b, H_TIMESLICE, 5);
@@ -1477,4 +1477,24 @@ fn a_bridge_link_round_trips_and_its_flag_is_checked() {
         ),
         "manifest link 0: field `flags`: `bridge` is only for a link between a VM's net port and a NIC"
     );
+}
+
+#[test]
+fn a_service_run_keeps_core_0_for_control() {
+    let mut plain = build(&[hello("a")]);
+    assert!(!Manifest::parse(&plain).unwrap().service());
+    mark_service(&mut plain).unwrap();
+    let m = Manifest::parse(&plain).unwrap();
+    assert!(m.service());
+    assert_eq!(m.control_cores(), 1);
+    // A VM pinned only to core 0 could never run in a service run.
+    let mut pinned = hello("a");
+    pinned.cores = 1;
+    let mut bytes = build(&[pinned]);
+    assert_eq!(
+        mark_service(&mut bytes).unwrap_err(),
+        err(Some(0), Field::Cores, Problem::PollCore { core: 0 })
+    );
+    assert_eq!(field_err(&plain[..10]), (None, Field::Size));
+    assert!(mark_service(&mut [0u8; 4]).is_err());
 }

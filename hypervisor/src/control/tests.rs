@@ -1,0 +1,289 @@
+//! Control channel tests against a fake fleet: commands answered under their sequence numbers, long lists streamed as room frees, every malformed, half-sent, replayed or out-of-order frame answered with a named error and the channel still working after it.
+
+extern crate std;
+
+use super::*;
+use proptest::prelude::*;
+use std::string::{String, ToString};
+use std::vec;
+use std::vec::Vec as StdVec;
+use vmm_abi::control::{Frame, NO_CORE, VM_RUNNING, encode};
+
+#[derive(Default)]
+struct FakeFleet {
+    names: StdVec<String>,
+    posted: StdVec<(u32, Request, u32)>,
+    full: bool,
+    ended: bool,
+}
+
+impl FakeFleet {
+    fn with(n: usize) -> Self {
+        FakeFleet {
+            names: (0..n).map(|i| std::format!("web-{i}")).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+impl Fleet for FakeFleet {
+    fn count(&self) -> u32 {
+        self.names.len() as u32
+    }
+    fn row(&self, vm: u32) -> Option<Row<'_>> {
+        self.names.get(vm as usize).map(|n| Row {
+            name: n,
+            status: VM_RUNNING,
+            core: if vm == 0 { NO_CORE } else { 1 },
+            restarts: vm,
+        })
+    }
+    fn find(&self, name: &str) -> Option<u32> {
+        self.names.iter().position(|n| n == name).map(|i| i as u32)
+    }
+    fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Text> {
+        if self.full {
+            return Err(Text::format(format_args!("core 1's mailbox is full")));
+        }
+        self.posted.push((vm, request, seq));
+        Ok(())
+    }
+    fn end(&mut self) {
+        self.ended = true;
+    }
+}
+
+fn frame(msg: &Message<'_>, seq: u32) -> StdVec<u8> {
+    let mut out = vec![0u8; MAX_FRAME];
+    let n = encode(msg, seq, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// An answer as owned values.
+#[derive(Debug, PartialEq, Eq)]
+enum Got {
+    Done(u32),
+    Error(u32, String),
+    Row(u32, u32, String),
+}
+
+fn send(ch: &mut Channel, fleet: &mut FakeFleet, bytes: &[u8], now: u64) {
+    for &b in bytes {
+        assert!(ch.wants_input());
+        ch.receive(b, now, fleet);
+    }
+}
+
+/// Everything the channel has written, decoded (the line drained, so a
+/// `list` in progress goes on).
+fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
+    let mut bytes = StdVec::new();
+    loop {
+        ch.tick(now, fleet);
+        let before = bytes.len();
+        while let Some(b) = ch.pop_out() {
+            bytes.push(b);
+        }
+        if bytes.len() == before {
+            break;
+        }
+    }
+    let mut got = StdVec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match vmm_abi::control::next_frame(&bytes[at..]) {
+            Next::Frame(Frame { seq, msg }, len) => {
+                got.push(match msg {
+                    Message::Done => Got::Done(seq),
+                    Message::Error { text } => Got::Error(seq, text.to_string()),
+                    Message::VmRow { vm, name, .. } => Got::Row(seq, vm, name.to_string()),
+                    other => panic!("unexpected answer {other:?}"),
+                });
+                at += len;
+            }
+            other => panic!("the channel wrote a bad frame: {other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn list_streams_every_row_then_done() {
+    // More rows than the output queue holds at once.
+    let mut fleet = FakeFleet::with(300);
+    let mut ch = Channel::new();
+    send(&mut ch, &mut fleet, &frame(&Message::List, 0), 1);
+    assert!(!ch.wants_input(), "no input while a list is written");
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got.len(), 301);
+    for (i, g) in got[..300].iter().enumerate() {
+        assert_eq!(*g, Got::Row(0, i as u32, std::format!("web-{i}")));
+    }
+    assert_eq!(got[300], Got::Done(0));
+    assert!(ch.wants_input());
+    assert_eq!(ch.stats().commands, 1);
+}
+
+#[test]
+fn stop_and_restart_go_to_the_vms_core_which_answers() {
+    let mut fleet = FakeFleet::with(3);
+    let mut ch = Channel::new();
+    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-2" }, 0), 1);
+    send(&mut ch, &mut fleet, &frame(&Message::Restart { vm: "web-1" }, 1), 1);
+    assert_eq!(
+        fleet.posted,
+        vec![(2, Request::Stop, 0), (1, Request::Restart, 1)]
+    );
+    assert_eq!(drain(&mut ch, &mut fleet, 1), vec![]);
+    ch.complete(1, Err("web-1 is being stopped"));
+    ch.complete(0, Ok(()));
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1),
+        vec![
+            Got::Error(1, "web-1 is being stopped".into()),
+            Got::Done(0)
+        ]
+    );
+}
+
+#[test]
+fn refusals_name_the_vm_or_the_reason() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-9" }, 0), 1);
+    fleet.full = true;
+    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-0" }, 1), 1);
+    send(&mut ch, &mut fleet, &frame(&Message::Done, 2), 1);
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(
+            &Message::Scale {
+                entry: "web",
+                count: 8,
+            },
+            3,
+        ),
+        1,
+    );
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got[0], Got::Error(0, "no VM named web-9".into()));
+    assert_eq!(got[1], Got::Error(1, "core 1's mailbox is full".into()));
+    assert!(matches!(&got[2], Got::Error(2, t) if t.starts_with("not a command")));
+    assert!(matches!(&got[3], Got::Error(3, t) if t.contains("not supported yet")));
+    assert!(fleet.posted.is_empty());
+    assert_eq!(ch.stats().errors, 4);
+}
+
+#[test]
+fn garbage_gets_one_error_and_the_next_frame_still_works() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    send(&mut ch, &mut fleet, b"hello, hypervisor\n", 1);
+    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-0" }, 0), 1);
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(matches!(&got[0], Got::Error(0, t) if t.contains("no `CC` magic")));
+    assert_eq!(fleet.posted, vec![(0, Request::Stop, 0)]);
+}
+
+#[test]
+fn corrupt_oversized_and_unknown_frames_are_named() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    let mut corrupt = frame(&Message::List, 0);
+    corrupt[4] ^= 1;
+    let mut oversized = frame(&Message::List, 0);
+    oversized[8..10].copy_from_slice(&2000u16.to_le_bytes());
+    let mut unknown = frame(&Message::List, 0);
+    unknown[3] = 200;
+    let crc = vmm_abi::control::crc32(&unknown[..unknown.len() - 4]);
+    let at = unknown.len() - 4;
+    unknown[at..].copy_from_slice(&crc.to_le_bytes());
+    for bad in [&corrupt, &oversized, &unknown] {
+        send(&mut ch, &mut fleet, bad, 1);
+        let got = drain(&mut ch, &mut fleet, 1);
+        assert!(
+            matches!(&got[0], Got::Error(0, t) if t.starts_with("frame refused")),
+            "{got:?}"
+        );
+    }
+    // Nothing was accepted: sequence number 0 is still the next.
+    send(&mut ch, &mut fleet, &frame(&Message::List, 0), 1);
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1).last(),
+        Some(&Got::Done(0))
+    );
+}
+
+#[test]
+fn replayed_and_out_of_order_frames_are_refused() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    let list = frame(&Message::List, 0);
+    send(&mut ch, &mut fleet, &list, 1);
+    drain(&mut ch, &mut fleet, 1);
+    send(&mut ch, &mut fleet, &list, 1);
+    send(&mut ch, &mut fleet, &frame(&Message::List, 5), 1);
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert!(matches!(&got[0], Got::Error(0, t) if t.contains("replay")), "{got:?}");
+    assert!(matches!(&got[1], Got::Error(5, t) if t.contains("out of order")), "{got:?}");
+    send(&mut ch, &mut fleet, &frame(&Message::List, 1), 1);
+    assert_eq!(drain(&mut ch, &mut fleet, 1).last(), Some(&Got::Done(1)));
+}
+
+#[test]
+fn a_half_sent_frame_is_dropped_after_a_pause() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    let list = frame(&Message::List, 0);
+    send(&mut ch, &mut fleet, &list[..7], 100);
+    assert_eq!(drain(&mut ch, &mut fleet, 100 + PARTIAL_TIMEOUT), vec![]);
+    let got = drain(&mut ch, &mut fleet, 101 + PARTIAL_TIMEOUT);
+    assert!(
+        matches!(&got[..], [Got::Error(0, t)] if t.contains("7 bytes of a frame")),
+        "{got:?}"
+    );
+    send(&mut ch, &mut fleet, &list, 200 + PARTIAL_TIMEOUT);
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 200 + PARTIAL_TIMEOUT).last(),
+        Some(&Got::Done(0))
+    );
+}
+
+#[test]
+fn end_is_answered_and_stops_input() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    send(&mut ch, &mut fleet, &frame(&Message::End, 0), 1);
+    assert!(fleet.ended && ch.ended() && !ch.wants_input());
+    assert_eq!(drain(&mut ch, &mut fleet, 1), vec![Got::Done(0)]);
+}
+
+proptest! {
+    /// Whatever arrives, the channel answers only well-formed frames and,
+    /// after a pause, takes the next good command.
+    #[test]
+    fn any_bytes_then_a_pause_leave_the_channel_working(
+        junk in proptest::collection::vec(any::<u8>(), 0..3000),
+    ) {
+        let mut fleet = FakeFleet::with(2);
+        let mut ch = Channel::new();
+        let mut now = 1;
+        for &b in &junk {
+            if !ch.wants_input() {
+                drain(&mut ch, &mut fleet, now);
+            }
+            ch.receive(b, now, &mut fleet);
+            now += 1;
+        }
+        drain(&mut ch, &mut fleet, now);
+        now += PARTIAL_TIMEOUT + 1;
+        drain(&mut ch, &mut fleet, now);
+        let seq = ch.session.expected();
+        send(&mut ch, &mut fleet, &frame(&Message::List, seq), now);
+        let got = drain(&mut ch, &mut fleet, now);
+        prop_assert_eq!(got.last(), Some(&Got::Done(seq)));
+    }
+}
