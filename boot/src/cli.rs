@@ -1,49 +1,16 @@
-//! Command-line interface: argument parsing, `--help`, and the entry point
-//! shared by the `corral` binary and the integration tests.
+//! Command-line interface (clap's derive API): the commands, their options and `--help`, and the entry point shared by the `corral` binary and the integration tests.
 
 use crate::bench;
 use crate::error::Error;
 use crate::fleet_bench;
+use crate::host_cmd;
 use crate::net_bench;
 use crate::nic_bench;
 use crate::run::{RunOptions, RunResult, run};
-
-/// Usage text for `--help`.
-pub const USAGE: &str = "\
-corral: build, boot and judge Corral hypervisor runs in the Bochs emulator
-
-Usage:
-  corral run MANIFEST.toml [OPTIONS]   boot the VMs of a TOML manifest
-  corral bench [OPTIONS]               run images/manifests/bench.toml and print its numbers
-  corral fleet-bench [--sizes LIST] [OPTIONS]
-                                       boot fleets of LIST hello VMs (default 1,8,64,256) on
-                                       1 emulated CPU and print per-VM boot cost and memory
-  corral net-bench [OPTIONS]           run the NFV pipeline of images/manifests/nfv-bench.toml
-                                       with 64- and 1500-byte frames, twice each, and print
-                                       VM exits and polling instructions per packet
-  corral nic-bench [OPTIONS]           run images/manifests/nic-bench.toml (a host UDP client,
-                                       slirp, the e1000, echo) in shared and owned mode with
-                                       64- and 1500-byte frames, twice each, and print the NIC
-                                       path's instructions per frame each way and VM exits
-  corral --help                        show this text
-
-Options:
-  --report FILE       write a JSON run report to FILE (also when the run fails);
-                      for fleet-bench, net-bench and nic-bench, the table as JSON
-  --cpu-model MODEL   Bochs CPU model (overrides [run] cpu_model; default corei7_icelake_u)
-  --cpus N            emulated CPUs (overrides [run] cpus; default 1; not for fleet-bench)
-  --timeout SECS      wall-clock bound for the emulator (overrides [run] timeout; default 120)
-  --quiet             do not stream the consoles (fleet-bench never does unless --verbose)
-  --verbose           also show report records and boot-loader output
-  --summary-only      end with the summary lines only, not the table of every VM
-  --keep              keep the ISO and its inputs in the run directory
-  --prebuilt DIR      skip the build: boot DIR/hypervisor with images DIR/<image>
-  --sizes LIST        fleet-bench: comma-separated fleet sizes
-
-Exit status: 0 if the run completed and every VM ended as its `expect` says,
-1 if it did not, 2 for a usage error.
-";
-
+use crate::service::{DEFAULT_HOST, HostDir};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
 /// Exit status of a run that failed.
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status of a usage error.
@@ -60,136 +27,240 @@ pub struct Invocation {
     pub run: Option<RunResult>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Command {
-    Help,
-    Run(RunOptions),
-    Bench(RunOptions),
-    FleetBench(RunOptions, Vec<u32>),
-    NetBench(RunOptions),
-    NicBench(RunOptions),
+const EXIT_TEXT: &str = "\
+Exit status: 0 if the run completed and every VM ended as its `expect` says,
+1 if it did not (or a command was refused), 2 for a usage error.";
+
+/// The `corral` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "corral: build, boot and judge Corral hypervisor runs in the Bochs emulator, and manage running hosts",
+    after_help = EXIT_TEXT
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Run,
-    Bench,
-    FleetBench,
-    NetBench,
-    NicBench,
+/// How the emulated machine boots (every command that boots one).
+#[derive(Clone, Debug, Default, Args)]
+struct Boot {
+    /// Bochs CPU model (overrides [run] cpu_model; default corei7_icelake_u)
+    #[arg(long, value_name = "MODEL")]
+    cpu_model: Option<String>,
+    /// Wall-clock bound for the emulator in seconds (overrides [run] timeout; default 120)
+    #[arg(long = "timeout", value_name = "SECS")]
+    timeout_secs: Option<u64>,
+    /// Do not stream the consoles (fleet-bench never does unless --verbose)
+    #[arg(short, long)]
+    quiet: bool,
+    /// Also show report records and boot-loader output
+    #[arg(short, long)]
+    verbose: bool,
+    /// End with the summary lines only, not the table of every VM
+    #[arg(long)]
+    summary_only: bool,
+    /// Keep the ISO and its inputs in the run directory
+    #[arg(long)]
+    keep: bool,
+    /// Skip the build: boot DIR/hypervisor with images DIR/<image>
+    #[arg(long, value_name = "DIR")]
+    prebuilt: Option<PathBuf>,
 }
 
-fn number<T: std::str::FromStr>(option: &str, value: &str) -> Result<T, Error> {
-    value
-        .parse()
-        .map_err(|_| Error::new(format!("`{option}`: `{value}` is not a whole number")))
+/// Emulated CPUs (not for fleet-bench, which always runs on 1).
+#[derive(Clone, Debug, Default, Args)]
+struct Cpus {
+    /// Emulated CPUs (overrides [run] cpus; default 1)
+    #[arg(long, value_name = "N")]
+    cpus: Option<u32>,
 }
 
-fn parse(args: &[&str]) -> Result<Command, Error> {
-    let Some((&command, rest)) = args.split_first() else {
-        return Err(Error::new("no command given (try `corral --help`)"));
-    };
-    let kind = match command {
-        "--help" | "-h" | "help" => return Ok(Command::Help),
-        "run" => Kind::Run,
-        "bench" => Kind::Bench,
-        "fleet-bench" => Kind::FleetBench,
-        "net-bench" => Kind::NetBench,
-        "nic-bench" => Kind::NicBench,
-        other => {
-            return Err(Error::new(format!(
-                "unknown command `{other}` (try `corral --help`)"
-            )));
+/// The JSON report.
+#[derive(Clone, Debug, Default, Args)]
+struct ReportArg {
+    /// Write a JSON run report to FILE (also when the run fails); for the
+    /// benches, their table as JSON
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+/// Which running host.
+#[derive(Clone, Debug, Args)]
+struct HostArg {
+    /// The host's name (several can be up at once)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_HOST)]
+    host: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Boot the VMs of a TOML manifest and judge the run
+    Run {
+        /// The TOML manifest
+        manifest: PathBuf,
+        #[command(flatten)]
+        boot: Boot,
+        #[command(flatten)]
+        cpus: Cpus,
+        #[command(flatten)]
+        report: ReportArg,
+        /// A service run's host name (what `corral up` passes)
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+    },
+    /// Run images/manifests/bench.toml and print its numbers
+    Bench {
+        #[command(flatten)]
+        boot: Boot,
+        #[command(flatten)]
+        cpus: Cpus,
+        #[command(flatten)]
+        report: ReportArg,
+    },
+    /// Boot fleets of hello VMs on 1 emulated CPU and print per-VM boot cost and memory
+    FleetBench {
+        /// Comma-separated fleet sizes (default 1,8,64,256)
+        #[arg(long, value_name = "LIST", value_parser = sizes)]
+        sizes: Option<SizeList>,
+        #[command(flatten)]
+        boot: Boot,
+        #[command(flatten)]
+        report: ReportArg,
+    },
+    /// Run the NFV pipeline of images/manifests/nfv-bench.toml with 64- and
+    /// 1500-byte frames, twice each, and print VM exits and polling
+    /// instructions per packet
+    NetBench {
+        #[command(flatten)]
+        boot: Boot,
+        #[command(flatten)]
+        cpus: Cpus,
+        #[command(flatten)]
+        report: ReportArg,
+    },
+    /// Run images/manifests/nic-bench.toml (a host UDP client, slirp, the
+    /// e1000, echo) in shared and owned mode and print the NIC path's
+    /// instructions per frame each way and VM exits
+    NicBench {
+        #[command(flatten)]
+        boot: Boot,
+        #[command(flatten)]
+        cpus: Cpus,
+        #[command(flatten)]
+        report: ReportArg,
+    },
+    /// Boot a service-run manifest in the background; returns once its
+    /// hypervisor answers on its control line
+    Up {
+        /// The TOML manifest (with `mode = "service"` in its [run] table)
+        manifest: PathBuf,
+        #[command(flatten)]
+        host: HostArg,
+        #[command(flatten)]
+        boot: Boot,
+        #[command(flatten)]
+        cpus: Cpus,
+    },
+    /// List a running host's VMs
+    Ps {
+        #[command(flatten)]
+        host: HostArg,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a VM for good
+    Stop {
+        /// The VM's name
+        vm: String,
+        #[command(flatten)]
+        host: HostArg,
+    },
+    /// Restart a VM with fresh memory (running, or ended)
+    Restart {
+        /// The VM's name
+        vm: String,
+        #[command(flatten)]
+        host: HostArg,
+    },
+    /// Show what a VM printed
+    Logs {
+        /// The VM's name
+        vm: String,
+        #[command(flatten)]
+        host: HostArg,
+        /// Keep showing new lines until the run ends
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// End a running host: stop every VM, write the report, power off
+    Down {
+        #[command(flatten)]
+        host: HostArg,
+        /// Copy the run's JSON report to FILE
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Fleet sizes: one value (`1,8,64`), not a repeated option (an alias, so
+/// clap takes it as one value).
+type SizeList = Vec<u32>;
+
+fn sizes(text: &str) -> Result<SizeList, String> {
+    fleet_bench::parse_sizes(text).map_err(|e| e.to_string())
+}
+
+fn options(manifest: PathBuf, boot: Boot, cpus: Cpus, report: ReportArg) -> RunOptions {
+    RunOptions {
+        manifest,
+        report: report.report,
+        cpu_model: boot.cpu_model,
+        cpus: cpus.cpus,
+        timeout_secs: boot.timeout_secs,
+        quiet: boot.quiet,
+        verbose: boot.verbose,
+        summary_only: boot.summary_only,
+        keep: boot.keep,
+        prebuilt: boot.prebuilt,
+        host: None,
+    }
+}
+
+/// The options `up` passes on to the background `corral run`.
+fn background_args(boot: &Boot, cpus: &Cpus) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut value = |name: &str, v: Option<String>| {
+        if let Some(v) = v {
+            args.push(name.to_string());
+            args.push(v);
         }
     };
-    let mut opts = RunOptions::default();
-    let mut manifest = None;
-    let mut sizes = None;
-    let mut i = 0;
-    while i < rest.len() {
-        let arg = rest[i];
-        i += 1;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (arg, None),
-        };
-        let takes_value = matches!(
-            name,
-            "--report" | "--cpu-model" | "--cpus" | "--timeout" | "--prebuilt" | "--sizes"
-        );
-        let value = if takes_value {
-            match inline {
-                Some(v) => v,
-                None => {
-                    let v = rest
-                        .get(i)
-                        .ok_or_else(|| Error::new(format!("`{name}` needs a value")))?;
-                    i += 1;
-                    v
-                }
-            }
-        } else {
-            if inline.is_some() {
-                return Err(Error::new(format!("`{name}` takes no value")));
-            }
-            ""
-        };
-        match name {
-            "--help" | "-h" => return Ok(Command::Help),
-            "--report" => opts.report = Some(value.into()),
-            "--cpu-model" => opts.cpu_model = Some(value.to_string()),
-            "--cpus" if kind != Kind::FleetBench => opts.cpus = Some(number(name, value)?),
-            "--timeout" => opts.timeout_secs = Some(number(name, value)?),
-            "--quiet" | "-q" => opts.quiet = true,
-            "--verbose" | "-v" => opts.verbose = true,
-            "--summary-only" => opts.summary_only = true,
-            "--keep" => opts.keep = true,
-            "--prebuilt" => opts.prebuilt = Some(value.into()),
-            "--sizes" if kind == Kind::FleetBench => {
-                sizes = Some(fleet_bench::parse_sizes(value)?);
-            }
-            "--cpus" | "--sizes" => {
-                return Err(Error::new(format!(
-                    "`{name}` is not an option of `{command}`{}",
-                    if name == "--cpus" {
-                        " (it always runs on 1 emulated CPU)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            _ if name.starts_with('-') && name.len() > 1 => {
-                return Err(Error::new(format!(
-                    "unknown option `{name}` (try `corral --help`)"
-                )));
-            }
-            _ if manifest.is_none() && kind == Kind::Run => manifest = Some(name),
-            _ => return Err(Error::new(format!("unexpected argument `{name}`"))),
+    value("--cpu-model", boot.cpu_model.clone());
+    value("--timeout", boot.timeout_secs.map(|t| t.to_string()));
+    value("--cpus", cpus.cpus.map(|c| c.to_string()));
+    value(
+        "--prebuilt",
+        boot.prebuilt.as_ref().map(|p| p.display().to_string()),
+    );
+    for (flag, on) in [
+        ("--verbose", boot.verbose),
+        ("--summary-only", boot.summary_only),
+        ("--keep", boot.keep),
+    ] {
+        if on {
+            args.push(flag.to_string());
         }
     }
-    match kind {
-        Kind::Run => {}
-        Kind::Bench => {
-            opts.manifest = bench::manifest_path();
-            return Ok(Command::Bench(opts));
-        }
-        Kind::FleetBench => {
-            let sizes = sizes.unwrap_or_else(|| fleet_bench::DEFAULT_SIZES.to_vec());
-            return Ok(Command::FleetBench(opts, sizes));
-        }
-        Kind::NetBench => {
-            opts.manifest = net_bench::manifest_path();
-            return Ok(Command::NetBench(opts));
-        }
-        Kind::NicBench => {
-            opts.manifest = nic_bench::manifest_path();
-            return Ok(Command::NicBench(opts));
-        }
-    }
-    opts.manifest = manifest
-        .ok_or_else(|| Error::new("`run` needs a manifest file (corral run MANIFEST.toml)"))?
-        .into();
-    Ok(Command::Run(opts))
+    args
 }
 
 fn finish_run(opts: &RunOptions, result: RunResult) -> Invocation {
@@ -236,76 +307,168 @@ fn console_bench(opts: &RunOptions) -> crate::error::Result<Vec<String>> {
 /// Runs the command `args` (without the program name) and says what it did;
 /// prints progress and consoles, but not the final error line.
 pub fn invoke(args: &[&str]) -> Invocation {
-    let command = match parse(args) {
+    let cli = match Cli::try_parse_from(std::iter::once("corral").chain(args.iter().copied())) {
         Ok(c) => c,
         Err(e) => {
-            return Invocation {
-                code: EXIT_USAGE,
-                error: Some(e),
-                run: None,
-            };
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                print!("{e}");
+                return done(0, None);
+            }
+            // clap's text without its `error: ` (ours adds `corral: error: `).
+            let text = e.render().to_string();
+            let text = text.trim_end().trim_start_matches("error: ").to_string();
+            return done(EXIT_USAGE, Some(Error::new(text)));
         }
     };
-    match command {
-        Command::Help => {
-            print!("{USAGE}");
-            Invocation {
-                code: 0,
-                error: None,
-                run: None,
-            }
-        }
-        Command::Run(opts) => finish_run(&opts, run(&opts)),
-        Command::Bench(opts) => {
-            let mut inv = finish_run(&opts, run(&opts));
-            if inv.error.is_none()
-                && let Some(result) = &inv.run
-            {
-                match bench::lines(&result.report).and_then(|mut lines| {
-                    lines.extend(console_bench(&opts)?);
-                    Ok(lines)
-                }) {
-                    Ok(lines) => {
-                        println!();
-                        for line in lines {
-                            println!("{line}");
-                        }
-                    }
-                    Err(e) => {
-                        inv.code = EXIT_FAILED;
-                        inv.error = Some(e);
-                    }
-                }
+    match cli.command {
+        Cmd::Run {
+            manifest,
+            boot,
+            cpus,
+            report,
+            host,
+        } => {
+            let opts = RunOptions {
+                host: host.clone(),
+                ..options(manifest, boot, cpus, report)
+            };
+            let inv = finish_run(&opts, run(&opts));
+            // `down` waits for this: the report is written, the run is over.
+            if let Some(Ok(h)) = host.as_deref().map(HostDir::named) {
+                let _ = std::fs::write(h.exit(), inv.code.to_string());
             }
             inv
         }
-        Command::NetBench(opts) => repeatable_bench(
-            net_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
-            "two runs of the same frame size measured different numbers",
+        Cmd::Bench { boot, cpus, report } => {
+            let opts = options(bench::manifest_path(), boot, cpus, report);
+            bench_command(&opts)
+        }
+        Cmd::NetBench { boot, cpus, report } => {
+            let opts = options(net_bench::manifest_path(), boot, cpus, report);
+            repeatable_bench(
+                net_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
+                "two runs of the same frame size measured different numbers",
+            )
+        }
+        Cmd::NicBench { boot, cpus, report } => {
+            let opts = options(nic_bench::manifest_path(), boot, cpus, report);
+            repeatable_bench(
+                nic_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
+                "two runs of the same mode and frame size measured different numbers",
+            )
+        }
+        Cmd::FleetBench {
+            sizes,
+            boot,
+            report,
+        } => {
+            let opts = options(PathBuf::new(), boot, Cpus::default(), report);
+            let sizes = sizes.unwrap_or_else(|| fleet_bench::DEFAULT_SIZES.to_vec());
+            match fleet_bench::run_sizes(&opts, &sizes) {
+                Ok(lines) => {
+                    println!();
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    done(0, None)
+                }
+                Err(e) => done(EXIT_FAILED, Some(e)),
+            }
+        }
+        Cmd::Up {
+            manifest,
+            host,
+            boot,
+            cpus,
+        } => {
+            let bound = Duration::from_secs(
+                boot.timeout_secs
+                    .unwrap_or(crate::toml_manifest::MAX_TIMEOUT_SECS),
+            );
+            let args = background_args(&boot, &cpus);
+            outcome(
+                HostDir::named(&host.host)
+                    .and_then(|h| host_cmd::up(&manifest, &h, &args, bound))
+                    .map(|()| String::new()),
+            )
+        }
+        Cmd::Ps { host, json } => {
+            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::ps(&h, json)))
+        }
+        Cmd::Stop { vm, host } => outcome(
+            HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, false)),
         ),
-        Command::NicBench(opts) => repeatable_bench(
-            nic_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
-            "two runs of the same mode and frame size measured different numbers",
+        Cmd::Restart { vm, host } => outcome(
+            HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, true)),
         ),
-        Command::FleetBench(opts, sizes) => match fleet_bench::run_sizes(&opts, &sizes) {
+        Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {
+            host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())
+        })),
+        Cmd::Down { host, report } => {
+            match HostDir::named(&host.host).and_then(|h| host_cmd::down(&h, report.as_deref()))
+            {
+                Ok((summary, status)) => {
+                    print!("{summary}");
+                    let error = (status != 0).then(|| {
+                        Error::new(format!(
+                            "the run of host `{}` ended with status {status} (not every VM ended as expected)",
+                            host.host
+                        ))
+                    });
+                    done(status, error)
+                }
+                Err(e) => done(EXIT_FAILED, Some(e)),
+            }
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "corral", &mut std::io::stdout());
+            done(0, None)
+        }
+    }
+}
+
+fn done(code: i32, error: Option<Error>) -> Invocation {
+    Invocation {
+        code,
+        error,
+        run: None,
+    }
+}
+
+/// A host command's output printed, or its error.
+fn outcome(result: crate::error::Result<String>) -> Invocation {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            done(0, None)
+        }
+        Err(e) => done(EXIT_FAILED, Some(e)),
+    }
+}
+
+fn bench_command(opts: &RunOptions) -> Invocation {
+    let mut inv = finish_run(opts, run(opts));
+    if inv.error.is_none()
+        && let Some(result) = &inv.run
+    {
+        match bench::lines(&result.report).and_then(|mut lines| {
+            lines.extend(console_bench(opts)?);
+            Ok(lines)
+        }) {
             Ok(lines) => {
                 println!();
                 for line in lines {
                     println!("{line}");
                 }
-                Invocation {
-                    code: 0,
-                    error: None,
-                    run: None,
-                }
             }
-            Err(e) => Invocation {
-                code: EXIT_FAILED,
-                error: Some(e),
-                run: None,
-            },
-        },
+            Err(e) => {
+                inv.code = EXIT_FAILED;
+                inv.error = Some(e);
+            }
+        }
     }
+    inv
 }
 
 /// The `corral` command: runs `args` (without the program name), prints any
@@ -350,19 +513,38 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    fn parse(args: &[&str]) -> Result<Cmd, String> {
+        Cli::try_parse_from(std::iter::once("corral").chain(args.iter().copied()))
+            .map(|c| c.command)
+            .map_err(|e| e.to_string())
+    }
+
     fn run_opts(args: &[&str]) -> RunOptions {
         match parse(args).unwrap() {
-            Command::Run(o)
-            | Command::Bench(o)
-            | Command::FleetBench(o, _)
-            | Command::NetBench(o)
-            | Command::NicBench(o) => o,
-            Command::Help => panic!("help"),
+            Cmd::Run {
+                manifest,
+                boot,
+                cpus,
+                report,
+                host,
+            } => RunOptions {
+                host,
+                ..options(manifest, boot, cpus, report)
+            },
+            Cmd::Bench { boot, cpus, report } | Cmd::NetBench { boot, cpus, report } => {
+                options(PathBuf::new(), boot, cpus, report)
+            }
+            other => panic!("not a run: {other:?}"),
         }
     }
 
     fn usage_error(args: &[&str]) -> String {
-        parse(args).unwrap_err().to_string()
+        parse(args).unwrap_err()
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -383,6 +565,8 @@ mod tests {
             "--summary-only",
             "--prebuilt",
             "/b",
+            "--host",
+            "lab",
         ]);
         assert_eq!(
             o,
@@ -397,86 +581,91 @@ mod tests {
                 summary_only: true,
                 keep: true,
                 prebuilt: Some("/b".into()),
+                host: Some("lab".into()),
             }
         );
-        let b = run_opts(&["bench", "--quiet"]);
-        assert!(b.quiet && b.manifest.ends_with("images/manifests/bench.toml"));
+        assert!(run_opts(&["bench", "-q"]).quiet);
     }
 
     #[test]
     fn fleet_bench_takes_sizes() {
-        let Command::FleetBench(o, sizes) = parse(&["fleet-bench"]).unwrap() else {
+        let Cmd::FleetBench { sizes, boot, .. } = parse(&["fleet-bench"]).unwrap() else {
             panic!("not fleet-bench");
         };
-        assert_eq!(sizes, [1, 8, 64, 256]);
-        assert_eq!(o.cpus, None);
-        let Command::FleetBench(o, sizes) =
+        assert_eq!((sizes, boot.keep), (None, false));
+        let Cmd::FleetBench { sizes, boot, .. } =
             parse(&["fleet-bench", "--sizes", "2,4", "--timeout=50", "--keep"]).unwrap()
         else {
             panic!("not fleet-bench");
         };
-        assert_eq!(sizes, [2, 4]);
-        assert_eq!((o.timeout_secs, o.keep), (Some(50), true));
-        assert!(usage_error(&["fleet-bench", "--sizes", "0"]).contains("`--sizes`"));
-        assert!(usage_error(&["fleet-bench", "--cpus", "2"]).contains("1 emulated CPU"));
+        assert_eq!(sizes, Some(vec![2, 4]));
+        assert_eq!((boot.timeout_secs, boot.keep), (Some(50), true));
+        assert!(usage_error(&["fleet-bench", "--sizes", "0"]).contains("--sizes"));
+        assert!(usage_error(&["fleet-bench", "--cpus", "2"]).contains("--cpus"));
         assert!(usage_error(&["fleet-bench", "x.toml"]).contains("unexpected argument"));
-        assert!(
-            usage_error(&["run", "m.toml", "--sizes", "1"])
-                .contains("`--sizes` is not an option of `run`")
-        );
+        assert!(usage_error(&["run", "m.toml", "--sizes", "1"]).contains("--sizes"));
         assert_eq!(invoke(&["fleet-bench", "--sizes=x"]).code, EXIT_USAGE);
     }
 
     #[test]
-    fn net_bench_runs_its_manifest() {
-        let o = run_opts(&[
-            "net-bench",
-            "--cpus",
-            "5",
-            "--timeout=900",
-            "--report",
-            "n.json",
-        ]);
-        assert!(o.manifest.ends_with("images/manifests/nfv-bench.toml"));
-        assert_eq!((o.cpus, o.timeout_secs), (Some(5), Some(900)));
-        assert_eq!(o.report, Some("n.json".into()));
-        assert!(usage_error(&["net-bench", "x.toml"]).contains("unexpected argument"));
-        assert!(
-            usage_error(&["net-bench", "--sizes", "64"])
-                .contains("`--sizes` is not an option of `net-bench`")
+    fn host_commands_take_a_host() {
+        let Cmd::Ps { host, json } = parse(&["ps"]).unwrap() else {
+            panic!("not ps");
+        };
+        assert_eq!((host.host.as_str(), json), (DEFAULT_HOST, false));
+        let Cmd::Stop { vm, host } = parse(&["stop", "web-1", "--host", "lab"]).unwrap() else {
+            panic!("not stop");
+        };
+        assert_eq!((vm.as_str(), host.host.as_str()), ("web-1", "lab"));
+        let Cmd::Logs { follow, .. } = parse(&["logs", "web-1", "-f"]).unwrap() else {
+            panic!("not logs");
+        };
+        assert!(follow);
+        let Cmd::Up {
+            manifest,
+            boot,
+            cpus,
+            ..
+        } = parse(&["up", "s.toml", "--cpus", "3", "--timeout", "90", "--keep"]).unwrap()
+        else {
+            panic!("not up");
+        };
+        assert_eq!(manifest, PathBuf::from("s.toml"));
+        assert_eq!(
+            background_args(&boot, &cpus),
+            ["--timeout", "90", "--cpus", "3", "--keep"]
         );
+        assert!(usage_error(&["stop"]).contains("<VM>"));
+        assert!(usage_error(&["up", "s.toml", "--report", "r"]).contains("--report"));
+        let inv = invoke(&["ps", "--host", "no/such"]);
+        assert_eq!(inv.code, EXIT_FAILED);
+        assert!(inv.error.unwrap().to_string().contains("not a host name"));
+        let inv = invoke(&["ps", "--host", "never-started-here"]);
+        assert!(inv.error.unwrap().to_string().contains("is not up"));
     }
 
     #[test]
-    fn nic_bench_runs_its_manifest() {
-        let o = run_opts(&["nic-bench", "--timeout=600", "--report", "n.json"]);
-        assert!(o.manifest.ends_with("images/manifests/nic-bench.toml"));
-        assert_eq!(o.timeout_secs, Some(600));
-        assert_eq!(o.report, Some("n.json".into()));
-        assert!(usage_error(&["nic-bench", "x.toml"]).contains("unexpected argument"));
-    }
-
-    #[test]
-    fn help_is_recognized() {
-        assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
-        assert_eq!(parse(&["run", "--help"]).unwrap(), Command::Help);
+    fn help_and_version_are_recognized() {
         assert_eq!(invoke(&["--help"]).code, 0);
+        assert_eq!(invoke(&["run", "--help"]).code, 0);
+        assert_eq!(invoke(&["--version"]).code, 0);
+        assert_eq!(invoke(&["completions", "bash"]).code, 0);
     }
 
     #[test]
     fn usage_errors_are_clear() {
-        assert!(usage_error(&[]).contains("no command"));
-        assert!(usage_error(&["fly"]).contains("unknown command `fly`"));
-        assert!(usage_error(&["run"]).contains("needs a manifest"));
-        assert!(usage_error(&["run", "m.toml", "--cpus"]).contains("`--cpus` needs a value"));
-        assert!(usage_error(&["run", "m.toml", "--cpus", "two"]).contains("not a whole number"));
-        assert!(usage_error(&["run", "m.toml", "--timeout=-1"]).contains("not a whole number"));
-        assert!(usage_error(&["run", "m.toml", "--frobnicate"]).contains("unknown option"));
-        assert!(usage_error(&["run", "m.toml", "--quiet=1"]).contains("takes no value"));
-        assert!(usage_error(&["run", "a.toml", "b.toml"]).contains("unexpected argument `b.toml`"));
+        assert!(usage_error(&[]).contains("Usage"));
+        assert!(usage_error(&["fly"]).contains("unrecognized subcommand 'fly'"));
+        assert!(usage_error(&["run"]).contains("<MANIFEST>"));
+        assert!(usage_error(&["run", "m.toml", "--cpus"]).contains("--cpus"));
+        assert!(usage_error(&["run", "m.toml", "--cpus", "two"]).contains("invalid digit"));
+        assert!(usage_error(&["run", "m.toml", "--timeout=-1"]).contains("--timeout"));
+        assert!(usage_error(&["run", "m.toml", "--frobnicate"]).contains("--frobnicate"));
+        assert!(usage_error(&["run", "a.toml", "b.toml"]).contains("'b.toml'"));
         assert!(usage_error(&["bench", "x.toml"]).contains("unexpected argument"));
         let inv = invoke(&["run"]);
         assert_eq!(inv.code, EXIT_USAGE);
+        assert!(!inv.error.unwrap().to_string().starts_with("error:"));
     }
 
     #[test]

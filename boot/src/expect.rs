@@ -1,4 +1,4 @@
-//! What a manifest expects of a VM (`exit:N`, `killed`, `killed:<text>`) and
+//! What a manifest expects of a VM (`exit:N`, `killed`, `killed:<text>`, `stopped`) and
 //! whether a VM's outcome meets it.
 
 use std::fmt;
@@ -11,6 +11,8 @@ pub enum Expectation {
     Exit(i64),
     /// The hypervisor stops the guest; if given, the reason contains this text.
     Killed(Option<String>),
+    /// The operator stops it (a service run's `stop` or `down`).
+    Stopped,
 }
 
 impl Default for Expectation {
@@ -20,13 +22,17 @@ impl Default for Expectation {
 }
 
 /// How to spell an expectation, for error messages.
-pub const EXPECT_SYNTAX: &str = "use `exit:N`, `killed` or `killed:<part of the reason>`";
+pub const EXPECT_SYNTAX: &str =
+    "use `exit:N`, `killed`, `killed:<part of the reason>` or `stopped`";
 
 impl Expectation {
     /// Parses the manifest spelling; the error says what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text == "killed" {
             return Ok(Expectation::Killed(None));
+        }
+        if text == "stopped" {
+            return Ok(Expectation::Stopped);
         }
         if let Some(part) = text.strip_prefix("killed:") {
             if part.is_empty() {
@@ -55,6 +61,7 @@ impl Expectation {
             Expectation::Killed(Some(part)) => {
                 status == VmStatus::Killed && reason.contains(part.as_str())
             }
+            Expectation::Stopped => status == VmStatus::Stopped,
         }
     }
 }
@@ -65,6 +72,7 @@ impl fmt::Display for Expectation {
             Expectation::Exit(code) => write!(f, "exit:{code}"),
             Expectation::Killed(None) => f.write_str("killed"),
             Expectation::Killed(Some(part)) => write!(f, "killed:{part}"),
+            Expectation::Stopped => f.write_str("stopped"),
         }
     }
 }
@@ -92,6 +100,7 @@ mod tests {
             ("exit:0", Expectation::Exit(0)),
             ("exit:-3", Expectation::Exit(-3)),
             ("killed", Expectation::Killed(None)),
+            ("stopped", Expectation::Stopped),
             (
                 "killed:EPT violation",
                 Expectation::Killed(Some("EPT violation".into())),
@@ -127,5 +136,10 @@ mod tests {
         assert!(Expectation::Killed(Some("EPT violation".into())).met(&ept));
         assert!(!Expectation::Killed(Some("triple fault".into())).met(&ept));
         assert!(!Expectation::Killed(Some("exited".into())).met(&exited0));
+        let stopped = vm(VmStatus::Stopped, 0, "stopped by the operator");
+        assert!(Expectation::Stopped.met(&stopped));
+        assert!(!Expectation::Stopped.met(&running));
+        assert!(!Expectation::Stopped.met(&ept));
+        assert!(!exit0.met(&stopped));
     }
 }

@@ -11,6 +11,7 @@ use crate::iso;
 use crate::netns;
 use crate::outcome::RunOutcome;
 use crate::report::Report;
+use crate::service::{DEFAULT_HOST, HostDir, Relay};
 use crate::toml_manifest::{self, Manifest, RunSettings};
 use crate::tools;
 use std::io::IsTerminal;
@@ -43,6 +44,8 @@ pub struct RunOptions {
     pub keep: bool,
     /// Skip the build and boot `DIR/hypervisor` with images `DIR/<image>`.
     pub prebuilt: Option<PathBuf>,
+    /// A service run's host name (`corral up --host`); `None`: the default.
+    pub host: Option<String>,
 }
 
 /// A finished (or failed) run: the report, as far as known, and the error
@@ -297,6 +300,26 @@ fn boot(
         log: dir.join("bochs.log"),
         cards: Card::for_nics(&manifest.nics, dir),
         netns: toml_manifest::emulator_netns(&manifest.nics).map(str::to_string),
+        com2: None,
+    };
+    // A service run's control line: the relay listens before the emulator
+    // starts, and lives as long as it runs.
+    let mut machine = machine;
+    let _relay = if manifest.service {
+        let host = HostDir::named(opts.host.as_deref().unwrap_or(DEFAULT_HOST))?;
+        let relay = Relay::start(&host)?;
+        std::fs::write(host.pid(), std::process::id().to_string())
+            .map_err(|e| Error::new(format!("cannot write {}: {e}", host.pid().display())))?;
+        machine.com2 = Some(relay.port());
+        detail(&format!(
+            "service run: host `{}`; control line on 127.0.0.1:{} (corral ps --host {})",
+            host.name,
+            relay.port(),
+            host.name
+        ));
+        Some(relay)
+    } else {
+        None
     };
     let names = manifest.vms.iter().map(|v| v.name.clone()).collect();
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

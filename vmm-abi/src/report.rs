@@ -137,6 +137,8 @@ pub enum VmStatus {
     Killed,
     /// Still running when the report was made.
     Running,
+    /// The operator stopped it (a service run's `stop`, or its end).
+    Stopped,
 }
 
 impl VmStatus {
@@ -146,11 +148,17 @@ impl VmStatus {
             VmStatus::Exited => "exited",
             VmStatus::Killed => "killed",
             VmStatus::Running => "running",
+            VmStatus::Stopped => "stopped",
         }
     }
 
     fn from_name(s: &str) -> Option<Self> {
-        [VmStatus::Exited, VmStatus::Killed, VmStatus::Running]
+        [
+            VmStatus::Exited,
+            VmStatus::Killed,
+            VmStatus::Running,
+            VmStatus::Stopped,
+        ]
             .into_iter()
             .find(|v| v.name() == s)
     }

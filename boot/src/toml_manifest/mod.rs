@@ -164,6 +164,9 @@ pub struct Manifest {
     pub run: RunSettings,
     /// Instructions per scheduling slice (0 = the hypervisor's default).
     pub timeslice: u64,
+    /// `[run] mode = "service"`: the host keeps running and takes commands
+    /// on COM2 (`corral up`); core 0 serves them and runs no VMs.
+    pub service: bool,
     /// The VMs, in order, clones expanded.
     pub vms: Vec<VmConfig>,
     /// The links between VMs' net ports and NICs, in order.
@@ -233,6 +236,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
         origin: origin.to_string(),
         run,
         timeslice,
+        service: raw.run.mode == Some(raw::RawMode::Service),
         vms,
         links,
         nics,
@@ -290,7 +294,14 @@ impl Manifest {
         let mut out =
             vec![0; manifest::encoded_len_with_hooks(vms.len(), nics.len(), links.len(), &hooks)];
         let encoded =
-            manifest::encode_with_hooks(self.timeslice, &vms, &nics, &links, &hooks, &mut out);
+            manifest::encode_with_hooks(self.timeslice, &vms, &nics, &links, &hooks, &mut out)
+                .and_then(|()| {
+                    if self.service {
+                        manifest::mark_service(&mut out)
+                    } else {
+                        Ok(())
+                    }
+                });
         encoded.map_err(|e| match e.place() {
             Place::Vm(i) if let Some(vm) = self.vms.get(i as usize) => {
                 vm_error(&self.origin, &vm.name, &e)
@@ -322,6 +333,12 @@ impl Manifest {
     /// core for VMs; the error names the manifest entry, link or NIC and the
     /// core.
     pub fn check_cores(&self, cpus: u32) -> Result<()> {
+        if self.service && cpus < 2 {
+            return Err(Error::new(format!(
+                "{}: [run] `mode = \"service\"` needs at least 2 CPUs (core 0 serves the control channel and runs no VMs); this run has {cpus}",
+                self.origin
+            )));
+        }
         for vm in &self.vms {
             if let Some(&core) = vm.core_list().iter().find(|&&c| c >= cpus) {
                 return Err(Error::new(format!(

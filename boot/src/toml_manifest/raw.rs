@@ -43,6 +43,15 @@ pub(super) struct RawRun {
     pub timeout: Option<u64>,
     pub memory: Option<u32>,
     pub timeslice: Option<u64>,
+    pub mode: Option<RawMode>,
+}
+
+/// `mode = "batch" | "service"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawMode {
+    Batch,
+    Service,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,8 @@ pub mod pci;
 pub mod percpu;
 pub mod run;
 pub mod serial;
+mod com2;
+pub mod service;
 pub mod smp;
 pub mod start;
 pub mod tables;

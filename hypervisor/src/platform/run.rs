@@ -11,10 +11,12 @@ use super::memory;
 use super::net::Net;
 use super::percpu::MAX_CORES;
 use super::serial;
+use super::service::{ControlPlane, Mail};
 use super::smp::Core;
 use super::vm::{self, VmState};
 use super::vmx::VmxShared;
 use crate::console::StackStr;
+use crate::control::{Request, Text};
 use crate::hooks::lifecycle::restart_decision;
 use crate::sched::assign;
 use crate::sched::round_robin::RoundRobin;
@@ -26,6 +28,7 @@ use spin::Mutex;
 use vmm_abi::hook::HookKind;
 use vmm_abi::hook::context::RestartCtx;
 use vmm_abi::manifest::{Manifest, Restart};
+use vmm_abi::control::{NO_CORE, VM_EXITED, VM_KILLED, VM_RUNNING, VM_STOPPED};
 use vmm_abi::report::{Record, VmStatus};
 
 /// Bytes reserved for one stop reason in a record.
@@ -58,6 +61,8 @@ pub struct Plan {
     /// Cores that finished their VMs.
     vm_finished: AtomicU32,
     finished: AtomicU32,
+    /// A service run's control plane (core 0 serves it).
+    control: Option<ControlPlane>,
 }
 
 fn reason_text(r: &StopReason) -> StackStr<REASON_BYTES> {
@@ -95,14 +100,17 @@ impl Plan {
         let count = manifest.len();
         let running = cores.iter().fold(0u64, |m, c| m | (1 << c.index));
         let poll_cores = manifest.poll_cores();
+        let no_vms = poll_cores | manifest.control_cores();
         if poll_cores & !running != 0 {
             return Err(
                 "a link or NIC is polled by a core that is not running (see the `core` of each link and NIC)",
             );
         }
-        let vm_running = running & !poll_cores;
+        let vm_running = running & !no_vms;
         if vm_running == 0 {
-            return Err("every running core polls links or NICs: none is left to run VMs");
+            return Err(
+                "every running core polls links or NICs or serves the control channel: none is left to run VMs",
+            );
         }
         let placed = memory::leak_slice(count, |_| Ok(None::<u32>), NO_MEMORY)?;
         assign::assign(
@@ -112,8 +120,8 @@ impl Plan {
             // guarantees it names at least one).
             |i| match manifest.get(i).map_or(0, |s| s.cores) {
                 0 => 0,
-                m if m & !poll_cores == 0 => m,
-                m => m & !poll_cores,
+                m if m & !no_vms == 0 => m,
+                m => m & !no_vms,
             },
             |i, core| placed[i] = core,
         );
@@ -149,6 +157,7 @@ impl Plan {
             vm_cores: vm_running.count_ones(),
             vm_finished: AtomicU32::new(0),
             finished: AtomicU32::new(0),
+            control: None,
         };
         let mut rest = all;
         for (core, slot) in plan.owned.iter_mut().enumerate() {
@@ -165,6 +174,15 @@ impl Plan {
             *slot.get_mut() = Some(CoreVms { vms, queue });
         }
         *plan.unplaced.get_mut() = rest;
+        if manifest.service() {
+            // Each VM's place: its core and its position among that core's
+            // VMs (manifest order within the core, as laid out above).
+            let place = |i: usize| match placed[i] {
+                Some(c) => (c, (0..i).filter(|&j| placed[j] == Some(c)).count() as u32),
+                None => (NO_CORE, 0),
+            };
+            plan.control = Some(ControlPlane::new(*manifest, place)?);
+        }
         Ok(plan)
     }
 
@@ -181,7 +199,7 @@ impl Plan {
                 "cannot start: none of its cores ({:#x}) is running",
                 st.spec.cores
             ));
-            end(st, VmStatus::Killed, 0, text.as_str());
+            end(st, VmStatus::Killed, 0, text.as_str(), self.control.as_ref());
             self.net.detach(st.index, st.spec.net_ports, true);
         }
     }
@@ -189,6 +207,11 @@ impl Plan {
     /// Runs this core's VMs until all have ended for good, or, on a core
     /// that polls links, moves frames until every VM core is done.
     pub fn run_core(&self, core: u32) {
+        if let Some(cp) = self.control.as_ref().filter(|_| core == 0) {
+            self.serve_control(cp, core);
+            self.finished.fetch_add(1, Ordering::Release);
+            return;
+        }
         if self.poll_cores & (1 << core) != 0 {
             self.net.poll(core, || {
                 self.vm_finished.load(Ordering::Acquire) >= self.vm_cores
@@ -206,6 +229,28 @@ impl Plan {
         self.finished.fetch_add(1, Ordering::Release);
     }
 
+    /// The control core of a service run: serves the control channel (and
+    /// polls its links and NICs, if it has any) until the operator ends the
+    /// run and every VM core has stopped its VMs, then sends the last
+    /// answers.
+    fn serve_control(&self, cp: &ControlPlane, core: u32) {
+        log::info!("service run: control channel on COM2; waiting for commands");
+        let over = || cp.ending() && self.vm_finished.load(Ordering::Acquire) >= self.vm_cores;
+        if self.poll_cores & (1 << core) != 0 {
+            self.net.poll(core, || {
+                cp.serve();
+                over()
+            });
+        } else {
+            while !over() {
+                serial::pump();
+                cp.serve();
+                core::hint::spin_loop();
+            }
+        }
+        cp.flush();
+    }
+
     fn run_vms(&self, vms: &mut [VmState], queue: &mut [u32], core: u32) {
         let mut sched = RoundRobin::new(queue, self.shared.timeslice);
         // The VM whose VMCS is current, and the VM whose CPU state (x87/SSE,
@@ -215,12 +260,38 @@ impl Plan {
         let mut state_owner: Option<u32> = None;
         loop {
             serial::pump();
+            if let Some(cp) = &self.control {
+                while let Some(mail) = cp.take_mail(core) {
+                    // A VM the request destroys is neither current nor in
+                    // the registers any more.
+                    if loaded == Some(mail.local) {
+                        loaded = None;
+                    }
+                    if state_owner == Some(mail.local) {
+                        state_owner = None;
+                    }
+                    self.apply(cp, mail, vms, &mut sched, core);
+                }
+                if cp.ending() {
+                    for st in vms.iter_mut() {
+                        if cp.status(st.index) == VM_RUNNING {
+                            self.operator_stop(st, "stopped: the run ended", cp);
+                        }
+                    }
+                    break;
+                }
+            }
             let (i, others_waiting) = match sched.next(&mut View {
                 vms: &mut *vms,
                 net: &self.net,
             }) {
                 Next::Run { vm, others_waiting } => (vm, others_waiting),
                 Next::Idle => {
+                    core::hint::spin_loop();
+                    continue;
+                }
+                // A service run's core waits for commands.
+                Next::Done if self.control.is_some() => {
                     core::hint::spin_loop();
                     continue;
                 }
@@ -269,10 +340,73 @@ impl Plan {
                 }
                 SliceEnd::Stopped(reason) => {
                     loaded = None;
-                    stopped(st, reason, |ran| sched.result(i, ran), &self.net, core);
+                    // Its next run starts from a clean state.
+                    state_owner = None;
+                    let cp = self.control.as_ref();
+                    stopped(st, reason, |ran| sched.result(i, ran), &self.net, core, cp);
                 }
             }
         }
+    }
+
+    /// Carries out an operator's request on one of this core's VMs (between
+    /// slices: none of them is running) and answers it.
+    fn apply(
+        &self,
+        cp: &ControlPlane,
+        mail: Mail,
+        vms: &mut [VmState],
+        sched: &mut RoundRobin<'_>,
+        core: u32,
+    ) {
+        let Some(st) = vms.get_mut(mail.local as usize) else {
+            cp.answer(mail.seq, Err(Text::format(format_args!("no such VM"))));
+            return;
+        };
+        let name = st.spec.name;
+        let ended = cp.status(st.index) != VM_RUNNING;
+        let result = match (mail.request, ended) {
+            (Request::Stop, true) => Err(Text::format(format_args!(
+                "{name} has already ended"
+            ))),
+            (Request::Stop, false) => {
+                sched.remove(mail.local);
+                self.operator_stop(st, "stopped by the operator", cp);
+                Ok(())
+            }
+            (Request::Restart, _) => {
+                if st.vm.is_some() {
+                    st.flush_console();
+                    vm::destroy(st, &self.net);
+                }
+                // Back in the queue if it had left it.
+                if ended && !sched.admit(mail.local) {
+                    Err(Text::format(format_args!(
+                        "{name}: no room in core {core}'s run queue"
+                    )))
+                } else {
+                    st.restarts += 1;
+                    cp.set_restarts(st.index, st.restarts);
+                    serial::record(&Record::VmRestart {
+                        vm: st.index,
+                        attempt: st.restarts,
+                        reason: "restarted by the operator",
+                    });
+                    Ok(())
+                }
+            }
+        };
+        cp.answer(mail.seq, result);
+    }
+
+    /// Stops a VM for good at the operator's word (it is not running).
+    fn operator_stop(&self, st: &mut VmState, why: &str, cp: &ControlPlane) {
+        st.flush_console();
+        if st.vm.is_some() {
+            vm::destroy(st, &self.net);
+        }
+        self.net.detach(st.index, st.spec.net_ports, true);
+        end(st, VmStatus::Stopped, 0, why, Some(cp));
     }
 
     /// Runs `f` on every VM's state (boot core, after [`Plan::wait_all`]:
@@ -372,6 +506,7 @@ fn stopped(
     mut requeue: impl FnMut(Ran) -> bool,
     net: &Net,
     core: u32,
+    cp: Option<&ControlPlane>,
 ) {
     st.flush_console();
     let instructions = st.cpu.ran_this_run();
@@ -400,6 +535,9 @@ fn stopped(
             attempt: st.restarts,
             reason: reason_text(&reason).as_str(),
         });
+        if let Some(cp) = cp {
+            cp.set_restarts(st.index, st.restarts);
+        }
         if requeue(Ran::Restarting) {
             return;
         }
@@ -412,11 +550,19 @@ fn stopped(
     } else {
         VmStatus::Killed
     };
-    end(st, status, reason.code(), reason_text(&reason).as_str());
+    end(st, status, reason.code(), reason_text(&reason).as_str(), cp);
 }
 
-fn end(st: &mut VmState, status: VmStatus, code: i64, reason: &str) {
+fn end(st: &mut VmState, status: VmStatus, code: i64, reason: &str, cp: Option<&ControlPlane>) {
     st.ended_ok = status == VmStatus::Exited && code == 0;
+    if let Some(cp) = cp {
+        let row = match status {
+            VmStatus::Exited => VM_EXITED,
+            VmStatus::Stopped => VM_STOPPED,
+            VmStatus::Killed | VmStatus::Running => VM_KILLED,
+        };
+        cp.set_status(st.index, row);
+    }
     serial::record(&Record::VmEnd {
         vm: st.index,
         status,

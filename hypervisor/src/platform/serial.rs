@@ -8,20 +8,22 @@ use spin::Mutex;
 use vmm_abi::report::{CONSOLE_SEPARATOR, HYPERVISOR_SOURCE, Record};
 
 const COM1: u16 = 0x3f8;
-const REG_DATA: u16 = 0;
-const REG_INTERRUPT_ENABLE: u16 = 1;
-const REG_FIFO_CONTROL: u16 = 2;
-const REG_LINE_CONTROL: u16 = 3;
-const REG_MODEM_CONTROL: u16 = 4;
-const REG_LINE_STATUS: u16 = 5;
-const LINE_CONTROL_DLAB: u8 = 0x80;
-const LINE_CONTROL_8N1: u8 = 0x03;
-const FIFO_ENABLE_CLEAR: u8 = 0xc7;
-const MODEM_DTR_RTS_OUT2: u8 = 0x0b;
-const LINE_STATUS_THR_EMPTY: u8 = 0x20;
+// 16550 registers (offsets from the port base) and bits; COM2 uses them too.
+pub(super) const REG_DATA: u16 = 0;
+pub(super) const REG_INTERRUPT_ENABLE: u16 = 1;
+pub(super) const REG_FIFO_CONTROL: u16 = 2;
+pub(super) const REG_LINE_CONTROL: u16 = 3;
+pub(super) const REG_MODEM_CONTROL: u16 = 4;
+pub(super) const REG_LINE_STATUS: u16 = 5;
+pub(super) const LINE_CONTROL_DLAB: u8 = 0x80;
+pub(super) const LINE_CONTROL_8N1: u8 = 0x03;
+pub(super) const FIFO_ENABLE_CLEAR: u8 = 0xc7;
+pub(super) const MODEM_DTR_RTS_OUT2: u8 = 0x0b;
+pub(super) const LINE_STATUS_DATA_READY: u8 = 0x01;
+pub(super) const LINE_STATUS_THR_EMPTY: u8 = 0x20;
 const LINE_STATUS_TRANSMITTER_EMPTY: u8 = 0x40;
 /// Divisor for 115200 baud.
-const DIVISOR_115200: u8 = 1;
+pub(super) const DIVISOR_115200: u8 = 1;
 
 /// COM1 itself: a byte goes out only when the transmitter has room.
 struct Uart;

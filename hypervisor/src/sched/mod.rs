@@ -61,4 +61,10 @@ pub trait Scheduler {
     /// How VM `vm`'s slice ended. Returns `false` if it cannot run again
     /// (a restart that found no room in the queue: the VM ends).
     fn result(&mut self, vm: u32, ran: Ran) -> bool;
+    /// VM `vm`, which had ended, runs again (an operator's restart);
+    /// `false` if there is no room for it.
+    fn admit(&mut self, vm: u32) -> bool;
+    /// VM `vm` leaves for good wherever it waits (an operator's stop);
+    /// `false` if it was not waiting.
+    fn remove(&mut self, vm: u32) -> bool;
 }

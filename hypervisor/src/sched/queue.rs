@@ -39,6 +39,20 @@ impl<'a> RunQueue<'a> {
         true
     }
 
+    /// Takes `vm` out wherever it waits, keeping the others' order;
+    /// `false` if it was not there.
+    pub fn remove(&mut self, vm: u32) -> bool {
+        let cap = self.slots.len();
+        let Some(k) = (0..self.len).find(|&k| self.slots[(self.head + k) % cap] == vm) else {
+            return false;
+        };
+        for j in k..self.len - 1 {
+            self.slots[(self.head + j) % cap] = self.slots[(self.head + j + 1) % cap];
+        }
+        self.len -= 1;
+        true
+    }
+
     /// Takes the oldest entry.
     pub fn pop(&mut self) -> Option<u32> {
         if self.len == 0 {
@@ -67,6 +81,17 @@ mod tests {
             (Some(2), Some(3), Some(4), None)
         );
         assert!(q.is_empty());
+        let mut slots = [5u32, 6, 7, 8];
+        let mut q = RunQueue::full(&mut slots);
+        assert_eq!(q.pop(), Some(5));
+        assert!(q.push(5));
+        // 6 7 8 5, wrapped: take 8 out of the middle, then 9 is not there.
+        assert!(q.remove(8));
+        assert!(!q.remove(9));
+        assert_eq!(
+            (q.len(), q.pop(), q.pop(), q.pop(), q.pop()),
+            (3, Some(6), Some(7), Some(5), None)
+        );
         let mut slots = [5u32, 6];
         let mut q = RunQueue::full(&mut slots);
         assert_eq!(

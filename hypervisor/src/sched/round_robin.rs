@@ -61,6 +61,15 @@ impl Scheduler for RoundRobin<'_> {
             Ran::Ended => true,
         }
     }
+
+    fn admit(&mut self, vm: u32) -> bool {
+        self.queue.push(vm)
+    }
+
+    fn remove(&mut self, vm: u32) -> bool {
+        self.passed = 0;
+        self.queue.remove(vm)
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +109,24 @@ mod tests {
 
     fn run(vm: u32, others_waiting: bool) -> Next {
         Next::Run { vm, others_waiting }
+    }
+
+    #[test]
+    fn an_operator_takes_a_vm_out_and_brings_an_ended_one_back() {
+        let mut slots = [0, 1, 2];
+        let mut s = RoundRobin::new(&mut slots, SLICE);
+        let mut view = View::new(3);
+        assert!(s.remove(1));
+        assert!(!s.remove(1));
+        assert_eq!(s.next(&mut view), run(0, true));
+        assert!(s.result(0, Ran::Ended));
+        assert_eq!(s.next(&mut view), run(2, false));
+        assert!(s.admit(0));
+        assert!(s.result(2, Ran::Preempted));
+        assert_eq!(s.next(&mut view), run(0, true));
+        assert_eq!(s.next(&mut view), run(2, false));
+        assert!(s.result(2, Ran::Ended));
+        assert_eq!(s.next(&mut view), Next::Done);
     }
 
     #[test]

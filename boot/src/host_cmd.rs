@@ -1,0 +1,346 @@
+//! The commands that manage a running host: `up` (a service run in the background, returning once its hypervisor answers), `ps`, `stop`, `restart`, `logs` and `down` (end the run, wait for its report).
+
+use crate::cargo_build;
+use crate::error::{Error, Result};
+use crate::service::{self, Answer, HostDir, status_name};
+use crate::table::{self, Align};
+use crate::toml_manifest;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vmm_abi::control::{Message, NO_CORE};
+use vmm_abi::report::CONSOLE_SEPARATOR;
+
+/// How often a waiting command looks again.
+const POLL: Duration = Duration::from_millis(100);
+/// How long `down` waits for the run to write its report and end.
+const DOWN_WAIT: Duration = Duration::from_secs(300);
+/// The line the run prints before its report.
+const REPORT_MARK: &str = "[4/4] report";
+
+/// New bytes of a growing file.
+struct Follow {
+    file: Option<std::fs::File>,
+    at: u64,
+    partial: String,
+}
+
+impl Follow {
+    fn new() -> Self {
+        Follow {
+            file: None,
+            at: 0,
+            partial: String::new(),
+        }
+    }
+
+    /// The whole lines added since the last call.
+    fn lines(&mut self, path: &Path) -> Vec<String> {
+        if self.file.is_none() {
+            self.file = std::fs::File::open(path).ok();
+        }
+        let Some(f) = &mut self.file else {
+            return Vec::new();
+        };
+        let mut buf = Vec::new();
+        if f.seek(SeekFrom::Start(self.at)).is_err() || f.read_to_end(&mut buf).is_err() {
+            return Vec::new();
+        }
+        self.at += buf.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&buf));
+        let mut out = Vec::new();
+        while let Some(i) = self.partial.find('\n') {
+            out.push(self.partial[..i].trim_end_matches('\r').to_string());
+            self.partial.drain(..=i);
+        }
+        out
+    }
+}
+
+/// `corral up MANIFEST`: starts the service run in the background (its
+/// output in the host's `console.log`), shows its progress, and returns
+/// once the hypervisor answered on its control line.
+pub fn up(manifest: &Path, host: &HostDir, run_args: &[String], bound: Duration) -> Result<()> {
+    let root = cargo_build::workspace_root();
+    let known = cargo_build::known_images(&root)?;
+    let checked = toml_manifest::load(manifest, &known)?;
+    if !checked.service {
+        return Err(Error::new(format!(
+            "{}: not a service run: add `mode = \"service\"` to its [run] table (or boot it with `corral run`)",
+            checked.origin
+        )));
+    }
+    if host.running() {
+        return Err(Error::new(format!(
+            "host `{}` is already up; `corral down --host {}` ends it",
+            host.name, host.name
+        )));
+    }
+    std::fs::create_dir_all(&host.dir)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", host.dir.display())))?;
+    for stale in [host.ready(), host.exit(), host.report()] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let log = std::fs::File::create(host.console())
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", host.console().display())))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| Error::new(format!("cannot share {}: {e}", host.console().display())))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::new(format!("cannot find the corral program: {e}")))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run")
+        .arg(manifest)
+        .arg("--host")
+        .arg(&host.name)
+        .arg("--report")
+        .arg(host.report())
+        .args(run_args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        // Its own process group: the terminal's Ctrl-C is not for it.
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::new(format!("cannot start the background run: {e}")))?;
+    std::fs::write(host.pid(), child.id().to_string())
+        .map_err(|e| Error::new(format!("cannot write {}: {e}", host.pid().display())))?;
+    println!(
+        "up: starting host `{}` from {} (output in {})",
+        host.name,
+        checked.origin,
+        host.console().display()
+    );
+    let start = Instant::now();
+    let mut follow = Follow::new();
+    loop {
+        for line in follow.lines(&host.console()) {
+            println!("  {line}");
+        }
+        if host.ready().exists() {
+            println!(
+                "up: host `{}` is up with {} VMs ({:.1} s); `corral ps --host {}` lists them",
+                host.name,
+                checked.vms.len(),
+                start.elapsed().as_secs_f64(),
+                host.name
+            );
+            return Ok(());
+        }
+        let ended = child
+            .try_wait()
+            .map_err(|e| Error::new(format!("cannot wait for the background run: {e}")))?;
+        if let Some(status) = ended {
+            for line in follow.lines(&host.console()) {
+                println!("  {line}");
+            }
+            return Err(Error::new(format!(
+                "the run ended ({status}) before its hypervisor answered; see {}",
+                host.console().display()
+            )));
+        }
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::new(format!(
+                "the hypervisor did not answer within {} s; the run was stopped (see {})",
+                bound.as_secs(),
+                host.console().display()
+            )));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn answered(answers: Vec<Answer>) -> Result<Vec<Answer>> {
+    match answers.last() {
+        Some(Answer::Error(text)) => Err(Error::new(text.clone())),
+        _ => Ok(answers),
+    }
+}
+
+/// `corral ps`: the host's VMs as a table (or JSON).
+pub fn ps(host: &HostDir, json: bool) -> Result<String> {
+    let answers = answered(service::send(host, &Message::List)?)?;
+    let rows: Vec<_> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Row {
+                name,
+                status,
+                core,
+                restarts,
+                ..
+            } => Some((name.as_str(), *status, *core, *restarts)),
+            _ => None,
+        })
+        .collect();
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|&(name, status, core, restarts)| {
+                serde_json::json!({
+                    "name": name,
+                    "status": status_name(status),
+                    "core": (core != NO_CORE).then_some(core),
+                    "restarts": restarts,
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::Value::Array(list))
+            .map_err(|e| Error::new(format!("cannot write JSON: {e}")))?;
+        return Ok(format!("{text}\n"));
+    }
+    let mut t: Vec<Vec<String>> = vec![
+        ["VM", "STATUS", "CORE", "RESTARTS"]
+            .map(str::to_string)
+            .to_vec(),
+    ];
+    for &(name, status, core, restarts) in &rows {
+        let core = if core == NO_CORE {
+            "-".to_string()
+        } else {
+            core.to_string()
+        };
+        t.push(vec![
+            name.to_string(),
+            status_name(status).to_string(),
+            core,
+            restarts.to_string(),
+        ]);
+    }
+    let running = rows.iter().filter(|r| status_name(r.1) == "running").count();
+    Ok(format!(
+        "{}{} VMs, {running} running (host `{}`)\n",
+        table::text(&t, &[Align::Left, Align::Left, Align::Right, Align::Right]),
+        rows.len(),
+        host.name
+    ))
+}
+
+/// `corral stop VM` / `corral restart VM`.
+pub fn vm_command(host: &HostDir, vm: &str, restart: bool) -> Result<String> {
+    let msg = if restart {
+        Message::Restart { vm }
+    } else {
+        Message::Stop { vm }
+    };
+    answered(service::send(host, &msg)?)?;
+    Ok(format!(
+        "{} {vm}\n",
+        if restart { "restarted" } else { "stopped" }
+    ))
+}
+
+/// The lines of `vm` in a run's console output (its prefix stripped).
+pub fn vm_lines<'a>(lines: impl Iterator<Item = &'a str>, vm: &str) -> Vec<String> {
+    lines
+        .filter_map(|l| {
+            let (source, text) = l.split_once(CONSOLE_SEPARATOR)?;
+            (source.trim() == vm).then(|| text.to_string())
+        })
+        .collect()
+}
+
+/// `corral logs VM [-f]`: what the VM printed (and its starts and ends),
+/// following new lines until the run ends with `-f`.
+pub fn logs(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
+    if !host.console().exists() {
+        return Err(Error::new(format!(
+            "host `{}` has no console output (start it with `corral up`)",
+            host.name
+        )));
+    }
+    let mut f = Follow::new();
+    loop {
+        let lines = f.lines(&host.console());
+        for text in vm_lines(lines.iter().map(String::as_str), vm) {
+            writeln!(out, "{text}").map_err(|e| Error::new(format!("cannot write: {e}")))?;
+        }
+        if !follow || !host.running() {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `corral down`: ends the run (every VM stopped, the report written, the
+/// machine off) and returns the run's summary and exit status.
+pub fn down(host: &HostDir, report: Option<&Path>) -> Result<(String, i32)> {
+    answered(service::send(host, &Message::End)?)?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = host.exit_status() {
+            break s;
+        }
+        if !host.running() {
+            return Err(Error::new(format!(
+                "host `{}` ended without an exit status; see {}",
+                host.name,
+                host.console().display()
+            )));
+        }
+        if start.elapsed() > DOWN_WAIT {
+            return Err(Error::new(format!(
+                "host `{}` did not end within {} s after `end` was accepted",
+                host.name,
+                DOWN_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(POLL);
+    };
+    if let Some(path) = report {
+        std::fs::copy(host.report(), path).map_err(|e| {
+            Error::new(format!(
+                "cannot copy the report {} to {}: {e}",
+                host.report().display(),
+                path.display()
+            ))
+        })?;
+    }
+    let text = std::fs::read_to_string(host.console()).unwrap_or_default();
+    let summary = text
+        .split_once(REPORT_MARK)
+        .map(|(_, after)| after.split_once('\n').map_or("", |x| x.1).to_string())
+        .unwrap_or_default();
+    Ok((summary, status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vms_lines_are_found_by_its_prefix() {
+        let console = [
+            "   web-1 | serving",
+            "   web-10 | not this one",
+            "      hv | running 3 VMs",
+            "   web-1 | -- stopped by the operator",
+            "no separator here",
+        ];
+        assert_eq!(
+            vm_lines(console.into_iter(), "web-1"),
+            ["serving", "-- stopped by the operator"]
+        );
+        assert!(vm_lines(console.into_iter(), "web").is_empty());
+    }
+
+    #[test]
+    fn follow_reads_only_whole_new_lines() {
+        let dir = std::env::temp_dir().join(format!("corral-follow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.log");
+        std::fs::write(&path, "a\nb").unwrap();
+        let mut f = Follow::new();
+        assert_eq!(f.lines(&path), ["a"]);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"c\r\nd\n").unwrap();
+        assert_eq!(f.lines(&path), ["bc", "d"]);
+        assert!(f.lines(&path).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

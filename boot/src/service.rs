@@ -1,0 +1,584 @@
+//! A service run on the host: each named host's directory, the relay between the emulator's COM2 (a TCP connection Bochs makes at start) and the `corral` commands (a Unix socket in that directory), and the client side those commands use.
+//!
+//! The relay is the only peer of the hypervisor's control channel, so it
+//! owns the command sequence numbers: a client sends one command frame
+//! (its sequence number is ignored), the relay numbers it, writes it to
+//! COM2 and streams back every answer under that number until `done` or
+//! `error`. A client may also write raw bytes to the line (the hostile
+//! channel tests do) and read a given number of answers back.
+
+use crate::cargo_build::{target_dir, workspace_root};
+use crate::error::{Error, Result};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+use vmm_abi::control::{self, Message, Next, next_frame};
+
+/// The host name when none is given.
+pub const DEFAULT_HOST: &str = "default";
+/// How long a command waits for its answer from the hypervisor.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(60);
+/// How often the relay looks for a new connection or a stop.
+const POLL: Duration = Duration::from_millis(10);
+
+const REQ_COMMAND: u8 = b'C';
+const REQ_RAW: u8 = b'R';
+
+/// A named host's files (under `target/corral/hosts/NAME`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostDir {
+    /// The host's name.
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+impl HostDir {
+    /// The directory of host `name` (checked: letters, digits, `-`, `_`).
+    pub fn named(name: &str) -> Result<Self> {
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(Error::new(format!(
+                "`--host`: `{name}` is not a host name (1 to 32 letters, digits, `-` or `_`)"
+            )));
+        }
+        Ok(HostDir {
+            name: name.to_string(),
+            dir: target_dir(&workspace_root()).join("hosts").join(name),
+        })
+    }
+
+    /// The relay's socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+    /// Written once the hypervisor answered its first command.
+    pub fn ready(&self) -> PathBuf {
+        self.dir.join("ready")
+    }
+    /// The background run's output (build, consoles, summary).
+    pub fn console(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+    /// The background run's process id.
+    pub fn pid(&self) -> PathBuf {
+        self.dir.join("pid")
+    }
+    /// The background run's JSON report.
+    pub fn report(&self) -> PathBuf {
+        self.dir.join("report.json")
+    }
+    /// The background run's exit status, written when it ends.
+    pub fn exit(&self) -> PathBuf {
+        self.dir.join("exit")
+    }
+    /// Answers nobody asked for (to a client that went away).
+    pub fn control_log(&self) -> PathBuf {
+        self.dir.join("control.log")
+    }
+
+    /// The background run's exit status, once it has ended.
+    pub fn exit_status(&self) -> Option<i32> {
+        std::fs::read_to_string(self.exit())
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Whether the host's run is still going: its process exists and has
+    /// not written its exit status.
+    pub fn running(&self) -> bool {
+        let pid = std::fs::read_to_string(self.pid()).unwrap_or_default();
+        let alive = !pid.trim().is_empty() && Path::new("/proc").join(pid.trim()).exists();
+        alive && self.exit_status().is_none()
+    }
+}
+
+/// An answer, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The command was carried out.
+    Done,
+    /// It was not: why.
+    Error(String),
+    /// A VM of a `list`.
+    Row {
+        /// Manifest index.
+        vm: u32,
+        /// Name.
+        name: String,
+        /// `control::VM_*`.
+        status: u8,
+        /// Core (`control::NO_CORE`: none).
+        core: u32,
+        /// Restarts.
+        restarts: u32,
+    },
+    /// Anything else the hypervisor sent.
+    Other(String),
+}
+
+impl Answer {
+    fn of(msg: &Message<'_>) -> Self {
+        match *msg {
+            Message::Done => Answer::Done,
+            Message::Error { text } => Answer::Error(text.to_string()),
+            Message::VmRow {
+                vm,
+                name,
+                status,
+                core,
+                restarts,
+            } => Answer::Row {
+                vm,
+                name: name.to_string(),
+                status,
+                core,
+                restarts,
+            },
+            other => Answer::Other(format!("{other:?}")),
+        }
+    }
+
+    /// Whether it ends a command's answers.
+    pub fn is_last(&self) -> bool {
+        matches!(self, Answer::Done | Answer::Error(_))
+    }
+}
+
+/// The name of a `VM_*` status.
+pub fn status_name(status: u8) -> &'static str {
+    match status {
+        control::VM_RUNNING => "running",
+        control::VM_EXITED => "exited",
+        control::VM_KILLED => "killed",
+        control::VM_STOPPED => "stopped",
+        _ => "?",
+    }
+}
+
+/// Frames read from a byte stream, one at a time.
+#[derive(Default)]
+struct Frames {
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    /// Adds bytes; returns every whole frame now complete, as
+    /// (sequence number, answer); bytes that are not frames are skipped.
+    fn push(&mut self, bytes: &[u8]) -> Vec<(u32, Answer)> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            match next_frame(&self.buf) {
+                Next::NeedMore => break,
+                Next::Frame(f, len) => {
+                    out.push((f.seq, Answer::of(&f.msg)));
+                    self.buf.drain(..len);
+                }
+                Next::Bad(_, skip) => {
+                    self.buf.drain(..skip.min(self.buf.len()));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn frame(msg: &Message<'_>, seq: u32) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; control::MAX_FRAME];
+    let n = control::encode(msg, seq, &mut out)
+        .map_err(|e| Error::new(format!("cannot encode the command: {e}")))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// The relay of one service run: listening for the emulator's COM2 and
+/// for commands until dropped.
+pub struct Relay {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    /// Listens on 127.0.0.1 (a free port, for COM2) and on the host's
+    /// socket; serves in a thread of its own.
+    pub fn start(host: &HostDir) -> Result<Self> {
+        std::fs::create_dir_all(&host.dir)
+            .map_err(|e| Error::new(format!("cannot create {}: {e}", host.dir.display())))?;
+        let tcp = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Error::new(format!("cannot listen on 127.0.0.1 for COM2: {e}")))?;
+        let port = tcp
+            .local_addr()
+            .map_err(|e| Error::new(format!("cannot read the COM2 port: {e}")))?
+            .port();
+        for stale in [host.socket(), host.ready(), host.exit(), host.control_log()] {
+            let _ = std::fs::remove_file(stale);
+        }
+        let unix = UnixListener::bind(host.socket()).map_err(|e| {
+            Error::new(format!("cannot listen on {}: {e}", host.socket().display()))
+        })?;
+        for l in [&tcp as &dyn SetNonblocking, &unix] {
+            l.nonblocking()?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let host = host.clone();
+        thread::spawn(move || serve(&host, &tcp, &unix, &flag));
+        Ok(Relay { port, stop })
+    }
+
+    /// The TCP port COM2 connects to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+trait SetNonblocking {
+    fn nonblocking(&self) -> Result<()>;
+}
+
+impl SetNonblocking for TcpListener {
+    fn nonblocking(&self) -> Result<()> {
+        self.set_nonblocking(true)
+            .map_err(|e| Error::new(format!("cannot set up the COM2 listener: {e}")))
+    }
+}
+
+impl SetNonblocking for UnixListener {
+    fn nonblocking(&self) -> Result<()> {
+        self.set_nonblocking(true)
+            .map_err(|e| Error::new(format!("cannot set up the control socket: {e}")))
+    }
+}
+
+/// The relay's thread: waits for the emulator, checks the channel with a
+/// `list`, marks the host ready, then serves one client at a time.
+fn serve(host: &HostDir, tcp: &TcpListener, unix: &UnixListener, stop: &AtomicBool) {
+    let line = loop {
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        match tcp.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
+            Err(_) => return,
+        }
+    };
+    let _ = line.set_nonblocking(false);
+    let Ok(reader) = line.try_clone() else { return };
+    let (tx, answers) = mpsc::channel();
+    thread::spawn(move || read_line(reader, &tx));
+    let mut relay = Line {
+        out: line,
+        answers,
+        next_seq: 0,
+        log: host.control_log(),
+        // The first answer comes once the hypervisor has booted and its
+        // control core serves the line: wait as long as the run lasts.
+        wait: Duration::from_secs(crate::toml_manifest::MAX_TIMEOUT_SECS),
+    };
+    if let Ok(a) = relay.command(&Message::List, &mut |_| {}, stop)
+        && a.last() == Some(&Answer::Done)
+    {
+        let _ = std::fs::write(host.ready(), "");
+    }
+    relay.wait = ANSWER_WAIT;
+    while !stop.load(Ordering::Acquire) {
+        match unix.accept() {
+            Ok((client, _)) => {
+                let _ = client.set_nonblocking(false);
+                let _ = relay.client(client, stop);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads COM2's bytes and passes each whole frame on.
+fn read_line(mut s: TcpStream, tx: &mpsc::Sender<(u32, Answer)>) {
+    let mut frames = Frames::default();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                for f in frames.push(&buf[..n]) {
+                    if tx.send(f).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The relay's end of the control line.
+struct Line {
+    out: TcpStream,
+    answers: Receiver<(u32, Answer)>,
+    next_seq: u32,
+    log: PathBuf,
+    /// How long an answer may take.
+    wait: Duration,
+}
+
+impl Line {
+    /// Sends `msg` under the next sequence number and passes each answer
+    /// to `each` until the last; returns them all.
+    fn command(
+        &mut self,
+        msg: &Message<'_>,
+        each: &mut dyn FnMut(&Answer),
+        stop: &AtomicBool,
+    ) -> Result<Vec<Answer>> {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.write(&frame(msg, seq)?)?;
+        let mut got = Vec::new();
+        let start = Instant::now();
+        loop {
+            let (s, a) = self.next_answer(start, stop)?;
+            if s != seq {
+                self.note(s, &a);
+                continue;
+            }
+            each(&a);
+            let last = a.is_last();
+            got.push(a);
+            if last {
+                return Ok(got);
+            }
+        }
+    }
+
+    fn next_answer(&mut self, start: Instant, stop: &AtomicBool) -> Result<(u32, Answer)> {
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return Err(Error::new("the run ended"));
+            }
+            let left = self.wait.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(Error::new(format!(
+                    "no answer from the hypervisor within {} s",
+                    self.wait.as_secs()
+                )));
+            }
+            match self.answers.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(a) => return Ok(a),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::new("the emulator closed the control line"));
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::new(format!("cannot write to the control line: {e}")))
+    }
+
+    fn note(&self, seq: u32, a: &Answer) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+        {
+            let _ = writeln!(f, "{seq}: {a:?}");
+        }
+    }
+
+    /// Serves one client: a command, or raw bytes and a number of answers.
+    fn client(&mut self, mut c: UnixStream, stop: &AtomicBool) -> Result<()> {
+        let mut req = Vec::new();
+        c.read_to_end(&mut req)
+            .map_err(|e| Error::new(format!("cannot read the request: {e}")))?;
+        let send = |c: &mut UnixStream, seq: u32, a: &Answer| {
+            let bytes = encode_answer(a, seq);
+            let _ = c.write_all(&bytes);
+        };
+        match req.split_first() {
+            Some((&REQ_COMMAND, rest)) => {
+                let Next::Frame(f, _) = next_frame(rest) else {
+                    send(&mut c, 0, &Answer::Error("not a command frame".into()));
+                    return Ok(());
+                };
+                let result = self.command(&f.msg, &mut |a| send(&mut c, 0, a), stop);
+                if let Err(e) = result {
+                    send(&mut c, 0, &Answer::Error(format!("relay: {e}")));
+                }
+            }
+            Some((&REQ_RAW, rest)) if rest.len() >= 4 => {
+                let want = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                let _ = c.write_all(&self.next_seq.to_le_bytes());
+                self.write(&rest[4..])?;
+                let start = Instant::now();
+                for _ in 0..want {
+                    match self.next_answer(start, stop) {
+                        Ok((seq, a)) => send(&mut c, seq, &a),
+                        Err(e) => {
+                            send(&mut c, 0, &Answer::Error(format!("relay: {e}")));
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => send(&mut c, 0, &Answer::Error("relay: an unknown request".into())),
+        }
+        Ok(())
+    }
+}
+
+fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
+    let msg = match a {
+        Answer::Done => Message::Done,
+        Answer::Error(t) | Answer::Other(t) => Message::Error { text: t },
+        Answer::Row {
+            vm,
+            name,
+            status,
+            core,
+            restarts,
+        } => Message::VmRow {
+            vm: *vm,
+            name,
+            status: *status,
+            core: *core,
+            restarts: *restarts,
+        },
+    };
+    frame(&msg, seq).unwrap_or_default()
+}
+
+fn connect(host: &HostDir) -> Result<UnixStream> {
+    if !host.running() {
+        return Err(Error::new(format!(
+            "host `{}` is not up (start it with `corral up MANIFEST --host {}`)",
+            host.name, host.name
+        )));
+    }
+    UnixStream::connect(host.socket()).map_err(|e| {
+        Error::new(format!(
+            "cannot reach host `{}` at {}: {e}",
+            host.name,
+            host.socket().display()
+        ))
+    })
+}
+
+fn exchange(host: &HostDir, request: &[u8]) -> Result<Vec<u8>> {
+    let mut s = connect(host)?;
+    s.write_all(request)
+        .and_then(|()| s.shutdown(std::net::Shutdown::Write))
+        .map_err(|e| Error::new(format!("cannot send to host `{}`: {e}", host.name)))?;
+    let mut reply = Vec::new();
+    s.set_read_timeout(Some(ANSWER_WAIT + Duration::from_secs(5)))
+        .and_then(|()| s.read_to_end(&mut reply))
+        .map_err(|e| Error::new(format!("no answer from host `{}`: {e}", host.name)))?;
+    Ok(reply)
+}
+
+/// Sends `msg` to host `host`'s hypervisor; its answers, the last one
+/// `Done` or `Error`.
+pub fn send(host: &HostDir, msg: &Message<'_>) -> Result<Vec<Answer>> {
+    let mut req = vec![REQ_COMMAND];
+    req.extend(frame(msg, 0)?);
+    let reply = exchange(host, &req)?;
+    let got: Vec<Answer> = Frames::default()
+        .push(&reply)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    if !got.last().is_some_and(Answer::is_last) {
+        return Err(Error::new(format!(
+            "host `{}` closed the connection before the answer was complete",
+            host.name
+        )));
+    }
+    Ok(got)
+}
+
+/// Writes `bytes` as they are to host `host`'s control line and reads
+/// `answers` answers back: the sequence number the relay would use next,
+/// and each answer with its sequence number.
+pub fn send_raw(host: &HostDir, bytes: &[u8], answers: u32) -> Result<(u32, Vec<(u32, Answer)>)> {
+    let mut req = vec![REQ_RAW];
+    req.extend(answers.to_le_bytes());
+    req.extend(bytes);
+    let reply = exchange(host, &req)?;
+    if reply.len() < 4 {
+        return Err(Error::new(format!(
+            "host `{}` closed the connection without an answer",
+            host.name
+        )));
+    }
+    let next = u32::from_le_bytes([reply[0], reply[1], reply[2], reply[3]]);
+    Ok((next, Frames::default().push(&reply[4..])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_checked() {
+        assert!(HostDir::named("lab-1").unwrap().dir.ends_with("hosts/lab-1"));
+        for bad in ["", "a/b", "..", "x y", &"n".repeat(33)] {
+            let e = HostDir::named(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a host name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn frames_split_across_reads_and_junk_between_them() {
+        let mut f = Frames::default();
+        let a = frame(&Message::Done, 3).unwrap();
+        let b = frame(&Message::Error { text: "no VM named x" }, 4).unwrap();
+        let mut bytes = a.clone();
+        bytes.extend(b"junk");
+        bytes.extend(&b);
+        let (head, tail) = bytes.split_at(5);
+        assert_eq!(f.push(head), vec![]);
+        assert_eq!(
+            f.push(tail),
+            vec![
+                (3, Answer::Done),
+                (4, Answer::Error("no VM named x".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn answers_survive_the_relay_encoding() {
+        let row = Answer::Row {
+            vm: 2,
+            name: "web-2".into(),
+            status: control::VM_STOPPED,
+            core: 1,
+            restarts: 4,
+        };
+        for a in [row, Answer::Done, Answer::Error("x".into())] {
+            let bytes = encode_answer(&a, 9);
+            assert_eq!(Frames::default().push(&bytes), vec![(9, a)]);
+        }
+        assert_eq!(status_name(control::VM_STOPPED), "stopped");
+    }
+}
