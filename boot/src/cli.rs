@@ -396,18 +396,17 @@ pub fn invoke(args: &[&str]) -> Invocation {
         Cmd::Ps { host, json } => {
             outcome(HostDir::named(&host.host).and_then(|h| host_cmd::ps(&h, json)))
         }
-        Cmd::Stop { vm, host } => outcome(
-            HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, false)),
-        ),
-        Cmd::Restart { vm, host } => outcome(
-            HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, true)),
-        ),
+        Cmd::Stop { vm, host } => {
+            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, false)))
+        }
+        Cmd::Restart { vm, host } => {
+            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, true)))
+        }
         Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {
             host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())
         })),
         Cmd::Down { host, report } => {
-            match HostDir::named(&host.host).and_then(|h| host_cmd::down(&h, report.as_deref()))
-            {
+            match HostDir::named(&host.host).and_then(|h| host_cmd::down(&h, report.as_deref())) {
                 Ok((summary, status)) => {
                     print!("{summary}");
                     let error = (status != 0).then(|| {

@@ -3,7 +3,8 @@
 //! console line, or boot-loader noise) and rendered for the user.
 
 use vmm_abi::report::{
-    CONSOLE_SEPARATOR, HYPERVISOR_SOURCE, Record, RecordError, VmStatus, parse_line,
+    CONSOLE_SEPARATOR, HYPERVISOR_SOURCE, OPERATOR_RESTART, Record, RecordError, VmStatus,
+    parse_line,
 };
 
 /// One console line, classified.
@@ -200,6 +201,14 @@ impl Renderer {
                     "-- starting image {image} on core {core} (APIC {apic}) with {} KiB",
                     memory >> 10
                 ),
+            )),
+            Record::VmRestart {
+                vm,
+                attempt,
+                reason,
+            } if reason == OPERATOR_RESTART => Some(self.prefixed(
+                &self.vm_name(vm),
+                &format!("-- restarting (restart {attempt}): {reason}"),
             )),
             Record::VmRestart {
                 vm,

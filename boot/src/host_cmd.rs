@@ -212,7 +212,10 @@ pub fn ps(host: &HostDir, json: bool) -> Result<String> {
             restarts.to_string(),
         ]);
     }
-    let running = rows.iter().filter(|r| status_name(r.1) == "running").count();
+    let running = rows
+        .iter()
+        .filter(|r| status_name(r.1) == "running")
+        .count();
     Ok(format!(
         "{}{} VMs, {running} running (host `{}`)\n",
         table::text(&t, &[Align::Left, Align::Left, Align::Right, Align::Right]),
@@ -337,7 +340,10 @@ mod tests {
         std::fs::write(&path, "a\nb").unwrap();
         let mut f = Follow::new();
         assert_eq!(f.lines(&path), ["a"]);
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(b"c\r\nd\n").unwrap();
         assert_eq!(f.lines(&path), ["bc", "d"]);
         assert!(f.lines(&path).is_empty());

@@ -350,6 +350,11 @@ impl Line {
     ) -> Result<Vec<Answer>> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
+        // Answers nobody waits for any more (to raw bytes) are not this
+        // command's.
+        while let Ok((s, a)) = self.answers.try_recv() {
+            self.note(s, &a);
+        }
         self.write(&frame(msg, seq)?)?;
         let mut got = Vec::new();
         let start = Instant::now();
@@ -380,7 +385,10 @@ impl Line {
                     self.wait.as_secs()
                 )));
             }
-            match self.answers.recv_timeout(left.min(Duration::from_millis(200))) {
+            match self
+                .answers
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 Ok(a) => return Ok(a),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -441,7 +449,11 @@ impl Line {
                     }
                 }
             }
-            _ => send(&mut c, 0, &Answer::Error("relay: an unknown request".into())),
+            _ => send(
+                &mut c,
+                0,
+                &Answer::Error("relay: an unknown request".into()),
+            ),
         }
         Ok(())
     }
@@ -540,7 +552,12 @@ mod tests {
 
     #[test]
     fn host_names_are_checked() {
-        assert!(HostDir::named("lab-1").unwrap().dir.ends_with("hosts/lab-1"));
+        assert!(
+            HostDir::named("lab-1")
+                .unwrap()
+                .dir
+                .ends_with("hosts/lab-1")
+        );
         for bad in ["", "a/b", "..", "x y", &"n".repeat(33)] {
             let e = HostDir::named(bad).unwrap_err().to_string();
             assert!(e.contains("is not a host name"), "{e}");
@@ -551,7 +568,13 @@ mod tests {
     fn frames_split_across_reads_and_junk_between_them() {
         let mut f = Frames::default();
         let a = frame(&Message::Done, 3).unwrap();
-        let b = frame(&Message::Error { text: "no VM named x" }, 4).unwrap();
+        let b = frame(
+            &Message::Error {
+                text: "no VM named x",
+            },
+            4,
+        )
+        .unwrap();
         let mut bytes = a.clone();
         bytes.extend(b"junk");
         bytes.extend(&b);

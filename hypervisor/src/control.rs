@@ -2,7 +2,7 @@
 //!
 //! Nothing a peer sends can stop the hypervisor: a malformed frame is
 //! answered with an error naming what is wrong (one error for a run of
-//! bytes that are not frames), a frame left half-sent for longer than
+//! bytes that are not frames, under `UNFRAMED`), a frame left half-sent for longer than
 //! [`PARTIAL_TIMEOUT`] ticks is dropped with an error, a replayed or
 //! out-of-order frame is refused. Input is only taken while the answer
 //! queue has room for the longest answer, so nothing is ever dropped on
@@ -12,7 +12,7 @@
 
 use crate::console::StackStr;
 use heapless::{Deque, Vec};
-use vmm_abi::control::{self, FrameError, MAX_FRAME, Message, Next, Session, next_frame};
+use vmm_abi::control::{self, FrameError, MAX_FRAME, Message, Next, Session, UNFRAMED, next_frame};
 
 /// Bytes of answers waiting for the line.
 pub const OUT_BYTES: usize = 4096;
@@ -47,6 +47,23 @@ pub enum Request {
     Restart,
 }
 
+/// Why a request could not be handed to a VM's core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// None of the VM's cores runs.
+    NoCore,
+    /// Too many requests are still being carried out.
+    Busy {
+        /// How many at most.
+        limit: u32,
+    },
+    /// The core's mailbox is full.
+    MailboxFull {
+        /// The core.
+        core: u32,
+    },
+}
+
 /// The run as the control channel sees it (the platform's, or a fake).
 pub trait Fleet {
     /// VMs in the run.
@@ -58,7 +75,7 @@ pub trait Fleet {
     /// Hands `request` for `vm` to its core, which answers `seq` through
     /// [`Channel::complete`] once it has carried it out; an error if it
     /// cannot be handed over.
-    fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Text>;
+    fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal>;
     /// Ends the run: every core stops its VMs, the report is written.
     fn end(&mut self);
 }
@@ -76,9 +93,10 @@ pub struct ChannelStats {
 enum Answer {
     /// Here and now.
     Now(Result<(), Text>),
-    /// By the VM's core once it has carried it out (unless it could not be
-    /// handed over).
-    Later(Result<(), Text>),
+    /// By the VM's core once it has carried it out.
+    Later,
+    /// Refused: it could not be handed to the VM's core.
+    Refused(Text),
 }
 
 /// One control channel (a serial line's worth of state).
@@ -175,7 +193,7 @@ impl Channel {
             let text = Text::format(format_args!(
                 "frame refused: {have} bytes of a frame and then nothing; dropped"
             ));
-            self.error(self.session.expected(), text.as_str());
+            self.error(UNFRAMED, text.as_str());
         }
         self.list_rows(fleet);
     }
@@ -202,12 +220,13 @@ impl Channel {
                     len
                 }
                 Next::Bad(e, skip) => {
-                    // One error for a run of bytes that are not frames.
+                    // One error for a run of bytes that are not frames: a
+                    // refused header, then the rest of what it began.
                     if !(e == FrameError::Magic && self.skipping) {
                         let text = Text::format(format_args!("frame refused: {e}"));
-                        self.error(self.session.expected(), text.as_str());
+                        self.error(UNFRAMED, text.as_str());
                     }
-                    self.skipping = e == FrameError::Magic;
+                    self.skipping = true;
                     skip
                 }
             };
@@ -228,11 +247,23 @@ impl Channel {
             self.error(seq, text.as_str());
             return;
         }
+        // The VM's core answers once it has carried it out.
         let mut post = |name: &str, request| {
-            let vm = fleet
-                .find(name)
-                .ok_or_else(|| Text::format(format_args!("no VM named {name}")))?;
-            fleet.post(vm, request, seq)
+            let Some(vm) = fleet.find(name) else {
+                return Answer::Refused(Text::format(format_args!("no VM named {name}")));
+            };
+            match fleet.post(vm, request, seq) {
+                Ok(()) => Answer::Later,
+                Err(Refusal::NoCore) => Answer::Refused(Text::format(format_args!(
+                    "{name} has no running core to run on"
+                ))),
+                Err(Refusal::Busy { limit }) => Answer::Refused(Text::format(format_args!(
+                    "{limit} commands are still being carried out; try again"
+                ))),
+                Err(Refusal::MailboxFull { core }) => Answer::Refused(Text::format(format_args!(
+                    "core {core}'s mailbox is full; try again"
+                ))),
+            }
         };
         let answer = match msg {
             Message::List => {
@@ -246,9 +277,8 @@ impl Channel {
                 fleet.end();
                 Answer::Now(Ok(()))
             }
-            // The VM's core answers once it has carried it out.
-            Message::Stop { vm } => Answer::Later(post(vm, Request::Stop)),
-            Message::Restart { vm } => Answer::Later(post(vm, Request::Restart)),
+            Message::Stop { vm } => post(vm, Request::Stop),
+            Message::Restart { vm } => post(vm, Request::Restart),
             Message::Scale { entry, .. } => Answer::Now(Err(Text::format(format_args!(
                 "scale {entry}: not supported yet by this hypervisor (its VMs come from the manifest)"
             )))),
@@ -268,8 +298,8 @@ impl Channel {
                 self.stats.commands += 1;
                 self.answer(seq, &Message::Done);
             }
-            Answer::Later(Ok(())) => self.stats.commands += 1,
-            Answer::Now(Err(t)) | Answer::Later(Err(t)) => self.error(seq, t.as_str()),
+            Answer::Later => self.stats.commands += 1,
+            Answer::Now(Err(t)) | Answer::Refused(t) => self.error(seq, t.as_str()),
         }
     }
 

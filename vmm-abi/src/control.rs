@@ -34,9 +34,13 @@ pub const VM_EXITED: u8 = 1;
 pub const VM_KILLED: u8 = 2;
 /// A VM row's status: the operator stopped it.
 pub const VM_STOPPED: u8 = 3;
+/// The sequence number of an error about bytes that were not a frame (or
+/// not a whole one): no command's, so no answer is mistaken for another's.
+pub const UNFRAMED: u32 = u32::MAX;
 /// A VM row's core when none of its cores runs.
 pub const NO_CORE: u32 = u32::MAX;
-const BAD_STATUS: &str = "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
+const BAD_STATUS: &str =
+    "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
 
 const K_LIST: u8 = 1;
 const K_STOP: u8 = 2;

@@ -36,6 +36,9 @@ pub const RECORD_PREFIX: &str = "@corral ";
 /// Separates the source (a VM name, or [`HYPERVISOR_SOURCE`]) from the text
 /// on every ordinary console line: `hello | Hello, world`.
 pub const CONSOLE_SEPARATOR: &str = " | ";
+/// The reason of a `vm-restart` record the operator asked for (a service
+/// run's `restart`), which no restart policy or limit applies to.
+pub const OPERATOR_RESTART: &str = "restarted by the operator";
 /// Source name of the hypervisor's own console lines.
 pub const HYPERVISOR_SOURCE: &str = "hv";
 
@@ -159,8 +162,8 @@ impl VmStatus {
             VmStatus::Running,
             VmStatus::Stopped,
         ]
-            .into_iter()
-            .find(|v| v.name() == s)
+        .into_iter()
+        .find(|v| v.name() == s)
     }
 }
 

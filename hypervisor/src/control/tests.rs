@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use std::string::{String, ToString};
 use std::vec;
 use std::vec::Vec as StdVec;
-use vmm_abi::control::{Frame, NO_CORE, VM_RUNNING, encode};
+use vmm_abi::control::{Frame, NO_CORE, UNFRAMED, VM_RUNNING, encode};
 
 #[derive(Default)]
 struct FakeFleet {
@@ -41,9 +41,9 @@ impl Fleet for FakeFleet {
     fn find(&self, name: &str) -> Option<u32> {
         self.names.iter().position(|n| n == name).map(|i| i as u32)
     }
-    fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Text> {
+    fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal> {
         if self.full {
-            return Err(Text::format(format_args!("core 1's mailbox is full")));
+            return Err(Refusal::MailboxFull { core: 1 });
         }
         self.posted.push((vm, request, seq));
         Ok(())
@@ -129,8 +129,18 @@ fn list_streams_every_row_then_done() {
 fn stop_and_restart_go_to_the_vms_core_which_answers() {
     let mut fleet = FakeFleet::with(3);
     let mut ch = Channel::new();
-    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-2" }, 0), 1);
-    send(&mut ch, &mut fleet, &frame(&Message::Restart { vm: "web-1" }, 1), 1);
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&Message::Stop { vm: "web-2" }, 0),
+        1,
+    );
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&Message::Restart { vm: "web-1" }, 1),
+        1,
+    );
     assert_eq!(
         fleet.posted,
         vec![(2, Request::Stop, 0), (1, Request::Restart, 1)]
@@ -140,10 +150,7 @@ fn stop_and_restart_go_to_the_vms_core_which_answers() {
     ch.complete(0, Ok(()));
     assert_eq!(
         drain(&mut ch, &mut fleet, 1),
-        vec![
-            Got::Error(1, "web-1 is being stopped".into()),
-            Got::Done(0)
-        ]
+        vec![Got::Error(1, "web-1 is being stopped".into()), Got::Done(0)]
     );
 }
 
@@ -151,9 +158,19 @@ fn stop_and_restart_go_to_the_vms_core_which_answers() {
 fn refusals_name_the_vm_or_the_reason() {
     let mut fleet = FakeFleet::with(1);
     let mut ch = Channel::new();
-    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-9" }, 0), 1);
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&Message::Stop { vm: "web-9" }, 0),
+        1,
+    );
     fleet.full = true;
-    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-0" }, 1), 1);
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&Message::Stop { vm: "web-0" }, 1),
+        1,
+    );
     send(&mut ch, &mut fleet, &frame(&Message::Done, 2), 1);
     send(
         &mut ch,
@@ -169,7 +186,10 @@ fn refusals_name_the_vm_or_the_reason() {
     );
     let got = drain(&mut ch, &mut fleet, 1);
     assert_eq!(got[0], Got::Error(0, "no VM named web-9".into()));
-    assert_eq!(got[1], Got::Error(1, "core 1's mailbox is full".into()));
+    assert_eq!(
+        got[1],
+        Got::Error(1, "core 1's mailbox is full; try again".into())
+    );
     assert!(matches!(&got[2], Got::Error(2, t) if t.starts_with("not a command")));
     assert!(matches!(&got[3], Got::Error(3, t) if t.contains("not supported yet")));
     assert!(fleet.posted.is_empty());
@@ -181,10 +201,15 @@ fn garbage_gets_one_error_and_the_next_frame_still_works() {
     let mut fleet = FakeFleet::with(1);
     let mut ch = Channel::new();
     send(&mut ch, &mut fleet, b"hello, hypervisor\n", 1);
-    send(&mut ch, &mut fleet, &frame(&Message::Stop { vm: "web-0" }, 0), 1);
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&Message::Stop { vm: "web-0" }, 0),
+        1,
+    );
     let got = drain(&mut ch, &mut fleet, 1);
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(matches!(&got[0], Got::Error(0, t) if t.contains("no `CC` magic")));
+    assert!(matches!(&got[0], Got::Error(UNFRAMED, t) if t.contains("no `CC` magic")));
     assert_eq!(fleet.posted, vec![(0, Request::Stop, 0)]);
 }
 
@@ -204,17 +229,15 @@ fn corrupt_oversized_and_unknown_frames_are_named() {
     for bad in [&corrupt, &oversized, &unknown] {
         send(&mut ch, &mut fleet, bad, 1);
         let got = drain(&mut ch, &mut fleet, 1);
+        // One error for the frame and whatever follows its refused header.
         assert!(
-            matches!(&got[0], Got::Error(0, t) if t.starts_with("frame refused")),
+            matches!(&got[..], [Got::Error(UNFRAMED, t)] if t.starts_with("frame refused")),
             "{got:?}"
         );
     }
     // Nothing was accepted: sequence number 0 is still the next.
     send(&mut ch, &mut fleet, &frame(&Message::List, 0), 1);
-    assert_eq!(
-        drain(&mut ch, &mut fleet, 1).last(),
-        Some(&Got::Done(0))
-    );
+    assert_eq!(drain(&mut ch, &mut fleet, 1).last(), Some(&Got::Done(0)));
 }
 
 #[test]
@@ -227,8 +250,14 @@ fn replayed_and_out_of_order_frames_are_refused() {
     send(&mut ch, &mut fleet, &list, 1);
     send(&mut ch, &mut fleet, &frame(&Message::List, 5), 1);
     let got = drain(&mut ch, &mut fleet, 1);
-    assert!(matches!(&got[0], Got::Error(0, t) if t.contains("replay")), "{got:?}");
-    assert!(matches!(&got[1], Got::Error(5, t) if t.contains("out of order")), "{got:?}");
+    assert!(
+        matches!(&got[0], Got::Error(0, t) if t.contains("replay")),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&got[1], Got::Error(5, t) if t.contains("out of order")),
+        "{got:?}"
+    );
     send(&mut ch, &mut fleet, &frame(&Message::List, 1), 1);
     assert_eq!(drain(&mut ch, &mut fleet, 1).last(), Some(&Got::Done(1)));
 }
@@ -242,7 +271,7 @@ fn a_half_sent_frame_is_dropped_after_a_pause() {
     assert_eq!(drain(&mut ch, &mut fleet, 100 + PARTIAL_TIMEOUT), vec![]);
     let got = drain(&mut ch, &mut fleet, 101 + PARTIAL_TIMEOUT);
     assert!(
-        matches!(&got[..], [Got::Error(0, t)] if t.contains("7 bytes of a frame")),
+        matches!(&got[..], [Got::Error(UNFRAMED, t)] if t.contains("7 bytes of a frame")),
         "{got:?}"
     );
     send(&mut ch, &mut fleet, &list, 200 + PARTIAL_TIMEOUT);

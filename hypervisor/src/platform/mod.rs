@@ -3,6 +3,7 @@
 //! physical NIC.
 
 mod acpi;
+mod com2;
 pub mod exceptions;
 pub mod halt;
 pub mod images;
@@ -15,7 +16,6 @@ pub mod pci;
 pub mod percpu;
 pub mod run;
 pub mod serial;
-mod com2;
 pub mod service;
 pub mod smp;
 pub mod start;

@@ -25,11 +25,11 @@ use crate::vcpu::slice::SliceEnd;
 use crate::vcpu::stop::StopReason;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
+use vmm_abi::control::{NO_CORE, VM_EXITED, VM_KILLED, VM_RUNNING, VM_STOPPED};
 use vmm_abi::hook::HookKind;
 use vmm_abi::hook::context::RestartCtx;
 use vmm_abi::manifest::{Manifest, Restart};
-use vmm_abi::control::{NO_CORE, VM_EXITED, VM_KILLED, VM_RUNNING, VM_STOPPED};
-use vmm_abi::report::{Record, VmStatus};
+use vmm_abi::report::{OPERATOR_RESTART, Record, VmStatus};
 
 /// Bytes reserved for one stop reason in a record.
 const REASON_BYTES: usize = 200;
@@ -199,7 +199,13 @@ impl Plan {
                 "cannot start: none of its cores ({:#x}) is running",
                 st.spec.cores
             ));
-            end(st, VmStatus::Killed, 0, text.as_str(), self.control.as_ref());
+            end(
+                st,
+                VmStatus::Killed,
+                0,
+                text.as_str(),
+                self.control.as_ref(),
+            );
             self.net.detach(st.index, st.spec.net_ports, true);
         }
     }
@@ -366,9 +372,7 @@ impl Plan {
         let name = st.spec.name;
         let ended = cp.status(st.index) != VM_RUNNING;
         let result = match (mail.request, ended) {
-            (Request::Stop, true) => Err(Text::format(format_args!(
-                "{name} has already ended"
-            ))),
+            (Request::Stop, true) => Err(Text::format(format_args!("{name} has already ended"))),
             (Request::Stop, false) => {
                 sched.remove(mail.local);
                 self.operator_stop(st, "stopped by the operator", cp);
@@ -390,7 +394,7 @@ impl Plan {
                     serial::record(&Record::VmRestart {
                         vm: st.index,
                         attempt: st.restarts,
-                        reason: "restarted by the operator",
+                        reason: OPERATOR_RESTART,
                     });
                     Ok(())
                 }

@@ -4,7 +4,7 @@ use super::com2;
 use super::instr::rdtsc;
 use super::memory;
 use super::percpu::MAX_CORES;
-use crate::control::{Channel, Fleet, Request, Row, Text};
+use crate::control::{Channel, Fleet, Refusal, Request, Row, Text};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use heapless::Deque;
 use spin::Mutex;
@@ -158,8 +158,7 @@ impl ControlPlane {
         let start = rdtsc();
         loop {
             self.serve();
-            let idle = self.answers.lock().is_empty()
-                && self.channel.lock().pending_out() == 0;
+            let idle = self.answers.lock().is_empty() && self.channel.lock().pending_out() == 0;
             if idle || rdtsc().wrapping_sub(start) > FLUSH_TICKS {
                 return;
             }
@@ -194,31 +193,25 @@ impl Fleet for Machine<'_> {
             .map(|i| i as u32)
     }
 
-    fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Text> {
+    fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal> {
         let cp = self.0;
-        let cell = cp.cells.get(vm as usize).ok_or_else(Text::new)?;
-        let name = cp.manifest.get(vm as usize).map_or("?", |s| s.name);
+        let cell = cp.cells.get(vm as usize).ok_or(Refusal::NoCore)?;
         if cell.core == NO_CORE {
-            return Err(Text::format(format_args!(
-                "{name} has no running core to run on"
-            )));
+            return Err(Refusal::NoCore);
         }
         if cp.in_flight.load(Ordering::Acquire) as usize >= IN_FLIGHT {
-            return Err(Text::format(format_args!(
-                "{IN_FLIGHT} commands are still being carried out; try again"
-            )));
+            return Err(Refusal::Busy {
+                limit: IN_FLIGHT as u32,
+            });
         }
         let mail = Mail {
             local: cell.local,
             request,
             seq,
         };
-        let slot = cp.mail.get(cell.core as usize).ok_or_else(Text::new)?;
+        let slot = cp.mail.get(cell.core as usize).ok_or(Refusal::NoCore)?;
         if slot.lock().push_back(mail).is_err() {
-            return Err(Text::format(format_args!(
-                "core {}'s mailbox is full; try again",
-                cell.core
-            )));
+            return Err(Refusal::MailboxFull { core: cell.core });
         }
         cp.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(())

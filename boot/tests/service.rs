@@ -1,0 +1,179 @@
+//! A service run driven the way a user drives it: the real `corral` binary brings a host up in Bochs, lists, stops and restarts VMs, hostile bytes are written to its control line, and `corral down` writes a report that accounts for every VM.
+
+use boot::service::{self, Answer, HostDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use vmm_abi::control::{self, Message};
+
+fn corral(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(args)
+        .output()
+        .expect("cannot start corral");
+    eprintln!(
+        "$ corral {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Ends the host if the test stops before `down`.
+struct Host(String);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let Ok(h) = HostDir::named(&self.0) else {
+            return;
+        };
+        if h.running() {
+            let _ = corral(&["down", "--host", &self.0]);
+        }
+    }
+}
+
+fn manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/manifests/service.toml")
+}
+
+fn frame(msg: &Message<'_>, seq: u32) -> Vec<u8> {
+    let mut out = vec![0u8; control::MAX_FRAME];
+    let n = control::encode(msg, seq, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// Writes `bytes` to the control line; expects `n` errors back, each
+/// containing its part of `texts`.
+fn hostile(host: &HostDir, bytes: &[u8], texts: &[&str]) -> u32 {
+    let (next, got) = service::send_raw(host, bytes, texts.len() as u32).unwrap();
+    assert_eq!(got.len(), texts.len(), "{got:?}");
+    for ((_, answer), want) in got.iter().zip(texts) {
+        assert!(
+            matches!(answer, Answer::Error(t) if t.contains(want)),
+            "wanted an error containing {want:?}, got {answer:?}"
+        );
+    }
+    next
+}
+
+#[test]
+fn a_service_run_is_managed_at_runtime() {
+    let name = format!("svc{}", std::process::id());
+    let guard = Host(name.clone());
+    let m = manifest();
+    let up = corral(&[
+        "up",
+        m.to_str().unwrap(),
+        "--host",
+        &name,
+        "--timeout",
+        "900",
+    ]);
+    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    assert!(stdout(&up).contains(&format!("host `{name}` is up with 4 VMs")));
+    let host = HostDir::named(&name).unwrap();
+
+    // A second `up` of the same host is refused.
+    let again = corral(&["up", m.to_str().unwrap(), "--host", &name]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("is already up"));
+
+    let ps = corral(&["ps", "--host", &name, "--json"]);
+    assert!(ps.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web-0", "web-1", "web-2", "once"]);
+    for r in &rows.as_array().unwrap()[..3] {
+        assert_eq!(r["status"], "running");
+        assert_eq!(r["core"], 1, "core 0 serves the control line");
+    }
+
+    assert!(corral(&["stop", "web-1", "--host", &name]).status.success());
+    let twice = corral(&["stop", "web-1", "--host", &name]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(stderr(&twice).contains("web-1 has already ended"));
+    let nosuch = corral(&["stop", "web-9", "--host", &name]);
+    assert!(stderr(&nosuch).contains("no VM named web-9"));
+    assert!(
+        corral(&["restart", "web-0", "--host", &name])
+            .status
+            .success()
+    );
+    assert!(
+        corral(&["restart", "once", "--host", &name])
+            .status
+            .success()
+    );
+
+    // Hostile bytes on the line: each answered by name, none stops it.
+    hostile(&host, b"GET / HTTP/1.1\r\n\r\n", &["no `CC` magic"]);
+    let list = frame(&Message::List, 0);
+    hostile(&host, &list[..8], &["8 bytes of a frame and then nothing"]);
+    let mut corrupt = list.clone();
+    corrupt[12] ^= 0xff;
+    hostile(&host, &corrupt, &["checksum"]);
+    let mut long = list[..10].to_vec();
+    long[8..10].copy_from_slice(&2000u16.to_le_bytes());
+    hostile(&host, &long, &["payload of 2000 bytes"]);
+    let (next, _) = service::send_raw(&host, &[], 0).unwrap();
+    hostile(&host, &frame(&Message::List, next - 1), &["replay"]);
+    hostile(&host, &frame(&Message::List, next + 5), &["out of order"]);
+
+    let ps = corral(&["ps", "--host", &name]);
+    let table = stdout(&ps);
+    assert!(ps.status.success(), "{}", stderr(&ps));
+    assert!(table.contains("web-1  stopped"), "{table}");
+    assert!(table.contains("4 VMs, 2 running"), "{table}");
+
+    let logs = corral(&["logs", "once", "--host", &name]);
+    let text = stdout(&logs);
+    assert_eq!(text.matches("Hello from Corral").count(), 2, "{text}");
+
+    let report = host.dir.join("down-report.json");
+    let down = corral(&[
+        "down",
+        "--host",
+        &name,
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    drop(guard);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["completed"], true);
+    let vm = |n: &str| {
+        r["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(vm("web-1")["status"], "stopped");
+    assert_eq!(vm("web-1")["reason"], "stopped by the operator");
+    for n in ["web-0", "web-2"] {
+        assert_eq!(vm(n)["status"], "stopped");
+        assert_eq!(vm(n)["reason"], "stopped: the run ended");
+    }
+    assert_eq!(vm("web-0")["restarts"], 1);
+    assert_eq!(vm("once")["status"], "exited");
+    assert_eq!(vm("once")["restarts"], 1);
+    assert!(!host.running());
+}
