@@ -70,7 +70,28 @@ fn last_line(output: &Output) -> String {
     line.map_or_else(|| format!("exit status {}", output.status), str::to_string)
 }
 
+/// One apt-get at a time in this process (tests run in threads).
+static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Tries of an apt-get another apt-get (another process) holds the lock of.
+const LOCKED_TRIES: u32 = 120;
+
+/// Runs apt-get, waiting while another apt-get holds its lock (`update`
+/// does not honour `DPkg::Lock::Timeout`).
 fn apt_get(root: bool, args: &[&str]) -> std::result::Result<(), (String, String)> {
+    let _one = APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut tries = 0;
+    loop {
+        match apt_get_once(root, args) {
+            Err((_, detail)) if detail.contains("Unable to lock") && tries < LOCKED_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn apt_get_once(root: bool, args: &[&str]) -> std::result::Result<(), (String, String)> {
     let mut cmd = if root {
         Command::new("apt-get")
     } else {
@@ -200,6 +221,10 @@ pub fn ensure_program(program: &str, package: &str, progress: &dyn Fn(&str)) -> 
         .with_detail(detail)
     };
     apt_get(root, &["update"]).map_err(fail)?;
+    if let Some(path) = find_in_path(program) {
+        // Another thread installed it meanwhile.
+        return Ok(path);
+    }
     apt_get(
         root,
         &["install", "-y", "-o", "DPkg::Lock::Timeout=600", package],
