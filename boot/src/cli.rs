@@ -172,6 +172,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show a running host's counters: free memory, running VMs, the
+    /// control channel's commands and errors, each VM's restarts
+    Stats {
+        #[command(flatten)]
+        host: HostArg,
+        /// JSON instead of text
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Prometheus text exposition format (labels `host` and `vm`)
+        #[arg(long)]
+        prometheus: bool,
+    },
     /// Stop a VM for good
     Stop {
         /// The VM's name
@@ -395,6 +407,18 @@ pub fn invoke(args: &[&str]) -> Invocation {
         }
         Cmd::Ps { host, json } => {
             outcome(HostDir::named(&host.host).and_then(|h| host_cmd::ps(&h, json)))
+        }
+        Cmd::Stats {
+            host,
+            json,
+            prometheus,
+        } => {
+            let format = match (json, prometheus) {
+                (true, _) => host_cmd::StatsFormat::Json,
+                (_, true) => host_cmd::StatsFormat::Prometheus,
+                _ => host_cmd::StatsFormat::Text,
+            };
+            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::stats(&h, format)))
         }
         Cmd::Stop { vm, host } => {
             outcome(HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, false)))

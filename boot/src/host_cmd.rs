@@ -224,6 +224,148 @@ pub fn ps(host: &HostDir, json: bool) -> Result<String> {
     ))
 }
 
+/// How `corral stats` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsFormat {
+    /// A readable summary and the VM table.
+    Text,
+    /// One JSON object.
+    Json,
+    /// Prometheus text exposition format (what orchestrators scrape).
+    Prometheus,
+}
+
+/// The host's counters and its VMs' rows, from `stats` and `list`.
+fn host_numbers(host: &HostDir) -> Result<((u64, u32, u64, u64), Vec<Answer>)> {
+    let stats = answered(service::send(host, &Message::Stats)?)?;
+    let numbers = stats
+        .iter()
+        .find_map(|a| match *a {
+            Answer::Stats {
+                free,
+                running,
+                commands,
+                errors,
+            } => Some((free, running, commands, errors)),
+            _ => None,
+        })
+        .ok_or_else(|| Error::new("the hypervisor answered `stats` without its counters"))?;
+    let rows = answered(service::send(host, &Message::List)?)?;
+    Ok((numbers, rows))
+}
+
+/// Prometheus label values: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `corral stats`: free memory, running VMs and the control channel's
+/// counters, with every VM's row.
+pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
+    let ((free, running, commands, errors), rows) = host_numbers(host)?;
+    let vms: Vec<(&str, u8, u32)> = rows
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Row {
+                name,
+                status,
+                restarts,
+                ..
+            } => Some((name.as_str(), *status, *restarts)),
+            _ => None,
+        })
+        .collect();
+    Ok(match format {
+        StatsFormat::Text => format!(
+            "host `{}`: {:.1} MiB free, {running} of {} VMs running; control channel: {commands} commands, {errors} errors\n",
+            host.name,
+            free as f64 / (1024.0 * 1024.0),
+            vms.len()
+        ),
+        StatsFormat::Json => {
+            let vm_list: Vec<_> = vms
+                .iter()
+                .map(|&(name, status, restarts)| {
+                    serde_json::json!({"name": name, "status": status_name(status), "restarts": restarts})
+                })
+                .collect();
+            let v = serde_json::json!({
+                "host": host.name,
+                "free_memory": free,
+                "vms_running": running,
+                "commands": commands,
+                "errors": errors,
+                "vms": vm_list,
+            });
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&v)
+                    .map_err(|e| Error::new(format!("cannot write JSON: {e}")))?
+            )
+        }
+        StatsFormat::Prometheus => {
+            let h = label(&host.name);
+            let mut out = String::new();
+            let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+                for (labels, v) in samples {
+                    out.push_str(&format!("{name}{{{labels}}} {v}\n"));
+                }
+            };
+            let host_only = |v: u64| vec![(format!("host=\"{h}\""), v)];
+            metric(
+                "corral_free_memory_bytes",
+                "gauge",
+                "Memory free for VMs.",
+                &host_only(free),
+            );
+            metric(
+                "corral_vms_running",
+                "gauge",
+                "VMs that have not ended.",
+                &host_only(running.into()),
+            );
+            metric(
+                "corral_control_commands_total",
+                "counter",
+                "Commands the control channel accepted.",
+                &host_only(commands),
+            );
+            metric(
+                "corral_control_errors_total",
+                "counter",
+                "Errors the control channel answered.",
+                &host_only(errors),
+            );
+            let per_vm = |f: &dyn Fn(u8, u32) -> u64| {
+                vms.iter()
+                    .map(|&(name, status, restarts)| {
+                        (
+                            format!("host=\"{h}\",vm=\"{}\"", label(name)),
+                            f(status, restarts),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            metric(
+                "corral_vm_running",
+                "gauge",
+                "1 while the VM has not ended.",
+                &per_vm(&|s, _| u64::from(status_name(s) == "running")),
+            );
+            metric(
+                "corral_vm_restarts_total",
+                "counter",
+                "Times the VM was restarted.",
+                &per_vm(&|_, r| r.into()),
+            );
+            out
+        }
+    })
+}
+
 /// `corral stop VM` / `corral restart VM`.
 pub fn vm_command(host: &HostDir, vm: &str, restart: bool) -> Result<String> {
     let msg = if restart {
@@ -315,6 +457,12 @@ pub fn down(host: &HostDir, report: Option<&Path>) -> Result<(String, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_labels_are_escaped() {
+        assert_eq!(label("web-1"), "web-1");
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 
     #[test]
     fn a_vms_lines_are_found_by_its_prefix() {

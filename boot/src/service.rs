@@ -123,6 +123,17 @@ pub enum Answer {
         /// Restarts.
         restarts: u32,
     },
+    /// The host's counters (`stats`).
+    Stats {
+        /// Bytes free for VMs.
+        free: u64,
+        /// VMs that have not ended.
+        running: u32,
+        /// Commands accepted.
+        commands: u64,
+        /// Errors answered.
+        errors: u64,
+    },
     /// Anything else the hypervisor sent.
     Other(String),
 }
@@ -144,6 +155,17 @@ impl Answer {
                 status,
                 core,
                 restarts,
+            },
+            Message::HostStats {
+                free,
+                running,
+                commands,
+                errors,
+            } => Answer::Stats {
+                free,
+                running,
+                commands,
+                errors,
             },
             other => Answer::Other(format!("{other:?}")),
         }
@@ -476,6 +498,17 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             core: *core,
             restarts: *restarts,
         },
+        Answer::Stats {
+            free,
+            running,
+            commands,
+            errors,
+        } => Message::HostStats {
+            free: *free,
+            running: *running,
+            commands: *commands,
+            errors: *errors,
+        },
     };
     frame(&msg, seq).unwrap_or_default()
 }
@@ -598,7 +631,13 @@ mod tests {
             core: 1,
             restarts: 4,
         };
-        for a in [row, Answer::Done, Answer::Error("x".into())] {
+        let stats = Answer::Stats {
+            free: 1 << 30,
+            running: 2,
+            commands: 9,
+            errors: 1,
+        };
+        for a in [row, stats, Answer::Done, Answer::Error("x".into())] {
             let bytes = encode_answer(&a, 9);
             assert_eq!(Frames::default().push(&bytes), vec![(9, a)]);
         }

@@ -78,7 +78,9 @@ const LOCKED_TRIES: u32 = 120;
 /// Runs apt-get, waiting while another apt-get holds its lock (`update`
 /// does not honour `DPkg::Lock::Timeout`).
 fn apt_get(root: bool, args: &[&str]) -> std::result::Result<(), (String, String)> {
-    let _one = APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = APT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut tries = 0;
     loop {
         match apt_get_once(root, args) {

@@ -66,6 +66,34 @@ fn hostile(host: &HostDir, bytes: &[u8], texts: &[&str]) -> u32 {
     next
 }
 
+/// The host's free memory, from `corral stats --json`.
+fn free_memory(host: &str) -> u64 {
+    let out = corral(&["stats", "--host", host, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["free_memory"].as_u64().unwrap()
+}
+
+/// Waits (at most 60 s) until `vm` has `status` after `restarts` restarts.
+fn wait_for(host: &str, vm: &str, status: &str, restarts: u64) {
+    for _ in 0..600 {
+        let out = corral(&["ps", "--host", host, "--json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == vm)
+            .unwrap()
+            .clone();
+        if row["status"] == status && row["restarts"] == restarts {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{vm} did not become {status} after {restarts} restarts within 60 s");
+}
+
 #[test]
 fn a_service_run_is_managed_at_runtime() {
     let name = format!("svc{}", std::process::id());
@@ -103,7 +131,32 @@ fn a_service_run_is_managed_at_runtime() {
         assert_eq!(r["core"], 1, "core 0 serves the control line");
     }
 
+    // A VM's run that ends gives back exactly what it took.
+    wait_for(&name, "once", "exited", 0);
+    let free0 = free_memory(&name);
+    assert!(
+        corral(&["restart", "once", "--host", &name])
+            .status
+            .success()
+    );
+    wait_for(&name, "once", "exited", 1);
+    assert_eq!(
+        free_memory(&name),
+        free0,
+        "free memory after a restart cycle"
+    );
+
     assert!(corral(&["stop", "web-1", "--host", &name]).status.success());
+    assert!(free_memory(&name) > free0, "a stopped VM's memory is free");
+    let prom = stdout(&corral(&["stats", "--host", &name, "--prometheus"]));
+    for want in [
+        "# TYPE corral_free_memory_bytes gauge\n",
+        &format!("corral_vm_running{{host=\"{name}\",vm=\"web-1\"}} 0\n"),
+        &format!("corral_vm_running{{host=\"{name}\",vm=\"web-0\"}} 1\n"),
+        &format!("corral_vm_restarts_total{{host=\"{name}\",vm=\"once\"}} 1\n"),
+    ] {
+        assert!(prom.contains(want), "missing {want:?} in\n{prom}");
+    }
     let twice = corral(&["stop", "web-1", "--host", &name]);
     assert_eq!(twice.status.code(), Some(1));
     assert!(stderr(&twice).contains("web-1 has already ended"));
@@ -142,7 +195,7 @@ fn a_service_run_is_managed_at_runtime() {
 
     let logs = corral(&["logs", "once", "--host", &name]);
     let text = stdout(&logs);
-    assert_eq!(text.matches("Hello from Corral").count(), 2, "{text}");
+    assert_eq!(text.matches("Hello from Corral").count(), 3, "{text}");
 
     let report = host.dir.join("down-report.json");
     let down = corral(&[
@@ -174,6 +227,6 @@ fn a_service_run_is_managed_at_runtime() {
     }
     assert_eq!(vm("web-0")["restarts"], 1);
     assert_eq!(vm("once")["status"], "exited");
-    assert_eq!(vm("once")["restarts"], 1);
+    assert_eq!(vm("once")["restarts"], 2);
     assert!(!host.running());
 }

@@ -78,6 +78,8 @@ pub trait Fleet {
     fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal>;
     /// Ends the run: every core stops its VMs, the report is written.
     fn end(&mut self);
+    /// Bytes of memory free for VMs.
+    fn free_bytes(&self) -> u64;
 }
 
 /// What the channel has seen (for the report).
@@ -282,12 +284,26 @@ impl Channel {
             Message::Scale { entry, .. } => Answer::Now(Err(Text::format(format_args!(
                 "scale {entry}: not supported yet by this hypervisor (its VMs come from the manifest)"
             )))),
-            Message::Stats => Answer::Now(Err(Text::format(format_args!(
-                "stats: not supported yet by this hypervisor"
-            )))),
+            Message::Stats => {
+                let running = (0..fleet.count())
+                    .filter_map(|vm| fleet.row(vm))
+                    .filter(|r| r.status == control::VM_RUNNING)
+                    .count() as u32;
+                self.stats.commands += 1;
+                let stats = Message::HostStats {
+                    free: fleet.free_bytes(),
+                    running,
+                    commands: self.stats.commands,
+                    errors: self.stats.errors,
+                };
+                self.answer(seq, &stats);
+                self.answer(seq, &Message::Done);
+                return;
+            }
             Message::Done
             | Message::Error { .. }
             | Message::VmRow { .. }
+            | Message::HostStats { .. }
             | Message::VmEnded { .. }
             | Message::Console { .. } => Answer::Now(Err(Text::format(format_args!(
                 "not a command: the hypervisor sends this message, it does not take it"

@@ -51,6 +51,7 @@ const K_END: u8 = 6;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
+const K_HOST_STATS: u8 = 67;
 const K_VM_ENDED: u8 = 128;
 const K_CONSOLE: u8 = 129;
 
@@ -104,6 +105,17 @@ pub enum Message<'a> {
         /// Restarts so far.
         restarts: u32,
     },
+    /// Answer to `stats`: the host's counters.
+    HostStats {
+        /// Bytes of memory free for VMs.
+        free: u64,
+        /// VMs that have not ended.
+        running: u32,
+        /// Commands the control channel accepted.
+        commands: u64,
+        /// Errors it answered.
+        errors: u64,
+    },
     /// Event: a VM ended.
     VmEnded {
         /// Its index.
@@ -132,6 +144,7 @@ impl Message<'_> {
             Message::Done => K_DONE,
             Message::Error { .. } => K_ERROR,
             Message::VmRow { .. } => K_VM_ROW,
+            Message::HostStats { .. } => K_HOST_STATS,
             Message::VmEnded { .. } => K_VM_ENDED,
             Message::Console { .. } => K_CONSOLE,
         }
@@ -279,6 +292,17 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             w.bytes(&core.to_le_bytes())?;
             w.bytes(&restarts.to_le_bytes())?;
         }
+        Message::HostStats {
+            free,
+            running,
+            commands,
+            errors,
+        } => {
+            w.bytes(&free.to_le_bytes())?;
+            w.bytes(&running.to_le_bytes())?;
+            w.bytes(&commands.to_le_bytes())?;
+            w.bytes(&errors.to_le_bytes())?;
+        }
         Message::VmEnded { vm, code } => {
             w.bytes(&vm.to_le_bytes())?;
             w.bytes(&code.to_le_bytes())?;
@@ -332,6 +356,13 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, FrameError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        let b = self.take(8)?;
+        let mut v = [0; 8];
+        v.copy_from_slice(b);
+        Ok(u64::from_le_bytes(v))
     }
 
     fn text(&mut self) -> Result<&'a str, FrameError> {
@@ -451,6 +482,12 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
                 restarts: r.u32()?,
             }
         }
+        K_HOST_STATS => Message::HostStats {
+            free: r.u64()?,
+            running: r.u32()?,
+            commands: r.u64()?,
+            errors: r.u64()?,
+        },
         K_VM_ENDED => {
             let vm = r.u32()?;
             let b = r.take(8)?;

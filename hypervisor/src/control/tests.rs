@@ -51,6 +51,9 @@ impl Fleet for FakeFleet {
     fn end(&mut self) {
         self.ended = true;
     }
+    fn free_bytes(&self) -> u64 {
+        4096
+    }
 }
 
 fn frame(msg: &Message<'_>, seq: u32) -> StdVec<u8> {
@@ -66,6 +69,7 @@ enum Got {
     Done(u32),
     Error(u32, String),
     Row(u32, u32, String),
+    Stats(u32, u64, u32, u64, u64),
 }
 
 fn send(ch: &mut Channel, fleet: &mut FakeFleet, bytes: &[u8], now: u64) {
@@ -98,6 +102,12 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
                     Message::Done => Got::Done(seq),
                     Message::Error { text } => Got::Error(seq, text.to_string()),
                     Message::VmRow { vm, name, .. } => Got::Row(seq, vm, name.to_string()),
+                    Message::HostStats {
+                        free,
+                        running,
+                        commands,
+                        errors,
+                    } => Got::Stats(seq, free, running, commands, errors),
                     other => panic!("unexpected answer {other:?}"),
                 });
                 at += len;
@@ -279,6 +289,20 @@ fn a_half_sent_frame_is_dropped_after_a_pause() {
         drain(&mut ch, &mut fleet, 200 + PARTIAL_TIMEOUT).last(),
         Some(&Got::Done(0))
     );
+}
+
+#[test]
+fn stats_count_running_vms_commands_and_errors() {
+    let mut fleet = FakeFleet::with(3);
+    let mut ch = Channel::new();
+    send(&mut ch, &mut fleet, b"junk", 1);
+    send(&mut ch, &mut fleet, &frame(&Message::List, 0), 1);
+    drain(&mut ch, &mut fleet, 1);
+    send(&mut ch, &mut fleet, &frame(&Message::Stats, 1), 1);
+    let got = drain(&mut ch, &mut fleet, 1);
+    // The fake's rows are all running; `list` and `stats` were accepted.
+    assert!(got.contains(&Got::Stats(1, 4096, 3, 2, 1)), "{got:?}");
+    assert_eq!(got.last(), Some(&Got::Done(1)));
 }
 
 #[test]

@@ -220,4 +220,8 @@ impl Fleet for Machine<'_> {
     fn end(&mut self) {
         self.0.ending.store(true, Ordering::Release);
     }
+
+    fn free_bytes(&self) -> u64 {
+        memory::free_bytes()
+    }
 }

@@ -29,6 +29,12 @@ fn all() -> Vec<Message<'static>> {
             core: 1,
             restarts: 1,
         },
+        Message::HostStats {
+            free: 1 << 33,
+            running: 7,
+            commands: 12,
+            errors: 3,
+        },
         Message::VmEnded { vm: 3, code: -5 },
         Message::Console {
             vm: 0,
