@@ -235,8 +235,11 @@ pub enum StatsFormat {
     Prometheus,
 }
 
+/// A host's counters: free bytes, running VMs, commands, errors.
+type Numbers = (u64, u32, u64, u64);
+
 /// The host's counters and its VMs' rows, from `stats` and `list`.
-fn host_numbers(host: &HostDir) -> Result<((u64, u32, u64, u64), Vec<Answer>)> {
+fn host_numbers(host: &HostDir) -> Result<(Numbers, Vec<Answer>)> {
     let stats = answered(service::send(host, &Message::Stats)?)?;
     let numbers = stats
         .iter()
