@@ -108,7 +108,7 @@ fn a_service_run_is_managed_at_runtime() {
         "900",
     ]);
     assert!(up.status.success(), "up failed: {}", stderr(&up));
-    assert!(stdout(&up).contains(&format!("host `{name}` is up with 4 VMs")));
+    assert!(stdout(&up).contains(&format!("host `{name}` is up with 5 VMs")));
     let host = HostDir::named(&name).unwrap();
 
     // A second `up` of the same host is refused.
@@ -125,7 +125,7 @@ fn a_service_run_is_managed_at_runtime() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["web-0", "web-1", "web-2", "once"]);
+    assert_eq!(names, ["web-0", "web-1", "web-2", "idle", "once"]);
     for r in &rows.as_array().unwrap()[..3] {
         assert_eq!(r["status"], "running");
         assert_eq!(r["core"], 1, "core 0 serves the control line");
@@ -147,6 +147,9 @@ fn a_service_run_is_managed_at_runtime() {
     );
 
     assert!(corral(&["stop", "web-1", "--host", &name]).status.success());
+    // Alone on its core and waiting with no timeout: its core still takes
+    // the request.
+    assert!(corral(&["stop", "idle", "--host", &name]).status.success());
     assert!(free_memory(&name) > free0, "a stopped VM's memory is free");
     let prom = stdout(&corral(&["stats", "--host", &name, "--prometheus"]));
     for want in [
@@ -191,7 +194,7 @@ fn a_service_run_is_managed_at_runtime() {
     let table = stdout(&ps);
     assert!(ps.status.success(), "{}", stderr(&ps));
     assert!(table.contains("web-1  stopped"), "{table}");
-    assert!(table.contains("4 VMs, 2 running"), "{table}");
+    assert!(table.contains("5 VMs, 2 running"), "{table}");
 
     let logs = corral(&["logs", "once", "--host", &name]);
     let text = stdout(&logs);
@@ -221,6 +224,8 @@ fn a_service_run_is_managed_at_runtime() {
     };
     assert_eq!(vm("web-1")["status"], "stopped");
     assert_eq!(vm("web-1")["reason"], "stopped by the operator");
+    assert_eq!(vm("idle")["status"], "stopped");
+    assert_eq!(vm("idle")["reason"], "stopped by the operator");
     for n in ["web-0", "web-2"] {
         assert_eq!(vm(n)["status"], "stopped");
         assert_eq!(vm(n)["reason"], "stopped: the run ended");

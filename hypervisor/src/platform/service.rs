@@ -20,6 +20,19 @@ const IN_FLIGHT: usize = 32;
 /// (the last answers: about 5 s of emulated time).
 const FLUSH_TICKS: u64 = 500_000_000;
 
+/// Per core: requests wait in its mailbox (read without the lock by a
+/// core spinning for a lone VM's wait, which then gives the run loop a
+/// moment).
+static MAIL_WAITING: [AtomicBool; MAX_CORES] = [const { AtomicBool::new(false) }; MAX_CORES];
+
+/// Whether requests wait for `core`.
+#[inline]
+pub fn mail_waiting(core: u32) -> bool {
+    MAIL_WAITING
+        .get(core as usize)
+        .is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
 /// One VM as the control plane sees it: where it lives (fixed) and its
 /// status (written only by its core).
 pub struct VmCell {
@@ -99,7 +112,14 @@ impl ControlPlane {
 
     /// The next request for `core`'s VMs (its own core only).
     pub fn take_mail(&self, core: u32) -> Option<Mail> {
-        self.mail.get(core as usize)?.lock().pop_front()
+        let mut q = self.mail.get(core as usize)?.lock();
+        let mail = q.pop_front();
+        if q.is_empty()
+            && let Some(f) = MAIL_WAITING.get(core as usize)
+        {
+            f.store(false, Ordering::Relaxed);
+        }
+        mail
     }
 
     /// A core carried out (or refused) command `seq`.
@@ -210,8 +230,14 @@ impl Fleet for Machine<'_> {
             seq,
         };
         let slot = cp.mail.get(cell.core as usize).ok_or(Refusal::NoCore)?;
-        if slot.lock().push_back(mail).is_err() {
-            return Err(Refusal::MailboxFull { core: cell.core });
+        {
+            let mut q = slot.lock();
+            if q.push_back(mail).is_err() {
+                return Err(Refusal::MailboxFull { core: cell.core });
+            }
+            if let Some(f) = MAIL_WAITING.get(cell.core as usize) {
+                f.store(true, Ordering::Relaxed);
+            }
         }
         cp.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(())

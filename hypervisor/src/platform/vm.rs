@@ -455,12 +455,18 @@ impl VmEnv for VmHost<'_> {
             if self.take_work() {
                 return WAIT_WORK;
             }
-            if self.fault_flagged() || instr::rdtsc() >= deadline {
+            // An operator's request for this core ends the wait early, and
+            // the slice with it (`core_wanted`).
+            if self.fault_flagged() || instr::rdtsc() >= deadline || self.core_wanted() {
                 return WAIT_TIMEOUT;
             }
             serial::pump();
             core::hint::spin_loop();
         }
+    }
+
+    fn core_wanted(&mut self) -> bool {
+        super::service::mail_waiting(self.core)
     }
 
     fn timer_for(&self, ticks: u64) -> u64 {

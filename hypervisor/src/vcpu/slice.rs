@@ -124,6 +124,11 @@ pub trait VmEnv: Host + Clock + Wakeups {
     /// Waits on a core nobody else needs until work arrives, a fault is
     /// flagged or `ticks` pass; returns what `wait_for_work` answers.
     fn wait_alone(&mut self, ticks: u64) -> u64;
+    /// Whether the core's run loop needs the core back (an operator's
+    /// request waits for it): a lone VM's wait then ends its slice.
+    fn core_wanted(&mut self) -> bool {
+        false
+    }
     /// The preemption-timer value for a slice of `ticks`.
     fn timer_for(&self, ticks: u64) -> u64;
     /// The preemption-timer value for a VM alone on its core.
@@ -303,6 +308,11 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                         // A budget bounds the wait too.
                         let used = used_before + env.now().wrapping_sub(slice_start);
                         st.regs.rax = env.wait_alone(within_budget(ticks, budget, used));
+                        // The guest is past its call with its answer in RAX,
+                        // so its run goes on from here next slice.
+                        if env.core_wanted() {
+                            return SliceEnd::Preempted;
+                        }
                     }
                 }
                 Outcome::Stop(reason) => return SliceEnd::Stopped(reason),

@@ -201,6 +201,8 @@ struct FakeEnv<'c> {
     /// An exit hook: what it answers, and every context it was shown.
     filter: Option<fn(&ExitCtx) -> ExitAnswer>,
     filtered: Vec<ExitCtx>,
+    /// The run loop wants the core back (an operator's request).
+    wanted: bool,
 }
 
 impl<'c> FakeEnv<'c> {
@@ -215,6 +217,7 @@ impl<'c> FakeEnv<'c> {
             waited: Vec::new(),
             filter: None,
             filtered: Vec::new(),
+            wanted: false,
         }
     }
 }
@@ -283,6 +286,10 @@ impl VmEnv for FakeEnv<'_> {
         self.waited.push(ticks);
         self.clock.set(self.clock.get() + ticks);
         WAIT_TIMEOUT
+    }
+
+    fn core_wanted(&mut self) -> bool {
+        self.wanted
     }
 
     fn timer_for(&self, ticks: u64) -> u64 {
@@ -562,6 +569,26 @@ fn a_wait_with_work_pending_returns_at_once_and_a_lone_wait_is_bounded() {
         end,
         SliceEnd::Stopped(StopReason::BudgetExhausted { budget })
     );
+}
+
+#[test]
+fn a_lone_wait_gives_the_core_back_when_the_run_loop_wants_it() {
+    let mut st = VcpuState::default();
+    let end = run(
+        [
+            hypercall(Hypercall::WaitForWork, 1 << 40),
+            hypercall(Hypercall::Null, 0),
+        ],
+        &mut st,
+        params(1 << 30, 0, false),
+        |_, env| env.wanted = true,
+        |cpu, env| {
+            assert_eq!(cpu.entries, 1, "not entered again after the wait");
+            assert_eq!(env.waited.len(), 1);
+        },
+    );
+    assert_eq!(end, SliceEnd::Preempted);
+    assert_eq!(st.regs.rax, WAIT_TIMEOUT, "the guest sees its wait end");
 }
 
 fn device_write() -> Step {
