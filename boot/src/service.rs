@@ -292,34 +292,23 @@ impl SetNonblocking for UnixListener {
 /// The relay's thread: waits for the emulator, checks the channel with a
 /// `list`, marks the host ready, then serves one client at a time.
 fn serve(host: &HostDir, tcp: &TcpListener, unix: &UnixListener, stop: &AtomicBool) {
-    let line = loop {
+    // An emulator that dies while it starts is started again by the run,
+    // and connects again: wait for one whose hypervisor answers.
+    let mut relay = loop {
+        let Some(line) = accept_line(tcp, host, stop) else {
+            return;
+        };
+        let mut relay = line;
+        if let Ok(a) = relay.command(&Message::List, &mut |_| {}, stop)
+            && a.last() == Some(&Answer::Done)
+        {
+            let _ = std::fs::write(host.ready(), "");
+            break relay;
+        }
         if stop.load(Ordering::Acquire) {
             return;
         }
-        match tcp.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
-            Err(_) => return,
-        }
     };
-    let _ = line.set_nonblocking(false);
-    let Ok(reader) = line.try_clone() else { return };
-    let (tx, answers) = mpsc::channel();
-    thread::spawn(move || read_line(reader, &tx));
-    let mut relay = Line {
-        out: line,
-        answers,
-        next_seq: 0,
-        log: host.control_log(),
-        // The first answer comes once the hypervisor has booted and its
-        // control core serves the line: wait as long as the run lasts.
-        wait: Duration::from_secs(crate::toml_manifest::MAX_TIMEOUT_SECS),
-    };
-    if let Ok(a) = relay.command(&Message::List, &mut |_| {}, stop)
-        && a.last() == Some(&Answer::Done)
-    {
-        let _ = std::fs::write(host.ready(), "");
-    }
     relay.wait = ANSWER_WAIT;
     while !stop.load(Ordering::Acquire) {
         match unix.accept() {
@@ -331,6 +320,34 @@ fn serve(host: &HostDir, tcp: &TcpListener, unix: &UnixListener, stop: &AtomicBo
             Err(_) => return,
         }
     }
+}
+
+/// The emulator's next COM2 connection, as a fresh line (sequence numbers
+/// from 0, as a freshly booted hypervisor expects).
+fn accept_line(tcp: &TcpListener, host: &HostDir, stop: &AtomicBool) -> Option<Line> {
+    let line = loop {
+        if stop.load(Ordering::Acquire) {
+            return None;
+        }
+        match tcp.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
+            Err(_) => return None,
+        }
+    };
+    let _ = line.set_nonblocking(false);
+    let reader = line.try_clone().ok()?;
+    let (tx, answers) = mpsc::channel();
+    thread::spawn(move || read_line(reader, &tx));
+    Some(Line {
+        out: line,
+        answers,
+        next_seq: 0,
+        log: host.control_log(),
+        // The first answer comes once the hypervisor has booted and its
+        // control core serves the line: wait as long as the run lasts.
+        wait: Duration::from_secs(crate::toml_manifest::MAX_TIMEOUT_SECS),
+    })
 }
 
 /// Reads COM2's bytes and passes each whole frame on.
