@@ -170,6 +170,10 @@ fn a_service_run_is_managed_at_runtime() {
             .status
             .success()
     );
+    // A stop right after a restart: both carried out, in order.
+    for (cmd, vm) in [("restart", "web-2"), ("stop", "web-2")] {
+        assert!(corral(&[cmd, vm, "--host", &name]).status.success());
+    }
     assert!(
         corral(&["restart", "once", "--host", &name])
             .status
@@ -194,7 +198,7 @@ fn a_service_run_is_managed_at_runtime() {
     let table = stdout(&ps);
     assert!(ps.status.success(), "{}", stderr(&ps));
     assert!(table.contains("web-1  stopped"), "{table}");
-    assert!(table.contains("5 VMs, 2 running"), "{table}");
+    assert!(table.contains("5 VMs, 1 running"), "{table}");
 
     let logs = corral(&["logs", "once", "--host", &name]);
     let text = stdout(&logs);
@@ -226,10 +230,10 @@ fn a_service_run_is_managed_at_runtime() {
     assert_eq!(vm("web-1")["reason"], "stopped by the operator");
     assert_eq!(vm("idle")["status"], "stopped");
     assert_eq!(vm("idle")["reason"], "stopped by the operator");
-    for n in ["web-0", "web-2"] {
-        assert_eq!(vm(n)["status"], "stopped");
-        assert_eq!(vm(n)["reason"], "stopped: the run ended");
-    }
+    assert_eq!(vm("web-0")["status"], "stopped");
+    assert_eq!(vm("web-0")["reason"], "stopped: the run ended");
+    assert_eq!(vm("web-2")["reason"], "stopped by the operator");
+    assert_eq!(vm("web-2")["restarts"], 1);
     assert_eq!(vm("web-0")["restarts"], 1);
     assert_eq!(vm("once")["status"], "exited");
     assert_eq!(vm("once")["restarts"], 2);

@@ -1,11 +1,7 @@
 //! COM2 (the second 16550 UART, port 0x2F8): the service run's control line, polled by the control core (no interrupts), one byte at a time in and a FIFO-load at a time out; COM1 stays the console.
 
 use super::instr::{inb, outb};
-use super::serial::{
-    DIVISOR_115200, FIFO_ENABLE_CLEAR, LINE_CONTROL_8N1, LINE_CONTROL_DLAB, LINE_STATUS_DATA_READY,
-    LINE_STATUS_THR_EMPTY, MODEM_DTR_RTS_OUT2, REG_DATA, REG_FIFO_CONTROL, REG_INTERRUPT_ENABLE,
-    REG_LINE_CONTROL, REG_LINE_STATUS, REG_MODEM_CONTROL,
-};
+use super::serial::{LINE_STATUS_DATA_READY, LINE_STATUS_THR_EMPTY, REG_DATA, REG_LINE_STATUS};
 use crate::console::queue::UART_FIFO;
 
 const COM2: u16 = 0x2f8;
@@ -13,22 +9,13 @@ const COM2: u16 = 0x2f8;
 /// Sets COM2 up like COM1: 115200 baud, 8N1, FIFOs on and cleared,
 /// interrupts off (it is polled).
 pub fn init() {
-    // SAFETY: COM2 belongs to the hypervisor (guests are denied every
-    // port) and only the control core touches it after this; this is the
-    // standard 16550 set-up sequence.
-    unsafe {
-        outb(COM2 + REG_INTERRUPT_ENABLE, 0);
-        outb(COM2 + REG_LINE_CONTROL, LINE_CONTROL_DLAB);
-        outb(COM2 + REG_DATA, DIVISOR_115200);
-        outb(COM2 + REG_INTERRUPT_ENABLE, 0);
-        outb(COM2 + REG_LINE_CONTROL, LINE_CONTROL_8N1);
-        outb(COM2 + REG_FIFO_CONTROL, FIFO_ENABLE_CLEAR);
-        outb(COM2 + REG_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
-    }
+    super::serial::init_port(COM2);
 }
 
 fn line_status() -> u8 {
-    // SAFETY: as in `init`; reading LSR only reports the UART's state.
+    // SAFETY: COM2 belongs to the hypervisor (guests are denied every port)
+    // and only the control core touches it after `init`; reading LSR only
+    // reports the UART's state.
     unsafe { inb(COM2 + REG_LINE_STATUS) }
 }
 

@@ -10,20 +10,20 @@ use vmm_abi::report::{CONSOLE_SEPARATOR, HYPERVISOR_SOURCE, Record};
 const COM1: u16 = 0x3f8;
 // 16550 registers (offsets from the port base) and bits; COM2 uses them too.
 pub(super) const REG_DATA: u16 = 0;
-pub(super) const REG_INTERRUPT_ENABLE: u16 = 1;
-pub(super) const REG_FIFO_CONTROL: u16 = 2;
-pub(super) const REG_LINE_CONTROL: u16 = 3;
-pub(super) const REG_MODEM_CONTROL: u16 = 4;
+const REG_INTERRUPT_ENABLE: u16 = 1;
+const REG_FIFO_CONTROL: u16 = 2;
+const REG_LINE_CONTROL: u16 = 3;
+const REG_MODEM_CONTROL: u16 = 4;
 pub(super) const REG_LINE_STATUS: u16 = 5;
-pub(super) const LINE_CONTROL_DLAB: u8 = 0x80;
-pub(super) const LINE_CONTROL_8N1: u8 = 0x03;
-pub(super) const FIFO_ENABLE_CLEAR: u8 = 0xc7;
-pub(super) const MODEM_DTR_RTS_OUT2: u8 = 0x0b;
+const LINE_CONTROL_DLAB: u8 = 0x80;
+const LINE_CONTROL_8N1: u8 = 0x03;
+const FIFO_ENABLE_CLEAR: u8 = 0xc7;
+const MODEM_DTR_RTS_OUT2: u8 = 0x0b;
 pub(super) const LINE_STATUS_DATA_READY: u8 = 0x01;
 pub(super) const LINE_STATUS_THR_EMPTY: u8 = 0x20;
 const LINE_STATUS_TRANSMITTER_EMPTY: u8 = 0x40;
 /// Divisor for 115200 baud.
-pub(super) const DIVISOR_115200: u8 = 1;
+const DIVISOR_115200: u8 = 1;
 
 /// COM1 itself: a byte goes out only when the transmitter has room.
 struct Uart;
@@ -109,16 +109,23 @@ fn with_queue(f: impl FnOnce(&mut OutQueue)) {
 
 /// Programs COM1 for 115200 8N1 with its FIFOs on.
 pub fn init() {
-    // SAFETY: COM1 belongs to the hypervisor; this is the standard 16550
-    // set-up sequence.
+    init_port(COM1);
+}
+
+/// Sets up the 16550 at `base`: 115200 baud, 8N1, FIFOs on and cleared,
+/// interrupts off (COM1 here, COM2 in `com2`).
+pub(super) fn init_port(base: u16) {
+    // SAFETY: the serial ports belong to the hypervisor (guests are denied
+    // every port) and each is set up once, by the boot core, before anyone
+    // else uses it; this is the standard 16550 set-up sequence.
     unsafe {
-        outb(COM1 + REG_INTERRUPT_ENABLE, 0);
-        outb(COM1 + REG_LINE_CONTROL, LINE_CONTROL_DLAB);
-        outb(COM1 + REG_DATA, DIVISOR_115200);
-        outb(COM1 + REG_INTERRUPT_ENABLE, 0);
-        outb(COM1 + REG_LINE_CONTROL, LINE_CONTROL_8N1);
-        outb(COM1 + REG_FIFO_CONTROL, FIFO_ENABLE_CLEAR);
-        outb(COM1 + REG_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
+        outb(base + REG_INTERRUPT_ENABLE, 0);
+        outb(base + REG_LINE_CONTROL, LINE_CONTROL_DLAB);
+        outb(base + REG_DATA, DIVISOR_115200);
+        outb(base + REG_INTERRUPT_ENABLE, 0);
+        outb(base + REG_LINE_CONTROL, LINE_CONTROL_8N1);
+        outb(base + REG_FIFO_CONTROL, FIFO_ENABLE_CLEAR);
+        outb(base + REG_MODEM_CONTROL, MODEM_DTR_RTS_OUT2);
     }
 }
 
