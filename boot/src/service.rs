@@ -24,6 +24,8 @@ use vmm_abi::control::{self, Message, Next, next_frame};
 pub const DEFAULT_HOST: &str = "default";
 /// How long a command waits for its answer from the hypervisor.
 pub const ANSWER_WAIT: Duration = Duration::from_secs(60);
+/// How long a client may take to send its request.
+const CLIENT_WAIT: Duration = Duration::from_secs(5);
 /// How often the relay looks for a new connection or a stop.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -455,6 +457,9 @@ impl Line {
 
     /// Serves one client: a command, or raw bytes and a number of answers.
     fn client(&mut self, mut c: UnixStream, stop: &AtomicBool) -> Result<()> {
+        // A client that never finishes its request does not hold the line.
+        c.set_read_timeout(Some(CLIENT_WAIT))
+            .map_err(|e| Error::new(format!("cannot set up the client: {e}")))?;
         let mut req = Vec::new();
         c.read_to_end(&mut req)
             .map_err(|e| Error::new(format!("cannot read the request: {e}")))?;

@@ -150,6 +150,12 @@ fn a_service_run_is_managed_at_runtime() {
     // Alone on its core and waiting with no timeout: its core still takes
     // the request.
     assert!(corral(&["stop", "idle", "--host", &name]).status.success());
+    // Back, and waiting again when the run ends: `down` must reach it too.
+    assert!(
+        corral(&["restart", "idle", "--host", &name])
+            .status
+            .success()
+    );
     assert!(free_memory(&name) > free0, "a stopped VM's memory is free");
     let prom = stdout(&corral(&["stats", "--host", &name, "--prometheus"]));
     for want in [
@@ -198,7 +204,7 @@ fn a_service_run_is_managed_at_runtime() {
     let table = stdout(&ps);
     assert!(ps.status.success(), "{}", stderr(&ps));
     assert!(table.contains("web-1  stopped"), "{table}");
-    assert!(table.contains("5 VMs, 1 running"), "{table}");
+    assert!(table.contains("5 VMs, 2 running"), "{table}");
 
     let logs = corral(&["logs", "once", "--host", &name]);
     let text = stdout(&logs);
@@ -229,7 +235,8 @@ fn a_service_run_is_managed_at_runtime() {
     assert_eq!(vm("web-1")["status"], "stopped");
     assert_eq!(vm("web-1")["reason"], "stopped by the operator");
     assert_eq!(vm("idle")["status"], "stopped");
-    assert_eq!(vm("idle")["reason"], "stopped by the operator");
+    assert_eq!(vm("idle")["reason"], "stopped: the run ended");
+    assert_eq!(vm("idle")["restarts"], 1);
     assert_eq!(vm("web-0")["status"], "stopped");
     assert_eq!(vm("web-0")["reason"], "stopped: the run ended");
     assert_eq!(vm("web-2")["reason"], "stopped by the operator");

@@ -186,18 +186,28 @@ impl Channel {
     /// Time passes at `now`: a frame half-sent for too long is dropped,
     /// and a `list` being answered goes on.
     pub fn tick(&mut self, now: u64, fleet: &mut impl Fleet) {
+        self.list_rows(fleet);
+        // Frames that waited for room go on.
+        if self.wants_input() {
+            self.take_frames(fleet);
+        }
         if !self.input.is_empty()
             && now.saturating_sub(self.last_byte) > PARTIAL_TIMEOUT
-            && self.has_room()
+            && self.wants_input()
         {
+            // Not a frame after all (a header whose length never came):
+            // skip its first byte and look again, so a good frame caught
+            // behind it is still found.
             let have = self.input.len();
-            self.input.clear();
             let text = Text::format(format_args!(
-                "frame refused: {have} bytes of a frame and then nothing; dropped"
+                "frame refused: {have} bytes of a frame and then nothing; skipped"
             ));
+            // After a pause this is news, whatever came before it.
             self.error(UNFRAMED, text.as_str());
+            self.skipping = true;
+            self.input.remove(0);
+            self.take_frames(fleet);
         }
-        self.list_rows(fleet);
     }
 
     /// A core carried out (or refused) command `seq`.
@@ -209,7 +219,9 @@ impl Channel {
     }
 
     fn take_frames(&mut self, fleet: &mut impl Fleet) {
-        loop {
+        // One frame at a time while its answer has room; the rest waits in
+        // the buffer for `tick`.
+        while self.wants_input() {
             let used = match next_frame(&self.input) {
                 Next::NeedMore => return,
                 Next::Frame(_, len) => {
@@ -245,8 +257,10 @@ impl Channel {
 
     fn command(&mut self, seq: u32, msg: Message<'_>, fleet: &mut impl Fleet) {
         if let Err(e) = self.session.accept(seq) {
+            // Under no command's number: the peer's own command with that
+            // number may still be answered.
             let text = Text::format(format_args!("frame refused: {e}"));
-            self.error(seq, text.as_str());
+            self.error(UNFRAMED, text.as_str());
             return;
         }
         // The VM's core answers once it has carried it out.

@@ -261,11 +261,11 @@ fn replayed_and_out_of_order_frames_are_refused() {
     send(&mut ch, &mut fleet, &frame(&Message::List, 5), 1);
     let got = drain(&mut ch, &mut fleet, 1);
     assert!(
-        matches!(&got[0], Got::Error(0, t) if t.contains("replay")),
+        matches!(&got[0], Got::Error(UNFRAMED, t) if t.contains("replay")),
         "{got:?}"
     );
     assert!(
-        matches!(&got[1], Got::Error(5, t) if t.contains("out of order")),
+        matches!(&got[1], Got::Error(UNFRAMED, t) if t.contains("out of order")),
         "{got:?}"
     );
     send(&mut ch, &mut fleet, &frame(&Message::List, 1), 1);
@@ -303,6 +303,72 @@ fn stats_count_running_vms_commands_and_errors() {
     // The fake's rows are all running; `list` and `stats` were accepted.
     assert!(got.contains(&Got::Stats(1, 4096, 3, 2, 1)), "{got:?}");
     assert_eq!(got.last(), Some(&Got::Done(1)));
+}
+
+#[test]
+fn a_good_frame_behind_a_bogus_header_is_found_after_the_pause() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    // Garbage first: the pause's error is reported all the same.
+    send(&mut ch, &mut fleet, b"junk", 1);
+    assert_eq!(drain(&mut ch, &mut fleet, 1).len(), 1);
+    let mut bogus = frame(&Message::List, 9)[..10].to_vec();
+    bogus[8..10].copy_from_slice(&100u16.to_le_bytes());
+    send(&mut ch, &mut fleet, &bogus, 1);
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&Message::Stop { vm: "web-0" }, 0),
+        1,
+    );
+    assert!(drain(&mut ch, &mut fleet, 1).is_empty());
+    let got = drain(&mut ch, &mut fleet, 2 + PARTIAL_TIMEOUT);
+    assert!(
+        matches!(&got[..], [Got::Error(UNFRAMED, t)] if t.contains("skipped")),
+        "{got:?}"
+    );
+    assert_eq!(fleet.posted, vec![(0, Request::Stop, 0)]);
+}
+
+#[test]
+fn frames_that_arrive_together_are_each_answered_in_order() {
+    let mut fleet = FakeFleet::with(2);
+    let mut ch = Channel::new();
+    // A corrupt header first, so the good frames behind it are taken in
+    // one go once it is skipped.
+    let mut bytes = frame(&Message::List, 99)[..10].to_vec();
+    bytes[3] = 200;
+    let n = 80;
+    for seq in 0..n {
+        bytes.extend(frame(&Message::List, seq));
+    }
+    let mut now = 1;
+    let mut got = StdVec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        if ch.wants_input() {
+            ch.receive(bytes[at], now, &mut fleet);
+            at += 1;
+        } else {
+            got.extend(drain(&mut ch, &mut fleet, now));
+        }
+        now += 1;
+    }
+    got.extend(drain(&mut ch, &mut fleet, now));
+    let done: StdVec<u32> = got
+        .iter()
+        .filter_map(|g| match g {
+            Got::Done(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        done,
+        (0..n).collect::<StdVec<_>>(),
+        "each list done once, in order"
+    );
+    let rows = got.iter().filter(|g| matches!(g, Got::Row(..))).count();
+    assert_eq!(rows, 2 * n as usize);
 }
 
 #[test]

@@ -279,6 +279,13 @@ impl Plan {
                     self.apply(cp, mail, vms, &mut sched, core);
                 }
                 if cp.ending() {
+                    // Requests that came with the end are answered, not lost.
+                    while let Some(mail) = cp.take_mail(core) {
+                        cp.answer(
+                            mail.seq,
+                            Err(Text::format(format_args!("not carried out: the run ended"))),
+                        );
+                    }
                     for st in vms.iter_mut() {
                         if cp.status(st.index) == VM_RUNNING {
                             self.operator_stop(st, "stopped: the run ended", cp);

@@ -178,7 +178,9 @@ impl ControlPlane {
         let start = rdtsc();
         loop {
             self.serve();
-            let idle = self.answers.lock().is_empty() && self.channel.lock().pending_out() == 0;
+            let idle = self.in_flight.load(Ordering::Acquire) == 0
+                && self.answers.lock().is_empty()
+                && self.channel.lock().pending_out() == 0;
             if idle || rdtsc().wrapping_sub(start) > FLUSH_TICKS {
                 return;
             }
@@ -245,6 +247,11 @@ impl Fleet for Machine<'_> {
 
     fn end(&mut self) {
         self.0.ending.store(true, Ordering::Release);
+        // Every core's run loop must see it, even one spinning in a lone
+        // VM's wait.
+        for f in &MAIL_WAITING {
+            f.store(true, Ordering::Relaxed);
+        }
     }
 
     fn free_bytes(&self) -> u64 {
