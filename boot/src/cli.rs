@@ -87,6 +87,17 @@ struct ReportArg {
     report: Option<PathBuf>,
 }
 
+/// A booting command's options: the machine, its CPUs, the report.
+#[derive(Clone, Debug, Default, Args)]
+struct Machine {
+    #[command(flatten)]
+    boot: Boot,
+    #[command(flatten)]
+    cpus: Cpus,
+    #[command(flatten)]
+    report: ReportArg,
+}
+
 /// Which running host.
 #[derive(Clone, Debug, Args)]
 struct HostArg {
@@ -102,24 +113,13 @@ enum Cmd {
         /// The TOML manifest
         manifest: PathBuf,
         #[command(flatten)]
-        boot: Boot,
-        #[command(flatten)]
-        cpus: Cpus,
-        #[command(flatten)]
-        report: ReportArg,
+        machine: Machine,
         /// A service run's host name (what `corral up` passes)
         #[arg(long, value_name = "NAME")]
         host: Option<String>,
     },
     /// Run images/manifests/bench.toml and print its numbers
-    Bench {
-        #[command(flatten)]
-        boot: Boot,
-        #[command(flatten)]
-        cpus: Cpus,
-        #[command(flatten)]
-        report: ReportArg,
-    },
+    Bench(Machine),
     /// Boot fleets of hello VMs on 1 emulated CPU and print per-VM boot cost and memory
     FleetBench {
         /// Comma-separated fleet sizes (default 1,8,64,256)
@@ -133,25 +133,11 @@ enum Cmd {
     /// Run the NFV pipeline of images/manifests/nfv-bench.toml with 64- and
     /// 1500-byte frames, twice each, and print VM exits and polling
     /// instructions per packet
-    NetBench {
-        #[command(flatten)]
-        boot: Boot,
-        #[command(flatten)]
-        cpus: Cpus,
-        #[command(flatten)]
-        report: ReportArg,
-    },
+    NetBench(Machine),
     /// Run images/manifests/nic-bench.toml (a host UDP client, slirp, the
     /// e1000, echo) in shared and owned mode and print the NIC path's
     /// instructions per frame each way and VM exits
-    NicBench {
-        #[command(flatten)]
-        boot: Boot,
-        #[command(flatten)]
-        cpus: Cpus,
-        #[command(flatten)]
-        report: ReportArg,
-    },
+    NicBench(Machine),
     /// Boot a service-run manifest in the background; returns once its
     /// hypervisor answers on its control line
     Up {
@@ -231,7 +217,8 @@ fn sizes(text: &str) -> Result<SizeList, String> {
     fleet_bench::parse_sizes(text).map_err(|e| e.to_string())
 }
 
-fn options(manifest: PathBuf, boot: Boot, cpus: Cpus, report: ReportArg) -> RunOptions {
+fn options(manifest: PathBuf, m: Machine) -> RunOptions {
+    let Machine { boot, cpus, report } = m;
     RunOptions {
         manifest,
         report: report.report,
@@ -336,14 +323,12 @@ pub fn invoke(args: &[&str]) -> Invocation {
     match cli.command {
         Cmd::Run {
             manifest,
-            boot,
-            cpus,
-            report,
+            machine,
             host,
         } => {
             let opts = RunOptions {
                 host: host.clone(),
-                ..options(manifest, boot, cpus, report)
+                ..options(manifest, machine)
             };
             let inv = finish_run(&opts, run(&opts));
             // `down` waits for this: the report is written, the run is over.
@@ -352,19 +337,19 @@ pub fn invoke(args: &[&str]) -> Invocation {
             }
             inv
         }
-        Cmd::Bench { boot, cpus, report } => {
-            let opts = options(bench::manifest_path(), boot, cpus, report);
+        Cmd::Bench(m) => {
+            let opts = options(bench::manifest_path(), m);
             bench_command(&opts)
         }
-        Cmd::NetBench { boot, cpus, report } => {
-            let opts = options(net_bench::manifest_path(), boot, cpus, report);
+        Cmd::NetBench(m) => {
+            let opts = options(net_bench::manifest_path(), m);
             repeatable_bench(
                 net_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
                 "two runs of the same frame size measured different numbers",
             )
         }
-        Cmd::NicBench { boot, cpus, report } => {
-            let opts = options(nic_bench::manifest_path(), boot, cpus, report);
+        Cmd::NicBench(m) => {
+            let opts = options(nic_bench::manifest_path(), m);
             repeatable_bench(
                 nic_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
                 "two runs of the same mode and frame size measured different numbers",
@@ -375,7 +360,14 @@ pub fn invoke(args: &[&str]) -> Invocation {
             boot,
             report,
         } => {
-            let opts = options(PathBuf::new(), boot, Cpus::default(), report);
+            let opts = options(
+                PathBuf::new(),
+                Machine {
+                    boot,
+                    cpus: Cpus::default(),
+                    report,
+                },
+            );
             let sizes = sizes.unwrap_or_else(|| fleet_bench::DEFAULT_SIZES.to_vec());
             match fleet_bench::run_sizes(&opts, &sizes) {
                 Ok(lines) => {
@@ -546,17 +538,13 @@ mod tests {
         match parse(args).unwrap() {
             Cmd::Run {
                 manifest,
-                boot,
-                cpus,
-                report,
+                machine,
                 host,
             } => RunOptions {
                 host,
-                ..options(manifest, boot, cpus, report)
+                ..options(manifest, machine)
             },
-            Cmd::Bench { boot, cpus, report } | Cmd::NetBench { boot, cpus, report } => {
-                options(PathBuf::new(), boot, cpus, report)
-            }
+            Cmd::Bench(m) | Cmd::NetBench(m) => options(PathBuf::new(), m),
             other => panic!("not a run: {other:?}"),
         }
     }
