@@ -1,11 +1,12 @@
 //! The commands that manage a running host: `up` (a service run in the background, returning once its hypervisor answers), `ps`, `stop`, `restart`, `logs` and `down` (end the run, wait for its report).
 
+use crate::bochs::LineSplitter;
 use crate::cargo_build;
 use crate::error::{Error, Result};
 use crate::service::{self, Answer, HostDir, status_name};
 use crate::table::{self, Align};
 use crate::toml_manifest;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,40 +21,27 @@ const DOWN_WAIT: Duration = Duration::from_secs(300);
 /// The line the run prints before its report.
 const REPORT_MARK: &str = "[4/4] report";
 
-/// New bytes of a growing file.
+/// New lines of a growing file (split by the console's `LineSplitter`).
+#[derive(Default)]
 struct Follow {
     file: Option<std::fs::File>,
-    at: u64,
-    partial: String,
+    split: LineSplitter,
 }
 
 impl Follow {
-    fn new() -> Self {
-        Follow {
-            file: None,
-            at: 0,
-            partial: String::new(),
-        }
-    }
-
     /// The whole lines added since the last call.
     fn lines(&mut self, path: &Path) -> Vec<String> {
         if self.file.is_none() {
             self.file = std::fs::File::open(path).ok();
         }
-        let Some(f) = &mut self.file else {
-            return Vec::new();
-        };
-        let mut buf = Vec::new();
-        if f.seek(SeekFrom::Start(self.at)).is_err() || f.read_to_end(&mut buf).is_err() {
-            return Vec::new();
-        }
-        self.at += buf.len() as u64;
-        self.partial.push_str(&String::from_utf8_lossy(&buf));
+        let mut bytes = Vec::new();
         let mut out = Vec::new();
-        while let Some(i) = self.partial.find('\n') {
-            out.push(self.partial[..i].trim_end_matches('\r').to_string());
-            self.partial.drain(..=i);
+        if let Some(f) = &mut self.file
+            && f.read_to_end(&mut bytes).is_ok()
+        {
+            self.split.push(&bytes, &mut |l| {
+                out.push(l.trim_end_matches('\r').to_string());
+            });
         }
         out
     }
@@ -115,7 +103,7 @@ pub fn up(manifest: &Path, host: &HostDir, run_args: &[String], bound: Duration)
         host.console().display()
     );
     let start = Instant::now();
-    let mut follow = Follow::new();
+    let mut follow = Follow::default();
     loop {
         for line in follow.lines(&host.console()) {
             println!("  {line}");
@@ -402,7 +390,7 @@ pub fn logs(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -> Resu
             host.name
         )));
     }
-    let mut f = Follow::new();
+    let mut f = Follow::default();
     loop {
         let lines = f.lines(&host.console());
         for text in vm_lines(lines.iter().map(String::as_str), vm) {
@@ -489,7 +477,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.log");
         std::fs::write(&path, "a\nb").unwrap();
-        let mut f = Follow::new();
+        let mut f = Follow::default();
         assert_eq!(f.lines(&path), ["a"]);
         let mut file = std::fs::OpenOptions::new()
             .append(true)

@@ -177,8 +177,13 @@ impl Plan {
         if manifest.service() {
             // Each VM's place: its core and its position among that core's
             // VMs (manifest order within the core, as laid out above).
+            let mut taken = [0u32; MAX_CORES];
             let place = |i: usize| match placed[i] {
-                Some(c) => (c, (0..i).filter(|&j| placed[j] == Some(c)).count() as u32),
+                Some(c) => {
+                    let slot = &mut taken[c as usize % MAX_CORES];
+                    *slot += 1;
+                    (c, *slot - 1)
+                }
                 None => (NO_CORE, 0),
             };
             plan.control = Some(ControlPlane::new(*manifest, place)?);

@@ -80,10 +80,11 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// The control plane over `manifest`'s VMs, placed by `place` (core or
-    /// [`NO_CORE`], position); sets COM2 up.
+    /// [`NO_CORE`], position; asked for each VM in manifest order); sets
+    /// COM2 up.
     pub fn new(
         manifest: Manifest<'static>,
-        place: impl Fn(usize) -> (u32, u32),
+        mut place: impl FnMut(usize) -> (u32, u32),
     ) -> Result<Self, &'static str> {
         let cells = memory::leak_slice(
             manifest.len(),
