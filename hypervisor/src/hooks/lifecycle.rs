@@ -16,10 +16,10 @@
 #![forbid(unsafe_code)]
 
 use super::Env;
-use super::Verified;
 use super::maps::MapSet;
 use super::packet::BuildError;
 use super::vm::{self, Outcome};
+use super::{HookMemory, Program, Verified};
 use spin::Mutex;
 use vmm_abi::hook::context::{
     EXIT_ALLOW, EXIT_DENY, EXIT_FAIL, EXIT_REASON_VMCALL, ExitCtx, RESTART_RESTART,
@@ -76,7 +76,7 @@ pub fn restart_decision(
 
 /// What a hook's lock guards.
 struct State<'t> {
-    prog: Verified<'t>,
+    prog: Program<'t>,
     maps: MapSet<'t>,
     flow: VmHookFlow,
     /// Cores its per-core maps are sized for.
@@ -123,9 +123,10 @@ pub struct VmHook<'t> {
 
 impl<'t> VmHook<'t> {
     /// Builds hook `name` (manifest index `index`) of `kind` on VM `vm`:
-    /// `insns` (verified again here) with the map table `defs`, whose maps
-    /// live in `arena` (at least [`super::maps::bytes_needed`] for `cores`
-    /// cores); `clock` is what `bpf_ktime_get_ns` returns.
+    /// `insns` (verified again here) with the map table `defs`, decoded
+    /// into `mem.ops`, its maps in `mem.arena` (at least
+    /// [`super::maps::bytes_needed`] for `cores` cores); `clock` is what
+    /// `bpf_ktime_get_ns` returns.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &'t str,
@@ -135,14 +136,15 @@ impl<'t> VmHook<'t> {
         cores: u32,
         insns: &'t [Insn],
         defs: &[MapDef],
-        arena: &'t mut [u8],
+        mem: HookMemory<'t>,
         clock: fn() -> u64,
     ) -> Result<Self, BuildError> {
         if !matches!(kind, HookKind::Restart | HookKind::Exit | HookKind::Slice) {
             return Err(BuildError::Kind(kind));
         }
-        let prog = Verified::new(insns, kind, defs).map_err(BuildError::Verify)?;
-        let maps = MapSet::new(defs, cores.max(1), arena).map_err(BuildError::Maps)?;
+        let verified = Verified::new(insns, kind, defs).map_err(BuildError::Verify)?;
+        let prog = super::packet::program(verified, mem.ops)?;
+        let maps = MapSet::new(defs, cores.max(1), mem.arena).map_err(BuildError::Maps)?;
         Ok(VmHook {
             name,
             kind,

@@ -17,6 +17,7 @@ pub mod packet;
 pub mod vm;
 
 use vm::HookEnv;
+use vm::op::{self, Op};
 use vmm_abi::hook::{HookKind, Insn, MapDef, ProgInfo, VerifyError, verify};
 
 /// What a run needs of the machine: the clock (`bpf_ktime_get_ns`) and
@@ -63,5 +64,71 @@ impl<'p> Verified<'p> {
     /// The hook kind it was verified for.
     pub fn kind(&self) -> HookKind {
         self.info.kind
+    }
+}
+
+/// A verified program decoded for running ([`vm::op`]): what the
+/// interpreter runs. Decoded once, when its hook is built.
+#[derive(Clone, Copy, Debug)]
+pub struct Program<'p> {
+    verified: Verified<'p>,
+    ops: &'p [Op],
+}
+
+impl<'p> Program<'p> {
+    /// Decodes `verified` into `storage`, which must have room for an op
+    /// per instruction slot; `None` if it has not.
+    pub fn new(verified: Verified<'p>, storage: &'p mut [Op]) -> Option<Self> {
+        let ops = storage.get_mut(..verified.insns.len())?;
+        op::decode(verified.insns, ops);
+        Some(Program { verified, ops })
+    }
+
+    /// `verified` with ops decoded elsewhere (tests comparing decodings).
+    #[cfg(test)]
+    pub(crate) fn from_decoded(verified: Verified<'p>, ops: &'p [Op]) -> Self {
+        Program { verified, ops }
+    }
+
+    /// What the verifier learnt.
+    pub fn info(&self) -> &ProgInfo {
+        self.verified.info()
+    }
+
+    /// The hook kind it was verified for.
+    pub fn kind(&self) -> HookKind {
+        self.verified.kind()
+    }
+
+    /// Its ops, one per instruction slot.
+    pub fn ops(&self) -> &'p [Op] {
+        self.ops
+    }
+
+    /// Whether it has store instructions (a packet hook that may write the
+    /// frame gets a copy of its own).
+    pub fn stores(&self) -> bool {
+        self.ops
+            .iter()
+            .any(|o| matches!(o, Op::St { .. } | Op::Stx { .. } | Op::AtomicAdd { .. }))
+    }
+}
+
+/// Memory a hook is built in, allocated by the caller: its maps' arena
+/// (at least [`maps::bytes_needed`]) and room for its decoded program
+/// (an [`Op`] per instruction slot).
+pub struct HookMemory<'t> {
+    /// The maps' values and keys.
+    pub arena: &'t mut [u8],
+    /// The decoded program.
+    pub ops: &'t mut [Op],
+}
+
+/// Hook memory for tests: `arena` and room for `slots` ops, leaked.
+#[cfg(test)]
+pub(crate) fn leaked_memory(arena: &'static mut [u8], slots: usize) -> HookMemory<'static> {
+    HookMemory {
+        arena,
+        ops: std::vec![Op::default(); slots].leak(),
     }
 }

@@ -25,16 +25,16 @@
 #![forbid(unsafe_code)]
 
 use super::Env;
-use super::Verified;
 use super::layout::xdp_md;
 use super::maps::{MapSet, MapSetError};
 use super::vm::{self, Outcome};
+use super::{HookMemory, Program, Verified};
 use crate::datapath::endpoint::FrameSink;
 use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
 use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
-use vmm_abi::hook::insn::{BPF_ST, BPF_STX, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
+use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 use vmm_abi::hook::{HookKind, Insn, MapDef, STACK_SIZE, VerifyError};
 use vmm_abi::manifest::HookAttach;
 use vmm_abi::report::{HookFlow, Record};
@@ -49,6 +49,14 @@ pub enum BuildError {
     Maps(MapSetError),
     /// Not a packet hook.
     Kind(HookKind),
+    /// The room given for the decoded program is short (ops given, ops
+    /// needed).
+    Ops {
+        /// Ops the room holds.
+        have: usize,
+        /// Instruction slots of the program.
+        need: usize,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -57,13 +65,16 @@ impl fmt::Display for BuildError {
             BuildError::Verify(e) => write!(f, "{e}"),
             BuildError::Maps(e) => write!(f, "maps: {e}"),
             BuildError::Kind(k) => write!(f, "a {} hook is not a packet hook", k.name()),
+            BuildError::Ops { have, need } => {
+                write!(f, "room for {have} decoded instructions, {need} needed")
+            }
         }
     }
 }
 
 /// A hook's working state: what its lock guards.
 pub struct HookRun<'t> {
-    prog: Verified<'t>,
+    prog: Program<'t>,
     maps: MapSet<'t>,
     /// Its counters.
     pub flow: HookFlow,
@@ -176,21 +187,21 @@ pub struct PacketHook<'t> {
 impl<'t> PacketHook<'t> {
     /// Builds hook `name` at `attach` (a link or NIC queue direction),
     /// polled by core `core`: `insns` (verified again here) with the map
-    /// table `defs`,
-    /// whose maps live in `arena` (at least [`super::maps::bytes_needed`]
-    /// for `core + 1` cores); `clock` is what `bpf_ktime_get_ns` returns.
-    #[allow(clippy::too_many_arguments)]
+    /// table `defs`, decoded into `mem.ops`, its maps in `mem.arena` (at
+    /// least [`super::maps::bytes_needed`] for `core + 1` cores); `clock`
+    /// is what `bpf_ktime_get_ns` returns.
     pub fn new(
         name: &'t str,
         attach: HookAttach,
         core: u32,
         insns: &'t [Insn],
         defs: &[MapDef],
-        arena: &'t mut [u8],
+        mem: HookMemory<'t>,
         clock: fn() -> u64,
     ) -> Result<Self, BuildError> {
-        let prog = Verified::new(insns, HookKind::Packet, defs).map_err(BuildError::Verify)?;
-        let maps = MapSet::new(defs, core + 1, arena).map_err(BuildError::Maps)?;
+        let verified = Verified::new(insns, HookKind::Packet, defs).map_err(BuildError::Verify)?;
+        let prog = program(verified, mem.ops)?;
+        let maps = MapSet::new(defs, core + 1, mem.arena).map_err(BuildError::Maps)?;
         Ok(PacketHook {
             name,
             attach,
@@ -203,7 +214,7 @@ impl<'t> PacketHook<'t> {
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
                 work: [0; MAX_FRAME_BYTES],
-                stores: insns.iter().any(|i| matches!(i.class(), BPF_ST | BPF_STX)),
+                stores: prog.stores(),
                 stack: [0; STACK_SIZE],
             }),
         })
@@ -250,6 +261,15 @@ impl<'t> PacketHook<'t> {
         });
         super::maps::report(index, &run.maps, run.env.core + 1, record);
     }
+}
+
+/// `verified` decoded into `ops`.
+pub(super) fn program<'t>(
+    verified: Verified<'t>,
+    ops: &'t mut [super::Op],
+) -> Result<Program<'t>, BuildError> {
+    let (have, need) = (ops.len(), verified.insns().len());
+    Program::new(verified, ops).ok_or(BuildError::Ops { have, need })
 }
 
 #[cfg(test)]

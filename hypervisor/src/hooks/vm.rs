@@ -1,13 +1,18 @@
-//! The interpreter: runs a [`Verified`] program over its context, packet, stack and maps in the checked address space of [`crate::hooks::layout`], with an instruction meter; a bad access or a malformed instruction aborts the run with a [`Fault`], never a panic.
+//! The interpreter: runs a [`Program`] (verified, then decoded once into [`op::Op`]s) over its context, packet, stack and maps in the checked address space of [`crate::hooks::layout`]; a bad access or a malformed instruction aborts the run with a [`Fault`], never a panic.
 //!
 //! It trusts the verifier for nothing that matters to the hypervisor:
 //! every load and store is translated and bounds-checked, helper
 //! arguments are checked again (map handles, key and value memory,
-//! helpers allowed for the kind), jumps must land inside the program and
-//! go forward, and the meter stops a run after [`METER_LIMIT`]
-//! instructions. Registers are indexed modulo 16, so a register number
-//! can never index out of bounds. What it does trust the verifier for is
-//! only the program's meaning (initialised registers and stack bytes).
+//! helpers allowed for the kind), and the decoder ([`op`]) gives every
+//! jump a target forward and inside the program (anything else faults
+//! when reached), so each run executes each op at most once. Registers
+//! are indexed modulo 16, so a register number can never index out of
+//! bounds. What it does trust the verifier for is only the program's
+//! meaning (initialised registers and stack bytes).
+//!
+//! Cost: one dispatch per op over a dense `match`, operands already in
+//! place; loads by size with the region found from the address's top
+//! bits ([`mem`]).
 
 #![forbid(unsafe_code)]
 
@@ -16,21 +21,24 @@ mod alu;
 mod fixture;
 mod helpers;
 mod mem;
+pub mod op;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;
 
-use super::Verified;
-use super::layout::{CTX_BASE, MAP_HANDLE_BASE, MAX_PACKET, STACK_BASE};
+use super::Program;
+use super::layout::{CTX_BASE, MAX_PACKET, STACK_BASE};
 use super::maps::MapSet;
 use core::fmt;
 use mem::Mem;
+use op::Op;
 use vmm_abi::hook::insn::*;
 use vmm_abi::hook::{MAX_INSNS, STACK_SIZE};
 
-/// Most instructions one run executes. A verified program has no back
-/// edges, so it runs each instruction at most once and never reaches this.
+/// Most instructions one run executes: control only moves forward in a
+/// decoded program, so a run executes each op at most once, and a
+/// program with more ops than this is refused before it starts.
 pub const METER_LIMIT: u32 = MAX_INSNS as u32;
 
 /// What the hypervisor provides to helpers.
@@ -125,7 +133,8 @@ pub enum FaultKind {
         /// The target.
         target: i64,
     },
-    /// More than [`METER_LIMIT`] instructions.
+    /// A program of more than [`METER_LIMIT`] instructions (never
+    /// verified), refused before it runs.
     Meter,
     /// The context is not the hook kind's size.
     ContextSize {
@@ -165,7 +174,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Helper { id } => write!(f, "helper {id} not available"),
             FaultKind::BadInstruction { code } => write!(f, "opcode {code:#04x} not runnable"),
             FaultKind::Jump { target } => write!(f, "control reaches insn {target}"),
-            FaultKind::Meter => write!(f, "more than {METER_LIMIT} instructions"),
+            FaultKind::Meter => write!(f, "program of more than {METER_LIMIT} instructions"),
             FaultKind::ContextSize { expected, got } => {
                 write!(f, "context of {got} bytes, {expected} expected")
             }
@@ -185,7 +194,7 @@ impl fmt::Display for Fault {
 
 /// [`run_with_stack`] with a fresh, zeroed stack.
 pub fn run(
-    prog: &Verified<'_>,
+    prog: &Program<'_>,
     ctx: &[u8],
     packet: Option<&mut [u8]>,
     maps: &mut MapSet<'_>,
@@ -201,7 +210,7 @@ pub fn run(
 /// caller's, which may hold an earlier run's bytes (the verifier proves a
 /// program writes every stack byte before it reads it).
 pub fn run_with_stack(
-    prog: &Verified<'_>,
+    prog: &Program<'_>,
     ctx: &[u8],
     packet: Option<&mut [u8]>,
     maps: &mut MapSet<'_>,
@@ -230,9 +239,13 @@ pub fn run_with_stack(
     if needed as usize > maps.len() {
         return before(FaultKind::MapSet { have: maps.len() });
     }
+    // Control only moves forward, so a run executes at most one op per
+    // slot; a longer program (never verified) could exceed the meter.
+    if prog.ops().len() > METER_LIMIT as usize {
+        return before(FaultKind::Meter);
+    }
     let cpu = env.core();
     let mut m = Machine {
-        insns: prog.insns(),
         kind: prog.kind(),
         regs: [0; 16],
         mem: Mem {
@@ -243,192 +256,283 @@ pub fn run_with_stack(
             cpu,
         },
         redirect: None,
-        executed: 0,
     };
     m.regs[1] = CTX_BASE;
     m.regs[10] = STACK_BASE + STACK_SIZE as u64;
-    let mut pc = 0;
-    loop {
-        match m.step(pc, env) {
-            Ok(Step::Next(next)) => pc = next,
-            Ok(Step::Exit) => {
-                return Outcome::Returned {
-                    ret: m.regs[0],
-                    redirect: m.redirect,
-                    executed: m.executed,
-                };
-            }
-            Err(kind) => {
-                return Outcome::Aborted(Fault {
-                    insn: pc,
-                    kind,
-                    executed: m.executed,
-                });
-            }
-        }
-    }
-}
-
-/// Where an instruction sends control.
-enum Step {
-    Next(usize),
-    Exit,
+    m.execute(prog.ops(), env)
 }
 
 /// One run's machine state.
-struct Machine<'p, 'r, 'a> {
-    insns: &'p [Insn],
+struct Machine<'r, 'a> {
     kind: vmm_abi::hook::HookKind,
     /// `r0..=r10`, and five registers no valid program names, so that a
     /// four-bit register number always indexes in bounds.
     regs: [u64; 16],
     mem: Mem<'r, 'a>,
     redirect: Option<u32>,
-    executed: u32,
 }
 
-impl Machine<'_, '_, '_> {
-    #[inline]
+impl Machine<'_, '_> {
+    #[inline(always)]
     fn reg(&self, r: u8) -> u64 {
         self.regs[usize::from(r & 0x0f)]
     }
 
-    #[inline]
+    #[inline(always)]
     fn set(&mut self, r: u8, v: u64) {
         self.regs[usize::from(r & 0x0f)] = v;
     }
 
-    /// The target of a jump at `pc`: forward and inside the program.
-    #[inline]
-    fn target(&self, pc: usize, off: i16) -> Result<usize, FaultKind> {
-        let t = pc as i64 + 1 + i64::from(off);
-        match usize::try_from(t) {
-            Ok(t) if t > pc && t < self.insns.len() => Ok(t),
-            _ => Err(FaultKind::Jump { target: t }),
-        }
-    }
-
-    fn step(&mut self, pc: usize, env: &impl HookEnv) -> Result<Step, FaultKind> {
-        let Some(&insn) = self.insns.get(pc) else {
-            return Err(FaultKind::Jump { target: pc as i64 });
-        };
-        self.executed += 1;
-        if self.executed > METER_LIMIT {
-            return Err(FaultKind::Meter);
-        }
-        let bad = FaultKind::BadInstruction { code: insn.code };
-        let op = insn.code & OP_MASK;
-        let by_reg = insn.code & SOURCE_MASK == BPF_X;
-        let next = pc + 1;
-        match insn.class() {
-            BPF_ALU64 => {
-                let src = if by_reg {
-                    self.reg(insn.src)
-                } else {
-                    i64::from(insn.imm) as u64
-                };
-                let v = alu::alu64(op, self.reg(insn.dst), src).ok_or(bad)?;
-                self.set(insn.dst, v);
+    /// Runs `ops` from the first: one dispatch per op, jump targets taken
+    /// as decoded (forward, inside the program: [`op`]), so the program
+    /// counter only grows and the run ends within `ops.len()` steps.
+    fn execute(&mut self, ops: &[Op], env: &impl HookEnv) -> Outcome {
+        // The ops from the next one on: the program counter is
+        // `ops.len() - rest.len()`, computed only where it is needed.
+        let mut rest = ops.iter();
+        // Slots passed over by taken jumps, fused ops and `lddw` second
+        // halves: the ops executed are the slots up to the current one less
+        // these, so only those pay for counting.
+        let mut skipped = 0usize;
+        let len = ops.len();
+        loop {
+            let Some(&op) = rest.next() else {
+                return Outcome::Aborted(Fault {
+                    insn: len,
+                    kind: FaultKind::Jump { target: len as i64 },
+                    executed: (len - skipped) as u32,
+                });
+            };
+            // Takes a decoded (forward, inside the program) jump.
+            macro_rules! take {
+                ($target:expr) => {{
+                    let t = $target as usize;
+                    let next = len - rest.len();
+                    skipped += t.saturating_sub(next);
+                    rest = ops.get(t..).unwrap_or_default().iter();
+                }};
             }
-            BPF_ALU => {
-                let v = if op == BPF_END {
-                    alu::endian(by_reg, insn.imm, self.reg(insn.dst)).ok_or(bad)?
-                } else {
-                    let src = if by_reg {
-                        self.reg(insn.src) as u32
-                    } else {
-                        insn.imm as u32
-                    };
-                    u64::from(alu::alu32(op, self.reg(insn.dst) as u32, src).ok_or(bad)?)
-                };
-                self.set(insn.dst, v);
-            }
-            BPF_JMP => {
-                let b = if by_reg {
-                    self.reg(insn.src)
-                } else {
-                    i64::from(insn.imm) as u64
-                };
-                return match op {
-                    BPF_JA => Ok(Step::Next(self.target(pc, insn.off)?)),
-                    BPF_EXIT => Ok(Step::Exit),
-                    BPF_CALL => {
-                        let r0 = self.call(insn.imm as u32, env)?;
-                        self.set(0, r0);
-                        Ok(Step::Next(next))
-                    }
-                    _ if alu::jmp64(op, self.reg(insn.dst), b).ok_or(bad)? => {
-                        Ok(Step::Next(self.target(pc, insn.off)?))
-                    }
-                    _ => Ok(Step::Next(next)),
-                };
-            }
-            BPF_JMP32 => {
-                let b = if by_reg {
-                    self.reg(insn.src) as u32
-                } else {
-                    insn.imm as u32
-                };
-                if alu::jmp32(op, self.reg(insn.dst) as u32, b).ok_or(bad)? {
-                    return Ok(Step::Next(self.target(pc, insn.off)?));
+            let bad = |code| FaultKind::BadInstruction { code };
+            let r = match op {
+                Op::MovImm { dst, imm } => {
+                    self.set(dst, imm);
+                    continue;
                 }
+                Op::MovReg { dst, src } => {
+                    self.set(dst, self.reg(src));
+                    continue;
+                }
+                Op::AddImm { dst, imm } => {
+                    self.set(dst, self.reg(dst).wrapping_add(imm));
+                    continue;
+                }
+                Op::AddReg { dst, src } => {
+                    self.set(dst, self.reg(dst).wrapping_add(self.reg(src)));
+                    continue;
+                }
+                Op::LdxB { dst, src, off } => self.ldx::<1>(dst, src, off),
+                Op::LdxH { dst, src, off } => self.ldx::<2>(dst, src, off),
+                Op::LdxW { dst, src, off } => self.ldx::<4>(dst, src, off),
+                Op::LdxDw { dst, src, off } => self.ldx::<8>(dst, src, off),
+                Op::JeqImm { dst, imm, target } => {
+                    if self.reg(dst) == imm {
+                        take!(target);
+                    }
+                    continue;
+                }
+                Op::JneImm { dst, imm, target } => {
+                    if self.reg(dst) != imm {
+                        take!(target);
+                    }
+                    continue;
+                }
+                Op::JgtReg { dst, src, target } => {
+                    if self.reg(dst) > self.reg(src) {
+                        take!(target);
+                    }
+                    continue;
+                }
+                Op::Ja { target } => {
+                    take!(target);
+                    continue;
+                }
+                Op::Exit => {
+                    return Outcome::Returned {
+                        ret: self.regs[0],
+                        redirect: self.redirect,
+                        executed: (len - rest.len() - skipped) as u32,
+                    };
+                }
+                Op::Return { imm } => {
+                    // `r0 = imm; exit`: two instructions.
+                    self.regs[0] = imm;
+                    return Outcome::Returned {
+                        ret: imm,
+                        redirect: self.redirect,
+                        executed: (len - rest.len() + 1 - skipped) as u32,
+                    };
+                }
+                Op::BoundsCheck {
+                    dst,
+                    src,
+                    end,
+                    imm,
+                    target,
+                } => {
+                    // `dst = src; dst += imm; if dst > end goto target`:
+                    // three instructions, the next two passed over.
+                    let v = self.reg(src).wrapping_add(i64::from(imm) as u64);
+                    self.set(dst, v);
+                    // Past the two ops fused into this one (their slots
+                    // stay, for jumps into the middle).
+                    let _ = rest.nth(1);
+                    if self.reg(dst) > self.reg(end) {
+                        take!(target);
+                    }
+                    continue;
+                }
+                Op::Alu64Imm { op, dst, imm } => alu::alu64(op, self.reg(dst), imm)
+                    .map(|v| self.set(dst, v))
+                    .ok_or(bad(BPF_ALU64 | op)),
+                Op::Alu64Reg { op, dst, src } => alu::alu64(op, self.reg(dst), self.reg(src))
+                    .map(|v| self.set(dst, v))
+                    .ok_or(bad(BPF_ALU64 | BPF_X | op)),
+                Op::Alu32Imm { op, dst, imm } => alu::alu32(op, self.reg(dst) as u32, imm)
+                    .map(|v| self.set(dst, u64::from(v)))
+                    .ok_or(bad(BPF_ALU | op)),
+                Op::Alu32Reg { op, dst, src } => {
+                    alu::alu32(op, self.reg(dst) as u32, self.reg(src) as u32)
+                        .map(|v| self.set(dst, u64::from(v)))
+                        .ok_or(bad(BPF_ALU | BPF_X | op))
+                }
+                Op::End { to_be, bits, dst } => alu::endian(to_be, i32::from(bits), self.reg(dst))
+                    .map(|v| self.set(dst, v))
+                    .ok_or(bad(BPF_ALU | BPF_END)),
+                Op::LdImm64 { dst, imm } => {
+                    self.set(dst, imm);
+                    // Its second slot is not an instruction of its own.
+                    let _ = rest.next();
+                    skipped += 1;
+                    continue;
+                }
+                Op::Jmp64Imm {
+                    op,
+                    dst,
+                    imm,
+                    target,
+                } => match alu::jmp64(op, self.reg(dst), imm) {
+                    Some(true) => {
+                        take!(target);
+                        Ok(())
+                    }
+                    Some(false) => Ok(()),
+                    None => Err(bad(BPF_JMP | op)),
+                },
+                Op::Jmp64Reg {
+                    op,
+                    dst,
+                    src,
+                    target,
+                } => match alu::jmp64(op, self.reg(dst), self.reg(src)) {
+                    Some(true) => {
+                        take!(target);
+                        Ok(())
+                    }
+                    Some(false) => Ok(()),
+                    None => Err(bad(BPF_JMP | BPF_X | op)),
+                },
+                Op::Jmp32Imm {
+                    op,
+                    dst,
+                    imm,
+                    target,
+                } => match alu::jmp32(op, self.reg(dst) as u32, imm) {
+                    Some(true) => {
+                        take!(target);
+                        Ok(())
+                    }
+                    Some(false) => Ok(()),
+                    None => Err(bad(BPF_JMP32 | op)),
+                },
+                Op::Jmp32Reg {
+                    op,
+                    dst,
+                    src,
+                    target,
+                } => match alu::jmp32(op, self.reg(dst) as u32, self.reg(src) as u32) {
+                    Some(true) => {
+                        take!(target);
+                        Ok(())
+                    }
+                    Some(false) => Ok(()),
+                    None => Err(bad(BPF_JMP32 | BPF_X | op)),
+                },
+                Op::Call { id } => self.call(id, env).map(|r0| self.set(0, r0)),
+                Op::Stx {
+                    size,
+                    base,
+                    src,
+                    off,
+                } => self.store(size, base, off, self.reg(src)),
+                Op::St {
+                    size,
+                    base,
+                    off,
+                    imm,
+                } => self.store(size, base, off, imm),
+                Op::AtomicAdd {
+                    size,
+                    base,
+                    src,
+                    off,
+                } => self.atomic_add(size, base, src, off),
+                Op::Bad { code } => Err(bad(code)),
+                Op::BadJump { target } => Err(FaultKind::Jump { target }),
+            };
+            if let Err(kind) = r {
+                let next = len - rest.len();
+                return Outcome::Aborted(Fault {
+                    insn: next - 1,
+                    kind,
+                    executed: (next - skipped) as u32,
+                });
             }
-            BPF_LD => {
-                let second = self
-                    .insns
-                    .get(next)
-                    .filter(|_| insn.code == LDDW)
-                    .ok_or(bad)?;
-                let v = match insn.src {
-                    BPF_PSEUDO_MAP_FD => MAP_HANDLE_BASE + u64::from(insn.imm as u32),
-                    _ => u64::from(insn.imm as u32) | u64::from(second.imm as u32) << 32,
-                };
-                self.set(insn.dst, v);
-                return Ok(Step::Next(pc + 2));
-            }
-            class => self.memory(class, insn)?,
         }
-        Ok(Step::Next(next))
     }
 
-    /// `LDX`, `ST`, `STX` and atomic add.
+    /// `dst = *(N bytes *)(src + off)`.
     #[inline(always)]
-    fn memory(&mut self, class: u8, insn: Insn) -> Result<(), FaultKind> {
-        let size = access_size(insn.code);
-        let mode = insn.code & MODE_MASK;
-        let base = if class == BPF_LDX { insn.src } else { insn.dst };
-        let addr = self.reg(base).wrapping_add(i64::from(insn.off) as u64);
-        let load = || FaultKind::Load {
+    fn ldx<const N: usize>(&mut self, dst: u8, src: u8, off: i16) -> Result<(), FaultKind> {
+        let addr = self.reg(src).wrapping_add(i64::from(off) as u64);
+        let v = self.mem.load_n::<N>(addr).ok_or(FaultKind::Load {
             addr,
-            size: size as u8,
-        };
-        let store = || FaultKind::Store {
-            addr,
-            size: size as u8,
-        };
-        match (class, mode) {
-            (BPF_LDX, BPF_MEM) => {
-                let v = self.mem.load(addr, size).ok_or_else(load)?;
-                self.set(insn.dst, v);
-            }
-            (BPF_ST, BPF_MEM) => {
-                let v = i64::from(insn.imm) as u64;
-                self.mem.store(addr, size, v).ok_or_else(store)?;
-            }
-            (BPF_STX, BPF_MEM) => {
-                let v = self.reg(insn.src);
-                self.mem.store(addr, size, v).ok_or_else(store)?;
-            }
-            (BPF_STX, BPF_ATOMIC) if insn.imm == i32::from(BPF_ADD) && (size == 4 || size == 8) => {
-                // Both checked before either happens: a store that cannot
-                // happen faults as a store.
-                self.mem.bytes_mut(addr, size).ok_or_else(store)?;
-                let old = self.mem.load(addr, size).ok_or_else(load)?;
-                let v = old.wrapping_add(self.reg(insn.src));
-                self.mem.store(addr, size, v).ok_or_else(store)?;
-            }
-            _ => return Err(FaultKind::BadInstruction { code: insn.code }),
-        }
+            size: N as u8,
+        })?;
+        self.set(dst, v);
         Ok(())
+    }
+
+    /// `*(size bytes *)(base + off) = v`.
+    fn store(&mut self, size: u8, base: u8, off: i16, v: u64) -> Result<(), FaultKind> {
+        let addr = self.reg(base).wrapping_add(i64::from(off) as u64);
+        self.mem
+            .store(addr, usize::from(size), v)
+            .ok_or(FaultKind::Store { addr, size })
+    }
+
+    /// `lock *(size bytes *)(base + off) += src`.
+    fn atomic_add(&mut self, size: u8, base: u8, src: u8, off: i16) -> Result<(), FaultKind> {
+        let addr = self.reg(base).wrapping_add(i64::from(off) as u64);
+        let n = usize::from(size);
+        // Both checked before either happens: a store that cannot happen
+        // faults as a store.
+        let store = FaultKind::Store { addr, size };
+        self.mem.bytes_mut(addr, n).ok_or(store)?;
+        let old = self
+            .mem
+            .load(addr, n)
+            .ok_or(FaultKind::Load { addr, size })?;
+        let v = old.wrapping_add(self.reg(src));
+        self.mem.store(addr, n, v).ok_or(store)
     }
 }

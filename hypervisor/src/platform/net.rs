@@ -12,9 +12,11 @@ use super::serial;
 use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::devices::virtio::error::RingError;
+use crate::hooks::HookMemory;
 use crate::hooks::lifecycle::VmHook;
 use crate::hooks::maps::bytes_needed;
 use crate::hooks::packet::PacketHook;
+use crate::hooks::vm::op::Op;
 use crate::mem::raw::RawRam;
 use crate::nic::MacAddr;
 use crate::nic::pci::{PciAddress, Wanted, resolve};
@@ -155,11 +157,12 @@ fn hook_clock() -> u64 {
     instr::rdtsc()
 }
 
-/// A hook's program copied into frames never freed, its map table and
-/// an arena for its maps (sized for `cores` cores); `None` (logged) if it
-/// cannot be built.
+/// A hook's program copied into frames never freed, room for its
+/// decoded form, its map table and an arena for its maps (sized for
+/// `cores` cores); `None` (logged) if it cannot be built.
 struct HookParts {
     insns: &'static [Insn],
+    ops: &'static mut [Op],
     defs: [MapDef; MAX_MAPS],
     count: usize,
     arena: &'static mut [u8],
@@ -186,8 +189,10 @@ impl HookParts {
         }
         let bytes = bytes_needed(&defs[..count], cores).map_err(|e| hook_failed(spec, &e))?;
         let arena = memory::leak_slice(bytes, |_| Ok(0u8), HOOK_MEMORY)?;
+        let ops = memory::leak_slice(insns.len(), |_| Ok(Op::default()), HOOK_MEMORY)?;
         Ok(HookParts {
             insns,
+            ops,
             defs,
             count,
             arena,
@@ -235,7 +240,10 @@ fn build_packet_hooks(
                 core,
                 parts.insns,
                 defs,
-                parts.arena,
+                HookMemory {
+                    arena: parts.arena,
+                    ops: parts.ops,
+                },
                 hook_clock,
             )
             .map_err(|e| hook_failed(&spec, &e))?
@@ -286,7 +294,10 @@ fn build_vm_hooks(
                 cores,
                 parts.insns,
                 defs,
-                parts.arena,
+                HookMemory {
+                    arena: parts.arena,
+                    ops: parts.ops,
+                },
                 hook_clock,
             )
             .map_err(|e| hook_failed(&spec, &e))?;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::*;
+use crate::hooks::leaked_memory;
 use crate::hooks::maps::bytes_needed;
 use std::vec;
 use std::vec::Vec;
@@ -33,7 +34,18 @@ fn twice_for_triple_faults() -> Vec<Insn> {
 
 fn build(kind: HookKind, insns: &'static [Insn]) -> VmHook<'static> {
     let arena = vec![0u8; bytes_needed(&[], 2).unwrap()].leak();
-    VmHook::new("h", 3, kind, 1, 2, insns, &[], arena, clock).unwrap()
+    VmHook::new(
+        "h",
+        3,
+        kind,
+        1,
+        2,
+        insns,
+        &[],
+        leaked_memory(arena, insns.len()),
+        clock,
+    )
+    .unwrap()
 }
 
 fn restart_ctx(reason: u32, restarts: u32) -> RestartCtx {
@@ -156,7 +168,17 @@ fn only_restart_and_exit_hooks_are_built_here_and_they_report() {
     let arena = vec![0u8; 0].leak();
     let insns = vec![mov64_imm(0, 0), exit()].leak();
     assert!(matches!(
-        VmHook::new("p", 0, HookKind::Packet, 0, 1, insns, &[], arena, clock),
+        VmHook::new(
+            "p",
+            0,
+            HookKind::Packet,
+            0,
+            1,
+            insns,
+            &[],
+            leaked_memory(arena, insns.len()),
+            clock,
+        ),
         Err(BuildError::Kind(HookKind::Packet))
     ));
     let h = build(HookKind::Exit, insns);

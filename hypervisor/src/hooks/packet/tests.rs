@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use super::*;
+use crate::hooks::leaked_memory;
 use crate::hooks::maps::bytes_needed;
 use std::vec;
 use std::vec::Vec;
@@ -60,7 +61,9 @@ pub(crate) const COUNTER: MapDef = MapDef {
 pub(crate) fn hook(insns: Vec<Insn>) -> PacketHook<'static> {
     let defs = [COUNTER];
     let arena = vec![0u8; bytes_needed(&defs, 1).unwrap()].leak();
-    PacketHook::new("h", LINK0, 0, insns.leak(), &defs, arena, clock).unwrap()
+    let insns = insns.leak();
+    let mem = leaked_memory(arena, insns.len());
+    PacketHook::new("h", LINK0, 0, insns, &defs, mem, clock).unwrap()
 }
 
 /// Link 0's a->b direction.
@@ -124,10 +127,10 @@ fn a_program_the_verifier_refuses_is_not_built() {
     let defs = [COUNTER];
     let arena = vec![0u8; bytes_needed(&defs, 1).unwrap()].leak();
     let looped = vec![mov64_imm(0, 2), ja(-2), exit()].leak();
-    let e = PacketHook::new("h", LINK0, 0, looped, &defs, arena, clock);
+    let e = PacketHook::new("h", LINK0, 0, looped, &defs, leaked_memory(arena, 3), clock);
     assert!(matches!(e, Err(BuildError::Verify(_))));
     let small = vec![0u8; 8].leak();
     let ok = vec![mov64_imm(0, 2), exit()].leak();
-    let e = PacketHook::new("h", LINK0, 0, ok, &defs, small, clock);
+    let e = PacketHook::new("h", LINK0, 0, ok, &defs, leaked_memory(small, 2), clock);
     assert!(matches!(e, Err(BuildError::Maps(_))));
 }

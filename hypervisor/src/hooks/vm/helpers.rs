@@ -11,7 +11,7 @@ use crate::hooks::layout::{MAP_BASE, MAP_HANDLE_BASE, MAP_WINDOW_SHIFT};
 use vmm_abi::hook::insn::*;
 use vmm_abi::hook::map::{MAX_KEY_SIZE, MAX_VALUE_SIZE, neg_errno};
 
-impl Machine<'_, '_, '_> {
+impl Machine<'_, '_> {
     /// Calls helper `id` with `r1..=r5`; its result for `r0`.
     pub(super) fn call(&mut self, id: u32, env: &impl HookEnv) -> Result<u64, FaultKind> {
         if !self.kind.allows(id) {

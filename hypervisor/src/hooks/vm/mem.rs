@@ -70,6 +70,24 @@ impl Mem<'_, '_> {
         }
     }
 
+    /// A little-endian load of `N` (1, 2, 4 or 8) bytes: the loads of
+    /// the interpreter's hot path, with the context, stack and packet
+    /// found without going through [`place`].
+    #[inline(always)]
+    pub fn load_n<const N: usize>(&self, addr: u64) -> Option<u64> {
+        let off = (addr & ((1 << REGION_SHIFT) - 1)) as usize;
+        let region: &[u8] = match addr >> REGION_SHIFT {
+            REGION_PACKET => self.packet,
+            REGION_CTX => self.ctx,
+            REGION_STACK => &self.stack[..],
+            _ => return self.load(addr, N),
+        };
+        let b: &[u8; N] = region.get(off..)?.first_chunk::<N>()?;
+        let mut le = [0u8; 8];
+        le.get_mut(..N)?.copy_from_slice(b);
+        Some(u64::from_le_bytes(le))
+    }
+
     /// A little-endian load of `size` (1, 2, 4 or 8) bytes.
     #[inline(always)]
     pub fn load(&self, addr: u64, size: usize) -> Option<u64> {

@@ -2,8 +2,9 @@
 
 #![forbid(unsafe_code)]
 
-use super::tests::{ENV, maps_for, prog, unchecked};
+use super::tests::{ENV, maps_for, prog, run, unchecked};
 use super::*;
+use crate::hooks::Verified;
 use crate::hooks::layout::{MAP_BASE, PACKET_BASE, xdp_md};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -454,4 +455,56 @@ fn random_programs_mostly_verify() {
         returned > 20 && aborted > 20,
         "{returned} returned, {aborted} aborted"
     );
+}
+
+/// Runs `insns` decoded with or without fusion.
+fn run_decoded(insns: &[Insn], fused: bool) -> Outcome {
+    let v = unchecked(insns, HookKind::Packet);
+    let mut ops = std::vec![super::op::Op::default(); insns.len()];
+    if fused {
+        super::op::decode(insns, &mut ops);
+    } else {
+        super::op::decode_unfused(insns, &mut ops);
+    }
+    let prog = crate::hooks::Program::from_decoded(v, &ops);
+    let mut frame = std::vec![0x45u8; 40];
+    let ctx = xdp_md(frame.len(), 1, 0, 2).unwrap().to_bytes();
+    let mut maps = maps_for(&MAPS, 2);
+    super::run(&prog, &ctx, Some(&mut frame), &mut maps, &ENV)
+}
+
+/// Clang's packet bounds check and a constant return, the sequences the
+/// decoder fuses, with jumps that may land in their middle.
+fn fusable() -> impl Strategy<Value = Vec<Insn>> {
+    let piece = prop_oneof![
+        (0u8..4, 0u8..4, -8i32..80, 0u8..4, 0i16..6).prop_map(|(d, s, k, e, off)| std::vec![
+            mov64_reg(d, s),
+            alu64_imm(BPF_ADD, d, k),
+            jmp_reg(BPF_JGT, d, e, off),
+        ]),
+        (0i32..4).prop_map(|k| std::vec![mov64_imm(0, k), exit()]),
+        (0u8..4, 0i16..3).prop_map(|(r, off)| std::vec![jmp_imm(BPF_JNE, r, 0, off)]),
+        (0u8..4, 0i16..40).prop_map(|(r, off)| std::vec![ldx(BPF_B, r, 2, off)]),
+    ];
+    proptest::collection::vec(piece, 1..10).prop_map(|ps| {
+        let mut p = std::vec![
+            ldx(BPF_W, 2, 1, 0),
+            ldx(BPF_W, 3, 1, 4),
+            mov64_imm(0, 0),
+            mov64_imm(1, 0),
+        ];
+        p.extend(ps.into_iter().flatten());
+        p.push(exit());
+        p
+    })
+}
+
+proptest! {
+    /// Fusion changes nothing a program can observe: the same return
+    /// value, instruction count and fault (where and why), for programs
+    /// full of fusable sequences and jumps into them.
+    #[test]
+    fn fused_ops_behave_as_the_instructions_they_replace(p in fusable()) {
+        prop_assert_eq!(run_decoded(&p, true), run_decoded(&p, false));
+    }
 }

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 use super::*;
+use crate::hooks::Verified;
+use crate::hooks::layout::MAP_HANDLE_BASE;
 use crate::hooks::layout::{PACKET_BASE, xdp_md};
 use crate::hooks::maps::bytes_needed;
 use std::vec;
@@ -27,6 +29,19 @@ impl HookEnv for TestEnv {
 }
 
 pub(super) const ENV: TestEnv = TestEnv { ns: 1234, core: 0 };
+
+/// Decodes `p` (verified or [`unchecked`]) and runs it with a fresh stack.
+pub(super) fn run(
+    p: &Verified<'_>,
+    ctx: &[u8],
+    packet: Option<&mut [u8]>,
+    maps: &mut MapSet<'_>,
+    env: &impl HookEnv,
+) -> Outcome {
+    let mut ops = vec![Op::default(); p.insns().len()];
+    let prog = Program::new(*p, &mut ops).expect("room for every slot");
+    super::run(&prog, ctx, packet, maps, env)
+}
 
 pub(super) fn prog(parts: &[&[Insn]]) -> Vec<Insn> {
     parts.iter().flat_map(|p| p.iter().copied()).collect()
@@ -544,7 +559,7 @@ fn unverified_programs_abort_cleanly() {
     ));
     let long = vec![mov64_imm(0, 0); METER_LIMIT as usize + 10];
     let f = fault(run_unchecked(&long, k));
-    assert_eq!((f.kind, f.executed), (FaultKind::Meter, METER_LIMIT + 1));
+    assert_eq!((f.kind, f.executed), (FaultKind::Meter, 0));
 }
 
 #[test]
