@@ -184,6 +184,27 @@ enum Cmd {
         #[command(flatten)]
         host: HostArg,
     },
+    /// Start one more VM from a manifest entry, like its clones (named
+    /// `<entry>-<next number>` unless --name is given)
+    Start {
+        /// The manifest entry (a `[[vm]]` name)
+        entry: String,
+        /// The new VM's name
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        host: HostArg,
+    },
+    /// Start or stop an entry's VMs until COUNT of them run (the newest
+    /// stop first)
+    Scale {
+        /// The manifest entry (a `[[vm]]` name)
+        entry: String,
+        /// How many of its VMs should run
+        count: u32,
+        #[command(flatten)]
+        host: HostArg,
+    },
     /// Show what a VM printed
     Logs {
         /// The VM's name
@@ -417,6 +438,12 @@ pub fn invoke(args: &[&str]) -> Invocation {
         }
         Cmd::Restart { vm, host } => {
             outcome(HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, true)))
+        }
+        Cmd::Start { entry, name, host } => outcome(
+            HostDir::named(&host.host).and_then(|h| host_cmd::start(&h, &entry, name.as_deref())),
+        ),
+        Cmd::Scale { entry, count, host } => {
+            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::scale(&h, &entry, count)))
         }
         Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {
             host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())

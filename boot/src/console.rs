@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(
             render(
                 &mut r,
-                "@corral vm-start vm=0 name=hello image=hello core=1 apic=2 memory=262144"
+                "@corral vm-start vm=0 name=hello entry=hello image=hello core=1 apic=2 memory=262144"
             )
             .as_deref(),
             Some("  hello | -- starting image hello on core 1 (APIC 2) with 256 KiB")

@@ -270,10 +270,12 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
         .collect();
     Ok(match format {
         StatsFormat::Text => format!(
-            "host `{}`: {:.1} MiB free, {running} of {} VMs running; control channel: {commands} commands, {errors} errors\n",
+            "host `{}`: {:.1} MiB free, {running} of {} VMs running; control channel: {}, {}\n",
             host.name,
             free as f64 / (1024.0 * 1024.0),
-            vms.len()
+            vms.len(),
+            plural(commands, "command"),
+            plural(errors, "error"),
         ),
         StatsFormat::Json => {
             let vm_list: Vec<_> = vms
@@ -369,6 +371,34 @@ pub fn vm_command(host: &HostDir, vm: &str, restart: bool) -> Result<String> {
         "{} {vm}\n",
         if restart { "restarted" } else { "stopped" }
     ))
+}
+
+/// `n thing` or `n things`.
+fn plural(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// `corral start ENTRY [--name NAME]`.
+pub fn start(host: &HostDir, entry: &str, name: Option<&str>) -> Result<String> {
+    let msg = Message::Start {
+        entry,
+        name: name.unwrap_or(""),
+    };
+    answered(service::send(host, &msg)?)?;
+    Ok(match name {
+        Some(n) => format!("started {n} (a copy of {entry})\n"),
+        None => format!("started one more VM of {entry} (`corral ps` names it)\n"),
+    })
+}
+
+/// `corral scale ENTRY COUNT`.
+pub fn scale(host: &HostDir, entry: &str, count: u32) -> Result<String> {
+    answered(service::send(host, &Message::Scale { entry, count })?)?;
+    Ok(format!("{entry}: {count} running\n"))
 }
 
 /// The lines of `vm` in a run's console output (its prefix stripped).

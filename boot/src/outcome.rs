@@ -41,6 +41,9 @@ pub struct VmOutcome {
     pub metrics: BTreeMap<String, u64>,
     /// Console bytes printed and dropped (all runs).
     pub console: ConsoleUse,
+    /// Its name, entry and image, from its `vm-start` (what names a VM
+    /// started at runtime, which the manifest does not list).
+    pub started_as: Option<(String, String, String)>,
 }
 
 /// A VM's console output, in bytes.
@@ -80,6 +83,7 @@ impl Default for VmOutcome {
             memory: MemoryUse::default(),
             exits: [0; EXIT_KINDS],
             metrics: BTreeMap::new(),
+            started_as: None,
         }
     }
 }
@@ -263,6 +267,10 @@ pub struct RunOutcome {
     pub warnings: Vec<String>,
 }
 
+/// Most VMs a run may start beyond its manifest's, as records go (a record
+/// naming a VM further on is refused with a warning).
+const MAX_RUNTIME_VMS: usize = 1 << 20;
+
 impl RunOutcome {
     /// The state before any record, for a manifest of `vm_count` VMs.
     pub fn new(vm_count: usize) -> Self {
@@ -366,10 +374,25 @@ impl RunOutcome {
                 self.hypervisor = Some(HypervisorInfo { abi, cores, free });
             }
             Record::Fatal { reason } => self.fatal = Some(reason.to_string()),
-            Record::VmStart { vm, core, apic, .. } => {
+            Record::VmStart {
+                vm,
+                core,
+                apic,
+                name,
+                entry,
+                image,
+                ..
+            } => {
+                // A VM started at runtime (ids go on from the manifest's)
+                // gets its entry here.
+                let i = vm as usize;
+                if i >= self.vms.len() && i < self.vms.len() + MAX_RUNTIME_VMS {
+                    self.vms.resize(i + 1, VmOutcome::default());
+                }
                 if let Some(v) = self.vm_mut(vm, kind) {
                     v.started = true;
                     v.placement = Some((core, apic));
+                    v.started_as = Some((name.to_string(), entry.to_string(), image.to_string()));
                 }
             }
             Record::VmRestart {
@@ -604,7 +627,7 @@ mod tests {
         let mut run = RunOutcome::new(1);
         feed(
             &mut run,
-            "@corral vm-start vm=0 name=a image=spin core=0 apic=0 memory=262144",
+            "@corral vm-start vm=0 name=a entry=a image=spin core=0 apic=0 memory=262144",
         );
         feed(
             &mut run,
@@ -645,7 +668,7 @@ mod tests {
         );
         feed(
             &mut run,
-            "@corral vm-start vm=0 name=a image=hello core=2 apic=4 memory=262144",
+            "@corral vm-start vm=0 name=a entry=a image=hello core=2 apic=4 memory=262144",
         );
         feed(&mut run, "@corral metric vm=0 name=x value=7");
         feed(
@@ -655,7 +678,7 @@ mod tests {
         assert_eq!(run.vms[0].restarts, 1);
         feed(
             &mut run,
-            "@corral vm-start vm=0 name=a image=hello core=3 apic=6 memory=262144",
+            "@corral vm-start vm=0 name=a entry=a image=hello core=3 apic=6 memory=262144",
         );
         feed(
             &mut run,

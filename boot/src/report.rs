@@ -396,7 +396,9 @@ pub struct Report {
     pub error: Option<String>,
     /// The staging directory with the ISO inputs and the emulator's logs.
     pub run_dir: Option<String>,
-    /// One entry per manifest VM (clones expanded), in manifest order.
+    /// One entry per manifest VM (clones expanded), in manifest order, then
+    /// one per VM started at runtime (a service run's `start` and
+    /// `scale`), in the order of their ids.
     pub vms: Vec<VmReport>,
     /// One entry per manifest link, in manifest order.
     pub links: Vec<LinkReport>,
@@ -415,13 +417,36 @@ pub struct Report {
     pub hooks: Vec<HookReport>,
 }
 
+/// The manifest's VMs, then each VM started at runtime as a copy of its
+/// entry's first VM under its own name (judged by the entry's
+/// expectation).
+fn vm_configs<'o>(manifest: &Manifest, outcome: &'o RunOutcome) -> Vec<(VmConfig, &'o VmOutcome)> {
+    let mut vms: Vec<_> = manifest.vms.iter().cloned().zip(&outcome.vms).collect();
+    for o in outcome.vms.iter().skip(vms.len()) {
+        // A VM stopped before it ever ran sent no `vm-start`: it is left out.
+        let Some((name, entry, _)) = &o.started_as else {
+            continue;
+        };
+        let Some(first) = manifest.vms.iter().find(|v| &v.entry == entry) else {
+            continue;
+        };
+        let vm = VmConfig {
+            name: name.clone(),
+            clone: None,
+            ..first.clone()
+        };
+        vms.push((vm, o));
+    }
+    vms
+}
+
 impl Report {
     /// A report for `manifest` with what `outcome` says so far.
     pub fn new(manifest: &Manifest, cpu_model: &str, cpus: u32, outcome: &RunOutcome) -> Self {
-        let accounted: Vec<(&str, MemoryUse)> = manifest
-            .vms
+        let vms = vm_configs(manifest, outcome);
+        let accounted: Vec<(&str, MemoryUse)> = vms
             .iter()
-            .zip(&outcome.vms)
+            .map(|(vm, o)| (vm, *o))
             .filter(|(_, o)| o.ended())
             .map(|(vm, o)| (vm.image.as_str(), o.memory))
             .collect();
@@ -441,12 +466,7 @@ impl Report {
                 .map_or_else(BTreeMap::new, |f| memory::largest_fleet(f, &accounted)),
             error: None,
             run_dir: None,
-            vms: manifest
-                .vms
-                .iter()
-                .zip(&outcome.vms)
-                .map(|(vm, o)| VmReport::new(vm, o))
-                .collect(),
+            vms: vms.iter().map(|(vm, o)| VmReport::new(vm, o)).collect(),
             links: manifest
                 .links
                 .iter()
@@ -818,12 +838,12 @@ mod tests {
         let mut outcome = RunOutcome::new(3);
         for line in [
             "@corral hv abi=4 cores=4 free=266338304",
-            "@corral vm-start vm=0 name=hello image=hello core=2 apic=2 memory=262144",
+            "@corral vm-start vm=0 name=hello entry=hello image=hello core=2 apic=2 memory=262144",
             "@corral metric vm=0 name=hypercall_roundtrip value=412",
             "@corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=3 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 console=0 console_dropped=0 reason=exited with code 0",
-            "@corral vm-start vm=1 name=esc image=escape core=0 apic=0 memory=262144",
+            "@corral vm-start vm=1 name=esc entry=esc image=escape core=0 apic=0 memory=262144",
             "@corral vm-restart vm=1 attempt=1 reason=EPT violation: read at guest-physical 0x40000",
-            "@corral vm-start vm=1 name=esc image=escape core=0 apic=0 memory=262144",
+            "@corral vm-start vm=1 name=esc entry=esc image=escape core=0 apic=0 memory=262144",
             "@corral vm-end vm=1 status=killed code=-1 boot=100 restarts=1 slices=1 private=200704 shared=16384 overhead=20480 exits=ept_violation:2 console=0 console_dropped=0 reason=EPT violation: read at guest-physical 0x40000",
         ] {
             outcome.apply(&parse_line(line).unwrap().unwrap());

@@ -108,7 +108,7 @@ fn a_service_run_is_managed_at_runtime() {
         "900",
     ]);
     assert!(up.status.success(), "up failed: {}", stderr(&up));
-    assert!(stdout(&up).contains(&format!("host `{name}` is up with 5 VMs")));
+    assert!(stdout(&up).contains(&format!("host `{name}` is up with 6 VMs")));
     let host = HostDir::named(&name).unwrap();
 
     // A second `up` of the same host is refused.
@@ -125,7 +125,7 @@ fn a_service_run_is_managed_at_runtime() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["web-0", "web-1", "web-2", "idle", "once"]);
+    assert_eq!(names, ["web-0", "web-1", "web-2", "idle", "once", "big"]);
     for r in &rows.as_array().unwrap()[..3] {
         assert_eq!(r["status"], "running");
         assert_eq!(r["core"], 1, "core 0 serves the control line");
@@ -204,11 +204,88 @@ fn a_service_run_is_managed_at_runtime() {
     let table = stdout(&ps);
     assert!(ps.status.success(), "{}", stderr(&ps));
     assert!(table.contains("web-1  stopped"), "{table}");
-    assert!(table.contains("5 VMs, 2 running"), "{table}");
+    assert!(table.contains("6 VMs, 3 running"), "{table}");
 
     let logs = corral(&["logs", "once", "--host", &name]);
     let text = stdout(&logs);
     assert_eq!(text.matches("Hello from Corral").count(), 3, "{text}");
+
+    // Scaling at runtime: web-0 alone runs of `web`; up to 8 starts 7
+    // more (web-3 .. web-9) on web's core, back to 1 stops them, and the
+    // memory comes back exactly, twice (the second time in reused places).
+    wait_for(&name, "once", "exited", 2);
+    let free1 = free_memory(&name);
+    let started = |vms: &serde_json::Value| -> Vec<String> {
+        vms.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "running")
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .filter(|n| n.starts_with("web-"))
+            .collect()
+    };
+    let ps_json = || -> serde_json::Value {
+        serde_json::from_slice(&corral(&["ps", "--host", &name, "--json"]).stdout).unwrap()
+    };
+    for round in 0..2u32 {
+        let up8 = corral(&["scale", "web", "8", "--host", &name]);
+        assert!(up8.status.success(), "{}", stderr(&up8));
+        assert_eq!(stdout(&up8), "web: 8 running\n");
+        let rows = ps_json();
+        let running = started(&rows);
+        let first = 3 + 7 * round;
+        let mut want = vec!["web-0".to_string()];
+        want.extend((first..first + 7).map(|i| format!("web-{i}")));
+        assert_eq!(running, want, "round {round}");
+        for r in rows.as_array().unwrap() {
+            if running.contains(&r["name"].as_str().unwrap().to_string()) {
+                assert_eq!(r["core"], 1, "web is pinned to core 1");
+            }
+        }
+        let down1 = corral(&["scale", "web", "1", "--host", &name]);
+        assert!(down1.status.success(), "{}", stderr(&down1));
+        assert_eq!(started(&ps_json()), ["web-0"]);
+        assert_eq!(
+            free_memory(&name),
+            free1,
+            "free memory after scale round {round}"
+        );
+    }
+    // One more under a chosen name, and one under the next clone name.
+    let extra = corral(&["start", "web", "--name", "web-extra", "--host", &name]);
+    assert!(extra.status.success(), "{}", stderr(&extra));
+    assert_eq!(stdout(&extra), "started web-extra (a copy of web)\n");
+    assert!(corral(&["start", "web", "--host", &name]).status.success());
+    assert_eq!(started(&ps_json()), ["web-0", "web-extra", "web-17"]);
+    // Refusals: named, and nothing half-created.
+    for (args, want) in [
+        (vec!["start", "nope"], "no entry named nope"),
+        (
+            vec!["start", "web", "--name", "web-0"],
+            "a VM named web-0 already exists",
+        ),
+        (
+            vec!["start", "web", "--name", "bad/name"],
+            "`bad/name` is not a VM name",
+        ),
+        (
+            vec!["scale", "web", "100000"],
+            "at most 512 VMs start or stop in one command",
+        ),
+        (vec!["scale", "web", "400"], "more on its cores"),
+        (
+            vec!["scale", "big", "12"],
+            "not enough memory for 11 more clones of big:",
+        ),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--host", &name]);
+        let out = corral(&a);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(started(&ps_json()), ["web-0", "web-extra", "web-17"]);
+    let vms_started = 6 + 14 + 2;
 
     let report = host.dir.join("down-report.json");
     let down = corral(&[
@@ -223,6 +300,12 @@ fn a_service_run_is_managed_at_runtime() {
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["completed"], true);
+    // Every VM ever started is in the report, judged by its entry.
+    assert_eq!(r["vms"].as_array().unwrap().len(), vms_started);
+    assert_eq!(r["vms"][6]["name"], "web-3");
+    assert_eq!(r["vms"][6]["status"], "stopped");
+    assert_eq!(r["vms"][6]["reason"], "stopped by the operator");
+    assert_eq!(r["vms"][6]["ok"], true);
     let vm = |n: &str| {
         r["vms"]
             .as_array()

@@ -24,12 +24,19 @@ pub const PARTIAL_TIMEOUT: u64 = 20_000_000;
 
 /// An answer's error text.
 pub type Text = StackStr<200>;
+/// A VM's or an entry's name.
+pub type Name = heapless::String<{ vmm_abi::corral::bootinfo::NAME_MAX }>;
+/// Most VMs one command starts or stops.
+pub const MAX_CHANGE: usize = 512;
 
 /// A VM as `list` shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Row<'a> {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
     /// Its name.
-    pub name: &'a str,
+    pub name: Name,
+    /// The manifest entry it comes from (its own name, or the `count`
+    /// entry's, or the entry it was started from).
+    pub entry: Name,
     /// `vmm_abi::control::VM_*`.
     pub status: u8,
     /// Its core (`vmm_abi::control::NO_CORE`: none).
@@ -47,6 +54,40 @@ pub enum Request {
     Restart,
 }
 
+/// VMs a command starts: `count` more like VM `template` (the first VM of
+/// `entry`), named `name` (only with `count` 1) or `<entry>-<n>` from
+/// `first_clone` up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Starts<'a> {
+    /// The VM whose manifest entry they copy.
+    pub template: u32,
+    /// That entry's name.
+    pub entry: &'a str,
+    /// How many.
+    pub count: u32,
+    /// The first clone number.
+    pub first_clone: u32,
+    /// A name given by the operator (`count` is then 1).
+    pub name: Option<&'a str>,
+}
+
+impl Starts<'_> {
+    /// The name of the `k`th new VM.
+    pub fn name(&self, k: u32) -> Name {
+        match self.name {
+            Some(n) => Name::try_from(n).unwrap_or_default(),
+            None => clone_name(self.entry, self.first_clone.saturating_add(k)),
+        }
+    }
+}
+
+/// `<entry>-<n>`, cut to a name's length (callers check it fits).
+pub fn clone_name(entry: &str, n: u32) -> Name {
+    let mut s = Name::new();
+    let _ = core::fmt::write(&mut s, format_args!("{entry}-{n}"));
+    s
+}
+
 /// Why a request could not be handed to a VM's core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -62,6 +103,21 @@ pub enum Refusal {
         /// The core.
         core: u32,
     },
+    /// Not enough memory for the VMs to start.
+    Memory {
+        /// How many of them fit.
+        fit: u32,
+    },
+    /// No room for more VMs (places in the run or on the entry's cores).
+    NoRoom {
+        /// How many more fit.
+        free: u32,
+    },
+    /// The entry's VMs cannot be started at runtime.
+    Template {
+        /// Why.
+        why: &'static str,
+    },
 }
 
 /// The run as the control channel sees it (the platform's, or a fake).
@@ -69,13 +125,18 @@ pub trait Fleet {
     /// VMs in the run.
     fn count(&self) -> u32;
     /// VM `vm`'s row.
-    fn row(&self, vm: u32) -> Option<Row<'_>>;
+    fn row(&self, vm: u32) -> Option<Row>;
     /// The VM named `name`.
     fn find(&self, name: &str) -> Option<u32>;
     /// Hands `request` for `vm` to its core, which answers `seq` through
     /// [`Channel::complete`] once it has carried it out; an error if it
     /// cannot be handed over.
     fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal>;
+    /// Starts `starts` and stops `stops` (VMs) as one command, which each
+    /// VM's core carries out and which is answered `seq` once every part
+    /// is done. Everything is checked first: nothing starts or stops if
+    /// any part cannot be done.
+    fn change(&mut self, starts: &Starts<'_>, stops: &[u32], seq: u32) -> Result<(), Refusal>;
     /// Ends the run: every core stops its VMs, the report is written.
     fn end(&mut self);
     /// Bytes of memory free for VMs.
@@ -270,15 +331,7 @@ impl Channel {
             };
             match fleet.post(vm, request, seq) {
                 Ok(()) => Answer::Later,
-                Err(Refusal::NoCore) => Answer::Refused(Text::format(format_args!(
-                    "{name} has no running core to run on"
-                ))),
-                Err(Refusal::Busy { limit }) => Answer::Refused(Text::format(format_args!(
-                    "{limit} commands are still being carried out; try again"
-                ))),
-                Err(Refusal::MailboxFull { core }) => Answer::Refused(Text::format(format_args!(
-                    "core {core}'s mailbox is full; try again"
-                ))),
+                Err(r) => Answer::Refused(refusal(r, name, 1)),
             }
         };
         let answer = match msg {
@@ -295,9 +348,8 @@ impl Channel {
             }
             Message::Stop { vm } => post(vm, Request::Stop),
             Message::Restart { vm } => post(vm, Request::Restart),
-            Message::Scale { entry, .. } => Answer::Now(Err(Text::format(format_args!(
-                "scale {entry}: not supported yet by this hypervisor (its VMs come from the manifest)"
-            )))),
+            Message::Start { entry, name } => start(fleet, entry, name, seq),
+            Message::Scale { entry, count } => scale(fleet, entry, count, seq),
             Message::Stats => {
                 let running = (0..fleet.count())
                     .filter_map(|vm| fleet.row(vm))
@@ -350,7 +402,7 @@ impl Channel {
                     seq,
                     &Message::VmRow {
                         vm: next,
-                        name: row.name,
+                        name: &row.name,
                         status: row.status,
                         core: row.core,
                         restarts: row.restarts,
@@ -381,6 +433,171 @@ impl Channel {
                 let _ = self.out.push_back(b);
             }
         }
+    }
+}
+
+/// What a refusal says, about `what` (a VM, or an entry `wanted` more VMs
+/// of which were asked for).
+fn refusal(r: Refusal, what: &str, wanted: u64) -> Text {
+    match r {
+        Refusal::NoCore => Text::format(format_args!("{what} has no running core to run on")),
+        Refusal::Busy { limit } => Text::format(format_args!(
+            "{limit} commands are still being carried out; try again"
+        )),
+        Refusal::MailboxFull { core } => {
+            Text::format(format_args!("core {core}'s mailbox is full; try again"))
+        }
+        Refusal::Memory { fit } => Text::format(format_args!(
+            "not enough memory for {wanted} more clones of {what}: {fit} fit"
+        )),
+        Refusal::NoRoom { free } => Text::format(format_args!(
+            "no room for {wanted} more VMs of {what}: the run has room for {free} more on its cores"
+        )),
+        Refusal::Template { why } => Text::format(format_args!("{what}: {why}")),
+    }
+}
+
+/// The entry named `entry`: its first VM and the next free clone number.
+fn entry_of(fleet: &impl Fleet, entry: &str) -> Option<(u32, u32)> {
+    let mut template = None;
+    let mut next = 0u32;
+    for vm in 0..fleet.count() {
+        let Some(row) = fleet.row(vm) else { continue };
+        if row.entry != entry {
+            continue;
+        }
+        template.get_or_insert(vm);
+        let n = row
+            .name
+            .strip_prefix(entry)
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(n) = n {
+            next = next.max(n.saturating_add(1));
+        }
+    }
+    Some((template?, next))
+}
+
+fn no_entry(entry: &str) -> Answer {
+    Answer::Refused(Text::format(format_args!("no entry named {entry}")))
+}
+
+/// A refusal if the clone names of `entry` up to number `last` do not
+/// fit a name.
+fn clone_names_too_long(entry: &str, last: u32) -> Option<Answer> {
+    // `clone_name` cuts what does not fit: the whole name must be there.
+    let mut full = StackStr::<64>::new();
+    let _ = core::fmt::write(&mut full, format_args!("{entry}-{last}"));
+    (full.as_str() != clone_name(entry, last).as_str()).then(|| {
+        Answer::Refused(Text::format(format_args!(
+            "{entry}: clone {last}'s name `{}` is longer than {} bytes",
+            full.as_str(),
+            vmm_abi::corral::bootinfo::NAME_MAX
+        )))
+    })
+}
+
+/// `start ENTRY [NAME]`: one more VM like the entry's.
+fn start(fleet: &mut impl Fleet, entry: &str, name: &str, seq: u32) -> Answer {
+    let Some((template, next)) = entry_of(fleet, entry) else {
+        return no_entry(entry);
+    };
+    let given = (!name.is_empty()).then_some(name);
+    if let Some(n) = given {
+        if n.len() > vmm_abi::corral::bootinfo::NAME_MAX
+            || !vmm_abi::text::is_valid_name(n.as_bytes())
+            || n == vmm_abi::report::HYPERVISOR_SOURCE
+        {
+            return Answer::Refused(Text::format(format_args!(
+                "`{n}` is not a VM name (1 to {} letters, digits, `-`, `_` or `.`; not `{}`)",
+                vmm_abi::corral::bootinfo::NAME_MAX,
+                vmm_abi::report::HYPERVISOR_SOURCE
+            )));
+        }
+        if fleet.find(n).is_some() {
+            return Answer::Refused(Text::format(format_args!("a VM named {n} already exists")));
+        }
+    } else if let Some(a) = clone_names_too_long(entry, next) {
+        return a;
+    }
+    let starts = Starts {
+        template,
+        entry,
+        count: 1,
+        first_clone: next,
+        name: given,
+    };
+    match fleet.change(&starts, &[], seq) {
+        Ok(()) => Answer::Later,
+        Err(r) => Answer::Refused(refusal(r, entry, 1)),
+    }
+}
+
+/// `scale ENTRY N`: starts or stops the entry's VMs until `count` run
+/// (the newest stop first).
+fn scale(fleet: &mut impl Fleet, entry: &str, count: u32, seq: u32) -> Answer {
+    let Some((template, next)) = entry_of(fleet, entry) else {
+        return no_entry(entry);
+    };
+    let mut running: Vec<u32, MAX_CHANGE> = Vec::new();
+    let mut more = 0usize;
+    for vm in 0..fleet.count() {
+        let Some(row) = fleet.row(vm) else { continue };
+        if row.entry == entry && row.status == control::VM_RUNNING {
+            if running.is_full() {
+                // Keep the newest MAX_CHANGE: only they may be stopped.
+                running.remove(0);
+                more += 1;
+            }
+            let _ = running.push(vm);
+        }
+    }
+    let have = (running.len() + more) as u64;
+    let want = u64::from(count);
+    let too_many = || {
+        Answer::Refused(Text::format(format_args!(
+            "scale {entry} {count}: {have} run; at most {MAX_CHANGE} VMs start or stop in one command"
+        )))
+    };
+    if want > have {
+        let add = want - have;
+        if add > MAX_CHANGE as u64 {
+            return too_many();
+        }
+        if let Some(a) = clone_names_too_long(entry, next.saturating_add(add as u32 - 1)) {
+            return a;
+        }
+        let starts = Starts {
+            template,
+            entry,
+            count: add as u32,
+            first_clone: next,
+            name: None,
+        };
+        match fleet.change(&starts, &[], seq) {
+            Ok(()) => Answer::Later,
+            Err(r) => Answer::Refused(refusal(r, entry, add)),
+        }
+    } else if want < have {
+        let cut = have - want;
+        if cut > running.len() as u64 {
+            return too_many();
+        }
+        let stops = &running[running.len() - cut as usize..];
+        let none = Starts {
+            template,
+            entry,
+            count: 0,
+            first_clone: next,
+            name: None,
+        };
+        match fleet.change(&none, stops, seq) {
+            Ok(()) => Answer::Later,
+            Err(r) => Answer::Refused(refusal(r, entry, 0)),
+        }
+    } else {
+        Answer::Now(Ok(()))
     }
 }
 

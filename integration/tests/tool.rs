@@ -51,7 +51,7 @@ fn unknown_image_is_an_error_listing_known_images() {
 
 const HELLO_CONSOLE: &str = "hv | stand-in hypervisor\n\
 @corral hv abi=5 cores=1 free=266338304\n\
-@corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144\n\
+@corral vm-start vm=0 name=hello entry=hello image=hello core=0 apic=0 memory=262144\n\
 hello | Hello, world\n\
 @corral metric vm=0 name=answer value=42\n\
 @corral vm-end vm=0 status=exited code=0 boot=1234 restarts=0 slices=1 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 console=0 console_dropped=0 reason=exited with code 0\n\
@@ -92,11 +92,11 @@ fn a_complete_run_is_reported() {
 
 /// A fleet of two with restarts, as a stand-in hypervisor would report it.
 const RESTART_CONSOLE: &str = "@corral hv abi=5 cores=1 free=266338304\n\
-@corral vm-start vm=0 name=web-0 image=hello core=0 apic=0 memory=262144\n\
+@corral vm-start vm=0 name=web-0 entry=web image=hello core=0 apic=0 memory=262144\n\
 @corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 console=0 console_dropped=0 reason=exited with code 0\n\
-@corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
+@corral vm-start vm=1 name=web-1 entry=web image=hello core=0 apic=0 memory=262144\n\
 @corral vm-restart vm=1 attempt=1 reason=triple fault at rip 0x10003d\n\
-@corral vm-start vm=1 name=web-1 image=hello core=0 apic=0 memory=262144\n\
+@corral vm-start vm=1 name=web-1 entry=web image=hello core=0 apic=0 memory=262144\n\
 @corral vm-end vm=1 status=killed code=-1 boot=12 restarts=1 slices=2 private=4096 shared=8192 overhead=4096 exits=vmcall:4,triple_fault:2 console=0 console_dropped=0 reason=triple fault at rip 0x10003d\n\
 @corral done vms=2\n";
 
@@ -159,8 +159,8 @@ fn the_wall_clock_bound_stops_the_emulator() {
 
 /// Two VMs joined by a link, as a stand-in hypervisor would report them.
 const LINK_CONSOLE: &str = "@corral hv abi=5 cores=2 free=266338304\n\
-@corral vm-start vm=0 name=a image=hello core=1 apic=1 memory=262144\n\
-@corral vm-start vm=1 name=b image=hello core=1 apic=1 memory=262144\n\
+@corral vm-start vm=0 name=a entry=a image=hello core=1 apic=1 memory=262144\n\
+@corral vm-start vm=1 name=b entry=b image=hello core=1 apic=1 memory=262144\n\
 @corral window frames=100 exits=0 busy=24000\n\
 @corral vm-end vm=0 status=exited code=0 boot=10 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:3 console=0 console_dropped=0 reason=exited with code 0\n\
 @corral vm-end vm=1 status=exited code=0 boot=12 restarts=0 slices=1 private=4096 shared=8192 overhead=4096 exits=vmcall:4 console=0 console_dropped=0 reason=exited with code 0\n\

@@ -48,6 +48,7 @@ const K_RESTART: u8 = 3;
 const K_SCALE: u8 = 4;
 const K_STATS: u8 = 5;
 const K_END: u8 = 6;
+const K_START: u8 = 7;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
@@ -79,6 +80,15 @@ pub enum Message<'a> {
         entry: &'a str,
         /// Clones wanted.
         count: u32,
+    },
+    /// Command: start one more VM from a manifest entry (a single VM's
+    /// entry or a `count` entry), like its clones.
+    Start {
+        /// The entry's name.
+        entry: &'a str,
+        /// The new VM's name; empty: the entry's next clone name
+        /// (`<entry>-<n>`).
+        name: &'a str,
     },
     /// Command: counters of every VM, link and NIC.
     Stats,
@@ -139,6 +149,7 @@ impl Message<'_> {
             Message::Stop { .. } => K_STOP,
             Message::Restart { .. } => K_RESTART,
             Message::Scale { .. } => K_SCALE,
+            Message::Start { .. } => K_START,
             Message::Stats => K_STATS,
             Message::End => K_END,
             Message::Done => K_DONE,
@@ -271,6 +282,10 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         Message::Scale { entry, count } => {
             w.name(entry, kind)?;
             w.bytes(&count.to_le_bytes())?;
+        }
+        Message::Start { entry, name } => {
+            w.name(entry, kind)?;
+            w.text(name)?;
         }
         Message::Error { text } => w.text(text)?,
         Message::VmRow {
@@ -465,6 +480,10 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         K_SCALE => Message::Scale {
             entry: r.name()?,
             count: r.u32()?,
+        },
+        K_START => Message::Start {
+            entry: r.name()?,
+            name: r.text()?,
         },
         K_ERROR => Message::Error { text: r.text()? },
         K_VM_ROW => {

@@ -15,12 +15,12 @@ pub mod corral;
 pub mod hook;
 pub mod manifest;
 pub mod report;
-mod text;
+pub mod text;
 
 /// Version of every wire format in this crate. Bump it on any incompatible
 /// change; the hypervisor refuses a manifest and a guest refuses boot info
 /// carrying another version.
-pub const ABI_VERSION: u32 = 10;
+pub const ABI_VERSION: u32 = 11;
 
 /// The 12-byte vendor signature returned by CPUID leaf
 /// [`corral::hypercall::CPUID_LEAF_VENDOR`] in EBX, ECX, EDX.

@@ -39,7 +39,8 @@
 //! | 220 | `restart_limit` u32: most restarts (0 unless restarting) |
 //! | 224 | `net` u8: virtio-net ports (0..=[`MAX_NET_PORTS`]) |
 //! | 225 | `console` u8: 1 = a virtio-console, 0 = none |
-//! | 226 | reserved \[30\] (must be 0) |
+//! | 226 | `entry_len` u8: 0, or the length of the `[[vm]]` entry's name this VM is a clone of (`name` is then the entry's name, `-`, and more) |
+//! | 227 | reserved \[29\] (must be 0) |
 //!
 //! | link record offset | field |
 //! |---|---|
@@ -150,9 +151,10 @@ const R_FLAGS: usize = 216;
 const R_RESTART_LIMIT: usize = 220;
 const R_NET: usize = 224;
 const R_CONSOLE: usize = 225;
-const R_RESERVED: usize = 226;
+const R_ENTRY_LEN: usize = 226;
+const R_RESERVED: usize = 227;
 const _: () = assert!(R_IMAGE == R_NAME + NAME_MAX && R_ARGS == R_IMAGE + NAME_MAX);
-const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 30 == RECORD_SIZE);
+const _: () = assert!(R_MEMORY == R_ARGS + ARGS_MAX && R_RESERVED + 29 == RECORD_SIZE);
 
 /// One VM as the manifest describes it (the working type; see
 /// [`VmSpec::encode`] and [`Manifest::parse`] for the wire form).
@@ -178,6 +180,9 @@ pub struct VmSpec<'a> {
     pub net_ports: u8,
     /// Whether it has a virtio-console.
     pub console: bool,
+    /// The manifest entry it comes from: its own name, or for a clone of a
+    /// `count` entry that entry's name (`name` is then `<entry>-<more>`).
+    pub entry: &'a str,
 }
 
 /// What the hypervisor does when a VM ends other than by exiting with 0.
@@ -267,6 +272,15 @@ impl<'a> VmSpec<'a> {
                 },
             );
         }
+        let clone_of = |e: &str| {
+            self.name.len() > e.len()
+                && self.name.starts_with(e)
+                && self.name.as_bytes()[e.len()] == b'-'
+                && !e.is_empty()
+        };
+        if self.entry != self.name && !clone_of(self.entry) {
+            return e(Field::Entry, Problem::BadText);
+        }
         if self.restart == Restart::Never && self.restart_limit != 0 {
             return e(
                 Field::RestartLimit,
@@ -297,6 +311,10 @@ impl<'a> VmSpec<'a> {
         le::put_u32(&mut r, R_RESTART_LIMIT, self.restart_limit);
         r[R_NET] = self.net_ports;
         r[R_CONSOLE] = u8::from(self.console);
+        if self.entry != self.name {
+            // Below NAME_MAX: validated as a strict prefix of the name.
+            r[R_ENTRY_LEN] = self.entry.len() as u8;
+        }
         Ok(r)
     }
 
@@ -319,8 +337,15 @@ impl<'a> VmSpec<'a> {
                 },
             ));
         }
+        let name = text_field(vm, Field::Name, &r[R_NAME..R_IMAGE], false)?;
+        let entry = match usize::from(r[R_ENTRY_LEN]) {
+            0 => name,
+            n => name
+                .get(..n)
+                .ok_or(err(Some(vm), Field::Entry, Problem::BadText))?,
+        };
         let spec = VmSpec {
-            name: text_field(vm, Field::Name, &r[R_NAME..R_IMAGE], false)?,
+            name,
             image: text_field(vm, Field::Image, &r[R_IMAGE..R_ARGS], false)?,
             args: text_field(vm, Field::Args, &r[R_ARGS..R_MEMORY], true)?,
             memory: le::u64_at(r, R_MEMORY),
@@ -334,6 +359,7 @@ impl<'a> VmSpec<'a> {
             restart_limit: le::u32_at(r, R_RESTART_LIMIT),
             net_ports: r[R_NET],
             console: r[R_CONSOLE] == 1,
+            entry,
         };
         spec.validate(vm)?;
         Ok(spec)

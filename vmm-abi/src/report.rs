@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! @corral hv abi=2 cores=4 free=264241152
-//! @corral vm-start vm=0 name=hello image=hello core=0 apic=0 memory=262144
+//! @corral vm-start vm=0 name=hello entry=hello image=hello core=0 apic=0 memory=262144
 //! @corral metric vm=0 name=hypercall_roundtrip value=412
 //! @corral vm-restart vm=3 attempt=1 reason=triple fault at rip 0x10003d
 //! @corral vm-end vm=0 status=exited code=0 boot=18211 restarts=0 slices=1 private=241664 shared=20480 overhead=24576 exits=vmcall:3,cpuid:1 console=27 console_dropped=0 reason=exited with code 0
@@ -424,10 +424,14 @@ records! {
         },
         /// A VM is being created.
         VmStart = "vm-start" {
-            /// Manifest index.
+            /// Manifest index (or, for a VM started at runtime, a number
+            /// counted on from the last).
             vm: u32,
             /// VM name.
             name: &'a str,
+            /// The manifest entry it comes from (a runtime VM's, the one it
+            /// copies).
+            entry: &'a str,
             /// Image name.
             image: &'a str,
             /// Core it runs on.

@@ -2,7 +2,7 @@
 
 /// Whether `s` is a valid VM or image name: 1.. bytes of `[A-Za-z0-9_.-]`,
 /// starting with a letter or digit (so it can never look like a record line).
-pub(crate) fn is_valid_name(s: &[u8]) -> bool {
+pub fn is_valid_name(s: &[u8]) -> bool {
     match s.first() {
         Some(c) if c.is_ascii_alphanumeric() => s
             .iter()
@@ -12,7 +12,7 @@ pub(crate) fn is_valid_name(s: &[u8]) -> bool {
 }
 
 /// Whether `s` is printable ASCII (space to tilde), as guest arguments must be.
-pub(crate) fn is_printable(s: &[u8]) -> bool {
+pub fn is_printable(s: &[u8]) -> bool {
     s.iter().all(|c| (0x20..0x7f).contains(c))
 }
 

@@ -146,6 +146,11 @@ impl VmConfig {
             restart_limit: self.restart_limit,
             net_ports: self.net_ports,
             console: self.console,
+            entry: if self.clone.is_some() {
+                &self.entry
+            } else {
+                &self.name
+            },
         }
     }
 

@@ -9,10 +9,25 @@ use std::vec;
 use std::vec::Vec as StdVec;
 use vmm_abi::control::{Frame, NO_CORE, UNFRAMED, VM_RUNNING, encode};
 
+/// A start or stop as the fake saw it.
+#[derive(Debug, PartialEq, Eq)]
+struct Changed {
+    /// (template, entry, count, first clone, given name).
+    starts: (u32, String, u32, u32, Option<String>),
+    stops: StdVec<u32>,
+    seq: u32,
+}
+
 #[derive(Default)]
 struct FakeFleet {
     names: StdVec<String>,
+    /// Per VM: its entry (`web` unless set) and whether it ended.
+    entries: StdVec<String>,
+    ended_vms: StdVec<bool>,
     posted: StdVec<(u32, Request, u32)>,
+    changed: StdVec<Changed>,
+    /// What `change` refuses with, if anything.
+    refuse: Option<Refusal>,
     full: bool,
     ended: bool,
 }
@@ -21,8 +36,18 @@ impl FakeFleet {
     fn with(n: usize) -> Self {
         FakeFleet {
             names: (0..n).map(|i| std::format!("web-{i}")).collect(),
+            entries: vec!["web".into(); n],
+            ended_vms: vec![false; n],
             ..Default::default()
         }
+    }
+
+    /// Adds a single VM that is its own entry.
+    fn single(mut self, name: &str) -> Self {
+        self.names.push(name.into());
+        self.entries.push(name.into());
+        self.ended_vms.push(false);
+        self
     }
 }
 
@@ -30,10 +55,16 @@ impl Fleet for FakeFleet {
     fn count(&self) -> u32 {
         self.names.len() as u32
     }
-    fn row(&self, vm: u32) -> Option<Row<'_>> {
-        self.names.get(vm as usize).map(|n| Row {
-            name: n,
-            status: VM_RUNNING,
+    fn row(&self, vm: u32) -> Option<Row> {
+        let i = vm as usize;
+        self.names.get(i).map(|n| Row {
+            name: Name::try_from(n.as_str()).unwrap(),
+            entry: Name::try_from(self.entries[i].as_str()).unwrap(),
+            status: if self.ended_vms[i] {
+                vmm_abi::control::VM_EXITED
+            } else {
+                VM_RUNNING
+            },
             core: if vm == 0 { NO_CORE } else { 1 },
             restarts: vm,
         })
@@ -46,6 +77,23 @@ impl Fleet for FakeFleet {
             return Err(Refusal::MailboxFull { core: 1 });
         }
         self.posted.push((vm, request, seq));
+        Ok(())
+    }
+    fn change(&mut self, starts: &Starts<'_>, stops: &[u32], seq: u32) -> Result<(), Refusal> {
+        if let Some(r) = self.refuse {
+            return Err(r);
+        }
+        self.changed.push(Changed {
+            starts: (
+                starts.template,
+                starts.entry.into(),
+                starts.count,
+                starts.first_clone,
+                starts.name.map(String::from),
+            ),
+            stops: stops.to_vec(),
+            seq,
+        });
         Ok(())
     }
     fn end(&mut self) {
@@ -167,6 +215,7 @@ fn stop_and_restart_go_to_the_vms_core_which_answers() {
 #[test]
 fn refusals_name_the_vm_or_the_reason() {
     let mut fleet = FakeFleet::with(1);
+    fleet.entries[0] = "db".into();
     let mut ch = Channel::new();
     send(
         &mut ch,
@@ -201,7 +250,7 @@ fn refusals_name_the_vm_or_the_reason() {
         Got::Error(1, "core 1's mailbox is full; try again".into())
     );
     assert!(matches!(&got[2], Got::Error(2, t) if t.starts_with("not a command")));
-    assert!(matches!(&got[3], Got::Error(3, t) if t.contains("not supported yet")));
+    assert_eq!(got[3], Got::Error(3, "no entry named web".into()));
     assert!(fleet.posted.is_empty());
     assert_eq!(ch.stats().errors, 4);
 }
@@ -405,4 +454,138 @@ proptest! {
         let got = drain(&mut ch, &mut fleet, now);
         prop_assert_eq!(got.last(), Some(&Got::Done(seq)));
     }
+}
+
+fn scale_msg(entry: &str, count: u32) -> Message<'_> {
+    Message::Scale { entry, count }
+}
+
+#[test]
+fn start_copies_an_entry_under_its_next_clone_name_or_a_given_one() {
+    let mut fleet = FakeFleet::with(3).single("db");
+    // web-1 ended: it still holds its clone number.
+    fleet.ended_vms[1] = true;
+    let mut ch = Channel::new();
+    let start = |entry, name| Message::Start { entry, name };
+    send(&mut ch, &mut fleet, &frame(&start("web", ""), 0), 1);
+    send(&mut ch, &mut fleet, &frame(&start("db", "db-copy"), 1), 1);
+    assert_eq!(
+        fleet.changed,
+        vec![
+            Changed {
+                starts: (0, "web".into(), 1, 3, None),
+                stops: vec![],
+                seq: 0
+            },
+            Changed {
+                starts: (3, "db".into(), 1, 0, Some("db-copy".into())),
+                stops: vec![],
+                seq: 1
+            },
+        ]
+    );
+    // Answered by the cores, not now.
+    assert_eq!(drain(&mut ch, &mut fleet, 1), vec![]);
+    assert_eq!(ch.stats().commands, 2);
+}
+
+#[test]
+fn start_refuses_unknown_entries_taken_and_bad_names() {
+    let mut fleet = FakeFleet::with(2);
+    let mut ch = Channel::new();
+    let long = "x".repeat(40);
+    let cases: [(&str, &str, &str); 5] = [
+        ("db", "", "no entry named db"),
+        ("web", "web-1", "a VM named web-1 already exists"),
+        ("web", "-bad", "`-bad` is not a VM name"),
+        ("web", "hv", "`hv` is not a VM name"),
+        ("web", &long, "is not a VM name"),
+    ];
+    for (seq, (entry, name, _)) in cases.iter().enumerate() {
+        let m = Message::Start { entry, name };
+        send(&mut ch, &mut fleet, &frame(&m, seq as u32), 1);
+    }
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got.len(), cases.len());
+    for (seq, (g, (_, _, want))) in got.iter().zip(&cases).enumerate() {
+        assert!(
+            matches!(g, Got::Error(s, t) if *s == seq as u32 && t.contains(want)),
+            "{g:?} should say {want}"
+        );
+    }
+    assert!(fleet.changed.is_empty());
+    // An entry whose next clone name would be too long.
+    let entry = "e".repeat(30);
+    let mut fleet = FakeFleet::default().single(&std::format!("{entry}-9"));
+    fleet.entries[0] = entry.clone();
+    let m = Message::Start {
+        entry: &entry,
+        name: "",
+    };
+    send(&mut ch, &mut fleet, &frame(&m, 5), 1);
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert!(
+        matches!(&got[0], Got::Error(5, t) if t.contains("is longer than 32 bytes")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn scale_starts_the_missing_or_stops_the_newest_and_refusals_say_what_fits() {
+    let mut fleet = FakeFleet::with(4);
+    fleet.ended_vms[1] = true;
+    let mut ch = Channel::new();
+    // 3 run (web-0, web-2, web-3): up to 8 starts 5 from clone 4.
+    send(&mut ch, &mut fleet, &frame(&scale_msg("web", 8), 0), 1);
+    // Down to 1 stops the two newest running.
+    send(&mut ch, &mut fleet, &frame(&scale_msg("web", 1), 1), 1);
+    // Already 3: done at once.
+    send(&mut ch, &mut fleet, &frame(&scale_msg("web", 3), 2), 1);
+    assert_eq!(
+        fleet.changed,
+        vec![
+            Changed {
+                starts: (0, "web".into(), 5, 4, None),
+                stops: vec![],
+                seq: 0
+            },
+            Changed {
+                starts: (0, "web".into(), 0, 4, None),
+                stops: vec![2, 3],
+                seq: 1
+            },
+        ]
+    );
+    assert_eq!(drain(&mut ch, &mut fleet, 1), vec![Got::Done(2)]);
+    fleet.refuse = Some(Refusal::Memory { fit: 2 });
+    send(&mut ch, &mut fleet, &frame(&scale_msg("web", 64), 3), 1);
+    fleet.refuse = Some(Refusal::NoRoom { free: 7 });
+    send(&mut ch, &mut fleet, &frame(&scale_msg("web", 64), 4), 1);
+    fleet.refuse = None;
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&scale_msg("web", 100_000), 5),
+        1,
+    );
+    send(&mut ch, &mut fleet, &frame(&scale_msg("nope", 1), 6), 1);
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1),
+        vec![
+            Got::Error(
+                3,
+                "not enough memory for 61 more clones of web: 2 fit".into()
+            ),
+            Got::Error(
+                4,
+                "no room for 61 more VMs of web: the run has room for 7 more on its cores".into()
+            ),
+            Got::Error(
+                5,
+                "scale web 100000: 3 run; at most 512 VMs start or stop in one command".into()
+            ),
+            Got::Error(6, "no entry named nope".into()),
+        ]
+    );
+    assert_eq!(fleet.changed.len(), 2, "refused commands change nothing");
 }

@@ -324,10 +324,16 @@ impl Net {
     /// Builds the ports of every VM, the links between them, the packet
     /// hooks on them and the VMs' restart and exit hooks (per-core maps
     /// for `cores` cores).
-    pub fn build(manifest: &Manifest<'static>, cores: u32) -> Result<Net, &'static str> {
+    pub fn build(
+        manifest: &Manifest<'static>,
+        cores: u32,
+        runtime_places: usize,
+    ) -> Result<Net, &'static str> {
+        // Places for VMs started at runtime come after the manifest's VMs,
+        // with no ports.
         let mut net = poll::Net::build(
             &mut FrameTables,
-            manifest.len(),
+            manifest.len() + runtime_places,
             |i| manifest.get(i).map_or((0, 0), |s| (s.net_ports, s.memory)),
             manifest.links(),
             manifest.link_count(),

@@ -11,7 +11,7 @@ use super::memory;
 use super::net::Net;
 use super::percpu::MAX_CORES;
 use super::serial;
-use super::service::{ControlPlane, Mail};
+use super::service::{self, ControlPlane, Job, Mail};
 use super::smp::Core;
 use super::vm::{self, VmState};
 use super::vmx::VmxShared;
@@ -34,10 +34,33 @@ use vmm_abi::report::{OPERATOR_RESTART, Record, VmStatus};
 /// Bytes reserved for one stop reason in a record.
 const REASON_BYTES: usize = 200;
 
-/// The VMs one core owns, and its queue of their positions.
+/// The VMs one core owns (in a service run, followed by its places for VMs
+/// started at runtime), and its queue of their positions.
 struct CoreVms {
     vms: &'static mut [VmState],
     queue: &'static mut [u32],
+    /// Its manifest VMs (the first entries of `vms`, queued at the start).
+    boot: usize,
+}
+
+/// A VM to start at runtime: its id, the manifest VM it copies, its place
+/// and the memory set aside for it.
+#[derive(Clone, Copy)]
+struct Place {
+    id: u32,
+    template: u32,
+    cell: u32,
+    reserved: u64,
+}
+
+/// What VMs that ended in a place since given to another VM add to the
+/// summary.
+#[derive(Clone, Copy, Default)]
+struct Retired {
+    exited_ok: usize,
+    restarts: u64,
+    private: u64,
+    overhead: u64,
 }
 
 /// The run, shared by every core.
@@ -63,6 +86,10 @@ pub struct Plan {
     finished: AtomicU32,
     /// A service run's control plane (core 0 serves it).
     control: Option<ControlPlane>,
+    /// The manifest (VMs started at runtime copy its entries).
+    manifest: Manifest<'static>,
+    /// VMs that ended in places since reused.
+    retired: Mutex<Retired>,
 }
 
 fn reason_text(r: &StopReason) -> StackStr<REASON_BYTES> {
@@ -126,14 +153,47 @@ impl Plan {
             |i, core| placed[i] = core,
         );
         let placed: &[Option<u32>] = placed;
+        // A service run's cores that run VMs each get places for VMs
+        // started at runtime, after their own.
+        let spare = if manifest.service() {
+            service::RUNTIME_SLOTS
+        } else {
+            0
+        };
+        let runtime_places = if manifest.service() {
+            ControlPlane::runtime_cells(vm_running)
+        } else {
+            0
+        };
         // Manifest indices grouped by core (core 0 first, the unplaced
-        // last), so each core's VMs are one run of the state array.
+        // last), so each core's VMs are one run of the state array; a
+        // core's places for runtime VMs (`None`) follow its VMs.
         let groups = (0..MAX_CORES as u32).map(Some).chain([None]);
-        let mut order = groups.flat_map(|c| (0..count).filter(move |&i| placed[i] == c));
+        let mut order = groups.flat_map(|c| {
+            let spares = match c {
+                Some(core) if vm_running & (1 << core) != 0 => spare,
+                _ => 0,
+            };
+            (0..count)
+                .filter(move |&i| placed[i] == c)
+                .map(move |i| (Some(i), c))
+                .chain((0..spares).map(move |_| (None, c)))
+        });
+        let first = manifest.get(0).ok_or("the manifest has no VMs")?;
+        let first_image = images::get(first.image).ok_or("an image vanished")?;
         let all = memory::leak_slice(
-            count,
+            count + spare * vm_running.count_ones() as usize,
             |_| {
-                let i = order.next().ok_or("the plan lost a VM")?;
+                let (i, core) = order.next().ok_or("the plan lost a VM")?;
+                let Some(i) = i else {
+                    // A place no VM holds yet (its fields are replaced
+                    // whole when a VM is started in it).
+                    let mut st = VmState::new(u32::MAX, first, first_image);
+                    st.cell = u32::MAX;
+                    st.dormant = true;
+                    st.core = core;
+                    return Ok(st);
+                };
                 let spec = manifest.get(i).ok_or("a manifest entry vanished")?;
                 let image = images::get(spec.image).ok_or("an image vanished")?;
                 let mut st = VmState::new(i as u32, spec, image);
@@ -151,13 +211,15 @@ impl Plan {
             net: {
                 super::net::bring_up_nics(manifest)?;
                 let core_slots = cores.iter().map(|c| c.index + 1).max().unwrap_or(1);
-                Net::build(manifest, core_slots)?
+                Net::build(manifest, core_slots, runtime_places)?
             },
             poll_cores,
             vm_cores: vm_running.count_ones(),
             vm_finished: AtomicU32::new(0),
             finished: AtomicU32::new(0),
             control: None,
+            manifest: *manifest,
+            retired: Mutex::new(Retired::default()),
         };
         let mut rest = all;
         for (core, slot) in plan.owned.iter_mut().enumerate() {
@@ -170,23 +232,14 @@ impl Plan {
             }
             let (vms, after) = rest.split_at_mut(n);
             rest = after;
+            let boot = vms.iter().filter(|st| !st.dormant).count();
             let queue = memory::leak_slice(n, |k| Ok(k as u32), NO_MEMORY)?;
-            *slot.get_mut() = Some(CoreVms { vms, queue });
+            *slot.get_mut() = Some(CoreVms { vms, queue, boot });
         }
         *plan.unplaced.get_mut() = rest;
         if manifest.service() {
-            // Each VM's place: its core and its position among that core's
-            // VMs (manifest order within the core, as laid out above).
-            let mut taken = [0u32; MAX_CORES];
-            let place = |i: usize| match placed[i] {
-                Some(c) => {
-                    let slot = &mut taken[c as usize % MAX_CORES];
-                    *slot += 1;
-                    (c, *slot - 1)
-                }
-                None => (NO_CORE, 0),
-            };
-            plan.control = Some(ControlPlane::new(*manifest, place)?);
+            let place = |i: usize| placed.get(i).copied().flatten().unwrap_or(NO_CORE);
+            plan.control = Some(ControlPlane::new(*manifest, vm_running, place)?);
         }
         Ok(plan)
     }
@@ -211,7 +264,7 @@ impl Plan {
                 text.as_str(),
                 self.control.as_ref(),
             );
-            self.net.detach(st.index, st.spec.net_ports, true);
+            self.net.detach(st.cell, st.spec.net_ports, true);
         }
     }
 
@@ -234,7 +287,7 @@ impl Plan {
         if let Some(slot) = self.owned.get(core as usize)
             && let Some(own) = slot.lock().as_mut()
         {
-            self.run_vms(own.vms, own.queue, core);
+            self.run_vms(own.vms, own.queue, own.boot, core);
         }
         self.vm_finished.fetch_add(1, Ordering::Release);
         self.finished.fetch_add(1, Ordering::Release);
@@ -262,8 +315,8 @@ impl Plan {
         cp.flush();
     }
 
-    fn run_vms(&self, vms: &mut [VmState], queue: &mut [u32], core: u32) {
-        let mut sched = RoundRobin::new(queue, self.shared.timeslice);
+    fn run_vms(&self, vms: &mut [VmState], queue: &mut [u32], boot: usize, core: u32) {
+        let mut sched = RoundRobin::with_first(queue, boot, self.shared.timeslice);
         // The VM whose VMCS is current, and the VM whose CPU state (x87/SSE,
         // CR2, KERNEL_GS_BASE) is in the registers; they differ after a VM
         // is destroyed (its VMCS is cleared, its state still in the CPU).
@@ -273,15 +326,20 @@ impl Plan {
             serial::pump();
             if let Some(cp) = &self.control {
                 while let Some(mail) = cp.take_mail(core) {
-                    // A VM the request destroys is neither current nor in
-                    // the registers any more.
-                    if loaded == Some(mail.local) {
+                    let local = match mail.job {
+                        Job::Start { .. } => vms.iter().position(|st| st.dormant),
+                        Job::Vm(_) => vms.iter().position(|st| st.index == mail.vm),
+                    };
+                    // A VM the request destroys (or the place a new one
+                    // takes) is neither current nor in the registers any more.
+                    let local = local.map(|l| l as u32);
+                    if local.is_some() && loaded == local {
                         loaded = None;
                     }
-                    if state_owner == Some(mail.local) {
+                    if local.is_some() && state_owner == local {
                         state_owner = None;
                     }
-                    self.apply(cp, mail, vms, &mut sched, core);
+                    self.apply(cp, mail, local, vms, &mut sched, core);
                 }
                 if cp.ending() {
                     // Requests that came with the end are answered, not lost.
@@ -292,7 +350,7 @@ impl Plan {
                         );
                     }
                     for st in vms.iter_mut() {
-                        if cp.status(st.index) == VM_RUNNING {
+                        if !st.dormant && cp.status(st.cell) == VM_RUNNING {
                             self.operator_stop(st, "stopped: the run ended", cp);
                         }
                     }
@@ -332,7 +390,9 @@ impl Plan {
                 }
                 st.slices += 1;
                 loaded = Some(i);
-                vm::create(st, &self.shared, &self.net).map_err(StopReason::StartFailed)
+                let made = vm::create(st, &self.shared, &self.net).map_err(StopReason::StartFailed);
+                self.release(st);
+                made
             } else if loaded != Some(i) {
                 st.slices += 1;
                 loaded = Some(i);
@@ -361,34 +421,71 @@ impl Plan {
                     // Its next run starts from a clean state.
                     state_owner = None;
                     let cp = self.control.as_ref();
-                    stopped(st, reason, |ran| sched.result(i, ran), &self.net, core, cp);
+                    let ended =
+                        stopped(st, reason, |ran| sched.result(i, ran), &self.net, core, cp);
+                    // A runtime VM's place is free once it has ended.
+                    st.dormant = ended && st.cell as usize >= self.count;
                 }
             }
         }
     }
 
     /// Carries out an operator's request on one of this core's VMs (between
-    /// slices: none of them is running) and answers it.
+    /// slices: none of them is running), at position `local`, and answers it.
     fn apply(
         &self,
         cp: &ControlPlane,
         mail: Mail,
+        local: Option<u32>,
         vms: &mut [VmState],
         sched: &mut RoundRobin<'_>,
         core: u32,
     ) {
-        let Some(st) = vms.get_mut(mail.local as usize) else {
-            cp.answer(mail.seq, Err(Text::format(format_args!("no such VM"))));
-            return;
-        };
-        let name = st.spec.name;
-        let ended = cp.status(st.index) != VM_RUNNING;
-        let result = match (mail.request, ended) {
-            (Request::Stop, true) => Err(Text::format(format_args!("{name} has already ended"))),
+        let seq = mail.seq;
+        match mail.job {
+            Job::Start {
+                template,
+                cell,
+                reserved,
+            } => {
+                let place = Place { id: mail.vm, template, cell, reserved };
+                self.start(cp, place, local, vms, sched, core, seq);
+            }
+            Job::Vm(request) => match local.and_then(|l| vms.get_mut(l as usize).map(|st| (l, st))) {
+                None => cp.answer(seq, Err(Text::format(format_args!("no such VM")))),
+                Some((_, st)) if st.dormant => cp.answer(
+                    seq,
+                    Err(Text::format(format_args!(
+                        "{} has ended, and VMs started at runtime are gone once they end; start another",
+                        st.name
+                    ))),
+                ),
+                Some((l, st)) => self.request(cp, request, l, st, sched, core, seq),
+            },
+        }
+    }
+
+    /// A stop or restart of the VM at position `local`, answered `seq`.
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        cp: &ControlPlane,
+        request: Request,
+        local: u32,
+        st: &mut VmState,
+        sched: &mut RoundRobin<'_>,
+        core: u32,
+        seq: u32,
+    ) {
+        let name = st.name.clone();
+        let ended = cp.status(st.cell) != VM_RUNNING;
+        let refuse = |text: Text| cp.answer(seq, Err(text));
+        match (request, ended) {
+            (Request::Stop, true) => refuse(Text::format(format_args!("{name} has already ended"))),
             (Request::Stop, false) => {
-                sched.remove(mail.local);
+                sched.remove(local);
                 self.operator_stop(st, "stopped by the operator", cp);
-                Ok(())
+                cp.answer(seq, Ok(()));
             }
             (Request::Restart, _) => {
                 if st.vm.is_some() {
@@ -396,23 +493,83 @@ impl Plan {
                     vm::destroy(st, &self.net);
                 }
                 // Back in the queue if it had left it.
-                if ended && !sched.admit(mail.local) {
-                    Err(Text::format(format_args!(
+                if ended && !sched.admit(local) {
+                    refuse(Text::format(format_args!(
                         "{name}: no room in core {core}'s run queue"
-                    )))
+                    )));
                 } else {
                     st.restarts += 1;
-                    cp.set_restarts(st.index, st.restarts);
+                    cp.set_restarts(st.cell, st.restarts);
                     serial::record(&Record::VmRestart {
                         vm: st.index,
                         attempt: st.restarts,
                         reason: OPERATOR_RESTART,
                     });
-                    Ok(())
+                    cp.answer(seq, Ok(()));
                 }
             }
+        }
+    }
+
+    /// Starts a VM in `place` at position `local` (a place no VM holds) of
+    /// this core, answered `seq`.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &self,
+        cp: &ControlPlane,
+        place: Place,
+        local: Option<u32>,
+        vms: &mut [VmState],
+        sched: &mut RoundRobin<'_>,
+        core: u32,
+        seq: u32,
+    ) {
+        let fail = |why: Text| {
+            cp.release(place.reserved);
+            cp.set_status(place.cell, VM_KILLED);
+            cp.answer(seq, Err(why));
         };
-        cp.answer(mail.seq, result);
+        let spec = self.manifest.get(place.template as usize);
+        let image = spec.and_then(|s| images::get(s.image));
+        let (Some(spec), Some(image)) = (spec, image) else {
+            return fail(Text::format(format_args!("its entry's image is gone")));
+        };
+        // The control core counts places per core, so one is free.
+        let Some((local, slot)) = local.and_then(|l| vms.get_mut(l as usize).map(|s| (l, s)))
+        else {
+            return fail(Text::format(format_args!("core {core} has no free place")));
+        };
+        if slot.index != u32::MAX {
+            let mut r = self.retired.lock();
+            r.exited_ok += usize::from(slot.ended_ok);
+            r.restarts += u64::from(slot.restarts);
+            r.private += slot.private_bytes;
+            r.overhead += slot.overhead_bytes;
+        }
+        let mut st = VmState::new(place.id, spec, image);
+        st.cell = place.cell;
+        st.name = cp.name(place.cell);
+        st.core = Some(core);
+        st.reserved = place.reserved;
+        *slot = st;
+        if !sched.admit(local) {
+            slot.dormant = true;
+            return fail(Text::format(format_args!(
+                "no room in core {core}'s run queue"
+            )));
+        }
+        cp.answer(seq, Ok(()));
+    }
+
+    /// Memory set aside for a VM started at runtime goes back to the pool
+    /// once it is created (or will not be).
+    fn release(&self, st: &mut VmState) {
+        if st.reserved > 0
+            && let Some(cp) = &self.control
+        {
+            cp.release(st.reserved);
+        }
+        st.reserved = 0;
     }
 
     /// Stops a VM for good at the operator's word (it is not running).
@@ -421,8 +578,15 @@ impl Plan {
         if st.vm.is_some() {
             vm::destroy(st, &self.net);
         }
-        self.net.detach(st.index, st.spec.net_ports, true);
+        self.release(st);
+        self.net.detach(st.cell, st.spec.net_ports, true);
+        if st.restarts == 0 && st.slices == 0 {
+            // Stopped before it ever ran: the report still hears of it.
+            start_record(st, self.cores);
+        }
         end(st, VmStatus::Stopped, 0, why, Some(cp));
+        // A runtime VM's place is free once it has ended.
+        st.dormant = st.cell as usize >= self.count;
     }
 
     /// Runs `f` on every VM's state (boot core, after [`Plan::wait_all`]:
@@ -430,7 +594,11 @@ impl Plan {
     fn each_vm(&self, mut f: impl FnMut(&VmState)) {
         for slot in &self.owned {
             if let Some(own) = slot.lock().as_ref() {
-                own.vms.iter().for_each(&mut f);
+                // Places no VM ever held are left out.
+                own.vms
+                    .iter()
+                    .filter(|st| st.index != u32::MAX)
+                    .for_each(&mut f);
             }
         }
         self.unplaced.lock().iter().for_each(f);
@@ -442,7 +610,7 @@ impl Plan {
         self.net.report(|vm| {
             let mut name = "?";
             self.each_vm(|st| {
-                if st.index == vm {
+                if st.cell == vm {
                     name = st.spec.name;
                 }
             });
@@ -472,17 +640,22 @@ impl Plan {
 
     /// Prints the end-of-run summary (boot core, after [`Plan::wait_all`]).
     pub fn print_summary(&self) {
-        let (mut exited, mut restarts, mut private, mut overhead) = (0, 0u64, 0u64, 0u64);
+        let r = *self.retired.lock();
+        let (mut exited, mut restarts, mut private, mut overhead) =
+            (r.exited_ok, r.restarts, r.private, r.overhead);
         self.each_vm(|st| {
             exited += usize::from(st.ended_ok);
             restarts += u64::from(st.restarts);
             private += st.private_bytes;
             overhead += st.overhead_bytes;
         });
+        let count = self
+            .control
+            .as_ref()
+            .map_or(self.count, |cp| cp.started() as usize);
         log::info!(
-            "all {} VMs ended: {exited} exited 0, {} did not; {restarts} restarts",
-            self.count,
-            self.count - exited
+            "all {count} VMs ended: {exited} exited 0, {} did not; {restarts} restarts",
+            count.saturating_sub(exited)
         );
         log::info!(
             "guest memory: {} KiB private, {} KiB shared (once per image); hypervisor overhead {} KiB",
@@ -506,7 +679,8 @@ fn start_record(st: &VmState, cores: &[Core]) {
         .map_or(0, |c| c.apic_id);
     serial::record(&Record::VmStart {
         vm: st.index,
-        name: st.spec.name,
+        name: &st.name,
+        entry: st.spec.entry,
         image: st.spec.image,
         core,
         apic,
@@ -515,7 +689,7 @@ fn start_record(st: &VmState, cores: &[Core]) {
 }
 
 /// A run of the VM ended: restart it (if `requeue` takes it back) or
-/// report its end.
+/// report its end; whether it ended for good.
 fn stopped(
     st: &mut VmState,
     reason: StopReason,
@@ -523,13 +697,13 @@ fn stopped(
     net: &Net,
     core: u32,
     cp: Option<&ControlPlane>,
-) {
+) -> bool {
     st.flush_console();
     let instructions = st.cpu.ran_this_run();
     vm::destroy(st, net);
     let failed = reason != StopReason::Exited(0);
     // A restart hook, if the VM has one, decides; else the policy.
-    let hook = net.vm_hook(st.index, HookKind::Restart);
+    let hook = net.vm_hook(st.cell, HookKind::Restart);
     let ask = || {
         let (status, class) = reason.hook_class();
         let ctx = RestartCtx {
@@ -552,21 +726,22 @@ fn stopped(
             reason: reason_text(&reason).as_str(),
         });
         if let Some(cp) = cp {
-            cp.set_restarts(st.index, st.restarts);
+            cp.set_restarts(st.cell, st.restarts);
         }
         if requeue(Ran::Restarting) {
-            return;
+            return false;
         }
     }
     requeue(Ran::Ended);
     // It will not run again: frames for its ports are dropped from now on.
-    net.detach(st.index, st.spec.net_ports, true);
+    net.detach(st.cell, st.spec.net_ports, true);
     let status = if reason.exited() {
         VmStatus::Exited
     } else {
         VmStatus::Killed
     };
     end(st, status, reason.code(), reason_text(&reason).as_str(), cp);
+    true
 }
 
 fn end(st: &mut VmState, status: VmStatus, code: i64, reason: &str, cp: Option<&ControlPlane>) {
@@ -577,7 +752,7 @@ fn end(st: &mut VmState, status: VmStatus, code: i64, reason: &str, cp: Option<&
             VmStatus::Stopped => VM_STOPPED,
             VmStatus::Killed | VmStatus::Running => VM_KILLED,
         };
-        cp.set_status(st.index, row);
+        cp.set_status(st.cell, row);
     }
     serial::record(&Record::VmEnd {
         vm: st.index,

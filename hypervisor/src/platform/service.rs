@@ -1,24 +1,33 @@
 //! A service run's control plane on the machine: the control core serves COM2 through `control::Channel`; commands reach the core that owns a VM through that core's mailbox, which it drains between slices (no core touches another's VM state, no lock is held across a VM entry); each VM's status is published in atomics the `list` answer reads.
 
 use super::com2;
+use super::images;
 use super::instr::rdtsc;
 use super::memory;
 use super::percpu::MAX_CORES;
-use crate::control::{Channel, Fleet, Refusal, Request, Row, Text};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use super::vm;
+use crate::control::{Channel, Fleet, Name, Refusal, Request, Row, Starts, Text};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use heapless::Deque;
 use spin::Mutex;
 use vmm_abi::control::{NO_CORE, VM_RUNNING};
 use vmm_abi::manifest::Manifest;
 
-/// Requests one core's mailbox holds.
-const MAILBOX: usize = 16;
+/// Requests one core's mailbox holds (a whole `scale` of
+/// [`crate::control::MAX_CHANGE`] VMs fits).
+const MAILBOX: usize = 512;
 /// Commands handed to cores and not yet answered, at most (so their
 /// answers always have room).
 const IN_FLIGHT: usize = 32;
 /// Ticks the control core keeps sending after the run ended, at most
 /// (the last answers: about 5 s of emulated time).
 const FLUSH_TICKS: u64 = 500_000_000;
+/// Places for VMs started at runtime, per core that runs VMs.
+pub const RUNTIME_SLOTS: usize = 256;
+/// Hypervisor memory counted per VM started at runtime beside its private
+/// memory (VMCS, EPT tables and bookkeeping measure about 24 KiB for a
+/// small VM; this is a bound, so a start that is accepted has the memory).
+const VM_OVERHEAD: u64 = 64 << 10;
 
 /// Per core: requests wait in its mailbox (read without the lock by a
 /// core spinning for a lone VM's wait, which then gives the run loop a
@@ -33,77 +42,159 @@ pub fn mail_waiting(core: u32) -> bool {
         .is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
-/// One VM as the control plane sees it: where it lives (fixed) and its
-/// status (written only by its core).
+/// One place for a VM as the control plane sees it: which VM holds it, its
+/// names and core (written by the control core), its status (written by
+/// its core). A manifest VM keeps its place; a place for VMs started at
+/// runtime is given again once its VM has ended.
 pub struct VmCell {
     /// Its core, or [`NO_CORE`].
-    pub core: u32,
-    /// Its position among its core's VMs.
-    pub local: u32,
+    core: AtomicU32,
+    /// The VM's id in the report (its manifest index, or a number counted
+    /// on from there for VMs started at runtime: never given twice).
+    id: AtomicU32,
+    /// Whether a VM holds it (always, for a manifest VM's).
+    used: AtomicBool,
     status: AtomicU8,
     restarts: AtomicU32,
+    /// Its name and entry.
+    names: Mutex<(Name, Name)>,
 }
 
 impl VmCell {
-    /// A VM on `core` (or [`NO_CORE`]) at position `local`.
-    pub fn new(core: u32, local: u32) -> Self {
+    fn new(core: u32, id: u32, used: bool, name: &str, entry: &str) -> Self {
         VmCell {
-            core,
-            local,
+            core: AtomicU32::new(core),
+            id: AtomicU32::new(id),
+            used: AtomicBool::new(used),
             status: AtomicU8::new(VM_RUNNING),
             restarts: AtomicU32::new(0),
+            names: Mutex::new((
+                Name::try_from(name).unwrap_or_default(),
+                Name::try_from(entry).unwrap_or_default(),
+            )),
         }
     }
+}
+
+/// What a mail asks of a core.
+#[derive(Clone, Copy, Debug)]
+pub enum Job {
+    /// A request on a VM it runs.
+    Vm(Request),
+    /// Start a VM like manifest VM `template` in place `cell`.
+    Start {
+        /// The manifest VM it copies.
+        template: u32,
+        /// Its place.
+        cell: u32,
+        /// Memory set aside for it until it is created.
+        reserved: u64,
+    },
 }
 
 /// A request in a core's mailbox.
 #[derive(Clone, Copy, Debug)]
 pub struct Mail {
-    /// The VM's position among the core's VMs.
-    pub local: u32,
+    /// The VM's id.
+    pub vm: u32,
     /// What to do.
-    pub request: Request,
+    pub job: Job,
     /// The command's sequence number, for the answer.
     pub seq: u32,
+}
+
+/// A command handed to cores: answered once `left` parts are done.
+struct Group {
+    seq: u32,
+    left: u32,
+    error: Option<Text>,
 }
 
 /// The control plane of a service run.
 pub struct ControlPlane {
     manifest: Manifest<'static>,
     cells: &'static [VmCell],
-    mail: [Mutex<Deque<Mail, MAILBOX>>; MAX_CORES],
+    /// Cores that run VMs (bit N = core N).
+    vm_cores: u64,
+    /// Per core that may run VMs (by index), its mailbox.
+    mail: &'static [Mutex<Deque<Mail, MAILBOX>>],
+    groups: Mutex<heapless::Vec<Group, IN_FLIGHT>>,
     answers: Mutex<Deque<(u32, Result<(), Text>), IN_FLIGHT>>,
-    in_flight: AtomicU32,
     ending: AtomicBool,
     channel: Mutex<Channel>,
+    /// The next id of a VM started at runtime.
+    next_id: AtomicU32,
+    /// Memory promised to VMs started but not yet created.
+    reserved: AtomicU64,
 }
 
 impl ControlPlane {
-    /// The control plane over `manifest`'s VMs, placed by `place` (core or
-    /// [`NO_CORE`], position; asked for each VM in manifest order); sets
-    /// COM2 up.
+    /// Places for VMs started at runtime when `vm_cores` cores run VMs.
+    pub fn runtime_cells(vm_cores: u64) -> usize {
+        RUNTIME_SLOTS * vm_cores.count_ones() as usize
+    }
+
+    /// The control plane over `manifest`'s VMs, on the cores `place` says
+    /// (or [`NO_CORE`]; asked for each VM in manifest order), with
+    /// [`ControlPlane::runtime_cells`] more places for VMs started at
+    /// runtime on `vm_cores`; sets COM2 up.
     pub fn new(
         manifest: Manifest<'static>,
-        mut place: impl FnMut(usize) -> (u32, u32),
+        vm_cores: u64,
+        place: impl Fn(usize) -> u32,
     ) -> Result<Self, &'static str> {
+        let count = manifest.len();
         let cells = memory::leak_slice(
-            manifest.len(),
+            count + Self::runtime_cells(vm_cores),
             |i| {
-                let (core, local) = place(i);
-                Ok(VmCell::new(core, local))
+                Ok(match manifest.get(i) {
+                    Some(spec) => VmCell::new(place(i), i as u32, true, spec.name, spec.entry),
+                    None => VmCell::new(NO_CORE, u32::MAX, false, "", ""),
+                })
             },
             "no memory for the control plane",
+        )?;
+        // Mailboxes up to the highest core that runs VMs (they are large).
+        let mail = memory::leak_slice(
+            64 - vm_cores.leading_zeros() as usize,
+            |_| Ok(Mutex::new(Deque::new())),
+            "no memory for the cores' mailboxes",
         )?;
         com2::init();
         Ok(ControlPlane {
             manifest,
             cells,
-            mail: core::array::from_fn(|_| Mutex::new(Deque::new())),
+            vm_cores,
+            mail,
+            groups: Mutex::new(heapless::Vec::new()),
             answers: Mutex::new(Deque::new()),
-            in_flight: AtomicU32::new(0),
             ending: AtomicBool::new(false),
             channel: Mutex::new(Channel::new()),
+            next_id: AtomicU32::new(count as u32),
+            reserved: AtomicU64::new(0),
         })
+    }
+
+    /// VMs started so far, from the manifest and at runtime.
+    pub fn started(&self) -> u32 {
+        self.next_id.load(Ordering::Acquire)
+    }
+
+    /// Memory set aside for a VM that has now been created (or never will).
+    pub fn release(&self, bytes: u64) {
+        let _ = self
+            .reserved
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                Some(r.saturating_sub(bytes))
+            });
+    }
+
+    /// Place `cell`'s name.
+    pub fn name(&self, cell: u32) -> Name {
+        self.cells
+            .get(cell as usize)
+            .map(|c| c.names.lock().0.clone())
+            .unwrap_or_default()
     }
 
     /// Whether the operator ended the run.
@@ -123,31 +214,50 @@ impl ControlPlane {
         mail
     }
 
-    /// A core carried out (or refused) command `seq`.
+    /// A core carried out (or refused) its part of command `seq`; the
+    /// command is answered once every part is done (with the first error).
     pub fn answer(&self, seq: u32, result: Result<(), Text>) {
-        // `post` admits at most IN_FLIGHT requests, so there is room.
-        let _ = self.answers.lock().push_back((seq, result));
+        let mut groups = self.groups.lock();
+        let Some(at) = groups.iter().position(|g| g.seq == seq) else {
+            return;
+        };
+        let g = &mut groups[at];
+        g.left = g.left.saturating_sub(1);
+        if let Err(t) = result
+            && g.error.is_none()
+        {
+            g.error = Some(t);
+        }
+        if g.left == 0 {
+            let g = groups.swap_remove(at);
+            // At most IN_FLIGHT groups exist, so there is room.
+            let _ = self
+                .answers
+                .lock()
+                .push_back((g.seq, g.error.map_or(Ok(()), Err)));
+        }
     }
 
-    /// VM `vm` (manifest index) ended: `status` is a `VM_*`.
-    pub fn set_status(&self, vm: u32, status: u8) {
-        if let Some(c) = self.cells.get(vm as usize) {
+    /// The VM in place `cell` ended: `status` is a `VM_*`.
+    pub fn set_status(&self, cell: u32, status: u8) {
+        if let Some(c) = self.cells.get(cell as usize) {
             c.status.store(status, Ordering::Release);
         }
     }
 
-    /// VM `vm` restarted (`restarts` times so far); it runs again.
-    pub fn set_restarts(&self, vm: u32, restarts: u32) {
-        if let Some(c) = self.cells.get(vm as usize) {
+    /// The VM in place `cell` restarted (`restarts` times so far); it runs
+    /// again.
+    pub fn set_restarts(&self, cell: u32, restarts: u32) {
+        if let Some(c) = self.cells.get(cell as usize) {
             c.restarts.store(restarts, Ordering::Release);
             c.status.store(VM_RUNNING, Ordering::Release);
         }
     }
 
-    /// VM `vm`'s status (`VM_*`).
-    pub fn status(&self, vm: u32) -> u8 {
+    /// The status (`VM_*`) of the VM in place `cell`.
+    pub fn status(&self, cell: u32) -> u8 {
         self.cells
-            .get(vm as usize)
+            .get(cell as usize)
             .map_or(VM_RUNNING, |c| c.status.load(Ordering::Acquire))
     }
 
@@ -161,7 +271,6 @@ impl ControlPlane {
             let Some((seq, result)) = self.answers.lock().pop_front() else {
                 break;
             };
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
             ch.complete(seq, result.as_ref().map(|_| ()).map_err(|t| t.as_str()));
         }
         let mut fleet = Machine(self);
@@ -179,7 +288,7 @@ impl ControlPlane {
         let start = rdtsc();
         loop {
             self.serve();
-            let idle = self.in_flight.load(Ordering::Acquire) == 0
+            let idle = self.groups.lock().is_empty()
                 && self.answers.lock().is_empty()
                 && self.channel.lock().pending_out() == 0;
             if idle || rdtsc().wrapping_sub(start) > FLUSH_TICKS {
@@ -193,57 +302,236 @@ impl ControlPlane {
 /// The run as the channel sees it.
 struct Machine<'a>(&'a ControlPlane);
 
+impl Machine<'_> {
+    /// Hands `mails` (each with its core) to their cores as one command
+    /// answered `seq`: all or, if a mailbox lacks room, none; `commit` runs
+    /// once it is sure they go, before any does.
+    fn send(
+        &self,
+        mails: impl Iterator<Item = (u32, Mail)> + Clone,
+        seq: u32,
+        commit: impl FnOnce(),
+    ) -> Result<(), Refusal> {
+        let cp = self.0;
+        let mut groups = cp.groups.lock();
+        if groups.is_full() {
+            return Err(Refusal::Busy {
+                limit: IN_FLIGHT as u32,
+            });
+        }
+        // Room first (only this core posts, so it stays).
+        let mut want = [0usize; MAX_CORES];
+        for (core, _) in mails.clone() {
+            let slot = want.get_mut(core as usize).ok_or(Refusal::NoCore)?;
+            *slot += 1;
+        }
+        for (core, n) in want.iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            let Some(q) = cp.mail.get(core) else {
+                return Err(Refusal::NoCore);
+            };
+            if q.lock().len() + n > MAILBOX {
+                return Err(Refusal::MailboxFull { core: core as u32 });
+            }
+        }
+        let left = want.iter().sum::<usize>() as u32;
+        commit();
+        if left == 0 {
+            let _ = cp.answers.lock().push_back((seq, Ok(())));
+            return Ok(());
+        }
+        let _ = groups.push(Group {
+            seq,
+            left,
+            error: None,
+        });
+        drop(groups);
+        for (core, mail) in mails {
+            // Room was checked above.
+            if let Some(q) = cp.mail.get(core as usize) {
+                let _ = q.lock().push_back(mail);
+            }
+            if let Some(f) = MAIL_WAITING.get(core as usize) {
+                f.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// The cores VM `template`'s entry may start VMs on, each with the
+    /// places it has left for VMs started at runtime.
+    fn room(&self, cores: u64) -> [u32; MAX_CORES] {
+        let cp = self.0;
+        let allowed = match cores & cp.vm_cores {
+            0 => cp.vm_cores,
+            m => m,
+        };
+        let mut room = [0u32; MAX_CORES];
+        for (core, r) in room.iter_mut().enumerate() {
+            if allowed & (1 << core) != 0 {
+                *r = RUNTIME_SLOTS as u32;
+            }
+        }
+        let first_runtime = cp.manifest.len();
+        for c in &cp.cells[first_runtime..] {
+            if c.used.load(Ordering::Acquire) && c.status.load(Ordering::Acquire) == VM_RUNNING {
+                let core = c.core.load(Ordering::Acquire) as usize;
+                if let Some(r) = room.get_mut(core) {
+                    *r = r.saturating_sub(1);
+                }
+            }
+        }
+        room
+    }
+}
+
 impl Fleet for Machine<'_> {
     fn count(&self) -> u32 {
         self.0.cells.len() as u32
     }
 
-    fn row(&self, vm: u32) -> Option<Row<'_>> {
+    fn row(&self, vm: u32) -> Option<Row> {
         let cell = self.0.cells.get(vm as usize)?;
+        if !cell.used.load(Ordering::Acquire) {
+            return None;
+        }
+        let (name, entry) = cell.names.lock().clone();
         Some(Row {
-            name: self.0.manifest.get(vm as usize)?.name,
+            name,
+            entry,
             status: cell.status.load(Ordering::Acquire),
-            core: cell.core,
+            core: cell.core.load(Ordering::Acquire),
             restarts: cell.restarts.load(Ordering::Acquire),
         })
     }
 
     fn find(&self, name: &str) -> Option<u32> {
         self.0
-            .manifest
+            .cells
             .iter()
-            .position(|s| s.name == name)
+            .position(|c| c.used.load(Ordering::Acquire) && c.names.lock().0 == name)
             .map(|i| i as u32)
     }
 
     fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal> {
-        let cp = self.0;
-        let cell = cp.cells.get(vm as usize).ok_or(Refusal::NoCore)?;
-        if cell.core == NO_CORE {
+        let cell = self.0.cells.get(vm as usize).ok_or(Refusal::NoCore)?;
+        let core = cell.core.load(Ordering::Acquire);
+        if core == NO_CORE {
             return Err(Refusal::NoCore);
         }
-        if cp.in_flight.load(Ordering::Acquire) as usize >= IN_FLIGHT {
-            return Err(Refusal::Busy {
-                limit: IN_FLIGHT as u32,
-            });
-        }
         let mail = Mail {
-            local: cell.local,
-            request,
+            vm: cell.id.load(Ordering::Acquire),
+            job: Job::Vm(request),
             seq,
         };
-        let slot = cp.mail.get(cell.core as usize).ok_or(Refusal::NoCore)?;
-        {
-            let mut q = slot.lock();
-            if q.push_back(mail).is_err() {
-                return Err(Refusal::MailboxFull { core: cell.core });
+        self.send(core::iter::once((core, mail)), seq, || {})
+    }
+
+    fn change(&mut self, starts: &Starts<'_>, stops: &[u32], seq: u32) -> Result<(), Refusal> {
+        let cp = self.0;
+        let spec = cp
+            .manifest
+            .get(starts.template as usize)
+            .ok_or(Refusal::NoCore)?;
+        // Every start checked before anything is done.
+        let mut cores = [NO_CORE; crate::control::MAX_CHANGE];
+        let mut places = [0u32; crate::control::MAX_CHANGE];
+        let n = starts.count as usize;
+        let mut cost = 0;
+        if n > 0 {
+            if spec.net_ports > 0 {
+                return Err(Refusal::Template {
+                    why: "its VMs have net ports, and links cannot be made while the host runs yet",
+                });
             }
-            if let Some(f) = MAIL_WAITING.get(cell.core as usize) {
-                f.store(true, Ordering::Relaxed);
+            let image = images::get(spec.image).ok_or(Refusal::Template {
+                why: "its image is not loaded",
+            })?;
+            if n > cores.len() {
+                return Err(Refusal::NoRoom {
+                    free: cores.len() as u32,
+                });
+            }
+            // Places: a core with room (the least loaded), and a free cell.
+            let mut room = self.room(spec.cores);
+            let free_room: u32 = room.iter().sum();
+            let mut cell_iter = (cp.manifest.len()..cp.cells.len()).filter(|&i| {
+                let c = &cp.cells[i];
+                !c.used.load(Ordering::Acquire) || c.status.load(Ordering::Acquire) != VM_RUNNING
+            });
+            for k in 0..n {
+                let best = (0..MAX_CORES)
+                    .filter(|&c| room[c] > 0)
+                    .max_by_key(|&c| (room[c], core::cmp::Reverse(c)));
+                let (Some(core), Some(cell)) = (best, cell_iter.next()) else {
+                    return Err(Refusal::NoRoom {
+                        free: free_room.min(k as u32),
+                    });
+                };
+                room[core] -= 1;
+                cores[k] = core as u32;
+                places[k] = cell as u32;
+            }
+            cost = vm::private_bytes(spec.memory, image).ok_or(Refusal::Template {
+                why: "its memory does not hold its image",
+            })? + VM_OVERHEAD;
+            let free = memory::free_bytes().saturating_sub(cp.reserved.load(Ordering::Acquire));
+            let fit = free / cost;
+            if fit < n as u64 {
+                return Err(Refusal::Memory { fit: fit as u32 });
             }
         }
-        cp.in_flight.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        let stop_mail = |&vm: &u32| {
+            let cell = cp.cells.get(vm as usize)?;
+            let core = cell.core.load(Ordering::Acquire);
+            (core != NO_CORE).then(|| {
+                (
+                    core,
+                    Mail {
+                        vm: cell.id.load(Ordering::Acquire),
+                        job: Job::Vm(Request::Stop),
+                        seq,
+                    },
+                )
+            })
+        };
+        let first_id = cp.next_id.load(Ordering::Acquire);
+        let start_mail = |k: usize| {
+            (
+                cores[k],
+                Mail {
+                    vm: first_id + k as u32,
+                    job: Job::Start {
+                        template: starts.template,
+                        cell: places[k],
+                        reserved: cost,
+                    },
+                    seq,
+                },
+            )
+        };
+        let mails = stops
+            .iter()
+            .filter_map(stop_mail)
+            .chain((0..n).map(start_mail));
+        // The places are taken before the mails go (a core reads them).
+        let commit = || {
+            let entry = Name::try_from(starts.entry).unwrap_or_default();
+            for (k, (&p, &core)) in places[..n].iter().zip(&cores[..n]).enumerate() {
+                let c = &cp.cells[p as usize];
+                *c.names.lock() = (starts.name(k as u32), entry.clone());
+                c.core.store(core, Ordering::Release);
+                c.id.store(first_id + k as u32, Ordering::Release);
+                c.restarts.store(0, Ordering::Release);
+                c.status.store(VM_RUNNING, Ordering::Release);
+                c.used.store(true, Ordering::Release);
+            }
+            cp.next_id.fetch_add(n as u32, Ordering::AcqRel);
+            cp.reserved.fetch_add(cost * n as u64, Ordering::AcqRel);
+        };
+        self.send(mails, seq, commit)
     }
 
     fn end(&mut self) {

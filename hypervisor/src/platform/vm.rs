@@ -17,6 +17,7 @@ use crate::console::LineBuffer;
 use crate::console::quota::{
     Admit, CONSOLE_BURST, CONSOLE_CAP, CONSOLE_RATE, ConsoleQuota, RATE_PERIOD,
 };
+use crate::control::Name;
 use crate::cpuid::CpuidResult;
 use crate::devices::bus::{Bus, BusDevice, Effect};
 use crate::devices::virtio::console::{self as vconsole, ConsoleDevice};
@@ -94,9 +95,20 @@ pub struct Vm {
 /// Everything the hypervisor keeps about one manifest VM, across restarts.
 /// Only the core the VM is assigned to ever touches it.
 pub struct VmState {
-    /// Manifest index.
+    /// Its id in the report: its manifest index, or for a VM started at
+    /// runtime a number counted on from the last (never given twice).
     pub index: u32,
-    /// Manifest entry.
+    /// Its place: the manifest index, or a place for VMs started at runtime
+    /// (after the manifest's); its ports and signals are the place's.
+    pub cell: u32,
+    /// Its name (the manifest's, or the one it was started under).
+    pub name: Name,
+    /// A place for VMs started at runtime that holds none now (it never
+    /// did, or its VM has ended).
+    pub dormant: bool,
+    /// Memory set aside for it until it is created (VMs started at runtime).
+    pub reserved: u64,
+    /// Manifest entry (for a VM started at runtime, the one it copies).
     pub spec: VmSpec<'static>,
     /// Its image.
     pub image: &'static CachedImage,
@@ -156,6 +168,10 @@ impl VmState {
     pub fn new(index: u32, spec: VmSpec<'static>, image: &'static CachedImage) -> Self {
         VmState {
             index,
+            cell: index,
+            name: Name::try_from(spec.name).unwrap_or_default(),
+            dormant: false,
+            reserved: 0,
             spec,
             image,
             core: None,
@@ -217,7 +233,7 @@ impl VmState {
 
     /// Prints what is left of the guest's console line.
     pub fn flush_console(&mut self) {
-        let (name, ran, quota) = (self.spec.name, self.cpu.ran, &mut self.console);
+        let (name, ran, quota) = (self.name.as_str(), self.cpu.ran, &mut self.console);
         self.line.flush(&mut |l| guest_line(name, l, quota, ran));
     }
 
@@ -547,6 +563,11 @@ impl Vm {
     }
 }
 
+/// Bytes of private memory a VM of `memory` bytes booting `image` takes.
+pub fn private_bytes(memory: u64, image: &CachedImage) -> Option<u64> {
+    layout(memory, image.shared()).map(|(_, private)| private)
+}
+
 /// Lays out guest-physical `0 .. size`: the image's shared ranges, and
 /// private pieces in the gaps, packed into one private allocation.
 fn layout(
@@ -650,7 +671,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         heap_start: image.end,
         heap_size: (size - STACK_SIZE).saturating_sub(image.end),
         stack_top: size,
-        name: st.spec.name,
+        name: &st.name,
         args: st.spec.args,
         devices,
     };
@@ -674,7 +695,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     let tables = ept.table_count();
     let vmcs = memory::alloc_zeroed_pages(1).ok_or(StartError::OutOfMemory { bytes: PAGE_SIZE })?;
     vm.vmcs = Some(vmcs);
-    net.attach(st.index, st.spec.net_ports, size, vm.raw_ram());
+    net.attach(st.cell, st.spec.net_ports, size, vm.raw_ram());
     st.console_dev = st
         .spec
         .console
@@ -694,7 +715,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
 /// Frees the VM's resources (after a stop or a failed creation); its net
 /// ports go down first, so no polling core touches the memory after.
 pub fn destroy(st: &mut VmState, net: &Net) {
-    let free = net.detach(st.index, st.spec.net_ports, false);
+    let free = net.detach(st.cell, st.spec.net_ports, false);
     st.console_dev = None;
     st.cpu.wait_deadline = None;
     if let Some(vm) = st.vm.take() {
@@ -810,19 +831,19 @@ pub fn run_slice(
         size: st.spec.memory,
     };
     let mut env = VmHost {
-        index: st.index,
+        index: st.cell,
         core,
         ports: st.spec.net_ports,
         slots: st.device_slots(),
         net,
-        signals: net.signals(st.index),
+        signals: net.signals(st.cell),
         console_dev: st.console_dev.as_mut(),
         vm,
         shared,
-        exit_hook: net.vm_hook(st.index, HookKind::Exit),
+        exit_hook: net.vm_hook(st.cell, HookKind::Exit),
         out: GuestOut {
             index: st.index,
-            name: st.spec.name,
+            name: &st.name,
             line: &mut st.line,
             main_tsc: &mut st.main_tsc,
             console: &mut st.console,
@@ -835,7 +856,7 @@ pub fn run_slice(
         launched: &mut st.launched,
     };
     // A slice hook, if the VM has one, says how long this slice is.
-    let timeslice = match net.vm_hook(st.index, HookKind::Slice) {
+    let timeslice = match net.vm_hook(st.cell, HookKind::Slice) {
         None => shared.timeslice,
         Some(h) => {
             let ctx = SliceCtx {
@@ -865,7 +886,7 @@ pub fn wait_over(st: &mut VmState, net: &Net) -> bool {
     if st.cpu.wait_deadline.is_none() {
         return true;
     }
-    let mut signals = Signals(net.signals(st.index));
+    let mut signals = Signals(net.signals(st.cell));
     slice::wait_over(&mut st.cpu, &Tsc, &mut signals)
 }
 

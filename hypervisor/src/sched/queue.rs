@@ -18,6 +18,17 @@ impl<'a> RunQueue<'a> {
         }
     }
 
+    /// A queue holding the first `n` entries of `slots` (at most all),
+    /// with room for the rest.
+    pub fn first(slots: &'a mut [u32], n: usize) -> Self {
+        let len = n.min(slots.len());
+        RunQueue {
+            slots,
+            head: 0,
+            len,
+        }
+    }
+
     /// Entries waiting.
     pub fn len(&self) -> usize {
         self.len

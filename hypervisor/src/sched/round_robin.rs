@@ -21,6 +21,16 @@ impl<'a> RoundRobin<'a> {
             passed: 0,
         }
     }
+
+    /// The first `n` VMs of `slots` queued in order (the rest of `slots`
+    /// is room for VMs admitted later), slices of `timeslice` ticks.
+    pub fn with_first(slots: &'a mut [u32], n: usize, timeslice: u64) -> Self {
+        RoundRobin {
+            queue: RunQueue::first(slots, n),
+            timeslice,
+            passed: 0,
+        }
+    }
 }
 
 impl Scheduler for RoundRobin<'_> {
@@ -109,6 +119,23 @@ mod tests {
 
     fn run(vm: u32, others_waiting: bool) -> Next {
         Next::Run { vm, others_waiting }
+    }
+
+    #[test]
+    fn vms_admitted_later_join_the_first_ones() {
+        let mut slots = [0, 1, 7, 7];
+        let mut rr = RoundRobin::with_first(&mut slots, 2, 10);
+        let mut view = View::new(4);
+        assert!(rr.admit(3));
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            if let Next::Run { vm, .. } = rr.next(&mut view) {
+                order.push(vm);
+                rr.result(vm, Ran::Ended);
+            }
+        }
+        assert_eq!(order, [0, 1, 3]);
+        assert_eq!(rr.next(&mut view), Next::Done);
     }
 
     #[test]

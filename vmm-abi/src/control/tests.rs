@@ -16,6 +16,14 @@ fn all() -> Vec<Message<'static>> {
             entry: "web",
             count: 64,
         },
+        Message::Start {
+            entry: "web",
+            name: "",
+        },
+        Message::Start {
+            entry: "web",
+            name: "web-extra",
+        },
         Message::Stats,
         Message::End,
         Message::Done,

@@ -39,6 +39,8 @@ pub enum Field {
     Net,
     /// A VM's virtio-console switch.
     Console,
+    /// The entry a VM is a clone of (`entry_len`).
+    Entry,
     /// The number of links (a link section's record count).
     LinkCount,
     /// A link's first end.
@@ -122,6 +124,7 @@ impl Field {
             Field::Timeslice => "timeslice",
             Field::Net => "net",
             Field::Console => "console",
+            Field::Entry => "entry_len",
             Field::LinkCount => "link_count",
             Field::LinkA => "a",
             Field::LinkB => "b",

@@ -17,6 +17,7 @@ fn hello(name: &'static str) -> VmSpec<'static> {
         restart_limit: 0,
         net_ports: 0,
         console: false,
+        entry: name,
     }
 }
 
@@ -656,6 +657,7 @@ fn many_vms_and_a_late_duplicate() {
         .iter()
         .map(|n| VmSpec {
             name: n,
+            entry: n,
             ..hello("x")
         })
         .collect();
@@ -664,6 +666,7 @@ fn many_vms_and_a_late_duplicate() {
         MAX_VMS as usize
     );
     vms[4000].name = "vm-17";
+    vms[4000].entry = "vm-17";
     let e = Manifest::parse(&build(&vms)).unwrap_err();
     assert_eq!(
         (e.vm, e.problem),
@@ -1497,4 +1500,27 @@ fn a_service_run_keeps_core_0_for_control() {
     );
     assert_eq!(field_err(&plain[..10]), (None, Field::Size));
     assert!(mark_service(&mut [0u8; 4]).is_err());
+}
+
+#[test]
+fn clones_name_their_entry() {
+    let clone = VmSpec {
+        name: "web-2",
+        entry: "web",
+        ..hello("web-2")
+    };
+    let b = build(&[hello("a"), clone]);
+    let m = Manifest::parse(&b).unwrap();
+    assert_eq!(m.get(0).unwrap().entry, "a");
+    assert_eq!(m.get(1).unwrap().entry, "web");
+    // An entry that is not the name up to a `-` is refused, both ways.
+    for entry in ["we", "web-", "db", "", "web-2x"] {
+        let bad = VmSpec { entry, ..clone };
+        assert_eq!(bad.encode(1).unwrap_err().field, Field::Entry, "{entry}");
+    }
+    let mut b2 = b.clone();
+    b2[rec(1, R_ENTRY_LEN)] = 2;
+    assert_eq!(field_err(&b2), (Some(1), Field::Entry));
+    b2[rec(1, R_ENTRY_LEN)] = 200;
+    assert_eq!(field_err(&b2), (Some(1), Field::Entry));
 }

@@ -31,6 +31,7 @@ fn every_record_round_trips() {
     round_trip(Record::VmStart {
         vm: 0,
         name: "hello",
+        entry: "hello",
         image: "hello",
         core: 0,
         apic: 0,
@@ -277,12 +278,13 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
             Record::VmStart {
                 vm: 0,
                 name: "hello",
+                entry: "hello",
                 image: "img",
                 core: 1,
                 apic: 2,
                 memory: 0x20_0000,
             },
-            "@corral vm-start vm=0 name=hello image=img core=1 apic=2 memory=2097152",
+            "@corral vm-start vm=0 name=hello entry=hello image=img core=1 apic=2 memory=2097152",
         ),
         (
             Record::VmRestart {
@@ -561,6 +563,7 @@ fn record(m: &Material) -> Record<'_> {
         2 => Record::VmStart {
             vm: n(0) as u32,
             name: &m.words[0],
+            entry: &m.words[0],
             image: &m.words[1],
             core: n(1) as u32,
             apic: n(2) as u32,
