@@ -101,7 +101,7 @@ cpu: model={model}, count={cpus}{quantum}, ips=100000000, reset_on_triple_fault=
 {pci}{cards}ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
 ata0-master: type=cdrom, path={iso}, status=inserted
 boot: cdrom
-clock: sync=none, time0=946684800
+clock: sync=none, time0=1767225600
 com1: enabled=1, mode=file, dev={com1}
 {com2}port_e9_hack: enabled=1
 magic_break: enabled=1
@@ -402,7 +402,7 @@ mod tests {
             "cpu: model=corei7_icelake_u, count=1, ips=100000000, reset_on_triple_fault=0, ignore_bad_msrs=0\n",
             "ata0-master: type=cdrom, path=/r/corral.iso, status=inserted\n",
             "boot: cdrom\n",
-            "clock: sync=none, time0=946684800\n",
+            "clock: sync=none, time0=1767225600\n",
             "com1: enabled=1, mode=file, dev=/r/com1.txt\n",
             "magic_break: enabled=1\n",
             "port_e9_hack: enabled=1\n",

@@ -33,7 +33,8 @@
 //! | `smoltcp` (implies `net`) | `net::smoltcp::SmoltcpPort`, a `smoltcp::phy::Device` over a `NetPort` that flags the end-of-stream frame; `smoltcp` itself (0.14: Ethernet, IPv4, UDP, `alloc`) re-exported as `guest_lib::smoltcp` |
 //! | `virtio-console` (implies `console`, `alloc`, `time`) | `print!` through the virtio-console (one buffer and one notification per piece of output) when the boot info lists one; the console hypercall when it does not, and for good if the device fails |
 //!
-//! Always present: [`hypercall`] (the raw `vmcall` and typed wrappers,
+//! Always present: [`hvt`] (a minimal Solo5 hvt runtime for hvt test
+//! images: [`hvt_entry!`], linked with `hvt.ld`), [`hypercall`] (the raw `vmcall` and typed wrappers,
 //! [`hypercall::wait_for_work`] among them), [`args`] (parsing the
 //! manifest's argument string), [`mmio`] (device-register loads and stores
 //! the hypervisor can emulate), [`entry!`], and on the bare-metal target the
@@ -55,6 +56,7 @@ pub mod console;
 pub mod entry;
 #[cfg(feature = "alloc")]
 pub mod heap;
+pub mod hvt;
 pub mod hypercall;
 pub mod mmio;
 #[cfg(feature = "net")]

@@ -8,6 +8,10 @@
 use crate::cpuid::{self, CpuidResult};
 use crate::devices::bus::{Bus, Effect};
 use crate::emulate;
+use crate::hvt::{
+    self,
+    call::{HvtCallError, HvtDone, HvtEnv, PortAccess},
+};
 use crate::hypercall::{self, Call, Done, Services};
 use crate::mem::access::GuestRead;
 use crate::vcpu::hw::GuestCpu;
@@ -34,8 +38,12 @@ pub enum Outcome {
     /// one waits (the guest is idle).
     Yield,
     /// Move past the exiting instruction and let the guest wait for work on
-    /// its devices for at most this many TSC ticks.
+    /// its devices for at most this many TSC ticks (RAX then says why it
+    /// woke).
     Wait(u64),
+    /// The same for a Solo5 hvt `poll`, whose answer is in guest memory:
+    /// every register, RAX included, stays as it was.
+    Sleep(u64),
     /// Re-enter at the same RIP and deliver this event again: the exit cut
     /// its delivery short for a reason of the host's (SDM 27.2.4).
     Reinject(Event),
@@ -65,6 +73,18 @@ pub struct Vcpu<'a, M: GuestRead, C: GuestCpu> {
 pub trait Host: Services + Bus {
     /// The real CPU's CPUID answer.
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult;
+
+    /// Whether this VM is a Solo5 hvt guest (its port accesses are hvt
+    /// hypercalls, and it may set FS_BASE).
+    fn is_hvt(&self) -> bool {
+        false
+    }
+
+    /// What an hvt guest's hypercalls need (`None` for Corral's own
+    /// guests).
+    fn hvt_env(&mut self) -> Option<HvtEnv> {
+        None
+    }
 }
 
 /// Handles one decoded exit.
@@ -109,8 +129,35 @@ pub fn dispatch<M: GuestRead, C: GuestCpu>(
         }),
         Exit::EptMisconfig { gpa } => Outcome::Stop(StopReason::EptMisconfig { gpa }),
         Exit::TripleFault => Outcome::Stop(StopReason::TripleFault { rip: vcpu.rip }),
-        Exit::Io { port, is_in, .. } => on_io(port, is_in),
+        Exit::Io {
+            port,
+            size,
+            is_in,
+            string,
+        } => match host.hvt_env() {
+            Some(env) => on_hvt_io(
+                vcpu,
+                host,
+                env,
+                PortAccess {
+                    port,
+                    size,
+                    is_in,
+                    string,
+                },
+            ),
+            None => on_io(port, is_in),
+        },
         Exit::MsrRead => on_msr(vcpu, false),
+        Exit::MsrWrite if host.is_hvt() && vcpu.regs.rcx as u32 == vmm_abi::hvt::MSR_FS_BASE => {
+            // Every hvt guest sets its TLS base; FS_BASE lives in the VMCS,
+            // so it is this VM's alone.
+            let value = (vcpu.regs.rdx << 32) | (vcpu.regs.rax & 0xffff_ffff);
+            match vcpu.cpu.set_fs_base(value) {
+                Ok(()) => Outcome::Advance,
+                Err(r) => Outcome::Stop(r),
+            }
+        }
         Exit::MsrWrite => on_msr(vcpu, true),
         Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Resume,
         Exit::CrAccess { cr } => Outcome::Stop(StopReason::DeniedCr(cr)),
@@ -211,6 +258,25 @@ fn on_device<M: GuestRead, C: GuestCpu>(
             error,
         }),
         Some(Ok((len, Effect::None))) => Outcome::AdvanceBy(len),
+    }
+}
+
+/// A Solo5 hvt guest's port access: a hypercall, or a stop by name.
+fn on_hvt_io<M: GuestRead, C: GuestCpu>(
+    vcpu: &mut Vcpu<'_, M, C>,
+    host: &mut impl Host,
+    mut env: HvtEnv,
+    io: PortAccess,
+) -> Outcome {
+    let eax = vcpu.regs.rax as u32;
+    match hvt::call::handle(io, eax, &mut env, |b| host.console(b)) {
+        Ok(HvtDone::Advance) => Outcome::Advance,
+        Ok(HvtDone::Sleep(ticks)) => Outcome::Sleep(ticks),
+        Ok(HvtDone::Exit(status)) => Outcome::Stop(StopReason::Exited(status.into())),
+        Err(HvtCallError::NotACall { port, write }) => {
+            Outcome::Stop(StopReason::DeniedIo { port, write })
+        }
+        Err(e) => Outcome::Stop(StopReason::Hvt(e)),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod elf;
 pub mod emulate;
 pub mod hooks;
+pub mod hvt;
 pub mod hypercall;
 pub mod mem;
 pub mod msr;
@@ -26,6 +27,7 @@ pub mod nic;
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 pub mod platform;
+pub mod rtc;
 pub mod sched;
 pub mod vcpu;
 pub mod vmx;

@@ -13,6 +13,7 @@
 pub mod control;
 pub mod corral;
 pub mod hook;
+pub mod hvt;
 pub mod manifest;
 pub mod report;
 pub mod text;

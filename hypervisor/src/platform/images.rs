@@ -3,8 +3,11 @@
 //! of that image maps read-only through its EPT. Built on the boot core
 //! before any VM starts; read-only afterwards, so every core may use it.
 
+use super::clock;
 use super::memory;
 use crate::elf::{ElfError, Image, Segment};
+use crate::hvt::image::{self as hvt_image, HvtImageError};
+use crate::mem::access::{Gpa, GuestRam};
 use crate::mem::guest::GuestMemory;
 use spin::Once;
 use vmm_abi::corral::layout::{MAX_MEMORY, PAGE_SIZE};
@@ -36,6 +39,9 @@ pub struct CachedImage {
     pub file: &'static [u8],
     /// Why the image cannot be used, if it cannot.
     pub error: Option<ElfError>,
+    /// For a Solo5 hvt image (it has a Solo5 `ABI1` note): why it cannot be
+    /// used, if it cannot (checked again for each VM's memory size).
+    pub hvt: Option<Result<(), HvtImageError>>,
     shared: [Option<SharedRange>; MAX_SHARED],
 }
 
@@ -43,6 +49,11 @@ impl CachedImage {
     /// Whether `seg` is loaded once here (so a VM must not load it itself).
     pub fn shares(&self, seg: &Segment) -> bool {
         let (start, _) = seg.pages();
+        self.shares_page(start)
+    }
+
+    /// Whether the segment starting at page `start` is loaded once here.
+    pub fn shares_page(&self, start: u64) -> bool {
         self.shared().any(|r| r.gpa == start)
     }
 
@@ -63,13 +74,60 @@ struct Table {
 
 static TABLE: Once<Table> = Once::new();
 
+/// A Solo5 hvt image: checked as the tender checks it, its read-only
+/// segments loaded once to be shared by every VM of it.
+fn load_hvt(out: &mut CachedImage) {
+    // The wall clock and the TSC's rate, once, on the boot core.
+    let _ = (clock::tsc_hz(), clock::wall_ns());
+    let image = match hvt_image::check(out.file, vmm_abi::hvt::MAX_MEMORY) {
+        Ok(i) => i,
+        Err(e) => {
+            out.hvt = Some(Err(e));
+            return;
+        }
+    };
+    out.hvt = Some(Ok(()));
+    let shareable = image.loads().filter(|l| !l.write).take(MAX_SHARED);
+    for (slot, l) in out.shared.iter_mut().zip(shareable) {
+        let (start, end) = l.pages;
+        let len = end - start;
+        let Some(hpa) = memory::alloc_zeroed_pages(len / PAGE_SIZE) else {
+            break;
+        };
+        let mut view = GuestMemory::empty(end);
+        // SAFETY: the frames were just allocated for this image and nothing
+        // else refers to them yet; the view ends with this iteration.
+        let bytes = unsafe { memory::frames_mut(hpa, len) };
+        let bytes_of = out
+            .file
+            .get(l.offset as usize..(l.offset + l.filesz) as usize);
+        let loaded = view.add_private(start, bytes).is_ok()
+            && bytes_of.is_some_and(|b| GuestRam::write(&mut view, Gpa(l.vaddr), b).is_ok());
+        if !loaded {
+            memory::free(hpa, len / PAGE_SIZE);
+            break;
+        }
+        *slot = Some(SharedRange {
+            gpa: start,
+            hpa,
+            len,
+            exec: l.exec,
+        });
+    }
+}
+
 fn load(name: &'static str, file: &'static [u8]) -> CachedImage {
     let mut out = CachedImage {
         name,
         file,
         error: None,
+        hvt: None,
         shared: [None; MAX_SHARED],
     };
+    if hvt_image::is_hvt(file) {
+        load_hvt(&mut out);
+        return out;
+    }
     let image = match Image::parse(file, MAX_MEMORY) {
         Ok(i) => i,
         Err(e) => {

@@ -43,6 +43,21 @@ impl GuestCpu for VmxVcpu<'_> {
     fn cr3(&mut self) -> Result<u64, StopReason> {
         vmread(Guest::Cr3).map_err(|_| StopReason::Internal("VMREAD of guest CR3 failed"))
     }
+
+    fn set_fs_base(&mut self, base: u64) -> Result<(), StopReason> {
+        // A non-canonical base would fail the next VM entry: refuse it here
+        // by name, as the CPU would with #GP.
+        let sign = base >> 47;
+        if sign != 0 && sign != 0x1_ffff {
+            return Err(StopReason::Internal(
+                "FS_BASE write of a non-canonical address",
+            ));
+        }
+        // SAFETY: this VM's VMCS is current on this core (the exit being
+        // handled is its own); FS base is guest state only it uses.
+        unsafe { vmwrite(Guest::FsBase, base) }
+            .map_err(|_| StopReason::Internal("VMWRITE of guest FS base failed"))
+    }
 }
 
 impl VcpuHw for VmxVcpu<'_> {

@@ -4,6 +4,7 @@
 //! VMCS, devices and signals), and its teardown, which returns every frame
 //! it held.
 
+use super::clock;
 use super::images::{CachedImage, SharedRange};
 use super::instr;
 use super::memory::{self, FrameTables};
@@ -26,6 +27,9 @@ use crate::devices::virtio::mmio::{MmioError, Transport, TransportConfig, WriteE
 use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hooks::lifecycle::{ExitAnswer, VmHook};
+use crate::hvt::boot as hvt_boot;
+use crate::hvt::call::HvtEnv;
+use crate::hvt::image as hvt_image;
 use crate::hypercall::Services;
 use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
 use crate::mem::ept::{Ept, EptPerms};
@@ -365,6 +369,8 @@ struct VmHost<'a> {
     shared: &'a VmxShared,
     /// The VM's exit hook, if it has one.
     exit_hook: Option<&'static VmHook<'static>>,
+    /// A Solo5 hvt guest.
+    hvt: bool,
 }
 
 impl Services for VmHost<'_> {
@@ -388,6 +394,23 @@ impl Services for VmHost<'_> {
 impl Host for VmHost<'_> {
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
         instr::cpuid(leaf, subleaf)
+    }
+
+    fn is_hvt(&self) -> bool {
+        self.hvt
+    }
+
+    fn hvt_env(&mut self) -> Option<HvtEnv> {
+        if !self.hvt {
+            return None;
+        }
+        // Its first hypercall is an hvt guest's `main` for the boot count.
+        self.out.main_started(0);
+        Some(HvtEnv {
+            ram: self.vm.raw_ram(),
+            wall_ns: clock::wall_ns(),
+            tsc_hz: clock::tsc_hz(),
+        })
     }
 }
 
@@ -641,6 +664,13 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         return Err(StartError::Image(e));
     }
     let size = st.spec.memory;
+    // A Solo5 hvt image is checked for this VM's memory before any is taken.
+    let file = st.image.file;
+    let hvt_image = match st.image.hvt {
+        None => None,
+        Some(Err(e)) => return Err(StartError::Hvt(e)),
+        Some(Ok(())) => Some(hvt_image::check(file, size).map_err(StartError::Hvt)?),
+    };
     let devices = st.device_slots();
     let (pieces, private_len) = layout(size, st.image.shared()).ok_or(StartError::Layout)?;
     let private_base = memory::alloc(private_len / PAGE_SIZE, 1)
@@ -658,26 +688,45 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     // SAFETY: the VM has not run yet, its ports are attached only at the end
     // of `create` (after this view's last use), and this is the only view.
     let mut mem = unsafe { vm.memory(size) };
-    let image = Image::parse(st.image.file, size).map_err(StartError::Image)?;
     let cached = st.image;
-    image
-        .load_where(&mut mem, |seg| !cached.shares(seg))
-        .map_err(StartError::Image)?;
-    let cr3 = guest_tables::build(&mut mem).map_err(|_| StartError::Layout)?;
-    let info = BootInfo {
-        vm_index: st.index,
-        core: st.core.unwrap_or(0),
-        memory_size: size,
-        heap_start: image.end,
-        heap_size: (size - STACK_SIZE).saturating_sub(image.end),
-        stack_top: size,
-        name: &st.name,
-        args: st.spec.args,
-        devices,
+    let (cr3, rip, rsp) = if let Some(img) = hvt_image {
+        let e = hvt_boot::build(
+            &mut mem,
+            file,
+            &img,
+            size,
+            st.spec.args,
+            clock::tsc_hz(),
+            |page| cached.shares_page(page),
+        )
+        .map_err(|e| match e {
+            hvt_boot::BuildError::Image(i) => StartError::Hvt(i),
+            hvt_boot::BuildError::OutOfBounds => StartError::Layout,
+        })?;
+        st.cpu.regs.rdi = e.rdi;
+        (e.cr3, e.rip, e.rsp)
+    } else {
+        let image = Image::parse(file, size).map_err(StartError::Image)?;
+        image
+            .load_where(&mut mem, |seg| !cached.shares(seg))
+            .map_err(StartError::Image)?;
+        let cr3 = guest_tables::build(&mut mem).map_err(|_| StartError::Layout)?;
+        let info = BootInfo {
+            vm_index: st.index,
+            core: st.core.unwrap_or(0),
+            memory_size: size,
+            heap_start: image.end,
+            heap_size: (size - STACK_SIZE).saturating_sub(image.end),
+            stack_top: size,
+            name: &st.name,
+            args: st.spec.args,
+            devices,
+        };
+        let raw = info.to_raw().map_err(|_| StartError::Layout)?;
+        mem.write(BOOT_INFO_GPA, &raw.to_bytes())
+            .map_err(|_| StartError::Layout)?;
+        (cr3, image.entry, size - ENTRY_STACK_BIAS)
     };
-    let raw = info.to_raw().map_err(|_| StartError::Layout)?;
-    mem.write(BOOT_INFO_GPA, &raw.to_bytes())
-        .map_err(|_| StartError::Layout)?;
 
     let ept = vm
         .ept
@@ -706,8 +755,9 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     let launch = Launch {
         eptp,
         cr3,
-        rip: image.entry,
-        rsp: size - ENTRY_STACK_BIAS,
+        rip,
+        rsp,
+        hvt: cached.hvt.is_some(),
     };
     vmx::prepare_vmcs(shared, vmcs, &launch).map_err(|_| StartError::Vmcs("VMCS field write"))
 }
@@ -841,6 +891,7 @@ pub fn run_slice(
         vm,
         shared,
         exit_hook: net.vm_hook(st.cell, HookKind::Exit),
+        hvt: st.image.hvt.is_some(),
         out: GuestOut {
             index: st.index,
             name: &st.name,

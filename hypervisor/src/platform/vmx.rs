@@ -226,6 +226,9 @@ pub struct Launch {
     pub rip: u64,
     /// Initial stack pointer.
     pub rsp: u64,
+    /// A Solo5 hvt guest: SSE enabled (CR4.OSFXSR, OSXMMEXCPT) and the GDT
+    /// the hvt ABI puts at `vmm_abi::hvt::GDT_GPA`.
+    pub hvt: bool,
 }
 
 /// Makes `vmcs` (a fresh page) the current VMCS and fills it for a 64-bit
@@ -295,7 +298,12 @@ pub fn prepare_vmcs(root: &VmxShared, vmcs: u64, l: &Launch) -> Result<(), VmFai
             cfg.fix_cr0(CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG),
         )?;
         vmwrite(Guest::Cr3, l.cr3)?;
-        vmwrite(Guest::Cr4, cfg.fix_cr4(CR4_PAE | CR4_VMXE))?;
+        let sse = if l.hvt {
+            CR4_OSFXSR | CR4_OSXMMEXCPT
+        } else {
+            0
+        };
+        vmwrite(Guest::Cr4, cfg.fix_cr4(CR4_PAE | CR4_VMXE | sse))?;
         vmwrite(Guest::Ia32Efer, EFER_LME | EFER_LMA)?;
         vmwrite(Guest::CsSelector, GUEST_CODE_SELECTOR)?;
         vmwrite(Guest::CsBase, 0)?;
@@ -346,9 +354,15 @@ pub fn prepare_vmcs(root: &VmxShared, vmcs: u64, l: &Launch) -> Result<(), VmFai
         vmwrite(Guest::LdtrBase, 0)?;
         vmwrite(Guest::LdtrLimit, 0)?;
         vmwrite(Guest::LdtrAccessRights, AR_UNUSABLE)?;
-        // No IDT: any guest exception escalates to a triple fault (an exit).
-        vmwrite(Guest::GdtrBase, 0)?;
-        vmwrite(Guest::GdtrLimit, 0)?;
+        // No IDT: any guest exception escalates to a triple fault (an exit)
+        // until the guest loads its own.
+        let (gdt, gdt_limit) = if l.hvt {
+            (vmm_abi::hvt::GDT_GPA, u64::from(vmm_abi::hvt::GDT_LIMIT))
+        } else {
+            (0, 0)
+        };
+        vmwrite(Guest::GdtrBase, gdt)?;
+        vmwrite(Guest::GdtrLimit, gdt_limit)?;
         vmwrite(Guest::IdtrBase, 0)?;
         vmwrite(Guest::IdtrLimit, 0)?;
         vmwrite(Guest::Dr7, DR7_INIT)?;

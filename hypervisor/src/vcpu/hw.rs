@@ -12,6 +12,11 @@ pub trait GuestCpu {
     fn mode(&mut self, rflags: u64) -> Result<CpuMode, StopReason>;
     /// The guest's CR3 (the root of its page tables).
     fn cr3(&mut self) -> Result<u64, StopReason>;
+    /// Sets the guest's FS base (a Solo5 hvt guest's TLS base).
+    fn set_fs_base(&mut self, base: u64) -> Result<(), StopReason> {
+        let _ = base;
+        Err(StopReason::Internal("this vCPU cannot set FS_BASE"))
+    }
 }
 
 /// One virtual CPU whose state is loaded (its VMCS current on this core).

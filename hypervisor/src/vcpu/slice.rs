@@ -42,6 +42,9 @@ pub struct VcpuState {
     pub wait_deadline: Option<u64>,
     /// When that wait began: the time it waits is charged to `used`.
     pub wait_started: u64,
+    /// The wait is a Solo5 `poll`: it ends with every register as it was
+    /// (a Corral wait says in RAX why it ended).
+    pub wait_keeps_regs: bool,
     /// Ticks it spent waiting for work, over all runs.
     pub waited: u64,
     /// The basic reason of its last exit.
@@ -58,6 +61,7 @@ impl Default for VcpuState {
             debt: 0,
             exits: [0; EXIT_KINDS],
             wait_deadline: None,
+            wait_keeps_regs: false,
             wait_started: 0,
             waited: 0,
             last_exit: 0,
@@ -273,7 +277,8 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                 return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
             }
         } else {
-            match dispatch::dispatch(&exit, &mut vcpu, env) {
+            let outcome = dispatch::dispatch(&exit, &mut vcpu, env);
+            match outcome {
                 Outcome::Resume => {}
                 Outcome::Reinject(event) => {
                     if let Err(r) = hw.reinject(&event) {
@@ -285,16 +290,21 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                         return SliceEnd::Stopped(r);
                     }
                 }
-                Outcome::Advance | Outcome::Yield | Outcome::Wait(_)
+                Outcome::Advance | Outcome::Yield | Outcome::Wait(_) | Outcome::Sleep(_)
                     if hw.skip_instruction(rip).is_err() =>
                 {
                     return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
                 }
                 Outcome::Advance => {}
                 Outcome::Yield => idle = true,
-                Outcome::Wait(ticks) => {
+                Outcome::Wait(ticks) | Outcome::Sleep(ticks) => {
+                    // A Solo5 `poll` keeps every register: its answer is in
+                    // guest memory.
+                    let keep = matches!(outcome, Outcome::Sleep(_));
+                    st.wait_keeps_regs = keep;
+                    let rax = st.regs.rax;
                     if env.take_work() {
-                        st.regs.rax = WAIT_WORK;
+                        st.regs.rax = if keep { rax } else { WAIT_WORK };
                     } else if p.others_waiting {
                         let now = env.now();
                         st.used = used_before + now.wrapping_sub(slice_start);
@@ -307,7 +317,8 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                     } else {
                         // A budget bounds the wait too.
                         let used = used_before + env.now().wrapping_sub(slice_start);
-                        st.regs.rax = env.wait_alone(within_budget(ticks, budget, used));
+                        let woke = env.wait_alone(within_budget(ticks, budget, used));
+                        st.regs.rax = if keep { rax } else { woke };
                         // The guest is past its call with its answer in RAX,
                         // so its run goes on from here next slice.
                         if env.core_wanted() {
@@ -395,7 +406,9 @@ pub fn wait_over(st: &mut VcpuState, clock: &impl Clock, wakeups: &mut impl Wake
     } else {
         return false;
     };
-    st.regs.rax = rax;
+    if !st.wait_keeps_regs {
+        st.regs.rax = rax;
+    }
     st.wait_deadline = None;
     let waited = clock.now().wrapping_sub(st.wait_started);
     st.used = st.used.saturating_add(waited);

@@ -22,6 +22,8 @@ pub enum StartError {
     Layout,
     /// A VMX instruction failed while preparing the VMCS.
     Vmcs(&'static str),
+    /// A Solo5 hvt image breaks a rule of the hvt ABI.
+    Hvt(crate::hvt::image::HvtImageError),
 }
 
 impl fmt::Display for StartError {
@@ -34,6 +36,7 @@ impl fmt::Display for StartError {
             StartError::Ept(e) => write!(f, "{e}"),
             StartError::Layout => write!(f, "guest memory too small for its boot layout"),
             StartError::Vmcs(what) => write!(f, "VMCS setup failed: {what}"),
+            StartError::Hvt(e) => write!(f, "bad hvt image: {e}"),
         }
     }
 }
@@ -72,6 +75,8 @@ pub enum StopReason {
     },
     /// A control-register access it may not make.
     DeniedCr(u8),
+    /// A Solo5 hvt guest's port access that is not a good hypercall.
+    Hvt(crate::hvt::call::HvtCallError),
     /// The guest triple-faulted.
     TripleFault {
         /// RIP at the fault.
@@ -188,7 +193,7 @@ impl StopReason {
             StopReason::EptViolation { .. } | StopReason::DuringDelivery { .. } => {
                 REASON_EPT_VIOLATION
             }
-            StopReason::BadHypercall(_) => REASON_BAD_HYPERCALL,
+            StopReason::BadHypercall(_) | StopReason::Hvt(_) => REASON_BAD_HYPERCALL,
             StopReason::DeniedMsr { .. }
             | StopReason::DeniedIo { .. }
             | StopReason::DeniedCr(_)
@@ -240,6 +245,7 @@ impl fmt::Display for StopReason {
                 if *write { "write" } else { "read" }
             ),
             StopReason::DeniedCr(cr) => write!(f, "denied access to CR{cr}"),
+            StopReason::Hvt(e) => write!(f, "{e}"),
             StopReason::TripleFault { rip } => write!(f, "triple fault at rip {rip:#x}"),
             StopReason::Exception { vector, rip } => {
                 write!(f, "exception vector {vector} at rip {rip:#x}")

@@ -1,0 +1,199 @@
+//! A minimal Solo5 hvt guest runtime, written here from the ABI's facts so Corral's tests have hvt unikernels of their own: the [`hvt_entry!`](crate::hvt_entry) macro (entry point, `ABI1` and `MFT1` notes), and the hypercalls (`puts`, `walltime`, `poll`, `halt`) as 32-bit `out`s to the hvt ports.
+//!
+//! An hvt image links with `hvt.ld` (next to this crate's `Cargo.toml`),
+//! which places it at [`vmm_abi::hvt::MIN_LOAD_GPA`] with the two notes
+//! in PT_NOTE segments. Nothing here is Corral's own ABI: an image built
+//! this way runs under Solo5's `solo5-hvt` tender as well.
+
+use vmm_abi::hvt;
+
+/// An hvt image's main function: gets the boot info, returns the exit
+/// status.
+pub type Main = fn(&hvt::BootInfo) -> i32;
+
+/// Declares `main` (a [`Main`]) as this hvt image's main function; the
+/// manifest declares no devices.
+///
+/// For the bare-metal target this emits the entry point `hvt_start` and
+/// the notes; on the host a `fn main` that says what the image is.
+#[macro_export]
+macro_rules! hvt_entry {
+    ($main:path) => {
+        $crate::hvt_entry!($main, abi_target = 1, abi_version = 2);
+    };
+    ($main:path, abi_target = $target:literal, abi_version = $version:literal) => {
+        #[cfg(target_os = "none")]
+        ::core::arch::global_asm!(
+            ".pushsection .note.solo5.abi, \"a\", @note",
+            ".p2align 2",
+            ".long 6, 16, 0x31494241",
+            ".asciz \"Solo5\"",
+            ".p2align 2",
+            concat!(
+                ".long ",
+                stringify!($target),
+                ", ",
+                stringify!($version),
+                ", 0, 0"
+            ),
+            ".popsection",
+            ".pushsection .note.solo5.manifest, \"a\", @note",
+            ".p2align 3",
+            ".long 6, 116, 0x3154464d",
+            ".asciz \"Solo5\"",
+            ".p2align 2",
+            ".long 0",
+            ".long 1, 1",
+            ".zero 68",
+            ".long 0x40000000",
+            ".zero 32",
+            ".popsection",
+        );
+
+        /// Where the hvt monitor starts this image (the one `unsafe` a
+        /// well-behaved image has).
+        #[cfg(target_os = "none")]
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        extern "C" fn hvt_start(boot_info: u64) -> ! {
+            // SAFETY: `hvt_start` is the image's ELF entry point and
+            // nothing else calls it: the monitor jumps here once with the
+            // boot info's address in RDI.
+            unsafe { $crate::hvt::start(boot_info, $main) }
+        }
+
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            let _: $crate::hvt::Main = $main;
+            ::std::eprintln!("this is a Solo5 hvt guest image; build it for x86_64-unknown-none");
+            ::std::process::exit($crate::exit_code::HOST_RUN);
+        }
+    };
+}
+
+#[cfg(target_os = "none")]
+pub use bare_metal::*;
+
+#[cfg(target_os = "none")]
+mod bare_metal {
+    use super::Main;
+    use core::arch::asm;
+    use vmm_abi::hvt;
+
+    /// Runs the image: the body of the `hvt_start` that
+    /// [`hvt_entry!`](crate::hvt_entry) emits.
+    ///
+    /// # Safety
+    /// Call once, as the entry point, with the boot info's address from
+    /// RDI.
+    pub unsafe fn start(boot_info: u64, main: Main) -> ! {
+        // TLS base 0, as Solo5's bindings set it: stray TLS accesses hit the
+        // unmapped null page.
+        set_tls_base(0);
+        let mut raw = [0u8; hvt::BOOT_INFO_SIZE as usize];
+        // SAFETY: the monitor placed the boot info at `boot_info`, mapped
+        // read-only for the whole run; this copies it out.
+        unsafe {
+            core::ptr::copy_nonoverlapping(boot_info as *const u8, raw.as_mut_ptr(), raw.len())
+        };
+        let info = hvt::BootInfo::from_bytes(&raw);
+        halt(main(&info))
+    }
+
+    /// One hypercall: `out` to port `base + nr` with EAX = the argument
+    /// struct's address (below 4 GiB: images and their stacks are).
+    fn hypercall(nr: u16, arg: *mut u8) {
+        let port = hvt::HYPERCALL_PIO_BASE + nr;
+        // SAFETY: the monitor reads (and for some calls writes) only the
+        // argument struct `arg` points at, which the caller owns for the
+        // call; the default memory clobber makes the writes visible. The
+        // instruction touches no stack and no other register.
+        unsafe {
+            asm!("out dx, eax", in("dx") port, in("eax") arg as u64 as u32, options(nostack));
+        }
+    }
+
+    /// Writes `bytes` to the console.
+    pub fn puts(bytes: &[u8]) {
+        let mut arg = [0u64; 2];
+        arg[0] = bytes.as_ptr() as u64;
+        arg[1] = bytes.len() as u64;
+        hypercall(hvt::HC_PUTS, arg.as_mut_ptr().cast());
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn walltime() -> u64 {
+        let mut arg = [0u64; 1];
+        hypercall(hvt::HC_WALLTIME, arg.as_mut_ptr().cast());
+        arg[0]
+    }
+
+    /// Waits for a device or `timeout_ns`; returns the ready set.
+    pub fn poll(timeout_ns: u64) -> u64 {
+        let mut arg = [0u64; 3];
+        arg[0] = timeout_ns;
+        hypercall(hvt::HC_POLL, arg.as_mut_ptr().cast());
+        arg[1]
+    }
+
+    /// Ends the guest with `status` (255: abort).
+    pub fn halt(status: i32) -> ! {
+        let mut arg = [0u64; 2];
+        arg[1] = u64::from(status as u32);
+        hypercall(hvt::HC_HALT, arg.as_mut_ptr().cast());
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Sets the TLS base (FS_BASE), as every hvt guest does at start.
+    pub fn set_tls_base(base: u64) {
+        // SAFETY: writing FS_BASE changes only what `fs:`-relative accesses
+        // address; this runtime makes none.
+        unsafe {
+            asm!(
+                "wrmsr",
+                in("ecx") hvt::MSR_FS_BASE,
+                in("eax") base as u32,
+                in("edx") (base >> 32) as u32,
+                options(nostack, nomem),
+            );
+        }
+    }
+
+    /// Reads the time-stamp counter.
+    pub fn rdtsc() -> u64 {
+        crate::arch::rdtsc()
+    }
+
+    /// The command line the boot info points at (empty if it is not a
+    /// NUL-terminated UTF-8 string in the first MiB).
+    pub fn cmdline(info: &hvt::BootInfo) -> &'static str {
+        let start = info.cmdline;
+        if !(hvt::LOW_UNMAPPED_END..hvt::LOW_READ_ONLY_END).contains(&start) {
+            return "";
+        }
+        let max = (hvt::LOW_READ_ONLY_END - start).min(hvt::CMDLINE_SIZE) as usize;
+        // SAFETY: the range lies in the boot data the monitor mapped
+        // read-only for the whole run (checked above); it never changes.
+        let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, max) };
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(0);
+        core::str::from_utf8(&bytes[..len]).unwrap_or("")
+    }
+
+    /// Writes one byte at `addr` (for the test that a guest fault ends the
+    /// guest by name).
+    pub fn poke(addr: u64) {
+        // SAFETY: deliberately unsound for the guest: used only to make it
+        // fault; the hypervisor's isolation is what is tested.
+        unsafe { core::ptr::write_volatile(addr as *mut u8, 1) }
+    }
+
+    /// Sends one out of range port access (for the test that a port
+    /// outside the hypercalls stops the guest by name).
+    pub fn out_port(port: u16, value: u32) {
+        // SAFETY: a port write has no effect on this guest's memory or
+        // registers; the monitor decides what it means.
+        unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack, nomem)) }
+    }
+}

@@ -1,0 +1,215 @@
+//! An hvt guest's hypercalls: a 32-bit `out` to a hypercall port with EAX = the argument struct's address, checked against the guest's memory as Solo5's tender checks it (the struct and every buffer strictly inside memory), then carried out: `puts`, `walltime`, `poll` (a wait of at most its timeout), `halt`; block and net calls without such a device, and any other port or access, stop the guest by name.
+
+use crate::mem::access::{Gpa, GuestRam, GuestRead};
+use crate::mem::raw::RawRam;
+use core::fmt;
+use vmm_abi::corral::hypercall::MAX_WAIT;
+use vmm_abi::hvt::{self, Hypercall};
+
+/// Nanoseconds per second.
+const NS: u128 = 1_000_000_000;
+/// Bytes of console output read at once.
+const PUTS_CHUNK: usize = 256;
+
+/// What an hvt VM's hypercalls need from the hypervisor.
+pub struct HvtEnv {
+    /// The guest's memory (results are written back into it).
+    pub ram: RawRam,
+    /// Nanoseconds since the Unix epoch, now.
+    pub wall_ns: u64,
+    /// TSC ticks per second.
+    pub tsc_hz: u64,
+}
+
+/// One port access of the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortAccess {
+    /// The port.
+    pub port: u16,
+    /// Bytes.
+    pub size: u8,
+    /// IN (true) or OUT.
+    pub is_in: bool,
+    /// INS/OUTS.
+    pub string: bool,
+}
+
+/// What a hypercall leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HvtDone {
+    /// Continue after the `out`.
+    Advance,
+    /// Continue after the `out` once at most this many TSC ticks have
+    /// passed (`poll`; no device can wake it).
+    Sleep(u64),
+    /// The guest halted with this exit status.
+    Exit(i32),
+}
+
+/// Why an hvt guest is stopped at a port access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HvtCallError {
+    /// Not a port of the hvt hypercalls at all.
+    NotACall {
+        /// The port.
+        port: u16,
+        /// A write.
+        write: bool,
+    },
+    /// A hypercall port accessed other than by a 32-bit `out`.
+    Access(PortAccess),
+    /// The argument struct or a buffer is not inside guest memory.
+    Buffer {
+        /// The call.
+        call: Hypercall,
+        /// Its address.
+        gpa: u64,
+        /// Its bytes.
+        len: u64,
+    },
+    /// A block or net call with no such device attached.
+    NoDevice {
+        /// The call.
+        call: Hypercall,
+    },
+}
+
+impl fmt::Display for HvtCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HvtCallError::NotACall { port, write } => write!(
+                f,
+                "Invalid guest port access: port={port:#x} ({}; an hvt guest may only `out` to the hypercall ports {:#x}..={:#x})",
+                if *write { "out" } else { "in" },
+                hvt::HYPERCALL_PIO_BASE + 1,
+                hvt::HYPERCALL_PIO_BASE + hvt::HC_MAX - 1
+            ),
+            HvtCallError::Access(a) => write!(
+                f,
+                "Invalid guest port access: port={:#x} by {} {} of {} bytes (hypercalls are 4-byte `out`s)",
+                a.port,
+                if a.string { "a string" } else { "an" },
+                if a.is_in { "in" } else { "out" },
+                a.size
+            ),
+            HvtCallError::Buffer { call, gpa, len } => write!(
+                f,
+                "hvt {}: Invalid guest access: gpa={gpa:#x}, sz={len}",
+                call.name()
+            ),
+            HvtCallError::NoDevice { call } => write!(
+                f,
+                "Invalid guest hypercall: {} (no such device is attached)",
+                call.name()
+            ),
+        }
+    }
+}
+
+/// Whether `gpa .. gpa + len` lies strictly inside `size` bytes (the
+/// tender refuses a range that ends exactly at the end of memory).
+fn inside(gpa: u64, len: u64, size: u64) -> bool {
+    gpa < size && gpa.checked_add(len).is_some_and(|end| end < size)
+}
+
+/// Handles the port access `io` with EAX = `eax`; console output goes to
+/// `console`.
+pub fn handle(
+    io: PortAccess,
+    eax: u32,
+    env: &mut HvtEnv,
+    mut console: impl FnMut(&[u8]),
+) -> Result<HvtDone, HvtCallError> {
+    let in_range =
+        (hvt::HYPERCALL_PIO_BASE..hvt::HYPERCALL_PIO_BASE + hvt::HC_MAX).contains(&io.port);
+    if !in_range {
+        return Err(HvtCallError::NotACall {
+            port: io.port,
+            write: !io.is_in,
+        });
+    }
+    if io.size != hvt::HYPERCALL_SIZE || io.is_in || io.string {
+        return Err(HvtCallError::Access(io));
+    }
+    let Some(call) = Hypercall::from_port(io.port) else {
+        return Err(HvtCallError::NotACall {
+            port: io.port,
+            write: true,
+        });
+    };
+    let gpa = u64::from(eax);
+    let ram = &mut env.ram;
+    let size = ram.size();
+    let need = |len: u64| {
+        if inside(gpa, len, size) {
+            Ok(())
+        } else {
+            Err(HvtCallError::Buffer { call, gpa, len })
+        }
+    };
+    let fail = |len| HvtCallError::Buffer { call, gpa, len };
+    match call {
+        Hypercall::Puts => {
+            need(hvt::PUTS_SIZE)?;
+            let data = ram.read_u64(Gpa(gpa)).map_err(|_| fail(hvt::PUTS_SIZE))?;
+            let len = ram
+                .read_u64(Gpa(gpa + 8))
+                .map_err(|_| fail(hvt::PUTS_SIZE))?;
+            if !inside(data, len, size) {
+                return Err(HvtCallError::Buffer {
+                    call,
+                    gpa: data,
+                    len,
+                });
+            }
+            let mut buf = [0u8; PUTS_CHUNK];
+            let mut at = 0;
+            while at < len {
+                let n = (len - at).min(PUTS_CHUNK as u64) as usize;
+                ram.read(Gpa(data + at), &mut buf[..n])
+                    .map_err(|_| HvtCallError::Buffer {
+                        call,
+                        gpa: data,
+                        len,
+                    })?;
+                console(&buf[..n]);
+                at += n as u64;
+            }
+            Ok(HvtDone::Advance)
+        }
+        Hypercall::Walltime => {
+            need(hvt::WALLTIME_SIZE)?;
+            ram.write_u64(Gpa(gpa), env.wall_ns)
+                .map_err(|_| fail(hvt::WALLTIME_SIZE))?;
+            Ok(HvtDone::Advance)
+        }
+        Hypercall::Poll => {
+            need(hvt::POLL_SIZE)?;
+            let timeout = ram.read_u64(Gpa(gpa)).map_err(|_| fail(hvt::POLL_SIZE))?;
+            // Nothing can become ready: no devices are attached.
+            ram.write_u64(Gpa(gpa + hvt::POLL_READY_SET), 0)
+                .and_then(|()| ram.write_u32(Gpa(gpa + hvt::POLL_RET), 0))
+                .map_err(|_| fail(hvt::POLL_SIZE))?;
+            let ticks = u128::from(timeout) * u128::from(env.tsc_hz) / NS;
+            Ok(HvtDone::Sleep(ticks.min(u128::from(MAX_WAIT)) as u64))
+        }
+        Hypercall::Halt => {
+            need(hvt::HALT_SIZE)?;
+            let cookie = ram.read_u64(Gpa(gpa)).map_err(|_| fail(hvt::HALT_SIZE))?;
+            let status = ram
+                .read_u32(Gpa(gpa + hvt::HALT_STATUS))
+                .map_err(|_| fail(hvt::HALT_SIZE))? as i32;
+            if cookie != 0 && !inside(cookie, hvt::HALT_COOKIE_MAX, size) {
+                return Err(HvtCallError::Buffer {
+                    call,
+                    gpa: cookie,
+                    len: hvt::HALT_COOKIE_MAX,
+                });
+            }
+            Ok(HvtDone::Exit(status))
+        }
+        Hypercall::BlockRead | Hypercall::BlockWrite | Hypercall::NetRead | Hypercall::NetWrite => {
+            Err(HvtCallError::NoDevice { call })
+        }
+    }
+}
