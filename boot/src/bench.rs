@@ -64,6 +64,67 @@ pub fn console_lines(busy: &Report, spam: &Report) -> Result<Vec<String>> {
     ])
 }
 
+/// The Solo5 hvt bench manifest of this workspace.
+pub fn solo5_manifest_path() -> PathBuf {
+    workspace_root()
+        .join("images")
+        .join("manifests")
+        .join("solo5-bench.toml")
+}
+
+/// What the hvt bench guest prints before its numbers.
+const SOLO5_MARK: &str = "hvt bench: ";
+
+/// A value in hundredths as `N.NN`.
+fn hundredths(v: u64) -> String {
+    format!("{}.{:02}", v / 100, v % 100)
+}
+
+/// The benchmark lines of a finished `solo5-bench.toml` run: its VM's boot
+/// count and memory from the report, its round trips from the line it
+/// printed on `console` (the hypervisor's COM1 output).
+pub fn solo5_lines(report: &Report, console: &str) -> Result<Vec<String>> {
+    let vm = report
+        .vms
+        .first()
+        .ok_or_else(|| Error::new("the hvt bench run has no VM"))?;
+    let line = console
+        .lines()
+        .find_map(|l| l.split_once(SOLO5_MARK).map(|(_, rest)| rest))
+        .ok_or_else(|| Error::new(format!("the hvt bench VM printed no `{SOLO5_MARK}` line")))?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| Error::new(format!("the hvt bench line has no `{name}`: {line}")))
+    };
+    let (puts, wall) = (field("puts16")?, field("walltime")?);
+    let memory = vm
+        .memory
+        .ok_or_else(|| Error::new("the hvt bench VM's memory is not in the report"))?;
+    Ok(vec![
+        format!(
+            "hvt (Solo5) VM start to first hypercall: {} instructions ({} KiB guest)",
+            vm.boot_instructions,
+            (memory.private + memory.shared) >> 10
+        ),
+        format!(
+            "hvt per-VM memory           : {} KiB private, {} KiB shared, {} KiB hypervisor overhead",
+            memory.private >> 10,
+            memory.shared >> 10,
+            memory.overhead >> 10
+        ),
+        format!(
+            "hvt puts of 16 bytes        : {} instructions per round trip (average of 1000)",
+            hundredths(puts)
+        ),
+        format!(
+            "hvt walltime                : {} instructions per round trip (average of 1000)",
+            hundredths(wall)
+        ),
+    ])
+}
+
 /// The bench manifest of this workspace.
 pub fn manifest_path() -> PathBuf {
     workspace_root()
@@ -336,6 +397,31 @@ mod tests {
         );
         let r = report(vec![vm("hello", "hello", 5, &[])]);
         assert!(lines(&r).is_err());
+    }
+
+    #[test]
+    fn the_solo5_numbers_come_from_the_report_and_the_console() {
+        let mut hvt = vm("hvt", "hvt_test", 390_358, &[]);
+        hvt.memory = Some(crate::outcome::MemoryUse {
+            private: 2032 << 10,
+            shared: 16 << 10,
+            overhead: 22 << 10,
+        });
+        let r = report(vec![hvt]);
+        let console = "hvt | hello\nhvt | hvt bench: puts16=244012 walltime=92815\n";
+        assert_eq!(
+            solo5_lines(&r, console).unwrap(),
+            vec![
+                "hvt (Solo5) VM start to first hypercall: 390358 instructions (2048 KiB guest)",
+                "hvt per-VM memory           : 2032 KiB private, 16 KiB shared, 22 KiB hypervisor overhead",
+                "hvt puts of 16 bytes        : 2440.12 instructions per round trip (average of 1000)",
+                "hvt walltime                : 928.15 instructions per round trip (average of 1000)",
+            ]
+        );
+        assert!(solo5_lines(&r, "hvt | nothing\n").is_err());
+        assert!(solo5_lines(&r, "hvt | hvt bench: puts16=x walltime=1\n").is_err());
+        assert!(solo5_lines(&report(vec![]), console).is_err());
+        assert!(solo5_manifest_path().is_file());
     }
 
     #[test]

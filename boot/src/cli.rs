@@ -489,6 +489,31 @@ fn outcome(result: crate::error::Result<String>) -> Invocation {
     }
 }
 
+/// Runs the Solo5 hvt bench and returns its lines.
+fn solo5_bench(opts: &RunOptions) -> crate::error::Result<Vec<String>> {
+    let hvt_opts = RunOptions {
+        manifest: bench::solo5_manifest_path(),
+        report: None,
+        ..opts.clone()
+    };
+    let result = run(&hvt_opts);
+    if let Some(e) = result.error.clone() {
+        return Err(e);
+    }
+    if !result.passed() {
+        return Err(Error::new("the hvt bench did not end as expected"));
+    }
+    let dir = result
+        .report
+        .run_dir
+        .as_deref()
+        .ok_or_else(|| Error::new("the hvt bench run left no run directory"))?;
+    let path = std::path::Path::new(dir).join("com1.txt");
+    let console = std::fs::read(&path)
+        .map_err(|e| Error::new(format!("cannot read {}: {e}", path.display())))?;
+    bench::solo5_lines(&result.report, &String::from_utf8_lossy(&console))
+}
+
 fn bench_command(opts: &RunOptions) -> Invocation {
     let mut inv = finish_run(opts, run(opts));
     if inv.error.is_none()
@@ -496,6 +521,7 @@ fn bench_command(opts: &RunOptions) -> Invocation {
     {
         match bench::lines(&result.report).and_then(|mut lines| {
             lines.extend(console_bench(opts)?);
+            lines.extend(solo5_bench(opts)?);
             Ok(lines)
         }) {
             Ok(lines) => {

@@ -80,11 +80,13 @@ pub fn pack(
     artifacts: &Artifacts,
     manifest: &[u8],
     images: &[&str],
+    file_of: impl Fn(&str) -> Option<PathBuf>,
 ) -> Result<PathBuf> {
     let root = dir.join("iso");
     copy(&artifacts.hypervisor(), &inside(&root, HYPERVISOR_PATH))?;
     for image in images {
-        let elf = artifacts.image(image);
+        // An image given by path, or one the build made.
+        let elf = file_of(image).unwrap_or_else(|| artifacts.image(image));
         if !elf.is_file() {
             return Err(Error::new(format!(
                 "image `{image}` was not built: {} is missing",

@@ -254,7 +254,9 @@ fn prepare(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".to_string());
     let dir = iso::staging_dir(&target_dir(root).join("runs"), &stem)?;
-    let iso = iso::pack(&dir, &artifacts, &binary, &manifest.images())?;
+    let iso = iso::pack(&dir, &artifacts, &binary, &manifest.images(), |name| {
+        manifest.image_file(name).map(Path::to_path_buf)
+    })?;
     Ok((dir, iso))
 }
 

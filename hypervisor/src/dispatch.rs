@@ -129,35 +129,8 @@ pub fn dispatch<M: GuestRead, C: GuestCpu>(
         }),
         Exit::EptMisconfig { gpa } => Outcome::Stop(StopReason::EptMisconfig { gpa }),
         Exit::TripleFault => Outcome::Stop(StopReason::TripleFault { rip: vcpu.rip }),
-        Exit::Io {
-            port,
-            size,
-            is_in,
-            string,
-        } => match host.hvt_env() {
-            Some(env) => on_hvt_io(
-                vcpu,
-                host,
-                env,
-                PortAccess {
-                    port,
-                    size,
-                    is_in,
-                    string,
-                },
-            ),
-            None => on_io(port, is_in),
-        },
+        Exit::Io { port, is_in, .. } => on_io(port, is_in),
         Exit::MsrRead => on_msr(vcpu, false),
-        Exit::MsrWrite if host.is_hvt() && vcpu.regs.rcx as u32 == vmm_abi::hvt::MSR_FS_BASE => {
-            // Every hvt guest sets its TLS base; FS_BASE lives in the VMCS,
-            // so it is this VM's alone.
-            let value = (vcpu.regs.rdx << 32) | (vcpu.regs.rax & 0xffff_ffff);
-            match vcpu.cpu.set_fs_base(value) {
-                Ok(()) => Outcome::Advance,
-                Err(r) => Outcome::Stop(r),
-            }
-        }
         Exit::MsrWrite => on_msr(vcpu, true),
         Exit::PreemptionTimer | Exit::ExternalInterrupt | Exit::Nmi => Outcome::Resume,
         Exit::CrAccess { cr } => Outcome::Stop(StopReason::DeniedCr(cr)),
@@ -261,22 +234,54 @@ fn on_device<M: GuestRead, C: GuestCpu>(
     }
 }
 
-/// A Solo5 hvt guest's port access: a hypercall, or a stop by name.
-fn on_hvt_io<M: GuestRead, C: GuestCpu>(
-    vcpu: &mut Vcpu<'_, M, C>,
+/// A port access or WRMSR of a Solo5 hvt guest that [`dispatch`] denied
+/// (`denied`, as for every guest): a hypercall, its TLS base (FS_BASE
+/// lives in the VMCS, so it is this VM's alone), or `denied`. Cold, out of
+/// line and given plain values (nothing of the exit loop's is made to live
+/// in memory for it): Corral's own guests never come here.
+#[cold]
+#[inline(never)]
+pub fn on_hvt(
+    exit: Exit,
+    regs: &mut GuestRegs,
+    cpu: &mut impl GuestCpu,
     host: &mut impl Host,
-    mut env: HvtEnv,
-    io: PortAccess,
+    denied: Outcome,
 ) -> Outcome {
-    let eax = vcpu.regs.rax as u32;
-    match hvt::call::handle(io, eax, &mut env, |b| host.console(b)) {
-        Ok(HvtDone::Advance) => Outcome::Advance,
-        Ok(HvtDone::Sleep(ticks)) => Outcome::Sleep(ticks),
-        Ok(HvtDone::Exit(status)) => Outcome::Stop(StopReason::Exited(status.into())),
-        Err(HvtCallError::NotACall { port, write }) => {
-            Outcome::Stop(StopReason::DeniedIo { port, write })
+    match exit {
+        Exit::Io {
+            port,
+            size,
+            is_in,
+            string,
+        } => {
+            let Some(mut env) = host.hvt_env() else {
+                return denied;
+            };
+            let io = PortAccess {
+                port,
+                size,
+                is_in,
+                string,
+            };
+            match hvt::call::handle(io, regs.rax as u32, &mut env, |b| host.console(b)) {
+                Ok(HvtDone::Advance) => Outcome::Advance,
+                Ok(HvtDone::Sleep(ticks)) => Outcome::Sleep(ticks),
+                Ok(HvtDone::Exit(status)) => Outcome::Stop(StopReason::Exited(status.into())),
+                Err(HvtCallError::NotACall { port, write }) => {
+                    Outcome::Stop(StopReason::DeniedIo { port, write })
+                }
+                Err(e) => Outcome::Stop(StopReason::Hvt(e)),
+            }
         }
-        Err(e) => Outcome::Stop(StopReason::Hvt(e)),
+        Exit::MsrWrite if regs.rcx as u32 == vmm_abi::hvt::MSR_FS_BASE => {
+            let value = (regs.rdx << 32) | (regs.rax & 0xffff_ffff);
+            match cpu.set_fs_base(value) {
+                Ok(()) => Outcome::Advance,
+                Err(r) => Outcome::Stop(r),
+            }
+        }
+        _ => denied,
     }
 }
 

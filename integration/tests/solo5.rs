@@ -1,6 +1,7 @@
 //! Solo5 hvt unikernels (written here from the hvt ABI) boot beside Corral's own and are judged the way Solo5's own tests judge them: exit status, and SUCCESS or ABORT on their console; bad images are refused before boot, bad port accesses stop the guest by name, and a fleet of hvt clones shares the image's read-only pages.
 
-use integration::{Outcome, assert_exited, manifest, run};
+use integration::{Outcome, PREBUILT_ENV, assert_exited, manifest, root, run, scratch};
+use std::path::PathBuf;
 
 /// The lines VM `vm` printed (its console prefix stripped).
 fn lines(out: &Outcome, vm: &str) -> Vec<String> {
@@ -34,6 +35,7 @@ fn hvt_guests_run_beside_corral_guests() {
         ("fault", "triple fault"),
         ("badabi", "Executable requests unsupported ABI version 9"),
         ("oddmem", "is not a multiple of 2 MiB"),
+        ("withnet", "`net` and `console` are for Corral guests"),
     ] {
         let v = out.vm(vm);
         assert_eq!(v["status"], "killed", "{v:#}");
@@ -68,4 +70,38 @@ fn hvt_guests_run_beside_corral_guests() {
         shared[0] > 0 && shared.iter().all(|&s| s == shared[0]),
         "{shared:?}"
     );
+}
+
+#[test]
+fn an_hvt_unikernel_is_booted_from_its_file() {
+    // The built hvt_test, copied where a user keeps their own `app.hvt`.
+    let built = std::env::var(PREBUILT_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            root()
+                .join("target")
+                .join("corral")
+                .join("x86_64-unknown-none")
+                .join("release")
+        });
+    let first = run(
+        "solo5-file-build",
+        &manifest("hello.toml"),
+        &["--timeout", "180"],
+    );
+    first.assert_succeeded();
+    let dir = scratch("solo5-file");
+    std::fs::copy(built.join("hvt_test"), dir.join("app.hvt")).expect("copy the built hvt image");
+    let m = dir.join("app.toml");
+    std::fs::write(
+        &m,
+        "[[vm]]\nname = \"app\"\nimage = { elf = \"app.hvt\" }\nargs = \"Hello_Solo5\"\nmemory = \"4M\"\n",
+    )
+    .unwrap();
+    let out = run("solo5-file", &m, &["--timeout", "180"]);
+    out.assert_succeeded();
+    let app = out.vm("app");
+    assert_exited(app, 0);
+    assert_eq!(app["image"], "file-app", "{app:#}");
+    assert!(lines(&out, "app").iter().any(|l| l == "SUCCESS"));
 }

@@ -269,7 +269,47 @@ pub enum NoteError {
         phdr: u16,
     },
     /// The manifest breaks a rule (which one).
-    Manifest(&'static str),
+    Manifest(MftProblem),
+}
+
+/// Which rule of the manifest format a manifest breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MftProblem {
+    /// Shorter than its header.
+    Short,
+    /// A version other than [`MFT_VERSION`].
+    Version,
+    /// An entry count outside 1..=[`MFT_MAX_ENTRIES`].
+    EntryCount,
+    /// A size other than its entry count says.
+    Size,
+    /// An entry name with no terminating NUL.
+    Unterminated,
+    /// An entry already marked attached.
+    Attached,
+    /// A first entry other than the reserved one.
+    FirstEntry,
+    /// A device type other than block or net.
+    DeviceType,
+    /// An empty or non-UTF-8 device name.
+    Name,
+}
+
+impl MftProblem {
+    /// What it says.
+    pub fn text(self) -> &'static str {
+        match self {
+            MftProblem::Short => "shorter than its header",
+            MftProblem::Version => "version is not 1",
+            MftProblem::EntryCount => "entry count outside 1..=64",
+            MftProblem::Size => "size does not match its entry count",
+            MftProblem::Unterminated => "an entry name is not terminated",
+            MftProblem::Attached => "an entry is already attached",
+            MftProblem::FirstEntry => "the first entry is not the reserved one",
+            MftProblem::DeviceType => "an entry has an unknown device type",
+            MftProblem::Name => "an entry name is empty or not UTF-8",
+        }
+    }
 }
 
 impl fmt::Display for NoteError {
@@ -287,7 +327,7 @@ impl fmt::Display for NoteError {
             NoteError::NoteSize { phdr } => {
                 write!(f, "phdr[{phdr}] note does not fall within valid size")
             }
-            NoteError::Manifest(why) => write!(f, "Solo5 manifest is invalid: {why}"),
+            NoteError::Manifest(why) => write!(f, "Solo5 manifest is invalid: {}", why.text()),
         }
     }
 }
@@ -321,36 +361,36 @@ impl<'a> Mft<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, NoteError> {
         let bad = |why| Err(NoteError::Manifest(why));
         let (Some(version), Some(entries)) = (u32_at(bytes, 0), u32_at(bytes, 4)) else {
-            return bad("shorter than its header");
+            return bad(MftProblem::Short);
         };
         if version != MFT_VERSION {
-            return bad("version is not 1");
+            return bad(MftProblem::Version);
         }
         if !(1..=MFT_MAX_ENTRIES).contains(&entries) {
-            return bad("entry count outside 1..=64");
+            return bad(MftProblem::EntryCount);
         }
         if bytes.len() != MFT_HEADER + entries as usize * MFT_ENTRY_SIZE {
-            return bad("size does not match its entry count");
+            return bad(MftProblem::Size);
         }
         let mft = Mft { bytes };
         for i in 0..entries {
             let e = mft.entry(i);
             let kind = u32_at(e, MFT_TYPE).unwrap_or(0);
             if e[MFT_NAME_SIZE - 1] != 0 {
-                return bad("an entry name is not terminated");
+                return bad(MftProblem::Unterminated);
             }
             if e[MFT_ATTACHED] != 0 {
-                return bad("an entry is already attached");
+                return bad(MftProblem::Attached);
             }
             if i == 0 && (kind != MFT_RESERVED_FIRST || e[0] != 0) {
-                return bad("the first entry is not the reserved one");
+                return bad(MftProblem::FirstEntry);
             }
             if i > 0 {
                 if kind != MFT_DEV_BLOCK_BASIC && kind != MFT_DEV_NET_BASIC {
-                    return bad("an entry has an unknown device type");
+                    return bad(MftProblem::DeviceType);
                 }
                 if name_of(e).is_none() {
-                    return bad("an entry name is empty or not UTF-8");
+                    return bad(MftProblem::Name);
                 }
             }
         }

@@ -5,10 +5,11 @@
 //! clone gets the entry's devices (`net`, `console`).
 
 use super::VmConfig;
-use super::raw::{RawRestart, RawVm};
+use super::raw::{RawImage, RawRestart, RawVm};
 use crate::error::{Error, Result};
 use crate::expect::Expectation;
 use std::collections::BTreeMap;
+use std::path::Path;
 use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::manifest::{MAX_CORES, MAX_VMS, Restart};
 
@@ -76,10 +77,59 @@ fn clone_expectations(
 }
 
 /// The VMs of one entry, `vm_count_before` VMs after the manifest's start.
+/// The module name of an image from a file: its file name's stem, kept to
+/// the characters of a name (others become `_`), marked as a file's so it
+/// never stands for an image of the `images` crate.
+pub fn file_image_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kept: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(NAME_MAX - FILE_IMAGE_PREFIX.len())
+        .collect();
+    format!("{FILE_IMAGE_PREFIX}{kept}")
+}
+
+/// What a file's image name starts with.
+pub const FILE_IMAGE_PREFIX: &str = "file-";
+
 pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result<Vec<VmConfig>> {
     let entry = raw.name;
     let field_err = |field: &str, e: String| {
         Error::new(format!("{origin}: vm `{entry}`: field `{field}`: {e}"))
+    };
+    let (image, image_file) = match raw.image {
+        RawImage::Name(n) => (n, None),
+        RawImage::File(f) => {
+            // Relative to the manifest's directory.
+            let base = Path::new(origin).parent().unwrap_or(Path::new("."));
+            let path = base.join(&f.elf);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => {
+                    return Err(field_err(
+                        "image",
+                        format!("`{}` is not a file", path.display()),
+                    ));
+                }
+                Err(e) => {
+                    return Err(field_err(
+                        "image",
+                        format!("cannot read `{}`: {e}", path.display()),
+                    ));
+                }
+            }
+            (file_image_name(&path), Some(path))
+        }
     };
     let cores = match &raw.cores {
         None => 0,
@@ -142,7 +192,8 @@ pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result
         name: entry.clone(),
         entry: entry.clone(),
         clone: None,
-        image: raw.image,
+        image,
+        image_file,
         cores,
         memory: raw.memory.map_or(DEFAULT_VM_MEMORY, |m| m.0),
         args: raw.args,

@@ -17,7 +17,7 @@ mod raw;
 use crate::bochs;
 use crate::error::{Error, Result};
 use crate::expect::Expectation;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use vmm_abi::manifest::{
     self, Field, LinkSpec, MAX_TIMESLICE, MAX_VMS, MIN_TIMESLICE, ManifestError, NicSpec, Place,
     Problem, Restart, VmSpec, validate_timeslice,
@@ -110,8 +110,11 @@ pub struct VmConfig {
     pub entry: String,
     /// Its clone index, if the entry has a `count`.
     pub clone: Option<u32>,
-    /// Image (a binary of the `images` crate).
+    /// Image: a binary of the `images` crate, or (with `image_file`) the
+    /// module name of an ELF file given by path.
     pub image: String,
+    /// The ELF file of an image given by path (`image = { elf = "..." }`).
+    pub image_file: Option<PathBuf>,
     /// Cores it may run on (bit N = core N); 0 = not pinned.
     pub cores: u64,
     /// Guest memory in bytes.
@@ -272,6 +275,22 @@ fn check_vm(
         };
         return Err(vm_error(origin, &config.name, &e));
     }
+    if let Some(path) = &config.image_file {
+        // One module name, one file.
+        if let Some(other) = earlier
+            .iter()
+            .find(|o| o.image == config.image && o.image_file.as_ref() != Some(path))
+        {
+            return Err(Error::new(format!(
+                "{origin}: vm `{}`: field `image`: `{}` and vm `{}`'s image would both be module `{}`; rename one file",
+                config.entry,
+                path.display(),
+                other.entry,
+                config.image
+            )));
+        }
+        return Ok(());
+    }
     if !known_images.contains(&config.image) {
         return Err(Error::new(format!(
             "{origin}: vm `{}`: field `image`: no image named `{}` (known images: {})",
@@ -320,6 +339,14 @@ impl Manifest {
             _ => Error::new(format!("{}: encoded manifest refused: {e}", self.origin)),
         })?;
         Ok(out)
+    }
+
+    /// The ELF file of image `name` if it was given by path.
+    pub fn image_file(&self, name: &str) -> Option<&Path> {
+        self.vms
+            .iter()
+            .find(|v| v.image == name)
+            .and_then(|v| v.image_file.as_deref())
     }
 
     /// Each image the VMs use, once, in order of first use.

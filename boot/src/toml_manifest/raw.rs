@@ -54,11 +54,26 @@ pub(super) enum RawMode {
     Service,
 }
 
+/// A VM's image: a binary of the `images` crate by name, or an ELF file by
+/// path (`{ elf = "path/to/app.hvt" }`, relative to the manifest).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawImage {
+    Name(String),
+    File(RawImageFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImageFile {
+    pub elf: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVm {
     pub name: String,
-    pub image: String,
+    pub image: RawImage,
     pub cores: Option<Vec<u32>>,
     pub count: Option<u32>,
     pub memory: Option<MemorySize>,

@@ -34,6 +34,7 @@ fn defaults_fill_in() {
             entry: "hello".into(),
             clone: None,
             image: "hello".into(),
+            image_file: None,
             cores: 0,
             memory: 256 << 10,
             args: String::new(),
@@ -544,4 +545,51 @@ fn the_shipped_manifests_are_valid() {
     assert_eq!(ringbad.links.len(), 3);
     let echo = load("echo.toml");
     assert_eq!(echo.links.len(), 1);
+}
+
+#[test]
+fn an_image_from_a_file_is_taken_by_path() {
+    let dir = std::env::temp_dir().join(format!("corral-image-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("apps")).unwrap();
+    let elf = dir.join("apps").join("my app.hvt");
+    std::fs::write(&elf, b"\x7fELF").unwrap();
+    let origin = dir.join("m.toml");
+    let origin = origin.to_str().unwrap();
+    let text = "[[vm]]\nname = \"a\"\nimage = { elf = \"apps/my app.hvt\" }\n[[vm]]\nname = \"b\"\nimage = { elf = \"apps/my app.hvt\" }\n";
+    let m = parse(text, origin, &images()).unwrap();
+    assert_eq!(m.vms[0].image, "file-my_app");
+    assert_eq!(m.images(), vec!["file-my_app"]);
+    assert_eq!(m.image_file("file-my_app"), Some(elf.as_path()));
+    assert_eq!(m.image_file("hello"), None);
+    // A missing file, and a field the table does not have.
+    let e = parse(
+        "[[vm]]\nname = \"a\"\nimage = { elf = \"nope.hvt\" }\n",
+        origin,
+        &images(),
+    )
+    .unwrap_err();
+    assert!(
+        e.message().contains("vm `a`: field `image`: cannot read"),
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("nope.hvt"), "{}", e.message());
+    assert!(
+        parse(
+            "[[vm]]\nname = \"a\"\nimage = { elf = \"x\", abi = 1 }\n",
+            origin,
+            &images()
+        )
+        .is_err()
+    );
+    // Two files with one module name.
+    std::fs::write(dir.join("my app.hvt"), b"\x7fELF").unwrap();
+    let text = "[[vm]]\nname = \"a\"\nimage = { elf = \"apps/my app.hvt\" }\n[[vm]]\nname = \"b\"\nimage = { elf = \"my app.hvt\" }\n";
+    let e = parse(text, origin, &images()).unwrap_err();
+    assert!(
+        e.message().contains("would both be module `file-my_app`"),
+        "{}",
+        e.message()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -18,11 +18,86 @@ const PAGE: u64 = 4096;
 /// Most loadable segments with file bytes an hvt image may have.
 pub const MAX_LOADS: usize = 8;
 
+/// What is wrong with an ELF header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderProblem {
+    /// Shorter than a header.
+    Short,
+    /// Not 64-bit little-endian ELF.
+    NotElf64,
+    /// Not an x86-64 static executable.
+    NotX86Exec,
+    /// A version or header size other than ELF's.
+    Header,
+    /// Program headers of the wrong size, or none.
+    Phdrs,
+    /// Program headers outside the file.
+    PhdrsOutside,
+    /// No loadable segment with file bytes.
+    NoLoad,
+}
+
+impl HeaderProblem {
+    fn text(self) -> &'static str {
+        match self {
+            HeaderProblem::Short => "shorter than an ELF header",
+            HeaderProblem::NotElf64 => "not a 64-bit little-endian ELF file",
+            HeaderProblem::NotX86Exec => "not an x86-64 static executable",
+            HeaderProblem::Header => "elf header invalid",
+            HeaderProblem::Phdrs => "program headers invalid",
+            HeaderProblem::PhdrsOutside => "program headers outside the file",
+            HeaderProblem::NoLoad => "no loadable segment",
+        }
+    }
+}
+
+/// Which rule a program header breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentRule {
+    /// Its bytes lie outside the file.
+    OutsideFile,
+    /// It loads below 1 MiB.
+    BelowMin,
+    /// It comes before an earlier one's address.
+    Order,
+    /// Its alignment is not a power of 2.
+    Align,
+    /// It overlaps an earlier one (or the low MiB once aligned).
+    Overlap,
+    /// It does not fit in guest memory.
+    Range,
+    /// Its memory size is smaller than its file size.
+    MemSize,
+    /// It does not start and end on page boundaries.
+    PageAlign,
+    /// It is writable and executable.
+    WriteExec,
+    /// One loadable segment more than [`MAX_LOADS`].
+    TooMany,
+}
+
+impl SegmentRule {
+    fn text(self) -> &'static str {
+        match self {
+            SegmentRule::OutsideFile => "lies outside the file",
+            SegmentRule::BelowMin => "p_vaddr is below 1 MiB",
+            SegmentRule::Order => "is not in ascending order",
+            SegmentRule::Align => "p_align is not a power of 2",
+            SegmentRule::Overlap => "overlaps an earlier segment or the low 1 MiB",
+            SegmentRule::Range => "does not fall within the memory allocation range",
+            SegmentRule::MemSize => "p_memsz is smaller than p_filesz",
+            SegmentRule::PageAlign => "is not aligned with the architectural page size",
+            SegmentRule::WriteExec => "requests WRITE and EXEC permissions",
+            SegmentRule::TooMany => "is one loadable segment too many",
+        }
+    }
+}
+
 /// Why an hvt image cannot boot (before it does).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HvtImageError {
     /// The ELF header is not a static x86-64 executable's.
-    Header(&'static str),
+    Header(HeaderProblem),
     /// The notes say it is not for this monitor, or its manifest is bad.
     Note(NoteError),
     /// A program header breaks a rule.
@@ -30,7 +105,7 @@ pub enum HvtImageError {
         /// Its index.
         phdr: u16,
         /// Which rule.
-        why: &'static str,
+        why: SegmentRule,
     },
     /// The entry point is outside `MIN_LOAD_GPA .. memory`.
     Entry(u64),
@@ -43,17 +118,20 @@ pub enum HvtImageError {
     },
     /// The command line (with its NUL) is longer than 8192 bytes.
     Cmdline,
+    /// The VM was given Corral devices (`net`, `console`), which an hvt
+    /// guest has no driver for.
+    CorralDevices,
 }
 
 impl core::fmt::Display for HvtImageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             HvtImageError::Header(why) => {
-                write!(f, "invalid or unsupported executable ({why})")
+                write!(f, "invalid or unsupported executable ({})", why.text())
             }
             HvtImageError::Note(e) => write!(f, "{e}"),
             HvtImageError::Segment { phdr, why } => {
-                write!(f, "invalid executable: phdr[{phdr}] {why}")
+                write!(f, "invalid executable: phdr[{phdr}] {}", why.text())
             }
             HvtImageError::Entry(e) => write!(
                 f,
@@ -70,6 +148,10 @@ impl core::fmt::Display for HvtImageError {
             HvtImageError::Cmdline => {
                 write!(f, "Guest command line too long (max=8191 characters)")
             }
+            HvtImageError::CorralDevices => write!(
+                f,
+                "an hvt guest gets its devices from its Solo5 manifest; `net` and `console` are for Corral guests"
+            ),
         }
     }
 }
@@ -138,31 +220,32 @@ struct Phdr {
 
 fn phdrs(file: &[u8]) -> Result<impl Iterator<Item = (u16, Phdr)> + '_, HvtImageError> {
     let bad = |why| Err(HvtImageError::Header(why));
-    let Some(ident) = file.get(..16) else {
-        return bad("shorter than an ELF header");
+    let Some(ident) = file.get(..usize::from(EHDR_SIZE)) else {
+        return bad(HeaderProblem::Short);
     };
     if &ident[..4] != ELF_MAGIC
         || ident[4] != CLASS_64
         || ident[5] != DATA_LE
         || ident[6] != EV_CURRENT
     {
-        return bad("not a 64-bit little-endian ELF file");
+        return bad(HeaderProblem::NotElf64);
     }
-    let field = |off, what| u16_at(file, off).ok_or(HvtImageError::Header(what));
-    if field(16, "no e_type")? != ET_EXEC || field(18, "no e_machine")? != EM_X86_64 {
-        return bad("not an x86-64 static executable");
+    // The whole header is there (checked above).
+    let field = |off| u16_at(ident, off).unwrap_or(0);
+    if field(16) != ET_EXEC || field(18) != EM_X86_64 {
+        return bad(HeaderProblem::NotX86Exec);
     }
-    if u32_at(file, 20) != Some(u32::from(EV_CURRENT)) || field(52, "no e_ehsize")? != EHDR_SIZE {
-        return bad("elf header invalid");
+    if u32_at(ident, 20) != Some(u32::from(EV_CURRENT)) || field(52) != EHDR_SIZE {
+        return bad(HeaderProblem::Header);
     }
-    let phoff = u64_at(file, 32).ok_or(HvtImageError::Header("no e_phoff"))?;
-    let phnum = field(56, "no e_phnum")?;
-    if field(54, "no e_phentsize")? != PHDR_SIZE || phnum == 0 {
-        return bad("program headers invalid");
+    let phoff = u64_at(ident, 32).unwrap_or(u64::MAX);
+    let phnum = field(56);
+    if field(54) != PHDR_SIZE || phnum == 0 {
+        return bad(HeaderProblem::Phdrs);
     }
     let end = phoff.checked_add(u64::from(phnum) * u64::from(PHDR_SIZE));
     if end.is_none_or(|e| e > file.len() as u64) {
-        return bad("program headers outside the file");
+        return bad(HeaderProblem::PhdrsOutside);
     }
     Ok((0..phnum).filter_map(move |i| {
         let at = phoff as usize + usize::from(i) * usize::from(PHDR_SIZE);
@@ -188,7 +271,7 @@ fn bytes_of<'f>(file: &'f [u8], p: &Phdr, i: u16) -> Result<&'f [u8], HvtImageEr
         Some(e) if e <= file.len() as u64 => Ok(&file[p.offset as usize..e as usize]),
         _ => Err(HvtImageError::Segment {
             phdr: i,
-            why: "lies outside the file",
+            why: SegmentRule::OutsideFile,
         }),
     }
 }
@@ -225,7 +308,7 @@ pub fn check(file: &[u8], memory: u64) -> Result<HvtImage<'_>, HvtImageError> {
     hvt::check_abi(abi).map_err(HvtImageError::Note)?;
     let mft = find_note(file, hvt::NOTE_MFT1)?.ok_or(HvtImageError::Note(NoteError::NoManifest))?;
     let mft = Mft::parse(mft).map_err(HvtImageError::Note)?;
-    let entry = u64_at(file, 24).ok_or(HvtImageError::Header("no e_entry"))?;
+    let entry = u64_at(file, 24).ok_or(HvtImageError::Header(HeaderProblem::Short))?;
     if !(hvt::MIN_LOAD_GPA..memory).contains(&entry) {
         return Err(HvtImageError::Entry(entry));
     }
@@ -239,24 +322,24 @@ pub fn check(file: &[u8], memory: u64) -> Result<HvtImage<'_>, HvtImageError> {
         }
         let bad = |why| Err(HvtImageError::Segment { phdr: i, why });
         if p.vaddr < hvt::MIN_LOAD_GPA {
-            return bad("p_vaddr is below 1 MiB");
+            return bad(SegmentRule::BelowMin);
         }
         if p.vaddr < last_vaddr {
-            return bad("is not in ascending order");
+            return bad(SegmentRule::Order);
         }
         if p.align == 0 || !p.align.is_power_of_two() {
-            return bad("p_align is not a power of 2");
+            return bad(SegmentRule::Align);
         }
         let start = p.vaddr & !(p.align - 1);
         if start < hvt::MIN_LOAD_GPA || start < end {
-            return bad("overlaps an earlier segment or the low 1 MiB");
+            return bad(SegmentRule::Overlap);
         }
         let file_end = p.vaddr.checked_add(p.filesz);
         if p.vaddr >= memory || file_end.is_none_or(|e| e > memory) {
-            return bad("does not fall within the memory allocation range");
+            return bad(SegmentRule::Range);
         }
         if p.memsz < p.filesz {
-            return bad("p_memsz is smaller than p_filesz");
+            return bad(SegmentRule::MemSize);
         }
         let seg_end = p
             .vaddr
@@ -264,17 +347,17 @@ pub fn check(file: &[u8], memory: u64) -> Result<HvtImage<'_>, HvtImageError> {
             .and_then(|e| e.checked_add(p.align - 1))
             .map(|e| e & !(p.align - 1));
         let Some(seg_end) = seg_end.filter(|&e| e <= memory) else {
-            return bad("does not fall within the memory allocation range");
+            return bad(SegmentRule::Range);
         };
         if !start.is_multiple_of(PAGE) || !seg_end.is_multiple_of(PAGE) {
-            return bad("is not aligned with the architectural page size");
+            return bad(SegmentRule::PageAlign);
         }
         if p.flags & PF_W != 0 && p.flags & PF_X != 0 {
-            return bad("requests WRITE and EXEC permissions");
+            return bad(SegmentRule::WriteExec);
         }
         bytes_of(file, &p, i)?;
         let Some(slot) = loads.get_mut(count) else {
-            return bad("is one loadable segment too many");
+            return bad(SegmentRule::TooMany);
         };
         *slot = Some(Load {
             vaddr: p.vaddr,
@@ -290,7 +373,7 @@ pub fn check(file: &[u8], memory: u64) -> Result<HvtImage<'_>, HvtImageError> {
         last_vaddr = p.vaddr;
     }
     if count == 0 {
-        return Err(HvtImageError::Header("no loadable segment"));
+        return Err(HvtImageError::Header(HeaderProblem::NoLoad));
     }
     Ok(HvtImage {
         entry,

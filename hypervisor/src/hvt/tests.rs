@@ -4,7 +4,7 @@ extern crate std;
 
 use super::boot::{self, BuildError, Entry};
 use super::call::{self, HvtCallError, HvtDone, HvtEnv, PortAccess};
-use super::image::{self, HvtImageError};
+use super::image::{self, HeaderProblem, HvtImageError, SegmentRule};
 use crate::mem::access::{Gpa, GuestRead};
 use crate::mem::guest::GuestMemory;
 use crate::mem::raw::testing::over_vec;
@@ -195,22 +195,22 @@ fn every_bad_image_is_refused_by_name() {
         (
             with(vec![load(PF_R | PF_X, 0x8_0000, vec![1; 16], 16)]),
             4 * MIB,
-            seg(0, "p_vaddr is below 1 MiB"),
+            seg(0, SegmentRule::BelowMin),
         ),
         (
             with(vec![load(PF_R | PF_W | PF_X, MIB, vec![1; 16], 16)]),
             4 * MIB,
-            seg(0, "requests WRITE and EXEC permissions"),
+            seg(0, SegmentRule::WriteExec),
         ),
         (
             with(vec![data(), text()]),
             4 * MIB,
-            seg(1, "is not in ascending order"),
+            seg(1, SegmentRule::Order),
         ),
         (
             with(vec![text(), load(PF_R, MIB + 0x1000, vec![1; 16], 16)]),
             4 * MIB,
-            seg(1, "overlaps an earlier segment or the low 1 MiB"),
+            seg(1, SegmentRule::Overlap),
         ),
         (
             with(vec![load(
@@ -220,17 +220,17 @@ fn every_bad_image_is_refused_by_name() {
                 0x2000,
             )]),
             4 * MIB,
-            seg(0, "does not fall within the memory allocation range"),
+            seg(0, SegmentRule::Range),
         ),
         (
             with(vec![load(PF_R, MIB, vec![1; 32], 16)]),
             4 * MIB,
-            seg(0, "p_memsz is smaller than p_filesz"),
+            seg(0, SegmentRule::MemSize),
         ),
         (
             with(vec![Seg { align: 3, ..text() }]),
             4 * MIB,
-            seg(0, "p_align is not a power of 2"),
+            seg(0, SegmentRule::Align),
         ),
         (
             with(vec![Seg {
@@ -239,7 +239,7 @@ fn every_bad_image_is_refused_by_name() {
                 ..text()
             }]),
             4 * MIB,
-            seg(0, "is not aligned with the architectural page size"),
+            seg(0, SegmentRule::PageAlign),
         ),
         (
             elf(0x1000, &[text(), abi_note(1, 2), mft_note(&[])]),
@@ -255,7 +255,7 @@ fn every_bad_image_is_refused_by_name() {
                 f
             },
             4 * MIB,
-            HvtImageError::Header("not an x86-64 static executable"),
+            HvtImageError::Header(HeaderProblem::NotX86Exec),
         ),
     ];
     for (i, (f, mem, want)) in cases.iter().enumerate() {
@@ -263,7 +263,7 @@ fn every_bad_image_is_refused_by_name() {
     }
     // The tender's words where it has them.
     assert_eq!(
-        std::format!("{}", seg(3, "requests WRITE and EXEC permissions")),
+        std::format!("{}", seg(3, SegmentRule::WriteExec)),
         "invalid executable: phdr[3] requests WRITE and EXEC permissions"
     );
     // A Corral image has no Solo5 note.
@@ -545,4 +545,12 @@ proptest! {
         let io = PortAccess { port: p, size, is_in, string: false };
         let _ = call(&mut b, io, eax);
     }
+}
+
+/// Stop reasons travel through every exit's outcome: hvt errors must not
+/// make them larger than they were before hvt guests (40 bytes).
+#[test]
+fn hvt_errors_keep_stop_reasons_small() {
+    assert!(core::mem::size_of::<crate::vcpu::stop::StopReason>() <= 40);
+    assert!(core::mem::size_of::<crate::dispatch::Outcome>() <= 40);
 }

@@ -669,6 +669,9 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     let hvt_image = match st.image.hvt {
         None => None,
         Some(Err(e)) => return Err(StartError::Hvt(e)),
+        Some(Ok(())) if st.spec.net_ports > 0 || st.spec.console => {
+            return Err(StartError::Hvt(hvt_image::HvtImageError::CorralDevices));
+        }
         Some(Ok(())) => Some(hvt_image::check(file, size).map_err(StartError::Hvt)?),
     };
     let devices = st.device_slots();

@@ -277,7 +277,15 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                 return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
             }
         } else {
-            let outcome = dispatch::dispatch(&exit, &mut vcpu, env);
+            let outcome = match dispatch::dispatch(&exit, &mut vcpu, env) {
+                // What every guest is denied may be a Solo5 hvt guest's
+                // hypercall or TLS base: asked only then, so the exits of
+                // the hot path do not pay for it.
+                denied @ Outcome::Stop(
+                    StopReason::DeniedIo { .. } | StopReason::DeniedMsr { write: true, .. },
+                ) if env.is_hvt() => dispatch::on_hvt(exit, vcpu.regs, vcpu.cpu, env, denied),
+                o => o,
+            };
             match outcome {
                 Outcome::Resume => {}
                 Outcome::Reinject(event) => {

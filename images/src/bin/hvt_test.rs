@@ -1,4 +1,4 @@
-//! A Solo5 hvt unikernel written with guest-lib's hvt runtime (not Corral's ABI): what it does comes from its command line — `Hello_Solo5` (prints the line, SUCCESS), `time`, `globals`, `fpu`, `abort`, `port` (a port outside the hypercalls), `fault` (a store to unmapped memory).
+//! A Solo5 hvt unikernel written with guest-lib's hvt runtime (not Corral's ABI): what it does comes from its command line — `Hello_Solo5` (prints the line, SUCCESS), `time`, `globals`, `fpu`, `abort`, `port` (a port outside the hypercalls), `fault` (a store to unmapped memory), `bench` (hypercall round trips, printed as `hvt bench: puts16=<hundredths> walltime=<hundredths>`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -16,6 +16,37 @@ const WALL_2017: u64 = 1_483_228_800 * 1_000_000_000;
 
 #[cfg(target_os = "none")]
 static GLOBAL: AtomicU32 = AtomicU32::new(41);
+
+/// Round trips each bench loop times.
+#[cfg(target_os = "none")]
+const BENCH_CALLS: u64 = 1000;
+
+/// Writes `v` in decimal.
+#[cfg(target_os = "none")]
+fn put_u64(v: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = v;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    puts(&buf[at..]);
+}
+
+/// TSC ticks per call of `f`, in hundredths, over [`BENCH_CALLS`] calls.
+#[cfg(target_os = "none")]
+fn per_call(mut f: impl FnMut()) -> u64 {
+    let t0 = rdtsc();
+    for _ in 0..BENCH_CALLS {
+        f();
+    }
+    (rdtsc() - t0) * 100 / BENCH_CALLS
+}
 
 #[cfg(target_os = "none")]
 fn success() -> i32 {
@@ -57,6 +88,19 @@ fn hvt_main(info: &vmm_abi::hvt::BootInfo) -> i32 {
             if y != 2.5 {
                 return 1;
             }
+            success()
+        }
+        "bench" => {
+            // 16 bytes, no newline: the console's line buffer takes them.
+            let puts16 = per_call(|| puts(b"corral-hvt-bench"));
+            let wall = per_call(|| {
+                core::hint::black_box(walltime());
+            });
+            puts(b"\nhvt bench: puts16=");
+            put_u64(puts16);
+            puts(b" walltime=");
+            put_u64(wall);
+            puts(b"\n");
             success()
         }
         "abort" => {

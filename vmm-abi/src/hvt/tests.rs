@@ -152,7 +152,9 @@ fn bad_manifests_are_named() {
     ];
     for (b, want) in cases {
         match Mft::parse(&b) {
-            Err(NoteError::Manifest(why)) => assert!(why.contains(want), "{why} vs {want}"),
+            Err(NoteError::Manifest(why)) => {
+                assert!(why.text().contains(want), "{why:?} vs {want}")
+            }
             other => panic!("{want}: {other:?}"),
         }
     }
