@@ -88,6 +88,7 @@ struct FakeCpu<'c> {
     reinjected: Vec<Event>,
     entries: u32,
     fail_entry: Option<u32>,
+    fs_base: Option<u64>,
 }
 
 impl<'c> FakeCpu<'c> {
@@ -102,6 +103,7 @@ impl<'c> FakeCpu<'c> {
             reinjected: Vec::new(),
             entries: 0,
             fail_entry: None,
+            fs_base: None,
         }
     }
 }
@@ -113,6 +115,11 @@ impl GuestCpu for FakeCpu<'_> {
 
     fn cr3(&mut self) -> Result<u64, StopReason> {
         Ok(self.cr3)
+    }
+
+    fn set_fs_base(&mut self, base: u64) -> Result<(), StopReason> {
+        self.fs_base = Some(base);
+        Ok(())
     }
 }
 
@@ -203,6 +210,8 @@ struct FakeEnv<'c> {
     filtered: Vec<ExitCtx>,
     /// The run loop wants the core back (an operator's request).
     wanted: bool,
+    /// A Solo5 hvt guest's memory, if the VM is one.
+    hvt: Option<Vec<u8>>,
 }
 
 impl<'c> FakeEnv<'c> {
@@ -218,6 +227,7 @@ impl<'c> FakeEnv<'c> {
             filter: None,
             filtered: Vec::new(),
             wanted: false,
+            hvt: None,
         }
     }
 }
@@ -250,6 +260,19 @@ impl Bus for FakeEnv<'_> {
 impl Host for FakeEnv<'_> {
     fn host_cpuid(&self, _: u32, _: u32) -> CpuidResult {
         crate::cpuid::ZERO
+    }
+
+    fn is_hvt(&self) -> bool {
+        self.hvt.is_some()
+    }
+
+    fn hvt_env(&mut self) -> Option<crate::hvt::call::HvtEnv> {
+        let ram = crate::mem::raw::testing::over_vec(self.hvt.as_mut()?);
+        Some(crate::hvt::call::HvtEnv {
+            ram,
+            wall_ns: 1_800_000_000_000_000_000,
+            tsc_hz: 1_000_000,
+        })
     }
 }
 
@@ -854,4 +877,189 @@ fn an_exit_hook_sees_the_guests_exits_and_allows_fails_or_denies() {
         end,
         SliceEnd::Stopped(StopReason::HookDenied { .. })
     ));
+}
+
+/// An `out` of 32 bits to `port` with EAX = `eax` (and RBX marked, to see
+/// that registers are kept).
+fn out32(port: u16, eax: u64) -> Step {
+    let mut exit = raw(ExitReason::Io);
+    // Size 4 (encoded as 3), OUT, not a string (SDM table 28-5).
+    exit.qualification = (u64::from(port) << 16) | 3;
+    Step {
+        exit,
+        regs: Some(GuestRegs {
+            rax: eax,
+            rbx: 0x5eed,
+            ..GuestRegs::default()
+        }),
+    }
+}
+
+fn hvt_env(clock: &Cell<u64>) -> FakeEnv<'_> {
+    let mut env = FakeEnv::new(clock);
+    let mut m = std::vec![0u8; 0x1_0000];
+    // puts: 5 bytes at 0x2000; halt: status 7 at 0x3000 + 8; poll: 2 ms.
+    m[0x2000..0x2005].copy_from_slice(b"hello");
+    m[0x1000..0x1008].copy_from_slice(&0x2000u64.to_le_bytes());
+    m[0x1008..0x1010].copy_from_slice(&5u64.to_le_bytes());
+    m[0x3008..0x300c].copy_from_slice(&7i32.to_le_bytes());
+    m[0x4000..0x4008].copy_from_slice(&2_000_000u64.to_le_bytes());
+    env.hvt = Some(m);
+    env
+}
+
+#[test]
+fn an_hvt_guests_port_hypercalls_are_served_and_corral_guests_still_denied() {
+    let clock = Cell::new(0);
+    let mut backing = std::vec![0u8; MEM];
+    let (mem, _) = memory(&mut backing, &[]);
+    let script = [out32(0x502, 0x1000), out32(0x508, 0x3000)];
+    let mut cpu = FakeCpu::new(&clock, script);
+    let mut env = hvt_env(&clock);
+    let mut st = VcpuState::default();
+    let end = run_slice(&mut cpu, &mut env, &mem, &mut st, params(1 << 30, 0, false));
+    assert_eq!(end, SliceEnd::Stopped(StopReason::Exited(7)));
+    assert_eq!(env.console, b"hello");
+    assert_eq!(cpu.rip, RIP + INSN_LEN, "past the puts, not past the halt");
+    // A Corral guest's port access is denied as it always was.
+    let mut cpu = FakeCpu::new(&clock, [out32(0x502, 0x1000)]);
+    let mut env = FakeEnv::new(&clock);
+    let end = run_slice(
+        &mut cpu,
+        &mut env,
+        &mem,
+        &mut VcpuState::default(),
+        params(1 << 30, 0, false),
+    );
+    assert_eq!(
+        end,
+        SliceEnd::Stopped(StopReason::DeniedIo {
+            port: 0x502,
+            write: true
+        })
+    );
+    // An hvt guest's port outside the hypercalls, and a wrong size.
+    let mut cpu = FakeCpu::new(&clock, [out32(0x60, 0)]);
+    let mut env = hvt_env(&clock);
+    let end = run_slice(
+        &mut cpu,
+        &mut env,
+        &mem,
+        &mut VcpuState::default(),
+        params(1 << 30, 0, false),
+    );
+    assert_eq!(
+        end,
+        SliceEnd::Stopped(StopReason::DeniedIo {
+            port: 0x60,
+            write: true
+        })
+    );
+    let mut byte = out32(0x502, 0x1000);
+    byte.exit.qualification &= !7;
+    let mut cpu = FakeCpu::new(&clock, [byte]);
+    let mut env = hvt_env(&clock);
+    let end = run_slice(
+        &mut cpu,
+        &mut env,
+        &mem,
+        &mut VcpuState::default(),
+        params(1 << 30, 0, false),
+    );
+    assert!(
+        matches!(end, SliceEnd::Stopped(StopReason::Hvt(_))),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn an_hvt_poll_waits_and_keeps_every_register() {
+    let clock = Cell::new(0);
+    let mut backing = std::vec![0u8; MEM];
+    let (mem, _) = memory(&mut backing, &[]);
+    // Alone on its core: the wait is spun here, then the guest halts.
+    let mut cpu = FakeCpu::new(&clock, [out32(0x503, 0x4000), out32(0x508, 0x3000)]);
+    let mut env = hvt_env(&clock);
+    let mut st = VcpuState::default();
+    let end = run_slice(&mut cpu, &mut env, &mem, &mut st, params(1 << 30, 0, false));
+    assert_eq!(end, SliceEnd::Stopped(StopReason::Exited(7)));
+    // 2 ms at 1 MHz.
+    assert_eq!(env.waited, [2000]);
+    // With others waiting it gives the core away; when the wait ends RAX is
+    // still the guest's (a Corral wait would have put its answer there).
+    let mut cpu = FakeCpu::new(&clock, [out32(0x503, 0x4000)]);
+    let mut env = hvt_env(&clock);
+    let mut st = VcpuState::default();
+    let end = run_slice(&mut cpu, &mut env, &mem, &mut st, params(1 << 30, 0, true));
+    assert_eq!(end, SliceEnd::Waiting);
+    assert_eq!((st.regs.rax, st.regs.rbx), (0x4000, 0x5eed));
+    clock.set(clock.get() + 10_000);
+    assert!(wait_over(&mut st, &env, &mut env_wakeups()));
+    assert_eq!(st.regs.rax, 0x4000, "the wait kept RAX");
+}
+
+/// Wakeups with nothing flagged.
+fn env_wakeups() -> impl Wakeups {
+    struct Quiet;
+    impl Wakeups for Quiet {
+        fn take_work(&mut self) -> bool {
+            false
+        }
+        fn fault_flagged(&self) -> bool {
+            false
+        }
+    }
+    Quiet
+}
+
+#[test]
+fn an_hvt_guest_sets_its_tls_base_and_no_other_msr() {
+    let clock = Cell::new(0);
+    let mut backing = std::vec![0u8; MEM];
+    let (mem, _) = memory(&mut backing, &[]);
+    let wrmsr = |msr: u64, value: u64| Step {
+        exit: raw(ExitReason::Wrmsr),
+        regs: Some(GuestRegs {
+            rcx: msr,
+            rax: value & 0xffff_ffff,
+            rdx: value >> 32,
+            ..GuestRegs::default()
+        }),
+    };
+    let script = [wrmsr(0xC000_0100, 0x1_2345_6789), wrmsr(0xC000_0101, 1)];
+    let mut cpu = FakeCpu::new(&clock, script);
+    let mut env = hvt_env(&clock);
+    let end = run_slice(
+        &mut cpu,
+        &mut env,
+        &mem,
+        &mut VcpuState::default(),
+        params(1 << 30, 0, false),
+    );
+    assert_eq!(cpu.fs_base, Some(0x1_2345_6789));
+    assert_eq!(
+        end,
+        SliceEnd::Stopped(StopReason::DeniedMsr {
+            msr: 0xC000_0101,
+            write: true
+        })
+    );
+    // A Corral guest may not set FS_BASE.
+    let mut cpu = FakeCpu::new(&clock, [wrmsr(0xC000_0100, 5)]);
+    let mut env = FakeEnv::new(&clock);
+    let end = run_slice(
+        &mut cpu,
+        &mut env,
+        &mem,
+        &mut VcpuState::default(),
+        params(1 << 30, 0, false),
+    );
+    assert_eq!(cpu.fs_base, None);
+    assert_eq!(
+        end,
+        SliceEnd::Stopped(StopReason::DeniedMsr {
+            msr: 0xC000_0100,
+            write: true
+        })
+    );
 }
