@@ -7,6 +7,7 @@ use crate::host_cmd;
 use crate::net_bench;
 use crate::nic_bench;
 use crate::run::{RunOptions, RunResult, run};
+use crate::scale_bench;
 use crate::service::{DEFAULT_HOST, HostDir};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
@@ -129,6 +130,16 @@ enum Cmd {
         boot: Boot,
         #[command(flatten)]
         report: ReportArg,
+    },
+    /// Bring images/manifests/scale-bench.toml up as a service run, scale
+    /// its VM from 1 to N and back for each size, and print what each VM
+    /// started at runtime cost
+    ScaleBench {
+        /// Comma-separated sizes (default 1,8,64,256; size 1 starts nothing)
+        #[arg(long, value_name = "LIST", value_parser = sizes)]
+        sizes: Option<SizeList>,
+        #[command(flatten)]
+        boot: Boot,
     },
     /// Run the NFV pipeline of images/manifests/nfv-bench.toml with 64- and
     /// 1500-byte frames, twice each, and print VM exits and polling
@@ -375,6 +386,21 @@ pub fn invoke(args: &[&str]) -> Invocation {
                 nic_bench::run_bench(&opts).map(|o| (o.lines, o.repeatable)),
                 "two runs of the same mode and frame size measured different numbers",
             )
+        }
+        Cmd::ScaleBench { sizes, boot } => {
+            let sizes = sizes.unwrap_or_else(|| scale_bench::DEFAULT_SIZES.to_vec());
+            let args = background_args(&boot, &Cpus::default());
+            let host = format!("scale-bench-{}", std::process::id());
+            match scale_bench::run(&sizes, &host, &args) {
+                Ok(lines) => {
+                    println!();
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    done(0, None)
+                }
+                Err(e) => done(EXIT_FAILED, Some(e)),
+            }
         }
         Cmd::FleetBench {
             sizes,

@@ -91,7 +91,16 @@ pub struct Renderer {
     colour: bool,
     verbose: bool,
     hypervisor_spoke: bool,
+    /// Names of VMs started at runtime (not in the manifest), by id, from
+    /// their `vm-start` records.
+    runtime_names: std::collections::BTreeMap<u32, String>,
 }
+
+/// The metric a VM started at runtime reports when it reaches `main` (the
+/// hypervisor's `platform::run::START_TO_MAIN`).
+pub const START_TO_MAIN: &str = "start_to_main";
+/// How that metric's line reads, up to its number.
+pub const AT_MAIN: &str = "-- at main, ";
 
 impl Renderer {
     /// A renderer for a manifest's VMs (`names`, in manifest order); sources
@@ -106,6 +115,7 @@ impl Renderer {
             colour,
             verbose,
             hypervisor_spoke: false,
+            runtime_names: std::collections::BTreeMap::new(),
         }
     }
 
@@ -153,6 +163,7 @@ impl Renderer {
     fn vm_name(&self, vm: u32) -> String {
         self.names
             .get(vm as usize)
+            .or_else(|| self.runtime_names.get(&vm))
             .cloned()
             .unwrap_or_else(|| format!("vm{vm}"))
     }
@@ -178,6 +189,11 @@ impl Renderer {
             }
             Line::Record(Ok(record)) => {
                 self.hypervisor_spoke = true;
+                if let Record::VmStart { vm, name, .. } = *record
+                    && vm as usize >= self.names.len()
+                {
+                    self.runtime_names.insert(vm, name.to_string());
+                }
                 if self.verbose {
                     return Some(self.paint(DIM, raw));
                 }
@@ -240,6 +256,10 @@ impl Renderer {
                 };
                 Some(self.prefixed(&self.vm_name(vm), &text))
             }
+            Record::Metric { vm, name, value } if name == START_TO_MAIN => Some(self.prefixed(
+                &self.vm_name(vm),
+                &format!("{AT_MAIN}{value} instructions after its core took the start"),
+            )),
             Record::Fatal { reason } => Some(self.prefixed(
                 HYPERVISOR_SOURCE,
                 &self.paint(RED, &format!("!! fatal: {reason}")),
@@ -368,6 +388,38 @@ mod tests {
         assert!(
             bad.contains("malformed report record") && bad.ends_with("@corral done"),
             "{bad}"
+        );
+    }
+
+    #[test]
+    fn vms_started_at_runtime_are_named_and_their_main_shown() {
+        let mut r = Renderer::new(vec!["web".into()], 5, false, false);
+        render(
+            &mut r,
+            "@corral vm-start vm=3 name=web-3 entry=web image=spin core=1 apic=1 memory=262144",
+        );
+        assert_eq!(
+            render(&mut r, "@corral metric vm=3 name=start_to_main value=56000").as_deref(),
+            Some("web-3 | -- at main, 56000 instructions after its core took the start")
+        );
+        // Other metrics stay in the report.
+        assert_eq!(render(&mut r, "@corral metric vm=3 name=other value=1"), None);
+        assert_eq!(
+            render(
+                &mut r,
+                "@corral vm-end vm=3 status=stopped code=0 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 console=0 console_dropped=0 reason=stopped by the operator"
+            )
+            .as_deref(),
+            Some("web-3 | -- stopped by the operator")
+        );
+        // A VM never announced keeps its number.
+        assert_eq!(
+            render(
+                &mut r,
+                "@corral vm-end vm=9 status=stopped code=0 boot=5 restarts=0 slices=1 private=0 shared=0 overhead=0 exits=vmcall:2 console=0 console_dropped=0 reason=stopped"
+            )
+            .as_deref(),
+            Some("  vm9 | -- stopped")
         );
     }
 

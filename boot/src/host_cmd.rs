@@ -245,6 +245,11 @@ fn host_numbers(host: &HostDir) -> Result<(Numbers, Vec<Answer>)> {
     Ok((numbers, rows))
 }
 
+/// The host's free memory in bytes (its `stats`).
+pub fn free_memory(host: &HostDir) -> Result<u64> {
+    Ok(host_numbers(host)?.0.0)
+}
+
 /// Prometheus label values: backslash, quote and newline escaped.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")

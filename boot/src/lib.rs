@@ -25,6 +25,7 @@ pub mod nic_bench;
 pub mod outcome;
 pub mod report;
 pub mod run;
+pub mod scale_bench;
 pub mod service;
 pub mod table;
 pub mod toml_manifest;

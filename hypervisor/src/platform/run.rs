@@ -7,6 +7,7 @@
 //! then reports `done`.
 
 use super::images;
+use super::instr;
 use super::memory;
 use super::net::Net;
 use super::percpu::MAX_CORES;
@@ -30,6 +31,10 @@ use vmm_abi::hook::HookKind;
 use vmm_abi::hook::context::RestartCtx;
 use vmm_abi::manifest::{Manifest, Restart};
 use vmm_abi::report::{OPERATOR_RESTART, Record, VmStatus};
+
+/// The metric of a VM started at runtime: TSC ticks from its core taking
+/// the `start` request to the VM's `main`.
+pub const START_TO_MAIN: &str = "start_to_main";
 
 /// Bytes reserved for one stop reason in a record.
 const REASON_BYTES: usize = 200;
@@ -409,6 +414,7 @@ impl Plan {
                 Err(reason) => SliceEnd::Stopped(reason),
                 Ok(()) => vm::run_slice(st, others_waiting, &self.shared, &self.net, core),
             };
+            start_to_main(st);
             match end {
                 SliceEnd::Preempted => {
                     sched.result(i, Ran::Preempted);
@@ -551,6 +557,7 @@ impl Plan {
         st.name = cp.name(place.cell);
         st.core = Some(core);
         st.reserved = place.reserved;
+        st.start_mail_tsc = Some(instr::rdtsc());
         *slot = st;
         if !sched.admit(local) {
             slot.dormant = true;
@@ -668,6 +675,19 @@ impl Plan {
     /// VMs in the manifest.
     pub fn count(&self) -> usize {
         self.count
+    }
+}
+
+/// A VM started at runtime that reached `main`: how long that took on its
+/// core, from the `start` request (`start_to_main`, in TSC ticks).
+fn start_to_main(st: &mut VmState) {
+    if let (Some(mail), Some(main)) = (st.start_mail_tsc, st.main_tsc) {
+        st.start_mail_tsc = None;
+        serial::record(&Record::Metric {
+            vm: st.index,
+            name: START_TO_MAIN,
+            value: main.saturating_sub(mail),
+        });
     }
 }
 

@@ -112,6 +112,9 @@ pub struct VmState {
     pub dormant: bool,
     /// Memory set aside for it until it is created (VMs started at runtime).
     pub reserved: u64,
+    /// TSC when its core took the `start` request (VMs started at runtime,
+    /// until it reaches `main`).
+    pub start_mail_tsc: Option<u64>,
     /// Manifest entry (for a VM started at runtime, the one it copies).
     pub spec: VmSpec<'static>,
     /// Its image.
@@ -176,6 +179,7 @@ impl VmState {
             name: Name::try_from(spec.name).unwrap_or_default(),
             dormant: false,
             reserved: 0,
+            start_mail_tsc: None,
             spec,
             image,
             core: None,
