@@ -403,7 +403,10 @@ mod tests {
             Some("web-3 | -- at main, 56000 instructions after its core took the start")
         );
         // Other metrics stay in the report.
-        assert_eq!(render(&mut r, "@corral metric vm=3 name=other value=1"), None);
+        assert_eq!(
+            render(&mut r, "@corral metric vm=3 name=other value=1"),
+            None
+        );
         assert_eq!(
             render(
                 &mut r,
