@@ -161,6 +161,15 @@ mod bare_metal {
         }
     }
 
+    /// Reads the 8 bytes at `fs:0` (the TLS base set by [`set_tls_base`]).
+    pub fn read_fs0() -> u64 {
+        let v: u64;
+        // SAFETY: reads 8 bytes at the TLS base this guest set itself to a
+        // buffer it owns (the caller's contract); writes only `v`.
+        unsafe { asm!("mov {}, qword ptr fs:[0]", out(reg) v, options(nostack, readonly)) };
+        v
+    }
+
     /// Reads the time-stamp counter.
     pub fn rdtsc() -> u64 {
         crate::arch::rdtsc()

@@ -17,7 +17,9 @@ fn hvt_guests_run_beside_corral_guests() {
     let out = run("solo5", &manifest("solo5.toml"), &["--timeout", "300"]);
     out.assert_succeeded();
     out.assert_completed();
-    for vm in ["hello", "time", "globals", "fpu", "fleet-0", "fleet-3"] {
+    for vm in [
+        "hello", "time", "globals", "fpu", "tls", "fleet-0", "fleet-3",
+    ] {
         assert_exited(out.vm(vm), 0);
         assert!(
             lines(&out, vm).iter().any(|l| l == "SUCCESS"),
@@ -26,6 +28,11 @@ fn hvt_guests_run_beside_corral_guests() {
         );
     }
     assert!(lines(&out, "hello").contains(&"Command line is: 'Hello_Solo5'".to_string()));
+    // Solo5's quiet test: nothing but the monitor's own start and end.
+    assert_exited(out.vm("quiet"), 0);
+    let quiet = lines(&out, "quiet");
+    assert!(quiet.iter().all(|l| l.starts_with("-- ")), "{quiet:?}");
+    assert_eq!(out.vm("quiet")["console"]["bytes"], 0);
     // solo5_abort(): status 255 and ABORT on its console.
     assert_exited(out.vm("abort"), 255);
     assert!(lines(&out, "abort").iter().any(|l| l.contains("ABORT")));

@@ -1,4 +1,4 @@
-//! A Solo5 hvt unikernel written with guest-lib's hvt runtime (not Corral's ABI): what it does comes from its command line — `Hello_Solo5` (prints the line, SUCCESS), `time`, `globals`, `fpu`, `abort`, `port` (a port outside the hypercalls), `fault` (a store to unmapped memory), `bench` (hypercall round trips, printed as `hvt bench: puts16=<hundredths> walltime=<hundredths>`).
+//! A Solo5 hvt unikernel written with guest-lib's hvt runtime (not Corral's ABI): what it does comes from its command line — `Hello_Solo5` (prints the line, SUCCESS), `time`, `globals`, `fpu`, `abort`, `port` (a port outside the hypercalls), `fault` (a store to unmapped memory), `tls` (FS_BASE set, then read through `fs:`), `quiet` (prints nothing), `bench` (hypercall round trips, printed as `hvt bench: puts16=<hundredths> walltime=<hundredths>`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -7,7 +7,9 @@ guest_lib::hvt_entry!(hvt_main);
 #[cfg(target_os = "none")]
 use core::sync::atomic::{AtomicU32, Ordering};
 #[cfg(target_os = "none")]
-use guest_lib::hvt::{cmdline, halt, out_port, poke, poll, puts, rdtsc, walltime};
+use guest_lib::hvt::{
+    cmdline, halt, out_port, poke, poll, puts, rdtsc, read_fs0, set_tls_base, walltime,
+};
 
 /// 2017-01-01 in nanoseconds since the epoch: a wall clock before it is
 /// wrong (Solo5's own time test uses the same bound).
@@ -16,6 +18,10 @@ const WALL_2017: u64 = 1_483_228_800 * 1_000_000_000;
 
 #[cfg(target_os = "none")]
 static GLOBAL: AtomicU32 = AtomicU32::new(41);
+
+/// What the `tls` test finds through `fs:` once FS_BASE points here.
+#[cfg(target_os = "none")]
+static TLS_BLOCK: [u64; 2] = [0x7115_0000_5eed_0001, 0];
 
 /// Round trips each bench loop times.
 #[cfg(target_os = "none")]
@@ -103,6 +109,17 @@ fn hvt_main(info: &vmm_abi::hvt::BootInfo) -> i32 {
             puts(b"\n");
             success()
         }
+        "tls" => {
+            set_tls_base(TLS_BLOCK.as_ptr() as u64);
+            let seen = read_fs0();
+            set_tls_base(0);
+            if seen != TLS_BLOCK[0] {
+                puts(b"tls: FAILURE\n");
+                return 1;
+            }
+            success()
+        }
+        "quiet" => 0,
         "abort" => {
             puts(b"Solo5: ABORT: requested by the test\n");
             halt(vmm_abi::hvt::EXIT_ABORT)
