@@ -391,16 +391,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
             let sizes = sizes.unwrap_or_else(|| scale_bench::DEFAULT_SIZES.to_vec());
             let args = background_args(&boot, &Cpus::default());
             let host = format!("scale-bench-{}", std::process::id());
-            match scale_bench::run(&sizes, &host, &args) {
-                Ok(lines) => {
-                    println!();
-                    for line in lines {
-                        println!("{line}");
-                    }
-                    done(0, None)
-                }
-                Err(e) => done(EXIT_FAILED, Some(e)),
-            }
+            bench_lines(scale_bench::run(&sizes, &host, &args))
         }
         Cmd::FleetBench {
             sizes,
@@ -416,16 +407,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
                 },
             );
             let sizes = sizes.unwrap_or_else(|| fleet_bench::DEFAULT_SIZES.to_vec());
-            match fleet_bench::run_sizes(&opts, &sizes) {
-                Ok(lines) => {
-                    println!();
-                    for line in lines {
-                        println!("{line}");
-                    }
-                    done(0, None)
-                }
-                Err(e) => done(EXIT_FAILED, Some(e)),
-            }
+            bench_lines(fleet_bench::run_sizes(&opts, &sizes))
         }
         Cmd::Up {
             manifest,
@@ -580,6 +562,20 @@ pub fn run_args(args: &[&str]) -> i32 {
 
 /// Prints a bench's lines; it failed if its runs did not repeat
 /// (`differ` says how).
+/// A benchmark's lines printed after a blank line, or its error.
+fn bench_lines(result: Result<Vec<String>, Error>) -> Invocation {
+    match result {
+        Ok(lines) => {
+            println!();
+            for line in lines {
+                println!("{line}");
+            }
+            done(0, None)
+        }
+        Err(e) => done(EXIT_FAILED, Some(e)),
+    }
+}
+
 fn repeatable_bench(result: Result<(Vec<String>, bool), Error>, differ: &str) -> Invocation {
     match result {
         Ok((lines, repeatable)) => {

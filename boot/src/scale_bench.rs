@@ -65,11 +65,7 @@ pub fn steps(report: &serde_json::Value, manifest_vms: usize, sizes: &[u32]) -> 
                 step.len()
             )));
         }
-        let field = |v: &serde_json::Value, what: &str| {
-            let n = match what {
-                "boot" => v["boot_instructions"].as_u64(),
-                _ => v["metrics"][START_TO_MAIN].as_u64(),
-            };
+        let number = |v: &serde_json::Value, n: Option<u64>, what: &str| {
             n.ok_or_else(|| {
                 Error::new(format!(
                     "VM `{}` has no `{what}` number in the report",
@@ -79,11 +75,11 @@ pub fn steps(report: &serde_json::Value, manifest_vms: usize, sizes: &[u32]) -> 
         };
         let boot: Vec<u64> = step
             .iter()
-            .map(|v| field(v, "boot"))
+            .map(|v| number(v, v["boot_instructions"].as_u64(), "boot"))
             .collect::<Result<_>>()?;
         let ttm: Vec<u64> = step
             .iter()
-            .map(|v| field(v, "start"))
+            .map(|v| number(v, v["metrics"][START_TO_MAIN].as_u64(), START_TO_MAIN))
             .collect::<Result<_>>()?;
         out.push(Step {
             size,
@@ -123,9 +119,7 @@ pub fn lines(steps: &[Step]) -> Vec<String> {
             s.start_to_main.2.to_string(),
         ]);
     }
-    let mut align = vec![Align::Right; 8];
-    align[0] = Align::Right;
-    table::lines(&rows, &align)
+    table::lines(&rows, &[Align::Right; 8])
 }
 
 /// Runs the bench with `sizes` (each at least 2: size 1 starts nothing) on

@@ -114,9 +114,56 @@ pub struct Image<'a> {
     pub end: u64,
 }
 
-impl<'a> Image<'a> {
-    /// Checks `file` as an image for a guest with `memory` bytes.
-    pub fn parse(file: &'a [u8], memory: u64) -> Result<Self, ElfError> {
+/// One program header, as read from the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramHeader {
+    /// Its index in the table.
+    pub index: u16,
+    /// `p_type`.
+    pub kind: u32,
+    /// `p_flags`.
+    pub flags: u32,
+    /// `p_offset`.
+    pub offset: u64,
+    /// `p_vaddr` (where Solo5's tender loads a segment).
+    pub vaddr: u64,
+    /// `p_paddr` (where Corral loads one; its images have physical =
+    /// virtual).
+    pub paddr: u64,
+    /// `p_filesz`.
+    pub filesz: u64,
+    /// `p_memsz`.
+    pub memsz: u64,
+    /// `p_align`.
+    pub align: u64,
+}
+
+/// `PT_NOTE`.
+pub const PT_NOTE_TYPE: u32 = 4;
+/// `PT_LOAD`.
+pub const PT_LOAD_TYPE: u32 = PT_LOAD;
+/// `PF_X`.
+pub const PF_EXEC: u32 = PF_X;
+/// `PF_W`.
+pub const PF_WRITE: u32 = PF_W;
+
+/// The header of a static little-endian x86-64 ELF64 executable, its
+/// program-header table checked to lie in the file: what every guest ABI's
+/// loader reads first.
+#[derive(Clone, Copy, Debug)]
+pub struct ElfHeader<'a> {
+    file: &'a [u8],
+    /// Entry point.
+    pub entry: u64,
+    phoff: u64,
+    phentsize: u16,
+    /// Program headers.
+    pub phnum: u16,
+}
+
+impl<'a> ElfHeader<'a> {
+    /// Reads and checks the header of `file`.
+    pub fn parse(file: &'a [u8]) -> Result<Self, ElfError> {
         if file.len() < EHDR_SIZE || file[0..4] != ELF_MAGIC {
             return Err(ElfError::NotElf64);
         }
@@ -126,11 +173,10 @@ impl<'a> Image<'a> {
         if u16_at(file, 16) != TYPE_EXEC {
             return Err(ElfError::NotExecutable);
         }
-        let entry = u64_at(file, 24);
         let phoff = u64_at(file, 32);
         let phentsize = u16_at(file, 54);
         let phnum = u16_at(file, 56);
-        if phnum == 0 || phnum > MAX_PHDRS || usize::from(phentsize) < PHDR_SIZE {
+        if phnum == 0 || usize::from(phentsize) < PHDR_SIZE {
             return Err(ElfError::Segments);
         }
         let table_len = u64::from(phnum) * u64::from(phentsize);
@@ -140,6 +186,54 @@ impl<'a> Image<'a> {
         {
             return Err(ElfError::Truncated("program header table"));
         }
+        Ok(ElfHeader {
+            file,
+            entry: u64_at(file, 24),
+            phoff,
+            phentsize,
+            phnum,
+        })
+    }
+
+    /// Whether the header is exactly ELF's current version with the
+    /// standard header and entry sizes (Solo5's tender insists on it).
+    pub fn is_canonical(&self) -> bool {
+        const EV_CURRENT: u8 = 1;
+        self.file[6] == EV_CURRENT
+            && u32_at(self.file, 20) == u32::from(EV_CURRENT)
+            && usize::from(u16_at(self.file, 52)) == EHDR_SIZE
+            && usize::from(self.phentsize) == PHDR_SIZE
+    }
+
+    /// Its program headers, in table order.
+    pub fn program_headers(&self) -> impl Iterator<Item = ProgramHeader> + 'a {
+        let (file, phoff, size) = (self.file, self.phoff as usize, usize::from(self.phentsize));
+        (0..self.phnum).map(move |i| {
+            // The whole table lies in the file (checked by `parse`).
+            let ph = &file[phoff + usize::from(i) * size..][..PHDR_SIZE];
+            ProgramHeader {
+                index: i,
+                kind: u32_at(ph, 0),
+                flags: u32_at(ph, 4),
+                offset: u64_at(ph, 8),
+                vaddr: u64_at(ph, 16),
+                paddr: u64_at(ph, 24),
+                filesz: u64_at(ph, 32),
+                memsz: u64_at(ph, 40),
+                align: u64_at(ph, 48),
+            }
+        })
+    }
+}
+
+impl<'a> Image<'a> {
+    /// Checks `file` as an image for a guest with `memory` bytes.
+    pub fn parse(file: &'a [u8], memory: u64) -> Result<Self, ElfError> {
+        let header = ElfHeader::parse(file)?;
+        let entry = header.entry;
+        if header.phnum > MAX_PHDRS {
+            return Err(ElfError::Segments);
+        }
         let limit = memory.saturating_sub(STACK_SIZE);
         let mut image = Image {
             file,
@@ -148,20 +242,19 @@ impl<'a> Image<'a> {
             end: IMAGE_BASE_GPA,
         };
         let mut entry_ok = false;
-        for i in 0..usize::from(phnum) {
-            let ph = &file[phoff as usize + i * usize::from(phentsize)..][..PHDR_SIZE];
-            if u32_at(ph, 0) != PT_LOAD {
+        for ph in header.program_headers() {
+            if ph.kind != PT_LOAD {
                 continue;
             }
-            let flags = u32_at(ph, 4);
+            let i = usize::from(ph.index);
             let seg = Segment {
-                exec: flags & PF_X != 0,
-                writable: flags & PF_W != 0,
+                exec: ph.flags & PF_X != 0,
+                writable: ph.flags & PF_W != 0,
                 shared: false,
-                file_offset: u64_at(ph, 8),
-                addr: u64_at(ph, 24),
-                file_size: u64_at(ph, 32),
-                mem_size: u64_at(ph, 40),
+                file_offset: ph.offset,
+                addr: ph.paddr,
+                file_size: ph.filesz,
+                mem_size: ph.memsz,
             };
             if seg.file_size > seg.mem_size {
                 return Err(ElfError::FileSizeTooLarge);

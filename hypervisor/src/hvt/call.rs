@@ -10,6 +10,10 @@ use vmm_abi::hvt::{self, Hypercall};
 const NS: u128 = 1_000_000_000;
 /// Bytes of console output read at once.
 const PUTS_CHUNK: usize = 256;
+/// Most bytes one `puts` reads: a VM's console allowance for its whole
+/// run (`console::quota`), so nothing it could print is left unread, and
+/// one exit cannot copy gigabytes while other VMs wait for the core.
+pub const PUTS_MAX: u64 = crate::console::quota::CONSOLE_CAP;
 
 /// What an hvt VM's hypercalls need from the hypervisor.
 pub struct HvtEnv {
@@ -164,8 +168,8 @@ pub fn handle(
             }
             let mut buf = [0u8; PUTS_CHUNK];
             let mut at = 0;
-            while at < len {
-                let n = (len - at).min(PUTS_CHUNK as u64) as usize;
+            while at < len.min(PUTS_MAX) {
+                let n = (len.min(PUTS_MAX) - at).min(PUTS_CHUNK as u64) as usize;
                 ram.read(Gpa(data + at), &mut buf[..n])
                     .map_err(|_| HvtCallError::Buffer {
                         call,

@@ -1,19 +1,11 @@
 //! Checks a Solo5 hvt unikernel's ELF as Solo5's tender does before it boots: the header, the `ABI1` note (hvt, version 2) then the `MFT1` manifest, and each loadable segment with file bytes (at 1 MiB or above, ascending, not overlapping, page aligned, never writable and executable, inside memory).
 
+use crate::elf::{
+    ElfError, ElfHeader, PF_EXEC as PF_X, PF_WRITE as PF_W, PT_LOAD_TYPE as PT_LOAD,
+    PT_NOTE_TYPE as PT_NOTE, ProgramHeader,
+};
 use vmm_abi::hvt::{self, Mft, NoteError};
 
-const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
-const CLASS_64: u8 = 2;
-const DATA_LE: u8 = 1;
-const EV_CURRENT: u8 = 1;
-const ET_EXEC: u16 = 2;
-const EM_X86_64: u16 = 62;
-const EHDR_SIZE: u16 = 64;
-const PHDR_SIZE: u16 = 56;
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
 const PAGE: u64 = 4096;
 /// Most loadable segments with file bytes an hvt image may have.
 pub const MAX_LOADS: usize = 8;
@@ -21,12 +13,10 @@ pub const MAX_LOADS: usize = 8;
 /// What is wrong with an ELF header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderProblem {
-    /// Shorter than a header.
-    Short,
-    /// Not 64-bit little-endian ELF.
+    /// Not 64-bit little-endian x86-64 ELF.
     NotElf64,
-    /// Not an x86-64 static executable.
-    NotX86Exec,
+    /// Not a static executable.
+    NotExec,
     /// A version or header size other than ELF's.
     Header,
     /// Program headers of the wrong size, or none.
@@ -40,9 +30,8 @@ pub enum HeaderProblem {
 impl HeaderProblem {
     fn text(self) -> &'static str {
         match self {
-            HeaderProblem::Short => "shorter than an ELF header",
-            HeaderProblem::NotElf64 => "not a 64-bit little-endian ELF file",
-            HeaderProblem::NotX86Exec => "not an x86-64 static executable",
+            HeaderProblem::NotElf64 => "not a 64-bit little-endian x86-64 ELF file",
+            HeaderProblem::NotExec => "not a static executable",
             HeaderProblem::Header => "elf header invalid",
             HeaderProblem::Phdrs => "program headers invalid",
             HeaderProblem::PhdrsOutside => "program headers outside the file",
@@ -195,77 +184,24 @@ impl HvtImage<'_> {
     }
 }
 
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    let w = b.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes([w[0], w[1]]))
-}
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    let w = b.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-}
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from(u32_at(b, off)?) | (u64::from(u32_at(b, off + 4)?) << 32))
-}
-
-/// One program header's fields.
-struct Phdr {
-    kind: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    filesz: u64,
-    memsz: u64,
-    align: u64,
-}
-
-fn phdrs(file: &[u8]) -> Result<impl Iterator<Item = (u16, Phdr)> + '_, HvtImageError> {
-    let bad = |why| Err(HvtImageError::Header(why));
-    let Some(ident) = file.get(..usize::from(EHDR_SIZE)) else {
-        return bad(HeaderProblem::Short);
-    };
-    if &ident[..4] != ELF_MAGIC
-        || ident[4] != CLASS_64
-        || ident[5] != DATA_LE
-        || ident[6] != EV_CURRENT
-    {
-        return bad(HeaderProblem::NotElf64);
+/// The checked header of `file`, as strict as Solo5's tender.
+fn header(file: &[u8]) -> Result<ElfHeader<'_>, HvtImageError> {
+    let h = ElfHeader::parse(file).map_err(|e| {
+        HvtImageError::Header(match e {
+            ElfError::NotElf64 => HeaderProblem::NotElf64,
+            ElfError::NotExecutable => HeaderProblem::NotExec,
+            ElfError::Truncated(_) => HeaderProblem::PhdrsOutside,
+            _ => HeaderProblem::Phdrs,
+        })
+    })?;
+    if !h.is_canonical() {
+        return Err(HvtImageError::Header(HeaderProblem::Header));
     }
-    // The whole header is there (checked above).
-    let field = |off| u16_at(ident, off).unwrap_or(0);
-    if field(16) != ET_EXEC || field(18) != EM_X86_64 {
-        return bad(HeaderProblem::NotX86Exec);
-    }
-    if u32_at(ident, 20) != Some(u32::from(EV_CURRENT)) || field(52) != EHDR_SIZE {
-        return bad(HeaderProblem::Header);
-    }
-    let phoff = u64_at(ident, 32).unwrap_or(u64::MAX);
-    let phnum = field(56);
-    if field(54) != PHDR_SIZE || phnum == 0 {
-        return bad(HeaderProblem::Phdrs);
-    }
-    let end = phoff.checked_add(u64::from(phnum) * u64::from(PHDR_SIZE));
-    if end.is_none_or(|e| e > file.len() as u64) {
-        return bad(HeaderProblem::PhdrsOutside);
-    }
-    Ok((0..phnum).filter_map(move |i| {
-        let at = phoff as usize + usize::from(i) * usize::from(PHDR_SIZE);
-        Some((
-            i,
-            Phdr {
-                kind: u32_at(file, at)?,
-                flags: u32_at(file, at + 4)?,
-                offset: u64_at(file, at + 8)?,
-                vaddr: u64_at(file, at + 16)?,
-                filesz: u64_at(file, at + 32)?,
-                memsz: u64_at(file, at + 40)?,
-                align: u64_at(file, at + 48)?,
-            },
-        ))
-    }))
+    Ok(h)
 }
 
 /// The bytes of a segment in the file.
-fn bytes_of<'f>(file: &'f [u8], p: &Phdr, i: u16) -> Result<&'f [u8], HvtImageError> {
+fn bytes_of<'f>(file: &'f [u8], p: &ProgramHeader, i: u16) -> Result<&'f [u8], HvtImageError> {
     let end = p.offset.checked_add(p.filesz);
     match end {
         Some(e) if e <= file.len() as u64 => Ok(&file[p.offset as usize..e as usize]),
@@ -278,7 +214,8 @@ fn bytes_of<'f>(file: &'f [u8], p: &Phdr, i: u16) -> Result<&'f [u8], HvtImageEr
 
 /// The descriptor of the first `Solo5` note of type `want`, if any.
 fn find_note(file: &[u8], want: u32) -> Result<Option<&[u8]>, HvtImageError> {
-    for (i, p) in phdrs(file)? {
+    for p in header(file)?.program_headers() {
+        let i = p.index;
         if p.kind != PT_NOTE {
             continue;
         }
@@ -308,13 +245,15 @@ pub fn check(file: &[u8], memory: u64) -> Result<HvtImage<'_>, HvtImageError> {
     hvt::check_abi(abi).map_err(HvtImageError::Note)?;
     let mft = find_note(file, hvt::NOTE_MFT1)?.ok_or(HvtImageError::Note(NoteError::NoManifest))?;
     let mft = Mft::parse(mft).map_err(HvtImageError::Note)?;
-    let entry = u64_at(file, 24).ok_or(HvtImageError::Header(HeaderProblem::Short))?;
+    let elf = header(file)?;
+    let entry = elf.entry;
     if !(hvt::MIN_LOAD_GPA..memory).contains(&entry) {
         return Err(HvtImageError::Entry(entry));
     }
     let mut loads = [None; MAX_LOADS];
     let (mut count, mut end, mut last_vaddr) = (0, 0u64, 0u64);
-    for (i, p) in phdrs(file)? {
+    for p in elf.program_headers() {
+        let i = p.index;
         // Empty segments (even at address 0) are skipped, as the tender
         // skips them: guest memory starts zeroed.
         if p.kind != PT_LOAD || p.filesz == 0 {

@@ -255,7 +255,26 @@ fn every_bad_image_is_refused_by_name() {
                 f
             },
             4 * MIB,
-            HvtImageError::Header(HeaderProblem::NotX86Exec),
+            HvtImageError::Header(HeaderProblem::NotElf64),
+        ),
+        (
+            {
+                let mut f = good();
+                f[16] = 3;
+                f
+            },
+            4 * MIB,
+            HvtImageError::Header(HeaderProblem::NotExec),
+        ),
+        (
+            {
+                // An e_version other than EV_CURRENT.
+                let mut f = good();
+                f[20] = 2;
+                f
+            },
+            4 * MIB,
+            HvtImageError::Header(HeaderProblem::Header),
         ),
     ];
     for (i, (f, mem, want)) in cases.iter().enumerate() {
@@ -553,4 +572,16 @@ proptest! {
 fn hvt_errors_keep_stop_reasons_small() {
     assert!(core::mem::size_of::<crate::vcpu::stop::StopReason>() <= 40);
     assert!(core::mem::size_of::<crate::dispatch::Outcome>() <= 40);
+}
+
+#[test]
+fn a_huge_puts_reads_no_more_than_a_whole_runs_console() {
+    // Guest memory larger than the cap, and a puts of all of it.
+    let mut b = vec![b'x'; (call::PUTS_MAX as usize) * 2];
+    let len = b.len() as u64 - 0x1000;
+    put(&mut b, 0, 0x800);
+    put(&mut b, 8, len - 0x800);
+    let (r, printed) = call(&mut b, out(port(hvt::HC_PUTS)), 0);
+    assert_eq!(r, Ok(HvtDone::Advance));
+    assert_eq!(printed.len() as u64, call::PUTS_MAX);
 }

@@ -160,15 +160,13 @@ impl Plan {
         let placed: &[Option<u32>] = placed;
         // A service run's cores that run VMs each get places for VMs
         // started at runtime, after their own.
-        let spare = if manifest.service() {
-            service::RUNTIME_SLOTS
+        let (spare, runtime_places) = if manifest.service() {
+            (
+                service::RUNTIME_SLOTS,
+                ControlPlane::runtime_cells(vm_running),
+            )
         } else {
-            0
-        };
-        let runtime_places = if manifest.service() {
-            ControlPlane::runtime_cells(vm_running)
-        } else {
-            0
+            (0, 0)
         };
         // Manifest indices grouped by core (core 0 first, the unplaced
         // last), so each core's VMs are one run of the state array; a
@@ -187,7 +185,7 @@ impl Plan {
         let first = manifest.get(0).ok_or("the manifest has no VMs")?;
         let first_image = images::get(first.image).ok_or("an image vanished")?;
         let all = memory::leak_slice(
-            count + spare * vm_running.count_ones() as usize,
+            count + runtime_places,
             |_| {
                 let (i, core) = order.next().ok_or("the plan lost a VM")?;
                 let Some(i) = i else {
