@@ -28,6 +28,7 @@ pub mod owned;
 pub mod policy;
 pub mod poll;
 pub mod port;
+pub(crate) mod rings;
 pub mod switch;
 pub mod virtio;
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 use super::switch::{WireRx, WireTx};
+use crate::mem::raw::HostRange;
 use crate::nic::{ETH_HEADER_BYTES, NicDevice, NicError, ZeroCopy};
 use vmm_abi::report::NicFlow;
 
@@ -62,6 +63,11 @@ impl<N: NicDevice> WireRx for Wire<N> {
     fn flush(&mut self) {
         self.nic.rx_flush();
     }
+
+    #[inline]
+    fn raw(&self, slot: u16, len: u32) -> Option<HostRange<'_>> {
+        self.nic.rx_raw(slot, len)
+    }
 }
 
 impl<N: NicDevice> WireTx for Wire<N> {
@@ -87,6 +93,11 @@ impl<N: NicDevice> WireTx for Wire<N> {
 
     fn flush(&mut self) {
         self.nic.tx_flush();
+    }
+
+    #[inline]
+    fn raw(&self, slot: u16) -> Option<HostRange<'_>> {
+        self.nic.tx_raw(slot)
     }
 }
 

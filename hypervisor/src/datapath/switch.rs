@@ -33,6 +33,7 @@
 use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
 use super::policy::{FramePolicy, Verdict};
 use crate::devices::virtio::error::RingError;
+use crate::mem::raw::HostRange;
 use vmm_abi::report::{NicFlow, NicPortFlow};
 
 /// Bytes in a MAC address.
@@ -67,6 +68,12 @@ pub trait WireRx {
     fn recycle(&mut self, slot: u16);
     /// Makes the recycled slots the NIC's again (one register write).
     fn flush(&mut self);
+    /// Bytes `0 .. len` of the frame in `slot` as one host range, if the
+    /// NIC's memory is a raw view (the one-copy path); `None` otherwise.
+    #[inline]
+    fn raw(&self, _slot: u16, _len: u32) -> Option<HostRange<'_>> {
+        None
+    }
 }
 
 /// A NIC's transmit ring as the switch uses it.
@@ -83,6 +90,12 @@ pub trait WireTx {
     fn post(&mut self, slot: u16, len: u32);
     /// Hands the queued frames to the NIC (one register write).
     fn flush(&mut self);
+    /// Claimed `slot`'s whole buffer as one writable host range, if the
+    /// NIC's memory is a raw view (the one-copy path); `None` otherwise.
+    #[inline]
+    fn raw(&self, _slot: u16) -> Option<HostRange<'_>> {
+        None
+    }
 }
 
 impl<W: WireRx + ?Sized> WireRx for &mut W {
@@ -98,6 +111,10 @@ impl<W: WireRx + ?Sized> WireRx for &mut W {
     fn flush(&mut self) {
         WireRx::flush(&mut **self);
     }
+    #[inline]
+    fn raw(&self, slot: u16, len: u32) -> Option<HostRange<'_>> {
+        WireRx::raw(&**self, slot, len)
+    }
 }
 
 impl<W: WireTx + ?Sized> WireTx for &mut W {
@@ -112,6 +129,10 @@ impl<W: WireTx + ?Sized> WireTx for &mut W {
     }
     fn flush(&mut self) {
         WireTx::flush(&mut **self);
+    }
+    #[inline]
+    fn raw(&self, slot: u16) -> Option<HostRange<'_>> {
+        WireTx::raw(&**self, slot)
     }
 }
 
@@ -335,6 +356,23 @@ impl<B: Default> Switch<B> {
                     return Ok(false);
                 }
             };
+            if port.kept.is_none()
+                && let Some(frame) = wire.raw(slot, len)
+                && let Some(ring) = sink.raw_ring()
+            {
+                match fast::deliver(ring, frame, len) {
+                    Fast::Done => {
+                        port.flow.rx_frames += 1;
+                        port.flow.rx_bytes += u64::from(len);
+                        return Ok(true);
+                    }
+                    Fast::NoBuffer => {
+                        port.flow.drop_no_buffer += 1;
+                        return Ok(false);
+                    }
+                    Fast::General => {}
+                }
+            }
             let buffer = match port.kept.take() {
                 Some((b, g)) if g == generation => b,
                 _ => {
@@ -419,6 +457,18 @@ impl<B: Default> Switch<B> {
                     return Ok(0);
                 };
                 let mut n = 0;
+                if !P::INSPECTS
+                    && !all[i].bridge
+                    && let Some(ring) = source.raw_ring()
+                {
+                    let sent = fast::send(ring, &mut *wire, budget, &all[i].mac, &mut flow);
+                    n = sent.taken;
+                    posted |= sent.posted;
+                    full |= sent.full;
+                    if sent.stop != Fast::General {
+                        return Ok(n);
+                    }
+                }
                 let mut frame = Default::default();
                 while n < budget {
                     if !source.waiting()? {
@@ -547,6 +597,9 @@ fn judge_wire<W: WireRx, P: FramePolicy>(wire: &W, slot: u16, len: u32, policy: 
     });
     at == len as usize && policy.judge_own(at) == Verdict::Pass
 }
+
+mod fast;
+use fast::Fast;
 
 #[cfg(test)]
 mod tests;

@@ -12,27 +12,7 @@ use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::net::{NET_HDR_LEN, receive_header, transmit_frame_len};
 use crate::devices::virtio::queue::{Chain, Popped, QueueError, SplitQueue};
 use crate::mem::access::{Gpa, GuestRam};
-use crate::mem::guest::GuestMemory;
-use crate::mem::raw::RawRam;
-
-/// A guest-memory view a virtio endpoint can work over, and whether it
-/// is the raw view the fast path needs.
-pub trait RingMemory: GuestRam {
-    /// This view as a [`RawRam`], if it is one.
-    #[inline]
-    fn raw(&self) -> Option<&RawRam> {
-        None
-    }
-}
-
-impl RingMemory for RawRam {
-    #[inline]
-    fn raw(&self) -> Option<&RawRam> {
-        Some(self)
-    }
-}
-
-impl RingMemory for GuestMemory<'_> {}
+use crate::mem::raw::RingMemory;
 
 /// A port's transmit queue over its guest's memory, for one pass.
 pub struct VirtioTx<'a, M> {

@@ -214,6 +214,9 @@ impl GuestRam for GuestMemory<'_> {
     }
 }
 
+/// Not a raw view: a ring over it takes the general paths only.
+impl crate::mem::raw::RingMemory for GuestMemory<'_> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,6 +161,23 @@ impl RawRam {
     }
 }
 
+/// A memory view a ring lives in (a guest's, or a NIC's DMA area), and
+/// whether it is the raw view the fast paths need.
+pub trait RingMemory: GuestRam {
+    /// This view as a [`RawRam`], if it is one.
+    #[inline]
+    fn raw(&self) -> Option<&RawRam> {
+        None
+    }
+}
+
+impl RingMemory for RawRam {
+    #[inline]
+    fn raw(&self) -> Option<&RawRam> {
+        Some(self)
+    }
+}
+
 /// A range of one guest's memory resolved to host memory once (a ring, or
 /// a buffer), so a data path indexes it with one bounds check per access
 /// instead of a lookup. It borrows the view it came from and cannot
@@ -272,6 +289,20 @@ impl<'a> HostRange<'a> {
         // SAFETY: inside this range, which lies in one writable piece of the
         // view it borrows; `data` is the hypervisor's own memory.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), hpa as *mut u8, data.len()) };
+        Some(())
+    }
+
+    /// Copies `len` bytes from `off` of this range to `at` of `dst` (a
+    /// writable range); `None` (nothing copied) if either part is outside.
+    #[inline]
+    pub fn copy_to(&self, off: u64, len: u64, dst: &HostRange<'_>, at: u64) -> Option<()> {
+        let from = self.at(off, len)?;
+        let to = dst.at(at, len).filter(|_| dst.writable)?;
+        // SAFETY: `from .. from + len` is inside this range and `to .. to +
+        // len` inside `dst`, which is writable; each lies in one piece of the
+        // view it borrows (live for the view's life, the contract of `new`).
+        // `copy` allows the two to overlap.
+        unsafe { core::ptr::copy(from as *const u8, to as *mut u8, len as usize) };
         Some(())
     }
 

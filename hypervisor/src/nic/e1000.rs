@@ -28,6 +28,7 @@ pub mod regs;
 
 use super::{MacAddr, NicCounters, NicDevice, NicError, Regs, RxFrame};
 use crate::mem::access::{Barrier, Gpa, GuestRam};
+use crate::mem::raw::{HostRange, RingMemory};
 use regs::*;
 
 /// Bytes of each receive and transmit buffer (`RCTL.BSIZE` = 2048).
@@ -400,7 +401,7 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
     }
 }
 
-impl<R: Regs, M: GuestRam, const N: usize> NicDevice for E1000<R, M, N> {
+impl<R: Regs, M: RingMemory, const N: usize> NicDevice for E1000<R, M, N> {
     fn mac(&self) -> MacAddr {
         self.mac
     }
@@ -529,6 +530,24 @@ impl<R: Regs, M: GuestRam, const N: usize> NicDevice for E1000<R, M, N> {
         self.tx_claimed = false;
         self.tx_dirty = true;
         Ok(())
+    }
+
+    #[inline]
+    fn rx_raw(&self, index: u16, len: u32) -> Option<HostRange<'_>> {
+        if usize::from(index) >= N || len > BUF_BYTES {
+            return None;
+        }
+        self.dma
+            .raw()?
+            .resolve(self.rx_buf(index).0, len.into(), false)
+    }
+
+    #[inline]
+    fn tx_raw(&self, index: u16) -> Option<HostRange<'_>> {
+        self.tx_check_claimed(index).ok()?;
+        self.dma
+            .raw()?
+            .resolve(self.tx_buf(index).0, BUF_BYTES.into(), true)
     }
 
     fn tx_flush(&mut self) {

@@ -27,6 +27,7 @@ pub mod pci;
 pub(crate) mod fake;
 
 use crate::mem::access::OutOfBounds;
+use crate::mem::raw::HostRange;
 use core::fmt;
 use pci::PciAddress;
 
@@ -140,6 +141,23 @@ pub trait NicDevice {
     /// Stops receive and transmit and waits until the device no longer
     /// touches the rings (before their memory is given to anyone else).
     fn quiesce(&mut self) -> Result<(), NicError>;
+
+    /// Bytes `0 .. len` of receive buffer `index` as one host range, for
+    /// the switch's one-copy path: `None` unless the DMA memory is a raw
+    /// view and `index`/`len` fit a buffer (the caller then uses
+    /// [`NicDevice::rx_read`]).
+    #[inline]
+    fn rx_raw(&self, _index: u16, _len: u32) -> Option<HostRange<'_>> {
+        None
+    }
+
+    /// Claimed transmit slot `index`'s whole buffer as one writable host
+    /// range, for the switch's one-copy path: `None` unless the DMA memory
+    /// is a raw view and `index` is the claimed slot.
+    #[inline]
+    fn tx_raw(&self, _index: u16) -> Option<HostRange<'_>> {
+        None
+    }
 }
 
 /// Bytes of an Ethernet header (destination, source, type): what a
