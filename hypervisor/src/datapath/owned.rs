@@ -30,7 +30,9 @@ use super::port::{PortInner, PortState};
 use super::switch::{ETH_HEADER, MAC_LEN, MAX_WIRE_FRAME};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::net::{NET_HDR_LEN, receive_header};
-use crate::devices::virtio::queue::{Chain, QueueError, VIRTQ_DESC_F_WRITE};
+use crate::devices::virtio::queue::{
+    Chain, Descriptor, Popped, QueueError, SplitQueue, VIRTQ_DESC_F_WRITE,
+};
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
 use crate::nic::{ETH_HEADER_BYTES, NicError, ZC_RX_BYTES, ZeroCopy};
@@ -276,16 +278,15 @@ impl Owned {
             let held = match self.rx_pending.take() {
                 Some(h) => h,
                 None => {
-                    let mut chain = Chain::default();
-                    if !queue.pop_avail_into(&mut ram, &mut chain).map_err(guest)? {
+                    let Some((head, desc)) = pop_one(queue, &mut ram)? else {
                         break;
-                    }
-                    match rx_buffer(&chain)? {
+                    };
+                    match rx_buffer(head, desc)? {
                         Some(h) => h,
                         None => {
                             // Too small for a frame: back, empty, counted.
                             self.flow.drop_size += 1;
-                            queue.add_used(&mut ram, chain.head(), 0).map_err(guest)?;
+                            queue.add_used(&mut ram, head, 0).map_err(guest)?;
                             queue.publish_used(&mut ram).map_err(guest)?;
                             continue;
                         }
@@ -358,13 +359,11 @@ impl Owned {
             let frame = match self.tx_pending.take() {
                 Some(f) => f,
                 None => {
-                    let mut chain = Chain::default();
-                    if !queue.pop_avail_into(&mut ram, &mut chain).map_err(guest)? {
+                    let Some((head, desc)) = pop_one(queue, &mut ram)? else {
                         break;
-                    }
+                    };
                     taken += 1;
-                    let head = chain.head();
-                    let checked = self.checked_frame(&chain, &ram, mac);
+                    let checked = self.checked_frame(head, desc, &ram, mac);
                     self.flow.drop_fault += u64::from(checked.is_err());
                     match checked? {
                         Some(f) => f,
@@ -401,11 +400,12 @@ impl Owned {
     /// wire cannot carry or from another MAC; an error for a rule broken.
     fn checked_frame(
         &mut self,
-        chain: &Chain,
+        head: u16,
+        desc: Option<Descriptor>,
         ram: &RawRam,
         mac: [u8; MAC_LEN],
     ) -> Result<Option<TxPending>, Stop> {
-        let Some((gpa, len)) = tx_frame(chain)? else {
+        let Some((gpa, len)) = tx_frame(head, desc)? else {
             self.flow.drop_size += 1;
             return Ok(None);
         };
@@ -431,7 +431,7 @@ impl Owned {
                 })?
         };
         Ok(Some(TxPending {
-            head: chain.head(),
+            head,
             header,
             body,
             body_len,
@@ -457,37 +457,54 @@ fn guest(e: QueueError) -> Stop {
     Stop::Guest(RingError::Queue(e))
 }
 
-/// The receive buffer a chain offers: one device-writable descriptor with
-/// room for the header and [`MIN_RX_ROOM`]; `None` if it is too small; an
-/// error if it is readable (a rule broken).
-fn rx_buffer(chain: &Chain) -> Result<Option<RxHeld>, Stop> {
-    let [d] = chain.descriptors() else {
+/// The next entry the guest posted: its head, and its descriptor if the
+/// chain is one descriptor (a longer chain is popped and checked whole,
+/// without its descriptors); `None` if nothing new.
+fn pop_one(
+    queue: &mut SplitQueue,
+    ram: &mut RawRam,
+) -> Result<Option<(u16, Option<Descriptor>)>, Stop> {
+    match queue.pop_single(ram).map_err(guest)? {
+        Popped::Empty => Ok(None),
+        Popped::Single { head, desc } => Ok(Some((head, Some(desc)))),
+        Popped::Chain => {
+            // Rare: the chain is built only here.
+            let mut chain = Chain::default();
+            if !queue.pop_avail_into(ram, &mut chain).map_err(guest)? {
+                return Ok(None);
+            }
+            Ok(Some((chain.head(), None)))
+        }
+    }
+}
+
+/// The receive buffer an entry offers: one device-writable descriptor
+/// with room for the header and [`MIN_RX_ROOM`]; `None` if it is too small
+/// (or several descriptors); an error if it is readable (a rule broken).
+fn rx_buffer(head: u16, desc: Option<Descriptor>) -> Result<Option<RxHeld>, Stop> {
+    let Some(d) = desc else {
         return Ok(None);
     };
     if d.flags & VIRTQ_DESC_F_WRITE == 0 {
-        return Err(Stop::Guest(RingError::ReadableInReceive {
-            head: chain.head(),
-        }));
+        return Err(Stop::Guest(RingError::ReadableInReceive { head }));
     }
     let room = d.len.saturating_sub(NET_HDR_LEN);
     Ok((room >= MIN_RX_ROOM).then_some(RxHeld {
-        head: chain.head(),
+        head,
         gpa: d.addr,
         room,
     }))
 }
 
-/// The frame a transmit chain holds: its guest address (behind the
-/// header) and length, if it is one device-readable descriptor with a
-/// frame the wire carries; `None` otherwise; an error if it is writable.
-fn tx_frame(chain: &Chain) -> Result<Option<(u64, u32)>, Stop> {
-    let [d] = chain.descriptors() else {
+/// The frame an entry holds: its guest address (behind the header) and
+/// length, if it is one device-readable descriptor with a frame the wire
+/// carries; `None` otherwise; an error if it is writable.
+fn tx_frame(head: u16, desc: Option<Descriptor>) -> Result<Option<(u64, u32)>, Stop> {
+    let Some(d) = desc else {
         return Ok(None);
     };
     if d.flags & VIRTQ_DESC_F_WRITE != 0 {
-        return Err(Stop::Guest(RingError::WritableInTransmit {
-            head: chain.head(),
-        }));
+        return Err(Stop::Guest(RingError::WritableInTransmit { head }));
     }
     let len = d.len.saturating_sub(NET_HDR_LEN);
     Ok((ETH_HEADER..=MAX_WIRE_FRAME)

@@ -24,10 +24,6 @@ pub(crate) const HEADER_WORDS: (u64, u32) = {
 const DESC_REST: u64 = 8;
 /// Bit position of `flags` in that word.
 const DESC_FLAGS_SHIFT: u32 = 32;
-/// Bytes of a ring's idx or event field.
-const RING_FIELD: u64 = 2;
-/// Largest span of a queue's three areas resolved with one lookup.
-const MAX_SPAN: u64 = 64 * 1024;
 
 /// Entries the driver has published and the device not read (the avail
 /// idx read once per batch). `None` if it jumped (left to the general
@@ -52,45 +48,24 @@ pub(crate) struct Rings<'a> {
 
 impl<'a> Rings<'a> {
     /// The queue's three areas: one lookup for the span they share when it
-    /// is small (a driver allocates them together), else one each.
+    /// is small (worked out when the queue was set up), else one each.
     #[inline]
     pub(crate) fn of(q: &SplitQueue, ram: &'a RawRam) -> Option<Self> {
-        let l = q.layout;
-        let n = u64::from(l.size);
-        let areas = [
-            (l.desc_table, DESC_SIZE * n, false),
-            (
-                l.avail_ring,
-                RING_ENTRIES + AVAIL_ENTRY_SIZE * n + RING_FIELD,
-                false,
-            ),
-            (
-                l.used_ring,
-                RING_ENTRIES + USED_ELEM_SIZE * n + RING_FIELD,
-                true,
-            ),
-        ];
-        let lo = l.desc_table.min(l.avail_ring).min(l.used_ring);
-        let hi = areas
-            .iter()
-            .map(|&(a, len, _)| a.saturating_add(len))
-            .max()
-            .unwrap_or(lo);
-        if hi - lo <= MAX_SPAN
-            && let Some(span) = ram.resolve(lo, hi - lo, true)
+        if let Some(s) = q.span
+            && let Some(span) = ram.resolve(s.lo, s.len, true)
         {
-            let [d, a, u] = areas.map(|(at, len, write)| span.sub(at - lo, len, write));
+            let [(d, dl), (a, al), (u, ul)] = s.areas;
             return Some(Rings {
-                desc: d?,
-                avail: a?,
-                used: u?,
+                desc: span.sub(d, dl, false)?,
+                avail: span.sub(a, al, false)?,
+                used: span.sub(u, ul, true)?,
             });
         }
-        let [d, a, u] = areas.map(|(at, len, write)| ram.resolve(at, len, write));
+        let [(d, dl), (a, al), (u, ul)] = q.layout.areas();
         Some(Rings {
-            desc: d?,
-            avail: a?,
-            used: u?,
+            desc: ram.resolve(d, dl, false)?,
+            avail: ram.resolve(a, al, false)?,
+            used: ram.resolve(u, ul, true)?,
         })
     }
 

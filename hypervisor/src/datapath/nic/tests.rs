@@ -283,3 +283,17 @@ proptest! {
         prop_assert_eq!(fast.seen(), general.seen());
     }
 }
+
+#[test]
+fn zz_profile_inbound() {
+    let mut r = rig(1);
+    let outside = [0x52, 0x55, 10, 0, 2, 2];
+    let f = eth(port_mac(0, 0), outside, 64, 1);
+    let g = eth(outside, port_mac(0, 0), 64, 1);
+    for _ in 0..2000 {
+        assert!(r.fake.device.borrow_mut().receive(&f));
+        r.guests[0].send(&g);
+        r.pass();
+        r.guests[0].post(SLOT);
+    }
+}

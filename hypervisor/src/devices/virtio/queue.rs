@@ -387,6 +387,62 @@ pub struct SplitQueue {
     /// Used idx when the device last decided whether to interrupt.
     signalled_used: u16,
     pub(crate) no_notify: bool,
+    /// The three areas as one span, when they lie close together: worked
+    /// out once, for the fast paths' one lookup per batch.
+    pub(crate) span: Option<RingSpan>,
+}
+
+/// A queue's three areas inside one span of guest memory: the span's
+/// start and length, and each area's (offset in the span, length).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingSpan {
+    /// Guest-physical start of the span.
+    pub lo: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The descriptor table, the available ring, the used ring.
+    pub areas: [(u64, u64); 3],
+}
+
+/// Bytes of a ring's idx or event field.
+const RING_FIELD: u64 = 2;
+/// Largest span of a queue's three areas worked out as one.
+const MAX_SPAN: u64 = 64 * 1024;
+
+impl QueueLayout {
+    /// Where each area is and how long it is: the descriptor table, the
+    /// available ring (with `used_event`), the used ring (with
+    /// `avail_event`).
+    pub fn areas(&self) -> [(u64, u64); 3] {
+        let n = u64::from(self.size);
+        [
+            (self.desc_table, DESC_SIZE * n),
+            (
+                self.avail_ring,
+                RING_ENTRIES + AVAIL_ENTRY_SIZE * n + RING_FIELD,
+            ),
+            (
+                self.used_ring,
+                RING_ENTRIES + USED_ELEM_SIZE * n + RING_FIELD,
+            ),
+        ]
+    }
+
+    /// The three areas as one span, if it is at most 64 KiB long (a
+    /// driver allocates them together).
+    pub fn span(&self) -> Option<RingSpan> {
+        let areas = self.areas();
+        let lo = areas.iter().map(|a| a.0).min()?;
+        let hi = areas
+            .iter()
+            .map(|&(a, len)| a.checked_add(len))
+            .try_fold(lo, |hi, end| end.map(|e| hi.max(e)))?;
+        (hi - lo <= MAX_SPAN).then(|| RingSpan {
+            lo,
+            len: hi - lo,
+            areas: areas.map(|(a, len)| (a - lo, len)),
+        })
+    }
 }
 
 /// Half the range of a ring index: how far behind counts as backwards.
@@ -415,6 +471,7 @@ impl SplitQueue {
             published_used: 0,
             signalled_used: 0,
             no_notify: false,
+            span: layout.span(),
         })
     }
 

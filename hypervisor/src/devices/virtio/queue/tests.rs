@@ -756,3 +756,30 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn rings_close_together_are_one_span_and_far_apart_are_not() {
+    let near = QueueLayout {
+        size: 8,
+        desc_table: 0x1000,
+        avail_ring: 0x1080,
+        used_ring: 0x2000,
+    };
+    let s = near.span().unwrap();
+    // The used ring: 4 bytes of flags and idx, 8 elements of 8, avail_event.
+    assert_eq!((s.lo, s.len), (0x1000, 0x1000 + 4 + 64 + 2));
+    assert_eq!(
+        s.areas,
+        [(0, 128), (0x80, 4 + 16 + 2), (0x1000, 4 + 64 + 2)]
+    );
+    let far = QueueLayout {
+        used_ring: 0x1000 + 64 * 1024,
+        ..near
+    };
+    assert_eq!(far.span(), None);
+    let wraps = QueueLayout {
+        used_ring: u64::MAX - 8,
+        ..near
+    };
+    assert_eq!(wraps.span(), None);
+}
