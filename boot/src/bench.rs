@@ -261,6 +261,7 @@ mod tests {
             paging: None,
             nics: Vec::new(),
             hooks: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 

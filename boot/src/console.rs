@@ -278,6 +278,8 @@ impl Renderer {
             | Record::Window { .. }
             | Record::NicWindow { .. }
             | Record::Paging { .. }
+            | Record::Block { .. }
+            | Record::BlockData { .. }
             | Record::Done { .. } => None,
         }
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use vmm_abi::manifest::modules::{IMAGE_TOKEN_PREFIX, MANIFEST_TOKEN};
+use vmm_abi::manifest::modules::{BLOCK_TOKEN_PREFIX, IMAGE_TOKEN_PREFIX, MANIFEST_TOKEN};
 
 /// Hypervisor path inside the ISO.
 pub const HYPERVISOR_PATH: &str = "/boot/hypervisor.elf";
@@ -21,9 +21,15 @@ pub fn image_path(image: &str) -> String {
     format!("/images/{image}.elf")
 }
 
-/// The grub.cfg that boots the hypervisor with the manifest and `images` as
-/// modules, talking on the serial port.
-pub fn grub_cfg(images: &[&str]) -> String {
+/// Where a block device's disk image goes on the ISO.
+pub fn disk_path(block: &str) -> String {
+    format!("/disks/{block}.img")
+}
+
+/// The grub.cfg that boots the hypervisor with the manifest, `images` and
+/// the block devices' disk images (`disks`, by name) as modules, talking on
+/// the serial port.
+pub fn grub_cfg(images: &[&str], disks: &[&str]) -> String {
     let mut cfg = String::from(
         "set timeout=0\n\
          serial --unit=0 --speed=115200\n\
@@ -37,6 +43,12 @@ pub fn grub_cfg(images: &[&str]) -> String {
         cfg.push_str(&format!(
             "  module2 {} {IMAGE_TOKEN_PREFIX}{image}\n",
             image_path(image)
+        ));
+    }
+    for disk in disks {
+        cfg.push_str(&format!(
+            "  module2 {} {BLOCK_TOKEN_PREFIX}{disk}\n",
+            disk_path(disk)
         ));
     }
     cfg.push_str("  boot\n}\n");
@@ -81,6 +93,7 @@ pub fn pack(
     manifest: &[u8],
     images: &[&str],
     file_of: impl Fn(&str) -> Option<PathBuf>,
+    disks: &[(&str, Option<&Path>, u64)],
 ) -> Result<PathBuf> {
     let root = dir.join("iso");
     copy(&artifacts.hypervisor(), &inside(&root, HYPERVISOR_PATH))?;
@@ -101,8 +114,20 @@ pub fn pack(
             .and_then(|()| std::fs::write(&path, bytes))
             .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
     };
+    for &(name, file, bytes) in disks {
+        let to = inside(&root, &disk_path(name));
+        match file {
+            Some(file) => copy(file, &to)?,
+            // A blank disk: zeros.
+            None => std::fs::create_dir_all(to.parent().unwrap_or(&root))
+                .and_then(|()| std::fs::File::create(&to))
+                .and_then(|f| f.set_len(bytes))
+                .map_err(|e| Error::new(format!("cannot write {}: {e}", to.display())))?,
+        }
+    }
+    let names: Vec<&str> = disks.iter().map(|d| d.0).collect();
     write(MANIFEST_PATH, manifest)?;
-    write("/boot/grub/grub.cfg", grub_cfg(images).as_bytes())?;
+    write("/boot/grub/grub.cfg", grub_cfg(images, &names).as_bytes())?;
     let iso = dir.join("corral.iso");
     let output = Command::new("grub-mkrescue")
         .arg("-o")
@@ -127,7 +152,7 @@ mod tests {
     #[test]
     fn grub_cfg_boots_the_hypervisor_with_modules() {
         assert_eq!(
-            grub_cfg(&["hello", "escape"]),
+            grub_cfg(&["hello", "escape"], &["disk0"]),
             "set timeout=0\n\
              serial --unit=0 --speed=115200\n\
              terminal_input serial console\n\
@@ -137,6 +162,7 @@ mod tests {
                module2 /boot/manifest.bin corral-manifest\n  \
                module2 /images/hello.elf image=hello\n  \
                module2 /images/escape.elf image=escape\n  \
+               module2 /disks/disk0.img block=disk0\n  \
                boot\n\
              }\n"
         );
@@ -145,13 +171,14 @@ mod tests {
     #[test]
     fn module_tokens_classify_as_vmm_abi_expects() {
         use vmm_abi::manifest::modules::{ModuleKind, classify};
-        let cfg = grub_cfg(&["hello"]);
+        let cfg = grub_cfg(&["hello"], &["disk0"]);
         let modules: Vec<&str> = cfg
             .lines()
             .filter_map(|l| l.trim().strip_prefix("module2 "))
             .collect();
         assert_eq!(classify(modules[0]), ModuleKind::Manifest);
         assert_eq!(classify(modules[1]), ModuleKind::Image("hello"));
+        assert_eq!(classify(modules[2]), ModuleKind::Block("disk0"));
     }
 
     #[test]

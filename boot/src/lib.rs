@@ -30,3 +30,4 @@ pub mod service;
 pub mod table;
 pub mod toml_manifest;
 pub mod tools;
+pub mod write_back;

@@ -7,8 +7,8 @@ use crate::toml_manifest::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use vmm_abi::report::{
-    EXIT_KINDS, ExitCounts, ExitKind, HookFlow, LinkFlow, NicFlow, NicPortFlow, Record, VmHookFlow,
-    VmStatus,
+    BlockFlow, EXIT_KINDS, ExitCounts, ExitKind, HookFlow, LinkFlow, NicFlow, NicPortFlow, Record,
+    VmHookFlow, VmStatus,
 };
 
 /// One VM as the records describe it.
@@ -237,6 +237,46 @@ pub struct Paging {
     pub writable_exec: u64,
 }
 
+/// A block device at the end of the run, from its `block` record and the
+/// written bytes of its `block-data` records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockOutcome {
+    /// Its name (empty until its `block` record arrived).
+    pub name: String,
+    /// The VM it was attached to.
+    pub vm: u32,
+    /// Its device name in that VM's Solo5 manifest.
+    pub device: String,
+    /// Bytes of its image.
+    pub capacity: u64,
+    /// Bytes per block.
+    pub block_size: u32,
+    /// What its VM did with it.
+    pub flow: Option<BlockFlow>,
+    /// Blocks written during the run.
+    pub dirty: u64,
+    /// Written bytes, in the order they came: (offset, bytes).
+    pub data: Vec<(u64, Vec<u8>)>,
+}
+
+/// Most block devices a record may name.
+const MAX_BLOCK_RECORDS: u32 = vmm_abi::manifest::MAX_BLOCKS;
+
+/// Decodes lowercase or uppercase hex digits, two per byte.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits
+        .chunks_exact(2)
+        .map(|p| {
+            let d = |c: u8| (c as char).to_digit(16);
+            Some((d(p[0])? * 16 + d(p[1])?) as u8)
+        })
+        .collect()
+}
+
 /// The whole run as far as the records tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -263,6 +303,8 @@ pub struct RunOutcome {
     pub nics: Vec<NicOutcome>,
     /// From `hook`, `hook-map` and `hook-entry` records, by hook index.
     pub hooks: Vec<HookOutcome>,
+    /// From `block` and `block-data` records, by block index.
+    pub blocks: Vec<BlockOutcome>,
     /// Records that could not be used (malformed, or naming no such VM).
     pub warnings: Vec<String>,
 }
@@ -329,6 +371,20 @@ impl RunOutcome {
             self.nics.resize(i + 1, NicOutcome::default());
         }
         self.nics.get_mut(i)
+    }
+
+    fn block_mut(&mut self, block: u32, kind: &str) -> Option<&mut BlockOutcome> {
+        if block >= MAX_BLOCK_RECORDS {
+            self.warnings.push(format!(
+                "`{kind}` record names block {block}, beyond the {MAX_BLOCK_RECORDS} a run can have"
+            ));
+            return None;
+        }
+        let i = block as usize;
+        if self.blocks.len() <= i {
+            self.blocks.resize(i + 1, BlockOutcome::default());
+        }
+        self.blocks.get_mut(i)
     }
 
     fn hook_mut(&mut self, hook: u32, kind: &str) -> Option<&mut HookOutcome> {
@@ -608,6 +664,41 @@ impl RunOutcome {
                     writable_exec,
                 });
             }
+            Record::Block {
+                block,
+                name,
+                vm,
+                device,
+                capacity,
+                block_size,
+                flow,
+                dirty,
+            } => {
+                if let Some(b) = self.block_mut(block, kind) {
+                    b.name = name.to_string();
+                    b.vm = vm;
+                    b.device = device.to_string();
+                    b.capacity = capacity;
+                    b.block_size = block_size;
+                    b.flow = Some(flow);
+                    b.dirty = dirty;
+                }
+            }
+            Record::BlockData {
+                block,
+                offset,
+                len,
+                hex,
+            } => match unhex(hex) {
+                Some(bytes) if bytes.len() == len as usize => {
+                    if let Some(b) = self.block_mut(block, kind) {
+                        b.data.push((offset, bytes));
+                    }
+                }
+                _ => self.warnings.push(format!(
+                    "`{kind}` record for block {block} at offset {offset}: `hex` is not {len} bytes of hex digits"
+                )),
+            },
             Record::Done { .. } => self.done = true,
         }
     }

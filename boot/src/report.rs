@@ -5,18 +5,18 @@
 use crate::error::{Error, Result};
 use crate::memory::{self, Totals};
 use crate::outcome::{
-    HookOutcome, LinkOutcome, MemoryUse, NicOutcome, NicWindow, Paging, RunOutcome, VmOutcome,
-    Window,
+    BlockOutcome, HookOutcome, LinkOutcome, MemoryUse, NicOutcome, NicWindow, Paging, RunOutcome,
+    VmOutcome, Window,
 };
 use crate::table::{self, Align};
-use crate::toml_manifest::HookConfig;
+use crate::toml_manifest::{BlockConfig, HookConfig};
 use crate::toml_manifest::{LinkConfig, Manifest, VmConfig};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::Path;
 use vmm_abi::hook::HookKind;
-use vmm_abi::report::{HookFlow, LinkFlow, NicFlow, NicPortFlow, VmHookFlow};
+use vmm_abi::report::{BlockFlow, HookFlow, LinkFlow, NicFlow, NicPortFlow, VmHookFlow};
 
 /// One VM in the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -106,6 +106,21 @@ fn flow_json<S: Serializer>(flow: &Option<LinkFlow>, s: S) -> std::result::Resul
     map.end()
 }
 
+/// A block device's counters as a JSON object of named numbers (or null).
+fn block_flow_json<S: Serializer>(
+    flow: &Option<BlockFlow>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let Some(flow) = flow else {
+        return s.serialize_none();
+    };
+    let mut map = s.serialize_map(Some(BlockFlow::FIELDS.len()))?;
+    for (name, n) in BlockFlow::FIELDS.iter().zip(flow.values()) {
+        map.serialize_entry(name, &n)?;
+    }
+    map.end()
+}
+
 /// One NIC in the report, from its `nic` and `nic-port` records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NicReport {
@@ -178,6 +193,60 @@ pub struct HookMapReport {
     pub nonzero: u64,
     /// The first nonzero entries (all of them unless `nonzero` is larger).
     pub values: Vec<HookEntryReport>,
+}
+
+/// The `file` of a blank disk (`size`, no file) in the report.
+pub const BLANK_DISK: &str = "(blank)";
+
+/// One block device in the report: what the manifest says, what its
+/// `block` record said, and what went back to its file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BlockReport {
+    /// Its name.
+    pub name: String,
+    /// The VM it was attached to.
+    pub vm: String,
+    /// Its device name in that VM's Solo5 manifest.
+    pub device: String,
+    /// Its host file.
+    pub file: String,
+    /// Bytes of its image.
+    pub capacity: u64,
+    /// Bytes per block.
+    pub block_size: u32,
+    /// Written blocks go back to the file.
+    pub persist: bool,
+    /// What its VM did (`None` without its `block` record).
+    #[serde(serialize_with = "block_flow_json")]
+    pub flow: Option<BlockFlow>,
+    /// Blocks written during the run.
+    pub dirty: u64,
+    /// Bytes written back to the file after the run (0 unless it persists).
+    pub written_back: u64,
+}
+
+impl BlockReport {
+    fn new(b: &BlockConfig, manifest: &Manifest, o: Option<&BlockOutcome>) -> Self {
+        let o = o.filter(|o| o.name == b.name);
+        BlockReport {
+            name: b.name.clone(),
+            vm: manifest
+                .vms
+                .get(b.vm as usize)
+                .map_or_else(String::new, |v| v.name.clone()),
+            device: b.device.clone(),
+            file: b
+                .file
+                .as_ref()
+                .map_or_else(|| BLANK_DISK.to_string(), |f| f.display().to_string()),
+            capacity: b.capacity,
+            block_size: b.block_size,
+            persist: b.persist,
+            flow: o.and_then(|o| o.flow),
+            dirty: o.map_or(0, |o| o.dirty),
+            written_back: 0,
+        }
+    }
 }
 
 /// One hook in the report: what the manifest says, what its records said.
@@ -415,6 +484,8 @@ pub struct Report {
     pub nics: Vec<NicReport>,
     /// One entry per manifest hook, in manifest order.
     pub hooks: Vec<HookReport>,
+    /// One entry per block device, in manifest order.
+    pub blocks: Vec<BlockReport>,
 }
 
 /// The manifest's VMs, then each VM started at runtime as a copy of its
@@ -488,6 +559,12 @@ impl Report {
                 .enumerate()
                 .map(|(i, h)| HookReport::new(h, outcome.hooks.get(i)))
                 .collect(),
+            blocks: manifest
+                .blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| BlockReport::new(b, manifest, outcome.blocks.get(i)))
+                .collect(),
         }
     }
 
@@ -514,6 +591,7 @@ impl Report {
             paging: None,
             nics: Vec::new(),
             hooks: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -633,6 +711,35 @@ impl Report {
                 Right, Left, Left, Right, Right, Right, Right, Right, Right, Right,
             ],
         )
+    }
+
+    /// A line per block device: what its VM did and what went back to its
+    /// file (empty without block devices).
+    pub fn block_summary(&self) -> String {
+        let mut text = String::new();
+        for b in &self.blocks {
+            let Some(f) = &b.flow else {
+                text.push_str(&format!(
+                    "block {} (vm {}, device {}): no record (the run ended before its report)\n",
+                    b.name, b.vm, b.device
+                ));
+                continue;
+            };
+            let back = if b.file == BLANK_DISK {
+                "a blank disk, gone with the run".to_string()
+            } else if !b.persist {
+                "not persistent: the file is unchanged".to_string()
+            } else if b.written_back > 0 {
+                format!("{} bytes written back to {}", b.written_back, b.file)
+            } else {
+                format!("nothing written back to {}", b.file)
+            };
+            text.push_str(&format!(
+                "block {} (vm {}, device {}): {} reads ({} bytes), {} writes ({} bytes), {} refused, {} blocks written; {back}\n",
+                b.name, b.vm, b.device, f.reads, f.bytes_read, f.writes, f.bytes_written, f.errors, b.dirty
+            ));
+        }
+        text
     }
 
     /// A line per hook: its verdicts and its maps' nonzero entries (empty

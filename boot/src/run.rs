@@ -195,17 +195,27 @@ fn run_manifest(
     if booted.finish.stopped_after_finish {
         detail("warning: the emulator did not power off after the last record; it was stopped");
     }
-    let report = Report {
+    let mut report = Report {
         timed_out: booted.finish.timed_out,
         run_dir: report.run_dir,
         ..Report::new(manifest, &settings.cpu_model, settings.cpus, &outcome)
     };
+    let written = crate::write_back::write_back(&manifest.blocks, &outcome);
+    if let Ok(bytes) = &written {
+        for (b, n) in report.blocks.iter_mut().zip(bytes) {
+            b.written_back = *n;
+        }
+    }
     if !opts.summary_only {
         print!("{}", report.table());
     }
     print!("{}", report.link_table());
     print!("{}", report.nic_table());
     print!("{}", report.hook_summary());
+    print!("{}", report.block_summary());
+    if let Err(e) = written {
+        return RunResult::failed(report, e);
+    }
     for line in report.summary() {
         println!("{line}");
     }
@@ -254,9 +264,14 @@ fn prepare(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".to_string());
     let dir = iso::staging_dir(&target_dir(root).join("runs"), &stem)?;
-    let iso = iso::pack(&dir, &artifacts, &binary, &manifest.images(), |name| {
-        manifest.image_file(name).map(Path::to_path_buf)
-    })?;
+    let iso = iso::pack(
+        &dir,
+        &artifacts,
+        &binary,
+        &manifest.images(),
+        |name| manifest.image_file(name).map(Path::to_path_buf),
+        &manifest.disks(),
+    )?;
     Ok((dir, iso))
 }
 

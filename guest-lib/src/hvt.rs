@@ -16,10 +16,65 @@ pub type Main = fn(&hvt::BootInfo) -> i32;
 ///
 /// For the bare-metal target this emits the entry point `hvt_start` and
 /// the notes; on the host a `fn main` that says what the image is.
+///
+/// `hvt_entry!(main, block = "storage")` declares one BLOCK_BASIC device
+/// of that name (at most 67 letters and digits) in the manifest.
 #[macro_export]
 macro_rules! hvt_entry {
     ($main:path) => {
         $crate::hvt_entry!($main, abi_target = 1, abi_version = 2);
+    };
+    ($main:path, block = $device:literal) => {
+        #[cfg(target_os = "none")]
+        ::core::arch::global_asm!(
+            ".pushsection .note.solo5.abi, \"a\", @note",
+            ".p2align 2",
+            ".long 6, 16, 0x31494241",
+            ".asciz \"Solo5\"",
+            ".p2align 2",
+            ".long 1, 2, 0, 0",
+            ".popsection",
+            // The manifest: the reserved first entry, then the block
+            // device (name NUL-padded to 68 bytes, type 1, the rest zero).
+            ".pushsection .note.solo5.manifest, \"a\", @note",
+            ".p2align 3",
+            ".long 6, 220, 0x3154464d",
+            ".asciz \"Solo5\"",
+            ".p2align 2",
+            ".long 0",
+            ".long 1, 2",
+            ".zero 68",
+            ".long 0x40000000",
+            ".zero 32",
+            "1:",
+            concat!(".ascii \"", $device, "\""),
+            "2:",
+            ".zero 68 - (2b - 1b)",
+            ".long 1",
+            ".zero 32",
+            ".popsection",
+        );
+        $crate::hvt_entry!(@start $main);
+    };
+    (@start $main:path) => {
+        /// Where the hvt monitor starts this image (the one `unsafe` a
+        /// well-behaved image has).
+        #[cfg(target_os = "none")]
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        extern "C" fn hvt_start(boot_info: u64) -> ! {
+            // SAFETY: `hvt_start` is the image's ELF entry point and
+            // nothing else calls it: the monitor jumps here once with the
+            // boot info's address in RDI.
+            unsafe { $crate::hvt::start(boot_info, $main) }
+        }
+
+        #[cfg(not(target_os = "none"))]
+        fn main() {
+            let _: $crate::hvt::Main = $main;
+            ::std::eprintln!("this is a Solo5 hvt guest image; build it for x86_64-unknown-none");
+            ::std::process::exit($crate::exit_code::HOST_RUN);
+        }
     };
     ($main:path, abi_target = $target:literal, abi_version = $version:literal) => {
         #[cfg(target_os = "none")]
@@ -49,25 +104,7 @@ macro_rules! hvt_entry {
             ".zero 32",
             ".popsection",
         );
-
-        /// Where the hvt monitor starts this image (the one `unsafe` a
-        /// well-behaved image has).
-        #[cfg(target_os = "none")]
-        #[allow(unsafe_code)]
-        #[unsafe(no_mangle)]
-        extern "C" fn hvt_start(boot_info: u64) -> ! {
-            // SAFETY: `hvt_start` is the image's ELF entry point and
-            // nothing else calls it: the monitor jumps here once with the
-            // boot info's address in RDI.
-            unsafe { $crate::hvt::start(boot_info, $main) }
-        }
-
-        #[cfg(not(target_os = "none"))]
-        fn main() {
-            let _: $crate::hvt::Main = $main;
-            ::std::eprintln!("this is a Solo5 hvt guest image; build it for x86_64-unknown-none");
-            ::std::process::exit($crate::exit_code::HOST_RUN);
-        }
+        $crate::hvt_entry!(@start $main);
     };
 }
 
@@ -144,6 +181,91 @@ mod bare_metal {
         loop {
             core::hint::spin_loop();
         }
+    }
+
+    /// A block device the monitor attached, from the manifest copy the
+    /// boot info points at.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BlockDevice {
+        /// Its handle (its index in the manifest).
+        pub handle: u64,
+        /// Bytes.
+        pub capacity: u64,
+        /// Bytes per block.
+        pub block_size: u64,
+    }
+
+    /// The attached BLOCK_BASIC device named `name`, if the manifest copy
+    /// (in the read-only boot data) has one.
+    pub fn block_device(info: &hvt::BootInfo, name: &str) -> Option<BlockDevice> {
+        let start = info.mft;
+        if !(hvt::LOW_UNMAPPED_END..hvt::LOW_READ_ONLY_END).contains(&start) {
+            return None;
+        }
+        let max = (hvt::LOW_READ_ONLY_END - start) as usize;
+        // SAFETY: the range lies in the boot data the monitor mapped
+        // read-only for the whole run (checked above); it never changes.
+        let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, max) };
+        let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+        let entries = u32_at(4)? as usize;
+        (1..entries).find_map(|i| {
+            let e = bytes.get(hvt::MFT_HEADER + i * hvt::MFT_ENTRY_SIZE..)?;
+            let e = e.get(..hvt::MFT_ENTRY_SIZE)?;
+            let len = e[..hvt::MFT_NAME_SIZE].iter().position(|&b| b == 0)?;
+            let kind = u32::from_le_bytes(e[hvt::MFT_TYPE..hvt::MFT_TYPE + 4].try_into().ok()?);
+            if &e[..len] != name.as_bytes()
+                || kind != hvt::MFT_DEV_BLOCK_BASIC
+                || e[hvt::MFT_ATTACHED] == 0
+            {
+                return None;
+            }
+            let at = hvt::MFT_BLOCK_CAPACITY;
+            let capacity = u64::from_le_bytes(e[at..at + 8].try_into().ok()?);
+            let at = hvt::MFT_BLOCK_SIZE;
+            let block_size = u16::from_le_bytes(e[at..at + 2].try_into().ok()?);
+            Some(BlockDevice {
+                handle: i as u64,
+                capacity,
+                block_size: block_size.into(),
+            })
+        })
+    }
+
+    /// One block call as the ABI has it: `len` bytes at guest address
+    /// `data`, whatever they are (the tests send bad ones on purpose);
+    /// returns `ret`.
+    pub fn block_call(write: bool, handle: u64, offset: u64, data: u64, len: u64) -> i32 {
+        let mut arg = [handle, offset, data, len, 0];
+        let nr = if write {
+            hvt::HC_BLOCK_WRITE
+        } else {
+            hvt::HC_BLOCK_READ
+        };
+        hypercall(nr, arg.as_mut_ptr().cast());
+        arg[4] as u32 as i32
+    }
+
+    /// Writes `data` at `offset` of block device `handle`; `ret`.
+    pub fn block_write(handle: u64, offset: u64, data: &[u8]) -> i32 {
+        block_call(
+            true,
+            handle,
+            offset,
+            data.as_ptr() as u64,
+            data.len() as u64,
+        )
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of block device `handle` into
+    /// `buf`; `ret`.
+    pub fn block_read(handle: u64, offset: u64, buf: &mut [u8]) -> i32 {
+        block_call(
+            false,
+            handle,
+            offset,
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+        )
     }
 
     /// Sets the TLS base (FS_BASE), as every hvt guest does at start.

@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod block;
 pub mod console;
 pub mod control;
 pub mod cpuid;

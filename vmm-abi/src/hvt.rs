@@ -52,6 +52,22 @@ pub const HALT_SIZE: u64 = 16;
 pub const HALT_STATUS: u64 = 8;
 /// Most bytes a `halt` cookie points at.
 pub const HALT_COOKIE_MAX: u64 = 512;
+/// Bytes of `struct hvt_hc_block_write` and `struct hvt_hc_block_read`
+/// (`handle` u64, `offset` u64 at 8, `data` u64 at 16, `len` u64 at 24,
+/// `ret` i32 out at 32, padding).
+pub const BLOCK_SIZE: u64 = 40;
+/// Offset of a block call's `offset`.
+pub const BLOCK_OFFSET: u64 = 8;
+/// Offset of a block call's `data`.
+pub const BLOCK_DATA: u64 = 16;
+/// Offset of a block call's `len`.
+pub const BLOCK_LEN: u64 = 24;
+/// Offset of a block call's `ret`.
+pub const BLOCK_RET: u64 = 32;
+/// Offset of a block device's `capacity` (u64) in its manifest entry.
+pub const MFT_BLOCK_CAPACITY: usize = MFT_UNION;
+/// Offset of a block device's `block_size` (u16) in its manifest entry.
+pub const MFT_BLOCK_SIZE: usize = MFT_UNION + 8;
 
 /// The exit status of `solo5_abort()` (and of a trap, a failed assertion,
 /// a smashed stack).

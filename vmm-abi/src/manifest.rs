@@ -81,6 +81,7 @@
 //! exactly, and every program is verified ([`crate::hook::verify`]) with its
 //! map table when the manifest is parsed.
 
+mod block;
 mod error;
 mod hook;
 #[cfg(test)]
@@ -91,6 +92,10 @@ mod section;
 #[cfg(test)]
 mod tests;
 
+pub use block::{
+    BLOCK_PERSIST, BLOCK_RECORD_SIZE, BlockSpec, DEVICE_NAME_MAX, MAX_BLOCK_CAPACITY,
+    MAX_BLOCK_SIZE, MAX_BLOCKS, MIN_BLOCK_SIZE, is_device_name,
+};
 pub use error::{Field, ManifestError, Place, Problem};
 pub use hook::{
     HOOK_RECORD_SIZE, HookAttach, HookName, HookSpec, LinkDir, MAX_HOOK_INSNS, MAX_HOOK_MAPS,
@@ -445,6 +450,20 @@ pub fn mark_service(out: &mut [u8]) -> Result<(), ManifestError> {
     Manifest::parse(out).map(|_| ())
 }
 
+/// Bytes of the manifest [`encode_full`] writes: [`encoded_len_with_hooks`]
+/// plus the block records (a section only when there are some).
+pub fn encoded_len_full(
+    vm_count: usize,
+    nic_count: usize,
+    link_count: usize,
+    hooks: &[HookSpec<'_>],
+    block_count: usize,
+) -> usize {
+    encoded_len_with_hooks(vm_count, nic_count, link_count, hooks)
+        + usize::from(block_count > 0) * SECTION_ENTRY_SIZE
+        + block_count * BLOCK_RECORD_SIZE
+}
+
 /// [`encode`] with hooks: `out` must be [`encoded_len_with_hooks`] bytes
 /// long. Each hook's name, code and map bytes are checked first (an error
 /// names the hook by index); its program is verified by the parse that
@@ -456,6 +475,20 @@ pub fn encode_with_hooks(
     nics: &[NicSpec<'_>],
     links: &[LinkSpec],
     hooks: &[HookSpec<'_>],
+    out: &mut [u8],
+) -> Result<(), ManifestError> {
+    encode_full(timeslice, vms, nics, links, hooks, &[], out)
+}
+
+/// [`encode_with_hooks`] with block devices: `out` must be
+/// [`encoded_len_full`] bytes long.
+pub fn encode_full(
+    timeslice: u64,
+    vms: &[VmSpec<'_>],
+    nics: &[NicSpec<'_>],
+    links: &[LinkSpec],
+    hooks: &[HookSpec<'_>],
+    blocks: &[BlockSpec<'_>],
     out: &mut [u8],
 ) -> Result<(), ManifestError> {
     let h = |field, problem| Err(err(None, field, problem));
@@ -497,6 +530,7 @@ pub fn encode_with_hooks(
         (SectionKind::Hooks, hooks.len()),
         (SectionKind::HookCode, code_bytes / 8),
         (SectionKind::HookMaps, map_bytes / 16),
+        (SectionKind::Blocks, blocks.len()),
     ];
     for (kind, count) in counts {
         let (min, max, field) = kind.counts();
@@ -512,7 +546,7 @@ pub fn encode_with_hooks(
         }
     }
     validate_timeslice(timeslice)?;
-    let want = encoded_len_with_hooks(vms.len(), nics.len(), links.len(), hooks);
+    let want = encoded_len_full(vms.len(), nics.len(), links.len(), hooks, blocks.len());
     if out.len() != want {
         return h(
             Field::Size,
@@ -571,6 +605,11 @@ pub fn encode_with_hooks(
                     next.1 += hook.map_count() as u32;
                 }
             }
+            SectionKind::Blocks => {
+                for (i, (b, r)) in blocks.iter().zip(records).enumerate() {
+                    r.copy_from_slice(&b.encode(i as u32, vms.len() as u32)?);
+                }
+            }
             SectionKind::HookCode | SectionKind::HookMaps => {
                 let mut blob = out[at..at + count * size].iter_mut();
                 for hook in hooks {
@@ -617,6 +656,7 @@ pub struct Manifest<'a> {
     hooks: &'a [u8],
     hook_code: &'a [u8],
     hook_maps: &'a [u8],
+    blocks: &'a [u8],
     timeslice: u64,
     poll_cores: u64,
     service: bool,
@@ -692,6 +732,7 @@ impl<'a> Manifest<'a> {
             hooks: &bytes[sections.range(SectionKind::Hooks)],
             hook_code: &bytes[sections.range(SectionKind::HookCode)],
             hook_maps: &bytes[sections.range(SectionKind::HookMaps)],
+            blocks: &bytes[sections.range(SectionKind::Blocks)],
             timeslice,
             poll_cores: 0,
             service: flags & FLAG_SERVICE != 0,
@@ -721,7 +762,17 @@ impl<'a> Manifest<'a> {
         manifest.poll_cores = nic_cores | manifest.check_links()?;
         manifest.check_pinning()?;
         manifest.check_hooks()?;
+        block::check_blocks(manifest.blocks, manifest.len() as u32)?;
         Ok(manifest)
+    }
+
+    /// The block devices, in manifest order (checked by [`Manifest::parse`]).
+    pub fn blocks(&self) -> impl Iterator<Item = BlockSpec<'a>> + 'a {
+        let vms = self.len() as u32;
+        self.blocks
+            .chunks_exact(BLOCK_RECORD_SIZE)
+            .enumerate()
+            .filter_map(move |(i, r)| BlockSpec::decode(i as u32, r, vms).ok())
     }
 
     /// A VM pinned only to cores that poll links or NICs (or, in a service
@@ -841,6 +892,8 @@ pub mod modules {
     pub const MANIFEST_TOKEN: &str = "corral-manifest";
     /// Prefix of the token of an image module: `image=<name>`.
     pub const IMAGE_TOKEN_PREFIX: &str = "image=";
+    /// Prefix of the token of a block device's disk image: `block=<name>`.
+    pub const BLOCK_TOKEN_PREFIX: &str = "block=";
 
     /// What a module's command line says it is.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -849,6 +902,8 @@ pub mod modules {
         Manifest,
         /// The ELF image with this name.
         Image(&'a str),
+        /// The disk image of the block device with this name.
+        Block(&'a str),
         /// Something else (ignored).
         Unknown,
     }
@@ -863,6 +918,11 @@ pub mod modules {
                 && crate::text::is_valid_name(name.as_bytes())
             {
                 return ModuleKind::Image(name);
+            }
+            if let Some(name) = token.strip_prefix(BLOCK_TOKEN_PREFIX)
+                && crate::text::is_valid_name(name.as_bytes())
+            {
+                return ModuleKind::Block(name);
             }
         }
         ModuleKind::Unknown
@@ -880,6 +940,11 @@ pub mod modules {
                 ModuleKind::Image("hello")
             );
             assert_eq!(classify("image=@bad"), ModuleKind::Unknown);
+            assert_eq!(
+                classify("/disks/disk0.img block=disk0"),
+                ModuleKind::Block("disk0")
+            );
+            assert_eq!(classify("block="), ModuleKind::Unknown);
             assert_eq!(classify(""), ModuleKind::Unknown);
         }
     }

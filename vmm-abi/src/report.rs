@@ -268,6 +268,23 @@ counters! {
 }
 
 counters! {
+    /// What a block device's VM did with it. Requests refused (`errors`)
+    /// moved no bytes.
+    pub struct BlockFlow {
+        /// Read requests carried out.
+        pub reads: u64,
+        /// Write requests carried out.
+        pub writes: u64,
+        /// Bytes read.
+        pub bytes_read: u64,
+        /// Bytes written.
+        pub bytes_written: u64,
+        /// Requests refused: not whole aligned blocks, or past the end.
+        pub errors: u64,
+    }
+}
+
+counters! {
     /// What one guest port attached to a NIC did through it.
     pub struct NicPortFlow {
         /// Frames from the wire delivered into its receive ring.
@@ -642,6 +659,38 @@ records! {
             writable: u64,
             /// Pages both writable and executable.
             writable_exec: u64,
+        },
+        /// A block device's counters at the end of the run.
+        Block = "block" {
+            /// Manifest index of the block device.
+            block: u32,
+            /// Its name.
+            name: &'a str,
+            /// Manifest index of the VM it was attached to.
+            vm: u32,
+            /// Its device name in that VM's Solo5 manifest.
+            device: &'a str,
+            /// Bytes of its image.
+            capacity: u64,
+            /// Bytes per block.
+            block_size: u32,
+            /// What it did.
+            flow: BlockFlow,
+            /// Blocks written during the run (whose bytes follow in
+            /// `block-data` records when it persists).
+            dirty: u64,
+        },
+        /// Written bytes of a persistent block device, for the host tool to
+        /// write back to its file: `len` bytes at `offset`, as lowercase hex.
+        BlockData = "block-data" {
+            /// Manifest index of the block device.
+            block: u32,
+            /// Byte offset in the image.
+            offset: u64,
+            /// Bytes.
+            len: u32,
+            /// The bytes, two hex digits each.
+            hex: &'a str,
         },
         /// Every VM has ended; the hypervisor is stopping.
         Done = "done" {

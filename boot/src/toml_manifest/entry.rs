@@ -188,6 +188,13 @@ pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result
             ));
         }
     }
+    let devices: Vec<(String, String)> = raw.devices.unwrap_or_default().into_iter().collect();
+    if clones.is_some() && !devices.is_empty() {
+        return Err(field_err(
+            "devices",
+            "not allowed with `count`: a block device serves one VM".to_string(),
+        ));
+    }
     let base = VmConfig {
         name: entry.clone(),
         entry: entry.clone(),
@@ -202,6 +209,7 @@ pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result
         restart_limit,
         net_ports: raw.net,
         console: raw.console,
+        devices,
         expect,
     };
     Ok(match clones {

@@ -8,6 +8,7 @@
 //! `links` resolves and checks the `[[link]]` tables, `hooks` the
 //! `[[hook]]` tables (their programs compiled, loaded and verified).
 
+mod blocks;
 mod entry;
 mod hooks;
 mod links;
@@ -23,6 +24,7 @@ use vmm_abi::manifest::{
     Problem, Restart, VmSpec, validate_timeslice,
 };
 
+pub use blocks::{BLOCK_DEVICE_PREFIX, BlockConfig};
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
 pub use hooks::{HookConfig, LINK_ATTACH_PREFIX};
 pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, NIC_END_PREFIX, PortEnd, poll_cores};
@@ -131,6 +133,9 @@ pub struct VmConfig {
     pub net_ports: u8,
     /// Whether it has a virtio-console (`console`).
     pub console: bool,
+    /// Devices its Solo5 manifest declares, bound by name (`devices`):
+    /// (device name, what it is bound to, such as `block:disk0`).
+    pub devices: Vec<(String, String)>,
     /// How its final run should end.
     pub expect: Expectation,
 }
@@ -183,6 +188,8 @@ pub struct Manifest {
     pub nics: Vec<NicConfig>,
     /// The hooks, in order (programs loaded and verified).
     pub hooks: Vec<HookConfig>,
+    /// The block devices, in order (each bound to its VM).
+    pub blocks: Vec<BlockConfig>,
 }
 
 fn vm_error(origin: &str, name: &str, e: &ManifestError) -> Error {
@@ -240,6 +247,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
     let base = Path::new(origin).parent().unwrap_or(Path::new("."));
     let progress = |m: &str| eprintln!("{m}");
     let hooks = hooks::resolve(origin, base, &raw.hook, (&vms, &links, &nics), &progress)?;
+    let blocks = blocks::resolve(origin, base, &raw.block, &vms)?;
     Ok(Manifest {
         origin: origin.to_string(),
         run,
@@ -249,6 +257,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
         links,
         nics,
         hooks,
+        blocks,
     })
 }
 
@@ -315,17 +324,33 @@ impl Manifest {
             .zip(&bytes)
             .map(|(h, b)| h.spec(b))
             .collect();
-        let mut out =
-            vec![0; manifest::encoded_len_with_hooks(vms.len(), nics.len(), links.len(), &hooks)];
-        let encoded =
-            manifest::encode_with_hooks(self.timeslice, &vms, &nics, &links, &hooks, &mut out)
-                .and_then(|()| {
-                    if self.service {
-                        manifest::mark_service(&mut out)
-                    } else {
-                        Ok(())
-                    }
-                });
+        let blocks: Vec<_> = self.blocks.iter().map(BlockConfig::spec).collect();
+        let mut out = vec![
+            0;
+            manifest::encoded_len_full(
+                vms.len(),
+                nics.len(),
+                links.len(),
+                &hooks,
+                blocks.len()
+            )
+        ];
+        let encoded = manifest::encode_full(
+            self.timeslice,
+            &vms,
+            &nics,
+            &links,
+            &hooks,
+            &blocks,
+            &mut out,
+        )
+        .and_then(|()| {
+            if self.service {
+                manifest::mark_service(&mut out)
+            } else {
+                Ok(())
+            }
+        });
         encoded.map_err(|e| match e.place() {
             Place::Vm(i) if let Some(vm) = self.vms.get(i as usize) => {
                 vm_error(&self.origin, &vm.name, &e)
@@ -335,6 +360,9 @@ impl Manifest {
             }
             Place::Hook(i) if let Some(hook) = self.hooks.get(i as usize) => {
                 Error::new(format!("{}: hook `{}`: {e}", self.origin, hook.name))
+            }
+            Place::Block(i) if let Some(block) = self.blocks.get(i as usize) => {
+                Error::new(format!("{}: block `{}`: {e}", self.origin, block.name))
             }
             _ => Error::new(format!("{}: encoded manifest refused: {e}", self.origin)),
         })?;
@@ -347,6 +375,15 @@ impl Manifest {
             .iter()
             .find(|v| v.image == name)
             .and_then(|v| v.image_file.as_deref())
+    }
+
+    /// Each block device's module name, host file (`None`: blank) and
+    /// bytes, for the ISO.
+    pub fn disks(&self) -> Vec<(&str, Option<&Path>, u64)> {
+        self.blocks
+            .iter()
+            .map(|b| (b.name.as_str(), b.file.as_deref(), b.capacity))
+            .collect()
     }
 
     /// Each image the VMs use, once, in order of first use.

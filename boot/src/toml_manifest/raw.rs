@@ -21,6 +21,20 @@ pub(super) struct RawManifest {
     pub nic: Vec<RawNic>,
     #[serde(default)]
     pub hook: Vec<RawHook>,
+    #[serde(default)]
+    pub block: Vec<RawBlock>,
+}
+
+/// A `[[block]]` table: a disk image a VM reads and writes in blocks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBlock {
+    pub name: String,
+    /// The disk image's host file (or `size` for a blank disk).
+    pub file: Option<String>,
+    pub size: Option<MemorySize>,
+    pub block_size: Option<u32>,
+    pub persist: Option<bool>,
 }
 
 /// A `[[hook]]` table: an operator's eBPF program and where it runs.
@@ -89,6 +103,9 @@ pub(super) struct RawVm {
     /// Whether it has a virtio-console.
     #[serde(default)]
     pub console: bool,
+    /// Devices its Solo5 manifest declares, by name → what they are
+    /// (`"block:NAME"`).
+    pub devices: Option<BTreeMap<String, String>>,
     pub expect: Option<String>,
     /// Clone index (a TOML key, so text) → expectation for that clone.
     pub expect_clone: Option<BTreeMap<String, String>>,

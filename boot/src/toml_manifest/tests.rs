@@ -43,6 +43,7 @@ fn defaults_fill_in() {
             restart_limit: 0,
             net_ports: 0,
             console: false,
+            devices: Vec::new(),
             expect: Expectation::Exit(0),
         }]
     );

@@ -77,9 +77,59 @@ pub fn tables(mem: &mut impl GuestRam, memory: u64) -> Result<(), OutOfBounds> {
     Ok(())
 }
 
+/// A block device the VM binds to a name of its manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockBinding<'a> {
+    /// The device name in the unikernel's manifest.
+    pub device: &'a str,
+    /// The disk's bytes.
+    pub capacity: u64,
+    /// Its block size.
+    pub block_size: u32,
+}
+
+/// Which binding each attached device is: (its handle, the index of its
+/// binding in the caller's list).
+pub type Attached = heapless::Vec<(u64, usize), { crate::hvt::call::MAX_VM_BLOCKS }>;
+
+/// Matches the VM's bindings to the devices `image`'s manifest declares:
+/// every declared device bound, every binding declared, blocks bound to
+/// block devices. Returns each binding's handle.
+pub fn attach(
+    image: &HvtImage<'static>,
+    blocks: &[BlockBinding<'static>],
+) -> Result<Attached, HvtImageError> {
+    let mut attached = Attached::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let name = b.device;
+        let Some(d) = image.mft.devices().find(|d| d.name == b.device) else {
+            return Err(HvtImageError::Undeclared { name });
+        };
+        if d.kind != hvt::MFT_DEV_BLOCK_BASIC {
+            return Err(HvtImageError::NotBlock { name });
+        }
+        attached
+            .push((d.index.into(), i))
+            .map_err(|_| HvtImageError::TooManyBlocks)?;
+    }
+    if let Some(d) = image
+        .mft
+        .devices()
+        .find(|d| !blocks.iter().any(|b| b.device == d.name))
+    {
+        return Err(HvtImageError::Unattached {
+            name: d.name,
+            kind: d.kind,
+        });
+    }
+    Ok(attached)
+}
+
 /// Builds the guest's memory for `image` from `file` (`mem` zeroed, the
-/// segments `skip` says are mapped already left out), with `cmdline` and a
-/// TSC of `tsc_hz`.
+/// segments `skip` says are mapped already left out), with `cmdline`, a
+/// TSC of `tsc_hz` and the block devices `blocks` attached (as
+/// [`attach`] matched them: `attached`).
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     mem: &mut impl GuestRam,
     file: &[u8],
@@ -88,12 +138,8 @@ pub fn build(
     cmdline: &str,
     tsc_hz: u64,
     skip: impl Fn(u64) -> bool,
+    (blocks, attached): (&[BlockBinding<'_>], &Attached),
 ) -> Result<Entry, BuildError> {
-    if let Some(d) = image.mft.devices().next() {
-        return Err(BuildError::Image(HvtImageError::Unattached {
-            index: d.index,
-        }));
-    }
     if cmdline.len() as u64 >= hvt::CMDLINE_SIZE {
         return Err(BuildError::Image(HvtImageError::Cmdline));
     }
@@ -107,8 +153,16 @@ pub fn build(
     tables(mem, memory)?;
     let mft = hvt::BOOT_INFO_GPA + hvt::BOOT_INFO_SIZE;
     let line = mft + image.mft.bytes().len() as u64;
-    // Devices would be marked attached in this copy; there are none.
+    // The guest's copy says which devices are attached, and what they are
+    // (the tender's fields: capacity and block size for a block device).
     mem.write(Gpa(mft), image.mft.bytes())?;
+    for &(handle, i) in attached {
+        let b = blocks.get(i).ok_or(BuildError::OutOfBounds)?;
+        let entry = mft + (hvt::MFT_HEADER as u64) + handle * hvt::MFT_ENTRY_SIZE as u64;
+        mem.write_u64(Gpa(entry + hvt::MFT_BLOCK_CAPACITY as u64), b.capacity)?;
+        mem.write_u16(Gpa(entry + hvt::MFT_BLOCK_SIZE as u64), b.block_size as u16)?;
+        mem.write(Gpa(entry + hvt::MFT_ATTACHED as u64), &[1])?;
+    }
     mem.write(Gpa(line), cmdline.as_bytes())?;
     mem.write(Gpa(line + cmdline.len() as u64), &[0])?;
     let info = hvt::BootInfo {

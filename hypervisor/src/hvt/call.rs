@@ -1,5 +1,6 @@
 //! An hvt guest's hypercalls: a 32-bit `out` to a hypercall port with EAX = the argument struct's address, checked against the guest's memory as Solo5's tender checks it (the struct and every buffer strictly inside memory), then carried out: `puts`, `walltime`, `poll` (a wait of at most its timeout), `halt`; block and net calls without such a device, and any other port or access, stop the guest by name.
 
+use crate::block::{BlockError, Disk};
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
 use core::fmt;
@@ -15,6 +16,22 @@ const PUTS_CHUNK: usize = 256;
 /// one exit cannot copy gigabytes while other VMs wait for the core.
 pub const PUTS_MAX: u64 = crate::console::quota::CONSOLE_CAP;
 
+/// Most block devices one hvt VM may have attached.
+pub const MAX_VM_BLOCKS: usize = 8;
+
+/// A disk as a VM reaches it: set up at boot, never freed, locked for one
+/// request at a time (only its VM and, after the run, the report use it).
+pub type SharedDisk = spin::Mutex<Disk<'static, RawRam>>;
+
+/// One of an hvt VM's block devices.
+#[derive(Clone, Copy)]
+pub struct HvtBlock {
+    /// Its Solo5 handle: its index in the VM's manifest.
+    pub handle: u64,
+    /// Its disk.
+    pub disk: &'static SharedDisk,
+}
+
 /// What an hvt VM's hypercalls need from the hypervisor.
 pub struct HvtEnv {
     /// The guest's memory (results are written back into it).
@@ -23,6 +40,8 @@ pub struct HvtEnv {
     pub wall_ns: u64,
     /// TSC ticks per second.
     pub tsc_hz: u64,
+    /// Its block devices.
+    pub blocks: heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
 }
 
 /// One port access of the guest.
@@ -211,6 +230,48 @@ pub fn handle(
                 });
             }
             Ok(HvtDone::Exit(status))
+        }
+        Hypercall::BlockRead | Hypercall::BlockWrite if !env.blocks.is_empty() => {
+            need(hvt::BLOCK_SIZE)?;
+            let word = |off| {
+                ram.read_u64(Gpa(gpa + off))
+                    .map_err(|_| fail(hvt::BLOCK_SIZE))
+            };
+            let handle = word(0)?;
+            let offset = word(hvt::BLOCK_OFFSET)?;
+            let data = word(hvt::BLOCK_DATA)?;
+            let len = word(hvt::BLOCK_LEN)?;
+            let ret = match env.blocks.iter().find(|b| b.handle == handle) {
+                // Not one of its block devices (a net device's handle, or
+                // none): refused, as the tender refuses it.
+                None => hvt::R_EINVAL,
+                Some(b) => {
+                    let mut disk = b.disk.lock();
+                    // The tender refuses a buffer not strictly inside
+                    // memory; the disk then checks it is all there (and
+                    // writable, for a read).
+                    let buffer = HvtCallError::Buffer {
+                        call,
+                        gpa: data,
+                        len,
+                    };
+                    let done = if disk.check(offset, len).is_ok() && !inside(data, len, size) {
+                        Err(BlockError::Buffer { gpa: data, len })
+                    } else if call == Hypercall::BlockRead {
+                        disk.read(offset, len, ram, data)
+                    } else {
+                        disk.write(offset, len, &*ram, data)
+                    };
+                    match done {
+                        Ok(()) => hvt::R_OK,
+                        Err(BlockError::Buffer { .. }) => return Err(buffer),
+                        Err(_) => hvt::R_EINVAL,
+                    }
+                }
+            };
+            ram.write_u32(Gpa(gpa + hvt::BLOCK_RET), ret as u32)
+                .map_err(|_| fail(hvt::BLOCK_SIZE))?;
+            Ok(HvtDone::Advance)
         }
         Hypercall::BlockRead | Hypercall::BlockWrite | Hypercall::NetRead | Hypercall::NetWrite => {
             Err(HvtCallError::NoDevice { call })

@@ -102,9 +102,25 @@ pub enum HvtImageError {
     Memory(u64),
     /// The manifest declares a device this VM does not attach.
     Unattached {
-        /// Its handle.
-        index: u32,
+        /// Its name.
+        name: &'static str,
+        /// Its type ([`hvt::MFT_DEV_BLOCK_BASIC`] or
+        /// [`hvt::MFT_DEV_NET_BASIC`]).
+        kind: u32,
     },
+    /// The VM binds a device name its manifest does not declare.
+    Undeclared {
+        /// The name.
+        name: &'static str,
+    },
+    /// The VM binds a block device to a name its manifest declares as
+    /// another type.
+    NotBlock {
+        /// The name.
+        name: &'static str,
+    },
+    /// More block devices than one VM may have.
+    TooManyBlocks,
     /// The command line (with its NUL) is longer than 8192 bytes.
     Cmdline,
     /// The VM was given Corral devices (`net`, `console`), which an hvt
@@ -130,9 +146,25 @@ impl core::fmt::Display for HvtImageError {
                 f,
                 "hvt guest memory of {m:#x} bytes is not a multiple of 2 MiB between 2 MiB and 4 GiB"
             ),
-            HvtImageError::Unattached { index } => write!(
+            HvtImageError::Unattached { name, kind } if *kind == hvt::MFT_DEV_NET_BASIC => write!(
                 f,
-                "device {index} of the Solo5 manifest is declared but not attached (hvt devices are not built yet)"
+                "Device '{name}' of type NET_BASIC declared but not attached (hvt net devices are not built yet)"
+            ),
+            HvtImageError::Unattached { name, .. } => write!(
+                f,
+                "Device '{name}' of type BLOCK_BASIC declared but not attached (bind it with `devices = {{ {name} = \"block:NAME\" }}`)"
+            ),
+            HvtImageError::Undeclared { name } => {
+                write!(f, "Resource not declared in manifest: '{name}'")
+            }
+            HvtImageError::NotBlock { name } => write!(
+                f,
+                "Device '{name}' is NET_BASIC in the Solo5 manifest, but the VM binds a block device to it"
+            ),
+            HvtImageError::TooManyBlocks => write!(
+                f,
+                "more than {} block devices for one VM",
+                crate::hvt::call::MAX_VM_BLOCKS
             ),
             HvtImageError::Cmdline => {
                 write!(f, "Guest command line too long (max=8191 characters)")

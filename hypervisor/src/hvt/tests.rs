@@ -2,8 +2,8 @@
 
 extern crate std;
 
-use super::boot::{self, BuildError, Entry};
-use super::call::{self, HvtCallError, HvtDone, HvtEnv, PortAccess};
+use super::boot::{self, Attached, BlockBinding, BuildError, Entry};
+use super::call::{self, HvtBlock, HvtCallError, HvtDone, HvtEnv, PortAccess, SharedDisk};
 use super::image::{self, HeaderProblem, HvtImageError, SegmentRule};
 use crate::mem::access::{Gpa, GuestRead};
 use crate::mem::guest::GuestMemory;
@@ -305,6 +305,7 @@ fn the_starting_memory_follows_the_abi() {
         "Hello_Solo5",
         100_000_000,
         |_| false,
+        (&[], &Attached::new()),
     )
     .unwrap();
     assert_eq!(
@@ -359,21 +360,107 @@ fn unattached_devices_and_long_command_lines_are_refused() {
             mft_note(&[("service0", hvt::MFT_DEV_NET_BASIC)]),
         ],
     );
-    let img = image::check(&f, 4 * MIB).unwrap();
+    let f: &'static [u8] = f.leak();
+    let img = image::check(f, 4 * MIB).unwrap();
+    let e = boot::attach(&img, &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Device 'service0' of type NET_BASIC declared but not attached (hvt net devices are not built yet)"
+    );
+    let e = boot::attach(&img, &[binding("service0", 4096)]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Device 'service0' is NET_BASIC in the Solo5 manifest, but the VM binds a block device to it"
+    );
     let mut backing = vec![0u8; 4 * MIB as usize];
     let mut mem = GuestMemory::empty(4 * MIB);
     mem.add_private(0, &mut backing).unwrap();
-    assert_eq!(
-        boot::build(&mut mem, &f, &img, 4 * MIB, "", 1, |_| false),
-        Err(BuildError::Image(HvtImageError::Unattached { index: 1 }))
-    );
     let f = good();
-    let img = image::check(&f, 4 * MIB).unwrap();
+    let f: &'static [u8] = f.leak();
+    let img = image::check(f, 4 * MIB).unwrap();
+    let e = boot::attach(&img, &[binding("storage", 4096)]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Resource not declared in manifest: 'storage'"
+    );
     let long = "x".repeat(8192);
     assert_eq!(
-        boot::build(&mut mem, &f, &img, 4 * MIB, &long, 1, |_| false),
+        boot::build(
+            &mut mem,
+            f,
+            &img,
+            4 * MIB,
+            &long,
+            1,
+            |_| false,
+            (&[], &Attached::new())
+        ),
         Err(BuildError::Image(HvtImageError::Cmdline))
     );
+}
+
+fn binding(device: &'static str, capacity: u64) -> BlockBinding<'static> {
+    BlockBinding {
+        device,
+        capacity,
+        block_size: 512,
+    }
+}
+
+#[test]
+fn block_devices_are_attached_in_the_guests_copy_of_its_manifest() {
+    let f = elf(
+        MIB,
+        &[
+            text(),
+            abi_note(1, 2),
+            mft_note(&[
+                ("disk", hvt::MFT_DEV_BLOCK_BASIC),
+                ("logs", hvt::MFT_DEV_BLOCK_BASIC),
+            ]),
+        ],
+    );
+    let f: &'static [u8] = f.leak();
+    let img = image::check(f, 4 * MIB).unwrap();
+    let e = boot::attach(&img, &[binding("disk", 8192)]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Device 'logs' of type BLOCK_BASIC declared but not attached (bind it with `devices = { logs = \"block:NAME\" }`)"
+    );
+    let bindings = [binding("logs", 4096), binding("disk", 8192)];
+    let attached = boot::attach(&img, &bindings).unwrap();
+    assert_eq!(attached.as_slice(), &[(2, 0), (1, 1)]);
+    let mut backing = vec![0u8; 4 * MIB as usize];
+    let mut mem = GuestMemory::empty(4 * MIB);
+    mem.add_private(0, &mut backing).unwrap();
+    boot::build(
+        &mut mem,
+        f,
+        &img,
+        4 * MIB,
+        "",
+        1,
+        |_| false,
+        (&bindings, &attached),
+    )
+    .unwrap();
+    let mft = hvt::BOOT_INFO_GPA + hvt::BOOT_INFO_SIZE;
+    let entry = |i: u64| mft + hvt::MFT_HEADER as u64 + i * hvt::MFT_ENTRY_SIZE as u64;
+    for (handle, capacity) in [(1, 8192), (2, 4096)] {
+        let e = entry(handle);
+        assert_eq!(
+            mem.read_u64(Gpa(e + hvt::MFT_BLOCK_CAPACITY as u64))
+                .unwrap(),
+            capacity
+        );
+        assert_eq!(
+            mem.read_u16(Gpa(e + hvt::MFT_BLOCK_SIZE as u64)).unwrap(),
+            512
+        );
+        let mut attached = [0u8];
+        GuestRead::read(&mem, Gpa(e + hvt::MFT_ATTACHED as u64), &mut attached).unwrap();
+        assert_eq!(attached, [1]);
+    }
 }
 
 const MEM: usize = 64 * 1024;
@@ -396,6 +483,7 @@ fn call(backing: &mut [u8], io: PortAccess, eax: u32) -> (Result<HvtDone, HvtCal
         ram: over_vec(backing),
         wall_ns: 1_700_000_000_000_000_000,
         tsc_hz: 100_000_000,
+        blocks: heapless::Vec::new(),
     };
     let mut printed = Vec::new();
     let r = call::handle(io, eax, &mut env, |b| printed.extend_from_slice(b));
@@ -584,4 +672,122 @@ fn a_huge_puts_reads_no_more_than_a_whole_runs_console() {
     let (r, printed) = call(&mut b, out(port(hvt::HC_PUTS)), 0);
     assert_eq!(r, Ok(HvtDone::Advance));
     assert_eq!(printed.len() as u64, call::PUTS_MAX);
+}
+
+/// A disk of `blocks` blocks of 512 bytes, each byte its offset's low
+/// byte, kept for the rest of the test run.
+fn leaked_disk(blocks: u64) -> &'static SharedDisk {
+    let image: &'static mut [u8] = (0..blocks * 512)
+        .map(|i| i as u8)
+        .collect::<Vec<_>>()
+        .leak();
+    let map: &'static mut [u64] = vec![0u64; 1].leak();
+    let store = over_vec(image);
+    let disk = crate::block::Disk::new(store, blocks * 512, 512, map).unwrap();
+    Box::leak(Box::new(spin::Mutex::new(disk)))
+}
+
+/// A block call's argument struct at 0x1000: handle, offset, data, len.
+fn block_args(b: &mut [u8], handle: u64, offset: u64, data: u64, len: u64) {
+    put(b, 0x1000, handle);
+    put(b, 0x1008, offset);
+    put(b, 0x1010, data);
+    put(b, 0x1018, len);
+    put(b, 0x1020, 0xffff_ffff);
+}
+
+fn ret(b: &[u8]) -> i32 {
+    i32::from_le_bytes(b[0x1020..0x1024].try_into().unwrap())
+}
+
+fn block_call(b: &mut [u8], call_no: u16, blocks: &[HvtBlock]) -> Result<HvtDone, HvtCallError> {
+    let mut env = HvtEnv {
+        ram: over_vec(b),
+        wall_ns: 0,
+        tsc_hz: 1,
+        blocks: blocks.iter().copied().collect(),
+    };
+    call::handle(out(port(call_no)), 0x1000, &mut env, |_| {})
+}
+
+#[test]
+fn block_calls_move_whole_blocks_and_refuse_the_rest() {
+    let disk = leaked_disk(8);
+    let blocks = [HvtBlock { handle: 2, disk }];
+    let mut b = vec![0u8; MEM];
+    // Write block 3 from 0x4000, read it back into 0x6000.
+    b[0x4000..0x4200].fill(0xee);
+    block_args(&mut b, 2, 1536, 0x4000, 512);
+    assert_eq!(
+        block_call(&mut b, hvt::HC_BLOCK_WRITE, &blocks),
+        Ok(HvtDone::Advance)
+    );
+    assert_eq!(ret(&b), hvt::R_OK);
+    block_args(&mut b, 2, 1024, 0x6000, 1024);
+    assert_eq!(
+        block_call(&mut b, hvt::HC_BLOCK_READ, &blocks),
+        Ok(HvtDone::Advance)
+    );
+    assert_eq!(ret(&b), hvt::R_OK);
+    assert_eq!(
+        b[0x6000..0x6200],
+        (1024u32..1536).map(|i| i as u8).collect::<Vec<_>>()[..]
+    );
+    assert!(b[0x6200..0x6400].iter().all(|&x| x == 0xee));
+    // Refused with EINVAL, nothing moved: another handle, not whole
+    // blocks, past the end.
+    for (handle, offset, len) in [
+        (1, 0, 512),
+        (0, 0, 512),
+        (2, 1, 512),
+        (2, 0, 100),
+        (2, 4096, 512),
+    ] {
+        b[0x6000..0x6400].fill(0x11);
+        block_args(&mut b, handle, offset, 0x6000, len);
+        assert_eq!(
+            block_call(&mut b, hvt::HC_BLOCK_READ, &blocks),
+            Ok(HvtDone::Advance)
+        );
+        assert_eq!(ret(&b), hvt::R_EINVAL, "{handle} {offset} {len}");
+        assert!(b[0x6000..0x6400].iter().all(|&x| x == 0x11));
+    }
+    // A buffer outside memory stops the guest by name.
+    block_args(&mut b, 2, 0, MEM as u64 - 256, 512);
+    assert_eq!(
+        block_call(&mut b, hvt::HC_BLOCK_WRITE, &blocks),
+        Err(HvtCallError::Buffer {
+            call: Hypercall::BlockWrite,
+            gpa: MEM as u64 - 256,
+            len: 512
+        })
+    );
+    // The argument struct itself must be inside memory.
+    let mut env = HvtEnv {
+        ram: over_vec(&mut b),
+        wall_ns: 0,
+        tsc_hz: 1,
+        blocks: blocks.iter().copied().collect(),
+    };
+    let r = call::handle(
+        out(port(hvt::HC_BLOCK_READ)),
+        MEM as u32 - 16,
+        &mut env,
+        |_| {},
+    );
+    assert!(
+        matches!(r, Err(HvtCallError::Buffer { len: 40, .. })),
+        "{r:?}"
+    );
+    let d = disk.lock();
+    assert_eq!((d.flow.reads, d.flow.writes, d.flow.errors), (1, 1, 3));
+    assert_eq!(d.written_runs().collect::<Vec<_>>(), vec![(1536, 512)]);
+    drop(d);
+    // A VM with no block device: the call itself is invalid.
+    block_args(&mut b, 1, 0, 0x6000, 512);
+    let e = block_call(&mut b, hvt::HC_BLOCK_READ, &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Invalid guest hypercall: block_read (no such device is attached)"
+    );
 }

@@ -3,6 +3,7 @@
 //! physical NIC.
 
 mod acpi;
+pub mod blocks;
 pub mod clock;
 mod com2;
 pub mod exceptions;

@@ -446,6 +446,11 @@ impl Fleet for Machine<'_> {
                     why: "its VMs have net ports, and links cannot be made while the host runs yet",
                 });
             }
+            if super::blocks::has_blocks(starts.template) {
+                return Err(Refusal::Template {
+                    why: "its VM has block devices, and a disk serves one VM",
+                });
+            }
             let image = images::get(spec.image).ok_or(Refusal::Template {
                 why: "its image is not loaded",
             })?;

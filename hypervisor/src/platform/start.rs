@@ -6,7 +6,7 @@
 use super::halt::{fatal, fatal_fmt, power_off};
 use super::instr::{self, outb};
 use super::run::Plan;
-use super::{images, memory, paging, serial, smp, tables, vmx};
+use super::{blocks, images, memory, paging, serial, smp, tables, vmx};
 use crate::multiboot::{self, BOOTLOADER_MAGIC, BootInformation, Region};
 use crate::vmx::caps;
 use spin::Once;
@@ -121,6 +121,19 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
             ));
         }
     }
+    blocks::set_up(
+        manifest
+            .blocks()
+            .collect::<heapless::Vec<_, { vmm_abi::manifest::MAX_BLOCKS as usize }>>()
+            .into_iter(),
+        |name| {
+            info.modules()
+                .find_map(|m| match modules::classify(m.cmdline) {
+                    ModuleKind::Block(n) if n == name => Some(m.region),
+                    _ => None,
+                })
+        },
+    );
     if !images::load_all(manifest.iter().map(|v| v.image), image_of) {
         fatal_fmt(format_args!(
             "the manifest uses more than {} images",
@@ -173,6 +186,7 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     plan.run_core(0);
     plan.wait_all();
     plan.report_links();
+    blocks::report();
     plan.print_summary();
     serial::record(&Record::Done {
         vms: plan.count() as u32,

@@ -4,6 +4,7 @@
 //! VMCS, devices and signals), and its teardown, which returns every frame
 //! it held.
 
+use super::blocks;
 use super::clock;
 use super::images::{CachedImage, SharedRange};
 use super::instr;
@@ -28,7 +29,7 @@ use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hooks::lifecycle::{ExitAnswer, VmHook};
 use crate::hvt::boot as hvt_boot;
-use crate::hvt::call::HvtEnv;
+use crate::hvt::call::{HvtBlock, HvtEnv, MAX_VM_BLOCKS};
 use crate::hvt::image as hvt_image;
 use crate::hypercall::Services;
 use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
@@ -160,6 +161,8 @@ pub struct VmState {
     pub progress_at: (u64, u64),
     /// Its virtio-console, if the manifest gave it one (this run).
     pub console_dev: Option<Transport<ConsoleDevice>>,
+    /// An hvt guest's block devices, by handle (this run).
+    pub blocks: heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -202,6 +205,7 @@ impl VmState {
             metrics: 0,
             progress_at: (0, 0),
             console_dev: None,
+            blocks: heapless::Vec::new(),
         }
     }
 
@@ -375,6 +379,8 @@ struct VmHost<'a> {
     exit_hook: Option<&'static VmHook<'static>>,
     /// A Solo5 hvt guest.
     hvt: bool,
+    /// Its block devices (an hvt guest's).
+    blocks: &'a heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
 }
 
 impl Services for VmHost<'_> {
@@ -414,6 +420,7 @@ impl Host for VmHost<'_> {
             ram: self.vm.raw_ram(),
             wall_ns: clock::wall_ns(),
             tsc_hz: clock::tsc_hz(),
+            blocks: self.blocks.clone(),
         })
     }
 }
@@ -696,7 +703,21 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     // of `create` (after this view's last use), and this is the only view.
     let mut mem = unsafe { vm.memory(size) };
     let cached = st.image;
+    st.blocks.clear();
     let (cr3, rip, rsp) = if let Some(img) = hvt_image {
+        let mut bindings = heapless::Vec::<_, MAX_VM_BLOCKS>::new();
+        for (binding, block) in blocks::of_vm(st.index) {
+            bindings
+                .push(binding)
+                .and_then(|()| st.blocks.push(block).map_err(|_| binding))
+                .map_err(|_| StartError::Hvt(hvt_image::HvtImageError::TooManyBlocks))?;
+        }
+        let attached = hvt_boot::attach(&img, &bindings).map_err(StartError::Hvt)?;
+        for &(handle, i) in &attached {
+            if let Some(b) = st.blocks.get_mut(i) {
+                b.handle = handle;
+            }
+        }
         let e = hvt_boot::build(
             &mut mem,
             file,
@@ -705,6 +726,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             st.spec.args,
             clock::tsc_hz(),
             |page| cached.shares_page(page),
+            (&bindings, &attached),
         )
         .map_err(|e| match e {
             hvt_boot::BuildError::Image(i) => StartError::Hvt(i),
@@ -899,6 +921,7 @@ pub fn run_slice(
         shared,
         exit_hook: net.vm_hook(st.cell, HookKind::Exit),
         hvt: st.image.hvt.is_some(),
+        blocks: &st.blocks,
         out: GuestOut {
             index: st.index,
             name: &st.name,

@@ -272,6 +272,7 @@ impl Host for FakeEnv<'_> {
             ram,
             wall_ns: 1_800_000_000_000_000_000,
             tsc_hz: 1_000_000,
+            blocks: heapless::Vec::new(),
         })
     }
 }

@@ -101,6 +101,22 @@ pub enum Field {
     /// The number of map definitions of all hooks (the hook map section's
     /// record count).
     HookMapCount,
+    /// The number of block devices (a block section's record count).
+    BlockCount,
+    /// A block device's name.
+    BlockName,
+    /// The VM a block device is attached to.
+    BlockVm,
+    /// The device name a block device has in its VM's Solo5 manifest.
+    BlockDevice,
+    /// A block device's block size.
+    BlockSize,
+    /// A block device's capacity (its image's bytes).
+    BlockCapacity,
+    /// A block device's flags.
+    BlockFlags,
+    /// A block record's reserved bytes.
+    BlockReserved,
 }
 
 impl Field {
@@ -144,6 +160,14 @@ impl Field {
             Field::NicCore => "core",
             Field::NicReserved => "reserved",
             Field::HookCount => "hook_count",
+            Field::BlockCount => "block_count",
+            Field::BlockName => "name",
+            Field::BlockVm => "vm",
+            Field::BlockDevice => "device",
+            Field::BlockSize => "block_size",
+            Field::BlockCapacity => "capacity",
+            Field::BlockFlags => "persist",
+            Field::BlockReserved => "reserved",
             Field::HookName => "name",
             Field::HookKind => "kind",
             Field::HookAttach => "attach",
@@ -325,7 +349,19 @@ pub enum Problem {
         /// The attach kind found.
         attach: u8,
     },
-    /// A hook names a VM the manifest does not have.
+    /// Not a Solo5 device name (`[A-Za-z0-9]{1,67}`).
+    DeviceName,
+    /// A block size that is not a power of two in 512..=32768.
+    BlockSize {
+        /// The size found.
+        found: u32,
+    },
+    /// A VM binds the same device name twice.
+    DuplicateDevice {
+        /// The block record that binds it first.
+        first: u32,
+    },
+    /// A hook (or a block device) names a VM the manifest does not have.
     NoVm {
         /// The VM index found.
         found: u32,
@@ -399,6 +435,8 @@ pub enum Place {
     Nic(u32),
     /// Hook record N.
     Hook(u32),
+    /// Block device record N.
+    Block(u32),
 }
 
 /// A manifest that cannot be used, and exactly why.
@@ -449,6 +487,14 @@ impl ManifestError {
             | Field::HookMaps
             | Field::HookReserved => Place::Hook(i),
             Field::HookCount | Field::HookCodeCount | Field::HookMapCount => Place::Section(i),
+            Field::BlockCount => Place::Section(i),
+            Field::BlockName
+            | Field::BlockVm
+            | Field::BlockDevice
+            | Field::BlockSize
+            | Field::BlockCapacity
+            | Field::BlockFlags
+            | Field::BlockReserved => Place::Block(i),
             _ => Place::Vm(i),
         }
     }
@@ -469,6 +515,7 @@ impl fmt::Display for ManifestError {
             Place::Link(i) => write!(f, "manifest link {i}: field `{field}`: ")?,
             Place::Nic(i) => write!(f, "manifest nic {i}: field `{field}`: ")?,
             Place::Hook(i) => write!(f, "manifest hook {i}: field `{field}`: ")?,
+            Place::Block(i) => write!(f, "manifest block {i}: field `{field}`: ")?,
         }
         match self.problem {
             Problem::Mismatch { found, expected } => {
@@ -486,6 +533,7 @@ impl fmt::Display for ManifestError {
             Problem::Duplicate { first } => match self.place() {
                 Place::Nic(_) => write!(f, "same name as nic {first}"),
                 Place::Hook(_) => write!(f, "same name as hook {first}"),
+                Place::Block(_) => write!(f, "same name as block {first}"),
                 _ => write!(f, "same name as vm {first}"),
             },
             Problem::NotZero => write!(f, "must be zero"),
@@ -571,6 +619,16 @@ impl fmt::Display for ManifestError {
                 f,
                 "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1) or NIC queues (3), restart (2), exit (3) and slice (4) hooks on VMs (2)"
             ),
+            Problem::DeviceName => write!(
+                f,
+                "not a Solo5 device name (1 to 67 letters and digits, as the unikernel's manifest declares it)"
+            ),
+            Problem::BlockSize { found } => {
+                write!(f, "{found} is not a power of two from 512 to 32768")
+            }
+            Problem::DuplicateDevice { first } => {
+                write!(f, "the VM already binds this device to block {first}")
+            }
             Problem::NoVm { found, vms } => {
                 write!(f, "no VM {found}: the manifest has {vms} VMs")
             }

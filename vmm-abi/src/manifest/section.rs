@@ -48,10 +48,13 @@ pub enum SectionKind {
     /// The hooks' map definitions, one 16-byte definition per record, each
     /// hook's run after the previous one's; present when a hook has maps.
     HookMaps = 8,
+    /// Block device records ([`super::BLOCK_RECORD_SIZE`] bytes each);
+    /// optional.
+    Blocks = 9,
 }
 
 /// Number of [`SectionKind`]s.
-pub const SECTION_KINDS: usize = 6;
+pub const SECTION_KINDS: usize = 7;
 
 impl SectionKind {
     /// Every kind, in number order.
@@ -62,6 +65,7 @@ impl SectionKind {
         SectionKind::Hooks,
         SectionKind::HookCode,
         SectionKind::HookMaps,
+        SectionKind::Blocks,
     ];
 
     /// The kind with this wire number.
@@ -73,6 +77,7 @@ impl SectionKind {
             4 => Some(SectionKind::Hooks),
             7 => Some(SectionKind::HookCode),
             8 => Some(SectionKind::HookMaps),
+            9 => Some(SectionKind::Blocks),
             _ => None,
         }
     }
@@ -86,6 +91,7 @@ impl SectionKind {
             SectionKind::Hooks => "hooks",
             SectionKind::HookCode => "hook code",
             SectionKind::HookMaps => "hook maps",
+            SectionKind::Blocks => "blocks",
         }
     }
 
@@ -98,6 +104,7 @@ impl SectionKind {
             SectionKind::Hooks => HOOK_RECORD_SIZE,
             SectionKind::HookCode => INSN_SIZE,
             SectionKind::HookMaps => MAP_DEF_SIZE,
+            SectionKind::Blocks => super::BLOCK_RECORD_SIZE,
         }
     }
 
@@ -111,6 +118,7 @@ impl SectionKind {
             SectionKind::Hooks => (0, MAX_HOOKS, Field::HookCount),
             SectionKind::HookCode => (0, MAX_HOOK_INSNS, Field::HookCodeCount),
             SectionKind::HookMaps => (0, MAX_HOOK_MAPS, Field::HookMapCount),
+            SectionKind::Blocks => (0, super::MAX_BLOCKS, Field::BlockCount),
         }
     }
 
@@ -123,6 +131,7 @@ impl SectionKind {
             SectionKind::Hooks => 3,
             SectionKind::HookCode => 4,
             SectionKind::HookMaps => 5,
+            SectionKind::Blocks => 6,
         }
     }
 }

@@ -314,7 +314,7 @@ fn unknown_section_kinds_are_refused() {
     let start = section::table_end(2);
     // 5 and 6 are set aside for grants and guest ABIs: not kinds this
     // version knows.
-    for kind in [0, 5, 6, 9, u32::MAX] {
+    for kind in [0, 5, 6, 10, u32::MAX] {
         let unknown = Section {
             kind,
             offset: (start + RECORD_SIZE) as u32,
@@ -708,8 +708,8 @@ fn errors_read_well() {
     };
     for (e, text) in [
         (
-            section(Field::SectionKind, Problem::UnknownSection { kind: 9 }),
-            "manifest section 1: field `kind`: unknown section kind 9 (this hypervisor knows 1 = vms, 2 = links, 3 = nics, 4 = hooks, 7 = hook code, 8 = hook maps)",
+            section(Field::SectionKind, Problem::UnknownSection { kind: 10 }),
+            "manifest section 1: field `kind`: unknown section kind 10 (this hypervisor knows 1 = vms, 2 = links, 3 = nics, 4 = hooks, 7 = hook code, 8 = hook maps, 9 = blocks)",
         ),
         (
             section(Field::SectionKind, Problem::DuplicateSection { first: 0 }),

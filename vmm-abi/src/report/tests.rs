@@ -467,6 +467,34 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
             },
             "@corral paging exec=64 writable=1048000 writable_exec=0",
         ),
+        (
+            Record::Block {
+                block: 0,
+                name: "disk0",
+                vm: 2,
+                device: "storage",
+                capacity: 65536,
+                block_size: 512,
+                flow: BlockFlow {
+                    reads: 3,
+                    writes: 1,
+                    bytes_read: 1536,
+                    bytes_written: 512,
+                    errors: 2,
+                },
+                dirty: 1,
+            },
+            "@corral block block=0 name=disk0 vm=2 device=storage capacity=65536 block_size=512 flow_reads=3 flow_writes=1 flow_bytes_read=1536 flow_bytes_written=512 flow_errors=2 dirty=1",
+        ),
+        (
+            Record::BlockData {
+                block: 0,
+                offset: 512,
+                len: 2,
+                hex: "c0de",
+            },
+            "@corral block-data block=0 offset=512 len=2 hex=c0de",
+        ),
         (Record::Done { vms: 4 }, "@corral done vms=4"),
     ]
 }
@@ -678,6 +706,22 @@ fn record(m: &Material) -> Record<'_> {
             exec: n(0),
             writable: n(1),
             writable_exec: n(2),
+        },
+        17 => Record::Block {
+            block: n(0) as u32,
+            name: &m.words[0],
+            vm: n(1) as u32,
+            device: &m.words[1],
+            capacity: n(2),
+            block_size: n(3) as u32,
+            flow: BlockFlow::from_values(core::array::from_fn(|i| m.n[i % m.n.len()])),
+            dirty: n(4),
+        },
+        18 => Record::BlockData {
+            block: n(0) as u32,
+            offset: n(1),
+            len: n(2) as u32,
+            hex: &m.words[2],
         },
         _ => Record::Done { vms: n(0) as u32 },
     }

@@ -1,0 +1,157 @@
+//! The `[[block]]` tables (disk images from host files, their block size, whether writes go back to the file) and the `devices` of VMs that bind them: every mistake named with its file, block or VM and field.
+
+use super::VmConfig;
+use super::raw::RawBlock;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use vmm_abi::manifest::{BlockSpec, MIN_BLOCK_SIZE, is_device_name};
+
+/// What a `devices` value that names a block device starts with.
+pub const BLOCK_DEVICE_PREFIX: &str = "block:";
+
+/// One block device, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockConfig {
+    /// Its name (its boot module is `block=NAME`).
+    pub name: String,
+    /// The host file holding the disk image; `None` for a blank disk
+    /// (zeros, `size` bytes, gone after the run).
+    pub file: Option<PathBuf>,
+    /// Bytes per block.
+    pub block_size: u32,
+    /// Bytes of the image (the file's size when the manifest was read).
+    pub capacity: u64,
+    /// Whether written blocks go back to the file after the run.
+    pub persist: bool,
+    /// The VM it is attached to (its index).
+    pub vm: u32,
+    /// Its device name in that VM's Solo5 manifest.
+    pub device: String,
+}
+
+impl BlockConfig {
+    /// The vmm-abi working type.
+    pub fn spec(&self) -> BlockSpec<'_> {
+        BlockSpec {
+            name: &self.name,
+            vm: self.vm,
+            device: &self.device,
+            block_size: self.block_size,
+            capacity: self.capacity,
+            persist: self.persist,
+        }
+    }
+}
+
+/// Checks the `[[block]]` tables (files relative to `base`) and binds each
+/// to the one VM whose `devices` name it.
+pub(super) fn resolve(
+    origin: &str,
+    base: &Path,
+    raw: &[RawBlock],
+    vms: &[VmConfig],
+) -> Result<Vec<BlockConfig>> {
+    let mut blocks: Vec<BlockConfig> = Vec::with_capacity(raw.len());
+    for b in raw {
+        let e = |field: &str, why: String| {
+            Error::new(format!(
+                "{origin}: block `{}`: field `{field}`: {why}",
+                b.name
+            ))
+        };
+        if blocks.iter().any(|o| o.name == b.name) {
+            return Err(e(
+                "name",
+                "a block device with this name exists already".into(),
+            ));
+        }
+        let persist = b.persist.unwrap_or(false);
+        let (file, capacity) = match (&b.file, &b.size) {
+            (Some(f), None) => {
+                let file = base.join(f);
+                match std::fs::metadata(&file) {
+                    Ok(m) if m.is_file() => (Some(file), m.len()),
+                    Ok(_) => return Err(e("file", format!("`{}` is not a file", file.display()))),
+                    Err(why) => {
+                        return Err(e(
+                            "file",
+                            format!("cannot read `{}`: {why}", file.display()),
+                        ));
+                    }
+                }
+            }
+            (None, Some(size)) if persist => {
+                return Err(e(
+                    "persist",
+                    format!(
+                        "a blank disk ({} bytes, no `file`) has nowhere to persist to",
+                        size.0
+                    ),
+                ));
+            }
+            (None, Some(size)) => (None, size.0),
+            (Some(_), Some(_)) => {
+                return Err(e(
+                    "size",
+                    "give `file` (a disk image) or `size` (a blank disk), not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(e(
+                    "file",
+                    "give `file` (a disk image) or `size` (a blank disk)".into(),
+                ));
+            }
+        };
+        blocks.push(BlockConfig {
+            name: b.name.clone(),
+            file,
+            block_size: b.block_size.unwrap_or(MIN_BLOCK_SIZE),
+            capacity,
+            persist,
+            vm: u32::MAX,
+            device: String::new(),
+        });
+    }
+    for (i, vm) in vms.iter().enumerate() {
+        for (device, target) in &vm.devices {
+            let e = |why: String| {
+                Error::new(format!(
+                    "{origin}: vm `{}`: field `devices`: `{device} = \"{target}\"`: {why}",
+                    vm.entry
+                ))
+            };
+            if !is_device_name(device.as_bytes()) {
+                return Err(e("a Solo5 device name is 1 to 67 letters and digits".into()));
+            }
+            let Some(name) = target.strip_prefix(BLOCK_DEVICE_PREFIX) else {
+                return Err(e(format!(
+                    "say `{BLOCK_DEVICE_PREFIX}NAME` for a [[block]] (net devices for Solo5 guests are not built yet)"
+                )));
+            };
+            let Some(b) = blocks.iter_mut().find(|b| b.name == name) else {
+                return Err(e(format!("no [[block]] named `{name}`")));
+            };
+            if let Some(other) = vms.get(b.vm as usize) {
+                return Err(e(format!(
+                    "block `{name}` is attached to vm `{}` already; a disk serves one VM",
+                    other.name
+                )));
+            }
+            b.vm = i as u32;
+            b.device.clone_from(device);
+        }
+    }
+    for (i, b) in blocks.iter().enumerate() {
+        if b.vm == u32::MAX {
+            return Err(Error::new(format!(
+                "{origin}: block `{}`: no VM binds it (add `devices = {{ NAME = \"{BLOCK_DEVICE_PREFIX}{}\" }}` to a [[vm]])",
+                b.name, b.name
+            )));
+        }
+        b.spec()
+            .validate(i as u32, vms.len() as u32)
+            .map_err(|err| Error::new(format!("{origin}: block `{}`: {err}", b.name)))?;
+    }
+    Ok(blocks)
+}
