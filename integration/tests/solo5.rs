@@ -1,6 +1,6 @@
 //! Solo5 hvt unikernels (written here from the hvt ABI) boot beside Corral's own and are judged the way Solo5's own tests judge them: exit status, and SUCCESS or ABORT on their console; bad images are refused before boot, bad port accesses stop the guest by name, and a fleet of hvt clones shares the image's read-only pages.
 
-use integration::{Outcome, PREBUILT_ENV, assert_exited, manifest, root, run, scratch};
+use integration::{Outcome, PREBUILT_ENV, assert_exited, manifest, num, root, run, scratch};
 use std::path::PathBuf;
 
 /// The lines VM `vm` printed (its console prefix stripped).
@@ -65,6 +65,38 @@ fn hvt_guests_run_beside_corral_guests() {
         hello["boot_instructions"].as_u64().unwrap_or(0) > 0,
         "{hello:#}"
     );
+    // Solo5's block test, with 512- and 4096-byte blocks: every 10th block
+    // and the last written and read back, the bad requests refused.
+    for (vm, disk, blocks) in [("blk", "scratch", 128), ("blk4k", "scratch4k", 16)] {
+        assert_exited(out.vm(vm), 0);
+        assert!(lines(&out, vm).iter().any(|l| l == "SUCCESS"), "{vm}");
+        let b = block(&out, disk);
+        assert_eq!(b["vm"], vm);
+        let written = (0..blocks).step_by(10).count() as u64 + u64::from((blocks - 1) % 10 != 0);
+        assert_eq!(num(&b["flow"], "writes"), written, "{b:#}");
+        assert_eq!(num(&b["flow"], "reads"), written, "{b:#}");
+        assert_eq!(num(b, "dirty"), written, "{b:#}");
+        // Five bad requests each way; the bad handle never reaches a disk.
+        assert_eq!(num(&b["flow"], "errors"), 10, "{b:#}");
+        assert_eq!(b["file"], "(blank)");
+        assert_eq!(num(b, "written_back"), 0);
+    }
+    for (vm, reason) in [
+        (
+            "badbuf",
+            "hvt block_read: Invalid guest access: gpa=0x400000000, sz=512",
+        ),
+        (
+            "nodisk",
+            "Device 'storage' of type BLOCK_BASIC declared but not attached",
+        ),
+        ("undeclared", "Resource not declared in manifest: 'storage'"),
+    ] {
+        let v = out.vm(vm);
+        assert_eq!(v["status"], "killed", "{v:#}");
+        assert!(v["reason"].as_str().unwrap_or("").contains(reason), "{v:#}");
+    }
+    assert_eq!(num(&block(&out, "small")["flow"], "reads"), 0);
     // The fleet's clones map the image's text and rodata from one copy.
     let shared: Vec<u64> = (0..4)
         .map(|i| {
@@ -77,6 +109,85 @@ fn hvt_guests_run_beside_corral_guests() {
         shared[0] > 0 && shared.iter().all(|&s| s == shared[0]),
         "{shared:?}"
     );
+}
+
+/// The report entry of block device `name`.
+fn block<'a>(out: &'a Outcome, name: &str) -> &'a serde_json::Value {
+    out.report["blocks"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["name"] == name))
+        .unwrap_or_else(|| panic!("no block `{name}` in the report: {:#}", out.report))
+}
+
+/// Bytes of block `b` of a 512-byte-block image as the persist test
+/// writes them (block 0: the pattern the guest checks).
+fn image_bytes(blocks: usize) -> Vec<u8> {
+    (0..blocks * 512).map(|i| (i % 512 % 251) as u8).collect()
+}
+
+#[test]
+fn a_disk_persists_to_its_file_only_when_asked() {
+    let dir = scratch("solo5-persist");
+    let (kept, scratched) = (dir.join("kept.img"), dir.join("scratched.img"));
+    let before = image_bytes(16);
+    std::fs::write(&kept, &before).unwrap();
+    std::fs::write(&scratched, &before).unwrap();
+    let m = dir.join("persist.toml");
+    std::fs::write(
+        &m,
+        r#"
+[[block]]
+name = "kept"
+file = "kept.img"
+persist = true
+
+[[block]]
+name = "scratched"
+file = "scratched.img"
+
+[[vm]]
+name = "keeper"
+image = "hvt_blk"
+args = "persist"
+memory = "4M"
+devices = { storage = "block:kept" }
+
+[[vm]]
+name = "forgetter"
+image = "hvt_blk"
+args = "persist"
+memory = "4M"
+devices = { storage = "block:scratched" }
+"#,
+    )
+    .unwrap();
+    let out = run("solo5-persist", &m, &["--timeout", "180"]);
+    out.assert_succeeded();
+    for vm in ["keeper", "forgetter"] {
+        assert_exited(out.vm(vm), 0);
+    }
+    // Blocks 1 and 3 went back to the persistent disk's file, nothing else.
+    let after = std::fs::read(&kept).unwrap();
+    assert_eq!(after.len(), before.len());
+    for (b, (new, old)) in after.chunks(512).zip(before.chunks(512)).enumerate() {
+        if b == 1 || b == 3 {
+            assert_eq!(&new[..12], b"corral-block", "block {b}");
+            assert!(new[12..].iter().all(|&x| x == 0xc0 + b as u8), "block {b}");
+        } else {
+            assert_eq!(new, old, "block {b} changed");
+        }
+    }
+    let k = block(&out, "kept");
+    assert_eq!(
+        (num(k, "dirty"), num(k, "written_back")),
+        (2, 1024),
+        "{k:#}"
+    );
+    assert_eq!(k["persist"], true);
+    // The other wrote the same, and its file is as it was.
+    assert_eq!(std::fs::read(&scratched).unwrap(), before);
+    let s = block(&out, "scratched");
+    assert_eq!((num(s, "dirty"), num(s, "written_back")), (2, 0), "{s:#}");
 }
 
 #[test]

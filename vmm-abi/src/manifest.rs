@@ -82,6 +82,8 @@
 //! map table when the manifest is parsed.
 
 mod block;
+#[cfg(test)]
+mod block_tests;
 mod error;
 mod hook;
 #[cfg(test)]

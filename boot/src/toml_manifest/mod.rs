@@ -458,3 +458,6 @@ mod hook_tests;
 
 #[cfg(test)]
 mod nic_tests;
+
+#[cfg(test)]
+mod block_tests;
