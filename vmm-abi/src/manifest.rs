@@ -5,8 +5,8 @@
 //! Wire layout (little endian): a [`HEADER_SIZE`]-byte header, a table of
 //! `section_count` entries of [`SECTION_ENTRY_SIZE`] bytes, then the
 //! sections' records. Each kind of record has a section of its own (VMs,
-//! links, NICs and hooks today, with the hooks' code and map definitions
-//! in two blob sections of fixed-size records; capability grants and guest
+//! links, NICs, hooks and block devices today, with the hooks' code and map
+//! definitions in two blob sections of fixed-size records; capability grants and guest
 //! ABIs will be kinds of their own), so a new kind is a new table entry and
 //! never widens the header. Every byte after the table belongs to exactly
 //! one section; [`encode`] writes the sections in table order.
@@ -74,6 +74,17 @@
 //! | 40 | `insn_offset` u32, 44 `insn_count` u32 (1..=4096): its run of the hook code section (kind 7), starting where the previous hook's run ended |
 //! | 48 | `map_offset` u32, 52 `map_count` u32 (0..=16): its run of the hook map section (kind 8), the same way; `lddw src=1 imm=i` names the run's map `i` |
 //! | 56 | reserved \[8\] (must be 0) |
+//!
+//! | block record offset (section kind 9) | field |
+//! |---|---|
+//! | 0 | `name` \[32\], NUL padded (the rules of VM names; unique among block devices); its disk image is the boot module `block=NAME` |
+//! | 32 | `vm` u32: the VM it is attached to (its index; one VM per disk) |
+//! | 36 | `block_size` u32: a power of two, [`MIN_BLOCK_SIZE`]..=[`MAX_BLOCK_SIZE`] |
+//! | 40 | `capacity` u64: the image's bytes, whole blocks, at least one, at most [`MAX_BLOCK_CAPACITY`] |
+//! | 48 | `flags` u8: [`BLOCK_PERSIST`] (written blocks go back to the host file); other bits must be 0 |
+//! | 49 | reserved \[15\] (must be 0) |
+//! | 64 | `device` \[68\], NUL padded: its name in the VM's Solo5 manifest (1..=67 letters and digits; unique per VM) |
+//! | 132 | reserved \[12\] (must be 0) |
 //!
 //! Hook code records are eBPF instructions in the Linux encoding
 //! ([`crate::hook::Insn::to_bytes`]); hook map records are
