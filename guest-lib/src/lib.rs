@@ -51,6 +51,8 @@ extern crate alloc;
 
 mod arch;
 pub mod args;
+#[cfg(feature = "blk")]
+pub mod blk;
 #[cfg(feature = "console")]
 pub mod console;
 pub mod entry;
@@ -64,7 +66,7 @@ pub mod net;
 mod panic;
 #[cfg(feature = "time")]
 pub mod time;
-#[cfg(any(feature = "net", feature = "virtio-console"))]
+#[cfg(any(feature = "net", feature = "virtio-console", feature = "blk"))]
 mod virtio;
 
 /// The `smoltcp` crate guest-lib is built with (feature `smoltcp`), so

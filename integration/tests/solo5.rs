@@ -97,6 +97,18 @@ fn hvt_guests_run_beside_corral_guests() {
         assert!(v["reason"].as_str().unwrap_or("").contains(reason), "{v:#}");
     }
     assert_eq!(num(&block(&out, "small")["flow"], "reads"), 0);
+    // Corral's own guest reaches a disk as virtio-blk: every 10th sector
+    // and the last (64 of 512 bytes), one request past the end refused.
+    assert_exited(out.vm("vblk"), 0);
+    assert!(
+        lines(&out, "vblk")
+            .iter()
+            .any(|l| l == "blkcheck: 64 sectors; SUCCESS")
+    );
+    let v = block(&out, "corraldisk");
+    assert_eq!(v["vm"], "vblk");
+    assert_eq!(num(&v["flow"], "writes"), 8, "{v:#}");
+    assert_eq!(num(&v["flow"], "errors"), 1, "{v:#}");
     // The fleet's clones map the image's text and rodata from one copy.
     let shared: Vec<u64> = (0..4)
         .map(|i| {
@@ -132,6 +144,8 @@ fn a_disk_persists_to_its_file_only_when_asked() {
     let before = image_bytes(16);
     std::fs::write(&kept, &before).unwrap();
     std::fs::write(&scratched, &before).unwrap();
+    let vkept = dir.join("vkept.img");
+    std::fs::write(&vkept, &before).unwrap();
     let m = dir.join("persist.toml");
     std::fs::write(
         &m,
@@ -158,23 +172,40 @@ image = "hvt_blk"
 args = "persist"
 memory = "4M"
 devices = { storage = "block:scratched" }
+
+[[block]]
+name = "vkept"
+file = "vkept.img"
+persist = true
+
+[[vm]]
+name = "vkeeper"
+image = "blkcheck"
+args = "persist"
+devices = { vdisk = "block:vkept" }
 "#,
     )
     .unwrap();
     let out = run("solo5-persist", &m, &["--timeout", "180"]);
     out.assert_succeeded();
-    for vm in ["keeper", "forgetter"] {
+    for vm in ["keeper", "forgetter", "vkeeper"] {
         assert_exited(out.vm(vm), 0);
     }
-    // Blocks 1 and 3 went back to the persistent disk's file, nothing else.
-    let after = std::fs::read(&kept).unwrap();
-    assert_eq!(after.len(), before.len());
-    for (b, (new, old)) in after.chunks(512).zip(before.chunks(512)).enumerate() {
-        if b == 1 || b == 3 {
-            assert_eq!(&new[..12], b"corral-block", "block {b}");
-            assert!(new[12..].iter().all(|&x| x == 0xc0 + b as u8), "block {b}");
-        } else {
-            assert_eq!(new, old, "block {b} changed");
+    // Blocks 1 and 3 went back to the persistent disks' files, nothing
+    // else: the hvt guest's and the Corral (virtio-blk) guest's.
+    for (file, tag, fill) in [
+        (&kept, b"corral-block", 0xc0u8),
+        (&vkept, b"corral-vblk!", 0xd0),
+    ] {
+        let after = std::fs::read(file).unwrap();
+        assert_eq!(after.len(), before.len());
+        for (b, (new, old)) in after.chunks(512).zip(before.chunks(512)).enumerate() {
+            if b == 1 || b == 3 {
+                assert_eq!(&new[..12], tag, "block {b}");
+                assert!(new[12..].iter().all(|&x| x == fill + b as u8), "block {b}");
+            } else {
+                assert_eq!(new, old, "block {b} changed");
+            }
         }
     }
     let k = block(&out, "kept");

@@ -22,6 +22,7 @@ use crate::console::quota::{
 use crate::control::Name;
 use crate::cpuid::CpuidResult;
 use crate::devices::bus::{Bus, BusDevice, Effect};
+use crate::devices::virtio::blk::{self as vblk, BlkDevice};
 use crate::devices::virtio::console::{self as vconsole, ConsoleDevice};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::mmio::{MmioError, Transport, TransportConfig, WriteEffect};
@@ -29,7 +30,7 @@ use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hooks::lifecycle::{ExitAnswer, VmHook};
 use crate::hvt::boot as hvt_boot;
-use crate::hvt::call::{HvtBlock, HvtEnv, MAX_VM_BLOCKS};
+use crate::hvt::call::{HvtBlock, HvtEnv, MAX_VM_BLOCKS, SharedDisk};
 use crate::hvt::image as hvt_image;
 use crate::hypercall::Services;
 use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
@@ -163,6 +164,14 @@ pub struct VmState {
     pub console_dev: Option<Transport<ConsoleDevice>>,
     /// An hvt guest's block devices, by handle (this run).
     pub blocks: heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
+    /// A Corral guest's virtio-blk disks, in slot order (this run).
+    pub disks: heapless::Vec<DiskSlot, MAX_VM_BLOCKS>,
+}
+
+/// A Corral guest's virtio-blk device and the disk behind it.
+pub struct DiskSlot {
+    dev: Transport<BlkDevice>,
+    disk: &'static SharedDisk,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -206,13 +215,24 @@ impl VmState {
             progress_at: (0, 0),
             console_dev: None,
             blocks: heapless::Vec::new(),
+            disks: heapless::Vec::new(),
         }
     }
 
     /// What sits in each of its device slots.
     pub fn device_slots(&self) -> [DeviceKind; vmm_abi::corral::layout::MAX_DEVICES] {
-        devices::slots(self.spec.net_ports, self.spec.console)
+        devices::slots_with_disks(self.spec.net_ports, self.spec.console, self.corral_disks())
             .unwrap_or([DeviceKind::None; vmm_abi::corral::layout::MAX_DEVICES])
+    }
+
+    /// How many virtio-blk disks it has: its block devices, unless it is
+    /// an hvt guest (which reaches them by hypercalls).
+    fn corral_disks(&self) -> usize {
+        if self.image.hvt.is_some() {
+            0
+        } else {
+            blocks::of_vm(self.index).count()
+        }
     }
 
     /// Saves the guest CPU state the VMCS does not hold (x87/SSE, CR2,
@@ -381,6 +401,8 @@ struct VmHost<'a> {
     hvt: bool,
     /// Its block devices (an hvt guest's).
     blocks: &'a heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
+    /// Its virtio-blk disks (a Corral guest's), and the slot of the first.
+    disks: (&'a mut [DiskSlot], usize),
 }
 
 impl Services for VmHost<'_> {
@@ -447,6 +469,13 @@ impl Bus for VmHost<'_> {
                     dev,
                     ram: self.vm.raw_ram(),
                     out: &mut self.out,
+                }))
+            }
+            DeviceKind::Block => {
+                let d = self.disks.0.get_mut(slot.checked_sub(self.disks.1)?)?;
+                Some(f(&mut DiskRegs {
+                    slot: d,
+                    ram: self.vm.raw_ram(),
                 }))
             }
             DeviceKind::None => None,
@@ -685,6 +714,14 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         }
         Some(Ok(())) => Some(hvt_image::check(file, size).map_err(StartError::Hvt)?),
     };
+    let disks = st.corral_disks();
+    if devices::slots_with_disks(st.spec.net_ports, st.spec.console, disks).is_none() {
+        return Err(StartError::TooManyDevices {
+            net: st.spec.net_ports,
+            console: st.spec.console,
+            disks: disks as u8,
+        });
+    }
     let devices = st.device_slots();
     let (pieces, private_len) = layout(size, st.image.shared()).ok_or(StartError::Layout)?;
     let private_base = memory::alloc(private_len / PAGE_SIZE, 1)
@@ -778,6 +815,19 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         .spec
         .console
         .then(|| Transport::new(ConsoleDevice, TransportConfig::new(size)));
+    st.disks.clear();
+    if disks > 0 {
+        for (b, block) in blocks::of_vm(st.index) {
+            let dev = BlkDevice::new(b.capacity, b.block_size, b.device);
+            let slot = DiskSlot {
+                dev: Transport::new(dev, TransportConfig::new(size)),
+                disk: block.disk,
+            };
+            if st.disks.push(slot).is_err() {
+                break;
+            }
+        }
+    }
     st.private_bytes = private_len;
     st.shared_bytes = size - private_len;
     st.overhead_bytes = (1 + tables) * PAGE_SIZE + core::mem::size_of::<VmState>() as u64;
@@ -893,6 +943,39 @@ impl BusDevice for ConsoleRegs<'_, '_> {
     }
 }
 
+/// A virtio-blk device's registers: a notification serves its queue
+/// against its disk on the spot (the VM's own core, within the exit).
+struct DiskRegs<'a> {
+    slot: &'a mut DiskSlot,
+    ram: RawRam,
+}
+
+impl BusDevice for DiskRegs<'_> {
+    fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
+        self.slot.dev.read(offset, size)
+    }
+
+    fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<Effect, MmioError> {
+        let effect = self.slot.dev.write(offset, size, value)?;
+        let mut ram = self.ram;
+        let id = *self.slot.dev.device().id();
+        let result: Result<(), RingError> =
+            match (effect, self.slot.dev.queue_mut(vblk::REQUEST_QUEUE)) {
+                (WriteEffect::DriverOk, Some(queue)) => {
+                    queue.check_rings(&mut ram).map_err(RingError::Queue)
+                }
+                (WriteEffect::Notify(q), Some(queue)) if q == vblk::REQUEST_QUEUE => {
+                    let mut disk = self.slot.disk.lock();
+                    vblk::serve(queue, &mut ram, &mut disk, &id)
+                        .map(|_| ())
+                        .map_err(RingError::Block)
+                }
+                _ => Ok(()),
+            };
+        Ok(result.map_or_else(Effect::Fault, |()| Effect::None))
+    }
+}
+
 /// Runs one slice of the VM (its VMCS current, its CPU state loaded) with
 /// the exit loop of `vcpu::slice`; see there.
 pub fn run_slice(
@@ -922,6 +1005,10 @@ pub fn run_slice(
         exit_hook: net.vm_hook(st.cell, HookKind::Exit),
         hvt: st.image.hvt.is_some(),
         blocks: &st.blocks,
+        disks: (
+            &mut st.disks,
+            usize::from(st.spec.net_ports) + usize::from(st.spec.console),
+        ),
         out: GuestOut {
             index: st.index,
             name: &st.name,

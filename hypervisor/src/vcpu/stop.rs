@@ -24,6 +24,15 @@ pub enum StartError {
     Vmcs(&'static str),
     /// A Solo5 hvt image breaks a rule of the hvt ABI.
     Hvt(crate::hvt::image::HvtImageError),
+    /// Its devices do not fit the device slots.
+    TooManyDevices {
+        /// Net ports.
+        net: u8,
+        /// A virtio-console.
+        console: bool,
+        /// Disks (block devices).
+        disks: u8,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -37,6 +46,16 @@ impl fmt::Display for StartError {
             StartError::Layout => write!(f, "guest memory too small for its boot layout"),
             StartError::Vmcs(what) => write!(f, "VMCS setup failed: {what}"),
             StartError::Hvt(e) => write!(f, "bad hvt image: {e}"),
+            StartError::TooManyDevices {
+                net,
+                console,
+                disks,
+            } => write!(
+                f,
+                "{net} net ports, {} console and {disks} disks do not fit its {} device slots",
+                u8::from(*console),
+                vmm_abi::corral::layout::MAX_DEVICES
+            ),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The paravirtual devices a VM can have, where they sit and how they are named.
 //!
-//! A VM has up to [`MAX_NET_PORTS`] virtio-net ports and optionally one
-//! virtio-console. They fill device slots in a fixed order: net ports first
-//! (port N in slot N), then the console. Slot N is the virtio-mmio register
+//! A VM has up to [`MAX_NET_PORTS`] virtio-net ports, optionally one
+//! virtio-console, and virtio-blk disks (the manifest's block devices bound
+//! to it, in the order of their device names). They fill device slots in a
+//! fixed order: net ports first (port N in slot N), then the console, then
+//! the disks. Slot N is the virtio-mmio register
 //! page at [`crate::corral::layout::device_gpa`]`(N)`; the boot info lists each
 //! slot's [`DeviceKind`], so a guest never probes.
 //!
@@ -38,6 +40,8 @@ pub enum DeviceKind {
     Net = 1,
     /// A virtio-console device (virtio device ID 3).
     Console = 2,
+    /// A virtio-blk device (virtio device ID 2): a disk.
+    Block = 3,
 }
 
 impl DeviceKind {
@@ -47,6 +51,7 @@ impl DeviceKind {
             0 => DeviceKind::None,
             1 => DeviceKind::Net,
             2 => DeviceKind::Console,
+            3 => DeviceKind::Block,
             _ => return None,
         })
     }
@@ -57,6 +62,7 @@ impl DeviceKind {
             DeviceKind::None => "none",
             DeviceKind::Net => "net",
             DeviceKind::Console => "console",
+            DeviceKind::Block => "block",
         }
     }
 }
@@ -64,7 +70,17 @@ impl DeviceKind {
 /// The slots of a VM with `net_ports` net ports and, if `console`, a
 /// virtio-console; `None` if they do not fit.
 pub const fn slots(net_ports: u8, console: bool) -> Option<[DeviceKind; MAX_DEVICES]> {
-    if net_ports > MAX_NET_PORTS {
+    slots_with_disks(net_ports, console, 0)
+}
+
+/// The slots of a VM with `net_ports` net ports, a virtio-console if
+/// `console`, and `disks` virtio-blk disks; `None` if they do not fit.
+pub const fn slots_with_disks(
+    net_ports: u8,
+    console: bool,
+    disks: usize,
+) -> Option<[DeviceKind; MAX_DEVICES]> {
+    if net_ports > MAX_NET_PORTS || net_ports as usize + console as usize + disks > MAX_DEVICES {
         return None;
     }
     let mut out = [DeviceKind::None; MAX_DEVICES];
@@ -75,6 +91,12 @@ pub const fn slots(net_ports: u8, console: bool) -> Option<[DeviceKind; MAX_DEVI
     }
     if console {
         out[i] = DeviceKind::Console;
+        i += 1;
+    }
+    let mut d = 0;
+    while d < disks {
+        out[i + d] = DeviceKind::Block;
+        d += 1;
     }
     Some(out)
 }
@@ -105,14 +127,33 @@ mod tests {
         assert_eq!(slots(0, false).unwrap(), [DeviceKind::None; MAX_DEVICES]);
         assert!(slots(MAX_NET_PORTS, true).is_some());
         assert!(slots(MAX_NET_PORTS + 1, false).is_none());
+        let s = slots_with_disks(1, true, 2).unwrap();
+        assert_eq!(
+            &s[..5],
+            &[
+                DeviceKind::Net,
+                DeviceKind::Console,
+                DeviceKind::Block,
+                DeviceKind::Block,
+                DeviceKind::None
+            ]
+        );
+        assert!(slots_with_disks(MAX_NET_PORTS, true, 3).is_some());
+        assert!(slots_with_disks(MAX_NET_PORTS, true, 4).is_none());
+        assert!(slots_with_disks(0, false, MAX_DEVICES + 1).is_none());
     }
 
     #[test]
     fn kinds_round_trip() {
-        for k in [DeviceKind::None, DeviceKind::Net, DeviceKind::Console] {
+        for k in [
+            DeviceKind::None,
+            DeviceKind::Net,
+            DeviceKind::Console,
+            DeviceKind::Block,
+        ] {
             assert_eq!(DeviceKind::from_raw(k as u8), Some(k));
         }
-        assert_eq!(DeviceKind::from_raw(3), None);
+        assert_eq!(DeviceKind::from_raw(4), None);
     }
 
     #[test]

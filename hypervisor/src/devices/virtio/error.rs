@@ -53,6 +53,14 @@ pub enum RingError {
         /// Bytes the NIC may write behind the header.
         window: u64,
     },
+    /// A virtio-blk request chain that breaks the rules.
+    Block(super::blk::BlkError),
+}
+
+impl From<super::blk::BlkError> for RingError {
+    fn from(e: super::blk::BlkError) -> Self {
+        RingError::Block(e)
+    }
 }
 
 impl From<QueueError> for RingError {
@@ -65,6 +73,7 @@ impl fmt::Display for RingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             RingError::Queue(e) => e.fmt(f),
+            RingError::Block(e) => e.fmt(f),
             RingError::TransmitTooShort { head, len } => write!(
                 f,
                 "transmit chain {head} has {len} bytes, less than the {NET_HDR_LEN}-byte header"
