@@ -213,15 +213,19 @@ fn run_manifest(
     print!("{}", report.nic_table());
     print!("{}", report.hook_summary());
     print!("{}", report.block_summary());
-    if let Err(e) = written {
-        return RunResult::failed(report, e);
-    }
     for line in report.summary() {
         println!("{line}");
     }
-    match judge(&outcome, &booted, &report, settings.timeout_secs) {
-        Some(e) => RunResult::failed(report, e),
-        None => RunResult {
+    // What went wrong with the run comes first; a disk not written back
+    // because of it is a detail of it.
+    let judged = judge(&outcome, &booted, &report, settings.timeout_secs);
+    match (judged, written) {
+        (Some(e), Err(w)) => {
+            detail(&format!("warning: {}", w.message()));
+            RunResult::failed(report, e)
+        }
+        (Some(e), Ok(_)) | (None, Err(e)) => RunResult::failed(report, e),
+        (None, Ok(_)) => RunResult {
             report,
             error: None,
         },

@@ -7,7 +7,8 @@ use std::os::unix::fs::FileExt;
 
 /// Writes back every persistent block device of `blocks` from the
 /// records in `outcome`; returns the bytes written per block (manifest
-/// order; 0 for one that does not persist or wrote nothing).
+/// order; 0 for one that does not persist or wrote nothing). Every disk
+/// and every file is checked before any file is written.
 pub fn write_back(blocks: &[BlockConfig], outcome: &RunOutcome) -> Result<Vec<u64>> {
     let mut written = vec![0; blocks.len()];
     if !outcome.done {
@@ -18,32 +19,28 @@ pub fn write_back(blocks: &[BlockConfig], outcome: &RunOutcome) -> Result<Vec<u6
         }
         return Ok(written);
     }
-    // Every block is checked before any file is touched.
     let mut plans = Vec::new();
     for (i, b) in blocks.iter().enumerate().filter(|(_, b)| b.persist) {
+        let Some(path) = &b.file else {
+            continue;
+        };
         let o = outcome
             .blocks
             .get(i)
             .filter(|o| o.name == b.name)
             .ok_or_else(|| {
                 Error::new(format!(
-                    "block `{}`: no `block` record arrived, so its file is unchanged",
+                    "block `{}`: no `block` record arrived, so no file was written back",
                     b.name
                 ))
             })?;
         check(b, o)?;
-        plans.push((i, b, o));
-    }
-    for (i, b, o) in plans {
-        let Some(path) = &b.file else {
-            continue;
-        };
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(|e| {
                 Error::new(format!(
-                    "block `{}`: cannot open {}: {e}",
+                    "block `{}`: cannot open {}: {e}; no file was written back",
                     b.name,
                     path.display()
                 ))
@@ -54,12 +51,15 @@ pub fn write_back(blocks: &[BlockConfig], outcome: &RunOutcome) -> Result<Vec<u6
             .len();
         if size != b.capacity {
             return Err(Error::new(format!(
-                "block `{}`: {} is {size} bytes now, {} when the run started; not written back",
+                "block `{}`: {} is {size} bytes now, {} when the run started; no file was written back",
                 b.name,
                 path.display(),
                 b.capacity
             )));
         }
+        plans.push((i, b, path, o, file));
+    }
+    for (i, b, path, o, file) in plans {
         for (offset, bytes) in &o.data {
             file.write_all_at(bytes, *offset).map_err(|e| {
                 Error::new(format!(
@@ -76,28 +76,54 @@ pub fn write_back(blocks: &[BlockConfig], outcome: &RunOutcome) -> Result<Vec<u6
     Ok(written)
 }
 
-/// Whether `o`'s written bytes are exactly its written blocks, inside the
-/// image.
+/// Whether `o` is the disk `b` describes and its written bytes cover
+/// exactly its written blocks, each byte once, inside the image.
 fn check(b: &BlockConfig, o: &BlockOutcome) -> Result<()> {
-    let arrived: u64 = o.data.iter().map(|(_, d)| d.len() as u64).sum();
-    let expected = o.dirty * u64::from(b.block_size);
-    if arrived != expected {
-        return Err(Error::new(format!(
-            "block `{}`: {arrived} of the {expected} written bytes arrived, so its file is unchanged",
+    let refuse = |why: String| {
+        Err(Error::new(format!(
+            "block `{}`: {why}, so no file was written back",
             b.name
-        )));
+        )))
+    };
+    if (o.capacity, o.block_size) != (b.capacity, b.block_size) {
+        return refuse(format!(
+            "its record says {} bytes in blocks of {}, the manifest {} in blocks of {}",
+            o.capacity, o.block_size, b.capacity, b.block_size
+        ));
     }
-    if let Some((offset, d)) = o.data.iter().find(|(offset, d)| {
-        offset
+    let bs = u64::from(b.block_size);
+    let mut covered = vec![0u64; (b.capacity / bs) as usize];
+    let mut pieces: Vec<(u64, u64)> = o.data.iter().map(|(at, d)| (*at, d.len() as u64)).collect();
+    pieces.sort_unstable();
+    if let Some(w) = pieces
+        .windows(2)
+        .find(|w| w[0].0.saturating_add(w[0].1) > w[1].0)
+    {
+        return refuse(format!("the bytes at {} and at {} overlap", w[0].0, w[1].0));
+    }
+    for (offset, d) in &o.data {
+        let end = offset
             .checked_add(d.len() as u64)
-            .is_none_or(|end| end > b.capacity)
-    }) {
-        return Err(Error::new(format!(
-            "block `{}`: {} bytes at {offset} lie outside its {} bytes, so its file is unchanged",
-            b.name,
-            d.len(),
-            b.capacity
-        )));
+            .filter(|&e| e <= b.capacity);
+        let Some(end) = end else {
+            return refuse(format!(
+                "{} bytes at {offset} lie outside its {} bytes",
+                d.len(),
+                b.capacity
+            ));
+        };
+        for block in offset / bs..end.div_ceil(bs) {
+            let lo = (block * bs).max(*offset);
+            let hi = ((block + 1) * bs).min(end);
+            covered[block as usize] += hi - lo;
+        }
+    }
+    let whole = covered.iter().filter(|&&c| c == bs).count() as u64;
+    if whole != o.dirty || covered.iter().any(|&c| c != 0 && c != bs) {
+        return refuse(format!(
+            "the bytes that arrived cover {whole} whole blocks, not the {} written, or cover some twice or in part",
+            o.dirty
+        ));
     }
     Ok(())
 }
@@ -124,6 +150,8 @@ mod tests {
         o.done = true;
         o.blocks = vec![BlockOutcome {
             name: "disk0".into(),
+            capacity: 2048,
+            block_size: 512,
             dirty,
             data,
             ..BlockOutcome::default()
@@ -179,7 +207,7 @@ mod tests {
         let cases = [
             (
                 outcome(2, vec![(0, vec![1; 512])]),
-                "512 of the 1024 written bytes arrived",
+                "cover 1 whole blocks, not the 2 written",
             ),
             (
                 outcome(1, vec![(1792, vec![1; 512])]),
@@ -190,9 +218,27 @@ mod tests {
                 "the run did not complete",
             ),
             (no_records(), "no `block` record arrived"),
+            // The same half block twice: the total is right, the cover not.
+            (
+                outcome(1, vec![(0, vec![1; 256]), (0, vec![1; 256])]),
+                "the bytes at 0 and at 0 overlap",
+            ),
+            // Half of one block and half of another.
+            (
+                outcome(1, vec![(0, vec![1; 256]), (512, vec![1; 256])]),
+                "or cover some twice or in part",
+            ),
+            (
+                {
+                    let mut o = outcome(1, vec![(0, vec![1; 512])]);
+                    o.blocks[0].block_size = 4096;
+                    o
+                },
+                "its record says 2048 bytes in blocks of 4096, the manifest 2048 in blocks of 512",
+            ),
         ];
         for (o, text) in cases {
-            let e = write_back(&c, &o).unwrap_err();
+            let e = write_back(&c, &o).expect_err(text);
             assert!(e.message().contains(text), "{}", e.message());
             assert!(std::fs::read(&p).unwrap().iter().all(|&b| b == 7));
         }
@@ -206,5 +252,24 @@ mod tests {
             e.message()
         );
         let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn one_bad_disk_stops_every_write_back() {
+        // Two persistent disks; the second's file changed size: the first
+        // is not written either.
+        let (p, q) = (temp_file("first"), temp_file("second"));
+        std::fs::write(&q, vec![7u8; 1024]).unwrap();
+        let mut second = config(q.clone(), true);
+        second.name = "disk1".into();
+        let mut o = outcome(1, vec![(0, vec![1; 512])]);
+        let mut b1 = o.blocks[0].clone();
+        b1.name = "disk1".into();
+        o.blocks.push(b1);
+        let e = write_back(&[config(p.clone(), true), second], &o).unwrap_err();
+        assert!(e.message().contains("disk1"), "{}", e.message());
+        assert!(std::fs::read(&p).unwrap().iter().all(|&b| b == 7));
+        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(q);
     }
 }

@@ -13,6 +13,10 @@ use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use core::fmt;
 use vmm_abi::report::BlockFlow;
 
+/// Most bytes one request moves: its copy runs within one exit of the
+/// VM's core, so it is kept short (a Solo5 guest moves one block at a
+/// time; a virtio-blk driver splits large transfers).
+pub const MAX_REQUEST: u64 = 1 << 20;
 /// Bytes copied at once between the guest and the disk.
 const CHUNK: usize = 512;
 /// Bits per word of the written-blocks map.
@@ -38,6 +42,11 @@ pub enum BlockError {
         len: u64,
         /// The image's bytes.
         capacity: u64,
+    },
+    /// More than [`MAX_REQUEST`] bytes at once.
+    TooLong {
+        /// Its length.
+        len: u64,
     },
     /// The guest's buffer is not whole in its memory (writable, for a
     /// read): the guest broke the rules, not the request.
@@ -67,6 +76,10 @@ impl fmt::Display for BlockError {
             } => write!(
                 f,
                 "{len} bytes at offset {offset} go past the end of the image ({capacity} bytes)"
+            ),
+            BlockError::TooLong { len } => write!(
+                f,
+                "{len} bytes in one request, more than the {MAX_REQUEST} allowed"
             ),
             BlockError::Buffer { gpa, len } => {
                 write!(
@@ -182,6 +195,9 @@ impl<'d, M: GuestRam> Disk<'d, M> {
                 len,
                 block_size: self.block_size,
             });
+        }
+        if len > MAX_REQUEST {
+            return Err(BlockError::TooLong { len });
         }
         if offset
             .checked_add(len)

@@ -140,6 +140,27 @@ fn every_block_mistake_is_named() {
             4096,
             "block `disk0`: field `name`: a block device with this name exists already",
         ),
+        (
+            format!(
+                "{block}persist = true\n[[block]]\nname = \"again\"\nfile = \"./disk.img\"\n{VM}devices = {{ storage = \"block:disk0\", other = \"block:again\" }}\n"
+            ),
+            4096,
+            "block `again`: field `file`: block `disk0` has the same file, and one of them persists",
+        ),
+        (
+            format!(
+                "{}{VM}devices = {{ {} }}\n",
+                (0..9)
+                    .map(|i| format!("[[block]]\nname = \"d{i}\"\nsize = \"4K\"\n"))
+                    .collect::<String>(),
+                (0..9)
+                    .map(|i| format!("s{i} = \"block:d{i}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            4096,
+            "vm `app`: field `devices`: 9 disks, at most 8 per VM",
+        ),
     ];
     for (i, (text, disk, want)) in cases.iter().enumerate() {
         let e = load_err(&format!("bad{i}"), text, *disk);

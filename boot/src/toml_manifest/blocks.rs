@@ -6,6 +6,11 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use vmm_abi::manifest::{BlockSpec, MIN_BLOCK_SIZE, is_device_name};
 
+/// Most disks one VM may have (the hypervisor's limit for an hvt guest; a
+/// Corral guest's also share its 8 device slots with its net ports and
+/// console).
+pub const MAX_VM_DISKS: usize = 8;
+
 /// What a `devices` value that names a block device starts with.
 pub const BLOCK_DEVICE_PREFIX: &str = "block:";
 
@@ -140,6 +145,31 @@ pub(super) fn resolve(
             }
             b.vm = i as u32;
             b.device.clone_from(device);
+        }
+    }
+    // Two disks over one file would each write back their own copy.
+    for (i, b) in blocks.iter().enumerate() {
+        let Some(real) = b.file.as_ref().and_then(|f| std::fs::canonicalize(f).ok()) else {
+            continue;
+        };
+        let same = blocks[..i].iter().find(|o| {
+            (o.persist || b.persist)
+                && o.file.as_ref().and_then(|f| std::fs::canonicalize(f).ok()) == Some(real.clone())
+        });
+        if let Some(o) = same {
+            return Err(Error::new(format!(
+                "{origin}: block `{}`: field `file`: block `{}` has the same file, and one of them persists: each would write back its own copy",
+                b.name, o.name
+            )));
+        }
+    }
+    for (i, vm) in vms.iter().enumerate() {
+        let disks = blocks.iter().filter(|b| b.vm == i as u32).count();
+        if disks > MAX_VM_DISKS {
+            return Err(Error::new(format!(
+                "{origin}: vm `{}`: field `devices`: {disks} disks, at most {MAX_VM_DISKS} per VM",
+                vm.entry
+            )));
         }
     }
     for (i, b) in blocks.iter().enumerate() {

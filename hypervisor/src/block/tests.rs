@@ -122,6 +122,22 @@ fn bad_requests_are_refused_by_name_counted_and_move_nothing() {
 }
 
 #[test]
+fn one_request_moves_at_most_a_mebibyte() {
+    let mut img = image(4096);
+    let mut guest = vec![0u8; 2 << 20];
+    let mut map = [0u64; 64];
+    let mut d = disk(over_vec(&mut img), &mut map);
+    let mut g = over_vec(&mut guest);
+    assert!(d.read(0, MAX_REQUEST, &mut g, 0).is_ok());
+    let e = d.read(0, MAX_REQUEST + 512, &mut g, 0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "1049088 bytes in one request, more than the 1048576 allowed"
+    );
+    assert_eq!(d.flow.errors, 1);
+}
+
+#[test]
 fn a_disk_must_be_the_size_the_manifest_says() {
     let mut img = image(4);
     let mut map = [0u64; 1];

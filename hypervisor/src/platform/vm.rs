@@ -817,7 +817,15 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         .then(|| Transport::new(ConsoleDevice, TransportConfig::new(size)));
     st.disks.clear();
     if disks > 0 {
-        for (b, block) in blocks::of_vm(st.index) {
+        // In the order of their device names (the slots check bounded them).
+        let mut bound = heapless::Vec::<_, MAX_VM_BLOCKS>::new();
+        for b in blocks::of_vm(st.index) {
+            if bound.push(b).is_err() {
+                break;
+            }
+        }
+        bound.sort_unstable_by(|a, b| a.0.device.cmp(b.0.device));
+        for (b, block) in bound {
             let dev = BlkDevice::new(b.capacity, b.block_size, b.device);
             let slot = DiskSlot {
                 dev: Transport::new(dev, TransportConfig::new(size)),

@@ -406,9 +406,9 @@ fn transfer<M: GuestRam, S: GuestRam>(
             },
             moved: len,
         }),
-        Err(BlockError::Unaligned { .. } | BlockError::Beyond { .. }) => {
-            Ok(Answer::status(VIRTIO_BLK_S_IOERR))
-        }
+        Err(
+            BlockError::Unaligned { .. } | BlockError::Beyond { .. } | BlockError::TooLong { .. },
+        ) => Ok(Answer::status(VIRTIO_BLK_S_IOERR)),
         Err(BlockError::Buffer { .. }) => Err(view.culprit(dir).into()),
     }
 }
