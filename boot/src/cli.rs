@@ -180,6 +180,11 @@ enum Cmd {
         /// Prometheus text exposition format (labels `host` and `vm`)
         #[arg(long)]
         prometheus: bool,
+        /// With --prometheus: serve the counters over HTTP at
+        /// http://ADDR/metrics (each request asks the host afresh) until the
+        /// host is down, e.g. 127.0.0.1:9464 (port 0: any free port)
+        #[arg(long, value_name = "ADDR", requires = "prometheus")]
+        listen: Option<String>,
     },
     /// Stop a VM for good
     Stop {
@@ -431,8 +436,25 @@ pub fn invoke(args: &[&str]) -> Invocation {
         }
         Cmd::Stats {
             host,
+            prometheus: true,
+            listen: Some(addr),
+            ..
+        } => outcome(HostDir::named(&host.host).and_then(|h| {
+            crate::metrics_http::serve(&h, &addr, |bound| {
+                println!(
+                    "serving the counters of host `{}` on http://{bound}{}",
+                    h.name,
+                    crate::metrics_http::METRICS_PATH
+                );
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            })
+            .map(|()| String::new())
+        })),
+        Cmd::Stats {
+            host,
             json,
             prometheus,
+            ..
         } => {
             let format = match (json, prometheus) {
                 (true, _) => host_cmd::StatsFormat::Json,

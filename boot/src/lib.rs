@@ -19,6 +19,7 @@ pub mod hook_object;
 pub mod host_cmd;
 pub mod iso;
 pub mod memory;
+pub mod metrics_http;
 pub mod net_bench;
 pub mod netns;
 pub mod nic_bench;

@@ -41,6 +41,71 @@ impl Drop for Host {
     }
 }
 
+/// `corral stats --prometheus --listen` running beside the test.
+struct Scraped {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Scraped {
+    /// Starts it on a free loopback port; its URL from its first line.
+    fn start(host: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_corral"))
+            .args([
+                "stats",
+                "--host",
+                host,
+                "--prometheus",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("cannot start corral stats --listen");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("its stdout");
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("its first line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        Scraped { child, url }
+    }
+
+    /// Whether it has ended by itself within 10 s.
+    fn ended(&mut self) -> bool {
+        for _ in 0..100 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Scraped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl` GET of `url`: (status code, body).
+fn get(curl: &Path, url: &str) -> (u16, String) {
+    let out = Command::new(curl)
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("cannot run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/manifests/service.toml")
 }
@@ -166,6 +231,23 @@ fn a_service_run_is_managed_at_runtime() {
     ] {
         assert!(prom.contains(want), "missing {want:?} in\n{prom}");
     }
+    // The same counters served to a scraper: `curl` (a real client) gets
+    // them over HTTP, and anything but /metrics is refused.
+    let mut server = Scraped::start(&name);
+    let curl = boot::tools::ensure_program("curl", "curl", &|m| eprintln!("service test: {m}"))
+        .expect("curl is needed to scrape the metrics");
+    for _ in 0..2 {
+        let (code, body) = get(&curl, &server.url);
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.contains(&format!(
+                "corral_vm_running{{host=\"{name}\",vm=\"web-0\"}} 1\n"
+            )),
+            "{body}"
+        );
+    }
+    let other = server.url.replace("/metrics", "/other");
+    assert_eq!(get(&curl, &other).0, 404);
     let twice = corral(&["stop", "web-1", "--host", &name]);
     assert_eq!(twice.status.code(), Some(1));
     assert!(stderr(&twice).contains("web-1 has already ended"));
@@ -296,6 +378,13 @@ fn a_service_run_is_managed_at_runtime() {
         report.to_str().unwrap(),
     ]);
     assert!(down.status.success(), "{}", stderr(&down));
+    // The host is down: the scraper is told so, and the server ends.
+    let (code, body) = get(&curl, &server.url);
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        server.ended(),
+        "the metrics server kept running after `down`"
+    );
     drop(guard);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
