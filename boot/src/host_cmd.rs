@@ -261,15 +261,19 @@ fn label(v: &str) -> String {
 /// counters, with every VM's row.
 pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
     let ((free, running, commands, errors), rows) = host_numbers(host)?;
-    let vms: Vec<(&str, u8, u32)> = rows
+    /// One VM's row: name, status, restarts, exits, guest instructions.
+    type VmStat<'a> = (&'a str, u8, u32, u64, u64);
+    let vms: Vec<VmStat<'_>> = rows
         .iter()
         .filter_map(|a| match a {
             Answer::Row {
                 name,
                 status,
                 restarts,
+                exits,
+                ran,
                 ..
-            } => Some((name.as_str(), *status, *restarts)),
+            } => Some((name.as_str(), *status, *restarts, *exits, *ran)),
             _ => None,
         })
         .collect();
@@ -285,8 +289,14 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
         StatsFormat::Json => {
             let vm_list: Vec<_> = vms
                 .iter()
-                .map(|&(name, status, restarts)| {
-                    serde_json::json!({"name": name, "status": status_name(status), "restarts": restarts})
+                .map(|&(name, status, restarts, exits, ran)| {
+                    serde_json::json!({
+                        "name": name,
+                        "status": status_name(status),
+                        "restarts": restarts,
+                        "exits": exits,
+                        "instructions": ran,
+                    })
                 })
                 .collect();
             let v = serde_json::json!({
@@ -337,27 +347,34 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
                 "Errors the control channel answered.",
                 &host_only(errors),
             );
-            let per_vm = |f: &dyn Fn(u8, u32) -> u64| {
+            let per_vm = |f: &dyn Fn(&VmStat<'_>) -> u64| {
                 vms.iter()
-                    .map(|&(name, status, restarts)| {
-                        (
-                            format!("host=\"{h}\",vm=\"{}\"", label(name)),
-                            f(status, restarts),
-                        )
-                    })
+                    .map(|v| (format!("host=\"{h}\",vm=\"{}\"", label(v.0)), f(v)))
                     .collect::<Vec<_>>()
             };
             metric(
                 "corral_vm_running",
                 "gauge",
                 "1 while the VM has not ended.",
-                &per_vm(&|s, _| u64::from(status_name(s) == "running")),
+                &per_vm(&|v| u64::from(status_name(v.1) == "running")),
             );
             metric(
                 "corral_vm_restarts_total",
                 "counter",
                 "Times the VM was restarted.",
-                &per_vm(&|_, r| r.into()),
+                &per_vm(&|v| v.2.into()),
+            );
+            metric(
+                "corral_vm_exits_total",
+                "counter",
+                "VM exits, all its runs.",
+                &per_vm(&|v| v.3),
+            );
+            metric(
+                "corral_vm_instructions_total",
+                "counter",
+                "Guest instructions (TSC ticks in the guest), all its runs.",
+                &per_vm(&|v| v.4),
             );
             out
         }

@@ -124,6 +124,10 @@ pub enum Answer {
         core: u32,
         /// Restarts.
         restarts: u32,
+        /// VM exits so far.
+        exits: u64,
+        /// Guest instructions so far.
+        ran: u64,
     },
     /// The host's counters (`stats`).
     Stats {
@@ -151,12 +155,16 @@ impl Answer {
                 status,
                 core,
                 restarts,
+                exits,
+                ran,
             } => Answer::Row {
                 vm,
                 name: name.to_string(),
                 status,
                 core,
                 restarts,
+                exits,
+                ran,
             },
             Message::HostStats {
                 free,
@@ -513,12 +521,16 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             status,
             core,
             restarts,
+            exits,
+            ran,
         } => Message::VmRow {
             vm: *vm,
             name,
             status: *status,
             core: *core,
             restarts: *restarts,
+            exits: *exits,
+            ran: *ran,
         },
         Answer::Stats {
             free,
@@ -652,6 +664,8 @@ mod tests {
             status: control::VM_STOPPED,
             core: 1,
             restarts: 4,
+            exits: 77,
+            ran: 1 << 40,
         };
         let stats = Answer::Stats {
             free: 1 << 30,

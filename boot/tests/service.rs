@@ -231,6 +231,16 @@ fn a_service_run_is_managed_at_runtime() {
     ] {
         assert!(prom.contains(want), "missing {want:?} in\n{prom}");
     }
+    // Per-VM work: a VM that ran has exits and instructions counted.
+    for metric in ["corral_vm_exits_total", "corral_vm_instructions_total"] {
+        let key = format!("{metric}{{host=\"{name}\",vm=\"web-0\"}} ");
+        let n: u64 = prom
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{prom}"));
+        assert!(n > 0, "{key}{n}");
+    }
     // The same counters served to a scraper: `curl` (a real client) gets
     // them over HTTP, and anything but /metrics is refused.
     let mut server = Scraped::start(&name);

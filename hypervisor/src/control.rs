@@ -43,6 +43,10 @@ pub struct Row {
     pub core: u32,
     /// Restarts so far.
     pub restarts: u32,
+    /// VM exits so far (all its runs).
+    pub exits: u64,
+    /// Guest instructions so far (all its runs).
+    pub ran: u64,
 }
 
 /// What a command asks of a VM's core.
@@ -406,6 +410,8 @@ impl Channel {
                         status: row.status,
                         core: row.core,
                         restarts: row.restarts,
+                        exits: row.exits,
+                        ran: row.ran,
                     },
                 );
             }

@@ -114,6 +114,10 @@ pub enum Message<'a> {
         core: u32,
         /// Restarts so far.
         restarts: u32,
+        /// VM exits so far (all its runs).
+        exits: u64,
+        /// Guest instructions (TSC ticks in the guest) so far (all runs).
+        ran: u64,
     },
     /// Answer to `stats`: the host's counters.
     HostStats {
@@ -294,6 +298,8 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             status,
             core,
             restarts,
+            exits,
+            ran,
         } => {
             if status > VM_STOPPED {
                 return Err(FrameError::Payload {
@@ -306,6 +312,8 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             w.bytes(&[status])?;
             w.bytes(&core.to_le_bytes())?;
             w.bytes(&restarts.to_le_bytes())?;
+            w.bytes(&exits.to_le_bytes())?;
+            w.bytes(&ran.to_le_bytes())?;
         }
         Message::HostStats {
             free,
@@ -499,6 +507,8 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
                 status,
                 core: r.u32()?,
                 restarts: r.u32()?,
+                exits: r.u64()?,
+                ran: r.u64()?,
             }
         }
         K_HOST_STATS => Message::HostStats {

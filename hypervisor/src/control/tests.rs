@@ -67,6 +67,8 @@ impl Fleet for FakeFleet {
             },
             core: if vm == 0 { NO_CORE } else { 1 },
             restarts: vm,
+            exits: 0,
+            ran: 0,
         })
     }
     fn find(&self, name: &str) -> Option<u32> {

@@ -413,6 +413,9 @@ impl Plan {
                 Ok(()) => vm::run_slice(st, others_waiting, &self.shared, &self.net, core),
             };
             start_to_main(st);
+            if let Some(cp) = &self.control {
+                cp.set_counters(st.cell, st.cpu.exits.iter().sum(), st.cpu.ran);
+            }
             match end {
                 SliceEnd::Preempted => {
                     sched.result(i, Ran::Preempted);

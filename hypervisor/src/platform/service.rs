@@ -56,6 +56,10 @@ pub struct VmCell {
     used: AtomicBool,
     status: AtomicU8,
     restarts: AtomicU32,
+    /// VM exits and guest instructions so far, as its core last wrote
+    /// them (after each slice).
+    exits: AtomicU64,
+    ran: AtomicU64,
     /// Its name and entry.
     names: Mutex<(Name, Name)>,
 }
@@ -68,6 +72,8 @@ impl VmCell {
             used: AtomicBool::new(used),
             status: AtomicU8::new(VM_RUNNING),
             restarts: AtomicU32::new(0),
+            exits: AtomicU64::new(0),
+            ran: AtomicU64::new(0),
             names: Mutex::new((
                 Name::try_from(name).unwrap_or_default(),
                 Name::try_from(entry).unwrap_or_default(),
@@ -254,6 +260,15 @@ impl ControlPlane {
         }
     }
 
+    /// What the VM in place `cell` has done so far (its core, after a
+    /// slice): VM exits and guest instructions.
+    pub fn set_counters(&self, cell: u32, exits: u64, ran: u64) {
+        if let Some(c) = self.cells.get(cell as usize) {
+            c.exits.store(exits, Ordering::Relaxed);
+            c.ran.store(ran, Ordering::Relaxed);
+        }
+    }
+
     /// The status (`VM_*`) of the VM in place `cell`.
     pub fn status(&self, cell: u32) -> u8 {
         self.cells
@@ -404,6 +419,8 @@ impl Fleet for Machine<'_> {
             status: cell.status.load(Ordering::Acquire),
             core: cell.core.load(Ordering::Acquire),
             restarts: cell.restarts.load(Ordering::Acquire),
+            exits: cell.exits.load(Ordering::Relaxed),
+            ran: cell.ran.load(Ordering::Relaxed),
         })
     }
 
@@ -530,6 +547,8 @@ impl Fleet for Machine<'_> {
                 c.core.store(core, Ordering::Release);
                 c.id.store(first_id + k as u32, Ordering::Release);
                 c.restarts.store(0, Ordering::Release);
+                c.exits.store(0, Ordering::Relaxed);
+                c.ran.store(0, Ordering::Relaxed);
                 c.status.store(VM_RUNNING, Ordering::Release);
                 c.used.store(true, Ordering::Release);
             }

@@ -36,6 +36,8 @@ fn all() -> Vec<Message<'static>> {
             status: 2,
             core: 1,
             restarts: 1,
+            exits: 1234,
+            ran: 5_000_000,
         },
         Message::HostStats {
             free: 1 << 33,
@@ -150,7 +152,9 @@ fn malformed_frames_are_refused_by_name() {
                 name: "a",
                 status: 4,
                 core: 0,
-                restarts: 0
+                restarts: 0,
+                exits: 0,
+                ran: 0
             },
             0,
             &mut buf
