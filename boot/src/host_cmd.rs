@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vmm_abi::control::{Message, NO_CORE};
+use vmm_abi::control::{FLOW_LINK, FLOW_NIC, Message, NO_CORE};
 use vmm_abi::report::CONSOLE_SEPARATOR;
 
 /// How often a waiting command looks again.
@@ -226,9 +226,25 @@ pub enum StatsFormat {
 /// A host's counters: free bytes, running VMs, commands, errors.
 type Numbers = (u64, u32, u64, u64);
 
-/// The host's counters and its VMs' rows, from `stats` and `list`.
-fn host_numbers(host: &HostDir) -> Result<(Numbers, Vec<Answer>)> {
+/// A link's or NIC's counters from `stats`: its kind, label and counts.
+type Flow = (u8, String, [u64; 6]);
+
+/// The host's counters, its VMs' rows and its links' and NICs' counters,
+/// from `stats` and `list`.
+fn host_numbers(host: &HostDir) -> Result<(Numbers, Vec<Answer>, Vec<Flow>)> {
     let stats = answered(service::send(host, &Message::Stats)?)?;
+    let flows = stats
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Flow {
+                kind,
+                label,
+                counts,
+                ..
+            } => Some((*kind, label.clone(), *counts)),
+            _ => None,
+        })
+        .collect();
     let numbers = stats
         .iter()
         .find_map(|a| match *a {
@@ -242,7 +258,7 @@ fn host_numbers(host: &HostDir) -> Result<(Numbers, Vec<Answer>)> {
         })
         .ok_or_else(|| Error::new("the hypervisor answered `stats` without its counters"))?;
     let rows = answered(service::send(host, &Message::List)?)?;
-    Ok((numbers, rows))
+    Ok((numbers, rows, flows))
 }
 
 /// The host's free memory in bytes (its `stats`).
@@ -260,7 +276,8 @@ fn label(v: &str) -> String {
 /// `corral stats`: free memory, running VMs and the control channel's
 /// counters, with every VM's row.
 pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
-    let ((free, running, commands, errors), rows) = host_numbers(host)?;
+    let ((free, running, commands, errors), rows, flows) = host_numbers(host)?;
+    let of_kind = |k: u8| flows.iter().filter(move |f| f.0 == k);
     /// One VM's row: name, status, restarts, exits, guest instructions.
     type VmStat<'a> = (&'a str, u8, u32, u64, u64);
     let vms: Vec<VmStat<'_>> = rows
@@ -278,14 +295,33 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
         })
         .collect();
     Ok(match format {
-        StatsFormat::Text => format!(
-            "host `{}`: {:.1} MiB free, {running} of {} VMs running; control channel: {}, {}\n",
-            host.name,
-            free as f64 / (1024.0 * 1024.0),
-            vms.len(),
-            plural(commands, "command"),
-            plural(errors, "error"),
-        ),
+        StatsFormat::Text => {
+            let mut text = format!(
+                "host `{}`: {:.1} MiB free, {running} of {} VMs running; control channel: {}, {}\n",
+                host.name,
+                free as f64 / (1024.0 * 1024.0),
+                vms.len(),
+                plural(commands, "command"),
+                plural(errors, "error"),
+            );
+            for (kind, label, c) in &flows {
+                let (what, one, other) = if *kind == FLOW_LINK {
+                    ("link", "a->b", "b->a")
+                } else {
+                    ("nic", "from the wire", "to the wire")
+                };
+                text.push_str(&format!(
+                    "{what} {label}: {} {one} ({} bytes, {} dropped), {} {other} ({} bytes, {} dropped)\n",
+                    plural(c[0], "frame"),
+                    c[1],
+                    c[2],
+                    plural(c[3], "frame"),
+                    c[4],
+                    c[5]
+                ));
+            }
+            text
+        }
         StatsFormat::Json => {
             let vm_list: Vec<_> = vms
                 .iter()
@@ -306,6 +342,16 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
                 "commands": commands,
                 "errors": errors,
                 "vms": vm_list,
+                "links": of_kind(FLOW_LINK).map(|(_, l, c)| serde_json::json!({
+                    "link": l,
+                    "ab": {"frames": c[0], "bytes": c[1], "dropped": c[2]},
+                    "ba": {"frames": c[3], "bytes": c[4], "dropped": c[5]},
+                })).collect::<Vec<_>>(),
+                "nics": of_kind(FLOW_NIC).map(|(_, l, c)| serde_json::json!({
+                    "nic": l,
+                    "rx": {"frames": c[0], "bytes": c[1], "dropped": c[2]},
+                    "tx": {"frames": c[3], "bytes": c[4], "dropped": c[5]},
+                })).collect::<Vec<_>>(),
             });
             format!(
                 "{}\n",
@@ -376,6 +422,38 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
                 "Guest instructions (TSC ticks in the guest), all its runs.",
                 &per_vm(&|v| v.4),
             );
+            // Per link direction (`dir="ab"|"ba"`) and NIC direction
+            // (`dir="rx"|"tx"`): frames, bytes, drops.
+            for (kind, key, dirs) in [
+                (FLOW_LINK, "link", ["ab", "ba"]),
+                (FLOW_NIC, "nic", ["rx", "tx"]),
+            ] {
+                for (at, what, help) in [
+                    (0, "frames_total", "Frames moved"),
+                    (1, "bytes_total", "Bytes moved"),
+                    (2, "drops_total", "Frames dropped"),
+                ] {
+                    let h = &h;
+                    let samples: Vec<(String, u64)> = of_kind(kind)
+                        .flat_map(|(_, l, c)| {
+                            dirs.iter().enumerate().map(move |(d, dir)| {
+                                (
+                                    format!("host=\"{h}\",{key}=\"{}\",dir=\"{dir}\"", label(l)),
+                                    c[at + 3 * d],
+                                )
+                            })
+                        })
+                        .collect();
+                    if !samples.is_empty() {
+                        metric(
+                            &format!("corral_{key}_{what}"),
+                            "counter",
+                            &format!("{help}, by direction."),
+                            &samples,
+                        );
+                    }
+                }
+            }
             out
         }
     })

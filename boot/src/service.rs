@@ -140,6 +140,18 @@ pub enum Answer {
         /// Errors answered.
         errors: u64,
     },
+    /// A link's or NIC's counters (`stats`, after `Stats`).
+    Flow {
+        /// `control::FLOW_LINK` or `control::FLOW_NIC`.
+        kind: u8,
+        /// Manifest index.
+        index: u32,
+        /// A link's ends or a NIC's name.
+        label: String,
+        /// Frames, bytes and drops one way (a link's a to b, a NIC's in
+        /// from the wire), then the other.
+        counts: [u64; 6],
+    },
     /// Anything else the hypervisor sent.
     Other(String),
 }
@@ -176,6 +188,24 @@ impl Answer {
                 running,
                 commands,
                 errors,
+            },
+            Message::FlowRow {
+                kind,
+                index,
+                label,
+                in_frames,
+                in_bytes,
+                in_drops,
+                out_frames,
+                out_bytes,
+                out_drops,
+            } => Answer::Flow {
+                kind,
+                index,
+                label: label.to_string(),
+                counts: [
+                    in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops,
+                ],
             },
             other => Answer::Other(format!("{other:?}")),
         }
@@ -543,6 +573,30 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             commands: *commands,
             errors: *errors,
         },
+        Answer::Flow {
+            kind,
+            index,
+            label,
+            counts:
+                [
+                    in_frames,
+                    in_bytes,
+                    in_drops,
+                    out_frames,
+                    out_bytes,
+                    out_drops,
+                ],
+        } => Message::FlowRow {
+            kind: *kind,
+            index: *index,
+            label,
+            in_frames: *in_frames,
+            in_bytes: *in_bytes,
+            in_drops: *in_drops,
+            out_frames: *out_frames,
+            out_bytes: *out_bytes,
+            out_drops: *out_drops,
+        },
     };
     frame(&msg, seq).unwrap_or_default()
 }
@@ -673,7 +727,13 @@ mod tests {
             commands: 9,
             errors: 1,
         };
-        for a in [row, stats, Answer::Done, Answer::Error("x".into())] {
+        let flow = Answer::Flow {
+            kind: control::FLOW_NIC,
+            index: 0,
+            label: "uplink".into(),
+            counts: [1, 2, 3, 4, 5, 6],
+        };
+        for a in [row, stats, flow, Answer::Done, Answer::Error("x".into())] {
             let bytes = encode_answer(&a, 9);
             assert_eq!(Frames::default().push(&bytes), vec![(9, a)]);
         }

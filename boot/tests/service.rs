@@ -428,3 +428,86 @@ fn a_service_run_is_managed_at_runtime() {
     assert_eq!(vm("once")["restarts"], 2);
     assert!(!host.running());
 }
+
+#[test]
+fn a_running_hosts_links_are_counted_while_it_runs() {
+    let name = format!("lnk{}", std::process::id());
+    let guard = Host(name.clone());
+    let dir = std::env::temp_dir().join(format!("corral-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = dir.join("links.toml");
+    std::fs::write(
+        &m,
+        r#"
+[run]
+cpus = 2
+timeout = 600
+mode = "service"
+
+[[vm]]
+name = "gen"
+image = "pktgen"
+net = 1
+cores = [1]
+memory = "4M"
+args = "count=300 flows=2 size=64"
+
+[[vm]]
+name = "sink"
+image = "sink"
+net = 1
+cores = [1]
+memory = "4M"
+
+[[link]]
+a = "gen.0"
+b = "sink.0"
+core = 0
+"#,
+    )
+    .unwrap();
+    let up = corral(&[
+        "up",
+        m.to_str().unwrap(),
+        "--host",
+        &name,
+        "--timeout",
+        "600",
+    ]);
+    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    wait_for(&name, "gen", "exited", 0);
+    wait_for(&name, "sink", "exited", 0);
+    // The link's counters, read while the host runs.
+    let out = corral(&["stats", "--host", &name, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let link = &v["links"][0];
+    assert_eq!(link["link"], "gen.0<->sink.0", "{v:#}");
+    let ab = link["ab"]["frames"].as_u64().unwrap();
+    assert!(ab >= 300, "{v:#}");
+    assert_eq!(link["ab"]["dropped"], 0, "{v:#}");
+    let prom = stdout(&corral(&["stats", "--host", &name, "--prometheus"]));
+    let want = format!(
+        "corral_link_frames_total{{host=\"{name}\",link=\"gen.0<->sink.0\",dir=\"ab\"}} {ab}\n"
+    );
+    assert!(prom.contains(&want), "missing {want:?} in\n{prom}");
+    let text = stdout(&corral(&["stats", "--host", &name]));
+    assert!(
+        text.contains(&format!("link gen.0<->sink.0: {ab} frames a->b")),
+        "{text}"
+    );
+    // The report after `down` says the same.
+    let report = dir.join("report.json");
+    let down = corral(&[
+        "down",
+        "--host",
+        &name,
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    drop(guard);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["links"][0]["ab"]["frames"].as_u64(), Some(ab), "{r:#}");
+}

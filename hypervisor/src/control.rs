@@ -145,6 +145,13 @@ pub trait Fleet {
     fn end(&mut self);
     /// Bytes of memory free for VMs.
     fn free_bytes(&self) -> u64;
+    /// Links and NICs whose counters `stats` reports (links first).
+    fn flows(&self) -> u32 {
+        0
+    }
+    /// Calls `send` with flow `i`'s counters now (a
+    /// [`Message::FlowRow`]), if it has some.
+    fn flow(&self, _i: u32, _send: &mut dyn FnMut(&Message<'_>)) {}
 }
 
 /// What the channel has seen (for the report).
@@ -173,8 +180,9 @@ pub struct Channel {
     last_byte: u64,
     session: Session,
     out: Deque<u8, OUT_BYTES>,
-    /// A `list` being answered: its sequence number and the next VM.
-    listing: Option<(u32, u32)>,
+    /// A `list` (or a `stats`'s link and NIC rows) being answered: its
+    /// sequence number, the next row, and whether the rows are flows.
+    listing: Option<(u32, u32, bool)>,
     /// Inside a run of bytes that are not frames (already answered).
     skipping: bool,
     ended: bool,
@@ -341,7 +349,7 @@ impl Channel {
         let answer = match msg {
             Message::List => {
                 self.stats.commands += 1;
-                self.listing = Some((seq, 0));
+                self.listing = Some((seq, 0, false));
                 self.list_rows(fleet);
                 return;
             }
@@ -367,13 +375,16 @@ impl Channel {
                     errors: self.stats.errors,
                 };
                 self.answer(seq, &stats);
-                self.answer(seq, &Message::Done);
+                // Then each link's and NIC's row, as room frees, and done.
+                self.listing = Some((seq, 0, true));
+                self.list_rows(fleet);
                 return;
             }
             Message::Done
             | Message::Error { .. }
             | Message::VmRow { .. }
             | Message::HostStats { .. }
+            | Message::FlowRow { .. }
             | Message::VmEnded { .. }
             | Message::Console { .. } => Answer::Now(Err(Text::format(format_args!(
                 "not a command: the hypervisor sends this message, it does not take it"
@@ -392,16 +403,19 @@ impl Channel {
     /// Writes the rows of the `list` in progress while there is room, then
     /// its `done`.
     fn list_rows(&mut self, fleet: &impl Fleet) {
-        while let Some((seq, next)) = self.listing {
+        while let Some((seq, next, flows)) = self.listing {
             if !self.has_room() {
                 return;
             }
-            if next >= fleet.count() {
+            let rows = if flows { fleet.flows() } else { fleet.count() };
+            if next >= rows {
                 self.listing = None;
                 self.answer(seq, &Message::Done);
                 return;
             }
-            if let Some(row) = fleet.row(next) {
+            if flows {
+                fleet.flow(next, &mut |m| self.answer(seq, m));
+            } else if let Some(row) = fleet.row(next) {
                 self.answer(
                     seq,
                     &Message::VmRow {
@@ -415,7 +429,7 @@ impl Channel {
                     },
                 );
             }
-            self.listing = Some((seq, next + 1));
+            self.listing = Some((seq, next + 1, flows));
         }
     }
 

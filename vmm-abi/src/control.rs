@@ -39,6 +39,11 @@ pub const VM_STOPPED: u8 = 3;
 pub const UNFRAMED: u32 = u32::MAX;
 /// A VM row's core when none of its cores runs.
 pub const NO_CORE: u32 = u32::MAX;
+/// A [`Message::FlowRow`] of a link.
+pub const FLOW_LINK: u8 = 1;
+/// A [`Message::FlowRow`] of a NIC.
+pub const FLOW_NIC: u8 = 2;
+const BAD_FLOW: &str = "flow kind is neither 1 (a link) nor 2 (a NIC)";
 const BAD_STATUS: &str =
     "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
 
@@ -53,6 +58,7 @@ const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
 const K_HOST_STATS: u8 = 67;
+const K_FLOW_ROW: u8 = 68;
 const K_VM_ENDED: u8 = 128;
 const K_CONSOLE: u8 = 129;
 
@@ -130,6 +136,28 @@ pub enum Message<'a> {
         /// Errors it answered.
         errors: u64,
     },
+    /// Answer to `stats`, after [`Message::HostStats`]: one link's or
+    /// NIC's counters now.
+    FlowRow {
+        /// [`FLOW_LINK`] or [`FLOW_NIC`].
+        kind: u8,
+        /// Its manifest index.
+        index: u32,
+        /// A link's ends (`vm.port<->vm.port`) or a NIC's name.
+        label: &'a str,
+        /// Frames one way: a link's `a` to `b`, a NIC's from the wire.
+        in_frames: u64,
+        /// Their bytes.
+        in_bytes: u64,
+        /// Frames lost that way (every reason).
+        in_drops: u64,
+        /// Frames the other way: `b` to `a`, to the wire.
+        out_frames: u64,
+        /// Their bytes.
+        out_bytes: u64,
+        /// Frames lost that way.
+        out_drops: u64,
+    },
     /// Event: a VM ended.
     VmEnded {
         /// Its index.
@@ -160,6 +188,7 @@ impl Message<'_> {
             Message::Error { .. } => K_ERROR,
             Message::VmRow { .. } => K_VM_ROW,
             Message::HostStats { .. } => K_HOST_STATS,
+            Message::FlowRow { .. } => K_FLOW_ROW,
             Message::VmEnded { .. } => K_VM_ENDED,
             Message::Console { .. } => K_CONSOLE,
         }
@@ -325,6 +354,32 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             w.bytes(&running.to_le_bytes())?;
             w.bytes(&commands.to_le_bytes())?;
             w.bytes(&errors.to_le_bytes())?;
+        }
+        Message::FlowRow {
+            kind: flow,
+            index,
+            label,
+            in_frames,
+            in_bytes,
+            in_drops,
+            out_frames,
+            out_bytes,
+            out_drops,
+        } => {
+            if flow != FLOW_LINK && flow != FLOW_NIC {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_FLOW,
+                });
+            }
+            w.bytes(&[flow])?;
+            w.bytes(&index.to_le_bytes())?;
+            w.text(label)?;
+            for n in [
+                in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops,
+            ] {
+                w.bytes(&n.to_le_bytes())?;
+            }
         }
         Message::VmEnded { vm, code } => {
             w.bytes(&vm.to_le_bytes())?;
@@ -517,6 +572,23 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
             commands: r.u64()?,
             errors: r.u64()?,
         },
+        K_FLOW_ROW => {
+            let flow = r.take(1)?[0];
+            if flow != FLOW_LINK && flow != FLOW_NIC {
+                return Err(r.bad(BAD_FLOW));
+            }
+            Message::FlowRow {
+                kind: flow,
+                index: r.u32()?,
+                label: r.text()?,
+                in_frames: r.u64()?,
+                in_bytes: r.u64()?,
+                in_drops: r.u64()?,
+                out_frames: r.u64()?,
+                out_bytes: r.u64()?,
+                out_drops: r.u64()?,
+            }
+        }
         K_VM_ENDED => {
             let vm = r.u32()?;
             let b = r.take(8)?;

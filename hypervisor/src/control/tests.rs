@@ -30,6 +30,8 @@ struct FakeFleet {
     refuse: Option<Refusal>,
     full: bool,
     ended: bool,
+    /// Links (and NICs) `stats` reports.
+    flows: u32,
 }
 
 impl FakeFleet {
@@ -104,6 +106,23 @@ impl Fleet for FakeFleet {
     fn free_bytes(&self) -> u64 {
         4096
     }
+    fn flows(&self) -> u32 {
+        self.flows
+    }
+    fn flow(&self, i: u32, send: &mut dyn FnMut(&Message<'_>)) {
+        let label = std::format!("link{i}");
+        send(&Message::FlowRow {
+            kind: vmm_abi::control::FLOW_LINK,
+            index: i,
+            label: &label,
+            in_frames: u64::from(i) * 10,
+            in_bytes: 0,
+            in_drops: 0,
+            out_frames: 0,
+            out_bytes: 0,
+            out_drops: 0,
+        });
+    }
 }
 
 fn frame(msg: &Message<'_>, seq: u32) -> StdVec<u8> {
@@ -120,6 +139,7 @@ enum Got {
     Error(u32, String),
     Row(u32, u32, String),
     Stats(u32, u64, u32, u64, u64),
+    Flow(u32, u32, u64),
 }
 
 fn send(ch: &mut Channel, fleet: &mut FakeFleet, bytes: &[u8], now: u64) {
@@ -158,6 +178,9 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
                         commands,
                         errors,
                     } => Got::Stats(seq, free, running, commands, errors),
+                    Message::FlowRow {
+                        index, in_frames, ..
+                    } => Got::Flow(seq, index, in_frames),
                     other => panic!("unexpected answer {other:?}"),
                 });
                 at += len;
@@ -354,6 +377,35 @@ fn stats_count_running_vms_commands_and_errors() {
     // The fake's rows are all running; `list` and `stats` were accepted.
     assert!(got.contains(&Got::Stats(1, 4096, 3, 2, 1)), "{got:?}");
     assert_eq!(got.last(), Some(&Got::Done(1)));
+}
+
+#[test]
+fn stats_stream_every_link_and_nic_row_as_room_frees() {
+    // More rows than the output queue holds at once.
+    let mut fleet = FakeFleet {
+        flows: 200,
+        ..FakeFleet::with(1)
+    };
+    let mut ch = Channel::new();
+    send(&mut ch, &mut fleet, &frame(&Message::Stats, 0), 1);
+    assert!(!ch.wants_input(), "no input while rows are still to come");
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got.first(), Some(&Got::Stats(0, 4096, 1, 1, 0)));
+    let flows: StdVec<_> = got
+        .iter()
+        .filter_map(|g| match *g {
+            Got::Flow(_, i, n) => Some((i, n)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        flows,
+        (0..200)
+            .map(|i| (i, u64::from(i) * 10))
+            .collect::<StdVec<_>>()
+    );
+    assert_eq!(got.last(), Some(&Got::Done(0)));
+    assert!(ch.wants_input());
 }
 
 #[test]

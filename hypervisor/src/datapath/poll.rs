@@ -142,6 +142,52 @@ impl NicSlot<'_> {
         self.core
     }
 
+    /// Its wire's counters (an owned NIC's from its one port's).
+    fn wire(&self) -> NicFlow {
+        match self.mode {
+            NicMode::Owned => {
+                let o = self.owned.lock();
+                NicFlow {
+                    rx_frames: o.flow.rx_frames,
+                    rx_bytes: o.flow.rx_bytes,
+                    tx_frames: o.flow.tx_frames,
+                    tx_bytes: o.flow.tx_bytes,
+                    rx_busy: o.busy.rx,
+                    tx_busy: o.busy.tx,
+                    ..NicFlow::default()
+                }
+            }
+            NicMode::Shared => self.switch.lock().wire,
+        }
+    }
+
+    /// Frames lost on their way in from the wire, and on their way out to
+    /// it, for every reason counted (the wire's and its ports').
+    fn drops(&self) -> (u64, u64) {
+        match self.mode {
+            NicMode::Owned => {
+                let f = self.owned.lock().flow;
+                (
+                    f.drop_no_buffer + f.drop_size + f.drop_fault,
+                    f.drop_spoofed + f.drop_hook,
+                )
+            }
+            NicMode::Shared => {
+                let s = self.switch.lock();
+                let w = s.wire;
+                let ports = s.ports.iter().map(|p| p.flow);
+                let (mut rx, mut tx) = (w.drop_unknown + w.drop_runt + w.drop_hook, 0);
+                for f in ports {
+                    rx += f.drop_no_buffer + f.drop_peer;
+                    tx += f.drop_spoofed + f.drop_hook;
+                    // A size or ring-fault drop may be either way; counted in.
+                    rx += f.drop_size + f.drop_fault;
+                }
+                (rx, tx)
+            }
+        }
+    }
+
     /// Its counters as the steady-state window reads them.
     fn meter(&self) -> NicMeter {
         match self.mode {
@@ -857,27 +903,12 @@ impl<'t> Net<'t> {
             // Copies, so no lock is held while `wire_flow` runs.
             let switch_ports: heapless::Vec<NicPortFlow, MAX_SWITCH_PORTS> =
                 nic.switch.lock().ports.iter().map(|p| p.flow).collect();
-            let switch_wire = nic.switch.lock().wire;
-            let (owned_flow, owned_busy) = {
-                let owned = nic.owned.lock();
-                (owned.flow, owned.busy)
-            };
+            let owned_flow = nic.owned.lock().flow;
             let flows = |i: usize| match nic.mode {
                 NicMode::Owned => owned_flow,
                 NicMode::Shared => switch_ports.get(i).copied().unwrap_or_default(),
             };
-            let wire = match nic.mode {
-                NicMode::Owned => NicFlow {
-                    rx_frames: owned_flow.rx_frames,
-                    rx_bytes: owned_flow.rx_bytes,
-                    tx_frames: owned_flow.tx_frames,
-                    tx_bytes: owned_flow.tx_bytes,
-                    rx_busy: owned_busy.rx,
-                    tx_busy: owned_busy.tx,
-                    ..NicFlow::default()
-                },
-                NicMode::Shared => switch_wire,
-            };
+            let wire = nic.wire();
             env.record(&Record::Nic {
                 nic: n as u32,
                 name: nic.name,
@@ -941,6 +972,66 @@ impl<'t> Net<'t> {
     pub fn nic_count(&self) -> usize {
         self.nics.len()
     }
+
+    /// Links between VMs, then NICs: what a running host's `stats` lists.
+    pub fn flow_count(&self) -> usize {
+        self.links.iter().filter(|l| l.between_vms()).count() + self.nics.len()
+    }
+
+    /// Flow `i`'s counters now (links between VMs first, then NICs).
+    pub fn flow_now(&self, i: usize) -> Option<FlowNow<'t>> {
+        let links = self
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.between_vms());
+        if let Some((index, link)) = links.clone().nth(i) {
+            let st = link.state.lock();
+            return Some(FlowNow::Link {
+                index: index as u32,
+                a: link.spec.a,
+                b: link.spec.b,
+                ab: st.ab.flow,
+                ba: st.ba.flow,
+            });
+        }
+        let n = i - links.count();
+        let nic = self.nics.get(n)?;
+        Some(FlowNow::Nic {
+            index: n as u32,
+            name: nic.name,
+            wire: nic.wire(),
+            drops: nic.drops(),
+        })
+    }
+}
+
+/// A link's or NIC's counters while the run goes on.
+pub enum FlowNow<'t> {
+    /// A link between two VM ports.
+    Link {
+        /// Its manifest index.
+        index: u32,
+        /// Its ends.
+        a: PortRef,
+        /// Its ends.
+        b: PortRef,
+        /// `a` to `b`.
+        ab: LinkFlow,
+        /// `b` to `a`.
+        ba: LinkFlow,
+    },
+    /// A NIC.
+    Nic {
+        /// Its manifest index.
+        index: u32,
+        /// Its name.
+        name: &'t str,
+        /// Its wire's counters.
+        wire: NicFlow,
+        /// Frames lost in from the wire and out to it.
+        drops: (u64, u64),
+    },
 }
 
 #[cfg(test)]

@@ -484,4 +484,14 @@ impl Net {
     pub fn link_count(&self) -> usize {
         self.0.link_count()
     }
+
+    /// Links between VMs, then NICs: the rows of a running host's `stats`.
+    pub fn flow_count(&self) -> usize {
+        self.0.flow_count()
+    }
+
+    /// Row `i` of those, now.
+    pub fn flow_now(&self, i: usize) -> Option<poll::FlowNow<'static>> {
+        self.0.flow_now(i)
+    }
 }

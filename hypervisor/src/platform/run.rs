@@ -305,17 +305,17 @@ impl Plan {
         let over = || cp.ending() && self.vm_finished.load(Ordering::Acquire) >= self.vm_cores;
         if self.poll_cores & (1 << core) != 0 {
             self.net.poll(core, || {
-                cp.serve();
+                cp.serve(&self.net);
                 over()
             });
         } else {
             while !over() {
                 serial::pump();
-                cp.serve();
+                cp.serve(&self.net);
                 core::hint::spin_loop();
             }
         }
-        cp.flush();
+        cp.flush(&self.net);
     }
 
     fn run_vms(&self, vms: &mut [VmState], queue: &mut [u32], boot: usize, core: u32) {

@@ -4,13 +4,17 @@ use super::com2;
 use super::images;
 use super::instr::rdtsc;
 use super::memory;
+use super::net::Net;
 use super::percpu::MAX_CORES;
 use super::vm;
 use crate::control::{Channel, Fleet, Name, Refusal, Request, Row, Starts, Text};
+use crate::datapath::poll::FlowNow;
+use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use heapless::Deque;
 use spin::Mutex;
-use vmm_abi::control::{NO_CORE, VM_RUNNING};
+use vmm_abi::control::{FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
+use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::manifest::Manifest;
 
 /// Requests one core's mailbox holds (a whole `scale` of
@@ -277,8 +281,8 @@ impl ControlPlane {
     }
 
     /// One pass of the control core: answers from cores, bytes in, time,
-    /// bytes out. Never waits.
-    pub fn serve(&self) {
+    /// bytes out. Never waits. `net` is read for `stats`.
+    pub fn serve(&self, net: &Net) {
         let Some(mut ch) = self.channel.try_lock() else {
             return;
         };
@@ -288,7 +292,7 @@ impl ControlPlane {
             };
             ch.complete(seq, result.as_ref().map(|_| ()).map_err(|t| t.as_str()));
         }
-        let mut fleet = Machine(self);
+        let mut fleet = Machine(self, net);
         while ch.wants_input() {
             let Some(b) = com2::read() else { break };
             ch.receive(b, rdtsc(), &mut fleet);
@@ -299,10 +303,10 @@ impl ControlPlane {
 
     /// After the run ended: sends what is left (every core's answers and
     /// the `end`'s), for at most [`FLUSH_TICKS`].
-    pub fn flush(&self) {
+    pub fn flush(&self, net: &Net) {
         let start = rdtsc();
         loop {
-            self.serve();
+            self.serve(net);
             let idle = self.groups.lock().is_empty()
                 && self.answers.lock().is_empty()
                 && self.channel.lock().pending_out() == 0;
@@ -314,8 +318,8 @@ impl ControlPlane {
     }
 }
 
-/// The run as the channel sees it.
-struct Machine<'a>(&'a ControlPlane);
+/// The run as the channel sees it (its places, and its links and NICs).
+struct Machine<'a>(&'a ControlPlane, &'a Net);
 
 impl Machine<'_> {
     /// Hands `mails` (each with its core) to their cores as one command
@@ -405,6 +409,81 @@ impl Machine<'_> {
 impl Fleet for Machine<'_> {
     fn count(&self) -> u32 {
         self.0.cells.len() as u32
+    }
+
+    fn flows(&self) -> u32 {
+        self.1.flow_count() as u32
+    }
+
+    fn flow(&self, i: u32, send: &mut dyn FnMut(&Message<'_>)) {
+        let name_of = |vm: u32| {
+            self.0
+                .cells
+                .get(vm as usize)
+                .map(|c| c.names.lock().0.clone())
+                .unwrap_or_default()
+        };
+        let mut label: heapless::String<{ 2 * (NAME_MAX + 4) + 3 }> = heapless::String::new();
+        let row = match self.1.flow_now(i as usize) {
+            None => return,
+            Some(FlowNow::Link {
+                index,
+                a,
+                b,
+                ab,
+                ba,
+            }) => {
+                // Names are at most NAME_MAX bytes: the label fits.
+                let _ = write!(
+                    label,
+                    "{}.{}<->{}.{}",
+                    name_of(a.vm),
+                    a.port,
+                    name_of(b.vm),
+                    b.port
+                );
+                (
+                    FLOW_LINK,
+                    index,
+                    ab.frames,
+                    ab.bytes,
+                    ab.dropped(),
+                    ba.frames,
+                    ba.bytes,
+                    ba.dropped(),
+                )
+            }
+            Some(FlowNow::Nic {
+                index,
+                name,
+                wire,
+                drops,
+            }) => {
+                let _ = label.push_str(name);
+                (
+                    FLOW_NIC,
+                    index,
+                    wire.rx_frames,
+                    wire.rx_bytes,
+                    drops.0,
+                    wire.tx_frames,
+                    wire.tx_bytes,
+                    drops.1,
+                )
+            }
+        };
+        let (kind, index, in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops) = row;
+        send(&Message::FlowRow {
+            kind,
+            index,
+            label: &label,
+            in_frames,
+            in_bytes,
+            in_drops,
+            out_frames,
+            out_bytes,
+            out_drops,
+        });
     }
 
     fn row(&self, vm: u32) -> Option<Row> {

@@ -45,6 +45,28 @@ fn all() -> Vec<Message<'static>> {
             commands: 12,
             errors: 3,
         },
+        Message::FlowRow {
+            kind: FLOW_LINK,
+            index: 2,
+            label: "gen.0<->fw.0",
+            in_frames: 4000,
+            in_bytes: 256_000,
+            in_drops: 1,
+            out_frames: 0,
+            out_bytes: 0,
+            out_drops: 0,
+        },
+        Message::FlowRow {
+            kind: FLOW_NIC,
+            index: 0,
+            label: "uplink",
+            in_frames: 3,
+            in_bytes: 180,
+            in_drops: 0,
+            out_frames: 2,
+            out_bytes: 120,
+            out_drops: 5,
+        },
         Message::VmEnded { vm: 3, code: -5 },
         Message::Console {
             vm: 0,
@@ -160,6 +182,24 @@ fn malformed_frames_are_refused_by_name() {
             &mut buf
         ),
         Err(FrameError::Payload { kind: 66, .. })
+    ));
+    assert!(matches!(
+        encode(
+            &Message::FlowRow {
+                kind: 3,
+                index: 0,
+                label: "x",
+                in_frames: 0,
+                in_bytes: 0,
+                in_drops: 0,
+                out_frames: 0,
+                out_bytes: 0,
+                out_drops: 0
+            },
+            0,
+            &mut buf
+        ),
+        Err(FrameError::Payload { kind: 68, .. })
     ));
     // Too long to encode.
     let long = "x".repeat(300);
