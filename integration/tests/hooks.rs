@@ -225,4 +225,13 @@ fn a_slice_hook_gives_its_vm_longer_slices() {
         Some(num(v, "set")),
         "{h:#}"
     );
+    // On core 2 the core's hook serves `q`, which has none of its own,
+    // and `p` keeps its own: each asked once per slice of its VMs.
+    for vm in ["p", "q"] {
+        assert_exited(out.vm(vm), 0);
+    }
+    let (core2, own) = (hook(&out.report, "core-2"), hook(&out.report, "p-own"));
+    assert_eq!(num(core2, "runs"), num(out.vm("q"), "slices"), "{core2:#}");
+    assert_eq!(num(own, "runs"), num(out.vm("p"), "slices"), "{own:#}");
+    assert_eq!(core2["attach"], "core:2");
 }

@@ -66,11 +66,11 @@
 //! | hook record offset | field |
 //! |---|---|
 //! | 0 | `name` \[32\], NUL padded (the rules of VM names; unique among hooks) |
-//! | 32 | `kind` u8: [`crate::hook::HookKind`]: 1 = packet (2 restart, 3 exit, 4 slice are refused until built) |
-//! | 33 | `attach` u8: 1 = one direction of a link between two VM ports (NIC queues, VMs and cores are refused until built) |
+//! | 32 | `kind` u8: [`crate::hook::HookKind`]: 1 = packet, 2 = restart, 3 = exit, 4 = slice |
+//! | 33 | `attach` u8: 1 = one direction of a link between two VM ports, 2 = a VM (restart, exit, slice hooks), 3 = one direction of a shared NIC's queue, 4 = a core (a slice hook for every VM there without its own); `target` is the link's, VM's or NIC's index, or the core |
 //! | 34 | `direction` u8: [`LinkDir`]: 0 = a->b, 1 = b->a; at most one hook per link direction |
 //! | 35 | reserved u8 (must be 0) |
-//! | 36 | `target` u32: the link's manifest index |
+//! | 36 | `target` u32: see `attach` |
 //! | 40 | `insn_offset` u32, 44 `insn_count` u32 (1..=4096): its run of the hook code section (kind 7), starting where the previous hook's run ended |
 //! | 48 | `map_offset` u32, 52 `map_count` u32 (0..=16): its run of the hook map section (kind 8), the same way; `lddw src=1 imm=i` names the run's map `i` |
 //! | 56 | reserved \[8\] (must be 0) |

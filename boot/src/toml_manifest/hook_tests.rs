@@ -283,3 +283,53 @@ fn packet_hooks_attach_to_a_shared_nics_queue() {
     let e = err(&with_nics(&two));
     assert!(e.contains("one packet hook per NIC queue direction"), "{e}");
 }
+
+#[test]
+fn a_slice_hook_may_serve_a_core() {
+    let text = with_hooks(&vm_hook("every", "slice", "core:1", "long_slices.bpf.c"));
+    let m = parse(&text, "m.toml", &images()).unwrap();
+    assert_eq!(m.hooks[0].target, manifest::HookAttach::Core { core: 1 });
+    // It encodes and reads back.
+    let bytes = m.encode().unwrap();
+    let parsed = vmm_abi::manifest::Manifest::parse(&bytes).unwrap();
+    assert_eq!(
+        parsed.hooks().next().unwrap().attach,
+        manifest::HookAttach::Core { core: 1 }
+    );
+    assert!(m.check_cores(2).is_ok());
+    // A core the run does not have.
+    let five = with_hooks(&vm_hook("every", "slice", "core:5", "long_slices.bpf.c"));
+    let e = parse(&five, "m.toml", &images())
+        .unwrap()
+        .check_cores(2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("hook `every`: field `attach`: core 5 does not exist: this run has 2 CPUs"),
+        "{e}"
+    );
+    for bad in ["core:x", "core:64", "core:01", "core:+1", "core:"] {
+        let e = err(&with_hooks(&vm_hook(
+            "every",
+            "slice",
+            bad,
+            "long_slices.bpf.c",
+        )));
+        assert!(
+            e.contains("a core is `core:N` with N a core number 0..=63"),
+            "{bad}: {e}"
+        );
+    }
+    // Two hooks on one core; a restart hook on a core.
+    let two = vm_hook("a", "slice", "core:1", "long_slices.bpf.c")
+        + &vm_hook("b", "slice", "core:1", "long_slices.bpf.c");
+    let e = err(&with_hooks(&two));
+    assert!(e.contains("one slice hook per core"), "{e}");
+    let e = err(&with_hooks(&vm_hook(
+        "r",
+        "restart",
+        "core:1",
+        "restart_twice.bpf.c",
+    )));
+    assert!(e.contains("write `vm:<name>`"), "{e}");
+}

@@ -123,6 +123,25 @@ impl HookConfig {
     }
 }
 
+/// What a slice hook's `attach` starts with to serve every VM on a core:
+/// `core:N`.
+pub const CORE_ATTACH_PREFIX: &str = "core:";
+
+/// The core `attach` names (`core:N`): a slice hook for every VM that runs
+/// there without a slice hook of its own.
+fn resolve_core(attach: &str) -> std::result::Result<HookAttach, String> {
+    let n = attach.strip_prefix(CORE_ATTACH_PREFIX).unwrap_or(attach);
+    let max = vmm_abi::manifest::MAX_CORES - 1;
+    match n.parse::<u32>() {
+        Ok(core) if core <= max && !n.starts_with('+') && (n == "0" || !n.starts_with('0')) => {
+            Ok(HookAttach::Core { core })
+        }
+        _ => Err(format!(
+            "`{attach}`: a core is `core:N` with N a core number 0..={max}"
+        )),
+    }
+}
+
 /// The VM `attach` names (`vm:NAME`), for a hook of `kind`.
 fn resolve_vm(
     attach: &str,
@@ -273,6 +292,7 @@ pub(super) fn resolve(
             HookKind::Packet => {
                 resolve_attach(&r.attach, links).map(|(link, dir)| HookAttach::Link { link, dir })
             }
+            HookKind::Slice if r.attach.starts_with(CORE_ATTACH_PREFIX) => resolve_core(&r.attach),
             _ => resolve_vm(&r.attach, kind, vms),
         }
         .map_err(|e| fail("attach", e))?;
@@ -287,6 +307,7 @@ pub(super) fn resolve(
                         HookAttach::Link { .. } => "link direction",
                         HookAttach::Nic { .. } => "NIC queue direction",
                         HookAttach::Vm { .. } => "VM",
+                        HookAttach::Core { .. } => "core",
                     }
                 ),
             ));

@@ -418,6 +418,18 @@ impl Manifest {
                 )));
             }
         }
+        for h in &self.hooks {
+            if let manifest::HookAttach::Core { core } = h.target
+                && core >= cpus
+            {
+                return Err(Error::new(format!(
+                    "{}: hook `{}`: field `attach`: core {core} does not exist: this run has {cpus} CPU{}",
+                    self.origin,
+                    h.name,
+                    if cpus == 1 { "" } else { "s" }
+                )));
+            }
+        }
         links::check_cores(&self.origin, &self.links, &self.nics, cpus)
     }
 

@@ -435,7 +435,7 @@ impl<'t> Net<'t> {
                     }
                     continue;
                 }
-                HookAttach::Vm { .. } => continue,
+                HookAttach::Vm { .. } | HookAttach::Core { .. } => continue,
             };
             if let Some(link) = self.links.get(link as usize) {
                 h.set_ingress(match dir {

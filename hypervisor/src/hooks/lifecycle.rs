@@ -107,14 +107,20 @@ impl State<'_> {
     }
 }
 
-/// A restart, exit or slice hook attached to a VM.
+/// The `vm` of a hook that serves a core's VMs rather than one VM.
+pub const NO_VM: u32 = u32::MAX;
+
+/// A restart, exit or slice hook attached to a VM (or a slice hook
+/// attached to a core).
 pub struct VmHook<'t> {
     /// Its name.
     pub name: &'t str,
     /// `Restart`, `Exit` or `Slice`.
     pub kind: HookKind,
-    /// Manifest index of the VM.
+    /// Manifest index of the VM ([`NO_VM`] for a core's slice hook).
     pub vm: u32,
+    /// The core whose VMs it serves (a slice hook on a core), if any.
+    pub core: Option<u32>,
     /// Its manifest index (for its records).
     pub index: u32,
     clock: fn() -> u64,
@@ -149,6 +155,7 @@ impl<'t> VmHook<'t> {
             name,
             kind,
             vm,
+            core: None,
             index,
             clock,
             state: Mutex::new(State {
@@ -159,6 +166,15 @@ impl<'t> VmHook<'t> {
                 stack: [0; STACK_SIZE],
             }),
         })
+    }
+
+    /// The same hook serving core `core`'s VMs instead of one VM.
+    pub fn on_core(self, core: u32) -> Self {
+        VmHook {
+            vm: NO_VM,
+            core: Some(core),
+            ..self
+        }
     }
 
     /// Asks a restart hook about a run that ended, on `core`.

@@ -250,7 +250,7 @@ impl<'t> PacketHook<'t> {
         let (place, dir) = match self.attach {
             HookAttach::Link { link, dir } => (link, dir.name()),
             HookAttach::Nic { nic, dir } => (nic, dir.name()),
-            HookAttach::Vm { vm } => (vm, "-"),
+            HookAttach::Vm { vm: n } | HookAttach::Core { core: n } => (n, "-"),
         };
         record(&Record::Hook {
             hook: index,

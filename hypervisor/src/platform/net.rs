@@ -13,7 +13,7 @@ use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::devices::virtio::error::RingError;
 use crate::hooks::HookMemory;
-use crate::hooks::lifecycle::VmHook;
+use crate::hooks::lifecycle::{NO_VM, VmHook};
 use crate::hooks::maps::bytes_needed;
 use crate::hooks::packet::PacketHook;
 use crate::hooks::vm::op::Op;
@@ -213,7 +213,8 @@ fn hook_failed(spec: &HookSpec<'_>, what: &dyn core::fmt::Display) -> &'static s
 fn build_packet_hooks(
     manifest: &Manifest<'static>,
 ) -> Result<&'static [PacketHook<'static>], &'static str> {
-    let packet = |h: &HookSpec<'_>| !matches!(h.attach, HookAttach::Vm { .. });
+    let packet =
+        |h: &HookSpec<'_>| matches!(h.attach, HookAttach::Link { .. } | HookAttach::Nic { .. });
     let count = manifest.hooks().filter(packet).count();
     let mut specs = manifest
         .hooks()
@@ -230,7 +231,7 @@ fn build_packet_hooks(
                     manifest.links().nth(link as usize).map_or(0, |l| l.core)
                 }
                 HookAttach::Nic { nic, .. } => manifest.nic(nic as usize).map_or(0, |n| n.core),
-                HookAttach::Vm { .. } => 0,
+                HookAttach::Vm { .. } | HookAttach::Core { .. } => 0,
             };
             let parts = HookParts::new(&spec, core + 1)?;
             let defs = &parts.defs[..parts.count];
@@ -271,19 +272,20 @@ fn build_vm_hooks(
 ) -> Result<&'static [VmHook<'static>], &'static str> {
     let count = manifest
         .hooks()
-        .filter(|h| matches!(h.attach, HookAttach::Vm { .. }))
+        .filter(|h| matches!(h.attach, HookAttach::Vm { .. } | HookAttach::Core { .. }))
         .count();
     let mut specs = manifest
         .hooks()
         .enumerate()
         .filter_map(|(i, h)| match h.attach {
-            HookAttach::Vm { vm } => Some((i as u32, h, vm)),
+            HookAttach::Vm { vm } => Some((i as u32, h, vm, None)),
+            HookAttach::Core { core } => Some((i as u32, h, NO_VM, Some(core))),
             HookAttach::Link { .. } | HookAttach::Nic { .. } => None,
         });
     let hooks = memory::leak_slice(
         count,
         |_| {
-            let (index, spec, vm) = specs.next().ok_or(HOOK_UNUSABLE)?;
+            let (index, spec, vm, core) = specs.next().ok_or(HOOK_UNUSABLE)?;
             let parts = HookParts::new(&spec, cores)?;
             let defs = &parts.defs[..parts.count];
             let hook = VmHook::new(
@@ -301,13 +303,21 @@ fn build_vm_hooks(
                 hook_clock,
             )
             .map_err(|e| hook_failed(&spec, &e))?;
+            let hook = match core {
+                Some(c) => hook.on_core(c),
+                None => hook,
+            };
             log::info!(
-                "hook {}: {} hook, {} instructions, {} maps, on vm {}",
+                "hook {}: {} hook, {} instructions, {} maps, on {} {}",
                 spec.name,
                 spec.kind.name(),
                 spec.insn_count(),
                 parts.count,
-                manifest.get(vm as usize).map_or("?", |v| v.name)
+                if core.is_some() { "core" } else { "vm" },
+                match core {
+                    Some(c) => CoreLabel::of(c),
+                    None => CoreLabel::name(manifest.get(vm as usize).map_or("?", |v| v.name)),
+                }
             );
             Ok(hook)
         },
@@ -347,6 +357,15 @@ impl Net {
     /// VM `vm`'s hook of `kind` (restart or exit), if it has one.
     pub fn vm_hook(&self, vm: u32, kind: HookKind) -> Option<&'static VmHook<'static>> {
         self.1.iter().find(|h| h.vm == vm && h.kind == kind)
+    }
+
+    /// The slice hook for VM `vm` on `core`: its own, else its core's.
+    pub fn slice_hook(&self, vm: u32, core: u32) -> Option<&'static VmHook<'static>> {
+        self.vm_hook(vm, HookKind::Slice).or_else(|| {
+            self.1
+                .iter()
+                .find(|h| h.core == Some(core) && h.kind == HookKind::Slice)
+        })
     }
 
     /// VM `vm`'s signals.
@@ -442,7 +461,11 @@ impl Net {
             }
         });
         for hook in self.1 {
-            hook.report(name_of(hook.vm), serial::record);
+            let label = match hook.core {
+                Some(c) => CoreLabel::of(c),
+                None => CoreLabel::name(name_of(hook.vm)),
+            };
+            hook.report(label.as_str(), serial::record);
             let f = hook.flow();
             log::info!(
                 "hook {}: {} runs: {} allow, {} deny, {} fail, {} bad answers, {} faults, {} instructions",
@@ -493,5 +516,34 @@ impl Net {
     /// Row `i` of those, now.
     pub fn flow_now(&self, i: usize) -> Option<poll::FlowNow<'static>> {
         self.0.flow_now(i)
+    }
+}
+
+/// What a VM hook is attached to, as records and logs name it: a VM's
+/// name, or `core:N`.
+struct CoreLabel(heapless::String<{ vmm_abi::corral::bootinfo::NAME_MAX + 8 }>);
+
+impl CoreLabel {
+    fn of(core: u32) -> Self {
+        let mut s = heapless::String::new();
+        // "core:" and at most ten digits fit.
+        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("core:{core}"));
+        CoreLabel(s)
+    }
+
+    fn name(name: &str) -> Self {
+        let mut s = heapless::String::new();
+        let _ = s.push_str(name);
+        CoreLabel(s)
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl core::fmt::Display for CoreLabel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
     }
 }

@@ -1031,8 +1031,9 @@ pub fn run_slice(
     let mut hw = VmxVcpu {
         launched: &mut st.launched,
     };
-    // A slice hook, if the VM has one, says how long this slice is.
-    let timeslice = match net.vm_hook(st.cell, HookKind::Slice) {
+    // A slice hook, the VM's own or else its core's, says how long this
+    // slice is.
+    let timeslice = match net.slice_hook(st.cell, core) {
         None => shared.timeslice,
         Some(h) => {
             let ctx = SliceCtx {

@@ -613,11 +613,11 @@ impl fmt::Display for ManifestError {
             ),
             Problem::AttachKind { kind } => write!(
                 f,
-                "attach kind {kind}: 1 (one direction of a link), 2 (a VM) and 3 (one direction of a NIC's queue) are built"
+                "attach kind {kind}: 1 (one direction of a link), 2 (a VM), 3 (one direction of a NIC's queue) and 4 (a core) are built"
             ),
             Problem::AttachMismatch { kind, attach } => write!(
                 f,
-                "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1) or NIC queues (3), restart (2), exit (3) and slice (4) hooks on VMs (2)"
+                "a hook of kind {kind} cannot have attach kind {attach}: packet hooks (1) go on link directions (1) or NIC queues (3), restart (2), exit (3) and slice (4) hooks on VMs (2), slice hooks also on cores (4)"
             ),
             Problem::DeviceName => write!(
                 f,

@@ -53,6 +53,9 @@ const ATTACH_VM: u8 = 2;
 /// hook); the direction byte is 0 for receive (wire to guests), 1 for
 /// transmit.
 const ATTACH_NIC: u8 = 3;
+/// Attach kind on the wire: a core (a slice hook for every VM that runs
+/// there and has no slice hook of its own).
+const ATTACH_CORE: u8 = 4;
 
 /// One direction of a NIC's queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,6 +135,12 @@ pub enum HookAttach {
         /// Which direction's frames it judges.
         dir: NicDir,
     },
+    /// A core: the slice hook of every VM that runs there and has no slice
+    /// hook of its own.
+    Core {
+        /// The core.
+        core: u32,
+    },
 }
 
 impl HookAttach {
@@ -146,7 +155,7 @@ impl HookAttach {
             ) | (
                 HookAttach::Vm { .. },
                 HookKind::Restart | HookKind::Exit | HookKind::Slice
-            )
+            ) | (HookAttach::Core { .. }, HookKind::Slice)
         )
     }
 }
@@ -221,6 +230,10 @@ impl<'a> HookSpec<'a> {
                 r[K_ATTACH] = ATTACH_NIC;
                 r[K_DIRECTION] = dir as u8;
                 le::put_u32(&mut r, K_TARGET, nic);
+            }
+            HookAttach::Core { core } => {
+                r[K_ATTACH] = ATTACH_CORE;
+                le::put_u32(&mut r, K_TARGET, core);
             }
         }
         le::put_u32(&mut r, K_INSN_OFFSET, insn_offset);
@@ -373,6 +386,10 @@ impl<'a> HookSpec<'a> {
                 }),
                 1,
             ),
+            ATTACH_CORE => (
+                (raw.direction == 0).then_some(HookAttach::Core { core: raw.target }),
+                0,
+            ),
             _ => return e(Field::HookAttach, Problem::AttachKind { kind: raw.attach }),
         };
         let Some(attach) = attach else {
@@ -507,6 +524,18 @@ impl<'a> Manifest<'a> {
                     };
                     if spec.mode != super::NicMode::Shared {
                         return e(Field::HookTarget, Problem::HookOnOwnedNic { nic });
+                    }
+                }
+                HookAttach::Core { core } => {
+                    if core >= super::MAX_CORES {
+                        return e(
+                            Field::HookTarget,
+                            Problem::OutOfRange {
+                                found: core.into(),
+                                min: 0,
+                                max: (super::MAX_CORES - 1).into(),
+                            },
+                        );
                     }
                 }
                 HookAttach::Vm { vm } => {

@@ -160,8 +160,26 @@ fn every_record_field_is_checked() {
     // A NIC queue, in a manifest without NICs.
     let e = problem(|r| r[33] = 3);
     assert_eq!(e.problem, Problem::NoNic { found: 0, nics: 0 });
+    // A packet hook on a core; a slice hook on a core that cannot exist.
     let e = problem(|r| r[33] = 4);
-    assert_eq!(e.problem, Problem::AttachKind { kind: 4 });
+    assert_eq!(e.problem, Problem::AttachMismatch { kind: 1, attach: 4 });
+    assert!(std::format!("{e}").contains("slice hooks also on cores (4)"));
+    let e = problem(|r| {
+        r[32] = 4;
+        r[33] = 4;
+        r[34] = 0;
+        r[36..40].copy_from_slice(&64u32.to_le_bytes());
+    });
+    assert_eq!(
+        e.problem,
+        Problem::OutOfRange {
+            found: 64,
+            min: 0,
+            max: 63
+        }
+    );
+    let e = problem(|r| r[33] = 5);
+    assert_eq!(e.problem, Problem::AttachKind { kind: 5 });
     // A VM target has no direction.
     let e = problem(|r| {
         r[32] = 3;
