@@ -23,13 +23,26 @@ pub const MAX_VM_BLOCKS: usize = 8;
 /// request at a time (only its VM and, after the run, the report use it).
 pub type SharedDisk = spin::Mutex<Disk<'static, RawRam>>;
 
-/// One of an hvt VM's block devices.
-#[derive(Clone, Copy)]
-pub struct HvtBlock {
-    /// Its Solo5 handle: its index in the VM's manifest.
-    pub handle: u64,
-    /// Its disk.
-    pub disk: &'static SharedDisk,
+/// The block devices hvt VMs reach by handle: the run's disks, looked up
+/// only by the calls that need one (so other calls carry one reference).
+pub trait HvtDisks: Sync {
+    /// VM `vm`'s disk with Solo5 handle `handle` (its index in the VM's
+    /// manifest), if it has one.
+    fn disk(&self, vm: u32, handle: u64) -> Option<&SharedDisk>;
+    /// Whether VM `vm` has any block device.
+    fn any(&self, vm: u32) -> bool;
+}
+
+/// A run without block devices.
+pub struct NoDisks;
+
+impl HvtDisks for NoDisks {
+    fn disk(&self, _: u32, _: u64) -> Option<&SharedDisk> {
+        None
+    }
+    fn any(&self, _: u32) -> bool {
+        false
+    }
 }
 
 /// What an hvt VM's hypercalls need from the hypervisor.
@@ -40,8 +53,10 @@ pub struct HvtEnv {
     pub wall_ns: u64,
     /// TSC ticks per second.
     pub tsc_hz: u64,
-    /// Its block devices.
-    pub blocks: heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
+    /// The VM (its manifest index), for its block devices.
+    pub vm: u32,
+    /// The run's block devices.
+    pub disks: &'static dyn HvtDisks,
 }
 
 /// One port access of the guest.
@@ -231,7 +246,7 @@ pub fn handle(
             }
             Ok(HvtDone::Exit(status))
         }
-        Hypercall::BlockRead | Hypercall::BlockWrite if !env.blocks.is_empty() => {
+        Hypercall::BlockRead | Hypercall::BlockWrite if env.disks.any(env.vm) => {
             need(hvt::BLOCK_SIZE)?;
             let word = |off| {
                 ram.read_u64(Gpa(gpa + off))
@@ -241,12 +256,12 @@ pub fn handle(
             let offset = word(hvt::BLOCK_OFFSET)?;
             let data = word(hvt::BLOCK_DATA)?;
             let len = word(hvt::BLOCK_LEN)?;
-            let ret = match env.blocks.iter().find(|b| b.handle == handle) {
+            let ret = match env.disks.disk(env.vm, handle) {
                 // Not one of its block devices (a net device's handle, or
                 // none): refused, as the tender refuses it.
                 None => hvt::R_EINVAL,
-                Some(b) => {
-                    let mut disk = b.disk.lock();
+                Some(d) => {
+                    let mut disk = d.lock();
                     // The tender refuses a buffer not strictly inside
                     // memory; the disk then checks it is all there (and
                     // writable, for a read).

@@ -3,7 +3,7 @@
 extern crate std;
 
 use super::boot::{self, Attached, BlockBinding, BuildError, Entry};
-use super::call::{self, HvtBlock, HvtCallError, HvtDone, HvtEnv, PortAccess, SharedDisk};
+use super::call::{self, HvtCallError, HvtDisks, HvtDone, HvtEnv, NoDisks, PortAccess, SharedDisk};
 use super::image::{self, HeaderProblem, HvtImageError, SegmentRule};
 use crate::mem::access::{Gpa, GuestRead};
 use crate::mem::guest::GuestMemory;
@@ -483,7 +483,8 @@ fn call(backing: &mut [u8], io: PortAccess, eax: u32) -> (Result<HvtDone, HvtCal
         ram: over_vec(backing),
         wall_ns: 1_700_000_000_000_000_000,
         tsc_hz: 100_000_000,
-        blocks: heapless::Vec::new(),
+        vm: 0,
+        disks: &NoDisks,
     };
     let mut printed = Vec::new();
     let r = call::handle(io, eax, &mut env, |b| printed.extend_from_slice(b));
@@ -700,12 +701,32 @@ fn ret(b: &[u8]) -> i32 {
     i32::from_le_bytes(b[0x1020..0x1024].try_into().unwrap())
 }
 
-fn block_call(b: &mut [u8], call_no: u16, blocks: &[HvtBlock]) -> Result<HvtDone, HvtCallError> {
+/// VM 7's disks by handle, for the tests.
+struct TestDisks(Vec<(u64, &'static SharedDisk)>);
+
+impl HvtDisks for TestDisks {
+    fn disk(&self, vm: u32, handle: u64) -> Option<&SharedDisk> {
+        self.0
+            .iter()
+            .find(|&&(h, _)| vm == 7 && h == handle)
+            .map(|&(_, d)| d)
+    }
+    fn any(&self, vm: u32) -> bool {
+        vm == 7 && !self.0.is_empty()
+    }
+}
+
+fn block_call(
+    b: &mut [u8],
+    call_no: u16,
+    disks: &'static dyn HvtDisks,
+) -> Result<HvtDone, HvtCallError> {
     let mut env = HvtEnv {
         ram: over_vec(b),
         wall_ns: 0,
         tsc_hz: 1,
-        blocks: blocks.iter().copied().collect(),
+        vm: 7,
+        disks,
     };
     call::handle(out(port(call_no)), 0x1000, &mut env, |_| {})
 }
@@ -713,19 +734,19 @@ fn block_call(b: &mut [u8], call_no: u16, blocks: &[HvtBlock]) -> Result<HvtDone
 #[test]
 fn block_calls_move_whole_blocks_and_refuse_the_rest() {
     let disk = leaked_disk(8);
-    let blocks = [HvtBlock { handle: 2, disk }];
+    let blocks: &'static TestDisks = Box::leak(Box::new(TestDisks(vec![(2, disk)])));
     let mut b = vec![0u8; MEM];
     // Write block 3 from 0x4000, read it back into 0x6000.
     b[0x4000..0x4200].fill(0xee);
     block_args(&mut b, 2, 1536, 0x4000, 512);
     assert_eq!(
-        block_call(&mut b, hvt::HC_BLOCK_WRITE, &blocks),
+        block_call(&mut b, hvt::HC_BLOCK_WRITE, blocks),
         Ok(HvtDone::Advance)
     );
     assert_eq!(ret(&b), hvt::R_OK);
     block_args(&mut b, 2, 1024, 0x6000, 1024);
     assert_eq!(
-        block_call(&mut b, hvt::HC_BLOCK_READ, &blocks),
+        block_call(&mut b, hvt::HC_BLOCK_READ, blocks),
         Ok(HvtDone::Advance)
     );
     assert_eq!(ret(&b), hvt::R_OK);
@@ -746,7 +767,7 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
         b[0x6000..0x6400].fill(0x11);
         block_args(&mut b, handle, offset, 0x6000, len);
         assert_eq!(
-            block_call(&mut b, hvt::HC_BLOCK_READ, &blocks),
+            block_call(&mut b, hvt::HC_BLOCK_READ, blocks),
             Ok(HvtDone::Advance)
         );
         assert_eq!(ret(&b), hvt::R_EINVAL, "{handle} {offset} {len}");
@@ -755,7 +776,7 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
     // A buffer outside memory stops the guest by name.
     block_args(&mut b, 2, 0, MEM as u64 - 256, 512);
     assert_eq!(
-        block_call(&mut b, hvt::HC_BLOCK_WRITE, &blocks),
+        block_call(&mut b, hvt::HC_BLOCK_WRITE, blocks),
         Err(HvtCallError::Buffer {
             call: Hypercall::BlockWrite,
             gpa: MEM as u64 - 256,
@@ -767,7 +788,8 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
         ram: over_vec(&mut b),
         wall_ns: 0,
         tsc_hz: 1,
-        blocks: blocks.iter().copied().collect(),
+        vm: 7,
+        disks: blocks,
     };
     let r = call::handle(
         out(port(hvt::HC_BLOCK_READ)),
@@ -785,7 +807,7 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
     drop(d);
     // A VM with no block device: the call itself is invalid.
     block_args(&mut b, 1, 0, 0x6000, 512);
-    let e = block_call(&mut b, hvt::HC_BLOCK_READ, &[]).unwrap_err();
+    let e = block_call(&mut b, hvt::HC_BLOCK_READ, &NoDisks).unwrap_err();
     assert_eq!(
         e.to_string(),
         "Invalid guest hypercall: block_read (no such device is attached)"

@@ -4,11 +4,13 @@ use super::halt::fatal_fmt;
 use super::memory;
 use super::serial;
 use crate::block::{Disk, map_words};
-use crate::hvt::boot::BlockBinding;
-use crate::hvt::call::{HvtBlock, SharedDisk};
+use crate::devices::virtio::blk::BlkDevice;
+use crate::devices::virtio::mmio::Transport;
+use crate::hvt::call::{HvtDisks, SharedDisk};
 use crate::mem::access::{Gpa, Hpa};
 use crate::mem::raw::{RamPiece, RawRam};
 use crate::multiboot::Region;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
 use vmm_abi::manifest::BlockSpec;
 use vmm_abi::report::Record;
@@ -16,12 +18,40 @@ use vmm_abi::report::Record;
 /// Bytes of image per `block-data` record (twice as many hex digits).
 const DATA_PIECE: usize = 256;
 
-/// One block device: what the manifest says, and its disk.
+/// One block device: what the manifest says, its disk, and (for a Corral
+/// guest) its virtio-blk registers, set up anew at each run of its VM.
 pub struct Block {
     /// Its manifest record.
     pub spec: BlockSpec<'static>,
     /// Its disk.
     pub disk: SharedDisk,
+    /// Its virtio-blk device (a Corral guest's; its VM's core only).
+    pub dev: spin::Mutex<Option<Transport<BlkDevice>>>,
+    /// Its Solo5 handle in its (hvt) VM's manifest, once attached
+    /// ([`NO_HANDLE`] before).
+    pub handle: AtomicU64,
+}
+
+/// The handle of a block device not attached to an hvt guest.
+pub const NO_HANDLE: u64 = u64::MAX;
+
+/// The run's block devices as hvt hypercalls reach them.
+pub struct MachineDisks;
+
+/// The one [`MachineDisks`].
+pub static MACHINE_DISKS: MachineDisks = MachineDisks;
+
+impl HvtDisks for MachineDisks {
+    fn disk(&self, vm: u32, handle: u64) -> Option<&SharedDisk> {
+        all()
+            .iter()
+            .find(|b| b.spec.vm == vm && b.handle.load(Ordering::Acquire) == handle)
+            .map(|b| &b.disk)
+    }
+
+    fn any(&self, vm: u32) -> bool {
+        has_blocks(vm)
+    }
 }
 
 static BLOCKS: Once<&'static [Block]> = Once::new();
@@ -69,6 +99,8 @@ pub fn set_up(
             Ok(Block {
                 spec,
                 disk: spin::Mutex::new(disk),
+                dev: spin::Mutex::new(None),
+                handle: AtomicU64::new(NO_HANDLE),
             })
         },
         usize::MAX,
@@ -82,23 +114,9 @@ fn all() -> &'static [Block] {
     BLOCKS.get().copied().unwrap_or(&[])
 }
 
-/// The block devices of manifest VM `vm`: as bindings for its Solo5
-/// manifest, and as the disks its hypercalls reach (handles still 0: the
-/// caller sets them once the bindings are matched).
-pub fn of_vm(vm: u32) -> impl Iterator<Item = (BlockBinding<'static>, HvtBlock)> {
-    all().iter().filter(move |b| b.spec.vm == vm).map(|b| {
-        (
-            BlockBinding {
-                device: b.spec.device,
-                capacity: b.spec.capacity,
-                block_size: b.spec.block_size,
-            },
-            HvtBlock {
-                handle: 0,
-                disk: &b.disk,
-            },
-        )
-    })
+/// The block devices of manifest VM `vm`.
+pub fn of_vm_blocks(vm: u32) -> impl Iterator<Item = &'static Block> {
+    all().iter().filter(move |b| b.spec.vm == vm)
 }
 
 /// Whether manifest VM `vm` has block devices (such a VM is not cloned at

@@ -30,7 +30,7 @@ use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hooks::lifecycle::{ExitAnswer, VmHook};
 use crate::hvt::boot as hvt_boot;
-use crate::hvt::call::{HvtBlock, HvtEnv, MAX_VM_BLOCKS, SharedDisk};
+use crate::hvt::call::{HvtEnv, MAX_VM_BLOCKS, SharedDisk};
 use crate::hvt::image as hvt_image;
 use crate::hypercall::Services;
 use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
@@ -162,16 +162,10 @@ pub struct VmState {
     pub progress_at: (u64, u64),
     /// Its virtio-console, if the manifest gave it one (this run).
     pub console_dev: Option<Transport<ConsoleDevice>>,
-    /// An hvt guest's block devices, by handle (this run).
-    pub blocks: heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
-    /// A Corral guest's virtio-blk disks, in slot order (this run).
-    pub disks: heapless::Vec<DiskSlot, MAX_VM_BLOCKS>,
-}
-
-/// A Corral guest's virtio-blk device and the disk behind it.
-pub struct DiskSlot {
-    dev: Transport<BlkDevice>,
-    disk: &'static SharedDisk,
+    /// A Corral guest's virtio-blk disks, in slot order (this run): each
+    /// disk keeps its device's registers itself, so a VM without disks
+    /// carries only this list.
+    pub disks: heapless::Vec<&'static blocks::Block, MAX_VM_BLOCKS>,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -214,7 +208,6 @@ impl VmState {
             metrics: 0,
             progress_at: (0, 0),
             console_dev: None,
-            blocks: heapless::Vec::new(),
             disks: heapless::Vec::new(),
         }
     }
@@ -231,7 +224,7 @@ impl VmState {
         if self.image.hvt.is_some() {
             0
         } else {
-            blocks::of_vm(self.index).count()
+            blocks::of_vm_blocks(self.index).count()
         }
     }
 
@@ -399,10 +392,8 @@ struct VmHost<'a> {
     exit_hook: Option<&'static VmHook<'static>>,
     /// A Solo5 hvt guest.
     hvt: bool,
-    /// Its block devices (an hvt guest's).
-    blocks: &'a heapless::Vec<HvtBlock, MAX_VM_BLOCKS>,
     /// Its virtio-blk disks (a Corral guest's), and the slot of the first.
-    disks: (&'a mut [DiskSlot], usize),
+    disks: (&'a [&'static blocks::Block], usize),
 }
 
 impl Services for VmHost<'_> {
@@ -442,7 +433,8 @@ impl Host for VmHost<'_> {
             ram: self.vm.raw_ram(),
             wall_ns: clock::wall_ns(),
             tsc_hz: clock::tsc_hz(),
-            blocks: self.blocks.clone(),
+            vm: self.index,
+            disks: &blocks::MACHINE_DISKS,
         })
     }
 }
@@ -472,9 +464,11 @@ impl Bus for VmHost<'_> {
                 }))
             }
             DeviceKind::Block => {
-                let d = self.disks.0.get_mut(slot.checked_sub(self.disks.1)?)?;
+                let b = *self.disks.0.get(slot.checked_sub(self.disks.1)?)?;
+                let mut dev = b.dev.lock();
                 Some(f(&mut DiskRegs {
-                    slot: d,
+                    dev: dev.as_mut()?,
+                    disk: &b.disk,
                     ram: self.vm.raw_ram(),
                 }))
             }
@@ -740,19 +734,24 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     // of `create` (after this view's last use), and this is the only view.
     let mut mem = unsafe { vm.memory(size) };
     let cached = st.image;
-    st.blocks.clear();
     let (cr3, rip, rsp) = if let Some(img) = hvt_image {
+        let mut bound = heapless::Vec::<&blocks::Block, MAX_VM_BLOCKS>::new();
         let mut bindings = heapless::Vec::<_, MAX_VM_BLOCKS>::new();
-        for (binding, block) in blocks::of_vm(st.index) {
-            bindings
-                .push(binding)
-                .and_then(|()| st.blocks.push(block).map_err(|_| binding))
+        for b in blocks::of_vm_blocks(st.index) {
+            let binding = hvt_boot::BlockBinding {
+                device: b.spec.device,
+                capacity: b.spec.capacity,
+                block_size: b.spec.block_size,
+            };
+            bound
+                .push(b)
+                .and_then(|()| bindings.push(binding).map_err(|_| b))
                 .map_err(|_| StartError::Hvt(hvt_image::HvtImageError::TooManyBlocks))?;
         }
         let attached = hvt_boot::attach(&img, &bindings).map_err(StartError::Hvt)?;
         for &(handle, i) in &attached {
-            if let Some(b) = st.blocks.get_mut(i) {
-                b.handle = handle;
+            if let Some(b) = bound.get(i) {
+                b.handle.store(handle, Ordering::Release);
             }
         }
         let e = hvt_boot::build(
@@ -819,19 +818,17 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     if disks > 0 {
         // In the order of their device names (the slots check bounded them).
         let mut bound = heapless::Vec::<_, MAX_VM_BLOCKS>::new();
-        for b in blocks::of_vm(st.index) {
+        for b in blocks::of_vm_blocks(st.index) {
             if bound.push(b).is_err() {
                 break;
             }
         }
-        bound.sort_unstable_by(|a, b| a.0.device.cmp(b.0.device));
-        for (b, block) in bound {
-            let dev = BlkDevice::new(b.capacity, b.block_size, b.device);
-            let slot = DiskSlot {
-                dev: Transport::new(dev, TransportConfig::new(size)),
-                disk: block.disk,
-            };
-            if st.disks.push(slot).is_err() {
+        bound.sort_unstable_by(|a, b| a.spec.device.cmp(b.spec.device));
+        for b in bound {
+            // A fresh device for this run, kept with its disk.
+            let dev = BlkDevice::new(b.spec.capacity, b.spec.block_size, b.spec.device);
+            *b.dev.lock() = Some(Transport::new(dev, TransportConfig::new(size)));
+            if st.disks.push(b).is_err() {
                 break;
             }
         }
@@ -954,32 +951,33 @@ impl BusDevice for ConsoleRegs<'_, '_> {
 /// A virtio-blk device's registers: a notification serves its queue
 /// against its disk on the spot (the VM's own core, within the exit).
 struct DiskRegs<'a> {
-    slot: &'a mut DiskSlot,
+    dev: &'a mut Transport<BlkDevice>,
+    disk: &'a SharedDisk,
     ram: RawRam,
 }
 
 impl BusDevice for DiskRegs<'_> {
     fn read(&mut self, offset: u64, size: u8) -> Result<u32, MmioError> {
-        self.slot.dev.read(offset, size)
+        self.dev.read(offset, size)
     }
 
     fn write(&mut self, offset: u64, size: u8, value: u32) -> Result<Effect, MmioError> {
-        let effect = self.slot.dev.write(offset, size, value)?;
+        let effect = self.dev.write(offset, size, value)?;
         let mut ram = self.ram;
-        let id = *self.slot.dev.device().id();
-        let result: Result<(), RingError> =
-            match (effect, self.slot.dev.queue_mut(vblk::REQUEST_QUEUE)) {
-                (WriteEffect::DriverOk, Some(queue)) => {
-                    queue.check_rings(&mut ram).map_err(RingError::Queue)
-                }
-                (WriteEffect::Notify(q), Some(queue)) if q == vblk::REQUEST_QUEUE => {
-                    let mut disk = self.slot.disk.lock();
-                    vblk::serve(queue, &mut ram, &mut disk, &id)
-                        .map(|_| ())
-                        .map_err(RingError::Block)
-                }
-                _ => Ok(()),
-            };
+        let id = *self.dev.device().id();
+        let result: Result<(), RingError> = match (effect, self.dev.queue_mut(vblk::REQUEST_QUEUE))
+        {
+            (WriteEffect::DriverOk, Some(queue)) => {
+                queue.check_rings(&mut ram).map_err(RingError::Queue)
+            }
+            (WriteEffect::Notify(q), Some(queue)) if q == vblk::REQUEST_QUEUE => {
+                let mut disk = self.disk.lock();
+                vblk::serve(queue, &mut ram, &mut disk, &id)
+                    .map(|_| ())
+                    .map_err(RingError::Block)
+            }
+            _ => Ok(()),
+        };
         Ok(result.map_or_else(Effect::Fault, |()| Effect::None))
     }
 }
@@ -1012,9 +1010,8 @@ pub fn run_slice(
         shared,
         exit_hook: net.vm_hook(st.cell, HookKind::Exit),
         hvt: st.image.hvt.is_some(),
-        blocks: &st.blocks,
         disks: (
-            &mut st.disks,
+            &st.disks,
             usize::from(st.spec.net_ports) + usize::from(st.spec.console),
         ),
         out: GuestOut {

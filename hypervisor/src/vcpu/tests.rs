@@ -272,7 +272,8 @@ impl Host for FakeEnv<'_> {
             ram,
             wall_ns: 1_800_000_000_000_000_000,
             tsc_hz: 1_000_000,
-            blocks: heapless::Vec::new(),
+            vm: 0,
+            disks: &crate::hvt::call::NoDisks,
         })
     }
 }
