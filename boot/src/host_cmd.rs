@@ -161,20 +161,24 @@ pub fn ps(host: &HostDir, json: bool) -> Result<String> {
                 status,
                 core,
                 restarts,
+                exits,
+                ran,
                 ..
-            } => Some((name.as_str(), *status, *core, *restarts)),
+            } => Some((name.as_str(), *status, *core, *restarts, *exits, *ran)),
             _ => None,
         })
         .collect();
     if json {
         let list: Vec<_> = rows
             .iter()
-            .map(|&(name, status, core, restarts)| {
+            .map(|&(name, status, core, restarts, exits, ran)| {
                 serde_json::json!({
                     "name": name,
                     "status": status_name(status),
                     "core": (core != NO_CORE).then_some(core),
                     "restarts": restarts,
+                    "exits": exits,
+                    "instructions": ran,
                 })
             })
             .collect();
@@ -183,11 +187,11 @@ pub fn ps(host: &HostDir, json: bool) -> Result<String> {
         return Ok(format!("{text}\n"));
     }
     let mut t: Vec<Vec<String>> = vec![
-        ["VM", "STATUS", "CORE", "RESTARTS"]
+        ["VM", "STATUS", "CORE", "RESTARTS", "EXITS", "INSTRUCTIONS"]
             .map(str::to_string)
             .to_vec(),
     ];
-    for &(name, status, core, restarts) in &rows {
+    for &(name, status, core, restarts, exits, ran) in &rows {
         let core = if core == NO_CORE {
             "-".to_string()
         } else {
@@ -198,6 +202,8 @@ pub fn ps(host: &HostDir, json: bool) -> Result<String> {
             status_name(status).to_string(),
             core,
             restarts.to_string(),
+            exits.to_string(),
+            ran.to_string(),
         ]);
     }
     let running = rows
@@ -206,7 +212,17 @@ pub fn ps(host: &HostDir, json: bool) -> Result<String> {
         .count();
     Ok(format!(
         "{}{} VMs, {running} running (host `{}`)\n",
-        table::text(&t, &[Align::Left, Align::Left, Align::Right, Align::Right]),
+        table::text(
+            &t,
+            &[
+                Align::Left,
+                Align::Left,
+                Align::Right,
+                Align::Right,
+                Align::Right,
+                Align::Right
+            ]
+        ),
         rows.len(),
         host.name
     ))
