@@ -1,4 +1,4 @@
-//! A minimal Solo5 hvt guest runtime, written here from the ABI's facts so Corral's tests have hvt unikernels of their own: the [`hvt_entry!`](crate::hvt_entry) macro (entry point, `ABI1` and `MFT1` notes), and the hypercalls (`puts`, `walltime`, `poll`, `halt`) as 32-bit `out`s to the hvt ports.
+//! A minimal Solo5 hvt guest runtime, written here from the ABI's facts so Corral's tests have hvt unikernels of their own: the [`hvt_entry!`](crate::hvt_entry) macro (entry point, `ABI1` and `MFT1` notes, optionally one block device), the hypercalls (`puts`, `walltime`, `poll`, `halt`, `block_read`/`block_write`) as 32-bit `out`s to the hvt ports, and Solo5-style trap handlers (a CPU exception prints the trap and aborts with the trap frame as the halt cookie).
 //!
 //! An hvt image links with `hvt.ld` (next to this crate's `Cargo.toml`),
 //! which places it at [`vmm_abi::hvt::MIN_LOAD_GPA`] with the two notes
@@ -175,12 +175,207 @@ mod bare_metal {
 
     /// Ends the guest with `status` (255: abort).
     pub fn halt(status: i32) -> ! {
+        halt_with_cookie(status, 0)
+    }
+
+    /// Ends the guest with `status` and `cookie`: the address of up to
+    /// [`hvt::HALT_COOKIE_MAX`] bytes the monitor may read (a trap frame),
+    /// or 0.
+    fn halt_with_cookie(status: i32, cookie: u64) -> ! {
         let mut arg = [0u64; 2];
+        arg[0] = cookie;
         arg[1] = u64::from(status as u32);
         hypercall(hvt::HC_HALT, arg.as_mut_ptr().cast());
         loop {
             core::hint::spin_loop();
         }
+    }
+
+    /// CPU exceptions handled (vectors 0..32).
+    const VECTORS: usize = 32;
+    /// The hvt GDT's code segment selector (entry 1).
+    const CODE_SELECTOR: u64 = 0x08;
+    /// A present 64-bit interrupt gate, ring 0.
+    const INTERRUPT_GATE: u64 = 0x8E;
+    /// Exception mnemonics by vector.
+    const NAMES: [&str; VECTORS] = [
+        "DE", "DB", "NMI", "BP", "OF", "BR", "UD", "NM", "DF", "CSO", "TS", "NP", "SS", "GP", "PF",
+        "15", "MF", "AC", "MC", "XM", "VE", "CP", "22", "23", "24", "25", "26", "27", "HV", "VC",
+        "SX", "31",
+    ];
+
+    /// The trap frame a trap hands the monitor in the halt cookie, as
+    /// Solo5's bindings lay it out (in the first [`hvt::HALT_COOKIE_MAX`]
+    /// bytes).
+    #[repr(C, align(64))]
+    struct TrapFrame {
+        cr2: u64,
+        ec: u64,
+        rip: u64,
+        cs: u64,
+        rflags: u64,
+        rsp: u64,
+        ss: u64,
+        _pad: [u64; 57],
+    }
+
+    /// The one trap frame (a trap ends the guest).
+    static mut TRAP_FRAME: TrapFrame = TrapFrame {
+        cr2: 0,
+        ec: 0,
+        rip: 0,
+        cs: 0,
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
+        _pad: [0; 57],
+    };
+
+    /// The interrupt descriptor table (two words per gate).
+    static mut IDT: [u64; 2 * VECTORS] = [0; 2 * VECTORS];
+
+    /// A copy of the hvt GDT in this image's memory: the monitor's, at
+    /// `GDT_GPA`, lies in the low pages the guest's tables leave unmapped,
+    /// so the CPU could not read it to deliver an exception (Solo5's
+    /// bindings load their own too).
+    static GDT: [u64; 3] = hvt::GDT;
+
+    // One stub per vector: vectors without an error code push 0 in its
+    // place (the CPU pushes one for 8, 10-14, 17, 21, 29 and 30; SDM Vol.
+    // 3A, 6.13), then every stub pushes its vector and goes to the common
+    // part, which passes the frame to `hvt_trap`.
+    core::arch::global_asm!(
+        ".pushsection .text.hvt_traps, \"ax\"",
+        ".altmacro",
+        ".macro hvt_stub n, ec",
+        "hvt_trap_\\n:",
+        ".if \\ec == 0",
+        "push 0",
+        ".endif",
+        "push \\n",
+        "jmp hvt_trap_common",
+        ".endm",
+        "hvt_trap_common:",
+        "mov rdi, rsp",
+        "and rsp, -16",
+        "call hvt_trap",
+        "ud2",
+        ".irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31",
+        "hvt_stub \\n, 0",
+        ".endr",
+        ".irp n, 8,10,11,12,13,14,17,21,29,30",
+        "hvt_stub \\n, 1",
+        ".endr",
+        ".popsection",
+        ".pushsection .rodata.hvt_traps, \"a\"",
+        ".p2align 3",
+        "hvt_trap_stubs:",
+        ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+        ".quad hvt_trap_\\n",
+        ".endr",
+        ".popsection",
+    );
+
+    unsafe extern "C" {
+        /// The stubs' addresses, by vector (defined above).
+        static hvt_trap_stubs: [u64; VECTORS];
+    }
+
+    /// Installs the exception handlers Solo5's bindings install: a CPU
+    /// exception prints `Solo5: trap: ...` and `Solo5: ABORT: ...` and
+    /// halts with 255, the trap frame as the halt cookie.
+    pub fn install_trap_handlers() {
+        // SAFETY: the table of the stubs' addresses is read-only data this
+        // image defines (never written).
+        let stubs = unsafe { &hvt_trap_stubs };
+        for (v, &stub) in stubs.iter().enumerate() {
+            let low = (stub & 0xffff)
+                | (CODE_SELECTOR << 16)
+                | (INTERRUPT_GATE << 40)
+                | ((stub >> 16) & 0xffff) << 48;
+            // SAFETY: one core, before any exception can use the table;
+            // nothing else refers to it.
+            unsafe {
+                let idt = &raw mut IDT;
+                (*idt)[2 * v] = low;
+                (*idt)[2 * v + 1] = stub >> 32;
+            }
+        }
+        let mut gdt = [0u8; 10];
+        gdt[..2].copy_from_slice(&hvt::GDT_LIMIT.to_le_bytes());
+        gdt[2..].copy_from_slice(&(GDT.as_ptr() as u64).to_le_bytes());
+        let mut idt = [0u8; 10];
+        idt[..2].copy_from_slice(&((2 * VECTORS * 8 - 1) as u16).to_le_bytes());
+        idt[2..].copy_from_slice(&(&raw const IDT as u64).to_le_bytes());
+        // SAFETY: the GDT copy holds the same descriptors the loaded
+        // selectors came from (their cached parts do not change), and the
+        // IDT holds a gate for every exception vector; both live for the
+        // whole run.
+        unsafe {
+            asm!(
+                "lgdt [{}]",
+                "lidt [{}]",
+                in(reg) gdt.as_ptr(),
+                in(reg) idt.as_ptr(),
+                options(nostack, readonly)
+            )
+        };
+    }
+
+    /// Writes `v` in hex (`0x...`).
+    fn put_hex(v: u64) {
+        let mut buf = [0u8; 18];
+        buf[0] = b'0';
+        buf[1] = b'x';
+        for (i, b) in buf[2..].iter_mut().enumerate() {
+            let nibble = (v >> (60 - 4 * i)) & 0xf;
+            *b = b"0123456789abcdef"[nibble as usize];
+        }
+        puts(&buf);
+    }
+
+    /// Where every exception ends: `frame` points at the vector, the error
+    /// code, then what the CPU pushed (RIP, CS, RFLAGS, RSP, SS).
+    #[unsafe(no_mangle)]
+    extern "C" fn hvt_trap(frame: *const u64) -> ! {
+        let mut w = [0u64; 7];
+        for (i, x) in w.iter_mut().enumerate() {
+            // SAFETY: the stub built seven words at `frame` on this stack.
+            *x = unsafe { frame.add(i).read() };
+        }
+        let cr2: u64;
+        // SAFETY: reads CR2 only.
+        unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nostack, nomem)) };
+        let [vector, ec, rip, cs, rflags, rsp, ss] = w;
+        // SAFETY: a trap ends the guest: this is the only write of the frame,
+        // and nothing reads it but the monitor, after the halt.
+        unsafe {
+            (&raw mut TRAP_FRAME).write(TrapFrame {
+                cr2,
+                ec,
+                rip,
+                cs,
+                rflags,
+                rsp,
+                ss,
+                _pad: [0; 57],
+            })
+        };
+        puts(b"Solo5: trap: type=#");
+        puts(NAMES.get(vector as usize).unwrap_or(&"?").as_bytes());
+        for (label, v) in [
+            (" ec=", ec),
+            (" rip=", rip),
+            (" rsp=", rsp),
+            (" rflags=", rflags),
+        ] {
+            puts(label.as_bytes());
+            put_hex(v);
+        }
+        puts(b"\nSolo5: trap: cr2=");
+        put_hex(cr2);
+        puts(b"\nSolo5: ABORT: unhandled trap\n");
+        halt_with_cookie(hvt::EXIT_ABORT, &raw const TRAP_FRAME as u64)
     }
 
     /// A block device the monitor attached, from the manifest copy the

@@ -36,6 +36,21 @@ fn hvt_guests_run_beside_corral_guests() {
     // solo5_abort(): status 255 and ABORT on its console.
     assert_exited(out.vm("abort"), 255);
     assert!(lines(&out, "abort").iter().any(|l| l.contains("ABORT")));
+    // Solo5's exception test: the guest's own handler takes the page
+    // fault (a write to 16 GiB) and aborts, its trap frame the halt cookie.
+    assert_exited(out.vm("exception"), 255);
+    let trap = lines(&out, "exception");
+    assert!(
+        trap.iter()
+            .any(|l| l.starts_with("Solo5: trap: type=#PF ec=0x0000000000000002")),
+        "{trap:?}"
+    );
+    assert!(
+        trap.iter()
+            .any(|l| l == "Solo5: trap: cr2=0x0000000400000000"),
+        "{trap:?}"
+    );
+    assert!(trap.iter().any(|l| l.contains("ABORT")), "{trap:?}");
     // Stopped by name, or refused before boot.
     for (vm, reason) in [
         ("port", "denied I/O port write 0x60"),

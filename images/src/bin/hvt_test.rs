@@ -1,4 +1,4 @@
-//! A Solo5 hvt unikernel written with guest-lib's hvt runtime (not Corral's ABI): what it does comes from its command line — `Hello_Solo5` (prints the line, SUCCESS), `time`, `globals`, `fpu`, `abort`, `port` (a port outside the hypercalls), `fault` (a store to unmapped memory), `tls` (FS_BASE set, then read through `fs:`), `quiet` (prints nothing), `bench` (hypercall round trips, printed as `hvt bench: puts16=<hundredths> walltime=<hundredths>`).
+//! A Solo5 hvt unikernel written with guest-lib's hvt runtime (not Corral's ABI): what it does comes from its command line — `Hello_Solo5` (prints the line, SUCCESS), `time`, `globals`, `fpu`, `abort`, `port` (a port outside the hypercalls), `fault` (a store to unmapped memory, no handlers: a triple fault), `exception` (the same with Solo5's trap handlers: ABORT, status 255), `tls` (FS_BASE set, then read through `fs:`), `quiet` (prints nothing), `bench` (hypercall round trips, printed as `hvt bench: puts16=<hundredths> walltime=<hundredths>`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -8,7 +8,8 @@ guest_lib::hvt_entry!(hvt_main);
 use core::sync::atomic::{AtomicU32, Ordering};
 #[cfg(target_os = "none")]
 use guest_lib::hvt::{
-    cmdline, halt, out_port, poke, poll, puts, rdtsc, read_fs0, set_tls_base, walltime,
+    cmdline, halt, install_trap_handlers, out_port, poke, poll, puts, rdtsc, read_fs0,
+    set_tls_base, walltime,
 };
 
 /// 2017-01-01 in nanoseconds since the epoch: a wall clock before it is
@@ -129,6 +130,13 @@ fn hvt_main(info: &vmm_abi::hvt::BootInfo) -> i32 {
             success()
         }
         "fault" => {
+            poke(0x4_0000_0000);
+            success()
+        }
+        "exception" => {
+            // Solo5's exception test: the same store, with the trap
+            // handlers Solo5's bindings install.
+            install_trap_handlers();
             poke(0x4_0000_0000);
             success()
         }
