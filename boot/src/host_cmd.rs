@@ -435,7 +435,7 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
             metric(
                 "corral_vm_instructions_total",
                 "counter",
-                "Guest instructions (TSC ticks in the guest), all its runs.",
+                "Instructions it used (TSC ticks of its runs, its exits' handling included), all its runs.",
                 &per_vm(&|v| v.4),
             );
             // Per link direction (`dir="ab"|"ba"`) and NIC direction

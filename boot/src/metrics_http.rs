@@ -5,14 +5,15 @@ use crate::host_cmd::{self, StatsFormat};
 use crate::service::HostDir;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The path a scraper asks for.
 pub const METRICS_PATH: &str = "/metrics";
 /// Longest request head read (request line and headers).
 const MAX_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send its whole request, and to take the
+/// answer (the server serves one client at a time).
+const CLIENT_TIME: Duration = Duration::from_secs(5);
 /// Content type of the Prometheus text exposition format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -24,8 +25,11 @@ pub enum Request {
         /// Only the head is wanted.
         head_only: bool,
     },
-    /// Another path.
-    NotFound,
+    /// Another path (`HEAD`: the head of the answer only).
+    NotFound {
+        /// Only the head is wanted.
+        head_only: bool,
+    },
     /// Another method.
     BadMethod,
     /// Not an HTTP/1.x request line.
@@ -55,7 +59,9 @@ pub fn parse_request(head: &[u8]) -> Request {
         "GET" | "HEAD" if path == METRICS_PATH => Request::Metrics {
             head_only: method == "HEAD",
         },
-        "GET" | "HEAD" => Request::NotFound,
+        "GET" | "HEAD" => Request::NotFound {
+            head_only: method == "HEAD",
+        },
         _ => Request::BadMethod,
     }
 }
@@ -74,11 +80,17 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> Ve
 }
 
 /// Reads a request head from `stream`: up to the blank line, at most
-/// [`MAX_HEAD`] bytes.
+/// [`MAX_HEAD`] bytes, within [`CLIENT_TIME`] in all (a client sending a
+/// byte at a time cannot hold the server longer).
 fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+    let deadline = Instant::now() + CLIENT_TIME;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while head.len() < MAX_HEAD && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
@@ -100,7 +112,7 @@ pub fn serve(host: &HostDir, addr: &str, ready: impl FnOnce(std::net::SocketAddr
         let Ok(mut stream) = stream else {
             continue;
         };
-        let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(CLIENT_TIME));
         let head = read_head(&mut stream);
         let (reply, gone) = match parse_request(&head) {
             Request::Metrics { head_only } => {
@@ -115,12 +127,12 @@ pub fn serve(host: &HostDir, addr: &str, ready: impl FnOnce(std::net::SocketAddr
                     }
                 }
             }
-            Request::NotFound => (
+            Request::NotFound { head_only } => (
                 response(
                     "404 Not Found",
                     "text/plain",
                     &format!("only {METRICS_PATH} is served\n"),
-                    false,
+                    head_only,
                 ),
                 None,
             ),
@@ -170,7 +182,14 @@ mod tests {
             get("HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"),
             Request::Metrics { head_only: true }
         );
-        assert_eq!(get("GET / HTTP/1.1\r\n\r\n"), Request::NotFound);
+        assert_eq!(
+            get("GET / HTTP/1.1\r\n\r\n"),
+            Request::NotFound { head_only: false }
+        );
+        assert_eq!(
+            get("HEAD /x HTTP/1.1\r\n\r\n"),
+            Request::NotFound { head_only: true }
+        );
         assert_eq!(get("POST /metrics HTTP/1.1\r\n\r\n"), Request::BadMethod);
         for bad in [
             "",

@@ -256,6 +256,7 @@ mod bare_metal {
         "jmp hvt_trap_common",
         ".endm",
         "hvt_trap_common:",
+        "cld",
         "mov rdi, rsp",
         "and rsp, -16",
         "call hvt_trap",
@@ -274,6 +275,7 @@ mod bare_metal {
         ".quad hvt_trap_\\n",
         ".endr",
         ".popsection",
+        ".noaltmacro",
     );
 
     unsafe extern "C" {

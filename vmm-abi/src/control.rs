@@ -16,7 +16,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 1;
+pub const CONTROL_VERSION: u8 = 2;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -149,13 +149,18 @@ pub enum Message<'a> {
         in_frames: u64,
         /// Their bytes.
         in_bytes: u64,
-        /// Frames lost that way (every reason).
+        /// Frames lost that way: a link direction's every reason; a NIC's
+        /// frames from the wire no port took (unknown destination, runt,
+        /// hook) and each port's losses while delivering (no buffer, gone)
+        /// or whose direction its counters do not tell (too large, ring
+        /// fault), one per port for a broadcast.
         in_drops: u64,
         /// Frames the other way: `b` to `a`, to the wire.
         out_frames: u64,
         /// Their bytes.
         out_bytes: u64,
-        /// Frames lost that way.
+        /// Frames lost that way: a link direction's every reason; a NIC's
+        /// frames its ports sent that were spoofed or dropped by a hook.
         out_drops: u64,
     },
     /// Event: a VM ended.
