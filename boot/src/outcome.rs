@@ -262,21 +262,6 @@ pub struct BlockOutcome {
 /// Most block devices a record may name.
 const MAX_BLOCK_RECORDS: u32 = vmm_abi::manifest::MAX_BLOCKS;
 
-/// Decodes lowercase or uppercase hex digits, two per byte.
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    let digits = text.as_bytes();
-    if !digits.len().is_multiple_of(2) {
-        return None;
-    }
-    digits
-        .chunks_exact(2)
-        .map(|p| {
-            let d = |c: u8| (c as char).to_digit(16);
-            Some((d(p[0])? * 16 + d(p[1])?) as u8)
-        })
-        .collect()
-}
-
 /// The whole run as far as the records tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -688,17 +673,19 @@ impl RunOutcome {
                 block,
                 offset,
                 len,
-                hex,
-            } => match unhex(hex) {
-                Some(bytes) if bytes.len() == len as usize => {
+                data,
+            } => {
+                let bytes: Vec<u8> = data.bytes().collect();
+                if bytes.len() == len as usize {
                     if let Some(b) = self.block_mut(block, kind) {
                         b.data.push((offset, bytes));
                     }
+                } else {
+                    self.warnings.push(format!(
+                        "`{kind}` record for block {block} at offset {offset}: `data` is not {len} bytes"
+                    ));
                 }
-                _ => self.warnings.push(format!(
-                    "`{kind}` record for block {block} at offset {offset}: `hex` is not {len} bytes of hex digits"
-                )),
-            },
+            }
             Record::Done { .. } => self.done = true,
         }
     }

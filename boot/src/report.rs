@@ -106,21 +106,6 @@ fn flow_json<S: Serializer>(flow: &Option<LinkFlow>, s: S) -> std::result::Resul
     map.end()
 }
 
-/// A block device's counters as a JSON object of named numbers (or null).
-fn block_flow_json<S: Serializer>(
-    flow: &Option<BlockFlow>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    let Some(flow) = flow else {
-        return s.serialize_none();
-    };
-    let mut map = s.serialize_map(Some(BlockFlow::FIELDS.len()))?;
-    for (name, n) in BlockFlow::FIELDS.iter().zip(flow.values()) {
-        map.serialize_entry(name, &n)?;
-    }
-    map.end()
-}
-
 /// One NIC in the report, from its `nic` and `nic-port` records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NicReport {
@@ -216,9 +201,8 @@ pub struct BlockReport {
     pub block_size: u32,
     /// Written blocks go back to the file.
     pub persist: bool,
-    /// What its VM did (`None` without its `block` record).
-    #[serde(serialize_with = "block_flow_json")]
-    pub flow: Option<BlockFlow>,
+    /// What its VM did, by counter (`None` without its `block` record).
+    pub flow: Option<BTreeMap<&'static str, u64>>,
     /// Blocks written during the run.
     pub dirty: u64,
     /// Bytes written back to the file after the run (0 unless it persists).
@@ -242,7 +226,9 @@ impl BlockReport {
             capacity: b.capacity,
             block_size: b.block_size,
             persist: b.persist,
-            flow: o.and_then(|o| o.flow),
+            flow: o
+                .and_then(|o| o.flow)
+                .map(|f| BlockFlow::FIELDS.into_iter().zip(f.values()).collect()),
             dirty: o.map_or(0, |o| o.dirty),
             written_back: 0,
         }
@@ -734,9 +720,18 @@ impl Report {
             } else {
                 format!("nothing written back to {}", b.file)
             };
+            let n = |k: &str| f.get(k).copied().unwrap_or(0);
             text.push_str(&format!(
                 "block {} (vm {}, device {}): {} reads ({} bytes), {} writes ({} bytes), {} refused, {} blocks written; {back}\n",
-                b.name, b.vm, b.device, f.reads, f.bytes_read, f.writes, f.bytes_written, f.errors, b.dirty
+                b.name,
+                b.vm,
+                b.device,
+                n("reads"),
+                n("bytes_read"),
+                n("writes"),
+                n("bytes_written"),
+                n("errors"),
+                b.dirty
             ));
         }
         text

@@ -681,7 +681,7 @@ records! {
             dirty: u64,
         },
         /// Written bytes of a persistent block device, for the host tool to
-        /// write back to its file: `len` bytes at `offset`, as lowercase hex.
+        /// write back to its file: `len` bytes at `offset`.
         BlockData = "block-data" {
             /// Manifest index of the block device.
             block: u32,
@@ -689,8 +689,8 @@ records! {
             offset: u64,
             /// Bytes.
             len: u32,
-            /// The bytes, two hex digits each.
-            hex: &'a str,
+            /// The bytes.
+            data: Hex<'a>,
         },
         /// Every VM has ended; the hypervisor is stopping.
         Done = "done" {

@@ -13,7 +13,7 @@ use crate::multiboot::Region;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
 use vmm_abi::manifest::BlockSpec;
-use vmm_abi::report::Record;
+use vmm_abi::report::{Hex, Record};
 
 /// Bytes of image per `block-data` record (twice as many hex digits).
 const DATA_PIECE: usize = 256;
@@ -128,7 +128,6 @@ pub fn has_blocks(vm: u32) -> bool {
 /// Prints each block device's counters, and for a persistent one the bytes
 /// of every block written (boot core, after every VM ended).
 pub fn report() {
-    let mut hex = [0u8; 2 * DATA_PIECE];
     for (i, b) in all().iter().enumerate() {
         let disk = b.disk.lock();
         serial::record(&Record::Block {
@@ -146,22 +145,13 @@ pub fn report() {
         }
         for (offset, len) in disk.written_runs() {
             disk.read_out(offset, len, DATA_PIECE, |at, bytes| {
-                for (j, byte) in bytes.iter().enumerate() {
-                    hex[2 * j] = HEX[usize::from(byte >> 4)];
-                    hex[2 * j + 1] = HEX[usize::from(byte & 0xf)];
-                }
-                // Hex digits are ASCII.
-                let text = core::str::from_utf8(&hex[..2 * bytes.len()]).unwrap_or("");
                 serial::record(&Record::BlockData {
                     block: i as u32,
                     offset: at,
                     len: bytes.len() as u32,
-                    hex: text,
+                    data: Hex::Bytes(bytes),
                 });
             });
         }
     }
 }
-
-/// Lowercase hex digits.
-const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -424,8 +424,8 @@ impl Fleet for Machine<'_> {
                 .unwrap_or_default()
         };
         let mut label: heapless::String<{ 2 * (NAME_MAX + 4) + 3 }> = heapless::String::new();
-        let row = match self.1.flow_now(i as usize) {
-            None => return,
+        match self.1.flow_now(i as usize) {
+            None => {}
             Some(FlowNow::Link {
                 index,
                 a,
@@ -442,48 +442,35 @@ impl Fleet for Machine<'_> {
                     name_of(b.vm),
                     b.port
                 );
-                (
-                    FLOW_LINK,
+                send(&Message::FlowRow {
+                    kind: FLOW_LINK,
                     index,
-                    ab.frames,
-                    ab.bytes,
-                    ab.dropped(),
-                    ba.frames,
-                    ba.bytes,
-                    ba.dropped(),
-                )
+                    label: &label,
+                    in_frames: ab.frames,
+                    in_bytes: ab.bytes,
+                    in_drops: ab.dropped(),
+                    out_frames: ba.frames,
+                    out_bytes: ba.bytes,
+                    out_drops: ba.dropped(),
+                });
             }
             Some(FlowNow::Nic {
                 index,
                 name,
                 wire,
                 drops,
-            }) => {
-                let _ = label.push_str(name);
-                (
-                    FLOW_NIC,
-                    index,
-                    wire.rx_frames,
-                    wire.rx_bytes,
-                    drops.0,
-                    wire.tx_frames,
-                    wire.tx_bytes,
-                    drops.1,
-                )
-            }
-        };
-        let (kind, index, in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops) = row;
-        send(&Message::FlowRow {
-            kind,
-            index,
-            label: &label,
-            in_frames,
-            in_bytes,
-            in_drops,
-            out_frames,
-            out_bytes,
-            out_drops,
-        });
+            }) => send(&Message::FlowRow {
+                kind: FLOW_NIC,
+                index,
+                label: name,
+                in_frames: wire.rx_frames,
+                in_bytes: wire.rx_bytes,
+                in_drops: drops.0,
+                out_frames: wire.tx_frames,
+                out_bytes: wire.tx_bytes,
+                out_drops: drops.1,
+            }),
+        }
     }
 
     fn row(&self, vm: u32) -> Option<Row> {

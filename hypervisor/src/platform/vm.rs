@@ -212,20 +212,11 @@ impl VmState {
         }
     }
 
-    /// What sits in each of its device slots.
+    /// What sits in each of its device slots (its disks as `create` set
+    /// them up).
     pub fn device_slots(&self) -> [DeviceKind; vmm_abi::corral::layout::MAX_DEVICES] {
-        devices::slots_with_disks(self.spec.net_ports, self.spec.console, self.corral_disks())
+        devices::slots_with_disks(self.spec.net_ports, self.spec.console, self.disks.len())
             .unwrap_or([DeviceKind::None; vmm_abi::corral::layout::MAX_DEVICES])
-    }
-
-    /// How many virtio-blk disks it has: its block devices, unless it is
-    /// an hvt guest (which reaches them by hypercalls).
-    fn corral_disks(&self) -> usize {
-        if self.image.hvt.is_some() {
-            0
-        } else {
-            blocks::of_vm_blocks(self.index).count()
-        }
     }
 
     /// Saves the guest CPU state the VMCS does not hold (x87/SSE, CR2,
@@ -708,15 +699,23 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         }
         Some(Ok(())) => Some(hvt_image::check(file, size).map_err(StartError::Hvt)?),
     };
-    let disks = st.corral_disks();
-    if devices::slots_with_disks(st.spec.net_ports, st.spec.console, disks).is_none() {
-        return Err(StartError::TooManyDevices {
+    // Its block devices: an hvt guest's reached by hypercalls, a Corral
+    // guest's as virtio-blk slots, in the order of their device names.
+    let mut bound = heapless::Vec::<&'static blocks::Block, MAX_VM_BLOCKS>::new();
+    for b in blocks::of_vm_blocks(st.index) {
+        bound
+            .push(b)
+            .map_err(|_| StartError::Hvt(hvt_image::HvtImageError::TooManyBlocks))?;
+    }
+    bound.sort_unstable_by(|a, b| a.spec.device.cmp(b.spec.device));
+    let disks = if hvt_image.is_some() { 0 } else { bound.len() };
+    let devices = devices::slots_with_disks(st.spec.net_ports, st.spec.console, disks).ok_or(
+        StartError::TooManyDevices {
             net: st.spec.net_ports,
             console: st.spec.console,
             disks: disks as u8,
-        });
-    }
-    let devices = st.device_slots();
+        },
+    )?;
     let (pieces, private_len) = layout(size, st.image.shared()).ok_or(StartError::Layout)?;
     let private_base = memory::alloc(private_len / PAGE_SIZE, 1)
         .ok_or(StartError::OutOfMemory { bytes: private_len })?;
@@ -735,19 +734,14 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     let mut mem = unsafe { vm.memory(size) };
     let cached = st.image;
     let (cr3, rip, rsp) = if let Some(img) = hvt_image {
-        let mut bound = heapless::Vec::<&blocks::Block, MAX_VM_BLOCKS>::new();
-        let mut bindings = heapless::Vec::<_, MAX_VM_BLOCKS>::new();
-        for b in blocks::of_vm_blocks(st.index) {
-            let binding = hvt_boot::BlockBinding {
+        let bindings: heapless::Vec<_, MAX_VM_BLOCKS> = bound
+            .iter()
+            .map(|b| hvt_boot::BlockBinding {
                 device: b.spec.device,
                 capacity: b.spec.capacity,
                 block_size: b.spec.block_size,
-            };
-            bound
-                .push(b)
-                .and_then(|()| bindings.push(binding).map_err(|_| b))
-                .map_err(|_| StartError::Hvt(hvt_image::HvtImageError::TooManyBlocks))?;
-        }
+            })
+            .collect();
         let attached = hvt_boot::attach(&img, &bindings).map_err(StartError::Hvt)?;
         for &(handle, i) in &attached {
             if let Some(b) = bound.get(i) {
@@ -815,23 +809,12 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         .console
         .then(|| Transport::new(ConsoleDevice, TransportConfig::new(size)));
     st.disks.clear();
-    if disks > 0 {
-        // In the order of their device names (the slots check bounded them).
-        let mut bound = heapless::Vec::<_, MAX_VM_BLOCKS>::new();
-        for b in blocks::of_vm_blocks(st.index) {
-            if bound.push(b).is_err() {
-                break;
-            }
-        }
-        bound.sort_unstable_by(|a, b| a.spec.device.cmp(b.spec.device));
-        for b in bound {
-            // A fresh device for this run, kept with its disk.
-            let dev = BlkDevice::new(b.spec.capacity, b.spec.block_size, b.spec.device);
-            *b.dev.lock() = Some(Transport::new(dev, TransportConfig::new(size)));
-            if st.disks.push(b).is_err() {
-                break;
-            }
-        }
+    for &b in &bound[..disks] {
+        // A fresh device for this run, kept with its disk.
+        let dev = BlkDevice::new(b.spec.capacity, b.spec.block_size, b.spec.device);
+        *b.dev.lock() = Some(Transport::new(dev, TransportConfig::new(size)));
+        // `bound` and `disks` hold at most as many.
+        let _ = st.disks.push(b);
     }
     st.private_bytes = private_len;
     st.shared_bytes = size - private_len;

@@ -491,9 +491,9 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                 block: 0,
                 offset: 512,
                 len: 2,
-                hex: "c0de",
+                data: Hex::Bytes(&[0xc0, 0xde]),
             },
-            "@corral block-data block=0 offset=512 len=2 hex=c0de",
+            "@corral block-data block=0 offset=512 len=2 data=c0de",
         ),
         (Record::Done { vms: 4 }, "@corral done vms=4"),
     ]
@@ -721,7 +721,7 @@ fn record(m: &Material) -> Record<'_> {
             block: n(0) as u32,
             offset: n(1),
             len: n(2) as u32,
-            hex: &m.words[2],
+            data: Hex::Bytes(m.words[2].as_bytes()),
         },
         _ => Record::Done { vms: n(0) as u32 },
     }

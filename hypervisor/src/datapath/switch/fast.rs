@@ -137,7 +137,7 @@ pub(super) fn send<W: WireTx>(
         };
         let mut src = [0u8; MAC_LEN];
         let copied = wire.raw(slot).and_then(|to| {
-            let from = ram.resolve(addr.wrapping_add(hdr), len.into(), false)?;
+            let from = ram.resolve(addr.checked_add(hdr)?, len.into(), false)?;
             from.copy_to(0, len.into(), &to, 0)?;
             // The source is read from the NIC's copy: what is checked is
             // what is sent.
