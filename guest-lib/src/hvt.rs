@@ -108,6 +108,77 @@ macro_rules! hvt_entry {
     };
 }
 
+/// The Solo5 ABI constants [`hvt_net_entry!`] writes into an image's notes,
+/// under a path the macro can name from any crate.
+#[doc(hidden)]
+pub use vmm_abi::hvt as abi;
+
+/// Declares `main` (a [`Main`]) as this hvt image's main function, with
+/// one NET_BASIC device per name in the manifest, in order (so their
+/// handles are 1, 2, ...): `hvt_net_entry!(main, net = ["service0",
+/// "service1"])`. Names are 1 to 67 letters and digits.
+///
+/// Like [`hvt_entry!`](crate::hvt_entry) it emits the entry point and the
+/// `ABI1` note (hvt target, version [`vmm_abi::hvt::ABI_VERSION`]); the
+/// `MFT1` note's sizes and entry count are worked out by the assembler
+/// from the entries it lays out.
+#[macro_export]
+macro_rules! hvt_net_entry {
+    ($main:path, net = [$($device:literal),+ $(,)?]) => {
+        #[cfg(target_os = "none")]
+        ::core::arch::global_asm!(
+            ".pushsection .note.solo5.abi, \"a\", @note",
+            ".p2align 2",
+            ".long {namesz}, {abi1_size}, {abi1}",
+            ".asciz \"Solo5\"",
+            ".p2align 2",
+            ".long {target}, {version}, 0, 0",
+            ".popsection",
+            // The manifest: its size from labels 1 (after the owner name)
+            // and 3 (the end), its entry count from the entries' bytes
+            // (labels 2 to 3): the reserved first entry, then one
+            // NET_BASIC entry per name (name NUL-padded, then the type;
+            // the union, `attached` and padding zero).
+            ".pushsection .note.solo5.manifest, \"a\", @note",
+            ".p2align 3",
+            ".long {namesz}, 3f - 1f, {mft1}",
+            ".asciz \"Solo5\"",
+            ".p2align 2",
+            "1:",
+            ".zero {pad}",
+            ".long {mft_version}, (3f - 2f) / {entry}",
+            "2:",
+            ".zero {name}",
+            ".long {reserved}",
+            ".zero {tail}",
+            $(
+                "4:",
+                concat!(".ascii \"", $device, "\""),
+                "5:",
+                ".zero {name} - (5b - 4b)",
+                ".long {net}",
+                ".zero {tail}",
+            )+
+            "3:",
+            ".popsection",
+            namesz = const $crate::hvt::abi::NOTE_OWNER.len(),
+            abi1_size = const $crate::hvt::abi::ABI1_SIZE,
+            abi1 = const $crate::hvt::abi::NOTE_ABI1,
+            target = const $crate::hvt::abi::ABI_TARGET_HVT,
+            version = const $crate::hvt::abi::ABI_VERSION,
+            mft1 = const $crate::hvt::abi::NOTE_MFT1,
+            pad = const $crate::hvt::abi::MFT1_PAD,
+            mft_version = const $crate::hvt::abi::MFT_VERSION,
+            entry = const $crate::hvt::abi::MFT_ENTRY_SIZE,
+            name = const $crate::hvt::abi::MFT_NAME_SIZE,
+            tail = const $crate::hvt::abi::MFT_ENTRY_SIZE - $crate::hvt::abi::MFT_UNION,
+            reserved = const $crate::hvt::abi::MFT_RESERVED_FIRST,
+            net = const $crate::hvt::abi::MFT_DEV_NET_BASIC,
+        );
+        $crate::hvt_entry!(@start $main);
+    };
+}
+
 #[cfg(target_os = "none")]
 pub use bare_metal::*;
 
@@ -463,6 +534,101 @@ mod bare_metal {
             buf.as_mut_ptr() as u64,
             buf.len() as u64,
         )
+    }
+
+    /// Offset of a net device's `mac` in its manifest entry.
+    const MFT_NET_MAC: usize = hvt::MFT_UNION;
+    /// Bytes of a MAC address.
+    const MAC_LEN: usize = 6;
+    /// Offset of a net device's `mtu` (u16) in its manifest entry.
+    const MFT_NET_MTU: usize = hvt::MFT_UNION + MAC_LEN;
+    /// `struct hvt_hc_net_write` and `struct hvt_hc_net_read` as 64-bit
+    /// words: `handle`, `data`, `len` (a read's buffer size in, the bytes
+    /// read out), `ret` (i32, then padding).
+    const NET_CALL_WORDS: usize = 4;
+    /// Word of a net call's `len`.
+    const NET_LEN: usize = 2;
+    /// Word of a net call's `ret`.
+    const NET_RET: usize = 3;
+
+    /// A network device the monitor attached, from the manifest copy the
+    /// boot info points at.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct NetDevice {
+        /// Its handle (its index in the manifest).
+        pub handle: u64,
+        /// Its MAC address.
+        pub mac: [u8; MAC_LEN],
+        /// The largest payload a frame carries (the frame is at most this
+        /// plus the 14-byte Ethernet header).
+        pub mtu: u16,
+    }
+
+    /// The handle and bytes of the attached device of type `kind` named
+    /// `name`, if the manifest copy (in the read-only boot data) has one.
+    fn attached_entry(info: &hvt::BootInfo, name: &str, kind: u32) -> Option<(u64, &'static [u8])> {
+        let start = info.mft;
+        if !(hvt::LOW_UNMAPPED_END..hvt::LOW_READ_ONLY_END).contains(&start) {
+            return None;
+        }
+        let max = (hvt::LOW_READ_ONLY_END - start) as usize;
+        // SAFETY: the range lies in the boot data the monitor mapped
+        // read-only for the whole run (checked above); it never changes.
+        let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(start as *const u8, max) };
+        let u32_at = |b: &[u8], at: usize| {
+            let end = at + core::mem::size_of::<u32>();
+            Some(u32::from_le_bytes(b.get(at..end)?.try_into().ok()?))
+        };
+        let entries = u32_at(bytes, 4)? as usize;
+        (1..entries).find_map(|i| {
+            let e = bytes.get(hvt::MFT_HEADER + i * hvt::MFT_ENTRY_SIZE..)?;
+            let e = e.get(..hvt::MFT_ENTRY_SIZE)?;
+            let len = e[..hvt::MFT_NAME_SIZE].iter().position(|&b| b == 0)?;
+            (&e[..len] == name.as_bytes()
+                && u32_at(e, hvt::MFT_TYPE)? == kind
+                && e[hvt::MFT_ATTACHED] != 0)
+                .then_some((i as u64, e))
+        })
+    }
+
+    /// The attached NET_BASIC device named `name`, if the manifest copy
+    /// has one.
+    pub fn net_device(info: &hvt::BootInfo, name: &str) -> Option<NetDevice> {
+        let (handle, e) = attached_entry(info, name, hvt::MFT_DEV_NET_BASIC)?;
+        let mac = e.get(MFT_NET_MAC..MFT_NET_MAC + MAC_LEN)?.try_into().ok()?;
+        let mtu_end = MFT_NET_MTU + core::mem::size_of::<u16>();
+        let mtu = u16::from_le_bytes(e.get(MFT_NET_MTU..mtu_end)?.try_into().ok()?);
+        Some(NetDevice { handle, mac, mtu })
+    }
+
+    /// Sends `frame` (an Ethernet frame, no other header) on net device
+    /// `handle`; `ret` ([`hvt::R_AGAIN`]: no room to send it now).
+    pub fn net_write(handle: u64, frame: &[u8]) -> i32 {
+        let mut arg = [0u64; NET_CALL_WORDS];
+        arg[0] = handle;
+        arg[1] = frame.as_ptr() as u64;
+        arg[NET_LEN] = frame.len() as u64;
+        hypercall(hvt::HC_NET_WRITE, arg.as_mut_ptr().cast());
+        arg[NET_RET] as u32 as i32
+    }
+
+    /// Takes the next frame waiting on net device `handle` into `buf`:
+    /// `Ok(length)`, or `Err(ret)` ([`hvt::R_AGAIN`]: none waiting). A
+    /// length beyond `buf` (which a correct monitor never answers) is
+    /// `Err(`[`hvt::R_EUNSPEC`]`)`.
+    pub fn net_read(handle: u64, buf: &mut [u8]) -> Result<usize, i32> {
+        let mut arg = [0u64; NET_CALL_WORDS];
+        arg[0] = handle;
+        arg[1] = buf.as_mut_ptr() as u64;
+        arg[NET_LEN] = buf.len() as u64;
+        hypercall(hvt::HC_NET_READ, arg.as_mut_ptr().cast());
+        match arg[NET_RET] as u32 as i32 {
+            hvt::R_OK => usize::try_from(arg[NET_LEN])
+                .ok()
+                .filter(|&len| len <= buf.len())
+                .ok_or(hvt::R_EUNSPEC),
+            ret => Err(ret),
+        }
     }
 
     /// Sets the TLS base (FS_BASE), as every hvt guest does at start.

@@ -57,7 +57,7 @@ fn hvt_guests_run_beside_corral_guests() {
         ("fault", "triple fault"),
         ("badabi", "Executable requests unsupported ABI version 9"),
         ("oddmem", "is not a multiple of 2 MiB"),
-        ("withnet", "`net` and `console` are for Corral guests"),
+        ("withnet", "`console` is for Corral guests, and each of its `net` ports needs a device name"),
     ] {
         let v = out.vm(vm);
         assert_eq!(v["status"], "killed", "{v:#}");

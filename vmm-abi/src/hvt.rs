@@ -69,6 +69,23 @@ pub const MFT_BLOCK_CAPACITY: usize = MFT_UNION;
 /// Offset of a block device's `block_size` (u16) in its manifest entry.
 pub const MFT_BLOCK_SIZE: usize = MFT_UNION + 8;
 
+/// Bytes of `struct hvt_hc_net_write` and `struct hvt_hc_net_read`
+/// (`handle` u64, `data` u64 at 8, `len` u64 at 16 — a read's buffer size
+/// in, the frame's length out — `ret` i32 out at 24, padding).
+pub const NET_SIZE: u64 = 32;
+/// Offset of a net call's `data`.
+pub const NET_DATA: u64 = 8;
+/// Offset of a net call's `len`.
+pub const NET_LEN: u64 = 16;
+/// Offset of a net call's `ret`.
+pub const NET_RET: u64 = 24;
+/// Offset of a net device's `mac` (6 bytes) in its manifest entry.
+pub const MFT_NET_MAC: usize = MFT_UNION;
+/// Bytes of a net device's MAC address.
+pub const MAC_LEN: usize = 6;
+/// Offset of a net device's `mtu` (u16) in its manifest entry.
+pub const MFT_NET_MTU: usize = MFT_UNION + MAC_LEN;
+
 /// The exit status of `solo5_abort()` (and of a trap, a failed assertion,
 /// a smashed stack).
 pub const EXIT_ABORT: i32 = 255;

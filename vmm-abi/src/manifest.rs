@@ -5,10 +5,10 @@
 //! Wire layout (little endian): a [`HEADER_SIZE`]-byte header, a table of
 //! `section_count` entries of [`SECTION_ENTRY_SIZE`] bytes, then the
 //! sections' records. Each kind of record has a section of its own (VMs,
-//! links, NICs, hooks and block devices today, with the hooks' code and map
-//! definitions in two blob sections of fixed-size records; capability grants and guest
-//! ABIs will be kinds of their own), so a new kind is a new table entry and
-//! never widens the header. Every byte after the table belongs to exactly
+//! links, NICs, hooks, block devices and net device names today, with the
+//! hooks' code and map definitions in two blob sections of fixed-size
+//! records; capability grants and guest ABIs will be kinds of their own),
+//! so a new kind is a new table entry and never widens the header. Every byte after the table belongs to exactly
 //! one section; [`encode`] writes the sections in table order.
 //!
 //! | header offset | field |
@@ -22,10 +22,10 @@
 //!
 //! | section entry offset | field |
 //! |---|---|
-//! | 0 | `kind` u32: [`SectionKind`]: 1 = VMs (exactly one section), 2 = links, 3 = NICs, 4 = hooks, 7 = hook code, 8 = hook maps (at most one each); 5, 6 set aside for grants, guest ABIs; any other is refused |
+//! | 0 | `kind` u32: [`SectionKind`]: 1 = VMs (exactly one section), 2 = links, 3 = NICs, 4 = hooks, 7 = hook code, 8 = hook maps, 9 = block devices, 10 = net device names (at most one each); 5, 6 set aside for grants, guest ABIs; any other is refused |
 //! | 4 | `offset` u32: first byte of its records, from the start of the manifest, at or after the end of the table |
-//! | 8 | `count` u32: records (VMs 1..=[`MAX_VMS`], links 0..=[`MAX_LINKS`], NICs 0..=[`MAX_NICS`], hooks 0..=[`MAX_HOOKS`], hook code 0..=[`MAX_HOOK_INSNS`], hook maps 0..=[`MAX_HOOK_MAPS`]) |
-//! | 12 | `record_size` u32: bytes per record, its kind's ([`RECORD_SIZE`], [`LINK_RECORD_SIZE`], [`NIC_RECORD_SIZE`], [`HOOK_RECORD_SIZE`], 8 = one eBPF instruction, 16 = one [`crate::hook::MapDef`]) |
+//! | 8 | `count` u32: records (VMs 1..=[`MAX_VMS`], links 0..=[`MAX_LINKS`], NICs 0..=[`MAX_NICS`], hooks 0..=[`MAX_HOOKS`], hook code 0..=[`MAX_HOOK_INSNS`], hook maps 0..=[`MAX_HOOK_MAPS`], block devices 0..=[`MAX_BLOCKS`], net device names 0..=[`MAX_NET_DEVICES`]) |
+//! | 12 | `record_size` u32: bytes per record, its kind's ([`RECORD_SIZE`], [`LINK_RECORD_SIZE`], [`NIC_RECORD_SIZE`], [`HOOK_RECORD_SIZE`], 8 = one eBPF instruction, 16 = one [`crate::hook::MapDef`], [`BLOCK_RECORD_SIZE`], [`NET_DEVICE_RECORD_SIZE`]) |
 //!
 //! | VM record offset | field |
 //! |---|---|
@@ -86,6 +86,18 @@
 //! | 64 | `device` \[68\], NUL padded: its name in the VM's Solo5 manifest (1..=67 letters and digits; unique per VM) |
 //! | 132 | reserved \[12\] (must be 0) |
 //!
+//! | net device record offset (section kind 10) | field |
+//! |---|---|
+//! | 0 | `vm` u32: the VM whose net port it names (its index) |
+//! | 4 | `port` u8: that VM's net port (below its `net`; the port links and NICs reach) |
+//! | 5 | reserved \[3\] (must be 0) |
+//! | 8 | `device` \[68\], NUL padded: the port's NET_BASIC device name in the VM's Solo5 manifest (1..=67 letters and digits) |
+//! | 76 | reserved \[4\] (must be 0) |
+//!
+//! Per VM a net device record's device name and port are each named once,
+//! the name is none of its block devices' names, and there are at most
+//! [`MAX_VM_NET_DEVICES`] records.
+//!
 //! Hook code records are eBPF instructions in the Linux encoding
 //! ([`crate::hook::Insn::to_bytes`]); hook map records are
 //! [`crate::hook::MapDef::to_bytes`]. The hooks' runs cover both sections
@@ -100,6 +112,9 @@ mod hook;
 #[cfg(test)]
 mod hook_tests;
 mod link;
+mod net_device;
+#[cfg(test)]
+mod net_device_tests;
 mod nic;
 mod section;
 #[cfg(test)]
@@ -118,6 +133,7 @@ pub use link::{
     DEFAULT_LINK_HOLD, LINK_FLAG_BRIDGE, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD,
     MAX_LINKS, MIN_LINK_HOLD, PortRef,
 };
+pub use net_device::{MAX_NET_DEVICES, MAX_VM_NET_DEVICES, NET_DEVICE_RECORD_SIZE, NetDeviceSpec};
 pub use nic::{
     MAX_NICS, NIC_PCI_AUTO, NIC_RECORD_SIZE, NicMode, NicPci, NicSpec, PciAddress, is_unicast,
 };
@@ -464,17 +480,21 @@ pub fn mark_service(out: &mut [u8]) -> Result<(), ManifestError> {
 }
 
 /// Bytes of the manifest [`encode_full`] writes: [`encoded_len_with_hooks`]
-/// plus the block records (a section only when there are some).
+/// plus the block records and the net device records (each a section only
+/// when there are some).
 pub fn encoded_len_full(
     vm_count: usize,
     nic_count: usize,
     link_count: usize,
     hooks: &[HookSpec<'_>],
     block_count: usize,
+    net_device_count: usize,
 ) -> usize {
     encoded_len_with_hooks(vm_count, nic_count, link_count, hooks)
         + usize::from(block_count > 0) * SECTION_ENTRY_SIZE
         + block_count * BLOCK_RECORD_SIZE
+        + usize::from(net_device_count > 0) * SECTION_ENTRY_SIZE
+        + net_device_count * NET_DEVICE_RECORD_SIZE
 }
 
 /// [`encode`] with hooks: `out` must be [`encoded_len_with_hooks`] bytes
@@ -490,11 +510,12 @@ pub fn encode_with_hooks(
     hooks: &[HookSpec<'_>],
     out: &mut [u8],
 ) -> Result<(), ManifestError> {
-    encode_full(timeslice, vms, nics, links, hooks, &[], out)
+    encode_full(timeslice, vms, nics, links, hooks, &[], &[], out)
 }
 
-/// [`encode_with_hooks`] with block devices: `out` must be
-/// [`encoded_len_full`] bytes long.
+/// [`encode_with_hooks`] with block devices and net device names: `out`
+/// must be [`encoded_len_full`] bytes long.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_full(
     timeslice: u64,
     vms: &[VmSpec<'_>],
@@ -502,6 +523,7 @@ pub fn encode_full(
     links: &[LinkSpec],
     hooks: &[HookSpec<'_>],
     blocks: &[BlockSpec<'_>],
+    net_devices: &[NetDeviceSpec<'_>],
     out: &mut [u8],
 ) -> Result<(), ManifestError> {
     let h = |field, problem| Err(err(None, field, problem));
@@ -544,6 +566,7 @@ pub fn encode_full(
         (SectionKind::HookCode, code_bytes / 8),
         (SectionKind::HookMaps, map_bytes / 16),
         (SectionKind::Blocks, blocks.len()),
+        (SectionKind::NetDevices, net_devices.len()),
     ];
     for (kind, count) in counts {
         let (min, max, field) = kind.counts();
@@ -559,7 +582,14 @@ pub fn encode_full(
         }
     }
     validate_timeslice(timeslice)?;
-    let want = encoded_len_full(vms.len(), nics.len(), links.len(), hooks, blocks.len());
+    let want = encoded_len_full(
+        vms.len(),
+        nics.len(),
+        links.len(),
+        hooks,
+        blocks.len(),
+        net_devices.len(),
+    );
     if out.len() != want {
         return h(
             Field::Size,
@@ -623,6 +653,11 @@ pub fn encode_full(
                     r.copy_from_slice(&b.encode(i as u32, vms.len() as u32)?);
                 }
             }
+            SectionKind::NetDevices => {
+                for (i, (d, r)) in net_devices.iter().zip(records).enumerate() {
+                    r.copy_from_slice(&d.encode(i as u32, vms)?);
+                }
+            }
             SectionKind::HookCode | SectionKind::HookMaps => {
                 let mut blob = out[at..at + count * size].iter_mut();
                 for hook in hooks {
@@ -670,6 +705,7 @@ pub struct Manifest<'a> {
     hook_code: &'a [u8],
     hook_maps: &'a [u8],
     blocks: &'a [u8],
+    net_devices: &'a [u8],
     timeslice: u64,
     poll_cores: u64,
     service: bool,
@@ -678,8 +714,9 @@ pub struct Manifest<'a> {
 impl<'a> Manifest<'a> {
     /// Checks a whole binary manifest: header, section table, every VM
     /// record, that VM names are unique, every NIC (names and addresses
-    /// unique), every link against both, and every hook (its record, its
-    /// link, its program verified with its maps).
+    /// unique), every link against both, every hook (its record, its
+    /// link, its program verified with its maps), every block device and
+    /// every net device name.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ManifestError> {
         let h = |field, problem| Err(err(None, field, problem));
         if bytes.len() < HEADER_SIZE {
@@ -746,6 +783,7 @@ impl<'a> Manifest<'a> {
             hook_code: &bytes[sections.range(SectionKind::HookCode)],
             hook_maps: &bytes[sections.range(SectionKind::HookMaps)],
             blocks: &bytes[sections.range(SectionKind::Blocks)],
+            net_devices: &bytes[sections.range(SectionKind::NetDevices)],
             timeslice,
             poll_cores: 0,
             service: flags & FLAG_SERVICE != 0,
@@ -776,7 +814,32 @@ impl<'a> Manifest<'a> {
         manifest.check_pinning()?;
         manifest.check_hooks()?;
         block::check_blocks(manifest.blocks, manifest.len() as u32)?;
+        net_device::check_net_devices(&manifest)?;
         Ok(manifest)
+    }
+
+    /// The net device names, in manifest order (checked by
+    /// [`Manifest::parse`]).
+    pub fn net_devices(&self) -> impl Iterator<Item = NetDeviceSpec<'a>> + 'a {
+        let m = *self;
+        let vms = self.len() as u32;
+        self.net_devices
+            .chunks_exact(NET_DEVICE_RECORD_SIZE)
+            .enumerate()
+            .filter_map(move |(i, r)| {
+                NetDeviceSpec::decode(i as u32, r, vms, |vm| m.net_ports(vm)).ok()
+            })
+    }
+
+    /// The net ports of VM `vm` (0 if there is no such VM), from its
+    /// record's `net` byte.
+    fn net_ports(&self, vm: u32) -> u8 {
+        (vm as usize)
+            .checked_mul(RECORD_SIZE)
+            .and_then(|at| at.checked_add(R_NET))
+            .and_then(|at| self.records.get(at))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The block devices, in manifest order (checked by [`Manifest::parse`]).

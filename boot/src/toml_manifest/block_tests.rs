@@ -86,9 +86,9 @@ fn every_block_mistake_is_named() {
             "block `disk0`: no VM binds it",
         ),
         (
-            format!("{block}{VM}devices = {{ storage = \"net:uplink\" }}\n"),
+            format!("{block}{VM}devices = {{ storage = \"disk:disk0\" }}\n"),
             4096,
-            "say `block:NAME` for a [[block]] (net devices for Solo5 guests are not built yet)",
+            "vm `app`: field `devices`: `storage = \"disk:disk0\"`: say `block:NAME` for a [[block]] or `net:N` for the VM's net port N",
         ),
         (
             format!("{block}{VM}devices = {{ \"sto-rage\" = \"block:disk0\" }}\n"),
@@ -103,7 +103,7 @@ fn every_block_mistake_is_named() {
         (
             format!("{VM}count = 2\n{bind}{block}"),
             4096,
-            "vm `app`: field `devices`: not allowed with `count`: a block device serves one VM",
+            "vm `app`: field `devices`: not allowed with `count`: a named device belongs to one VM",
         ),
         (
             format!("[[block]]\nname = \"disk0\"\nfile = \"nope.img\"\n{VM}{bind}"),

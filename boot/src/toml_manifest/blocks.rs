@@ -1,18 +1,16 @@
-//! The `[[block]]` tables (disk images from host files, their block size, whether writes go back to the file) and the `devices` of VMs that bind them: every mistake named with its file, block or VM and field.
+//! The `[[block]]` tables (disk images from host files, their block size, whether writes go back to the file) and the `devices` bindings that attach them to VMs: every mistake named with its file, block or VM and field.
 
 use super::VmConfig;
+use super::devices::{BLOCK_DEVICE_PREFIX, BlockBinding, binding_error};
 use super::raw::RawBlock;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
-use vmm_abi::manifest::{BlockSpec, MIN_BLOCK_SIZE, is_device_name};
+use vmm_abi::manifest::{BlockSpec, MIN_BLOCK_SIZE};
 
 /// Most disks one VM may have (the hypervisor's limit for an hvt guest; a
 /// Corral guest's also share its 8 device slots with its net ports and
 /// console).
 pub const MAX_VM_DISKS: usize = 8;
-
-/// What a `devices` value that names a block device starts with.
-pub const BLOCK_DEVICE_PREFIX: &str = "block:";
 
 /// One block device, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,12 +47,13 @@ impl BlockConfig {
 }
 
 /// Checks the `[[block]]` tables (files relative to `base`) and binds each
-/// to the one VM whose `devices` name it.
+/// to the one VM whose `devices` name it (`bindings`, already checked).
 pub(super) fn resolve(
     origin: &str,
     base: &Path,
     raw: &[RawBlock],
     vms: &[VmConfig],
+    bindings: &[BlockBinding],
 ) -> Result<Vec<BlockConfig>> {
     let mut blocks: Vec<BlockConfig> = Vec::with_capacity(raw.len());
     for b in raw {
@@ -118,34 +117,26 @@ pub(super) fn resolve(
             device: String::new(),
         });
     }
-    for (i, vm) in vms.iter().enumerate() {
-        for (device, target) in &vm.devices {
-            let e = |why: String| {
-                Error::new(format!(
-                    "{origin}: vm `{}`: field `devices`: `{device} = \"{target}\"`: {why}",
-                    vm.entry
-                ))
-            };
-            if !is_device_name(device.as_bytes()) {
-                return Err(e("a Solo5 device name is 1 to 67 letters and digits".into()));
-            }
-            let Some(name) = target.strip_prefix(BLOCK_DEVICE_PREFIX) else {
-                return Err(e(format!(
-                    "say `{BLOCK_DEVICE_PREFIX}NAME` for a [[block]] (net devices for Solo5 guests are not built yet)"
-                )));
-            };
-            let Some(b) = blocks.iter_mut().find(|b| b.name == name) else {
-                return Err(e(format!("no [[block]] named `{name}`")));
-            };
-            if let Some(other) = vms.get(b.vm as usize) {
-                return Err(e(format!(
-                    "block `{name}` is attached to vm `{}` already; a disk serves one VM",
-                    other.name
-                )));
-            }
-            b.vm = i as u32;
-            b.device.clone_from(device);
+    for binding in bindings {
+        let BlockBinding {
+            vm,
+            entry,
+            device,
+            block,
+        } = binding;
+        let target = format!("{BLOCK_DEVICE_PREFIX}{block}");
+        let e = |why: &str| binding_error(origin, entry, device, &target, why);
+        let Some(b) = blocks.iter_mut().find(|b| &b.name == block) else {
+            return Err(e(&format!("no [[block]] named `{block}`")));
+        };
+        if let Some(other) = vms.get(b.vm as usize) {
+            return Err(e(&format!(
+                "block `{block}` is attached to vm `{}` already; a disk serves one VM",
+                other.name
+            )));
         }
+        b.vm = *vm;
+        b.device.clone_from(device);
     }
     // Two disks over one file would each write back their own copy.
     for (i, b) in blocks.iter().enumerate() {

@@ -192,7 +192,7 @@ pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result
     if clones.is_some() && !devices.is_empty() {
         return Err(field_err(
             "devices",
-            "not allowed with `count`: a block device serves one VM".to_string(),
+            "not allowed with `count`: a named device belongs to one VM".to_string(),
         ));
     }
     let base = VmConfig {

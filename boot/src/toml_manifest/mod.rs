@@ -6,9 +6,12 @@
 //! `raw` holds the serde model, `entry` turns one `[[vm]]` entry into VMs,
 //! `nics` checks the `[[nic]]` tables and places their emulated cards,
 //! `links` resolves and checks the `[[link]]` tables, `hooks` the
-//! `[[hook]]` tables (their programs compiled, loaded and verified).
+//! `[[hook]]` tables (their programs compiled, loaded and verified),
+//! `devices` the `devices` of VMs (Solo5 names for disks and net ports),
+//! `blocks` the `[[block]]` tables those disks come from.
 
 mod blocks;
+mod devices;
 mod entry;
 mod hooks;
 mod links;
@@ -24,7 +27,8 @@ use vmm_abi::manifest::{
     Problem, Restart, VmSpec, validate_timeslice,
 };
 
-pub use blocks::{BLOCK_DEVICE_PREFIX, BlockConfig};
+pub use blocks::BlockConfig;
+pub use devices::{BLOCK_DEVICE_PREFIX, NET_DEVICE_PREFIX, NetDeviceConfig};
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
 pub use hooks::{HookConfig, LINK_ATTACH_PREFIX};
 pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, NIC_END_PREFIX, PortEnd, poll_cores};
@@ -190,6 +194,8 @@ pub struct Manifest {
     pub hooks: Vec<HookConfig>,
     /// The block devices, in order (each bound to its VM).
     pub blocks: Vec<BlockConfig>,
+    /// The Solo5 names of VMs' net ports, in VM order.
+    pub net_devices: Vec<NetDeviceConfig>,
 }
 
 fn vm_error(origin: &str, name: &str, e: &ManifestError) -> Error {
@@ -247,7 +253,8 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
     let base = Path::new(origin).parent().unwrap_or(Path::new("."));
     let progress = |m: &str| eprintln!("{m}");
     let hooks = hooks::resolve(origin, base, &raw.hook, (&vms, &links, &nics), &progress)?;
-    let blocks = blocks::resolve(origin, base, &raw.block, &vms)?;
+    let bindings = devices::resolve(origin, &vms)?;
+    let blocks = blocks::resolve(origin, base, &raw.block, &vms, &bindings.blocks)?;
     Ok(Manifest {
         origin: origin.to_string(),
         run,
@@ -258,6 +265,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
         nics,
         hooks,
         blocks,
+        net_devices: bindings.nets,
     })
 }
 
@@ -325,6 +333,7 @@ impl Manifest {
             .map(|(h, b)| h.spec(b))
             .collect();
         let blocks: Vec<_> = self.blocks.iter().map(BlockConfig::spec).collect();
+        let nets: Vec<_> = self.net_devices.iter().map(NetDeviceConfig::spec).collect();
         let mut out = vec![
             0;
             manifest::encoded_len_full(
@@ -332,7 +341,8 @@ impl Manifest {
                 nics.len(),
                 links.len(),
                 &hooks,
-                blocks.len()
+                blocks.len(),
+                nets.len()
             )
         ];
         let encoded = manifest::encode_full(
@@ -342,6 +352,7 @@ impl Manifest {
             &links,
             &hooks,
             &blocks,
+            &nets,
             &mut out,
         )
         .and_then(|()| {
@@ -363,6 +374,17 @@ impl Manifest {
             }
             Place::Block(i) if let Some(block) = self.blocks.get(i as usize) => {
                 Error::new(format!("{}: block `{}`: {e}", self.origin, block.name))
+            }
+            Place::NetDevice(i)
+                if let Some(vm) = self
+                    .net_devices
+                    .get(i as usize)
+                    .and_then(|d| self.vms.get(d.vm as usize)) =>
+            {
+                Error::new(format!(
+                    "{}: vm `{}`: field `devices`: {e}",
+                    self.origin, vm.entry
+                ))
             }
             _ => Error::new(format!("{}: encoded manifest refused: {e}", self.origin)),
         })?;
@@ -473,3 +495,6 @@ mod nic_tests;
 
 #[cfg(test)]
 mod block_tests;
+
+#[cfg(test)]
+mod devices_tests;

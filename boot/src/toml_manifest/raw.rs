@@ -104,7 +104,7 @@ pub(super) struct RawVm {
     #[serde(default)]
     pub console: bool,
     /// Devices its Solo5 manifest declares, by name → what they are
-    /// (`"block:NAME"`).
+    /// (`"block:NAME"`, `"net:N"`).
     pub devices: Option<BTreeMap<String, String>>,
     pub expect: Option<String>,
     /// Clone index (a TOML key, so text) → expectation for that clone.

@@ -150,6 +150,17 @@ impl PortInner {
         self.fault
     }
 
+    /// Runs `f` on its transport and its VM's memory, for a driver the
+    /// hypervisor plays itself (an hvt guest's net device); `None` while
+    /// the VM's memory is not attached.
+    pub fn drive<R>(
+        &mut self,
+        f: impl FnOnce(&mut Transport<NetDevice>, &mut RawRam) -> R,
+    ) -> Option<R> {
+        let mut ram = self.ram?;
+        Some(f(&mut self.transport, &mut ram))
+    }
+
     /// Applies the effect of a register write: at `DRIVER_OK`, checks both
     /// rings, turns notifications off and brings the port up; at a reset,
     /// takes it down.

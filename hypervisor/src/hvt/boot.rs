@@ -88,47 +88,71 @@ pub struct BlockBinding<'a> {
     pub block_size: u32,
 }
 
+/// A net port the VM binds to a name of its manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetBinding<'a> {
+    /// The device name in the unikernel's manifest.
+    pub device: &'a str,
+    /// The port's MAC address.
+    pub mac: [u8; hvt::MAC_LEN],
+}
+
 /// Which binding each attached device is: (its handle, the index of its
 /// binding in the caller's list).
 pub type Attached = heapless::Vec<(u64, usize), { crate::hvt::call::MAX_VM_BLOCKS }>;
 
+/// Each net binding's handle, in the caller's order.
+pub type NetHandles = heapless::Vec<u64, { crate::hvt::net::MAX_VM_NETS }>;
+
 /// Matches the VM's bindings to the devices `image`'s manifest declares:
 /// every declared device bound, every binding declared, blocks bound to
-/// block devices. Returns each binding's handle.
+/// block devices and net ports to net devices. Returns each binding's
+/// handle.
 pub fn attach(
     image: &HvtImage<'static>,
     blocks: &[BlockBinding<'static>],
-) -> Result<Attached, HvtImageError> {
+    nets: &[NetBinding<'static>],
+) -> Result<(Attached, NetHandles), HvtImageError> {
+    let declared = |name: &'static str, kind: u32| {
+        let d = image.mft.devices().find(|d| d.name == name);
+        match d {
+            None => Err(HvtImageError::Undeclared { name }),
+            Some(d) if d.kind != kind => Err(HvtImageError::WrongKind { name, kind: d.kind }),
+            Some(d) => Ok(u64::from(d.index)),
+        }
+    };
     let mut attached = Attached::new();
     for (i, b) in blocks.iter().enumerate() {
-        let name = b.device;
-        let Some(d) = image.mft.devices().find(|d| d.name == b.device) else {
-            return Err(HvtImageError::Undeclared { name });
-        };
-        if d.kind != hvt::MFT_DEV_BLOCK_BASIC {
-            return Err(HvtImageError::NotBlock { name });
-        }
+        let handle = declared(b.device, hvt::MFT_DEV_BLOCK_BASIC)?;
         attached
-            .push((d.index.into(), i))
+            .push((handle, i))
             .map_err(|_| HvtImageError::TooManyBlocks)?;
     }
-    if let Some(d) = image
-        .mft
-        .devices()
-        .find(|d| !blocks.iter().any(|b| b.device == d.name))
-    {
+    let mut handles = NetHandles::new();
+    for n in nets {
+        let handle = declared(n.device, hvt::MFT_DEV_NET_BASIC)?;
+        handles
+            .push(handle)
+            .map_err(|_| HvtImageError::TooManyNets)?;
+    }
+    let bound = |name: &str| {
+        blocks.iter().any(|b| b.device == name) || nets.iter().any(|n| n.device == name)
+    };
+    if let Some(d) = image.mft.devices().find(|d| !bound(d.name)) {
         return Err(HvtImageError::Unattached {
             name: d.name,
             kind: d.kind,
         });
     }
-    Ok(attached)
+    Ok((attached, handles))
 }
 
 /// Builds the guest's memory for `image` from `file` (`mem` zeroed, the
 /// segments `skip` says are mapped already left out), with `cmdline`, a
-/// TSC of `tsc_hz` and the block devices `blocks` attached (as
-/// [`attach`] matched them: `attached`).
+/// TSC of `tsc_hz`, the block devices `blocks` attached (as [`attach`]
+/// matched them: `attached`) and the net devices `nets` (with handles
+/// `net_handles`). `memory` is what the guest sees (its net devices' rings
+/// lie above it).
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     mem: &mut impl GuestRam,
@@ -139,6 +163,7 @@ pub fn build(
     tsc_hz: u64,
     skip: impl Fn(u64) -> bool,
     (blocks, attached): (&[BlockBinding<'_>], &Attached),
+    (nets, net_handles): (&[NetBinding<'_>], &NetHandles),
 ) -> Result<Entry, BuildError> {
     if cmdline.len() as u64 >= hvt::CMDLINE_SIZE {
         return Err(BuildError::Image(HvtImageError::Cmdline));
@@ -154,13 +179,21 @@ pub fn build(
     let mft = hvt::BOOT_INFO_GPA + hvt::BOOT_INFO_SIZE;
     let line = mft + image.mft.bytes().len() as u64;
     // The guest's copy says which devices are attached, and what they are
-    // (the tender's fields: capacity and block size for a block device).
+    // (the tender's fields: capacity and block size for a block device,
+    // MAC and MTU for a net device).
     mem.write(Gpa(mft), image.mft.bytes())?;
+    let entry = |handle: u64| mft + (hvt::MFT_HEADER as u64) + handle * hvt::MFT_ENTRY_SIZE as u64;
     for &(handle, i) in attached {
         let b = blocks.get(i).ok_or(BuildError::OutOfBounds)?;
-        let entry = mft + (hvt::MFT_HEADER as u64) + handle * hvt::MFT_ENTRY_SIZE as u64;
+        let entry = entry(handle);
         mem.write_u64(Gpa(entry + hvt::MFT_BLOCK_CAPACITY as u64), b.capacity)?;
         mem.write_u16(Gpa(entry + hvt::MFT_BLOCK_SIZE as u64), b.block_size as u16)?;
+        mem.write(Gpa(entry + hvt::MFT_ATTACHED as u64), &[1])?;
+    }
+    for (n, &handle) in nets.iter().zip(net_handles) {
+        let entry = entry(handle);
+        mem.write(Gpa(entry + hvt::MFT_NET_MAC as u64), &n.mac)?;
+        mem.write_u16(Gpa(entry + hvt::MFT_NET_MTU as u64), crate::hvt::net::MTU)?;
         mem.write(Gpa(entry + hvt::MFT_ATTACHED as u64), &[1])?;
     }
     mem.write(Gpa(line), cmdline.as_bytes())?;

@@ -1,6 +1,7 @@
-//! An hvt guest's hypercalls: a 32-bit `out` to a hypercall port with EAX = the argument struct's address, checked against the guest's memory as Solo5's tender checks it (the struct and every buffer strictly inside memory), then carried out: `puts`, `walltime`, `poll` (a wait of at most its timeout), `halt`; block and net calls without such a device, and any other port or access, stop the guest by name.
+//! An hvt guest's hypercalls: a 32-bit `out` to a hypercall port with EAX = the argument struct's address, checked against the guest's memory as Solo5's tender checks it (the struct and every buffer strictly inside memory), then carried out: `puts`, `walltime`, `poll` (the net devices with a frame waiting, or a wait of at most its timeout), `halt`, block calls on its disks, net calls on its ports' rings (`net`); block and net calls without such a device, and any other port or access, stop the guest by name.
 
 use crate::block::{BlockError, Disk};
+use crate::hvt::net::{self, NetFail, RingPlace};
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
 use core::fmt;
@@ -45,10 +46,19 @@ impl HvtDisks for NoDisks {
     }
 }
 
+/// An hvt VM's net devices: each one's Solo5 handle and where its rings
+/// are.
+pub type HvtNets = heapless::Vec<(u64, RingPlace), { net::MAX_VM_NETS }>;
+
 /// What an hvt VM's hypercalls need from the hypervisor.
 pub struct HvtEnv {
-    /// The guest's memory (results are written back into it).
+    /// The guest's memory (results are written back into it), with its
+    /// net devices' rings above `memory`.
     pub ram: RawRam,
+    /// Bytes of memory the guest sees (every buffer must lie inside).
+    pub memory: u64,
+    /// Its net devices.
+    pub nets: HvtNets,
     /// Nanoseconds since the Unix epoch, now.
     pub wall_ns: u64,
     /// TSC ticks per second.
@@ -78,7 +88,8 @@ pub enum HvtDone {
     /// Continue after the `out`.
     Advance,
     /// Continue after the `out` once at most this many TSC ticks have
-    /// passed (`poll`; no device can wake it).
+    /// passed, or sooner when a polling core hands the VM a frame (`poll`
+    /// found none waiting and said so; the guest polls again).
     Sleep(u64),
     /// The guest halted with this exit status.
     Exit(i32),
@@ -177,7 +188,7 @@ pub fn handle(
     };
     let gpa = u64::from(eax);
     let ram = &mut env.ram;
-    let size = ram.size();
+    let size = env.memory;
     let need = |len: u64| {
         if inside(gpa, len, size) {
             Ok(())
@@ -224,10 +235,20 @@ pub fn handle(
         Hypercall::Poll => {
             need(hvt::POLL_SIZE)?;
             let timeout = ram.read_u64(Gpa(gpa)).map_err(|_| fail(hvt::POLL_SIZE))?;
-            // Nothing can become ready: no devices are attached.
-            ram.write_u64(Gpa(gpa + hvt::POLL_READY_SET), 0)
-                .and_then(|()| ram.write_u32(Gpa(gpa + hvt::POLL_RET), 0))
+            // The devices with a frame waiting, by handle.
+            let mut ready_set = 0u64;
+            for &(handle, place) in &env.nets {
+                // A ring that cannot be read has nothing to offer.
+                if net::ready(ram, place).unwrap_or(false) {
+                    ready_set |= 1u64.checked_shl(handle as u32).unwrap_or(0);
+                }
+            }
+            ram.write_u64(Gpa(gpa + hvt::POLL_READY_SET), ready_set)
+                .and_then(|()| ram.write_u32(Gpa(gpa + hvt::POLL_RET), ready_set.count_ones()))
                 .map_err(|_| fail(hvt::POLL_SIZE))?;
+            if ready_set != 0 {
+                return Ok(HvtDone::Advance);
+            }
             let ticks = u128::from(timeout) * u128::from(env.tsc_hz) / NS;
             Ok(HvtDone::Sleep(ticks.min(u128::from(MAX_WAIT)) as u64))
         }
@@ -286,6 +307,50 @@ pub fn handle(
             };
             ram.write_u32(Gpa(gpa + hvt::BLOCK_RET), ret as u32)
                 .map_err(|_| fail(hvt::BLOCK_SIZE))?;
+            Ok(HvtDone::Advance)
+        }
+        Hypercall::NetRead | Hypercall::NetWrite if !env.nets.is_empty() => {
+            need(hvt::NET_SIZE)?;
+            let word = |off| {
+                ram.read_u64(Gpa(gpa + off))
+                    .map_err(|_| fail(hvt::NET_SIZE))
+            };
+            let handle = word(0)?;
+            let data = word(hvt::NET_DATA)?;
+            let len = word(hvt::NET_LEN)?;
+            let buffer = HvtCallError::Buffer {
+                call,
+                gpa: data,
+                len,
+            };
+            let place = env.nets.iter().find(|(h, _)| *h == handle).map(|&(_, p)| p);
+            let ret = match place {
+                // Not one of its net devices (a block device's handle, or
+                // none): refused, as the tender refuses it.
+                None => hvt::R_EINVAL,
+                Some(_) if !inside(data, len, size) => return Err(buffer),
+                Some(place) => {
+                    let done = if call == Hypercall::NetWrite {
+                        net::send(ram, place, Gpa(data), len)
+                    } else {
+                        net::recv(ram, place, Gpa(data), len).and_then(|n| {
+                            ram.write_u64(Gpa(gpa + hvt::NET_LEN), n)
+                                .map_err(NetFail::Memory)
+                        })
+                    };
+                    match done {
+                        Ok(()) => hvt::R_OK,
+                        Err(NetFail::Again) => hvt::R_AGAIN,
+                        Err(NetFail::Length { .. }) => hvt::R_EINVAL,
+                        // Inside memory but not writable (a read into the
+                        // image's read-only pages): the guest's fault.
+                        Err(NetFail::Memory(_)) => return Err(buffer),
+                        Err(NetFail::BadUsed { .. }) => hvt::R_EUNSPEC,
+                    }
+                }
+            };
+            ram.write_u32(Gpa(gpa + hvt::NET_RET), ret as u32)
+                .map_err(|_| fail(hvt::NET_SIZE))?;
             Ok(HvtDone::Advance)
         }
         Hypercall::BlockRead | Hypercall::BlockWrite | Hypercall::NetRead | Hypercall::NetWrite => {

@@ -113,18 +113,22 @@ pub enum HvtImageError {
         /// The name.
         name: &'static str,
     },
-    /// The VM binds a block device to a name its manifest declares as
-    /// another type.
-    NotBlock {
+    /// The VM binds a block device or net port to a name its manifest
+    /// declares as the other type.
+    WrongKind {
         /// The name.
         name: &'static str,
+        /// The type the manifest declares.
+        kind: u32,
     },
     /// More block devices than one VM may have.
     TooManyBlocks,
+    /// More net devices than one VM may have.
+    TooManyNets,
     /// The command line (with its NUL) is longer than 8192 bytes.
     Cmdline,
-    /// The VM was given Corral devices (`net`, `console`), which an hvt
-    /// guest has no driver for.
+    /// The VM was given Corral devices (a `console`, or a net port no
+    /// device name binds), which an hvt guest has no driver for.
     CorralDevices,
 }
 
@@ -148,7 +152,7 @@ impl core::fmt::Display for HvtImageError {
             ),
             HvtImageError::Unattached { name, kind } if *kind == hvt::MFT_DEV_NET_BASIC => write!(
                 f,
-                "Device '{name}' of type NET_BASIC declared but not attached (hvt net devices are not built yet)"
+                "Device '{name}' of type NET_BASIC declared but not attached (bind it with `net = N` and `devices = {{ {name} = \"net:0\" }}`)"
             ),
             HvtImageError::Unattached { name, .. } => write!(
                 f,
@@ -157,9 +161,18 @@ impl core::fmt::Display for HvtImageError {
             HvtImageError::Undeclared { name } => {
                 write!(f, "Resource not declared in manifest: '{name}'")
             }
-            HvtImageError::NotBlock { name } => write!(
+            HvtImageError::WrongKind { name, kind } if *kind == hvt::MFT_DEV_NET_BASIC => write!(
                 f,
                 "Device '{name}' is NET_BASIC in the Solo5 manifest, but the VM binds a block device to it"
+            ),
+            HvtImageError::WrongKind { name, .. } => write!(
+                f,
+                "Device '{name}' is BLOCK_BASIC in the Solo5 manifest, but the VM binds a net port to it"
+            ),
+            HvtImageError::TooManyNets => write!(
+                f,
+                "more than {} net devices for one hvt VM",
+                crate::hvt::net::MAX_VM_NETS
             ),
             HvtImageError::TooManyBlocks => write!(
                 f,
@@ -171,7 +184,7 @@ impl core::fmt::Display for HvtImageError {
             }
             HvtImageError::CorralDevices => write!(
                 f,
-                "an hvt guest gets its devices from its Solo5 manifest; `net` and `console` are for Corral guests"
+                "an hvt guest gets its devices from its Solo5 manifest: `console` is for Corral guests, and each of its `net` ports needs a device name (`devices = {{ NAME = \"net:N\" }}`)"
             ),
         }
     }

@@ -2,7 +2,7 @@
 
 extern crate std;
 
-use super::boot::{self, Attached, BlockBinding, BuildError, Entry};
+use super::boot::{self, Attached, BlockBinding, BuildError, Entry, NetBinding, NetHandles};
 use super::call::{self, HvtCallError, HvtDisks, HvtDone, HvtEnv, NoDisks, PortAccess, SharedDisk};
 use super::image::{self, HeaderProblem, HvtImageError, SegmentRule};
 use crate::mem::access::{Gpa, GuestRead};
@@ -306,6 +306,7 @@ fn the_starting_memory_follows_the_abi() {
         100_000_000,
         |_| false,
         (&[], &Attached::new()),
+        (&[], &NetHandles::new()),
     )
     .unwrap();
     assert_eq!(
@@ -362,12 +363,12 @@ fn unattached_devices_and_long_command_lines_are_refused() {
     );
     let f: &'static [u8] = f.leak();
     let img = image::check(f, 4 * MIB).unwrap();
-    let e = boot::attach(&img, &[]).unwrap_err();
+    let e = boot::attach(&img, &[], &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "Device 'service0' of type NET_BASIC declared but not attached (hvt net devices are not built yet)"
+        "Device 'service0' of type NET_BASIC declared but not attached (bind it with `net = N` and `devices = { service0 = \"net:0\" }`)"
     );
-    let e = boot::attach(&img, &[binding("service0", 4096)]).unwrap_err();
+    let e = boot::attach(&img, &[binding("service0", 4096)], &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
         "Device 'service0' is NET_BASIC in the Solo5 manifest, but the VM binds a block device to it"
@@ -378,7 +379,7 @@ fn unattached_devices_and_long_command_lines_are_refused() {
     let f = good();
     let f: &'static [u8] = f.leak();
     let img = image::check(f, 4 * MIB).unwrap();
-    let e = boot::attach(&img, &[binding("storage", 4096)]).unwrap_err();
+    let e = boot::attach(&img, &[binding("storage", 4096)], &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
         "Resource not declared in manifest: 'storage'"
@@ -393,7 +394,8 @@ fn unattached_devices_and_long_command_lines_are_refused() {
             &long,
             1,
             |_| false,
-            (&[], &Attached::new())
+            (&[], &Attached::new()),
+            (&[], &NetHandles::new())
         ),
         Err(BuildError::Image(HvtImageError::Cmdline))
     );
@@ -422,13 +424,13 @@ fn block_devices_are_attached_in_the_guests_copy_of_its_manifest() {
     );
     let f: &'static [u8] = f.leak();
     let img = image::check(f, 4 * MIB).unwrap();
-    let e = boot::attach(&img, &[binding("disk", 8192)]).unwrap_err();
+    let e = boot::attach(&img, &[binding("disk", 8192)], &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
         "Device 'logs' of type BLOCK_BASIC declared but not attached (bind it with `devices = { logs = \"block:NAME\" }`)"
     );
     let bindings = [binding("logs", 4096), binding("disk", 8192)];
-    let attached = boot::attach(&img, &bindings).unwrap();
+    let (attached, _) = boot::attach(&img, &bindings, &[]).unwrap();
     assert_eq!(attached.as_slice(), &[(2, 0), (1, 1)]);
     let mut backing = vec![0u8; 4 * MIB as usize];
     let mut mem = GuestMemory::empty(4 * MIB);
@@ -442,6 +444,7 @@ fn block_devices_are_attached_in_the_guests_copy_of_its_manifest() {
         1,
         |_| false,
         (&bindings, &attached),
+        (&[], &NetHandles::new()),
     )
     .unwrap();
     let mft = hvt::BOOT_INFO_GPA + hvt::BOOT_INFO_SIZE;
@@ -483,6 +486,8 @@ fn call(backing: &mut [u8], io: PortAccess, eax: u32) -> (Result<HvtDone, HvtCal
         ram: over_vec(backing),
         wall_ns: 1_700_000_000_000_000_000,
         tsc_hz: 100_000_000,
+        memory: backing.len() as u64,
+        nets: Default::default(),
         vm: 0,
         disks: &NoDisks,
     };
@@ -722,6 +727,8 @@ fn block_call(
     disks: &'static dyn HvtDisks,
 ) -> Result<HvtDone, HvtCallError> {
     let mut env = HvtEnv {
+        memory: b.len() as u64,
+        nets: Default::default(),
         ram: over_vec(b),
         wall_ns: 0,
         tsc_hz: 1,
@@ -785,6 +792,8 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
     );
     // The argument struct itself must be inside memory.
     let mut env = HvtEnv {
+        memory: b.len() as u64,
+        nets: Default::default(),
         ram: over_vec(&mut b),
         wall_ns: 0,
         tsc_hz: 1,
@@ -812,4 +821,90 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
         e.to_string(),
         "Invalid guest hypercall: block_read (no such device is attached)"
     );
+}
+
+#[test]
+fn net_devices_are_attached_with_their_mac_and_mtu() {
+    let f = elf(
+        MIB,
+        &[
+            text(),
+            abi_note(1, 2),
+            mft_note(&[
+                ("service0", hvt::MFT_DEV_NET_BASIC),
+                ("disk", hvt::MFT_DEV_BLOCK_BASIC),
+                ("service1", hvt::MFT_DEV_NET_BASIC),
+            ]),
+        ],
+    );
+    let f: &'static [u8] = f.leak();
+    let img = image::check(f, 4 * MIB).unwrap();
+    let net = |device, last| NetBinding {
+        device,
+        mac: [2, 0, 0, 0, 0, last],
+    };
+    let blocks = [binding("disk", 4096)];
+    // A net port bound to a block device's name, and the other way round.
+    let e = boot::attach(&img, &blocks, &[net("disk", 1)]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Device 'disk' is BLOCK_BASIC in the Solo5 manifest, but the VM binds a net port to it"
+    );
+    let e = boot::attach(&img, &[binding("service0", 512)], &[]).unwrap_err();
+    assert_eq!(
+        e,
+        HvtImageError::WrongKind {
+            name: "service0",
+            kind: hvt::MFT_DEV_NET_BASIC
+        }
+    );
+    let e = boot::attach(&img, &blocks, &[net("service9", 1)]).unwrap_err();
+    assert_eq!(e, HvtImageError::Undeclared { name: "service9" });
+    let e = boot::attach(&img, &blocks, &[net("service1", 1)]).unwrap_err();
+    assert_eq!(
+        e,
+        HvtImageError::Unattached {
+            name: "service0",
+            kind: hvt::MFT_DEV_NET_BASIC
+        }
+    );
+    let nets = [net("service1", 7), net("service0", 5)];
+    let (attached, handles) = boot::attach(&img, &blocks, &nets).unwrap();
+    assert_eq!(attached.as_slice(), &[(2, 0)]);
+    assert_eq!(handles.as_slice(), &[3, 1]);
+    let mut backing = vec![0u8; 4 * MIB as usize];
+    let mut mem = GuestMemory::empty(4 * MIB);
+    mem.add_private(0, &mut backing).unwrap();
+    let e = boot::build(
+        &mut mem,
+        f,
+        &img,
+        2 * MIB,
+        "",
+        1,
+        |_| false,
+        (&blocks, &attached),
+        (&nets, &handles),
+    )
+    .unwrap();
+    // The guest sees the memory it was given, its stack below its top.
+    assert_eq!(e.rsp, 2 * MIB - 8);
+    let mut info = [0u8; hvt::BOOT_INFO_SIZE as usize];
+    GuestRead::read(&mem, Gpa(hvt::BOOT_INFO_GPA), &mut info).unwrap();
+    assert_eq!(hvt::BootInfo::from_bytes(&info).mem_size, 2 * MIB);
+    let mft = hvt::BOOT_INFO_GPA + hvt::BOOT_INFO_SIZE;
+    let entry = |i: u64| mft + hvt::MFT_HEADER as u64 + i * hvt::MFT_ENTRY_SIZE as u64;
+    for (handle, last) in [(1, 5), (3, 7)] {
+        let e = entry(handle);
+        let mut mac = [0u8; hvt::MAC_LEN];
+        GuestRead::read(&mem, Gpa(e + hvt::MFT_NET_MAC as u64), &mut mac).unwrap();
+        assert_eq!(mac, [2, 0, 0, 0, 0, last]);
+        assert_eq!(
+            mem.read_u16(Gpa(e + hvt::MFT_NET_MTU as u64)).unwrap(),
+            crate::hvt::net::MTU
+        );
+        let mut attached = [0u8];
+        GuestRead::read(&mem, Gpa(e + hvt::MFT_ATTACHED as u64), &mut attached).unwrap();
+        assert_eq!(attached, [1]);
+    }
 }

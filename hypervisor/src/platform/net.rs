@@ -22,7 +22,7 @@ use crate::nic::MacAddr;
 use crate::nic::pci::{PciAddress, Wanted, resolve};
 use spin::Mutex;
 use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, MapKind};
-use vmm_abi::manifest::{HookAttach, HookSpec, MAX_NICS, Manifest, NicMode, NicPci};
+use vmm_abi::manifest::{HookAttach, HookSpec, MAX_NICS, Manifest, NetDeviceSpec, NicMode, NicPci};
 use vmm_abi::report::{LinkFlow, Record};
 
 /// The run's NICs, by manifest index: set up on the boot core, then each
@@ -327,8 +327,13 @@ fn build_vm_hooks(
 }
 
 /// Every port, link and signal of the run ([`poll::Net`] on the machine),
-/// and the restart and exit hooks of its VMs.
-pub struct Net(poll::Net<'static>, &'static [VmHook<'static>]);
+/// the restart and exit hooks of its VMs, and the manifest (for the Solo5
+/// names of hvt VMs' ports).
+pub struct Net(
+    poll::Net<'static>,
+    &'static [VmHook<'static>],
+    Manifest<'static>,
+);
 
 impl Net {
     /// Builds the ports of every VM, the links between them, the packet
@@ -351,7 +356,12 @@ impl Net {
             manifest.nic_count(),
         )?;
         net.set_hooks(build_packet_hooks(manifest)?);
-        Ok(Net(net, build_vm_hooks(manifest, cores)?))
+        Ok(Net(net, build_vm_hooks(manifest, cores)?, *manifest))
+    }
+
+    /// The Solo5 device names manifest VM `vm` gives its net ports.
+    pub fn device_names(&self, vm: u32) -> impl Iterator<Item = NetDeviceSpec<'static>> {
+        self.2.net_devices().filter(move |d| d.vm == vm)
     }
 
     /// VM `vm`'s hook of `kind` (restart or exit), if it has one.

@@ -30,8 +30,9 @@ use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hooks::lifecycle::{ExitAnswer, VmHook};
 use crate::hvt::boot as hvt_boot;
-use crate::hvt::call::{HvtEnv, MAX_VM_BLOCKS, SharedDisk};
+use crate::hvt::call::{HvtEnv, HvtNets, MAX_VM_BLOCKS, SharedDisk};
 use crate::hvt::image as hvt_image;
+use crate::hvt::net::{self as hvt_net, MAX_VM_NETS, ProgramError, RING_RESERVE, RingPlace};
 use crate::hypercall::Services;
 use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
 use crate::mem::ept::{Ept, EptPerms};
@@ -45,6 +46,7 @@ use crate::vcpu::slice::{self, SliceEnd, SliceParams, VcpuState, VmEnv, Wakeups}
 use crate::vcpu::stop::{StartError, StopReason};
 use core::sync::atomic::Ordering;
 use vmm_abi::corral::bootinfo::BootInfo;
+use vmm_abi::corral::devices::port_mac;
 use vmm_abi::corral::devices::{self, DeviceKind};
 use vmm_abi::corral::hypercall::{WAIT_TIMEOUT, WAIT_WORK};
 use vmm_abi::corral::layout::{BOOT_INFO_GPA, PAGE_SIZE, STACK_SIZE};
@@ -166,6 +168,11 @@ pub struct VmState {
     /// disk keeps its device's registers itself, so a VM without disks
     /// carries only this list.
     pub disks: heapless::Vec<&'static blocks::Block, MAX_VM_BLOCKS>,
+    /// An hvt guest's net devices (this run): handles and ring places.
+    pub hvt_nets: HvtNets,
+    /// Bytes of memory the guest sees (an hvt guest with net devices sees
+    /// all but the reserve their rings live in).
+    pub visible: u64,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -209,6 +216,8 @@ impl VmState {
             progress_at: (0, 0),
             console_dev: None,
             disks: heapless::Vec::new(),
+            hvt_nets: HvtNets::new(),
+            visible: spec.memory,
         }
     }
 
@@ -383,6 +392,8 @@ struct VmHost<'a> {
     exit_hook: Option<&'static VmHook<'static>>,
     /// A Solo5 hvt guest.
     hvt: bool,
+    /// An hvt guest's net devices, and the memory it sees.
+    hvt_nets: (&'a HvtNets, u64),
     /// Its virtio-blk disks (a Corral guest's), and the slot of the first.
     disks: (&'a [&'static blocks::Block], usize),
 }
@@ -422,6 +433,8 @@ impl Host for VmHost<'_> {
         self.out.main_started(0);
         Some(HvtEnv {
             ram: self.vm.raw_ram(),
+            memory: self.hvt_nets.1,
+            nets: self.hvt_nets.0.clone(),
             wall_ns: clock::wall_ns(),
             tsc_hz: clock::tsc_hz(),
             vm: self.index,
@@ -689,15 +702,30 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         return Err(StartError::Image(e));
     }
     let size = st.spec.memory;
+    // An hvt guest's net ports, each named for a NET_BASIC device of its
+    // Solo5 manifest; their rings go in a reserve at the top of memory.
+    let mut names = heapless::Vec::<_, MAX_VM_NETS>::new();
+    for d in net.device_names(st.index) {
+        names
+            .push(d)
+            .map_err(|_| StartError::Hvt(hvt_image::HvtImageError::TooManyNets))?;
+    }
+    st.hvt_nets.clear();
+    st.visible = if names.is_empty() {
+        size
+    } else {
+        size.saturating_sub(RING_RESERVE)
+    };
     // A Solo5 hvt image is checked for this VM's memory before any is taken.
     let file = st.image.file;
+    let unnamed = (0..st.spec.net_ports).any(|p| !names.iter().any(|d| d.port == p));
     let hvt_image = match st.image.hvt {
         None => None,
         Some(Err(e)) => return Err(StartError::Hvt(e)),
-        Some(Ok(())) if st.spec.net_ports > 0 || st.spec.console => {
+        Some(Ok(())) if unnamed || st.spec.console => {
             return Err(StartError::Hvt(hvt_image::HvtImageError::CorralDevices));
         }
-        Some(Ok(())) => Some(hvt_image::check(file, size).map_err(StartError::Hvt)?),
+        Some(Ok(())) => Some(hvt_image::check(file, st.visible).map_err(StartError::Hvt)?),
     };
     // Its block devices: an hvt guest's reached by hypercalls, a Corral
     // guest's as virtio-blk slots, in the order of their device names.
@@ -733,6 +761,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     // of `create` (after this view's last use), and this is the only view.
     let mut mem = unsafe { vm.memory(size) };
     let cached = st.image;
+    let mut net_handles = hvt_boot::NetHandles::new();
     let (cr3, rip, rsp) = if let Some(img) = hvt_image {
         let bindings: heapless::Vec<_, MAX_VM_BLOCKS> = bound
             .iter()
@@ -742,7 +771,16 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
                 block_size: b.spec.block_size,
             })
             .collect();
-        let attached = hvt_boot::attach(&img, &bindings).map_err(StartError::Hvt)?;
+        let nets: heapless::Vec<_, MAX_VM_NETS> = names
+            .iter()
+            .map(|d| hvt_boot::NetBinding {
+                device: d.device,
+                mac: port_mac(st.cell, d.port),
+            })
+            .collect();
+        let (attached, handles) =
+            hvt_boot::attach(&img, &bindings, &nets).map_err(StartError::Hvt)?;
+        net_handles = handles;
         for &(handle, i) in &attached {
             if let Some(b) = bound.get(i) {
                 b.handle.store(handle, Ordering::Release);
@@ -752,11 +790,12 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             &mut mem,
             file,
             &img,
-            size,
+            st.visible,
             st.spec.args,
             clock::tsc_hz(),
             |page| cached.shares_page(page),
             (&bindings, &attached),
+            (&nets, &net_handles),
         )
         .map_err(|e| match e {
             hvt_boot::BuildError::Image(i) => StartError::Hvt(i),
@@ -790,13 +829,16 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     let ept = vm
         .ept
         .insert(Ept::new(&mut FrameTables, shared.config.ept_2m).map_err(StartError::Ept)?);
-    for p in vm.pieces.iter().flatten() {
+    // The guest sees its visible memory only: an hvt guest's net rings
+    // above it are the hypervisor's to write.
+    for p in vm.pieces.iter().flatten().filter(|p| p.gpa < st.visible) {
         let (hpa, perms) = match p.shared {
             None => (private_base + p.offset, EptPerms::RWX),
             Some(s) if s.exec => (s.hpa, EptPerms::RX),
             Some(s) => (s.hpa, EptPerms::READ),
         };
-        ept.map(&mut FrameTables, p.gpa, hpa, p.len, perms)
+        let len = p.len.min(st.visible - p.gpa);
+        ept.map(&mut FrameTables, p.gpa, hpa, len, perms)
             .map_err(StartError::Ept)?;
     }
     let eptp = ept.eptp();
@@ -804,6 +846,28 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     let vmcs = memory::alloc_zeroed_pages(1).ok_or(StartError::OutOfMemory { bytes: PAGE_SIZE })?;
     vm.vmcs = Some(vmcs);
     net.attach(st.cell, st.spec.net_ports, size, vm.raw_ram());
+    // The hypervisor drives each of an hvt guest's ports as its virtio
+    // driver, with rings and buffers in the reserve.
+    for (i, (d, &handle)) in names.iter().zip(&net_handles).enumerate() {
+        let place = RingPlace::of(size, i).ok_or(StartError::Layout)?;
+        let program = |inner: &mut net::PortInner| {
+            let effect = inner
+                .drive(|t, ram| hvt_net::program(t, ram, place))
+                .ok_or(ProgramError::Detached)??;
+            match inner.after_write(effect) {
+                PortEvent::None => Ok(()),
+                PortEvent::BadRing(e) => Err(ProgramError::Rings(e)),
+            }
+        };
+        net.with_port(st.cell, d.port, program)
+            .ok_or(StartError::Layout)?
+            .map_err(|error| {
+                log::error!("vm {}: hvt net device '{}': {error}", st.index, d.device);
+                StartError::HvtNet { device: d.device }
+            })?;
+        // At most MAX_VM_NETS names, so as many places.
+        let _ = st.hvt_nets.push((handle, place));
+    }
     st.console_dev = st
         .spec
         .console
@@ -985,7 +1049,12 @@ pub fn run_slice(
         index: st.cell,
         core,
         ports: st.spec.net_ports,
-        slots: st.device_slots(),
+        // An hvt guest reaches its devices by hypercall only.
+        slots: if st.image.hvt.is_some() {
+            [DeviceKind::None; vmm_abi::corral::layout::MAX_DEVICES]
+        } else {
+            st.device_slots()
+        },
         net,
         signals: net.signals(st.cell),
         console_dev: st.console_dev.as_mut(),
@@ -993,6 +1062,7 @@ pub fn run_slice(
         shared,
         exit_hook: net.vm_hook(st.cell, HookKind::Exit),
         hvt: st.image.hvt.is_some(),
+        hvt_nets: (&st.hvt_nets, st.visible),
         disks: (
             &st.disks,
             usize::from(st.spec.net_ports) + usize::from(st.spec.console),

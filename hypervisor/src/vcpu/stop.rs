@@ -24,6 +24,13 @@ pub enum StartError {
     Vmcs(&'static str),
     /// A Solo5 hvt image breaks a rule of the hvt ABI.
     Hvt(crate::hvt::image::HvtImageError),
+    /// An hvt guest's net device could not be set up.
+    /// (Why is logged when it happens: it cannot ride in a stop reason,
+    /// which stays small.)
+    HvtNet {
+        /// Its name in the guest's Solo5 manifest.
+        device: &'static str,
+    },
     /// Its devices do not fit the device slots.
     TooManyDevices {
         /// Net ports.
@@ -46,6 +53,12 @@ impl fmt::Display for StartError {
             StartError::Layout => write!(f, "guest memory too small for its boot layout"),
             StartError::Vmcs(what) => write!(f, "VMCS setup failed: {what}"),
             StartError::Hvt(e) => write!(f, "bad hvt image: {e}"),
+            StartError::HvtNet { device } => {
+                write!(
+                    f,
+                    "hvt net device '{device}' could not be set up (the log says why)"
+                )
+            }
             StartError::TooManyDevices {
                 net,
                 console,

@@ -269,6 +269,8 @@ impl Host for FakeEnv<'_> {
     fn hvt_env(&mut self) -> Option<crate::hvt::call::HvtEnv> {
         let ram = crate::mem::raw::testing::over_vec(self.hvt.as_mut()?);
         Some(crate::hvt::call::HvtEnv {
+            memory: crate::mem::access::GuestRead::size(&ram),
+            nets: Default::default(),
             ram,
             wall_ns: 1_800_000_000_000_000_000,
             tsc_hz: 1_000_000,

@@ -37,8 +37,8 @@ fn disk(name: &'static str, vm: u32, device: &'static str) -> BlockSpec<'static>
 
 fn encode_blocks(blocks: &[BlockSpec<'_>]) -> Result<Vec<u8>, ManifestError> {
     let vms = [vm("a"), vm("b")];
-    let mut out = vec![0; encoded_len_full(vms.len(), 0, 0, &[], blocks.len())];
-    encode_full(0, &vms, &[], &[], &[], blocks, &mut out)?;
+    let mut out = vec![0; encoded_len_full(vms.len(), 0, 0, &[], blocks.len(), 0)];
+    encode_full(0, &vms, &[], &[], &[], blocks, &[], &mut out)?;
     Ok(out)
 }
 

@@ -1,5 +1,5 @@
 //! What is wrong with a binary manifest: the field at fault, where it is
-//! (header, section table entry, VM, link or NIC record) and the problem.
+//! (the header, a section table entry or a record of any kind) and the problem.
 
 use core::fmt;
 
@@ -117,6 +117,17 @@ pub enum Field {
     BlockFlags,
     /// A block record's reserved bytes.
     BlockReserved,
+    /// The number of net device names (a net device section's record
+    /// count).
+    NetDeviceCount,
+    /// The VM whose net port a net device record names.
+    NetDeviceVm,
+    /// The net port a net device record names.
+    NetDevicePort,
+    /// The device name a net port has in its VM's Solo5 manifest.
+    NetDeviceName,
+    /// A net device record's reserved bytes.
+    NetDeviceReserved,
 }
 
 impl Field {
@@ -168,6 +179,11 @@ impl Field {
             Field::BlockCapacity => "capacity",
             Field::BlockFlags => "persist",
             Field::BlockReserved => "reserved",
+            Field::NetDeviceCount => "net_device_count",
+            Field::NetDeviceVm => "vm",
+            Field::NetDevicePort => "port",
+            Field::NetDeviceName => "device",
+            Field::NetDeviceReserved => "reserved",
             Field::HookName => "name",
             Field::HookKind => "kind",
             Field::HookAttach => "attach",
@@ -358,8 +374,24 @@ pub enum Problem {
     },
     /// A VM binds the same device name twice.
     DuplicateDevice {
-        /// The block record that binds it first.
+        /// The record (block or net device, as the error's place) that
+        /// binds it first.
         first: u32,
+    },
+    /// A VM's net port already has a device name.
+    PortNamed {
+        /// The net device record that names it first.
+        first: u32,
+    },
+    /// A VM has more net devices than one VM may have.
+    TooManyNetDevices {
+        /// Most net devices per VM.
+        max: u32,
+    },
+    /// A net device has the device name one of its VM's disks has.
+    BlockDeviceName {
+        /// The block record that has the name.
+        block: u32,
     },
     /// A hook (or a block device) names a VM the manifest does not have.
     NoVm {
@@ -437,6 +469,8 @@ pub enum Place {
     Hook(u32),
     /// Block device record N.
     Block(u32),
+    /// Net device record N.
+    NetDevice(u32),
 }
 
 /// A manifest that cannot be used, and exactly why.
@@ -487,7 +521,7 @@ impl ManifestError {
             | Field::HookMaps
             | Field::HookReserved => Place::Hook(i),
             Field::HookCount | Field::HookCodeCount | Field::HookMapCount => Place::Section(i),
-            Field::BlockCount => Place::Section(i),
+            Field::BlockCount | Field::NetDeviceCount => Place::Section(i),
             Field::BlockName
             | Field::BlockVm
             | Field::BlockDevice
@@ -495,6 +529,10 @@ impl ManifestError {
             | Field::BlockCapacity
             | Field::BlockFlags
             | Field::BlockReserved => Place::Block(i),
+            Field::NetDeviceVm
+            | Field::NetDevicePort
+            | Field::NetDeviceName
+            | Field::NetDeviceReserved => Place::NetDevice(i),
             _ => Place::Vm(i),
         }
     }
@@ -516,6 +554,7 @@ impl fmt::Display for ManifestError {
             Place::Nic(i) => write!(f, "manifest nic {i}: field `{field}`: ")?,
             Place::Hook(i) => write!(f, "manifest hook {i}: field `{field}`: ")?,
             Place::Block(i) => write!(f, "manifest block {i}: field `{field}`: ")?,
+            Place::NetDevice(i) => write!(f, "manifest net device {i}: field `{field}`: ")?,
         }
         match self.problem {
             Problem::Mismatch { found, expected } => {
@@ -626,9 +665,24 @@ impl fmt::Display for ManifestError {
             Problem::BlockSize { found } => {
                 write!(f, "{found} is not a power of two from 512 to 32768")
             }
-            Problem::DuplicateDevice { first } => {
-                write!(f, "the VM already binds this device to block {first}")
-            }
+            Problem::DuplicateDevice { first } => match self.place() {
+                Place::NetDevice(_) => {
+                    write!(f, "the VM already binds this device to net device {first}")
+                }
+                _ => write!(f, "the VM already binds this device to block {first}"),
+            },
+            Problem::PortNamed { first } => write!(
+                f,
+                "net device {first} already names this port of the VM; a port has one device name"
+            ),
+            Problem::TooManyNetDevices { max } => write!(
+                f,
+                "the VM has {max} net devices already, the most one VM may have"
+            ),
+            Problem::BlockDeviceName { block } => write!(
+                f,
+                "the VM binds this device name to block {block} already; a name is one device"
+            ),
             Problem::NoVm { found, vms } => {
                 write!(f, "no VM {found}: the manifest has {vms} VMs")
             }

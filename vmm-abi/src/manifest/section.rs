@@ -1,7 +1,7 @@
 //! The manifest's section table: one entry per kind of record (VMs, links,
-//! NICs, and the kinds to come), each saying where its records are, how many and
-//! how large; and the checks that place every section before a record is
-//! read.
+//! NICs, hooks, devices, and the kinds to come), each saying where its
+//! records are, how many and how large; and the checks that place every
+//! section before a record is read.
 
 use super::error::{Field, ManifestError, Problem};
 use super::{
@@ -51,10 +51,13 @@ pub enum SectionKind {
     /// Block device records ([`super::BLOCK_RECORD_SIZE`] bytes each);
     /// optional.
     Blocks = 9,
+    /// Net device name records ([`super::NET_DEVICE_RECORD_SIZE`] bytes
+    /// each); optional.
+    NetDevices = 10,
 }
 
 /// Number of [`SectionKind`]s.
-pub const SECTION_KINDS: usize = 7;
+pub const SECTION_KINDS: usize = 8;
 
 impl SectionKind {
     /// Every kind, in number order.
@@ -66,6 +69,7 @@ impl SectionKind {
         SectionKind::HookCode,
         SectionKind::HookMaps,
         SectionKind::Blocks,
+        SectionKind::NetDevices,
     ];
 
     /// The kind with this wire number.
@@ -78,6 +82,7 @@ impl SectionKind {
             7 => Some(SectionKind::HookCode),
             8 => Some(SectionKind::HookMaps),
             9 => Some(SectionKind::Blocks),
+            10 => Some(SectionKind::NetDevices),
             _ => None,
         }
     }
@@ -92,6 +97,7 @@ impl SectionKind {
             SectionKind::HookCode => "hook code",
             SectionKind::HookMaps => "hook maps",
             SectionKind::Blocks => "blocks",
+            SectionKind::NetDevices => "net devices",
         }
     }
 
@@ -105,6 +111,7 @@ impl SectionKind {
             SectionKind::HookCode => INSN_SIZE,
             SectionKind::HookMaps => MAP_DEF_SIZE,
             SectionKind::Blocks => super::BLOCK_RECORD_SIZE,
+            SectionKind::NetDevices => super::NET_DEVICE_RECORD_SIZE,
         }
     }
 
@@ -119,6 +126,7 @@ impl SectionKind {
             SectionKind::HookCode => (0, MAX_HOOK_INSNS, Field::HookCodeCount),
             SectionKind::HookMaps => (0, MAX_HOOK_MAPS, Field::HookMapCount),
             SectionKind::Blocks => (0, super::MAX_BLOCKS, Field::BlockCount),
+            SectionKind::NetDevices => (0, super::MAX_NET_DEVICES, Field::NetDeviceCount),
         }
     }
 
@@ -132,6 +140,7 @@ impl SectionKind {
             SectionKind::HookCode => 4,
             SectionKind::HookMaps => 5,
             SectionKind::Blocks => 6,
+            SectionKind::NetDevices => 7,
         }
     }
 }

@@ -314,7 +314,7 @@ fn unknown_section_kinds_are_refused() {
     let start = section::table_end(2);
     // 5 and 6 are set aside for grants and guest ABIs: not kinds this
     // version knows.
-    for kind in [0, 5, 6, 10, u32::MAX] {
+    for kind in [0, 5, 6, 11, u32::MAX] {
         let unknown = Section {
             kind,
             offset: (start + RECORD_SIZE) as u32,
@@ -708,8 +708,8 @@ fn errors_read_well() {
     };
     for (e, text) in [
         (
-            section(Field::SectionKind, Problem::UnknownSection { kind: 10 }),
-            "manifest section 1: field `kind`: unknown section kind 10 (this hypervisor knows 1 = vms, 2 = links, 3 = nics, 4 = hooks, 7 = hook code, 8 = hook maps, 9 = blocks)",
+            section(Field::SectionKind, Problem::UnknownSection { kind: 11 }),
+            "manifest section 1: field `kind`: unknown section kind 11 (this hypervisor knows 1 = vms, 2 = links, 3 = nics, 4 = hooks, 7 = hook code, 8 = hook maps, 9 = blocks, 10 = net devices)",
         ),
         (
             section(Field::SectionKind, Problem::DuplicateSection { first: 0 }),
@@ -782,11 +782,13 @@ fn errors_read_well() {
 /// offsets around the data area).
 fn arbitrary_tables() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
     use proptest::prelude::*;
-    let kind = prop_oneof![Just(1u32), Just(2u32), Just(3u32), 0u32..8, any::<u32>()];
+    let kind = prop_oneof![Just(1u32), Just(2u32), Just(3u32), 0u32..12, any::<u32>()];
     let size = prop_oneof![
         Just(RECORD_SIZE as u32),
         Just(LINK_RECORD_SIZE as u32),
         Just(NIC_RECORD_SIZE as u32),
+        Just(BLOCK_RECORD_SIZE as u32),
+        Just(NET_DEVICE_RECORD_SIZE as u32),
         0u32..300,
         any::<u32>()
     ];
@@ -821,6 +823,8 @@ proptest::proptest! {
             }
             proptest::prop_assert_eq!(m.links().count(), m.link_count());
             proptest::prop_assert_eq!(m.nics().count(), m.nic_count());
+            let nets = m.net_devices.len() / NET_DEVICE_RECORD_SIZE;
+            proptest::prop_assert_eq!(m.net_devices().count(), nets);
         }
     }
 

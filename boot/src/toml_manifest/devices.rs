@@ -1,0 +1,144 @@
+//! The `devices` table of a `[[vm]]`: each Solo5 device name bound to a `[[block]]` (`block:NAME`) or to one of the VM's net ports (`net:N`), every mistake named with its VM and binding.
+
+use super::VmConfig;
+use crate::error::{Error, Result};
+use vmm_abi::manifest::{DEVICE_NAME_MAX, MAX_VM_NET_DEVICES, NetDeviceSpec, is_device_name};
+
+/// What a `devices` value that names a block device starts with.
+pub const BLOCK_DEVICE_PREFIX: &str = "block:";
+
+/// What a `devices` value that names one of the VM's net ports starts
+/// with (then the port number, from 0).
+pub const NET_DEVICE_PREFIX: &str = "net:";
+
+/// One net port's Solo5 device name, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetDeviceConfig {
+    /// The VM (its index).
+    pub vm: u32,
+    /// Its net port (below the VM's `net`).
+    pub port: u8,
+    /// The port's NET_BASIC device name in the VM's Solo5 manifest.
+    pub device: String,
+}
+
+impl NetDeviceConfig {
+    /// The vmm-abi working type.
+    pub fn spec(&self) -> NetDeviceSpec<'_> {
+        NetDeviceSpec {
+            vm: self.vm,
+            port: self.port,
+            device: &self.device,
+        }
+    }
+}
+
+/// A device name bound to a `[[block]]`, for `blocks` to resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct BlockBinding {
+    /// The VM (its index).
+    pub vm: u32,
+    /// The VM's `[[vm]]` entry, for errors.
+    pub entry: String,
+    /// The device name in its Solo5 manifest.
+    pub device: String,
+    /// The `[[block]]` it names.
+    pub block: String,
+}
+
+/// Every VM's `devices`, checked and split by kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Bindings {
+    /// Names bound to disks, in VM order, then name order.
+    pub blocks: Vec<BlockBinding>,
+    /// Names bound to net ports, in VM order, then name order.
+    pub nets: Vec<NetDeviceConfig>,
+}
+
+/// The error about the binding `device = "target"` of the VM from the
+/// `[[vm]]` entry `entry`.
+pub(super) fn binding_error(
+    origin: &str,
+    entry: &str,
+    device: &str,
+    target: &str,
+    why: &str,
+) -> Error {
+    Error::new(format!(
+        "{origin}: vm `{entry}`: field `devices`: `{device} = \"{target}\"`: {why}"
+    ))
+}
+
+/// Checks the `devices` of every VM: names Solo5 allows, values of a known
+/// form, net ports the VM has, each port named once, at most
+/// [`MAX_VM_NET_DEVICES`] net devices a VM.
+pub(super) fn resolve(origin: &str, vms: &[VmConfig]) -> Result<Bindings> {
+    let mut bindings = Bindings::default();
+    for (i, vm) in vms.iter().enumerate() {
+        let index = i as u32;
+        let nets = vm
+            .devices
+            .iter()
+            .filter(|(_, t)| t.starts_with(NET_DEVICE_PREFIX))
+            .count();
+        if nets > MAX_VM_NET_DEVICES {
+            return Err(Error::new(format!(
+                "{origin}: vm `{}`: field `devices`: {nets} net devices, at most {MAX_VM_NET_DEVICES} per VM",
+                vm.entry
+            )));
+        }
+        let first_net = bindings.nets.len();
+        for (device, target) in &vm.devices {
+            let e = |why: &str| binding_error(origin, &vm.entry, device, target, why);
+            if !is_device_name(device.as_bytes()) {
+                return Err(e(&format!(
+                    "a Solo5 device name is 1 to {DEVICE_NAME_MAX} letters and digits"
+                )));
+            }
+            if let Some(block) = target.strip_prefix(BLOCK_DEVICE_PREFIX) {
+                bindings.blocks.push(BlockBinding {
+                    vm: index,
+                    entry: vm.entry.clone(),
+                    device: device.clone(),
+                    block: block.to_string(),
+                });
+                continue;
+            }
+            let Some(number) = target.strip_prefix(NET_DEVICE_PREFIX) else {
+                return Err(e(&format!(
+                    "say `{BLOCK_DEVICE_PREFIX}NAME` for a [[block]] or `{NET_DEVICE_PREFIX}N` for the VM's net port N"
+                )));
+            };
+            let port = net_port(number, vm.net_ports).map_err(|why| e(&why))?;
+            if let Some(other) = bindings.nets[first_net..].iter().find(|n| n.port == port) {
+                return Err(e(&format!(
+                    "port {port} is named `{}` already; a net port has one device name",
+                    other.device
+                )));
+            }
+            bindings.nets.push(NetDeviceConfig {
+                vm: index,
+                port,
+                device: device.clone(),
+            });
+        }
+    }
+    Ok(bindings)
+}
+
+/// The port `number` (the text after `net:`) names on a VM with `ports`
+/// net ports, or why it names none.
+fn net_port(number: &str, ports: u8) -> std::result::Result<u8, String> {
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "not a port number: say `{NET_DEVICE_PREFIX}N` with N the VM's net port, from 0"
+        ));
+    }
+    match number.parse::<u8>() {
+        Ok(port) if port < ports => Ok(port),
+        _ => Err(format!(
+            "port {number} does not exist: the VM has {ports} net port{} (`net = K` gives a VM ports 0 to K-1)",
+            if ports == 1 { "" } else { "s" }
+        )),
+    }
+}

@@ -1,0 +1,155 @@
+//! Tests of the `devices` table's net bindings (`net:N`): a Solo5 guest's net ports named beside its disks, encoded and read back, and every mistake named with its VM and binding.
+
+use super::*;
+use vmm_abi::manifest::{MAX_VM_NET_DEVICES, NetDeviceSpec};
+
+fn images() -> Vec<String> {
+    ["hello", "hvt_forward"].map(String::from).to_vec()
+}
+
+fn ok(text: &str) -> Manifest {
+    parse(text, "m.toml", &images()).unwrap()
+}
+
+fn err(text: &str) -> String {
+    parse(text, "m.toml", &images()).unwrap_err().to_string()
+}
+
+/// An hvt VM `app` with `net` ports and the `devices` table `devices`.
+fn app(net: u8, devices: &str) -> String {
+    format!(
+        "[[vm]]\nname = \"app\"\nimage = \"hvt_forward\"\nmemory = \"8M\"\nnet = {net}\ndevices = {{ {devices} }}\n"
+    )
+}
+
+#[test]
+fn net_and_block_devices_encode_and_read_back() {
+    let m = ok(&format!(
+        "[[vm]]\nname = \"gen\"\nimage = \"hello\"\nnet = 1\n\
+         [[block]]\nname = \"disk0\"\nsize = \"64K\"\n\
+         {}\
+         [[link]]\na = \"gen.0\"\nb = \"app.1\"\n",
+        app(
+            2,
+            "service1 = \"net:1\", storage = \"block:disk0\", service0 = \"net:0\""
+        )
+    ));
+    let named = |port: u8, device: &str| NetDeviceConfig {
+        vm: 1,
+        port,
+        device: device.into(),
+    };
+    // In name order, as the table holds them.
+    assert_eq!(
+        m.net_devices,
+        vec![named(0, "service0"), named(1, "service1")]
+    );
+    assert_eq!(
+        (m.blocks.len(), m.blocks[0].vm, m.blocks[0].device.as_str()),
+        (1, 1, "storage")
+    );
+    let bytes = m.encode().unwrap();
+    let parsed = vmm_abi::manifest::Manifest::parse(&bytes).unwrap();
+    assert_eq!(
+        parsed.net_devices().collect::<Vec<_>>(),
+        vec![
+            NetDeviceSpec {
+                vm: 1,
+                port: 0,
+                device: "service0"
+            },
+            NetDeviceSpec {
+                vm: 1,
+                port: 1,
+                device: "service1"
+            },
+        ]
+    );
+    assert_eq!(
+        parsed.blocks().collect::<Vec<_>>(),
+        vec![m.blocks[0].spec()]
+    );
+    // Without names there is no net device record.
+    let plain = ok(&app(2, ""));
+    assert!(plain.net_devices.is_empty());
+    let bytes = plain.encode().unwrap();
+    let parsed = vmm_abi::manifest::Manifest::parse(&bytes).unwrap();
+    assert_eq!(parsed.net_devices().count(), 0);
+}
+
+#[test]
+fn every_net_binding_mistake_is_named() {
+    let at = |binding: &str| format!("m.toml: vm `app`: field `devices`: `{binding}`: ");
+    let not_a_number = "not a port number: say `net:N` with N the VM's net port, from 0";
+    let ports = |n: u32, k: &str| {
+        format!("port {n} does not exist: the VM has {k} (`net = K` gives a VM ports 0 to K-1)")
+    };
+    let cases: Vec<(String, String)> = vec![
+        (
+            app(2, "service0 = \"net:x\""),
+            at("service0 = \"net:x\"") + not_a_number,
+        ),
+        (
+            app(2, "service0 = \"net:\""),
+            at("service0 = \"net:\"") + not_a_number,
+        ),
+        (
+            app(2, "service0 = \"net:+1\""),
+            at("service0 = \"net:+1\"") + not_a_number,
+        ),
+        (
+            app(2, "service0 = \"net:-1\""),
+            at("service0 = \"net:-1\"") + not_a_number,
+        ),
+        (
+            app(2, "service0 = \"net:5\""),
+            at("service0 = \"net:5\"") + &ports(5, "2 net ports"),
+        ),
+        (
+            app(2, "service0 = \"net:2\""),
+            at("service0 = \"net:2\"") + &ports(2, "2 net ports"),
+        ),
+        (
+            app(1, "service0 = \"net:1\""),
+            at("service0 = \"net:1\"") + &ports(1, "1 net port"),
+        ),
+        (
+            app(0, "service0 = \"net:0\""),
+            at("service0 = \"net:0\"") + &ports(0, "0 net ports"),
+        ),
+        (
+            app(2, "service0 = \"net:300\""),
+            at("service0 = \"net:300\"") + &ports(300, "2 net ports"),
+        ),
+        (
+            app(2, "a = \"net:0\", b = \"net:0\""),
+            at("b = \"net:0\"") + "port 0 is named `a` already; a net port has one device name",
+        ),
+        (
+            app(
+                4,
+                "s0 = \"net:0\", s1 = \"net:1\", s2 = \"net:2\", s3 = \"net:3\", s4 = \"net:0\"",
+            ),
+            format!(
+                "m.toml: vm `app`: field `devices`: 5 net devices, at most {MAX_VM_NET_DEVICES} per VM"
+            ),
+        ),
+        (
+            app(2, "\"service-0\" = \"net:0\""),
+            at("service-0 = \"net:0\"") + "a Solo5 device name is 1 to 67 letters and digits",
+        ),
+        (
+            app(2, "service0 = \"nic:0\""),
+            at("service0 = \"nic:0\"")
+                + "say `block:NAME` for a [[block]] or `net:N` for the VM's net port N",
+        ),
+        (
+            app(2, "service0 = \"net:0\"") + "count = 2\n",
+            "m.toml: vm `app`: field `devices`: not allowed with `count`: a named device belongs to one VM"
+                .to_string(),
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        assert_eq!(&err(text), want, "case {i}");
+    }
+}
