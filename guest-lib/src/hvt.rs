@@ -236,6 +236,17 @@ mod bare_metal {
         arg[0]
     }
 
+    /// The console as a [`core::fmt::Write`]: `write!(Puts, ...)` prints
+    /// through `puts`.
+    pub struct Puts;
+
+    impl core::fmt::Write for Puts {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            puts(s.as_bytes());
+            Ok(())
+        }
+    }
+
     /// Waits for a device or `timeout_ns`; returns the ready set.
     pub fn poll(timeout_ns: u64) -> u64 {
         let mut arg = [0u64; 3];
@@ -536,20 +547,14 @@ mod bare_metal {
         )
     }
 
-    /// Offset of a net device's `mac` in its manifest entry.
-    const MFT_NET_MAC: usize = hvt::MFT_UNION;
-    /// Bytes of a MAC address.
-    const MAC_LEN: usize = 6;
-    /// Offset of a net device's `mtu` (u16) in its manifest entry.
-    const MFT_NET_MTU: usize = hvt::MFT_UNION + MAC_LEN;
     /// `struct hvt_hc_net_write` and `struct hvt_hc_net_read` as 64-bit
     /// words: `handle`, `data`, `len` (a read's buffer size in, the bytes
     /// read out), `ret` (i32, then padding).
-    const NET_CALL_WORDS: usize = 4;
+    const NET_CALL_WORDS: usize = (hvt::NET_SIZE / 8) as usize;
     /// Word of a net call's `len`.
-    const NET_LEN: usize = 2;
+    const NET_LEN: usize = (hvt::NET_LEN / 8) as usize;
     /// Word of a net call's `ret`.
-    const NET_RET: usize = 3;
+    const NET_RET: usize = (hvt::NET_RET / 8) as usize;
 
     /// A network device the monitor attached, from the manifest copy the
     /// boot info points at.
@@ -558,7 +563,7 @@ mod bare_metal {
         /// Its handle (its index in the manifest).
         pub handle: u64,
         /// Its MAC address.
-        pub mac: [u8; MAC_LEN],
+        pub mac: [u8; hvt::MAC_LEN],
         /// The largest payload a frame carries (the frame is at most this
         /// plus the 14-byte Ethernet header).
         pub mtu: u16,
@@ -595,14 +600,18 @@ mod bare_metal {
     /// has one.
     pub fn net_device(info: &hvt::BootInfo, name: &str) -> Option<NetDevice> {
         let (handle, e) = attached_entry(info, name, hvt::MFT_DEV_NET_BASIC)?;
-        let mac = e.get(MFT_NET_MAC..MFT_NET_MAC + MAC_LEN)?.try_into().ok()?;
-        let mtu_end = MFT_NET_MTU + core::mem::size_of::<u16>();
-        let mtu = u16::from_le_bytes(e.get(MFT_NET_MTU..mtu_end)?.try_into().ok()?);
+        let mac = e
+            .get(hvt::MFT_NET_MAC..hvt::MFT_NET_MAC + hvt::MAC_LEN)?
+            .try_into()
+            .ok()?;
+        let mtu_end = hvt::MFT_NET_MTU + core::mem::size_of::<u16>();
+        let mtu = u16::from_le_bytes(e.get(hvt::MFT_NET_MTU..mtu_end)?.try_into().ok()?);
         Some(NetDevice { handle, mac, mtu })
     }
 
     /// Sends `frame` (an Ethernet frame, no other header) on net device
-    /// `handle`; `ret` ([`hvt::R_AGAIN`]: no room to send it now).
+    /// `handle`; returns `ret` (Corral's monitor waits for room rather than
+    /// answer [`hvt::R_AGAIN`], as Solo5's tender does).
     pub fn net_write(handle: u64, frame: &[u8]) -> i32 {
         let mut arg = [0u64; NET_CALL_WORDS];
         arg[0] = handle;

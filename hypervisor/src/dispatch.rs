@@ -44,6 +44,10 @@ pub enum Outcome {
     /// The same for a Solo5 hvt `poll`, whose answer is in guest memory:
     /// every register, RAX included, stays as it was.
     Sleep(u64),
+    /// Wait the same way without moving past the exiting instruction, so
+    /// it runs again (a Solo5 hvt `net_write` waiting for a free transmit
+    /// slot); every register stays as it was.
+    Retry(u64),
     /// Re-enter at the same RIP and deliver this event again: the exit cut
     /// its delivery short for a reason of the host's (SDM 27.2.4).
     Reinject(Event),
@@ -267,6 +271,7 @@ pub fn on_hvt(
             match hvt::call::handle(io, regs.rax as u32, &mut env, |b| host.console(b)) {
                 Ok(HvtDone::Advance) => Outcome::Advance,
                 Ok(HvtDone::Sleep(ticks)) => Outcome::Sleep(ticks),
+                Ok(HvtDone::Retry(ticks)) => Outcome::Retry(ticks),
                 Ok(HvtDone::Exit(status)) => Outcome::Stop(StopReason::Exited(status.into())),
                 Err(HvtCallError::NotACall { port, write }) => {
                     Outcome::Stop(StopReason::DeniedIo { port, write })

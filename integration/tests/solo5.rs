@@ -1,6 +1,6 @@
 //! Solo5 hvt unikernels (written here from the hvt ABI) boot beside Corral's own and are judged the way Solo5's own tests judge them: exit status, and SUCCESS or ABORT on their console; bad images are refused before boot, bad port accesses stop the guest by name, and a fleet of hvt clones shares the image's read-only pages.
 
-use integration::{Outcome, PREBUILT_ENV, assert_exited, manifest, num, root, run, scratch};
+use integration::{Outcome, PREBUILT_ENV, assert_exited, flow, manifest, num, root, run, scratch};
 use std::path::PathBuf;
 
 /// The lines VM `vm` printed (its console prefix stripped).
@@ -57,7 +57,10 @@ fn hvt_guests_run_beside_corral_guests() {
         ("fault", "triple fault"),
         ("badabi", "Executable requests unsupported ABI version 9"),
         ("oddmem", "is not a multiple of 2 MiB"),
-        ("withnet", "`console` is for Corral guests, and each of its `net` ports needs a device name"),
+        (
+            "withnet",
+            "`console` is for Corral guests, and each of its `net` ports needs a device name",
+        ),
     ] {
         let v = out.vm(vm);
         assert_eq!(v["status"], "killed", "{v:#}");
@@ -268,4 +271,51 @@ fn an_hvt_unikernel_is_booted_from_its_file() {
     assert_exited(app, 0);
     assert_eq!(app["image"], "file-app", "{app:#}");
     assert!(lines(&out, "app").iter().any(|l| l == "SUCCESS"));
+}
+
+#[test]
+fn an_hvt_forwarder_moves_every_frame_between_corral_guests() {
+    let out = run(
+        "solo5-net",
+        &manifest("solo5-net.toml"),
+        &["--timeout", "600"],
+    );
+    out.assert_succeeded();
+    out.assert_completed();
+    for vm in ["gen", "fwd", "sink"] {
+        assert_exited(out.vm(vm), 0);
+    }
+    // pktgen's 600 frames went through the unikernel's net_read and
+    // net_write, all of them, then the end-of-stream frame.
+    assert_eq!(out.metric("gen", "sent"), 600);
+    assert!(
+        lines(&out, "fwd").contains(
+            &"hvt_forward: received=600 forwarded=600 dropped=0 back=0 stalled=0 end=stream"
+                .to_string()
+        ),
+        "{:?}",
+        lines(&out, "fwd")
+    );
+    assert!(lines(&out, "fwd").iter().any(|l| l == "SUCCESS"));
+    assert_eq!(out.metric("sink", "received"), 600);
+    // Both hops carried the 600 and the end frame, dropped none, and
+    // nothing came back.
+    for (a, b) in [("gen.0", "fwd.0"), ("fwd.1", "sink.0")] {
+        let l = out.link(a, b);
+        assert_eq!(flow(l, "ab"), (601, 601), "{l:#}");
+        assert_eq!(flow(l, "ba"), (0, 0), "{l:#}");
+    }
+    // Binding mistakes stop the VM before boot, by name.
+    for (vm, reason) in [
+        (
+            "halfbound",
+            "Device 'service1' of type NET_BASIC declared but not attached",
+        ),
+        ("undeclared", "Resource not declared in manifest: 'uplink'"),
+    ] {
+        let v = out.vm(vm);
+        assert_eq!(v["status"], "killed", "{v:#}");
+        assert!(v["reason"].as_str().unwrap_or("").contains(reason), "{v:#}");
+        assert_eq!(v["exits"]["io"].as_u64().unwrap_or(0), 0, "{v:#}");
+    }
 }

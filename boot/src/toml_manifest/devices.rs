@@ -1,6 +1,6 @@
 //! The `devices` table of a `[[vm]]`: each Solo5 device name bound to a `[[block]]` (`block:NAME`) or to one of the VM's net ports (`net:N`), every mistake named with its VM and binding.
 
-use super::VmConfig;
+use super::{LinkConfig, LinkEnd, VmConfig};
 use crate::error::{Error, Result};
 use vmm_abi::manifest::{DEVICE_NAME_MAX, MAX_VM_NET_DEVICES, NetDeviceSpec, is_device_name};
 
@@ -71,8 +71,10 @@ pub(super) fn binding_error(
 
 /// Checks the `devices` of every VM: names Solo5 allows, values of a known
 /// form, net ports the VM has, each port named once, at most
-/// [`MAX_VM_NET_DEVICES`] net devices a VM.
-pub(super) fn resolve(origin: &str, vms: &[VmConfig]) -> Result<Bindings> {
+/// [`MAX_VM_NET_DEVICES`] net devices a VM, each on a port a `[[link]]`
+/// reaches (the guest's writes and its halt wait for the frames it sent to
+/// be taken, which only a link does).
+pub(super) fn resolve(origin: &str, vms: &[VmConfig], links: &[LinkConfig]) -> Result<Bindings> {
     let mut bindings = Bindings::default();
     for (i, vm) in vms.iter().enumerate() {
         let index = i as u32;
@@ -114,6 +116,14 @@ pub(super) fn resolve(origin: &str, vms: &[VmConfig]) -> Result<Bindings> {
                 return Err(e(&format!(
                     "port {port} is named `{}` already; a net port has one device name",
                     other.device
+                )));
+            }
+            let linked =
+                |end: &LinkEnd| matches!(end, LinkEnd::Vm(p) if p.vm == index && p.port == port);
+            if !links.iter().any(|l| linked(&l.a) || linked(&l.b)) {
+                return Err(e(&format!(
+                    "port {port} is not linked: add a `[[link]]` with `{}.{port}` as an end",
+                    vm.name
                 )));
             }
             bindings.nets.push(NetDeviceConfig {

@@ -28,7 +28,9 @@ fn net_and_block_devices_encode_and_read_back() {
         "[[vm]]\nname = \"gen\"\nimage = \"hello\"\nnet = 1\n\
          [[block]]\nname = \"disk0\"\nsize = \"64K\"\n\
          {}\
-         [[link]]\na = \"gen.0\"\nb = \"app.1\"\n",
+         [[vm]]\nname = \"gen2\"\nimage = \"hello\"\nnet = 1\n\
+         [[link]]\na = \"gen.0\"\nb = \"app.1\"\n\
+         [[link]]\na = \"gen2.0\"\nb = \"app.0\"\n",
         app(
             2,
             "service1 = \"net:1\", storage = \"block:disk0\", service0 = \"net:0\""
@@ -122,7 +124,9 @@ fn every_net_binding_mistake_is_named() {
             at("service0 = \"net:300\"") + &ports(300, "2 net ports"),
         ),
         (
-            app(2, "a = \"net:0\", b = \"net:0\""),
+            app(2, "a = \"net:0\", b = \"net:0\"")
+                + "[[vm]]\nname = \"peer\"\nimage = \"hello\"\nnet = 1\n\
+                   [[link]]\na = \"peer.0\"\nb = \"app.0\"\n",
             at("b = \"net:0\"") + "port 0 is named `a` already; a net port has one device name",
         ),
         (
@@ -142,6 +146,11 @@ fn every_net_binding_mistake_is_named() {
             app(2, "service0 = \"nic:0\""),
             at("service0 = \"nic:0\"")
                 + "say `block:NAME` for a [[block]] or `net:N` for the VM's net port N",
+        ),
+        (
+            app(2, "service0 = \"net:1\""),
+            at("service0 = \"net:1\"")
+                + "port 1 is not linked: add a `[[link]]` with `app.1` as an end",
         ),
         (
             app(2, "service0 = \"net:0\"") + "count = 2\n",

@@ -17,6 +17,10 @@ const PUTS_CHUNK: usize = 256;
 /// one exit cannot copy gigabytes while other VMs wait for the core.
 pub const PUTS_MAX: u64 = crate::console::quota::CONSOLE_CAP;
 
+/// A `net_write` waiting for a transmit slot looks again at least this
+/// many times a second (a completion wakes it sooner).
+const RETRY_PER_SECOND: u64 = 1000;
+
 /// Most block devices one hvt VM may have attached.
 pub const MAX_VM_BLOCKS: usize = 8;
 
@@ -91,6 +95,11 @@ pub enum HvtDone {
     /// passed, or sooner when a polling core hands the VM a frame (`poll`
     /// found none waiting and said so; the guest polls again).
     Sleep(u64),
+    /// Run the `out` again once at most this many TSC ticks have passed,
+    /// or sooner when a polling core completes one of the VM's buffers
+    /// (`net_write` on a full transmit ring: Solo5's writes do not fail
+    /// for want of room, so the guest waits as a blocking write would).
+    Retry(u64),
     /// The guest halted with this exit status.
     Exit(i32),
 }
@@ -265,6 +274,14 @@ pub fn handle(
                     len: hvt::HALT_COOKIE_MAX,
                 });
             }
+            // A frame `net_write` took is on its way, as with the tender's
+            // tap: the guest stops once the polling core has taken them all
+            // (it drops what a stalled or gone receiver leaves, so this
+            // ends), its core free for other VMs meanwhile.
+            let in_flight = |&(_, place): &(u64, RingPlace)| !net::sent(ram, place).unwrap_or(true);
+            if env.nets.iter().any(in_flight) {
+                return Ok(HvtDone::Retry(env.tsc_hz / RETRY_PER_SECOND));
+            }
             Ok(HvtDone::Exit(status))
         }
         Hypercall::BlockRead | Hypercall::BlockWrite if env.disks.any(env.vm) => {
@@ -340,6 +357,11 @@ pub fn handle(
                     };
                     match done {
                         Ok(()) => hvt::R_OK,
+                        // The polling core frees a slot before long: it
+                        // drops what a stalled or gone receiver leaves.
+                        Err(NetFail::Again) if call == Hypercall::NetWrite => {
+                            return Ok(HvtDone::Retry(env.tsc_hz / RETRY_PER_SECOND));
+                        }
                         Err(NetFail::Again) => hvt::R_AGAIN,
                         Err(NetFail::Length { .. }) => hvt::R_EINVAL,
                         // Inside memory but not writable (a read into the

@@ -152,7 +152,7 @@ impl core::fmt::Display for HvtImageError {
             ),
             HvtImageError::Unattached { name, kind } if *kind == hvt::MFT_DEV_NET_BASIC => write!(
                 f,
-                "Device '{name}' of type NET_BASIC declared but not attached (bind it with `net = N` and `devices = {{ {name} = \"net:0\" }}`)"
+                "Device '{name}' of type NET_BASIC declared but not attached (bind it with `net = N` and `devices = {{ {name} = \"net:N\" }}`)"
             ),
             HvtImageError::Unattached { name, .. } => write!(
                 f,

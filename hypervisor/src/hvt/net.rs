@@ -322,5 +322,13 @@ pub fn ready(mem: &impl GuestRam, place: RingPlace) -> Result<bool, OutOfBounds>
     Ok(used != posted.wrapping_sub(QUEUE_SIZE))
 }
 
+/// Whether the polling core has taken every frame sent on the device at
+/// `place` (its VM may then stop without losing one).
+pub fn sent(mem: &impl GuestRam, place: RingPlace) -> Result<bool, OutOfBounds> {
+    let posted = mem.read_u16(Gpa(place.at(TX_AVAIL).0 + RING_IDX))?;
+    let done = mem.read_u16(Gpa(place.at(TX_USED).0 + RING_IDX))?;
+    Ok(posted == done)
+}
+
 #[cfg(test)]
 mod tests;

@@ -366,7 +366,7 @@ fn unattached_devices_and_long_command_lines_are_refused() {
     let e = boot::attach(&img, &[], &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "Device 'service0' of type NET_BASIC declared but not attached (bind it with `net = N` and `devices = { service0 = \"net:0\" }`)"
+        "Device 'service0' of type NET_BASIC declared but not attached (bind it with `net = N` and `devices = { service0 = \"net:N\" }`)"
     );
     let e = boot::attach(&img, &[binding("service0", 4096)], &[]).unwrap_err();
     assert_eq!(

@@ -305,10 +305,10 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                 }
                 Outcome::Advance => {}
                 Outcome::Yield => idle = true,
-                Outcome::Wait(ticks) | Outcome::Sleep(ticks) => {
+                Outcome::Wait(ticks) | Outcome::Sleep(ticks) | Outcome::Retry(ticks) => {
                     // A Solo5 `poll` keeps every register: its answer is in
-                    // guest memory.
-                    let keep = matches!(outcome, Outcome::Sleep(_));
+                    // guest memory (and a retried call has none yet).
+                    let keep = matches!(outcome, Outcome::Sleep(_) | Outcome::Retry(_));
                     st.wait_keeps_regs = keep;
                     let rax = st.regs.rax;
                     if env.take_work() {

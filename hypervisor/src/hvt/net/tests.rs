@@ -117,6 +117,11 @@ fn places_are_only_in_the_reserve() {
 #[test]
 fn frames_go_out_in_order_and_slots_are_reused_once_done() {
     let mut r = rig();
+    assert!(sent(&r.mem, r.place).unwrap());
+    r.send(&frame(1, 60)).unwrap();
+    assert!(!sent(&r.mem, r.place).unwrap(), "a frame in flight");
+    assert_eq!(r.device_take().unwrap(), frame(1, 60));
+    assert!(sent(&r.mem, r.place).unwrap());
     for round in 0..3u64 {
         for i in 0..Q {
             r.send(&frame(round * Q + i, 60 + i as usize)).unwrap();
@@ -353,6 +358,15 @@ fn net_hypercalls_move_frames_through_the_ports_rings() {
     let mut got = vec![0u8; 1514];
     r.mem.read(Gpa(GUEST_BUF), &mut got).unwrap();
     assert_eq!(got, g);
+    // A halt waits until every frame sent is taken, then ends the guest.
+    r.mem.write(Gpa(GUEST_BUF), &f).unwrap();
+    r.net_arg(HANDLE, GUEST_BUF, 60);
+    assert_eq!(r.call(hvt::HC_NET_WRITE), Ok(HvtDone::Advance));
+    r.mem.write_u64(Gpa(ARG), 0).unwrap();
+    r.mem.write_u64(Gpa(ARG + hvt::HALT_STATUS), 7).unwrap();
+    assert_eq!(r.call(hvt::HC_HALT), Ok(HvtDone::Retry(1_000_000)));
+    assert_eq!(r.device_take().unwrap(), f);
+    assert_eq!(r.call(hvt::HC_HALT), Ok(HvtDone::Exit(7)));
 }
 
 #[test]
@@ -413,14 +427,16 @@ fn bad_net_hypercalls_are_refused_by_name_and_move_nothing() {
         io(&mut r, VISIBLE - 8),
         Err(HvtCallError::Buffer { .. })
     ));
-    // A full transmit ring answers AGAIN until the polling core takes one.
+    // On a full transmit ring the write waits (a millisecond at most before it
+    // looks again) until the polling core takes a frame.
     r.net_arg(HANDLE, GUEST_BUF, 60);
     for _ in 0..QUEUE_SIZE {
         assert_eq!(r.call(hvt::HC_NET_WRITE), Ok(HvtDone::Advance));
         assert_eq!(r.ret(), hvt::R_OK);
     }
-    assert_eq!(r.call(hvt::HC_NET_WRITE), Ok(HvtDone::Advance));
-    assert_eq!(r.ret(), hvt::R_AGAIN);
+    r.net_arg(HANDLE, GUEST_BUF, 60);
+    assert_eq!(r.call(hvt::HC_NET_WRITE), Ok(HvtDone::Retry(1_000_000)));
+    assert_eq!(r.ret() as u32, u32::MAX, "no answer yet");
     assert!(r.device_take().is_some());
     assert_eq!(r.call(hvt::HC_NET_WRITE), Ok(HvtDone::Advance));
     assert_eq!(r.ret(), hvt::R_OK);
