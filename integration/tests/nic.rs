@@ -235,6 +235,71 @@ fn host_clients_reach_unikernels_behind_the_nic() {
     );
 }
 
+/// The counters `hvt_echo` printed at its end (`echoed=N arp=M end=WHY`).
+fn hvt_echo_summary(out: &integration::Outcome, vm: &str) -> (u64, u64, String) {
+    let prefix = format!("{vm} | hvt_echo: echoed=");
+    let console = out.console();
+    let line = console
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{vm} printed no summary:\n{console}"));
+    let mut words = line.split(' ');
+    let mut field = |key: &str| {
+        let w = words.next().unwrap_or("");
+        w.strip_prefix(key).unwrap_or(w).to_string()
+    };
+    let echoed = field("").parse().expect("echoed=N");
+    let arp = field("arp=").parse().expect("arp=N");
+    (echoed, arp, field("end="))
+}
+
+#[test]
+fn a_solo5_unikernel_behind_the_nic_answers_a_host_udp_socket() {
+    let udp_port = free_port();
+    let manifest = write_manifest(
+        "nic-hvt",
+        "wire.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"hecho\"\nimage = \"hvt_echo\"\nmemory = \"6M\"\nnet = 1\n\
+             devices = {{ service0 = \"net:0\" }}\n\
+             args = \"ip=10.0.2.15 port=7 quit=bye idle_ms=600000\"\n\
+             [[nic]]\nname = \"uplink\"\nforward = [\"udp:{udp_port}:7\"]\n\
+             [[link]]\na = \"hecho.0\"\nb = \"nic:uplink\"\n"
+        ),
+    );
+    let runner = Background::start("nic-hvt", manifest, &[]);
+    // A real socket on the host reaches the unikernel's net_read through
+    // slirp, the e1000 and the switch, and its net_write answers come
+    // back the same way, in order.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = ("127.0.0.1", udp_port);
+    let probes = probe(&sock, udp_port, b"probe", &runner);
+    for i in 0..DATAGRAMS {
+        let msg = format!("hvt datagram {i} {}", "y".repeat(i * 70));
+        sock.send_to(msg.as_bytes(), server).unwrap();
+        assert_eq!(next_echo(&sock, b"probe"), msg.as_bytes(), "datagram {i}");
+    }
+    sock.send_to(b"bye", server).unwrap();
+    assert_eq!(next_echo(&sock, b"probe"), b"bye");
+
+    let out = runner.finish();
+    out.assert_succeeded();
+    out.assert_completed();
+    assert_exited(out.vm("hecho"), 0);
+    let (echoed, _, end) = hvt_echo_summary(&out, "hecho");
+    assert_eq!(end, "quit");
+    // Every datagram after the probes, and `bye`, was echoed once; probes
+    // sent before it was up were lost on the way.
+    assert!(echoed > DATAGRAMS as u64, "echoed {echoed}");
+    assert!(echoed <= (DATAGRAMS + probes + 1) as u64, "echoed {echoed}");
+    let uplink = nic(&out.report, "uplink");
+    let port = nic_port(uplink, "hecho.0");
+    // Its gratuitous ARP and its echoes went out; nothing was spoofed.
+    assert!(num(port, "tx_frames") > echoed, "{uplink:#}");
+    assert_eq!(num(port, "drop_spoofed"), 0, "{uplink:#}");
+}
+
 #[test]
 fn a_guest_lying_about_its_mac_never_reaches_the_wire() {
     let manifest = write_manifest(

@@ -1,4 +1,4 @@
-//! The network-function images' packet logic (parsers, builders, firewall, NAT, sink, generator and the shared run loop), host-tested and free of `unsafe`.
+//! The network-function images' packet logic (parsers, builders, firewall, NAT, sink, generator, stackless UDP echo and the shared run loop), host-tested and free of `unsafe`.
 #![forbid(unsafe_code)]
 
 pub mod args;
@@ -13,3 +13,4 @@ pub mod packet;
 pub mod pause;
 pub mod pktgen;
 pub mod sink;
+pub mod udp_echo;
