@@ -261,11 +261,10 @@ fn a_solo5_unikernel_behind_the_nic_answers_a_host_udp_socket() {
         "wire.toml",
         &format!(
             "[run]\ncpus = 2\ntimeout = 600\n\
-             [[vm]]\nname = \"hecho\"\nimage = \"hvt_echo\"\nmemory = \"6M\"\nnet = 1\n\
-             devices = {{ service0 = \"net:0\" }}\n\
+             [[vm]]\nname = \"hecho\"\nimage = \"hvt_echo\"\nmemory = \"6M\"\n\
+             devices = {{ service0 = \"nic:uplink\" }}\n\
              args = \"ip=10.0.2.15 port=7 quit=bye idle_ms=600000\"\n\
-             [[nic]]\nname = \"uplink\"\nforward = [\"udp:{udp_port}:7\"]\n\
-             [[link]]\na = \"hecho.0\"\nb = \"nic:uplink\"\n"
+             [[nic]]\nname = \"uplink\"\nforward = [\"udp:{udp_port}:7\"]\n"
         ),
     );
     let runner = Background::start("nic-hvt", manifest, &[]);

@@ -1,7 +1,9 @@
 //! The `devices` table of a `[[vm]]`: each Solo5 device name bound to a `[[block]]` (`block:NAME`) or to one of the VM's net ports (`net:N`), every mistake named with its VM and binding.
 
-use super::{LinkConfig, LinkEnd, VmConfig};
+use super::raw::RawLink;
+use super::{LinkConfig, LinkEnd, NIC_END_PREFIX, NicConfig, VmConfig};
 use crate::error::{Error, Result};
+use vmm_abi::corral::devices::MAX_NET_PORTS;
 use vmm_abi::manifest::{DEVICE_NAME_MAX, MAX_VM_NET_DEVICES, NetDeviceSpec, is_device_name};
 
 /// What a `devices` value that names a block device starts with.
@@ -10,6 +12,56 @@ pub const BLOCK_DEVICE_PREFIX: &str = "block:";
 /// What a `devices` value that names one of the VM's net ports starts
 /// with (then the port number, from 0).
 pub const NET_DEVICE_PREFIX: &str = "net:";
+
+/// What a `devices` value that links a Solo5 net device straight to a
+/// NIC starts with (then the NIC's name): the VM gets a port of its own
+/// for it, linked to the NIC.
+pub const NIC_DEVICE_PREFIX: &str = NIC_END_PREFIX;
+
+/// Turns each `NAME = "nic:UPLINK"` binding into a net port of its own,
+/// after the VM's `net` ports in the order of the device names: the VM
+/// gets the port, the binding becomes `net:P`, and a `[[link]]` from the
+/// port to the NIC is added to `links` (polled by the NIC's core, as a
+/// link written out would be).
+pub(super) fn link_nic_bindings(
+    origin: &str,
+    vms: &mut [VmConfig],
+    nics: &[NicConfig],
+    links: &mut Vec<RawLink>,
+) -> Result<()> {
+    for vm in vms.iter_mut() {
+        for (device, target) in vm.devices.iter_mut() {
+            let Some(nic) = target.strip_prefix(NIC_DEVICE_PREFIX) else {
+                continue;
+            };
+            let e = |why: &str| binding_error(origin, &vm.entry, device, target, why);
+            if !nics.iter().any(|n| n.name == nic) {
+                let known: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();
+                return Err(e(&if known.is_empty() {
+                    format!("no NIC named `{nic}` (the manifest has no [[nic]] table)")
+                } else {
+                    format!("no NIC named `{nic}` (NICs: {})", known.join(", "))
+                }));
+            }
+            let port = vm.net_ports;
+            if port >= MAX_NET_PORTS {
+                return Err(e(&format!(
+                    "the VM would need net port {port} for it, and a VM has at most {MAX_NET_PORTS}"
+                )));
+            }
+            vm.net_ports += 1;
+            links.push(RawLink {
+                a: format!("{}.{port}", vm.name),
+                b: target.clone(),
+                core: None,
+                hold: None,
+                bridge: None,
+            });
+            *target = format!("{NET_DEVICE_PREFIX}{port}");
+        }
+    }
+    Ok(())
+}
 
 /// One net port's Solo5 device name, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +160,7 @@ pub(super) fn resolve(origin: &str, vms: &[VmConfig], links: &[LinkConfig]) -> R
             }
             let Some(number) = target.strip_prefix(NET_DEVICE_PREFIX) else {
                 return Err(e(&format!(
-                    "say `{BLOCK_DEVICE_PREFIX}NAME` for a [[block]] or `{NET_DEVICE_PREFIX}N` for the VM's net port N"
+                    "say `{BLOCK_DEVICE_PREFIX}NAME` for a [[block]], `{NET_DEVICE_PREFIX}N` for the VM's net port N or `{NIC_DEVICE_PREFIX}NAME` for a port linked to a [[nic]]"
                 )));
             };
             let port = net_port(number, vm.net_ports).map_err(|why| e(&why))?;

@@ -143,9 +143,23 @@ fn every_net_binding_mistake_is_named() {
             at("service-0 = \"net:0\"") + "a Solo5 device name is 1 to 67 letters and digits",
         ),
         (
+            app(2, "service0 = \"tap:0\""),
+            at("service0 = \"tap:0\"")
+                + "say `block:NAME` for a [[block]], `net:N` for the VM's net port N or `nic:NAME` for a port linked to a [[nic]]",
+        ),
+        (
             app(2, "service0 = \"nic:0\""),
             at("service0 = \"nic:0\"")
-                + "say `block:NAME` for a [[block]] or `net:N` for the VM's net port N",
+                + "no NIC named `0` (the manifest has no [[nic]] table)",
+        ),
+        (
+            app(2, "service0 = \"nic:wan\"") + "[[nic]]\nname = \"uplink\"\n",
+            at("service0 = \"nic:wan\"") + "no NIC named `wan` (NICs: uplink)",
+        ),
+        (
+            app(4, "service0 = \"nic:uplink\"") + "[[nic]]\nname = \"uplink\"\n",
+            at("service0 = \"nic:uplink\"")
+                + "the VM would need net port 4 for it, and a VM has at most 4",
         ),
         (
             app(2, "service0 = \"net:1\""),
@@ -160,5 +174,34 @@ fn every_net_binding_mistake_is_named() {
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         assert_eq!(&err(text), want, "case {i}");
+    }
+}
+
+#[test]
+fn a_device_bound_to_a_nic_gets_its_own_port_linked_to_it() {
+    let m = ok(
+        &(app(1, "a = \"nic:uplink\", b = \"net:0\", c = \"nic:uplink\"")
+            + "[[vm]]\nname = \"gen\"\nimage = \"hello\"\nnet = 1\n\
+           [[link]]\na = \"gen.0\"\nb = \"app.0\"\n\
+           [[nic]]\nname = \"uplink\"\n"),
+    );
+    // Ports after the VM's own, in the order of the device names.
+    assert_eq!(m.vms[0].net_ports, 3);
+    let named: Vec<(u8, &str)> = m
+        .net_devices
+        .iter()
+        .map(|d| (d.port, d.device.as_str()))
+        .collect();
+    assert_eq!(named, [(1, "a"), (0, "b"), (2, "c")]);
+    // Each is linked to the NIC, after the links written out.
+    let ends: Vec<(LinkEnd, LinkEnd)> =
+        m.links.iter().map(|l| (l.a.clone(), l.b.clone())).collect();
+    assert_eq!(ends.len(), 3);
+    for (i, port) in [(1, 1u8), (2, 2)] {
+        let LinkEnd::Vm(p) = &ends[i].0 else {
+            panic!("link {i}: {:?}", ends[i]);
+        };
+        assert_eq!((p.vm, p.port), (0, port));
+        assert!(matches!(&ends[i].1, LinkEnd::Nic { name, .. } if name == "uplink"));
     }
 }

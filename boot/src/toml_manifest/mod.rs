@@ -249,7 +249,9 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
         }
     }
     let nics = nics::resolve(origin, &raw.nic, DEFAULT_POLL_CORE)?;
-    let links = links::resolve(origin, &raw.link, &vms, &nics)?;
+    let mut raw_links = raw.link;
+    devices::link_nic_bindings(origin, &mut vms, &nics, &mut raw_links)?;
+    let links = links::resolve(origin, &raw_links, &vms, &nics)?;
     let base = Path::new(origin).parent().unwrap_or(Path::new("."));
     let progress = |m: &str| eprintln!("{m}");
     let hooks = hooks::resolve(origin, base, &raw.hook, (&vms, &links, &nics), &progress)?;

@@ -212,6 +212,8 @@ struct FakeEnv<'c> {
     wanted: bool,
     /// A Solo5 hvt guest's memory, if the VM is one.
     hvt: Option<Vec<u8>>,
+    /// Its net devices.
+    hvt_nets: crate::hvt::call::HvtNets,
 }
 
 impl<'c> FakeEnv<'c> {
@@ -228,6 +230,7 @@ impl<'c> FakeEnv<'c> {
             filtered: Vec::new(),
             wanted: false,
             hvt: None,
+            hvt_nets: Default::default(),
         }
     }
 }
@@ -270,7 +273,7 @@ impl Host for FakeEnv<'_> {
         let ram = crate::mem::raw::testing::over_vec(self.hvt.as_mut()?);
         Some(crate::hvt::call::HvtEnv {
             memory: crate::mem::access::GuestRead::size(&ram),
-            nets: Default::default(),
+            nets: self.hvt_nets.clone(),
             ram,
             wall_ns: 1_800_000_000_000_000_000,
             tsc_hz: 1_000_000,
@@ -1066,4 +1069,32 @@ fn an_hvt_guest_sets_its_tls_base_and_no_other_msr() {
             write: true
         })
     );
+}
+
+#[test]
+fn an_hvt_halt_with_frames_in_flight_waits_and_runs_again() {
+    use crate::hvt::net::{self, RING_RESERVE, RingPlace};
+    use crate::mem::access::Gpa;
+    let clock = Cell::new(0);
+    let mut backing = std::vec![0u8; MEM];
+    let (mem, _) = memory(&mut backing, &[]);
+    let mut env = hvt_env(&clock);
+    // 2 MiB the guest sees, its net device's rings above; one frame sent
+    // and not yet taken by a polling core.
+    let size = 2 * RING_RESERVE;
+    let m = env.hvt.as_mut().unwrap();
+    m.resize(size as usize, 0);
+    let place = RingPlace::of(size, 0).unwrap();
+    let mut ram = crate::mem::raw::testing::over_vec(m);
+    net::send(&mut ram, place, Gpa(0x2000), 60).unwrap();
+    env.hvt_nets.push((1, place)).unwrap();
+    let mut cpu = FakeCpu::new(&clock, [out32(0x508, 0x3000)]);
+    let mut st = VcpuState::default();
+    let end = run_slice(&mut cpu, &mut env, &mem, &mut st, params(1 << 30, 0, true));
+    // It gives the core away without moving past its `out`, every
+    // register kept, so the halt runs again when it wakes.
+    assert_eq!(end, SliceEnd::Waiting);
+    assert_eq!(cpu.rip, RIP, "the halt runs again");
+    assert_eq!((st.regs.rax, st.regs.rbx), (0x3000, 0x5eed));
+    assert!(st.wait_deadline.is_some());
 }
