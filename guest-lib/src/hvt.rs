@@ -609,16 +609,29 @@ mod bare_metal {
         Some(NetDevice { handle, mac, mtu })
     }
 
+    /// A net call as the guest makes it: `net_write` (`write`) or
+    /// `net_read` of `len` bytes at `data` on device `handle`, whatever
+    /// they are; returns (`len` as the monitor left it, `ret`). Tests use it
+    /// to make calls a well-behaved guest never makes.
+    pub fn net_call(write: bool, handle: u64, data: u64, len: u64) -> (u64, i32) {
+        let mut arg = [0u64; NET_CALL_WORDS];
+        arg[0] = handle;
+        arg[1] = data;
+        arg[NET_LEN] = len;
+        let call = if write {
+            hvt::HC_NET_WRITE
+        } else {
+            hvt::HC_NET_READ
+        };
+        hypercall(call, arg.as_mut_ptr().cast());
+        (arg[NET_LEN], arg[NET_RET] as u32 as i32)
+    }
+
     /// Sends `frame` (an Ethernet frame, no other header) on net device
     /// `handle`; returns `ret` (Corral's monitor waits for room rather than
     /// answer [`hvt::R_AGAIN`], as Solo5's tender does).
     pub fn net_write(handle: u64, frame: &[u8]) -> i32 {
-        let mut arg = [0u64; NET_CALL_WORDS];
-        arg[0] = handle;
-        arg[1] = frame.as_ptr() as u64;
-        arg[NET_LEN] = frame.len() as u64;
-        hypercall(hvt::HC_NET_WRITE, arg.as_mut_ptr().cast());
-        arg[NET_RET] as u32 as i32
+        net_call(true, handle, frame.as_ptr() as u64, frame.len() as u64).1
     }
 
     /// Takes the next frame waiting on net device `handle` into `buf`:
@@ -626,17 +639,12 @@ mod bare_metal {
     /// length beyond `buf` (which a correct monitor never answers) is
     /// `Err(`[`hvt::R_EUNSPEC`]`)`.
     pub fn net_read(handle: u64, buf: &mut [u8]) -> Result<usize, i32> {
-        let mut arg = [0u64; NET_CALL_WORDS];
-        arg[0] = handle;
-        arg[1] = buf.as_mut_ptr() as u64;
-        arg[NET_LEN] = buf.len() as u64;
-        hypercall(hvt::HC_NET_READ, arg.as_mut_ptr().cast());
-        match arg[NET_RET] as u32 as i32 {
-            hvt::R_OK => usize::try_from(arg[NET_LEN])
+        match net_call(false, handle, buf.as_mut_ptr() as u64, buf.len() as u64) {
+            (len, hvt::R_OK) => usize::try_from(len)
                 .ok()
                 .filter(|&len| len <= buf.len())
                 .ok_or(hvt::R_EUNSPEC),
-            ret => Err(ret),
+            (_, ret) => Err(ret),
         }
     }
 

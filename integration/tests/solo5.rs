@@ -312,10 +312,21 @@ fn an_hvt_forwarder_moves_every_frame_between_corral_guests() {
             "Device 'service1' of type NET_BASIC declared but not attached",
         ),
         ("undeclared", "Resource not declared in manifest: 'uplink'"),
+        ("unnamed", "each of its `net` ports needs a device name"),
     ] {
         let v = out.vm(vm);
         assert_eq!(v["status"], "killed", "{v:#}");
         assert!(v["reason"].as_str().unwrap_or("").contains(reason), "{v:#}");
         assert_eq!(v["exits"]["io"].as_u64().unwrap_or(0), 0, "{v:#}");
     }
+    // A net_write reaching from the guest's memory into the reserve its
+    // rings live in stops it by name, and nothing reached its link.
+    let hostile = out.vm("hostile");
+    assert_eq!(hostile["status"], "killed", "{hostile:#}");
+    assert_eq!(
+        hostile["reason"], "hvt net_write: Invalid guest access: gpa=0x3ffff0, sz=60",
+        "{hostile:#}"
+    );
+    assert!(!lines(&out, "hostile").iter().any(|l| l.contains("FAILURE")));
+    assert_eq!(flow(out.link("hostile.0", "unnamed.0"), "ab"), (0, 0));
 }

@@ -1,4 +1,4 @@
-//! `hvt_echo`: a Solo5 hvt unikernel serving UDP echo on its NET_BASIC device `service0` without a TCP/IP stack (images' `nf::udp_echo`): it announces its address with a gratuitous ARP, answers ARP for it, and sends every datagram to its port back, until the datagram `quit=WORD` names (echoed, then SUCCESS, exit 0) or `idle_ms` without traffic (exit 1). Arguments: `ip=A.B.C.D` (default 10.0.2.15), `port=P` (7), `quit=WORD`, `idle_ms=N` (60000); bad ones exit 2, a missing device 3.
+//! `hvt_echo`: a Solo5 hvt unikernel serving UDP echo on its NET_BASIC device `service0` without a TCP/IP stack (images' `nf::udp_echo`): it announces its address with a gratuitous ARP, answers ARP for it, and sends every datagram to its port back, until the datagram `quit=WORD` names (echoed, then SUCCESS, exit 0) or `idle_ms` without traffic (exit 1). Arguments: `ip=A.B.C.D` (default 10.0.2.15), `port=P` (7), `quit=WORD`, `idle_ms=N` (60000), `attack=netbuf` (a hostile guest: `net_write` of a buffer running past its memory into the reserve where its rings are, which must stop it by name); bad ones exit 2, a missing device 3.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -8,7 +8,9 @@ guest_lib::hvt_net_entry!(hvt_main, net = ["service0"]);
 mod echo {
     use core::fmt::Write;
     use core::net::Ipv4Addr;
-    use guest_lib::hvt::{Puts, cmdline, net_device, net_read, net_write, poll, walltime};
+    use guest_lib::hvt::{
+        Puts, cmdline, net_call, net_device, net_read, net_write, poll, walltime,
+    };
     use images::nf::packet::MAX_FRAME_LEN;
     use images::nf::udp_echo::{Answer, Echo};
     use vmm_abi::hvt::{BootInfo, R_AGAIN, R_OK};
@@ -24,6 +26,7 @@ mod echo {
         port: u16,
         quit: Option<&'a str>,
         idle_ms: u64,
+        attack: bool,
     }
 
     /// The settings, or the word that is wrong.
@@ -33,6 +36,7 @@ mod echo {
             port: 7,
             quit: None,
             idle_ms: DEFAULT_IDLE_MS,
+            attack: false,
         };
         for word in line.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').ok_or(word)?;
@@ -41,10 +45,16 @@ mod echo {
                 "port" => s.port = value.parse().ok().filter(|&p| p != 0).ok_or(word)?,
                 "quit" if !value.is_empty() => s.quit = Some(value),
                 "idle_ms" => s.idle_ms = value.parse().ok().filter(|&n| n > 0).ok_or(word)?,
+                "attack" if value == "netbuf" => s.attack = true,
                 _ => return Err(word),
             }
         }
         Ok(s)
+    }
+
+    /// `net_write` of `len` bytes at `data`, whatever they are.
+    fn net_write_raw(handle: u64, data: u64, len: u64) -> i32 {
+        net_call(true, handle, data, len).1
     }
 
     /// Sends `frame`; false if the device refused it.
@@ -64,6 +74,14 @@ mod echo {
             let _ = writeln!(Puts, "hvt_echo: no attached NET_BASIC device `service0`");
             return 3;
         };
+        if s.attack {
+            // 16 bytes below the top of its memory, 60 long: the rest lies
+            // in the ring reserve. The monitor must stop it here.
+            let _ = writeln!(Puts, "hvt_echo: attack: net_write across the end of memory");
+            net_write_raw(dev.handle, info.mem_size - 16, 60);
+            let _ = writeln!(Puts, "hvt_echo: FAILURE: the attack was not stopped");
+            return 4;
+        }
         let me = Echo {
             mac: dev.mac,
             ip: s.ip,
