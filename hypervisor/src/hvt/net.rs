@@ -41,8 +41,14 @@ pub const BUFFER_BYTES: u64 = 2048;
 pub const MTU: u16 = 1500;
 /// Bytes of an Ethernet header (Solo5's `SOLO5_NET_HLEN`).
 pub const ETH_HLEN: u64 = 14;
-/// Longest frame a guest may send: MTU plus the Ethernet header.
+/// Longest frame a guest may send or receive: MTU plus the Ethernet
+/// header.
 pub const FRAME_MAX: u64 = MTU as u64 + ETH_HLEN;
+/// Bytes a receive descriptor offers: the header and [`FRAME_MAX`], so a
+/// longer frame never reaches the guest (its link drops and counts it as
+/// too large, as for any receiver) and a buffer of MTU plus header, which
+/// Solo5 guests pass, always fits.
+const RX_OFFER: u64 = NET_HDR_LEN as u64 + FRAME_MAX;
 
 const HDR: u64 = NET_HDR_LEN as u64;
 const Q: u64 = QUEUE_SIZE as u64;
@@ -239,7 +245,7 @@ pub fn program(
     }
     let fill = |mem: &mut _| -> Result<(), OutOfBounds> {
         for i in 0..QUEUE_SIZE {
-            let buffer = (place.rx_buffer(i.into()), BUFFER_BYTES, VIRTQ_DESC_F_WRITE);
+            let buffer = (place.rx_buffer(i.into()), RX_OFFER, VIRTQ_DESC_F_WRITE);
             write_desc(mem, place.at(RX_DESC), i.into(), buffer)?;
             post(mem, place.at(RX_AVAIL), i, i)?;
         }
@@ -298,18 +304,18 @@ pub fn recv(
     let id = mem.read_u32(Gpa(elem))?;
     let len = mem.read_u32(Gpa(elem + USED_LEN))?;
     let frame = u64::from(len).checked_sub(HDR);
-    let Some(frame) = frame.filter(|&f| u64::from(id) < Q && f <= BUFFER_BYTES - HDR) else {
+    let Some(frame) = frame.filter(|&f| u64::from(id) < Q && f <= FRAME_MAX) else {
         return Err(NetFail::BadUsed { id, len });
     };
     if frame > room {
         return Err(NetFail::Length { frame, room });
     }
-    let mut bytes = [0u8; (BUFFER_BYTES - HDR) as usize];
+    let mut bytes = [0u8; FRAME_MAX as usize];
     let bytes = &mut bytes[..frame as usize];
     let buffer = place.rx_buffer(id.into());
     mem.read(Gpa(buffer.0 + HDR), bytes)?;
     mem.write(data, bytes)?;
-    let again = (buffer, BUFFER_BYTES, VIRTQ_DESC_F_WRITE);
+    let again = (buffer, RX_OFFER, VIRTQ_DESC_F_WRITE);
     write_desc(mem, place.at(RX_DESC), id.into(), again)?;
     post(mem, avail, posted, id as u16)?;
     Ok(frame)

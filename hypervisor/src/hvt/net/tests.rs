@@ -441,3 +441,18 @@ fn bad_net_hypercalls_are_refused_by_name_and_move_nothing() {
     assert_eq!(r.call(hvt::HC_NET_WRITE), Ok(HvtDone::Advance));
     assert_eq!(r.ret(), hvt::R_OK);
 }
+
+#[test]
+fn a_frame_longer_than_the_mtu_allows_never_reaches_the_guest() {
+    let mut r = rig();
+    let q = r.t.queue_mut(RECEIVE_QUEUE).unwrap();
+    let chain = q.pop_avail(&mut r.mem).unwrap().unwrap();
+    // The buffer offers the header and 1514 bytes, no more: the polling
+    // core refuses the longer frame (and its link counts it).
+    let long = frame(1, FRAME_MAX as usize + 1);
+    assert!(write_receive_frame(&chain, &mut r.mem, &long).is_err());
+    let fits = frame(2, FRAME_MAX as usize);
+    let used = write_receive_frame(&chain, &mut r.mem, &fits).unwrap();
+    q.push_used(&mut r.mem, chain.head(), used).unwrap();
+    assert_eq!(r.recv(FRAME_MAX).unwrap(), fits);
+}
