@@ -6,6 +6,7 @@
 //! `CORRAL_PREBUILT=DIR` in the environment they boot `DIR/hypervisor` and
 //! `DIR/<image>` instead (the tool's `--prebuilt`), to test another build.
 
+pub mod solo5c;
 pub mod stub;
 
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Solo5 hvt unikernels (written here from the hvt ABI) boot beside Corral's own and are judged the way Solo5's own tests judge them: exit status, and SUCCESS or ABORT on their console; bad images are refused before boot, bad port accesses stop the guest by name, and a fleet of hvt clones shares the image's read-only pages.
+//! Solo5 hvt unikernels (written here from the hvt ABI, and Solo5's own C tests built from its sources) boot beside Corral's own and are judged the way Solo5's own tests judge them: exit status, and SUCCESS or ABORT on their console; bad images are refused before boot, bad port accesses stop the guest by name, and a fleet of hvt clones shares the image's read-only pages.
 
 use integration::{Outcome, PREBUILT_ENV, assert_exited, flow, manifest, num, root, run, scratch};
 use std::path::PathBuf;
@@ -329,4 +329,65 @@ fn an_hvt_forwarder_moves_every_frame_between_corral_guests() {
     );
     assert!(!lines(&out, "hostile").iter().any(|l| l.contains("FAILURE")));
     assert_eq!(flow(out.link("hostile.0", "unnamed.0"), "ab"), (0, 0));
+}
+
+/// Solo5's own test unikernels this test builds and runs, with what
+/// Solo5's `tests.bats` expects of each under `solo5-hvt`: (test, command
+/// line, exit status, a console line it must print).
+const SOLO5_TESTS: &[(&str, &str, i64, &str)] = &[
+    ("test_hello", "Hello_Solo5", 0, "SUCCESS"),
+    ("test_quiet", "--solo5:quiet", 0, "SUCCESS"),
+    ("test_globals", "", 0, "SUCCESS"),
+    ("test_fpu", "", 0, "SUCCESS"),
+    ("test_time", "", 0, "SUCCESS"),
+    ("test_tls", "", 0, "SUCCESS"),
+    ("test_ssp", "", 255, "ABORT"),
+    ("test_exception", "", 255, "ABORT"),
+    ("test_zeropage", "", 255, "ABORT"),
+    ("test_notls", "", 255, "ABORT"),
+    ("test_blk", "", 0, "SUCCESS"),
+];
+
+#[test]
+fn solo5s_own_c_test_unikernels_pass_as_under_solo5_hvt() {
+    let dir = scratch("solo5-c");
+    let names: Vec<&str> = SOLO5_TESTS.iter().map(|t| t.0).collect();
+    let elfs = integration::solo5c::build_tests(&dir, &dir, &names)
+        .unwrap_or_else(|e| panic!("building Solo5's tests: {e}"));
+    let mut text = String::from("[run]\ncpus = 1\ntimeout = 600\n");
+    for ((name, args, status, _), elf) in SOLO5_TESTS.iter().zip(&elfs) {
+        let vm = name.trim_start_matches("test_");
+        text += &format!(
+            "[[vm]]\nname = \"{vm}\"\nimage = {{ elf = \"{}\" }}\nmemory = \"4M\"\nargs = \"{args}\"\nexpect = \"exit:{status}\"\n",
+            elf.display()
+        );
+        if *name == "test_blk" {
+            text += "devices = { storage = \"block:cdisk\" }\n";
+        }
+    }
+    text += "[[block]]\nname = \"cdisk\"\nsize = \"64K\"\n";
+    let manifest = dir.join("solo5-c.toml");
+    std::fs::write(&manifest, text).unwrap();
+    let out = run("solo5-c", &manifest, &["--timeout", "600"]);
+    out.assert_succeeded();
+    out.assert_completed();
+    for (name, _, status, line) in SOLO5_TESTS {
+        let vm = name.trim_start_matches("test_");
+        assert_exited(out.vm(vm), *status);
+        let printed = lines(&out, vm);
+        assert!(
+            printed.iter().any(|l| l.contains(line)),
+            "{vm} printed no {line}: {printed:?}"
+        );
+        // Solo5's banner, unless told to be quiet.
+        let banner = printed.iter().any(|l| l.starts_with("Solo5:"));
+        assert_eq!(banner, *name != "test_quiet", "{vm}: {printed:?}");
+    }
+    assert!(lines(&out, "hello").contains(&"Command line is: 'Hello_Solo5'".to_string()));
+    // Its disk took whole blocks and refused the rest, as the tender does.
+    let disk = block(&out, "cdisk");
+    let flow = &disk["flow"];
+    assert!(num(flow, "writes") > 0, "{disk:#}");
+    assert_eq!(num(flow, "reads"), num(flow, "writes"), "{disk:#}");
+    assert!(num(flow, "errors") > 0, "the bad requests: {disk:#}");
 }

@@ -144,8 +144,14 @@ pub const NOTE_ABI1: u32 = 0x3149_4241;
 pub const NOTE_MFT1: u32 = 0x3154_464d;
 /// ABI target of hvt.
 pub const ABI_TARGET_HVT: u32 = 1;
-/// The hvt ABI version this side speaks.
+/// The hvt ABI version this side speaks (and guest-lib's images state).
 pub const ABI_VERSION: u32 = 2;
+/// The oldest hvt ABI version accepted: 1, what Solo5 up to 0.7 states.
+/// Its calls and manifest are laid out as version 2's, and its boot info
+/// is the first five fields of version 2's (no host features, no net ring
+/// address), which Corral writes anyway; so Corral runs both, where each
+/// Solo5 tender runs only its own.
+pub const ABI_VERSION_MIN: u32 = 1;
 /// Bytes of an `ABI1` descriptor (target, version, two reserved u32).
 pub const ABI1_SIZE: usize = 16;
 
@@ -501,7 +507,8 @@ pub fn note_in(seg: &[u8], want: u32, phdr: u16) -> Result<Option<&[u8]>, NoteEr
     Ok(Some(&seg[HEAD + NAME + pad..HEAD + NAME + desc]))
 }
 
-/// Checks an `ABI1` descriptor: hvt, version [`ABI_VERSION`].
+/// Checks an `ABI1` descriptor: hvt, version [`ABI_VERSION_MIN`] to
+/// [`ABI_VERSION`].
 pub fn check_abi(desc: &[u8]) -> Result<(), NoteError> {
     let (Some(target), Some(version)) = (u32_at(desc, 0), u32_at(desc, 4)) else {
         return Err(NoteError::NoAbi);
@@ -509,7 +516,7 @@ pub fn check_abi(desc: &[u8]) -> Result<(), NoteError> {
     if target != ABI_TARGET_HVT {
         return Err(NoteError::Target { found: target });
     }
-    if version != ABI_VERSION {
+    if !(ABI_VERSION_MIN..=ABI_VERSION).contains(&version) {
         return Err(NoteError::Version { found: version });
     }
     Ok(())

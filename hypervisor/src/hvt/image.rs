@@ -1,4 +1,4 @@
-//! Checks a Solo5 hvt unikernel's ELF as Solo5's tender does before it boots: the header, the `ABI1` note (hvt, version 2) then the `MFT1` manifest, and each loadable segment with file bytes (at 1 MiB or above, ascending, not overlapping, page aligned, never writable and executable, inside memory).
+//! Checks a Solo5 hvt unikernel's ELF as Solo5's tender does before it boots: the header, the `ABI1` note (hvt, version 1 or 2) then the `MFT1` manifest, and each loadable segment with file bytes (at 1 MiB or above, ascending, not overlapping, page aligned, never writable and executable, inside memory).
 
 use crate::elf::{
     ElfError, ElfHeader, PF_EXEC as PF_X, PF_WRITE as PF_W, PT_LOAD_TYPE as PT_LOAD,

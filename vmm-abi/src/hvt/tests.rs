@@ -200,6 +200,17 @@ fn notes_are_found_by_owner_and_type_and_checked() {
         Err(NoteError::Version { found: 9 })
     );
     assert_eq!(
+        check_abi(&[1, 0, 0, 0, 0, 0, 0, 0]),
+        Err(NoteError::Version { found: 0 })
+    );
+    assert_eq!(
+        check_abi(&[1, 0, 0, 0, 3, 0, 0, 0]),
+        Err(NoteError::Version { found: 3 })
+    );
+    // Solo5 up to 0.7 states version 1: the same calls, a shorter boot info.
+    assert_eq!(check_abi(&[1, 0, 0, 0, 1, 0, 0, 0]), Ok(()));
+    assert_eq!(check_abi(&[1, 0, 0, 0, 2, 0, 0, 0]), Ok(()));
+    assert_eq!(
         std::format!("{}", NoteError::Target { found: 2 }),
         "Executable is not for the solo5-hvt target (ABI target 2)"
     );
