@@ -42,6 +42,8 @@ bitflags! {
         const RWX = Self::READ.bits() | Self::WRITE.bits() | Self::EXECUTE.bits();
         /// Read and execute, no write (shared code).
         const RX = Self::READ.bits() | Self::EXECUTE.bits();
+        /// Read and write, no execute (an hvt guest's private memory).
+        const RW = Self::READ.bits() | Self::WRITE.bits();
     }
 }
 

@@ -830,10 +830,17 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         .ept
         .insert(Ept::new(&mut FrameTables, shared.config.ept_2m).map_err(StartError::Ept)?);
     // The guest sees its visible memory only: an hvt guest's net rings
-    // above it are the hypervisor's to write.
+    // above it are the hypervisor's to write. An hvt guest's private memory
+    // is never executable (its code is all in shared read-only pages, as
+    // its image check demands), so it runs W^X as under Solo5's tender.
+    let private = if cached.hvt.is_some() {
+        EptPerms::RW
+    } else {
+        EptPerms::RWX
+    };
     for p in vm.pieces.iter().flatten().filter(|p| p.gpa < st.visible) {
         let (hpa, perms) = match p.shared {
-            None => (private_base + p.offset, EptPerms::RWX),
+            None => (private_base + p.offset, private),
             Some(s) if s.exec => (s.hpa, EptPerms::RX),
             Some(s) => (s.hpa, EptPerms::READ),
         };
