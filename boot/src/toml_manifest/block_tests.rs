@@ -88,7 +88,7 @@ fn every_block_mistake_is_named() {
         (
             format!("{block}{VM}devices = {{ storage = \"disk:disk0\" }}\n"),
             4096,
-            "vm `app`: field `devices`: `storage = \"disk:disk0\"`: say `block:NAME` for a [[block]] or `net:N` for the VM's net port N",
+            "vm `app`: field `devices`: `storage = \"disk:disk0\"`: say `block:NAME` for a [[block]], `net:N` for the VM's net port N or `nic:NAME` for a port linked to a [[nic]]",
         ),
         (
             format!("{block}{VM}devices = {{ \"sto-rage\" = \"block:disk0\" }}\n"),
