@@ -46,7 +46,8 @@ pub enum Outcome {
     Sleep(u64),
     /// Wait the same way without moving past the exiting instruction, so
     /// it runs again (a Solo5 hvt `net_write` waiting for a free transmit
-    /// slot); every register stays as it was.
+    /// slot, a `halt` waiting for the frames it sent to be taken); every
+    /// register stays as it was. The exit, and its exit hook, come again.
     Retry(u64),
     /// Re-enter at the same RIP and deliver this event again: the exit cut
     /// its delivery short for a reason of the host's (SDM 27.2.4).
@@ -251,6 +252,7 @@ pub fn on_hvt(
     cpu: &mut impl GuestCpu,
     host: &mut impl Host,
     denied: Outcome,
+    retrying: u64,
 ) -> Outcome {
     match exit {
         Exit::Io {
@@ -262,6 +264,7 @@ pub fn on_hvt(
             let Some(mut env) = host.hvt_env() else {
                 return denied;
             };
+            env.retrying = retrying;
             let io = PortAccess {
                 port,
                 size,

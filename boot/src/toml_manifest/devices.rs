@@ -4,6 +4,7 @@ use super::raw::RawLink;
 use super::{LinkConfig, LinkEnd, NIC_END_PREFIX, NicConfig, VmConfig};
 use crate::error::{Error, Result};
 use vmm_abi::corral::devices::MAX_NET_PORTS;
+use vmm_abi::manifest::NicMode;
 use vmm_abi::manifest::{DEVICE_NAME_MAX, MAX_VM_NET_DEVICES, NetDeviceSpec, is_device_name};
 
 /// What a `devices` value that names a block device starts with.
@@ -126,7 +127,12 @@ pub(super) fn binding_error(
 /// [`MAX_VM_NET_DEVICES`] net devices a VM, each on a port a `[[link]]`
 /// reaches (the guest's writes and its halt wait for the frames it sent to
 /// be taken, which only a link does).
-pub(super) fn resolve(origin: &str, vms: &[VmConfig], links: &[LinkConfig]) -> Result<Bindings> {
+pub(super) fn resolve(
+    origin: &str,
+    vms: &[VmConfig],
+    links: &[LinkConfig],
+    nics: &[NicConfig],
+) -> Result<Bindings> {
     let mut bindings = Bindings::default();
     for (i, vm) in vms.iter().enumerate() {
         let index = i as u32;
@@ -172,10 +178,22 @@ pub(super) fn resolve(origin: &str, vms: &[VmConfig], links: &[LinkConfig]) -> R
             }
             let linked =
                 |end: &LinkEnd| matches!(end, LinkEnd::Vm(p) if p.vm == index && p.port == port);
-            if !links.iter().any(|l| linked(&l.a) || linked(&l.b)) {
+            let Some(link) = links.iter().find(|l| linked(&l.a) || linked(&l.b)) else {
                 return Err(e(&format!(
                     "port {port} is not linked: add a `[[link]]` with `{}.{port}` as an end",
                     vm.name
+                )));
+            };
+            // The hypervisor's driver for the port keeps its buffers in
+            // order, which an owned NIC (zero-copy, out of order) does not.
+            let peer = if linked(&link.a) { &link.b } else { &link.a };
+            if let LinkEnd::Nic { nic, name } = peer
+                && nics
+                    .get(*nic as usize)
+                    .is_some_and(|n| n.mode == NicMode::Owned)
+            {
+                return Err(e(&format!(
+                    "port {port} is linked to NIC `{name}` in `owned` mode; a Solo5 net device needs a `shared` NIC"
                 )));
             }
             bindings.nets.push(NetDeviceConfig {

@@ -157,6 +157,12 @@ fn every_net_binding_mistake_is_named() {
             at("service0 = \"nic:wan\"") + "no NIC named `wan` (NICs: uplink)",
         ),
         (
+            app(1, "service0 = \"nic:uplink\"")
+                + "[[nic]]\nname = \"uplink\"\nmode = \"owned\"\n",
+            at("service0 = \"net:1\"")
+                + "port 1 is linked to NIC `uplink` in `owned` mode; a Solo5 net device needs a `shared` NIC",
+        ),
+        (
             app(4, "service0 = \"nic:uplink\"") + "[[nic]]\nname = \"uplink\"\n",
             at("service0 = \"nic:uplink\"")
                 + "the VM would need net port 4 for it, and a VM has at most 4",

@@ -255,7 +255,7 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
     let base = Path::new(origin).parent().unwrap_or(Path::new("."));
     let progress = |m: &str| eprintln!("{m}");
     let hooks = hooks::resolve(origin, base, &raw.hook, (&vms, &links, &nics), &progress)?;
-    let bindings = devices::resolve(origin, &vms, &links)?;
+    let bindings = devices::resolve(origin, &vms, &links, &nics)?;
     let blocks = blocks::resolve(origin, base, &raw.block, &vms, &bindings.blocks)?;
     Ok(Manifest {
         origin: origin.to_string(),

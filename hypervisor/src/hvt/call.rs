@@ -20,6 +20,10 @@ pub const PUTS_MAX: u64 = crate::console::quota::CONSOLE_CAP;
 /// A `net_write` waiting for a transmit slot looks again at least this
 /// many times a second (a completion wakes it sooner).
 const RETRY_PER_SECOND: u64 = 1000;
+/// Seconds a call waits for the polling core before it gives up: a peer
+/// that never takes frames (a link with `hold = 0`, a port its VM never
+/// brought up) must not hold the guest for ever.
+pub const RETRY_LIMIT_SECONDS: u64 = 1;
 
 /// Most block devices one hvt VM may have attached.
 pub const MAX_VM_BLOCKS: usize = 8;
@@ -71,6 +75,9 @@ pub struct HvtEnv {
     pub vm: u32,
     /// The run's block devices.
     pub disks: &'static dyn HvtDisks,
+    /// TSC ticks since this call first asked to run again ([`HvtDone::Retry`];
+    /// 0 the first time): past [`RETRY_LIMIT_SECONDS`] it gives up.
+    pub retrying: u64,
 }
 
 /// One port access of the guest.
@@ -164,6 +171,13 @@ impl fmt::Display for HvtCallError {
     }
 }
 
+impl HvtEnv {
+    /// Whether the current call has waited its bound.
+    fn gave_up(&self) -> bool {
+        self.retrying >= self.tsc_hz.saturating_mul(RETRY_LIMIT_SECONDS)
+    }
+}
+
 /// Whether `gpa .. gpa + len` lies strictly inside `size` bytes (the
 /// tender refuses a range that ends exactly at the end of memory).
 fn inside(gpa: u64, len: u64, size: u64) -> bool {
@@ -196,6 +210,7 @@ pub fn handle(
         });
     };
     let gpa = u64::from(eax);
+    let gave_up = env.gave_up();
     let ram = &mut env.ram;
     let size = env.memory;
     let need = |len: u64| {
@@ -276,11 +291,18 @@ pub fn handle(
             }
             // A frame `net_write` took is on its way, as with the tender's
             // tap: the guest stops once the polling core has taken them all
-            // (it drops what a stalled or gone receiver leaves, so this
-            // ends), its core free for other VMs meanwhile.
+            // (usually soon: it drops what a stalled or gone receiver
+            // leaves), its core free for other VMs meanwhile, or after
+            // RETRY_LIMIT_SECONDS (a peer that never takes any).
             let in_flight = |&(_, place): &(u64, RingPlace)| !net::sent(ram, place).unwrap_or(true);
             if env.nets.iter().any(in_flight) {
-                return Ok(HvtDone::Retry(env.tsc_hz / RETRY_PER_SECOND));
+                if !gave_up {
+                    return Ok(HvtDone::Retry(env.tsc_hz / RETRY_PER_SECOND));
+                }
+                log::warn!(
+                    "vm {}: halts with frames it sent still queued after {RETRY_LIMIT_SECONDS} s; they are dropped",
+                    env.vm
+                );
             }
             Ok(HvtDone::Exit(status))
         }
@@ -357,11 +379,14 @@ pub fn handle(
                     };
                     match done {
                         Ok(()) => hvt::R_OK,
-                        // The polling core frees a slot before long: it
-                        // drops what a stalled or gone receiver leaves.
-                        Err(NetFail::Again) if call == Hypercall::NetWrite => {
+                        // The polling core frees a slot before long (it
+                        // drops what a stalled or gone receiver leaves);
+                        // the wait is bounded all the same.
+                        Err(NetFail::Again) if call == Hypercall::NetWrite && !gave_up => {
                             return Ok(HvtDone::Retry(env.tsc_hz / RETRY_PER_SECOND));
                         }
+                        // Waited its bound: the write fails, and says so.
+                        Err(NetFail::Again) if call == Hypercall::NetWrite => hvt::R_EUNSPEC,
                         Err(NetFail::Again) => hvt::R_AGAIN,
                         Err(NetFail::Length { .. }) => hvt::R_EINVAL,
                         // Inside memory but not writable (a read into the

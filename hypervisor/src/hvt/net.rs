@@ -284,7 +284,10 @@ pub fn send(mem: &mut impl GuestRam, place: RingPlace, data: Gpa, len: u64) -> R
 
 /// Takes the next received frame of the device at `place` into the
 /// `room` bytes at `data` (checked to be the guest's by the caller);
-/// returns its length. A frame longer than `room` stays where it is.
+/// returns its length. A frame longer than `room` stays where it is. A
+/// buffer the polling core handed back without a frame (a used length
+/// shorter than the header: a NIC that refused the buffer or dropped a bad
+/// frame into it) is posted again and passed over.
 pub fn recv(
     mem: &mut impl GuestRam,
     place: RingPlace,
@@ -293,32 +296,41 @@ pub fn recv(
 ) -> Result<u64, NetFail> {
     let avail = place.at(RX_AVAIL);
     let used = place.at(RX_USED);
-    let posted = mem.read_u16(Gpa(avail.0 + RING_IDX))?;
-    let taken = posted.wrapping_sub(QUEUE_SIZE);
-    mem.fence(Barrier::Acquire);
-    if mem.read_u16(Gpa(used.0 + RING_IDX))? == taken {
-        return Err(NetFail::Again);
+    // At most a ring's worth of empty buffers before the next frame.
+    for _ in 0..=Q {
+        let posted = mem.read_u16(Gpa(avail.0 + RING_IDX))?;
+        let taken = posted.wrapping_sub(QUEUE_SIZE);
+        mem.fence(Barrier::Acquire);
+        if mem.read_u16(Gpa(used.0 + RING_IDX))? == taken {
+            return Err(NetFail::Again);
+        }
+        mem.fence(Barrier::Acquire);
+        let elem = used.0 + RING_ENTRIES + (u64::from(taken) % Q) * USED_ELEM_SIZE;
+        let id = mem.read_u32(Gpa(elem))?;
+        let len = mem.read_u32(Gpa(elem + USED_LEN))?;
+        if u64::from(id) >= Q || u64::from(len) > HDR + FRAME_MAX {
+            return Err(NetFail::BadUsed { id, len });
+        }
+        let buffer = place.rx_buffer(id.into());
+        let again = (buffer, RX_OFFER, VIRTQ_DESC_F_WRITE);
+        let Some(frame) = u64::from(len).checked_sub(HDR) else {
+            // No frame in it: the buffer goes back to the device.
+            write_desc(mem, place.at(RX_DESC), id.into(), again)?;
+            post(mem, avail, posted, id as u16)?;
+            continue;
+        };
+        if frame > room {
+            return Err(NetFail::Length { frame, room });
+        }
+        let mut bytes = [0u8; FRAME_MAX as usize];
+        let bytes = &mut bytes[..frame as usize];
+        mem.read(Gpa(buffer.0 + HDR), bytes)?;
+        mem.write(data, bytes)?;
+        write_desc(mem, place.at(RX_DESC), id.into(), again)?;
+        post(mem, avail, posted, id as u16)?;
+        return Ok(frame);
     }
-    mem.fence(Barrier::Acquire);
-    let elem = used.0 + RING_ENTRIES + (u64::from(taken) % Q) * USED_ELEM_SIZE;
-    let id = mem.read_u32(Gpa(elem))?;
-    let len = mem.read_u32(Gpa(elem + USED_LEN))?;
-    let frame = u64::from(len).checked_sub(HDR);
-    let Some(frame) = frame.filter(|&f| u64::from(id) < Q && f <= FRAME_MAX) else {
-        return Err(NetFail::BadUsed { id, len });
-    };
-    if frame > room {
-        return Err(NetFail::Length { frame, room });
-    }
-    let mut bytes = [0u8; FRAME_MAX as usize];
-    let bytes = &mut bytes[..frame as usize];
-    let buffer = place.rx_buffer(id.into());
-    mem.read(Gpa(buffer.0 + HDR), bytes)?;
-    mem.write(data, bytes)?;
-    let again = (buffer, RX_OFFER, VIRTQ_DESC_F_WRITE);
-    write_desc(mem, place.at(RX_DESC), id.into(), again)?;
-    post(mem, avail, posted, id as u16)?;
-    Ok(frame)
+    Err(NetFail::Again)
 }
 
 /// Whether a received frame waits on the device at `place`.

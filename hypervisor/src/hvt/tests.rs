@@ -490,6 +490,7 @@ fn call(backing: &mut [u8], io: PortAccess, eax: u32) -> (Result<HvtDone, HvtCal
         nets: Default::default(),
         vm: 0,
         disks: &NoDisks,
+        retrying: 0,
     };
     let mut printed = Vec::new();
     let r = call::handle(io, eax, &mut env, |b| printed.extend_from_slice(b));
@@ -734,6 +735,7 @@ fn block_call(
         tsc_hz: 1,
         vm: 7,
         disks,
+        retrying: 0,
     };
     call::handle(out(port(call_no)), 0x1000, &mut env, |_| {})
 }
@@ -799,6 +801,7 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
         tsc_hz: 1,
         vm: 7,
         disks: blocks,
+        retrying: 0,
     };
     let r = call::handle(
         out(port(hvt::HC_BLOCK_READ)),

@@ -439,6 +439,7 @@ impl Host for VmHost<'_> {
             tsc_hz: clock::tsc_hz(),
             vm: self.index,
             disks: &blocks::MACHINE_DISKS,
+            retrying: 0,
         })
     }
 }
@@ -711,6 +712,9 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             .map_err(|_| StartError::Hvt(hvt_image::HvtImageError::TooManyNets))?;
     }
     st.hvt_nets.clear();
+    if st.image.hvt.is_none() && !names.is_empty() {
+        return Err(StartError::DeviceNames);
+    }
     st.visible = if names.is_empty() {
         size
     } else {
@@ -762,6 +766,9 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     let mut mem = unsafe { vm.memory(size) };
     let cached = st.image;
     let mut net_handles = hvt_boot::NetHandles::new();
+    // W^X for an hvt guest: its private memory is not executable when all
+    // its code lies in shared read-only pages (as when sharing succeeds).
+    let mut private = EptPerms::RWX;
     let (cr3, rip, rsp) = if let Some(img) = hvt_image {
         let bindings: heapless::Vec<_, MAX_VM_BLOCKS> = bound
             .iter()
@@ -781,6 +788,18 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         let (attached, handles) =
             hvt_boot::attach(&img, &bindings, &nets).map_err(StartError::Hvt)?;
         net_handles = handles;
+        if img
+            .loads()
+            .filter(|l| l.exec)
+            .all(|l| cached.shares_page(l.pages.0))
+        {
+            private = EptPerms::RW;
+        } else {
+            log::warn!(
+                "vm {}: code of its image could not be shared; its private memory stays executable",
+                st.index
+            );
+        }
         for &(handle, i) in &attached {
             if let Some(b) = bound.get(i) {
                 b.handle.store(handle, Ordering::Release);
@@ -830,14 +849,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         .ept
         .insert(Ept::new(&mut FrameTables, shared.config.ept_2m).map_err(StartError::Ept)?);
     // The guest sees its visible memory only: an hvt guest's net rings
-    // above it are the hypervisor's to write. An hvt guest's private memory
-    // is never executable (its code is all in shared read-only pages, as
-    // its image check demands), so it runs W^X as under Solo5's tender.
-    let private = if cached.hvt.is_some() {
-        EptPerms::RW
-    } else {
-        EptPerms::RWX
-    };
+    // above it are the hypervisor's to write.
     for p in vm.pieces.iter().flatten().filter(|p| p.gpa < st.visible) {
         let (hpa, perms) = match p.shared {
             None => (private_base + p.offset, private),
@@ -1050,7 +1062,7 @@ pub fn run_slice(
     };
     let mem = VmMemory {
         vm,
-        size: st.spec.memory,
+        size: st.visible,
     };
     let mut env = VmHost {
         index: st.cell,

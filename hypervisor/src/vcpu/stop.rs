@@ -31,6 +31,8 @@ pub enum StartError {
         /// Its name in the guest's Solo5 manifest.
         device: &'static str,
     },
+    /// A Corral guest given Solo5 device names for its net ports.
+    DeviceNames,
     /// Its devices do not fit the device slots.
     TooManyDevices {
         /// Net ports.
@@ -53,6 +55,10 @@ impl fmt::Display for StartError {
             StartError::Layout => write!(f, "guest memory too small for its boot layout"),
             StartError::Vmcs(what) => write!(f, "VMCS setup failed: {what}"),
             StartError::Hvt(e) => write!(f, "bad hvt image: {e}"),
+            StartError::DeviceNames => write!(
+                f,
+                "Solo5 device names for net ports (`devices = {{ NAME = \"net:N\" }}`) are for hvt guests, and this image is a Corral guest"
+            ),
             StartError::HvtNet { device } => {
                 write!(
                     f,

@@ -279,6 +279,7 @@ impl Host for FakeEnv<'_> {
             tsc_hz: 1_000_000,
             vm: 0,
             disks: &crate::hvt::call::NoDisks,
+            retrying: 0,
         })
     }
 }
@@ -1097,4 +1098,6 @@ fn an_hvt_halt_with_frames_in_flight_waits_and_runs_again() {
     assert_eq!(cpu.rip, RIP, "the halt runs again");
     assert_eq!((st.regs.rax, st.regs.rbx), (0x3000, 0x5eed));
     assert!(st.wait_deadline.is_some());
+    // It is retrying since then, so the call can give up after its bound.
+    assert!(st.retry_since.is_some());
 }

@@ -216,6 +216,53 @@ fn a_used_entry_the_device_could_not_have_written_fails_the_call() {
     );
 }
 
+#[test]
+fn a_buffer_handed_back_without_a_frame_is_posted_again_and_passed_over() {
+    let mut r = rig();
+    // The polling core hands two buffers back empty (a NIC that refused
+    // them), then delivers a frame.
+    let q = r.t.queue_mut(RECEIVE_QUEUE).unwrap();
+    for _ in 0..2 {
+        let chain = q.pop_avail(&mut r.mem).unwrap().unwrap();
+        q.push_used(&mut r.mem, chain.head(), 0).unwrap();
+    }
+    assert!(ready(&r.mem, r.place).unwrap());
+    assert!(r.device_give(&frame(3, 80)));
+    assert_eq!(r.recv(2048).unwrap(), frame(3, 80));
+    assert_eq!(r.recv(2048), Err(NetFail::Again));
+    // Both empty buffers and the frame's are posted again.
+    let avail = r.t.queue(RECEIVE_QUEUE).unwrap().layout().avail_ring;
+    let idx = r.mem.read_u16(Gpa(avail + RING_IDX)).unwrap();
+    assert_eq!(idx, QUEUE_SIZE + 3);
+    // Only empty buffers waiting: nothing to read.
+    let q = r.t.queue_mut(RECEIVE_QUEUE).unwrap();
+    let chain = q.pop_avail(&mut r.mem).unwrap().unwrap();
+    q.push_used(&mut r.mem, chain.head(), 5).unwrap();
+    assert_eq!(r.recv(2048), Err(NetFail::Again));
+}
+
+#[test]
+fn the_ring_indices_wrap_without_losing_a_frame() {
+    let mut r = rig();
+    // Past 65,536 frames each way, one at a time and a full ring at a time.
+    for n in 0..70_000u64 {
+        let f = frame(n, 60 + (n % 7) as usize);
+        r.send(&f).unwrap();
+        assert_eq!(r.device_take().unwrap(), f);
+        assert!(r.device_give(&f));
+        assert_eq!(r.recv(2048).unwrap(), f);
+    }
+    for round in 0..3u64 {
+        for i in 0..u64::from(QUEUE_SIZE) {
+            r.send(&frame(round * 100 + i, 64)).unwrap();
+        }
+        assert_eq!(r.send(&frame(0, 64)), Err(NetFail::Again));
+        for i in 0..u64::from(QUEUE_SIZE) {
+            assert_eq!(r.device_take().unwrap(), frame(round * 100 + i, 64));
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Step {
     Send(usize),
@@ -288,6 +335,12 @@ impl Rig {
     /// Makes hypercall `c` with the argument struct at [`ARG`], as the
     /// guest of a VM whose only net device is the rig's.
     fn call(&mut self, c: u16) -> Result<HvtDone, HvtCallError> {
+        self.call_retrying(c, 0)
+    }
+
+    /// [`Rig::call`] of a call that has asked to run again for `retrying`
+    /// TSC ticks.
+    fn call_retrying(&mut self, c: u16, retrying: u64) -> Result<HvtDone, HvtCallError> {
         let mut env = HvtEnv {
             ram: self.mem,
             memory: VISIBLE,
@@ -296,6 +349,7 @@ impl Rig {
             tsc_hz: 1_000_000_000,
             vm: 0,
             disks: &NoDisks,
+            retrying,
         };
         let io = PortAccess {
             port: hvt::HYPERCALL_PIO_BASE + c,
@@ -370,6 +424,36 @@ fn net_hypercalls_move_frames_through_the_ports_rings() {
 }
 
 #[test]
+fn a_call_that_waited_its_bound_gives_up() {
+    let mut r = rig();
+    let second = 1_000_000_000;
+    let limit = call::RETRY_LIMIT_SECONDS * second;
+    r.mem.write(Gpa(GUEST_BUF), &frame(1, 60)).unwrap();
+    r.net_arg(HANDLE, GUEST_BUF, 60);
+    for _ in 0..QUEUE_SIZE {
+        assert_eq!(r.call(hvt::HC_NET_WRITE), Ok(HvtDone::Advance));
+    }
+    // Nobody takes frames: the write waits, up to its bound, then fails.
+    assert!(matches!(
+        r.call_retrying(hvt::HC_NET_WRITE, limit - 1),
+        Ok(HvtDone::Retry(_))
+    ));
+    assert_eq!(
+        r.call_retrying(hvt::HC_NET_WRITE, limit),
+        Ok(HvtDone::Advance)
+    );
+    assert_eq!(r.ret(), hvt::R_EUNSPEC);
+    // The same for a halt with frames in flight: it ends the guest.
+    r.mem.write_u64(Gpa(ARG), 0).unwrap();
+    r.mem.write_u64(Gpa(ARG + hvt::HALT_STATUS), 3).unwrap();
+    assert!(matches!(
+        r.call_retrying(hvt::HC_HALT, limit - 1),
+        Ok(HvtDone::Retry(_))
+    ));
+    assert_eq!(r.call_retrying(hvt::HC_HALT, limit), Ok(HvtDone::Exit(3)));
+}
+
+#[test]
 fn bad_net_hypercalls_are_refused_by_name_and_move_nothing() {
     let mut r = rig();
     // Another handle (a block device's, or none) is refused.
@@ -414,6 +498,7 @@ fn bad_net_hypercalls_are_refused_by_name_and_move_nothing() {
             tsc_hz: 1,
             vm: 0,
             disks: &NoDisks,
+            retrying: 0,
         };
         let io = PortAccess {
             port: hvt::HYPERCALL_PIO_BASE + hvt::HC_NET_WRITE,
