@@ -90,6 +90,12 @@ pub trait Host: Services + Bus {
     fn hvt_env(&mut self) -> Option<HvtEnv> {
         None
     }
+
+    /// Whether the hvt hypercall just handled asked to run again
+    /// (`Retry`): the host keeps since when, and says so in the next
+    /// [`Host::hvt_env`] (`retrying`), so that the call can give up after
+    /// its bound.
+    fn hvt_retried(&mut self, _retried: bool) {}
 }
 
 /// Handles one decoded exit.
@@ -252,7 +258,6 @@ pub fn on_hvt(
     cpu: &mut impl GuestCpu,
     host: &mut impl Host,
     denied: Outcome,
-    retrying: u64,
 ) -> Outcome {
     match exit {
         Exit::Io {
@@ -264,14 +269,15 @@ pub fn on_hvt(
             let Some(mut env) = host.hvt_env() else {
                 return denied;
             };
-            env.retrying = retrying;
             let io = PortAccess {
                 port,
                 size,
                 is_in,
                 string,
             };
-            match hvt::call::handle(io, regs.rax as u32, &mut env, |b| host.console(b)) {
+            let done = hvt::call::handle(io, regs.rax as u32, &mut env, |b| host.console(b));
+            host.hvt_retried(matches!(done, Ok(HvtDone::Retry(_))));
+            match done {
                 Ok(HvtDone::Advance) => Outcome::Advance,
                 Ok(HvtDone::Sleep(ticks)) => Outcome::Sleep(ticks),
                 Ok(HvtDone::Retry(ticks)) => Outcome::Retry(ticks),

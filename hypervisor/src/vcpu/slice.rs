@@ -49,9 +49,6 @@ pub struct VcpuState {
     pub waited: u64,
     /// The basic reason of its last exit.
     pub last_exit: u32,
-    /// When its current Solo5 hypercall first asked to be run again
-    /// (`Outcome::Retry`), so the call can give up after a bound.
-    pub retry_since: Option<u64>,
 }
 
 impl Default for VcpuState {
@@ -68,7 +65,6 @@ impl Default for VcpuState {
             wait_started: 0,
             waited: 0,
             last_exit: 0,
-            retry_since: None,
         }
     }
 }
@@ -287,16 +283,7 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                 // the hot path do not pay for it.
                 denied @ Outcome::Stop(
                     StopReason::DeniedIo { .. } | StopReason::DeniedMsr { write: true, .. },
-                ) if env.is_hvt() => {
-                    let now = env.now();
-                    let retrying = st.retry_since.map_or(0, |t| now.wrapping_sub(t));
-                    let o = dispatch::on_hvt(exit, vcpu.regs, vcpu.cpu, env, denied, retrying);
-                    st.retry_since = match o {
-                        Outcome::Retry(_) => Some(st.retry_since.unwrap_or(now)),
-                        _ => None,
-                    };
-                    o
-                }
+                ) if env.is_hvt() => dispatch::on_hvt(exit, vcpu.regs, vcpu.cpu, env, denied),
                 o => o,
             };
             match outcome {

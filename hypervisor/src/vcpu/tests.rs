@@ -214,6 +214,8 @@ struct FakeEnv<'c> {
     hvt: Option<Vec<u8>>,
     /// Its net devices.
     hvt_nets: crate::hvt::call::HvtNets,
+    /// What each hvt hypercall said of running again.
+    retried: Vec<bool>,
 }
 
 impl<'c> FakeEnv<'c> {
@@ -231,6 +233,7 @@ impl<'c> FakeEnv<'c> {
             wanted: false,
             hvt: None,
             hvt_nets: Default::default(),
+            retried: Vec::new(),
         }
     }
 }
@@ -281,6 +284,10 @@ impl Host for FakeEnv<'_> {
             disks: &crate::hvt::call::NoDisks,
             retrying: 0,
         })
+    }
+
+    fn hvt_retried(&mut self, retried: bool) {
+        self.retried.push(retried);
     }
 }
 
@@ -1098,6 +1105,6 @@ fn an_hvt_halt_with_frames_in_flight_waits_and_runs_again() {
     assert_eq!(cpu.rip, RIP, "the halt runs again");
     assert_eq!((st.regs.rax, st.regs.rbx), (0x3000, 0x5eed));
     assert!(st.wait_deadline.is_some());
-    // It is retrying since then, so the call can give up after its bound.
-    assert!(st.retry_since.is_some());
+    // The host is told, so the call can give up after its bound.
+    assert_eq!(env.retried, [true]);
 }
