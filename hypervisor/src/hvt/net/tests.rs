@@ -541,3 +541,42 @@ fn a_frame_longer_than_the_mtu_allows_never_reaches_the_guest() {
     q.push_used(&mut r.mem, chain.head(), used).unwrap();
     assert_eq!(r.recv(FRAME_MAX).unwrap(), fits);
 }
+
+proptest! {
+    /// Net hypercalls with any arguments never panic: each moves a frame,
+    /// answers a Solo5 result, or stops the guest naming a buffer that is
+    /// not inside the memory it sees.
+    #[test]
+    fn any_net_call_is_answered_or_stopped_by_name(
+        calls in proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just(hvt::HC_NET_WRITE),
+                    Just(hvt::HC_NET_READ),
+                    Just(hvt::HC_POLL)
+                ],
+                prop_oneof![Just(HANDLE), any::<u64>()],
+                prop_oneof![Just(GUEST_BUF), VISIBLE - 64..VISIBLE + 64, any::<u64>()],
+                prop_oneof![0..=FRAME_MAX + 2, any::<u64>()],
+                any::<bool>(),
+            ),
+            1..40,
+        )
+    ) {
+        let mut r = rig();
+        for (c, handle, data, len, give) in calls {
+            if give {
+                r.device_give(&frame(len, 64));
+            }
+            r.net_arg(handle, data, len);
+            match r.call(c) {
+                Ok(_) => {}
+                Err(HvtCallError::Buffer { gpa, len, .. }) => {
+                    prop_assert!(gpa >= VISIBLE || gpa.checked_add(len).is_none_or(|end| end >= VISIBLE));
+                }
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+            let _ = r.device_take();
+        }
+    }
+}
