@@ -41,13 +41,11 @@ pub enum Outcome {
     /// its devices for at most this many TSC ticks (RAX then says why it
     /// woke).
     Wait(u64),
-    /// The same for a Solo5 hvt `poll`, whose answer is in guest memory:
-    /// every register, RAX included, stays as it was.
-    Sleep(u64),
     /// Wait the same way without moving past the exiting instruction, so
-    /// it runs again (a Solo5 hvt `net_write` waiting for a free transmit
-    /// slot, a `halt` waiting for the frames it sent to be taken); every
-    /// register stays as it was. The exit, and its exit hook, come again.
+    /// it runs again (a Solo5 hvt `poll` with nothing ready yet, a
+    /// `net_write` waiting for a free transmit slot, a `halt` waiting for
+    /// the frames it sent to be taken); every register stays as it was.
+    /// The exit, and its exit hook, come again.
     Retry(u64),
     /// Re-enter at the same RIP and deliver this event again: the exit cut
     /// its delivery short for a reason of the host's (SDM 27.2.4).
@@ -279,7 +277,6 @@ pub fn on_hvt(
             host.hvt_retried(matches!(done, Ok(HvtDone::Retry(_))));
             match done {
                 Ok(HvtDone::Advance) => Outcome::Advance,
-                Ok(HvtDone::Sleep(ticks)) => Outcome::Sleep(ticks),
                 Ok(HvtDone::Retry(ticks)) => Outcome::Retry(ticks),
                 Ok(HvtDone::Exit(status)) => Outcome::Stop(StopReason::Exited(status.into())),
                 Err(HvtCallError::NotACall { port, write }) => {

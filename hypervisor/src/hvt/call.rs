@@ -98,10 +98,6 @@ pub struct PortAccess {
 pub enum HvtDone {
     /// Continue after the `out`.
     Advance,
-    /// Continue after the `out` once at most this many TSC ticks have
-    /// passed, or sooner when a polling core hands the VM a frame (`poll`
-    /// found none waiting and said so; the guest polls again).
-    Sleep(u64),
     /// Run the `out` again once at most this many TSC ticks have passed,
     /// or sooner when a polling core completes one of the VM's buffers
     /// (`net_write` on a full transmit ring: Solo5's writes do not fail
@@ -270,11 +266,16 @@ pub fn handle(
             ram.write_u64(Gpa(gpa + hvt::POLL_READY_SET), ready_set)
                 .and_then(|()| ram.write_u32(Gpa(gpa + hvt::POLL_RET), ready_set.count_ones()))
                 .map_err(|_| fail(hvt::POLL_SIZE))?;
-            if ready_set != 0 {
-                return Ok(HvtDone::Advance);
-            }
             let ticks = u128::from(timeout) * u128::from(env.tsc_hz) / NS;
-            Ok(HvtDone::Sleep(ticks.min(u128::from(MAX_WAIT)) as u64))
+            let ticks = ticks.min(u128::from(MAX_WAIT)) as u64;
+            // Nothing ready and time left: wait for device work or the rest
+            // of the timeout, then poll again. So a poll returns with
+            // something ready, or with nothing once its timeout has passed,
+            // never early.
+            if ready_set == 0 && env.retrying < ticks {
+                return Ok(HvtDone::Retry(ticks - env.retrying));
+            }
+            Ok(HvtDone::Advance)
         }
         Hypercall::Halt => {
             need(hvt::HALT_SIZE)?;

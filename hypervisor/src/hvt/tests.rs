@@ -524,7 +524,7 @@ fn hypercalls_do_what_the_abi_says() {
     put(&mut b, 0x4008, u64::MAX);
     b[0x4010] = 9;
     let (r, _) = call(&mut b, out(port(hvt::HC_POLL)), 0x4000);
-    assert_eq!(r, Ok(HvtDone::Sleep(200_000)));
+    assert_eq!(r, Ok(HvtDone::Retry(200_000)));
     assert_eq!(b[0x4008..0x4014], [0u8; 12], "nothing ready, ret 0");
 
     put(&mut b, 0x5000, 0);

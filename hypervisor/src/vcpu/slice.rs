@@ -298,17 +298,17 @@ fn slice<H: VcpuHw, E: VmEnv, M: GuestRead>(
                         return SliceEnd::Stopped(r);
                     }
                 }
-                Outcome::Advance | Outcome::Yield | Outcome::Wait(_) | Outcome::Sleep(_)
+                Outcome::Advance | Outcome::Yield | Outcome::Wait(_)
                     if hw.skip_instruction(rip).is_err() =>
                 {
                     return SliceEnd::Stopped(StopReason::Internal("advancing guest RIP failed"));
                 }
                 Outcome::Advance => {}
                 Outcome::Yield => idle = true,
-                Outcome::Wait(ticks) | Outcome::Sleep(ticks) | Outcome::Retry(ticks) => {
-                    // A Solo5 `poll` keeps every register: its answer is in
-                    // guest memory (and a retried call has none yet).
-                    let keep = matches!(outcome, Outcome::Sleep(_) | Outcome::Retry(_));
+                Outcome::Wait(ticks) | Outcome::Retry(ticks) => {
+                    // A retried Solo5 call keeps every register: it runs
+                    // again, and its answer goes in guest memory.
+                    let keep = matches!(outcome, Outcome::Retry(_));
                     st.wait_keeps_regs = keep;
                     let rax = st.regs.rax;
                     if env.take_work() {

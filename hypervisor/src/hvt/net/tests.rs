@@ -395,7 +395,16 @@ fn net_hypercalls_move_frames_through_the_ports_rings() {
     assert_eq!(r.call(hvt::HC_NET_READ), Ok(HvtDone::Advance));
     assert_eq!(r.ret(), hvt::R_AGAIN);
     r.mem.write_u64(Gpa(ARG), 1_000).unwrap();
-    assert_eq!(r.call(hvt::HC_POLL), Ok(HvtDone::Sleep(1_000)));
+    assert_eq!(r.call(hvt::HC_POLL), Ok(HvtDone::Retry(1_000)));
+    // Run again once its timeout has passed: it returns, nothing ready.
+    assert_eq!(r.call_retrying(hvt::HC_POLL, 1_000), Ok(HvtDone::Advance));
+    assert_eq!(r.word(hvt::POLL_READY_SET), 0);
+    // Part of it passed: it waits for the rest.
+    assert_eq!(r.call_retrying(hvt::HC_POLL, 400), Ok(HvtDone::Retry(600)));
+    // A zero timeout never waits.
+    r.mem.write_u64(Gpa(ARG), 0).unwrap();
+    assert_eq!(r.call(hvt::HC_POLL), Ok(HvtDone::Advance));
+    r.mem.write_u64(Gpa(ARG), 1_000).unwrap();
     assert_eq!(r.word(hvt::POLL_READY_SET), 0);
     // A frame arrives: the poll says which device, and the read takes it.
     let g = frame(9, 1514);
