@@ -477,36 +477,15 @@ mod bare_metal {
     /// The attached BLOCK_BASIC device named `name`, if the manifest copy
     /// (in the read-only boot data) has one.
     pub fn block_device(info: &hvt::BootInfo, name: &str) -> Option<BlockDevice> {
-        let start = info.mft;
-        if !(hvt::LOW_UNMAPPED_END..hvt::LOW_READ_ONLY_END).contains(&start) {
-            return None;
-        }
-        let max = (hvt::LOW_READ_ONLY_END - start) as usize;
-        // SAFETY: the range lies in the boot data the monitor mapped
-        // read-only for the whole run (checked above); it never changes.
-        let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, max) };
-        let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-        let entries = u32_at(4)? as usize;
-        (1..entries).find_map(|i| {
-            let e = bytes.get(hvt::MFT_HEADER + i * hvt::MFT_ENTRY_SIZE..)?;
-            let e = e.get(..hvt::MFT_ENTRY_SIZE)?;
-            let len = e[..hvt::MFT_NAME_SIZE].iter().position(|&b| b == 0)?;
-            let kind = u32::from_le_bytes(e[hvt::MFT_TYPE..hvt::MFT_TYPE + 4].try_into().ok()?);
-            if &e[..len] != name.as_bytes()
-                || kind != hvt::MFT_DEV_BLOCK_BASIC
-                || e[hvt::MFT_ATTACHED] == 0
-            {
-                return None;
-            }
-            let at = hvt::MFT_BLOCK_CAPACITY;
-            let capacity = u64::from_le_bytes(e[at..at + 8].try_into().ok()?);
-            let at = hvt::MFT_BLOCK_SIZE;
-            let block_size = u16::from_le_bytes(e[at..at + 2].try_into().ok()?);
-            Some(BlockDevice {
-                handle: i as u64,
-                capacity,
-                block_size: block_size.into(),
-            })
+        let (handle, e) = attached_entry(info, name, hvt::MFT_DEV_BLOCK_BASIC)?;
+        let at = hvt::MFT_BLOCK_CAPACITY;
+        let capacity = u64::from_le_bytes(e.get(at..at + 8)?.try_into().ok()?);
+        let at = hvt::MFT_BLOCK_SIZE;
+        let block_size = u16::from_le_bytes(e.get(at..at + 2)?.try_into().ok()?);
+        Some(BlockDevice {
+            handle,
+            capacity,
+            block_size: block_size.into(),
         })
     }
 

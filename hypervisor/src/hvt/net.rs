@@ -75,6 +75,8 @@ const _: () = assert!(TX_USED + RING_ENTRIES + Q * USED_ELEM_SIZE + 2 <= RX_BUFF
 const _: () = assert!(TX_BUFFERS + Q * BUFFER_BYTES <= DEVICE_SPAN);
 const _: () = assert!(HDR + FRAME_MAX <= BUFFER_BYTES);
 const _: () = assert!(MAX_VM_NETS as u64 * DEVICE_SPAN == RING_RESERVE);
+// The manifest allows no more net devices a VM than the reserve holds.
+const _: () = assert!(MAX_VM_NETS == vmm_abi::manifest::MAX_VM_NET_DEVICES);
 
 /// Where one device's rings and buffers lie in its VM's memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -341,6 +341,11 @@ impl Rig {
     /// [`Rig::call`] of a call that has asked to run again for `retrying`
     /// TSC ticks.
     fn call_retrying(&mut self, c: u16, retrying: u64) -> Result<HvtDone, HvtCallError> {
+        self.call_at(c, ARG, retrying)
+    }
+
+    /// Hypercall `c` with its argument struct at `at`.
+    fn call_at(&mut self, c: u16, at: u64, retrying: u64) -> Result<HvtDone, HvtCallError> {
         let mut env = HvtEnv {
             ram: self.mem,
             memory: VISIBLE,
@@ -357,7 +362,7 @@ impl Rig {
             is_in: false,
             string: false,
         };
-        call::handle(io, ARG as u32, &mut env, |_| {})
+        call::handle(io, at as u32, &mut env, |_| {})
     }
 
     /// A net call's struct: handle, data, len.
@@ -498,29 +503,14 @@ fn bad_net_hypercalls_are_refused_by_name_and_move_nothing() {
     }
     assert_eq!(r.device_take(), None);
     // The argument struct itself must be inside the visible memory.
-    let io = |r: &mut Rig, at: u64| {
-        let mut env = HvtEnv {
-            ram: r.mem,
-            memory: VISIBLE,
-            nets: [(HANDLE, r.place)].into_iter().collect(),
-            wall_ns: 0,
-            tsc_hz: 1,
-            vm: 0,
-            disks: &NoDisks,
-            retrying: 0,
-        };
-        let io = PortAccess {
-            port: hvt::HYPERCALL_PIO_BASE + hvt::HC_NET_WRITE,
-            size: hvt::HYPERCALL_SIZE,
-            is_in: false,
-            string: false,
-        };
-        call::handle(io, at as u32, &mut env, |_| {})
-    };
-    assert!(matches!(
-        io(&mut r, VISIBLE - 8),
-        Err(HvtCallError::Buffer { .. })
-    ));
+    assert_eq!(
+        r.call_at(hvt::HC_NET_WRITE, VISIBLE - 8, 0),
+        Err(HvtCallError::Buffer {
+            call: Hypercall::NetWrite,
+            gpa: VISIBLE - 8,
+            len: hvt::NET_SIZE
+        })
+    );
     // On a full transmit ring the write waits (a millisecond at most before it
     // looks again) until the polling core takes a frame.
     r.net_arg(HANDLE, GUEST_BUF, 60);
