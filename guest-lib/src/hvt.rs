@@ -1,4 +1,4 @@
-//! A minimal Solo5 hvt guest runtime, written here from the ABI's facts so Corral's tests have hvt unikernels of their own: the [`hvt_entry!`](crate::hvt_entry) macro (entry point, `ABI1` and `MFT1` notes, optionally one block device), the hypercalls (`puts`, `walltime`, `poll`, `halt`, `block_read`/`block_write`) as 32-bit `out`s to the hvt ports, and Solo5-style trap handlers (a CPU exception prints the trap and aborts with the trap frame as the halt cookie).
+//! A minimal Solo5 hvt guest runtime, written here from the ABI's facts so Corral's tests have hvt unikernels of their own: the [`hvt_entry!`](crate::hvt_entry) macro (entry point, `ABI1` and `MFT1` notes, optionally one block device), the hypercalls (`puts`, `walltime`, `poll`, `halt`, `block_read`/`block_write`, `net_write`/`net_read`) as 32-bit `out`s to the hvt ports, net I/O through Solo5's shared ring when the monitor offers it, and Solo5-style trap handlers (a CPU exception prints the trap and aborts with the trap frame as the halt cookie).
 //!
 //! An hvt image links with `hvt.ld` (next to this crate's `Cargo.toml`),
 //! which places it at [`vmm_abi::hvt::MIN_LOAD_GPA`] with the two notes
@@ -186,6 +186,7 @@ pub use bare_metal::*;
 mod bare_metal {
     use super::Main;
     use core::arch::asm;
+    use core::sync::atomic::{AtomicU64, Ordering, fence};
     use vmm_abi::hvt;
 
     /// Runs the image: the body of the `hvt_start` that
@@ -205,7 +206,130 @@ mod bare_metal {
             core::ptr::copy_nonoverlapping(boot_info as *const u8, raw.as_mut_ptr(), raw.len())
         };
         let info = hvt::BootInfo::from_bytes(&raw);
+        if info.host_features & hvt::FEATURE_RING_IO != 0 && info.net_ring != 0 {
+            RING.store(info.net_ring, Ordering::Relaxed);
+        }
         halt(main(&info))
+    }
+
+    /// The shared net ring the monitor offered (0: none, or not used):
+    /// `net_write` and `net_read` go through it, as Solo5's bindings do.
+    static RING: AtomicU64 = AtomicU64::new(0);
+    /// Slots of the ring this guest keeps in flight (it keeps one write
+    /// buffer per slot; Solo5's bindings keep one per ring entry).
+    const RING_SLOTS: u32 = 64;
+    /// The write buffers, by slot.
+    static mut WRITE_BUFS: [[u8; hvt::RING_BUF_SIZE as usize]; RING_SLOTS as usize] =
+        [[0; hvt::RING_BUF_SIZE as usize]; RING_SLOTS as usize];
+
+    /// Whether `net_write` and `net_read` use the shared ring.
+    pub fn ring_in_use() -> bool {
+        RING.load(Ordering::Relaxed) != 0
+    }
+
+    /// Makes `net_write` and `net_read` use the hypercalls even though a
+    /// shared ring was offered (as Solo5 guests built before the ring
+    /// existed do).
+    pub fn use_hypercalls() {
+        RING.store(0, Ordering::Relaxed);
+    }
+
+    /// The ring's u32 at `off`.
+    fn ring_word(ring: u64, off: u64) -> *mut u32 {
+        (ring + off) as *mut u32
+    }
+
+    fn load(ring: u64, off: u64) -> u32 {
+        // SAFETY: the ring lies in this guest's memory, mapped writable for
+        // the whole run (the monitor placed it below the stack top and
+        // above the image); `off` is one of its u32 fields, aligned.
+        unsafe { ring_word(ring, off).read_volatile() }
+    }
+
+    fn store(ring: u64, off: u64, v: u32) {
+        // SAFETY: as in `load`; only this guest writes its half of the ring.
+        unsafe { ring_word(ring, off).write_volatile(v) }
+    }
+
+    /// Queues one request at the ring's tail and publishes it; waits while
+    /// [`RING_SLOTS`] requests are in flight.
+    fn ring_submit(ring: u64, op: u32, handle: u64, data: u64, len: u64) {
+        let tail = load(ring, hvt::RING_ENT_TAIL);
+        while tail.wrapping_sub(load(ring, hvt::RING_ENT_HEAD)) >= RING_SLOTS {
+            core::hint::spin_loop();
+        }
+        let e = ring + hvt::RING_ENTRIES + u64::from(tail % hvt::RING_SIZE) * hvt::RING_ENTRY_SIZE;
+        let id = tail;
+        // SAFETY: entry `tail` is the guest's to write until it moves the
+        // tail past it (the host reads entries below the tail only).
+        unsafe {
+            (e as *mut u32).write_volatile(op);
+            ((e + hvt::RING_ENTRY_HANDLE) as *mut u32).write_volatile(handle as u32);
+            ((e + hvt::RING_ENTRY_DATA) as *mut u64).write_volatile(data);
+            ((e + hvt::RING_ENTRY_LEN) as *mut u32).write_volatile(len as u32);
+            ((e + hvt::RING_ENTRY_ID) as *mut u32).write_volatile(id);
+        }
+        // The entry is whole before the tail moves past it.
+        fence(Ordering::Release);
+        store(ring, hvt::RING_ENT_TAIL, tail.wrapping_add(1));
+        // The tail is visible before `needs_kick` is read (store-load).
+        fence(Ordering::SeqCst);
+        if load(ring, hvt::RING_NEEDS_KICK) != 0 {
+            out_port(hvt::RING_KICK_PORT, 0);
+        }
+    }
+
+    /// Queues a `net_write` request of `len` bytes at `data` in the shared
+    /// ring, whatever they are; false without a ring. Tests use it to
+    /// make requests a well-behaved guest never makes.
+    pub fn ring_write_raw(handle: u64, data: u64, len: u64) -> bool {
+        let ring = RING.load(Ordering::Relaxed);
+        if ring != 0 {
+            ring_submit(ring, hvt::RING_OP_NET_WRITE, handle, data, len);
+        }
+        ring != 0
+    }
+
+    /// Sends `frame` through the ring (it is copied into the slot's
+    /// buffer first, so the caller may reuse it at once).
+    fn ring_write(ring: u64, handle: u64, frame: &[u8]) -> i32 {
+        let tail = load(ring, hvt::RING_ENT_TAIL);
+        while tail.wrapping_sub(load(ring, hvt::RING_ENT_HEAD)) >= RING_SLOTS {
+            core::hint::spin_loop();
+        }
+        let slot = (tail % RING_SLOTS) as usize;
+        // SAFETY: slot `tail % RING_SLOTS` was last used by request
+        // `tail - RING_SLOTS`, which the host has consumed (the head is
+        // past it), so nobody reads the buffer; one core.
+        let buf = unsafe { &mut (*(&raw mut WRITE_BUFS))[slot] };
+        buf[..frame.len()].copy_from_slice(frame);
+        let data = buf.as_ptr() as u64;
+        ring_submit(
+            ring,
+            hvt::RING_OP_NET_WRITE,
+            handle,
+            data,
+            frame.len() as u64,
+        );
+        hvt::R_OK
+    }
+
+    /// Receives into `buf` through the ring: submits the read and waits
+    /// for its commit; (len, ret).
+    fn ring_read(ring: u64, handle: u64, buf: &mut [u8]) -> (u64, i32) {
+        let data = buf.as_mut_ptr() as u64;
+        ring_submit(ring, hvt::RING_OP_NET_READ, handle, data, buf.len() as u64);
+        let head = load(ring, hvt::RING_COM_HEAD);
+        while load(ring, hvt::RING_COM_TAIL) == head {
+            core::hint::spin_loop();
+        }
+        // The commit is read after its index.
+        fence(Ordering::Acquire);
+        let c = hvt::RING_COMMITS + u64::from(head % hvt::RING_SIZE) * hvt::RING_COMMIT_SIZE;
+        let ret = load(ring, c + hvt::RING_COMMIT_RET) as i32;
+        let len = load(ring, c + hvt::RING_COMMIT_LEN);
+        store(ring, hvt::RING_COM_HEAD, head.wrapping_add(1));
+        (u64::from(len), ret)
     }
 
     /// One hypercall: `out` to port `base + nr` with EAX = the argument
@@ -610,6 +734,10 @@ mod bare_metal {
     /// `handle`; returns `ret` (Corral's monitor waits for room rather than
     /// answer [`hvt::R_AGAIN`], as Solo5's tender does).
     pub fn net_write(handle: u64, frame: &[u8]) -> i32 {
+        let ring = RING.load(Ordering::Relaxed);
+        if ring != 0 && frame.len() as u64 <= hvt::RING_BUF_SIZE {
+            return ring_write(ring, handle, frame);
+        }
         net_call(true, handle, frame.as_ptr() as u64, frame.len() as u64).1
     }
 
@@ -618,7 +746,13 @@ mod bare_metal {
     /// length beyond `buf` (which a correct monitor never answers) is
     /// `Err(`[`hvt::R_EUNSPEC`]`)`.
     pub fn net_read(handle: u64, buf: &mut [u8]) -> Result<usize, i32> {
-        match net_call(false, handle, buf.as_mut_ptr() as u64, buf.len() as u64) {
+        let ring = RING.load(Ordering::Relaxed);
+        let done = if ring != 0 {
+            ring_read(ring, handle, buf)
+        } else {
+            net_call(false, handle, buf.as_mut_ptr() as u64, buf.len() as u64)
+        };
+        match done {
             (len, hvt::R_OK) => usize::try_from(len)
                 .ok()
                 .filter(|&len| len <= buf.len())

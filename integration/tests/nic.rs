@@ -286,6 +286,14 @@ fn a_solo5_unikernel_behind_the_nic_answers_a_host_udp_socket() {
     out.assert_succeeded();
     out.assert_completed();
     assert_exited(out.vm("hecho"), 0);
+    // Its frames went through Solo5's shared ring, which Corral offered.
+    let console = out.console();
+    assert!(
+        console
+            .lines()
+            .any(|l| l.starts_with("hecho | hvt_echo: listening on") && l.ends_with(", io ring")),
+        "{console}"
+    );
     let (echoed, _, end) = hvt_echo_summary(&out, "hecho");
     assert_eq!(end, "quit");
     // Every datagram after the probes, and `bye`, was echoed once; probes

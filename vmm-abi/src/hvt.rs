@@ -101,6 +101,66 @@ pub const R_EUNSPEC: i32 = 3;
 
 /// Where the boot info goes (RDI at entry).
 pub const BOOT_INFO_GPA: u64 = 0x1_0000;
+/// Offset of the boot info's `host_features` (u32).
+pub const BOOT_INFO_HOST_FEATURES: usize = 40;
+/// Offset of the boot info's `net_ring` (u64: the shared ring's address,
+/// 0 without one).
+pub const BOOT_INFO_NET_RING: usize = 48;
+
+/// Host feature: the net devices are served through the shared ring at
+/// the boot info's `net_ring` (`HVT_FEATURE_RING_IO`).
+pub const FEATURE_RING_IO: u32 = 1 << 0;
+/// The port a guest writes (a 32-bit `out`) to wake the host's ring
+/// service when the ring's `needs_kick` is set.
+pub const RING_KICK_PORT: u16 = 0x600;
+/// Entries of the shared ring's submission and commit arrays.
+pub const RING_SIZE: u32 = 1024;
+/// Bytes a guest's per-slot write buffer holds (writes larger than this
+/// go through the `net_write` hypercall).
+pub const RING_BUF_SIZE: u64 = 2048;
+/// Offset of the guest-written `ent_tail` (u32: entries submitted).
+pub const RING_ENT_TAIL: u64 = 0;
+/// Offset of the guest-written `com_head` (u32: commits consumed).
+pub const RING_COM_HEAD: u64 = 4;
+/// Offset of the host-written `ent_head` (u32: entries consumed; its own
+/// cache line).
+pub const RING_ENT_HEAD: u64 = 64;
+/// Offset of the host-written `com_tail` (u32: commits posted).
+pub const RING_COM_TAIL: u64 = 68;
+/// Offset of the host-written `needs_kick` (u32: 1 while the host waits
+/// for a kick).
+pub const RING_NEEDS_KICK: u64 = 72;
+/// Offset of the submission entries.
+pub const RING_ENTRIES: u64 = 128;
+/// Bytes of one submission entry: `operation`, `handle` (u32 each),
+/// `data` (u64 guest address), `len`, `id` (u32 each), 8 reserved.
+pub const RING_ENTRY_SIZE: u64 = 32;
+/// Offset of an entry's `handle`.
+pub const RING_ENTRY_HANDLE: u64 = 4;
+/// Offset of an entry's `data`.
+pub const RING_ENTRY_DATA: u64 = 8;
+/// Offset of an entry's `len`.
+pub const RING_ENTRY_LEN: u64 = 16;
+/// Offset of an entry's `id`.
+pub const RING_ENTRY_ID: u64 = 20;
+/// Offset of the commits.
+pub const RING_COMMITS: u64 = RING_ENTRIES + RING_SIZE as u64 * RING_ENTRY_SIZE;
+/// Bytes of one commit: `id` (u32), `ret` (i32), `len` (u32), 4
+/// reserved.
+pub const RING_COMMIT_SIZE: u64 = 16;
+/// Offset of a commit's `ret`.
+pub const RING_COMMIT_RET: u64 = 4;
+/// Offset of a commit's `len`.
+pub const RING_COMMIT_LEN: u64 = 8;
+/// Bytes of the whole ring.
+pub const RING_BYTES: u64 = RING_COMMITS + RING_SIZE as u64 * RING_COMMIT_SIZE;
+/// An entry's `operation`: send `len` bytes at `data` (no commit).
+pub const RING_OP_NET_WRITE: u32 = 1;
+/// An entry's `operation`: receive into `len` bytes at `data` (one commit
+/// with `ret` and the frame's length).
+pub const RING_OP_NET_READ: u32 = 2;
+const _: () = assert!(RING_BYTES == 49_280);
+const _: () = assert!(RING_SIZE.is_power_of_two());
 /// Bytes of `struct hvt_boot_info` (mem_size, kernel_end, cpu_cycle_freq,
 /// cmdline, mft: u64 each; host_features, guest_features: u32 each;
 /// net_ring: u64).
@@ -246,10 +306,14 @@ pub struct BootInfo {
     pub cmdline: u64,
     /// Guest-physical address of the manifest copy.
     pub mft: u64,
+    /// What the host offers ([`FEATURE_RING_IO`]).
+    pub host_features: u32,
+    /// Guest-physical address of the shared net ring (0: none).
+    pub net_ring: u64,
 }
 
 impl BootInfo {
-    /// Its wire bytes (no host features: no shared net ring).
+    /// Its wire bytes.
     pub fn to_bytes(&self) -> [u8; BOOT_INFO_SIZE as usize] {
         let mut b = [0u8; BOOT_INFO_SIZE as usize];
         for (i, v) in [
@@ -264,6 +328,10 @@ impl BootInfo {
         {
             b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
+        let f = BOOT_INFO_HOST_FEATURES;
+        b[f..f + 4].copy_from_slice(&self.host_features.to_le_bytes());
+        let r = BOOT_INFO_NET_RING;
+        b[r..r + 8].copy_from_slice(&self.net_ring.to_le_bytes());
         b
     }
 
@@ -280,6 +348,8 @@ impl BootInfo {
             cpu_cycle_freq: u(2),
             cmdline: u(3),
             mft: u(4),
+            host_features: u(BOOT_INFO_HOST_FEATURES / 8) as u32,
+            net_ring: u(BOOT_INFO_NET_RING / 8),
         }
     }
 }

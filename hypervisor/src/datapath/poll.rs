@@ -23,6 +23,7 @@ use super::switch::{Attached, MAX_SWITCH_PORTS, Switch, WireRx, WireTx};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::queue::Chain;
 use crate::hooks::packet::PacketHook;
+use crate::hvt::ring::RingShared;
 use crate::mem::raw::RawRam;
 use crate::nic::ZeroCopy;
 use core::sync::atomic::AtomicBool;
@@ -290,6 +291,18 @@ pub struct Net<'t> {
     /// Per NIC, the hooks on its receive and transmit queues (looked up
     /// once, when the hooks are attached).
     nic_hooks: [[Option<&'t PacketHook<'t>>; 2]; MAX_NICS as usize],
+    /// The Solo5 shared net rings of hvt VMs, each served by one core.
+    rings: &'t [RingSlot],
+}
+
+/// An hvt VM's shared net ring and the polling core that serves it.
+pub struct RingSlot {
+    /// The VM (its manifest index).
+    pub vm: u32,
+    /// The core that serves it: the one polling its first port's link.
+    pub core: u32,
+    /// The ring.
+    pub shared: RingShared,
 }
 
 impl<'t> Net<'t> {
@@ -419,7 +432,52 @@ impl<'t> Net<'t> {
             nic_window: Mutex::new(NicWindow::default()),
             hooks: &[],
             nic_hooks: [[None; 2]; MAX_NICS as usize],
+            rings: &[],
         })
+    }
+
+    /// The core polling port `port` of VM `vm` (its link's, or its NIC's),
+    /// if a link reaches it.
+    pub fn port_core(&self, vm: u32, port: u8) -> Option<u32> {
+        let p = PortRef { vm, port };
+        let link = self.links.iter().find(|l| l.spec.a == p || l.spec.b == p)?;
+        match link.nic {
+            None => Some(link.spec.core),
+            Some(n) => self.nics.get(n as usize).map(|nic| nic.core),
+        }
+    }
+
+    /// Sets the shared net rings of the run's hvt VMs (one per VM at
+    /// most, each with the core [`Net::port_core`] gives its first port).
+    pub fn set_rings(&mut self, rings: &'t [RingSlot]) {
+        self.rings = rings;
+    }
+
+    /// VM `vm`'s shared net ring, if it has one.
+    pub fn ring(&self, vm: u32) -> Option<&'t RingShared> {
+        self.rings.iter().find(|r| r.vm == vm).map(|r| &r.shared)
+    }
+
+    /// One pass of `slot`'s ring on its core; returns the requests served.
+    /// A ring that broke the rules blames its VM's first port, which stops
+    /// the VM at its next exit with the ring's error.
+    fn service_ring(&self, slot: &RingSlot, env: &impl PollEnv) -> u32 {
+        let Some(pass) = slot.shared.service(env.now(), BATCH) else {
+            return 0;
+        };
+        let served = pass.sent + pass.reads + pass.refused + pass.dropped;
+        if let Some(e) = pass.fault {
+            if let Some(p) = self.port(slot.vm, 0) {
+                p.with(|inner| inner.blame(e));
+            }
+            self.signals[slot.vm as usize]
+                .fault
+                .store(true, Ordering::Release);
+            self.wake(slot.vm);
+        } else if served > 0 {
+            self.wake(slot.vm);
+        }
+        served
     }
 
     /// Attaches packet hooks (each on a direction of a link between VMs
@@ -554,6 +612,10 @@ impl<'t> Net<'t> {
         let mut busy_passes = 0u32;
         while !finished() {
             let mut moved = 0;
+            // Shared rings first: their writes go out with this pass.
+            for slot in self.rings.iter().filter(|r| r.core == core) {
+                moved += self.service_ring(slot, env);
+            }
             for (nic, wire) in self.nics_on(core).zip(wires.iter_mut()) {
                 if let Some(wire) = wire {
                     let n = self.service_nic(nic, wire, env);

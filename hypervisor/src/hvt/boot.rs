@@ -152,13 +152,16 @@ pub fn attach(
 /// TSC of `tsc_hz`, the block devices `blocks` attached (as [`attach`]
 /// matched them: `attached`) and the net devices `nets` (with handles
 /// `net_handles`). `memory` is what the guest sees (its net devices' rings
-/// lie above it).
+/// lie above it); with a shared net `ring` there (see `hvt::ring::place`),
+/// the guest's `mem_size` and stack end where the ring starts and the
+/// boot info offers it.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     mem: &mut impl GuestRam,
     file: &[u8],
     image: &HvtImage<'_>,
     memory: u64,
+    ring: Option<u64>,
     cmdline: &str,
     tsc_hz: u64,
     skip: impl Fn(u64) -> bool,
@@ -198,17 +201,24 @@ pub fn build(
     }
     mem.write(Gpa(line), cmdline.as_bytes())?;
     mem.write(Gpa(line + cmdline.len() as u64), &[0])?;
+    let mem_size = ring.unwrap_or(memory);
     let info = hvt::BootInfo {
-        mem_size: memory,
+        mem_size,
         kernel_end: image.kernel_end,
         cpu_cycle_freq: tsc_hz,
         cmdline: line,
         mft,
+        host_features: if ring.is_some() {
+            hvt::FEATURE_RING_IO
+        } else {
+            0
+        },
+        net_ring: ring.unwrap_or(0),
     };
     mem.write(Gpa(hvt::BOOT_INFO_GPA), &info.to_bytes())?;
     Ok(Entry {
         rip: image.entry,
-        rsp: memory - 8,
+        rsp: mem_size - 8,
         rdi: hvt::BOOT_INFO_GPA,
         cr3: hvt::PML4_GPA,
     })

@@ -2,6 +2,7 @@
 
 use crate::block::{BlockError, Disk};
 use crate::hvt::net::{self, NetFail, RingPlace};
+use crate::hvt::ring::{self, RingShared};
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
 use core::fmt;
@@ -78,6 +79,10 @@ pub struct HvtEnv {
     /// TSC ticks since this call first asked to run again ([`HvtDone::Retry`];
     /// 0 the first time): past [`RETRY_LIMIT_SECONDS`] it gives up.
     pub retrying: u64,
+    /// Its shared net ring, if it was offered one (a VM with net
+    /// devices): the driver lock of its devices, and requests still to
+    /// serve at `halt`.
+    pub ring: Option<&'static RingShared>,
 }
 
 /// One port access of the guest.
@@ -176,7 +181,7 @@ impl HvtEnv {
 
 /// Whether `gpa .. gpa + len` lies strictly inside `size` bytes (the
 /// tender refuses a range that ends exactly at the end of memory).
-fn inside(gpa: u64, len: u64, size: u64) -> bool {
+pub(crate) fn inside(gpa: u64, len: u64, size: u64) -> bool {
     gpa < size && gpa.checked_add(len).is_some_and(|end| end < size)
 }
 
@@ -190,6 +195,14 @@ pub fn handle(
 ) -> Result<HvtDone, HvtCallError> {
     let in_range =
         (hvt::HYPERCALL_PIO_BASE..hvt::HYPERCALL_PIO_BASE + hvt::HC_MAX).contains(&io.port);
+    // A kick of the shared ring's service: it never sleeps (a polling core
+    // serves the ring on every pass), so there is nothing to wake.
+    if io.port == hvt::RING_KICK_PORT && env.ring.is_some() {
+        if io.size != hvt::HYPERCALL_SIZE || io.is_in || io.string {
+            return Err(HvtCallError::Access(io));
+        }
+        return Ok(HvtDone::Advance);
+    }
     if !in_range {
         return Err(HvtCallError::NotACall {
             port: io.port,
@@ -296,7 +309,12 @@ pub fn handle(
             // leaves), its core free for other VMs meanwhile, or after
             // RETRY_LIMIT_SECONDS (a peer that never takes any).
             let in_flight = |&(_, place): &(u64, RingPlace)| !net::sent(ram, place).unwrap_or(true);
-            if env.nets.iter().any(in_flight) {
+            // Requests still in its shared ring are on their way too.
+            let queued = env
+                .ring
+                .and_then(RingShared::gpa)
+                .is_some_and(|at| ring::pending(ram, at).unwrap_or(false));
+            if queued || env.nets.iter().any(in_flight) {
                 if !gave_up {
                     return Ok(HvtDone::Retry(env.tsc_hz / RETRY_PER_SECOND));
                 }
@@ -370,6 +388,9 @@ pub fn handle(
                 None => hvt::R_EINVAL,
                 Some(_) if !inside(data, len, size) => return Err(buffer),
                 Some(place) => {
+                    // The polling core serving its shared ring drives the
+                    // same rings: one driver at a time.
+                    let _driver = env.ring.map(RingShared::driver);
                     let done = if call == Hypercall::NetWrite {
                         net::send(ram, place, Gpa(data), len)
                     } else {

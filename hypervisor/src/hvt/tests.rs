@@ -302,6 +302,7 @@ fn the_starting_memory_follows_the_abi() {
         &f,
         &img,
         memory,
+        None,
         "Hello_Solo5",
         100_000_000,
         |_| false,
@@ -349,6 +350,41 @@ fn the_starting_memory_follows_the_abi() {
         0x0707_0707_0707_0707
     );
     assert_eq!(mem.read_u64(Gpa(MIB + 0x2010)).unwrap(), 0);
+    assert_eq!((bi.host_features, bi.net_ring), (0, 0), "no ring");
+}
+
+#[test]
+fn a_shared_ring_ends_the_guests_memory_and_is_offered_in_the_boot_info() {
+    let f = good();
+    let memory = 4 * MIB;
+    let ring = crate::hvt::ring::place(memory).unwrap();
+    let img = image::check(&f, memory).unwrap();
+    let mut backing = vec![0u8; memory as usize];
+    let mut mem = GuestMemory::empty(memory);
+    mem.add_private(0, &mut backing).unwrap();
+    let e = boot::build(
+        &mut mem,
+        &f,
+        &img,
+        memory,
+        Some(ring),
+        "",
+        1,
+        |_| false,
+        (&[], &Attached::new()),
+        (&[], &NetHandles::new()),
+    )
+    .unwrap();
+    assert_eq!(e.rsp, ring - 8, "the stack ends below the ring");
+    let mut raw = [0u8; hvt::BOOT_INFO_SIZE as usize];
+    GuestRead::read(&mem, Gpa(hvt::BOOT_INFO_GPA), &mut raw).unwrap();
+    let bi = hvt::BootInfo::from_bytes(&raw);
+    assert_eq!(bi.mem_size, ring);
+    assert_eq!(bi.host_features, hvt::FEATURE_RING_IO);
+    assert_eq!(bi.net_ring, ring);
+    // The guest's tables still map the ring (the last 2 MiB page).
+    let q = |gpa: u64| mem.read_u64(Gpa(gpa)).unwrap();
+    assert_eq!(q(hvt::PD_GPA + 8), (2 * MIB) | 0x83);
 }
 
 #[test]
@@ -391,6 +427,7 @@ fn unattached_devices_and_long_command_lines_are_refused() {
             f,
             &img,
             4 * MIB,
+            None,
             &long,
             1,
             |_| false,
@@ -440,6 +477,7 @@ fn block_devices_are_attached_in_the_guests_copy_of_its_manifest() {
         f,
         &img,
         4 * MIB,
+        None,
         "",
         1,
         |_| false,
@@ -491,6 +529,7 @@ fn call(backing: &mut [u8], io: PortAccess, eax: u32) -> (Result<HvtDone, HvtCal
         vm: 0,
         disks: &NoDisks,
         retrying: 0,
+        ring: None,
     };
     let mut printed = Vec::new();
     let r = call::handle(io, eax, &mut env, |b| printed.extend_from_slice(b));
@@ -736,6 +775,7 @@ fn block_call(
         vm: 7,
         disks,
         retrying: 0,
+        ring: None,
     };
     call::handle(out(port(call_no)), 0x1000, &mut env, |_| {})
 }
@@ -802,6 +842,7 @@ fn block_calls_move_whole_blocks_and_refuse_the_rest() {
         vm: 7,
         disks: blocks,
         retrying: 0,
+        ring: None,
     };
     let r = call::handle(
         out(port(hvt::HC_BLOCK_READ)),
@@ -883,6 +924,7 @@ fn net_devices_are_attached_with_their_mac_and_mtu() {
         f,
         &img,
         2 * MIB,
+        None,
         "",
         1,
         |_| false,

@@ -17,6 +17,7 @@ use crate::hooks::lifecycle::{NO_VM, VmHook};
 use crate::hooks::maps::bytes_needed;
 use crate::hooks::packet::PacketHook;
 use crate::hooks::vm::op::Op;
+use crate::hvt::ring::RingShared;
 use crate::mem::raw::RawRam;
 use crate::nic::MacAddr;
 use crate::nic::pci::{PciAddress, Wanted, resolve};
@@ -356,7 +357,38 @@ impl Net {
             manifest.nic_count(),
         )?;
         net.set_hooks(build_packet_hooks(manifest)?);
+        // A shared net ring per hvt VM with net devices, served by the core
+        // polling its first port.
+        let first_named = |i: usize, vm: u32| !manifest.net_devices().take(i).any(|e| e.vm == vm);
+        let ring_vms = || {
+            manifest
+                .net_devices()
+                .enumerate()
+                .filter(move |&(i, d)| first_named(i, d.vm))
+                .map(|(_, d)| d.vm)
+        };
+        let mut vms = ring_vms();
+        let rings = FrameTables
+            .slice(ring_vms().count(), |_| {
+                let vm = vms.next().unwrap_or(0);
+                let core = net.port_core(vm, 0).unwrap_or_else(|| {
+                    log::error!("vm {vm}: no link reaches its port 0; its shared net ring is served by core 0");
+                    0
+                });
+                poll::RingSlot {
+                    vm,
+                    core,
+                    shared: RingShared::default(),
+                }
+            })
+            .ok_or("no memory for the shared net rings")?;
+        net.set_rings(rings);
         Ok(Net(net, build_vm_hooks(manifest, cores)?, *manifest))
+    }
+
+    /// VM `vm`'s shared net ring, if it is an hvt VM with net devices.
+    pub fn ring(&self, vm: u32) -> Option<&'static RingShared> {
+        self.0.ring(vm)
     }
 
     /// The Solo5 device names manifest VM `vm` gives its net ports.
@@ -400,6 +432,15 @@ impl Net {
     /// NIC that cannot be stopped), and then the memory must be kept out
     /// of the allocator for the rest of the run.
     pub fn detach(&self, vm: u32, ports: u8, for_good: bool) -> bool {
+        // Its shared ring first: its polling core stops serving it.
+        if let Some((dropped, refused)) = self.0.ring(vm).and_then(RingShared::detach)
+            && dropped + refused > 0
+        {
+            log::warn!(
+                "vm {vm}: its shared net ring dropped {dropped} writes that waited {} s for a transmit slot and refused {refused} requests (unknown device or operation, frame too long)",
+                crate::hvt::call::RETRY_LIMIT_SECONDS
+            );
+        }
         self.0.detach(vm, ports, for_good);
         // An owned NIC may still hold the VM's buffers: its polling core
         // revokes them at its next pass (the ports are down now, so none

@@ -30,9 +30,10 @@ use crate::dispatch::Host;
 use crate::elf::Image;
 use crate::hooks::lifecycle::{ExitAnswer, VmHook};
 use crate::hvt::boot as hvt_boot;
-use crate::hvt::call::{HvtEnv, HvtNets, MAX_VM_BLOCKS, SharedDisk};
+use crate::hvt::call::{HvtEnv, HvtNets, MAX_VM_BLOCKS, RETRY_LIMIT_SECONDS, SharedDisk};
 use crate::hvt::image as hvt_image;
 use crate::hvt::net::{self as hvt_net, MAX_VM_NETS, ProgramError, RING_RESERVE, RingPlace};
+use crate::hvt::ring as hvt_ring;
 use crate::hypercall::Services;
 use crate::mem::access::{Gpa, GuestRead, Hpa, OutOfBounds};
 use crate::mem::ept::{Ept, EptPerms};
@@ -176,6 +177,9 @@ pub struct VmState {
     /// TSC when an hvt guest's current hypercall first asked to run again
     /// (`Retry`), so that the call can give up after its bound.
     pub hvt_retry_since: Option<u64>,
+    /// Where an hvt guest's shared net ring lies (this run), if it was
+    /// offered one: the end of the memory it may use.
+    pub hvt_ring: Option<u64>,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -222,6 +226,7 @@ impl VmState {
             hvt_nets: HvtNets::new(),
             visible: spec.memory,
             hvt_retry_since: None,
+            hvt_ring: None,
         }
     }
 
@@ -448,6 +453,10 @@ impl Host for VmHost<'_> {
             retrying: self
                 .hvt_retry_since
                 .map_or(0, |t| instr::rdtsc().wrapping_sub(t)),
+            ring: self
+                .net
+                .ring(self.index)
+                .filter(|_| !self.hvt_nets.0.is_empty()),
         })
     }
 
@@ -747,6 +756,15 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         }
         Some(Ok(())) => Some(hvt_image::check(file, st.visible).map_err(StartError::Hvt)?),
     };
+    // An hvt guest with net devices is offered Solo5's shared net ring in
+    // the last pages it sees (if its image ends below them), its polling
+    // core serving it.
+    st.hvt_ring = match (&hvt_image, net.ring(st.cell)) {
+        (Some(img), Some(_)) if !names.is_empty() => {
+            hvt_ring::place(st.visible).filter(|&at| img.kernel_end <= at)
+        }
+        _ => None,
+    };
     // Its block devices: an hvt guest's reached by hypercalls, a Corral
     // guest's as virtio-blk slots, in the order of their device names.
     let mut bound = heapless::Vec::<&'static blocks::Block, MAX_VM_BLOCKS>::new();
@@ -826,6 +844,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             file,
             &img,
             st.visible,
+            st.hvt_ring,
             st.spec.args,
             clock::tsc_hz(),
             |page| cached.shares_page(page),
@@ -902,6 +921,11 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             })?;
         // At most MAX_VM_NETS names, so as many places.
         let _ = st.hvt_nets.push((handle, place));
+    }
+    if let (Some(gpa), Some(ring)) = (st.hvt_ring, net.ring(st.cell)) {
+        let patience = clock::tsc_hz().saturating_mul(RETRY_LIMIT_SECONDS);
+        let at = hvt_ring::Ring { gpa, limit: gpa };
+        ring.attach(vm.raw_ram(), at, st.hvt_nets.clone(), patience);
     }
     st.console_dev = st
         .spec
@@ -1101,7 +1125,7 @@ pub fn run_slice(
         shared,
         exit_hook: net.vm_hook(st.cell, HookKind::Exit),
         hvt: st.image.hvt.is_some(),
-        hvt_nets: (&st.hvt_nets, st.visible),
+        hvt_nets: (&st.hvt_nets, st.hvt_ring.unwrap_or(st.visible)),
         hvt_retry_since: &mut st.hvt_retry_since,
         disks: (
             &st.disks,

@@ -283,6 +283,7 @@ impl Host for FakeEnv<'_> {
             vm: 0,
             disks: &crate::hvt::call::NoDisks,
             retrying: 0,
+            ring: None,
         })
     }
 

@@ -1,4 +1,4 @@
-//! `hvt_echo`: a Solo5 hvt unikernel serving UDP echo on its NET_BASIC device `service0` without a TCP/IP stack (images' `nf::udp_echo`): it announces its address with a gratuitous ARP, answers ARP for it, and sends every datagram to its port back, until the datagram `quit=WORD` names (echoed, then SUCCESS, exit 0) or `idle_ms` without traffic (exit 1). Arguments: `ip=A.B.C.D` (default 10.0.2.15), `port=P` (7), `quit=WORD`, `idle_ms=N` (60000), `attack=netbuf` (a hostile guest: `net_write` of a buffer running past its memory into the reserve where its rings are, which must stop it by name); bad ones exit 2, a missing device 3.
+//! `hvt_echo`: a Solo5 hvt unikernel serving UDP echo on its NET_BASIC device `service0` without a TCP/IP stack (images' `nf::udp_echo`): it announces its address with a gratuitous ARP, answers ARP for it, and sends every datagram to its port back, until the datagram `quit=WORD` names (echoed, then SUCCESS, exit 0) or `idle_ms` without traffic (exit 1). Arguments: `ip=A.B.C.D` (default 10.0.2.15), `port=P` (7), `quit=WORD`, `idle_ms=N` (60000), `attack=netbuf` (a hostile guest: `net_write` of a buffer running past its memory into the shared ring or the reserve where its rings are, which must stop it by name), `attack=ringbuf` (the same request through the shared ring), `io=hypercall` (the net hypercalls even when the shared ring is offered); bad ones exit 2, a missing device 3.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -9,7 +9,8 @@ mod echo {
     use core::fmt::Write;
     use core::net::Ipv4Addr;
     use guest_lib::hvt::{
-        Puts, cmdline, net_call, net_device, net_read, net_write, poll, walltime,
+        Puts, cmdline, net_call, net_device, net_read, net_write, poll, ring_in_use,
+        ring_write_raw, use_hypercalls, walltime,
     };
     use images::nf::packet::MAX_FRAME_LEN;
     use images::nf::udp_echo::{Answer, Echo};
@@ -26,7 +27,17 @@ mod echo {
         port: u16,
         quit: Option<&'a str>,
         idle_ms: u64,
-        attack: bool,
+        attack: Option<Attack>,
+        hypercalls: bool,
+    }
+
+    /// What a hostile run does.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Attack {
+        /// `net_write` hypercall across the end of its memory.
+        NetBuf,
+        /// The same request through the shared ring.
+        RingBuf,
     }
 
     /// The settings, or the word that is wrong.
@@ -36,7 +47,8 @@ mod echo {
             port: 7,
             quit: None,
             idle_ms: DEFAULT_IDLE_MS,
-            attack: false,
+            attack: None,
+            hypercalls: false,
         };
         for word in line.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').ok_or(word)?;
@@ -45,7 +57,10 @@ mod echo {
                 "port" => s.port = value.parse().ok().filter(|&p| p != 0).ok_or(word)?,
                 "quit" if !value.is_empty() => s.quit = Some(value),
                 "idle_ms" => s.idle_ms = value.parse().ok().filter(|&n| n > 0).ok_or(word)?,
-                "attack" if value == "netbuf" => s.attack = true,
+                "attack" if value == "netbuf" => s.attack = Some(Attack::NetBuf),
+                "attack" if value == "ringbuf" => s.attack = Some(Attack::RingBuf),
+                "io" if value == "hypercall" => s.hypercalls = true,
+                "io" if value == "ring" => s.hypercalls = false,
                 _ => return Err(word),
             }
         }
@@ -74,13 +89,34 @@ mod echo {
             let _ = writeln!(Puts, "hvt_echo: no attached NET_BASIC device `service0`");
             return 3;
         };
-        if s.attack {
-            // 16 bytes below the top of its memory, 60 long: the rest lies
-            // in the ring reserve. The monitor must stop it here.
-            let _ = writeln!(Puts, "hvt_echo: attack: net_write across the end of memory");
-            net_write_raw(dev.handle, info.mem_size - 16, 60);
-            let _ = writeln!(Puts, "hvt_echo: FAILURE: the attack was not stopped");
-            return 4;
+        if s.hypercalls {
+            use_hypercalls();
+        }
+        // 16 bytes below the top of its memory, 60 long: the rest lies in
+        // the shared ring (or the reserve). The monitor must stop it.
+        match s.attack {
+            None => {}
+            Some(Attack::NetBuf) => {
+                let _ = writeln!(Puts, "hvt_echo: attack: net_write across the end of memory");
+                net_write_raw(dev.handle, info.mem_size - 16, 60);
+                let _ = writeln!(Puts, "hvt_echo: FAILURE: the attack was not stopped");
+                return 4;
+            }
+            Some(Attack::RingBuf) => {
+                let _ = writeln!(
+                    Puts,
+                    "hvt_echo: attack: shared-ring net_write across the end of memory"
+                );
+                if !ring_write_raw(dev.handle, info.mem_size - 16, 60) {
+                    let _ = writeln!(Puts, "hvt_echo: FAILURE: no shared ring offered");
+                    return 4;
+                }
+                // The request is served by a polling core: wait (an exit)
+                // for the monitor to stop this guest.
+                poll(2_000 * MS);
+                let _ = writeln!(Puts, "hvt_echo: FAILURE: the attack was not stopped");
+                return 4;
+            }
         }
         let me = Echo {
             mac: dev.mac,
@@ -89,8 +125,12 @@ mod echo {
         };
         let _ = writeln!(
             Puts,
-            "hvt_echo: listening on {} udp port {}, mac {:02x?}, mtu {}",
-            s.ip, s.port, dev.mac, dev.mtu
+            "hvt_echo: listening on {} udp port {}, mac {:02x?}, mtu {}, io {}",
+            s.ip,
+            s.port,
+            dev.mac,
+            dev.mtu,
+            if ring_in_use() { "ring" } else { "hypercall" }
         );
         if !send(dev.handle, &me.announcement()) {
             let _ = writeln!(Puts, "hvt_echo: the gratuitous ARP was refused");

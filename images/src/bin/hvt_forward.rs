@@ -1,4 +1,4 @@
-//! `hvt_forward`: a Solo5 hvt unikernel forwarding every frame from its NET_BASIC device `service0` to `service1` and back, unchanged, until the end-of-stream frame (Corral's `forward` as a Solo5 guest, on the same run loop); `idle_ms=N` sets how long it waits without traffic (default 20000). Prints `hvt_forward: received=.. forwarded=.. dropped=.. back=.. stalled=.. end=..` and exits 0 when the stream ended, 1 when it did not, 2 for bad arguments, 3 for a missing or failing device.
+//! `hvt_forward`: a Solo5 hvt unikernel forwarding every frame from its NET_BASIC device `service0` to `service1` and back, unchanged, until the end-of-stream frame (Corral's `forward` as a Solo5 guest, on the same run loop); `idle_ms=N` sets how long it waits without traffic (default 20000), `io=hypercall` makes it use the net hypercalls although the monitor offers Solo5's shared ring (`io=ring`, the default, uses the ring when offered). Prints `hvt_forward: received=.. forwarded=.. dropped=.. back=.. stalled=.. end=.. io=ring|hypercall` and exits 0 when the stream ended, 1 when it did not, 2 for bad arguments, 3 for a missing or failing device.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -8,7 +8,10 @@ guest_lib::hvt_net_entry!(hvt_main, net = ["service0", "service1"]);
 mod forward {
     use core::cell::Cell;
     use core::fmt::Write;
-    use guest_lib::hvt::{Puts, cmdline, net_device, net_read, net_write, poll, puts, walltime};
+    use guest_lib::hvt::{
+        Puts, cmdline, net_device, net_read, net_write, poll, puts, ring_in_use, use_hypercalls,
+        walltime,
+    };
     use images::nf::function::{EndCause, Forward, FramePort, run_function};
     use vmm_abi::hvt::{BootInfo, R_AGAIN, R_OK};
 
@@ -51,21 +54,33 @@ mod forward {
         }
     }
 
-    /// `idle_ms=N` (N at least 1), or the default.
-    fn idle_ms(line: &str) -> Option<u64> {
-        let mut ms = DEFAULT_IDLE_MS;
+    /// `idle_ms=N` (N at least 1, else the default) and whether
+    /// `io=hypercall` asks for the hypercalls rather than the shared ring.
+    fn settings(line: &str) -> Option<(u64, bool)> {
+        let (mut ms, mut hypercalls) = (DEFAULT_IDLE_MS, false);
         for word in line.split_ascii_whitespace() {
-            let value = word.strip_prefix("idle_ms=")?;
-            ms = value.parse().ok().filter(|&n| n > 0)?;
+            match word.split_once('=')? {
+                ("idle_ms", value) => ms = value.parse().ok().filter(|&n| n > 0)?,
+                ("io", "hypercall") => hypercalls = true,
+                ("io", "ring") => hypercalls = false,
+                _ => return None,
+            }
         }
-        Some(ms)
+        Some((ms, hypercalls))
     }
 
     pub fn main(info: &BootInfo) -> i32 {
-        let Some(idle_ms) = idle_ms(cmdline(info)) else {
-            let _ = writeln!(Puts, "hvt_forward: bad arguments (only idle_ms=N, N >= 1)");
+        let Some((idle_ms, hypercalls)) = settings(cmdline(info)) else {
+            let _ = writeln!(
+                Puts,
+                "hvt_forward: bad arguments (only idle_ms=N, N >= 1, and io=ring|hypercall)"
+            );
             return 2;
         };
+        if hypercalls {
+            use_hypercalls();
+        }
+        let io = if ring_in_use() { "ring" } else { "hypercall" };
         let (Some(d0), Some(d1)) = (net_device(info, "service0"), net_device(info, "service1"))
         else {
             puts(b"hvt_forward: NET_BASIC devices service0 and service1 are not both attached\n");
@@ -113,7 +128,7 @@ mod forward {
         let i = &run.ingress;
         let _ = writeln!(
             Puts,
-            "hvt_forward: received={} forwarded={} dropped={} back={} stalled={} end={end}",
+            "hvt_forward: received={} forwarded={} dropped={} back={} stalled={} end={end} io={io}",
             i.received,
             i.forwarded,
             i.dropped,

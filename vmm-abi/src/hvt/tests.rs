@@ -233,10 +233,22 @@ fn ports_and_boot_info() {
         cpu_cycle_freq: 100_000_000,
         cmdline: 0x1_00a8,
         mft: 0x1_0038,
+        host_features: 0,
+        net_ring: 0,
     };
     let b = bi.to_bytes();
     assert_eq!(&b[40..], &[0u8; 16], "no host features, no ring");
     assert_eq!(BootInfo::from_bytes(&b), bi);
+    let ring = BootInfo {
+        host_features: FEATURE_RING_IO,
+        net_ring: 0x3F_3000,
+        ..bi
+    };
+    let b = ring.to_bytes();
+    assert_eq!(&b[40..44], &1u32.to_le_bytes());
+    assert_eq!(&b[44..48], &[0u8; 4], "guest_features is the guest's");
+    assert_eq!(&b[48..], &0x3F_3000u64.to_le_bytes());
+    assert_eq!(BootInfo::from_bytes(&b), ring);
 }
 
 proptest! {

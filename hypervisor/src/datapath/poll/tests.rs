@@ -866,3 +866,96 @@ fn a_nic_alone_has_a_window_and_its_halves_are_timed_apart() {
         "no link window without links"
     );
 }
+
+/// Solo5 shared rings (one per VM) on the heap, for the poller.
+fn rings(list: &[(u32, u32)]) -> &'static [RingSlot] {
+    let slots: Vec<RingSlot> = list
+        .iter()
+        .map(|&(vm, core)| RingSlot {
+            vm,
+            core,
+            shared: RingShared::default(),
+        })
+        .collect();
+    Box::leak(slots.into_boxed_slice())
+}
+
+#[test]
+fn shared_rings_are_served_by_their_own_core_and_a_bad_one_blames_its_vm() {
+    use crate::hvt::ring::Ring;
+    use crate::mem::access::{Gpa, GuestRam, GuestRead};
+    use vmm_abi::hvt;
+    let mut net = build(&[1, 1], &[link((0, 0), (1, 0), 1, 0)]);
+    assert_eq!(net.port_core(0, 0), Some(1));
+    assert_eq!(net.port_core(1, 0), Some(1));
+    assert_eq!(net.port_core(0, 1), None);
+    net.set_rings(rings(&[(0, 1), (1, 1)]));
+    assert!(net.ring(2).is_none());
+    let (a, b) = (Guest::new(), Guest::new());
+    net.attach(0, 1, MEMORY, a.ram);
+    net.attach(1, 1, MEMORY, b.ram);
+    const AT: u64 = 0x1000;
+    let ring = Ring {
+        gpa: AT,
+        limit: MEMORY,
+    };
+    for (vm, g) in [(0, &a), (1, &b)] {
+        let shared = net.ring(vm).unwrap();
+        shared.attach(g.ram, ring, Default::default(), 1000);
+        assert_eq!(shared.gpa(), Some(AT));
+    }
+    // VM 0 asks to read from a device it does not have.
+    let mut ram = a.ram;
+    let entry = AT + hvt::RING_ENTRIES;
+    ram.write_u32(Gpa(entry), hvt::RING_OP_NET_READ).unwrap();
+    ram.write_u32(Gpa(entry + hvt::RING_ENTRY_HANDLE), 5)
+        .unwrap();
+    ram.write_u32(Gpa(entry + hvt::RING_ENTRY_ID), 77).unwrap();
+    ram.write_u32(Gpa(AT + hvt::RING_ENT_TAIL), 1).unwrap();
+    // VM 1's ring claims more requests than it holds.
+    let mut ram_b = b.ram;
+    ram_b
+        .write_u32(Gpa(AT + hvt::RING_ENT_TAIL), hvt::RING_SIZE + 1)
+        .unwrap();
+    let env = FakeEnv::default();
+    let once = |core| {
+        let passes = Cell::new(0);
+        net.poll(core, &env, &mut [] as &mut [Option<FakeWire>], || {
+            passes.set(passes.get() + 1);
+            passes.get() > 1
+        });
+    };
+    // Not core 0's rings.
+    once(0);
+    assert_eq!(ram.read_u32(Gpa(AT + hvt::RING_COM_TAIL)).unwrap(), 0);
+    assert!(!net.signals(0).work.load(Ordering::Acquire));
+    once(1);
+    // VM 0's read is answered (EINVAL) and VM 0 woken.
+    let commit = AT + hvt::RING_COMMITS;
+    assert_eq!(ram.read_u32(Gpa(AT + hvt::RING_COM_TAIL)).unwrap(), 1);
+    assert_eq!(ram.read_u32(Gpa(commit)).unwrap(), 77);
+    assert_eq!(
+        ram.read_u32(Gpa(commit + hvt::RING_COMMIT_RET)).unwrap() as i32,
+        hvt::R_EINVAL
+    );
+    assert!(net.signals(0).work.swap(false, Ordering::Acquire));
+    assert!(!net.signals(0).fault.load(Ordering::Acquire));
+    // VM 1 is stopped with the ring's error on its port 0.
+    assert!(net.signals(1).fault.load(Ordering::Acquire));
+    assert_eq!(
+        net.fault(1, 1),
+        Some((
+            0,
+            RingError::HvtRingIndices {
+                head: 0,
+                tail: hvt::RING_SIZE + 1
+            }
+        ))
+    );
+    // Once detached (its VM ended), a ring is left alone.
+    assert_eq!(net.ring(0).unwrap().detach(), Some((0, 1)));
+    ram.write_u32(Gpa(AT + hvt::RING_ENT_TAIL), 2).unwrap();
+    once(1);
+    assert_eq!(ram.read_u32(Gpa(AT + hvt::RING_ENT_HEAD)).unwrap(), 1);
+    assert_eq!(net.ring(0).unwrap().gpa(), None);
+}

@@ -55,6 +55,31 @@ pub enum RingError {
     },
     /// A virtio-blk request chain that breaks the rules.
     Block(super::blk::BlkError),
+    /// A request in an hvt guest's shared net ring names a buffer not
+    /// inside its memory (or not writable, for a read).
+    HvtRingBuffer {
+        /// The request's slot in the ring.
+        entry: u16,
+        /// A `net_write` (else a `net_read`).
+        write: bool,
+        /// The buffer's address.
+        gpa: u64,
+        /// Its bytes.
+        len: u32,
+    },
+    /// An hvt guest's shared net ring claims more requests than it holds.
+    HvtRingIndices {
+        /// Requests the host consumed.
+        head: u32,
+        /// Requests the guest says it submitted.
+        tail: u32,
+    },
+    /// An hvt guest's shared net ring could not be read or written (its
+    /// memory is not all there: a hypervisor bug).
+    HvtRingMemory {
+        /// The ring's address.
+        gpa: u64,
+    },
 }
 
 impl From<super::blk::BlkError> for RingError {
@@ -89,6 +114,30 @@ impl fmt::Display for RingError {
             }
             RingError::FrameTooLarge { len, max } => {
                 write!(f, "frame of {len} bytes does not fit {max}")
+            }
+            RingError::HvtRingBuffer {
+                entry,
+                write,
+                gpa,
+                len,
+            } => {
+                let call = if write { "net_write" } else { "net_read" };
+                write!(
+                    f,
+                    "hvt shared ring entry {entry}: {call}: Invalid guest access: gpa={gpa:#x}, sz={len}"
+                )
+            }
+            RingError::HvtRingIndices { head, tail } => write!(
+                f,
+                "hvt shared ring: {} requests submitted (tail {tail}, head {head}), more than its {}",
+                tail.wrapping_sub(head),
+                vmm_abi::hvt::RING_SIZE
+            ),
+            RingError::HvtRingMemory { gpa } => {
+                write!(
+                    f,
+                    "hvt shared ring at {gpa:#x} is not in the guest's memory"
+                )
             }
             RingError::NicWindowOutside { head, addr, window } => write!(
                 f,

@@ -355,6 +355,7 @@ impl Rig {
             vm: 0,
             disks: &NoDisks,
             retrying,
+            ring: None,
         };
         let io = PortAccess {
             port: hvt::HYPERCALL_PIO_BASE + c,
