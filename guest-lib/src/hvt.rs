@@ -301,7 +301,11 @@ mod bare_metal {
         // SAFETY: slot `tail % RING_SLOTS` was last used by request
         // `tail - RING_SLOTS`, which the host has consumed (the head is
         // past it), so nobody reads the buffer; one core.
-        let buf = unsafe { &mut (*(&raw mut WRITE_BUFS))[slot] };
+        let buf = unsafe {
+            &mut *(&raw mut WRITE_BUFS)
+                .cast::<[u8; hvt::RING_BUF_SIZE as usize]>()
+                .add(slot)
+        };
         buf[..frame.len()].copy_from_slice(frame);
         let data = buf.as_ptr() as u64;
         ring_submit(

@@ -446,7 +446,7 @@ proptest! {
         // Reads submitted and not answered, by id, with their buffer.
         let mut reads: VecDeque<(u32, u64)> = VecDeque::new();
         let mut submitted = 0u32;
-        let mut serve = |r: &mut Rig, budget, inbound: &mut VecDeque<Vec<u8>>, reads: &mut VecDeque<(u32, u64)>| {
+        let serve = |r: &mut Rig, budget, inbound: &mut VecDeque<Vec<u8>>, reads: &mut VecDeque<(u32, u64)>| {
             let pass = r.serve(budget, false);
             prop_assert_eq!(pass.fault, None);
             prop_assert_eq!(pass.refused, 0);
