@@ -458,17 +458,6 @@ impl<'t> Net<'t> {
         self.rings.iter().find(|r| r.vm == vm).map(|r| &r.shared)
     }
 
-    /// One pass of each of `core`'s rings; returns the requests served.
-    /// Out of line: a run without hvt net devices pays one test per pass.
-    #[inline(never)]
-    fn service_rings(&self, core: u32, env: &impl PollEnv) -> u32 {
-        self.rings
-            .iter()
-            .filter(|r| r.core == core)
-            .map(|slot| self.service_ring(slot, env))
-            .sum()
-    }
-
     /// One pass of `slot`'s ring on its core; returns the requests served.
     /// A ring that broke the rules blames its VM's first port, which stops
     /// the VM at its next exit with the ring's error.
@@ -624,8 +613,8 @@ impl<'t> Net<'t> {
         while !finished() {
             let mut moved = 0;
             // Shared rings first: their writes go out with this pass.
-            if !self.rings.is_empty() {
-                moved += self.service_rings(core, env);
+            for slot in self.rings.iter().filter(|r| r.core == core) {
+                moved += self.service_ring(slot, env);
             }
             for (nic, wire) in self.nics_on(core).zip(wires.iter_mut()) {
                 if let Some(wire) = wire {

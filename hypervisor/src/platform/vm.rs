@@ -178,8 +178,8 @@ pub struct VmState {
     /// (`Retry`), so that the call can give up after its bound.
     pub hvt_retry_since: Option<u64>,
     /// Where an hvt guest's shared net ring lies (this run), if it was
-    /// offered one (the end of the memory it may use), and the ring.
-    pub hvt_ring: Option<(u64, &'static hvt_ring::RingShared)>,
+    /// offered one: the end of the memory it may use.
+    pub hvt_ring: Option<u64>,
 }
 
 /// The x87/SSE state a new VM starts with (as after FNINIT, MXCSR at reset).
@@ -403,8 +403,6 @@ struct VmHost<'a> {
     hvt: bool,
     /// An hvt guest's net devices, and the memory it sees.
     hvt_nets: (&'a HvtNets, u64),
-    /// Its shared net ring, if it was offered one.
-    hvt_ring: Option<&'static hvt_ring::RingShared>,
     /// Since when its current hypercall asks to run again.
     hvt_retry_since: &'a mut Option<u64>,
     /// Its virtio-blk disks (a Corral guest's), and the slot of the first.
@@ -455,7 +453,13 @@ impl Host for VmHost<'_> {
             retrying: self
                 .hvt_retry_since
                 .map_or(0, |t| instr::rdtsc().wrapping_sub(t)),
-            ring: self.hvt_ring,
+            // Looked up per call rather than kept here: a field more in
+            // this struct cost every exit of every VM 4 instructions
+            // (measured), the lookup costs an hvt call about 20.
+            ring: self
+                .net
+                .ring(self.index)
+                .filter(|_| !self.hvt_nets.0.is_empty()),
         })
     }
 
@@ -759,10 +763,9 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     // the last pages it sees (if its image ends below them), its polling
     // core serving it.
     st.hvt_ring = match &hvt_image {
-        Some(img) if !names.is_empty() => net.ring(st.cell).and_then(|ring| {
-            let at = hvt_ring::place(st.visible).filter(|&at| img.kernel_end <= at)?;
-            Some((at, ring))
-        }),
+        Some(img) if !names.is_empty() && net.ring(st.cell).is_some() => {
+            hvt_ring::place(st.visible).filter(|&at| img.kernel_end <= at)
+        }
         _ => None,
     };
     // Its block devices: an hvt guest's reached by hypercalls, a Corral
@@ -844,7 +847,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             file,
             &img,
             st.visible,
-            st.hvt_ring.map(|(at, _)| at),
+            st.hvt_ring,
             st.spec.args,
             clock::tsc_hz(),
             |page| cached.shares_page(page),
@@ -922,7 +925,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         // At most MAX_VM_NETS names, so as many places.
         let _ = st.hvt_nets.push((handle, place));
     }
-    if let Some((gpa, ring)) = st.hvt_ring {
+    if let (Some(gpa), Some(ring)) = (st.hvt_ring, net.ring(st.cell)) {
         let patience = clock::tsc_hz().saturating_mul(RETRY_LIMIT_SECONDS);
         let at = hvt_ring::Ring { gpa, limit: gpa };
         ring.attach(vm.raw_ram(), at, st.hvt_nets.clone(), patience);
@@ -1125,8 +1128,7 @@ pub fn run_slice(
         shared,
         exit_hook: net.vm_hook(st.cell, HookKind::Exit),
         hvt: st.image.hvt.is_some(),
-        hvt_nets: (&st.hvt_nets, st.hvt_ring.map_or(st.visible, |(at, _)| at)),
-        hvt_ring: st.hvt_ring.map(|(_, ring)| ring),
+        hvt_nets: (&st.hvt_nets, st.hvt_ring.unwrap_or(st.visible)),
         hvt_retry_since: &mut st.hvt_retry_since,
         disks: (
             &st.disks,
