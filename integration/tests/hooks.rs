@@ -2,8 +2,9 @@
 //! (`images/hooks/drop_port.bpf.c`), named in the manifest, compiled by
 //! the tool, verified twice and run on the polling core for every frame
 //! pktgen sends to the sink; restart and exit hooks deciding for their
-//! VMs (`images/manifests/vm-hooks.toml`); and programs or targets that
-//! are refused before anything is built or booted.
+//! VMs (`images/manifests/vm-hooks.toml`); a hook whose writes to the
+//! packet reach the next hop (`hook-rewrite.toml`); and programs or
+//! targets that are refused before anything is built or booted.
 
 use integration::{assert_exited, flow, manifest, num, refused, run};
 use serde_json::Value;
@@ -78,6 +79,38 @@ fn a_hook_drops_one_port_and_everything_agrees() {
     assert_eq!(frames, count - denied + 1, "{link:#}");
     assert_eq!(out.metric("sink", "received"), count - denied);
     assert_eq!(out.metric("sink", "announced"), count);
+}
+
+#[test]
+fn a_hooks_writes_to_the_packet_reach_the_receiver() {
+    let out = run(
+        "hook-rewrite",
+        &manifest("hook-rewrite.toml"),
+        &["--timeout", "600"],
+    );
+    out.assert_succeeded();
+    out.assert_completed();
+    for vm in out.vms() {
+        assert_exited(vm, 0);
+    }
+    let (count, moved) = (300, 30);
+    assert_eq!(out.metric("gen", "sent"), count);
+    assert_eq!(out.metric("gen", "sent_denied"), moved);
+    let mover = hook(&out.report, "move-9999");
+    assert_eq!(num(&mover["verdicts"], "pass"), count + 1, "{mover:#}");
+    assert_eq!(entry(mover, "moved", "00000000"), Some(moved), "{mover:#}");
+    // The hook after the forwarder saw the frames as the first one left
+    // them: none to 9999 (0x270f), 30 to 9998 (0x270e), so it dropped none.
+    let dropper = hook(&out.report, "drop-9999");
+    assert_eq!(num(&dropper["verdicts"], "drop"), 0, "{dropper:#}");
+    assert_eq!(entry(dropper, "ports", "0f27"), None, "{dropper:#}");
+    assert_eq!(entry(dropper, "ports", "0e27"), Some(moved), "{dropper:#}");
+    assert_eq!(
+        entry(dropper, "ports", "0700"),
+        Some(count - moved),
+        "{dropper:#}"
+    );
+    assert_eq!(out.metric("sink", "received"), count);
 }
 
 #[test]

@@ -332,6 +332,16 @@ fn pump_one<S: FrameSource, K: FrameSink, P: FramePolicy>(
         dir.dropped_by_policy += 1;
         return Ok(true);
     }
+    // A policy that changed its copy of the frame (a hook writing the
+    // packet): the receiver gets that copy.
+    if P::INSPECTS
+        && policy.rewrote()
+        && let Some(own) = policy.own_buffer().and_then(|o| o.get(..len as usize))
+        && let Err(e) = sink.write(&dir.rx, 0, own)
+    {
+        dir.flow.drop_peer += 1;
+        return Err(receiver(e));
+    }
     dir.spare = None;
     if let Err(e) = sink.complete(&dir.rx, len) {
         dir.flow.drop_peer += 1;

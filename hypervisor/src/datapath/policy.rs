@@ -6,10 +6,11 @@
 //! whose buffer they came from, can no longer change them (it never sees
 //! the receiver's memory). A frame the policy drops completes on the
 //! sender's side and is counted; the receiver's buffer serves the next
-//! frame. The receiver itself could write that buffer meanwhile, which
-//! only misleads a policy about its own traffic; a hook that sends the
-//! frame on elsewhere (XDP's `TX`/`REDIRECT`) will need a hypervisor copy
-//! of the bytes it read instead.
+//! frame. A policy that judges a copy of its own and changes it (a packet
+//! hook whose program writes the packet, as XDP programs may) says so
+//! ([`FramePolicy::rewrote`]), and the frame delivered is its copy: on a
+//! link's general path it is written back over the receiver's buffer, on
+//! the fast path and the NIC's queues it is the copy delivered or sent.
 //!
 //! A direction without a hook runs [`PassAll`], which inspects nothing:
 //! the pump skips the call at compile time and the fast path runs as
@@ -84,6 +85,14 @@ pub trait FramePolicy {
     /// copy is the only one: a frame that passes is delivered from it.
     fn judge_own(&mut self, _len: usize) -> Verdict {
         Verdict::Pass
+    }
+
+    /// Whether the frame it just passed may have been changed in its
+    /// [`FramePolicy::own_buffer`] (a hook whose program writes the
+    /// packet): the caller then delivers those bytes, not the ones it
+    /// judged.
+    fn rewrote(&self) -> bool {
+        false
     }
 }
 

@@ -306,14 +306,34 @@ impl<B: Default> Switch<B> {
             });
             if len < ETH_HEADER || got < MAC_LEN {
                 self.wire.drop_runt += 1;
-            } else if P::INSPECTS && !judge_wire(wire, slot, len, policy) {
+                wire.recycle(slot);
+                continue;
+            }
+            if P::INSPECTS && !judge_wire(wire, slot, len, policy) {
                 self.wire.drop_hook += 1;
-            } else if is_group(&dst) {
+                wire.recycle(slot);
+                continue;
+            }
+            // A hook that changed its copy of the frame: that copy is what
+            // is switched (by its own destination) and delivered.
+            let rewritten = if P::INSPECTS && policy.rewrote() {
+                policy.own_buffer().and_then(|o| o.get(..len as usize))
+            } else {
+                None
+            };
+            let bytes = match rewritten {
+                Some(own) => {
+                    dst.copy_from_slice(&own[..MAC_LEN]);
+                    Bytes::Own(own)
+                }
+                None => Bytes::Wire(&*wire, slot),
+            };
+            if is_group(&dst) {
                 for i in 0..self.ports.len() {
-                    self.deliver(i, wire, slot, len, ports, &mut woken, &mut blamed);
+                    self.deliver(i, &bytes, len, ports, &mut woken, &mut blamed);
                 }
             } else if let Some(i) = self.port_for(&dst) {
-                self.deliver(i, wire, slot, len, ports, &mut woken, &mut blamed);
+                self.deliver(i, &bytes, len, ports, &mut woken, &mut blamed);
             } else {
                 self.wire.drop_unknown += 1;
             }
@@ -331,8 +351,7 @@ impl<B: Default> Switch<B> {
     fn deliver<W: WireRx, A: Attached>(
         &mut self,
         i: usize,
-        wire: &W,
-        slot: u16,
+        bytes: &Bytes<'_, W>,
         len: u32,
         ports: &A,
         woken: &mut impl FnMut(usize),
@@ -357,7 +376,7 @@ impl<B: Default> Switch<B> {
                 }
             };
             if port.kept.is_none()
-                && let Some(frame) = wire.raw(slot, len)
+                && let Some(frame) = bytes.raw(len)
                 && let Some(ring) = sink.raw_ring()
             {
                 match fast::deliver(ring, frame, len) {
@@ -393,7 +412,7 @@ impl<B: Default> Switch<B> {
             let mut at = 0u32;
             let mut short = false;
             let mut failed = None;
-            wire.read(slot, len, |piece| {
+            bytes.read(len, |piece| {
                 if failed.is_some() || short {
                     return;
                 }
@@ -529,6 +548,14 @@ impl<B: Default> Switch<B> {
                         flow.drop_hook += 1;
                         continue;
                     }
+                    // The hook changed its copy: that copy is what is sent
+                    // (the sender's own source address was checked above).
+                    if P::INSPECTS
+                        && policy.rewrote()
+                        && let Some(o) = policy.own_buffer().and_then(|o| o.get(..len as usize))
+                    {
+                        wire.write(slot, 0, o);
+                    }
                     if all[i].bridge && src != all[i].mac {
                         let mut mac = [0u8; MAC_LEN];
                         mac.copy_from_slice(src);
@@ -579,6 +606,33 @@ impl<B: Default> Switch<B> {
             wire.flush();
         }
         taken
+    }
+}
+
+/// The bytes of a frame from the wire being delivered: in the NIC's
+/// buffer, or in a hook's copy that its program changed.
+enum Bytes<'a, W> {
+    /// The frame in a slot of the NIC's receive ring.
+    Wire(&'a W, u16),
+    /// A hook's copy.
+    Own(&'a [u8]),
+}
+
+impl<W: WireRx> Bytes<'_, W> {
+    /// All `len` bytes as one host range, for the one-copy path.
+    fn raw(&self, len: u32) -> Option<HostRange<'_>> {
+        match self {
+            Bytes::Wire(wire, slot) => wire.raw(*slot, len),
+            Bytes::Own(_) => None,
+        }
+    }
+
+    /// Calls `f` with bytes `0 .. len` in order, in pieces.
+    fn read(&self, len: u32, mut f: impl FnMut(&[u8])) {
+        match self {
+            Bytes::Wire(wire, slot) => wire.read(*slot, len, f),
+            Bytes::Own(own) => f(own.get(..len as usize).unwrap_or(own)),
+        }
     }
 }
 

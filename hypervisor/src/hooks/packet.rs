@@ -12,8 +12,9 @@
 //! drop it (the sender's frame completes, the receiver's buffer serves the
 //! next one). `XDP_TX` and `XDP_REDIRECT` are counted and dropped: sending
 //! a frame back or elsewhere is not built yet. Writes a program makes to
-//! the packet change a copy of its own only (the receiver gets the frame
-//! as sent, on every path). Every run is counted in exactly one verdict counter
+//! the packet are delivered: the program runs on the hook's copy, and a
+//! frame that passes is delivered from that copy (or written back over the
+//! receiver's buffer) on every path. Every run is counted in exactly one verdict counter
 //! ([`HookFlow`]); a fault never stops anything but that run.
 //!
 //! Concurrency: a hook runs only on its link's polling core, which holds
@@ -81,14 +82,11 @@ pub struct HookRun<'t> {
     /// The sender's port, `xdp_md.ingress_ifindex`.
     ingress: u32,
     env: Env,
-    /// The hook's copy of the frame being judged (on a link's fast path
-    /// and a NIC queue, the copy that is delivered if it passes: the
-    /// program never writes it).
+    /// The hook's copy of the frame being judged, which the program runs
+    /// on: a frame that passes is delivered as the program left it.
     frame: [u8; MAX_FRAME_BYTES],
-    /// The program's copy of it, when it may store anything (its writes
-    /// change this copy only).
-    work: [u8; MAX_FRAME_BYTES],
-    /// Whether the program has store instructions.
+    /// Whether the program has store instructions (it may change the
+    /// frame).
     stores: bool,
     /// The program's stack, reused from run to run.
     stack: [u8; STACK_SIZE],
@@ -104,18 +102,9 @@ impl<'t> HookRun<'t> {
             f.faults += 1;
             return Verdict::Drop;
         };
-        let (Some(frame), Some(work)) = (self.frame.get_mut(..len), self.work.get_mut(..len))
-        else {
+        let Some(packet) = self.frame.get_mut(..len) else {
             f.faults += 1;
             return Verdict::Drop;
-        };
-        // A program that may store gets a copy, so what is delivered is
-        // the frame as sent whatever it writes.
-        let packet = if self.stores {
-            work.copy_from_slice(frame);
-            work
-        } else {
-            frame
         };
         let outcome = vm::run_with_stack(
             &self.prog,
@@ -159,6 +148,10 @@ impl FramePolicy for HookRun<'_> {
 
     fn judge_own(&mut self, len: usize) -> Verdict {
         self.run(len)
+    }
+
+    fn rewrote(&self) -> bool {
+        self.stores
     }
 
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict {
@@ -213,7 +206,6 @@ impl<'t> PacketHook<'t> {
                 ingress: 0,
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
-                work: [0; MAX_FRAME_BYTES],
                 stores: prog.stores(),
                 stack: [0; STACK_SIZE],
             }),

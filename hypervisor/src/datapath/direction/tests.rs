@@ -739,7 +739,7 @@ fn the_fast_path_judges_and_delivers_the_policys_own_copy() {
 }
 
 #[test]
-fn a_hook_that_writes_the_frame_changes_its_own_copy_only_on_both_paths() {
+fn a_hook_that_writes_the_frame_has_its_writes_delivered_on_both_paths() {
     use crate::hooks::packet::tests::hook;
     use vmm_abi::hook::asm::{exit, ldx, mov64_imm, st};
     use vmm_abi::hook::context::XDP_DATA;
@@ -758,7 +758,11 @@ fn a_hook_that_writes_the_frame_changes_its_own_copy_only_on_both_paths() {
         p.send(&f);
         p.post(2048);
         assert_eq!(p.pump_with(u32::MAX, 0, &mut *h.lock()), Ok(1));
-        assert_eq!(p.received(), vec![f], "raw path: {raw}");
+        let mut written = f.clone();
+        written[0] = 0x5a;
+        assert_eq!(p.received(), vec![written], "raw path: {raw}");
+        // The sender's frame completed once.
+        assert_eq!(p.tx_used(), 1);
     }
     assert_eq!(h.flow().pass, 2);
 }

@@ -469,3 +469,76 @@ fn a_transmit_hook_judges_frames_after_the_spoofing_check() {
         (2, 2, 1)
     );
 }
+
+/// A NIC queue hook that rewrites each frame it passes: its destination
+/// becomes `to` and its last byte 0xee.
+struct Rewriter {
+    buf: Vec<u8>,
+    to: [u8; 6],
+}
+
+impl FramePolicy for Rewriter {
+    const INSPECTS: bool = true;
+
+    fn judge<K: FrameSink>(&mut self, _: &FrameCopy<'_, K>) -> Verdict {
+        panic!("a NIC queue hook judges its own copy")
+    }
+
+    fn own_buffer(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.buf)
+    }
+
+    fn judge_own(&mut self, len: usize) -> Verdict {
+        self.buf[..6].copy_from_slice(&self.to);
+        self.buf[len - 1] = 0xee;
+        Verdict::Pass
+    }
+
+    fn rewrote(&self) -> bool {
+        true
+    }
+}
+
+fn rewritten(f: &[u8], to: [u8; 6]) -> Vec<u8> {
+    let mut w = f.to_vec();
+    w[..6].copy_from_slice(&to);
+    *w.last_mut().unwrap() = 0xee;
+    w
+}
+
+#[test]
+fn a_receive_hook_that_rewrites_a_frame_has_it_switched_and_delivered_as_written() {
+    let mut rig = Rig::new(2, 4);
+    // Addressed to VM 0; the hook sends it to VM 1.
+    let f = eth(port_mac(0, 0), OUTSIDE, 60, 3);
+    rig.wire.arrive(f.clone());
+    let mut hook = Rewriter {
+        buf: vec![0; 2048],
+        to: port_mac(1, 0),
+    };
+    let (n, woken, blamed) = rig.inbound_with(&mut hook);
+    assert_eq!((n, woken, blamed.len()), (1, vec![1], 0));
+    assert!(rig.guests[0].received().is_empty());
+    assert_eq!(
+        rig.guests[1].received(),
+        vec![rewritten(&f, port_mac(1, 0))]
+    );
+    // The NIC's buffer went back as usual.
+    assert_eq!(rig.wire.recycled.len(), 1);
+}
+
+#[test]
+fn a_transmit_hook_that_rewrites_a_frame_has_it_sent_as_written() {
+    let mut rig = Rig::new(1, 0);
+    let f = eth(OUTSIDE, port_mac(0, 0), 60, 5);
+    rig.guests[0].send(&f);
+    let to = [0x02, 1, 2, 3, 4, 5];
+    let mut hook = Rewriter {
+        buf: vec![0; 2048],
+        to,
+    };
+    let (n, _, _) = rig.outbound_with(&mut hook);
+    assert_eq!(n, 1);
+    assert_eq!(rig.wire.sent, vec![rewritten(&f, to)]);
+    assert_eq!(rig.switch.ports[0].flow.tx_frames, 1);
+}
