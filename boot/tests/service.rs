@@ -511,3 +511,209 @@ core = 0
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["links"][0]["ab"]["frames"].as_u64(), Some(ab), "{r:#}");
 }
+
+/// The names of `host`'s VMs with `status`, in `ps` order.
+fn with_status(host: &str, status: &str) -> Vec<String> {
+    let out = corral(&["ps", "--host", host, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == status)
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The host's free memory once every running VM has run (a VM's memory is
+/// taken at its first slice; until then only its start's reservation is).
+fn settled_free_memory(host: &str) -> u64 {
+    for _ in 0..600 {
+        let out = corral(&["ps", "--host", host, "--json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let waiting = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "running" && r["instructions"] == 0);
+        if !waiting {
+            return free_memory(host);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("VMs of {host} did not all run within 60 s");
+}
+
+#[test]
+fn a_hundred_vms_come_and_go_while_the_others_run() {
+    let name = format!("hun{}", std::process::id());
+    let guard = Host(name.clone());
+    let dir = std::env::temp_dir().join(format!("corral-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = dir.join("hundred.toml");
+    std::fs::write(
+        &m,
+        r#"
+[run]
+cpus = 3
+timeout = 900
+mode = "service"
+
+[[vm]]
+name = "pool"
+cores = [1]
+count = 1
+image = "spin"
+args = "work=1000000000000"
+expect = "stopped"
+
+[[vm]]
+name = "fleet"
+cores = [2]
+count = 8
+image = "spin"
+args = "work=1000000000000"
+expect = "stopped"
+"#,
+    )
+    .unwrap();
+    let up = corral(&[
+        "up",
+        m.to_str().unwrap(),
+        "--host",
+        &name,
+        "--timeout",
+        "900",
+    ]);
+    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    let free0 = settled_free_memory(&name);
+    let pool = |range: std::ops::Range<u32>| -> Vec<String> {
+        range.map(|i| format!("pool-{i}")).collect()
+    };
+    let fleet = |range: std::ops::Range<u32>| -> Vec<String> {
+        range.map(|i| format!("fleet-{i}")).collect()
+    };
+
+    // 100 VMs started at runtime beside the 9 of the manifest.
+    let out = corral(&["scale", "pool", "101", "--host", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "pool: 101 running\n");
+    let mut all = pool(0..1);
+    all.extend(fleet(0..8));
+    all.extend(pool(1..101));
+    assert_eq!(with_status(&name, "running"), all);
+
+    // 50 of them stopped, one command each.
+    for vm in pool(1..51) {
+        let out = corral(&["stop", &vm, "--host", &name]);
+        assert!(out.status.success(), "{vm}: {}", stderr(&out));
+    }
+    assert_eq!(with_status(&name, "stopped"), pool(1..51));
+    // 10 restarted with fresh memory: what they free, they take again.
+    let before = settled_free_memory(&name);
+    for vm in pool(51..61) {
+        let out = corral(&["restart", &vm, "--host", &name]);
+        assert!(out.status.success(), "{vm}: {}", stderr(&out));
+    }
+    for vm in pool(51..61) {
+        wait_for(&name, &vm, "running", 1);
+    }
+    // Each has run again (so has its memory again): its instructions, all
+    // its runs, grow.
+    let instructions = || -> Vec<u64> {
+        let out = corral(&["ps", "--host", &name, "--json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        pool(51..61)
+            .iter()
+            .map(|vm| {
+                let row = rows.as_array().unwrap().iter().find(|r| r["name"] == *vm);
+                row.and_then(|r| r["instructions"].as_u64()).unwrap()
+            })
+            .collect()
+    };
+    let then = instructions();
+    let mut grown = false;
+    for _ in 0..600 {
+        grown = instructions().iter().zip(&then).all(|(now, was)| now > was);
+        if grown {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(grown, "the restarted VMs did not all run again within 60 s");
+    assert_eq!(
+        settled_free_memory(&name),
+        before,
+        "free memory after 10 restarts"
+    );
+
+    // The manifest's fleet scaled 8 -> 64 -> 8 while the pool runs, twice:
+    // its memory comes back to the byte each time.
+    for round in 0..2 {
+        let out = corral(&["scale", "fleet", "64", "--host", &name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let running = with_status(&name, "running");
+        assert_eq!(
+            running.iter().filter(|n| n.starts_with("fleet-")).count(),
+            64,
+            "round {round}"
+        );
+        assert_eq!(
+            running.iter().filter(|n| n.starts_with("pool-")).count(),
+            51,
+            "round {round}: the pool kept running"
+        );
+        let out = corral(&["scale", "fleet", "8", "--host", &name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            settled_free_memory(&name),
+            before,
+            "free memory after round {round}"
+        );
+    }
+
+    // The pool back to its one manifest VM: every runtime VM's memory is
+    // free again, exactly what the host had before the first start.
+    let out = corral(&["scale", "pool", "1", "--host", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut left = pool(0..1);
+    left.extend(fleet(0..8));
+    assert_eq!(with_status(&name, "running"), left);
+    assert_eq!(
+        settled_free_memory(&name),
+        free0,
+        "free memory after the pool"
+    );
+
+    let report = dir.join("report.json");
+    let down = corral(&[
+        "down",
+        "--host",
+        &name,
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    drop(guard);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["completed"], true);
+    // Every VM ever started: the manifest's 9, the pool's 100, the fleet's
+    // 56 twice.
+    let vms = r["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 9 + 100 + 2 * 56, "{:#?}", vms.len());
+    for v in vms {
+        let n = v["name"].as_str().unwrap();
+        assert_eq!(v["status"], "stopped", "{v:#}");
+        assert_eq!(v["ok"], true, "{v:#}");
+        let by_operator = n != "pool-0" && !fleet(0..8).iter().any(|f| f == n);
+        let want = if by_operator {
+            "stopped by the operator"
+        } else {
+            "stopped: the run ended"
+        };
+        assert_eq!(v["reason"], want, "{v:#}");
+        let restarted = pool(51..61).iter().any(|p| p == n);
+        assert_eq!(v["restarts"], u64::from(restarted), "{v:#}");
+    }
+}
