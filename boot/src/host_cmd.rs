@@ -528,8 +528,52 @@ pub fn vm_lines<'a>(lines: impl Iterator<Item = &'a str>, vm: &str) -> Vec<Strin
 }
 
 /// `corral logs VM [-f]`: what the VM printed (and its starts and ends),
-/// following new lines until the run ends with `-f`.
+/// following new lines until the run ends with `-f`. While the host is up
+/// the lines come from the hypervisor's history of the VM (its latest
+/// lines, kept whoever was watching); once it is down, from the run's
+/// console output.
 pub fn logs(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
+    if host.running() {
+        return logs_from_host(host, vm, follow, out);
+    }
+    logs_from_console(host, vm, follow, out)
+}
+
+/// `logs` from the hypervisor: the lines it keeps of `vm`, then (with
+/// `follow`) each new one as it comes, until the host is down.
+fn logs_from_host(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
+    let write = |out: &mut dyn Write, text: &str| {
+        writeln!(out, "{text}").map_err(|e| Error::new(format!("cannot write: {e}")))
+    };
+    let mut from = 0u64;
+    loop {
+        let answers = match service::send(host, &Message::Logs { vm, from }) {
+            Ok(a) => answered(a)?,
+            // Down while following: what it printed last is in the console.
+            Err(_) if follow && from > 0 && !host.running() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for a in &answers {
+            if let Answer::Line { seq, text } = a {
+                if *seq > from {
+                    write(
+                        out,
+                        &format!("-- ({} earlier lines are no longer kept)", seq - from),
+                    )?;
+                }
+                write(out, text)?;
+                from = seq + 1;
+            }
+        }
+        if !follow || !host.running() {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `logs` from the run's console output (the host is down).
+fn logs_from_console(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
     if !host.console().exists() {
         return Err(Error::new(format!(
             "host `{}` has no console output (start it with `corral up`)",

@@ -152,6 +152,13 @@ pub enum Answer {
         /// from the wire), then the other.
         counts: [u64; 6],
     },
+    /// A console line a VM printed (`logs`), with its number.
+    Line {
+        /// Its number among the VM's lines.
+        seq: u64,
+        /// The line.
+        text: String,
+    },
     /// Anything else the hypervisor sent.
     Other(String),
 }
@@ -206,6 +213,10 @@ impl Answer {
                 counts: [
                     in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops,
                 ],
+            },
+            Message::LogLine { seq, text } => Answer::Line {
+                seq,
+                text: text.to_string(),
             },
             other => Answer::Other(format!("{other:?}")),
         }
@@ -562,6 +573,7 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             exits: *exits,
             ran: *ran,
         },
+        Answer::Line { seq, text } => Message::LogLine { seq: *seq, text },
         Answer::Stats {
             free,
             running,

@@ -298,9 +298,24 @@ fn a_service_run_is_managed_at_runtime() {
     assert!(table.contains("web-1  stopped"), "{table}");
     assert!(table.contains("6 VMs, 3 running"), "{table}");
 
+    wait_for(&name, "once", "exited", 2);
     let logs = corral(&["logs", "once", "--host", &name]);
     let text = stdout(&logs);
     assert_eq!(text.matches("Hello from Corral").count(), 3, "{text}");
+    assert_eq!(text.matches("-- exited with code 0").count(), 3, "{text}");
+    assert!(
+        text.contains("-- restarting (restart 2): restarted by the operator"),
+        "{text}"
+    );
+    // The lines come from the hypervisor's history of the VM, not from the
+    // console output the tool keeps: with that file out of the way, the
+    // same lines.
+    let console = host.console();
+    let aside = console.with_extension("aside");
+    std::fs::rename(&console, &aside).unwrap();
+    let again = stdout(&corral(&["logs", "once", "--host", &name]));
+    std::fs::rename(&aside, &console).unwrap();
+    assert_eq!(again, text);
 
     // Scaling at runtime: web-0 alone runs of `web`; up to 8 starts 7
     // more (web-3 .. web-9) on web's core, back to 1 stops them, and the

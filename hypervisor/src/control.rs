@@ -16,8 +16,12 @@ use vmm_abi::control::{self, FrameError, MAX_FRAME, Message, Next, Session, UNFR
 
 /// Bytes of answers waiting for the line.
 pub const OUT_BYTES: usize = 4096;
-/// Longest answer frame this side writes (an error of 255 bytes).
-pub const MAX_ANSWER: usize = control::HEADER + 1 + 255 + control::TRAILER;
+/// Longest answer frame this side writes (a log line of 255 bytes after
+/// its number; an error's 255 bytes are shorter).
+pub const MAX_ANSWER: usize = control::HEADER + 8 + 1 + 255 + control::TRAILER;
+/// Most lines one `logs` answers (a VM's history holds fewer), so a VM
+/// printing as fast as the line drains cannot keep one answer going.
+pub const MAX_LOG_LINES: u32 = crate::console::history::HISTORY_BYTES as u32;
 /// Ticks (TSC) a half-received frame may wait for its next byte before it
 /// is dropped (about 0.2 s of emulated time at 100 M instructions/s).
 pub const PARTIAL_TIMEOUT: u64 = 20_000_000;
@@ -152,6 +156,11 @@ pub trait Fleet {
     /// Calls `send` with flow `i`'s counters now (a
     /// [`Message::FlowRow`]), if it has some.
     fn flow(&self, _i: u32, _send: &mut dyn FnMut(&Message<'_>)) {}
+    /// The first console line VM `vm`'s history keeps whose number is
+    /// `from` or later, with its number.
+    fn log_line(&self, _vm: u32, _from: u64) -> Option<crate::console::history::Line> {
+        None
+    }
 }
 
 /// What the channel has seen (for the report).
@@ -183,6 +192,9 @@ pub struct Channel {
     /// A `list` (or a `stats`'s link and NIC rows) being answered: its
     /// sequence number, the next row, and whether the rows are flows.
     listing: Option<(u32, u32, bool)>,
+    /// A `logs` being answered: its sequence number, the VM, the next
+    /// line wanted, and how many more lines it may send.
+    logging: Option<(u32, u32, u64, u32)>,
     /// Inside a run of bytes that are not frames (already answered).
     skipping: bool,
     ended: bool,
@@ -204,6 +216,7 @@ impl Channel {
             session: Session::new(),
             out: Deque::new(),
             listing: None,
+            logging: None,
             skipping: false,
             ended: false,
             stats: ChannelStats {
@@ -231,7 +244,7 @@ impl Channel {
     /// Whether the channel takes another byte now: there is room for its
     /// answer and no `list` is still being written.
     pub fn wants_input(&self) -> bool {
-        self.listing.is_none() && self.has_room() && !self.ended
+        self.listing.is_none() && self.logging.is_none() && self.has_room() && !self.ended
     }
 
     /// The next byte for the line.
@@ -358,6 +371,15 @@ impl Channel {
                 fleet.end();
                 Answer::Now(Ok(()))
             }
+            Message::Logs { vm, from } => match fleet.find(vm) {
+                None => Answer::Refused(Text::format(format_args!("no VM named {vm}"))),
+                Some(v) => {
+                    self.stats.commands += 1;
+                    self.logging = Some((seq, v, from, MAX_LOG_LINES));
+                    self.list_rows(fleet);
+                    return;
+                }
+            },
             Message::Stop { vm } => post(vm, Request::Stop),
             Message::Restart { vm } => post(vm, Request::Restart),
             Message::Start { entry, name } => start(fleet, entry, name, seq),
@@ -385,6 +407,7 @@ impl Channel {
             | Message::VmRow { .. }
             | Message::HostStats { .. }
             | Message::FlowRow { .. }
+            | Message::LogLine { .. }
             | Message::VmEnded { .. }
             | Message::Console { .. } => Answer::Now(Err(Text::format(format_args!(
                 "not a command: the hypervisor sends this message, it does not take it"
@@ -400,9 +423,28 @@ impl Channel {
         }
     }
 
-    /// Writes the rows of the `list` in progress while there is room, then
-    /// its `done`.
+    /// Writes the rows of the `list` (or `stats`, or `logs`) in progress
+    /// while there is room, then its `done`.
     fn list_rows(&mut self, fleet: &impl Fleet) {
+        while let Some((seq, vm, from, left)) = self.logging {
+            if !self.has_room() {
+                return;
+            }
+            match fleet.log_line(vm, from).filter(|_| left > 0) {
+                None => {
+                    self.logging = None;
+                    self.answer(seq, &Message::Done);
+                }
+                Some((n, text)) => {
+                    let line = Message::LogLine {
+                        seq: n,
+                        text: &text,
+                    };
+                    self.answer(seq, &line);
+                    self.logging = Some((seq, vm, n + 1, left - 1));
+                }
+            }
+        }
         while let Some((seq, next, flows)) = self.listing {
             if !self.has_room() {
                 return;

@@ -16,7 +16,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 2;
+pub const CONTROL_VERSION: u8 = 3;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -54,11 +54,13 @@ const K_SCALE: u8 = 4;
 const K_STATS: u8 = 5;
 const K_END: u8 = 6;
 const K_START: u8 = 7;
+const K_LOGS: u8 = 8;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
 const K_HOST_STATS: u8 = 67;
 const K_FLOW_ROW: u8 = 68;
+const K_LOG_LINE: u8 = 69;
 const K_VM_ENDED: u8 = 128;
 const K_CONSOLE: u8 = 129;
 
@@ -98,6 +100,15 @@ pub enum Message<'a> {
     },
     /// Command: counters of every VM, link and NIC.
     Stats,
+    /// Command: the console lines the hypervisor keeps of a VM, from line
+    /// `from` on (answered with a [`Message::LogLine`] each).
+    Logs {
+        /// The VM's name.
+        vm: &'a str,
+        /// The first line wanted (lines are numbered from the VM's first,
+        /// per place).
+        from: u64,
+    },
     /// Command: end the run (write the report, power off).
     End,
     /// Answer: the command was carried out.
@@ -163,6 +174,14 @@ pub enum Message<'a> {
         /// frames its ports sent that were spoofed or dropped by a hook.
         out_drops: u64,
     },
+    /// Answer row to `logs`: one line the VM printed.
+    LogLine {
+        /// Its number (a gap after the `from` asked for: older lines
+        /// are no longer kept).
+        seq: u64,
+        /// The line.
+        text: &'a str,
+    },
     /// Event: a VM ended.
     VmEnded {
         /// Its index.
@@ -188,6 +207,8 @@ impl Message<'_> {
             Message::Scale { .. } => K_SCALE,
             Message::Start { .. } => K_START,
             Message::Stats => K_STATS,
+            Message::Logs { .. } => K_LOGS,
+            Message::LogLine { .. } => K_LOG_LINE,
             Message::End => K_END,
             Message::Done => K_DONE,
             Message::Error { .. } => K_ERROR,
@@ -324,6 +345,14 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         Message::Start { entry, name } => {
             w.name(entry, kind)?;
             w.text(name)?;
+        }
+        Message::Logs { vm, from } => {
+            w.name(vm, kind)?;
+            w.bytes(&from.to_le_bytes())?;
+        }
+        Message::LogLine { seq, text } => {
+            w.bytes(&seq.to_le_bytes())?;
+            w.text(text)?;
         }
         Message::Error { text } => w.text(text)?,
         Message::VmRow {
@@ -552,6 +581,14 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         K_START => Message::Start {
             entry: r.name()?,
             name: r.text()?,
+        },
+        K_LOGS => Message::Logs {
+            vm: r.name()?,
+            from: r.u64()?,
+        },
+        K_LOG_LINE => Message::LogLine {
+            seq: r.u64()?,
+            text: r.text()?,
         },
         K_ERROR => Message::Error { text: r.text()? },
         K_VM_ROW => {

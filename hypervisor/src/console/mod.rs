@@ -1,10 +1,12 @@
 //! Guest console text: bytes a guest writes are collected per VM into lines,
 //! made safe to print (control bytes escaped), and emitted with the VM name
 //! as prefix, so guest output can never pass for a hypervisor record.
-//! [`quota`] decides how much of it a VM may print, [`queue`] holds what
+//! [`quota`] decides how much of it a VM may print, [`history`] keeps its
+//! recent lines for `corral logs`, [`queue`] holds what
 //! waits for the UART.
 #![forbid(unsafe_code)]
 
+pub mod history;
 pub mod queue;
 pub mod quota;
 
@@ -15,6 +17,8 @@ pub const LINE_MAX: usize = 160;
 pub struct LineBuffer {
     buf: [u8; LINE_MAX],
     len: usize,
+    /// Where its VM's printed lines are also kept, in a service run.
+    history: Option<&'static history::SharedHistory>,
 }
 
 impl Default for LineBuffer {
@@ -31,6 +35,25 @@ impl LineBuffer {
         LineBuffer {
             buf: [0; LINE_MAX],
             len: 0,
+            history: None,
+        }
+    }
+
+    /// Keeps its VM's lines in `history` too (a service run's place).
+    pub fn keep_in(&mut self, history: Option<&'static history::SharedHistory>) {
+        self.history = history;
+    }
+
+    /// Where its VM's lines are kept, if anywhere.
+    pub fn history(&self) -> Option<&'static history::SharedHistory> {
+        self.history
+    }
+
+    /// Keeps a line about its VM (a start, a restart, its end) in its
+    /// history, if it has one.
+    pub fn note(&self, text: core::fmt::Arguments<'_>) {
+        if let Some(h) = self.history {
+            h.push(StackStr::<{ history::HISTORY_LINE_MAX }>::format(text).as_str());
         }
     }
 

@@ -32,6 +32,8 @@ struct FakeFleet {
     ended: bool,
     /// Links (and NICs) `stats` reports.
     flows: u32,
+    /// Per VM: its console history.
+    histories: StdVec<crate::console::history::History>,
 }
 
 impl FakeFleet {
@@ -109,6 +111,9 @@ impl Fleet for FakeFleet {
     fn flows(&self) -> u32 {
         self.flows
     }
+    fn log_line(&self, vm: u32, from: u64) -> Option<crate::console::history::Line> {
+        self.histories.get(vm as usize)?.line(from)
+    }
     fn flow(&self, i: u32, send: &mut dyn FnMut(&Message<'_>)) {
         let label = std::format!("link{i}");
         send(&Message::FlowRow {
@@ -140,6 +145,7 @@ enum Got {
     Row(u32, u32, String),
     Stats(u32, u64, u32, u64, u64),
     Flow(u32, u32, u64),
+    Line(u32, u64, String),
 }
 
 fn send(ch: &mut Channel, fleet: &mut FakeFleet, bytes: &[u8], now: u64) {
@@ -181,6 +187,7 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
                     Message::FlowRow {
                         index, in_frames, ..
                     } => Got::Flow(seq, index, in_frames),
+                    Message::LogLine { seq: n, text } => Got::Line(seq, n, text.to_string()),
                     other => panic!("unexpected answer {other:?}"),
                 });
                 at += len;
@@ -189,6 +196,50 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
         }
     }
     got
+}
+
+#[test]
+fn logs_stream_the_lines_kept_from_the_one_asked_for() {
+    let mut fleet = FakeFleet::with(2);
+    let mut h = crate::console::history::History::new();
+    // More than the history keeps.
+    for i in 0..300 {
+        h.push(&std::format!("line {i} {}", "x".repeat(40)));
+    }
+    let first = h.first();
+    assert!(first > 0);
+    fleet.histories = vec![crate::console::history::History::new(), h];
+    let mut ch = Channel::new();
+    let logs = |from| Message::Logs { vm: "web-1", from };
+    send(&mut ch, &mut fleet, &frame(&logs(0), 0), 1);
+    let got = drain(&mut ch, &mut fleet, 1);
+    // From the oldest kept (its number says the earlier ones are gone).
+    let want: StdVec<_> = (first..300)
+        .map(|i| Got::Line(0, i, std::format!("line {i} {}", "x".repeat(40))))
+        .chain([Got::Done(0)])
+        .collect();
+    assert_eq!(got, want);
+    // From a later line; past the last, just done; an unknown VM named.
+    send(&mut ch, &mut fleet, &frame(&logs(298), 1), 1);
+    assert_eq!(drain(&mut ch, &mut fleet, 1).len(), 3);
+    send(&mut ch, &mut fleet, &frame(&logs(300), 2), 1);
+    assert_eq!(drain(&mut ch, &mut fleet, 1), [Got::Done(2)]);
+    let nosuch = Message::Logs {
+        vm: "web-9",
+        from: 0,
+    };
+    send(&mut ch, &mut fleet, &frame(&nosuch, 3), 1);
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1),
+        [Got::Error(3, "no VM named web-9".into())]
+    );
+    // A VM with no history: nothing, then done.
+    let empty = Message::Logs {
+        vm: "web-0",
+        from: 0,
+    };
+    send(&mut ch, &mut fleet, &frame(&empty, 4), 1);
+    assert_eq!(drain(&mut ch, &mut fleet, 1), [Got::Done(4)]);
 }
 
 #[test]

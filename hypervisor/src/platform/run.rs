@@ -242,7 +242,16 @@ impl Plan {
         *plan.unplaced.get_mut() = rest;
         if manifest.service() {
             let place = |i: usize| placed.get(i).copied().flatten().unwrap_or(NO_CORE);
-            plan.control = Some(ControlPlane::new(*manifest, vm_running, place)?);
+            let cp = ControlPlane::new(*manifest, vm_running, place)?;
+            // The manifest's VMs keep their lines in their places' histories.
+            for slot in plan.owned.iter_mut() {
+                if let Some(core_vms) = slot.get_mut() {
+                    for st in core_vms.vms.iter_mut().filter(|st| !st.dormant) {
+                        st.line.keep_in(cp.history(st.cell));
+                    }
+                }
+            }
+            plan.control = Some(cp);
         }
         Ok(plan)
     }
@@ -507,6 +516,10 @@ impl Plan {
                 } else {
                     st.restarts += 1;
                     cp.set_restarts(st.cell, st.restarts);
+                    st.line.note(format_args!(
+                        "-- restarting (restart {}): {OPERATOR_RESTART}",
+                        st.restarts
+                    ));
                     serial::record(&Record::VmRestart {
                         vm: st.index,
                         attempt: st.restarts,
@@ -556,6 +569,12 @@ impl Plan {
         let mut st = VmState::new(place.id, spec, image);
         st.cell = place.cell;
         st.name = cp.name(place.cell);
+        // A new VM in the place: its history starts empty.
+        let history = cp.history(place.cell);
+        if let Some(h) = history {
+            h.clear();
+        }
+        st.line.keep_in(history);
         st.core = Some(core);
         st.reserved = place.reserved;
         st.start_mail_tsc = Some(instr::rdtsc());
@@ -698,6 +717,11 @@ fn start_record(st: &VmState, cores: &[Core]) {
         .iter()
         .find(|c| c.index == core)
         .map_or(0, |c| c.apic_id);
+    st.line.note(format_args!(
+        "-- starting image {} on core {core} (APIC {apic}) with {} KiB",
+        st.spec.image,
+        st.spec.memory >> 10
+    ));
     serial::record(&Record::VmStart {
         vm: st.index,
         name: &st.name,
@@ -741,10 +765,16 @@ fn stopped(
     let policy = (st.spec.restart == Restart::OnFailure, st.spec.restart_limit);
     if restart_decision(failed, st.restarts, policy, ask) {
         st.restarts += 1;
+        let why = reason_text(&reason);
+        st.line.note(format_args!(
+            "-- restarting (restart {}): {}",
+            st.restarts,
+            why.as_str()
+        ));
         serial::record(&Record::VmRestart {
             vm: st.index,
             attempt: st.restarts,
-            reason: reason_text(&reason).as_str(),
+            reason: why.as_str(),
         });
         if let Some(cp) = cp {
             cp.set_restarts(st.cell, st.restarts);
@@ -767,6 +797,13 @@ fn stopped(
 
 fn end(st: &mut VmState, status: VmStatus, code: i64, reason: &str, cp: Option<&ControlPlane>) {
     st.ended_ok = status == VmStatus::Exited && code == 0;
+    match (status, reason.is_empty()) {
+        (VmStatus::Killed, false) => st.line.note(format_args!("-- killed: {reason}")),
+        (_, false) => st.line.note(format_args!("-- {reason}")),
+        (_, true) => st
+            .line
+            .note(format_args!("-- {} (code {code})", status.name())),
+    }
     if let Some(cp) = cp {
         let row = match status {
             VmStatus::Exited => VM_EXITED,

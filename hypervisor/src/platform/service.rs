@@ -7,6 +7,7 @@ use super::memory;
 use super::net::Net;
 use super::percpu::MAX_CORES;
 use super::vm;
+use crate::console::history::{Line, SharedHistory};
 use crate::control::{Channel, Fleet, Name, Refusal, Request, Row, Starts, Text};
 use crate::datapath::poll::FlowNow;
 use core::fmt::Write as _;
@@ -66,6 +67,8 @@ pub struct VmCell {
     ran: AtomicU64,
     /// Its name and entry.
     names: Mutex<(Name, Name)>,
+    /// The console lines its VM printed lately (`corral logs`).
+    history: SharedHistory,
 }
 
 impl VmCell {
@@ -78,6 +81,7 @@ impl VmCell {
             restarts: AtomicU32::new(0),
             exits: AtomicU64::new(0),
             ran: AtomicU64::new(0),
+            history: SharedHistory::new(),
             names: Mutex::new((
                 Name::try_from(name).unwrap_or_default(),
                 Name::try_from(entry).unwrap_or_default(),
@@ -197,6 +201,11 @@ impl ControlPlane {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
                 Some(r.saturating_sub(bytes))
             });
+    }
+
+    /// Place `cell`'s console history (its VM adds the lines it prints).
+    pub fn history(&self, cell: u32) -> Option<&'static SharedHistory> {
+        self.cells.get(cell as usize).map(|c| &c.history)
     }
 
     /// Place `cell`'s name.
@@ -413,6 +422,10 @@ impl Fleet for Machine<'_> {
 
     fn flows(&self) -> u32 {
         self.1.flow_count() as u32
+    }
+
+    fn log_line(&self, vm: u32, from: u64) -> Option<Line> {
+        self.0.cells.get(vm as usize)?.history.line(from)
     }
 
     fn flow(&self, i: u32, send: &mut dyn FnMut(&Message<'_>)) {

@@ -268,7 +268,14 @@ impl VmState {
     /// Prints what is left of the guest's console line.
     pub fn flush_console(&mut self) {
         let (name, ran, quota) = (self.name.as_str(), self.cpu.ran, &mut self.console);
-        self.line.flush(&mut |l| guest_line(name, l, quota, ran));
+        let history = self.line.history();
+        self.line.flush(&mut |l| {
+            if guest_line(name, l, quota, ran)
+                && let Some(h) = history
+            {
+                h.push(l);
+            }
+        });
     }
 
     /// Sends a `vm-progress` record if it did something since its last one
@@ -299,12 +306,13 @@ impl VmState {
 }
 
 /// One finished guest console line: printed if the VM's allowance and the
-/// console's room let it, else dropped and counted (said once per VM).
-fn guest_line(name: &str, text: &str, quota: &mut ConsoleQuota, ran: u64) {
+/// console's room let it (`true`), else dropped and counted (said once per
+/// VM).
+fn guest_line(name: &str, text: &str, quota: &mut ConsoleQuota, ran: u64) -> bool {
     // Charged for what it takes of the console: prefix, text and CR LF.
     let len = (name.len() + CONSOLE_SEPARATOR.len() + text.len() + LINE_END_BYTES) as u64;
     let verdict = match quota.admit(len, ran) {
-        Admit::Print if serial::guest_line(name, text) => return,
+        Admit::Print if serial::guest_line(name, text) => return true,
         Admit::Print => quota.unprint(len),
         other => other,
     };
@@ -313,6 +321,7 @@ fn guest_line(name: &str, text: &str, quota: &mut ConsoleQuota, ran: u64) {
             "{name}: console output beyond its allowance ({CONSOLE_BURST} bytes, then {CONSOLE_RATE} per {RATE_PERIOD} instructions it runs, {CONSOLE_CAP} in all) or while the console is full is dropped and counted"
         );
     }
+    false
 }
 
 /// A running guest's console, metrics and `main` report: what its
@@ -347,8 +356,15 @@ impl Services for GuestOut<'_> {
             let pending = self.line.discard() as u64;
             quota.drop(pending);
         }
-        self.line
-            .push(now, &mut |l| guest_line(name, l, quota, ran));
+        // A service run keeps the lines printed for `corral logs` too.
+        let history = self.line.history();
+        self.line.push(now, &mut |l| {
+            if guest_line(name, l, quota, ran)
+                && let Some(h) = history
+            {
+                h.push(l);
+            }
+        });
         if !beyond.is_empty() {
             quota.drop(beyond.len() as u64);
         }

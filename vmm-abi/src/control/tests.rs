@@ -25,6 +25,14 @@ fn all() -> Vec<Message<'static>> {
             name: "web-extra",
         },
         Message::Stats,
+        Message::Logs {
+            vm: "web-3",
+            from: 17,
+        },
+        Message::LogLine {
+            seq: 1 << 40,
+            text: "heap: 84 KiB",
+        },
         Message::End,
         Message::Done,
         Message::Error {
