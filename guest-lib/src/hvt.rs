@@ -215,6 +215,9 @@ mod bare_metal {
     /// The shared net ring the monitor offered (0: none, or not used):
     /// `net_write` and `net_read` go through it, as Solo5's bindings do.
     static RING: AtomicU64 = AtomicU64::new(0);
+    /// Longest frame a Corral hvt net device carries: MTU 1500 and the
+    /// 14-byte Ethernet header.
+    const FRAME_MAX: u64 = 1514;
     /// Slots of the ring this guest keeps in flight (it keeps one write
     /// buffer per slot; Solo5's bindings keep one per ring entry).
     const RING_SLOTS: u32 = 64;
@@ -738,8 +741,11 @@ mod bare_metal {
     /// `handle`; returns `ret` (Corral's monitor waits for room rather than
     /// answer [`hvt::R_AGAIN`], as Solo5's tender does).
     pub fn net_write(handle: u64, frame: &[u8]) -> i32 {
+        // Frames longer than a device carries (MTU 1500 and the Ethernet
+        // header) go by hypercall, which refuses them with EINVAL: a ring
+        // write has no answer to give.
         let ring = RING.load(Ordering::Relaxed);
-        if ring != 0 && frame.len() as u64 <= hvt::RING_BUF_SIZE {
+        if ring != 0 && frame.len() as u64 <= FRAME_MAX {
             return ring_write(ring, handle, frame);
         }
         net_call(true, handle, frame.as_ptr() as u64, frame.len() as u64).1

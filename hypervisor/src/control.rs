@@ -19,8 +19,9 @@ pub const OUT_BYTES: usize = 4096;
 /// Longest answer frame this side writes (a log line of 255 bytes after
 /// its number; an error's 255 bytes are shorter).
 pub const MAX_ANSWER: usize = control::HEADER + 8 + 1 + 255 + control::TRAILER;
-/// Most lines one `logs` answers (a VM's history holds fewer), so a VM
-/// printing as fast as the line drains cannot keep one answer going.
+/// Most lines one `logs` answers (a VM's history holds at most this
+/// many: empty lines), so a VM printing as fast as the line drains cannot
+/// keep one answer going.
 pub const MAX_LOG_LINES: u32 = crate::console::history::HISTORY_BYTES as u32;
 /// Ticks (TSC) a half-received frame may wait for its next byte before it
 /// is dropped (about 0.2 s of emulated time at 100 M instructions/s).

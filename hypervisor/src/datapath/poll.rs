@@ -299,7 +299,8 @@ pub struct Net<'t> {
 pub struct RingSlot {
     /// The VM (its manifest index).
     pub vm: u32,
-    /// The core that serves it: the one polling its first port's link.
+    /// The core that serves it: the one polling the link (or NIC) of the
+    /// first of its ports a link reaches.
     pub core: u32,
     /// The ring.
     pub shared: RingShared,

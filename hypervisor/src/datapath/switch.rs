@@ -548,8 +548,11 @@ impl<B: Default> Switch<B> {
                         flow.drop_hook += 1;
                         continue;
                     }
-                    // The hook changed its copy: that copy is what is sent
-                    // (the sender's own source address was checked above).
+                    // The hook changed its copy: that copy is what is sent.
+                    // The guest's source address was checked above; one the
+                    // hook writes is the operator's to answer for (hooks
+                    // are the operator's code), and a bridge learns the
+                    // guest's.
                     if P::INSPECTS
                         && policy.rewrote()
                         && let Some(o) = policy.own_buffer().and_then(|o| o.get(..len as usize))

@@ -197,7 +197,7 @@ pub fn handle(
         (hvt::HYPERCALL_PIO_BASE..hvt::HYPERCALL_PIO_BASE + hvt::HC_MAX).contains(&io.port);
     // A kick of the shared ring's service: it never sleeps (a polling core
     // serves the ring on every pass), so there is nothing to wake.
-    if io.port == hvt::RING_KICK_PORT && env.ring.is_some() {
+    if io.port == hvt::RING_KICK_PORT && env.ring.and_then(RingShared::gpa).is_some() {
         if io.size != hvt::HYPERCALL_SIZE || io.is_in || io.string {
             return Err(HvtCallError::Access(io));
         }

@@ -4,8 +4,9 @@
 //! below the reserve; the guest's `mem_size` ends where it starts ([`place`]),
 //! so no buffer of a request may point into it. Writes are fire and
 //! forget: one whose device has no free transmit slot waits in the ring
-//! (and the requests behind it) until the peer takes frames, or is dropped
-//! and counted once the caller says it waited long enough. Reads are
+//! (and every request behind it, for any device: the ring is served in
+//! order, as the guest queued it) until the peer takes frames, or is
+//! dropped and counted once the caller says it waited long enough. Reads are
 //! answered at once, with `AGAIN` when nothing waits (the guest spins on
 //! the commit). A request naming a buffer outside the guest's memory, or
 //! indices that claim more requests than the ring holds, stop the guest
@@ -66,7 +67,8 @@ pub enum Stop {
 pub struct Pass {
     /// Frames sent (writes placed on a transmit ring).
     pub sent: u32,
-    /// Reads answered (with a frame or `AGAIN`).
+    /// Reads answered on one of the guest's devices (a frame, `AGAIN`,
+    /// or `EINVAL` for a buffer shorter than the frame waiting).
     pub reads: u32,
     /// Of them, reads that got a frame.
     pub received: u32,
@@ -230,7 +232,7 @@ pub fn serve(
                 if commit.is_err() {
                     return fail(pass, RingError::HvtRingMemory { gpa: ring.gpa });
                 }
-                pass.reads += 1;
+                pass.reads += u32::from(device.is_some());
                 com_tail = com_tail.wrapping_add(1);
                 // The commit is whole before the guest sees it, and the
                 // request is consumed with it.
@@ -270,6 +272,9 @@ pub struct Live {
     full_since: Option<u64>,
     /// Writes dropped after waiting `patience`, this run.
     pub dropped: u64,
+    /// The guest broke the ring's rules: it is being stopped, and the ring
+    /// is served no more (so nothing it queued goes out twice).
+    faulted: bool,
     /// Requests refused, this run.
     pub refused: u64,
 }
@@ -296,6 +301,7 @@ impl RingShared {
             full_since: None,
             dropped: 0,
             refused: 0,
+            faulted: false,
         });
     }
 
@@ -323,7 +329,7 @@ impl RingShared {
     /// (the next pass serves it).
     pub fn service(&self, now: u64, budget: u32) -> Option<Pass> {
         let mut guard = self.live.try_lock()?;
-        let live = guard.as_mut()?;
+        let live = guard.as_mut().filter(|l| !l.faulted)?;
         let drop_full = live
             .full_since
             .is_some_and(|t| now.wrapping_sub(t) >= live.patience);
@@ -334,6 +340,7 @@ impl RingShared {
         };
         live.dropped += u64::from(pass.dropped);
         live.refused += u64::from(pass.refused);
+        live.faulted = pass.fault.is_some();
         Some(pass)
     }
 }

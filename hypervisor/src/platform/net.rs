@@ -358,23 +358,27 @@ impl Net {
         )?;
         net.set_hooks(build_packet_hooks(manifest)?);
         // A shared net ring per hvt VM with net devices, served by the core
-        // polling its first port.
+        // polling the first of its named ports that a link reaches. A VM no
+        // link reaches gets none (no core would serve it, and its guest
+        // would wait on it for ever): it keeps to the hypercalls.
         let first_named = |i: usize, vm: u32| !manifest.net_devices().take(i).any(|e| e.vm == vm);
+        let served_by = |vm: u32| {
+            manifest
+                .net_devices()
+                .filter(|d| d.vm == vm)
+                .find_map(|d| net.port_core(vm, d.port))
+        };
         let ring_vms = || {
             manifest
                 .net_devices()
                 .enumerate()
                 .filter(move |&(i, d)| first_named(i, d.vm))
-                .map(|(_, d)| d.vm)
+                .filter_map(|(_, d)| Some((d.vm, served_by(d.vm)?)))
         };
         let mut vms = ring_vms();
         let rings = FrameTables
             .slice(ring_vms().count(), |_| {
-                let vm = vms.next().unwrap_or(0);
-                let core = net.port_core(vm, 0).unwrap_or_else(|| {
-                    log::error!("vm {vm}: no link reaches its port 0; its shared net ring is served by core 0");
-                    0
-                });
+                let (vm, core) = vms.next().unwrap_or((u32::MAX, 0));
                 poll::RingSlot {
                     vm,
                     core,

@@ -273,6 +273,23 @@ fn a_buffer_outside_the_guests_memory_stops_it_by_name_and_moves_nothing() {
 }
 
 #[test]
+fn a_ring_that_broke_the_rules_is_served_no_more() {
+    let mut r = rig();
+    let shared = RingShared::default();
+    shared.attach(r.mem, r.ring, r.nets.iter().copied().collect(), 1);
+    r.write(0, &frame(0, 60));
+    r.submit(RING_OP_NET_WRITE, HANDLE, VISIBLE + 0x100, 60);
+    let pass = shared.service(0, 64).unwrap();
+    assert!(pass.fault.is_some());
+    assert_eq!(pass.sent, 1);
+    // Later passes leave it alone: the good frame before the bad request
+    // goes out once.
+    assert_eq!(shared.service(1, 64), None);
+    assert_eq!(r.device_take().unwrap(), frame(0, 60));
+    assert_eq!(r.device_take(), None);
+}
+
+#[test]
 fn indices_claiming_more_than_the_ring_stop_the_guest() {
     let mut r = rig();
     r.set_word(RING_ENT_TAIL, RING_SIZE + 1);
@@ -318,7 +335,7 @@ fn unknown_handles_and_operations_are_refused_and_counted() {
     let pass = r.serve(64, false);
     assert_eq!(
         (pass.sent, pass.refused, pass.reads, pass.received),
-        (0, 4, 3, 1)
+        (0, 4, 2, 1)
     );
     assert_eq!(r.commit(), Some((2, hvt::R_EINVAL, 0)));
     assert_eq!(r.commit(), Some((4, hvt::R_EINVAL, 0)));
