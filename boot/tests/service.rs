@@ -444,15 +444,42 @@ fn a_service_run_is_managed_at_runtime() {
     assert!(!host.running());
 }
 
+/// Brings host `name` up from the manifest `toml` (written to a scratch
+/// directory as `file`, with the timeout `timeout`); the directory.
+fn up_with(name: &str, file: &str, toml: &str, timeout: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("corral-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = dir.join(file);
+    std::fs::write(&m, toml).unwrap();
+    let up = corral(&[
+        "up",
+        m.to_str().unwrap(),
+        "--host",
+        name,
+        "--timeout",
+        timeout,
+    ]);
+    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    dir
+}
+
+/// `corral down` of host `name` (its guard dropped after), with its
+/// report in `dir`; the report.
+fn down_with_report(name: &str, guard: Host, dir: &Path) -> serde_json::Value {
+    let report = dir.join("report.json");
+    let down = corral(&["down", "--host", name, "--report", report.to_str().unwrap()]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    drop(guard);
+    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+}
+
 #[test]
 fn a_running_hosts_links_are_counted_while_it_runs() {
     let name = format!("lnk{}", std::process::id());
     let guard = Host(name.clone());
-    let dir = std::env::temp_dir().join(format!("corral-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let m = dir.join("links.toml");
-    std::fs::write(
-        &m,
+    let dir = up_with(
+        &name,
+        "links.toml",
         r#"
 [run]
 cpus = 2
@@ -479,17 +506,8 @@ a = "gen.0"
 b = "sink.0"
 core = 0
 "#,
-    )
-    .unwrap();
-    let up = corral(&[
-        "up",
-        m.to_str().unwrap(),
-        "--host",
-        &name,
-        "--timeout",
         "600",
-    ]);
-    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    );
     wait_for(&name, "gen", "exited", 0);
     wait_for(&name, "sink", "exited", 0);
     // The link's counters, read while the host runs.
@@ -512,18 +530,7 @@ core = 0
         "{text}"
     );
     // The report after `down` says the same.
-    let report = dir.join("report.json");
-    let down = corral(&[
-        "down",
-        "--host",
-        &name,
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    assert!(down.status.success(), "{}", stderr(&down));
-    drop(guard);
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let r = down_with_report(&name, guard, &dir);
     assert_eq!(r["links"][0]["ab"]["frames"].as_u64(), Some(ab), "{r:#}");
 }
 
@@ -563,11 +570,9 @@ fn settled_free_memory(host: &str) -> u64 {
 fn a_hundred_vms_come_and_go_while_the_others_run() {
     let name = format!("hun{}", std::process::id());
     let guard = Host(name.clone());
-    let dir = std::env::temp_dir().join(format!("corral-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let m = dir.join("hundred.toml");
-    std::fs::write(
-        &m,
+    let dir = up_with(
+        &name,
+        "hundred.toml",
         r#"
 [run]
 cpus = 3
@@ -590,17 +595,8 @@ image = "spin"
 args = "work=1000000000000"
 expect = "stopped"
 "#,
-    )
-    .unwrap();
-    let up = corral(&[
-        "up",
-        m.to_str().unwrap(),
-        "--host",
-        &name,
-        "--timeout",
         "900",
-    ]);
-    assert!(up.status.success(), "up failed: {}", stderr(&up));
+    );
     let free0 = settled_free_memory(&name);
     let pool = |range: std::ops::Range<u32>| -> Vec<String> {
         range.map(|i| format!("pool-{i}")).collect()
@@ -700,18 +696,7 @@ expect = "stopped"
         "free memory after the pool"
     );
 
-    let report = dir.join("report.json");
-    let down = corral(&[
-        "down",
-        "--host",
-        &name,
-        "--report",
-        report.to_str().unwrap(),
-    ]);
-    assert!(down.status.success(), "{}", stderr(&down));
-    drop(guard);
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let r = down_with_report(&name, guard, &dir);
     assert_eq!(r["completed"], true);
     // Every VM ever started: the manifest's 9, the pool's 100, the fleet's
     // 56 twice.

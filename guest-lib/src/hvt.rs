@@ -254,13 +254,18 @@ mod bare_metal {
         unsafe { ring_word(ring, off).write_volatile(v) }
     }
 
-    /// Queues one request at the ring's tail and publishes it; waits while
-    /// [`RING_SLOTS`] requests are in flight.
-    fn ring_submit(ring: u64, op: u32, handle: u64, data: u64, len: u64) {
+    /// Waits while [`RING_SLOTS`] requests are in flight; the tail, where
+    /// the next request goes.
+    fn ring_tail(ring: u64) -> u32 {
         let tail = load(ring, hvt::RING_ENT_TAIL);
         while tail.wrapping_sub(load(ring, hvt::RING_ENT_HEAD)) >= RING_SLOTS {
             core::hint::spin_loop();
         }
+        tail
+    }
+
+    /// Writes one request at `tail` (from [`ring_tail`]) and publishes it.
+    fn ring_submit(ring: u64, tail: u32, op: u32, handle: u64, data: u64, len: u64) {
         let e = ring + hvt::RING_ENTRIES + u64::from(tail % hvt::RING_SIZE) * hvt::RING_ENTRY_SIZE;
         let id = tail;
         // SAFETY: entry `tail` is the guest's to write until it moves the
@@ -288,7 +293,14 @@ mod bare_metal {
     pub fn ring_write_raw(handle: u64, data: u64, len: u64) -> bool {
         let ring = RING.load(Ordering::Relaxed);
         if ring != 0 {
-            ring_submit(ring, hvt::RING_OP_NET_WRITE, handle, data, len);
+            ring_submit(
+                ring,
+                ring_tail(ring),
+                hvt::RING_OP_NET_WRITE,
+                handle,
+                data,
+                len,
+            );
         }
         ring != 0
     }
@@ -296,10 +308,7 @@ mod bare_metal {
     /// Sends `frame` through the ring (it is copied into the slot's
     /// buffer first, so the caller may reuse it at once).
     fn ring_write(ring: u64, handle: u64, frame: &[u8]) -> i32 {
-        let tail = load(ring, hvt::RING_ENT_TAIL);
-        while tail.wrapping_sub(load(ring, hvt::RING_ENT_HEAD)) >= RING_SLOTS {
-            core::hint::spin_loop();
-        }
+        let tail = ring_tail(ring);
         let slot = (tail % RING_SLOTS) as usize;
         // SAFETY: slot `tail % RING_SLOTS` was last used by request
         // `tail - RING_SLOTS`, which the host has consumed (the head is
@@ -313,6 +322,7 @@ mod bare_metal {
         let data = buf.as_ptr() as u64;
         ring_submit(
             ring,
+            tail,
             hvt::RING_OP_NET_WRITE,
             handle,
             data,
@@ -325,7 +335,14 @@ mod bare_metal {
     /// for its commit; (len, ret).
     fn ring_read(ring: u64, handle: u64, buf: &mut [u8]) -> (u64, i32) {
         let data = buf.as_mut_ptr() as u64;
-        ring_submit(ring, hvt::RING_OP_NET_READ, handle, data, buf.len() as u64);
+        ring_submit(
+            ring,
+            ring_tail(ring),
+            hvt::RING_OP_NET_READ,
+            handle,
+            data,
+            buf.len() as u64,
+        );
         let head = load(ring, hvt::RING_COM_HEAD);
         while load(ring, hvt::RING_COM_TAIL) == head {
             core::hint::spin_loop();

@@ -351,4 +351,4 @@ pub fn sent(mem: &impl GuestRam, place: RingPlace) -> Result<bool, OutOfBounds> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

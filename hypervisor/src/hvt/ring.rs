@@ -38,16 +38,6 @@ pub fn place(visible: u64) -> Option<u64> {
     (at >= RING_MIN_GPA).then_some(at)
 }
 
-/// One guest's ring: where it is, and the memory its buffers must lie in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ring {
-    /// Its guest-physical address.
-    pub gpa: u64,
-    /// The guest's `mem_size` (the ring's address): every buffer lies
-    /// strictly below it.
-    pub limit: u64,
-}
-
 /// Why [`serve`] stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -126,13 +116,14 @@ pub fn pending(mem: &impl GuestRam, gpa: u64) -> Result<bool, OutOfBounds> {
     Ok(head != tail)
 }
 
-/// Serves at most `budget` requests of `ring` in order, each on the
-/// device of `nets` (Solo5 handle, rings) it names. With `drop_full`, a
+/// Serves at most `budget` requests of the ring at `ring` (also the
+/// guest's `mem_size`: every buffer lies strictly below it) in order, each
+/// on the device of `nets` (Solo5 handle, rings) it names. With `drop_full`, a
 /// write whose device has no free transmit slot is dropped and counted
 /// rather than waited for.
 pub fn serve(
     mem: &mut impl GuestRam,
-    ring: Ring,
+    ring: u64,
     nets: &[(u64, RingPlace)],
     budget: u32,
     drop_full: bool,
@@ -142,7 +133,7 @@ pub fn serve(
         pass.fault = Some(e);
         pass
     };
-    let at = |off: u64| Gpa(ring.gpa + off);
+    let at = |off: u64| Gpa(ring + off);
     let indices = (|| {
         let tail = mem.read_u32(at(RING_ENT_TAIL))?;
         let head = mem.read_u32(at(RING_ENT_HEAD))?;
@@ -151,7 +142,7 @@ pub fn serve(
         Ok::<_, OutOfBounds>((tail, head, com_head, com_tail))
     })();
     let Ok((tail, mut head, com_head, mut com_tail)) = indices else {
-        return fail(pass, RingError::HvtRingMemory { gpa: ring.gpa });
+        return fail(pass, RingError::HvtRingMemory { gpa: ring });
     };
     if tail.wrapping_sub(head) > RING_SIZE {
         return fail(pass, RingError::HvtRingIndices { head, tail });
@@ -166,11 +157,9 @@ pub fn serve(
             break;
         }
         let slot = head % RING_SIZE;
-        let Ok(req) = read_request(
-            mem,
-            ring.gpa + RING_ENTRIES + u64::from(slot) * RING_ENTRY_SIZE,
-        ) else {
-            return fail(pass, RingError::HvtRingMemory { gpa: ring.gpa });
+        let Ok(req) = read_request(mem, ring + RING_ENTRIES + u64::from(slot) * RING_ENTRY_SIZE)
+        else {
+            return fail(pass, RingError::HvtRingMemory { gpa: ring });
         };
         let device = nets
             .iter()
@@ -185,7 +174,7 @@ pub fn serve(
         };
         match (req.op, device) {
             (RING_OP_NET_WRITE, Some(place)) => {
-                if !inside(req.data, len, ring.limit) {
+                if !inside(req.data, len, ring) {
                     return fail(pass, bad_buffer);
                 }
                 match net::send(mem, place, Gpa(req.data), len) {
@@ -209,7 +198,7 @@ pub fn serve(
                         pass.refused += 1;
                         (hvt::R_EINVAL, 0)
                     }
-                    Some(_) if !inside(req.data, len, ring.limit) => {
+                    Some(_) if !inside(req.data, len, ring) => {
                         return fail(pass, bad_buffer);
                     }
                     Some(place) => match net::recv(mem, place, Gpa(req.data), len) {
@@ -223,14 +212,13 @@ pub fn serve(
                         Err(NetFail::Memory(_)) => return fail(pass, bad_buffer),
                     },
                 };
-                let c =
-                    ring.gpa + RING_COMMITS + u64::from(com_tail % RING_SIZE) * RING_COMMIT_SIZE;
+                let c = ring + RING_COMMITS + u64::from(com_tail % RING_SIZE) * RING_COMMIT_SIZE;
                 let commit = mem
                     .write_u32(Gpa(c), req.id)
                     .and_then(|()| mem.write_u32(Gpa(c + RING_COMMIT_RET), ret as u32))
                     .and_then(|()| mem.write_u32(Gpa(c + RING_COMMIT_LEN), got));
                 if commit.is_err() {
-                    return fail(pass, RingError::HvtRingMemory { gpa: ring.gpa });
+                    return fail(pass, RingError::HvtRingMemory { gpa: ring });
                 }
                 pass.reads += u32::from(device.is_some());
                 com_tail = com_tail.wrapping_add(1);
@@ -241,7 +229,7 @@ pub fn serve(
                     .write_u32(at(RING_COM_TAIL), com_tail)
                     .and_then(|()| mem.write_u32(at(RING_ENT_HEAD), head.wrapping_add(1)));
                 if published.is_err() {
-                    return fail(pass, RingError::HvtRingMemory { gpa: ring.gpa });
+                    return fail(pass, RingError::HvtRingMemory { gpa: ring });
                 }
             }
             // A write naming no device of the guest, or an operation that
@@ -253,7 +241,7 @@ pub fn serve(
     }
     mem.fence(Barrier::Release);
     if mem.write_u32(at(RING_ENT_HEAD), head).is_err() {
-        return fail(pass, RingError::HvtRingMemory { gpa: ring.gpa });
+        return fail(pass, RingError::HvtRingMemory { gpa: ring });
     }
     pass
 }
@@ -262,7 +250,8 @@ pub fn serve(
 pub struct Live {
     /// The guest's memory.
     ram: RawRam,
-    ring: Ring,
+    /// The ring's address.
+    ring: u64,
     nets: HvtNets,
     /// TSC ticks a write may wait for a transmit slot before it is
     /// dropped (a peer that never takes frames must not stall the ring,
@@ -292,7 +281,7 @@ pub struct RingShared {
 impl RingShared {
     /// The VM's run begins with a ring at `ring` over `ram`, serving
     /// `nets`; writes wait at most `patience` ticks for a slot.
-    pub fn attach(&self, ram: RawRam, ring: Ring, nets: HvtNets, patience: u64) {
+    pub fn attach(&self, ram: RawRam, ring: u64, nets: HvtNets, patience: u64) {
         *self.live.lock() = Some(Live {
             ram,
             ring,
@@ -321,7 +310,7 @@ impl RingShared {
 
     /// The ring's address, while attached.
     pub fn gpa(&self) -> Option<u64> {
-        self.live.lock().as_ref().map(|l| l.ring.gpa)
+        self.live.lock().as_ref().map(|l| l.ring)
     }
 
     /// Serves at most `budget` requests at TSC `now`; `None` if the ring

@@ -943,8 +943,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
     }
     if let (Some(gpa), Some(ring)) = (st.hvt_ring, net.ring(st.cell)) {
         let patience = clock::tsc_hz().saturating_mul(RETRY_LIMIT_SECONDS);
-        let at = hvt_ring::Ring { gpa, limit: gpa };
-        ring.attach(vm.raw_ram(), at, st.hvt_nets.clone(), patience);
+        ring.attach(vm.raw_ram(), gpa, st.hvt_nets.clone(), patience);
     }
     st.console_dev = st
         .spec

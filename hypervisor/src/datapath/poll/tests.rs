@@ -882,7 +882,6 @@ fn rings(list: &[(u32, u32)]) -> &'static [RingSlot] {
 
 #[test]
 fn shared_rings_are_served_by_their_own_core_and_a_bad_one_blames_its_vm() {
-    use crate::hvt::ring::Ring;
     use crate::mem::access::{Gpa, GuestRam, GuestRead};
     use vmm_abi::hvt;
     let mut net = build(&[1, 1], &[link((0, 0), (1, 0), 1, 0)]);
@@ -895,13 +894,9 @@ fn shared_rings_are_served_by_their_own_core_and_a_bad_one_blames_its_vm() {
     net.attach(0, 1, MEMORY, a.ram);
     net.attach(1, 1, MEMORY, b.ram);
     const AT: u64 = 0x1000;
-    let ring = Ring {
-        gpa: AT,
-        limit: MEMORY,
-    };
     for (vm, g) in [(0, &a), (1, &b)] {
         let shared = net.ring(vm).unwrap();
-        shared.attach(g.ram, ring, Default::default(), 1000);
+        shared.attach(g.ram, AT, Default::default(), 1000);
         assert_eq!(shared.gpa(), Some(AT));
     }
     // VM 0 asks to read from a device it does not have.

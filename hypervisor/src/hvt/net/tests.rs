@@ -63,25 +63,37 @@ impl Rig {
 
     /// The polling core takes one transmitted frame, if any.
     fn device_take(&mut self) -> Option<Vec<u8>> {
-        let q = self.t.queue_mut(TRANSMIT_QUEUE).unwrap();
-        let chain = q.pop_avail(&mut self.mem).unwrap()?;
-        let mut out = [0u8; 4096];
-        let n = read_transmit_frame(&chain, &self.mem, &mut out).unwrap();
-        q.push_used(&mut self.mem, chain.head(), 0).unwrap();
-        Some(out[..n].to_vec())
+        device_take(&mut self.t, &mut self.mem)
     }
 
     /// The polling core delivers `f`; false when no receive buffer is
     /// posted.
     fn device_give(&mut self, f: &[u8]) -> bool {
-        let q = self.t.queue_mut(RECEIVE_QUEUE).unwrap();
-        let Some(chain) = q.pop_avail(&mut self.mem).unwrap() else {
-            return false;
-        };
-        let used = write_receive_frame(&chain, &mut self.mem, f).unwrap();
-        q.push_used(&mut self.mem, chain.head(), used).unwrap();
-        true
+        device_give(&mut self.t, &mut self.mem, f)
     }
+}
+
+/// The polling core's side of device `t` over `mem`: takes one transmitted
+/// frame, if any.
+pub(crate) fn device_take(t: &mut Transport<NetDevice>, mem: &mut RawRam) -> Option<Vec<u8>> {
+    let q = t.queue_mut(TRANSMIT_QUEUE).unwrap();
+    let chain = q.pop_avail(mem).unwrap()?;
+    let mut out = [0u8; 4096];
+    let n = read_transmit_frame(&chain, mem, &mut out).unwrap();
+    q.push_used(mem, chain.head(), 0).unwrap();
+    Some(out[..n].to_vec())
+}
+
+/// The polling core's side of device `t` over `mem`: delivers `f`; false
+/// when no receive buffer is posted.
+pub(crate) fn device_give(t: &mut Transport<NetDevice>, mem: &mut RawRam, f: &[u8]) -> bool {
+    let q = t.queue_mut(RECEIVE_QUEUE).unwrap();
+    let Some(chain) = q.pop_avail(mem).unwrap() else {
+        return false;
+    };
+    let used = write_receive_frame(&chain, mem, f).unwrap();
+    q.push_used(mem, chain.head(), used).unwrap();
+    true
 }
 
 #[test]

@@ -2,10 +2,9 @@
 
 use super::*;
 use crate::devices::virtio::mmio::{Transport, TransportConfig, WriteEffect};
-use crate::devices::virtio::net::{
-    NetDevice, RECEIVE_QUEUE, TRANSMIT_QUEUE, read_transmit_frame, write_receive_frame,
-};
+use crate::devices::virtio::net::NetDevice;
 use crate::hvt::call::{self, HvtCallError, HvtDone, HvtEnv, NoDisks, PortAccess};
+use crate::hvt::net::tests::{device_give, device_take};
 use crate::hvt::net::{QUEUE_SIZE, RING_RESERVE, program};
 use crate::mem::access::GuestRead;
 use crate::mem::raw::RawRam;
@@ -25,7 +24,8 @@ struct Rig {
     _backing: Vec<u8>,
     mem: RawRam,
     t: Transport<NetDevice>,
-    ring: Ring,
+    /// The ring's address (the guest's `mem_size`).
+    ring: u64,
     nets: Vec<(u64, RingPlace)>,
     /// The guest's next request id.
     id: u32,
@@ -48,7 +48,7 @@ fn rig() -> Rig {
         _backing: backing,
         mem,
         t,
-        ring: Ring { gpa, limit: gpa },
+        ring: gpa,
         nets: vec![(u64::from(HANDLE), place)],
         id: 0,
     }
@@ -60,17 +60,17 @@ fn frame(n: u64, len: usize) -> Vec<u8> {
 
 impl Rig {
     fn word(&self, off: u64) -> u32 {
-        self.mem.read_u32(Gpa(self.ring.gpa + off)).unwrap()
+        self.mem.read_u32(Gpa(self.ring + off)).unwrap()
     }
 
     fn set_word(&mut self, off: u64, v: u32) {
-        self.mem.write_u32(Gpa(self.ring.gpa + off), v).unwrap();
+        self.mem.write_u32(Gpa(self.ring + off), v).unwrap();
     }
 
     /// The guest queues a request (as Solo5's bindings do).
     fn submit(&mut self, op: u32, handle: u32, data: u64, len: u32) {
         let tail = self.word(RING_ENT_TAIL);
-        let e = self.ring.gpa + RING_ENTRIES + u64::from(tail % RING_SIZE) * RING_ENTRY_SIZE;
+        let e = self.ring + RING_ENTRIES + u64::from(tail % RING_SIZE) * RING_ENTRY_SIZE;
         self.mem.write_u32(Gpa(e), op).unwrap();
         self.mem
             .write_u32(Gpa(e + RING_ENTRY_HANDLE), handle)
@@ -111,24 +111,13 @@ impl Rig {
 
     /// The polling core takes one transmitted frame, if any.
     fn device_take(&mut self) -> Option<Vec<u8>> {
-        let q = self.t.queue_mut(TRANSMIT_QUEUE).unwrap();
-        let chain = q.pop_avail(&mut self.mem).unwrap()?;
-        let mut out = [0u8; 4096];
-        let n = read_transmit_frame(&chain, &self.mem, &mut out).unwrap();
-        q.push_used(&mut self.mem, chain.head(), 0).unwrap();
-        Some(out[..n].to_vec())
+        device_take(&mut self.t, &mut self.mem)
     }
 
     /// The polling core delivers `f`; false when no receive buffer is
     /// posted.
     fn device_give(&mut self, f: &[u8]) -> bool {
-        let q = self.t.queue_mut(RECEIVE_QUEUE).unwrap();
-        let Some(chain) = q.pop_avail(&mut self.mem).unwrap() else {
-            return false;
-        };
-        let used = write_receive_frame(&chain, &mut self.mem, f).unwrap();
-        q.push_used(&mut self.mem, chain.head(), used).unwrap();
-        true
+        device_give(&mut self.t, &mut self.mem, f)
     }
 
     fn guest_bytes(&self, at: u64, len: usize) -> Vec<u8> {
@@ -151,14 +140,14 @@ fn the_ring_takes_the_last_whole_pages_below_the_reserve() {
 #[test]
 fn writes_go_out_in_order_and_reads_are_answered_with_commits() {
     let mut r = rig();
-    assert!(!pending(&r.mem, r.ring.gpa).unwrap());
+    assert!(!pending(&r.mem, r.ring).unwrap());
     for i in 0..3 {
         r.write(i, &frame(i, 60 + i as usize));
     }
-    assert!(pending(&r.mem, r.ring.gpa).unwrap());
+    assert!(pending(&r.mem, r.ring).unwrap());
     let pass = r.serve(64, false);
     assert_eq!((pass.sent, pass.stop, pass.fault), (3, Stop::Empty, None));
-    assert!(!pending(&r.mem, r.ring.gpa).unwrap());
+    assert!(!pending(&r.mem, r.ring).unwrap());
     assert_eq!(r.word(RING_ENT_HEAD), 3);
     for i in 0..3 {
         assert_eq!(r.device_take().unwrap(), frame(i, 60 + i as usize));
@@ -226,7 +215,7 @@ fn writes_that_waited_long_enough_are_dropped_and_counted() {
     let pass = r.serve(1000, true);
     assert_eq!((pass.sent, pass.dropped), (u32::from(QUEUE_SIZE), 5));
     assert_eq!(pass.stop, Stop::Empty);
-    assert!(!pending(&r.mem, r.ring.gpa).unwrap());
+    assert!(!pending(&r.mem, r.ring).unwrap());
 }
 
 #[test]
@@ -358,7 +347,7 @@ fn a_pass_serves_at_most_its_budget_and_commits_wait_for_room() {
     r.submit(RING_OP_NET_READ, HANDLE, GUEST_BUF, 1514);
     let pass = r.serve(64, false);
     assert_eq!((pass.reads, pass.stop), (0, Stop::CommitsFull));
-    assert!(pending(&r.mem, r.ring.gpa).unwrap());
+    assert!(pending(&r.mem, r.ring).unwrap());
 }
 
 impl Rig {
@@ -371,7 +360,7 @@ impl Rig {
         }
         let mut env = HvtEnv {
             ram: self.mem,
-            memory: self.ring.limit,
+            memory: self.ring,
             nets: self.nets.iter().copied().collect(),
             wall_ns: 0,
             tsc_hz: 1_000_000_000,
@@ -518,7 +507,7 @@ proptest! {
             while let Some(f) = r.device_take() {
                 prop_assert_eq!(Some(f), outbound.pop_front());
             }
-            if outbound.is_empty() && !pending(&r.mem, r.ring.gpa).unwrap() {
+            if outbound.is_empty() && !pending(&r.mem, r.ring).unwrap() {
                 break;
             }
         }
