@@ -306,30 +306,36 @@ impl<B: Default> Switch<B> {
             });
             if len < ETH_HEADER || got < MAC_LEN {
                 self.wire.drop_runt += 1;
-            } else if P::INSPECTS && !judge_wire(wire, slot, len, policy) {
+                wire.recycle(slot);
+                continue;
+            }
+            if P::INSPECTS && !judge_wire(wire, slot, len, policy) {
                 self.wire.drop_hook += 1;
+                wire.recycle(slot);
+                continue;
+            }
+            // A hook that changed its copy of the frame: that copy is what
+            // is switched (by its own destination) and delivered.
+            let rewritten = if P::INSPECTS && policy.rewrote() {
+                policy.own_buffer().and_then(|o| o.get(..len as usize))
             } else {
-                // A hook that changed its copy of the frame: that copy is
-                // what is switched (by its own destination) and delivered.
-                let rewrote = P::INSPECTS && policy.rewrote();
-                let bytes = match policy.own_buffer().filter(|_| rewrote) {
-                    Some(own) => Bytes::Own(own.get(..len as usize).unwrap_or_default()),
-                    None => Bytes::Wire(&*wire, slot),
-                };
-                if let Bytes::Own(own) = bytes
-                    && let Some(d) = own.get(..MAC_LEN)
-                {
-                    dst.copy_from_slice(d);
+                None
+            };
+            let bytes = match rewritten {
+                Some(own) => {
+                    dst.copy_from_slice(&own[..MAC_LEN]);
+                    Bytes::Own(own)
                 }
-                if is_group(&dst) {
-                    for i in 0..self.ports.len() {
-                        self.deliver(i, &bytes, len, ports, &mut woken, &mut blamed);
-                    }
-                } else if let Some(i) = self.port_for(&dst) {
+                None => Bytes::Wire(&*wire, slot),
+            };
+            if is_group(&dst) {
+                for i in 0..self.ports.len() {
                     self.deliver(i, &bytes, len, ports, &mut woken, &mut blamed);
-                } else {
-                    self.wire.drop_unknown += 1;
                 }
+            } else if let Some(i) = self.port_for(&dst) {
+                self.deliver(i, &bytes, len, ports, &mut woken, &mut blamed);
+            } else {
+                self.wire.drop_unknown += 1;
             }
             wire.recycle(slot);
         }
