@@ -3,7 +3,8 @@
 //! port to the second, or on `nic:<name>:rx|tx`, a shared NIC's frames
 //! from or to the wire; a restart, exit or slice hook on `vm:<name>`), and its
 //! program: C compiled with clang (`source`) or an object (`object`), with
-//! `program` choosing among several. The program
+//! `program` choosing among several, and `engine` (`jit`, the default, or
+//! `interpreter`). The program
 //! is loaded ([`crate::hook_object`]) and verified here, so a hook the
 //! hypervisor would refuse fails before anything is built or booted, the
 //! error naming the hook, the instruction and the rule.
@@ -11,7 +12,7 @@
 use super::VmConfig;
 use super::links::LinkConfig;
 use super::nics::NicConfig;
-use super::raw::RawHook;
+use super::raw::{RawEngine, RawHook};
 use crate::error::{Error, Result};
 use crate::hook_object::{self, HookProgram};
 use std::path::{Path, PathBuf};
@@ -79,6 +80,9 @@ pub struct HookConfig {
     pub file: PathBuf,
     /// The program and its maps.
     pub program: HookProgram,
+    /// Whether the interpreter runs it (`engine = "interpreter"`) rather
+    /// than the JIT (the default).
+    pub interpret: bool,
 }
 
 /// A hook's program and maps in their wire forms, for [`HookSpec`].
@@ -114,6 +118,7 @@ impl HookConfig {
             attach: self.target,
             code: &bytes.code,
             maps: &bytes.maps,
+            interpret: self.interpret,
         }
     }
 
@@ -357,6 +362,7 @@ pub(super) fn resolve(
             target,
             file,
             program,
+            interpret: r.engine == Some(RawEngine::Interpreter),
         });
     }
     Ok(hooks)

@@ -47,6 +47,15 @@ pub(super) struct RawHook {
     pub source: Option<String>,
     pub object: Option<String>,
     pub program: Option<String>,
+    pub engine: Option<RawEngine>,
+}
+
+/// `engine = "jit" | "interpreter"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawEngine {
+    Jit,
+    Interpreter,
 }
 
 #[derive(Default, Deserialize)]

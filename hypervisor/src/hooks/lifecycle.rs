@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 use super::Env;
+use super::jit::JitCode;
 use super::maps::MapSet;
 use super::packet::BuildError;
 use super::vm::{self, Outcome};
@@ -25,7 +26,7 @@ use vmm_abi::hook::context::{
     EXIT_ALLOW, EXIT_DENY, EXIT_FAIL, EXIT_REASON_VMCALL, ExitCtx, RESTART_RESTART,
     RESTART_STAY_DOWN, RestartCtx, SLICE_DEFAULT, SliceCtx,
 };
-use vmm_abi::hook::{HookKind, Insn, MapDef, STACK_SIZE};
+use vmm_abi::hook::{HookKind, Insn, MapDef};
 use vmm_abi::manifest::MAX_RESTARTS;
 use vmm_abi::report::{Record, VmHookFlow};
 
@@ -81,8 +82,9 @@ struct State<'t> {
     flow: VmHookFlow,
     /// Cores its per-core maps are sized for.
     cores: u32,
-    /// The program's stack, reused from run to run.
-    stack: [u8; STACK_SIZE],
+    /// The program's stack and compiled code's state, reused from run
+    /// to run.
+    space: vm::RunSpace,
 }
 
 impl State<'_> {
@@ -94,8 +96,7 @@ impl State<'_> {
             clock,
             core: core.min(self.cores.saturating_sub(1)),
         };
-        let outcome =
-            vm::run_with_stack(&self.prog, ctx, None, &mut self.maps, &env, &mut self.stack);
+        let outcome = vm::run_in(&self.prog, ctx, None, &mut self.maps, &env, &mut self.space);
         self.flow.insns += u64::from(outcome.executed());
         match outcome {
             Outcome::Returned { ret, .. } => Some(ret),
@@ -163,9 +164,25 @@ impl<'t> VmHook<'t> {
                 maps,
                 flow: VmHookFlow::default(),
                 cores: cores.max(1),
-                stack: [0; STACK_SIZE],
+                space: vm::RunSpace::default(),
             }),
         })
+    }
+
+    /// Gives the program the code `compile` makes of it, if it makes
+    /// any; whether it did (else the interpreter runs it).
+    pub fn compile_with(
+        &self,
+        compile: impl FnOnce(&Program<'t>) -> Option<&'t dyn JitCode>,
+    ) -> bool {
+        let mut st = self.state.lock();
+        match compile(&st.prog) {
+            Some(code) => {
+                st.prog = st.prog.with_jit(code);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The same hook serving core `core`'s VMs instead of one VM.

@@ -259,6 +259,12 @@ impl<'a> MapSet<'a> {
         Ok(MapSet { maps })
     }
 
+    /// Map `map`'s whole value area (tests: the JIT's emulated bus).
+    #[cfg(test)]
+    pub(crate) fn values_mut(&mut self, map: usize) -> Option<&mut [u8]> {
+        self.maps.get_mut(map).map(|m| &mut *m.values)
+    }
+
     /// Number of maps.
     pub fn len(&self) -> usize {
         self.maps.len()

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod jit;
 pub mod layout;
 pub mod lifecycle;
 pub mod maps;
@@ -73,6 +74,8 @@ impl<'p> Verified<'p> {
 pub struct Program<'p> {
     verified: Verified<'p>,
     ops: &'p [Op],
+    /// Its compiled code, if it has been compiled ([`jit`]).
+    jit: Option<&'p dyn jit::JitCode>,
 }
 
 impl<'p> Program<'p> {
@@ -81,13 +84,34 @@ impl<'p> Program<'p> {
     pub fn new(verified: Verified<'p>, storage: &'p mut [Op]) -> Option<Self> {
         let ops = storage.get_mut(..verified.insns.len())?;
         op::decode(verified.insns, ops);
-        Some(Program { verified, ops })
+        Some(Program {
+            verified,
+            ops,
+            jit: None,
+        })
     }
 
     /// `verified` with ops decoded elsewhere (tests comparing decodings).
     #[cfg(test)]
     pub(crate) fn from_decoded(verified: Verified<'p>, ops: &'p [Op]) -> Self {
-        Program { verified, ops }
+        Program {
+            verified,
+            ops,
+            jit: None,
+        }
+    }
+
+    /// The same program, run as `code` (compiled from it by [`jit::compile`]).
+    pub fn with_jit(self, code: &'p dyn jit::JitCode) -> Self {
+        Program {
+            jit: Some(code),
+            ..self
+        }
+    }
+
+    /// Its compiled code, if any.
+    pub fn jit(&self) -> Option<&'p dyn jit::JitCode> {
+        self.jit
     }
 
     /// What the verifier learnt.

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 use super::Env;
+use super::jit::JitCode;
 use super::layout::xdp_md;
 use super::maps::{MapSet, MapSetError};
 use super::vm::{self, Outcome};
@@ -36,7 +37,7 @@ use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
-use vmm_abi::hook::{HookKind, Insn, MapDef, STACK_SIZE, VerifyError};
+use vmm_abi::hook::{HookKind, Insn, MapDef, VerifyError};
 use vmm_abi::manifest::HookAttach;
 use vmm_abi::report::{HookFlow, Record};
 
@@ -88,8 +89,9 @@ pub struct HookRun<'t> {
     /// Whether the program has store instructions (it may change the
     /// frame).
     stores: bool,
-    /// The program's stack, reused from run to run.
-    stack: [u8; STACK_SIZE],
+    /// The program's stack and compiled code's state, reused from run
+    /// to run.
+    space: vm::RunSpace,
 }
 
 impl<'t> HookRun<'t> {
@@ -106,13 +108,13 @@ impl<'t> HookRun<'t> {
             f.faults += 1;
             return Verdict::Drop;
         };
-        let outcome = vm::run_with_stack(
+        let outcome = vm::run_in(
             &self.prog,
             &ctx.to_bytes(),
             Some(packet),
             &mut self.maps,
             &self.env,
-            &mut self.stack,
+            &mut self.space,
         );
         f.insns += u64::from(outcome.executed());
         let Outcome::Returned { ret, .. } = outcome else {
@@ -207,7 +209,7 @@ impl<'t> PacketHook<'t> {
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
                 stores: prog.stores(),
-                stack: [0; STACK_SIZE],
+                space: vm::RunSpace::default(),
             }),
         })
     }
@@ -215,6 +217,22 @@ impl<'t> PacketHook<'t> {
     /// The same hook, as manifest hook `index`.
     pub fn at_index(self, index: u32) -> Self {
         PacketHook { index, ..self }
+    }
+
+    /// Gives the program the code `compile` makes of it, if it makes
+    /// any; whether it did (else the interpreter runs it).
+    pub fn compile_with(
+        &self,
+        compile: impl FnOnce(&Program<'t>) -> Option<&'t dyn JitCode>,
+    ) -> bool {
+        let mut run = self.run.lock();
+        match compile(&run.prog) {
+            Some(code) => {
+                run.prog = run.prog.with_jit(code);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets the port `xdp_md.ingress_ifindex` names (the sender's).

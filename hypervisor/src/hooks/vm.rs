@@ -21,17 +21,20 @@ mod alu;
 mod fixture;
 mod helpers;
 mod mem;
+mod native;
 pub mod op;
 #[cfg(test)]
-mod props;
+pub(crate) mod props;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::Program;
 use super::layout::{CTX_BASE, MAX_PACKET, STACK_BASE};
 use super::maps::MapSet;
+use crate::hooks::jit::JitState;
 use core::fmt;
 use mem::Mem;
+pub use native::Host;
 use op::Op;
 use vmm_abi::hook::insn::*;
 use vmm_abi::hook::{MAX_INSNS, STACK_SIZE};
@@ -203,6 +206,48 @@ pub fn run(
     run_with_stack(prog, ctx, packet, maps, env, &mut [0; STACK_SIZE])
 }
 
+/// What a run needs besides its inputs, kept by the caller from run to
+/// run: the program's stack and the block compiled code reads.
+#[derive(Clone, Debug)]
+pub struct RunSpace {
+    /// The program's stack.
+    pub stack: [u8; STACK_SIZE],
+    /// Compiled code's state.
+    pub jit: JitState,
+}
+
+impl Default for RunSpace {
+    fn default() -> Self {
+        RunSpace {
+            stack: [0; STACK_SIZE],
+            jit: JitState::default(),
+        }
+    }
+}
+
+/// Runs `prog` once as [`run_with_stack`] does, its compiled code if it
+/// has any ([`Program::jit`]), in `space`.
+pub fn run_in<E: HookEnv>(
+    prog: &Program<'_>,
+    ctx: &[u8],
+    packet: Option<&mut [u8]>,
+    maps: &mut MapSet<'_>,
+    env: &E,
+    space: &mut RunSpace,
+) -> Outcome {
+    let RunSpace { stack, jit } = space;
+    match machine(prog, ctx, packet, maps, env, stack) {
+        Ok(m) => match prog.jit() {
+            Some(code) => native::run(code, m, env, jit),
+            None => {
+                let mut m = m;
+                m.execute(prog.ops(), env)
+            }
+        },
+        Err(early) => early,
+    }
+}
+
 /// Runs `prog` once: `ctx` is its context (the kind's size; read-only),
 /// `packet` the frame of a packet hook (read-write; `None` for the other
 /// kinds), `maps` its map set (built from the defs it was verified with),
@@ -217,12 +262,28 @@ pub fn run_with_stack(
     env: &impl HookEnv,
     stack: &mut [u8; STACK_SIZE],
 ) -> Outcome {
+    match machine(prog, ctx, packet, maps, env, stack) {
+        Ok(mut m) => m.execute(prog.ops(), env),
+        Err(early) => early,
+    }
+}
+
+/// The machine for one run of `prog`, or the outcome of a run refused
+/// before its first instruction.
+fn machine<'r, 'a>(
+    prog: &Program<'_>,
+    ctx: &'r [u8],
+    packet: Option<&'r mut [u8]>,
+    maps: &'r mut MapSet<'a>,
+    env: &impl HookEnv,
+    stack: &'r mut [u8; STACK_SIZE],
+) -> Result<Machine<'r, 'a>, Outcome> {
     let before = |kind| {
-        Outcome::Aborted(Fault {
+        Err(Outcome::Aborted(Fault {
             insn: 0,
             kind,
             executed: 0,
-        })
+        }))
     };
     let expected = prog.kind().context_size();
     if ctx.len() != expected {
@@ -259,7 +320,7 @@ pub fn run_with_stack(
     };
     m.regs[1] = CTX_BASE;
     m.regs[10] = STACK_BASE + STACK_SIZE as u64;
-    m.execute(prog.ops(), env)
+    Ok(m)
 }
 
 /// One run's machine state.

@@ -9,7 +9,10 @@
 //! application processors' start-up page, which they run in real mode and
 //! then with paging on, and which the boot core rewrites for each of them:
 //! it is writable and executable while cores come up, and only then
-//! ([`Layout::sealed`]) plain data like the rest of low memory.
+//! ([`Layout::sealed`]) plain data like the rest of low memory. The JIT's
+//! code area is data while the boot core writes compiled hooks into it
+//! and code once it is sealed ([`Layout::jit_sealed`]), before any other
+//! core may run it.
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +38,11 @@ pub struct Layout {
     pub guard: u64,
     /// The application processors' start-up page, while it is in use.
     pub trampoline: Option<u64>,
+    /// The JIT's code area: written as data at boot, then code
+    /// (`jit_code`), never both.
+    pub jit: Range<u64>,
+    /// Whether the JIT's code area has been sealed (read-execute).
+    pub jit_code: bool,
 }
 
 impl Layout {
@@ -42,6 +50,14 @@ impl Layout {
     pub fn sealed(&self) -> Layout {
         Layout {
             trampoline: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same layout with the JIT's code area sealed: read-execute.
+    pub fn jit_sealed(&self) -> Layout {
+        Layout {
+            jit_code: true,
             ..self.clone()
         }
     }
@@ -91,6 +107,8 @@ pub fn rights(addr: u64, layout: &Layout) -> Rights {
         Rights::ReadOnly
     } else if layout.trampoline == Some(addr) {
         Rights::StartUp
+    } else if layout.jit.contains(&addr) && layout.jit_code {
+        Rights::Code
     } else {
         Rights::Data
     }

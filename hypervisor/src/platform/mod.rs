@@ -10,6 +10,7 @@ pub mod exceptions;
 pub mod halt;
 pub mod images;
 pub mod instr;
+pub mod jit;
 mod lapic;
 pub mod memory;
 pub mod net;

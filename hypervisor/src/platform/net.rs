@@ -5,6 +5,7 @@
 //! it the machine's memory, clock and console, and counts exits per core.
 
 use super::instr;
+use super::jit;
 use super::memory;
 use super::pci::{self, MachineE1000};
 use super::percpu::PerCore;
@@ -12,11 +13,12 @@ use super::serial;
 use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::devices::virtio::error::RingError;
-use crate::hooks::HookMemory;
+use crate::hooks::jit::JitCode;
 use crate::hooks::lifecycle::{NO_VM, VmHook};
 use crate::hooks::maps::bytes_needed;
 use crate::hooks::packet::PacketHook;
 use crate::hooks::vm::op::Op;
+use crate::hooks::{HookMemory, Program};
 use crate::hvt::ring::RingShared;
 use crate::mem::raw::RawRam;
 use crate::nic::MacAddr;
@@ -201,6 +203,29 @@ impl HookParts {
     }
 }
 
+/// Compiles `spec`'s program into the JIT's code area unless the
+/// manifest asks for the interpreter (or it does not fit, which is
+/// logged): which engine runs it.
+fn engine(
+    spec: &HookSpec<'_>,
+    compile_with: impl FnOnce(&dyn Fn(&Program<'static>) -> Option<&'static dyn JitCode>) -> bool,
+) -> &'static str {
+    if spec.interpret {
+        return "interpreted";
+    }
+    let compiled = compile_with(&|prog| match jit::install(prog) {
+        Ok(code) => Some(code),
+        Err(e) => {
+            log::warn!(
+                "hook {}: not compiled ({e}); the interpreter runs it",
+                spec.name
+            );
+            None
+        }
+    });
+    if compiled { "compiled" } else { "interpreted" }
+}
+
 #[cold]
 fn hook_failed(spec: &HookSpec<'_>, what: &dyn core::fmt::Display) -> &'static str {
     log::error!("hook {}: {what}", spec.name);
@@ -250,8 +275,9 @@ fn build_packet_hooks(
             )
             .map_err(|e| hook_failed(&spec, &e))?
             .at_index(index);
+            let engine = engine(&spec, |c| hook.compile_with(c));
             log::info!(
-                "hook {}: {} instructions, {} maps, on {:?} (core {core})",
+                "hook {}: {} instructions, {} maps, on {:?} (core {core}), {engine}",
                 spec.name,
                 spec.insn_count(),
                 parts.count,
@@ -308,8 +334,9 @@ fn build_vm_hooks(
                 Some(c) => hook.on_core(c),
                 None => hook,
             };
+            let engine = engine(&spec, |c| hook.compile_with(c));
             log::info!(
-                "hook {}: {} hook, {} instructions, {} maps, on {} {}",
+                "hook {}: {} hook, {} instructions, {} maps, on {} {}, {engine}",
                 spec.name,
                 spec.kind.name(),
                 spec.insn_count(),

@@ -21,6 +21,8 @@ unsafe extern "C" {
     static __text_end: u8;
     static __rodata_start: u8;
     static __rodata_end: u8;
+    static __jit_start: u8;
+    static __jit_end: u8;
     static boot_stack_guard: u8;
     static boot_pt0: u8;
     static boot_pd: u8;
@@ -35,6 +37,8 @@ fn layout() -> Layout {
         rodata: addr(&raw const __rodata_start)..addr(&raw const __rodata_end),
         guard: addr(&raw const boot_stack_guard),
         trampoline: Some(trampoline::BASE),
+        jit: addr(&raw const __jit_start)..addr(&raw const __jit_end),
+        jit_code: false,
     }
 }
 
@@ -52,10 +56,12 @@ fn write_small(layout: &Layout, i: usize) {
     // SAFETY: `boot_pt0` is boot.s's 4 KiB table of 512 entries (`i` is
     // inside it), in .bss. The boot core writes every entry only while no
     // other core runs (`protect`), and afterwards only the start-up page's
-    // (`seal`), which no core uses any more. Every entry keeps its page's
-    // identity mapping; the hypervisor's code and stack stay mapped (their
-    // rights are read-execute and read-write; `protect` checked they lie
-    // in these small pages).
+    // (`seal`), which no core uses any more, and the JIT area's
+    // (`seal_jit`), which no other core has used yet (they flush their
+    // TLBs once the plan is published, before running anything). Every
+    // entry keeps its page's identity mapping; the hypervisor's code and
+    // stack stay mapped (their rights are read-execute and read-write;
+    // `protect` checked they lie in these small pages).
     unsafe { entry(table, i).write_volatile(host_pages::small_page(i, layout)) };
 }
 
@@ -74,9 +80,14 @@ pub fn protect() {
     let layout = layout();
     // The linker script asserts these; a hypervisor built otherwise must
     // not go on with its code behind no-execute large pages.
-    if layout.rodata.end > LARGE_PAGE || layout.text.end > LARGE_PAGE || layout.guard >= LARGE_PAGE
+    if layout.rodata.end > LARGE_PAGE
+        || layout.text.end > LARGE_PAGE
+        || layout.guard >= LARGE_PAGE
+        || layout.jit.end > LARGE_PAGE
     {
-        fatal("W^X: the hypervisor's code, read-only data or stack guard lies above 2 MiB");
+        fatal(
+            "W^X: the hypervisor's code, read-only data, JIT area or stack guard lies above 2 MiB",
+        );
     }
     let nx = CpuId::with_cpuid_fn(instr::cpuid)
         .get_extended_processor_and_feature_identifiers()
@@ -111,6 +122,23 @@ pub fn seal() {
     let sealed = layout().sealed();
     write_small(&sealed, (trampoline::BASE / SMALL_PAGE) as usize);
     flush();
+}
+
+/// Once the JIT has written every compiled hook (boot core, before the
+/// plan is published): its code area becomes read-execute and is never
+/// writable again. Only its entries are written; the other cores have not
+/// used them and flush their TLBs before running anything. Fatal if any
+/// page is then both writable and executable.
+pub fn seal_jit() {
+    let sealed = layout().sealed().jit_sealed();
+    for addr in sealed.jit.clone().step_by(SMALL_PAGE as usize) {
+        write_small(&sealed, (addr / SMALL_PAGE) as usize);
+    }
+    flush();
+    let pages = audit();
+    if pages.writable_exec != 0 {
+        fatal("W^X: a page is writable and executable after the JIT's code area was sealed");
+    }
 }
 
 /// Counts the mapped pages that are executable, writable, and both.

@@ -6,7 +6,7 @@
 use super::halt::{fatal, fatal_fmt, power_off};
 use super::instr::{self, outb};
 use super::run::Plan;
-use super::{blocks, images, memory, paging, serial, smp, tables, vmx};
+use super::{blocks, images, jit, memory, paging, serial, smp, tables, vmx};
 use crate::multiboot::{self, BOOTLOADER_MAGIC, BootInformation, Region};
 use crate::vmx::caps;
 use spin::Once;
@@ -171,6 +171,12 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     });
     let plan = Plan::build(&manifest, cores, shared)
         .unwrap_or_else(|e| fatal_fmt(format_args!("cannot plan the run: {e}")));
+    // Every hook is compiled: the JIT's code area becomes read-execute
+    // before any other core can see a hook (they see the plan below).
+    let jit_bytes = jit::seal();
+    if jit_bytes != 0 {
+        log::info!("JIT: {jit_bytes} bytes of compiled hooks, read-execute");
+    }
     // Before the plan is published: application processors start running
     // their VMs as soon as they see it.
     plan.report_unplaced();

@@ -35,13 +35,15 @@ const K_NAME: usize = 0;
 const K_KIND: usize = 32;
 const K_ATTACH: usize = 33;
 const K_DIRECTION: usize = 34;
-const K_RESERVED_1: usize = 35;
+const K_FLAGS: usize = 35;
 const K_TARGET: usize = 36;
 const K_INSN_OFFSET: usize = 40;
 const K_INSN_COUNT: usize = 44;
 const K_MAP_OFFSET: usize = 48;
 const K_MAP_COUNT: usize = 52;
 const K_RESERVED_2: usize = 56;
+/// Flag bit: run the program in the interpreter, not as compiled code.
+pub const FLAG_INTERPRET: u8 = 1;
 const _: () = assert!(K_KIND == K_NAME + NAME_MAX && K_RESERVED_2 + 8 == HOOK_RECORD_SIZE);
 
 /// Attach kind on the wire: one direction of a link between two VM ports.
@@ -175,6 +177,8 @@ pub struct HookSpec<'a> {
     pub code: &'a [u8],
     /// Its map table, [`MAP_DEF_SIZE`] bytes each ([`MapDef::to_bytes`]).
     pub maps: &'a [u8],
+    /// Run by the interpreter rather than compiled ([`FLAG_INTERPRET`]).
+    pub interpret: bool,
 }
 
 impl<'a> HookSpec<'a> {
@@ -216,6 +220,7 @@ impl<'a> HookSpec<'a> {
         let n = name.len().min(NAME_MAX);
         r[K_NAME..K_NAME + n].copy_from_slice(&name[..n]);
         r[K_KIND] = self.kind as u8;
+        r[K_FLAGS] = if self.interpret { FLAG_INTERPRET } else { 0 };
         match self.attach {
             HookAttach::Link { link, dir } => {
                 r[K_ATTACH] = ATTACH_LINK;
@@ -291,6 +296,7 @@ struct RawHook<'a> {
     target: u32,
     insns: (u32, u32),
     maps: (u32, u32),
+    flags: u8,
     reserved: bool,
 }
 
@@ -304,7 +310,9 @@ impl<'a> RawHook<'a> {
             target: le::u32_at(r, K_TARGET),
             insns: (le::u32_at(r, K_INSN_OFFSET), le::u32_at(r, K_INSN_COUNT)),
             maps: (le::u32_at(r, K_MAP_OFFSET), le::u32_at(r, K_MAP_COUNT)),
-            reserved: r[K_RESERVED_1] != 0 || r[K_RESERVED_2..].iter().any(|&b| b != 0),
+            flags: r[K_FLAGS],
+            reserved: r[K_FLAGS] & !FLAG_INTERPRET != 0
+                || r[K_RESERVED_2..].iter().any(|&b| b != 0),
         }
     }
 }
@@ -451,6 +459,7 @@ impl<'a> HookSpec<'a> {
             attach,
             code,
             maps,
+            interpret: raw.flags & FLAG_INTERPRET != 0,
         })
     }
 }

@@ -79,6 +79,7 @@ fn hook<'a>(name: &'a str, dir: LinkDir, code: &'a [u8], maps: &'a [u8]) -> Hook
         attach: HookAttach::Link { link: 0, dir },
         code,
         maps,
+        interpret: false,
     }
 }
 
@@ -293,6 +294,7 @@ fn a_hook_on_a_nic_link_is_refused() {
         attach: HookAttach::Nic { nic: 0, dir },
         code: &p,
         maps: &[],
+        interpret: false,
     };
     let hooks = [on_nic("in", NicDir::Rx), on_nic("out", NicDir::Tx)];
     let mut out = std::vec![0u8; encoded_len_with_hooks(1, 1, 1, &hooks)];
@@ -396,6 +398,7 @@ fn on_vm<'a>(name: &'a str, kind: HookKind, vm: u32, code: &'a [u8]) -> HookSpec
         attach: HookAttach::Vm { vm },
         code,
         maps: &[],
+        interpret: false,
     }
 }
 

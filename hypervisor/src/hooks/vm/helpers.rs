@@ -13,7 +13,7 @@ use vmm_abi::hook::map::{MAX_KEY_SIZE, MAX_VALUE_SIZE, neg_errno};
 
 impl Machine<'_, '_> {
     /// Calls helper `id` with `r1..=r5`; its result for `r0`.
-    pub(super) fn call(&mut self, id: u32, env: &impl HookEnv) -> Result<u64, FaultKind> {
+    pub(super) fn call<E: HookEnv + ?Sized>(&mut self, id: u32, env: &E) -> Result<u64, FaultKind> {
         if !self.kind.allows(id) {
             return Err(FaultKind::Helper { id });
         }

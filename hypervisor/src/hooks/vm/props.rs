@@ -122,17 +122,17 @@ fn reference_jmp(op: u8, wide: bool, a: u64, b: u64) -> bool {
     }
 }
 
-const ALU_OPS: [u8; 13] = [
+pub(crate) const ALU_OPS: [u8; 13] = [
     BPF_ADD, BPF_SUB, BPF_MUL, BPF_DIV, BPF_OR, BPF_AND, BPF_LSH, BPF_RSH, BPF_NEG, BPF_MOD,
     BPF_XOR, BPF_MOV, BPF_ARSH,
 ];
-const JMP_OPS: [u8; 11] = [
+pub(crate) const JMP_OPS: [u8; 11] = [
     BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE, BPF_JLT, BPF_JLE, BPF_JSLT,
     BPF_JSLE,
 ];
 
 /// Interesting operands: small, edge and random values.
-fn operand() -> impl Strategy<Value = u64> {
+pub(crate) fn operand() -> impl Strategy<Value = u64> {
     prop_oneof![
         Just(0u64),
         Just(1),
@@ -235,7 +235,7 @@ fn division_by_zero_is_defined() {
 
 // ------------------------------------------------------------ random programs
 
-const MAPS: [MapDef; 2] = [
+pub(crate) const MAPS: [MapDef; 2] = [
     MapDef {
         kind: MapKind::Array,
         key_size: 4,
@@ -360,7 +360,7 @@ fn piece() -> impl Strategy<Value = Vec<Insn>> {
 
 /// A random packet-hook program: every pool register and 64 stack bytes
 /// initialised, a random body, `exit`; jumps fixed up to land in range.
-fn program() -> impl Strategy<Value = Vec<Insn>> {
+pub(crate) fn program() -> impl Strategy<Value = Vec<Insn>> {
     (
         proptest::collection::vec(start_value(), POOL.len()),
         proptest::collection::vec(piece(), 0..30),

@@ -14,7 +14,7 @@ use vmm_abi::hook::asm::*;
 use vmm_abi::hook::context::*;
 use vmm_abi::hook::map::{EEXIST, MapDef, MapKind, neg_errno};
 
-pub(super) struct TestEnv {
+pub(crate) struct TestEnv {
     pub ns: u64,
     pub core: u32,
 }
@@ -28,7 +28,7 @@ impl HookEnv for TestEnv {
     }
 }
 
-pub(super) const ENV: TestEnv = TestEnv { ns: 1234, core: 0 };
+pub(crate) const ENV: TestEnv = TestEnv { ns: 1234, core: 0 };
 
 /// Decodes `p` (verified or [`unchecked`]) and runs it with a fresh stack.
 pub(super) fn run(
@@ -43,19 +43,19 @@ pub(super) fn run(
     super::run(&prog, ctx, packet, maps, env)
 }
 
-pub(super) fn prog(parts: &[&[Insn]]) -> Vec<Insn> {
+pub(crate) fn prog(parts: &[&[Insn]]) -> Vec<Insn> {
     parts.iter().flat_map(|p| p.iter().copied()).collect()
 }
 
 /// A map set over a leaked arena (tests only).
-pub(super) fn maps_for(defs: &[MapDef], cores: u32) -> MapSet<'static> {
+pub(crate) fn maps_for(defs: &[MapDef], cores: u32) -> MapSet<'static> {
     let arena = vec![0u8; bytes_needed(defs, cores).unwrap()].leak();
     MapSet::new(defs, cores, arena).unwrap()
 }
 
 /// A program that did not go through the verifier, to test the
 /// interpreter's own checks.
-pub(super) fn unchecked(insns: &[Insn], kind: HookKind) -> Verified<'_> {
+pub(crate) fn unchecked(insns: &[Insn], kind: HookKind) -> Verified<'_> {
     Verified {
         insns,
         info: vmm_abi::hook::ProgInfo {

@@ -9,7 +9,26 @@ fn layout() -> Layout {
         rodata: 0x14_0000..0x15_0000,
         guard: 0x15_0000,
         trampoline: Some(0x8000),
+        jit: 0x15_1000..0x15_3000,
+        jit_code: false,
     }
+}
+
+#[test]
+fn the_jit_area_is_data_then_code_never_both() {
+    let l = layout();
+    assert_eq!(rights(0x15_1000, &l), Rights::Data);
+    assert_eq!(rights(0x15_2000, &l), Rights::Data);
+    let sealed = l.jit_sealed();
+    assert_eq!(rights(0x15_1000, &sealed), Rights::Code);
+    assert_eq!(rights(0x15_2000, &sealed), Rights::Code);
+    assert_eq!(rights(0x15_3000, &sealed), Rights::Data, "past the area");
+    let both = sealed.sealed();
+    let a = audit(
+        (0..SMALL_PAGES).map(|i| small_page(i, &both)),
+        (1..2048).map(large_page),
+    );
+    assert_eq!((a.exec, a.writable_exec), (0x40 + 2, 0));
 }
 
 #[test]
@@ -69,6 +88,9 @@ proptest! {
         ro_len in 0u64..64,
         guard in 0u64..512,
         tramp in 0u64..256,
+        jit in 0u64..512,
+        jit_len in 0u64..32,
+        sealed_jit: bool,
     ) {
         let start = text_start * SMALL_PAGE;
         let text_end = start + text_len * SMALL_PAGE;
@@ -77,6 +99,8 @@ proptest! {
             rodata: text_end..text_end + ro_len * SMALL_PAGE,
             guard: guard * SMALL_PAGE,
             trampoline: Some(tramp * SMALL_PAGE),
+            jit: jit * SMALL_PAGE..(jit + jit_len) * SMALL_PAGE,
+            jit_code: sealed_jit,
         };
         let sealed = l.sealed();
         let a = audit((0..SMALL_PAGES).map(|i| small_page(i, &sealed)), (1..2048).map(large_page));

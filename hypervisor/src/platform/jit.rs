@@ -1,0 +1,137 @@
+//! The JIT's code area (the image's `.jit` section): hooks compiled into it by the boot core while its pages are data, then sealed read-execute before any other core may run them; entering compiled code, and the two trampolines compiled code calls back through.
+
+use super::paging;
+use crate::hooks::Program;
+use crate::hooks::jit::{
+    self, FaultCode, JitCode, JitError, JitState, Labels, Trampolines, W_FAULT_AUX, W_FAULT_KIND,
+    W_HOST,
+};
+use crate::hooks::vm::Host;
+use core::sync::atomic::{AtomicBool, Ordering};
+use spin::{Mutex, Once};
+use vmm_abi::hook::MAX_INSNS;
+use vmm_abi::manifest::MAX_HOOKS;
+
+unsafe extern "C" {
+    static __jit_start: u8;
+    static __jit_end: u8;
+}
+
+/// Compiled code's alignment in the area.
+const CODE_ALIGN: usize = 16;
+
+/// The area's state: the next free byte and the compiler's scratch.
+struct Area {
+    next: usize,
+    labels: [Labels; MAX_INSNS],
+}
+
+static AREA: Mutex<Area> = Mutex::new(Area {
+    next: 0,
+    labels: [Labels::EMPTY; MAX_INSNS],
+});
+
+/// Set once the area is read-execute (and never writable again).
+static SEALED: AtomicBool = AtomicBool::new(false);
+
+/// One compiled program per hook at most.
+static CODES: [Once<Code>; MAX_HOOKS as usize] = [const { Once::new() }; MAX_HOOKS as usize];
+
+/// A compiled program in the area: made only by [`install`], so its entry
+/// is the first byte of code the compiler wrote from a verified program.
+#[derive(Debug)]
+pub struct Code {
+    entry: u64,
+}
+
+/// The compiled code's signature: `r12` = the state, `rax` = `r0`.
+type Entry = extern "sysv64" fn(*mut JitState) -> u64;
+
+impl JitCode for Code {
+    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_>) -> u64 {
+        if !SEALED.load(Ordering::Acquire) {
+            // Never happens: the area is sealed before the plan that runs
+            // hooks is published. Fail the run rather than jump to data.
+            state.set(W_FAULT_KIND, FaultCode::Jump as u64);
+            state.set(W_FAULT_AUX, u64::MAX);
+            return 0;
+        }
+        state.set(W_HOST, core::ptr::from_mut(host) as u64);
+        // SAFETY: `entry` is where `install` had `jit::compile` write a
+        // program's code, inside the area, which is read-execute now
+        // (sealed, checked above) and never written again. The code follows
+        // the System V ABI (callee-saved registers restored, stack aligned
+        // at its calls), reads and writes only `state`, the regions
+        // `state` names (checked inline, else through `translate`) and its
+        // own stack, and returns `r0`.
+        let f: Entry = unsafe { core::mem::transmute::<*const (), Entry>(self.entry as *const ()) };
+        f(state)
+    }
+}
+
+/// Compiled code's `translate(state, addr, size | write << 8)`.
+extern "sysv64" fn translate(state: *mut JitState, addr: u64, size_write: u64) -> u64 {
+    // SAFETY: compiled code passes `r12`, the state `Code::enter` handed
+    // it; that call is suspended here and nothing else uses the state.
+    let state = unsafe { &mut *state };
+    let host = state.get(W_HOST) as *mut Host<'_, '_>;
+    // SAFETY: `Code::enter` wrote the address of the run's `Host`, which it
+    // borrows mutably for the whole call and does not use meanwhile.
+    let host = unsafe { &mut *host };
+    host.translate(state, addr, size_write)
+}
+
+/// Compiled code's `helper(r1, r2, r3, r4, r5, state)`.
+extern "sysv64" fn helper(
+    r1: u64,
+    r2: u64,
+    r3: u64,
+    r4: u64,
+    r5: u64,
+    state: *mut JitState,
+) -> u64 {
+    // SAFETY: as in `translate`.
+    let state = unsafe { &mut *state };
+    let host = state.get(W_HOST) as *mut Host<'_, '_>;
+    // SAFETY: as in `translate`.
+    let host = unsafe { &mut *host };
+    host.helper(state, [r1, r2, r3, r4, r5])
+}
+
+/// Compiles `prog` into the area (boot core, before [`seal`]).
+pub fn install(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitError> {
+    let mut area = AREA.lock();
+    let (start, end) = (
+        &raw const __jit_start as usize,
+        &raw const __jit_end as usize,
+    );
+    let base = start + area.next;
+    if SEALED.load(Ordering::Acquire) || base >= end {
+        return Err(JitError::Room(0));
+    }
+    let Some(slot) = CODES.iter().find(|c| !c.is_completed()) else {
+        return Err(JitError::Room(0));
+    };
+    let tramp = Trampolines {
+        translate: translate as *const () as u64,
+        helper: helper as *const () as u64,
+    };
+    let Area { next, labels } = &mut *area;
+    // SAFETY: the `.jit` section's bytes from `base` to its end, reserved
+    // by the linker script for compiled code and used by nothing else;
+    // its pages are writable data until `seal` (not yet: checked above,
+    // under the lock `seal` takes too), and only this function writes them.
+    let out = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, end - base) };
+    let len = jit::compile(prog, &tramp, labels, out)?;
+    *next += len.div_ceil(CODE_ALIGN) * CODE_ALIGN;
+    Ok(slot.call_once(|| Code { entry: base as u64 }))
+}
+
+/// Makes the area read-execute, never writable again (boot core, after
+/// every hook was compiled, before the plan is published); the bytes used.
+pub fn seal() -> usize {
+    let area = AREA.lock();
+    paging::seal_jit();
+    SEALED.store(true, Ordering::Release);
+    area.next
+}
