@@ -179,21 +179,23 @@ pub fn lines(report: &Report) -> Result<Vec<String>> {
             hello.boot_instructions
         ),
     ];
-    // The same loop in a VM with an exit hook, if the manifest has one.
-    if let Some(hooked) = report.vms.iter().find(|v| v.name == HOOKED_VM) {
+    // The same loop in VMs with an exit hook (compiled, interpreted), if
+    // the manifest has them.
+    for (vm, engine) in [(HOOKED_VM, "JIT"), (INTERPRETED_VM, "interpreter")] {
+        let Some(hooked) = report.vms.iter().find(|v| v.name == vm) else {
+            continue;
+        };
         let with = x100(hooked).ok_or_else(|| {
-            Error::new(format!(
-                "VM `{HOOKED_VM}` reported no `{ROUNDTRIP_METRIC}` metric"
-            ))
+            Error::new(format!("VM `{vm}` reported no `{ROUNDTRIP_METRIC}` metric"))
         })?;
         let hook = report
             .hooks
             .iter()
-            .find(|h| h.attach == format!("vm:{HOOKED_VM}"))
-            .ok_or_else(|| Error::new(format!("VM `{HOOKED_VM}` has no exit hook")))?;
+            .find(|h| h.attach == format!("vm:{vm}"))
+            .ok_or_else(|| Error::new(format!("VM `{vm}` has no exit hook")))?;
         let added = with.saturating_sub(plain);
         lines.push(format!(
-            "  with exit hook {}      : {}.{:02} instructions (+{}.{:02}; the hook ran {} interpreter instructions per exit)",
+            "  with exit hook {} ({engine}) : {}.{:02} instructions (+{}.{:02}; the hook ran {} eBPF instructions per exit)",
             hook.name,
             with / 100,
             with % 100,
@@ -206,8 +208,10 @@ pub fn lines(report: &Report) -> Result<Vec<String>> {
 }
 
 /// The VM of the bench manifest that runs the hypercall loop with an exit
-/// hook attached.
+/// hook attached (compiled by the JIT).
 pub const HOOKED_VM: &str = "bench-hooked";
+/// The same with the hook run by the interpreter.
+pub const INTERPRETED_VM: &str = "bench-interp";
 
 #[cfg(test)]
 mod tests {
@@ -327,7 +331,7 @@ mod tests {
         });
         assert_eq!(
             lines(&r).unwrap()[2],
-            "  with exit hook allow-exits      : 700.12 instructions (+414.44; the hook ran 6.00 interpreter instructions per exit)"
+            "  with exit hook allow-exits (JIT) : 700.12 instructions (+414.44; the hook ran 6.00 eBPF instructions per exit)"
         );
     }
 

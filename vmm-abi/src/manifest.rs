@@ -126,8 +126,8 @@ pub use block::{
 };
 pub use error::{Field, ManifestError, Place, Problem};
 pub use hook::{
-    HOOK_RECORD_SIZE, HookAttach, HookName, HookSpec, LinkDir, MAX_HOOK_INSNS, MAX_HOOK_MAPS,
-    MAX_HOOKS, NicDir, check_program,
+    FLAG_INTERPRET, HOOK_RECORD_SIZE, HookAttach, HookName, HookSpec, LinkDir, MAX_HOOK_INSNS,
+    MAX_HOOK_MAPS, MAX_HOOKS, NicDir, check_program,
 };
 pub use link::{
     DEFAULT_LINK_HOLD, LINK_FLAG_BRIDGE, LINK_RECORD_SIZE, LinkEndRef, LinkSpec, MAX_LINK_HOLD,

@@ -333,3 +333,32 @@ fn a_slice_hook_may_serve_a_core() {
     )));
     assert!(e.contains("write `vm:<name>`"), "{e}");
 }
+
+#[test]
+fn the_engine_is_the_jit_unless_the_interpreter_is_asked_for() {
+    let with_engine = |engine: &str| {
+        with_hooks(&hook(
+            "drop",
+            "link:gen.0->sink.0",
+            &format!("{}\n{engine}", source("drop_port.bpf.c")),
+        ))
+    };
+    let m = parse(&with_engine(""), "m.toml", &images()).unwrap();
+    assert!(!m.hooks[0].interpret);
+    let m = parse(&with_engine("engine = \"jit\""), "m.toml", &images()).unwrap();
+    assert!(!m.hooks[0].interpret);
+    let m = parse(
+        &with_engine("engine = \"interpreter\""),
+        "m.toml",
+        &images(),
+    )
+    .unwrap();
+    assert!(m.hooks[0].interpret);
+    let bytes = m.hooks[0].bytes();
+    assert!(
+        m.hooks[0].spec(&bytes).interpret,
+        "carried into the binary manifest"
+    );
+    let e = err(&with_engine("engine = \"fast\""));
+    assert!(e.contains("fast") && e.contains("interpreter"), "{e}");
+}

@@ -62,8 +62,12 @@ pub const W_HELPER: usize = W_EXECUTED + 5;
 /// Word index of the runner's host address (for the hardware layer's
 /// trampolines).
 pub const W_HOST: usize = W_EXECUTED + 6;
+/// Word index of region `r`'s length, as its limits were computed for.
+pub const fn len_word(region: usize) -> usize {
+    W_EXECUTED + 7 + region
+}
 /// Words in the state.
-pub const STATE_WORDS: usize = W_EXECUTED + 7;
+pub const STATE_WORDS: usize = W_EXECUTED + 7 + REGIONS;
 
 /// The block of words the compiled code reads through `r12`: region
 /// bases and limits, the instruction counter, the fault, the helper being
@@ -96,12 +100,17 @@ impl JitState {
         }
     }
 
-    /// Region `region` starts at host address `base` and has `len` bytes.
+    /// Region `region` starts at host address `base` and has `len` bytes
+    /// (its limits computed again only when its length changed).
+    #[inline(always)]
     pub fn set_region(&mut self, region: usize, base: u64, len: usize) {
         self.set(base_word(region), base);
-        for (class, size) in [1u64, 2, 4, 8].into_iter().enumerate() {
-            let lim = (len as u64 + 1).saturating_sub(size);
-            self.set(lim_word(region, class), lim);
+        let len = len as u64;
+        if self.get(len_word(region)) != len {
+            self.set(len_word(region), len);
+            for (class, size) in [1u64, 2, 4, 8].into_iter().enumerate() {
+                self.set(lim_word(region, class), (len + 1).saturating_sub(size));
+            }
         }
     }
 }
@@ -131,7 +140,7 @@ pub enum FaultCode {
 /// the trampolines it was compiled against).
 pub trait JitCode: Sync + core::fmt::Debug {
     /// Runs the code once; its `r0`.
-    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_>) -> u64;
+    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_, '_>) -> u64;
 }
 
 /// The two functions compiled code calls, by address (System V ABI):

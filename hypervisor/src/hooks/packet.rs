@@ -36,6 +36,7 @@ use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
 use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
+use vmm_abi::hook::context::{XDP_DATA_END, XDP_MD_SIZE};
 use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 use vmm_abi::hook::{HookKind, Insn, MapDef, VerifyError};
 use vmm_abi::manifest::HookAttach;
@@ -82,6 +83,8 @@ pub struct HookRun<'t> {
     pub flow: HookFlow,
     /// The sender's port, `xdp_md.ingress_ifindex`.
     ingress: u32,
+    /// The context of the last run (`data_end` written for each frame).
+    ctx: [u8; XDP_MD_SIZE],
     env: Env,
     /// The hook's copy of the frame being judged, which the program runs
     /// on: a frame that passes is delivered as the program left it.
@@ -100,17 +103,22 @@ impl<'t> HookRun<'t> {
     fn run(&mut self, len: usize) -> Verdict {
         let f = &mut self.flow;
         f.runs += 1;
+        // The context differs from frame to frame by `data_end` only.
         let Some(ctx) = xdp_md(len, self.ingress, 0, 0) else {
             f.faults += 1;
             return Verdict::Drop;
         };
+        let end = ctx.data_end.to_le_bytes();
+        if let Some(field) = self.ctx.get_mut(XDP_DATA_END..XDP_DATA_END + end.len()) {
+            field.copy_from_slice(&end);
+        }
         let Some(packet) = self.frame.get_mut(..len) else {
             f.faults += 1;
             return Verdict::Drop;
         };
         let outcome = vm::run_in(
             &self.prog,
-            &ctx.to_bytes(),
+            &self.ctx,
             Some(packet),
             &mut self.maps,
             &self.env,
@@ -206,6 +214,7 @@ impl<'t> PacketHook<'t> {
                 maps,
                 flow: HookFlow::default(),
                 ingress: 0,
+                ctx: context(0),
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
                 stores: prog.stores(),
@@ -237,7 +246,9 @@ impl<'t> PacketHook<'t> {
 
     /// Sets the port `xdp_md.ingress_ifindex` names (the sender's).
     pub fn set_ingress(&self, port: u32) {
-        self.run.lock().ingress = port;
+        let mut run = self.run.lock();
+        run.ingress = port;
+        run.ctx = context(port);
     }
 
     /// Its working state, locked (its link's polling core, for a pump; the
@@ -271,6 +282,11 @@ impl<'t> PacketHook<'t> {
         });
         super::maps::report(index, &run.maps, run.env.core + 1, record);
     }
+}
+
+/// The context for frames from port `ingress` (`data_end` set per frame).
+fn context(ingress: u32) -> [u8; XDP_MD_SIZE] {
+    xdp_md(0, ingress, 0, 0).map_or([0; XDP_MD_SIZE], |c| c.to_bytes())
 }
 
 /// `verified` decoded into `ops`.

@@ -31,7 +31,7 @@ pub(crate) mod tests;
 use super::Program;
 use super::layout::{CTX_BASE, MAX_PACKET, STACK_BASE};
 use super::maps::MapSet;
-use crate::hooks::jit::JitState;
+use crate::hooks::jit::{JitCode, JitState};
 use core::fmt;
 use mem::Mem;
 pub use native::Host;
@@ -235,17 +235,30 @@ pub fn run_in<E: HookEnv>(
     env: &E,
     space: &mut RunSpace,
 ) -> Outcome {
-    let RunSpace { stack, jit } = space;
-    match machine(prog, ctx, packet, maps, env, stack) {
-        Ok(m) => match prog.jit() {
-            Some(code) => native::run(code, m, env, jit),
-            None => {
-                let mut m = m;
-                m.execute(prog.ops(), env)
-            }
-        },
-        Err(early) => early,
+    let packet = packet.unwrap_or(&mut []);
+    if let Err(kind) = check(prog, ctx, packet, maps) {
+        return before(kind);
     }
+    match prog.jit() {
+        Some(code) => run_compiled(code, prog, ctx, packet, maps, env, space),
+        None => interpret(prog, ctx, packet, maps, env, &mut space.stack),
+    }
+}
+
+/// [`run_in`] for a program with code: no interpreter state on the way.
+#[inline(never)]
+fn run_compiled(
+    code: &dyn JitCode,
+    prog: &Program<'_>,
+    ctx: &[u8],
+    packet: &mut [u8],
+    maps: &mut MapSet<'_>,
+    env: &impl HookEnv,
+    space: &mut RunSpace,
+) -> Outcome {
+    let RunSpace { stack, jit } = space;
+    let mut m = Machine::new(prog, ctx, packet, maps, env, stack);
+    native::run(code, &mut m, env, jit)
 }
 
 /// Runs `prog` once: `ctx` is its context (the kind's size; read-only),
@@ -262,65 +275,91 @@ pub fn run_with_stack(
     env: &impl HookEnv,
     stack: &mut [u8; STACK_SIZE],
 ) -> Outcome {
-    match machine(prog, ctx, packet, maps, env, stack) {
-        Ok(mut m) => m.execute(prog.ops(), env),
-        Err(early) => early,
+    let packet = packet.unwrap_or(&mut []);
+    if let Err(kind) = check(prog, ctx, packet, maps) {
+        return before(kind);
     }
+    interpret(prog, ctx, packet, maps, env, stack)
 }
 
-/// The machine for one run of `prog`, or the outcome of a run refused
-/// before its first instruction.
-fn machine<'r, 'a>(
+/// The interpreter's run of `prog` (checked by [`check`]).
+#[inline(never)]
+fn interpret(
     prog: &Program<'_>,
-    ctx: &'r [u8],
-    packet: Option<&'r mut [u8]>,
-    maps: &'r mut MapSet<'a>,
+    ctx: &[u8],
+    packet: &mut [u8],
+    maps: &mut MapSet<'_>,
     env: &impl HookEnv,
-    stack: &'r mut [u8; STACK_SIZE],
-) -> Result<Machine<'r, 'a>, Outcome> {
-    let before = |kind| {
-        Err(Outcome::Aborted(Fault {
-            insn: 0,
-            kind,
-            executed: 0,
-        }))
-    };
+    stack: &mut [u8; STACK_SIZE],
+) -> Outcome {
+    Machine::new(prog, ctx, packet, maps, env, stack).execute(prog.ops(), env)
+}
+
+/// A run refused before its first instruction.
+fn before(kind: FaultKind) -> Outcome {
+    Outcome::Aborted(Fault {
+        insn: 0,
+        kind,
+        executed: 0,
+    })
+}
+
+/// What must hold before `prog` runs over these inputs.
+fn check(
+    prog: &Program<'_>,
+    ctx: &[u8],
+    packet: &[u8],
+    maps: &MapSet<'_>,
+) -> Result<(), FaultKind> {
     let expected = prog.kind().context_size();
     if ctx.len() != expected {
-        return before(FaultKind::ContextSize {
+        return Err(FaultKind::ContextSize {
             expected,
             got: ctx.len(),
         });
     }
-    let packet = packet.unwrap_or(&mut []);
     if packet.len() > MAX_PACKET {
-        return before(FaultKind::PacketTooLarge { len: packet.len() });
+        return Err(FaultKind::PacketTooLarge { len: packet.len() });
     }
     let needed = u32::BITS - prog.info().maps_used.leading_zeros();
     if needed as usize > maps.len() {
-        return before(FaultKind::MapSet { have: maps.len() });
+        return Err(FaultKind::MapSet { have: maps.len() });
     }
     // Control only moves forward, so a run executes at most one op per
     // slot; a longer program (never verified) could exceed the meter.
     if prog.ops().len() > METER_LIMIT as usize {
-        return before(FaultKind::Meter);
+        return Err(FaultKind::Meter);
     }
-    let cpu = env.core();
-    let mut m = Machine {
-        kind: prog.kind(),
-        regs: [0; 16],
-        mem: Mem {
-            ctx,
-            stack,
-            packet,
-            maps,
-            cpu,
-        },
-        redirect: None,
-    };
-    m.regs[1] = CTX_BASE;
-    m.regs[10] = STACK_BASE + STACK_SIZE as u64;
-    Ok(m)
+    Ok(())
+}
+
+impl<'r, 'a> Machine<'r, 'a> {
+    /// The machine for one run of `prog` (checked by [`check`]).
+    #[inline(always)]
+    fn new(
+        prog: &Program<'_>,
+        ctx: &'r [u8],
+        packet: &'r mut [u8],
+        maps: &'r mut MapSet<'a>,
+        env: &impl HookEnv,
+        stack: &'r mut [u8; STACK_SIZE],
+    ) -> Self {
+        let mut regs = [0; 16];
+        regs[1] = CTX_BASE;
+        regs[10] = STACK_BASE + STACK_SIZE as u64;
+        Machine {
+            kind: prog.kind(),
+            regs,
+            mem: Mem {
+                ctx,
+                stack,
+                packet,
+                maps,
+                cpu: env.core(),
+            },
+            redirect: None,
+        }
+    }
 }
 
 /// One run's machine state.

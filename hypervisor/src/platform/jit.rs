@@ -48,7 +48,7 @@ pub struct Code {
 type Entry = extern "sysv64" fn(*mut JitState) -> u64;
 
 impl JitCode for Code {
-    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_>) -> u64 {
+    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_, '_>) -> u64 {
         if !SEALED.load(Ordering::Acquire) {
             // Never happens: the area is sealed before the plan that runs
             // hooks is published. Fail the run rather than jump to data.
@@ -74,7 +74,7 @@ extern "sysv64" fn translate(state: *mut JitState, addr: u64, size_write: u64) -
     // SAFETY: compiled code passes `r12`, the state `Code::enter` handed
     // it; that call is suspended here and nothing else uses the state.
     let state = unsafe { &mut *state };
-    let host = state.get(W_HOST) as *mut Host<'_, '_>;
+    let host = state.get(W_HOST) as *mut Host<'_, '_, '_>;
     // SAFETY: `Code::enter` wrote the address of the run's `Host`, which it
     // borrows mutably for the whole call and does not use meanwhile.
     let host = unsafe { &mut *host };
@@ -92,7 +92,7 @@ extern "sysv64" fn helper(
 ) -> u64 {
     // SAFETY: as in `translate`.
     let state = unsafe { &mut *state };
-    let host = state.get(W_HOST) as *mut Host<'_, '_>;
+    let host = state.get(W_HOST) as *mut Host<'_, '_, '_>;
     // SAFETY: as in `translate`.
     let host = unsafe { &mut *host };
     host.helper(state, [r1, r2, r3, r4, r5])

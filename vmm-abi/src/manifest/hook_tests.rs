@@ -211,7 +211,9 @@ fn every_record_field_is_checked() {
     );
     let e = problem(|r| r[34] = 2);
     assert_eq!(e.field, Field::HookAttach);
-    let e = problem(|r| r[35] = 1);
+    // The flags byte: bit 0 (interpret) is known, the others are not.
+    assert_eq!(with_record(|r| r[35] = FLAG_INTERPRET), Ok(()));
+    let e = problem(|r| r[35] = 2);
     assert_eq!(e.field, Field::HookReserved);
     let e = problem(|r| r[63] = 1);
     assert_eq!(e.field, Field::HookReserved);

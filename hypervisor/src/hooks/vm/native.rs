@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-use super::mem::Mem;
 use super::{Fault, FaultKind, HookEnv, Machine, Outcome};
 use crate::hooks::jit::{
     FaultCode, JitCode, JitState, W_EXECUTED, W_FAULT_ADDR, W_FAULT_AUX, W_FAULT_INSN,
@@ -13,12 +12,12 @@ use crate::hooks::layout::{REGION_CTX, REGION_PACKET, REGION_STACK};
 /// What compiled code reaches of the run while it runs: the interpreter's
 /// machine (its memory and helpers; its registers serve only as helper
 /// arguments) and the environment.
-pub struct Host<'r, 'a> {
-    m: Machine<'r, 'a>,
-    env: &'r dyn HookEnv,
+pub struct Host<'h, 'r, 'a> {
+    m: &'h mut Machine<'r, 'a>,
+    env: &'h dyn HookEnv,
 }
 
-impl Host<'_, '_> {
+impl Host<'_, '_, '_> {
     /// The host address of `size` bytes (`size_write & 0xff`) at `addr`,
     /// for writing if bit 8 of `size_write` is set; 0, with the fault
     /// written into `state`, if they lie in no region that allows it.
@@ -152,34 +151,32 @@ fn take_fault(state: &JitState) -> Option<FaultKind> {
 }
 
 /// Runs `code` over `m`'s memory with `state` as the block it reads.
-pub(super) fn run<'r, 'a>(
+pub(super) fn run(
     code: &dyn JitCode,
-    mut m: Machine<'r, 'a>,
-    env: &'r dyn HookEnv,
+    m: &mut Machine<'_, '_>,
+    env: &dyn HookEnv,
     state: &mut JitState,
 ) -> Outcome {
-    let Mem {
-        ctx,
-        ref mut stack,
-        ref mut packet,
-        ..
-    } = m.mem;
-    state.set_region(REGION_CTX as usize, ctx.as_ptr() as u64, ctx.len());
+    state.set_region(
+        REGION_CTX as usize,
+        m.mem.ctx.as_ptr() as u64,
+        m.mem.ctx.len(),
+    );
     state.set_region(
         REGION_STACK as usize,
-        stack.as_mut_ptr() as u64,
-        stack.len(),
+        m.mem.stack.as_mut_ptr() as u64,
+        m.mem.stack.len(),
     );
     state.set_region(
         REGION_PACKET as usize,
-        packet.as_mut_ptr() as u64,
-        packet.len(),
+        m.mem.packet.as_mut_ptr() as u64,
+        m.mem.packet.len(),
     );
-    state.set(W_EXECUTED, 0);
-    state.set(W_FAULT_KIND, 0);
+    state.words[W_EXECUTED] = 0;
+    state.words[W_FAULT_KIND] = 0;
     let mut host = Host { m, env };
     let ret = code.enter(state, &mut host);
-    let executed = state.get(W_EXECUTED) as u32;
+    let executed = state.words[W_EXECUTED] as u32;
     match take_fault(state) {
         None => Outcome::Returned {
             ret,
