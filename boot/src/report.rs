@@ -771,7 +771,7 @@ impl Report {
                 ));
             } else {
                 text.push_str(&format!(
-                "hook {} ({}): {} runs: {} pass, {} drop, {} aborted, {} faults, {} tx, {} redirect; {} instructions ({:.1} per run)\n",
+                "hook {} ({}): {} runs: {} pass, {} drop, {} aborted, {} faults, {} tx, {} redirect, {} sent, {} unsent; {} instructions ({:.1} per run)\n",
                 h.name,
                 h.attach,
                 h.runs,
@@ -781,6 +781,8 @@ impl Report {
                 get("faults"),
                 get("tx"),
                 get("redirect"),
+                get("sent"),
+                get("unsent"),
                 h.instructions,
                 h.instructions as f64 / h.runs.max(1) as f64,
             ));

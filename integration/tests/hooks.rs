@@ -3,7 +3,8 @@
 //! the tool, verified twice and run on the polling core for every frame
 //! pktgen sends to the sink; restart and exit hooks deciding for their
 //! VMs (`images/manifests/vm-hooks.toml`); a hook whose writes to the
-//! packet reach the next hop (`hook-rewrite.toml`); and programs or
+//! packet reach the next hop (`hook-rewrite.toml`); one that answers
+//! echo requests itself with `XDP_TX` (`hook-reflect.toml`); and programs or
 //! targets that are refused before anything is built or booted.
 
 use integration::{assert_exited, flow, manifest, num, refused, run};
@@ -79,6 +80,42 @@ fn a_hook_drops_one_port_and_everything_agrees() {
     assert_eq!(frames, count - denied + 1, "{link:#}");
     assert_eq!(out.metric("sink", "received"), count - denied);
     assert_eq!(out.metric("sink", "announced"), count);
+}
+
+#[test]
+fn a_hook_answers_echo_requests_itself_with_xdp_tx() {
+    let out = run(
+        "hook-reflect",
+        &manifest("hook-reflect.toml"),
+        &["--timeout", "900"],
+    );
+    out.assert_succeeded();
+    out.assert_completed();
+    for vm in out.vms() {
+        assert_exited(vm, 0);
+    }
+    let sent = out.metric("client", "sent");
+    assert_eq!(sent, 300);
+    // Every datagram came back once, from the hook: the server echoed none.
+    assert_eq!(out.metric("client", "echo_matched"), sent);
+    assert_eq!(out.metric("client", "echo_duplicate"), 0);
+    assert_eq!(out.metric("server", "echoed"), 0);
+    let h = hook(&out.report, "reflect");
+    let v = &h["verdicts"];
+    assert_eq!(num(v, "tx"), sent, "{h:#}");
+    assert_eq!(num(v, "sent"), sent, "{h:#}");
+    assert_eq!(num(v, "unsent"), 0, "{h:#}");
+    assert_eq!(num(v, "drop") + num(v, "aborted") + num(v, "faults"), 0);
+    assert_eq!(entry(h, "reflected", "00000000"), Some(sent), "{h:#}");
+    // The link's own counters are the guests' frames only: client to
+    // server, what the hook passed (ARP, the end of the stream); server to
+    // client, the server's own frames (ARP), not the reflected ones.
+    let link = out.link("client.0", "server.0");
+    let (ab, _) = flow(link, "ab");
+    assert_eq!(ab, num(v, "pass"), "{link:#}");
+    let (ba, _) = flow(link, "ba");
+    let echoes = out.metric("client", "echo_matched") + out.metric("client", "echo_other");
+    assert!(ba < echoes, "{link:#}");
 }
 
 #[test]

@@ -329,12 +329,21 @@ counters! {
         /// Runs the interpreter aborted (an access outside every region, a
         /// helper refused): counted, the frame dropped, nothing else stops.
         pub faults: u64,
-        /// Runs that returned `XDP_TX`: dropped (sending a frame back is not
-        /// built yet).
+        /// Runs that returned `XDP_TX`: the frame goes back to its sender
+        /// (a link's hook; `sent` or `unsent`).
         pub tx: u64,
-        /// Runs that returned `XDP_REDIRECT`: dropped (redirecting is not
-        /// built yet).
+        /// Runs that returned `XDP_REDIRECT`: the frame goes to the port
+        /// `bpf_redirect` chose (the receiver: delivered as for `XDP_PASS`
+        /// and counted in `sent`; the sender: as `XDP_TX`; any other port:
+        /// `unsent`).
         pub redirect: u64,
+        /// `XDP_TX` and `XDP_REDIRECT` frames delivered to their port.
+        pub sent: u64,
+        /// `XDP_TX` and `XDP_REDIRECT` frames not delivered: the hook's
+        /// queue full, the port down, without a buffer for the link's hold
+        /// time or too small, a port the hook cannot reach (another link's,
+        /// a NIC queue's hook).
+        pub unsent: u64,
         /// eBPF instructions executed, all runs.
         pub insns: u64,
     }
@@ -366,7 +375,8 @@ counters! {
 }
 
 impl HookFlow {
-    /// Frames the hook dropped, for any reason.
+    /// Frames the hook did not pass on its direction, for any reason
+    /// (dropped, or sent back or elsewhere).
     pub const fn dropped(&self) -> u64 {
         self.drop + self.aborted + self.faults + self.tx + self.redirect
     }

@@ -129,6 +129,28 @@ pub fn pump<S: FrameSource, K: FrameSink, P: FramePolicy>(
     Ok(moved + stall_policy(dir, src, delivered, waiting, left, hold)?)
 }
 
+/// Moves up to `budget` frames from `src` (a hook's frames going back to
+/// their sender) into the receiver, on the general path with no policy,
+/// keeping the direction's receive state (its spare buffer) as a pump
+/// does. Returns the frames handed over; the caller accounts for them
+/// (the direction's counters are its sender's).
+pub fn send_back<S: FrameSource, K: FrameSink>(
+    dir: &mut Direction<S::Frame, K::Buffer>,
+    src: &mut S,
+    rx: Receiver<K>,
+    rx_generation: u32,
+    budget: u32,
+) -> Result<u32, LinkFault> {
+    general(
+        dir,
+        src,
+        rx,
+        rx_generation,
+        budget,
+        &mut super::policy::PassAll,
+    )
+}
+
 /// The hold-time policy, after a pump to a ready receiver that `delivered`
 /// frames or not, with `budget` frames left: a receiver that took frames
 /// is not stalled; one that took none while frames waited for `hold.ticks`

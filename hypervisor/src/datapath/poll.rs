@@ -22,7 +22,7 @@ use super::port::{Port, PortInner, Signals};
 use super::switch::{Attached, MAX_SWITCH_PORTS, Switch, WireRx, WireTx};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::queue::Chain;
-use crate::hooks::packet::PacketHook;
+use crate::hooks::packet::{BACK_SLOTS, PacketHook};
 use crate::hvt::ring::RingShared;
 use crate::mem::raw::RawRam;
 use crate::nic::ZeroCopy;
@@ -497,10 +497,11 @@ impl<'t> Net<'t> {
                 HookAttach::Vm { .. } | HookAttach::Core { .. } => continue,
             };
             if let Some(link) = self.links.get(link as usize) {
-                h.set_ingress(match dir {
-                    LinkDir::AToB => link.a as u32,
-                    LinkDir::BToA => link.b as u32,
-                });
+                let (from, to) = match dir {
+                    LinkDir::AToB => (link.a, link.b),
+                    LinkDir::BToA => (link.b, link.a),
+                };
+                h.set_ports(from as u32, to as u32);
             }
         }
         self.hooks = hooks;
@@ -785,8 +786,16 @@ impl<'t> Net<'t> {
         };
         let stalls = (st.ab.flow.stalls, st.ba.flow.stalls);
         let [hab, hba] = self.hooks_on(link);
-        let moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb), hab)
+        let mut moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb), hab)
             + self.direction(&mut st.ba, hold, (&mut *b, vb), (&mut *a, va), hba);
+        // Frames a hook sends back go through the other direction's
+        // receive state into their sender's ring.
+        if let Some(h) = hab {
+            moved += self.send_back(&mut st.ba, h, (&mut *a, va));
+        }
+        if let Some(h) = hba {
+            moved += self.send_back(&mut st.ab, h, (&mut *b, vb));
+        }
         // A first stall of an end is said once; later ones are counted in
         // the `link` record only, so a guest cannot flood the console.
         if st.ab.flow.stalls != stalls.0 && stalls.0 == 0 {
@@ -799,6 +808,54 @@ impl<'t> Net<'t> {
             st.busy += env.now().wrapping_sub(start);
         }
         moved
+    }
+
+    /// Delivers the frames `hook` sends back into `to`'s receive queue
+    /// through `dir` (the link's direction towards `to`, whose spare buffer
+    /// it keeps using), counting them on the hook (`sent`, `unsent`), not
+    /// on the direction; blames `to` if its ring breaks the rules.
+    fn send_back<E: LinkEnd, F: Default>(
+        &self,
+        dir: &mut Direction<F, E::Buffer>,
+        hook: &PacketHook<'t>,
+        (to, vm): (&mut E, u32),
+    ) -> u32 {
+        let mut run = hook.lock();
+        if !run.sends_back() {
+            return 0;
+        }
+        let Some((receiver, generation)) = to.sink() else {
+            // Not ready yet: the frames wait (new ones are `unsent` while
+            // the queue is full).
+            return 0;
+        };
+        let before = dir.flow;
+        let result = direction::send_back(
+            dir,
+            &mut run.back_source::<F>(),
+            receiver,
+            generation,
+            BACK_SLOTS as u32,
+        );
+        let after = core::mem::replace(&mut dir.flow, before);
+        run.flow.sent += after.frames - before.frames;
+        run.flow.unsent += after.dropped() - before.dropped();
+        drop(run);
+        match result {
+            Ok(0) => 0,
+            Ok(n) => {
+                self.wake(vm);
+                n
+            }
+            Err(LinkFault { error, .. }) => {
+                to.blame(error);
+                self.signals[vm as usize]
+                    .fault
+                    .store(true, Ordering::Release);
+                self.wake(vm);
+                0
+            }
+        }
     }
 
     #[cold]

@@ -31,8 +31,9 @@ use super::layout::xdp_md;
 use super::maps::{MapSet, MapSetError};
 use super::vm::{self, Outcome};
 use super::{HookMemory, Program, Verified};
-use crate::datapath::endpoint::FrameSink;
+use crate::datapath::endpoint::{FrameSink, FrameSource};
 use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
+use crate::devices::virtio::error::RingError;
 use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
@@ -75,6 +76,17 @@ impl fmt::Display for BuildError {
     }
 }
 
+/// Frames a link's hook sends back to the sender (`XDP_TX`, or
+/// `XDP_REDIRECT` to the sender's port) that wait for the poller to
+/// deliver them through the link's other direction, at most.
+pub const BACK_SLOTS: usize = 4;
+
+/// A frame going back to its sender.
+struct Back {
+    len: u16,
+    bytes: [u8; MAX_FRAME_BYTES],
+}
+
 /// A hook's working state: what its lock guards.
 pub struct HookRun<'t> {
     prog: Program<'t>,
@@ -83,6 +95,11 @@ pub struct HookRun<'t> {
     pub flow: HookFlow,
     /// The sender's port, `xdp_md.ingress_ifindex`.
     ingress: u32,
+    /// The receiver's port, for a hook on a link direction (`None` on a
+    /// NIC queue, whose hooks send nothing back yet).
+    egress: Option<u32>,
+    /// Frames going back to the sender.
+    back: heapless::Deque<Back, BACK_SLOTS>,
     /// The context of the last run (`data_end` written for each frame).
     ctx: [u8; XDP_MD_SIZE],
     env: Env,
@@ -125,7 +142,7 @@ impl<'t> HookRun<'t> {
             &mut self.space,
         );
         f.insns += u64::from(outcome.executed());
-        let Outcome::Returned { ret, .. } = outcome else {
+        let Outcome::Returned { ret, redirect, .. } = outcome else {
             f.faults += 1;
             return Verdict::Drop;
         };
@@ -135,17 +152,101 @@ impl<'t> HookRun<'t> {
                 return Verdict::Pass;
             }
             XDP_DROP => f.drop += 1,
-            XDP_TX => f.tx += 1,
-            XDP_REDIRECT => f.redirect += 1,
+            XDP_TX => {
+                f.tx += 1;
+                self.send_back(len);
+            }
+            XDP_REDIRECT => {
+                f.redirect += 1;
+                match (redirect, self.egress) {
+                    // To the receiver: delivered, as a pass is.
+                    (Some(port), Some(to)) if port == to => {
+                        f.sent += 1;
+                        return Verdict::Pass;
+                    }
+                    (Some(port), Some(_)) if port == self.ingress => self.send_back(len),
+                    _ => f.unsent += 1,
+                }
+            }
             // XDP_ABORTED, and any value the contract does not know.
             _ => f.aborted += 1,
         }
         Verdict::Drop
     }
 
+    /// Queues the first `len` bytes of the hook's copy to go back to the
+    /// sender (a link's hook with room in its queue), else counts them
+    /// `unsent`.
+    fn send_back(&mut self, len: usize) {
+        let queued = self.egress.is_some()
+            && !self.back.is_full()
+            && self.frame.get(..len).is_some_and(|bytes| {
+                let mut b = Back {
+                    len: len as u16,
+                    bytes: [0; MAX_FRAME_BYTES],
+                };
+                b.bytes[..len].copy_from_slice(bytes);
+                self.back.push_back(b).is_ok()
+            });
+        if !queued {
+            self.flow.unsent += 1;
+        }
+    }
+
+    /// Whether frames wait to go back to the sender.
+    pub fn sends_back(&self) -> bool {
+        !self.back.is_empty()
+    }
+
+    /// The frames waiting to go back to the sender, as a frame source
+    /// whose frames are completed by taking them out of the queue (`F`:
+    /// what the direction delivering them keeps of a frame, unused).
+    pub fn back_source<F: Default>(&mut self) -> BackSource<'_, F> {
+        BackSource {
+            queue: &mut self.back,
+            _frame: core::marker::PhantomData,
+        }
+    }
+
     /// Its maps (for the report and tests).
     pub fn maps(&self) -> &MapSet<'t> {
         &self.maps
+    }
+}
+
+/// A hook's frames going back to the sender, as the source of a pump
+/// into the sender's receive queue: never fails, completes a frame by
+/// taking it out of the queue.
+pub struct BackSource<'q, F> {
+    queue: &'q mut heapless::Deque<Back, BACK_SLOTS>,
+    _frame: core::marker::PhantomData<F>,
+}
+
+impl<F: Default> FrameSource for BackSource<'_, F> {
+    type Frame = F;
+
+    fn waiting(&mut self) -> Result<bool, RingError> {
+        Ok(!self.queue.is_empty())
+    }
+
+    fn take(&mut self, _frame: &mut F) -> Result<Option<u32>, RingError> {
+        Ok(self.queue.front().map(|b| u32::from(b.len)))
+    }
+
+    fn read(&self, _frame: &F, len: u32, mut f: impl FnMut(&[u8])) -> Result<(), RingError> {
+        if let Some(b) = self.queue.front() {
+            f(b.bytes.get(..len as usize).unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, _frame: &F) -> Result<(), RingError> {
+        self.queue.pop_front();
+        Ok(())
+    }
+
+    fn publish(&mut self) -> Result<(), RingError> {
+        Ok(())
     }
 }
 
@@ -214,6 +315,8 @@ impl<'t> PacketHook<'t> {
                 maps,
                 flow: HookFlow::default(),
                 ingress: 0,
+                egress: None,
+                back: heapless::Deque::new(),
                 ctx: context(0),
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
@@ -249,6 +352,13 @@ impl<'t> PacketHook<'t> {
         let mut run = self.run.lock();
         run.ingress = port;
         run.ctx = context(port);
+    }
+
+    /// For a hook on a link direction: the sender's and the receiver's
+    /// ports (frames can then go back to the sender).
+    pub fn set_ports(&self, ingress: u32, egress: u32) {
+        self.set_ingress(ingress);
+        self.run.lock().egress = Some(egress);
     }
 
     /// Its working state, locked (its link's polling core, for a pump; the

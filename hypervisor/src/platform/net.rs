@@ -565,7 +565,7 @@ impl Net {
             hook.report(hook.index, serial::record);
             let f = hook.flow();
             log::info!(
-                "hook {}: {} runs: {} pass, {} dropped ({} drop, {} aborted, {} faults, {} tx, {} redirect), {} instructions",
+                "hook {}: {} runs: {} pass, {} not passed ({} drop, {} aborted, {} faults, {} tx, {} redirect; {} sent, {} unsent), {} instructions",
                 hook.name,
                 f.runs,
                 f.pass,
@@ -575,6 +575,8 @@ impl Net {
                 f.faults,
                 f.tx,
                 f.redirect,
+                f.sent,
+                f.unsent,
                 f.insns
             );
         }

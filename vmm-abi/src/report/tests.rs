@@ -401,7 +401,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                     ..HookFlow::default()
                 },
             },
-            "@corral hook hook=0 name=drop-port link=2 dir=b->a flow_runs=10 flow_pass=8 flow_drop=1 flow_aborted=0 flow_faults=1 flow_tx=0 flow_redirect=0 flow_insns=250",
+            "@corral hook hook=0 name=drop-port link=2 dir=b->a flow_runs=10 flow_pass=8 flow_drop=1 flow_aborted=0 flow_faults=1 flow_tx=0 flow_redirect=0 flow_sent=0 flow_unsent=0 flow_insns=250",
         ),
         (
             Record::VmHook {
@@ -665,7 +665,7 @@ fn record(m: &Material) -> Record<'_> {
             name: &m.words[0],
             link: n(1) as u32,
             dir: &m.words[1],
-            flow: HookFlow::from_values(m.n),
+            flow: HookFlow::from_values(core::array::from_fn(|i| m.n[i % m.n.len()])),
         },
         11 => Record::VmHook {
             hook: n(0) as u32,

@@ -766,3 +766,44 @@ fn a_hook_that_writes_the_frame_has_its_writes_delivered_on_both_paths() {
     }
     assert_eq!(h.flow().pass, 2);
 }
+
+#[test]
+fn frames_a_hook_sends_back_reach_the_ring_through_the_directions_receive_state() {
+    use crate::hooks::packet::tests::{bouncer, hook};
+    let h = hook(bouncer());
+    h.set_ports(0, 1);
+    {
+        let mut p = Pair::new();
+        // Two frames go back; the receiver has one buffer, then another.
+        for tag in [0x11u8, 0x22] {
+            let mut run = h.lock();
+            let mut f = frame(64, tag);
+            f[0] = 1;
+            run.own_buffer().unwrap()[..64].copy_from_slice(&f);
+            assert_eq!(run.judge_own(64), Verdict::Drop);
+        }
+        p.post(2048);
+        let sent = |p: &mut Pair| {
+            let mut run = h.lock();
+            let mut b = GuestMemory::new(&mut p.b);
+            send_back(
+                &mut p.dir,
+                &mut run.back_source::<Chain>(),
+                Receiver::Ready(VirtioRx::new(&mut p.rx, &mut b)),
+                0,
+                u32::MAX,
+            )
+        };
+        assert_eq!(sent(&mut p), Ok(1));
+        assert!(h.lock().sends_back(), "one waits for a buffer");
+        assert_eq!(sent(&mut p), Ok(0));
+        p.post(2048);
+        assert_eq!(sent(&mut p), Ok(1));
+        assert!(!h.lock().sends_back());
+        let got = p.received();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0][0], got[0][1], got[1][1]), (1, 0x12, 0x23));
+        // Counted as the direction's, which the poller moves to the hook.
+        assert_eq!(p.dir.flow.frames, 2);
+    }
+}

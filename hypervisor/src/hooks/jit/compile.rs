@@ -267,7 +267,8 @@ impl Compiler<'_, '_> {
             self.labels[k].slot = here;
             let l = self.label(k);
             if l.leader {
-                guesses = [None; 11];
+                // Guesses carry on across blocks: control only moves
+                // forward, and a wrong guess costs a call, never safety.
                 let count = self.block_count(k);
                 a.alu_mi(Alu::Add, state(W_EXECUTED), count as i32);
             }
@@ -486,9 +487,15 @@ impl Compiler<'_, '_> {
         off: i16,
         guesses: &[Option<Guess>; 11],
     ) {
+        // Without a better guess: the packet for packet hooks, the
+        // context for the others (they have no packet).
+        let fallback = match self.kind {
+            HookKind::Packet => Guess::Packet,
+            _ => Guess::Ctx,
+        };
         let guess = match base {
             10 => Guess::Stack,
-            _ => guesses[usize::from(base)].unwrap_or(Guess::Packet),
+            _ => guesses[usize::from(base)].unwrap_or(fallback),
         };
         let l = self.label(k);
         // Stores never take the context's inline path: it is read-only.

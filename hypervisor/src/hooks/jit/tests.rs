@@ -10,6 +10,7 @@ use crate::hooks::vm::props::{ALU_OPS, JMP_OPS, MAPS, operand, program};
 use crate::hooks::vm::tests::{ENV, TestEnv, maps_for, prog};
 use crate::hooks::vm::{self, Fault, FaultKind, Outcome, RunSpace};
 use crate::hooks::{Program, Verified};
+use core::sync::atomic::{AtomicU32, Ordering};
 use proptest::prelude::*;
 use std::boxed::Box;
 use std::vec;
@@ -33,6 +34,9 @@ const SAVED: [usize; 6] = [3, 5, 12, 13, 14, 15];
 #[derive(Debug)]
 pub(crate) struct EmuCode {
     code: Vec<u8>,
+    /// Calls of the out-of-line address translation (a region guessed
+    /// wrong, or an access outside every region).
+    slow: AtomicU32,
 }
 
 impl JitCode for EmuCode {
@@ -42,7 +46,11 @@ impl JitCode for EmuCode {
             cpu.regs[r] = 0x5a5a_0000 + r as u64;
         }
         cpu.regs[7] = STATE_ADDR;
-        let mut bus = TestBus { state, host };
+        let mut bus = TestBus {
+            state,
+            host,
+            slow: &self.slow,
+        };
         if let Err(e) = emu::run(&self.code, CODE_BASE, 0, &mut cpu, &mut bus, 1_000_000) {
             panic!("compiled code failed in the emulator: {e:?}");
         }
@@ -60,6 +68,7 @@ impl JitCode for EmuCode {
 struct TestBus<'s, 'h, 'g, 'r, 'a> {
     state: &'s mut JitState,
     host: &'h mut Host<'g, 'r, 'a>,
+    slow: &'s AtomicU32,
 }
 
 fn state_word(addr: u64, size: usize) -> Option<usize> {
@@ -87,6 +96,7 @@ impl Bus for TestBus<'_, '_, '_, '_, '_> {
         let r = &mut cpu.regs;
         if target == TRAMP.translate {
             assert_eq!(r[7], STATE_ADDR, "translate's first argument is the state");
+            self.slow.fetch_add(1, Ordering::Relaxed);
             r[0] = self.host.translate(self.state, r[6], r[2]);
         } else if target == TRAMP.helper {
             assert_eq!(r[9], STATE_ADDR, "helper's sixth argument is the state");
@@ -106,7 +116,19 @@ fn compiled(v: Verified<'static>) -> Program<'static> {
     let mut out = vec![0u8; 1 << 20];
     let len = compile(&p, &TRAMP, &mut labels, &mut out).expect("compiles");
     out.truncate(len);
-    p.with_jit(Box::leak(Box::new(EmuCode { code: out })))
+    p.with_jit(Box::leak(Box::new(EmuCode {
+        code: out,
+        slow: AtomicU32::new(0),
+    })))
+}
+
+/// Slow-path translations `p`'s code has made so far.
+fn slow_calls(p: &Program<'_>) -> u32 {
+    let code = std::format!("{:?}", p.jit().unwrap());
+    code.split("slow: ")
+        .nth(1)
+        .and_then(|t| t.trim_end_matches(" }").parse().ok())
+        .unwrap()
 }
 
 fn interpreted(v: Verified<'static>) -> Program<'static> {
@@ -195,6 +217,10 @@ fn a_filter_answers_as_the_interpreter_does() {
             ..
         }
     ));
+    // Every access guessed its region: no call out of the code.
+    let p = compiled(verified(&insns, HookKind::Packet, &[]));
+    run_packet(&p, &[], &frame64());
+    assert_eq!(slow_calls(&p), 0);
 }
 
 #[test]
@@ -315,6 +341,27 @@ fn every_hook_kind_runs_compiled() {
     }
     assert_eq!(out[0], out[1]);
     assert!(matches!(out[1], Outcome::Returned { ret: 42, .. }));
+}
+
+#[test]
+fn context_reads_after_a_jump_stay_inline() {
+    // An exit hook reading its context after a branch: the context is the
+    // guess for hooks without a packet.
+    let insns = prog(&[&[
+        mov64_reg(6, 1),
+        ldx(BPF_W, 2, 6, 0),
+        jmp_imm(BPF_JEQ, 2, 7, 1),
+        mov64_imm(2, 1),
+        ldx(BPF_DW, 0, 6, 8),
+        alu64_reg(BPF_ADD, 0, 2),
+        exit(),
+    ]]);
+    let p = compiled(verified(&insns, HookKind::Exit, &[]));
+    let ctx = [0u8; EXIT_CTX_SIZE];
+    let mut maps = maps_for(&[], 1);
+    let o = vm::run_in(&p, &ctx, None, &mut maps, &ENV, &mut RunSpace::default());
+    assert!(matches!(o, Outcome::Returned { ret: 1, .. }), "{o:?}");
+    assert_eq!(slow_calls(&p), 0);
 }
 
 #[test]

@@ -102,6 +102,77 @@ fn every_verdict_is_counted_once() {
     assert!(f.insns > 10 * 5, "{f:?}");
 }
 
+/// Returns XDP_TX for frames starting with 1, XDP_REDIRECT to the port
+/// in byte 1 for frames starting with 2, XDP_PASS for the rest.
+pub(crate) fn bouncer() -> Vec<Insn> {
+    vec![
+        ldx(BPF_W, 2, 1, XDP_DATA as i16),
+        ldx(BPF_W, 3, 1, XDP_DATA_END as i16),
+        mov64_imm(0, XDP_PASS as i32),
+        mov64_reg(4, 2),
+        alu64_imm(BPF_ADD, 4, 2),
+        jmp_reg(BPF_JGT, 4, 3, 9), // -> exit
+        ldx(BPF_B, 6, 2, 0),
+        mov64_imm(0, XDP_TX as i32),
+        jmp_imm(BPF_JEQ, 6, 1, 6), // -> exit
+        mov64_imm(0, XDP_PASS as i32),
+        jmp_imm(BPF_JNE, 6, 2, 4), // -> exit
+        ldx(BPF_B, 1, 2, 1),
+        mov64_imm(2, 0),
+        call(BPF_FUNC_REDIRECT),
+        ja(0),
+        exit(),
+    ]
+}
+
+#[test]
+fn frames_sent_back_wait_in_the_hooks_queue_and_the_rest_are_unsent() {
+    let h = hook(bouncer());
+    h.set_ports(3, 4);
+    use Verdict::{Drop, Pass};
+    // Back to the sender; redirected to the receiver (a pass), to the
+    // sender (back), to a port the hook cannot reach (unsent).
+    assert_eq!(judge(&h, &[1, 0, 0xaa]), Drop);
+    assert_eq!(judge(&h, &[2, 4, 0xbb]), Pass);
+    assert_eq!(judge(&h, &[2, 3, 0xcc]), Drop);
+    assert_eq!(judge(&h, &[2, 9, 0xdd]), Drop);
+    assert!(h.lock().sends_back());
+    // The queue holds BACK_SLOTS frames; later ones are unsent.
+    for i in 0..BACK_SLOTS as u8 {
+        assert_eq!(judge(&h, &[1, i, 0xee]), Drop);
+    }
+    let f = h.flow();
+    assert_eq!((f.tx, f.redirect, f.sent, f.unsent), (5, 3, 1, 3));
+    let mut run = h.lock();
+    let mut src = run.back_source::<()>();
+    let mut got = Vec::new();
+    while let Some(len) = src.take(&mut ()).unwrap() {
+        src.read(&(), len, |b| got.push(b.to_vec())).unwrap();
+        src.complete(&()).unwrap();
+    }
+    assert_eq!(
+        got,
+        [
+            vec![1, 0, 0xaa],
+            vec![2, 3, 0xcc],
+            vec![1, 0, 0xee],
+            vec![1, 1, 0xee]
+        ]
+    );
+    assert!(!run.sends_back());
+}
+
+#[test]
+fn a_hook_on_a_nic_queue_sends_nothing_back() {
+    let h = hook(bouncer());
+    h.set_ingress(3);
+    assert_eq!(judge(&h, &[1, 0, 0]), Verdict::Drop);
+    assert_eq!(judge(&h, &[2, 3, 0]), Verdict::Drop);
+    let f = h.flow();
+    assert_eq!((f.tx, f.redirect, f.sent, f.unsent), (1, 1, 0, 2));
+    assert!(!h.lock().sends_back());
+}
+
 #[test]
 fn the_report_lists_the_counters_and_the_nonzero_entries() {
     let h = hook(first_byte_verdict());
@@ -115,7 +186,7 @@ fn the_report_lists_the_counters_and_the_nonzero_entries() {
     assert_eq!(
         lines,
         [
-            "@corral hook hook=3 name=h link=0 dir=a->b flow_runs=6 flow_pass=1 flow_drop=5 flow_aborted=0 flow_faults=0 flow_tx=0 flow_redirect=0 flow_insns=106",
+            "@corral hook hook=3 name=h link=0 dir=a->b flow_runs=6 flow_pass=1 flow_drop=5 flow_aborted=0 flow_faults=0 flow_tx=0 flow_redirect=0 flow_sent=0 flow_unsent=0 flow_insns=106",
             "@corral hook-map hook=3 map=0 kind=array entries=4 nonzero=1 shown=1",
             "@corral hook-entry hook=3 map=0 core=0 key=00000000 value=0500000000000000",
         ]
