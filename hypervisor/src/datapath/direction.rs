@@ -120,11 +120,14 @@ pub fn pump<S: FrameSource, K: FrameSink, P: FramePolicy>(
 ) -> Result<u32, LinkFault> {
     let ready = matches!(rx, Receiver::Ready(..));
     let delivered_before = dir.flow.frames;
+    let policy_before = dir.dropped_by_policy;
     let (moved, waiting) = pump_both(dir, src, rx, rx_generation, budget, policy)?;
     if !ready {
         return Ok(moved);
     }
-    let delivered = dir.flow.frames != delivered_before;
+    // Frames its policy took (dropped, or sent back) were not held up
+    // either.
+    let delivered = dir.flow.frames != delivered_before || dir.dropped_by_policy != policy_before;
     let left = budget - moved;
     Ok(moved + stall_policy(dir, src, delivered, waiting, left, hold)?)
 }
@@ -312,6 +315,9 @@ fn pump_one<S: FrameSource, K: FrameSink, P: FramePolicy>(
     let Receiver::Ready(sink) = rx else {
         return drop_one(dir, src, |f| &mut f.drop_peer);
     };
+    if P::INSPECTS && !policy.room() {
+        return Ok(false);
+    }
     if dir.spare.is_none() {
         // Check for a frame before taking a buffer, so an idle link does
         // not hold one of the receiver's buffers.

@@ -87,6 +87,15 @@ pub trait FramePolicy {
         Verdict::Pass
     }
 
+    /// Whether it can judge another frame now. A policy that keeps frames
+    /// of its own (a hook's frames going back to their sender) says no
+    /// while it has no room: the pump then stops and the frames wait in
+    /// the sender's ring, none lost.
+    #[inline(always)]
+    fn room(&self) -> bool {
+        true
+    }
+
     /// Whether the frame it just passed may have been changed in its
     /// [`FramePolicy::own_buffer`] (a hook whose program writes the
     /// packet): the caller then delivers those bytes, not the ones it

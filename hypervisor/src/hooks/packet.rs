@@ -265,6 +265,10 @@ impl FramePolicy for HookRun<'_> {
         self.stores
     }
 
+    fn room(&self) -> bool {
+        !self.back.is_full()
+    }
+
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict {
         let len = frame.len() as usize;
         let copied = self.frame.get_mut(..len).and_then(|out| frame.read(0, out));

@@ -89,6 +89,9 @@ pub(super) fn frames<F, B, P: FramePolicy>(
     let mut bytes = 0u64;
     let (mut t_done, mut r_done) = (0u16, 0u16);
     while t_done < tx_limit && r_done < rx_ready {
+        if P::INSPECTS && !policy.room() {
+            break;
+        }
         let Some((th, t_addr, t_len, t_flags)) =
             t.entry(tx.last_avail_idx.wrapping_add(t_done), t_size)
         else {

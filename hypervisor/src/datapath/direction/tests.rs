@@ -807,3 +807,47 @@ fn frames_a_hook_sends_back_reach_the_ring_through_the_directions_receive_state(
         assert_eq!(p.dir.flow.frames, 2);
     }
 }
+
+#[test]
+fn a_hook_whose_queue_back_is_full_holds_the_senders_frames_none_lost() {
+    use crate::hooks::packet::BACK_SLOTS;
+    use crate::hooks::packet::tests::{bouncer, hook};
+    let h = hook(bouncer());
+    h.set_ports(0, 1);
+    for raw in [false, true] {
+        let mut p = if raw { Pair::raw() } else { Pair::new() };
+        let n = BACK_SLOTS + 2;
+        for i in 0..n {
+            let mut f = frame(64, i as u8);
+            f[0] = 1;
+            p.send(&f);
+        }
+        for _ in 0..n {
+            p.post(2048);
+        }
+        // The pump stops once the hook's queue is full; the rest wait in
+        // the sender's ring.
+        assert_eq!(
+            p.pump_with(u32::MAX, 0, &mut *h.lock()),
+            Ok(BACK_SLOTS as u32)
+        );
+        assert_eq!(p.tx_used(), BACK_SLOTS as u16);
+        assert_eq!(p.pump_with(u32::MAX, 0, &mut *h.lock()), Ok(0));
+        // Once the queue drains, they go on.
+        let mut run = h.lock();
+        let mut src = run.back_source::<()>();
+        while src.take(&mut ()).unwrap().is_some() {
+            src.complete(&()).unwrap();
+        }
+        drop(run);
+        assert_eq!(p.pump_with(u32::MAX, 0, &mut *h.lock()), Ok(2));
+        assert_eq!(p.tx_used(), n as u16);
+        let mut run = h.lock();
+        let mut src = run.back_source::<()>();
+        while src.take(&mut ()).unwrap().is_some() {
+            src.complete(&()).unwrap();
+        }
+    }
+    let f = h.flow();
+    assert_eq!((f.tx, f.unsent), (2 * (BACK_SLOTS as u64 + 2), 0));
+}
