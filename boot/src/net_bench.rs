@@ -314,8 +314,12 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
                 .join(", ")
         )
     });
+    // The data path's target, judged on the runs without a hook (a hook
+    // slower than the guests' pace makes them wait; the table shows it).
     out.extend(bench_io::exits_verdict(
-        rows.iter().map(|r| (r.window_exits, r.window_frames)),
+        rows.iter()
+            .filter(|r| r.hook.is_none())
+            .map(|r| (r.window_exits, r.window_frames)),
         "packet",
     ));
     let worst_link = rows
@@ -602,7 +606,8 @@ mod tests {
         };
         let interpreted = |run, busy| Row {
             hook: Some((HOOK_NAME_INTERPRETED.to_string(), "9.00".to_string())),
-            ..row(64, run, 0, busy)
+            // A hook slower than the guests' pace makes them wait.
+            ..row(64, run, 7, busy)
         };
         let rows = [
             row(64, 1, 0, 250_000),
@@ -627,10 +632,15 @@ mod tests {
             out[n - 1],
             "hook pass-ipv4-interp (interpreter) on gen.0 <-> sink.0 (9.00 eBPF instructions per run): +350.00 instructions per 64-byte packet on its link; target interpreter <= 300 added: NOT met"
         );
-        // The plain target is judged on plain runs only.
+        // The plain targets are judged on plain runs only.
         assert!(
             out.iter()
                 .any(|l| l.ends_with("per link: met (most: 250.00)")),
+            "{out:#?}"
+        );
+        assert!(
+            out.iter()
+                .any(|l| l.starts_with("target 0.00 VM exits per packet: met (most: 0.00")),
             "{out:#?}"
         );
         let differ = [hooked(1, 290_500), hooked(2, 290_501)];

@@ -127,7 +127,8 @@ pub fn pump<S: FrameSource, K: FrameSink, P: FramePolicy>(
     }
     // Frames its policy took (dropped, or sent back) were not held up
     // either.
-    let delivered = dir.flow.frames != delivered_before || dir.dropped_by_policy != policy_before;
+    let delivered = dir.flow.frames != delivered_before
+        || (P::INSPECTS && dir.dropped_by_policy != policy_before);
     let left = budget - moved;
     Ok(moved + stall_policy(dir, src, delivered, waiting, left, hold)?)
 }

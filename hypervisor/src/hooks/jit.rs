@@ -6,9 +6,9 @@
 //! of instructions executed. A load or store is checked inline against
 //! the region its base register most likely points into (a guess made at
 //! compile time, [`compile`]'s `Guess`); any other address takes an out-of-line
-//! path that asks the runner ([`crate::hooks::vm::Host::translate`]) and
+//! path that asks the runner ([`JitHost::translate`]) and
 //! faults the run when the answer is no. Helpers are called through the
-//! runner too ([`crate::hooks::vm::Host::helper`]). So the JIT adds no
+//! runner too ([`JitHost::helper`]). So the JIT adds no
 //! trust: a wrong guess costs a call, never safety.
 //!
 //! Where the code lives and how it is entered is the hardware layer's
@@ -26,8 +26,6 @@ mod tests;
 pub mod x86;
 
 pub use compile::{Labels, compile};
-
-use super::vm::Host;
 
 /// Regions of the virtual address space with a slot in the state's
 /// tables (region numbers below this; the layout uses 1 to 4).
@@ -135,12 +133,35 @@ pub enum FaultCode {
     Jump = 7,
 }
 
+/// What compiled code asks of Rust through the trampolines: an address
+/// outside its guessed region translated, a helper called. Answered by the
+/// runner ([`crate::hooks::vm::Host`]).
+pub trait JitHost {
+    /// The host address of `size` bytes (`size_write & 0xff`) at `addr`,
+    /// for writing if bit 8 of `size_write` is set; 0, with the fault
+    /// written into `state`, if they lie in no region that allows it.
+    fn translate(&mut self, state: &mut JitState, addr: u64, size_write: u64) -> u64;
+
+    /// Calls the helper [`W_HELPER`] names with `r1..=r5`: its `r0`, or 0
+    /// with the fault written into `state`.
+    fn helper(&mut self, state: &mut JitState, args: [u64; 5]) -> u64;
+
+    /// A load at a host address of the run's memory (tests: the
+    /// emulator's bus).
+    #[cfg(test)]
+    fn host_read(&mut self, addr: u64, size: usize) -> Option<u64>;
+
+    /// A store at a host address of the run's writable memory (tests).
+    #[cfg(test)]
+    fn host_write(&mut self, addr: u64, size: usize, value: u64) -> Option<()>;
+}
+
 /// Compiled code the hardware layer made executable: entered with the
 /// run's state and the runner's host (which the code reaches only through
 /// the trampolines it was compiled against).
 pub trait JitCode: Sync + core::fmt::Debug {
     /// Runs the code once; its `r0`.
-    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_, '_>) -> u64;
+    fn enter(&self, state: &mut JitState, host: &mut dyn JitHost) -> u64;
 }
 
 /// The two functions compiled code calls, by address (System V ABI):

@@ -257,8 +257,7 @@ fn run_compiled(
     space: &mut RunSpace,
 ) -> Outcome {
     let RunSpace { stack, jit } = space;
-    let mut m = Machine::new(prog, ctx, packet, maps, env, stack);
-    native::run(code, &mut m, env, jit)
+    native::run(code, prog.kind(), ctx, packet, maps, env, stack, jit)
 }
 
 /// Runs `prog` once: `ctx` is its context (the kind's size; read-only),

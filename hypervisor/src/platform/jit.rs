@@ -3,10 +3,9 @@
 use super::paging;
 use crate::hooks::Program;
 use crate::hooks::jit::{
-    self, FaultCode, JitCode, JitError, JitState, Labels, Trampolines, W_FAULT_AUX, W_FAULT_KIND,
-    W_HOST,
+    self, FaultCode, JitCode, JitError, JitHost, JitState, Labels, Trampolines, W_FAULT_AUX,
+    W_FAULT_KIND, W_HOST,
 };
-use crate::hooks::vm::Host;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin::{Mutex, Once};
 use vmm_abi::hook::MAX_INSNS;
@@ -48,7 +47,7 @@ pub struct Code {
 type Entry = extern "sysv64" fn(*mut JitState) -> u64;
 
 impl JitCode for Code {
-    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_, '_>) -> u64 {
+    fn enter(&self, state: &mut JitState, host: &mut dyn JitHost) -> u64 {
         if !SEALED.load(Ordering::Acquire) {
             // Never happens: the area is sealed before the plan that runs
             // hooks is published. Fail the run rather than jump to data.
@@ -56,7 +55,10 @@ impl JitCode for Code {
             state.set(W_FAULT_AUX, u64::MAX);
             return 0;
         }
-        state.set(W_HOST, core::ptr::from_mut(host) as u64);
+        // The trampolines get the host through a thin pointer to this
+        // (fat) reference, alive for the whole call.
+        let mut host: &mut dyn JitHost = host;
+        state.set(W_HOST, core::ptr::from_mut(&mut host) as u64);
         // SAFETY: `entry` is where `install` had `jit::compile` write a
         // program's code, inside the area, which is read-execute now
         // (sealed, checked above) and never written again. The code follows
@@ -74,10 +76,10 @@ extern "sysv64" fn translate(state: *mut JitState, addr: u64, size_write: u64) -
     // SAFETY: compiled code passes `r12`, the state `Code::enter` handed
     // it; that call is suspended here and nothing else uses the state.
     let state = unsafe { &mut *state };
-    let host = state.get(W_HOST) as *mut Host<'_, '_, '_>;
-    // SAFETY: `Code::enter` wrote the address of the run's `Host`, which it
-    // borrows mutably for the whole call and does not use meanwhile.
-    let host = unsafe { &mut *host };
+    let host = state.get(W_HOST) as *mut &mut dyn JitHost;
+    // SAFETY: `Code::enter` wrote the address of its local reference to the
+    // run's host, which lives for the whole call and is not used meanwhile.
+    let host = unsafe { &mut **host };
     host.translate(state, addr, size_write)
 }
 
@@ -92,9 +94,9 @@ extern "sysv64" fn helper(
 ) -> u64 {
     // SAFETY: as in `translate`.
     let state = unsafe { &mut *state };
-    let host = state.get(W_HOST) as *mut Host<'_, '_, '_>;
+    let host = state.get(W_HOST) as *mut &mut dyn JitHost;
     // SAFETY: as in `translate`.
-    let host = unsafe { &mut *host };
+    let host = unsafe { &mut **host };
     host.helper(state, [r1, r2, r3, r4, r5])
 }
 

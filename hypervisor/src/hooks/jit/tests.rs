@@ -40,7 +40,7 @@ pub(crate) struct EmuCode {
 }
 
 impl JitCode for EmuCode {
-    fn enter(&self, state: &mut JitState, host: &mut Host<'_, '_, '_>) -> u64 {
+    fn enter(&self, state: &mut JitState, host: &mut dyn JitHost) -> u64 {
         let mut cpu = Cpu::new();
         for r in SAVED {
             cpu.regs[r] = 0x5a5a_0000 + r as u64;
@@ -65,9 +65,9 @@ impl JitCode for EmuCode {
     }
 }
 
-struct TestBus<'s, 'h, 'g, 'r, 'a> {
+struct TestBus<'s, 'h> {
     state: &'s mut JitState,
-    host: &'h mut Host<'g, 'r, 'a>,
+    host: &'h mut dyn JitHost,
     slow: &'s AtomicU32,
 }
 
@@ -76,7 +76,7 @@ fn state_word(addr: u64, size: usize) -> Option<usize> {
     (size == 8 && off % 8 == 0 && off < (STATE_WORDS * 8) as u64).then_some((off / 8) as usize)
 }
 
-impl Bus for TestBus<'_, '_, '_, '_, '_> {
+impl Bus for TestBus<'_, '_> {
     fn read(&mut self, addr: u64, size: usize) -> Result<u64, ()> {
         if let Some(i) = state_word(addr, size) {
             return Ok(self.state.get(i));

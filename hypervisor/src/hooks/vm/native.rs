@@ -1,41 +1,67 @@
-//! Running a program's compiled code ([`crate::hooks::jit`]): the run's regions written into the state the code reads, the code entered through the hardware layer's [`JitCode`], and the two things the code asks of Rust ([`Host`]: an address outside its guess, a helper) answered with the interpreter's own memory and helper logic.
+//! Running a program's compiled code ([`crate::hooks::jit`]): the run's regions written into the state the code reads, the code entered through the hardware layer's [`JitCode`], and the two things the code asks of Rust ([`Host`]: an address outside its guess, a helper) answered with the interpreter's own memory and helper logic, on a machine made only when asked.
 
 #![forbid(unsafe_code)]
 
+use super::mem::Mem;
 use super::{Fault, FaultKind, HookEnv, Machine, Outcome};
 use crate::hooks::jit::{
-    FaultCode, JitCode, JitState, W_EXECUTED, W_FAULT_ADDR, W_FAULT_AUX, W_FAULT_INSN,
+    FaultCode, JitCode, JitHost, JitState, W_EXECUTED, W_FAULT_ADDR, W_FAULT_AUX, W_FAULT_INSN,
     W_FAULT_KIND, W_HELPER,
 };
 use crate::hooks::layout::{REGION_CTX, REGION_PACKET, REGION_STACK};
+use crate::hooks::maps::MapSet;
+use vmm_abi::hook::{HookKind, STACK_SIZE};
 
-/// What compiled code reaches of the run while it runs: the interpreter's
-/// machine (its memory and helpers; its registers serve only as helper
-/// arguments) and the environment.
-pub struct Host<'h, 'r, 'a> {
-    m: &'h mut Machine<'r, 'a>,
-    env: &'h dyn HookEnv,
+/// What compiled code reaches of the run while it runs: the run's memory
+/// and the environment, from which a machine for the interpreter's own
+/// memory and helper code is made only when the code asks (an address
+/// outside its guess, a helper call), so a run that asks nothing builds
+/// none.
+pub struct Host<'r, 'a> {
+    kind: HookKind,
+    ctx: &'r [u8],
+    stack: &'r mut [u8; STACK_SIZE],
+    packet: &'r mut [u8],
+    maps: &'r mut MapSet<'a>,
+    cpu: u32,
+    env: &'r dyn HookEnv,
+    redirect: Option<u32>,
 }
 
-impl Host<'_, '_, '_> {
-    /// The host address of `size` bytes (`size_write & 0xff`) at `addr`,
-    /// for writing if bit 8 of `size_write` is set; 0, with the fault
-    /// written into `state`, if they lie in no region that allows it.
-    pub fn translate(&mut self, state: &mut JitState, addr: u64, size_write: u64) -> u64 {
+impl<'a> Host<'_, 'a> {
+    /// The interpreter's machine over this run's memory (its registers
+    /// serve only as helper arguments).
+    fn machine(&mut self) -> Machine<'_, 'a> {
+        Machine {
+            kind: self.kind,
+            regs: [0; 16],
+            mem: Mem {
+                ctx: self.ctx,
+                stack: &mut *self.stack,
+                packet: &mut *self.packet,
+                maps: &mut *self.maps,
+                cpu: self.cpu,
+            },
+            redirect: self.redirect,
+        }
+    }
+}
+
+impl JitHost for Host<'_, '_> {
+    fn translate(&mut self, state: &mut JitState, addr: u64, size_write: u64) -> u64 {
         let size = (size_write & 0xff) as usize;
-        let found = if size_write & 0x100 != 0 {
-            self.m
-                .mem
-                .bytes_mut(addr, size)
-                .map(|b| b.as_mut_ptr() as u64)
+        let write = size_write & 0x100 != 0;
+        let mut m = self.machine();
+        let found = if write {
+            m.mem.bytes_mut(addr, size).map(|b| b.as_mut_ptr() as u64)
         } else {
-            self.m.mem.bytes(addr, size).map(|b| b.as_ptr() as u64)
+            m.mem.bytes(addr, size).map(|b| b.as_ptr() as u64)
         };
         found.unwrap_or_else(|| {
             let s = size as u8;
             put_fault(
                 state,
-                if size_write & 0x100 != 0 {
+                if write {
                     FaultKind::Store { addr, size: s }
                 } else {
                     FaultKind::Load { addr, size: s }
@@ -45,14 +71,17 @@ impl Host<'_, '_, '_> {
         })
     }
 
-    /// Calls the helper [`W_HELPER`] names with `r1..=r5`: its `r0`, or 0
-    /// with the fault written into `state`.
-    pub fn helper(&mut self, state: &mut JitState, args: [u64; 5]) -> u64 {
-        for (i, v) in args.into_iter().enumerate() {
-            self.m.set(i as u8 + 1, v);
-        }
+    fn helper(&mut self, state: &mut JitState, args: [u64; 5]) -> u64 {
         let id = state.get(W_HELPER) as u32;
-        match self.m.call(id, self.env) {
+        let env = self.env;
+        let mut m = self.machine();
+        for (i, v) in args.into_iter().enumerate() {
+            m.set(i as u8 + 1, v);
+        }
+        let result = m.call(id, env);
+        let redirect = m.redirect;
+        self.redirect = redirect;
+        match result {
             Ok(r0) => r0,
             Err(kind) => {
                 put_fault(state, kind);
@@ -61,33 +90,9 @@ impl Host<'_, '_, '_> {
         }
     }
 
-    /// The writable region bytes at host address `addr` .. `+ size`
-    /// (tests: the emulator's bus).
     #[cfg(test)]
-    fn host_bytes(&mut self, addr: u64, size: usize) -> Option<&mut [u8]> {
-        let mem = &mut self.m.mem;
-        let within = |b: &[u8]| {
-            let start = b.as_ptr() as u64;
-            (addr >= start && addr + size as u64 <= start + b.len() as u64)
-                .then(|| (addr - start) as usize)
-        };
-        if let Some(o) = within(&mem.stack[..]) {
-            return mem.stack.get_mut(o..o + size);
-        }
-        if let Some(o) = within(mem.packet) {
-            return mem.packet.get_mut(o..o + size);
-        }
-        let map = (0..mem.maps.len())
-            .find(|&i| mem.maps.values_mut(i).is_some_and(|v| within(v).is_some()))?;
-        let values = mem.maps.values_mut(map)?;
-        let o = within(values)?;
-        values.get_mut(o..o + size)
-    }
-
-    /// A load of `size` bytes at host address `addr` (tests).
-    #[cfg(test)]
-    pub(crate) fn host_read(&mut self, addr: u64, size: usize) -> Option<u64> {
-        let ctx = self.m.mem.ctx;
+    fn host_read(&mut self, addr: u64, size: usize) -> Option<u64> {
+        let ctx = self.ctx;
         let start = ctx.as_ptr() as u64;
         let b: &[u8] = if addr >= start && addr + size as u64 <= start + ctx.len() as u64 {
             let o = (addr - start) as usize;
@@ -100,12 +105,36 @@ impl Host<'_, '_, '_> {
         Some(u64::from_le_bytes(v))
     }
 
-    /// A store of `size` bytes at host address `addr` (tests).
     #[cfg(test)]
-    pub(crate) fn host_write(&mut self, addr: u64, size: usize, value: u64) -> Option<()> {
+    fn host_write(&mut self, addr: u64, size: usize, value: u64) -> Option<()> {
         let b = self.host_bytes(addr, size)?;
         b.copy_from_slice(value.to_le_bytes().get(..size)?);
         Some(())
+    }
+}
+
+impl Host<'_, '_> {
+    /// The writable region bytes at host address `addr` .. `+ size`
+    /// (tests: the emulator's bus).
+    #[cfg(test)]
+    fn host_bytes(&mut self, addr: u64, size: usize) -> Option<&mut [u8]> {
+        let within = |b: &[u8]| {
+            let start = b.as_ptr() as u64;
+            (addr >= start && addr + size as u64 <= start + b.len() as u64)
+                .then(|| (addr - start) as usize)
+        };
+        if let Some(o) = within(&self.stack[..]) {
+            return self.stack.get_mut(o..o + size);
+        }
+        if let Some(o) = within(self.packet) {
+            return self.packet.get_mut(o..o + size);
+        }
+        let maps = &mut *self.maps;
+        let map =
+            (0..maps.len()).find(|&i| maps.values_mut(i).is_some_and(|v| within(v).is_some()))?;
+        let values = maps.values_mut(map)?;
+        let o = within(values)?;
+        values.get_mut(o..o + size)
     }
 }
 
@@ -150,37 +179,48 @@ fn take_fault(state: &JitState) -> Option<FaultKind> {
     })
 }
 
-/// Runs `code` over `m`'s memory with `state` as the block it reads.
-pub(super) fn run(
+/// Runs `code` over this run's memory with `state` as the block it
+/// reads (`prog` checked by the caller).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run<'a>(
     code: &dyn JitCode,
-    m: &mut Machine<'_, '_>,
+    kind: HookKind,
+    ctx: &[u8],
+    packet: &mut [u8],
+    maps: &mut MapSet<'a>,
     env: &dyn HookEnv,
+    stack: &mut [u8; STACK_SIZE],
     state: &mut JitState,
 ) -> Outcome {
-    state.set_region(
-        REGION_CTX as usize,
-        m.mem.ctx.as_ptr() as u64,
-        m.mem.ctx.len(),
-    );
+    state.set_region(REGION_CTX as usize, ctx.as_ptr() as u64, ctx.len());
     state.set_region(
         REGION_STACK as usize,
-        m.mem.stack.as_mut_ptr() as u64,
-        m.mem.stack.len(),
+        stack.as_mut_ptr() as u64,
+        stack.len(),
     );
     state.set_region(
         REGION_PACKET as usize,
-        m.mem.packet.as_mut_ptr() as u64,
-        m.mem.packet.len(),
+        packet.as_mut_ptr() as u64,
+        packet.len(),
     );
     state.words[W_EXECUTED] = 0;
     state.words[W_FAULT_KIND] = 0;
-    let mut host = Host { m, env };
+    let mut host = Host {
+        kind,
+        ctx,
+        stack,
+        packet,
+        maps,
+        cpu: env.core(),
+        env,
+        redirect: None,
+    };
     let ret = code.enter(state, &mut host);
     let executed = state.words[W_EXECUTED] as u32;
     match take_fault(state) {
         None => Outcome::Returned {
             ret,
-            redirect: host.m.redirect,
+            redirect: host.redirect,
             executed,
         },
         Some(kind) => Outcome::Aborted(Fault {
