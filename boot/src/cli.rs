@@ -107,6 +107,59 @@ struct HostArg {
     host: String,
 }
 
+/// `corral hook ...`.
+#[derive(Debug, Subcommand)]
+enum HookCmd {
+    /// Attach a packet hook to a link direction of a running host
+    /// (interpreted: the JIT's code area is sealed at boot); attaching to
+    /// a direction that has a runtime hook swaps it, atomically between
+    /// two polling passes
+    Attach {
+        /// The hook's name (unique on the host)
+        name: String,
+        /// Where: `link:<vm>.<port>-><vm>.<port>`, named as in the
+        /// manifest the host was brought up from
+        #[arg(long, value_name = "TARGET")]
+        attach: String,
+        /// A C file clang compiles
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "object",
+            required_unless_present = "object"
+        )]
+        source: Option<PathBuf>,
+        /// A BPF ELF object
+        #[arg(long, value_name = "FILE")]
+        object: Option<PathBuf>,
+        /// The program in the object (if it has several)
+        #[arg(long, value_name = "NAME")]
+        program: Option<String>,
+        #[command(flatten)]
+        host: HostArg,
+    },
+    /// Detach a hook attached at runtime; prints its final counters
+    Detach {
+        /// The hook's name
+        name: String,
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        host: HostArg,
+    },
+    /// A hook's counters and the entries of its maps that are not all zero
+    Maps {
+        /// The hook's name
+        name: String,
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        host: HostArg,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Boot the VMs of a TOML manifest and judge the run
@@ -221,6 +274,9 @@ enum Cmd {
         #[command(flatten)]
         host: HostArg,
     },
+    /// Attach, detach or read a packet hook on a running host's link
+    #[command(subcommand)]
+    Hook(HookCmd),
     /// Show what a VM printed
     Logs {
         /// The VM's name
@@ -475,6 +531,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
         Cmd::Scale { entry, count, host } => {
             outcome(HostDir::named(&host.host).and_then(|h| host_cmd::scale(&h, &entry, count)))
         }
+        Cmd::Hook(cmd) => outcome(hook(cmd)),
         Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {
             host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())
         })),
@@ -509,6 +566,37 @@ fn done(code: i32, error: Option<Error>) -> Invocation {
 }
 
 /// A host command's output printed, or its error.
+/// Carries out a `corral hook` command.
+fn hook(cmd: HookCmd) -> crate::error::Result<String> {
+    use crate::hook_cmd::{self, Program};
+    match cmd {
+        HookCmd::Attach {
+            name,
+            attach,
+            source,
+            object,
+            program,
+            host,
+        } => {
+            let from = match (&source, &object) {
+                (Some(s), _) => Program::Source(s),
+                (None, Some(o)) => Program::Object(o),
+                (None, None) => {
+                    return Err(Error::new("give --source FILE or --object FILE"));
+                }
+            };
+            let h = HostDir::named(&host.host)?;
+            hook_cmd::attach(&h, &name, &attach, from, program.as_deref())
+        }
+        HookCmd::Detach { name, json, host } => {
+            hook_cmd::detach(&HostDir::named(&host.host)?, &name, json)
+        }
+        HookCmd::Maps { name, json, host } => {
+            hook_cmd::maps(&HostDir::named(&host.host)?, &name, json)
+        }
+    }
+}
+
 fn outcome(result: crate::error::Result<String>) -> Invocation {
     match result {
         Ok(text) => {

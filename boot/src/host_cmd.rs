@@ -71,6 +71,14 @@ pub fn up(manifest: &Path, host: &HostDir, run_args: &[String], bound: Duration)
     for stale in [host.ready(), host.exit(), host.report()] {
         let _ = std::fs::remove_file(stale);
     }
+    // `hook attach` names links as this manifest does.
+    let path = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    std::fs::write(host.manifest_note(), path.to_string_lossy().as_bytes()).map_err(|e| {
+        Error::new(format!(
+            "cannot write {}: {e}",
+            host.manifest_note().display()
+        ))
+    })?;
     let log = std::fs::File::create(host.console())
         .map_err(|e| Error::new(format!("cannot create {}: {e}", host.console().display())))?;
     let err = log

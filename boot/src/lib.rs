@@ -15,6 +15,7 @@ pub mod console;
 pub mod error;
 pub mod expect;
 pub mod fleet_bench;
+pub mod hook_cmd;
 pub mod hook_object;
 pub mod host_cmd;
 pub mod iso;

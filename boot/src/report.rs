@@ -297,6 +297,52 @@ fn vm_verdicts(kind: HookKind, f: &VmHookFlow) -> BTreeMap<&'static str, u64> {
 }
 
 impl HookReport {
+    /// The report entry for a packet hook attached at runtime, from its
+    /// records alone (its maps named by index, its place by link index).
+    pub fn runtime(o: &HookOutcome) -> Self {
+        let flow = o.flow.unwrap_or_default();
+        let maps = o
+            .maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let report = HookMapReport {
+                    kind: m.kind.clone(),
+                    entries: m.entries,
+                    nonzero: m.nonzero,
+                    values: m
+                        .values
+                        .iter()
+                        .map(|(core, key, value)| HookEntryReport {
+                            core: *core,
+                            key: key.clone(),
+                            value: value.clone(),
+                            number: hex_number(value),
+                        })
+                        .collect(),
+                };
+                (i.to_string(), report)
+            })
+            .collect();
+        HookReport {
+            name: o.name.clone(),
+            kind: HookKind::Packet.name(),
+            attach: format!("link {} {} (attached at runtime)", o.link, o.dir),
+            file: String::new(),
+            program: String::new(),
+            runs: flow.runs,
+            verdicts: Some(
+                HookFlow::FIELDS
+                    .into_iter()
+                    .zip(flow.values())
+                    .filter(|(k, _)| !matches!(*k, "runs" | "insns"))
+                    .collect(),
+            ),
+            instructions: flow.insns,
+            maps,
+        }
+    }
+
     /// The report entry for hook `config` from what its records said.
     pub fn new(config: &HookConfig, o: Option<&HookOutcome>) -> Self {
         let flow = o.and_then(|o| o.flow);
@@ -544,6 +590,16 @@ impl Report {
                 .iter()
                 .enumerate()
                 .map(|(i, h)| HookReport::new(h, outcome.hooks.get(i)))
+                .chain(
+                    // Hooks attached at runtime (a service run), after the
+                    // manifest's, under the indices the hypervisor gave.
+                    outcome
+                        .hooks
+                        .iter()
+                        .skip(manifest.hooks.len())
+                        .filter(|o| o.flow.is_some())
+                        .map(HookReport::runtime),
+                )
                 .collect(),
             blocks: manifest
                 .blocks

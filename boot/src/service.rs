@@ -84,6 +84,11 @@ impl HostDir {
     pub fn exit(&self) -> PathBuf {
         self.dir.join("exit")
     }
+    /// The path of the manifest the host was brought up from (written by
+    /// `up`; `hook attach` resolves its targets against it).
+    pub fn manifest_note(&self) -> PathBuf {
+        self.dir.join("manifest")
+    }
     /// Answers nobody asked for (to a client that went away).
     pub fn control_log(&self) -> PathBuf {
         self.dir.join("control.log")
@@ -159,6 +164,28 @@ pub enum Answer {
         /// The line.
         text: String,
     },
+    /// A packet hook's counters (`hook maps`, `hook detach`, a swap).
+    Hook {
+        /// Its name.
+        name: String,
+        /// Its link's manifest index.
+        link: u32,
+        /// `control::DIR_A_TO_B` or `control::DIR_B_TO_A`.
+        dir: u8,
+        /// Runs, passed, not passed, faults, instructions.
+        counts: [u64; 5],
+    },
+    /// One entry of a hook's map (`hook maps`).
+    Entry {
+        /// The map's index in the hook's table.
+        map: u8,
+        /// The core whose copy it is (per-core arrays), else 0.
+        core: u32,
+        /// The key's bytes.
+        key: Vec<u8>,
+        /// The value's bytes.
+        value: Vec<u8>,
+    },
     /// Anything else the hypervisor sent.
     Other(String),
 }
@@ -217,6 +244,32 @@ impl Answer {
             Message::LogLine { seq, text } => Answer::Line {
                 seq,
                 text: text.to_string(),
+            },
+            Message::HookRow {
+                name,
+                link,
+                dir,
+                runs,
+                pass,
+                dropped,
+                faults,
+                insns,
+            } => Answer::Hook {
+                name: name.to_string(),
+                link,
+                dir,
+                counts: [runs, pass, dropped, faults, insns],
+            },
+            Message::MapEntry {
+                map,
+                core,
+                key,
+                value,
+            } => Answer::Entry {
+                map,
+                core,
+                key: key.to_vec(),
+                value: value.to_vec(),
             },
             other => Answer::Other(format!("{other:?}")),
         }
@@ -574,6 +627,32 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             ran: *ran,
         },
         Answer::Line { seq, text } => Message::LogLine { seq: *seq, text },
+        Answer::Hook {
+            name,
+            link,
+            dir,
+            counts: [runs, pass, dropped, faults, insns],
+        } => Message::HookRow {
+            name,
+            link: *link,
+            dir: *dir,
+            runs: *runs,
+            pass: *pass,
+            dropped: *dropped,
+            faults: *faults,
+            insns: *insns,
+        },
+        Answer::Entry {
+            map,
+            core,
+            key,
+            value,
+        } => Message::MapEntry {
+            map: *map,
+            core: *core,
+            key,
+            value,
+        },
         Answer::Stats {
             free,
             running,

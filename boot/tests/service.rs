@@ -717,3 +717,256 @@ expect = "stopped"
         assert_eq!(v["restarts"], u64::from(restarted), "{v:#}");
     }
 }
+
+/// Waits (at most `secs` s) until `host`'s VM `vm` has `status`.
+fn wait_long(host: &str, vm: &str, status: &str, secs: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed().as_secs() < secs {
+        let out = corral(&["ps", "--host", host, "--json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == vm && r["status"] == status)
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{vm} did not become {status} within {secs} s");
+}
+
+/// `corral hook maps NAME --json` of `host`: the hook's runs and the
+/// number in its first map entry.
+fn hook_counts(host: &str, name: &str) -> (u64, u64) {
+    let out = corral(&["hook", "maps", name, "--host", host, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v["hook"]["runs"].as_u64().unwrap();
+    let counted = v["entries"][0]["number"].as_u64().unwrap_or(0);
+    (runs, counted)
+}
+
+/// The runs a `hook NAME: link 0 a->b: N runs, ...` line gives.
+fn runs_in(text: &str, name: &str) -> u64 {
+    let at = text
+        .find(&format!("hook {name}: link 0 a->b: "))
+        .unwrap_or_else(|| panic!("no counters of {name} in {text:?}"));
+    let rest = &text[at..];
+    let rest = &rest[rest.find(": ").unwrap() + 2..];
+    let rest = &rest[rest.find(": ").unwrap() + 2..];
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_packet_hook_is_swapped_on_a_live_link_without_losing_or_recounting_a_frame() {
+    use boot::hook_cmd;
+    use vmm_abi::hook::asm;
+    use vmm_abi::manifest::LinkDir;
+    const FRAMES: u64 = 300_000;
+    let name = format!("hk{}", std::process::id());
+    let guard = Host(name.clone());
+    let dir = up_with(
+        &name,
+        "hooks.toml",
+        &format!(
+            r#"
+[run]
+cpus = 2
+timeout = 900
+mode = "service"
+
+[[vm]]
+name = "gen"
+image = "pktgen"
+net = 1
+cores = [1]
+memory = "4M"
+args = "count={FRAMES} flows=2 size=64"
+
+[[vm]]
+name = "sink"
+image = "sink"
+net = 1
+cores = [1]
+memory = "4M"
+
+[[link]]
+a = "gen.0"
+b = "sink.0"
+core = 0
+"#
+        ),
+        "900",
+    );
+    let host = HostDir::named(&name).unwrap();
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/hooks");
+    let count = hooks.join("count_pass.bpf.c");
+    let count = count.to_str().unwrap();
+    let attach = |hook: &str, target: &str, source: &str| {
+        corral(&[
+            "hook", "attach", hook, "--host", &name, "--attach", target, "--source", source,
+        ])
+    };
+    let fails_with = |o: &Output, text: &str| {
+        assert!(!o.status.success(), "not refused");
+        assert!(stderr(o).contains(text), "{text:?} not in {}", stderr(o));
+    };
+    // Once frames move, both VMs are built: what is free then must be
+    // free again once every hook is gone.
+    let start = std::time::Instant::now();
+    loop {
+        let out = corral(&["stats", "--host", &name, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["links"][0]["ab"]["frames"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 120, "no frame moved: {v:#}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let free = free_memory(&name);
+    // Refused before anything is uploaded: the host tool's verifier, a
+    // link the manifest does not have.
+    let loop_c = hooks.join("loop.bpf.c");
+    let o = attach("bad", "link:gen.0->sink.0", loop_c.to_str().unwrap());
+    fails_with(&o, "program refused: hook `bad`: insn");
+    fails_with(&o, "back edge");
+    fails_with(&attach("x", "link:sink.0->nope.0", count), "no link joins");
+    // Refused by the hypervisor: its own verifier, a direction the link
+    // does not have, chunks out of order or missing; nothing attached.
+    let bytes = |insns: &[vmm_abi::hook::Insn]| -> Vec<u8> {
+        insns.iter().flat_map(|i| i.to_bytes()).collect()
+    };
+    let looping = bytes(&[asm::mov64_imm(0, 2), asm::ja(-2), asm::exit()]);
+    hook_cmd::upload(&host, "evil", 0, LinkDir::AToB, &looping, &[]).unwrap();
+    let e = hook_cmd::upload_commit(&host, "evil")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("program refused: hook `evil`: insn 1: back edge"),
+        "{e}"
+    );
+    let e = hook_cmd::upload(&host, "evil", 7, LinkDir::BToA, &looping, &[]).unwrap_err();
+    assert_eq!(e.to_string(), "link 7 has no direction b->a");
+    let long: Vec<_> = (0..200)
+        .map(|_| asm::mov64_imm(0, 2))
+        .chain([asm::exit()])
+        .collect();
+    let long = bytes(&long);
+    let send = |m: &Message<'_>| service::send(&host, m).unwrap();
+    let last_error = |answers: Vec<Answer>| match answers.last() {
+        Some(Answer::Error(t)) => t.clone(),
+        other => panic!("not refused: {other:?}"),
+    };
+    let begin = Message::HookBegin {
+        name: "evil",
+        link: 0,
+        dir: control::DIR_A_TO_B,
+        insns: 201,
+        maps: &[],
+    };
+    assert_eq!(send(&begin), [Answer::Done]);
+    let late = Message::HookChunk {
+        offset: 125,
+        bytes: &long[1000..],
+    };
+    assert!(last_error(send(&late)).contains("a chunk at instruction 125, expected 0"));
+    assert_eq!(send(&begin), [Answer::Done]);
+    let first = Message::HookChunk {
+        offset: 0,
+        bytes: &long[..1000],
+    };
+    assert_eq!(send(&first), [Answer::Done]);
+    let e = last_error(send(&Message::HookCommit { name: "evil" }));
+    assert!(e.contains("instructions 125..201 never came"), "{e}");
+    let o = corral(&["hook", "maps", "evil", "--host", &name]);
+    fails_with(&o, "no hook named evil");
+    fails_with(
+        &corral(&["hook", "detach", "nope", "--host", &name]),
+        "no hook named nope",
+    );
+    // The stream is flowing: attach a counting hook, see it count.
+    let o = attach("count-a", "link:gen.0->sink.0", count);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("interpreted"), "{}", stdout(&o));
+    let start = std::time::Instant::now();
+    while hook_counts(&name, "count-a").0 == 0 {
+        assert!(start.elapsed().as_secs() < 120, "count-a never ran");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Its name is taken, even on the other direction.
+    fails_with(
+        &attach("count-a", "link:sink.0->gen.0", count),
+        "a hook named count-a already exists (on link 0 a->b)",
+    );
+    // Swap: attaching to the same direction replaces it between passes;
+    // the old hook's last counters come back.
+    let o = attach("count-b", "link:gen.0->sink.0", count);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a_runs = runs_in(&stdout(&o), "count-a");
+    assert!(a_runs > 0);
+    fails_with(
+        &corral(&["hook", "maps", "count-a", "--host", &name]),
+        "no hook named count-a",
+    );
+    let start = std::time::Instant::now();
+    while hook_counts(&name, "count-b").0 == 0 {
+        assert!(start.elapsed().as_secs() < 120, "count-b never ran");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let o = corral(&["hook", "detach", "count-b", "--host", &name, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let detached: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let b_runs = detached["runs"].as_u64().unwrap();
+    assert!(b_runs > 0);
+    // Every frame the uploads and hooks took was given back.
+    assert_eq!(free_memory(&name), free);
+    // The stream finishes with no hook; the host was alive throughout.
+    wait_long(&name, "gen", "exited", 600);
+    wait_long(&name, "sink", "exited", 600);
+    let r = down_with_report(&name, guard, &dir);
+    let metric = |vm: &str, m: &str| {
+        r["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == vm)
+            .unwrap()["metrics"][m]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(metric("gen", "sent"), FRAMES, "{r:#}");
+    assert_eq!(metric("sink", "received"), FRAMES, "{r:#}");
+    let ab = &r["links"][0]["ab"];
+    // Every frame and the end-of-stream frame delivered, none dropped.
+    assert_eq!(ab["frames"].as_u64(), Some(FRAMES + 1), "{r:#}");
+    for d in ["drop_peer", "drop_size", "drop_stalled"] {
+        assert_eq!(ab[d], 0, "{r:#}");
+    }
+    let hooks: Vec<_> = r["hooks"].as_array().unwrap().iter().collect();
+    let names: Vec<_> = hooks.iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["count-a", "count-b"], "{r:#}");
+    let mut total = 0;
+    for (h, want) in hooks.iter().zip([a_runs, b_runs]) {
+        let runs = h["runs"].as_u64().unwrap();
+        assert_eq!(
+            runs, want,
+            "the counters answered are the final ones: {h:#}"
+        );
+        assert_eq!(h["verdicts"]["pass"].as_u64(), Some(runs), "{h:#}");
+        assert_eq!(
+            h["maps"]["0"]["values"][0]["number"].as_u64(),
+            Some(runs),
+            "{h:#}"
+        );
+        total += runs;
+    }
+    // No frame judged twice: the hooks' runs together are at most the
+    // frames the link carried.
+    assert!(
+        total <= FRAMES + 1,
+        "{total} runs for {} frames",
+        FRAMES + 1
+    );
+}

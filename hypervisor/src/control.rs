@@ -12,13 +12,29 @@
 
 use crate::console::StackStr;
 use heapless::{Deque, Vec};
-use vmm_abi::control::{self, FrameError, MAX_FRAME, Message, Next, Session, UNFRAMED, next_frame};
+use vmm_abi::control::{
+    self, DIR_A_TO_B, DIR_B_TO_A, FrameError, MAX_FRAME, Message, Next, Session, UNFRAMED,
+    next_frame,
+};
+use vmm_abi::hook::map::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use vmm_abi::hook::{MAX_INSNS, MAX_MAPS, MapDef};
+use vmm_abi::manifest::LinkDir;
 
 /// Bytes of answers waiting for the line.
 pub const OUT_BYTES: usize = 4096;
-/// Longest answer frame this side writes (a log line of 255 bytes after
-/// its number; an error's 255 bytes are shorter).
-pub const MAX_ANSWER: usize = control::HEADER + 8 + 1 + 255 + control::TRAILER;
+/// Longest answer frame this side writes (a map entry with the largest
+/// key and value; a log line's or an error's 255 bytes are shorter).
+pub const MAX_ANSWER: usize = control::HEADER
+    + 1
+    + 4
+    + 1
+    + MAX_KEY_SIZE as usize
+    + 2
+    + MAX_VALUE_SIZE as usize
+    + control::TRAILER;
+/// Most map entries one `hook maps` answers (the first whose value is not
+/// all zero), so one answer cannot hold the line for long.
+pub const MAX_MAP_ROWS: u32 = 256;
 /// Most lines one `logs` answers (a VM's history holds at most this
 /// many: empty lines), so a VM printing as fast as the line drains cannot
 /// keep one answer going.
@@ -129,6 +145,109 @@ pub enum Refusal {
     },
 }
 
+/// A packet hook's counters, as `hook` answers give them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookStat {
+    /// Its name.
+    pub name: Name,
+    /// Its link's manifest index.
+    pub link: u32,
+    /// Its direction.
+    pub dir: LinkDir,
+    /// Frames it ran on.
+    pub runs: u64,
+    /// Frames it passed.
+    pub pass: u64,
+    /// Frames it did not pass.
+    pub dropped: u64,
+    /// Runs the interpreter aborted.
+    pub faults: u64,
+    /// Instructions it ran.
+    pub insns: u64,
+}
+
+/// One entry of one of a hook's maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapRow {
+    /// The map's index in the hook's table.
+    pub map: u8,
+    /// The core whose copy this is (per-core arrays), else 0.
+    pub core: u32,
+    /// The key's bytes.
+    pub key: Vec<u8, { MAX_KEY_SIZE as usize }>,
+    /// The value's bytes.
+    pub value: Vec<u8, { MAX_VALUE_SIZE as usize }>,
+}
+
+/// The packet hook an upload builds.
+#[derive(Clone, Copy, Debug)]
+pub struct HookTarget<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// The link's manifest index.
+    pub link: u32,
+    /// The direction.
+    pub dir: LinkDir,
+    /// Its instruction count.
+    pub insns: u32,
+    /// Its map table.
+    pub maps: &'a [MapDef],
+}
+
+/// Why the fleet refused a hook command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookRefusal {
+    /// No memory for its program, its decoded form or its maps.
+    NoMemory,
+    /// The verifier (or the maps' layout) refused it.
+    Build(crate::hooks::packet::BuildError),
+    /// The run attached as many hooks at runtime as it reports.
+    TooMany {
+        /// How many.
+        limit: u32,
+    },
+    /// Its link direction is gone (or never was).
+    NoLink,
+    /// No hook by that name (runtime hooks only).
+    NoHook,
+    /// The hook comes from the manifest.
+    FromManifest,
+    /// No upload in progress.
+    NoUpload,
+}
+
+/// What a hook refusal says about hook `name` (on `link` `dir`).
+fn hook_refusal(r: HookRefusal, name: &str, link: u32, dir: LinkDir) -> Text {
+    match r {
+        HookRefusal::NoMemory => Text::format(format_args!("not enough memory for hook `{name}`")),
+        HookRefusal::Build(e) => Text::format(format_args!("program refused: hook `{name}`: {e}")),
+        HookRefusal::TooMany { limit } => Text::format(format_args!(
+            "hook `{name}`: the run has attached {limit} hooks at runtime, the most it reports"
+        )),
+        HookRefusal::NoLink => {
+            Text::format(format_args!("link {link} has no direction {}", dir.name()))
+        }
+        HookRefusal::NoHook => Text::format(format_args!("no hook named {name}")),
+        HookRefusal::FromManifest => Text::format(format_args!(
+            "hook {name} comes from the manifest and stays for the run"
+        )),
+        HookRefusal::NoUpload => Text::format(format_args!("no hook upload in progress")),
+    }
+}
+
+/// What a link direction offers a hook attached at runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookPlace {
+    /// No such link (or direction).
+    NoLink,
+    /// A link with a NIC end (its hooks go on the NIC's queue).
+    Nic,
+    /// A hook from the manifest is there (it stays for the run).
+    Manifest,
+    /// A place for a runtime hook (empty, or with one to swap).
+    Open,
+}
+
 /// The run as the control channel sees it (the platform's, or a fake).
 pub trait Fleet {
     /// VMs in the run.
@@ -162,6 +281,54 @@ pub trait Fleet {
     fn log_line(&self, _vm: u32, _from: u64) -> Option<crate::console::history::Line> {
         None
     }
+    /// What link `link`'s direction `dir` offers a runtime hook.
+    fn hook_place(&self, _link: u32, _dir: LinkDir) -> HookPlace {
+        HookPlace::NoLink
+    }
+    /// Begins an upload of `target` (its name and place checked already)
+    /// and sets aside room for its instructions; an error names what is
+    /// wrong (memory). Any upload not committed before was aborted.
+    fn hook_begin(&mut self, _target: &HookTarget<'_>) -> Result<(), HookRefusal> {
+        Err(HookRefusal::NoLink)
+    }
+    /// Writes the upload's instructions from index `offset` (whole
+    /// instructions, in order, within its count: the channel checked).
+    fn hook_write(&mut self, _offset: u32, _bytes: &[u8]) -> Result<(), HookRefusal> {
+        Err(HookRefusal::NoUpload)
+    }
+    /// Drops the upload in progress and gives its room back.
+    fn hook_abort(&mut self) {}
+    /// Verifies the whole upload, builds its hook (memory for the decoded
+    /// program and its maps) and puts it on its direction, in place of
+    /// the runtime hook there (whose final counters it returns). The
+    /// upload is over either way.
+    fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
+        Err(HookRefusal::NoUpload)
+    }
+    /// Takes runtime hook `name` off its direction, gives its memory back;
+    /// its final counters.
+    fn hook_detach(&mut self, _name: &str) -> Result<HookStat, HookRefusal> {
+        Err(HookRefusal::NoHook)
+    }
+    /// Hook `name`'s counters now, if there is such a hook.
+    fn hook_stat(&self, _name: &str) -> Option<HookStat> {
+        None
+    }
+    /// The `nth` entry (from 0) whose value is not all zero among hook
+    /// `name`'s maps, in map then slot order.
+    fn hook_entry(&self, _name: &str, _nth: u32) -> Option<MapRow> {
+        None
+    }
+}
+
+/// An upload in progress: the hook's name, its instruction count and
+/// how many have come.
+struct Upload {
+    name: Name,
+    link: u32,
+    dir: LinkDir,
+    insns: u32,
+    next: u32,
 }
 
 /// What the channel has seen (for the report).
@@ -196,6 +363,11 @@ pub struct Channel {
     /// A `logs` being answered: its sequence number, the VM, the next
     /// line wanted, and how many more lines it may send.
     logging: Option<(u32, u32, u64, u32)>,
+    /// A `hook maps` being answered: its sequence number, the hook, the
+    /// next entry.
+    mapping: Option<(u32, Name, u32)>,
+    /// A hook upload in progress.
+    upload: Option<Upload>,
     /// Inside a run of bytes that are not frames (already answered).
     skipping: bool,
     ended: bool,
@@ -218,6 +390,8 @@ impl Channel {
             out: Deque::new(),
             listing: None,
             logging: None,
+            mapping: None,
+            upload: None,
             skipping: false,
             ended: false,
             stats: ChannelStats {
@@ -245,7 +419,11 @@ impl Channel {
     /// Whether the channel takes another byte now: there is room for its
     /// answer and no `list` is still being written.
     pub fn wants_input(&self) -> bool {
-        self.listing.is_none() && self.logging.is_none() && self.has_room() && !self.ended
+        self.listing.is_none()
+            && self.logging.is_none()
+            && self.mapping.is_none()
+            && self.has_room()
+            && !self.ended
     }
 
     /// The next byte for the line.
@@ -403,7 +581,37 @@ impl Channel {
                 self.list_rows(fleet);
                 return;
             }
+            Message::HookBegin {
+                name,
+                link,
+                dir,
+                insns,
+                maps,
+            } => self.hook_begin(fleet, name, link, dir, insns, maps),
+            Message::HookChunk { offset, bytes } => self.hook_chunk(fleet, offset, bytes),
+            Message::HookCommit { name } => self.hook_commit(fleet, name, seq),
+            Message::HookDetach { name } => match fleet.hook_detach(name) {
+                Ok(old) => {
+                    self.stats.commands += 1;
+                    self.answer(seq, &hook_row(&old));
+                    self.answer(seq, &Message::Done);
+                    return;
+                }
+                Err(r) => Answer::Refused(hook_refusal(r, name, 0, LinkDir::AToB)),
+            },
+            Message::HookMaps { name } => match fleet.hook_stat(name) {
+                None => Answer::Refused(Text::format(format_args!("no hook named {name}"))),
+                Some(stat) => {
+                    self.stats.commands += 1;
+                    self.answer(seq, &hook_row(&stat));
+                    self.mapping = Some((seq, stat.name, 0));
+                    self.list_rows(fleet);
+                    return;
+                }
+            },
             Message::Done
+            | Message::HookRow { .. }
+            | Message::MapEntry { .. }
             | Message::Error { .. }
             | Message::VmRow { .. }
             | Message::HostStats { .. }
@@ -424,9 +632,183 @@ impl Channel {
         }
     }
 
+    /// `hook-begin`: a new upload (any other one is dropped).
+    fn hook_begin(
+        &mut self,
+        fleet: &mut impl Fleet,
+        name: &str,
+        link: u32,
+        dir: u8,
+        insns: u32,
+        maps: &[u8],
+    ) -> Answer {
+        if self.upload.take().is_some() {
+            fleet.hook_abort();
+        }
+        if name.len() > vmm_abi::corral::bootinfo::NAME_MAX
+            || !vmm_abi::text::is_valid_name(name.as_bytes())
+        {
+            return Answer::Refused(Text::format(format_args!(
+                "`{name}` is not a hook name (1 to {} letters, digits, `-`, `_` or `.`)",
+                vmm_abi::corral::bootinfo::NAME_MAX
+            )));
+        }
+        if insns == 0 || insns as usize > MAX_INSNS {
+            return Answer::Refused(Text::format(format_args!(
+                "hook `{name}`: {insns} instructions; 1 to {MAX_INSNS} allowed"
+            )));
+        }
+        let mut defs: Vec<MapDef, MAX_MAPS> = Vec::new();
+        for d in control::map_defs(maps) {
+            // The decoder allowed at most MAX_MAPS.
+            let _ = defs.push(d);
+        }
+        let dir = match dir {
+            DIR_A_TO_B => LinkDir::AToB,
+            _ => LinkDir::BToA,
+        };
+        let refused = |t: Text| Answer::Refused(t);
+        match fleet.hook_place(link, dir) {
+            HookPlace::Open => {}
+            HookPlace::NoLink => {
+                return refused(Text::format(format_args!(
+                    "link {link} has no direction {}",
+                    dir.name()
+                )));
+            }
+            HookPlace::Nic => {
+                return refused(Text::format(format_args!(
+                    "link {link} has a NIC end: hooks attached at runtime go on links between VMs"
+                )));
+            }
+            HookPlace::Manifest => {
+                return refused(Text::format(format_args!(
+                    "link {link} {}: its hook comes from the manifest and stays for the run",
+                    dir.name()
+                )));
+            }
+        }
+        // A name may be reused only by the hook that takes its place.
+        if let Some(s) = fleet.hook_stat(name)
+            && (s.link, s.dir) != (link, dir)
+        {
+            return refused(Text::format(format_args!(
+                "a hook named {name} already exists (on link {} {})",
+                s.link,
+                s.dir.name()
+            )));
+        }
+        let target = HookTarget {
+            name,
+            link,
+            dir,
+            insns,
+            maps: &defs,
+        };
+        match fleet.hook_begin(&target) {
+            Ok(()) => {
+                self.upload = Some(Upload {
+                    name: Name::try_from(name).unwrap_or_default(),
+                    link,
+                    dir,
+                    insns,
+                    next: 0,
+                });
+                Answer::Now(Ok(()))
+            }
+            Err(r) => Answer::Refused(hook_refusal(r, name, link, dir)),
+        }
+    }
+
+    /// `hook-chunk`: the next instructions of the upload, in order; any
+    /// chunk out of place drops the upload.
+    fn hook_chunk(&mut self, fleet: &mut impl Fleet, offset: u32, bytes: &[u8]) -> Answer {
+        let Some(up) = &mut self.upload else {
+            return Answer::Refused(Text::format(format_args!(
+                "no hook upload in progress (a hook-begin comes first)"
+            )));
+        };
+        let n = (bytes.len() / vmm_abi::hook::insn::INSN_SIZE) as u32;
+        let refused = if offset != up.next {
+            Some(Text::format(format_args!(
+                "hook `{}`: a chunk at instruction {offset}, expected {}: the upload is dropped, nothing attached",
+                up.name, up.next
+            )))
+        } else if offset.saturating_add(n) > up.insns {
+            Some(Text::format(format_args!(
+                "hook `{}`: a chunk past its {} instructions: the upload is dropped, nothing attached",
+                up.name, up.insns
+            )))
+        } else {
+            None
+        };
+        if let Some(t) = refused {
+            self.upload = None;
+            fleet.hook_abort();
+            return Answer::Refused(t);
+        }
+        match fleet.hook_write(offset, bytes) {
+            Ok(()) => {
+                up.next += n;
+                Answer::Now(Ok(()))
+            }
+            Err(r) => {
+                let t = hook_refusal(r, &up.name, up.link, up.dir);
+                self.upload = None;
+                fleet.hook_abort();
+                Answer::Refused(t)
+            }
+        }
+    }
+
+    /// `hook-commit`: the whole upload verified and attached (the row of
+    /// the hook it replaced, if any, goes first).
+    fn hook_commit(&mut self, fleet: &mut impl Fleet, name: &str, seq: u32) -> Answer {
+        let Some(up) = self.upload.take_if(|u| u.name == name) else {
+            return Answer::Refused(Text::format(format_args!(
+                "no hook upload named {name} in progress"
+            )));
+        };
+        if up.next < up.insns {
+            fleet.hook_abort();
+            return Answer::Refused(Text::format(format_args!(
+                "hook `{name}`: instructions {}..{} never came: the upload is dropped, nothing attached",
+                up.next, up.insns
+            )));
+        }
+        match fleet.hook_commit() {
+            Ok(old) => {
+                if let Some(old) = old {
+                    self.answer(seq, &hook_row(&old));
+                }
+                Answer::Now(Ok(()))
+            }
+            Err(r) => Answer::Refused(hook_refusal(r, name, up.link, up.dir)),
+        }
+    }
+
     /// Writes the rows of the `list` (or `stats`, or `logs`) in progress
     /// while there is room, then its `done`.
     fn list_rows(&mut self, fleet: &impl Fleet) {
+        while let Some((seq, name, nth)) = self.mapping.take() {
+            if !self.has_room() {
+                self.mapping = Some((seq, name, nth));
+                return;
+            }
+            match fleet.hook_entry(&name, nth).filter(|_| nth < MAX_MAP_ROWS) {
+                None => self.answer(seq, &Message::Done),
+                Some(row) => {
+                    let entry = Message::MapEntry {
+                        map: row.map,
+                        core: row.core,
+                        key: &row.key,
+                        value: &row.value,
+                    };
+                    self.answer(seq, &entry);
+                    self.mapping = Some((seq, name, nth + 1));
+                }
+            }
+        }
         while let Some((seq, vm, from, left)) = self.logging {
             if !self.has_room() {
                 return;
@@ -496,6 +878,23 @@ impl Channel {
                 let _ = self.out.push_back(b);
             }
         }
+    }
+}
+
+/// The row of a hook's counters.
+fn hook_row(s: &HookStat) -> Message<'_> {
+    Message::HookRow {
+        name: &s.name,
+        link: s.link,
+        dir: match s.dir {
+            LinkDir::AToB => DIR_A_TO_B,
+            LinkDir::BToA => DIR_B_TO_A,
+        },
+        runs: s.runs,
+        pass: s.pass,
+        dropped: s.dropped,
+        faults: s.faults,
+        insns: s.insns,
     }
 }
 

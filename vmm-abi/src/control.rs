@@ -8,15 +8,27 @@
 //! "need more bytes", or an error with how many bytes to skip so a reader
 //! on a serial line finds the next frame (nothing here can panic on any
 //! input). [`Session`] checks the sequence numbers of one direction.
+//!
+//! A packet hook is attached at runtime in several commands, as a program
+//! of up to 4096 instructions does not fit one frame: [`Message::HookBegin`]
+//! (name, link direction, instruction count, map table), then
+//! [`Message::HookChunk`]s of at most [`CHUNK_BYTES`] in order, then
+//! [`Message::HookCommit`]; each is answered. A chunk out of order, or a
+//! commit before every instruction came, drops the upload (nothing is
+//! attached). [`Message::HookDetach`] and [`Message::HookMaps`] answer with
+//! a [`Message::HookRow`] (and [`Message::MapEntry`] rows).
 
 #![forbid(unsafe_code)]
 
+use crate::hook::insn::INSN_SIZE;
+use crate::hook::map::{MAP_DEF_SIZE, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::hook::{MAX_MAPS, MapDef};
 use core::fmt;
 
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 3;
+pub const CONTROL_VERSION: u8 = 4;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -43,6 +55,17 @@ pub const NO_CORE: u32 = u32::MAX;
 pub const FLOW_LINK: u8 = 1;
 /// A [`Message::FlowRow`] of a NIC.
 pub const FLOW_NIC: u8 = 2;
+/// Most instruction bytes one [`Message::HookChunk`] carries (a whole
+/// number of instructions that leaves room for the offset and length).
+pub const CHUNK_BYTES: usize = 1000;
+/// A hook direction: the link's `a` to `b`.
+pub const DIR_A_TO_B: u8 = 0;
+/// A hook direction: the link's `b` to `a`.
+pub const DIR_B_TO_A: u8 = 1;
+const BAD_DIR: &str = "a direction other than 0 (a->b) or 1 (b->a)";
+const BAD_MAPS: &str = "map definitions that are not whole, valid 16-byte records (at most 16)";
+const BAD_CHUNK: &str = "instruction bytes that are not 1 to 125 whole 8-byte instructions";
+const BAD_ENTRY: &str = "a map entry whose key or value is longer than a map's";
 const BAD_FLOW: &str = "flow kind is neither 1 (a link) nor 2 (a NIC)";
 const BAD_STATUS: &str =
     "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
@@ -55,12 +78,19 @@ const K_STATS: u8 = 5;
 const K_END: u8 = 6;
 const K_START: u8 = 7;
 const K_LOGS: u8 = 8;
+const K_HOOK_BEGIN: u8 = 9;
+const K_HOOK_CHUNK: u8 = 10;
+const K_HOOK_COMMIT: u8 = 11;
+const K_HOOK_DETACH: u8 = 12;
+const K_HOOK_MAPS: u8 = 13;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
 const K_HOST_STATS: u8 = 67;
 const K_FLOW_ROW: u8 = 68;
 const K_LOG_LINE: u8 = 69;
+const K_HOOK_ROW: u8 = 70;
+const K_MAP_ENTRY: u8 = 71;
 const K_VM_ENDED: u8 = 128;
 const K_CONSOLE: u8 = 129;
 
@@ -108,6 +138,47 @@ pub enum Message<'a> {
         /// The first line wanted (lines are numbered from the VM's first,
         /// per place).
         from: u64,
+    },
+    /// Command: begin uploading packet hook `name` for one direction of
+    /// a link between VMs (its instructions follow in
+    /// [`Message::HookChunk`]s, then [`Message::HookCommit`] attaches it;
+    /// a direction that has a runtime hook gets the new one in its place,
+    /// a swap). A `HookBegin` drops any upload not yet committed.
+    HookBegin {
+        /// The hook's name (unique among the run's hooks).
+        name: &'a str,
+        /// The link's manifest index.
+        link: u32,
+        /// [`DIR_A_TO_B`] or [`DIR_B_TO_A`].
+        dir: u8,
+        /// Instructions the program has (8 bytes each).
+        insns: u32,
+        /// Its map table: 16-byte [`crate::hook::MapDef`] records.
+        maps: &'a [u8],
+    },
+    /// Command: the next instructions of the upload in progress.
+    HookChunk {
+        /// The index of the first instruction here (chunks come in order).
+        offset: u32,
+        /// Whole 8-byte instructions, at most [`CHUNK_BYTES`].
+        bytes: &'a [u8],
+    },
+    /// Command: verify and attach the upload in progress, named `name`.
+    HookCommit {
+        /// The upload's name.
+        name: &'a str,
+    },
+    /// Command: detach the runtime hook `name` (answered with its final
+    /// [`Message::HookRow`]).
+    HookDetach {
+        /// Its name.
+        name: &'a str,
+    },
+    /// Command: a hook's counters and maps (a [`Message::HookRow`], then a
+    /// [`Message::MapEntry`] per entry whose value is not all zero).
+    HookMaps {
+        /// Its name.
+        name: &'a str,
     },
     /// Command: end the run (write the report, power off).
     End,
@@ -182,6 +253,36 @@ pub enum Message<'a> {
         /// The line.
         text: &'a str,
     },
+    /// Answer row: a packet hook's counters.
+    HookRow {
+        /// Its name.
+        name: &'a str,
+        /// Its link's manifest index.
+        link: u32,
+        /// [`DIR_A_TO_B`] or [`DIR_B_TO_A`].
+        dir: u8,
+        /// Frames it ran on.
+        runs: u64,
+        /// Frames it passed.
+        pass: u64,
+        /// Frames it did not pass (every other verdict and fault).
+        dropped: u64,
+        /// Runs the interpreter aborted.
+        faults: u64,
+        /// Instructions it ran.
+        insns: u64,
+    },
+    /// Answer row to `hook maps`: one entry of one of a hook's maps.
+    MapEntry {
+        /// The map's index in the hook's map table.
+        map: u8,
+        /// The core whose copy this is (per-core arrays), else 0.
+        core: u32,
+        /// The key's bytes (an array's index as a little-endian u32).
+        key: &'a [u8],
+        /// The value's bytes.
+        value: &'a [u8],
+    },
     /// Event: a VM ended.
     VmEnded {
         /// Its index.
@@ -210,6 +311,13 @@ impl Message<'_> {
             Message::Logs { .. } => K_LOGS,
             Message::LogLine { .. } => K_LOG_LINE,
             Message::End => K_END,
+            Message::HookBegin { .. } => K_HOOK_BEGIN,
+            Message::HookChunk { .. } => K_HOOK_CHUNK,
+            Message::HookCommit { .. } => K_HOOK_COMMIT,
+            Message::HookDetach { .. } => K_HOOK_DETACH,
+            Message::HookMaps { .. } => K_HOOK_MAPS,
+            Message::HookRow { .. } => K_HOOK_ROW,
+            Message::MapEntry { .. } => K_MAP_ENTRY,
             Message::Done => K_DONE,
             Message::Error { .. } => K_ERROR,
             Message::VmRow { .. } => K_VM_ROW,
@@ -338,6 +446,80 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
     match *msg {
         Message::List | Message::Stats | Message::End | Message::Done => {}
         Message::Stop { vm } | Message::Restart { vm } => w.name(vm, kind)?,
+        Message::HookCommit { name }
+        | Message::HookDetach { name }
+        | Message::HookMaps { name } => w.name(name, kind)?,
+        Message::HookBegin {
+            name,
+            link,
+            dir,
+            insns,
+            maps,
+        } => {
+            let bad = |why| FrameError::Payload { kind, why };
+            if dir > DIR_B_TO_A {
+                return Err(bad(BAD_DIR));
+            }
+            if !maps_ok(maps) {
+                return Err(bad(BAD_MAPS));
+            }
+            w.name(name, kind)?;
+            w.bytes(&link.to_le_bytes())?;
+            w.bytes(&[dir])?;
+            w.bytes(&insns.to_le_bytes())?;
+            w.bytes(&[(maps.len() / MAP_DEF_SIZE) as u8])?;
+            w.bytes(maps)?;
+        }
+        Message::HookChunk { offset, bytes } => {
+            if !chunk_ok(bytes) {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_CHUNK,
+                });
+            }
+            w.bytes(&offset.to_le_bytes())?;
+            w.bytes(&(bytes.len() as u16).to_le_bytes())?;
+            w.bytes(bytes)?;
+        }
+        Message::HookRow {
+            name,
+            link,
+            dir,
+            runs,
+            pass,
+            dropped,
+            faults,
+            insns,
+        } => {
+            if dir > DIR_B_TO_A {
+                return Err(FrameError::Payload { kind, why: BAD_DIR });
+            }
+            w.name(name, kind)?;
+            w.bytes(&link.to_le_bytes())?;
+            w.bytes(&[dir])?;
+            for n in [runs, pass, dropped, faults, insns] {
+                w.bytes(&n.to_le_bytes())?;
+            }
+        }
+        Message::MapEntry {
+            map,
+            core,
+            key,
+            value,
+        } => {
+            if !entry_ok(key, value) {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_ENTRY,
+                });
+            }
+            w.bytes(&[map])?;
+            w.bytes(&core.to_le_bytes())?;
+            w.bytes(&[key.len() as u8])?;
+            w.bytes(key)?;
+            w.bytes(&(value.len() as u16).to_le_bytes())?;
+            w.bytes(value)?;
+        }
         Message::Scale { entry, count } => {
             w.name(entry, kind)?;
             w.bytes(&count.to_le_bytes())?;
@@ -442,6 +624,38 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
     Ok(end + TRAILER)
 }
 
+/// Whether `maps` is a map table a hook may have: whole, valid records,
+/// at most [`MAX_MAPS`].
+fn maps_ok(maps: &[u8]) -> bool {
+    maps.len().is_multiple_of(MAP_DEF_SIZE)
+        && maps.len() / MAP_DEF_SIZE <= MAX_MAPS
+        && maps.chunks_exact(MAP_DEF_SIZE).all(|c| {
+            let mut b = [0; MAP_DEF_SIZE];
+            b.copy_from_slice(c);
+            MapDef::from_bytes(b).is_ok()
+        })
+}
+
+/// Whether `bytes` is a chunk of whole instructions that fits.
+fn chunk_ok(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.len() <= CHUNK_BYTES && bytes.len().is_multiple_of(INSN_SIZE)
+}
+
+/// Whether a map entry's key and value fit a map's.
+fn entry_ok(key: &[u8], value: &[u8]) -> bool {
+    key.len() <= MAX_KEY_SIZE as usize && value.len() <= MAX_VALUE_SIZE as usize
+}
+
+/// The map definitions of a [`Message::HookBegin`]'s `maps` (records that
+/// do not decode are left out; the decoder refuses frames with any).
+pub fn map_defs(maps: &[u8]) -> impl Iterator<Item = MapDef> + '_ {
+    maps.chunks_exact(MAP_DEF_SIZE).filter_map(|c| {
+        let mut b = [0; MAP_DEF_SIZE];
+        b.copy_from_slice(c);
+        MapDef::from_bytes(b).ok()
+    })
+}
+
 /// Reads payload fields, refusing to run past the end.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -463,6 +677,19 @@ impl<'a> Reader<'a> {
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
         Ok(head)
+    }
+
+    fn u16(&mut self) -> Result<u16, FrameError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn dir(&mut self) -> Result<u8, FrameError> {
+        let d = self.take(1)?[0];
+        if d > DIR_B_TO_A {
+            return Err(self.bad(BAD_DIR));
+        }
+        Ok(d)
     }
 
     fn u32(&mut self) -> Result<u32, FrameError> {
@@ -586,6 +813,63 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
             vm: r.name()?,
             from: r.u64()?,
         },
+        K_HOOK_COMMIT => Message::HookCommit { name: r.name()? },
+        K_HOOK_DETACH => Message::HookDetach { name: r.name()? },
+        K_HOOK_MAPS => Message::HookMaps { name: r.name()? },
+        K_HOOK_BEGIN => {
+            let name = r.name()?;
+            let link = r.u32()?;
+            let dir = r.dir()?;
+            let insns = r.u32()?;
+            let count = r.take(1)?[0];
+            let maps = r.take(usize::from(count) * MAP_DEF_SIZE)?;
+            if !maps_ok(maps) {
+                return Err(r.bad(BAD_MAPS));
+            }
+            Message::HookBegin {
+                name,
+                link,
+                dir,
+                insns,
+                maps,
+            }
+        }
+        K_HOOK_CHUNK => {
+            let offset = r.u32()?;
+            let len = r.u16()?;
+            let bytes = r.take(usize::from(len))?;
+            if !chunk_ok(bytes) {
+                return Err(r.bad(BAD_CHUNK));
+            }
+            Message::HookChunk { offset, bytes }
+        }
+        K_HOOK_ROW => Message::HookRow {
+            name: r.name()?,
+            link: r.u32()?,
+            dir: r.dir()?,
+            runs: r.u64()?,
+            pass: r.u64()?,
+            dropped: r.u64()?,
+            faults: r.u64()?,
+            insns: r.u64()?,
+        },
+        K_MAP_ENTRY => {
+            let map = r.take(1)?[0];
+            let core = r.u32()?;
+            let klen = r.take(1)?[0];
+            let key = r.take(usize::from(klen))?;
+            let vlen = r.u16()?;
+            let value = r.take(usize::from(vlen))?;
+            if !entry_ok(key, value) {
+                return Err(r.bad(BAD_ENTRY));
+            }
+            Message::MapEntry {
+                map,
+                core,
+                key,
+                value,
+            }
+        }
         K_LOG_LINE => Message::LogLine {
             seq: r.u64()?,
             text: r.text()?,

@@ -189,7 +189,7 @@ fn resolve_vm(
 
 /// The link and direction `attach` names: `link:X->Y` where X and Y are
 /// the two ports of one link.
-fn resolve_attach(
+pub fn resolve_attach(
     attach: &str,
     links: &[LinkConfig],
 ) -> std::result::Result<(u32, LinkDir), String> {

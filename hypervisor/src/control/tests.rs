@@ -8,6 +8,7 @@ use std::string::{String, ToString};
 use std::vec;
 use std::vec::Vec as StdVec;
 use vmm_abi::control::{Frame, NO_CORE, UNFRAMED, VM_RUNNING, encode};
+use vmm_abi::manifest::LinkDir;
 
 /// A start or stop as the fake saw it.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +35,14 @@ struct FakeFleet {
     flows: u32,
     /// Per VM: its console history.
     histories: StdVec<crate::console::history::History>,
+    /// Runtime hooks attached, with their maps' entries.
+    hooks: StdVec<(HookStat, StdVec<MapRow>)>,
+    /// The upload in progress: its target and the bytes written.
+    staged: Option<(String, u32, LinkDir, StdVec<u8>)>,
+    /// Uploads dropped.
+    aborts: u32,
+    /// Whether `hook_begin` runs out of memory.
+    no_memory: bool,
 }
 
 impl FakeFleet {
@@ -56,6 +65,85 @@ impl FakeFleet {
 }
 
 impl Fleet for FakeFleet {
+    fn hook_place(&self, link: u32, dir: LinkDir) -> HookPlace {
+        // Link 0 between VMs, link 1 to a NIC, link 2's a->b from the
+        // manifest.
+        match (link, dir) {
+            (0, _) | (2, LinkDir::BToA) => HookPlace::Open,
+            (1, _) => HookPlace::Nic,
+            (2, LinkDir::AToB) => HookPlace::Manifest,
+            _ => HookPlace::NoLink,
+        }
+    }
+    fn hook_begin(&mut self, t: &HookTarget<'_>) -> Result<(), HookRefusal> {
+        assert!(self.staged.is_none(), "an upload was left behind");
+        if self.no_memory {
+            return Err(HookRefusal::NoMemory);
+        }
+        self.staged = Some((t.name.into(), t.link, t.dir, vec![0; t.insns as usize * 8]));
+        Ok(())
+    }
+    fn hook_write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), HookRefusal> {
+        let (_, _, _, buf) = self.staged.as_mut().expect("no upload");
+        let at = offset as usize * 8;
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+    fn hook_abort(&mut self) {
+        self.aborts += 1;
+        self.staged = None;
+    }
+    fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
+        let (name, link, dir, bytes) = self.staged.take().expect("no upload");
+        // The fake's verifier: a program whose first byte is 0 is refused
+        // as the real one refuses an unknown opcode.
+        if bytes[0] == 0 {
+            let e = vmm_abi::hook::verify(
+                &[vmm_abi::hook::Insn::default()],
+                vmm_abi::hook::HookKind::Packet,
+                &[],
+            )
+            .unwrap_err();
+            return Err(HookRefusal::Build(
+                crate::hooks::packet::BuildError::Verify(e),
+            ));
+        }
+        let old = self
+            .hooks
+            .iter()
+            .position(|(h, _)| (h.link, h.dir) == (link, dir))
+            .map(|i| self.hooks.remove(i).0);
+        let stat = HookStat {
+            name: Name::try_from(name.as_str()).unwrap(),
+            link,
+            dir,
+            runs: 0,
+            pass: 0,
+            dropped: 0,
+            faults: 0,
+            insns: bytes.len() as u64 / 8,
+        };
+        self.hooks.push((stat, StdVec::new()));
+        Ok(old)
+    }
+    fn hook_detach(&mut self, name: &str) -> Result<HookStat, HookRefusal> {
+        let i = self
+            .hooks
+            .iter()
+            .position(|(h, _)| h.name == name)
+            .ok_or(HookRefusal::NoHook)?;
+        Ok(self.hooks.remove(i).0)
+    }
+    fn hook_stat(&self, name: &str) -> Option<HookStat> {
+        self.hooks
+            .iter()
+            .find(|(h, _)| h.name == name)
+            .map(|(h, _)| h.clone())
+    }
+    fn hook_entry(&self, name: &str, nth: u32) -> Option<MapRow> {
+        let (_, rows) = self.hooks.iter().find(|(h, _)| h.name == name)?;
+        rows.get(nth as usize).cloned()
+    }
     fn count(&self) -> u32 {
         self.names.len() as u32
     }
@@ -146,6 +234,8 @@ enum Got {
     Stats(u32, u64, u32, u64, u64),
     Flow(u32, u32, u64),
     Line(u32, u64, String),
+    Hook(u32, String, u64),
+    Entry(u32, u8, StdVec<u8>, StdVec<u8>),
 }
 
 fn send(ch: &mut Channel, fleet: &mut FakeFleet, bytes: &[u8], now: u64) {
@@ -188,6 +278,10 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
                         index, in_frames, ..
                     } => Got::Flow(seq, index, in_frames),
                     Message::LogLine { seq: n, text } => Got::Line(seq, n, text.to_string()),
+                    Message::HookRow { name, runs, .. } => Got::Hook(seq, name.to_string(), runs),
+                    Message::MapEntry {
+                        map, key, value, ..
+                    } => Got::Entry(seq, map, key.to_vec(), value.to_vec()),
                     other => panic!("unexpected answer {other:?}"),
                 });
                 at += len;
@@ -693,4 +787,329 @@ fn scale_starts_the_missing_or_stops_the_newest_and_refusals_say_what_fits() {
         ]
     );
     assert_eq!(fleet.changed.len(), 2, "refused commands change nothing");
+}
+
+fn begin<'a>(name: &'a str, link: u32, dir: u8, insns: u32) -> Message<'a> {
+    Message::HookBegin {
+        name,
+        link,
+        dir,
+        insns,
+        maps: &[],
+    }
+}
+
+/// `n` instructions whose bytes are all `b`.
+fn chunk(offset: u32, n: usize, b: &'static [u8; 1000]) -> Message<'static> {
+    Message::HookChunk {
+        offset,
+        bytes: &b[..n * 8],
+    }
+}
+
+const GOOD: [u8; 1000] = [0x95; 1000];
+const BAD: [u8; 1000] = [0; 1000];
+
+/// Sends `msgs` under sequence numbers from `seq` on; every answer.
+fn exchange(
+    ch: &mut Channel,
+    fleet: &mut FakeFleet,
+    seq: &mut u32,
+    msgs: &[Message<'_>],
+) -> StdVec<Got> {
+    let mut got = StdVec::new();
+    for m in msgs {
+        send(ch, fleet, &frame(m, *seq), 1);
+        *seq += 1;
+        got.extend(drain(ch, fleet, 1));
+    }
+    got
+}
+
+#[test]
+fn a_hook_uploaded_in_chunks_attaches_swaps_and_detaches() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    let mut seq = 0;
+    // 130 instructions: a full chunk of 125, then 5.
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[
+            begin("count", 0, 0, 130),
+            chunk(0, 125, &GOOD),
+            chunk(125, 5, &GOOD),
+            Message::HookCommit { name: "count" },
+        ],
+    );
+    assert_eq!(
+        got,
+        [Got::Done(0), Got::Done(1), Got::Done(2), Got::Done(3)]
+    );
+    assert_eq!(fleet.hooks.len(), 1);
+    assert_eq!(fleet.hooks[0].0.insns, 130);
+    // Another upload for the same direction takes its place: the old
+    // hook's last counters come back with the answer.
+    fleet.hooks[0].0.runs = 42;
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[
+            begin("count2", 0, 0, 1),
+            chunk(0, 1, &GOOD),
+            Message::HookCommit { name: "count2" },
+        ],
+    );
+    assert_eq!(
+        got,
+        [
+            Got::Done(4),
+            Got::Done(5),
+            Got::Hook(6, "count".into(), 42),
+            Got::Done(6)
+        ]
+    );
+    // Its maps: its row, then each entry, then done.
+    fleet.hooks[0].1 = (0..3u8)
+        .map(|i| MapRow {
+            map: i,
+            core: 0,
+            key: Vec::from_slice(&[i, 0, 0, 0]).unwrap(),
+            value: Vec::from_slice(&[7; 8]).unwrap(),
+        })
+        .collect();
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[Message::HookMaps { name: "count2" }],
+    );
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0], Got::Hook(7, "count2".into(), 0));
+    assert_eq!(got[3], Got::Entry(7, 2, vec![2, 0, 0, 0], vec![7; 8]));
+    assert_eq!(got[4], Got::Done(7));
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[Message::HookDetach { name: "count2" }],
+    );
+    assert_eq!(got, [Got::Hook(8, "count2".into(), 0), Got::Done(8)]);
+    assert!(fleet.hooks.is_empty());
+    assert_eq!(fleet.aborts, 0);
+}
+
+#[test]
+fn hook_refusals_are_named_and_leave_nothing_attached() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    let mut seq = 0;
+    let err = |got: StdVec<Got>| match got.last() {
+        Some(Got::Error(_, t)) => t.clone(),
+        other => panic!("not refused: {other:?}"),
+    };
+    // Places.
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[begin("h", 3, 1, 2)],
+    ));
+    assert_eq!(e, "link 3 has no direction b->a");
+    assert!(
+        err(exchange(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            &[begin("h", 1, 0, 2)]
+        ))
+        .contains("NIC end")
+    );
+    assert!(
+        err(exchange(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            &[begin("h", 2, 0, 2)]
+        ))
+        .contains("from the manifest")
+    );
+    // Counts and names.
+    assert!(
+        err(exchange(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            &[begin("h", 0, 0, 0)]
+        ))
+        .contains("1 to 4096")
+    );
+    assert!(
+        err(exchange(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            &[begin("h", 0, 0, 4097)]
+        ))
+        .contains("1 to 4096")
+    );
+    assert!(
+        err(exchange(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            &[begin("a b", 0, 0, 1)]
+        ))
+        .contains("not a hook name")
+    );
+    // Chunks without an upload, out of order, missing, past the end.
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[chunk(0, 1, &GOOD)],
+    ));
+    assert!(e.contains("no hook upload in progress"), "{e}");
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[begin("h", 0, 0, 10), chunk(5, 5, &GOOD)],
+    ));
+    assert_eq!(
+        e,
+        "hook `h`: a chunk at instruction 5, expected 0: the upload is dropped, nothing attached"
+    );
+    // The upload is gone: a commit finds none.
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[Message::HookCommit { name: "h" }],
+    ));
+    assert_eq!(e, "no hook upload named h in progress");
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[
+            begin("h", 0, 0, 10),
+            chunk(0, 5, &GOOD),
+            Message::HookCommit { name: "h" },
+        ],
+    ));
+    assert_eq!(
+        e,
+        "hook `h`: instructions 5..10 never came: the upload is dropped, nothing attached"
+    );
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[begin("h", 0, 0, 4), chunk(0, 5, &GOOD)],
+    ));
+    assert!(e.contains("past its 4 instructions"), "{e}");
+    // A repeated chunk is out of order too.
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[begin("h", 0, 0, 10), chunk(0, 5, &GOOD), chunk(0, 5, &GOOD)],
+    ));
+    assert!(e.contains("at instruction 0, expected 5"), "{e}");
+    // The verifier's refusal is passed on.
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[
+            begin("h", 0, 0, 1),
+            chunk(0, 1, &BAD),
+            Message::HookCommit { name: "h" },
+        ],
+    ));
+    assert!(e.starts_with("program refused: hook `h`: insn 0"), "{e}");
+    // Memory.
+    fleet.no_memory = true;
+    assert_eq!(
+        err(exchange(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            &[begin("h", 0, 0, 1)]
+        )),
+        "not enough memory for hook `h`"
+    );
+    fleet.no_memory = false;
+    assert!(fleet.hooks.is_empty(), "nothing attached");
+    assert!(fleet.staged.is_none(), "nothing left staged");
+    // Detach and maps of an unknown hook.
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[Message::HookDetach { name: "x" }],
+    ));
+    assert_eq!(e, "no hook named x");
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[Message::HookMaps { name: "x" }],
+    ));
+    assert_eq!(e, "no hook named x");
+    // A name used on another direction; a begin drops an unfinished upload.
+    exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[
+            begin("h", 0, 0, 1),
+            chunk(0, 1, &GOOD),
+            Message::HookCommit { name: "h" },
+        ],
+    );
+    let e = err(exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[begin("h", 2, 1, 1)],
+    ));
+    assert_eq!(e, "a hook named h already exists (on link 0 a->b)");
+    let aborts = fleet.aborts;
+    exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[begin("g", 2, 1, 2), begin("g", 2, 1, 1)],
+    );
+    assert_eq!(fleet.aborts, aborts + 1);
+    // And the channel still works.
+    assert_eq!(
+        exchange(&mut ch, &mut fleet, &mut seq, &[Message::List]).last(),
+        Some(&Got::Done(seq - 1))
+    );
+}
+
+proptest! {
+    /// Chunks in any order, with any of them missing: attached only when
+    /// every chunk came in order, else refused with nothing attached.
+    #[test]
+    fn chunks_in_any_order_attach_only_when_whole(order in proptest::collection::vec(0u32..6, 0..8)) {
+        let mut fleet = FakeFleet::with(1);
+        let mut ch = Channel::new();
+        let mut seq = 0;
+        exchange(&mut ch, &mut fleet, &mut seq, &[begin("h", 0, 0, 6 * 10)]);
+        let mut msgs: StdVec<Message<'_>> = order.iter().map(|&c| chunk(c * 10, 10, &GOOD)).collect();
+        msgs.push(Message::HookCommit { name: "h" });
+        let got = exchange(&mut ch, &mut fleet, &mut seq, &msgs);
+        let whole = order == [0, 1, 2, 3, 4, 5];
+        prop_assert_eq!(fleet.hooks.len(), usize::from(whole));
+        prop_assert!(fleet.staged.is_none());
+        prop_assert_eq!(got.last(), Some(&if whole { Got::Done(seq - 1) } else {
+            match got.last() { Some(Got::Error(s, t)) => Got::Error(*s, t.clone()), _ => Got::Done(u32::MAX) }
+        }));
+    }
 }

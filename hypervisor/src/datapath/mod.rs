@@ -15,6 +15,8 @@
 //!   traits; [`nic`] puts any [`crate::nic::NicDevice`] behind them.
 //! - [`port`]: a port's device state and life (down, up, gone, broken),
 //!   its generation, and the signals its VM waits on.
+//! - [`runtime`]: a link direction's place for a hook attached while a
+//!   service run goes on, swapped at a pass boundary.
 //! - [`poll`]: every port and link of the run and the polling loop:
 //!   pacing, blame, wakeups, stall notices, the window, the records. It
 //!   reaches the machine only through its `Tables` and `PollEnv` traits
@@ -29,6 +31,7 @@ pub mod policy;
 pub mod poll;
 pub mod port;
 pub(crate) mod rings;
+pub mod runtime;
 pub mod switch;
 pub mod virtio;
 

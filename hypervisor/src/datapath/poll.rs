@@ -19,6 +19,7 @@ use super::endpoint::{LinkEnd, LinkFault, Side};
 use super::owned::Owned;
 use super::policy::PassAll;
 use super::port::{Port, PortInner, Signals};
+use super::runtime::RuntimeSlot;
 use super::switch::{Attached, MAX_SWITCH_PORTS, Switch, WireRx, WireTx};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::queue::Chain;
@@ -293,6 +294,10 @@ pub struct Net<'t> {
     nic_hooks: [[Option<&'t PacketHook<'t>>; 2]; MAX_NICS as usize],
     /// The Solo5 shared net rings of hvt VMs, each served by one core.
     rings: &'t [RingSlot],
+    /// Per link direction (link `i`'s a→b at `2i`, b→a at `2i + 1`), the
+    /// place for a hook attached at runtime: service runs only (empty
+    /// otherwise, so a batch run pays nothing for it).
+    runtime: &'t [RuntimeSlot<'t>],
 }
 
 /// An hvt VM's shared net ring and the polling core that serves it.
@@ -434,6 +439,7 @@ impl<'t> Net<'t> {
             hooks: &[],
             nic_hooks: [[None; 2]; MAX_NICS as usize],
             rings: &[],
+            runtime: &[],
         })
     }
 
@@ -505,6 +511,57 @@ impl<'t> Net<'t> {
             }
         }
         self.hooks = hooks;
+    }
+
+    /// Gives every link direction a place for a hook attached at runtime
+    /// (a service run): `slots` holds two per link.
+    pub fn set_runtime(&mut self, slots: &'t [RuntimeSlot<'t>]) {
+        self.runtime = slots;
+    }
+
+    /// Link `link`'s direction `dir`'s place for a runtime hook, if the
+    /// link joins two VMs and the run has such places.
+    pub fn runtime_slot(&self, link: u32, dir: LinkDir) -> Option<&'t RuntimeSlot<'t>> {
+        let l = self.links.get(link as usize)?;
+        if !l.between_vms() {
+            return None;
+        }
+        self.runtime.get(link as usize * 2 + dir as usize)
+    }
+
+    /// Whether `link`'s direction `dir` has a hook from the manifest.
+    pub fn has_manifest_hook(&self, link: u32, dir: LinkDir) -> bool {
+        self.hooks
+            .iter()
+            .any(|h| h.attach == HookAttach::Link { link, dir })
+    }
+
+    /// Link `link`'s sender's and receiver's port indices in direction
+    /// `dir` (what its hook's `xdp_md` names).
+    pub fn link_ports(&self, link: u32, dir: LinkDir) -> Option<(u32, u32)> {
+        let l = self.links.get(link as usize)?;
+        Some(match dir {
+            LinkDir::AToB => (l.a as u32, l.b as u32),
+            LinkDir::BToA => (l.b as u32, l.a as u32),
+        })
+    }
+
+    /// The core polling link `link`.
+    pub fn link_core(&self, link: u32) -> Option<u32> {
+        self.links.get(link as usize).map(|l| l.spec.core)
+    }
+
+    /// The runtime places of `link`'s two directions, if the run has them.
+    #[inline]
+    fn runtime_on(&self, link: &Link) -> Option<&'t [RuntimeSlot<'t>]> {
+        if self.runtime.is_empty() {
+            return None;
+        }
+        // The link's index from its place in the table (no search).
+        let at = (link as *const Link as usize).wrapping_sub(self.links.as_ptr() as usize)
+            / core::mem::size_of::<Link>().max(1);
+        let first = at.saturating_mul(2);
+        self.runtime.get(first..first.saturating_add(2))
     }
 
     /// The packet hooks.
@@ -786,6 +843,14 @@ impl<'t> Net<'t> {
         };
         let stalls = (st.ab.flow.stalls, st.ba.flow.stalls);
         let [hab, hba] = self.hooks_on(link);
+        // A runtime hook's place is locked for the whole pass (one relaxed
+        // load per direction when empty), so a swap falls between passes.
+        let (ra, rb) = match self.runtime_on(link) {
+            Some([sa, sb]) => (sa.for_pass(), sb.for_pass()),
+            _ => (None, None),
+        };
+        let hab = hab.or(ra.as_ref().and_then(|g| g.as_ref()));
+        let hba = hba.or(rb.as_ref().and_then(|g| g.as_ref()));
         let mut moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb), hab)
             + self.direction(&mut st.ba, hold, (&mut *b, vb), (&mut *a, va), hba);
         // Frames a hook sends back go through the other direction's

@@ -21,7 +21,10 @@
 //! the hook's lock for a whole pump (at most one batch of frames); the boot
 //! core takes it once more to report, after every core finished. A
 //! `spin::Mutex` around the hook's state (maps included) is therefore
-//! enough, and it is never contended while frames move.
+//! enough, and it is never contended while frames move. A hook attached
+//! while a service run goes on sits in its direction's
+//! [`crate::datapath::runtime::RuntimeSlot`], whose lock the polling core
+//! holds for a whole pass, so a swap falls between two passes.
 
 #![forbid(unsafe_code)]
 

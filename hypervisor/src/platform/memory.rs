@@ -85,6 +85,44 @@ pub fn leak_slice<T, E>(
     Ok(unsafe { core::slice::from_raw_parts_mut(base, n) })
 }
 
+/// Frames lent by [`lend_slice`], until [`give_back`] returns them.
+#[derive(Debug)]
+pub struct Lent {
+    addr: u64,
+    frames: u64,
+}
+
+/// `n` copies of `value` in frames of their own, as a slice the caller
+/// uses until it gives the frames back with [`give_back`] (memory taken
+/// and returned while the run goes on, such as a hook attached at
+/// runtime); `None` if memory ran out.
+pub fn lend_slice<T: Copy>(n: usize, value: T) -> Option<(&'static mut [T], Lent)> {
+    const { assert!(core::mem::align_of::<T>() as u64 <= PAGE) };
+    let bytes = n.max(1).checked_mul(core::mem::size_of::<T>().max(1))?;
+    let frames = (bytes as u64).div_ceil(PAGE);
+    let addr = alloc_zeroed_pages(frames)?;
+    let base = addr as *mut T;
+    for i in 0..n {
+        // SAFETY: the frames were just allocated for `n` values of T, page
+        // aligned (at least T's alignment); each slot is written once.
+        unsafe { base.add(i).write(value) };
+    }
+    // SAFETY: all `n` slots were initialised above and the frames are the
+    // caller's alone until it gives them back (whose contract says no
+    // reference into them may be left then).
+    let slice = unsafe { core::slice::from_raw_parts_mut(base, n) };
+    Some((slice, Lent { addr, frames }))
+}
+
+/// Returns frames lent by [`lend_slice`].
+///
+/// # Safety
+/// No reference into the slice [`lend_slice`] gave for `lent` (nor into
+/// anything built over it) may be alive or used again.
+pub unsafe fn give_back(lent: Lent) {
+    free(lent.addr, lent.frames);
+}
+
 /// Fills `len` bytes at physical `addr` with `byte`.
 ///
 /// # Safety

@@ -18,6 +18,7 @@ pub mod paging;
 pub mod pci;
 pub mod percpu;
 pub mod run;
+pub mod runtime_hooks;
 pub mod serial;
 pub mod service;
 pub mod smp;

@@ -12,6 +12,7 @@ use super::percpu::PerCore;
 use super::serial;
 use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
+use crate::datapath::runtime::RuntimeSlot;
 use crate::devices::virtio::error::RingError;
 use crate::hooks::jit::JitCode;
 use crate::hooks::lifecycle::{NO_VM, VmHook};
@@ -25,7 +26,9 @@ use crate::nic::MacAddr;
 use crate::nic::pci::{PciAddress, Wanted, resolve};
 use spin::Mutex;
 use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, MapKind};
-use vmm_abi::manifest::{HookAttach, HookSpec, MAX_NICS, Manifest, NetDeviceSpec, NicMode, NicPci};
+use vmm_abi::manifest::{
+    HookAttach, HookSpec, LinkDir, MAX_NICS, Manifest, NetDeviceSpec, NicMode, NicPci,
+};
 use vmm_abi::report::{LinkFlow, Record};
 
 /// The run's NICs, by manifest index: set up on the boot core, then each
@@ -384,6 +387,13 @@ impl Net {
             manifest.nic_count(),
         )?;
         net.set_hooks(build_packet_hooks(manifest)?);
+        if manifest.service() {
+            // Two places per link for hooks attached at runtime.
+            let slots = FrameTables
+                .slice(manifest.link_count() * 2, |_| RuntimeSlot::default())
+                .ok_or("no memory for the runtime hook places")?;
+            net.set_runtime(slots);
+        }
         // A shared net ring per hvt VM with net devices, served by the core
         // polling the first of its named ports that a link reaches. A VM no
         // link reaches gets none (no core would serve it, and its guest
@@ -415,6 +425,31 @@ impl Net {
             .ok_or("no memory for the shared net rings")?;
         net.set_rings(rings);
         Ok(Net(net, build_vm_hooks(manifest, cores)?, *manifest))
+    }
+
+    /// Link `link`'s direction `dir`'s place for a runtime hook.
+    pub fn runtime_slot(&self, link: u32, dir: LinkDir) -> Option<&'static RuntimeSlot<'static>> {
+        self.0.runtime_slot(link, dir)
+    }
+
+    /// Whether a manifest hook is on `link`'s direction `dir`.
+    pub fn has_manifest_hook(&self, link: u32, dir: LinkDir) -> bool {
+        self.0.has_manifest_hook(link, dir)
+    }
+
+    /// The core polling link `link`.
+    pub fn link_core(&self, link: u32) -> Option<u32> {
+        self.0.link_core(link)
+    }
+
+    /// Link `link`'s sender's and receiver's ports in direction `dir`.
+    pub fn link_ports(&self, link: u32, dir: LinkDir) -> Option<(u32, u32)> {
+        self.0.link_ports(link, dir)
+    }
+
+    /// The manifest's packet hooks.
+    pub fn packet_hooks(&self) -> &'static [PacketHook<'static>] {
+        self.0.hooks()
     }
 
     /// VM `vm`'s shared net ring, if it is an hvt VM with net devices.
@@ -560,6 +595,15 @@ impl Net {
                 f.faults,
                 f.insns
             );
+        }
+        // Hooks still attached at runtime (those that left were reported
+        // then), after the manifest's.
+        for link in 0..self.0.link_count() as u32 {
+            for dir in [LinkDir::AToB, LinkDir::BToA] {
+                if let Some(slot) = self.0.runtime_slot(link, dir) {
+                    slot.with(|h| h.report(h.index, serial::record));
+                }
+            }
         }
         for hook in self.0.hooks() {
             hook.report(hook.index, serial::record);

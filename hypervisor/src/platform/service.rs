@@ -6,9 +6,13 @@ use super::instr::rdtsc;
 use super::memory;
 use super::net::Net;
 use super::percpu::MAX_CORES;
+use super::runtime_hooks::{self, RuntimeHooks};
 use super::vm;
 use crate::console::history::{Line, SharedHistory};
-use crate::control::{Channel, Fleet, Name, Refusal, Request, Row, Starts, Text};
+use crate::control::{
+    Channel, Fleet, HookPlace, HookRefusal, HookStat, HookTarget, MapRow, Name, Refusal, Request,
+    Row, Starts, Text,
+};
 use crate::datapath::poll::FlowNow;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -16,7 +20,7 @@ use heapless::Deque;
 use spin::Mutex;
 use vmm_abi::control::{FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
 use vmm_abi::corral::bootinfo::NAME_MAX;
-use vmm_abi::manifest::Manifest;
+use vmm_abi::manifest::{HookAttach, LinkDir, Manifest};
 
 /// Requests one core's mailbox holds (a whole `scale` of
 /// [`crate::control::MAX_CHANGE`] VMs fits).
@@ -140,6 +144,8 @@ pub struct ControlPlane {
     next_id: AtomicU32,
     /// Memory promised to VMs started but not yet created.
     reserved: AtomicU64,
+    /// Packet hooks attached at runtime.
+    hooks: RuntimeHooks,
 }
 
 impl ControlPlane {
@@ -186,6 +192,7 @@ impl ControlPlane {
             channel: Mutex::new(Channel::new()),
             next_id: AtomicU32::new(count as u32),
             reserved: AtomicU64::new(0),
+            hooks: RuntimeHooks::new(),
         })
     }
 
@@ -635,6 +642,57 @@ impl Fleet for Machine<'_> {
             cp.reserved.fetch_add(cost * n as u64, Ordering::AcqRel);
         };
         self.send(mails, seq, commit)
+    }
+
+    fn hook_place(&self, link: u32, dir: LinkDir) -> HookPlace {
+        self.0.hooks.place(self.1, link, dir)
+    }
+
+    fn hook_begin(&mut self, target: &HookTarget<'_>) -> Result<(), HookRefusal> {
+        self.0.hooks.begin(target)
+    }
+
+    fn hook_write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), HookRefusal> {
+        self.0.hooks.write(offset, bytes)
+    }
+
+    fn hook_abort(&mut self) {
+        self.0.hooks.abort();
+    }
+
+    fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
+        let manifest_hooks = self.0.manifest.hooks().count() as u32;
+        self.0.hooks.commit(self.1, manifest_hooks)
+    }
+
+    fn hook_detach(&mut self, name: &str) -> Result<HookStat, HookRefusal> {
+        if self.1.packet_hooks().iter().any(|h| h.name == name) {
+            return Err(HookRefusal::FromManifest);
+        }
+        self.0.hooks.detach(self.1, name)
+    }
+
+    fn hook_stat(&self, name: &str) -> Option<HookStat> {
+        let manifest = self
+            .1
+            .packet_hooks()
+            .iter()
+            .find(|h| h.name == name && matches!(h.attach, HookAttach::Link { .. }));
+        match manifest {
+            Some(h) => Some(runtime_hooks::stat_of(h)),
+            None => self.0.hooks.with(self.1, name, runtime_hooks::stat_of),
+        }
+    }
+
+    fn hook_entry(&self, name: &str, nth: u32) -> Option<MapRow> {
+        let manifest = self.1.packet_hooks().iter().find(|h| h.name == name);
+        match manifest {
+            Some(h) => runtime_hooks::entry_of(h, nth),
+            None => self
+                .0
+                .hooks
+                .with(self.1, name, |h| runtime_hooks::entry_of(h, nth))?,
+        }
     }
 
     fn end(&mut self) {

@@ -75,12 +75,138 @@ fn all() -> Vec<Message<'static>> {
             out_bytes: 120,
             out_drops: 5,
         },
+        Message::HookBegin {
+            name: "count",
+            link: 0,
+            dir: DIR_B_TO_A,
+            insns: 4096,
+            maps: &ARRAY_DEF,
+        },
+        Message::HookBegin {
+            name: "nomaps",
+            link: 3,
+            dir: DIR_A_TO_B,
+            insns: 2,
+            maps: &[],
+        },
+        Message::HookChunk {
+            offset: 125,
+            bytes: &[0x95; CHUNK_BYTES],
+        },
+        Message::HookCommit { name: "count" },
+        Message::HookDetach { name: "count" },
+        Message::HookMaps { name: "count" },
+        Message::HookRow {
+            name: "count",
+            link: 0,
+            dir: DIR_A_TO_B,
+            runs: 10,
+            pass: 9,
+            dropped: 1,
+            faults: 0,
+            insns: 120,
+        },
+        Message::MapEntry {
+            map: 0,
+            core: 1,
+            key: &[0, 0, 0, 0],
+            value: &[0xff; 256],
+        },
         Message::VmEnded { vm: 3, code: -5 },
         Message::Console {
             vm: 0,
             text: "hello from web",
         },
     ]
+}
+
+/// An array map of one u64.
+const ARRAY_DEF: [u8; 16] = [1, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0];
+
+/// A frame of `kind` with `payload` as it is (checksum right).
+fn raw_frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![MAGIC[0], MAGIC[1], CONTROL_VERSION, kind, 0, 0, 0, 0];
+    f.extend((payload.len() as u16).to_le_bytes());
+    f.extend_from_slice(payload);
+    let crc = crc32(&f).to_le_bytes();
+    f.extend(crc);
+    f
+}
+
+#[test]
+fn malformed_hook_messages_are_refused_by_name() {
+    let mut buf = [0u8; MAX_FRAME];
+    let begin = |dir, maps| Message::HookBegin {
+        name: "h",
+        link: 0,
+        dir,
+        insns: 1,
+        maps,
+    };
+    let refused = |m: &Message<'_>| {
+        matches!(
+            encode(m, 0, &mut [0u8; MAX_FRAME]),
+            Err(FrameError::Payload { .. })
+        )
+    };
+    assert!(refused(&begin(2, &[])));
+    assert!(refused(&begin(0, &ARRAY_DEF[..15])));
+    let mut bad_kind = ARRAY_DEF;
+    bad_kind[0] = 99;
+    assert!(refused(&begin(0, &bad_kind)));
+    assert!(refused(&Message::HookChunk {
+        offset: 0,
+        bytes: &[]
+    }));
+    assert!(refused(&Message::HookChunk {
+        offset: 0,
+        bytes: &[0; 7]
+    }));
+    assert!(refused(&Message::HookChunk {
+        offset: 0,
+        bytes: &[0; CHUNK_BYTES + 8]
+    }));
+    assert!(refused(&Message::MapEntry {
+        map: 0,
+        core: 0,
+        key: &[0; 65],
+        value: &[]
+    }));
+    assert!(refused(&Message::HookCommit { name: "" }));
+    // The reader refuses the same on the wire, naming why.
+    let why = |f: &[u8]| match next_frame(f) {
+        Next::Bad(FrameError::Payload { why, .. }, skip) => {
+            assert_eq!(skip, f.len());
+            why
+        }
+        other => panic!("accepted: {other:?}"),
+    };
+    let n = encode(&begin(0, &ARRAY_DEF), 0, &mut buf).unwrap();
+    let payload = buf[HEADER..n - TRAILER].to_vec();
+    let mut p = payload.clone();
+    p[2 + 4] = 7; // the direction
+    assert_eq!(why(&raw_frame(9, &p)), BAD_DIR);
+    let mut p = payload.clone();
+    p[2 + 4 + 1 + 4] = 2; // two maps, one given
+    assert_eq!(why(&raw_frame(9, &p)), "it ends early");
+    let mut p = payload.clone();
+    p[2 + 4 + 1 + 4 + 1] = 99; // a map kind nobody knows
+    assert_eq!(why(&raw_frame(9, &p)), BAD_MAPS);
+    let mut p = payload.clone();
+    p.push(0);
+    assert_eq!(why(&raw_frame(9, &p)), "bytes after its last field");
+    let mut chunk = 5u32.to_le_bytes().to_vec();
+    chunk.extend(3u16.to_le_bytes());
+    chunk.extend([1, 2, 3]);
+    assert_eq!(why(&raw_frame(10, &chunk)), BAD_CHUNK);
+    let mut entry = vec![0u8];
+    entry.extend(0u32.to_le_bytes());
+    entry.push(4);
+    entry.extend([0; 4]);
+    entry.extend(300u16.to_le_bytes());
+    entry.extend([0; 300]);
+    assert_eq!(why(&raw_frame(71, &entry)), BAD_ENTRY);
+    assert_eq!(map_defs(&ARRAY_DEF).count(), 1);
 }
 
 fn framed(msg: &Message<'_>, seq: u32) -> Vec<u8> {
