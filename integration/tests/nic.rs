@@ -569,3 +569,71 @@ fn a_hook_on_the_nics_receive_queue_drops_one_port_before_any_guest_sees_it() {
     assert!(echoed > DATAGRAMS as u64, "echoed {echoed}");
     assert!(echoed <= (DATAGRAMS + probes + 1) as u64, "echoed {echoed}");
 }
+
+#[test]
+fn a_hook_on_the_nics_receive_queue_answers_echo_requests_itself() {
+    let (reflect_port, echo_port) = (free_port(), free_port());
+    let hook_source = integration::root().join("images/hooks/reflect_udp.bpf.c");
+    // The hook answers UDP port 7 itself (XDP_TX back onto the wire); the
+    // echo server listens on port 8 only.
+    let manifest = write_manifest(
+        "nic-reflect",
+        "nic-reflect.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"echo\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=8 quit=bye idle=100000000000\"\n\
+             [[nic]]\nname = \"uplink\"\n\
+             forward = [\"udp:{reflect_port}:7\", \"udp:{echo_port}:8\"]\n\
+             [[link]]\na = \"echo.0\"\nb = \"nic:uplink\"\n\
+             [[hook]]\nname = \"reflect\"\nkind = \"packet\"\nattach = \"nic:uplink:rx\"\n\
+             source = \"{}\"\n",
+            hook_source.display()
+        ),
+    );
+    let runner = Background::start("nic-reflect", manifest, &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Up once the server answers on its port.
+    let probes = probe(&sock, echo_port, b"probe", &runner);
+    // A real socket's datagrams to port 7 come back from the hook, through
+    // the e1000's transmit ring and slirp, every one and in order.
+    for i in 0..DATAGRAMS {
+        let msg = format!("reflected {i} {}", "z".repeat(i * 60));
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", reflect_port))
+            .unwrap();
+        assert_eq!(next_echo(&sock, b"probe"), msg.as_bytes(), "datagram {i}");
+    }
+    sock.send_to(b"bye", ("127.0.0.1", echo_port)).unwrap();
+    let out = runner.finish();
+    out.assert_succeeded();
+    out.assert_completed();
+    assert_exited(out.vm("echo"), 0);
+    let hook = out.report["hooks"]
+        .as_array()
+        .and_then(|h| h.first())
+        .expect("the hook in the report")
+        .clone();
+    let v = &hook["verdicts"];
+    assert_eq!(num(v, "tx"), DATAGRAMS as u64, "{hook:#}");
+    assert_eq!(num(v, "sent"), DATAGRAMS as u64, "{hook:#}");
+    assert_eq!(num(v, "unsent"), 0, "{hook:#}");
+    let reflected = hook["maps"]["reflected"]["values"]
+        .as_array()
+        .and_then(|v| v.first())
+        .map(|e| num(e, "number"));
+    assert_eq!(reflected, Some(DATAGRAMS as u64), "{hook:#}");
+    // The server saw none of them: it echoed only probes and `bye`.
+    let echoed = out.metric("echo", "echoed");
+    assert!(
+        echoed >= 1 && echoed <= (probes + 1) as u64,
+        "echoed {echoed}"
+    );
+    let uplink = nic(&out.report, "uplink");
+    let wire = &uplink["wire"];
+    // Sent back counts as not passed, and goes out onto the wire.
+    assert_eq!(num(wire, "drop_hook"), DATAGRAMS as u64, "{uplink:#}");
+    assert!(
+        num(wire, "tx_frames") >= DATAGRAMS as u64 + echoed,
+        "{uplink:#}"
+    );
+}

@@ -261,8 +261,9 @@ counters! {
         /// The same for the transmit half (took frames from guests, or
         /// completed sent ones), divided by `tx_frames`.
         pub tx_busy: u64,
-        /// Good frames from the wire the NIC's receive hook dropped (not
-        /// delivered to any port).
+        /// Good frames from the wire the NIC's receive hook did not pass
+        /// (dropped, or sent back onto the wire: the hook's `tx`, counted in
+        /// `tx_frames` once sent).
         pub drop_hook: u64,
     }
 }

@@ -31,7 +31,7 @@ use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicMode, PortRef};
+use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicDir, NicMode, PortRef};
 use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -498,6 +498,9 @@ impl<'t> Net<'t> {
                     if let Some(slot) = self.nic_hooks.get_mut(nic as usize) {
                         slot[dir as usize] = Some(h);
                     }
+                    if dir == NicDir::Rx {
+                        h.set_back_to_wire();
+                    }
                     continue;
                 }
                 HookAttach::Vm { .. } | HookAttach::Core { .. } => continue,
@@ -762,7 +765,16 @@ impl<'t> Net<'t> {
         let start = env.now();
         let inbound = match rx_hook {
             None => switch.inbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),
-            Some(h) => switch.inbound(wire, &ports, BATCH, woken, blamed, &mut *h.lock()),
+            Some(h) => {
+                let mut run = h.lock();
+                let taken = switch.inbound(wire, &ports, BATCH, woken, blamed, &mut *run);
+                // What the hook sends back (XDP_TX) goes onto the wire.
+                if run.sends_back() {
+                    run.send_back_with(|bytes| switch.send_raw(wire, bytes));
+                    WireTx::flush(wire);
+                }
+                taken
+            }
         };
         let middle = env.now();
         let outbound = match tx_hook {

@@ -291,6 +291,11 @@ impl<B: Default> Switch<B> {
     {
         let mut taken = 0;
         while taken < budget {
+            // A hook with no room for frames it sends back: the rest wait
+            // in the NIC's ring.
+            if P::INSPECTS && !policy.room() {
+                break;
+            }
             let Some((slot, len)) = wire.next() else {
                 break;
             };
@@ -343,6 +348,26 @@ impl<B: Default> Switch<B> {
             wire.flush();
         }
         taken
+    }
+
+    /// Sends `bytes` (a frame a receive hook sends back) onto the wire:
+    /// `Some(true)` sent (counted), `Some(false)` not sendable (larger than
+    /// a transmit buffer or the wire's frames; the slot is not posted and
+    /// serves the next frame), `None` no transmit slot free (it waits for a
+    /// later pass).
+    pub fn send_raw<W: WireTx>(&mut self, wire: &mut W, bytes: &[u8]) -> Option<bool> {
+        let len = u32::try_from(bytes.len()).ok()?;
+        if !(ETH_HEADER..=MAX_WIRE_FRAME).contains(&len) {
+            return Some(false);
+        }
+        let slot = wire.claim()?;
+        if wire.write(slot, 0, bytes) != len {
+            return Some(false);
+        }
+        wire.post(slot, len);
+        self.wire.tx_frames += 1;
+        self.wire.tx_bytes += u64::from(len);
+        Some(true)
     }
 
     /// Copies the wire's frame in `slot` into port `i`'s next receive

@@ -103,6 +103,8 @@ pub struct HookRun<'t> {
     egress: Option<u32>,
     /// Frames going back to the sender.
     back: heapless::Deque<Back, BACK_SLOTS>,
+    /// A NIC's receive hook: frames it sends back go to the wire.
+    to_wire: bool,
     /// The context of the last run (`data_end` written for each frame).
     ctx: [u8; XDP_MD_SIZE],
     env: Env,
@@ -181,7 +183,7 @@ impl<'t> HookRun<'t> {
     /// sender (a link's hook with room in its queue), else counts them
     /// `unsent`.
     fn send_back(&mut self, len: usize) {
-        let queued = self.egress.is_some()
+        let queued = (self.egress.is_some() || self.to_wire)
             && !self.back.is_full()
             && self.frame.get(..len).is_some_and(|bytes| {
                 let mut b = Back {
@@ -199,6 +201,27 @@ impl<'t> HookRun<'t> {
     /// Whether frames wait to go back to the sender.
     pub fn sends_back(&self) -> bool {
         !self.back.is_empty()
+    }
+
+    /// Hands the frames waiting to go back to `send`, in order, while it
+    /// takes them (a NIC's receive hook: onto the wire): `Some(true)` sent,
+    /// `Some(false)` could not be (both take the frame; counted `sent` or
+    /// `unsent`), `None` not now (the rest wait). Returns frames taken.
+    pub fn send_back_with(&mut self, mut send: impl FnMut(&[u8]) -> Option<bool>) -> u32 {
+        let mut n = 0;
+        while let Some(b) = self.back.front() {
+            let Some(sent) = send(b.bytes.get(..usize::from(b.len)).unwrap_or_default()) else {
+                break;
+            };
+            self.back.pop_front();
+            if sent {
+                self.flow.sent += 1;
+            } else {
+                self.flow.unsent += 1;
+            }
+            n += 1;
+        }
+        n
     }
 
     /// The frames waiting to go back to the sender, as a frame source
@@ -324,6 +347,7 @@ impl<'t> PacketHook<'t> {
                 ingress: 0,
                 egress: None,
                 back: heapless::Deque::new(),
+                to_wire: false,
                 ctx: context(0),
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
@@ -359,6 +383,12 @@ impl<'t> PacketHook<'t> {
         let mut run = self.run.lock();
         run.ingress = port;
         run.ctx = context(port);
+    }
+
+    /// For a NIC's receive hook: `XDP_TX` sends the frame back onto the
+    /// wire.
+    pub fn set_back_to_wire(&self) {
+        self.run.lock().to_wire = true;
     }
 
     /// For a hook on a link direction: the sender's and the receiver's

@@ -542,3 +542,46 @@ fn a_transmit_hook_that_rewrites_a_frame_has_it_sent_as_written() {
     assert_eq!(rig.wire.sent, vec![rewritten(&f, to)]);
     assert_eq!(rig.switch.ports[0].flow.tx_frames, 1);
 }
+
+#[test]
+fn a_receive_hook_sends_frames_back_onto_the_wire_and_holds_the_rest_in_the_nics_ring() {
+    use crate::hooks::packet::BACK_SLOTS;
+    use crate::hooks::packet::tests::{bouncer, hook};
+    let mut rig = Rig::new(1, 8);
+    // bouncer() sends back frames whose first byte is 1 (XDP_TX).
+    let n = BACK_SLOTS + 2;
+    let frames: Vec<_> = (0..n)
+        .map(|i| {
+            let mut f = eth(port_mac(0, 0), OUTSIDE, 60, i as u8);
+            f[0] = 1;
+            f
+        })
+        .collect();
+    for f in &frames {
+        rig.wire.arrive(f.clone());
+    }
+    let h = hook(bouncer());
+    h.set_back_to_wire();
+    // The hook takes frames until its queue is full; the rest wait.
+    let (taken, _, _) = rig.inbound_with(&mut *h.lock());
+    assert_eq!(taken, BACK_SLOTS as u32);
+    let mut run = h.lock();
+    let sent = run.send_back_with(|b| rig.switch.send_raw(&mut rig.wire, b));
+    assert_eq!(sent, BACK_SLOTS as u32);
+    drop(run);
+    WireTx::flush(&mut rig.wire);
+    let (taken, _, _) = rig.inbound_with(&mut *h.lock());
+    assert_eq!(taken, 2);
+    h.lock()
+        .send_back_with(|b| rig.switch.send_raw(&mut rig.wire, b));
+    WireTx::flush(&mut rig.wire);
+    // Every frame went back onto the wire as it came, none to the guest.
+    assert_eq!(rig.wire.sent, frames);
+    assert!(rig.guests[0].received().is_empty());
+    assert_eq!(rig.switch.wire.tx_frames, n as u64);
+    assert_eq!(rig.switch.wire.drop_hook, n as u64);
+    let f = h.flow();
+    assert_eq!((f.tx, f.sent, f.unsent), (n as u64, n as u64, 0));
+    // A frame too short for the wire is taken and counted, not sent.
+    assert_eq!(rig.switch.send_raw(&mut rig.wire, &[0; 4]), Some(false));
+}
