@@ -843,6 +843,40 @@ impl<'t> Net<'t> {
 
     /// One pass over both directions of `link`; returns frames handed over.
     fn service(&self, link: &Link, env: &impl PollEnv) -> u32 {
+        // A run with no hook anywhere and no places for runtime ones (a
+        // batch run without hooks) takes the pass with nothing of hooks in
+        // it.
+        if self.hooks.is_empty() && self.runtime.is_empty() {
+            return self.pass(link, env, [None, None]);
+        }
+        self.service_hooked(link, env)
+    }
+
+    /// [`Net::service`] for a run with hooks: the link's manifest hooks,
+    /// or its runtime places' hooks, held for the whole pass.
+    #[inline(never)]
+    fn service_hooked(&self, link: &Link, env: &impl PollEnv) -> u32 {
+        let [hab, hba] = self.hooks_on(link);
+        // A runtime hook's place is locked for the whole pass (one relaxed
+        // load per direction when empty), so a swap falls between passes.
+        let (ra, rb) = match self.runtime_on(link) {
+            Some([sa, sb]) => (sa.for_pass(), sb.for_pass()),
+            _ => (None, None),
+        };
+        let hab = hab.or(ra.as_ref().and_then(|g| g.as_ref()));
+        let hba = hba.or(rb.as_ref().and_then(|g| g.as_ref()));
+        self.pass(link, env, [hab, hba])
+    }
+
+    /// One pass over both directions of `link` with the hooks of its a→b
+    /// and b→a directions; returns frames handed over.
+    #[inline(always)]
+    fn pass(
+        &self,
+        link: &Link,
+        env: &impl PollEnv,
+        [hab, hba]: [Option<&PacketHook<'t>>; 2],
+    ) -> u32 {
         let mut state = link.state.lock();
         let start = env.now();
         let mut a = self.ports[link.a].inner.lock();
@@ -854,15 +888,6 @@ impl<'t> Net<'t> {
             ticks: link.spec.hold,
         };
         let stalls = (st.ab.flow.stalls, st.ba.flow.stalls);
-        let [hab, hba] = self.hooks_on(link);
-        // A runtime hook's place is locked for the whole pass (one relaxed
-        // load per direction when empty), so a swap falls between passes.
-        let (ra, rb) = match self.runtime_on(link) {
-            Some([sa, sb]) => (sa.for_pass(), sb.for_pass()),
-            _ => (None, None),
-        };
-        let hab = hab.or(ra.as_ref().and_then(|g| g.as_ref()));
-        let hba = hba.or(rb.as_ref().and_then(|g| g.as_ref()));
         let mut moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb), hab)
             + self.direction(&mut st.ba, hold, (&mut *b, vb), (&mut *a, va), hba);
         // Frames a hook sends back go through the other direction's
