@@ -553,30 +553,73 @@ fn logs_from_host(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -
     let write = |out: &mut dyn Write, text: &str| {
         writeln!(out, "{text}").map_err(|e| Error::new(format!("cannot write: {e}")))
     };
-    let mut from = 0u64;
+    let mut follower = Follower::default();
     loop {
+        let from = follower.from;
         let answers = match service::send(host, &Message::Logs { vm, from }) {
             Ok(a) => answered(a)?,
             // Down while following: what it printed last is in the console.
             Err(_) if follow && from > 0 && !host.running() => return Ok(()),
             Err(e) => return Err(e),
         };
-        for a in &answers {
-            if let Answer::Line { seq, text } = a {
-                if *seq > from {
-                    write(
-                        out,
-                        &format!("-- ({} earlier lines are no longer kept)", seq - from),
-                    )?;
-                }
-                write(out, text)?;
-                from = seq + 1;
-            }
+        let (lines, again) = follower.take(vm, &answers);
+        for line in &lines {
+            write(out, line)?;
+        }
+        if again {
+            continue;
         }
         if !follow || !host.running() {
             return Ok(());
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// Where a reader of a VM's lines on the host is: the next line it wants
+/// and the VM (by id) whose lines it has read.
+#[derive(Debug, Default)]
+struct Follower {
+    from: u64,
+    id: Option<u32>,
+}
+
+impl Follower {
+    /// The lines to print for one `logs` answer about `vm` (with a notice
+    /// where lines are missing), and whether to ask again at once: the
+    /// name now belongs to a new VM (a stop and a start, a scale down and
+    /// up), whose lines are numbered from its first, so the answer's lines
+    /// were picked by the old VM's numbering.
+    fn take(&mut self, vm: &str, answers: &[Answer]) -> (Vec<String>, bool) {
+        let mut out = Vec::new();
+        for a in answers {
+            match a {
+                Answer::Head { id, next } => {
+                    let replaced = self.id.is_some_and(|old| old != *id);
+                    let renumbered = self.id == Some(*id) && *next < self.from;
+                    self.id = Some(*id);
+                    if replaced || renumbered {
+                        out.push(format!(
+                            "-- `{vm}` is a new VM now (id {id}): its lines from its first"
+                        ));
+                        self.from = 0;
+                        return (out, true);
+                    }
+                }
+                Answer::Line { seq, text } => {
+                    if *seq > self.from {
+                        out.push(format!(
+                            "-- ({} earlier lines are no longer kept)",
+                            seq - self.from
+                        ));
+                    }
+                    out.push(text.clone());
+                    self.from = seq + 1;
+                }
+                _ => {}
+            }
+        }
+        (out, false)
     }
 }
 
@@ -667,6 +710,43 @@ mod tests {
             ["serving", "-- stopped by the operator"]
         );
         assert!(vm_lines(console.into_iter(), "web").is_empty());
+    }
+
+    #[test]
+    fn a_follower_notices_a_new_vm_under_the_name_it_follows() {
+        let line = |seq, text: &str| Answer::Line {
+            seq,
+            text: text.to_string(),
+        };
+        let head = |id, next| Answer::Head { id, next };
+        let mut f = Follower::default();
+        let (out, again) = f.take(
+            "web-3",
+            &[head(7, 3), line(0, "a"), line(1, "b"), line(2, "c")],
+        );
+        assert_eq!(
+            (out, again),
+            (vec!["a".into(), "b".into(), "c".into()], false)
+        );
+        assert_eq!(f.from, 3);
+        // Nothing new: nothing printed.
+        assert_eq!(f.take("web-3", &[head(7, 3)]), (vec![], false));
+        // Lines dropped from the history before they were read: said.
+        let (out, _) = f.take("web-3", &[head(7, 9), line(5, "f")]);
+        assert_eq!(out, ["-- (2 earlier lines are no longer kept)", "f"]);
+        // Scaled down and up again: a new VM with the same name, numbered
+        // from 0; its lines are asked for again from its first.
+        let (out, again) = f.take("web-3", &[head(12, 2), line(6, "stale")]);
+        assert_eq!(
+            (out, again),
+            (
+                vec!["-- `web-3` is a new VM now (id 12): its lines from its first".into()],
+                true
+            )
+        );
+        assert_eq!(f.from, 0);
+        let (out, again) = f.take("web-3", &[head(12, 2), line(0, "x"), line(1, "y")]);
+        assert_eq!((out, again), (vec!["x".into(), "y".into()], false));
     }
 
     #[test]

@@ -157,6 +157,14 @@ pub enum Answer {
         /// from the wire), then the other.
         counts: [u64; 6],
     },
+    /// Which VM a `logs` answer is about (its id, never given twice in a
+    /// run) and the number of its next line.
+    Head {
+        /// The VM's id.
+        id: u32,
+        /// Its next line's number.
+        next: u64,
+    },
     /// A console line a VM printed (`logs`), with its number.
     Line {
         /// Its number among the VM's lines.
@@ -245,6 +253,7 @@ impl Answer {
                 seq,
                 text: text.to_string(),
             },
+            Message::LogHead { id, next } => Answer::Head { id, next },
             Message::HookRow {
                 name,
                 link,
@@ -627,6 +636,10 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             ran: *ran,
         },
         Answer::Line { seq, text } => Message::LogLine { seq: *seq, text },
+        Answer::Head { id, next } => Message::LogHead {
+            id: *id,
+            next: *next,
+        },
         Answer::Hook {
             name,
             link,

@@ -281,6 +281,11 @@ pub trait Fleet {
     fn log_line(&self, _vm: u32, _from: u64) -> Option<crate::console::history::Line> {
         None
     }
+    /// VM `vm`'s id (never given twice in a run) and the number of the
+    /// line it prints next.
+    fn log_head(&self, vm: u32) -> (u32, u64) {
+        (vm, 0)
+    }
     /// What link `link`'s direction `dir` offers a runtime hook.
     fn hook_place(&self, _link: u32, _dir: LinkDir) -> HookPlace {
         HookPlace::NoLink
@@ -554,6 +559,9 @@ impl Channel {
                 None => Answer::Refused(Text::format(format_args!("no VM named {vm}"))),
                 Some(v) => {
                     self.stats.commands += 1;
+                    // Which VM answers, first: a follower sees a new one.
+                    let (id, next) = fleet.log_head(v);
+                    self.answer(seq, &Message::LogHead { id, next });
                     self.logging = Some((seq, v, from, MAX_LOG_LINES));
                     self.list_rows(fleet);
                     return;
@@ -617,6 +625,7 @@ impl Channel {
             | Message::HostStats { .. }
             | Message::FlowRow { .. }
             | Message::LogLine { .. }
+            | Message::LogHead { .. }
             | Message::VmEnded { .. }
             | Message::Console { .. } => Answer::Now(Err(Text::format(format_args!(
                 "not a command: the hypervisor sends this message, it does not take it"

@@ -28,7 +28,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 4;
+pub const CONTROL_VERSION: u8 = 5;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -91,6 +91,7 @@ const K_FLOW_ROW: u8 = 68;
 const K_LOG_LINE: u8 = 69;
 const K_HOOK_ROW: u8 = 70;
 const K_MAP_ENTRY: u8 = 71;
+const K_LOG_HEAD: u8 = 72;
 const K_VM_ENDED: u8 = 128;
 const K_CONSOLE: u8 = 129;
 
@@ -245,6 +246,16 @@ pub enum Message<'a> {
         /// frames its ports sent that were spoofed or dropped by a hook.
         out_drops: u64,
     },
+    /// Answer row to `logs`, before its lines: which VM holds the name now
+    /// (its id, never given twice in a run: a follower whose VM was
+    /// replaced by a new one of the same name sees it change) and the
+    /// number its next line will have.
+    LogHead {
+        /// The VM's id (its report id).
+        id: u32,
+        /// The number of the line it prints next.
+        next: u64,
+    },
     /// Answer row to `logs`: one line the VM printed.
     LogLine {
         /// Its number (a gap after the `from` asked for: older lines
@@ -310,6 +321,7 @@ impl Message<'_> {
             Message::Stats => K_STATS,
             Message::Logs { .. } => K_LOGS,
             Message::LogLine { .. } => K_LOG_LINE,
+            Message::LogHead { .. } => K_LOG_HEAD,
             Message::End => K_END,
             Message::HookBegin { .. } => K_HOOK_BEGIN,
             Message::HookChunk { .. } => K_HOOK_CHUNK,
@@ -535,6 +547,10 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         Message::LogLine { seq, text } => {
             w.bytes(&seq.to_le_bytes())?;
             w.text(text)?;
+        }
+        Message::LogHead { id, next } => {
+            w.bytes(&id.to_le_bytes())?;
+            w.bytes(&next.to_le_bytes())?;
         }
         Message::Error { text } => w.text(text)?,
         Message::VmRow {
@@ -873,6 +889,10 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         K_LOG_LINE => Message::LogLine {
             seq: r.u64()?,
             text: r.text()?,
+        },
+        K_LOG_HEAD => Message::LogHead {
+            id: r.u32()?,
+            next: r.u64()?,
         },
         K_ERROR => Message::Error { text: r.text()? },
         K_VM_ROW => {

@@ -141,6 +141,11 @@ impl SharedHistory {
     pub fn line(&self, from: u64) -> Option<Line> {
         self.0.lock().line(from)
     }
+
+    /// The number the next line added will have.
+    pub fn next(&self) -> u64 {
+        self.0.lock().next
+    }
 }
 
 #[cfg(test)]

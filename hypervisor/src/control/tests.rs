@@ -202,6 +202,10 @@ impl Fleet for FakeFleet {
     fn log_line(&self, vm: u32, from: u64) -> Option<crate::console::history::Line> {
         self.histories.get(vm as usize)?.line(from)
     }
+    fn log_head(&self, vm: u32) -> (u32, u64) {
+        let next = self.histories.get(vm as usize).map_or(0, |h| h.next());
+        (vm + 100, next)
+    }
     fn flow(&self, i: u32, send: &mut dyn FnMut(&Message<'_>)) {
         let label = std::format!("link{i}");
         send(&Message::FlowRow {
@@ -234,6 +238,7 @@ enum Got {
     Stats(u32, u64, u32, u64, u64),
     Flow(u32, u32, u64),
     Line(u32, u64, String),
+    Head(u32, u32, u64),
     Hook(u32, String, u64),
     Entry(u32, u8, StdVec<u8>, StdVec<u8>),
 }
@@ -278,6 +283,7 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
                         index, in_frames, ..
                     } => Got::Flow(seq, index, in_frames),
                     Message::LogLine { seq: n, text } => Got::Line(seq, n, text.to_string()),
+                    Message::LogHead { id, next } => Got::Head(seq, id, next),
                     Message::HookRow { name, runs, .. } => Got::Hook(seq, name.to_string(), runs),
                     Message::MapEntry {
                         map, key, value, ..
@@ -307,17 +313,23 @@ fn logs_stream_the_lines_kept_from_the_one_asked_for() {
     let logs = |from| Message::Logs { vm: "web-1", from };
     send(&mut ch, &mut fleet, &frame(&logs(0), 0), 1);
     let got = drain(&mut ch, &mut fleet, 1);
-    // From the oldest kept (its number says the earlier ones are gone).
-    let want: StdVec<_> = (first..300)
-        .map(|i| Got::Line(0, i, std::format!("line {i} {}", "x".repeat(40))))
+    // First which VM answers (its id) and its next line's number, then
+    // from the oldest kept (its number says the earlier ones are gone).
+    let want: StdVec<_> = [Got::Head(0, 101, 300)]
+        .into_iter()
+        .chain((first..300).map(|i| Got::Line(0, i, std::format!("line {i} {}", "x".repeat(40)))))
         .chain([Got::Done(0)])
         .collect();
     assert_eq!(got, want);
-    // From a later line; past the last, just done; an unknown VM named.
+    // From a later line; past the last, just its head and done; an
+    // unknown VM named.
     send(&mut ch, &mut fleet, &frame(&logs(298), 1), 1);
-    assert_eq!(drain(&mut ch, &mut fleet, 1).len(), 3);
+    assert_eq!(drain(&mut ch, &mut fleet, 1).len(), 4);
     send(&mut ch, &mut fleet, &frame(&logs(300), 2), 1);
-    assert_eq!(drain(&mut ch, &mut fleet, 1), [Got::Done(2)]);
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1),
+        [Got::Head(2, 101, 300), Got::Done(2)]
+    );
     let nosuch = Message::Logs {
         vm: "web-9",
         from: 0,
@@ -333,7 +345,10 @@ fn logs_stream_the_lines_kept_from_the_one_asked_for() {
         from: 0,
     };
     send(&mut ch, &mut fleet, &frame(&empty, 4), 1);
-    assert_eq!(drain(&mut ch, &mut fleet, 1), [Got::Done(4)]);
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1),
+        [Got::Head(4, 100, 0), Got::Done(4)]
+    );
 }
 
 #[test]

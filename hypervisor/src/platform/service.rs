@@ -435,6 +435,12 @@ impl Fleet for Machine<'_> {
         self.0.cells.get(vm as usize)?.history.line(from)
     }
 
+    fn log_head(&self, vm: u32) -> (u32, u64) {
+        self.0.cells.get(vm as usize).map_or((vm, 0), |c| {
+            (c.id.load(Ordering::Acquire), c.history.next())
+        })
+    }
+
     fn flow(&self, i: u32, send: &mut dyn FnMut(&Message<'_>)) {
         let name_of = |vm: u32| {
             self.0

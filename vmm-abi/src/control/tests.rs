@@ -33,6 +33,10 @@ fn all() -> Vec<Message<'static>> {
             seq: 1 << 40,
             text: "heap: 84 KiB",
         },
+        Message::LogHead {
+            id: 117,
+            next: 1 << 33,
+        },
         Message::End,
         Message::Done,
         Message::Error {
