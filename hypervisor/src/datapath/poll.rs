@@ -888,14 +888,28 @@ impl<'t> Net<'t> {
             ticks: link.spec.hold,
         };
         let stalls = (st.ab.flow.stalls, st.ba.flow.stalls);
-        let mut moved = self.direction(&mut st.ab, hold, (&mut *a, va), (&mut *b, vb), hab)
-            + self.direction(&mut st.ba, hold, (&mut *b, vb), (&mut *a, va), hba);
+        let (mut back_ab, mut back_ba) = (false, false);
+        let mut moved = self.direction(
+            &mut st.ab,
+            hold,
+            (&mut *a, va),
+            (&mut *b, vb),
+            hab,
+            &mut back_ab,
+        ) + self.direction(
+            &mut st.ba,
+            hold,
+            (&mut *b, vb),
+            (&mut *a, va),
+            hba,
+            &mut back_ba,
+        );
         // Frames a hook sends back go through the other direction's
         // receive state into their sender's ring.
-        if let Some(h) = hab {
+        if back_ab && let Some(h) = hab {
             moved += self.send_back(&mut st.ba, h, (&mut *a, va));
         }
-        if let Some(h) = hba {
+        if back_ba && let Some(h) = hba {
             moved += self.send_back(&mut st.ab, h, (&mut *b, vb));
         }
         // A first stall of an end is said once; later ones are counted in
@@ -977,6 +991,7 @@ impl<'t> Net<'t> {
         (src, src_vm): (&mut A, u32),
         (dst, dst_vm): (&mut B, u32),
         hook: Option<&PacketHook<'t>>,
+        back: &mut bool,
     ) -> u32 {
         let pumped = {
             let Some(mut source) = src.source() else {
@@ -996,15 +1011,21 @@ impl<'t> Net<'t> {
                     hold,
                     &mut PassAll,
                 ),
-                Some(h) => direction::pump(
-                    dir,
-                    &mut source,
-                    receiver,
-                    generation,
-                    BATCH,
-                    hold,
-                    &mut *h.lock(),
-                ),
+                Some(h) => {
+                    let mut run = h.lock();
+                    let pumped = direction::pump(
+                        dir,
+                        &mut source,
+                        receiver,
+                        generation,
+                        BATCH,
+                        hold,
+                        &mut *run,
+                    );
+                    // Frames it sends back, told while its lock is held.
+                    *back = run.sends_back();
+                    pumped
+                }
             }
         };
         match pumped {

@@ -226,7 +226,9 @@ impl Default for RunSpace {
 }
 
 /// Runs `prog` once as [`run_with_stack`] does, its compiled code if it
-/// has any ([`Program::jit`]), in `space`.
+/// has any ([`Program::jit`]), in `space`. The choice is made here, in the
+/// caller, so each way is one call with nothing of the other in it.
+#[inline(always)]
 pub fn run_in<E: HookEnv>(
     prog: &Program<'_>,
     ctx: &[u8],
@@ -235,13 +237,9 @@ pub fn run_in<E: HookEnv>(
     env: &E,
     space: &mut RunSpace,
 ) -> Outcome {
-    let packet = packet.unwrap_or(&mut []);
-    if let Err(kind) = check(prog, ctx, packet, maps) {
-        return before(kind);
-    }
     match prog.jit() {
         Some(code) => run_compiled(code, prog, ctx, packet, maps, env, space),
-        None => interpret(prog, ctx, packet, maps, env, &mut space.stack),
+        None => run_with_stack(prog, ctx, packet, maps, env, &mut space.stack),
     }
 }
 
@@ -251,11 +249,15 @@ fn run_compiled(
     code: &dyn JitCode,
     prog: &Program<'_>,
     ctx: &[u8],
-    packet: &mut [u8],
+    packet: Option<&mut [u8]>,
     maps: &mut MapSet<'_>,
     env: &impl HookEnv,
     space: &mut RunSpace,
 ) -> Outcome {
+    let packet = packet.unwrap_or(&mut []);
+    if let Err(kind) = check(prog, ctx, packet, maps) {
+        return before(kind);
+    }
     let RunSpace { stack, jit } = space;
     native::run(code, prog.kind(), ctx, packet, maps, env, stack, jit)
 }
@@ -266,6 +268,7 @@ fn run_compiled(
 /// `env` the helpers' view of the machine, `stack` its stack: the
 /// caller's, which may hold an earlier run's bytes (the verifier proves a
 /// program writes every stack byte before it reads it).
+#[inline(never)]
 pub fn run_with_stack(
     prog: &Program<'_>,
     ctx: &[u8],
@@ -278,19 +281,6 @@ pub fn run_with_stack(
     if let Err(kind) = check(prog, ctx, packet, maps) {
         return before(kind);
     }
-    interpret(prog, ctx, packet, maps, env, stack)
-}
-
-/// The interpreter's run of `prog` (checked by [`check`]).
-#[inline(never)]
-fn interpret(
-    prog: &Program<'_>,
-    ctx: &[u8],
-    packet: &mut [u8],
-    maps: &mut MapSet<'_>,
-    env: &impl HookEnv,
-    stack: &mut [u8; STACK_SIZE],
-) -> Outcome {
     Machine::new(prog, ctx, packet, maps, env, stack).execute(prog.ops(), env)
 }
 
