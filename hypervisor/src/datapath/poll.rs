@@ -765,16 +765,7 @@ impl<'t> Net<'t> {
         let start = env.now();
         let inbound = match rx_hook {
             None => switch.inbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),
-            Some(h) => {
-                let mut run = h.lock();
-                let taken = switch.inbound(wire, &ports, BATCH, woken, blamed, &mut *run);
-                // What the hook sends back (XDP_TX) goes onto the wire.
-                if run.sends_back() {
-                    run.send_back_with(|bytes| switch.send_raw(wire, bytes));
-                    WireTx::flush(wire);
-                }
-                taken
-            }
+            Some(h) => inbound_hooked(&mut switch, wire, &ports, woken, blamed, h),
         };
         let middle = env.now();
         let outbound = match tx_hook {
@@ -1275,6 +1266,27 @@ pub enum FlowNow<'t> {
         /// Frames lost in from the wire and out to it.
         drops: (u64, u64),
     },
+}
+
+/// A shared NIC's receive half with a hook (out of line: a NIC without
+/// one keeps its pass as it was): the switch's inbound pump judged by the
+/// hook, then the frames it sends back (`XDP_TX`) onto the wire.
+#[inline(never)]
+fn inbound_hooked<W: WireRx + WireTx>(
+    switch: &mut Switch<Chain>,
+    wire: &mut W,
+    ports: &NicPorts<'_>,
+    woken: impl FnMut(usize),
+    blamed: impl FnMut((usize, RingError)),
+    hook: &PacketHook<'_>,
+) -> u32 {
+    let mut run = hook.lock();
+    let taken = switch.inbound(wire, ports, BATCH, woken, blamed, &mut *run);
+    if run.sends_back() {
+        run.send_back_with(|bytes| switch.send_raw(wire, bytes));
+        WireTx::flush(wire);
+    }
+    taken
 }
 
 #[cfg(test)]
