@@ -637,3 +637,67 @@ fn a_hook_on_the_nics_receive_queue_answers_echo_requests_itself() {
         "{uplink:#}"
     );
 }
+
+#[test]
+fn a_hook_on_the_nics_receive_queue_steers_a_port_to_one_guest() {
+    let port = free_port();
+    let hook_source = integration::root().join("images/hooks/steer_port.bpf.c");
+    // Two echo servers behind one NIC, both answering for 10.0.2.15:7;
+    // the hook sends every datagram to port 7 to the second one's port
+    // (port 1 of the run), whatever MAC slirp addressed it to. The first
+    // gets none and ends on its idle timeout.
+    let manifest = write_manifest(
+        "nic-steer",
+        "nic-steer.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"first\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=7 quit=bye idle=400000000\"\nexpect = \"exit:2\"\n\
+             [[vm]]\nname = \"second\"\nimage = \"echo\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"ip=10.0.2.15/24 port=7 quit=bye idle=100000000000\"\n\
+             [[nic]]\nname = \"uplink\"\nforward = [\"udp:{port}:7\"]\n\
+             [[link]]\na = \"first.0\"\nb = \"nic:uplink\"\n\
+             [[link]]\na = \"second.0\"\nb = \"nic:uplink\"\n\
+             [[hook]]\nname = \"steer\"\nkind = \"packet\"\nattach = \"nic:uplink:rx\"\n\
+             source = \"{}\"\n",
+            hook_source.display()
+        ),
+    );
+    let runner = Background::start("nic-steer", manifest, &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let probes = probe(&sock, port, b"probe", &runner);
+    for i in 0..DATAGRAMS {
+        let msg = format!("steered {i}");
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+        assert_eq!(next_echo(&sock, b"probe"), msg.as_bytes(), "datagram {i}");
+    }
+    sock.send_to(b"bye", ("127.0.0.1", port)).unwrap();
+    let out = runner.finish();
+    out.assert_succeeded();
+    out.assert_completed();
+    assert_exited(out.vm("first"), 2);
+    assert_exited(out.vm("second"), 0);
+    // Every datagram to port 7 went to the second server, none to the
+    // first: the second echoed them all (and the probes it got, and bye).
+    assert_eq!(out.metric("first", "echoed"), 0);
+    let echoed = out.metric("second", "echoed");
+    assert!(echoed > DATAGRAMS as u64, "echoed {echoed}");
+    assert!(echoed <= (DATAGRAMS + probes + 1) as u64, "echoed {echoed}");
+    let hook = out.report["hooks"]
+        .as_array()
+        .and_then(|h| h.first())
+        .expect("the hook in the report")
+        .clone();
+    let v = &hook["verdicts"];
+    let steered = hook["maps"]["steered"]["values"]
+        .as_array()
+        .and_then(|v| v.first())
+        .map(|e| num(e, "number"))
+        .unwrap_or(0);
+    assert_eq!(num(v, "redirect"), steered, "{hook:#}");
+    assert_eq!(num(v, "sent"), steered, "{hook:#}");
+    assert_eq!(num(v, "unsent"), 0, "{hook:#}");
+    assert!(steered > DATAGRAMS as u64, "{hook:#}");
+    let uplink = nic(&out.report, "uplink");
+    assert_eq!(num(&uplink["wire"], "drop_hook"), 0, "{uplink:#}");
+}

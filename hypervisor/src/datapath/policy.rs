@@ -96,6 +96,17 @@ pub trait FramePolicy {
         true
     }
 
+    /// The port (as `bpf_redirect` numbers ports) the frame it just
+    /// dropped should go to instead, taken (a NIC receive hook's
+    /// `XDP_REDIRECT`); `None` for a plain drop.
+    fn take_redirect(&mut self) -> Option<u32> {
+        None
+    }
+
+    /// Whether the frame [`FramePolicy::take_redirect`] named reached its
+    /// port (for the policy's counters).
+    fn redirected(&mut self, _delivered: bool) {}
+
     /// Whether the frame it just passed may have been changed in its
     /// [`FramePolicy::own_buffer`] (a hook whose program writes the
     /// packet): the caller then delivers those bytes, not the ones it

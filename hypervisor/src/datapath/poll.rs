@@ -252,6 +252,10 @@ impl Attached for NicPorts<'_> {
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut PortInner) -> R) -> R {
         self.ports[self.list[i]].with(f)
     }
+
+    fn index_of(&self, port: u32) -> Option<usize> {
+        self.list.iter().position(|&p| p as u32 == port)
+    }
 }
 
 /// An owned NIC with other than one guest port linked to it.

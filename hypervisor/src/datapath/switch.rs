@@ -198,6 +198,12 @@ pub trait Attached {
     type End: LinkEnd;
     /// Runs `f` on port `i`'s device state.
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut Self::End) -> R) -> R;
+
+    /// The switch's index of the port a hook names by `bpf_redirect`'s
+    /// numbering (the run's port table), if it is attached here.
+    fn index_of(&self, _port: u32) -> Option<usize> {
+        None
+    }
 }
 
 /// A ring that broke the rules: the port (index in the switch) and why.
@@ -315,7 +321,29 @@ impl<B: Default> Switch<B> {
                 continue;
             }
             if P::INSPECTS && !judge_wire(wire, slot, len, policy) {
-                self.wire.drop_hook += 1;
+                // Redirected to one of this NIC's ports: delivered from the
+                // hook's copy (as it left it), counted as that port's.
+                let delivered = match policy.take_redirect() {
+                    Some(port) => {
+                        let own = policy.own_buffer().and_then(|o| o.get(..len as usize));
+                        let to = ports.index_of(port);
+                        let done = match (to, own) {
+                            (Some(i), Some(own)) => {
+                                let before = self.ports.get(i).map(|p| p.flow.rx_frames);
+                                let bytes: Bytes<'_, W> = Bytes::Own(own);
+                                self.deliver(i, &bytes, len, ports, &mut woken, &mut blamed);
+                                self.ports.get(i).map(|p| p.flow.rx_frames) != before
+                            }
+                            _ => false,
+                        };
+                        policy.redirected(done);
+                        done
+                    }
+                    None => false,
+                };
+                if !delivered {
+                    self.wire.drop_hook += 1;
+                }
                 wire.recycle(slot);
                 continue;
             }

@@ -103,8 +103,12 @@ pub struct HookRun<'t> {
     egress: Option<u32>,
     /// Frames going back to the sender.
     back: heapless::Deque<Back, BACK_SLOTS>,
-    /// A NIC's receive hook: frames it sends back go to the wire.
+    /// A NIC's receive hook: frames it sends back go to the wire, and a
+    /// frame it redirects goes to that port of the NIC (decided by the
+    /// switch).
     to_wire: bool,
+    /// The port a NIC receive hook's last frame was redirected to.
+    redirect_to: Option<u32>,
     /// The context of the last run (`data_end` written for each frame).
     ctx: [u8; XDP_MD_SIZE],
     env: Env,
@@ -170,6 +174,9 @@ impl<'t> HookRun<'t> {
                         return Verdict::Pass;
                     }
                     (Some(port), Some(_)) if port == self.ingress => self.send_back(len),
+                    // A NIC's receive hook: the switch delivers it to that
+                    // port of the NIC, if it has one.
+                    (Some(port), None) if self.to_wire => self.redirect_to = Some(port),
                     _ => f.unsent += 1,
                 }
             }
@@ -295,6 +302,18 @@ impl FramePolicy for HookRun<'_> {
         !self.back.is_full()
     }
 
+    fn take_redirect(&mut self) -> Option<u32> {
+        self.redirect_to.take()
+    }
+
+    fn redirected(&mut self, delivered: bool) {
+        if delivered {
+            self.flow.sent += 1;
+        } else {
+            self.flow.unsent += 1;
+        }
+    }
+
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict {
         let len = frame.len() as usize;
         let copied = self.frame.get_mut(..len).and_then(|out| frame.read(0, out));
@@ -348,6 +367,7 @@ impl<'t> PacketHook<'t> {
                 egress: None,
                 back: heapless::Deque::new(),
                 to_wire: false,
+                redirect_to: None,
                 ctx: context(0),
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],

@@ -21,6 +21,11 @@ impl Attached for Ports {
     fn with<R>(&self, i: usize, f: impl FnOnce(&mut PortInner) -> R) -> R {
         self.ports[i].with(f)
     }
+
+    fn index_of(&self, port: u32) -> Option<usize> {
+        // Port `i` of the switch is port `i` of the run here.
+        (port < self.ports.len() as u32).then_some(port as usize)
+    }
 }
 
 struct Rig {
@@ -584,4 +589,34 @@ fn a_receive_hook_sends_frames_back_onto_the_wire_and_holds_the_rest_in_the_nics
     assert_eq!((f.tx, f.sent, f.unsent), (n as u64, n as u64, 0));
     // A frame too short for the wire is taken and counted, not sent.
     assert_eq!(rig.switch.send_raw(&mut rig.wire, &[0; 4]), Some(false));
+}
+
+#[test]
+fn a_receive_hook_redirects_a_frame_to_one_of_the_nics_ports_whatever_its_address() {
+    use crate::hooks::packet::tests::{bouncer, hook};
+    let mut rig = Rig::new(2, 4);
+    // bouncer(): frames starting with 2 go to the port in byte 1.
+    let to = |port: u8, tag: u8| {
+        let mut f = eth(port_mac(0, 0), OUTSIDE, 60, tag);
+        f[0] = 2;
+        f[1] = port;
+        f
+    };
+    let (to_1, to_0, nowhere) = (to(1, 1), to(0, 2), to(9, 3));
+    for f in [&to_1, &to_0, &nowhere] {
+        rig.wire.arrive(f.clone());
+    }
+    let h = hook(bouncer());
+    h.set_back_to_wire();
+    let (n, woken, blamed) = rig.inbound_with(&mut *h.lock());
+    assert_eq!((n, blamed.len()), (3, 0));
+    assert_eq!(woken, [1, 0]);
+    assert_eq!(rig.guests[1].received(), vec![to_1]);
+    assert_eq!(rig.guests[0].received(), vec![to_0]);
+    // The one to a port the NIC does not have: not sent, dropped.
+    assert_eq!(rig.switch.wire.drop_hook, 1);
+    assert_eq!(rig.switch.ports[1].flow.rx_frames, 1);
+    let f = h.flow();
+    assert_eq!((f.redirect, f.sent, f.unsent), (3, 2, 1));
+    assert!(rig.wire.sent.is_empty());
 }
