@@ -702,7 +702,9 @@ fn a_hook_on_the_nics_receive_queue_steers_a_port_to_one_guest() {
     assert!(sent > DATAGRAMS as u64, "{hook:#}");
     assert!(unsent < probes as u64, "{hook:#}");
     let uplink = nic(&out.report, "uplink");
-    assert_eq!(num(&uplink["wire"], "drop_hook"), unsent, "{uplink:#}");
+    // Those are the port's drops, not the hook's: every steered frame went
+    // to an attached port.
+    assert_eq!(num(&uplink["wire"], "drop_hook"), 0, "{uplink:#}");
     let second = nic_port(uplink, "second.0");
     // Counted as the second port's: received, or found no buffer.
     assert!(num(second, "rx_frames") >= sent, "{uplink:#}");

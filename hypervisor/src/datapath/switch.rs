@@ -322,26 +322,30 @@ impl<B: Default> Switch<B> {
             }
             if P::INSPECTS && !judge_wire(wire, slot, len, policy) {
                 // Redirected to one of this NIC's ports: delivered from the
-                // hook's copy (as it left it), counted as that port's.
-                let delivered = match policy.take_redirect() {
+                // hook's copy (as it left it) and counted as that port's
+                // (delivered, or dropped for its reason); a port not on
+                // this NIC is the hook's drop.
+                let handled = match policy.take_redirect() {
                     Some(port) => {
                         let own = policy.own_buffer().and_then(|o| o.get(..len as usize));
-                        let to = ports.index_of(port);
-                        let done = match (to, own) {
+                        match (ports.index_of(port), own) {
                             (Some(i), Some(own)) => {
                                 let before = self.ports.get(i).map(|p| p.flow.rx_frames);
                                 let bytes: Bytes<'_, W> = Bytes::Own(own);
                                 self.deliver(i, &bytes, len, ports, &mut woken, &mut blamed);
-                                self.ports.get(i).map(|p| p.flow.rx_frames) != before
+                                let done = self.ports.get(i).map(|p| p.flow.rx_frames) != before;
+                                policy.redirected(done);
+                                true
                             }
-                            _ => false,
-                        };
-                        policy.redirected(done);
-                        done
+                            _ => {
+                                policy.redirected(false);
+                                false
+                            }
+                        }
                     }
                     None => false,
                 };
-                if !delivered {
+                if !handled {
                     self.wire.drop_hook += 1;
                 }
                 wire.recycle(slot);
