@@ -710,3 +710,47 @@ fn a_hook_on_the_nics_receive_queue_steers_a_port_to_one_guest() {
     assert!(num(second, "rx_frames") >= sent, "{uplink:#}");
     assert!(num(second, "drop_no_buffer") >= unsent, "{uplink:#}");
 }
+
+#[test]
+fn a_hook_on_the_nics_transmit_queue_answers_a_guest_before_the_wire() {
+    let hook_source = integration::root().join("images/hooks/reflect_udp.bpf.c");
+    // pktgen resolves the gateway (slirp answers its ARP), then sends
+    // datagrams to 10.0.2.2:7; the transmit hook sends each one back to it
+    // (XDP_TX) with its addresses swapped before it reaches the wire.
+    let manifest = write_manifest(
+        "nic-tx-reflect",
+        "nic-tx-reflect.toml",
+        &format!(
+            "[run]\ncpus = 2\ntimeout = 600\n\
+             [[vm]]\nname = \"client\"\nimage = \"pktgen\"\nmemory = \"4M\"\nnet = 1\n\
+             args = \"mode=echo count=100 flows=2 size=128 src_ip=10.0.2.15 dst_ip=10.0.2.2 dport=7\"\n\
+             [[nic]]\nname = \"uplink\"\n\
+             [[link]]\na = \"client.0\"\nb = \"nic:uplink\"\n\
+             [[hook]]\nname = \"reflect\"\nkind = \"packet\"\nattach = \"nic:uplink:tx\"\n\
+             source = \"{}\"\n",
+            hook_source.display()
+        ),
+    );
+    let out = run("nic-tx-reflect", &manifest, &[]);
+    out.assert_succeeded();
+    out.assert_completed();
+    assert_exited(out.vm("client"), 0);
+    let sent = out.metric("client", "sent");
+    assert_eq!(sent, 100);
+    assert_eq!(out.metric("client", "echo_matched"), sent);
+    let hook = out.report["hooks"]
+        .as_array()
+        .and_then(|h| h.first())
+        .expect("the hook in the report")
+        .clone();
+    let v = &hook["verdicts"];
+    assert_eq!(num(v, "tx"), sent, "{hook:#}");
+    assert_eq!(num(v, "sent"), sent, "{hook:#}");
+    assert_eq!(num(v, "unsent"), 0, "{hook:#}");
+    let uplink = nic(&out.report, "uplink");
+    let port = nic_port(uplink, "client.0");
+    // The datagrams never reached the wire: its ARP and end frame did.
+    assert_eq!(num(port, "drop_hook"), sent, "{uplink:#}");
+    assert!(num(port, "rx_frames") >= sent, "{uplink:#}");
+    assert!(num(port, "tx_frames") < sent, "{uplink:#}");
+}

@@ -107,6 +107,13 @@ pub trait FramePolicy {
     /// port (for the policy's counters).
     fn redirected(&mut self, _delivered: bool) {}
 
+    /// Hands the frames it keeps to send back (a NIC transmit hook's
+    /// `XDP_TX`: to the sending guest) to `send`, in order, while `send`
+    /// takes them (`Some(delivered)`); how many it took.
+    fn drain_back(&mut self, _send: &mut dyn FnMut(&[u8]) -> Option<bool>) -> u32 {
+        0
+    }
+
     /// Whether the frame it just passed may have been changed in its
     /// [`FramePolicy::own_buffer`] (a hook whose program writes the
     /// packet): the caller then delivers those bytes, not the ones it

@@ -502,8 +502,9 @@ impl<'t> Net<'t> {
                     if let Some(slot) = self.nic_hooks.get_mut(nic as usize) {
                         slot[dir as usize] = Some(h);
                     }
-                    if dir == NicDir::Rx {
-                        h.set_back_to_wire();
+                    match dir {
+                        NicDir::Rx => h.set_back_to_wire(),
+                        NicDir::Tx => h.set_back_to_sender(),
                     }
                     continue;
                 }

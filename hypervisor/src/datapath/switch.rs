@@ -510,7 +510,7 @@ impl<B: Default> Switch<B> {
 
     /// Moves up to `budget` frames from each port to the wire; returns the
     /// frames taken from the ports (sent or dropped).
-    pub fn outbound<W: WireTx, A: Attached, P: FramePolicy>(
+    pub fn outbound<W: WireTx + WireRx, A: Attached, P: FramePolicy>(
         &mut self,
         wire: &mut W,
         ports: &A,
@@ -518,7 +518,10 @@ impl<B: Default> Switch<B> {
         mut woken: impl FnMut(usize),
         mut blamed: impl FnMut(Blame),
         policy: &mut P,
-    ) -> u32 {
+    ) -> u32
+    where
+        A::End: LinkEnd<Buffer = B>,
+    {
         let mut taken = 0;
         let mut posted = false;
         for i in 0..self.ports.len() {
@@ -547,6 +550,11 @@ impl<B: Default> Switch<B> {
                 }
                 let mut frame = Default::default();
                 while n < budget {
+                    // A hook with no room for frames it sends back: the
+                    // rest wait in the guest's ring.
+                    if P::INSPECTS && !policy.room() {
+                        break;
+                    }
                     if !source.waiting()? {
                         break;
                     }
@@ -650,6 +658,17 @@ impl<B: Default> Switch<B> {
             if full {
                 self.wire.tx_full += 1;
             }
+            if P::INSPECTS {
+                // What the hook sends back (XDP_TX) goes to this guest's
+                // receive ring, now that its transmit ring is let go.
+                let mut back = |bytes: &[u8]| {
+                    let before = self.ports.get(i).map(|p| p.flow.rx_frames);
+                    let own: Bytes<'_, W> = Bytes::Own(bytes);
+                    self.deliver(i, &own, bytes.len() as u32, ports, &mut woken, &mut blamed);
+                    Some(self.ports.get(i).map(|p| p.flow.rx_frames) != before)
+                };
+                policy.drain_back(&mut back);
+            }
             match result {
                 Ok(0) => {}
                 Ok(n) => {
@@ -663,7 +682,7 @@ impl<B: Default> Switch<B> {
             }
         }
         if posted {
-            wire.flush();
+            WireTx::flush(wire);
         }
         taken
     }

@@ -109,6 +109,9 @@ pub struct HookRun<'t> {
     to_wire: bool,
     /// The port a NIC receive hook's last frame was redirected to.
     redirect_to: Option<u32>,
+    /// A NIC's transmit hook: frames it sends back go to the guest that
+    /// sent them.
+    to_sender: bool,
     /// The context of the last run (`data_end` written for each frame).
     ctx: [u8; XDP_MD_SIZE],
     env: Env,
@@ -190,7 +193,7 @@ impl<'t> HookRun<'t> {
     /// sender (a link's hook with room in its queue), else counts them
     /// `unsent`.
     fn send_back(&mut self, len: usize) {
-        let queued = (self.egress.is_some() || self.to_wire)
+        let queued = (self.egress.is_some() || self.to_wire || self.to_sender)
             && !self.back.is_full()
             && self.frame.get(..len).is_some_and(|bytes| {
                 let mut b = Back {
@@ -302,6 +305,10 @@ impl FramePolicy for HookRun<'_> {
         !self.back.is_full()
     }
 
+    fn drain_back(&mut self, send: &mut dyn FnMut(&[u8]) -> Option<bool>) -> u32 {
+        self.send_back_with(send)
+    }
+
     fn take_redirect(&mut self) -> Option<u32> {
         self.redirect_to.take()
     }
@@ -368,6 +375,7 @@ impl<'t> PacketHook<'t> {
                 back: heapless::Deque::new(),
                 to_wire: false,
                 redirect_to: None,
+                to_sender: false,
                 ctx: context(0),
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
@@ -409,6 +417,12 @@ impl<'t> PacketHook<'t> {
     /// wire.
     pub fn set_back_to_wire(&self) {
         self.run.lock().to_wire = true;
+    }
+
+    /// For a NIC's transmit hook: `XDP_TX` sends the frame back to the
+    /// guest that sent it.
+    pub fn set_back_to_sender(&self) {
+        self.run.lock().to_sender = true;
     }
 
     /// For a hook on a link direction: the sender's and the receiver's

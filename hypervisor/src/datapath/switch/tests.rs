@@ -620,3 +620,40 @@ fn a_receive_hook_redirects_a_frame_to_one_of_the_nics_ports_whatever_its_addres
     assert_eq!((f.redirect, f.sent, f.unsent), (3, 2, 1));
     assert!(rig.wire.sent.is_empty());
 }
+
+#[test]
+fn a_transmit_hook_sends_frames_back_to_the_guest_that_sent_them() {
+    use crate::hooks::packet::BACK_SLOTS;
+    use crate::hooks::packet::tests::{bouncer, hook};
+    let mut rig = Rig::new(2, 8);
+    // bouncer() sends back frames whose first byte is 1 (XDP_TX).
+    let n = BACK_SLOTS + 2;
+    let frames: Vec<_> = (0..n)
+        .map(|i| {
+            let mut f = eth(OUTSIDE, port_mac(0, 0), 60, i as u8);
+            f[0] = 1;
+            f
+        })
+        .collect();
+    for f in &frames {
+        rig.guests[0].send(f);
+    }
+    let h = hook(bouncer());
+    h.set_back_to_sender();
+    // The hook takes frames until its queue is full, which then goes to
+    // the sender's receive ring; the rest wait in its transmit ring.
+    let (taken, _, blamed) = rig.outbound_with(&mut *h.lock());
+    assert_eq!((taken, blamed.len()), (BACK_SLOTS as u32, 0));
+    let (taken, _, _) = rig.outbound_with(&mut *h.lock());
+    assert_eq!(taken, 2);
+    assert_eq!(rig.guests[0].received(), frames);
+    assert!(rig.guests[1].received().is_empty());
+    assert!(rig.wire.sent.is_empty(), "nothing reached the wire");
+    let port = rig.switch.ports[0].flow;
+    assert_eq!(
+        (port.drop_hook, port.rx_frames, port.tx_frames),
+        (n as u64, n as u64, 0)
+    );
+    let f = h.flow();
+    assert_eq!((f.tx, f.sent, f.unsent), (n as u64, n as u64, 0));
+}
