@@ -775,7 +775,7 @@ impl<'t> Net<'t> {
         let middle = env.now();
         let outbound = match tx_hook {
             None => switch.outbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),
-            Some(h) => switch.outbound(wire, &ports, BATCH, woken, blamed, &mut *h.lock()),
+            Some(h) => outbound_hooked(&mut switch, wire, &ports, woken, blamed, h),
         };
         if inbound > 0 {
             switch.wire.rx_busy += middle.wrapping_sub(start);
@@ -1292,6 +1292,20 @@ fn inbound_hooked<W: WireRx + WireTx>(
         WireTx::flush(wire);
     }
     taken
+}
+
+/// A shared NIC's transmit half with a hook (out of line, as
+/// [`inbound_hooked`]).
+#[inline(never)]
+fn outbound_hooked<W: WireRx + WireTx>(
+    switch: &mut Switch<Chain>,
+    wire: &mut W,
+    ports: &NicPorts<'_>,
+    woken: impl FnMut(usize),
+    blamed: impl FnMut((usize, RingError)),
+    hook: &PacketHook<'_>,
+) -> u32 {
+    switch.outbound(wire, ports, BATCH, woken, blamed, &mut *hook.lock())
 }
 
 #[cfg(test)]
