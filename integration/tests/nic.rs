@@ -502,6 +502,24 @@ fn an_owned_nic_stops_a_guest_whose_buffer_the_nic_could_overrun() {
     assert_exited(out.vm("echo"), 0);
 }
 
+/// The run's first hook in the JSON report.
+fn first_hook(out: &integration::Outcome) -> serde_json::Value {
+    out.report["hooks"]
+        .as_array()
+        .and_then(|h| h.first())
+        .expect("the hook in the report")
+        .clone()
+}
+
+/// The number under `key` in a hook's map `map`, if it has that entry.
+fn map_entry(hook: &serde_json::Value, map: &str, key: &str) -> Option<u64> {
+    hook["maps"][map]["values"]
+        .as_array()?
+        .iter()
+        .find(|e| e["key"] == key)
+        .map(|e| num(e, "number"))
+}
+
 #[test]
 fn a_hook_on_the_nics_receive_queue_drops_one_port_before_any_guest_sees_it() {
     let (echo_port, denied_port) = (free_port(), free_port());
@@ -542,18 +560,10 @@ fn a_hook_on_the_nics_receive_queue_drops_one_port_before_any_guest_sees_it() {
     out.assert_succeeded();
     out.assert_completed();
     assert_exited(out.vm("echo"), 0);
-    let hook = out.report["hooks"]
-        .as_array()
-        .and_then(|h| h.first())
-        .expect("the hook in the report")
-        .clone();
+    let hook = first_hook(&out);
     assert_eq!(hook["attach"], "nic:uplink:rx");
     assert_eq!(num(&hook["verdicts"], "drop"), DENIED, "{hook:#}");
-    let ports = hook["maps"]["ports"]["values"].as_array().expect("ports");
-    let denied = ports
-        .iter()
-        .find(|e| e["key"] == "0f27")
-        .map(|e| num(e, "number"));
+    let denied = map_entry(&hook, "ports", "0f27");
     assert_eq!(denied, Some(DENIED), "{hook:#}");
     let uplink = nic(&out.report, "uplink");
     assert_eq!(num(&uplink["wire"], "drop_hook"), DENIED, "{uplink:#}");
@@ -608,20 +618,16 @@ fn a_hook_on_the_nics_receive_queue_answers_echo_requests_itself() {
     out.assert_succeeded();
     out.assert_completed();
     assert_exited(out.vm("echo"), 0);
-    let hook = out.report["hooks"]
-        .as_array()
-        .and_then(|h| h.first())
-        .expect("the hook in the report")
-        .clone();
+    let hook = first_hook(&out);
     let v = &hook["verdicts"];
     assert_eq!(num(v, "tx"), DATAGRAMS as u64, "{hook:#}");
     assert_eq!(num(v, "sent"), DATAGRAMS as u64, "{hook:#}");
     assert_eq!(num(v, "unsent"), 0, "{hook:#}");
-    let reflected = hook["maps"]["reflected"]["values"]
-        .as_array()
-        .and_then(|v| v.first())
-        .map(|e| num(e, "number"));
-    assert_eq!(reflected, Some(DATAGRAMS as u64), "{hook:#}");
+    assert_eq!(
+        map_entry(&hook, "reflected", "00000000"),
+        Some(DATAGRAMS as u64),
+        "{hook:#}"
+    );
     // The server saw none of them: it echoed only probes and `bye`.
     let echoed = out.metric("echo", "echoed");
     assert!(
@@ -683,17 +689,9 @@ fn a_hook_on_the_nics_receive_queue_steers_a_port_to_one_guest() {
     let echoed = out.metric("second", "echoed");
     assert!(echoed > DATAGRAMS as u64, "echoed {echoed}");
     assert!(echoed <= (DATAGRAMS + probes + 1) as u64, "echoed {echoed}");
-    let hook = out.report["hooks"]
-        .as_array()
-        .and_then(|h| h.first())
-        .expect("the hook in the report")
-        .clone();
+    let hook = first_hook(&out);
     let v = &hook["verdicts"];
-    let steered = hook["maps"]["steered"]["values"]
-        .as_array()
-        .and_then(|v| v.first())
-        .map(|e| num(e, "number"))
-        .unwrap_or(0);
+    let steered = map_entry(&hook, "steered", "00000000").unwrap_or(0);
     // Every steered frame was delivered or counted: probes that came
     // while the second server's driver was not up yet found no buffer.
     let (sent, unsent) = (num(v, "sent"), num(v, "unsent"));
@@ -738,11 +736,7 @@ fn a_hook_on_the_nics_transmit_queue_answers_a_guest_before_the_wire() {
     let sent = out.metric("client", "sent");
     assert_eq!(sent, 100);
     assert_eq!(out.metric("client", "echo_matched"), sent);
-    let hook = out.report["hooks"]
-        .as_array()
-        .and_then(|h| h.first())
-        .expect("the hook in the report")
-        .clone();
+    let hook = first_hook(&out);
     let v = &hook["verdicts"];
     assert_eq!(num(v, "tx"), sent, "{hook:#}");
     assert_eq!(num(v, "sent"), sent, "{hook:#}");

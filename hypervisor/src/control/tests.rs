@@ -925,155 +925,67 @@ fn hook_refusals_are_named_and_leave_nothing_attached() {
         Some(Got::Error(_, t)) => t.clone(),
         other => panic!("not refused: {other:?}"),
     };
+    // The error text of a command refused (the channel, fleet and
+    // sequence numbers are the test's).
+    macro_rules! refused {
+        ($($m:expr),*) => {
+            err(exchange(&mut ch, &mut fleet, &mut seq, &[$($m),*]))
+        };
+    }
     // Places.
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[begin("h", 3, 1, 2)],
-    ));
+    let e = refused!(begin("h", 3, 1, 2));
     assert_eq!(e, "link 3 has no direction b->a");
-    assert!(
-        err(exchange(
-            &mut ch,
-            &mut fleet,
-            &mut seq,
-            &[begin("h", 1, 0, 2)]
-        ))
-        .contains("NIC end")
-    );
-    assert!(
-        err(exchange(
-            &mut ch,
-            &mut fleet,
-            &mut seq,
-            &[begin("h", 2, 0, 2)]
-        ))
-        .contains("from the manifest")
-    );
+    assert!(refused!(begin("h", 1, 0, 2)).contains("NIC end"));
+    assert!(refused!(begin("h", 2, 0, 2)).contains("from the manifest"));
     // Counts and names.
-    assert!(
-        err(exchange(
-            &mut ch,
-            &mut fleet,
-            &mut seq,
-            &[begin("h", 0, 0, 0)]
-        ))
-        .contains("1 to 4096")
-    );
-    assert!(
-        err(exchange(
-            &mut ch,
-            &mut fleet,
-            &mut seq,
-            &[begin("h", 0, 0, 4097)]
-        ))
-        .contains("1 to 4096")
-    );
-    assert!(
-        err(exchange(
-            &mut ch,
-            &mut fleet,
-            &mut seq,
-            &[begin("a b", 0, 0, 1)]
-        ))
-        .contains("not a hook name")
-    );
+    assert!(refused!(begin("h", 0, 0, 0)).contains("1 to 4096"));
+    assert!(refused!(begin("h", 0, 0, 4097)).contains("1 to 4096"));
+    assert!(refused!(begin("a b", 0, 0, 1)).contains("not a hook name"));
     // Chunks without an upload, out of order, missing, past the end.
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[chunk(0, 1, &GOOD)],
-    ));
+    let e = refused!(chunk(0, 1, &GOOD));
     assert!(e.contains("no hook upload in progress"), "{e}");
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[begin("h", 0, 0, 10), chunk(5, 5, &GOOD)],
-    ));
+    let e = refused!(begin("h", 0, 0, 10), chunk(5, 5, &GOOD));
     assert_eq!(
         e,
         "hook `h`: a chunk at instruction 5, expected 0: the upload is dropped, nothing attached"
     );
     // The upload is gone: a commit finds none.
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[Message::HookCommit { name: "h" }],
-    ));
+    let e = refused!(Message::HookCommit { name: "h" });
     assert_eq!(e, "no hook upload named h in progress");
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[
-            begin("h", 0, 0, 10),
-            chunk(0, 5, &GOOD),
-            Message::HookCommit { name: "h" },
-        ],
-    ));
+    let e = refused!(
+        begin("h", 0, 0, 10),
+        chunk(0, 5, &GOOD),
+        Message::HookCommit { name: "h" }
+    );
     assert_eq!(
         e,
         "hook `h`: instructions 5..10 never came: the upload is dropped, nothing attached"
     );
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[begin("h", 0, 0, 4), chunk(0, 5, &GOOD)],
-    ));
+    let e = refused!(begin("h", 0, 0, 4), chunk(0, 5, &GOOD));
     assert!(e.contains("past its 4 instructions"), "{e}");
     // A repeated chunk is out of order too.
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[begin("h", 0, 0, 10), chunk(0, 5, &GOOD), chunk(0, 5, &GOOD)],
-    ));
+    let e = refused!(begin("h", 0, 0, 10), chunk(0, 5, &GOOD), chunk(0, 5, &GOOD));
     assert!(e.contains("at instruction 0, expected 5"), "{e}");
     // The verifier's refusal is passed on.
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[
-            begin("h", 0, 0, 1),
-            chunk(0, 1, &BAD),
-            Message::HookCommit { name: "h" },
-        ],
-    ));
+    let e = refused!(
+        begin("h", 0, 0, 1),
+        chunk(0, 1, &BAD),
+        Message::HookCommit { name: "h" }
+    );
     assert!(e.starts_with("program refused: hook `h`: insn 0"), "{e}");
     // Memory.
     fleet.no_memory = true;
     assert_eq!(
-        err(exchange(
-            &mut ch,
-            &mut fleet,
-            &mut seq,
-            &[begin("h", 0, 0, 1)]
-        )),
+        refused!(begin("h", 0, 0, 1)),
         "not enough memory for hook `h`"
     );
     fleet.no_memory = false;
     assert!(fleet.hooks.is_empty(), "nothing attached");
     assert!(fleet.staged.is_none(), "nothing left staged");
     // Detach and maps of an unknown hook.
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[Message::HookDetach { name: "x" }],
-    ));
+    let e = refused!(Message::HookDetach { name: "x" });
     assert_eq!(e, "no hook named x");
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[Message::HookMaps { name: "x" }],
-    ));
+    let e = refused!(Message::HookMaps { name: "x" });
     assert_eq!(e, "no hook named x");
     // A name used on another direction; a begin drops an unfinished upload.
     exchange(
@@ -1086,12 +998,7 @@ fn hook_refusals_are_named_and_leave_nothing_attached() {
             Message::HookCommit { name: "h" },
         ],
     );
-    let e = err(exchange(
-        &mut ch,
-        &mut fleet,
-        &mut seq,
-        &[begin("h", 2, 1, 1)],
-    ));
+    let e = refused!(begin("h", 2, 1, 1));
     assert_eq!(e, "a hook named h already exists (on link 0 a->b)");
     let aborts = fleet.aborts;
     exchange(

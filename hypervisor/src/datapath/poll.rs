@@ -31,7 +31,7 @@ use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicDir, NicMode, PortRef};
+use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicMode, PortRef};
 use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -501,10 +501,6 @@ impl<'t> Net<'t> {
                 HookAttach::Nic { nic, dir } => {
                     if let Some(slot) = self.nic_hooks.get_mut(nic as usize) {
                         slot[dir as usize] = Some(h);
-                    }
-                    match dir {
-                        NicDir::Rx => h.set_back_to_wire(),
-                        NicDir::Tx => h.set_back_to_sender(),
                     }
                     continue;
                 }

@@ -43,7 +43,7 @@ use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::hook::context::{XDP_DATA_END, XDP_MD_SIZE};
 use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 use vmm_abi::hook::{HookKind, Insn, MapDef, VerifyError};
-use vmm_abi::manifest::HookAttach;
+use vmm_abi::manifest::{HookAttach, NicDir};
 use vmm_abi::report::{HookFlow, Record};
 
 /// Why a hook could not be built.
@@ -103,15 +103,13 @@ pub struct HookRun<'t> {
     egress: Option<u32>,
     /// Frames going back to the sender.
     back: heapless::Deque<Back, BACK_SLOTS>,
-    /// A NIC's receive hook: frames it sends back go to the wire, and a
-    /// frame it redirects goes to that port of the NIC (decided by the
-    /// switch).
-    to_wire: bool,
+    /// The NIC queue direction it is on (`None` on a link), from its
+    /// attach target: a receive hook's frames sent back go to the wire and
+    /// a frame it redirects to that port of the NIC (decided by the
+    /// switch); a transmit hook's go back to the guest that sent them.
+    nic: Option<NicDir>,
     /// The port a NIC receive hook's last frame was redirected to.
     redirect_to: Option<u32>,
-    /// A NIC's transmit hook: frames it sends back go to the guest that
-    /// sent them.
-    to_sender: bool,
     /// The context of the last run (`data_end` written for each frame).
     ctx: [u8; XDP_MD_SIZE],
     env: Env,
@@ -179,7 +177,9 @@ impl<'t> HookRun<'t> {
                     (Some(port), Some(_)) if port == self.ingress => self.send_back(len),
                     // A NIC's receive hook: the switch delivers it to that
                     // port of the NIC, if it has one.
-                    (Some(port), None) if self.to_wire => self.redirect_to = Some(port),
+                    (Some(port), None) if self.nic == Some(NicDir::Rx) => {
+                        self.redirect_to = Some(port)
+                    }
                     _ => f.unsent += 1,
                 }
             }
@@ -193,7 +193,7 @@ impl<'t> HookRun<'t> {
     /// sender (a link's hook with room in its queue), else counts them
     /// `unsent`.
     fn send_back(&mut self, len: usize) {
-        let queued = (self.egress.is_some() || self.to_wire || self.to_sender)
+        let queued = (self.egress.is_some() || self.nic.is_some())
             && !self.back.is_full()
             && self.frame.get(..len).is_some_and(|bytes| {
                 let mut b = Back {
@@ -373,9 +373,11 @@ impl<'t> PacketHook<'t> {
                 ingress: 0,
                 egress: None,
                 back: heapless::Deque::new(),
-                to_wire: false,
+                nic: match attach {
+                    HookAttach::Nic { dir, .. } => Some(dir),
+                    _ => None,
+                },
                 redirect_to: None,
-                to_sender: false,
                 ctx: context(0),
                 env: Env { clock, core },
                 frame: [0; MAX_FRAME_BYTES],
@@ -411,18 +413,6 @@ impl<'t> PacketHook<'t> {
         let mut run = self.run.lock();
         run.ingress = port;
         run.ctx = context(port);
-    }
-
-    /// For a NIC's receive hook: `XDP_TX` sends the frame back onto the
-    /// wire.
-    pub fn set_back_to_wire(&self) {
-        self.run.lock().to_wire = true;
-    }
-
-    /// For a NIC's transmit hook: `XDP_TX` sends the frame back to the
-    /// guest that sent it.
-    pub fn set_back_to_sender(&self) {
-        self.run.lock().to_sender = true;
     }
 
     /// For a hook on a link direction: the sender's and the receiver's

@@ -551,7 +551,8 @@ fn a_transmit_hook_that_rewrites_a_frame_has_it_sent_as_written() {
 #[test]
 fn a_receive_hook_sends_frames_back_onto_the_wire_and_holds_the_rest_in_the_nics_ring() {
     use crate::hooks::packet::BACK_SLOTS;
-    use crate::hooks::packet::tests::{bouncer, hook};
+    use crate::hooks::packet::tests::{bouncer, nic_hook};
+    use vmm_abi::manifest::NicDir;
     let mut rig = Rig::new(1, 8);
     // bouncer() sends back frames whose first byte is 1 (XDP_TX).
     let n = BACK_SLOTS + 2;
@@ -565,8 +566,7 @@ fn a_receive_hook_sends_frames_back_onto_the_wire_and_holds_the_rest_in_the_nics
     for f in &frames {
         rig.wire.arrive(f.clone());
     }
-    let h = hook(bouncer());
-    h.set_back_to_wire();
+    let h = nic_hook(NicDir::Rx, bouncer());
     // The hook takes frames until its queue is full; the rest wait.
     let (taken, _, _) = rig.inbound_with(&mut *h.lock());
     assert_eq!(taken, BACK_SLOTS as u32);
@@ -593,7 +593,8 @@ fn a_receive_hook_sends_frames_back_onto_the_wire_and_holds_the_rest_in_the_nics
 
 #[test]
 fn a_receive_hook_redirects_a_frame_to_one_of_the_nics_ports_whatever_its_address() {
-    use crate::hooks::packet::tests::{bouncer, hook};
+    use crate::hooks::packet::tests::{bouncer, nic_hook};
+    use vmm_abi::manifest::NicDir;
     let mut rig = Rig::new(2, 4);
     // bouncer(): frames starting with 2 go to the port in byte 1.
     let to = |port: u8, tag: u8| {
@@ -606,8 +607,7 @@ fn a_receive_hook_redirects_a_frame_to_one_of_the_nics_ports_whatever_its_addres
     for f in [&to_1, &to_0, &nowhere] {
         rig.wire.arrive(f.clone());
     }
-    let h = hook(bouncer());
-    h.set_back_to_wire();
+    let h = nic_hook(NicDir::Rx, bouncer());
     let (n, woken, blamed) = rig.inbound_with(&mut *h.lock());
     assert_eq!((n, blamed.len()), (3, 0));
     assert_eq!(woken, [1, 0]);
@@ -624,7 +624,8 @@ fn a_receive_hook_redirects_a_frame_to_one_of_the_nics_ports_whatever_its_addres
 #[test]
 fn a_transmit_hook_sends_frames_back_to_the_guest_that_sent_them() {
     use crate::hooks::packet::BACK_SLOTS;
-    use crate::hooks::packet::tests::{bouncer, hook};
+    use crate::hooks::packet::tests::{bouncer, nic_hook};
+    use vmm_abi::manifest::NicDir;
     let mut rig = Rig::new(2, 8);
     // bouncer() sends back frames whose first byte is 1 (XDP_TX).
     let n = BACK_SLOTS + 2;
@@ -638,8 +639,7 @@ fn a_transmit_hook_sends_frames_back_to_the_guest_that_sent_them() {
     for f in &frames {
         rig.guests[0].send(f);
     }
-    let h = hook(bouncer());
-    h.set_back_to_sender();
+    let h = nic_hook(NicDir::Tx, bouncer());
     // The hook takes frames until its queue is full, which then goes to
     // the sender's receive ring; the rest wait in its transmit ring.
     let (taken, _, blamed) = rig.outbound_with(&mut *h.lock());

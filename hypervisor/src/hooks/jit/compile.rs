@@ -285,7 +285,7 @@ impl Compiler<'_, '_> {
             .last()
             .is_some_and(|op| ends_flow(&unfused(*op), self.kind));
         if !last_ends {
-            self.fault_stub(a, n, FaultCode::Jump, n as i32, 0);
+            self.fault_stub(a, n, FaultCode::Jump, n as i32);
         }
         self.epilogue = a.pos();
         self.epilogue_code(a);
@@ -574,12 +574,10 @@ impl Compiler<'_, '_> {
         // memory and helper faults were written by the runner.
         match op {
             Op::Call { id } if !self.kind.allows(id) => {
-                self.fault_stub(a, k, FaultCode::Helper, id as i32, 0);
+                self.fault_stub(a, k, FaultCode::Helper, id as i32);
             }
-            Op::Bad { code } => {
-                self.fault_stub(a, k, FaultCode::BadInstruction, i32::from(code), 0)
-            }
-            Op::BadJump { target } => self.fault_stub(a, k, FaultCode::Jump, target as i32, 0),
+            Op::Bad { code } => self.fault_stub(a, k, FaultCode::BadInstruction, i32::from(code)),
+            Op::BadJump { target } => self.fault_stub(a, k, FaultCode::Jump, target as i32),
             _ if what.is_some() || matches!(op, Op::Call { .. }) => {
                 self.labels[k].fault = a.pos() as u32;
                 self.fault_tail(a, k);
@@ -590,7 +588,7 @@ impl Compiler<'_, '_> {
 
     /// A stub that writes fault `code` (with `aux`) for slot `k` and ends
     /// the run.
-    fn fault_stub(&mut self, a: &mut Asm<'_>, k: usize, code: FaultCode, aux: i32, _addr: i32) {
+    fn fault_stub(&mut self, a: &mut Asm<'_>, k: usize, code: FaultCode, aux: i32) {
         if let Some(l) = self.labels.get_mut(k) {
             l.fault = a.pos() as u32;
         }

@@ -327,18 +327,7 @@ fn every_hook_kind_runs_compiled() {
     let v = verified(&insns, HookKind::Exit, &[]);
     let mut ctx = [0u8; EXIT_CTX_SIZE];
     ctx[..4].copy_from_slice(&41u32.to_le_bytes());
-    let mut out = Vec::new();
-    for p in [interpreted(v), compiled(v)] {
-        let mut maps = maps_for(&[], 1);
-        out.push(vm::run_in(
-            &p,
-            &ctx,
-            None,
-            &mut maps,
-            &ENV,
-            &mut RunSpace::default(),
-        ));
-    }
+    let out = exit_runs(v, &ctx);
     assert_eq!(out[0], out[1]);
     assert!(matches!(out[1], Outcome::Returned { ret: 42, .. }));
 }
@@ -357,8 +346,8 @@ fn context_reads_after_a_jump_stay_inline() {
         exit(),
     ]]);
     let p = compiled(verified(&insns, HookKind::Exit, &[]));
-    let ctx = [0u8; EXIT_CTX_SIZE];
     let mut maps = maps_for(&[], 1);
+    let ctx = [0u8; EXIT_CTX_SIZE];
     let o = vm::run_in(&p, &ctx, None, &mut maps, &ENV, &mut RunSpace::default());
     assert!(matches!(o, Outcome::Returned { ret: 1, .. }), "{o:?}");
     assert_eq!(slow_calls(&p), 0);
@@ -407,21 +396,18 @@ fn jmp_case(op: u8, wide: bool, by_reg: bool, a: u64, b: u64) -> Vec<Insn> {
     ])
 }
 
+/// Outcomes of exit hook `v` over `ctx`, interpreted then compiled.
+fn exit_runs(v: Verified<'static>, ctx: &[u8]) -> [Outcome; 2] {
+    [interpreted(v), compiled(v)].map(|p| {
+        let mut maps = maps_for(&[], 1);
+        vm::run_in(&p, ctx, None, &mut maps, &ENV, &mut RunSpace::default())
+    })
+}
+
 fn same_in_both(insns: &[Insn]) -> Result<(), TestCaseError> {
     let v = verified(insns, HookKind::Exit, &[]);
     let ctx = [0u8; EXIT_CTX_SIZE];
-    let mut out = Vec::new();
-    for p in [interpreted(v), compiled(v)] {
-        let mut maps = maps_for(&[], 1);
-        out.push(vm::run_in(
-            &p,
-            &ctx,
-            None,
-            &mut maps,
-            &ENV,
-            &mut RunSpace::default(),
-        ));
-    }
+    let out = exit_runs(v, &ctx);
     prop_assert_eq!(out[0], out[1]);
     Ok(())
 }

@@ -432,11 +432,6 @@ impl<'b> Asm<'b> {
         self.op_mem(None, true, &[0x8d], dst, m, false);
     }
 
-    /// `mov qword [m], src`.
-    pub fn store64(&mut self, m: Mem, src: Reg) {
-        self.store(8, m, src);
-    }
-
     /// `jcc` to offset `target` (rel32).
     pub fn jcc(&mut self, c: Cond, target: usize) {
         let end = self.len + JCC_LEN;

@@ -57,13 +57,23 @@ pub(crate) const COUNTER: MapDef = MapDef {
     max_entries: 4,
 };
 
-/// A hook of `insns` with the counter map, leaked for the test.
+/// A hook of `insns` on link 0's a->b direction with the counter map,
+/// leaked for the test.
 pub(crate) fn hook(insns: Vec<Insn>) -> PacketHook<'static> {
+    hook_at(LINK0, insns)
+}
+
+/// The same hook on NIC 0's queue in direction `dir`.
+pub(crate) fn nic_hook(dir: vmm_abi::manifest::NicDir, insns: Vec<Insn>) -> PacketHook<'static> {
+    hook_at(HookAttach::Nic { nic: 0, dir }, insns)
+}
+
+fn hook_at(attach: HookAttach, insns: Vec<Insn>) -> PacketHook<'static> {
     let defs = [COUNTER];
     let arena = vec![0u8; bytes_needed(&defs, 1).unwrap()].leak();
     let insns = insns.leak();
     let mem = leaked_memory(arena, insns.len());
-    PacketHook::new("h", LINK0, 0, insns, &defs, mem, clock).unwrap()
+    PacketHook::new("h", attach, 0, insns, &defs, mem, clock).unwrap()
 }
 
 /// Link 0's a->b direction.
@@ -163,7 +173,7 @@ fn frames_sent_back_wait_in_the_hooks_queue_and_the_rest_are_unsent() {
 }
 
 #[test]
-fn a_hook_on_a_nic_queue_sends_nothing_back() {
+fn a_link_hook_without_its_ports_sends_nothing_back() {
     let h = hook(bouncer());
     h.set_ingress(3);
     assert_eq!(judge(&h, &[1, 0, 0]), Verdict::Drop);
