@@ -1,17 +1,20 @@
-//! A packet hook on one direction of a link: the program, its maps and its counters, and the [`FramePolicy`] that runs it on each frame.
+//! A packet hook on one direction of a link or of a NIC's queue: the program, its maps and its counters, and the [`FramePolicy`] that runs it on each frame.
 //!
 //! The pump asks the direction's policy about each frame after copying it
 //! into the receiver's buffer ([`crate::datapath::policy`]). A packet hook
 //! copies those bytes once more, into a buffer of its own, and runs the
-//! program over that copy with an `xdp_md` context: nothing the program
-//! reads can change while it runs, and the interpreter reaches no memory
-//! but the copy, the context, its stack and its maps.
+//! program (compiled, or interpreted) over that copy with an `xdp_md`
+//! context: nothing the program reads can change while it runs, and it
+//! reaches no memory but the copy, the context, its stack and its maps.
 //!
 //! Verdicts: `XDP_PASS` delivers the frame; `XDP_DROP`, `XDP_ABORTED`, any
-//! value the XDP contract does not know, and a run the interpreter aborted
-//! drop it (the sender's frame completes, the receiver's buffer serves the
-//! next one). `XDP_TX` and `XDP_REDIRECT` are counted and dropped: sending
-//! a frame back or elsewhere is not built yet. Writes a program makes to
+//! value the XDP contract does not know, and an aborted run drop it (the
+//! sender's frame completes, the receiver's buffer serves the next one).
+//! `XDP_TX` queues the frame to go back (to a link's sender, onto the wire
+//! from a NIC's receive queue, to the guest that sent it on a NIC's
+//! transmit queue); `XDP_REDIRECT` to a link's receiver passes, to its
+//! sender goes back, on a NIC's receive queue goes to the NIC's port the
+//! switch finds; anything else is counted `unsent`. Writes a program makes to
 //! the packet are delivered: the program runs on the hook's copy, and a
 //! frame that passes is delivered from that copy (or written back over the
 //! receiver's buffer) on every path. Every run is counted in exactly one verdict counter
