@@ -1,4 +1,4 @@
-//! `corral nic-bench`: runs `images/manifests/nic-bench.toml` (a host UDP client, Bochs's slirp, the e1000, `echo`) in `shared` and `owned` mode with 64- and 1500-byte frames, twice each, and prints the polling core's instructions per frame on the receive and transmit halves and VM exits per frame over the NIC's steady-state window.
+//! `corral nic-bench`: runs `images/manifests/nic-bench.toml` (a host UDP client, Bochs's slirp, the e1000, `echo`) and `nic-bench-burst.toml` (`pktgen` pinging slirp's gateway) in `shared` and `owned` mode with 64- and 1500-byte frames, twice each, and prints the polling core's instructions per frame on the receive and transmit halves and VM exits per frame over the NIC's steady-state window.
 //!
 //! The client sends one datagram at a time and waits for its echo, so
 //! every pass of the NIC's polling core that does work handles exactly one
@@ -10,6 +10,13 @@
 //! that the guest's timing groups differently from run to run, they are
 //! the frame's own steps without the pass's fixed cost. The emulated TSC
 //! counts instructions.
+//!
+//! The burst load (`pktgen mode=ping`, 32 requests in flight) has no host
+//! client: slirp answers each echo request to its gateway inside the
+//! emulation while the request is transmitted, so frames reach the
+//! polling core several per pass, in a pattern the emulation alone
+//! decides: its numbers are per-frame costs *with* batching, and repeat
+//! exactly.
 
 use crate::bench_io;
 use crate::cargo_build::{target_dir, workspace_root};
@@ -28,6 +35,9 @@ use std::time::{Duration, Instant};
 pub const FRAME_SIZES: [u32; 2] = [64, 1500];
 /// The NIC modes measured.
 pub const MODES: [&str; 2] = ["shared", "owned"];
+/// The loads: a host UDP client one datagram at a time, and `pktgen`
+/// pinging slirp's gateway with 32 requests in flight.
+pub const LOADS: [&str; 2] = ["lockstep", "burst"];
 /// Runs of each case; their numbers must be identical.
 pub const RUNS: u32 = 2;
 /// Bytes of Ethernet, IPv4 and UDP headers in front of a datagram.
@@ -52,6 +62,56 @@ pub fn manifest_path() -> PathBuf {
         .join("images")
         .join("manifests")
         .join("nic-bench.toml")
+}
+
+/// The burst load's manifest of this workspace.
+pub fn burst_manifest_path() -> PathBuf {
+    workspace_root()
+        .join("images")
+        .join("manifests")
+        .join("nic-bench-burst.toml")
+}
+
+/// The burst manifest `template` (TOML text) with its one NIC set to
+/// `mode`, `size=SIZE` added to the arguments of its `pktgen` VM, and, if
+/// given, the run's wall-clock bound.
+pub fn with_burst_case(
+    template: &str,
+    mode: &str,
+    size: u32,
+    timeout_secs: Option<u64>,
+) -> Result<String> {
+    let mut table: toml::Table =
+        toml::from_str(template).map_err(|e| Error::new(e.message().trim().to_string()))?;
+    let nic = match table.get_mut("nic") {
+        Some(toml::Value::Array(nics)) if nics.len() == 1 => nics[0].as_table_mut(),
+        _ => None,
+    }
+    .ok_or_else(|| Error::new("the burst manifest needs exactly one [[nic]]"))?;
+    nic.insert("mode".into(), toml::Value::String(mode.into()));
+    let vm = match table.get_mut("vm") {
+        Some(toml::Value::Array(vms)) => vms
+            .iter_mut()
+            .filter_map(toml::Value::as_table_mut)
+            .find(|v| v.get("image").and_then(toml::Value::as_str) == Some("pktgen")),
+        _ => None,
+    }
+    .ok_or_else(|| Error::new("the burst manifest needs a [[vm]] with image = \"pktgen\""))?;
+    let args = vm.get("args").and_then(toml::Value::as_str).unwrap_or("");
+    if args
+        .split_ascii_whitespace()
+        .any(|w| w.starts_with("size="))
+    {
+        return Err(Error::new(
+            "the burst manifest's pktgen arguments must not set `size=` (the bench does)",
+        ));
+    }
+    let args = format!("{args} size={size}").trim_start().to_string();
+    vm.insert("args".into(), toml::Value::String(args));
+    if let Some(secs) = timeout_secs {
+        bench_io::set_timeout(&mut table, secs);
+    }
+    toml::to_string(&table).map_err(|e| Error::new(format!("cannot write the manifest: {e}")))
 }
 
 /// The bench manifest `template` (TOML text) with its one NIC set to
@@ -165,6 +225,8 @@ fn client(port: u16, size: u32, over: &mpsc::Receiver<()>) -> Result<()> {
 /// One run of one case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Row {
+    /// `lockstep` or `burst`.
+    pub load: String,
     /// `shared` or `owned`.
     pub mode: String,
     /// Frame size, bytes.
@@ -185,7 +247,13 @@ pub struct Row {
 
 impl Row {
     /// The numbers of a passed run's report.
-    pub fn from_report(mode: &str, frame_size: u32, run: u32, report: &Report) -> Result<Self> {
+    pub fn from_report(
+        load: &str,
+        mode: &str,
+        frame_size: u32,
+        run: u32,
+        report: &Report,
+    ) -> Result<Self> {
         let w = report.nic_window.ok_or_else(|| {
             Error::new("the run printed no `nic-window` record (too few frames for the warm-up?)")
         })?;
@@ -193,6 +261,7 @@ impl Row {
             return Err(Error::new("the NIC window holds no frames"));
         }
         Ok(Row {
+            load: load.to_string(),
             mode: mode.to_string(),
             frame_size,
             run,
@@ -204,8 +273,8 @@ impl Row {
         })
     }
 
-    fn case(&self) -> (String, u32) {
-        (self.mode.clone(), self.frame_size)
+    fn case(&self) -> (String, String, u32) {
+        (self.load.clone(), self.mode.clone(), self.frame_size)
     }
 
     /// What the table prints of this run: exits per frame in hundredths,
@@ -230,14 +299,14 @@ pub fn whole(n: u64, d: u64) -> u64 {
     hundredths(n, d).map_or(u64::MAX, |h| (h + 50) / 100)
 }
 
-/// Each case (`mode size`) whose runs did not all measure the same.
+/// Each case (`load mode size`) whose runs did not all measure the same.
 pub fn unrepeatable(rows: &[Row]) -> Vec<String> {
     let mut cases: Vec<String> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let differs = rows[..i]
             .iter()
             .any(|o| o.case() == r.case() && !o.same_numbers(r));
-        let name = format!("{} {}", r.mode, r.frame_size);
+        let name = format!("{} {} {}", r.load, r.mode, r.frame_size);
         if differs && !cases.contains(&name) {
             cases.push(name);
         }
@@ -248,6 +317,7 @@ pub fn unrepeatable(rows: &[Row]) -> Vec<String> {
 /// The table and verdicts printed at the end.
 pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
     let header = [
+        "load",
         "mode",
         "frame",
         "window",
@@ -259,6 +329,7 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
     let mut cells = vec![header.map(String::from).to_vec()];
     for r in rows {
         cells.push(vec![
+            r.load.clone(),
             r.mode.clone(),
             r.frame_size.to_string(),
             r.rx_frames.to_string(),
@@ -269,9 +340,9 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
         ]);
     }
     let mut out = vec![format!(
-        "nic bench: {setup}; instructions are emulated TSC ticks of the NIC's polling core over its steady-state window, one frame per pass each way (a lockstep UDP client through slirp); shared: the halves of the passes that moved the frame, owned: the frame's own steps (completion, refill, send, their doorbells), without the pass's fixed cost; in whole instructions: the window's sums differ between runs by a few 5-instruction waits (at most 50 in 300,000) that the host's timing moves in and out of it"
+        "nic bench: {setup}; instructions are emulated TSC ticks of the NIC's polling core over its steady-state window; lockstep: one frame per pass each way (a UDP client on the host through slirp, one datagram at a time), burst: several per pass (pktgen pinging slirp's gateway, 32 requests in flight); shared: the halves of the passes that moved frames, owned: the frames' own steps (completion, refill, send, their doorbells), without the pass's fixed cost; in whole instructions: the lockstep window's sums differ between runs by a few 5-instruction waits (at most 50 in 300,000) that the host's timing moves in and out of it"
     )];
-    let mut align = vec![Align::Left];
+    let mut align = vec![Align::Left, Align::Left];
     align.extend([Align::Right; 6]);
     out.extend(table::lines(&cells, &align));
     let bad = unrepeatable(rows);
@@ -284,10 +355,13 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
         rows.iter().map(|r| (r.exits, r.rx_frames)),
         "frame",
     ));
-    for (mode, target) in TARGETS {
+    for (load, (mode, target)) in LOADS
+        .iter()
+        .flat_map(|l| TARGETS.iter().map(move |t| (*l, *t)))
+    {
         let worst = rows
             .iter()
-            .filter(|r| r.mode == mode && r.frame_size == TARGET_FRAME_SIZE)
+            .filter(|r| r.load == load && r.mode == mode && r.frame_size == TARGET_FRAME_SIZE)
             .flat_map(|r| {
                 [
                     hundredths(r.rx_busy, r.rx_frames),
@@ -298,7 +372,7 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
             .max();
         if let Some(worst) = worst {
             out.push(format!(
-                "target {mode} <= {target} instructions per {TARGET_FRAME_SIZE}-byte frame per direction: {} (most: {}.{:02})",
+                "target {mode} <= {target} instructions per {TARGET_FRAME_SIZE}-byte frame per direction, {load} load: {} (most: {}.{:02})",
                 if worst <= target * 100 { "met" } else { "NOT met" },
                 worst / 100,
                 worst % 100
@@ -359,39 +433,51 @@ pub fn run_bench(opts: &RunOptions) -> Result<Outcome> {
     println!("nic bench: manifests in {}", dir.display());
     let mut rows = Vec::new();
     let (mut cpu_model, mut cpus) = (String::new(), 0);
-    for mode in MODES {
-        for size in FRAME_SIZES {
-            for n in 1..=RUNS {
-                let port = free_port()?;
-                let text = with_case(&template, mode, port, opts.timeout_secs)
-                    .map_err(|e| Error::new(format!("{}: {e}", template_path.display())))?;
-                let path = dir.join(format!("nic-{mode}-{size}-{n}.toml"));
-                bench_io::write(&path, &text)?;
-                println!(
-                    "nic bench: {mode} mode, {size}-byte frames, run {n} of {RUNS} ({DATAGRAMS} datagrams through 127.0.0.1:{port})"
-                );
-                let one = RunOptions {
-                    manifest: path.clone(),
-                    report: None,
-                    quiet: !opts.verbose,
-                    summary_only: true,
-                    prebuilt: Some(prebuilt.clone()),
-                    ..opts.clone()
-                };
-                let (result, client) = one_run(&one, size, port);
-                let what = format!("{mode} mode, {size}-byte frames, run {n}");
-                // The run's own error first: a client that gave up because
-                // the run failed says less.
-                let report = bench_io::passed(result, &what).and_then(|r| {
-                    client.map_err(|e| Error::new(format!("{what}: {e}")))?;
-                    Ok(r)
-                })?;
-                rows.push(
-                    Row::from_report(mode, size, n, &report)
-                        .map_err(|e| Error::new(format!("{what}: {e}")))?,
-                );
-                cpu_model.clone_from(&report.cpu_model);
-                cpus = report.cpus;
+    let burst_path = burst_manifest_path();
+    let burst = bench_io::read_template(&burst_path)?;
+    for load in LOADS {
+        for mode in MODES {
+            for size in FRAME_SIZES {
+                for n in 1..=RUNS {
+                    let what = format!("{load} load, {mode} mode, {size}-byte frames, run {n}");
+                    let path = dir.join(format!("nic-{load}-{mode}-{size}-{n}.toml"));
+                    let one = RunOptions {
+                        manifest: path.clone(),
+                        report: None,
+                        quiet: !opts.verbose,
+                        summary_only: true,
+                        prebuilt: Some(prebuilt.clone()),
+                        ..opts.clone()
+                    };
+                    let report = if load == "burst" {
+                        let text = with_burst_case(&burst, mode, size, opts.timeout_secs)
+                            .map_err(|e| Error::new(format!("{}: {e}", burst_path.display())))?;
+                        bench_io::write(&path, &text)?;
+                        println!("nic bench: {what} of {RUNS} (pktgen pinging slirp's gateway)");
+                        bench_io::passed(run(&one), &what)?
+                    } else {
+                        let port = free_port()?;
+                        let text = with_case(&template, mode, port, opts.timeout_secs)
+                            .map_err(|e| Error::new(format!("{}: {e}", template_path.display())))?;
+                        bench_io::write(&path, &text)?;
+                        println!(
+                            "nic bench: {what} of {RUNS} ({DATAGRAMS} datagrams through 127.0.0.1:{port})"
+                        );
+                        let (result, client) = one_run(&one, size, port);
+                        // The run's own error first: a client that gave up
+                        // because the run failed says less.
+                        bench_io::passed(result, &what).and_then(|r| {
+                            client.map_err(|e| Error::new(format!("{what}: {e}")))?;
+                            Ok(r)
+                        })?
+                    };
+                    rows.push(
+                        Row::from_report(load, mode, size, n, &report)
+                            .map_err(|e| Error::new(format!("{what}: {e}")))?,
+                    );
+                    cpu_model.clone_from(&report.cpu_model);
+                    cpus = report.cpus;
+                }
             }
         }
     }

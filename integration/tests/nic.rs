@@ -337,6 +337,38 @@ fn a_guest_lying_about_its_mac_never_reaches_the_wire() {
 }
 
 #[test]
+fn a_guest_pings_the_slirp_gateway_through_each_nic_mode() {
+    // slirp answers ICMP echo requests to its gateway itself: a peer on the
+    // wire that Corral did not write, with no host client involved.
+    let manifest = write_manifest(
+        "nic-ping",
+        "ping.toml",
+        "[run]\ncpus = 2\ntimeout = 300\n\
+         [[vm]]\nname = \"pinger\"\nimage = \"pktgen\"\nmemory = \"2M\"\nnet = 1\ncores = [1]\n\
+         args = \"mode=ping count=100 window=16 src_ip=10.0.2.15 dst_ip=10.0.2.2\"\n\
+         [[vm]]\nname = \"big\"\nimage = \"pktgen\"\nmemory = \"2M\"\nnet = 1\ncores = [1]\n\
+         args = \"mode=ping count=50 size=1500 src_ip=10.0.2.15 dst_ip=10.0.2.2\"\n\
+         [[nic]]\nname = \"shared\"\ncore = 0\n\
+         [[nic]]\nname = \"owned\"\nmode = \"owned\"\ncore = 0\n\
+         [[link]]\na = \"pinger.0\"\nb = \"nic:shared\"\n\
+         [[link]]\na = \"big.0\"\nb = \"nic:owned\"\n",
+    );
+    let out = run("nic-ping", &manifest, &[]);
+    out.assert_succeeded();
+    // pktgen exits 0 only if every request got exactly one matching reply.
+    for (vm, nic_name, count) in [("pinger", "shared", 100), ("big", "owned", 50)] {
+        assert_exited(out.vm(vm), 0);
+        assert_eq!(out.metric(vm, "echo_matched"), count);
+        assert_eq!(out.metric(vm, "echo_duplicate"), 0);
+        let wire = &nic(&out.report, nic_name)["wire"];
+        // The requests, the ARP request and the end frame went out; the
+        // replies and the ARP reply came in.
+        assert_eq!(num(wire, "tx_frames"), count + 2, "{wire:#}");
+        assert_eq!(num(wire, "rx_frames"), count + 1, "{wire:#}");
+    }
+}
+
+#[test]
 fn a_firewall_stands_between_the_wire_and_a_server() {
     let (open_port, blocked_port) = (free_port(), free_port());
     let manifest = write_manifest(

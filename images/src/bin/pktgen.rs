@@ -1,4 +1,4 @@
-//! `pktgen`: sends `count=N` tagged UDP frames on port 0 (`flows=`, `size=`, `src_ip=`, `dst_ip=`, `dport=`, `deny_port=P every=K`; `src_mac=` to send them, and the end frame, from another MAC than the port's own, as a guest lying about its address would), then the end-of-stream frame; with `mode=echo` it first resolves `dst_ip` by ARP and keeps at most `window=W` (default 32) datagrams unanswered, exiting 0 only if each got exactly one reply; `idle=N` sets the idle timeout in TSC ticks.
+//! `pktgen`: sends `count=N` tagged UDP frames on port 0 (`flows=`, `size=`, `src_ip=`, `dst_ip=`, `dport=`, `deny_port=P every=K`; `src_mac=` to send them, and the end frame, from another MAC than the port's own, as a guest lying about its address would), then the end-of-stream frame; with `mode=echo` it first resolves `dst_ip` by ARP and keeps at most `window=W` (default 32) datagrams unanswered, exiting 0 only if each got exactly one reply (`mode=ping`: the same with ICMP echo requests, which slirp's gateway answers itself); `idle=N` sets the idle timeout in TSC ticks.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 
@@ -97,7 +97,7 @@ fn pktgen(info: &guest_lib::BootInfo) -> i32 {
     };
     let result = match settings.plan.mode {
         Mode::OneWay => one_way(&mut port, &settings),
-        Mode::Echo => Echo::new(&mut port, &settings).run(),
+        Mode::Echo | Mode::Ping => Echo::new(&mut port, &settings).run(),
     };
     result.unwrap_or_else(|e| {
         println!("{IMAGE}: net port 0: {e}");

@@ -25,6 +25,15 @@ pub const MAX_FRAME_LEN: usize = 1514;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 /// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// IP protocol number of ICMP.
+pub const PROTO_ICMP: u8 = 1;
+/// ICMP type of an echo request.
+pub const ICMP_ECHO_REQUEST: u8 = 8;
+/// ICMP type of an echo reply.
+pub const ICMP_ECHO_REPLY: u8 = 0;
+/// Length of an ICMP echo header (type, code, checksum, identifier,
+/// sequence number).
+pub const ICMP_ECHO_HEADER_LEN: usize = 8;
 /// IP protocol number of TCP.
 pub const PROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
@@ -72,6 +81,9 @@ pub enum ParseError {
     /// An IPv4 fragment (More Fragments or a fragment offset): its
     /// transport header cannot be checked.
     Fragment,
+    /// The IPv4 protocol is not ICMP, or the ICMP message is not an echo
+    /// request or reply.
+    NotIcmpEcho,
 }
 
 impl ParseError {
@@ -85,6 +97,7 @@ impl ParseError {
             ParseError::BadLength => "bad-length",
             ParseError::NotUdp => "not-udp",
             ParseError::Fragment => "fragment",
+            ParseError::NotIcmpEcho => "not-icmp-echo",
         }
     }
 }
@@ -314,6 +327,73 @@ pub fn parse_udp(frame: &[u8]) -> Result<Udp, ParseError> {
     })
 }
 
+/// A checked ICMP echo request or reply over IPv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpEcho {
+    /// Its IPv4 header.
+    pub ip: Ipv4,
+    /// [`ICMP_ECHO_REQUEST`] or [`ICMP_ECHO_REPLY`].
+    pub kind: u8,
+    /// The echo identifier.
+    pub id: u16,
+    /// The echo sequence number.
+    pub seq: u16,
+}
+
+impl IcmpEcho {
+    /// Where the ICMP message (header and data) lies in the frame.
+    pub const fn message_range(&self) -> Range<usize> {
+        self.ip.payload_offset()
+            ..self
+                .ip
+                .payload_offset()
+                .saturating_add(self.ip.payload_len())
+    }
+
+    /// The echo data of `frame` (the frame this was parsed from).
+    pub fn payload<'f>(&self, frame: &'f [u8]) -> &'f [u8] {
+        let r = self.message_range();
+        frame
+            .get(r.start.saturating_add(ICMP_ECHO_HEADER_LEN)..r.end)
+            .unwrap_or(&[])
+    }
+
+    /// Whether the ICMP checksum of `frame` is right.
+    pub fn checksum_ok(&self, frame: &[u8]) -> bool {
+        frame
+            .get(self.message_range())
+            .is_some_and(|m| checksum::internet_checksum(m) == 0)
+    }
+}
+
+/// Reads and checks an ICMP echo request or reply over IPv4: the IPv4
+/// checks of [`parse_ipv4`], protocol ICMP, not a fragment, a whole echo
+/// header of type 8 or 0 and code 0.
+pub fn parse_icmp_echo(frame: &[u8]) -> Result<IcmpEcho, ParseError> {
+    let ip = parse_ipv4(frame)?;
+    if ip.protocol != PROTO_ICMP {
+        return Err(ParseError::NotIcmpEcho);
+    }
+    if ip.is_fragment() {
+        return Err(ParseError::Fragment);
+    }
+    if ip.payload_len() < ICMP_ECHO_HEADER_LEN {
+        return Err(ParseError::BadLength);
+    }
+    let header: [u8; ICMP_ECHO_HEADER_LEN] =
+        array(frame, ip.payload_offset()).ok_or(ParseError::Short)?;
+    let [kind, code, _, _, id_hi, id_lo, seq_hi, seq_lo] = header;
+    if code != 0 || !matches!(kind, ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY) {
+        return Err(ParseError::NotIcmpEcho);
+    }
+    Ok(IcmpEcho {
+        ip,
+        kind,
+        id: u16::from_be_bytes([id_hi, id_lo]),
+        seq: u16::from_be_bytes([seq_hi, seq_lo]),
+    })
+}
+
 /// The tag at the start of every test frame's payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tag {
@@ -398,6 +478,20 @@ const HEADERS_LEN: usize = ETH_HEADER_LEN + IPV4_HEADER_LEN + UDP_HEADER_LEN;
 /// of `buf`: IPv4 without options, TTL 64, DF, correct header and UDP
 /// checksums, a payload of the tag then filler bytes. Returns the length.
 pub fn build_udp(buf: &mut [u8], spec: &UdpSpec) -> Result<usize, BuildError> {
+    build(buf, spec, PROTO_UDP)
+}
+
+/// Writes an ICMP echo request of `spec.frame_len` bytes at the start of
+/// `buf`, as [`build_udp`] writes a datagram: the same IPv4 header (with
+/// protocol ICMP), an echo header in place of the UDP header (identifier
+/// `spec.src_port`, sequence number the tag's low 16 bits; `dst_port` is
+/// not used) and the same data. Returns the length.
+pub fn build_icmp_echo(buf: &mut [u8], spec: &UdpSpec) -> Result<usize, BuildError> {
+    build(buf, spec, PROTO_ICMP)
+}
+
+/// [`build_udp`] or [`build_icmp_echo`], by `protocol`.
+fn build(buf: &mut [u8], spec: &UdpSpec, protocol: u8) -> Result<usize, BuildError> {
     let len = spec.frame_len;
     if !(MIN_UDP_FRAME_LEN..=MAX_FRAME_LEN).contains(&len) {
         return Err(BuildError::FrameLen(len));
@@ -429,7 +523,7 @@ pub fn build_udp(buf: &mut [u8], spec: &UdpSpec) -> Result<usize, BuildError> {
     ip[4..6].copy_from_slice(&(spec.tag.seq as u16).to_be_bytes());
     ip[6..8].copy_from_slice(&FLAG_DF.to_be_bytes());
     ip[8] = TTL;
-    ip[9] = PROTO_UDP;
+    ip[9] = protocol;
     ip[10..12].copy_from_slice(&[0, 0]);
     ip[12..16].copy_from_slice(&spec.src_ip.octets());
     ip[16..20].copy_from_slice(&spec.dst_ip.octets());
@@ -437,6 +531,16 @@ pub fn build_udp(buf: &mut [u8], spec: &UdpSpec) -> Result<usize, BuildError> {
     ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
 
     let udp = &mut headers[ETH_HEADER_LEN + IPV4_HEADER_LEN..];
+    if protocol == PROTO_ICMP {
+        udp[0] = ICMP_ECHO_REQUEST;
+        udp[1] = 0;
+        udp[2..4].copy_from_slice(&[0, 0]);
+        udp[4..6].copy_from_slice(&spec.src_port.to_be_bytes());
+        udp[6..8].copy_from_slice(&(spec.tag.seq as u16).to_be_bytes());
+        let sum = checksum::Sum::new().add_bytes(udp).add_bytes(payload);
+        udp[2..4].copy_from_slice(&sum.checksum().to_be_bytes());
+        return Ok(len);
+    }
     udp[0..2].copy_from_slice(&spec.src_port.to_be_bytes());
     udp[2..4].copy_from_slice(&spec.dst_port.to_be_bytes());
     udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
@@ -501,6 +605,44 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn echo_requests_parse_and_verify_and_other_frames_do_not() {
+        for len in [MIN_UDP_FRAME_LEN, 64, 1500, MAX_FRAME_LEN] {
+            let mut buf = [0u8; MAX_FRAME_LEN];
+            let n = build_icmp_echo(&mut buf, &spec(len, 0x1_0203)).unwrap();
+            let frame = &buf[..n];
+            let echo = parse_icmp_echo(frame).unwrap();
+            assert_eq!(echo.ip.protocol, PROTO_ICMP);
+            assert_eq!(echo.ip.total_len, len - ETH_HEADER_LEN);
+            assert_eq!(
+                (echo.kind, echo.id, echo.seq),
+                (ICMP_ECHO_REQUEST, 10_000, 0x0203)
+            );
+            assert!(echo.ip.checksum_ok(frame) && echo.checksum_ok(frame));
+            assert_eq!(
+                Tag::parse(echo.payload(frame)),
+                Some(Tag {
+                    flow: 3,
+                    seq: 0x1_0203
+                })
+            );
+            for byte in ETH_HEADER_LEN + IPV4_HEADER_LEN..n {
+                let mut bad = frame.to_vec();
+                bad[byte] ^= 0x10;
+                let verified = parse_icmp_echo(&bad).is_ok_and(|e| e.checksum_ok(&bad));
+                assert!(!verified, "byte {byte}");
+            }
+            for cut in 0..n {
+                assert!(parse_icmp_echo(&frame[..cut]).is_err(), "cut {cut}");
+            }
+        }
+        assert_eq!(parse_icmp_echo(&built(64, 1)), Err(ParseError::NotIcmpEcho));
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let n = build_icmp_echo(&mut buf, &spec(64, 1)).unwrap();
+        buf[ETH_HEADER_LEN + IPV4_HEADER_LEN] = 3; // destination unreachable
+        assert_eq!(parse_icmp_echo(&buf[..n]), Err(ParseError::NotIcmpEcho));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The packet generator's plan (from its arguments), its deterministic frame sequence, and the echo-reply matcher.
 
 use super::args::{ArgError, ipv4_value, number_value, port_value};
-use super::packet::{MAX_FRAME_LEN, MIN_FRAME_LEN, Mac, Tag, UdpSpec, build_udp, parse_udp};
+use super::packet::{
+    ICMP_ECHO_REPLY, MAX_FRAME_LEN, MIN_FRAME_LEN, Mac, Tag, UdpSpec, build_icmp_echo, build_udp,
+    parse_icmp_echo, parse_udp,
+};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::Ipv4Addr;
@@ -30,6 +33,10 @@ pub enum Mode {
     /// An echo server returns each datagram with source and destination
     /// swapped (`mode=echo`).
     Echo,
+    /// ICMP echo requests instead of datagrams, each answered by an echo
+    /// reply (`mode=ping`): slirp's gateway answers them itself, inside
+    /// the emulation, so a load through the NIC needs no host client.
+    Ping,
 }
 
 /// The kind of a data frame.
@@ -103,7 +110,10 @@ impl Plan {
         let mode = match a.value("mode") {
             None | Some("oneway") => Mode::OneWay,
             Some("echo") => Mode::Echo,
-            Some(other) => return Err(ArgError::bad("mode", other, "is not oneway or echo")),
+            Some("ping") => Mode::Ping,
+            Some(other) => {
+                return Err(ArgError::bad("mode", other, "is not oneway, echo or ping"));
+            }
         };
         Ok(Plan {
             count,
@@ -201,7 +211,10 @@ impl Generator {
         };
         // The plan's size is within the builder's range and the buffer holds
         // the longest frame, so this cannot fail.
-        let len = build_udp(buf, &spec).ok()?;
+        let len = match self.plan.mode {
+            Mode::Ping => build_icmp_echo(buf, &spec).ok()?,
+            Mode::OneWay | Mode::Echo => build_udp(buf, &spec).ok()?,
+        };
         self.next += 1;
         match self.plan.kind(seq) {
             Kind::Allowed => self.allowed += 1,
@@ -273,6 +286,9 @@ impl ReplyMatcher {
     /// checksums right, addresses and ports those of frame `seq` swapped,
     /// tag consistent with the plan.
     pub fn reply_seq(&self, frame: &[u8]) -> Option<u64> {
+        if self.plan.mode == Mode::Ping {
+            return self.ping_reply_seq(frame);
+        }
         let udp = parse_udp(frame).ok()?;
         if !udp.ip.checksum_ok(frame) || !udp.checksum_ok(frame) {
             return None;
@@ -285,6 +301,25 @@ impl ReplyMatcher {
             && udp.ip.dst == plan.src_ip
             && udp.src_port == plan.dst_port(tag.seq)
             && udp.dst_port == plan.src_port(tag.flow);
+        ok.then_some(tag.seq)
+    }
+
+    /// [`ReplyMatcher::reply_seq`] of a ping plan: an echo reply with
+    /// good checksums, addresses swapped, identifier and sequence number
+    /// those of the tagged request.
+    fn ping_reply_seq(&self, frame: &[u8]) -> Option<u64> {
+        let echo = parse_icmp_echo(frame).ok()?;
+        if echo.kind != ICMP_ECHO_REPLY || !echo.ip.checksum_ok(frame) || !echo.checksum_ok(frame) {
+            return None;
+        }
+        let tag = Tag::parse(echo.payload(frame))?;
+        let plan = &self.plan;
+        let ok = tag.seq < plan.count
+            && tag.flow == plan.flow(tag.seq)
+            && echo.ip.src == plan.dst_ip
+            && echo.ip.dst == plan.src_ip
+            && echo.id == plan.src_port(tag.flow)
+            && echo.seq == tag.seq as u16;
         ok.then_some(tag.seq)
     }
 

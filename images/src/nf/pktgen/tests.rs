@@ -195,6 +195,61 @@ fn foreign_and_damaged_replies_are_others() {
     assert_eq!(m.reply_seq(&reply), Some(3));
 }
 
+/// What slirp's gateway sends back for an echo request: addresses
+/// swapped, type echo reply, the ICMP checksum updated for the type.
+fn pong(frame: &[u8]) -> Vec<u8> {
+    let mut r = frame.to_vec();
+    r[0..6].copy_from_slice(&frame[6..12]);
+    r[6..12].copy_from_slice(&frame[0..6]);
+    let ip = ETH_HEADER_LEN;
+    r[ip + 12..ip + 16].copy_from_slice(&frame[ip + 16..ip + 20]);
+    r[ip + 16..ip + 20].copy_from_slice(&frame[ip + 12..ip + 16]);
+    let icmp = ip + 20;
+    r[icmp] = ICMP_ECHO_REPLY;
+    r[icmp + 2..icmp + 4].copy_from_slice(&[0, 0]);
+    let sum = crate::nf::checksum::internet_checksum(&r[icmp..]);
+    r[icmp + 2..icmp + 4].copy_from_slice(&sum.to_be_bytes());
+    r
+}
+
+#[test]
+fn ping_plans_send_echo_requests_and_match_their_replies() {
+    let p = plan("count=70 flows=3 mode=ping size=98");
+    assert_eq!(p.mode, Mode::Ping);
+    let sent = frames(p);
+    assert_eq!(sent.len(), 70);
+    let mut m = ReplyMatcher::new(&p);
+    for (seq, frame) in sent.iter().enumerate() {
+        assert_eq!(frame.len(), 98);
+        let req = parse_icmp_echo(frame).unwrap();
+        assert_eq!(req.kind, crate::nf::packet::ICMP_ECHO_REQUEST);
+        assert!(req.ip.checksum_ok(frame) && req.checksum_ok(frame));
+        assert_eq!(req.id, p.src_port(p.flow(seq as u64)));
+        assert_eq!(req.seq, seq as u16);
+        // A request is not its own reply; its echo reply matches once.
+        assert_eq!(m.check(frame), Reply::Other);
+        assert_eq!(m.check(&pong(frame)), Reply::Matched);
+        assert_eq!(m.check(&pong(frame)), Reply::Duplicate);
+    }
+    assert_eq!((m.matched, m.duplicates, m.others), (70, 70, 70));
+    // A UDP echo of the same plan is not a ping reply, nor is a damaged,
+    // cut or misaddressed one.
+    let udp = plan("count=70 flows=3 mode=echo size=98");
+    let mut fresh = ReplyMatcher::new(&p);
+    assert_eq!(fresh.check(&echo(&frames(udp)[5])), Reply::Other);
+    let reply = pong(&sent[5]);
+    let mut flipped = reply.clone();
+    flipped[60] ^= 1;
+    assert_eq!(fresh.check(&flipped), Reply::Other);
+    for cut in 0..reply.len() {
+        assert_eq!(fresh.check(&reply[..cut]), Reply::Other, "cut {cut}");
+    }
+    let other_ip = plan("count=70 flows=3 mode=ping size=98 dst_ip=10.0.0.3");
+    assert_eq!(fresh.check(&pong(&frames(other_ip)[5])), Reply::Other);
+    assert_eq!(fresh.check(&reply), Reply::Matched);
+    assert!(Plan::from_args("count=1 mode=pong").is_err());
+}
+
 proptest! {
     #[test]
     fn kinds_add_up(count in 0u64..2000, every in 1u64..50, flows in 1u32..=64) {
