@@ -27,6 +27,7 @@
 
 use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
 use super::port::{PortInner, PortState};
+use super::rings::{HEADER_WORDS, Pop, Rings, served};
 use super::switch::{ETH_HEADER, MAC_LEN, MAX_WIRE_FRAME};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::net::{NET_HDR_LEN, receive_header};
@@ -231,6 +232,10 @@ impl Owned {
         };
         let mut ram = *ring.ram;
         let queue = ring.queue;
+        // The rings resolved once for the pass (a copy of the view, so the
+        // general path below may still take it mutably).
+        let view = ram;
+        let rings = served(queue).then(|| Rings::of(queue, &view)).flatten();
         let mut moved = 0;
         loop {
             let t0 = clock();
@@ -242,7 +247,16 @@ impl Owned {
             };
             let used = match len {
                 Some(len) if len <= held.room => {
-                    if ram.write(Gpa(held.gpa), &receive_header()).is_err() {
+                    // One lookup and two stores where the header's bytes
+                    // are in one piece (always, for a buffer that was
+                    // resolved when it was given), else the general write.
+                    let fast = ram
+                        .resolve(held.gpa, NET_HDR_LEN.into(), true)
+                        .and_then(|r| {
+                            r.write_u64(0, HEADER_WORDS.0)?;
+                            r.write_u32(8, HEADER_WORDS.1)
+                        });
+                    if fast.is_none() && ram.write(Gpa(held.gpa), &receive_header()).is_err() {
                         self.flow.drop_fault += 1;
                         return Err(guest(QueueError::BufferNotWritable {
                             addr: held.gpa,
@@ -259,12 +273,12 @@ impl Owned {
                 }
                 None => 0,
             };
-            queue.add_used(&mut ram, held.head, used).map_err(guest)?;
+            add_used(rings.as_ref(), queue, &mut ram, held.head, used)?;
             moved += 1;
             self.busy.rx += clock().wrapping_sub(t0);
         }
         let t0 = clock();
-        queue.publish_used(&mut ram).map_err(guest)?;
+        publish(rings.as_ref(), queue, &mut ram)?;
         if moved > 0 {
             self.busy.rx += clock().wrapping_sub(t0);
         }
@@ -278,7 +292,7 @@ impl Owned {
             let held = match self.rx_pending.take() {
                 Some(h) => h,
                 None => {
-                    let Some((head, desc)) = pop_one(queue, &mut ram)? else {
+                    let Some((head, desc)) = pop_next(rings.as_ref(), queue, &mut ram)? else {
                         break;
                     };
                     match rx_buffer(head, desc)? {
@@ -338,6 +352,8 @@ impl Owned {
         };
         let mut ram = *ring.ram;
         let queue = ring.queue;
+        let view = ram;
+        let rings = served(queue).then(|| Rings::of(queue, &view)).flatten();
         let mut moved = 0;
         loop {
             let t0 = clock();
@@ -345,7 +361,7 @@ impl Owned {
                 break;
             };
             if let Some(head) = self.tx.get_mut(usize::from(cookie)).and_then(Option::take) {
-                queue.add_used(&mut ram, head, 0).map_err(guest)?;
+                add_used(rings.as_ref(), queue, &mut ram, head, 0)?;
                 moved += 1;
                 self.busy.tx += clock().wrapping_sub(t0);
             }
@@ -359,7 +375,7 @@ impl Owned {
             let frame = match self.tx_pending.take() {
                 Some(f) => f,
                 None => {
-                    let Some((head, desc)) = pop_one(queue, &mut ram)? else {
+                    let Some((head, desc)) = pop_next(rings.as_ref(), queue, &mut ram)? else {
                         break;
                     };
                     taken += 1;
@@ -368,7 +384,7 @@ impl Owned {
                     match checked? {
                         Some(f) => f,
                         None => {
-                            queue.add_used(&mut ram, head, 0).map_err(guest)?;
+                            add_used(rings.as_ref(), queue, &mut ram, head, 0)?;
                             self.busy.tx += clock().wrapping_sub(t0);
                             continue;
                         }
@@ -389,7 +405,7 @@ impl Owned {
         }
         let t0 = clock();
         nic.zc_tx_flush();
-        queue.publish_used(&mut ram).map_err(guest)?;
+        publish(rings.as_ref(), queue, &mut ram)?;
         if moved + taken > 0 {
             self.busy.tx += clock().wrapping_sub(t0);
         }
@@ -410,14 +426,34 @@ impl Owned {
             return Ok(None);
         };
         let mut header = [0u8; ETH_HEADER_BYTES];
+        let body_len = len - ETH_HEADER;
+        let body_gpa = gpa + u64::from(ETH_HEADER);
+        // The whole frame in one piece (the common case): one lookup for
+        // the header's copy and the body's address.
+        if let Some(r) = ram.resolve(gpa, len.into(), false)
+            && r.read_into(0, &mut header).is_some()
+        {
+            if header[SRC_MAC..SRC_MAC + MAC_LEN] != mac {
+                self.flow.drop_spoofed += 1;
+                return Ok(None);
+            }
+            return Ok(Some(TxPending {
+                head,
+                header,
+                body: if body_len == 0 {
+                    0
+                } else {
+                    r.hpa() + u64::from(ETH_HEADER)
+                },
+                body_len,
+            }));
+        }
         ram.read(Gpa(gpa), &mut header)
             .map_err(|_| guest(QueueError::BufferOutsideMemory { addr: gpa, len }))?;
         if header[SRC_MAC..SRC_MAC + MAC_LEN] != mac {
             self.flow.drop_spoofed += 1;
             return Ok(None);
         }
-        let body_len = len - ETH_HEADER;
-        let body_gpa = gpa + u64::from(ETH_HEADER);
         let body = if body_len == 0 {
             0
         } else {
@@ -455,6 +491,53 @@ impl From<NicError> for Stop {
 
 fn guest(e: QueueError) -> Stop {
     Stop::Guest(RingError::Queue(e))
+}
+
+/// The next entry the guest posted, from the resolved `rings` when they
+/// take it ([`Rings::pop`]), else as [`pop_one`] gives it.
+fn pop_next(
+    rings: Option<&Rings<'_>>,
+    queue: &mut SplitQueue,
+    ram: &mut RawRam,
+) -> Result<Option<(u16, Option<Descriptor>)>, Stop> {
+    if let Some(r) = rings {
+        match r.pop(queue, ram) {
+            Pop::Empty => return Ok(None),
+            Pop::Single(head, desc) => return Ok(Some((head, Some(desc)))),
+            Pop::General => {}
+        }
+    }
+    pop_one(queue, ram)
+}
+
+/// Adds a used element through the resolved `rings` if there are any,
+/// else through the queue.
+fn add_used(
+    rings: Option<&Rings<'_>>,
+    queue: &mut SplitQueue,
+    ram: &mut RawRam,
+    head: u16,
+    len: u32,
+) -> Result<(), Stop> {
+    match rings.and_then(|r| r.add_used(queue, head, len)) {
+        Some(()) => Ok(()),
+        None => queue.add_used(ram, head, len).map_err(guest),
+    }
+}
+
+/// Publishes the used elements added so far.
+fn publish(
+    rings: Option<&Rings<'_>>,
+    queue: &mut SplitQueue,
+    ram: &mut RawRam,
+) -> Result<(), Stop> {
+    match rings {
+        Some(r) => {
+            r.publish(queue);
+            Ok(())
+        }
+        None => queue.publish_used(ram).map_err(guest),
+    }
 }
 
 /// The next entry the guest posted: its head, and its descriptor if the

@@ -310,11 +310,20 @@ impl<B: Default> Switch<B> {
             self.wire.rx_bytes += u64::from(len);
             let mut dst = [0u8; MAC_LEN];
             let mut got = 0usize;
-            wire.read(slot, len.min(MAC_LEN as u32), |piece| {
-                let n = piece.len().min(MAC_LEN - got);
-                dst[got..got + n].copy_from_slice(&piece[..n]);
-                got += n;
-            });
+            // The destination from the raw view when there is one (one
+            // load), else in pieces.
+            match wire.raw(slot, MAC_LEN as u32) {
+                Some(r) if len >= MAC_LEN as u32 => {
+                    if r.read_into(0, &mut dst).is_some() {
+                        got = MAC_LEN;
+                    }
+                }
+                _ => wire.read(slot, len.min(MAC_LEN as u32), |piece| {
+                    let n = piece.len().min(MAC_LEN - got);
+                    dst[got..got + n].copy_from_slice(&piece[..n]);
+                    got += n;
+                }),
+            }
             if len < ETH_HEADER || got < MAC_LEN {
                 self.wire.drop_runt += 1;
                 wire.recycle(slot);

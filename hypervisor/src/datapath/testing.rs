@@ -131,6 +131,11 @@ impl Guest {
         d
     }
 
+    /// The receive ring's layout (for a device-side queue of its own).
+    pub fn rx_layout(&self) -> QueueLayout {
+        self.rx
+    }
+
     /// The receive ring's used entries so far: (descriptor, length).
     pub fn rx_used_entries(&self) -> Vec<(u32, u32)> {
         (0..self.rx_used())

@@ -6,6 +6,7 @@
 //! time; virtio's barriers order the two sides.
 
 use super::access::{Barrier, Gpa, GuestRam, GuestRead, Hpa, OutOfBounds};
+use core::mem::MaybeUninit;
 
 /// Bytes of the prefix [`RawRam::copy_behind_prefix`] writes: a u64 and a
 /// u32, two stores (what the prefix means is the caller's business; the
@@ -402,12 +403,25 @@ impl GuestRead for RawRam {
     fn read_chunks(&self, gpa: Gpa, len: u64, mut f: impl FnMut(&[u8])) -> Result<(), OutOfBounds> {
         let gpa = gpa.0;
         self.for_each(gpa, len, false, |_, _, _| ())?;
-        let mut bounce = [0u8; BOUNCE_BYTES];
+        // Not zeroed first: every byte handed to `f` was copied in just
+        // before (a frame's destination MAC is read this way per frame).
+        let mut bounce = [MaybeUninit::<u8>::uninit(); BOUNCE_BYTES];
         let mut at = 0;
         while at < len {
             let n = (len - at).min(BOUNCE_BYTES as u64) as usize;
-            GuestRead::read(self, Gpa(gpa + at), &mut bounce[..n])?;
-            f(&bounce[..n]);
+            let to = bounce.as_mut_ptr().cast::<u8>();
+            self.for_each(gpa + at, n as u64, false, |hpa, off, k| {
+                // SAFETY: `hpa .. hpa + k` lies in one readable piece
+                // (checked by `for_each`, live for this view: the contract
+                // of `new`); `off + k <= n <= BOUNCE_BYTES`, inside
+                // `bounce`, which is the hypervisor's own stack.
+                unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, to.add(off), k) }
+            })?;
+            // SAFETY: `for_each` succeeded, so its pieces covered bytes
+            // `0 .. n` of `bounce` exactly once each: all `n` are
+            // initialised.
+            let chunk = unsafe { core::slice::from_raw_parts(to, n) };
+            f(chunk);
             at += n as u64;
         }
         Ok(())

@@ -7,9 +7,9 @@
 
 use super::{ETH_HEADER, MAC_LEN, MAX_WIRE_FRAME, SRC_MAC, WireTx};
 use crate::datapath::endpoint::RawRing;
-use crate::datapath::rings::{HEADER_WORDS, Rings, pending};
+use crate::datapath::rings::{HEADER_WORDS, Rings, pending, served};
 use crate::devices::virtio::net::NET_HDR_LEN;
-use crate::devices::virtio::queue::{SplitQueue, VIRTQ_DESC_F_WRITE};
+use crate::devices::virtio::queue::VIRTQ_DESC_F_WRITE;
 use crate::mem::raw::HostRange;
 use vmm_abi::report::NicPortFlow;
 
@@ -24,12 +24,6 @@ pub(super) enum Fast {
     /// Left to the general path, nothing changed for the entry it stopped
     /// at.
     General,
-}
-
-/// Whether the queue is one this path serves: it does not keep
-/// `avail_event` current.
-fn served(q: &SplitQueue) -> bool {
-    !q.event_idx || q.no_notify
 }
 
 /// Delivers the wire's frame (`frame`, `len` bytes) into the next receive
