@@ -287,6 +287,19 @@ enum Cmd {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Show what happens on a running host as it happens: VMs starting,
+    /// restarting and ending, and every line they print, until it is down
+    Events {
+        #[command(flatten)]
+        host: HostArg,
+        /// One JSON object a line
+        #[arg(long)]
+        json: bool,
+        /// First the events filed before (since the host's first `corral
+        /// events`)
+        #[arg(long)]
+        all: bool,
+    },
     /// End a running host: stop every VM, write the report, power off
     Down {
         #[command(flatten)]
@@ -534,6 +547,9 @@ pub fn invoke(args: &[&str]) -> Invocation {
         Cmd::Hook(cmd) => outcome(hook(cmd)),
         Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {
             host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())
+        })),
+        Cmd::Events { host, json, all } => outcome(HostDir::named(&host.host).and_then(|h| {
+            host_cmd::events(&h, json, all, &mut std::io::stdout()).map(|()| String::new())
         })),
         Cmd::Down { host, report } => {
             match HostDir::named(&host.host).and_then(|h| host_cmd::down(&h, report.as_deref())) {

@@ -644,6 +644,55 @@ fn logs_from_console(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write
     }
 }
 
+/// `corral events`: has the hypervisor stream events (once per host) and
+/// shows each one filed from now on (with `all`, from the first), until
+/// the host is down: readable
+/// (`web-3 | started on core 1`, `web-3 | <a line it printed>`) or, with
+/// `json`, as filed.
+pub fn events(host: &HostDir, json: bool, all: bool, out: &mut dyn Write) -> Result<()> {
+    service::watch(host)?;
+    let path = host.events();
+    let mut f = Follow::default();
+    if !all {
+        // What was filed before is not news.
+        f.lines(&path);
+    }
+    loop {
+        let running = host.running();
+        for line in f.lines(&path) {
+            let text = if json {
+                line
+            } else {
+                match serde_json::from_str(&line) {
+                    Ok(v) => readable_event(&v),
+                    Err(_) => continue,
+                }
+            };
+            writeln!(out, "{text}").map_err(|e| Error::new(format!("cannot write: {e}")))?;
+        }
+        if !running {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// An event from the events file as `corral events` shows it.
+pub fn readable_event(v: &serde_json::Value) -> String {
+    let vm = v["vm"].as_str().unwrap_or("?");
+    let what = match v["event"].as_str().unwrap_or("?") {
+        "line" => v["text"].as_str().unwrap_or("").to_string(),
+        "started" => match v["core"].as_u64() {
+            Some(core) => format!("-- started (id {}) on core {core}", v["id"]),
+            None => format!("-- started (id {})", v["id"]),
+        },
+        "restarted" => format!("-- restarted (restart {})", v["restarts"]),
+        "ended" => format!("-- ended: {}", v["status"].as_str().unwrap_or("?")),
+        other => format!("-- {other}"),
+    };
+    format!("{vm} | {what}")
+}
+
 /// `corral down`: ends the run (every VM stopped, the report written, the
 /// machine off) and returns the run's summary and exit status.
 pub fn down(host: &HostDir, report: Option<&Path>) -> Result<(String, i32)> {

@@ -31,6 +31,9 @@ const POLL: Duration = Duration::from_millis(10);
 
 const REQ_COMMAND: u8 = b'C';
 const REQ_RAW: u8 = b'R';
+/// A request to the relay: make sure the hypervisor streams events (the
+/// relay appends them to the host's `events.jsonl`).
+const REQ_WATCH: u8 = b'W';
 
 /// A named host's files (under `target/corral/hosts/NAME`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +91,11 @@ impl HostDir {
     /// `up`; `hook attach` resolves its targets against it).
     pub fn manifest_note(&self) -> PathBuf {
         self.dir.join("manifest")
+    }
+    /// The events the hypervisor streamed since the first `corral
+    /// events` (a JSON object a line).
+    pub fn events(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
     }
     /// Answers nobody asked for (to a client that went away).
     pub fn control_log(&self) -> PathBuf {
@@ -194,6 +202,32 @@ pub enum Answer {
         /// The value's bytes.
         value: Vec<u8>,
     },
+    /// An event: a VM started, restarted or ended.
+    Vm {
+        /// Its id.
+        id: u32,
+        /// Its name.
+        name: String,
+        /// `control::EVENT_*`.
+        event: u8,
+        /// Its status (`control::VM_*`).
+        status: u8,
+        /// Its core (`control::NO_CORE`: none).
+        core: u32,
+        /// Its restarts so far.
+        restarts: u32,
+    },
+    /// An event: a console line a VM printed.
+    Console {
+        /// Its id.
+        id: u32,
+        /// Its name.
+        name: String,
+        /// The line's number among the VM's.
+        seq: u64,
+        /// The line.
+        text: String,
+    },
     /// Anything else the hypervisor sent.
     Other(String),
 }
@@ -279,6 +313,32 @@ impl Answer {
                 core,
                 key: key.to_vec(),
                 value: value.to_vec(),
+            },
+            Message::VmEvent {
+                vm,
+                name,
+                event,
+                status,
+                core,
+                restarts,
+            } => Answer::Vm {
+                id: vm,
+                name: name.to_string(),
+                event,
+                status,
+                core,
+                restarts,
+            },
+            Message::Console {
+                vm,
+                name,
+                seq,
+                text,
+            } => Answer::Console {
+                id: vm,
+                name: name.to_string(),
+                seq,
+                text: text.to_string(),
             },
             other => Answer::Other(format!("{other:?}")),
         }
@@ -429,9 +489,67 @@ fn serve(host: &HostDir, tcp: &TcpListener, unix: &UnixListener, stop: &AtomicBo
                 let _ = client.set_nonblocking(false);
                 let _ = relay.client(client, stop);
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(POLL),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                relay.drain();
+                thread::sleep(POLL);
+            }
             Err(_) => return,
         }
+    }
+}
+
+/// An event as a line of the host's events file: `{"event": "started" |
+/// "restarted" | "ended", "vm", "id", "status", "core", "restarts"}` or
+/// `{"event": "line", "vm", "id", "seq", "text"}`; `None` for an answer
+/// that is not an event.
+pub fn event_json(a: &Answer) -> Option<serde_json::Value> {
+    Some(match a {
+        Answer::Vm {
+            id,
+            name,
+            event,
+            status,
+            core,
+            restarts,
+        } => serde_json::json!({
+            "event": match *event {
+                control::EVENT_STARTED => "started",
+                control::EVENT_RESTARTED => "restarted",
+                _ => "ended",
+            },
+            "vm": name,
+            "id": id,
+            "status": status_name(*status),
+            "core": (*core != control::NO_CORE).then_some(*core),
+            "restarts": restarts,
+        }),
+        Answer::Console {
+            id,
+            name,
+            seq,
+            text,
+        } => serde_json::json!({
+            "event": "line",
+            "vm": name,
+            "id": id,
+            "seq": seq,
+            "text": text,
+        }),
+        _ => return None,
+    })
+}
+
+/// Asks host `host`'s relay to have the hypervisor stream events into
+/// the host's events file (once; later calls find it done).
+pub fn watch(host: &HostDir) -> Result<()> {
+    let reply = exchange(host, &[REQ_WATCH])?;
+    match Frames::default().push(&reply).pop() {
+        Some((_, Answer::Done)) => Ok(()),
+        Some((_, Answer::Error(e))) => Err(Error::new(e)),
+        _ => Err(Error::new(format!(
+            "host `{}` closed the connection before answering",
+            host.name
+        ))),
     }
 }
 
@@ -457,6 +575,8 @@ fn accept_line(tcp: &TcpListener, host: &HostDir, stop: &AtomicBool) -> Option<L
         answers,
         next_seq: 0,
         log: host.control_log(),
+        events: host.events(),
+        watch: None,
         // The first answer comes once the hypervisor has booted and its
         // control core serves the line: wait as long as the run lasts.
         wait: Duration::from_secs(crate::toml_manifest::MAX_TIMEOUT_SECS),
@@ -487,6 +607,10 @@ struct Line {
     answers: Receiver<(u32, Answer)>,
     next_seq: u32,
     log: PathBuf,
+    /// The host's events file, and the `watch` whose number events come
+    /// under once one was answered.
+    events: PathBuf,
+    watch: Option<u32>,
     /// How long an answer may take.
     wait: Duration,
 }
@@ -557,12 +681,41 @@ impl Line {
     }
 
     fn note(&self, seq: u32, a: &Answer) {
+        let event = event_json(a).filter(|_| self.watch == Some(seq));
+        let (path, text) = match event {
+            Some(json) => (&self.events, json.to_string()),
+            None => (&self.log, format!("{seq}: {a:?}")),
+        };
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
+            .open(path)
         {
-            let _ = writeln!(f, "{seq}: {a:?}");
+            let _ = writeln!(f, "{text}");
+        }
+    }
+
+    /// Files what came on the line while no command waited (events).
+    fn drain(&self) {
+        while let Ok((s, a)) = self.answers.try_recv() {
+            self.note(s, &a);
+        }
+    }
+
+    /// Makes the hypervisor stream events (once per line).
+    fn watch(&mut self, stop: &AtomicBool) -> Result<()> {
+        if self.watch.is_some() {
+            return Ok(());
+        }
+        let seq = self.next_seq;
+        let got = self.command(&Message::Watch, &mut |_| {}, stop)?;
+        match got.last() {
+            Some(Answer::Done) => {
+                self.watch = Some(seq);
+                Ok(())
+            }
+            Some(Answer::Error(e)) => Err(Error::new(e.clone())),
+            _ => Err(Error::new("the hypervisor did not answer `watch`")),
         }
     }
 
@@ -589,6 +742,10 @@ impl Line {
                     send(&mut c, 0, &Answer::Error(format!("relay: {e}")));
                 }
             }
+            Some((&REQ_WATCH, [])) => match self.watch(stop) {
+                Ok(()) => send(&mut c, 0, &Answer::Done),
+                Err(e) => send(&mut c, 0, &Answer::Error(format!("relay: {e}"))),
+            },
             Some((&REQ_RAW, rest)) if rest.len() >= 4 => {
                 let want = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
                 let _ = c.write_all(&self.next_seq.to_le_bytes());
@@ -636,6 +793,32 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             ran: *ran,
         },
         Answer::Line { seq, text } => Message::LogLine { seq: *seq, text },
+        Answer::Vm {
+            id,
+            name,
+            event,
+            status,
+            core,
+            restarts,
+        } => Message::VmEvent {
+            vm: *id,
+            name,
+            event: *event,
+            status: *status,
+            core: *core,
+            restarts: *restarts,
+        },
+        Answer::Console {
+            id,
+            name,
+            seq,
+            text,
+        } => Message::Console {
+            vm: *id,
+            name,
+            seq: *seq,
+            text,
+        },
         Answer::Head { id, next } => Message::LogHead {
             id: *id,
             next: *next,
@@ -837,10 +1020,62 @@ mod tests {
             label: "uplink".into(),
             counts: [1, 2, 3, 4, 5, 6],
         };
-        for a in [row, stats, flow, Answer::Done, Answer::Error("x".into())] {
+        let started = Answer::Vm {
+            id: 130,
+            name: "web-130".into(),
+            event: control::EVENT_STARTED,
+            status: control::VM_RUNNING,
+            core: 2,
+            restarts: 0,
+        };
+        let line = Answer::Console {
+            id: 130,
+            name: "web-130".into(),
+            seq: 3,
+            text: "hello \"there\"".into(),
+        };
+        for a in [
+            row,
+            stats,
+            flow,
+            started.clone(),
+            line.clone(),
+            Answer::Done,
+            Answer::Error("x".into()),
+        ] {
             let bytes = encode_answer(&a, 9);
             assert_eq!(Frames::default().push(&bytes), vec![(9, a)]);
         }
         assert_eq!(status_name(control::VM_STOPPED), "stopped");
+        // Events as the events file holds them, and as `corral events`
+        // shows them.
+        let v = event_json(&started).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"event": "started", "vm": "web-130", "id": 130,
+                "status": "running", "core": 2, "restarts": 0})
+        );
+        assert_eq!(
+            crate::host_cmd::readable_event(&v),
+            "web-130 | -- started (id 130) on core 2"
+        );
+        let v = event_json(&line).unwrap();
+        assert_eq!(v["text"], "hello \"there\"");
+        assert_eq!(
+            crate::host_cmd::readable_event(&v),
+            "web-130 | hello \"there\""
+        );
+        let ended = Answer::Vm {
+            id: 4,
+            name: "db".into(),
+            event: control::EVENT_ENDED,
+            status: control::VM_KILLED,
+            core: control::NO_CORE,
+            restarts: 2,
+        };
+        let v = event_json(&ended).unwrap();
+        assert_eq!(v["core"], serde_json::Value::Null);
+        assert_eq!(crate::host_cmd::readable_event(&v), "db | -- ended: killed");
+        assert_eq!(event_json(&Answer::Done), None);
     }
 }

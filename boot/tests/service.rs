@@ -181,6 +181,17 @@ fn a_service_run_is_managed_at_runtime() {
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("is already up"));
 
+    // Events from here on: the hypervisor streams them once asked (then
+    // `corral events --all` shows every one since, until the host is
+    // down).
+    service::watch(&host).unwrap();
+    let events_out = host.dir.join("events-test.jsonl");
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["events", "--json", "--all", "--host", &name])
+        .stdout(std::fs::File::create(&events_out).unwrap())
+        .spawn()
+        .expect("cannot start corral events");
+
     let ps = corral(&["ps", "--host", &name, "--json"]);
     assert!(ps.status.success());
     let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
@@ -411,6 +422,43 @@ fn a_service_run_is_managed_at_runtime() {
         "the metrics server kept running after `down`"
     );
     drop(guard);
+    // `corral events` ended with the host, having shown what happened.
+    let mut waited = 0;
+    while watcher.try_wait().unwrap().is_none() {
+        assert!(waited < 100, "corral events kept running after `down`");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&events_out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |from: usize, what: &dyn Fn(&serde_json::Value) -> bool| {
+        from + events[from..]
+            .iter()
+            .position(what)
+            .unwrap_or_else(|| panic!("an event is missing after #{from} in {events:#?}"))
+    };
+    let is = |e: &serde_json::Value, event: &str, vm: &str| e["event"] == event && e["vm"] == vm;
+    // `once` restarted by the operator: the restart, its lines, its end.
+    let restarted = at(0, &|e| is(e, "restarted", "once") && e["restarts"] == 1);
+    let hello = at(restarted, &|e| {
+        is(e, "line", "once") && e["text"].as_str().unwrap().starts_with("Hello from Corral")
+    });
+    at(hello, &|e| {
+        is(e, "ended", "once") && e["status"] == "exited"
+    });
+    at(0, &|e| is(e, "ended", "web-1") && e["status"] == "stopped");
+    // A VM started by `scale`: started on web's core, printed its start
+    // note, stopped by the scale down.
+    let web3 = at(0, &|e| is(e, "started", "web-3") && e["core"] == 1);
+    let note = at(web3, &|e| {
+        is(e, "line", "web-3") && e["text"].as_str().unwrap().starts_with("-- starting image")
+    });
+    at(note, &|e| {
+        is(e, "ended", "web-3") && e["status"] == "stopped"
+    });
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["completed"], true);

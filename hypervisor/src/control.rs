@@ -43,6 +43,9 @@ pub const MAX_LOG_LINES: u32 = crate::console::history::HISTORY_BYTES as u32;
 /// is dropped (about 0.2 s of emulated time at 100 M instructions/s).
 pub const PARTIAL_TIMEOUT: u64 = 20_000_000;
 
+/// Most events one [`Channel::tick`] writes.
+pub const EVENTS_PER_TICK: u32 = 4;
+
 /// An answer's error text.
 pub type Text = StackStr<200>;
 /// A VM's or an entry's name.
@@ -286,6 +289,13 @@ pub trait Fleet {
     fn log_head(&self, vm: u32) -> (u32, u64) {
         (vm, 0)
     }
+    /// A `watch` began: what is in each place now is not news.
+    fn watch_start(&mut self) {}
+    /// Gives the next event (a VM started, restarted or ended; a console
+    /// line) to `send`, once; `false` if there is none now.
+    fn next_event(&mut self, _send: &mut dyn FnMut(&Message<'_>)) -> bool {
+        false
+    }
     /// What link `link`'s direction `dir` offers a runtime hook.
     fn hook_place(&self, _link: u32, _dir: LinkDir) -> HookPlace {
         HookPlace::NoLink
@@ -373,6 +383,8 @@ pub struct Channel {
     mapping: Option<(u32, Name, u32)>,
     /// A hook upload in progress.
     upload: Option<Upload>,
+    /// The sequence number events go under, once a `watch` asked for them.
+    watching: Option<u32>,
     /// Inside a run of bytes that are not frames (already answered).
     skipping: bool,
     ended: bool,
@@ -397,6 +409,7 @@ impl Channel {
             logging: None,
             mapping: None,
             upload: None,
+            watching: None,
             skipping: false,
             ended: false,
             stats: ChannelStats {
@@ -454,9 +467,11 @@ impl Channel {
     }
 
     /// Time passes at `now`: a frame half-sent for too long is dropped,
-    /// and a `list` being answered goes on.
+    /// a `list` being answered goes on, and events go out while the line
+    /// has nothing else to carry.
     pub fn tick(&mut self, now: u64, fleet: &mut impl Fleet) {
         self.list_rows(fleet);
+        self.events(fleet);
         // Frames that waited for room go on.
         if self.wants_input() {
             self.take_frames(fleet);
@@ -555,6 +570,12 @@ impl Channel {
                 fleet.end();
                 Answer::Now(Ok(()))
             }
+            Message::Watch => {
+                // From what is new now, under this command's number.
+                fleet.watch_start();
+                self.watching = Some(seq);
+                Answer::Now(Ok(()))
+            }
             Message::Logs { vm, from } => match fleet.find(vm) {
                 None => Answer::Refused(Text::format(format_args!("no VM named {vm}"))),
                 Some(v) => {
@@ -626,7 +647,7 @@ impl Channel {
             | Message::FlowRow { .. }
             | Message::LogLine { .. }
             | Message::LogHead { .. }
-            | Message::VmEnded { .. }
+            | Message::VmEvent { .. }
             | Message::Console { .. } => Answer::Now(Err(Text::format(format_args!(
                 "not a command: the hypervisor sends this message, it does not take it"
             )))),
@@ -867,6 +888,24 @@ impl Channel {
         }
     }
 
+    /// Events for the watcher, at most [`EVENTS_PER_TICK`], only while no
+    /// answer is being written or waits to be read (so events never hold
+    /// a command's answer back by more than the frame on the line).
+    fn events(&mut self, fleet: &mut impl Fleet) {
+        let Some(seq) = self.watching else {
+            return;
+        };
+        for _ in 0..EVENTS_PER_TICK {
+            let busy = self.listing.is_some() || self.logging.is_some() || self.mapping.is_some();
+            if busy || self.ended || !self.out.is_empty() || !self.input.is_empty() {
+                return;
+            }
+            if !fleet.next_event(&mut |m| self.answer(seq, m)) {
+                return;
+            }
+        }
+    }
+
     fn error(&mut self, seq: u32, text: &str) {
         self.stats.errors += 1;
         // Texts are at most 255 bytes on the wire: cut on a char boundary.
@@ -888,6 +927,125 @@ impl Channel {
             }
         }
     }
+}
+
+/// What a `watch` has been told of a VM place: which VM held it, the
+/// number of its next line, its status and restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The VM's id ([`Seen::NOBODY`]'s: none seen).
+    pub id: u32,
+    /// The number of the next line to tell.
+    pub line: u64,
+    /// Its status as told (`vmm_abi::control::VM_*`).
+    pub status: u8,
+    /// Its restarts as told.
+    pub restarts: u32,
+}
+
+impl Seen {
+    /// Nothing seen in the place.
+    pub const NOBODY: Seen = Seen {
+        id: u32::MAX,
+        line: 0,
+        status: control::VM_RUNNING,
+        restarts: 0,
+    };
+}
+
+/// A VM place as it is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlaceNow {
+    /// The id of the VM that holds it.
+    pub id: u32,
+    /// Its status (`vmm_abi::control::VM_*`).
+    pub status: u8,
+    /// Its restarts.
+    pub restarts: u32,
+}
+
+/// What a place has that its watcher was not told yet.
+// Made and sent one at a time, never stored: the line's size is no cost.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum News {
+    /// A VM started, restarted or ended (`vmm_abi::control::EVENT_*`).
+    Vm {
+        /// Its id.
+        id: u32,
+        /// Which.
+        event: u8,
+        /// Its status now.
+        status: u8,
+        /// Its restarts so far.
+        restarts: u32,
+    },
+    /// A line it printed.
+    Line {
+        /// Its id.
+        id: u32,
+        /// The line's number.
+        seq: u64,
+        /// The line.
+        text: heapless::String<{ crate::console::history::HISTORY_LINE_MAX }>,
+    },
+}
+
+/// The first thing a place (`now`, its lines through `line`: the first
+/// kept at or after a number) has that its watcher (`seen`) was not told,
+/// noted as told: a new VM there, then its lines in order, then a
+/// restart or its end. A VM that ended and restarted between two looks is
+/// told as restarted (its lines tell the end).
+pub fn news(
+    seen: &mut Seen,
+    now: PlaceNow,
+    line: impl FnOnce(u64) -> Option<crate::console::history::Line>,
+) -> Option<News> {
+    let PlaceNow {
+        id,
+        status,
+        restarts,
+    } = now;
+    if seen.id != id {
+        *seen = Seen {
+            id,
+            line: 0,
+            status: control::VM_RUNNING,
+            restarts,
+        };
+        return Some(News::Vm {
+            id,
+            event: control::EVENT_STARTED,
+            status: control::VM_RUNNING,
+            restarts,
+        });
+    }
+    if let Some((seq, text)) = line(seen.line) {
+        seen.line = seq + 1;
+        return Some(News::Line { id, seq, text });
+    }
+    if restarts > seen.restarts {
+        seen.restarts = restarts;
+        seen.status = control::VM_RUNNING;
+        return Some(News::Vm {
+            id,
+            event: control::EVENT_RESTARTED,
+            status: control::VM_RUNNING,
+            restarts,
+        });
+    }
+    if status != seen.status {
+        seen.status = status;
+        if status != control::VM_RUNNING {
+            return Some(News::Vm {
+                id,
+                event: control::EVENT_ENDED,
+                status,
+                restarts,
+            });
+        }
+    }
+    None
 }
 
 /// The row of a hook's counters.

@@ -28,7 +28,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 5;
+pub const CONTROL_VERSION: u8 = 6;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -58,6 +58,13 @@ pub const FLOW_NIC: u8 = 2;
 /// Most instruction bytes one [`Message::HookChunk`] carries (a whole
 /// number of instructions that leaves room for the offset and length).
 pub const CHUNK_BYTES: usize = 1000;
+/// A [`Message::VmEvent`]: a VM started (from the manifest's restart or
+/// a `start`/`scale`, in a place seen empty or held by another VM).
+pub const EVENT_STARTED: u8 = 1;
+/// A [`Message::VmEvent`]: a VM started again (its restarts went up).
+pub const EVENT_RESTARTED: u8 = 2;
+/// A [`Message::VmEvent`]: a VM ended (its status is no longer running).
+pub const EVENT_ENDED: u8 = 3;
 /// A hook direction: the link's `a` to `b`.
 pub const DIR_A_TO_B: u8 = 0;
 /// A hook direction: the link's `b` to `a`.
@@ -67,6 +74,7 @@ const BAD_MAPS: &str = "map definitions that are not whole, valid 16-byte record
 const BAD_CHUNK: &str = "instruction bytes that are not 1 to 125 whole 8-byte instructions";
 const BAD_ENTRY: &str = "a map entry whose key or value is longer than a map's";
 const BAD_FLOW: &str = "flow kind is neither 1 (a link) nor 2 (a NIC)";
+const BAD_EVENT: &str = "an event other than 1 (started), 2 (restarted) or 3 (ended)";
 const BAD_STATUS: &str =
     "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
 
@@ -83,6 +91,7 @@ const K_HOOK_CHUNK: u8 = 10;
 const K_HOOK_COMMIT: u8 = 11;
 const K_HOOK_DETACH: u8 = 12;
 const K_HOOK_MAPS: u8 = 13;
+const K_WATCH: u8 = 14;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
@@ -92,7 +101,7 @@ const K_LOG_LINE: u8 = 69;
 const K_HOOK_ROW: u8 = 70;
 const K_MAP_ENTRY: u8 = 71;
 const K_LOG_HEAD: u8 = 72;
-const K_VM_ENDED: u8 = 128;
+const K_VM_EVENT: u8 = 128;
 const K_CONSOLE: u8 = 129;
 
 /// One message. Commands go from the operator to the hypervisor; every
@@ -181,6 +190,11 @@ pub enum Message<'a> {
         /// Its name.
         name: &'a str,
     },
+    /// Command: stream events under this command's sequence number from
+    /// now on ([`Message::VmEvent`]s and [`Message::Console`] lines),
+    /// after its [`Message::Done`]; a later `Watch` moves the stream to
+    /// its own number and starts again from what is new then.
+    Watch,
     /// Command: end the run (write the report, power off).
     End,
     /// Answer: the command was carried out.
@@ -294,17 +308,32 @@ pub enum Message<'a> {
         /// The value's bytes.
         value: &'a [u8],
     },
-    /// Event: a VM ended.
-    VmEnded {
-        /// Its index.
+    /// Event: a VM started, started again or ended.
+    VmEvent {
+        /// Its id (its report id, never given twice in a run).
         vm: u32,
-        /// Its exit code (0 unless it exited with another).
-        code: i64,
+        /// Its name.
+        name: &'a str,
+        /// [`EVENT_STARTED`], [`EVENT_RESTARTED`] or [`EVENT_ENDED`].
+        event: u8,
+        /// Its status now (a `VM_*`).
+        status: u8,
+        /// Its core ([`NO_CORE`]: none).
+        core: u32,
+        /// Its restarts so far.
+        restarts: u32,
     },
-    /// Event: a line a VM printed.
+    /// Event: a line a VM printed (or a start, restart or end note the
+    /// hypervisor kept with its lines).
     Console {
-        /// Its index.
+        /// Its id.
         vm: u32,
+        /// Its name.
+        name: &'a str,
+        /// The line's number (from the VM's first; a gap: lines were
+        /// printed faster than the line could carry them, and only the
+        /// latest are kept).
+        seq: u64,
         /// The line.
         text: &'a str,
     },
@@ -323,6 +352,7 @@ impl Message<'_> {
             Message::LogLine { .. } => K_LOG_LINE,
             Message::LogHead { .. } => K_LOG_HEAD,
             Message::End => K_END,
+            Message::Watch => K_WATCH,
             Message::HookBegin { .. } => K_HOOK_BEGIN,
             Message::HookChunk { .. } => K_HOOK_CHUNK,
             Message::HookCommit { .. } => K_HOOK_COMMIT,
@@ -335,7 +365,7 @@ impl Message<'_> {
             Message::VmRow { .. } => K_VM_ROW,
             Message::HostStats { .. } => K_HOST_STATS,
             Message::FlowRow { .. } => K_FLOW_ROW,
-            Message::VmEnded { .. } => K_VM_ENDED,
+            Message::VmEvent { .. } => K_VM_EVENT,
             Message::Console { .. } => K_CONSOLE,
         }
     }
@@ -456,7 +486,7 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
     let mut w = Writer { out, at: HEADER };
     let kind = msg.kind();
     match *msg {
-        Message::List | Message::Stats | Message::End | Message::Done => {}
+        Message::List | Message::Stats | Message::End | Message::Watch | Message::Done => {}
         Message::Stop { vm } | Message::Restart { vm } => w.name(vm, kind)?,
         Message::HookCommit { name }
         | Message::HookDetach { name }
@@ -613,12 +643,41 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
                 w.bytes(&n.to_le_bytes())?;
             }
         }
-        Message::VmEnded { vm, code } => {
+        Message::VmEvent {
+            vm,
+            name,
+            event,
+            status,
+            core,
+            restarts,
+        } => {
+            if !(EVENT_STARTED..=EVENT_ENDED).contains(&event) {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_EVENT,
+                });
+            }
+            if status > VM_STOPPED {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_STATUS,
+                });
+            }
             w.bytes(&vm.to_le_bytes())?;
-            w.bytes(&code.to_le_bytes())?;
+            w.name(name, kind)?;
+            w.bytes(&[event, status])?;
+            w.bytes(&core.to_le_bytes())?;
+            w.bytes(&restarts.to_le_bytes())?;
         }
-        Message::Console { vm, text } => {
+        Message::Console {
+            vm,
+            name,
+            seq,
+            text,
+        } => {
             w.bytes(&vm.to_le_bytes())?;
+            w.name(name, kind)?;
+            w.bytes(&seq.to_le_bytes())?;
             w.text(text)?;
         }
     }
@@ -814,6 +873,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         K_LIST => Message::List,
         K_STATS => Message::Stats,
         K_END => Message::End,
+        K_WATCH => Message::Watch,
         K_DONE => Message::Done,
         K_STOP => Message::Stop { vm: r.name()? },
         K_RESTART => Message::Restart { vm: r.name()? },
@@ -935,18 +995,30 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
                 out_drops: r.u64()?,
             }
         }
-        K_VM_ENDED => {
+        K_VM_EVENT => {
             let vm = r.u32()?;
-            let b = r.take(8)?;
-            let mut code = [0; 8];
-            code.copy_from_slice(b);
-            Message::VmEnded {
+            let name = r.name()?;
+            let event = r.take(1)?[0];
+            if !(EVENT_STARTED..=EVENT_ENDED).contains(&event) {
+                return Err(r.bad(BAD_EVENT));
+            }
+            let status = r.take(1)?[0];
+            if status > VM_STOPPED {
+                return Err(r.bad(BAD_STATUS));
+            }
+            Message::VmEvent {
                 vm,
-                code: i64::from_le_bytes(code),
+                name,
+                event,
+                status,
+                core: r.u32()?,
+                restarts: r.u32()?,
             }
         }
         K_CONSOLE => Message::Console {
             vm: r.u32()?,
+            name: r.name()?,
+            seq: r.u64()?,
             text: r.text()?,
         },
         _ => return Err(FrameError::Kind { kind }),

@@ -43,6 +43,9 @@ struct FakeFleet {
     aborts: u32,
     /// Whether `hook_begin` runs out of memory.
     no_memory: bool,
+    /// Console lines waiting to be events, and `watch`es begun.
+    events: std::collections::VecDeque<String>,
+    watch_starts: u32,
 }
 
 impl FakeFleet {
@@ -65,6 +68,21 @@ impl FakeFleet {
 }
 
 impl Fleet for FakeFleet {
+    fn watch_start(&mut self) {
+        self.watch_starts += 1;
+    }
+    fn next_event(&mut self, send: &mut dyn FnMut(&Message<'_>)) -> bool {
+        let Some(text) = self.events.pop_front() else {
+            return false;
+        };
+        send(&Message::Console {
+            vm: 0,
+            name: "web-0",
+            seq: 0,
+            text: &text,
+        });
+        true
+    }
     fn hook_place(&self, link: u32, dir: LinkDir) -> HookPlace {
         // Link 0 between VMs, link 1 to a NIC, link 2's a->b from the
         // manifest.
@@ -241,6 +259,7 @@ enum Got {
     Head(u32, u32, u64),
     Hook(u32, String, u64),
     Entry(u32, u8, StdVec<u8>, StdVec<u8>),
+    Event(u32, String),
 }
 
 fn send(ch: &mut Channel, fleet: &mut FakeFleet, bytes: &[u8], now: u64) {
@@ -288,6 +307,7 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
                     Message::MapEntry {
                         map, key, value, ..
                     } => Got::Entry(seq, map, key.to_vec(), value.to_vec()),
+                    Message::Console { text, .. } => Got::Event(seq, text.to_string()),
                     other => panic!("unexpected answer {other:?}"),
                 });
                 at += len;
@@ -348,6 +368,50 @@ fn logs_stream_the_lines_kept_from_the_one_asked_for() {
     assert_eq!(
         drain(&mut ch, &mut fleet, 1),
         [Got::Head(4, 100, 0), Got::Done(4)]
+    );
+}
+
+#[test]
+fn events_follow_a_watch_under_its_number_and_never_ahead_of_an_answer() {
+    let mut fleet = FakeFleet::with(300);
+    fleet.events = (0..10).map(|i| std::format!("event {i}")).collect();
+    let mut ch = Channel::new();
+    // Nobody asked: nothing is sent.
+    assert_eq!(drain(&mut ch, &mut fleet, 1), []);
+    assert_eq!(fleet.events.len(), 10);
+    send(&mut ch, &mut fleet, &frame(&Message::Watch, 0), 1);
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(fleet.watch_starts, 1);
+    let want: StdVec<_> = [Got::Done(0)]
+        .into_iter()
+        .chain((0..10).map(|i| Got::Event(0, std::format!("event {i}"))))
+        .collect();
+    assert_eq!(got, want);
+    // A list being answered goes first, whole.
+    fleet.events = (10..20).map(|i| std::format!("event {i}")).collect();
+    send(&mut ch, &mut fleet, &frame(&Message::List, 1), 1);
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got.len(), 301 + 10);
+    assert_eq!(got[300], Got::Done(1));
+    assert_eq!(got[301], Got::Event(0, "event 10".into()));
+    // A second watch moves the stream to its number.
+    send(&mut ch, &mut fleet, &frame(&Message::Watch, 2), 1);
+    fleet.events.push_back("event 20".into());
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1),
+        [Got::Done(2), Got::Event(2, "event 20".into())]
+    );
+    assert_eq!(fleet.watch_starts, 2);
+    // Events are not commands.
+    let ev = Message::Console {
+        vm: 0,
+        name: "x",
+        seq: 0,
+        text: "y",
+    };
+    send(&mut ch, &mut fleet, &frame(&ev, 3), 1);
+    assert!(
+        matches!(&drain(&mut ch, &mut fleet, 1)[..], [Got::Error(3, t)] if t.starts_with("not a command"))
     );
 }
 
@@ -1034,4 +1098,92 @@ proptest! {
             match got.last() { Some(Got::Error(s, t)) => Got::Error(*s, t.clone()), _ => Got::Done(u32::MAX) }
         }));
     }
+}
+
+#[test]
+fn a_watcher_is_told_each_vm_start_line_restart_and_end_once_in_order() {
+    use vmm_abi::control::{EVENT_ENDED, EVENT_RESTARTED, EVENT_STARTED, VM_EXITED, VM_KILLED};
+    let mut h = crate::console::history::History::new();
+    let mut seen = Seen::NOBODY;
+    let now = |id, status, restarts| PlaceNow {
+        id,
+        status,
+        restarts,
+    };
+    let vm = |id, event, status, restarts| {
+        Some(News::Vm {
+            id,
+            event,
+            status,
+            restarts,
+        })
+    };
+    let line = |id, seq: u64, text: &str| {
+        Some(News::Line {
+            id,
+            seq,
+            text: heapless::String::try_from(text).unwrap(),
+        })
+    };
+    // A VM appears in the place: started, then its lines, then nothing.
+    h.push("-- starting");
+    h.push("hello");
+    let tell = |seen: &mut Seen, n: PlaceNow, h: &crate::console::history::History| {
+        news(seen, n, |from| h.line(from))
+    };
+    assert_eq!(
+        tell(&mut seen, now(7, VM_RUNNING, 0), &h),
+        vm(7, EVENT_STARTED, VM_RUNNING, 0)
+    );
+    assert_eq!(
+        tell(&mut seen, now(7, VM_RUNNING, 0), &h),
+        line(7, 0, "-- starting")
+    );
+    assert_eq!(
+        tell(&mut seen, now(7, VM_RUNNING, 0), &h),
+        line(7, 1, "hello")
+    );
+    assert_eq!(tell(&mut seen, now(7, VM_RUNNING, 0), &h), None);
+    // It ends: its last line first, then the end, once.
+    h.push("-- killed");
+    assert_eq!(
+        tell(&mut seen, now(7, VM_KILLED, 0), &h),
+        line(7, 2, "-- killed")
+    );
+    assert_eq!(
+        tell(&mut seen, now(7, VM_KILLED, 0), &h),
+        vm(7, EVENT_ENDED, VM_KILLED, 0)
+    );
+    assert_eq!(tell(&mut seen, now(7, VM_KILLED, 0), &h), None);
+    // Restarted (and ended again before anyone looked): a restart, then
+    // the end.
+    assert_eq!(
+        tell(&mut seen, now(7, VM_EXITED, 1), &h),
+        vm(7, EVENT_RESTARTED, VM_RUNNING, 1)
+    );
+    assert_eq!(
+        tell(&mut seen, now(7, VM_EXITED, 1), &h),
+        vm(7, EVENT_ENDED, VM_EXITED, 1)
+    );
+    // Lines printed faster than they were told: the gap shows in the
+    // numbers (only the kept ones are told).
+    for i in 0..400 {
+        h.push(&std::format!("spam {i}"));
+    }
+    let Some(News::Line { seq, .. }) = tell(&mut seen, now(7, VM_EXITED, 1), &h) else {
+        panic!("a line");
+    };
+    assert_eq!(seq, h.first());
+    assert!(seq > 3);
+    // Another VM in the place (its history cleared): started, from line 0.
+    h.clear();
+    h.push("new");
+    assert_eq!(
+        tell(&mut seen, now(9, VM_RUNNING, 0), &h),
+        vm(9, EVENT_STARTED, VM_RUNNING, 0)
+    );
+    assert_eq!(
+        tell(&mut seen, now(9, VM_RUNNING, 0), &h),
+        line(9, 0, "new")
+    );
 }

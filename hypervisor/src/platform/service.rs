@@ -10,15 +10,15 @@ use super::runtime_hooks::{self, RuntimeHooks};
 use super::vm;
 use crate::console::history::{Line, SharedHistory};
 use crate::control::{
-    Channel, Fleet, HookPlace, HookRefusal, HookStat, HookTarget, MapRow, Name, Refusal, Request,
-    Row, Starts, Text,
+    Channel, Fleet, HookPlace, HookRefusal, HookStat, HookTarget, MapRow, Name, News, PlaceNow,
+    Refusal, Request, Row, Seen, Starts, Text, news,
 };
 use crate::datapath::poll::FlowNow;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use heapless::Deque;
 use spin::Mutex;
-use vmm_abi::control::{FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
+use vmm_abi::control::{EVENT_ENDED, FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
 use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::manifest::{HookAttach, LinkDir, Manifest};
 
@@ -73,6 +73,8 @@ pub struct VmCell {
     names: Mutex<(Name, Name)>,
     /// The console lines its VM printed lately (`corral logs`).
     history: SharedHistory,
+    /// What the watcher was told of this place (the control core's).
+    seen: Mutex<Seen>,
 }
 
 impl VmCell {
@@ -86,6 +88,7 @@ impl VmCell {
             exits: AtomicU64::new(0),
             ran: AtomicU64::new(0),
             history: SharedHistory::new(),
+            seen: Mutex::new(Seen::NOBODY),
             names: Mutex::new((
                 Name::try_from(name).unwrap_or_default(),
                 Name::try_from(entry).unwrap_or_default(),
@@ -146,7 +149,20 @@ pub struct ControlPlane {
     reserved: AtomicU64,
     /// Packet hooks attached at runtime.
     hooks: RuntimeHooks,
+    /// The place the watcher's next event is looked for first.
+    watch_next: AtomicU32,
+    /// Ends the watcher was not told of before their places were given to
+    /// new VMs (told first).
+    late: Mutex<Deque<Late, LATE_ENDS>>,
 }
+
+/// An end a watcher is still to be told of: the VM's id, name, status,
+/// core and restarts.
+type Late = (u32, Name, u8, u32, u32);
+
+/// Ends kept for a watcher whose places were reused before it was told
+/// (a `scale` stops at most this many more is told from the places).
+const LATE_ENDS: usize = 64;
 
 impl ControlPlane {
     /// Places for VMs started at runtime when `vm_cores` cores run VMs.
@@ -193,6 +209,8 @@ impl ControlPlane {
             next_id: AtomicU32::new(count as u32),
             reserved: AtomicU64::new(0),
             hooks: RuntimeHooks::new(),
+            watch_next: AtomicU32::new(0),
+            late: Mutex::new(Deque::new()),
         })
     }
 
@@ -635,6 +653,25 @@ impl Fleet for Machine<'_> {
             let entry = Name::try_from(starts.entry).unwrap_or_default();
             for (k, (&p, &core)) in places[..n].iter().zip(&cores[..n]).enumerate() {
                 let c = &cp.cells[p as usize];
+                // An end the watcher was not told of yet is kept for it.
+                let seen = *c.seen.lock();
+                let status = c.status.load(Ordering::Acquire);
+                if c.used.load(Ordering::Acquire)
+                    && seen.id == c.id.load(Ordering::Acquire)
+                    && seen.status == VM_RUNNING
+                    && status != VM_RUNNING
+                {
+                    let _ = cp.late.lock().push_back((
+                        seen.id,
+                        c.names.lock().0.clone(),
+                        status,
+                        c.core.load(Ordering::Acquire),
+                        c.restarts.load(Ordering::Acquire),
+                    ));
+                }
+                // The place's old lines are not the new VM's (a watcher
+                // reads them under the id stored below).
+                c.history.clear();
                 *c.names.lock() = (starts.name(k as u32), entry.clone());
                 c.core.store(core, Ordering::Release);
                 c.id.store(first_id + k as u32, Ordering::Release);
@@ -712,5 +749,82 @@ impl Fleet for Machine<'_> {
 
     fn free_bytes(&self) -> u64 {
         memory::free_bytes()
+    }
+
+    fn watch_start(&mut self) {
+        self.0.late.lock().clear();
+        for c in self.0.cells {
+            let used = c.used.load(Ordering::Acquire);
+            *c.seen.lock() = Seen {
+                id: if used {
+                    c.id.load(Ordering::Acquire)
+                } else {
+                    Seen::NOBODY.id
+                },
+                line: c.history.next(),
+                status: c.status.load(Ordering::Acquire),
+                restarts: c.restarts.load(Ordering::Acquire),
+            };
+        }
+    }
+
+    fn next_event(&mut self, send: &mut dyn FnMut(&Message<'_>)) -> bool {
+        if let Some((id, name, status, core, restarts)) = self.0.late.lock().pop_front() {
+            send(&Message::VmEvent {
+                vm: id,
+                name: &name,
+                event: EVENT_ENDED,
+                status,
+                core,
+                restarts,
+            });
+            return true;
+        }
+        let cells = self.0.cells;
+        let start = self.0.watch_next.load(Ordering::Relaxed) as usize;
+        for k in 0..cells.len() {
+            let i = (start + k) % cells.len();
+            let c = &cells[i];
+            if !c.used.load(Ordering::Acquire) {
+                continue;
+            }
+            let now = PlaceNow {
+                id: c.id.load(Ordering::Acquire),
+                status: c.status.load(Ordering::Acquire),
+                restarts: c.restarts.load(Ordering::Acquire),
+            };
+            let event = news(&mut c.seen.lock(), now, |from| c.history.line(from));
+            if let Some(event) = event {
+                let name = c.names.lock().0.clone();
+                match event {
+                    News::Vm {
+                        id,
+                        event,
+                        status,
+                        restarts,
+                    } => send(&Message::VmEvent {
+                        vm: id,
+                        name: &name,
+                        event,
+                        status,
+                        core: c.core.load(Ordering::Acquire),
+                        restarts,
+                    }),
+                    News::Line { id, seq, text } => send(&Message::Console {
+                        vm: id,
+                        name: &name,
+                        seq,
+                        text: &text,
+                    }),
+                }
+                // Round robin: a VM that prints a lot does not hold the
+                // others' events back.
+                self.0
+                    .watch_next
+                    .store(((i + 1) % cells.len()) as u32, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
     }
 }

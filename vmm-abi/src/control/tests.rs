@@ -116,9 +116,27 @@ fn all() -> Vec<Message<'static>> {
             key: &[0, 0, 0, 0],
             value: &[0xff; 256],
         },
-        Message::VmEnded { vm: 3, code: -5 },
+        Message::Watch,
+        Message::VmEvent {
+            vm: 3,
+            name: "web-3",
+            event: EVENT_ENDED,
+            status: VM_KILLED,
+            core: 2,
+            restarts: 1,
+        },
+        Message::VmEvent {
+            vm: 130,
+            name: "web-130",
+            event: EVENT_STARTED,
+            status: VM_RUNNING,
+            core: NO_CORE,
+            restarts: 0,
+        },
         Message::Console {
             vm: 0,
+            name: "web-0",
+            seq: 1 << 35,
             text: "hello from web",
         },
     ]
@@ -339,6 +357,32 @@ fn malformed_frames_are_refused_by_name() {
         ),
         Err(FrameError::Payload { kind: 68, .. })
     ));
+    // Events: a kind of event or a status out of range, either way.
+    let event = |event, status| Message::VmEvent {
+        vm: 1,
+        name: "a",
+        event,
+        status,
+        core: 0,
+        restarts: 0,
+    };
+    for (e, st, why) in [(0, 0, BAD_EVENT), (4, 0, BAD_EVENT), (1, 4, BAD_STATUS)] {
+        assert_eq!(
+            encode(&event(e, st), 0, &mut buf),
+            Err(FrameError::Payload { kind: 128, why })
+        );
+        let n = encode(&event(EVENT_STARTED, VM_RUNNING), 7, &mut buf).unwrap();
+        let mut bad = buf[..n].to_vec();
+        // vm (4), name (1 + 1), then the event and status bytes.
+        bad[HEADER + 6] = e;
+        bad[HEADER + 7] = st;
+        let crc = crc32(&bad[..n - TRAILER]).to_le_bytes();
+        bad[n - TRAILER..].copy_from_slice(&crc);
+        assert!(
+            matches!(next_frame(&bad), Next::Bad(FrameError::Payload { kind: 128, why: w }, _) if w == why),
+            "{e} {st}"
+        );
+    }
     // Too long to encode.
     let long = "x".repeat(300);
     assert_eq!(
