@@ -751,9 +751,15 @@ impl Line {
                 let _ = c.write_all(&self.next_seq.to_le_bytes());
                 self.write(&rest[4..])?;
                 let start = Instant::now();
-                for _ in 0..want {
+                let mut got = 0;
+                while got < want {
                     match self.next_answer(start, stop) {
-                        Ok((seq, a)) => send(&mut c, seq, &a),
+                        // Events are filed, not answers to these bytes.
+                        Ok((seq, a)) if self.watch == Some(seq) => self.note(seq, &a),
+                        Ok((seq, a)) => {
+                            send(&mut c, seq, &a);
+                            got += 1;
+                        }
                         Err(e) => {
                             send(&mut c, 0, &Answer::Error(format!("relay: {e}")));
                             break;
