@@ -41,8 +41,22 @@ Exit status: 0 if the run completed and every VM ended as its `expect` says,
     after_help = EXIT_TEXT
 )]
 struct Cli {
+    /// Reach the host through a control unikernel's HTTP API at URL
+    /// (http://HOST:PORT) instead of its serial line (ps, stop, restart,
+    /// start, scale, stats)
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint: Option<String>,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// The host a command names: through `endpoint`'s API if given, else by
+/// name through its relay.
+fn target(host: &HostArg, endpoint: &Option<String>) -> crate::error::Result<HostDir> {
+    match endpoint {
+        Some(url) => HostDir::endpoint(url),
+        None => HostDir::named(&host.host),
+    }
 }
 
 /// How the emulated machine boots (every command that boots one).
@@ -426,6 +440,24 @@ pub fn invoke(args: &[&str]) -> Invocation {
             return done(EXIT_USAGE, Some(Error::new(text)));
         }
     };
+    let endpoint = cli.endpoint;
+    let through_api = matches!(
+        cli.command,
+        Cmd::Ps { .. }
+            | Cmd::Stop { .. }
+            | Cmd::Restart { .. }
+            | Cmd::Start { .. }
+            | Cmd::Scale { .. }
+            | Cmd::Stats { listen: None, .. }
+    );
+    if endpoint.is_some() && !through_api {
+        return done(
+            EXIT_USAGE,
+            Some(Error::new(
+                "`--endpoint` serves ps, stop, restart, start, scale and stats (without --listen)",
+            )),
+        );
+    }
     match cli.command {
         Cmd::Run {
             manifest,
@@ -501,7 +533,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
             )
         }
         Cmd::Ps { host, json } => {
-            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::ps(&h, json)))
+            outcome(target(&host, &endpoint).and_then(|h| host_cmd::ps(&h, json)))
         }
         Cmd::Stats {
             host,
@@ -530,19 +562,19 @@ pub fn invoke(args: &[&str]) -> Invocation {
                 (_, true) => host_cmd::StatsFormat::Prometheus,
                 _ => host_cmd::StatsFormat::Text,
             };
-            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::stats(&h, format)))
+            outcome(target(&host, &endpoint).and_then(|h| host_cmd::stats(&h, format)))
         }
         Cmd::Stop { vm, host } => {
-            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, false)))
+            outcome(target(&host, &endpoint).and_then(|h| host_cmd::vm_command(&h, &vm, false)))
         }
         Cmd::Restart { vm, host } => {
-            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::vm_command(&h, &vm, true)))
+            outcome(target(&host, &endpoint).and_then(|h| host_cmd::vm_command(&h, &vm, true)))
         }
         Cmd::Start { entry, name, host } => outcome(
-            HostDir::named(&host.host).and_then(|h| host_cmd::start(&h, &entry, name.as_deref())),
+            target(&host, &endpoint).and_then(|h| host_cmd::start(&h, &entry, name.as_deref())),
         ),
         Cmd::Scale { entry, count, host } => {
-            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::scale(&h, &entry, count)))
+            outcome(target(&host, &endpoint).and_then(|h| host_cmd::scale(&h, &entry, count)))
         }
         Cmd::Hook(cmd) => outcome(hook(cmd)),
         Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {

@@ -12,6 +12,7 @@ pub mod bochs_nics;
 pub mod cargo_build;
 pub mod cli;
 pub mod console;
+pub mod endpoint;
 pub mod error;
 pub mod expect;
 pub mod fleet_bench;

@@ -38,10 +38,14 @@ const REQ_WATCH: u8 = b'W';
 /// A named host's files (under `target/corral/hosts/NAME`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostDir {
-    /// The host's name.
+    /// The host's name (for a host reached through a control unikernel,
+    /// its API's URL).
     pub name: String,
     /// Its directory.
     pub dir: PathBuf,
+    /// The URL of the control API commands go to instead of the relay
+    /// (`--endpoint`), if any.
+    pub endpoint: Option<String>,
 }
 
 impl HostDir {
@@ -60,6 +64,18 @@ impl HostDir {
         Ok(HostDir {
             name: name.to_string(),
             dir: target_dir(&workspace_root()).join("hosts").join(name),
+            endpoint: None,
+        })
+    }
+
+    /// A host reached through the control API at `url` (a control
+    /// unikernel's, `--endpoint`): commands go there, not to a relay.
+    pub fn endpoint(url: &str) -> Result<Self> {
+        crate::endpoint::authority(url)?;
+        Ok(HostDir {
+            name: url.to_string(),
+            dir: std::env::temp_dir(),
+            endpoint: Some(url.to_string()),
         })
     }
 
@@ -925,6 +941,9 @@ fn exchange(host: &HostDir, request: &[u8]) -> Result<Vec<u8>> {
 /// Sends `msg` to host `host`'s hypervisor; its answers, the last one
 /// `Done` or `Error`.
 pub fn send(host: &HostDir, msg: &Message<'_>) -> Result<Vec<Answer>> {
+    if let Some(url) = &host.endpoint {
+        return crate::endpoint::send(url, msg);
+    }
     let mut req = vec![REQ_COMMAND];
     req.extend(frame(msg, 0)?);
     let reply = exchange(host, &req)?;

@@ -1018,3 +1018,183 @@ core = 0
         FRAMES + 1
     );
 }
+
+/// `curl -X POST` of `url` (no body): (status code, body).
+fn post(curl: &Path, url: &str) -> (u16, String) {
+    let out = Command::new(curl)
+        .args(["-s", "-m", "30", "-X", "POST", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("cannot run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A TCP port on 127.0.0.1 nobody listens on right now.
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_control_unikernel_serves_the_api_over_http() {
+    let name = format!("ctl{}", std::process::id());
+    let guard = Host(name.clone());
+    let port = free_tcp_port();
+    let dir = up_with(
+        &name,
+        "ctl.toml",
+        &format!(
+            r#"
+[run]
+cpus = 3
+timeout = 900
+mode = "service"
+
+[[vm]]
+name = "ctl"
+image = "ctl"
+net = 1
+cores = [1]
+memory = "4M"
+caps = ["control"]
+args = "idle=0"
+expect = "stopped"
+
+[[vm]]
+name = "web"
+image = "spin"
+count = 2
+cores = [2]
+args = "work=1000000000000"
+expect = "stopped"
+
+# Not granted the capability: stopped by name at its first control call.
+[[vm]]
+name = "rogue"
+image = "ctl"
+cores = [2]
+memory = "4M"
+expect = "killed:control capability"
+
+[[nic]]
+name = "uplink"
+core = 0
+forward = ["tcp:{port}:80"]
+
+[[link]]
+a = "ctl.0"
+b = "nic:uplink"
+"#
+        ),
+        "900",
+    );
+    let curl = boot::tools::ensure_program("curl", "curl", &|m| eprintln!("service test: {m}"))
+        .expect("curl is needed to reach the control API");
+    let url = format!("http://127.0.0.1:{port}");
+    // The API answers once the unikernel is up behind the NIC.
+    let mut vms = (0, String::new());
+    for _ in 0..60 {
+        vms = get(&curl, &format!("{url}/v1/vms"));
+        if vms.0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    assert_eq!(vms.0, 200, "{}", vms.1);
+    let list: serde_json::Value = serde_json::from_str(&vms.1).unwrap();
+    let status = |list: &serde_json::Value, vm: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == vm)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        status(&list, "web-0").as_deref(),
+        Some("running"),
+        "{list:#}"
+    );
+    assert_eq!(status(&list, "ctl").as_deref(), Some("running"), "{list:#}");
+    assert_eq!(
+        status(&list, "rogue").as_deref(),
+        Some("killed"),
+        "{list:#}"
+    );
+    // One VM, the counters.
+    let (code, one) = get(&curl, &format!("{url}/v1/vms/web-1"));
+    assert_eq!(code, 200, "{one}");
+    assert!(one.contains("\"name\":\"web-1\""), "{one}");
+    assert_eq!(get(&curl, &format!("{url}/v1/vms/nosuch")).0, 404);
+    let (code, stats) = get(&curl, &format!("{url}/v1/stats"));
+    assert_eq!(code, 200, "{stats}");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(stats["free_memory"].as_u64().unwrap() > 0, "{stats:#}");
+    assert_eq!(stats["flows"][0]["label"], "uplink", "{stats:#}");
+    // Commands: scale up, stop one, refusals named with their status.
+    let (code, body) = post(&curl, &format!("{url}/v1/entries/web/scale?count=3"));
+    assert_eq!((code, body.trim()), (200, "{\"done\":true}"));
+    let (code, body) = post(&curl, &format!("{url}/v1/vms/web-1/stop"));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(&curl, &format!("{url}/v1/vms/web-1/stop"));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("web-1 has already ended"), "{body}");
+    let (code, body) = post(&curl, &format!("{url}/v1/vms/nosuch/stop"));
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(post(&curl, &format!("{url}/v1/entries/web/scale")).0, 400);
+    assert_eq!(get(&curl, &format!("{url}/v2/other")).0, 404);
+    // The same host through the tool: the API (`--endpoint`) and the serial
+    // line agree.
+    let ps = corral(&["--endpoint", &url, "ps", "--json"]);
+    assert!(ps.status.success(), "{}", stderr(&ps));
+    let via_api: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(
+        status(&via_api, "web-2").as_deref(),
+        Some("running"),
+        "{via_api:#}"
+    );
+    assert_eq!(
+        status(&via_api, "web-1").as_deref(),
+        Some("stopped"),
+        "{via_api:#}"
+    );
+    let restart = corral(&["--endpoint", &url, "restart", "web-1"]);
+    assert!(restart.status.success(), "{}", stderr(&restart));
+    assert_eq!(stdout(&restart), "restarted web-1\n");
+    let refused = corral(&["--endpoint", &url, "stop", "nosuch"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("no VM named nosuch"),
+        "{}",
+        stderr(&refused)
+    );
+    let not_served = corral(&["--endpoint", &url, "down"]);
+    assert_eq!(not_served.status.code(), Some(2));
+    let rows = with_status(&name, "running");
+    for vm in ["ctl", "web-0", "web-1", "web-2"] {
+        assert!(rows.contains(&vm.to_string()), "{rows:?}");
+    }
+    let r = down_with_report(&name, guard, &dir);
+    let vm = |n: &str| {
+        r["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(vm("rogue")["status"], "killed", "{r:#}");
+    assert!(
+        vm("rogue")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("control_send: the VM does not hold the control capability"),
+        "{r:#}"
+    );
+    assert_eq!(vm("rogue")["ok"], true);
+    assert_eq!(vm("web-1")["restarts"], 1, "{r:#}");
+}

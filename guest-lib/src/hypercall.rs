@@ -6,7 +6,7 @@
 
 use core::fmt;
 use vmm_abi::corral::hypercall::{
-    Hypercall, MAX_CONSOLE_WRITE, MAX_WAIT, WAIT_WORK, is_valid_metric_name,
+    Hypercall, MAX_CONSOLE_WRITE, MAX_CONTROL_IO, MAX_WAIT, WAIT_WORK, is_valid_metric_name,
 };
 
 /// Makes hypercall `nr` with arguments `a0`, `a1`, `a2` (RDI, RSI, RDX) and
@@ -79,6 +79,34 @@ pub fn wait_for_work(timeout_ticks: u64) -> bool {
         0,
         0,
     ) == WAIT_WORK
+}
+
+/// Hands bytes of control-protocol frames to the hypervisor's control
+/// channel (at most [`MAX_CONTROL_IO`] a call); returns how many it took
+/// (0 while its input is full). Only a VM granted `caps = ["control"]` may
+/// call it: any other is stopped.
+pub fn control_send(bytes: &[u8]) -> usize {
+    let n = bytes.len().min(MAX_CONTROL_IO as usize);
+    raw(
+        Hypercall::ControlSend.number(),
+        bytes.as_ptr() as u64,
+        n as u64,
+        0,
+    ) as usize
+}
+
+/// Takes the control channel's answer and event bytes into `buf` (at most
+/// [`MAX_CONTROL_IO`] a call); returns how many it wrote (0: none
+/// waiting). Granted VMs only, as [`control_send`].
+pub fn control_recv(buf: &mut [u8]) -> usize {
+    let n = buf.len().min(MAX_CONTROL_IO as usize);
+    let got = raw(
+        Hypercall::ControlRecv.number(),
+        buf.as_mut_ptr() as u64,
+        n as u64,
+        0,
+    );
+    (got as usize).min(n)
 }
 
 /// Reports the benchmark value `value` under `name`.

@@ -94,6 +94,18 @@ pub trait Host: Services + Bus {
     /// [`Host::hvt_env`] (`retrying`), so that the call can give up after
     /// its bound.
     fn hvt_retried(&mut self, _retried: bool) {}
+
+    /// Carries out a control-channel call ([`Done::Control`]): the bytes
+    /// taken or given, or why the guest is stopped (by default: it does
+    /// not hold the control capability).
+    fn control(
+        &mut self,
+        call: vmm_abi::corral::hypercall::Hypercall,
+        _gpa: u64,
+        _len: u64,
+    ) -> Result<u64, hypercall::HypercallError> {
+        Err(hypercall::HypercallError::NotGranted(call))
+    }
 }
 
 /// Handles one decoded exit.
@@ -175,6 +187,26 @@ fn on_vmcall<M: GuestRead, C: GuestCpu>(
         }
         Ok(Done::Exit(code)) => Outcome::Stop(StopReason::Exited(code)),
         Ok(Done::Wait(ticks)) => Outcome::Wait(ticks),
+        Ok(Done::Control { call, gpa, len }) => on_control(vcpu, host, call, gpa, len),
+        Err(e) => Outcome::Stop(StopReason::BadHypercall(e)),
+    }
+}
+
+/// A control-channel call, out of line (the null hypercall's path stays
+/// as it was).
+#[inline(never)]
+fn on_control<M: GuestRead, C: GuestCpu>(
+    vcpu: &mut Vcpu<'_, M, C>,
+    host: &mut impl Host,
+    call: vmm_abi::corral::hypercall::Hypercall,
+    gpa: u64,
+    len: u64,
+) -> Outcome {
+    match host.control(call, gpa, len) {
+        Ok(n) => {
+            vcpu.regs.rax = n;
+            Outcome::Advance
+        }
         Err(e) => Outcome::Stop(StopReason::BadHypercall(e)),
     }
 }
@@ -410,6 +442,22 @@ mod tests {
         assert_eq!(
             run(Exit::Vmcall, &mut regs, 2).0,
             Outcome::Stop(StopReason::Exited(7))
+        );
+    }
+
+    #[test]
+    fn a_control_call_without_the_capability_stops_the_guest_by_name() {
+        let mut regs = GuestRegs {
+            rax: Hypercall::ControlSend.number(),
+            rdi: 0x10,
+            rsi: 3,
+            ..GuestRegs::default()
+        };
+        assert_eq!(
+            run(Exit::Vmcall, &mut regs, 2).0,
+            Outcome::Stop(StopReason::BadHypercall(
+                hypercall::HypercallError::NotGranted(Hypercall::ControlSend)
+            ))
         );
     }
 

@@ -7,7 +7,8 @@
 use crate::mem::access::{Gpa, GuestRead};
 use core::fmt;
 use vmm_abi::corral::hypercall::{
-    Hypercall, MAX_CONSOLE_WRITE, MAX_METRIC_NAME, MAX_WAIT, RESULT_OK, is_valid_metric_name,
+    Hypercall, MAX_CONSOLE_WRITE, MAX_CONTROL_IO, MAX_METRIC_NAME, MAX_WAIT, RESULT_OK,
+    is_valid_metric_name,
 };
 
 /// What the hypervisor does for a guest's hypercalls (its console, its
@@ -43,6 +44,16 @@ pub enum Done {
     /// ticks (already capped at [`vmm_abi::corral::hypercall::MAX_WAIT`]); the run
     /// loop decides when it continues and what RAX says.
     Wait(u64),
+    /// A control-channel call (its length checked): the host carries it
+    /// out, out of line, if the VM holds the control capability.
+    Control {
+        /// [`Hypercall::ControlSend`] or [`Hypercall::ControlRecv`].
+        call: Hypercall,
+        /// The guest buffer.
+        gpa: u64,
+        /// Its length.
+        len: u64,
+    },
 }
 
 /// A call the guest had no right to make.
@@ -70,6 +81,8 @@ pub enum HypercallError {
     },
     /// A metric name is empty or has characters names may not.
     BadMetricName,
+    /// A control-channel call from a VM without the control capability.
+    NotGranted(Hypercall),
 }
 
 impl fmt::Display for HypercallError {
@@ -85,6 +98,11 @@ impl fmt::Display for HypercallError {
                 write!(f, "{} length {len} exceeds {max}", call.name())
             }
             HypercallError::BadMetricName => write!(f, "metric name is not a valid name"),
+            HypercallError::NotGranted(call) => write!(
+                f,
+                "{}: the VM does not hold the control capability (caps = [\"control\"] in a service run)",
+                call.name()
+            ),
         }
     }
 }
@@ -121,6 +139,14 @@ pub fn handle(
         Hypercall::MainStarted => svc.main_started(a0),
         Hypercall::CoreId => return Ok(Done::Return(svc.core_id().into())),
         Hypercall::WaitForWork => return Ok(Done::Wait(a0.min(MAX_WAIT))),
+        Hypercall::ControlSend | Hypercall::ControlRecv => {
+            check_len(which, a1, MAX_CONTROL_IO)?;
+            return Ok(Done::Control {
+                call: which,
+                gpa: a0,
+                len: a1,
+            });
+        }
         Hypercall::Metric => {
             check_len(which, a1, MAX_METRIC_NAME)?;
             let mut buf = [0u8; MAX_METRIC_NAME as usize];
@@ -205,6 +231,36 @@ pub(crate) mod tests {
         assert_eq!(
             handle(call(Hypercall::Exit, [u64::MAX, 0, 0]), &mem, &mut r),
             Ok(Done::Exit(-1))
+        );
+    }
+
+    #[test]
+    fn control_calls_go_to_the_host_with_their_length_checked() {
+        let mut backing = std::vec![0u8; 0x1000];
+        let mem = GuestMemory::new(&mut backing);
+        let mut r = Recorder::default();
+        for c in [Hypercall::ControlSend, Hypercall::ControlRecv] {
+            assert_eq!(
+                handle(call(c, [0x100, 64, 0]), &mem, &mut r),
+                Ok(Done::Control {
+                    call: c,
+                    gpa: 0x100,
+                    len: 64
+                })
+            );
+            assert_eq!(
+                handle(call(c, [0, MAX_CONTROL_IO + 1, 0]), &mem, &mut r),
+                Err(HypercallError::TooLong {
+                    call: c,
+                    len: MAX_CONTROL_IO + 1,
+                    max: MAX_CONTROL_IO
+                })
+            );
+        }
+        let e = HypercallError::NotGranted(Hypercall::ControlSend);
+        assert_eq!(
+            std::format!("{e}"),
+            "control_send: the VM does not hold the control capability (caps = [\"control\"] in a service run)"
         );
     }
 

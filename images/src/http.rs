@@ -1,12 +1,14 @@
-//! HTTP/1.1 for `httpd`: the request-head parser (bytes from the network, so every malformed input is an answer, never a panic) and the response writer.
+//! HTTP/1.1 for `httpd` and `ctl`: the request-head parser (bytes from the network, so every malformed input is an answer, never a panic), the response writer, and the server loop both run (`server`).
 //!
-//! Only what a small static server needs: `GET` and `HEAD`, no request
-//! bodies (a request that announces one is refused: the server would
+//! Only what a small server needs: `GET`, `HEAD` and `POST` (whose
+//! arguments come in the query string), no request bodies (a request that announces one is refused: the server would
 //! have to read and discard it), persistent connections by HTTP/1.1's
 //! default or `Connection: keep-alive` on HTTP/1.0, `Connection: close`.
 #![forbid(unsafe_code)]
 
 use core::fmt::{self, Write};
+
+pub mod server;
 
 /// Largest request head (request line and headers) the server reads.
 pub const MAX_HEAD: usize = 4096;
@@ -20,6 +22,8 @@ pub enum Method {
     Get,
     /// `HEAD`: as `GET`, without the body.
     Head,
+    /// `POST` without a body (its arguments in the query).
+    Post,
 }
 
 /// A complete, well-formed request head.
@@ -29,6 +33,8 @@ pub struct Request<'a> {
     pub method: Method,
     /// The path asked for (the request target up to any `?`).
     pub path: &'a str,
+    /// The query (after the `?`; empty without one).
+    pub query: &'a str,
     /// Whether the connection stays open after the answer.
     pub keep_alive: bool,
     /// Bytes of the head, the blank line included: where the next
@@ -68,7 +74,7 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::BadRequest(why) => write!(f, "bad request: {why}"),
-            HttpError::MethodNotAllowed => f.write_str("only GET and HEAD are served"),
+            HttpError::MethodNotAllowed => f.write_str("only GET, HEAD and POST are read"),
             HttpError::HasBody => f.write_str("requests with a body are not served"),
             HttpError::HeadTooLarge => write!(
                 f,
@@ -88,6 +94,9 @@ pub enum Status {
     BadRequest,
     /// 404.
     NotFound,
+    /// 409: the request was understood and refused (the state does not
+    /// allow it).
+    Conflict,
     /// 405.
     MethodNotAllowed,
     /// 431.
@@ -103,6 +112,7 @@ impl Status {
             Status::Ok => (200, "OK"),
             Status::BadRequest => (400, "Bad Request"),
             Status::NotFound => (404, "Not Found"),
+            Status::Conflict => (409, "Conflict"),
             Status::MethodNotAllowed => (405, "Method Not Allowed"),
             Status::HeadTooLarge => (431, "Request Header Fields Too Large"),
             Status::VersionNotSupported => (505, "HTTP Version Not Supported"),
@@ -143,6 +153,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "POST" => Method::Post,
         m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
             return Err(HttpError::MethodNotAllowed);
         }
@@ -157,7 +168,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control()) {
         return Err(HttpError::BadRequest("the target is not an absolute path"));
     }
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     for (n, line) in lines.enumerate() {
         if n >= MAX_HEADERS {
             return Err(HttpError::HeadTooLarge);
@@ -190,9 +201,19 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     Ok(Some(Request {
         method,
         path,
+        query,
         keep_alive,
         head_len,
     }))
+}
+
+/// The value of `key` in a query (`a=1&b=2`), if it is there.
+pub fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 /// Writes a response head for a body of `body_len` bytes of
@@ -224,8 +245,25 @@ mod tests {
             .unwrap();
         assert_eq!(r.method, Method::Get);
         assert_eq!(r.path, "/stats");
+        assert_eq!(r.query, "x=1");
         assert!(r.keep_alive);
         assert_eq!(r.head_len, 36);
+    }
+
+    #[test]
+    fn a_post_without_a_body_is_parsed_with_its_query() {
+        let r = parse_request(
+            b"POST /v1/entries/web/scale?count=8 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.method, Method::Post);
+        assert_eq!((r.path, r.query), ("/v1/entries/web/scale", "count=8"));
+        let e = parse_request(b"POST /v1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").unwrap_err();
+        assert_eq!(e, HttpError::HasBody);
+        assert_eq!(query_value("a=1&count=8&name=x", "count"), Some("8"));
+        assert_eq!(query_value("a=1&count=8", "name"), None);
+        assert_eq!(query_value("", "name"), None);
     }
 
     #[test]
@@ -246,7 +284,7 @@ mod tests {
     #[test]
     fn every_bad_head_gets_its_status() {
         let e = |s: &[u8]| parse_request(s).unwrap_err().status();
-        assert_eq!(e(b"POST / HTTP/1.1\r\n\r\n"), Status::MethodNotAllowed);
+        assert_eq!(e(b"PUT / HTTP/1.1\r\n\r\n"), Status::MethodNotAllowed);
         assert_eq!(e(b"get / HTTP/1.1\r\n\r\n"), Status::BadRequest);
         assert_eq!(e(b"GET / HTTP/2.0\r\n\r\n"), Status::VersionNotSupported);
         assert_eq!(e(b"GET / FTP\r\n\r\n"), Status::BadRequest);

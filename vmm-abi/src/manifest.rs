@@ -35,7 +35,7 @@
 //! | 192 | `memory` u64, bytes |
 //! | 200 | `budget` u64, guest instructions before the VM is stopped; 0 = none |
 //! | 208 | `cores` u64: bit N = may run on core N; 0 = not pinned |
-//! | 216 | `flags` u32: bit 0 = restart on failure; other bits 0 |
+//! | 216 | `flags` u32: bit 0 = restart on failure; bit 1 = [`FLAG_CAP_CONTROL`]; other bits 0 |
 //! | 220 | `restart_limit` u32: most restarts (0 unless restarting) |
 //! | 224 | `net` u8: virtio-net ports (0..=[`MAX_NET_PORTS`]) |
 //! | 225 | `console` u8: 1 = a virtio-console, 0 = none |
@@ -167,6 +167,11 @@ pub const MAX_TIMESLICE: u64 = 1 << 40;
 pub const FLAG_SERVICE: u32 = 1 << 0;
 /// Record flag: restart the VM when it ends other than by exiting 0.
 const FLAG_RESTART_ON_FAILURE: u32 = 1 << 0;
+/// A VM flag: the VM holds the control capability (`caps = ["control"]`):
+/// it may submit control commands and take their answers and events by
+/// hypercall ([`crate::corral::hypercall::Hypercall::ControlSend`]); only
+/// in a service run.
+pub const FLAG_CAP_CONTROL: u32 = 1 << 1;
 
 const H_MAGIC: usize = 0;
 const H_ABI_VERSION: usize = 8;
@@ -214,6 +219,8 @@ pub struct VmSpec<'a> {
     pub net_ports: u8,
     /// Whether it has a virtio-console.
     pub console: bool,
+    /// Whether it holds the control capability ([`FLAG_CAP_CONTROL`]).
+    pub control: bool,
     /// The manifest entry it comes from: its own name, or for a clone of a
     /// `count` entry that entry's name (`name` is then `<entry>-<more>`).
     pub entry: &'a str,
@@ -340,7 +347,7 @@ impl<'a> VmSpec<'a> {
         let flags = match self.restart {
             Restart::Never => 0,
             Restart::OnFailure => FLAG_RESTART_ON_FAILURE,
-        };
+        } | if self.control { FLAG_CAP_CONTROL } else { 0 };
         le::put_u32(&mut r, R_FLAGS, flags);
         le::put_u32(&mut r, R_RESTART_LIMIT, self.restart_limit);
         r[R_NET] = self.net_ports;
@@ -354,7 +361,7 @@ impl<'a> VmSpec<'a> {
 
     fn decode(vm: u32, r: &'a [u8]) -> Result<Self, ManifestError> {
         let flags = le::u32_at(r, R_FLAGS);
-        if flags & !FLAG_RESTART_ON_FAILURE != 0 {
+        if flags & !(FLAG_RESTART_ON_FAILURE | FLAG_CAP_CONTROL) != 0 {
             return Err(err(Some(vm), Field::Flags, Problem::NotZero));
         }
         if r[R_RESERVED..RECORD_SIZE].iter().any(|&b| b != 0) {
@@ -393,6 +400,7 @@ impl<'a> VmSpec<'a> {
             restart_limit: le::u32_at(r, R_RESTART_LIMIT),
             net_ports: r[R_NET],
             console: r[R_CONSOLE] == 1,
+            control: flags & FLAG_CAP_CONTROL != 0,
             entry,
         };
         spec.validate(vm)?;

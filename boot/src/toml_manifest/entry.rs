@@ -99,6 +99,9 @@ pub fn file_image_name(path: &Path) -> String {
     format!("{FILE_IMAGE_PREFIX}{kept}")
 }
 
+/// The capability that lets a VM drive the control channel by hypercall.
+pub const CAP_CONTROL: &str = "control";
+
 /// What a file's image name starts with.
 pub const FILE_IMAGE_PREFIX: &str = "file-";
 
@@ -188,6 +191,26 @@ pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result
             ));
         }
     }
+    let mut control = false;
+    for cap in &raw.caps {
+        match cap.as_str() {
+            CAP_CONTROL => control = true,
+            other => {
+                return Err(field_err(
+                    "caps",
+                    format!("unknown capability `{other}` (known: `{CAP_CONTROL}`)"),
+                ));
+            }
+        }
+    }
+    if control && clones.is_some() {
+        return Err(field_err(
+            "caps",
+            format!(
+                "`{CAP_CONTROL}` is not allowed with `count`: one VM holds the control channel"
+            ),
+        ));
+    }
     let devices: Vec<(String, String)> = raw.devices.unwrap_or_default().into_iter().collect();
     if clones.is_some() && !devices.is_empty() {
         return Err(field_err(
@@ -209,6 +232,7 @@ pub(super) fn expand(origin: &str, raw: RawVm, vm_count_before: usize) -> Result
         restart_limit,
         net_ports: raw.net,
         console: raw.console,
+        control,
         devices,
         expect,
     };

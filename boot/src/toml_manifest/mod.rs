@@ -137,6 +137,8 @@ pub struct VmConfig {
     pub net_ports: u8,
     /// Whether it has a virtio-console (`console`).
     pub console: bool,
+    /// Whether it holds the control capability (`caps = ["control"]`).
+    pub control: bool,
     /// Devices its Solo5 manifest declares, bound by name (`devices`):
     /// (device name, what it is bound to, such as `block:disk0`).
     pub devices: Vec<(String, String)>,
@@ -158,6 +160,7 @@ impl VmConfig {
             restart_limit: self.restart_limit,
             net_ports: self.net_ports,
             console: self.console,
+            control: self.control,
             entry: if self.clone.is_some() {
                 &self.entry
             } else {
@@ -246,6 +249,22 @@ pub fn parse(text: &str, origin: &str, known_images: &[String]) -> Result<Manife
         for config in entry::expand(origin, raw_vm, vms.len())? {
             check_vm(origin, &config, vms.len() as u32, &vms, known_images)?;
             vms.push(config);
+        }
+    }
+    let service = raw.run.mode == Some(raw::RawMode::Service);
+    let mut holders = vms.iter().filter(|v| v.control);
+    if let Some(first) = holders.next() {
+        if !service {
+            return Err(Error::new(format!(
+                "{origin}: vm `{}`: field `caps`: `control` needs a service run ([run] mode = \"service\")",
+                first.name
+            )));
+        }
+        if let Some(second) = holders.next() {
+            return Err(Error::new(format!(
+                "{origin}: vm `{}`: field `caps`: `control` is already held by vm `{}` (one VM holds the control channel)",
+                second.name, first.name
+            )));
         }
     }
     let nics = nics::resolve(origin, &raw.nic, DEFAULT_POLL_CORE)?;

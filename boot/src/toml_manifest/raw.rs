@@ -112,6 +112,9 @@ pub(super) struct RawVm {
     /// Whether it has a virtio-console.
     #[serde(default)]
     pub console: bool,
+    /// Capabilities granted (`"control"`).
+    #[serde(default)]
+    pub caps: Vec<String>,
     /// Devices its Solo5 manifest declares, by name → what they are
     /// (`"block:NAME"`, `"net:N"`).
     pub devices: Option<BTreeMap<String, String>>,

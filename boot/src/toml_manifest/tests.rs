@@ -43,6 +43,7 @@ fn defaults_fill_in() {
             restart_limit: 0,
             net_ports: 0,
             console: false,
+            control: false,
             devices: Vec::new(),
             expect: Expectation::Exit(0),
         }]
@@ -593,4 +594,36 @@ fn an_image_from_a_file_is_taken_by_path() {
         e.message()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_control_capability_is_granted_to_one_vm_of_a_service_run() {
+    let service = "[run]\ncpus = 2\nmode = \"service\"\n";
+    let m = ok(&format!("{service}{}", vm_a("caps = [\"control\"]\n")));
+    assert!(m.vms[0].control);
+    assert!(m.vms[0].spec().control);
+    assert!(!ok(&vm_a("")).vms[0].control);
+    assert_eq!(
+        err(&vm_a("caps = [\"control\"]\n")),
+        "m.toml: vm `a`: field `caps`: `control` needs a service run ([run] mode = \"service\")"
+    );
+    assert_eq!(
+        err(&format!("{service}{}", vm_a("caps = [\"root\"]\n"))),
+        "m.toml: vm `a`: field `caps`: unknown capability `root` (known: `control`)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{service}{}",
+            vm_a("caps = [\"control\"]\ncount = 2\n")
+        )),
+        "m.toml: vm `a`: field `caps`: `control` is not allowed with `count`: one VM holds the control channel"
+    );
+    let two = format!(
+        "{service}{}[[vm]]\nname = \"b\"\nimage = \"hello\"\ncaps = [\"control\"]\n",
+        vm_a("caps = [\"control\"]\n")
+    );
+    assert_eq!(
+        err(&two),
+        "m.toml: vm `b`: field `caps`: `control` is already held by vm `a` (one VM holds the control channel)"
+    );
 }

@@ -14,12 +14,16 @@ use crate::control::{
     Refusal, Request, Row, Seen, Starts, Text, news,
 };
 use crate::datapath::poll::FlowNow;
+use crate::hypercall::HypercallError;
+use crate::mem::access::{Gpa, GuestRam, GuestRead};
+use crate::mem::raw::RawRam;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use heapless::Deque;
 use spin::Mutex;
 use vmm_abi::control::{EVENT_ENDED, FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
 use vmm_abi::corral::bootinfo::NAME_MAX;
+use vmm_abi::corral::hypercall::{Hypercall, MAX_CONTROL_IO};
 use vmm_abi::manifest::{HookAttach, LinkDir, Manifest};
 
 /// Requests one core's mailbox holds (a whole `scale` of
@@ -37,6 +41,98 @@ pub const RUNTIME_SLOTS: usize = 256;
 /// memory (VMCS, EPT tables and bookkeeping measure about 24 KiB for a
 /// small VM; this is a bound, so a start that is accepted has the memory).
 const VM_OVERHEAD: u64 = 64 << 10;
+
+/// Bytes a control-capable VM may have handed over and the control core
+/// not yet read.
+const PORT_IN: usize = 4096;
+/// Bytes of answers and events waiting for that VM to take them.
+const PORT_OUT: usize = 8192;
+/// Marks the sequence numbers of commands from the VM's channel among the
+/// cores' answers (the serial line's are below it).
+const VM_TAG: u32 = 1 << 31;
+
+/// The control channel of the VM that holds the control capability: the
+/// bytes its hypercalls hand over and take, its place, and a count of
+/// holders, so the control core starts a fresh channel (sequence numbers
+/// from 0) for each.
+pub struct VmPort {
+    holder: AtomicU32,
+    epoch: AtomicU32,
+    input: Mutex<Deque<u8, PORT_IN>>,
+    output: Mutex<Deque<u8, PORT_OUT>>,
+}
+
+/// The one VM port (one VM holds the capability at a time).
+pub static VM_PORT: VmPort = VmPort {
+    holder: AtomicU32::new(u32::MAX),
+    epoch: AtomicU32::new(0),
+    input: Mutex::new(Deque::new()),
+    output: Mutex::new(Deque::new()),
+};
+
+/// The VM in place `cell` (which holds the control capability) was created
+/// (`held`) or destroyed: the port is its, fresh, or nobody's.
+pub fn hold_control(cell: u32, held: bool) {
+    let p = &VM_PORT;
+    if !held && p.holder.load(Ordering::Acquire) != cell {
+        return;
+    }
+    p.holder
+        .store(if held { cell } else { u32::MAX }, Ordering::Release);
+    p.input.lock().clear();
+    let mut out = p.output.lock();
+    out.clear();
+    p.epoch.fetch_add(1, Ordering::AcqRel);
+}
+
+/// A control hypercall of the VM in place `cell`, whose memory is `ram`:
+/// bytes taken from its buffer, or answer bytes written into it.
+pub fn control_call(
+    cell: u32,
+    call: Hypercall,
+    gpa: u64,
+    len: u64,
+    ram: &mut RawRam,
+) -> Result<u64, HypercallError> {
+    let p = &VM_PORT;
+    if p.holder.load(Ordering::Acquire) != cell {
+        return Err(HypercallError::NotGranted(call));
+    }
+    let outside = HypercallError::Buffer { call, gpa, len };
+    let mut buf = [0u8; MAX_CONTROL_IO as usize];
+    let n = (len as usize).min(buf.len());
+    if call == Hypercall::ControlSend {
+        ram.read(Gpa(gpa), &mut buf[..n]).map_err(|_| outside)?;
+        let mut input = p.input.lock();
+        let room = input.capacity() - input.len();
+        let take = n.min(room);
+        for &b in &buf[..take] {
+            // Room was counted above.
+            let _ = input.push_back(b);
+        }
+        return Ok(take as u64);
+    }
+    // Checked before anything is taken, so no byte is lost to a bad buffer.
+    ram.check_writable(Gpa(gpa), n as u64)
+        .map_err(|_| outside)?;
+    let mut out = p.output.lock();
+    let mut got = 0;
+    while got < n {
+        let Some(b) = out.pop_front() else { break };
+        buf[got] = b;
+        got += 1;
+    }
+    drop(out);
+    ram.write(Gpa(gpa), &buf[..got]).map_err(|_| outside)?;
+    Ok(got as u64)
+}
+
+/// The control core's side of the VM port: its channel, and the holder
+/// count it was started for.
+struct VmChannel {
+    channel: Channel,
+    epoch: u32,
+}
 
 /// Per core: requests wait in its mailbox (read without the lock by a
 /// core spinning for a lone VM's wait, which then gives the run loop a
@@ -143,6 +239,8 @@ pub struct ControlPlane {
     answers: Mutex<Deque<(u32, Result<(), Text>), IN_FLIGHT>>,
     ending: AtomicBool,
     channel: Mutex<Channel>,
+    /// The channel of the VM holding the control capability.
+    vm_channel: Mutex<VmChannel>,
     /// The next id of a VM started at runtime.
     next_id: AtomicU32,
     /// Memory promised to VMs started but not yet created.
@@ -206,6 +304,10 @@ impl ControlPlane {
             answers: Mutex::new(Deque::new()),
             ending: AtomicBool::new(false),
             channel: Mutex::new(Channel::new()),
+            vm_channel: Mutex::new(VmChannel {
+                channel: Channel::new(),
+                epoch: VM_PORT.epoch.load(Ordering::Acquire),
+            }),
             next_id: AtomicU32::new(count as u32),
             reserved: AtomicU64::new(0),
             hooks: RuntimeHooks::new(),
@@ -320,19 +422,62 @@ impl ControlPlane {
         let Some(mut ch) = self.channel.try_lock() else {
             return;
         };
-        while ch.has_room() {
+        let Some(mut vm) = self.vm_channel.try_lock() else {
+            return;
+        };
+        // A new holder of the port: a fresh channel.
+        let epoch = VM_PORT.epoch.load(Ordering::Acquire);
+        if vm.epoch != epoch {
+            *vm = VmChannel {
+                channel: Channel::new(),
+                epoch,
+            };
+        }
+        // The cores' answers, each to its channel, in order.
+        loop {
+            let Some(&(seq, _)) = self.answers.lock().front() else {
+                break;
+            };
+            let to = if seq & VM_TAG != 0 {
+                &mut vm.channel
+            } else {
+                &mut *ch
+            };
+            if !to.has_room() {
+                break;
+            }
             let Some((seq, result)) = self.answers.lock().pop_front() else {
                 break;
             };
-            ch.complete(seq, result.as_ref().map(|_| ()).map_err(|t| t.as_str()));
+            to.complete(
+                seq & !VM_TAG,
+                result.as_ref().map(|_| ()).map_err(|t| t.as_str()),
+            );
         }
-        let mut fleet = Machine(self, net);
+        let mut fleet = Machine(self, net, 0);
         while ch.wants_input() {
             let Some(b) = com2::read() else { break };
             ch.receive(b, rdtsc(), &mut fleet);
         }
         ch.tick(rdtsc(), &mut fleet);
         com2::send_ready(|| ch.pop_out());
+        // The VM's channel: its bytes in, answers out while they fit.
+        let mut fleet = Machine(self, net, VM_TAG);
+        while vm.channel.wants_input() {
+            let Some(b) = VM_PORT.input.lock().pop_front() else {
+                break;
+            };
+            vm.channel.receive(b, rdtsc(), &mut fleet);
+        }
+        vm.channel.tick(rdtsc(), &mut fleet);
+        let mut out = VM_PORT.output.lock();
+        // Not into a newer holder's port.
+        if VM_PORT.epoch.load(Ordering::Acquire) == vm.epoch {
+            while !out.is_full() {
+                let Some(b) = vm.channel.pop_out() else { break };
+                let _ = out.push_back(b);
+            }
+        }
     }
 
     /// After the run ended: sends what is left (every core's answers and
@@ -353,7 +498,10 @@ impl ControlPlane {
 }
 
 /// The run as the channel sees it (its places, and its links and NICs).
-struct Machine<'a>(&'a ControlPlane, &'a Net);
+/// The run as a channel sees it: the control plane, the data path, and the
+/// tag its commands' sequence numbers carry among the cores' answers (0
+/// for the serial line's, [`VM_TAG`] for the VM port's).
+struct Machine<'a>(&'a ControlPlane, &'a Net, u32);
 
 impl Machine<'_> {
     /// Hands `mails` (each with its core) to their cores as one command
@@ -543,6 +691,7 @@ impl Fleet for Machine<'_> {
     }
 
     fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal> {
+        let seq = seq | self.2;
         let cell = self.0.cells.get(vm as usize).ok_or(Refusal::NoCore)?;
         let core = cell.core.load(Ordering::Acquire);
         if core == NO_CORE {
@@ -557,6 +706,7 @@ impl Fleet for Machine<'_> {
     }
 
     fn change(&mut self, starts: &Starts<'_>, stops: &[u32], seq: u32) -> Result<(), Refusal> {
+        let seq = seq | self.2;
         let cp = self.0;
         let spec = cp
             .manifest
@@ -571,6 +721,11 @@ impl Fleet for Machine<'_> {
             if spec.net_ports > 0 {
                 return Err(Refusal::Template {
                     why: "its VMs have net ports, and links cannot be made while the host runs yet",
+                });
+            }
+            if spec.control {
+                return Err(Refusal::Template {
+                    why: "its VM holds the control capability, which one VM holds",
                 });
             }
             if super::blocks::has_blocks(starts.template) {
@@ -749,6 +904,11 @@ impl Fleet for Machine<'_> {
 
     fn free_bytes(&self) -> u64 {
         memory::free_bytes()
+    }
+
+    fn can_watch(&self) -> bool {
+        // One watcher: the serial line's (the relay files events for all).
+        self.2 == 0
     }
 
     fn watch_start(&mut self) {

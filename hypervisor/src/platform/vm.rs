@@ -12,6 +12,7 @@ use super::memory::{self, FrameTables};
 use super::net::{self, Net, PortEvent};
 use super::percpu::PerCore;
 use super::serial;
+use super::service;
 use super::smp;
 use super::vcpu::{Tsc, VmxVcpu};
 use super::vmx::{self, Launch, VmxShared};
@@ -477,6 +478,15 @@ impl Host for VmHost<'_> {
                 .ring(self.index)
                 .filter(|_| !self.hvt_nets.0.is_empty()),
         })
+    }
+
+    fn control(
+        &mut self,
+        call: vmm_abi::corral::hypercall::Hypercall,
+        gpa: u64,
+        len: u64,
+    ) -> Result<u64, crate::hypercall::HypercallError> {
+        service::control_call(self.index, call, gpa, len, &mut self.vm.raw_ram())
     }
 
     fn hvt_retried(&mut self, retried: bool) {
@@ -967,12 +977,20 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
         rsp,
         hvt: cached.hvt.is_some(),
     };
-    vmx::prepare_vmcs(shared, vmcs, &launch).map_err(|_| StartError::Vmcs("VMCS field write"))
+    vmx::prepare_vmcs(shared, vmcs, &launch).map_err(|_| StartError::Vmcs("VMCS field write"))?;
+    if st.spec.control {
+        // A fresh control channel for this run of the holder.
+        service::hold_control(st.cell, true);
+    }
+    Ok(())
 }
 
 /// Frees the VM's resources (after a stop or a failed creation); its net
 /// ports go down first, so no polling core touches the memory after.
 pub fn destroy(st: &mut VmState, net: &Net) {
+    if st.spec.control {
+        service::hold_control(st.cell, false);
+    }
     let free = net.detach(st.cell, st.spec.net_ports, false);
     st.console_dev = None;
     st.cpu.wait_deadline = None;

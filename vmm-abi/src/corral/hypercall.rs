@@ -55,7 +55,22 @@ pub enum Hypercall {
     /// finding its rings empty and calling this. Other VMs on the core run
     /// meanwhile.
     WaitForWork = 6,
+    /// Hand bytes of control-protocol frames (`crate::control`) to the
+    /// hypervisor's control channel: RDI address, RSI length (at most
+    /// [`MAX_CONTROL_IO`]). Returns how many bytes it took (0 while its
+    /// input is full: try again later). Only a VM the manifest granted
+    /// the control capability may call it; any other is stopped.
+    ControlSend = 7,
+    /// Take the control channel's answers and events: RDI address, RSI
+    /// room (at most [`MAX_CONTROL_IO`]). Returns how many bytes it
+    /// wrote (0: none waiting). Granted VMs only, as
+    /// [`Hypercall::ControlSend`].
+    ControlRecv = 8,
 }
+
+/// Largest buffer one [`Hypercall::ControlSend`] or
+/// [`Hypercall::ControlRecv`] may pass.
+pub const MAX_CONTROL_IO: u64 = 2048;
 
 /// [`Hypercall::WaitForWork`] returned because work is pending.
 pub const WAIT_WORK: u64 = 1;
@@ -66,7 +81,7 @@ pub const MAX_WAIT: u64 = 1 << 40;
 
 impl Hypercall {
     /// Every hypercall, in number order.
-    pub const ALL: [Hypercall; 7] = [
+    pub const ALL: [Hypercall; 9] = [
         Hypercall::Exit,
         Hypercall::ConsoleWrite,
         Hypercall::Null,
@@ -74,6 +89,8 @@ impl Hypercall {
         Hypercall::Metric,
         Hypercall::CoreId,
         Hypercall::WaitForWork,
+        Hypercall::ControlSend,
+        Hypercall::ControlRecv,
     ];
 
     /// The call with this number, if there is one.
@@ -86,6 +103,8 @@ impl Hypercall {
             4 => Hypercall::Metric,
             5 => Hypercall::CoreId,
             6 => Hypercall::WaitForWork,
+            7 => Hypercall::ControlSend,
+            8 => Hypercall::ControlRecv,
             _ => return None,
         })
     }
@@ -105,6 +124,8 @@ impl Hypercall {
             Hypercall::Metric => "metric",
             Hypercall::CoreId => "core_id",
             Hypercall::WaitForWork => "wait_for_work",
+            Hypercall::ControlSend => "control_send",
+            Hypercall::ControlRecv => "control_recv",
         }
     }
 }

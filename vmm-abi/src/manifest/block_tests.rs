@@ -20,6 +20,7 @@ fn vm(name: &'static str) -> VmSpec<'static> {
         restart_limit: 0,
         net_ports: 0,
         console: false,
+        control: false,
         entry: name,
     }
 }

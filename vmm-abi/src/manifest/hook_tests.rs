@@ -21,6 +21,7 @@ fn nf(name: &'static str) -> VmSpec<'static> {
         restart_limit: 0,
         net_ports: 1,
         console: false,
+        control: false,
         entry: name,
     }
 }

@@ -20,6 +20,7 @@ fn vm(name: &'static str, net_ports: u8) -> VmSpec<'static> {
         restart_limit: 0,
         net_ports,
         console: false,
+        control: false,
         entry: name,
     }
 }

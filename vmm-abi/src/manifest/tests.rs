@@ -17,6 +17,7 @@ fn hello(name: &'static str) -> VmSpec<'static> {
         restart_limit: 0,
         net_ports: 0,
         console: false,
+        control: false,
         entry: name,
     }
 }
@@ -634,7 +635,7 @@ fn record_errors_name_vm_and_field() {
             &|b| le::put_u32(b, rec(1, R_RESTART_LIMIT), 1),
             Field::RestartLimit,
         ),
-        (R_FLAGS, &|b| b[rec(1, R_FLAGS)] = 2, Field::Flags),
+        (R_FLAGS, &|b| b[rec(1, R_FLAGS)] = 4, Field::Flags),
     ];
     for (_, corrupt, field) in cases {
         let mut b = good.clone();
@@ -1527,4 +1528,20 @@ fn clones_name_their_entry() {
     assert_eq!(field_err(&b2), (Some(1), Field::Entry));
     b2[rec(1, R_ENTRY_LEN)] = 200;
     assert_eq!(field_err(&b2), (Some(1), Field::Entry));
+}
+
+#[test]
+fn the_control_capability_round_trips() {
+    let vms = [
+        hello("a"),
+        VmSpec {
+            control: true,
+            ..hello("ctl")
+        },
+    ];
+    let bytes = build(&vms);
+    let m = Manifest::parse(&bytes).unwrap();
+    assert!(!m.get(0).unwrap().control);
+    assert!(m.get(1).unwrap().control);
+    assert_eq!(m.get(1).unwrap(), vms[1]);
 }

@@ -1,0 +1,269 @@
+//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|start|scale|stats`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
+
+use crate::error::{Error, Result};
+use crate::service::Answer;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use vmm_abi::control::{self, FLOW_LINK, FLOW_NIC, Message, NO_CORE};
+
+/// How long one request may take.
+const REQUEST_WAIT: Duration = Duration::from_secs(60);
+
+/// The `host:port` of an `http://HOST:PORT` endpoint.
+pub fn authority(url: &str) -> Result<&str> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        Error::new(format!(
+            "`--endpoint`: `{url}` is not an http:// URL (http://HOST:PORT)"
+        ))
+    })?;
+    let host = rest.trim_end_matches('/');
+    if host.is_empty() || host.contains('/') || !host.contains(':') {
+        return Err(Error::new(format!(
+            "`--endpoint`: `{url}` is not http://HOST:PORT"
+        )));
+    }
+    Ok(host)
+}
+
+/// The API request for `msg`: method and path (with its query).
+pub fn request_for(msg: &Message<'_>) -> Result<(&'static str, String)> {
+    Ok(match *msg {
+        Message::List => ("GET", "/v1/vms".into()),
+        Message::Stats => ("GET", "/v1/stats".into()),
+        Message::Stop { vm } => ("POST", format!("/v1/vms/{vm}/stop")),
+        Message::Restart { vm } => ("POST", format!("/v1/vms/{vm}/restart")),
+        Message::Start { entry, name: "" } => ("POST", format!("/v1/entries/{entry}/start")),
+        Message::Start { entry, name } => {
+            ("POST", format!("/v1/entries/{entry}/start?name={name}"))
+        }
+        Message::Scale { entry, count } => {
+            ("POST", format!("/v1/entries/{entry}/scale?count={count}"))
+        }
+        _ => {
+            return Err(Error::new(
+                "the control API serves ps, stop, restart, start, scale and stats; use `--host` for the rest",
+            ));
+        }
+    })
+}
+
+/// The status code and body of an HTTP/1.1 response.
+pub fn parse_response(raw: &[u8]) -> Result<(u16, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| Error::new("the endpoint's answer is not HTTP (no end of head)"))?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .filter(|_| head.starts_with("HTTP/1."))
+        .ok_or_else(|| Error::new("the endpoint's answer has no HTTP status line"))?;
+    Ok((code, body.to_string()))
+}
+
+fn number(v: &serde_json::Value, key: &str) -> Result<u64> {
+    v[key]
+        .as_u64()
+        .ok_or_else(|| Error::new(format!("the endpoint's JSON has no number `{key}`")))
+}
+
+fn status_of(name: &str) -> u8 {
+    match name {
+        "exited" => control::VM_EXITED,
+        "killed" => control::VM_KILLED,
+        "stopped" => control::VM_STOPPED,
+        _ => control::VM_RUNNING,
+    }
+}
+
+/// The answers the serial line would give, from the API's JSON answer
+/// `body` with status `code` to `msg`.
+pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| Error::new(format!("the endpoint's answer is not JSON ({code}): {e}")))?;
+    if code != 200 {
+        let text = v["error"]
+            .as_str()
+            .unwrap_or("the endpoint refused the request");
+        return Ok(vec![Answer::Error(text.to_string())]);
+    }
+    let mut out = Vec::new();
+    match msg {
+        Message::List => {
+            let rows = v
+                .as_array()
+                .ok_or_else(|| Error::new("the endpoint's VM list is not an array"))?;
+            for r in rows {
+                out.push(Answer::Row {
+                    vm: number(r, "index")? as u32,
+                    name: r["name"].as_str().unwrap_or("?").to_string(),
+                    status: status_of(r["status"].as_str().unwrap_or("")),
+                    core: r["core"].as_u64().map_or(NO_CORE, |c| c as u32),
+                    restarts: number(r, "restarts")? as u32,
+                    exits: number(r, "exits")?,
+                    ran: number(r, "instructions")?,
+                });
+            }
+        }
+        Message::Stats => {
+            out.push(Answer::Stats {
+                free: number(&v, "free_memory")?,
+                running: number(&v, "vms_running")? as u32,
+                commands: number(&v, "commands")?,
+                errors: number(&v, "errors")?,
+            });
+            for f in v["flows"].as_array().into_iter().flatten() {
+                let side = |s: &str| -> Result<[u64; 3]> {
+                    let o = &f[s];
+                    Ok([
+                        number(o, "frames")?,
+                        number(o, "bytes")?,
+                        number(o, "drops")?,
+                    ])
+                };
+                let ([a, b, c], [d, e, g]) = (side("in")?, side("out")?);
+                out.push(Answer::Flow {
+                    kind: if f["kind"] == "link" {
+                        FLOW_LINK
+                    } else {
+                        FLOW_NIC
+                    },
+                    index: number(f, "index")? as u32,
+                    label: f["label"].as_str().unwrap_or("?").to_string(),
+                    counts: [a, b, c, d, e, g],
+                });
+            }
+        }
+        _ => {}
+    }
+    out.push(Answer::Done);
+    Ok(out)
+}
+
+/// Sends `msg` to the control API at `url`; its answers as the serial
+/// line gives them.
+pub fn send(url: &str, msg: &Message<'_>) -> Result<Vec<Answer>> {
+    let host = authority(url)?;
+    let (method, path) = request_for(msg)?;
+    let fail = |e: std::io::Error| Error::new(format!("cannot reach {url}: {e}"));
+    let addr = host
+        .to_socket_addrs()
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| Error::new(format!("`--endpoint`: no address for `{host}`")))?;
+    let mut s = TcpStream::connect_timeout(&addr, REQUEST_WAIT).map_err(fail)?;
+    s.set_read_timeout(Some(REQUEST_WAIT)).map_err(fail)?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .map_err(fail)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(fail)?;
+    let (code, body) = parse_response(&raw)?;
+    answers(msg, code, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_become_requests_and_urls_are_checked() {
+        assert_eq!(
+            authority("http://127.0.0.1:8081").unwrap(),
+            "127.0.0.1:8081"
+        );
+        assert_eq!(
+            authority("http://127.0.0.1:8081/").unwrap(),
+            "127.0.0.1:8081"
+        );
+        for bad in [
+            "https://a:1",
+            "127.0.0.1:8081",
+            "http://",
+            "http://a",
+            "http://a:1/x",
+        ] {
+            assert!(authority(bad).is_err(), "{bad}");
+        }
+        let r = |m| request_for(&m).unwrap();
+        assert_eq!(r(Message::List), ("GET", "/v1/vms".into()));
+        assert_eq!(
+            r(Message::Stop { vm: "web-1" }),
+            ("POST", "/v1/vms/web-1/stop".into())
+        );
+        assert_eq!(
+            r(Message::Start {
+                entry: "web",
+                name: "x"
+            }),
+            ("POST", "/v1/entries/web/start?name=x".into())
+        );
+        assert_eq!(
+            r(Message::Scale {
+                entry: "web",
+                count: 8
+            }),
+            ("POST", "/v1/entries/web/scale?count=8".into())
+        );
+        assert!(request_for(&Message::End).is_err());
+    }
+
+    #[test]
+    fn json_answers_become_the_serial_lines_answers() {
+        let (code, body) = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[{\"index\":0,\"name\":\"web-0\",\"status\":\"running\",\"core\":1,\"restarts\":0,\"exits\":3,\"instructions\":9},{\"index\":1,\"name\":\"x\",\"status\":\"killed\",\"core\":null,\"restarts\":2,\"exits\":1,\"instructions\":0}]",
+        )
+        .unwrap();
+        assert_eq!(code, 200);
+        let a = answers(&Message::List, code, &body).unwrap();
+        assert_eq!(
+            a,
+            vec![
+                Answer::Row {
+                    vm: 0,
+                    name: "web-0".into(),
+                    status: control::VM_RUNNING,
+                    core: 1,
+                    restarts: 0,
+                    exits: 3,
+                    ran: 9
+                },
+                Answer::Row {
+                    vm: 1,
+                    name: "x".into(),
+                    status: control::VM_KILLED,
+                    core: NO_CORE,
+                    restarts: 2,
+                    exits: 1,
+                    ran: 0
+                },
+                Answer::Done
+            ]
+        );
+        let stats = "{\"free_memory\":100,\"vms_running\":2,\"commands\":5,\"errors\":1,\"flows\":[{\"kind\":\"nic\",\"index\":0,\"label\":\"uplink\",\"in\":{\"frames\":1,\"bytes\":2,\"drops\":3},\"out\":{\"frames\":4,\"bytes\":5,\"drops\":6}}]}";
+        let a = answers(&Message::Stats, 200, stats).unwrap();
+        assert_eq!(
+            a[1],
+            Answer::Flow {
+                kind: FLOW_NIC,
+                index: 0,
+                label: "uplink".into(),
+                counts: [1, 2, 3, 4, 5, 6]
+            }
+        );
+        let refused = answers(
+            &Message::Stop { vm: "w" },
+            409,
+            "{\"error\":\"w has already ended\"}",
+        )
+        .unwrap();
+        assert_eq!(refused, vec![Answer::Error("w has already ended".into())]);
+        assert!(answers(&Message::List, 200, "not json").is_err());
+        assert!(parse_response(b"garbage").is_err());
+        assert!(parse_response(b"FTP 200\r\n\r\n").is_err());
+    }
+}

@@ -1,0 +1,412 @@
+//! `ctl`: the control API of a running Corral host as HTTP/JSON on net port 0, for a VM the manifest grants `caps = ["control"]`: each request becomes a control-protocol command handed to the hypervisor by hypercall, and its answer a JSON document (documented in `images/openapi/control.yaml`).
+//!
+//! | request | command | answer |
+//! |---|---|---|
+//! | `GET /v1/vms` | `list` | `200`, an array of VMs |
+//! | `GET /v1/vms/NAME` | `list` | `200`, the VM; `404` |
+//! | `POST /v1/vms/NAME/stop` | `stop` | `200 {"done":true}`; `404`, `409 {"error":...}` |
+//! | `POST /v1/vms/NAME/restart` | `restart` | as `stop` |
+//! | `POST /v1/entries/ENTRY/start[?name=N]` | `start` | as `stop` |
+//! | `POST /v1/entries/ENTRY/scale?count=N` | `scale` | as `stop`; `400` without a count |
+//! | `GET /v1/stats` | `stats` | `200`, the host's counters and each link's and NIC's |
+//!
+//! Arguments: the HTTP server's (`images::http::server`: `ip=`, `port=`,
+//! `conns=`, `requests=`, `idle=`). Exit codes as `httpd`'s. A VM without
+//! the capability is stopped by the hypervisor at its first call.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::Write;
+use guest_lib::hypercall::{control_recv, control_send, wait_for_work};
+use guest_lib::println;
+use guest_lib::time::rdtsc;
+use images::http::server::{self, Counters, Handler, Reply};
+use images::http::{Method, Status, query_value};
+use vmm_abi::control::{
+    self, FLOW_LINK, MAX_FRAME, Message, NO_CORE, Next, VM_EXITED, VM_KILLED, VM_RUNNING,
+    VM_STOPPED, next_frame,
+};
+
+guest_lib::entry!(ctl);
+
+/// Ticks a command may take to be answered before the request fails.
+const ANSWER_TICKS: u64 = 5_000_000_000;
+/// Ticks to wait in the hypervisor between looks for answer bytes.
+const POLL_TICKS: u64 = 200_000;
+
+/// An answer frame, owned.
+enum Got {
+    Row {
+        vm: u32,
+        name: String,
+        status: u8,
+        core: u32,
+        restarts: u32,
+        exits: u64,
+        ran: u64,
+    },
+    Stats([u64; 4]),
+    Flow {
+        kind: u8,
+        index: u32,
+        label: String,
+        counts: [u64; 6],
+    },
+    Done,
+    Error(String),
+}
+
+/// The handler: the next command's sequence number and the answer bytes
+/// not yet parsed.
+struct Ctl {
+    next_seq: u32,
+    input: Vec<u8>,
+}
+
+impl Ctl {
+    /// Sends `msg` and collects its answers up to `done` or `error`.
+    fn exchange(&mut self, msg: &Message<'_>) -> Result<Vec<Got>, String> {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let mut frame = [0u8; MAX_FRAME];
+        let n = control::encode(msg, seq, &mut frame).map_err(|e| e.to_string())?;
+        let start = rdtsc();
+        let timed_out = || rdtsc().wrapping_sub(start) > ANSWER_TICKS;
+        let mut sent = 0;
+        while sent < n {
+            let k = control_send(&frame[sent..n]);
+            sent += k;
+            if k == 0 {
+                if timed_out() {
+                    return Err("the control channel took no command".into());
+                }
+                wait_for_work(POLL_TICKS);
+            }
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            // Every whole frame so far.
+            loop {
+                match next_frame(&self.input) {
+                    Next::NeedMore => break,
+                    Next::Bad(_, skip) => {
+                        self.input.drain(..skip.min(self.input.len()));
+                    }
+                    Next::Frame(f, len) => {
+                        let last = matches!(f.msg, Message::Done | Message::Error { .. });
+                        let mine = f.seq == seq;
+                        if mine && let Some(g) = owned(&f.msg) {
+                            got.push(g);
+                        }
+                        self.input.drain(..len);
+                        if mine && last {
+                            return Ok(got);
+                        }
+                    }
+                }
+            }
+            let k = control_recv(&mut buf);
+            self.input.extend_from_slice(&buf[..k]);
+            if k == 0 {
+                if timed_out() {
+                    return Err("no answer from the hypervisor".into());
+                }
+                wait_for_work(POLL_TICKS);
+            }
+        }
+    }
+}
+
+fn owned(m: &Message<'_>) -> Option<Got> {
+    Some(match *m {
+        Message::VmRow {
+            vm,
+            name,
+            status,
+            core,
+            restarts,
+            exits,
+            ran,
+        } => Got::Row {
+            vm,
+            name: name.to_string(),
+            status,
+            core,
+            restarts,
+            exits,
+            ran,
+        },
+        Message::HostStats {
+            free,
+            running,
+            commands,
+            errors,
+        } => Got::Stats([free, running.into(), commands, errors]),
+        Message::FlowRow {
+            kind,
+            index,
+            label,
+            in_frames,
+            in_bytes,
+            in_drops,
+            out_frames,
+            out_bytes,
+            out_drops,
+        } => Got::Flow {
+            kind,
+            index,
+            label: label.to_string(),
+            counts: [
+                in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops,
+            ],
+        },
+        Message::Done => Got::Done,
+        Message::Error { text } => Got::Error(text.to_string()),
+        _ => return None,
+    })
+}
+
+/// `text` as a JSON string.
+fn json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn status_name(status: u8) -> &'static str {
+    match status {
+        VM_RUNNING => "running",
+        VM_EXITED => "exited",
+        VM_KILLED => "killed",
+        VM_STOPPED => "stopped",
+        _ => "unknown",
+    }
+}
+
+fn vm_json(out: &mut String, g: &Got) {
+    if let Got::Row {
+        vm,
+        name,
+        status,
+        core,
+        restarts,
+        exits,
+        ran,
+    } = g
+    {
+        out.push_str("{\"index\":");
+        let _ = write!(out, "{vm},\"name\":");
+        json_str(out, name);
+        let _ = write!(out, ",\"status\":\"{}\",\"core\":", status_name(*status));
+        if *core == NO_CORE {
+            out.push_str("null");
+        } else {
+            let _ = write!(out, "{core}");
+        }
+        let _ = write!(
+            out,
+            ",\"restarts\":{restarts},\"exits\":{exits},\"instructions\":{ran}}}"
+        );
+    }
+}
+
+fn reply(status: Status, body: String) -> Reply {
+    Reply {
+        status,
+        content_type: "application/json",
+        body,
+    }
+}
+
+fn error(status: Status, text: &str) -> Reply {
+    let mut body = String::from("{\"error\":");
+    json_str(&mut body, text);
+    body.push_str("}\n");
+    reply(status, body)
+}
+
+/// The reply to a command that answers only done or an error.
+fn done_or_error(answers: Result<Vec<Got>, String>) -> Reply {
+    match answers {
+        Err(e) => error(Status::Conflict, &e),
+        Ok(got) => match got.last() {
+            Some(Got::Done) => reply(Status::Ok, "{\"done\":true}\n".into()),
+            Some(Got::Error(e))
+                if e.starts_with("no VM named") || e.starts_with("no entry named") =>
+            {
+                error(Status::NotFound, e)
+            }
+            Some(Got::Error(e)) => error(Status::Conflict, e),
+            _ => error(Status::Conflict, "the answer ended early"),
+        },
+    }
+}
+
+impl Ctl {
+    fn vms(&mut self, one: Option<&str>) -> Reply {
+        let got = match self.exchange(&Message::List) {
+            Ok(g) => g,
+            Err(e) => return error(Status::Conflict, &e),
+        };
+        let rows = got.iter().filter(|g| matches!(g, Got::Row { .. }));
+        let mut body = String::new();
+        match one {
+            None => {
+                body.push('[');
+                for (i, g) in rows.enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    vm_json(&mut body, g);
+                }
+                body.push_str("]\n");
+            }
+            Some(name) => {
+                let Some(g) = rows
+                    .into_iter()
+                    .find(|g| matches!(g, Got::Row { name: n, .. } if n == name))
+                else {
+                    let mut text = String::from("no VM named ");
+                    text.push_str(name);
+                    return error(Status::NotFound, &text);
+                };
+                vm_json(&mut body, g);
+                body.push('\n');
+            }
+        }
+        reply(Status::Ok, body)
+    }
+
+    fn stats(&mut self) -> Reply {
+        let got = match self.exchange(&Message::Stats) {
+            Ok(g) => g,
+            Err(e) => return error(Status::Conflict, &e),
+        };
+        let mut body = String::new();
+        let mut flows = String::new();
+        for g in &got {
+            match g {
+                Got::Stats([free, running, commands, errors]) => {
+                    let _ = write!(
+                        body,
+                        "{{\"free_memory\":{free},\"vms_running\":{running},\"commands\":{commands},\"errors\":{errors},\"flows\":["
+                    );
+                }
+                Got::Flow {
+                    kind,
+                    index,
+                    label,
+                    counts: [inf, inb, ind, outf, outb, outd],
+                } => {
+                    if !flows.is_empty() {
+                        flows.push(',');
+                    }
+                    let kind = if *kind == FLOW_LINK { "link" } else { "nic" };
+                    let _ = write!(flows, "{{\"kind\":\"{kind}\",\"index\":{index},\"label\":");
+                    json_str(&mut flows, label);
+                    let _ = write!(
+                        flows,
+                        ",\"in\":{{\"frames\":{inf},\"bytes\":{inb},\"drops\":{ind}}},\"out\":{{\"frames\":{outf},\"bytes\":{outb},\"drops\":{outd}}}}}"
+                    );
+                }
+                _ => {}
+            }
+        }
+        if body.is_empty() {
+            return error(Status::Conflict, "the hypervisor sent no counters");
+        }
+        body.push_str(&flows);
+        body.push_str("]}\n");
+        reply(Status::Ok, body)
+    }
+}
+
+impl Handler for Ctl {
+    fn answer(&mut self, method: Method, path: &str, query: &str, _: &Counters) -> Reply {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        match (method, parts.as_slice()) {
+            (Method::Get | Method::Head, ["v1", "vms"]) => self.vms(None),
+            (Method::Get | Method::Head, ["v1", "vms", name]) => self.vms(Some(name)),
+            (Method::Get | Method::Head, ["v1", "stats"]) => self.stats(),
+            (Method::Post, ["v1", "vms", vm, "stop"]) => {
+                done_or_error(self.exchange(&Message::Stop { vm }))
+            }
+            (Method::Post, ["v1", "vms", vm, "restart"]) => {
+                done_or_error(self.exchange(&Message::Restart { vm }))
+            }
+            (Method::Post, ["v1", "entries", entry, "start"]) => {
+                let name = query_value(query, "name").unwrap_or("");
+                done_or_error(self.exchange(&Message::Start { entry, name }))
+            }
+            (Method::Post, ["v1", "entries", entry, "scale"]) => {
+                match query_value(query, "count").and_then(|c| c.parse::<u32>().ok()) {
+                    Some(count) => done_or_error(self.exchange(&Message::Scale { entry, count })),
+                    None => error(
+                        Status::BadRequest,
+                        "`count` is missing from the query or not a number (`?count=8`)",
+                    ),
+                }
+            }
+            (Method::Get | Method::Head, _) | (Method::Post, _)
+                if matches!(
+                    parts.as_slice(),
+                    ["v1", "vms"] | ["v1", "vms", _] | ["v1", "stats"]
+                ) || matches!(
+                    parts.as_slice(),
+                    ["v1", "vms", _, _] | ["v1", "entries", _, _]
+                ) =>
+            {
+                error(Status::MethodNotAllowed, "not with this method")
+            }
+            _ => {
+                let mut text = String::from("no resource at ");
+                text.push_str(path);
+                error(Status::NotFound, &text)
+            }
+        }
+    }
+}
+
+fn ctl(info: &guest_lib::BootInfo) -> i32 {
+    let s = match server::settings(info.args) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("ctl: {e}");
+            return server::EXIT_BAD_ARGS;
+        }
+    };
+    let mut handler = Ctl {
+        next_seq: 0,
+        input: Vec::new(),
+    };
+    // Its first command, before it serves: a VM without the capability is
+    // stopped here, by name, before anyone reaches it.
+    match handler.exchange(&Message::List) {
+        Ok(got) => println!(
+            "ctl: the control channel answers ({} VMs)",
+            got.iter().filter(|g| matches!(g, Got::Row { .. })).count()
+        ),
+        Err(e) => println!("ctl: the control channel: {e}"),
+    }
+    let (code, c) = server::run(info, &s, "ctl", &mut handler);
+    println!(
+        "ctl: {} requests, {} connections, {} bad, {} not found",
+        c.requests, c.connections, c.bad_requests, c.not_found
+    );
+    let _ = guest_lib::hypercall::metric("requests", c.requests);
+    code
+}
