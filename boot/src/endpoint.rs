@@ -213,6 +213,26 @@ mod tests {
     }
 
     #[test]
+    fn every_request_is_in_the_api_document() {
+        let root = crate::cargo_build::workspace_root();
+        let doc = std::fs::read_to_string(root.join("images/openapi/control.yaml")).unwrap();
+        for path in [
+            "/v1/vms:",
+            "/v1/vms/{name}:",
+            "/v1/vms/{name}/stop:",
+            "/v1/vms/{name}/restart:",
+            "/v1/entries/{entry}/start:",
+            "/v1/entries/{entry}/scale:",
+            "/v1/stats:",
+        ] {
+            assert!(
+                doc.contains(&format!("  {path}\n")),
+                "{path} is not documented"
+            );
+        }
+    }
+
+    #[test]
     fn json_answers_become_the_serial_lines_answers() {
         let (code, body) = parse_response(
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[{\"index\":0,\"name\":\"web-0\",\"status\":\"running\",\"core\":1,\"restarts\":0,\"exits\":3,\"instructions\":9},{\"index\":1,\"name\":\"x\",\"status\":\"killed\",\"core\":null,\"restarts\":2,\"exits\":1,\"instructions\":0}]",

@@ -1105,6 +1105,11 @@ b = "nic:uplink"
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
     assert_eq!(vms.0, 200, "{}", vms.1);
+    // The rogue is stopped at its first control call, once its core runs
+    // it (the serial line says when).
+    wait_for(&name, "rogue", "killed", 0);
+    let vms = get(&curl, &format!("{url}/v1/vms"));
+    assert_eq!(vms.0, 200, "{}", vms.1);
     let list: serde_json::Value = serde_json::from_str(&vms.1).unwrap();
     let status = |list: &serde_json::Value, vm: &str| {
         list.as_array()
