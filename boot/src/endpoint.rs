@@ -69,13 +69,18 @@ fn number(v: &serde_json::Value, key: &str) -> Result<u64> {
         .ok_or_else(|| Error::new(format!("the endpoint's JSON has no number `{key}`")))
 }
 
-fn status_of(name: &str) -> u8 {
-    match name {
+fn status_of(name: &str) -> Result<u8> {
+    Ok(match name {
+        "running" => control::VM_RUNNING,
         "exited" => control::VM_EXITED,
         "killed" => control::VM_KILLED,
         "stopped" => control::VM_STOPPED,
-        _ => control::VM_RUNNING,
-    }
+        other => {
+            return Err(Error::new(format!(
+                "the endpoint's JSON has a VM status `{other}` (running, exited, killed or stopped)"
+            )));
+        }
+    })
 }
 
 /// The answers the serial line would give, from the API's JSON answer
@@ -99,7 +104,7 @@ pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> 
                 out.push(Answer::Row {
                     vm: number(r, "index")? as u32,
                     name: r["name"].as_str().unwrap_or("?").to_string(),
-                    status: status_of(r["status"].as_str().unwrap_or("")),
+                    status: status_of(r["status"].as_str().unwrap_or(""))?,
                     core: r["core"].as_u64().map_or(NO_CORE, |c| c as u32),
                     restarts: number(r, "restarts")? as u32,
                     exits: number(r, "exits")?,
@@ -283,6 +288,8 @@ mod tests {
         .unwrap();
         assert_eq!(refused, vec![Answer::Error("w has already ended".into())]);
         assert!(answers(&Message::List, 200, "not json").is_err());
+        let odd = "[{\"index\":0,\"name\":\"a\",\"status\":\"dancing\",\"core\":1,\"restarts\":0,\"exits\":0,\"instructions\":0}]";
+        assert!(answers(&Message::List, 200, odd).is_err());
         assert!(parse_response(b"garbage").is_err());
         assert!(parse_response(b"FTP 200\r\n\r\n").is_err());
     }

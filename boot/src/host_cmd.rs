@@ -650,13 +650,14 @@ fn logs_from_console(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write
 /// (`web-3 | started on core 1`, `web-3 | <a line it printed>`) or, with
 /// `json`, as filed.
 pub fn events(host: &HostDir, json: bool, all: bool, out: &mut dyn Write) -> Result<()> {
-    service::watch(host)?;
     let path = host.events();
     let mut f = Follow::default();
     if !all {
-        // What was filed before is not news.
+        // What was filed before is not news (skipped before asking, so
+        // nothing filed meanwhile is missed).
         f.lines(&path);
     }
+    service::watch(host)?;
     loop {
         let running = host.running();
         for line in f.lines(&path) {

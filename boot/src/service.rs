@@ -74,7 +74,8 @@ impl HostDir {
         crate::endpoint::authority(url)?;
         Ok(HostDir {
             name: url.to_string(),
-            dir: std::env::temp_dir(),
+            // No files: the host is not this machine's (`running` is false).
+            dir: PathBuf::from("/nonexistent/corral-endpoint"),
             endpoint: Some(url.to_string()),
         })
     }

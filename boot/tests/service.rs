@@ -1150,6 +1150,10 @@ b = "nic:uplink"
     let (code, body) = post(&curl, &format!("{url}/v1/vms/nosuch/stop"));
     assert_eq!(code, 404, "{body}");
     assert_eq!(post(&curl, &format!("{url}/v1/entries/web/scale")).0, 400);
+    // A name no command can carry is refused by the API, which goes on.
+    let long = "x".repeat(300);
+    assert_eq!(post(&curl, &format!("{url}/v1/vms/{long}/stop")).0, 400);
+    assert_eq!(get(&curl, &format!("{url}/v1/vms/web-0")).0, 200);
     assert_eq!(get(&curl, &format!("{url}/v2/other")).0, 404);
     // The same host through the tool: the API (`--endpoint`) and the serial
     // line agree.

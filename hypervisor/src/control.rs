@@ -43,9 +43,6 @@ pub const MAX_LOG_LINES: u32 = crate::console::history::HISTORY_BYTES as u32;
 /// is dropped (about 0.2 s of emulated time at 100 M instructions/s).
 pub const PARTIAL_TIMEOUT: u64 = 20_000_000;
 
-/// Most events one [`Channel::tick`] writes.
-pub const EVENTS_PER_TICK: u32 = 4;
-
 /// An answer's error text.
 pub type Text = StackStr<200>;
 /// A VM's or an entry's name.
@@ -899,22 +896,19 @@ impl Channel {
         }
     }
 
-    /// Events for the watcher, at most [`EVENTS_PER_TICK`], only while no
-    /// answer is being written or waits to be read (so events never hold
-    /// a command's answer back by more than the frame on the line).
+    /// One event for the watcher, and only while no answer is being
+    /// written or waits to be read (so an event holds a command's answer
+    /// back by at most the one frame on the line); the control core ticks
+    /// often enough that this is no limit.
     fn events(&mut self, fleet: &mut impl Fleet) {
         let Some(seq) = self.watching else {
             return;
         };
-        for _ in 0..EVENTS_PER_TICK {
-            let busy = self.listing.is_some() || self.logging.is_some() || self.mapping.is_some();
-            if busy || self.ended || !self.out.is_empty() || !self.input.is_empty() {
-                return;
-            }
-            if !fleet.next_event(&mut |m| self.answer(seq, m)) {
-                return;
-            }
+        let busy = self.listing.is_some() || self.logging.is_some() || self.mapping.is_some();
+        if busy || self.ended || !self.out.is_empty() || !self.input.is_empty() {
+            return;
         }
+        fleet.next_event(&mut |m| self.answer(seq, m));
     }
 
     fn error(&mut self, seq: u32, text: &str) {

@@ -101,6 +101,8 @@ pub enum Status {
     MethodNotAllowed,
     /// 431.
     HeadTooLarge,
+    /// 503: the server could not get its answer (from whoever serves it).
+    Unavailable,
     /// 505.
     VersionNotSupported,
 }
@@ -115,6 +117,7 @@ impl Status {
             Status::Conflict => (409, "Conflict"),
             Status::MethodNotAllowed => (405, "Method Not Allowed"),
             Status::HeadTooLarge => (431, "Request Header Fields Too Large"),
+            Status::Unavailable => (503, "Service Unavailable"),
             Status::VersionNotSupported => (505, "HTTP Version Not Supported"),
         }
     }

@@ -798,8 +798,21 @@ impl<'a> Manifest<'a> {
         };
         // Unique names, in O(n): open addressing over record indices.
         let mut seen = [EMPTY_SLOT; NAME_TABLE];
+        let mut holder: Option<u32> = None;
         for (i, vm) in manifest.iter_checked().enumerate() {
             let vm = vm?;
+            if vm.control {
+                // One holder, in a service run (the control channel it
+                // drives exists only there).
+                if !manifest.service || holder.is_some() {
+                    return Err(err(
+                        Some(i as u32),
+                        Field::Flags,
+                        Problem::Capability { holder },
+                    ));
+                }
+                holder = Some(i as u32);
+            }
             let mut slot = name_hash(vm.name.as_bytes()) % NAME_TABLE;
             loop {
                 let j = seen[slot];

@@ -122,8 +122,10 @@ impl RawRam {
         Some(())
     }
 
-    /// Calls `f(host address, bytes)` for the pieces of `gpa .. gpa + len`
-    /// after checking all of it.
+    /// Calls `f(host address, offset, bytes)` for the pieces of `gpa ..
+    /// gpa + len` after checking all of it: on success the pieces cover
+    /// offsets `0 .. len` exactly once, in order (`read_chunks` relies on
+    /// this); on an error some may have been called.
     fn for_each(
         &self,
         gpa: u64,
@@ -413,16 +415,26 @@ impl GuestRead for RawRam {
         while at < len {
             let n = (len - at).min(BOUNCE_BYTES as u64) as usize;
             let to = bounce.as_mut_ptr().cast::<u8>();
+            let mut covered = 0;
             self.for_each(gpa + at, n as u64, false, |hpa, off, k| {
+                debug_assert!(off == covered && off + k <= n);
+                covered += k;
                 // SAFETY: `hpa .. hpa + k` lies in one readable piece
                 // (checked by `for_each`, live for this view: the contract
                 // of `new`); `off + k <= n <= BOUNCE_BYTES`, inside
                 // `bounce`, which is the hypervisor's own stack.
                 unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, to.add(off), k) }
             })?;
-            // SAFETY: `for_each` succeeded, so its pieces covered bytes
-            // `0 .. n` of `bounce` exactly once each: all `n` are
-            // initialised.
+            if covered != n {
+                return Err(OutOfBounds {
+                    gpa: gpa + at,
+                    len: n as u64,
+                });
+            }
+            // SAFETY: `for_each` succeeded and its pieces, each starting
+            // where the last ended (asserted above in debug builds),
+            // covered `n` bytes (checked just above): bytes `0 .. n` of
+            // `bounce` are all initialised.
             let chunk = unsafe { core::slice::from_raw_parts(to, n) };
             f(chunk);
             at += n as u64;

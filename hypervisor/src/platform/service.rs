@@ -1,4 +1,4 @@
-//! A service run's control plane on the machine: the control core serves COM2 through `control::Channel`; commands reach the core that owns a VM through that core's mailbox, which it drains between slices (no core touches another's VM state, no lock is held across a VM entry); each VM's status is published in atomics the `list` answer reads.
+//! A service run's control plane on the machine: the control core serves COM2, and the VM port of the VM holding the control capability, each through a `control::Channel`; commands reach the core that owns a VM through that core's mailbox, which it drains between slices (no core touches another's VM state, no lock is held across a VM entry); each VM's status is published in atomics the `list` answer reads.
 
 use super::com2;
 use super::images;
@@ -50,6 +50,20 @@ const PORT_OUT: usize = 8192;
 /// Marks the sequence numbers of commands from the VM's channel among the
 /// cores' answers (the serial line's are below it).
 const VM_TAG: u32 = 1 << 31;
+/// The bits of such a number that carry the holder count it was sent under
+/// (its low 7 bits), so an answer to a holder that has since restarted is
+/// dropped, never given to the next one.
+const VM_EPOCH_BITS: u32 = 0x7f << 24;
+/// The bits that carry the VM channel's own sequence number (a holder that
+/// sends more than 2^24 commands in one run sees its later answers go to
+/// earlier numbers: a `ctl` counts from 0 at each start).
+const VM_SEQ_BITS: u32 = (1 << 24) - 1;
+
+/// The tag of commands from the VM port's channel under holder count
+/// `epoch`.
+fn vm_tag(epoch: u32) -> u32 {
+    VM_TAG | ((epoch << 24) & VM_EPOCH_BITS)
+}
 
 /// The control channel of the VM that holds the control capability: the
 /// bytes its hypercalls hand over and take, its place, and a count of
@@ -77,10 +91,13 @@ pub fn hold_control(cell: u32, held: bool) {
     if !held && p.holder.load(Ordering::Acquire) != cell {
         return;
     }
+    // Under both locks: the control core, which checks the count under
+    // each of them, never moves a byte between an old holder and a new.
+    let mut input = p.input.lock();
+    let mut out = p.output.lock();
     p.holder
         .store(if held { cell } else { u32::MAX }, Ordering::Release);
-    p.input.lock().clear();
-    let mut out = p.output.lock();
+    input.clear();
     out.clear();
     p.epoch.fetch_add(1, Ordering::AcqRel);
 }
@@ -133,6 +150,13 @@ struct VmChannel {
     channel: Channel,
     epoch: u32,
 }
+
+/// The control core's channel for the VM port (a static: a channel's
+/// buffers are kilobytes, and the run's state is built on a stack).
+static VM_CHANNEL: Mutex<VmChannel> = Mutex::new(VmChannel {
+    channel: Channel::new(),
+    epoch: 0,
+});
 
 /// Per core: requests wait in its mailbox (read without the lock by a
 /// core spinning for a lone VM's wait, which then gives the run loop a
@@ -239,8 +263,6 @@ pub struct ControlPlane {
     answers: Mutex<Deque<(u32, Result<(), Text>), IN_FLIGHT>>,
     ending: AtomicBool,
     channel: Mutex<Channel>,
-    /// The channel of the VM holding the control capability.
-    vm_channel: Mutex<VmChannel>,
     /// The next id of a VM started at runtime.
     next_id: AtomicU32,
     /// Memory promised to VMs started but not yet created.
@@ -304,10 +326,6 @@ impl ControlPlane {
             answers: Mutex::new(Deque::new()),
             ending: AtomicBool::new(false),
             channel: Mutex::new(Channel::new()),
-            vm_channel: Mutex::new(VmChannel {
-                channel: Channel::new(),
-                epoch: VM_PORT.epoch.load(Ordering::Acquire),
-            }),
             next_id: AtomicU32::new(count as u32),
             reserved: AtomicU64::new(0),
             hooks: RuntimeHooks::new(),
@@ -422,7 +440,7 @@ impl ControlPlane {
         let Some(mut ch) = self.channel.try_lock() else {
             return;
         };
-        let Some(mut vm) = self.vm_channel.try_lock() else {
+        let Some(mut vm) = VM_CHANNEL.try_lock() else {
             return;
         };
         // A new holder of the port: a fresh channel.
@@ -433,26 +451,40 @@ impl ControlPlane {
                 epoch,
             };
         }
-        // The cores' answers, each to its channel, in order.
-        loop {
-            let Some(&(seq, _)) = self.answers.lock().front() else {
-                break;
-            };
-            let to = if seq & VM_TAG != 0 {
-                &mut vm.channel
+        // The cores' answers, each to its channel, in order; one whose
+        // channel has no room waits without holding the other's back, and
+        // one to a holder that has since restarted is dropped.
+        let tag = vm_tag(vm.epoch);
+        let waiting: heapless::Vec<(u32, Result<(), Text>), IN_FLIGHT> =
+            core::iter::from_fn(|| self.answers.lock().pop_front()).collect();
+        let mut kept: heapless::Vec<(u32, Result<(), Text>), IN_FLIGHT> = heapless::Vec::new();
+        for (seq, result) in waiting {
+            let result_ref = result.as_ref().map(|_| ()).map_err(|t| t.as_str());
+            let delivered = if seq & VM_TAG == 0 {
+                ch.has_room() && {
+                    ch.complete(seq, result_ref);
+                    true
+                }
+            } else if seq & (VM_TAG | VM_EPOCH_BITS) != tag {
+                true
             } else {
-                &mut *ch
+                vm.channel.has_room() && {
+                    vm.channel.complete(seq & VM_SEQ_BITS, result_ref);
+                    true
+                }
             };
-            if !to.has_room() {
-                break;
+            if !delivered {
+                // At most IN_FLIGHT were taken out.
+                let _ = kept.push((seq, result));
             }
-            let Some((seq, result)) = self.answers.lock().pop_front() else {
-                break;
-            };
-            to.complete(
-                seq & !VM_TAG,
-                result.as_ref().map(|_| ()).map_err(|t| t.as_str()),
-            );
+        }
+        {
+            let mut answers = self.answers.lock();
+            for a in kept.into_iter().rev() {
+                // Room: these came out of it, and only groups (at most
+                // IN_FLIGHT with these) add to it.
+                let _ = answers.push_front(a);
+            }
         }
         let mut fleet = Machine(self, net, 0);
         while ch.wants_input() {
@@ -461,12 +493,18 @@ impl ControlPlane {
         }
         ch.tick(rdtsc(), &mut fleet);
         com2::send_ready(|| ch.pop_out());
-        // The VM's channel: its bytes in, answers out while they fit.
-        let mut fleet = Machine(self, net, VM_TAG);
+        // The VM's channel: its bytes in (only its holder's), answers out
+        // while they fit.
+        let mut fleet = Machine(self, net, tag);
         while vm.channel.wants_input() {
-            let Some(b) = VM_PORT.input.lock().pop_front() else {
-                break;
+            let b = {
+                let mut input = VM_PORT.input.lock();
+                if VM_PORT.epoch.load(Ordering::Acquire) != vm.epoch {
+                    break;
+                }
+                input.pop_front()
             };
+            let Some(b) = b else { break };
             vm.channel.receive(b, rdtsc(), &mut fleet);
         }
         vm.channel.tick(rdtsc(), &mut fleet);
@@ -504,6 +542,15 @@ impl ControlPlane {
 struct Machine<'a>(&'a ControlPlane, &'a Net, u32);
 
 impl Machine<'_> {
+    /// Command `seq` of this channel as the cores' answers carry it.
+    fn tagged(&self, seq: u32) -> u32 {
+        if self.2 == 0 {
+            seq
+        } else {
+            (seq & VM_SEQ_BITS) | self.2
+        }
+    }
+
     /// Hands `mails` (each with its core) to their cores as one command
     /// answered `seq`: all or, if a mailbox lacks room, none; `commit` runs
     /// once it is sure they go, before any does.
@@ -691,7 +738,7 @@ impl Fleet for Machine<'_> {
     }
 
     fn post(&mut self, vm: u32, request: Request, seq: u32) -> Result<(), Refusal> {
-        let seq = seq | self.2;
+        let seq = self.tagged(seq);
         let cell = self.0.cells.get(vm as usize).ok_or(Refusal::NoCore)?;
         let core = cell.core.load(Ordering::Acquire);
         if core == NO_CORE {
@@ -706,7 +753,7 @@ impl Fleet for Machine<'_> {
     }
 
     fn change(&mut self, starts: &Starts<'_>, stops: &[u32], seq: u32) -> Result<(), Refusal> {
-        let seq = seq | self.2;
+        let seq = self.tagged(seq);
         let cp = self.0;
         let spec = cp
             .manifest

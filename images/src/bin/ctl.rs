@@ -10,6 +10,11 @@
 //! | `POST /v1/entries/ENTRY/scale?count=N` | `scale` | as `stop`; `400` without a count |
 //! | `GET /v1/stats` | `stats` | `200`, the host's counters and each link's and NIC's |
 //!
+//! A name too long to be a command's is `400`; no answer from the
+//! hypervisor within its bound, `503`. The API has no authentication:
+//! serve it only where the operator's clients are (slirp's forwards bind
+//! 127.0.0.1).
+//!
 //! Arguments: the HTTP server's (`images::http::server`: `ip=`, `port=`,
 //! `conns=`, `requests=`, `idle=`). Exit codes as `httpd`'s. A VM without
 //! the capability is stopped by the hypervisor at its first call.
@@ -68,12 +73,14 @@ struct Ctl {
 }
 
 impl Ctl {
-    /// Sends `msg` and collects its answers up to `done` or `error`.
-    fn exchange(&mut self, msg: &Message<'_>) -> Result<Vec<Got>, String> {
+    /// Sends `msg` and collects its answers up to `done` or `error`. A
+    /// command that cannot be a frame (a name too long) is refused here;
+    /// its number is used only once the whole frame was taken, so the
+    /// channel's sequence never skips.
+    fn exchange(&mut self, msg: &Message<'_>) -> Result<Vec<Got>, Fail> {
         let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
         let mut frame = [0u8; MAX_FRAME];
-        let n = control::encode(msg, seq, &mut frame).map_err(|e| e.to_string())?;
+        let n = control::encode(msg, seq, &mut frame).map_err(|e| Fail::Bad(e.to_string()))?;
         let start = rdtsc();
         let timed_out = || rdtsc().wrapping_sub(start) > ANSWER_TICKS;
         let mut sent = 0;
@@ -82,11 +89,14 @@ impl Ctl {
             sent += k;
             if k == 0 {
                 if timed_out() {
-                    return Err("the control channel took no command".into());
+                    return Err(Fail::Unavailable(
+                        "the control channel took no command".into(),
+                    ));
                 }
                 wait_for_work(POLL_TICKS);
             }
         }
+        self.next_seq = self.next_seq.wrapping_add(1);
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
         loop {
@@ -114,10 +124,27 @@ impl Ctl {
             self.input.extend_from_slice(&buf[..k]);
             if k == 0 {
                 if timed_out() {
-                    return Err("no answer from the hypervisor".into());
+                    return Err(Fail::Unavailable("no answer from the hypervisor".into()));
                 }
                 wait_for_work(POLL_TICKS);
             }
+        }
+    }
+}
+
+/// Why a command got no answer.
+enum Fail {
+    /// It cannot be a command (a name too long for a frame): 400.
+    Bad(String),
+    /// The hypervisor did not take it or answer in time: 503.
+    Unavailable(String),
+}
+
+impl Fail {
+    fn reply(&self) -> Reply {
+        match self {
+            Fail::Bad(e) => error(Status::BadRequest, e),
+            Fail::Unavailable(e) => error(Status::Unavailable, e),
         }
     }
 }
@@ -240,9 +267,9 @@ fn error(status: Status, text: &str) -> Reply {
 }
 
 /// The reply to a command that answers only done or an error.
-fn done_or_error(answers: Result<Vec<Got>, String>) -> Reply {
+fn done_or_error(answers: Result<Vec<Got>, Fail>) -> Reply {
     match answers {
-        Err(e) => error(Status::Conflict, &e),
+        Err(e) => e.reply(),
         Ok(got) => match got.last() {
             Some(Got::Done) => reply(Status::Ok, "{\"done\":true}\n".into()),
             Some(Got::Error(e))
@@ -260,7 +287,7 @@ impl Ctl {
     fn vms(&mut self, one: Option<&str>) -> Reply {
         let got = match self.exchange(&Message::List) {
             Ok(g) => g,
-            Err(e) => return error(Status::Conflict, &e),
+            Err(e) => return e.reply(),
         };
         let rows = got.iter().filter(|g| matches!(g, Got::Row { .. }));
         let mut body = String::new();
@@ -294,7 +321,7 @@ impl Ctl {
     fn stats(&mut self) -> Reply {
         let got = match self.exchange(&Message::Stats) {
             Ok(g) => g,
-            Err(e) => return error(Status::Conflict, &e),
+            Err(e) => return e.reply(),
         };
         let mut body = String::new();
         let mut flows = String::new();
@@ -400,7 +427,7 @@ fn ctl(info: &guest_lib::BootInfo) -> i32 {
             "ctl: the control channel answers ({} VMs)",
             got.iter().filter(|g| matches!(g, Got::Row { .. })).count()
         ),
-        Err(e) => println!("ctl: the control channel: {e}"),
+        Err(Fail::Bad(e) | Fail::Unavailable(e)) => println!("ctl: the control channel: {e}"),
     }
     let (code, c) = server::run(info, &s, "ctl", &mut handler);
     println!(

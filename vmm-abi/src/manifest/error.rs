@@ -237,6 +237,12 @@ pub enum Problem {
     },
     /// Must be zero and is not.
     NotZero,
+    /// The control capability where it cannot be: a second holder (the
+    /// first's index), or (`None`) a run that is not a service run.
+    Capability {
+        /// The VM that holds it first, if any.
+        holder: Option<u32>,
+    },
     /// The port is already an end of this earlier link.
     PortTaken {
         /// Index of the link that has it first.
@@ -576,6 +582,14 @@ impl fmt::Display for ManifestError {
                 _ => write!(f, "same name as vm {first}"),
             },
             Problem::NotZero => write!(f, "must be zero"),
+            Problem::Capability {
+                holder: Some(first),
+            } => {
+                write!(f, "the control capability is already held by vm {first}")
+            }
+            Problem::Capability { holder: None } => {
+                write!(f, "the control capability needs a service run")
+            }
             Problem::NoPort { ports } => write!(f, "that VM has {ports} net ports"),
             Problem::PortTaken { link } => write!(f, "port is already an end of link {link}"),
             Problem::PollCore { core } => write!(

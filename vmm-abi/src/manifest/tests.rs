@@ -1539,9 +1539,31 @@ fn the_control_capability_round_trips() {
             ..hello("ctl")
         },
     ];
-    let bytes = build(&vms);
+    let mut bytes = build(&vms);
+    // A batch run has no control channel for it.
+    let e = Manifest::parse(&bytes).unwrap_err();
+    assert_eq!(
+        (e.vm, e.field, e.problem),
+        (Some(1), Field::Flags, Problem::Capability { holder: None })
+    );
+    mark_service(&mut bytes).unwrap();
     let m = Manifest::parse(&bytes).unwrap();
     assert!(!m.get(0).unwrap().control);
     assert!(m.get(1).unwrap().control);
     assert_eq!(m.get(1).unwrap(), vms[1]);
+    // A second holder is refused by name.
+    let two = [
+        vms[1],
+        VmSpec {
+            control: true,
+            ..hello("ctl2")
+        },
+    ];
+    let mut bytes = build(&two);
+    let e = mark_service(&mut bytes).unwrap_err();
+    assert_eq!(
+        (e.vm, e.problem),
+        (Some(1), Problem::Capability { holder: Some(0) })
+    );
+    assert!(std::format!("{e}").contains("already held by vm 0"), "{e}");
 }
