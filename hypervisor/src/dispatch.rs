@@ -187,7 +187,7 @@ fn on_vmcall<M: GuestRead, C: GuestCpu>(
         }
         Ok(Done::Exit(code)) => Outcome::Stop(StopReason::Exited(code)),
         Ok(Done::Wait(ticks)) => Outcome::Wait(ticks),
-        Ok(Done::Control { call, gpa, len }) => on_control(vcpu, host, call, gpa, len),
+        Ok(Done::Control(call)) => on_control(vcpu, host, call),
         Err(e) => Outcome::Stop(StopReason::BadHypercall(e)),
     }
 }
@@ -199,10 +199,10 @@ fn on_control<M: GuestRead, C: GuestCpu>(
     vcpu: &mut Vcpu<'_, M, C>,
     host: &mut impl Host,
     call: vmm_abi::corral::hypercall::Hypercall,
-    gpa: u64,
-    len: u64,
 ) -> Outcome {
-    match host.control(call, gpa, len) {
+    let (gpa, len) = (vcpu.regs.rdi, vcpu.regs.rsi);
+    let done = hypercall::check_control(call, len).and_then(|()| host.control(call, gpa, len));
+    match done {
         Ok(n) => {
             vcpu.regs.rax = n;
             Outcome::Advance
@@ -459,6 +459,19 @@ mod tests {
                 hypercall::HypercallError::NotGranted(Hypercall::ControlSend)
             ))
         );
+        // Its length is checked first, whoever calls.
+        let mut regs = GuestRegs {
+            rax: Hypercall::ControlRecv.number(),
+            rdi: 0x10,
+            rsi: u64::MAX,
+            ..GuestRegs::default()
+        };
+        assert!(matches!(
+            run(Exit::Vmcall, &mut regs, 2).0,
+            Outcome::Stop(StopReason::BadHypercall(
+                hypercall::HypercallError::TooLong { .. }
+            ))
+        ));
     }
 
     #[test]

@@ -44,16 +44,11 @@ pub enum Done {
     /// ticks (already capped at [`vmm_abi::corral::hypercall::MAX_WAIT`]); the run
     /// loop decides when it continues and what RAX says.
     Wait(u64),
-    /// A control-channel call (its length checked): the host carries it
-    /// out, out of line, if the VM holds the control capability.
-    Control {
-        /// [`Hypercall::ControlSend`] or [`Hypercall::ControlRecv`].
-        call: Hypercall,
-        /// The guest buffer.
-        gpa: u64,
-        /// Its length.
-        len: u64,
-    },
+    /// A control-channel call ([`Hypercall::ControlSend`] or
+    /// [`Hypercall::ControlRecv`]): the host checks and carries it out,
+    /// out of line, with the buffer in RDI and RSI (kept out of this
+    /// value, whose size every hypercall's return pays for).
+    Control(Hypercall),
 }
 
 /// A call the guest had no right to make.
@@ -107,6 +102,11 @@ impl fmt::Display for HypercallError {
     }
 }
 
+/// Checks a control call's buffer length (RSI), before the host takes it.
+pub fn check_control(call: Hypercall, len: u64) -> Result<(), HypercallError> {
+    check_len(call, len, MAX_CONTROL_IO)
+}
+
 fn check_len(call: Hypercall, len: u64, max: u64) -> Result<(), HypercallError> {
     if len > max {
         return Err(HypercallError::TooLong { call, len, max });
@@ -139,14 +139,7 @@ pub fn handle(
         Hypercall::MainStarted => svc.main_started(a0),
         Hypercall::CoreId => return Ok(Done::Return(svc.core_id().into())),
         Hypercall::WaitForWork => return Ok(Done::Wait(a0.min(MAX_WAIT))),
-        Hypercall::ControlSend | Hypercall::ControlRecv => {
-            check_len(which, a1, MAX_CONTROL_IO)?;
-            return Ok(Done::Control {
-                call: which,
-                gpa: a0,
-                len: a1,
-            });
-        }
+        Hypercall::ControlSend | Hypercall::ControlRecv => return Ok(Done::Control(which)),
         Hypercall::Metric => {
             check_len(which, a1, MAX_METRIC_NAME)?;
             let mut buf = [0u8; MAX_METRIC_NAME as usize];
@@ -242,14 +235,11 @@ pub(crate) mod tests {
         for c in [Hypercall::ControlSend, Hypercall::ControlRecv] {
             assert_eq!(
                 handle(call(c, [0x100, 64, 0]), &mem, &mut r),
-                Ok(Done::Control {
-                    call: c,
-                    gpa: 0x100,
-                    len: 64
-                })
+                Ok(Done::Control(c))
             );
+            assert_eq!(check_control(c, MAX_CONTROL_IO), Ok(()));
             assert_eq!(
-                handle(call(c, [0, MAX_CONTROL_IO + 1, 0]), &mem, &mut r),
+                check_control(c, MAX_CONTROL_IO + 1),
                 Err(HypercallError::TooLong {
                     call: c,
                     len: MAX_CONTROL_IO + 1,
@@ -257,6 +247,8 @@ pub(crate) mod tests {
                 })
             );
         }
+        // A `Done` stays two words: every hypercall's return pays for it.
+        assert_eq!(core::mem::size_of::<Done>(), 16);
         let e = HypercallError::NotGranted(Hypercall::ControlSend);
         assert_eq!(
             std::format!("{e}"),
