@@ -94,18 +94,6 @@ pub trait Host: Services + Bus {
     /// [`Host::hvt_env`] (`retrying`), so that the call can give up after
     /// its bound.
     fn hvt_retried(&mut self, _retried: bool) {}
-
-    /// Carries out a control-channel call ([`Done::Control`]): the bytes
-    /// taken or given, or why the guest is stopped (by default: it does
-    /// not hold the control capability).
-    fn control(
-        &mut self,
-        call: vmm_abi::corral::hypercall::Hypercall,
-        _gpa: u64,
-        _len: u64,
-    ) -> Result<u64, hypercall::HypercallError> {
-        Err(hypercall::HypercallError::NotGranted(call))
-    }
 }
 
 /// Handles one decoded exit.
@@ -187,26 +175,6 @@ fn on_vmcall<M: GuestRead, C: GuestCpu>(
         }
         Ok(Done::Exit(code)) => Outcome::Stop(StopReason::Exited(code)),
         Ok(Done::Wait(ticks)) => Outcome::Wait(ticks),
-        Ok(Done::Control(call)) => on_control(vcpu, host, call),
-        Err(e) => Outcome::Stop(StopReason::BadHypercall(e)),
-    }
-}
-
-/// A control-channel call, out of line (the null hypercall's path stays
-/// as it was).
-#[inline(never)]
-fn on_control<M: GuestRead, C: GuestCpu>(
-    vcpu: &mut Vcpu<'_, M, C>,
-    host: &mut impl Host,
-    call: vmm_abi::corral::hypercall::Hypercall,
-) -> Outcome {
-    let (gpa, len) = (vcpu.regs.rdi, vcpu.regs.rsi);
-    let done = hypercall::check_control(call, len).and_then(|()| host.control(call, gpa, len));
-    match done {
-        Ok(n) => {
-            vcpu.regs.rax = n;
-            Outcome::Advance
-        }
         Err(e) => Outcome::Stop(StopReason::BadHypercall(e)),
     }
 }

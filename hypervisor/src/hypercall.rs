@@ -22,6 +22,14 @@ pub trait Services {
     fn main_started(&mut self, tsc: u64);
     /// The local APIC ID of the core the guest runs on.
     fn core_id(&self) -> u32;
+    /// A control-channel call (its length checked) with the guest buffer
+    /// at `gpa`: bytes taken or given, or why the guest is stopped (by
+    /// default: it does not hold the control capability). Implementations
+    /// keep it out of line: every hypercall's path pays for what is
+    /// inlined here.
+    fn control(&mut self, call: Hypercall, _gpa: u64, _len: u64) -> Result<u64, HypercallError> {
+        Err(HypercallError::NotGranted(call))
+    }
 }
 
 /// The register arguments of one call.
@@ -44,11 +52,6 @@ pub enum Done {
     /// ticks (already capped at [`vmm_abi::corral::hypercall::MAX_WAIT`]); the run
     /// loop decides when it continues and what RAX says.
     Wait(u64),
-    /// A control-channel call ([`Hypercall::ControlSend`] or
-    /// [`Hypercall::ControlRecv`]): the host checks and carries it out,
-    /// out of line, with the buffer in RDI and RSI (kept out of this
-    /// value, whose size every hypercall's return pays for).
-    Control(Hypercall),
 }
 
 /// A call the guest had no right to make.
@@ -102,11 +105,6 @@ impl fmt::Display for HypercallError {
     }
 }
 
-/// Checks a control call's buffer length (RSI), before the host takes it.
-pub fn check_control(call: Hypercall, len: u64) -> Result<(), HypercallError> {
-    check_len(call, len, MAX_CONTROL_IO)
-}
-
 fn check_len(call: Hypercall, len: u64, max: u64) -> Result<(), HypercallError> {
     if len > max {
         return Err(HypercallError::TooLong { call, len, max });
@@ -139,7 +137,10 @@ pub fn handle(
         Hypercall::MainStarted => svc.main_started(a0),
         Hypercall::CoreId => return Ok(Done::Return(svc.core_id().into())),
         Hypercall::WaitForWork => return Ok(Done::Wait(a0.min(MAX_WAIT))),
-        Hypercall::ControlSend | Hypercall::ControlRecv => return Ok(Done::Control(which)),
+        Hypercall::ControlSend | Hypercall::ControlRecv => {
+            check_len(which, a1, MAX_CONTROL_IO)?;
+            return svc.control(which, a0, a1).map(Done::Return);
+        }
         Hypercall::Metric => {
             check_len(which, a1, MAX_METRIC_NAME)?;
             let mut buf = [0u8; MAX_METRIC_NAME as usize];
@@ -235,11 +236,10 @@ pub(crate) mod tests {
         for c in [Hypercall::ControlSend, Hypercall::ControlRecv] {
             assert_eq!(
                 handle(call(c, [0x100, 64, 0]), &mem, &mut r),
-                Ok(Done::Control(c))
+                Err(HypercallError::NotGranted(c))
             );
-            assert_eq!(check_control(c, MAX_CONTROL_IO), Ok(()));
             assert_eq!(
-                check_control(c, MAX_CONTROL_IO + 1),
+                handle(call(c, [0x100, MAX_CONTROL_IO + 1, 0]), &mem, &mut r),
                 Err(HypercallError::TooLong {
                     call: c,
                     len: MAX_CONTROL_IO + 1,

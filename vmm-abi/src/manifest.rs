@@ -802,9 +802,10 @@ impl<'a> Manifest<'a> {
         for (i, vm) in manifest.iter_checked().enumerate() {
             let vm = vm?;
             if vm.control {
-                // One holder, in a service run (the control channel it
-                // drives exists only there).
-                if !manifest.service || holder.is_some() {
+                // One holder (a service run is checked by
+                // `check_capability`: the host tool marks a manifest as
+                // one after encoding it).
+                if holder.is_some() {
                     return Err(err(
                         Some(i as u32),
                         Field::Flags,
@@ -837,6 +838,20 @@ impl<'a> Manifest<'a> {
         block::check_blocks(manifest.blocks, manifest.len() as u32)?;
         net_device::check_net_devices(&manifest)?;
         Ok(manifest)
+    }
+
+    /// Refuses the control capability outside a service run (the channel
+    /// its holder drives exists only there); the hypervisor checks it
+    /// after [`Manifest::parse`], before it runs anything.
+    pub fn check_capability(&self) -> Result<(), ManifestError> {
+        match self.iter().position(|vm| vm.control) {
+            Some(i) if !self.service => Err(err(
+                Some(i as u32),
+                Field::Flags,
+                Problem::Capability { holder: None },
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The net device names, in manifest order (checked by

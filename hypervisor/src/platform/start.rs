@@ -101,8 +101,9 @@ pub extern "C" fn corral_main(magic: u32, mbi: u64) -> ! {
     let Some(manifest_bytes) = manifest_bytes else {
         fatal("no manifest module (one whose command line says `corral-manifest`)")
     };
-    let manifest: Manifest<'static> =
-        Manifest::parse(manifest_bytes).unwrap_or_else(|e| fatal_fmt(format_args!("{e}")));
+    let manifest: Manifest<'static> = Manifest::parse(manifest_bytes)
+        .and_then(|m| m.check_capability().map(|()| m))
+        .unwrap_or_else(|e| fatal_fmt(format_args!("{e}")));
     let image_of = |name: &str| {
         info.modules()
             .find_map(|m| match modules::classify(m.cmdline) {

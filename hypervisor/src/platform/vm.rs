@@ -431,6 +431,18 @@ impl Services for VmHost<'_> {
         self.out.console(bytes);
     }
 
+    // Out of line: inlined into the exit loop it would cost every
+    // hypercall (register pressure).
+    #[inline(never)]
+    fn control(
+        &mut self,
+        call: vmm_abi::corral::hypercall::Hypercall,
+        gpa: u64,
+        len: u64,
+    ) -> Result<u64, crate::hypercall::HypercallError> {
+        service::control_call(self.index, call, gpa, len, &mut self.vm.raw_ram())
+    }
+
     fn metric(&mut self, name: &str, value: u64) {
         self.out.metric(name, value);
     }
@@ -478,15 +490,6 @@ impl Host for VmHost<'_> {
                 .ring(self.index)
                 .filter(|_| !self.hvt_nets.0.is_empty()),
         })
-    }
-
-    fn control(
-        &mut self,
-        call: vmm_abi::corral::hypercall::Hypercall,
-        gpa: u64,
-        len: u64,
-    ) -> Result<u64, crate::hypercall::HypercallError> {
-        service::control_call(self.index, call, gpa, len, &mut self.vm.raw_ram())
     }
 
     fn hvt_retried(&mut self, retried: bool) {

@@ -1541,13 +1541,17 @@ fn the_control_capability_round_trips() {
     ];
     let mut bytes = build(&vms);
     // A batch run has no control channel for it.
-    let e = Manifest::parse(&bytes).unwrap_err();
+    let e = Manifest::parse(&bytes)
+        .unwrap()
+        .check_capability()
+        .unwrap_err();
     assert_eq!(
         (e.vm, e.field, e.problem),
         (Some(1), Field::Flags, Problem::Capability { holder: None })
     );
     mark_service(&mut bytes).unwrap();
     let m = Manifest::parse(&bytes).unwrap();
+    assert_eq!(m.check_capability(), Ok(()));
     assert!(!m.get(0).unwrap().control);
     assert!(m.get(1).unwrap().control);
     assert_eq!(m.get(1).unwrap(), vms[1]);
