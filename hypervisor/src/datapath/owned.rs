@@ -27,7 +27,7 @@
 
 use super::endpoint::{FrameSink, FrameSource, LinkEnd, Receiver};
 use super::port::{PortInner, PortState};
-use super::rings::{HEADER_WORDS, Pop, Rings, served};
+use super::rings::{HEADER_WORDS, Pop, Rings};
 use super::switch::{ETH_HEADER, MAC_LEN, MAX_WIRE_FRAME};
 use crate::devices::virtio::error::RingError;
 use crate::devices::virtio::net::{NET_HDR_LEN, receive_header};
@@ -235,7 +235,7 @@ impl Owned {
         // The rings resolved once for the pass (a copy of the view, so the
         // general path below may still take it mutably).
         let view = ram;
-        let rings = served(queue).then(|| Rings::of(queue, &view)).flatten();
+        let rings = Rings::of(queue, &view);
         let mut moved = 0;
         loop {
             let t0 = clock();
@@ -353,7 +353,7 @@ impl Owned {
         let mut ram = *ring.ram;
         let queue = ring.queue;
         let view = ram;
-        let rings = served(queue).then(|| Rings::of(queue, &view)).flatten();
+        let rings = Rings::of(queue, &view);
         let mut moved = 0;
         loop {
             let t0 = clock();

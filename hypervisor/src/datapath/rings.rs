@@ -110,7 +110,8 @@ impl<'a> Rings<'a> {
     /// Consumes the next available entry of `q` if it is one plain
     /// descriptor whose buffer lies in one piece of `ram` (checked as the
     /// general path checks it: writable if the descriptor is); reads the
-    /// avail idx only once the entries seen so far are used up.
+    /// avail idx only once the entries seen so far are used up, and keeps
+    /// `avail_event` current as the queue's own pop does.
     #[inline]
     pub(crate) fn pop(&self, q: &mut SplitQueue, ram: &RawRam) -> Pop {
         if q.last_avail_idx == q.avail_idx_seen {
@@ -136,7 +137,16 @@ impl<'a> Rings<'a> {
         {
             return Pop::General;
         }
-        q.last_avail_idx = q.last_avail_idx.wrapping_add(1);
+        let next = q.last_avail_idx.wrapping_add(1);
+        if q.event_idx && !q.no_notify {
+            // Keep asking for a kick at the next new entry (§2.7.10), as
+            // the queue's own pop does.
+            let at = RING_ENTRIES + USED_ELEM_SIZE * u64::from(q.layout.size);
+            if self.used.write_u16(at, next).is_none() {
+                return Pop::General;
+            }
+        }
+        q.last_avail_idx = next;
         Pop::Single(head, d)
     }
 
@@ -202,11 +212,14 @@ mod tests {
         #[test]
         fn pop_takes_what_the_queue_would_and_leaves_the_rest(
             posts in proptest::collection::vec(entry(), 0..40),
+            event_idx in any::<bool>(),
         ) {
             let mut g = Guest::new();
             let limits = QueueLimits { max_chain_bytes: 0x1000, ..QueueLimits::default() };
-            let mut fast = SplitQueue::new(g.rx_layout(), false, limits).unwrap();
-            let mut general = SplitQueue::new(g.rx_layout(), false, limits).unwrap();
+            let mut fast = SplitQueue::new(g.rx_layout(), event_idx, limits).unwrap();
+            let mut general = SplitQueue::new(g.rx_layout(), event_idx, limits).unwrap();
+            let layout = g.rx_layout();
+            let avail_event = layout.used_ring + RING_ENTRIES + USED_ELEM_SIZE * u64::from(layout.size);
             for &(addr, len, flags) in &posts {
                 g.post_raw(addr, len, flags);
             }
@@ -234,6 +247,11 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(fast.last_avail_idx, general.last_avail_idx);
+                if event_idx {
+                    // Both ask for a kick at the next new entry.
+                    let asked = crate::mem::access::GuestRead::read_u16(&g.ram, crate::mem::access::Gpa(avail_event)).unwrap();
+                    prop_assert_eq!(asked, general.last_avail_idx);
+                }
             }
         }
     }
