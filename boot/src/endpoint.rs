@@ -70,16 +70,10 @@ fn number(v: &serde_json::Value, key: &str) -> Result<u64> {
 }
 
 fn status_of(name: &str) -> Result<u8> {
-    Ok(match name {
-        "running" => control::VM_RUNNING,
-        "exited" => control::VM_EXITED,
-        "killed" => control::VM_KILLED,
-        "stopped" => control::VM_STOPPED,
-        other => {
-            return Err(Error::new(format!(
-                "the endpoint's JSON has a VM status `{other}` (running, exited, killed or stopped)"
-            )));
-        }
+    control::status_named(name).ok_or_else(|| {
+        Error::new(format!(
+            "the endpoint's JSON has a VM status `{name}` (running, exited, killed or stopped)"
+        ))
     })
 }
 

@@ -367,16 +367,7 @@ impl Answer {
     }
 }
 
-/// The name of a `VM_*` status.
-pub fn status_name(status: u8) -> &'static str {
-    match status {
-        control::VM_RUNNING => "running",
-        control::VM_EXITED => "exited",
-        control::VM_KILLED => "killed",
-        control::VM_STOPPED => "stopped",
-        _ => "?",
-    }
-}
+pub use vmm_abi::control::status_name;
 
 /// Frames read from a byte stream, one at a time.
 #[derive(Default)]

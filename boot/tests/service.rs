@@ -468,15 +468,7 @@ fn a_service_run_is_managed_at_runtime() {
     assert_eq!(r["vms"][6]["status"], "stopped");
     assert_eq!(r["vms"][6]["reason"], "stopped by the operator");
     assert_eq!(r["vms"][6]["ok"], true);
-    let vm = |n: &str| {
-        r["vms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == n)
-            .unwrap()
-            .clone()
-    };
+    let vm = |n: &str| report_vm(&r, n);
     assert_eq!(vm("web-1")["status"], "stopped");
     assert_eq!(vm("web-1")["reason"], "stopped by the operator");
     assert_eq!(vm("idle")["status"], "stopped");
@@ -490,6 +482,17 @@ fn a_service_run_is_managed_at_runtime() {
     assert_eq!(vm("once")["status"], "exited");
     assert_eq!(vm("once")["restarts"], 2);
     assert!(!host.running());
+}
+
+/// VM `name`'s entry in report `r`.
+fn report_vm(r: &serde_json::Value, name: &str) -> serde_json::Value {
+    r["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no VM {name} in the report: {r:#}"))
+        .clone()
 }
 
 /// Brings host `name` up from the manifest `toml` (written to a scratch
@@ -1187,15 +1190,7 @@ b = "nic:uplink"
         assert!(rows.contains(&vm.to_string()), "{rows:?}");
     }
     let r = down_with_report(&name, guard, &dir);
-    let vm = |n: &str| {
-        r["vms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == n)
-            .unwrap()
-            .clone()
-    };
+    let vm = |n: &str| report_vm(&r, n);
     assert_eq!(vm("rogue")["status"], "killed", "{r:#}");
     assert!(
         vm("rogue")["reason"]

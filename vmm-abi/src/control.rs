@@ -46,6 +46,25 @@ pub const VM_EXITED: u8 = 1;
 pub const VM_KILLED: u8 = 2;
 /// A VM row's status: the operator stopped it.
 pub const VM_STOPPED: u8 = 3;
+/// The name of a `VM_*` status (`running`, `exited`, `killed`,
+/// `stopped`), `?` for any other value.
+pub const fn status_name(status: u8) -> &'static str {
+    match status {
+        VM_RUNNING => "running",
+        VM_EXITED => "exited",
+        VM_KILLED => "killed",
+        VM_STOPPED => "stopped",
+        _ => "?",
+    }
+}
+
+/// The `VM_*` status named `name` (what [`status_name`] gives), if any.
+pub fn status_named(name: &str) -> Option<u8> {
+    [VM_RUNNING, VM_EXITED, VM_KILLED, VM_STOPPED]
+        .into_iter()
+        .find(|&s| status_name(s) == name)
+}
+
 /// The sequence number of an error about bytes that were not a frame (or
 /// not a whole one): no command's, so no answer is mistaken for another's.
 pub const UNFRAMED: u32 = u32::MAX;

@@ -88,6 +88,30 @@ pub struct SmoltcpPort {
 }
 
 impl SmoltcpPort {
+    /// A smoltcp interface on this port with its MAC and the one address
+    /// `ip`/`prefix`, its random seed from the TSC and `seed`; `None` if
+    /// the address cannot be set.
+    pub fn interface(
+        &mut self,
+        seed: u64,
+        ip: core::net::Ipv4Addr,
+        prefix: u8,
+    ) -> Option<::smoltcp::iface::Interface> {
+        let mut config = ::smoltcp::iface::Config::new(EthernetAddress(self.mac()).into());
+        config.random_seed = crate::time::rdtsc() ^ seed;
+        let mut iface = ::smoltcp::iface::Interface::new(config, self, now());
+        let mut added = false;
+        iface.update_ip_addrs(|addrs| {
+            added = addrs
+                .push(::smoltcp::wire::IpCidr::new(
+                    ::smoltcp::wire::IpAddress::Ipv4(ip),
+                    prefix,
+                ))
+                .is_ok();
+        });
+        added.then_some(iface)
+    }
+
     /// Wraps an open port.
     pub fn new(port: NetPort) -> Self {
         SmoltcpPort {

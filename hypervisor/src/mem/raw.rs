@@ -417,12 +417,18 @@ impl GuestRead for RawRam {
             let to = bounce.as_mut_ptr().cast::<u8>();
             let mut covered = 0;
             self.for_each(gpa + at, n as u64, false, |hpa, off, k| {
-                debug_assert!(off == covered && off + k <= n);
+                // Each piece must start where the last ended and stay in
+                // the chunk (as `for_each` promises); else nothing is copied
+                // and the read fails below.
+                if off != covered || k > n - off {
+                    covered = usize::MAX;
+                    return;
+                }
                 covered += k;
                 // SAFETY: `hpa .. hpa + k` lies in one readable piece
                 // (checked by `for_each`, live for this view: the contract
-                // of `new`); `off + k <= n <= BOUNCE_BYTES`, inside
-                // `bounce`, which is the hypervisor's own stack.
+                // of `new`); `off + k <= n <= BOUNCE_BYTES` (checked just
+                // above), inside `bounce`, the hypervisor's own stack.
                 unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, to.add(off), k) }
             })?;
             if covered != n {
@@ -431,10 +437,9 @@ impl GuestRead for RawRam {
                     len: n as u64,
                 });
             }
-            // SAFETY: `for_each` succeeded and its pieces, each starting
-            // where the last ended (asserted above in debug builds),
-            // covered `n` bytes (checked just above): bytes `0 .. n` of
-            // `bounce` are all initialised.
+            // SAFETY: every piece started where the last ended and the
+            // pieces covered `n` bytes (both checked above): bytes `0 .. n`
+            // of `bounce` are all initialised.
             let chunk = unsafe { core::slice::from_raw_parts(to, n) };
             f(chunk);
             at += n as u64;

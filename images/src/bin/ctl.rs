@@ -32,8 +32,7 @@ use guest_lib::time::rdtsc;
 use images::http::server::{self, Counters, Handler, Reply};
 use images::http::{Method, Status, query_value};
 use vmm_abi::control::{
-    self, FLOW_LINK, MAX_FRAME, Message, NO_CORE, Next, VM_EXITED, VM_KILLED, VM_RUNNING,
-    VM_STOPPED, next_frame,
+    self, FLOW_LINK, MAX_FRAME, Message, NO_CORE, Next, next_frame, status_name,
 };
 
 guest_lib::entry!(ctl);
@@ -212,16 +211,6 @@ fn json_str(out: &mut String, text: &str) {
         }
     }
     out.push('"');
-}
-
-fn status_name(status: u8) -> &'static str {
-    match status {
-        VM_RUNNING => "running",
-        VM_EXITED => "exited",
-        VM_KILLED => "killed",
-        VM_STOPPED => "stopped",
-        _ => "unknown",
-    }
 }
 
 fn vm_json(out: &mut String, g: &Got) {

@@ -32,10 +32,9 @@ use guest_lib::args::{Args, parse_u64};
 use guest_lib::net::smoltcp::{SmoltcpPort, now};
 use guest_lib::net::{Idle, NetPort};
 use guest_lib::println;
-use guest_lib::smoltcp::iface::{Config, Interface, SocketSet};
+use guest_lib::smoltcp::iface::SocketSet;
 use guest_lib::smoltcp::socket::udp::{self, PacketMetadata};
-use guest_lib::smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
-use guest_lib::time::{Instant, rdtsc};
+use guest_lib::time::Instant;
 use images::nf::args::parse_cidr;
 
 guest_lib::entry!(echo);
@@ -172,15 +171,7 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
     };
     let mut dev = SmoltcpPort::new(port);
     let mac = dev.mac();
-    let mut config = Config::new(EthernetAddress(mac).into());
-    config.random_seed = rdtsc() ^ u64::from(info.vm_index);
-    let mut iface = Interface::new(config, &mut dev, now());
-    let mut added = false;
-    iface.update_ip_addrs(|addrs| {
-        added = addrs
-            .push(IpCidr::new(IpAddress::Ipv4(s.ip), s.prefix))
-            .is_ok();
-    });
+    let iface = dev.interface(u64::from(info.vm_index), s.ip, s.prefix);
     let socket_buffer = || {
         udp::PacketBuffer::new(
             vec![PacketMetadata::EMPTY; SOCKET_PACKETS],
@@ -188,13 +179,13 @@ fn echo(info: &guest_lib::BootInfo) -> i32 {
         )
     };
     let mut socket = udp::Socket::new(socket_buffer(), socket_buffer());
-    if !added || socket.bind(s.port).is_err() {
+    let (Some(mut iface), Ok(())) = (iface, socket.bind(s.port)) else {
         println!(
             "echo: cannot listen on {}/{} port {}",
             s.ip, s.prefix, s.port
         );
         return EXIT_NET;
-    }
+    };
     let mut sockets = SocketSet::new(Vec::new());
     let handle = sockets.add(socket);
     println!(

@@ -16,9 +16,8 @@ use guest_lib::hypercall::wait_for_work;
 use guest_lib::net::NetPort;
 use guest_lib::net::smoltcp::{SmoltcpPort, TICKS_PER_MICROSECOND, now};
 use guest_lib::println;
-use guest_lib::smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use guest_lib::smoltcp::iface::{SocketHandle, SocketSet};
 use guest_lib::smoltcp::socket::tcp;
-use guest_lib::smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 use guest_lib::time::rdtsc;
 
 use crate::nf::args::parse_cidr;
@@ -255,19 +254,10 @@ pub fn run(
     };
     let mut dev = SmoltcpPort::new(port);
     let mac = dev.mac();
-    let mut config = Config::new(EthernetAddress(mac).into());
-    config.random_seed = rdtsc() ^ u64::from(info.vm_index);
-    let mut iface = Interface::new(config, &mut dev, now());
-    let mut added = false;
-    iface.update_ip_addrs(|addrs| {
-        added = addrs
-            .push(IpCidr::new(IpAddress::Ipv4(s.ip), s.prefix))
-            .is_ok();
-    });
-    if !added {
+    let Some(mut iface) = dev.interface(u64::from(info.vm_index), s.ip, s.prefix) else {
         println!("{tag}: cannot set address {}/{}", s.ip, s.prefix);
         return (EXIT_NET, c);
-    }
+    };
     let mut sockets = SocketSet::new(Vec::new());
     let mut conns = Vec::new();
     for _ in 0..s.conns {

@@ -479,3 +479,14 @@ proptest! {
         prop_assert_eq!(found, seqs);
     }
 }
+
+#[test]
+fn statuses_have_names_and_back() {
+    for s in [VM_RUNNING, VM_EXITED, VM_KILLED, VM_STOPPED] {
+        assert_eq!(status_named(status_name(s)), Some(s));
+    }
+    assert_eq!(status_name(VM_STOPPED), "stopped");
+    assert_eq!(status_name(9), "?");
+    assert_eq!(status_named("?"), None);
+    assert_eq!(status_named("dancing"), None);
+}
