@@ -13,12 +13,14 @@
 //! the fast path and the NIC's queues it is the copy delivered or sent.
 //!
 //! A direction without a hook runs [`PassAll`], which inspects nothing:
-//! the pump skips the call at compile time and the fast path runs as
-//! before. A policy that inspects frames (a packet hook,
-//! `crate::hooks::packet`) makes the pump take the general path, the one
-//! place where [`FramePolicy::judge`] is called.
+//! the pump skips the call at compile time. A policy that inspects frames
+//! (a packet hook, `crate::hooks::packet`) is asked on the fast path
+//! ([`FramePolicy::judge_in_place`], else [`FramePolicy::judge_own`] on its
+//! own copy) and on the general path ([`FramePolicy::judge`]), always
+//! about the receiver's copy.
 
 use super::endpoint::FrameSink;
+use crate::mem::raw::HostRange;
 
 /// What a policy decided about one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +80,18 @@ pub trait FramePolicy {
     /// path copies a frame into before [`FramePolicy::judge_own`]; `None`
     /// keeps the policy off the fast path.
     fn own_buffer(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+
+    /// Judges a frame the fast path has just written into the receiver's
+    /// buffer (`frame`: its bytes there, out of the sender's reach, not
+    /// handed over yet) where it lies, if the policy can (a packet hook
+    /// with compiled code); `None` if it cannot: the fast path then copies
+    /// it into [`FramePolicy::own_buffer`] and asks
+    /// [`FramePolicy::judge_own`]. A frame that passes is delivered as it
+    /// lies (with the policy's changes); one it drops is wiped from the
+    /// buffer before the buffer serves the next frame.
+    fn judge_in_place(&mut self, _frame: &HostRange<'_>) -> Option<Verdict> {
         None
     }
 

@@ -92,7 +92,7 @@ impl<'a> Rings<'a> {
 
     /// The descriptor named by avail-ring entry `idx`, as (head, addr,
     /// len, flags).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn entry(&self, idx: u16, size: u16) -> Option<(u16, u64, u32, u16)> {
         let slot = u64::from(idx & (size - 1));
         let head = self

@@ -22,7 +22,7 @@ mod compile;
 #[cfg(test)]
 pub(crate) mod emu;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod x86;
 
 pub use compile::{Labels, compile};

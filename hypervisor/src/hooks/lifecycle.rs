@@ -85,6 +85,8 @@ struct State<'t> {
     /// The program's stack and compiled code's state, reused from run
     /// to run.
     space: vm::RunSpace,
+    /// Its compiled code, once checked against its maps.
+    native: Option<&'t dyn JitCode>,
 }
 
 impl State<'_> {
@@ -96,7 +98,17 @@ impl State<'_> {
             clock,
             core: core.min(self.cores.saturating_sub(1)),
         };
-        let outcome = vm::run_in(&self.prog, ctx, None, &mut self.maps, &env, &mut self.space);
+        let outcome = match self.native {
+            Some(code) => vm::run_checked(
+                code,
+                self.prog.kind(),
+                ctx,
+                &mut self.maps,
+                &env,
+                &mut self.space,
+            ),
+            None => vm::run_in(&self.prog, ctx, None, &mut self.maps, &env, &mut self.space),
+        };
         self.flow.insns += u64::from(outcome.executed());
         match outcome {
             Outcome::Returned { ret, .. } => Some(ret),
@@ -165,6 +177,7 @@ impl<'t> VmHook<'t> {
                 flow: VmHookFlow::default(),
                 cores: cores.max(1),
                 space: vm::RunSpace::default(),
+                native: None,
             }),
         })
     }
@@ -179,6 +192,7 @@ impl<'t> VmHook<'t> {
         match compile(&st.prog) {
             Some(code) => {
                 st.prog = st.prog.with_jit(code);
+                st.native = vm::checked_code(&st.prog, &st.maps);
                 true
             }
             None => false,

@@ -23,9 +23,9 @@ use vmm_abi::hook::{HookKind, Insn, MapDef, ProgInfo, VerifyError, verify};
 
 /// What a run needs of the machine: the clock (`bpf_ktime_get_ns`) and
 /// the core it runs on (`bpf_get_smp_processor_id`, per-core maps).
-struct Env {
-    clock: fn() -> u64,
-    core: u32,
+pub(crate) struct Env {
+    pub(crate) clock: fn() -> u64,
+    pub(crate) core: u32,
 }
 
 impl HookEnv for Env {

@@ -1,11 +1,14 @@
 //! A packet hook on one direction of a link or of a NIC's queue: the program, its maps and its counters, and the [`FramePolicy`] that runs it on each frame.
 //!
 //! The pump asks the direction's policy about each frame after copying it
-//! into the receiver's buffer ([`crate::datapath::policy`]). A packet hook
-//! copies those bytes once more, into a buffer of its own, and runs the
-//! program (compiled, or interpreted) over that copy with an `xdp_md`
-//! context: nothing the program reads can change while it runs, and it
-//! reaches no memory but the copy, the context, its stack and its maps.
+//! into the receiver's buffer ([`crate::datapath::policy`]), out of the
+//! sender's reach. On a link's fast path, compiled code runs on those
+//! bytes where they lie ([`FramePolicy::judge_in_place`]; they move into
+//! the hook's own buffer the first time the code calls back into Rust);
+//! otherwise the hook copies them once more, into a buffer of its own,
+//! and runs the program (compiled, or interpreted) over that copy, with
+//! an `xdp_md` context. Either way the program reaches no memory but the
+//! frame, the context, its stack and its maps.
 //!
 //! Verdicts: `XDP_PASS` delivers the frame; `XDP_DROP`, `XDP_ABORTED`, any
 //! value the XDP contract does not know, and an aborted run drop it (the
@@ -32,14 +35,15 @@
 #![forbid(unsafe_code)]
 
 use super::Env;
-use super::jit::JitCode;
-use super::layout::xdp_md;
+use super::jit::{JitCode, JitState};
+use super::layout::{PACKET_BASE, xdp_md};
 use super::maps::{MapSet, MapSetError};
 use super::vm::{self, Outcome};
 use super::{HookMemory, Program, Verified};
 use crate::datapath::endpoint::{FrameSink, FrameSource};
 use crate::datapath::policy::{FrameCopy, FramePolicy, Verdict};
 use crate::devices::virtio::error::RingError;
+use crate::mem::raw::HostRange;
 use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
@@ -96,7 +100,6 @@ struct Back {
 /// A hook's working state: what its lock guards.
 pub struct HookRun<'t> {
     prog: Program<'t>,
-    maps: MapSet<'t>,
     /// Its counters.
     pub flow: HookFlow,
     /// The sender's port, `xdp_md.ingress_ifindex`.
@@ -113,49 +116,83 @@ pub struct HookRun<'t> {
     nic: Option<NicDir>,
     /// The port a NIC receive hook's last frame was redirected to.
     redirect_to: Option<u32>,
-    /// The context of the last run (`data_end` written for each frame).
-    ctx: [u8; XDP_MD_SIZE],
-    env: Env,
-    /// The hook's copy of the frame being judged, which the program runs
-    /// on: a frame that passes is delivered as the program left it.
-    frame: [u8; MAX_FRAME_BYTES],
+    /// Its memory from run to run: the context (`data_end` written for
+    /// each frame), the hook's copy of the frame being judged (which the
+    /// program runs on: a frame that passes is delivered as the program
+    /// left it), its stack and its maps.
+    mem: vm::PacketMem<'t>,
     /// Whether the program has store instructions (it may change the
     /// frame).
     stores: bool,
-    /// The program's stack and compiled code's state, reused from run
-    /// to run.
-    space: vm::RunSpace,
+    /// Compiled code's state, reused from run to run.
+    jit: JitState,
+    /// The program's compiled code, once checked to run over its maps as
+    /// a packet hook (what runs frames in place).
+    native: Option<&'t dyn JitCode>,
 }
 
 impl<'t> HookRun<'t> {
-    /// Runs the program on `bytes` (the hook's copy of a frame) and
-    /// counts the verdict.
+    /// Runs the program on the first `len` bytes of the hook's copy of a
+    /// frame and counts the verdict.
+    #[inline(always)]
     fn run(&mut self, len: usize) -> Verdict {
-        let f = &mut self.flow;
-        f.runs += 1;
-        // The context differs from frame to frame by `data_end` only.
-        let Some(ctx) = xdp_md(len, self.ingress, 0, 0) else {
-            f.faults += 1;
+        if len > MAX_FRAME_BYTES {
+            self.flow.runs += 1;
+            self.flow.faults += 1;
             return Verdict::Drop;
-        };
-        let end = ctx.data_end.to_le_bytes();
-        if let Some(field) = self.ctx.get_mut(XDP_DATA_END..XDP_DATA_END + end.len()) {
-            field.copy_from_slice(&end);
         }
-        let Some(packet) = self.frame.get_mut(..len) else {
-            f.faults += 1;
-            return Verdict::Drop;
-        };
-        let outcome = vm::run_in(
-            &self.prog,
-            &self.ctx,
-            Some(packet),
-            &mut self.maps,
-            &self.env,
-            &mut self.space,
-        );
+        self.set_end(len);
+        let outcome = vm::run_packet(&self.prog, &mut self.mem, &mut self.jit, len);
+        self.flow.runs += 1;
+        self.verdict(&outcome, len, None)
+    }
+
+    /// Runs the program's compiled code on `frame` where it lies, in the
+    /// receiver's buffer, and counts the verdict; `None` (nothing run) for
+    /// a program the interpreter runs.
+    #[inline(always)]
+    fn run_in_place(&mut self, frame: &HostRange<'_>) -> Option<Verdict> {
+        let len = frame.len() as usize;
+        if len > MAX_FRAME_BYTES {
+            return None;
+        }
+        self.set_end(len);
+        let code = self.native?;
+        let (outcome, moved) = vm::run_packet_in_place(code, &mut self.mem, &mut self.jit, frame);
+        self.flow.runs += 1;
+        let verdict = self.verdict(&outcome, len, (!moved).then_some(frame));
+        // Moved to the hook's own buffer during the run: the frame as the
+        // program left it is there.
+        if verdict == Verdict::Pass
+            && moved
+            && frame.write_from(0, &self.mem.frame[..len]).is_none()
+        {
+            return Some(Verdict::Drop);
+        }
+        Some(verdict)
+    }
+
+    /// Writes the context's `data_end` for a frame of `len` bytes (at
+    /// most `MAX_FRAME_BYTES`, far below what `u32` addresses reach from
+    /// `PACKET_BASE`): the only field that changes from frame to frame.
+    #[inline(always)]
+    fn set_end(&mut self, len: usize) {
+        let end = (PACKET_BASE as u32).wrapping_add(len as u32);
+        self.mem.ctx[XDP_DATA_END..XDP_DATA_END + 4].copy_from_slice(&end.to_le_bytes());
+    }
+
+    /// Counts a run's `outcome` on a `len`-byte frame (in `in_place` if it
+    /// is judged where it lies, else in the hook's copy) and acts on it.
+    #[inline(always)]
+    fn verdict(
+        &mut self,
+        outcome: &Outcome,
+        len: usize,
+        in_place: Option<&HostRange<'_>>,
+    ) -> Verdict {
+        let f = &mut self.flow;
         f.insns += u64::from(outcome.executed());
-        let Outcome::Returned { ret, redirect, .. } = outcome else {
+        let Outcome::Returned { ret, redirect, .. } = *outcome else {
             f.faults += 1;
             return Verdict::Drop;
         };
@@ -167,7 +204,7 @@ impl<'t> HookRun<'t> {
             XDP_DROP => f.drop += 1,
             XDP_TX => {
                 f.tx += 1;
-                self.send_back(len);
+                self.send_back(len, in_place);
             }
             XDP_REDIRECT => {
                 f.redirect += 1;
@@ -177,7 +214,7 @@ impl<'t> HookRun<'t> {
                         f.sent += 1;
                         return Verdict::Pass;
                     }
-                    (Some(port), Some(_)) if port == self.ingress => self.send_back(len),
+                    (Some(port), Some(_)) if port == self.ingress => self.send_back(len, in_place),
                     // A NIC's receive hook: the switch delivers it to that
                     // port of the NIC, if it has one.
                     (Some(port), None) if self.nic == Some(NicDir::Rx) => {
@@ -192,20 +229,35 @@ impl<'t> HookRun<'t> {
         Verdict::Drop
     }
 
-    /// Queues the first `len` bytes of the hook's copy to go back to the
-    /// sender (a link's hook with room in its queue), else counts them
-    /// `unsent`.
-    fn send_back(&mut self, len: usize) {
-        let queued = (self.egress.is_some() || self.nic.is_some())
-            && !self.back.is_full()
-            && self.frame.get(..len).is_some_and(|bytes| {
-                let mut b = Back {
+    /// Queues the frame's `len` bytes (in `in_place`, or else in the
+    /// hook's copy) to go back to the sender (a link's hook with room in
+    /// its queue), else counts them `unsent`.
+    #[inline(never)]
+    fn send_back(&mut self, len: usize, in_place: Option<&HostRange<'_>>) {
+        let mut queued = false;
+        if (self.egress.is_some() || self.nic.is_some())
+            && len <= MAX_FRAME_BYTES
+            && self
+                .back
+                .push_back(Back {
                     len: len as u16,
                     bytes: [0; MAX_FRAME_BYTES],
-                };
-                b.bytes[..len].copy_from_slice(bytes);
-                self.back.push_back(b).is_ok()
-            });
+                })
+                .is_ok()
+            && let Some(b) = self.back.back_mut()
+        {
+            let out = &mut b.bytes[..len];
+            queued = match in_place {
+                Some(frame) => frame.read_into(0, out).is_some(),
+                None => {
+                    out.copy_from_slice(&self.mem.frame[..len]);
+                    true
+                }
+            };
+            if !queued {
+                self.back.pop_back();
+            }
+        }
         if !queued {
             self.flow.unsent += 1;
         }
@@ -249,7 +301,7 @@ impl<'t> HookRun<'t> {
 
     /// Its maps (for the report and tests).
     pub fn maps(&self) -> &MapSet<'t> {
-        &self.maps
+        &self.mem.maps
     }
 }
 
@@ -293,11 +345,17 @@ impl FramePolicy for HookRun<'_> {
     const INSPECTS: bool = true;
 
     fn own_buffer(&mut self) -> Option<&mut [u8]> {
-        Some(&mut self.frame)
+        Some(&mut self.mem.frame)
     }
 
+    #[inline(always)]
     fn judge_own(&mut self, len: usize) -> Verdict {
         self.run(len)
+    }
+
+    #[inline(always)]
+    fn judge_in_place(&mut self, frame: &HostRange<'_>) -> Option<Verdict> {
+        self.run_in_place(frame)
     }
 
     fn rewrote(&self) -> bool {
@@ -326,7 +384,11 @@ impl FramePolicy for HookRun<'_> {
 
     fn judge<K: FrameSink>(&mut self, frame: &FrameCopy<'_, K>) -> Verdict {
         let len = frame.len() as usize;
-        let copied = self.frame.get_mut(..len).and_then(|out| frame.read(0, out));
+        let copied = self
+            .mem
+            .frame
+            .get_mut(..len)
+            .and_then(|out| frame.read(0, out));
         if copied.is_none() {
             self.flow.runs += 1;
             self.flow.faults += 1;
@@ -371,7 +433,6 @@ impl<'t> PacketHook<'t> {
             index: 0,
             run: Mutex::new(HookRun {
                 prog,
-                maps,
                 flow: HookFlow::default(),
                 ingress: 0,
                 egress: None,
@@ -381,11 +442,10 @@ impl<'t> PacketHook<'t> {
                     _ => None,
                 },
                 redirect_to: None,
-                ctx: context(0),
-                env: Env { clock, core },
-                frame: [0; MAX_FRAME_BYTES],
+                mem: vm::PacketMem::new(context(0), maps, Env { clock, core }),
                 stores: prog.stores(),
-                space: vm::RunSpace::default(),
+                jit: JitState::default(),
+                native: None,
             }),
         })
     }
@@ -405,6 +465,7 @@ impl<'t> PacketHook<'t> {
         match compile(&run.prog) {
             Some(code) => {
                 run.prog = run.prog.with_jit(code);
+                run.native = vm::packet_code(&run.prog, &run.mem.maps);
                 true
             }
             None => false,
@@ -415,7 +476,7 @@ impl<'t> PacketHook<'t> {
     pub fn set_ingress(&self, port: u32) {
         let mut run = self.run.lock();
         run.ingress = port;
-        run.ctx = context(port);
+        run.mem.ctx = context(port);
     }
 
     /// For a hook on a link direction: the sender's and the receiver's
@@ -454,7 +515,7 @@ impl<'t> PacketHook<'t> {
             dir,
             flow: run.flow,
         });
-        super::maps::report(index, &run.maps, run.env.core + 1, record);
+        super::maps::report(index, &run.mem.maps, run.mem.env.core + 1, record);
     }
 }
 

@@ -32,12 +32,16 @@ use super::Program;
 use super::layout::{CTX_BASE, MAX_PACKET, STACK_BASE};
 use super::maps::MapSet;
 use crate::hooks::jit::{JitCode, JitState};
+use crate::mem::raw::HostRange;
 use core::fmt;
 use mem::Mem;
 pub use native::Host;
+pub(crate) use native::PacketMem;
 use op::Op;
+use vmm_abi::corral::devices::MAX_FRAME_BYTES;
+use vmm_abi::hook::context::XDP_MD_SIZE;
 use vmm_abi::hook::insn::*;
-use vmm_abi::hook::{MAX_INSNS, STACK_SIZE};
+use vmm_abi::hook::{HookKind, MAX_INSNS, STACK_SIZE};
 
 /// Most instructions one run executes: control only moves forward in a
 /// decoded program, so a run executes each op at most once, and a
@@ -243,6 +247,104 @@ pub fn run_in<E: HookEnv>(
     }
 }
 
+/// [`run_in`] for a packet hook over its kept memory `mem` (the frame:
+/// its first `len` bytes): compiled code is entered after checking only
+/// what the types do not say (the map set's size), through `state`; a
+/// program without code is interpreted after the same checks.
+#[inline(always)]
+pub(crate) fn run_packet(
+    prog: &Program<'_>,
+    mem: &mut PacketMem<'_>,
+    state: &mut JitState,
+    len: usize,
+) -> Outcome {
+    const _: () = assert!(XDP_MD_SIZE == HookKind::Packet.context_size());
+    const _: () = assert!(MAX_FRAME_BYTES <= MAX_PACKET);
+    if let Some(code) = prog.jit()
+        && prog.kind() == HookKind::Packet
+        && maps_fit(prog, &mem.maps)
+    {
+        return native::run_packet(code, mem, state, len);
+    }
+    interpret_packet(prog, mem, len)
+}
+
+/// [`run_packet`] for a program the interpreter runs.
+#[inline(never)]
+fn interpret_packet(prog: &Program<'_>, mem: &mut PacketMem<'_>, len: usize) -> Outcome {
+    let Some(packet) = mem.frame.get_mut(..len) else {
+        return before(FaultKind::PacketTooLarge { len });
+    };
+    let (ctx, maps, env) = (&mem.ctx, &mut mem.maps, &mem.env);
+    // The context's size is its type's; a frame fits `MAX_PACKET`.
+    if prog.kind() != HookKind::Packet
+        || !maps_fit(prog, maps)
+        || prog.ops().len() > METER_LIMIT as usize
+    {
+        return run_with_stack(prog, ctx, Some(packet), maps, env, &mut mem.stack);
+    }
+    Machine::new(prog, ctx, packet, maps, env, &mut mem.stack).execute(prog.ops(), env)
+}
+
+/// `prog`'s compiled code, if it has code that may run as a packet hook's
+/// over `maps` (the checks [`run_packet_in_place`] relies on, made once).
+pub(crate) fn packet_code<'p>(prog: &Program<'p>, maps: &MapSet<'_>) -> Option<&'p dyn JitCode> {
+    let code = prog.jit()?;
+    (prog.kind() == HookKind::Packet && maps_fit(prog, maps)).then_some(code)
+}
+
+/// A packet hook's compiled code (from [`packet_code`], over `mem`'s maps)
+/// run on `frame` where it lies, in a receiver's buffer (see
+/// `native::InPlace`): the outcome, and whether the frame was moved into
+/// `mem`'s own buffer during the run.
+#[inline(always)]
+pub(crate) fn run_packet_in_place(
+    code: &dyn JitCode,
+    mem: &mut PacketMem<'_>,
+    state: &mut JitState,
+    frame: &HostRange<'_>,
+) -> (Outcome, bool) {
+    native::run_packet_in_place(code, mem, state, frame)
+}
+
+/// `prog`'s compiled code, if it has code and `maps` has every map it
+/// names (checked once, when the code is given: what [`run_checked`]
+/// relies on).
+pub(crate) fn checked_code<'p>(prog: &Program<'p>, maps: &MapSet<'_>) -> Option<&'p dyn JitCode> {
+    let code = prog.jit()?;
+    maps_fit(prog, maps).then_some(code)
+}
+
+/// [`run_in`] for a program of `kind` without a packet whose code came
+/// from [`checked_code`] over `maps`: only the context's size is checked
+/// on the way in.
+#[inline]
+pub(crate) fn run_checked<E: HookEnv>(
+    code: &dyn JitCode,
+    kind: HookKind,
+    ctx: &[u8],
+    maps: &mut MapSet<'_>,
+    env: &E,
+    space: &mut RunSpace,
+) -> Outcome {
+    let expected = kind.context_size();
+    if ctx.len() != expected {
+        return before(FaultKind::ContextSize {
+            expected,
+            got: ctx.len(),
+        });
+    }
+    let RunSpace { stack, jit } = space;
+    native::run(code, kind, ctx, &mut [], maps, env, stack, jit)
+}
+
+/// Whether `maps` has every map `prog` names.
+#[inline(always)]
+fn maps_fit(prog: &Program<'_>, maps: &MapSet<'_>) -> bool {
+    let needed = u32::BITS - prog.info().maps_used.leading_zeros();
+    needed as usize <= maps.len()
+}
+
 /// [`run_in`] for a program with code: no interpreter state on the way.
 #[inline(never)]
 fn run_compiled(
@@ -310,8 +412,7 @@ fn check(
     if packet.len() > MAX_PACKET {
         return Err(FaultKind::PacketTooLarge { len: packet.len() });
     }
-    let needed = u32::BITS - prog.info().maps_used.leading_zeros();
-    if needed as usize > maps.len() {
+    if !maps_fit(prog, maps) {
         return Err(FaultKind::MapSet { have: maps.len() });
     }
     // Control only moves forward, so a run executes at most one op per

@@ -105,21 +105,39 @@ impl RawRam {
         }
         let from = self.locate(src_gpa, src_len, false)?;
         let to = dst.locate(dst_gpa, dst_len, true)?;
+        // SAFETY: as in `copy_behind_prefix_at`.
+        unsafe { copy_prefixed(from, to, payload, prefix) };
+        Some(())
+    }
+
+    /// [`RawRam::copy_behind_prefix`], returning the copied bytes' range
+    /// in `dst` (writable; where a packet hook judges them in place).
+    #[inline(always)]
+    pub fn copy_behind_prefix_at<'d>(
+        &self,
+        (src_gpa, src_len): (u64, u64),
+        dst: &'d RawRam,
+        (dst_gpa, dst_len): (u64, u64),
+        prefix: (u64, u32),
+    ) -> Option<HostRange<'d>> {
+        let payload = src_len.checked_sub(PREFIX_BYTES)?;
+        if payload > dst_len.checked_sub(PREFIX_BYTES)? {
+            return None;
+        }
+        let from = self.locate(src_gpa, src_len, false)?;
+        let to = dst.locate(dst_gpa, dst_len, true)?;
         // SAFETY: `from .. from + src_len` lies in a readable piece of this
         // view and `to .. to + dst_len` in a writable piece of `dst` (both
         // located above; live for the views' life, the contract of `new`);
         // the prefix (12 bytes) and the payload fit both, as checked.
-        // `copy` allows overlap (a guest may give both ports one buffer).
-        unsafe {
-            (to as *mut u64).write_unaligned(prefix.0);
-            ((to + 8) as *mut u32).write_unaligned(prefix.1);
-            core::ptr::copy(
-                (from + PREFIX_BYTES) as *const u8,
-                (to + PREFIX_BYTES) as *mut u8,
-                payload as usize,
-            );
-        }
-        Some(())
+        unsafe { copy_prefixed(from, to, payload, prefix) };
+        // Inside `dst`'s writable range located above.
+        Some(HostRange {
+            hpa: to + PREFIX_BYTES,
+            len: payload,
+            writable: true,
+            _view: core::marker::PhantomData,
+        })
     }
 
     /// Calls `f(host address, offset, bytes)` for the pieces of `gpa ..
@@ -181,6 +199,28 @@ impl RingMemory for RawRam {
     }
 }
 
+/// Writes `prefix` at `to` and copies `payload` bytes from `from + 12` to
+/// `to + 12` (the ranges may overlap: a guest may give both ports one
+/// buffer).
+///
+/// # Safety
+/// `from .. from + 12 + payload` must be readable and `to .. to + 12 +
+/// payload` writable host memory, both live for the call.
+#[inline(always)]
+unsafe fn copy_prefixed(from: u64, to: u64, payload: u64, prefix: (u64, u32)) {
+    // SAFETY: both ranges are as the caller promises; `copy` allows
+    // overlap, and the prefix writes are unaligned-safe.
+    unsafe {
+        (to as *mut u64).write_unaligned(prefix.0);
+        ((to + 8) as *mut u32).write_unaligned(prefix.1);
+        core::ptr::copy(
+            (from + PREFIX_BYTES) as *const u8,
+            (to + PREFIX_BYTES) as *mut u8,
+            payload as usize,
+        );
+    }
+}
+
 /// A range of one guest's memory resolved to host memory once (a ring, or
 /// a buffer), so a data path indexes it with one bounds check per access
 /// instead of a lookup. It borrows the view it came from and cannot
@@ -209,6 +249,30 @@ impl RawRam {
 }
 
 impl<'a> HostRange<'a> {
+    /// Its length in bytes.
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Zeroes it (a writable range only); `None` if it is read-only.
+    #[inline]
+    pub fn zero(&self) -> Option<()> {
+        if !self.writable {
+            return None;
+        }
+        // SAFETY: this range lies in one writable piece of the view it
+        // borrows (live for the view's life, the contract of `new`).
+        unsafe { core::ptr::write_bytes(self.hpa as *mut u8, 0, self.len as usize) };
+        Some(())
+    }
+
     /// Its host-physical start: what a device is given to reach it by DMA.
     #[inline]
     pub fn hpa(&self) -> u64 {
@@ -292,6 +356,30 @@ impl<'a> HostRange<'a> {
         // SAFETY: inside this range, which lies in one writable piece of the
         // view it borrows; `data` is the hypervisor's own memory.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), hpa as *mut u8, data.len()) };
+        Some(())
+    }
+
+    /// Writes `prefix` (a u64 and a u32: 12 bytes) at the start of this
+    /// (writable) range and `data` right behind it; `None` (nothing
+    /// written) if they do not both fit.
+    #[inline]
+    pub fn write_prefixed(&self, prefix: (u64, u32), data: &[u8]) -> Option<()> {
+        let hpa = self
+            .at(0, PREFIX_BYTES.checked_add(data.len() as u64)?)
+            .filter(|_| self.writable)?;
+        // SAFETY: `hpa .. hpa + 12 + data.len()` is inside this range, which
+        // lies in one writable piece of the view it borrows (live for the
+        // view's life, the contract of `new`); `data` is the hypervisor's
+        // own memory, which no guest range overlaps.
+        unsafe {
+            (hpa as *mut u64).write_unaligned(prefix.0);
+            ((hpa + 8) as *mut u32).write_unaligned(prefix.1);
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                (hpa + PREFIX_BYTES) as *mut u8,
+                data.len(),
+            );
+        }
         Some(())
     }
 
@@ -570,10 +658,17 @@ mod tests {
         let src = over_vec(&mut a);
         let ro = split(&mut b);
         let hdr = (0x0807_0605_0403_0201, 0x0c0b_0a09);
-        assert!(
-            src.copy_behind_prefix((0x10, 12 + 8), &ro, (0x200, 0x20), hdr)
-                .is_some()
+        let payload = src
+            .copy_behind_prefix_at((0x10, 12 + 8), &ro, (0x200, 0x20), hdr)
+            .expect("copied");
+        // The payload's range: 8 bytes behind the prefix.
+        let mut back = [0u8; 8];
+        payload.read_into(0, &mut back).unwrap();
+        assert_eq!(
+            (payload.len(), back),
+            (8, [0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23])
         );
+        assert!(payload.read_into(1, &mut back).is_none(), "no byte past it");
         let mut out = [0u8; 20];
         ro.read(Gpa(0x200), &mut out).unwrap();
         assert_eq!(out[..12], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);

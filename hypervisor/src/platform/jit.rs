@@ -65,7 +65,11 @@ impl JitCode for Code {
         // the System V ABI (callee-saved registers restored, stack aligned
         // at its calls), reads and writes only `state`, the regions
         // `state` names (checked inline, else through `translate`) and its
-        // own stack, and returns `r0`.
+        // own stack, and returns `r0`. Every region is memory the caller
+        // holds for the call: the hypervisor's own (`&mut` borrows of the
+        // run's context, stack, frame copy and map values) or a guest's
+        // frame in place, a `HostRange` resolved whole and writable by the
+        // guest's raw view, which outlives the call.
         let f: Entry = unsafe { core::mem::transmute::<*const (), Entry>(self.entry as *const ()) };
         f(state)
     }

@@ -160,15 +160,14 @@ pub fn exit_context(raw: &RawExit, exit: &Exit, regs: &GuestRegs, rip: u64) -> O
         return None;
     }
     let basic = (raw.reason & 0xffff) as u16;
-    let name = ExitReason::from_raw(basic);
-    let vmcall = name == Some(ExitReason::Vmcall);
-    let ept = matches!(
-        name,
-        Some(ExitReason::EptViolation | ExitReason::EptMisconfig)
-    );
-    match name {
-        Some(ExitReason::PreemptionTimer | ExitReason::ExternalInterrupt) => None,
-        _ => Some(ExitCtx {
+    // Compared by number: naming the reason (`ExitReason::from_raw`)
+    // searches the whole list, on every exit of a hooked VM.
+    let is = |r: ExitReason| basic == r as u16;
+    let vmcall = is(ExitReason::Vmcall);
+    let ept = is(ExitReason::EptViolation) || is(ExitReason::EptMisconfig);
+    match () {
+        () if is(ExitReason::PreemptionTimer) || is(ExitReason::ExternalInterrupt) => None,
+        () => Some(ExitCtx {
             reason: u32::from(basic),
             qualification: raw.qualification,
             rip,

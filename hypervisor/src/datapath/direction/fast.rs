@@ -165,12 +165,15 @@ pub(super) fn frames<F, B, P: FramePolicy>(
     (u32::from(t_done), stop)
 }
 
-/// The policy point of the fast path: the frame behind the sender's header
-/// is copied into the policy's own buffer (out of the sender's reach) and
-/// judged there; a frame that passes is written from that copy, behind the
-/// receive header, into the receiver's buffer. `None` (nothing judged) if
-/// a buffer is out of place: the general path then names it. `Some(false)`
-/// for a frame the policy drops.
+/// The policy point of the fast path: the frame is copied behind the
+/// receive header into the receiver's buffer as without a policy (out of
+/// the sender's reach from then on) and judged there, in place if the
+/// policy can, else on a copy in the policy's own buffer (whose bytes are
+/// written back if the policy may have changed them). A dropped frame is
+/// wiped from the buffer, which serves the next frame. `None` (nothing
+/// judged) if a buffer is out of place: the general path then names it.
+/// `Some(false)` for a frame the policy drops.
+#[inline(never)]
 fn judged<P: FramePolicy>(
     policy: &mut P,
     src: &RawRam,
@@ -178,18 +181,29 @@ fn judged<P: FramePolicy>(
     dst: &RawRam,
     (r_addr, r_len): (u64, u32),
 ) -> Option<bool> {
-    let hdr = u64::from(NET_HDR_LEN);
-    let len = (t_len - NET_HDR_LEN) as usize;
-    let from = src.resolve(t_addr, t_len.into(), false)?;
-    let to = dst.resolve(r_addr, r_len.into(), true)?;
-    let own = policy.own_buffer()?.get_mut(..len)?;
-    from.read_into(hdr, own)?;
-    if policy.judge_own(len) == Verdict::Drop {
-        return Some(false);
+    let frame = src.copy_behind_prefix_at(
+        (t_addr, t_len.into()),
+        dst,
+        (r_addr, r_len.into()),
+        HEADER_WORDS,
+    )?;
+    // Once judged, a frame is handed over or dropped: `frame` is one
+    // writable range of the receiver's, so nothing below fails.
+    let passed = match policy.judge_in_place(&frame) {
+        Some(v) => v == Verdict::Pass,
+        None => {
+            let len = frame.len() as usize;
+            frame.read_into(0, policy.own_buffer()?.get_mut(..len)?)?;
+            policy.judge_own(len) == Verdict::Pass
+                && (!policy.rewrote()
+                    || policy
+                        .own_buffer()
+                        .and_then(|own| frame.write_from(0, own.get(..len)?))
+                        .is_some())
+        }
+    };
+    if !passed {
+        frame.zero();
     }
-    let own = policy.own_buffer()?.get(..len)?;
-    to.write_u64(0, HEADER_WORDS.0)?;
-    to.write_u32(8, HEADER_WORDS.1)?;
-    to.write_from(hdr, own)?;
-    Some(true)
+    Some(passed)
 }

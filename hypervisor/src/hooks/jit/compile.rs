@@ -174,6 +174,7 @@ pub fn compile(
     let kind = prog.kind();
     // Every register named must be r0..r10, and r10 never written.
     let mut used = [false; 11];
+    let r1_written = ops.iter().any(|op| regs(op).0[0] == Some(1));
     for op in ops {
         let (w, r) = regs(op);
         for reg in w.iter().chain(r.iter()).flatten() {
@@ -190,6 +191,7 @@ pub fn compile(
         tramp: *tramp,
         labels,
         used,
+        r1_written,
         epilogue: 0,
     };
     let room = out.len();
@@ -244,6 +246,9 @@ struct Compiler<'c, 'p> {
     tramp: Trampolines,
     labels: &'c mut [Labels],
     used: [bool; 11],
+    /// Whether any op writes `r1` (else it is the context's address
+    /// wherever it may be read).
+    r1_written: bool,
     epilogue: usize,
 }
 
@@ -301,28 +306,66 @@ impl Compiler<'_, '_> {
         u32::from(!lddw_tail(self.ops, k)) + self.label(k).after
     }
 
-    fn prologue(&self, a: &mut Asm<'_>) {
-        for r in [x86::RBX, x86::RBP, x86::R12, x86::R13, x86::R14, x86::R15] {
-            a.push(r);
-        }
-        // Six pushes after the return address: 8 more bytes keep `rsp` a
-        // multiple of 16 in the body (the System V rule at calls).
-        a.alu_ri(true, Alu::Sub, x86::RSP, 8);
-        a.mov_rr(true, x86::R12, x86::RDI);
-        a.mov_ri(x(1), CTX_BASE);
-        a.mov_ri(x(10), STACK_BASE + STACK_SIZE as u64);
-        // The interpreter starts every other register at 0.
-        for r in [0, 2, 3, 4, 5, 6, 7, 8, 9] {
-            if self.used[r] {
-                a.mov_ri(x(r as u8), 0);
+    /// The callee-saved x86 registers the code uses, in push order: `r12`
+    /// (the state) always, the others only for the eBPF registers kept in
+    /// them that the program names.
+    fn saved(&self) -> ([Reg; 6], usize) {
+        let mut out = [x86::R12; 6];
+        let mut n = 0;
+        for (reg, ebpf) in [
+            (x86::RBX, Some(6)),
+            (x86::RBP, Some(10)),
+            (x86::R12, None),
+            (x86::R13, Some(7)),
+            (x86::R14, Some(8)),
+            (x86::R15, Some(9)),
+        ] {
+            if ebpf.is_none_or(|r: usize| self.used[r]) {
+                out[n] = reg;
+                n += 1;
             }
+        }
+        (out, n)
+    }
+
+    /// Bytes below the pushes that keep `rsp` a multiple of 16 in the body
+    /// (the System V rule at calls): the return address and the pushes
+    /// are `8 * (1 + pushes)` bytes.
+    fn pad(&self) -> i32 {
+        if self.saved().1.is_multiple_of(2) {
+            8
+        } else {
+            0
         }
     }
 
+    fn prologue(&self, a: &mut Asm<'_>) {
+        let (saved, n) = self.saved();
+        for r in &saved[..n] {
+            a.push(*r);
+        }
+        if self.pad() != 0 {
+            a.alu_ri(true, Alu::Sub, x86::RSP, self.pad());
+        }
+        a.mov_rr(true, x86::R12, x86::RDI);
+        if self.used[1] {
+            a.mov_ri(x(1), CTX_BASE);
+        }
+        if self.used[10] {
+            a.mov_ri(x(10), STACK_BASE + STACK_SIZE as u64);
+        }
+        // No other register needs a value: the verifier proved that a
+        // program writes every register before it reads it (the
+        // interpreter's zeroes are never seen).
+    }
+
     fn epilogue_code(&self, a: &mut Asm<'_>) {
-        a.alu_ri(true, Alu::Add, x86::RSP, 8);
-        for r in [x86::R15, x86::R14, x86::R13, x86::R12, x86::RBP, x86::RBX] {
-            a.pop(r);
+        if self.pad() != 0 {
+            a.alu_ri(true, Alu::Add, x86::RSP, self.pad());
+        }
+        let (saved, n) = self.saved();
+        for r in saved[..n].iter().rev() {
+            a.pop(*r);
         }
         a.ret();
     }
@@ -437,6 +480,16 @@ impl Compiler<'_, '_> {
         }
     }
 
+    /// The offset into the context of a `size`-byte load at `off` from
+    /// `base`, if `base` is `r1`, no op writes `r1` (so it holds the
+    /// context's address wherever the verifier lets it be read) and the
+    /// load lies inside the context.
+    fn proven_ctx(&self, base: u8, off: i16, size: u8) -> Option<i32> {
+        let end = i64::from(off) + i64::from(size);
+        (base == 1 && !self.r1_written && off >= 0 && end <= self.kind.context_size() as i64)
+            .then_some(i32::from(off))
+    }
+
     /// Whether the epilogue comes right after the last slot (no stub for
     /// running off the end in between).
     fn epilogue_follows(&self) -> bool {
@@ -498,6 +551,17 @@ impl Compiler<'_, '_> {
             _ => guesses[usize::from(base)].unwrap_or(fallback),
         };
         let l = self.label(k);
+        if let Access::Load(size, dst) = what
+            && let Some(at) = self.proven_ctx(base, off, size)
+        {
+            // `r1` still holds the context's address (no op writes it, and
+            // the verifier refuses reading it after a call clobbered it):
+            // the load is inside the context, known now, so no check.
+            a.load(8, x86::R11, state(base_word(REGION_CTX as usize)));
+            self.labels[k].access = a.pos() as u32;
+            a.load(size, x(dst), Mem::Disp(x86::R11, at));
+            return;
+        }
         // Stores never take the context's inline path: it is read-only.
         if !(what.writes() && guess == Guess::Ctx) {
             let region_base = guess.region() << REGION_SHIFT;

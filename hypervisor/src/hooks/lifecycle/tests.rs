@@ -225,3 +225,42 @@ fn a_slice_hook_sets_clamps_or_defers_to_the_default() {
     );
     assert_eq!(broken.flow().faults, 1);
 }
+
+#[test]
+fn compiled_vm_hooks_answer_as_their_interpreted_twins() {
+    use crate::hooks::jit::tests::emu_code;
+    let exits = [
+        vmcall(1),
+        vmcall(4),
+        vmcall(9),
+        ExitCtx {
+            reason: vmm_abi::hook::context::EXIT_REASON_CPUID,
+            hypercall: 9,
+            ..ExitCtx::default()
+        },
+    ];
+    let broken = vec![mov64_imm(2, 0), ldx(BPF_W, 0, 2, 0), exit()];
+    for insns in [hypercall_filter(), broken.clone()] {
+        let insns: &'static [Insn] = insns.leak();
+        let (jit, int) = (build(HookKind::Exit, insns), build(HookKind::Exit, insns));
+        assert!(jit.compile_with(|p| Some(emu_code(p))));
+        for (i, ctx) in exits.iter().enumerate() {
+            let core = i as u32 % 2;
+            assert_eq!(jit.filter(ctx, core), int.filter(ctx, core), "{ctx:?}");
+        }
+        assert_eq!(jit.flow(), int.flow());
+    }
+    let tf = REASON_TRIPLE_FAULT;
+    let insns: &'static [Insn] = twice_for_triple_faults().leak();
+    let (jit, int) = (
+        build(HookKind::Restart, insns),
+        build(HookKind::Restart, insns),
+    );
+    assert!(jit.compile_with(|p| Some(emu_code(p))));
+    for (reason, restarts) in [(tf, 0), (tf, 1), (tf, 2), (tf + 1, 0)] {
+        let ctx = restart_ctx(reason, restarts);
+        assert_eq!(jit.restart(&ctx, 0), int.restart(&ctx, 0));
+    }
+    assert_eq!(jit.flow(), int.flow());
+    assert_eq!(jit.flow().runs, 4);
+}
