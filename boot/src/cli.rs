@@ -267,6 +267,22 @@ enum Cmd {
         #[command(flatten)]
         host: HostArg,
     },
+    /// Change a VM's budget or slice from now on (kept across its
+    /// restarts)
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)))]
+    Tune {
+        /// The VM's name
+        vm: String,
+        /// Instructions it may run in all, counted from its start (0: no
+        /// budget); past them it is stopped
+        #[arg(long, group = "setting")]
+        budget: Option<u64>,
+        /// Instructions per scheduling slice (0: the run's)
+        #[arg(long, group = "setting")]
+        slice: Option<u64>,
+        #[command(flatten)]
+        host: HostArg,
+    },
     /// Start one more VM from a manifest entry, like its clones (named
     /// `<entry>-<next number>` unless --name is given)
     Start {
@@ -570,6 +586,14 @@ pub fn invoke(args: &[&str]) -> Invocation {
         Cmd::Restart { vm, host } => {
             outcome(target(&host, &endpoint).and_then(|h| host_cmd::vm_command(&h, &vm, true)))
         }
+        Cmd::Tune {
+            vm,
+            budget,
+            slice,
+            host,
+        } => {
+            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::tune(&h, &vm, budget, slice)))
+        }
         Cmd::Start { entry, name, host } => outcome(
             target(&host, &endpoint).and_then(|h| host_cmd::start(&h, &entry, name.as_deref())),
         ),
@@ -861,6 +885,17 @@ mod tests {
             panic!("not stop");
         };
         assert_eq!((vm.as_str(), host.host.as_str()), ("web-1", "lab"));
+        let Cmd::Tune {
+            vm, budget, slice, ..
+        } = parse(&["tune", "web-1", "--budget", "5000000"]).unwrap()
+        else {
+            panic!("not tune");
+        };
+        assert_eq!(
+            (vm.as_str(), budget, slice),
+            ("web-1", Some(5_000_000), None)
+        );
+        assert!(parse(&["tune", "web-1"]).is_err(), "tune needs a setting");
         let Cmd::Logs { follow, .. } = parse(&["logs", "web-1", "-f"]).unwrap() else {
             panic!("not logs");
         };

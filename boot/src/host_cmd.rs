@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vmm_abi::control::{FLOW_LINK, FLOW_NIC, Message, NO_CORE};
+use vmm_abi::control::{self, FLOW_LINK, FLOW_NIC, Message, NO_CORE};
 use vmm_abi::report::CONSOLE_SEPARATOR;
 
 /// How often a waiting command looks again.
@@ -495,6 +495,24 @@ pub fn vm_command(host: &HostDir, vm: &str, restart: bool) -> Result<String> {
         "{} {vm}\n",
         if restart { "restarted" } else { "stopped" }
     ))
+}
+
+/// `corral tune VM [--budget N] [--slice N]`: one command per setting,
+/// the budget first.
+pub fn tune(host: &HostDir, vm: &str, budget: Option<u64>, slice: Option<u64>) -> Result<String> {
+    let mut out = String::new();
+    for (what, value, name, zero) in [
+        (control::TUNE_BUDGET, budget, "budget", "no budget"),
+        (control::TUNE_SLICE, slice, "slice", "the run's slice"),
+    ] {
+        let Some(value) = value else { continue };
+        answered(service::send(host, &Message::Tune { vm, what, value })?)?;
+        out.push_str(&match value {
+            0 => format!("{vm}: {zero}\n"),
+            v => format!("{vm}: {name} of {v} instructions\n"),
+        });
+    }
+    Ok(out)
 }
 
 /// `n thing` or `n things`.

@@ -274,11 +274,43 @@ fn a_service_run_is_managed_at_runtime() {
     assert!(stderr(&twice).contains("web-1 has already ended"));
     let nosuch = corral(&["stop", "web-9", "--host", &name]);
     assert!(stderr(&nosuch).contains("no VM named web-9"));
+    // Tuning: a slice out of range and an unknown VM are refused by
+    // name; a budget it has used up stops it at its next slice; an ended
+    // VM keeps what it is given for its next restart.
+    let bad = corral(&["tune", "web-0", "--slice", "5", "--host", &name]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("a slice of 5 instructions is outside 10000.."),
+        "{}",
+        stderr(&bad)
+    );
+    let nosuch = corral(&["tune", "web-9", "--budget", "1", "--host", &name]);
+    assert!(stderr(&nosuch).contains("no VM named web-9"));
+    let slice = corral(&["tune", "web-0", "--slice", "200000", "--host", &name]);
+    assert!(slice.status.success(), "{}", stderr(&slice));
+    assert_eq!(stdout(&slice), "web-0: slice of 200000 instructions\n");
+    let budget = corral(&["tune", "web-0", "--budget", "1", "--host", &name]);
+    assert!(budget.status.success(), "{}", stderr(&budget));
+    wait_for(&name, "web-0", "killed", 0);
+    let logs = stdout(&corral(&["logs", "web-0", "--host", &name]));
+    assert!(
+        logs.contains("budget set by the operator: 1 instructions"),
+        "{logs}"
+    );
+    let unlimited = corral(&[
+        "tune", "web-0", "--budget", "0", "--slice", "0", "--host", &name,
+    ]);
+    assert!(unlimited.status.success(), "{}", stderr(&unlimited));
+    assert_eq!(
+        stdout(&unlimited),
+        "web-0: no budget\nweb-0: the run's slice\n"
+    );
     assert!(
         corral(&["restart", "web-0", "--host", &name])
             .status
             .success()
     );
+    wait_for(&name, "web-0", "running", 1);
     // A stop right after a restart: both carried out, in order.
     for (cmd, vm) in [("restart", "web-2"), ("stop", "web-2")] {
         assert!(corral(&[cmd, vm, "--host", &name]).status.success());

@@ -18,7 +18,7 @@ use vmm_abi::control::{
 };
 use vmm_abi::hook::map::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use vmm_abi::hook::{MAX_INSNS, MAX_MAPS, MapDef};
-use vmm_abi::manifest::LinkDir;
+use vmm_abi::manifest::{LinkDir, MAX_TIMESLICE, MIN_TIMESLICE};
 
 /// Bytes of answers waiting for the line.
 pub const OUT_BYTES: usize = 4096;
@@ -77,6 +77,12 @@ pub enum Request {
     Stop,
     /// Start it again with fresh memory, running or ended (`restart`).
     Restart,
+    /// Give it this budget in instructions from now on (`tune --budget`;
+    /// 0: none).
+    Budget(u64),
+    /// Give it slices of this many instructions from now on (`tune
+    /// --slice`; 0: the run's).
+    Slice(u64),
 }
 
 /// VMs a command starts: `count` more like VM `template` (the first VM of
@@ -598,6 +604,17 @@ impl Channel {
             },
             Message::Stop { vm } => post(vm, Request::Stop),
             Message::Restart { vm } => post(vm, Request::Restart),
+            Message::Tune { vm, what, value } => match (what, value) {
+                (control::TUNE_SLICE, v)
+                    if v != 0 && !(MIN_TIMESLICE..=MAX_TIMESLICE).contains(&v) =>
+                {
+                    Answer::Refused(Text::format(format_args!(
+                        "a slice of {v} instructions is outside {MIN_TIMESLICE}..={MAX_TIMESLICE} (0: the run's)"
+                    )))
+                }
+                (control::TUNE_SLICE, v) => post(vm, Request::Slice(v)),
+                (_, v) => post(vm, Request::Budget(v)),
+            },
             Message::Start { entry, name } => start(fleet, entry, name, seq),
             Message::Scale { entry, count } => scale(fleet, entry, count, seq),
             Message::Stats => {

@@ -28,7 +28,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 6;
+pub const CONTROL_VERSION: u8 = 7;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -94,8 +94,18 @@ const BAD_CHUNK: &str = "instruction bytes that are not 1 to 125 whole 8-byte in
 const BAD_ENTRY: &str = "a map entry whose key or value is longer than a map's";
 const BAD_FLOW: &str = "flow kind is neither 1 (a link) nor 2 (a NIC)";
 const BAD_EVENT: &str = "an event other than 1 (started), 2 (restarted) or 3 (ended)";
+const BAD_SETTING: &str = "a setting other than 1 (budget) or 2 (slice)";
 const BAD_STATUS: &str =
     "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
+
+/// [`Message::Tune`]'s setting: the VM's budget, the instructions it may
+/// run in all (0: no budget); past it, it is stopped as a manifest budget
+/// stops it.
+pub const TUNE_BUDGET: u8 = 1;
+/// [`Message::Tune`]'s setting: the VM's scheduling slice, in instructions
+/// (0: the run's; else within the manifest's `timeslice` range). A slice
+/// hook on the VM still decides its slices.
+pub const TUNE_SLICE: u8 = 2;
 
 const K_LIST: u8 = 1;
 const K_STOP: u8 = 2;
@@ -111,6 +121,7 @@ const K_HOOK_COMMIT: u8 = 11;
 const K_HOOK_DETACH: u8 = 12;
 const K_HOOK_MAPS: u8 = 13;
 const K_WATCH: u8 = 14;
+const K_TUNE: u8 = 15;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
@@ -156,6 +167,17 @@ pub enum Message<'a> {
         /// The new VM's name; empty: the entry's next clone name
         /// (`<entry>-<n>`).
         name: &'a str,
+    },
+    /// Command: change a VM's budget or slice ([`TUNE_BUDGET`],
+    /// [`TUNE_SLICE`]) from now on, kept across its restarts.
+    Tune {
+        /// The VM's name.
+        vm: &'a str,
+        /// Which setting.
+        what: u8,
+        /// Its new value, in instructions (0: none for the budget, the
+        /// run's default for the slice).
+        value: u64,
     },
     /// Command: counters of every VM, link and NIC.
     Stats,
@@ -366,6 +388,7 @@ impl Message<'_> {
             Message::Restart { .. } => K_RESTART,
             Message::Scale { .. } => K_SCALE,
             Message::Start { .. } => K_START,
+            Message::Tune { .. } => K_TUNE,
             Message::Stats => K_STATS,
             Message::Logs { .. } => K_LOGS,
             Message::LogLine { .. } => K_LOG_LINE,
@@ -588,6 +611,17 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         Message::Start { entry, name } => {
             w.name(entry, kind)?;
             w.text(name)?;
+        }
+        Message::Tune { vm, what, value } => {
+            if !matches!(what, TUNE_BUDGET | TUNE_SLICE) {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_SETTING,
+                });
+            }
+            w.name(vm, kind)?;
+            w.bytes(&[what])?;
+            w.bytes(&value.to_le_bytes())?;
         }
         Message::Logs { vm, from } => {
             w.name(vm, kind)?;
@@ -904,6 +938,18 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
             entry: r.name()?,
             name: r.text()?,
         },
+        K_TUNE => {
+            let vm = r.name()?;
+            let what = r.take(1)?[0];
+            if !matches!(what, TUNE_BUDGET | TUNE_SLICE) {
+                return Err(r.bad(BAD_SETTING));
+            }
+            Message::Tune {
+                vm,
+                what,
+                value: r.u64()?,
+            }
+        }
         K_LOGS => Message::Logs {
             vm: r.name()?,
             from: r.u64()?,

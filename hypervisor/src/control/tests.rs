@@ -462,6 +462,60 @@ fn stop_and_restart_go_to_the_vms_core_which_answers() {
 }
 
 #[test]
+fn tuning_goes_to_the_vms_core_and_a_slice_out_of_range_is_refused_by_name() {
+    use vmm_abi::control::{TUNE_BUDGET, TUNE_SLICE};
+    use vmm_abi::manifest::{MAX_TIMESLICE, MIN_TIMESLICE};
+    let mut fleet = FakeFleet::with(3);
+    let mut ch = Channel::new();
+    let tune = |vm, what, value| Message::Tune { vm, what, value };
+    let cmds = [
+        tune("web-2", TUNE_BUDGET, 5_000_000),
+        tune("web-1", TUNE_SLICE, MIN_TIMESLICE),
+        tune("web-0", TUNE_SLICE, 0),
+        tune("web-0", TUNE_BUDGET, 0),
+        tune("web-1", TUNE_SLICE, MIN_TIMESLICE - 1),
+        tune("web-1", TUNE_SLICE, MAX_TIMESLICE + 1),
+        tune("web-9", TUNE_BUDGET, 1),
+    ];
+    for (seq, msg) in cmds.iter().enumerate() {
+        send(&mut ch, &mut fleet, &frame(msg, seq as u32), 1);
+    }
+    assert_eq!(
+        fleet.posted,
+        vec![
+            (2, Request::Budget(5_000_000), 0),
+            (1, Request::Slice(MIN_TIMESLICE), 1),
+            (0, Request::Slice(0), 2),
+            (0, Request::Budget(0), 3),
+        ]
+    );
+    let range = std::format!("is outside {MIN_TIMESLICE}..={MAX_TIMESLICE} (0: the run's)");
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (g, (seq, what)) in got.iter().zip([
+        (
+            4,
+            std::format!("a slice of {} instructions {range}", MIN_TIMESLICE - 1),
+        ),
+        (
+            5,
+            std::format!("a slice of {} instructions {range}", MAX_TIMESLICE + 1),
+        ),
+        (6, "no VM named web-9".into()),
+    ]) {
+        assert_eq!(*g, Got::Error(seq, what));
+    }
+    // The cores answer the four it posted.
+    for seq in 0..4 {
+        ch.complete(seq, Ok(()));
+    }
+    assert_eq!(
+        drain(&mut ch, &mut fleet, 1),
+        (0..4).map(Got::Done).collect::<StdVec<_>>()
+    );
+}
+
+#[test]
 fn refusals_name_the_vm_or_the_reason() {
     let mut fleet = FakeFleet::with(1);
     fleet.entries[0] = "db".into();

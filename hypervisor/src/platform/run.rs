@@ -481,7 +481,8 @@ impl Plan {
         }
     }
 
-    /// A stop or restart of the VM at position `local`, answered `seq`.
+    /// A stop, restart or tuning of the VM at position `local`, answered
+    /// `seq`.
     #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
@@ -501,6 +502,23 @@ impl Plan {
             (Request::Stop, false) => {
                 sched.remove(local);
                 self.operator_stop(st, "stopped by the operator", cp);
+                cp.answer(seq, Ok(()));
+            }
+            // An ended VM keeps them for its next restart.
+            (Request::Budget(budget), _) => {
+                // Checked against what it ran at its next slice: a budget
+                // it has used up already stops it then.
+                st.spec.budget = budget;
+                st.line.note(format_args!(
+                    "-- budget set by the operator: {budget} instructions (0: none)"
+                ));
+                cp.answer(seq, Ok(()));
+            }
+            (Request::Slice(ticks), _) => {
+                st.slice = (ticks != 0).then_some(ticks);
+                st.line.note(format_args!(
+                    "-- slice set by the operator: {ticks} instructions (0: the run's)"
+                ));
                 cp.answer(seq, Ok(()));
             }
             (Request::Restart, _) => {

@@ -137,6 +137,9 @@ pub struct VmState {
     pub restarts: u32,
     /// Times scheduled onto its core after another VM.
     pub slices: u64,
+    /// Its slice length set by the operator (`tune --slice`), instead of
+    /// the run's; kept across restarts.
+    pub slice: Option<u64>,
     /// Pending console text.
     pub line: LineBuffer,
     /// TSC the guest reported at `main` (this run).
@@ -209,6 +212,7 @@ impl VmState {
             launched: false,
             restarts: 0,
             slices: 0,
+            slice: None,
             line: LineBuffer::new(),
             main_tsc: None,
             created_tsc: 0,
@@ -1187,7 +1191,7 @@ pub fn run_slice(
     // A slice hook, the VM's own or else its core's, says how long this
     // slice is.
     let timeslice = match net.slice_hook(st.cell, core) {
-        None => shared.timeslice,
+        None => st.slice.unwrap_or(shared.timeslice),
         Some(h) => {
             let ctx = SliceCtx {
                 vm: st.index,
@@ -1197,7 +1201,8 @@ pub fn run_slice(
                 waited: st.cpu.waited,
                 last_exit: st.cpu.last_exit & 0xffff,
             };
-            h.slice(&ctx, core, shared.timeslice, MIN_TIMESLICE..=MAX_TIMESLICE)
+            let default = st.slice.unwrap_or(shared.timeslice);
+            h.slice(&ctx, core, default, MIN_TIMESLICE..=MAX_TIMESLICE)
         }
     };
     let params = SliceParams {

@@ -24,6 +24,16 @@ fn all() -> Vec<Message<'static>> {
             entry: "web",
             name: "web-extra",
         },
+        Message::Tune {
+            vm: "web-2",
+            what: TUNE_BUDGET,
+            value: 5_000_000,
+        },
+        Message::Tune {
+            vm: "web-2",
+            what: TUNE_SLICE,
+            value: 0,
+        },
         Message::Stats,
         Message::Logs {
             vm: "web-3",
@@ -381,6 +391,31 @@ fn malformed_frames_are_refused_by_name() {
         assert!(
             matches!(next_frame(&bad), Next::Bad(FrameError::Payload { kind: 128, why: w }, _) if w == why),
             "{e} {st}"
+        );
+    }
+    // A setting `tune` does not know, either way.
+    let tune = |what| Message::Tune {
+        vm: "a",
+        what,
+        value: 1,
+    };
+    for what in [0, 3, 255] {
+        assert_eq!(
+            encode(&tune(what), 0, &mut buf),
+            Err(FrameError::Payload {
+                kind: K_TUNE,
+                why: BAD_SETTING
+            })
+        );
+        let n = encode(&tune(TUNE_SLICE), 7, &mut buf).unwrap();
+        let mut bad = buf[..n].to_vec();
+        // name (1 + 1), then the setting.
+        bad[HEADER + 2] = what;
+        let crc = crc32(&bad[..n - TRAILER]).to_le_bytes();
+        bad[n - TRAILER..].copy_from_slice(&crc);
+        assert!(
+            matches!(next_frame(&bad), Next::Bad(FrameError::Payload { kind: K_TUNE, why: w }, _) if w == BAD_SETTING),
+            "{what}"
         );
     }
     // Too long to encode.
