@@ -500,6 +500,14 @@ pub fn vm_command(host: &HostDir, vm: &str, restart: bool) -> Result<String> {
 /// `corral tune VM [--budget N] [--slice N]`: one command per setting,
 /// the budget first.
 pub fn tune(host: &HostDir, vm: &str, budget: Option<u64>, slice: Option<u64>) -> Result<String> {
+    use vmm_abi::manifest::{MAX_TIMESLICE, MIN_TIMESLICE};
+    // Checked here too, so that a refused slice leaves the budget as it
+    // was (the hypervisor checks it again).
+    if let Some(v) = slice.filter(|&v| v != 0 && !(MIN_TIMESLICE..=MAX_TIMESLICE).contains(&v)) {
+        return Err(Error::new(format!(
+            "a slice of {v} instructions is outside {MIN_TIMESLICE}..={MAX_TIMESLICE} (0: the run's)"
+        )));
+    }
     let mut out = String::new();
     for (what, value, name, zero) in [
         (control::TUNE_BUDGET, budget, "budget", "no budget"),

@@ -613,7 +613,9 @@ impl Channel {
                     )))
                 }
                 (control::TUNE_SLICE, v) => post(vm, Request::Slice(v)),
-                (_, v) => post(vm, Request::Budget(v)),
+                (control::TUNE_BUDGET, v) => post(vm, Request::Budget(v)),
+                // Refused when the frame was read; never reaches here.
+                (what, _) => Answer::Refused(Text::format(format_args!("no setting {what}"))),
             },
             Message::Start { entry, name } => start(fleet, entry, name, seq),
             Message::Scale { entry, count } => scale(fleet, entry, count, seq),

@@ -83,14 +83,21 @@ pub trait FramePolicy {
         None
     }
 
+    /// Whether the fast path should have it judge frames where they lie
+    /// in the receiver's buffer ([`FramePolicy::judge_in_place`]) rather
+    /// than on its own copy. Only a policy whose verdicts are pass or drop
+    /// may: the receiver can change its buffer at any time, so nothing
+    /// judged there may go anywhere but to the receiver.
+    fn judges_in_place(&self) -> bool {
+        false
+    }
+
     /// Judges a frame the fast path has just written into the receiver's
     /// buffer (`frame`: its bytes there, out of the sender's reach, not
-    /// handed over yet) where it lies, if the policy can (a packet hook
-    /// with compiled code); `None` if it cannot: the fast path then copies
-    /// it into [`FramePolicy::own_buffer`] and asks
-    /// [`FramePolicy::judge_own`]. A frame that passes is delivered as it
-    /// lies (with the policy's changes); one it drops is wiped from the
-    /// buffer before the buffer serves the next frame.
+    /// handed over yet) where it lies; `None` (nothing judged, nothing
+    /// counted) if it cannot after all. A frame that passes is delivered
+    /// as it lies (with the policy's changes); one it drops is wiped from
+    /// the buffer before the buffer serves the next frame.
     fn judge_in_place(&mut self, _frame: &HostRange<'_>) -> Option<Verdict> {
         None
     }

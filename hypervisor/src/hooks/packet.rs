@@ -2,13 +2,16 @@
 //!
 //! The pump asks the direction's policy about each frame after copying it
 //! into the receiver's buffer ([`crate::datapath::policy`]), out of the
-//! sender's reach. On a link's fast path, compiled code runs on those
-//! bytes where they lie ([`FramePolicy::judge_in_place`]; they move into
-//! the hook's own buffer the first time the code calls back into Rust);
-//! otherwise the hook copies them once more, into a buffer of its own,
-//! and runs the program (compiled, or interpreted) over that copy, with
-//! an `xdp_md` context. Either way the program reaches no memory but the
-//! frame, the context, its stack and its maps.
+//! sender's reach. On a link's fast path, compiled code that can only
+//! pass or drop ([`only_judges`]) runs on those bytes where they lie
+//! ([`FramePolicy::judge_in_place`]; they move into the hook's own buffer
+//! the first time the code calls back into Rust): the receiver could
+//! change them meanwhile, but what it changes only ever reaches itself.
+//! Every other program gets the frame copied out of the sender's buffer
+//! into the hook's own (out of every guest's reach) and runs (compiled,
+//! or interpreted) over that copy, with an `xdp_md` context, so what it
+//! sends back is exactly what it left there. Either way the program
+//! reaches no memory but the frame, the context, its stack and its maps.
 //!
 //! Verdicts: `XDP_PASS` delivers the frame; `XDP_DROP`, `XDP_ABORTED`, any
 //! value the XDP contract does not know, and an aborted run drop it (the
@@ -48,7 +51,7 @@ use core::fmt;
 use spin::Mutex;
 use vmm_abi::corral::devices::MAX_FRAME_BYTES;
 use vmm_abi::hook::context::{XDP_DATA_END, XDP_MD_SIZE};
-use vmm_abi::hook::insn::{XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
+use vmm_abi::hook::insn::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};
 use vmm_abi::hook::{HookKind, Insn, MapDef, VerifyError};
 use vmm_abi::manifest::{HookAttach, NicDir};
 use vmm_abi::report::{HookFlow, Record};
@@ -127,7 +130,8 @@ pub struct HookRun<'t> {
     /// Compiled code's state, reused from run to run.
     jit: JitState,
     /// The program's compiled code, once checked to run over its maps as
-    /// a packet hook (what runs frames in place).
+    /// a packet hook and to answer only pass or drop ([`only_judges`]):
+    /// what judges frames in place.
     native: Option<&'t dyn JitCode>,
 }
 
@@ -354,6 +358,11 @@ impl FramePolicy for HookRun<'_> {
     }
 
     #[inline(always)]
+    fn judges_in_place(&self) -> bool {
+        self.native.is_some()
+    }
+
+    #[inline(always)]
     fn judge_in_place(&mut self, frame: &HostRange<'_>) -> Option<Verdict> {
         self.run_in_place(frame)
     }
@@ -465,7 +474,8 @@ impl<'t> PacketHook<'t> {
         match compile(&run.prog) {
             Some(code) => {
                 run.prog = run.prog.with_jit(code);
-                run.native = vm::packet_code(&run.prog, &run.mem.maps);
+                run.native = vm::packet_code(&run.prog, &run.mem.maps)
+                    .filter(|_| only_judges(run.prog.ops()));
                 true
             }
             None => false,
@@ -517,6 +527,36 @@ impl<'t> PacketHook<'t> {
         });
         super::maps::report(index, &run.mem.maps, run.mem.env.core + 1, record);
     }
+}
+
+/// Whether a program can only answer `XDP_ABORTED`, `XDP_DROP` or
+/// `XDP_PASS` (an aborted run drops too): nothing but moves of those
+/// constants writes `r0` (a helper call writes it, so a program that calls
+/// one does not qualify). Such a program never sends a frame anywhere, so
+/// it may judge a frame where its receiver can still change it: whatever
+/// the receiver does to it only reaches the receiver.
+pub fn only_judges(ops: &[super::Op]) -> bool {
+    use super::Op;
+    let verdict = |imm: u64| matches!(imm, XDP_ABORTED | XDP_DROP | XDP_PASS);
+    ops.iter().all(|op| match *op {
+        Op::MovImm { dst: 0, imm } | Op::LdImm64 { dst: 0, imm } => verdict(imm),
+        Op::Return { imm } => verdict(imm),
+        Op::Call { .. } => false,
+        Op::MovReg { dst, .. }
+        | Op::AddImm { dst, .. }
+        | Op::AddReg { dst, .. }
+        | Op::Alu64Imm { dst, .. }
+        | Op::Alu64Reg { dst, .. }
+        | Op::Alu32Imm { dst, .. }
+        | Op::Alu32Reg { dst, .. }
+        | Op::End { dst, .. }
+        | Op::BoundsCheck { dst, .. }
+        | Op::LdxB { dst, .. }
+        | Op::LdxH { dst, .. }
+        | Op::LdxW { dst, .. }
+        | Op::LdxDw { dst, .. } => dst != 0,
+        _ => true,
+    })
 }
 
 /// The context for frames from port `ingress` (`data_end` set per frame).

@@ -165,14 +165,17 @@ pub(super) fn frames<F, B, P: FramePolicy>(
     (u32::from(t_done), stop)
 }
 
-/// The policy point of the fast path: the frame is copied behind the
-/// receive header into the receiver's buffer as without a policy (out of
-/// the sender's reach from then on) and judged there, in place if the
-/// policy can, else on a copy in the policy's own buffer (whose bytes are
-/// written back if the policy may have changed them). A dropped frame is
-/// wiped from the buffer, which serves the next frame. `None` (nothing
-/// judged) if a buffer is out of place: the general path then names it.
-/// `Some(false)` for a frame the policy drops.
+/// The policy point of the fast path. A policy that judges frames in
+/// place (compiled code that can only pass or drop, so nothing the
+/// receiver does to its buffer can leave it) gets the frame copied behind
+/// the receive header into the receiver's buffer, as without a policy,
+/// and judges it there; a frame it drops is wiped from the buffer, which
+/// serves the next frame. Any other policy gets the frame copied out of
+/// the sender's buffer into its own (out of every guest's reach), judges
+/// it there, and a frame that passes is written from that copy behind the
+/// receive header into the receiver's buffer. `None` (nothing judged) if a
+/// buffer is out of place: the general path then names it. `Some(false)`
+/// for a frame the policy drops.
 #[inline(never)]
 fn judged<P: FramePolicy>(
     policy: &mut P,
@@ -181,29 +184,35 @@ fn judged<P: FramePolicy>(
     dst: &RawRam,
     (r_addr, r_len): (u64, u32),
 ) -> Option<bool> {
-    let frame = src.copy_behind_prefix_at(
-        (t_addr, t_len.into()),
-        dst,
-        (r_addr, r_len.into()),
-        HEADER_WORDS,
-    )?;
-    // Once judged, a frame is handed over or dropped: `frame` is one
-    // writable range of the receiver's, so nothing below fails.
-    let passed = match policy.judge_in_place(&frame) {
-        Some(v) => v == Verdict::Pass,
-        None => {
-            let len = frame.len() as usize;
-            frame.read_into(0, policy.own_buffer()?.get_mut(..len)?)?;
-            policy.judge_own(len) == Verdict::Pass
-                && (!policy.rewrote()
-                    || policy
-                        .own_buffer()
-                        .and_then(|own| frame.write_from(0, own.get(..len)?))
-                        .is_some())
+    if policy.judges_in_place() {
+        let frame = src.copy_behind_prefix_at(
+            (t_addr, t_len.into()),
+            dst,
+            (r_addr, r_len.into()),
+            HEADER_WORDS,
+        )?;
+        // Judged, the frame is handed over or dropped (`frame` is one
+        // writable range of the receiver's: wiping it cannot fail).
+        let passed = policy.judge_in_place(&frame)? == Verdict::Pass;
+        if !passed {
+            frame.zero();
         }
-    };
-    if !passed {
-        frame.zero();
+        return Some(passed);
     }
-    Some(passed)
+    let hdr = u64::from(NET_HDR_LEN);
+    let len = (t_len - NET_HDR_LEN) as usize;
+    let from = src.resolve(t_addr, t_len.into(), false)?;
+    let to = dst.resolve(r_addr, r_len.into(), true)?;
+    from.read_into(hdr, policy.own_buffer()?.get_mut(..len)?)?;
+    if policy.judge_own(len) == Verdict::Drop {
+        return Some(false);
+    }
+    // `to` was resolved whole and writable for a frame of this length:
+    // this write does not fail once the checks above passed.
+    Some(
+        policy
+            .own_buffer()
+            .and_then(|own| to.write_prefixed(HEADER_WORDS, own.get(..len)?))
+            .is_some(),
+    )
 }

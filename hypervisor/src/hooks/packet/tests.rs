@@ -234,3 +234,42 @@ fn a_program_the_verifier_refuses_is_not_built() {
     let e = PacketHook::new("h", LINK0, 0, ok, &defs, leaked_memory(small, 2), clock);
     assert!(matches!(e, Err(BuildError::Maps(_))));
 }
+
+#[test]
+fn only_programs_that_pass_or_drop_judge_frames_in_place() {
+    use crate::hooks::jit::tests::emu_code;
+    // Writes the frame's first byte, then passes it.
+    let scribble = vec![
+        ldx(BPF_W, 2, 1, XDP_DATA as i16),
+        st(BPF_B, 2, 0, 0x5a),
+        mov64_imm(0, XDP_PASS as i32),
+        exit(),
+    ];
+    // Answers from a register: anything, `XDP_TX` included.
+    let from_frame = vec![
+        ldx(BPF_W, 2, 1, XDP_DATA as i16),
+        ldx(BPF_W, 3, 1, XDP_DATA_END as i16),
+        mov64_imm(0, XDP_DROP as i32),
+        mov64_reg(4, 2),
+        alu64_imm(BPF_ADD, 4, 1),
+        jmp_reg(BPF_JGT, 4, 3, 1),
+        ldx(BPF_B, 0, 2, 0),
+        exit(),
+    ];
+    let tx = vec![mov64_imm(0, XDP_TX as i32), exit()];
+    for (insns, in_place) in [
+        (pass_ipv4(), true),
+        (scribble, true),
+        (vec![mov64_imm(0, XDP_ABORTED as i32), exit()], true),
+        (tx, false),
+        (from_frame, false),
+        // A helper call writes r0.
+        (first_byte_verdict(), false),
+        (bouncer(), false),
+    ] {
+        let h = hook(insns.clone());
+        assert!(!h.lock().judges_in_place(), "interpreted: never in place");
+        assert!(h.compile_with(|p| Some(emu_code(p))));
+        assert_eq!(h.lock().judges_in_place(), in_place, "{insns:?}");
+    }
+}
