@@ -462,6 +462,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
         Cmd::Ps { .. }
             | Cmd::Stop { .. }
             | Cmd::Restart { .. }
+            | Cmd::Tune { .. }
             | Cmd::Start { .. }
             | Cmd::Scale { .. }
             | Cmd::Stats { listen: None, .. }
@@ -470,7 +471,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
         return done(
             EXIT_USAGE,
             Some(Error::new(
-                "`--endpoint` serves ps, stop, restart, start, scale and stats (without --listen)",
+                "`--endpoint` serves ps, stop, restart, tune, start, scale and stats (without --listen)",
             )),
         );
     }
@@ -591,9 +592,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
             budget,
             slice,
             host,
-        } => {
-            outcome(HostDir::named(&host.host).and_then(|h| host_cmd::tune(&h, &vm, budget, slice)))
-        }
+        } => outcome(target(&host, &endpoint).and_then(|h| host_cmd::tune(&h, &vm, budget, slice))),
         Cmd::Start { entry, name, host } => outcome(
             target(&host, &endpoint).and_then(|h| host_cmd::start(&h, &entry, name.as_deref())),
         ),

@@ -1,4 +1,4 @@
-//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|start|scale|stats`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
+//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
 
 use crate::error::{Error, Result};
 use crate::service::Answer;
@@ -40,9 +40,17 @@ pub fn request_for(msg: &Message<'_>) -> Result<(&'static str, String)> {
         Message::Scale { entry, count } => {
             ("POST", format!("/v1/entries/{entry}/scale?count={count}"))
         }
+        Message::Tune { vm, what, value } => {
+            let key = if what == vmm_abi::control::TUNE_SLICE {
+                "slice"
+            } else {
+                "budget"
+            };
+            ("POST", format!("/v1/vms/{vm}/tune?{key}={value}"))
+        }
         _ => {
             return Err(Error::new(
-                "the control API serves ps, stop, restart, start, scale and stats; use `--host` for the rest",
+                "the control API serves ps, stop, restart, tune, start, scale and stats; use `--host` for the rest",
             ));
         }
     })
@@ -208,6 +216,19 @@ mod tests {
             }),
             ("POST", "/v1/entries/web/scale?count=8".into())
         );
+        for (what, key) in [
+            (vmm_abi::control::TUNE_BUDGET, "budget"),
+            (vmm_abi::control::TUNE_SLICE, "slice"),
+        ] {
+            assert_eq!(
+                r(Message::Tune {
+                    vm: "web-1",
+                    what,
+                    value: 20_000
+                }),
+                ("POST", format!("/v1/vms/web-1/tune?{key}=20000"))
+            );
+        }
         assert!(request_for(&Message::End).is_err());
     }
 
@@ -220,6 +241,7 @@ mod tests {
             "/v1/vms/{name}:",
             "/v1/vms/{name}/stop:",
             "/v1/vms/{name}/restart:",
+            "/v1/vms/{name}/tune:",
             "/v1/entries/{entry}/start:",
             "/v1/entries/{entry}/scale:",
             "/v1/stats:",

@@ -1185,6 +1185,19 @@ b = "nic:uplink"
     let (code, body) = post(&curl, &format!("{url}/v1/vms/nosuch/stop"));
     assert_eq!(code, 404, "{body}");
     assert_eq!(post(&curl, &format!("{url}/v1/entries/web/scale")).0, 400);
+    // Tuning: one setting as a number, else 400; out of range, 409.
+    let (code, body) = post(&curl, &format!("{url}/v1/vms/web-0/tune?slice=200000"));
+    assert_eq!((code, body.trim()), (200, "{\"done\":true}"));
+    for bad in ["", "?slice=x", "?budget=1&slice=2"] {
+        let (code, body) = post(&curl, &format!("{url}/v1/vms/web-0/tune{bad}"));
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    let (code, body) = post(&curl, &format!("{url}/v1/vms/web-0/tune?slice=5"));
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("a slice of 5 instructions is outside"),
+        "{body}"
+    );
     // A name no command can carry is refused by the API, which goes on.
     let long = "x".repeat(300);
     assert_eq!(post(&curl, &format!("{url}/v1/vms/{long}/stop")).0, 400);
@@ -1205,6 +1218,9 @@ b = "nic:uplink"
         Some("stopped"),
         "{via_api:#}"
     );
+    let tune = corral(&["--endpoint", &url, "tune", "web-0", "--slice", "0"]);
+    assert!(tune.status.success(), "{}", stderr(&tune));
+    assert_eq!(stdout(&tune), "web-0: the run's slice\n");
     let restart = corral(&["--endpoint", &url, "restart", "web-1"]);
     assert!(restart.status.success(), "{}", stderr(&restart));
     assert_eq!(stdout(&restart), "restarted web-1\n");

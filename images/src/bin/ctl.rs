@@ -6,6 +6,7 @@
 //! | `GET /v1/vms/NAME` | `list` | `200`, the VM; `404` |
 //! | `POST /v1/vms/NAME/stop` | `stop` | `200 {"done":true}`; `404`, `409 {"error":...}` |
 //! | `POST /v1/vms/NAME/restart` | `restart` | as `stop` |
+//! | `POST /v1/vms/NAME/tune?budget=N` or `?slice=N` | `tune` | as `stop`; `400` without one number |
 //! | `POST /v1/entries/ENTRY/start[?name=N]` | `start` | as `stop` |
 //! | `POST /v1/entries/ENTRY/scale?count=N` | `scale` | as `stop`; `400` without a count |
 //! | `GET /v1/stats` | `stats` | `200`, the host's counters and each link's and NIC's |
@@ -363,6 +364,23 @@ impl Handler for Ctl {
             }
             (Method::Post, ["v1", "vms", vm, "restart"]) => {
                 done_or_error(self.exchange(&Message::Restart { vm }))
+            }
+            (Method::Post, ["v1", "vms", vm, "tune"]) => {
+                let number = |key| query_value(query, key).map(|v| v.parse::<u64>().ok());
+                let setting = match (number("budget"), number("slice")) {
+                    (Some(Some(value)), None) => Some((control::TUNE_BUDGET, value)),
+                    (None, Some(Some(value))) => Some((control::TUNE_SLICE, value)),
+                    _ => None,
+                };
+                match setting {
+                    Some((what, value)) => {
+                        done_or_error(self.exchange(&Message::Tune { vm, what, value }))
+                    }
+                    None => error(
+                        Status::BadRequest,
+                        "give one setting as a number: `?budget=N` or `?slice=N` (instructions; 0: none, the run's)",
+                    ),
+                }
             }
             (Method::Post, ["v1", "entries", entry, "start"]) => {
                 let name = query_value(query, "name").unwrap_or("");
