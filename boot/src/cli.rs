@@ -291,6 +291,13 @@ enum Cmd {
         /// The new VM's name
         #[arg(long)]
         name: Option<String>,
+        /// Its arguments instead of the entry's (printable ASCII, at most
+        /// 128 bytes; `--args ""` for none)
+        #[arg(long)]
+        args: Option<String>,
+        /// Its guest memory instead of the entry's (`64M`, `512K`, bytes)
+        #[arg(long, value_parser = memory_size)]
+        memory: Option<u64>,
         #[command(flatten)]
         host: HostArg,
     },
@@ -348,6 +355,13 @@ enum Cmd {
 /// Fleet sizes: one value (`1,8,64`), not a repeated option (an alias, so
 /// clap takes it as one value).
 type SizeList = Vec<u32>;
+
+fn memory_size(text: &str) -> Result<u64, String> {
+    let bytes = crate::toml_manifest::parse_size(text)
+        .ok_or_else(|| format!("`{text}` is not a size (`64M`, `512K`, bytes)"))?;
+    vmm_abi::manifest::check_memory(bytes).map_err(|p| p.to_string())?;
+    Ok(bytes)
+}
 
 fn sizes(text: &str) -> Result<SizeList, String> {
     fleet_bench::parse_sizes(text).map_err(|e| e.to_string())
@@ -593,9 +607,19 @@ pub fn invoke(args: &[&str]) -> Invocation {
             slice,
             host,
         } => outcome(target(&host, &endpoint).and_then(|h| host_cmd::tune(&h, &vm, budget, slice))),
-        Cmd::Start { entry, name, host } => outcome(
-            target(&host, &endpoint).and_then(|h| host_cmd::start(&h, &entry, name.as_deref())),
-        ),
+        Cmd::Start {
+            entry,
+            name,
+            args,
+            memory,
+            host,
+        } => outcome(target(&host, &endpoint).and_then(|h| {
+            let overrides = host_cmd::Overrides {
+                args: args.as_deref(),
+                memory: memory.unwrap_or(0),
+            };
+            host_cmd::start(&h, &entry, name.as_deref(), overrides)
+        })),
         Cmd::Scale { entry, count, host } => {
             outcome(target(&host, &endpoint).and_then(|h| host_cmd::scale(&h, &entry, count)))
         }

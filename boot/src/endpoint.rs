@@ -33,9 +33,28 @@ pub fn request_for(msg: &Message<'_>) -> Result<(&'static str, String)> {
         Message::Stats => ("GET", "/v1/stats".into()),
         Message::Stop { vm } => ("POST", format!("/v1/vms/{vm}/stop")),
         Message::Restart { vm } => ("POST", format!("/v1/vms/{vm}/restart")),
-        Message::Start { entry, name: "" } => ("POST", format!("/v1/entries/{entry}/start")),
-        Message::Start { entry, name } => {
-            ("POST", format!("/v1/entries/{entry}/start?name={name}"))
+        Message::Start {
+            entry,
+            name,
+            args,
+            memory,
+        } => {
+            let mut query = Vec::new();
+            if !name.is_empty() {
+                query.push(format!("name={name}"));
+            }
+            if let Some(a) = args {
+                query.push(format!("args={}", percent_encoded(a)));
+            }
+            if memory != 0 {
+                query.push(format!("memory={memory}"));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            ("POST", format!("/v1/entries/{entry}/start{query}"))
         }
         Message::Scale { entry, count } => {
             ("POST", format!("/v1/entries/{entry}/scale?count={count}"))
@@ -54,6 +73,20 @@ pub fn request_for(msg: &Message<'_>) -> Result<(&'static str, String)> {
             ));
         }
     })
+}
+
+/// `text` as a query value: every byte but letters, digits and `-._~` as
+/// `%XX` (RFC 3986's unreserved characters stay).
+fn percent_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The status code and body of an HTTP/1.1 response.
@@ -205,9 +238,32 @@ mod tests {
         assert_eq!(
             r(Message::Start {
                 entry: "web",
-                name: "x"
+                name: "x",
+                args: None,
+                memory: 0,
             }),
             ("POST", "/v1/entries/web/start?name=x".into())
+        );
+        assert_eq!(
+            r(Message::Start {
+                entry: "web",
+                name: "",
+                args: Some("port=81 msg=a&b%"),
+                memory: 8 << 20,
+            }),
+            (
+                "POST",
+                "/v1/entries/web/start?args=port%3D81%20msg%3Da%26b%25&memory=8388608".into()
+            )
+        );
+        assert_eq!(
+            r(Message::Start {
+                entry: "web",
+                name: "",
+                args: Some(""),
+                memory: 0,
+            }),
+            ("POST", "/v1/entries/web/start?args=".into())
         );
         assert_eq!(
             r(Message::Scale {
@@ -249,6 +305,13 @@ mod tests {
             assert!(
                 doc.contains(&format!("  {path}\n")),
                 "{path} is not documented"
+            );
+        }
+        // start's query parameters.
+        for param in ["name", "args", "memory"] {
+            assert!(
+                doc.contains(&format!("      - name: {param}\n        in: query")),
+                "start's `{param}` is not documented"
             );
         }
     }

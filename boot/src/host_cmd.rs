@@ -532,16 +532,43 @@ fn plural(n: u64, thing: &str) -> String {
     }
 }
 
-/// `corral start ENTRY [--name NAME]`.
-pub fn start(host: &HostDir, entry: &str, name: Option<&str>) -> Result<String> {
+/// What `corral start` changes from the entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overrides<'a> {
+    /// Arguments instead of the entry's.
+    pub args: Option<&'a str>,
+    /// Bytes of guest memory instead of the entry's; 0: the entry's.
+    pub memory: u64,
+}
+
+/// `corral start ENTRY [--name NAME] [--args TEXT] [--memory SIZE]`.
+pub fn start(host: &HostDir, entry: &str, name: Option<&str>, o: Overrides<'_>) -> Result<String> {
+    // Checked here too, for an error before anything is sent (the
+    // hypervisor checks them again).
+    if let Some(Err(p)) = o.args.map(vmm_abi::manifest::check_args) {
+        return Err(Error::new(format!("`--args`: {p}")));
+    }
     let msg = Message::Start {
         entry,
         name: name.unwrap_or(""),
+        args: o.args,
+        memory: o.memory,
     };
     answered(service::send(host, &msg)?)?;
+    let mut with = String::new();
+    if let Some(a) = o.args {
+        with.push_str(&format!(" with args `{a}`"));
+    }
+    if o.memory != 0 {
+        with.push_str(&format!(
+            "{} {} KiB of memory",
+            if with.is_empty() { " with" } else { " and" },
+            o.memory >> 10
+        ));
+    }
     Ok(match name {
-        Some(n) => format!("started {n} (a copy of {entry})\n"),
-        None => format!("started one more VM of {entry} (`corral ps` names it)\n"),
+        Some(n) => format!("started {n} (a copy of {entry}){with}\n"),
+        None => format!("started one more VM of {entry}{with} (`corral ps` names it)\n"),
     })
 }
 

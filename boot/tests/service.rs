@@ -435,7 +435,67 @@ fn a_service_run_is_managed_at_runtime() {
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
     assert_eq!(started(&ps_json()), ["web-0", "web-extra", "web-17"]);
-    let vms_started = 6 + 14 + 2;
+    // Overrides: a copy of `once` in 1 MiB greets with that size; a
+    // `web` with its own arguments does the work they say; bad ones are
+    // refused by field before anything is sent.
+    let big = corral(&[
+        "start", "once", "--name", "once-1m", "--memory", "1M", "--host", &name,
+    ]);
+    assert!(big.status.success(), "{}", stderr(&big));
+    assert_eq!(
+        stdout(&big),
+        "started once-1m (a copy of once) with 1024 KiB of memory\n"
+    );
+    let odd = corral(&[
+        "start",
+        "web",
+        "--name",
+        "web-args",
+        "--args",
+        "work=999999999999",
+        "--host",
+        &name,
+    ]);
+    assert!(odd.status.success(), "{}", stderr(&odd));
+    assert_eq!(
+        stdout(&odd),
+        "started web-args (a copy of web) with args `work=999999999999`\n"
+    );
+    wait_for(&name, "once-1m", "exited", 0);
+    wait_for_line(&name, "web-args", "spin: 999999999999 iterations");
+    assert!(
+        corral(&["stop", "web-args", "--host", &name])
+            .status
+            .success()
+    );
+    let logs = stdout(&corral(&["logs", "once-1m", "--host", &name]));
+    assert!(logs.contains("with 1024 KiB"), "{logs}");
+    assert!(logs.contains("Hello from Corral: vm once-1m ("), "{logs}");
+    assert!(logs.contains("), 1024 KiB"), "{logs}");
+    for (args, code, want) in [
+        (
+            vec!["start", "once", "--memory", "4K"],
+            2,
+            "4096 is outside 262144..=1073741824",
+        ),
+        (
+            vec!["start", "once", "--memory", "1M+1"],
+            2,
+            "`1M+1` is not a size",
+        ),
+        (
+            vec!["start", "once", "--args", "tab\there"],
+            1,
+            "`--args`: must be non-empty and use only the allowed characters",
+        ),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--host", &name]);
+        let out = corral(&a);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    let vms_started = 6 + 14 + 2 + 2;
 
     let report = host.dir.join("down-report.json");
     let down = corral(&[
@@ -513,7 +573,25 @@ fn a_service_run_is_managed_at_runtime() {
     assert_eq!(vm("web-0")["restarts"], 1);
     assert_eq!(vm("once")["status"], "exited");
     assert_eq!(vm("once")["restarts"], 2);
+    let m = &vm("once-1m")["memory"];
+    assert_eq!(
+        m["private"].as_u64().unwrap() + m["shared"].as_u64().unwrap(),
+        1 << 20,
+        "{m}"
+    );
+    assert_eq!(vm("web-args")["status"], "stopped");
     assert!(!host.running());
+}
+
+/// Waits until VM `vm`'s logs on `host` hold `text` (60 s at most).
+fn wait_for_line(host: &str, vm: &str, text: &str) {
+    for _ in 0..600 {
+        if stdout(&corral(&["logs", vm, "--host", host])).contains(text) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{vm} did not print {text:?} within 60 s");
 }
 
 /// VM `name`'s entry in report `r`.
@@ -1198,6 +1276,44 @@ b = "nic:uplink"
         body.contains("a slice of 5 instructions is outside"),
         "{body}"
     );
+    // Start with overrides: a `web` told another amount of work says so
+    // as it starts; a bad escape or memory is 400, memory out of range the
+    // hypervisor's 409.
+    let (code, body) = post(
+        &curl,
+        &format!(
+            "{url}/v1/entries/web/start?name=web-other&args=work%3D999999999999&memory=2097152"
+        ),
+    );
+    assert_eq!((code, body.trim()), (200, "{\"done\":true}"));
+    wait_for_line(&name, "web-other", "spin: 999999999999 iterations");
+    for bad in ["?args=work%3", "?args=%zz", "?memory=x", "?memory=0"] {
+        let (code, body) = post(&curl, &format!("{url}/v1/entries/web/start{bad}"));
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    let (code, body) = post(&curl, &format!("{url}/v1/entries/web/start?memory=4096"));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("`memory`: 4096 is outside"), "{body}");
+    let api_start = corral(&[
+        "--endpoint",
+        &url,
+        "start",
+        "web",
+        "--name",
+        "web-api",
+        "--args",
+        "work=999999999998 x=a&b",
+    ]);
+    assert!(api_start.status.success(), "{}", stderr(&api_start));
+    assert_eq!(
+        stdout(&api_start),
+        "started web-api (a copy of web) with args `work=999999999998 x=a&b`\n"
+    );
+    wait_for_line(&name, "web-api", "spin: 999999999998 iterations");
+    for vm in ["web-other", "web-api"] {
+        let (code, body) = post(&curl, &format!("{url}/v1/vms/{vm}/stop"));
+        assert_eq!(code, 200, "{vm}: {body}");
+    }
     // A name no command can carry is refused by the API, which goes on.
     let long = "x".repeat(300);
     assert_eq!(post(&curl, &format!("{url}/v1/vms/{long}/stop")).0, 400);

@@ -100,6 +100,11 @@ pub struct Starts<'a> {
     pub first_clone: u32,
     /// A name given by the operator (`count` is then 1).
     pub name: Option<&'a str>,
+    /// Arguments instead of the entry's (checked: printable, fits).
+    pub args: Option<&'a str>,
+    /// Bytes of guest memory instead of the entry's (checked: in range,
+    /// whole pages); 0: the entry's.
+    pub memory: u64,
 }
 
 impl Starts<'_> {
@@ -617,7 +622,12 @@ impl Channel {
                 // Refused when the frame was read; never reaches here.
                 (what, _) => Answer::Refused(Text::format(format_args!("no setting {what}"))),
             },
-            Message::Start { entry, name } => start(fleet, entry, name, seq),
+            Message::Start {
+                entry,
+                name,
+                args,
+                memory,
+            } => start(fleet, (entry, name), args, memory, seq),
             Message::Scale { entry, count } => scale(fleet, entry, count, seq),
             Message::Stats => {
                 let running = (0..fleet.count())
@@ -1151,11 +1161,29 @@ fn clone_names_too_long(entry: &str, last: u32) -> Option<Answer> {
     })
 }
 
-/// `start ENTRY [NAME]`: one more VM like the entry's.
-fn start(fleet: &mut impl Fleet, entry: &str, name: &str, seq: u32) -> Answer {
+/// `start ENTRY [NAME]`: one more VM like the entry's, with its own
+/// arguments or memory size if given.
+fn start(
+    fleet: &mut impl Fleet,
+    (entry, name): (&str, &str),
+    args: Option<&str>,
+    memory: u64,
+    seq: u32,
+) -> Answer {
     let Some((template, next)) = entry_of(fleet, entry) else {
         return no_entry(entry);
     };
+    // The overrides are checked as a manifest's fields are.
+    if let Some(Err(p)) = args.map(vmm_abi::manifest::check_args) {
+        return Answer::Refused(Text::format(format_args!("start {entry}: `args`: {p}")));
+    }
+    if memory != 0
+        && let Err(p) = vmm_abi::manifest::check_memory(memory)
+    {
+        return Answer::Refused(Text::format(format_args!(
+            "start {entry}: `memory`: {p} (bytes)"
+        )));
+    }
     let given = (!name.is_empty()).then_some(name);
     if let Some(n) = given {
         if n.len() > vmm_abi::corral::bootinfo::NAME_MAX
@@ -1180,6 +1208,8 @@ fn start(fleet: &mut impl Fleet, entry: &str, name: &str, seq: u32) -> Answer {
         count: 1,
         first_clone: next,
         name: given,
+        args,
+        memory,
     };
     match fleet.change(&starts, &[], seq) {
         Ok(()) => Answer::Later,
@@ -1227,6 +1257,8 @@ fn scale(fleet: &mut impl Fleet, entry: &str, count: u32, seq: u32) -> Answer {
             count: add as u32,
             first_clone: next,
             name: None,
+            args: None,
+            memory: 0,
         };
         match fleet.change(&starts, &[], seq) {
             Ok(()) => Answer::Later,
@@ -1244,6 +1276,8 @@ fn scale(fleet: &mut impl Fleet, entry: &str, count: u32, seq: u32) -> Answer {
             count: 0,
             first_clone: next,
             name: None,
+            args: None,
+            memory: 0,
         };
         match fleet.change(&none, stops, seq) {
             Ok(()) => Answer::Later,

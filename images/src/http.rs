@@ -219,6 +219,62 @@ pub fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
         .map(|(_, v)| v)
 }
 
+/// Why a query value could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A `%` not followed by two hex digits, at this byte of the value.
+    BadEscape(usize),
+    /// The decoded text is longer than the buffer (its length).
+    TooLong(usize),
+    /// The decoded bytes are not UTF-8.
+    NotUtf8,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::BadEscape(at) => {
+                write!(f, "byte {at}: `%` must be followed by two hex digits")
+            }
+            DecodeError::TooLong(max) => write!(f, "longer than {max} bytes once decoded"),
+            DecodeError::NotUtf8 => write!(f, "not UTF-8 once decoded"),
+        }
+    }
+}
+
+/// A query value with its `%XX` escapes (and `+` for a space) decoded
+/// into `out`.
+pub fn percent_decoded<'o>(value: &str, out: &'o mut [u8]) -> Result<&'o str, DecodeError> {
+    let bytes = value.as_bytes();
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let (mut i, mut n) = (0, 0);
+    while i < bytes.len() {
+        let b = match bytes[i] {
+            b'%' => {
+                let hi = bytes.get(i + 1).copied().and_then(hex);
+                let lo = bytes.get(i + 2).copied().and_then(hex);
+                let (Some(hi), Some(lo)) = (hi, lo) else {
+                    return Err(DecodeError::BadEscape(i));
+                };
+                i += 3;
+                (hi * 16 + lo) as u8
+            }
+            b'+' => {
+                i += 1;
+                b' '
+            }
+            b => {
+                i += 1;
+                b
+            }
+        };
+        let max = out.len();
+        *out.get_mut(n).ok_or(DecodeError::TooLong(max))? = b;
+        n += 1;
+    }
+    core::str::from_utf8(&out[..n]).map_err(|_| DecodeError::NotUtf8)
+}
+
 /// Writes a response head for a body of `body_len` bytes of
 /// `content_type` to `out`.
 pub fn write_head(
@@ -317,7 +373,49 @@ mod tests {
         );
     }
 
+    #[test]
+    fn query_values_are_percent_decoded_and_bad_escapes_named() {
+        let mut buf = [0u8; 16];
+        assert_eq!(percent_decoded("a%3Db%20c+d", &mut buf), Ok("a=b c d"));
+        assert_eq!(percent_decoded("%25%2b", &mut buf), Ok("%+"));
+        assert_eq!(percent_decoded("", &mut buf), Ok(""));
+        for (bad, at) in [("%", 0), ("a%2", 1), ("%zz", 0), ("ab%4g", 2)] {
+            assert_eq!(
+                percent_decoded(bad, &mut buf),
+                Err(DecodeError::BadEscape(at))
+            );
+        }
+        assert_eq!(
+            percent_decoded(&"x".repeat(17), &mut buf),
+            Err(DecodeError::TooLong(16))
+        );
+        assert_eq!(percent_decoded("%ff", &mut buf), Err(DecodeError::NotUtf8));
+    }
+
     proptest! {
+        /// Any text survives escaping (every byte as `%XX`, or as itself
+        /// when unreserved) and decoding; any value decodes or is refused,
+        /// never panics.
+        #[test]
+        fn percent_decoding_round_trips_and_never_panics(
+            text in "[ -~]{0,40}",
+            raw in "\\PC{0,40}",
+            escape in proptest::collection::vec(any::<bool>(), 40),
+        ) {
+            let mut encoded = alloc::string::String::new();
+            for (b, e) in text.bytes().zip(escape.iter().cycle()) {
+                if *e || !(b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                    let _ = write!(encoded, "%{b:02x}");
+                } else {
+                    encoded.push(char::from(b));
+                }
+            }
+            let mut buf = [0u8; 64];
+            prop_assert_eq!(percent_decoded(&encoded, &mut buf), Ok(text.as_str()));
+            let mut small = [0u8; 8];
+            let _ = percent_decoded(&raw, &mut small);
+        }
+
         /// Any bytes: an answer, never a panic, and a parsed request never
         /// claims more bytes than it was given.
         #[test]

@@ -28,7 +28,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 7;
+pub const CONTROL_VERSION: u8 = 8;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -95,6 +95,7 @@ const BAD_ENTRY: &str = "a map entry whose key or value is longer than a map's";
 const BAD_FLOW: &str = "flow kind is neither 1 (a link) nor 2 (a NIC)";
 const BAD_EVENT: &str = "an event other than 1 (started), 2 (restarted) or 3 (ended)";
 const BAD_SETTING: &str = "a setting other than 1 (budget) or 2 (slice)";
+const BAD_ARGS_FLAG: &str = "an arguments flag other than 0 (none) or 1 (given)";
 const BAD_STATUS: &str =
     "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
 
@@ -167,6 +168,11 @@ pub enum Message<'a> {
         /// The new VM's name; empty: the entry's next clone name
         /// (`<entry>-<n>`).
         name: &'a str,
+        /// Arguments instead of the entry's (`None`: the entry's; the
+        /// hypervisor checks them as the manifest's).
+        args: Option<&'a str>,
+        /// Bytes of guest memory instead of the entry's (0: the entry's).
+        memory: u64,
     },
     /// Command: change a VM's budget or slice ([`TUNE_BUDGET`],
     /// [`TUNE_SLICE`]) from now on, kept across its restarts.
@@ -608,9 +614,22 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             w.name(entry, kind)?;
             w.bytes(&count.to_le_bytes())?;
         }
-        Message::Start { entry, name } => {
+        Message::Start {
+            entry,
+            name,
+            args,
+            memory,
+        } => {
             w.name(entry, kind)?;
             w.text(name)?;
+            match args {
+                Some(a) => {
+                    w.bytes(&[1])?;
+                    w.text(a)?;
+                }
+                None => w.bytes(&[0])?,
+            }
+            w.bytes(&memory.to_le_bytes())?;
         }
         Message::Tune { vm, what, value } => {
             if !matches!(what, TUNE_BUDGET | TUNE_SLICE) {
@@ -934,10 +953,21 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
             entry: r.name()?,
             count: r.u32()?,
         },
-        K_START => Message::Start {
-            entry: r.name()?,
-            name: r.text()?,
-        },
+        K_START => {
+            let entry = r.name()?;
+            let name = r.text()?;
+            let args = match r.take(1)?[0] {
+                0 => None,
+                1 => Some(r.text()?),
+                _ => return Err(r.bad(BAD_ARGS_FLAG)),
+            };
+            Message::Start {
+                entry,
+                name,
+                args,
+                memory: r.u64()?,
+            }
+        }
         K_TUNE => {
             let vm = r.name()?;
             let what = r.take(1)?[0];

@@ -252,46 +252,63 @@ fn text_field(vm: u32, field: Field, raw: &[u8], printable: bool) -> Result<&str
     core::str::from_utf8(content).map_err(|_| err(Some(vm), field, Problem::BadText))
 }
 
+/// Checks a VM's arguments as a manifest's are checked: at most
+/// [`ARGS_MAX`] bytes of printable ASCII.
+pub fn check_args(args: &str) -> Result<(), Problem> {
+    if args.len() > ARGS_MAX {
+        return Err(Problem::TooLong {
+            max: ARGS_MAX as u64,
+        });
+    }
+    if !is_printable(args.as_bytes()) {
+        return Err(Problem::BadText);
+    }
+    Ok(())
+}
+
+/// Checks a VM's memory size (bytes) as a manifest's is checked: within
+/// [`MIN_MEMORY`]..=[`MAX_MEMORY`], whole pages.
+pub fn check_memory(memory: u64) -> Result<(), Problem> {
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory) {
+        return Err(Problem::OutOfRange {
+            found: memory,
+            min: MIN_MEMORY,
+            max: MAX_MEMORY,
+        });
+    }
+    if !memory.is_multiple_of(PAGE_SIZE) {
+        return Err(Problem::NotMultiple {
+            found: memory,
+            of: PAGE_SIZE,
+        });
+    }
+    Ok(())
+}
+
 impl<'a> VmSpec<'a> {
     /// Checks every field of this VM; `vm` is its index, for the error.
     pub fn validate(&self, vm: u32) -> Result<(), ManifestError> {
         let e = |field, problem| Err(err(Some(vm), field, problem));
-        for (field, text, max) in [
-            (Field::Name, self.name, NAME_MAX),
-            (Field::Image, self.image, NAME_MAX),
-            (Field::Args, self.args, ARGS_MAX),
-        ] {
-            if text.len() > max {
-                return e(field, Problem::TooLong { max: max as u64 });
+        for (field, text) in [(Field::Name, self.name), (Field::Image, self.image)] {
+            if text.len() > NAME_MAX {
+                return e(
+                    field,
+                    Problem::TooLong {
+                        max: NAME_MAX as u64,
+                    },
+                );
             }
-            let ok = if field == Field::Args {
-                is_printable(text.as_bytes())
-            } else {
-                is_valid_name(text.as_bytes())
-                    && !(field == Field::Name && text == crate::report::HYPERVISOR_SOURCE)
-            };
-            if !ok {
+            if !is_valid_name(text.as_bytes())
+                || (field == Field::Name && text == crate::report::HYPERVISOR_SOURCE)
+            {
                 return e(field, Problem::BadText);
             }
         }
-        if !(MIN_MEMORY..=MAX_MEMORY).contains(&self.memory) {
-            return e(
-                Field::Memory,
-                Problem::OutOfRange {
-                    found: self.memory,
-                    min: MIN_MEMORY,
-                    max: MAX_MEMORY,
-                },
-            );
+        if let Err(p) = check_args(self.args) {
+            return e(Field::Args, p);
         }
-        if !self.memory.is_multiple_of(PAGE_SIZE) {
-            return e(
-                Field::Memory,
-                Problem::NotMultiple {
-                    found: self.memory,
-                    of: PAGE_SIZE,
-                },
-            );
+        if let Err(p) = check_memory(self.memory) {
+            return e(Field::Memory, p);
         }
         if self.restart_limit > MAX_RESTARTS {
             return e(

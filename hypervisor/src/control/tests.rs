@@ -15,6 +15,8 @@ use vmm_abi::manifest::LinkDir;
 struct Changed {
     /// (template, entry, count, first clone, given name).
     starts: (u32, String, u32, u32, Option<String>),
+    /// (arguments, memory) instead of the entry's.
+    overrides: (Option<String>, u64),
     stops: StdVec<u32>,
     seq: u32,
 }
@@ -203,6 +205,7 @@ impl Fleet for FakeFleet {
                 starts.first_clone,
                 starts.name.map(String::from),
             ),
+            overrides: (starts.args.map(String::from), starts.memory),
             stops: stops.to_vec(),
             seq,
         });
@@ -798,7 +801,12 @@ fn start_copies_an_entry_under_its_next_clone_name_or_a_given_one() {
     // web-1 ended: it still holds its clone number.
     fleet.ended_vms[1] = true;
     let mut ch = Channel::new();
-    let start = |entry, name| Message::Start { entry, name };
+    let start = |entry, name| Message::Start {
+        entry,
+        name,
+        args: None,
+        memory: 0,
+    };
     send(&mut ch, &mut fleet, &frame(&start("web", ""), 0), 1);
     send(&mut ch, &mut fleet, &frame(&start("db", "db-copy"), 1), 1);
     assert_eq!(
@@ -806,11 +814,13 @@ fn start_copies_an_entry_under_its_next_clone_name_or_a_given_one() {
         vec![
             Changed {
                 starts: (0, "web".into(), 1, 3, None),
+                overrides: (None, 0),
                 stops: vec![],
                 seq: 0
             },
             Changed {
                 starts: (3, "db".into(), 1, 0, Some("db-copy".into())),
+                overrides: (None, 0),
                 stops: vec![],
                 seq: 1
             },
@@ -819,6 +829,67 @@ fn start_copies_an_entry_under_its_next_clone_name_or_a_given_one() {
     // Answered by the cores, not now.
     assert_eq!(drain(&mut ch, &mut fleet, 1), vec![]);
     assert_eq!(ch.stats().commands, 2);
+}
+
+#[test]
+fn start_passes_checked_overrides_and_refuses_bad_ones_by_field() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    let start = |args, memory| Message::Start {
+        entry: "web",
+        name: "",
+        args,
+        memory,
+    };
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&start(Some("port=81 v"), 8 << 20), 0),
+        1,
+    );
+    send(&mut ch, &mut fleet, &frame(&start(Some(""), 0), 1), 1);
+    let overrides: StdVec<_> = fleet.changed.iter().map(|c| c.overrides.clone()).collect();
+    assert_eq!(
+        overrides,
+        vec![
+            (Some("port=81 v".into()), 8 << 20),
+            (Some(String::new()), 0)
+        ]
+    );
+    let long = "a".repeat(129);
+    let cases: [(Option<&str>, u64, &str); 5] = [
+        (Some(&long), 0, "start web: `args`: longer than 128 bytes"),
+        (Some("tab\there"), 0, "start web: `args`: must be non-empty"),
+        (
+            None,
+            4096,
+            "start web: `memory`: 4096 is outside 262144..=1073741824 (bytes)",
+        ),
+        (None, 1 << 31, "start web: `memory`: 2147483648 is outside"),
+        (
+            None,
+            (8 << 20) + 1,
+            "start web: `memory`: 8388609 is not a multiple of 4096",
+        ),
+    ];
+    for (seq, (args, memory, _)) in cases.iter().enumerate() {
+        send(
+            &mut ch,
+            &mut fleet,
+            &frame(&start(*args, *memory), 2 + seq as u32),
+            1,
+        );
+    }
+    let got = drain(&mut ch, &mut fleet, 1);
+    assert_eq!(got.len(), cases.len());
+    for (seq, (g, (_, _, want))) in got.iter().zip(&cases).enumerate() {
+        assert!(
+            matches!(g, Got::Error(s, t) if *s == 2 + seq as u32 && t.starts_with(want)),
+            "{g:?} should say {want}"
+        );
+    }
+    // Nothing was started for the refused ones.
+    assert_eq!(fleet.changed.len(), 2);
 }
 
 #[test]
@@ -834,7 +905,12 @@ fn start_refuses_unknown_entries_taken_and_bad_names() {
         ("web", &long, "is not a VM name"),
     ];
     for (seq, (entry, name, _)) in cases.iter().enumerate() {
-        let m = Message::Start { entry, name };
+        let m = Message::Start {
+            entry,
+            name,
+            args: None,
+            memory: 0,
+        };
         send(&mut ch, &mut fleet, &frame(&m, seq as u32), 1);
     }
     let got = drain(&mut ch, &mut fleet, 1);
@@ -853,6 +929,8 @@ fn start_refuses_unknown_entries_taken_and_bad_names() {
     let m = Message::Start {
         entry: &entry,
         name: "",
+        args: None,
+        memory: 0,
     };
     send(&mut ch, &mut fleet, &frame(&m, 5), 1);
     let got = drain(&mut ch, &mut fleet, 1);
@@ -878,11 +956,13 @@ fn scale_starts_the_missing_or_stops_the_newest_and_refusals_say_what_fits() {
         vec![
             Changed {
                 starts: (0, "web".into(), 5, 4, None),
+                overrides: (None, 0),
                 stops: vec![],
                 seq: 0
             },
             Changed {
                 starts: (0, "web".into(), 0, 4, None),
+                overrides: (None, 0),
                 stops: vec![2, 3],
                 seq: 1
             },

@@ -56,6 +56,8 @@ struct Place {
     template: u32,
     cell: u32,
     reserved: u64,
+    /// Guest memory instead of the entry's; 0: the entry's.
+    memory: u64,
 }
 
 /// What VMs that ended in a place since given to another VM add to the
@@ -463,8 +465,15 @@ impl Plan {
                 template,
                 cell,
                 reserved,
+                memory,
             } => {
-                let place = Place { id: mail.vm, template, cell, reserved };
+                let place = Place {
+                    id: mail.vm,
+                    template,
+                    cell,
+                    reserved,
+                    memory,
+                };
                 self.start(cp, place, local, vms, sched, core, seq);
             }
             Job::Vm(request) => match local.and_then(|l| vms.get_mut(l as usize).map(|st| (l, st))) {
@@ -587,6 +596,12 @@ impl Plan {
         let mut st = VmState::new(place.id, spec, image);
         st.cell = place.cell;
         st.name = cp.name(place.cell);
+        // The operator's overrides (checked by the channel), kept across
+        // the VM's restarts.
+        if place.memory != 0 {
+            st.spec.memory = place.memory;
+        }
+        st.args = cp.args(place.cell);
         // A new VM in the place: its history starts empty.
         let history = cp.history(place.cell);
         if let Some(h) = history {

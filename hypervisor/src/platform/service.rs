@@ -195,7 +195,13 @@ pub struct VmCell {
     history: SharedHistory,
     /// What the watcher was told of this place (the control core's).
     seen: Mutex<Seen>,
+    /// Arguments a VM started at runtime was given instead of its entry's
+    /// (written by the control core before the start is mailed).
+    args: Mutex<Option<Args>>,
 }
+
+/// A VM's arguments given at runtime.
+pub type Args = heapless::String<{ vmm_abi::corral::bootinfo::ARGS_MAX }>;
 
 impl VmCell {
     fn new(core: u32, id: u32, used: bool, name: &str, entry: &str) -> Self {
@@ -209,6 +215,7 @@ impl VmCell {
             ran: AtomicU64::new(0),
             history: SharedHistory::new(),
             seen: Mutex::new(Seen::NOBODY),
+            args: Mutex::new(None),
             names: Mutex::new((
                 Name::try_from(name).unwrap_or_default(),
                 Name::try_from(entry).unwrap_or_default(),
@@ -230,6 +237,8 @@ pub enum Job {
         cell: u32,
         /// Memory set aside for it until it is created.
         reserved: u64,
+        /// Bytes of guest memory instead of the entry's; 0: the entry's.
+        memory: u64,
     },
 }
 
@@ -351,6 +360,14 @@ impl ControlPlane {
     /// Place `cell`'s console history (its VM adds the lines it prints).
     pub fn history(&self, cell: u32) -> Option<&'static SharedHistory> {
         self.cells.get(cell as usize).map(|c| &c.history)
+    }
+
+    /// The arguments place `cell`'s VM was started with instead of its
+    /// entry's, if any.
+    pub fn args(&self, cell: u32) -> Option<Args> {
+        self.cells
+            .get(cell as usize)
+            .and_then(|c| c.args.lock().clone())
     }
 
     /// Place `cell`'s name.
@@ -808,7 +825,12 @@ impl Fleet for Machine<'_> {
                 cores[k] = core as u32;
                 places[k] = cell as u32;
             }
-            cost = vm::private_bytes(spec.memory, image).ok_or(Refusal::Template {
+            let memory = if starts.memory == 0 {
+                spec.memory
+            } else {
+                starts.memory
+            };
+            cost = vm::private_bytes(memory, image).ok_or(Refusal::Template {
                 why: "its memory does not hold its image",
             })? + VM_OVERHEAD;
             let free = memory::free_bytes().saturating_sub(cp.reserved.load(Ordering::Acquire));
@@ -841,6 +863,7 @@ impl Fleet for Machine<'_> {
                         template: starts.template,
                         cell: places[k],
                         reserved: cost,
+                        memory: starts.memory,
                     },
                     seq,
                 },
@@ -875,6 +898,8 @@ impl Fleet for Machine<'_> {
                 // reads them under the id stored below).
                 c.history.clear();
                 *c.names.lock() = (starts.name(k as u32), entry.clone());
+                // Checked by the channel: printable, at most ARGS_MAX bytes.
+                *c.args.lock() = starts.args.and_then(|a| Args::try_from(a).ok());
                 c.core.store(core, Ordering::Release);
                 c.id.store(first_id + k as u32, Ordering::Release);
                 c.restarts.store(0, Ordering::Release);

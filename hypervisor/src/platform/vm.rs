@@ -140,6 +140,9 @@ pub struct VmState {
     /// Its slice length set by the operator (`tune --slice`), instead of
     /// the run's; kept across restarts.
     pub slice: Option<u64>,
+    /// Arguments it was started with instead of its entry's (`corral
+    /// start --args`); kept across restarts.
+    pub args: Option<super::service::Args>,
     /// Pending console text.
     pub line: LineBuffer,
     /// TSC the guest reported at `main` (this run).
@@ -213,6 +216,7 @@ impl VmState {
             restarts: 0,
             slices: 0,
             slice: None,
+            args: None,
             line: LineBuffer::new(),
             main_tsc: None,
             created_tsc: 0,
@@ -881,7 +885,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             &img,
             st.visible,
             st.hvt_ring,
-            st.spec.args,
+            st.args.as_deref().unwrap_or(st.spec.args),
             clock::tsc_hz(),
             |page| cached.shares_page(page),
             (&bindings, &attached),
@@ -907,7 +911,7 @@ pub fn create(st: &mut VmState, shared: &VmxShared, net: &Net) -> Result<(), Sta
             heap_size: (size - STACK_SIZE).saturating_sub(image.end),
             stack_top: size,
             name: &st.name,
-            args: st.spec.args,
+            args: st.args.as_deref().unwrap_or(st.spec.args),
             devices,
         };
         let raw = info.to_raw().map_err(|_| StartError::Layout)?;

@@ -7,7 +7,7 @@
 //! | `POST /v1/vms/NAME/stop` | `stop` | `200 {"done":true}`; `404`, `409 {"error":...}` |
 //! | `POST /v1/vms/NAME/restart` | `restart` | as `stop` |
 //! | `POST /v1/vms/NAME/tune?budget=N` or `?slice=N` | `tune` | as `stop`; `400` without one number |
-//! | `POST /v1/entries/ENTRY/start[?name=N]` | `start` | as `stop` |
+//! | `POST /v1/entries/ENTRY/start[?name=N][&args=TEXT][&memory=BYTES]` | `start` (`args` percent-encoded) | as `stop`; `400` for a bad escape or memory |
 //! | `POST /v1/entries/ENTRY/scale?count=N` | `scale` | as `stop`; `400` without a count |
 //! | `GET /v1/stats` | `stats` | `200`, the host's counters and each link's and NIC's |
 //!
@@ -31,7 +31,7 @@ use guest_lib::hypercall::{control_recv, control_send, wait_for_work};
 use guest_lib::println;
 use guest_lib::time::rdtsc;
 use images::http::server::{self, Counters, Handler, Reply};
-use images::http::{Method, Status, query_value};
+use images::http::{Method, Status, percent_decoded, query_value};
 use vmm_abi::control::{
     self, FLOW_LINK, MAX_FRAME, Message, NO_CORE, Next, next_frame, status_name,
 };
@@ -384,7 +384,32 @@ impl Handler for Ctl {
             }
             (Method::Post, ["v1", "entries", entry, "start"]) => {
                 let name = query_value(query, "name").unwrap_or("");
-                done_or_error(self.exchange(&Message::Start { entry, name }))
+                // The hypervisor checks the decoded arguments (printable,
+                // at most 128 bytes); longer is a 409 with its words.
+                let mut buf = [0u8; 255];
+                let args = match query_value(query, "args").map(|v| percent_decoded(v, &mut buf)) {
+                    None => None,
+                    Some(Ok(a)) => Some(a),
+                    Some(Err(e)) => {
+                        return error(Status::BadRequest, &alloc::format!("`args`: {e}"));
+                    }
+                };
+                let memory = match query_value(query, "memory").map(str::parse::<u64>) {
+                    None => 0,
+                    Some(Ok(m)) if m != 0 => m,
+                    Some(_) => {
+                        return error(
+                            Status::BadRequest,
+                            "`memory` is not a number of bytes (`?memory=67108864`)",
+                        );
+                    }
+                };
+                done_or_error(self.exchange(&Message::Start {
+                    entry,
+                    name,
+                    args,
+                    memory,
+                }))
             }
             (Method::Post, ["v1", "entries", entry, "scale"]) => {
                 match query_value(query, "count").and_then(|c| c.parse::<u32>().ok()) {

@@ -19,10 +19,20 @@ fn all() -> Vec<Message<'static>> {
         Message::Start {
             entry: "web",
             name: "",
+            args: None,
+            memory: 0,
         },
         Message::Start {
             entry: "web",
             name: "web-extra",
+            args: Some("port=8080 verbose"),
+            memory: 64 << 20,
+        },
+        Message::Start {
+            entry: "web",
+            name: "",
+            args: Some(""),
+            memory: 0,
         },
         Message::Tune {
             vm: "web-2",
@@ -416,6 +426,25 @@ fn malformed_frames_are_refused_by_name() {
         assert!(
             matches!(next_frame(&bad), Next::Bad(FrameError::Payload { kind: K_TUNE, why: w }, _) if w == BAD_SETTING),
             "{what}"
+        );
+    }
+    // `start`'s arguments flag neither 0 nor 1.
+    let start = Message::Start {
+        entry: "a",
+        name: "",
+        args: None,
+        memory: 0,
+    };
+    let n = encode(&start, 7, &mut buf).unwrap();
+    for flag in [2u8, 255] {
+        let mut bad = buf[..n].to_vec();
+        // entry (1 + 1), name (1), then the flag.
+        bad[HEADER + 3] = flag;
+        let crc = crc32(&bad[..n - TRAILER]).to_le_bytes();
+        bad[n - TRAILER..].copy_from_slice(&crc);
+        assert!(
+            matches!(next_frame(&bad), Next::Bad(FrameError::Payload { kind: K_START, why: w }, _) if w == BAD_ARGS_FLAG),
+            "{flag}"
         );
     }
     // Too long to encode.

@@ -563,6 +563,28 @@ impl fmt::Display for ManifestError {
             Place::NetDevice(i) => write!(f, "manifest net device {i}: field `{field}`: ")?,
         }
         match self.problem {
+            Problem::Duplicate { first } => match self.place() {
+                Place::Nic(_) => write!(f, "same name as nic {first}"),
+                Place::Hook(_) => write!(f, "same name as hook {first}"),
+                Place::Block(_) => write!(f, "same name as block {first}"),
+                _ => write!(f, "same name as vm {first}"),
+            },
+            Problem::DuplicateDevice { first } => match self.place() {
+                Place::NetDevice(_) => {
+                    write!(f, "the VM already binds this device to net device {first}")
+                }
+                _ => write!(f, "the VM already binds this device to block {first}"),
+            },
+            p => write!(f, "{p}"),
+        }
+    }
+}
+
+/// What is wrong, without where (a name clash names the other as a VM;
+/// [`ManifestError`] names its kind).
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
             Problem::Mismatch { found, expected } => {
                 write!(f, "found {found:#x}, expected {expected:#x}")
             }
@@ -575,12 +597,7 @@ impl fmt::Display for ManifestError {
                 "must be non-empty and use only the allowed characters (names: A-Z a-z 0-9 _ . -, starting with a letter or digit, and not `hv`; args: printable ASCII)"
             ),
             Problem::TooLong { max } => write!(f, "longer than {max} bytes"),
-            Problem::Duplicate { first } => match self.place() {
-                Place::Nic(_) => write!(f, "same name as nic {first}"),
-                Place::Hook(_) => write!(f, "same name as hook {first}"),
-                Place::Block(_) => write!(f, "same name as block {first}"),
-                _ => write!(f, "same name as vm {first}"),
-            },
+            Problem::Duplicate { first } => write!(f, "same name as vm {first}"),
             Problem::NotZero => write!(f, "must be zero"),
             Problem::Capability {
                 holder: Some(first),
@@ -679,12 +696,9 @@ impl fmt::Display for ManifestError {
             Problem::BlockSize { found } => {
                 write!(f, "{found} is not a power of two from 512 to 32768")
             }
-            Problem::DuplicateDevice { first } => match self.place() {
-                Place::NetDevice(_) => {
-                    write!(f, "the VM already binds this device to net device {first}")
-                }
-                _ => write!(f, "the VM already binds this device to block {first}"),
-            },
+            Problem::DuplicateDevice { first } => {
+                write!(f, "the VM already binds this device to block {first}")
+            }
             Problem::PortNamed { first } => write!(
                 f,
                 "net device {first} already names this port of the VM; a port has one device name"
