@@ -124,17 +124,22 @@ struct HostArg {
 /// `corral hook ...`.
 #[derive(Debug, Subcommand)]
 enum HookCmd {
-    /// Attach a packet hook to a link direction of a running host
-    /// (interpreted: the JIT's code area is sealed at boot); attaching to
-    /// a direction that has a runtime hook swaps it, atomically between
-    /// two polling passes
+    /// Attach a hook to a running host: a packet hook to a link direction,
+    /// or a restart, exit or slice hook to a VM (interpreted: the JIT's
+    /// code area is sealed at boot); attaching where a runtime hook is
+    /// swaps it, atomically between two runs
     Attach {
         /// The hook's name (unique on the host)
         name: String,
         /// Where: `link:<vm>.<port>-><vm>.<port>`, named as in the
-        /// manifest the host was brought up from
+        /// manifest the host was brought up from, or `vm:<name>` (any of
+        /// its VMs, those started at runtime too)
         #[arg(long, value_name = "TARGET")]
         attach: String,
+        /// The hook's kind: packet (on a link), or restart, exit or slice
+        /// (on a VM)
+        #[arg(long, default_value = "packet", value_parser = hook_kind)]
+        kind: vmm_abi::hook::HookKind,
         /// A C file clang compiles
         #[arg(
             long,
@@ -355,6 +360,13 @@ enum Cmd {
 /// Fleet sizes: one value (`1,8,64`), not a repeated option (an alias, so
 /// clap takes it as one value).
 type SizeList = Vec<u32>;
+
+fn hook_kind(text: &str) -> Result<vmm_abi::hook::HookKind, String> {
+    vmm_abi::hook::HookKind::ALL
+        .into_iter()
+        .find(|k| k.name() == text)
+        .ok_or_else(|| format!("`{text}` is not a hook kind (packet, restart, exit or slice)"))
+}
 
 fn memory_size(text: &str) -> Result<u64, String> {
     let bytes = crate::toml_manifest::parse_size(text)
@@ -668,6 +680,7 @@ fn hook(cmd: HookCmd) -> crate::error::Result<String> {
         HookCmd::Attach {
             name,
             attach,
+            kind,
             source,
             object,
             program,
@@ -681,7 +694,7 @@ fn hook(cmd: HookCmd) -> crate::error::Result<String> {
                 }
             };
             let h = HostDir::named(&host.host)?;
-            hook_cmd::attach(&h, &name, &attach, from, program.as_deref())
+            hook_cmd::attach(&h, (&name, kind), &attach, from, program.as_deref())
         }
         HookCmd::Detach { name, json, host } => {
             hook_cmd::detach(&HostDir::named(&host.host)?, &name, json)

@@ -1,12 +1,12 @@
-//! `corral hook attach|detach|maps`: packet hooks on a running host's link directions, uploaded in chunks over the control line, verified here first and again by the hypervisor, swapped in place when a direction already has one.
+//! `corral hook attach|detach|maps`: hooks on a running host — packet hooks on its link directions, restart, exit and slice hooks on its VMs — uploaded in chunks over the control line, verified here first and again by the hypervisor, swapped in place when the place already has one.
 
 use crate::error::{Error, Result};
 use crate::hook_object;
-use crate::service::{self, Answer, HostDir};
+use crate::service::{self, Answer, HookAt, HostDir};
 use crate::table::{self, Align};
 use crate::{cargo_build, toml_manifest};
 use std::path::Path;
-use vmm_abi::control::{CHUNK_BYTES, DIR_A_TO_B, DIR_B_TO_A, Message};
+use vmm_abi::control::{CHUNK_BYTES, DIR_A_TO_B, DIR_B_TO_A, HookOn, Message};
 use vmm_abi::hook::insn::INSN_SIZE;
 use vmm_abi::hook::{HookKind, MAX_INSNS, MapDef, verify};
 use vmm_abi::manifest::LinkDir;
@@ -25,10 +25,8 @@ pub enum Program<'a> {
 pub struct HookCounts {
     /// Its name.
     pub name: String,
-    /// Its link's manifest index.
-    pub link: u32,
-    /// `a->b` or `b->a`.
-    pub dir: &'static str,
+    /// Its place.
+    pub on: HookAt,
     /// Frames it ran on.
     pub runs: u64,
     /// Frames it passed.
@@ -45,8 +43,7 @@ impl HookCounts {
     fn of(a: &Answer) -> Option<Self> {
         let Answer::Hook {
             name,
-            link,
-            dir,
+            on,
             counts: [runs, pass, dropped, faults, insns],
         } = a
         else {
@@ -54,8 +51,7 @@ impl HookCounts {
         };
         Some(HookCounts {
             name: name.clone(),
-            link: *link,
-            dir: if *dir == DIR_B_TO_A { "b->a" } else { "a->b" },
+            on: on.clone(),
             runs: *runs,
             pass: *pass,
             dropped: *dropped,
@@ -65,30 +61,80 @@ impl HookCounts {
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "name": self.name,
-            "link": self.link,
-            "dir": self.dir,
             "runs": self.runs,
             "pass": self.pass,
             "dropped": self.dropped,
             "faults": self.faults,
             "instructions": self.insns,
-        })
+        });
+        match &self.on {
+            HookAt::Link { link, dir } => {
+                v["link"] = (*link).into();
+                v["dir"] = dir_name(*dir).into();
+            }
+            HookAt::Vm { vm, kind } => {
+                v["vm"] = vm.as_str().into();
+                v["kind"] = kind_name(*kind).into();
+            }
+        }
+        v
     }
 
     fn line(&self) -> String {
+        let (at, runs, pass, not) = match &self.on {
+            HookAt::Link { link, dir } => (
+                format!("link {link} {}", dir_name(*dir)),
+                "runs",
+                "passed",
+                "not passed",
+            ),
+            HookAt::Vm { vm, kind } => (
+                format!("{vm}'s {} hook", kind_name(*kind)),
+                "runs",
+                "allowed",
+                "other answers",
+            ),
+        };
         format!(
-            "hook {}: link {} {}: {} runs, {} passed, {} not passed, {} faults, {} instructions",
-            self.name,
-            self.link,
-            self.dir,
-            self.runs,
-            self.pass,
-            self.dropped,
-            self.faults,
-            self.insns
+            "hook {}: {at}: {} {runs}, {} {pass}, {} {not}, {} faults, {} instructions",
+            self.name, self.runs, self.pass, self.dropped, self.faults, self.insns
         )
+    }
+}
+
+fn dir_name(dir: u8) -> &'static str {
+    if dir == DIR_B_TO_A { "b->a" } else { "a->b" }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    HookKind::from_u32(u32::from(kind)).map_or("?", HookKind::name)
+}
+
+/// Where `hook attach` puts a hook: a link's direction (a packet hook) or
+/// a VM (its restart, exit or slice hook).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Place {
+    Link(u32, LinkDir),
+    Vm(String),
+}
+
+impl Place {
+    fn on(&self, kind: HookKind) -> HookOn<'_> {
+        match self {
+            Place::Link(link, dir) => HookOn::Link {
+                link: *link,
+                dir: match dir {
+                    LinkDir::AToB => DIR_A_TO_B,
+                    LinkDir::BToA => DIR_B_TO_A,
+                },
+            },
+            Place::Vm(vm) => HookOn::Vm {
+                vm,
+                kind: kind as u8,
+            },
+        }
     }
 }
 
@@ -118,12 +164,32 @@ fn resolve(host: &HostDir, attach: &str) -> Result<(u32, LinkDir)> {
         .map_err(|e| Error::new(format!("`--attach`: {e}")))
 }
 
-/// `corral hook attach NAME --attach link:A->B (--source F | --object F)`:
-/// loads and verifies the program, uploads it in chunks and attaches it
-/// (in place of the runtime hook on that direction, if there is one).
+/// Where `attach` puts a hook of `kind`: `vm:NAME` for a VM hook (any VM
+/// of the host, those started at runtime too), else a link's direction
+/// named as in the manifest the host came from.
+fn place(host: &HostDir, attach: &str, kind: HookKind) -> Result<Place> {
+    let vm = attach.strip_prefix(toml_manifest::VM_ATTACH_PREFIX);
+    match (vm, kind) {
+        (Some(_), HookKind::Packet) => Err(Error::new(format!(
+            "`--attach {attach}`: a packet hook goes on `link:<vm>.<port>-><vm>.<port>`; a VM takes `--kind restart|exit|slice`"
+        ))),
+        (Some(""), _) => Err(Error::new("`--attach vm:`: give the VM's name")),
+        (Some(vm), _) => Ok(Place::Vm(vm.to_string())),
+        (None, HookKind::Packet) => resolve(host, attach).map(|(l, d)| Place::Link(l, d)),
+        (None, _) => Err(Error::new(format!(
+            "`--attach {attach}`: {} hooks go on a VM: `vm:NAME`",
+            kind.name()
+        ))),
+    }
+}
+
+/// `corral hook attach NAME --attach link:A->B|vm:NAME [--kind K]
+/// (--source F | --object F)`: loads and verifies the program, uploads it
+/// in chunks and attaches it (in place of the runtime hook there, if there
+/// is one).
 pub fn attach(
     host: &HostDir,
-    name: &str,
+    (name, kind): (&str, HookKind),
     attach: &str,
     from: Program<'_>,
     program: Option<&str>,
@@ -134,13 +200,13 @@ pub fn attach(
             host.name, host.name
         )));
     }
-    let (link, dir) = resolve(host, attach)?;
+    let at = place(host, attach, kind)?;
     let (path, is_source) = match from {
         Program::Source(p) => (p, true),
         Program::Object(p) => (p, false),
     };
     let progress = |line: &str| eprintln!("{line}");
-    let prog = hook_object::from_file(name, path, is_source, program, HookKind::Packet, &progress)
+    let prog = hook_object::from_file(name, path, is_source, program, kind, &progress)
         .map_err(|e| Error::new(format!("hook `{name}`: {e}")))?;
     if prog.insns.len() > MAX_INSNS {
         return Err(Error::new(format!(
@@ -149,7 +215,7 @@ pub fn attach(
         )));
     }
     let defs: Vec<MapDef> = prog.maps.iter().map(|(_, d)| *d).collect();
-    verify(&prog.insns, HookKind::Packet, &defs).map_err(|e| {
+    verify(&prog.insns, kind, &defs).map_err(|e| {
         Error::new(format!(
             "program refused: hook `{name}`: {e} (in {}, program `{}`)",
             path.display(),
@@ -158,11 +224,14 @@ pub fn attach(
     })?;
     let maps: Vec<u8> = defs.iter().flat_map(|d| d.to_bytes()).collect();
     let code: Vec<u8> = prog.insns.iter().flat_map(|i| i.to_bytes()).collect();
-    upload(host, name, link, dir, &code, &maps)?;
+    upload(host, name, at.on(kind), &code, &maps)?;
     let swapped = upload_commit(host, name)?;
+    let place = match &at {
+        Place::Link(link, dir) => format!("link {link} {}", dir.name()),
+        Place::Vm(vm) => format!("{vm}'s {} hook", kind.name()),
+    };
     let mut text = format!(
-        "hook {name}: attached on {attach} (link {link} {}): {} instructions, {} maps; interpreted (hooks attached at runtime are not JIT-compiled: the JIT's code area is sealed read-execute at boot)\n",
-        dir.name(),
+        "hook {name}: attached on {attach} ({place}): {} instructions, {} maps; interpreted (hooks attached at runtime are not JIT-compiled: the JIT's code area is sealed read-execute at boot)\n",
         prog.insns.len(),
         defs.len()
     );
@@ -174,23 +243,12 @@ pub fn attach(
 
 /// Sends the begin and every chunk of an upload (`code`: the program's
 /// instruction bytes, `maps`: its map table's).
-pub fn upload(
-    host: &HostDir,
-    name: &str,
-    link: u32,
-    dir: LinkDir,
-    code: &[u8],
-    maps: &[u8],
-) -> Result<()> {
+pub fn upload(host: &HostDir, name: &str, on: HookOn<'_>, code: &[u8], maps: &[u8]) -> Result<()> {
     answered(
         host,
         &Message::HookBegin {
             name,
-            link,
-            dir: match dir {
-                LinkDir::AToB => DIR_A_TO_B,
-                LinkDir::BToA => DIR_B_TO_A,
-            },
+            on,
             insns: (code.len() / INSN_SIZE) as u32,
             maps,
         },
@@ -324,13 +382,33 @@ mod tests {
     fn counters_come_from_hook_rows() {
         let a = Answer::Hook {
             name: "c".into(),
-            link: 2,
-            dir: DIR_B_TO_A,
+            on: HookAt::Link {
+                link: 2,
+                dir: DIR_B_TO_A,
+            },
             counts: [5, 4, 1, 0, 50],
         };
         let c = HookCounts::of(&a).unwrap();
-        assert_eq!((c.dir, c.runs, c.pass), ("b->a", 5, 4));
+        assert_eq!((c.runs, c.pass), (5, 4));
         assert!(c.line().contains("link 2 b->a: 5 runs, 4 passed"));
+        assert_eq!(c.json()["dir"], "b->a");
         assert!(HookCounts::of(&Answer::Done).is_none());
+        let v = Answer::Hook {
+            name: "g".into(),
+            on: HookAt::Vm {
+                vm: "web-0".into(),
+                kind: HookKind::Exit as u8,
+            },
+            counts: [9, 7, 2, 1, 90],
+        };
+        let c = HookCounts::of(&v).unwrap();
+        assert_eq!(
+            c.line(),
+            "hook g: web-0's exit hook: 9 runs, 7 allowed, 2 other answers, 1 faults, 90 instructions"
+        );
+        assert_eq!(
+            (c.json()["vm"].as_str(), c.json()["kind"].as_str()),
+            (Some("web-0"), Some("exit"))
+        );
     }
 }

@@ -192,9 +192,11 @@ pub struct HookOutcome {
     pub dir: String,
     /// Its counters, once its `hook` record arrived (a packet hook).
     pub flow: Option<HookFlow>,
-    /// Its counters, once its `vm-hook` record arrived (a restart or exit
-    /// hook), with the VM it is attached to.
+    /// Its counters, once its `vm-hook` record arrived (a restart, exit or
+    /// slice hook), with the VM it is attached to.
     pub vm_flow: Option<(String, VmHookFlow)>,
+    /// A VM hook's kind, from its `vm-hook` record.
+    pub vm_kind: Option<vmm_abi::hook::HookKind>,
     /// Its maps, by index in its map table.
     pub maps: Vec<HookMapOutcome>,
 }
@@ -576,13 +578,16 @@ impl RunOutcome {
             Record::VmHook {
                 hook,
                 name,
-                kind: _,
+                kind: hook_kind,
                 vm,
                 flow,
             } => {
                 if let Some(h) = self.hook_mut(hook, kind) {
                     h.name = name.to_string();
                     h.vm_flow = Some((vm.to_string(), flow));
+                    h.vm_kind = vmm_abi::hook::HookKind::ALL
+                        .into_iter()
+                        .find(|k| k.name() == hook_kind);
                 }
             }
             Record::HookMap {

@@ -297,8 +297,9 @@ fn vm_verdicts(kind: HookKind, f: &VmHookFlow) -> BTreeMap<&'static str, u64> {
 }
 
 impl HookReport {
-    /// The report entry for a packet hook attached at runtime, from its
-    /// records alone (its maps named by index, its place by link index).
+    /// The report entry for a hook attached at runtime, from its records
+    /// alone (its maps named by index, a packet hook's place by link
+    /// index, a VM hook's by its VM's name).
     pub fn runtime(o: &HookOutcome) -> Self {
         let flow = o.flow.unwrap_or_default();
         let maps = o
@@ -324,6 +325,19 @@ impl HookReport {
                 (i.to_string(), report)
             })
             .collect();
+        if let (Some((vm, f)), Some(kind)) = (&o.vm_flow, o.vm_kind) {
+            return HookReport {
+                name: o.name.clone(),
+                kind: kind.name(),
+                attach: format!("vm:{vm} (attached at runtime)"),
+                file: String::new(),
+                program: String::new(),
+                runs: f.runs,
+                verdicts: Some(vm_verdicts(kind, f)),
+                instructions: f.insns,
+                maps,
+            };
+        }
         HookReport {
             name: o.name.clone(),
             kind: HookKind::Packet.name(),
@@ -597,7 +611,7 @@ impl Report {
                         .hooks
                         .iter()
                         .skip(manifest.hooks.len())
-                        .filter(|o| o.flow.is_some())
+                        .filter(|o| o.flow.is_some() || o.vm_flow.is_some())
                         .map(HookReport::runtime),
                 )
                 .collect(),

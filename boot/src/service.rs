@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
-use vmm_abi::control::{self, Message, Next, next_frame};
+use vmm_abi::control::{self, HookOn, Message, Next, next_frame};
 
 /// The host name when none is given.
 pub const DEFAULT_HOST: &str = "default";
@@ -135,6 +135,25 @@ impl HostDir {
     }
 }
 
+/// Where a runtime hook is, as the host answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookAt {
+    /// A packet hook on a link's direction.
+    Link {
+        /// The link's manifest index.
+        link: u32,
+        /// `control::DIR_A_TO_B` or `control::DIR_B_TO_A`.
+        dir: u8,
+    },
+    /// A VM's restart, exit or slice hook.
+    Vm {
+        /// The VM's name.
+        vm: String,
+        /// Its kind's number (`vmm_abi::hook::HookKind`).
+        kind: u8,
+    },
+}
+
 /// An answer, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -197,14 +216,12 @@ pub enum Answer {
         /// The line.
         text: String,
     },
-    /// A packet hook's counters (`hook maps`, `hook detach`, a swap).
+    /// A runtime hook's counters (`hook maps`, `hook detach`, a swap).
     Hook {
         /// Its name.
         name: String,
-        /// Its link's manifest index.
-        link: u32,
-        /// `control::DIR_A_TO_B` or `control::DIR_B_TO_A`.
-        dir: u8,
+        /// Its place.
+        on: HookAt,
         /// Runs, passed, not passed, faults, instructions.
         counts: [u64; 5],
     },
@@ -307,8 +324,7 @@ impl Answer {
             Message::LogHead { id, next } => Answer::Head { id, next },
             Message::HookRow {
                 name,
-                link,
-                dir,
+                on,
                 runs,
                 pass,
                 dropped,
@@ -316,8 +332,13 @@ impl Answer {
                 insns,
             } => Answer::Hook {
                 name: name.to_string(),
-                link,
-                dir,
+                on: match on {
+                    HookOn::Link { link, dir } => HookAt::Link { link, dir },
+                    HookOn::Vm { vm, kind } => HookAt::Vm {
+                        vm: vm.to_string(),
+                        kind,
+                    },
+                },
                 counts: [runs, pass, dropped, faults, insns],
             },
             Message::MapEntry {
@@ -839,13 +860,17 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
         },
         Answer::Hook {
             name,
-            link,
-            dir,
+            on,
             counts: [runs, pass, dropped, faults, insns],
         } => Message::HookRow {
             name,
-            link: *link,
-            dir: *dir,
+            on: match on {
+                HookAt::Link { link, dir } => HookOn::Link {
+                    link: *link,
+                    dir: *dir,
+                },
+                HookAt::Vm { vm, kind } => HookOn::Vm { vm, kind: *kind },
+            },
             runs: *runs,
             pass: *pass,
             dropped: *dropped,

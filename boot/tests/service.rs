@@ -923,8 +923,8 @@ fn runs_in(text: &str, name: &str) -> u64 {
 #[test]
 fn a_packet_hook_is_swapped_on_a_live_link_without_losing_or_recounting_a_frame() {
     use boot::hook_cmd;
+    use vmm_abi::control::HookOn;
     use vmm_abi::hook::asm;
-    use vmm_abi::manifest::LinkDir;
     const FRAMES: u64 = 300_000;
     let name = format!("hk{}", std::process::id());
     let guard = Host(name.clone());
@@ -1000,7 +1000,8 @@ core = 0
         insns.iter().flat_map(|i| i.to_bytes()).collect()
     };
     let looping = bytes(&[asm::mov64_imm(0, 2), asm::ja(-2), asm::exit()]);
-    hook_cmd::upload(&host, "evil", 0, LinkDir::AToB, &looping, &[]).unwrap();
+    let on = |link, dir| HookOn::Link { link, dir };
+    hook_cmd::upload(&host, "evil", on(0, control::DIR_A_TO_B), &looping, &[]).unwrap();
     let e = hook_cmd::upload_commit(&host, "evil")
         .unwrap_err()
         .to_string();
@@ -1008,7 +1009,7 @@ core = 0
         e.starts_with("program refused: hook `evil`: insn 1: back edge"),
         "{e}"
     );
-    let e = hook_cmd::upload(&host, "evil", 7, LinkDir::BToA, &looping, &[]).unwrap_err();
+    let e = hook_cmd::upload(&host, "evil", on(7, control::DIR_B_TO_A), &looping, &[]).unwrap_err();
     assert_eq!(e.to_string(), "link 7 has no direction b->a");
     let long: Vec<_> = (0..200)
         .map(|_| asm::mov64_imm(0, 2))
@@ -1022,8 +1023,7 @@ core = 0
     };
     let begin = Message::HookBegin {
         name: "evil",
-        link: 0,
-        dir: control::DIR_A_TO_B,
+        on: on(0, control::DIR_A_TO_B),
         insns: 201,
         maps: &[],
     };
@@ -1365,4 +1365,229 @@ b = "nic:uplink"
     );
     assert_eq!(vm("rogue")["ok"], true);
     assert_eq!(vm("web-1")["restarts"], 1, "{r:#}");
+}
+
+/// `corral hook maps NAME --json` of `host`, whole.
+fn hook_json(host: &str, name: &str) -> serde_json::Value {
+    let out = corral(&["hook", "maps", name, "--host", host, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_vms_exit_restart_and_slice_hooks_are_attached_swapped_and_detached_while_it_runs() {
+    let name = format!("vmh{}", std::process::id());
+    let guard = Host(name.clone());
+    let dir = up_with(
+        &name,
+        "vm-hooks.toml",
+        r#"
+[run]
+cpus = 2
+timeout = 900
+mode = "service"
+
+# Reports a metric (hypercall 4) at its end, then exits 0.
+[[vm]]
+name = "quiet"
+image = "spin"
+cores = [1]
+args = "work=20000"
+expect = "exit:0"
+
+[[vm]]
+name = "crash"
+image = "crash"
+cores = [1]
+expect = "killed:triple fault"
+
+[[vm]]
+name = "web"
+image = "spin"
+cores = [1]
+args = "work=1000000000000"
+expect = "stopped"
+"#,
+        "900",
+    );
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/hooks");
+    let source = |f: &str| hooks.join(f).to_str().unwrap().to_string();
+    let attach = |hook: &str, kind: &str, target: &str, file: &str| {
+        corral(&[
+            "hook",
+            "attach",
+            hook,
+            "--host",
+            &name,
+            "--kind",
+            kind,
+            "--attach",
+            target,
+            "--source",
+            &source(file),
+        ])
+    };
+    let fails_with = |o: &Output, text: &str| {
+        assert!(!o.status.success(), "not refused");
+        assert!(stderr(o).contains(text), "{text:?} not in {}", stderr(o));
+    };
+    wait_for(&name, "quiet", "exited", 0);
+    wait_for(&name, "crash", "killed", 0);
+    let free0 = free_memory(&name);
+
+    // Refused by name before anything is attached.
+    let deny = "deny_hypercall.bpf.c";
+    fails_with(
+        &attach("g", "exit", "link:quiet.0->web.0", deny),
+        "exit hooks go on a VM: `vm:NAME`",
+    );
+    fails_with(
+        &attach("g", "packet", "vm:quiet", "count_pass.bpf.c"),
+        "a packet hook goes on `link:",
+    );
+    fails_with(
+        &attach("g", "exit", "vm:nosuch", deny),
+        "no VM named nosuch",
+    );
+    fails_with(
+        &attach("g", "restart", "vm:quiet", deny),
+        "program refused: hook `g`: insn",
+    );
+
+    // An exit hook that denies the metric hypercall: the VM's next run is
+    // stopped by the hook's name; the hook counted what it allowed.
+    let a = attach("no-metrics", "exit", "vm:quiet", deny);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(
+        stdout(&a).starts_with("hook no-metrics: attached on vm:quiet (quiet's exit hook): "),
+        "{}",
+        stdout(&a)
+    );
+    assert!(
+        corral(&["restart", "quiet", "--host", &name])
+            .status
+            .success()
+    );
+    wait_for(&name, "quiet", "killed", 1);
+    let logs = stdout(&corral(&["logs", "quiet", "--host", &name]));
+    assert!(
+        logs.contains("hook `no-metrics` denied hypercall 4"),
+        "{logs}"
+    );
+    let v = hook_json(&name, "no-metrics");
+    assert_eq!(v["hook"]["vm"], "quiet", "{v:#}");
+    assert_eq!(v["hook"]["kind"], "exit", "{v:#}");
+    assert_eq!(v["hook"]["dropped"], 1, "the one deny: {v:#}");
+    let runs = v["hook"]["runs"].as_u64().unwrap();
+    assert_eq!(v["hook"]["pass"].as_u64().unwrap() + 1, runs, "{v:#}");
+    let counted: u64 = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["number"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, runs - 1, "every allowed exit counted: {v:#}");
+
+    // A swap: a hook that allows every exit takes its place; the old one's
+    // final counters come back, and the next run ends as it should.
+    let a = attach("allow-all", "exit", "vm:quiet", "allow_exits.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(
+        stdout(&a).contains(&format!(
+            "in place of hook no-metrics: quiet's exit hook: {runs} runs, {} allowed, 1 other answers",
+            runs - 1
+        )),
+        "{}",
+        stdout(&a)
+    );
+    assert!(
+        corral(&["restart", "quiet", "--host", &name])
+            .status
+            .success()
+    );
+    wait_for(&name, "quiet", "exited", 2);
+    let d = corral(&["hook", "detach", "allow-all", "--host", &name]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    let text = stdout(&d);
+    assert!(
+        text.contains("hook allow-all: quiet's exit hook: "),
+        "{text}"
+    );
+    assert!(
+        text.contains(" allowed, 0 other answers, 0 faults"),
+        "{text}"
+    );
+    fails_with(
+        &corral(&["hook", "maps", "no-metrics", "--host", &name]),
+        "no hook named no-metrics",
+    );
+
+    // A restart hook on a VM that has ended: its next run triple-faults
+    // and is restarted once more by the hook (restarts < 2), then left
+    // down.
+    let a = attach("twice", "restart", "vm:crash", "restart_twice.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(
+        corral(&["restart", "crash", "--host", &name])
+            .status
+            .success()
+    );
+    wait_for(&name, "crash", "killed", 2);
+    let v = hook_json(&name, "twice");
+    assert_eq!(
+        (
+            &v["hook"]["runs"],
+            &v["hook"]["pass"],
+            &v["hook"]["dropped"]
+        ),
+        (&2.into(), &1.into(), &1.into()),
+        "{v:#}"
+    );
+    assert_eq!(v["entries"][0]["number"], 2, "two triple faults: {v:#}");
+
+    // A slice hook on a running VM: it is asked at the VM's next slices.
+    let a = attach("pace", "slice", "vm:web", "long_slices.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    let start = std::time::Instant::now();
+    while hook_json(&name, "pace")["hook"]["runs"].as_u64().unwrap() == 0 {
+        assert!(start.elapsed().as_secs() < 120, "the slice hook never ran");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for hook in ["twice", "pace"] {
+        let d = corral(&["hook", "detach", hook, "--host", &name]);
+        assert!(d.status.success(), "{}", stderr(&d));
+    }
+    assert_eq!(free_memory(&name), free0, "every hook's memory is back");
+    // One left attached: the report has it too.
+    let a = attach("pace-2", "slice", "vm:web", "long_slices.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+
+    let r = down_with_report(&name, guard, &dir);
+    assert_eq!(r["completed"], true);
+    for v in r["vms"].as_array().unwrap() {
+        assert_eq!(v["ok"], true, "{v:#}");
+    }
+    let hook = |n: &str| {
+        r["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == n)
+            .unwrap_or_else(|| panic!("no hook {n} in {:#}", r["hooks"]))
+            .clone()
+    };
+    let h = hook("no-metrics");
+    assert_eq!(h["kind"], "exit");
+    assert_eq!(h["attach"], "vm:quiet (attached at runtime)");
+    assert_eq!(h["verdicts"]["deny"], 1, "{h:#}");
+    let h = hook("twice");
+    assert_eq!(
+        (&h["verdicts"]["restart"], &h["verdicts"]["stay_down"]),
+        (&1.into(), &1.into()),
+        "{h:#}"
+    );
+    assert_eq!(hook("allow-all")["verdicts"]["deny"], 0);
+    assert!(hook("pace")["runs"].as_u64().unwrap() > 0);
+    assert_eq!(hook("pace-2")["kind"], "slice");
+    assert_eq!(hook("pace-2")["attach"], "vm:web (attached at runtime)");
 }

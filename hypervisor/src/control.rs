@@ -13,11 +13,11 @@
 use crate::console::StackStr;
 use heapless::{Deque, Vec};
 use vmm_abi::control::{
-    self, DIR_A_TO_B, DIR_B_TO_A, FrameError, MAX_FRAME, Message, Next, Session, UNFRAMED,
+    self, DIR_A_TO_B, DIR_B_TO_A, FrameError, HookOn, MAX_FRAME, Message, Next, Session, UNFRAMED,
     next_frame,
 };
 use vmm_abi::hook::map::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
-use vmm_abi::hook::{MAX_INSNS, MAX_MAPS, MapDef};
+use vmm_abi::hook::{HookKind, MAX_INSNS, MAX_MAPS, MapDef};
 use vmm_abi::manifest::{LinkDir, MAX_TIMESLICE, MIN_TIMESLICE};
 
 /// Bytes of answers waiting for the line.
@@ -156,20 +156,40 @@ pub enum Refusal {
     },
 }
 
-/// A packet hook's counters, as `hook` answers give them.
+/// Where a runtime hook goes (or is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A packet hook on one direction of a link between VMs.
+    Link {
+        /// The link's manifest index.
+        link: u32,
+        /// The direction.
+        dir: LinkDir,
+    },
+    /// A restart, exit or slice hook on the VM in place `vm`.
+    Vm {
+        /// The VM's place ([`Fleet::find`]'s number).
+        vm: u32,
+        /// The hook's kind.
+        kind: HookKind,
+    },
+}
+
+/// A runtime hook's counters, as `hook` answers give them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HookStat {
     /// Its name.
     pub name: Name,
-    /// Its link's manifest index.
-    pub link: u32,
-    /// Its direction.
-    pub dir: LinkDir,
-    /// Frames it ran on.
+    /// Its place.
+    pub on: Target,
+    /// A VM hook's VM's name (empty for a packet hook).
+    pub vm: Name,
+    /// Frames (events) it ran on.
     pub runs: u64,
-    /// Frames it passed.
+    /// Frames it passed (a VM hook: exits allowed, restarts granted,
+    /// slices answered within the range).
     pub pass: u64,
-    /// Frames it did not pass.
+    /// Frames it did not pass (a VM hook: every other answer).
     pub dropped: u64,
     /// Runs the interpreter aborted.
     pub faults: u64,
@@ -190,15 +210,13 @@ pub struct MapRow {
     pub value: Vec<u8, { MAX_VALUE_SIZE as usize }>,
 }
 
-/// The packet hook an upload builds.
+/// The hook an upload builds.
 #[derive(Clone, Copy, Debug)]
 pub struct HookTarget<'a> {
     /// Its name.
     pub name: &'a str,
-    /// The link's manifest index.
-    pub link: u32,
-    /// The direction.
-    pub dir: LinkDir,
+    /// Its place (and so its kind).
+    pub on: Target,
     /// Its instruction count.
     pub insns: u32,
     /// Its map table.
@@ -217,7 +235,7 @@ pub enum HookRefusal {
         /// How many.
         limit: u32,
     },
-    /// Its link direction is gone (or never was).
+    /// Its link direction (its VM) is gone, or never was.
     NoLink,
     /// No hook by that name (runtime hooks only).
     NoHook,
@@ -227,17 +245,20 @@ pub enum HookRefusal {
     NoUpload,
 }
 
-/// What a hook refusal says about hook `name` (on `link` `dir`).
-fn hook_refusal(r: HookRefusal, name: &str, link: u32, dir: LinkDir) -> Text {
+/// What a hook refusal says about hook `name` (meant for `on`).
+fn hook_refusal(r: HookRefusal, name: &str, on: Target) -> Text {
     match r {
         HookRefusal::NoMemory => Text::format(format_args!("not enough memory for hook `{name}`")),
         HookRefusal::Build(e) => Text::format(format_args!("program refused: hook `{name}`: {e}")),
         HookRefusal::TooMany { limit } => Text::format(format_args!(
             "hook `{name}`: the run has attached {limit} hooks at runtime, the most it reports"
         )),
-        HookRefusal::NoLink => {
-            Text::format(format_args!("link {link} has no direction {}", dir.name()))
-        }
+        HookRefusal::NoLink => match on {
+            Target::Link { link, dir } => {
+                Text::format(format_args!("link {link} has no direction {}", dir.name()))
+            }
+            Target::Vm { .. } => Text::format(format_args!("hook `{name}`: its VM is gone")),
+        },
         HookRefusal::NoHook => Text::format(format_args!("no hook named {name}")),
         HookRefusal::FromManifest => Text::format(format_args!(
             "hook {name} comes from the manifest and stays for the run"
@@ -308,8 +329,9 @@ pub trait Fleet {
     fn next_event(&mut self, _send: &mut dyn FnMut(&Message<'_>)) -> bool {
         false
     }
-    /// What link `link`'s direction `dir` offers a runtime hook.
-    fn hook_place(&self, _link: u32, _dir: LinkDir) -> HookPlace {
+    /// What a place offers a runtime hook: a link's direction, or a VM
+    /// for a hook of one kind.
+    fn hook_place(&self, _on: Target) -> HookPlace {
         HookPlace::NoLink
     }
     /// Begins an upload of `target` (its name and place checked already)
@@ -352,8 +374,7 @@ pub trait Fleet {
 /// how many have come.
 struct Upload {
     name: Name,
-    link: u32,
-    dir: LinkDir,
+    on: Target,
     insns: u32,
     next: u32,
 }
@@ -649,11 +670,10 @@ impl Channel {
             }
             Message::HookBegin {
                 name,
-                link,
-                dir,
+                on,
                 insns,
                 maps,
-            } => self.hook_begin(fleet, name, link, dir, insns, maps),
+            } => self.hook_begin(fleet, name, on, insns, maps),
             Message::HookChunk { offset, bytes } => self.hook_chunk(fleet, offset, bytes),
             Message::HookCommit { name } => self.hook_commit(fleet, name, seq),
             Message::HookDetach { name } => match fleet.hook_detach(name) {
@@ -663,7 +683,14 @@ impl Channel {
                     self.answer(seq, &Message::Done);
                     return;
                 }
-                Err(r) => Answer::Refused(hook_refusal(r, name, 0, LinkDir::AToB)),
+                Err(r) => Answer::Refused(hook_refusal(
+                    r,
+                    name,
+                    Target::Link {
+                        link: 0,
+                        dir: LinkDir::AToB,
+                    },
+                )),
             },
             Message::HookMaps { name } => match fleet.hook_stat(name) {
                 None => Answer::Refused(Text::format(format_args!("no hook named {name}"))),
@@ -704,8 +731,7 @@ impl Channel {
         &mut self,
         fleet: &mut impl Fleet,
         name: &str,
-        link: u32,
-        dir: u8,
+        on: HookOn<'_>,
         insns: u32,
         maps: &[u8],
     ) -> Answer {
@@ -730,45 +756,64 @@ impl Channel {
             // The decoder allowed at most MAX_MAPS.
             let _ = defs.push(d);
         }
-        let dir = match dir {
-            DIR_A_TO_B => LinkDir::AToB,
-            _ => LinkDir::BToA,
-        };
         let refused = |t: Text| Answer::Refused(t);
-        match fleet.hook_place(link, dir) {
-            HookPlace::Open => {}
-            HookPlace::NoLink => {
+        let on = match on {
+            HookOn::Link { link, dir } => Target::Link {
+                link,
+                dir: match dir {
+                    DIR_A_TO_B => LinkDir::AToB,
+                    _ => LinkDir::BToA,
+                },
+            },
+            HookOn::Vm { vm, kind } => {
+                let Some(place) = fleet.find(vm) else {
+                    return refused(Text::format(format_args!("no VM named {vm}")));
+                };
+                // The decoder let only the VM kinds through.
+                let kind = HookKind::ALL
+                    .into_iter()
+                    .find(|&k| k as u8 == kind)
+                    .unwrap_or(HookKind::Exit);
+                Target::Vm { vm: place, kind }
+            }
+        };
+        let place = fleet.hook_place(on);
+        let place_text = place_name(fleet, on);
+        let here = place_text.as_str();
+        match (place, on) {
+            (HookPlace::Open, _) => {}
+            (HookPlace::NoLink, Target::Link { link, dir }) => {
                 return refused(Text::format(format_args!(
                     "link {link} has no direction {}",
                     dir.name()
                 )));
             }
-            HookPlace::Nic => {
+            (HookPlace::NoLink, Target::Vm { .. }) | (HookPlace::Nic, Target::Vm { .. }) => {
+                return refused(Text::format(format_args!("{here}: the VM is gone")));
+            }
+            (HookPlace::Nic, Target::Link { link, .. }) => {
                 return refused(Text::format(format_args!(
                     "link {link} has a NIC end: hooks attached at runtime go on links between VMs"
                 )));
             }
-            HookPlace::Manifest => {
+            (HookPlace::Manifest, _) => {
                 return refused(Text::format(format_args!(
-                    "link {link} {}: its hook comes from the manifest and stays for the run",
-                    dir.name()
+                    "{here}: its hook comes from the manifest and stays for the run"
                 )));
             }
         }
         // A name may be reused only by the hook that takes its place.
         if let Some(s) = fleet.hook_stat(name)
-            && (s.link, s.dir) != (link, dir)
+            && s.on != on
         {
             return refused(Text::format(format_args!(
-                "a hook named {name} already exists (on link {} {})",
-                s.link,
-                s.dir.name()
+                "a hook named {name} already exists (on {})",
+                place_name(fleet, s.on).as_str()
             )));
         }
         let target = HookTarget {
             name,
-            link,
-            dir,
+            on,
             insns,
             maps: &defs,
         };
@@ -776,14 +821,13 @@ impl Channel {
             Ok(()) => {
                 self.upload = Some(Upload {
                     name: Name::try_from(name).unwrap_or_default(),
-                    link,
-                    dir,
+                    on,
                     insns,
                     next: 0,
                 });
                 Answer::Now(Ok(()))
             }
-            Err(r) => Answer::Refused(hook_refusal(r, name, link, dir)),
+            Err(r) => Answer::Refused(hook_refusal(r, name, on)),
         }
     }
 
@@ -820,7 +864,7 @@ impl Channel {
                 Answer::Now(Ok(()))
             }
             Err(r) => {
-                let t = hook_refusal(r, &up.name, up.link, up.dir);
+                let t = hook_refusal(r, &up.name, up.on);
                 self.upload = None;
                 fleet.hook_abort();
                 Answer::Refused(t)
@@ -850,7 +894,7 @@ impl Channel {
                 }
                 Answer::Now(Ok(()))
             }
-            Err(r) => Answer::Refused(hook_refusal(r, name, up.link, up.dir)),
+            Err(r) => Answer::Refused(hook_refusal(r, name, up.on)),
         }
     }
 
@@ -1086,16 +1130,35 @@ pub fn news(
 fn hook_row(s: &HookStat) -> Message<'_> {
     Message::HookRow {
         name: &s.name,
-        link: s.link,
-        dir: match s.dir {
-            LinkDir::AToB => DIR_A_TO_B,
-            LinkDir::BToA => DIR_B_TO_A,
+        on: match s.on {
+            Target::Link { link, dir } => HookOn::Link {
+                link,
+                dir: match dir {
+                    LinkDir::AToB => DIR_A_TO_B,
+                    LinkDir::BToA => DIR_B_TO_A,
+                },
+            },
+            Target::Vm { kind, .. } => HookOn::Vm {
+                vm: &s.vm,
+                kind: kind as u8,
+            },
         },
         runs: s.runs,
         pass: s.pass,
         dropped: s.dropped,
         faults: s.faults,
         insns: s.insns,
+    }
+}
+
+/// A hook's place in words: `link 0 a->b`, `web-0's exit hook`.
+fn place_name(fleet: &impl Fleet, on: Target) -> Text {
+    match on {
+        Target::Link { link, dir } => Text::format(format_args!("link {link} {}", dir.name())),
+        Target::Vm { vm, kind } => match fleet.row(vm) {
+            Some(row) => Text::format(format_args!("{}'s {} hook", row.name, kind.name())),
+            None => Text::format(format_args!("VM place {vm}'s {} hook", kind.name())),
+        },
     }
 }
 

@@ -9,9 +9,10 @@
 //! on a serial line finds the next frame (nothing here can panic on any
 //! input). [`Session`] checks the sequence numbers of one direction.
 //!
-//! A packet hook is attached at runtime in several commands, as a program
-//! of up to 4096 instructions does not fit one frame: [`Message::HookBegin`]
-//! (name, link direction, instruction count, map table), then
+//! A hook is attached at runtime in several commands, as a program of up
+//! to 4096 instructions does not fit one frame: [`Message::HookBegin`]
+//! (name, place ([`HookOn`]: a link direction for a packet hook, a VM for
+//! a restart, exit or slice hook), instruction count, map table), then
 //! [`Message::HookChunk`]s of at most [`CHUNK_BYTES`] in order, then
 //! [`Message::HookCommit`]; each is answered. A chunk out of order, or a
 //! commit before every instruction came, drops the upload (nothing is
@@ -96,6 +97,41 @@ const BAD_FLOW: &str = "flow kind is neither 1 (a link) nor 2 (a NIC)";
 const BAD_EVENT: &str = "an event other than 1 (started), 2 (restarted) or 3 (ended)";
 const BAD_SETTING: &str = "a setting other than 1 (budget) or 2 (slice)";
 const BAD_ARGS_FLAG: &str = "an arguments flag other than 0 (none) or 1 (given)";
+const BAD_HOOK_ON: &str = "a hook place other than 1 (a link direction) or 2 (a VM)";
+const BAD_VM_HOOK: &str = "a VM hook kind other than 2 (restart), 3 (exit) or 4 (slice)";
+
+/// [`HookOn`]'s tag on the wire: a link direction.
+const ON_LINK: u8 = 1;
+/// [`HookOn`]'s tag on the wire: a VM.
+const ON_VM: u8 = 2;
+
+/// Where a hook attached at runtime goes (or is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookOn<'a> {
+    /// A packet hook on one direction of a link between VMs.
+    Link {
+        /// The link's manifest index.
+        link: u32,
+        /// [`DIR_A_TO_B`] or [`DIR_B_TO_A`].
+        dir: u8,
+    },
+    /// A restart, exit or slice hook on one VM (kept across its restarts).
+    Vm {
+        /// The VM's name.
+        vm: &'a str,
+        /// Its kind: [`crate::hook::HookKind`]'s number (2 restart, 3
+        /// exit, 4 slice).
+        kind: u8,
+    },
+}
+
+/// Whether `kind` is a VM hook's kind number.
+fn vm_hook_kind(kind: u8) -> bool {
+    use crate::hook::HookKind;
+    [HookKind::Restart, HookKind::Exit, HookKind::Slice]
+        .iter()
+        .any(|&k| k as u8 == kind)
+}
 const BAD_STATUS: &str =
     "a VM status other than 0 (running), 1 (exited), 2 (killed) or 3 (stopped)";
 
@@ -196,18 +232,17 @@ pub enum Message<'a> {
         /// per place).
         from: u64,
     },
-    /// Command: begin uploading packet hook `name` for one direction of
-    /// a link between VMs (its instructions follow in
-    /// [`Message::HookChunk`]s, then [`Message::HookCommit`] attaches it;
-    /// a direction that has a runtime hook gets the new one in its place,
-    /// a swap). A `HookBegin` drops any upload not yet committed.
+    /// Command: begin uploading hook `name` for its place: a packet hook
+    /// for one direction of a link between VMs, or a VM's restart, exit
+    /// or slice hook (its instructions follow in [`Message::HookChunk`]s,
+    /// then [`Message::HookCommit`] attaches it; a place that has a
+    /// runtime hook gets the new one instead, a swap). A `HookBegin` drops
+    /// any upload not yet committed.
     HookBegin {
         /// The hook's name (unique among the run's hooks).
         name: &'a str,
-        /// The link's manifest index.
-        link: u32,
-        /// [`DIR_A_TO_B`] or [`DIR_B_TO_A`].
-        dir: u8,
+        /// Its place (and so its kind).
+        on: HookOn<'a>,
         /// Instructions the program has (8 bytes each).
         insns: u32,
         /// Its map table: 16-byte [`crate::hook::MapDef`] records.
@@ -325,19 +360,19 @@ pub enum Message<'a> {
         /// The line.
         text: &'a str,
     },
-    /// Answer row: a packet hook's counters.
+    /// Answer row: a runtime hook's counters.
     HookRow {
         /// Its name.
         name: &'a str,
-        /// Its link's manifest index.
-        link: u32,
-        /// [`DIR_A_TO_B`] or [`DIR_B_TO_A`].
-        dir: u8,
-        /// Frames it ran on.
+        /// Its place.
+        on: HookOn<'a>,
+        /// Frames (events) it ran on.
         runs: u64,
-        /// Frames it passed.
+        /// Frames it passed (a VM hook: exits allowed, restarts granted,
+        /// slices answered within the range).
         pass: u64,
-        /// Frames it did not pass (every other verdict and fault).
+        /// Frames it did not pass, every other verdict and fault (a VM
+        /// hook: every other answer).
         dropped: u64,
         /// Runs the interpreter aborted.
         faults: u64,
@@ -515,6 +550,30 @@ impl Writer<'_> {
         self.bytes(t.as_bytes())
     }
 
+    /// A hook's place: its tag, then a link and direction or a VM's name
+    /// and a hook kind.
+    fn hook_on(&mut self, on: HookOn<'_>, kind: u8) -> Result<(), FrameError> {
+        let bad = |why| FrameError::Payload { kind, why };
+        match on {
+            HookOn::Link { link, dir } => {
+                if dir > DIR_B_TO_A {
+                    return Err(bad(BAD_DIR));
+                }
+                self.bytes(&[ON_LINK])?;
+                self.bytes(&link.to_le_bytes())?;
+                self.bytes(&[dir])
+            }
+            HookOn::Vm { vm, kind: hook } => {
+                if !vm_hook_kind(hook) {
+                    return Err(bad(BAD_VM_HOOK));
+                }
+                self.bytes(&[ON_VM])?;
+                self.name(vm, kind)?;
+                self.bytes(&[hook])
+            }
+        }
+    }
+
     /// A name: text that may not be empty (what the reader refuses is
     /// never written).
     fn name(&mut self, t: &str, kind: u8) -> Result<(), FrameError> {
@@ -541,21 +600,18 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         | Message::HookMaps { name } => w.name(name, kind)?,
         Message::HookBegin {
             name,
-            link,
-            dir,
+            on,
             insns,
             maps,
         } => {
-            let bad = |why| FrameError::Payload { kind, why };
-            if dir > DIR_B_TO_A {
-                return Err(bad(BAD_DIR));
-            }
             if !maps_ok(maps) {
-                return Err(bad(BAD_MAPS));
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_MAPS,
+                });
             }
             w.name(name, kind)?;
-            w.bytes(&link.to_le_bytes())?;
-            w.bytes(&[dir])?;
+            w.hook_on(on, kind)?;
             w.bytes(&insns.to_le_bytes())?;
             w.bytes(&[(maps.len() / MAP_DEF_SIZE) as u8])?;
             w.bytes(maps)?;
@@ -573,20 +629,15 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         }
         Message::HookRow {
             name,
-            link,
-            dir,
+            on,
             runs,
             pass,
             dropped,
             faults,
             insns,
         } => {
-            if dir > DIR_B_TO_A {
-                return Err(FrameError::Payload { kind, why: BAD_DIR });
-            }
             w.name(name, kind)?;
-            w.bytes(&link.to_le_bytes())?;
-            w.bytes(&[dir])?;
+            w.hook_on(on, kind)?;
             for n in [runs, pass, dropped, faults, insns] {
                 w.bytes(&n.to_le_bytes())?;
             }
@@ -839,6 +890,24 @@ impl<'a> Reader<'a> {
         Ok(d)
     }
 
+    fn hook_on(&mut self) -> Result<HookOn<'a>, FrameError> {
+        match self.take(1)?[0] {
+            ON_LINK => Ok(HookOn::Link {
+                link: self.u32()?,
+                dir: self.dir()?,
+            }),
+            ON_VM => {
+                let vm = self.name()?;
+                let kind = self.take(1)?[0];
+                if !vm_hook_kind(kind) {
+                    return Err(self.bad(BAD_VM_HOOK));
+                }
+                Ok(HookOn::Vm { vm, kind })
+            }
+            _ => Err(self.bad(BAD_HOOK_ON)),
+        }
+    }
+
     fn u32(&mut self) -> Result<u32, FrameError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -989,8 +1058,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         K_HOOK_MAPS => Message::HookMaps { name: r.name()? },
         K_HOOK_BEGIN => {
             let name = r.name()?;
-            let link = r.u32()?;
-            let dir = r.dir()?;
+            let on = r.hook_on()?;
             let insns = r.u32()?;
             let count = r.take(1)?[0];
             let maps = r.take(usize::from(count) * MAP_DEF_SIZE)?;
@@ -999,8 +1067,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
             }
             Message::HookBegin {
                 name,
-                link,
-                dir,
+                on,
                 insns,
                 maps,
             }
@@ -1016,8 +1083,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         }
         K_HOOK_ROW => Message::HookRow {
             name: r.name()?,
-            link: r.u32()?,
-            dir: r.dir()?,
+            on: r.hook_on()?,
             runs: r.u64()?,
             pass: r.u64()?,
             dropped: r.u64()?,

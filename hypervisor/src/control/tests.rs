@@ -40,7 +40,7 @@ struct FakeFleet {
     /// Runtime hooks attached, with their maps' entries.
     hooks: StdVec<(HookStat, StdVec<MapRow>)>,
     /// The upload in progress: its target and the bytes written.
-    staged: Option<(String, u32, LinkDir, StdVec<u8>)>,
+    staged: Option<(String, Target, StdVec<u8>)>,
     /// Uploads dropped.
     aborts: u32,
     /// Whether `hook_begin` runs out of memory.
@@ -85,14 +85,21 @@ impl Fleet for FakeFleet {
         });
         true
     }
-    fn hook_place(&self, link: u32, dir: LinkDir) -> HookPlace {
+    fn hook_place(&self, on: Target) -> HookPlace {
         // Link 0 between VMs, link 1 to a NIC, link 2's a->b from the
-        // manifest.
-        match (link, dir) {
-            (0, _) | (2, LinkDir::BToA) => HookPlace::Open,
-            (1, _) => HookPlace::Nic,
-            (2, LinkDir::AToB) => HookPlace::Manifest,
-            _ => HookPlace::NoLink,
+        // manifest; VM 1's restart hook from the manifest.
+        match on {
+            Target::Link { link, dir } => match (link, dir) {
+                (0, _) | (2, LinkDir::BToA) => HookPlace::Open,
+                (1, _) => HookPlace::Nic,
+                (2, LinkDir::AToB) => HookPlace::Manifest,
+                _ => HookPlace::NoLink,
+            },
+            Target::Vm {
+                vm: 1,
+                kind: vmm_abi::hook::HookKind::Restart,
+            } => HookPlace::Manifest,
+            Target::Vm { .. } => HookPlace::Open,
         }
     }
     fn hook_begin(&mut self, t: &HookTarget<'_>) -> Result<(), HookRefusal> {
@@ -100,11 +107,11 @@ impl Fleet for FakeFleet {
         if self.no_memory {
             return Err(HookRefusal::NoMemory);
         }
-        self.staged = Some((t.name.into(), t.link, t.dir, vec![0; t.insns as usize * 8]));
+        self.staged = Some((t.name.into(), t.on, vec![0; t.insns as usize * 8]));
         Ok(())
     }
     fn hook_write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), HookRefusal> {
-        let (_, _, _, buf) = self.staged.as_mut().expect("no upload");
+        let (_, _, buf) = self.staged.as_mut().expect("no upload");
         let at = offset as usize * 8;
         buf[at..at + bytes.len()].copy_from_slice(bytes);
         Ok(())
@@ -114,7 +121,7 @@ impl Fleet for FakeFleet {
         self.staged = None;
     }
     fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
-        let (name, link, dir, bytes) = self.staged.take().expect("no upload");
+        let (name, on, bytes) = self.staged.take().expect("no upload");
         // The fake's verifier: a program whose first byte is 0 is refused
         // as the real one refuses an unknown opcode.
         if bytes[0] == 0 {
@@ -131,12 +138,16 @@ impl Fleet for FakeFleet {
         let old = self
             .hooks
             .iter()
-            .position(|(h, _)| (h.link, h.dir) == (link, dir))
+            .position(|(h, _)| h.on == on)
             .map(|i| self.hooks.remove(i).0);
+        let vm = match on {
+            Target::Vm { vm, .. } => Name::try_from(self.names[vm as usize].as_str()).unwrap(),
+            Target::Link { .. } => Name::new(),
+        };
         let stat = HookStat {
             name: Name::try_from(name.as_str()).unwrap(),
-            link,
-            dir,
+            on,
+            vm,
             runs: 0,
             pass: 0,
             dropped: 0,
@@ -1005,8 +1016,19 @@ fn scale_starts_the_missing_or_stops_the_newest_and_refusals_say_what_fits() {
 fn begin<'a>(name: &'a str, link: u32, dir: u8, insns: u32) -> Message<'a> {
     Message::HookBegin {
         name,
-        link,
-        dir,
+        on: HookOn::Link { link, dir },
+        insns,
+        maps: &[],
+    }
+}
+
+fn begin_vm<'a>(name: &'a str, vm: &'a str, kind: HookKind, insns: u32) -> Message<'a> {
+    Message::HookBegin {
+        name,
+        on: HookOn::Vm {
+            vm,
+            kind: kind as u8,
+        },
         insns,
         maps: &[],
     }
@@ -1211,6 +1233,120 @@ fn hook_refusals_are_named_and_leave_nothing_attached() {
         exchange(&mut ch, &mut fleet, &mut seq, &[Message::List]).last(),
         Some(&Got::Done(seq - 1))
     );
+}
+
+#[test]
+fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_cannot_go() {
+    let mut fleet = FakeFleet::with(3);
+    let mut ch = Channel::new();
+    let mut seq = 0;
+    let attach = |name, vm, kind| {
+        [
+            begin_vm(name, vm, kind, 2),
+            chunk(0, 2, &GOOD),
+            Message::HookCommit { name },
+        ]
+    };
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &attach("guard", "web-2", HookKind::Exit),
+    );
+    assert_eq!(got, [Got::Done(0), Got::Done(1), Got::Done(2)]);
+    assert_eq!(
+        fleet.hooks[0].0.on,
+        Target::Vm {
+            vm: 2,
+            kind: HookKind::Exit
+        }
+    );
+    // Its row names the VM and the kind.
+    send(
+        &mut ch,
+        &mut fleet,
+        &frame(&Message::HookMaps { name: "guard" }, seq),
+        1,
+    );
+    seq += 1;
+    let mut rows = StdVec::new();
+    while let Some(b) = ch.pop_out() {
+        rows.push(b);
+    }
+    let Next::Frame(f, _) = control::next_frame(&rows) else {
+        panic!("no row");
+    };
+    assert_eq!(
+        f.msg,
+        Message::HookRow {
+            name: "guard",
+            on: HookOn::Vm {
+                vm: "web-2",
+                kind: HookKind::Exit as u8
+            },
+            runs: 0,
+            pass: 0,
+            dropped: 0,
+            faults: 0,
+            insns: 2
+        }
+    );
+    // The same VM and kind: a swap, the old row first.
+    fleet.hooks[0].0.runs = 7;
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &attach("guard2", "web-2", HookKind::Exit),
+    );
+    assert_eq!(
+        got[2..],
+        [Got::Hook(seq - 1, "guard".into(), 7), Got::Done(seq - 1)]
+    );
+    // Another kind on the same VM is another place.
+    exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &attach("pace", "web-2", HookKind::Slice),
+    );
+    assert_eq!(fleet.hooks.len(), 2);
+    // Refusals: no such VM, the manifest's hook, a name taken elsewhere.
+    let mut refused = |m: Message<'_>| {
+        let got = exchange(&mut ch, &mut fleet, &mut seq, &[m]);
+        match got.as_slice() {
+            [Got::Error(_, t)] => t.clone(),
+            other => panic!("not refused: {other:?}"),
+        }
+    };
+    assert_eq!(
+        refused(begin_vm("x", "web-9", HookKind::Exit, 1)),
+        "no VM named web-9"
+    );
+    assert_eq!(
+        refused(begin_vm("x", "web-1", HookKind::Restart, 1)),
+        "web-1's restart hook: its hook comes from the manifest and stays for the run"
+    );
+    assert_eq!(
+        refused(begin_vm("pace", "web-0", HookKind::Slice, 1)),
+        "a hook named pace already exists (on web-2's slice hook)"
+    );
+    assert_eq!(
+        refused(begin("guard2", 0, 0, 1)),
+        "a hook named guard2 already exists (on web-2's exit hook)"
+    );
+    // Detach by name: its final row.
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[Message::HookDetach { name: "guard2" }],
+    );
+    assert_eq!(
+        got,
+        [Got::Hook(seq - 1, "guard2".into(), 0), Got::Done(seq - 1)]
+    );
+    assert_eq!(fleet.hooks.len(), 1);
 }
 
 proptest! {

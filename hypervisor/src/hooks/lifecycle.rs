@@ -287,6 +287,11 @@ impl<'t> VmHook<'t> {
         self.state.lock().flow
     }
 
+    /// Runs `f` on its maps (between runs: the hook's lock is held).
+    pub fn with_maps<R>(&self, f: impl FnOnce(&MapSet<'t>) -> R) -> R {
+        f(&self.state.lock().maps)
+    }
+
     /// Gives its `vm-hook` record (`vm_name` the VM's name), then a
     /// `hook-map` record per map and `hook-entry` records for its first
     /// [`super::maps::MAX_ENTRIES_SHOWN`] entries whose value is not all

@@ -11,6 +11,7 @@ use super::instr;
 use super::memory;
 use super::net::Net;
 use super::percpu::MAX_CORES;
+use super::runtime_hooks::HookRef;
 use super::serial;
 use super::service::{self, ControlPlane, Job, Mail};
 use super::smp::Core;
@@ -676,6 +677,17 @@ impl Plan {
             });
             name
         });
+        // VM hooks still attached at runtime (those that left were
+        // reported then), after the manifest's.
+        super::runtime_hooks::report_vm_hooks(|cell| {
+            let mut name = crate::control::Name::new();
+            self.each_vm(|st| {
+                if st.cell == cell {
+                    name = st.name.clone();
+                }
+            });
+            name
+        });
         if self.net.link_count() > 0 {
             let t = self.net.totals();
             log::info!(
@@ -781,7 +793,7 @@ fn stopped(
     vm::destroy(st, net);
     let failed = reason != StopReason::Exited(0);
     // A restart hook, if the VM has one, decides; else the policy.
-    let hook = net.vm_hook(st.cell, HookKind::Restart);
+    let hook = HookRef::of(net, st.cell, HookKind::Restart);
     let ask = || {
         let (status, class) = reason.hook_class();
         let ctx = RestartCtx {
@@ -793,7 +805,7 @@ fn stopped(
             restarts: st.restarts,
             instructions,
         };
-        hook.map(|h| h.restart(&ctx, core))
+        hook.and_then(|h| h.with(|h| h.restart(&ctx, core)))
     };
     let policy = (st.spec.restart == Restart::OnFailure, st.spec.restart_limit);
     if restart_decision(failed, st.restarts, policy, ask) {

@@ -1,7 +1,12 @@
-//! Packet hooks attached, swapped and detached while a service run goes on: the upload's staging memory, each attached hook's frames (name, program, decoded ops, maps) lent by the frame allocator and given back on detach or swap, and the places (`datapath::runtime`) the polling cores read once a pass.
+//! Hooks attached, swapped and detached while a service run goes on: the upload's staging memory, each attached hook's frames (program, decoded ops, maps) lent by the frame allocator and given back on detach or swap; packet hooks in the places (`datapath::runtime`) the polling cores read once a pass, a VM's restart, exit and slice hooks in slots (`VmHookSlot`) its core reads under the slot's lock.
 //!
 //! Runtime hooks are interpreted: the JIT's code area was sealed
 //! read-execute at boot (W^X) and is never made writable again.
+//! A VM hook in use is always used under its slot's lock, so the control
+//! core takes one out (detach, swap, its VM's place given to another VM)
+//! under that lock and gives its frames back at once. Its name lives on in
+//! a table written once per attach, so a name a VM's core read (a denied
+//! exit names its hook) outlives the hook.
 //! A hook that leaves its direction (detach, or a swap) prints its `hook`
 //! record (and its maps') at once, under its own index: the manifest's
 //! hook count plus the order it was attached in, so the end-of-run report
@@ -10,14 +15,17 @@
 use super::instr;
 use super::memory::{self, Lent};
 use super::net::Net;
+use super::percpu::MAX_CORES;
 use super::serial;
-use crate::control::{HookPlace, HookRefusal, HookStat, HookTarget, MapRow, Name};
+use crate::control::{HookPlace, HookRefusal, HookStat, HookTarget, MapRow, Name, Target};
 use crate::hooks::HookMemory;
-use crate::hooks::maps::bytes_needed;
+use crate::hooks::lifecycle::VmHook;
+use crate::hooks::maps::{MapSet, bytes_needed};
 use crate::hooks::packet::{BuildError, PacketHook};
 use crate::hooks::vm::op::Op;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use heapless::Vec;
-use spin::Mutex;
+use spin::{Mutex, Once};
 use vmm_abi::hook::insn::INSN_SIZE;
 use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, verify};
 use vmm_abi::manifest::{HookAttach, LinkDir};
@@ -30,8 +38,7 @@ pub const MAX_RUNTIME_HOOKS: usize = 32;
 /// An upload in progress.
 struct Staged {
     name: Name,
-    link: u32,
-    dir: LinkDir,
+    on: Target,
     defs: Vec<MapDef, MAX_MAPS>,
     insns: &'static mut [Insn],
     lent: Lent,
@@ -40,10 +47,129 @@ struct Staged {
 /// A hook attached at runtime, with the frames it was built in.
 struct Attached {
     name: Name,
-    link: u32,
-    dir: LinkDir,
-    /// Its name's, program's, ops' and maps' frames.
-    lent: [Lent; 4],
+    on: Target,
+    /// Its frames: a packet hook's name's, and every hook's program's,
+    /// ops' and maps'.
+    lent: Vec<Lent, 4>,
+}
+
+/// The owner of a [`VmHookSlot`] nobody owns.
+const NO_OWNER: u64 = u64::MAX;
+
+/// The owner tag of VM place `cell`'s hook of `kind`.
+fn owner_of(cell: u32, kind: HookKind) -> u64 {
+    (u64::from(cell) << 8) | kind as u64
+}
+
+/// A VM hook attached at runtime, where the VM's core finds it.
+pub struct VmHookSlot {
+    /// Whose it is ([`owner_of`]), or [`NO_OWNER`]; written under `hook`'s
+    /// lock.
+    owner: AtomicU64,
+    hook: Mutex<Option<VmHook<'static>>>,
+}
+
+impl VmHookSlot {
+    const fn new() -> Self {
+        VmHookSlot {
+            owner: AtomicU64::new(NO_OWNER),
+            hook: Mutex::new(None),
+        }
+    }
+}
+
+/// The slots of the VM hooks attached at runtime.
+static VM_SLOTS: [VmHookSlot; MAX_RUNTIME_HOOKS] = [const { VmHookSlot::new() }; MAX_RUNTIME_HOOKS];
+/// How many slots are owned: 0, the common case, costs a VM's core one
+/// load a slice.
+static VM_OWNED: AtomicU32 = AtomicU32::new(0);
+/// VM hooks' names by attach order, each written once a run.
+static NAMES: [Once<Name>; MAX_RUNTIME_HOOKS] = [const { Once::new() }; MAX_RUNTIME_HOOKS];
+
+/// A VM's runtime hook of one kind, as its core holds it for a slice.
+#[derive(Clone, Copy)]
+pub struct VmHookRef {
+    slot: &'static VmHookSlot,
+    owner: u64,
+}
+
+impl VmHookRef {
+    /// Runs `f` on the hook under its slot's lock, if it is still the
+    /// VM's (the control core may take it out between any two runs).
+    pub fn with<R>(&self, f: impl FnOnce(&VmHook<'static>) -> R) -> Option<R> {
+        let hook = self.slot.hook.lock();
+        if self.slot.owner.load(Ordering::Acquire) != self.owner {
+            return None;
+        }
+        hook.as_ref().map(f)
+    }
+}
+
+/// A VM's hook of one kind: the manifest's, or one attached at runtime.
+#[derive(Clone, Copy)]
+pub enum HookRef {
+    /// The manifest's (it stays for the run).
+    Manifest(&'static VmHook<'static>),
+    /// One attached at runtime (it may leave between any two runs).
+    Runtime(VmHookRef),
+}
+
+impl HookRef {
+    /// VM place `cell`'s hook of `kind`: the manifest's, else one attached
+    /// at runtime.
+    #[inline]
+    pub fn of(net: &Net, cell: u32, kind: HookKind) -> Option<HookRef> {
+        match net.vm_hook(cell, kind) {
+            Some(h) => Some(HookRef::Manifest(h)),
+            None => vm_hook(cell, kind).map(HookRef::Runtime),
+        }
+    }
+
+    /// The slice hook for VM place `cell` on `core`: the VM's own (the
+    /// manifest's, else one attached at runtime), else its core's.
+    #[inline]
+    pub fn slice(net: &Net, cell: u32, core: u32) -> Option<HookRef> {
+        HookRef::of(net, cell, HookKind::Slice)
+            .or_else(|| net.slice_hook(cell, core).map(HookRef::Manifest))
+    }
+
+    /// Runs `f` on the hook, if it is (still) there.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&VmHook<'static>) -> R) -> Option<R> {
+        match self {
+            HookRef::Manifest(h) => Some(f(h)),
+            HookRef::Runtime(r) => r.with(f),
+        }
+    }
+}
+
+/// VM place `cell`'s runtime hook of `kind`, if it has one.
+#[inline]
+pub fn vm_hook(cell: u32, kind: HookKind) -> Option<VmHookRef> {
+    if VM_OWNED.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    vm_hook_slow(owner_of(cell, kind))
+}
+
+#[inline(never)]
+fn vm_hook_slow(owner: u64) -> Option<VmHookRef> {
+    VM_SLOTS
+        .iter()
+        .find(|s| s.owner.load(Ordering::Acquire) == owner)
+        .map(|slot| VmHookRef { slot, owner })
+}
+
+/// Takes the VM hook with owner tag `owner` out of its slot, if there is
+/// one.
+fn take_vm_hook(owner: u64) -> Option<VmHook<'static>> {
+    let slot = VM_SLOTS
+        .iter()
+        .find(|s| s.owner.load(Ordering::Acquire) == owner)?;
+    let mut hook = slot.hook.lock();
+    slot.owner.store(NO_OWNER, Ordering::Release);
+    VM_OWNED.fetch_sub(1, Ordering::AcqRel);
+    hook.take()
 }
 
 /// The run's runtime hooks (the control core's alone: every method runs
@@ -66,8 +192,19 @@ impl RuntimeHooks {
         }
     }
 
-    /// What link `link`'s direction `dir` offers a runtime hook.
-    pub fn place(&self, net: &Net, link: u32, dir: LinkDir) -> HookPlace {
+    /// What a link's direction, or a VM for a hook of one kind, offers a
+    /// runtime hook.
+    pub fn place(&self, net: &Net, on: Target) -> HookPlace {
+        let (link, dir) = match on {
+            Target::Link { link, dir } => (link, dir),
+            Target::Vm { vm, kind } => {
+                return if net.vm_hook(vm, kind).is_some() {
+                    HookPlace::Manifest
+                } else {
+                    HookPlace::Open
+                };
+            }
+        };
         if net.has_manifest_hook(link, dir) {
             return HookPlace::Manifest;
         }
@@ -90,8 +227,7 @@ impl RuntimeHooks {
         }
         *self.staged.lock() = Some(Staged {
             name: Name::try_from(t.name).unwrap_or_default(),
-            link: t.link,
-            dir: t.dir,
+            on: t.on,
             defs,
             insns,
             lent,
@@ -125,26 +261,37 @@ impl RuntimeHooks {
         }
     }
 
-    /// Verifies the upload and puts its hook on its direction (the hook
-    /// there before, if any, taken off: its final counters).
-    pub fn commit(&self, net: &Net, manifest_hooks: u32) -> Result<Option<HookStat>, HookRefusal> {
+    /// Verifies the upload and puts its hook in its place (the hook there
+    /// before, if any, taken off: its final counters). `vm_name` names a
+    /// VM place's VM.
+    pub fn commit(
+        &self,
+        net: &Net,
+        manifest_hooks: u32,
+        vm_name: impl Fn(u32) -> Name,
+    ) -> Result<Option<HookStat>, HookRefusal> {
         let Some(s) = self.staged.lock().take() else {
             return Err(HookRefusal::NoUpload);
         };
         let Staged {
             name,
-            link,
-            dir,
+            on,
             defs,
             insns,
             lent,
         } = s;
-        let refuse = |insns: &'static mut [Insn], lent: Lent, why: HookRefusal| {
-            let _ = insns;
-            // SAFETY: nothing was built over the instructions: the one
-            // reference into these frames was just dropped.
-            unsafe { memory::give_back(lent) };
-            Err(why)
+        let (link, dir) = match on {
+            Target::Link { link, dir } => (link, dir),
+            Target::Vm { vm, kind } => {
+                let staged = Staged {
+                    name,
+                    on,
+                    defs,
+                    insns,
+                    lent,
+                };
+                return self.commit_vm(staged, (vm, kind), manifest_hooks, vm_name);
+            }
         };
         let attach = HookAttach::Link { link, dir };
         let (Some(slot), Some(core), Some((from, to))) = (
@@ -159,7 +306,7 @@ impl RuntimeHooks {
         }
         let mut count = self.count.lock();
         let mut attached = self.attached.lock();
-        let replaces = attached.iter().position(|a| (a.link, a.dir) == (link, dir));
+        let replaces = attached.iter().position(|a| a.on == on);
         if *count as usize >= MAX_RUNTIME_HOOKS {
             let limit = MAX_RUNTIME_HOOKS as u32;
             return refuse(insns, lent, HookRefusal::TooMany { limit });
@@ -223,9 +370,8 @@ impl RuntimeHooks {
         // Room: at most one hook per attach, MAX_RUNTIME_HOOKS attaches.
         let _ = attached.push(Attached {
             name: name.clone(),
-            link,
-            dir,
-            lent: [name_lent, lent, ops_lent, arena_lent],
+            on,
+            lent: Vec::from_iter([name_lent, lent, ops_lent, arena_lent]),
         });
         log::info!(
             "hook {name}: attached at runtime on link {link} {} (core {core}), {} instructions, {} maps, interpreted (the JIT's code area is sealed at boot){}",
@@ -241,26 +387,64 @@ impl RuntimeHooks {
         Ok(stat)
     }
 
-    /// Takes runtime hook `name` off its direction and gives its memory
+    /// Takes runtime hook `name` out of its place and gives its memory
     /// back; its final counters.
-    pub fn detach(&self, net: &Net, name: &str) -> Result<HookStat, HookRefusal> {
+    pub fn detach(
+        &self,
+        net: &Net,
+        name: &str,
+        vm_name: impl Fn(u32) -> Name,
+    ) -> Result<HookStat, HookRefusal> {
         let mut attached = self.attached.lock();
         let Some(i) = attached.iter().position(|a| a.name == name) else {
             return Err(HookRefusal::NoHook);
         };
         let a = attached.swap_remove(i);
-        let old = net.runtime_slot(a.link, a.dir).and_then(|s| s.swap(None));
-        let stat = old.map(|h| retire(h));
-        log::info!(
-            "hook {name}: detached from link {} {}",
-            a.link,
-            a.dir.name()
-        );
+        let stat = match a.on {
+            Target::Link { link, dir } => {
+                let old = net.runtime_slot(link, dir).and_then(|s| s.swap(None));
+                log::info!("hook {name}: detached from link {link} {}", dir.name());
+                old.map(|h| retire(h))
+            }
+            Target::Vm { vm, kind } => {
+                let old = take_vm_hook(owner_of(vm, kind));
+                let vm_name = vm_name(vm);
+                log::info!(
+                    "hook {name}: detached from {}'s {} hook",
+                    vm_name.as_str(),
+                    kind.name()
+                );
+                old.map(|h| retire_vm(&h, vm_name))
+            }
+        };
         give_back_all(a);
         stat.ok_or(HookRefusal::NoHook)
     }
 
-    /// Runs `f` on runtime hook `name`, if it is attached.
+    /// Takes every runtime hook off VM place `cell` (its VM, named
+    /// `vm_name`, is gone and the place goes to another VM).
+    pub fn detach_vm(&self, cell: u32, vm_name: &Name) {
+        let mut attached = self.attached.lock();
+        while let Some(i) = attached
+            .iter()
+            .position(|a| matches!(a.on, Target::Vm { vm, .. } if vm == cell))
+        {
+            let a = attached.swap_remove(i);
+            if let Target::Vm { vm, kind } = a.on
+                && let Some(h) = take_vm_hook(owner_of(vm, kind))
+            {
+                log::info!(
+                    "hook {}: detached: {}'s place goes to another VM",
+                    a.name,
+                    vm_name.as_str()
+                );
+                retire_vm(&h, vm_name.clone());
+            }
+            give_back_all(a);
+        }
+    }
+
+    /// Runs `f` on runtime packet hook `name`, if it is attached.
     pub fn with<R>(
         &self,
         net: &Net,
@@ -269,7 +453,140 @@ impl RuntimeHooks {
     ) -> Option<R> {
         let attached = self.attached.lock();
         let a = attached.iter().find(|a| a.name == name)?;
-        net.runtime_slot(a.link, a.dir)?.with(f)
+        match a.on {
+            Target::Link { link, dir } => net.runtime_slot(link, dir)?.with(f),
+            Target::Vm { .. } => None,
+        }
+    }
+
+    /// Runs `f` on runtime VM hook `name`, if it is attached.
+    pub fn with_vm<R>(&self, name: &str, f: impl FnOnce(&VmHook<'_>) -> R) -> Option<R> {
+        let attached = self.attached.lock();
+        let a = attached.iter().find(|a| a.name == name)?;
+        match a.on {
+            Target::Vm { vm, kind } => vm_hook_slow(owner_of(vm, kind))?.with(|h| f(h)),
+            Target::Link { .. } => None,
+        }
+    }
+
+    /// Verifies and builds VM hook `staged` for VM place `cell`'s `kind`
+    /// and puts it in its slot (in place of the runtime hook there).
+    fn commit_vm(
+        &self,
+        staged: Staged,
+        (cell, kind): (u32, HookKind),
+        manifest_hooks: u32,
+        vm_name: impl Fn(u32) -> Name,
+    ) -> Result<Option<HookStat>, HookRefusal> {
+        let Staged {
+            name,
+            on,
+            defs,
+            insns,
+            lent,
+        } = staged;
+        if let Err(e) = verify(insns, kind, &defs) {
+            return refuse(insns, lent, HookRefusal::Build(BuildError::Verify(e)));
+        }
+        let mut count = self.count.lock();
+        let mut attached = self.attached.lock();
+        if *count as usize >= MAX_RUNTIME_HOOKS {
+            let limit = MAX_RUNTIME_HOOKS as u32;
+            return refuse(insns, lent, HookRefusal::TooMany { limit });
+        }
+        let arena_bytes = match bytes_needed(&defs, MAX_CORES as u32) {
+            Ok(b) => b,
+            Err(e) => return refuse(insns, lent, HookRefusal::Build(BuildError::Maps(e))),
+        };
+        let parts = (
+            memory::lend_slice(insns.len(), Op::default()),
+            memory::lend_slice(arena_bytes, 0u8),
+        );
+        let (Some((ops, ops_lent)), Some((arena, arena_lent))) = parts else {
+            let (a, b) = parts;
+            for lent in [a.map(|p| p.1), b.map(|p| p.1)].into_iter().flatten() {
+                // SAFETY: these frames were just lent and nothing was
+                // built over them.
+                unsafe { memory::give_back(lent) };
+            }
+            return refuse(insns, lent, HookRefusal::NoMemory);
+        };
+        let index = manifest_hooks + *count;
+        // Each attach has its own entry, written once: the name outlives
+        // the hook.
+        let hook_name = NAMES
+            .get(*count as usize)
+            .map_or("?", |n| n.call_once(|| name.clone()).as_str());
+        let built = VmHook::new(
+            hook_name,
+            index,
+            kind,
+            cell,
+            MAX_CORES as u32,
+            insns,
+            &defs,
+            HookMemory { arena, ops },
+            hook_clock,
+        );
+        let hook = match built {
+            Ok(h) => h,
+            Err(e) => {
+                for l in [ops_lent, arena_lent, lent] {
+                    // SAFETY: the hook that was to use these frames was
+                    // not built; no reference into them is left.
+                    unsafe { memory::give_back(l) };
+                }
+                return Err(HookRefusal::Build(e));
+            }
+        };
+        let owner = owner_of(cell, kind);
+        let vm = vm_name(cell);
+        // The hook it replaces, if any, leaves first (its frames go back
+        // once it is out of its slot).
+        let stat = take_vm_hook(owner).map(|h| retire_vm(&h, vm.clone()));
+        if let Some(i) = attached.iter().position(|a| a.on == on) {
+            let gone = attached.swap_remove(i);
+            give_back_all(gone);
+        }
+        // A free slot: at most MAX_RUNTIME_HOOKS attaches in a run.
+        let Some(slot) = VM_SLOTS
+            .iter()
+            .find(|s| s.owner.load(Ordering::Acquire) == NO_OWNER)
+        else {
+            drop(hook);
+            for l in [ops_lent, arena_lent, lent] {
+                // SAFETY: the hook built over these frames was just
+                // dropped without ever being in a slot.
+                unsafe { memory::give_back(l) };
+            }
+            let limit = MAX_RUNTIME_HOOKS as u32;
+            return Err(HookRefusal::TooMany { limit });
+        };
+        let n_insns = insns.len();
+        {
+            let mut h = slot.hook.lock();
+            *h = Some(hook);
+            slot.owner.store(owner, Ordering::Release);
+        }
+        VM_OWNED.fetch_add(1, Ordering::AcqRel);
+        *count += 1;
+        let _ = attached.push(Attached {
+            name: name.clone(),
+            on,
+            lent: Vec::from_iter([lent, ops_lent, arena_lent]),
+        });
+        log::info!(
+            "hook {name}: attached at runtime as {}'s {} hook, {n_insns} instructions, {} maps, interpreted{}",
+            vm.as_str(),
+            kind.name(),
+            defs.len(),
+            if stat.is_some() {
+                ", in place of the hook there"
+            } else {
+                ""
+            }
+        );
+        Ok(stat)
     }
 }
 
@@ -279,10 +596,60 @@ impl Default for RuntimeHooks {
     }
 }
 
+/// Gives staged instructions' frames back (nothing was built over them)
+/// and refuses with `why`.
+fn refuse(
+    insns: &'static mut [Insn],
+    lent: Lent,
+    why: HookRefusal,
+) -> Result<Option<HookStat>, HookRefusal> {
+    let _ = insns;
+    // SAFETY: nothing was built over the instructions: the one reference
+    // into these frames was just dropped.
+    unsafe { memory::give_back(lent) };
+    Err(why)
+}
+
 /// A hook leaving its direction: its records now, its counters back.
 fn retire(h: PacketHook<'_>) -> HookStat {
     h.report(h.index, serial::record);
     stat_of(&h)
+}
+
+/// A VM hook leaving its VM (named `vm`): its records now, its counters
+/// back.
+fn retire_vm(h: &VmHook<'_>, vm: Name) -> HookStat {
+    h.report(vm.as_str(), serial::record);
+    vm_stat_of(h, vm)
+}
+
+/// A VM hook's counters as the control channel answers them (`vm`: its
+/// VM's name).
+pub fn vm_stat_of(h: &VmHook<'_>, vm: Name) -> HookStat {
+    let f = h.flow();
+    HookStat {
+        name: Name::try_from(h.name).unwrap_or_default(),
+        on: Target::Vm {
+            vm: h.vm,
+            kind: h.kind,
+        },
+        vm,
+        runs: f.runs,
+        pass: f.allow,
+        dropped: f.deny + f.fail + f.bad,
+        faults: f.faults,
+        insns: f.insns,
+    }
+}
+
+/// Every VM hook still attached at runtime gives its records (end of the
+/// run; `vm_name` names a VM place's VM).
+pub fn report_vm_hooks(vm_name: impl Fn(u32) -> Name) {
+    for slot in &VM_SLOTS {
+        if let Some(h) = slot.hook.lock().as_ref() {
+            h.report(vm_name(h.vm).as_str(), serial::record);
+        }
+    }
 }
 
 /// A hook's counters as the control channel answers them.
@@ -294,8 +661,8 @@ pub fn stat_of(h: &PacketHook<'_>) -> HookStat {
     };
     HookStat {
         name: Name::try_from(h.name).unwrap_or_default(),
-        link,
-        dir,
+        on: Target::Link { link, dir },
+        vm: Name::new(),
         runs: f.runs,
         pass: f.pass,
         dropped: f.dropped(),
@@ -306,8 +673,16 @@ pub fn stat_of(h: &PacketHook<'_>) -> HookStat {
 
 /// The `nth` entry whose value is not all zero among `h`'s maps.
 pub fn entry_of(h: &PacketHook<'_>, nth: u32) -> Option<MapRow> {
-    let run = h.lock();
-    let maps = run.maps();
+    map_entry(h.lock().maps(), nth)
+}
+
+/// The `nth` entry whose value is not all zero among VM hook `h`'s maps.
+pub fn vm_entry_of(h: &VmHook<'_>, nth: u32) -> Option<MapRow> {
+    h.with_maps(|maps| map_entry(maps, nth))
+}
+
+/// The `nth` entry whose value is not all zero among `maps`.
+fn map_entry(maps: &MapSet<'_>, nth: u32) -> Option<MapRow> {
     let mut entries = (0..maps.len()).flat_map(|m| {
         maps.dump(m)
             .into_iter()

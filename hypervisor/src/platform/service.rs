@@ -11,7 +11,7 @@ use super::vm;
 use crate::console::history::{Line, SharedHistory};
 use crate::control::{
     Channel, Fleet, HookPlace, HookRefusal, HookStat, HookTarget, MapRow, Name, News, PlaceNow,
-    Refusal, Request, Row, Seen, Starts, Text, news,
+    Refusal, Request, Row, Seen, Starts, Target, Text, news,
 };
 use crate::datapath::poll::FlowNow;
 use crate::hypercall::HypercallError;
@@ -24,7 +24,7 @@ use spin::Mutex;
 use vmm_abi::control::{EVENT_ENDED, FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
 use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::corral::hypercall::{Hypercall, MAX_CONTROL_IO};
-use vmm_abi::manifest::{HookAttach, LinkDir, Manifest};
+use vmm_abi::manifest::{HookAttach, Manifest};
 
 /// Requests one core's mailbox holds (a whole `scale` of
 /// [`crate::control::MAX_CHANGE`] VMs fits).
@@ -894,6 +894,10 @@ impl Fleet for Machine<'_> {
                         c.restarts.load(Ordering::Acquire),
                     ));
                 }
+                // The place's old VM's runtime hooks are not the new one's.
+                if c.used.load(Ordering::Acquire) {
+                    cp.hooks.detach_vm(p, &c.names.lock().0);
+                }
                 // The place's old lines are not the new VM's (a watcher
                 // reads them under the id stored below).
                 c.history.clear();
@@ -914,8 +918,8 @@ impl Fleet for Machine<'_> {
         self.send(mails, seq, commit)
     }
 
-    fn hook_place(&self, link: u32, dir: LinkDir) -> HookPlace {
-        self.0.hooks.place(self.1, link, dir)
+    fn hook_place(&self, on: Target) -> HookPlace {
+        self.0.hooks.place(self.1, on)
     }
 
     fn hook_begin(&mut self, target: &HookTarget<'_>) -> Result<(), HookRefusal> {
@@ -932,14 +936,16 @@ impl Fleet for Machine<'_> {
 
     fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
         let manifest_hooks = self.0.manifest.hooks().count() as u32;
-        self.0.hooks.commit(self.1, manifest_hooks)
+        self.0
+            .hooks
+            .commit(self.1, manifest_hooks, |cell| self.0.name(cell))
     }
 
     fn hook_detach(&mut self, name: &str) -> Result<HookStat, HookRefusal> {
         if self.1.packet_hooks().iter().any(|h| h.name == name) {
             return Err(HookRefusal::FromManifest);
         }
-        self.0.hooks.detach(self.1, name)
+        self.0.hooks.detach(self.1, name, |cell| self.0.name(cell))
     }
 
     fn hook_stat(&self, name: &str) -> Option<HookStat> {
@@ -950,7 +956,15 @@ impl Fleet for Machine<'_> {
             .find(|h| h.name == name && matches!(h.attach, HookAttach::Link { .. }));
         match manifest {
             Some(h) => Some(runtime_hooks::stat_of(h)),
-            None => self.0.hooks.with(self.1, name, runtime_hooks::stat_of),
+            None => self
+                .0
+                .hooks
+                .with(self.1, name, runtime_hooks::stat_of)
+                .or_else(|| {
+                    self.0
+                        .hooks
+                        .with_vm(name, |h| runtime_hooks::vm_stat_of(h, self.0.name(h.vm)))
+                }),
         }
     }
 
@@ -958,10 +972,17 @@ impl Fleet for Machine<'_> {
         let manifest = self.1.packet_hooks().iter().find(|h| h.name == name);
         match manifest {
             Some(h) => runtime_hooks::entry_of(h, nth),
-            None => self
+            None => match self
                 .0
                 .hooks
-                .with(self.1, name, |h| runtime_hooks::entry_of(h, nth))?,
+                .with(self.1, name, |h| runtime_hooks::entry_of(h, nth))
+            {
+                Some(row) => row,
+                None => self
+                    .0
+                    .hooks
+                    .with_vm(name, |h| runtime_hooks::vm_entry_of(h, nth))?,
+            },
         }
     }
 

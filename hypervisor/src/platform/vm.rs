@@ -11,6 +11,7 @@ use super::instr;
 use super::memory::{self, FrameTables};
 use super::net::{self, Net, PortEvent};
 use super::percpu::PerCore;
+use super::runtime_hooks::{self, HookRef};
 use super::serial;
 use super::service;
 use super::smp;
@@ -422,7 +423,9 @@ struct VmHost<'a> {
     console_dev: Option<&'a mut Transport<ConsoleDevice>>,
     vm: &'a Vm,
     shared: &'a VmxShared,
-    /// The VM's exit hook, if it has one.
+    /// The VM's exit hook from the manifest, if it has one (else one
+    /// attached at runtime is looked up at each exit: it may come, leave
+    /// or be swapped within a slice).
     exit_hook: Option<&'static VmHook<'static>>,
     /// A Solo5 hvt guest.
     hvt: bool,
@@ -566,15 +569,37 @@ impl Wakeups for VmHost<'_> {
     }
 }
 
+/// The name of VM place `cell`'s exit hook attached at runtime, if it has
+/// one now.
+fn runtime_exit_name(cell: u32) -> Option<&'static str> {
+    runtime_hooks::vm_hook(cell, HookKind::Exit)?.with(|h| h.name)
+}
+
+/// What VM place `cell`'s exit hook attached at runtime says about an
+/// exit: allow if it has none now. Out of line: the manifest's hooks do
+/// not pay for it.
+#[cold]
+#[inline(never)]
+fn runtime_filter(cell: u32, ctx: &ExitCtx, core: u32) -> ExitAnswer {
+    runtime_hooks::vm_hook(cell, HookKind::Exit)
+        .and_then(|r| r.with(|h| h.filter(ctx, core)))
+        .unwrap_or(ExitAnswer::Allow)
+}
+
 impl VmEnv for VmHost<'_> {
     #[inline]
     fn exit_hook(&self) -> Option<&'static str> {
-        self.exit_hook.map(|h| h.name)
+        match self.exit_hook {
+            Some(h) => Some(h.name),
+            None => runtime_exit_name(self.index),
+        }
     }
 
     fn filter_exit(&mut self, ctx: &ExitCtx) -> ExitAnswer {
-        self.exit_hook
-            .map_or(ExitAnswer::Allow, |h| h.filter(ctx, self.core))
+        match self.exit_hook {
+            Some(h) => h.filter(ctx, self.core),
+            None => runtime_filter(self.index, ctx, self.core),
+        }
     }
 
     #[inline]
@@ -1135,6 +1160,30 @@ impl BusDevice for DiskRegs<'_> {
     }
 }
 
+/// The length of the VM's next slice on `core`: what its slice hook says
+/// (the VM's own, from the manifest or attached at runtime, else its
+/// core's), else its own slice or the run's. Out of line, so the exit
+/// loop is not built around it.
+#[inline(never)]
+fn timeslice(st: &VmState, shared: &VmxShared, net: &Net, core: u32) -> u64 {
+    match HookRef::slice(net, st.cell, core) {
+        None => st.slice.unwrap_or(shared.timeslice),
+        Some(hook) => {
+            let ctx = SliceCtx {
+                vm: st.index,
+                core,
+                slices: st.slices,
+                used: st.cpu.ran,
+                waited: st.cpu.waited,
+                last_exit: st.cpu.last_exit & 0xffff,
+            };
+            let default = st.slice.unwrap_or(shared.timeslice);
+            hook.with(|h| h.slice(&ctx, core, default, MIN_TIMESLICE..=MAX_TIMESLICE))
+                .unwrap_or(default)
+        }
+    }
+}
+
 /// Runs one slice of the VM (its VMCS current, its CPU state loaded) with
 /// the exit loop of `vcpu::slice`; see there.
 pub fn run_slice(
@@ -1155,6 +1204,9 @@ pub fn run_slice(
         vm,
         size: st.spec.memory,
     };
+    // A slice hook, the VM's own or else its core's, says how long this
+    // slice is.
+    let timeslice = timeslice(st, shared, net, core);
     let mut env = VmHost {
         index: st.cell,
         core,
@@ -1191,23 +1243,6 @@ pub fn run_slice(
     };
     let mut hw = VmxVcpu {
         launched: &mut st.launched,
-    };
-    // A slice hook, the VM's own or else its core's, says how long this
-    // slice is.
-    let timeslice = match net.slice_hook(st.cell, core) {
-        None => st.slice.unwrap_or(shared.timeslice),
-        Some(h) => {
-            let ctx = SliceCtx {
-                vm: st.index,
-                core,
-                slices: st.slices,
-                used: st.cpu.ran,
-                waited: st.cpu.waited,
-                last_exit: st.cpu.last_exit & 0xffff,
-            };
-            let default = st.slice.unwrap_or(shared.timeslice);
-            h.slice(&ctx, core, default, MIN_TIMESLICE..=MAX_TIMESLICE)
-        }
     };
     let params = SliceParams {
         timeslice,

@@ -101,17 +101,30 @@ fn all() -> Vec<Message<'static>> {
         },
         Message::HookBegin {
             name: "count",
-            link: 0,
-            dir: DIR_B_TO_A,
+            on: HookOn::Link {
+                link: 0,
+                dir: DIR_B_TO_A,
+            },
             insns: 4096,
             maps: &ARRAY_DEF,
         },
         Message::HookBegin {
             name: "nomaps",
-            link: 3,
-            dir: DIR_A_TO_B,
+            on: HookOn::Link {
+                link: 3,
+                dir: DIR_A_TO_B,
+            },
             insns: 2,
             maps: &[],
+        },
+        Message::HookBegin {
+            name: "guard",
+            on: HookOn::Vm {
+                vm: "web-2",
+                kind: crate::hook::HookKind::Exit as u8,
+            },
+            insns: 11,
+            maps: &ARRAY_DEF,
         },
         Message::HookChunk {
             offset: 125,
@@ -121,9 +134,23 @@ fn all() -> Vec<Message<'static>> {
         Message::HookDetach { name: "count" },
         Message::HookMaps { name: "count" },
         Message::HookRow {
+            name: "guard",
+            on: HookOn::Vm {
+                vm: "web-2",
+                kind: crate::hook::HookKind::Slice as u8,
+            },
+            runs: 3,
+            pass: 2,
+            dropped: 1,
+            faults: 1,
+            insns: 33,
+        },
+        Message::HookRow {
             name: "count",
-            link: 0,
-            dir: DIR_A_TO_B,
+            on: HookOn::Link {
+                link: 0,
+                dir: DIR_A_TO_B,
+            },
             runs: 10,
             pass: 9,
             dropped: 1,
@@ -180,10 +207,15 @@ fn malformed_hook_messages_are_refused_by_name() {
     let mut buf = [0u8; MAX_FRAME];
     let begin = |dir, maps| Message::HookBegin {
         name: "h",
-        link: 0,
-        dir,
+        on: HookOn::Link { link: 0, dir },
         insns: 1,
         maps,
+    };
+    let on_vm = |kind| Message::HookBegin {
+        name: "h",
+        on: HookOn::Vm { vm: "web", kind },
+        insns: 1,
+        maps: &[],
     };
     let refused = |m: &Message<'_>| {
         matches!(
@@ -192,6 +224,11 @@ fn malformed_hook_messages_are_refused_by_name() {
         )
     };
     assert!(refused(&begin(2, &[])));
+    // A packet hook is no VM's; unknown kinds are nobody's.
+    for kind in [0, 1, 5, 255] {
+        assert!(refused(&on_vm(kind)), "{kind}");
+    }
+    assert!(!refused(&on_vm(2)));
     assert!(refused(&begin(0, &ARRAY_DEF[..15])));
     let mut bad_kind = ARRAY_DEF;
     bad_kind[0] = 99;
@@ -226,17 +263,27 @@ fn malformed_hook_messages_are_refused_by_name() {
     let n = encode(&begin(0, &ARRAY_DEF), 0, &mut buf).unwrap();
     let payload = buf[HEADER..n - TRAILER].to_vec();
     let mut p = payload.clone();
-    p[2 + 4] = 7; // the direction
+    p[2 + 1 + 4] = 7; // the direction
     assert_eq!(why(&raw_frame(9, &p)), BAD_DIR);
+    for tag in [0, 3, 255] {
+        let mut p = payload.clone();
+        p[2] = tag; // the place's tag
+        assert_eq!(why(&raw_frame(9, &p)), BAD_HOOK_ON, "{tag}");
+    }
     let mut p = payload.clone();
-    p[2 + 4 + 1 + 4] = 2; // two maps, one given
+    p[2 + 1 + 4 + 1 + 4] = 2; // two maps, one given
     assert_eq!(why(&raw_frame(9, &p)), "it ends early");
     let mut p = payload.clone();
-    p[2 + 4 + 1 + 4 + 1] = 99; // a map kind nobody knows
+    p[2 + 1 + 4 + 1 + 4 + 1] = 99; // a map kind nobody knows
     assert_eq!(why(&raw_frame(9, &p)), BAD_MAPS);
     let mut p = payload.clone();
     p.push(0);
     assert_eq!(why(&raw_frame(9, &p)), "bytes after its last field");
+    // A VM hook of a kind that is not a VM's, on the wire.
+    let n = encode(&on_vm(3), 0, &mut buf).unwrap();
+    let mut p = buf[HEADER..n - TRAILER].to_vec();
+    p[2 + 1 + 4] = 1; // name (2), tag, the VM's name (4), then the kind
+    assert_eq!(why(&raw_frame(9, &p)), BAD_VM_HOOK);
     let mut chunk = 5u32.to_le_bytes().to_vec();
     chunk.extend(3u16.to_le_bytes());
     chunk.extend([1, 2, 3]);
