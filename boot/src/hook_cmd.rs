@@ -6,10 +6,10 @@ use crate::service::{self, Answer, HookAt, HostDir};
 use crate::table::{self, Align};
 use crate::{cargo_build, toml_manifest};
 use std::path::Path;
-use vmm_abi::control::{CHUNK_BYTES, DIR_A_TO_B, DIR_B_TO_A, HookOn, Message};
+use vmm_abi::control::{CHUNK_BYTES, DIR_A_TO_B, DIR_B_TO_A, HookOn, Message, NIC_TX};
 use vmm_abi::hook::insn::INSN_SIZE;
 use vmm_abi::hook::{HookKind, MAX_INSNS, MapDef, verify};
-use vmm_abi::manifest::LinkDir;
+use vmm_abi::manifest::{HookAttach, LinkDir, NicDir};
 
 /// Where `hook attach` takes its program from.
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +74,10 @@ impl HookCounts {
                 v["link"] = (*link).into();
                 v["dir"] = dir_name(*dir).into();
             }
+            HookAt::Nic { nic, dir } => {
+                v["nic"] = (*nic).into();
+                v["dir"] = nic_dir_name(*dir).into();
+            }
             HookAt::Vm { vm, kind } => {
                 v["vm"] = vm.as_str().into();
                 v["kind"] = kind_name(*kind).into();
@@ -86,6 +90,12 @@ impl HookCounts {
         let (at, runs, pass, not) = match &self.on {
             HookAt::Link { link, dir } => (
                 format!("link {link} {}", dir_name(*dir)),
+                "runs",
+                "passed",
+                "not passed",
+            ),
+            HookAt::Nic { nic, dir } => (
+                format!("nic {nic} {}", nic_dir_name(*dir)),
                 "runs",
                 "passed",
                 "not passed",
@@ -108,6 +118,10 @@ fn dir_name(dir: u8) -> &'static str {
     if dir == DIR_B_TO_A { "b->a" } else { "a->b" }
 }
 
+fn nic_dir_name(dir: u8) -> &'static str {
+    if dir == NIC_TX { "tx" } else { "rx" }
+}
+
 fn kind_name(kind: u8) -> &'static str {
     HookKind::from_u32(u32::from(kind)).map_or("?", HookKind::name)
 }
@@ -117,6 +131,7 @@ fn kind_name(kind: u8) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Place {
     Link(u32, LinkDir),
+    Nic(u32, NicDir),
     Vm(String),
 }
 
@@ -129,6 +144,10 @@ impl Place {
                     LinkDir::AToB => DIR_A_TO_B,
                     LinkDir::BToA => DIR_B_TO_A,
                 },
+            },
+            Place::Nic(nic, dir) => HookOn::Nic {
+                nic: *nic,
+                dir: *dir as u8,
             },
             Place::Vm(vm) => HookOn::Vm {
                 vm,
@@ -147,9 +166,9 @@ fn answered(host: &HostDir, msg: &Message<'_>) -> Result<Vec<Answer>> {
     }
 }
 
-/// The link and direction `attach` names in the manifest host `host` was
-/// brought up from.
-fn resolve(host: &HostDir, attach: &str) -> Result<(u32, LinkDir)> {
+/// The link direction or NIC queue `attach` names in the manifest host
+/// `host` was brought up from.
+fn resolve(host: &HostDir, attach: &str) -> Result<Place> {
     let note = host.manifest_note();
     let path = std::fs::read_to_string(&note).map_err(|e| {
         Error::new(format!(
@@ -160,8 +179,16 @@ fn resolve(host: &HostDir, attach: &str) -> Result<(u32, LinkDir)> {
     let root = cargo_build::workspace_root();
     let known = cargo_build::known_images(&root)?;
     let manifest = toml_manifest::load(Path::new(path.trim()), &known)?;
-    toml_manifest::resolve_attach(attach, &manifest.links)
-        .map_err(|e| Error::new(format!("`--attach`: {e}")))
+    let place = if attach.starts_with(toml_manifest::NIC_ATTACH_PREFIX) {
+        match toml_manifest::resolve_nic(attach, &manifest.nics) {
+            Ok(HookAttach::Nic { nic, dir }) => Ok(Place::Nic(nic, dir)),
+            Ok(_) => Err(format!("`{attach}` is not a NIC queue")),
+            Err(e) => Err(e),
+        }
+    } else {
+        toml_manifest::resolve_attach(attach, &manifest.links).map(|(l, d)| Place::Link(l, d))
+    };
+    place.map_err(|e| Error::new(format!("`--attach`: {e}")))
 }
 
 /// Where `attach` puts a hook of `kind`: `vm:NAME` for a VM hook (any VM
@@ -171,11 +198,11 @@ fn place(host: &HostDir, attach: &str, kind: HookKind) -> Result<Place> {
     let vm = attach.strip_prefix(toml_manifest::VM_ATTACH_PREFIX);
     match (vm, kind) {
         (Some(_), HookKind::Packet) => Err(Error::new(format!(
-            "`--attach {attach}`: a packet hook goes on `link:<vm>.<port>-><vm>.<port>`; a VM takes `--kind restart|exit|slice`"
+            "`--attach {attach}`: a packet hook goes on `link:<vm>.<port>-><vm>.<port>` or `nic:<name>:rx|tx`; a VM takes `--kind restart|exit|slice`"
         ))),
         (Some(""), _) => Err(Error::new("`--attach vm:`: give the VM's name")),
         (Some(vm), _) => Ok(Place::Vm(vm.to_string())),
-        (None, HookKind::Packet) => resolve(host, attach).map(|(l, d)| Place::Link(l, d)),
+        (None, HookKind::Packet) => resolve(host, attach),
         (None, _) => Err(Error::new(format!(
             "`--attach {attach}`: {} hooks go on a VM: `vm:NAME`",
             kind.name()
@@ -228,6 +255,7 @@ pub fn attach(
     let swapped = upload_commit(host, name)?;
     let place = match &at {
         Place::Link(link, dir) => format!("link {link} {}", dir.name()),
+        Place::Nic(nic, dir) => format!("nic {nic} {}", dir.name()),
         Place::Vm(vm) => format!("{vm}'s {} hook", kind.name()),
     };
     let mut text = format!(

@@ -341,7 +341,11 @@ impl HookReport {
         HookReport {
             name: o.name.clone(),
             kind: HookKind::Packet.name(),
-            attach: format!("link {} {} (attached at runtime)", o.link, o.dir),
+            attach: if matches!(o.dir.as_str(), "rx" | "tx") {
+                format!("nic {} {} (attached at runtime)", o.link, o.dir)
+            } else {
+                format!("link {} {} (attached at runtime)", o.link, o.dir)
+            },
             file: String::new(),
             program: String::new(),
             runs: flow.runs,

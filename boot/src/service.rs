@@ -145,6 +145,13 @@ pub enum HookAt {
         /// `control::DIR_A_TO_B` or `control::DIR_B_TO_A`.
         dir: u8,
     },
+    /// A packet hook on a shared NIC's queue.
+    Nic {
+        /// The NIC's manifest index.
+        nic: u32,
+        /// `control::NIC_RX` or `control::NIC_TX`.
+        dir: u8,
+    },
     /// A VM's restart, exit or slice hook.
     Vm {
         /// The VM's name.
@@ -334,6 +341,7 @@ impl Answer {
                 name: name.to_string(),
                 on: match on {
                     HookOn::Link { link, dir } => HookAt::Link { link, dir },
+                    HookOn::Nic { nic, dir } => HookAt::Nic { nic, dir },
                     HookOn::Vm { vm, kind } => HookAt::Vm {
                         vm: vm.to_string(),
                         kind,
@@ -867,6 +875,10 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             on: match on {
                 HookAt::Link { link, dir } => HookOn::Link {
                     link: *link,
+                    dir: *dir,
+                },
+                HookAt::Nic { nic, dir } => HookOn::Nic {
+                    nic: *nic,
                     dir: *dir,
                 },
                 HookAt::Vm { vm, kind } => HookOn::Vm { vm, kind: *kind },

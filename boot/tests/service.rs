@@ -1591,3 +1591,186 @@ expect = "stopped"
     assert_eq!(hook("pace-2")["kind"], "slice");
     assert_eq!(hook("pace-2")["attach"], "vm:web (attached at runtime)");
 }
+
+#[test]
+fn a_packet_hook_is_attached_to_a_shared_nics_queues_while_real_udp_traffic_runs() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let name = format!("nh{}", std::process::id());
+    let guard = Host(name.clone());
+    let free_udp = || {
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (echo_port, denied_port) = (free_udp(), free_udp());
+    let dir = up_with(
+        &name,
+        "nic-hooks.toml",
+        &format!(
+            r#"
+[run]
+cpus = 2
+timeout = 900
+mode = "service"
+
+[[vm]]
+name = "echo"
+image = "echo"
+memory = "4M"
+net = 1
+cores = [1]
+args = "ip=10.0.2.15/24 port=7 idle=100000000000"
+expect = "stopped"
+
+[[nic]]
+name = "uplink"
+core = 0
+forward = ["udp:{echo_port}:7", "udp:{denied_port}:9999"]
+
+[[link]]
+a = "echo.0"
+b = "nic:uplink"
+"#
+        ),
+        "900",
+    );
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/hooks");
+    let source = |f: &str| hooks.join(f).to_str().unwrap().to_string();
+    let attach = |hook: &str, kind: &str, target: &str, file: &str| {
+        corral(&[
+            "hook",
+            "attach",
+            hook,
+            "--host",
+            &name,
+            "--kind",
+            kind,
+            "--attach",
+            target,
+            "--source",
+            &source(file),
+        ])
+    };
+    let fails_with = |o: &Output, text: &str| {
+        assert!(!o.status.success(), "not refused");
+        assert!(stderr(o).contains(text), "{text:?} not in {}", stderr(o));
+    };
+    // A UDP client on the host: the echo server answers once it is up.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut ready = false;
+    for _ in 0..90 {
+        sock.send_to(b"probe", ("127.0.0.1", echo_port)).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], b"probe");
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the echo server never answered");
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut next_echo = || loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("an echo");
+        if &buf[..n] != b"probe" {
+            return buf[..n].to_vec();
+        }
+    };
+    let free0 = free_memory(&name);
+
+    fails_with(
+        &attach("x", "exit", "nic:uplink:rx", "drop_port.bpf.c"),
+        "exit hooks go on a VM",
+    );
+    fails_with(
+        &attach("x", "packet", "nic:nope:rx", "drop_port.bpf.c"),
+        "no NIC `nope`",
+    );
+    // A hook on the NIC's receive queue drops one port before the guest
+    // sees it; the other port's datagrams are echoed, every one.
+    let a = attach("drop-9999", "packet", "nic:uplink:rx", "drop_port.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(
+        stdout(&a).starts_with("hook drop-9999: attached on nic:uplink:rx (nic 0 rx): "),
+        "{}",
+        stdout(&a)
+    );
+    const DENIED: u64 = 5;
+    for i in 0..DENIED {
+        sock.send_to(format!("denied {i}").as_bytes(), ("127.0.0.1", denied_port))
+            .unwrap();
+    }
+    for i in 0..10 {
+        let msg = format!("datagram {i}");
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", echo_port))
+            .unwrap();
+        assert_eq!(next_echo(), msg.as_bytes(), "datagram {i}");
+    }
+    let v = hook_json(&name, "drop-9999");
+    assert_eq!(
+        (&v["hook"]["nic"], &v["hook"]["dir"]),
+        (&0.into(), &"rx".into()),
+        "{v:#}"
+    );
+    assert_eq!(v["hook"]["dropped"], DENIED, "{v:#}");
+    let denied = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["map"] == 1 && e["key"] == "0f27")
+        .unwrap_or_else(|| panic!("port 9999 not counted: {v:#}"));
+    assert_eq!(denied["number"], DENIED, "{v:#}");
+    let d = corral(&["hook", "detach", "drop-9999", "--host", &name]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert!(
+        stdout(&d).contains(&format!(" {DENIED} not passed, 0 faults"))
+            && stdout(&d).contains("hook drop-9999: nic 0 rx: "),
+        "{}",
+        stdout(&d)
+    );
+    assert_eq!(free_memory(&name), free0, "the hook's memory is back");
+    // One on the transmit queue counts the echoes going out; it stays
+    // attached, and the report has both.
+    let a = attach("count-tx", "packet", "nic:uplink:tx", "count_pass.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    for i in 0..3 {
+        let msg = format!("counted {i}");
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", echo_port))
+            .unwrap();
+        assert_eq!(next_echo(), msg.as_bytes());
+    }
+    let v = hook_json(&name, "count-tx");
+    let runs = v["hook"]["runs"].as_u64().unwrap();
+    assert!(runs >= 3, "{v:#}");
+    assert_eq!(v["hook"]["pass"], runs, "{v:#}");
+
+    let r = down_with_report(&name, guard, &dir);
+    assert_eq!(r["completed"], true);
+    let hook = |n: &str| {
+        r["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == n)
+            .unwrap_or_else(|| panic!("no hook {n} in {:#}", r["hooks"]))
+            .clone()
+    };
+    let h = hook("drop-9999");
+    assert_eq!(h["attach"], "nic 0 rx (attached at runtime)");
+    assert_eq!(h["verdicts"]["drop"], DENIED, "{h:#}");
+    let h = hook("count-tx");
+    assert_eq!(h["attach"], "nic 0 tx (attached at runtime)");
+    assert!(h["runs"].as_u64().unwrap() >= runs, "{h:#}");
+    let uplink = r["nics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "uplink")
+        .unwrap()
+        .clone();
+    assert_eq!(uplink["wire"]["drop_hook"], DENIED, "{uplink:#}");
+}

@@ -18,7 +18,7 @@ use vmm_abi::control::{
 };
 use vmm_abi::hook::map::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use vmm_abi::hook::{HookKind, MAX_INSNS, MAX_MAPS, MapDef};
-use vmm_abi::manifest::{LinkDir, MAX_TIMESLICE, MIN_TIMESLICE};
+use vmm_abi::manifest::{LinkDir, MAX_TIMESLICE, MIN_TIMESLICE, NicDir};
 
 /// Bytes of answers waiting for the line.
 pub const OUT_BYTES: usize = 4096;
@@ -166,6 +166,13 @@ pub enum Target {
         /// The direction.
         dir: LinkDir,
     },
+    /// A packet hook on one queue of a shared NIC.
+    Nic {
+        /// The NIC's manifest index.
+        nic: u32,
+        /// The queue.
+        dir: NicDir,
+    },
     /// A restart, exit or slice hook on the VM in place `vm`.
     Vm {
         /// The VM's place ([`Fleet::find`]'s number).
@@ -257,6 +264,7 @@ fn hook_refusal(r: HookRefusal, name: &str, on: Target) -> Text {
             Target::Link { link, dir } => {
                 Text::format(format_args!("link {link} has no direction {}", dir.name()))
             }
+            Target::Nic { nic, .. } => Text::format(format_args!("no shared NIC {nic}")),
             Target::Vm { .. } => Text::format(format_args!("hook `{name}`: its VM is gone")),
         },
         HookRefusal::NoHook => Text::format(format_args!("no hook named {name}")),
@@ -274,6 +282,8 @@ pub enum HookPlace {
     NoLink,
     /// A link with a NIC end (its hooks go on the NIC's queue).
     Nic,
+    /// An owned NIC's queue (its frames go straight to its one guest).
+    Owned,
     /// A hook from the manifest is there (it stays for the run).
     Manifest,
     /// A place for a runtime hook (empty, or with one to swap).
@@ -765,6 +775,14 @@ impl Channel {
                     _ => LinkDir::BToA,
                 },
             },
+            HookOn::Nic { nic, dir } => Target::Nic {
+                nic,
+                dir: if dir == control::NIC_TX {
+                    NicDir::Tx
+                } else {
+                    NicDir::Rx
+                },
+            },
             HookOn::Vm { vm, kind } => {
                 let Some(place) = fleet.find(vm) else {
                     return refused(Text::format(format_args!("no VM named {vm}")));
@@ -788,12 +806,20 @@ impl Channel {
                     dir.name()
                 )));
             }
-            (HookPlace::NoLink, Target::Vm { .. }) | (HookPlace::Nic, Target::Vm { .. }) => {
+            (HookPlace::NoLink | HookPlace::Nic | HookPlace::Owned, Target::Vm { .. }) => {
                 return refused(Text::format(format_args!("{here}: the VM is gone")));
+            }
+            (HookPlace::NoLink | HookPlace::Nic, Target::Nic { nic, .. }) => {
+                return refused(Text::format(format_args!("the run has no NIC {nic}")));
+            }
+            (HookPlace::Owned, _) => {
+                return refused(Text::format(format_args!(
+                    "{here}: an owned NIC's frames go straight to its one guest, with no hook point"
+                )));
             }
             (HookPlace::Nic, Target::Link { link, .. }) => {
                 return refused(Text::format(format_args!(
-                    "link {link} has a NIC end: hooks attached at runtime go on links between VMs"
+                    "link {link} has a NIC end: attach the hook to the NIC's queue instead"
                 )));
             }
             (HookPlace::Manifest, _) => {
@@ -1138,6 +1164,13 @@ fn hook_row(s: &HookStat) -> Message<'_> {
                     LinkDir::BToA => DIR_B_TO_A,
                 },
             },
+            Target::Nic { nic, dir } => HookOn::Nic {
+                nic,
+                dir: match dir {
+                    NicDir::Rx => control::NIC_RX,
+                    NicDir::Tx => control::NIC_TX,
+                },
+            },
             Target::Vm { kind, .. } => HookOn::Vm {
                 vm: &s.vm,
                 kind: kind as u8,
@@ -1155,6 +1188,7 @@ fn hook_row(s: &HookStat) -> Message<'_> {
 fn place_name(fleet: &impl Fleet, on: Target) -> Text {
     match on {
         Target::Link { link, dir } => Text::format(format_args!("link {link} {}", dir.name())),
+        Target::Nic { nic, dir } => Text::format(format_args!("nic {nic} {}", dir.name())),
         Target::Vm { vm, kind } => match fleet.row(vm) {
             Some(row) => Text::format(format_args!("{}'s {} hook", row.name, kind.name())),
             None => Text::format(format_args!("VM place {vm}'s {} hook", kind.name())),

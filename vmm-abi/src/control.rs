@@ -11,8 +11,9 @@
 //!
 //! A hook is attached at runtime in several commands, as a program of up
 //! to 4096 instructions does not fit one frame: [`Message::HookBegin`]
-//! (name, place ([`HookOn`]: a link direction for a packet hook, a VM for
-//! a restart, exit or slice hook), instruction count, map table), then
+//! (name, place ([`HookOn`]: a link direction or a shared NIC's queue for
+//! a packet hook, a VM for a restart, exit or slice hook), instruction
+//! count, map table), then
 //! [`Message::HookChunk`]s of at most [`CHUNK_BYTES`] in order, then
 //! [`Message::HookCommit`]; each is answered. A chunk out of order, or a
 //! commit before every instruction came, drops the upload (nothing is
@@ -97,13 +98,21 @@ const BAD_FLOW: &str = "flow kind is neither 1 (a link) nor 2 (a NIC)";
 const BAD_EVENT: &str = "an event other than 1 (started), 2 (restarted) or 3 (ended)";
 const BAD_SETTING: &str = "a setting other than 1 (budget) or 2 (slice)";
 const BAD_ARGS_FLAG: &str = "an arguments flag other than 0 (none) or 1 (given)";
-const BAD_HOOK_ON: &str = "a hook place other than 1 (a link direction) or 2 (a VM)";
+const BAD_HOOK_ON: &str =
+    "a hook place other than 1 (a link direction), 2 (a VM) or 3 (a NIC queue)";
+const BAD_NIC_DIR: &str = "a NIC queue other than 0 (rx) or 1 (tx)";
 const BAD_VM_HOOK: &str = "a VM hook kind other than 2 (restart), 3 (exit) or 4 (slice)";
 
 /// [`HookOn`]'s tag on the wire: a link direction.
 const ON_LINK: u8 = 1;
 /// [`HookOn`]'s tag on the wire: a VM.
 const ON_VM: u8 = 2;
+/// [`HookOn`]'s tag on the wire: a NIC queue.
+const ON_NIC: u8 = 3;
+/// [`HookOn::Nic`]'s queue: frames from the wire to the guests.
+pub const NIC_RX: u8 = 0;
+/// [`HookOn::Nic`]'s queue: frames from the guests to the wire.
+pub const NIC_TX: u8 = 1;
 
 /// Where a hook attached at runtime goes (or is).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +122,13 @@ pub enum HookOn<'a> {
         /// The link's manifest index.
         link: u32,
         /// [`DIR_A_TO_B`] or [`DIR_B_TO_A`].
+        dir: u8,
+    },
+    /// A packet hook on one queue of a shared NIC.
+    Nic {
+        /// The NIC's manifest index.
+        nic: u32,
+        /// [`NIC_RX`] or [`NIC_TX`].
         dir: u8,
     },
     /// A restart, exit or slice hook on one VM (kept across its restarts).
@@ -563,6 +579,14 @@ impl Writer<'_> {
                 self.bytes(&link.to_le_bytes())?;
                 self.bytes(&[dir])
             }
+            HookOn::Nic { nic, dir } => {
+                if dir > NIC_TX {
+                    return Err(bad(BAD_NIC_DIR));
+                }
+                self.bytes(&[ON_NIC])?;
+                self.bytes(&nic.to_le_bytes())?;
+                self.bytes(&[dir])
+            }
             HookOn::Vm { vm, kind: hook } => {
                 if !vm_hook_kind(hook) {
                     return Err(bad(BAD_VM_HOOK));
@@ -896,6 +920,14 @@ impl<'a> Reader<'a> {
                 link: self.u32()?,
                 dir: self.dir()?,
             }),
+            ON_NIC => {
+                let nic = self.u32()?;
+                let dir = self.take(1)?[0];
+                if dir > NIC_TX {
+                    return Err(self.bad(BAD_NIC_DIR));
+                }
+                Ok(HookOn::Nic { nic, dir })
+            }
             ON_VM => {
                 let vm = self.name()?;
                 let kind = self.take(1)?[0];

@@ -28,7 +28,7 @@ pub const VM_ATTACH_PREFIX: &str = "vm:";
 pub const NIC_ATTACH_PREFIX: &str = "nic:";
 
 /// The NIC queue direction `attach` names: `nic:NAME:rx` or `nic:NAME:tx`.
-fn resolve_nic(attach: &str, nics: &[NicConfig]) -> std::result::Result<HookAttach, String> {
+pub fn resolve_nic(attach: &str, nics: &[NicConfig]) -> std::result::Result<HookAttach, String> {
     let rest = attach.strip_prefix(NIC_ATTACH_PREFIX).unwrap_or(attach);
     let Some((name, dir)) = rest.rsplit_once(':') else {
         return Err(format!(

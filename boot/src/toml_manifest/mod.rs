@@ -30,7 +30,10 @@ use vmm_abi::manifest::{
 pub use blocks::BlockConfig;
 pub use devices::{BLOCK_DEVICE_PREFIX, NET_DEVICE_PREFIX, NetDeviceConfig};
 pub use entry::{DEFAULT_RESTART_LIMIT, DEFAULT_VM_MEMORY, clone_name, cores_mask, mask_cores};
-pub use hooks::{HookConfig, LINK_ATTACH_PREFIX, VM_ATTACH_PREFIX, resolve_attach};
+pub use hooks::{
+    HookConfig, LINK_ATTACH_PREFIX, NIC_ATTACH_PREFIX, VM_ATTACH_PREFIX, resolve_attach,
+    resolve_nic,
+};
 pub use links::{DEFAULT_POLL_CORE, LinkConfig, LinkEnd, NIC_END_PREFIX, PortEnd, poll_cores};
 pub use nics::{
     Backend, DEFAULT_FORWARD_GUEST, DeviceState, EMULATED_SLOTS, Forward, HostNet, MAX_FORWARDS,

@@ -8,7 +8,7 @@ use std::string::{String, ToString};
 use std::vec;
 use std::vec::Vec as StdVec;
 use vmm_abi::control::{Frame, NO_CORE, UNFRAMED, VM_RUNNING, encode};
-use vmm_abi::manifest::LinkDir;
+use vmm_abi::manifest::{LinkDir, NicDir};
 
 /// A start or stop as the fake saw it.
 #[derive(Debug, PartialEq, Eq)]
@@ -100,6 +100,10 @@ impl Fleet for FakeFleet {
                 kind: vmm_abi::hook::HookKind::Restart,
             } => HookPlace::Manifest,
             Target::Vm { .. } => HookPlace::Open,
+            // NIC 0 shared, NIC 1 owned.
+            Target::Nic { nic: 0, .. } => HookPlace::Open,
+            Target::Nic { nic: 1, .. } => HookPlace::Owned,
+            Target::Nic { .. } => HookPlace::NoLink,
         }
     }
     fn hook_begin(&mut self, t: &HookTarget<'_>) -> Result<(), HookRefusal> {
@@ -142,7 +146,7 @@ impl Fleet for FakeFleet {
             .map(|i| self.hooks.remove(i).0);
         let vm = match on {
             Target::Vm { vm, .. } => Name::try_from(self.names[vm as usize].as_str()).unwrap(),
-            Target::Link { .. } => Name::new(),
+            Target::Link { .. } | Target::Nic { .. } => Name::new(),
         };
         let stat = HookStat {
             name: Name::try_from(name.as_str()).unwrap(),
@@ -1335,6 +1339,51 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
         refused(begin("guard2", 0, 0, 1)),
         "a hook named guard2 already exists (on web-2's exit hook)"
     );
+    // A shared NIC's queue takes one; an owned NIC's and a NIC the run
+    // does not have are refused by name.
+    let nic = |name, nic, dir| Message::HookBegin {
+        name,
+        on: HookOn::Nic { nic, dir },
+        insns: 1,
+        maps: &[],
+    };
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[
+            nic("wire", 0, control::NIC_TX),
+            chunk(0, 1, &GOOD),
+            Message::HookCommit { name: "wire" },
+        ],
+    );
+    assert_eq!(got.last(), Some(&Got::Done(seq - 1)));
+    assert_eq!(
+        fleet.hooks.last().unwrap().0.on,
+        Target::Nic {
+            nic: 0,
+            dir: NicDir::Tx
+        }
+    );
+    let mut refused = |m: Message<'_>| {
+        let got = exchange(&mut ch, &mut fleet, &mut seq, &[m]);
+        match got.as_slice() {
+            [Got::Error(_, t)] => t.clone(),
+            other => panic!("not refused: {other:?}"),
+        }
+    };
+    assert_eq!(
+        refused(nic("x", 1, control::NIC_RX)),
+        "nic 1 rx: an owned NIC's frames go straight to its one guest, with no hook point"
+    );
+    assert_eq!(
+        refused(nic("x", 5, control::NIC_RX)),
+        "the run has no NIC 5"
+    );
+    assert_eq!(
+        refused(begin("x", 1, 0, 1)),
+        "link 1 has a NIC end: attach the hook to the NIC's queue instead"
+    );
     // Detach by name: its final row.
     let got = exchange(
         &mut ch,
@@ -1346,7 +1395,7 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
         got,
         [Got::Hook(seq - 1, "guard2".into(), 0), Got::Done(seq - 1)]
     );
-    assert_eq!(fleet.hooks.len(), 1);
+    assert_eq!(fleet.hooks.len(), 2);
 }
 
 proptest! {

@@ -31,7 +31,7 @@ use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
-use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicMode, PortRef};
+use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicDir, NicMode, PortRef};
 use vmm_abi::report::{LinkFlow, NicFlow, NicPortFlow, PortName, Record};
 
 /// Most frames one direction moves per pump, so one busy link cannot
@@ -517,10 +517,42 @@ impl<'t> Net<'t> {
         self.hooks = hooks;
     }
 
-    /// Gives every link direction a place for a hook attached at runtime
-    /// (a service run): `slots` holds two per link.
+    /// Gives every link direction and every NIC queue a place for a hook
+    /// attached at runtime (a service run): `slots` holds two per link,
+    /// then two per NIC.
     pub fn set_runtime(&mut self, slots: &'t [RuntimeSlot<'t>]) {
         self.runtime = slots;
+    }
+
+    /// NIC `nic`'s queue `dir`'s place for a runtime hook, if it is a
+    /// shared NIC (an owned one has no hook point) and the run has such
+    /// places.
+    pub fn nic_runtime_slot(&self, nic: u32, dir: NicDir) -> Option<&'t RuntimeSlot<'t>> {
+        let n = self.nics.get(nic as usize)?;
+        if n.mode != NicMode::Shared {
+            return None;
+        }
+        let at = (self.links.len() + nic as usize) * 2 + dir as usize;
+        self.runtime.get(at)
+    }
+
+    /// Whether NIC `nic` exists and is owned.
+    pub fn nic_owned(&self, nic: u32) -> bool {
+        self.nics
+            .get(nic as usize)
+            .is_some_and(|n| n.mode == NicMode::Owned)
+    }
+
+    /// The core polling NIC `nic`.
+    pub fn nic_core(&self, nic: u32) -> Option<u32> {
+        self.nics.get(nic as usize).map(|n| n.core)
+    }
+
+    /// Whether NIC `nic`'s queue `dir` has a hook from the manifest.
+    pub fn has_manifest_nic_hook(&self, nic: u32, dir: NicDir) -> bool {
+        self.nic_hooks
+            .get(nic as usize)
+            .is_some_and(|h| h[dir as usize].is_some())
     }
 
     /// Link `link`'s direction `dir`'s place for a runtime hook, if the
@@ -763,6 +795,19 @@ impl<'t> Net<'t> {
             }
         };
         let [rx_hook, tx_hook] = self.nic_hooks.get(nic.index).copied().unwrap_or_default();
+        // A runtime hook's place is locked for the whole pass (one relaxed
+        // load per queue when empty), so a swap falls between passes.
+        let runtime = |dir| {
+            self.nic_runtime_slot(nic.index as u32, dir)
+                .and_then(RuntimeSlot::for_pass)
+        };
+        let (rr, rt) = if self.runtime.is_empty() {
+            (None, None)
+        } else {
+            (runtime(NicDir::Rx), runtime(NicDir::Tx))
+        };
+        let rx_hook = rx_hook.or(rr.as_ref().and_then(|g| g.as_ref()));
+        let tx_hook = tx_hook.or(rt.as_ref().and_then(|g| g.as_ref()));
         let start = env.now();
         let inbound = match rx_hook {
             None => switch.inbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),

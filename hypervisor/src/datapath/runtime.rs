@@ -1,4 +1,4 @@
-//! A place for a packet hook attached while a service run goes on (one per link direction), swapped atomically at a pass boundary.
+//! A place for a packet hook attached while a service run goes on (one per link direction and per shared NIC queue), swapped atomically at a pass boundary.
 //!
 //! The link's polling core reads the slot's `armed` flag once per pass
 //! (one relaxed load) and, only if it is set, takes the slot's lock for

@@ -27,7 +27,7 @@ use crate::nic::pci::{PciAddress, Wanted, resolve};
 use spin::Mutex;
 use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, MapKind};
 use vmm_abi::manifest::{
-    HookAttach, HookSpec, LinkDir, MAX_NICS, Manifest, NetDeviceSpec, NicMode, NicPci,
+    HookAttach, HookSpec, LinkDir, MAX_NICS, Manifest, NetDeviceSpec, NicDir, NicMode, NicPci,
 };
 use vmm_abi::report::{LinkFlow, Record};
 
@@ -388,9 +388,11 @@ impl Net {
         )?;
         net.set_hooks(build_packet_hooks(manifest)?);
         if manifest.service() {
-            // Two places per link for hooks attached at runtime.
+            // Two places per link, then two per NIC, for hooks attached at
+            // runtime.
+            let places = (manifest.link_count() + manifest.nic_count()) * 2;
             let slots = FrameTables
-                .slice(manifest.link_count() * 2, |_| RuntimeSlot::default())
+                .slice(places, |_| RuntimeSlot::default())
                 .ok_or("no memory for the runtime hook places")?;
             net.set_runtime(slots);
         }
@@ -435,6 +437,26 @@ impl Net {
     /// Whether a manifest hook is on `link`'s direction `dir`.
     pub fn has_manifest_hook(&self, link: u32, dir: LinkDir) -> bool {
         self.0.has_manifest_hook(link, dir)
+    }
+
+    /// NIC `nic`'s queue `dir`'s place for a runtime hook (a shared NIC).
+    pub fn nic_runtime_slot(&self, nic: u32, dir: NicDir) -> Option<&'static RuntimeSlot<'static>> {
+        self.0.nic_runtime_slot(nic, dir)
+    }
+
+    /// Whether NIC `nic` exists and is owned.
+    pub fn nic_owned(&self, nic: u32) -> bool {
+        self.0.nic_owned(nic)
+    }
+
+    /// The core polling NIC `nic`.
+    pub fn nic_core(&self, nic: u32) -> Option<u32> {
+        self.0.nic_core(nic)
+    }
+
+    /// Whether a manifest hook is on NIC `nic`'s queue `dir`.
+    pub fn has_manifest_nic_hook(&self, nic: u32, dir: NicDir) -> bool {
+        self.0.has_manifest_nic_hook(nic, dir)
     }
 
     /// The core polling link `link`.
@@ -601,6 +623,13 @@ impl Net {
         for link in 0..self.0.link_count() as u32 {
             for dir in [LinkDir::AToB, LinkDir::BToA] {
                 if let Some(slot) = self.0.runtime_slot(link, dir) {
+                    slot.with(|h| h.report(h.index, serial::record));
+                }
+            }
+        }
+        for nic in 0..self.0.nic_count() as u32 {
+            for dir in [NicDir::Rx, NicDir::Tx] {
+                if let Some(slot) = self.0.nic_runtime_slot(nic, dir) {
                     slot.with(|h| h.report(h.index, serial::record));
                 }
             }

@@ -204,6 +204,17 @@ impl RuntimeHooks {
                     HookPlace::Open
                 };
             }
+            Target::Nic { nic, dir } => {
+                return if net.has_manifest_nic_hook(nic, dir) {
+                    HookPlace::Manifest
+                } else if net.nic_owned(nic) {
+                    HookPlace::Owned
+                } else if net.nic_runtime_slot(nic, dir).is_some() {
+                    HookPlace::Open
+                } else {
+                    HookPlace::NoLink
+                };
+            }
         };
         if net.has_manifest_hook(link, dir) {
             return HookPlace::Manifest;
@@ -280,8 +291,20 @@ impl RuntimeHooks {
             insns,
             lent,
         } = s;
-        let (link, dir) = match on {
-            Target::Link { link, dir } => (link, dir),
+        let (attach, slot, core, ports) = match on {
+            Target::Link { link, dir } => (
+                HookAttach::Link { link, dir },
+                net.runtime_slot(link, dir),
+                net.link_core(link),
+                net.link_ports(link, dir),
+            ),
+            Target::Nic { nic, dir } => (
+                HookAttach::Nic { nic, dir },
+                net.nic_runtime_slot(nic, dir),
+                net.nic_core(nic),
+                // A NIC queue's hook names no link ports.
+                Some((0, 0)),
+            ),
             Target::Vm { vm, kind } => {
                 let staged = Staged {
                     name,
@@ -293,12 +316,7 @@ impl RuntimeHooks {
                 return self.commit_vm(staged, (vm, kind), manifest_hooks, vm_name);
             }
         };
-        let attach = HookAttach::Link { link, dir };
-        let (Some(slot), Some(core), Some((from, to))) = (
-            net.runtime_slot(link, dir),
-            net.link_core(link),
-            net.link_ports(link, dir),
-        ) else {
+        let (Some(slot), Some(core), Some((from, to))) = (slot, core, ports) else {
             return refuse(insns, lent, HookRefusal::NoLink);
         };
         if let Err(e) = verify(insns, HookKind::Packet, &defs) {
@@ -359,7 +377,9 @@ impl RuntimeHooks {
                 return Err(HookRefusal::Build(e));
             }
         };
-        hook.set_ports(from, to);
+        if matches!(on, Target::Link { .. }) {
+            hook.set_ports(from, to);
+        }
         let old = slot.swap(Some(hook));
         *count += 1;
         let stat = old.map(|h| retire(h));
@@ -373,9 +393,13 @@ impl RuntimeHooks {
             on,
             lent: Vec::from_iter([name_lent, lent, ops_lent, arena_lent]),
         });
+        let (what, n, dir) = match on {
+            Target::Nic { nic, dir } => ("nic", nic, dir.name()),
+            Target::Link { link, dir } => ("link", link, dir.name()),
+            Target::Vm { vm, .. } => ("vm", vm, "-"),
+        };
         log::info!(
-            "hook {name}: attached at runtime on link {link} {} (core {core}), {} instructions, {} maps, interpreted (the JIT's code area is sealed at boot){}",
-            dir.name(),
+            "hook {name}: attached at runtime on {what} {n} {dir} (core {core}), {} instructions, {} maps, interpreted (the JIT's code area is sealed at boot){}",
             insns.len(),
             defs.len(),
             if stat.is_some() {
@@ -404,6 +428,11 @@ impl RuntimeHooks {
             Target::Link { link, dir } => {
                 let old = net.runtime_slot(link, dir).and_then(|s| s.swap(None));
                 log::info!("hook {name}: detached from link {link} {}", dir.name());
+                old.map(|h| retire(h))
+            }
+            Target::Nic { nic, dir } => {
+                let old = net.nic_runtime_slot(nic, dir).and_then(|s| s.swap(None));
+                log::info!("hook {name}: detached from nic {nic} {}", dir.name());
                 old.map(|h| retire(h))
             }
             Target::Vm { vm, kind } => {
@@ -455,6 +484,7 @@ impl RuntimeHooks {
         let a = attached.iter().find(|a| a.name == name)?;
         match a.on {
             Target::Link { link, dir } => net.runtime_slot(link, dir)?.with(f),
+            Target::Nic { nic, dir } => net.nic_runtime_slot(nic, dir)?.with(f),
             Target::Vm { .. } => None,
         }
     }
@@ -465,7 +495,7 @@ impl RuntimeHooks {
         let a = attached.iter().find(|a| a.name == name)?;
         match a.on {
             Target::Vm { vm, kind } => vm_hook_slow(owner_of(vm, kind))?.with(|h| f(h)),
-            Target::Link { .. } => None,
+            Target::Link { .. } | Target::Nic { .. } => None,
         }
     }
 
@@ -655,13 +685,17 @@ pub fn report_vm_hooks(vm_name: impl Fn(u32) -> Name) {
 /// A hook's counters as the control channel answers them.
 pub fn stat_of(h: &PacketHook<'_>) -> HookStat {
     let f = h.flow();
-    let (link, dir) = match h.attach {
-        HookAttach::Link { link, dir } => (link, dir),
-        _ => (0, LinkDir::AToB),
+    let on = match h.attach {
+        HookAttach::Link { link, dir } => Target::Link { link, dir },
+        HookAttach::Nic { nic, dir } => Target::Nic { nic, dir },
+        _ => Target::Link {
+            link: 0,
+            dir: LinkDir::AToB,
+        },
     };
     HookStat {
         name: Name::try_from(h.name).unwrap_or_default(),
-        on: Target::Link { link, dir },
+        on,
         vm: Name::new(),
         runs: f.runs,
         pass: f.pass,

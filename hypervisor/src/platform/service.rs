@@ -949,11 +949,9 @@ impl Fleet for Machine<'_> {
     }
 
     fn hook_stat(&self, name: &str) -> Option<HookStat> {
-        let manifest = self
-            .1
-            .packet_hooks()
-            .iter()
-            .find(|h| h.name == name && matches!(h.attach, HookAttach::Link { .. }));
+        let manifest = self.1.packet_hooks().iter().find(|h| {
+            h.name == name && matches!(h.attach, HookAttach::Link { .. } | HookAttach::Nic { .. })
+        });
         match manifest {
             Some(h) => Some(runtime_hooks::stat_of(h)),
             None => self

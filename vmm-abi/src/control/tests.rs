@@ -118,6 +118,15 @@ fn all() -> Vec<Message<'static>> {
             maps: &[],
         },
         Message::HookBegin {
+            name: "wire",
+            on: HookOn::Nic {
+                nic: 1,
+                dir: NIC_TX,
+            },
+            insns: 3,
+            maps: &[],
+        },
+        Message::HookBegin {
             name: "guard",
             on: HookOn::Vm {
                 vm: "web-2",
@@ -265,7 +274,7 @@ fn malformed_hook_messages_are_refused_by_name() {
     let mut p = payload.clone();
     p[2 + 1 + 4] = 7; // the direction
     assert_eq!(why(&raw_frame(9, &p)), BAD_DIR);
-    for tag in [0, 3, 255] {
+    for tag in [0, 4, 255] {
         let mut p = payload.clone();
         p[2] = tag; // the place's tag
         assert_eq!(why(&raw_frame(9, &p)), BAD_HOOK_ON, "{tag}");
@@ -279,6 +288,18 @@ fn malformed_hook_messages_are_refused_by_name() {
     let mut p = payload.clone();
     p.push(0);
     assert_eq!(why(&raw_frame(9, &p)), "bytes after its last field");
+    // A NIC queue that is neither rx nor tx, either way.
+    let nic = |dir| Message::HookBegin {
+        name: "h",
+        on: HookOn::Nic { nic: 0, dir },
+        insns: 1,
+        maps: &[],
+    };
+    assert!(refused(&nic(2)));
+    let n = encode(&nic(NIC_RX), 0, &mut buf).unwrap();
+    let mut p = buf[HEADER..n - TRAILER].to_vec();
+    p[2 + 1 + 4] = 2; // name (2), tag, the NIC (4), then the queue
+    assert_eq!(why(&raw_frame(9, &p)), BAD_NIC_DIR);
     // A VM hook of a kind that is not a VM's, on the wire.
     let n = encode(&on_vm(3), 0, &mut buf).unwrap();
     let mut p = buf[HEADER..n - TRAILER].to_vec();
