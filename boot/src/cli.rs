@@ -289,10 +289,21 @@ enum Cmd {
         host: HostArg,
     },
     /// Start one more VM from a manifest entry, like its clones (named
-    /// `<entry>-<next number>` unless --name is given)
+    /// `<entry>-<next number>` unless --name is given), or from an image
+    /// file uploaded to the host (`--image FILE --name NAME`)
     Start {
-        /// The manifest entry (a `[[vm]]` name)
-        entry: String,
+        /// The manifest entry (a `[[vm]]` name, or an uploaded image's
+        /// name: a copy of the first VM started from it)
+        #[arg(required_unless_present = "image")]
+        entry: Option<String>,
+        /// An image file (a Corral or Solo5 hvt unikernel ELF) to upload
+        /// and start a VM from: 1 MiB of memory unless --memory says, no
+        /// budget, no restarts, no devices, on any core that runs VMs
+        #[arg(long, value_name = "FILE", conflicts_with = "entry", requires = "name")]
+        image: Option<PathBuf>,
+        /// The uploaded image's name on the host (default: the file's name)
+        #[arg(long, value_name = "NAME", requires = "image")]
+        image_name: Option<String>,
         /// The new VM's name
         #[arg(long)]
         name: Option<String>,
@@ -621,6 +632,8 @@ pub fn invoke(args: &[&str]) -> Invocation {
         } => outcome(target(&host, &endpoint).and_then(|h| host_cmd::tune(&h, &vm, budget, slice))),
         Cmd::Start {
             entry,
+            image,
+            image_name,
             name,
             args,
             memory,
@@ -630,7 +643,13 @@ pub fn invoke(args: &[&str]) -> Invocation {
                 args: args.as_deref(),
                 memory: memory.unwrap_or(0),
             };
-            host_cmd::start(&h, &entry, name.as_deref(), overrides)
+            match (&entry, &image, &name) {
+                (_, Some(file), Some(vm)) => {
+                    host_cmd::start_image(&h, (file, image_name.as_deref()), vm, overrides)
+                }
+                (Some(entry), _, _) => host_cmd::start(&h, entry, name.as_deref(), overrides),
+                _ => Err(Error::new("give an entry, or --image FILE --name NAME")),
+            }
         })),
         Cmd::Scale { entry, count, host } => {
             outcome(target(&host, &endpoint).and_then(|h| host_cmd::scale(&h, &entry, count)))

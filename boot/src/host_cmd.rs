@@ -572,6 +572,61 @@ pub fn start(host: &HostDir, entry: &str, name: Option<&str>, o: Overrides<'_>) 
     })
 }
 
+/// `corral start --image FILE [--image-name NAME] --name VM [--args TEXT]
+/// [--memory SIZE]`: uploads the file in chunks as image NAME (the file's
+/// name unless given), which the hypervisor checks and keeps for the run,
+/// and starts VM from it.
+pub fn start_image(
+    host: &HostDir,
+    (file, image_name): (&std::path::Path, Option<&str>),
+    vm: &str,
+    o: Overrides<'_>,
+) -> Result<String> {
+    if let Some(Err(p)) = o.args.map(vmm_abi::manifest::check_args) {
+        return Err(Error::new(format!("`--args`: {p}")));
+    }
+    let bytes = std::fs::read(file)
+        .map_err(|e| Error::new(format!("cannot read image {}: {e}", file.display())))?;
+    let stem = file.file_name().and_then(|n| n.to_str()).unwrap_or("image");
+    let name = image_name.unwrap_or(stem);
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|&n| n > 0 && n <= control::MAX_IMAGE_BYTES)
+        .ok_or_else(|| {
+            Error::new(format!(
+                "image {}: {} bytes; 1 to {} can be uploaded",
+                file.display(),
+                bytes.len(),
+                control::MAX_IMAGE_BYTES
+            ))
+        })?;
+    answered(service::send(
+        host,
+        &Message::ImageBegin { name, bytes: len },
+    )?)?;
+    for (k, chunk) in bytes.chunks(control::CHUNK_BYTES).enumerate() {
+        let offset = (k * control::CHUNK_BYTES) as u32;
+        answered(service::send(
+            host,
+            &Message::ImageChunk {
+                offset,
+                bytes: chunk,
+            },
+        )?)?;
+    }
+    answered(service::send(host, &Message::ImageCommit { name })?)?;
+    let msg = Message::StartImage {
+        image: name,
+        name: vm,
+        args: o.args,
+        memory: o.memory,
+    };
+    answered(service::send(host, &msg)?)?;
+    Ok(format!(
+        "uploaded image {name} ({len} bytes); started {vm} from it\n"
+    ))
+}
+
 /// `corral scale ENTRY COUNT`.
 pub fn scale(host: &HostDir, entry: &str, count: u32) -> Result<String> {
     answered(service::send(host, &Message::Scale { entry, count })?)?;

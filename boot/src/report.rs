@@ -540,21 +540,40 @@ pub struct Report {
 
 /// The manifest's VMs, then each VM started at runtime as a copy of its
 /// entry's first VM under its own name (judged by the entry's
-/// expectation).
+/// expectation), or, started from an image the manifest has no entry of
+/// (an uploaded one), as a VM of that image judged as a manifest VM
+/// without `expect` is: exit 0.
 fn vm_configs<'o>(manifest: &Manifest, outcome: &'o RunOutcome) -> Vec<(VmConfig, &'o VmOutcome)> {
     let mut vms: Vec<_> = manifest.vms.iter().cloned().zip(&outcome.vms).collect();
     for o in outcome.vms.iter().skip(vms.len()) {
         // A VM stopped before it ever ran sent no `vm-start`: it is left out.
-        let Some((name, entry, _)) = &o.started_as else {
+        let Some((name, entry, image)) = &o.started_as else {
             continue;
         };
-        let Some(first) = manifest.vms.iter().find(|v| &v.entry == entry) else {
-            continue;
-        };
-        let vm = VmConfig {
-            name: name.clone(),
-            clone: None,
-            ..first.clone()
+        let vm = match manifest.vms.iter().find(|v| &v.entry == entry) {
+            Some(first) => VmConfig {
+                name: name.clone(),
+                clone: None,
+                ..first.clone()
+            },
+            None => VmConfig {
+                name: name.clone(),
+                entry: entry.clone(),
+                clone: None,
+                image: image.clone(),
+                image_file: None,
+                cores: 0,
+                memory: 0,
+                args: String::new(),
+                budget: 0,
+                restart: vmm_abi::manifest::Restart::Never,
+                restart_limit: 0,
+                net_ports: 0,
+                console: false,
+                control: false,
+                devices: Vec::new(),
+                expect: crate::expect::Expectation::default(),
+            },
         };
         vms.push((vm, o));
     }

@@ -1375,7 +1375,7 @@ fn hook_json(host: &str, name: &str) -> serde_json::Value {
 }
 
 #[test]
-fn a_vms_exit_restart_and_slice_hooks_are_attached_swapped_and_detached_while_it_runs() {
+fn a_vms_hooks_come_and_go_and_vms_start_from_an_image_uploaded_while_it_runs() {
     let name = format!("vmh{}", std::process::id());
     let guard = Host(name.clone());
     let dir = up_with(
@@ -1562,10 +1562,88 @@ expect = "stopped"
     let a = attach("pace-2", "slice", "vm:web", "long_slices.bpf.c");
     assert!(a.status.success(), "{}", stderr(&a));
 
+    // A VM from an image file sent over the control line (the `hello`
+    // ELF, uploaded as `hello-up`): it greets with its own name and
+    // memory; a copy of it starts under the image's name; a second upload
+    // under that name, and a file that is no image, are refused by name.
+    let root = boot::cargo_build::workspace_root();
+    let hello = boot::cargo_build::Artifacts::of(&root).image("hello");
+    let hello = hello.to_str().unwrap();
+    let up = corral(&[
+        "start",
+        "--image",
+        hello,
+        "--image-name",
+        "hello-up",
+        "--name",
+        "up-1",
+        "--memory",
+        "2M",
+        "--host",
+        &name,
+    ]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(
+        stdout(&up).starts_with("uploaded image hello-up (")
+            && stdout(&up).ends_with("; started up-1 from it\n"),
+        "{}",
+        stdout(&up)
+    );
+    wait_for(&name, "up-1", "exited", 0);
+    let logs = stdout(&corral(&["logs", "up-1", "--host", &name]));
+    assert!(logs.contains("Hello from Corral: vm up-1 ("), "{logs}");
+    assert!(logs.contains("), 2048 KiB"), "{logs}");
+    let copy = corral(&["start", "hello-up", "--name", "up-2", "--host", &name]);
+    assert!(copy.status.success(), "{}", stderr(&copy));
+    wait_for(&name, "up-2", "exited", 0);
+    let logs = stdout(&corral(&["logs", "up-2", "--host", &name]));
+    assert!(logs.contains("Hello from Corral: vm up-2 ("), "{logs}");
+    let again = corral(&[
+        "start",
+        "--image",
+        hello,
+        "--image-name",
+        "hello-up",
+        "--name",
+        "up-3",
+        "--host",
+        &name,
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("an image named hello-up already exists"),
+        "{}",
+        stderr(&again)
+    );
+    let junk = dir.join("vm-hooks.toml");
+    let bad = corral(&[
+        "start",
+        "--image",
+        junk.to_str().unwrap(),
+        "--name",
+        "up-4",
+        "--host",
+        &name,
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad)
+            .contains("image vm-hooks.toml refused: not a 64-bit little-endian x86-64 ELF file"),
+        "{}",
+        stderr(&bad)
+    );
+
     let r = down_with_report(&name, guard, &dir);
     assert_eq!(r["completed"], true);
     for v in r["vms"].as_array().unwrap() {
         assert_eq!(v["ok"], true, "{v:#}");
+    }
+    for vm in ["up-1", "up-2"] {
+        let v = report_vm(&r, vm);
+        assert_eq!(
+            (&v["image"], &v["status"]),
+            (&"hello-up".into(), &"exited".into())
+        );
     }
     let hook = |n: &str| {
         r["hooks"]

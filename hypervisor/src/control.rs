@@ -102,6 +102,10 @@ pub struct Starts<'a> {
     pub name: Option<&'a str>,
     /// Arguments instead of the entry's (checked: printable, fits).
     pub args: Option<&'a str>,
+    /// Started from the image named `entry` rather than from a manifest
+    /// entry (`template` is then unused): 1 MiB of memory unless
+    /// `memory` says otherwise, on any core that runs VMs.
+    pub from_image: bool,
     /// Bytes of guest memory instead of the entry's (checked: in range,
     /// whole pages); 0: the entry's.
     pub memory: u64,
@@ -275,6 +279,59 @@ fn hook_refusal(r: HookRefusal, name: &str, on: Target) -> Text {
     }
 }
 
+/// Why an uploaded file is not an image the hypervisor can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadImage {
+    /// As a Corral image (an ELF executable).
+    Elf(crate::elf::ElfError),
+    /// As a Solo5 hvt image.
+    Hvt(crate::hvt::image::HvtImageError),
+}
+
+impl core::fmt::Display for BadImage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BadImage::Elf(e) => write!(f, "{e}"),
+            BadImage::Hvt(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Why the fleet refused an image command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageRefusal {
+    /// No memory for its bytes or its shared pages.
+    NoMemory,
+    /// The run has as many uploaded images as it keeps.
+    TooMany {
+        /// How many.
+        limit: u32,
+    },
+    /// Not an image the hypervisor can run: why.
+    Bad(BadImage),
+    /// No upload in progress.
+    NoUpload,
+}
+
+/// What an image refusal says about image `name`.
+fn image_refusal(r: ImageRefusal, name: &str) -> Text {
+    match r {
+        ImageRefusal::NoMemory => Text::format(format_args!("not enough memory for image {name}")),
+        ImageRefusal::TooMany { limit } => Text::format(format_args!(
+            "image {name}: the run keeps {limit} uploaded images, the most it can"
+        )),
+        ImageRefusal::Bad(why) => Text::format(format_args!("image {name} refused: {why}")),
+        ImageRefusal::NoUpload => Text::format(format_args!("no image upload in progress")),
+    }
+}
+
+/// An image upload in progress: its name, length and the bytes that came.
+struct ImageUpload {
+    name: Name,
+    bytes: u32,
+    next: u32,
+}
+
 /// What a link direction offers a hook attached at runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookPlace {
@@ -338,6 +395,27 @@ pub trait Fleet {
     /// line) to `send`, once; `false` if there is none now.
     fn next_event(&mut self, _send: &mut dyn FnMut(&Message<'_>)) -> bool {
         false
+    }
+    /// Whether the run has an image named `name` (the manifest's, or one
+    /// uploaded).
+    fn has_image(&self, _name: &str) -> bool {
+        false
+    }
+    /// Begins an upload of image `name` (checked: a new name) of `bytes`
+    /// bytes and sets aside room for it. Any upload not committed before
+    /// was aborted.
+    fn image_begin(&mut self, _name: &str, _bytes: u32) -> Result<(), ImageRefusal> {
+        Err(ImageRefusal::NoMemory)
+    }
+    /// Writes the upload's bytes from `offset` (in order, within its
+    /// length: the channel checked).
+    fn image_write(&mut self, _offset: u32, _bytes: &[u8]) {}
+    /// Drops the image upload in progress and gives its room back.
+    fn image_abort(&mut self) {}
+    /// Checks the whole upload as an image and keeps it for the run; the
+    /// upload is over either way.
+    fn image_commit(&mut self) -> Result<(), ImageRefusal> {
+        Err(ImageRefusal::NoUpload)
     }
     /// What a place offers a runtime hook: a link's direction, or a VM
     /// for a hook of one kind.
@@ -426,6 +504,8 @@ pub struct Channel {
     mapping: Option<(u32, Name, u32)>,
     /// A hook upload in progress.
     upload: Option<Upload>,
+    /// The image upload in progress, if any.
+    image: Option<ImageUpload>,
     /// The sequence number events go under, once a `watch` asked for them.
     watching: Option<u32>,
     /// Inside a run of bytes that are not frames (already answered).
@@ -452,6 +532,7 @@ impl Channel {
             logging: None,
             mapping: None,
             upload: None,
+            image: None,
             watching: None,
             skipping: false,
             ended: false,
@@ -702,6 +783,15 @@ impl Channel {
                     },
                 )),
             },
+            Message::ImageBegin { name, bytes } => self.image_begin(fleet, name, bytes),
+            Message::ImageChunk { offset, bytes } => self.image_chunk(fleet, offset, bytes),
+            Message::ImageCommit { name } => self.image_commit(fleet, name),
+            Message::StartImage {
+                image,
+                name,
+                args,
+                memory,
+            } => start_image(fleet, (image, name), args, memory, seq),
             Message::HookMaps { name } => match fleet.hook_stat(name) {
                 None => Answer::Refused(Text::format(format_args!("no hook named {name}"))),
                 Some(stat) => {
@@ -854,6 +944,90 @@ impl Channel {
                 Answer::Now(Ok(()))
             }
             Err(r) => Answer::Refused(hook_refusal(r, name, on)),
+        }
+    }
+
+    /// `image-begin`: a new image upload (any other one is dropped).
+    fn image_begin(&mut self, fleet: &mut impl Fleet, name: &str, bytes: u32) -> Answer {
+        if self.image.take().is_some() {
+            fleet.image_abort();
+        }
+        if let Some(a) = bad_name(name, "an image") {
+            return a;
+        }
+        if bytes == 0 || bytes > control::MAX_IMAGE_BYTES {
+            return Answer::Refused(Text::format(format_args!(
+                "image {name}: {bytes} bytes; 1 to {} allowed",
+                control::MAX_IMAGE_BYTES
+            )));
+        }
+        if fleet.has_image(name) {
+            return Answer::Refused(Text::format(format_args!(
+                "an image named {name} already exists"
+            )));
+        }
+        match fleet.image_begin(name, bytes) {
+            Ok(()) => {
+                self.image = Some(ImageUpload {
+                    name: Name::try_from(name).unwrap_or_default(),
+                    bytes,
+                    next: 0,
+                });
+                Answer::Now(Ok(()))
+            }
+            Err(r) => Answer::Refused(image_refusal(r, name)),
+        }
+    }
+
+    /// `image-chunk`: the next bytes of the image upload, in order; any
+    /// chunk out of place drops the upload.
+    fn image_chunk(&mut self, fleet: &mut impl Fleet, offset: u32, bytes: &[u8]) -> Answer {
+        let Some(up) = &mut self.image else {
+            return Answer::Refused(Text::format(format_args!(
+                "no image upload in progress (an image-begin comes first)"
+            )));
+        };
+        let n = bytes.len() as u32;
+        let refused = if offset != up.next {
+            Some(Text::format(format_args!(
+                "image {}: a chunk at byte {offset}, expected {}: the upload is dropped",
+                up.name, up.next
+            )))
+        } else if offset.saturating_add(n) > up.bytes {
+            Some(Text::format(format_args!(
+                "image {}: a chunk past its {} bytes: the upload is dropped",
+                up.name, up.bytes
+            )))
+        } else {
+            None
+        };
+        if let Some(t) = refused {
+            self.image = None;
+            fleet.image_abort();
+            return Answer::Refused(t);
+        }
+        fleet.image_write(offset, bytes);
+        up.next += n;
+        Answer::Now(Ok(()))
+    }
+
+    /// `image-commit`: the whole upload checked and kept.
+    fn image_commit(&mut self, fleet: &mut impl Fleet, name: &str) -> Answer {
+        let Some(up) = self.image.take_if(|u| u.name == name) else {
+            return Answer::Refused(Text::format(format_args!(
+                "no image upload named {name} in progress"
+            )));
+        };
+        if up.next < up.bytes {
+            fleet.image_abort();
+            return Answer::Refused(Text::format(format_args!(
+                "image {name}: bytes {}..{} never came: the upload is dropped",
+                up.next, up.bytes
+            )));
+        }
+        match fleet.image_commit() {
+            Ok(()) => Answer::Now(Ok(())),
+            Err(r) => Answer::Refused(image_refusal(r, name)),
         }
     }
 
@@ -1258,6 +1432,72 @@ fn clone_names_too_long(entry: &str, last: u32) -> Option<Answer> {
     })
 }
 
+/// A refusal if `name` is not a name (`what`: "a VM", "an image").
+fn bad_name(name: &str, what: &str) -> Option<Answer> {
+    let bad = name.len() > vmm_abi::corral::bootinfo::NAME_MAX
+        || !vmm_abi::text::is_valid_name(name.as_bytes())
+        || name == vmm_abi::report::HYPERVISOR_SOURCE;
+    bad.then(|| {
+        Answer::Refused(Text::format(format_args!(
+            "`{name}` is not {what} name (1 to {} letters, digits, `-`, `_` or `.`; not `{}`)",
+            vmm_abi::corral::bootinfo::NAME_MAX,
+            vmm_abi::report::HYPERVISOR_SOURCE
+        )))
+    })
+}
+
+/// A refusal if a start's overrides break the manifest's rules.
+fn bad_overrides(what: &str, args: Option<&str>, memory: u64) -> Option<Answer> {
+    if let Some(Err(p)) = args.map(vmm_abi::manifest::check_args) {
+        return Some(Answer::Refused(Text::format(format_args!(
+            "start {what}: `args`: {p}"
+        ))));
+    }
+    if memory != 0
+        && let Err(p) = vmm_abi::manifest::check_memory(memory)
+    {
+        return Some(Answer::Refused(Text::format(format_args!(
+            "start {what}: `memory`: {p} (bytes)"
+        ))));
+    }
+    None
+}
+
+/// `start --image IMAGE --name NAME`: a VM from an image the run has.
+fn start_image(
+    fleet: &mut impl Fleet,
+    (image, name): (&str, &str),
+    args: Option<&str>,
+    memory: u64,
+    seq: u32,
+) -> Answer {
+    if !fleet.has_image(image) {
+        return Answer::Refused(Text::format(format_args!("no image named {image}")));
+    }
+    if let Some(a) = bad_overrides(image, args, memory).or_else(|| bad_name(name, "a VM")) {
+        return a;
+    }
+    if fleet.find(name).is_some() {
+        return Answer::Refused(Text::format(format_args!(
+            "a VM named {name} already exists"
+        )));
+    }
+    let starts = Starts {
+        template: 0,
+        entry: image,
+        count: 1,
+        first_clone: 0,
+        name: Some(name),
+        args,
+        memory,
+        from_image: true,
+    };
+    match fleet.change(&starts, &[], seq) {
+        Ok(()) => Answer::Later,
+        Err(r) => Answer::Refused(refusal(r, image, 1)),
+    }
+}
+
 /// `start ENTRY [NAME]`: one more VM like the entry's, with its own
 /// arguments or memory size if given.
 fn start(
@@ -1271,27 +1511,13 @@ fn start(
         return no_entry(entry);
     };
     // The overrides are checked as a manifest's fields are.
-    if let Some(Err(p)) = args.map(vmm_abi::manifest::check_args) {
-        return Answer::Refused(Text::format(format_args!("start {entry}: `args`: {p}")));
-    }
-    if memory != 0
-        && let Err(p) = vmm_abi::manifest::check_memory(memory)
-    {
-        return Answer::Refused(Text::format(format_args!(
-            "start {entry}: `memory`: {p} (bytes)"
-        )));
+    if let Some(a) = bad_overrides(entry, args, memory) {
+        return a;
     }
     let given = (!name.is_empty()).then_some(name);
     if let Some(n) = given {
-        if n.len() > vmm_abi::corral::bootinfo::NAME_MAX
-            || !vmm_abi::text::is_valid_name(n.as_bytes())
-            || n == vmm_abi::report::HYPERVISOR_SOURCE
-        {
-            return Answer::Refused(Text::format(format_args!(
-                "`{n}` is not a VM name (1 to {} letters, digits, `-`, `_` or `.`; not `{}`)",
-                vmm_abi::corral::bootinfo::NAME_MAX,
-                vmm_abi::report::HYPERVISOR_SOURCE
-            )));
+        if let Some(a) = bad_name(n, "a VM") {
+            return a;
         }
         if fleet.find(n).is_some() {
             return Answer::Refused(Text::format(format_args!("a VM named {n} already exists")));
@@ -1307,6 +1533,7 @@ fn start(
         name: given,
         args,
         memory,
+        from_image: false,
     };
     match fleet.change(&starts, &[], seq) {
         Ok(()) => Answer::Later,
@@ -1356,6 +1583,7 @@ fn scale(fleet: &mut impl Fleet, entry: &str, count: u32, seq: u32) -> Answer {
             name: None,
             args: None,
             memory: 0,
+            from_image: false,
         };
         match fleet.change(&starts, &[], seq) {
             Ok(()) => Answer::Later,
@@ -1375,6 +1603,7 @@ fn scale(fleet: &mut impl Fleet, entry: &str, count: u32, seq: u32) -> Answer {
             name: None,
             args: None,
             memory: 0,
+            from_image: false,
         };
         match fleet.change(&none, stops, seq) {
             Ok(()) => Answer::Later,

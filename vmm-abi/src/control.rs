@@ -79,6 +79,8 @@ pub const FLOW_NIC: u8 = 2;
 /// Most instruction bytes one [`Message::HookChunk`] carries (a whole
 /// number of instructions that leaves room for the offset and length).
 pub const CHUNK_BYTES: usize = 1000;
+/// Most bytes of an image uploaded at runtime ([`Message::ImageBegin`]).
+pub const MAX_IMAGE_BYTES: u32 = 8 << 20;
 /// A [`Message::VmEvent`]: a VM started (from the manifest's restart or
 /// a `start`/`scale`, in a place seen empty or held by another VM).
 pub const EVENT_STARTED: u8 = 1;
@@ -101,6 +103,7 @@ const BAD_ARGS_FLAG: &str = "an arguments flag other than 0 (none) or 1 (given)"
 const BAD_HOOK_ON: &str =
     "a hook place other than 1 (a link direction), 2 (a VM) or 3 (a NIC queue)";
 const BAD_NIC_DIR: &str = "a NIC queue other than 0 (rx) or 1 (tx)";
+const BAD_IMAGE_CHUNK: &str = "image bytes that are not 1 to 1000 bytes";
 const BAD_VM_HOOK: &str = "a VM hook kind other than 2 (restart), 3 (exit) or 4 (slice)";
 
 /// [`HookOn`]'s tag on the wire: a link direction.
@@ -175,6 +178,10 @@ const K_HOOK_DETACH: u8 = 12;
 const K_HOOK_MAPS: u8 = 13;
 const K_WATCH: u8 = 14;
 const K_TUNE: u8 = 15;
+const K_IMAGE_BEGIN: u8 = 16;
+const K_IMAGE_CHUNK: u8 = 17;
+const K_IMAGE_COMMIT: u8 = 18;
+const K_START_IMAGE: u8 = 19;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
@@ -224,6 +231,42 @@ pub enum Message<'a> {
         /// hypervisor checks them as the manifest's).
         args: Option<&'a str>,
         /// Bytes of guest memory instead of the entry's (0: the entry's).
+        memory: u64,
+    },
+    /// Command: begin uploading image `name` of `bytes` bytes (an ELF
+    /// file, a Corral or Solo5 hvt unikernel), which VMs can then be
+    /// started from ([`Message::StartImage`]); its bytes follow in
+    /// [`Message::ImageChunk`]s, then [`Message::ImageCommit`] checks and
+    /// keeps it for the run. An `ImageBegin` drops any upload not yet
+    /// committed.
+    ImageBegin {
+        /// The image's name (unique among the run's images).
+        name: &'a str,
+        /// Its length, at most [`MAX_IMAGE_BYTES`].
+        bytes: u32,
+    },
+    /// Command: the next bytes of the image upload in progress.
+    ImageChunk {
+        /// The byte offset of the first byte here (chunks come in order).
+        offset: u32,
+        /// 1 to [`CHUNK_BYTES`] bytes.
+        bytes: &'a [u8],
+    },
+    /// Command: check the whole upload and keep it as image `name`.
+    ImageCommit {
+        /// The upload's name.
+        name: &'a str,
+    },
+    /// Command: start a VM from an image (one the run has, or one
+    /// uploaded), on any core that runs VMs.
+    StartImage {
+        /// The image's name.
+        image: &'a str,
+        /// The new VM's name.
+        name: &'a str,
+        /// Its arguments (`None`: none).
+        args: Option<&'a str>,
+        /// Bytes of guest memory (0: 1 MiB).
         memory: u64,
     },
     /// Command: change a VM's budget or slice ([`TUNE_BUDGET`],
@@ -446,6 +489,10 @@ impl Message<'_> {
             Message::Scale { .. } => K_SCALE,
             Message::Start { .. } => K_START,
             Message::Tune { .. } => K_TUNE,
+            Message::ImageBegin { .. } => K_IMAGE_BEGIN,
+            Message::ImageChunk { .. } => K_IMAGE_CHUNK,
+            Message::ImageCommit { .. } => K_IMAGE_COMMIT,
+            Message::StartImage { .. } => K_START_IMAGE,
             Message::Stats => K_STATS,
             Message::Logs { .. } => K_LOGS,
             Message::LogLine { .. } => K_LOG_LINE,
@@ -566,6 +613,17 @@ impl Writer<'_> {
         self.bytes(t.as_bytes())
     }
 
+    /// Optional arguments: a flag byte, then the text if given.
+    fn args(&mut self, args: Option<&str>) -> Result<(), FrameError> {
+        match args {
+            Some(a) => {
+                self.bytes(&[1])?;
+                self.text(a)
+            }
+            None => self.bytes(&[0]),
+        }
+    }
+
     /// A hook's place: its tag, then a link and direction or a VM's name
     /// and a hook kind.
     fn hook_on(&mut self, on: HookOn<'_>, kind: u8) -> Result<(), FrameError> {
@@ -621,7 +679,34 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         Message::Stop { vm } | Message::Restart { vm } => w.name(vm, kind)?,
         Message::HookCommit { name }
         | Message::HookDetach { name }
-        | Message::HookMaps { name } => w.name(name, kind)?,
+        | Message::HookMaps { name }
+        | Message::ImageCommit { name } => w.name(name, kind)?,
+        Message::ImageBegin { name, bytes } => {
+            w.name(name, kind)?;
+            w.bytes(&bytes.to_le_bytes())?;
+        }
+        Message::ImageChunk { offset, bytes } => {
+            if !image_chunk_ok(bytes) {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_IMAGE_CHUNK,
+                });
+            }
+            w.bytes(&offset.to_le_bytes())?;
+            w.bytes(&(bytes.len() as u16).to_le_bytes())?;
+            w.bytes(bytes)?;
+        }
+        Message::StartImage {
+            image,
+            name,
+            args,
+            memory,
+        } => {
+            w.name(image, kind)?;
+            w.name(name, kind)?;
+            w.args(args)?;
+            w.bytes(&memory.to_le_bytes())?;
+        }
         Message::HookBegin {
             name,
             on,
@@ -697,13 +782,7 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         } => {
             w.name(entry, kind)?;
             w.text(name)?;
-            match args {
-                Some(a) => {
-                    w.bytes(&[1])?;
-                    w.text(a)?;
-                }
-                None => w.bytes(&[0])?,
-            }
+            w.args(args)?;
             w.bytes(&memory.to_le_bytes())?;
         }
         Message::Tune { vm, what, value } => {
@@ -859,6 +938,10 @@ fn maps_ok(maps: &[u8]) -> bool {
 }
 
 /// Whether `bytes` is a chunk of whole instructions that fits.
+fn image_chunk_ok(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.len() <= CHUNK_BYTES
+}
+
 fn chunk_ok(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.len() <= CHUNK_BYTES && bytes.len().is_multiple_of(INSN_SIZE)
 }
@@ -912,6 +995,14 @@ impl<'a> Reader<'a> {
             return Err(self.bad(BAD_DIR));
         }
         Ok(d)
+    }
+
+    fn args(&mut self) -> Result<Option<&'a str>, FrameError> {
+        match self.take(1)?[0] {
+            0 => Ok(None),
+            1 => Ok(Some(self.text()?)),
+            _ => Err(self.bad(BAD_ARGS_FLAG)),
+        }
     }
 
     fn hook_on(&mut self) -> Result<HookOn<'a>, FrameError> {
@@ -1057,11 +1148,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         K_START => {
             let entry = r.name()?;
             let name = r.text()?;
-            let args = match r.take(1)?[0] {
-                0 => None,
-                1 => Some(r.text()?),
-                _ => return Err(r.bad(BAD_ARGS_FLAG)),
-            };
+            let args = r.args()?;
             Message::Start {
                 entry,
                 name,
@@ -1069,6 +1156,31 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
                 memory: r.u64()?,
             }
         }
+        K_START_IMAGE => {
+            let image = r.name()?;
+            let name = r.name()?;
+            let args = r.args()?;
+            Message::StartImage {
+                image,
+                name,
+                args,
+                memory: r.u64()?,
+            }
+        }
+        K_IMAGE_BEGIN => Message::ImageBegin {
+            name: r.name()?,
+            bytes: r.u32()?,
+        },
+        K_IMAGE_CHUNK => {
+            let offset = r.u32()?;
+            let len = r.u16()?;
+            let bytes = r.take(usize::from(len))?;
+            if !image_chunk_ok(bytes) {
+                return Err(r.bad(BAD_IMAGE_CHUNK));
+            }
+            Message::ImageChunk { offset, bytes }
+        }
+        K_IMAGE_COMMIT => Message::ImageCommit { name: r.name()? },
         K_TUNE => {
             let vm = r.name()?;
             let what = r.take(1)?[0];

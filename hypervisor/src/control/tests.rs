@@ -48,6 +48,12 @@ struct FakeFleet {
     /// Console lines waiting to be events, and `watch`es begun.
     events: std::collections::VecDeque<String>,
     watch_starts: u32,
+    /// Images kept, the image upload in progress, image uploads dropped.
+    images: StdVec<(String, StdVec<u8>)>,
+    image_staged: Option<(String, StdVec<u8>)>,
+    image_aborts: u32,
+    /// Per `change`: whether it started from an image.
+    from_image: StdVec<bool>,
 }
 
 impl FakeFleet {
@@ -84,6 +90,39 @@ impl Fleet for FakeFleet {
             text: &text,
         });
         true
+    }
+    fn has_image(&self, name: &str) -> bool {
+        name == "spin" || self.images.iter().any(|(n, _)| n == name)
+    }
+    fn image_begin(&mut self, name: &str, bytes: u32) -> Result<(), ImageRefusal> {
+        assert!(
+            self.image_staged.is_none(),
+            "an image upload was left behind"
+        );
+        if self.no_memory {
+            return Err(ImageRefusal::NoMemory);
+        }
+        self.image_staged = Some((name.into(), vec![0; bytes as usize]));
+        Ok(())
+    }
+    fn image_write(&mut self, offset: u32, bytes: &[u8]) {
+        let (_, buf) = self.image_staged.as_mut().expect("no image upload");
+        buf[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
+    }
+    fn image_abort(&mut self) {
+        self.image_aborts += 1;
+        self.image_staged = None;
+    }
+    fn image_commit(&mut self) -> Result<(), ImageRefusal> {
+        let (name, bytes) = self.image_staged.take().expect("no image upload");
+        // The fake's check: an ELF file starts with its magic.
+        if !bytes.starts_with(b"\x7fELF") {
+            return Err(ImageRefusal::Bad(BadImage::Elf(
+                crate::elf::ElfError::NotElf64,
+            )));
+        }
+        self.images.push((name, bytes));
+        Ok(())
     }
     fn hook_place(&self, on: Target) -> HookPlace {
         // Link 0 between VMs, link 1 to a NIC, link 2's a->b from the
@@ -212,6 +251,7 @@ impl Fleet for FakeFleet {
         if let Some(r) = self.refuse {
             return Err(r);
         }
+        self.from_image.push(starts.from_image);
         self.changed.push(Changed {
             starts: (
                 starts.template,
@@ -844,6 +884,138 @@ fn start_copies_an_entry_under_its_next_clone_name_or_a_given_one() {
     // Answered by the cores, not now.
     assert_eq!(drain(&mut ch, &mut fleet, 1), vec![]);
     assert_eq!(ch.stats().commands, 2);
+}
+
+#[test]
+fn an_image_uploaded_in_chunks_is_kept_and_vms_start_from_it() {
+    let mut fleet = FakeFleet::with(1);
+    let mut ch = Channel::new();
+    let mut seq = 0;
+    let mut elf = b"\x7fELF".to_vec();
+    elf.extend((0..2500u32).map(|i| i as u8));
+    let chunks: StdVec<Message<'_>> = elf
+        .chunks(vmm_abi::control::CHUNK_BYTES)
+        .enumerate()
+        .map(|(k, bytes)| Message::ImageChunk {
+            offset: (k * vmm_abi::control::CHUNK_BYTES) as u32,
+            bytes,
+        })
+        .collect();
+    let mut msgs = vec![Message::ImageBegin {
+        name: "hello2",
+        bytes: elf.len() as u32,
+    }];
+    msgs.extend(chunks.iter().cloned());
+    msgs.push(Message::ImageCommit { name: "hello2" });
+    let got = exchange(&mut ch, &mut fleet, &mut seq, &msgs);
+    assert!(got.iter().all(|g| matches!(g, Got::Done(_))), "{got:?}");
+    assert_eq!(fleet.images, [("hello2".into(), elf.clone())]);
+    // A VM from it, with its own arguments and memory.
+    let start = |image, name, memory| Message::StartImage {
+        image,
+        name,
+        args: Some("x=1"),
+        memory,
+    };
+    exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[start("hello2", "h-1", 2 << 20)],
+    );
+    assert_eq!(fleet.from_image, [true]);
+    let c = &fleet.changed[0];
+    assert_eq!(
+        (&c.starts.1, c.starts.2, &c.starts.4, &c.overrides),
+        (
+            &"hello2".to_string(),
+            1,
+            &Some("h-1".to_string()),
+            &(Some("x=1".to_string()), 2 << 20)
+        )
+    );
+    // Refusals, each by name; nothing started, nothing kept.
+    macro_rules! refused {
+        ($msgs:expr) => {
+            match exchange(&mut ch, &mut fleet, &mut seq, $msgs).last() {
+                Some(Got::Error(_, t)) => t.clone(),
+                other => panic!("not refused: {other:?}"),
+            }
+        };
+    }
+    assert_eq!(refused!(&[start("nope", "h-2", 0)]), "no image named nope");
+    assert_eq!(
+        refused!(&[start("hello2", "web-0", 0)]),
+        "a VM named web-0 already exists"
+    );
+    assert!(refused!(&[start("hello2", "-x", 0)]).contains("is not a VM name"));
+    assert!(refused!(&[start("hello2", "h-3", 4096)]).contains("`memory`: 4096 is outside"));
+    assert_eq!(
+        refused!(&[Message::ImageBegin {
+            name: "hello2",
+            bytes: 10
+        }]),
+        "an image named hello2 already exists"
+    );
+    assert!(
+        refused!(&[Message::ImageBegin {
+            name: "big",
+            bytes: vmm_abi::control::MAX_IMAGE_BYTES + 1
+        }])
+        .contains("bytes; 1 to")
+    );
+    let begin = |name| Message::ImageBegin { name, bytes: 8 };
+    assert_eq!(
+        refused!(&[
+            begin("junk"),
+            Message::ImageChunk {
+                offset: 4,
+                bytes: b"abcd"
+            }
+        ]),
+        "image junk: a chunk at byte 4, expected 0: the upload is dropped"
+    );
+    assert_eq!(
+        refused!(&[
+            begin("junk"),
+            Message::ImageChunk {
+                offset: 0,
+                bytes: b"123456789"
+            }
+        ]),
+        "image junk: a chunk past its 8 bytes: the upload is dropped"
+    );
+    assert_eq!(
+        refused!(&[
+            begin("junk"),
+            Message::ImageChunk {
+                offset: 0,
+                bytes: b"1234"
+            },
+            Message::ImageCommit { name: "junk" }
+        ]),
+        "image junk: bytes 4..8 never came: the upload is dropped"
+    );
+    assert_eq!(
+        refused!(&[
+            begin("junk"),
+            Message::ImageChunk {
+                offset: 0,
+                bytes: b"12345678"
+            },
+            Message::ImageCommit { name: "junk" }
+        ]),
+        "image junk refused: not a 64-bit little-endian x86-64 ELF file"
+    );
+    assert_eq!(
+        refused!(&[Message::ImageCommit { name: "junk" }]),
+        "no image upload named junk in progress"
+    );
+    fleet.no_memory = true;
+    assert_eq!(refused!(&[begin("m")]), "not enough memory for image m");
+    assert_eq!(fleet.images.len(), 1);
+    assert_eq!(fleet.changed.len(), 1);
+    assert!(fleet.image_staged.is_none());
 }
 
 #[test]

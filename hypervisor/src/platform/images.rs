@@ -1,15 +1,18 @@
 //! Guest images, loaded once per image: the ELF is checked, and its shared
 //! (read-only, page-aligned) segments are copied into frames that every VM
-//! of that image maps read-only through its EPT. Built on the boot core
-//! before any VM starts; read-only afterwards, so every core may use it.
+//! of that image maps read-only through its EPT. The manifest's are built
+//! on the boot core before any VM starts; an operator's uploads (a service
+//! run) are added by the control core, each in a slot written once; both
+//! are read-only once there, so every core may use them.
 
 use super::clock;
 use super::memory;
+use crate::control::{BadImage, ImageRefusal, Name};
 use crate::elf::{ElfError, Image, Segment};
 use crate::hvt::image::{self as hvt_image, HvtImageError};
 use crate::mem::access::{Gpa, GuestRam};
 use crate::mem::guest::GuestMemory;
-use spin::Once;
+use spin::{Mutex, Once};
 use vmm_abi::corral::layout::{MAX_MEMORY, PAGE_SIZE};
 
 /// Most distinct images one manifest may use.
@@ -73,6 +76,50 @@ struct Table {
 }
 
 static TABLE: Once<Table> = Once::new();
+
+/// Most images an operator may upload in a run (each stays for the run).
+pub const MAX_UPLOADED: usize = 8;
+/// Uploaded images, each slot written once.
+static UPLOADED: [Once<CachedImage>; MAX_UPLOADED] = [const { Once::new() }; MAX_UPLOADED];
+/// Their names (the images' `name` points here).
+static UPLOADED_NAMES: [Once<Name>; MAX_UPLOADED] = [const { Once::new() }; MAX_UPLOADED];
+/// Slots taken.
+static UPLOADS: Mutex<usize> = Mutex::new(0);
+
+/// Keeps `file` (frames lent for the rest of the run) as image `name`, if
+/// it is an image the hypervisor can run (checked as the manifest's are);
+/// why not otherwise, and nothing is kept (the caller gives its frames
+/// back).
+pub fn add(name: &str, file: &'static [u8]) -> Result<(), ImageRefusal> {
+    let mut count = UPLOADS.lock();
+    if *count >= MAX_UPLOADED {
+        return Err(ImageRefusal::TooMany {
+            limit: MAX_UPLOADED as u32,
+        });
+    }
+    let mut image = load("", file);
+    let why = match (image.error, image.hvt) {
+        (Some(e), _) => Some(BadImage::Elf(e)),
+        (None, Some(Err(e))) => Some(BadImage::Hvt(e)),
+        _ => None,
+    };
+    if let Some(why) = why {
+        // An unusable image holds no frames of its own (`load`).
+        return Err(ImageRefusal::Bad(why));
+    }
+    let slot = *count;
+    image.name = UPLOADED_NAMES[slot]
+        .call_once(|| Name::try_from(name).unwrap_or_default())
+        .as_str();
+    UPLOADED[slot].call_once(|| image);
+    *count += 1;
+    Ok(())
+}
+
+/// The images uploaded so far.
+fn uploaded() -> impl Iterator<Item = &'static CachedImage> {
+    UPLOADED.iter().filter_map(Once::get)
+}
 
 /// A Solo5 hvt image: checked as the tender checks it, its read-only
 /// segments loaded once to be shared by every VM of it.
@@ -208,23 +255,22 @@ pub fn load_all<'m>(
     true
 }
 
-/// Bytes of shared image pages, over all images.
+/// Bytes of shared image pages, over all images (uploaded ones too).
 pub fn shared_total() -> u64 {
-    TABLE.get().map_or(0, |t| {
+    let manifest = TABLE.get().map_or(0, |t| {
         t.images
             .iter()
             .flatten()
             .map(CachedImage::shared_bytes)
             .sum()
-    })
+    });
+    manifest + uploaded().map(CachedImage::shared_bytes).sum::<u64>()
 }
 
-/// The loaded image called `name`.
+/// The loaded image called `name` (the manifest's, or uploaded).
 pub fn get(name: &str) -> Option<&'static CachedImage> {
     TABLE
-        .get()?
-        .images
-        .iter()
-        .flatten()
-        .find(|i| i.name == name)
+        .get()
+        .and_then(|t| t.images.iter().flatten().find(|i| i.name == name))
+        .or_else(|| uploaded().find(|i| i.name == name))
 }

@@ -577,7 +577,11 @@ impl Plan {
             cp.set_status(place.cell, VM_KILLED);
             cp.answer(seq, Err(why));
         };
-        let spec = self.manifest.get(place.template as usize);
+        let spec = if place.template == service::NO_TEMPLATE {
+            cp.spec(place.cell)
+        } else {
+            self.manifest.get(place.template as usize)
+        };
         let image = spec.and_then(|s| images::get(s.image));
         let (Some(spec), Some(image)) = (spec, image) else {
             return fail(Text::format(format_args!("its entry's image is gone")));

@@ -3,15 +3,15 @@
 use super::com2;
 use super::images;
 use super::instr::rdtsc;
-use super::memory;
+use super::memory::{self, Lent};
 use super::net::Net;
 use super::percpu::MAX_CORES;
 use super::runtime_hooks::{self, RuntimeHooks};
 use super::vm;
 use crate::console::history::{Line, SharedHistory};
 use crate::control::{
-    Channel, Fleet, HookPlace, HookRefusal, HookStat, HookTarget, MapRow, Name, News, PlaceNow,
-    Refusal, Request, Row, Seen, Starts, Target, Text, news,
+    Channel, Fleet, HookPlace, HookRefusal, HookStat, HookTarget, ImageRefusal, MapRow, Name, News,
+    PlaceNow, Refusal, Request, Row, Seen, Starts, Target, Text, news,
 };
 use crate::datapath::poll::FlowNow;
 use crate::hypercall::HypercallError;
@@ -24,7 +24,7 @@ use spin::Mutex;
 use vmm_abi::control::{EVENT_ENDED, FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
 use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::corral::hypercall::{Hypercall, MAX_CONTROL_IO};
-use vmm_abi::manifest::{HookAttach, Manifest};
+use vmm_abi::manifest::{HookAttach, Manifest, Restart, VmSpec};
 
 /// Requests one core's mailbox holds (a whole `scale` of
 /// [`crate::control::MAX_CHANGE`] VMs fits).
@@ -198,6 +198,9 @@ pub struct VmCell {
     /// Arguments a VM started at runtime was given instead of its entry's
     /// (written by the control core before the start is mailed).
     args: Mutex<Option<Args>>,
+    /// The spec of a VM started from an image rather than an entry
+    /// (written by the control core before the start is mailed).
+    spec: Mutex<Option<VmSpec<'static>>>,
 }
 
 /// A VM's arguments given at runtime.
@@ -216,6 +219,7 @@ impl VmCell {
             history: SharedHistory::new(),
             seen: Mutex::new(Seen::NOBODY),
             args: Mutex::new(None),
+            spec: Mutex::new(None),
             names: Mutex::new((
                 Name::try_from(name).unwrap_or_default(),
                 Name::try_from(entry).unwrap_or_default(),
@@ -278,6 +282,9 @@ pub struct ControlPlane {
     reserved: AtomicU64,
     /// Packet hooks attached at runtime.
     hooks: RuntimeHooks,
+    /// The image upload in progress: its name, its bytes so far and the
+    /// frames they are in.
+    image_up: Mutex<Option<(Name, &'static mut [u8], Lent)>>,
     /// The place the watcher's next event is looked for first.
     watch_next: AtomicU32,
     /// Ends the watcher was not told of before their places were given to
@@ -338,6 +345,7 @@ impl ControlPlane {
             next_id: AtomicU32::new(count as u32),
             reserved: AtomicU64::new(0),
             hooks: RuntimeHooks::new(),
+            image_up: Mutex::new(None),
             watch_next: AtomicU32::new(0),
             late: Mutex::new(Deque::new()),
         })
@@ -368,6 +376,12 @@ impl ControlPlane {
         self.cells
             .get(cell as usize)
             .and_then(|c| c.args.lock().clone())
+    }
+
+    /// The spec place `cell`'s VM was started from, if it came from an
+    /// image rather than a manifest entry.
+    pub fn spec(&self, cell: u32) -> Option<VmSpec<'static>> {
+        self.cells.get(cell as usize).and_then(|c| *c.spec.lock())
     }
 
     /// Place `cell`'s name.
@@ -652,7 +666,87 @@ impl Machine<'_> {
     }
 }
 
+/// A VM's start from a job's template that is no manifest entry's: its
+/// spec is its place's ([`ControlPlane::spec`]).
+pub const NO_TEMPLATE: u32 = u32::MAX;
+
+/// Guest memory of a VM started from an image unless the start says.
+pub const IMAGE_MEMORY: u64 = 1 << 20;
+
+/// The spec of a VM started from image `image` (with `memory` bytes, 0:
+/// [`IMAGE_MEMORY`]) on any of `cores`: no budget, no restarts, no
+/// devices.
+fn image_spec(image: &'static str, memory: u64, cores: u64) -> VmSpec<'static> {
+    VmSpec {
+        name: image,
+        image,
+        args: "",
+        memory: if memory == 0 { IMAGE_MEMORY } else { memory },
+        budget: 0,
+        cores,
+        restart: Restart::Never,
+        restart_limit: 0,
+        net_ports: 0,
+        console: false,
+        control: false,
+        entry: image,
+    }
+}
+
 impl Fleet for Machine<'_> {
+    fn has_image(&self, name: &str) -> bool {
+        images::get(name).is_some()
+    }
+
+    fn image_begin(&mut self, name: &str, bytes: u32) -> Result<(), ImageRefusal> {
+        self.image_abort();
+        let (buf, lent) = memory::lend_slice(bytes as usize, 0u8).ok_or(ImageRefusal::NoMemory)?;
+        *self.0.image_up.lock() = Some((Name::try_from(name).unwrap_or_default(), buf, lent));
+        Ok(())
+    }
+
+    fn image_write(&mut self, offset: u32, bytes: &[u8]) {
+        if let Some((_, buf, _)) = self.0.image_up.lock().as_mut()
+            && let Some(to) = buf.get_mut(offset as usize..offset as usize + bytes.len())
+        {
+            to.copy_from_slice(bytes);
+        }
+    }
+
+    fn image_abort(&mut self) {
+        if let Some((_, buf, lent)) = self.0.image_up.lock().take() {
+            let _ = buf;
+            // SAFETY: the staged bytes were the only reference into these
+            // frames, and they were just dropped.
+            unsafe { memory::give_back(lent) };
+        }
+    }
+
+    fn image_commit(&mut self) -> Result<(), ImageRefusal> {
+        let Some((name, buf, lent)) = self.0.image_up.lock().take() else {
+            return Err(ImageRefusal::NoUpload);
+        };
+        let file: &'static [u8] = buf;
+        match images::add(&name, file) {
+            Ok(()) => {
+                log::info!(
+                    "image {name}: uploaded, {} bytes, kept for the run",
+                    file.len()
+                );
+                Ok(())
+            }
+            Err(why) => {
+                let _ = file;
+                // SAFETY: the image was refused and kept nothing over the
+                // bytes (an unusable image holds no frames and is not
+                // stored): the one reference into these frames was just
+                // dropped.
+                unsafe { memory::give_back(lent) };
+                Err(why)
+            }
+        }
+    }
+
     fn count(&self) -> u32 {
         self.0.cells.len() as u32
     }
@@ -772,10 +866,20 @@ impl Fleet for Machine<'_> {
     fn change(&mut self, starts: &Starts<'_>, stops: &[u32], seq: u32) -> Result<(), Refusal> {
         let seq = self.tagged(seq);
         let cp = self.0;
-        let spec = cp
-            .manifest
-            .get(starts.template as usize)
-            .ok_or(Refusal::NoCore)?;
+        // A manifest entry's spec, or an image's: one named by the start,
+        // or that of the VM started from an image that `start ENTRY`
+        // copies.
+        let (spec, from_image) = if starts.from_image {
+            let image = images::get(starts.entry).ok_or(Refusal::Template {
+                why: "no such image",
+            })?;
+            (image_spec(image.name, starts.memory, cp.vm_cores), true)
+        } else {
+            match cp.manifest.get(starts.template as usize) {
+                Some(spec) => (spec, false),
+                None => (cp.spec(starts.template).ok_or(Refusal::NoCore)?, true),
+            }
+        };
         // Every start checked before anything is done.
         let mut cores = [NO_CORE; crate::control::MAX_CHANGE];
         let mut places = [0u32; crate::control::MAX_CHANGE];
@@ -792,7 +896,7 @@ impl Fleet for Machine<'_> {
                     why: "its VM holds the control capability, which one VM holds",
                 });
             }
-            if super::blocks::has_blocks(starts.template) {
+            if !from_image && super::blocks::has_blocks(starts.template) {
                 return Err(Refusal::Template {
                     why: "its VM has block devices, and a disk serves one VM",
                 });
@@ -860,7 +964,11 @@ impl Fleet for Machine<'_> {
                 Mail {
                     vm: first_id + k as u32,
                     job: Job::Start {
-                        template: starts.template,
+                        template: if from_image {
+                            NO_TEMPLATE
+                        } else {
+                            starts.template
+                        },
                         cell: places[k],
                         reserved: cost,
                         memory: starts.memory,
@@ -904,6 +1012,7 @@ impl Fleet for Machine<'_> {
                 *c.names.lock() = (starts.name(k as u32), entry.clone());
                 // Checked by the channel: printable, at most ARGS_MAX bytes.
                 *c.args.lock() = starts.args.and_then(|a| Args::try_from(a).ok());
+                *c.spec.lock() = from_image.then_some(spec);
                 c.core.store(core, Ordering::Release);
                 c.id.store(first_id + k as u32, Ordering::Release);
                 c.restarts.store(0, Ordering::Release);

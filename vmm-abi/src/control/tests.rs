@@ -34,6 +34,31 @@ fn all() -> Vec<Message<'static>> {
             args: Some(""),
             memory: 0,
         },
+        Message::ImageBegin {
+            name: "hello2",
+            bytes: 123_456,
+        },
+        Message::ImageChunk {
+            offset: 4000,
+            bytes: &[0x7f; CHUNK_BYTES],
+        },
+        Message::ImageChunk {
+            offset: 0,
+            bytes: b"\x7fELF",
+        },
+        Message::ImageCommit { name: "hello2" },
+        Message::StartImage {
+            image: "hello2",
+            name: "h-1",
+            args: Some("a=1"),
+            memory: 1 << 20,
+        },
+        Message::StartImage {
+            image: "hello2",
+            name: "h-2",
+            args: None,
+            memory: 0,
+        },
         Message::Tune {
             vm: "web-2",
             what: TUNE_BUDGET,
@@ -496,6 +521,42 @@ fn malformed_frames_are_refused_by_name() {
             "{what}"
         );
     }
+    // Image chunks of no bytes or too many; a start from an image without
+    // a name.
+    for bytes in [&[][..], &[0u8; CHUNK_BYTES + 1][..]] {
+        assert_eq!(
+            encode(&Message::ImageChunk { offset: 0, bytes }, 0, &mut buf),
+            Err(FrameError::Payload {
+                kind: K_IMAGE_CHUNK,
+                why: BAD_IMAGE_CHUNK
+            })
+        );
+    }
+    let mut chunk = 0u32.to_le_bytes().to_vec();
+    chunk.extend(0u16.to_le_bytes());
+    assert!(matches!(
+        next_frame(&raw_frame(K_IMAGE_CHUNK, &chunk)),
+        Next::Bad(
+            FrameError::Payload {
+                why: BAD_IMAGE_CHUNK,
+                ..
+            },
+            _
+        )
+    ));
+    assert!(
+        encode(
+            &Message::StartImage {
+                image: "i",
+                name: "",
+                args: None,
+                memory: 0
+            },
+            0,
+            &mut buf
+        )
+        .is_err()
+    );
     // `start`'s arguments flag neither 0 nor 1.
     let start = Message::Start {
         entry: "a",
