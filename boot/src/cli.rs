@@ -131,9 +131,9 @@ enum HookCmd {
     Attach {
         /// The hook's name (unique on the host)
         name: String,
-        /// Where: `link:<vm>.<port>-><vm>.<port>`, named as in the
-        /// manifest the host was brought up from, or `vm:<name>` (any of
-        /// its VMs, those started at runtime too)
+        /// Where: `link:<vm>.<port>-><vm>.<port>` or `nic:<name>:rx|tx`,
+        /// named as in the manifest the host was brought up from, or
+        /// `vm:<name>` (any of its VMs, those started at runtime too)
         #[arg(long, value_name = "TARGET")]
         attach: String,
         /// The hook's kind: packet (on a link), or restart, exit or slice

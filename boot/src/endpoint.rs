@@ -175,6 +175,18 @@ pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> 
                     counts: [a, b, c, d, e, g],
                 });
             }
+            for c in v["cores"].as_array().into_iter().flatten() {
+                out.push(Answer::Core {
+                    core: number(c, "core")? as u32,
+                    role: number(c, "role")? as u8,
+                    vms: number(c, "vms_running")? as u32,
+                    counts: [
+                        number(c, "exits")?,
+                        number(c, "guest_instructions")?,
+                        number(c, "busy_instructions")?,
+                    ],
+                });
+            }
         }
         _ => {}
     }

@@ -256,7 +256,32 @@ type Flow = (u8, String, [u64; 6]);
 /// The host's counters, its VMs' rows and its links' and NICs' counters,
 /// from `stats` and `list`.
 fn host_numbers(host: &HostDir) -> Result<(Numbers, Vec<Answer>, Vec<Flow>)> {
+    let (numbers, rows, flows, _) = host_numbers_and_cores(host)?;
+    Ok((numbers, rows, flows))
+}
+
+/// One core's row of `stats`: its number, roles, running VMs, VM exits,
+/// guest instructions and polling instructions.
+type CoreStat = (u32, u8, u32, [u64; 3]);
+
+/// The host's counters, its `list` rows, its flows and its cores.
+type HostNumbers = (Numbers, Vec<Answer>, Vec<Flow>, Vec<CoreStat>);
+
+/// `host_numbers`, with each core's row.
+fn host_numbers_and_cores(host: &HostDir) -> Result<HostNumbers> {
     let stats = answered(service::send(host, &Message::Stats)?)?;
+    let cores = stats
+        .iter()
+        .filter_map(|a| match *a {
+            Answer::Core {
+                core,
+                role,
+                vms,
+                counts,
+            } => Some((core, role, vms, counts)),
+            _ => None,
+        })
+        .collect();
     let flows = stats
         .iter()
         .filter_map(|a| match a {
@@ -282,7 +307,21 @@ fn host_numbers(host: &HostDir) -> Result<(Numbers, Vec<Answer>, Vec<Flow>)> {
         })
         .ok_or_else(|| Error::new("the hypervisor answered `stats` without its counters"))?;
     let rows = answered(service::send(host, &Message::List)?)?;
-    Ok((numbers, rows, flows))
+    Ok((numbers, rows, flows, cores))
+}
+
+/// A core's roles in words: `vms+polls+control`.
+fn role_names(role: u8) -> String {
+    let names: Vec<&str> = [
+        (control::CORE_VMS, "vms"),
+        (control::CORE_POLLS, "polls"),
+        (control::CORE_CONTROL, "control"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| role & bit != 0)
+    .map(|(_, n)| n)
+    .collect();
+    names.join("+")
 }
 
 /// The host's free memory in bytes (its `stats`).
@@ -300,7 +339,7 @@ fn label(v: &str) -> String {
 /// `corral stats`: free memory, running VMs and the control channel's
 /// counters, with every VM's row.
 pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
-    let ((free, running, commands, errors), rows, flows) = host_numbers(host)?;
+    let ((free, running, commands, errors), rows, flows, cores) = host_numbers_and_cores(host)?;
     let of_kind = |k: u8| flows.iter().filter(move |f| f.0 == k);
     /// One VM's row: name, status, restarts, exits, guest instructions.
     type VmStat<'a> = (&'a str, u8, u32, u64, u64);
@@ -344,6 +383,14 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
                     c[5]
                 ));
             }
+            for (core, role, vms, [exits, ran, busy]) in &cores {
+                text.push_str(&format!(
+                    "core {core} ({}): {} running, {} VM exits, {ran} guest instructions, {busy} polling instructions\n",
+                    role_names(*role),
+                    plural(u64::from(*vms), "VM"),
+                    exits
+                ));
+            }
             text
         }
         StatsFormat::Json => {
@@ -375,6 +422,14 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
                     "nic": l,
                     "rx": {"frames": c[0], "bytes": c[1], "dropped": c[2]},
                     "tx": {"frames": c[3], "bytes": c[4], "dropped": c[5]},
+                })).collect::<Vec<_>>(),
+                "cores": cores.iter().map(|(core, role, vms, [exits, ran, busy])| serde_json::json!({
+                    "core": core,
+                    "roles": role_names(*role),
+                    "vms_running": vms,
+                    "exits": exits,
+                    "guest_instructions": ran,
+                    "busy_instructions": busy,
                 })).collect::<Vec<_>>(),
             });
             format!(
@@ -446,6 +501,47 @@ pub fn stats(host: &HostDir, format: StatsFormat) -> Result<String> {
                 "Instructions it used (TSC ticks of its runs, its exits' handling included), all its runs.",
                 &per_vm(&|v| v.4),
             );
+            // Per core (`core="N"`): running VMs, VM exits, guest and
+            // polling instructions.
+            for (at, name, kind, help) in [
+                (
+                    None,
+                    "corral_core_vms_running",
+                    "gauge",
+                    "VMs running on the core.",
+                ),
+                (
+                    Some(0),
+                    "corral_core_exits_total",
+                    "counter",
+                    "VM exits the core handled.",
+                ),
+                (
+                    Some(1),
+                    "corral_core_guest_instructions_total",
+                    "counter",
+                    "Instructions of the VMs placed on the core, all their runs.",
+                ),
+                (
+                    Some(2),
+                    "corral_core_busy_instructions_total",
+                    "counter",
+                    "Instructions the core spent polling in passes that moved frames.",
+                ),
+            ] {
+                let samples: Vec<(String, u64)> = cores
+                    .iter()
+                    .map(|(core, _, vms, c)| {
+                        (
+                            format!("host=\"{h}\",core=\"{core}\""),
+                            at.map_or(u64::from(*vms), |i| c[i]),
+                        )
+                    })
+                    .collect();
+                if !samples.is_empty() {
+                    metric(name, kind, help, &samples);
+                }
+            }
             // Per link direction (`dir="ab"|"ba"`) and NIC direction
             // (`dir="rx"|"tx"`): frames, bytes, drops.
             for (kind, key, dirs) in [
@@ -587,6 +683,15 @@ pub fn start_image(
     }
     let bytes = std::fs::read(file)
         .map_err(|e| Error::new(format!("cannot read image {}: {e}", file.display())))?;
+    // A VM name taken is refused before the image is sent (the
+    // hypervisor checks again when the VM starts).
+    let rows = answered(service::send(host, &Message::List)?)?;
+    if rows
+        .iter()
+        .any(|a| matches!(a, Answer::Row { name, .. } if name == vm))
+    {
+        return Err(Error::new(format!("a VM named {vm} already exists")));
+    }
     let stem = file.file_name().and_then(|n| n.to_str()).unwrap_or("image");
     let name = image_name.unwrap_or(stem);
     let len = u32::try_from(bytes.len())

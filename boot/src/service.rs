@@ -208,6 +208,17 @@ pub enum Answer {
         /// from the wire), then the other.
         counts: [u64; 6],
     },
+    /// A core's roles and counters (`stats`, after the flows).
+    Core {
+        /// Its number.
+        core: u32,
+        /// `control::CORE_VMS`, `CORE_POLLS`, `CORE_CONTROL`, or'ed.
+        role: u8,
+        /// VMs running on it.
+        vms: u32,
+        /// VM exits, guest instructions, polling instructions.
+        counts: [u64; 3],
+    },
     /// Which VM a `logs` answer is about (its id, never given twice in a
     /// run) and the number of its next line.
     Head {
@@ -323,6 +334,19 @@ impl Answer {
                 counts: [
                     in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops,
                 ],
+            },
+            Message::CoreRow {
+                core,
+                role,
+                vms,
+                exits,
+                ran,
+                busy,
+            } => Answer::Core {
+                core,
+                role,
+                vms,
+                counts: [exits, ran, busy],
             },
             Message::LogLine { seq, text } => Answer::Line {
                 seq,
@@ -911,6 +935,19 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
             commands: *commands,
             errors: *errors,
         },
+        Answer::Core {
+            core,
+            role,
+            vms,
+            counts: [exits, ran, busy],
+        } => Message::CoreRow {
+            core: *core,
+            role: *role,
+            vms: *vms,
+            exits: *exits,
+            ran: *ran,
+            busy: *busy,
+        },
         Answer::Flow {
             kind,
             index,
@@ -1088,10 +1125,17 @@ mod tests {
             seq: 3,
             text: "hello \"there\"".into(),
         };
+        let core = Answer::Core {
+            core: 1,
+            role: control::CORE_VMS | control::CORE_POLLS,
+            vms: 3,
+            counts: [10, 20, 30],
+        };
         for a in [
             row,
             stats,
             flow,
+            core,
             started.clone(),
             line.clone(),
             Answer::Done,

@@ -690,6 +690,43 @@ core = 0
         text.contains(&format!("link gen.0<->sink.0: {ab} frames a->b")),
         "{text}"
     );
+    // Per core: core 0 serves the line and polls the link, core 1 ran both
+    // VMs (ended now), all their exits and instructions counted there.
+    let cores = v["cores"].as_array().unwrap();
+    assert_eq!(cores.len(), 2, "{v:#}");
+    assert_eq!(
+        (&cores[0]["core"], &cores[0]["roles"]),
+        (&0.into(), &"polls+control".into()),
+        "{v:#}"
+    );
+    assert!(cores[0]["busy_instructions"].as_u64().unwrap() > 0, "{v:#}");
+    assert_eq!(cores[0]["exits"], 0, "{v:#}");
+    assert_eq!(
+        (
+            &cores[1]["core"],
+            &cores[1]["roles"],
+            &cores[1]["vms_running"]
+        ),
+        (&1.into(), &"vms".into(), &0.into()),
+        "{v:#}"
+    );
+    let vms = v["vms"].as_array().unwrap();
+    let sum = |key: &str| vms.iter().map(|m| m[key].as_u64().unwrap()).sum::<u64>();
+    let exits = cores[1]["exits"].as_u64().unwrap();
+    assert!(exits >= sum("exits") && sum("exits") > 0, "{v:#}");
+    assert_eq!(
+        cores[1]["guest_instructions"].as_u64(),
+        Some(sum("instructions")),
+        "{v:#}"
+    );
+    assert_eq!(cores[1]["busy_instructions"], 0, "{v:#}");
+    assert!(
+        prom.contains(&format!(
+            "corral_core_vms_running{{host=\"{name}\",core=\"1\"}} 0\n"
+        )),
+        "{prom}"
+    );
+    assert!(text.contains("core 1 (vms): 0 VMs running, "), "{text}");
     // The report after `down` says the same.
     let r = down_with_report(&name, guard, &dir);
     assert_eq!(r["links"][0]["ab"]["frames"].as_u64(), Some(ab), "{r:#}");
@@ -1252,6 +1289,21 @@ b = "nic:uplink"
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert!(stats["free_memory"].as_u64().unwrap() > 0, "{stats:#}");
     assert_eq!(stats["flows"][0]["label"], "uplink", "{stats:#}");
+    // Core 0 serves the line and polls the NIC (roles 4 and 2); core 2
+    // runs VMs (1).
+    assert_eq!(
+        (&stats["cores"][0]["core"], &stats["cores"][0]["role"]),
+        (&0.into(), &6.into()),
+        "{stats:#}"
+    );
+    let vm_core = stats["cores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["core"] == 2)
+        .unwrap_or_else(|| panic!("no core 2 in {stats:#}"));
+    assert_eq!(vm_core["role"], 1, "{stats:#}");
+    assert!(vm_core["vms_running"].as_u64().unwrap() >= 2, "{stats:#}");
     // Commands: scale up, stop one, refusals named with their status.
     let (code, body) = post(&curl, &format!("{url}/v1/entries/web/scale?count=3"));
     assert_eq!((code, body.trim()), (200, "{\"done\":true}"));

@@ -408,13 +408,16 @@ pub trait Fleet {
         Err(ImageRefusal::NoMemory)
     }
     /// Writes the upload's bytes from `offset` (in order, within its
-    /// length: the channel checked).
-    fn image_write(&mut self, _offset: u32, _bytes: &[u8]) {}
+    /// length: the channel checked); refused if this channel's upload was
+    /// dropped (the other channel began one).
+    fn image_write(&mut self, _offset: u32, _bytes: &[u8]) -> Result<(), ImageRefusal> {
+        Err(ImageRefusal::NoUpload)
+    }
     /// Drops the image upload in progress and gives its room back.
     fn image_abort(&mut self) {}
-    /// Checks the whole upload as an image and keeps it for the run; the
-    /// upload is over either way.
-    fn image_commit(&mut self) -> Result<(), ImageRefusal> {
+    /// Checks this channel's whole upload `name` as an image and keeps it
+    /// for the run; the upload is over either way.
+    fn image_commit(&mut self, _name: &str) -> Result<(), ImageRefusal> {
         Err(ImageRefusal::NoUpload)
     }
     /// What a place offers a runtime hook: a link's direction, or a VM
@@ -808,6 +811,7 @@ impl Channel {
             | Message::Error { .. }
             | Message::VmRow { .. }
             | Message::HostStats { .. }
+            | Message::CoreRow { .. }
             | Message::FlowRow { .. }
             | Message::LogLine { .. }
             | Message::LogHead { .. }
@@ -1006,9 +1010,17 @@ impl Channel {
             fleet.image_abort();
             return Answer::Refused(t);
         }
-        fleet.image_write(offset, bytes);
-        up.next += n;
-        Answer::Now(Ok(()))
+        match fleet.image_write(offset, bytes) {
+            Ok(()) => {
+                up.next += n;
+                Answer::Now(Ok(()))
+            }
+            Err(r) => {
+                let t = image_refusal(r, &up.name);
+                self.image = None;
+                Answer::Refused(t)
+            }
+        }
     }
 
     /// `image-commit`: the whole upload checked and kept.
@@ -1025,7 +1037,7 @@ impl Channel {
                 up.next, up.bytes
             )));
         }
-        match fleet.image_commit() {
+        match fleet.image_commit(name) {
             Ok(()) => Answer::Now(Ok(())),
             Err(r) => Answer::Refused(image_refusal(r, name)),
         }
@@ -1508,6 +1520,16 @@ fn start(
     seq: u32,
 ) -> Answer {
     let Some((template, next)) = entry_of(fleet, entry) else {
+        // An image uploaded at runtime that no VM was started from yet.
+        if fleet.has_image(entry) {
+            let first = clone_name(entry, 0);
+            let name = if name.is_empty() {
+                first.as_str()
+            } else {
+                name
+            };
+            return start_image(fleet, (entry, name), args, memory, seq);
+        }
         return no_entry(entry);
     };
     // The overrides are checked as a manifest's fields are.

@@ -191,6 +191,15 @@ const K_LOG_LINE: u8 = 69;
 const K_HOOK_ROW: u8 = 70;
 const K_MAP_ENTRY: u8 = 71;
 const K_LOG_HEAD: u8 = 72;
+const K_CORE_ROW: u8 = 73;
+
+/// A [`Message::CoreRow`]'s role: the core runs VMs.
+pub const CORE_VMS: u8 = 1;
+/// A [`Message::CoreRow`]'s role: the core polls links or NICs.
+pub const CORE_POLLS: u8 = 2;
+/// A [`Message::CoreRow`]'s role: the core serves the control channel.
+pub const CORE_CONTROL: u8 = 4;
+const BAD_ROLE: &str = "a core role with bits other than 1 (VMs), 2 (polls) and 4 (control)";
 const K_VM_EVENT: u8 = 128;
 const K_CONSOLE: u8 = 129;
 
@@ -419,6 +428,22 @@ pub enum Message<'a> {
         /// The line.
         text: &'a str,
     },
+    /// Answer row to `stats`, after the link and NIC rows: one core's
+    /// roles and counters.
+    CoreRow {
+        /// The core's number.
+        core: u32,
+        /// [`CORE_VMS`], [`CORE_POLLS`] and [`CORE_CONTROL`], or'ed.
+        role: u8,
+        /// VMs running on it now.
+        vms: u32,
+        /// VM exits it handled (all its VMs, all their runs).
+        exits: u64,
+        /// Guest instructions of the VMs placed on it now, all their runs.
+        ran: u64,
+        /// Instructions it spent polling in passes that moved frames.
+        busy: u64,
+    },
     /// Answer row: a runtime hook's counters.
     HookRow {
         /// Its name.
@@ -510,6 +535,7 @@ impl Message<'_> {
             Message::Error { .. } => K_ERROR,
             Message::VmRow { .. } => K_VM_ROW,
             Message::HostStats { .. } => K_HOST_STATS,
+            Message::CoreRow { .. } => K_CORE_ROW,
             Message::FlowRow { .. } => K_FLOW_ROW,
             Message::VmEvent { .. } => K_VM_EVENT,
             Message::Console { .. } => K_CONSOLE,
@@ -831,6 +857,27 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
             w.bytes(&restarts.to_le_bytes())?;
             w.bytes(&exits.to_le_bytes())?;
             w.bytes(&ran.to_le_bytes())?;
+        }
+        Message::CoreRow {
+            core,
+            role,
+            vms,
+            exits,
+            ran,
+            busy,
+        } => {
+            if role & !(CORE_VMS | CORE_POLLS | CORE_CONTROL) != 0 {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_ROLE,
+                });
+            }
+            w.bytes(&core.to_le_bytes())?;
+            w.bytes(&[role])?;
+            w.bytes(&vms.to_le_bytes())?;
+            for n in [exits, ran, busy] {
+                w.bytes(&n.to_le_bytes())?;
+            }
         }
         Message::HostStats {
             free,
@@ -1275,6 +1322,21 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
                 restarts: r.u32()?,
                 exits: r.u64()?,
                 ran: r.u64()?,
+            }
+        }
+        K_CORE_ROW => {
+            let core = r.u32()?;
+            let role = r.take(1)?[0];
+            if role & !(CORE_VMS | CORE_POLLS | CORE_CONTROL) != 0 {
+                return Err(r.bad(BAD_ROLE));
+            }
+            Message::CoreRow {
+                core,
+                role,
+                vms: r.u32()?,
+                exits: r.u64()?,
+                ran: r.u64()?,
+                busy: r.u64()?,
             }
         }
         K_HOST_STATS => Message::HostStats {

@@ -105,16 +105,18 @@ impl Fleet for FakeFleet {
         self.image_staged = Some((name.into(), vec![0; bytes as usize]));
         Ok(())
     }
-    fn image_write(&mut self, offset: u32, bytes: &[u8]) {
-        let (_, buf) = self.image_staged.as_mut().expect("no image upload");
+    fn image_write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), ImageRefusal> {
+        let (_, buf) = self.image_staged.as_mut().ok_or(ImageRefusal::NoUpload)?;
         buf[offset as usize..offset as usize + bytes.len()].copy_from_slice(bytes);
+        Ok(())
     }
     fn image_abort(&mut self) {
         self.image_aborts += 1;
         self.image_staged = None;
     }
-    fn image_commit(&mut self) -> Result<(), ImageRefusal> {
-        let (name, bytes) = self.image_staged.take().expect("no image upload");
+    fn image_commit(&mut self, committed: &str) -> Result<(), ImageRefusal> {
+        let (name, bytes) = self.image_staged.take().ok_or(ImageRefusal::NoUpload)?;
+        assert_eq!(name, committed);
         // The fake's check: an ELF file starts with its magic.
         if !bytes.starts_with(b"\x7fELF") {
             return Err(ImageRefusal::Bad(BadImage::Elf(
@@ -934,6 +936,22 @@ fn an_image_uploaded_in_chunks_is_kept_and_vms_start_from_it() {
             &(Some("x=1".to_string()), 2 << 20)
         )
     );
+    // An image no VM came from yet starts under its first clone name.
+    fleet.images.push(("fresh".into(), elf.clone()));
+    exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[Message::Start {
+            entry: "fresh",
+            name: "",
+            args: None,
+            memory: 0,
+        }],
+    );
+    assert_eq!(fleet.from_image, [true, true]);
+    assert_eq!(fleet.changed[1].starts.4, Some("fresh-0".to_string()));
+    fleet.images.pop();
     // Refusals, each by name; nothing started, nothing kept.
     macro_rules! refused {
         ($msgs:expr) => {
@@ -1011,10 +1029,24 @@ fn an_image_uploaded_in_chunks_is_kept_and_vms_start_from_it() {
         refused!(&[Message::ImageCommit { name: "junk" }]),
         "no image upload named junk in progress"
     );
+    // The other channel began an upload: this one's next chunk is refused.
+    exchange(&mut ch, &mut fleet, &mut seq, &[begin("mine")]);
+    fleet.image_staged = None;
+    assert_eq!(
+        refused!(&[Message::ImageChunk {
+            offset: 0,
+            bytes: b"1234"
+        }]),
+        "no image upload in progress"
+    );
+    assert_eq!(
+        refused!(&[Message::ImageCommit { name: "mine" }]),
+        "no image upload named mine in progress"
+    );
     fleet.no_memory = true;
     assert_eq!(refused!(&[begin("m")]), "not enough memory for image m");
     assert_eq!(fleet.images.len(), 1);
-    assert_eq!(fleet.changed.len(), 1);
+    assert_eq!(fleet.changed.len(), 2);
     assert!(fleet.image_staged.is_none());
 }
 

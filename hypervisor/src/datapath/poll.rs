@@ -1273,12 +1273,15 @@ impl<'t> Net<'t> {
                 b: link.spec.b,
                 ab: st.ab.flow,
                 ba: st.ba.flow,
+                core: link.spec.core,
+                busy: st.busy,
             });
         }
         let n = i - links.count();
         let nic = self.nics.get(n)?;
         Some(FlowNow::Nic {
             index: n as u32,
+            core: nic.core,
             name: nic.name,
             wire: nic.wire(),
             drops: nic.drops(),
@@ -1300,11 +1303,17 @@ pub enum FlowNow<'t> {
         ab: LinkFlow,
         /// `b` to `a`.
         ba: LinkFlow,
+        /// The core polling it.
+        core: u32,
+        /// Instructions that core spent on it in passes that moved frames.
+        busy: u64,
     },
     /// A NIC.
     Nic {
         /// Its manifest index.
         index: u32,
+        /// The core polling it.
+        core: u32,
         /// Its name.
         name: &'t str,
         /// Its wire's counters.

@@ -124,7 +124,9 @@ fn uploaded() -> impl Iterator<Item = &'static CachedImage> {
 /// A Solo5 hvt image: checked as the tender checks it, its read-only
 /// segments loaded once to be shared by every VM of it.
 fn load_hvt(out: &mut CachedImage) {
-    // The wall clock and the TSC's rate, once, on the boot core.
+    // The wall clock and the TSC's rate, once (the boot core, or the
+    // control core for an image uploaded at runtime: a one-time 10 ms
+    // calibration inside a `Once`).
     let _ = (clock::tsc_hz(), clock::wall_ns());
     let image = match hvt_image::check(out.file, vmm_abi::hvt::MAX_MEMORY) {
         Ok(i) => i,

@@ -100,6 +100,11 @@ pub fn count_exit(core: u32) {
     EXITS.bump(core);
 }
 
+/// The VM exits core `core` handled so far.
+pub fn exits_on(core: u32) -> u64 {
+    EXITS.get(core)
+}
+
 /// Tables in frames that are never freed.
 struct FrameTables;
 
@@ -472,6 +477,11 @@ impl Net {
     /// The manifest's packet hooks.
     pub fn packet_hooks(&self) -> &'static [PacketHook<'static>] {
         self.0.hooks()
+    }
+
+    /// The manifest's restart, exit and slice hooks.
+    pub fn vm_hooks(&self) -> &'static [VmHook<'static>] {
+        self.1
     }
 
     /// VM `vm`'s shared net ring, if it is an hvt VM with net devices.

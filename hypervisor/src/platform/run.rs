@@ -683,15 +683,9 @@ impl Plan {
         });
         // VM hooks still attached at runtime (those that left were
         // reported then), after the manifest's.
-        super::runtime_hooks::report_vm_hooks(|cell| {
-            let mut name = crate::control::Name::new();
-            self.each_vm(|st| {
-                if st.cell == cell {
-                    name = st.name.clone();
-                }
-            });
-            name
-        });
+        if let Some(cp) = &self.control {
+            super::runtime_hooks::report_vm_hooks(|cell| cp.name(cell));
+        }
         if self.net.link_count() > 0 {
             let t = self.net.totals();
             log::info!(

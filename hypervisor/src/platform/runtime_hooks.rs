@@ -453,6 +453,16 @@ impl RuntimeHooks {
     /// Takes every runtime hook off VM place `cell` (its VM, named
     /// `vm_name`, is gone and the place goes to another VM).
     pub fn detach_vm(&self, cell: u32, vm_name: &Name) {
+        // An upload meant for the place's old VM is dropped too: its
+        // commit is then refused rather than attached to the new VM.
+        let staged_here = self
+            .staged
+            .lock()
+            .as_ref()
+            .is_some_and(|s| matches!(s.on, Target::Vm { vm, .. } if vm == cell));
+        if staged_here {
+            self.abort();
+        }
         let mut attached = self.attached.lock();
         while let Some(i) = attached
             .iter()
@@ -542,13 +552,8 @@ impl RuntimeHooks {
             return refuse(insns, lent, HookRefusal::NoMemory);
         };
         let index = manifest_hooks + *count;
-        // Each attach has its own entry, written once: the name outlives
-        // the hook.
-        let hook_name = NAMES
-            .get(*count as usize)
-            .map_or("?", |n| n.call_once(|| name.clone()).as_str());
         let built = VmHook::new(
-            hook_name,
+            "",
             index,
             kind,
             cell,
@@ -558,7 +563,7 @@ impl RuntimeHooks {
             HookMemory { arena, ops },
             hook_clock,
         );
-        let hook = match built {
+        let mut hook = match built {
             Ok(h) => h,
             Err(e) => {
                 for l in [ops_lent, arena_lent, lent] {
@@ -592,6 +597,11 @@ impl RuntimeHooks {
             let limit = MAX_RUNTIME_HOOKS as u32;
             return Err(HookRefusal::TooMany { limit });
         };
+        // Each attach has its own entry, written once and only for a hook
+        // that goes in: the name outlives the hook.
+        hook.name = NAMES
+            .get(*count as usize)
+            .map_or("?", |n| n.call_once(|| name.clone()).as_str());
         let n_insns = insns.len();
         {
             let mut h = slot.hook.lock();

@@ -14,6 +14,7 @@ use crate::control::{
     PlaceNow, Refusal, Request, Row, Seen, Starts, Target, Text, news,
 };
 use crate::datapath::poll::FlowNow;
+use crate::hooks::lifecycle::VmHook;
 use crate::hypercall::HypercallError;
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
@@ -21,7 +22,10 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use heapless::Deque;
 use spin::Mutex;
-use vmm_abi::control::{EVENT_ENDED, FLOW_LINK, FLOW_NIC, Message, NO_CORE, VM_RUNNING};
+use vmm_abi::control::{
+    CORE_CONTROL, CORE_POLLS, CORE_VMS, EVENT_ENDED, FLOW_LINK, FLOW_NIC, Message, NO_CORE,
+    VM_RUNNING,
+};
 use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::corral::hypercall::{Hypercall, MAX_CONTROL_IO};
 use vmm_abi::manifest::{HookAttach, Manifest, Restart, VmSpec};
@@ -282,9 +286,10 @@ pub struct ControlPlane {
     reserved: AtomicU64,
     /// Packet hooks attached at runtime.
     hooks: RuntimeHooks,
-    /// The image upload in progress: its name, its bytes so far and the
-    /// frames they are in.
-    image_up: Mutex<Option<(Name, &'static mut [u8], Lent)>>,
+    /// The image upload in progress: the channel's tag it comes from, its
+    /// name, its bytes so far and the frames they are in (one at a time:
+    /// a channel's begin drops the other's, whose next chunk is refused).
+    image_up: Mutex<Option<Staged>>,
     /// The place the watcher's next event is looked for first.
     watch_next: AtomicU32,
     /// Ends the watcher was not told of before their places were given to
@@ -573,6 +578,69 @@ impl ControlPlane {
 struct Machine<'a>(&'a ControlPlane, &'a Net, u32);
 
 impl Machine<'_> {
+    /// Each core's roles (`CORE_*`; 0: none): VMs, polling, the control
+    /// channel (core 0).
+    fn roles(&self) -> [u8; MAX_CORES] {
+        let mut roles = [0u8; MAX_CORES];
+        for (c, r) in roles.iter_mut().enumerate() {
+            if self.0.vm_cores & (1 << c) != 0 {
+                *r |= CORE_VMS;
+            }
+        }
+        roles[0] |= CORE_CONTROL;
+        for i in 0..self.1.flow_count() {
+            let core = match self.1.flow_now(i) {
+                Some(FlowNow::Link { core, .. } | FlowNow::Nic { core, .. }) => core,
+                None => continue,
+            };
+            if let Some(r) = roles.get_mut(core as usize) {
+                *r |= CORE_POLLS;
+            }
+        }
+        roles
+    }
+
+    /// The `k`th core with a role: its row of `stats`.
+    fn core_row(&self, k: u32, send: &mut dyn FnMut(&Message<'_>)) {
+        let roles = self.roles();
+        let Some((core, &role)) = roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r != 0)
+            .nth(k as usize)
+        else {
+            return;
+        };
+        let core = core as u32;
+        let (mut vms, mut ran) = (0u32, 0u64);
+        for c in self.0.cells {
+            if c.used.load(Ordering::Acquire) && c.core.load(Ordering::Acquire) == core {
+                ran += c.ran.load(Ordering::Relaxed);
+                if c.status.load(Ordering::Acquire) == VM_RUNNING {
+                    vms += 1;
+                }
+            }
+        }
+        let mut busy = 0u64;
+        for i in 0..self.1.flow_count() {
+            busy += match self.1.flow_now(i) {
+                Some(FlowNow::Link { core: c, busy, .. }) if c == core => busy,
+                Some(FlowNow::Nic { core: c, wire, .. }) if c == core => {
+                    wire.rx_busy + wire.tx_busy
+                }
+                _ => 0,
+            };
+        }
+        send(&Message::CoreRow {
+            core,
+            role,
+            vms,
+            exits: super::net::exits_on(core),
+            ran,
+            busy,
+        });
+    }
+
     /// Command `seq` of this channel as the cores' answers carry it.
     fn tagged(&self, seq: u32) -> u32 {
         if self.2 == 0 {
@@ -666,6 +734,19 @@ impl Machine<'_> {
     }
 }
 
+/// An image upload: its channel's tag, its name, its bytes, their frames.
+type Staged = (u32, Name, &'static mut [u8], Lent);
+
+/// Gives an image upload's frames back, if there is one.
+fn drop_staged(staged: Option<Staged>) {
+    if let Some((_, _, buf, lent)) = staged {
+        let _ = buf;
+        // SAFETY: the staged bytes were the only reference into these
+        // frames, and they were just dropped.
+        unsafe { memory::give_back(lent) };
+    }
+}
+
 /// A VM's start from a job's template that is no manifest entry's: its
 /// spec is its place's ([`ControlPlane::spec`]).
 pub const NO_TEMPLATE: u32 = u32::MAX;
@@ -699,33 +780,45 @@ impl Fleet for Machine<'_> {
     }
 
     fn image_begin(&mut self, name: &str, bytes: u32) -> Result<(), ImageRefusal> {
-        self.image_abort();
+        // Either channel's upload in progress is dropped.
+        drop_staged(self.0.image_up.lock().take());
         let (buf, lent) = memory::lend_slice(bytes as usize, 0u8).ok_or(ImageRefusal::NoMemory)?;
-        *self.0.image_up.lock() = Some((Name::try_from(name).unwrap_or_default(), buf, lent));
+        let name = Name::try_from(name).unwrap_or_default();
+        *self.0.image_up.lock() = Some((self.2, name, buf, lent));
         Ok(())
     }
 
-    fn image_write(&mut self, offset: u32, bytes: &[u8]) {
-        if let Some((_, buf, _)) = self.0.image_up.lock().as_mut()
-            && let Some(to) = buf.get_mut(offset as usize..offset as usize + bytes.len())
-        {
-            to.copy_from_slice(bytes);
-        }
+    fn image_write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), ImageRefusal> {
+        let mut staged = self.0.image_up.lock();
+        let to = staged
+            .as_mut()
+            .filter(|s| s.0 == self.2)
+            .and_then(|s| s.2.get_mut(offset as usize..offset as usize + bytes.len()))
+            .ok_or(ImageRefusal::NoUpload)?;
+        to.copy_from_slice(bytes);
+        Ok(())
     }
 
     fn image_abort(&mut self) {
-        if let Some((_, buf, lent)) = self.0.image_up.lock().take() {
-            let _ = buf;
-            // SAFETY: the staged bytes were the only reference into these
-            // frames, and they were just dropped.
-            unsafe { memory::give_back(lent) };
+        let mut staged = self.0.image_up.lock();
+        // Only this channel's own upload.
+        if staged.as_ref().is_some_and(|s| s.0 == self.2) {
+            drop_staged(staged.take());
         }
     }
 
-    fn image_commit(&mut self) -> Result<(), ImageRefusal> {
-        let Some((name, buf, lent)) = self.0.image_up.lock().take() else {
+    fn image_commit(&mut self, name: &str) -> Result<(), ImageRefusal> {
+        let mut staged = self.0.image_up.lock();
+        if !staged
+            .as_ref()
+            .is_some_and(|s| s.0 == self.2 && s.1 == name)
+        {
+            return Err(ImageRefusal::NoUpload);
+        }
+        let Some((_, name, buf, lent)) = staged.take() else {
             return Err(ImageRefusal::NoUpload);
         };
+        drop(staged);
         let file: &'static [u8] = buf;
         match images::add(&name, file) {
             Ok(()) => {
@@ -752,7 +845,8 @@ impl Fleet for Machine<'_> {
     }
 
     fn flows(&self) -> u32 {
-        self.1.flow_count() as u32
+        // The links and NICs, then a row per core with a role.
+        self.1.flow_count() as u32 + self.roles().iter().filter(|&&r| r != 0).count() as u32
     }
 
     fn log_line(&self, vm: u32, from: u64) -> Option<Line> {
@@ -774,6 +868,10 @@ impl Fleet for Machine<'_> {
                 .unwrap_or_default()
         };
         let mut label: heapless::String<{ 2 * (NAME_MAX + 4) + 3 }> = heapless::String::new();
+        let flows = self.1.flow_count() as u32;
+        if i >= flows {
+            return self.core_row(i - flows, send);
+        }
         match self.1.flow_now(i as usize) {
             None => {}
             Some(FlowNow::Link {
@@ -782,6 +880,7 @@ impl Fleet for Machine<'_> {
                 b,
                 ab,
                 ba,
+                ..
             }) => {
                 // Names are at most NAME_MAX bytes: the label fits.
                 let _ = write!(
@@ -809,6 +908,7 @@ impl Fleet for Machine<'_> {
                 name,
                 wire,
                 drops,
+                ..
             }) => send(&Message::FlowRow {
                 kind: FLOW_NIC,
                 index,
@@ -1051,7 +1151,9 @@ impl Fleet for Machine<'_> {
     }
 
     fn hook_detach(&mut self, name: &str) -> Result<HookStat, HookRefusal> {
-        if self.1.packet_hooks().iter().any(|h| h.name == name) {
+        let manifest = self.1.packet_hooks().iter().any(|h| h.name == name)
+            || self.1.vm_hooks().iter().any(|h| h.name == name);
+        if manifest {
             return Err(HookRefusal::FromManifest);
         }
         self.0.hooks.detach(self.1, name, |cell| self.0.name(cell))
@@ -1061,9 +1163,21 @@ impl Fleet for Machine<'_> {
         let manifest = self.1.packet_hooks().iter().find(|h| {
             h.name == name && matches!(h.attach, HookAttach::Link { .. } | HookAttach::Nic { .. })
         });
-        match manifest {
-            Some(h) => Some(runtime_hooks::stat_of(h)),
-            None => self
+        // A manifest VM hook's row names its VM, or for a core's slice
+        // hook the core (`core-N`).
+        let vm_name = |h: &VmHook<'_>| match h.core {
+            Some(c) => {
+                let mut n = Name::new();
+                let _ = write!(n, "core-{c}");
+                n
+            }
+            None => self.0.name(h.vm),
+        };
+        let manifest_vm = self.1.vm_hooks().iter().find(|h| h.name == name);
+        match (manifest, manifest_vm) {
+            (Some(h), _) => Some(runtime_hooks::stat_of(h)),
+            (None, Some(h)) => Some(runtime_hooks::vm_stat_of(h, vm_name(h))),
+            (None, None) => self
                 .0
                 .hooks
                 .with(self.1, name, runtime_hooks::stat_of)
@@ -1077,6 +1191,9 @@ impl Fleet for Machine<'_> {
 
     fn hook_entry(&self, name: &str, nth: u32) -> Option<MapRow> {
         let manifest = self.1.packet_hooks().iter().find(|h| h.name == name);
+        if let Some(h) = self.1.vm_hooks().iter().find(|h| h.name == name) {
+            return runtime_hooks::vm_entry_of(h, nth);
+        }
         match manifest {
             Some(h) => runtime_hooks::entry_of(h, nth),
             None => match self

@@ -423,9 +423,12 @@ struct VmHost<'a> {
     console_dev: Option<&'a mut Transport<ConsoleDevice>>,
     vm: &'a Vm,
     shared: &'a VmxShared,
-    /// The VM's exit hook from the manifest, if it has one (else one
-    /// attached at runtime is looked up at each exit: it may come, leave
-    /// or be swapped within a slice).
+    /// The VM's exit hook from the manifest, if it has one. Else one
+    /// attached at runtime is asked about each exit of a slice that began
+    /// with it (looked up at each exit: one swapped in answers at once, one
+    /// detached no more; one attached to a VM with none is asked from its
+    /// next slice on, and a deny names the hook there when the slice
+    /// began).
     exit_hook: Option<&'static VmHook<'static>>,
     /// A Solo5 hvt guest.
     hvt: bool,

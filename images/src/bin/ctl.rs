@@ -61,6 +61,12 @@ enum Got {
         label: String,
         counts: [u64; 6],
     },
+    Core {
+        core: u32,
+        role: u8,
+        vms: u32,
+        counts: [u64; 3],
+    },
     Done,
     Error(String),
 }
@@ -192,6 +198,19 @@ fn owned(m: &Message<'_>) -> Option<Got> {
                 in_frames, in_bytes, in_drops, out_frames, out_bytes, out_drops,
             ],
         },
+        Message::CoreRow {
+            core,
+            role,
+            vms,
+            exits,
+            ran,
+            busy,
+        } => Got::Core {
+            core,
+            role,
+            vms,
+            counts: [exits, ran, busy],
+        },
         Message::Done => Got::Done,
         Message::Error { text } => Got::Error(text.to_string()),
         _ => return None,
@@ -315,6 +334,7 @@ impl Ctl {
         };
         let mut body = String::new();
         let mut flows = String::new();
+        let mut cores = String::new();
         for g in &got {
             match g {
                 Got::Stats([free, running, commands, errors]) => {
@@ -340,6 +360,20 @@ impl Ctl {
                         ",\"in\":{{\"frames\":{inf},\"bytes\":{inb},\"drops\":{ind}}},\"out\":{{\"frames\":{outf},\"bytes\":{outb},\"drops\":{outd}}}}}"
                     );
                 }
+                Got::Core {
+                    core,
+                    role,
+                    vms,
+                    counts: [exits, ran, busy],
+                } => {
+                    if !cores.is_empty() {
+                        cores.push(',');
+                    }
+                    let _ = write!(
+                        cores,
+                        "{{\"core\":{core},\"role\":{role},\"vms_running\":{vms},\"exits\":{exits},\"guest_instructions\":{ran},\"busy_instructions\":{busy}}}"
+                    );
+                }
                 _ => {}
             }
         }
@@ -347,6 +381,8 @@ impl Ctl {
             return error(Status::Conflict, "the hypervisor sent no counters");
         }
         body.push_str(&flows);
+        body.push_str("],\"cores\":[");
+        body.push_str(&cores);
         body.push_str("]}\n");
         reply(Status::Ok, body)
     }

@@ -34,6 +34,14 @@ fn all() -> Vec<Message<'static>> {
             args: Some(""),
             memory: 0,
         },
+        Message::CoreRow {
+            core: 2,
+            role: CORE_VMS | CORE_POLLS,
+            vms: 3,
+            exits: 1 << 40,
+            ran: 12345,
+            busy: 0,
+        },
         Message::ImageBegin {
             name: "hello2",
             bytes: 123_456,
@@ -557,6 +565,31 @@ fn malformed_frames_are_refused_by_name() {
         )
         .is_err()
     );
+    // A core role with an unknown bit, either way.
+    let core = |role| Message::CoreRow {
+        core: 0,
+        role,
+        vms: 0,
+        exits: 0,
+        ran: 0,
+        busy: 0,
+    };
+    assert_eq!(
+        encode(&core(8), 0, &mut buf),
+        Err(FrameError::Payload {
+            kind: K_CORE_ROW,
+            why: BAD_ROLE
+        })
+    );
+    let n = encode(&core(CORE_CONTROL), 7, &mut buf).unwrap();
+    let mut bad = buf[..n].to_vec();
+    bad[HEADER + 4] = 0x80; // after the core number
+    let crc = crc32(&bad[..n - TRAILER]).to_le_bytes();
+    bad[n - TRAILER..].copy_from_slice(&crc);
+    assert!(matches!(
+        next_frame(&bad),
+        Next::Bad(FrameError::Payload { why: BAD_ROLE, .. }, _)
+    ));
     // `start`'s arguments flag neither 0 nor 1.
     let start = Message::Start {
         entry: "a",
