@@ -257,6 +257,19 @@ enum Cmd {
         /// host is down, e.g. 127.0.0.1:9464 (port 0: any free port)
         #[arg(long, value_name = "ADDR", requires = "prometheus")]
         listen: Option<String>,
+        /// Refresh until the host is down (a live table on a terminal)
+        #[arg(long, conflicts_with = "listen")]
+        watch: bool,
+        /// With --watch: seconds between refreshes
+        #[arg(long, value_name = "SECS", default_value = "2", requires = "watch", value_parser = seconds)]
+        every: std::time::Duration,
+        /// With --watch: stop after N refreshes
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u32>,
+        /// Write the counters to FILE (whole, replaced at each refresh)
+        /// instead of the screen, e.g. for a Prometheus textfile collector
+        #[arg(long, value_name = "FILE", conflicts_with = "listen")]
+        output: Option<PathBuf>,
     },
     /// Stop a VM for good
     Stop {
@@ -377,6 +390,14 @@ fn hook_kind(text: &str) -> Result<vmm_abi::hook::HookKind, String> {
         .into_iter()
         .find(|k| k.name() == text)
         .ok_or_else(|| format!("`{text}` is not a hook kind (packet, restart, exit or slice)"))
+}
+
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && (0.1..=3600.0).contains(s))
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds from 0.1 to 3600"))
 }
 
 fn memory_size(text: &str) -> Result<u64, String> {
@@ -609,6 +630,10 @@ pub fn invoke(args: &[&str]) -> Invocation {
             host,
             json,
             prometheus,
+            watch,
+            every,
+            count,
+            output,
             ..
         } => {
             let format = match (json, prometheus) {
@@ -616,7 +641,20 @@ pub fn invoke(args: &[&str]) -> Invocation {
                 (_, true) => host_cmd::StatsFormat::Prometheus,
                 _ => host_cmd::StatsFormat::Text,
             };
-            outcome(target(&host, &endpoint).and_then(|h| host_cmd::stats(&h, format)))
+            let watch = watch.then_some(host_cmd::Watch { every, count });
+            outcome(target(&host, &endpoint).and_then(|h| {
+                let mut out = std::io::stdout();
+                let terminal = std::io::IsTerminal::is_terminal(&out);
+                host_cmd::stats_to(
+                    &h,
+                    format,
+                    watch.as_ref(),
+                    output.as_deref(),
+                    &mut out,
+                    terminal,
+                )
+                .map(|()| String::new())
+            }))
         }
         Cmd::Stop { vm, host } => {
             outcome(target(&host, &endpoint).and_then(|h| host_cmd::vm_command(&h, &vm, false)))
@@ -908,6 +946,54 @@ mod tests {
             }
         );
         assert!(run_opts(&["bench", "-q"]).quiet);
+    }
+
+    #[test]
+    fn stats_watches_and_writes_files() {
+        let Cmd::Stats {
+            watch,
+            every,
+            count,
+            output,
+            ..
+        } = parse(&[
+            "stats", "--watch", "--every", "0.5", "--count", "3", "--output", "m.prom",
+        ])
+        .unwrap()
+        else {
+            panic!("not stats");
+        };
+        assert_eq!(
+            (watch, every, count, output),
+            (
+                true,
+                std::time::Duration::from_millis(500),
+                Some(3),
+                Some(PathBuf::from("m.prom"))
+            )
+        );
+        let Cmd::Stats { watch, every, .. } = parse(&["stats"]).unwrap() else {
+            panic!("not stats");
+        };
+        assert_eq!((watch, every), (false, std::time::Duration::from_secs(2)));
+        for (args, want) in [
+            (&["stats", "--count", "2"][..], "--watch"),
+            (
+                &["stats", "--watch", "--every", "0"][..],
+                "not a number of seconds",
+            ),
+            (
+                &["stats", "--watch", "--every", "nan"][..],
+                "not a number of seconds",
+            ),
+            (
+                &["stats", "--prometheus", "--listen", "x:1", "--watch"][..],
+                "cannot be used with",
+            ),
+        ] {
+            let e = usage_error(args);
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
     }
 
     #[test]

@@ -250,6 +250,71 @@ pub enum StatsFormat {
 /// A host's counters: free bytes, running VMs, commands, errors.
 type Numbers = (u64, u32, u64, u64);
 
+/// How `corral stats --watch` refreshes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Watch {
+    /// Between two refreshes.
+    pub every: std::time::Duration,
+    /// Refreshes, at most (`None`: until the host is down).
+    pub count: Option<u32>,
+}
+
+/// `corral stats [--watch] [--output FILE]`: the host's counters in
+/// `format`, once or (`watch`) refreshed until the host is down (or
+/// `count` times); each refresh written to `out` (the screen cleared first
+/// when it is a terminal), or with `file` written to that file whole (a
+/// temporary file renamed over it, so a reader never sees half a refresh:
+/// what a Prometheus textfile collector reads).
+pub fn stats_to(
+    host: &HostDir,
+    format: StatsFormat,
+    watch: Option<&Watch>,
+    file: Option<&std::path::Path>,
+    out: &mut dyn std::io::Write,
+    terminal: bool,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::new(format!("cannot write the counters: {e}"));
+    let mut refreshes = 0u32;
+    loop {
+        let text = match stats(host, format) {
+            Ok(t) => t,
+            // Watching: the host went down, which ends the watch.
+            Err(_) if watch.is_some() && refreshes > 0 && !host.running() => {
+                writeln!(out, "host `{}` is down", host.name).map_err(io)?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        refreshes += 1;
+        match file {
+            Some(path) => {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, &text)
+                    .and_then(|()| std::fs::rename(&tmp, path))
+                    .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))?;
+            }
+            None => {
+                if watch.is_some() && terminal {
+                    // Home and clear: the table refreshes in place.
+                    write!(out, "\x1b[H\x1b[2J").map_err(io)?;
+                }
+                if watch.is_some() && format == StatsFormat::Text {
+                    writeln!(out, "-- refresh {refreshes}").map_err(io)?;
+                }
+                out.write_all(text.as_bytes()).map_err(io)?;
+                out.flush().map_err(io)?;
+            }
+        }
+        let Some(w) = watch else {
+            return Ok(());
+        };
+        if w.count.is_some_and(|c| refreshes >= c) {
+            return Ok(());
+        }
+        std::thread::sleep(w.every);
+    }
+}
+
 /// A link's or NIC's counters from `stats`: its kind, label and counts.
 type Flow = (u8, String, [u64; 6]);
 

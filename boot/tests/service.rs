@@ -727,6 +727,27 @@ core = 0
         "{prom}"
     );
     assert!(text.contains("core 1 (vms): 0 VMs running, "), "{text}");
+    // Refreshed: two tables; to a file: the Prometheus text, whole.
+    let watched = corral(&[
+        "stats", "--host", &name, "--watch", "--every", "0.2", "--count", "2",
+    ]);
+    assert!(watched.status.success(), "{}", stderr(&watched));
+    let w = stdout(&watched);
+    assert_eq!(w.matches("-- refresh ").count(), 2, "{w}");
+    assert_eq!(w.matches(&format!("host `{name}`: ")).count(), 2, "{w}");
+    let file = dir.join("metrics.prom");
+    let o = corral(&[
+        "stats",
+        "--host",
+        &name,
+        "--prometheus",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains(&want), "{written}");
     // The report after `down` says the same.
     let r = down_with_report(&name, guard, &dir);
     assert_eq!(r["links"][0]["ab"]["frames"].as_u64(), Some(ab), "{r:#}");
