@@ -46,6 +46,9 @@ pub struct CachedImage {
     /// used, if it cannot (checked again for each VM's memory size).
     pub hvt: Option<Result<(), HvtImageError>>,
     shared: [Option<SharedRange>; MAX_SHARED],
+    /// Frames for its shared segments could not be had (its `error` then
+    /// says `Segments`): out of memory, not a bad file.
+    short_of_frames: bool,
 }
 
 impl CachedImage {
@@ -98,6 +101,9 @@ pub fn add(name: &str, file: &'static [u8]) -> Result<(), ImageRefusal> {
         });
     }
     let mut image = load("", file);
+    if image.short_of_frames {
+        return Err(ImageRefusal::NoMemory);
+    }
     let why = match (image.error, image.hvt) {
         (Some(e), _) => Some(BadImage::Elf(e)),
         (None, Some(Err(e))) => Some(BadImage::Hvt(e)),
@@ -172,6 +178,7 @@ fn load(name: &'static str, file: &'static [u8]) -> CachedImage {
         error: None,
         hvt: None,
         shared: [None; MAX_SHARED],
+        short_of_frames: false,
     };
     if hvt_image::is_hvt(file) {
         load_hvt(&mut out);
@@ -200,6 +207,7 @@ fn load(name: &'static str, file: &'static [u8]) -> CachedImage {
         let len = end - start;
         let Some(hpa) = memory::alloc_zeroed_pages(len / PAGE_SIZE) else {
             out.error = Some(ElfError::Segments);
+            out.short_of_frames = true;
             break;
         };
         let mut view = GuestMemory::empty(end);
