@@ -1028,10 +1028,6 @@ core = 0
             "hook", "attach", hook, "--host", &name, "--attach", target, "--source", source,
         ])
     };
-    let fails_with = |o: &Output, text: &str| {
-        assert!(!o.status.success(), "not refused");
-        assert!(stderr(o).contains(text), "{text:?} not in {}", stderr(o));
-    };
     // Once frames move, both VMs are built: what is free then must be
     // free again once every hook is gone.
     let start = std::time::Instant::now();
@@ -1440,6 +1436,33 @@ b = "nic:uplink"
     assert_eq!(vm("web-1")["restarts"], 1, "{r:#}");
 }
 
+/// `corral hook attach HOOK --kind KIND --attach TARGET --source FILE` on
+/// `host`, FILE one of `images/hooks/`.
+fn attach_hook(host: &str, (hook, kind): (&str, &str), target: &str, file: &str) -> Output {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../images/hooks")
+        .join(file);
+    corral(&[
+        "hook",
+        "attach",
+        hook,
+        "--host",
+        host,
+        "--kind",
+        kind,
+        "--attach",
+        target,
+        "--source",
+        source.to_str().unwrap(),
+    ])
+}
+
+/// Asserts that `o` failed and said `text`.
+fn fails_with(o: &Output, text: &str) {
+    assert!(!o.status.success(), "not refused");
+    assert!(stderr(o).contains(text), "{text:?} not in {}", stderr(o));
+}
+
 /// `corral hook maps NAME --json` of `host`, whole.
 fn hook_json(host: &str, name: &str) -> serde_json::Value {
     let out = corral(&["hook", "maps", name, "--host", host, "--json"]);
@@ -1483,26 +1506,8 @@ expect = "stopped"
 "#,
         "900",
     );
-    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/hooks");
-    let source = |f: &str| hooks.join(f).to_str().unwrap().to_string();
     let attach = |hook: &str, kind: &str, target: &str, file: &str| {
-        corral(&[
-            "hook",
-            "attach",
-            hook,
-            "--host",
-            &name,
-            "--kind",
-            kind,
-            "--attach",
-            target,
-            "--source",
-            &source(file),
-        ])
-    };
-    let fails_with = |o: &Output, text: &str| {
-        assert!(!o.status.success(), "not refused");
-        assert!(stderr(o).contains(text), "{text:?} not in {}", stderr(o));
+        attach_hook(&name, (hook, kind), target, file)
     };
     wait_for(&name, "quiet", "exited", 0);
     wait_for(&name, "crash", "killed", 0);
@@ -1788,26 +1793,8 @@ b = "nic:uplink"
         ),
         "900",
     );
-    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/hooks");
-    let source = |f: &str| hooks.join(f).to_str().unwrap().to_string();
     let attach = |hook: &str, kind: &str, target: &str, file: &str| {
-        corral(&[
-            "hook",
-            "attach",
-            hook,
-            "--host",
-            &name,
-            "--kind",
-            kind,
-            "--attach",
-            target,
-            "--source",
-            &source(file),
-        ])
-    };
-    let fails_with = |o: &Output, text: &str| {
-        assert!(!o.status.success(), "not refused");
-        assert!(stderr(o).contains(text), "{text:?} not in {}", stderr(o));
+        attach_hook(&name, (hook, kind), target, file)
     };
     // A UDP client on the host: the echo server answers once it is up.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();

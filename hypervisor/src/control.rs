@@ -992,19 +992,14 @@ impl Channel {
             )));
         };
         let n = bytes.len() as u32;
-        let refused = if offset != up.next {
-            Some(Text::format(format_args!(
-                "image {}: a chunk at byte {offset}, expected {}: the upload is dropped",
-                up.name, up.next
-            )))
-        } else if offset.saturating_add(n) > up.bytes {
-            Some(Text::format(format_args!(
-                "image {}: a chunk past its {} bytes: the upload is dropped",
-                up.name, up.bytes
-            )))
-        } else {
-            None
-        };
+        let label = Text::format(format_args!("image {}", up.name));
+        let refused = misplaced_chunk(
+            &label,
+            ("byte", "bytes"),
+            (offset, n),
+            (up.next, up.bytes),
+            "",
+        );
         if let Some(t) = refused {
             self.image = None;
             fleet.image_abort();
@@ -1052,19 +1047,14 @@ impl Channel {
             )));
         };
         let n = (bytes.len() / vmm_abi::hook::insn::INSN_SIZE) as u32;
-        let refused = if offset != up.next {
-            Some(Text::format(format_args!(
-                "hook `{}`: a chunk at instruction {offset}, expected {}: the upload is dropped, nothing attached",
-                up.name, up.next
-            )))
-        } else if offset.saturating_add(n) > up.insns {
-            Some(Text::format(format_args!(
-                "hook `{}`: a chunk past its {} instructions: the upload is dropped, nothing attached",
-                up.name, up.insns
-            )))
-        } else {
-            None
-        };
+        let label = Text::format(format_args!("hook `{}`", up.name));
+        let refused = misplaced_chunk(
+            &label,
+            ("instruction", "instructions"),
+            (offset, n),
+            (up.next, up.insns),
+            ", nothing attached",
+        );
         if let Some(t) = refused {
             self.upload = None;
             fleet.hook_abort();
@@ -1442,6 +1432,31 @@ fn clone_names_too_long(entry: &str, last: u32) -> Option<Answer> {
             vmm_abi::corral::bootinfo::NAME_MAX
         )))
     })
+}
+
+/// Why a chunk of `n` units at `offset` of an upload (`label`: "image x",
+/// "hook `x`") cannot be taken, if it cannot: it is not the `next` one, or
+/// it runs past the upload's `total` (`unit`s); the upload is then dropped
+/// (`dropped` says what else that means).
+fn misplaced_chunk(
+    label: &Text,
+    (unit, units): (&str, &str),
+    (offset, n): (u32, u32),
+    (next, total): (u32, u32),
+    dropped: &str,
+) -> Option<Text> {
+    let label = label.as_str();
+    if offset != next {
+        Some(Text::format(format_args!(
+            "{label}: a chunk at {unit} {offset}, expected {next}: the upload is dropped{dropped}"
+        )))
+    } else if offset.saturating_add(n) > total {
+        Some(Text::format(format_args!(
+            "{label}: a chunk past its {total} {units}: the upload is dropped{dropped}"
+        )))
+    } else {
+        None
+    }
 }
 
 /// A refusal if `name` is not a name (`what`: "a VM", "an image").

@@ -955,10 +955,7 @@ fn an_image_uploaded_in_chunks_is_kept_and_vms_start_from_it() {
     // Refusals, each by name; nothing started, nothing kept.
     macro_rules! refused {
         ($msgs:expr) => {
-            match exchange(&mut ch, &mut fleet, &mut seq, $msgs).last() {
-                Some(Got::Error(_, t)) => t.clone(),
-                other => panic!("not refused: {other:?}"),
-            }
+            refused_by(&mut ch, &mut fleet, &mut seq, $msgs)
         };
     }
     assert_eq!(refused!(&[start("nope", "h-2", 0)]), "no image named nope");
@@ -1253,6 +1250,19 @@ fn chunk(offset: u32, n: usize, b: &'static [u8; 1000]) -> Message<'static> {
 const GOOD: [u8; 1000] = [0x95; 1000];
 const BAD: [u8; 1000] = [0; 1000];
 
+/// Sends `msgs` (the last one refused) and gives the refusal's text.
+fn refused_by(
+    ch: &mut Channel,
+    fleet: &mut FakeFleet,
+    seq: &mut u32,
+    msgs: &[Message<'_>],
+) -> String {
+    match exchange(ch, fleet, seq, msgs).last() {
+        Some(Got::Error(_, t)) => t.clone(),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
 /// Sends `msgs` under sequence numbers from `seq` on; every answer.
 fn exchange(
     ch: &mut Channel,
@@ -1520,27 +1530,25 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
     );
     assert_eq!(fleet.hooks.len(), 2);
     // Refusals: no such VM, the manifest's hook, a name taken elsewhere.
-    let mut refused = |m: Message<'_>| {
-        let got = exchange(&mut ch, &mut fleet, &mut seq, &[m]);
-        match got.as_slice() {
-            [Got::Error(_, t)] => t.clone(),
-            other => panic!("not refused: {other:?}"),
-        }
-    };
+    macro_rules! refused {
+        ($m:expr) => {
+            refused_by(&mut ch, &mut fleet, &mut seq, &[$m])
+        };
+    }
     assert_eq!(
-        refused(begin_vm("x", "web-9", HookKind::Exit, 1)),
+        refused!(begin_vm("x", "web-9", HookKind::Exit, 1)),
         "no VM named web-9"
     );
     assert_eq!(
-        refused(begin_vm("x", "web-1", HookKind::Restart, 1)),
+        refused!(begin_vm("x", "web-1", HookKind::Restart, 1)),
         "web-1's restart hook: its hook comes from the manifest and stays for the run"
     );
     assert_eq!(
-        refused(begin_vm("pace", "web-0", HookKind::Slice, 1)),
+        refused!(begin_vm("pace", "web-0", HookKind::Slice, 1)),
         "a hook named pace already exists (on web-2's slice hook)"
     );
     assert_eq!(
-        refused(begin("guard2", 0, 0, 1)),
+        refused!(begin("guard2", 0, 0, 1)),
         "a hook named guard2 already exists (on web-2's exit hook)"
     );
     // A shared NIC's queue takes one; an owned NIC's and a NIC the run
@@ -1569,23 +1577,16 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
             dir: NicDir::Tx
         }
     );
-    let mut refused = |m: Message<'_>| {
-        let got = exchange(&mut ch, &mut fleet, &mut seq, &[m]);
-        match got.as_slice() {
-            [Got::Error(_, t)] => t.clone(),
-            other => panic!("not refused: {other:?}"),
-        }
-    };
     assert_eq!(
-        refused(nic("x", 1, control::NIC_RX)),
+        refused!(nic("x", 1, control::NIC_RX)),
         "nic 1 rx: an owned NIC's frames go straight to its one guest, with no hook point"
     );
     assert_eq!(
-        refused(nic("x", 5, control::NIC_RX)),
+        refused!(nic("x", 5, control::NIC_RX)),
         "the run has no NIC 5"
     );
     assert_eq!(
-        refused(begin("x", 1, 0, 1)),
+        refused!(begin("x", 1, 0, 1)),
         "link 1 has a NIC end: attach the hook to the NIC's queue instead"
     );
     // Detach by name: its final row.

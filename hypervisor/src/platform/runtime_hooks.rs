@@ -48,9 +48,8 @@ struct Staged {
 struct Attached {
     name: Name,
     on: Target,
-    /// Its frames: a packet hook's name's, and every hook's program's,
-    /// ops' and maps'.
-    lent: Vec<Lent, 4>,
+    /// Its program's, ops' and maps' frames.
+    lent: [Lent; 3],
 }
 
 /// The owner of a [`VmHookSlot`] nobody owns.
@@ -83,7 +82,7 @@ static VM_SLOTS: [VmHookSlot; MAX_RUNTIME_HOOKS] = [const { VmHookSlot::new() };
 /// How many slots are owned: 0, the common case, costs a VM's core one
 /// load a slice.
 static VM_OWNED: AtomicU32 = AtomicU32::new(0);
-/// VM hooks' names by attach order, each written once a run.
+/// Runtime hooks' names by attach order, each written once a run.
 static NAMES: [Once<Name>; MAX_RUNTIME_HOOKS] = [const { Once::new() }; MAX_RUNTIME_HOOKS];
 
 /// A VM's runtime hook of one kind, as its core holds it for a slice.
@@ -319,45 +318,16 @@ impl RuntimeHooks {
         let (Some(slot), Some(core), Some((from, to))) = (slot, core, ports) else {
             return refuse(insns, lent, HookRefusal::NoLink);
         };
-        if let Err(e) = verify(insns, HookKind::Packet, &defs) {
-            return refuse(insns, lent, HookRefusal::Build(BuildError::Verify(e)));
-        }
         let mut count = self.count.lock();
         let mut attached = self.attached.lock();
         let replaces = attached.iter().position(|a| a.on == on);
-        if *count as usize >= MAX_RUNTIME_HOOKS {
-            let limit = MAX_RUNTIME_HOOKS as u32;
-            return refuse(insns, lent, HookRefusal::TooMany { limit });
-        }
-        let arena_bytes = match bytes_needed(&defs, core + 1) {
-            Ok(b) => b,
-            Err(e) => return refuse(insns, lent, HookRefusal::Build(BuildError::Maps(e))),
-        };
-        let parts = (
-            memory::lend_slice(name.len(), 0u8),
-            memory::lend_slice(insns.len(), Op::default()),
-            memory::lend_slice(arena_bytes, 0u8),
-        );
-        let (Some((name_bytes, name_lent)), Some((ops, ops_lent)), Some((arena, arena_lent))) =
-            parts
-        else {
-            let (a, b, c) = parts;
-            for lent in [a.map(|p| p.1), b.map(|p| p.1), c.map(|p| p.1)]
-                .into_iter()
-                .flatten()
-            {
-                // SAFETY: these frames were just lent and nothing was
-                // built over them.
-                unsafe { memory::give_back(lent) };
-            }
-            return refuse(insns, lent, HookRefusal::NoMemory);
-        };
-        name_bytes.copy_from_slice(name.as_bytes());
-        // The bytes of a checked name: UTF-8.
-        let hook_name: &'static str = core::str::from_utf8(name_bytes).unwrap_or("?");
-        let index = manifest_hooks + *count;
-        let hook = PacketHook::new(
-            hook_name,
+        let ((ops, arena), [ops_lent, arena_lent]) =
+            match build_room(insns, HookKind::Packet, &defs, core + 1, *count) {
+                Ok(room) => room,
+                Err(why) => return refuse(insns, lent, why),
+            };
+        let built = PacketHook::new(
+            "",
             attach,
             core,
             insns,
@@ -365,11 +335,10 @@ impl RuntimeHooks {
             HookMemory { arena, ops },
             hook_clock,
         );
-        let hook = match hook {
-            Ok(h) => h.at_index(index),
+        let mut hook = match built {
+            Ok(h) => h.at_index(manifest_hooks + *count),
             Err(e) => {
-                // Built over nothing that lives on: every frame goes back.
-                for l in [name_lent, ops_lent, arena_lent, lent] {
+                for l in [ops_lent, arena_lent, lent] {
                     // SAFETY: the hook that was to use these frames was
                     // not built; no reference into them is left.
                     unsafe { memory::give_back(l) };
@@ -377,6 +346,7 @@ impl RuntimeHooks {
                 return Err(HookRefusal::Build(e));
             }
         };
+        hook.name = static_name(*count, &name);
         if matches!(on, Target::Link { .. }) {
             hook.set_ports(from, to);
         }
@@ -391,7 +361,7 @@ impl RuntimeHooks {
         let _ = attached.push(Attached {
             name: name.clone(),
             on,
-            lent: Vec::from_iter([name_lent, lent, ops_lent, arena_lent]),
+            lent: [lent, ops_lent, arena_lent],
         });
         let (what, n, dir) = match on {
             Target::Nic { nic, dir } => ("nic", nic, dir.name()),
@@ -525,36 +495,16 @@ impl RuntimeHooks {
             insns,
             lent,
         } = staged;
-        if let Err(e) = verify(insns, kind, &defs) {
-            return refuse(insns, lent, HookRefusal::Build(BuildError::Verify(e)));
-        }
         let mut count = self.count.lock();
         let mut attached = self.attached.lock();
-        if *count as usize >= MAX_RUNTIME_HOOKS {
-            let limit = MAX_RUNTIME_HOOKS as u32;
-            return refuse(insns, lent, HookRefusal::TooMany { limit });
-        }
-        let arena_bytes = match bytes_needed(&defs, MAX_CORES as u32) {
-            Ok(b) => b,
-            Err(e) => return refuse(insns, lent, HookRefusal::Build(BuildError::Maps(e))),
-        };
-        let parts = (
-            memory::lend_slice(insns.len(), Op::default()),
-            memory::lend_slice(arena_bytes, 0u8),
-        );
-        let (Some((ops, ops_lent)), Some((arena, arena_lent))) = parts else {
-            let (a, b) = parts;
-            for lent in [a.map(|p| p.1), b.map(|p| p.1)].into_iter().flatten() {
-                // SAFETY: these frames were just lent and nothing was
-                // built over them.
-                unsafe { memory::give_back(lent) };
-            }
-            return refuse(insns, lent, HookRefusal::NoMemory);
-        };
-        let index = manifest_hooks + *count;
+        let ((ops, arena), [ops_lent, arena_lent]) =
+            match build_room(insns, kind, &defs, MAX_CORES as u32, *count) {
+                Ok(room) => room,
+                Err(why) => return refuse(insns, lent, why),
+            };
         let built = VmHook::new(
             "",
-            index,
+            manifest_hooks + *count,
             kind,
             cell,
             MAX_CORES as u32,
@@ -575,19 +525,13 @@ impl RuntimeHooks {
             }
         };
         let owner = owner_of(cell, kind);
-        let vm = vm_name(cell);
-        // The hook it replaces, if any, leaves first (its frames go back
-        // once it is out of its slot).
-        let stat = take_vm_hook(owner).map(|h| retire_vm(&h, vm.clone()));
-        if let Some(i) = attached.iter().position(|a| a.on == on) {
-            let gone = attached.swap_remove(i);
-            give_back_all(gone);
-        }
-        // A free slot: at most MAX_RUNTIME_HOOKS attaches in a run.
-        let Some(slot) = VM_SLOTS
-            .iter()
-            .find(|s| s.owner.load(Ordering::Acquire) == NO_OWNER)
-        else {
+        // Its slot: a free one, or the one of the hook it replaces. Fewer
+        // attaches than slots so far (`build_room` checked) means one is
+        // there; were none, nothing changes.
+        let Some(slot) = VM_SLOTS.iter().find(|s| {
+            let o = s.owner.load(Ordering::Acquire);
+            o == NO_OWNER || o == owner
+        }) else {
             drop(hook);
             for l in [ops_lent, arena_lent, lent] {
                 // SAFETY: the hook built over these frames was just
@@ -597,11 +541,15 @@ impl RuntimeHooks {
             let limit = MAX_RUNTIME_HOOKS as u32;
             return Err(HookRefusal::TooMany { limit });
         };
-        // Each attach has its own entry, written once and only for a hook
-        // that goes in: the name outlives the hook.
-        hook.name = NAMES
-            .get(*count as usize)
-            .map_or("?", |n| n.call_once(|| name.clone()).as_str());
+        let vm = vm_name(cell);
+        // The hook it replaces, if any, leaves first (its frames go back
+        // once it is out of its slot).
+        let stat = take_vm_hook(owner).map(|h| retire_vm(&h, vm.clone()));
+        if let Some(i) = attached.iter().position(|a| a.on == on) {
+            let gone = attached.swap_remove(i);
+            give_back_all(gone);
+        }
+        hook.name = static_name(*count, &name);
         let n_insns = insns.len();
         {
             let mut h = slot.hook.lock();
@@ -613,7 +561,7 @@ impl RuntimeHooks {
         let _ = attached.push(Attached {
             name: name.clone(),
             on,
-            lent: Vec::from_iter([lent, ops_lent, arena_lent]),
+            lent: [lent, ops_lent, arena_lent],
         });
         log::info!(
             "hook {name}: attached at runtime as {}'s {} hook, {n_insns} instructions, {} maps, interpreted{}",
@@ -634,6 +582,53 @@ impl Default for RuntimeHooks {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What a hook attached at runtime is built in: checks that `insns`
+/// verify as `kind` with `defs` and that the run attached fewer than
+/// [`MAX_RUNTIME_HOOKS`] hooks (`count`), then frames for the decoded ops
+/// and for the maps (per-core arrays for `cores` cores), or why not
+/// (nothing lent then).
+#[allow(clippy::type_complexity)]
+fn build_room(
+    insns: &[Insn],
+    kind: HookKind,
+    defs: &[MapDef],
+    cores: u32,
+    count: u32,
+) -> Result<((&'static mut [Op], &'static mut [u8]), [Lent; 2]), HookRefusal> {
+    verify(insns, kind, defs).map_err(|e| HookRefusal::Build(BuildError::Verify(e)))?;
+    if count as usize >= MAX_RUNTIME_HOOKS {
+        let limit = MAX_RUNTIME_HOOKS as u32;
+        return Err(HookRefusal::TooMany { limit });
+    }
+    let arena_bytes =
+        bytes_needed(defs, cores).map_err(|e| HookRefusal::Build(BuildError::Maps(e)))?;
+    match (
+        memory::lend_slice(insns.len(), Op::default()),
+        memory::lend_slice(arena_bytes, 0u8),
+    ) {
+        (Some((ops, ops_lent)), Some((arena, arena_lent))) => {
+            Ok(((ops, arena), [ops_lent, arena_lent]))
+        }
+        (a, b) => {
+            for lent in [a.map(|p| p.1), b.map(|p| p.1)].into_iter().flatten() {
+                // SAFETY: these frames were just lent and nothing was
+                // built over them.
+                unsafe { memory::give_back(lent) };
+            }
+            Err(HookRefusal::NoMemory)
+        }
+    }
+}
+
+/// The name of the `count`th hook attached at runtime, in an entry written
+/// once (and only for a hook that goes in), so it outlives the hook: a
+/// name a core read (a denied exit names its hook) stays valid.
+fn static_name(count: u32, name: &Name) -> &'static str {
+    NAMES
+        .get(count as usize)
+        .map_or("?", |n| n.call_once(|| name.clone()).as_str())
 }
 
 /// Gives staged instructions' frames back (nothing was built over them)
@@ -746,9 +741,9 @@ fn map_entry(maps: &MapSet<'_>, nth: u32) -> Option<MapRow> {
 /// Gives a detached hook's frames back.
 fn give_back_all(a: Attached) {
     for lent in a.lent {
-        // SAFETY: the hook built over these frames was taken out of its
-        // place (under the lock its polling core holds for a pass) and
-        // dropped: no reference into them is left.
+        // The hook built over these frames was taken out of its place
+        // (under the lock its user holds for a run or a pass) and dropped.
+        // SAFETY: so no reference into these frames is left.
         unsafe { memory::give_back(lent) };
     }
 }

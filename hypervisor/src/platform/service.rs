@@ -830,10 +830,9 @@ impl Fleet for Machine<'_> {
             }
             Err(why) => {
                 let _ = file;
-                // SAFETY: the image was refused and kept nothing over the
-                // bytes (an unusable image holds no frames and is not
-                // stored): the one reference into these frames was just
-                // dropped.
+                // The image was refused and kept nothing over the bytes (an
+                // unusable image holds no frames and is not stored).
+                // SAFETY: the one reference into these frames was dropped.
                 unsafe { memory::give_back(lent) };
                 Err(why)
             }

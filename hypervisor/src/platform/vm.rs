@@ -260,9 +260,10 @@ impl VmState {
     /// nothing of the VM that ran before leaks into it.
     pub fn restore_cpu_state(&self) {
         instr::fxrstor(&self.fx);
-        // SAFETY: CR2 and IA32_KERNEL_GS_BASE are guest-visible scratch state
-        // the hypervisor itself never uses (it runs without SWAPGS and reports
+        // CR2 and IA32_KERNEL_GS_BASE are guest-visible scratch state the
+        // hypervisor itself never uses (it runs without SWAPGS and reports
         // its own page faults from the exception frame first).
+        // SAFETY: so writing the VM's values changes nothing of ours.
         unsafe {
             instr::write_cr2(self.cr2);
             instr::wrmsr(msr::IA32_KERNEL_GS_BASE, self.kernel_gs_base);
@@ -677,10 +678,11 @@ impl Vm {
 
     /// The guest's memory as another core (or a device) reaches it.
     fn raw_ram(&self) -> RawRam {
-        // SAFETY: the pieces are this VM's frames (private: its own
-        // allocation; shared: the image's read-only frames, never written),
-        // which stay allocated until `destroy`, and every copy of this view
-        // is dropped before then (ports are detached first).
+        // The pieces are this VM's frames (private: its own allocation;
+        // shared: the image's read-only frames, never written), which stay
+        // allocated until `destroy`, and every copy of this view is dropped
+        // before then (ports are detached first).
+        // SAFETY: so the view's ranges are live memory while it exists.
         unsafe {
             RawRam::new(self.pieces.iter().flatten().map(|p| match p.shared {
                 None => RamPiece {
