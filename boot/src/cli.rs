@@ -121,6 +121,37 @@ struct HostArg {
     host: String,
 }
 
+/// `corral link ...`.
+#[derive(Debug, Subcommand)]
+enum LinkCmd {
+    /// Link two running VMs' net ports while the host runs (neither
+    /// linked yet); the control core polls the new link
+    Attach {
+        /// One end: `<vm>.<port>`
+        a: String,
+        /// The other end: `<vm>.<port>`
+        b: String,
+        /// The new link as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        host: HostArg,
+    },
+    /// Unmake a link made at runtime; prints its final counters (frames
+    /// not taken yet wait in their senders' rings)
+    Detach {
+        /// One end: `<vm>.<port>`
+        a: String,
+        /// The other end: `<vm>.<port>`
+        b: String,
+        /// Its final counters as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        host: HostArg,
+    },
+}
+
 /// `corral hook ...`.
 #[derive(Debug, Subcommand)]
 enum HookCmd {
@@ -343,6 +374,9 @@ enum Cmd {
     /// Attach, detach or read a packet hook on a running host's link
     #[command(subcommand)]
     Hook(HookCmd),
+    /// Link or unlink two VMs' net ports on a running host
+    #[command(subcommand)]
+    Link(LinkCmd),
     /// Show what a VM printed
     Logs {
         /// The VM's name
@@ -523,13 +557,14 @@ pub fn invoke(args: &[&str]) -> Invocation {
             | Cmd::Tune { .. }
             | Cmd::Start { .. }
             | Cmd::Scale { .. }
+            | Cmd::Link(_)
             | Cmd::Stats { listen: None, .. }
     );
     if endpoint.is_some() && !through_api {
         return done(
             EXIT_USAGE,
             Some(Error::new(
-                "`--endpoint` serves ps, stop, restart, tune, start, scale and stats (without --listen)",
+                "`--endpoint` serves ps, stop, restart, tune, start, scale, link and stats (without --listen)",
             )),
         );
     }
@@ -693,6 +728,14 @@ pub fn invoke(args: &[&str]) -> Invocation {
             outcome(target(&host, &endpoint).and_then(|h| host_cmd::scale(&h, &entry, count)))
         }
         Cmd::Hook(cmd) => outcome(hook(cmd)),
+        Cmd::Link(cmd) => outcome(match cmd {
+            LinkCmd::Attach { a, b, json, host } => {
+                target(&host, &endpoint).and_then(|h| host_cmd::link(&h, [&a, &b], true, json))
+            }
+            LinkCmd::Detach { a, b, json, host } => {
+                target(&host, &endpoint).and_then(|h| host_cmd::link(&h, [&a, &b], false, json))
+            }
+        }),
         Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {
             host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())
         })),

@@ -1,4 +1,4 @@
-//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
+//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats|link`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
 
 use crate::error::{Error, Result};
 use crate::service::Answer;
@@ -67,9 +67,11 @@ pub fn request_for(msg: &Message<'_>) -> Result<(&'static str, String)> {
             };
             ("POST", format!("/v1/vms/{vm}/tune?{key}={value}"))
         }
+        Message::LinkAttach { a, b } => ("POST", format!("/v1/links?a={a}&b={b}")),
+        Message::LinkDetach { a, b } => ("DELETE", format!("/v1/links?a={a}&b={b}")),
         _ => {
             return Err(Error::new(
-                "the control API serves ps, stop, restart, tune, start, scale and stats; use `--host` for the rest",
+                "the control API serves ps, stop, restart, tune, start, scale, stats and link; use `--host` for the rest",
             ));
         }
     })
@@ -155,25 +157,7 @@ pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> 
                 errors: number(&v, "errors")?,
             });
             for f in v["flows"].as_array().into_iter().flatten() {
-                let side = |s: &str| -> Result<[u64; 3]> {
-                    let o = &f[s];
-                    Ok([
-                        number(o, "frames")?,
-                        number(o, "bytes")?,
-                        number(o, "drops")?,
-                    ])
-                };
-                let ([a, b, c], [d, e, g]) = (side("in")?, side("out")?);
-                out.push(Answer::Flow {
-                    kind: if f["kind"] == "link" {
-                        FLOW_LINK
-                    } else {
-                        FLOW_NIC
-                    },
-                    index: number(f, "index")? as u32,
-                    label: f["label"].as_str().unwrap_or("?").to_string(),
-                    counts: [a, b, c, d, e, g],
-                });
+                out.push(flow(f)?);
             }
             for c in v["cores"].as_array().into_iter().flatten() {
                 out.push(Answer::Core {
@@ -188,10 +172,34 @@ pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> 
                 });
             }
         }
+        Message::LinkAttach { .. } | Message::LinkDetach { .. } => out.push(flow(&v)?),
         _ => {}
     }
     out.push(Answer::Done);
     Ok(out)
+}
+
+/// A link's or NIC's counters from the API's flow object.
+fn flow(f: &serde_json::Value) -> Result<Answer> {
+    let side = |s: &str| -> Result<[u64; 3]> {
+        let o = &f[s];
+        Ok([
+            number(o, "frames")?,
+            number(o, "bytes")?,
+            number(o, "drops")?,
+        ])
+    };
+    let ([a, b, c], [d, e, g]) = (side("in")?, side("out")?);
+    Ok(Answer::Flow {
+        kind: if f["kind"] == "link" {
+            FLOW_LINK
+        } else {
+            FLOW_NIC
+        },
+        index: number(f, "index")? as u32,
+        label: f["label"].as_str().unwrap_or("?").to_string(),
+        counts: [a, b, c, d, e, g],
+    })
 }
 
 /// Sends `msg` to the control API at `url`; its answers as the serial
@@ -297,6 +305,18 @@ mod tests {
                 ("POST", format!("/v1/vms/web-1/tune?{key}=20000"))
             );
         }
+        let (a, b) = (
+            vmm_abi::control::Port { vm: "web", port: 0 },
+            vmm_abi::control::Port { vm: "db", port: 2 },
+        );
+        assert_eq!(
+            r(Message::LinkAttach { a, b }),
+            ("POST", "/v1/links?a=web.0&b=db.2".into())
+        );
+        assert_eq!(
+            r(Message::LinkDetach { a, b }),
+            ("DELETE", "/v1/links?a=web.0&b=db.2".into())
+        );
         assert!(request_for(&Message::End).is_err());
     }
 
@@ -313,6 +333,7 @@ mod tests {
             "/v1/entries/{entry}/start:",
             "/v1/entries/{entry}/scale:",
             "/v1/stats:",
+            "/v1/links:",
         ] {
             assert!(
                 doc.contains(&format!("  {path}\n")),
@@ -371,6 +392,22 @@ mod tests {
                 counts: [1, 2, 3, 4, 5, 6]
             }
         );
+        let made = "{\"kind\":\"link\",\"index\":1,\"label\":\"a.0<->b.0\",\"in\":{\"frames\":7,\"bytes\":8,\"drops\":0},\"out\":{\"frames\":0,\"bytes\":0,\"drops\":0}}";
+        let ends = vmm_abi::control::Port { vm: "a", port: 0 };
+        let a = answers(&Message::LinkDetach { a: ends, b: ends }, 200, made).unwrap();
+        assert_eq!(
+            a,
+            vec![
+                Answer::Flow {
+                    kind: FLOW_LINK,
+                    index: 1,
+                    label: "a.0<->b.0".into(),
+                    counts: [7, 8, 0, 0, 0, 0]
+                },
+                Answer::Done
+            ]
+        );
+        assert!(answers(&Message::LinkAttach { a: ends, b: ends }, 200, "{}").is_err());
         let refused = answers(
             &Message::Stop { vm: "w" },
             409,

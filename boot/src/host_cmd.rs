@@ -684,6 +684,66 @@ pub fn tune(host: &HostDir, vm: &str, budget: Option<u64>, slice: Option<u64>) -
     Ok(out)
 }
 
+/// A port named on the command line: `<vm>.<port>`.
+fn port_named(end: &str) -> Result<control::Port<'_>> {
+    let bad = || {
+        Error::new(format!(
+            "`{end}` is not a VM's net port: write <vm>.<port>, e.g. web.0"
+        ))
+    };
+    let (vm, port) = end.rsplit_once('.').ok_or_else(bad)?;
+    let port = port.parse::<u8>().map_err(|_| bad())?;
+    if vm.is_empty() {
+        return Err(bad());
+    }
+    Ok(control::Port { vm, port })
+}
+
+/// `corral link attach|detach A B`: the link made (its number) or unmade
+/// (its final counters), as a line or JSON.
+pub fn link(host: &HostDir, ends: [&str; 2], attach: bool, json: bool) -> Result<String> {
+    let (a, b) = (port_named(ends[0])?, port_named(ends[1])?);
+    let msg = if attach {
+        Message::LinkAttach { a, b }
+    } else {
+        Message::LinkDetach { a, b }
+    };
+    let answers = answered(service::send(host, &msg)?)?;
+    let Some((index, label, c)) = answers.iter().find_map(|x| match x {
+        Answer::Flow {
+            index,
+            label,
+            counts,
+            ..
+        } => Some((*index, label, counts)),
+        _ => None,
+    }) else {
+        return Err(Error::new("the host answered without the link's counters"));
+    };
+    if json {
+        let dir = |at: usize| serde_json::json!({"frames": c[at], "bytes": c[at + 1], "dropped": c[at + 2]});
+        let v = serde_json::json!({
+            "link": index,
+            "label": label,
+            "made": attach,
+            "ab": dir(0),
+            "ba": dir(3),
+        });
+        return Ok(format!("{v:#}\n"));
+    }
+    Ok(if attach {
+        format!("link {index}: {label} made\n")
+    } else {
+        format!(
+            "link {index}: {label} unmade: {} a->b ({} dropped), {} b->a ({} dropped)\n",
+            plural(c[0], "frame"),
+            c[2],
+            plural(c[3], "frame"),
+            c[5]
+        )
+    })
+}
+
 /// `n thing` or `n things`.
 fn plural(n: u64, thing: &str) -> String {
     if n == 1 {

@@ -280,6 +280,9 @@ pub struct RunOutcome {
     pub links: Vec<Option<LinkOutcome>>,
     /// The ends of each manifest link (`vm.port`), to check records against.
     link_ends: Vec<(String, String)>,
+    /// Links made while a service run ran, by number (numbered after the
+    /// manifest's), from their `link` records.
+    pub made_links: BTreeMap<u32, LinkOutcome>,
     /// From the `window` record, once it arrived.
     pub window: Option<Window>,
     /// From the `nic-window` record, once it arrived.
@@ -299,6 +302,9 @@ pub struct RunOutcome {
 /// Most VMs a run may start beyond its manifest's, as records go (a record
 /// naming a VM further on is refused with a warning).
 const MAX_RUNTIME_VMS: usize = 1 << 20;
+/// Most links made at runtime a report keeps (a record naming more is
+/// refused with a warning).
+const MAX_MADE_LINK_RECORDS: usize = 1 << 16;
 
 impl RunOutcome {
     /// The state before any record, for a manifest of `vm_count` VMs.
@@ -521,21 +527,28 @@ impl RunOutcome {
                 busy,
             } => {
                 let (a, b) = (a.to_string(), b.to_string());
-                let count = self.links.len();
-                let Some(slot) = self.links.get_mut(link as usize) else {
-                    self.warnings.push(format!(
-                        "`{kind}` record names link {link}, but the manifest has {count}"
-                    ));
-                    return;
-                };
-                *slot = Some(LinkOutcome {
+                let made = LinkOutcome {
                     a: a.clone(),
                     b: b.clone(),
                     core,
                     ab,
                     ba,
                     busy,
-                });
+                };
+                let Some(slot) = self.links.get_mut(link as usize) else {
+                    // A link made while the host ran.
+                    if self.made_links.len() >= MAX_MADE_LINK_RECORDS
+                        && !self.made_links.contains_key(&link)
+                    {
+                        self.warnings.push(format!(
+                            "`{kind}` record names link {link}: more than {MAX_MADE_LINK_RECORDS} links made at runtime"
+                        ));
+                        return;
+                    }
+                    self.made_links.insert(link, made);
+                    return;
+                };
+                *slot = Some(made);
                 if let Some((want_a, want_b)) = self.link_ends.get(link as usize)
                     && (want_a != &a || want_b != &b)
                 {
@@ -859,13 +872,24 @@ mod tests {
     }
 
     #[test]
-    fn link_records_the_manifest_lacks_are_warned_about() {
+    fn link_records_beyond_the_manifests_are_links_made_at_runtime() {
         let mut run = RunOutcome::new(2);
         feed(&mut run, LINK0);
-        assert_eq!(
-            run.warnings,
-            ["`link` record names link 0, but the manifest has 0"]
-        );
+        feed(&mut run, &LINK0.replace("link=0", "link=3"));
+        assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+        assert_eq!(run.made_links.keys().copied().collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(run.made_links[&3].ab.frames, 90);
+        // A bound on what a hypervisor can make the report keep.
+        for n in 4..(MAX_MADE_LINK_RECORDS as u32 + 3) {
+            feed(&mut run, &LINK0.replace("link=0", &format!("link={n}")));
+        }
+        assert_eq!(run.made_links.len(), MAX_MADE_LINK_RECORDS);
+        assert_eq!(run.warnings.len(), 1, "{:?}", run.warnings);
+        assert!(run.warnings[0].contains("more than 65536 links made at runtime"));
+    }
+
+    #[test]
+    fn link_records_that_disagree_with_the_manifest_are_warned_about() {
         let mut run =
             RunOutcome::new(2).with_links(vec![("gen.1".to_string(), "fw.0".to_string())]);
         feed(&mut run, LINK0);

@@ -438,9 +438,27 @@ pub struct LinkReport {
     pub ba: Option<LinkFlow>,
     /// Polling-core instructions spent moving its frames.
     pub busy: Option<u64>,
+    /// Made while the host ran (`corral link attach`), not by the
+    /// manifest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub made_at_runtime: bool,
 }
 
 impl LinkReport {
+    /// The report entry for link `number`, made at runtime.
+    pub fn made(number: u32, o: &LinkOutcome) -> Self {
+        LinkReport {
+            link: number,
+            a: o.a.clone(),
+            b: o.b.clone(),
+            core: o.core,
+            ab: Some(o.ab),
+            ba: Some(o.ba),
+            busy: Some(o.busy),
+            made_at_runtime: true,
+        }
+    }
+
     /// The report entry for link `index` given its record, if any.
     pub fn new(index: usize, link: &LinkConfig, outcome: Option<&LinkOutcome>) -> Self {
         LinkReport {
@@ -451,6 +469,7 @@ impl LinkReport {
             ab: outcome.map(|o| o.ab),
             ba: outcome.map(|o| o.ba),
             busy: outcome.map(|o| o.busy),
+            made_at_runtime: false,
         }
     }
 
@@ -612,6 +631,12 @@ impl Report {
                 .iter()
                 .enumerate()
                 .map(|(i, l)| LinkReport::new(i, l, outcome.links.get(i).and_then(Option::as_ref)))
+                .chain(
+                    outcome
+                        .made_links
+                        .iter()
+                        .map(|(&n, o)| LinkReport::made(n, o)),
+                )
                 .collect(),
             window: outcome.window,
             nic_window: outcome.nic_window,

@@ -1188,8 +1188,13 @@ core = 0
 
 /// `curl -X POST` of `url` (no body): (status code, body).
 fn post(curl: &Path, url: &str) -> (u16, String) {
+    send_with(curl, "POST", url)
+}
+
+/// `curl -X METHOD` of `url` (no body): (status code, body).
+fn send_with(curl: &Path, method: &str, url: &str) -> (u16, String) {
     let out = Command::new(curl)
-        .args(["-s", "-m", "30", "-X", "POST", "-w", "\n%{http_code}", url])
+        .args(["-s", "-m", "30", "-X", method, "-w", "\n%{http_code}", url])
         .output()
         .expect("cannot run curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1235,6 +1240,7 @@ expect = "stopped"
 name = "web"
 image = "spin"
 count = 2
+net = 1
 cores = [2]
 args = "work=1000000000000"
 expect = "stopped"
@@ -1409,6 +1415,37 @@ b = "nic:uplink"
     let restart = corral(&["--endpoint", &url, "restart", "web-1"]);
     assert!(restart.status.success(), "{}", stderr(&restart));
     assert_eq!(stdout(&restart), "restarted web-1\n");
+    // Links through the API: made between two running VMs' ports (the
+    // manifest's one link to the NIC is link 0), refused by name, unmade
+    // through the tool.
+    let (code, body) = post(&curl, &format!("{url}/v1/links?a=web-0.0&b=web-2.0"));
+    assert_eq!(code, 200, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&made["kind"], &made["index"], &made["label"]),
+        (&"link".into(), &1.into(), &"web-0.0<->web-2.0".into()),
+        "{made:#}"
+    );
+    let (code, body) = post(&curl, &format!("{url}/v1/links?a=ctl.0&b=web-1.0"));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("ctl.0 is linked already (link 0)"), "{body}");
+    assert_eq!(post(&curl, &format!("{url}/v1/links?a=web-0.0")).0, 400);
+    let (code, body) = send_with(
+        &curl,
+        "DELETE",
+        &format!("{url}/v1/links?a=web-1.0&b=web-2.0"),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("no link made at runtime joins web-1.0 and web-2.0"),
+        "{body}"
+    );
+    let gone = corral(&["--endpoint", &url, "link", "detach", "web-2.0", "web-0.0"]);
+    assert!(gone.status.success(), "{}", stderr(&gone));
+    assert_eq!(
+        stdout(&gone),
+        "link 1: web-0.0<->web-2.0 unmade: 0 frames a->b (0 dropped), 0 frames b->a (0 dropped)\n"
+    );
     let refused = corral(&["--endpoint", &url, "stop", "nosuch"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
@@ -1911,4 +1948,163 @@ b = "nic:uplink"
         .unwrap()
         .clone();
     assert_eq!(uplink["wire"]["drop_hook"], DENIED, "{uplink:#}");
+}
+
+#[test]
+fn links_are_made_and_unmade_while_the_host_runs_for_its_vms_and_those_started_at_runtime() {
+    let name = format!("mk{}", std::process::id());
+    let guard = Host(name.clone());
+    // Two VMs with a net port each and no link: pktgen's frames wait in
+    // its ring until one is made (both wait far longer than this takes).
+    let dir = up_with(
+        &name,
+        "made.toml",
+        r#"
+[run]
+cpus = 2
+timeout = 600
+mode = "service"
+
+[[vm]]
+name = "gen"
+image = "pktgen"
+net = 1
+cores = [1]
+memory = "4M"
+args = "count=300 flows=2 size=64 idle=20000000000"
+
+[[vm]]
+name = "sink"
+image = "sink"
+net = 1
+cores = [1]
+memory = "4M"
+args = "idle=20000000000"
+
+# Waits for an end frame that never comes: runs until the host is down.
+[[vm]]
+name = "peer"
+image = "sink"
+net = 1
+cores = [1]
+memory = "4M"
+args = "idle=200000000000"
+expect = "stopped"
+"#,
+        "600",
+    );
+    let link = |verb: &str, a: &str, b: &str, json: bool| {
+        let mut args = vec!["link", verb, a, b, "--host", &name];
+        if json {
+            args.push("--json");
+        }
+        corral(&args)
+    };
+    // Refused, each by name, nothing made.
+    fails_with(
+        &link("attach", "gen.0", "gen.0", false),
+        "gen.0 and gen.0 are the same port",
+    );
+    fails_with(
+        &link("attach", "gen.0", "nope.0", false),
+        "no VM named nope",
+    );
+    fails_with(
+        &link("attach", "gen.1", "sink.0", false),
+        "gen has no net port 1",
+    );
+    fails_with(
+        &link("attach", "gen", "sink.0", false),
+        "`gen` is not a VM's net port",
+    );
+    fails_with(
+        &link("detach", "gen.0", "sink.0", false),
+        "no link made at runtime joins gen.0 and sink.0",
+    );
+    // A port is on one link at a time.
+    let made = link("attach", "sink.0", "peer.0", false);
+    assert_eq!(
+        stdout(&made),
+        "link 0: sink.0<->peer.0 made\n",
+        "{}",
+        stderr(&made)
+    );
+    fails_with(
+        &link("attach", "gen.0", "sink.0", false),
+        "sink.0 is linked already (link 0)",
+    );
+    let gone = link("detach", "peer.0", "sink.0", false);
+    assert!(gone.status.success(), "{}", stderr(&gone));
+    assert!(
+        stdout(&gone).starts_with("link 0: sink.0<->peer.0 unmade: "),
+        "{}",
+        stdout(&gone)
+    );
+    let made = link("attach", "gen.0", "sink.0", false);
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert_eq!(stdout(&made), "link 1: gen.0<->sink.0 made\n");
+    // The frames flow: the sink saw every one and the end frame.
+    wait_for(&name, "gen", "exited", 0);
+    wait_for(&name, "sink", "exited", 0);
+    let out = corral(&["stats", "--host", &name, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &v["links"][0];
+    assert_eq!(row["link"], "gen.0<->sink.0", "{v:#}");
+    let ab = row["ab"]["frames"].as_u64().unwrap();
+    assert!(ab > 300, "300 frames and the end frame: {v:#}");
+    assert_eq!(row["ab"]["dropped"], 0, "{v:#}");
+    // Unmade (a link of VMs that ended can be): its final counters.
+    let gone = link("detach", "sink.0", "gen.0", true);
+    assert!(gone.status.success(), "{}", stderr(&gone));
+    let g: serde_json::Value = serde_json::from_slice(&gone.stdout).unwrap();
+    assert_eq!(
+        (&g["link"], &g["label"], &g["made"]),
+        (&1.into(), &"gen.0<->sink.0".into(), &false.into()),
+        "{g:#}"
+    );
+    assert_eq!(g["ab"]["frames"].as_u64(), Some(ab), "{g:#}");
+    let out = corral(&["stats", "--host", &name, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["links"], serde_json::json!([]), "{v:#}");
+    // VMs started at runtime have their entries' ports: linked, the next
+    // number.
+    for (entry, vm, args) in [
+        ("sink", "sink2", "idle=20000000000"),
+        ("gen", "gen2", "count=50 size=64 idle=20000000000"),
+    ] {
+        let o = corral(&[
+            "start", entry, "--name", vm, "--args", args, "--host", &name,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let made = link("attach", "gen2.0", "sink2.0", false);
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert_eq!(stdout(&made), "link 2: gen2.0<->sink2.0 made\n");
+    wait_for(&name, "gen2", "exited", 0);
+    wait_for(&name, "sink2", "exited", 0);
+    // The report has the three links made at runtime, two unmade.
+    let r = down_with_report(&name, guard, &dir);
+    let links = r["links"].as_array().unwrap();
+    assert_eq!(links.len(), 3, "{r:#}");
+    let at = |i: usize, key: &str| links[i][key].clone();
+    assert_eq!(
+        (at(1, "link"), at(1, "a"), at(1, "made_at_runtime")),
+        (1.into(), "gen.0".into(), true.into()),
+        "{r:#}"
+    );
+    assert_eq!(links[1]["ab"]["frames"].as_u64(), Some(ab), "{r:#}");
+    assert_eq!(
+        (at(2, "link"), at(2, "b")),
+        (2.into(), "sink2.0".into()),
+        "{r:#}"
+    );
+    assert!(links[2]["ab"]["frames"].as_u64().unwrap() > 50, "{r:#}");
+    for vm in ["gen", "sink", "gen2", "sink2"] {
+        let v = report_vm(&r, vm);
+        assert_eq!(
+            (&v["status"], &v["ok"]),
+            (&"exited".into(), &true.into()),
+            "{v:#}"
+        );
+    }
 }

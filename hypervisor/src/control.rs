@@ -11,14 +11,15 @@
 #![forbid(unsafe_code)]
 
 use crate::console::StackStr;
+use crate::datapath::poll::{MAX_MADE_LINKS, MakeRefusal};
 use heapless::{Deque, Vec};
 use vmm_abi::control::{
-    self, DIR_A_TO_B, DIR_B_TO_A, FrameError, HookOn, MAX_FRAME, Message, Next, Session, UNFRAMED,
-    next_frame,
+    self, DIR_A_TO_B, DIR_B_TO_A, FrameError, HookOn, MAX_FRAME, Message, Next, Port, Session,
+    UNFRAMED, next_frame,
 };
 use vmm_abi::hook::map::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use vmm_abi::hook::{HookKind, MAX_INSNS, MAX_MAPS, MapDef};
-use vmm_abi::manifest::{LinkDir, MAX_TIMESLICE, MIN_TIMESLICE, NicDir};
+use vmm_abi::manifest::{LinkDir, MAX_TIMESLICE, MIN_TIMESLICE, NicDir, PortRef};
 
 /// Bytes of answers waiting for the line.
 pub const OUT_BYTES: usize = 4096;
@@ -454,6 +455,26 @@ pub trait Fleet {
     fn hook_stat(&self, _name: &str) -> Option<HookStat> {
         None
     }
+    /// Links ports `a` and `b` (of VMs this fleet has) while the run goes
+    /// on and gives the new link's [`Message::FlowRow`] to `send`.
+    fn link_attach(
+        &mut self,
+        _a: PortRef,
+        _b: PortRef,
+        _send: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<(), MakeRefusal> {
+        Err(MakeRefusal::NotService)
+    }
+    /// Unmakes the link made at runtime between `a` and `b` and gives its
+    /// final [`Message::FlowRow`] to `send`.
+    fn link_detach(
+        &mut self,
+        _a: PortRef,
+        _b: PortRef,
+        _send: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<(), MakeRefusal> {
+        Err(MakeRefusal::NotService)
+    }
     /// The `nth` entry (from 0) whose value is not all zero among hook
     /// `name`'s maps, in map then slot order.
     fn hook_entry(&self, _name: &str, _nth: u32) -> Option<MapRow> {
@@ -744,6 +765,8 @@ impl Channel {
                 memory,
             } => start(fleet, (entry, name), args, memory, seq),
             Message::Scale { entry, count } => scale(fleet, entry, count, seq),
+            Message::LinkAttach { a, b } => self.link(fleet, seq, [a, b], true),
+            Message::LinkDetach { a, b } => self.link(fleet, seq, [a, b], false),
             Message::Stats => {
                 let running = (0..fleet.count())
                     .filter_map(|vm| fleet.row(vm))
@@ -827,6 +850,45 @@ impl Channel {
             }
             Answer::Later => self.stats.commands += 1,
             Answer::Now(Err(t)) | Answer::Refused(t) => self.error(seq, t.as_str()),
+        }
+    }
+
+    /// `link attach|detach`: the two ends found by name, then made (the
+    /// new link's row) or unmade (its final row); done after the row.
+    fn link(
+        &mut self,
+        fleet: &mut impl Fleet,
+        seq: u32,
+        ends: [Port<'_>; 2],
+        attach: bool,
+    ) -> Answer {
+        let mut refs = [PortRef { vm: 0, port: 0 }; 2];
+        for (end, r) in ends.iter().zip(refs.iter_mut()) {
+            let Some(vm) = fleet.find(end.vm) else {
+                return Answer::Refused(Text::format(format_args!("no VM named {}", end.vm)));
+            };
+            if let Some(row) = fleet
+                .row(vm)
+                .filter(|r| attach && r.status != control::VM_RUNNING)
+            {
+                return Answer::Refused(Text::format(format_args!(
+                    "{} has {}: only a running VM's ports are linked",
+                    end.vm,
+                    ended_as(row.status)
+                )));
+            }
+            *r = PortRef { vm, port: end.port };
+        }
+        let [a, b] = refs;
+        let mut send = |m: &Message<'_>| self.answer(seq, m);
+        let done = if attach {
+            fleet.link_attach(a, b, &mut send)
+        } else {
+            fleet.link_detach(a, b, &mut send)
+        };
+        match done {
+            Ok(()) => Answer::Now(Ok(())),
+            Err(r) => Answer::Refused(link_refusal(r, ends, refs)),
         }
     }
 
@@ -1390,6 +1452,48 @@ fn refusal(r: Refusal, what: &str, wanted: u64) -> Text {
             "no room for {wanted} more VMs of {what}: the run has room for {free} more on its cores"
         )),
         Refusal::Template { why } => Text::format(format_args!("{what}: {why}")),
+    }
+}
+
+/// How a VM that is not running ended, for a sentence: `exited`, `been
+/// stopped`, `been killed`.
+fn ended_as(status: u8) -> &'static str {
+    match status {
+        control::VM_EXITED => "exited",
+        control::VM_STOPPED => "been stopped",
+        control::VM_KILLED => "been killed",
+        _ => "ended",
+    }
+}
+
+/// Why a link between `ends` (found as `refs`) cannot be made or unmade.
+fn link_refusal(r: MakeRefusal, ends: [Port<'_>; 2], refs: [PortRef; 2]) -> Text {
+    let name = |p: PortRef| {
+        if p == refs[0] { ends[0] } else { ends[1] }
+    };
+    let [a, b] = ends;
+    match r {
+        MakeRefusal::NotService => Text::format(format_args!(
+            "links are made and unmade in a service run only"
+        )),
+        MakeRefusal::NoPort(p) => Text::format(format_args!(
+            "{} has no net port {} (its manifest entry's `net` says how many)",
+            name(p).vm,
+            p.port
+        )),
+        MakeRefusal::SamePort => Text::format(format_args!(
+            "{a} and {b} are the same port: a link joins two"
+        )),
+        MakeRefusal::Linked(p, link) => Text::format(format_args!(
+            "{} is linked already (link {link}); `corral link detach` unmakes a link made at runtime",
+            name(p)
+        )),
+        MakeRefusal::Full => Text::format(format_args!(
+            "no room for another link: {MAX_MADE_LINKS} links made at runtime exist"
+        )),
+        MakeRefusal::NoLink => Text::format(format_args!(
+            "no link made at runtime joins {a} and {b} (the manifest's links stay for the run)"
+        )),
     }
 }
 

@@ -1,7 +1,7 @@
 //! HTTP/1.1 for `httpd` and `ctl`: the request-head parser (bytes from the network, so every malformed input is an answer, never a panic), the response writer, and the server loop both run (`server`).
 //!
-//! Only what a small server needs: `GET`, `HEAD` and `POST` (whose
-//! arguments come in the query string), no request bodies (a request that announces one is refused: the server would
+//! Only what a small server needs: `GET`, `HEAD`, `POST` and `DELETE`
+//! (whose arguments come in the query string), no request bodies (a request that announces one is refused: the server would
 //! have to read and discard it), persistent connections by HTTP/1.1's
 //! default or `Connection: keep-alive` on HTTP/1.0, `Connection: close`.
 #![forbid(unsafe_code)]
@@ -24,6 +24,8 @@ pub enum Method {
     Head,
     /// `POST` without a body (its arguments in the query).
     Post,
+    /// `DELETE` without a body (its arguments in the query).
+    Delete,
 }
 
 /// A complete, well-formed request head.
@@ -74,7 +76,7 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::BadRequest(why) => write!(f, "bad request: {why}"),
-            HttpError::MethodNotAllowed => f.write_str("only GET, HEAD and POST are read"),
+            HttpError::MethodNotAllowed => f.write_str("only GET, HEAD, POST and DELETE are read"),
             HttpError::HasBody => f.write_str("requests with a body are not served"),
             HttpError::HeadTooLarge => write!(
                 f,
@@ -157,6 +159,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
+        "DELETE" => Method::Delete,
         m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
             return Err(HttpError::MethodNotAllowed);
         }
@@ -320,6 +323,14 @@ mod tests {
         assert_eq!((r.path, r.query), ("/v1/entries/web/scale", "count=8"));
         let e = parse_request(b"POST /v1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").unwrap_err();
         assert_eq!(e, HttpError::HasBody);
+        let d = parse_request(b"DELETE /v1/links?a=x.0&b=y.1 HTTP/1.1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((d.method, d.query), (Method::Delete, "a=x.0&b=y.1"));
+        assert_eq!(
+            parse_request(b"PUT /v1 HTTP/1.1\r\n\r\n"),
+            Err(HttpError::MethodNotAllowed)
+        );
         assert_eq!(query_value("a=1&count=8&name=x", "count"), Some("8"));
         assert_eq!(query_value("a=1&count=8", "name"), None);
         assert_eq!(query_value("", "name"), None);

@@ -30,7 +30,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 8;
+pub const CONTROL_VERSION: u8 = 9;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -117,6 +117,21 @@ pub const NIC_RX: u8 = 0;
 /// [`HookOn::Nic`]'s queue: frames from the guests to the wire.
 pub const NIC_TX: u8 = 1;
 
+/// A VM's net port, named: `web.0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Port<'a> {
+    /// The VM's name.
+    pub vm: &'a str,
+    /// Its port number.
+    pub port: u8,
+}
+
+impl fmt::Display for Port<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.vm, self.port)
+    }
+}
+
 /// Where a hook attached at runtime goes (or is).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookOn<'a> {
@@ -182,6 +197,8 @@ const K_IMAGE_BEGIN: u8 = 16;
 const K_IMAGE_CHUNK: u8 = 17;
 const K_IMAGE_COMMIT: u8 = 18;
 const K_START_IMAGE: u8 = 19;
+const K_LINK_ATTACH: u8 = 20;
+const K_LINK_DETACH: u8 = 21;
 const K_DONE: u8 = 64;
 const K_ERROR: u8 = 65;
 const K_VM_ROW: u8 = 66;
@@ -288,6 +305,22 @@ pub enum Message<'a> {
         /// Its new value, in instructions (0: none for the budget, the
         /// run's default for the slice).
         value: u64,
+    },
+    /// Command: link two VMs' net ports, neither linked yet, while the
+    /// host runs (answered with the new link's [`Message::FlowRow`]).
+    LinkAttach {
+        /// One end.
+        a: Port<'a>,
+        /// The other.
+        b: Port<'a>,
+    },
+    /// Command: unmake the link made at runtime between two ports, in
+    /// either order (answered with its final [`Message::FlowRow`]).
+    LinkDetach {
+        /// One end.
+        a: Port<'a>,
+        /// The other.
+        b: Port<'a>,
     },
     /// Command: counters of every VM, link and NIC.
     Stats,
@@ -518,6 +551,8 @@ impl Message<'_> {
             Message::ImageChunk { .. } => K_IMAGE_CHUNK,
             Message::ImageCommit { .. } => K_IMAGE_COMMIT,
             Message::StartImage { .. } => K_START_IMAGE,
+            Message::LinkAttach { .. } => K_LINK_ATTACH,
+            Message::LinkDetach { .. } => K_LINK_DETACH,
             Message::Stats => K_STATS,
             Message::Logs { .. } => K_LOGS,
             Message::LogLine { .. } => K_LOG_LINE,
@@ -799,6 +834,12 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         Message::Scale { entry, count } => {
             w.name(entry, kind)?;
             w.bytes(&count.to_le_bytes())?;
+        }
+        Message::LinkAttach { a, b } | Message::LinkDetach { a, b } => {
+            for p in [a, b] {
+                w.name(p.vm, kind)?;
+                w.bytes(&[p.port])?;
+            }
         }
         Message::Start {
             entry,
@@ -1228,6 +1269,21 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
             Message::ImageChunk { offset, bytes }
         }
         K_IMAGE_COMMIT => Message::ImageCommit { name: r.name()? },
+        K_LINK_ATTACH | K_LINK_DETACH => {
+            let mut port = || -> Result<Port<'_>, FrameError> {
+                let vm = r.name()?;
+                Ok(Port {
+                    vm,
+                    port: r.take(1)?[0],
+                })
+            };
+            let (a, b) = (port()?, port()?);
+            if kind == K_LINK_ATTACH {
+                Message::LinkAttach { a, b }
+            } else {
+                Message::LinkDetach { a, b }
+            }
+        }
         K_TUNE => {
             let vm = r.name()?;
             let what = r.take(1)?[0];

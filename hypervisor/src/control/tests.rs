@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use std::string::{String, ToString};
 use std::vec;
 use std::vec::Vec as StdVec;
-use vmm_abi::control::{Frame, NO_CORE, UNFRAMED, VM_RUNNING, encode};
+use vmm_abi::control::{Frame, NO_CORE, Port, UNFRAMED, VM_RUNNING, encode};
 use vmm_abi::manifest::{LinkDir, NicDir};
 
 /// A start or stop as the fake saw it.
@@ -54,6 +54,10 @@ struct FakeFleet {
     image_aborts: u32,
     /// Per `change`: whether it started from an image.
     from_image: StdVec<bool>,
+    /// Links made (made, ends) as asked, and what the next make or unmake
+    /// is refused with.
+    links: StdVec<(bool, PortRef, PortRef)>,
+    link_refusal: Option<MakeRefusal>,
 }
 
 impl FakeFleet {
@@ -76,6 +80,28 @@ impl FakeFleet {
 }
 
 impl Fleet for FakeFleet {
+    fn link_attach(
+        &mut self,
+        a: PortRef,
+        b: PortRef,
+        send: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<(), MakeRefusal> {
+        self.link_refusal.take().map_or(Ok(()), Err)?;
+        self.links.push((true, a, b));
+        send(&link_row(self.links.len() as u32, 0));
+        Ok(())
+    }
+    fn link_detach(
+        &mut self,
+        a: PortRef,
+        b: PortRef,
+        send: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<(), MakeRefusal> {
+        self.link_refusal.take().map_or(Ok(()), Err)?;
+        self.links.push((false, a, b));
+        send(&link_row(7, 300));
+        Ok(())
+    }
     fn watch_start(&mut self) {
         self.watch_starts += 1;
     }
@@ -1710,4 +1736,134 @@ fn a_watcher_is_told_each_vm_start_line_restart_and_end_once_in_order() {
         tell(&mut seen, now(9, VM_RUNNING, 0), &h),
         line(9, 0, "new")
     );
+}
+
+/// A link's row as the fake sends it.
+fn link_row(index: u32, frames: u64) -> Message<'static> {
+    Message::FlowRow {
+        kind: vmm_abi::control::FLOW_LINK,
+        index,
+        label: "x",
+        in_frames: frames,
+        in_bytes: 0,
+        in_drops: 0,
+        out_frames: 0,
+        out_bytes: 0,
+        out_drops: 0,
+    }
+}
+
+#[test]
+fn links_are_made_and_unmade_between_named_ports_of_running_vms_and_refused_by_name() {
+    let mut fleet = FakeFleet::with(3);
+    fleet.ended_vms[2] = true;
+    let mut ch = Channel::new();
+    let mut seq = 0;
+    let port = |vm, port| Port { vm, port };
+    let attach = |a, b| Message::LinkAttach { a, b };
+    let detach = |a, b| Message::LinkDetach { a, b };
+    let pr = |vm, port| PortRef { vm, port };
+    // Made: the new link's row, then done; unmade: its final row, done.
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[
+            attach(port("web-0", 1), port("web-1", 0)),
+            detach(port("web-1", 0), port("web-0", 1)),
+        ],
+    );
+    assert_eq!(
+        got,
+        [
+            Got::Flow(0, 1, 0),
+            Got::Done(0),
+            Got::Flow(1, 7, 300),
+            Got::Done(1)
+        ]
+    );
+    assert_eq!(
+        fleet.links,
+        [(true, pr(0, 1), pr(1, 0)), (false, pr(1, 0), pr(0, 1))]
+    );
+    // Names first: no such VM, a VM that ended (an ended VM's link can
+    // still be unmade).
+    let refused = |ch: &mut Channel, fleet: &mut FakeFleet, seq: &mut u32, m| {
+        refused_by(ch, fleet, seq, &[m])
+    };
+    assert_eq!(
+        refused(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            attach(port("web-0", 0), port("db", 0))
+        ),
+        "no VM named db"
+    );
+    assert_eq!(
+        refused(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            attach(port("web-2", 0), port("web-0", 0))
+        ),
+        "web-2 has exited: only a running VM's ports are linked"
+    );
+    let got = exchange(
+        &mut ch,
+        &mut fleet,
+        &mut seq,
+        &[detach(port("web-2", 0), port("web-0", 0))],
+    );
+    assert_eq!(got.last(), Some(&Got::Done(seq - 1)));
+    assert_eq!(fleet.links.len(), 3);
+    // The data path's refusals, each named.
+    let cases = [
+        (
+            MakeRefusal::NoPort(pr(1, 3)),
+            "web-1 has no net port 3 (its manifest entry's `net` says how many)",
+        ),
+        (
+            MakeRefusal::SamePort,
+            "web-0.0 and web-1.3 are the same port: a link joins two",
+        ),
+        (
+            MakeRefusal::Linked(pr(0, 0), 4),
+            "web-0.0 is linked already (link 4); `corral link detach` unmakes a link made at runtime",
+        ),
+        (
+            MakeRefusal::Full,
+            "no room for another link: 16 links made at runtime exist",
+        ),
+        (
+            MakeRefusal::NotService,
+            "links are made and unmade in a service run only",
+        ),
+    ];
+    for (r, text) in cases {
+        fleet.link_refusal = Some(r);
+        assert_eq!(
+            refused(
+                &mut ch,
+                &mut fleet,
+                &mut seq,
+                attach(port("web-0", 0), port("web-1", 3))
+            ),
+            text
+        );
+    }
+    fleet.link_refusal = Some(MakeRefusal::NoLink);
+    assert_eq!(
+        refused(
+            &mut ch,
+            &mut fleet,
+            &mut seq,
+            detach(port("web-0", 0), port("web-1", 0))
+        ),
+        "no link made at runtime joins web-0.0 and web-1.0 (the manifest's links stay for the run)"
+    );
+    assert_eq!(fleet.links.len(), 3, "nothing made when refused");
+    // The channel goes on.
+    let got = exchange(&mut ch, &mut fleet, &mut seq, &[Message::List]);
+    assert_eq!(got.len(), 4);
 }

@@ -94,6 +94,13 @@ impl<F, B> Direction<F, B> {
         self.stalled
     }
 
+    /// Takes back the receive buffer kept for the next frame, if any: the
+    /// generation of the receiver's ring it came from (its link is being
+    /// unmade; the caller gives the buffer back to that ring).
+    pub fn take_spare(&mut self) -> Option<u32> {
+        self.spare.take()
+    }
+
     /// Whether a receive buffer is kept for the next frame.
     pub fn keeps_buffer(&self) -> bool {
         self.spare.is_some()

@@ -27,8 +27,7 @@ use crate::hooks::packet::{BACK_SLOTS, PacketHook};
 use crate::hvt::ring::RingShared;
 use crate::mem::raw::RawRam;
 use crate::nic::ZeroCopy;
-use core::sync::atomic::AtomicBool;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 use vmm_abi::corral::devices::port_mac;
 use vmm_abi::manifest::{HookAttach, LinkDir, LinkSpec, MAX_NICS, NicDir, NicMode, PortRef};
@@ -302,6 +301,14 @@ pub struct Net<'t> {
     /// place for a hook attached at runtime: service runs only (empty
     /// otherwise, so a batch run pays nothing for it).
     runtime: &'t [RuntimeSlot<'t>],
+    /// Places for links made while the host runs (service runs only),
+    /// polled by `made_core`.
+    made: &'t [LinkPlace],
+    made_core: u32,
+    /// Links made so far (each numbered after the manifest's links).
+    made_count: AtomicU32,
+    /// Both directions' counters of the links made and unmade since.
+    unmade: Mutex<LinkFlow>,
 }
 
 /// An hvt VM's shared net ring and the polling core that serves it.
@@ -444,6 +451,10 @@ impl<'t> Net<'t> {
             nic_hooks: [[None; 2]; MAX_NICS as usize],
             rings: &[],
             runtime: &[],
+            made: &[],
+            made_core: 0,
+            made_count: AtomicU32::new(0),
+            unmade: Mutex::new(LinkFlow::default()),
         })
     }
 
@@ -736,6 +747,9 @@ impl<'t> Net<'t> {
                 if let Some(at) = slot {
                     *at = if n < BURST { now + BURST_WAIT } else { 0 };
                 }
+            }
+            if core == self.made_core && !self.made.is_empty() {
+                moved += self.service_made(env);
             }
             if first_link_here && moved > 0 {
                 self.track_window(core, env);
@@ -1226,18 +1240,19 @@ impl<'t> Net<'t> {
         }
     }
 
-    /// Frames and drops of every link, for the summary.
+    /// Frames and drops of every link (those made while the host ran
+    /// too, unmade or not), for the summary.
     pub fn totals(&self) -> LinkFlow {
-        let mut t = LinkFlow::default();
+        let mut t = *self.unmade.lock();
         for link in self.links.iter().filter(|l| l.between_vms()) {
             let st = link.state.lock();
-            for f in [st.ab.flow, st.ba.flow] {
-                t.frames += f.frames;
-                t.bytes += f.bytes;
-                t.drop_peer += f.drop_peer;
-                t.drop_size += f.drop_size;
-                t.drop_stalled += f.drop_stalled;
-                t.stalls += f.stalls;
+            add_flow(&mut t, &st.ab.flow);
+            add_flow(&mut t, &st.ba.flow);
+        }
+        for k in 0..self.made.len() {
+            if let Some(m) = self.made_now(k) {
+                add_flow(&mut t, &m.ab);
+                add_flow(&mut t, &m.ba);
             }
         }
         t
@@ -1253,12 +1268,14 @@ impl<'t> Net<'t> {
         self.nics.len()
     }
 
-    /// Links between VMs, then NICs: what a running host's `stats` lists.
+    /// Links between VMs, then NICs, then the places of links made while
+    /// the host runs: what a running host's `stats` lists.
     pub fn flow_count(&self) -> usize {
-        self.links.iter().filter(|l| l.between_vms()).count() + self.nics.len()
+        self.links.iter().filter(|l| l.between_vms()).count() + self.nics.len() + self.made.len()
     }
 
-    /// Flow `i`'s counters now (links between VMs first, then NICs).
+    /// Flow `i`'s counters now (links between VMs first, then NICs, then
+    /// links made at runtime; `None` for an empty place).
     pub fn flow_now(&self, i: usize) -> Option<FlowNow<'t>> {
         let links = self
             .links
@@ -1278,7 +1295,18 @@ impl<'t> Net<'t> {
             });
         }
         let n = i - links.count();
-        let nic = self.nics.get(n)?;
+        let Some(nic) = self.nics.get(n) else {
+            let m = self.made_now(n - self.nics.len())?;
+            return Some(FlowNow::Link {
+                index: m.number,
+                a: m.a,
+                b: m.b,
+                ab: m.ab,
+                ba: m.ba,
+                core: m.core,
+                busy: m.busy,
+            });
+        };
         Some(FlowNow::Nic {
             index: n as u32,
             core: nic.core,
@@ -1293,7 +1321,7 @@ impl<'t> Net<'t> {
 pub enum FlowNow<'t> {
     /// A link between two VM ports.
     Link {
-        /// Its manifest index.
+        /// Its manifest index (or, for a link made at runtime, its number).
         index: u32,
         /// Its ends.
         a: PortRef,
@@ -1357,6 +1385,19 @@ fn outbound_hooked<W: WireRx + WireTx>(
 ) -> u32 {
     switch.outbound(wire, ports, BATCH, woken, blamed, &mut *hook.lock())
 }
+
+/// Adds `f`'s counters to `t`.
+fn add_flow(t: &mut LinkFlow, f: &LinkFlow) {
+    t.frames += f.frames;
+    t.bytes += f.bytes;
+    t.drop_peer += f.drop_peer;
+    t.drop_size += f.drop_size;
+    t.drop_stalled += f.drop_stalled;
+    t.stalls += f.stalls;
+}
+
+mod made;
+pub use made::{LinkPlace, MAX_MADE_LINKS, MadeLink, MakeRefusal};
 
 #[cfg(test)]
 mod tests;

@@ -150,6 +150,23 @@ impl PortInner {
         self.fault
     }
 
+    /// Gives back the receive buffer a link kept from its ring of
+    /// `generation` and is unmade without using (the buffer is the one its
+    /// receive queue popped last): the driver finds it available again.
+    /// Nothing if the ring changed since (the buffer means nothing then).
+    pub fn give_back_rx(&mut self, generation: u32) -> bool {
+        if self.generation != generation {
+            return false;
+        }
+        match self.transport.queue_mut(RECEIVE_QUEUE) {
+            Some(queue) => {
+                queue.unpop();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Runs `f` on its transport and its VM's memory, for a driver the
     /// hypervisor plays itself (an hvt guest's net device); `None` while
     /// the VM's memory is not attached.

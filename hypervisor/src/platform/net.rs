@@ -10,6 +10,7 @@ use super::memory;
 use super::pci::{self, MachineE1000};
 use super::percpu::PerCore;
 use super::serial;
+use crate::control::Name;
 use crate::datapath::nic::Wire;
 use crate::datapath::poll::{self, PollEnv, Tables};
 use crate::datapath::runtime::RuntimeSlot;
@@ -25,9 +26,11 @@ use crate::mem::raw::RawRam;
 use crate::nic::MacAddr;
 use crate::nic::pci::{PciAddress, Wanted, resolve};
 use spin::Mutex;
+use vmm_abi::corral::devices::MAX_NET_PORTS;
 use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, MapKind};
 use vmm_abi::manifest::{
     HookAttach, HookSpec, LinkDir, MAX_NICS, Manifest, NetDeviceSpec, NicDir, NicMode, NicPci,
+    PortRef,
 };
 use vmm_abi::report::{LinkFlow, Record};
 
@@ -380,12 +383,17 @@ impl Net {
         cores: u32,
         runtime_places: usize,
     ) -> Result<Net, &'static str> {
-        // Places for VMs started at runtime come after the manifest's VMs,
-        // with no ports.
+        // Places for VMs started at runtime come after the manifest's VMs.
         let mut net = poll::Net::build(
             &mut FrameTables,
             manifest.len() + runtime_places,
-            |i| manifest.get(i).map_or((0, 0), |s| (s.net_ports, s.memory)),
+            // A place for a VM started at runtime has every port a VM may
+            // have (its memory is set when a VM is created there).
+            |i| {
+                manifest
+                    .get(i)
+                    .map_or((MAX_NET_PORTS, 0), |s| (s.net_ports, s.memory))
+            },
             manifest.links(),
             manifest.link_count(),
             manifest.nics().map(|n| (n.name, n.core, n.mode)),
@@ -400,6 +408,12 @@ impl Net {
                 .slice(places, |_| RuntimeSlot::default())
                 .ok_or("no memory for the runtime hook places")?;
             net.set_runtime(slots);
+            // Places for links made while the host runs, polled by the
+            // control core.
+            let places = FrameTables
+                .slice(poll::MAX_MADE_LINKS, |_| poll::LinkPlace::default())
+                .ok_or("no memory for the places of links made at runtime")?;
+            net.set_made(places, super::service::CONTROL_CORE);
         }
         // A shared net ring per hvt VM with net devices, served by the core
         // polling the first of its named ports that a link reaches. A VM no
@@ -684,6 +698,61 @@ impl Net {
     pub fn flow_now(&self, i: usize) -> Option<poll::FlowNow<'static>> {
         self.0.flow_now(i)
     }
+
+    /// Links two VMs' free ports while the host runs (control core); the
+    /// new link, its counters at zero.
+    pub fn make_link(&self, a: PortRef, b: PortRef) -> Result<poll::MadeLink, poll::MakeRefusal> {
+        let number = self.0.make_link(a, b)?;
+        self.0.made_link(number).ok_or(poll::MakeRefusal::NoLink)
+    }
+
+    /// Unmakes a link made at runtime (control core) and prints its
+    /// `link` record, its VMs named by `names`; its final counters.
+    pub fn unmake_link(
+        &self,
+        a: PortRef,
+        b: PortRef,
+        names: impl Fn(u32) -> Name,
+    ) -> Result<poll::MadeLink, poll::MakeRefusal> {
+        let gone = self.0.unmake_link(a, b)?;
+        record_made(&gone, &names);
+        Ok(gone)
+    }
+
+    /// Prints the `link` record of every link made at runtime that is
+    /// still there, its VMs named by `names` (boot core, at the end).
+    pub fn report_made(&self, names: impl Fn(u32) -> Name) {
+        for k in 0..poll::MAX_MADE_LINKS {
+            if let Some(m) = self.0.made_now(k) {
+                record_made(&m, &names);
+            }
+        }
+    }
+
+    /// Unmakes the links made at runtime that reach VM `vm` (its place
+    /// goes to a new VM; control core), printing each one's record.
+    pub fn unmake_links_of(&self, vm: u32, names: impl Fn(u32) -> Name) {
+        self.0.unmake_links_of(vm, |gone| {
+            log::info!(
+                "link {}: unmade, as its VM's place goes to a new VM",
+                gone.number
+            );
+            record_made(&gone, &names);
+        });
+    }
+}
+
+/// Prints the `link` record of a link made at runtime, now unmade.
+fn record_made(gone: &poll::MadeLink, names: &impl Fn(u32) -> Name) {
+    let (na, nb) = (names(gone.a.vm), names(gone.b.vm));
+    let name_of = |vm| {
+        if vm == gone.a.vm {
+            na.as_str()
+        } else {
+            nb.as_str()
+        }
+    };
+    serial::record(&gone.record(&name_of));
 }
 
 /// What a VM hook is attached to, as records and logs name it: a VM's

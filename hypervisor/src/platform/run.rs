@@ -13,7 +13,7 @@ use super::net::Net;
 use super::percpu::MAX_CORES;
 use super::runtime_hooks::HookRef;
 use super::serial;
-use super::service::{self, ControlPlane, Job, Mail};
+use super::service::{self, CONTROL_CORE, ControlPlane, Job, Mail};
 use super::smp::Core;
 use super::vm::{self, VmState};
 use super::vmx::VmxShared;
@@ -286,7 +286,7 @@ impl Plan {
     /// Runs this core's VMs until all have ended for good, or, on a core
     /// that polls links, moves frames until every VM core is done.
     pub fn run_core(&self, core: u32) {
-        if let Some(cp) = self.control.as_ref().filter(|_| core == 0) {
+        if let Some(cp) = self.control.as_ref().filter(|_| core == CONTROL_CORE) {
             self.serve_control(cp, core);
             self.finished.fetch_add(1, Ordering::Release);
             return;
@@ -315,18 +315,12 @@ impl Plan {
     fn serve_control(&self, cp: &ControlPlane, core: u32) {
         log::info!("service run: control channel on COM2; waiting for commands");
         let over = || cp.ending() && self.vm_finished.load(Ordering::Acquire) >= self.vm_cores;
-        if self.poll_cores & (1 << core) != 0 {
-            self.net.poll(core, || {
-                cp.serve(&self.net);
-                over()
-            });
-        } else {
-            while !over() {
-                serial::pump();
-                cp.serve(&self.net);
-                core::hint::spin_loop();
-            }
-        }
+        // It polls the links made while the host runs, beside any of the
+        // manifest's links and NICs it was given.
+        self.net.poll(core, || {
+            cp.serve(&self.net);
+            over()
+        });
         cp.flush(&self.net);
     }
 
@@ -685,6 +679,9 @@ impl Plan {
         // reported then), after the manifest's.
         if let Some(cp) = &self.control {
             super::runtime_hooks::report_vm_hooks(|cell| cp.name(cell));
+            // Links made at runtime, named as their VMs are now (one
+            // started at runtime by its own name, not its entry's).
+            self.net.report_made(|cell| cp.name(cell));
         }
         if self.net.link_count() > 0 {
             let t = self.net.totals();

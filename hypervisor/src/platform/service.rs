@@ -13,7 +13,7 @@ use crate::control::{
     Channel, Fleet, HookPlace, HookRefusal, HookStat, HookTarget, ImageRefusal, MapRow, Name, News,
     PlaceNow, Refusal, Request, Row, Seen, Starts, Target, Text, news,
 };
-use crate::datapath::poll::FlowNow;
+use crate::datapath::poll::{FlowNow, MakeRefusal};
 use crate::hooks::lifecycle::VmHook;
 use crate::hypercall::HypercallError;
 use crate::mem::access::{Gpa, GuestRam, GuestRead};
@@ -28,7 +28,8 @@ use vmm_abi::control::{
 };
 use vmm_abi::corral::bootinfo::NAME_MAX;
 use vmm_abi::corral::hypercall::{Hypercall, MAX_CONTROL_IO};
-use vmm_abi::manifest::{HookAttach, Manifest, Restart, VmSpec};
+use vmm_abi::manifest::{HookAttach, Manifest, PortRef, Restart, VmSpec};
+use vmm_abi::report::LinkFlow;
 
 /// Requests one core's mailbox holds (a whole `scale` of
 /// [`crate::control::MAX_CHANGE`] VMs fits).
@@ -39,6 +40,9 @@ const IN_FLIGHT: usize = 32;
 /// Ticks the control core keeps sending after the run ended, at most
 /// (the last answers: about 5 s of emulated time).
 const FLUSH_TICKS: u64 = 500_000_000;
+/// The core that serves the control channel of a service run (and polls
+/// the links made while it runs).
+pub const CONTROL_CORE: u32 = 0;
 /// Places for VMs started at runtime, per core that runs VMs.
 pub const RUNTIME_SLOTS: usize = 256;
 /// Hypervisor memory counted per VM started at runtime beside its private
@@ -578,6 +582,40 @@ impl ControlPlane {
 struct Machine<'a>(&'a ControlPlane, &'a Net, u32);
 
 impl Machine<'_> {
+    /// A link's row for `stats` and `link attach|detach`: its ends by
+    /// their VMs' names, its counters each way.
+    fn link_row(
+        &self,
+        index: u32,
+        (a, b): (PortRef, PortRef),
+        (ab, ba): (LinkFlow, LinkFlow),
+        send: &mut dyn FnMut(&Message<'_>),
+    ) {
+        let mut label: heapless::String<{ 2 * (NAME_MAX + 4) + 3 }> = heapless::String::new();
+        // Names are at most NAME_MAX bytes: the label fits.
+        let _ = write!(
+            label,
+            "{}.{}<->{}.{}",
+            self.0.name(a.vm),
+            a.port,
+            self.0.name(b.vm),
+            b.port
+        );
+        send(&Message::FlowRow {
+            kind: FLOW_LINK,
+            index,
+            label: &label,
+            in_frames: ab.frames,
+            in_bytes: ab.bytes,
+            in_drops: ab.dropped(),
+            out_frames: ba.frames,
+            out_bytes: ba.bytes,
+            out_drops: ba.dropped(),
+        });
+    }
+}
+
+impl Machine<'_> {
     /// Each core's roles (`CORE_*`; 0: none): VMs, polling, the control
     /// channel (core 0).
     fn roles(&self) -> [u8; MAX_CORES] {
@@ -858,15 +896,48 @@ impl Fleet for Machine<'_> {
         })
     }
 
+    fn link_attach(
+        &mut self,
+        a: PortRef,
+        b: PortRef,
+        send: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<(), MakeRefusal> {
+        let m = self.1.make_link(a, b)?;
+        log::info!(
+            "link {}: {}.{} <-> {}.{} made, polled by core {}",
+            m.number,
+            self.0.name(a.vm),
+            a.port,
+            self.0.name(b.vm),
+            b.port,
+            m.core
+        );
+        self.link_row(m.number, (m.a, m.b), (m.ab, m.ba), send);
+        Ok(())
+    }
+
+    fn link_detach(
+        &mut self,
+        a: PortRef,
+        b: PortRef,
+        send: &mut dyn FnMut(&Message<'_>),
+    ) -> Result<(), MakeRefusal> {
+        let m = self.1.unmake_link(a, b, |vm| self.0.name(vm))?;
+        log::info!(
+            "link {}: {}.{} <-> {}.{} unmade after {} frames a->b, {} b->a",
+            m.number,
+            self.0.name(m.a.vm),
+            m.a.port,
+            self.0.name(m.b.vm),
+            m.b.port,
+            m.ab.frames,
+            m.ba.frames
+        );
+        self.link_row(m.number, (m.a, m.b), (m.ab, m.ba), send);
+        Ok(())
+    }
+
     fn flow(&self, i: u32, send: &mut dyn FnMut(&Message<'_>)) {
-        let name_of = |vm: u32| {
-            self.0
-                .cells
-                .get(vm as usize)
-                .map(|c| c.names.lock().0.clone())
-                .unwrap_or_default()
-        };
-        let mut label: heapless::String<{ 2 * (NAME_MAX + 4) + 3 }> = heapless::String::new();
         let flows = self.1.flow_count() as u32;
         if i >= flows {
             return self.core_row(i - flows, send);
@@ -880,28 +951,7 @@ impl Fleet for Machine<'_> {
                 ab,
                 ba,
                 ..
-            }) => {
-                // Names are at most NAME_MAX bytes: the label fits.
-                let _ = write!(
-                    label,
-                    "{}.{}<->{}.{}",
-                    name_of(a.vm),
-                    a.port,
-                    name_of(b.vm),
-                    b.port
-                );
-                send(&Message::FlowRow {
-                    kind: FLOW_LINK,
-                    index,
-                    label: &label,
-                    in_frames: ab.frames,
-                    in_bytes: ab.bytes,
-                    in_drops: ab.dropped(),
-                    out_frames: ba.frames,
-                    out_bytes: ba.bytes,
-                    out_drops: ba.dropped(),
-                });
-            }
+            }) => self.link_row(index, (a, b), (ab, ba), send),
             Some(FlowNow::Nic {
                 index,
                 name,
@@ -985,11 +1035,6 @@ impl Fleet for Machine<'_> {
         let n = starts.count as usize;
         let mut cost = 0;
         if n > 0 {
-            if spec.net_ports > 0 {
-                return Err(Refusal::Template {
-                    why: "its VMs have net ports, and links cannot be made while the host runs yet",
-                });
-            }
             if spec.control {
                 return Err(Refusal::Template {
                     why: "its VM holds the control capability, which one VM holds",
@@ -1081,6 +1126,7 @@ impl Fleet for Machine<'_> {
             .filter_map(stop_mail)
             .chain((0..n).map(start_mail));
         // The places are taken before the mails go (a core reads them).
+        let net = self.1;
         let commit = || {
             let entry = Name::try_from(starts.entry).unwrap_or_default();
             for (k, (&p, &core)) in places[..n].iter().zip(&cores[..n]).enumerate() {
@@ -1101,9 +1147,12 @@ impl Fleet for Machine<'_> {
                         c.restarts.load(Ordering::Acquire),
                     ));
                 }
-                // The place's old VM's runtime hooks are not the new one's.
+                // The place's old VM's runtime hooks and links are not
+                // the new one's.
                 if c.used.load(Ordering::Acquire) {
-                    cp.hooks.detach_vm(p, &c.names.lock().0);
+                    let old = c.names.lock().0.clone();
+                    cp.hooks.detach_vm(p, &old);
+                    net.unmake_links_of(p, |vm| cp.name(vm));
                 }
                 // The place's old lines are not the new VM's (a watcher
                 // reads them under the id stored below).

@@ -10,6 +10,8 @@
 //! | `POST /v1/entries/ENTRY/start[?name=N][&args=TEXT][&memory=BYTES]` | `start` (`args` percent-encoded) | as `stop`; `400` for a bad escape or memory |
 //! | `POST /v1/entries/ENTRY/scale?count=N` | `scale` | as `stop`; `400` without a count |
 //! | `GET /v1/stats` | `stats` | `200`, the host's counters and each link's and NIC's |
+//! | `POST /v1/links?a=VM.PORT&b=VM.PORT` | `link attach` | `200`, the new link (as a `stats` flow); `404`, `409`; `400` without both ports |
+//! | `DELETE /v1/links?a=VM.PORT&b=VM.PORT` | `link detach` | `200`, the link's final counters; as `POST` |
 //!
 //! A name too long to be a command's is `400`; no answer from the
 //! hypervisor within its bound, `503`. The API has no authentication:
@@ -292,7 +294,63 @@ fn done_or_error(answers: Result<Vec<Got>, Fail>) -> Reply {
     }
 }
 
+/// A link's or NIC's counters as a JSON object (a `stats` flow).
+fn flow_json(out: &mut String, flow: &Got) {
+    let Got::Flow {
+        kind,
+        index,
+        label,
+        counts: [inf, inb, ind, outf, outb, outd],
+    } = flow
+    else {
+        return;
+    };
+    let kind = if *kind == FLOW_LINK { "link" } else { "nic" };
+    let _ = write!(out, "{{\"kind\":\"{kind}\",\"index\":{index},\"label\":");
+    json_str(out, label);
+    let _ = write!(
+        out,
+        ",\"in\":{{\"frames\":{inf},\"bytes\":{inb},\"drops\":{ind}}},\"out\":{{\"frames\":{outf},\"bytes\":{outb},\"drops\":{outd}}}}}"
+    );
+}
+
+/// A port named in a query: `VM.PORT`.
+fn port_in<'q>(query: &'q str, key: &str) -> Option<control::Port<'q>> {
+    let (vm, port) = query_value(query, key)?.rsplit_once('.')?;
+    let port = port.parse().ok()?;
+    (!vm.is_empty()).then_some(control::Port { vm, port })
+}
+
 impl Ctl {
+    /// `link attach|detach` for `POST|DELETE /v1/links`: the link's
+    /// counters (new, or final) as a `stats` flow.
+    fn link(&mut self, query: &str, attach: bool) -> Reply {
+        let (Some(a), Some(b)) = (port_in(query, "a"), port_in(query, "b")) else {
+            return error(
+                Status::BadRequest,
+                "give both ends as `?a=VM.PORT&b=VM.PORT` (`?a=web.0&b=db.0`)",
+            );
+        };
+        let msg = if attach {
+            Message::LinkAttach { a, b }
+        } else {
+            Message::LinkDetach { a, b }
+        };
+        let got = match self.exchange(&msg) {
+            Ok(g) => g,
+            Err(e) => return e.reply(),
+        };
+        match (got.first(), got.last()) {
+            (Some(flow @ Got::Flow { .. }), Some(Got::Done)) => {
+                let mut body = String::new();
+                flow_json(&mut body, flow);
+                body.push('\n');
+                reply(Status::Ok, body)
+            }
+            _ => done_or_error(Ok(got)),
+        }
+    }
+
     fn vms(&mut self, one: Option<&str>) -> Reply {
         let got = match self.exchange(&Message::List) {
             Ok(g) => g,
@@ -343,22 +401,11 @@ impl Ctl {
                         "{{\"free_memory\":{free},\"vms_running\":{running},\"commands\":{commands},\"errors\":{errors},\"flows\":["
                     );
                 }
-                Got::Flow {
-                    kind,
-                    index,
-                    label,
-                    counts: [inf, inb, ind, outf, outb, outd],
-                } => {
+                Got::Flow { .. } => {
                     if !flows.is_empty() {
                         flows.push(',');
                     }
-                    let kind = if *kind == FLOW_LINK { "link" } else { "nic" };
-                    let _ = write!(flows, "{{\"kind\":\"{kind}\",\"index\":{index},\"label\":");
-                    json_str(&mut flows, label);
-                    let _ = write!(
-                        flows,
-                        ",\"in\":{{\"frames\":{inf},\"bytes\":{inb},\"drops\":{ind}}},\"out\":{{\"frames\":{outf},\"bytes\":{outb},\"drops\":{outd}}}}}"
-                    );
+                    flow_json(&mut flows, g);
                 }
                 Got::Core {
                     core,
@@ -456,10 +503,12 @@ impl Handler for Ctl {
                     ),
                 }
             }
-            (Method::Get | Method::Head, _) | (Method::Post, _)
+            (Method::Post, ["v1", "links"]) => self.link(query, true),
+            (Method::Delete, ["v1", "links"]) => self.link(query, false),
+            (Method::Get | Method::Head, _) | (Method::Post | Method::Delete, _)
                 if matches!(
                     parts.as_slice(),
-                    ["v1", "vms"] | ["v1", "vms", _] | ["v1", "stats"]
+                    ["v1", "vms"] | ["v1", "vms", _] | ["v1", "stats"] | ["v1", "links"]
                 ) || matches!(
                     parts.as_slice(),
                     ["v1", "vms", _, _] | ["v1", "entries", _, _]

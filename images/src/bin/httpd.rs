@@ -40,7 +40,7 @@ impl Handler for Pages<'_> {
     fn answer(&mut self, method: Method, path: &str, _query: &str, c: &Counters) -> Reply {
         let name = self.name;
         let mut body = String::new();
-        if method == Method::Post {
+        if matches!(method, Method::Post | Method::Delete) {
             let _ = writeln!(body, "only GET and HEAD are served here");
             return Reply {
                 status: Status::MethodNotAllowed,

@@ -4,6 +4,7 @@ extern crate std;
 
 use super::*;
 use proptest::prelude::*;
+use std::string::ToString;
 use std::vec;
 use std::vec::Vec;
 
@@ -76,6 +77,20 @@ fn all() -> Vec<Message<'static>> {
             vm: "web-2",
             what: TUNE_SLICE,
             value: 0,
+        },
+        Message::LinkAttach {
+            a: Port { vm: "gen", port: 0 },
+            b: Port {
+                vm: "sink-12",
+                port: 3,
+            },
+        },
+        Message::LinkDetach {
+            a: Port {
+                vm: "sink-12",
+                port: 3,
+            },
+            b: Port { vm: "gen", port: 0 },
         },
         Message::Stats,
         Message::Logs {
@@ -391,10 +406,15 @@ fn malformed_frames_are_refused_by_name() {
         assert_eq!(next_frame(&good[..n]), Next::NeedMore, "{n} bytes");
     }
     let mut bad = good.clone();
-    bad[2] = 9;
+    bad[2] = CONTROL_VERSION - 1;
     assert_eq!(
         next_frame(&bad),
-        Next::Bad(FrameError::Version { found: 9 }, 1)
+        Next::Bad(
+            FrameError::Version {
+                found: CONTROL_VERSION - 1
+            },
+            1
+        )
     );
     let mut bad = good.clone();
     bad[8] = 0xff;
@@ -715,4 +735,54 @@ fn statuses_have_names_and_back() {
     assert_eq!(status_name(9), "?");
     assert_eq!(status_named("?"), None);
     assert_eq!(status_named("dancing"), None);
+}
+
+#[test]
+fn a_link_command_without_both_ports_whole_is_refused_by_name() {
+    // `gen` and its port, then `sink` without its port byte.
+    let mut payload = vec![3];
+    payload.extend_from_slice(b"gen");
+    payload.push(0);
+    payload.push(4);
+    payload.extend_from_slice(b"sink");
+    for kind in [K_LINK_ATTACH, K_LINK_DETACH] {
+        assert!(
+            matches!(
+                next_frame(&raw_frame(kind, &payload)),
+                Next::Bad(FrameError::Payload { kind: k, .. }, _) if k == kind
+            ),
+            "{kind}"
+        );
+        let mut whole = payload.clone();
+        whole.push(1);
+        let bytes = raw_frame(kind, &whole);
+        let Next::Frame(frame, _) = next_frame(&bytes) else {
+            panic!("a whole one is read");
+        };
+        let (a, b) = (
+            Port { vm: "gen", port: 0 },
+            Port {
+                vm: "sink",
+                port: 1,
+            },
+        );
+        let want = if kind == K_LINK_ATTACH {
+            Message::LinkAttach { a, b }
+        } else {
+            Message::LinkDetach { a, b }
+        };
+        assert_eq!(frame.msg, want);
+    }
+    let nameless = Message::LinkAttach {
+        a: Port { vm: "", port: 0 },
+        b: Port { vm: "b", port: 0 },
+    };
+    assert!(matches!(
+        encode(&nameless, 0, &mut [0u8; MAX_FRAME]),
+        Err(FrameError::Payload {
+            kind: K_LINK_ATTACH,
+            ..
+        })
+    ));
+    assert_eq!(Port { vm: "web", port: 2 }.to_string(), "web.2");
 }

@@ -954,3 +954,163 @@ fn shared_rings_are_served_by_their_own_core_and_a_bad_one_blames_its_vm() {
     assert_eq!(ram.read_u32(Gpa(AT + hvt::RING_ENT_HEAD)).unwrap(), 1);
     assert_eq!(net.ring(0).unwrap().gpa(), None);
 }
+
+/// `net` with `places` places for links made at runtime, polled by core 0.
+fn with_places(mut net: Net<'static>, places: usize) -> Net<'static> {
+    let places = Heap.slice(places, |_| LinkPlace::default()).unwrap();
+    net.set_made(places, 0);
+    net
+}
+
+fn pr(vm: u32, port: u8) -> PortRef {
+    PortRef { vm, port }
+}
+
+#[test]
+fn a_link_made_at_runtime_moves_frames_on_the_control_cores_passes_and_is_listed() {
+    // VMs 0 and 1 linked by the manifest; 2 and 3 not linked.
+    let net = with_places(build(&[1, 1, 1, 1], &[link((0, 0), (1, 0), 1, 0)]), 2);
+    let (mut c, mut d) = (Guest::new(), Guest::new());
+    running(&net, 2, &c);
+    running(&net, 3, &d);
+    c.send(&frame(60, 4));
+    d.post(SLOT);
+    let env = FakeEnv::default();
+    let once = |net: &Net<'static>| {
+        let passes = Cell::new(0);
+        net.poll(0, &env, &mut [] as &mut [Option<FakeWire>], || {
+            passes.set(passes.get() + 1);
+            passes.get() > 1
+        });
+    };
+    // Not linked: the frame waits in its sender's ring.
+    once(&net);
+    assert!(d.received().is_empty());
+    assert_eq!(net.flow_count(), 1 + 2);
+    assert!(net.flow_now(1).is_none(), "an empty place lists nothing");
+    // Numbered after the manifest's one link.
+    assert_eq!(net.make_link(pr(3, 0), pr(2, 0)), Ok(1));
+    assert_eq!(net.link_of(pr(2, 0)), Some(1));
+    assert_eq!(net.link_of(pr(0, 0)), Some(0));
+    once(&net);
+    assert_eq!(d.received(), vec![frame(60, 4)]);
+    assert_eq!(c.tx_used(), 1);
+    assert!(net.signals(3).work.load(Ordering::Acquire));
+    match net.flow_now(1) {
+        Some(FlowNow::Link {
+            index, a, b, ba, ..
+        }) => {
+            assert_eq!((index, a, b), (1, pr(3, 0), pr(2, 0)));
+            assert_eq!((ba.frames, ba.bytes), (1, 60), "c is b: b->a");
+        }
+        _ => panic!("no row for the made link"),
+    }
+    assert_eq!(net.totals().frames, 1);
+    // Its record, numbered and named.
+    let m = net.made_link(1).unwrap();
+    env.record(&m.record(&|vm| ["w", "x", "y", "z"][vm as usize]));
+    let records = env.records.borrow();
+    assert!(
+        matches!(&records[..], [Kept::Link { link: 1, a, b, .. }] if a == &("z".to_string(), 0) && b == &("y".to_string(), 0)),
+        "{records:?}"
+    );
+    // Core 1 (the manifest link's) does not pass it.
+    drop(records);
+    c.send(&frame(70, 5));
+    d.post(SLOT);
+    let passes = Cell::new(0);
+    net.poll(1, &env, &mut [] as &mut [Option<FakeWire>], || {
+        passes.set(passes.get() + 1);
+        passes.get() > 1
+    });
+    assert_eq!(d.received().len(), 1, "only the first frame");
+}
+
+#[test]
+fn a_link_is_made_only_between_two_free_ports_that_exist_and_only_while_places_last() {
+    let batch = build(&[1, 1], &[]);
+    assert_eq!(
+        batch.make_link(pr(0, 0), pr(1, 0)),
+        Err(MakeRefusal::NotService)
+    );
+    let net = with_places(build(&[2, 1, 1, 1], &[link((0, 0), (1, 0), 0, 0)]), 1);
+    assert_eq!(
+        net.make_link(pr(0, 1), pr(2, 1)),
+        Err(MakeRefusal::NoPort(pr(2, 1)))
+    );
+    assert_eq!(
+        net.make_link(pr(9, 0), pr(2, 0)),
+        Err(MakeRefusal::NoPort(pr(9, 0)))
+    );
+    assert_eq!(
+        net.make_link(pr(2, 0), pr(2, 0)),
+        Err(MakeRefusal::SamePort)
+    );
+    assert_eq!(
+        net.make_link(pr(2, 0), pr(1, 0)),
+        Err(MakeRefusal::Linked(pr(1, 0), 0))
+    );
+    assert_eq!(net.make_link(pr(0, 1), pr(2, 0)), Ok(1));
+    assert_eq!(
+        net.make_link(pr(3, 0), pr(2, 0)),
+        Err(MakeRefusal::Linked(pr(2, 0), 1))
+    );
+    assert_eq!(
+        net.make_link(pr(3, 0), pr(0, 1)).unwrap_err(),
+        MakeRefusal::Linked(pr(0, 1), 1)
+    );
+    // One place, taken.
+    let net2 = with_places(build(&[1, 1, 1, 1], &[]), 1);
+    assert_eq!(net2.make_link(pr(0, 0), pr(1, 0)), Ok(0));
+    assert_eq!(net2.make_link(pr(2, 0), pr(3, 0)), Err(MakeRefusal::Full));
+    // A manifest link is not unmade; an unknown pair is refused.
+    assert_eq!(
+        net.unmake_link(pr(0, 0), pr(1, 0)),
+        Err(MakeRefusal::NoLink)
+    );
+    assert_eq!(
+        net.unmake_link(pr(0, 1), pr(3, 0)),
+        Err(MakeRefusal::NoLink)
+    );
+    // Unmade (ends in either order), its place and ports are free again,
+    // and the next link gets the next number.
+    assert_eq!(net.unmake_link(pr(2, 0), pr(0, 1)).map(|m| m.number), Ok(1));
+    assert_eq!(net.link_of(pr(2, 0)), None);
+    assert_eq!(net.make_link(pr(2, 0), pr(3, 0)), Ok(2));
+}
+
+#[test]
+fn an_unmade_link_gives_back_the_receive_buffer_it_kept_and_its_counters_stay_in_the_totals() {
+    let net = with_places(build(&[1, 1], &[]), 1);
+    let env = FakeEnv::default();
+    let (mut a, mut b) = (Guest::new(), Guest::new());
+    running(&net, 0, &a);
+    running(&net, 1, &b);
+    let pass = |net: &Net<'static>| {
+        let passes = Cell::new(0);
+        net.poll(0, &env, &mut [] as &mut [Option<FakeWire>], || {
+            passes.set(passes.get() + 1);
+            passes.get() > 1
+        });
+    };
+    assert_eq!(net.make_link(pr(0, 0), pr(1, 0)), Ok(0));
+    // Too large for b's one 64-byte buffer: dropped, the buffer kept.
+    b.post(64);
+    a.send(&frame(100, 0));
+    pass(&net);
+    let gone = net.unmake_link(pr(1, 0), pr(0, 0)).unwrap();
+    assert_eq!((gone.number, gone.ab.drop_size, gone.ab.frames), (0, 1, 0));
+    assert_eq!(net.totals().drop_size, 1, "kept after the link is gone");
+    // Unlinked, frames wait.
+    a.send(&frame(40, 7));
+    pass(&net);
+    assert!(b.received().is_empty());
+    assert_eq!(a.tx_used(), 1);
+    // Linked again: the frame goes into the buffer given back (b posted
+    // no other), not lost with the old link.
+    assert_eq!(net.make_link(pr(0, 0), pr(1, 0)), Ok(1));
+    pass(&net);
+    assert_eq!(b.received(), vec![frame(40, 7)]);
+    assert_eq!(net.totals().frames, 1);
+    assert_eq!(net.totals().drop_size, 1);
+}

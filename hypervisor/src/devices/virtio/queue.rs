@@ -622,6 +622,15 @@ impl SplitQueue {
         self.read_ring_u16(mem, RingPart::Avail, entry).map(Some)
     }
 
+    /// Puts the chain popped last back at the front of the available
+    /// entries, as if it had never been taken (a link unmade while it held
+    /// that receive buffer for its next frame). The caller makes sure a
+    /// chain was popped and not yet used; the ring's entries are the
+    /// driver's, unchanged.
+    pub fn unpop(&mut self) {
+        self.last_avail_idx = self.last_avail_idx.wrapping_sub(1);
+    }
+
     /// Consumes the available-ring entry `next_head` read.
     fn advance<M: GuestRam>(&mut self, mem: &mut M) -> Result<(), QueueError> {
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
