@@ -558,13 +558,15 @@ pub fn invoke(args: &[&str]) -> Invocation {
             | Cmd::Start { .. }
             | Cmd::Scale { .. }
             | Cmd::Link(_)
+            | Cmd::Logs { .. }
+            | Cmd::Hook(HookCmd::Detach { .. } | HookCmd::Maps { .. })
             | Cmd::Stats { listen: None, .. }
     );
     if endpoint.is_some() && !through_api {
         return done(
             EXIT_USAGE,
             Some(Error::new(
-                "`--endpoint` serves ps, stop, restart, tune, start, scale, link and stats (without --listen)",
+                "`--endpoint` serves ps, stop, restart, tune, start, scale, link, logs, hook detach, hook maps and stats (without --listen)",
             )),
         );
     }
@@ -727,7 +729,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
         Cmd::Scale { entry, count, host } => {
             outcome(target(&host, &endpoint).and_then(|h| host_cmd::scale(&h, &entry, count)))
         }
-        Cmd::Hook(cmd) => outcome(hook(cmd)),
+        Cmd::Hook(cmd) => outcome(hook(cmd, &endpoint)),
         Cmd::Link(cmd) => outcome(match cmd {
             LinkCmd::Attach { a, b, json, host } => {
                 target(&host, &endpoint).and_then(|h| host_cmd::link(&h, [&a, &b], true, json))
@@ -736,7 +738,7 @@ pub fn invoke(args: &[&str]) -> Invocation {
                 target(&host, &endpoint).and_then(|h| host_cmd::link(&h, [&a, &b], false, json))
             }
         }),
-        Cmd::Logs { vm, host, follow } => outcome(HostDir::named(&host.host).and_then(|h| {
+        Cmd::Logs { vm, host, follow } => outcome(target(&host, &endpoint).and_then(|h| {
             host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())
         })),
         Cmd::Events { host, json, all } => outcome(HostDir::named(&host.host).and_then(|h| {
@@ -774,7 +776,7 @@ fn done(code: i32, error: Option<Error>) -> Invocation {
 
 /// A host command's output printed, or its error.
 /// Carries out a `corral hook` command.
-fn hook(cmd: HookCmd) -> crate::error::Result<String> {
+fn hook(cmd: HookCmd, endpoint: &Option<String>) -> crate::error::Result<String> {
     use crate::hook_cmd::{self, Program};
     match cmd {
         HookCmd::Attach {
@@ -797,10 +799,10 @@ fn hook(cmd: HookCmd) -> crate::error::Result<String> {
             hook_cmd::attach(&h, (&name, kind), &attach, from, program.as_deref())
         }
         HookCmd::Detach { name, json, host } => {
-            hook_cmd::detach(&HostDir::named(&host.host)?, &name, json)
+            hook_cmd::detach(&target(&host, endpoint)?, &name, json)
         }
         HookCmd::Maps { name, json, host } => {
-            hook_cmd::maps(&HostDir::named(&host.host)?, &name, json)
+            hook_cmd::maps(&target(&host, endpoint)?, &name, json)
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats|link`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
+//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats|link|logs|hook detach|hook maps`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
 
 use crate::error::{Error, Result};
-use crate::service::Answer;
+use crate::service::{Answer, HookAt};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -67,11 +67,14 @@ pub fn request_for(msg: &Message<'_>) -> Result<(&'static str, String)> {
             };
             ("POST", format!("/v1/vms/{vm}/tune?{key}={value}"))
         }
+        Message::Logs { vm, from } => ("GET", format!("/v1/vms/{vm}/logs?from={from}")),
+        Message::HookMaps { name } => ("GET", format!("/v1/hooks/{name}")),
+        Message::HookDetach { name } => ("DELETE", format!("/v1/hooks/{name}")),
         Message::LinkAttach { a, b } => ("POST", format!("/v1/links?a={a}&b={b}")),
         Message::LinkDetach { a, b } => ("DELETE", format!("/v1/links?a={a}&b={b}")),
         _ => {
             return Err(Error::new(
-                "the control API serves ps, stop, restart, tune, start, scale, stats and link; use `--host` for the rest",
+                "the control API serves ps, stop, restart, tune, start, scale, stats, link, logs, hook detach and hook maps; use `--host` for the rest",
             ));
         }
     })
@@ -173,10 +176,79 @@ pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> 
             }
         }
         Message::LinkAttach { .. } | Message::LinkDetach { .. } => out.push(flow(&v)?),
+        Message::Logs { .. } => {
+            out.push(Answer::Head {
+                id: number(&v, "id")? as u32,
+                next: number(&v, "next")?,
+            });
+            for l in v["lines"].as_array().into_iter().flatten() {
+                out.push(Answer::Line {
+                    seq: number(l, "seq")?,
+                    text: l["text"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+        }
+        Message::HookMaps { .. } | Message::HookDetach { .. } => {
+            let on = &v["on"];
+            let small = |o: &serde_json::Value, key| -> Result<u8> {
+                u8::try_from(number(o, key)?)
+                    .map_err(|_| Error::new(format!("the endpoint's `{key}` is not a byte")))
+            };
+            let at = match (on.get("link"), on.get("nic"), on["vm"].as_str()) {
+                (Some(_), _, _) => HookAt::Link {
+                    link: number(on, "link")? as u32,
+                    dir: small(on, "dir")?,
+                },
+                (_, Some(_), _) => HookAt::Nic {
+                    nic: number(on, "nic")? as u32,
+                    dir: small(on, "dir")?,
+                },
+                (_, _, Some(vm)) => HookAt::Vm {
+                    vm: vm.to_string(),
+                    kind: small(on, "kind")?,
+                },
+                _ => return Err(Error::new("the endpoint's hook has no place (`on`)")),
+            };
+            out.push(Answer::Hook {
+                name: v["name"].as_str().unwrap_or("?").to_string(),
+                on: at,
+                counts: [
+                    number(&v, "runs")?,
+                    number(&v, "pass")?,
+                    number(&v, "dropped")?,
+                    number(&v, "faults")?,
+                    number(&v, "instructions")?,
+                ],
+            });
+            for e in v["entries"].as_array().into_iter().flatten() {
+                out.push(Answer::Entry {
+                    map: small(e, "map")?,
+                    core: number(e, "core")? as u32,
+                    key: unhex(e["key"].as_str().unwrap_or_default())?,
+                    value: unhex(e["value"].as_str().unwrap_or_default())?,
+                });
+            }
+        }
         _ => {}
     }
     out.push(Answer::Done);
     Ok(out)
+}
+
+/// The bytes hex digits give (as the API writes keys and values).
+fn unhex(text: &str) -> Result<Vec<u8>> {
+    let bad = || Error::new(format!("the endpoint's `{text}` is not hex bytes"));
+    if !text.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
 }
 
 /// A link's or NIC's counters from the API's flow object.
@@ -317,6 +389,21 @@ mod tests {
             r(Message::LinkDetach { a, b }),
             ("DELETE", "/v1/links?a=web.0&b=db.2".into())
         );
+        assert_eq!(
+            r(Message::Logs {
+                vm: "web-1",
+                from: 17
+            }),
+            ("GET", "/v1/vms/web-1/logs?from=17".into())
+        );
+        assert_eq!(
+            r(Message::HookMaps { name: "count" }),
+            ("GET", "/v1/hooks/count".into())
+        );
+        assert_eq!(
+            r(Message::HookDetach { name: "count" }),
+            ("DELETE", "/v1/hooks/count".into())
+        );
         assert!(request_for(&Message::End).is_err());
     }
 
@@ -334,6 +421,8 @@ mod tests {
             "/v1/entries/{entry}/scale:",
             "/v1/stats:",
             "/v1/links:",
+            "/v1/vms/{name}/logs:",
+            "/v1/hooks/{name}:",
         ] {
             assert!(
                 doc.contains(&format!("  {path}\n")),
@@ -408,6 +497,55 @@ mod tests {
             ]
         );
         assert!(answers(&Message::LinkAttach { a: ends, b: ends }, 200, "{}").is_err());
+        let logs = "{\"id\":12,\"next\":5,\"lines\":[{\"seq\":3,\"text\":\"a\"},{\"seq\":4,\"text\":\"b c\"}]}";
+        assert_eq!(
+            answers(&Message::Logs { vm: "w", from: 3 }, 200, logs).unwrap(),
+            vec![
+                Answer::Head { id: 12, next: 5 },
+                Answer::Line {
+                    seq: 3,
+                    text: "a".into()
+                },
+                Answer::Line {
+                    seq: 4,
+                    text: "b c".into()
+                },
+                Answer::Done
+            ]
+        );
+        let hook = "{\"name\":\"count\",\"on\":{\"vm\":\"web\",\"kind\":3},\"runs\":9,\"pass\":8,\"dropped\":1,\"faults\":0,\"instructions\":90,\"entries\":[{\"map\":0,\"core\":1,\"key\":\"0a00\",\"value\":\"ff\"}]}";
+        assert_eq!(
+            answers(&Message::HookMaps { name: "count" }, 200, hook).unwrap(),
+            vec![
+                Answer::Hook {
+                    name: "count".into(),
+                    on: HookAt::Vm {
+                        vm: "web".into(),
+                        kind: 3
+                    },
+                    counts: [9, 8, 1, 0, 90]
+                },
+                Answer::Entry {
+                    map: 0,
+                    core: 1,
+                    key: vec![10, 0],
+                    value: vec![255]
+                },
+                Answer::Done
+            ]
+        );
+        let on_link = hook
+            .replace("{\"vm\":\"web\",\"kind\":3}", "{\"link\":2,\"dir\":1}")
+            .replace("0a00", "0g");
+        assert!(answers(&Message::HookDetach { name: "count" }, 200, &on_link).is_err());
+        let on_link = on_link.replace("0g", "00");
+        assert!(matches!(
+            &answers(&Message::HookDetach { name: "count" }, 200, &on_link).unwrap()[0],
+            Answer::Hook {
+                on: HookAt::Link { link: 2, dir: 1 },
+                ..
+            }
+        ));
         let refused = answers(
             &Message::Stop { vm: "w" },
             409,

@@ -879,7 +879,9 @@ pub fn vm_lines<'a>(lines: impl Iterator<Item = &'a str>, vm: &str) -> Vec<Strin
 /// lines, kept whoever was watching); once it is down, from the run's
 /// console output.
 pub fn logs(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
-    if host.running() {
+    // A host behind an endpoint is asked; it is followed until it stops
+    // answering.
+    if host.running() || host.endpoint.is_some() {
         return logs_from_host(host, vm, follow, out);
     }
     logs_from_console(host, vm, follow, out)
@@ -891,15 +893,22 @@ fn logs_from_host(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -
     let write = |out: &mut dyn Write, text: &str| {
         writeln!(out, "{text}").map_err(|e| Error::new(format!("cannot write: {e}")))
     };
+    // A host behind an endpoint is up as long as it answers.
+    let up = || host.endpoint.is_some() || host.running();
     let mut follower = Follower::default();
+    let mut asked = false;
     loop {
         let from = follower.from;
         let answers = match service::send(host, &Message::Logs { vm, from }) {
             Ok(a) => answered(a)?,
-            // Down while following: what it printed last is in the console.
-            Err(_) if follow && from > 0 && !host.running() => return Ok(()),
+            // Down while following: what it printed last is in the console
+            // (or, behind an endpoint, was shown).
+            Err(_) if follow && asked && (host.endpoint.is_some() || !host.running()) => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
+        asked = true;
         let (lines, again) = follower.take(vm, &answers);
         for line in &lines {
             write(out, line)?;
@@ -907,7 +916,7 @@ fn logs_from_host(host: &HostDir, vm: &str, follow: bool, out: &mut dyn Write) -
         if again {
             continue;
         }
-        if !follow || !host.running() {
+        if !follow || !up() {
             return Ok(());
         }
         std::thread::sleep(POLL);

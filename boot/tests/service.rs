@@ -802,6 +802,7 @@ mode = "service"
 name = "pool"
 cores = [1]
 count = 1
+net = 1
 image = "spin"
 args = "work=1000000000000"
 expect = "stopped"
@@ -876,6 +877,26 @@ expect = "stopped"
         before,
         "free memory after 10 restarts"
     );
+    // A link made between two of the pool's runtime VMs while the rest
+    // run, and unmade: it takes no memory.
+    let link = |verb: &str, a: &str, b: &str| {
+        let out = corral(&["link", verb, a, b, "--host", &name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(
+        link("attach", "pool-61.0", "pool-62.0"),
+        "link 0: pool-61.0<->pool-62.0 made\n"
+    );
+    assert!(
+        link("detach", "pool-62.0", "pool-61.0")
+            .starts_with("link 0: pool-61.0<->pool-62.0 unmade: ")
+    );
+    assert_eq!(
+        settled_free_memory(&name),
+        before,
+        "free memory after a link"
+    );
 
     // The manifest's fleet scaled 8 -> 64 -> 8 while the pool runs, twice:
     // its memory comes back to the byte each time.
@@ -921,6 +942,7 @@ expect = "stopped"
     // 56 twice.
     let vms = r["vms"].as_array().unwrap();
     assert_eq!(vms.len(), 9 + 100 + 2 * 56, "{:#?}", vms.len());
+    assert_eq!(r["links"][0]["made_at_runtime"], true, "{:#}", r["links"]);
     for v in vms {
         let n = v["name"].as_str().unwrap();
         assert_eq!(v["status"], "stopped", "{v:#}");
@@ -1446,6 +1468,68 @@ b = "nic:uplink"
         stdout(&gone),
         "link 1: web-0.0<->web-2.0 unmade: 0 frames a->b (0 dropped), 0 frames b->a (0 dropped)\n"
     );
+    // A VM's lines and a hook, through the API and the tool: web-api's
+    // first line; an exit hook attached over the serial line, read through
+    // the endpoint, detached with curl (then no more).
+    let (code, body) = get(&curl, &format!("{url}/v1/vms/web-api/logs"));
+    assert_eq!(code, 200, "{body}");
+    let logs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let lines = logs["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l["text"]
+            .as_str()
+            .unwrap()
+            .contains("spin: 999999999998 iterations")),
+        "{logs:#}"
+    );
+    assert!(
+        lines
+            .windows(2)
+            .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()),
+        "{logs:#}"
+    );
+    assert!(logs["next"].as_u64().unwrap() >= 1, "{logs:#}");
+    assert_eq!(get(&curl, &format!("{url}/v1/vms/nosuch/logs")).0, 404);
+    assert_eq!(
+        get(&curl, &format!("{url}/v1/vms/web-0/logs?from=x")).0,
+        400
+    );
+    let via = corral(&["--endpoint", &url, "logs", "web-api"]);
+    assert!(via.status.success(), "{}", stderr(&via));
+    assert!(
+        stdout(&via).contains("spin: 999999999998 iterations"),
+        "{}",
+        stdout(&via)
+    );
+    let a = attach_hook(&name, ("allow", "exit"), "vm:web-0", "allow_exits.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    let maps = corral(&["--endpoint", &url, "hook", "maps", "allow", "--json"]);
+    assert!(maps.status.success(), "{}", stderr(&maps));
+    let m: serde_json::Value = serde_json::from_slice(&maps.stdout).unwrap();
+    let h = &m["hook"];
+    assert_eq!(
+        (&h["name"], &h["vm"], &h["kind"]),
+        (&"allow".into(), &"web-0".into(), &"exit".into()),
+        "{m:#}"
+    );
+    let (code, body) = send_with(&curl, "DELETE", &format!("{url}/v1/hooks/allow"));
+    assert_eq!(code, 200, "{body}");
+    let gone: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&gone["name"], &gone["on"]),
+        (
+            &"allow".into(),
+            &serde_json::json!({"vm": "web-0", "kind": 3})
+        ),
+        "{gone:#}"
+    );
+    assert!(
+        gone["runs"].as_u64().unwrap() >= h["runs"].as_u64().unwrap(),
+        "{gone:#}"
+    );
+    let (code, body) = send_with(&curl, "DELETE", &format!("{url}/v1/hooks/allow"));
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no hook named allow"), "{body}");
     let refused = corral(&["--endpoint", &url, "stop", "nosuch"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(

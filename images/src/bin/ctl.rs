@@ -12,6 +12,9 @@
 //! | `GET /v1/stats` | `stats` | `200`, the host's counters and each link's and NIC's |
 //! | `POST /v1/links?a=VM.PORT&b=VM.PORT` | `link attach` | `200`, the new link (as a `stats` flow); `404`, `409`; `400` without both ports |
 //! | `DELETE /v1/links?a=VM.PORT&b=VM.PORT` | `link detach` | `200`, the link's final counters; as `POST` |
+//! | `GET /v1/vms/NAME/logs[?from=N]` | `logs` | `200`, the VM's id, its next line's number and the lines the hypervisor keeps from line N on; `404` |
+//! | `GET /v1/hooks/NAME` | `hook maps` | `200`, a runtime or manifest hook's place, counters and map entries that are not all zero; `404`, `409` |
+//! | `DELETE /v1/hooks/NAME` | `hook detach` | `200`, a runtime hook's final counters; as `GET` |
 //!
 //! A name too long to be a command's is `400`; no answer from the
 //! hypervisor within its bound, `503`. The API has no authentication:
@@ -35,7 +38,7 @@ use guest_lib::time::rdtsc;
 use images::http::server::{self, Counters, Handler, Reply};
 use images::http::{Method, Status, percent_decoded, query_value};
 use vmm_abi::control::{
-    self, FLOW_LINK, MAX_FRAME, Message, NO_CORE, Next, next_frame, status_name,
+    self, FLOW_LINK, HookOn, MAX_FRAME, Message, NO_CORE, Next, next_frame, status_name,
 };
 
 guest_lib::entry!(ctl);
@@ -68,6 +71,27 @@ enum Got {
         role: u8,
         vms: u32,
         counts: [u64; 3],
+    },
+    Head {
+        id: u32,
+        next: u64,
+    },
+    Line {
+        seq: u64,
+        text: String,
+    },
+    /// A hook's row: its name, its place as JSON, its counters (runs,
+    /// passed, not passed, faults, instructions).
+    Hook {
+        name: String,
+        on: String,
+        counts: [u64; 5],
+    },
+    Entry {
+        map: u8,
+        core: u32,
+        key: Vec<u8>,
+        value: Vec<u8>,
     },
     Done,
     Error(String),
@@ -213,10 +237,64 @@ fn owned(m: &Message<'_>) -> Option<Got> {
             vms,
             counts: [exits, ran, busy],
         },
+        Message::LogHead { id, next } => Got::Head { id, next },
+        Message::LogLine { seq, text } => Got::Line {
+            seq,
+            text: text.to_string(),
+        },
+        Message::HookRow {
+            name,
+            on,
+            runs,
+            pass,
+            dropped,
+            faults,
+            insns,
+        } => {
+            let mut place = String::new();
+            match on {
+                HookOn::Link { link, dir } => {
+                    let _ = write!(place, "{{\"link\":{link},\"dir\":{dir}}}");
+                }
+                HookOn::Nic { nic, dir } => {
+                    let _ = write!(place, "{{\"nic\":{nic},\"dir\":{dir}}}");
+                }
+                HookOn::Vm { vm, kind } => {
+                    place.push_str("{\"vm\":");
+                    json_str(&mut place, vm);
+                    let _ = write!(place, ",\"kind\":{kind}}}");
+                }
+            }
+            Got::Hook {
+                name: name.to_string(),
+                on: place,
+                counts: [runs, pass, dropped, faults, insns],
+            }
+        }
+        Message::MapEntry {
+            map,
+            core,
+            key,
+            value,
+        } => Got::Entry {
+            map,
+            core,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        },
         Message::Done => Got::Done,
         Message::Error { text } => Got::Error(text.to_string()),
         _ => return None,
     })
+}
+
+/// `bytes` as lower-case hex, in a JSON string.
+fn json_hex(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out.push('"');
 }
 
 /// `text` as a JSON string.
@@ -322,6 +400,91 @@ fn port_in<'q>(query: &'q str, key: &str) -> Option<control::Port<'q>> {
 }
 
 impl Ctl {
+    /// `logs` for `GET /v1/vms/NAME/logs`: which VM holds the name, its
+    /// next line's number and the lines kept from `from` on.
+    fn logs(&mut self, vm: &str, query: &str) -> Reply {
+        let from = match query_value(query, "from").map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                return error(
+                    Status::BadRequest,
+                    "`from` is not a line number (`?from=17`)",
+                );
+            }
+        };
+        let got = match self.exchange(&Message::Logs { vm, from }) {
+            Ok(g) => g,
+            Err(e) => return e.reply(),
+        };
+        let Some(&Got::Head { id, next }) = got.first() else {
+            return done_or_error(Ok(got));
+        };
+        let mut body = String::new();
+        let _ = write!(body, "{{\"id\":{id},\"next\":{next},\"lines\":[");
+        for (i, g) in got.iter().enumerate() {
+            if let Got::Line { seq, text } = g {
+                if i > 1 {
+                    body.push(',');
+                }
+                let _ = write!(body, "{{\"seq\":{seq},\"text\":");
+                json_str(&mut body, text);
+                body.push('}');
+            }
+        }
+        body.push_str("]}\n");
+        reply(Status::Ok, body)
+    }
+
+    /// `hook maps` (`GET /v1/hooks/NAME`) or `hook detach` (`DELETE`): the
+    /// hook's place and counters, with its map entries for `maps`.
+    fn hook(&mut self, name: &str, detach: bool) -> Reply {
+        let msg = if detach {
+            Message::HookDetach { name }
+        } else {
+            Message::HookMaps { name }
+        };
+        let got = match self.exchange(&msg) {
+            Ok(g) => g,
+            Err(e) => return e.reply(),
+        };
+        let Some(Got::Hook { name, on, counts }) = got.first() else {
+            return match got.last() {
+                Some(Got::Error(e)) if e.starts_with("no hook named") => error(Status::NotFound, e),
+                _ => done_or_error(Ok(got)),
+            };
+        };
+        let [runs, pass, dropped, faults, insns] = counts;
+        let mut body = String::from("{\"name\":");
+        json_str(&mut body, name);
+        let _ = write!(
+            body,
+            ",\"on\":{on},\"runs\":{runs},\"pass\":{pass},\"dropped\":{dropped},\"faults\":{faults},\"instructions\":{insns},\"entries\":["
+        );
+        let mut first = true;
+        for g in &got {
+            if let Got::Entry {
+                map,
+                core,
+                key,
+                value,
+            } = g
+            {
+                if !first {
+                    body.push(',');
+                }
+                first = false;
+                let _ = write!(body, "{{\"map\":{map},\"core\":{core},\"key\":");
+                json_hex(&mut body, key);
+                body.push_str(",\"value\":");
+                json_hex(&mut body, value);
+                body.push('}');
+            }
+        }
+        body.push_str("]}\n");
+        reply(Status::Ok, body)
+    }
+
     /// `link attach|detach` for `POST|DELETE /v1/links`: the link's
     /// counters (new, or final) as a `stats` flow.
     fn link(&mut self, query: &str, attach: bool) -> Reply {
@@ -503,16 +666,20 @@ impl Handler for Ctl {
                     ),
                 }
             }
+            (Method::Get | Method::Head, ["v1", "vms", vm, "logs"]) => self.logs(vm, query),
+            (Method::Get | Method::Head, ["v1", "hooks", name]) => self.hook(name, false),
+            (Method::Delete, ["v1", "hooks", name]) => self.hook(name, true),
             (Method::Post, ["v1", "links"]) => self.link(query, true),
             (Method::Delete, ["v1", "links"]) => self.link(query, false),
             (Method::Get | Method::Head, _) | (Method::Post | Method::Delete, _)
                 if matches!(
                     parts.as_slice(),
                     ["v1", "vms"] | ["v1", "vms", _] | ["v1", "stats"] | ["v1", "links"]
-                ) || matches!(
-                    parts.as_slice(),
-                    ["v1", "vms", _, _] | ["v1", "entries", _, _]
-                ) =>
+                ) || matches!(parts.as_slice(), ["v1", "hooks", _])
+                    || matches!(
+                        parts.as_slice(),
+                        ["v1", "vms", _, _] | ["v1", "entries", _, _]
+                    ) =>
             {
                 error(Status::MethodNotAllowed, "not with this method")
             }
