@@ -559,14 +559,14 @@ pub fn invoke(args: &[&str]) -> Invocation {
             | Cmd::Scale { .. }
             | Cmd::Link(_)
             | Cmd::Logs { .. }
-            | Cmd::Hook(HookCmd::Detach { .. } | HookCmd::Maps { .. })
+            | Cmd::Hook(_)
             | Cmd::Stats { listen: None, .. }
     );
     if endpoint.is_some() && !through_api {
         return done(
             EXIT_USAGE,
             Some(Error::new(
-                "`--endpoint` serves ps, stop, restart, tune, start, scale, link, logs, hook detach, hook maps and stats (without --listen)",
+                "`--endpoint` serves ps, stop, restart, tune, start, scale, link, logs, hook and stats (without --listen)",
             )),
         );
     }
@@ -795,7 +795,7 @@ fn hook(cmd: HookCmd, endpoint: &Option<String>) -> crate::error::Result<String>
                     return Err(Error::new("give --source FILE or --object FILE"));
                 }
             };
-            let h = HostDir::named(&host.host)?;
+            let h = target(&host, endpoint)?;
             hook_cmd::attach(&h, (&name, kind), &attach, from, program.as_deref())
         }
         HookCmd::Detach { name, json, host } => {

@@ -1,11 +1,12 @@
-//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats|link|logs|hook detach|hook maps`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
+//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats|link|logs|hook`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
 
 use crate::error::{Error, Result};
 use crate::service::{Answer, HookAt};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
-use vmm_abi::control::{self, FLOW_LINK, FLOW_NIC, Message, NO_CORE};
+use vmm_abi::control::{self, FLOW_LINK, FLOW_NIC, HookOn, Message, NO_CORE};
+use vmm_abi::hook::map::MAP_DEF_SIZE;
 
 /// How long one request may take.
 const REQUEST_WAIT: Duration = Duration::from_secs(60);
@@ -68,13 +69,28 @@ pub fn request_for(msg: &Message<'_>) -> Result<(&'static str, String)> {
             ("POST", format!("/v1/vms/{vm}/tune?{key}={value}"))
         }
         Message::Logs { vm, from } => ("GET", format!("/v1/vms/{vm}/logs?from={from}")),
+        Message::StartImage {
+            image,
+            name,
+            args,
+            memory,
+        } => {
+            let mut query = format!("name={name}");
+            if let Some(a) = args {
+                query.push_str(&format!("&args={}", percent_encoded(a)));
+            }
+            if memory != 0 {
+                query.push_str(&format!("&memory={memory}"));
+            }
+            ("POST", format!("/v1/images/{image}/start?{query}"))
+        }
         Message::HookMaps { name } => ("GET", format!("/v1/hooks/{name}")),
         Message::HookDetach { name } => ("DELETE", format!("/v1/hooks/{name}")),
         Message::LinkAttach { a, b } => ("POST", format!("/v1/links?a={a}&b={b}")),
         Message::LinkDetach { a, b } => ("DELETE", format!("/v1/links?a={a}&b={b}")),
         _ => {
             return Err(Error::new(
-                "the control API serves ps, stop, restart, tune, start, scale, stats, link, logs, hook detach and hook maps; use `--host` for the rest",
+                "the control API serves ps, stop, restart, tune, start, scale, stats, link, logs and hook; use `--host` for the rest",
             ));
         }
     })
@@ -189,37 +205,7 @@ pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> 
             }
         }
         Message::HookMaps { .. } | Message::HookDetach { .. } => {
-            let on = &v["on"];
-            let small = |o: &serde_json::Value, key| -> Result<u8> {
-                u8::try_from(number(o, key)?)
-                    .map_err(|_| Error::new(format!("the endpoint's `{key}` is not a byte")))
-            };
-            let at = match (on.get("link"), on.get("nic"), on["vm"].as_str()) {
-                (Some(_), _, _) => HookAt::Link {
-                    link: number(on, "link")? as u32,
-                    dir: small(on, "dir")?,
-                },
-                (_, Some(_), _) => HookAt::Nic {
-                    nic: number(on, "nic")? as u32,
-                    dir: small(on, "dir")?,
-                },
-                (_, _, Some(vm)) => HookAt::Vm {
-                    vm: vm.to_string(),
-                    kind: small(on, "kind")?,
-                },
-                _ => return Err(Error::new("the endpoint's hook has no place (`on`)")),
-            };
-            out.push(Answer::Hook {
-                name: v["name"].as_str().unwrap_or("?").to_string(),
-                on: at,
-                counts: [
-                    number(&v, "runs")?,
-                    number(&v, "pass")?,
-                    number(&v, "dropped")?,
-                    number(&v, "faults")?,
-                    number(&v, "instructions")?,
-                ],
-            });
+            out.push(hook(&v)?);
             for e in v["entries"].as_array().into_iter().flatten() {
                 out.push(Answer::Entry {
                     map: small(e, "map")?,
@@ -233,6 +219,42 @@ pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> 
     }
     out.push(Answer::Done);
     Ok(out)
+}
+
+fn small(o: &serde_json::Value, key: &str) -> Result<u8> {
+    u8::try_from(number(o, key)?)
+        .map_err(|_| Error::new(format!("the endpoint's `{key}` is not a byte")))
+}
+
+/// A hook's row from the API's hook object.
+fn hook(v: &serde_json::Value) -> Result<Answer> {
+    let on = &v["on"];
+    let at = match (on.get("link"), on.get("nic"), on["vm"].as_str()) {
+        (Some(_), _, _) => HookAt::Link {
+            link: number(on, "link")? as u32,
+            dir: small(on, "dir")?,
+        },
+        (_, Some(_), _) => HookAt::Nic {
+            nic: number(on, "nic")? as u32,
+            dir: small(on, "dir")?,
+        },
+        (_, _, Some(vm)) => HookAt::Vm {
+            vm: vm.to_string(),
+            kind: small(on, "kind")?,
+        },
+        _ => return Err(Error::new("the endpoint's hook has no place (`on`)")),
+    };
+    Ok(Answer::Hook {
+        name: v["name"].as_str().unwrap_or("?").to_string(),
+        on: at,
+        counts: [
+            number(v, "runs")?,
+            number(v, "pass")?,
+            number(v, "dropped")?,
+            number(v, "faults")?,
+            number(v, "instructions")?,
+        ],
+    })
 }
 
 /// The bytes hex digits give (as the API writes keys and values).
@@ -277,8 +299,58 @@ fn flow(f: &serde_json::Value) -> Result<Answer> {
 /// Sends `msg` to the control API at `url`; its answers as the serial
 /// line gives them.
 pub fn send(url: &str, msg: &Message<'_>) -> Result<Vec<Answer>> {
-    let host = authority(url)?;
     let (method, path) = request_for(msg)?;
+    let (code, body) = exchange(url, method, &path, &[])?;
+    answers(msg, code, &body)
+}
+
+/// Uploads image `name` (`bytes`, an ELF file) to the control API at
+/// `url` in one request; done, or the refusal.
+pub fn upload_image(url: &str, name: &str, bytes: &[u8]) -> Result<Vec<Answer>> {
+    let (code, body) = exchange(url, "POST", &format!("/v1/images/{name}"), bytes)?;
+    answers(&Message::ImageCommit { name }, code, &body)
+}
+
+/// Attaches hook `name` at `on` through the control API at `url` in one
+/// request: its map table (`maps`, 16-byte definitions) and instructions
+/// (`code`) as the body. The hook it replaced (a row), and done; or the
+/// refusal.
+pub fn attach_hook(
+    url: &str,
+    name: &str,
+    on: HookOn<'_>,
+    code: &[u8],
+    maps: &[u8],
+) -> Result<Vec<Answer>> {
+    let place = match on {
+        HookOn::Link { link, dir } => format!("link={link}&dir={dir}"),
+        HookOn::Nic { nic, dir } => format!("nic={nic}&dir={dir}"),
+        HookOn::Vm { vm, kind } => format!("vm={vm}&kind={kind}"),
+    };
+    let mut body = vec![(maps.len() / MAP_DEF_SIZE) as u8];
+    body.extend_from_slice(maps);
+    body.extend_from_slice(code);
+    let (code, text) = exchange(url, "POST", &format!("/v1/hooks/{name}?{place}"), &body)?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::new(format!("the endpoint's answer is not JSON ({code}): {e}")))?;
+    if code != 200 {
+        let text = v["error"]
+            .as_str()
+            .unwrap_or("the endpoint refused the request");
+        return Ok(vec![Answer::Error(text.to_string())]);
+    }
+    let mut out = Vec::new();
+    if v["replaced"].is_object() {
+        out.push(hook(&v["replaced"])?);
+    }
+    out.push(Answer::Done);
+    Ok(out)
+}
+
+/// One request to the API at `url` (`body` sent as it is); the status
+/// code and the body of the answer.
+fn exchange(url: &str, method: &str, path: &str, body: &[u8]) -> Result<(u16, String)> {
+    let host = authority(url)?;
     let fail = |e: std::io::Error| Error::new(format!("cannot reach {url}: {e}"));
     let addr = host
         .to_socket_addrs()
@@ -289,13 +361,14 @@ pub fn send(url: &str, msg: &Message<'_>) -> Result<Vec<Answer>> {
     s.set_read_timeout(Some(REQUEST_WAIT)).map_err(fail)?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     )
     .map_err(fail)?;
+    s.write_all(body).map_err(fail)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(fail)?;
-    let (code, body) = parse_response(&raw)?;
-    answers(msg, code, &body)
+    parse_response(&raw)
 }
 
 #[cfg(test)]
@@ -404,6 +477,18 @@ mod tests {
             r(Message::HookDetach { name: "count" }),
             ("DELETE", "/v1/hooks/count".into())
         );
+        assert_eq!(
+            r(Message::StartImage {
+                image: "hello-api",
+                name: "h",
+                args: Some("a b"),
+                memory: 1 << 20,
+            }),
+            (
+                "POST",
+                "/v1/images/hello-api/start?name=h&args=a%20b&memory=1048576".into()
+            )
+        );
         assert!(request_for(&Message::End).is_err());
     }
 
@@ -423,6 +508,8 @@ mod tests {
             "/v1/links:",
             "/v1/vms/{name}/logs:",
             "/v1/hooks/{name}:",
+            "/v1/images/{name}:",
+            "/v1/images/{image}/start:",
         ] {
             assert!(
                 doc.contains(&format!("  {path}\n")),

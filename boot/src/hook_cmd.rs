@@ -6,7 +6,7 @@ use crate::service::{self, Answer, HookAt, HostDir};
 use crate::table::{self, Align};
 use crate::{cargo_build, toml_manifest};
 use std::path::Path;
-use vmm_abi::control::{CHUNK_BYTES, DIR_A_TO_B, DIR_B_TO_A, HookOn, Message, NIC_TX};
+use vmm_abi::control::{self, CHUNK_BYTES, DIR_A_TO_B, DIR_B_TO_A, HookOn, Message, NIC_TX};
 use vmm_abi::hook::insn::INSN_SIZE;
 use vmm_abi::hook::{HookKind, MAX_INSNS, MapDef, verify};
 use vmm_abi::manifest::{HookAttach, LinkDir, NicDir};
@@ -166,9 +166,58 @@ fn answered(host: &HostDir, msg: &Message<'_>) -> Result<Vec<Answer>> {
     }
 }
 
+/// The link direction or NIC queue `attach` names on a host behind an
+/// endpoint: found among the links and NICs its `stats` lists
+/// (`link:A->B` as the link `A<->B` a to b, or `B<->A` b to a).
+fn resolve_listed(host: &HostDir, attach: &str) -> Result<Place> {
+    let answers = answered(host, &Message::Stats)?;
+    let flows = || {
+        answers.iter().filter_map(|a| match a {
+            Answer::Flow {
+                kind, index, label, ..
+            } => Some((*kind, *index, label.as_str())),
+            _ => None,
+        })
+    };
+    let not_found = |what: &str| Error::new(format!("`--attach {attach}`: the host has no {what}"));
+    if let Some(rest) = attach.strip_prefix(toml_manifest::NIC_ATTACH_PREFIX) {
+        let (nic, dir) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| not_found("NIC queue named so (`nic:NAME:rx|tx`)"))?;
+        let dir = match dir {
+            "rx" => NicDir::Rx,
+            "tx" => NicDir::Tx,
+            _ => return Err(not_found("NIC queue named so (`nic:NAME:rx|tx`)")),
+        };
+        let (_, index, _) = flows()
+            .find(|&(k, _, l)| k == control::FLOW_NIC && l == nic)
+            .ok_or_else(|| not_found(&format!("NIC named {nic}")))?;
+        return Ok(Place::Nic(index, dir));
+    }
+    let (a, b) = attach
+        .strip_prefix("link:")
+        .and_then(|r| r.split_once("->"))
+        .ok_or_else(|| not_found("link named so (`link:VM.PORT->VM.PORT`)"))?;
+    for (k, index, label) in flows() {
+        if k != control::FLOW_LINK {
+            continue;
+        }
+        if label == format!("{a}<->{b}") {
+            return Ok(Place::Link(index, LinkDir::AToB));
+        }
+        if label == format!("{b}<->{a}") {
+            return Ok(Place::Link(index, LinkDir::BToA));
+        }
+    }
+    Err(not_found(&format!("link joining {a} and {b}")))
+}
+
 /// The link direction or NIC queue `attach` names in the manifest host
 /// `host` was brought up from.
 fn resolve(host: &HostDir, attach: &str) -> Result<Place> {
+    if host.endpoint.is_some() {
+        return resolve_listed(host, attach);
+    }
     let note = host.manifest_note();
     let path = std::fs::read_to_string(&note).map_err(|e| {
         Error::new(format!(
@@ -221,7 +270,7 @@ pub fn attach(
     from: Program<'_>,
     program: Option<&str>,
 ) -> Result<String> {
-    if !host.running() {
+    if !host.running() && host.endpoint.is_none() {
         return Err(Error::new(format!(
             "host `{}` is not up (start it with `corral up MANIFEST --host {}`)",
             host.name, host.name
@@ -251,8 +300,20 @@ pub fn attach(
     })?;
     let maps: Vec<u8> = defs.iter().flat_map(|d| d.to_bytes()).collect();
     let code: Vec<u8> = prog.insns.iter().flat_map(|i| i.to_bytes()).collect();
-    upload(host, name, at.on(kind), &code, &maps)?;
-    let swapped = upload_commit(host, name)?;
+    let swapped = match &host.endpoint {
+        // One request, the program as its body.
+        Some(url) => {
+            let answers = crate::endpoint::attach_hook(url, name, at.on(kind), &code, &maps)?;
+            if let Some(Answer::Error(text)) = answers.last() {
+                return Err(Error::new(text.clone()));
+            }
+            answers.iter().find_map(HookCounts::of)
+        }
+        None => {
+            upload(host, name, at.on(kind), &code, &maps)?;
+            upload_commit(host, name)?
+        }
+    };
     let place = match &at {
         Place::Link(link, dir) => format!("link {link} {}", dir.name()),
         Place::Nic(nic, dir) => format!("nic {nic} {}", dir.name()),

@@ -811,6 +811,24 @@ impl Line {
                 let want = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
                 let _ = c.write_all(&self.next_seq.to_le_bytes());
                 self.write(&rest[4..])?;
+                // A whole frame among the bytes under the number the relay
+                // would give next is the next one the line takes: the
+                // relay numbers on after it, so its own commands are not
+                // refused as replays (a frame numbered otherwise is refused
+                // by the line and moves nothing).
+                let mut at = 0;
+                while at < rest.len() - 4 {
+                    match next_frame(&rest[4 + at..]) {
+                        Next::Frame(f, len) => {
+                            if f.seq == self.next_seq {
+                                self.next_seq = f.seq.wrapping_add(1);
+                            }
+                            at += len;
+                        }
+                        Next::Bad(_, skip) => at += skip.max(1),
+                        Next::NeedMore => break,
+                    }
+                }
                 let start = Instant::now();
                 let mut got = 0;
                 while got < want {

@@ -1213,6 +1213,28 @@ fn post(curl: &Path, url: &str) -> (u16, String) {
     send_with(curl, "POST", url)
 }
 
+/// `curl -X POST` of `url` with the file `body` as the request's body:
+/// (status code, body).
+fn post_file(curl: &Path, url: &str, body: &Path) -> (u16, String) {
+    let data = format!("@{}", body.display());
+    let out = Command::new(curl)
+        .args([
+            "-s",
+            "-m",
+            "60",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/octet-stream",
+        ])
+        .args(["--data-binary", &data, "-w", "\n%{http_code}", url])
+        .output()
+        .expect("cannot run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 /// `curl -X METHOD` of `url` (no body): (status code, body).
 fn send_with(curl: &Path, method: &str, url: &str) -> (u16, String) {
     let out = Command::new(curl)
@@ -1530,6 +1552,110 @@ b = "nic:uplink"
     let (code, body) = send_with(&curl, "DELETE", &format!("{url}/v1/hooks/allow"));
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("no hook named allow"), "{body}");
+    // Hooks attached through the API (the program as the request's body):
+    // on a VM, and on the NIC's receive queue (found among `stats`' NICs);
+    // a body that is no hook, or too long, refused; detached again.
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/hooks");
+    let via_api = |hook: &str, kind: &str, at: &str, file: &str| {
+        let source = hooks.join(file);
+        corral(&[
+            "--endpoint",
+            &url,
+            "hook",
+            "attach",
+            hook,
+            "--kind",
+            kind,
+            "--attach",
+            at,
+            "--source",
+            source.to_str().unwrap(),
+        ])
+    };
+    // An upload begun on the serial line is dropped when the API begins
+    // one, and that channel cannot go on with the API's: its next chunk is
+    // refused.
+    let line = HostDir::named(&name).unwrap();
+    let (next, _) = service::send_raw(&line, &[], 0).unwrap();
+    let begin = Message::HookBegin {
+        name: "serial-up",
+        on: control::HookOn::Vm {
+            vm: "web-0",
+            kind: 3,
+        },
+        insns: 2,
+        maps: &[],
+    };
+    let (_, got) = service::send_raw(&line, &frame(&begin, next), 1).unwrap();
+    assert!(matches!(got[..], [(_, Answer::Done)]), "{got:?}");
+    let a = via_api("allow-api", "exit", "vm:web-0", "allow_exits.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    let chunk = Message::HookChunk {
+        offset: 0,
+        bytes: &[0u8; 16],
+    };
+    hostile(
+        &line,
+        &frame(&chunk, next + 1),
+        &["no hook upload in progress"],
+    );
+    assert!(
+        stdout(&a).starts_with("hook allow-api: attached on vm:web-0 (web-0's exit hook): "),
+        "{}",
+        stdout(&a)
+    );
+    let a = via_api("drop-api", "packet", "nic:uplink:rx", "drop_port.bpf.c");
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(stdout(&a).contains("(nic 0 rx)"), "{}", stdout(&a));
+    let a = via_api("x", "packet", "nic:nope:rx", "drop_port.bpf.c");
+    assert!(
+        stderr(&a).contains("the host has no NIC named nope"),
+        "{}",
+        stderr(&a)
+    );
+    let junk = dir.join("junk.bin");
+    std::fs::write(&junk, [0u8, 1, 2]).unwrap();
+    let (code, body) = post_file(&curl, &format!("{url}/v1/hooks/j?vm=web-0&kind=3"), &junk);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("not whole 8-byte instructions"), "{body}");
+    let big = dir.join("big.bin");
+    std::fs::write(&big, vec![0u8; 40_000]).unwrap();
+    let (code, body) = post_file(&curl, &format!("{url}/v1/hooks/j?vm=web-0&kind=3"), &big);
+    assert_eq!(code, 413, "{body}");
+    for hook in ["allow-api", "drop-api"] {
+        let d = corral(&["--endpoint", &url, "hook", "detach", hook]);
+        assert!(d.status.success(), "{hook}: {}", stderr(&d));
+    }
+    // An image uploaded through the API (the file as the body, sent on in
+    // chunks as it arrives) and a VM started from it; a file that is no
+    // image refused with the hypervisor's words.
+    let root = boot::cargo_build::workspace_root();
+    let hello = boot::cargo_build::Artifacts::of(&root).image("hello");
+    let up = corral(&[
+        "--endpoint",
+        &url,
+        "start",
+        "--image",
+        hello.to_str().unwrap(),
+        "--image-name",
+        "hello-api",
+        "--name",
+        "h-api",
+    ]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(
+        stdout(&up).starts_with("uploaded image hello-api ("),
+        "{}",
+        stdout(&up)
+    );
+    wait_for(&name, "h-api", "exited", 0);
+    let (code, body) = post_file(&curl, &format!("{url}/v1/images/junk"), &junk);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("image junk refused"), "{body}");
+    assert_eq!(
+        post(&curl, &format!("{url}/v1/images/hello-api/start")).0,
+        400
+    );
     let refused = corral(&["--endpoint", &url, "stop", "nosuch"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(

@@ -1,8 +1,9 @@
 //! HTTP/1.1 for `httpd` and `ctl`: the request-head parser (bytes from the network, so every malformed input is an answer, never a panic), the response writer, and the server loop both run (`server`).
 //!
 //! Only what a small server needs: `GET`, `HEAD`, `POST` and `DELETE`
-//! (whose arguments come in the query string), no request bodies (a request that announces one is refused: the server would
-//! have to read and discard it), persistent connections by HTTP/1.1's
+//! (whose arguments come in the query string), a body only where the
+//! handler takes one (`Content-Length`, up to the handler's limit; no
+//! chunked transfer coding), persistent connections by HTTP/1.1's
 //! default or `Connection: keep-alive` on HTTP/1.0, `Connection: close`.
 #![forbid(unsafe_code)]
 
@@ -22,9 +23,10 @@ pub enum Method {
     Get,
     /// `HEAD`: as `GET`, without the body.
     Head,
-    /// `POST` without a body (its arguments in the query).
+    /// `POST` (its arguments in the query; a body where the handler
+    /// takes one).
     Post,
-    /// `DELETE` without a body (its arguments in the query).
+    /// `DELETE` (its arguments in the query).
     Delete,
 }
 
@@ -39,9 +41,11 @@ pub struct Request<'a> {
     pub query: &'a str,
     /// Whether the connection stays open after the answer.
     pub keep_alive: bool,
-    /// Bytes of the head, the blank line included: where the next
-    /// request (pipelined) starts.
+    /// Bytes of the head, the blank line included: where its body (or
+    /// the next request, pipelined) starts.
     pub head_len: usize,
+    /// Bytes of its body (`Content-Length`; 0 without one).
+    pub body_len: u64,
 }
 
 /// Why a request cannot be served; each maps to a status code.
@@ -51,8 +55,11 @@ pub enum HttpError {
     BadRequest(&'static str),
     /// A method other than `GET` or `HEAD`: 405.
     MethodNotAllowed,
-    /// The request announces a body: 411/413 territory; answered 400.
+    /// The request announces a body where none is taken, or in a way the
+    /// server does not read (chunked): answered 400.
     HasBody,
+    /// The body is longer than the handler takes for this request: 413.
+    BodyTooLarge,
     /// The head is longer than [`MAX_HEAD`] or has more than
     /// [`MAX_HEADERS`] lines: 431.
     HeadTooLarge,
@@ -66,6 +73,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) | HttpError::HasBody => Status::BadRequest,
             HttpError::MethodNotAllowed => Status::MethodNotAllowed,
+            HttpError::BodyTooLarge => Status::PayloadTooLarge,
             HttpError::HeadTooLarge => Status::HeadTooLarge,
             HttpError::VersionNotSupported => Status::VersionNotSupported,
         }
@@ -77,7 +85,8 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::BadRequest(why) => write!(f, "bad request: {why}"),
             HttpError::MethodNotAllowed => f.write_str("only GET, HEAD, POST and DELETE are read"),
-            HttpError::HasBody => f.write_str("requests with a body are not served"),
+            HttpError::HasBody => f.write_str("this request takes no body (and no chunked one)"),
+            HttpError::BodyTooLarge => f.write_str("the body is longer than this request takes"),
             HttpError::HeadTooLarge => write!(
                 f,
                 "request head longer than {MAX_HEAD} bytes or {MAX_HEADERS} header lines"
@@ -101,6 +110,8 @@ pub enum Status {
     Conflict,
     /// 405.
     MethodNotAllowed,
+    /// 413.
+    PayloadTooLarge,
     /// 431.
     HeadTooLarge,
     /// 503: the server could not get its answer (from whoever serves it).
@@ -118,6 +129,7 @@ impl Status {
             Status::NotFound => (404, "Not Found"),
             Status::Conflict => (409, "Conflict"),
             Status::MethodNotAllowed => (405, "Method Not Allowed"),
+            Status::PayloadTooLarge => (413, "Payload Too Large"),
             Status::HeadTooLarge => (431, "Request Header Fields Too Large"),
             Status::Unavailable => (503, "Service Unavailable"),
             Status::VersionNotSupported => (505, "HTTP Version Not Supported"),
@@ -175,6 +187,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         return Err(HttpError::BadRequest("the target is not an absolute path"));
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut body_len = None;
     for (n, line) in lines.enumerate() {
         if n >= MAX_HEADERS {
             return Err(HttpError::HeadTooLarge);
@@ -197,9 +210,18 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
                 }
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            if value != "0" {
-                return Err(HttpError::HasBody);
+            // Digits only (no sign, no list): RFC 9110 8.6; two that
+            // differ are refused as request smuggling would need them.
+            let n = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| value.parse::<u64>().ok())
+                .flatten()
+                .ok_or(HttpError::BadRequest(
+                    "Content-Length is not a number of bytes",
+                ))?;
+            if body_len.is_some_and(|b| b != n) {
+                return Err(HttpError::BadRequest("two Content-Length headers differ"));
             }
+            body_len = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(HttpError::HasBody);
         }
@@ -210,6 +232,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
         query,
         keep_alive,
         head_len,
+        body_len: body_len.unwrap_or(0),
     }))
 }
 
@@ -321,8 +344,27 @@ mod tests {
         .unwrap();
         assert_eq!(r.method, Method::Post);
         assert_eq!((r.path, r.query), ("/v1/entries/web/scale", "count=8"));
-        let e = parse_request(b"POST /v1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}").unwrap_err();
-        assert_eq!(e, HttpError::HasBody);
+        let r = parse_request(b"POST /v1 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.head_len, r.body_len), (40, 2));
+        for bad in ["-1", "1,1", "x", "", "99999999999999999999999"] {
+            let head = alloc::format!("POST /v1 HTTP/1.1\r\nContent-Length: {bad}\r\n\r\n");
+            assert!(
+                matches!(
+                    parse_request(head.as_bytes()),
+                    Err(HttpError::BadRequest(_))
+                ),
+                "{bad}"
+            );
+        }
+        let twice = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        assert!(matches!(
+            parse_request(twice),
+            Err(HttpError::BadRequest(_))
+        ));
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse_request(chunked), Err(HttpError::HasBody));
         let d = parse_request(b"DELETE /v1/links?a=x.0&b=y.1 HTTP/1.1\r\n\r\n")
             .unwrap()
             .unwrap();
@@ -362,9 +404,15 @@ mod tests {
         assert_eq!(e(b"GET / HTTP/1.1 x\r\n\r\n"), Status::BadRequest);
         assert_eq!(e(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"), Status::BadRequest);
         assert_eq!(
-            e(b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
+            e(b"GET / HTTP/1.1\r\nContent-Length: x5\r\n\r\nhello"),
             Status::BadRequest
         );
+        assert_eq!(
+            e(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Status::BadRequest
+        );
+        assert_eq!(HttpError::BodyTooLarge.status(), Status::PayloadTooLarge);
+        assert_eq!(Status::PayloadTooLarge.line(), (413, "Payload Too Large"));
         assert_eq!(e(b"GET /\xff HTTP/1.1\r\n\r\n"), Status::BadRequest);
         assert_eq!(e(&[b'a'; MAX_HEAD]), Status::HeadTooLarge);
         let many = format!(
@@ -434,6 +482,8 @@ mod tests {
             if let Ok(Some(r)) = parse_request(&buf) {
                 prop_assert!(r.head_len <= buf.len());
                 prop_assert!(r.path.starts_with('/'));
+            // A body length is whatever digits said, nothing else.
+            prop_assert!(r.body_len == 0 || buf.windows(15).any(|w| w.eq_ignore_ascii_case(b"content-length:")));
             }
         }
 

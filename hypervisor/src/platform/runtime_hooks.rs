@@ -37,6 +37,9 @@ pub const MAX_RUNTIME_HOOKS: usize = 32;
 
 /// An upload in progress.
 struct Staged {
+    /// The channel whose upload it is (its tag): only it writes, commits
+    /// or aborts it; a begin on either channel drops it.
+    channel: u32,
     name: Name,
     on: Target,
     defs: Vec<MapDef, MAX_MAPS>,
@@ -225,9 +228,10 @@ impl RuntimeHooks {
         }
     }
 
-    /// Begins an upload: room for its instructions.
-    pub fn begin(&self, t: &HookTarget<'_>) -> Result<(), HookRefusal> {
-        self.abort();
+    /// Begins channel `channel`'s upload: room for its instructions. Any
+    /// upload in progress, either channel's, is dropped.
+    pub fn begin(&self, channel: u32, t: &HookTarget<'_>) -> Result<(), HookRefusal> {
+        self.drop_staged(|_| true);
         let (insns, lent) =
             memory::lend_slice(t.insns as usize, Insn::default()).ok_or(HookRefusal::NoMemory)?;
         let mut defs = Vec::new();
@@ -236,6 +240,7 @@ impl RuntimeHooks {
             let _ = defs.push(*d);
         }
         *self.staged.lock() = Some(Staged {
+            channel,
             name: Name::try_from(t.name).unwrap_or_default(),
             on: t.on,
             defs,
@@ -245,10 +250,11 @@ impl RuntimeHooks {
         Ok(())
     }
 
-    /// Writes instructions from `offset` on (the channel checked they fit).
-    pub fn write(&self, offset: u32, bytes: &[u8]) -> Result<(), HookRefusal> {
+    /// Writes instructions of channel `channel`'s upload from `offset` on
+    /// (the channel checked they fit); refused if its upload was dropped.
+    pub fn write(&self, channel: u32, offset: u32, bytes: &[u8]) -> Result<(), HookRefusal> {
         let mut staged = self.staged.lock();
-        let Some(s) = staged.as_mut() else {
+        let Some(s) = staged.as_mut().filter(|s| s.channel == channel) else {
             return Err(HookRefusal::NoUpload);
         };
         let slots = s.insns.iter_mut().skip(offset as usize);
@@ -260,9 +266,24 @@ impl RuntimeHooks {
         Ok(())
     }
 
-    /// Drops the upload in progress, giving its room back.
-    pub fn abort(&self) {
-        if let Some(s) = self.staged.lock().take() {
+    /// Drops channel `channel`'s upload in progress (not the other
+    /// channel's), giving its room back.
+    pub fn abort(&self, channel: u32) {
+        self.drop_staged(|s| s.channel == channel);
+    }
+
+    /// Drops the upload in progress if `which` says so, giving its room
+    /// back.
+    fn drop_staged(&self, which: impl FnOnce(&Staged) -> bool) {
+        let taken = {
+            let mut staged = self.staged.lock();
+            if staged.as_ref().is_some_and(which) {
+                staged.take()
+            } else {
+                None
+            }
+        };
+        if let Some(s) = taken {
             let Staged { insns, lent, .. } = s;
             let _ = insns;
             // SAFETY: the staged instructions were the only reference into
@@ -276,14 +297,16 @@ impl RuntimeHooks {
     /// VM place's VM.
     pub fn commit(
         &self,
+        channel: u32,
         net: &Net,
         manifest_hooks: u32,
         vm_name: impl Fn(u32) -> Name,
     ) -> Result<Option<HookStat>, HookRefusal> {
-        let Some(s) = self.staged.lock().take() else {
+        let Some(s) = self.staged.lock().take_if(|s| s.channel == channel) else {
             return Err(HookRefusal::NoUpload);
         };
         let Staged {
+            channel,
             name,
             on,
             defs,
@@ -306,6 +329,7 @@ impl RuntimeHooks {
             ),
             Target::Vm { vm, kind } => {
                 let staged = Staged {
+                    channel,
                     name,
                     on,
                     defs,
@@ -425,14 +449,7 @@ impl RuntimeHooks {
     pub fn detach_vm(&self, cell: u32, vm_name: &Name) {
         // An upload meant for the place's old VM is dropped too: its
         // commit is then refused rather than attached to the new VM.
-        let staged_here = self
-            .staged
-            .lock()
-            .as_ref()
-            .is_some_and(|s| matches!(s.on, Target::Vm { vm, .. } if vm == cell));
-        if staged_here {
-            self.abort();
-        }
+        self.drop_staged(|s| matches!(s.on, Target::Vm { vm, .. } if vm == cell));
         let mut attached = self.attached.lock();
         while let Some(i) = attached
             .iter()
@@ -494,6 +511,7 @@ impl RuntimeHooks {
             defs,
             insns,
             lent,
+            ..
         } = staged;
         let mut count = self.count.lock();
         let mut attached = self.attached.lock();

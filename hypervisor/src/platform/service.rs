@@ -1180,22 +1180,22 @@ impl Fleet for Machine<'_> {
     }
 
     fn hook_begin(&mut self, target: &HookTarget<'_>) -> Result<(), HookRefusal> {
-        self.0.hooks.begin(target)
+        self.0.hooks.begin(self.2, target)
     }
 
     fn hook_write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), HookRefusal> {
-        self.0.hooks.write(offset, bytes)
+        self.0.hooks.write(self.2, offset, bytes)
     }
 
     fn hook_abort(&mut self) {
-        self.0.hooks.abort();
+        self.0.hooks.abort(self.2);
     }
 
     fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
         let manifest_hooks = self.0.manifest.hooks().count() as u32;
         self.0
             .hooks
-            .commit(self.1, manifest_hooks, |cell| self.0.name(cell))
+            .commit(self.2, self.1, manifest_hooks, |cell| self.0.name(cell))
     }
 
     fn hook_detach(&mut self, name: &str) -> Result<HookStat, HookRefusal> {

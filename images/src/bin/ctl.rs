@@ -15,6 +15,9 @@
 //! | `GET /v1/vms/NAME/logs[?from=N]` | `logs` | `200`, the VM's id, its next line's number and the lines the hypervisor keeps from line N on; `404` |
 //! | `GET /v1/hooks/NAME` | `hook maps` | `200`, a runtime or manifest hook's place, counters and map entries that are not all zero; `404`, `409` |
 //! | `DELETE /v1/hooks/NAME` | `hook detach` | `200`, a runtime hook's final counters; as `GET` |
+//! | `POST /v1/hooks/NAME?link=L&dir=D` (or `nic=N&dir=D`, `vm=VM&kind=K`), body: a map count byte, 16-byte map definitions, 8-byte instructions | `hook attach` (begin, chunks, commit) | `200 {"name":...,"replaced":HOOK\|null}`; `400` for a bad place or body, `409` refused (the verifier's words) |
+//! | `POST /v1/images/NAME`, body: the ELF file | image upload (begin, a chunk per 1,000 bytes as they arrive, commit) | `200 {"done":true}`; `409` refused |
+//! | `POST /v1/images/IMAGE/start?name=VM[&args=TEXT][&memory=BYTES]` | `start --image` | as `stop`; `400` without a name |
 //!
 //! A name too long to be a command's is `400`; no answer from the
 //! hypervisor within its bound, `503`. The API has no authentication:
@@ -40,6 +43,9 @@ use images::http::{Method, Status, percent_decoded, query_value};
 use vmm_abi::control::{
     self, FLOW_LINK, HookOn, MAX_FRAME, Message, NO_CORE, Next, next_frame, status_name,
 };
+use vmm_abi::hook::insn::INSN_SIZE;
+use vmm_abi::hook::map::MAP_DEF_SIZE;
+use vmm_abi::hook::{MAX_INSNS, MAX_MAPS};
 
 guest_lib::entry!(ctl);
 
@@ -97,11 +103,31 @@ enum Got {
     Error(String),
 }
 
-/// The handler: the next command's sequence number and the answer bytes
-/// not yet parsed.
+/// Most body bytes a hook upload carries: its map table (a count byte,
+/// 16 bytes per map) and its instructions.
+const MAX_HOOK_BODY: u64 = (1 + MAX_MAPS * MAP_DEF_SIZE + MAX_INSNS * INSN_SIZE) as u64;
+
+/// The handler: the next command's sequence number, the answer bytes not
+/// yet parsed, and the body of the request being read.
 struct Ctl {
     next_seq: u32,
     input: Vec<u8>,
+    body: Body,
+}
+
+/// The body of the request being read.
+enum Body {
+    /// None (or one no route takes).
+    None,
+    /// A hook upload's bytes, kept whole (at most [`MAX_HOOK_BODY`]).
+    Hook(Vec<u8>),
+    /// An image upload, sent on as it comes: the bytes short of a whole
+    /// chunk, the next chunk's offset, and the refusal that stopped it.
+    Image {
+        carry: Vec<u8>,
+        offset: u32,
+        failed: Option<Reply>,
+    },
 }
 
 impl Ctl {
@@ -288,6 +314,40 @@ fn owned(m: &Message<'_>) -> Option<Got> {
     })
 }
 
+/// A hook's row as a JSON object, with the map entries among `got`.
+fn hook_json(out: &mut String, row: &Got, got: &[Got]) {
+    let Got::Hook { name, on, counts } = row else {
+        return;
+    };
+    let [runs, pass, dropped, faults, insns] = counts;
+    out.push_str("{\"name\":");
+    json_str(out, name);
+    let _ = write!(
+        out,
+        ",\"on\":{on},\"runs\":{runs},\"pass\":{pass},\"dropped\":{dropped},\"faults\":{faults},\"instructions\":{insns},\"entries\":["
+    );
+    let entries = got.iter().filter_map(|g| match g {
+        Got::Entry {
+            map,
+            core,
+            key,
+            value,
+        } => Some((map, core, key, value)),
+        _ => None,
+    });
+    for (i, (map, core, key, value)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"map\":{map},\"core\":{core},\"key\":");
+        json_hex(out, key);
+        out.push_str(",\"value\":");
+        json_hex(out, value);
+        out.push('}');
+    }
+    out.push_str("]}");
+}
+
 /// `bytes` as lower-case hex, in a JSON string.
 fn json_hex(out: &mut String, bytes: &[u8]) {
     out.push('"');
@@ -448,40 +508,15 @@ impl Ctl {
             Ok(g) => g,
             Err(e) => return e.reply(),
         };
-        let Some(Got::Hook { name, on, counts }) = got.first() else {
+        let Some(row @ Got::Hook { .. }) = got.first() else {
             return match got.last() {
                 Some(Got::Error(e)) if e.starts_with("no hook named") => error(Status::NotFound, e),
                 _ => done_or_error(Ok(got)),
             };
         };
-        let [runs, pass, dropped, faults, insns] = counts;
-        let mut body = String::from("{\"name\":");
-        json_str(&mut body, name);
-        let _ = write!(
-            body,
-            ",\"on\":{on},\"runs\":{runs},\"pass\":{pass},\"dropped\":{dropped},\"faults\":{faults},\"instructions\":{insns},\"entries\":["
-        );
-        let mut first = true;
-        for g in &got {
-            if let Got::Entry {
-                map,
-                core,
-                key,
-                value,
-            } = g
-            {
-                if !first {
-                    body.push(',');
-                }
-                first = false;
-                let _ = write!(body, "{{\"map\":{map},\"core\":{core},\"key\":");
-                json_hex(&mut body, key);
-                body.push_str(",\"value\":");
-                json_hex(&mut body, value);
-                body.push('}');
-            }
-        }
-        body.push_str("]}\n");
+        let mut body = String::new();
+        hook_json(&mut body, row, &got);
+        body.push('\n');
         reply(Status::Ok, body)
     }
 
@@ -598,10 +633,236 @@ impl Ctl {
     }
 }
 
+/// A path's parts after the leading `/`.
+fn parts(path: &str) -> Vec<&str> {
+    path.trim_end_matches('/').split('/').skip(1).collect()
+}
+
+/// The refusal in a command's answers, if it was refused.
+fn refused(got: Result<Vec<Got>, Fail>) -> Option<Reply> {
+    match got {
+        Err(e) => Some(e.reply()),
+        Ok(g) => match g.last() {
+            Some(Got::Done) => None,
+            _ => Some(done_or_error(Ok(g))),
+        },
+    }
+}
+
+/// A hook's place from a query: `link=L&dir=D`, `nic=N&dir=D` or
+/// `vm=VM&kind=K`.
+fn hook_place(query: &str) -> Option<HookOn<'_>> {
+    let number = |key| query_value(query, key).and_then(|v| v.parse::<u32>().ok());
+    let byte = |key| number(key).and_then(|v| u8::try_from(v).ok());
+    match (number("link"), number("nic"), query_value(query, "vm")) {
+        (Some(link), None, None) => Some(HookOn::Link {
+            link,
+            dir: byte("dir")?,
+        }),
+        (None, Some(nic), None) => Some(HookOn::Nic {
+            nic,
+            dir: byte("dir")?,
+        }),
+        (None, None, Some(vm)) => Some(HookOn::Vm {
+            vm,
+            kind: byte("kind")?,
+        }),
+        _ => None,
+    }
+}
+
+impl Ctl {
+    /// `hook attach` for `POST /v1/hooks/NAME?PLACE` with the hook's map
+    /// table and instructions as the body: begin, chunks, commit; the
+    /// hook it replaced, if any.
+    fn attach_hook(&mut self, name: &str, query: &str) -> Reply {
+        let Some(on) = hook_place(query) else {
+            return error(
+                Status::BadRequest,
+                "give the hook's place: `?link=L&dir=0|1`, `?nic=N&dir=0|1` or `?vm=NAME&kind=2|3|4`",
+            );
+        };
+        let Body::Hook(bytes) = core::mem::replace(&mut self.body, Body::None) else {
+            return error(
+                Status::BadRequest,
+                "send the hook as the body: a map count byte, its 16-byte map definitions, its 8-byte instructions",
+            );
+        };
+        let count = usize::from(bytes.first().copied().unwrap_or(0));
+        let maps_end = 1 + count * MAP_DEF_SIZE;
+        let (Some(maps), Some(code)) = (bytes.get(1..maps_end), bytes.get(maps_end..)) else {
+            return error(Status::BadRequest, "the body ends inside its map table");
+        };
+        if code.is_empty() || !code.len().is_multiple_of(INSN_SIZE) {
+            return error(
+                Status::BadRequest,
+                "the body's instructions are not whole 8-byte instructions",
+            );
+        }
+        let begin = Message::HookBegin {
+            name,
+            on,
+            insns: (code.len() / INSN_SIZE) as u32,
+            maps,
+        };
+        if let Some(r) = refused(self.exchange(&begin)) {
+            return r;
+        }
+        for (k, bytes) in code.chunks(control::CHUNK_BYTES).enumerate() {
+            let offset = (k * control::CHUNK_BYTES / INSN_SIZE) as u32;
+            if let Some(r) = refused(self.exchange(&Message::HookChunk { offset, bytes })) {
+                return r;
+            }
+        }
+        let got = match self.exchange(&Message::HookCommit { name }) {
+            Ok(g) => g,
+            Err(e) => return e.reply(),
+        };
+        if !matches!(got.last(), Some(Got::Done)) {
+            return done_or_error(Ok(got));
+        }
+        let mut body = String::from("{\"name\":");
+        json_str(&mut body, name);
+        body.push_str(",\"replaced\":");
+        match got.first() {
+            Some(g @ Got::Hook { .. }) => hook_json(&mut body, g, &[]),
+            _ => body.push_str("null"),
+        }
+        body.push_str("}\n");
+        reply(Status::Ok, body)
+    }
+
+    /// Sends the whole chunks of an image upload's bytes (all of them, the
+    /// last one short, once `last`).
+    fn image_chunks(&mut self, last: bool) {
+        let Body::Image {
+            mut carry,
+            mut offset,
+            mut failed,
+        } = core::mem::replace(&mut self.body, Body::None)
+        else {
+            return;
+        };
+        while failed.is_none()
+            && (carry.len() >= control::CHUNK_BYTES || (last && !carry.is_empty()))
+        {
+            let n = carry.len().min(control::CHUNK_BYTES);
+            let msg = Message::ImageChunk {
+                offset,
+                bytes: &carry[..n],
+            };
+            failed = refused(self.exchange(&msg));
+            carry.drain(..n);
+            offset += n as u32;
+        }
+        self.body = Body::Image {
+            carry,
+            offset,
+            failed,
+        };
+    }
+
+    /// `POST /v1/images/NAME` once its body is whole: its last chunk and
+    /// the commit.
+    fn commit_image(&mut self, name: &str) -> Reply {
+        if !matches!(self.body, Body::Image { .. }) {
+            return error(
+                Status::BadRequest,
+                "send the image file (an ELF file, at most 8 MiB) as the body",
+            );
+        }
+        self.image_chunks(true);
+        match core::mem::replace(&mut self.body, Body::None) {
+            Body::Image {
+                failed: Some(r), ..
+            } => r,
+            _ => done_or_error(self.exchange(&Message::ImageCommit { name })),
+        }
+    }
+}
+
 impl Handler for Ctl {
+    fn body_limit(&self, method: Method, path: &str) -> u64 {
+        match (method, parts(path).as_slice()) {
+            (Method::Post, ["v1", "hooks", _]) => MAX_HOOK_BODY,
+            (Method::Post, ["v1", "images", _]) => u64::from(control::MAX_IMAGE_BYTES),
+            _ => 0,
+        }
+    }
+
+    fn body_start(&mut self, _: Method, path: &str, _: &str, len: u64) {
+        self.body = match parts(path).as_slice() {
+            ["v1", "hooks", _] => Body::Hook(Vec::with_capacity(len as usize)),
+            ["v1", "images", name] => {
+                // The limit keeps it within u32.
+                let bytes = u32::try_from(len).unwrap_or(u32::MAX);
+                let failed = refused(self.exchange(&Message::ImageBegin { name, bytes }));
+                Body::Image {
+                    carry: Vec::new(),
+                    offset: 0,
+                    failed,
+                }
+            }
+            _ => Body::None,
+        };
+    }
+
+    fn body(&mut self, piece: &[u8]) {
+        match &mut self.body {
+            Body::Hook(bytes) => bytes.extend_from_slice(piece),
+            Body::Image { carry, failed, .. } => {
+                if failed.is_none() {
+                    carry.extend_from_slice(piece);
+                    self.image_chunks(false);
+                }
+            }
+            Body::None => {}
+        }
+    }
+
     fn answer(&mut self, method: Method, path: &str, query: &str, _: &Counters) -> Reply {
-        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        match (method, parts.as_slice()) {
+        let parts = parts(path);
+        let reply = self.route(method, &parts, path, query);
+        // A body no route used is not kept for the next request.
+        self.body = Body::None;
+        reply
+    }
+}
+
+impl Ctl {
+    fn route(&mut self, method: Method, parts: &[&str], path: &str, query: &str) -> Reply {
+        match (method, parts) {
+            (Method::Post, ["v1", "hooks", name]) => self.attach_hook(name, query),
+            (Method::Post, ["v1", "images", name]) => self.commit_image(name),
+            (Method::Post, ["v1", "images", image, "start"]) => {
+                let Some(name) = query_value(query, "name") else {
+                    return error(Status::BadRequest, "give the new VM's name: `?name=VM`");
+                };
+                let mut buf = [0u8; 255];
+                let args = match query_value(query, "args").map(|v| percent_decoded(v, &mut buf)) {
+                    None => None,
+                    Some(Ok(a)) => Some(a),
+                    Some(Err(e)) => {
+                        return error(Status::BadRequest, &alloc::format!("`args`: {e}"));
+                    }
+                };
+                let memory = match query_value(query, "memory").map(str::parse::<u64>) {
+                    None => 0,
+                    Some(Ok(m)) if m != 0 => m,
+                    Some(_) => {
+                        return error(
+                            Status::BadRequest,
+                            "`memory` is not a number of bytes (`?memory=1048576`)",
+                        );
+                    }
+                };
+                done_or_error(self.exchange(&Message::StartImage {
+                    image,
+                    name,
+                    args,
+                    memory,
+                }))
+            }
             (Method::Get | Method::Head, ["v1", "vms"]) => self.vms(None),
             (Method::Get | Method::Head, ["v1", "vms", name]) => self.vms(Some(name)),
             (Method::Get | Method::Head, ["v1", "stats"]) => self.stats(),
@@ -673,12 +934,12 @@ impl Handler for Ctl {
             (Method::Delete, ["v1", "links"]) => self.link(query, false),
             (Method::Get | Method::Head, _) | (Method::Post | Method::Delete, _)
                 if matches!(
-                    parts.as_slice(),
+                    parts,
                     ["v1", "vms"] | ["v1", "vms", _] | ["v1", "stats"] | ["v1", "links"]
-                ) || matches!(parts.as_slice(), ["v1", "hooks", _])
+                ) || matches!(parts, ["v1", "hooks", _] | ["v1", "images", _])
                     || matches!(
-                        parts.as_slice(),
-                        ["v1", "vms", _, _] | ["v1", "entries", _, _]
+                        parts,
+                        ["v1", "vms", _, _] | ["v1", "entries", _, _] | ["v1", "images", _, _]
                     ) =>
             {
                 error(Status::MethodNotAllowed, "not with this method")
@@ -703,6 +964,7 @@ fn ctl(info: &guest_lib::BootInfo) -> i32 {
     let mut handler = Ctl {
         next_seq: 0,
         input: Vec::new(),
+        body: Body::None,
     };
     // Its first command, before it serves: a VM without the capability is
     // stopped here, by name, before anyone reaches it.

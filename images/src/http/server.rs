@@ -1,4 +1,4 @@
-//! The HTTP/1.1 server loop `httpd` and `ctl` share: smoltcp TCP over net port 0, several connections at once, persistent and pipelined requests, each answered by a [`Handler`].
+//! The HTTP/1.1 server loop `httpd` and `ctl` share: smoltcp TCP over net port 0, several connections at once, persistent and pipelined requests, each answered by a [`Handler`], which may take a request's body piece by piece as it arrives.
 //!
 //! It announces its address with a gratuitous ARP at start (so a gateway
 //! that learns addresses only from ARP, like an emulator's slirp, can
@@ -123,8 +123,31 @@ pub struct Reply {
 
 /// What a server answers.
 pub trait Handler {
-    /// The answer to `method path?query`; `counters` so far.
+    /// The answer to `method path?query` (after its body, if it has one);
+    /// `counters` so far.
     fn answer(&mut self, method: Method, path: &str, query: &str, counters: &Counters) -> Reply;
+    /// The most body bytes `method path` may carry (0, the default: none).
+    /// A request with a longer body is answered 413 (400 if it takes none)
+    /// and its connection closed.
+    fn body_limit(&self, _method: Method, _path: &str) -> u64 {
+        0
+    }
+    /// A body of `len` bytes (1 up to [`Handler::body_limit`]) begins for
+    /// `method path?query`; its bytes follow through [`Handler::body`],
+    /// in order, then [`Handler::answer`] is asked.
+    fn body_start(&mut self, _method: Method, _path: &str, _query: &str, _len: u64) {}
+    /// The next bytes of the body begun.
+    fn body(&mut self, _piece: &[u8]) {}
+}
+
+/// A request whose body is still arriving: what its answer needs.
+struct Pending {
+    method: Method,
+    path: String,
+    query: String,
+    keep_alive: bool,
+    /// Body bytes still to come.
+    left: u64,
 }
 
 /// One connection slot: its socket and what is pending on it.
@@ -134,6 +157,34 @@ struct Conn {
     output: Vec<u8>,
     counted: bool,
     closing: bool,
+    /// The request whose body is arriving, if one is.
+    pending: Option<Pending>,
+}
+
+/// Queues `reply` to a `method` request on `conn` (closing it after,
+/// unless `keep_alive`).
+fn respond(conn: &mut Conn, c: &mut Counters, reply: &Reply, method: Method, keep_alive: bool) {
+    if reply.status == Status::NotFound {
+        c.not_found += 1;
+    }
+    push_response(&mut conn.output, reply, method == Method::Head, keep_alive);
+    conn.closing = !keep_alive;
+}
+
+/// Answers a request the server cannot read with `e`'s status and closes
+/// the connection (what follows on it is not read).
+fn refuse(conn: &mut Conn, c: &mut Counters, e: super::HttpError) {
+    c.bad_requests += 1;
+    let mut body = String::new();
+    let _ = writeln!(body, "{e}");
+    let reply = Reply {
+        status: e.status(),
+        content_type: "text/plain",
+        body,
+    };
+    push_response(&mut conn.output, &reply, false, false);
+    conn.input.clear();
+    conn.closing = true;
 }
 
 fn push_response(out: &mut Vec<u8>, reply: &Reply, head_only: bool, keep_alive: bool) {
@@ -152,10 +203,12 @@ fn push_response(out: &mut Vec<u8>, reply: &Reply, head_only: bool, keep_alive: 
 }
 
 /// Serves one connection slot for one pass; whether anything happened.
+/// `body_busy`: some connection's request body is arriving (the handler
+/// takes one at a time).
 fn serve(
     conn: &mut Conn,
     socket: &mut tcp::Socket<'_>,
-    port: u16,
+    (port, body_busy): (u16, &mut bool),
     c: &mut Counters,
     handler: &mut impl Handler,
 ) -> bool {
@@ -166,6 +219,10 @@ fn serve(
         conn.output.clear();
         conn.counted = false;
         conn.closing = false;
+        // A body cut short: the handler's next body begins afresh.
+        if conn.pending.take().is_some() {
+            *body_busy = false;
+        }
         if socket.listen(port).is_err() {
             return false;
         }
@@ -189,32 +246,70 @@ fn serve(
     }
     // Answer every complete request (pipelined ones too), in order.
     while !conn.closing && conn.output.len() < SOCKET_BYTES {
+        // A body arriving goes to the handler as it comes; its answer once
+        // it is whole.
+        if let Some(p) = conn.pending.as_mut() {
+            let n = conn
+                .input
+                .len()
+                .min(usize::try_from(p.left).unwrap_or(usize::MAX));
+            if n > 0 {
+                handler.body(&conn.input[..n]);
+                conn.input.drain(..n);
+                p.left -= n as u64;
+                work = true;
+            }
+            if p.left > 0 {
+                break;
+            }
+            let Some(p) = conn.pending.take() else {
+                break;
+            };
+            *body_busy = false;
+            let reply = handler.answer(p.method, &p.path, &p.query, c);
+            respond(conn, c, &reply, p.method, p.keep_alive);
+            continue;
+        }
         match super::parse_request(&conn.input) {
             Ok(None) => break,
+            // One body at a time (the handler keeps one): another
+            // connection's waits, unread, until it is whole.
+            Ok(Some(r)) if r.body_len > 0 && *body_busy => break,
+            Ok(Some(r)) if r.body_len > 0 => {
+                let limit = handler.body_limit(r.method, r.path);
+                if r.body_len > limit {
+                    let e = if limit == 0 {
+                        super::HttpError::HasBody
+                    } else {
+                        super::HttpError::BodyTooLarge
+                    };
+                    refuse(conn, c, e);
+                    work = true;
+                    continue;
+                }
+                c.requests += 1;
+                *body_busy = true;
+                handler.body_start(r.method, r.path, r.query, r.body_len);
+                conn.pending = Some(Pending {
+                    method: r.method,
+                    path: r.path.into(),
+                    query: r.query.into(),
+                    keep_alive: r.keep_alive,
+                    left: r.body_len,
+                });
+                conn.input.drain(..r.head_len);
+                work = true;
+            }
             Ok(Some(r)) => {
                 c.requests += 1;
                 let (method, keep) = (r.method, r.keep_alive);
                 let reply = handler.answer(method, r.path, r.query, c);
-                if reply.status == Status::NotFound {
-                    c.not_found += 1;
-                }
                 conn.input.drain(..r.head_len);
-                push_response(&mut conn.output, &reply, method == Method::Head, keep);
-                conn.closing = !keep;
+                respond(conn, c, &reply, method, keep);
                 work = true;
             }
             Err(e) => {
-                c.bad_requests += 1;
-                let mut body = String::new();
-                let _ = writeln!(body, "{e}");
-                let reply = Reply {
-                    status: e.status(),
-                    content_type: "text/plain",
-                    body,
-                };
-                push_response(&mut conn.output, &reply, false, false);
-                conn.input.clear();
-                conn.closing = true;
+                refuse(conn, c, e);
                 work = true;
             }
         }
@@ -271,6 +366,7 @@ pub fn run(
             output: Vec::new(),
             counted: false,
             closing: false,
+            pending: None,
         });
     }
     if let Err(e) = dev.announce(s.ip) {
@@ -283,13 +379,14 @@ pub fn run(
 
     let mut last_work = rdtsc();
     let mut done_at: Option<u64> = None;
+    let mut body_busy = false;
     let code = loop {
         let received = dev.stats().received;
         iface.poll(now(), &mut dev, &mut sockets);
         let mut work = dev.stats().received != received;
         for conn in &mut conns {
             let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
-            work |= serve(conn, socket, s.port, &mut c, handler);
+            work |= serve(conn, socket, (s.port, &mut body_busy), &mut c, handler);
         }
         if let Some(e) = dev.take_error() {
             println!("{tag}: port {NET_PORT}: {e}");
