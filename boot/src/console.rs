@@ -99,6 +99,10 @@ pub struct Renderer {
 /// The metric a VM started at runtime reports when it reaches `main` (the
 /// hypervisor's `platform::run::START_TO_MAIN`).
 pub const START_TO_MAIN: &str = "start_to_main";
+/// The metric the first VM of a command reports beside it: from the
+/// control core taking the command (the hypervisor's
+/// `platform::run::COMMAND_TO_MAIN`).
+pub const COMMAND_TO_MAIN: &str = "command_to_main";
 /// How that metric's line reads, up to its number.
 pub const AT_MAIN: &str = "-- at main, ";
 

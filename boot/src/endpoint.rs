@@ -142,14 +142,11 @@ fn status_of(name: &str) -> Result<u8> {
 /// The answers the serial line would give, from the API's JSON answer
 /// `body` with status `code` to `msg`.
 pub fn answers(msg: &Message<'_>, code: u16, body: &str) -> Result<Vec<Answer>> {
+    if code != 200 {
+        return Ok(vec![refusal(code, body)]);
+    }
     let v: serde_json::Value = serde_json::from_str(body)
         .map_err(|e| Error::new(format!("the endpoint's answer is not JSON ({code}): {e}")))?;
-    if code != 200 {
-        let text = v["error"]
-            .as_str()
-            .unwrap_or("the endpoint refused the request");
-        return Ok(vec![Answer::Error(text.to_string())]);
-    }
     let mut out = Vec::new();
     match msg {
         Message::List => {
@@ -273,6 +270,18 @@ fn unhex(text: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// A refusal from the API: its JSON `error`, or (the HTTP server's own
+/// refusals of a request it cannot read are text) the text itself.
+fn refusal(code: u16, body: &str) -> Answer {
+    let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let text = match json.as_ref().and_then(|v| v["error"].as_str()) {
+        Some(t) => t.to_string(),
+        None if !body.trim().is_empty() => format!("{} ({code})", body.trim()),
+        None => format!("the endpoint refused the request ({code})"),
+    };
+    Answer::Error(text)
+}
+
 /// A link's or NIC's counters from the API's flow object.
 fn flow(f: &serde_json::Value) -> Result<Answer> {
     let side = |s: &str| -> Result<[u64; 3]> {
@@ -331,14 +340,11 @@ pub fn attach_hook(
     body.extend_from_slice(maps);
     body.extend_from_slice(code);
     let (code, text) = exchange(url, "POST", &format!("/v1/hooks/{name}?{place}"), &body)?;
+    if code != 200 {
+        return Ok(vec![refusal(code, &text)]);
+    }
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::new(format!("the endpoint's answer is not JSON ({code}): {e}")))?;
-    if code != 200 {
-        let text = v["error"]
-            .as_str()
-            .unwrap_or("the endpoint refused the request");
-        return Ok(vec![Answer::Error(text.to_string())]);
-    }
     let mut out = Vec::new();
     if v["replaced"].is_object() {
         out.push(hook(&v["replaced"])?);
@@ -359,6 +365,7 @@ fn exchange(url: &str, method: &str, path: &str, body: &[u8]) -> Result<(u16, St
         .ok_or_else(|| Error::new(format!("`--endpoint`: no address for `{host}`")))?;
     let mut s = TcpStream::connect_timeout(&addr, REQUEST_WAIT).map_err(fail)?;
     s.set_read_timeout(Some(REQUEST_WAIT)).map_err(fail)?;
+    s.set_write_timeout(Some(REQUEST_WAIT)).map_err(fail)?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
@@ -640,6 +647,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(refused, vec![Answer::Error("w has already ended".into())]);
+        // The HTTP server's own refusals are text.
+        assert_eq!(
+            answers(
+                &Message::List,
+                413,
+                "the body is longer than this request takes\n"
+            )
+            .unwrap(),
+            vec![Answer::Error(
+                "the body is longer than this request takes (413)".into()
+            )]
+        );
         assert!(answers(&Message::List, 200, "not json").is_err());
         let odd = "[{\"index\":0,\"name\":\"a\",\"status\":\"dancing\",\"core\":1,\"restarts\":0,\"exits\":0,\"instructions\":0}]";
         assert!(answers(&Message::List, 200, odd).is_err());

@@ -15,6 +15,9 @@ const ENTRY: &str = "small";
 /// The metric the hypervisor records when a VM started at runtime reaches
 /// `main` (see `platform::run::START_TO_MAIN`).
 const START_TO_MAIN: &str = crate::console::START_TO_MAIN;
+/// The metric of instructions from the control core taking the command to
+/// its first VM's `main` (see `platform::run::COMMAND_TO_MAIN`).
+const COMMAND_TO_MAIN: &str = crate::console::COMMAND_TO_MAIN;
 
 /// The bench's manifest.
 pub fn manifest_path() -> PathBuf {
@@ -33,6 +36,9 @@ pub struct Step {
     pub boot: (u64, u64, u64),
     /// Instructions from the core taking `start` to `main`: avg, min, max.
     pub start_to_main: (u64, u64, u64),
+    /// Instructions from the control core taking the scale command to
+    /// its first VM's `main` (`None` for a step that started none).
+    pub command_to_main: Option<u64>,
     /// VMs started.
     pub started: usize,
 }
@@ -81,10 +87,20 @@ pub fn steps(report: &serde_json::Value, manifest_vms: usize, sizes: &[u32]) -> 
             .iter()
             .map(|v| number(v, v["metrics"][START_TO_MAIN].as_u64(), START_TO_MAIN))
             .collect::<Result<_>>()?;
+        // The step's one command: its first VM says how long it took.
+        let command_to_main = match step.first() {
+            None => None,
+            Some(v) => Some(number(
+                v,
+                v["metrics"][COMMAND_TO_MAIN].as_u64(),
+                COMMAND_TO_MAIN,
+            )?),
+        };
         out.push(Step {
             size,
             boot: spread(&boot),
             start_to_main: spread(&ttm),
+            command_to_main,
             started,
         });
     }
@@ -103,6 +119,7 @@ pub fn lines(steps: &[Step]) -> Vec<String> {
             "start to main avg",
             "min",
             "max",
+            "command to first main",
         ]
         .map(String::from)
         .to_vec(),
@@ -117,9 +134,11 @@ pub fn lines(steps: &[Step]) -> Vec<String> {
             s.start_to_main.0.to_string(),
             s.start_to_main.1.to_string(),
             s.start_to_main.2.to_string(),
+            s.command_to_main
+                .map_or_else(|| "-".to_string(), |n| n.to_string()),
         ]);
     }
-    table::lines(&rows, &[Align::Right; 8])
+    table::lines(&rows, &[Align::Right; 9])
 }
 
 /// Runs the bench with `sizes` (each at least 2: size 1 starts nothing) on
@@ -205,6 +224,7 @@ mod tests {
         let mut v = serde_json::json!({"name": name, "boot_instructions": boot, "metrics": {}});
         if let Some(t) = ttm {
             v["metrics"][START_TO_MAIN] = t.into();
+            v["metrics"][COMMAND_TO_MAIN] = (t + 1000).into();
         }
         v
     }
@@ -221,6 +241,11 @@ mod tests {
         let s = steps(&report, 1, &[3, 3]).unwrap();
         assert_eq!(s[0].boot, (105, 100, 110));
         assert_eq!(s[1].start_to_main, (220, 140, 300));
+        // The first VM of each step's command.
+        assert_eq!(
+            (s[0].command_to_main, s[1].command_to_main),
+            (Some(1150), Some(1300))
+        );
         assert_eq!(s[1].started, 2);
         let l = lines(&s);
         assert!(l[0].starts_with("1 -> N -> 1  started  boot avg"), "{l:?}");

@@ -95,10 +95,11 @@ impl<F, B> Direction<F, B> {
     }
 
     /// Takes back the receive buffer kept for the next frame, if any: the
-    /// generation of the receiver's ring it came from (its link is being
-    /// unmade; the caller gives the buffer back to that ring).
-    pub fn take_spare(&mut self) -> Option<u32> {
-        self.spare.take()
+    /// generation of the receiver's ring it came from, and the buffer (its
+    /// link is being unmade; the caller gives it back to that ring).
+    pub fn take_spare(&mut self) -> Option<(u32, &B)> {
+        let generation = self.spare.take()?;
+        Some((generation, &self.rx))
     }
 
     /// Whether a receive buffer is kept for the next frame.

@@ -916,7 +916,78 @@ impl<'t> Net<'t> {
         };
         let hab = hab.or(ra.as_ref().and_then(|g| g.as_ref()));
         let hba = hba.or(rb.as_ref().and_then(|g| g.as_ref()));
-        self.pass(link, env, [hab, hba])
+        let mut moved = self.pass(link, env, [hab, hba]);
+        // Frames a hook redirected to another port, now that the link's
+        // ports are let go (so no two polling cores ever wait on each
+        // other's ports).
+        for h in [hab, hba].into_iter().flatten() {
+            moved += self.deliver_away(h);
+        }
+        moved
+    }
+
+    /// Delivers the frames at the front of `hook`'s queue that go on to
+    /// other ports than the link's (`XDP_REDIRECT`), each into the next
+    /// receive buffer of its port (locked alone): counted `sent`, or
+    /// `unsent` if the port is not there, not up, has no buffer or one too
+    /// small. Such a frame never waits (a port that takes none holds up
+    /// no link); a receive ring that breaks the rules is blamed on its
+    /// port. Returns frames delivered.
+    #[inline(never)]
+    fn deliver_away(&self, hook: &PacketHook<'t>) -> u32 {
+        let mut run = hook.lock();
+        let mut delivered = 0;
+        while let Some(to) = run.away() {
+            let before = run.waiting();
+            let mut sent = false;
+            if let Some(p) = self.ports.get(to as usize) {
+                let mut faulted = false;
+                p.with(|inner| {
+                    let Some((receiver, generation)) = inner.sink() else {
+                        return;
+                    };
+                    let mut dir: Direction<Chain, Chain> = Direction::default();
+                    let result = direction::send_back(
+                        &mut dir,
+                        &mut run.away_source::<Chain>(to),
+                        receiver,
+                        generation,
+                        1,
+                    );
+                    // A buffer taken for a frame too large goes back to its
+                    // ring (the one it handed out last: the port is locked).
+                    if let Some((g, buffer)) = dir.take_spare() {
+                        inner.give_back_rx(g, buffer);
+                    }
+                    match result {
+                        Ok(_) => sent = dir.flow.frames == 1,
+                        Err(LinkFault { error, .. }) => {
+                            inner.blame(error);
+                            faulted = true;
+                        }
+                    }
+                });
+                if faulted {
+                    self.signals[p.vm as usize]
+                        .fault
+                        .store(true, Ordering::Release);
+                }
+                if sent || faulted {
+                    self.wake(p.vm);
+                }
+            }
+            // A frame the port did not take leaves the queue all the same.
+            if run.waiting() == before {
+                run.drop_front();
+            }
+            if sent {
+                delivered += 1;
+                run.count_away(1, 0);
+            } else {
+                run.count_away(0, 1);
+            }
+        }
+        delivered
     }
 
     /// One pass over both directions of `link` with the hooks of its a→b

@@ -150,20 +150,18 @@ impl PortInner {
         self.fault
     }
 
-    /// Gives back the receive buffer a link kept from its ring of
-    /// `generation` and is unmade without using (the buffer is the one its
-    /// receive queue popped last): the driver finds it available again.
-    /// Nothing if the ring changed since (the buffer means nothing then).
-    pub fn give_back_rx(&mut self, generation: u32) -> bool {
+    /// Gives back receive buffer `buffer`, which a link kept from its ring
+    /// of `generation` and lets go of unused: the driver finds it available
+    /// again, if it is the one the ring handed out last. `false` if not
+    /// (another was taken since: it stays taken until the ring is reset),
+    /// or if the ring changed since (the buffer means nothing then).
+    pub fn give_back_rx(&mut self, generation: u32, buffer: &Chain) -> bool {
         if self.generation != generation {
             return false;
         }
-        match self.transport.queue_mut(RECEIVE_QUEUE) {
-            Some(queue) => {
-                queue.unpop();
-                true
-            }
-            None => false,
+        match (self.transport.queue_mut(RECEIVE_QUEUE), self.ram.as_ref()) {
+            (Some(queue), Some(ram)) => queue.unpop(ram, buffer.head()),
+            _ => false,
         }
     }
 

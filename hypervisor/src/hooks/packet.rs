@@ -19,8 +19,10 @@
 //! `XDP_TX` queues the frame to go back (to a link's sender, onto the wire
 //! from a NIC's receive queue, to the guest that sent it on a NIC's
 //! transmit queue); `XDP_REDIRECT` to a link's receiver passes, to its
-//! sender goes back, on a NIC's receive queue goes to the NIC's port the
-//! switch finds; anything else is counted `unsent`. Writes a program makes to
+//! sender goes back, to any other VM port waits in the same queue until
+//! the poller has let go of the link's ports and delivers it there
+//! ([`HookRun::away`]), on a NIC's receive queue goes to the NIC's port
+//! the switch finds; anything else is counted `unsent`. Writes a program makes to
 //! the packet are delivered: the program runs on the hook's copy, and a
 //! frame that passes is delivered from that copy (or written back over the
 //! receiver's buffer) on every path. Every run is counted in exactly one verdict counter
@@ -90,12 +92,18 @@ impl fmt::Display for BuildError {
 }
 
 /// Frames a link's hook sends back to the sender (`XDP_TX`, or
-/// `XDP_REDIRECT` to the sender's port) that wait for the poller to
-/// deliver them through the link's other direction, at most.
+/// `XDP_REDIRECT` to the sender's port) or redirects to another port,
+/// that wait for the poller to deliver them, at most.
 pub const BACK_SLOTS: usize = 4;
 
-/// A frame going back to its sender.
+/// [`Back::to`] of a frame going back to its sender.
+const TO_SENDER: u32 = u32::MAX;
+
+/// A frame going back to its sender, or on to another port.
 struct Back {
+    /// The port it goes to (a port index as `xdp_md` numbers them), or
+    /// [`TO_SENDER`].
+    to: u32,
     len: u16,
     bytes: [u8; MAX_FRAME_BYTES],
 }
@@ -208,7 +216,7 @@ impl<'t> HookRun<'t> {
             XDP_DROP => f.drop += 1,
             XDP_TX => {
                 f.tx += 1;
-                self.send_back(len, in_place);
+                self.send_back(len, in_place, TO_SENDER);
             }
             XDP_REDIRECT => {
                 f.redirect += 1;
@@ -218,7 +226,13 @@ impl<'t> HookRun<'t> {
                         f.sent += 1;
                         return Verdict::Pass;
                     }
-                    (Some(port), Some(_)) if port == self.ingress => self.send_back(len, in_place),
+                    (Some(port), Some(_)) if port == self.ingress => {
+                        self.send_back(len, in_place, TO_SENDER)
+                    }
+                    // Another VM port: on once the link's ports are let go.
+                    (Some(port), Some(_)) if port != TO_SENDER => {
+                        self.send_back(len, in_place, port)
+                    }
                     // A NIC's receive hook: the switch delivers it to that
                     // port of the NIC, if it has one.
                     (Some(port), None) if self.nic == Some(NicDir::Rx) => {
@@ -234,16 +248,18 @@ impl<'t> HookRun<'t> {
     }
 
     /// Queues the frame's `len` bytes (in `in_place`, or else in the
-    /// hook's copy) to go back to the sender (a link's hook with room in
-    /// its queue), else counts them `unsent`.
+    /// hook's copy) to go back to the sender (`to` [`TO_SENDER`]) or on to
+    /// port `to` (a link's hook with room in its queue), else counts them
+    /// `unsent`.
     #[inline(never)]
-    fn send_back(&mut self, len: usize, in_place: Option<&HostRange<'_>>) {
+    fn send_back(&mut self, len: usize, in_place: Option<&HostRange<'_>>, to: u32) {
         let mut queued = false;
         if (self.egress.is_some() || self.nic.is_some())
             && len <= MAX_FRAME_BYTES
             && self
                 .back
                 .push_back(Back {
+                    to,
                     len: len as u16,
                     bytes: [0; MAX_FRAME_BYTES],
                 })
@@ -267,9 +283,38 @@ impl<'t> HookRun<'t> {
         }
     }
 
-    /// Whether frames wait to go back to the sender.
+    /// Whether frames wait to go back to the sender (or on to another
+    /// port).
     pub fn sends_back(&self) -> bool {
         !self.back.is_empty()
+    }
+
+    /// The port the next waiting frame is redirected to, if it goes to
+    /// another port than its sender's (deliver it through
+    /// [`HookRun::away_source`], and count it with [`HookRun::count_away`]).
+    pub fn away(&self) -> Option<u32> {
+        self.back
+            .front()
+            .map(|b| b.to)
+            .filter(|&to| to != TO_SENDER)
+    }
+
+    /// Frames waiting in its queue.
+    pub fn waiting(&self) -> usize {
+        self.back.len()
+    }
+
+    /// Takes the frame at the front of the queue out (one for another
+    /// port that could not be delivered).
+    pub fn drop_front(&mut self) {
+        self.back.pop_front();
+    }
+
+    /// Counts `sent` frames delivered to another port and `unsent` that
+    /// could not be.
+    pub fn count_away(&mut self, sent: u64, unsent: u64) {
+        self.flow.sent += sent;
+        self.flow.unsent += unsent;
     }
 
     /// Hands the frames waiting to go back to `send`, in order, while it
@@ -298,6 +343,17 @@ impl<'t> HookRun<'t> {
     /// what the direction delivering them keeps of a frame, unused).
     pub fn back_source<F: Default>(&mut self) -> BackSource<'_, F> {
         BackSource {
+            to: TO_SENDER,
+            queue: &mut self.back,
+            _frame: core::marker::PhantomData,
+        }
+    }
+
+    /// The waiting frames at the front of the queue that go on to port
+    /// `to`, as a frame source like [`HookRun::back_source`]'s.
+    pub fn away_source<F: Default>(&mut self, to: u32) -> BackSource<'_, F> {
+        BackSource {
+            to,
             queue: &mut self.back,
             _frame: core::marker::PhantomData,
         }
@@ -313,6 +369,9 @@ impl<'t> HookRun<'t> {
 /// into the sender's receive queue: never fails, completes a frame by
 /// taking it out of the queue.
 pub struct BackSource<'q, F> {
+    /// Where the frames it gives go: it gives those at the front of the
+    /// queue that go there.
+    to: u32,
     queue: &'q mut heapless::Deque<Back, BACK_SLOTS>,
     _frame: core::marker::PhantomData<F>,
 }
@@ -321,11 +380,15 @@ impl<F: Default> FrameSource for BackSource<'_, F> {
     type Frame = F;
 
     fn waiting(&mut self) -> Result<bool, RingError> {
-        Ok(!self.queue.is_empty())
+        Ok(self.queue.front().is_some_and(|b| b.to == self.to))
     }
 
     fn take(&mut self, _frame: &mut F) -> Result<Option<u32>, RingError> {
-        Ok(self.queue.front().map(|b| u32::from(b.len)))
+        Ok(self
+            .queue
+            .front()
+            .filter(|b| b.to == self.to)
+            .map(|b| u32::from(b.len)))
     }
 
     fn read(&self, _frame: &F, len: u32, mut f: impl FnMut(&[u8])) -> Result<(), RingError> {

@@ -716,6 +716,13 @@ impl Net {
     ) -> Result<poll::MadeLink, poll::MakeRefusal> {
         let gone = self.0.unmake_link(a, b)?;
         record_made(&gone, &names);
+        if gone.kept_buffers > 0 {
+            log::warn!(
+                "link {}: {} receive buffers it kept could not go back to their rings (a redirect took later ones); they stay taken until the guest resets its ring",
+                gone.number,
+                gone.kept_buffers
+            );
+        }
         Ok(gone)
     }
 

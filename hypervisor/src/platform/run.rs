@@ -36,6 +36,10 @@ use vmm_abi::report::{OPERATOR_RESTART, Record, VmStatus};
 /// The metric of a VM started at runtime: TSC ticks from its core taking
 /// the `start` request to the VM's `main`.
 pub const START_TO_MAIN: &str = "start_to_main";
+/// The metric the first VM a command started reports with it:
+/// instructions from the control core taking the command to the VM's
+/// `main`.
+pub const COMMAND_TO_MAIN: &str = "command_to_main";
 
 /// Bytes reserved for one stop reason in a record.
 const REASON_BYTES: usize = 200;
@@ -59,6 +63,8 @@ struct Place {
     reserved: u64,
     /// Guest memory instead of the entry's; 0: the entry's.
     memory: u64,
+    /// TSC when the control core took the command (its first VM only).
+    command: Option<u64>,
 }
 
 /// What VMs that ended in a place since given to another VM add to the
@@ -461,6 +467,7 @@ impl Plan {
                 cell,
                 reserved,
                 memory,
+                command,
             } => {
                 let place = Place {
                     id: mail.vm,
@@ -468,6 +475,7 @@ impl Plan {
                     cell,
                     reserved,
                     memory,
+                    command,
                 };
                 self.start(cp, place, local, vms, sched, core, seq);
             }
@@ -610,6 +618,7 @@ impl Plan {
         st.core = Some(core);
         st.reserved = place.reserved;
         st.start_mail_tsc = Some(instr::rdtsc());
+        st.command_tsc = place.command;
         *slot = st;
         if !sched.admit(local) {
             slot.dormant = true;
@@ -739,7 +748,10 @@ impl Plan {
 }
 
 /// A VM started at runtime that reached `main`: how long that took on its
-/// core, from the `start` request (`start_to_main`, in TSC ticks).
+/// core, from the `start` request (`start_to_main`, in TSC ticks), and,
+/// for the first VM of a command, from the control core taking the
+/// command (`command_to_main`: the emulated CPUs' TSCs advance together,
+/// one tick per instruction).
 fn start_to_main(st: &mut VmState) {
     if let (Some(mail), Some(main)) = (st.start_mail_tsc, st.main_tsc) {
         st.start_mail_tsc = None;
@@ -748,6 +760,13 @@ fn start_to_main(st: &mut VmState) {
             name: START_TO_MAIN,
             value: main.saturating_sub(mail),
         });
+        if let Some(command) = st.command_tsc.take() {
+            serial::record(&Record::Metric {
+                vm: st.index,
+                name: COMMAND_TO_MAIN,
+                value: main.saturating_sub(command),
+            });
+        }
     }
 }
 

@@ -251,6 +251,11 @@ pub enum Job {
         reserved: u64,
         /// Bytes of guest memory instead of the entry's; 0: the entry's.
         memory: u64,
+        /// For the command's first VM: TSC when the control core took the
+        /// command (its frame read), so that VM reports how long the
+        /// command took to reach its `main` (one record per command: a
+        /// record costs the console's time).
+        command: Option<u64>,
     },
 }
 
@@ -391,6 +396,25 @@ impl ControlPlane {
     /// image rather than a manifest entry.
     pub fn spec(&self, cell: u32) -> Option<VmSpec<'static>> {
         self.cells.get(cell as usize).and_then(|c| *c.spec.lock())
+    }
+
+    /// The net ports of the VM in place `cell`: its manifest entry's (an
+    /// image's VM has none).
+    fn net_ports(&self, cell: u32) -> u8 {
+        if let Some(spec) = self.manifest.get(cell as usize) {
+            return spec.net_ports;
+        }
+        let Some(c) = self.cells.get(cell as usize) else {
+            return 0;
+        };
+        if let Some(spec) = *c.spec.lock() {
+            return spec.net_ports;
+        }
+        let entry = c.names.lock().1.clone();
+        (0..self.manifest.len())
+            .filter_map(|i| self.manifest.get(i))
+            .find(|s| s.entry == entry.as_str())
+            .map_or(0, |s| s.net_ports)
     }
 
     /// Place `cell`'s name.
@@ -902,6 +926,13 @@ impl Fleet for Machine<'_> {
         b: PortRef,
         send: &mut dyn FnMut(&Message<'_>),
     ) -> Result<(), MakeRefusal> {
+        // A place for VMs started at runtime has every port a VM may have;
+        // its VM, only its entry's.
+        for p in [a, b] {
+            if p.port >= self.0.net_ports(p.vm) {
+                return Err(MakeRefusal::NoPort(p));
+            }
+        }
         let m = self.1.make_link(a, b)?;
         log::info!(
             "link {}: {}.{} <-> {}.{} made, polled by core {}",
@@ -1013,6 +1044,7 @@ impl Fleet for Machine<'_> {
     }
 
     fn change(&mut self, starts: &Starts<'_>, stops: &[u32], seq: u32) -> Result<(), Refusal> {
+        let command = rdtsc();
         let seq = self.tagged(seq);
         let cp = self.0;
         // A manifest entry's spec, or an image's: one named by the start,
@@ -1116,6 +1148,7 @@ impl Fleet for Machine<'_> {
                         cell: places[k],
                         reserved: cost,
                         memory: starts.memory,
+                        command: (k == 0).then_some(command),
                     },
                     seq,
                 },

@@ -122,6 +122,9 @@ pub struct VmState {
     /// TSC when its core took the `start` request (VMs started at runtime,
     /// until it reaches `main`).
     pub start_mail_tsc: Option<u64>,
+    /// TSC when the control core took the command that started it (the
+    /// first VM a command started at runtime, until it reaches `main`).
+    pub command_tsc: Option<u64>,
     /// Manifest entry (for a VM started at runtime, the one it copies).
     pub spec: VmSpec<'static>,
     /// Its image.
@@ -208,6 +211,7 @@ impl VmState {
             dormant: false,
             reserved: 0,
             start_mail_tsc: None,
+            command_tsc: None,
             spec,
             image,
             core: None,

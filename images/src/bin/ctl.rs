@@ -821,17 +821,38 @@ impl Handler for Ctl {
     }
 
     fn answer(&mut self, method: Method, path: &str, query: &str, _: &Counters) -> Reply {
-        let parts = parts(path);
-        let reply = self.route(method, &parts, path, query);
+        // Another connection's body may be arriving meanwhile: untouched.
+        self.route(method, &parts(path), path, query, false)
+    }
+
+    fn answer_body(&mut self, method: Method, path: &str, query: &str, _: &Counters) -> Reply {
+        let reply = self.route(method, &parts(path), path, query, true);
         // A body no route used is not kept for the next request.
         self.body = Body::None;
         reply
     }
+
+    fn body_abort(&mut self) {
+        // An image begun stays staged in the hypervisor until the next
+        // upload begins (either channel's), which drops it.
+        self.body = Body::None;
+    }
 }
 
 impl Ctl {
-    fn route(&mut self, method: Method, parts: &[&str], path: &str, query: &str) -> Reply {
+    fn route(
+        &mut self,
+        method: Method,
+        parts: &[&str],
+        path: &str,
+        query: &str,
+        with_body: bool,
+    ) -> Reply {
         match (method, parts) {
+            (Method::Post, ["v1", "hooks", _] | ["v1", "images", _]) if !with_body => error(
+                Status::BadRequest,
+                "send the hook (a map count byte, 16-byte map definitions, 8-byte instructions) or the image file (an ELF file, at most 8 MiB) as the body",
+            ),
             (Method::Post, ["v1", "hooks", name]) => self.attach_hook(name, query),
             (Method::Post, ["v1", "images", name]) => self.commit_image(name),
             (Method::Post, ["v1", "images", image, "start"]) => {

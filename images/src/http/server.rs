@@ -123,9 +123,17 @@ pub struct Reply {
 
 /// What a server answers.
 pub trait Handler {
-    /// The answer to `method path?query` (after its body, if it has one);
+    /// The answer to `method path?query`, a request without a body;
     /// `counters` so far.
     fn answer(&mut self, method: Method, path: &str, query: &str, counters: &Counters) -> Reply;
+    /// The answer to a request whose body came whole (through
+    /// [`Handler::body_start`] and [`Handler::body`]).
+    fn answer_body(&mut self, method: Method, path: &str, query: &str, c: &Counters) -> Reply {
+        self.answer(method, path, query, c)
+    }
+    /// The body begun will not come whole: its connection closed, or it
+    /// stopped sending for [`BODY_IDLE_TICKS`] (and was closed).
+    fn body_abort(&mut self) {}
     /// The most body bytes `method path` may carry (0, the default: none).
     /// A request with a longer body is answered 413 (400 if it takes none)
     /// and its connection closed.
@@ -140,6 +148,11 @@ pub trait Handler {
     fn body(&mut self, _piece: &[u8]) {}
 }
 
+/// TSC ticks a request body may go without a byte before its connection
+/// is closed (so one stalled client cannot hold the one body the handler
+/// takes at a time).
+pub const BODY_IDLE_TICKS: u64 = 2_000_000_000;
+
 /// A request whose body is still arriving: what its answer needs.
 struct Pending {
     method: Method,
@@ -148,6 +161,8 @@ struct Pending {
     keep_alive: bool,
     /// Body bytes still to come.
     left: u64,
+    /// When its last bytes came (TSC).
+    last: u64,
 }
 
 /// One connection slot: its socket and what is pending on it.
@@ -222,6 +237,7 @@ fn serve(
         // A body cut short: the handler's next body begins afresh.
         if conn.pending.take().is_some() {
             *body_busy = false;
+            handler.body_abort();
         }
         if socket.listen(port).is_err() {
             return false;
@@ -253,20 +269,32 @@ fn serve(
                 .input
                 .len()
                 .min(usize::try_from(p.left).unwrap_or(usize::MAX));
+            let now = rdtsc();
             if n > 0 {
                 handler.body(&conn.input[..n]);
                 conn.input.drain(..n);
                 p.left -= n as u64;
+                p.last = now;
                 work = true;
             }
             if p.left > 0 {
+                if now.wrapping_sub(p.last) > BODY_IDLE_TICKS {
+                    // Stalled: closed, so the next body can come.
+                    conn.pending = None;
+                    *body_busy = false;
+                    handler.body_abort();
+                    conn.input.clear();
+                    socket.abort();
+                    work = true;
+                }
                 break;
             }
             let Some(p) = conn.pending.take() else {
                 break;
             };
             *body_busy = false;
-            let reply = handler.answer(p.method, &p.path, &p.query, c);
+            c.requests += 1;
+            let reply = handler.answer_body(p.method, &p.path, &p.query, c);
             respond(conn, c, &reply, p.method, p.keep_alive);
             continue;
         }
@@ -287,7 +315,7 @@ fn serve(
                     work = true;
                     continue;
                 }
-                c.requests += 1;
+                // Counted once answered (so `requests=N` waits for it).
                 *body_busy = true;
                 handler.body_start(r.method, r.path, r.query, r.body_len);
                 conn.pending = Some(Pending {
@@ -296,6 +324,7 @@ fn serve(
                     query: r.query.into(),
                     keep_alive: r.keep_alive,
                     left: r.body_len,
+                    last: rdtsc(),
                 });
                 conn.input.drain(..r.head_len);
                 work = true;

@@ -56,6 +56,10 @@ pub struct MadeLink {
     pub ba: LinkFlow,
     /// Instructions its core spent on it in passes that moved frames.
     pub busy: u64,
+    /// Receive buffers it kept that could not go back to their rings when
+    /// it was unmade (a redirect took a later one from the same ring):
+    /// they stay taken until the guest resets the ring.
+    pub kept_buffers: u32,
 }
 
 impl MadeLink {
@@ -88,6 +92,7 @@ impl MadeLink {
             ab: st.ab.flow,
             ba: st.ba.flow,
             busy: st.busy,
+            kept_buffers: 0,
         }
     }
 }
@@ -178,15 +183,19 @@ impl<'t> Net<'t> {
                 continue;
             };
             drop(held);
-            let gone = MadeLink::of(number, &link);
+            let mut gone = MadeLink::of(number, &link);
+            let mut gone_buffers = 0;
             let mut guard = link.state.lock();
             let st = &mut *guard;
             for (dir, to) in [(&mut st.ab, link.b), (&mut st.ba, link.a)] {
-                if let Some(generation) = dir.take_spare() {
-                    self.ports[to].with(|p| p.give_back_rx(generation));
+                if let Some((generation, buffer)) = dir.take_spare()
+                    && !self.ports[to].with(|p| p.give_back_rx(generation, buffer))
+                {
+                    gone_buffers += 1;
                 }
             }
             drop(guard);
+            gone.kept_buffers = gone_buffers;
             let mut unmade = self.unmade.lock();
             add_flow(&mut unmade, &gone.ab);
             add_flow(&mut unmade, &gone.ba);

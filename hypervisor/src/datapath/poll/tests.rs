@@ -1114,3 +1114,99 @@ fn an_unmade_link_gives_back_the_receive_buffer_it_kept_and_its_counters_stay_in
     assert_eq!(net.totals().frames, 1);
     assert_eq!(net.totals().drop_size, 1);
 }
+
+#[test]
+fn a_link_hook_redirects_frames_to_another_vms_port_and_never_waits_on_it() {
+    use crate::hooks::packet::tests::{bouncer, hook};
+    // VMs 0 and 1 linked; VM 2's port (index 2) on no link.
+    let mut net = build(&[1, 1, 1], &[link((0, 0), (1, 0), 0, 0)]);
+    let hooks: &'static [PacketHook<'static>] = vec![hook(bouncer())].leak();
+    net.set_hooks(hooks);
+    let env = FakeEnv::default();
+    let (mut a, mut b, mut c) = (Guest::new(), Guest::new(), Guest::new());
+    running(&net, 0, &a);
+    running(&net, 1, &b);
+    running(&net, 2, &c);
+    // bouncer(): [2, port, ..] is redirected to `port`.
+    let to = |port: u8, tag: u8| {
+        let mut f = frame(60, tag);
+        f[0] = 2;
+        f[1] = port;
+        f
+    };
+    let (to_c, to_b, nowhere, c_full) = (to(2, 1), to(1, 2), to(9, 3), to(2, 4));
+    // The hook judges each frame in a buffer of the link's receiver.
+    c.post(SLOT);
+    for _ in 0..4 {
+        b.post(SLOT);
+    }
+    for f in [&to_c, &to_b, &nowhere, &c_full] {
+        a.send(f);
+    }
+    assert_eq!(
+        net.service(&net.links[0], &env),
+        5,
+        "4 frames, 1 delivered on"
+    );
+    // To VM 2 (which had one buffer): delivered, and VM 2 woken; to the
+    // receiver: passed; to no port, and to VM 2 without a buffer left:
+    // unsent, and the link went on.
+    assert_eq!(c.received(), vec![to_c.clone()]);
+    assert_eq!(b.received(), vec![to_b.clone()]);
+    assert!(net.signals(2).work.load(Ordering::Acquire));
+    assert_eq!(a.tx_used(), 4);
+    let f = hooks[0].flow();
+    assert_eq!((f.redirect, f.sent, f.unsent), (4, 2, 2));
+    assert!(!hooks[0].lock().sends_back());
+    // A frame too large for VM 2's buffer: unsent, the buffer back in its
+    // ring for the next one.
+    c.post(64);
+    a.send(&to(2, 5));
+    net.service(&net.links[0], &env);
+    assert_eq!(c.received().len(), 1);
+    let small = {
+        let mut f = frame(40, 6);
+        f[0] = 2;
+        f[1] = 2;
+        f
+    };
+    a.send(&small);
+    net.service(&net.links[0], &env);
+    assert_eq!(c.received(), vec![to_c, small]);
+    let f = hooks[0].flow();
+    assert_eq!((f.redirect, f.sent, f.unsent), (6, 3, 3));
+}
+
+#[test]
+fn an_unmade_link_keeps_a_buffer_a_redirect_was_given_after_it_rather_than_hand_one_out_twice() {
+    use crate::hooks::packet::tests::{bouncer, hook};
+    // Link 0 (VMs 0, 1) with the redirecting hook; VMs 2 and 3 linked at
+    // runtime.
+    let mut net = build(&[1, 1, 1, 1], &[link((0, 0), (1, 0), 0, 0)]);
+    net.set_hooks(vec![hook(bouncer())].leak());
+    let net = with_places(net, 1);
+    let env = FakeEnv::default();
+    let (mut a, mut b, mut c, mut d) = (Guest::new(), Guest::new(), Guest::new(), Guest::new());
+    for (vm, g) in [(0, &a), (1, &b), (2, &c), (3, &d)] {
+        running(&net, vm, g);
+    }
+    assert_eq!(net.make_link(pr(2, 0), pr(3, 0)), Ok(1));
+    // VM 3 keeps its first (small) buffer for the next frame of link 1.
+    d.post(64);
+    c.send(&frame(100, 0));
+    net.service_made(&env);
+    // Link 0's hook redirects a frame to VM 3 (port 3): its next buffer.
+    d.post(SLOT);
+    b.post(SLOT);
+    let mut f = frame(60, 1);
+    f[0] = 2;
+    f[1] = 3;
+    a.send(&f);
+    net.service(&net.links[0], &env);
+    assert_eq!(d.received(), vec![f]);
+    // The kept buffer is not the last VM 3's ring handed out: it stays
+    // taken, said so, rather than be handed out again.
+    let gone = net.unmake_link(pr(2, 0), pr(3, 0)).unwrap();
+    assert_eq!(gone.kept_buffers, 1);
+    assert_eq!(d.posted(), 1, "the kept buffer only");
+}

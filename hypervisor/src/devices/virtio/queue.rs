@@ -622,13 +622,22 @@ impl SplitQueue {
         self.read_ring_u16(mem, RingPart::Avail, entry).map(Some)
     }
 
-    /// Puts the chain popped last back at the front of the available
-    /// entries, as if it had never been taken (a link unmade while it held
-    /// that receive buffer for its next frame). The caller makes sure a
-    /// chain was popped and not yet used; the ring's entries are the
-    /// driver's, unchanged.
-    pub fn unpop(&mut self) {
-        self.last_avail_idx = self.last_avail_idx.wrapping_sub(1);
+    /// Puts chain `head` back at the front of the available entries, as if
+    /// it had never been taken (a link unmade while it held that receive
+    /// buffer for its next frame), if it is the chain popped last (the
+    /// caller makes sure it was popped and not yet used); `false`, and
+    /// nothing changed, if another was popped since (it cannot go back
+    /// then without handing that one out twice).
+    pub fn unpop<M: GuestRam>(&mut self, mem: &M, head: u16) -> bool {
+        let before = self.last_avail_idx.wrapping_sub(1);
+        let entry = self.layout.avail_ring + RING_ENTRIES + AVAIL_ENTRY_SIZE * self.slot(before);
+        match self.read_ring_u16(mem, RingPart::Avail, entry) {
+            Ok(h) if h == head => {
+                self.last_avail_idx = before;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Consumes the available-ring entry `next_head` read.

@@ -160,7 +160,8 @@ fn frames_sent_back_wait_in_the_hooks_queue_and_the_rest_are_unsent() {
     h.set_ports(3, 4);
     use Verdict::{Drop, Pass};
     // Back to the sender; redirected to the receiver (a pass), to the
-    // sender (back), to a port the hook cannot reach (unsent).
+    // sender (back), to another port (on, once the poller lets go of the
+    // link's ports).
     assert_eq!(judge(&h, &[1, 0, 0xaa]), Drop);
     assert_eq!(judge(&h, &[2, 4, 0xbb]), Pass);
     assert_eq!(judge(&h, &[2, 3, 0xcc]), Drop);
@@ -173,21 +174,25 @@ fn frames_sent_back_wait_in_the_hooks_queue_and_the_rest_are_unsent() {
     let f = h.flow();
     assert_eq!((f.tx, f.redirect, f.sent, f.unsent), (5, 3, 1, 3));
     let mut run = h.lock();
-    let mut src = run.back_source::<()>();
-    let mut got = Vec::new();
-    while let Some(len) = src.take(&mut ()).unwrap() {
-        src.read(&(), len, |b| got.push(b.to_vec())).unwrap();
-        src.complete(&()).unwrap();
-    }
+    let drain = |src: &mut BackSource<'_, ()>| {
+        let mut got = Vec::new();
+        while let Some(len) = src.take(&mut ()).unwrap() {
+            src.read(&(), len, |b| got.push(b.to_vec())).unwrap();
+            src.complete(&()).unwrap();
+        }
+        got
+    };
+    // The sender's frames up to the one going on; then that one alone;
+    // then the sender's again.
     assert_eq!(
-        got,
-        [
-            vec![1, 0, 0xaa],
-            vec![2, 3, 0xcc],
-            vec![1, 0, 0xee],
-            vec![1, 1, 0xee]
-        ]
+        drain(&mut run.back_source()),
+        [vec![1, 0, 0xaa], vec![2, 3, 0xcc]]
     );
+    assert_eq!(run.away(), Some(9));
+    assert!(drain(&mut run.away_source(8)).is_empty());
+    assert_eq!(drain(&mut run.away_source(9)), [vec![2, 9, 0xdd]]);
+    assert_eq!(run.away(), None);
+    assert_eq!(drain(&mut run.back_source()), [vec![1, 0, 0xee]]);
     assert!(!run.sends_back());
 }
 
