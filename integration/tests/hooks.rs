@@ -2,7 +2,8 @@
 //! (`images/hooks/drop_port.bpf.c`), named in the manifest, compiled by
 //! the tool, verified twice and run on the polling core for every frame
 //! pktgen sends to the sink; restart and exit hooks deciding for their
-//! VMs (`images/manifests/vm-hooks.toml`); a hook whose writes to the
+//! VMs (`images/manifests/vm-hooks.toml`); a hook that redirects one
+//! port's datagrams to a VM on no link (`hook-redirect.toml`); a hook whose writes to the
 //! packet reach the next hop (`hook-rewrite.toml`); one that answers
 //! echo requests itself with `XDP_TX` (`hook-reflect.toml`); and programs or
 //! targets that are refused before anything is built or booted.
@@ -80,6 +81,37 @@ fn a_hook_drops_one_port_and_everything_agrees() {
     assert_eq!(frames, count - denied + 1, "{link:#}");
     assert_eq!(out.metric("sink", "received"), count - denied);
     assert_eq!(out.metric("sink", "announced"), count);
+}
+
+#[test]
+fn a_hook_redirects_one_port_to_a_vm_on_no_link_and_everything_agrees() {
+    let out = run(
+        "hook-redirect",
+        &manifest("hook-redirect.toml"),
+        &["--timeout", "600"],
+    );
+    out.assert_succeeded();
+    out.assert_completed();
+    for vm in out.vms() {
+        assert_exited(vm, 0);
+    }
+    // hook-redirect.toml's pktgen: 300 frames, every 10th to port 9999.
+    let (count, steered) = (300, 30);
+    assert_eq!(out.metric("gen", "sent"), count);
+    assert_eq!(out.metric("gen", "sent_denied"), steered);
+    let h = hook(&out.report, "steer-9999");
+    let v = &h["verdicts"];
+    assert_eq!(num(v, "redirect"), steered, "{h:#}");
+    assert_eq!(num(v, "sent"), steered, "{h:#}");
+    assert_eq!(num(v, "unsent"), 0, "{h:#}");
+    assert_eq!(num(v, "pass"), count - steered + 1, "{h:#}");
+    assert_eq!(entry(h, "steered", "00000000"), Some(steered), "{h:#}");
+    // The link delivered what passed; `side`, on no link, got the rest.
+    let (frames, _) = flow(out.link("gen.0", "sink.0"), "ab");
+    assert_eq!(frames, count - steered + 1);
+    assert_eq!(out.metric("sink", "received"), count - steered);
+    assert_eq!(out.metric("sink", "announced"), count);
+    assert_eq!(out.metric("side", "received"), steered);
 }
 
 #[test]

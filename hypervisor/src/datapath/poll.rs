@@ -15,7 +15,7 @@
 //! where notices and records go). Tests drive it with fakes of both.
 
 use super::direction::{self, Direction, Hold};
-use super::endpoint::{LinkEnd, LinkFault, Side};
+use super::endpoint::{LinkEnd, LinkFault, Receiver, Side};
 use super::owned::Owned;
 use super::policy::PassAll;
 use super::port::{Port, PortInner, Signals};
@@ -47,6 +47,10 @@ pub const BUSY_PASSES_PER_IDLE: u32 = 64;
 /// Links of one polling core whose bursts are paced (the rest, if any, are
 /// passed every time).
 pub const MAX_LINKS_PER_CORE: usize = 64;
+/// Instructions a frame a link hook redirected to another port waits for
+/// that port to be up with a receive buffer before it is given up
+/// (`unsent`).
+pub const AWAY_HOLD: u64 = 10_000_000;
 /// Frames link 0 carries from `a` to `b` before the steady-state window
 /// opens (rings filled, every guest past its start-up).
 pub const WINDOW_WARMUP: u64 = 256;
@@ -921,31 +925,40 @@ impl<'t> Net<'t> {
         // ports are let go (so no two polling cores ever wait on each
         // other's ports).
         for h in [hab, hba].into_iter().flatten() {
-            moved += self.deliver_away(h);
+            if h.lock().away().is_some() {
+                moved += self.deliver_away(h, env.now());
+            }
         }
         moved
     }
 
     /// Delivers the frames at the front of `hook`'s queue that go on to
     /// other ports than the link's (`XDP_REDIRECT`), each into the next
-    /// receive buffer of its port (locked alone): counted `sent`, or
-    /// `unsent` if the port is not there, not up, has no buffer or one too
-    /// small. Such a frame never waits (a port that takes none holds up
-    /// no link); a receive ring that breaks the rules is blamed on its
-    /// port. Returns frames delivered.
+    /// receive buffer of its port (locked alone), counted `sent`. A port
+    /// that is not up yet or has no buffer yet is waited for, at most
+    /// [`AWAY_HOLD`] ticks (the frames behind wait in the queue, and when
+    /// it is full, in the sender's ring: nothing is lost); a port that is
+    /// not there or gone, or then still not ready, or with a buffer too
+    /// small, gets nothing (`unsent`). A receive ring that breaks the rules is
+    /// blamed on its port. Returns frames delivered.
     #[inline(never)]
-    fn deliver_away(&self, hook: &PacketHook<'t>) -> u32 {
+    fn deliver_away(&self, hook: &PacketHook<'t>, now: u64) -> u32 {
         let mut run = hook.lock();
         let mut delivered = 0;
         while let Some(to) = run.away() {
             let before = run.waiting();
             let mut sent = false;
+            let mut no_buffer = false;
             if let Some(p) = self.ports.get(to as usize) {
                 let mut faulted = false;
                 p.with(|inner| {
+                    // Not up yet (its driver is getting ready, or its VM
+                    // restarts): waited for, as a link's receiver is.
                     let Some((receiver, generation)) = inner.sink() else {
+                        no_buffer = true;
                         return;
                     };
+                    let ready = matches!(receiver, Receiver::Ready(_));
                     let mut dir: Direction<Chain, Chain> = Direction::default();
                     let result = direction::send_back(
                         &mut dir,
@@ -960,7 +973,10 @@ impl<'t> Net<'t> {
                         inner.give_back_rx(g, buffer);
                     }
                     match result {
-                        Ok(_) => sent = dir.flow.frames == 1,
+                        Ok(_) => {
+                            sent = dir.flow.frames == 1;
+                            no_buffer = ready && !sent && dir.flow.handed() == 0;
+                        }
                         Err(LinkFault { error, .. }) => {
                             inner.blame(error);
                             faulted = true;
@@ -976,6 +992,10 @@ impl<'t> Net<'t> {
                     self.wake(p.vm);
                 }
             }
+            if no_buffer && run.away_waited(now) < AWAY_HOLD {
+                break;
+            }
+            run.away_done();
             // A frame the port did not take leaves the queue all the same.
             if run.waiting() == before {
                 run.drop_front();

@@ -127,6 +127,9 @@ pub struct HookRun<'t> {
     nic: Option<NicDir>,
     /// The port a NIC receive hook's last frame was redirected to.
     redirect_to: Option<u32>,
+    /// Since when (TSC) the frame at the front of the queue has waited for
+    /// a receive buffer of the port it is redirected to.
+    away_since: Option<u64>,
     /// Its memory from run to run: the context (`data_end` written for
     /// each frame), the hook's copy of the frame being judged (which the
     /// program runs on: a frame that passes is delivered as the program
@@ -297,6 +300,18 @@ impl<'t> HookRun<'t> {
             .front()
             .map(|b| b.to)
             .filter(|&to| to != TO_SENDER)
+    }
+
+    /// How long (TSC ticks, at `now`) the frame at the front has waited
+    /// for a receive buffer of its port: 0 the first time it is asked.
+    pub fn away_waited(&mut self, now: u64) -> u64 {
+        now.wrapping_sub(*self.away_since.get_or_insert(now))
+    }
+
+    /// The frame at the front went on, or was given up: the next one has
+    /// waited for nothing yet.
+    pub fn away_done(&mut self) {
+        self.away_since = None;
     }
 
     /// Frames waiting in its queue.
@@ -514,6 +529,7 @@ impl<'t> PacketHook<'t> {
                     _ => None,
                 },
                 redirect_to: None,
+                away_since: None,
                 mem: vm::PacketMem::new(context(0), maps, Env { clock, core }),
                 stores: prog.stores(),
                 jit: JitState::default(),

@@ -1,4 +1,4 @@
-//! `sink`: receives frames on port 0 until the end-of-stream frame and verifies and counts them (`received`, `valid`, `checksum_bad`, `malformed`, `nat_ok`, `ignored`, `announced`); `expect_src=A.B.C.D` is the source `nat_ok` counts, `idle=N` the idle timeout in TSC ticks, `pause_after=K pause=T` stops reading for T ticks after the K-th frame.
+//! `sink`: receives frames on port 0 until the end-of-stream frame and verifies and counts them (`received`, `valid`, `checksum_bad`, `malformed`, `nat_ok`, `ignored`, `announced`); `expect_src=A.B.C.D` is the source `nat_ok` counts, `idle=N` the idle timeout in TSC ticks (`end=idle`: that timeout is the normal end, exit 0, for a sink no end-of-stream frame reaches), `pause_after=K pause=T` stops reading for T ticks after the K-th frame.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![deny(unsafe_code)]
 

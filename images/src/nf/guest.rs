@@ -384,13 +384,14 @@ pub fn serve_function<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mu
 /// The main of a sink image: `f` on port 0 until the end-of-stream frame,
 /// then metrics, a summary line and the exit code.
 pub fn serve_sink<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mut F) -> i32 {
-    let idle_ticks = match idle_ticks(info.args) {
-        Ok(ticks) => ticks,
-        Err(e) => {
-            println!("{image}: {e}");
-            return EXIT_BAD_ARGS;
-        }
-    };
+    let (idle_ticks, end_on_idle) =
+        match idle_ticks(info.args).and_then(|t| Ok((t, ends_on_idle(info.args)?))) {
+            Ok(settings) => settings,
+            Err(e) => {
+                println!("{image}: {e}");
+                return EXIT_BAD_ARGS;
+            }
+        };
     let pause = match super::pause::plan(info.args) {
         Ok(p) => p,
         Err(e) => {
@@ -412,7 +413,13 @@ pub fn serve_sink<F: Function + ?Sized>(image: &str, info: &BootInfo, f: &mut F)
     match result {
         Ok(run) => {
             report_run(image, f, &run, false);
-            finish_run(image, &run, &mut [&mut *port.port.port], idle_ticks, false)
+            finish_run(
+                image,
+                &run,
+                &mut [&mut *port.port.port],
+                idle_ticks,
+                end_on_idle,
+            )
         }
         Err(error) => run_failed(image, f, &error),
     }

@@ -1116,7 +1116,7 @@ fn an_unmade_link_gives_back_the_receive_buffer_it_kept_and_its_counters_stay_in
 }
 
 #[test]
-fn a_link_hook_redirects_frames_to_another_vms_port_and_never_waits_on_it() {
+fn a_link_hook_redirects_frames_to_another_vms_port_and_waits_for_it_a_while() {
     use crate::hooks::packet::tests::{bouncer, hook};
     // VMs 0 and 1 linked; VM 2's port (index 2) on no link.
     let mut net = build(&[1, 1, 1], &[link((0, 0), (1, 0), 0, 0)]);
@@ -1128,19 +1128,19 @@ fn a_link_hook_redirects_frames_to_another_vms_port_and_never_waits_on_it() {
     running(&net, 1, &b);
     running(&net, 2, &c);
     // bouncer(): [2, port, ..] is redirected to `port`.
-    let to = |port: u8, tag: u8| {
-        let mut f = frame(60, tag);
+    let to = |port: u8, len: usize, tag: u8| {
+        let mut f = frame(len, tag);
         f[0] = 2;
         f[1] = port;
         f
     };
-    let (to_c, to_b, nowhere, c_full) = (to(2, 1), to(1, 2), to(9, 3), to(2, 4));
+    let (to_c, to_b, nowhere, c_later) = (to(2, 60, 1), to(1, 60, 2), to(9, 60, 3), to(2, 60, 4));
     // The hook judges each frame in a buffer of the link's receiver.
     c.post(SLOT);
-    for _ in 0..4 {
+    for _ in 0..8 {
         b.post(SLOT);
     }
-    for f in [&to_c, &to_b, &nowhere, &c_full] {
+    for f in [&to_c, &to_b, &nowhere, &c_later] {
         a.send(f);
     }
     assert_eq!(
@@ -1148,33 +1148,42 @@ fn a_link_hook_redirects_frames_to_another_vms_port_and_never_waits_on_it() {
         5,
         "4 frames, 1 delivered on"
     );
-    // To VM 2 (which had one buffer): delivered, and VM 2 woken; to the
-    // receiver: passed; to no port, and to VM 2 without a buffer left:
-    // unsent, and the link went on.
+    // To VM 2 (which had one buffer): delivered, VM 2 woken; to the
+    // receiver: passed; to no port: unsent; to VM 2 again, with no buffer
+    // left: it waits.
     assert_eq!(c.received(), vec![to_c.clone()]);
-    assert_eq!(b.received(), vec![to_b.clone()]);
+    assert_eq!(b.received(), vec![to_b]);
     assert!(net.signals(2).work.load(Ordering::Acquire));
     assert_eq!(a.tx_used(), 4);
-    let f = hooks[0].flow();
-    assert_eq!((f.redirect, f.sent, f.unsent), (4, 2, 2));
+    let counts = || {
+        let f = hooks[0].flow();
+        (f.redirect, f.sent, f.unsent)
+    };
+    assert_eq!(counts(), (4, 2, 1));
+    assert!(hooks[0].lock().sends_back());
+    // VM 2 posts a buffer: the waiting frame goes in, nothing lost.
+    c.post(SLOT);
+    net.service(&net.links[0], &env);
+    assert_eq!(c.received(), vec![to_c.clone(), c_later.clone()]);
+    assert_eq!(counts(), (4, 3, 1));
+    // One VM 2 has no buffer for: given up after AWAY_HOLD, the link on.
+    a.send(&to(2, 60, 5));
+    net.service(&net.links[0], &env);
+    assert_eq!(counts(), (5, 3, 1));
+    env.advance(AWAY_HOLD);
+    net.service(&net.links[0], &env);
+    assert_eq!(counts(), (5, 3, 2));
     assert!(!hooks[0].lock().sends_back());
     // A frame too large for VM 2's buffer: unsent, the buffer back in its
     // ring for the next one.
     c.post(64);
-    a.send(&to(2, 5));
+    a.send(&to(2, 100, 6));
     net.service(&net.links[0], &env);
-    assert_eq!(c.received().len(), 1);
-    let small = {
-        let mut f = frame(40, 6);
-        f[0] = 2;
-        f[1] = 2;
-        f
-    };
+    let small = to(2, 40, 7);
     a.send(&small);
     net.service(&net.links[0], &env);
-    assert_eq!(c.received(), vec![to_c, small]);
-    let f = hooks[0].flow();
-    assert_eq!((f.redirect, f.sent, f.unsent), (6, 3, 3));
+    assert_eq!(c.received(), vec![to_c, c_later, small]);
+    assert_eq!(counts(), (7, 4, 3));
 }
 
 #[test]
