@@ -832,10 +832,17 @@ impl<'t> Net<'t> {
             Some(h) => inbound_hooked(&mut switch, wire, &ports, woken, blamed, h),
         };
         let middle = env.now();
-        let outbound = match tx_hook {
+        let mut outbound = match tx_hook {
             None => switch.outbound(wire, &ports, BATCH, woken, blamed, &mut PassAll),
             Some(h) => outbound_hooked(&mut switch, wire, &ports, woken, blamed, h),
         };
+        // Frames the transmit hook redirected to VM ports, now that the
+        // switch has let go of the NIC's ports.
+        if let Some(h) = tx_hook
+            && h.lock().away().is_some()
+        {
+            outbound += self.deliver_away(h, env.now());
+        }
         if inbound > 0 {
             switch.wire.rx_busy += middle.wrapping_sub(start);
         }

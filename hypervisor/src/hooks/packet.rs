@@ -19,10 +19,11 @@
 //! `XDP_TX` queues the frame to go back (to a link's sender, onto the wire
 //! from a NIC's receive queue, to the guest that sent it on a NIC's
 //! transmit queue); `XDP_REDIRECT` to a link's receiver passes, to its
-//! sender goes back, to any other VM port waits in the same queue until
-//! the poller has let go of the link's ports and delivers it there
-//! ([`HookRun::away`]), on a NIC's receive queue goes to the NIC's port
-//! the switch finds; anything else is counted `unsent`. Writes a program makes to
+//! sender goes back, to any other VM port (from a link, or from a NIC's
+//! transmit queue) waits in the same queue until the poller has let go of
+//! the link's or NIC's ports and delivers it there ([`HookRun::away`]), on
+//! a NIC's receive queue goes to the NIC's port the switch finds; anything
+//! else is counted `unsent`. Writes a program makes to
 //! the packet are delivered: the program runs on the hook's copy, and a
 //! frame that passes is delivered from that copy (or written back over the
 //! receiver's buffer) on every path. Every run is counted in exactly one verdict counter
@@ -241,6 +242,11 @@ impl<'t> HookRun<'t> {
                     (Some(port), None) if self.nic == Some(NicDir::Rx) => {
                         self.redirect_to = Some(port)
                     }
+                    // A NIC's transmit hook: to a VM port (any), once the
+                    // switch has let go of the NIC's ports.
+                    (Some(port), None) if self.nic == Some(NicDir::Tx) && port != TO_SENDER => {
+                        self.send_back(len, in_place, port)
+                    }
                     _ => f.unsent += 1,
                 }
             }
@@ -338,7 +344,8 @@ impl<'t> HookRun<'t> {
     /// `unsent`), `None` not now (the rest wait). Returns frames taken.
     pub fn send_back_with(&mut self, mut send: impl FnMut(&[u8]) -> Option<bool>) -> u32 {
         let mut n = 0;
-        while let Some(b) = self.back.front() {
+        // Up to the first frame that goes on to another port.
+        while let Some(b) = self.back.front().filter(|b| b.to == TO_SENDER) {
             let Some(sent) = send(b.bytes.get(..usize::from(b.len)).unwrap_or_default()) else {
                 break;
             };

@@ -1219,3 +1219,38 @@ fn an_unmade_link_keeps_a_buffer_a_redirect_was_given_after_it_rather_than_hand_
     assert_eq!(gone.kept_buffers, 1);
     assert_eq!(d.posted(), 1, "the kept buffer only");
 }
+
+#[test]
+fn a_nic_transmit_hook_redirects_a_guests_frame_to_another_vms_port_not_the_wire() {
+    use crate::hooks::packet::tests::{bouncer, nic_hook};
+    use vmm_abi::manifest::NicDir;
+    // VMs 0 and 1 on the NIC; VMs 2 and 3 linked to each other.
+    let mut net = with_nic();
+    let hooks: &'static [PacketHook<'static>] = vec![nic_hook(NicDir::Tx, bouncer())].leak();
+    net.set_hooks(hooks);
+    let mut guests: Vec<Guest> = (0..4).map(|_| Guest::new()).collect();
+    for (vm, g) in guests.iter().enumerate() {
+        running(&net, vm as u32, g);
+    }
+    guests[3].post(SLOT);
+    // bouncer(): [2, port, ..] is redirected to `port` (VM 3's, index 3);
+    // the source is VM 0's own address, as the switch checks first.
+    let mut f = frame(60, 9);
+    f[0] = 2;
+    f[1] = 3;
+    f[6..12].copy_from_slice(&port_mac(0, 0));
+    guests[0].send(&f);
+    let mut wire = Some(FakeWire::new(8));
+    let env = FakeEnv::default();
+    let passes = Cell::new(0);
+    net.poll(1, &env, core::slice::from_mut(&mut wire), || {
+        passes.set(passes.get() + 1);
+        passes.get() > 2
+    });
+    assert_eq!(guests[3].received(), vec![f]);
+    assert!(wire.unwrap().sent.is_empty(), "not onto the wire");
+    assert!(net.signals(3).work.load(Ordering::Acquire), "VM 3 woken");
+    assert_eq!(guests[0].tx_used(), 1);
+    let h = hooks[0].flow();
+    assert_eq!((h.redirect, h.sent, h.unsent), (1, 1, 0));
+}
