@@ -633,6 +633,29 @@ impl Ctl {
     }
 }
 
+/// A start's `?args=` (percent-decoded into `buf`) and `?memory=` (0:
+/// not given), or the `400` a bad one gets. The hypervisor checks the
+/// decoded arguments (printable, at most 128 bytes) and the memory's range;
+/// what it refuses is a `409` in its words.
+fn overrides<'b>(query: &str, buf: &'b mut [u8]) -> Result<(Option<&'b str>, u64), Reply> {
+    let args = match query_value(query, "args").map(|v| percent_decoded(v, buf)) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => return Err(error(Status::BadRequest, &alloc::format!("`args`: {e}"))),
+    };
+    let memory = match query_value(query, "memory").map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(m)) if m != 0 => m,
+        Some(_) => {
+            return Err(error(
+                Status::BadRequest,
+                "`memory` is not a number of bytes (`?memory=67108864`)",
+            ));
+        }
+    };
+    Ok((args, memory))
+}
+
 /// A path's parts after the leading `/`.
 fn parts(path: &str) -> Vec<&str> {
     path.trim_end_matches('/').split('/').skip(1).collect()
@@ -860,29 +883,15 @@ impl Ctl {
                     return error(Status::BadRequest, "give the new VM's name: `?name=VM`");
                 };
                 let mut buf = [0u8; 255];
-                let args = match query_value(query, "args").map(|v| percent_decoded(v, &mut buf)) {
-                    None => None,
-                    Some(Ok(a)) => Some(a),
-                    Some(Err(e)) => {
-                        return error(Status::BadRequest, &alloc::format!("`args`: {e}"));
-                    }
-                };
-                let memory = match query_value(query, "memory").map(str::parse::<u64>) {
-                    None => 0,
-                    Some(Ok(m)) if m != 0 => m,
-                    Some(_) => {
-                        return error(
-                            Status::BadRequest,
-                            "`memory` is not a number of bytes (`?memory=1048576`)",
-                        );
-                    }
-                };
-                done_or_error(self.exchange(&Message::StartImage {
-                    image,
-                    name,
-                    args,
-                    memory,
-                }))
+                match overrides(query, &mut buf) {
+                    Ok((args, memory)) => done_or_error(self.exchange(&Message::StartImage {
+                        image,
+                        name,
+                        args,
+                        memory,
+                    })),
+                    Err(r) => r,
+                }
             }
             (Method::Get | Method::Head, ["v1", "vms"]) => self.vms(None),
             (Method::Get | Method::Head, ["v1", "vms", name]) => self.vms(Some(name)),
@@ -912,32 +921,16 @@ impl Ctl {
             }
             (Method::Post, ["v1", "entries", entry, "start"]) => {
                 let name = query_value(query, "name").unwrap_or("");
-                // The hypervisor checks the decoded arguments (printable,
-                // at most 128 bytes); longer is a 409 with its words.
                 let mut buf = [0u8; 255];
-                let args = match query_value(query, "args").map(|v| percent_decoded(v, &mut buf)) {
-                    None => None,
-                    Some(Ok(a)) => Some(a),
-                    Some(Err(e)) => {
-                        return error(Status::BadRequest, &alloc::format!("`args`: {e}"));
-                    }
-                };
-                let memory = match query_value(query, "memory").map(str::parse::<u64>) {
-                    None => 0,
-                    Some(Ok(m)) if m != 0 => m,
-                    Some(_) => {
-                        return error(
-                            Status::BadRequest,
-                            "`memory` is not a number of bytes (`?memory=67108864`)",
-                        );
-                    }
-                };
-                done_or_error(self.exchange(&Message::Start {
-                    entry,
-                    name,
-                    args,
-                    memory,
-                }))
+                match overrides(query, &mut buf) {
+                    Ok((args, memory)) => done_or_error(self.exchange(&Message::Start {
+                        entry,
+                        name,
+                        args,
+                        memory,
+                    })),
+                    Err(r) => r,
+                }
             }
             (Method::Post, ["v1", "entries", entry, "scale"]) => {
                 match query_value(query, "count").and_then(|c| c.parse::<u32>().ok()) {
