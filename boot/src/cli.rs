@@ -561,12 +561,14 @@ pub fn invoke(args: &[&str]) -> Invocation {
             | Cmd::Logs { .. }
             | Cmd::Hook(_)
             | Cmd::Stats { listen: None, .. }
+            | Cmd::Events { .. }
+            | Cmd::Down { report: None, .. }
     );
     if endpoint.is_some() && !through_api {
         return done(
             EXIT_USAGE,
             Some(Error::new(
-                "`--endpoint` serves ps, stop, restart, tune, start, scale, link, logs, hook and stats (without --listen)",
+                "`--endpoint` serves ps, stop, restart, tune, start, scale, link, logs, hook, events, down (without --report: the report is written where the host runs) and stats (without --listen)",
             )),
         );
     }
@@ -741,8 +743,17 @@ pub fn invoke(args: &[&str]) -> Invocation {
         Cmd::Logs { vm, host, follow } => outcome(target(&host, &endpoint).and_then(|h| {
             host_cmd::logs(&h, &vm, follow, &mut std::io::stdout()).map(|()| String::new())
         })),
+        Cmd::Events { json, all, .. } if let Some(url) = &endpoint => outcome(
+            host_cmd::events_from_endpoint(url, json, all, &mut std::io::stdout())
+                .map(|()| String::new()),
+        ),
         Cmd::Events { host, json, all } => outcome(HostDir::named(&host.host).and_then(|h| {
             host_cmd::events(&h, json, all, &mut std::io::stdout()).map(|()| String::new())
+        })),
+        Cmd::Down { .. } if let Some(url) = &endpoint => outcome(crate::endpoint::end(url).map(|()| {
+            format!(
+                "the host behind {url} is ending: its VMs stop, its report is written where it runs, it powers off\n"
+            )
         })),
         Cmd::Down { host, report } => {
             match HostDir::named(&host.host).and_then(|h| host_cmd::down(&h, report.as_deref())) {

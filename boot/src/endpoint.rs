@@ -1,4 +1,4 @@
-//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats|link|logs|hook`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
+//! The host tool as a client of a control unikernel's HTTP/JSON API (`corral --endpoint URL ps|stop|restart|tune|start|scale|stats|link|logs|hook|events|down`): each control command becomes the API's request, and its JSON answer the same answers the serial line gives, so every command prints as it does there.
 
 use crate::error::{Error, Result};
 use crate::service::{Answer, HookAt};
@@ -353,6 +353,39 @@ pub fn attach_hook(
     Ok(out)
 }
 
+/// The events the API at `url` keeps from number `from` on: the first
+/// number it keeps, the number after the last given, and the events (as
+/// the host's events file has them).
+pub fn events(url: &str, from: u64) -> Result<(u64, u64, Vec<serde_json::Value>)> {
+    let (code, body) = exchange(url, "GET", &format!("/v1/events?from={from}"), &[])?;
+    if code != 200 {
+        return Err(Error::new(format!(
+            "the endpoint refused `GET /v1/events` ({code}): {}",
+            body.trim()
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| Error::new(format!("the endpoint's events are not JSON: {e}")))?;
+    let list = v["events"]
+        .as_array()
+        .ok_or_else(|| Error::new("the endpoint's events are not an array"))?;
+    Ok((number(&v, "first")?, number(&v, "next")?, list.clone()))
+}
+
+/// Ends the run behind the API at `url` (`POST /v1/end`: accepted, then
+/// every VM stops, the report is written where the host runs and the
+/// machine powers off).
+pub fn end(url: &str) -> Result<()> {
+    let (code, body) = exchange(url, "POST", "/v1/end", &[])?;
+    match code {
+        202 => Ok(()),
+        _ => Err(Error::new(format!(
+            "the endpoint refused `POST /v1/end` ({code}): {}",
+            body.trim()
+        ))),
+    }
+}
+
 /// One request to the API at `url` (`body` sent as it is); the status
 /// code and the body of the answer.
 fn exchange(url: &str, method: &str, path: &str, body: &[u8]) -> Result<(u16, String)> {
@@ -517,6 +550,8 @@ mod tests {
             "/v1/hooks/{name}:",
             "/v1/images/{name}:",
             "/v1/images/{image}/start:",
+            "/v1/events:",
+            "/v1/end:",
         ] {
             assert!(
                 doc.contains(&format!("  {path}\n")),

@@ -1031,6 +1031,49 @@ pub fn events(host: &HostDir, json: bool, all: bool, out: &mut dyn Write) -> Res
     }
 }
 
+/// `corral --endpoint URL events`: the events the control unikernel kept
+/// (with `all`, from the first it keeps; else from now on), then each new
+/// one as it comes, until the endpoint stops answering (the host is down).
+pub fn events_from_endpoint(url: &str, json: bool, all: bool, out: &mut dyn Write) -> Result<()> {
+    let write = |out: &mut dyn Write, text: &str| {
+        writeln!(out, "{text}").map_err(|e| Error::new(format!("cannot write: {e}")))
+    };
+    let mut from = 0;
+    // Shown from the first kept with `all`; else once the ones kept
+    // before were skipped (an answer with none).
+    let mut live = all;
+    let mut asked = false;
+    loop {
+        let (first, next, list) = match crate::endpoint::events(url, from) {
+            Ok(got) => got,
+            // It answered before: the host went down, which ends the watch.
+            Err(_) if asked => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        asked = true;
+        if live && first > from {
+            write(
+                out,
+                &format!("-- ({} earlier events are no longer kept)", first - from),
+            )?;
+        }
+        for v in list.iter().filter(|_| live) {
+            let text = if json {
+                v.to_string()
+            } else {
+                readable_event(v)
+            };
+            write(out, &text)?;
+        }
+        from = next;
+        // More may be kept than one answer carries: asked again at once.
+        if list.is_empty() {
+            live = true;
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
 /// An event from the events file as `corral events` shows it.
 pub fn readable_event(v: &serde_json::Value) -> String {
     let vm = v["vm"].as_str().unwrap_or("?");
@@ -1050,11 +1093,19 @@ pub fn readable_event(v: &serde_json::Value) -> String {
 /// `corral down`: ends the run (every VM stopped, the report written, the
 /// machine off) and returns the run's summary and exit status.
 pub fn down(host: &HostDir, report: Option<&Path>) -> Result<(String, i32)> {
-    answered(service::send(host, &Message::End)?)?;
+    // A run ended another way (`POST /v1/end` to its control unikernel) is
+    // not asked again: its status and report are collected.
+    let mut refused = match host.exit_status() {
+        Some(_) => None,
+        None => service::send(host, &Message::End).and_then(answered).err(),
+    };
     let start = Instant::now();
     let status = loop {
         if let Some(s) = host.exit_status() {
             break s;
+        }
+        if let Some(e) = refused.take_if(|_| !host.running() || start.elapsed() > DOWN_WAIT) {
+            return Err(e);
         }
         if !host.running() {
             return Err(Error::new(format!(

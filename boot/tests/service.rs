@@ -1433,6 +1433,49 @@ b = "nic:uplink"
         let (code, body) = post(&curl, &format!("{url}/v1/vms/{vm}/stop"));
         assert_eq!(code, 200, "{vm}: {body}");
     }
+    // The control unikernel was told all of it (it watches from its
+    // start): web-other's start, its line, its end, in that order.
+    let events_of = |vm: &str| -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut from = 0;
+        loop {
+            let (code, body) = get(&curl, &format!("{url}/v1/events?from={from}"));
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let list = v["events"].as_array().unwrap().clone();
+            assert_eq!(v["first"], 0, "no event went unkept yet: {v:#}");
+            from = v["next"].as_u64().unwrap();
+            if list.is_empty() {
+                return all
+                    .into_iter()
+                    .filter(|e: &serde_json::Value| e["vm"] == vm)
+                    .collect();
+            }
+            all.extend(list);
+        }
+    };
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        seen = events_of("web-other");
+        if seen.iter().any(|e| e["event"] == "ended") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind);
+    let line = seen.iter().position(|e| {
+        e["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("spin: 999999999999 iterations"))
+    });
+    assert!(
+        at("started") < line && line < at("ended") && at("started").is_some(),
+        "{seen:#?}"
+    );
+    let ended = &seen[at("ended").unwrap()];
+    assert_eq!(ended["status"], "stopped", "{seen:#?}");
+    assert_eq!(get(&curl, &format!("{url}/v1/events?from=x")).0, 400);
     // A name no command can carry is refused by the API, which goes on.
     let long = "x".repeat(300);
     assert_eq!(post(&curl, &format!("{url}/v1/vms/{long}/stop")).0, 400);
@@ -1663,12 +1706,49 @@ b = "nic:uplink"
         "{}",
         stderr(&refused)
     );
-    let not_served = corral(&["--endpoint", &url, "down"]);
+    let not_served = corral(&["--endpoint", &url, "down", "--report", "r.json"]);
     assert_eq!(not_served.status.code(), Some(2));
     let rows = with_status(&name, "running");
     for vm in ["ctl", "web-0", "web-1", "web-2"] {
         assert!(rows.contains(&vm.to_string()), "{rows:?}");
     }
+    // Events through the tool (`--all`: from the first kept), followed
+    // until the endpoint goes away; the run ended through the API, and
+    // `corral down` on the host then collects its status and report.
+    // (Into a file: a pipe nobody reads while it runs could fill.)
+    let followed_path = dir.join("events-followed.jsonl");
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["--endpoint", &url, "events", "--all", "--json"])
+        .stdout(std::fs::File::create(&followed_path).unwrap())
+        .spawn()
+        .unwrap();
+    let down = corral(&["--endpoint", &url, "down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(
+        stdout(&down).contains("is ending: its VMs stop"),
+        "{}",
+        stdout(&down)
+    );
+    let start = std::time::Instant::now();
+    while follower.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(240) {
+            let _ = follower.kill();
+            panic!("`corral --endpoint events` did not end when the host did");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(follower.wait().unwrap().success());
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&followed_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let h_api: Vec<&str> = events
+        .iter()
+        .filter(|e| e["vm"] == "h-api" && e["event"] != "line")
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(h_api, ["started", "ended"], "{events:#?}");
     let r = down_with_report(&name, guard, &dir);
     let vm = |n: &str| report_vm(&r, n);
     assert_eq!(vm("rogue")["status"], "killed", "{r:#}");

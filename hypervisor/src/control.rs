@@ -386,10 +386,6 @@ pub trait Fleet {
     fn log_head(&self, vm: u32) -> (u32, u64) {
         (vm, 0)
     }
-    /// Whether this channel may `watch` (one watcher per run).
-    fn can_watch(&self) -> bool {
-        true
-    }
     /// A `watch` began: what is in each place now is not news.
     fn watch_start(&mut self) {}
     /// Gives the next event (a VM started, restarted or ended; a console
@@ -696,7 +692,6 @@ impl Channel {
             self.error(UNFRAMED, text.as_str());
             return;
         }
-        let can_watch = fleet.can_watch();
         // The VM's core answers once it has carried it out.
         let mut post = |name: &str, request| {
             let Some(vm) = fleet.find(name) else {
@@ -720,12 +715,6 @@ impl Channel {
                 Answer::Now(Ok(()))
             }
             Message::Watch => {
-                if !can_watch {
-                    return self.error(
-                        seq,
-                        "events go to the serial line's watcher only (`corral events` reads them)",
-                    );
-                }
                 // From what is new now, under this command's number.
                 fleet.watch_start();
                 self.watching = Some(seq);

@@ -101,6 +101,8 @@ impl fmt::Display for HttpError {
 pub enum Status {
     /// 200.
     Ok,
+    /// 202: taken, carried out after the answer.
+    Accepted,
     /// 400.
     BadRequest,
     /// 404.
@@ -125,6 +127,7 @@ impl Status {
     pub const fn line(self) -> (u16, &'static str) {
         match self {
             Status::Ok => (200, "OK"),
+            Status::Accepted => (202, "Accepted"),
             Status::BadRequest => (400, "Bad Request"),
             Status::NotFound => (404, "Not Found"),
             Status::Conflict => (409, "Conflict"),

@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod badcall_plan;
 pub mod escape_plan;
+pub mod events;
 #[allow(unsafe_code)]
 pub mod fault;
 pub mod hello_plan;

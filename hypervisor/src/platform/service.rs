@@ -201,8 +201,9 @@ pub struct VmCell {
     names: Mutex<(Name, Name)>,
     /// The console lines its VM printed lately (`corral logs`).
     history: SharedHistory,
-    /// What the watcher was told of this place (the control core's).
-    seen: Mutex<Seen>,
+    /// What each watcher ([`WATCHERS`]: the serial line's, the control
+    /// VM's) was told of this place (the control core's).
+    seen: Mutex<[Seen; WATCHERS]>,
     /// Arguments a VM started at runtime was given instead of its entry's
     /// (written by the control core before the start is mailed).
     args: Mutex<Option<Args>>,
@@ -225,7 +226,7 @@ impl VmCell {
             exits: AtomicU64::new(0),
             ran: AtomicU64::new(0),
             history: SharedHistory::new(),
-            seen: Mutex::new(Seen::NOBODY),
+            seen: Mutex::new([Seen::NOBODY; WATCHERS]),
             args: Mutex::new(None),
             spec: Mutex::new(None),
             names: Mutex::new((
@@ -299,12 +300,17 @@ pub struct ControlPlane {
     /// name, its bytes so far and the frames they are in (one at a time:
     /// a channel's begin drops the other's, whose next chunk is refused).
     image_up: Mutex<Option<Staged>>,
-    /// The place the watcher's next event is looked for first.
-    watch_next: AtomicU32,
-    /// Ends the watcher was not told of before their places were given to
-    /// new VMs (told first).
-    late: Mutex<Deque<Late, LATE_ENDS>>,
+    /// Per watcher, the place its next event is looked for first.
+    watch_next: [AtomicU32; WATCHERS],
+    /// Per watcher, ends it was not told of before their places were
+    /// given to new VMs (told first).
+    late: [Mutex<Deque<Late, LATE_ENDS>>; WATCHERS],
 }
+
+/// Watchers of a run's events: the serial line's (the relay files them
+/// for `corral events`) and the control VM's (`ctl` keeps them for
+/// `GET /v1/events`), each told everything once, in order, on its own.
+const WATCHERS: usize = 2;
 
 /// An end a watcher is still to be told of: the VM's id, name, status,
 /// core and restarts.
@@ -360,8 +366,8 @@ impl ControlPlane {
             reserved: AtomicU64::new(0),
             hooks: RuntimeHooks::new(),
             image_up: Mutex::new(None),
-            watch_next: AtomicU32::new(0),
-            late: Mutex::new(Deque::new()),
+            watch_next: [const { AtomicU32::new(0) }; WATCHERS],
+            late: [const { Mutex::new(Deque::new()) }; WATCHERS],
         })
     }
 
@@ -704,6 +710,11 @@ impl Machine<'_> {
     }
 
     /// Command `seq` of this channel as the cores' answers carry it.
+    /// This channel's watcher: 0 for the serial line's, 1 for the VM's.
+    fn watcher(&self) -> usize {
+        usize::from(self.2 != 0)
+    }
+
     fn tagged(&self, seq: u32) -> u32 {
         if self.2 == 0 {
             seq
@@ -1164,21 +1175,23 @@ impl Fleet for Machine<'_> {
             let entry = Name::try_from(starts.entry).unwrap_or_default();
             for (k, (&p, &core)) in places[..n].iter().zip(&cores[..n]).enumerate() {
                 let c = &cp.cells[p as usize];
-                // An end the watcher was not told of yet is kept for it.
+                // An end a watcher was not told of yet is kept for it.
                 let seen = *c.seen.lock();
                 let status = c.status.load(Ordering::Acquire);
-                if c.used.load(Ordering::Acquire)
-                    && seen.id == c.id.load(Ordering::Acquire)
-                    && seen.status == VM_RUNNING
-                    && status != VM_RUNNING
-                {
-                    let _ = cp.late.lock().push_back((
-                        seen.id,
-                        c.names.lock().0.clone(),
-                        status,
-                        c.core.load(Ordering::Acquire),
-                        c.restarts.load(Ordering::Acquire),
-                    ));
+                for (w, seen) in seen.iter().enumerate() {
+                    if c.used.load(Ordering::Acquire)
+                        && seen.id == c.id.load(Ordering::Acquire)
+                        && seen.status == VM_RUNNING
+                        && status != VM_RUNNING
+                    {
+                        let _ = cp.late[w].lock().push_back((
+                            seen.id,
+                            c.names.lock().0.clone(),
+                            status,
+                            c.core.load(Ordering::Acquire),
+                            c.restarts.load(Ordering::Acquire),
+                        ));
+                    }
                 }
                 // The place's old VM's runtime hooks and links are not
                 // the new one's.
@@ -1304,16 +1317,12 @@ impl Fleet for Machine<'_> {
         memory::free_bytes()
     }
 
-    fn can_watch(&self) -> bool {
-        // One watcher: the serial line's (the relay files events for all).
-        self.2 == 0
-    }
-
     fn watch_start(&mut self) {
-        self.0.late.lock().clear();
+        let w = self.watcher();
+        self.0.late[w].lock().clear();
         for c in self.0.cells {
             let used = c.used.load(Ordering::Acquire);
-            *c.seen.lock() = Seen {
+            c.seen.lock()[w] = Seen {
                 id: if used {
                     c.id.load(Ordering::Acquire)
                 } else {
@@ -1327,7 +1336,8 @@ impl Fleet for Machine<'_> {
     }
 
     fn next_event(&mut self, send: &mut dyn FnMut(&Message<'_>)) -> bool {
-        if let Some((id, name, status, core, restarts)) = self.0.late.lock().pop_front() {
+        let w = self.watcher();
+        if let Some((id, name, status, core, restarts)) = self.0.late[w].lock().pop_front() {
             send(&Message::VmEvent {
                 vm: id,
                 name: &name,
@@ -1339,7 +1349,7 @@ impl Fleet for Machine<'_> {
             return true;
         }
         let cells = self.0.cells;
-        let start = self.0.watch_next.load(Ordering::Relaxed) as usize;
+        let start = self.0.watch_next[w].load(Ordering::Relaxed) as usize;
         for k in 0..cells.len() {
             let i = (start + k) % cells.len();
             let c = &cells[i];
@@ -1351,7 +1361,7 @@ impl Fleet for Machine<'_> {
                 status: c.status.load(Ordering::Acquire),
                 restarts: c.restarts.load(Ordering::Acquire),
             };
-            let event = news(&mut c.seen.lock(), now, |from| c.history.line(from));
+            let event = news(&mut c.seen.lock()[w], now, |from| c.history.line(from));
             if let Some(event) = event {
                 let name = c.names.lock().0.clone();
                 match event {
@@ -1377,9 +1387,7 @@ impl Fleet for Machine<'_> {
                 }
                 // Round robin: a VM that prints a lot does not hold the
                 // others' events back.
-                self.0
-                    .watch_next
-                    .store(((i + 1) % cells.len()) as u32, Ordering::Relaxed);
+                self.0.watch_next[w].store(((i + 1) % cells.len()) as u32, Ordering::Relaxed);
                 return true;
             }
         }

@@ -18,6 +18,8 @@
 //! | `POST /v1/hooks/NAME?link=L&dir=D` (or `nic=N&dir=D`, `vm=VM&kind=K`), body: a map count byte, 16-byte map definitions, 8-byte instructions | `hook attach` (begin, chunks, commit) | `200 {"name":...,"replaced":HOOK\|null}`; `400` for a bad place or body, `409` refused (the verifier's words) |
 //! | `POST /v1/images/NAME`, body: the ELF file | image upload (begin, a chunk per 1,000 bytes as they arrive, commit) | `200 {"done":true}`; `409` refused |
 //! | `POST /v1/images/IMAGE/start?name=VM[&args=TEXT][&memory=BYTES]` | `start --image` | as `stop`; `400` without a name |
+//! | `GET /v1/events[?from=N]` | (`watch`, sent once at start) | `200`, the events kept from number N on (VMs started, restarted, ended; their console lines), the first number kept and the next; `400` |
+//! | `POST /v1/end` | `end`, once the answer is sent | `202 {"ending":true}`: every VM stops, the report is written where the host runs, the machine powers off |
 //!
 //! A name too long to be a command's is `400`; no answer from the
 //! hypervisor within its bound, `503`. The API has no authentication:
@@ -38,6 +40,7 @@ use core::fmt::Write;
 use guest_lib::hypercall::{control_recv, control_send, wait_for_work};
 use guest_lib::println;
 use guest_lib::time::rdtsc;
+use images::events::{EventLog, json_str};
 use images::http::server::{self, Counters, Handler, Reply};
 use images::http::{Method, Status, percent_decoded, query_value};
 use vmm_abi::control::{
@@ -53,6 +56,12 @@ guest_lib::entry!(ctl);
 const ANSWER_TICKS: u64 = 5_000_000_000;
 /// Ticks to wait in the hypervisor between looks for answer bytes.
 const POLL_TICKS: u64 = 200_000;
+/// Events kept for `GET /v1/events` (the latest; a reader that falls
+/// further behind is told how many it missed).
+const EVENTS_KEPT: usize = 512;
+/// Most events one `GET /v1/events` answer carries (the reader asks again
+/// from its `next`).
+const EVENTS_PER_ANSWER: usize = 128;
 
 /// An answer frame, owned.
 enum Got {
@@ -113,6 +122,12 @@ struct Ctl {
     next_seq: u32,
     input: Vec<u8>,
     body: Body,
+    /// The sequence number of its `watch`: frames under it are events.
+    watch: Option<u32>,
+    /// The events kept.
+    events: EventLog,
+    /// `POST /v1/end` was answered: `end` goes once the answer is out.
+    ending: bool,
 }
 
 /// The body of the request being read.
@@ -170,6 +185,8 @@ impl Ctl {
                         let mine = f.seq == seq;
                         if mine && let Some(g) = owned(&f.msg) {
                             got.push(g);
+                        } else if Some(f.seq) == self.watch {
+                            self.events.note(&f.msg);
                         }
                         self.input.drain(..len);
                         if mine && last {
@@ -187,6 +204,56 @@ impl Ctl {
                 wait_for_work(POLL_TICKS);
             }
         }
+    }
+}
+
+impl Ctl {
+    /// Takes what the hypervisor sent while no command waited: events are
+    /// kept, anything else (an answer to a command given up on) dropped.
+    /// Whether anything came.
+    fn take_events(&mut self) -> bool {
+        let mut buf = [0u8; 2048];
+        let mut came = false;
+        loop {
+            let k = control_recv(&mut buf);
+            if k == 0 {
+                break;
+            }
+            came = true;
+            self.input.extend_from_slice(&buf[..k]);
+        }
+        loop {
+            match next_frame(&self.input) {
+                Next::NeedMore => break,
+                Next::Bad(_, skip) => {
+                    self.input.drain(..skip.min(self.input.len()));
+                }
+                Next::Frame(f, len) => {
+                    if Some(f.seq) == self.watch {
+                        self.events.note(&f.msg);
+                    }
+                    self.input.drain(..len);
+                }
+            }
+        }
+        came
+    }
+
+    /// `GET /v1/events?from=N`: the events kept from number N on (at most
+    /// [`EVENTS_PER_ANSWER`]), with the first number kept and the next.
+    fn events(&mut self, query: &str) -> Reply {
+        let from = match query_value(query, "from").map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                return error(
+                    Status::BadRequest,
+                    "`from` is not an event number (`?from=17`)",
+                );
+            }
+        };
+        self.take_events();
+        reply(Status::Ok, self.events.answer(from, EVENTS_PER_ANSWER))
     }
 }
 
@@ -353,22 +420,6 @@ fn json_hex(out: &mut String, bytes: &[u8]) {
     out.push('"');
     for b in bytes {
         let _ = write!(out, "{b:02x}");
-    }
-    out.push('"');
-}
-
-/// `text` as a JSON string.
-fn json_str(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
     }
     out.push('"');
 }
@@ -855,6 +906,19 @@ impl Handler for Ctl {
         reply
     }
 
+    fn tick(&mut self, drained: &dyn Fn() -> bool) -> bool {
+        if self.ending && drained() {
+            // `POST /v1/end`'s answer is out: the run ends.
+            self.ending = false;
+            match self.exchange(&Message::End) {
+                Ok(_) => println!("ctl: the run ends (POST /v1/end)"),
+                Err(Fail::Bad(e) | Fail::Unavailable(e)) => println!("ctl: end: {e}"),
+            }
+            return true;
+        }
+        self.take_events()
+    }
+
     fn body_abort(&mut self) {
         // An image begun stays staged in the hypervisor until the next
         // upload begins (either channel's), which drops it.
@@ -892,6 +956,11 @@ impl Ctl {
                     })),
                     Err(r) => r,
                 }
+            }
+            (Method::Get | Method::Head, ["v1", "events"]) => self.events(query),
+            (Method::Post, ["v1", "end"]) => {
+                self.ending = true;
+                reply(Status::Accepted, "{\"ending\":true}\n".into())
             }
             (Method::Get | Method::Head, ["v1", "vms"]) => self.vms(None),
             (Method::Get | Method::Head, ["v1", "vms", name]) => self.vms(Some(name)),
@@ -949,7 +1018,12 @@ impl Ctl {
             (Method::Get | Method::Head, _) | (Method::Post | Method::Delete, _)
                 if matches!(
                     parts,
-                    ["v1", "vms"] | ["v1", "vms", _] | ["v1", "stats"] | ["v1", "links"]
+                    ["v1", "vms"]
+                        | ["v1", "vms", _]
+                        | ["v1", "stats"]
+                        | ["v1", "links"]
+                        | ["v1", "events"]
+                        | ["v1", "end"]
                 ) || matches!(parts, ["v1", "hooks", _] | ["v1", "images", _])
                     || matches!(
                         parts,
@@ -979,6 +1053,9 @@ fn ctl(info: &guest_lib::BootInfo) -> i32 {
         next_seq: 0,
         input: Vec::new(),
         body: Body::None,
+        watch: None,
+        events: EventLog::new(EVENTS_KEPT),
+        ending: false,
     };
     // Its first command, before it serves: a VM without the capability is
     // stopped here, by name, before anyone reaches it.
@@ -988,6 +1065,13 @@ fn ctl(info: &guest_lib::BootInfo) -> i32 {
             got.iter().filter(|g| matches!(g, Got::Row { .. })).count()
         ),
         Err(Fail::Bad(e) | Fail::Unavailable(e)) => println!("ctl: the control channel: {e}"),
+    }
+    // From now on the hypervisor tells it what happens (`GET /v1/events`).
+    let seq = handler.next_seq;
+    match handler.exchange(&Message::Watch) {
+        Ok(got) if matches!(got.last(), Some(Got::Done)) => handler.watch = Some(seq),
+        Ok(_) => println!("ctl: the hypervisor refused `watch`: no events"),
+        Err(Fail::Bad(e) | Fail::Unavailable(e)) => println!("ctl: watch: {e}"),
     }
     let (code, c) = server::run(info, &s, "ctl", &mut handler);
     println!(

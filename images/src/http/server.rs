@@ -146,6 +146,12 @@ pub trait Handler {
     fn body_start(&mut self, _method: Method, _path: &str, _query: &str, _len: u64) {}
     /// The next bytes of the body begun.
     fn body(&mut self, _piece: &[u8]) {}
+    /// Once a pass of the server loop, after the connections were served:
+    /// `drained` says whether every answer was sent and acknowledged.
+    /// Whether it did work (the loop does not wait then).
+    fn tick(&mut self, _drained: &dyn Fn() -> bool) -> bool {
+        false
+    }
 }
 
 /// TSC ticks a request body may go without a byte before its connection
@@ -360,6 +366,14 @@ fn serve(
     work
 }
 
+/// Whether every answer queued on `conns` was sent and acknowledged.
+fn drained(conns: &[Conn], sockets: &SocketSet<'_>) -> bool {
+    conns.iter().all(|conn| {
+        let socket = sockets.get::<tcp::Socket>(conn.handle);
+        conn.output.is_empty() && socket.send_queue() == 0
+    })
+}
+
 /// Runs the server `tag` (its name in console lines) with settings `s`
 /// over net port 0 until it is done; its exit code and counters.
 pub fn run(
@@ -417,6 +431,7 @@ pub fn run(
             let socket = sockets.get_mut::<tcp::Socket>(conn.handle);
             work |= serve(conn, socket, (s.port, &mut body_busy), &mut c, handler);
         }
+        work |= handler.tick(&|| drained(&conns, &sockets));
         if let Some(e) = dev.take_error() {
             println!("{tag}: port {NET_PORT}: {e}");
         }
@@ -426,11 +441,7 @@ pub fn run(
         }
         if s.requests != 0 && c.requests >= s.requests {
             let since = *done_at.get_or_insert(t);
-            let drained = conns.iter().all(|conn| {
-                let socket = sockets.get::<tcp::Socket>(conn.handle);
-                conn.output.is_empty() && socket.send_queue() == 0
-            });
-            if drained || t.wrapping_sub(since) > DRAIN_TICKS {
+            if drained(&conns, &sockets) || t.wrapping_sub(since) > DRAIN_TICKS {
                 println!("{tag}: answered {} requests", c.requests);
                 break EXIT_DONE;
             }
