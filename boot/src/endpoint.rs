@@ -353,10 +353,21 @@ pub fn attach_hook(
     Ok(out)
 }
 
-/// The events the API at `url` keeps from number `from` on: the first
-/// number it keeps, the number after the last given, and the events (as
-/// the host's events file has them).
-pub fn events(url: &str, from: u64) -> Result<(u64, u64, Vec<serde_json::Value>)> {
+/// What `GET /v1/events` answered.
+#[derive(Debug)]
+pub struct Events {
+    /// Which log (a control unikernel that restarted keeps another).
+    pub boot: u64,
+    /// The number of the oldest event kept.
+    pub first: u64,
+    /// The number after the last one given.
+    pub next: u64,
+    /// The events, as the host's events file has them.
+    pub list: Vec<serde_json::Value>,
+}
+
+/// The events the API at `url` keeps from number `from` on.
+pub fn events(url: &str, from: u64) -> Result<Events> {
     let (code, body) = exchange(url, "GET", &format!("/v1/events?from={from}"), &[])?;
     if code != 200 {
         return Err(Error::new(format!(
@@ -369,7 +380,12 @@ pub fn events(url: &str, from: u64) -> Result<(u64, u64, Vec<serde_json::Value>)
     let list = v["events"]
         .as_array()
         .ok_or_else(|| Error::new("the endpoint's events are not an array"))?;
-    Ok((number(&v, "first")?, number(&v, "next")?, list.clone()))
+    Ok(Events {
+        boot: number(&v, "boot")?,
+        first: number(&v, "first")?,
+        next: number(&v, "next")?,
+        list: list.clone(),
+    })
 }
 
 /// Ends the run behind the API at `url` (`POST /v1/end`: accepted, then

@@ -1034,30 +1034,51 @@ pub fn events(host: &HostDir, json: bool, all: bool, out: &mut dyn Write) -> Res
 /// `corral --endpoint URL events`: the events the control unikernel kept
 /// (with `all`, from the first it keeps; else from now on), then each new
 /// one as it comes, until the endpoint stops answering (the host is down).
+/// What the reader missed (events no longer kept, a control unikernel
+/// that restarted) is said between them (on stderr with `json`).
 pub fn events_from_endpoint(url: &str, json: bool, all: bool, out: &mut dyn Write) -> Result<()> {
     let write = |out: &mut dyn Write, text: &str| {
         writeln!(out, "{text}").map_err(|e| Error::new(format!("cannot write: {e}")))
     };
-    let mut from = 0;
-    // Shown from the first kept with `all`; else once the ones kept
-    // before were skipped (an answer with none).
-    let mut live = all;
-    let mut asked = false;
+    let note = |out: &mut dyn Write, text: &str| {
+        if json {
+            eprintln!("{text}");
+            Ok(())
+        } else {
+            write(out, text)
+        }
+    };
+    // Past the last event kept: the first answer says where now is.
+    let mut from = if all { 0 } else { u64::MAX };
+    let mut boot = None;
     loop {
-        let (first, next, list) = match crate::endpoint::events(url, from) {
+        let got = match crate::endpoint::events(url, from) {
             Ok(got) => got,
             // It answered before: the host went down, which ends the watch.
-            Err(_) if asked => return Ok(()),
+            Err(_) if boot.is_some() => return Ok(()),
             Err(e) => return Err(e),
         };
-        asked = true;
-        if live && first > from {
-            write(
+        if boot.is_some_and(|b| b != got.boot) {
+            // Another log: read from its first event.
+            note(
                 out,
-                &format!("-- ({} earlier events are no longer kept)", first - from),
+                "-- (the control unikernel restarted: its events start again)",
+            )?;
+            boot = Some(got.boot);
+            from = 0;
+            continue;
+        }
+        if got.first > from {
+            note(
+                out,
+                &format!(
+                    "-- ({} earlier events are no longer kept)",
+                    got.first - from
+                ),
             )?;
         }
-        for v in list.iter().filter(|_| live) {
+        boot = Some(got.boot);
+        for v in &got.list {
             let text = if json {
                 v.to_string()
             } else {
@@ -1065,10 +1086,9 @@ pub fn events_from_endpoint(url: &str, json: bool, all: bool, out: &mut dyn Writ
             };
             write(out, &text)?;
         }
-        from = next;
+        from = got.next;
         // More may be kept than one answer carries: asked again at once.
-        if list.is_empty() {
-            live = true;
+        if got.list.is_empty() {
             std::thread::sleep(POLL);
         }
     }
@@ -1090,6 +1110,10 @@ pub fn readable_event(v: &serde_json::Value) -> String {
     format!("{vm} | {what}")
 }
 
+/// How long `corral down` waits for the exit status of a host that refused
+/// its `end` (it may be ending already, through its control API).
+const ENDING_WAIT: Duration = Duration::from_secs(30);
+
 /// `corral down`: ends the run (every VM stopped, the report written, the
 /// machine off) and returns the run's summary and exit status.
 pub fn down(host: &HostDir, report: Option<&Path>) -> Result<(String, i32)> {
@@ -1104,7 +1128,9 @@ pub fn down(host: &HostDir, report: Option<&Path>) -> Result<(String, i32)> {
         if let Some(s) = host.exit_status() {
             break s;
         }
-        if let Some(e) = refused.take_if(|_| !host.running() || start.elapsed() > DOWN_WAIT) {
+        // A refused `end` waits only as long as a run ending anyway takes
+        // to write its status.
+        if let Some(e) = refused.take_if(|_| !host.running() || start.elapsed() > ENDING_WAIT) {
             return Err(e);
         }
         if !host.running() {

@@ -1692,6 +1692,47 @@ b = "nic:uplink"
         stdout(&up)
     );
     wait_for(&name, "h-api", "exited", 0);
+    // An upload whose client goes away before its last byte is dropped
+    // in the hypervisor: the room it set aside is free again, and there
+    // is no image by its name.
+    let api_free = || {
+        let (code, body) = get(&curl, &format!("{url}/v1/stats"));
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["free_memory"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = api_free();
+    {
+        use std::io::Write;
+        let mut cut = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+        let head = "POST /v1/images/cut HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n";
+        cut.write_all(head.as_bytes()).unwrap();
+        cut.write_all(&std::fs::read(&hello).unwrap()[..3000])
+            .unwrap();
+        // Room set aside for it while it comes.
+        let mut taken = false;
+        for _ in 0..30 {
+            if api_free() < before {
+                taken = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        assert!(taken, "the upload never began");
+    }
+    let mut after = 0;
+    for _ in 0..30 {
+        after = api_free();
+        if after == before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(after, before, "the cut upload's room was not given back");
+    let (code, body) = post(&curl, &format!("{url}/v1/images/cut/start?name=c"));
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no image named cut"), "{body}");
     let (code, body) = post_file(&curl, &format!("{url}/v1/images/junk"), &junk);
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("image junk refused"), "{body}");
@@ -1722,6 +1763,27 @@ b = "nic:uplink"
         .stdout(std::fs::File::create(&followed_path).unwrap())
         .spawn()
         .unwrap();
+    // The follower has caught up (h-api's end is among what it showed)
+    // before the run ends.
+    let followed = || {
+        std::fs::read_to_string(&followed_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    let mut caught_up = false;
+    for _ in 0..60 {
+        if followed()
+            .iter()
+            .any(|e| e["vm"] == "h-api" && e["event"] == "ended")
+        {
+            caught_up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert!(caught_up, "the follower never showed h-api's end");
     let down = corral(&["--endpoint", &url, "down"]);
     assert!(down.status.success(), "{}", stderr(&down));
     assert!(

@@ -709,12 +709,12 @@ impl Machine<'_> {
         });
     }
 
-    /// Command `seq` of this channel as the cores' answers carry it.
     /// This channel's watcher: 0 for the serial line's, 1 for the VM's.
     fn watcher(&self) -> usize {
         usize::from(self.2 != 0)
     }
 
+    /// Command `seq` of this channel as the cores' answers carry it.
     fn tagged(&self, seq: u32) -> u32 {
         if self.2 == 0 {
             seq

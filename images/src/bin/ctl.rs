@@ -16,10 +16,10 @@
 //! | `GET /v1/hooks/NAME` | `hook maps` | `200`, a runtime or manifest hook's place, counters and map entries that are not all zero; `404`, `409` |
 //! | `DELETE /v1/hooks/NAME` | `hook detach` | `200`, a runtime hook's final counters; as `GET` |
 //! | `POST /v1/hooks/NAME?link=L&dir=D` (or `nic=N&dir=D`, `vm=VM&kind=K`), body: a map count byte, 16-byte map definitions, 8-byte instructions | `hook attach` (begin, chunks, commit) | `200 {"name":...,"replaced":HOOK\|null}`; `400` for a bad place or body, `409` refused (the verifier's words) |
-//! | `POST /v1/images/NAME`, body: the ELF file | image upload (begin, a chunk per 1,000 bytes as they arrive, commit) | `200 {"done":true}`; `409` refused |
+//! | `POST /v1/images/NAME`, body: the ELF file | image upload (begin, a chunk per 1,000 bytes as they arrive, commit; a body cut short: a commit that drops it) | `200 {"done":true}`; `409` refused |
 //! | `POST /v1/images/IMAGE/start?name=VM[&args=TEXT][&memory=BYTES]` | `start --image` | as `stop`; `400` without a name |
-//! | `GET /v1/events[?from=N]` | (`watch`, sent once at start) | `200`, the events kept from number N on (VMs started, restarted, ended; their console lines), the first number kept and the next; `400` |
-//! | `POST /v1/end` | `end`, once the answer is sent | `202 {"ending":true}`: every VM stops, the report is written where the host runs, the machine powers off |
+//! | `GET /v1/events[?from=N]` | (`watch`, sent once at start) | `200`, the events kept from number N on (VMs started, restarted, ended; their console lines), the log's `boot` (another after a restart), the first number kept and the next; `400`; `503` without a `watch` |
+//! | `POST /v1/end` | `end`, once every answer is sent (at most 2,000,000,000 ticks later) | `202 {"ending":true}`: every VM stops, the report is written where the host runs, the machine powers off |
 //!
 //! A name too long to be a command's is `400`; no answer from the
 //! hypervisor within its bound, `503`. The API has no authentication:
@@ -59,9 +59,17 @@ const POLL_TICKS: u64 = 200_000;
 /// Events kept for `GET /v1/events` (the latest; a reader that falls
 /// further behind is told how many it missed).
 const EVENTS_KEPT: usize = 512;
-/// Most events one `GET /v1/events` answer carries (the reader asks again
-/// from its `next`).
+/// Most bytes the kept events take (a console line escaped may be long).
+const EVENTS_BYTES: usize = 256 * 1024;
+/// Most events, and most bytes of them, one `GET /v1/events` answer
+/// carries (the reader asks again from its `next`).
 const EVENTS_PER_ANSWER: usize = 128;
+const EVENTS_ANSWER_BYTES: usize = 32 * 1024;
+/// Ticks `POST /v1/end` waits for every answer to be sent and
+/// acknowledged before it ends the run all the same (a client that stopped
+/// reading does not hold it), and how often it tries the `end`.
+const END_GRACE_TICKS: u64 = 2_000_000_000;
+const END_TRIES: u32 = 3;
 
 /// An answer frame, owned.
 enum Got {
@@ -126,8 +134,9 @@ struct Ctl {
     watch: Option<u32>,
     /// The events kept.
     events: EventLog,
-    /// `POST /v1/end` was answered: `end` goes once the answer is out.
-    ending: bool,
+    /// `POST /v1/end` was answered (when, TSC) and `end` tried so many
+    /// times: it goes once the answer is out (or after [`END_GRACE_TICKS`]).
+    ending: Option<(u64, u32)>,
 }
 
 /// The body of the request being read.
@@ -136,9 +145,11 @@ enum Body {
     None,
     /// A hook upload's bytes, kept whole (at most [`MAX_HOOK_BODY`]).
     Hook(Vec<u8>),
-    /// An image upload, sent on as it comes: the bytes short of a whole
-    /// chunk, the next chunk's offset, and the refusal that stopped it.
+    /// An image upload, sent on as it comes: its name, the bytes short of
+    /// a whole chunk, the next chunk's offset, and the refusal that stopped
+    /// it.
     Image {
+        name: String,
         carry: Vec<u8>,
         offset: u32,
         failed: Option<Reply>,
@@ -240,8 +251,16 @@ impl Ctl {
     }
 
     /// `GET /v1/events?from=N`: the events kept from number N on (at most
-    /// [`EVENTS_PER_ANSWER`]), with the first number kept and the next.
+    /// [`EVENTS_PER_ANSWER`] and [`EVENTS_ANSWER_BYTES`]), with the log's
+    /// boot, the first number kept and the next; 503 if the hypervisor
+    /// took no `watch`.
     fn events(&mut self, query: &str) -> Reply {
+        if self.watch.is_none() {
+            return error(
+                Status::Unavailable,
+                "the hypervisor took no `watch` from this VM: no events (see its console)",
+            );
+        }
         let from = match query_value(query, "from").map(str::parse::<u64>) {
             None => 0,
             Some(Ok(n)) => n,
@@ -253,7 +272,11 @@ impl Ctl {
             }
         };
         self.take_events();
-        reply(Status::Ok, self.events.answer(from, EVENTS_PER_ANSWER))
+        reply(
+            Status::Ok,
+            self.events
+                .answer(from, EVENTS_PER_ANSWER, EVENTS_ANSWER_BYTES),
+        )
     }
 }
 
@@ -473,7 +496,9 @@ fn done_or_error(answers: Result<Vec<Got>, Fail>) -> Reply {
         Ok(got) => match got.last() {
             Some(Got::Done) => reply(Status::Ok, "{\"done\":true}\n".into()),
             Some(Got::Error(e))
-                if e.starts_with("no VM named") || e.starts_with("no entry named") =>
+                if ["no VM named", "no entry named", "no image named"]
+                    .iter()
+                    .any(|p| e.starts_with(p)) =>
             {
                 error(Status::NotFound, e)
             }
@@ -810,6 +835,7 @@ impl Ctl {
     /// last one short, once `last`).
     fn image_chunks(&mut self, last: bool) {
         let Body::Image {
+            name,
             mut carry,
             mut offset,
             mut failed,
@@ -830,6 +856,7 @@ impl Ctl {
             offset += n as u32;
         }
         self.body = Body::Image {
+            name,
             carry,
             offset,
             failed,
@@ -872,6 +899,7 @@ impl Handler for Ctl {
                 let bytes = u32::try_from(len).unwrap_or(u32::MAX);
                 let failed = refused(self.exchange(&Message::ImageBegin { name, bytes }));
                 Body::Image {
+                    name: name.to_string(),
                     carry: Vec::new(),
                     offset: 0,
                     failed,
@@ -907,12 +935,20 @@ impl Handler for Ctl {
     }
 
     fn tick(&mut self, drained: &dyn Fn() -> bool) -> bool {
-        if self.ending && drained() {
-            // `POST /v1/end`'s answer is out: the run ends.
-            self.ending = false;
+        if let Some((since, tries)) = self.ending
+            && (drained() || rdtsc().wrapping_sub(since) > END_GRACE_TICKS)
+        {
+            // `POST /v1/end`'s answer is out (or had its time): the run
+            // ends.
+            self.ending = None;
             match self.exchange(&Message::End) {
                 Ok(_) => println!("ctl: the run ends (POST /v1/end)"),
-                Err(Fail::Bad(e) | Fail::Unavailable(e)) => println!("ctl: end: {e}"),
+                Err(Fail::Bad(e) | Fail::Unavailable(e)) => {
+                    println!("ctl: end: {e}");
+                    if tries + 1 < END_TRIES {
+                        self.ending = Some((since, tries + 1));
+                    }
+                }
             }
             return true;
         }
@@ -920,9 +956,14 @@ impl Handler for Ctl {
     }
 
     fn body_abort(&mut self) {
-        // An image begun stays staged in the hypervisor until the next
-        // upload begins (either channel's), which drops it.
-        self.body = Body::None;
+        // An image begun and not refused is dropped in the hypervisor (its
+        // room given back): a commit before its last bytes drops it.
+        if let Body::Image {
+            name, failed: None, ..
+        } = core::mem::replace(&mut self.body, Body::None)
+        {
+            let _ = self.exchange(&Message::ImageCommit { name: &name });
+        }
     }
 }
 
@@ -959,7 +1000,7 @@ impl Ctl {
             }
             (Method::Get | Method::Head, ["v1", "events"]) => self.events(query),
             (Method::Post, ["v1", "end"]) => {
-                self.ending = true;
+                self.ending.get_or_insert((rdtsc(), 0));
                 reply(Status::Accepted, "{\"ending\":true}\n".into())
             }
             (Method::Get | Method::Head, ["v1", "vms"]) => self.vms(None),
@@ -1054,8 +1095,8 @@ fn ctl(info: &guest_lib::BootInfo) -> i32 {
         input: Vec::new(),
         body: Body::None,
         watch: None,
-        events: EventLog::new(EVENTS_KEPT),
-        ending: false,
+        events: EventLog::new(EVENTS_KEPT, EVENTS_BYTES, rdtsc()),
+        ending: None,
     };
     // Its first command, before it serves: a VM without the capability is
     // stopped here, by name, before anyone reaches it.
@@ -1071,7 +1112,14 @@ fn ctl(info: &guest_lib::BootInfo) -> i32 {
     match handler.exchange(&Message::Watch) {
         Ok(got) if matches!(got.last(), Some(Got::Done)) => handler.watch = Some(seq),
         Ok(_) => println!("ctl: the hypervisor refused `watch`: no events"),
-        Err(Fail::Bad(e) | Fail::Unavailable(e)) => println!("ctl: watch: {e}"),
+        Err(Fail::Bad(e) | Fail::Unavailable(e)) => {
+            println!("ctl: watch: {e}");
+            // Sent, not answered in time: the hypervisor may have taken
+            // it, and its events come under that number.
+            if handler.next_seq != seq {
+                handler.watch = Some(seq);
+            }
+        }
     }
     let (code, c) = server::run(info, &s, "ctl", &mut handler);
     println!(
