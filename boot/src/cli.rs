@@ -156,9 +156,9 @@ enum LinkCmd {
 #[derive(Debug, Subcommand)]
 enum HookCmd {
     /// Attach a hook to a running host: a packet hook to a link direction,
-    /// or a restart, exit or slice hook to a VM (interpreted: the JIT's
-    /// code area is sealed at boot); attaching where a runtime hook is
-    /// swaps it, atomically between two runs
+    /// or a restart, exit or slice hook to a VM (compiled as it is
+    /// attached); attaching where a runtime hook is swaps it, atomically
+    /// between two runs
     Attach {
         /// The hook's name (unique on the host)
         name: String,

@@ -320,7 +320,7 @@ pub fn attach(
         Place::Vm(vm) => format!("{vm}'s {} hook", kind.name()),
     };
     let mut text = format!(
-        "hook {name}: attached on {attach} ({place}): {} instructions, {} maps; interpreted (hooks attached at runtime are not JIT-compiled: the JIT's code area is sealed read-execute at boot)\n",
+        "hook {name}: attached on {attach} ({place}): {} instructions, {} maps\n",
         prog.insns.len(),
         defs.len()
     );

@@ -1126,7 +1126,29 @@ core = 0
     // The stream is flowing: attach a counting hook, see it count.
     let o = attach("count-a", "link:gen.0->sink.0", count);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("interpreted"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("hook count-a: attached on link:gen.0->sink.0 (link "),
+        "{}",
+        stdout(&o)
+    );
+    // Compiled as it was attached (the hypervisor's console says so).
+    let console = HostDir::named(&name).unwrap().console();
+    let attached_line = || {
+        std::fs::read_to_string(&console)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains("hook count-a: attached at runtime"))
+            .map(str::to_string)
+    };
+    let start = std::time::Instant::now();
+    let line = loop {
+        if let Some(l) = attached_line() {
+            break l;
+        }
+        assert!(start.elapsed().as_secs() < 60, "no attach line for count-a");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(line.contains(" maps, compiled"), "{line}");
     let start = std::time::Instant::now();
     while hook_counts(&name, "count-a").0 == 0 {
         assert!(start.elapsed().as_secs() < 120, "count-a never ran");

@@ -6,6 +6,7 @@
 //! its own number, so a reader that fell behind learns how many lines it
 //! missed.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 /// Bytes of one VM's history.
@@ -116,6 +117,16 @@ impl History {
     }
 }
 
+/// Lines added to any shared history so far: a reader of every place (an
+/// event watcher) looks through them again only once this moved.
+static ADDED: AtomicU64 = AtomicU64::new(0);
+
+/// How many lines were added to shared histories so far (each counted
+/// once it can be read).
+pub fn lines_added() -> u64 {
+    ADDED.load(Ordering::Acquire)
+}
+
 /// A VM place's history, shared by the core that runs its VM (which adds
 /// lines, one lock per line) and the control channel (which reads them).
 #[derive(Default)]
@@ -130,6 +141,7 @@ impl SharedHistory {
     /// Adds a line.
     pub fn push(&self, text: &str) {
         self.0.lock().push(text);
+        ADDED.fetch_add(1, Ordering::Release);
     }
 
     /// Forgets every line.

@@ -1,6 +1,14 @@
-//! The JIT's code area (the image's `.jit` section): hooks compiled into it by the boot core while its pages are data, then sealed read-execute before any other core may run them; entering compiled code, and the two trampolines compiled code calls back through.
+//! The JIT's code area (the image's `.jit` section): hooks compiled into it by the boot core while its pages are data, then sealed read-execute before any other core may run them; hooks attached at runtime compiled by the control core into pages no code was ever in, sealed before they are handed out; entering compiled code, and the two trampolines compiled code calls back through.
+//!
+//! W^X holds throughout: a page is writable only while no code was ever
+//! put in it and no core has used it, and read-execute from before the
+//! code in it is handed to any core; a page that held code is never
+//! written again (a hook attached at runtime starts on a page of its own,
+//! and pages are never reused within a run: at most
+//! [`MAX_RUNTIME_HOOKS`] are attached).
 
 use super::paging;
+use super::runtime_hooks::MAX_RUNTIME_HOOKS;
 use crate::hooks::Program;
 use crate::hooks::jit::{
     self, FaultCode, JitCode, JitError, JitHost, JitState, Labels, Trampolines, W_FAULT_AUX,
@@ -19,14 +27,21 @@ unsafe extern "C" {
 /// Compiled code's alignment in the area.
 const CODE_ALIGN: usize = 16;
 
-/// The area's state: the next free byte and the compiler's scratch.
+/// Where a hook compiled at runtime starts: a page of its own.
+const PAGE: usize = 4096;
+
+/// The area's state: the next free byte for boot hooks, for runtime hooks
+/// (page-aligned, past the boot hooks'; 0 until the first), and the
+/// compiler's scratch.
 struct Area {
     next: usize,
+    runtime_next: usize,
     labels: [Labels; MAX_INSNS],
 }
 
 static AREA: Mutex<Area> = Mutex::new(Area {
     next: 0,
+    runtime_next: 0,
     labels: [Labels::EMPTY; MAX_INSNS],
 });
 
@@ -35,6 +50,9 @@ static SEALED: AtomicBool = AtomicBool::new(false);
 
 /// One compiled program per hook at most.
 static CODES: [Once<Code>; MAX_HOOKS as usize] = [const { Once::new() }; MAX_HOOKS as usize];
+
+/// One compiled program per runtime attach at most.
+static RUNTIME_CODES: [Once<Code>; MAX_RUNTIME_HOOKS] = [const { Once::new() }; MAX_RUNTIME_HOOKS];
 
 /// A compiled program in the area: made only by [`install`], so its entry
 /// is the first byte of code the compiler wrote from a verified program.
@@ -122,7 +140,7 @@ pub fn install(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitError> {
         translate: translate as *const () as u64,
         helper: helper as *const () as u64,
     };
-    let Area { next, labels } = &mut *area;
+    let Area { next, labels, .. } = &mut *area;
     // SAFETY: the `.jit` section's bytes from `base` to its end, reserved
     // by the linker script for compiled code and used by nothing else;
     // its pages are writable data until `seal` (not yet: checked above,
@@ -130,6 +148,47 @@ pub fn install(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitError> {
     let out = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, end - base) };
     let len = jit::compile(prog, &tramp, labels, out)?;
     *next += len.div_ceil(CODE_ALIGN) * CODE_ALIGN;
+    Ok(slot.call_once(|| Code { entry: base as u64 }))
+}
+
+/// Compiles `prog`, a hook attached while the run goes on (the control
+/// core, after [`seal`]), into pages of the area no code was ever in: they
+/// are made writable data, written, and read-execute again before the
+/// code is returned (to be published to the core that runs it).
+pub fn install_runtime(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitError> {
+    let mut area = AREA.lock();
+    let (start, end) = (
+        &raw const __jit_start as usize,
+        &raw const __jit_end as usize,
+    );
+    let first = area.runtime_next.max(area.next.div_ceil(PAGE) * PAGE);
+    let base = start + first;
+    if !SEALED.load(Ordering::Acquire) || base >= end {
+        return Err(JitError::Room(end.saturating_sub(base)));
+    }
+    let Some(slot) = RUNTIME_CODES.iter().find(|c| !c.is_completed()) else {
+        return Err(JitError::Room(0));
+    };
+    let tramp = Trampolines {
+        translate: translate as *const () as u64,
+        helper: helper as *const () as u64,
+    };
+    paging::open_jit_tail(base as u64);
+    let labels = &mut area.labels;
+    // SAFETY: the `.jit` section's bytes from `base` to its end: reserved
+    // by the linker script for compiled code, past every byte of code
+    // written so far (the boot hooks' and earlier runtime hooks', each
+    // ending before `first`, which starts a page), so no core runs or has
+    // run code there; `open_jit_tail` just made these pages writable data
+    // (this core's TLB flushed), and only this function writes them, under
+    // the area's lock.
+    let out = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, end - base) };
+    let compiled = jit::compile(prog, &tramp, labels, out);
+    // Read-execute again whatever came of it: nothing written stays
+    // writable.
+    paging::seal_jit_tail(base as u64);
+    let len = compiled?;
+    area.runtime_next = first + len.div_ceil(PAGE) * PAGE;
     Ok(slot.call_once(|| Code { entry: base as u64 }))
 }
 

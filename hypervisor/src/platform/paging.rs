@@ -58,7 +58,10 @@ fn write_small(layout: &Layout, i: usize) {
     // other core runs (`protect`), and afterwards only the start-up page's
     // (`seal`), which no core uses any more, and the JIT area's
     // (`seal_jit`), which no other core has used yet (they flush their
-    // TLBs once the plan is published, before running anything). Every
+    // TLBs once the plan is published, before running anything); while
+    // the run goes on, the control core writes only the entries of JIT
+    // pages no code was ever put in (`open_jit_tail`, `seal_jit_tail`),
+    // which no core has used, and flushes them from its own TLB. Every
     // entry keeps its page's identity mapping; the hypervisor's code and
     // stack stay mapped (their rights are read-execute and read-write;
     // `protect` checked they lie in these small pages).
@@ -138,6 +141,37 @@ pub fn seal_jit() {
     let pages = audit();
     if pages.writable_exec != 0 {
         fatal("W^X: a page is writable and executable after the JIT's code area was sealed");
+    }
+}
+
+/// While the run goes on (the control core, under the JIT area's lock):
+/// the JIT pages from `from` (page-aligned) to the area's end, in which no
+/// code was ever put and which no core has used, become writable data
+/// (never executable) so a hook attached at runtime can be compiled into
+/// them. Each entry is flushed from this core's TLB.
+pub fn open_jit_tail(from: u64) {
+    let open = layout().sealed();
+    set_jit_tail(&open, from);
+}
+
+/// The pages [`open_jit_tail`] opened become read-execute again, before
+/// the code in them is handed to any core. Fatal if any page is then both
+/// writable and executable.
+pub fn seal_jit_tail(from: u64) {
+    let sealed = layout().sealed().jit_sealed();
+    set_jit_tail(&sealed, from);
+    if audit().writable_exec != 0 {
+        fatal("W^X: a page is writable and executable after a runtime hook was compiled");
+    }
+}
+
+/// Writes the entries of the JIT pages from `from` to the area's end for
+/// `layout`, each flushed from this core's TLB.
+fn set_jit_tail(layout: &Layout, from: u64) {
+    let end = layout.jit.end;
+    for addr in (from.max(layout.jit.start)..end).step_by(SMALL_PAGE as usize) {
+        write_small(layout, (addr / SMALL_PAGE) as usize);
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(addr));
     }
 }
 

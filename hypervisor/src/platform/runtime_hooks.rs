@@ -1,7 +1,9 @@
 //! Hooks attached, swapped and detached while a service run goes on: the upload's staging memory, each attached hook's frames (program, decoded ops, maps) lent by the frame allocator and given back on detach or swap; packet hooks in the places (`datapath::runtime`) the polling cores read once a pass, a VM's restart, exit and slice hooks in slots (`VmHookSlot`) its core reads under the slot's lock.
 //!
-//! Runtime hooks are interpreted: the JIT's code area was sealed
-//! read-execute at boot (W^X) and is never made writable again.
+//! Runtime hooks are compiled like the manifest's, into pages of the JIT's
+//! code area no code was ever in, made read-execute again before the hook
+//! is published ([`super::jit::install_runtime`], W^X throughout); a hook
+//! the area has no more room for is interpreted (and says so).
 //! A VM hook in use is always used under its slot's lock, so the control
 //! core takes one out (detach, swap, its VM's place given to another VM)
 //! under that lock and gives its frames back at once. Its name lives on in
@@ -29,6 +31,25 @@ use spin::{Mutex, Once};
 use vmm_abi::hook::insn::INSN_SIZE;
 use vmm_abi::hook::{HookKind, Insn, MAX_MAPS, MapDef, verify};
 use vmm_abi::manifest::{HookAttach, LinkDir};
+
+/// Compiles a hook attached at runtime (through `compile_with`, the hook's
+/// own) into the JIT's code area; which engine runs it. One the area has
+/// no room for is interpreted, and the log says why.
+fn engine(
+    name: &str,
+    compile_with: impl FnOnce(
+        &dyn Fn(&crate::hooks::Program<'static>) -> Option<&'static dyn crate::hooks::jit::JitCode>,
+    ) -> bool,
+) -> &'static str {
+    let compiled = compile_with(&|prog| match super::jit::install_runtime(prog) {
+        Ok(code) => Some(code),
+        Err(e) => {
+            log::warn!("hook {name}: not compiled ({e}); the interpreter runs it");
+            None
+        }
+    });
+    if compiled { "compiled" } else { "interpreted" }
+}
 
 /// Hooks a run attaches at runtime, at most (each gets a report index
 /// of its own; the host's report reads 64 hooks, the manifest has at
@@ -374,6 +395,7 @@ impl RuntimeHooks {
         if matches!(on, Target::Link { .. }) {
             hook.set_ports(from, to);
         }
+        let engine = engine(&name, |c| hook.compile_with(c));
         let old = slot.swap(Some(hook));
         *count += 1;
         let stat = old.map(|h| retire(h));
@@ -393,7 +415,7 @@ impl RuntimeHooks {
             Target::Vm { vm, .. } => ("vm", vm, "-"),
         };
         log::info!(
-            "hook {name}: attached at runtime on {what} {n} {dir} (core {core}), {} instructions, {} maps, interpreted (the JIT's code area is sealed at boot){}",
+            "hook {name}: attached at runtime on {what} {n} {dir} (core {core}), {} instructions, {} maps, {engine}{}",
             insns.len(),
             defs.len(),
             if stat.is_some() {
@@ -568,6 +590,7 @@ impl RuntimeHooks {
             give_back_all(gone);
         }
         hook.name = static_name(*count, &name);
+        let engine = engine(&name, |c| hook.compile_with(c));
         let n_insns = insns.len();
         {
             let mut h = slot.hook.lock();
@@ -582,7 +605,7 @@ impl RuntimeHooks {
             lent: [lent, ops_lent, arena_lent],
         });
         log::info!(
-            "hook {name}: attached at runtime as {}'s {} hook, {n_insns} instructions, {} maps, interpreted{}",
+            "hook {name}: attached at runtime as {}'s {} hook, {n_insns} instructions, {} maps, {engine}{}",
             vm.as_str(),
             kind.name(),
             defs.len(),

@@ -302,6 +302,12 @@ pub struct ControlPlane {
     image_up: Mutex<Option<Staged>>,
     /// Per watcher, the place its next event is looked for first.
     watch_next: [AtomicU32; WATCHERS],
+    /// Counts changes of a place a watcher is told of (a start, a status,
+    /// a restart; lines count in `history::lines_added`), and per watcher
+    /// the sum of both when a look through every place found nothing: it
+    /// looks again only once the sum moved.
+    changes: AtomicU64,
+    quiet: [AtomicU64; WATCHERS],
     /// Per watcher, ends it was not told of before their places were
     /// given to new VMs (told first).
     late: [Mutex<Deque<Late, LATE_ENDS>>; WATCHERS],
@@ -367,6 +373,8 @@ impl ControlPlane {
             hooks: RuntimeHooks::new(),
             image_up: Mutex::new(None),
             watch_next: [const { AtomicU32::new(0) }; WATCHERS],
+            changes: AtomicU64::new(0),
+            quiet: [const { AtomicU64::new(u64::MAX) }; WATCHERS],
             late: [const { Mutex::new(Deque::new()) }; WATCHERS],
         })
     }
@@ -476,7 +484,16 @@ impl ControlPlane {
     pub fn set_status(&self, cell: u32, status: u8) {
         if let Some(c) = self.cells.get(cell as usize) {
             c.status.store(status, Ordering::Release);
+            self.changes.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// What a watcher that found nothing new compares: every change of a
+    /// place and every line added so far.
+    fn news_key(&self) -> u64 {
+        self.changes
+            .load(Ordering::Acquire)
+            .wrapping_add(crate::console::history::lines_added())
     }
 
     /// The VM in place `cell` restarted (`restarts` times so far); it runs
@@ -485,6 +502,7 @@ impl ControlPlane {
         if let Some(c) = self.cells.get(cell as usize) {
             c.restarts.store(restarts, Ordering::Release);
             c.status.store(VM_RUNNING, Ordering::Release);
+            self.changes.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -1217,6 +1235,7 @@ impl Fleet for Machine<'_> {
             }
             cp.next_id.fetch_add(n as u32, Ordering::AcqRel);
             cp.reserved.fetch_add(cost * n as u64, Ordering::AcqRel);
+            cp.changes.fetch_add(1, Ordering::Release);
         };
         self.send(mails, seq, commit)
     }
@@ -1320,6 +1339,7 @@ impl Fleet for Machine<'_> {
     fn watch_start(&mut self) {
         let w = self.watcher();
         self.0.late[w].lock().clear();
+        self.0.quiet[w].store(u64::MAX, Ordering::Relaxed);
         for c in self.0.cells {
             let used = c.used.load(Ordering::Acquire);
             c.seen.lock()[w] = Seen {
@@ -1347,6 +1367,12 @@ impl Fleet for Machine<'_> {
                 restarts,
             });
             return true;
+        }
+        // Nothing changed since a look through every place found nothing:
+        // none again (the control core passes here often).
+        let key = self.0.news_key();
+        if self.0.quiet[w].load(Ordering::Relaxed) == key {
+            return false;
         }
         let cells = self.0.cells;
         let start = self.0.watch_next[w].load(Ordering::Relaxed) as usize;
@@ -1391,6 +1417,7 @@ impl Fleet for Machine<'_> {
                 return true;
             }
         }
+        self.0.quiet[w].store(key, Ordering::Relaxed);
         false
     }
 }
