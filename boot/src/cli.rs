@@ -157,7 +157,8 @@ enum LinkCmd {
 enum HookCmd {
     /// Attach a hook to a running host: a packet hook to a link direction,
     /// or a restart, exit or slice hook to a VM (compiled as it is
-    /// attached); attaching where a runtime hook is swaps it, atomically
+    /// attached, or interpreted once the JIT's area is full: the console
+    /// says which); attaching where a runtime hook is swaps it, atomically
     /// between two runs
     Attach {
         /// The hook's name (unique on the host)

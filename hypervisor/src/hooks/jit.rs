@@ -13,8 +13,10 @@
 //!
 //! Where the code lives and how it is entered is the hardware layer's
 //! business (`platform/jit.rs`, behind [`JitCode`]): written through a
-//! writable, non-executable mapping at boot, then made read-execute and
-//! never writable again before any other core can run it.
+//! writable, non-executable mapping (at boot, or for a hook attached at
+//! runtime into pages nothing was ever published from), then made
+//! read-execute and never writable again before any other core can run
+//! it.
 
 #![forbid(unsafe_code)]
 

@@ -12,7 +12,9 @@
 //! ([`Layout::sealed`]) plain data like the rest of low memory. The JIT's
 //! code area is data while the boot core writes compiled hooks into it
 //! and code once it is sealed ([`Layout::jit_sealed`]), before any other
-//! core may run it.
+//! core may run it; its pages no code was published from go back to data
+//! while the control core compiles a hook attached at runtime into them,
+//! and are sealed again before that hook is published.
 
 #![forbid(unsafe_code)]
 

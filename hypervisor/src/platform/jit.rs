@@ -1,20 +1,25 @@
 //! The JIT's code area (the image's `.jit` section): hooks compiled into it by the boot core while its pages are data, then sealed read-execute before any other core may run them; hooks attached at runtime compiled by the control core into pages no code was ever in, sealed before they are handed out; entering compiled code, and the two trampolines compiled code calls back through.
 //!
-//! W^X holds throughout: a page is writable only while no code was ever
-//! put in it and no core has used it, and read-execute from before the
-//! code in it is handed to any core; a page that held code is never
+//! W^X holds in the page tables throughout: a page is writable only while
+//! nothing in it was ever published to any core, and read-execute from
+//! before the code in it is; a page that held published code is never
 //! written again (a hook attached at runtime starts on a page of its own,
-//! and pages are never reused within a run: at most
-//! [`MAX_RUNTIME_HOOKS`] are attached).
+//! and `runtime_next` only grows). Other cores may have cached
+//! translations of a runtime hook's pages (speculatively) while they were
+//! writable data: each core flushes its TLB, which also serialises it,
+//! before it first runs code sealed after its last flush
+//! ([`RuntimeCode`], by epoch).
 
 use super::paging;
+use super::percpu::PerCore;
 use super::runtime_hooks::MAX_RUNTIME_HOOKS;
+use super::smp;
 use crate::hooks::Program;
 use crate::hooks::jit::{
     self, FaultCode, JitCode, JitError, JitHost, JitState, Labels, Trampolines, W_FAULT_AUX,
     W_FAULT_KIND, W_HOST,
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::{Mutex, Once};
 use vmm_abi::hook::MAX_INSNS;
 use vmm_abi::manifest::MAX_HOOKS;
@@ -45,20 +50,52 @@ static AREA: Mutex<Area> = Mutex::new(Area {
     labels: [Labels::EMPTY; MAX_INSNS],
 });
 
-/// Set once the area is read-execute (and never writable again).
+/// Set once the area is read-execute (its pages with code never writable
+/// again).
 static SEALED: AtomicBool = AtomicBool::new(false);
 
 /// One compiled program per hook at most.
 static CODES: [Once<Code>; MAX_HOOKS as usize] = [const { Once::new() }; MAX_HOOKS as usize];
 
 /// One compiled program per runtime attach at most.
-static RUNTIME_CODES: [Once<Code>; MAX_RUNTIME_HOOKS] = [const { Once::new() }; MAX_RUNTIME_HOOKS];
+static RUNTIME_CODES: [Once<RuntimeCode>; MAX_RUNTIME_HOOKS] =
+    [const { Once::new() }; MAX_RUNTIME_HOOKS];
+
+/// Counts the times pages were sealed for runtime hooks.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Per core, the last [`EPOCH`] its TLB was flushed for.
+static FLUSHED: PerCore = PerCore::new();
 
 /// A compiled program in the area: made only by [`install`], so its entry
 /// is the first byte of code the compiler wrote from a verified program.
 #[derive(Debug)]
 pub struct Code {
     entry: u64,
+}
+
+/// A program compiled while the run goes on: made only by
+/// [`install_runtime`], once its pages were sealed (epoch `epoch`).
+#[derive(Debug)]
+pub struct RuntimeCode {
+    code: Code,
+    epoch: u64,
+}
+
+impl JitCode for RuntimeCode {
+    fn enter(&self, state: &mut JitState, host: &mut dyn JitHost) -> u64 {
+        let core = smp::current_core();
+        if FLUSHED.get(core) < self.epoch {
+            // What this core may have cached of the pages while they were
+            // writable data goes, and reloading CR3 serialises it, so it
+            // fetches the bytes the control core wrote (every epoch sealed
+            // before the flush: read first).
+            let now = EPOCH.load(Ordering::Acquire);
+            paging::flush();
+            FLUSHED.set(core, now);
+        }
+        self.code.enter(state, host)
+    }
 }
 
 /// The compiled code's signature: `r12` = the state, `rax` = `r0`.
@@ -77,9 +114,11 @@ impl JitCode for Code {
         // (fat) reference, alive for the whole call.
         let mut host: &mut dyn JitHost = host;
         state.set(W_HOST, core::ptr::from_mut(&mut host) as u64);
-        // SAFETY: `entry` is where `install` had `jit::compile` write a
-        // program's code, inside the area, which is read-execute now
-        // (sealed, checked above) and never written again. The code follows
+        // SAFETY: `entry` is where `install` (or `install_runtime`) had
+        // `jit::compile` write a program's code, inside the area, which is
+        // read-execute now (sealed, checked above; a runtime hook's pages
+        // sealed before its code was made, and this core's TLB flushed
+        // since, `RuntimeCode::enter`) and never written again. The code follows
         // the System V ABI (callee-saved registers restored, stack aligned
         // at its calls), reads and writes only `state`, the regions
         // `state` names (checked inline, else through `translate`) and its
@@ -163,8 +202,9 @@ pub fn install_runtime(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitEr
     );
     let first = area.runtime_next.max(area.next.div_ceil(PAGE) * PAGE);
     let base = start + first;
+    // Before the boot hooks are sealed, `install` is the one to call.
     if !SEALED.load(Ordering::Acquire) || base >= end {
-        return Err(JitError::Room(end.saturating_sub(base)));
+        return Err(JitError::Room(0));
     }
     let Some(slot) = RUNTIME_CODES.iter().find(|c| !c.is_completed()) else {
         return Err(JitError::Room(0));
@@ -177,23 +217,28 @@ pub fn install_runtime(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitEr
     let labels = &mut area.labels;
     // SAFETY: the `.jit` section's bytes from `base` to its end: reserved
     // by the linker script for compiled code, past every byte of code
-    // written so far (the boot hooks' and earlier runtime hooks', each
-    // ending before `first`, which starts a page), so no core runs or has
-    // run code there; `open_jit_tail` just made these pages writable data
-    // (this core's TLB flushed), and only this function writes them, under
-    // the area's lock.
+    // published so far (the boot hooks' and earlier runtime hooks', each
+    // ending before `first`, which starts a page), so no core runs code
+    // there or will before it is sealed again; `open_jit_tail` just made
+    // these pages writable data (this core's TLB flushed), and only this
+    // function writes them, under the area's lock.
     let out = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, end - base) };
     let compiled = jit::compile(prog, &tramp, labels, out);
     // Read-execute again whatever came of it: nothing written stays
     // writable.
     paging::seal_jit_tail(base as u64);
     let len = compiled?;
-    area.runtime_next = first + len.div_ceil(PAGE) * PAGE;
-    Ok(slot.call_once(|| Code { entry: base as u64 }))
+    area.runtime_next = first + len.div_ceil(PAGE).max(1) * PAGE;
+    let epoch = EPOCH.fetch_add(1, Ordering::AcqRel) + 1;
+    Ok(slot.call_once(|| RuntimeCode {
+        code: Code { entry: base as u64 },
+        epoch,
+    }))
 }
 
-/// Makes the area read-execute, never writable again (boot core, after
-/// every hook was compiled, before the plan is published); the bytes used.
+/// Makes the area read-execute (boot core, after every hook was compiled,
+/// before the plan is published): the pages with code never writable
+/// again, the rest only for [`install_runtime`]; the bytes used.
 pub fn seal() -> usize {
     let area = AREA.lock();
     paging::seal_jit();

@@ -4,7 +4,11 @@
 //! hypervisor runs on, on every core; they are written here only on the
 //! boot core, before the other cores start ([`protect`]) and once after
 //! they all have ([`seal`]), and each other core flushes its TLB before it
-//! runs anything ([`flush`]).
+//! runs anything ([`flush`]); while the run goes on, only the JIT area's
+//! pages nothing was ever published from are written, by the control core
+//! (the boot core) under the area's lock ([`open_jit_tail`],
+//! [`seal_jit_tail`]), and a core flushes before it first runs code sealed
+//! there since its last flush (`jit::RuntimeCode`).
 
 use super::halt::fatal;
 use super::{instr, trampoline};
@@ -60,8 +64,10 @@ fn write_small(layout: &Layout, i: usize) {
     // (`seal_jit`), which no other core has used yet (they flush their
     // TLBs once the plan is published, before running anything); while
     // the run goes on, the control core writes only the entries of JIT
-    // pages no code was ever put in (`open_jit_tail`, `seal_jit_tail`),
-    // which no core has used, and flushes them from its own TLB. Every
+    // pages nothing was ever published from (`open_jit_tail`,
+    // `seal_jit_tail`), whose bytes no core runs, flushing them from its
+    // own TLB (another core flushes before it first runs code sealed
+    // there, `jit::RuntimeCode`). Every
     // entry keeps its page's identity mapping; the hypervisor's code and
     // stack stay mapped (their rights are read-execute and read-write;
     // `protect` checked they lie in these small pages).
@@ -128,8 +134,9 @@ pub fn seal() {
 }
 
 /// Once the JIT has written every compiled hook (boot core, before the
-/// plan is published): its code area becomes read-execute and is never
-/// writable again. Only its entries are written; the other cores have not
+/// plan is published): its code area becomes read-execute; its pages with
+/// code are never writable again (the rest may be, for hooks attached at
+/// runtime: [`open_jit_tail`]). Only its entries are written; the other cores have not
 /// used them and flush their TLBs before running anything. Fatal if any
 /// page is then both writable and executable.
 pub fn seal_jit() {
@@ -145,22 +152,31 @@ pub fn seal_jit() {
 }
 
 /// While the run goes on (the control core, under the JIT area's lock):
-/// the JIT pages from `from` (page-aligned) to the area's end, in which no
-/// code was ever put and which no core has used, become writable data
-/// (never executable) so a hook attached at runtime can be compiled into
-/// them. Each entry is flushed from this core's TLB.
+/// the JIT pages from `from` (page-aligned) to the area's end, from which
+/// no code was ever published (no core runs their bytes), become writable
+/// data (never executable) so a hook attached at runtime can be compiled
+/// into them. Each entry is flushed from this core's TLB.
 pub fn open_jit_tail(from: u64) {
     let open = layout().sealed();
     set_jit_tail(&open, from);
 }
 
 /// The pages [`open_jit_tail`] opened become read-execute again, before
-/// the code in them is handed to any core. Fatal if any page is then both
-/// writable and executable.
+/// the code in them is handed to any core. Fatal if any of them is not
+/// then as sealed, or any page is both writable and executable.
 pub fn seal_jit_tail(from: u64) {
     let sealed = layout().sealed().jit_sealed();
     set_jit_tail(&sealed, from);
-    if audit().writable_exec != 0 {
+    let table = &raw const boot_pt0;
+    let jit = sealed.jit.clone();
+    let resealed = (from.max(jit.start)..jit.end)
+        .step_by(SMALL_PAGE as usize)
+        .map(|addr| (addr / SMALL_PAGE) as usize)
+        .filter(|&i| i < SMALL_PAGES)
+        // SAFETY: a read of boot.s's table, inside its bounds (checked);
+        // only this core writes these entries, and it is here.
+        .all(|i| unsafe { entry(table, i).read_volatile() } == host_pages::small_page(i, &sealed));
+    if !resealed || audit().writable_exec != 0 {
         fatal("W^X: a page is writable and executable after a runtime hook was compiled");
     }
 }
@@ -178,8 +194,9 @@ fn set_jit_tail(layout: &Layout, from: u64) {
 /// Counts the mapped pages that are executable, writable, and both.
 pub fn audit() -> Audit {
     let (pt, pd) = (&raw const boot_pt0, &raw const boot_pd);
-    // SAFETY: reads of boot.s's tables, inside their bounds; nobody writes
-    // them any more (after `seal`).
+    // SAFETY: reads of boot.s's tables, inside their bounds; after `seal`
+    // only the control core writes (JIT entries, `seal_jit_tail`, which
+    // calls this on that core, under the JIT area's lock).
     let small = (0..SMALL_PAGES).map(|i| unsafe { entry(pt, i).read_volatile() });
     // SAFETY: as above.
     let large = (1..PD_ENTRIES).map(|i| unsafe { entry(pd, i).read_volatile() });

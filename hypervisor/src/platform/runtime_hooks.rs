@@ -564,6 +564,9 @@ impl RuntimeHooks {
                 return Err(HookRefusal::Build(e));
             }
         };
+        // Compiled before the hook it replaces leaves its slot (the VM goes
+        // without one for no longer than the swap).
+        let engine = engine(&name, |c| hook.compile_with(c));
         let owner = owner_of(cell, kind);
         // Its slot: a free one, or the one of the hook it replaces. Fewer
         // attaches than slots so far (`build_room` checked) means one is
@@ -590,7 +593,6 @@ impl RuntimeHooks {
             give_back_all(gone);
         }
         hook.name = static_name(*count, &name);
-        let engine = engine(&name, |c| hook.compile_with(c));
         let n_insns = insns.len();
         {
             let mut h = slot.hook.lock();

@@ -309,8 +309,9 @@ pub struct ControlPlane {
     changes: AtomicU64,
     quiet: [AtomicU64; WATCHERS],
     /// Per watcher, ends it was not told of before their places were
-    /// given to new VMs (told first).
-    late: [Mutex<Deque<Late, LATE_ENDS>>; WATCHERS],
+    /// given to new VMs (told first). Out of line: the control plane sits
+    /// in the run's plan, which the boot core builds on its stack.
+    late: &'static [Mutex<Deque<Late, LATE_ENDS>>],
 }
 
 /// Watchers of a run's events: the serial line's (the relay files them
@@ -358,6 +359,11 @@ impl ControlPlane {
             |_| Ok(Mutex::new(Deque::new())),
             "no memory for the cores' mailboxes",
         )?;
+        let late = memory::leak_slice(
+            WATCHERS,
+            |_| Ok(Mutex::new(Deque::new())),
+            "no memory for the control plane",
+        )?;
         com2::init();
         Ok(ControlPlane {
             manifest,
@@ -375,7 +381,7 @@ impl ControlPlane {
             watch_next: [const { AtomicU32::new(0) }; WATCHERS],
             changes: AtomicU64::new(0),
             quiet: [const { AtomicU64::new(u64::MAX) }; WATCHERS],
-            late: [const { Mutex::new(Deque::new()) }; WATCHERS],
+            late,
         })
     }
 
@@ -1202,7 +1208,8 @@ impl Fleet for Machine<'_> {
                         && seen.status == VM_RUNNING
                         && status != VM_RUNNING
                     {
-                        let _ = cp.late[w].lock().push_back((
+                        let Some(late) = cp.late.get(w) else { continue };
+                        let _ = late.lock().push_back((
                             seen.id,
                             c.names.lock().0.clone(),
                             status,
@@ -1338,7 +1345,9 @@ impl Fleet for Machine<'_> {
 
     fn watch_start(&mut self) {
         let w = self.watcher();
-        self.0.late[w].lock().clear();
+        if let Some(late) = self.0.late.get(w) {
+            late.lock().clear();
+        }
         self.0.quiet[w].store(u64::MAX, Ordering::Relaxed);
         for c in self.0.cells {
             let used = c.used.load(Ordering::Acquire);
@@ -1357,7 +1366,8 @@ impl Fleet for Machine<'_> {
 
     fn next_event(&mut self, send: &mut dyn FnMut(&Message<'_>)) -> bool {
         let w = self.watcher();
-        if let Some((id, name, status, core, restarts)) = self.0.late[w].lock().pop_front() {
+        let late = self.0.late.get(w).and_then(|l| l.lock().pop_front());
+        if let Some((id, name, status, core, restarts)) = late {
             send(&Message::VmEvent {
                 vm: id,
                 name: &name,
