@@ -573,11 +573,7 @@ pub fn event_json(a: &Answer) -> Option<serde_json::Value> {
             core,
             restarts,
         } => serde_json::json!({
-            "event": match *event {
-                control::EVENT_STARTED => "started",
-                control::EVENT_RESTARTED => "restarted",
-                _ => "ended",
-            },
+            "event": control::event_name(*event),
             "vm": name,
             "id": id,
             "status": status_name(*status),

@@ -58,11 +58,7 @@ impl EventLog {
                 core,
                 restarts,
             } => {
-                let what = match event {
-                    control::EVENT_STARTED => "started",
-                    control::EVENT_RESTARTED => "restarted",
-                    _ => "ended",
-                };
+                let what = control::event_name(event);
                 let _ = write!(out, "{{\"event\":\"{what}\",\"vm\":");
                 json_str(&mut out, name);
                 let _ = write!(out, ",\"id\":{vm},\"status\":");

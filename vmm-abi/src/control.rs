@@ -88,6 +88,16 @@ pub const EVENT_STARTED: u8 = 1;
 pub const EVENT_RESTARTED: u8 = 2;
 /// A [`Message::VmEvent`]: a VM ended (its status is no longer running).
 pub const EVENT_ENDED: u8 = 3;
+
+/// An `EVENT_*`'s name as the events files and APIs give it (`started`,
+/// `restarted`, `ended`; the frame's decoder admits no other value).
+pub fn event_name(event: u8) -> &'static str {
+    match event {
+        EVENT_STARTED => "started",
+        EVENT_RESTARTED => "restarted",
+        _ => "ended",
+    }
+}
 /// A hook direction: the link's `a` to `b`.
 pub const DIR_A_TO_B: u8 = 0;
 /// A hook direction: the link's `b` to `a`.

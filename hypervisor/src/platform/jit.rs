@@ -114,7 +114,7 @@ impl JitCode for Code {
         // (fat) reference, alive for the whole call.
         let mut host: &mut dyn JitHost = host;
         state.set(W_HOST, core::ptr::from_mut(&mut host) as u64);
-        // SAFETY: `entry` is where `install` (or `install_runtime`) had
+        // Why: `entry` is where `install` (or `install_runtime`) had
         // `jit::compile` write a program's code, inside the area, which is
         // read-execute now (sealed, checked above; a runtime hook's pages
         // sealed before its code was made, and this core's TLB flushed
@@ -127,6 +127,7 @@ impl JitCode for Code {
         // run's context, stack, frame copy and map values) or a guest's
         // frame in place, a `HostRange` resolved whole and writable by the
         // guest's raw view, which outlives the call.
+        // SAFETY: the entry of sealed code that keeps the ABI (why: above).
         let f: Entry = unsafe { core::mem::transmute::<*const (), Entry>(self.entry as *const ()) };
         f(state)
     }
@@ -180,10 +181,11 @@ pub fn install(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitError> {
         helper: helper as *const () as u64,
     };
     let Area { next, labels, .. } = &mut *area;
-    // SAFETY: the `.jit` section's bytes from `base` to its end, reserved
+    // Why: the `.jit` section's bytes from `base` to its end, reserved
     // by the linker script for compiled code and used by nothing else;
     // its pages are writable data until `seal` (not yet: checked above,
     // under the lock `seal` takes too), and only this function writes them.
+    // SAFETY: unused `.jit` bytes, writable before `seal`, written only here (why: above).
     let out = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, end - base) };
     let len = jit::compile(prog, &tramp, labels, out)?;
     *next += len.div_ceil(CODE_ALIGN) * CODE_ALIGN;
@@ -215,13 +217,14 @@ pub fn install_runtime(prog: &Program<'_>) -> Result<&'static dyn JitCode, JitEr
     };
     paging::open_jit_tail(base as u64);
     let labels = &mut area.labels;
-    // SAFETY: the `.jit` section's bytes from `base` to its end: reserved
+    // Why: the `.jit` section's bytes from `base` to its end: reserved
     // by the linker script for compiled code, past every byte of code
     // published so far (the boot hooks' and earlier runtime hooks', each
     // ending before `first`, which starts a page), so no core runs code
     // there or will before it is sealed again; `open_jit_tail` just made
     // these pages writable data (this core's TLB flushed), and only this
     // function writes them, under the area's lock.
+    // SAFETY: `.jit` bytes nothing was published from, opened just now, written only here (why: above).
     let out = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, end - base) };
     let compiled = jit::compile(prog, &tramp, labels, out);
     // Read-execute again whatever came of it: nothing written stays

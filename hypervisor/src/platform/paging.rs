@@ -57,7 +57,7 @@ fn write_small(layout: &Layout, i: usize) {
     if i >= SMALL_PAGES {
         return;
     }
-    // SAFETY: `boot_pt0` is boot.s's 4 KiB table of 512 entries (`i` is
+    // Why: `boot_pt0` is boot.s's 4 KiB table of 512 entries (`i` is
     // inside it), in .bss. The boot core writes every entry only while no
     // other core runs (`protect`), and afterwards only the start-up page's
     // (`seal`), which no core uses any more, and the JIT area's
@@ -71,6 +71,7 @@ fn write_small(layout: &Layout, i: usize) {
     // entry keeps its page's identity mapping; the hypervisor's code and
     // stack stay mapped (their rights are read-execute and read-write;
     // `protect` checked they lie in these small pages).
+    // SAFETY: an entry of `boot_pt0`, in bounds, written only as argued above.
     unsafe { entry(table, i).write_volatile(host_pages::small_page(i, layout)) };
 }
 
@@ -113,9 +114,10 @@ pub fn protect() {
     let pd = &raw const boot_pd;
     // Entry 0 points at the small-page table; the rest are 2 MiB pages.
     for i in 1..PD_ENTRIES {
-        // SAFETY: `boot_pd` is boot.s's directory of 2048 entries; each
+        // Why: `boot_pd` is boot.s's directory of 2048 entries; each
         // keeps its identity mapping and becomes read-write, no-execute
         // (no code lives above 2 MiB). Boot core only, others not started.
+        // SAFETY: an entry of `boot_pd`, in bounds, boot core only (why: above).
         unsafe { entry(pd, i).write_volatile(host_pages::large_page(i)) };
     }
     flush();
@@ -194,9 +196,10 @@ fn set_jit_tail(layout: &Layout, from: u64) {
 /// Counts the mapped pages that are executable, writable, and both.
 pub fn audit() -> Audit {
     let (pt, pd) = (&raw const boot_pt0, &raw const boot_pd);
-    // SAFETY: reads of boot.s's tables, inside their bounds; after `seal`
+    // Why: reads of boot.s's tables, inside their bounds; after `seal`
     // only the control core writes (JIT entries, `seal_jit_tail`, which
     // calls this on that core, under the JIT area's lock).
+    // SAFETY: in-bounds reads of tables only this core writes now (why: above).
     let small = (0..SMALL_PAGES).map(|i| unsafe { entry(pt, i).read_volatile() });
     // SAFETY: as above.
     let large = (1..PD_ENTRIES).map(|i| unsafe { entry(pd, i).read_volatile() });

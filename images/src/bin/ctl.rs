@@ -184,27 +184,8 @@ impl Ctl {
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
         loop {
-            // Every whole frame so far.
-            loop {
-                match next_frame(&self.input) {
-                    Next::NeedMore => break,
-                    Next::Bad(_, skip) => {
-                        self.input.drain(..skip.min(self.input.len()));
-                    }
-                    Next::Frame(f, len) => {
-                        let last = matches!(f.msg, Message::Done | Message::Error { .. });
-                        let mine = f.seq == seq;
-                        if mine && let Some(g) = owned(&f.msg) {
-                            got.push(g);
-                        } else if Some(f.seq) == self.watch {
-                            self.events.note(&f.msg);
-                        }
-                        self.input.drain(..len);
-                        if mine && last {
-                            return Ok(got);
-                        }
-                    }
-                }
+            if self.take_frames(Some(seq), &mut got) {
+                return Ok(got);
             }
             let k = control_recv(&mut buf);
             self.input.extend_from_slice(&buf[..k]);
@@ -213,6 +194,34 @@ impl Ctl {
                     return Err(Fail::Unavailable("no answer from the hypervisor".into()));
                 }
                 wait_for_work(POLL_TICKS);
+            }
+        }
+    }
+
+    /// Takes every whole frame received so far: events are kept, the
+    /// answers to command `seq` go into `got`, anything else (an answer to
+    /// a command given up on, bytes that are no frame) is dropped. Whether
+    /// `seq`'s last answer (done or an error) came; frames after it wait.
+    fn take_frames(&mut self, seq: Option<u32>, got: &mut Vec<Got>) -> bool {
+        loop {
+            match next_frame(&self.input) {
+                Next::NeedMore => return false,
+                Next::Bad(_, skip) => {
+                    self.input.drain(..skip.min(self.input.len()));
+                }
+                Next::Frame(f, len) => {
+                    let last = matches!(f.msg, Message::Done | Message::Error { .. });
+                    let mine = Some(f.seq) == seq;
+                    if mine && let Some(g) = owned(&f.msg) {
+                        got.push(g);
+                    } else if Some(f.seq) == self.watch {
+                        self.events.note(&f.msg);
+                    }
+                    self.input.drain(..len);
+                    if mine && last {
+                        return true;
+                    }
+                }
             }
         }
     }
@@ -233,20 +242,7 @@ impl Ctl {
             came = true;
             self.input.extend_from_slice(&buf[..k]);
         }
-        loop {
-            match next_frame(&self.input) {
-                Next::NeedMore => break,
-                Next::Bad(_, skip) => {
-                    self.input.drain(..skip.min(self.input.len()));
-                }
-                Next::Frame(f, len) => {
-                    if Some(f.seq) == self.watch {
-                        self.events.note(&f.msg);
-                    }
-                    self.input.drain(..len);
-                }
-            }
-        }
+        self.take_frames(None, &mut Vec::new());
         came
     }
 

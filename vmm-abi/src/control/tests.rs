@@ -732,6 +732,10 @@ fn statuses_have_names_and_back() {
         assert_eq!(status_named(status_name(s)), Some(s));
     }
     assert_eq!(status_name(VM_STOPPED), "stopped");
+    assert_eq!(
+        [EVENT_STARTED, EVENT_RESTARTED, EVENT_ENDED].map(event_name),
+        ["started", "restarted", "ended"]
+    );
     assert_eq!(status_name(9), "?");
     assert_eq!(status_named("?"), None);
     assert_eq!(status_named("dancing"), None);
