@@ -2,11 +2,14 @@
 //!
 //! The pump asks the direction's policy about each frame after copying it
 //! into the receiver's buffer ([`crate::datapath::policy`]), out of the
-//! sender's reach. On a link's fast path, compiled code that can only
-//! pass or drop ([`only_judges`]) runs on those bytes where they lie
-//! ([`FramePolicy::judge_in_place`]; they move into the hook's own buffer
-//! the first time the code calls back into Rust): the receiver could
-//! change them meanwhile, but what it changes only ever reaches itself.
+//! sender's reach. On a link's fast path, a program that can only pass
+//! or drop ([`only_judges`]) runs on those bytes where they lie
+//! ([`FramePolicy::judge_in_place`]): compiled code (the bytes move into
+//! the hook's own buffer the first time the code calls back into Rust),
+//! or the interpreter if the program's only memory accesses are loads
+//! and stores (each through the frame's checked view,
+//! [`vm::interpret_in_place`]). The receiver could change the bytes
+//! meanwhile, but what it changes only ever reaches itself.
 //! Every other program gets the frame copied out of the sender's buffer
 //! into the hook's own (out of every guest's reach) and runs (compiled,
 //! or interpreted) over that copy, with an `xdp_md` context, so what it
@@ -145,6 +148,10 @@ pub struct HookRun<'t> {
     /// a packet hook and to answer only pass or drop ([`only_judges`]):
     /// what judges frames in place.
     native: Option<&'t dyn JitCode>,
+    /// The interpreter runs the program on frames where they lie (it
+    /// answers only pass or drop, [`only_judges`], and its accesses are
+    /// plain loads and stores, [`vm::interprets_in_place`]).
+    interp_in_place: bool,
 }
 
 impl<'t> HookRun<'t> {
@@ -172,10 +179,64 @@ impl<'t> HookRun<'t> {
         if len > MAX_FRAME_BYTES {
             return None;
         }
+        let Some(code) = self.native else {
+            return self.interpret_in_place(frame, len);
+        };
         self.set_end(len);
-        let code = self.native?;
-        let (outcome, moved) = vm::run_packet_in_place(code, &mut self.mem, &mut self.jit, frame);
+        let (ret, moved) = vm::enter_in_place(code, &mut self.mem, &mut self.jit, frame);
         self.flow.runs += 1;
+        // The common answers of a run that ran alone, counted here; the
+        // rest below.
+        if !moved && vm::in_place_clean(&self.jit) {
+            let f = &mut self.flow;
+            match ret {
+                XDP_PASS => {
+                    f.insns += vm::in_place_executed(&self.jit);
+                    f.pass += 1;
+                    return Some(Verdict::Pass);
+                }
+                XDP_DROP => {
+                    f.insns += vm::in_place_executed(&self.jit);
+                    f.drop += 1;
+                    return Some(Verdict::Drop);
+                }
+                _ => {}
+            }
+        }
+        Some(self.settle_in_place(ret, moved, frame))
+    }
+
+    /// [`HookRun::run_in_place`] for a program the interpreter runs on
+    /// frames where they lie (`len`: the frame's length, checked); `None`
+    /// (nothing run) for one it does not.
+    #[inline(always)]
+    fn interpret_in_place(&mut self, frame: &HostRange<'_>, len: usize) -> Option<Verdict> {
+        if !self.interp_in_place {
+            return None;
+        }
+        self.set_end(len);
+        let outcome = vm::interpret_in_place(&self.prog, &mut self.mem, frame);
+        self.flow.runs += 1;
+        // The common answer counted here, the rest below.
+        if let Outcome::Returned {
+            ret: XDP_PASS,
+            executed,
+            ..
+        } = outcome
+        {
+            self.flow.insns += u64::from(executed);
+            self.flow.pass += 1;
+            return Some(Verdict::Pass);
+        }
+        Some(self.verdict(&outcome, len, Some(frame)))
+    }
+
+    /// [`HookRun::run_in_place`] for a run that faulted, called back into
+    /// Rust or gave another answer: counts and acts on it.
+    #[inline(never)]
+    fn settle_in_place(&mut self, ret: u64, moved: bool, frame: &HostRange<'_>) -> Verdict {
+        let len = (frame.len() as usize).min(MAX_FRAME_BYTES);
+        let outcome = vm::in_place_outcome(&mut self.jit, &self.mem, ret, moved);
         let verdict = self.verdict(&outcome, len, (!moved).then_some(frame));
         // Moved to the hook's own buffer during the run: the frame as the
         // program left it is there.
@@ -183,9 +244,9 @@ impl<'t> HookRun<'t> {
             && moved
             && frame.write_from(0, &self.mem.frame[..len]).is_none()
         {
-            return Some(Verdict::Drop);
+            return Verdict::Drop;
         }
-        Some(verdict)
+        verdict
     }
 
     /// Writes the context's `data_end` for a frame of `len` bytes (at
@@ -444,7 +505,7 @@ impl FramePolicy for HookRun<'_> {
 
     #[inline(always)]
     fn judges_in_place(&self) -> bool {
-        self.native.is_some()
+        self.native.is_some() || self.interp_in_place
     }
 
     #[inline(always)]
@@ -521,6 +582,7 @@ impl<'t> PacketHook<'t> {
         let verified = Verified::new(insns, HookKind::Packet, defs).map_err(BuildError::Verify)?;
         let prog = program(verified, mem.ops)?;
         let maps = MapSet::new(defs, core + 1, mem.arena).map_err(BuildError::Maps)?;
+        let interp_in_place = only_judges(prog.ops()) && vm::interprets_in_place(&prog, &maps);
         Ok(PacketHook {
             name,
             attach,
@@ -541,6 +603,7 @@ impl<'t> PacketHook<'t> {
                 stores: prog.stores(),
                 jit: JitState::default(),
                 native: None,
+                interp_in_place,
             }),
         })
     }

@@ -286,26 +286,45 @@ fn interpret_packet(prog: &Program<'_>, mem: &mut PacketMem<'_>, len: usize) -> 
     Machine::new(prog, ctx, packet, maps, env, &mut mem.stack).execute(prog.ops(), env)
 }
 
+/// Whether the interpreter may run `prog` on a frame where it lies, in a
+/// receiver's buffer ([`interpret_in_place`]), over `maps`: a packet
+/// program the run checks would take as it is (the map set's size, its
+/// length), whose memory accesses are all plain loads and stores (a
+/// helper or an atomic add needs the packet as bytes of the hook's own).
+pub(crate) fn interprets_in_place(prog: &Program<'_>, maps: &MapSet<'_>) -> bool {
+    prog.kind() == HookKind::Packet
+        && maps_fit(prog, maps)
+        && prog.ops().len() <= METER_LIMIT as usize
+        && !prog
+            .ops()
+            .iter()
+            .any(|op| matches!(op, Op::Call { .. } | Op::AtomicAdd { .. }))
+}
+
+/// Interprets `prog` (one [`interprets_in_place`] allows over `mem`'s
+/// maps) on `frame` where it lies, in a receiver's buffer: every packet
+/// load and store goes through the frame's checked view, nothing else of
+/// the receiver's memory is reachable, and nothing is copied.
+#[inline(never)]
+pub(crate) fn interpret_in_place(
+    prog: &Program<'_>,
+    mem: &mut PacketMem<'_>,
+    frame: &HostRange<'_>,
+) -> Outcome {
+    let (ctx, maps, env) = (&mem.ctx, &mut mem.maps, &mem.env);
+    let mut m = Machine::new(prog, ctx, &mut [], maps, env, &mut mem.stack);
+    m.mem.frame = Some(frame);
+    m.execute_inline(prog.ops(), env)
+}
+
 /// `prog`'s compiled code, if it has code that may run as a packet hook's
-/// over `maps` (the checks [`run_packet_in_place`] relies on, made once).
+/// over `maps` (the checks [`enter_in_place`] relies on, made once).
 pub(crate) fn packet_code<'p>(prog: &Program<'p>, maps: &MapSet<'_>) -> Option<&'p dyn JitCode> {
     let code = prog.jit()?;
     (prog.kind() == HookKind::Packet && maps_fit(prog, maps)).then_some(code)
 }
 
-/// A packet hook's compiled code (from [`packet_code`], over `mem`'s maps)
-/// run on `frame` where it lies, in a receiver's buffer (see
-/// `native::InPlace`): the outcome, and whether the frame was moved into
-/// `mem`'s own buffer during the run.
-#[inline(always)]
-pub(crate) fn run_packet_in_place(
-    code: &dyn JitCode,
-    mem: &mut PacketMem<'_>,
-    state: &mut JitState,
-    frame: &HostRange<'_>,
-) -> (Outcome, bool) {
-    native::run_packet_in_place(code, mem, state, frame)
-}
+pub(crate) use native::{enter_in_place, in_place_clean, in_place_executed, in_place_outcome};
 
 /// `prog`'s compiled code, if it has code and `maps` has every map it
 /// names (checked once, when the code is given: what [`run_checked`]
@@ -444,6 +463,7 @@ impl<'r, 'a> Machine<'r, 'a> {
                 ctx,
                 stack,
                 packet,
+                frame: None,
                 maps,
                 cpu: env.core(),
             },
@@ -477,6 +497,13 @@ impl Machine<'_, '_> {
     /// as decoded (forward, inside the program: [`op`]), so the program
     /// counter only grows and the run ends within `ops.len()` steps.
     fn execute(&mut self, ops: &[Op], env: &impl HookEnv) -> Outcome {
+        self.execute_inline(ops, env)
+    }
+
+    /// [`Machine::execute`], inlined into its caller (the hot packet path
+    /// gets a copy of its own, its machine's fields kept in registers).
+    #[inline(always)]
+    fn execute_inline(&mut self, ops: &[Op], env: &impl HookEnv) -> Outcome {
         // The ops from the next one on: the program counter is
         // `ops.len() - rest.len()`, computed only where it is needed.
         let mut rest = ops.iter();

@@ -166,8 +166,8 @@ pub(super) fn frames<F, B, P: FramePolicy>(
 }
 
 /// The policy point of the fast path. A policy that judges frames in
-/// place (compiled code that can only pass or drop, so nothing the
-/// receiver does to its buffer can leave it) gets the frame copied behind
+/// place (a program that can only pass or drop, compiled or interpreted,
+/// so nothing the receiver does to its buffer can leave it) gets the frame copied behind
 /// the receive header into the receiver's buffer, as without a policy,
 /// and judges it there; a frame it drops is wiped from the buffer, which
 /// serves the next frame. Any other policy gets the frame copied out of
@@ -176,7 +176,7 @@ pub(super) fn frames<F, B, P: FramePolicy>(
 /// receive header into the receiver's buffer. `None` (nothing judged) if a
 /// buffer is out of place: the general path then names it. `Some(false)`
 /// for a frame the policy drops.
-#[inline(never)]
+#[inline(always)]
 fn judged<P: FramePolicy>(
     policy: &mut P,
     src: &RawRam,

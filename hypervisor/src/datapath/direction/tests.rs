@@ -995,3 +995,48 @@ fn a_frame_a_hook_drops_is_wiped_from_the_receivers_buffer() {
         assert!(!buf.contains(&0xee), "compiled: {compiled}: {buf:?}");
     }
 }
+
+#[test]
+fn the_interpreter_judging_frames_in_place_does_what_it_does_on_its_own_copy() {
+    use crate::hooks::packet::tests::{hook, pass_ipv4};
+    use vmm_abi::hook::asm::{exit, ldx, mov64_imm, st, stx};
+    use vmm_abi::hook::context::XDP_DATA;
+    use vmm_abi::hook::insn::{BPF_B, BPF_H, BPF_W, XDP_DROP, XDP_PASS};
+    // Writes the frame's second byte and a half word at 2, then passes.
+    let scribble = vec![
+        ldx(BPF_W, 2, 1, XDP_DATA as i16),
+        st(BPF_B, 2, 1, 0x5a),
+        mov64_imm(3, 0x1234),
+        stx(BPF_H, 2, 3, 2),
+        mov64_imm(0, XDP_PASS as i32),
+        exit(),
+    ];
+    // Reads byte 40 without a bounds check: faults on shorter frames.
+    let unchecked = vec![
+        ldx(BPF_W, 2, 1, XDP_DATA as i16),
+        ldx(BPF_B, 3, 2, 40),
+        mov64_imm(0, XDP_DROP as i32),
+        exit(),
+    ];
+    for insns in [pass_ipv4(), scribble, unchecked] {
+        let mut seen = Vec::new();
+        // The fast path (in place), then the general path (the hook's copy).
+        for raw in [true, false] {
+            let h = hook(insns.clone());
+            assert!(h.lock().judges_in_place());
+            let mut p = if raw { Pair::raw() } else { Pair::new() };
+            for (i, len) in [10usize, 14, 40, 41, 64, 1500].into_iter().enumerate() {
+                let mut f = frame(len, i as u8);
+                if i == 4 {
+                    f[12] = 0x86;
+                }
+                p.send(&f);
+                p.post(2048);
+                assert_eq!(p.pump_with(u32::MAX, 0, &mut *h.lock()), Ok(1));
+            }
+            seen.push((p.received(), p.tx_used(), p.dir.flow, h.flow()));
+        }
+        assert_eq!(seen[0], seen[1], "{insns:?}");
+        assert_eq!(seen[0].3.runs, 6);
+    }
+}

@@ -17,9 +17,10 @@ use super::{
 };
 use crate::hooks::Program;
 use crate::hooks::layout::{
-    CTX_BASE, REGION_CTX, REGION_PACKET, REGION_SHIFT, REGION_STACK, STACK_BASE,
+    CTX_BASE, PACKET_BASE, REGION_CTX, REGION_PACKET, REGION_SHIFT, REGION_STACK, STACK_BASE,
 };
 use crate::hooks::vm::op::Op;
+use vmm_abi::hook::context::{XDP_DATA, XDP_DATA_META};
 use vmm_abi::hook::insn::*;
 use vmm_abi::hook::{HookKind, STACK_SIZE};
 
@@ -41,6 +42,11 @@ pub struct Labels {
     /// Counted slots after this one in its block (what a fault here
     /// takes back from the block's count).
     after: u32,
+    /// Whether `r1` holds the context's address when control reaches
+    /// this slot, on every path from the entry ([`plan_ctx`]).
+    ctx_r1: bool,
+    /// Whether [`plan_ctx`] found a path to this slot.
+    reached: bool,
 }
 
 impl Labels {
@@ -52,6 +58,8 @@ impl Labels {
         fault: 0,
         leader: false,
         after: 0,
+        ctx_r1: false,
+        reached: false,
     };
 }
 
@@ -174,7 +182,6 @@ pub fn compile(
     let kind = prog.kind();
     // Every register named must be r0..r10, and r10 never written.
     let mut used = [false; 11];
-    let r1_written = ops.iter().any(|op| regs(op).0[0] == Some(1));
     for op in ops {
         let (w, r) = regs(op);
         for reg in w.iter().chain(r.iter()).flatten() {
@@ -185,15 +192,19 @@ pub fn compile(
         }
     }
     plan_blocks(ops, kind, labels);
+    plan_ctx(ops, kind, labels);
     let mut c = Compiler {
         ops,
         kind,
         tramp: *tramp,
         labels,
         used,
-        r1_written,
         epilogue: 0,
     };
+    // `r1` needs its value only if some op reads it as a value while it
+    // holds the context's address (every other read of it then is a
+    // context load the code makes without it, or comes after a write).
+    c.used[1] = (0..n).any(|k| c.reads_ctx_r1(k)) || ops.iter().any(|op| writes(op, 1));
     let room = out.len();
     // Pass 1 lays out; pass 2 writes with the labels pass 1 found.
     for pass in 0..2 {
@@ -240,15 +251,57 @@ fn plan_blocks(ops: &[Op], kind: HookKind, labels: &mut [Labels]) {
     }
 }
 
+/// Whether `op` (a slot's own op) writes eBPF register `r`; a call
+/// clobbers `r1..r5` besides writing `r0`.
+fn writes(op: &Op, r: u8) -> bool {
+    regs(&unfused(*op)).0[0] == Some(r) || (matches!(op, Op::Call { .. }) && (1..=5).contains(&r))
+}
+
+/// Marks the slots `r1` reaches holding the context's address on every
+/// path from the entry (control only moves forward, so one pass in order
+/// sees every predecessor of a slot before the slot).
+fn plan_ctx(ops: &[Op], kind: HookKind, labels: &mut [Labels]) {
+    // `reached`: some path seen so far reaches the slot; `ctx_r1`: every
+    // such path has `r1` holding the context there.
+    for l in labels.iter_mut() {
+        (l.reached, l.ctx_r1) = (false, false);
+    }
+    if let Some(first) = labels.first_mut() {
+        (first.reached, first.ctx_r1) = (true, true);
+    }
+    let join = |labels: &mut [Labels], to: usize, ctx: bool| {
+        if let Some(l) = labels.get_mut(to) {
+            l.ctx_r1 = if l.reached { l.ctx_r1 && ctx } else { ctx };
+            l.reached = true;
+        }
+    };
+    for (k, raw) in ops.iter().enumerate() {
+        if !labels[k].reached {
+            continue;
+        }
+        let op = unfused(*raw);
+        let out = labels[k].ctx_r1 && !writes(raw, 1);
+        if let Some(t) = target(&op) {
+            join(labels, t, out);
+        }
+        if !ends_flow(&op, kind) {
+            // An `lddw` falls through over its second half.
+            let next = if matches!(op, Op::LdImm64 { .. }) {
+                k + 2
+            } else {
+                k + 1
+            };
+            join(labels, next, out);
+        }
+    }
+}
+
 struct Compiler<'c, 'p> {
     ops: &'p [Op],
     kind: HookKind,
     tramp: Trampolines,
     labels: &'c mut [Labels],
     used: [bool; 11],
-    /// Whether any op writes `r1` (else it is the context's address
-    /// wherever it may be read).
-    r1_written: bool,
     epilogue: usize,
 }
 
@@ -480,14 +533,39 @@ impl Compiler<'_, '_> {
         }
     }
 
-    /// The offset into the context of a `size`-byte load at `off` from
-    /// `base`, if `base` is `r1`, no op writes `r1` (so it holds the
-    /// context's address wherever the verifier lets it be read) and the
-    /// load lies inside the context.
-    fn proven_ctx(&self, base: u8, off: i16, size: u8) -> Option<i32> {
+    /// The offset into the context of slot `k`'s `size`-byte load at
+    /// `off` from `base`, if `base` is `r1`, `r1` holds the context's
+    /// address there on every path ([`plan_ctx`]) and the load lies
+    /// inside the context.
+    fn proven_ctx(&self, k: usize, base: u8, off: i16, size: u8) -> Option<i32> {
         let end = i64::from(off) + i64::from(size);
-        (base == 1 && !self.r1_written && off >= 0 && end <= self.kind.context_size() as i64)
+        (base == 1 && self.label(k).ctx_r1 && off >= 0 && end <= self.kind.context_size() as i64)
             .then_some(i32::from(off))
+    }
+
+    /// Whether slot `k` reads `r1` as a value while it holds the
+    /// context's address (not as the base of a context load made
+    /// without it).
+    fn reads_ctx_r1(&self, k: usize) -> bool {
+        let op = unfused(self.ops[k]);
+        if !self.label(k).ctx_r1 || !regs(&op).1.contains(&Some(1)) {
+            return false;
+        }
+        let proven = |off: i16, size: u8| self.proven_ctx(k, 1, off, size).is_some();
+        !match op {
+            Op::LdxB { src: 1, off, .. } => proven(off, 1),
+            Op::LdxH { src: 1, off, .. } => proven(off, 2),
+            Op::LdxW { src: 1, off, .. } => proven(off, 4),
+            Op::LdxDw { src: 1, off, .. } => proven(off, 8),
+            _ => false,
+        }
+    }
+
+    /// The value a packet hook's context always holds at `off` for a
+    /// `size`-byte load: `data` and `data_meta` are the packet's base.
+    fn ctx_constant(&self, off: i32, size: u8) -> Option<u64> {
+        let fixed = off == XDP_DATA as i32 || off == XDP_DATA_META as i32;
+        (self.kind == HookKind::Packet && size == 4 && fixed).then_some(PACKET_BASE)
     }
 
     /// Whether the epilogue comes right after the last slot (no stub for
@@ -552,11 +630,16 @@ impl Compiler<'_, '_> {
         };
         let l = self.label(k);
         if let Access::Load(size, dst) = what
-            && let Some(at) = self.proven_ctx(base, off, size)
+            && let Some(at) = self.proven_ctx(k, base, off, size)
         {
-            // `r1` still holds the context's address (no op writes it, and
-            // the verifier refuses reading it after a call clobbered it):
-            // the load is inside the context, known now, so no check.
+            // `r1` holds the context's address here on every path: the
+            // load is inside the context, known now, so no check; the
+            // fields every packet context holds the same are constants.
+            self.labels[k].access = a.pos() as u32;
+            if let Some(v) = self.ctx_constant(at, size) {
+                a.mov_ri(x(dst), v);
+                return;
+            }
             a.load(8, x86::R11, state(base_word(REGION_CTX as usize)));
             self.labels[k].access = a.pos() as u32;
             a.load(size, x(dst), Mem::Disp(x86::R11, at));

@@ -403,6 +403,63 @@ fn context_reads_after_a_jump_stay_inline() {
 }
 
 #[test]
+fn context_loads_are_known_only_where_r1_is_the_context_on_every_path() {
+    use vmm_abi::hook::context::{XDP_DATA, XDP_DATA_END};
+    // clang's form of the benchmark's hook: the context read through `r1`,
+    // which the second load then overwrites; both loads need no call.
+    let clang = prog(&[&[
+        mov64_imm(0, XDP_DROP as i32),
+        ldx(BPF_W, 2, 1, XDP_DATA_END as i16),
+        ldx(BPF_W, 1, 1, XDP_DATA as i16),
+        mov64_reg(3, 1),
+        alu64_imm(BPF_ADD, 3, 14),
+        jmp_reg(BPF_JGT, 3, 2, 4),
+        ldx(BPF_B, 1, 1, 12),
+        mov64_imm(0, XDP_DROP as i32),
+        jmp_imm(BPF_JEQ, 1, 0x86, 1),
+        mov64_imm(0, XDP_PASS as i32),
+        exit(),
+    ]]);
+    let (int, jit) = both(&clang, &[], &frame64());
+    assert_eq!(int, jit);
+    assert!(matches!(
+        jit.outcome,
+        Outcome::Returned { ret: XDP_PASS, .. }
+    ));
+    let p = compiled(verified(&clang, HookKind::Packet, &[]));
+    run_packet(&p, &[], &frame64());
+    assert_eq!(slow_calls(&p), 0);
+    // A join of two paths that both keep `r1` the context (the verifier
+    // refuses one where it is the context on one path only): a load
+    // through it after the join needs no call either.
+    let joined = prog(&[&[
+        ldx(BPF_W, 2, 1, XDP_DATA_END as i16),
+        ldx(BPF_W, 3, 1, XDP_DATA as i16),
+        alu64_reg(BPF_SUB, 2, 3),
+        mov64_imm(0, 1),
+        jmp_imm(BPF_JNE, 2, 20, 1),
+        mov64_imm(0, 2),
+        ldx(BPF_W, 4, 1, XDP_DATA_END as i16),
+        alu64_reg(BPF_ADD, 0, 4),
+        exit(),
+    ]]);
+    for len in [20, 64] {
+        let frame: Vec<u8> = (0..len as u8).collect();
+        let (int, jit) = both(&joined, &[], &frame);
+        assert_eq!(int, jit);
+        let want = PACKET_BASE + len as u64 + if len == 20 { 2 } else { 1 };
+        assert!(
+            matches!(jit.outcome, Outcome::Returned { ret, .. } if ret == want),
+            "{len}: {:?}",
+            jit.outcome
+        );
+    }
+    let p = compiled(verified(&joined, HookKind::Packet, &[]));
+    run_packet(&p, &[], &frame64());
+    assert_eq!(slow_calls(&p), 0);
+}
+
+#[test]
 fn the_compiler_refuses_what_it_cannot_place() {
     let insns = prog(&[&[mov64_imm(0, 2), exit()]]);
     let v = verified(&insns, HookKind::Packet, &[]);

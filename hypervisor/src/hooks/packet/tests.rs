@@ -262,18 +262,30 @@ fn only_programs_that_pass_or_drop_judge_frames_in_place() {
         exit(),
     ];
     let tx = vec![mov64_imm(0, XDP_TX as i32), exit()];
-    for (insns, in_place) in [
-        (pass_ipv4(), true),
-        (scribble, true),
-        (vec![mov64_imm(0, XDP_ABORTED as i32), exit()], true),
-        (tx, false),
-        (from_frame, false),
+    // Only judges, but with an atomic add (on its stack): compiled code
+    // judges in place, the interpreter (which needs the bytes of its own
+    // for it) does not.
+    let adds = vec![
+        st(BPF_DW, 10, -8, 0),
+        mov64_imm(2, 1),
+        atomic_add(BPF_DW, 10, 2, -8),
+        mov64_imm(0, XDP_PASS as i32),
+        exit(),
+    ];
+    // (program, compiled code judges in place, the interpreter does)
+    for (insns, in_place, interpreted) in [
+        (pass_ipv4(), true, true),
+        (scribble, true, true),
+        (vec![mov64_imm(0, XDP_ABORTED as i32), exit()], true, true),
+        (adds, true, false),
+        (tx, false, false),
+        (from_frame, false, false),
         // A helper call writes r0.
-        (first_byte_verdict(), false),
-        (bouncer(), false),
+        (first_byte_verdict(), false, false),
+        (bouncer(), false, false),
     ] {
         let h = hook(insns.clone());
-        assert!(!h.lock().judges_in_place(), "interpreted: never in place");
+        assert_eq!(h.lock().judges_in_place(), interpreted, "{insns:?}");
         assert!(h.compile_with(|p| Some(emu_code(p))));
         assert_eq!(h.lock().judges_in_place(), in_place, "{insns:?}");
     }

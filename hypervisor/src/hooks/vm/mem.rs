@@ -4,6 +4,7 @@
 
 use crate::hooks::layout::*;
 use crate::hooks::maps::MapSet;
+use crate::mem::raw::HostRange;
 use vmm_abi::hook::STACK_SIZE;
 
 /// The regions of one run.
@@ -14,6 +15,11 @@ pub(super) struct Mem<'r, 'a> {
     /// nothing of an earlier run can be seen).
     pub stack: &'r mut [u8; STACK_SIZE],
     pub packet: &'r mut [u8],
+    /// The frame where it lies in a receiver's buffer, when the program
+    /// runs on it there (then `packet` is empty and every packet access
+    /// goes through this checked view): loads and stores only, no slice
+    /// of it is ever made.
+    pub frame: Option<&'r HostRange<'r>>,
     pub maps: &'r mut MapSet<'a>,
     /// The core whose per-core map copies the program sees.
     pub cpu: u32,
@@ -77,7 +83,14 @@ impl Mem<'_, '_> {
     pub fn load_n<const N: usize>(&self, addr: u64) -> Option<u64> {
         let off = (addr & ((1 << REGION_SHIFT) - 1)) as usize;
         let region: &[u8] = match addr >> REGION_SHIFT {
-            REGION_PACKET => self.packet,
+            REGION_PACKET => match self.frame {
+                None => self.packet,
+                Some(f) => {
+                    let mut le = [0u8; 8];
+                    f.read_into(off as u64, le.get_mut(..N)?)?;
+                    return Some(u64::from_le_bytes(le));
+                }
+            },
             REGION_CTX => self.ctx,
             REGION_STACK => &self.stack[..],
             _ => return self.load(addr, N),
@@ -91,6 +104,11 @@ impl Mem<'_, '_> {
     /// A little-endian load of `size` (1, 2, 4 or 8) bytes.
     #[inline(always)]
     pub fn load(&self, addr: u64, size: usize) -> Option<u64> {
+        if let (Some(f), Some(Place::Packet(o))) = (self.frame, place(addr)) {
+            let mut le = [0u8; 8];
+            f.read_into(o as u64, le.get_mut(..size)?)?;
+            return matches!(size, 1 | 2 | 4 | 8).then(|| u64::from_le_bytes(le));
+        }
         let b = self.bytes(addr, size)?;
         Some(match *b {
             [x] => u64::from(x),
@@ -104,6 +122,9 @@ impl Mem<'_, '_> {
     /// A little-endian store of the low `size` (1, 2, 4 or 8) bytes of `v`.
     #[inline(always)]
     pub fn store(&mut self, addr: u64, size: usize, v: u64) -> Option<()> {
+        if let (Some(f), Some(Place::Packet(o))) = (self.frame, place(addr)) {
+            return f.write_from(o as u64, v.to_le_bytes().get(..size)?);
+        }
         let b = self.bytes_mut(addr, size)?;
         b.copy_from_slice(v.to_le_bytes().get(..size)?);
         Some(())

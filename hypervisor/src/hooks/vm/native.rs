@@ -43,6 +43,7 @@ impl<'a> Host<'_, 'a> {
                 ctx: self.ctx,
                 stack: &mut *self.stack,
                 packet: &mut *self.packet,
+                frame: None,
                 maps: &mut *self.maps,
                 cpu: self.cpu,
             },
@@ -232,6 +233,7 @@ impl<'a> PacketMem<'a> {
                 ctx: &self.ctx,
                 stack: &mut self.stack,
                 packet: &mut self.frame[..len],
+                frame: None,
                 maps: &mut self.maps,
                 cpu: self.env.core,
             },
@@ -312,14 +314,20 @@ pub(crate) fn run_packet(
 struct InPlace<'m, 'a, 'f> {
     mem: &'m mut PacketMem<'a>,
     frame: Option<&'m HostRange<'f>>,
+    /// The frame's length (at most `MAX_FRAME_BYTES`).
+    len: usize,
 }
 
 impl InPlace<'_, '_, '_> {
     /// Moves the frame into `mem`'s own buffer (once) and the packet
-    /// region with it.
+    /// region with it; what `mem` keeps of a run (its frame's length, the
+    /// redirect chosen) starts there, at the run's first callback (a run
+    /// that makes none keeps nothing there).
     fn own(&mut self, state: &mut JitState) {
         if let Some(frame) = self.frame.take() {
-            let len = self.mem.len;
+            let len = self.len;
+            self.mem.len = len;
+            self.mem.redirect = None;
             let own = &mut self.mem.frame[..len];
             if frame.read_into(0, own).is_none() {
                 own.fill(0);
@@ -363,32 +371,61 @@ impl JitHost for InPlace<'_, '_, '_> {
     }
 }
 
-/// Runs `code` (a packet hook's, checked by the caller against `mem`'s
+/// Enters `code` (a packet hook's, checked by the caller against `mem`'s
 /// maps) on `frame` where it lies, in a receiver's buffer (see
-/// [`InPlace`]); the outcome, and whether the frame was moved into
-/// `mem`'s own buffer during the run (its bytes, with the program's
-/// changes, are then there and no longer in `frame`).
+/// [`InPlace`]): `r0`, and whether the frame was moved into `mem`'s own
+/// buffer during the run (its bytes, with the program's changes, are
+/// then there and no longer in `frame`). The state then holds the run's
+/// count and its fault, if any: [`in_place_outcome`] reads them; a run
+/// without a fault that the caller settles itself needs only
+/// [`in_place_clean`] and [`in_place_executed`].
 #[inline(always)]
-pub(crate) fn run_packet_in_place(
+pub(crate) fn enter_in_place(
     code: &dyn JitCode,
     mem: &mut PacketMem<'_>,
     state: &mut JitState,
     frame: &HostRange<'_>,
-) -> (Outcome, bool) {
+) -> (u64, bool) {
     let len = (frame.len() as usize).min(MAX_FRAME_BYTES);
-    mem.len = len;
-    mem.redirect = None;
     regions(mem, state);
     state.set_region(REGION_PACKET as usize, frame.hpa(), len);
+    // The fault word is 0 here: every run that set it had its outcome
+    // read ([`in_place_outcome`] clears it).
     state.words[W_EXECUTED] = 0;
-    state.words[W_FAULT_KIND] = 0;
     let mut host = InPlace {
         mem,
         frame: Some(frame),
+        len,
     };
     let ret = code.enter(state, &mut host);
-    let moved = host.frame.is_none();
-    (finish(state, ret, host.mem.redirect), moved)
+    (ret, host.frame.is_none())
+}
+
+/// Whether the run [`enter_in_place`] just made ended without a fault.
+#[inline(always)]
+pub(crate) fn in_place_clean(state: &JitState) -> bool {
+    state.words[W_FAULT_KIND] == 0
+}
+
+/// Instructions the run [`enter_in_place`] just made executed.
+#[inline(always)]
+pub(crate) fn in_place_executed(state: &JitState) -> u64 {
+    state.words[W_EXECUTED]
+}
+
+/// The outcome of the run [`enter_in_place`] just made, which returned
+/// `ret` and `moved` the frame or not (its fault cleared, as [`finish`]
+/// does).
+pub(crate) fn in_place_outcome(
+    state: &mut JitState,
+    mem: &PacketMem<'_>,
+    ret: u64,
+    moved: bool,
+) -> Outcome {
+    // Only a run that called back into Rust (and so moved the frame) can
+    // have had `bpf_redirect` choose a port.
+    let redirect = if moved { mem.redirect } else { None };
+    finish(state, ret, redirect)
 }
 
 /// Points the context's and the stack's regions at `mem`'s, unless they
@@ -406,11 +443,14 @@ fn regions(mem: &mut PacketMem<'_>, state: &mut JitState) {
     }
 }
 
-/// The outcome `state` says a run that returned `ret` had.
+/// The outcome `state` says a run that returned `ret` had; its fault, if
+/// any, is cleared (so the fault word is 0 whenever no run is going on).
 #[inline(always)]
-fn finish(state: &JitState, ret: u64, redirect: Option<u32>) -> Outcome {
+fn finish(state: &mut JitState, ret: u64, redirect: Option<u32>) -> Outcome {
     let executed = state.words[W_EXECUTED] as u32;
-    match take_fault(state) {
+    let fault = take_fault(state);
+    state.words[W_FAULT_KIND] = 0;
+    match fault {
         None => Outcome::Returned {
             ret,
             redirect,
