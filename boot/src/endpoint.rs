@@ -366,16 +366,43 @@ pub struct Events {
     pub list: Vec<serde_json::Value>,
 }
 
+/// Why [`events`] gave no events.
+#[derive(Debug)]
+pub enum EventsError {
+    /// No answer came from the URL: nothing accepted the connection, or
+    /// it broke (or timed out) before a whole answer.
+    Unreachable(Error),
+    /// An answer came that is not the events: a refusal (its status and
+    /// text), or a body that is not the events' JSON.
+    Answer(Error),
+}
+
+impl EventsError {
+    /// What went wrong, either way.
+    pub fn into_error(self) -> Error {
+        match self {
+            EventsError::Unreachable(e) | EventsError::Answer(e) => e,
+        }
+    }
+}
+
 /// The events the API at `url` keeps from number `from` on.
-pub fn events(url: &str, from: u64) -> Result<Events> {
-    let (code, body) = exchange(url, "GET", &format!("/v1/events?from={from}"), &[])?;
+pub fn events(url: &str, from: u64) -> std::result::Result<Events, EventsError> {
+    let (code, body) = exchange(url, "GET", &format!("/v1/events?from={from}"), &[])
+        .map_err(EventsError::Unreachable)?;
+    events_answer(code, &body).map_err(EventsError::Answer)
+}
+
+/// The events in an answer of status `code` with `body` to
+/// `GET /v1/events`.
+fn events_answer(code: u16, body: &str) -> Result<Events> {
     if code != 200 {
         return Err(Error::new(format!(
             "the endpoint refused `GET /v1/events` ({code}): {}",
             body.trim()
         )));
     }
-    let v: serde_json::Value = serde_json::from_str(&body)
+    let v: serde_json::Value = serde_json::from_str(body)
         .map_err(|e| Error::new(format!("the endpoint's events are not JSON: {e}")))?;
     let list = v["events"]
         .as_array()

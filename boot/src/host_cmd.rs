@@ -2,6 +2,7 @@
 
 use crate::bochs::LineSplitter;
 use crate::cargo_build;
+use crate::endpoint::EventsError;
 use crate::error::{Error, Result};
 use crate::service::{self, Answer, HostDir, status_name};
 use crate::table::{self, Align};
@@ -16,6 +17,9 @@ use vmm_abi::report::CONSOLE_SEPARATOR;
 
 /// How often a waiting command looks again.
 const POLL: Duration = Duration::from_millis(100);
+/// Requests in a row the events follower may get no answer to before it
+/// takes the host behind the endpoint to have ended.
+const UNANSWERED_TRIES: u32 = 3;
 /// How long `down` waits for the run to write its report and end.
 const DOWN_WAIT: Duration = Duration::from_secs(300);
 /// The line the run prints before its report.
@@ -1051,13 +1055,30 @@ pub fn events_from_endpoint(url: &str, json: bool, all: bool, out: &mut dyn Writ
     // Past the last event kept: the first answer says where now is.
     let mut from = if all { 0 } else { u64::MAX };
     let mut boot = None;
+    let mut unanswered = 0;
     loop {
         let got = match crate::endpoint::events(url, from) {
             Ok(got) => got,
-            // It answered before: the host went down, which ends the watch.
-            Err(_) if boot.is_some() => return Ok(()),
-            Err(e) => return Err(e),
+            // It answered before and now nothing answers: asked again a
+            // few times (a connection may break once), then the host is
+            // taken to have ended, which ends the watch.
+            Err(EventsError::Unreachable(e)) if boot.is_some() => {
+                unanswered += 1;
+                if unanswered < UNANSWERED_TRIES {
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+                note(
+                    out,
+                    &format!("-- (the endpoint stopped answering, the host has ended: {e})"),
+                )?;
+                return Ok(());
+            }
+            // A refusal or an answer that is not the events is an error
+            // whenever it comes.
+            Err(e) => return Err(e.into_error()),
         };
+        unanswered = 0;
         if boot.is_some_and(|b| b != got.boot) {
             // Another log: read from its first event.
             note(
@@ -1169,6 +1190,65 @@ pub fn down(host: &HostDir, report: Option<&Path>) -> Result<(String, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake endpoint on 127.0.0.1 that gives `answers` (whole HTTP
+    /// responses) to its first connections in turn, then closes; its URL.
+    fn fake_endpoint(answers: Vec<String>) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut request = [0u8; 4096];
+                let _ = s.read(&mut request);
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    fn http(code: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn the_endpoint_events_follower_ends_quietly_only_when_the_host_is_gone() {
+        let events = |next: u64, list: &str| {
+            http(
+                "200 OK",
+                &format!("{{\"boot\":7,\"first\":0,\"next\":{next},\"events\":[{list}]}}"),
+            )
+        };
+        let started = r#"{"n":0,"vm":"web","event":"started","id":1}"#;
+        // Events, then nothing answers any more: the host ended.
+        let url = fake_endpoint(vec![events(1, started), events(1, "")]);
+        let mut out = Vec::new();
+        events_from_endpoint(&url, false, true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0], "web | -- started (id 1)");
+        assert!(
+            lines[1].starts_with("-- (the endpoint stopped answering, the host has ended:"),
+            "{text}"
+        );
+        // Events, then a refusal: an error, not an end.
+        let url = fake_endpoint(vec![
+            events(1, started),
+            http("503 Service Unavailable", "no watch"),
+        ]);
+        let e = events_from_endpoint(&url, true, true, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("(503): no watch"), "{e}");
+        // Nothing at all from the start: an error naming the endpoint.
+        let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", gone.local_addr().unwrap());
+        drop(gone);
+        let e = events_from_endpoint(&url, true, true, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("cannot reach"), "{e}");
+    }
 
     #[test]
     fn prometheus_labels_are_escaped() {
