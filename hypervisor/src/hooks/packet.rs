@@ -146,7 +146,8 @@ pub struct HookRun<'t> {
     jit: JitState,
     /// The program's compiled code, once checked to run over its maps as
     /// a packet hook and to answer only pass or drop ([`only_judges`]):
-    /// what judges frames in place.
+    /// what judges frames in place when there is some (else the
+    /// interpreter may, [`HookRun::interp_in_place`]).
     native: Option<&'t dyn JitCode>,
     /// The interpreter runs the program on frames where they lie (it
     /// answers only pass or drop, [`only_judges`], and its accesses are
@@ -170,9 +171,10 @@ impl<'t> HookRun<'t> {
         self.verdict(&outcome, len, None)
     }
 
-    /// Runs the program's compiled code on `frame` where it lies, in the
-    /// receiver's buffer, and counts the verdict; `None` (nothing run) for
-    /// a program the interpreter runs.
+    /// Runs the program on `frame` where it lies, in the receiver's
+    /// buffer (its compiled code, else the interpreter), and counts the
+    /// verdict; `None` (nothing run) for a program that may not run
+    /// there.
     #[inline(always)]
     fn run_in_place(&mut self, frame: &HostRange<'_>) -> Option<Verdict> {
         let len = frame.len() as usize;

@@ -383,7 +383,9 @@ fn run_compiled(
     native::run(code, prog.kind(), ctx, packet, maps, env, stack, jit)
 }
 
-/// Runs `prog` once: `ctx` is its context (the kind's size; read-only),
+/// Runs `prog` once: `ctx` is its context (the kind's size; read-only;
+/// a packet hook's as [`super::layout::xdp_md`] makes it: compiled code
+/// takes its `data` and `data_meta` for the constant they always are),
 /// `packet` the frame of a packet hook (read-write; `None` for the other
 /// kinds), `maps` its map set (built from the defs it was verified with),
 /// `env` the helpers' view of the machine, `stack` its stack: the

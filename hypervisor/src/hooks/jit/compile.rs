@@ -1,8 +1,10 @@
 //! The compiler: a decoded program ([`Op`]s, jumps forward and inside it) to x86-64 in two passes over the same emitter (the first finds every label, the second writes the code with them), instruction counting per straight-line block, inline region checks with out-of-line slow paths, and one fault stub per instruction that can fault.
 //!
-//! Code layout: prologue (callee-saved registers, `r12` = the state,
-//! `r1` = the context's address, `r10` = the stack's end, the program's
-//! other registers zeroed), one piece per instruction slot in order,
+//! Code layout: prologue (the callee-saved registers the code uses, `r12`
+//! = the state, `r1` = the context's address if some instruction reads
+//! its value while it is that, `r10` = the stack's end if named; no other
+//! register is set: the verifier proves each is written before it is
+//! read), one piece per instruction slot in order,
 //! the epilogue, then the out-of-line pieces (slow paths and fault
 //! stubs). Every branch is `rel32`, so an instruction's length never
 //! depends on where its target is and both passes lay the code out

@@ -54,7 +54,10 @@ fn range_mut(b: &mut [u8], at: usize, len: usize) -> Option<&mut [u8]> {
 }
 
 impl Mem<'_, '_> {
-    /// The `len` bytes at `addr`, if they lie inside one region.
+    /// The `len` bytes at `addr`, if they lie inside one region. With
+    /// [`Mem::frame`] set, never packet bytes (no slice of guest memory
+    /// is made): what needs them (helpers, atomic adds) does not run in
+    /// place ([`super::interprets_in_place`]).
     #[inline(always)]
     pub fn bytes(&self, addr: u64, len: usize) -> Option<&[u8]> {
         match place(addr)? {
@@ -66,7 +69,8 @@ impl Mem<'_, '_> {
     }
 
     /// The `len` bytes at `addr`, if they lie inside one writable region
-    /// (not the context).
+    /// (not the context; not the packet with [`Mem::frame`] set, as for
+    /// [`Mem::bytes`]).
     pub fn bytes_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
         match place(addr)? {
             Place::Ctx(_) => None,
