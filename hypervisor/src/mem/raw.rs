@@ -42,16 +42,6 @@ pub struct RawRam {
     hot: RamPiece,
 }
 
-/// Whether `piece` holds all of `gpa .. gpa + len` (and may be written,
-/// if `write`).
-#[inline(always)]
-fn inside(piece: &RamPiece, gpa: u64, len: u64, write: bool) -> bool {
-    gpa >= piece.gpa.0
-        && gpa - piece.gpa.0 <= piece.len
-        && len <= piece.len - (gpa - piece.gpa.0)
-        && (piece.writable || !write)
-}
-
 impl RawRam {
     /// A view of the pieces given (at most [`MAX_RAM_PIECES`]; more are
     /// ignored, which only makes accesses there fail).
@@ -77,23 +67,21 @@ impl RawRam {
         ram
     }
 
-    /// The host address of `gpa .. gpa + len` if one piece holds it all:
-    /// the hot piece checked inline (where the data path's buffers are),
-    /// the others out of line.
-    #[inline(always)]
+    /// The host address of `gpa .. gpa + len` if one piece holds it all.
+    #[inline]
     fn locate(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
-        if inside(&self.hot, gpa, len, write) {
+        let inside = |p: &RamPiece| {
+            gpa >= p.gpa.0
+                && gpa - p.gpa.0 <= p.len
+                && len <= p.len - (gpa - p.gpa.0)
+                && (p.writable || !write)
+        };
+        if inside(&self.hot) {
             return Some(self.hot.hpa.0 + (gpa - self.hot.gpa.0));
         }
-        self.locate_cold(gpa, len, write)
-    }
-
-    /// [`RawRam::locate`] over every piece.
-    #[inline(never)]
-    fn locate_cold(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
         self.pieces[..self.count]
             .iter()
-            .find(|p| inside(p, gpa, len, write))
+            .find(|p| inside(p))
             .map(|p| p.hpa.0 + (gpa - p.gpa.0))
     }
 
