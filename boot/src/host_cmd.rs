@@ -1199,9 +1199,19 @@ mod tests {
         std::thread::spawn(move || {
             for answer in answers {
                 let (mut s, _) = listener.accept().unwrap();
-                let mut request = [0u8; 4096];
-                let _ = s.read(&mut request);
+                // The whole request first (a GET: its head), so closing
+                // leaves nothing unread (which would reset the connection
+                // under the answer).
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let _ = s.write_all(answer.as_bytes());
+                let _ = s.shutdown(std::net::Shutdown::Write);
             }
         });
         url
