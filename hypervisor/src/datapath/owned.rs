@@ -75,9 +75,10 @@ pub struct Pass {
 }
 
 /// The owned NIC's view of its one port.
+#[derive(Default)]
 pub struct Owned {
-    rx: [Option<RxHeld>; SLOTS],
-    tx: [Option<u16>; SLOTS],
+    rx: Slots<RxHeld>,
+    tx: Slots<u16>,
     /// A receive chain popped that the NIC had no room for yet.
     rx_pending: Option<RxHeld>,
     /// A checked frame popped that the NIC had no room for yet.
@@ -108,24 +109,63 @@ pub struct Busy {
     pub tx: u64,
 }
 
-impl Default for Owned {
+/// What the NIC holds of one ring, by cookie (`0 .. SLOTS`), with the
+/// free cookies on a stack: finding one costs the same however many the
+/// NIC holds.
+#[derive(Clone, Copy)]
+struct Slots<T> {
+    held: [Option<T>; SLOTS],
+    /// `free[..n_free]`: every cookie whose `held` is `None`, each once.
+    free: [u16; SLOTS],
+    n_free: usize,
+}
+
+impl<T: Copy> Default for Slots<T> {
     fn default() -> Self {
-        Owned {
-            rx: [None; SLOTS],
-            tx: [None; SLOTS],
-            rx_pending: None,
-            tx_pending: None,
-            given_from: None,
-            flow: NicPortFlow::default(),
-            error: None,
-            busy: Busy::default(),
+        let mut free = [0u16; SLOTS];
+        // Cookie 0 on top, handed out first.
+        for (i, c) in free.iter_mut().enumerate() {
+            *c = (SLOTS - 1 - i) as u16;
+        }
+        Slots {
+            held: [None; SLOTS],
+            free,
+            n_free: SLOTS,
         }
     }
 }
 
-/// A free cookie in `slots`.
-fn free<T>(slots: &[Option<T>]) -> Option<u16> {
-    slots.iter().position(Option::is_none).map(|i| i as u16)
+impl<T: Copy> Slots<T> {
+    /// The cookie [`Slots::hold`] would use next, if any is free.
+    #[inline]
+    fn next_free(&self) -> Option<u16> {
+        let top = self.n_free.checked_sub(1)?;
+        self.free.get(top).copied()
+    }
+
+    /// Holds `value` under the cookie [`Slots::next_free`] gave.
+    #[inline]
+    fn hold(&mut self, value: T) {
+        if let Some(c) = self.next_free()
+            && let Some(slot) = self.held.get_mut(usize::from(c))
+        {
+            *slot = Some(value);
+            self.n_free -= 1;
+        }
+    }
+
+    /// What `cookie` held, its cookie free again; `None` if it held nothing.
+    #[inline]
+    fn release(&mut self, cookie: u16) -> Option<T> {
+        let value = self.held.get_mut(usize::from(cookie))?.take()?;
+        // A cookie is on the stack only while its slot is empty, so the
+        // stack has room for it.
+        if let Some(top) = self.free.get_mut(self.n_free) {
+            *top = cookie;
+            self.n_free += 1;
+        }
+        Some(value)
+    }
 }
 
 impl Owned {
@@ -138,8 +178,8 @@ impl Owned {
 
     /// Forgets every buffer the NIC held (after a revocation).
     fn forget(&mut self) {
-        self.rx = [None; SLOTS];
-        self.tx = [None; SLOTS];
+        self.rx = Slots::default();
+        self.tx = Slots::default();
         self.rx_pending = None;
         self.tx_pending = None;
         self.given_from = None;
@@ -242,7 +282,7 @@ impl Owned {
             let Some((cookie, len)) = nic.zc_rx_taken()? else {
                 break;
             };
-            let Some(held) = self.rx.get_mut(usize::from(cookie)).and_then(Option::take) else {
+            let Some(held) = self.rx.release(cookie) else {
                 continue;
             };
             let used = match len {
@@ -286,7 +326,7 @@ impl Owned {
         let mut given = false;
         loop {
             let t0 = clock();
-            let Some(cookie) = free(&self.rx) else {
+            let Some(cookie) = self.rx.next_free() else {
                 break;
             };
             let held = match self.rx_pending.take() {
@@ -319,7 +359,7 @@ impl Owned {
                 self.rx_pending = Some(held);
                 break;
             }
-            self.rx[usize::from(cookie)] = Some(held);
+            self.rx.hold(held);
             self.hold(generation);
             given = true;
             self.busy.rx += clock().wrapping_sub(t0);
@@ -360,7 +400,7 @@ impl Owned {
             let Some(cookie) = nic.zc_tx_taken()? else {
                 break;
             };
-            if let Some(head) = self.tx.get_mut(usize::from(cookie)).and_then(Option::take) {
+            if let Some(head) = self.tx.release(cookie) {
                 add_used(rings.as_ref(), queue, &mut ram, head, 0)?;
                 moved += 1;
                 self.busy.tx += clock().wrapping_sub(t0);
@@ -369,7 +409,7 @@ impl Owned {
         let mut taken = 0;
         while taken < budget {
             let t0 = clock();
-            let Some(cookie) = free(&self.tx) else {
+            let Some(cookie) = self.tx.next_free() else {
                 break;
             };
             let frame = match self.tx_pending.take() {
@@ -396,7 +436,7 @@ impl Owned {
                 self.tx_pending = Some(frame);
                 break;
             }
-            self.tx[usize::from(cookie)] = Some(frame.head);
+            self.tx.hold(frame.head);
             self.hold(generation);
             let len = ETH_HEADER + frame.body_len;
             self.flow.tx_frames += 1;
@@ -494,7 +534,9 @@ fn guest(e: QueueError) -> Stop {
 }
 
 /// The next entry the guest posted, from the resolved `rings` when they
-/// take it ([`Rings::pop`]), else as [`pop_one`] gives it.
+/// take it ([`Rings::pop`], inlined into the pass), else as [`pop_one`]
+/// gives it (out of line).
+#[inline(always)]
 fn pop_next(
     rings: Option<&Rings<'_>>,
     queue: &mut SplitQueue,
@@ -511,7 +553,8 @@ fn pop_next(
 }
 
 /// Adds a used element through the resolved `rings` if there are any,
-/// else through the queue.
+/// else through the queue (out of line).
+#[inline(always)]
 fn add_used(
     rings: Option<&Rings<'_>>,
     queue: &mut SplitQueue,
@@ -521,8 +564,19 @@ fn add_used(
 ) -> Result<(), Stop> {
     match rings.and_then(|r| r.add_used(queue, head, len)) {
         Some(()) => Ok(()),
-        None => queue.add_used(ram, head, len).map_err(guest),
+        None => add_used_general(queue, ram, head, len),
     }
+}
+
+/// [`add_used`] through the queue's own checks.
+#[inline(never)]
+fn add_used_general(
+    queue: &mut SplitQueue,
+    ram: &mut RawRam,
+    head: u16,
+    len: u32,
+) -> Result<(), Stop> {
+    queue.add_used(ram, head, len).map_err(guest)
 }
 
 /// Publishes the used elements added so far.
@@ -543,6 +597,7 @@ fn publish(
 /// The next entry the guest posted: its head, and its descriptor if the
 /// chain is one descriptor (a longer chain is popped and checked whole,
 /// without its descriptors); `None` if nothing new.
+#[inline(never)]
 fn pop_one(
     queue: &mut SplitQueue,
     ram: &mut RawRam,

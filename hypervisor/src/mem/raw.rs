@@ -29,6 +29,19 @@ pub struct RamPiece {
     pub writable: bool,
 }
 
+impl RamPiece {
+    /// Where `gpa .. gpa + len` lies in host memory, if this piece holds
+    /// all of it (and may be written, if `write`).
+    #[inline(always)]
+    fn place(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
+        (gpa >= self.gpa.0
+            && gpa - self.gpa.0 <= self.len
+            && len <= self.len - (gpa - self.gpa.0)
+            && (self.writable || !write))
+            .then(|| self.hpa.0 + (gpa - self.gpa.0))
+    }
+}
+
 /// A VM's memory seen from another core: raw ranges, checked on every
 /// access. Rings and buffers are read and written while the guest runs,
 /// as a device does (virtio's barriers order the two sides); all copies
@@ -70,19 +83,24 @@ impl RawRam {
     /// The host address of `gpa .. gpa + len` if one piece holds it all.
     #[inline]
     fn locate(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
-        let inside = |p: &RamPiece| {
-            gpa >= p.gpa.0
-                && gpa - p.gpa.0 <= p.len
-                && len <= p.len - (gpa - p.gpa.0)
-                && (p.writable || !write)
-        };
-        if inside(&self.hot) {
-            return Some(self.hot.hpa.0 + (gpa - self.hot.gpa.0));
+        if let Some(hpa) = self.hot.place(gpa, len, write) {
+            return Some(hpa);
         }
         self.pieces[..self.count]
             .iter()
-            .find(|p| inside(p))
-            .map(|p| p.hpa.0 + (gpa - p.gpa.0))
+            .find_map(|p| p.place(gpa, len, write))
+    }
+
+    /// [`RawRam::locate`] with its first test (the hot piece) always
+    /// inlined, the rest called: for a caller so large that `locate`
+    /// itself is no longer inlined into it (a hooked link's per-frame
+    /// copy), without changing what other callers inline.
+    #[inline(always)]
+    fn locate_hot_first(&self, gpa: u64, len: u64, write: bool) -> Option<u64> {
+        match self.hot.place(gpa, len, write) {
+            Some(hpa) => Some(hpa),
+            None => self.locate(gpa, len, write),
+        }
     }
 
     /// The data path's one copy, between two guests' buffers: checks that
@@ -124,8 +142,8 @@ impl RawRam {
         if payload > dst_len.checked_sub(PREFIX_BYTES)? {
             return None;
         }
-        let from = self.locate(src_gpa, src_len, false)?;
-        let to = dst.locate(dst_gpa, dst_len, true)?;
+        let from = self.locate_hot_first(src_gpa, src_len, false)?;
+        let to = dst.locate_hot_first(dst_gpa, dst_len, true)?;
         // SAFETY: `from .. from + src_len` lies in a readable piece of this
         // view and `to .. to + dst_len` in a writable piece of `dst` (both
         // located above; live for the views' life, the contract of `new`);
@@ -308,6 +326,14 @@ impl<'a> HostRange<'a> {
         // SAFETY: inside this range, which lies in one piece of the view it
         // borrows (readable for the view's life, the contract of `new`).
         Some(unsafe { (hpa as *const u16).read_unaligned() })
+    }
+
+    /// Reads the little-endian u32 at `off`.
+    #[inline]
+    pub fn read_u32(&self, off: u64) -> Option<u32> {
+        let hpa = self.at(off, 4)?;
+        // SAFETY: as in `read_u16`.
+        Some(unsafe { (hpa as *const u32).read_unaligned() })
     }
 
     /// Reads the little-endian u64 at `off`.

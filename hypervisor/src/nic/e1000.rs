@@ -27,7 +27,7 @@ pub mod owned;
 pub mod regs;
 
 use super::{MacAddr, NicCounters, NicDevice, NicError, Regs, RxFrame};
-use crate::mem::access::{Barrier, Gpa, GuestRam};
+use crate::mem::access::{Barrier, Gpa, OutOfBounds};
 use crate::mem::raw::{HostRange, RingMemory};
 use regs::*;
 
@@ -54,7 +54,7 @@ pub const DMA_ALIGN: u64 = 128;
 
 /// An 82540EM with `N` descriptors per ring (a power of two, 8 ..= 4096),
 /// its registers `R` and its DMA memory `M`.
-pub struct E1000<R: Regs, M: GuestRam, const N: usize = DEFAULT_RING> {
+pub struct E1000<R: Regs, M: RingMemory, const N: usize = DEFAULT_RING> {
     regs: R,
     dma: M,
     base: u64,
@@ -96,7 +96,61 @@ fn desc_upper(len: u16, cmd: u8) -> u64 {
     u64::from(len) | (u64::from(cmd) << ((TXD_CMD - DESC_LENGTH) * 8))
 }
 
-impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
+/// The DMA area resolved once for a call that touches it several times
+/// (one lookup, then each access checked against the area): descriptor
+/// words and buffer bytes by bus address.
+struct Area<'a> {
+    range: HostRange<'a>,
+    base: u64,
+}
+
+impl Area<'_> {
+    /// A bus address's offset in the area (wrapped below it, so the
+    /// range's check refuses it).
+    #[inline(always)]
+    fn off(&self, at: Gpa) -> u64 {
+        at.0.wrapping_sub(self.base)
+    }
+
+    #[inline(always)]
+    fn read_u32(&self, at: Gpa) -> Result<u32, NicError> {
+        self.range.read_u32(self.off(at)).ok_or(outside(at, 4))
+    }
+
+    #[inline(always)]
+    fn read_u64(&self, at: Gpa) -> Result<u64, NicError> {
+        self.range.read_u64(self.off(at)).ok_or(outside(at, 8))
+    }
+
+    #[inline(always)]
+    fn write_u64(&self, at: Gpa, value: u64) -> Result<(), NicError> {
+        self.range
+            .write_u64(self.off(at), value)
+            .ok_or(outside(at, 8))
+    }
+
+    /// Writes descriptor `d`: its address word, then its upper word.
+    #[inline(always)]
+    fn write_desc(&self, d: Gpa, addr: u64, upper: u64) -> Result<(), NicError> {
+        self.write_u64(d, addr)?;
+        self.write_u64(Gpa(d.0 + DESC_LENGTH), upper)
+    }
+
+    #[inline(always)]
+    fn write(&self, at: Gpa, bytes: &[u8]) -> Result<(), NicError> {
+        self.range
+            .write_from(self.off(at), bytes)
+            .ok_or(outside(at, bytes.len() as u64))
+    }
+}
+
+/// The error of an access outside the DMA area.
+#[inline(always)]
+fn outside(at: Gpa, len: u64) -> NicError {
+    NicError::Dma(OutOfBounds { gpa: at.0, len })
+}
+
+impl<R: Regs, M: RingMemory, const N: usize> E1000<R, M, N> {
     const RING_CHECK: () = assert!(N.is_power_of_two() && N >= 8 && N <= 4096);
     /// Bytes of one ring's descriptors.
     const RING_BYTES: u64 = N as u64 * DESC_BYTES;
@@ -309,10 +363,8 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
     /// Readies receive descriptor `i` for the device: its own buffer's
     /// address (whatever the device wrote there), status and length clear.
     fn rx_give(&mut self, i: u16) -> Result<(), NicError> {
-        let d = self.rx_desc(i);
-        self.dma.write_u64(d, self.rx_buf(i).0)?;
-        self.dma.write_u64(Gpa(d.0 + DESC_LENGTH), 0)?;
-        Ok(())
+        let (d, buf) = (self.rx_desc(i), self.rx_buf(i));
+        Self::area(&self.dma, self.base)?.write_desc(d, buf.0, 0)
     }
 
     /// Recycles the descriptor at `rx_next` and moves past it.
@@ -380,6 +432,17 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
         }
     }
 
+    /// The DMA area `dma` at `base` as one resolved range (a field
+    /// function, so the caller may still change the driver's other
+    /// fields while it holds the range).
+    #[inline(always)]
+    fn area(dma: &M, base: u64) -> Result<Area<'_>, NicError> {
+        dma.raw()
+            .and_then(|r| r.resolve(base, Self::DMA_BYTES, true))
+            .map(|range| Area { range, base })
+            .ok_or(outside(Gpa(base), Self::DMA_BYTES))
+    }
+
     /// Waits until `reg` reads the same [`QUIESCE_STABLE_READS`] times in
     /// a row.
     fn wait_stopped(&mut self, reg: u32, name: &'static str) -> Result<(), NicError> {
@@ -424,13 +487,14 @@ impl<R: Regs, M: RingMemory, const N: usize> NicDevice for E1000<R, M, N> {
         // At most one ring's worth of bad frames per call.
         for _ in 0..N {
             let d = self.rx_desc(self.rx_next);
-            let status = self.dma.read_u32(Gpa(d.0 + RXD_STATUS))? as u8;
+            let area = Self::area(&self.dma, self.base)?;
+            let status = area.read_u32(Gpa(d.0 + RXD_STATUS))? as u8;
             if status & RXD_STAT_DD == 0 {
                 return Ok(None);
             }
             // The rest of the descriptor after its DD.
             self.dma.fence(Barrier::Acquire);
-            let upper = self.dma.read_u64(Gpa(d.0 + DESC_LENGTH))?;
+            let upper = area.read_u64(Gpa(d.0 + DESC_LENGTH))?;
             match self.rx_judge(upper) {
                 Some(len) => {
                     let frame = RxFrame {
@@ -518,11 +582,10 @@ impl<R: Regs, M: RingMemory, const N: usize> NicDevice for E1000<R, M, N> {
                 max: MAX_TX_FRAME,
             });
         }
-        let d = self.tx_desc(index);
-        self.dma.write_u64(d, self.tx_buf(index).0)?;
+        let (d, buf) = (self.tx_desc(index), self.tx_buf(index));
+        let area = Self::area(&self.dma, self.base)?;
         let cmd = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
-        self.dma
-            .write_u64(Gpa(d.0 + DESC_LENGTH), desc_upper(len as u16, cmd))?;
+        area.write_desc(d, buf.0, desc_upper(len as u16, cmd))?;
         self.counters.tx_frames += 1;
         self.counters.tx_bytes += u64::from(len);
         self.tx_next = Self::next(self.tx_next);

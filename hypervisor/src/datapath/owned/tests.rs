@@ -311,3 +311,61 @@ fn a_driver_reset_revokes_before_the_new_rings_are_used() {
     assert_eq!(r.nic.revokes, 1);
     assert_eq!(r.nic.rx.len(), 1, "only the new ring's buffer");
 }
+
+proptest::proptest! {
+    /// The cookie stack against a model: a cookie is handed out only while
+    /// nothing holds it, every held value comes back once under its own
+    /// cookie, and all `SLOTS` cookies can be held at once.
+    #[test]
+    fn cookies_are_handed_out_once_until_they_come_back(ops in proptest::collection::vec(0u16..80, 0..400)) {
+        let mut slots = Slots::<u32>::default();
+        let mut model: std::collections::HashMap<u16, u32> = std::collections::HashMap::new();
+        for (n, op) in ops.into_iter().enumerate() {
+            let value = n as u32;
+            if op < 64 {
+                // Give back cookie `op` (or nothing, if it is not held).
+                proptest::prop_assert_eq!(slots.release(op), model.remove(&op));
+            } else {
+                match slots.next_free() {
+                    Some(c) => {
+                        proptest::prop_assert!(usize::from(c) < SLOTS);
+                        proptest::prop_assert!(!model.contains_key(&c));
+                        slots.hold(value);
+                        model.insert(c, value);
+                    }
+                    None => proptest::prop_assert_eq!(model.len(), SLOTS),
+                }
+            }
+        }
+        // Everything can still be filled up to `SLOTS`.
+        while let Some(c) = slots.next_free() {
+            proptest::prop_assert!(!model.contains_key(&c));
+            slots.hold(0);
+            model.insert(c, 0);
+        }
+        proptest::prop_assert_eq!(model.len(), SLOTS);
+    }
+}
+
+/// A profiling harness (run it under callgrind, see ARCHITECTURE.md): an
+/// owned NIC's pass, a frame each way per pass, twenty buffers posted.
+#[test]
+fn zz_profile_owned() {
+    const POSTED: u64 = 20;
+    let mut r = rig(POSTED);
+    r.pass();
+    let f = eth(port_mac(0, 0), OUTSIDE, 60, 1);
+    let out = eth(OUTSIDE, port_mac(0, 0), 60, 2);
+    for i in 0..2000u64 {
+        assert!(r.nic.arrive(&f));
+        r.guest.send(&out);
+        assert_eq!(r.pass().blamed, None);
+        r.guest.post_raw(
+            BUFS + (i % POSTED) * u64::from(BUF),
+            BUF,
+            VIRTQ_DESC_F_WRITE,
+        );
+        r.nic.sent.clear();
+    }
+    assert_eq!(r.owned.flow.rx_frames, 2000);
+}

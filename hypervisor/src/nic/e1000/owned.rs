@@ -19,12 +19,24 @@
 #![forbid(unsafe_code)]
 
 use super::regs::*;
-use super::{E1000, MAX_TX_FRAME, RCTL_RUNNING, TCTL_RUNNING, desc_upper};
-use crate::mem::access::{Barrier, Gpa, GuestRam};
+use super::{BUF_BYTES, E1000, MAX_TX_FRAME, RCTL_RUNNING, TCTL_RUNNING, desc_upper};
+use crate::mem::access::{Barrier, Gpa};
+use crate::mem::raw::RingMemory;
 use crate::nic::{ETH_HEADER_BYTES, NicError, Regs, ZeroCopy};
 
 /// Marks a transmit slot that is not the last of its frame.
 const NO_COOKIE: u16 = u16::MAX;
+
+/// The caller-buffer rings of a driver set up for them; `call` named in
+/// the error of one set up for copies. (A field function: the caller may
+/// hold the DMA area meanwhile.)
+#[inline(always)]
+fn rings_of<'z, const N: usize>(
+    zc: &'z mut Option<Rings<N>>,
+    call: &'static str,
+) -> Result<&'z mut Rings<N>, NicError> {
+    zc.as_mut().ok_or(NicError::WrongMode { call })
+}
 
 /// The caller-buffer rings' state.
 pub struct Rings<const N: usize> {
@@ -57,7 +69,7 @@ impl<const N: usize> Default for Rings<N> {
     }
 }
 
-impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
+impl<R: Regs, M: RingMemory, const N: usize> E1000<R, M, N> {
     /// Clears every descriptor of both rings and points the rings'
     /// registers at them, empty (`RDH == RDT`, `TDH == TDT`).
     pub(super) fn program_empty_rings(&mut self) -> Result<(), NicError> {
@@ -79,59 +91,54 @@ impl<R: Regs, M: GuestRam, const N: usize> E1000<R, M, N> {
     }
 
     fn rings(&mut self, call: &'static str) -> Result<&mut Rings<N>, NicError> {
-        self.zc.as_mut().ok_or(NicError::WrongMode { call })
-    }
-
-    /// Writes transmit descriptor `i`: `len` bytes at `addr`, with `cmd`.
-    fn tx_desc_write(&mut self, i: u16, addr: u64, len: u16, cmd: u8) -> Result<(), NicError> {
-        let d = self.tx_desc(i);
-        self.dma.write_u64(d, addr)?;
-        self.dma
-            .write_u64(Gpa(d.0 + DESC_LENGTH), desc_upper(len, cmd))?;
-        Ok(())
+        rings_of(&mut self.zc, call)
     }
 }
 
-impl<R: Regs, M: GuestRam, const N: usize> ZeroCopy for E1000<R, M, N> {
+/// The caller-buffer calls: each resolves the DMA area once
+/// ([`E1000::area`]) and reads and writes descriptors through it.
+impl<R: Regs, M: RingMemory, const N: usize> ZeroCopy for E1000<R, M, N> {
     fn zc_rx_give(&mut self, bus: u64, cookie: u16) -> Result<bool, NicError> {
-        let z = self.rings("zc_rx_give")?;
+        let d0 = self.rx_desc(0);
+        let z = rings_of(&mut self.zc, "zc_rx_give")?;
+        let area = Self::area(&self.dma, self.base)?;
         if usize::from(z.rx_given) >= N - 1 {
             return Ok(false);
         }
         let i = z.rx_tail;
+        let d = Gpa(d0.0 + u64::from(i) * DESC_BYTES);
+        area.write_desc(d, bus, 0)?;
         z.rx_cookie[usize::from(i)] = cookie;
         z.rx_tail = Self::next(i);
         z.rx_given += 1;
         z.rx_dirty = true;
-        let d = self.rx_desc(i);
-        self.dma.write_u64(d, bus)?;
-        self.dma.write_u64(Gpa(d.0 + DESC_LENGTH), 0)?;
         Ok(true)
     }
 
     fn zc_rx_taken(&mut self) -> Result<Option<(u16, Option<u32>)>, NicError> {
-        let z = self.rings("zc_rx_taken")?;
+        let d0 = self.rx_desc(0);
+        let z = rings_of(&mut self.zc, "zc_rx_taken")?;
         if z.rx_given == 0 {
             return Ok(None);
         }
         let i = z.rx_head;
-        let d = self.rx_desc(i);
-        let status = self.dma.read_u32(Gpa(d.0 + RXD_STATUS))? as u8;
+        let area = Self::area(&self.dma, self.base)?;
+        let d = Gpa(d0.0 + u64::from(i) * DESC_BYTES);
+        let status = area.read_u32(Gpa(d.0 + RXD_STATUS))? as u8;
         if status & RXD_STAT_DD == 0 {
             return Ok(None);
         }
         self.dma.fence(Barrier::Acquire);
-        let upper = self.dma.read_u64(Gpa(d.0 + DESC_LENGTH))?;
+        let upper = area.read_u64(Gpa(d.0 + DESC_LENGTH))?;
+        // The caller's address is not left behind in a descriptor it no
+        // longer owns.
+        area.write_desc(d, 0, 0)?;
         let len = self.rx_judge(upper);
         if let Some(len) = len {
             self.counters.rx_frames += 1;
             self.counters.rx_bytes += u64::from(len);
         }
-        // The caller's address is not left behind in a descriptor it no
-        // longer owns.
-        self.dma.write_u64(d, 0)?;
-        self.dma.write_u64(Gpa(d.0 + DESC_LENGTH), 0)?;
-        let z = self.rings("zc_rx_taken")?;
+        let z = rings_of(&mut self.zc, "zc_rx_taken")?;
         let cookie = z.rx_cookie[usize::from(i)];
         z.rx_head = Self::next(i);
         z.rx_given -= 1;
@@ -165,7 +172,8 @@ impl<R: Regs, M: GuestRam, const N: usize> ZeroCopy for E1000<R, M, N> {
             });
         }
         let slots: u16 = if body_len == 0 { 1 } else { 2 };
-        let z = self.rings("zc_tx_give")?;
+        let (d0, buf0) = (self.tx_desc(0), self.tx_buf(0));
+        let z = rings_of(&mut self.zc, "zc_tx_give")?;
         // Reclaim is the caller's (`zc_tx_taken`); a full ring waits.
         if usize::from(z.tx_used + slots) > N - 1 {
             self.counters.tx_ring_full += 1;
@@ -173,42 +181,46 @@ impl<R: Regs, M: GuestRam, const N: usize> ZeroCopy for E1000<R, M, N> {
         }
         let first = z.tx_tail;
         let last = if slots == 1 { first } else { Self::next(first) };
+        let area = Self::area(&self.dma, self.base)?;
+        let desc = |i: u16| Gpa(d0.0 + u64::from(i) * DESC_BYTES);
+        let copy = Gpa(buf0.0 + u64::from(first) * u64::from(BUF_BYTES));
+        area.write(copy, header)?;
+        let end = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
+        let head_len = ETH_HEADER_BYTES as u16;
+        if slots == 1 {
+            area.write_desc(desc(first), copy.0, desc_upper(head_len, end))?;
+        } else {
+            let more = TXD_CMD_IFCS | TXD_CMD_RS;
+            area.write_desc(desc(first), copy.0, desc_upper(head_len, more))?;
+            // `len` <= MAX_TX_FRAME, so the body fits a u16.
+            area.write_desc(desc(last), body, desc_upper(body_len as u16, end))?;
+        }
         z.tx_cookie[usize::from(first)] = NO_COOKIE;
         z.tx_cookie[usize::from(last)] = cookie;
         z.tx_tail = Self::next(last);
         z.tx_used += slots;
         z.tx_dirty = true;
-        let copy = self.tx_buf(first);
-        self.dma.write(copy, header)?;
-        let end = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
-        if slots == 1 {
-            self.tx_desc_write(first, copy.0, ETH_HEADER_BYTES as u16, end)?;
-        } else {
-            let more = TXD_CMD_IFCS | TXD_CMD_RS;
-            self.tx_desc_write(first, copy.0, ETH_HEADER_BYTES as u16, more)?;
-            // `len` <= MAX_TX_FRAME, so the body fits a u16.
-            self.tx_desc_write(last, body, body_len as u16, end)?;
-        }
         self.counters.tx_frames += 1;
         self.counters.tx_bytes += u64::from(len);
         Ok(true)
     }
 
     fn zc_tx_taken(&mut self) -> Result<Option<u16>, NicError> {
+        let d0 = self.tx_desc(0);
+        rings_of(&mut self.zc, "zc_tx_taken")?;
+        let area = Self::area(&self.dma, self.base)?;
         loop {
-            let z = self.rings("zc_tx_taken")?;
+            let z = rings_of(&mut self.zc, "zc_tx_taken")?;
             if z.tx_used == 0 {
                 return Ok(None);
             }
             let i = z.tx_head;
-            let d = self.tx_desc(i);
-            let status = self.dma.read_u32(Gpa(d.0 + TXD_STATUS))? as u8;
+            let d = Gpa(d0.0 + u64::from(i) * DESC_BYTES);
+            let status = area.read_u32(Gpa(d.0 + TXD_STATUS))? as u8;
             if status & TXD_STAT_DD == 0 {
                 return Ok(None);
             }
-            self.dma.write_u64(d, 0)?;
-            self.dma.write_u64(Gpa(d.0 + DESC_LENGTH), 0)?;
-            let z = self.rings("zc_tx_taken")?;
+            area.write_desc(d, 0, 0)?;
             let cookie = z.tx_cookie[usize::from(i)];
             z.tx_cookie[usize::from(i)] = NO_COOKIE;
             z.tx_head = Self::next(i);

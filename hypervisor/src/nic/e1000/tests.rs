@@ -1,7 +1,7 @@
 //! The e1000 driver against the fake device: set-up, receive and transmit rings (wrapping, full, bad descriptors), quiesce, and property tests of the receive path against a device that writes anything.
 
 use super::*;
-use crate::mem::access::GuestRead;
+use crate::mem::access::{GuestRam, GuestRead};
 use crate::mem::raw::RawRam;
 use crate::nic::fake::{DMA_BASE, EEPROM_MAC, FakeNic, FakeRegs};
 use crate::nic::{MacAddr, NicDevice, NicError};
