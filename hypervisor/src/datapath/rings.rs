@@ -70,7 +70,8 @@ pub(crate) struct Rings<'a> {
 impl<'a> Rings<'a> {
     /// The queue's three areas: one lookup for the span they share when it
     /// is small (worked out when the queue was set up), else one each.
-    #[inline]
+    /// Always inlined: the switch resolves a port's ring per frame.
+    #[inline(always)]
     pub(crate) fn of(q: &SplitQueue, ram: &'a RawRam) -> Option<Self> {
         if let Some(s) = q.span
             && let Some(span) = ram.resolve(s.lo, s.len, true)

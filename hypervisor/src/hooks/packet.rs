@@ -189,21 +189,11 @@ impl<'t> HookRun<'t> {
         self.flow.runs += 1;
         // The common answers of a run that ran alone, counted here; the
         // rest below.
-        if !moved && vm::in_place_clean(&self.jit) {
-            let f = &mut self.flow;
-            match ret {
-                XDP_PASS => {
-                    f.insns += vm::in_place_executed(&self.jit);
-                    f.pass += 1;
-                    return Some(Verdict::Pass);
-                }
-                XDP_DROP => {
-                    f.insns += vm::in_place_executed(&self.jit);
-                    f.drop += 1;
-                    return Some(Verdict::Drop);
-                }
-                _ => {}
-            }
+        if !moved
+            && vm::in_place_clean(&self.jit)
+            && let Some(v) = self.count_clean(ret, vm::in_place_executed(&self.jit))
+        {
+            return Some(v);
         }
         Some(self.settle_in_place(ret, moved, frame))
     }
@@ -219,18 +209,35 @@ impl<'t> HookRun<'t> {
         self.set_end(len);
         let outcome = vm::interpret_in_place(&self.prog, &mut self.mem, frame);
         self.flow.runs += 1;
-        // The common answer counted here, the rest below.
-        if let Outcome::Returned {
-            ret: XDP_PASS,
-            executed,
-            ..
-        } = outcome
+        // The common answers counted here, the rest below.
+        if let Outcome::Returned { ret, executed, .. } = outcome
+            && let Some(v) = self.count_clean(ret, executed.into())
         {
-            self.flow.insns += u64::from(executed);
-            self.flow.pass += 1;
-            return Some(Verdict::Pass);
+            return Some(v);
         }
         Some(self.verdict(&outcome, len, Some(frame)))
+    }
+
+    /// The common answers of a run in place that ended without a fault
+    /// (`ret`, after `executed` instructions): a pass or a drop, counted
+    /// as [`HookRun::verdict`] counts them; `None` (nothing counted) for
+    /// any other answer, which the caller's slower path counts.
+    #[inline(always)]
+    fn count_clean(&mut self, ret: u64, executed: u64) -> Option<Verdict> {
+        let f = &mut self.flow;
+        let verdict = match ret {
+            XDP_PASS => {
+                f.pass += 1;
+                Verdict::Pass
+            }
+            XDP_DROP => {
+                f.drop += 1;
+                Verdict::Drop
+            }
+            _ => return None,
+        };
+        f.insns += executed;
+        Some(verdict)
     }
 
     /// [`HookRun::run_in_place`] for a run that faulted, called back into
