@@ -613,6 +613,32 @@ pub mod testing {
         // tests do not touch it through references while a view is used.
         unsafe { RawRam::new(core::iter::once(piece)) }
     }
+
+    /// As [`over_vec_at`], but as two writable pieces that meet at
+    /// `gpa + split` (every byte there, no range across the seam in one
+    /// piece).
+    pub fn over_vec_split_at(v: &mut [u8], gpa: u64, split: u64) -> RawRam {
+        let base = v.as_mut_ptr() as u64;
+        let len = v.len() as u64;
+        let split = split.min(len);
+        let pieces = [
+            RamPiece {
+                gpa: Gpa(gpa),
+                len: split,
+                hpa: Hpa(base),
+                writable: true,
+            },
+            RamPiece {
+                gpa: Gpa(gpa + split),
+                len: len - split,
+                hpa: Hpa(base + split),
+                writable: true,
+            },
+        ];
+        // SAFETY: as in `over_vec_at`; the two pieces are the buffer's
+        // two halves, within it.
+        unsafe { RawRam::new(pieces.into_iter()) }
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The Intel 82540EM (e1000) driver: reset and set-up, and the receive and transmit rings as a polled [`NicDevice`], over [`Regs`] and DMA memory the hypervisor owns ([`GuestRam`] at bus addresses, see [`super`]).
+//! The Intel 82540EM (e1000) driver: reset and set-up, and the receive and transmit rings as a polled [`NicDevice`], over [`Regs`] and DMA memory the hypervisor owns (a [`RingMemory`] raw view at bus addresses, one writable piece, see [`super`]).
 //!
 //! Layout of the DMA area (`base` is its bus address, 128-byte aligned;
 //! [`E1000::DMA_BYTES`] long): `N` receive buffers of [`BUF_BYTES`], `N`
@@ -16,10 +16,12 @@
 //! Bochs 2.7 quirks the set-up does not rely on: `CTRL.RST` does not reset
 //! ring state (every ring register is written after the reset); only
 //! RAL/RAH 0..3 take writes (only pair 0 is used, 1..3 are cleared); a
-//! chain of non-EOP transmit descriptors is unbounded (every transmit
-//! descriptor is a whole frame with EOP); a receive length includes the
-//! 4-byte FCS unless `RCTL.SECRC` (set, read back, and if the bit does not
-//! stick 4 bytes are taken off every length). Bochs transmits inside the
+//! chain of non-EOP transmit descriptors is unbounded (in the copy rings
+//! every transmit descriptor is a whole frame with EOP; in the
+//! caller-buffer rings a frame is at most two descriptors, the second
+//! with EOP); a receive length includes the 4-byte FCS unless
+//! `RCTL.SECRC` (set, read back, and if the bit does not stick 4 bytes
+//! are taken off every length). Bochs transmits inside the
 //! TDT write, so [`NicDevice::tx_flush`] returns with the frames sent.
 #![forbid(unsafe_code)]
 
@@ -178,7 +180,7 @@ impl<R: Regs, M: RingMemory, const N: usize> E1000<R, M, N> {
 
     fn set_up(
         regs: R,
-        mut dma: M,
+        dma: M,
         base: u64,
         mac: Option<MacAddr>,
         owned: bool,
@@ -187,7 +189,9 @@ impl<R: Regs, M: RingMemory, const N: usize> E1000<R, M, N> {
         if !base.is_multiple_of(DMA_ALIGN) {
             return Err(NicError::DmaMisaligned { base });
         }
-        dma.check_writable(Gpa(base), Self::DMA_BYTES)?;
+        // Every per-frame call reaches the area as one resolved range
+        // (`Area`): it must be the raw view's, one writable piece.
+        Self::area(&dma, base)?;
         let mut nic = E1000 {
             regs,
             dma,

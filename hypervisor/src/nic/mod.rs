@@ -4,8 +4,11 @@
 //! - [`Regs`]: a NIC's register file, 32-bit accesses only (Bochs's e1000
 //!   refuses other widths).
 //! - DMA memory: the driver's rings and buffers live in memory the NIC
-//!   reads and writes concurrently, so it is reached only by copies through
-//!   [`crate::mem::access::GuestRam`]. For DMA the "guest-physical" address
+//!   reads and writes concurrently, so it is reached only by copies: through
+//!   [`crate::mem::access::GuestRam`], and on the per-frame calls through
+//!   the area resolved once as a [`crate::mem::raw::HostRange`] (one
+//!   writable piece of the raw view, which set-up checks), each access
+//!   checked by offset. For DMA the "guest-physical" address
 //!   of that trait is the **bus (host-physical) address** the NIC is given:
 //!   the hardware layer wraps frames it allocated in a
 //!   [`crate::mem::raw::RawRam`] whose piece has `gpa == hpa`; tests use a

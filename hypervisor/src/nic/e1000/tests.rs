@@ -146,6 +146,25 @@ fn dma_memory_must_hold_the_rings() {
 }
 
 #[test]
+fn dma_memory_in_two_pieces_is_refused_for_either_mode() {
+    // Every byte is there and writable, but the per-frame calls need the
+    // area as one piece: set-up says so rather than every later call.
+    for owned in [false, true] {
+        let fake = FakeNic::new(Nic::DMA_BYTES);
+        let mut memory = vec![0u8; Nic::DMA_BYTES as usize];
+        let split = crate::mem::raw::testing::over_vec_split_at(&mut memory, DMA_BASE, 4096);
+        let e = if owned {
+            Nic::new_owned(fake.regs(), split, DMA_BASE, None)
+        } else {
+            Nic::new(fake.regs(), split, DMA_BASE, None)
+        }
+        .err()
+        .unwrap();
+        assert!(matches!(e, NicError::Dma(_)), "{e}");
+    }
+}
+
+#[test]
 fn link_status_comes_from_status_lu() {
     let (fake, mut nic) = setup();
     assert!(nic.link_up());
