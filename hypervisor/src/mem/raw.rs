@@ -144,10 +144,8 @@ impl RawRam {
         }
         let from = self.locate_hot_first(src_gpa, src_len, false)?;
         let to = dst.locate_hot_first(dst_gpa, dst_len, true)?;
-        // SAFETY: `from .. from + src_len` lies in a readable piece of this
-        // view and `to .. to + dst_len` in a writable piece of `dst` (both
-        // located above; live for the views' life, the contract of `new`);
-        // the prefix (12 bytes) and the payload fit both, as checked.
+        // SAFETY: `from..+src_len` readable here, `to..+dst_len` writable in `dst` (located above,
+        // live per `new`'s contract); the 12-byte prefix and the payload fit both (checked).
         unsafe { copy_prefixed(from, to, payload, prefix) };
         // Inside `dst`'s writable range located above.
         Some(HostRange {
@@ -368,9 +366,8 @@ impl<'a> HostRange<'a> {
     #[inline]
     pub fn read_into(&self, off: u64, out: &mut [u8]) -> Option<()> {
         let hpa = self.at(off, out.len() as u64)?;
-        // SAFETY: `hpa .. hpa + out.len()` is inside this range, which lies
-        // in one piece of the view it borrows; `out` is the hypervisor's own
-        // and cannot overlap guest memory it borrows nothing from.
+        // SAFETY: `hpa..+out.len()` is inside this range (one live piece of the view it borrows);
+        // `out` is the hypervisor's own memory, which no guest range overlaps.
         unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, out.as_mut_ptr(), out.len()) };
         Some(())
     }
@@ -393,10 +390,8 @@ impl<'a> HostRange<'a> {
         let hpa = self
             .at(0, PREFIX_BYTES.checked_add(data.len() as u64)?)
             .filter(|_| self.writable)?;
-        // SAFETY: `hpa .. hpa + 12 + data.len()` is inside this range, which
-        // lies in one writable piece of the view it borrows (live for the
-        // view's life, the contract of `new`); `data` is the hypervisor's
-        // own memory, which no guest range overlaps.
+        // SAFETY: `hpa..+12+data.len()` is inside this range (one live writable piece, per `new`);
+        // `data` is the hypervisor's own memory, which no guest range overlaps.
         unsafe {
             (hpa as *mut u64).write_unaligned(prefix.0);
             ((hpa + 8) as *mut u32).write_unaligned(prefix.1);
@@ -415,10 +410,8 @@ impl<'a> HostRange<'a> {
     pub fn copy_to(&self, off: u64, len: u64, dst: &HostRange<'_>, at: u64) -> Option<()> {
         let from = self.at(off, len)?;
         let to = dst.at(at, len).filter(|_| dst.writable)?;
-        // SAFETY: `from .. from + len` is inside this range and `to .. to +
-        // len` inside `dst`, which is writable; each lies in one piece of the
-        // view it borrows (live for the view's life, the contract of `new`).
-        // `copy` allows the two to overlap.
+        // SAFETY: `from..+len` is inside this range, `to..+len` inside writable `dst`, each in one
+        // live piece of its view (per `new`); `copy` allows the two to overlap.
         unsafe { core::ptr::copy(from as *const u8, to as *mut u8, len as usize) };
         Some(())
     }
@@ -464,9 +457,8 @@ macro_rules! scalar_write {
             let len = core::mem::size_of::<$t>() as u64;
             match self.locate(gpa, len, true) {
                 Some(hpa) => {
-                    // SAFETY: `locate` found the whole value inside one
-                    // writable piece, live for this view (the contract of
-                    // `new`).
+                    // SAFETY: `locate` found the whole value inside one writable
+                    // piece, live for this view (the contract of `new`).
                     unsafe { (hpa as *mut $t).write_unaligned(value) };
                     Ok(())
                 }
@@ -509,9 +501,8 @@ impl GuestRead for RawRam {
         let gpa = gpa.0;
         let dst = out.as_mut_ptr();
         self.for_each(gpa, out.len() as u64, false, |hpa, off, n| {
-            // SAFETY: `hpa .. hpa + n` lies in one piece (checked by
-            // `for_each`), readable for the life of this view (the contract
-            // of `new`); `off + n` is within `out`.
+            // SAFETY: `hpa..+n` lies in one readable piece (checked by `for_each`, live per
+            // `new`'s contract); `off + n` is within `out`.
             unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, dst.add(off), n) }
         })
     }
@@ -539,10 +530,8 @@ impl GuestRead for RawRam {
                     return;
                 }
                 covered += k;
-                // SAFETY: `hpa .. hpa + k` lies in one readable piece
-                // (checked by `for_each`, live for this view: the contract
-                // of `new`); `off + k <= n <= BOUNCE_BYTES` (checked just
-                // above), inside `bounce`, the hypervisor's own stack.
+                // SAFETY: `hpa..+k` lies in one live readable piece (`for_each`, `new`'s contract);
+                // `off + k <= n <= BOUNCE_BYTES` (checked above): inside `bounce`, our own stack.
                 unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, to.add(off), k) }
             })?;
             if covered != n {
@@ -551,9 +540,8 @@ impl GuestRead for RawRam {
                     len: n as u64,
                 });
             }
-            // SAFETY: every piece started where the last ended and the
-            // pieces covered `n` bytes (both checked above): bytes `0 .. n`
-            // of `bounce` are all initialised.
+            // SAFETY: the pieces were contiguous and covered `n` bytes (both checked above):
+            // bytes `0 .. n` of `bounce` are all initialised.
             let chunk = unsafe { core::slice::from_raw_parts(to, n) };
             f(chunk);
             at += n as u64;
@@ -571,10 +559,8 @@ impl GuestRam for RawRam {
         let gpa = gpa.0;
         let src = data.as_ptr();
         self.for_each(gpa, data.len() as u64, true, |hpa, off, n| {
-            // SAFETY: `hpa .. hpa + n` lies in one writable piece (private
-            // guest memory, never shared image pages; checked by
-            // `for_each`), live for this view (the contract of `new`);
-            // `off + n` is within `data`.
+            // SAFETY: `hpa..+n` lies in one live writable piece (private memory; `for_each`,
+            // `new`'s contract); `off + n` is within `data`.
             unsafe { core::ptr::copy_nonoverlapping(src.add(off), hpa as *mut u8, n) }
         })
     }
