@@ -241,9 +241,21 @@ fn hook(v: &serde_json::Value) -> Result<Answer> {
         },
         _ => return Err(Error::new("the endpoint's hook has no place (`on`)")),
     };
+    let engine = match v["engine"].as_str() {
+        Some(e) if e == control::engine_name(control::ENGINE_COMPILED) => control::ENGINE_COMPILED,
+        Some(e) if e == control::engine_name(control::ENGINE_INTERPRETED) => {
+            control::ENGINE_INTERPRETED
+        }
+        _ => {
+            return Err(Error::new(
+                "the endpoint's hook has no `engine` (`compiled` or `interpreted`)",
+            ));
+        }
+    };
     Ok(Answer::Hook {
         name: v["name"].as_str().unwrap_or("?").to_string(),
         on: at,
+        engine,
         counts: [
             number(v, "runs")?,
             number(v, "pass")?,
@@ -322,8 +334,8 @@ pub fn upload_image(url: &str, name: &str, bytes: &[u8]) -> Result<Vec<Answer>> 
 
 /// Attaches hook `name` at `on` through the control API at `url` in one
 /// request: its map table (`maps`, 16-byte definitions) and instructions
-/// (`code`) as the body. The hook it replaced (a row), and done; or the
-/// refusal.
+/// (`code`) as the body. The new hook's row (its engine), the row of the
+/// hook it replaced if any, and done; or the refusal.
 pub fn attach_hook(
     url: &str,
     name: &str,
@@ -345,7 +357,7 @@ pub fn attach_hook(
     }
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::new(format!("the endpoint's answer is not JSON ({code}): {e}")))?;
-    let mut out = Vec::new();
+    let mut out = vec![hook(&v["hook"])?];
     if v["replaced"].is_object() {
         out.push(hook(&v["replaced"])?);
     }
@@ -685,7 +697,7 @@ mod tests {
                 Answer::Done
             ]
         );
-        let hook = "{\"name\":\"count\",\"on\":{\"vm\":\"web\",\"kind\":3},\"runs\":9,\"pass\":8,\"dropped\":1,\"faults\":0,\"instructions\":90,\"entries\":[{\"map\":0,\"core\":1,\"key\":\"0a00\",\"value\":\"ff\"}]}";
+        let hook = "{\"name\":\"count\",\"on\":{\"vm\":\"web\",\"kind\":3},\"engine\":\"interpreted\",\"runs\":9,\"pass\":8,\"dropped\":1,\"faults\":0,\"instructions\":90,\"entries\":[{\"map\":0,\"core\":1,\"key\":\"0a00\",\"value\":\"ff\"}]}";
         assert_eq!(
             answers(&Message::HookMaps { name: "count" }, 200, hook).unwrap(),
             vec![
@@ -695,6 +707,7 @@ mod tests {
                         vm: "web".into(),
                         kind: 3
                     },
+                    engine: control::ENGINE_INTERPRETED,
                     counts: [9, 8, 1, 0, 90]
                 },
                 Answer::Entry {
@@ -718,6 +731,12 @@ mod tests {
                 ..
             }
         ));
+        // A row without a known engine is not one.
+        for engine in ["\"engine\":\"jitted\",", ""] {
+            let bad = hook.replace("\"engine\":\"interpreted\",", engine);
+            let e = answers(&Message::HookMaps { name: "count" }, 200, &bad).unwrap_err();
+            assert!(e.to_string().contains("no `engine`"), "{e}");
+        }
         let refused = answers(
             &Message::Stop { vm: "w" },
             409,

@@ -27,6 +27,8 @@ pub struct HookCounts {
     pub name: String,
     /// Its place.
     pub on: HookAt,
+    /// What runs it: `compiled` or `interpreted`.
+    pub engine: &'static str,
     /// Frames it ran on.
     pub runs: u64,
     /// Frames it passed.
@@ -44,6 +46,7 @@ impl HookCounts {
         let Answer::Hook {
             name,
             on,
+            engine,
             counts: [runs, pass, dropped, faults, insns],
         } = a
         else {
@@ -52,6 +55,7 @@ impl HookCounts {
         Some(HookCounts {
             name: name.clone(),
             on: on.clone(),
+            engine: control::engine_name(*engine),
             runs: *runs,
             pass: *pass,
             dropped: *dropped,
@@ -63,6 +67,7 @@ impl HookCounts {
     fn json(&self) -> serde_json::Value {
         let mut v = serde_json::json!({
             "name": self.name,
+            "engine": self.engine,
             "runs": self.runs,
             "pass": self.pass,
             "dropped": self.dropped,
@@ -108,8 +113,8 @@ impl HookCounts {
             ),
         };
         format!(
-            "hook {}: {at}: {} {runs}, {} {pass}, {} {not}, {} faults, {} instructions",
-            self.name, self.runs, self.pass, self.dropped, self.faults, self.insns
+            "hook {}: {at}: {} {runs}, {} {pass}, {} {not}, {} faults, {} instructions ({})",
+            self.name, self.runs, self.pass, self.dropped, self.faults, self.insns, self.engine
         )
     }
 }
@@ -300,29 +305,36 @@ pub fn attach(
     })?;
     let maps: Vec<u8> = defs.iter().flat_map(|d| d.to_bytes()).collect();
     let code: Vec<u8> = prog.insns.iter().flat_map(|i| i.to_bytes()).collect();
-    let swapped = match &host.endpoint {
+    let (new, swapped) = match &host.endpoint {
         // One request, the program as its body.
         Some(url) => {
             let answers = crate::endpoint::attach_hook(url, name, at.on(kind), &code, &maps)?;
             if let Some(Answer::Error(text)) = answers.last() {
                 return Err(Error::new(text.clone()));
             }
-            answers.iter().find_map(HookCounts::of)
+            attached_rows(&answers)
         }
         None => {
             upload(host, name, at.on(kind), &code, &maps)?;
             upload_commit(host, name)?
         }
     };
+    let new = new.ok_or_else(|| {
+        Error::new(format!(
+            "hook `{name}`: host `{}` attached it but gave no row for it",
+            host.name
+        ))
+    })?;
     let place = match &at {
         Place::Link(link, dir) => format!("link {link} {}", dir.name()),
         Place::Nic(nic, dir) => format!("nic {nic} {}", dir.name()),
         Place::Vm(vm) => format!("{vm}'s {} hook", kind.name()),
     };
     let mut text = format!(
-        "hook {name}: attached on {attach} ({place}): {} instructions, {} maps\n",
+        "hook {name}: attached on {attach} ({place}): {} instructions, {} maps, {}\n",
         prog.insns.len(),
-        defs.len()
+        defs.len(),
+        new.engine
     );
     if let Some(old) = swapped {
         text.push_str(&format!("in place of {}\n", old.line()));
@@ -349,10 +361,20 @@ pub fn upload(host: &HostDir, name: &str, on: HookOn<'_>, code: &[u8], maps: &[u
     Ok(())
 }
 
-/// Commits the upload `name`: the counters of the hook it replaced, if any.
-pub fn upload_commit(host: &HostDir, name: &str) -> Result<Option<HookCounts>> {
+/// Commits the upload `name`: the new hook's row (its engine), and the
+/// counters of the hook it replaced, if any.
+pub fn upload_commit(
+    host: &HostDir,
+    name: &str,
+) -> Result<(Option<HookCounts>, Option<HookCounts>)> {
     let answers = answered(host, &Message::HookCommit { name })?;
-    Ok(answers.iter().find_map(HookCounts::of))
+    Ok(attached_rows(&answers))
+}
+
+/// An attach's answer rows: the new hook's first, then the replaced one's.
+fn attached_rows(answers: &[Answer]) -> (Option<HookCounts>, Option<HookCounts>) {
+    let mut rows = answers.iter().filter_map(HookCounts::of);
+    (rows.next(), rows.next())
 }
 
 /// `corral hook detach NAME [--json]`: its final counters.
@@ -475,12 +497,29 @@ mod tests {
                 link: 2,
                 dir: DIR_B_TO_A,
             },
+            engine: control::ENGINE_INTERPRETED,
             counts: [5, 4, 1, 0, 50],
         };
         let c = HookCounts::of(&a).unwrap();
         assert_eq!((c.runs, c.pass), (5, 4));
         assert!(c.line().contains("link 2 b->a: 5 runs, 4 passed"));
+        assert!(c.line().ends_with("50 instructions (interpreted)"));
         assert_eq!(c.json()["dir"], "b->a");
+        assert_eq!(c.json()["engine"], "interpreted");
+        // An attach answers the new hook's row, then the replaced one's.
+        let old = Answer::Hook {
+            name: "old".into(),
+            on: HookAt::Link {
+                link: 2,
+                dir: DIR_B_TO_A,
+            },
+            engine: control::ENGINE_COMPILED,
+            counts: [7, 7, 0, 0, 70],
+        };
+        let (new, replaced) = attached_rows(&[a.clone(), old, Answer::Done]);
+        assert_eq!(new.unwrap().name, "c");
+        assert_eq!(replaced.unwrap().engine, "compiled");
+        assert!(attached_rows(&[a.clone(), Answer::Done]).1.is_none());
         assert!(HookCounts::of(&Answer::Done).is_none());
         let v = Answer::Hook {
             name: "g".into(),
@@ -488,12 +527,13 @@ mod tests {
                 vm: "web-0".into(),
                 kind: HookKind::Exit as u8,
             },
+            engine: control::ENGINE_COMPILED,
             counts: [9, 7, 2, 1, 90],
         };
         let c = HookCounts::of(&v).unwrap();
         assert_eq!(
             c.line(),
-            "hook g: web-0's exit hook: 9 runs, 7 allowed, 2 other answers, 1 faults, 90 instructions"
+            "hook g: web-0's exit hook: 9 runs, 7 allowed, 2 other answers, 1 faults, 90 instructions (compiled)"
         );
         assert_eq!(
             (c.json()["vm"].as_str(), c.json()["kind"].as_str()),

@@ -240,6 +240,8 @@ pub enum Answer {
         name: String,
         /// Its place.
         on: HookAt,
+        /// What runs it (`vmm_abi::control::ENGINE_*`).
+        engine: u8,
         /// Runs, passed, not passed, faults, instructions.
         counts: [u64; 5],
     },
@@ -356,6 +358,7 @@ impl Answer {
             Message::HookRow {
                 name,
                 on,
+                engine,
                 runs,
                 pass,
                 dropped,
@@ -371,6 +374,7 @@ impl Answer {
                         kind,
                     },
                 },
+                engine,
                 counts: [runs, pass, dropped, faults, insns],
             },
             Message::MapEntry {
@@ -907,6 +911,7 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
         Answer::Hook {
             name,
             on,
+            engine,
             counts: [runs, pass, dropped, faults, insns],
         } => Message::HookRow {
             name,
@@ -921,6 +926,7 @@ fn encode_answer(a: &Answer, seq: u32) -> Vec<u8> {
                 },
                 HookAt::Vm { vm, kind } => HookOn::Vm { vm, kind: *kind },
             },
+            engine: *engine,
             runs: *runs,
             pass: *pass,
             dropped: *dropped,

@@ -1131,7 +1131,9 @@ core = 0
         "{}",
         stdout(&o)
     );
-    // Compiled as it was attached (the hypervisor's console says so).
+    // Compiled as it was attached: the answer says so, and so does the
+    // hypervisor's console.
+    assert!(stdout(&o).ends_with(" maps, compiled\n"), "{}", stdout(&o));
     let console = HostDir::named(&name).unwrap().console();
     let attached_line = || {
         std::fs::read_to_string(&console)

@@ -196,6 +196,8 @@ pub struct HookStat {
     pub on: Target,
     /// A VM hook's VM's name (empty for a packet hook).
     pub vm: Name,
+    /// Whether the JIT's code runs it (else the interpreter).
+    pub compiled: bool,
     /// Frames (events) it ran on.
     pub runs: u64,
     /// Frames it passed (a VM hook: exits allowed, restarts granted,
@@ -1142,6 +1144,12 @@ impl Channel {
         }
         match fleet.hook_commit() {
             Ok(old) => {
+                // The new hook's row first (its engine), then the row of
+                // the hook it replaced, if any (both fit the room one
+                // answer is given).
+                if let Some(new) = fleet.hook_stat(name) {
+                    self.answer(seq, &hook_row(&new));
+                }
                 if let Some(old) = old {
                     self.answer(seq, &hook_row(&old));
                 }
@@ -1402,6 +1410,11 @@ fn hook_row(s: &HookStat) -> Message<'_> {
                 vm: &s.vm,
                 kind: kind as u8,
             },
+        },
+        engine: if s.compiled {
+            control::ENGINE_COMPILED
+        } else {
+            control::ENGINE_INTERPRETED
         },
         runs: s.runs,
         pass: s.pass,

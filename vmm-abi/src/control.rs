@@ -30,7 +30,7 @@ use core::fmt;
 /// The first two bytes of every frame.
 pub const MAGIC: [u8; 2] = *b"CC";
 /// The protocol version this crate speaks.
-pub const CONTROL_VERSION: u8 = 9;
+pub const CONTROL_VERSION: u8 = 10;
 /// Bytes before the payload.
 pub const HEADER: usize = 10;
 /// Bytes after it (the CRC-32).
@@ -113,6 +113,7 @@ const BAD_ARGS_FLAG: &str = "an arguments flag other than 0 (none) or 1 (given)"
 const BAD_HOOK_ON: &str =
     "a hook place other than 1 (a link direction), 2 (a VM) or 3 (a NIC queue)";
 const BAD_NIC_DIR: &str = "a NIC queue other than 0 (rx) or 1 (tx)";
+const BAD_ENGINE: &str = "an engine other than 0 (compiled) or 1 (interpreted)";
 const BAD_IMAGE_CHUNK: &str = "image bytes that are not 1 to 1000 bytes";
 const BAD_VM_HOOK: &str = "a VM hook kind other than 2 (restart), 3 (exit) or 4 (slice)";
 
@@ -126,6 +127,19 @@ const ON_NIC: u8 = 3;
 pub const NIC_RX: u8 = 0;
 /// [`HookOn::Nic`]'s queue: frames from the guests to the wire.
 pub const NIC_TX: u8 = 1;
+/// [`Message::HookRow`]'s engine: the hook runs as code the JIT compiled.
+pub const ENGINE_COMPILED: u8 = 0;
+/// [`Message::HookRow`]'s engine: the interpreter runs the hook (asked for
+/// in the manifest, or the JIT's code area had no room left).
+pub const ENGINE_INTERPRETED: u8 = 1;
+
+/// An engine's name: `compiled` or `interpreted`.
+pub const fn engine_name(engine: u8) -> &'static str {
+    match engine {
+        ENGINE_COMPILED => "compiled",
+        _ => "interpreted",
+    }
+}
 
 /// A VM's net port, named: `web.0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -366,7 +380,9 @@ pub enum Message<'a> {
         /// Whole 8-byte instructions, at most [`CHUNK_BYTES`].
         bytes: &'a [u8],
     },
-    /// Command: verify and attach the upload in progress, named `name`.
+    /// Command: verify and attach the upload in progress, named `name`
+    /// (answered with the new hook's [`Message::HookRow`], which says its
+    /// engine, then the row of the hook it replaced, if any).
     HookCommit {
         /// The upload's name.
         name: &'a str,
@@ -493,6 +509,8 @@ pub enum Message<'a> {
         name: &'a str,
         /// Its place.
         on: HookOn<'a>,
+        /// What runs it: [`ENGINE_COMPILED`] or [`ENGINE_INTERPRETED`].
+        engine: u8,
         /// Frames (events) it ran on.
         runs: u64,
         /// Frames it passed (a VM hook: exits allowed, restarts granted,
@@ -810,14 +828,22 @@ pub fn encode(msg: &Message<'_>, seq: u32, out: &mut [u8]) -> Result<usize, Fram
         Message::HookRow {
             name,
             on,
+            engine,
             runs,
             pass,
             dropped,
             faults,
             insns,
         } => {
+            if engine > ENGINE_INTERPRETED {
+                return Err(FrameError::Payload {
+                    kind,
+                    why: BAD_ENGINE,
+                });
+            }
             w.name(name, kind)?;
             w.hook_on(on, kind)?;
+            w.bytes(&[engine])?;
             for n in [runs, pass, dropped, faults, insns] {
                 w.bytes(&n.to_le_bytes())?;
             }
@@ -1341,6 +1367,10 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Message<'_>, FrameError> {
         K_HOOK_ROW => Message::HookRow {
             name: r.name()?,
             on: r.hook_on()?,
+            engine: match r.take(1)?[0] {
+                e @ (ENGINE_COMPILED | ENGINE_INTERPRETED) => e,
+                _ => return Err(r.bad(BAD_ENGINE)),
+            },
             runs: r.u64()?,
             pass: r.u64()?,
             dropped: r.u64()?,

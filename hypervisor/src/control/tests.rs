@@ -7,7 +7,9 @@ use proptest::prelude::*;
 use std::string::{String, ToString};
 use std::vec;
 use std::vec::Vec as StdVec;
-use vmm_abi::control::{Frame, NO_CORE, Port, UNFRAMED, VM_RUNNING, encode};
+use vmm_abi::control::{
+    ENGINE_COMPILED, ENGINE_INTERPRETED, Frame, NO_CORE, Port, UNFRAMED, VM_RUNNING, encode,
+};
 use vmm_abi::manifest::{LinkDir, NicDir};
 
 /// A start or stop as the fake saw it.
@@ -219,6 +221,8 @@ impl Fleet for FakeFleet {
             name: Name::try_from(name.as_str()).unwrap(),
             on,
             vm,
+            // The fake's JIT area has room for 125 instructions.
+            compiled: bytes.len() <= 125 * 8,
             runs: 0,
             pass: 0,
             dropped: 0,
@@ -343,7 +347,8 @@ enum Got {
     Flow(u32, u32, u64),
     Line(u32, u64, String),
     Head(u32, u32, u64),
-    Hook(u32, String, u64),
+    /// seq, name, runs, engine
+    Hook(u32, String, u64, u8),
     Entry(u32, u8, StdVec<u8>, StdVec<u8>),
     Event(u32, String),
 }
@@ -389,7 +394,9 @@ fn drain(ch: &mut Channel, fleet: &mut FakeFleet, now: u64) -> StdVec<Got> {
                     } => Got::Flow(seq, index, in_frames),
                     Message::LogLine { seq: n, text } => Got::Line(seq, n, text.to_string()),
                     Message::LogHead { id, next } => Got::Head(seq, id, next),
-                    Message::HookRow { name, runs, .. } => Got::Hook(seq, name.to_string(), runs),
+                    Message::HookRow {
+                        name, runs, engine, ..
+                    } => Got::Hook(seq, name.to_string(), runs, engine),
                     Message::MapEntry {
                         map, key, value, ..
                     } => Got::Entry(seq, map, key.to_vec(), value.to_vec()),
@@ -1322,9 +1329,17 @@ fn a_hook_uploaded_in_chunks_attaches_swaps_and_detaches() {
             Message::HookCommit { name: "count" },
         ],
     );
+    // The commit answers the new hook's row: too long for the fake's JIT
+    // area, it is interpreted.
     assert_eq!(
         got,
-        [Got::Done(0), Got::Done(1), Got::Done(2), Got::Done(3)]
+        [
+            Got::Done(0),
+            Got::Done(1),
+            Got::Done(2),
+            Got::Hook(3, "count".into(), 0, ENGINE_INTERPRETED),
+            Got::Done(3)
+        ]
     );
     assert_eq!(fleet.hooks.len(), 1);
     assert_eq!(fleet.hooks[0].0.insns, 130);
@@ -1346,7 +1361,8 @@ fn a_hook_uploaded_in_chunks_attaches_swaps_and_detaches() {
         [
             Got::Done(4),
             Got::Done(5),
-            Got::Hook(6, "count".into(), 42),
+            Got::Hook(6, "count2".into(), 0, ENGINE_COMPILED),
+            Got::Hook(6, "count".into(), 42, ENGINE_INTERPRETED),
             Got::Done(6)
         ]
     );
@@ -1366,7 +1382,7 @@ fn a_hook_uploaded_in_chunks_attaches_swaps_and_detaches() {
         &[Message::HookMaps { name: "count2" }],
     );
     assert_eq!(got.len(), 5);
-    assert_eq!(got[0], Got::Hook(7, "count2".into(), 0));
+    assert_eq!(got[0], Got::Hook(7, "count2".into(), 0, ENGINE_COMPILED));
     assert_eq!(got[3], Got::Entry(7, 2, vec![2, 0, 0, 0], vec![7; 8]));
     assert_eq!(got[4], Got::Done(7));
     let got = exchange(
@@ -1375,7 +1391,13 @@ fn a_hook_uploaded_in_chunks_attaches_swaps_and_detaches() {
         &mut seq,
         &[Message::HookDetach { name: "count2" }],
     );
-    assert_eq!(got, [Got::Hook(8, "count2".into(), 0), Got::Done(8)]);
+    assert_eq!(
+        got,
+        [
+            Got::Hook(8, "count2".into(), 0, ENGINE_COMPILED),
+            Got::Done(8)
+        ]
+    );
     assert!(fleet.hooks.is_empty());
     assert_eq!(fleet.aborts, 0);
 }
@@ -1497,7 +1519,15 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
         &mut seq,
         &attach("guard", "web-2", HookKind::Exit),
     );
-    assert_eq!(got, [Got::Done(0), Got::Done(1), Got::Done(2)]);
+    assert_eq!(
+        got,
+        [
+            Got::Done(0),
+            Got::Done(1),
+            Got::Hook(2, "guard".into(), 0, ENGINE_COMPILED),
+            Got::Done(2)
+        ]
+    );
     assert_eq!(
         fleet.hooks[0].0.on,
         Target::Vm {
@@ -1528,6 +1558,7 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
                 vm: "web-2",
                 kind: HookKind::Exit as u8
             },
+            engine: ENGINE_COMPILED,
             runs: 0,
             pass: 0,
             dropped: 0,
@@ -1535,7 +1566,7 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
             insns: 2
         }
     );
-    // The same VM and kind: a swap, the old row first.
+    // The same VM and kind: a swap, the new row first, then the old.
     fleet.hooks[0].0.runs = 7;
     let got = exchange(
         &mut ch,
@@ -1545,7 +1576,11 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
     );
     assert_eq!(
         got[2..],
-        [Got::Hook(seq - 1, "guard".into(), 7), Got::Done(seq - 1)]
+        [
+            Got::Hook(seq - 1, "guard2".into(), 0, ENGINE_COMPILED),
+            Got::Hook(seq - 1, "guard".into(), 7, ENGINE_COMPILED),
+            Got::Done(seq - 1)
+        ]
     );
     // Another kind on the same VM is another place.
     exchange(
@@ -1624,7 +1659,10 @@ fn a_vm_hook_is_uploaded_swapped_and_detached_by_name_and_refused_where_it_canno
     );
     assert_eq!(
         got,
-        [Got::Hook(seq - 1, "guard2".into(), 0), Got::Done(seq - 1)]
+        [
+            Got::Hook(seq - 1, "guard2".into(), 0, ENGINE_COMPILED),
+            Got::Done(seq - 1)
+        ]
     );
     assert_eq!(fleet.hooks.len(), 2);
 }

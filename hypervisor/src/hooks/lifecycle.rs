@@ -199,6 +199,11 @@ impl<'t> VmHook<'t> {
         }
     }
 
+    /// Whether the JIT's code runs it (else the interpreter).
+    pub fn compiled(&self) -> bool {
+        self.state.lock().prog.jit().is_some()
+    }
+
     /// The same hook serving core `core`'s VMs instead of one VM.
     pub fn on_core(self, core: u32) -> Self {
         VmHook {

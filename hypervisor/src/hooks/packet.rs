@@ -640,6 +640,11 @@ impl<'t> PacketHook<'t> {
         }
     }
 
+    /// Whether the JIT's code runs it (else the interpreter).
+    pub fn compiled(&self) -> bool {
+        self.run.lock().prog.jit().is_some()
+    }
+
     /// Sets the port `xdp_md.ingress_ifindex` names (the sender's).
     pub fn set_ingress(&self, port: u32) {
         let mut run = self.run.lock();

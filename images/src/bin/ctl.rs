@@ -103,11 +103,12 @@ enum Got {
         seq: u64,
         text: String,
     },
-    /// A hook's row: its name, its place as JSON, its counters (runs,
-    /// passed, not passed, faults, instructions).
+    /// A hook's row: its name, its place as JSON, its engine's name, its
+    /// counters (runs, passed, not passed, faults, instructions).
     Hook {
         name: String,
         on: String,
+        engine: &'static str,
         counts: [u64; 5],
     },
     Entry {
@@ -357,6 +358,7 @@ fn owned(m: &Message<'_>) -> Option<Got> {
         Message::HookRow {
             name,
             on,
+            engine,
             runs,
             pass,
             dropped,
@@ -380,6 +382,7 @@ fn owned(m: &Message<'_>) -> Option<Got> {
             Got::Hook {
                 name: name.to_string(),
                 on: place,
+                engine: control::engine_name(engine),
                 counts: [runs, pass, dropped, faults, insns],
             }
         }
@@ -402,7 +405,13 @@ fn owned(m: &Message<'_>) -> Option<Got> {
 
 /// A hook's row as a JSON object, with the map entries among `got`.
 fn hook_json(out: &mut String, row: &Got, got: &[Got]) {
-    let Got::Hook { name, on, counts } = row else {
+    let Got::Hook {
+        name,
+        on,
+        engine,
+        counts,
+    } = row
+    else {
         return;
     };
     let [runs, pass, dropped, faults, insns] = counts;
@@ -410,7 +419,7 @@ fn hook_json(out: &mut String, row: &Got, got: &[Got]) {
     json_str(out, name);
     let _ = write!(
         out,
-        ",\"on\":{on},\"runs\":{runs},\"pass\":{pass},\"dropped\":{dropped},\"faults\":{faults},\"instructions\":{insns},\"entries\":["
+        ",\"on\":{on},\"engine\":\"{engine}\",\"runs\":{runs},\"pass\":{pass},\"dropped\":{dropped},\"faults\":{faults},\"instructions\":{insns},\"entries\":["
     );
     let entries = got.iter().filter_map(|g| match g {
         Got::Entry {
@@ -816,12 +825,19 @@ impl Ctl {
         if !matches!(got.last(), Some(Got::Done)) {
             return done_or_error(Ok(got));
         }
+        // The new hook's row (its engine), then the replaced one's, if any.
+        let mut rows = got.iter().filter(|g| matches!(g, Got::Hook { .. }));
         let mut body = String::from("{\"name\":");
         json_str(&mut body, name);
+        body.push_str(",\"hook\":");
+        match rows.next() {
+            Some(g) => hook_json(&mut body, g, &[]),
+            None => body.push_str("null"),
+        }
         body.push_str(",\"replaced\":");
-        match got.first() {
-            Some(g @ Got::Hook { .. }) => hook_json(&mut body, g, &[]),
-            _ => body.push_str("null"),
+        match rows.next() {
+            Some(g) => hook_json(&mut body, g, &[]),
+            None => body.push_str("null"),
         }
         body.push_str("}\n");
         reply(Status::Ok, body)

@@ -196,6 +196,7 @@ fn all() -> Vec<Message<'static>> {
                 vm: "web-2",
                 kind: crate::hook::HookKind::Slice as u8,
             },
+            engine: ENGINE_INTERPRETED,
             runs: 3,
             pass: 2,
             dropped: 1,
@@ -208,6 +209,7 @@ fn all() -> Vec<Message<'static>> {
                 link: 0,
                 dir: DIR_A_TO_B,
             },
+            engine: ENGINE_COMPILED,
             runs: 10,
             pass: 9,
             dropped: 1,
@@ -365,6 +367,32 @@ fn malformed_hook_messages_are_refused_by_name() {
     entry.extend([0; 300]);
     assert_eq!(why(&raw_frame(71, &entry)), BAD_ENTRY);
     assert_eq!(map_defs(&ARRAY_DEF).count(), 1);
+    // A hook row's engine is compiled or interpreted, either way.
+    let row = |engine| Message::HookRow {
+        name: "h",
+        on: HookOn::Nic {
+            nic: 0,
+            dir: NIC_TX,
+        },
+        engine,
+        runs: 1,
+        pass: 1,
+        dropped: 0,
+        faults: 0,
+        insns: 2,
+    };
+    for engine in [2, 255] {
+        assert!(refused(&row(engine)), "{engine}");
+    }
+    let n = encode(&row(ENGINE_INTERPRETED), 0, &mut buf).unwrap();
+    let mut p = buf[HEADER..n - TRAILER].to_vec();
+    p[2 + 1 + 4 + 1] = 2; // name (2), tag, the NIC (4), the queue, the engine
+    assert_eq!(why(&raw_frame(row(0).kind(), &p)), BAD_ENGINE);
+    p[2 + 1 + 4 + 1] = ENGINE_INTERPRETED;
+    assert!(matches!(
+        next_frame(&raw_frame(row(0).kind(), &p)),
+        Next::Frame(..)
+    ));
 }
 
 fn framed(msg: &Message<'_>, seq: u32) -> Vec<u8> {
