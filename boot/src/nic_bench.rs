@@ -8,8 +8,11 @@
 //! those passes; in owned mode, where a frame's work is split over passes
 //! (its completion, then the refill when the guest posts the buffer again)
 //! that the guest's timing groups differently from run to run, they are
-//! the frame's own steps without the pass's fixed cost. The emulated TSC
-//! counts instructions.
+//! the frame's own steps without the pass's fixed cost, each kind of step
+//! (completion, refill, send, send completion) at its average over the
+//! window times the window's frames: where the window's edges cut a
+//! frame's steps apart, which the host's timing decides, does not move
+//! them. The emulated TSC counts instructions.
 //!
 //! The burst load (`pktgen mode=ping`, 32 requests in flight) has no host
 //! client: slirp answers each echo request to its gateway inside the
@@ -340,7 +343,7 @@ pub fn lines(rows: &[Row], setup: &str) -> Vec<String> {
         ]);
     }
     let mut out = vec![format!(
-        "nic bench: {setup}; instructions are emulated TSC ticks of the NIC's polling core over its steady-state window; lockstep: one frame per pass each way (a UDP client on the host through slirp, one datagram at a time), burst: several per pass (pktgen pinging slirp's gateway, 32 requests in flight); shared: the halves of the passes that moved frames, owned: the frames' own steps (completion, refill, send, their doorbells), without the pass's fixed cost; in whole instructions: the lockstep window's sums differ between runs by a few 5-instruction waits (at most 50 in 300,000) that the host's timing moves in and out of it"
+        "nic bench: {setup}; instructions are emulated TSC ticks of the NIC's polling core over its steady-state window; lockstep: one frame per pass each way (a UDP client on the host through slirp, one datagram at a time), burst: several per pass (pktgen pinging slirp's gateway, 32 requests in flight); shared: the halves of the passes that moved frames, owned: the frames' own steps (completion, refill, send, their doorbells), without the pass's fixed cost, each kind at its average over the window; in whole instructions: the lockstep window's sums differ between runs by a few 5-instruction waits (at most 50 in 300,000) that the host's timing moves in and out of it"
     )];
     let mut align = vec![Align::Left, Align::Left];
     align.extend([Align::Right; 6]);

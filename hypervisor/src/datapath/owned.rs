@@ -90,23 +90,105 @@ pub struct Owned {
     /// The first error the driver answered with (the NIC is then left
     /// alone).
     pub error: Option<NicError>,
-    /// Clock ticks spent on each frame's own steps: a receive completion
-    /// or refill, a transmit or its completion, and the publish or doorbell
-    /// after them. Not the pass's fixed cost (its revocation check and ring
-    /// views), which in lockstep traffic falls on the completion and the
-    /// refill together or apart as the guest's ring writes meet the
-    /// passes, and so is not repeatable.
+    /// Clock ticks spent on each frame's own steps, by kind: a receive
+    /// completion or refill, a transmit or its completion, and the publish
+    /// or doorbell after them. Not the pass's fixed cost (its revocation
+    /// check and ring views), which in lockstep traffic falls on the
+    /// completion and the refill together or apart as the guest's ring
+    /// writes meet the passes, and so is not repeatable.
     pub busy: Busy,
 }
 
-/// Clock ticks a NIC's polling core spent on each direction's halves of
-/// passes that did work there.
+/// Clock ticks an owned NIC's polling core spent on the frames' steps, by
+/// kind of step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Busy {
-    /// Wire to guest.
-    pub rx: u64,
-    /// Guest to wire.
-    pub tx: u64,
+    /// Frames from the wire completed to the guest (and the publishes).
+    pub rx_done: Steps,
+    /// Receive buffers given to the NIC (and the doorbells).
+    pub rx_given: Steps,
+    /// Guest frames taken and given to the NIC (and the doorbells).
+    pub tx_sent: Steps,
+    /// Sent frames completed to the guest (and the publishes).
+    pub tx_done: Steps,
+}
+
+/// Steps of one kind: how many, and the clock ticks they took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Steps {
+    /// Steps taken.
+    pub n: u64,
+    /// Clock ticks they (and the publish or doorbell after them) took.
+    pub ticks: u64,
+}
+
+impl Steps {
+    /// One more step, of `ticks`.
+    #[inline]
+    fn add(&mut self, ticks: u64) {
+        self.n += 1;
+        self.ticks = self.ticks.wrapping_add(ticks);
+    }
+
+    /// Ticks of the publish or doorbell that followed steps already
+    /// counted.
+    #[inline]
+    fn more(&mut self, ticks: u64) {
+        self.ticks = self.ticks.wrapping_add(ticks);
+    }
+
+    /// These steps since `start` (a reading of the same counter).
+    pub fn since(&self, start: &Steps) -> Steps {
+        Steps {
+            n: self.n.wrapping_sub(start.n),
+            ticks: self.ticks.wrapping_sub(start.ticks),
+        }
+    }
+
+    /// What `frames` steps cost at these steps' average (0 if none were
+    /// taken).
+    pub fn for_frames(&self, frames: u64) -> u64 {
+        self.ticks
+            .saturating_mul(frames)
+            .checked_div(self.n)
+            .unwrap_or(0)
+    }
+}
+
+impl Busy {
+    /// Ticks spent on the wire-to-guest steps.
+    pub fn rx(&self) -> u64 {
+        self.rx_done.ticks.wrapping_add(self.rx_given.ticks)
+    }
+
+    /// Ticks spent on the guest-to-wire steps.
+    pub fn tx(&self) -> u64 {
+        self.tx_sent.ticks.wrapping_add(self.tx_done.ticks)
+    }
+
+    /// These counters since `start` (a reading of the same NIC's).
+    pub fn since(&self, start: &Busy) -> Busy {
+        Busy {
+            rx_done: self.rx_done.since(&start.rx_done),
+            rx_given: self.rx_given.since(&start.rx_given),
+            tx_sent: self.tx_sent.since(&start.tx_sent),
+            tx_done: self.tx_done.since(&start.tx_done),
+        }
+    }
+
+    /// What `rx_frames` frames in and `tx_frames` out cost, each kind of
+    /// step at its average over these counters. A window that starts and
+    /// ends at frame counts cuts some frames' steps apart (a frame
+    /// delivered in the window whose buffer comes back after it, or the
+    /// other way round), so it may hold one step of a kind more or fewer
+    /// than it has frames; at each kind's average those edges do not move
+    /// the sum.
+    pub fn for_frames(&self, rx_frames: u64, tx_frames: u64) -> (u64, u64) {
+        (
+            self.rx_done.for_frames(rx_frames) + self.rx_given.for_frames(rx_frames),
+            self.tx_sent.for_frames(tx_frames) + self.tx_done.for_frames(tx_frames),
+        )
+    }
 }
 
 /// What the NIC holds of one ring, by cookie (`0 .. SLOTS`), with the
@@ -315,12 +397,12 @@ impl Owned {
             };
             add_used(rings.as_ref(), queue, &mut ram, held.head, used)?;
             moved += 1;
-            self.busy.rx += clock().wrapping_sub(t0);
+            self.busy.rx_done.add(clock().wrapping_sub(t0));
         }
         let t0 = clock();
         publish(rings.as_ref(), queue, &mut ram)?;
         if moved > 0 {
-            self.busy.rx += clock().wrapping_sub(t0);
+            self.busy.rx_done.more(clock().wrapping_sub(t0));
         }
         // Refill: every buffer the guest posted, while the NIC has room.
         let mut given = false;
@@ -362,12 +444,12 @@ impl Owned {
             self.rx.hold(held);
             self.hold(generation);
             given = true;
-            self.busy.rx += clock().wrapping_sub(t0);
+            self.busy.rx_given.add(clock().wrapping_sub(t0));
         }
         let t0 = clock();
         nic.zc_rx_flush();
         if given {
-            self.busy.rx += clock().wrapping_sub(t0);
+            self.busy.rx_given.more(clock().wrapping_sub(t0));
         }
         Ok(moved)
     }
@@ -403,7 +485,7 @@ impl Owned {
             if let Some(head) = self.tx.release(cookie) {
                 add_used(rings.as_ref(), queue, &mut ram, head, 0)?;
                 moved += 1;
-                self.busy.tx += clock().wrapping_sub(t0);
+                self.busy.tx_done.add(clock().wrapping_sub(t0));
             }
         }
         let mut taken = 0;
@@ -425,7 +507,7 @@ impl Owned {
                         Some(f) => f,
                         None => {
                             add_used(rings.as_ref(), queue, &mut ram, head, 0)?;
-                            self.busy.tx += clock().wrapping_sub(t0);
+                            self.busy.tx_sent.add(clock().wrapping_sub(t0));
                             continue;
                         }
                     }
@@ -441,13 +523,23 @@ impl Owned {
             let len = ETH_HEADER + frame.body_len;
             self.flow.tx_frames += 1;
             self.flow.tx_bytes += u64::from(len);
-            self.busy.tx += clock().wrapping_sub(t0);
+            self.busy.tx_sent.add(clock().wrapping_sub(t0));
         }
+        // The doorbell is the sent frames'; the publish the completions'
+        // (or, in a pass without any, the frames dropped).
         let t0 = clock();
         nic.zc_tx_flush();
+        let t1 = clock();
         publish(rings.as_ref(), queue, &mut ram)?;
-        if moved + taken > 0 {
-            self.busy.tx += clock().wrapping_sub(t0);
+        let t2 = clock();
+        let (doorbell, published) = (t1.wrapping_sub(t0), t2.wrapping_sub(t1));
+        if taken > 0 {
+            self.busy.tx_sent.more(doorbell);
+        }
+        if moved > 0 {
+            self.busy.tx_done.more(published);
+        } else if taken > 0 {
+            self.busy.tx_sent.more(published);
         }
         Ok(moved + taken)
     }

@@ -16,7 +16,7 @@
 
 use super::direction::{self, Direction, Hold};
 use super::endpoint::{LinkEnd, LinkFault, Receiver, Side};
-use super::owned::Owned;
+use super::owned::{Busy, Owned};
 use super::policy::PassAll;
 use super::port::{Port, PortInner, Signals};
 use super::runtime::RuntimeSlot;
@@ -157,8 +157,8 @@ impl NicSlot<'_> {
                     rx_bytes: o.flow.rx_bytes,
                     tx_frames: o.flow.tx_frames,
                     tx_bytes: o.flow.tx_bytes,
-                    rx_busy: o.busy.rx,
-                    tx_busy: o.busy.tx,
+                    rx_busy: o.busy.rx(),
+                    tx_busy: o.busy.tx(),
                     ..NicFlow::default()
                 }
             }
@@ -200,9 +200,10 @@ impl NicSlot<'_> {
                 let o = self.owned.lock();
                 NicMeter {
                     delivered: o.flow.rx_frames,
-                    rx_busy: o.busy.rx,
+                    rx_busy: o.busy.rx(),
                     tx_frames: o.flow.tx_frames,
-                    tx_busy: o.busy.tx,
+                    tx_busy: o.busy.tx(),
+                    steps: Some(o.busy),
                     exits: 0,
                 }
             }
@@ -213,6 +214,7 @@ impl NicSlot<'_> {
                     rx_busy: s.wire.rx_busy,
                     tx_frames: s.wire.tx_frames,
                     tx_busy: s.wire.tx_busy,
+                    steps: None,
                     exits: 0,
                 }
             }
@@ -228,17 +230,33 @@ struct NicMeter {
     rx_busy: u64,
     tx_frames: u64,
     tx_busy: u64,
+    /// An owned NIC's steps by kind (its busy time is theirs).
+    steps: Option<Busy>,
     /// VM exits of every VM.
     exits: u64,
 }
 
 impl NicMeter {
+    /// The window from `start` to this reading. An owned NIC's busy time
+    /// is each kind of step at its average over the window, times the
+    /// window's frames ([`Busy::for_frames`]): where its edges cut a
+    /// frame's steps apart does not move it.
     fn since(&self, start: &NicMeter) -> NicMeter {
+        let delivered = self.delivered.wrapping_sub(start.delivered);
+        let tx_frames = self.tx_frames.wrapping_sub(start.tx_frames);
+        let (rx_busy, tx_busy) = match (self.steps, start.steps) {
+            (Some(now), Some(then)) => now.since(&then).for_frames(delivered, tx_frames),
+            _ => (
+                self.rx_busy.wrapping_sub(start.rx_busy),
+                self.tx_busy.wrapping_sub(start.tx_busy),
+            ),
+        };
         NicMeter {
-            delivered: self.delivered.wrapping_sub(start.delivered),
-            rx_busy: self.rx_busy.wrapping_sub(start.rx_busy),
-            tx_frames: self.tx_frames.wrapping_sub(start.tx_frames),
-            tx_busy: self.tx_busy.wrapping_sub(start.tx_busy),
+            delivered,
+            rx_busy,
+            tx_frames,
+            tx_busy,
+            steps: None,
             exits: self.exits.wrapping_sub(start.exits),
         }
     }

@@ -191,11 +191,47 @@ fn the_nic_writes_into_the_guests_buffers_and_reads_its_frames() {
     // Each frame's own step took one tick (a reading on each side), and so
     // did each publish or doorbell after work: receive gave 4 buffers and
     // rang (5), then completed 2 frames and published (3); transmit sent
-    // one frame and rang (2), then completed it and published (2). Idle
-    // passes are free.
-    assert_eq!(r.owned.busy, Busy { rx: 8, tx: 4 });
+    // one frame, rang and published (3), then completed it and published
+    // (2). Idle passes are free.
+    let want = Busy {
+        rx_done: Steps { n: 2, ticks: 3 },
+        rx_given: Steps { n: 4, ticks: 5 },
+        tx_sent: Steps { n: 1, ticks: 3 },
+        tx_done: Steps { n: 1, ticks: 2 },
+    };
+    assert_eq!(r.owned.busy, want);
+    assert_eq!((want.rx(), want.tx()), (8, 5));
     r.pass();
-    assert_eq!(r.owned.busy, Busy { rx: 8, tx: 4 });
+    assert_eq!(r.owned.busy, want);
+}
+
+#[test]
+fn a_window_takes_each_kind_of_step_at_its_average() {
+    let steps = |n, each| Steps { n, ticks: n * each };
+    let at = |c: u64| Busy {
+        rx_done: steps(c, 100),
+        rx_given: steps(c, 60),
+        tx_sent: steps(c, 150),
+        tx_done: steps(c, 70),
+    };
+    // 256 frames each way, but the window's edges caught one refill fewer
+    // (a buffer came back after it ended) and one send more: the same cost.
+    let mut end = at(300);
+    end.rx_given = steps(299, 60);
+    end.tx_sent = steps(301, 150);
+    let window = end.since(&at(44));
+    assert_eq!(window.rx_given.n, 255);
+    assert_eq!(window.for_frames(256, 256), (256 * 160, 256 * 220));
+    // A plain sum would have moved by a refill and a send.
+    assert_eq!(window.rx(), 256 * 160 - 60);
+    assert_eq!(window.tx(), 256 * 220 + 150);
+    // No steps of a kind add nothing; counters wrap.
+    assert_eq!(Busy::default().for_frames(256, 256), (0, 0));
+    let wrapped = Steps { n: 2, ticks: 5 }.since(&Steps {
+        n: u64::MAX,
+        ticks: u64::MAX - 4,
+    });
+    assert_eq!(wrapped, Steps { n: 3, ticks: 10 });
 }
 
 #[test]
