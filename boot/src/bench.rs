@@ -324,6 +324,7 @@ mod tests {
             attach: "vm:bench-hooked".into(),
             file: "allow_exits.bpf.c".into(),
             program: "allow_exits".into(),
+            engine: Some("compiled".into()),
             runs: 10,
             verdicts: None,
             instructions: 60,

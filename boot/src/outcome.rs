@@ -190,6 +190,9 @@ pub struct HookOutcome {
     pub link: u32,
     /// `a->b` or `b->a`.
     pub dir: String,
+    /// What ran it (`compiled` or `interpreted`), from its `hook` or
+    /// `vm-hook` record (empty before).
+    pub engine: String,
     /// Its counters, once its `hook` record arrived (a packet hook).
     pub flow: Option<HookFlow>,
     /// Its counters, once its `vm-hook` record arrived (a restart, exit or
@@ -579,12 +582,14 @@ impl RunOutcome {
                 name,
                 link,
                 dir,
+                engine,
                 flow,
             } => {
                 if let Some(h) = self.hook_mut(hook, kind) {
                     h.name = name.to_string();
                     h.link = link;
                     h.dir = dir.to_string();
+                    h.engine = engine.to_string();
                     h.flow = Some(flow);
                 }
             }
@@ -593,10 +598,12 @@ impl RunOutcome {
                 name,
                 kind: hook_kind,
                 vm,
+                engine,
                 flow,
             } => {
                 if let Some(h) = self.hook_mut(hook, kind) {
                     h.name = name.to_string();
+                    h.engine = engine.to_string();
                     h.vm_flow = Some((vm.to_string(), flow));
                     h.vm_kind = vmm_abi::hook::HookKind::ALL
                         .into_iter()

@@ -248,6 +248,10 @@ pub struct HookReport {
     pub file: String,
     /// Its program's name in the object.
     pub program: String,
+    /// What ran it: `compiled` or `interpreted` (`None` without its
+    /// record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Frames it ran on (0 without its `hook` record).
     pub runs: u64,
     /// Its verdicts by name (`None` without its `hook` record).
@@ -256,6 +260,11 @@ pub struct HookReport {
     pub instructions: u64,
     /// Its maps by name.
     pub maps: BTreeMap<String, HookMapReport>,
+}
+
+/// The engine a hook's record named, if one came.
+fn engine_of(o: &HookOutcome) -> Option<String> {
+    Some(o.engine.clone()).filter(|e| !e.is_empty())
 }
 
 /// Little-endian bytes of 1 to 8 hex-encoded bytes as a number.
@@ -332,6 +341,7 @@ impl HookReport {
                 attach: format!("vm:{vm} (attached at runtime)"),
                 file: String::new(),
                 program: String::new(),
+                engine: engine_of(o),
                 runs: f.runs,
                 verdicts: Some(vm_verdicts(kind, f)),
                 instructions: f.insns,
@@ -348,6 +358,7 @@ impl HookReport {
             },
             file: String::new(),
             program: String::new(),
+            engine: engine_of(o),
             runs: flow.runs,
             verdicts: Some(
                 HookFlow::FIELDS
@@ -400,6 +411,7 @@ impl HookReport {
             attach: config.attach.clone(),
             file: config.file.display().to_string(),
             program: config.program.program.clone(),
+            engine: o.and_then(engine_of),
             runs: flow.map_or(0, |f| f.runs) + vm_flow.map_or(0, |f| f.runs),
             verdicts: match (flow, vm_flow) {
                 (Some(f), _) => Some(
@@ -868,6 +880,10 @@ impl Report {
                 continue;
             };
             let get = |k: &str| v.get(k).copied().unwrap_or(0);
+            let engine = h
+                .engine
+                .as_deref()
+                .map_or(String::new(), |e| format!(", {e}"));
             if h.kind != "packet" {
                 let order: &[&str] = if h.kind == "restart" {
                     &["restart", "stay_down", "bad", "faults"]
@@ -879,17 +895,18 @@ impl Report {
                 let answers: Vec<String> =
                     order.iter().map(|k| format!("{} {k}", get(k))).collect();
                 text.push_str(&format!(
-                    "hook {} ({}): {} runs: {}; {} instructions ({:.1} per run)\n",
+                    "hook {} ({}): {} runs: {}; {} instructions ({:.1} per run{})\n",
                     h.name,
                     h.attach,
                     h.runs,
                     answers.join(", "),
                     h.instructions,
                     h.instructions as f64 / h.runs.max(1) as f64,
+                    engine,
                 ));
             } else {
                 text.push_str(&format!(
-                "hook {} ({}): {} runs: {} pass, {} drop, {} aborted, {} faults, {} tx, {} redirect, {} sent, {} unsent; {} instructions ({:.1} per run)\n",
+                "hook {} ({}): {} runs: {} pass, {} drop, {} aborted, {} faults, {} tx, {} redirect, {} sent, {} unsent; {} instructions ({:.1} per run{})\n",
                 h.name,
                 h.attach,
                 h.runs,
@@ -903,6 +920,7 @@ impl Report {
                 get("unsent"),
                 h.instructions,
                 h.instructions as f64 / h.runs.max(1) as f64,
+                engine,
             ));
             }
             for (name, m) in &h.maps {
@@ -1071,6 +1089,46 @@ mod tests {
             outcome.apply(&parse_line(line).unwrap().unwrap());
         }
         Report::new(&manifest, "corei7_icelake_u", 4, &outcome)
+    }
+
+    #[test]
+    fn hooks_say_which_engine_ran_them() {
+        let manifest = parse(
+            "[[vm]]\nname = \"web\"\nimage = \"hello\"\n",
+            "m.toml",
+            &["hello".into()],
+        )
+        .unwrap();
+        let mut outcome = RunOutcome::new(1);
+        for line in [
+            "@corral hook hook=0 name=count link=0 dir=a->b engine=compiled flow_runs=4 flow_pass=4 flow_drop=0 flow_aborted=0 flow_faults=0 flow_tx=0 flow_redirect=0 flow_sent=0 flow_unsent=0 flow_insns=40",
+            "@corral vm-hook hook=1 name=guard kind=exit vm=web engine=interpreted flow_runs=2 flow_allow=2 flow_deny=0 flow_fail=0 flow_bad=0 flow_faults=0 flow_insns=6",
+        ] {
+            outcome.apply(&parse_line(line).unwrap().unwrap());
+        }
+        let report = Report::new(&manifest, "corei7_icelake_u", 1, &outcome);
+        let v: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(v["hooks"][0]["engine"], "compiled", "{v:#}");
+        assert_eq!(v["hooks"][1]["engine"], "interpreted", "{v:#}");
+        let summary = report.hook_summary();
+        let lines: Vec<&str> = summary.lines().collect();
+        assert!(
+            lines[0].ends_with("40 instructions (10.0 per run, compiled)"),
+            "{summary}"
+        );
+        assert!(
+            lines[1].ends_with("6 instructions (3.0 per run, interpreted)"),
+            "{summary}"
+        );
+        // A hook without a record says nothing of an engine.
+        let mut silent = report.hooks[0].clone();
+        silent.engine = None;
+        assert!(
+            serde_json::to_value(&silent)
+                .unwrap()
+                .get("engine")
+                .is_none()
+        );
     }
 
     #[test]

@@ -586,6 +586,8 @@ records! {
             link: u32,
             /// The direction it judges: `a->b` or `b->a`.
             dir: &'a str,
+            /// What ran it: `compiled` (the JIT's code) or `interpreted`.
+            engine: &'a str,
             /// What it did.
             flow: HookFlow,
         },
@@ -599,6 +601,8 @@ records! {
             kind: &'a str,
             /// The VM it is attached to.
             vm: &'a str,
+            /// What ran it: `compiled` (the JIT's code) or `interpreted`.
+            engine: &'a str,
             /// What it answered.
             flow: VmHookFlow,
         },

@@ -308,6 +308,7 @@ impl<'t> VmHook<'t> {
             name: self.name,
             kind: self.kind.name(),
             vm: vm_name,
+            engine: st.prog.engine(),
             flow: st.flow,
         });
         super::maps::report(self.index, &st.maps, st.cores, record);

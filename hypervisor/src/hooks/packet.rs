@@ -686,6 +686,7 @@ impl<'t> PacketHook<'t> {
             name: self.name,
             link: place,
             dir,
+            engine: run.prog.engine(),
             flow: run.flow,
         });
         super::maps::report(index, &run.mem.maps, run.mem.env.core + 1, record);

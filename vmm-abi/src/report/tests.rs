@@ -138,6 +138,7 @@ fn every_record_round_trips() {
         name: "drop-port",
         link: 0,
         dir: "a->b",
+        engine: "compiled",
         flow: HookFlow {
             runs: 10,
             pass: 9,
@@ -392,6 +393,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                 name: "drop-port",
                 link: 2,
                 dir: "b->a",
+                engine: "interpreted",
                 flow: HookFlow {
                     runs: 10,
                     pass: 8,
@@ -401,7 +403,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                     ..HookFlow::default()
                 },
             },
-            "@corral hook hook=0 name=drop-port link=2 dir=b->a flow_runs=10 flow_pass=8 flow_drop=1 flow_aborted=0 flow_faults=1 flow_tx=0 flow_redirect=0 flow_sent=0 flow_unsent=0 flow_insns=250",
+            "@corral hook hook=0 name=drop-port link=2 dir=b->a engine=interpreted flow_runs=10 flow_pass=8 flow_drop=1 flow_aborted=0 flow_faults=1 flow_tx=0 flow_redirect=0 flow_sent=0 flow_unsent=0 flow_insns=250",
         ),
         (
             Record::VmHook {
@@ -409,6 +411,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                 name: "twice",
                 kind: "restart",
                 vm: "crash",
+                engine: "compiled",
                 flow: VmHookFlow {
                     runs: 3,
                     allow: 2,
@@ -417,7 +420,7 @@ fn golden() -> std::vec::Vec<(Record<'static>, &'static str)> {
                     ..VmHookFlow::default()
                 },
             },
-            "@corral vm-hook hook=1 name=twice kind=restart vm=crash flow_runs=3 flow_allow=2 flow_deny=1 flow_fail=0 flow_bad=0 flow_faults=0 flow_insns=30",
+            "@corral vm-hook hook=1 name=twice kind=restart vm=crash engine=compiled flow_runs=3 flow_allow=2 flow_deny=1 flow_fail=0 flow_bad=0 flow_faults=0 flow_insns=30",
         ),
         (
             Record::HookMap {
@@ -665,6 +668,7 @@ fn record(m: &Material) -> Record<'_> {
             name: &m.words[0],
             link: n(1) as u32,
             dir: &m.words[1],
+            engine: &m.words[2],
             flow: HookFlow::from_values(core::array::from_fn(|i| m.n[i % m.n.len()])),
         },
         11 => Record::VmHook {
@@ -672,6 +676,7 @@ fn record(m: &Material) -> Record<'_> {
             name: &m.words[0],
             kind: &m.words[1],
             vm: &m.words[2],
+            engine: &m.words[0],
             flow: VmHookFlow::from_values(core::array::from_fn(|i| m.n[i % m.n.len()])),
         },
         12 => Record::HookMap {

@@ -188,7 +188,7 @@ fn only_restart_and_exit_hooks_are_built_here_and_they_report() {
     assert_eq!(
         lines,
         [
-            "@corral vm-hook hook=3 name=h kind=exit vm=web flow_runs=1 flow_allow=1 flow_deny=0 flow_fail=0 flow_bad=0 flow_faults=0 flow_insns=2"
+            "@corral vm-hook hook=3 name=h kind=exit vm=web engine=interpreted flow_runs=1 flow_allow=1 flow_deny=0 flow_fail=0 flow_bad=0 flow_faults=0 flow_insns=2"
         ]
     );
 }

@@ -220,7 +220,7 @@ fn the_report_lists_the_counters_and_the_nonzero_entries() {
     assert_eq!(
         lines,
         [
-            "@corral hook hook=3 name=h link=0 dir=a->b flow_runs=6 flow_pass=1 flow_drop=5 flow_aborted=0 flow_faults=0 flow_tx=0 flow_redirect=0 flow_sent=0 flow_unsent=0 flow_insns=106",
+            "@corral hook hook=3 name=h link=0 dir=a->b engine=interpreted flow_runs=6 flow_pass=1 flow_drop=5 flow_aborted=0 flow_faults=0 flow_tx=0 flow_redirect=0 flow_sent=0 flow_unsent=0 flow_insns=106",
             "@corral hook-map hook=3 map=0 kind=array entries=4 nonzero=1 shown=1",
             "@corral hook-entry hook=3 map=0 core=0 key=00000000 value=0500000000000000",
         ]
