@@ -194,23 +194,25 @@ impl Busy {
 /// What the NIC holds of one ring, by cookie (`0 .. SLOTS`), with the
 /// free cookies on a stack: finding one costs the same however many the
 /// NIC holds.
+#[derive(Clone, Copy)]
 struct Slots<T> {
     held: [Option<T>; SLOTS],
-    /// Every cookie whose `held` is `None`, each once; the last is next.
-    free: heapless::Vec<u16, SLOTS>,
+    /// `free[..n_free]`: every cookie whose `held` is `None`, each once.
+    free: [u16; SLOTS],
+    n_free: usize,
 }
 
 impl<T: Copy> Default for Slots<T> {
     fn default() -> Self {
-        // Cookie 0 on top, handed out first; exactly `SLOTS` of them, so
-        // every push has room.
-        let mut free = heapless::Vec::new();
-        for c in (0..SLOTS as u16).rev() {
-            let _ = free.push(c);
+        let mut free = [0u16; SLOTS];
+        // Cookie 0 on top, handed out first.
+        for (i, c) in free.iter_mut().enumerate() {
+            *c = (SLOTS - 1 - i) as u16;
         }
         Slots {
             held: [None; SLOTS],
             free,
+            n_free: SLOTS,
         }
     }
 }
@@ -219,7 +221,8 @@ impl<T: Copy> Slots<T> {
     /// The cookie [`Slots::hold`] would use next, if any is free.
     #[inline]
     fn next_free(&self) -> Option<u16> {
-        self.free.last().copied()
+        let top = self.n_free.checked_sub(1)?;
+        self.free.get(top).copied()
     }
 
     /// Holds `value` under the cookie [`Slots::next_free`] gave.
@@ -229,7 +232,7 @@ impl<T: Copy> Slots<T> {
             && let Some(slot) = self.held.get_mut(usize::from(c))
         {
             *slot = Some(value);
-            self.free.pop();
+            self.n_free -= 1;
         }
     }
 
@@ -239,7 +242,10 @@ impl<T: Copy> Slots<T> {
         let value = self.held.get_mut(usize::from(cookie))?.take()?;
         // A cookie is on the stack only while its slot is empty, so the
         // stack has room for it.
-        let _ = self.free.push(cookie);
+        if let Some(top) = self.free.get_mut(self.n_free) {
+            *top = cookie;
+            self.n_free += 1;
+        }
         Some(value)
     }
 }

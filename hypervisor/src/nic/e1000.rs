@@ -357,22 +357,11 @@ impl<R: Regs, M: RingMemory, const N: usize> E1000<R, M, N> {
     }
 
     fn rx_desc(&self, i: u16) -> Gpa {
-        Self::rx_desc_at(self.base, i)
+        Gpa(self.base + Self::RX_RING + u64::from(i) * DESC_BYTES)
     }
 
     fn tx_desc(&self, i: u16) -> Gpa {
-        Self::tx_desc_at(self.base, i)
-    }
-
-    /// Receive descriptor `i` of the DMA area at `base` (for a call that
-    /// holds the rings' state borrowed).
-    fn rx_desc_at(base: u64, i: u16) -> Gpa {
-        Gpa(base + Self::RX_RING + u64::from(i) * DESC_BYTES)
-    }
-
-    /// Transmit descriptor `i` of the DMA area at `base`.
-    fn tx_desc_at(base: u64, i: u16) -> Gpa {
-        Gpa(base + Self::TX_RING + u64::from(i) * DESC_BYTES)
+        Gpa(self.base + Self::TX_RING + u64::from(i) * DESC_BYTES)
     }
 
     /// Readies receive descriptor `i` for the device: its own buffer's

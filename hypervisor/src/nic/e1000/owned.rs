@@ -99,14 +99,15 @@ impl<R: Regs, M: RingMemory, const N: usize> E1000<R, M, N> {
 /// ([`E1000::area`]) and reads and writes descriptors through it.
 impl<R: Regs, M: RingMemory, const N: usize> ZeroCopy for E1000<R, M, N> {
     fn zc_rx_give(&mut self, bus: u64, cookie: u16) -> Result<bool, NicError> {
-        let base = self.base;
+        let d0 = self.rx_desc(0);
         let z = rings_of(&mut self.zc, "zc_rx_give")?;
+        let area = Self::area(&self.dma, self.base)?;
         if usize::from(z.rx_given) >= N - 1 {
             return Ok(false);
         }
-        let area = Self::area(&self.dma, base)?;
         let i = z.rx_tail;
-        area.write_desc(Self::rx_desc_at(base, i), bus, 0)?;
+        let d = Gpa(d0.0 + u64::from(i) * DESC_BYTES);
+        area.write_desc(d, bus, 0)?;
         z.rx_cookie[usize::from(i)] = cookie;
         z.rx_tail = Self::next(i);
         z.rx_given += 1;
@@ -115,14 +116,14 @@ impl<R: Regs, M: RingMemory, const N: usize> ZeroCopy for E1000<R, M, N> {
     }
 
     fn zc_rx_taken(&mut self) -> Result<Option<(u16, Option<u32>)>, NicError> {
-        let base = self.base;
+        let d0 = self.rx_desc(0);
         let z = rings_of(&mut self.zc, "zc_rx_taken")?;
         if z.rx_given == 0 {
             return Ok(None);
         }
         let i = z.rx_head;
-        let area = Self::area(&self.dma, base)?;
-        let d = Self::rx_desc_at(base, i);
+        let area = Self::area(&self.dma, self.base)?;
+        let d = Gpa(d0.0 + u64::from(i) * DESC_BYTES);
         let status = area.read_u32(Gpa(d.0 + RXD_STATUS))? as u8;
         if status & RXD_STAT_DD == 0 {
             return Ok(None);
@@ -171,7 +172,7 @@ impl<R: Regs, M: RingMemory, const N: usize> ZeroCopy for E1000<R, M, N> {
             });
         }
         let slots: u16 = if body_len == 0 { 1 } else { 2 };
-        let (base, buf0) = (self.base, self.tx_buf(0));
+        let (d0, buf0) = (self.tx_desc(0), self.tx_buf(0));
         let z = rings_of(&mut self.zc, "zc_tx_give")?;
         // Reclaim is the caller's (`zc_tx_taken`); a full ring waits.
         if usize::from(z.tx_used + slots) > N - 1 {
@@ -180,8 +181,8 @@ impl<R: Regs, M: RingMemory, const N: usize> ZeroCopy for E1000<R, M, N> {
         }
         let first = z.tx_tail;
         let last = if slots == 1 { first } else { Self::next(first) };
-        let area = Self::area(&self.dma, base)?;
-        let desc = |i: u16| Self::tx_desc_at(base, i);
+        let area = Self::area(&self.dma, self.base)?;
+        let desc = |i: u16| Gpa(d0.0 + u64::from(i) * DESC_BYTES);
         let copy = Gpa(buf0.0 + u64::from(first) * u64::from(BUF_BYTES));
         area.write(copy, header)?;
         let end = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
@@ -205,18 +206,16 @@ impl<R: Regs, M: RingMemory, const N: usize> ZeroCopy for E1000<R, M, N> {
     }
 
     fn zc_tx_taken(&mut self) -> Result<Option<u16>, NicError> {
-        let base = self.base;
-        if rings_of(&mut self.zc, "zc_tx_taken")?.tx_used == 0 {
-            return Ok(None);
-        }
-        let area = Self::area(&self.dma, base)?;
+        let d0 = self.tx_desc(0);
+        rings_of(&mut self.zc, "zc_tx_taken")?;
+        let area = Self::area(&self.dma, self.base)?;
         loop {
             let z = rings_of(&mut self.zc, "zc_tx_taken")?;
             if z.tx_used == 0 {
                 return Ok(None);
             }
             let i = z.tx_head;
-            let d = Self::tx_desc_at(base, i);
+            let d = Gpa(d0.0 + u64::from(i) * DESC_BYTES);
             let status = area.read_u32(Gpa(d.0 + TXD_STATUS))? as u8;
             if status & TXD_STAT_DD == 0 {
                 return Ok(None);
