@@ -33,6 +33,18 @@ pub const MAX_ANSWER: usize = control::HEADER
     + 2
     + MAX_VALUE_SIZE as usize
     + control::TRAILER;
+/// Longest `HookRow` frame this side writes: a 32-byte name, a VM place
+/// with a 32-byte name (longer than a link's or a NIC's), the engine and
+/// five counters.
+const HOOK_ROW_MAX: usize = control::HEADER
+    + (1 + vmm_abi::corral::bootinfo::NAME_MAX)
+    + (1 + 1 + vmm_abi::corral::bootinfo::NAME_MAX + 1)
+    + 1
+    + 5 * 8
+    + control::TRAILER;
+// A commit's answer, two rows and its done, fits the room one answer is
+// given.
+const _: () = assert!(2 * HOOK_ROW_MAX + control::HEADER + control::TRAILER <= MAX_ANSWER);
 /// Most map entries one `hook maps` answers (the first whose value is not
 /// all zero), so one answer cannot hold the line for long.
 pub const MAX_MAP_ROWS: u32 = 256;
@@ -439,9 +451,10 @@ pub trait Fleet {
     fn hook_abort(&mut self) {}
     /// Verifies the whole upload, builds its hook (memory for the decoded
     /// program and its maps) and puts it on its direction, in place of
-    /// the runtime hook there (whose final counters it returns). The
-    /// upload is over either way.
-    fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
+    /// the runtime hook there. Returns the new hook's row (its engine),
+    /// and the final counters of the hook it replaced, if any. The upload
+    /// is over either way.
+    fn hook_commit(&mut self) -> Result<(HookStat, Option<HookStat>), HookRefusal> {
         Err(HookRefusal::NoUpload)
     }
     /// Takes runtime hook `name` off its direction, gives its memory back;
@@ -1127,8 +1140,9 @@ impl Channel {
         }
     }
 
-    /// `hook-commit`: the whole upload verified and attached (the row of
-    /// the hook it replaced, if any, goes first).
+    /// `hook-commit`: the whole upload verified and attached (answered
+    /// with the new hook's row, then the row of the hook it replaced, if
+    /// any).
     fn hook_commit(&mut self, fleet: &mut impl Fleet, name: &str, seq: u32) -> Answer {
         let Some(up) = self.upload.take_if(|u| u.name == name) else {
             return Answer::Refused(Text::format(format_args!(
@@ -1143,13 +1157,11 @@ impl Channel {
             )));
         }
         match fleet.hook_commit() {
-            Ok(old) => {
+            Ok((new, old)) => {
                 // The new hook's row first (its engine), then the row of
                 // the hook it replaced, if any (both fit the room one
-                // answer is given).
-                if let Some(new) = fleet.hook_stat(name) {
-                    self.answer(seq, &hook_row(&new));
-                }
+                // answer is given: see `HOOK_ROW_MAX`).
+                self.answer(seq, &hook_row(&new));
                 if let Some(old) = old {
                     self.answer(seq, &hook_row(&old));
                 }

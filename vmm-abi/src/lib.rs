@@ -21,7 +21,7 @@ pub mod text;
 /// Version of every wire format in this crate. Bump it on any incompatible
 /// change; the hypervisor refuses a manifest and a guest refuses boot info
 /// carrying another version.
-pub const ABI_VERSION: u32 = 15;
+pub const ABI_VERSION: u32 = 16;
 
 /// The 12-byte vendor signature returned by CPUID leaf
 /// [`corral::hypercall::CPUID_LEAF_VENDOR`] in EBX, ECX, EDX.

@@ -193,7 +193,7 @@ impl Fleet for FakeFleet {
         self.aborts += 1;
         self.staged = None;
     }
-    fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
+    fn hook_commit(&mut self) -> Result<(HookStat, Option<HookStat>), HookRefusal> {
         let (name, on, bytes) = self.staged.take().expect("no upload");
         // The fake's verifier: a program whose first byte is 0 is refused
         // as the real one refuses an unknown opcode.
@@ -229,8 +229,8 @@ impl Fleet for FakeFleet {
             faults: 0,
             insns: bytes.len() as u64 / 8,
         };
-        self.hooks.push((stat, StdVec::new()));
-        Ok(old)
+        self.hooks.push((stat.clone(), StdVec::new()));
+        Ok((stat, old))
     }
     fn hook_detach(&mut self, name: &str) -> Result<HookStat, HookRefusal> {
         let i = self
@@ -1904,4 +1904,26 @@ fn links_are_made_and_unmade_between_named_ports_of_running_vms_and_refused_by_n
     // The channel goes on.
     let got = exchange(&mut ch, &mut fleet, &mut seq, &[Message::List]);
     assert_eq!(got.len(), 4);
+}
+
+#[test]
+fn the_longest_hook_row_is_the_one_the_answer_room_is_checked_for() {
+    let long = "n".repeat(vmm_abi::corral::bootinfo::NAME_MAX);
+    let row = Message::HookRow {
+        name: &long,
+        on: HookOn::Vm {
+            vm: &long,
+            kind: vmm_abi::hook::HookKind::Exit as u8,
+        },
+        engine: ENGINE_INTERPRETED,
+        runs: u64::MAX,
+        pass: u64::MAX,
+        dropped: u64::MAX,
+        faults: u64::MAX,
+        insns: u64::MAX,
+    };
+    let mut buf = [0u8; MAX_ANSWER];
+    assert_eq!(encode(&row, 0, &mut buf), Ok(HOOK_ROW_MAX));
+    let done = encode(&Message::Done, 0, &mut buf).unwrap();
+    assert!(2 * HOOK_ROW_MAX + done <= MAX_ANSWER);
 }

@@ -182,11 +182,14 @@ impl Busy {
     /// delivered in the window whose buffer comes back after it, or the
     /// other way round), so it may hold one step of a kind more or fewer
     /// than it has frames; at each kind's average those edges do not move
-    /// the sum.
+    /// the sum. (A frame popped and dropped, or one the NIC marked bad,
+    /// is a step too; with drops in the window the average is a little
+    /// under a delivered frame's.)
     pub fn for_frames(&self, rx_frames: u64, tx_frames: u64) -> (u64, u64) {
         (
-            self.rx_done.for_frames(rx_frames) + self.rx_given.for_frames(rx_frames),
-            self.tx_sent.for_frames(tx_frames) + self.tx_done.for_frames(tx_frames),
+            (self.rx_done.for_frames(rx_frames))
+                .saturating_add(self.rx_given.for_frames(rx_frames)),
+            (self.tx_sent.for_frames(tx_frames)).saturating_add(self.tx_done.for_frames(tx_frames)),
         )
     }
 }
@@ -337,8 +340,9 @@ impl Owned {
     }
 
     /// Receive completions, then refills; returns the buffers completed.
-    /// Each completion, each refill and each publish or doorbell that
-    /// follows them is timed into `busy.rx`.
+    /// Each completion and the publish after them is timed into
+    /// `busy.rx_done`, each refill and the doorbell after them into
+    /// `busy.rx_given`.
     fn receive<Z: ZeroCopy>(
         &mut self,
         nic: &mut Z,
@@ -455,8 +459,9 @@ impl Owned {
     }
 
     /// Transmit completions, then new frames; returns the buffers
-    /// completed and the frames taken. Each of those, and each doorbell or
-    /// publish that follows them, is timed into `busy.tx`.
+    /// completed and the frames taken. Each completion and the publish
+    /// after them is timed into `busy.tx_done`, each frame taken and the
+    /// doorbell after the frames sent into `busy.tx_sent`.
     fn transmit<Z: ZeroCopy>(
         &mut self,
         nic: &mut Z,
@@ -488,7 +493,9 @@ impl Owned {
                 self.busy.tx_done.add(clock().wrapping_sub(t0));
             }
         }
-        let mut taken = 0;
+        // Frames popped (sent or dropped), and frames given to the NIC
+        // (a popped one, or one that waited for room).
+        let (mut taken, mut sent) = (0, 0u32);
         while taken < budget {
             let t0 = clock();
             let Some(cookie) = self.tx.next_free() else {
@@ -524,16 +531,17 @@ impl Owned {
             self.flow.tx_frames += 1;
             self.flow.tx_bytes += u64::from(len);
             self.busy.tx_sent.add(clock().wrapping_sub(t0));
+            sent += 1;
         }
         // The doorbell is the sent frames'; the publish the completions'
-        // (or, in a pass without any, the frames dropped).
+        // (or, in a pass without any, the frames popped and dropped).
         let t0 = clock();
         nic.zc_tx_flush();
         let t1 = clock();
         publish(rings.as_ref(), queue, &mut ram)?;
         let t2 = clock();
         let (doorbell, published) = (t1.wrapping_sub(t0), t2.wrapping_sub(t1));
-        if taken > 0 {
+        if sent > 0 {
             self.busy.tx_sent.more(doorbell);
         }
         if moved > 0 {

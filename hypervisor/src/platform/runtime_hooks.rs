@@ -322,7 +322,7 @@ impl RuntimeHooks {
         net: &Net,
         manifest_hooks: u32,
         vm_name: impl Fn(u32) -> Name,
-    ) -> Result<Option<HookStat>, HookRefusal> {
+    ) -> Result<(HookStat, Option<HookStat>), HookRefusal> {
         let Some(s) = self.staged.lock().take_if(|s| s.channel == channel) else {
             return Err(HookRefusal::NoUpload);
         };
@@ -396,6 +396,7 @@ impl RuntimeHooks {
             hook.set_ports(from, to);
         }
         let engine = engine(&name, |c| hook.compile_with(c));
+        let new = stat_of(&hook);
         let old = slot.swap(Some(hook));
         *count += 1;
         let stat = old.map(|h| retire(h));
@@ -424,7 +425,7 @@ impl RuntimeHooks {
                 ""
             }
         );
-        Ok(stat)
+        Ok((new, stat))
     }
 
     /// Takes runtime hook `name` out of its place and gives its memory
@@ -526,7 +527,7 @@ impl RuntimeHooks {
         (cell, kind): (u32, HookKind),
         manifest_hooks: u32,
         vm_name: impl Fn(u32) -> Name,
-    ) -> Result<Option<HookStat>, HookRefusal> {
+    ) -> Result<(HookStat, Option<HookStat>), HookRefusal> {
         let Staged {
             name,
             on,
@@ -593,6 +594,7 @@ impl RuntimeHooks {
             give_back_all(gone);
         }
         hook.name = static_name(*count, &name);
+        let new = vm_stat_of(&hook, vm.clone());
         let n_insns = insns.len();
         {
             let mut h = slot.hook.lock();
@@ -617,7 +619,7 @@ impl RuntimeHooks {
                 ""
             }
         );
-        Ok(stat)
+        Ok((new, stat))
     }
 }
 

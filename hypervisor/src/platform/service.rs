@@ -1263,7 +1263,7 @@ impl Fleet for Machine<'_> {
         self.0.hooks.abort(self.2);
     }
 
-    fn hook_commit(&mut self) -> Result<Option<HookStat>, HookRefusal> {
+    fn hook_commit(&mut self) -> Result<(HookStat, Option<HookStat>), HookRefusal> {
         let manifest_hooks = self.0.manifest.hooks().count() as u32;
         self.0
             .hooks

@@ -13,9 +13,9 @@
 //! | `POST /v1/links?a=VM.PORT&b=VM.PORT` | `link attach` | `200`, the new link (as a `stats` flow); `404`, `409`; `400` without both ports |
 //! | `DELETE /v1/links?a=VM.PORT&b=VM.PORT` | `link detach` | `200`, the link's final counters; as `POST` |
 //! | `GET /v1/vms/NAME/logs[?from=N]` | `logs` | `200`, the VM's id, its next line's number and the lines the hypervisor keeps from line N on; `404` |
-//! | `GET /v1/hooks/NAME` | `hook maps` | `200`, a runtime or manifest hook's place, counters and map entries that are not all zero; `404`, `409` |
+//! | `GET /v1/hooks/NAME` | `hook maps` | `200`, a runtime or manifest hook's place, engine, counters and map entries that are not all zero; `404`, `409` |
 //! | `DELETE /v1/hooks/NAME` | `hook detach` | `200`, a runtime hook's final counters; as `GET` |
-//! | `POST /v1/hooks/NAME?link=L&dir=D` (or `nic=N&dir=D`, `vm=VM&kind=K`), body: a map count byte, 16-byte map definitions, 8-byte instructions | `hook attach` (begin, chunks, commit) | `200 {"name":...,"replaced":HOOK\|null}`; `400` for a bad place or body, `409` refused (the verifier's words) |
+//! | `POST /v1/hooks/NAME?link=L&dir=D` (or `nic=N&dir=D`, `vm=VM&kind=K`), body: a map count byte, 16-byte map definitions, 8-byte instructions | `hook attach` (begin, chunks, commit) | `200 {"name":...,"hook":HOOK,"replaced":HOOK\|null}` (`hook`: the new hook's row, with its engine); `400` for a bad place or body, `409` refused (the verifier's words) |
 //! | `POST /v1/images/NAME`, body: the ELF file | image upload (begin, a chunk per 1,000 bytes as they arrive, commit; a body cut short: a commit that drops it) | `200 {"done":true}`; `409` refused |
 //! | `POST /v1/images/IMAGE/start?name=VM[&args=TEXT][&memory=BYTES]` | `start --image` | as `stop`; `400` without a name |
 //! | `GET /v1/events[?from=N]` | (`watch`, sent once at start) | `200`, the events kept from number N on (VMs started, restarted, ended; their console lines), the log's `boot` (another after a restart), the first number kept and the next; `400`; `503` without a `watch` |

@@ -312,6 +312,18 @@ fn a_full_transmit_ring_holds_the_frame_for_later() {
     }
     assert_eq!(r.nic.sent, frames, "all sent, in order, none dropped");
     assert_eq!(r.guest.in_flight(), 0);
+    // Every send is timed once, with the doorbell of each pass that sent
+    // (those that sent a frame that had waited too: three), and the first
+    // pass's publish (it popped frames and completed none).
+    assert_eq!(
+        r.owned.busy.tx_sent,
+        Steps {
+            n: 3,
+            ticks: 3 + 3 + 1
+        }
+    );
+    // Each completion with its pass's publish.
+    assert_eq!(r.owned.busy.tx_done, Steps { n: 3, ticks: 3 + 3 });
 }
 
 #[test]
