@@ -678,11 +678,7 @@ fn static_name(count: u32, name: &Name) -> &'static str {
 
 /// Gives staged instructions' frames back (nothing was built over them)
 /// and refuses with `why`.
-fn refuse(
-    insns: &'static mut [Insn],
-    lent: Lent,
-    why: HookRefusal,
-) -> Result<Option<HookStat>, HookRefusal> {
+fn refuse<T>(insns: &'static mut [Insn], lent: Lent, why: HookRefusal) -> Result<T, HookRefusal> {
     let _ = insns;
     // SAFETY: nothing was built over the instructions: the one reference
     // into these frames was just dropped.
