@@ -493,9 +493,11 @@ impl Owned {
                 self.busy.tx_done.add(clock().wrapping_sub(t0));
             }
         }
-        // Frames popped (sent or dropped), and frames given to the NIC
-        // (a popped one, or one that waited for room).
-        let (mut taken, mut sent) = (0, 0u32);
+        // Frames popped (sent or dropped); the frames given to the NIC (a
+        // popped one, or one that waited for room) are the sent count's
+        // growth.
+        let sent_before = self.flow.tx_frames;
+        let mut taken = 0;
         while taken < budget {
             let t0 = clock();
             let Some(cookie) = self.tx.next_free() else {
@@ -531,7 +533,6 @@ impl Owned {
             self.flow.tx_frames += 1;
             self.flow.tx_bytes += u64::from(len);
             self.busy.tx_sent.add(clock().wrapping_sub(t0));
-            sent += 1;
         }
         // The doorbell is the sent frames'; the publish the completions'
         // (or, in a pass without any, the frames popped and dropped).
@@ -541,7 +542,7 @@ impl Owned {
         publish(rings.as_ref(), queue, &mut ram)?;
         let t2 = clock();
         let (doorbell, published) = (t1.wrapping_sub(t0), t2.wrapping_sub(t1));
-        if sent > 0 {
+        if self.flow.tx_frames != sent_before {
             self.busy.tx_sent.more(doorbell);
         }
         if moved > 0 {
