@@ -208,8 +208,8 @@ pub struct HookStat {
     pub on: Target,
     /// A VM hook's VM's name (empty for a packet hook).
     pub vm: Name,
-    /// Whether the JIT's code runs it (else the interpreter).
-    pub compiled: bool,
+    /// What runs it: `ENGINE_COMPILED` or `ENGINE_INTERPRETED`.
+    pub engine: u8,
     /// Frames (events) it ran on.
     pub runs: u64,
     /// Frames it passed (a VM hook: exits allowed, restarts granted,
@@ -1423,11 +1423,7 @@ fn hook_row(s: &HookStat) -> Message<'_> {
                 kind: kind as u8,
             },
         },
-        engine: if s.compiled {
-            control::ENGINE_COMPILED
-        } else {
-            control::ENGINE_INTERPRETED
-        },
+        engine: s.engine,
         runs: s.runs,
         pass: s.pass,
         dropped: s.dropped,

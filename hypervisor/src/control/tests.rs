@@ -222,7 +222,11 @@ impl Fleet for FakeFleet {
             on,
             vm,
             // The fake's JIT area has room for 125 instructions.
-            compiled: bytes.len() <= 125 * 8,
+            engine: if bytes.len() <= 125 * 8 {
+                ENGINE_COMPILED
+            } else {
+                ENGINE_INTERPRETED
+            },
             runs: 0,
             pass: 0,
             dropped: 0,

@@ -199,9 +199,9 @@ impl<'t> VmHook<'t> {
         }
     }
 
-    /// Whether the JIT's code runs it (else the interpreter).
-    pub fn compiled(&self) -> bool {
-        self.state.lock().prog.jit().is_some()
+    /// What runs it ([`super::Program::engine`]).
+    pub fn engine(&self) -> u8 {
+        self.state.lock().prog.engine()
     }
 
     /// The same hook serving core `core`'s VMs instead of one VM.
@@ -308,7 +308,7 @@ impl<'t> VmHook<'t> {
             name: self.name,
             kind: self.kind.name(),
             vm: vm_name,
-            engine: st.prog.engine(),
+            engine: vmm_abi::control::engine_name(st.prog.engine()),
             flow: st.flow,
         });
         super::maps::report(self.index, &st.maps, st.cores, record);

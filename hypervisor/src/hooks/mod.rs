@@ -109,15 +109,15 @@ impl<'p> Program<'p> {
         }
     }
 
-    /// What runs it, as the report and the control channel name it:
-    /// `compiled` (it has code) or `interpreted`.
-    pub fn engine(&self) -> &'static str {
-        use vmm_abi::control::{ENGINE_COMPILED, ENGINE_INTERPRETED, engine_name};
-        engine_name(if self.jit.is_some() {
+    /// What runs it, as the control channel numbers it:
+    /// `ENGINE_COMPILED` (it has code) or `ENGINE_INTERPRETED`.
+    pub fn engine(&self) -> u8 {
+        use vmm_abi::control::{ENGINE_COMPILED, ENGINE_INTERPRETED};
+        if self.jit.is_some() {
             ENGINE_COMPILED
         } else {
             ENGINE_INTERPRETED
-        })
+        }
     }
 
     /// Its compiled code, if any.

@@ -640,9 +640,9 @@ impl<'t> PacketHook<'t> {
         }
     }
 
-    /// Whether the JIT's code runs it (else the interpreter).
-    pub fn compiled(&self) -> bool {
-        self.run.lock().prog.jit().is_some()
+    /// What runs it ([`Program::engine`]).
+    pub fn engine(&self) -> u8 {
+        self.run.lock().prog.engine()
     }
 
     /// Sets the port `xdp_md.ingress_ifindex` names (the sender's).
@@ -686,7 +686,7 @@ impl<'t> PacketHook<'t> {
             name: self.name,
             link: place,
             dir,
-            engine: run.prog.engine(),
+            engine: vmm_abi::control::engine_name(run.prog.engine()),
             flow: run.flow,
         });
         super::maps::report(index, &run.mem.maps, run.mem.env.core + 1, record);
